@@ -1,0 +1,16 @@
+/**
+ * Attune's edge Worker: the fetch handler (ingest, decide, config, hooks, edge proxy),
+ * the queue consumer (Directus sync) and the scheduled retention job.
+ */
+import type { QueueMessage } from '@attune/shared-schema';
+import { createApp } from './app.ts';
+
+export { CovisitationDO } from './decide/covisitation-do.ts';
+export { RateLimiterDO } from './ingest/rate-limiter-do.ts';
+export { ProfileDO } from './profile/profile-do.ts';
+
+const app = createApp();
+
+export default {
+  fetch: app.fetch,
+} satisfies ExportedHandler<Env, QueueMessage>;

@@ -1,0 +1,197 @@
+/**
+ * The canonical event: one `CustomerAction` envelope (schema v1) for every producer,
+ * with common fields, a context, and a flexible `properties` map. `validateEvent` is the
+ * single entry point: it upcasts older shapes, validates, and returns readable errors.
+ */
+import { z } from 'zod';
+import { EVENT_NAME_PATTERN, EVENT_TYPES, LIMITS, SCHEMA_VERSION, ULID_PATTERN } from './constants.ts';
+import { type FieldError, fieldErrorsFromZod, formatPath } from './errors.ts';
+import { propertiesSchemaFor } from './events.ts';
+import { checkJsonMap, type JsonIssue, type JsonValue } from './json.ts';
+import { upcast } from './versions.ts';
+
+export type { FieldError } from './errors.ts';
+export type { JsonValue } from './json.ts';
+
+const idString = z.string().min(1).max(LIMITS.maxIdLength);
+const shortText = z.string().max(256);
+const url = z.string().max(LIMITS.maxUrlLength);
+
+export const ConsentStateSchema = z.object({
+  categories: z.record(z.string().min(1).max(64), z.boolean()),
+  policyVersion: z.string().min(1).max(64),
+});
+
+/** What the producer knew about where the event happened. All optional. */
+export const EventContextSchema = z.looseObject({
+  page: z.looseObject({ url, path: url, referrer: url, title: shortText, search: url }).partial().optional(),
+  locale: z.string().max(35).optional(),
+  timezone: z.string().max(64).optional(),
+  screen: z
+    .object({
+      width: z.number().int().nonnegative(),
+      height: z.number().int().nonnegative(),
+      density: z.number().positive().optional(),
+    })
+    .optional(),
+  campaign: z
+    .object({ source: shortText, medium: shortText, name: shortText, term: shortText, content: shortText })
+    .partial()
+    .optional(),
+  library: z.object({ name: z.string().max(64), version: z.string().max(32) }).optional(),
+  consent: ConsentStateSchema.optional(),
+});
+
+/**
+ * Free-form maps are checked by checkJsonMap before zod sees them; z.custom keeps the
+ * object as received (a rebuilt record would turn an own `__proto__` key into a prototype).
+ */
+const jsonMap = z.custom<Record<string, JsonValue>>(
+  (v) => v !== null && typeof v === 'object' && !Array.isArray(v),
+  'expected object',
+);
+
+/** The v1 envelope. Strict: a misspelt field is an error, not silently dropped. */
+export const CustomerActionSchema = z.strictObject({
+  id: z.string().regex(ULID_PATTERN, 'expected a ULID (26 Crockford base32 characters)'),
+  type: z.enum(EVENT_TYPES),
+  name: z
+    .string()
+    .max(LIMITS.maxNameLength)
+    .regex(EVENT_NAME_PATTERN, 'expected a dotted lower-case name like "product.viewed"'),
+  timestamp: z.iso.datetime({ offset: true }),
+  anonymousId: idString,
+  userId: idString.optional(),
+  /** HMAC-SHA256(identity secret, userId), lower-case hex, made by the site's backend. */
+  userIdSignature: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'expected a 64-character lower-case hex HMAC-SHA256 signature')
+    .optional(),
+  sessionId: idString.optional(),
+  context: EventContextSchema.optional(),
+  properties: jsonMap.optional(),
+  traits: jsonMap.optional(),
+  schemaVersion: z.literal(SCHEMA_VERSION),
+});
+
+export type CustomerAction = z.infer<typeof CustomerActionSchema> & {
+  properties?: Record<string, JsonValue>;
+  traits?: Record<string, JsonValue>;
+};
+export type EventContext = z.infer<typeof EventContextSchema>;
+
+export type EventValidation = { ok: true; event: CustomerAction } | { ok: false; errors: FieldError[] };
+
+export interface ValidateOptions {
+  /** Server time for the timestamp window; defaults to Date.now(). */
+  now?: number;
+  /** Prefix for error paths, e.g. ['batch', 3]. */
+  path?: readonly PropertyKey[];
+  /** Bytes of this event as received, when the caller already knows them. */
+  bytes?: number;
+}
+
+const encoder = new TextEncoder();
+
+/** The UTF-8 byte length of a value serialized as JSON. */
+export function jsonBytes(value: unknown): number {
+  return encoder.encode(JSON.stringify(value)).byteLength;
+}
+
+function jsonIssuesToErrors(issues: JsonIssue[], prefix: readonly PropertyKey[]): FieldError[] {
+  return issues.map((i) => ({ path: formatPath([...prefix, ...i.path]), message: i.message }));
+}
+
+/**
+ * Validates one event of any supported schema version and returns it as v1, or the
+ * list of what is wrong with it. Never throws on any input.
+ */
+export function validateEvent(input: unknown, options: ValidateOptions = {}): EventValidation {
+  const prefix = options.path ?? [];
+  try {
+    const up = upcast(input);
+    if (!up.ok)
+      return {
+        ok: false,
+        errors: up.errors.map((e) => ({
+          ...e,
+          path: [formatPath(prefix), e.path].filter(Boolean).join('.'),
+        })),
+      };
+    const candidate = up.value as Record<string, unknown>;
+
+    // Free-form maps first, on the raw input: limits, finite numbers, forbidden keys.
+    const jsonIssues: JsonIssue[] = [];
+    for (const field of ['properties', 'traits', 'context'] as const) {
+      if (candidate[field] !== undefined) checkJsonMap(candidate[field], jsonIssues, [field]);
+    }
+    if (jsonIssues.length > 0) return { ok: false, errors: jsonIssuesToErrors(jsonIssues, prefix) };
+
+    const parsed = CustomerActionSchema.safeParse(candidate);
+    if (!parsed.success)
+      return { ok: false, errors: fieldErrorsFromZod(parsed.error.issues, candidate, prefix) };
+    const event = parsed.data as CustomerAction;
+
+    const errors: FieldError[] = [];
+    const propsSchema = propertiesSchemaFor(event.name);
+    if (propsSchema) {
+      const props = propsSchema.safeParse(event.properties ?? {});
+      if (!props.success)
+        errors.push(
+          ...fieldErrorsFromZod(props.error.issues, event.properties ?? {}, [...prefix, 'properties']),
+        );
+    }
+    if (event.type === 'consent' && event.name !== 'consent.updated') {
+      errors.push({
+        path: formatPath([...prefix, 'name']),
+        message: 'consent events must be named "consent.updated"',
+      });
+    }
+    if (event.type === 'page' && event.name !== 'page.viewed') {
+      errors.push({
+        path: formatPath([...prefix, 'name']),
+        message: 'page events must be named "page.viewed"',
+      });
+    }
+    if (event.userIdSignature !== undefined && event.userId === undefined) {
+      errors.push({
+        path: formatPath([...prefix, 'userIdSignature']),
+        message: 'a signature needs the userId it signs',
+      });
+    }
+
+    const now = options.now ?? Date.now();
+    const at = Date.parse(event.timestamp);
+    if (at > now + LIMITS.maxFutureSkewMs) {
+      errors.push({
+        path: formatPath([...prefix, 'timestamp']),
+        message: `timestamp ${event.timestamp} is more than 24 hours in the future; check the device clock`,
+      });
+    } else if (at < now - LIMITS.maxEventAgeMs) {
+      errors.push({
+        path: formatPath([...prefix, 'timestamp']),
+        message: `timestamp ${event.timestamp} is more than 30 days old`,
+      });
+    }
+
+    const bytes = options.bytes ?? jsonBytes(event);
+    if (bytes > LIMITS.maxEventBytes) {
+      errors.push({
+        path: formatPath(prefix),
+        message: `event too large: ${bytes} bytes, at most ${LIMITS.maxEventBytes}`,
+      });
+    }
+    return errors.length > 0 ? { ok: false, errors } : { ok: true, event };
+  } catch (err) {
+    // Validation must never throw past the API (e.g. a getter that throws, a cyclic object).
+    return {
+      ok: false,
+      errors: [
+        {
+          path: formatPath(prefix),
+          message: `unreadable event: ${err instanceof Error ? err.message : 'unknown error'}`,
+        },
+      ],
+    };
+  }
+}

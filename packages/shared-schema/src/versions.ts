@@ -1,0 +1,241 @@
+/**
+ * Schema versions and upcasters. An event in an older shape is upcast step by step to
+ * the current version, never rejected for being old. Version 0 is the Segment-spec shape
+ * (`messageId`, `event: "Product Viewed"`, snake_case properties) that existing
+ * producers and Segment server libraries send; the HTTP Tracking API reuses it.
+ */
+import { SCHEMA_VERSION } from './constants.ts';
+import { describeValue } from './json.ts';
+
+export interface UpcastError {
+  path: string;
+  message: string;
+}
+export type Upcast = { ok: true; value: unknown } | { ok: false; errors: UpcastError[] };
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Segment e-commerce spec names → Attune names. Other names are dotted from their words. */
+export const SEGMENT_EVENT_NAMES: Readonly<Record<string, string>> = {
+  'Product Viewed': 'product.viewed',
+  'Product List Viewed': 'product.list_viewed',
+  'Product List Filtered': 'product.list_viewed',
+  'Products Searched': 'search.performed',
+  'Product Added': 'cart.item.added',
+  'Product Removed': 'cart.item.removed',
+  'Checkout Started': 'checkout.started',
+  'Order Completed': 'order.completed',
+  'Signed In': 'user.signed_in',
+  'Form Submitted': 'form.submitted',
+};
+
+/** Segment snake_case property keys → Attune camelCase keys. */
+const SEGMENT_PROPERTY_KEYS: Readonly<Record<string, string>> = {
+  product_id: 'productId',
+  order_id: 'orderId',
+  cart_id: 'cartId',
+  list_id: 'listId',
+  image_url: 'imageUrl',
+  checkout_id: 'checkoutId',
+};
+
+/** "Video Playback Started" → "video.playback.started"; single words get a `track.` prefix. */
+export function dottedName(segmentName: string): string {
+  const known = SEGMENT_EVENT_NAMES[segmentName];
+  if (known) return known;
+  const words = segmentName
+    .toLowerCase()
+    .replace(/[^a-z0-9_ .-]+/g, ' ')
+    .split(/[\s.-]+/)
+    .filter(Boolean)
+    .map((w) => (/^[a-z]/.test(w) ? w : `n${w}`));
+  if (words.length === 0) return 'track.unnamed';
+  return words.length === 1 ? `track.${words[0]}` : words.join('.');
+}
+
+function renameKeys(props: Json): Json {
+  const out: Json = {};
+  for (const [key, value] of Object.entries(props)) {
+    const name = SEGMENT_PROPERTY_KEYS[key] ?? key;
+    out[name] =
+      key === 'products' && Array.isArray(value)
+        ? value.map((p) => (isObject(p) ? renameKeys(p) : p))
+        : value;
+  }
+  return out;
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** FNV-1a over a string with a seed: a cheap, deterministic 32-bit hash. */
+function fnv1a(input: string, seed: number): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < input.length; i++) {
+    h ^= input.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/**
+ * A ULID derived from a message id and time: the same Segment messageId always maps to
+ * the same ULID, so a producer's retries stay idempotent after upcasting.
+ */
+export function ulidFromMessageId(messageId: string, timeMs: number): string {
+  let out = '';
+  let t = Math.max(0, Math.min(Math.floor(timeMs), 2 ** 48 - 1));
+  for (let i = 0; i < 10; i++) {
+    out = CROCKFORD.charAt(t % 32) + out;
+    t = Math.floor(t / 32);
+  }
+  for (let i = 0; i < 4; i++) {
+    let h = fnv1a(messageId, i * 0x9e3779b1);
+    // 4 hashes × 4 characters (20 bits each) = 16 characters = 80 bits of randomness.
+    for (let j = 0; j < 4; j++) {
+      out += CROCKFORD.charAt(h & 31);
+      h >>>= 5;
+    }
+  }
+  return out;
+}
+
+const ULID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
+
+/** v0 (Segment spec) → v1. */
+function upcastSegment(input: Json): Upcast {
+  const type = input.type;
+  const messageId = input.messageId;
+  if (typeof messageId !== 'string' || messageId.length === 0 || messageId.length > 128) {
+    return {
+      ok: false,
+      errors: [
+        { path: 'messageId', message: `expected a non-empty string, received ${describeValue(messageId)}` },
+      ],
+    };
+  }
+  const stamp =
+    typeof input.timestamp === 'string'
+      ? input.timestamp
+      : typeof input.originalTimestamp === 'string'
+        ? input.originalTimestamp
+        : undefined;
+  const timeMs = stamp !== undefined ? Date.parse(stamp) : Number.NaN;
+  const timestamp = Number.isFinite(timeMs) ? new Date(timeMs).toISOString() : stamp;
+  const userId =
+    typeof input.userId === 'string' || typeof input.userId === 'number' ? String(input.userId) : undefined;
+  const anonymousId =
+    typeof input.anonymousId === 'string'
+      ? input.anonymousId
+      : userId !== undefined
+        ? `server:${userId}`
+        : input.anonymousId;
+
+  let name: unknown;
+  let eventType: 'track' | 'page' | 'identify';
+  let properties: Json = isObject(input.properties) ? renameKeys(input.properties) : {};
+  switch (type) {
+    case 'track':
+      eventType = 'track';
+      name = typeof input.event === 'string' ? dottedName(input.event) : input.event;
+      break;
+    case 'page':
+    case 'screen':
+      eventType = 'page';
+      name = 'page.viewed';
+      if (typeof input.name === 'string' && properties.title === undefined)
+        properties = { ...properties, title: input.name };
+      break;
+    case 'identify':
+      eventType = 'identify';
+      name = 'user.identified';
+      break;
+    default:
+      return {
+        ok: false,
+        errors: [
+          {
+            path: 'type',
+            message: `Segment "${String(type)}" calls are not supported; send track, page, screen or identify`,
+          },
+        ],
+      };
+  }
+
+  const ctx = isObject(input.context) ? input.context : {};
+  const context: Json = {};
+  for (const key of ['page', 'locale', 'timezone', 'screen', 'campaign', 'library'] as const) {
+    if (ctx[key] !== undefined) context[key] = ctx[key];
+  }
+  // context.ip and context.userAgent are deliberately not carried: the Worker derives
+  // what it needs from the request and stores neither.
+
+  const v1: Json = {
+    id: ULID.test(messageId) ? messageId : ulidFromMessageId(messageId, Number.isFinite(timeMs) ? timeMs : 0),
+    type: eventType,
+    name,
+    timestamp,
+    anonymousId,
+    context,
+    properties,
+    schemaVersion: 1,
+  };
+  if (userId !== undefined) v1.userId = userId;
+  if (eventType === 'identify' && isObject(input.traits)) v1.traits = input.traits;
+  return { ok: true, value: v1 };
+}
+
+/** Upcasters by the version they read; each returns the next version's shape. */
+const UPCASTERS: Readonly<Record<number, (input: Json) => Upcast>> = {
+  0: upcastSegment,
+};
+
+/** The schema version of an input: explicit, or 0 for a Segment-shaped object. */
+export function detectVersion(input: Json): number | undefined {
+  if (typeof input.schemaVersion === 'number') return input.schemaVersion;
+  if (input.schemaVersion === undefined && typeof input.messageId === 'string') return 0;
+  return undefined;
+}
+
+/** Upcasts any supported version to the current one. Never throws. */
+export function upcast(input: unknown): Upcast {
+  if (!isObject(input))
+    return {
+      ok: false,
+      errors: [{ path: '', message: `expected an event object, received ${describeValue(input)}` }],
+    };
+  let version = detectVersion(input);
+  if (version === undefined) {
+    return {
+      ok: false,
+      errors: [{ path: 'schemaVersion', message: `required: expected ${SCHEMA_VERSION}` }],
+    };
+  }
+  if (!Number.isInteger(version) || version > SCHEMA_VERSION || version < 0) {
+    return {
+      ok: false,
+      errors: [
+        {
+          path: 'schemaVersion',
+          message: `unsupported schema version ${String(version)}; this server reads versions 0 to ${SCHEMA_VERSION}`,
+        },
+      ],
+    };
+  }
+  let value: Json = input;
+  while (version < SCHEMA_VERSION) {
+    const step = UPCASTERS[version];
+    if (!step)
+      return {
+        ok: false,
+        errors: [{ path: 'schemaVersion', message: `no upcaster from version ${version}` }],
+      };
+    const result = step(value);
+    if (!result.ok) return result;
+    if (!isObject(result.value))
+      return { ok: false, errors: [{ path: '', message: 'upcaster returned a non-object' }] };
+    value = result.value;
+    version++;
+  }
+  return { ok: true, value };
+}

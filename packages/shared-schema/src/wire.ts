@@ -1,0 +1,146 @@
+/**
+ * The wire protocol of `POST /v1/collect`: the request envelope, partial-success
+ * responses with per-event errors, and the error body of every non-2xx status.
+ */
+import { z } from 'zod';
+import { COLLECT_STATUS, LIMITS } from './constants.ts';
+import { type FieldError, fieldErrorsFromZod } from './errors.ts';
+import { type CustomerAction, validateEvent } from './event.ts';
+import { describeValue } from './json.ts';
+
+/** The request body (sent as `text/plain` JSON so browsers need no CORS preflight). */
+export const CollectEnvelopeSchema = z.object({
+  writeKey: z.string().min(1).max(128),
+  sentAt: z.iso.datetime({ offset: true }).optional(),
+  batch: z.array(z.unknown()).min(1, 'batch is empty: send at least one event'),
+});
+
+export interface CollectRequest {
+  writeKey: string;
+  sentAt?: string;
+  batch: CustomerAction[];
+}
+
+/** One rejected event: its index in `batch`, its id when readable, and every reason. */
+export interface EventError {
+  index: number;
+  id?: string;
+  errors: FieldError[];
+}
+
+/** The body of a 200 or 207 response. */
+export interface CollectResponse {
+  accepted: number;
+  /** Events already seen (client retries): counted as delivered, not stored twice. */
+  duplicates?: number;
+  rejected: EventError[];
+}
+
+/** The body of every 4xx response. */
+export interface ErrorBody {
+  error: {
+    code:
+      | 'invalid_json'
+      | 'invalid_envelope'
+      | 'unknown_write_key'
+      | 'origin_not_allowed'
+      | 'too_large'
+      | 'rate_limited'
+      | 'unauthorized'
+      | 'not_found';
+    message: string;
+    errors?: FieldError[];
+  };
+}
+
+export type CollectParse =
+  | {
+      ok: true;
+      writeKey: string;
+      sentAt: string | undefined;
+      events: { index: number; event: CustomerAction }[];
+      rejected: EventError[];
+    }
+  | { ok: false; status: number; body: ErrorBody };
+
+export function errorBody(
+  code: ErrorBody['error']['code'],
+  message: string,
+  errors?: FieldError[],
+): ErrorBody {
+  return errors ? { error: { code, message, errors } } : { error: { code, message } };
+}
+
+/**
+ * Parses a collect body (the raw text) into accepted events and per-event errors.
+ * Returns a status and error body for what cannot be partially accepted.
+ */
+export function parseCollectBody(text: string, options: { now?: number } = {}): CollectParse {
+  const bytes = new TextEncoder().encode(text).byteLength;
+  if (bytes > LIMITS.maxBatchBytes) {
+    return {
+      ok: false,
+      status: COLLECT_STATUS.tooLarge,
+      body: errorBody(
+        'too_large',
+        `request body is ${bytes} bytes; at most ${LIMITS.maxBatchBytes}. Send smaller batches.`,
+      ),
+    };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return {
+      ok: false,
+      status: COLLECT_STATUS.badRequest,
+      body: errorBody('invalid_json', 'request body is not valid JSON'),
+    };
+  }
+  return parseCollectRequest(json, options);
+}
+
+/** Like parseCollectBody, for a body already parsed from JSON. */
+export function parseCollectRequest(json: unknown, options: { now?: number } = {}): CollectParse {
+  const env = CollectEnvelopeSchema.safeParse(json);
+  if (!env.success) {
+    return {
+      ok: false,
+      status: COLLECT_STATUS.badRequest,
+      body: errorBody(
+        'invalid_envelope',
+        'expected { writeKey, sentAt, batch: [...] }',
+        fieldErrorsFromZod(env.error.issues, json, []),
+      ),
+    };
+  }
+  const { writeKey, sentAt, batch } = env.data;
+  if (batch.length > LIMITS.maxBatchEvents) {
+    return {
+      ok: false,
+      status: COLLECT_STATUS.tooLarge,
+      body: errorBody('too_large', `batch has ${batch.length} events; at most ${LIMITS.maxBatchEvents}`),
+    };
+  }
+  const now = options.now ?? Date.now();
+  const events: { index: number; event: CustomerAction }[] = [];
+  const rejected: EventError[] = [];
+  for (let index = 0; index < batch.length; index++) {
+    const raw = batch[index];
+    const result = validateEvent(raw, { now, path: ['batch', index] });
+    if (result.ok) events.push({ index, event: result.event });
+    else {
+      const id =
+        raw !== null && typeof raw === 'object' && typeof (raw as { id?: unknown }).id === 'string'
+          ? (raw as { id: string }).id.slice(0, 64)
+          : undefined;
+      rejected.push(
+        id !== undefined ? { index, id, errors: result.errors } : { index, errors: result.errors },
+      );
+    }
+  }
+  return { ok: true, writeKey, sentAt, events, rejected };
+}
+
+/** Describes an unexpected value (re-exported for producers that build their own messages). */
+export { describeValue };
