@@ -76,7 +76,19 @@ export interface ErasureMessage {
   traceparent?: string;
 }
 
-export type QueueMessage = EventMessage | ConsentMessage | ProfileMessage | ErasureMessage;
+/**
+ * A "viewed next" transition (product `from` viewed, then `to`), with no person attached:
+ * aggregate input for co-visitation counts, sent only under personalization consent.
+ */
+export interface CovisitMessage {
+  kind: 'covisit';
+  siteId: string;
+  from: string;
+  to: string;
+  at: string;
+}
+
+export type QueueMessage = EventMessage | ConsentMessage | ProfileMessage | ErasureMessage | CovisitMessage;
 
 const personId = z.string().min(1).max(300);
 const base = { siteId: z.string().min(1).max(64), personId, traceparent: z.string().max(128).optional() };
@@ -107,6 +119,13 @@ export const QueueMessageSchema = z.discriminatedUnion('kind', [
       firstSeen: z.string(),
       lastSeen: z.string(),
     }),
+  }),
+  z.object({
+    kind: z.literal('covisit'),
+    siteId: z.string().min(1).max(64),
+    from: z.string().min(1).max(128),
+    to: z.string().min(1).max(128),
+    at: z.string(),
   }),
   z.object({
     kind: z.literal('erasure'),

@@ -1,0 +1,50 @@
+/**
+ * The contract between the ingest path, ProfileDO and its readers (decide, triggers,
+ * admin). Everything a reader may know about a person goes through `ProfileView`.
+ */
+import type { ConsentState, CustomerAction, Enrichment } from '@attune/shared-schema';
+
+/** A person's key within a site: `anon:<anonymousId>` until verified, then `user:<userId>`. */
+export type PersonKey = `anon:${string}` | `user:${string}`;
+
+/** One action as the profile keeps it (the last 100). */
+export interface RecentAction {
+  id: string;
+  name: string;
+  at: string;
+  productId?: string;
+  category?: string;
+}
+
+/** A read-only snapshot of one person, as decide, triggers and admin access see it. */
+export interface ProfileView {
+  siteId: string;
+  personKey: PersonKey;
+  anonymousIds: string[];
+  userId?: string;
+  traits: Record<string, unknown>;
+  /** Decayed interest scores, as of `asOf`: keys `category:<name>` and `tag:<name>`. */
+  interests: Record<string, number>;
+  segments: string[];
+  counters: Record<string, number>;
+  /** Newest first, at most 100. */
+  recentActions: RecentAction[];
+  /** Product ids currently in the cart (added minus removed, cleared by an order). */
+  cart: string[];
+  /** Product ids bought. */
+  purchased: string[];
+  consent?: ConsentState;
+  /** Offers made by triggers: rule id → how many times, for per-person caps. */
+  offers: Record<string, number>;
+  firstSeen: string;
+  lastSeen: string;
+  asOf: string;
+}
+
+/** An accepted event handed to a person's ProfileDO, with what the edge derived. */
+export interface ProfileEventInput {
+  event: CustomerAction;
+  enrichment: Enrichment;
+  /** Whether this event may build the profile (personalization granted). */
+  personalization: boolean;
+}
