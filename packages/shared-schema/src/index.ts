@@ -7,6 +7,7 @@
 
 export * from './consent.ts';
 export * from './constants.ts';
+export * from './decide.ts';
 export * from './errors.ts';
 export * from './event.ts';
 export * from './events.ts';
