@@ -1,0 +1,38 @@
+/**
+ * The holdout group: a deterministic share of people (HOLDOUT_PERCENT, default 10%) who
+ * get the defaults on purpose, so personalization's lift is measured against them.
+ * Membership is a hash of the experiment and the person key — stable across requests,
+ * isolates and deploys, with no state to store, and independent between experiments.
+ */
+
+/** The experiment name recorded with every decision; change it to reshuffle the groups. */
+export const DEFAULT_EXPERIMENT = 'personalization-v1';
+
+/** 32-bit FNV-1a over UTF-16 code units, then the murmur3 finalizer to spread similar ids. */
+export function hash32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Parses HOLDOUT_PERCENT: a number 0..100, anything else falls back to 10. */
+export function holdoutPercent(raw: string | undefined): number {
+  const value = Number(raw);
+  return raw !== undefined && raw.trim() !== '' && Number.isFinite(value) && value >= 0 && value <= 100
+    ? value
+    : 10;
+}
+
+/** Whether a person is in the holdout group of an experiment (buckets of 0.01%). */
+export function isInHoldout(personKey: string, percent: number, experiment = DEFAULT_EXPERIMENT): boolean {
+  const bucket = hash32(`${experiment}\u0000${personKey}`) % 10000;
+  return bucket < Math.round(percent * 100);
+}
