@@ -1,0 +1,305 @@
+#!/usr/bin/env node
+/**
+ * Bootstraps a local Directus instance, idempotently, and leaves it running:
+ *  1. installs Directus if needed (install.mjs);
+ *  2. writes `.env` once (random SECRET, TELEMETRY=false, SQLite in data/, 127.0.0.1);
+ *  3. runs `directus bootstrap` (database + admin user);
+ *  4. applies Attune's schema (schema.mjs) over the REST API: creates what is missing;
+ *  5. creates the least-privilege `attune-sync` role/policy and its user with a static
+ *     token, written with DIRECTUS_URL and HOOK_SECRET to data/worker.dev.vars;
+ *  6. (re)creates the Flows: cache invalidation → Worker /v1/hooks/directus (HMAC-signed)
+ *     and orders → Worker /v1/collect (order.completed).
+ *
+ * Environment (all optional): ATTUNE_DIRECTUS_HOME, ATTUNE_DIRECTUS_PORT, ATTUNE_WORKER_URL
+ * (default http://127.0.0.1:8787), ATTUNE_HOOK_SECRET / ATTUNE_SYNC_TOKEN (default: the
+ * repo's .dev.vars HOOK_SECRET / a random token), ATTUNE_ADMIN_EMAIL / ATTUNE_ADMIN_PASSWORD.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { INVALIDATION_SCRIPT, ORDER_SCRIPT } from './flow-scripts.mjs';
+import {
+  adminClient,
+  adminToken,
+  DIRECTUS_BIN,
+  directusInstalled,
+  directusProcessEnv,
+  ensureDir,
+  instance,
+  log,
+  PROJECT_DIR,
+  randomSecret,
+  readEnvFile,
+  REPO_ROOT,
+} from './lib.mjs';
+import { COLLECTIONS, EDGE_CACHED_COLLECTIONS } from './schema.mjs';
+import { startServer } from './server.mjs';
+
+const SYNC_EMAIL = 'attune-sync@attune.local';
+// Fixed ids make every step an upsert: re-running bootstrap finds its own objects.
+const IDS = {
+  policy: '6f1a2c3e-0000-4000-8000-00000000a001',
+  role: '6f1a2c3e-0000-4000-8000-00000000a002',
+  invalidationFlow: '6f1a2c3e-0000-4000-8000-00000000f001',
+  invalidationSign: '6f1a2c3e-0000-4000-8000-00000000f011',
+  invalidationSend: '6f1a2c3e-0000-4000-8000-00000000f012',
+  orderFlow: '6f1a2c3e-0000-4000-8000-00000000f002',
+  orderBuild: '6f1a2c3e-0000-4000-8000-00000000f021',
+  orderSend: '6f1a2c3e-0000-4000-8000-00000000f022',
+};
+
+/** The repo's .dev.vars (the Worker's local secrets), so Directus and the Worker agree. */
+function workerDevVars() {
+  return readEnvFile(join(REPO_ROOT, '.dev.vars'));
+}
+
+function writeEnv(inst) {
+  const prev = readEnvFile(inst.envFile);
+  const dev = workerDevVars();
+  const siteSecrets = (() => {
+    try {
+      return JSON.parse(dev.ATTUNE_SITE_SECRETS ?? '{}');
+    } catch {
+      return {};
+    }
+  })();
+  const env = {
+    HOST: '127.0.0.1',
+    PORT: String(inst.port),
+    PUBLIC_URL: inst.url,
+    SECRET: prev.SECRET ?? randomSecret(),
+    TELEMETRY: 'false',
+    DB_CLIENT: 'sqlite3',
+    DB_FILENAME: join(inst.dataDir, 'directus.db'),
+    STORAGE_LOCATIONS: 'local',
+    STORAGE_LOCAL_ROOT: join(inst.home, 'uploads'),
+    EXTENSIONS_PATH: join(inst.home, 'extensions'),
+    ADMIN_EMAIL: process.env.ATTUNE_ADMIN_EMAIL ?? prev.ADMIN_EMAIL ?? 'admin@attune.local',
+    ADMIN_PASSWORD: process.env.ATTUNE_ADMIN_PASSWORD ?? prev.ADMIN_PASSWORD ?? 'attune-local-admin',
+    CACHE_ENABLED: 'false',
+    RATE_LIMITER_ENABLED: 'false',
+    WEBSOCKETS_ENABLED: 'false',
+    LOG_LEVEL: 'warn',
+    MAX_PAYLOAD_SIZE: '10mb',
+    // Flows call the Worker on 127.0.0.1, which Directus's default deny list blocks.
+    IMPORT_IP_DENY_LIST: '169.254.169.254',
+    FLOWS_ENV_ALLOW_LIST: 'ATTUNE_HOOK_SECRET,ATTUNE_WORKER_URL,ATTUNE_SERVER_KEY,ATTUNE_WRITE_KEY',
+    ATTUNE_WORKER_URL: process.env.ATTUNE_WORKER_URL ?? prev.ATTUNE_WORKER_URL ?? 'http://127.0.0.1:8787',
+    ATTUNE_HOOK_SECRET: process.env.ATTUNE_HOOK_SECRET ?? dev.HOOK_SECRET ?? prev.ATTUNE_HOOK_SECRET ?? randomSecret(),
+    ATTUNE_WRITE_KEY: process.env.ATTUNE_WRITE_KEY ?? prev.ATTUNE_WRITE_KEY ?? 'pk_demo_attune',
+    ATTUNE_SERVER_KEY:
+      process.env.ATTUNE_SERVER_KEY ?? siteSecrets.demo?.serverKey ?? prev.ATTUNE_SERVER_KEY ?? 'sk_change_me',
+  };
+  ensureDir(inst.dataDir);
+  ensureDir(join(inst.home, 'uploads'));
+  ensureDir(join(inst.home, 'extensions'));
+  const text = `# Written by services/directus/scripts/bootstrap.mjs (local use only; not committed).\n${Object.entries(env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n')}\n`;
+  writeFileSync(inst.envFile, text, { mode: 0o600 });
+  return env;
+}
+
+function runDirectusBootstrap(inst) {
+  const r = spawnSync(process.execPath, [DIRECTUS_BIN, 'bootstrap'], {
+    cwd: inst.home,
+    env: directusProcessEnv(inst),
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`directus bootstrap failed:\n${r.stdout}\n${r.stderr}`);
+}
+
+async function applyCollections(api) {
+  for (const def of COLLECTIONS) {
+    const existing = await api.find(`/collections/${def.collection}`);
+    if (!existing) {
+      await api.post('/collections', {
+        collection: def.collection,
+        meta: { icon: def.icon, note: def.note },
+        schema: {},
+        fields: def.fields,
+      });
+      log(`created collection ${def.collection}`);
+      continue;
+    }
+    const fields = (await api.get(`/fields/${def.collection}`)) ?? [];
+    const have = new Set(fields.map((f) => f.field));
+    for (const field of def.fields) {
+      if (have.has(field.field)) continue;
+      await api.post(`/fields/${def.collection}`, field);
+      log(`added field ${def.collection}.${field.field}`);
+    }
+  }
+}
+
+async function upsert(api, collection, id, body) {
+  const existing = await api.find(`/${collection}/${id}`);
+  if (existing) return api.patch(`/${collection}/${id}`, body);
+  return api.post(`/${collection}`, { id, ...body });
+}
+
+/** The attune-sync policy: exactly what the queue consumer, config and replay need. */
+async function applySyncAccess(api, env) {
+  await upsert(api, 'policies', IDS.policy, {
+    name: 'attune-sync',
+    icon: 'sync',
+    description: "The edge Worker's access: write the event log, profiles and consent proof; read the catalog.",
+    admin_access: false,
+    app_access: false,
+  });
+  await upsert(api, 'roles', IDS.role, { name: 'attune-sync', icon: 'sync', description: 'The edge Worker (least privilege)' });
+  const access = (await api.get(`/access?filter[role][_eq]=${IDS.role}&filter[policy][_eq]=${IDS.policy}`)) ?? [];
+  if (access.length === 0) await api.post('/access', { role: IDS.role, policy: IDS.policy });
+
+  // Permissions are replaced wholesale, so a narrowed schema.mjs narrows the policy too.
+  const current = (await api.get(`/permissions?filter[policy][_eq]=${IDS.policy}&limit=-1&fields=id`)) ?? [];
+  if (current.length > 0) await api.del('/permissions', current.map((p) => p.id));
+  const wanted = COLLECTIONS.flatMap((c) =>
+    c.sync.map((action) => ({ policy: IDS.policy, collection: c.collection, action, fields: ['*'], permissions: {}, validation: {} })),
+  );
+  await api.post('/permissions', wanted);
+
+  const users = (await api.get(`/users?filter[email][_eq]=${encodeURIComponent(SYNC_EMAIL)}&fields=id,token`)) ?? [];
+  const token = process.env.ATTUNE_SYNC_TOKEN ?? env.__previousSyncToken ?? randomSecret();
+  if (users.length === 0) {
+    await api.post('/users', {
+      email: SYNC_EMAIL,
+      first_name: 'Attune',
+      last_name: 'edge sync',
+      role: IDS.role,
+      token,
+      status: 'active',
+    });
+  } else {
+    const user = users[0];
+    await api.patch(`/users/${user.id}`, { role: IDS.role, token, status: 'active' });
+  }
+  return token;
+}
+
+async function recreateFlow(api, flow, ops) {
+  if (await api.find(`/flows/${flow.id}`)) await api.del(`/flows/${flow.id}`);
+  for (const op of ops) if (await api.find(`/operations/${op.id}`)) await api.del(`/operations/${op.id}`);
+  await api.post('/flows', { ...flow, operation: null });
+  // Create the chain back to front so each `resolve` points at an existing operation.
+  for (const op of [...ops].reverse()) await api.post('/operations', { ...op, flow: flow.id });
+  await api.patch(`/flows/${flow.id}`, { operation: ops[0]?.id ?? null });
+}
+
+async function applyFlows(api) {
+  await recreateFlow(
+    api,
+    {
+      id: IDS.invalidationFlow,
+      name: 'Attune: invalidate edge caches',
+      icon: 'cached',
+      color: '#2ECDA7',
+      description: 'Tells the Worker (signed, HMAC-SHA256) that catalog, slot content, rules or consent categories changed.',
+      status: 'active',
+      trigger: 'event',
+      accountability: 'all',
+      options: { type: 'action', scope: ['items.create', 'items.update', 'items.delete'], collections: EDGE_CACHED_COLLECTIONS },
+    },
+    [
+      { id: IDS.invalidationSign, name: 'Sign', key: 'sign', type: 'exec', position_x: 19, position_y: 1, options: { code: INVALIDATION_SCRIPT }, resolve: IDS.invalidationSend },
+      {
+        id: IDS.invalidationSend,
+        name: 'Notify Worker',
+        key: 'notify',
+        type: 'request',
+        position_x: 37,
+        position_y: 1,
+        options: {
+          method: 'POST',
+          url: '{{$env.ATTUNE_WORKER_URL}}/v1/hooks/directus',
+          headers: [
+            { header: 'Content-Type', value: 'application/json' },
+            { header: 'X-Attune-Signature', value: '{{sign.signature}}' },
+          ],
+          body: '{{sign.body}}',
+        },
+      },
+    ],
+  );
+  await recreateFlow(
+    api,
+    {
+      id: IDS.orderFlow,
+      name: 'Attune: order.completed to the edge',
+      icon: 'shopping_cart_checkout',
+      color: '#3399FF',
+      description: "Sends each new order to the Worker's server-side ingest as an order.completed event.",
+      status: 'active',
+      trigger: 'event',
+      accountability: 'all',
+      options: { type: 'action', scope: ['items.create'], collections: ['orders'] },
+    },
+    [
+      { id: IDS.orderBuild, name: 'Build event', key: 'order_event', type: 'exec', position_x: 19, position_y: 1, options: { code: ORDER_SCRIPT }, resolve: IDS.orderSend },
+      {
+        id: IDS.orderSend,
+        name: 'Send to Worker',
+        key: 'send',
+        type: 'request',
+        position_x: 37,
+        position_y: 1,
+        options: {
+          method: 'POST',
+          url: '{{$env.ATTUNE_WORKER_URL}}/v1/collect',
+          headers: [
+            { header: 'Content-Type', value: 'text/plain' },
+            { header: 'Authorization', value: 'Bearer {{order_event.serverKey}}' },
+          ],
+          body: '{{order_event.body}}',
+        },
+      },
+    ],
+  );
+}
+
+/** A fingerprint of everything bootstrap applies, so an unchanged instance is skipped fast. */
+function fingerprint(env) {
+  const h = createHash('sha256');
+  h.update(readFileSync(new URL('./schema.mjs', import.meta.url)));
+  h.update(readFileSync(new URL('./flow-scripts.mjs', import.meta.url)));
+  h.update(readFileSync(new URL(import.meta.url)));
+  h.update(JSON.stringify(env));
+  h.update(process.env.ATTUNE_SYNC_TOKEN ?? '');
+  return h.digest('hex');
+}
+
+/** Bootstraps (idempotently) and leaves the instance running. */
+export async function bootstrap(inst = instance()) {
+  if (!directusInstalled()) {
+    const r = spawnSync(process.execPath, [join(PROJECT_DIR, 'scripts', 'install.mjs')], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('directus install failed');
+  }
+  const env = writeEnv(inst);
+  const marker = join(inst.dataDir, 'bootstrapped');
+  const print = fingerprint(env);
+  if (existsSync(marker) && readFileSync(marker, 'utf8') === print && existsSync(inst.workerVarsFile)) {
+    await startServer(inst);
+    log('schema up to date');
+    return;
+  }
+  runDirectusBootstrap(inst);
+  await startServer(inst);
+  const api = adminClient(inst, await adminToken(inst));
+  await applyCollections(api);
+  const previous = readEnvFile(inst.workerVarsFile).DIRECTUS_TOKEN;
+  const token = await applySyncAccess(api, { __previousSyncToken: previous });
+  await applyFlows(api);
+  writeFileSync(
+    inst.workerVarsFile,
+    `# For the Worker's .dev.vars (written by services/directus/scripts/bootstrap.mjs)\nDIRECTUS_URL=${inst.url}\nDIRECTUS_TOKEN=${token}\nHOOK_SECRET=${env.ATTUNE_HOOK_SECRET}\n`,
+    { mode: 0o600 },
+  );
+  writeFileSync(marker, print);
+  log(`bootstrapped ${inst.url} (admin ${env.ADMIN_EMAIL}); Worker vars in ${inst.workerVarsFile}`);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await bootstrap();
+}

@@ -1,0 +1,133 @@
+/**
+ * Code of the Flows' "Run Script" operations. Directus runs them in an isolated-vm
+ * sandbox with no crypto and no TextEncoder, so the HMAC-SHA256 that signs hooks to the
+ * Worker is written out in plain JS here (checked against node:crypto in the tests).
+ * Secrets come from `process.env`, which Directus fills from FLOWS_ENV_ALLOW_LIST.
+ */
+
+/** Plain-JS SHA-256 / HMAC-SHA256 over UTF-8 strings, hex output. */
+export const HMAC_JS = String.raw`
+function utf8Bytes(s) {
+  var bin = unescape(encodeURIComponent(s)); var out = new Array(bin.length);
+  for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+var SHA_K = [], SHA_H = [];
+(function () {
+  var n = 2, c = 0;
+  while (c < 64) {
+    var prime = true;
+    for (var d = 2; d * d <= n; d++) if (n % d === 0) { prime = false; break; }
+    if (prime) {
+      if (c < 8) SHA_H.push((Math.pow(n, 1 / 2) * 4294967296) | 0);
+      SHA_K.push((Math.pow(n, 1 / 3) * 4294967296) | 0);
+      c++;
+    }
+    n++;
+  }
+})();
+function sha256(bytes) {
+  var h = SHA_H.slice(), k = SHA_K, msg = bytes.slice(), bitLen = bytes.length * 8;
+  msg.push(0x80);
+  while (msg.length % 64 !== 56) msg.push(0);
+  var hi = Math.floor(bitLen / 4294967296), lo = bitLen >>> 0;
+  msg.push((hi >>> 24) & 255, (hi >>> 16) & 255, (hi >>> 8) & 255, hi & 255, (lo >>> 24) & 255, (lo >>> 16) & 255, (lo >>> 8) & 255, lo & 255);
+  var w = new Array(64);
+  for (var off = 0; off < msg.length; off += 64) {
+    for (var i = 0; i < 16; i++) w[i] = (msg[off + 4 * i] << 24) | (msg[off + 4 * i + 1] << 16) | (msg[off + 4 * i + 2] << 8) | msg[off + 4 * i + 3];
+    for (i = 16; i < 64; i++) {
+      var x = w[i - 15], y = w[i - 2];
+      var s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+      var s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
+    }
+    var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (i = 0; i < 64; i++) {
+      var S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      var ch = (e & f) ^ (~e & g);
+      var t1 = (hh + S1 + ch + k[i] + w[i]) | 0;
+      var S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      var maj = (a & b) ^ (a & c) ^ (b & c);
+      var t2 = (S0 + maj) | 0;
+      hh = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
+    }
+    h[0] = (h[0] + a) | 0; h[1] = (h[1] + b) | 0; h[2] = (h[2] + c) | 0; h[3] = (h[3] + d) | 0;
+    h[4] = (h[4] + e) | 0; h[5] = (h[5] + f) | 0; h[6] = (h[6] + g) | 0; h[7] = (h[7] + hh) | 0;
+  }
+  var out = [];
+  for (i = 0; i < 8; i++) out.push((h[i] >>> 24) & 255, (h[i] >>> 16) & 255, (h[i] >>> 8) & 255, h[i] & 255);
+  return out;
+}
+function hmacSha256Hex(key, message) {
+  var kb = utf8Bytes(key);
+  if (kb.length > 64) kb = sha256(kb);
+  while (kb.length < 64) kb.push(0);
+  var ipad = [], opad = [];
+  for (var i = 0; i < 64; i++) { ipad.push(kb[i] ^ 0x36); opad.push(kb[i] ^ 0x5c); }
+  var inner = sha256(ipad.concat(utf8Bytes(message)));
+  var mac = sha256(opad.concat(inner));
+  var hex = '';
+  for (i = 0; i < mac.length; i++) hex += (mac[i] < 16 ? '0' : '') + mac[i].toString(16);
+  return hex;
+}
+`;
+
+/** Builds the signed body of a cache-invalidation hook from a Flow's event trigger. */
+export const INVALIDATION_SCRIPT = `${HMAC_JS}
+module.exports = async function (data) {
+  var t = data.$trigger || {};
+  var keys = Array.isArray(t.keys) ? t.keys : t.key !== undefined ? [t.key] : Array.isArray(t.payload) ? t.payload : [];
+  var body = JSON.stringify({
+    source: 'directus',
+    collection: String(t.collection || ''),
+    event: String(t.event || ''),
+    keys: keys.map(function (k) { return String(k); }).slice(0, 1000),
+    at: new Date().toISOString()
+  });
+  return { body: body, signature: 'sha256=' + hmacSha256Hex(process.env.ATTUNE_HOOK_SECRET || '', body) };
+};
+`;
+
+/**
+ * Turns a new order into an \`order.completed\` CustomerAction for the Worker's
+ * server-side ingest. The event id is a ULID whose time part is the order's creation time
+ * and whose random part is derived from the order id, so a retried Flow run cannot
+ * count an order twice.
+ */
+export const ORDER_SCRIPT = `${HMAC_JS}
+var CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+function ulidFor(timeMs, seed) {
+  var time = '', t = timeMs;
+  for (var i = 0; i < 10; i++) { time = CROCKFORD.charAt(t % 32) + time; t = Math.floor(t / 32); }
+  var hash = sha256(utf8Bytes(seed)), rand = '';
+  for (i = 0; i < 16; i++) rand += CROCKFORD.charAt(hash[i] % 32);
+  return time + rand;
+}
+module.exports = async function (data) {
+  var t = data.$trigger || {};
+  var order = t.payload || {};
+  var id = String(t.key !== undefined ? t.key : order.id);
+  var created = order.created_at ? Date.parse(order.created_at) : Date.now();
+  if (!isFinite(created)) created = Date.now();
+  var items = Array.isArray(order.items) ? order.items : [];
+  var event = {
+    id: ulidFor(created, 'order:' + id),
+    type: 'track',
+    name: 'order.completed',
+    timestamp: new Date(created).toISOString(),
+    anonymousId: order.anonymous_id || ('order-' + id),
+    properties: {
+      orderId: id,
+      total: Number(order.total) || 0,
+      currency: order.currency || 'EUR',
+      products: items
+    },
+    context: { library: { name: 'directus-flow', version: '1' } },
+    schemaVersion: 1
+  };
+  if (order.user_id) event.userId = String(order.user_id);
+  var siteId = order.site_id || 'demo';
+  var body = JSON.stringify({ writeKey: process.env.ATTUNE_WRITE_KEY || '', sentAt: new Date().toISOString(), batch: [event] });
+  return { body: body, serverKey: process.env.ATTUNE_SERVER_KEY || '', siteId: siteId };
+};
+`;

@@ -1,0 +1,197 @@
+/**
+ * Attune's Directus schema as data: every collection, its fields, and what the
+ * `attune-sync` policy may do with it. bootstrap.mjs applies it idempotently over the
+ * REST API (creates what is missing, never drops anything a marketer added).
+ *
+ * Field names of products, slot_content and trigger_rules match the edge's types in
+ * packages/edge-worker/src/catalog/types.ts (camelCase, arrays/objects as JSON), so the
+ * Worker reads rows as they are. Person keys are plain strings, not relations: events
+ * and profiles arrive in any order and an erasure must delete rows without cascades.
+ */
+
+const pk = (field, maxLength = 64) => ({
+  field,
+  type: 'string',
+  meta: { interface: 'input', readonly: false },
+  schema: { is_primary_key: true, length: maxLength, has_auto_increment: false },
+});
+const str = (field, opts = {}) => ({
+  field,
+  type: 'string',
+  meta: { interface: 'input', ...(opts.meta ?? {}) },
+  schema: { is_nullable: opts.nullable ?? true, is_indexed: opts.indexed ?? false, max_length: opts.length ?? 255 },
+});
+const text = (field) => ({ field, type: 'text', meta: { interface: 'input-multiline' }, schema: { is_nullable: true } });
+const json = (field) => ({ field, type: 'json', meta: { interface: 'input-code', options: { language: 'json' }, special: ['cast-json'] }, schema: { is_nullable: true } });
+const int = (field, def = null) => ({ field, type: 'integer', meta: { interface: 'input' }, schema: { is_nullable: true, default_value: def } });
+const float = (field, def = null) => ({ field, type: 'float', meta: { interface: 'input' }, schema: { is_nullable: true, default_value: def } });
+const bool = (field, def = false) => ({ field, type: 'boolean', meta: { interface: 'boolean', special: ['cast-boolean'] }, schema: { is_nullable: false, default_value: def } });
+const ts = (field, opts = {}) => ({ field, type: 'timestamp', meta: { interface: 'datetime' }, schema: { is_nullable: true, is_indexed: opts.indexed ?? false } });
+
+/** @type {Array<{collection: string, note: string, icon: string, fields: object[], sync: string[]}>} */
+export const COLLECTIONS = [
+  {
+    collection: 'people',
+    icon: 'person',
+    note: 'One row per person per site (latest profile snapshot from the edge; the highest version wins).',
+    sync: ['create', 'read', 'update', 'delete'],
+    fields: [
+      pk('id', 400),
+      str('site_id', { indexed: true }),
+      str('person_key', { indexed: true, length: 300 }),
+      int('version', 0),
+      json('anonymous_ids'),
+      str('user_id', { length: 300 }),
+      json('traits'),
+      json('interests'),
+      json('segments'),
+      json('counters'),
+      json('consent'),
+      ts('first_seen'),
+      ts('last_seen'),
+    ],
+  },
+  {
+    collection: 'events',
+    icon: 'bolt',
+    note: 'The event log (analytics purpose). The event id (ULID) is the key, so a redelivered event cannot be written twice.',
+    sync: ['create', 'read', 'delete'],
+    fields: [
+      pk('id', 26),
+      str('site_id', { indexed: true }),
+      str('person_key', { indexed: true, length: 300 }),
+      str('type', { length: 16 }),
+      str('name', { indexed: true, length: 128 }),
+      ts('timestamp'),
+      ts('corrected_timestamp'),
+      ts('received_at', { indexed: true }),
+      str('anonymous_id', { length: 300 }),
+      str('user_id', { length: 300 }),
+      str('session_id', { length: 300 }),
+      int('schema_version', 1),
+      json('properties'),
+      json('traits'),
+      json('context'),
+      json('enrichment'),
+      json('purposes'),
+    ],
+  },
+  {
+    collection: 'consent_records',
+    icon: 'verified_user',
+    note: 'Proof of each consent choice: what was granted, under which policy, when and from where.',
+    sync: ['create', 'read', 'delete'],
+    fields: [
+      pk('id', 26),
+      str('site_id', { indexed: true }),
+      str('person_key', { indexed: true, length: 300 }),
+      json('categories'),
+      str('policy_version', { length: 64 }),
+      str('source', { length: 64 }),
+      ts('recorded_at'),
+    ],
+  },
+  {
+    collection: 'erasure_proofs',
+    icon: 'delete_forever',
+    note: 'That a person was erased and when: never who, never what.',
+    sync: ['create', 'read'],
+    fields: [
+      pk('id', 64),
+      str('site_id', { indexed: true }),
+      ts('requested_at'),
+      ts('erased_at'),
+      int('people_deleted', 0),
+      int('events_deleted', 0),
+      int('consent_records_deleted', 0),
+    ],
+  },
+  {
+    collection: 'products',
+    icon: 'inventory_2',
+    note: 'The catalog the edge scores (fields match Product in the edge worker).',
+    sync: ['read'],
+    fields: [
+      pk('id', 64),
+      str('slug', { indexed: true }),
+      str('title'),
+      str('category', { indexed: true, length: 64 }),
+      json('tags'),
+      float('price', 0),
+      str('currency', { length: 3 }),
+      str('image'),
+      int('stock', 0),
+      float('popularity', 0),
+      text('description'),
+    ],
+  },
+  {
+    collection: 'slot_content',
+    icon: 'view_quilt',
+    note: 'Banner, promo and recommendation variants per slot (fields match SlotVariant).',
+    sync: ['read'],
+    fields: [
+      pk('id', 64),
+      str('slot', { indexed: true, length: 64 }),
+      str('kind', { length: 32 }),
+      str('title'),
+      text('body'),
+      str('image'),
+      str('href'),
+      json('targetInterests'),
+      json('targetSegments'),
+      bool('isDefault', false),
+      int('priority', 0),
+    ],
+  },
+  {
+    collection: 'trigger_rules',
+    icon: 'flash_on',
+    note: 'Real-time triggers as data (fields match TriggerRule).',
+    sync: ['read'],
+    fields: [pk('id', 64), bool('enabled', true), str('on', { length: 128 }), json('when'), json('recommend'), json('promo')],
+  },
+  {
+    collection: 'consent_categories',
+    icon: 'cookie',
+    note: 'The consent categories a site offers. Any change changes the policy version, which asks people again.',
+    sync: ['read'],
+    fields: [
+      pk('key', 64),
+      str('label', { length: 128 }),
+      text('description'),
+      bool('required', false),
+      bool('enabled', true),
+      bool('default', false),
+      int('sort', 0),
+      str('site_id', { length: 64, meta: { note: 'Empty: offered on every site' } }),
+    ],
+  },
+  {
+    collection: 'sites',
+    icon: 'language',
+    note: 'Sites by write key: allowed origins and settings (secrets stay in the Worker).',
+    sync: ['read'],
+    fields: [pk('id', 64), str('name'), str('write_key', { length: 128 }), json('allowed_origins'), json('settings')],
+  },
+  {
+    collection: 'orders',
+    icon: 'shopping_cart',
+    note: 'Orders from a backend; a Flow sends each new order to the edge as order.completed.',
+    sync: [],
+    fields: [
+      pk('id', 64),
+      str('site_id', { length: 64 }),
+      str('user_id', { length: 300 }),
+      str('anonymous_id', { length: 300 }),
+      float('total', 0),
+      str('currency', { length: 3 }),
+      json('items'),
+      str('status', { length: 32 }),
+      ts('created_at'),
+    ],
+  },
+];
+
+/** Collections whose change must reach the edge caches (the invalidation Flow watches these). */
+export const EDGE_CACHED_COLLECTIONS = ['products', 'slot_content', 'trigger_rules', 'consent_categories'];
