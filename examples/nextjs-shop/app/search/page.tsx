@@ -1,0 +1,32 @@
+/** Search: matches title, category, tags and description; records `search.performed`. */
+import { ProductGrid } from '@/components/product-grid';
+import { TrackSearch } from '@/components/track-search';
+import { searchProducts } from '@/lib/catalog';
+
+export const dynamic = 'force-dynamic';
+
+export default async function SearchPage({
+  searchParams,
+}: {
+  searchParams: Promise<{ q?: string | string[] }>;
+}) {
+  const { q } = await searchParams;
+  const query = (typeof q === 'string' ? q : '').slice(0, 256);
+  const results = await searchProducts(query);
+  return (
+    <>
+      <h1>Search</h1>
+      <form action="/search" className="search-page">
+        <input type="search" name="q" defaultValue={query} aria-label="Search products" />
+        <button type="submit">Search</button>
+      </form>
+      {query === '' ? null : (
+        <p className="muted" data-testid="search-count">
+          {results.length} result(s) for “{query}”
+        </p>
+      )}
+      {query === '' ? null : <TrackSearch query={query} results={results.length} />}
+      <ProductGrid products={results.slice(0, 48)} />
+    </>
+  );
+}

@@ -1,0 +1,92 @@
+'use client';
+/**
+ * The consent banner: offers exactly the categories the site's configuration enables
+ * (a category a marketer disables in Directus disappears here), asks again when the
+ * policy version changes, and hands the choice to the SDK, which gates every event on it.
+ */
+import type { ConsentConfig } from '@attune/shared-schema/constants';
+import { useEffect, useState } from 'react';
+import { choosable, chosenPolicyVersion, fetchConsentConfig, rememberChoice } from '@/lib/consent-client';
+import { useAttune } from './attune';
+
+export function ConsentBanner({ writeKey }: { writeKey: string }) {
+  const attune = useAttune();
+  const [config, setConfig] = useState<ConsentConfig | undefined>(undefined);
+  const [open, setOpen] = useState(false);
+  const [details, setDetails] = useState(false);
+  const [picked, setPicked] = useState<Record<string, boolean>>({});
+
+  useEffect(() => {
+    let live = true;
+    void fetchConsentConfig(writeKey).then((c) => {
+      if (!live || c === undefined) return;
+      setConfig(c);
+      setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, cat.default])));
+      setOpen(chosenPolicyVersion() !== c.policyVersion);
+    });
+    return () => {
+      live = false;
+    };
+  }, [writeKey]);
+
+  if (!open || config === undefined) return null;
+  const offered = choosable(config);
+
+  const decide = (choice: Record<string, boolean>) => {
+    attune?.consent.set(choice);
+    rememberChoice(config.policyVersion);
+    setOpen(false);
+  };
+  const all = (value: boolean) => Object.fromEntries(offered.map((c) => [c.key, value]));
+
+  return (
+    <aside className="consent-banner" aria-label="Cookie and privacy choices" data-testid="consent-banner">
+      <div>
+        <strong>Your privacy, your choice.</strong> We use these only with your permission:
+        <ul className="consent-list">
+          {offered.map((c) => (
+            <li key={c.key} data-consent-category={c.key}>
+              {details ? (
+                <label>
+                  <input
+                    type="checkbox"
+                    name={c.key}
+                    checked={picked[c.key] === true}
+                    onChange={(e) => setPicked({ ...picked, [c.key]: e.target.checked })}
+                  />{' '}
+                  <b>{c.label}</b> — {c.description}
+                </label>
+              ) : (
+                <span>
+                  <b>{c.label}</b> — {c.description}
+                </span>
+              )}
+            </li>
+          ))}
+        </ul>
+      </div>
+      <div className="consent-actions">
+        {details ? (
+          <button type="button" onClick={() => decide(picked)} data-testid="consent-save">
+            Save my choice
+          </button>
+        ) : (
+          <button type="button" onClick={() => setDetails(true)} data-testid="consent-choose">
+            Choose
+          </button>
+        )}
+        <button type="button" onClick={() => decide(all(false))} data-testid="consent-reject">
+          Reject all
+        </button>
+        <button
+          type="button"
+          className="primary"
+          onClick={() => decide(all(true))}
+          data-testid="consent-accept"
+        >
+          Accept all
+        </button>
+      </div>
+    </aside>
+  );
+}

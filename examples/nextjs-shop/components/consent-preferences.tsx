@@ -1,0 +1,73 @@
+'use client';
+/**
+ * The privacy preferences page's form: the same categories as the banner, with the
+ * visitor's current state from the SDK; saving updates the SDK (which sends
+ * `consent.updated` when a purpose allows it, and always tells the Worker).
+ */
+import type { ConsentConfig } from '@attune/shared-schema/constants';
+import { useEffect, useState } from 'react';
+import { choosable, fetchConsentConfig, rememberChoice } from '@/lib/consent-client';
+import { useAttune } from './attune';
+
+export function ConsentPreferences({ writeKey }: { writeKey: string }) {
+  const attune = useAttune();
+  const [config, setConfig] = useState<ConsentConfig | undefined>(undefined);
+  const [picked, setPicked] = useState<Record<string, boolean>>({});
+  const [saved, setSaved] = useState(false);
+
+  useEffect(() => {
+    if (attune === undefined) return;
+    let live = true;
+    void fetchConsentConfig(writeKey).then((c) => {
+      if (!live || c === undefined) return;
+      const current = attune.consent.get().categories;
+      setConfig(c);
+      setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, current[cat.key] === true])));
+    });
+    return () => {
+      live = false;
+    };
+  }, [attune, writeKey]);
+
+  if (config === undefined) return <p>Loading your choices…</p>;
+
+  return (
+    <form
+      className="preferences"
+      onSubmit={(e) => {
+        e.preventDefault();
+        attune?.consent.set(picked);
+        rememberChoice(config.policyVersion);
+        setSaved(true);
+      }}
+    >
+      <p className="muted">Policy version {config.policyVersion}</p>
+      {config.categories
+        .filter((c) => c.enabled)
+        .map((c) => (
+          <label key={c.key} className="preference" data-consent-category={c.key}>
+            <input
+              type="checkbox"
+              name={c.key}
+              disabled={c.required}
+              checked={c.required || picked[c.key] === true}
+              onChange={(e) => {
+                setSaved(false);
+                setPicked({ ...picked, [c.key]: e.target.checked });
+              }}
+            />
+            <span>
+              <b>{c.label}</b>
+              {c.required ? ' (always on)' : ''}
+              <br />
+              <span className="muted">{c.description}</span>
+            </span>
+          </label>
+        ))}
+      <button type="submit" className="primary">
+        Save preferences
+      </button>
+      {saved ? <p role="status">Saved.</p> : null}
+    </form>
+  );
+}

@@ -1,0 +1,62 @@
+'use client';
+/**
+ * A product page's interactive part: records the product view once per page load and
+ * adds the product to the cart (`cart.item.added`), then reloads so the Worker can
+ * re-tailor the page's slots to the new cart in the HTML itself.
+ */
+import { useEffect, useRef, useState } from 'react';
+import { addLine, type CartLine } from '@/lib/cart';
+import { useAttune } from './attune';
+
+type ProductInfo = Omit<CartLine, 'quantity'>;
+
+export function ProductActions({ product }: { product: ProductInfo }) {
+  const attune = useAttune();
+  const viewed = useRef(false);
+  const [added, setAdded] = useState(false);
+
+  useEffect(() => {
+    if (attune === undefined || viewed.current) return;
+    viewed.current = true;
+    attune.track('product.viewed', {
+      productId: product.productId,
+      sku: product.slug,
+      name: product.title,
+      category: product.category,
+      tags: product.tags,
+      price: product.price,
+      currency: product.currency,
+    });
+  }, [attune, product]);
+
+  return (
+    <div className="actions">
+      <button
+        type="button"
+        className="primary"
+        data-testid="add-to-cart"
+        onClick={() => {
+          addLine(product);
+          attune?.track('cart.item.added', {
+            productId: product.productId,
+            sku: product.slug,
+            name: product.title,
+            category: product.category,
+            tags: product.tags,
+            price: product.price,
+            currency: product.currency,
+            quantity: 1,
+          });
+          setAdded(true);
+        }}
+      >
+        Add to cart
+      </button>
+      {added ? (
+        <span role="status" data-testid="added">
+          Added. <a href="/cart">View cart</a>
+        </span>
+      ) : null}
+    </div>
+  );
+}

@@ -1,0 +1,81 @@
+'use client';
+/**
+ * Demo sign-in: the visitor picks a demo customer; the shop's server sets its session and
+ * returns the userId signed with the site's identity secret, which the SDK passes to
+ * `identify` so the Worker merges this browser's anonymous history into the person.
+ */
+import { useState } from 'react';
+import type { DemoUser } from '@/lib/demo-users';
+import { useAttune } from './attune';
+
+export function SignIn({
+  users,
+  signedInAs,
+}: {
+  users: readonly DemoUser[];
+  signedInAs: string | undefined;
+}) {
+  const attune = useAttune();
+  const [error, setError] = useState<string | undefined>(undefined);
+
+  if (signedInAs !== undefined) {
+    return (
+      <div>
+        <p data-testid="signed-in-as">Signed in as {signedInAs}.</p>
+        <button
+          type="button"
+          onClick={() => {
+            void fetch('/api/signout', { method: 'POST' }).then(() => {
+              attune?.reset();
+              window.location.assign('/');
+            });
+          }}
+        >
+          Sign out
+        </button>
+      </div>
+    );
+  }
+
+  const signIn = async (userId: string) => {
+    setError(undefined);
+    const res = await fetch('/api/signin', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ userId }),
+    });
+    const body = (await res.json()) as {
+      userId?: string;
+      signature?: string;
+      traits?: Record<string, string>;
+      error?: string;
+    };
+    if (!res.ok || body.userId === undefined || body.signature === undefined) {
+      setError(body.error ?? 'Sign-in failed');
+      return;
+    }
+    if (attune) {
+      attune.identify(body.userId, body.traits ?? {}, { signature: body.signature });
+      attune.track('user.signed_in', { method: 'demo' });
+      await attune.flush();
+    }
+    window.location.assign('/');
+  };
+
+  return (
+    <div className="signin">
+      <p>Pick a demo customer (no password needed in the demo):</p>
+      {users.map((u) => (
+        <button
+          type="button"
+          key={u.userId}
+          data-testid={`signin-${u.userId}`}
+          onClick={() => void signIn(u.userId)}
+        >
+          {u.name} <span className="muted">{u.email}</span>
+        </button>
+      ))}
+      {error ? <p role="alert">{error}</p> : null}
+    </div>
+  );
+}
