@@ -1,0 +1,192 @@
+/**
+ * Reads the catalog, slot content and trigger rules from Directus (REST, `DIRECTUS_TOKEN`)
+ * and validates them, so one malformed row is skipped and named instead of breaking every
+ * decision. Field names match src/catalog/types.ts.
+ */
+import { z } from 'zod';
+import type { CatalogSnapshot } from './fixtures/catalog.ts';
+import type { Product, SlotVariant, TriggerRule } from './types.ts';
+
+/** Directus stores JSON fields as JSON or, from some imports, as JSON text; accept both. */
+const jsonish = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v;
+    }
+  }, schema);
+
+const text = z.string().max(2000);
+const key = z.string().min(1).max(128);
+
+const ProductSchema = z.object({
+  id: z.union([key, z.number().transform(String)]),
+  slug: key,
+  title: text,
+  category: key,
+  tags: jsonish(z.array(z.string().max(64)).max(50))
+    .nullish()
+    .transform((v) => v ?? []),
+  price: z.coerce.number().nonnegative(),
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/)
+    .default('EUR'),
+  image: z
+    .string()
+    .max(2048)
+    .nullish()
+    .transform((v) => v ?? ''),
+  stock: z.coerce.number().int(),
+  popularity: z.coerce.number().min(0).max(1).catch(0),
+  description: z
+    .string()
+    .max(20000)
+    .nullish()
+    .transform((v) => v ?? undefined),
+}) satisfies z.ZodType<Product, unknown>;
+
+const SlotVariantSchema = z.object({
+  id: z.union([key, z.number().transform(String)]),
+  slot: z.string().min(1).max(64),
+  kind: z.enum(['banner', 'promo', 'recommendations']),
+  title: text,
+  body: z
+    .string()
+    .max(20000)
+    .nullish()
+    .transform((v) => v ?? ''),
+  image: z
+    .string()
+    .max(2048)
+    .nullish()
+    .transform((v) => v ?? undefined),
+  href: z
+    .string()
+    .max(2048)
+    .nullish()
+    .transform((v) => v ?? undefined),
+  targetInterests: jsonish(z.array(z.string().max(200)).max(50))
+    .nullish()
+    .transform((v) => v ?? []),
+  targetSegments: jsonish(z.array(z.string().max(200)).max(50))
+    .nullish()
+    .transform((v) => v ?? []),
+  isDefault: z.boolean().default(false),
+  priority: z.coerce.number().default(0),
+}) satisfies z.ZodType<SlotVariant, unknown>;
+
+const TriggerRuleSchema = z.object({
+  id: z.union([key, z.number().transform(String)]),
+  enabled: z.boolean().default(true),
+  on: z.string().min(1).max(100),
+  when: jsonish(
+    z.object({
+      category: z.string().max(128).optional(),
+      tags: z.array(z.string().max(64)).max(20).optional(),
+    }),
+  )
+    .nullish()
+    .transform((v) => v ?? {}),
+  recommend: jsonish(
+    z.object({
+      categories: z.array(z.string().max(128)).max(20).optional(),
+      tags: z.array(z.string().max(64)).max(20).optional(),
+      limit: z.number().int().min(1).max(20).optional(),
+    }),
+  )
+    .nullish()
+    .transform((v) => v ?? undefined),
+  promo: jsonish(
+    z.object({
+      codePrefix: z.string().regex(/^[A-Z0-9]{1,16}$/),
+      discountPercent: z.number().min(0).max(100),
+      ttlHours: z
+        .number()
+        .positive()
+        .max(24 * 365),
+      capPerPerson: z.number().int().min(0).max(1000),
+    }),
+  )
+    .nullish()
+    .transform((v) => v ?? undefined),
+}) satisfies z.ZodType<TriggerRule, unknown>;
+
+/** Rows that failed validation, by collection and row id — reported, never fatal. */
+export interface SkippedRow {
+  collection: string;
+  id: string;
+  problem: string;
+}
+
+/** Keeps the valid rows of a collection and names the invalid ones. */
+export function parseRows<T>(
+  collection: string,
+  rows: unknown,
+  schema: z.ZodType<T, unknown>,
+  skipped: SkippedRow[],
+): T[] {
+  if (!Array.isArray(rows)) {
+    skipped.push({ collection, id: '*', problem: 'expected an array of rows in `data`' });
+    return [];
+  }
+  const out: T[] = [];
+  for (const row of rows) {
+    const parsed = schema.safeParse(row);
+    if (parsed.success) out.push(parsed.data);
+    else {
+      const id = row !== null && typeof row === 'object' && 'id' in row ? String(row.id) : '?';
+      const issue = parsed.error.issues[0];
+      skipped.push({
+        collection,
+        id,
+        problem: issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid',
+      });
+    }
+  }
+  return out;
+}
+
+export const parseProducts = (rows: unknown, skipped: SkippedRow[]): Product[] =>
+  parseRows('products', rows, ProductSchema, skipped);
+export const parseSlotContent = (rows: unknown, skipped: SkippedRow[]): SlotVariant[] =>
+  parseRows('slot_content', rows, SlotVariantSchema, skipped);
+export const parseTriggerRules = (rows: unknown, skipped: SkippedRow[]): TriggerRule[] =>
+  parseRows('trigger_rules', rows, TriggerRuleSchema, skipped);
+
+const DIRECTUS_TIMEOUT_MS = 5000;
+
+async function readCollection(env: Env, collection: string): Promise<unknown> {
+  const base = String(env.DIRECTUS_URL).replace(/\/+$/, '');
+  const res = await fetch(`${base}/items/${collection}?limit=-1`, {
+    headers: { authorization: `Bearer ${env.DIRECTUS_TOKEN}`, accept: 'application/json' },
+    signal: AbortSignal.timeout(DIRECTUS_TIMEOUT_MS),
+  });
+  if (!res.ok) throw new Error(`Directus ${collection}: HTTP ${res.status}`);
+  const body: unknown = await res.json();
+  return body !== null && typeof body === 'object' && 'data' in body ? body.data : undefined;
+}
+
+/** Loads a fresh snapshot from Directus; throws when Directus cannot be read at all. */
+export async function loadCatalogFromDirectus(
+  env: Env,
+  version: string,
+): Promise<{ snapshot: CatalogSnapshot; skipped: SkippedRow[] }> {
+  const [products, slots, rules] = await Promise.all([
+    readCollection(env, 'products'),
+    readCollection(env, 'slot_content'),
+    readCollection(env, 'trigger_rules'),
+  ]);
+  const skipped: SkippedRow[] = [];
+  return {
+    snapshot: {
+      version,
+      products: parseProducts(products, skipped),
+      slotContent: parseSlotContent(slots, skipped),
+      triggerRules: parseTriggerRules(rules, skipped),
+    },
+    skipped,
+  };
+}

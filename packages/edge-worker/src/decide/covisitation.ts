@@ -1,0 +1,113 @@
+/**
+ * "Viewed next" co-visitation: the queue consumer hands `covisit` messages to
+ * `applyCovisits`, which aggregates them and writes each shard once per batch; decisions
+ * read the successors of a person's last viewed products with `readCovisits`, through an
+ * isolate cache and a short timeout, so a slow shard costs a weaker recommendation,
+ * never a slow page.
+ */
+import type { CovisitMessage } from '@attune/shared-schema';
+import type { NextItem, Transition } from './covisitation-do.ts';
+import { hash32 } from './holdout.ts';
+import type { CovisitCounts } from './scorer.ts';
+
+/** Shards per site: one CovisitationDO holds the successors of the products hashed to it. */
+export const COVISIT_SHARDS = 32;
+/** How long a read result stays in isolate memory. */
+const CACHE_TTL_MS = 60_000;
+const CACHE_MAX_ENTRIES = 5_000;
+/** Successors read per product. */
+const NEXT_LIMIT = 20;
+
+/** The shard of a source product within a site. */
+export function covisitShard(siteId: string, productId: string): number {
+  return hash32(`${siteId}\u0000${productId}`) % COVISIT_SHARDS;
+}
+
+function shardStub(env: Env, siteId: string, shard: number) {
+  return env.COVISITATION.get(env.COVISITATION.idFromName(`${siteId}/covisit/${shard}`));
+}
+
+const validId = (id: unknown): id is string => typeof id === 'string' && id.length > 0 && id.length <= 128;
+
+/**
+ * Aggregates a batch of covisit messages and writes each shard once. Throws when a shard
+ * write fails, so the queue redelivers the batch (counts are approximate by design: a
+ * redelivered batch may count twice, which only nudges a popularity-like signal).
+ */
+export async function applyCovisits(env: Env, messages: CovisitMessage[]): Promise<number> {
+  const byShard = new Map<string, { siteId: string; shard: number; counts: Map<string, Transition> }>();
+  for (const m of messages) {
+    if (!validId(m.siteId) || !validId(m.from) || !validId(m.to) || m.from === m.to) continue;
+    const shard = covisitShard(m.siteId, m.from);
+    const key = `${m.siteId}\u0000${shard}`;
+    let group = byShard.get(key);
+    if (!group) {
+      group = { siteId: m.siteId, shard, counts: new Map() };
+      byShard.set(key, group);
+    }
+    const pair = `${m.from}\u0000${m.to}`;
+    const t = group.counts.get(pair);
+    if (t) t.count++;
+    else group.counts.set(pair, { from: m.from, to: m.to, count: 1 });
+  }
+  await Promise.all(
+    [...byShard.values()].map((g) => shardStub(env, g.siteId, g.shard).record([...g.counts.values()])),
+  );
+  for (const g of byShard.values())
+    for (const t of g.counts.values()) cache.delete(`${g.siteId}\u0000${t.from}`);
+  return messages.length;
+}
+
+const cache = new Map<string, { at: number; next: NextItem[] }>();
+
+/**
+ * The successors of `productIds` for a site, within `timeoutMs`: cached entries at once,
+ * the rest from their shards in parallel; whatever has not answered in time is left out.
+ */
+export async function readCovisits(
+  env: Env,
+  siteId: string,
+  productIds: string[],
+  timeoutMs: number,
+): Promise<CovisitCounts> {
+  const result: CovisitCounts = new Map();
+  const now = Date.now();
+  const missing = new Map<number, string[]>();
+  for (const id of new Set(productIds)) {
+    if (!validId(id)) continue;
+    const hit = cache.get(`${siteId}\u0000${id}`);
+    if (hit && now - hit.at < CACHE_TTL_MS) {
+      result.set(id, hit.next);
+      continue;
+    }
+    const shard = covisitShard(siteId, id);
+    const list = missing.get(shard);
+    if (list) list.push(id);
+    else missing.set(shard, [id]);
+  }
+  if (missing.size === 0) return result;
+  const reads = [...missing].map(async ([shard, ids]) => {
+    const next = await shardStub(env, siteId, shard).nextOf(ids, NEXT_LIMIT);
+    if (cache.size > CACHE_MAX_ENTRIES) cache.clear();
+    for (const id of ids) {
+      const list = next[id] ?? [];
+      cache.set(`${siteId}\u0000${id}`, { at: Date.now(), next: list });
+      result.set(id, list);
+    }
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.allSettled(reads),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  // A copy: late shard answers still fill the cache but must not change a decision already made.
+  return new Map(result);
+}
+
+/** Forgets cached successors (tests; a catalog reset). */
+export function clearCovisitCache(): void {
+  cache.clear();
+}
