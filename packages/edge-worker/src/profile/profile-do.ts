@@ -1,4 +1,514 @@
-/** ProfileDO: one Durable Object per person, holding that person's ordered state. */
-import { DurableObject } from 'cloudflare:workers';
+/**
+ * ProfileDO: one Durable Object per person (SQLite-backed), holding that person's
+ * ordered state. Events are applied in order and once (dedupe by id within a bounded
+ * window); a verified identify merges the browser's anonymous profile into the person's
+ * and leaves an alias behind; erasure leaves a tombstone that drops late events; an
+ * alarm deletes a person inactive past the retention period.
+ */
 
-export class ProfileDO extends DurableObject<Env> {}
+import { DurableObject } from 'cloudflare:workers';
+import {
+  type ConsentState,
+  type CustomerAction,
+  defaultConsent,
+  type ErasureMessage,
+  isGranted,
+  LIMITS,
+} from '@attune/shared-schema';
+import { getSiteById } from '../sites/index.ts';
+import {
+  applyEvent,
+  type ConsentRecord,
+  clearPersonalization,
+  DEFAULT_RULES,
+  emptyProfile,
+  mergeProfiles,
+  type ProfileRules,
+  type ProfileState,
+  toView,
+} from './model.ts';
+import type { PersonKey, ProfileEventInput, ProfileView } from './types.ts';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** Dedupe window: ids seen within this time, at most SEEN_MAX of them. */
+const SEEN_WINDOW_MS = 7 * DAY_MS;
+const SEEN_MAX = 10_000;
+/** A tombstone outlives any event that could still be accepted (events older than 30 days are rejected). */
+const TOMBSTONE_TTL_MS = LIMITS.maxEventAgeMs + DAY_MS;
+
+/** What one ingest call did, for the ingest path's responses, queue messages and counters. */
+export interface IngestResult {
+  /** The person the events were applied to (an alias forwards to its person). */
+  personKey: PersonKey;
+  accepted: string[];
+  duplicates: string[];
+  /** Dropped because the person was erased (tombstone). */
+  dropped: string[];
+  /** Dropped because no purpose was granted under the person's recorded consent. */
+  consentDropped: string[];
+  /** Effective consent of each accepted event (what the request carried, else the record). */
+  consents: Record<string, ConsentState>;
+  profile: ProfileView;
+  /** Events the profile produced (interest.shifted). */
+  emitted: CustomerAction[];
+  /** "Viewed next" product pairs (personalization granted), for co-visitation counts. */
+  covisits: { from: string; to: string; at: string }[];
+  /** Whether the profile changed (a new snapshot should go downstream). */
+  changed: boolean;
+  version: number;
+}
+
+/** Everything held about a person, for an access request. */
+export interface ProfileExport {
+  identity?: { siteId: string; personKey: PersonKey };
+  profile?: ProfileState;
+  aliasOf?: PersonKey;
+  erasedAt?: string;
+  seenEventIds: number;
+}
+
+/** What an anonymous profile hands over when it merges into a person. */
+export interface HandOver {
+  /** The profile as JSON (a recursive JSON type is too deep for RPC typings). */
+  state?: string;
+  seen: { id: string; at: number }[];
+}
+
+/** What erasure removed, for the downstream erasure message. */
+export interface ErasureResult {
+  personKey: PersonKey;
+  anonymousIds: string[];
+  userId?: string;
+  erased: boolean;
+}
+
+type Identity = { siteId: string; personKey: PersonKey };
+
+function consentSource(event: CustomerAction): string {
+  const source = event.properties?.source;
+  return typeof source === 'string' ? source.slice(0, 64) : 'banner';
+}
+
+function consentFromEvent(event: CustomerAction): ConsentState | undefined {
+  const props = event.properties;
+  const categories = props?.categories;
+  const policyVersion = props?.policyVersion;
+  if (categories === null || typeof categories !== 'object' || Array.isArray(categories)) return undefined;
+  if (typeof policyVersion !== 'string') return undefined;
+  const out: Record<string, boolean> = {};
+  for (const [key, value] of Object.entries(categories)) if (typeof value === 'boolean') out[key] = value;
+  return { categories: out, policyVersion };
+}
+
+export class ProfileDO extends DurableObject<Env> {
+  #sql: SqlStorage;
+  #state: ProfileState | undefined;
+  #loaded = false;
+  #serial: Promise<unknown> = Promise.resolve();
+  #insertsSincePrune = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql = ctx.storage.sql;
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS seen_at ON seen (at);`);
+  }
+
+  /** Runs `work` after every earlier call finished, so a person's events apply strictly in order. */
+  #inOrder<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(work, work);
+    this.#serial = run.catch(() => undefined);
+    return run;
+  }
+
+  #get(key: string): string | undefined {
+    const row = this.#sql.exec<{ v: string }>('SELECT v FROM kv WHERE k = ?', key).toArray()[0];
+    return row?.v;
+  }
+
+  #put(key: string, value: string): void {
+    this.#sql.exec('INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)', key, value);
+  }
+
+  #load(): ProfileState | undefined {
+    if (!this.#loaded) {
+      const text = this.#get('profile');
+      this.#state = text !== undefined ? (JSON.parse(text) as ProfileState) : undefined;
+      this.#loaded = true;
+    }
+    return this.#state;
+  }
+
+  #save(state: ProfileState): void {
+    this.#state = state;
+    this.#loaded = true;
+    this.#put('profile', JSON.stringify(state));
+  }
+
+  #identity(): Identity | undefined {
+    const text = this.#get('identity');
+    return text !== undefined ? (JSON.parse(text) as Identity) : undefined;
+  }
+
+  #alias(): PersonKey | undefined {
+    return this.#get('alias') as PersonKey | undefined;
+  }
+
+  #tombstone(): string | undefined {
+    return this.#get('tombstone');
+  }
+
+  async #rules(siteId: string): Promise<{ rules: ProfileRules; retentionMs: number }> {
+    const site = await getSiteById(this.env, siteId);
+    const settings: Record<string, unknown> = site?.settings ?? {};
+    const halfLifeDays = Number(settings.interestHalfLifeDays ?? this.env.INTEREST_HALF_LIFE_DAYS);
+    const retentionDays = Number(settings.profileRetentionDays ?? this.env.PROFILE_RETENTION_DAYS);
+    const custom = Array.isArray(settings.segments) ? settings.segments : [];
+    const customSegments: ProfileRules['customSegments'] = [];
+    for (const item of custom) {
+      if (item === null || typeof item !== 'object') continue;
+      const { id, minCounters } = item as { id?: unknown; minCounters?: unknown };
+      if (typeof id !== 'string' || minCounters === null || typeof minCounters !== 'object') continue;
+      const mins: Record<string, number> = {};
+      for (const [k, v] of Object.entries(minCounters)) if (typeof v === 'number') mins[k] = v;
+      customSegments.push({ id, minCounters: mins });
+    }
+    return {
+      rules: {
+        ...DEFAULT_RULES,
+        halfLifeMs:
+          Number.isFinite(halfLifeDays) && halfLifeDays > 0
+            ? halfLifeDays * DAY_MS
+            : DEFAULT_RULES.halfLifeMs,
+        customSegments,
+      },
+      retentionMs:
+        Number.isFinite(retentionDays) && retentionDays > 0 ? retentionDays * DAY_MS : 395 * DAY_MS,
+    };
+  }
+
+  #emptyResult(personKey: PersonKey, siteId: string, now: number): IngestResult {
+    const state = this.#load() ?? emptyProfile(siteId, personKey, new Date(now).toISOString());
+    return {
+      personKey,
+      accepted: [],
+      duplicates: [],
+      dropped: [],
+      consentDropped: [],
+      consents: {},
+      profile: toView(state, now, DEFAULT_RULES),
+      emitted: [],
+      covisits: [],
+      changed: false,
+      version: state.version,
+    };
+  }
+
+  /** Applies a person's accepted events in order, once each; see IngestResult. */
+  ingest(siteId: string, personKey: PersonKey, inputs: ProfileEventInput[]): Promise<IngestResult> {
+    return this.#inOrder(() => this.#ingest(siteId, personKey, inputs));
+  }
+
+  async #ingest(siteId: string, personKey: PersonKey, inputs: ProfileEventInput[]): Promise<IngestResult> {
+    const now = Date.now();
+    if (this.#tombstone() !== undefined) {
+      const result = this.#emptyResult(personKey, siteId, now);
+      result.dropped = inputs.map((i) => i.event.id);
+      return result;
+    }
+    const alias = this.#alias();
+    if (alias !== undefined) {
+      return this.#stub(siteId, alias).ingest(siteId, alias, inputs);
+    }
+    if (this.#identity() === undefined) this.#put('identity', JSON.stringify({ siteId, personKey }));
+
+    const { rules, retentionMs } = await this.#rules(siteId);
+    const nowIso = new Date(now).toISOString();
+    let state = this.#load() ?? emptyProfile(siteId, personKey, nowIso);
+    const before = state.version;
+    const result = this.#emptyResult(personKey, siteId, now);
+
+    const ids = inputs.map((i) => i.event.id);
+    const seen = new Set<string>();
+    for (let i = 0; i < ids.length; i += 50) {
+      const chunk = ids.slice(i, i + 50);
+      const marks = chunk.map(() => '?').join(',');
+      for (const row of this.#sql.exec<{ id: string }>(
+        `SELECT id FROM seen WHERE id IN (${marks})`,
+        ...chunk,
+      )) {
+        seen.add(row.id);
+      }
+    }
+
+    for (const input of inputs) {
+      const { event, enrichment } = input;
+      if (seen.has(event.id)) {
+        result.duplicates.push(event.id);
+        continue;
+      }
+      seen.add(event.id);
+      this.#sql.exec('INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)', event.id, now);
+      this.#insertsSincePrune++;
+      const at = Date.parse(enrichment.correctedTimestamp);
+      const eventAt = Number.isFinite(at) ? at : now;
+
+      if (event.type === 'consent') {
+        const chosen = input.consent ?? consentFromEvent(event);
+        if (chosen) {
+          const hadPersonalization = isGranted(state.consent?.state, 'personalization');
+          const record: ConsentRecord = {
+            state: chosen,
+            recordedAt: enrichment.receivedAt,
+            eventId: event.id,
+            source: consentSource(event),
+          };
+          state.consent = record;
+          state.version++;
+          if (hadPersonalization && !isGranted(chosen, 'personalization')) clearPersonalization(state);
+        }
+      }
+
+      const effective = input.consent ?? state.consent?.state ?? defaultConsent();
+      const personalization =
+        input.consent !== undefined ? input.personalization : isGranted(effective, 'personalization');
+      const anyPurpose =
+        personalization || isGranted(effective, 'analytics') || isGranted(effective, 'marketing');
+      if (!anyPurpose && event.type !== 'consent') {
+        result.consentDropped.push(event.id);
+        continue;
+      }
+      result.consents[event.id] = effective;
+      result.accepted.push(event.id);
+      if (!personalization) continue;
+
+      if (
+        personKey.startsWith('user:') &&
+        !event.anonymousId.startsWith('server:') &&
+        !state.anonymousIds.includes(event.anonymousId)
+      ) {
+        state = await this.#mergeAnonymous(siteId, personKey, event.anonymousId, state, rules);
+      }
+      const outcome = applyEvent(state, event, eventAt, rules);
+      result.emitted.push(...outcome.emitted);
+      if (outcome.covisit) result.covisits.push(outcome.covisit);
+    }
+
+    if (nowIso > state.lastSeen) state.lastSeen = nowIso;
+    this.#save(state);
+    this.#pruneSeen(now);
+    await this.#scheduleRetention(Date.parse(state.lastSeen) + retentionMs);
+    result.profile = toView(state, now, rules);
+    result.changed = state.version !== before;
+    result.version = state.version;
+    return result;
+  }
+
+  /** On the first verified event from a browser, takes over that browser's anonymous profile. */
+  async #mergeAnonymous(
+    siteId: string,
+    personKey: PersonKey,
+    anonymousId: string,
+    state: ProfileState,
+    rules: ProfileRules,
+  ): Promise<ProfileState> {
+    const handed = await this.#stub(siteId, `anon:${anonymousId}`).handOver(personKey);
+    if (handed.state !== undefined) mergeProfiles(state, JSON.parse(handed.state) as ProfileState, rules);
+    if (!state.anonymousIds.includes(anonymousId)) state.anonymousIds.push(anonymousId);
+    for (const row of handed.seen) {
+      this.#sql.exec('INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)', row.id, row.at);
+    }
+    state.version++;
+    return state;
+  }
+
+  #stub(siteId: string, personKey: PersonKey) {
+    return this.env.PROFILE.get(this.env.PROFILE.idFromName(`${siteId}/${personKey}`));
+  }
+
+  #pruneSeen(now: number): void {
+    if (this.#insertsSincePrune < 500) return;
+    this.#insertsSincePrune = 0;
+    this.#sql.exec('DELETE FROM seen WHERE at < ?', now - SEEN_WINDOW_MS);
+    this.#sql.exec(
+      'DELETE FROM seen WHERE id NOT IN (SELECT id FROM seen ORDER BY at DESC, id DESC LIMIT ?)',
+      SEEN_MAX,
+    );
+  }
+
+  async #scheduleRetention(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    // Moving the alarm on every event would be a write per event; an hour of slack is fine for a retention period.
+    if (current === null || Math.abs(current - at) > 60 * 60 * 1000) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** The person's profile as decide/triggers see it, or null when nothing is held. */
+  async view(): Promise<ProfileView | null> {
+    return this.#inOrder(async () => {
+      if (this.#tombstone() !== undefined) return null;
+      const alias = this.#alias();
+      const identity = this.#identity();
+      if (alias !== undefined && identity) return this.#stub(identity.siteId, alias).view();
+      const state = this.#load();
+      if (!state) return null;
+      const { rules } = await this.#rules(state.siteId);
+      return toView(state, Date.now(), rules);
+    });
+  }
+
+  /** The person this anonymous profile was merged into, or null. */
+  async aliasOf(): Promise<PersonKey | null> {
+    return this.#alias() ?? null;
+  }
+
+  /** Counts an offer by a trigger rule unless `cap` is reached; false when capped. */
+  async recordOffer(ruleId: string, cap: number): Promise<boolean> {
+    return this.#inOrder(async () => {
+      const alias = this.#alias();
+      const identity = this.#identity();
+      if (alias !== undefined && identity) return this.#stub(identity.siteId, alias).recordOffer(ruleId, cap);
+      const state = this.#load();
+      if (!state || this.#tombstone() !== undefined) return false;
+      const count = Object.hasOwn(state.offers, ruleId) ? (state.offers[ruleId] ?? 0) : 0;
+      if (count >= cap) return false;
+      Object.defineProperty(state.offers, ruleId, {
+        value: count + 1,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+      state.version++;
+      this.#save(state);
+      return true;
+    });
+  }
+
+  /** Hands this anonymous profile to a person and becomes an alias of it (verified identify). */
+  async handOver(to: PersonKey): Promise<HandOver> {
+    return this.#inOrder(async () => {
+      const state = this.#load();
+      const seen = this.#sql
+        .exec<{ id: string; at: number }>('SELECT id, at FROM seen ORDER BY at DESC LIMIT ?', SEEN_MAX)
+        .toArray();
+      this.#sql.exec('DELETE FROM seen');
+      this.#sql.exec("DELETE FROM kv WHERE k = 'profile'");
+      this.#state = undefined;
+      this.#loaded = true;
+      this.#put('alias', to);
+      return state ? { state: JSON.stringify(state), seen } : { seen };
+    });
+  }
+
+  /** Everything held about this person (access request). */
+  async export(): Promise<ProfileExport> {
+    return this.#inOrder(async () => {
+      const out: ProfileExport = {
+        seenEventIds: this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM seen').one().n,
+      };
+      const identity = this.#identity();
+      const state = this.#load();
+      const alias = this.#alias();
+      const tombstone = this.#tombstone();
+      if (identity) out.identity = identity;
+      if (state) out.profile = state;
+      if (alias !== undefined) out.aliasOf = alias;
+      if (tombstone !== undefined) out.erasedAt = tombstone;
+      return out;
+    });
+  }
+
+  /**
+   * Erases this person: deletes everything, keeps a tombstone so late events are dropped,
+   * and erases the anonymous profiles merged into it. An alias erases its person.
+   */
+  async erase(siteId: string, personKey: PersonKey): Promise<ErasureResult> {
+    const alias = this.#alias();
+    if (alias !== undefined) {
+      const result = await this.#stub(siteId, alias).erase(siteId, alias);
+      await this.#inOrder(() => this.#wipe(true));
+      return result;
+    }
+    return this.#inOrder(async () => {
+      const state = this.#load();
+      const anonymousIds = state?.anonymousIds ?? [];
+      const result: ErasureResult = {
+        personKey,
+        anonymousIds: [...anonymousIds],
+        erased: state !== undefined,
+      };
+      if (state?.userId !== undefined) result.userId = state.userId;
+      await this.#wipe(true);
+      for (const anonymousId of anonymousIds) {
+        const key: PersonKey = `anon:${anonymousId}`;
+        if (key !== personKey) await this.#stub(siteId, key).tombstone();
+      }
+      return result;
+    });
+  }
+
+  /** Turns an aliased anonymous profile into a tombstone (its person was erased). */
+  async tombstone(): Promise<void> {
+    await this.#inOrder(() => this.#wipe(true));
+  }
+
+  async #wipe(leaveTombstone: boolean): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    this.#sql.exec('DELETE FROM seen');
+    this.#sql.exec('DELETE FROM kv');
+    this.#state = undefined;
+    this.#loaded = true;
+    if (leaveTombstone) {
+      const now = Date.now();
+      this.#put('tombstone', new Date(now).toISOString());
+      await this.ctx.storage.setAlarm(now + TOMBSTONE_TTL_MS);
+    } else {
+      await this.ctx.storage.deleteAll();
+    }
+  }
+
+  /** Retention: deletes a person inactive past the period; expires tombstones. */
+  override async alarm(): Promise<void> {
+    await this.#inOrder(async () => {
+      const now = Date.now();
+      const tombstone = this.#tombstone();
+      if (tombstone !== undefined) {
+        if (Date.parse(tombstone) + TOMBSTONE_TTL_MS <= now) await this.#wipe(false);
+        else await this.ctx.storage.setAlarm(Date.parse(tombstone) + TOMBSTONE_TTL_MS);
+        return;
+      }
+      const state = this.#load();
+      const identity = this.#identity();
+      if (!state || !identity) {
+        if (this.#alias() === undefined) await this.#wipe(false);
+        return;
+      }
+      const { retentionMs } = await this.#rules(state.siteId);
+      const due = Date.parse(state.lastSeen) + retentionMs;
+      if (due > now) {
+        await this.ctx.storage.setAlarm(due);
+        return;
+      }
+      const message: ErasureMessage = {
+        kind: 'erasure',
+        siteId: state.siteId,
+        personId: state.personKey,
+        anonymousIds: [...state.anonymousIds],
+        requestedAt: new Date(now).toISOString(),
+      };
+      if (state.userId !== undefined) message.userId = state.userId;
+      for (const anonymousId of state.anonymousIds) {
+        const key: PersonKey = `anon:${anonymousId}`;
+        if (key !== state.personKey) await this.#stub(state.siteId, key).forget();
+      }
+      await this.#wipe(false);
+      await this.env.EVENTS.send(message);
+      console.log(JSON.stringify({ level: 'info', msg: 'profile.retention_deleted', siteId: state.siteId }));
+    });
+  }
+
+  /** Deletes everything without a tombstone (retention of the person it was merged into). */
+  async forget(): Promise<void> {
+    await this.#inOrder(() => this.#wipe(false));
+  }
+}

@@ -47,4 +47,9 @@ export interface ProfileEventInput {
   enrichment: Enrichment;
   /** Whether this event may build the profile (personalization granted). */
   personalization: boolean;
+  /**
+   * The normalized consent the request carried (GPC applied). Undefined when it carried
+   * none (server-side producers): the person's recorded consent then decides.
+   */
+  consent?: ConsentState;
 }

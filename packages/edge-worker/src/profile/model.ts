@@ -1,0 +1,483 @@
+/**
+ * A person's profile as plain data, and the pure rules that change it: interests with
+ * capped increments and exponential decay, the last 100 actions, counters, cart,
+ * segments, interest-shift detection, and merging an anonymous profile into a person's.
+ * ProfileDO stores this state; keeping the rules pure keeps them testable on their own.
+ */
+import { type ConsentState, type CustomerAction, type JsonValue, SIGNAL_WEIGHT } from '@attune/shared-schema';
+import type { PersonKey, ProfileView, RecentAction } from './types.ts';
+import { newUlid } from './ulid.ts';
+
+/** A consent record with proof: what was chosen, when, under which policy, from where. */
+export interface ConsentRecord {
+  state: ConsentState;
+  recordedAt: string;
+  eventId: string;
+  source: string;
+}
+
+export interface ProfileState {
+  siteId: string;
+  personKey: PersonKey;
+  anonymousIds: string[];
+  userId?: string;
+  traits: Record<string, JsonValue>;
+  /** Interest scores as of `interestsAsOf` (decay is applied lazily). */
+  interests: Record<string, number>;
+  interestsAsOf: number;
+  counters: Record<string, number>;
+  recentActions: RecentAction[];
+  cart: string[];
+  purchased: string[];
+  consent?: ConsentRecord;
+  offers: Record<string, number>;
+  /** The dominant category when it was last established, for shift detection. */
+  dominant?: { key: string; since: number };
+  lastProductView?: { productId: string; at: number };
+  lastCartAddAt?: number;
+  lastOrderAt?: number;
+  lastSessionId?: string;
+  firstSeen: string;
+  lastSeen: string;
+  /** Monotonic per person: bumped on every change, so downstream keeps the latest snapshot. */
+  version: number;
+}
+
+/** Tunables of the profile rules; a site may override them in its settings. */
+export interface ProfileRules {
+  halfLifeMs: number;
+  /** The most one event may add to one interest key. */
+  maxIncrement: number;
+  /** The most an interest score may reach. */
+  maxScore: number;
+  /** Scores below this are forgotten. */
+  minScore: number;
+  /** At most this many interest keys are kept (highest first). */
+  maxKeys: number;
+  /** A cart untouched this long, with no order, makes a cart abandoner. */
+  cartAbandonAfterMs: number;
+  /** A new dominant category must beat the old one by this factor to count as a shift. */
+  shiftRatio: number;
+  /** ... and reach at least this score. */
+  shiftMinScore: number;
+  /** ... and the old dominant must have been established within this window. */
+  shiftWindowMs: number;
+  /** A product viewed within this time after another makes a "viewed next" pair. */
+  covisitWindowMs: number;
+  highValueRevenue: number;
+  highValueOrders: number;
+  frequentBrowserViews: number;
+  /** Marketer-defined segments: all counters at or above the given values. */
+  customSegments: { id: string; minCounters: Record<string, number> }[];
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export const DEFAULT_RULES: ProfileRules = {
+  halfLifeMs: 14 * DAY_MS,
+  maxIncrement: 5,
+  maxScore: 100,
+  minScore: 0.01,
+  maxKeys: 200,
+  cartAbandonAfterMs: 30 * 60 * 1000,
+  shiftRatio: 1.5,
+  shiftMinScore: 3,
+  shiftWindowMs: 7 * DAY_MS,
+  covisitWindowMs: 60 * 60 * 1000,
+  highValueRevenue: 500,
+  highValueOrders: 5,
+  frequentBrowserViews: 10,
+  customSegments: [],
+};
+
+export const MAX_RECENT_ACTIONS = 100;
+const MAX_TRAIT_KEYS = 100;
+const MAX_LIST = 200;
+
+export function emptyProfile(siteId: string, personKey: PersonKey, at: string): ProfileState {
+  return {
+    siteId,
+    personKey,
+    anonymousIds: [],
+    traits: {},
+    interests: {},
+    interestsAsOf: Date.parse(at),
+    counters: {},
+    recentActions: [],
+    cart: [],
+    purchased: [],
+    offers: {},
+    firstSeen: at,
+    lastSeen: at,
+    version: 0,
+  };
+}
+
+/** The factor a score keeps after `elapsedMs`: 2^(-elapsed / halfLife). */
+export function decayFactor(elapsedMs: number, halfLifeMs: number): number {
+  if (elapsedMs <= 0 || halfLifeMs <= 0) return 1;
+  return 2 ** (-elapsedMs / halfLifeMs);
+}
+
+/** Interests decayed to `now`, small scores dropped. Pure: returns a new map. */
+export function decayedInterests(
+  interests: Record<string, number>,
+  asOf: number,
+  now: number,
+  rules: ProfileRules,
+): Record<string, number> {
+  const factor = decayFactor(now - asOf, rules.halfLifeMs);
+  const out: Record<string, number> = {};
+  for (const [key, score] of Object.entries(interests)) {
+    const next = score * factor;
+    if (next >= rules.minScore) out[key] = next;
+  }
+  return out;
+}
+
+function decayTo(state: ProfileState, now: number, rules: ProfileRules): void {
+  if (now <= state.interestsAsOf) return;
+  state.interests = decayedInterests(state.interests, state.interestsAsOf, now, rules);
+  state.interestsAsOf = now;
+}
+
+function asString(v: JsonValue | undefined): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+interface ProductFacts {
+  productId?: string;
+  category?: string;
+  tags: string[];
+}
+
+function productFacts(v: JsonValue | undefined): ProductFacts | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const tags = Array.isArray(v.tags) ? v.tags.filter((t): t is string => typeof t === 'string') : [];
+  const facts: ProductFacts = { tags: tags.slice(0, 50) };
+  const productId = asString(v.productId);
+  const category = asString(v.category);
+  if (productId !== undefined) facts.productId = productId;
+  if (category !== undefined) facts.category = category;
+  return facts;
+}
+
+/** The products an event is about: its own properties, or its `products` list. */
+function productsOf(event: CustomerAction): ProductFacts[] {
+  const props = event.properties ?? {};
+  const list = props.products;
+  const out: ProductFacts[] = [];
+  if (Array.isArray(list)) {
+    for (const item of list.slice(0, 100)) {
+      const facts = productFacts(item);
+      if (facts) out.push(facts);
+    }
+  }
+  const own = productFacts(props);
+  if (own && (own.productId !== undefined || own.category !== undefined || own.tags.length > 0))
+    out.push(own);
+  return out;
+}
+
+function addInterest(state: ProfileState, key: string, amount: number, rules: ProfileRules): void {
+  const current = state.interests[key] ?? 0;
+  state.interests[key] = Math.min(rules.maxScore, current + Math.min(amount, rules.maxIncrement));
+}
+
+function trimInterests(state: ProfileState, rules: ProfileRules): void {
+  const keys = Object.keys(state.interests);
+  if (keys.length <= rules.maxKeys) return;
+  const kept = Object.entries(state.interests)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, rules.maxKeys);
+  state.interests = Object.fromEntries(kept);
+}
+
+function bump(counters: Record<string, number>, key: string, by = 1): void {
+  counters[key] = (counters[key] ?? 0) + by;
+}
+
+function pushUnique(list: string[], value: string): void {
+  if (!list.includes(value)) {
+    list.push(value);
+    if (list.length > MAX_LIST) list.shift();
+  }
+}
+
+/** The category with the highest score, if any. */
+export function dominantCategory(
+  interests: Record<string, number>,
+): { key: string; score: number } | undefined {
+  let best: { key: string; score: number } | undefined;
+  for (const [key, score] of Object.entries(interests)) {
+    if (!key.startsWith('category:')) continue;
+    if (!best || score > best.score) best = { key, score };
+  }
+  return best;
+}
+
+/** What applying one event produced besides the state change. */
+export interface ApplyOutcome {
+  emitted: CustomerAction[];
+  covisit?: { from: string; to: string; at: string };
+}
+
+/**
+ * Applies one accepted, personalization-granted event to a profile, at `at` (the
+ * server-corrected event time). Mutates `state`.
+ */
+export function applyEvent(
+  state: ProfileState,
+  event: CustomerAction,
+  at: number,
+  rules: ProfileRules,
+): ApplyOutcome {
+  const outcome: ApplyOutcome = { emitted: [] };
+  const now = Math.max(at, state.interestsAsOf);
+  decayTo(state, now, rules);
+  const iso = new Date(now).toISOString();
+
+  if (!state.anonymousIds.includes(event.anonymousId) && !event.anonymousId.startsWith('server:')) {
+    pushUnique(state.anonymousIds, event.anonymousId);
+  }
+  bump(state.counters, 'events');
+  bump(state.counters, event.name);
+  if (event.sessionId !== undefined && event.sessionId !== state.lastSessionId) {
+    bump(state.counters, 'sessions');
+    state.lastSessionId = event.sessionId;
+  }
+
+  const products = productsOf(event);
+  const weight = (SIGNAL_WEIGHT as Record<string, number | undefined>)[event.name] ?? 0;
+  if (weight > 0) {
+    // One event adds at most `weight` to each key it touches, however many products name it.
+    const touched = new Map<string, number>();
+    for (const p of products) {
+      if (p.category !== undefined) touched.set(`category:${p.category}`, weight);
+      for (const tag of p.tags) touched.set(`tag:${tag}`, weight);
+    }
+    if (event.name === 'search.performed') {
+      const query = asString(event.properties?.query);
+      if (query !== undefined) touched.set(`search:${query.toLowerCase().slice(0, 64)}`, weight);
+    }
+    for (const [key, amount] of touched) addInterest(state, key, amount, rules);
+    trimInterests(state, rules);
+  }
+
+  const first = products[0];
+  switch (event.name) {
+    case 'product.viewed': {
+      const productId = first?.productId;
+      if (productId !== undefined) {
+        const prev = state.lastProductView;
+        if (prev && prev.productId !== productId && now - prev.at <= rules.covisitWindowMs) {
+          outcome.covisit = { from: prev.productId, to: productId, at: iso };
+        }
+        state.lastProductView = { productId, at: now };
+      }
+      break;
+    }
+    case 'cart.item.added':
+      if (first?.productId !== undefined) pushUnique(state.cart, first.productId);
+      state.lastCartAddAt = now;
+      break;
+    case 'cart.item.removed':
+      if (first?.productId !== undefined) state.cart = state.cart.filter((id) => id !== first.productId);
+      break;
+    case 'order.completed': {
+      bump(state.counters, 'orders');
+      const total = event.properties?.total;
+      if (typeof total === 'number' && Number.isFinite(total)) bump(state.counters, 'revenue', total);
+      for (const p of products) if (p.productId !== undefined) pushUnique(state.purchased, p.productId);
+      state.cart = [];
+      state.lastOrderAt = now;
+      break;
+    }
+    default:
+      break;
+  }
+
+  if (event.traits) {
+    for (const [key, value] of Object.entries(event.traits)) {
+      if (Object.keys(state.traits).length >= MAX_TRAIT_KEYS && !Object.hasOwn(state.traits, key)) break;
+      // defineProperty keeps a `__proto__` trait as data instead of touching the prototype.
+      Object.defineProperty(state.traits, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+  if (event.userId !== undefined && state.personKey.startsWith('user:')) state.userId = event.userId;
+
+  const action: RecentAction = { id: event.id, name: event.name, at: iso };
+  if (first?.productId !== undefined) action.productId = first.productId;
+  if (first?.category !== undefined) action.category = first.category;
+  state.recentActions.unshift(action);
+  if (state.recentActions.length > MAX_RECENT_ACTIONS) state.recentActions.length = MAX_RECENT_ACTIONS;
+
+  const shift = detectShift(state, now, rules);
+  if (shift) outcome.emitted.push(shiftEvent(state, event, shift, iso));
+  if (iso > state.lastSeen) state.lastSeen = iso;
+  state.version++;
+  return outcome;
+}
+
+/**
+ * Interest shift: the dominant category changes to one that beats the previous dominant
+ * by `shiftRatio`, and the previous one was established within the window (a sharp
+ * change, not a slow drift over months).
+ */
+function detectShift(
+  state: ProfileState,
+  now: number,
+  rules: ProfileRules,
+): { from: string; to: string; fromScore: number; toScore: number } | undefined {
+  const top = dominantCategory(state.interests);
+  if (!top) return undefined;
+  const prev = state.dominant;
+  if (!prev) {
+    state.dominant = { key: top.key, since: now };
+    return undefined;
+  }
+  if (prev.key === top.key) return undefined;
+  const fromScore = state.interests[prev.key] ?? 0;
+  const sharp = top.score >= rules.shiftMinScore && top.score >= fromScore * rules.shiftRatio;
+  if (!sharp) return undefined;
+  const withinWindow = now - prev.since <= rules.shiftWindowMs;
+  state.dominant = { key: top.key, since: now };
+  if (!withinWindow) return undefined;
+  return { from: prev.key, to: top.key, fromScore, toScore: top.score };
+}
+
+function shiftEvent(
+  state: ProfileState,
+  cause: CustomerAction,
+  shift: { from: string; to: string; fromScore: number; toScore: number },
+  at: string,
+): CustomerAction {
+  const event: CustomerAction = {
+    id: newUlid(Date.parse(at)),
+    type: 'track',
+    name: 'interest.shifted',
+    timestamp: at,
+    anonymousId: cause.anonymousId,
+    properties: {
+      from: shift.from.slice('category:'.length),
+      to: shift.to.slice('category:'.length),
+      fromScore: Math.round(shift.fromScore * 1000) / 1000,
+      toScore: Math.round(shift.toScore * 1000) / 1000,
+      causeEventId: cause.id,
+    },
+    schemaVersion: 1,
+  };
+  if (state.userId !== undefined) event.userId = state.userId;
+  return event;
+}
+
+/** Segments a person is in at `now`, evaluated from counters, cart and timing. */
+export function evaluateSegments(state: ProfileState, now: number, rules: ProfileRules): string[] {
+  const c = state.counters;
+  const segments: string[] = [];
+  const sessions = c.sessions ?? 0;
+  const orders = c.orders ?? 0;
+  const views = (c['product.viewed'] ?? 0) + (c['page.viewed'] ?? 0);
+  if (sessions <= 1 && orders === 0) segments.push('new_visitor');
+  const lastAdd = state.lastCartAddAt;
+  if (
+    state.cart.length > 0 &&
+    lastAdd !== undefined &&
+    now - lastAdd >= rules.cartAbandonAfterMs &&
+    (state.lastOrderAt === undefined || state.lastOrderAt < lastAdd)
+  ) {
+    segments.push('cart_abandoner');
+  }
+  if (views >= rules.frequentBrowserViews && orders <= 1) segments.push('frequent_browser_rare_buyer');
+  if ((c.revenue ?? 0) >= rules.highValueRevenue || orders >= rules.highValueOrders)
+    segments.push('high_value');
+  for (const custom of rules.customSegments) {
+    const inIt = Object.entries(custom.minCounters).every(([counter, min]) => (c[counter] ?? 0) >= min);
+    if (inIt) segments.push(custom.id);
+  }
+  return segments;
+}
+
+/** The read-only view decide, triggers and admin see, decayed to `now`. */
+export function toView(state: ProfileState, now: number, rules: ProfileRules): ProfileView {
+  const asOf = Math.max(now, state.interestsAsOf);
+  const view: ProfileView = {
+    siteId: state.siteId,
+    personKey: state.personKey,
+    anonymousIds: [...state.anonymousIds],
+    traits: { ...state.traits },
+    interests: decayedInterests(state.interests, state.interestsAsOf, asOf, rules),
+    segments: evaluateSegments(state, asOf, rules),
+    counters: { ...state.counters },
+    recentActions: state.recentActions.map((a) => ({ ...a })),
+    cart: [...state.cart],
+    purchased: [...state.purchased],
+    offers: { ...state.offers },
+    firstSeen: state.firstSeen,
+    lastSeen: state.lastSeen,
+    asOf: new Date(asOf).toISOString(),
+  };
+  if (state.userId !== undefined) view.userId = state.userId;
+  if (state.consent) view.consent = state.consent.state;
+  return view;
+}
+
+/** Forgets what personalization built (interests, actions, cart, segments) when it is withdrawn. */
+export function clearPersonalization(state: ProfileState): void {
+  state.interests = {};
+  state.counters = {};
+  state.recentActions = [];
+  state.cart = [];
+  state.purchased = [];
+  state.traits = {};
+  state.offers = {};
+  delete state.dominant;
+  delete state.lastProductView;
+  delete state.lastCartAddAt;
+  delete state.lastOrderAt;
+  state.version++;
+}
+
+/** Merges an anonymous profile into a person's profile (the first verified identify). */
+export function mergeProfiles(into: ProfileState, from: ProfileState, rules: ProfileRules): void {
+  const now = Math.max(into.interestsAsOf, from.interestsAsOf);
+  decayTo(into, now, rules);
+  const theirs = decayedInterests(from.interests, from.interestsAsOf, now, rules);
+  for (const [key, score] of Object.entries(theirs)) {
+    into.interests[key] = Math.min(rules.maxScore, (into.interests[key] ?? 0) + score);
+  }
+  trimInterests(into, rules);
+  for (const [key, n] of Object.entries(from.counters)) bump(into.counters, key, n);
+  into.recentActions = [...into.recentActions, ...from.recentActions]
+    .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
+    .slice(0, MAX_RECENT_ACTIONS);
+  for (const id of from.cart) pushUnique(into.cart, id);
+  for (const id of from.purchased) pushUnique(into.purchased, id);
+  for (const id of from.anonymousIds) pushUnique(into.anonymousIds, id);
+  for (const [key, value] of Object.entries(from.traits)) {
+    if (!Object.hasOwn(into.traits, key)) {
+      Object.defineProperty(into.traits, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+  for (const [rule, n] of Object.entries(from.offers)) bump(into.offers, rule, n);
+  if (from.consent && (!into.consent || from.consent.recordedAt > into.consent.recordedAt)) {
+    into.consent = from.consent;
+  }
+  if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
+  if (from.lastSeen > into.lastSeen) into.lastSeen = from.lastSeen;
+  if (from.lastCartAddAt !== undefined && (into.lastCartAddAt ?? 0) < from.lastCartAddAt)
+    into.lastCartAddAt = from.lastCartAddAt;
+  if (from.lastOrderAt !== undefined && (into.lastOrderAt ?? 0) < from.lastOrderAt)
+    into.lastOrderAt = from.lastOrderAt;
+  into.version++;
+}
