@@ -36,6 +36,66 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return cur;
 }
 
+/** Zod's type names as a producer reads them. */
+function typeName(expected: string): string {
+  return expected === 'int' ? 'integer' : expected;
+}
+
+function describeBound(origin: string, bound: number | bigint, inclusive: boolean, upper: boolean): string {
+  const word = upper ? (inclusive ? 'at most' : 'less than') : inclusive ? 'at least' : 'greater than';
+  return `${origin === 'int' ? 'an integer' : 'a number'} ${word} ${String(bound)}`;
+}
+
+/**
+ * A zod error map that says what was expected and what was received, in the words of
+ * the wire protocol. Pass it as `safeParse(x, { error: issueMessage })`; a message set on
+ * a schema (e.g. "expected a ULID") still wins. Returns undefined to keep zod's default.
+ */
+export function issueMessage(issue: z.core.$ZodRawIssue): string | undefined {
+  const input: unknown = issue.input;
+  switch (issue.code) {
+    case 'invalid_type':
+      return input === undefined
+        ? `required: expected ${typeName(issue.expected)}`
+        : `expected ${typeName(issue.expected)}, received ${describeValue(input)}`;
+    case 'too_big':
+      if (issue.origin === 'string' && typeof input === 'string')
+        return `string too long: ${input.length} characters, at most ${String(issue.maximum)}`;
+      if (issue.origin === 'array' && Array.isArray(input))
+        return `too many items: ${input.length}, at most ${String(issue.maximum)}`;
+      if (issue.origin === 'number' || issue.origin === 'int')
+        return `expected ${describeBound(issue.origin, issue.maximum, issue.inclusive !== false, true)}, received ${describeValue(input)}`;
+      return undefined;
+    case 'too_small':
+      if (issue.origin === 'string' && typeof input === 'string')
+        return Number(issue.minimum) === 1
+          ? 'expected a non-empty string'
+          : `string too short: ${input.length} characters, at least ${String(issue.minimum)}`;
+      if (issue.origin === 'array' && Array.isArray(input))
+        return `too few items: ${input.length}, at least ${String(issue.minimum)}`;
+      if (issue.origin === 'number' || issue.origin === 'int')
+        return `expected ${describeBound(issue.origin, issue.minimum, issue.inclusive !== false, false)}, received ${describeValue(input)}`;
+      return undefined;
+    case 'invalid_value':
+      return issue.values.length === 1
+        ? `expected ${JSON.stringify(issue.values[0])}, received ${describeValue(input)}`
+        : `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, received ${describeValue(input)}`;
+    case 'invalid_format':
+      if (issue.format === 'datetime')
+        return `expected an ISO 8601 date-time with a time zone, like "2026-11-26T09:30:00.000Z", received ${describeValue(input)}`;
+      return `invalid ${issue.format}, received ${describeValue(input)}`;
+    case 'unrecognized_keys':
+      return `unknown field(s): ${issue.keys.join(', ')}`;
+    default:
+      return undefined;
+  }
+}
+
+/** One field error as a line of text: `batch[3].properties.price: expected number, received string "12,50"`. */
+export function formatFieldError(error: FieldError): string {
+  return error.path ? `${error.path}: ${error.message}` : error.message;
+}
+
 /** Turns zod issues into field errors, with the received value described where it helps. */
 export function fieldErrorsFromZod(
   issues: readonly z.core.$ZodIssue[],
@@ -49,10 +109,13 @@ export function fieldErrorsFromZod(
       const received = valueAt(input, issue.path);
       message =
         received === undefined
-          ? `required: expected ${issue.expected}`
-          : `expected ${issue.expected}, received ${describeValue(received)}`;
+          ? `required: expected ${typeName(issue.expected)}`
+          : `expected ${typeName(issue.expected)}, received ${describeValue(received)}`;
     } else if (issue.code === 'unrecognized_keys') {
       message = `unknown field(s): ${issue.keys.join(', ')}`;
+    } else if (issue.code === 'invalid_format' && !message.includes('received')) {
+      // A schema's own message ("expected a ULID …") says what is wanted; add what came.
+      message = `${message}, received ${describeValue(valueAt(input, issue.path))}`;
     }
     return { path, message };
   });

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { EVENT_NAME_PATTERN, EVENT_TYPES, LIMITS, SCHEMA_VERSION, ULID_PATTERN } from './constants.ts';
-import { type FieldError, fieldErrorsFromZod, formatPath } from './errors.ts';
+import { type FieldError, fieldErrorsFromZod, formatPath, issueMessage } from './errors.ts';
 import { propertiesSchemaFor } from './events.ts';
 import { checkJsonMap, type JsonIssue, type JsonValue } from './json.ts';
 import { upcast } from './versions.ts';
@@ -13,7 +13,12 @@ import { upcast } from './versions.ts';
 export type { FieldError } from './errors.ts';
 export type { JsonValue } from './json.ts';
 
-const idString = z.string().min(1).max(LIMITS.maxIdLength);
+/** Ids end up as storage keys downstream: lone surrogates would not survive UTF-8. */
+const idString = z
+  .string()
+  .min(1)
+  .max(LIMITS.maxIdLength)
+  .refine((s) => s.isWellFormed(), 'string contains a lone surrogate (invalid Unicode)');
 const shortText = z.string().max(256);
 const url = z.string().max(LIMITS.maxUrlLength);
 
@@ -127,7 +132,7 @@ export function validateEvent(input: unknown, options: ValidateOptions = {}): Ev
     }
     if (jsonIssues.length > 0) return { ok: false, errors: jsonIssuesToErrors(jsonIssues, prefix) };
 
-    const parsed = CustomerActionSchema.safeParse(candidate);
+    const parsed = CustomerActionSchema.safeParse(candidate, { error: issueMessage });
     if (!parsed.success)
       return { ok: false, errors: fieldErrorsFromZod(parsed.error.issues, candidate, prefix) };
     const event = parsed.data as CustomerAction;
@@ -135,7 +140,7 @@ export function validateEvent(input: unknown, options: ValidateOptions = {}): Ev
     const errors: FieldError[] = [];
     const propsSchema = propertiesSchemaFor(event.name);
     if (propsSchema) {
-      const props = propsSchema.safeParse(event.properties ?? {});
+      const props = propsSchema.safeParse(event.properties ?? {}, { error: issueMessage });
       if (!props.success)
         errors.push(
           ...fieldErrorsFromZod(props.error.issues, event.properties ?? {}, [...prefix, 'properties']),

@@ -42,7 +42,10 @@ const SEGMENT_PROPERTY_KEYS: Readonly<Record<string, string>> = {
 
 /** "Video Playback Started" → "video.playback.started"; single words get a `track.` prefix. */
 export function dottedName(segmentName: string): string {
-  const known = SEGMENT_EVENT_NAMES[segmentName];
+  // hasOwn: "constructor" or "toString" are event names here, not Object.prototype members.
+  const known = Object.hasOwn(SEGMENT_EVENT_NAMES, segmentName)
+    ? SEGMENT_EVENT_NAMES[segmentName]
+    : undefined;
   if (known) return known;
   const words = segmentName
     .toLowerCase()
@@ -57,11 +60,16 @@ export function dottedName(segmentName: string): string {
 function renameKeys(props: Json): Json {
   const out: Json = {};
   for (const [key, value] of Object.entries(props)) {
-    const name = SEGMENT_PROPERTY_KEYS[key] ?? key;
-    out[name] =
-      key === 'products' && Array.isArray(value)
-        ? value.map((p) => (isObject(p) ? renameKeys(p) : p))
-        : value;
+    const name = Object.hasOwn(SEGMENT_PROPERTY_KEYS, key) ? (SEGMENT_PROPERTY_KEYS[key] ?? key) : key;
+    if (key === 'products' && Array.isArray(value)) {
+      out[name] = value.map((p) => (isObject(p) ? renameKeys(p) : p));
+    } else if (key === 'currency' && typeof value === 'string' && /^[a-z]{3}$/i.test(value)) {
+      // Segment's own examples send "usd"; ISO 4217 codes are upper-case.
+      out[name] = value.toUpperCase();
+    } else {
+      // defineProperty, not assignment: an own "__proto__" key stays a key (and is then rejected).
+      Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+    }
   }
   return out;
 }

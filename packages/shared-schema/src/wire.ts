@@ -4,13 +4,17 @@
  */
 import { z } from 'zod';
 import { COLLECT_STATUS, LIMITS } from './constants.ts';
-import { type FieldError, fieldErrorsFromZod } from './errors.ts';
+import { type FieldError, fieldErrorsFromZod, issueMessage } from './errors.ts';
 import { type CustomerAction, validateEvent } from './event.ts';
 import { describeValue } from './json.ts';
 
 /** The request body (sent as `text/plain` JSON so browsers need no CORS preflight). */
 export const CollectEnvelopeSchema = z.object({
-  writeKey: z.string().min(1).max(128),
+  writeKey: z
+    .string()
+    .min(1)
+    .max(128)
+    .refine((s) => s.isWellFormed(), 'string contains a lone surrogate (invalid Unicode)'),
   sentAt: z.iso.datetime({ offset: true }).optional(),
   batch: z.array(z.unknown()).min(1, 'batch is empty: send at least one event'),
 });
@@ -71,21 +75,48 @@ export function errorBody(
   return errors ? { error: { code, message, errors } } : { error: { code, message } };
 }
 
+const encoder = new TextEncoder();
+
+function tooLarge(message: string): CollectParse {
+  return { ok: false, status: COLLECT_STATUS.tooLarge, body: errorBody('too_large', message) };
+}
+
+/** The event id to echo in a rejection, when it is a readable string; never throws. */
+function readableId(raw: unknown): string | undefined {
+  try {
+    if (raw === null || typeof raw !== 'object') return undefined;
+    const id: unknown = (raw as { id?: unknown }).id;
+    return typeof id === 'string' && id.isWellFormed() ? id.slice(0, 64) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Parses a collect body (the raw text) into accepted events and per-event errors.
- * Returns a status and error body for what cannot be partially accepted.
+ * Returns a status and error body for what cannot be partially accepted. Never throws.
  */
 export function parseCollectBody(text: string, options: { now?: number } = {}): CollectParse {
-  const bytes = new TextEncoder().encode(text).byteLength;
-  if (bytes > LIMITS.maxBatchBytes) {
+  if (typeof text !== 'string') {
     return {
       ok: false,
-      status: COLLECT_STATUS.tooLarge,
-      body: errorBody(
-        'too_large',
-        `request body is ${bytes} bytes; at most ${LIMITS.maxBatchBytes}. Send smaller batches.`,
-      ),
+      status: COLLECT_STATUS.badRequest,
+      body: errorBody('invalid_json', `request body must be JSON text, received ${describeValue(text)}`),
     };
+  }
+  // Every UTF-16 unit is at least one UTF-8 byte, so a long text is rejected before encoding it.
+  if (text.length > LIMITS.maxBatchBytes) {
+    return tooLarge(
+      `request body is more than ${LIMITS.maxBatchBytes} bytes (${text.length} characters). Send smaller batches.`,
+    );
+  }
+  // ...and at most three, so a short one needs no counting at all.
+  if (text.length * 3 > LIMITS.maxBatchBytes) {
+    const bytes = encoder.encode(text).byteLength;
+    if (bytes > LIMITS.maxBatchBytes)
+      return tooLarge(
+        `request body is ${bytes} bytes; at most ${LIMITS.maxBatchBytes}. Send smaller batches.`,
+      );
   }
   let json: unknown;
   try {
@@ -100,9 +131,25 @@ export function parseCollectBody(text: string, options: { now?: number } = {}): 
   return parseCollectRequest(json, options);
 }
 
-/** Like parseCollectBody, for a body already parsed from JSON. */
+/** Like parseCollectBody, for a body already parsed from JSON (or built in process). Never throws. */
 export function parseCollectRequest(json: unknown, options: { now?: number } = {}): CollectParse {
-  const env = CollectEnvelopeSchema.safeParse(json);
+  try {
+    return parseEnvelope(json, options);
+  } catch (err) {
+    // In-process callers can hand over getters that throw or proxies; bad input is a 400, never a crash.
+    return {
+      ok: false,
+      status: COLLECT_STATUS.badRequest,
+      body: errorBody(
+        'invalid_envelope',
+        `unreadable request: ${err instanceof Error ? err.message.slice(0, 200) : 'unknown error'}`,
+      ),
+    };
+  }
+}
+
+function parseEnvelope(json: unknown, options: { now?: number }): CollectParse {
+  const env = CollectEnvelopeSchema.safeParse(json, { error: issueMessage });
   if (!env.success) {
     return {
       ok: false,
@@ -116,11 +163,9 @@ export function parseCollectRequest(json: unknown, options: { now?: number } = {
   }
   const { writeKey, sentAt, batch } = env.data;
   if (batch.length > LIMITS.maxBatchEvents) {
-    return {
-      ok: false,
-      status: COLLECT_STATUS.tooLarge,
-      body: errorBody('too_large', `batch has ${batch.length} events; at most ${LIMITS.maxBatchEvents}`),
-    };
+    return tooLarge(
+      `batch has ${batch.length} events; at most ${LIMITS.maxBatchEvents}. Send smaller batches.`,
+    );
   }
   const now = options.now ?? Date.now();
   const events: { index: number; event: CustomerAction }[] = [];
@@ -130,10 +175,7 @@ export function parseCollectRequest(json: unknown, options: { now?: number } = {
     const result = validateEvent(raw, { now, path: ['batch', index] });
     if (result.ok) events.push({ index, event: result.event });
     else {
-      const id =
-        raw !== null && typeof raw === 'object' && typeof (raw as { id?: unknown }).id === 'string'
-          ? (raw as { id: string }).id.slice(0, 64)
-          : undefined;
+      const id = readableId(raw);
       rejected.push(
         id !== undefined ? { index, id, errors: result.errors } : { index, errors: result.errors },
       );

@@ -1,0 +1,219 @@
+/**
+ * Schema versions: every fixture of every version (fixtures/v0 = Segment spec payloads,
+ * fixtures/v1 = the current envelope) validates to v1, and the v0 upcast is
+ * deterministic, so a Segment producer's retries keep one idempotency key.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { SCHEMA_VERSION, ULID_PATTERN } from './constants.ts';
+import { type CustomerAction, validateEvent } from './event.ts';
+import { detectVersion, dottedName, ulidFromMessageId, upcast } from './versions.ts';
+
+const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
+/** Server time the fixtures were captured against (all within the 30-day window). */
+const NOW = Date.parse('2026-11-26T12:00:00.000Z');
+
+type Json = Record<string, unknown>;
+
+function fixtures(version: string): [string, Json][] {
+  return readdirSync(join(FIXTURES, version))
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => [f, JSON.parse(readFileSync(join(FIXTURES, version, f), 'utf8')) as Json]);
+}
+
+function toV1(input: unknown): CustomerAction {
+  const result = validateEvent(input, { now: NOW });
+  if (!result.ok) throw new Error(`rejected: ${JSON.stringify(result.errors, null, 2)}`);
+  return result.event;
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const ulidTime = (ulid: string): number =>
+  [...ulid.slice(0, 10)].reduce((t, c) => t * 32 + CROCKFORD.indexOf(c), 0);
+
+const versions = readdirSync(FIXTURES).filter((d) => /^v\d+$/.test(d));
+
+describe('fixtures', () => {
+  it('has a folder for every schema version from 0 to the current one', () => {
+    expect(versions.sort()).toEqual(Array.from({ length: SCHEMA_VERSION + 1 }, (_, i) => `v${i}`));
+    for (const v of versions) expect(fixtures(v).length).toBeGreaterThan(0);
+  });
+
+  for (const version of versions) {
+    describe(version, () => {
+      it.each(fixtures(version))('%s parses to v1', (_file, fixture) => {
+        expect(detectVersion(fixture)).toBe(Number(version.slice(1)));
+        const event = toV1(fixture);
+        expect(event.schemaVersion).toBe(SCHEMA_VERSION);
+        expect(event.id).toMatch(ULID_PATTERN);
+        // The v1 result is itself a valid v1 event, unchanged by a second pass.
+        expect(toV1(JSON.parse(JSON.stringify(event)))).toStrictEqual(event);
+      });
+    });
+  }
+
+  it('v1 fixtures come through exactly as written', () => {
+    for (const [, fixture] of fixtures('v1')) expect(toV1(fixture)).toStrictEqual(fixture);
+  });
+});
+
+describe('v0 (Segment spec) upcast', () => {
+  const v0 = Object.fromEntries(fixtures('v0'));
+  const fixture = (name: string): Json => {
+    const f = v0[name];
+    if (!f) throw new Error(`missing fixture ${name}`);
+    return f;
+  };
+
+  it('maps a Segment "Product Viewed" onto product.viewed with camel-cased properties', () => {
+    const event = toV1(fixture('track-product-viewed.json'));
+    expect(event).toMatchObject({
+      type: 'track',
+      name: 'product.viewed',
+      anonymousId: '507f191e810c19729de860ea',
+      timestamp: '2026-11-24T09:15:02.524Z',
+      properties: {
+        productId: '507f1f77bcf86cd799439011',
+        imageUrl: 'https://shop.example.com/images/trail-jacket.jpg',
+        currency: 'EUR',
+        price: 149.9,
+        brand: 'Attune Outdoor',
+      },
+      context: {
+        locale: 'en-US',
+        timezone: 'Europe/Berlin',
+        campaign: { source: 'newsletter', medium: 'email', name: 'autumn_sale' },
+        page: { path: '/products/trail-jacket' },
+      },
+    });
+    expect(event.userId).toBeUndefined(); // Segment's `userId: null`
+    // The Worker derives what it needs from the request; IP and user agent are not kept.
+    expect(event.context).not.toHaveProperty('ip');
+    expect(event.context).not.toHaveProperty('userAgent');
+  });
+
+  it('maps "Order Completed" with products[] and keeps extra Segment properties', () => {
+    const event = toV1(fixture('track-order-completed.json'));
+    expect(event.name).toBe('order.completed');
+    expect(event.userId).toBe('97980cfea0067');
+    expect(event.properties).toMatchObject({
+      orderId: '50314b8e9bcf000000000000',
+      checkoutId: 'fksdjfsdjfisjf9sdfjsd9f',
+      total: 157.81,
+      revenue: 152.91,
+      products: [
+        {
+          productId: '507f1f77bcf86cd799439011',
+          imageUrl: 'https://shop.example.com/images/trail-jacket.jpg',
+        },
+        { productId: '505bd76785ebb509fc183733', quantity: 2 },
+      ],
+    });
+    expect(JSON.stringify(event.properties)).not.toContain('product_id');
+  });
+
+  it('maps page and screen calls onto page.viewed, titled by the call name when no title is given', () => {
+    const page = toV1(fixture('page.json'));
+    expect(page).toMatchObject({
+      type: 'page',
+      name: 'page.viewed',
+      properties: { title: 'Attune Outdoor' },
+    });
+    expect(page.context?.screen).toEqual({ density: 2, height: 900, width: 1440 });
+    const screen = toV1(fixture('screen.json'));
+    expect(screen).toMatchObject({
+      type: 'page',
+      name: 'page.viewed',
+      timestamp: '2026-11-25T07:45:00.000Z',
+      properties: { title: 'Product Detail', productId: '507f1f77bcf86cd799439011' },
+    });
+    // A messageId that already is a ULID is kept as the id.
+    expect(screen.id).toBe('01JDQ3Z8Y9K2M4N6P8R0S2T4V6');
+    expect(screen.context).not.toHaveProperty('device');
+  });
+
+  it('maps identify with traits', () => {
+    const source = fixture('identify.json');
+    const event = toV1(source);
+    expect(event).toMatchObject({ type: 'identify', name: 'user.identified', userId: '97980cfea0067' });
+    expect(event.traits).toEqual(source.traits);
+  });
+
+  it('dots a custom event name and keeps its free properties as sent', () => {
+    const source = fixture('track-video-playback-started.json');
+    const event = toV1(source);
+    expect(event.name).toBe('video.playback.started');
+    expect(event.properties).toEqual(source.properties);
+  });
+
+  it('is deterministic: the same messageId always gives the same ULID, timed by the event', () => {
+    for (const [file, source] of fixtures('v0')) {
+      const a = toV1(source);
+      const b = toV1(structuredClone(source));
+      expect(a, file).toStrictEqual(b);
+      if (source.messageId === a.id) continue; // already a ULID
+      expect(ulidTime(a.id), file).toBe(Date.parse(a.timestamp));
+    }
+  });
+
+  it('gives distinct ULIDs to distinct messageIds and a valid ULID for any input', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 128 }),
+        fc.string({ minLength: 1, maxLength: 128 }),
+        fc.integer({ min: 0, max: 2 ** 48 - 1 }),
+        (m1, m2, time) => {
+          const a = ulidFromMessageId(m1, time);
+          expect(a).toMatch(ULID_PATTERN);
+          expect(ulidFromMessageId(m1, time)).toBe(a);
+          expect(ulidTime(a)).toBe(time);
+          if (m1 !== m2) expect(ulidFromMessageId(m2, time)).not.toBe(a);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('turns Segment event names into dotted names, never into prototype members', () => {
+    expect(dottedName('Product Added')).toBe('cart.item.added');
+    expect(dottedName('Video Playback Started')).toBe('video.playback.started');
+    expect(dottedName('Subscribed')).toBe('track.subscribed');
+    expect(dottedName('constructor')).toBe('track.constructor');
+    expect(dottedName('toString')).toBe('track.tostring');
+    expect(dottedName('3D View Opened')).toBe('n3d.view.opened');
+    expect(dottedName('!!!')).toBe('track.unnamed');
+  });
+
+  it('reports a Segment call it cannot upcast, with the field to fix', () => {
+    expect(upcast({ type: 'alias', messageId: 'm1', previousId: 'a', userId: 'b' })).toEqual({
+      ok: false,
+      errors: [
+        {
+          path: 'type',
+          message: 'Segment "alias" calls are not supported; send track, page, screen or identify',
+        },
+      ],
+    });
+    const noId = validateEvent({ type: 'track', event: 'Signed In', messageId: '' }, { path: ['batch', 2] });
+    expect(noId).toEqual({
+      ok: false,
+      errors: [{ path: 'batch[2].messageId', message: 'expected a non-empty string, received string ""' }],
+    });
+  });
+
+  it('never rejects an event for being old-shaped, but does reject an unknown future version', () => {
+    expect(upcast({ schemaVersion: 2, id: 'x' })).toEqual({
+      ok: false,
+      errors: [
+        { path: 'schemaVersion', message: 'unsupported schema version 2; this server reads versions 0 to 1' },
+      ],
+    });
+    expect(upcast({ id: 'x' })).toEqual({
+      ok: false,
+      errors: [{ path: 'schemaVersion', message: 'required: expected 1' }],
+    });
+  });
+});
