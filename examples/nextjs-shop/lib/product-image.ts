@@ -31,3 +31,15 @@ export function productSvg(slug: string): string {
     `</svg>`
   );
 }
+
+/** A wide banner: a mountain-ish skyline in the banner's colour. */
+export function bannerSvg(name: string): string {
+  const bg = PALETTE[hash(name) % PALETTE.length] ?? '#2f6f4f';
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="300" viewBox="0 0 1200 300">` +
+    `<rect width="1200" height="300" fill="${bg}"/>` +
+    `<path d="M0 300 L220 120 L380 230 L560 60 L760 220 L900 130 L1200 300 Z" fill="#fff" fill-opacity="0.2"/>` +
+    `<circle cx="1030" cy="80" r="40" fill="#fff" fill-opacity="0.35"/>` +
+    `</svg>`
+  );
+}

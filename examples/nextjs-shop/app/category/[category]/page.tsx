@@ -1,15 +1,23 @@
-/** A category page: every product of one category. */
+/** A category page: every product of one category (optionally one tag: `?tag=accessory`). */
 import { notFound } from 'next/navigation';
 import { ProductGrid } from '@/components/product-grid';
 import { productsInCategory } from '@/lib/catalog';
 
 export const dynamic = 'force-dynamic';
 
-export default async function CategoryPage({ params }: { params: Promise<{ category: string }> }) {
+export default async function CategoryPage({
+  params,
+  searchParams,
+}: {
+  params: Promise<{ category: string }>;
+  searchParams: Promise<{ tag?: string | string[] }>;
+}) {
   const { category } = await params;
+  const { tag } = await searchParams;
   const name = decodeURIComponent(category);
-  const products = await productsInCategory(name);
-  if (products.length === 0) notFound();
+  const all = await productsInCategory(name);
+  if (all.length === 0) notFound();
+  const products = typeof tag === 'string' ? all.filter((p) => p.tags.includes(tag)) : all;
   return (
     <>
       <h1 className="capitalize">{name}</h1>

@@ -1,0 +1,306 @@
+/**
+ * The issue's eight end-to-end scenarios, in a real browser, across the whole local
+ * system: the shop behind the Worker in edge-proxy mode, with Directus as the store.
+ * Each visitor is a fresh browser context; the scenarios share one system and run in order.
+ */
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  flush,
+  launch,
+  newVisitor,
+  rawHtml,
+  type SlotContent,
+  screenshot,
+  slotsInHtml,
+  watchCollect,
+} from './browser.ts';
+import { type CatalogProduct, catalog, directus, eventually, system, workerAdmin } from './system.ts';
+
+let browser: Browser;
+let products: CatalogProduct[];
+const bySlug = new Map<string, CatalogProduct>();
+const byId = new Map<string, CatalogProduct>();
+
+/** The catalog entries a slot shows. */
+function slotProducts(slot: SlotContent | undefined): CatalogProduct[] {
+  if (slot === undefined) return [];
+  const fromLinks = slot.productSlugs.map((s) => bySlug.get(s));
+  const fromIds = slot.productIds.map((id) => byId.get(id));
+  const seen = new Set<string>();
+  return [...fromLinks, ...fromIds].filter((p): p is CatalogProduct => {
+    if (p === undefined || seen.has(p.id)) return false;
+    seen.add(p.id);
+    return true;
+  });
+}
+
+async function chooseConsent(page: Page, grant: string[]): Promise<void> {
+  const banner = page.getByTestId('consent-banner');
+  await banner.waitFor();
+  await page.getByTestId('consent-choose').click();
+  for (const key of grant) await banner.locator(`input[name="${key}"]`).check();
+  await page.getByTestId('consent-save').click();
+  await banner.waitFor({ state: 'detached' });
+}
+
+async function viewProduct(page: Page, slug: string): Promise<void> {
+  await page.goto(`/products/${slug}`);
+  await page.getByTestId('add-to-cart').waitFor();
+  await flush(page);
+}
+
+beforeAll(async () => {
+  browser = await launch();
+  products = await catalog();
+  for (const p of products) {
+    bySlug.set(p.slug, p);
+    byId.set(p.id, p);
+  }
+  expect(products.length).toBeGreaterThan(50);
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe('the shop through the Worker', () => {
+  // The returning visitor of scenarios 2–6: grants consent, browses, buys, signs in, erases.
+  let shopper: { context: BrowserContext; page: Page };
+
+  it('first visit: default content, the consent banner, and no events sent', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    const collect = watchCollect(page);
+    const response = await page.goto('/');
+    expect(response?.status()).toBe(200);
+    const slots = await slotsInHtml(page, (await response?.text()) ?? '');
+    expect(Object.keys(slots).sort()).toEqual(['hero', 'recommendations']);
+    // Nothing is known about this visitor: no targeted banner, only popular products.
+    expect(slots.hero?.text).not.toMatch(/Ready for the trail|Cook like you mean it|Welcome back/);
+    expect(slots.recommendations?.text).not.toMatch(/Picked for you/);
+    expect(slotProducts(slots.recommendations).length).toBeGreaterThan(0);
+
+    const banner = page.getByTestId('consent-banner');
+    await banner.waitFor();
+    const offered = await banner
+      .locator('[data-consent-category]')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('data-consent-category')));
+    expect(offered).toEqual(['analytics', 'personalization', 'marketing']);
+    await screenshot(page, '01-first-visit-consent-banner');
+
+    // Browse and ask the SDK to send: nothing may leave the browser before consent.
+    await page.goto(`/products/${products[0]?.slug}`);
+    await flush(page);
+    await page.waitForTimeout(1500);
+    expect(collect.requests).toHaveLength(0);
+    await context.close();
+  });
+
+  it('grant personalization and analytics, browse three outdoor products: the next page is personalized in the HTML itself', async () => {
+    shopper = await newVisitor(browser, system().urls.worker);
+    const { page } = shopper;
+    const collect = watchCollect(page);
+    await page.goto('/');
+    await chooseConsent(page, ['analytics', 'personalization']);
+
+    const outdoor = products
+      .filter((p) => p.category === 'outdoor' && !p.tags.includes('jacket'))
+      .slice(0, 3);
+    expect(outdoor).toHaveLength(3);
+    for (const p of outdoor) await viewProduct(page, p.slug);
+    await eventually('the product views to be accepted', async () =>
+      collect.events().filter((e) => e.name === 'product.viewed').length >= 3 ? true : undefined,
+    );
+
+    // The raw HTML response of the next page load, before any script runs.
+    const slots = await slotsInHtml(page, await rawHtml(page, '/'));
+    const recommended = slotProducts(slots.recommendations);
+    expect(recommended.length).toBeGreaterThanOrEqual(3);
+    const outdoorShare = recommended.filter((p) => p.category === 'outdoor').length / recommended.length;
+    expect(outdoorShare).toBeGreaterThanOrEqual(0.5);
+    expect(slots.hero?.text).toMatch(/trail/i);
+
+    await page.goto('/');
+    await screenshot(page, '02-home-personalized-outdoor');
+  });
+
+  it('add a jacket to the cart: accessories and a promo', async () => {
+    const { page } = shopper;
+    // Promotions serve the marketing purpose: the shopper opts in on the preferences page.
+    await page.goto('/privacy');
+    await page.locator('input[name="marketing"]').check();
+    await page.getByRole('button', { name: 'Save preferences' }).click();
+    await page.getByRole('status').waitFor();
+    await flush(page);
+
+    const jacket = products.find((p) => p.category === 'outdoor' && p.tags.includes('jacket'));
+    expect(jacket).toBeDefined();
+    await page.goto(`/products/${jacket?.slug}`);
+    await page.getByTestId('add-to-cart').click();
+    await page.getByTestId('added').waitFor();
+    await flush(page);
+
+    const html = await eventually('accessories for the jacket', async () => {
+      const h = await rawHtml(page, `/products/${jacket?.slug}`);
+      const s = await slotsInHtml(page, h);
+      const accessories = slotProducts(s.recommendations).filter((p) => p.tags.includes('accessory'));
+      return accessories.length >= 2 ? h : undefined;
+    });
+    const slots = await slotsInHtml(page, html);
+    expect(slots.promo?.text).toMatch(/TRAIL10|% off/i);
+
+    await page.goto(`/products/${jacket?.slug}`);
+    await screenshot(page, '03-product-jacket-accessories-promo');
+
+    // The cart and a completed order (fake payment).
+    await page.goto('/cart');
+    await page.getByTestId('cart').waitFor();
+    await screenshot(page, '04-cart');
+    await page.getByTestId('to-checkout').click();
+    await page.getByTestId('pay').click();
+    await page.getByTestId('order-confirmed').waitFor();
+    await screenshot(page, '05-order-confirmed');
+  });
+
+  it('events and the profile appear in Directus within a few seconds', async () => {
+    const { page } = shopper;
+    await flush(page);
+    const events = await eventually(
+      'the shopper’s events in Directus',
+      async () => {
+        const rows = await directus<Array<{ name: string; person_key: string }>>(
+          'GET',
+          '/items/events?limit=200&fields=name,person_key&filter[name][_in]=product.viewed,cart.item.added,order.completed',
+        );
+        const names = new Set(rows.map((r) => r.name));
+        return names.has('product.viewed') && names.has('cart.item.added') && names.has('order.completed')
+          ? rows
+          : undefined;
+      },
+      20_000,
+    );
+    const personKey = events.find((e) => e.name === 'cart.item.added')?.person_key;
+    expect(personKey).toMatch(/^anon:/);
+    const people = await eventually(
+      'the shopper’s profile in Directus',
+      async () => {
+        const rows = await directus<Array<{ person_key: string; interests: unknown }>>(
+          'GET',
+          `/items/people?filter[person_key][_eq]=${encodeURIComponent(personKey ?? '')}&fields=person_key,interests`,
+        );
+        return rows.length > 0 ? rows : undefined;
+      },
+      20_000,
+    );
+    expect(JSON.stringify(people[0]?.interests)).toContain('outdoor');
+  });
+
+  it('sign in: the anonymous history is merged into the person', async () => {
+    const { page } = shopper;
+    await page.goto('/signin');
+    await page.getByTestId('signin-user_ada').click();
+    await page.waitForURL((u) => u.pathname === '/');
+    await page.getByTestId('account-link').filter({ hasText: 'Ada Lovelace' }).waitFor();
+    await flush(page);
+
+    const profile = await eventually('the merged profile of user_ada', async () => {
+      const res = await workerAdmin('GET', `/v1/people/${encodeURIComponent('user:user_ada')}`);
+      if (!res.ok) return undefined;
+      const body = (await res.json()) as {
+        profile?: { recentActions?: Array<{ name: string }>; interests?: Record<string, number> };
+        recentActions?: Array<{ name: string }>;
+        interests?: Record<string, number>;
+      };
+      const view = body.profile ?? body;
+      const names = (view.recentActions ?? []).map((a) => a.name);
+      return names.includes('product.viewed') && names.includes('cart.item.added') ? view : undefined;
+    });
+    expect(Object.keys(profile.interests ?? {})).toContain('category:outdoor');
+
+    // Still personalized after signing in, now as the person.
+    const slots = await slotsInHtml(page, await rawHtml(page, '/'));
+    expect(slots.hero?.text).toMatch(/trail/i);
+    await page.goto('/');
+    await screenshot(page, '06-signed-in-home');
+  });
+
+  it('"delete my data": the profile and the person’s Directus rows are gone', async () => {
+    const { page, context } = shopper;
+    await page.goto('/delete-my-data');
+    await screenshot(page, '07-delete-my-data');
+    await page.getByTestId('delete-my-data').click();
+    await page.getByTestId('erased').waitFor();
+
+    const res = await workerAdmin('GET', `/v1/people/${encodeURIComponent('user:user_ada')}`);
+    expect(res.status).toBe(404);
+    await eventually(
+      'user_ada’s rows to leave Directus',
+      async () => {
+        const people = await directus<unknown[]>(
+          'GET',
+          '/items/people?filter[user_id][_eq]=user_ada&fields=id',
+        );
+        const events = await directus<unknown[]>(
+          'GET',
+          '/items/events?filter[user_id][_eq]=user_ada&fields=id',
+        );
+        const consent = await directus<unknown[]>(
+          'GET',
+          `/items/consent_records?filter[person_key][_eq]=${encodeURIComponent('user:user_ada')}&fields=id`,
+        );
+        return people.length + events.length + consent.length === 0 ? true : undefined;
+      },
+      20_000,
+    );
+    // The next page load knows nothing about this browser any more.
+    const slots = await slotsInHtml(page, await rawHtml(page, '/'));
+    expect(slots.hero?.text).not.toMatch(/trail/i);
+    await context.close();
+  });
+
+  it('deny: no personalization and no events', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    const collect = watchCollect(page);
+    await page.goto('/');
+    await page.getByTestId('consent-reject').click();
+    await page.getByTestId('consent-banner').waitFor({ state: 'detached' });
+    const kitchen = products.filter((p) => p.category === 'kitchen').slice(0, 3);
+    for (const p of kitchen) await viewProduct(page, p.slug);
+    await page.waitForTimeout(1500);
+    expect(collect.events()).toHaveLength(0);
+
+    const slots = await slotsInHtml(page, await rawHtml(page, '/'));
+    expect(slots.hero?.text).not.toMatch(/Cook like you mean it/);
+    expect(slots.recommendations?.text).not.toMatch(/Picked for you/);
+    // The choice is remembered: no banner on the next page.
+    await page.goto('/');
+    await page.waitForTimeout(500);
+    expect(await page.getByTestId('consent-banner').count()).toBe(0);
+    await context.close();
+  });
+
+  it('a marketer disables a consent category in Directus: the banner stops offering it', async () => {
+    await directus('PATCH', '/items/consent_categories/marketing', { enabled: false });
+    try {
+      const offered = await eventually('the banner without marketing', async () => {
+        const { page, context } = await newVisitor(browser, system().urls.worker);
+        try {
+          await page.goto('/');
+          const banner = page.getByTestId('consent-banner');
+          await banner.waitFor();
+          const keys = await banner
+            .locator('[data-consent-category]')
+            .evaluateAll((els) => els.map((e) => e.getAttribute('data-consent-category')));
+          if (keys.includes('marketing')) return undefined;
+          await screenshot(page, '08-banner-marketing-disabled');
+          return keys;
+        } finally {
+          await context.close();
+        }
+      });
+      expect(offered).toEqual(['analytics', 'personalization']);
+    } finally {
+      await directus('PATCH', '/items/consent_categories/marketing', { enabled: true });
+    }
+  });
+});

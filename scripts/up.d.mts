@@ -1,0 +1,29 @@
+// Types for scripts/up.mjs, so the shop's end-to-end setup can start the local system from TypeScript.
+export interface LocalSystemOptions {
+  ports?: { shop?: number; worker?: number; directus?: number };
+  stateDir?: string;
+  directusHome?: string;
+  logDir?: string;
+  build?: boolean;
+  inspectorPort?: number;
+}
+export interface LocalSystem {
+  urls: { shop: string; worker: string; directus: string };
+  ports: { shop: number; worker: number; directus: number };
+  devVarsPath: string;
+  directusHome: string;
+  secrets: {
+    identitySecret: string;
+    adminToken: string;
+    serverKey: string;
+    directusToken: string;
+    directusAdminEmail: string;
+    directusAdminPassword: string;
+  };
+  stop(): Promise<void>;
+}
+export const REPO_ROOT: string;
+export const DEFAULT_PORTS: { shop: number; worker: number; directus: number };
+export function startLocalSystem(options?: LocalSystemOptions): Promise<LocalSystem>;
+export function buildShopIfStale(options?: { force?: boolean }): void;
+export function parseDotenv(text: string): Record<string, string>;

@@ -1,0 +1,410 @@
+#!/usr/bin/env node
+/**
+ * `./attune up`: the whole Attune system on this machine, in one command.
+ *   1. secrets: .dev.vars with random values on first run (identity secret, server key,
+ *      admin token, hook secret), shared by the Worker, Directus and the shop;
+ *   2. Directus on SQLite: installed, bootstrapped and seeded on first run only
+ *      (services/directus/scripts/up.mjs), then started;
+ *   3. the demo shop (examples/nextjs-shop): `next build` only when its sources changed,
+ *      then `next start`;
+ *   4. the Worker under `wrangler dev` in edge-proxy mode in front of the shop.
+ * Prints the URLs; Ctrl-C stops all of it. Everything listens on 127.0.0.1.
+ *
+ * `startLocalSystem()` is also what the shop's end-to-end tests start, on their own
+ * ports with their own fresh Directus and Worker state.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const SHOP_DIR = join(REPO_ROOT, 'examples', 'nextjs-shop');
+const DIRECTUS_DIR = join(REPO_ROOT, 'services', 'directus');
+const WRITE_KEY = 'pk_demo_attune';
+const PLACEHOLDERS = new Set(['', 'change-me', 'sk_change_me']);
+
+/** Default ports of `./attune up`. */
+export const DEFAULT_PORTS = { shop: 3000, worker: 8787, directus: 8055 };
+
+function log(msg) {
+  process.stderr.write(`attune: ${msg}\n`);
+}
+
+function secret(bytes = 32) {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** Parses KEY=value lines (values may be quoted). */
+export function parseDotenv(text) {
+  const out = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (!m) continue;
+    let v = m[2];
+    if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))) v = v.slice(1, -1);
+    out[m[1]] = v;
+  }
+  return out;
+}
+
+function writeDotenv(path, vars, header) {
+  const lines = Object.entries(vars).map(([k, v]) => `${k}=${/[\s"#{]/.test(v) ? `'${v}'` : v}`);
+  writeFileSync(path, `${header}\n${lines.join('\n')}\n`, { mode: 0o600 });
+}
+
+/**
+ * The Worker's local secrets: kept when present, random where missing or still the
+ * example's placeholders. Returns the values plus the identity secret and server key.
+ */
+export function ensureSecrets(devVarsPath) {
+  const vars = existsSync(devVarsPath) ? parseDotenv(readFileSync(devVarsPath, 'utf8')) : {};
+  let sites = {};
+  try {
+    sites = JSON.parse(vars.ATTUNE_SITE_SECRETS ?? '{}');
+  } catch {
+    sites = {};
+  }
+  const demo = sites.demo ?? {};
+  let changed = !existsSync(devVarsPath);
+  if (PLACEHOLDERS.has(demo.identitySecret ?? '')) {
+    demo.identitySecret = secret();
+    changed = true;
+  }
+  if (PLACEHOLDERS.has(demo.serverKey ?? '')) {
+    demo.serverKey = `sk_${secret(24)}`;
+    changed = true;
+  }
+  sites.demo = demo;
+  vars.ATTUNE_SITE_SECRETS = JSON.stringify(sites);
+  for (const key of ['ADMIN_TOKEN', 'HOOK_SECRET']) {
+    if (PLACEHOLDERS.has(vars[key] ?? '')) {
+      vars[key] = secret();
+      changed = true;
+    }
+  }
+  vars.DIRECTUS_TOKEN ??= 'change-me';
+  if (changed) {
+    writeDotenv(
+      devVarsPath,
+      vars,
+      '# Local secrets for `wrangler dev`, written by scripts/up.mjs (never commit).',
+    );
+    log(`wrote ${devVarsPath} with random secrets`);
+  }
+  return { vars, identitySecret: demo.identitySecret, serverKey: demo.serverKey };
+}
+
+function run(cmd, args, opts) {
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
+}
+
+function newestMtime(path) {
+  if (!existsSync(path)) return 0;
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = 0;
+  for (const name of readdirSync(path)) {
+    if (name === 'node_modules' || name === '.next' || name === 'test-results' || name === 'dist') continue;
+    newest = Math.max(newest, newestMtime(join(path, name)));
+  }
+  return newest;
+}
+
+/** Builds the shop unless its build is newer than every source it depends on. */
+export function buildShopIfStale({ force = false } = {}) {
+  const buildId = join(SHOP_DIR, '.next', 'BUILD_ID');
+  const sources = ['app', 'components', 'lib', 'public', 'next.config.ts', 'package.json']
+    .map((p) => join(SHOP_DIR, p))
+    .concat([
+      join(REPO_ROOT, 'packages', 'browser-sdk', 'src'),
+      join(REPO_ROOT, 'packages', 'shared-schema', 'src'),
+    ]);
+  const built = existsSync(buildId) ? statSync(buildId).mtimeMs : 0;
+  if (!force && built > Math.max(...sources.map(newestMtime))) {
+    log('shop build is up to date');
+    return;
+  }
+  log('building the shop (next build)…');
+  run('pnpm', ['exec', 'next', 'build'], {
+    cwd: SHOP_DIR,
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' },
+  });
+}
+
+async function waitForHttp(url, { timeoutMs = 90_000, isAlive = () => true, ok = (s) => s < 500 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive()) return false;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(5000), redirect: 'manual' });
+      await res.arrayBuffer();
+      if (ok(res.status)) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return false;
+}
+
+/** A child process in its own process group, so stopping it stops its children too. */
+function startProcess(name, cmd, args, { cwd, env, logFile }) {
+  const child = spawn(cmd, args, {
+    cwd,
+    env,
+    detached: true,
+    stdio: ['ignore', logFile ? 'pipe' : 'inherit', logFile ? 'pipe' : 'inherit'],
+  });
+  let exited = false;
+  child.on('exit', (code, signal) => {
+    exited = true;
+    if (!stopping.has(child.pid)) log(`${name} exited (${code ?? signal})`);
+  });
+  if (logFile) {
+    mkdirSync(dirname(logFile), { recursive: true });
+    const chunks = [];
+    const write = (b) => {
+      chunks.push(b);
+      writeFileSync(logFile, Buffer.concat(chunks));
+    };
+    child.stdout?.on('data', write);
+    child.stderr?.on('data', write);
+  }
+  return { name, child, alive: () => !exited };
+}
+
+const stopping = new Set();
+
+async function stopProcess(proc) {
+  const pid = proc.child.pid;
+  if (pid === undefined || !proc.alive()) return;
+  stopping.add(pid);
+  const signal = (sig) => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + 8000;
+  while (proc.alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (proc.alive()) signal('SIGKILL');
+}
+
+/** A copy of wrangler.toml for other ports: absolute `main`, and the vars that name ports. */
+function wranglerConfigFor(dir, { shopPort, workerPort, directusPort }) {
+  const toml = readFileSync(join(REPO_ROOT, 'wrangler.toml'), 'utf8');
+  const sites = [
+    {
+      id: 'demo',
+      writeKey: WRITE_KEY,
+      allowedOrigins: [
+        `http://localhost:${workerPort}`,
+        `http://127.0.0.1:${workerPort}`,
+        `http://localhost:${shopPort}`,
+        `http://127.0.0.1:${shopPort}`,
+      ],
+      settings: {},
+    },
+  ];
+  const out = toml
+    .replace(/^main = ".*"$/m, `main = "${join(REPO_ROOT, 'packages', 'edge-worker', 'src', 'index.ts')}"`)
+    .replace(/^ORIGIN_URL = .*$/m, `ORIGIN_URL = "http://127.0.0.1:${shopPort}"`)
+    .replace(/^DIRECTUS_URL = .*$/m, `DIRECTUS_URL = "http://127.0.0.1:${directusPort}"`)
+    .replace(/^ATTUNE_SITES = .*$/m, `ATTUNE_SITES = '${JSON.stringify(sites)}'`);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'wrangler.toml');
+  writeFileSync(path, out);
+  return path;
+}
+
+/**
+ * Starts Directus, the shop and the Worker. Options:
+ *  ports      { shop, worker, directus } (default 3000 / 8787 / 8055)
+ *  stateDir   where a private wrangler config, .dev.vars and Worker state live; when
+ *             absent the repo's wrangler.toml, .dev.vars and .wrangler/state are used
+ *  directusHome  a Directus instance folder (default services/directus)
+ *  logDir     where server output goes (default: inherit this terminal)
+ *  build      build the shop when stale (default true)
+ * Returns { urls, secrets, stop() }.
+ */
+export async function startLocalSystem(options = {}) {
+  const ports = { ...DEFAULT_PORTS, ...(options.ports ?? {}) };
+  const stateDir = options.stateDir ? resolve(options.stateDir) : undefined;
+  const devVarsPath = stateDir ? join(stateDir, '.dev.vars') : join(REPO_ROOT, '.dev.vars');
+  if (stateDir) mkdirSync(stateDir, { recursive: true });
+  const urls = {
+    shop: `http://127.0.0.1:${ports.shop}`,
+    worker: `http://localhost:${ports.worker}`,
+    directus: `http://127.0.0.1:${ports.directus}`,
+  };
+  const logFile = (name) => (options.logDir ? join(options.logDir, `${name}.log`) : undefined);
+  const started = [];
+  const directusEnv = {
+    ...process.env,
+    ATTUNE_DIRECTUS_PORT: String(ports.directus),
+    ...(options.directusHome ? { ATTUNE_DIRECTUS_HOME: resolve(options.directusHome) } : {}),
+  };
+  const stopDirectus = () =>
+    spawnSync(process.execPath, [join(DIRECTUS_DIR, 'scripts', 'stop.mjs')], {
+      env: directusEnv,
+      stdio: 'ignore',
+    });
+  const stop = async () => {
+    for (const p of [...started].reverse()) await stopProcess(p);
+    stopDirectus();
+  };
+
+  try {
+    // 1. Secrets (the Worker's .dev.vars); Directus's Flows sign hooks with HOOK_SECRET.
+    const secrets = ensureSecrets(devVarsPath);
+
+    // 2. Directus: install/bootstrap/seed once, then just start.
+    log(`starting Directus on ${urls.directus} (first run installs, bootstraps and seeds it: minutes)…`);
+    run(process.execPath, [join(DIRECTUS_DIR, 'scripts', 'up.mjs')], {
+      cwd: DIRECTUS_DIR,
+      env: {
+        ...directusEnv,
+        ATTUNE_WORKER_URL: `http://127.0.0.1:${ports.worker}`,
+        ATTUNE_HOOK_SECRET: secrets.vars.HOOK_SECRET,
+        ATTUNE_SERVER_KEY: secrets.serverKey,
+        ATTUNE_WRITE_KEY: WRITE_KEY,
+      },
+    });
+    const directusHome = options.directusHome ? resolve(options.directusHome) : DIRECTUS_DIR;
+    const workerVarsFile = join(directusHome, 'data', 'worker.dev.vars');
+    const fromDirectus = existsSync(workerVarsFile) ? parseDotenv(readFileSync(workerVarsFile, 'utf8')) : {};
+    const directusToken = fromDirectus.DIRECTUS_TOKEN ?? '';
+    if (directusToken !== '' && secrets.vars.DIRECTUS_TOKEN !== directusToken) {
+      secrets.vars.DIRECTUS_TOKEN = directusToken;
+      writeDotenv(
+        devVarsPath,
+        secrets.vars,
+        '# Local secrets for `wrangler dev`, written by scripts/up.mjs (never commit).',
+      );
+    }
+    const directusEnvFile = parseDotenv(readFileSync(join(directusHome, '.env'), 'utf8'));
+
+    // 3. The shop.
+    if (options.build !== false) buildShopIfStale();
+    const shopEnv = {
+      ...process.env,
+      NODE_ENV: 'production',
+      NEXT_TELEMETRY_DISABLED: '1',
+      DIRECTUS_URL: urls.directus,
+      DIRECTUS_TOKEN: directusToken,
+      ATTUNE_WORKER_URL: `http://127.0.0.1:${ports.worker}`,
+      ATTUNE_IDENTITY_SECRET: secrets.identitySecret,
+      ATTUNE_ADMIN_TOKEN: secrets.vars.ADMIN_TOKEN,
+      ATTUNE_WRITE_KEY: WRITE_KEY,
+    };
+    const shop = startProcess(
+      'shop',
+      'pnpm',
+      ['exec', 'next', 'start', '--hostname', '127.0.0.1', '--port', String(ports.shop)],
+      { cwd: SHOP_DIR, env: shopEnv, logFile: logFile('shop') },
+    );
+    started.push(shop);
+
+    // 4. The Worker in front of the shop.
+    const config = stateDir
+      ? wranglerConfigFor(stateDir, {
+          shopPort: ports.shop,
+          workerPort: ports.worker,
+          directusPort: ports.directus,
+        })
+      : join(REPO_ROOT, 'wrangler.toml');
+    const wranglerArgs = [
+      'exec',
+      'wrangler',
+      'dev',
+      '-c',
+      config,
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(ports.worker),
+      '--show-interactive-dev-session=false',
+      '--log-level',
+      'warn',
+    ];
+    if (stateDir) {
+      wranglerArgs.push('--persist-to', join(stateDir, 'wrangler-state'), '--env-file', devVarsPath);
+    }
+    if (options.inspectorPort) wranglerArgs.push('--inspector-port', String(options.inspectorPort));
+    const worker = startProcess('worker', 'pnpm', wranglerArgs, {
+      cwd: join(REPO_ROOT, 'packages', 'edge-worker'),
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+      logFile: logFile('worker'),
+    });
+    started.push(worker);
+
+    if (!(await waitForHttp(`${urls.shop}/`, { isAlive: shop.alive })))
+      throw new Error(`the shop did not start on ${urls.shop}`);
+    const configUrl = `${urls.worker}/attune/v1/config?writeKey=${WRITE_KEY}`;
+    if (!(await waitForHttp(configUrl, { isAlive: worker.alive, timeoutMs: 120_000, ok: (s) => s < 500 }))) {
+      throw new Error(`the Worker did not start on ${urls.worker}`);
+    }
+    return {
+      urls,
+      ports,
+      devVarsPath,
+      directusHome,
+      secrets: {
+        identitySecret: secrets.identitySecret,
+        adminToken: secrets.vars.ADMIN_TOKEN,
+        serverKey: secrets.serverKey,
+        directusToken,
+        directusAdminEmail: directusEnvFile.ADMIN_EMAIL,
+        directusAdminPassword: directusEnvFile.ADMIN_PASSWORD,
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function main() {
+  const system = await startLocalSystem();
+  const { urls, secrets } = system;
+  process.stdout.write(
+    [
+      '',
+      'Attune is running:',
+      `  Shop (through the Worker, personalized): ${urls.worker}`,
+      `  Shop (straight from Next.js):            ${urls.shop}`,
+      `  Directus admin:                          ${urls.directus}/admin`,
+      `      sign in as ${secrets.directusAdminEmail} / ${secrets.directusAdminPassword}`,
+      `  Attune API (first-party):                ${urls.worker}/attune/v1/config?writeKey=${WRITE_KEY}`,
+      '',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+  let stopping = false;
+  const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping…');
+    void system.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((err) => {
+    log(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  });
+}
