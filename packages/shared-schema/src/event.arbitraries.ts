@@ -220,15 +220,13 @@ const body = fc.oneof(
     name: fc.constant('consent.updated'),
     properties: KNOWN_PROPERTIES['consent.updated'].map((p) => p as Record<string, JsonValue>),
   }),
-  fc
-    .constantFrom(...KNOWN_EVENT_NAMES)
-    .chain((name) =>
-      fc.record({
-        type: fc.constant('track' as const),
-        name: fc.constant(name),
-        properties: withExtras(KNOWN_PROPERTIES[name]),
-      }),
-    ),
+  fc.constantFrom(...KNOWN_EVENT_NAMES).chain((name) =>
+    fc.record({
+      type: fc.constant('track' as const),
+      name: fc.constant(name),
+      properties: withExtras(KNOWN_PROPERTIES[name]),
+    }),
+  ),
   fc.record(
     { type: fc.constant('track' as const), name: unknownName, properties: jsonMap },
     { requiredKeys: ['type', 'name'], noNullPrototype: true },
