@@ -10,6 +10,8 @@ const config: NextConfig = {
   reactStrictMode: true,
   // The shop never loads remote images or fonts: product images are SVGs it renders itself.
   images: { unoptimized: true },
+  // Types are checked by `pnpm typecheck` (CI runs it for every package); the build need not repeat it.
+  typescript: { ignoreBuildErrors: true },
 };
 
 export default config;

@@ -6,10 +6,10 @@
  * shop's `/attune/*` route forwards it, so ad-blockers and third-party cookie rules never
  * come into it.
  */
-import { createAttune } from '@attune/browser-sdk';
+import { type Attune, createAttune } from '@attune/browser-sdk';
 import { createContext, type ReactNode, useContext, useEffect, useState } from 'react';
 
-export type Attune = ReturnType<typeof createAttune>;
+export type { Attune };
 
 const AttuneContext = createContext<Attune | undefined>(undefined);
 

@@ -17,23 +17,27 @@ export function ConsentBanner({ writeKey }: { writeKey: string }) {
   const [picked, setPicked] = useState<Record<string, boolean>>({});
 
   useEffect(() => {
+    if (attune === undefined) return;
     let live = true;
     void fetchConsentConfig(writeKey).then((c) => {
       if (!live || c === undefined) return;
       setConfig(c);
       setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, cat.default])));
-      setOpen(chosenPolicyVersion() !== c.policyVersion);
+      // Asked again when the policy changed; a refusal is remembered by the choice cookie alone.
+      const snapshot = attune.consent.get();
+      const decided = snapshot.decided && snapshot.policyVersion === c.policyVersion;
+      setOpen(!decided && chosenPolicyVersion() !== c.policyVersion);
     });
     return () => {
       live = false;
     };
-  }, [writeKey]);
+  }, [attune, writeKey]);
 
   if (!open || config === undefined) return null;
   const offered = choosable(config);
 
   const decide = (choice: Record<string, boolean>) => {
-    attune?.consent.set(choice);
+    attune?.consent.set(choice, 'banner');
     rememberChoice(config.policyVersion);
     setOpen(false);
   };

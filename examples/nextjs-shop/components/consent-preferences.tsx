@@ -36,7 +36,7 @@ export function ConsentPreferences({ writeKey }: { writeKey: string }) {
       className="preferences"
       onSubmit={(e) => {
         e.preventDefault();
-        attune?.consent.set(picked);
+        attune?.consent.set(picked, 'preferences');
         rememberChoice(config.policyVersion);
         setSaved(true);
       }}
