@@ -35,9 +35,9 @@ import {
   REPO_ROOT,
 } from './lib.mjs';
 import { COLLECTIONS, EDGE_CACHED_COLLECTIONS } from './schema.mjs';
-import { startServer } from './server.mjs';
+import { startServer, stopServer } from './server.mjs';
 
-const SYNC_EMAIL = 'attune-sync@attune.local';
+const SYNC_EMAIL = 'attune-sync@example.com';
 // Fixed ids make every step an upsert: re-running bootstrap finds its own objects.
 const IDS = {
   policy: '6f1a2c3e-0000-4000-8000-00000000a001',
@@ -76,10 +76,12 @@ function writeEnv(inst) {
     STORAGE_LOCATIONS: 'local',
     STORAGE_LOCAL_ROOT: join(inst.home, 'uploads'),
     EXTENSIONS_PATH: join(inst.home, 'extensions'),
-    ADMIN_EMAIL: process.env.ATTUNE_ADMIN_EMAIL ?? prev.ADMIN_EMAIL ?? 'admin@attune.local',
+    ADMIN_EMAIL: process.env.ATTUNE_ADMIN_EMAIL ?? prev.ADMIN_EMAIL ?? 'admin@example.com',
     ADMIN_PASSWORD: process.env.ATTUNE_ADMIN_PASSWORD ?? prev.ADMIN_PASSWORD ?? 'attune-local-admin',
     CACHE_ENABLED: 'false',
     RATE_LIMITER_ENABLED: 'false',
+    // The pressure limiter answers 503 when the event loop lags, which a shared 2-core dev box does.
+    PRESSURE_LIMITER_ENABLED: 'false',
     WEBSOCKETS_ENABLED: 'false',
     LOG_LEVEL: 'warn',
     MAX_PAYLOAD_SIZE: '10mb',
@@ -95,11 +97,15 @@ function writeEnv(inst) {
   ensureDir(inst.dataDir);
   ensureDir(join(inst.home, 'uploads'));
   ensureDir(join(inst.home, 'extensions'));
+  // Directus looks for package extensions in its working directory's package.json.
+  if (!existsSync(join(inst.home, 'package.json')))
+    writeFileSync(join(inst.home, 'package.json'), '{ "name": "attune-directus-instance", "private": true }\n');
   const text = `# Written by services/directus/scripts/bootstrap.mjs (local use only; not committed).\n${Object.entries(env)
     .map(([k, v]) => `${k}=${v}`)
     .join('\n')}\n`;
+  const changed = !existsSync(inst.envFile) || readFileSync(inst.envFile, 'utf8') !== text;
   writeFileSync(inst.envFile, text, { mode: 0o600 });
-  return env;
+  return { env, changed };
 }
 
 function runDirectusBootstrap(inst) {
@@ -276,7 +282,9 @@ export async function bootstrap(inst = instance()) {
     const r = spawnSync(process.execPath, [join(PROJECT_DIR, 'scripts', 'install.mjs')], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error('directus install failed');
   }
-  const env = writeEnv(inst);
+  const { env, changed } = writeEnv(inst);
+  // A running server keeps the configuration it started with: restart it on a change.
+  if (changed) await stopServer(inst);
   const marker = join(inst.dataDir, 'bootstrapped');
   const print = fingerprint(env);
   if (existsSync(marker) && readFileSync(marker, 'utf8') === print && existsSync(inst.workerVarsFile)) {

@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 export const PROJECT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_ROOT = resolve(PROJECT_DIR, '..', '..');
 export const DIRECTUS_VERSION = '12.4.0';
-export const DIRECTUS_BIN = join(PROJECT_DIR, 'node_modules', 'directus', 'cli.js');
+// The API's own CLI entry: directus/cli.js would first query the registry for updates.
+export const DIRECTUS_BIN = join(PROJECT_DIR, 'node_modules', '@directus', 'api', 'dist', 'cli', 'run.js');
 
 /** The instance the current process works on, from the environment. */
 export function instance() {
@@ -86,14 +87,17 @@ export function log(msg) {
   process.stderr.write(`directus: ${msg}\n`);
 }
 
-/** Waits until GET /server/health answers ok (or the deadline passes). */
+/**
+ * Waits until Directus answers (or the deadline passes). GET /server/ping, because
+ * Directus 12 answers /server/health with 403 to anonymous callers.
+ */
 export async function waitForHealth(url, { timeoutMs = 120_000, isAlive = () => true } = {}) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!isAlive()) return false;
     try {
-      const res = await fetch(`${url}/server/health`);
-      if (res.ok) return true;
+      const res = await fetch(`${url}/server/ping`);
+      if (res.ok && (await res.text()) === 'pong') return true;
     } catch {
       // not listening yet
     }

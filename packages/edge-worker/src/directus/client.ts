@@ -1,0 +1,216 @@
+/**
+ * A small fetch-based Directus REST client for the Worker: bulk create, update, upsert
+ * and delete on items, with typed errors that say whether trying again can help
+ * (network, 5xx, 429, 408) or not (4xx: validation, permissions, unknown collection).
+ */
+
+/** A Directus filter object, e.g. `{ id: { _in: ['a', 'b'] } }`. */
+export type DirectusFilter = Record<string, unknown>;
+
+export interface ItemQuery {
+  filter?: DirectusFilter;
+  fields?: string[];
+  sort?: string[];
+  /** -1 = no limit. */
+  limit?: number;
+  offset?: number;
+}
+
+export interface DirectusConfig {
+  url: string;
+  token: string;
+  /** Injected for tests of pure logic; the Worker uses the global fetch. */
+  fetch?: typeof fetch;
+}
+
+/** Why a Directus call failed, and whether retrying the same call may succeed. */
+export class DirectusError extends Error {
+  override readonly name = 'DirectusError';
+  constructor(
+    message: string,
+    /** HTTP status, or 0 when Directus could not be reached. */
+    readonly status: number,
+    /** Directus's own error code (`RECORD_NOT_UNIQUE`, `FORBIDDEN`, …) when it gave one. */
+    readonly code: string | undefined,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+
+  /** The write collided with an existing primary key (a concurrent or earlier write). */
+  get conflict(): boolean {
+    return this.code === 'RECORD_NOT_UNIQUE';
+  }
+}
+
+export function isRetryableStatus(status: number): boolean {
+  return status === 0 || status === 408 || status === 429 || status >= 500;
+}
+
+/** Directus answers `{ errors: [{ message, extensions: { code } }] }`. */
+function describeFailure(body: unknown): { message: string; code?: string } {
+  if (body !== null && typeof body === 'object' && 'errors' in body && Array.isArray(body.errors)) {
+    const first: unknown = body.errors[0];
+    if (first !== null && typeof first === 'object') {
+      const message = 'message' in first && typeof first.message === 'string' ? first.message : 'unknown error';
+      const ext = 'extensions' in first ? first.extensions : undefined;
+      const code =
+        ext !== null && typeof ext === 'object' && 'code' in ext && typeof ext.code === 'string' ? ext.code : undefined;
+      return code === undefined ? { message } : { message, code };
+    }
+  }
+  return { message: 'unexpected response' };
+}
+
+function queryString(query: ItemQuery): string {
+  const params = new URLSearchParams();
+  if (query.filter) params.set('filter', JSON.stringify(query.filter));
+  if (query.fields) params.set('fields', query.fields.join(','));
+  if (query.sort) params.set('sort', query.sort.join(','));
+  if (query.limit !== undefined) params.set('limit', String(query.limit));
+  if (query.offset !== undefined) params.set('offset', String(query.offset));
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
+export type DirectusClient = ReturnType<typeof directusClient>;
+
+/** A client bound to one Directus instance and token. */
+export function directusClient(config: DirectusConfig) {
+  const base = config.url.replace(/\/+$/, '');
+  const doFetch = config.fetch ?? fetch;
+
+  async function request<T>(method: string, path: string, body?: unknown): Promise<T | undefined> {
+    let res: Response;
+    try {
+      res = await doFetch(`${base}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${config.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e);
+      throw new DirectusError(`Directus unreachable (${method} ${path}): ${reason}`, 0, undefined, true);
+    }
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!res.ok) {
+      const { message, code } = describeFailure(parsed);
+      throw new DirectusError(
+        `Directus ${method} ${path.split('?')[0]} → ${res.status}: ${message}`,
+        res.status,
+        code,
+        isRetryableStatus(res.status),
+      );
+    }
+    if (parsed !== null && typeof parsed === 'object' && 'data' in parsed) return parsed.data as T;
+    return undefined;
+  }
+
+  const items = (collection: string) => `/items/${encodeURIComponent(collection)}`;
+
+  const client = {
+    /** Reads items matching a query. */
+    async readItems<T>(collection: string, query: ItemQuery = {}): Promise<T[]> {
+      return (await request<T[]>('GET', `${items(collection)}${queryString(query)}`)) ?? [];
+    },
+
+    /** Creates items in one request (all or nothing: Directus wraps it in a transaction). */
+    async createItems(collection: string, rows: readonly object[], pkField = 'id'): Promise<void> {
+      if (rows.length === 0) return;
+      await request('POST', `${items(collection)}?fields=${encodeURIComponent(pkField)}`, rows);
+    },
+
+    /** Updates items in one request; each row carries its primary key. */
+    async updateItems(collection: string, rows: readonly object[], pkField = 'id'): Promise<void> {
+      if (rows.length === 0) return;
+      await request('PATCH', `${items(collection)}?fields=${encodeURIComponent(pkField)}`, rows);
+    },
+
+    /** Deletes items by primary key in one request. */
+    async deleteItems(collection: string, keys: readonly string[]): Promise<void> {
+      if (keys.length === 0) return;
+      await request('DELETE', items(collection), keys);
+    },
+
+    /** Which of these primary keys exist already (one request). */
+    async existingKeys(collection: string, keys: readonly string[], pkField = 'id'): Promise<Set<string>> {
+      if (keys.length === 0) return new Set();
+      const rows = await client.readItems<Record<string, unknown>>(collection, {
+        filter: { [pkField]: { _in: keys } },
+        fields: [pkField],
+        limit: -1,
+      });
+      return new Set(rows.map((r) => String(r[pkField])));
+    },
+
+    /**
+     * Creates the rows whose key does not exist yet, in one request, and ignores the
+     * rest: a redelivered row is a no-op. A concurrent writer racing us is resolved by
+     * checking again once. Returns how many rows were created.
+     */
+    async createMissing(collection: string, rows: readonly Record<string, unknown>[], pkField = 'id'): Promise<number> {
+      for (let attempt = 0; ; attempt++) {
+        const have = await client.existingKeys(
+          collection,
+          rows.map((r) => String(r[pkField])),
+          pkField,
+        );
+        const missing = rows.filter((r) => !have.has(String(r[pkField])));
+        try {
+          await client.createItems(collection, missing, pkField);
+          return missing.length;
+        } catch (e) {
+          if (e instanceof DirectusError && e.conflict && attempt === 0) continue;
+          throw e;
+        }
+      }
+    },
+
+    /**
+     * Deletes every item matching a filter, page by page, and returns how many went.
+     * (Paging by key keeps each request small whatever the number of rows.)
+     */
+    async deleteWhere(collection: string, filter: DirectusFilter, pkField = 'id', pageSize = 500): Promise<number> {
+      let deleted = 0;
+      for (;;) {
+        const rows = await client.readItems<Record<string, unknown>>(collection, {
+          filter,
+          fields: [pkField],
+          limit: pageSize,
+        });
+        if (rows.length === 0) return deleted;
+        await client.deleteItems(
+          collection,
+          rows.map((r) => String(r[pkField])),
+        );
+        deleted += rows.length;
+        if (rows.length < pageSize) return deleted;
+      }
+    },
+
+    /** Whether Directus answers its health check. */
+    async healthy(): Promise<boolean> {
+      try {
+        const res = await doFetch(`${base}/server/health`);
+        return res.ok;
+      } catch {
+        return false;
+      }
+    },
+  };
+  return client;
+}
+
+/** The client the Worker uses: DIRECTUS_URL with the least-privilege DIRECTUS_TOKEN. */
+export function directusFromEnv(env: Pick<Env, 'DIRECTUS_URL' | 'DIRECTUS_TOKEN'>): DirectusClient {
+  return directusClient({ url: env.DIRECTUS_URL, token: env.DIRECTUS_TOKEN });
+}

@@ -1,0 +1,197 @@
+/**
+ * How queue messages become Directus rows (and stored events become profile inputs
+ * again, for replay). Pure functions: no I/O, so the unit layer covers them without
+ * Directus.
+ */
+import type {
+  ConsentMessage,
+  CustomerAction,
+  Enrichment,
+  ErasureMessage,
+  EventMessage,
+  JsonValue,
+  ProfileMessage,
+} from '@attune/shared-schema';
+import type { ProfileEventInput } from '../profile/types.ts';
+
+/** A row of the `events` collection. */
+export interface EventRow {
+  id: string;
+  site_id: string;
+  person_key: string;
+  type: CustomerAction['type'];
+  name: string;
+  timestamp: string;
+  corrected_timestamp: string;
+  received_at: string;
+  anonymous_id: string;
+  user_id: string | null;
+  session_id: string | null;
+  schema_version: number;
+  properties: Record<string, JsonValue> | null;
+  traits: Record<string, JsonValue> | null;
+  /** The context subset worth keeping: page, locale, timezone, campaign, library, consent. */
+  context: Record<string, unknown> | null;
+  enrichment: Enrichment;
+  purposes: string[];
+}
+
+/** A row of the `people` collection. */
+export interface PersonRow {
+  id: string;
+  site_id: string;
+  person_key: string;
+  version: number;
+  anonymous_ids: string[];
+  user_id: string | null;
+  traits: Record<string, unknown>;
+  interests: Record<string, number>;
+  segments: string[];
+  counters: Record<string, number>;
+  consent: unknown;
+  first_seen: string;
+  last_seen: string;
+}
+
+/** A row of the `consent_records` collection (proof of one choice). */
+export interface ConsentRow {
+  id: string;
+  site_id: string;
+  person_key: string;
+  categories: Record<string, boolean>;
+  policy_version: string;
+  source: string;
+  recorded_at: string;
+}
+
+/** A row of `erasure_proofs`: that and when, never who or what. */
+export interface ErasureProofRow {
+  id: string;
+  site_id: string;
+  requested_at: string;
+  erased_at: string;
+  people_deleted: number;
+  events_deleted: number;
+  consent_records_deleted: number;
+}
+
+/** One row per person per site: the key joins both, as a person key is only unique within a site. */
+export function personRowId(siteId: string, personKey: string): string {
+  return `${siteId}:${personKey}`;
+}
+
+const CONTEXT_KEPT = ['page', 'locale', 'timezone', 'campaign', 'library', 'consent'] as const;
+
+export function eventRow(msg: EventMessage): EventRow {
+  const e = msg.event;
+  let context: Record<string, unknown> | null = null;
+  if (e.context) {
+    const kept: Record<string, unknown> = {};
+    for (const key of CONTEXT_KEPT) if (e.context[key] !== undefined) kept[key] = e.context[key];
+    context = Object.keys(kept).length > 0 ? kept : null;
+  }
+  return {
+    id: e.id,
+    site_id: msg.siteId,
+    person_key: msg.personId,
+    type: e.type,
+    name: e.name,
+    timestamp: e.timestamp,
+    corrected_timestamp: msg.enrichment.correctedTimestamp,
+    received_at: msg.enrichment.receivedAt,
+    anonymous_id: e.anonymousId,
+    user_id: e.userId ?? null,
+    session_id: e.sessionId ?? null,
+    schema_version: e.schemaVersion,
+    properties: e.properties ?? null,
+    traits: e.traits ?? null,
+    context,
+    enrichment: msg.enrichment,
+    purposes: [...msg.purposes],
+  };
+}
+
+export function consentRow(msg: ConsentMessage): ConsentRow {
+  return {
+    id: msg.eventId,
+    site_id: msg.siteId,
+    person_key: msg.personId,
+    categories: msg.consent.categories,
+    policy_version: msg.consent.policyVersion,
+    source: msg.source,
+    recorded_at: msg.recordedAt,
+  };
+}
+
+export function personRow(msg: ProfileMessage): PersonRow {
+  const p = msg.profile;
+  return {
+    id: personRowId(msg.siteId, msg.personId),
+    site_id: msg.siteId,
+    person_key: msg.personId,
+    version: msg.version,
+    anonymous_ids: p.anonymousIds,
+    user_id: p.userId ?? null,
+    traits: p.traits ?? {},
+    interests: p.interests ?? {},
+    segments: p.segments ?? [],
+    counters: p.counters ?? {},
+    consent: p.consent ?? null,
+    first_seen: p.firstSeen,
+    last_seen: p.lastSeen,
+  };
+}
+
+/** Latest state wins: of several snapshots of one person in a batch, the highest version. */
+export function latestProfiles(messages: readonly ProfileMessage[]): Map<string, ProfileMessage> {
+  const latest = new Map<string, ProfileMessage>();
+  for (const m of messages) {
+    const id = personRowId(m.siteId, m.personId);
+    const prev = latest.get(id);
+    if (!prev || m.version > prev.version) latest.set(id, m);
+  }
+  return latest;
+}
+
+/** Every person key an erased person was known by (anonymous ids, user id, the key itself). */
+export function erasedPersonKeys(msg: ErasureMessage): string[] {
+  const keys = new Set<string>([msg.personId]);
+  for (const a of msg.anonymousIds) keys.add(`anon:${a}`);
+  if (msg.userId) keys.add(`user:${msg.userId}`);
+  return [...keys];
+}
+
+/** Queue retry backoff: 5 s, 10 s, 20 s … capped at 15 min, so an outage is waited out, not hammered. */
+export function retryDelaySeconds(attempts: number): number {
+  const n = Math.max(1, Math.floor(attempts));
+  return Math.min(900, 5 * 2 ** Math.min(n - 1, 12));
+}
+
+function isJsonMap(v: unknown): v is Record<string, JsonValue> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * A stored event as its ProfileDO saw it: the CustomerAction (with the kept context),
+ * the edge's enrichment, and whether it may build the profile. Used by replay.
+ */
+export function profileInputFromRow(row: EventRow): ProfileEventInput {
+  const event: CustomerAction = {
+    id: row.id,
+    type: row.type,
+    name: row.name,
+    timestamp: row.timestamp,
+    anonymousId: row.anonymous_id,
+    schemaVersion: 1,
+  };
+  if (row.user_id) event.userId = row.user_id;
+  if (row.session_id) event.sessionId = row.session_id;
+  if (isJsonMap(row.properties)) event.properties = row.properties;
+  if (isJsonMap(row.traits)) event.traits = row.traits;
+  if (isJsonMap(row.context)) event.context = row.context as CustomerAction['context'];
+  return {
+    event,
+    enrichment: row.enrichment,
+    personalization: Array.isArray(row.purposes) && row.purposes.includes('personalization'),
+  };
+}
