@@ -1,0 +1,411 @@
+/**
+ * The tracker: builds CustomerAction events, passes them through the consent gate into
+ * a bounded outbox, and delivers the outbox in batches — on count, size and time, with
+ * backoff on failure, by beacon when the page is hidden, and from IndexedDB after a
+ * reload or a crash once consent allows storage. `createAttune` wires these parts.
+ */
+import {
+  type CollectResponse,
+  type ConsentState,
+  type CustomerAction,
+  type DecideResponse,
+  EVENT_NAME_PATTERN,
+  type EventType,
+  type JsonValue,
+  LIMITS,
+  PATHS,
+  SCHEMA_VERSION,
+} from '@attune/shared-schema/constants';
+import { batchSize, collectBody, utf8Bytes } from './batching/batching.ts';
+import { watchClicks } from './clicks/clicks.ts';
+import {
+  allowsCollection,
+  applyChoice,
+  builtInConsentConfig,
+  type ConsentConfig,
+  gate,
+  parseConsentConfig,
+} from './consent/consent.ts';
+import { emitGoogleConsent } from './consent/google-consent-mode.ts';
+import { listenTcf } from './consent/tcf.ts';
+import { decideUrl, fetchDecisions } from './decide/decide.ts';
+import { ulid } from './ids/ids.ts';
+import { pageContext, watchHistory } from './page/page.ts';
+import { boundedQueue, enqueue, type QueuedEvent } from './queue/queue.ts';
+import { isRetryable, retryDelay } from './retry/retry.ts';
+import { touchSession } from './session/session.ts';
+import { browserPersistence, type Persistence, type VisitorRecord } from './store/store.ts';
+import { beacon, post } from './transport/transport.ts';
+
+export const VERSION = '0.1.0';
+
+export type Properties = Record<string, JsonValue>;
+
+/** Something the tracker could not do, reported through `onError` (never thrown). */
+export interface AttuneError {
+  code: 'invalid_event' | 'rejected' | 'dropped';
+  message: string;
+  /** HTTP status of a final (non-retryable) collect answer. */
+  status?: number;
+  /** Per-event reasons from a 207 answer, with paths like `batch.3.properties.price`. */
+  errors?: { path: string; message: string }[];
+}
+
+export interface AttuneOptions {
+  /** The Worker's origin, e.g. `https://edge.example.com` (or `/attune` in edge-proxy mode). */
+  endpoint: string;
+  /** The site's public write key (`pk_…`). */
+  writeKey: string;
+  /** Send when this many events are queued (default 20). */
+  flushAt?: number;
+  /** Send queued events after this many ms (default 5000). */
+  flushInterval?: number;
+  /** Unsent events kept, in memory and IndexedDB; the oldest are dropped beyond it (default 1000). */
+  maxQueue?: number;
+  /** Events held in memory before a consent choice (default 100). */
+  maxWaiting?: number;
+  /** Send a page view when created (default true). */
+  autoPageView?: boolean;
+  /** Send page views on history changes, for single-page apps (default false). */
+  spaPageViews?: boolean;
+  /** Track clicks on `[data-attune-track]` elements (default true). */
+  trackClicks?: boolean;
+  /** Categories and policy version until `/v1/config` answers (default: the built-in four). */
+  consentConfig?: ConsentConfig;
+  /** Mirror consent into Google Consent Mode v2 (`gtag('consent', …)`). */
+  googleConsentMode?: boolean;
+  /** Take consent from an IAB TCF v2.2 CMP through `__tcfapi`. */
+  tcf?: boolean;
+  /** Called with every problem: invalid events, final rejections, events dropped when the queue was full. */
+  onError?: (error: AttuneError) => void;
+}
+
+/** The consent state as the page sees it. */
+export interface ConsentSnapshot extends ConsentState {
+  /** Whether the person has chosen under the current policy (false: show the banner). */
+  decided: boolean;
+}
+
+export interface ConsentApi {
+  /** Records the person's choice; unnamed categories keep their current value. */
+  set(categories: Record<string, boolean>, source?: string): void;
+  get(): ConsentSnapshot;
+  /** Calls `listener` after every change; returns the unsubscribe function. */
+  onChange(listener: (state: ConsentSnapshot) => void): () => void;
+  /** The site's categories (labels, descriptions, defaults) for a banner, from `/v1/config`. */
+  config(): Promise<ConsentConfig>;
+}
+
+export interface IdentifyOptions {
+  /** HMAC-SHA256(identity secret, userId) in lower-case hex, made by the site's backend. */
+  signature?: string;
+}
+
+export interface Attune {
+  page(properties?: Properties): void;
+  track(name: string, properties?: Properties): void;
+  identify(userId: string, traits?: Properties, options?: IdentifyOptions): void;
+  consent: ConsentApi;
+  /** Sends every queued event now; resolves when the outbox is empty or waiting to retry. */
+  flush(): Promise<void>;
+  decide(slots: string[]): Promise<DecideResponse>;
+  /** Forgets the signed-in person (sign-out): new anonymous id and session, no user id. */
+  reset(): void;
+}
+
+/** Bytes a page may have in flight in keepalive requests and beacons (64 KB, minus headroom). */
+const BEACON_BUDGET = 60 * 1024;
+
+/** Creates a tracker. `persistence` is for tests and unusual hosts; browsers use the default. */
+export function createAttune(options: AttuneOptions, persistence: Persistence = browserPersistence(ulid())): Attune {
+  const o = {
+    flushAt: 20,
+    flushInterval: 5000,
+    maxQueue: 1000,
+    maxWaiting: 100,
+    autoPageView: true,
+    trackClicks: true,
+    ...options,
+  } satisfies AttuneOptions;
+  const { writeKey } = o;
+  const endpoint = o.endpoint.replace(/\/+$/, '');
+  const collectUrl = endpoint + PATHS.collect;
+  const gpc = (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl === true;
+  const report = (error: AttuneError) => {
+    try {
+      o.onError?.(error);
+    } catch {}
+  };
+
+  let config = o.consentConfig ?? builtInConsentConfig();
+  let configLoad: Promise<ConsentConfig> | undefined;
+  const stored = persistence.load();
+  const visitor: VisitorRecord & { anonymousId: string } = { ...stored, anonymousId: stored?.anonymousId || ulid() };
+  /** The person's choice; undefined until they make one (under the current policy). */
+  let choice: ConsentState | undefined = stored?.consent;
+  const listeners = new Set<(state: ConsentSnapshot) => void>();
+  const waiting = boundedQueue<CustomerAction>(o.maxWaiting);
+  const outbox = boundedQueue<QueuedEvent>(o.maxQueue);
+  const inFlight = new Set<string>();
+  let toStore: QueuedEvent[] = [];
+  let storeScheduled = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let retrying = false;
+  let attempt = 0;
+  let draining: Promise<void> | undefined;
+  let referrer = document.referrer;
+
+  const storing = () => allowsCollection(choice);
+  const snapshot = (): ConsentSnapshot => ({
+    categories: choice?.categories ?? applyChoice({}, {}, config, gpc),
+    policyVersion: config.policyVersion,
+    decided: !!choice,
+  });
+
+  /** Writes the visitor record and new events once per task; ids only while storage is allowed. */
+  function persistSoon() {
+    if (storeScheduled) return;
+    storeScheduled = true;
+    queueMicrotask(() => {
+      storeScheduled = false;
+      if (storing()) {
+        persistence.save({ ...visitor, consent: choice });
+        if (toStore.length) persistence.store(toStore);
+      } else if (choice) {
+        // A refusal is remembered without any id: it is the strictly necessary record of the choice.
+        persistence.save({ consent: choice });
+      }
+      toStore = [];
+    });
+  }
+
+  function settle(events: readonly QueuedEvent[]) {
+    const ids = new Set(events.map((e) => e.id));
+    outbox.items = outbox.items.filter((e) => !ids.has(e.id));
+    toStore = toStore.filter((e) => !ids.has(e.id));
+    if (storing()) persistence.forget([...ids]);
+  }
+
+  function record(
+    type: EventType,
+    name: string,
+    fields: { properties?: Properties; traits?: Properties } = {},
+  ) {
+    if (!EVENT_NAME_PATTERN.test(name)) {
+      report({ code: 'invalid_event', message: `bad event name "${name}"; use dotted lower case like "product.viewed"` });
+      return;
+    }
+    const now = Date.now();
+    visitor.session = touchSession(visitor.session, now);
+    const event: CustomerAction = {
+      id: ulid(now),
+      type,
+      name,
+      timestamp: new Date(now).toISOString(),
+      anonymousId: visitor.anonymousId,
+      userId: visitor.userId,
+      userIdSignature: visitor.userId ? visitor.userIdSignature : undefined,
+      sessionId: visitor.session.id,
+      context: { ...pageContext(referrer), library: { name: '@attune/browser-sdk', version: VERSION } },
+      ...fields,
+      schemaVersion: SCHEMA_VERSION,
+    };
+    admit(event);
+    persistSoon();
+  }
+
+  /** The consent gate: send (stamped with the consent that allows it), wait in memory, or drop. */
+  function admit(event: CustomerAction) {
+    const decision = gate(event.type, choice);
+    if (decision === 'wait') enqueue(waiting, event);
+    if (decision !== 'send' || !choice) return;
+    event.context = { ...event.context, consent: { ...choice } };
+    const json = JSON.stringify(event);
+    const bytes = utf8Bytes(json);
+    if (bytes > LIMITS.maxEventBytes) {
+      report({ code: 'invalid_event', message: `${event.name} is over ${LIMITS.maxEventBytes} bytes` });
+      return;
+    }
+    const queued = { id: event.id, json };
+    const dropped = enqueue(outbox, queued);
+    if (dropped.length) {
+      settle(dropped);
+      report({ code: 'dropped', message: `queue full: dropped the oldest of ${outbox.dropped} events` });
+    }
+    if (storing()) toStore.push(queued);
+    const unsent = outbox.items.length - inFlight.size;
+    if (!retrying && (unsent >= o.flushAt || batchSize(outbox.items, writeKey, o.flushAt) < unsent)) {
+      void flush();
+    } else {
+      timer ??= setTimeout(flush, o.flushInterval);
+    }
+  }
+
+  function flush(): Promise<void> {
+    clearTimeout(timer);
+    timer = undefined;
+    retrying = false;
+    draining ??= drain().finally(() => {
+      draining = undefined;
+    });
+    return draining;
+  }
+
+  async function drain() {
+    while (navigator.onLine !== false) {
+      const pending = outbox.items.filter((e) => !inFlight.has(e.id));
+      const batch = pending.slice(0, batchSize(pending, writeKey));
+      if (!batch.length) return;
+      for (const e of batch) inFlight.add(e.id);
+      const answer = await post(collectUrl, collectBody(writeKey, batch));
+      const status = answer?.status ?? 0;
+      for (const e of batch) inFlight.delete(e.id);
+      if (!status || isRetryable(status)) {
+        retrying = true;
+        timer = setTimeout(flush, retryDelay(attempt++, answer?.headers.get('retry-after') ?? null));
+        return;
+      }
+      attempt = 0;
+      settle(batch);
+      if (status > 206) report({ code: 'rejected', status, message: `collect answered ${status}; events dropped` });
+      if (status === 207) {
+        const body: CollectResponse | undefined = await answer?.json().catch(() => undefined);
+        const errors = body?.rejected?.flatMap((r) => r.errors);
+        if (errors) report({ code: 'invalid_event', status, message: 'collect rejected events', errors });
+      }
+    }
+  }
+
+  /** Hands the outbox to the browser as the page is hidden or unloads (not while offline or backing off). */
+  function flushByBeacon() {
+    if (navigator.onLine === false || retrying) return;
+    let budget = BEACON_BUDGET;
+    for (;;) {
+      const pending = outbox.items.filter((e) => !inFlight.has(e.id));
+      const batch = pending.slice(0, batchSize(pending, writeKey));
+      const body = collectBody(writeKey, batch);
+      budget -= utf8Bytes(body);
+      if (!batch.length || budget < 0) return;
+      beacon(collectUrl, body);
+      settle(batch);
+    }
+  }
+
+  /** Takes over events left by closed tabs or earlier pages, in id (time) order. */
+  async function resume() {
+    if (!storing()) return;
+    const adopted = await persistence.adopt();
+    const known = new Set(outbox.items.map((e) => e.id));
+    for (const e of adopted) if (!known.has(e.id)) enqueue(outbox, e);
+    outbox.items.sort((a, b) => (a.id < b.id ? -1 : 1));
+    if (outbox.items.length) void flush();
+  }
+
+  function applyConfig(next: ConsentConfig) {
+    config = next;
+    if (choice && choice.policyVersion !== next.policyVersion) {
+      // A new policy asks again: events wait in memory until the person chooses.
+      choice = undefined;
+      notify();
+    }
+  }
+
+  function loadConfig(): Promise<ConsentConfig> {
+    configLoad ??= fetch(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`, { credentials: 'omit' })
+      .then((r) => r.json())
+      .then((json) => {
+        const next = parseConsentConfig(json);
+        if (next) applyConfig(next);
+        return config;
+      })
+      .catch(() => config);
+    return configLoad;
+  }
+
+  function notify() {
+    const state = snapshot();
+    if (o.googleConsentMode) emitGoogleConsent('update', state.categories);
+    for (const listener of listeners) listener(state);
+  }
+
+  function setConsent(partial: Record<string, boolean>, source = 'api') {
+    const wasStoring = storing();
+    const categories = applyChoice(choice?.categories ?? {}, partial, config, gpc);
+    if (choice && JSON.stringify(categories) === JSON.stringify(choice.categories)) return;
+    choice = { categories, policyVersion: config.policyVersion };
+    if (!storing()) {
+      // Withdrawn: forget stored ids and events, and send nothing that was waiting.
+      if (wasStoring) persistence.wipe();
+      outbox.items = outbox.items.filter((e) => inFlight.has(e.id));
+      toStore = [];
+    } else if (!wasStoring) {
+      toStore = [...outbox.items];
+    }
+    record('consent', 'consent.updated', {
+      properties: { categories, policyVersion: choice.policyVersion, source },
+    });
+    const released = waiting.items;
+    waiting.items = [];
+    if (storing()) for (const event of released) admit(event);
+    persistSoon();
+    void resume();
+    notify();
+  }
+
+  const page = (properties?: Properties) =>
+    record('page', 'page.viewed', {
+      properties: { path: location.pathname, title: document.title, ...properties },
+    });
+
+  const attune: Attune = {
+    page,
+    track: (name, properties) => record('track', name, { properties }),
+    identify(userId, traits, { signature } = {}) {
+      visitor.userId = userId;
+      visitor.userIdSignature = signature;
+      record('identify', 'user.identified', { traits });
+    },
+    consent: {
+      set: setConsent,
+      get: snapshot,
+      onChange(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+      config: loadConfig,
+    },
+    flush,
+    decide: (slots) =>
+      fetchDecisions(
+        decideUrl(endpoint, writeKey, slots, choice?.categories.personalization
+            ? { anonymousId: visitor.anonymousId, userId: visitor.userId, userIdSignature: visitor.userIdSignature }
+            : {}),
+      ),
+    reset() {
+      visitor.anonymousId = ulid();
+      visitor.userId = visitor.userIdSignature = visitor.session = undefined;
+      persistSoon();
+    },
+  };
+
+  if (o.googleConsentMode) emitGoogleConsent('default', snapshot().categories);
+  if (o.tcf) listenTcf((categories) => setConsent(categories, 'tcf'));
+  if (choice) {
+    // A returning visitor who chose before: check the policy is still current, pick up unsent events.
+    void loadConfig();
+    void resume();
+  }
+  addEventListener('online', () => void resume().then(flush));
+  addEventListener('pagehide', flushByBeacon);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden') flushByBeacon();
+  });
+  if (o.trackClicks) watchClicks(attune.track);
+  if (o.spaPageViews)
+    watchHistory((previous) => {
+      referrer = previous;
+      page();
+    });
+  if (o.autoPageView) page();
+  return attune;
+}

@@ -1,0 +1,41 @@
+/**
+ * Batching: how many queued events go in one request, and the collect body for them.
+ * A batch is bounded by count and by UTF-8 bytes (LIMITS.browserBatchBytes, well under
+ * the 64 KB a keepalive request or beacon may carry); the body is built from each
+ * event's cached JSON so nothing is serialized twice.
+ */
+import { LIMITS } from '@attune/shared-schema/constants';
+import type { QueuedEvent } from '../queue/queue.ts';
+
+const encoder = new TextEncoder();
+
+/** UTF-8 bytes of a string. */
+export const utf8Bytes = (text: string): number => encoder.encode(text).length;
+
+/** The collect body `{ writeKey, sentAt, batch }` for events already serialized. */
+export const collectBody = (writeKey: string, events: readonly QueuedEvent[], sentAt = new Date()): string =>
+  `{"writeKey":${JSON.stringify(writeKey)},"sentAt":"${sentAt.toISOString()}","batch":[${events.map((e) => e.json).join(',')}]}`;
+
+/** Bytes of a body with no events (envelope overhead), for a write key. */
+const envelopeBytes = (writeKey: string) => utf8Bytes(collectBody(writeKey, []));
+
+/**
+ * How many events from the head of `events` fit in one batch of at most `maxCount`
+ * events and `maxBytes` body bytes. Always at least one when there is one (a single
+ * event is at most LIMITS.maxEventBytes, below any batch limit).
+ */
+export function batchSize(
+  events: readonly QueuedEvent[],
+  writeKey: string,
+  maxCount: number = LIMITS.maxBatchEvents,
+  maxBytes: number = LIMITS.browserBatchBytes,
+): number {
+  let bytes = envelopeBytes(writeKey);
+  let count = 0;
+  for (const event of events) {
+    bytes += utf8Bytes(event.json) + (count ? 1 : 0);
+    if (count >= maxCount || (count && bytes > maxBytes)) break;
+    count++;
+  }
+  return count;
+}

@@ -1,0 +1,85 @@
+/**
+ * The consent gate: which events may leave the page and when storage may be used.
+ *
+ * Rule (the same one the Worker enforces again): every sink serves a purpose —
+ * analytics → event log, personalization → profile and decisions, marketing →
+ * promotions — so an event is sent only when at least one of those purposes is granted,
+ * and the same condition allows writing to localStorage / IndexedDB. `consent.updated`
+ * events are the exception: they are the proof of the person's choice (strictly
+ * necessary), so they are sent whenever a choice is made, a refusal included.
+ * Before any choice, events wait in memory; a refusal of every purpose discards them.
+ */
+import {
+  CONSENT_CATEGORIES,
+  type ConsentCategoryConfig,
+  type ConsentState,
+  DEFAULT_POLICY_VERSION,
+  PURPOSES,
+} from '@attune/shared-schema/constants';
+
+/** The categories a site offers and its policy version (what `GET /v1/config` serves). */
+export interface ConsentConfig {
+  policyVersion: string;
+  categories: ConsentCategoryConfig[];
+}
+
+/** What happens to an event under a consent state. */
+export type GateDecision = 'send' | 'wait' | 'drop';
+
+/** The built-in categories, used until the site's options or `/v1/config` name others. */
+export const builtInConsentConfig = (): ConsentConfig => ({
+  policyVersion: DEFAULT_POLICY_VERSION,
+  categories: CONSENT_CATEGORIES.map((key, index) => ({
+    key,
+    label: key,
+    description: '',
+    required: !index,
+    enabled: true,
+    default: !index,
+  })),
+});
+
+/** Whether a purpose that needs events is granted: the send rule and the storage rule. */
+export function allowsCollection(state: ConsentState | undefined): boolean {
+  return PURPOSES.some((purpose) => state?.categories[purpose] === true);
+}
+
+/** Where an event of `type` goes under the person's choice (undefined: no choice yet). */
+export function gate(type: string, choice: ConsentState | undefined): GateDecision {
+  if (type === 'consent' || allowsCollection(choice)) return 'send';
+  return choice ? 'drop' : 'wait';
+}
+
+/**
+ * Applies a (partial) choice to the current categories against the site's config:
+ * required categories are on, disabled and unknown ones off, and Global Privacy Control
+ * turns marketing off — so no call can grant more than the site offers.
+ */
+export function applyChoice(
+  current: Record<string, boolean>,
+  partial: Record<string, boolean>,
+  config: ConsentConfig,
+  gpc: boolean,
+): Record<string, boolean> {
+  const categories: Record<string, boolean> = {};
+  for (const c of config.categories) {
+    categories[c.key] =
+      c.required === true ||
+      (c.enabled === true && (partial[c.key] ?? current[c.key]) === true && !(gpc && c.key === 'marketing'));
+  }
+  return categories;
+}
+
+/**
+ * Reads `/v1/config` (untrusted network input) into a config, or undefined when it is
+ * malformed. Flags are only ever compared with `=== true`, so a missing or odd flag
+ * can never grant anything.
+ */
+export function parseConsentConfig(json: unknown): ConsentConfig | undefined {
+  const config = json as Partial<ConsentConfig> | null;
+  return typeof config?.policyVersion === 'string' &&
+    Array.isArray(config.categories) &&
+    config.categories.every((c) => typeof c?.key === 'string')
+    ? (config as ConsentConfig)
+    : undefined;
+}

@@ -1,0 +1,27 @@
+/**
+ * Retry policy: which answers are worth retrying, and when. Exponential backoff with
+ * full jitter (a random delay between 0 and min(cap, base·2^attempt)) spreads a crowd of
+ * browsers that failed together; a server's Retry-After always wins.
+ */
+import { RETRYABLE_STATUS } from '@attune/shared-schema/constants';
+
+export const RETRY_BASE_MS = 1000;
+export const RETRY_CAP_MS = 60_000;
+
+/** Whether a collect status is worth retrying (408, 429, 5xx); other 4xx are final. */
+export const isRetryable = (status: number): boolean => status >= 500 || RETRYABLE_STATUS.includes(status);
+
+/** Delay before retry number `attempt` (0-based): full jitter under an exponential cap. */
+export const backoffDelay = (attempt: number, random: () => number = Math.random): number =>
+  Math.floor(random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt));
+
+/** Milliseconds a Retry-After header asks for (delta-seconds or HTTP date), or undefined. */
+export function retryAfterMs(header: string | null, now: number = Date.now()): number | undefined {
+  if (!header) return undefined;
+  const ms = /^\d+$/.test(header) ? +header * 1000 : Date.parse(header) - now;
+  return ms >= 0 ? ms : ms < 0 ? 0 : undefined;
+}
+
+/** Delay before the next attempt: Retry-After when the server sent one, else backoff. */
+export const retryDelay = (attempt: number, retryAfter: string | null, random?: () => number): number =>
+  retryAfterMs(retryAfter) ?? backoffDelay(attempt, random);
