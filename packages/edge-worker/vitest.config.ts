@@ -14,7 +14,23 @@ export default defineConfig({
           ADMIN_TOKEN: 'test-admin-token',
           HOOK_SECRET: 'test-hook-secret',
           DIRECTUS_TOKEN: 'test-directus-token',
+          // Edge-proxy tests: a real fixture origin (an auxiliary Worker, below).
+          ORIGIN_URL: 'http://origin.fixture.test',
+          // Generous on a shared CI machine (a cold Durable Object can take long); the timeout
+          // path is tested with an explicit budget of 0.
+          DECISION_BUDGET_MS: '2000',
         },
+        // Outbound fetches go through the fixture origin Worker: it answers for
+        // origin.fixture.test and directus.fixture.test and passes everything else through.
+        outboundService: 'fixture-origin',
+        workers: [
+          {
+            name: 'fixture-origin',
+            modules: true,
+            scriptPath: './src/proxy/fixtures/origin-worker.js',
+            compatibilityDate: '2026-10-01',
+          },
+        ],
       },
     }),
   ],

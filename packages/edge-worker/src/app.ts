@@ -3,13 +3,26 @@
  * owns its routes; this file only mounts them (and the first-party `/attune/*` aliases).
  */
 import { Hono } from 'hono';
+import { adminRoutes } from './admin/routes.ts';
+import { decideRoutes } from './decide/routes.ts';
 import { ingestRoutes } from './ingest/routes.ts';
+import { log } from './observability/index.ts';
+import { mountEdgeProxy } from './proxy/index.ts';
 
 export type AppEnv = { Bindings: Env };
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.route('/', ingestRoutes);
+  app.route('/', adminRoutes);
+  app.route('/', decideRoutes);
+  // Edge-proxy mode: first-party /attune/* and the origin catch-all. Keep it LAST.
+  mountEdgeProxy(app);
+  // Bad input is answered by each route with a 4xx; reaching here is our fault, so 500, logged without personal data.
+  app.onError((err, c) => {
+    log('error', 'unhandled', { error: err.name, path: new URL(c.req.url).pathname.slice(0, 64) });
+    return c.json({ error: { code: 'internal', message: 'internal error; retry later' } }, 500);
+  });
   app.notFound((c) =>
     c.json(
       {

@@ -12,6 +12,8 @@ export interface CatalogIndex {
   products: Product[];
   /** Product id → dense index into `products`. */
   indexById: Map<string, number>;
+  /** Product slug → dense index (the edge proxy recognizes product pages by slug). */
+  indexBySlug: Map<string, number>;
   /** Interest key → dense indexes of the products it describes. */
   postings: Map<string, Uint32Array>;
   /** Popularity per dense index (0..1). */
@@ -36,6 +38,7 @@ export function buildCatalogIndex(snapshot: CatalogSnapshot): CatalogIndex {
   const { products } = snapshot;
   const n = products.length;
   const indexById = new Map<string, number>();
+  const indexBySlug = new Map<string, number>();
   const postingLists = new Map<string, number[]>();
   const popularity = new Float64Array(n);
   const available = new Uint8Array(n);
@@ -48,6 +51,7 @@ export function buildCatalogIndex(snapshot: CatalogSnapshot): CatalogIndex {
   };
   products.forEach((p, i) => {
     indexById.set(p.id, i);
+    indexBySlug.set(p.slug, i);
     const pop = Number.isFinite(p.popularity) ? p.popularity : 0;
     popularity[i] = Math.min(1, Math.max(0, pop));
     available[i] = p.stock > 0 ? 1 : 0;
@@ -76,6 +80,7 @@ export function buildCatalogIndex(snapshot: CatalogSnapshot): CatalogIndex {
     version: snapshot.version,
     products,
     indexById,
+    indexBySlug,
     postings,
     popularity,
     available,

@@ -1,0 +1,314 @@
+/**
+ * One decision for one person and a set of slots: reads the person's profile (bounded by
+ * the decision budget), checks consent and the holdout, scores the catalog, chooses a
+ * banner/promo variant or recommended products per slot, and returns the
+ * `decision.served` events to record (analytics purpose only) so lift can be measured.
+ * Defaults — the marketer's default variant, popular products — whenever personalization
+ * is not granted, the person is held out, or anything upstream is slow or failing.
+ */
+import {
+  type ConsentState,
+  type CustomerAction,
+  type DecideResponse,
+  type EventMessage,
+  isGranted,
+  type ProductCard,
+  type SlotDecision,
+} from '@attune/shared-schema';
+import type { CatalogIndex } from '../catalog/catalog-index.ts';
+import { getCatalog } from '../catalog/index.ts';
+import type { Product, SlotVariant } from '../catalog/types.ts';
+import { profileStub } from '../identity/index.ts';
+import type { PersonKey, ProfileView } from '../profile/types.ts';
+import { newUlid } from '../profile/ulid.ts';
+import { readCovisits } from './covisitation.ts';
+import { DEFAULT_EXPERIMENT, holdoutPercent, isInHoldout } from './holdout.ts';
+import { type CovisitCounts, popularityPick, scoreCatalog } from './scorer.ts';
+
+/** Products per recommendations slot, and at most this many from one category. */
+export const RECOMMENDATION_LIMIT = 4;
+export const MAX_PER_CATEGORY = 2;
+/** Slot names: lower-case, short, safe in HTML attributes and URLs. */
+export const SLOT_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const MAX_SLOTS = 10;
+
+export interface DecideInput {
+  siteId: string;
+  personKey: PersonKey;
+  /** The browser's anonymous id, when known (recorded on `decision.served`). */
+  anonymousId?: string;
+  slots: string[];
+  /** The product on screen, if any: excluded from and seeding its recommendations. */
+  productId?: string;
+  /** A consent state the browser sent (first-party cookie): it can only take purposes away. */
+  browserConsent?: ConsentState;
+  budgetMs: number;
+}
+
+export interface DecideOutcome {
+  response: DecideResponse;
+  /** `decision.served` events to queue (empty without analytics consent). */
+  served: EventMessage[];
+}
+
+/** Runs `work` but gives up after `ms`, yielding `fallback` (the work keeps running, its result is ignored). */
+export async function withinBudget<T>(work: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      work.catch(() => fallback),
+      new Promise<T>((resolve) => {
+        timer = setTimeout(() => resolve(fallback), Math.max(0, ms));
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The person's profile, or null when there is none, it is unreachable, or it is too slow. */
+export async function readProfile(
+  env: Env,
+  siteId: string,
+  personKey: PersonKey,
+  timeoutMs: number,
+): Promise<ProfileView | null> {
+  if (personKey === 'anon:') return null;
+  return withinBudget(profileStub(env, siteId, personKey).view(), timeoutMs, null);
+}
+
+/** What a decision needs, read once per request; slots are then decided from it without I/O. */
+export interface PreparedDecision {
+  catalog: CatalogIndex;
+  ctx: SlotContext;
+}
+
+/**
+ * Reads everything a decision needs — profile, catalog, "viewed next" counts — within the
+ * budget. The edge proxy runs this while the origin is still answering.
+ */
+export async function prepareDecision(env: Env, input: DecideInput): Promise<PreparedDecision> {
+  const started = Date.now();
+  const [profile, catalog] = await Promise.all([
+    readProfile(env, input.siteId, input.personKey, input.budgetMs * 0.6),
+    getCatalog(env),
+  ]);
+  const personalization =
+    isGranted(profile?.consent, 'personalization') &&
+    (input.browserConsent === undefined || isGranted(input.browserConsent, 'personalization'));
+  const holdout = personalization && isInHoldout(input.personKey, holdoutPercent(env.HOLDOUT_PERCENT));
+  let covisits: CovisitCounts = new Map();
+  if (profile && personalization && !holdout) {
+    const seeds = [...(input.productId ? [input.productId] : []), ...recentViews(profile).slice(0, 4)];
+    const left = input.budgetMs - (Date.now() - started);
+    if (seeds.length > 0 && left > 2) covisits = await readCovisits(env, input.siteId, seeds, left * 0.5);
+  }
+  const analytics =
+    isGranted(profile?.consent, 'analytics') &&
+    (input.browserConsent === undefined || isGranted(input.browserConsent, 'analytics'));
+  return {
+    catalog,
+    ctx: {
+      ...input,
+      profile: personalization ? profile : null,
+      consent: profile?.consent,
+      personalization,
+      holdout,
+      covisits,
+      analytics,
+      anonymousId: input.anonymousId ?? profile?.anonymousIds[0],
+    },
+  };
+}
+
+/** Decides every slot for a person: the whole path of `GET /v1/decide`. */
+export async function decide(env: Env, input: DecideInput): Promise<DecideOutcome> {
+  const { catalog, ctx } = await prepareDecision(env, input);
+  return decideSlots(catalog, ctx);
+}
+
+/** Product ids the person viewed, newest first. */
+export function recentViews(profile: ProfileView): string[] {
+  const out: string[] = [];
+  for (const a of profile.recentActions) {
+    if (a.name === 'product.viewed' && a.productId !== undefined && !out.includes(a.productId))
+      out.push(a.productId);
+  }
+  return out;
+}
+
+export interface SlotContext extends DecideInput {
+  /** The profile, only when personalization is granted. */
+  profile: ProfileView | null;
+  /** The person's consent as their profile records it (none: nothing granted). */
+  consent: ConsentState | undefined;
+  personalization: boolean;
+  holdout: boolean;
+  covisits: CovisitCounts;
+  analytics: boolean;
+}
+
+/** The pure part of a decision (no I/O): exported for tests and benchmarks. */
+export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutcome {
+  const now = new Date().toISOString();
+  const decisions: Record<string, SlotDecision> = {};
+  const served: EventMessage[] = [];
+  const personalized = ctx.personalization && !ctx.holdout && ctx.profile !== null;
+  const defaultReason = !ctx.personalization
+    ? 'default: personalization not granted'
+    : ctx.holdout
+      ? 'default: holdout group'
+      : 'default';
+  for (const slot of new Set(ctx.slots)) {
+    const variants = catalog.slotContent.get(slot) ?? [];
+    const fallback = defaultVariant(variants);
+    const isRecommendations =
+      fallback?.kind === 'recommendations' || (variants.length === 0 && slot.startsWith('recommendations'));
+    if (!fallback && !isRecommendations) continue;
+    const decisionId = newUlid();
+    let decision: SlotDecision;
+    if (isRecommendations) {
+      const profile = personalized ? ctx.profile : null;
+      const items = profile
+        ? scoreCatalog(catalog, {
+            interests: profile.interests,
+            recentViews: recentViews(profile),
+            cart: profile.cart,
+            purchased: profile.purchased,
+            covisits: ctx.covisits,
+            currentProductId: ctx.productId,
+            limit: RECOMMENDATION_LIMIT,
+            maxPerCategory: MAX_PER_CATEGORY,
+          }).map((s) => card(s.product, s.reason))
+        : popularityPick(catalog, RECOMMENDATION_LIMIT + 1)
+            .filter((p) => p.id !== ctx.productId)
+            .slice(0, RECOMMENDATION_LIMIT)
+            .map((p) => card(p, 'popular right now'));
+      const personal = profile !== null && items.some((i) => i.reason !== 'popular right now');
+      decision = {
+        slot,
+        decisionId,
+        variant: personal ? 'personalized' : fallback ? fallback.id : 'default',
+        kind: 'recommendations',
+        title: personal ? 'Picked for you' : (fallback?.title ?? 'Popular right now'),
+        items,
+        reason: personal
+          ? 'your interests and recent views'
+          : profile
+            ? 'default: no signals yet'
+            : defaultReason,
+        holdout: ctx.holdout,
+      };
+    } else {
+      const chosen = personalized && ctx.profile ? targetedVariant(variants, ctx.profile) : undefined;
+      const variant = chosen?.variant ?? (fallback as SlotVariant);
+      decision = {
+        slot,
+        decisionId,
+        variant: variant.id,
+        kind: variant.kind,
+        title: variant.title,
+        body: variant.body,
+        ...(variant.image !== undefined ? { image: variant.image } : {}),
+        ...(variant.href !== undefined ? { href: variant.href } : {}),
+        reason: chosen?.reason ?? (personalized ? 'default: no matching content' : defaultReason),
+        holdout: ctx.holdout,
+      };
+    }
+    decisions[slot] = decision;
+    if (ctx.analytics) served.push(servedEvent(ctx, decision, personalized, now));
+  }
+  return { response: { personalized, decisions }, served };
+}
+
+function defaultVariant(variants: SlotVariant[]): SlotVariant | undefined {
+  return variants.find((v) => v.isDefault) ?? [...variants].sort((a, b) => a.priority - b.priority)[0];
+}
+
+/** The targeted variant that best matches the person: interest strength, then segment, then priority. */
+export function targetedVariant(
+  variants: SlotVariant[],
+  profile: ProfileView,
+): { variant: SlotVariant; reason: string } | undefined {
+  let maxInterest = 0;
+  for (const key in profile.interests) maxInterest = Math.max(maxInterest, profile.interests[key] ?? 0);
+  let best: { variant: SlotVariant; reason: string; score: number } | undefined;
+  for (const v of variants) {
+    if (v.isDefault || (v.targetInterests.length === 0 && v.targetSegments.length === 0)) continue;
+    let score = 0;
+    let reason = '';
+    let strongest = 0;
+    for (const key of v.targetInterests) {
+      const value = profile.interests[key] ?? 0;
+      if (value > 0 && maxInterest > 0) {
+        score += value / maxInterest;
+        if (value > strongest) {
+          strongest = value;
+          reason = `interest in ${key.slice(key.indexOf(':') + 1)}`;
+        }
+      }
+    }
+    const segment = v.targetSegments.find((s) => profile.segments.includes(s));
+    if (segment !== undefined) {
+      score += 1;
+      reason = `segment ${segment}`;
+    }
+    if (score <= 0) continue;
+    if (
+      !best ||
+      score > best.score ||
+      (score === best.score && v.priority > best.variant.priority) ||
+      (score === best.score && v.priority === best.variant.priority && v.id < best.variant.id)
+    )
+      best = { variant: v, reason, score };
+  }
+  return best && { variant: best.variant, reason: best.reason };
+}
+
+function card(p: Product, reason: string): ProductCard {
+  return {
+    id: p.id,
+    slug: p.slug,
+    title: p.title,
+    category: p.category,
+    price: p.price,
+    currency: p.currency,
+    image: p.image,
+    reason,
+  };
+}
+
+/**
+ * The `decision.served` event of one slot decision. Conversions are attributed to it by
+ * person and time (see README, "Measuring lift"): the decision id travels to the page
+ * (`data-attune-decision`) so the SDK can also attach it to a click-through.
+ */
+function servedEvent(ctx: SlotContext, d: SlotDecision, personalized: boolean, now: string): EventMessage {
+  const event: CustomerAction = {
+    id: d.decisionId,
+    type: 'track',
+    name: 'decision.served',
+    timestamp: now,
+    anonymousId: ctx.anonymousId ?? ctx.personKey.slice(ctx.personKey.indexOf(':') + 1),
+    ...(ctx.personKey.startsWith('user:') ? { userId: ctx.personKey.slice(5) } : {}),
+    properties: {
+      decisionId: d.decisionId,
+      slot: d.slot,
+      variant: d.variant,
+      holdout: d.holdout,
+      experiment: DEFAULT_EXPERIMENT,
+      personalized,
+      eligible: ctx.personalization,
+      items: (d.items ?? []).map((i) => i.id),
+    },
+    schemaVersion: 1,
+  };
+  return {
+    kind: 'event',
+    siteId: ctx.siteId,
+    personId: ctx.personKey,
+    event,
+    enrichment: { receivedAt: now, correctedTimestamp: now },
+    purposes: ['analytics'],
+  };
+}

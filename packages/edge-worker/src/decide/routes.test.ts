@@ -1,0 +1,141 @@
+import { env, exports } from 'cloudflare:workers';
+import type { DecideResponse } from '@attune/shared-schema';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
+import { putCatalogSnapshot } from '../catalog/index.ts';
+import { signUserId } from '../identity/index.ts';
+import { addedToCart, anonymousIdInGroup, seedPerson, viewed } from './fixtures/people.ts';
+
+const SITE_ORIGIN = 'http://localhost:3000';
+const decideUrl = (query: string) => `http://attune.test/v1/decide?writeKey=pk_demo_attune&${query}`;
+const get = (query: string, headers: Record<string, string> = { origin: SITE_ORIGIN }) =>
+  exports.default.fetch(decideUrl(query), { headers });
+
+beforeAll(async () => {
+  await putCatalogSnapshot(env, FIXTURE_CATALOG);
+});
+
+describe('GET /v1/decide without personalization consent', () => {
+  it('serves the defaults, says why, and is private and CORS-enabled for the site', async () => {
+    const anonymousId = anonymousIdInGroup('no-consent', false);
+    await seedPerson(env, `anon:${anonymousId}`, { analytics: true, personalization: false }, [
+      viewed('trail-jacket', 'outdoor', ['jacket']),
+    ]);
+    const res = await get(`slots=hero,recommendations,promo&anonymousId=${anonymousId}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBe(SITE_ORIGIN);
+    expect(res.headers.get('cache-control')).toBe('private, no-store');
+    const body = await res.json<DecideResponse>();
+    expect(body.personalized).toBe(false);
+    expect(body.decisions.hero).toMatchObject({
+      variant: 'hero-default',
+      kind: 'banner',
+      reason: 'default: personalization not granted',
+      holdout: false,
+    });
+    expect(body.decisions.recommendations?.items?.map((i) => i.id)).toEqual([
+      'espresso-beans',
+      'filter-beans',
+      'trail-jacket',
+      'hiking-boots',
+    ]);
+    expect(body.decisions.promo?.variant).toBe('promo-default');
+  });
+
+  it('treats an unknown visitor like one without consent', async () => {
+    const body = await (await get('slots=hero&anonymousId=never-seen-before')).json<DecideResponse>();
+    expect(body.personalized).toBe(false);
+    expect(body.decisions.hero?.variant).toBe('hero-default');
+  });
+});
+
+describe('GET /v1/decide with personalization consent', () => {
+  it('chooses content by interest and recommends with reasons, excluding the cart', async () => {
+    const anonymousId = anonymousIdInGroup('consented', false);
+    await seedPerson(env, `anon:${anonymousId}`, { analytics: true, personalization: true }, [
+      viewed('trail-jacket', 'outdoor', ['jacket', 'waterproof']),
+      viewed('hiking-boots', 'outdoor', ['boots', 'waterproof']),
+      viewed('rain-shell', 'outdoor', ['jacket', 'waterproof']),
+      addedToCart('rain-shell', 'outdoor', ['jacket', 'waterproof']),
+    ]);
+    const body = await (
+      await get(`slots=hero,recommendations&anonymousId=${anonymousId}`)
+    ).json<DecideResponse>();
+    expect(body.personalized).toBe(true);
+    expect(body.decisions.hero).toMatchObject({ variant: 'hero-outdoor', holdout: false });
+    expect(body.decisions.hero?.reason).toMatch(/^interest in (outdoor|waterproof)$/);
+    const items = body.decisions.recommendations?.items ?? [];
+    expect(items).toHaveLength(4);
+    expect(items.map((i) => i.id)).not.toContain('rain-shell');
+    expect(items.every((i) => i.reason.length > 0)).toBe(true);
+    // The diversity cap: at most two per category.
+    const outdoor = items.filter((i) => i.category === 'outdoor').length;
+    expect(outdoor).toBeLessThanOrEqual(2);
+    expect(items[0]?.category).toBe('outdoor');
+  });
+
+  it('serves the held-out person the defaults and says so', async () => {
+    const anonymousId = anonymousIdInGroup('held', true);
+    await seedPerson(env, `anon:${anonymousId}`, { personalization: true }, [viewed('grinder', 'coffee')]);
+    const body = await (await get(`slots=hero&anonymousId=${anonymousId}`)).json<DecideResponse>();
+    expect(body.personalized).toBe(false);
+    expect(body.decisions.hero).toMatchObject({
+      variant: 'hero-default',
+      holdout: true,
+      reason: 'default: holdout group',
+    });
+  });
+
+  it('trusts a userId only with a valid signature', async () => {
+    const userId = 'customer-42';
+    const signature = await signUserId('test-identity-secret', userId);
+    await seedPerson(env, `user:${userId}`, { personalization: true }, [
+      viewed('grinder', 'coffee', ['equipment']),
+      viewed('moka-pot', 'coffee', ['equipment']),
+    ]);
+    const signed = await (
+      await get(`slots=hero&anonymousId=fresh-device-1&userId=${userId}&userIdSignature=${signature}`)
+    ).json<DecideResponse>();
+    const forged = await (
+      await get(`slots=hero&anonymousId=fresh-device-1&userId=${userId}&userIdSignature=${'0'.repeat(64)}`)
+    ).json<DecideResponse>();
+    // The signed person's group decides what they see; either way it is their own profile.
+    expect(signed.decisions.hero?.reason).not.toBe('default: personalization not granted');
+    expect(forged.decisions.hero?.reason).toBe('default: personalization not granted');
+  });
+});
+
+describe('GET /v1/decide rejects bad requests with readable errors', () => {
+  it.each([
+    ['anonymousId=a', 400, 'slots'],
+    ['slots=Hero!&anonymousId=a', 400, 'slots'],
+    [`slots=${Array.from({ length: 11 }, (_, i) => `s${i}`).join(',')}`, 400, 'slots'],
+    [`slots=hero&anonymousId=${'x'.repeat(200)}`, 400, 'anonymousId'],
+  ])('%s → %i', async (query, status, path) => {
+    const res = await get(query);
+    expect(res.status).toBe(status);
+    expect(await res.json()).toMatchObject({ error: { path } });
+  });
+
+  it('401 for an unknown write key, 403 for an origin the site does not allow', async () => {
+    const unknown = await exports.default.fetch('http://attune.test/v1/decide?writeKey=nope&slots=hero');
+    expect(unknown.status).toBe(401);
+    const foreign = await get('slots=hero&anonymousId=a', { origin: 'https://evil.example' });
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('answers a CORS preflight for allowed origins only', async () => {
+    const ok = await exports.default.fetch(decideUrl('slots=hero'), {
+      method: 'OPTIONS',
+      headers: { origin: SITE_ORIGIN },
+    });
+    expect(ok.status).toBe(204);
+    expect(ok.headers.get('access-control-allow-origin')).toBe(SITE_ORIGIN);
+    const no = await exports.default.fetch(decideUrl('slots=hero'), {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example' },
+    });
+    expect(no.status).toBe(403);
+  });
+});

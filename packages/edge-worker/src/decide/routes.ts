@@ -1,0 +1,173 @@
+/**
+ * `GET /v1/decide?slots=hero,recommendations&writeKey=…&anonymousId=…[&userId=…&userIdSignature=…][&productId=…]`:
+ * the content chosen for the caller's person, per slot, with reasons (DecideResponse from
+ * shared-schema). Cross-origin for the site's allowed origins (CORS); the first-party
+ * variant under `/attune/` (edge-proxy mode, anonymous id from the `attune_aid` cookie)
+ * shares `answerDecide`. Responses are personal: `Cache-Control: private, no-store`.
+ */
+import type { DecideResponse, EventMessage } from '@attune/shared-schema';
+import type { Context } from 'hono';
+import { Hono } from 'hono';
+import type { AppEnv } from '../app.ts';
+import { resolvePerson } from '../identity/index.ts';
+import { consentFrom, parseCookies } from '../proxy/cookies.ts';
+import { getSiteByWriteKey, isOriginAllowed, type Site } from '../sites/index.ts';
+import { decide, MAX_SLOTS, SLOT_NAME } from './decide.ts';
+
+export const decideRoutes = new Hono<AppEnv>();
+
+/** The decision budget from DECISION_BUDGET_MS (default 50 ms, at most 1 s). */
+export function decisionBudgetMs(env: Env): number {
+  const value = Number(env.DECISION_BUDGET_MS);
+  return Number.isFinite(value) && value >= 0 ? Math.min(value, 1000) : 50;
+}
+
+type Problem = { status: 400 | 401 | 403; code: string; message: string; path?: string };
+
+function problem(c: Context<AppEnv>, p: Problem, headers: Record<string, string> = {}) {
+  return c.json(
+    { error: { code: p.code, message: p.message, ...(p.path !== undefined ? { path: p.path } : {}) } },
+    p.status,
+    { 'cache-control': 'no-store', ...headers },
+  );
+}
+
+/** Parses `slots`: a comma-separated list of 1..10 slot names. */
+export function parseSlots(raw: string | undefined): string[] | Problem {
+  if (raw === undefined || raw.trim() === '')
+    return {
+      status: 400,
+      code: 'invalid_request',
+      path: 'slots',
+      message: 'slots is required, e.g. slots=hero,recommendations',
+    };
+  const slots = [
+    ...new Set(
+      raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    ),
+  ];
+  if (slots.length > MAX_SLOTS)
+    return {
+      status: 400,
+      code: 'invalid_request',
+      path: 'slots',
+      message: `at most ${MAX_SLOTS} slots per request`,
+    };
+  const bad = slots.find((s) => !SLOT_NAME.test(s));
+  if (bad !== undefined)
+    return {
+      status: 400,
+      code: 'invalid_request',
+      path: 'slots',
+      message: `slot "${bad.slice(0, 64)}" is not a valid name: use lower-case letters, digits, "-" or "_"`,
+    };
+  return slots;
+}
+
+function optionalId(c: Context<AppEnv>, name: string): string | undefined | Problem {
+  const value = c.req.query(name);
+  if (value === undefined || value === '') return undefined;
+  if (value.length > 128)
+    return {
+      status: 400,
+      code: 'invalid_request',
+      path: name,
+      message: `${name} is longer than 128 characters`,
+    };
+  return value;
+}
+
+const isProblem = (v: unknown): v is Problem => v !== null && typeof v === 'object' && 'status' in v;
+
+/** Answers a decide request for a known site, with the anonymous id from the query or a fallback (the cookie). */
+export async function answerDecide(
+  c: Context<AppEnv>,
+  site: Site,
+  options: { fallbackAnonymousId?: string; headers?: Record<string, string> } = {},
+) {
+  const headers = { 'cache-control': 'private, no-store', ...options.headers };
+  const slots = parseSlots(c.req.query('slots'));
+  if (isProblem(slots)) return problem(c, slots, headers);
+  const fields = ['anonymousId', 'userId', 'userIdSignature', 'productId'] as const;
+  const values: Partial<Record<(typeof fields)[number], string>> = {};
+  for (const name of fields) {
+    const v = optionalId(c, name);
+    if (isProblem(v)) return problem(c, v, headers);
+    if (v !== undefined) values[name] = v;
+  }
+  const anonymousId = values.anonymousId ?? options.fallbackAnonymousId;
+  const person = await resolvePerson(c.env, site, {
+    ...(anonymousId !== undefined ? { anonymousId } : {}),
+    ...(values.userId !== undefined ? { userId: values.userId } : {}),
+    ...(values.userIdSignature !== undefined ? { userIdSignature: values.userIdSignature } : {}),
+  });
+  const browserConsent = consentFrom(parseCookies(c.req.header('cookie') ?? null));
+  const outcome = await decide(c.env, {
+    siteId: site.id,
+    personKey: person.personKey,
+    ...(anonymousId !== undefined ? { anonymousId } : {}),
+    slots,
+    ...(values.productId !== undefined ? { productId: values.productId } : {}),
+    ...(browserConsent !== undefined ? { browserConsent } : {}),
+    budgetMs: decisionBudgetMs(c.env),
+  });
+  recordServed(c, outcome.served);
+  return c.json(outcome.response satisfies DecideResponse, 200, headers);
+}
+
+/** Queues `decision.served` events after the response (never delays it, never fails it). */
+export function recordServed(c: Context<AppEnv>, served: EventMessage[]): void {
+  if (served.length === 0) return;
+  c.executionCtx.waitUntil(
+    // At most MAX_SLOTS small messages: well inside one queue batch.
+    c.env.EVENTS.sendBatch(served.map((body) => ({ body }))).catch((error: unknown) => {
+      console.warn(JSON.stringify({ msg: 'decision.served not queued', error: String(error) }));
+    }),
+  );
+}
+
+function corsHeaders(origin: string): Record<string, string> {
+  return { 'access-control-allow-origin': origin, vary: 'Origin' };
+}
+
+decideRoutes.options('/v1/decide', async (c) => {
+  const origin = c.req.header('origin');
+  const site = await getSiteByWriteKey(c.env, c.req.query('writeKey') ?? '');
+  // Preflight carries no credentials: allow any origin a configured site lists.
+  if (origin === undefined || (site && !isOriginAllowed(site, origin))) return c.body(null, 403);
+  return c.body(null, 204, {
+    ...corsHeaders(origin),
+    'access-control-allow-methods': 'GET, OPTIONS',
+    'access-control-allow-headers': 'content-type',
+    'access-control-max-age': '86400',
+  });
+});
+
+decideRoutes.get('/v1/decide', async (c) => {
+  const origin = c.req.header('origin');
+  const writeKey = c.req.query('writeKey');
+  if (writeKey === undefined || writeKey === '')
+    return problem(c, {
+      status: 400,
+      code: 'invalid_request',
+      path: 'writeKey',
+      message: 'writeKey is required',
+    });
+  const site = await getSiteByWriteKey(c.env, writeKey);
+  if (!site)
+    return problem(c, {
+      status: 401,
+      code: 'unknown_write_key',
+      message: 'unknown writeKey: check the key in your Attune site settings',
+    });
+  if (origin !== undefined && !isOriginAllowed(site, origin))
+    return problem(c, {
+      status: 403,
+      code: 'origin_not_allowed',
+      message: `origin ${origin.slice(0, 200)} is not allowed for this site`,
+    });
+  return answerDecide(c, site, { headers: origin !== undefined ? corsHeaders(origin) : {} });
+});

@@ -1,0 +1,74 @@
+/**
+ * Attune's first-party cookies in edge-proxy mode.
+ *
+ * - `attune_aid` — the browser's anonymous id, shared with the SDK (so it is readable by
+ *   script: not HttpOnly). The Worker sets or refreshes it server-side (400 days; Safari
+ *   does not cap server-set cookies to 7 days) only when the person's consent grants a
+ *   purpose that needs a stored id (analytics or personalization), and expires it when
+ *   consent no longer does. A cookie is storage: without such consent none is written.
+ * - `attune_consent` — optional, written by the SDK after a choice: URL-encoded JSON
+ *   `{"categories":{…},"policyVersion":"…"}`. The edge treats it as a restriction only (a
+ *   browser can withdraw a purpose, never grant one the profile does not record), except
+ *   that it may let the edge mint a first `attune_aid` for a fresh visitor.
+ */
+import { type ConsentState, ConsentStateSchema } from '@attune/shared-schema';
+
+export const ANONYMOUS_ID_COOKIE = 'attune_aid';
+export const CONSENT_COOKIE = 'attune_consent';
+/** Browsers cap cookie lifetimes at 400 days. */
+export const ANONYMOUS_ID_MAX_AGE_S = 400 * 24 * 60 * 60;
+/** Ids the edge accepts from a cookie: what the SDK makes (UUIDs, ULIDs), nothing that could smuggle markup. */
+const ID_PATTERN = /^[A-Za-z0-9_-]{8,128}$/;
+
+/** Parses a Cookie header into a map (first value wins, malformed pairs skipped). */
+export function parseCookies(header: string | null): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    const name = part.slice(0, eq).trim();
+    if (out.has(name)) continue;
+    let value = part.slice(eq + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    try {
+      out.set(name, decodeURIComponent(value));
+    } catch {
+      // A malformed escape is not ours to repair: skip the cookie.
+    }
+  }
+  return out;
+}
+
+/** The anonymous id from the cookie, when it is well-formed. */
+export function anonymousIdFrom(cookies: Map<string, string>): string | undefined {
+  const value = cookies.get(ANONYMOUS_ID_COOKIE);
+  return value !== undefined && ID_PATTERN.test(value) ? value : undefined;
+}
+
+/** Whether a string is an acceptable anonymous id (query parameter or cookie). */
+export function isAnonymousId(value: string): boolean {
+  return ID_PATTERN.test(value);
+}
+
+/** The consent state the browser wrote, when present and valid. */
+export function consentFrom(cookies: Map<string, string>): ConsentState | undefined {
+  const raw = cookies.get(CONSENT_COOKIE);
+  if (raw === undefined) return undefined;
+  try {
+    const parsed = ConsentStateSchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The Set-Cookie value that stores (or refreshes) the anonymous id. */
+export function anonymousIdCookie(id: string, secure: boolean): string {
+  return `${ANONYMOUS_ID_COOKIE}=${id}; Path=/; Max-Age=${ANONYMOUS_ID_MAX_AGE_S}; SameSite=Lax${secure ? '; Secure' : ''}`;
+}
+
+/** The Set-Cookie value that deletes the anonymous id (consent withdrawn). */
+export function expiredAnonymousIdCookie(secure: boolean): string {
+  return `${ANONYMOUS_ID_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax${secure ? '; Secure' : ''}`;
+}

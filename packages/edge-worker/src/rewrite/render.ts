@@ -1,0 +1,67 @@
+/**
+ * Renders a slot decision as HTML for the edge rewriter, in the shop's markup (cards for
+ * products, a banner or promo box). Every value from the catalog or Directus is escaped:
+ * marketers edit that content, and it lands inside someone's page.
+ */
+import type { SlotDecision } from '@attune/shared-schema';
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+}
+
+/** Only relative or http(s) links and images; anything else (javascript:, data:) becomes inert. */
+export function safeUrl(url: string | undefined): string {
+  if (url === undefined) return '';
+  const trimmed = url.trim();
+  if (trimmed.startsWith('/') && !trimmed.startsWith('//')) return trimmed;
+  return /^https?:\/\//i.test(trimmed) ? trimmed : '';
+}
+
+const money = new Map<string, Intl.NumberFormat>();
+function formatPrice(price: number, currency: string): string {
+  let format = money.get(currency);
+  if (!format) {
+    try {
+      format = new Intl.NumberFormat('en', { style: 'currency', currency });
+    } catch {
+      format = new Intl.NumberFormat('en', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    }
+    money.set(currency, format);
+  }
+  return format.format(price);
+}
+
+/** The inner HTML of a slot for a decision. */
+export function renderDecision(d: SlotDecision): string {
+  if (d.kind === 'recommendations') {
+    const cards = (d.items ?? [])
+      .map(
+        (p) =>
+          `<li class="card" data-product-id="${escapeHtml(p.id)}" data-category="${escapeHtml(p.category)}">` +
+          `<a href="/products/${encodeURIComponent(p.slug)}">` +
+          `<img src="${escapeHtml(safeUrl(p.image))}" alt="" width="160" height="120" loading="lazy"/>` +
+          `<span class="card-title">${escapeHtml(p.title)}</span>` +
+          `<span class="card-price">${escapeHtml(formatPrice(p.price, p.currency))}</span>` +
+          `<small class="card-reason">${escapeHtml(p.reason)}</small></a></li>`,
+      )
+      .join('');
+    return `<h2>${escapeHtml(d.title ?? 'Recommended')}</h2><ul class="cards">${cards}</ul>`;
+  }
+  const href = safeUrl(d.href);
+  const image = safeUrl(d.image);
+  if (d.kind === 'promo') {
+    const code =
+      d.promoCode !== undefined
+        ? ` <span class="promo-code">Code <b>${escapeHtml(d.promoCode)}</b></span>`
+        : '';
+    return `<div class="promo-box"><b>${escapeHtml(d.title ?? '')}</b> ${escapeHtml(d.body ?? '')}${code}</div>`;
+  }
+  const heading = d.slot === 'hero' ? 'h1' : 'h2';
+  return (
+    `<div class="hero-banner">` +
+    (image ? `<img src="${escapeHtml(image)}" alt=""/>` : '') +
+    `<${heading}>${escapeHtml(d.title ?? '')}</${heading}><p>${escapeHtml(d.body ?? '')}</p>` +
+    (href ? `<a class="button primary" href="${escapeHtml(href)}">Take a look</a>` : '') +
+    `</div>`
+  );
+}
