@@ -56,6 +56,9 @@ const jsonMap = z.custom<Record<string, JsonValue>>(
   'expected object',
 );
 
+/** The schema of `properties` and `traits` (exported so the JSON Schema export can describe it). */
+export const JsonMapSchema = jsonMap;
+
 /** The v1 envelope. Strict: a misspelt field is an error, not silently dropped. */
 export const CustomerActionSchema = z.strictObject({
   id: z.string().regex(ULID_PATTERN, 'expected a ULID (26 Crockford base32 characters)'),
