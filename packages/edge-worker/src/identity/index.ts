@@ -3,10 +3,12 @@
  * the site's backend with its identity secret. Resolves the person a request belongs to,
  * following the anonymous → person alias that a verified identify leaves behind.
  */
+import { profileStub } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
 import { hmacHex, timingSafeEqualText } from './crypto.ts';
 
+export { profileObjectName, profileStub } from '../profile/client.ts';
 export { hmacHex, timingSafeEqualText } from './crypto.ts';
 
 /** The signature a site's backend computes for a user id: HMAC-SHA256(identitySecret, userId), hex. */
@@ -23,16 +25,6 @@ export async function verifyUserId(
   if (signature === undefined || signature.length !== 64 || secret === '') return false;
   const expected = await hmacHex(secret, userId);
   return timingSafeEqualText(expected, signature.toLowerCase());
-}
-
-/** The Durable Object name of a person within a site. */
-export function profileObjectName(siteId: string, personKey: PersonKey): string {
-  return `${siteId}/${personKey}`;
-}
-
-/** The ProfileDO stub of a person within a site. */
-export function profileStub(env: Env, siteId: string, personKey: PersonKey) {
-  return env.PROFILE.get(env.PROFILE.idFromName(profileObjectName(siteId, personKey)));
 }
 
 /** Parses `anon:<id>` / `user:<id>`; undefined for anything else. */

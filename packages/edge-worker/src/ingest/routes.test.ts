@@ -1,9 +1,436 @@
-import { exports } from 'cloudflare:workers';
-import { describe, expect, it } from 'vitest';
+import { type EventMessage, LIMITS, QueueMessageSchema } from '@attune/shared-schema';
+import { afterEach, describe, expect, it } from 'vitest';
+import { viewProfile } from '../profile/client.ts';
+import {
+  ADMIN_TOKEN,
+  anonId,
+  call,
+  collect,
+  consentFor,
+  envWithSites,
+  makeEvent,
+  ORIGIN,
+  productView,
+  recordQueue,
+  SERVER_KEY,
+  SITE,
+  signed,
+  WRITE_KEY,
+} from './test-support.ts';
+
+let queue = recordQueue();
+afterEach(() => {
+  queue.restore();
+  queue = recordQueue();
+});
 
 describe('health', () => {
   it('answers', async () => {
-    const res = await exports.default.fetch('http://attune.test/healthz');
+    const res = await call(null, { method: 'GET', path: '/healthz' });
     expect(res.status).toBe(200);
   });
 });
+
+describe('POST /v1/collect status codes', () => {
+  it('200 when every event is accepted, with CORS for the allowed origin', async () => {
+    const a = anonId();
+    const res = await collect([makeEvent(a), productView(a, 'p1', 'shoes')]);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(await res.json()).toMatchObject({ accepted: 2, duplicates: 0, rejected: [] });
+  });
+
+  it('207 with per-event errors by index for a partly invalid batch, valid events still accepted', async () => {
+    const a = anonId();
+    const bad = { ...makeEvent(a, 'product.viewed'), properties: { productId: 42 } };
+    const res = await collect([makeEvent(a), bad, { nonsense: true }]);
+    expect(res.status).toBe(207);
+    const body = (await res.json()) as {
+      accepted: number;
+      rejected: { index: number; errors: { path: string; message: string }[] }[];
+    };
+    expect(body.accepted).toBe(1);
+    expect(body.rejected.map((r) => r.index)).toEqual([1, 2]);
+    expect(body.rejected[0]?.errors[0]?.path).toBe('batch[1].properties.productId');
+    const view = await viewProfile(env(), SITE, `anon:${a}`);
+    expect(view?.recentActions).toHaveLength(1);
+  });
+
+  it('400 for a body that is not JSON, an invalid envelope, or a batch with no valid event', async () => {
+    expect((await call('{not json')).status).toBe(400);
+    const envelope = await call(JSON.stringify({ writeKey: WRITE_KEY, batch: 'x' }));
+    expect(envelope.status).toBe(400);
+    expect(((await envelope.json()) as { error: { code: string } }).error.code).toBe('invalid_envelope');
+    const none = await collect([{ id: 'nope' }]);
+    expect(none.status).toBe(400);
+  });
+
+  it('401 for an unknown write key', async () => {
+    const res = await collect([makeEvent(anonId())], { writeKey: 'pk_nobody' });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unknown_write_key');
+  });
+
+  it('403 for a foreign or missing Origin, without CORS headers, and nothing stored', async () => {
+    const a = anonId();
+    const res = await collect([makeEvent(a)], { origin: 'https://evil.example' });
+    expect(res.status).toBe(403);
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect((await collect([makeEvent(a)], { origin: null })).status).toBe(403);
+    expect(await viewProfile(env(), SITE, `anon:${a}`)).toBeNull();
+    expect(queue.messages).toHaveLength(0);
+  });
+
+  it('413 for a body over the byte limit and for too many events', async () => {
+    const huge = 'x'.repeat(LIMITS.maxBatchBytes + 10);
+    expect((await call(huge)).status).toBe(413);
+    const a = anonId();
+    const many = Array.from({ length: LIMITS.maxBatchEvents + 1 }, () => makeEvent(a));
+    expect((await collect(many)).status).toBe(413);
+  });
+
+  it('429 with Retry-After when a visitor exceeds the rate limit', async () => {
+    const tight = envWithSites([
+      {
+        id: SITE,
+        writeKey: WRITE_KEY,
+        allowedOrigins: [ORIGIN],
+        settings: { rateLimit: { anonymousPerSecond: 0.01, anonymousBurst: 2 } },
+      },
+    ]);
+    const a = anonId('rl');
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 4; i++) {
+      last = await collect([makeEvent(a)], { env: tight, headers: { 'cf-connecting-ip': '203.0.113.9' } });
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([200, 200, 429, 429]);
+    expect(Number(last?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Another visitor is not affected.
+    expect((await collect([makeEvent(anonId())], { env: tight })).status).toBe(200);
+  });
+
+  it('answers a CORS preflight only for allowed origins', async () => {
+    const ok = await call(null, { method: 'OPTIONS' });
+    expect(ok.status).toBe(204);
+    expect(ok.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    const no = await call(null, { method: 'OPTIONS', origin: 'https://evil.example' });
+    expect(no.status).toBe(403);
+  });
+});
+
+describe('consent gate per purpose', () => {
+  const eventMessages = () => queue.messages.filter((m): m is EventMessage => m.kind === 'event');
+
+  it('analytics only: the event log gets it, no profile is built', async () => {
+    const a = anonId();
+    const res = await collect([
+      productView(a, 'p1', 'shoes', { context: { consent: consentFor('analytics') } }),
+    ]);
+    expect(res.status).toBe(200);
+    expect(eventMessages().map((m) => m.purposes)).toEqual([['analytics']]);
+    const view = await viewProfile(env(), SITE, `anon:${a}`);
+    expect(view?.interests ?? {}).toEqual({});
+    expect(queue.messages.some((m) => m.kind === 'profile' || m.kind === 'covisit')).toBe(false);
+  });
+
+  it('personalization only: the profile learns, nothing reaches the event log', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes', { context: { consent: consentFor('personalization') } })]);
+    expect(eventMessages()).toHaveLength(0);
+    const view = await viewProfile(env(), SITE, `anon:${a}`);
+    expect(view?.interests['category:shoes']).toBeCloseTo(1, 5);
+    expect(queue.messages.filter((m) => m.kind === 'profile')).toHaveLength(1);
+  });
+
+  it('marketing only: forwarded for the promotions sink only', async () => {
+    const a = anonId();
+    await collect([makeEvent(a, 'page.viewed', { context: { consent: consentFor('marketing') } })]);
+    expect(eventMessages().map((m) => m.purposes)).toEqual([['marketing']]);
+  });
+
+  it('nothing granted (or no consent at all): dropped and counted, nothing stored or sent', async () => {
+    const a = anonId();
+    const res = await collect([
+      makeEvent(a, 'page.viewed', { consent: consentFor() }),
+      makeEvent(a, 'page.viewed', { consent: null }),
+    ]);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ accepted: 0, dropped: 2 });
+    expect(queue.messages).toHaveLength(0);
+    expect(await viewProfile(env(), SITE, `anon:${a}`)).toBeNull();
+  });
+
+  it('a category the site does not offer cannot be granted', async () => {
+    const a = anonId();
+    const forged = { categories: { necessary: true, everything: true }, policyVersion: '1' };
+    const res = await collect([makeEvent(a, 'page.viewed', { context: { consent: forged } })]);
+    expect(await res.json()).toMatchObject({ accepted: 0, dropped: 1 });
+  });
+
+  it('Sec-GPC: 1 turns marketing off', async () => {
+    const a = anonId();
+    const res = await collect(
+      [makeEvent(a, 'page.viewed', { context: { consent: consentFor('marketing') } })],
+      {
+        headers: { 'sec-gpc': '1' },
+      },
+    );
+    expect(await res.json()).toMatchObject({ accepted: 0, dropped: 1 });
+    await collect(
+      [makeEvent(a, 'page.viewed', { context: { consent: consentFor('analytics', 'marketing') } })],
+      {
+        headers: { 'sec-gpc': '1' },
+      },
+    );
+    expect(eventMessages().map((m) => m.purposes)).toEqual([['analytics']]);
+  });
+
+  it('consent changes always send a consent record with proof, even with nothing granted', async () => {
+    const a = anonId();
+    const consent = makeEvent(a, 'consent.updated', {
+      properties: {
+        categories: { analytics: false, personalization: false, marketing: false },
+        policyVersion: '1',
+        source: 'banner',
+      },
+      consent: null,
+    });
+    const res = await collect([consent]);
+    expect(res.status).toBe(200);
+    const records = queue.messages.filter((m) => m.kind === 'consent');
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({
+      kind: 'consent',
+      siteId: SITE,
+      personId: `anon:${a}`,
+      eventId: consent.id,
+      source: 'banner',
+      consent: {
+        categories: { necessary: true, analytics: false, personalization: false, marketing: false },
+        policyVersion: '1',
+      },
+    });
+  });
+
+  it('withdrawing personalization forgets what the profile learned', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    expect((await viewProfile(env(), SITE, `anon:${a}`))?.interests['category:shoes']).toBeGreaterThan(0);
+    await collect([
+      makeEvent(a, 'consent.updated', {
+        properties: {
+          categories: { analytics: true, personalization: false, marketing: false },
+          policyVersion: '1',
+        },
+        consent: null,
+      }),
+    ]);
+    const view = await viewProfile(env(), SITE, `anon:${a}`);
+    expect(view?.interests).toEqual({});
+    expect(view?.recentActions).toEqual([]);
+    expect(view?.consent?.categories.personalization).toBe(false);
+  });
+});
+
+describe('verified identity', () => {
+  it('accepts a userId with a valid HMAC and files the event under the person', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    const res = await collect([
+      makeEvent(a, 'user.signed_in', { userId, userIdSignature: await signed(userId) }),
+    ]);
+    expect(res.status).toBe(200);
+    const view = await viewProfile(env(), SITE, `user:${userId}`);
+    expect(view?.userId).toBe(userId);
+    expect(queue.messages.find((m) => m.kind === 'event')).toMatchObject({ personId: `user:${userId}` });
+  });
+
+  it('refuses a wrong signature and a missing one, with a clear error for that event only', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    const wrong = makeEvent(a, 'user.signed_in', { userId, userIdSignature: await signed('someone-else') });
+    const missing = makeEvent(a, 'user.signed_in', { userId });
+    const res = await collect([makeEvent(a), wrong, missing]);
+    expect(res.status).toBe(207);
+    const body = (await res.json()) as {
+      accepted: number;
+      rejected: { index: number; errors: { path: string; message: string }[] }[];
+    };
+    expect(body.accepted).toBe(1);
+    expect(body.rejected[0]).toMatchObject({ index: 1, errors: [{ path: 'batch[1].userIdSignature' }] });
+    expect(body.rejected[0]?.errors[0]?.message).toMatch(/does not match/);
+    expect(body.rejected[1]).toMatchObject({ index: 2, errors: [{ path: 'batch[2].userId' }] });
+    expect(body.rejected[1]?.errors[0]?.message).toMatch(/needs userIdSignature/);
+    expect(await viewProfile(env(), SITE, `user:${userId}`)).toBeNull();
+  });
+
+  it('merges the anonymous profile into the person on the first verified identify; later anonymous events follow', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    await collect([productView(a, 'p1', 'shoes'), productView(a, 'p2', 'shoes')]);
+    await collect([makeEvent(a, 'user.signed_in', { userId, userIdSignature: await signed(userId) })]);
+    const person = await viewProfile(env(), SITE, `user:${userId}`);
+    expect(person?.anonymousIds).toContain(a);
+    expect(person?.interests['category:shoes']).toBeCloseTo(2, 3);
+    expect(person?.recentActions.map((r) => r.name)).toEqual([
+      'user.signed_in',
+      'product.viewed',
+      'product.viewed',
+    ]);
+
+    // Later anonymous events from the same browser land on the person.
+    queue.messages.length = 0;
+    await collect([productView(a, 'p3', 'hats')]);
+    const after = await viewProfile(env(), SITE, `user:${userId}`);
+    expect(after?.interests['category:hats']).toBeCloseTo(1, 3);
+    expect(queue.messages.find((m) => m.kind === 'event')).toMatchObject({ personId: `user:${userId}` });
+    // The anonymous key resolves to the person too.
+    const viaAlias = await viewProfile(env(), SITE, `anon:${a}`);
+    expect(viaAlias?.personKey).toBe(`user:${userId}`);
+  });
+
+  it('a server producer authenticated with the server key may send user ids without a signature', async () => {
+    const userId = `u-${anonId()}`;
+    const res = await collect(
+      [
+        makeEvent(`server:${userId}`, 'order.completed', {
+          userId,
+          properties: { orderId: 'o1', total: 10 },
+        }),
+      ],
+      {
+        origin: null,
+        headers: { authorization: `Basic ${btoa(`${SERVER_KEY}:`)}` },
+      },
+    );
+    expect(res.status).toBe(200);
+    expect((await viewProfile(env(), SITE, `user:${userId}`))?.counters.orders).toBe(1);
+  });
+});
+
+describe('dedupe and order', () => {
+  it('a client retry of the same batch is counted as duplicates, not applied twice', async () => {
+    const a = anonId();
+    const batch = [
+      productView(a, 'p1', 'shoes'),
+      makeEvent(a, 'cart.item.added', { properties: { productId: 'p1', category: 'shoes' } }),
+    ];
+    const first = await collect(batch);
+    expect(await first.json()).toMatchObject({ accepted: 2, duplicates: 0 });
+    const events1 = queue.messages.filter((m) => m.kind === 'event').length;
+    const retry = await collect(batch);
+    expect(retry.status).toBe(200);
+    expect(await retry.json()).toMatchObject({ accepted: 0, duplicates: 2 });
+    expect(queue.messages.filter((m) => m.kind === 'event').length).toBe(events1);
+    const view = await viewProfile(env(), SITE, `anon:${a}`);
+    expect(view?.counters['product.viewed']).toBe(1);
+    expect(view?.interests['category:shoes']).toBeCloseTo(4, 3);
+  });
+
+  it('the same id twice within one batch is applied once', async () => {
+    const a = anonId();
+    const e = productView(a, 'p1', 'shoes');
+    const res = await collect([e, e]);
+    expect(await res.json()).toMatchObject({ accepted: 1, duplicates: 1 });
+  });
+
+  it("applies a person's events in the order sent, across concurrent requests", async () => {
+    const a = anonId();
+    const add = (id: string) => makeEvent(a, 'cart.item.added', { properties: { productId: id } });
+    const remove = (id: string) => makeEvent(a, 'cart.item.removed', { properties: { productId: id } });
+    await collect([add('p1'), remove('p1'), add('p1'), add('p2'), remove('p2')]);
+    const view = await viewProfile(env(), SITE, `anon:${a}`);
+    expect(view?.cart).toEqual(['p1']);
+    expect(view?.recentActions.map((r) => r.name)).toEqual([
+      'cart.item.removed',
+      'cart.item.added',
+      'cart.item.added',
+      'cart.item.removed',
+      'cart.item.added',
+    ]);
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        collect([makeEvent(a, 'page.viewed', { properties: { title: `t${i}` } })]),
+      ),
+    );
+    expect((await viewProfile(env(), SITE, `anon:${a}`))?.counters['page.viewed']).toBe(5);
+  });
+});
+
+describe('queue messages', () => {
+  it('carry the event, enrichment, purposes, person and the caller traceparent; all pass the consumer schema', async () => {
+    const a = anonId();
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const sentAt = new Date(Date.now() + 60_000).toISOString();
+    const view = productView(a, 'p1', 'shoes', { timestamp: sentAt, sessionId: 's1' });
+    const next = productView(a, 'p2', 'shoes', { timestamp: sentAt, sessionId: 's1' });
+    const res = await collect([view, next], {
+      sentAt,
+      headers: {
+        traceparent,
+        'user-agent':
+          'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1',
+      },
+    });
+    expect(res.status).toBe(200);
+    for (const m of queue.messages) expect(QueueMessageSchema.safeParse(m).success).toBe(true);
+    const events = queue.messages.filter((m): m is EventMessage => m.kind === 'event');
+    expect(events).toHaveLength(2);
+    const first = events[0];
+    expect(first).toMatchObject({
+      siteId: SITE,
+      personId: `anon:${a}`,
+      purposes: ['analytics', 'personalization', 'marketing'],
+      traceparent,
+    });
+    expect(first?.event).toEqual(view);
+    expect(first?.enrichment).toMatchObject({ device: 'mobile', os: 'iOS', browser: 'Safari' });
+    expect(JSON.stringify(first?.enrichment)).not.toMatch(/Mozilla|iPhone OS/);
+    // The client clock was a minute fast: the corrected time is about the receive time.
+    const corrected = Date.parse(first?.enrichment.correctedTimestamp ?? '');
+    expect(Math.abs(corrected - Date.parse(first?.enrichment.receivedAt ?? ''))).toBeLessThan(5_000);
+
+    expect(queue.messages.filter((m) => m.kind === 'covisit')).toEqual([
+      { kind: 'covisit', siteId: SITE, from: 'p1', to: 'p2', at: expect.any(String) },
+    ]);
+    const profiles = queue.messages.filter((m) => m.kind === 'profile');
+    expect(profiles).toHaveLength(1);
+    expect(profiles[0]).toMatchObject({ personId: `anon:${a}`, traceparent, profile: { anonymousIds: [a] } });
+  });
+
+  it('makes a traceparent when the request has none', async () => {
+    await collect([makeEvent(anonId())]);
+    const m = queue.messages.find((x) => x.kind === 'event');
+    expect(m?.kind === 'event' && m.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  });
+});
+
+describe('GET /v1/admin/stats', () => {
+  it('needs the admin token and counts outcomes', async () => {
+    expect((await call(null, { method: 'GET', path: '/v1/admin/stats', origin: null })).status).toBe(401);
+    const a = anonId();
+    await collect([makeEvent(a), { bad: 1 }, makeEvent(a, 'page.viewed', { consent: consentFor() })]);
+    const res = await call(null, {
+      method: 'GET',
+      path: '/v1/admin/stats',
+      origin: null,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(res.status).toBe(200);
+    const { counters } = (await res.json()) as { counters: Record<string, number> };
+    for (const k of ['accepted', 'invalid', 'duplicate', 'consent_dropped', 'rate_limited', 'suppressed']) {
+      expect(typeof counters[k]).toBe('number');
+    }
+    expect(counters.accepted).toBeGreaterThan(0);
+    expect(counters.invalid).toBeGreaterThan(0);
+    expect(counters.consent_dropped).toBeGreaterThan(0);
+  });
+});
+
+import { env as workerEnv } from 'cloudflare:workers';
+
+function env(): Env {
+  return workerEnv;
+}

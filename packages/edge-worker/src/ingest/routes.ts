@@ -1,7 +1,248 @@
-/** Ingest routes: POST /v1/collect and the Segment-compatible HTTP Tracking API. */
-import { Hono } from 'hono';
+/**
+ * Ingest routes: `POST /v1/collect` (browser SDK, text/plain JSON, partial success) and
+ * the Segment-compatible HTTP Tracking API (`/v1/batch`, `/v1/track`, `/v1/page`,
+ * `/v1/identify`) for server-side producers, authenticated with the site's server key.
+ * Every failure a client can cause answers 4xx with a readable body, never 5xx.
+ */
+import {
+  COLLECT_STATUS,
+  type CollectResponse,
+  type CustomerAction,
+  type ErrorBody,
+  type EventError,
+  errorBody,
+  LIMITS,
+  parseCollectBody,
+} from '@attune/shared-schema';
+import { type Context, Hono } from 'hono';
+import { siteByServerKey } from '../admin/auth.ts';
 import type { AppEnv } from '../app.ts';
+import { requestFacts } from '../enrich/index.ts';
+import { count, flushStats, log, traceparentOf } from '../observability/index.ts';
+import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
+import { readBodyLimited } from './body.ts';
+import { ingestBatch, type PipelineOutcome } from './pipeline.ts';
+import { checkRateLimits } from './rate-limit.ts';
+import { parseSegmentBody, type SegmentCall } from './segment.ts';
 
 export const ingestRoutes = new Hono<AppEnv>();
 
 ingestRoutes.get('/healthz', (c) => c.json({ ok: true }));
+
+type IngestContext = Context<AppEnv>;
+
+function corsHeaders(origin: string): Record<string, string> {
+  return {
+    'Access-Control-Allow-Origin': origin,
+    'Access-Control-Allow-Methods': 'POST, OPTIONS',
+    'Access-Control-Allow-Headers': 'Content-Type, Authorization, traceparent',
+    'Access-Control-Expose-Headers': 'Retry-After',
+    'Access-Control-Max-Age': '86400',
+    Vary: 'Origin',
+  };
+}
+
+function fail(status: number, body: ErrorBody, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'Content-Type': 'application/json', ...headers },
+  });
+}
+
+function waitUntil(c: IngestContext, promise: Promise<unknown>): void {
+  try {
+    c.executionCtx.waitUntil(promise);
+  } catch {
+    // No execution context (app.request in a unit test): let it run unobserved, errors logged.
+    promise.catch((err: unknown) =>
+      log('warn', 'background.failed', { error: err instanceof Error ? err.name : 'unknown' }),
+    );
+  }
+}
+
+function clientIp(c: IngestContext): string {
+  return c.req.header('cf-connecting-ip') ?? 'unknown';
+}
+
+/** The response body and status of a judged batch: 200, 207 with per-event errors, or 400 when nothing was valid. */
+function judged(outcome: PipelineOutcome, rejected: EventError[], headers: Record<string, string>): Response {
+  const all = [...rejected, ...outcome.rejected].sort((a, b) => a.index - b.index);
+  const handled = outcome.accepted + outcome.duplicates + outcome.dropped;
+  if (handled === 0 && all.length > 0) {
+    return fail(
+      COLLECT_STATUS.badRequest,
+      errorBody(
+        'invalid_envelope',
+        `no event in the batch is valid (${all.length} rejected); see errors`,
+        all.flatMap((e) => e.errors),
+      ),
+      headers,
+    );
+  }
+  const body: CollectResponse & { dropped: number } = {
+    accepted: outcome.accepted,
+    duplicates: outcome.duplicates,
+    dropped: outcome.dropped,
+    rejected: all,
+  };
+  return new Response(JSON.stringify(body), {
+    status: all.length > 0 ? COLLECT_STATUS.partial : COLLECT_STATUS.ok,
+    headers: { 'Content-Type': 'application/json', ...headers },
+  });
+}
+
+ingestRoutes.options('/v1/collect', async (c) => {
+  const origin = c.req.header('origin');
+  const sites = await listSites(c.env);
+  if (origin === undefined || !sites.some((s) => isOriginAllowed(s, origin))) {
+    return fail(COLLECT_STATUS.forbidden, errorBody('origin_not_allowed', 'this origin may not send events'));
+  }
+  return new Response(null, { status: 204, headers: corsHeaders(origin) });
+});
+
+ingestRoutes.post('/v1/collect', async (c) => {
+  const started = Date.now();
+  const response = await collect(c);
+  waitUntil(c, flushStats(c.env));
+  log('info', 'collect', { status: response.status, ms: Date.now() - started });
+  return response;
+});
+
+async function collect(c: IngestContext): Promise<Response> {
+  const read = await readBodyLimited(c.req.raw, LIMITS.maxBatchBytes);
+  if (!read.ok) {
+    count('invalid');
+    return read.reason === 'too_large'
+      ? fail(
+          COLLECT_STATUS.tooLarge,
+          errorBody(
+            'too_large',
+            `request body is larger than ${LIMITS.maxBatchBytes} bytes; send smaller batches`,
+          ),
+        )
+      : fail(COLLECT_STATUS.badRequest, errorBody('invalid_json', 'request body could not be read'));
+  }
+  const now = Date.now();
+  const parsed = parseCollectBody(read.text, { now });
+  if (!parsed.ok) {
+    count('invalid');
+    return fail(parsed.status, parsed.body);
+  }
+  const site = await getSiteByWriteKey(c.env, parsed.writeKey);
+  if (!site) {
+    count('invalid', parsed.events.length + parsed.rejected.length);
+    return fail(
+      COLLECT_STATUS.unauthorized,
+      errorBody('unknown_write_key', 'unknown write key; check the writeKey your page sends'),
+    );
+  }
+  const origin = c.req.header('origin');
+  const serverSite = await siteByServerKey(c.env, c.req.header('authorization'));
+  const trusted = serverSite?.id === site.id;
+  if (!trusted && !isOriginAllowed(site, origin)) {
+    count('invalid', parsed.events.length + parsed.rejected.length);
+    return fail(
+      COLLECT_STATUS.forbidden,
+      errorBody(
+        'origin_not_allowed',
+        `origin ${origin === undefined ? '(none)' : JSON.stringify(origin.slice(0, 200))} is not allowed for this write key`,
+      ),
+    );
+  }
+  const headers = origin !== undefined && isOriginAllowed(site, origin) ? corsHeaders(origin) : {};
+  count('invalid', parsed.rejected.length);
+
+  if (!trusted) {
+    const anonymousIds = [...new Set(parsed.events.map((e) => e.event.anonymousId))];
+    const rate = await checkRateLimits(c.env, site, clientIp(c), anonymousIds);
+    if (!rate.allowed) {
+      count('rate_limited', parsed.events.length);
+      return fail(
+        COLLECT_STATUS.tooManyRequests,
+        errorBody('rate_limited', `too many requests; retry after ${rate.retryAfterSeconds} s`),
+        { ...headers, 'Retry-After': String(rate.retryAfterSeconds) },
+      );
+    }
+  }
+  const outcome = await ingestBatch(
+    c.env,
+    { waitUntil: (p) => waitUntil(c, p) },
+    {
+      site,
+      events: parsed.events,
+      facts: requestFacts(c.req.raw, parsed.sentAt, now),
+      gpc: c.req.header('sec-gpc') === '1',
+      trusted,
+      traceparent: traceparentOf(c.req.header('traceparent')),
+      pathPrefix: 'batch',
+    },
+  );
+  return judged(outcome, parsed.rejected, headers);
+}
+
+/** One Segment HTTP Tracking API route. */
+function segmentRoute(call: SegmentCall) {
+  return async (c: IngestContext): Promise<Response> => {
+    const started = Date.now();
+    const response = await segment(c, call);
+    waitUntil(c, flushStats(c.env));
+    log('info', 'segment', { call, status: response.status, ms: Date.now() - started });
+    return response;
+  };
+}
+
+async function segment(c: IngestContext, call: SegmentCall): Promise<Response> {
+  const site: Site | undefined = await siteByServerKey(c.env, c.req.header('authorization'));
+  if (!site) {
+    count('invalid');
+    return fail(
+      COLLECT_STATUS.unauthorized,
+      errorBody(
+        'unauthorized',
+        "send the site's server key as the HTTP Basic auth username (Segment's write key field)",
+      ),
+      { 'WWW-Authenticate': 'Basic realm="attune"' },
+    );
+  }
+  const read = await readBodyLimited(c.req.raw, LIMITS.maxBatchBytes);
+  if (!read.ok) {
+    count('invalid');
+    return read.reason === 'too_large'
+      ? fail(
+          COLLECT_STATUS.tooLarge,
+          errorBody('too_large', `request body is larger than ${LIMITS.maxBatchBytes} bytes`),
+        )
+      : fail(COLLECT_STATUS.badRequest, errorBody('invalid_json', 'request body could not be read'));
+  }
+  const now = Date.now();
+  const parsed = await parseSegmentBody(c.env, site, call, read.text, now);
+  if (!parsed.ok) {
+    count('invalid');
+    return fail(parsed.status, parsed.body);
+  }
+  count('invalid', parsed.rejected.length);
+  const events: { index: number; event: CustomerAction }[] = parsed.events;
+  const outcome = await ingestBatch(
+    c.env,
+    { waitUntil: (p) => waitUntil(c, p) },
+    {
+      site,
+      events,
+      facts: requestFacts(c.req.raw, parsed.sentAt, now),
+      gpc: c.req.header('sec-gpc') === '1',
+      trusted: true,
+      traceparent: traceparentOf(c.req.header('traceparent')),
+      pathPrefix: 'batch',
+    },
+  );
+  const response = judged(outcome, parsed.rejected, {});
+  if (response.status >= 400) return response;
+  // Segment libraries only look at the status; `success` keeps their debug logs happy.
+  const body = (await response.json()) as Record<string, unknown>;
+  return c.json({ success: true, ...body }, response.status === 207 ? 207 : 200);
+}
+
+ingestRoutes.post('/v1/batch', segmentRoute('batch'));
+ingestRoutes.post('/v1/track', segmentRoute('track'));
+ingestRoutes.post('/v1/page', segmentRoute('page'));
+ingestRoutes.post('/v1/identify', segmentRoute('identify'));

@@ -257,7 +257,6 @@ export class ProfileDO extends DurableObject<Env> {
       if (event.type === 'consent') {
         const chosen = input.consent ?? consentFromEvent(event);
         if (chosen) {
-          const hadPersonalization = isGranted(state.consent?.state, 'personalization');
           const record: ConsentRecord = {
             state: chosen,
             recordedAt: enrichment.receivedAt,
@@ -266,7 +265,8 @@ export class ProfileDO extends DurableObject<Env> {
           };
           state.consent = record;
           state.version++;
-          if (hadPersonalization && !isGranted(chosen, 'personalization')) clearPersonalization(state);
+          const learned = state.recentActions.length > 0 || Object.keys(state.interests).length > 0;
+          if (learned && !isGranted(chosen, 'personalization')) clearPersonalization(state);
         }
       }
 
@@ -400,8 +400,8 @@ export class ProfileDO extends DurableObject<Env> {
     });
   }
 
-  /** Everything held about this person (access request). */
-  async export(): Promise<ProfileExport> {
+  /** Everything held about this person (access request), as JSON (see ProfileExport). */
+  async export(): Promise<string> {
     return this.#inOrder(async () => {
       const out: ProfileExport = {
         seenEventIds: this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM seen').one().n,
@@ -414,7 +414,7 @@ export class ProfileDO extends DurableObject<Env> {
       if (state) out.profile = state;
       if (alias !== undefined) out.aliasOf = alias;
       if (tombstone !== undefined) out.erasedAt = tombstone;
-      return out;
+      return JSON.stringify(out);
     });
   }
 

@@ -1,0 +1,91 @@
+/**
+ * Operator routes, behind `Authorization: Bearer <ADMIN_TOKEN>`: access to everything
+ * held about a person (`GET /v1/people/:id`), erasure (`DELETE /v1/people/:id`), and
+ * the outcome counters (`GET /v1/admin/stats`).
+ */
+import { COLLECT_STATUS, type ErasureMessage, errorBody } from '@attune/shared-schema';
+import { Hono } from 'hono';
+import type { AppEnv } from '../app.ts';
+import { parsePersonKey } from '../identity/index.ts';
+import { sendMessages } from '../ingest/queue-producer.ts';
+import { log, readStats, traceparentOf } from '../observability/index.ts';
+import { eraseProfile, exportProfile } from '../profile/client.ts';
+import type { PersonKey } from '../profile/types.ts';
+import { getSiteById, listSites, type Site } from '../sites/index.ts';
+import { isAdmin } from './auth.ts';
+
+export const adminRoutes = new Hono<AppEnv>();
+
+adminRoutes.use('/v1/people/*', async (c, next) => {
+  if (!isAdmin(c.env, c.req.header('authorization'))) {
+    return c.json(
+      errorBody('unauthorized', 'send Authorization: Bearer <admin token>'),
+      COLLECT_STATUS.unauthorized,
+    );
+  }
+  await next();
+});
+adminRoutes.use('/v1/admin/*', async (c, next) => {
+  if (!isAdmin(c.env, c.req.header('authorization'))) {
+    return c.json(
+      errorBody('unauthorized', 'send Authorization: Bearer <admin token>'),
+      COLLECT_STATUS.unauthorized,
+    );
+  }
+  await next();
+});
+
+/** The site of an admin request: `?site=<id>`, or the only site when there is one. */
+async function siteOf(env: Env, siteId: string | undefined): Promise<Site | undefined> {
+  if (siteId !== undefined) return getSiteById(env, siteId);
+  const sites = await listSites(env);
+  return sites.length === 1 ? sites[0] : undefined;
+}
+
+type Target = { ok: true; site: Site; personKey: PersonKey } | { ok: false; message: string };
+
+async function target(env: Env, id: string, siteId: string | undefined): Promise<Target> {
+  const site = await siteOf(env, siteId);
+  if (!site) return { ok: false, message: 'unknown site; pass ?site=<site id>' };
+  const personKey = parsePersonKey(id);
+  if (!personKey)
+    return { ok: false, message: 'expected a person id like "user:<userId>" or "anon:<anonymousId>"' };
+  return { ok: true, site, personKey };
+}
+
+adminRoutes.get('/v1/people/:id', async (c) => {
+  const t = await target(c.env, c.req.param('id'), c.req.query('site'));
+  if (!t.ok) return c.json(errorBody('invalid_envelope', t.message), COLLECT_STATUS.badRequest);
+  const held = await exportProfile(c.env, t.site.id, t.personKey);
+  if (!held.profile && held.aliasOf === undefined && held.erasedAt === undefined && held.seenEventIds === 0) {
+    return c.json(errorBody('not_found', 'nothing is held about this person'), 404);
+  }
+  return c.json({ siteId: t.site.id, personId: t.personKey, ...held });
+});
+
+adminRoutes.delete('/v1/people/:id', async (c) => {
+  const t = await target(c.env, c.req.param('id'), c.req.query('site'));
+  if (!t.ok) return c.json(errorBody('invalid_envelope', t.message), COLLECT_STATUS.badRequest);
+  const erased = await eraseProfile(c.env, t.site.id, t.personKey);
+  const message: ErasureMessage = {
+    kind: 'erasure',
+    siteId: t.site.id,
+    personId: erased.personKey,
+    anonymousIds: erased.anonymousIds,
+    requestedAt: new Date().toISOString(),
+    traceparent: traceparentOf(c.req.header('traceparent')),
+  };
+  if (erased.userId !== undefined) message.userId = erased.userId;
+  else if (erased.personKey.startsWith('user:')) message.userId = erased.personKey.slice('user:'.length);
+  if (t.personKey.startsWith('anon:') && !message.anonymousIds.includes(t.personKey.slice(5))) {
+    message.anonymousIds.push(t.personKey.slice(5));
+  }
+  // Erase downstream even when the edge held nothing: Directus may still have rows.
+  await sendMessages(c.env.EVENTS, [message]);
+  log('info', 'person.erased', { siteId: t.site.id, held: erased.erased });
+  return c.json({ erased: true, personId: erased.personKey, anonymousIds: erased.anonymousIds.length }, 200);
+});
+
+adminRoutes.get('/v1/admin/stats', async (c) => {
+  return c.json({ counters: await readStats(c.env) });
+});

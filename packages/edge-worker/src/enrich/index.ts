@@ -1,0 +1,102 @@
+/**
+ * Enrichment, kept apart from business logic: what the edge derives from a request
+ * (device, browser and OS from the User-Agent, place from `request.cf`, receive time and
+ * clock-skew correction). The raw User-Agent and the IP address are never stored.
+ */
+import { type CustomerAction, type Enrichment, LIMITS } from '@attune/shared-schema';
+
+/** What the request tells about every event in it, computed once per request. */
+export interface RequestFacts {
+  receivedAt: number;
+  /** Client clock minus server clock, from the batch's `sentAt` (0 when absent or absurd). */
+  skewMs: number;
+  device: NonNullable<Enrichment['device']>;
+  browser?: string;
+  os?: string;
+  country?: string;
+  region?: string;
+  city?: string;
+}
+
+const BOT =
+  /bot|crawler|spider|crawling|headless|lighthouse|slurp|facebookexternalhit|curl|wget|python-requests/i;
+
+/** Device, browser and OS families from a User-Agent; coarse on purpose (no versions, no fingerprint). */
+export function parseUserAgent(ua: string | undefined): Pick<RequestFacts, 'device' | 'browser' | 'os'> {
+  if (ua === undefined || ua === '') return { device: 'unknown' };
+  const text = ua.slice(0, 512);
+  const out: Pick<RequestFacts, 'device' | 'browser' | 'os'> = { device: 'desktop' };
+  if (BOT.test(text)) out.device = 'bot';
+  else if (
+    /iPad|Tablet|Nexus (7|9|10)|SM-T\d|Kindle|Silk/i.test(text) ||
+    (/Android/i.test(text) && !/Mobile/i.test(text))
+  )
+    out.device = 'tablet';
+  else if (/Mobi|iPhone|iPod|Android.*Mobile|Windows Phone/i.test(text)) out.device = 'mobile';
+
+  if (/Windows NT/i.test(text)) out.os = 'Windows';
+  else if (/iPhone|iPad|iPod/i.test(text)) out.os = 'iOS';
+  else if (/Android/i.test(text)) out.os = 'Android';
+  else if (/CrOS/i.test(text)) out.os = 'ChromeOS';
+  else if (/Mac OS X|Macintosh/i.test(text)) out.os = 'macOS';
+  else if (/Linux/i.test(text)) out.os = 'Linux';
+
+  if (/Edg\//i.test(text)) out.browser = 'Edge';
+  else if (/OPR\/|Opera/i.test(text)) out.browser = 'Opera';
+  else if (/SamsungBrowser/i.test(text)) out.browser = 'Samsung Internet';
+  else if (/Firefox\/|FxiOS/i.test(text)) out.browser = 'Firefox';
+  else if (/Chrome\/|CriOS|Chromium/i.test(text)) out.browser = 'Chrome';
+  else if (/Safari\//i.test(text)) out.browser = 'Safari';
+  return out;
+}
+
+function cfString(cf: unknown, key: string): string | undefined {
+  if (cf === null || typeof cf !== 'object') return undefined;
+  const value = (cf as Record<string, unknown>)[key];
+  return typeof value === 'string' && value.length > 0 && value.length <= 64 ? value : undefined;
+}
+
+/** Facts of one request: place from `request.cf`, UA families, receive time and clock skew. */
+export function requestFacts(
+  request: Request,
+  sentAt: string | undefined,
+  now: number = Date.now(),
+): RequestFacts {
+  const facts: RequestFacts = {
+    receivedAt: now,
+    skewMs: 0,
+    ...parseUserAgent(request.headers.get('user-agent') ?? undefined),
+  };
+  const sent = sentAt !== undefined ? Date.parse(sentAt) : Number.NaN;
+  // A skew larger than the accepted window is a broken clock we cannot correct reliably.
+  if (Number.isFinite(sent) && Math.abs(sent - now) <= LIMITS.maxFutureSkewMs) facts.skewMs = sent - now;
+  const cf: unknown = (request as Request & { cf?: unknown }).cf;
+  const country = cfString(cf, 'country');
+  const region = cfString(cf, 'region');
+  const city = cfString(cf, 'city');
+  if (country !== undefined) facts.country = country;
+  if (region !== undefined) facts.region = region;
+  if (city !== undefined) facts.city = city;
+  return facts;
+}
+
+/** The enrichment of one event: server receive time and its timestamp corrected by the batch's skew. */
+export function enrichEvent(event: CustomerAction, facts: RequestFacts): Enrichment {
+  const at = Date.parse(event.timestamp) - facts.skewMs;
+  const enrichment: Enrichment = {
+    receivedAt: new Date(facts.receivedAt).toISOString(),
+    correctedTimestamp: new Date(Number.isFinite(at) ? at : facts.receivedAt).toISOString(),
+    device: facts.device,
+  };
+  if (facts.browser !== undefined) enrichment.browser = facts.browser;
+  if (facts.os !== undefined) enrichment.os = facts.os;
+  if (facts.country !== undefined) enrichment.country = facts.country;
+  if (facts.region !== undefined) enrichment.region = facts.region;
+  if (facts.city !== undefined) enrichment.city = facts.city;
+  return enrichment;
+}
+
+/** The day (UTC) a daily-rotating salt belongs to. */
+export function saltDay(now: number = Date.now()): string {
+  return new Date(now).toISOString().slice(0, 10);
+}

@@ -1,0 +1,330 @@
+/**
+ * The ingest pipeline shared by `/v1/collect` and the Segment-compatible API: verifies
+ * identity, applies the consent gate per purpose, hands each person's events to their
+ * ProfileDO in order, runs triggers, and forwards what each purpose allows to the queue.
+ */
+import {
+  applyGpc,
+  type ConsentConfig,
+  type ConsentMessage,
+  type ConsentState,
+  type CustomerAction,
+  type Enrichment,
+  type EventError,
+  type EventMessage,
+  isGranted,
+  normalizeConsent,
+  type ProfileMessage,
+  PURPOSES,
+  type Purpose,
+  type QueueMessage,
+} from '@attune/shared-schema';
+import { getConsentConfig } from '../config/consent-config.ts';
+import { enrichEvent, type RequestFacts } from '../enrich/index.ts';
+import { verifyUserId } from '../identity/index.ts';
+import { count, log } from '../observability/index.ts';
+import { ingestProfile } from '../profile/client.ts';
+import type { IngestResult } from '../profile/profile-do.ts';
+import type { PersonKey, ProfileEventInput, ProfileView } from '../profile/types.ts';
+import type { Site } from '../sites/index.ts';
+import { runTriggers } from '../triggers/index.ts';
+import { sendMessages } from './queue-producer.ts';
+
+export interface PipelineInput {
+  site: Site;
+  events: { index: number; event: CustomerAction }[];
+  facts: RequestFacts;
+  /** `Sec-GPC: 1` on the request: marketing is off whatever the event says. */
+  gpc: boolean;
+  /** Authenticated with the site's server key: user ids are trusted, consent may come from the record. */
+  trusted: boolean;
+  traceparent: string;
+  /** Prefix of error paths, e.g. 'batch'. */
+  pathPrefix: string;
+}
+
+export interface PipelineOutcome {
+  accepted: number;
+  duplicates: number;
+  /** Dropped because no purpose is granted (consent) or the person was erased (tombstone). */
+  dropped: number;
+  rejected: EventError[];
+}
+
+export interface PipelineContext {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+interface Judged {
+  index: number;
+  event: CustomerAction;
+  enrichment: Enrichment;
+  target: PersonKey;
+  /** Undefined: the request carried no consent (server producers); the record decides. */
+  consent?: ConsentState;
+}
+
+function consentOfConsentEvent(event: CustomerAction): ConsentState | undefined {
+  const categories = event.properties?.categories;
+  const policyVersion = event.properties?.policyVersion;
+  if (categories === null || typeof categories !== 'object' || Array.isArray(categories)) return undefined;
+  if (typeof policyVersion !== 'string') return undefined;
+  const out: Record<string, boolean> = {};
+  for (const [key, value] of Object.entries(categories)) if (typeof value === 'boolean') out[key] = value;
+  return { categories: out, policyVersion };
+}
+
+/** The consent an event carries, normalized against the site's categories, GPC applied. */
+function claimedConsent(
+  event: CustomerAction,
+  config: ConsentConfig,
+  gpc: boolean,
+  trusted: boolean,
+): ConsentState | undefined {
+  const raw = event.type === 'consent' ? consentOfConsentEvent(event) : event.context?.consent;
+  if (raw === undefined) {
+    // A browser that sent no consent has granted nothing; a server producer defers to the record.
+    return trusted
+      ? undefined
+      : applyGpc(normalizeConsent({ categories: {}, policyVersion: config.policyVersion }, config), gpc);
+  }
+  return applyGpc(normalizeConsent(raw, config), gpc);
+}
+
+function grantedPurposes(consent: ConsentState): Purpose[] {
+  return PURPOSES.filter((p) => isGranted(consent, p));
+}
+
+/** Runs the pipeline over a batch of valid events and returns what happened to them. */
+export async function ingestBatch(
+  env: Env,
+  ctx: PipelineContext,
+  input: PipelineInput,
+): Promise<PipelineOutcome> {
+  const { site, facts, gpc, trusted, traceparent } = input;
+  const outcome: PipelineOutcome = { accepted: 0, duplicates: 0, dropped: 0, rejected: [] };
+  const config = await getConsentConfig(env, site.id);
+
+  // 1. Identity and consent, per event.
+  const byBrowser = new Map<string, Judged[]>();
+  let consentDropped = 0;
+  for (const { index, event } of input.events) {
+    let target: PersonKey = `anon:${event.anonymousId}`;
+    if (event.userId !== undefined) {
+      const verified =
+        trusted || (await verifyUserId(site.identitySecret, event.userId, event.userIdSignature));
+      if (!verified) {
+        const path = `${input.pathPrefix}[${index}].${event.userIdSignature === undefined ? 'userId' : 'userIdSignature'}`;
+        const message =
+          event.userIdSignature === undefined
+            ? 'userId needs userIdSignature: the HMAC-SHA256 of the userId with the site identity secret, made by your backend'
+            : 'userIdSignature does not match userId; sign the userId with the site identity secret (HMAC-SHA256, hex)';
+        outcome.rejected.push({ index, id: event.id, errors: [{ path, message }] });
+        continue;
+      }
+      target = `user:${event.userId}`;
+    }
+    const consent = claimedConsent(event, config, gpc, trusted);
+    if (consent !== undefined && event.type !== 'consent' && grantedPurposes(consent).length === 0) {
+      consentDropped++;
+      continue;
+    }
+    const judged: Judged = { index, event, enrichment: enrichEvent(event, facts), target };
+    if (consent !== undefined) judged.consent = consent;
+    const list = byBrowser.get(event.anonymousId);
+    if (list) list.push(judged);
+    else byBrowser.set(event.anonymousId, [judged]);
+  }
+  count('invalid', outcome.rejected.length);
+  count('consent_dropped', consentDropped);
+  outcome.dropped += consentDropped;
+
+  // 2. Each browser's events go to their person in order; browsers run in parallel.
+  const messages: QueueMessage[] = [];
+  const followUps: Promise<void>[] = [];
+  await Promise.all(
+    [...byBrowser.values()].map(async (events) => {
+      for (const run of consecutiveRuns(events)) {
+        const first = run[0];
+        if (!first) continue;
+        const inputs: ProfileEventInput[] = run.map((j) => {
+          const personalization = j.consent !== undefined && isGranted(j.consent, 'personalization');
+          const item: ProfileEventInput = { event: j.event, enrichment: j.enrichment, personalization };
+          if (j.consent !== undefined) item.consent = j.consent;
+          return item;
+        });
+        const result = await ingestProfile(env, site.id, first.target, inputs);
+        const forward = collectMessages(site, run, result, gpc, traceparent);
+        messages.push(...forward.messages);
+        outcome.accepted += result.accepted.length;
+        outcome.duplicates += result.duplicates.length;
+        outcome.dropped += result.dropped.length + result.consentDropped.length;
+        count('accepted', result.accepted.length);
+        count('duplicate', result.duplicates.length);
+        count('suppressed', result.dropped.length);
+        count('consent_dropped', result.consentDropped.length);
+        if (forward.acceptedEvents.length > 0) {
+          followUps.push(
+            triggerFollowUp(
+              env,
+              site,
+              result.profile,
+              forward.acceptedEvents,
+              forward.lastConsent,
+              gpc,
+              traceparent,
+            ),
+          );
+        }
+      }
+    }),
+  );
+
+  // 3. The queue: awaited, so a 200 means the events are durably on their way.
+  if (messages.length > 0) await sendMessages(env.EVENTS, messages);
+  if (followUps.length > 0) ctx.waitUntil(Promise.all(followUps));
+  return outcome;
+}
+
+/** Splits one browser's events into consecutive runs that go to the same person. */
+function consecutiveRuns(events: Judged[]): Judged[][] {
+  const runs: Judged[][] = [];
+  let current: Judged[] = [];
+  for (const e of events) {
+    const head = current[0];
+    if (head && head.target !== e.target) {
+      runs.push(current);
+      current = [];
+    }
+    current.push(e);
+  }
+  if (current.length > 0) runs.push(current);
+  return runs;
+}
+
+/** The queue messages each sink's purpose allows for what a ProfileDO accepted. */
+function collectMessages(
+  site: Site,
+  run: Judged[],
+  result: IngestResult,
+  gpc: boolean,
+  traceparent: string,
+): { messages: QueueMessage[]; acceptedEvents: CustomerAction[]; lastConsent: ConsentState | undefined } {
+  const accepted = new Set(result.accepted);
+  const messages: QueueMessage[] = [];
+  const acceptedEvents: CustomerAction[] = [];
+  let lastConsent: ConsentState | undefined;
+  let lastEnrichment: Enrichment | undefined;
+  for (const j of run) {
+    if (!accepted.has(j.event.id)) continue;
+    const recorded = result.consents[j.event.id];
+    const consent = applyGpc(j.consent ?? recorded ?? { categories: {}, policyVersion: '' }, gpc);
+    lastConsent = consent;
+    lastEnrichment = j.enrichment;
+    acceptedEvents.push(j.event);
+    const purposes = grantedPurposes(consent);
+    if (j.event.type === 'consent') {
+      const message: ConsentMessage = {
+        kind: 'consent',
+        siteId: site.id,
+        personId: result.personKey,
+        eventId: j.event.id,
+        consent,
+        source:
+          typeof j.event.properties?.source === 'string' ? j.event.properties.source.slice(0, 64) : 'banner',
+        recordedAt: j.enrichment.receivedAt,
+        traceparent,
+      };
+      messages.push(message);
+    }
+    if (isGranted(consent, 'analytics') || isGranted(consent, 'marketing')) {
+      messages.push(eventMessage(site, result.personKey, j.event, j.enrichment, purposes, traceparent));
+    }
+  }
+  if (lastConsent && lastEnrichment && isGranted(lastConsent, 'analytics')) {
+    for (const emitted of result.emitted) {
+      const enrichment: Enrichment = {
+        receivedAt: lastEnrichment.receivedAt,
+        correctedTimestamp: emitted.timestamp,
+      };
+      messages.push(
+        eventMessage(site, result.personKey, emitted, enrichment, grantedPurposes(lastConsent), traceparent),
+      );
+    }
+  }
+  if (lastConsent && isGranted(lastConsent, 'personalization')) {
+    for (const pair of result.covisits) {
+      messages.push({ kind: 'covisit', siteId: site.id, from: pair.from, to: pair.to, at: pair.at });
+    }
+    if (result.changed) messages.push(profileMessage(site, result, traceparent));
+  }
+  return { messages, acceptedEvents, lastConsent };
+}
+
+function eventMessage(
+  site: Site,
+  personId: string,
+  event: CustomerAction,
+  enrichment: Enrichment,
+  purposes: Purpose[],
+  traceparent: string,
+): EventMessage {
+  return { kind: 'event', siteId: site.id, personId, event, enrichment, purposes, traceparent };
+}
+
+function profileMessage(site: Site, result: IngestResult, traceparent: string): ProfileMessage {
+  const p = result.profile;
+  const profile: ProfileMessage['profile'] = {
+    anonymousIds: p.anonymousIds,
+    traits: p.traits,
+    interests: p.interests,
+    segments: p.segments,
+    counters: p.counters,
+    firstSeen: p.firstSeen,
+    lastSeen: p.lastSeen,
+  };
+  if (p.userId !== undefined) profile.userId = p.userId;
+  if (p.consent !== undefined) profile.consent = p.consent;
+  return {
+    kind: 'profile',
+    siteId: site.id,
+    personId: result.personKey,
+    version: result.version,
+    profile,
+    traceparent,
+  };
+}
+
+/** Runs the site's triggers for a person's new events; forwards what they emit under marketing consent. */
+async function triggerFollowUp(
+  env: Env,
+  site: Site,
+  profile: ProfileView,
+  events: CustomerAction[],
+  consent: ConsentState | undefined,
+  gpc: boolean,
+  traceparent: string,
+): Promise<void> {
+  try {
+    const marketing = !gpc && consent !== undefined && isGranted(consent, 'marketing');
+    const extra = await runTriggers(env, { siteId: site.id, events, profile, marketing });
+    if (!marketing || extra.length === 0 || consent === undefined) return;
+    const receivedAt = new Date().toISOString();
+    const personId = profile.personKey;
+    await sendMessages(
+      env.EVENTS,
+      extra.map((event) =>
+        eventMessage(
+          site,
+          personId,
+          event,
+          { receivedAt, correctedTimestamp: event.timestamp },
+          grantedPurposes(consent),
+          traceparent,
+        ),
+      ),
+    );
+  } catch (err) {
+    log('error', 'triggers.failed', { siteId: site.id, error: err instanceof Error ? err.name : 'unknown' });
+  }
+}

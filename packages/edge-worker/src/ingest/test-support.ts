@@ -1,0 +1,146 @@
+/**
+ * Test support for ingest tests (imported only by *.test.ts): event builders, a request
+ * helper that drives the real Worker's fetch handler inside workerd, and a recorder of
+ * what the Worker sent to the EVENTS queue.
+ */
+
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import type { ConsentState, CustomerAction, QueueMessage } from '@attune/shared-schema';
+import { vi } from 'vitest';
+import { signUserId } from '../identity/index.ts';
+import worker from '../index.ts';
+import { newUlid } from '../profile/ulid.ts';
+
+export const ORIGIN = 'http://localhost:3000';
+export const WRITE_KEY = 'pk_demo_attune';
+export const SITE = 'demo';
+export const IDENTITY_SECRET = 'test-identity-secret';
+export const SERVER_KEY = 'sk_test_server';
+export const ADMIN_TOKEN = 'test-admin-token';
+
+export const ALL: ConsentState = {
+  categories: { necessary: true, analytics: true, personalization: true, marketing: true },
+  policyVersion: '1',
+};
+
+/** Consent granting exactly the named purposes. */
+export function consentFor(...purposes: string[]): ConsentState {
+  const categories: Record<string, boolean> = {
+    necessary: true,
+    analytics: false,
+    personalization: false,
+    marketing: false,
+  };
+  for (const p of purposes) categories[p] = true;
+  return { categories, policyVersion: '1' };
+}
+
+let counter = 0;
+/** A fresh anonymous id, unique per call, so tests never share a person. */
+export function anonId(label = 'a'): string {
+  counter++;
+  return `${label}-${Date.now().toString(36)}-${counter}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** A valid v1 event; `consent` defaults to everything granted. */
+export function makeEvent(
+  anonymousId: string,
+  name = 'page.viewed',
+  extra: Partial<CustomerAction> & { consent?: ConsentState | null } = {},
+): CustomerAction {
+  const { consent, ...rest } = extra;
+  const type = name === 'page.viewed' ? 'page' : name === 'consent.updated' ? 'consent' : 'track';
+  const event: CustomerAction = {
+    id: newUlid(),
+    type,
+    name,
+    timestamp: new Date().toISOString(),
+    anonymousId,
+    schemaVersion: 1,
+    ...rest,
+  };
+  if (consent !== null && event.context?.consent === undefined)
+    event.context = { ...(event.context ?? {}), consent: consent ?? ALL };
+  return event;
+}
+
+export function productView(
+  anonymousId: string,
+  productId: string,
+  category: string,
+  extra: Partial<CustomerAction> = {},
+) {
+  return makeEvent(anonymousId, 'product.viewed', {
+    properties: { productId, category, tags: [`${category}-tag`] },
+    ...extra,
+  });
+}
+
+export async function signed(userId: string): Promise<string> {
+  return signUserId(IDENTITY_SECRET, userId);
+}
+
+export interface SendOptions {
+  origin?: string | null;
+  headers?: Record<string, string>;
+  method?: string;
+  path?: string;
+  env?: Env;
+}
+
+/** Sends a request through the Worker's fetch handler and waits for its background work. */
+export async function call(body: BodyInit | null, options: SendOptions = {}): Promise<Response> {
+  const headers: Record<string, string> = { 'content-type': 'text/plain;charset=UTF-8', ...options.headers };
+  const origin = options.origin === undefined ? ORIGIN : options.origin;
+  if (origin !== null) headers.origin = origin;
+  const request = new Request(`http://attune.test${options.path ?? '/v1/collect'}`, {
+    method: options.method ?? 'POST',
+    headers,
+    body,
+  });
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(request, options.env ?? env, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+/** Posts a collect envelope. */
+export function collect(
+  batch: unknown[],
+  options: SendOptions & { writeKey?: string; sentAt?: string } = {},
+) {
+  return call(
+    JSON.stringify({
+      writeKey: options.writeKey ?? WRITE_KEY,
+      sentAt: options.sentAt ?? new Date().toISOString(),
+      batch,
+    }),
+    options,
+  );
+}
+
+/** Records every message the Worker hands to the EVENTS queue (intercepted at the binding, not delivered). */
+export function recordQueue(target: Env = env): { messages: QueueMessage[]; restore: () => void } {
+  const messages: QueueMessage[] = [];
+  const batch = vi.spyOn(target.EVENTS, 'sendBatch').mockImplementation(async (items) => {
+    for (const item of items) messages.push(item.body as QueueMessage);
+    return undefined as unknown as QueueSendBatchResponse;
+  });
+  const single = vi.spyOn(target.EVENTS, 'send').mockImplementation(async (body) => {
+    messages.push(body as QueueMessage);
+    return undefined as unknown as QueueSendResponse;
+  });
+  return {
+    messages,
+    restore: () => {
+      batch.mockRestore();
+      single.mockRestore();
+    },
+  };
+}
+
+/** An env whose sites carry tight rate limits, for 429 tests. */
+export function envWithSites(sites: unknown[]): Env {
+  return { ...env, ATTUNE_SITES: JSON.stringify(sites) } as unknown as Env;
+}

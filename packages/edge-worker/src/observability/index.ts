@@ -1,0 +1,86 @@
+/**
+ * Observability: structured JSON logs without personal data, outcome counters
+ * (accepted, invalid, duplicate, consent_dropped, rate_limited, suppressed) and the
+ * W3C `traceparent` carried into queue messages.
+ */
+
+export const OUTCOMES = [
+  'accepted',
+  'invalid',
+  'duplicate',
+  'consent_dropped',
+  'rate_limited',
+  'suppressed',
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** Writes one log line as JSON. Callers pass only counts, ids of sites and codes — never people. */
+export function log(
+  level: 'info' | 'warn' | 'error',
+  msg: string,
+  fields: Record<string, string | number | boolean> = {},
+): void {
+  const line = JSON.stringify({ level, msg, ...fields });
+  if (level === 'error') console.error(line);
+  else if (level === 'warn') console.warn(line);
+  else console.log(line);
+}
+
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+function hex(bytes: number): string {
+  let out = '';
+  for (const b of crypto.getRandomValues(new Uint8Array(bytes))) out += b.toString(16).padStart(2, '0');
+  return out;
+}
+
+/** The request's `traceparent` when well-formed, else a new one (sampled). */
+export function traceparentOf(header: string | null | undefined): string {
+  const value = header?.trim().toLowerCase();
+  if (value !== undefined && TRACEPARENT.test(value) && !/^00-0{32}-/.test(value) && !/-0{16}-/.test(value))
+    return value;
+  return `00-${hex(16)}-${hex(8)}-01`;
+}
+
+// Counts accumulate per isolate and are flushed to the stats object in the background;
+// one flush at a time, so under load many requests share one write.
+let pending: Partial<Record<Outcome, number>> = {};
+let flushing: Promise<void> | undefined;
+
+/** Adds to the outcome counters (flushed by flushStats). */
+export function count(outcome: Outcome, n = 1): void {
+  if (n <= 0) return;
+  pending[outcome] = (pending[outcome] ?? 0) + n;
+}
+
+function statsStub(env: Env) {
+  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName('stats'));
+}
+
+/** Writes pending counts to the stats object; resolves when this isolate's counts are stored. */
+export async function flushStats(env: Env): Promise<void> {
+  while (flushing) await flushing;
+  const batch = pending;
+  if (Object.keys(batch).length === 0) return;
+  pending = {};
+  flushing = statsStub(env)
+    .addCounts(batch)
+    .catch((err: unknown) => {
+      // Put them back: counters are best-effort, but never silently lost on a transient error.
+      for (const [k, n] of Object.entries(batch)) count(k as Outcome, n);
+      log('warn', 'stats.flush_failed', { error: err instanceof Error ? err.message : 'unknown' });
+    })
+    .finally(() => {
+      flushing = undefined;
+    });
+  await flushing;
+}
+
+/** Every outcome counter, including this isolate's unflushed counts. */
+export async function readStats(env: Env): Promise<Record<Outcome, number>> {
+  await flushStats(env);
+  const stored = await statsStub(env).readCounts();
+  const out = {} as Record<Outcome, number>;
+  for (const o of OUTCOMES) out[o] = stored[o] ?? 0;
+  return out;
+}
