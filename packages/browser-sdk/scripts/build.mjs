@@ -1,15 +1,28 @@
-// Builds the script-tag tracker (dist/attune.js: IIFE, ES2020, minified, no global but
-// window.attune) and an ESM bundle for bundler-less module use (dist/attune.mjs).
+// Builds the script-tag tracker, dist/attune.js (IIFE, ES2020, no global but
+// window.attune): esbuild bundles and strips types, terser then minifies harder than
+// esbuild can (constant objects such as LIMITS are inlined and their unused fields
+// dropped), because every byte of the tag counts against its size budget.
+// Also dist/attune.mjs, an ESM bundle for module use without a bundler.
+import { readFile, writeFile } from 'node:fs/promises';
 import { build } from 'esbuild';
+import { minify } from 'terser';
 
-const common = {
-  bundle: true,
-  minify: true,
-  target: 'es2020',
-  platform: 'browser',
-  legalComments: 'none',
-  logLevel: 'warning',
-};
+const common = { bundle: true, target: 'es2020', platform: 'browser', legalComments: 'none', logLevel: 'warning' };
 
-await build({ ...common, entryPoints: ['src/script.ts'], format: 'iife', outfile: 'dist/attune.js' });
-await build({ ...common, entryPoints: ['src/index.ts'], format: 'esm', outfile: 'dist/attune.mjs' });
+const terserOptions = (toplevel) => ({
+  ecma: 2020,
+  toplevel,
+  compress: { passes: 3, unsafe: true, unsafe_arrows: true, pure_getters: true },
+  mangle: true,
+  format: { comments: false },
+});
+
+for (const [entry, format, outfile] of [
+  ['src/script.ts', 'iife', 'dist/attune.js'],
+  ['src/index.ts', 'esm', 'dist/attune.mjs'],
+]) {
+  await build({ ...common, entryPoints: [entry], format, outfile, minifySyntax: true });
+  const { code } = await minify(await readFile(outfile, 'utf8'), terserOptions(format === 'iife'));
+  if (!code) throw new Error(`terser produced nothing for ${outfile}`);
+  await writeFile(outfile, code);
+}

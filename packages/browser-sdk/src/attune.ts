@@ -31,7 +31,7 @@ import { listenTcf } from './consent/tcf.ts';
 import { decideUrl, fetchDecisions } from './decide/decide.ts';
 import { ulid } from './ids/ids.ts';
 import { pageContext, watchHistory } from './page/page.ts';
-import { boundedQueue, enqueue, type QueuedEvent } from './queue/queue.ts';
+import { enqueue, type QueuedEvent } from './queue/queue.ts';
 import { isRetryable, retryDelay } from './retry/retry.ts';
 import { touchSession } from './session/session.ts';
 import { browserPersistence, type Persistence, type VisitorRecord } from './store/store.ts';
@@ -45,7 +45,7 @@ export type Properties = Record<string, JsonValue>;
 export interface AttuneError {
   code: 'invalid_event' | 'rejected' | 'dropped';
   message: string;
-  /** HTTP status of a final (non-retryable) collect answer. */
+  /** HTTP status of the collect answer, when there was one. */
   status?: number;
   /** Per-event reasons from a 207 answer, with paths like `batch.3.properties.price`. */
   errors?: { path: string; message: string }[];
@@ -142,10 +142,12 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
   const stored = persistence.load();
   const visitor: VisitorRecord & { anonymousId: string } = { ...stored, anonymousId: stored?.anonymousId || ulid() };
   /** The person's choice; undefined until they make one (under the current policy). */
-  let choice: ConsentState | undefined = stored?.consent;
+  let choice: ConsentState | undefined = visitor.consent;
   const listeners = new Set<(state: ConsentSnapshot) => void>();
-  const waiting = boundedQueue<CustomerAction>(o.maxWaiting);
-  const outbox = boundedQueue<QueuedEvent>(o.maxQueue);
+  /** Events made before any choice: memory only, released on grant, discarded on refusal. */
+  let waiting: CustomerAction[] = [];
+  /** Consented, unsent events, oldest first (mirrored in IndexedDB while storage is allowed). */
+  let outbox: QueuedEvent[] = [];
   const inFlight = new Set<string>();
   let toStore: QueuedEvent[] = [];
   let storeScheduled = false;
@@ -156,89 +158,77 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
   let referrer = document.referrer;
 
   const storing = () => allowsCollection(choice);
+  const unsent = () => outbox.filter((e) => !inFlight.has(e.id));
   const snapshot = (): ConsentSnapshot => ({
     categories: choice?.categories ?? applyChoice({}, {}, config, gpc),
     policyVersion: config.policyVersion,
     decided: !!choice,
   });
 
-  /** Writes the visitor record and new events once per task; ids only while storage is allowed. */
+  /** Writes the visitor record and new events once per task: ids only while storage is allowed. */
   function persistSoon() {
-    if (storeScheduled) return;
+    if (!storeScheduled)
+      queueMicrotask(() => {
+        storeScheduled = false;
+        // A refusal is remembered without any id: the strictly necessary record of the choice.
+        if (choice) persistence.save(storing() ? { ...visitor, consent: choice } : { consent: choice });
+        if (storing() && toStore[0]) persistence.store(toStore);
+        toStore = [];
+      });
     storeScheduled = true;
-    queueMicrotask(() => {
-      storeScheduled = false;
-      if (storing()) {
-        persistence.save({ ...visitor, consent: choice });
-        if (toStore.length) persistence.store(toStore);
-      } else if (choice) {
-        // A refusal is remembered without any id: it is the strictly necessary record of the choice.
-        persistence.save({ consent: choice });
-      }
-      toStore = [];
-    });
   }
 
+  /** Removes delivered (or dropped) events from the outbox and the store. */
   function settle(events: readonly QueuedEvent[]) {
     const ids = new Set(events.map((e) => e.id));
-    outbox.items = outbox.items.filter((e) => !ids.has(e.id));
+    outbox = outbox.filter((e) => !ids.has(e.id));
     toStore = toStore.filter((e) => !ids.has(e.id));
     if (storing()) persistence.forget([...ids]);
   }
 
-  function record(
-    type: EventType,
-    name: string,
-    fields: { properties?: Properties; traits?: Properties } = {},
-  ) {
+  function record(type: EventType, name: string, fields: { properties?: Properties; traits?: Properties } = {}) {
     if (!EVENT_NAME_PATTERN.test(name)) {
-      report({ code: 'invalid_event', message: `bad event name "${name}"; use dotted lower case like "product.viewed"` });
+      report({ code: 'invalid_event', message: `bad name ${name}` });
       return;
     }
     const now = Date.now();
     visitor.session = touchSession(visitor.session, now);
-    const event: CustomerAction = {
+    admit({
       id: ulid(now),
       type,
       name,
       timestamp: new Date(now).toISOString(),
       anonymousId: visitor.anonymousId,
       userId: visitor.userId,
-      userIdSignature: visitor.userId ? visitor.userIdSignature : undefined,
+      userIdSignature: visitor.userIdSignature,
       sessionId: visitor.session.id,
-      context: { ...pageContext(referrer), library: { name: '@attune/browser-sdk', version: VERSION } },
+      context: { ...pageContext(referrer), library: { name: 'attune', version: VERSION } },
       ...fields,
       schemaVersion: SCHEMA_VERSION,
-    };
-    admit(event);
+    });
     persistSoon();
   }
 
   /** The consent gate: send (stamped with the consent that allows it), wait in memory, or drop. */
   function admit(event: CustomerAction) {
     const decision = gate(event.type, choice);
-    if (decision === 'wait') enqueue(waiting, event);
+    if (decision === 'wait') enqueue(waiting, event, o.maxWaiting);
     if (decision !== 'send' || !choice) return;
-    event.context = { ...event.context, consent: { ...choice } };
-    const json = JSON.stringify(event);
-    const bytes = utf8Bytes(json);
-    if (bytes > LIMITS.maxEventBytes) {
-      report({ code: 'invalid_event', message: `${event.name} is over ${LIMITS.maxEventBytes} bytes` });
+    event.context = { ...event.context, consent: choice };
+    const queued = { id: event.id, json: JSON.stringify(event) };
+    if (utf8Bytes(queued.json) > LIMITS.maxEventBytes) {
+      report({ code: 'invalid_event', message: `${event.name} too large` });
       return;
     }
-    const queued = { id: event.id, json };
-    const dropped = enqueue(outbox, queued);
-    if (dropped.length) {
+    const dropped = enqueue(outbox, queued, o.maxQueue);
+    if (dropped[0]) {
       settle(dropped);
-      report({ code: 'dropped', message: `queue full: dropped the oldest of ${outbox.dropped} events` });
+      report({ code: 'dropped', message: 'queue full' });
     }
     if (storing()) toStore.push(queued);
-    const unsent = outbox.items.length - inFlight.size;
-    if (!retrying && (unsent >= o.flushAt || batchSize(outbox.items, writeKey, o.flushAt) < unsent)) {
-      void flush();
-    } else {
-      timer ??= setTimeout(flush, o.flushInterval);
-    }
+    const count = unsent().length;
+    if (!retrying && (count >= o.flushAt || batchSize(unsent(), writeKey) < count)) void flush();
+    else timer ??= setTimeout(flush, o.flushInterval);
   }
 
   function flush(): Promise<void> {
@@ -251,11 +241,9 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
     return draining;
   }
 
+  /** Sends batches until the outbox is empty, the browser is offline, or an answer says "retry later". */
   async function drain() {
-    while (navigator.onLine !== false) {
-      const pending = outbox.items.filter((e) => !inFlight.has(e.id));
-      const batch = pending.slice(0, batchSize(pending, writeKey));
-      if (!batch.length) return;
+    for (let batch: QueuedEvent[]; navigator.onLine !== false && (batch = unsent().slice(0, batchSize(unsent(), writeKey)))[0]; ) {
       for (const e of batch) inFlight.add(e.id);
       const answer = await post(collectUrl, collectBody(writeKey, batch));
       const status = answer?.status ?? 0;
@@ -267,25 +255,22 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
       }
       attempt = 0;
       settle(batch);
-      if (status > 206) report({ code: 'rejected', status, message: `collect answered ${status}; events dropped` });
+      if (status > 207) report({ code: 'rejected', status, message: 'events dropped' });
       if (status === 207) {
         const body: CollectResponse | undefined = await answer?.json().catch(() => undefined);
         const errors = body?.rejected?.flatMap((r) => r.errors);
-        if (errors) report({ code: 'invalid_event', status, message: 'collect rejected events', errors });
+        if (errors) report({ code: 'invalid_event', status, message: 'events rejected', errors });
       }
     }
   }
 
   /** Hands the outbox to the browser as the page is hidden or unloads (not while offline or backing off). */
   function flushByBeacon() {
-    if (navigator.onLine === false || retrying) return;
     let budget = BEACON_BUDGET;
-    for (;;) {
-      const pending = outbox.items.filter((e) => !inFlight.has(e.id));
-      const batch = pending.slice(0, batchSize(pending, writeKey));
+    for (let batch: QueuedEvent[]; navigator.onLine !== false && !retrying && (batch = unsent().slice(0, batchSize(unsent(), writeKey)))[0]; ) {
       const body = collectBody(writeKey, batch);
       budget -= utf8Bytes(body);
-      if (!batch.length || budget < 0) return;
+      if (budget < 0) return;
       beacon(collectUrl, body);
       settle(batch);
     }
@@ -294,28 +279,25 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
   /** Takes over events left by closed tabs or earlier pages, in id (time) order. */
   async function resume() {
     if (!storing()) return;
-    const adopted = await persistence.adopt();
-    const known = new Set(outbox.items.map((e) => e.id));
-    for (const e of adopted) if (!known.has(e.id)) enqueue(outbox, e);
-    outbox.items.sort((a, b) => (a.id < b.id ? -1 : 1));
-    if (outbox.items.length) void flush();
+    const known = new Set(outbox.map((e) => e.id));
+    for (const e of await persistence.adopt()) if (!known.has(e.id)) enqueue(outbox, e, o.maxQueue);
+    outbox.sort((a, b) => (a.id < b.id ? -1 : 1));
+    if (outbox[0]) void flush();
   }
 
-  function applyConfig(next: ConsentConfig) {
-    config = next;
-    if (choice && choice.policyVersion !== next.policyVersion) {
-      // A new policy asks again: events wait in memory until the person chooses.
-      choice = undefined;
-      notify();
-    }
-  }
-
+  /** Fetches the site's consent config once; a new policy version asks the person again. */
   function loadConfig(): Promise<ConsentConfig> {
     configLoad ??= fetch(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`, { credentials: 'omit' })
-      .then((r) => r.json())
+      .then((response) => response.json())
       .then((json) => {
         const next = parseConsentConfig(json);
-        if (next) applyConfig(next);
+        if (next) {
+          config = next;
+          if (choice?.policyVersion !== next.policyVersion && choice) {
+            choice = undefined;
+            notify();
+          }
+        }
         return config;
       })
       .catch(() => config);
@@ -331,31 +313,23 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
   function setConsent(partial: Record<string, boolean>, source = 'api') {
     const wasStoring = storing();
     const categories = applyChoice(choice?.categories ?? {}, partial, config, gpc);
-    if (choice && JSON.stringify(categories) === JSON.stringify(choice.categories)) return;
+    if (JSON.stringify(categories) === JSON.stringify(choice?.categories)) return;
     choice = { categories, policyVersion: config.policyVersion };
     if (!storing()) {
-      // Withdrawn: forget stored ids and events, and send nothing that was waiting.
+      // Withdrawn (or refused): forget stored ids and events; what waited is discarded below.
       if (wasStoring) persistence.wipe();
-      outbox.items = outbox.items.filter((e) => inFlight.has(e.id));
-      toStore = [];
-    } else if (!wasStoring) {
-      toStore = [...outbox.items];
-    }
-    record('consent', 'consent.updated', {
-      properties: { categories, policyVersion: choice.policyVersion, source },
-    });
-    const released = waiting.items;
-    waiting.items = [];
+      outbox = outbox.filter((e) => inFlight.has(e.id));
+    } else if (!wasStoring) toStore = [...outbox];
+    record('consent', 'consent.updated', { properties: { categories, policyVersion: choice.policyVersion, source } });
+    const released = waiting;
+    waiting = [];
     if (storing()) for (const event of released) admit(event);
-    persistSoon();
     void resume();
     notify();
   }
 
   const page = (properties?: Properties) =>
-    record('page', 'page.viewed', {
-      properties: { path: location.pathname, title: document.title, ...properties },
-    });
+    record('page', 'page.viewed', { properties: { path: location.pathname, title: document.title, ...properties } });
 
   const attune: Attune = {
     page,
@@ -368,18 +342,13 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
     consent: {
       set: setConsent,
       get: snapshot,
-      onChange(listener) {
-        listeners.add(listener);
-        return () => listeners.delete(listener);
-      },
+      onChange: (listener) => (listeners.add(listener), () => listeners.delete(listener)),
       config: loadConfig,
     },
     flush,
     decide: (slots) =>
       fetchDecisions(
-        decideUrl(endpoint, writeKey, slots, choice?.categories.personalization
-            ? { anonymousId: visitor.anonymousId, userId: visitor.userId, userIdSignature: visitor.userIdSignature }
-            : {}),
+        decideUrl(endpoint, writeKey, slots, choice?.categories.personalization ? visitor : undefined),
       ),
     reset() {
       visitor.anonymousId = ulid();
@@ -391,15 +360,13 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
   if (o.googleConsentMode) emitGoogleConsent('default', snapshot().categories);
   if (o.tcf) listenTcf((categories) => setConsent(categories, 'tcf'));
   if (choice) {
-    // A returning visitor who chose before: check the policy is still current, pick up unsent events.
+    // A returning visitor who chose before: check the policy is still current; pick up unsent events.
     void loadConfig();
     void resume();
   }
   addEventListener('online', () => void resume().then(flush));
   addEventListener('pagehide', flushByBeacon);
-  document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'hidden') flushByBeacon();
-  });
+  document.addEventListener('visibilitychange', () => document.hidden && flushByBeacon());
   if (o.trackClicks) watchClicks(attune.track);
   if (o.spaPageViews)
     watchHistory((previous) => {

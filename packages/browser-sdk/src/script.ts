@@ -3,37 +3,26 @@
  * tag's data attributes, replaces the inline stub at `window.attune` — the only global
  * it defines — and replays the calls the stub queued, in order.
  *
- * <script async src=".../attune.js" data-endpoint="https://edge.example.com" data-write-key="pk_…"></script>
- * Optional: data-spa, data-google-consent-mode, data-tcf (presence turns them on);
- * data-auto-page="false", data-clicks="false"; data-flush-at, data-flush-interval (ms).
+ * Every data attribute maps to the option of the same name: `data-write-key="pk_…"` →
+ * writeKey, `data-flush-at="10"` → flushAt (numbers), `data-spa-page-views` → true
+ * (present and empty), `data-auto-page-view="false"` → false.
  */
-import { type Attune, type AttuneOptions, createAttune } from './attune.ts';
+import { type AttuneOptions, createAttune } from './attune.ts';
 
 type StubCall = [method: string, args: unknown[]];
-type Callable = (...args: unknown[]) => unknown;
+type Methods = Record<string, (...args: unknown[]) => unknown>;
 
-const w = window as unknown as { attune?: { q?: StubCall[] } | Attune };
-const stub = w.attune as { q?: StubCall[] } | undefined;
+const w = window as unknown as { attune?: { q?: StubCall[] } };
+const stub = w.attune;
 if (!stub || stub.q) {
-  const queued = stub?.q ?? [];
-  const data = (document.currentScript as HTMLScriptElement | null)?.dataset ?? {};
-  const on = (value?: string) => value !== undefined && value !== 'false';
-  const options: AttuneOptions = {
-    endpoint: data.endpoint ?? '',
-    writeKey: data.writeKey ?? '',
-    autoPageView: data.autoPage !== 'false',
-    trackClicks: data.clicks !== 'false',
-    spaPageViews: on(data.spa),
-    googleConsentMode: on(data.googleConsentMode),
-    tcf: on(data.tcf),
-  };
-  if (data.flushAt) options.flushAt = +data.flushAt;
-  if (data.flushInterval) options.flushInterval = +data.flushInterval;
-  const attune = createAttune(options);
+  const options: Record<string, unknown> = {};
+  for (const [key, value = ''] of Object.entries((document.currentScript as HTMLScriptElement).dataset)) {
+    options[key] = value === '' || value === 'true' || (value !== 'false' && (/^\d+$/.test(value) ? +value : value));
+  }
+  const attune = createAttune(options as unknown as AttuneOptions) as unknown as Methods & { consent: Methods };
   w.attune = attune;
-  for (const [method, args] of queued) {
+  for (const [method, args] of stub?.q ?? []) {
     const [first = '', second] = method.split('.');
-    const owner = (second ? (attune as unknown as Record<string, unknown>)[first] : attune) as Record<string, Callable>;
-    owner[second ?? first]?.(...args);
+    (second ? (attune[first] as unknown as Methods) : attune)[second ?? first]?.(...args);
   }
 }

@@ -18,17 +18,14 @@ type TcfApi = (command: string, version: number, callback: (data: TcData, succes
 
 /** Attune categories for a TC string's purpose consents. */
 export function tcfCategories(data: TcData): Record<string, boolean> {
-  const consents = data.purpose?.consents ?? {};
   const all = (...purposes: number[]) =>
-    data.gdprApplies === false || [1, ...purposes].every((p) => consents[p] === true);
+    data.gdprApplies === false || [1, ...purposes].every((p) => data.purpose?.consents?.[p] === true);
   return { analytics: all(8), personalization: all(5, 6), marketing: all(3, 4) };
 }
 
 /** Calls `onChoice` with the CMP's choice once loaded and after every change the person makes. */
 export function listenTcf(onChoice: (categories: Record<string, boolean>) => void): void {
   (globalThis as { __tcfapi?: TcfApi }).__tcfapi?.('addEventListener', 2, (data, success) => {
-    if (success && (data.eventStatus === 'tcloaded' || data.eventStatus === 'useractioncomplete')) {
-      onChoice(tcfCategories(data));
-    }
+    if (success && /^(tcloaded|useractioncomplete)$/.test(`${data.eventStatus}`)) onChoice(tcfCategories(data));
   });
 }

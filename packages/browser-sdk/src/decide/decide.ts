@@ -7,20 +7,26 @@
 import { type DecideResponse, PATHS } from '@attune/shared-schema/constants';
 
 /** The decide URL for slots and, when personalization is granted, the person's ids. */
-export function decideUrl(endpoint: string, writeKey: string, slots: string[], person: Record<string, unknown> = {}) {
+export function decideUrl(
+  endpoint: string,
+  writeKey: string,
+  slots: string[],
+  person?: { anonymousId: string; userId?: string; userIdSignature?: string },
+): string {
   const query = new URLSearchParams({ slots: `${slots}`, writeKey });
-  for (const [key, value] of Object.entries(person)) if (value) query.set(key, `${value}`);
+  if (person) {
+    query.set('anonymousId', person.anonymousId);
+    if (person.userId) query.set('userId', person.userId);
+    if (person.userIdSignature) query.set('userIdSignature', person.userIdSignature);
+  }
   return `${endpoint}${PATHS.decide}?${query}`;
 }
 
+const noDecisions = (): DecideResponse => ({ personalized: false, decisions: {} });
+
 /** Fetches decisions; resolves to `{ personalized: false, decisions: {} }` on any failure. */
-export async function fetchDecisions(url: string): Promise<DecideResponse> {
-  try {
-    const response = await fetch(url, { credentials: 'omit' });
-    const body: Partial<DecideResponse> = await response.json();
-    if (response.ok && body.decisions && typeof body.decisions === 'object') {
-      return { personalized: body.personalized === true, decisions: body.decisions };
-    }
-  } catch {}
-  return { personalized: false, decisions: {} };
-}
+export const fetchDecisions = (url: string): Promise<DecideResponse> =>
+  fetch(url, { credentials: 'omit' })
+    .then((response) => (response.ok ? response.json() : 0))
+    .then((body?: DecideResponse) => (body?.decisions instanceof Object ? body : noDecisions()))
+    .catch(noDecisions);

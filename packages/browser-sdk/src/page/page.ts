@@ -3,19 +3,19 @@
  * on request, page views for single-page apps on history changes, with the previous
  * page as referrer.
  */
-import { LIMITS } from '@attune/shared-schema/constants';
-import type { EventContext } from '@attune/shared-schema/constants';
+import { type EventContext, LIMITS } from '@attune/shared-schema/constants';
 
+/** Cuts a value to what the wire accepts, so one long URL does not get the event rejected. */
 const clip = (text: string, max: number = LIMITS.maxUrlLength) => text.slice(0, max);
 
-/** The context of an event on the current page; `referrer` overrides document.referrer (SPA). */
-export function pageContext(referrer: string = document.referrer): EventContext {
-  const params = new URLSearchParams(location.search);
+/** The context of an event on the current page; `referrer` is the previous page in a single-page app. */
+export function pageContext(referrer: string): EventContext {
   const campaign: Record<string, string> = {};
-  for (const key of ['source', 'medium', 'name', 'term', 'content']) {
-    const value = params.get(`utm_${key === 'name' ? 'campaign' : key}`);
-    if (value) campaign[key] = clip(value, 256);
-  }
+  new URLSearchParams(location.search).forEach((value, key) => {
+    // utm_source → source, …, utm_campaign → name (Segment's campaign shape).
+    const field = /^utm_(source|medium|campaign|term|content)$/.exec(key)?.[1];
+    if (field) campaign[field === 'campaign' ? 'name' : field] = clip(value, 256);
+  });
   return {
     page: {
       url: clip(location.href),
@@ -27,12 +27,12 @@ export function pageContext(referrer: string = document.referrer): EventContext 
     locale: navigator.language,
     timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
     screen: { width: screen.width, height: screen.height, density: devicePixelRatio },
-    ...(Object.keys(campaign).length ? { campaign } : {}),
+    campaign,
   };
 }
 
 /**
- * Calls `onPage(previousUrl)` whenever the URL's path or query changes through
+ * Calls `onPage(previousUrl)` whenever the URL (without its hash) changes through
  * history.pushState / replaceState or back/forward navigation.
  */
 export function watchHistory(onPage: (previousUrl: string) => void): void {

@@ -10,19 +10,8 @@ export interface QueuedEvent {
   json: string;
 }
 
-export interface BoundedQueue<T> {
-  items: T[];
-  limit: number;
-  /** Events dropped because the queue was full. */
-  dropped: number;
-}
-
-export const boundedQueue = <T>(limit: number): BoundedQueue<T> => ({ items: [], limit, dropped: 0 });
-
-/** Appends `item`; returns the items dropped to stay within the limit (oldest first). */
-export function enqueue<T>(queue: BoundedQueue<T>, item: T): T[] {
-  queue.items.push(item);
-  const over = queue.items.splice(0, Math.max(0, queue.items.length - queue.limit));
-  queue.dropped += over.length;
-  return over;
+/** Appends `item` to `queue`; removes and returns what exceeds `limit` (the oldest first). */
+export function enqueue<T>(queue: T[], item: T, limit: number): T[] {
+  queue.push(item);
+  return queue.splice(0, queue.length - limit > 0 ? queue.length - limit : 0);
 }

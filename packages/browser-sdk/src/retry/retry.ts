@@ -17,9 +17,9 @@ export const backoffDelay = (attempt: number, random: () => number = Math.random
 
 /** Milliseconds a Retry-After header asks for (delta-seconds or HTTP date), or undefined. */
 export function retryAfterMs(header: string | null, now: number = Date.now()): number | undefined {
-  if (!header) return undefined;
-  const ms = /^\d+$/.test(header) ? +header * 1000 : Date.parse(header) - now;
-  return ms >= 0 ? ms : ms < 0 ? 0 : undefined;
+  const ms = header ? (/^\d+$/.test(header) ? +header * 1000 : Date.parse(header) - now) : Number.NaN;
+  // A date in the past means "now"; an unreadable header means "use backoff".
+  return ms < 0 ? 0 : ms >= 0 ? ms : undefined;
 }
 
 /** Delay before the next attempt: Retry-After when the server sent one, else backoff. */
