@@ -1,19 +1,274 @@
-import { exports } from 'cloudflare:workers';
-import { describe, expect, it } from 'vitest';
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+import { env, exports } from 'cloudflare:workers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../app.ts';
+import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
+import { putCatalogSnapshot } from '../catalog/index.ts';
+import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
+import { rewriteSlots } from '../rewrite/index.ts';
 
+/** The shop's own origin as the browser sees it (an allowed origin of site `demo`). */
 const SHOP = 'http://127.0.0.1:8787';
+const ORIGIN = 'http://origin.fixture.test';
+const page = (path: string, cookie?: string) =>
+  exports.default.fetch(`${SHOP}${path}`, {
+    headers: { accept: 'text/html,application/xhtml+xml', ...(cookie !== undefined ? { cookie } : {}) },
+  });
+const originText = async (path: string) => (await fetch(`${ORIGIN}${path}`)).text();
+const slot = (html: string, name: string) =>
+  new RegExp(`<[a-z]+[^>]*data-attune-slot="?${name}"?[^>]*>([\\s\\S]*?)</section>`).exec(html)?.[1];
 
-describe('edge proxy: pass-through', () => {
+let fan: string;
+let withdrawn: string;
+let heldOut: string;
+
+beforeAll(async () => {
+  await putCatalogSnapshot(env, FIXTURE_CATALOG);
+  fan = anonymousIdInGroup('outdoor-fan', false);
+  await seedPerson(env, `anon:${fan}`, { analytics: true, personalization: true }, [
+    viewed('hiking-boots', 'outdoor', ['boots', 'waterproof']),
+    viewed('rain-shell', 'outdoor', ['jacket', 'waterproof']),
+  ]);
+  withdrawn = anonymousIdInGroup('withdrawn', false);
+  await seedPerson(env, `anon:${withdrawn}`, { analytics: false, personalization: false });
+  heldOut = anonymousIdInGroup('held-out', true);
+  await seedPerson(env, `anon:${heldOut}`, { analytics: true, personalization: true }, [
+    viewed('grinder', 'coffee', ['equipment']),
+  ]);
+});
+
+describe('edge proxy: slots filled in the HTML response', () => {
+  it('fills the slots of a consented person and leaves the rest of the page as the origin sent it', async () => {
+    const res = await page('/products/trail-jacket', `attune_aid=${fan}; other=1`);
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(slot(html, 'hero')).toContain('Built for wet trails');
+    expect(html).toMatch(
+      /data-attune-slot="hero"[^>]*data-attune-variant="hero-outdoor"[^>]*data-attune-decision="[0-9A-Z]{26}"/,
+    );
+    const recs = slot(html, 'recommendations') ?? '';
+    expect(recs).not.toContain('Origin picks');
+    // On the trail jacket's own page, it is never recommended to itself.
+    expect(recs).not.toContain('data-product-id="trail-jacket"');
+    expect(recs).toContain('class="card-reason"');
+    expect(slot(html, 'promo')).toContain('Free returns for 30 days');
+    // A slot with no content in the catalog keeps the origin's default; everything else is intact.
+    expect(slot(html, 'unknown-slot')).toBe('Origin unknown');
+    const origin = await originText('/products/trail-jacket');
+    expect(html.replace(/<section[\s\S]*?<\/section>/g, '')).toBe(
+      origin.replace(/<section[\s\S]*?<\/section>/g, ''),
+    );
+  });
+
+  it('marks the personalized response private and keeps the origin’s other headers', async () => {
+    const res = await page('/products/trail-jacket', `attune_aid=${fan}`);
+    await res.arrayBuffer();
+    expect(res.headers.get('cache-control')).toBe('private, no-cache');
+    expect(res.headers.get('vary')).toContain('Cookie');
+    expect(res.headers.get('etag')).toBeNull();
+    expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(res.headers.get('x-origin')).toBe('fixture');
+    const cookies = res.headers.getSetCookie();
+    expect(cookies).toContain('origin_session=1; Path=/');
+    // The first-party id is refreshed server-side for 400 days (not readable-only-by-server: the SDK shares it).
+    const aid = cookies.find((c) => c.startsWith('attune_aid='));
+    expect(aid).toBe(`attune_aid=${fan}; Path=/; Max-Age=34560000; SameSite=Lax`);
+    expect(aid).not.toContain('HttpOnly');
+  });
+
+  it('keeps the origin page byte for byte, with its cache headers, without consent', async () => {
+    const res = await page('/products/trail-jacket');
+    expect(await res.text()).toBe(await originText('/products/trail-jacket'));
+    expect(res.headers.get('cache-control')).toBe('public, max-age=60');
+    expect(res.headers.get('etag')).toBe('"origin-etag"');
+    expect(res.headers.getSetCookie().some((c) => c.startsWith('attune_aid='))).toBe(false);
+  });
+
+  it('serves the held-out person the origin’s defaults', async () => {
+    const res = await page('/products/trail-jacket', `attune_aid=${heldOut}`);
+    const html = await res.text();
+    expect(slot(html, 'hero')).toContain('Origin hero');
+    expect(slot(html, 'recommendations')).toContain('Origin picks');
+    expect(res.headers.get('cache-control')).toBe('private, no-cache');
+  });
+});
+
+describe('edge proxy: the anonymous-id cookie follows consent', () => {
+  it('mints a first-party id for a fresh visitor whose consent allows storing one', async () => {
+    const consent = encodeURIComponent(JSON.stringify(consentState({ analytics: true })));
+    const res = await page('/', `attune_consent=${consent}`);
+    await res.arrayBuffer();
+    const aid = res.headers.getSetCookie().find((c) => c.startsWith('attune_aid='));
+    expect(aid).toMatch(/^attune_aid=[0-9a-f-]{36}; Path=\/; Max-Age=34560000; SameSite=Lax$/);
+    expect(res.headers.get('cache-control')).toBe('private, no-cache');
+  });
+
+  it('writes nothing for a fresh visitor who has not consented', async () => {
+    const consent = encodeURIComponent(JSON.stringify(consentState({})));
+    for (const cookie of [undefined, `attune_consent=${consent}`, 'attune_consent=%7Bbroken']) {
+      const res = await page('/', cookie);
+      await res.arrayBuffer();
+      expect(res.headers.getSetCookie().some((c) => c.startsWith('attune_aid='))).toBe(false);
+    }
+  });
+
+  it('expires the id when the person’s recorded consent no longer allows it, and personalizes nothing', async () => {
+    const res = await page('/products/trail-jacket', `attune_aid=${withdrawn}`);
+    const html = await res.text();
+    expect(res.headers.getSetCookie()).toContain('attune_aid=; Path=/; Max-Age=0; SameSite=Lax');
+    expect(html).toBe(await originText('/products/trail-jacket'));
+  });
+});
+
+describe('edge proxy: defaults on timeout or error, never a broken page', () => {
+  it('keeps the origin content when the decision misses its budget', async () => {
+    const app = createApp();
+    const ctx = createExecutionContext();
+    const res = await app.fetch(
+      new Request(`${SHOP}/products/trail-jacket`, {
+        headers: { accept: 'text/html', cookie: `attune_aid=${fan}` },
+      }),
+      { ...env, DECISION_BUDGET_MS: '0' },
+      ctx,
+    );
+    expect(await res.text()).toBe(await originText('/products/trail-jacket'));
+    await waitOnExecutionContext(ctx);
+  });
+
+  it('keeps a slot’s default when its decision throws or never comes, and streams the rest', async () => {
+    const origin = await fetch(`${ORIGIN}/products/trail-jacket`);
+    const rewritten = rewriteSlots(
+      origin,
+      (request) => {
+        if (request.slot === 'hero') throw new Error('renderer failed');
+        if (request.slot === 'recommendations') return new Promise(() => undefined);
+        return { html: '<b>filled</b>', variant: 'v', decisionId: 'd' };
+      },
+      { deadline: Date.now() + 20 },
+    );
+    const html = await rewritten.text();
+    expect(slot(html, 'hero')).toContain('Origin hero');
+    expect(slot(html, 'recommendations')).toContain('Origin picks');
+    expect(slot(html, 'promo')).toBe('<b>filled</b>');
+    expect(html).toContain('<footer>© Fixture shop</footer>');
+    expect(html.endsWith('</body></html>')).toBe(true);
+  });
+
+  it('rewrites malformed HTML without losing what follows a slot', async () => {
+    const res = await page('/malformed', `attune_aid=${fan}`);
+    const html = await res.text();
+    expect(html).toContain('Built for wet trails');
+    expect(html).toContain('<p>Between slots & stray ampersand < lone angle');
+    expect(html).toContain('</span>');
+    expect(html.startsWith('<html><head><title>Broken</title>')).toBe(true);
+    // The recommendations slot is never closed: its filled content is followed by the origin's tail, not cut.
+    expect(slot(`${html}</section>`, 'recommendations')).toContain('class="card"');
+    expect(html).toContain('<h2>Origin picks</h2>');
+    expect(html.endsWith('<p>Tail text after an unclosed slot</p>')).toBe(true);
+  });
+
+  it('sends the first bytes of a large page before the origin has finished it', async () => {
+    const id = crypto.randomUUID();
+    const res = await page(`/large?id=${id}`, `attune_aid=${fan}`);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let received = '';
+    while (!received.includes('FIRST-PART-END')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('stream ended early');
+      received += decoder.decode(value, { stream: true });
+    }
+    // The origin is still holding the rest of the page, yet the filled hero is already here.
+    expect(received).toContain('Built for wet trails');
+    expect(received).not.toContain('LAST-PART');
+    await fetch(`${ORIGIN}/__release?id=${id}`);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += decoder.decode(value, { stream: true });
+    }
+    expect(received.length).toBeGreaterThan(1_000_000);
+    expect(received).toContain('<p>LAST-PART</p></body></html>');
+    expect(slot(received, 'recommendations')).toContain('class="card"');
+  });
+});
+
+describe('edge proxy: what passes through untouched', () => {
   it('passes non-HTML through untouched, headers and bytes', async () => {
-    const js = await exports.default.fetch(`${SHOP}/app.js`);
-    expect(js.status).toBe(200);
+    const js = await page('/app.js', `attune_aid=${fan}`);
     expect(js.headers.get('cache-control')).toBe('public, max-age=3600');
     expect(js.headers.get('etag')).toBe('"js"');
-    expect(await js.text()).toContain('<div data-attune-slot=\\"hero\\">');
+    expect(js.headers.getSetCookie()).toEqual([]);
+    expect(await js.text()).toBe(await originText('/app.js'));
     const png = await exports.default.fetch(`${SHOP}/logo.png`);
     expect(png.headers.get('content-type')).toBe('image/png');
     expect(new Uint8Array(await png.arrayBuffer()).slice(0, 4)).toEqual(
       new Uint8Array([0x89, 0x50, 0x4e, 0x47]),
+    );
+  });
+
+  it('forwards other methods with their body, redirects and error pages as they are', async () => {
+    const post = await exports.default.fetch(`${SHOP}/form`, { method: 'POST', body: 'a=1' });
+    expect(await post.text()).toBe('POST a=1 127.0.0.1:8787');
+    const redirect = await exports.default.fetch(`${SHOP}/redirect`, {
+      headers: { accept: 'text/html', cookie: `attune_aid=${fan}` },
+      redirect: 'manual',
+    });
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get('location')).toBe('/products/trail-jacket');
+    const missing = await page('/no-such-page', `attune_aid=${fan}`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toContain('<div data-attune-slot="hero">Origin hero</div>');
+  });
+
+  it('never proxies Attune’s own paths', async () => {
+    const res = await exports.default.fetch(`${SHOP}/v1/nothing-here`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: { code: 'not_found' } });
+  });
+});
+
+describe('first-party Attune under /attune/*', () => {
+  it('decides for the person in the attune_aid cookie', async () => {
+    const res = await exports.default.fetch(`${SHOP}/attune/decide?slots=hero`, {
+      headers: { cookie: `attune_aid=${fan}` },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('private, no-store');
+    expect(await res.json()).toMatchObject({
+      personalized: true,
+      decisions: { hero: { variant: 'hero-outdoor' } },
+    });
+  });
+
+  it('serves the SDK script as JavaScript, or says how to build it', async () => {
+    const res = await exports.default.fetch(`${SHOP}/attune/attune.js`);
+    expect(res.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    const body = await res.text();
+    if (res.status === 404) expect(body).toContain('pnpm build');
+    else expect(res.status).toBe(200);
+  });
+});
+
+describe('rewriteSlots on awkward markup', () => {
+  const run = async (source: string) =>
+    rewriteSlots(
+      new Response(source, { headers: { 'content-type': 'text/html' } }),
+      () => ({ html: '<i>new</i>', variant: 'v', decisionId: 'd' }),
+      { deadline: Date.now() + 1000 },
+    ).text();
+
+  it('replaces nested default content and comments of a closed slot', async () => {
+    expect(
+      await run('<div data-attune-slot="a">x <b title=\'q"&amp;\'>y<br></b><!-- c --></div><p>after</p>'),
+    ).toBe(
+      '<div data-attune-slot="a" data-attune-variant="v" data-attune-decision="d"><i>new</i></div><p>after</p>',
+    );
+  });
+
+  it('leaves a void slot element alone', async () => {
+    expect(await run('<img data-attune-slot="a" src="/x.png"><p>after</p>')).toBe(
+      '<img data-attune-slot="a" src="/x.png"><p>after</p>',
     );
   });
 });

@@ -68,30 +68,86 @@ async function fillWithin(
   }
 }
 
-/** Rewrites the slots of an HTML response as it streams; headers are the caller's business. */
+/** The source of a start tag, rebuilt from what the parser saw (attribute values are kept raw). */
+function startTagSource(el: Element): string {
+  let out = `<${el.tagName}`;
+  for (const [name, value] of el.attributes) out += ` ${name}="${value.replace(/"/g, '&quot;')}"`;
+  return `${out}${el.selfClosing ? ' /' : ''}>`;
+}
+
+/**
+ * Rewrites the slots of an HTML response as it streams; headers are the caller's business.
+ *
+ * A filled slot gets its new content at its start tag, and its default content is removed
+ * as it streams past — but remembered until the slot's end tag, so that malformed HTML
+ * whose slot is never closed gets the remembered content back at the end of the document
+ * instead of losing the rest of the page.
+ */
 export function rewriteSlots(response: Response, filler: SlotFiller, options: RewriteOptions): Response {
-  const rewriter = new HTMLRewriter().on('[data-attune-slot]', {
-    async element(el) {
-      const slot = attribute(el, 'data-attune-slot');
-      if (slot === undefined) return;
-      const productId = attribute(el, 'data-attune-product');
-      const category = attribute(el, 'data-attune-category');
-      const request: SlotRequest = {
-        slot,
-        ...(productId !== undefined ? { productId } : {}),
-        ...(category !== undefined ? { category } : {}),
-      };
-      const filled = await fillWithin(filler, request, options.deadline);
-      if (!filled) return;
-      el.setInnerContent(filled.html, { html: true });
-      el.setAttribute('data-attune-variant', filled.variant);
-      el.setAttribute('data-attune-decision', filled.decisionId);
-      options.onFilled?.(request, filled);
-    },
-  });
-  if (options.onEnd) {
-    const onEnd = options.onEnd;
-    rewriter.onDocument({ end: () => onEnd() });
-  }
+  /** The default content removed from the slot being filled, until its end tag. */
+  let open: string[] | undefined;
+  const rewriter = new HTMLRewriter()
+    .on('[data-attune-slot]', {
+      async element(el) {
+        if (open) return; // a slot nested in a filled slot goes with its parent's default
+        const slot = attribute(el, 'data-attune-slot');
+        if (slot === undefined) return;
+        const productId = attribute(el, 'data-attune-product');
+        const category = attribute(el, 'data-attune-category');
+        const request: SlotRequest = {
+          slot,
+          ...(productId !== undefined ? { productId } : {}),
+          ...(category !== undefined ? { category } : {}),
+        };
+        const filled = await fillWithin(filler, request, options.deadline);
+        if (!filled) return;
+        const ledger: string[] = [];
+        try {
+          el.onEndTag(() => {
+            if (open === ledger) open = undefined;
+          });
+        } catch {
+          return; // a void element (`<img data-attune-slot>`) has no content to replace
+        }
+        open = ledger;
+        el.prepend(filled.html, { html: true });
+        el.setAttribute('data-attune-variant', filled.variant);
+        el.setAttribute('data-attune-decision', filled.decisionId);
+        options.onFilled?.(request, filled);
+      },
+      text(chunk) {
+        if (!open) return;
+        open.push(chunk.text);
+        chunk.remove();
+      },
+      comments(comment) {
+        if (!open) return;
+        open.push(`<!--${comment.text}-->`);
+        comment.remove();
+      },
+    })
+    .on('[data-attune-slot] *', {
+      element(el) {
+        const ledger = open;
+        if (!ledger) return;
+        ledger.push(startTagSource(el));
+        el.removeAndKeepContent();
+        try {
+          el.onEndTag((end) => {
+            ledger.push(`</${end.name}>`);
+          });
+        } catch {
+          // Void elements have no end tag.
+        }
+      },
+    })
+    .onDocument({
+      end(end) {
+        // The slot was never closed: give the page its content back rather than truncate it.
+        if (open && open.length > 0) end.append(open.join(''), { html: true });
+        open = undefined;
+        options.onEnd?.();
+      },
+    });
   return rewriter.transform(response);
 }
