@@ -280,9 +280,10 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
   async function resume() {
     if (!storing()) return;
     const known = new Set(outbox.map((e) => e.id));
-    for (const e of await persistence.adopt()) if (!known.has(e.id)) enqueue(outbox, e, o.maxQueue);
+    const adopted = (await persistence.adopt()).filter((e) => !known.has(e.id));
+    for (const e of adopted) enqueue(outbox, e, o.maxQueue);
     outbox.sort((a, b) => (a.id < b.id ? -1 : 1));
-    if (outbox[0]) void flush();
+    if (adopted[0]) void flush();
   }
 
   /** Fetches the site's consent config once; a new policy version asks the person again. */
@@ -316,14 +317,15 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
     if (JSON.stringify(categories) === JSON.stringify(choice?.categories)) return;
     choice = { categories, policyVersion: config.policyVersion };
     if (!storing()) {
-      // Withdrawn (or refused): forget stored ids and events; what waited is discarded below.
+      // Withdrawn (or refused): forget stored ids and events, drop what was not sent yet.
       if (wasStoring) persistence.wipe();
       outbox = outbox.filter((e) => inFlight.has(e.id));
     } else if (!wasStoring) toStore = [...outbox];
-    record('consent', 'consent.updated', { properties: { categories, policyVersion: choice.policyVersion, source } });
+    // Events wait in memory before a choice: released (oldest first) on a grant, discarded on a refusal.
     const released = waiting;
     waiting = [];
     if (storing()) for (const event of released) admit(event);
+    record('consent', 'consent.updated', { properties: { categories, policyVersion: choice.policyVersion, source } });
     void resume();
     notify();
   }

@@ -1,0 +1,304 @@
+/**
+ * The tracker's rules with the browser faked (pure logic: a recording store and a
+ * scripted fetch). The same rules run in real Chromium in test/browser.test.ts.
+ */
+import { parseCollectBody } from '@attune/shared-schema';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type AttuneError, type AttuneOptions, createAttune } from './attune.ts';
+import type { QueuedEvent } from './queue/queue.ts';
+import type { Persistence, VisitorRecord } from './store/store.ts';
+
+interface Sent {
+  url: string;
+  names: string[];
+  events: Record<string, unknown>[];
+}
+
+let sent: Sent[];
+let answers: number[];
+let writes: string[];
+let saved: VisitorRecord[];
+let storedEvents: Map<string, string>;
+let orphans: QueuedEvent[];
+
+function fakePersistence(initial?: VisitorRecord): Persistence {
+  return {
+    load: () => initial,
+    save: (record) => {
+      writes.push('save');
+      saved.push(structuredClone(record));
+    },
+    store: (events) => {
+      writes.push('store');
+      for (const e of events) storedEvents.set(e.id, e.json);
+    },
+    forget: (ids) => {
+      writes.push('forget');
+      for (const id of ids) storedEvents.delete(id);
+    },
+    adopt: async () => {
+      const adopted = orphans;
+      orphans = [];
+      return adopted;
+    },
+    wipe: () => {
+      writes.push('wipe');
+      storedEvents.clear();
+    },
+  };
+}
+
+const ids = () => sent.flatMap((s) => s.events.map((e) => e.id));
+const names = () => sent.flatMap((s) => s.names);
+const settle = () => vi.advanceTimersByTimeAsync(0);
+
+function tracker(options: Partial<AttuneOptions> = {}, initial?: VisitorRecord) {
+  return createAttune(
+    { endpoint: 'https://edge.test/', writeKey: 'pk_test', autoPageView: false, ...options },
+    fakePersistence(initial),
+  );
+}
+
+beforeEach(() => {
+  sent = [];
+  answers = [];
+  writes = [];
+  saved = [];
+  storedEvents = new Map();
+  orphans = [];
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  vi.setSystemTime(Date.parse('2026-11-26T10:00:00Z'));
+  const target = new EventTarget();
+  vi.stubGlobal('addEventListener', target.addEventListener.bind(target));
+  vi.stubGlobal('document', { referrer: '', title: 'Shop', hidden: false, addEventListener: () => {} });
+  vi.stubGlobal('location', {
+    href: 'https://shop.test/p/1?utm_source=news',
+    pathname: '/p/1',
+    search: '?utm_source=news',
+  });
+  vi.stubGlobal('screen', { width: 1280, height: 800 });
+  vi.stubGlobal('devicePixelRatio', 2);
+  vi.stubGlobal('navigator', { onLine: true, language: 'en-GB' });
+  vi.stubGlobal(
+    'fetch',
+    vi.fn(async (url: string, init?: RequestInit) => {
+      if (!url.endsWith('/v1/collect')) return new Response('{}', { status: 404 });
+      const body = String(init?.body);
+      const parsed = parseCollectBody(body);
+      if (!parsed.ok) throw new Error(`invalid collect body: ${JSON.stringify(parsed.body)}`);
+      expect(parsed.rejected).toEqual([]);
+      const events = (JSON.parse(body) as { batch: Record<string, unknown>[] }).batch;
+      sent.push({ url, names: events.map((e) => String(e.name)), events });
+      const status = answers.shift() ?? 200;
+      return new Response(JSON.stringify({ accepted: events.length, rejected: [] }), { status });
+    }),
+  );
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.unstubAllGlobals();
+});
+
+describe('before any consent choice', () => {
+  it('sends nothing and writes nothing, however long it waits', async () => {
+    const attune = tracker({ autoPageView: true });
+    attune.track('product.viewed', { productId: 'p1' });
+    attune.identify('u1', { plan: 'pro' }, { signature: 'a'.repeat(64) });
+    await attune.flush();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(fetch).not.toHaveBeenCalled();
+    expect(writes).toEqual([]);
+    expect(attune.consent.get()).toMatchObject({ decided: false, categories: { necessary: true, analytics: false } });
+  });
+
+  it('holds a bounded number of events (the oldest go first)', async () => {
+    const attune = tracker({ maxWaiting: 3 });
+    for (let i = 0; i < 5; i++) attune.track('item.seen', { i });
+    attune.consent.set({ analytics: true });
+    await attune.flush();
+    expect(names()).toEqual(['item.seen', 'item.seen', 'item.seen', 'consent.updated']);
+    expect(sent[0]?.events.slice(0, 3).map((e) => (e.properties as { i: number }).i)).toEqual([2, 3, 4]);
+  });
+});
+
+describe('granting consent', () => {
+  it('releases the waiting events, stamped with the consent that allows them, and starts storing', async () => {
+    const attune = tracker({ autoPageView: true });
+    attune.track('product.viewed', { productId: 'p1' });
+    attune.consent.set({ analytics: true }, 'banner');
+    await settle();
+    expect(writes).toContain('save');
+    expect(saved.at(-1)).toMatchObject({ anonymousId: expect.any(String), consent: { categories: { analytics: true } } });
+    expect([...storedEvents.keys()]).toHaveLength(3);
+    await attune.flush();
+    // Oldest first: the events that waited, then the choice that released them.
+    expect(names()).toEqual(['page.viewed', 'product.viewed', 'consent.updated']);
+    const [page, , consent] = sent[0]?.events ?? [];
+    expect(consent).toMatchObject({
+      type: 'consent',
+      properties: { categories: { analytics: true }, policyVersion: '1', source: 'banner' },
+    });
+    expect(page).toMatchObject({
+      type: 'page',
+      context: {
+        page: { url: 'https://shop.test/p/1?utm_source=news', path: '/p/1', title: 'Shop' },
+        campaign: { source: 'news' },
+        consent: { categories: { analytics: true }, policyVersion: '1' },
+        locale: 'en-GB',
+      },
+    });
+    // Delivered events leave the store.
+    expect(storedEvents.size).toBe(0);
+  });
+
+  it('attaches a signed user id to later events and forgets it on reset', async () => {
+    const attune = tracker();
+    attune.consent.set({ personalization: true });
+    attune.identify('u-42', { plan: 'pro' }, { signature: 'b'.repeat(64) });
+    attune.track('cart.item.added', { productId: 'p1' });
+    attune.reset();
+    attune.track('cart.item.added', { productId: 'p2' });
+    await attune.flush();
+    const [, identify, before, after] = sent.flatMap((batch) => batch.events);
+    expect(identify).toMatchObject({ type: 'identify', name: 'user.identified', userId: 'u-42', traits: { plan: 'pro' } });
+    expect(before).toMatchObject({ userId: 'u-42', userIdSignature: 'b'.repeat(64) });
+    expect(after?.userId).toBeUndefined();
+    expect(after?.anonymousId).not.toBe(before?.anonymousId);
+  });
+});
+
+describe('refusing consent', () => {
+  it('discards the waiting events, sends only the proof of refusal, and remembers no id', async () => {
+    const attune = tracker({ autoPageView: true });
+    attune.track('product.viewed', { productId: 'p1' });
+    attune.consent.set({ analytics: false, personalization: false, marketing: false });
+    attune.track('product.viewed', { productId: 'p2' });
+    await attune.flush();
+    expect(names()).toEqual(['consent.updated']);
+    await settle();
+    expect(saved).toEqual([{ consent: expect.objectContaining({ policyVersion: '1' }) }]);
+    expect(writes).not.toContain('store');
+  });
+
+  it('withdrawing after a grant wipes what was stored and drops what was unsent', async () => {
+    const attune = tracker({ flushInterval: 60_000 });
+    attune.consent.set({ analytics: true });
+    await attune.flush();
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    expect(storedEvents.size).toBe(1);
+    attune.consent.set({ analytics: false });
+    await attune.flush();
+    expect(writes).toContain('wipe');
+    expect(names()).toEqual(['consent.updated', 'consent.updated']);
+  });
+});
+
+describe('batching', () => {
+  it('sends when flushAt events are queued, without waiting for the timer', async () => {
+    const attune = tracker({ flushAt: 3, flushInterval: 60_000 });
+    attune.consent.set({ analytics: true });
+    attune.track('a.b');
+    await settle();
+    expect(sent).toHaveLength(0);
+    attune.track('a.b');
+    await settle();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.names).toHaveLength(3);
+  });
+
+  it('sends what is queued when the interval passes', async () => {
+    const attune = tracker({ flushInterval: 5000 });
+    attune.consent.set({ analytics: true });
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(sent).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(names()).toEqual(['consent.updated']);
+    void attune;
+  });
+});
+
+describe('delivery', () => {
+  it('retries 503s and network errors with backoff until delivered, once', async () => {
+    answers = [503, 503, 429];
+    const attune = tracker();
+    attune.consent.set({ analytics: true });
+    attune.track('a.b');
+    await attune.flush();
+    for (let i = 0; i < 5; i++) await vi.advanceTimersByTimeAsync(60_000);
+    expect(sent).toHaveLength(4);
+    expect(new Set(ids()).size).toBe(2);
+    expect(sent.at(-1)?.names).toEqual(['consent.updated', 'a.b']);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(sent).toHaveLength(4);
+  });
+
+  it('drops a batch the Worker refuses for good and reports it', async () => {
+    answers = [400];
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true });
+    await attune.flush();
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(sent).toHaveLength(1);
+    expect(errors).toEqual([expect.objectContaining({ code: 'rejected', status: 400 })]);
+  });
+
+  it('reports invalid event names instead of sending them', async () => {
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true });
+    attune.track('Add To Cart');
+    await attune.flush();
+    expect(names()).toEqual(['consent.updated']);
+    expect(errors[0]?.code).toBe('invalid_event');
+  });
+
+  it('bounds the outbox: the oldest events are dropped and counted', async () => {
+    answers = Array(100).fill(503);
+    const errors: AttuneError[] = [];
+    const attune = tracker({ maxQueue: 5, flushAt: 100, onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true });
+    for (let i = 0; i < 9; i++) attune.track('a.b', { i });
+    await settle();
+    expect(storedEvents.size).toBe(5);
+    expect(errors.filter((e) => e.code === 'dropped')).toHaveLength(5);
+  });
+});
+
+describe('a returning visitor who consented', () => {
+  it('resumes stored events from earlier pages and sends them in order', async () => {
+    orphans = [
+      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ2', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ2"}' },
+      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}' },
+    ];
+    vi.mocked(fetch).mockImplementation(async (url, init) => {
+      if (String(url).includes('/v1/config')) return new Response('{"policyVersion":"1","categories":[]}');
+      const body = JSON.parse(String(init?.body)) as { batch: { id: string }[] };
+      sent.push({ url: String(url), names: [], events: body.batch });
+      return new Response('{"accepted":2,"rejected":[]}');
+    });
+    tracker({}, { anonymousId: 'anon-1', consent: { categories: { analytics: true }, policyVersion: '1' } });
+    await settle();
+    expect(ids()).toEqual(['01JDZZZZZZZZZZZZZZZZZZZZZ1', '01JDZZZZZZZZZZZZZZZZZZZZZ2']);
+  });
+
+  it('is asked again when the site publishes a new policy version', async () => {
+    vi.mocked(fetch).mockImplementation(
+      async () =>
+        new Response(
+          JSON.stringify({
+            policyVersion: '2',
+            categories: [{ key: 'analytics', label: 'A', description: '', required: false, enabled: true, default: false }],
+          }),
+        ),
+    );
+    const attune = tracker({}, { anonymousId: 'anon-1', consent: { categories: { analytics: true }, policyVersion: '1' } });
+    const changes: boolean[] = [];
+    attune.consent.onChange((state) => changes.push(state.decided));
+    await settle();
+    expect(attune.consent.get()).toMatchObject({ decided: false, policyVersion: '2' });
+    expect(changes).toEqual([false]);
+  });
+});
