@@ -4,10 +4,13 @@
  */
 import { Hono } from 'hono';
 import { adminRoutes } from './admin/routes.ts';
+import { configRoutes } from './config/routes.ts';
 import { decideRoutes } from './decide/routes.ts';
+import { hookRoutes } from './hooks/routes.ts';
 import { ingestRoutes } from './ingest/routes.ts';
 import { log } from './observability/index.ts';
 import { mountEdgeProxy } from './proxy/index.ts';
+import { replayRoutes } from './replay/index.ts';
 
 export type AppEnv = { Bindings: Env };
 
@@ -16,6 +19,9 @@ export function createApp(): Hono<AppEnv> {
   app.route('/', ingestRoutes);
   app.route('/', adminRoutes);
   app.route('/', decideRoutes);
+  app.route('/', configRoutes);
+  app.route('/', hookRoutes);
+  app.route('/', replayRoutes);
   // Edge-proxy mode: first-party /attune/* and the origin catch-all. Keep it LAST.
   mountEdgeProxy(app);
   // Bad input is answered by each route with a 4xx; reaching here is our fault, so 500, logged without personal data.

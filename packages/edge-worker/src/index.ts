@@ -4,6 +4,8 @@
  */
 import type { QueueMessage } from '@attune/shared-schema';
 import { createApp } from './app.ts';
+import { scheduled } from './retention/index.ts';
+import { queue } from './sync/index.ts';
 
 export { CovisitationDO } from './decide/covisitation-do.ts';
 export { RateLimiterDO } from './ingest/rate-limiter-do.ts';
@@ -13,4 +15,6 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
+  queue,
+  scheduled,
 } satisfies ExportedHandler<Env, QueueMessage>;

@@ -256,7 +256,7 @@ async function applyFlows(api) {
           url: '{{$env.ATTUNE_WORKER_URL}}/v1/collect',
           headers: [
             { header: 'Content-Type', value: 'text/plain' },
-            { header: 'Authorization', value: 'Bearer {{order_event.serverKey}}' },
+            { header: 'Authorization', value: '{{order_event.authorization}}' },
           ],
           body: '{{order_event.body}}',
         },

@@ -96,6 +96,17 @@ module.exports = async function (data) {
  */
 export const ORDER_SCRIPT = `${HMAC_JS}
 var CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+var B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+function base64(s) {
+  var b = utf8Bytes(s), out = '';
+  for (var i = 0; i < b.length; i += 3) {
+    var n = (b[i] << 16) | ((b[i + 1] || 0) << 8) | (b[i + 2] || 0);
+    out += B64.charAt((n >> 18) & 63) + B64.charAt((n >> 12) & 63);
+    out += i + 1 < b.length ? B64.charAt((n >> 6) & 63) : '=';
+    out += i + 2 < b.length ? B64.charAt(n & 63) : '=';
+  }
+  return out;
+}
 function ulidFor(timeMs, seed) {
   var time = '', t = timeMs;
   for (var i = 0; i < 10; i++) { time = CROCKFORD.charAt(t % 32) + time; t = Math.floor(t / 32); }
@@ -128,6 +139,7 @@ module.exports = async function (data) {
   if (order.user_id) event.userId = String(order.user_id);
   var siteId = order.site_id || 'demo';
   var body = JSON.stringify({ writeKey: process.env.ATTUNE_WRITE_KEY || '', sentAt: new Date().toISOString(), batch: [event] });
-  return { body: body, serverKey: process.env.ATTUNE_SERVER_KEY || '', siteId: siteId };
+  // Server-side producers authenticate with the site's server key as the Basic auth username.
+  return { body: body, authorization: 'Basic ' + base64((process.env.ATTUNE_SERVER_KEY || '') + ':'), siteId: siteId };
 };
 `;

@@ -1,10 +1,129 @@
 /**
  * A site's consent configuration (categories and policy version) as the edge enforces
- * and `/v1/config` serves it. Until the Directus sync lands, the built-in defaults.
+ * and `/v1/config` serves it: read from Directus `consent_categories`, cached in
+ * EDGE_CACHE (KV) and in isolate memory, invalidated by the Directus webhook; the
+ * built-in defaults when Directus has none or cannot be reached.
+ *
+ * The policy version is derived from the categories themselves: the built-in set keeps
+ * DEFAULT_POLICY_VERSION, any change a marketer makes yields a new version (so people
+ * are asked again), and every edge location computes the same version without shared
+ * state.
  */
-import { type ConsentConfig, DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
+import {
+  type ConsentCategoryConfig,
+  type ConsentConfig,
+  ConsentConfigSchema,
+  DEFAULT_CONSENT_CONFIG,
+  DEFAULT_POLICY_VERSION,
+} from '@attune/shared-schema';
+import { directusFromEnv } from '../directus/client.ts';
 
-/** The consent configuration in force for a site. */
-export async function getConsentConfig(_env: Env, _siteId: string): Promise<ConsentConfig> {
-  return DEFAULT_CONSENT_CONFIG;
+/** KV key of the consent configuration's cache generation (bumped on invalidation). */
+export const CONSENT_CONFIG_VERSION_KEY = 'consent-config:version';
+const configKey = (generation: string, siteId: string) => `consent-config:${generation}:${siteId}`;
+/** How long an isolate trusts its memory before looking at KV again. */
+const MEMO_MS = 30_000;
+/** KV copies outlive invalidation misses; the generation key makes them unreachable anyway. */
+const KV_TTL_SECONDS = 24 * 60 * 60;
+
+interface CategoryRow {
+  key?: unknown;
+  label?: unknown;
+  description?: unknown;
+  required?: unknown;
+  enabled?: unknown;
+  default?: unknown;
+}
+
+const memo = new Map<string, { config: ConsentConfig; at: number; generation: string }>();
+
+const canonical = (c: ConsentCategoryConfig) =>
+  JSON.stringify([c.key, c.label, c.description, c.required, c.enabled, c.default]);
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The policy version of a set of categories: the default for the built-ins, else a content hash. */
+export async function policyVersionOf(categories: readonly ConsentCategoryConfig[]): Promise<string> {
+  const text = categories.map(canonical).join('\n');
+  if (text === DEFAULT_CONSENT_CONFIG.categories.map(canonical).join('\n')) return DEFAULT_POLICY_VERSION;
+  return `${DEFAULT_POLICY_VERSION}.${(await sha256Hex(text)).slice(0, 12)}`;
+}
+
+/** Builds a ConsentConfig from Directus rows; rows that do not validate are left out. */
+export async function consentConfigFromRows(rows: readonly CategoryRow[]): Promise<ConsentConfig> {
+  const categories: ConsentCategoryConfig[] = [];
+  for (const row of rows) {
+    const candidate = {
+      key: row.key,
+      label: row.label,
+      description: typeof row.description === 'string' ? row.description : '',
+      required: row.required === true,
+      enabled: row.enabled !== false,
+      default: row.default === true,
+    };
+    const one = ConsentConfigSchema.shape.categories.element.safeParse(candidate);
+    if (one.success) categories.push(one.data);
+  }
+  if (categories.length === 0) return DEFAULT_CONSENT_CONFIG;
+  const config = { policyVersion: await policyVersionOf(categories), categories: categories.slice(0, 32) };
+  return ConsentConfigSchema.parse(config);
+}
+
+async function generationOf(env: Env): Promise<string> {
+  return (await env.EDGE_CACHE.get(CONSENT_CONFIG_VERSION_KEY)) ?? '0';
+}
+
+async function loadFromDirectus(env: Env, siteId: string): Promise<ConsentConfig> {
+  const rows = await directusFromEnv(env).readItems<CategoryRow>('consent_categories', {
+    filter: { _or: [{ site_id: { _null: true } }, { site_id: { _eq: '' } }, { site_id: { _eq: siteId } }] },
+    fields: ['key', 'label', 'description', 'required', 'enabled', 'default'],
+    sort: ['sort', 'key'],
+    limit: 64,
+  });
+  return consentConfigFromRows(rows);
+}
+
+/** The consent configuration in force for a site. Never throws. */
+export async function getConsentConfig(env: Env, siteId: string): Promise<ConsentConfig> {
+  const now = Date.now();
+  const mine = memo.get(siteId);
+  if (mine && now - mine.at < MEMO_MS) return mine.config;
+  let generation = mine?.generation ?? '0';
+  try {
+    generation = await generationOf(env);
+    if (mine && mine.generation === generation) {
+      memo.set(siteId, { ...mine, at: now });
+      return mine.config;
+    }
+    const cached = await env.EDGE_CACHE.get<ConsentConfig>(configKey(generation, siteId), 'json');
+    const valid = cached === null ? undefined : ConsentConfigSchema.safeParse(cached);
+    if (valid?.success) {
+      memo.set(siteId, { config: valid.data, at: now, generation });
+      return valid.data;
+    }
+  } catch {
+    // KV unavailable: fall through to Directus.
+  }
+  try {
+    const config = await loadFromDirectus(env, siteId);
+    memo.set(siteId, { config, at: now, generation });
+    await env.EDGE_CACHE.put(configKey(generation, siteId), JSON.stringify(config), { expirationTtl: KV_TTL_SECONDS });
+    return config;
+  } catch {
+    // Directus unreachable: the last configuration this isolate knew, else the built-ins.
+    const fallback = mine?.config ?? DEFAULT_CONSENT_CONFIG;
+    memo.set(siteId, { config: fallback, at: now - MEMO_MS + 5_000, generation });
+    return fallback;
+  }
+}
+
+/** Drops every cached consent configuration (the Directus webhook calls this). */
+export async function invalidateConsentConfig(env: Env): Promise<string> {
+  const generation = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
+  await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, generation);
+  memo.clear();
+  return generation;
 }

@@ -3,14 +3,16 @@
  * again, for replay). Pure functions: no I/O, so the unit layer covers them without
  * Directus.
  */
-import type {
-  ConsentMessage,
-  CustomerAction,
-  Enrichment,
-  ErasureMessage,
-  EventMessage,
-  JsonValue,
-  ProfileMessage,
+import {
+  type ConsentMessage,
+  type ConsentState,
+  type CustomerAction,
+  DEFAULT_POLICY_VERSION,
+  type Enrichment,
+  type ErasureMessage,
+  type EventMessage,
+  type JsonValue,
+  type ProfileMessage,
 } from '@attune/shared-schema';
 import type { ProfileEventInput } from '../profile/types.ts';
 
@@ -161,6 +163,32 @@ export function erasedPersonKeys(msg: ErasureMessage): string[] {
   return [...keys];
 }
 
+const isTime = (s: unknown): boolean => typeof s === 'string' && Number.isFinite(Date.parse(s));
+
+/**
+ * Why a valid queue message still cannot become a row (Directus would fail on it with a
+ * 500, forever), or undefined when it can. Such a message is poison: dead-lettered.
+ */
+export function rowProblem(msg: EventMessage | ConsentMessage | ProfileMessage | ErasureMessage): string | undefined {
+  const times: [string, unknown][] =
+    msg.kind === 'event'
+      ? [
+          ['event.timestamp', msg.event.timestamp],
+          ['enrichment.receivedAt', msg.enrichment.receivedAt],
+          ['enrichment.correctedTimestamp', msg.enrichment.correctedTimestamp],
+        ]
+      : msg.kind === 'consent'
+        ? [['recordedAt', msg.recordedAt]]
+        : msg.kind === 'profile'
+          ? [
+              ['profile.firstSeen', msg.profile.firstSeen],
+              ['profile.lastSeen', msg.profile.lastSeen],
+            ]
+          : [['requestedAt', msg.requestedAt]];
+  for (const [path, value] of times) if (!isTime(value)) return `${path} is not a date-time`;
+  return undefined;
+}
+
 /** Queue retry backoff: 5 s, 10 s, 20 s … capped at 15 min, so an outage is waited out, not hammered. */
 export function retryDelaySeconds(attempts: number): number {
   const n = Math.max(1, Math.floor(attempts));
@@ -189,9 +217,22 @@ export function profileInputFromRow(row: EventRow): ProfileEventInput {
   if (isJsonMap(row.properties)) event.properties = row.properties;
   if (isJsonMap(row.traits)) event.traits = row.traits;
   if (isJsonMap(row.context)) event.context = row.context as CustomerAction['context'];
+  const purposes = Array.isArray(row.purposes) ? row.purposes : [];
+  // The consent the event was accepted under, as its granted purposes recorded it.
+  const claimed = event.context?.consent?.policyVersion;
+  const consent: ConsentState = {
+    categories: {
+      necessary: true,
+      analytics: purposes.includes('analytics'),
+      personalization: purposes.includes('personalization'),
+      marketing: purposes.includes('marketing'),
+    },
+    policyVersion: typeof claimed === 'string' && claimed !== '' ? claimed : DEFAULT_POLICY_VERSION,
+  };
   return {
     event,
     enrichment: row.enrichment,
-    personalization: Array.isArray(row.purposes) && row.purposes.includes('personalization'),
+    personalization: purposes.includes('personalization'),
+    consent,
   };
 }

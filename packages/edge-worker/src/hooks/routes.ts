@@ -1,0 +1,65 @@
+/**
+ * POST /v1/hooks/directus: Directus Flows tell the edge that the catalog, slot content,
+ * trigger rules or consent categories changed. The body is signed with HOOK_SECRET; a
+ * valid call invalidates the matching edge caches (a consent-category change also
+ * changes the policy version, see config/consent-config.ts).
+ */
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { AppEnv } from '../app.ts';
+import { invalidateCatalog } from '../catalog/index.ts';
+import { invalidateConsentConfig } from '../config/consent-config.ts';
+import { verifyHookSignature } from './signature.ts';
+
+export const hookRoutes = new Hono<AppEnv>();
+
+const MAX_BODY_BYTES = 64 * 1024;
+/** A signed call older (or newer) than this is refused, so a captured one cannot be replayed later. */
+export const HOOK_MAX_SKEW_MS = 10 * 60 * 1000;
+
+const HookBodySchema = z.object({
+  source: z.literal('directus'),
+  collection: z.string().min(1).max(64),
+  event: z.string().max(128),
+  keys: z.array(z.string().max(256)).max(1000),
+  at: z.iso.datetime({ offset: true }),
+});
+
+const CATALOG_COLLECTIONS = new Set(['products', 'slot_content', 'trigger_rules']);
+
+const fail = (code: string, message: string) => ({ error: { code, message } });
+
+hookRoutes.post('/v1/hooks/directus', async (c) => {
+  const declared = Number(c.req.header('content-length') ?? '0');
+  if (declared > MAX_BODY_BYTES) return c.json(fail('too_large', `hook body over ${MAX_BODY_BYTES} bytes`), 413);
+  const body = await c.req.text();
+  if (body.length > MAX_BODY_BYTES) return c.json(fail('too_large', `hook body over ${MAX_BODY_BYTES} bytes`), 413);
+  if (!(await verifyHookSignature(c.env.HOOK_SECRET, body, c.req.header('x-attune-signature')))) {
+    return c.json(fail('bad_signature', 'X-Attune-Signature is missing or does not match the body (HOOK_SECRET)'), 401);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return c.json(fail('invalid_json', 'hook body is not JSON'), 400);
+  }
+  const parsed = HookBodySchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return c.json(fail('invalid_hook', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`), 400);
+  }
+  const hook = parsed.data;
+  if (Math.abs(Date.now() - Date.parse(hook.at)) > HOOK_MAX_SKEW_MS) {
+    return c.json(fail('stale_hook', 'hook `at` is too far from the edge clock; it may be a replay'), 400);
+  }
+  const invalidated: string[] = [];
+  if (CATALOG_COLLECTIONS.has(hook.collection)) {
+    await invalidateCatalog(c.env);
+    invalidated.push('catalog');
+  }
+  if (hook.collection === 'consent_categories') {
+    await invalidateConsentConfig(c.env);
+    invalidated.push('consent-config');
+  }
+  return c.json({ ok: true, collection: hook.collection, invalidated });
+});

@@ -1,0 +1,28 @@
+/**
+ * HMAC-SHA256 signatures of Directus → edge hooks: `X-Attune-Signature: sha256=<hex>`
+ * over the raw body, with HOOK_SECRET. Verification is constant-time (WebCrypto verify).
+ */
+
+const encoder = new TextEncoder();
+const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
+
+async function hmacKey(secret: string, usage: 'sign' | 'verify'): Promise<CryptoKey> {
+  return crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [usage]);
+}
+
+/** The header value for a body (what the Directus Flow computes). */
+export async function signHookBody(secret: string, body: string): Promise<string> {
+  const mac = await crypto.subtle.sign('HMAC', await hmacKey(secret, 'sign'), encoder.encode(body));
+  return `sha256=${[...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+/** Whether `header` is a valid signature of `body` under `secret`. An empty secret verifies nothing. */
+export async function verifyHookSignature(secret: string, body: string, header: string | undefined): Promise<boolean> {
+  if (!secret || header === undefined) return false;
+  const m = SIGNATURE.exec(header.trim().toLowerCase());
+  const hex = m?.[1];
+  if (hex === undefined) return false;
+  const mac = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) mac[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return crypto.subtle.verify('HMAC', await hmacKey(secret, 'verify'), mac, encoder.encode(body));
+}

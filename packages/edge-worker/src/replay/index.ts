@@ -1,0 +1,100 @@
+/**
+ * Replay: rebuilds a person's ProfileDO from the events stored in Directus, so a new
+ * scoring or segment rule can be tried on history. The profile is forgotten (no
+ * tombstone) and the person's events are ingested again in the order they arrived.
+ * Only what the event log holds can be replayed: events accepted under analytics
+ * consent, within EVENT_RETENTION_DAYS.
+ */
+import { Hono } from 'hono';
+import type { AppEnv } from '../app.ts';
+import { isAdmin } from '../admin/auth.ts';
+import { directusFromEnv } from '../directus/client.ts';
+import type { IngestResult } from '../profile/profile-do.ts';
+import type { PersonKey, ProfileView } from '../profile/types.ts';
+import { getSiteById } from '../sites/index.ts';
+import { type EventRow, personRowId, profileInputFromRow } from '../sync/mapping.ts';
+
+const PAGE = 500;
+const CHUNK = 100;
+const PERSON_KEY = /^(anon|user):[^\s]{1,290}$/;
+
+export interface ReplayResult {
+  siteId: string;
+  personKey: PersonKey;
+  events: number;
+  accepted: number;
+  profile: ProfileView | null;
+}
+
+function isPersonKey(s: string): s is PersonKey {
+  return PERSON_KEY.test(s);
+}
+
+/** Reads a person's stored events (including the anonymous ids merged into them), oldest first. */
+async function storedEvents(env: Env, siteId: string, personKey: PersonKey): Promise<EventRow[]> {
+  const directus = directusFromEnv(env);
+  const keys = new Set<string>([personKey]);
+  const people = await directus.readItems<{ anonymous_ids: unknown }>('people', {
+    filter: { id: { _eq: personRowId(siteId, personKey) } },
+    fields: ['anonymous_ids'],
+    limit: 1,
+  });
+  const anonymousIds = people[0]?.anonymous_ids;
+  if (personKey.startsWith('user:') && Array.isArray(anonymousIds))
+    for (const a of anonymousIds) if (typeof a === 'string') keys.add(`anon:${a}`);
+  const rows: EventRow[] = [];
+  for (let offset = 0; ; offset += PAGE) {
+    const page = await directus.readItems<EventRow>('events', {
+      filter: { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: [...keys] } }] },
+      sort: ['received_at', 'id'],
+      limit: PAGE,
+      offset,
+    });
+    rows.push(...page);
+    if (page.length < PAGE) return rows;
+  }
+}
+
+/** Rebuilds one person's ProfileDO from the event log. */
+export async function replayPerson(env: Env, siteId: string, personKey: PersonKey): Promise<ReplayResult> {
+  const rows = await storedEvents(env, siteId, personKey);
+  const stub = env.PROFILE.get(env.PROFILE.idFromName(`${siteId}/${personKey}`));
+  await stub.forget();
+  let accepted = 0;
+  let profile: ProfileView | null = null;
+  for (let i = 0; i < rows.length; i += CHUNK) {
+    const inputs = rows.slice(i, i + CHUNK).map(profileInputFromRow);
+    // The RPC typing of IngestResult is too deep for TypeScript; the value is the plain result.
+    const result = (await stub.ingest(siteId, personKey, inputs)) as unknown as IngestResult;
+    accepted += result.accepted.length;
+    profile = result.profile;
+  }
+  if (rows.length === 0) profile = (await stub.view()) as unknown as ProfileView | null;
+  return { siteId, personKey, events: rows.length, accepted, profile };
+}
+
+export const replayRoutes = new Hono<AppEnv>();
+
+/** POST /v1/admin/replay/:personKey?siteId=…, behind the admin token. */
+replayRoutes.post('/v1/admin/replay/:personKey', async (c) => {
+  if (!isAdmin(c.env, c.req.header('authorization'))) {
+    return c.json({ error: { code: 'unauthorized', message: 'send Authorization: Bearer <ADMIN_TOKEN>' } }, 401);
+  }
+  const personKey = c.req.param('personKey');
+  if (!isPersonKey(personKey)) {
+    return c.json(
+      { error: { code: 'invalid_person', message: 'person key must look like anon:<anonymousId> or user:<userId>' } },
+      400,
+    );
+  }
+  const siteId = c.req.query('siteId') ?? 'demo';
+  if (!(await getSiteById(c.env, siteId))) {
+    return c.json({ error: { code: 'unknown_site', message: `no site ${JSON.stringify(siteId.slice(0, 64))}` } }, 404);
+  }
+  try {
+    return c.json(await replayPerson(c.env, siteId, personKey));
+  } catch (e) {
+    const message = e instanceof Error ? e.message : 'replay failed';
+    return c.json({ error: { code: 'directus_unavailable', message: `could not read the event log: ${message}` } }, 502);
+  }
+});

@@ -1,0 +1,26 @@
+/**
+ * Retention of the event log: the Cron Trigger deletes Directus events received more
+ * than EVENT_RETENTION_DAYS ago. Profiles have their own retention (ProfileDO alarms).
+ */
+import { directusFromEnv } from '../directus/client.ts';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_RETENTION_DAYS = 90;
+
+/** The retention period in days (EVENT_RETENTION_DAYS; 90 when unset or nonsense). */
+export function eventRetentionDays(env: Pick<Env, 'EVENT_RETENTION_DAYS'>): number {
+  const days = Number(env.EVENT_RETENTION_DAYS);
+  return Number.isFinite(days) && days > 0 ? days : DEFAULT_RETENTION_DAYS;
+}
+
+/** Deletes events received before `now - retention`; returns how many went. */
+export async function deleteExpiredEvents(env: Env, now: number = Date.now()): Promise<number> {
+  const cutoff = new Date(now - eventRetentionDays(env) * DAY_MS).toISOString();
+  return directusFromEnv(env).deleteWhere('events', { received_at: { _lt: cutoff } });
+}
+
+/** The Worker's scheduled() handler (the daily cron in wrangler.toml). */
+export async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
+  const deleted = await deleteExpiredEvents(env, controller.scheduledTime);
+  console.log(JSON.stringify({ level: 'info', msg: 'retention.events_deleted', deleted }));
+}

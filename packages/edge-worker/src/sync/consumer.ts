@@ -1,0 +1,364 @@
+/**
+ * The EVENTS queue consumer: syncs a batch of queue messages into Directus.
+ *
+ * - Events, consent records and profiles are written in bulk: one existence check and
+ *   one create per collection per batch; one profile upsert per person (highest version).
+ * - Idempotent under redelivery: event ids and consent event ids are primary keys, and
+ *   existing keys are skipped, so a redelivered message writes nothing twice.
+ * - Per-message outcome: ack on success, retry with a growing delay when Directus is
+ *   unreachable or failing (5xx, 429), dead-letter queue (with the reason) for a poison
+ *   message: one that fails QueueMessageSchema, or that Directus rejects permanently
+ *   (4xx). A bulk write rejected as a whole is retried item by item, so one bad item
+ *   never holds back the rest of its batch.
+ * - Erasure deletes the person's profile, events and consent records and leaves a proof
+ *   (that and when, not who or what).
+ */
+import {
+  type ConsentMessage,
+  type CovisitMessage,
+  type ErasureMessage,
+  type EventMessage,
+  type ProfileMessage,
+  type QueueMessage,
+  QueueMessageSchema,
+} from '@attune/shared-schema';
+import { type DirectusClient, DirectusError, directusFromEnv } from '../directus/client.ts';
+import {
+  consentRow,
+  type ErasureProofRow,
+  erasedPersonKeys,
+  eventRow,
+  latestProfiles,
+  type PersonRow,
+  personRow,
+  personRowId,
+  retryDelaySeconds,
+  rowProblem,
+} from './mapping.ts';
+
+/**
+ * After this many deliveries, a bulk write that keeps failing with a 5xx is retried item
+ * by item, so an item Directus chokes on cannot hold its whole batch hostage.
+ */
+export const ISOLATE_AFTER_ATTEMPTS = 3;
+
+/** What a dead-lettered message carries: the original body and why it was set aside. */
+export interface DeadLetter {
+  reason: string;
+  messageId: string;
+  attempts: number;
+  failedAt: string;
+  body: unknown;
+}
+
+/** Counts of one batch's outcome, for logs and tests. */
+export interface SyncReport {
+  acked: number;
+  retried: number;
+  deadLettered: number;
+  eventsWritten: number;
+  consentRecordsWritten: number;
+  profilesWritten: number;
+  erasures: number;
+}
+
+export interface SyncOptions {
+  /** Called with the covisit messages of a batch (aggregate, person-free). */
+  applyCovisits?: (env: Env, messages: CovisitMessage[]) => Promise<unknown>;
+  /** The Directus client; by default DIRECTUS_URL with DIRECTUS_TOKEN. */
+  directus?: DirectusClient;
+}
+
+type Msg = Message<unknown>;
+type Parsed<T extends QueueMessage> = { msg: Msg; body: T };
+
+function errorReason(e: unknown): string {
+  if (e instanceof Error) return e.message.slice(0, 500);
+  return String(e).slice(0, 500);
+}
+
+function isPermanent(e: unknown): e is DirectusError {
+  return e instanceof DirectusError && !e.retryable;
+}
+
+/** Whether a failed bulk write should be split into one write per item. */
+function shouldIsolate(e: unknown, items: readonly { msg: Msg }[]): boolean {
+  if (isPermanent(e)) return true;
+  return (
+    e instanceof DirectusError && e.status >= 500 && items.some((i) => i.msg.attempts >= ISOLATE_AFTER_ATTEMPTS)
+  );
+}
+
+/** Settles each message once, whatever the code paths do. */
+class Outcomes {
+  readonly report: SyncReport = {
+    acked: 0,
+    retried: 0,
+    deadLettered: 0,
+    eventsWritten: 0,
+    consentRecordsWritten: 0,
+    profilesWritten: 0,
+    erasures: 0,
+  };
+  #settled = new Set<string>();
+  readonly #env: Env;
+
+  constructor(env: Env) {
+    this.#env = env;
+  }
+
+  #first(msg: Msg): boolean {
+    if (this.#settled.has(msg.id)) return false;
+    this.#settled.add(msg.id);
+    return true;
+  }
+
+  ack(msg: Msg): void {
+    if (!this.#first(msg)) return;
+    msg.ack();
+    this.report.acked++;
+  }
+
+  retry(msg: Msg): void {
+    if (!this.#first(msg)) return;
+    msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+    this.report.retried++;
+  }
+
+  /** Sends the message to the DLQ with its reason, then acks it; retries if the DLQ is unavailable. */
+  async deadLetter(msg: Msg, reason: string): Promise<void> {
+    if (this.#settled.has(msg.id)) return;
+    const letter: DeadLetter = {
+      reason,
+      messageId: msg.id,
+      attempts: msg.attempts,
+      failedAt: new Date().toISOString(),
+      body: msg.body,
+    };
+    try {
+      await this.#env.EVENTS_DLQ.send(letter);
+    } catch {
+      this.retry(msg);
+      return;
+    }
+    if (!this.#first(msg)) return;
+    msg.ack();
+    this.report.deadLettered++;
+    console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_lettered', reason: reason.slice(0, 200) }));
+  }
+
+  /** Settles a group after a failed write: retryable errors retry all of it. */
+  retryAll(items: readonly { msg: Msg }[]): void {
+    for (const { msg } of items) this.retry(msg);
+  }
+}
+
+/**
+ * Writes rows keyed by their primary key (existing keys skipped) in one request. If
+ * Directus rejects the bulk write permanently, falls back to one request per row so
+ * the poison row goes to the DLQ and the others are written.
+ */
+async function writeRowsOnce<T extends { msg: Msg }>(
+  directus: DirectusClient,
+  out: Outcomes,
+  collection: string,
+  items: readonly T[],
+  toRow: (item: T) => Record<string, unknown>,
+): Promise<number> {
+  if (items.length === 0) return 0;
+  // Duplicate keys within one batch (a message delivered twice) are written once.
+  const unique = new Map<string, Record<string, unknown>>();
+  for (const item of items) {
+    const row = toRow(item);
+    unique.set(String(row.id), row);
+  }
+  try {
+    const created = await directus.createMissing(collection, [...unique.values()]);
+    for (const { msg } of items) out.ack(msg);
+    return created;
+  } catch (e) {
+    if (!shouldIsolate(e, items)) {
+      out.retryAll(items);
+      return 0;
+    }
+  }
+  let created = 0;
+  for (const item of items) {
+    try {
+      created += await directus.createMissing(collection, [toRow(item)]);
+      out.ack(item.msg);
+    } catch (e) {
+      if (isPermanent(e)) await out.deadLetter(item.msg, `Directus rejected the ${collection} row: ${errorReason(e)}`);
+      else out.retry(item.msg);
+    }
+  }
+  return created;
+}
+
+/** One upsert per person: creates new people, updates those whose stored version is older. */
+async function writeProfiles(
+  directus: DirectusClient,
+  out: Outcomes,
+  items: readonly Parsed<ProfileMessage>[],
+): Promise<number> {
+  if (items.length === 0) return 0;
+  const latest = latestProfiles(items.map((i) => i.body));
+  const rows = [...latest.values()].map(personRow);
+  const write = async (batch: PersonRow[]): Promise<number> => {
+    const stored = await directus.readItems<{ id: string; version: number | null }>('people', {
+      filter: { id: { _in: batch.map((r) => r.id) } },
+      fields: ['id', 'version'],
+      limit: -1,
+    });
+    const version = new Map(stored.map((s) => [s.id, s.version ?? 0]));
+    const creates = batch.filter((r) => !version.has(r.id));
+    // Latest state wins: an older snapshot arriving late never overwrites a newer one.
+    const updates = batch.filter((r) => version.has(r.id) && (version.get(r.id) ?? 0) < r.version);
+    await directus.createItems('people', creates);
+    await directus.updateItems('people', updates);
+    return creates.length + updates.length;
+  };
+  try {
+    const n = await write(rows);
+    for (const { msg } of items) out.ack(msg);
+    return n;
+  } catch (e) {
+    if (!shouldIsolate(e, items)) {
+      out.retryAll(items);
+      return 0;
+    }
+  }
+  let n = 0;
+  for (const row of rows) {
+    const mine = items.filter((i) => personRowId(i.body.siteId, i.body.personId) === row.id);
+    try {
+      n += await write([row]);
+      for (const { msg } of mine) out.ack(msg);
+    } catch (e) {
+      if (isPermanent(e)) {
+        for (const { msg } of mine) await out.deadLetter(msg, `Directus rejected the people row: ${errorReason(e)}`);
+      } else out.retryAll(mine);
+    }
+  }
+  return n;
+}
+
+/** Deletes everything held about an erased person in Directus and records that it happened. */
+async function erase(directus: DirectusClient, item: Parsed<ErasureMessage>): Promise<void> {
+  const { body, msg } = item;
+  const keys = erasedPersonKeys(body);
+  const bySite = { _and: [{ site_id: { _eq: body.siteId } }, { person_key: { _in: keys } }] };
+  const people = await directus.deleteWhere('people', bySite);
+  const events = await directus.deleteWhere('events', bySite);
+  const consent = await directus.deleteWhere('consent_records', bySite);
+  // The queue message id is stable across redeliveries: a retried erasure leaves one proof.
+  const proof: ErasureProofRow = {
+    id: msg.id.slice(0, 64),
+    site_id: body.siteId,
+    requested_at: body.requestedAt,
+    erased_at: new Date().toISOString(),
+    people_deleted: people,
+    events_deleted: events,
+    consent_records_deleted: consent,
+  };
+  await directus.createMissing('erasure_proofs', [{ ...proof }]);
+}
+
+/** Syncs one batch; every message is acked, retried or dead-lettered exactly once. */
+export async function syncBatch(batch: MessageBatch<unknown>, env: Env, options: SyncOptions = {}): Promise<SyncReport> {
+  const out = new Outcomes(env);
+  const directus = options.directus ?? directusFromEnv(env);
+  const events: Parsed<EventMessage>[] = [];
+  const consents: Parsed<ConsentMessage>[] = [];
+  const profiles: Parsed<ProfileMessage>[] = [];
+  const erasures: Parsed<ErasureMessage>[] = [];
+  const covisits: Parsed<CovisitMessage>[] = [];
+
+  for (const msg of batch.messages) {
+    const parsed = QueueMessageSchema.safeParse(msg.body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue ? issue.path.join('.') || '(root)' : '(root)';
+      await out.deadLetter(msg, `invalid queue message at ${where}: ${issue?.message ?? 'unknown'}`);
+      continue;
+    }
+    const body = parsed.data as QueueMessage;
+    const problem = body.kind === 'covisit' ? undefined : rowProblem(body);
+    if (problem !== undefined) {
+      await out.deadLetter(msg, `invalid ${body.kind} message: ${problem}`);
+      continue;
+    }
+    switch (body.kind) {
+      case 'event':
+        events.push({ msg, body });
+        break;
+      case 'consent':
+        consents.push({ msg, body });
+        break;
+      case 'profile':
+        profiles.push({ msg, body });
+        break;
+      case 'erasure':
+        erasures.push({ msg, body });
+        break;
+      case 'covisit':
+        covisits.push({ msg, body });
+        break;
+    }
+  }
+
+  // A person erased in this batch: their other messages would only be deleted again.
+  const erased = new Set(erasures.flatMap(({ body }) => erasedPersonKeys(body).map((k) => `${body.siteId}\u0000${k}`)));
+  const live = <T extends EventMessage | ConsentMessage | ProfileMessage>(items: Parsed<T>[]): Parsed<T>[] =>
+    items.filter((i) => {
+      if (!erased.has(`${i.body.siteId}\u0000${i.body.personId}`)) return true;
+      out.ack(i.msg);
+      return false;
+    });
+
+  // The event log serves the analytics purpose only (the Worker enforces it again here).
+  const logged = live(events).filter((i) => {
+    if (i.body.purposes.includes('analytics')) return true;
+    out.ack(i.msg);
+    return false;
+  });
+
+  const [eventsWritten, consentWritten, profilesWritten] = await Promise.all([
+    writeRowsOnce(directus, out, 'events', logged, (i) => ({ ...eventRow(i.body) })),
+    writeRowsOnce(directus, out, 'consent_records', live(consents), (i) => ({ ...consentRow(i.body) })),
+    writeProfiles(directus, out, live(profiles)),
+  ]);
+  out.report.eventsWritten = eventsWritten;
+  out.report.consentRecordsWritten = consentWritten;
+  out.report.profilesWritten = profilesWritten;
+
+  // Erasures last, one at a time: they delete what the writes above may have added.
+  for (const item of erasures) {
+    try {
+      await erase(directus, item);
+      out.ack(item.msg);
+      out.report.erasures++;
+    } catch (e) {
+      if (isPermanent(e)) await out.deadLetter(item.msg, `erasure rejected by Directus: ${errorReason(e)}`);
+      else out.retry(item.msg);
+    }
+  }
+
+  if (covisits.length > 0) {
+    if (options.applyCovisits) {
+      try {
+        await options.applyCovisits(
+          env,
+          covisits.map((c) => c.body),
+        );
+        for (const { msg } of covisits) out.ack(msg);
+      } catch {
+        out.retryAll(covisits);
+      }
+    } else for (const { msg } of covisits) out.ack(msg);
+  }
+
+  if (out.report.retried > 0 || out.report.deadLettered > 0)
+    console.warn(JSON.stringify({ level: 'warn', msg: 'sync.batch', ...out.report }));
+  return out.report;
+}

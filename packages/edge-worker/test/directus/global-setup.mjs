@@ -1,0 +1,126 @@
+/**
+ * Vitest globalSetup (Node) for the Directus integration tests: installs Directus if
+ * needed, bootstraps a fresh instance on 127.0.0.1:18055 in a temporary folder, runs the
+ * Worker under `wrangler dev` on 127.0.0.1:18057 (so Directus Flows can reach it), and a
+ * tiny control server on 127.0.0.1:18056 that lets tests inside workerd stop and restart
+ * Directus (for the outage test). Everything is stopped and removed afterwards.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DIRECTUS_TEST } from './constants.mjs';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const repo = resolve(here, '../../../..');
+const scripts = join(repo, 'services/directus/scripts');
+const pkgDir = resolve(here, '../..');
+
+function log(msg) {
+  process.stderr.write(`[directus-tests] ${msg}\n`);
+}
+
+async function waitFor(url, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      if (res.status < 500) return true;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
+
+export default async function setup() {
+  const home = mkdtempSync(join(tmpdir(), 'attune-directus-test-'));
+  const env = {
+    ...process.env,
+    ATTUNE_DIRECTUS_HOME: home,
+    ATTUNE_DIRECTUS_PORT: String(DIRECTUS_TEST.port),
+    ATTUNE_SYNC_TOKEN: DIRECTUS_TEST.syncToken,
+    ATTUNE_HOOK_SECRET: DIRECTUS_TEST.hookSecret,
+    ATTUNE_WORKER_URL: DIRECTUS_TEST.workerUrl,
+    ATTUNE_ADMIN_EMAIL: DIRECTUS_TEST.adminEmail,
+    ATTUNE_ADMIN_PASSWORD: DIRECTUS_TEST.adminPassword,
+    ATTUNE_SERVER_KEY: DIRECTUS_TEST.serverKey,
+  };
+  const run = (script, args = []) => {
+    const r = spawnSync(process.execPath, [join(scripts, script), ...args], { env, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status})`);
+  };
+  log(`installing (if needed) and bootstrapping Directus in ${home}`);
+  run('install.mjs');
+  run('bootstrap.mjs');
+
+  // The Worker, reachable from Directus Flows.
+  const persist = join(home, 'wrangler-state');
+  const workerEnvFile = join(home, 'worker.env');
+  writeFileSync(
+    workerEnvFile,
+    [
+      `DIRECTUS_URL=${DIRECTUS_TEST.url}`,
+      `DIRECTUS_TOKEN=${DIRECTUS_TEST.syncToken}`,
+      `HOOK_SECRET=${DIRECTUS_TEST.hookSecret}`,
+      `ADMIN_TOKEN=${DIRECTUS_TEST.adminToken}`,
+      `ATTUNE_SITE_SECRETS=${JSON.stringify({ demo: { identitySecret: 'test-identity-secret', serverKey: DIRECTUS_TEST.serverKey } })}`,
+    ].join('\n'),
+  );
+  const wranglerBin = join(pkgDir, 'node_modules/wrangler/bin/wrangler.js');
+  const worker = spawn(
+    process.execPath,
+    [
+      wranglerBin,
+      'dev',
+      '-c',
+      join(repo, 'wrangler.toml'),
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(DIRECTUS_TEST.workerPort),
+      '--inspector-port',
+      String(DIRECTUS_TEST.inspectorPort),
+      '--env-file',
+      workerEnvFile,
+      '--persist-to',
+      persist,
+      '--show-interactive-dev-session=false',
+      '--log-level',
+      'warn',
+    ],
+    { cwd: pkgDir, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' }, stdio: ['ignore', 'inherit', 'inherit'], detached: true },
+  );
+  if (!(await waitFor(`${DIRECTUS_TEST.workerUrl}/healthz`, 90_000))) {
+    process.kill(-worker.pid, 'SIGTERM');
+    throw new Error('wrangler dev did not start');
+  }
+  log(`worker under wrangler dev at ${DIRECTUS_TEST.workerUrl}`);
+
+  // Control: lets workerd tests stop and restart Directus.
+  const control = createServer((req, res) => {
+    const done = (code, text) => {
+      res.writeHead(code, { 'content-type': 'text/plain' });
+      res.end(text);
+    };
+    const action = req.url === '/directus/stop' ? 'stop.mjs' : req.url === '/directus/start' ? 'start.mjs' : undefined;
+    if (req.method !== 'POST' || action === undefined) return done(404, 'POST /directus/stop | /directus/start');
+    const child = spawn(process.execPath, [join(scripts, action)], { env, stdio: 'inherit' });
+    child.on('exit', (code) => done(code === 0 ? 200 : 500, `${action} exit ${code}`));
+  });
+  await new Promise((r) => control.listen(DIRECTUS_TEST.controlPort, '127.0.0.1', r));
+
+  return async () => {
+    await new Promise((r) => control.close(r));
+    try {
+      process.kill(-worker.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+    run('stop.mjs');
+    rmSync(home, { recursive: true, force: true });
+  };
+}
