@@ -169,21 +169,25 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
     let decision: SlotDecision;
     if (isRecommendations) {
       const profile = personalized ? ctx.profile : null;
-      const items = profile
-        ? scoreCatalog(catalog, {
-            interests: profile.interests,
-            recentViews: recentViews(profile),
-            cart: profile.cart,
-            purchased: profile.purchased,
-            covisits: ctx.covisits,
-            currentProductId: ctx.productId,
-            limit: RECOMMENDATION_LIMIT,
-            maxPerCategory: MAX_PER_CATEGORY,
-          }).map((s) => card(s.product, s.reason))
-        : popularityPick(catalog, RECOMMENDATION_LIMIT + 1)
-            .filter((p) => p.id !== ctx.productId)
-            .slice(0, RECOMMENDATION_LIMIT)
-            .map((p) => card(p, 'popular right now'));
+      const triggered = profile ? triggeredAccessories(catalog, profile) : [];
+      const items =
+        triggered.length > 0
+          ? triggered
+          : profile
+            ? scoreCatalog(catalog, {
+                interests: profile.interests,
+                recentViews: recentViews(profile),
+                cart: profile.cart,
+                purchased: profile.purchased,
+                covisits: ctx.covisits,
+                currentProductId: ctx.productId,
+                limit: RECOMMENDATION_LIMIT,
+                maxPerCategory: MAX_PER_CATEGORY,
+              }).map((s) => card(s.product, s.reason))
+            : popularityPick(catalog, RECOMMENDATION_LIMIT + 1)
+                .filter((p) => p.id !== ctx.productId)
+                .slice(0, RECOMMENDATION_LIMIT)
+                .map((p) => card(p, 'popular right now'));
       const personal = profile !== null && items.some((i) => i.reason !== 'popular right now');
       decision = {
         slot,
@@ -223,6 +227,49 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
 
 function defaultVariant(variants: SlotVariant[]): SlotVariant | undefined {
   return variants.find((v) => v.isDefault) ?? [...variants].sort((a, b) => a.priority - b.priority)[0];
+}
+
+/**
+ * While a product that fires a trigger rule (e.g. an outdoor jacket) is in the cart, the
+ * rule's accessories lead the recommendations — the same picks the trigger announced.
+ */
+export function triggeredAccessories(catalog: CatalogIndex, profile: ProfileView): ProductCard[] {
+  if (profile.cart.length === 0 || catalog.triggerRules.length === 0) return [];
+  const inCart = new Set(profile.cart);
+  const newestFirst = [
+    ...profile.recentActions
+      .filter((a) => a.name === 'cart.item.added' && a.productId !== undefined && inCart.has(a.productId))
+      .map((a) => a.productId as string),
+    ...profile.cart,
+  ];
+  for (const productId of new Set(newestFirst)) {
+    const i = catalog.indexById.get(productId);
+    const product = i === undefined ? undefined : catalog.products[i];
+    if (!product) continue;
+    const rule = catalog.triggerRules.find(
+      (r) =>
+        r.enabled &&
+        r.on === 'cart.item.added' &&
+        r.recommend !== undefined &&
+        (r.when.category === undefined || r.when.category === product.category) &&
+        ((r.when.tags ?? []).length === 0 || (r.when.tags ?? []).some((t) => product.tags.includes(t))),
+    );
+    if (!rule?.recommend) continue;
+    const picks = scoreCatalog(catalog, {
+      interests: profile.interests,
+      recentViews: [],
+      cart: profile.cart,
+      purchased: profile.purchased,
+      limit: Math.min(rule.recommend.limit ?? RECOMMENDATION_LIMIT, RECOMMENDATION_LIMIT),
+      maxPerCategory: 0,
+      restrictTo: {
+        ...(rule.recommend.categories ? { categories: rule.recommend.categories } : {}),
+        ...(rule.recommend.tags ? { tags: rule.recommend.tags } : {}),
+      },
+    });
+    if (picks.length > 0) return picks.map((s) => card(s.product, `goes with your ${product.title}`));
+  }
+  return [];
 }
 
 /** The targeted variant that best matches the person: interest strength, then segment, then priority. */

@@ -65,13 +65,30 @@ describe('GET /v1/decide with personalization consent', () => {
     expect(body.decisions.hero).toMatchObject({ variant: 'hero-outdoor', holdout: false });
     expect(body.decisions.hero?.reason).toMatch(/^interest in (outdoor|waterproof)$/);
     const items = body.decisions.recommendations?.items ?? [];
-    expect(items).toHaveLength(4);
+    // The rule recommends up to 3 accessories.
+    expect(items).toHaveLength(3);
     expect(items.map((i) => i.id)).not.toContain('rain-shell');
     expect(items.every((i) => i.reason.length > 0)).toBe(true);
-    // The diversity cap: at most two per category.
-    const outdoor = items.filter((i) => i.category === 'outdoor').length;
-    expect(outdoor).toBeLessThanOrEqual(2);
+    // The rain shell in the cart fires the outdoor trigger rule: its accessories lead.
+    expect(items.map((i) => i.category)).toEqual(Array(items.length).fill('outdoor-accessories'));
+    expect(items.every((i) => i.reason === 'goes with your Rain Shell')).toBe(true);
+  });
+
+  it('recommends by interest and recent views, at most two per category', async () => {
+    const anonymousId = anonymousIdInGroup('browser', false);
+    await seedPerson(env, `anon:${anonymousId}`, { personalization: true }, [
+      viewed('trail-jacket', 'outdoor', ['jacket', 'waterproof']),
+      viewed('hiking-boots', 'outdoor', ['boots', 'waterproof']),
+    ]);
+    const body = await (
+      await get(`slots=recommendations&anonymousId=${anonymousId}&productId=hiking-boots`)
+    ).json<DecideResponse>();
+    const items = body.decisions.recommendations?.items ?? [];
+    expect(items).toHaveLength(4);
+    expect(items.map((i) => i.id)).not.toContain('hiking-boots');
+    expect(items.filter((i) => i.category === 'outdoor').length).toBe(2);
     expect(items[0]?.category).toBe('outdoor');
+    expect(items.every((i) => i.reason !== 'popular right now')).toBe(true);
   });
 
   it('serves the held-out person the defaults and says so', async () => {

@@ -71,8 +71,8 @@ async function fillWithin(
 /** The source of a start tag, rebuilt from what the parser saw (attribute values are kept raw). */
 function startTagSource(el: Element): string {
   let out = `<${el.tagName}`;
-  for (const [name, value] of el.attributes) out += ` ${name}="${value.replace(/"/g, '&quot;')}"`;
-  return `${out}${el.selfClosing ? ' /' : ''}>`;
+  for (const [name, value = ''] of el.attributes) out += ` ${name}="${value.replace(/"/g, '&quot;')}"`;
+  return `${out}>`;
 }
 
 /**

@@ -1,9 +1,24 @@
 /**
- * Real-time triggers, run by the ingest path after a person's ProfileDO has applied
- * their events. Until the personalization work lands, no rules run.
+ * Real-time triggers, run by the ingest path after a person's ProfileDO has applied their
+ * events. Rules are data (Directus collection `trigger_rules`, cached with the catalog):
+ * "on `cart.item.added` of category X, recommend accessories and offer a personal promo".
+ *
+ * What a rule emits:
+ * - `recommendation.triggered` (personalization): the accessories picked for this person
+ *   (the decide path shows the same picks in a recommendations slot while the product is
+ *   in the cart — see decide.ts, `triggeredAccessories`).
+ * - `promo.offered` (marketing only): a unique code, its expiry and discount, counted
+ *   against the rule's per-person cap in the person's ProfileDO (`recordOffer`), so a
+ *   replayed or concurrent event can never exceed the cap.
  */
-import type { CustomerAction } from '@attune/shared-schema';
+import type { CustomerAction, JsonValue } from '@attune/shared-schema';
+import type { CatalogIndex } from '../catalog/catalog-index.ts';
+import { getCatalog } from '../catalog/index.ts';
+import type { TriggerRule } from '../catalog/types.ts';
+import { scoreCatalog } from '../decide/scorer.ts';
+import { profileStub } from '../identity/index.ts';
 import type { ProfileView } from '../profile/types.ts';
+import { newUlid } from '../profile/ulid.ts';
 
 export interface TriggerInput {
   siteId: string;
@@ -13,7 +28,124 @@ export interface TriggerInput {
   marketing: boolean;
 }
 
+/** Accessories a rule recommends unless it says otherwise. */
+const DEFAULT_RECOMMEND_LIMIT = 3;
+const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+
+/** The product an event is about, as the catalog knows it (or as the event describes it). */
+export function eventProduct(
+  event: CustomerAction,
+  catalog: CatalogIndex,
+): { id: string; category?: string; tags: string[] } | undefined {
+  const props = event.properties ?? {};
+  const id = props.productId;
+  if (typeof id !== 'string' || id === '') return undefined;
+  const known = catalog.indexById.get(id);
+  const product = known === undefined ? undefined : catalog.products[known];
+  if (product) return { id, category: product.category, tags: product.tags };
+  const tags = Array.isArray(props.tags) ? props.tags.filter((t): t is string => typeof t === 'string') : [];
+  return { id, ...(typeof props.category === 'string' ? { category: props.category } : {}), tags };
+}
+
+/** Whether a rule fires for an event. */
+export function ruleMatches(rule: TriggerRule, event: CustomerAction, catalog: CatalogIndex): boolean {
+  if (!rule.enabled || rule.on !== event.name) return false;
+  const product = eventProduct(event, catalog);
+  if (rule.when.category !== undefined && product?.category !== rule.when.category) return false;
+  const wanted = rule.when.tags ?? [];
+  if (wanted.length > 0 && !wanted.some((t) => product?.tags.includes(t))) return false;
+  return true;
+}
+
+/** A unique, unguessable promo code: the rule's prefix and 8 random characters. */
+export function promoCode(prefix: string): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  let code = '';
+  for (const b of bytes) code += CODE_ALPHABET.charAt(b % CODE_ALPHABET.length);
+  return `${prefix}-${code}`;
+}
+
 /** Runs the site's trigger rules for events a person just sent; returns events to record (e.g. promo.offered). */
-export async function runTriggers(_env: Env, _input: TriggerInput): Promise<CustomerAction[]> {
-  return [];
+export async function runTriggers(env: Env, input: TriggerInput): Promise<CustomerAction[]> {
+  const catalog = await getCatalog(env);
+  if (catalog.triggerRules.length === 0) return [];
+  const personalization = input.profile.consent?.categories.personalization === true;
+  const out: CustomerAction[] = [];
+  const fired = new Set<string>();
+  for (const event of input.events) {
+    for (const rule of catalog.triggerRules) {
+      if (fired.has(rule.id) || !ruleMatches(rule, event, catalog)) continue;
+      fired.add(rule.id);
+      const product = eventProduct(event, catalog);
+      const base = {
+        type: 'track' as const,
+        anonymousId: event.anonymousId,
+        ...(event.userId !== undefined ? { userId: event.userId } : {}),
+        ...(event.sessionId !== undefined ? { sessionId: event.sessionId } : {}),
+        schemaVersion: 1 as const,
+      };
+      const accessories =
+        rule.recommend && personalization ? recommendAccessories(catalog, rule, input.profile) : [];
+      if (accessories.length > 0) {
+        const now = new Date();
+        out.push({
+          ...base,
+          id: newUlid(now.getTime()),
+          name: 'recommendation.triggered',
+          timestamp: now.toISOString(),
+          properties: {
+            rule: rule.id,
+            trigger: { eventId: event.id, ...(product ? { productId: product.id } : {}) },
+            items: accessories,
+          },
+        });
+      }
+      if (!rule.promo || !input.marketing) continue;
+      // The cap is enforced where the person's state lives, in order with their events.
+      const granted = await profileStub(env, input.siteId, input.profile.personKey).recordOffer(
+        rule.id,
+        rule.promo.capPerPerson,
+      );
+      if (!granted) continue;
+      const now = new Date();
+      const properties: Record<string, JsonValue> = {
+        code: promoCode(rule.promo.codePrefix),
+        rule: rule.id,
+        expiresAt: new Date(now.getTime() + rule.promo.ttlHours * 3_600_000).toISOString(),
+        discountPercent: rule.promo.discountPercent,
+        trigger: { eventId: event.id, ...(product ? { productId: product.id } : {}) },
+      };
+      if (accessories.length > 0) properties.items = accessories;
+      out.push({
+        ...base,
+        id: newUlid(now.getTime()),
+        name: 'promo.offered',
+        timestamp: now.toISOString(),
+        properties,
+      });
+    }
+  }
+  return out;
+}
+
+/** The rule's accessories, ranked for this person, never what they own or have in the cart. */
+export function recommendAccessories(
+  catalog: CatalogIndex,
+  rule: TriggerRule,
+  profile: ProfileView,
+): string[] {
+  const recommend = rule.recommend;
+  if (!recommend) return [];
+  return scoreCatalog(catalog, {
+    interests: profile.interests,
+    recentViews: [],
+    cart: profile.cart,
+    purchased: profile.purchased,
+    limit: recommend.limit ?? DEFAULT_RECOMMEND_LIMIT,
+    maxPerCategory: 0,
+    restrictTo: {
+      ...(recommend.categories ? { categories: recommend.categories } : {}),
+      ...(recommend.tags ? { tags: recommend.tags } : {}),
+    },
+  }).map((s) => s.product.id);
 }

@@ -1,0 +1,129 @@
+import { env } from 'cloudflare:workers';
+import { type CustomerAction, validateEvent } from '@attune/shared-schema';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
+import { putCatalogSnapshot } from '../catalog/index.ts';
+import { addedToCart, type Grants, seedPerson, viewed } from '../decide/fixtures/people.ts';
+import { profileStub } from '../identity/index.ts';
+import type { PersonKey, ProfileView } from '../profile/types.ts';
+import { newUlid } from '../profile/ulid.ts';
+import { runTriggers } from './index.ts';
+
+beforeAll(async () => {
+  await putCatalogSnapshot(env, FIXTURE_CATALOG);
+});
+
+let people = 0;
+async function person(grants: Grants): Promise<{ key: PersonKey; profile: () => Promise<ProfileView> }> {
+  const key: PersonKey = `anon:trigger-person-${people++}`;
+  await seedPerson(env, key, grants, [viewed('headlamp', 'outdoor-accessories', ['light', 'electronics'])]);
+  const profile = async () => {
+    const view = await profileStub(env, 'demo', key).view();
+    if (!view) throw new Error('profile missing');
+    return view;
+  };
+  return { key, profile };
+}
+
+function cartAdd(key: PersonKey, productId: string, category = 'outdoor'): CustomerAction {
+  return {
+    id: newUlid(),
+    type: 'track',
+    name: 'cart.item.added',
+    timestamp: new Date().toISOString(),
+    anonymousId: key.slice(5),
+    properties: { ...addedToCart(productId, category).properties },
+    schemaVersion: 1,
+  };
+}
+
+const all = { analytics: true, personalization: true, marketing: true };
+
+describe('runTriggers', () => {
+  it('recommends the accessories and offers a personal promo on a matching cart add', async () => {
+    const p = await person(all);
+    const before = Date.now();
+    const out = await runTriggers(env, {
+      siteId: 'demo',
+      events: [cartAdd(p.key, 'trail-jacket')],
+      profile: await p.profile(),
+      marketing: true,
+    });
+    expect(out.map((e) => e.name)).toEqual(['recommendation.triggered', 'promo.offered']);
+    for (const event of out) expect(validateEvent(event).ok).toBe(true);
+    const [recs, promo] = out;
+    expect(recs?.properties?.items).toEqual(['headlamp', 'wool-socks', 'water-filter']);
+    expect(promo?.properties).toMatchObject({ rule: 'outdoor-accessories', discountPercent: 10 });
+    expect(String(promo?.properties?.code)).toMatch(/^TRAIL-[A-Z2-9]{8}$/);
+    const expires = Date.parse(String(promo?.properties?.expiresAt));
+    expect(expires).toBeGreaterThanOrEqual(before + 48 * 3_600_000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + 48 * 3_600_000);
+    expect((await p.profile()).offers).toEqual({ 'outdoor-accessories': 1 });
+  });
+
+  it('stops offering at the rule’s cap per person, but keeps recommending', async () => {
+    const p = await person(all);
+    const codes: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const out = await runTriggers(env, {
+        siteId: 'demo',
+        events: [cartAdd(p.key, 'espresso-beans', 'coffee')],
+        profile: await p.profile(),
+        marketing: true,
+      });
+      expect(out.some((e) => e.name === 'recommendation.triggered')).toBe(true);
+      for (const e of out) if (e.name === 'promo.offered') codes.push(String(e.properties?.code));
+    }
+    // The coffee rule's cap is 2: two distinct codes, then none.
+    expect(codes).toHaveLength(2);
+    expect(new Set(codes).size).toBe(2);
+    expect((await p.profile()).offers['coffee-accessories']).toBe(2);
+  });
+
+  it('fires a rule once per batch, however many matching events it holds', async () => {
+    const p = await person(all);
+    const out = await runTriggers(env, {
+      siteId: 'demo',
+      events: [cartAdd(p.key, 'trail-jacket'), cartAdd(p.key, 'hiking-boots')],
+      profile: await p.profile(),
+      marketing: true,
+    });
+    expect(out.filter((e) => e.name === 'promo.offered')).toHaveLength(1);
+  });
+
+  it('offers no promo and counts nothing without marketing consent', async () => {
+    const p = await person({ analytics: true, personalization: true });
+    const out = await runTriggers(env, {
+      siteId: 'demo',
+      events: [cartAdd(p.key, 'trail-jacket')],
+      profile: await p.profile(),
+      marketing: false,
+    });
+    expect(out.map((e) => e.name)).toEqual(['recommendation.triggered']);
+    expect((await p.profile()).offers).toEqual({});
+  });
+
+  it('recommends nothing without personalization consent', async () => {
+    const p = await person({ marketing: true });
+    const out = await runTriggers(env, {
+      siteId: 'demo',
+      events: [cartAdd(p.key, 'trail-jacket')],
+      profile: await p.profile(),
+      marketing: true,
+    });
+    expect(out.map((e) => e.name)).toEqual(['promo.offered']);
+  });
+
+  it('ignores other categories, other events and disabled rules', async () => {
+    const p = await person(all);
+    const view: CustomerAction = { ...cartAdd(p.key, 'trail-jacket'), name: 'product.viewed' };
+    const out = await runTriggers(env, {
+      siteId: 'demo',
+      events: [cartAdd(p.key, 'tent-2p', 'camping'), view],
+      profile: await p.profile(),
+      marketing: true,
+    });
+    expect(out).toEqual([]);
+    expect((await p.profile()).offers).toEqual({});
+  });
+});
