@@ -8,6 +8,7 @@
  */
 import { type Attune, createAttune } from '@attune/browser-sdk';
 import { createContext, type ReactNode, useContext, useEffect, useState } from 'react';
+import { adoptEdgeAnonymousId, shareWithEdge } from '@/lib/edge-cookies';
 
 export type { Attune };
 
@@ -17,9 +18,20 @@ let instance: Attune | undefined;
 
 function getAttune(writeKey: string): Attune {
   if (instance === undefined) {
-    instance = createAttune({ writeKey, endpoint: `${window.location.origin}/attune` });
+    adoptEdgeAnonymousId();
+    const attune = createAttune({ writeKey, endpoint: `${window.location.origin}/attune` });
+    // The SDK saves its record in a microtask after a change; share it with the edge after that.
+    const share = () => setTimeout(() => shareWithEdge(attune.consent.get()), 0);
+    attune.consent.onChange(share);
+    share();
+    const reset = attune.reset.bind(attune);
+    attune.reset = () => {
+      reset();
+      share();
+    };
+    instance = attune;
     // Exposed for the console and the end-to-end tests (e.g. `await attune.flush()`).
-    (window as unknown as { attune: Attune }).attune = instance;
+    (window as unknown as { attune: Attune }).attune = attune;
   }
   return instance;
 }

@@ -34,11 +34,16 @@ export async function newVisitor(
   return { context, page };
 }
 
+/** An event as the SDK sent it. */
+export interface SentEvent {
+  name: string;
+  type: string;
+  anonymousId: string;
+  userId?: string;
+}
+
 /** Every request a page makes to Attune's collect endpoint, with its decoded events. */
-export function watchCollect(page: Page): {
-  requests: Request[];
-  events: () => Array<{ name: string; type: string }>;
-} {
+export function watchCollect(page: Page): { requests: Request[]; events: () => SentEvent[] } {
   const requests: Request[] = [];
   page.on('request', (r) => {
     if (new URL(r.url()).pathname.endsWith('/v1/collect')) requests.push(r);
@@ -48,7 +53,7 @@ export function watchCollect(page: Page): {
     events: () =>
       requests.flatMap((r) => {
         try {
-          const body = JSON.parse(r.postData() ?? '{}') as { batch?: Array<{ name: string; type: string }> };
+          const body = JSON.parse(r.postData() ?? '{}') as { batch?: SentEvent[] };
           return body.batch ?? [];
         } catch {
           return [];
@@ -71,6 +76,8 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 }
 
 export interface SlotContent {
+  /** The variant the Worker filled in (`data-attune-variant`), absent when the origin's default stayed. */
+  variant: string | undefined;
   text: string;
   html: string;
   /** Product slugs the slot links to (`/products/<slug>`). */
@@ -85,12 +92,21 @@ export interface SlotContent {
 export async function slotsInHtml(page: Page, html: string): Promise<Record<string, SlotContent>> {
   return page.evaluate((source) => {
     const doc = new DOMParser().parseFromString(source, 'text/html');
-    const out: Record<string, { text: string; html: string; productSlugs: string[]; productIds: string[] }> =
-      {};
+    const out: Record<
+      string,
+      {
+        variant: string | undefined;
+        text: string;
+        html: string;
+        productSlugs: string[];
+        productIds: string[];
+      }
+    > = {};
     for (const el of Array.from(doc.querySelectorAll('[data-attune-slot]'))) {
       const name = el.getAttribute('data-attune-slot') ?? '';
       const links = Array.from(el.querySelectorAll('a[href]')).map((a) => a.getAttribute('href') ?? '');
       out[name] = {
+        variant: el.getAttribute('data-attune-variant') ?? undefined,
         text: (el.textContent ?? '').replace(/\s+/g, ' ').trim(),
         html: el.innerHTML,
         productSlugs: links
