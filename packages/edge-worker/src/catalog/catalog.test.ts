@@ -1,0 +1,81 @@
+import { env } from 'cloudflare:workers';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { FIXTURE_CATALOG } from './fixtures/catalog.ts';
+import { CATALOG_VERSION_KEY, getCatalog, invalidateCatalog, putCatalogSnapshot } from './index.ts';
+import { loadCatalogFromDirectus } from './source.ts';
+
+/** The Worker's env pointed at the fixture Directus (served by the fixture origin Worker). */
+const withDirectus = { ...env, DIRECTUS_URL: 'http://directus.fixture.test/' };
+const directusReads = async () =>
+  (await (await fetch('http://directus.fixture.test/__reads')).json<{ reads: number }>()).reads;
+
+describe('catalog source (Directus REST)', () => {
+  it('maps rows to the catalog types and names the rows it had to skip', async () => {
+    const { snapshot, skipped } = await loadCatalogFromDirectus(withDirectus, 'v-test');
+    expect(snapshot.products.map((p) => p.id)).toEqual(['d-jacket', 'd-socks']);
+    expect(snapshot.products[0]).toMatchObject({ price: 120.5, tags: ['jacket', 'waterproof'], stock: 4 });
+    expect(snapshot.products[1]?.image).toBe('');
+    expect(skipped).toEqual([
+      { collection: 'products', id: 'broken', problem: expect.stringContaining('price') },
+    ]);
+    expect(snapshot.slotContent[0]).toMatchObject({ id: 'hero-directus', isDefault: true });
+    expect(snapshot.triggerRules[0]).toMatchObject({
+      when: { category: 'outdoor' },
+      promo: { capPerPerson: 1 },
+    });
+  });
+
+  it('fails loudly on a wrong token instead of serving an empty catalog as if it were real', async () => {
+    await expect(loadCatalogFromDirectus({ ...withDirectus, DIRECTUS_TOKEN: 'wrong' }, 'v')).rejects.toThrow(
+      /HTTP 401/,
+    );
+  });
+});
+
+describe('catalog at the edge', () => {
+  beforeEach(async () => {
+    await env.EDGE_CACHE.delete(CATALOG_VERSION_KEY);
+    await invalidateCatalog(withDirectus);
+  });
+
+  it('loads from Directus once, then serves from memory and KV', async () => {
+    const before = await directusReads();
+    const first = await getCatalog(withDirectus);
+    expect(first.products.map((p) => p.id)).toEqual(['d-jacket', 'd-socks']);
+    const second = await getCatalog(withDirectus);
+    expect(second).toBe(first);
+    expect(await directusReads()).toBe(before + 3);
+    const version = await env.EDGE_CACHE.get(CATALOG_VERSION_KEY);
+    expect(version).toBe(first.version);
+    expect(await env.EDGE_CACHE.get(`catalog:snapshot:${version}`, 'json')).toMatchObject({ version });
+  });
+
+  it('reloads after the webhook invalidates it', async () => {
+    const first = await getCatalog(withDirectus);
+    const before = await directusReads();
+    const version = await invalidateCatalog(withDirectus);
+    const next = await getCatalog(withDirectus);
+    expect(next.version).toBe(version);
+    expect(next.version).not.toBe(first.version);
+    expect(await directusReads()).toBe(before + 3);
+  });
+
+  it('serves a published snapshot without asking Directus, indexed for decisions', async () => {
+    const before = await directusReads();
+    await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
+    const index = await getCatalog(withDirectus);
+    expect(index.version).toBe('fixture-1');
+    expect(index.postings.get('category:coffee')?.length).toBe(4);
+    expect(index.byPopularity.length).toBe(FIXTURE_CATALOG.products.length - 1);
+    expect(await directusReads()).toBe(before);
+  });
+
+  it('degrades to an empty catalog (defaults only) when Directus is unreachable and nothing is cached', async () => {
+    const index = await getCatalog({
+      ...env,
+      DIRECTUS_URL: 'http://directus.fixture.test/',
+      DIRECTUS_TOKEN: 'wrong',
+    });
+    expect(index.products).toEqual([]);
+  });
+});
