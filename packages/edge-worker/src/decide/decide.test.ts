@@ -1,0 +1,127 @@
+import { validateEvent } from '@attune/shared-schema';
+import { describe, expect, it } from 'vitest';
+import { buildCatalogIndex } from '../catalog/catalog-index.ts';
+import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
+import type { ProfileView } from '../profile/types.ts';
+import { decideSlots, type SlotContext } from './decide.ts';
+import { consentState } from './fixtures/people.ts';
+import { DEFAULT_EXPERIMENT } from './holdout.ts';
+import { type LoggedEvent, measureLift } from './lift.ts';
+
+const catalog = buildCatalogIndex(FIXTURE_CATALOG);
+const profile: ProfileView = {
+  siteId: 'demo',
+  personKey: 'anon:abc12345',
+  anonymousIds: ['abc12345'],
+  traits: {},
+  interests: { 'category:coffee': 5 },
+  segments: [],
+  counters: {},
+  recentActions: [],
+  cart: [],
+  purchased: [],
+  offers: {},
+  consent: consentState({ analytics: true, personalization: true }),
+  firstSeen: '2026-11-01T00:00:00.000Z',
+  lastSeen: '2026-11-01T00:00:00.000Z',
+  asOf: '2026-11-01T00:00:00.000Z',
+};
+const ctx = (over: Partial<SlotContext>): SlotContext => ({
+  siteId: 'demo',
+  personKey: 'anon:abc12345',
+  anonymousId: 'abc12345',
+  slots: ['hero', 'recommendations'],
+  budgetMs: 50,
+  profile,
+  consent: profile.consent,
+  personalization: true,
+  holdout: false,
+  covisits: new Map(),
+  analytics: true,
+  ...over,
+});
+
+describe('decision.served', () => {
+  it('records one valid event per slot with variant, holdout and experiment under analytics consent', () => {
+    const { response, served } = decideSlots(catalog, ctx({}));
+    expect(served).toHaveLength(2);
+    for (const message of served) {
+      expect(message).toMatchObject({
+        kind: 'event',
+        siteId: 'demo',
+        personId: 'anon:abc12345',
+        purposes: ['analytics'],
+      });
+      expect(validateEvent(message.event).ok).toBe(true);
+    }
+    const hero = served.find((m) => m.event.properties?.slot === 'hero');
+    expect(hero?.event.properties).toMatchObject({
+      decisionId: response.decisions.hero?.decisionId,
+      variant: 'hero-coffee',
+      holdout: false,
+      experiment: DEFAULT_EXPERIMENT,
+      personalized: true,
+    });
+    expect(hero?.event.id).toBe(response.decisions.hero?.decisionId);
+  });
+
+  it('records the held-out decision too, marked as holdout, so both groups are measured', () => {
+    const { response, served } = decideSlots(catalog, ctx({ holdout: true }));
+    expect(response.personalized).toBe(false);
+    expect(response.decisions.hero?.variant).toBe('hero-default');
+    expect(served.every((m) => m.event.properties?.holdout === true)).toBe(true);
+  });
+
+  it('records nothing without analytics consent', () => {
+    expect(decideSlots(catalog, ctx({ analytics: false })).served).toEqual([]);
+  });
+});
+
+describe('measureLift', () => {
+  const day = 24 * 3_600_000;
+  const t0 = Date.parse('2026-11-01T00:00:00.000Z');
+  const at = (ms: number) => new Date(t0 + ms).toISOString();
+  const served = (personId: string, holdout: boolean, ms = 0): LoggedEvent => ({
+    personId,
+    name: 'decision.served',
+    timestamp: at(ms),
+    properties: {
+      decisionId: `d-${personId}-${ms}`,
+      holdout,
+      experiment: DEFAULT_EXPERIMENT,
+      eligible: true,
+    },
+  });
+  const conversion = (personId: string, ms: number, name = 'order.completed'): LoggedEvent => ({
+    personId,
+    name,
+    timestamp: at(ms),
+  });
+
+  it('compares the conversion rates of treated and held-out people', () => {
+    const events: LoggedEvent[] = [];
+    for (let i = 0; i < 100; i++) events.push(served(`t${i}`, false));
+    for (let i = 0; i < 100; i++) events.push(served(`h${i}`, true));
+    for (let i = 0; i < 20; i++) events.push(conversion(`t${i}`, day));
+    for (let i = 0; i < 10; i++) events.push(conversion(`h${i}`, day, 'cart.item.added'));
+    const report = measureLift(events, DEFAULT_EXPERIMENT);
+    expect(report.treatment).toEqual({ people: 100, converters: 20, conversions: 20, rate: 0.2 });
+    expect(report.holdout).toEqual({ people: 100, converters: 10, conversions: 10, rate: 0.1 });
+    expect(report.lift).toBeCloseTo(1, 10);
+  });
+
+  it('attributes only conversions after a decision and within the window, or carrying its id', () => {
+    const events = [
+      served('a', false, day),
+      conversion('a', 0), // before any decision
+      conversion('a', day + 8 * day), // after the 7-day window
+      served('b', false, 0),
+      { ...conversion('b', 30 * day), properties: { decisionId: 'd-b-0' } }, // direct click-through
+      served('c', true, 0),
+      conversion('c', day),
+    ];
+    const report = measureLift(events, DEFAULT_EXPERIMENT);
+    expect(report.treatment).toMatchObject({ people: 2, converters: 1 });
+    expect(report.holdout).toMatchObject({ people: 1, converters: 1 });
+  });
+});
