@@ -24,13 +24,20 @@ interface Memo {
   checkedAt: number;
 }
 
+/** The bindings the catalog needs (a narrower view of Env, so tests can point it elsewhere). */
+export interface CatalogEnv {
+  EDGE_CACHE: KVNamespace;
+  DIRECTUS_URL: string;
+  DIRECTUS_TOKEN: string;
+}
+
 let memo: Memo | undefined;
 let loading: Promise<CatalogIndex> | undefined;
 
 const EMPTY: CatalogSnapshot = { version: 'empty', products: [], slotContent: [], triggerRules: [] };
 
 /** The indexed catalog for decisions; never throws (an unreadable source yields the last good or an empty catalog). */
-export async function getCatalog(env: Env): Promise<CatalogIndex> {
+export async function getCatalog(env: CatalogEnv): Promise<CatalogIndex> {
   const now = Date.now();
   if (memo && now - memo.checkedAt < CATALOG_RECHECK_MS) return memo.index;
   loading ??= refresh(env, now).finally(() => {
@@ -39,7 +46,7 @@ export async function getCatalog(env: Env): Promise<CatalogIndex> {
   return loading;
 }
 
-async function refresh(env: Env, now: number): Promise<CatalogIndex> {
+async function refresh(env: CatalogEnv, now: number): Promise<CatalogIndex> {
   try {
     let version = await env.EDGE_CACHE.get(CATALOG_VERSION_KEY);
     if (memo && version !== null && memo.index.version === version) {
@@ -89,7 +96,7 @@ function newVersion(): string {
  * products, slot content or trigger rules): the next decision in this isolate reloads
  * from Directus, other isolates follow within CATALOG_RECHECK_MS.
  */
-export async function invalidateCatalog(env: Env): Promise<string> {
+export async function invalidateCatalog(env: CatalogEnv): Promise<string> {
   const version = newVersion();
   await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, version);
   memo = undefined;
@@ -97,7 +104,7 @@ export async function invalidateCatalog(env: Env): Promise<string> {
 }
 
 /** Publishes a snapshot as the current catalog (seeding local runs and tests; a bulk import). */
-export async function putCatalogSnapshot(env: Env, snapshot: CatalogSnapshot): Promise<void> {
+export async function putCatalogSnapshot(env: CatalogEnv, snapshot: CatalogSnapshot): Promise<void> {
   await env.EDGE_CACHE.put(snapshotKey(snapshot.version), JSON.stringify(snapshot));
   await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, snapshot.version);
   memo = undefined;

@@ -158,7 +158,7 @@ export const parseTriggerRules = (rows: unknown, skipped: SkippedRow[]): Trigger
 
 const DIRECTUS_TIMEOUT_MS = 5000;
 
-async function readCollection(env: Env, collection: string): Promise<unknown> {
+async function readCollection(env: { DIRECTUS_URL: string; DIRECTUS_TOKEN: string }, collection: string): Promise<unknown> {
   const base = String(env.DIRECTUS_URL).replace(/\/+$/, '');
   const res = await fetch(`${base}/items/${collection}?limit=-1`, {
     headers: { authorization: `Bearer ${env.DIRECTUS_TOKEN}`, accept: 'application/json' },
@@ -171,7 +171,7 @@ async function readCollection(env: Env, collection: string): Promise<unknown> {
 
 /** Loads a fresh snapshot from Directus; throws when Directus cannot be read at all. */
 export async function loadCatalogFromDirectus(
-  env: Env,
+  env: { DIRECTUS_URL: string; DIRECTUS_TOKEN: string },
   version: string,
 ): Promise<{ snapshot: CatalogSnapshot; skipped: SkippedRow[] }> {
   const [products, slots, rules] = await Promise.all([
