@@ -1,3 +1,4 @@
+import { env as workerEnv } from 'cloudflare:workers';
 import { type EventMessage, LIMITS, QueueMessageSchema } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { viewProfile } from '../profile/client.ts';
@@ -17,6 +18,8 @@ import {
   signed,
   WRITE_KEY,
 } from './test-support.ts';
+
+const env = (): Env => workerEnv;
 
 let queue = recordQueue();
 afterEach(() => {
@@ -428,9 +431,3 @@ describe('GET /v1/admin/stats', () => {
     expect(counters.consent_dropped).toBeGreaterThan(0);
   });
 });
-
-import { env as workerEnv } from 'cloudflare:workers';
-
-function env(): Env {
-  return workerEnv;
-}

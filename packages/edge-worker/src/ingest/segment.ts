@@ -67,6 +67,13 @@ export function segmentConsent(message: Json, policyVersion: string): ConsentSta
   return { categories: out, policyVersion: version };
 }
 
+async function contentHash(value: Json): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(JSON.stringify(value)));
+  let out = '';
+  for (const b of new Uint8Array(digest).slice(0, 16)) out += b.toString(16).padStart(2, '0');
+  return out;
+}
+
 function tooLarge(message: string): SegmentParse {
   return { ok: false, status: COLLECT_STATUS.tooLarge, body: errorBody('too_large', message) };
 }
@@ -127,6 +134,9 @@ export async function parseSegmentBody(
       continue;
     }
     const message: Json = { ...raw };
+    // Segment's API makes a messageId when a producer sends none; ours is derived from the
+    // content, so a retried request still dedupes.
+    if (message.messageId === undefined) message.messageId = `auto-${await contentHash(raw)}`;
     // Segment libraries may leave the time to the server and put shared context on the batch.
     if (message.timestamp === undefined && message.originalTimestamp === undefined) {
       message.timestamp = new Date(now).toISOString();

@@ -110,6 +110,10 @@ export class ProfileDO extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
+    this.#createSchema();
+  }
+
+  #createSchema(): void {
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
       CREATE INDEX IF NOT EXISTS seen_at ON seen (at);`);
@@ -464,6 +468,8 @@ export class ProfileDO extends DurableObject<Env> {
       await this.ctx.storage.setAlarm(now + TOMBSTONE_TTL_MS);
     } else {
       await this.ctx.storage.deleteAll();
+      // deleteAll drops the tables too; this instance may still receive events (a returning visitor).
+      this.#createSchema();
     }
   }
 
@@ -477,6 +483,8 @@ export class ProfileDO extends DurableObject<Env> {
         else await this.ctx.storage.setAlarm(Date.parse(tombstone) + TOMBSTONE_TTL_MS);
         return;
       }
+      // Alarms are rare: read the durable state rather than trust the in-memory copy.
+      this.#loaded = false;
       const state = this.#load();
       const identity = this.#identity();
       if (!state || !identity) {

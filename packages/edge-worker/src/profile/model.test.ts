@@ -1,0 +1,190 @@
+import type { CustomerAction } from '@attune/shared-schema';
+import { describe, expect, it } from 'vitest';
+import {
+  applyEvent,
+  DEFAULT_RULES,
+  decayedInterests,
+  decayFactor,
+  emptyProfile,
+  evaluateSegments,
+  mergeProfiles,
+  type ProfileState,
+  toView,
+} from './model.ts';
+import { newUlid } from './ulid.ts';
+
+const DAY = 24 * 60 * 60 * 1000;
+const T0 = Date.parse('2026-11-01T10:00:00.000Z');
+const rules = { ...DEFAULT_RULES, halfLifeMs: 14 * DAY };
+
+function ev(
+  name: string,
+  properties: CustomerAction['properties'] = {},
+  extra: Partial<CustomerAction> = {},
+): CustomerAction {
+  return {
+    id: newUlid(),
+    type: name === 'page.viewed' ? 'page' : 'track',
+    name,
+    timestamp: new Date(T0).toISOString(),
+    anonymousId: 'a1',
+    properties,
+    schemaVersion: 1,
+    ...extra,
+  };
+}
+
+function fresh(): ProfileState {
+  return emptyProfile('demo', 'anon:a1', new Date(T0).toISOString());
+}
+
+describe('interest decay', () => {
+  it('halves a score every half-life', () => {
+    expect(decayFactor(14 * DAY, 14 * DAY)).toBeCloseTo(0.5, 10);
+    expect(decayFactor(28 * DAY, 14 * DAY)).toBeCloseTo(0.25, 10);
+    expect(decayFactor(0, 14 * DAY)).toBe(1);
+    const decayed = decayedInterests({ 'category:shoes': 8 }, T0, T0 + 7 * DAY, rules);
+    expect(decayed['category:shoes']).toBeCloseTo(8 / Math.SQRT2, 10);
+  });
+
+  it('decays before adding: a view after one half-life lands on half the old score', () => {
+    const s = fresh();
+    applyEvent(s, ev('cart.item.added', { productId: 'p1', category: 'shoes' }), T0, rules);
+    expect(s.interests['category:shoes']).toBe(3);
+    applyEvent(s, ev('product.viewed', { productId: 'p1', category: 'shoes' }), T0 + 14 * DAY, rules);
+    expect(s.interests['category:shoes']).toBeCloseTo(1.5 + 1, 10);
+    expect(toView(s, T0 + 28 * DAY, rules).interests['category:shoes']).toBeCloseTo(1.25, 10);
+  });
+
+  it('weights signals view < cart add < purchase, caps each increment and the total, forgets tiny scores', () => {
+    const s = fresh();
+    applyEvent(s, ev('product.viewed', { productId: 'a', category: 'v' }), T0, rules);
+    applyEvent(s, ev('cart.item.added', { productId: 'b', category: 'c' }), T0, rules);
+    applyEvent(
+      s,
+      ev('order.completed', {
+        orderId: 'o',
+        total: 1,
+        products: [
+          { productId: 'c', category: 'p' },
+          { productId: 'd', category: 'p' },
+        ],
+      }),
+      T0,
+      rules,
+    );
+    expect(s.interests['category:v']).toBe(1);
+    expect(s.interests['category:c']).toBe(3);
+    // Two products of one category in one order still add one purchase's weight.
+    expect(s.interests['category:p']).toBe(5);
+    for (let i = 0; i < 40; i++)
+      applyEvent(s, ev('order.completed', { orderId: `o${i}`, total: 1, category: 'p' }), T0, rules);
+    expect(s.interests['category:p']).toBe(rules.maxScore);
+    const later = toView(s, T0 + 400 * DAY, rules);
+    expect(later.interests['category:v']).toBeUndefined();
+  });
+});
+
+describe('segments', () => {
+  it('new_visitor: first session, no order', () => {
+    const s = fresh();
+    applyEvent(s, ev('page.viewed', {}, { sessionId: 's1' }), T0, rules);
+    expect(evaluateSegments(s, T0, rules)).toContain('new_visitor');
+    applyEvent(s, ev('page.viewed', {}, { sessionId: 's2' }), T0 + DAY, rules);
+    expect(evaluateSegments(s, T0 + DAY, rules)).not.toContain('new_visitor');
+  });
+
+  it('cart_abandoner: a cart left alone for 30 minutes without an order', () => {
+    const s = fresh();
+    applyEvent(s, ev('cart.item.added', { productId: 'p1' }), T0, rules);
+    expect(evaluateSegments(s, T0 + 10 * 60_000, rules)).not.toContain('cart_abandoner');
+    expect(evaluateSegments(s, T0 + 31 * 60_000, rules)).toContain('cart_abandoner');
+    applyEvent(
+      s,
+      ev('order.completed', { orderId: 'o1', total: 20, products: [{ productId: 'p1' }] }),
+      T0 + 40 * 60_000,
+      rules,
+    );
+    expect(s.cart).toEqual([]);
+    expect(s.purchased).toEqual(['p1']);
+    expect(evaluateSegments(s, T0 + 2 * 60 * 60_000, rules)).not.toContain('cart_abandoner');
+  });
+
+  it('frequent_browser_rare_buyer: many views, at most one order', () => {
+    const s = fresh();
+    for (let i = 0; i < 9; i++) applyEvent(s, ev('product.viewed', { productId: `p${i}` }), T0 + i, rules);
+    expect(evaluateSegments(s, T0 + DAY, rules)).not.toContain('frequent_browser_rare_buyer');
+    applyEvent(s, ev('product.viewed', { productId: 'p9' }), T0 + 10, rules);
+    expect(evaluateSegments(s, T0 + DAY, rules)).toContain('frequent_browser_rare_buyer');
+    applyEvent(s, ev('order.completed', { orderId: 'o1', total: 5 }), T0 + 20, rules);
+    applyEvent(s, ev('order.completed', { orderId: 'o2', total: 5 }), T0 + 30, rules);
+    expect(evaluateSegments(s, T0 + DAY, rules)).not.toContain('frequent_browser_rare_buyer');
+  });
+
+  it('high_value: revenue over the threshold', () => {
+    const s = fresh();
+    applyEvent(s, ev('order.completed', { orderId: 'o1', total: 499 }), T0, rules);
+    expect(evaluateSegments(s, T0, rules)).not.toContain('high_value');
+    applyEvent(s, ev('order.completed', { orderId: 'o2', total: 1 }), T0, rules);
+    expect(evaluateSegments(s, T0, rules)).toContain('high_value');
+  });
+
+  it('marketer-defined rules on counters', () => {
+    const s = fresh();
+    const custom = { ...rules, customSegments: [{ id: 'searcher', minCounters: { 'search.performed': 2 } }] };
+    applyEvent(s, ev('search.performed', { query: 'boots' }), T0, custom);
+    expect(evaluateSegments(s, T0, custom)).not.toContain('searcher');
+    applyEvent(s, ev('search.performed', { query: 'hats' }), T0, custom);
+    expect(evaluateSegments(s, T0, custom)).toContain('searcher');
+  });
+});
+
+describe('interest shift', () => {
+  it('emits interest.shifted when the dominant category changes sharply', () => {
+    const s = fresh();
+    applyEvent(s, ev('product.viewed', { productId: 'a', category: 'shoes' }), T0, rules);
+    applyEvent(s, ev('product.viewed', { productId: 'b', category: 'shoes' }), T0 + 1, rules);
+    applyEvent(s, ev('product.viewed', { productId: 'c', category: 'shoes' }), T0 + 1, rules);
+    const emitted: CustomerAction[] = [];
+    // Hats at 3 do not beat shoes at 3 by 1.5×; after the purchase (8) they do.
+    emitted.push(
+      ...applyEvent(s, ev('cart.item.added', { productId: 'h', category: 'hats' }), T0 + 2, rules).emitted,
+    );
+    expect(emitted).toHaveLength(0);
+    emitted.push(
+      ...applyEvent(s, ev('order.completed', { orderId: 'o', total: 5, category: 'hats' }), T0 + 3, rules)
+        .emitted,
+    );
+    expect(emitted).toHaveLength(1);
+    expect(emitted[0]).toMatchObject({
+      name: 'interest.shifted',
+      type: 'track',
+      properties: { from: 'shoes', to: 'hats' },
+    });
+    // No second event while hats stays on top.
+    expect(
+      applyEvent(s, ev('product.viewed', { productId: 'h', category: 'hats' }), T0 + 4, rules).emitted,
+    ).toHaveLength(0);
+  });
+});
+
+describe('merge', () => {
+  it('adds decayed interests, counters and actions of the anonymous profile into the person', () => {
+    const anon = fresh();
+    applyEvent(anon, ev('product.viewed', { productId: 'a', category: 'shoes' }), T0, rules);
+    applyEvent(anon, ev('cart.item.added', { productId: 'a', category: 'shoes' }), T0 + 1, rules);
+    const person = emptyProfile('demo', 'user:u1', new Date(T0 + 14 * DAY).toISOString());
+    applyEvent(
+      person,
+      ev('product.viewed', { productId: 'b', category: 'shoes' }, { anonymousId: 'a2' }),
+      T0 + 14 * DAY,
+      rules,
+    );
+    mergeProfiles(person, anon, rules);
+    expect(person.interests['category:shoes']).toBeCloseTo(1 + 4 / 2, 3);
+    expect(person.counters['product.viewed']).toBe(2);
+    expect(person.cart).toEqual(['a']);
+    expect(person.anonymousIds.sort()).toEqual(['a1', 'a2']);
+    expect(person.recentActions.map((r) => r.productId)).toEqual(['b', 'a', 'a']);
+  });
+});

@@ -1,0 +1,178 @@
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { type ErasureMessage, LIMITS } from '@attune/shared-schema';
+import { afterEach, describe, expect, it } from 'vitest';
+import { resolvePerson } from '../identity/index.ts';
+import {
+  ADMIN_TOKEN,
+  anonId,
+  call,
+  collect,
+  makeEvent,
+  productView,
+  recordQueue,
+  SITE,
+  signed,
+} from '../ingest/test-support.ts';
+import { getSiteById } from '../sites/index.ts';
+import { profileStub, recordOffer, viewProfile } from './client.ts';
+import type { ProfileDO } from './profile-do.ts';
+import type { PersonKey } from './types.ts';
+
+let queue = recordQueue();
+afterEach(() => {
+  queue.restore();
+  queue = recordQueue();
+});
+
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+const people = (key: string, method: string, headers: Record<string, string> = admin) =>
+  call(null, { method, path: `/v1/people/${encodeURIComponent(key)}?site=${SITE}`, origin: null, headers });
+
+describe('access and erasure', () => {
+  it('GET /v1/people/:id returns everything held, only to the admin', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    expect((await people(`anon:${a}`, 'GET', {})).status).toBe(401);
+    expect((await people(`anon:${a}`, 'GET', { authorization: 'Bearer wrong' })).status).toBe(401);
+    const res = await people(`anon:${a}`, 'GET');
+    expect(res.status).toBe(200);
+    const held = (await res.json()) as {
+      profile: { recentActions: unknown[]; interests: Record<string, number> };
+      seenEventIds: number;
+    };
+    expect(held.profile.recentActions).toHaveLength(1);
+    expect(held.profile.interests['category:shoes']).toBe(1);
+    expect(held.seenEventIds).toBe(1);
+    expect((await people('anon:nobody-here', 'GET')).status).toBe(404);
+    expect((await people('bogus', 'GET')).status).toBe(400);
+  });
+
+  it('DELETE erases the person and merged browsers, sends an erasure message, and drops late events', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    await collect([productView(a, 'p1', 'shoes')]);
+    await collect([makeEvent(a, 'user.signed_in', { userId, userIdSignature: await signed(userId) })]);
+    queue.messages.length = 0;
+
+    const res = await people(`user:${userId}`, 'DELETE');
+    expect(res.status).toBe(200);
+    const erasure = queue.messages.filter((m): m is ErasureMessage => m.kind === 'erasure');
+    expect(erasure).toHaveLength(1);
+    expect(erasure[0]).toMatchObject({ siteId: SITE, personId: `user:${userId}`, userId, anonymousIds: [a] });
+
+    expect(await viewProfile(env, SITE, `user:${userId}`)).toBeNull();
+    expect(await viewProfile(env, SITE, `anon:${a}`)).toBeNull();
+    const held = (await (await people(`user:${userId}`, 'GET')).json()) as {
+      profile?: unknown;
+      erasedAt?: string;
+    };
+    expect(held.profile).toBeUndefined();
+    expect(held.erasedAt).toEqual(expect.any(String));
+
+    // A late event (an offline queue flushing) for the erased browser or person is dropped, not stored or forwarded.
+    queue.messages.length = 0;
+    const late = await collect([
+      productView(a, 'p2', 'hats'),
+      makeEvent(a, 'page.viewed', { userId, userIdSignature: await signed(userId) }),
+    ]);
+    expect(late.status).toBe(200);
+    expect(await late.json()).toMatchObject({ accepted: 0, dropped: 2 });
+    expect(queue.messages).toHaveLength(0);
+    expect(await viewProfile(env, SITE, `user:${userId}`)).toBeNull();
+  });
+
+  it('the tombstone itself expires once no late event could still be accepted', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    await people(`anon:${a}`, 'DELETE');
+    const stub = profileStub(env, SITE, `anon:${a}`);
+    await runInDurableObject(stub, async (_o: ProfileDO, state) => {
+      const alarm = await state.storage.getAlarm();
+      expect(alarm).toBeGreaterThan(Date.now() + LIMITS.maxEventAgeMs);
+      // Pretend the tombstone is old enough.
+      state.storage.sql.exec(
+        "UPDATE kv SET v = ? WHERE k = 'tombstone'",
+        new Date(Date.now() - LIMITS.maxEventAgeMs - 2 * 86_400_000).toISOString(),
+      );
+      await state.storage.setAlarm(Date.now() + 60_000);
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const held = (await (await people(`anon:${a}`, 'GET')).json()) as { error?: unknown };
+    expect(held.error).toBeDefined();
+  });
+});
+
+describe('retention alarm', () => {
+  it('deletes a person inactive past the retention period and tells downstream', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const stub = profileStub(env, SITE, `anon:${a}`);
+    const scheduled = await runInDurableObject(stub, (_o: ProfileDO, state) => state.storage.getAlarm());
+    const retentionMs = Number(env.PROFILE_RETENTION_DAYS) * 86_400_000;
+    expect(scheduled).toBeGreaterThan(Date.now() + retentionMs - 2 * 60 * 60 * 1000);
+
+    // Still active: the alarm re-arms instead of deleting.
+    await runInDurableObject(stub, (_o: ProfileDO, state) => state.storage.setAlarm(Date.now() + 60_000));
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await viewProfile(env, SITE, `anon:${a}`)).not.toBeNull();
+
+    // Inactive for longer than the period: deleted, with an erasure message, and no tombstone.
+    await runInDurableObject(stub, async (_o: ProfileDO, state) => {
+      const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'profile'").one();
+      const profile = JSON.parse(row.v) as { lastSeen: string };
+      profile.lastSeen = new Date(Date.now() - retentionMs - 86_400_000).toISOString();
+      state.storage.sql.exec("UPDATE kv SET v = ? WHERE k = 'profile'", JSON.stringify(profile));
+      await state.storage.setAlarm(Date.now() + 60_000);
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await viewProfile(env, SITE, `anon:${a}`)).toBeNull();
+    expect(queue.messages.some((m) => m.kind === 'erasure' && m.personId === `anon:${a}`)).toBe(true);
+    // Gone without a tombstone: the visitor may come back as new.
+    const again = await collect([productView(a, 'p2', 'hats')]);
+    expect(await again.json()).toMatchObject({ accepted: 1 });
+  });
+});
+
+describe('ProfileDO RPC for other capabilities', () => {
+  it('recordOffer counts offers per rule up to the cap', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const key: PersonKey = `anon:${a}`;
+    expect(await recordOffer(env, SITE, key, 'r1', 2)).toBe(true);
+    expect(await recordOffer(env, SITE, key, 'r1', 2)).toBe(true);
+    expect(await recordOffer(env, SITE, key, 'r1', 2)).toBe(false);
+    expect((await viewProfile(env, SITE, key))?.offers).toEqual({ r1: 2 });
+  });
+
+  it('resolvePerson follows the alias a verified identify left, and trusts only signed ids', async () => {
+    const site = await getSiteById(env, SITE);
+    if (!site) throw new Error('demo site missing');
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    expect(await resolvePerson(env, site, { anonymousId: a })).toEqual({
+      personKey: `anon:${a}`,
+      verified: false,
+    });
+    await collect([
+      productView(a, 'p1', 'shoes'),
+      makeEvent(a, 'user.signed_in', { userId, userIdSignature: await signed(userId) }),
+    ]);
+    expect(await resolvePerson(env, site, { anonymousId: a })).toEqual({
+      personKey: `user:${userId}`,
+      verified: false,
+    });
+    expect(
+      await resolvePerson(env, site, { anonymousId: 'x', userId, userIdSignature: await signed(userId) }),
+    ).toEqual({
+      personKey: `user:${userId}`,
+      verified: true,
+    });
+    expect(
+      await resolvePerson(env, site, { anonymousId: 'x', userId, userIdSignature: 'f'.repeat(64) }),
+    ).toEqual({
+      personKey: 'anon:x',
+      verified: false,
+    });
+  });
+});
