@@ -74,8 +74,7 @@ export function mountEdgeProxy(app: Hono<AppEnv>): void {
 }
 
 async function serveSdk(c: Context<AppEnv>) {
-  const assets = (c.env as Partial<{ ASSETS: Fetcher }>).ASSETS;
-  const res = assets ? await assets.fetch(new URL('/attune/attune.js', c.req.url)) : undefined;
+  const res = await c.env.ASSETS.fetch(new URL('/attune/attune.js', c.req.url)).catch(() => undefined);
   if (!res?.ok)
     return c.text('// Attune SDK not built: run `pnpm build` (packages/browser-sdk/dist/attune.js)\n', 404, {
       'content-type': 'text/javascript; charset=utf-8',
