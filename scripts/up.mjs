@@ -199,7 +199,7 @@ async function stopProcess(proc) {
   if (proc.alive()) signal('SIGKILL');
 }
 
-/** A copy of wrangler.toml for other ports: absolute `main`, and the vars that name ports. */
+/** A copy of wrangler.toml for other ports: absolute paths, and the vars that name ports. */
 function wranglerConfigFor(dir, { shopPort, workerPort, directusPort }) {
   const toml = readFileSync(join(REPO_ROOT, 'wrangler.toml'), 'utf8');
   const sites = [
@@ -216,7 +216,8 @@ function wranglerConfigFor(dir, { shopPort, workerPort, directusPort }) {
     },
   ];
   const out = toml
-    .replace(/^main = ".*"$/m, `main = "${join(REPO_ROOT, 'packages', 'edge-worker', 'src', 'index.ts')}"`)
+    // Paths in the config are relative to it: make them absolute for a copy that lives elsewhere.
+    .replace(/^(main|directory) = "([^"/][^"]*)"$/gm, (_, key, rel) => `${key} = "${join(REPO_ROOT, rel)}"`)
     .replace(/^ORIGIN_URL = .*$/m, `ORIGIN_URL = "http://127.0.0.1:${shopPort}"`)
     .replace(/^DIRECTUS_URL = .*$/m, `DIRECTUS_URL = "http://127.0.0.1:${directusPort}"`)
     .replace(/^ATTUNE_SITES = .*$/m, `ATTUNE_SITES = '${JSON.stringify(sites)}'`);
