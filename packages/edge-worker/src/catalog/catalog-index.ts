@@ -24,6 +24,8 @@ export interface CatalogIndex {
   byPopularity: Uint32Array;
   /** Dense category number per product, for the diversity cap. */
   categoryOf: Uint32Array;
+  /** How many distinct categories (`categoryOf` values are 0..categoryCount-1). */
+  categoryCount: number;
   slotContent: Map<string, SlotVariant[]>;
   triggerRules: TriggerRule[];
 }
@@ -86,6 +88,7 @@ export function buildCatalogIndex(snapshot: CatalogSnapshot): CatalogIndex {
     available,
     byPopularity: Uint32Array.from(order),
     categoryOf,
+    categoryCount: categoryNumbers.size,
     slotContent,
     triggerRules: snapshot.triggerRules,
   };

@@ -56,9 +56,8 @@ export function scoreCatalog(index: CatalogIndex, input: ScoreInput): ScoredProd
   const n = index.products.length;
   const limit = Math.max(0, Math.min(input.limit, 100));
   if (n === 0 || limit === 0) return [];
-  const scores = new Float64Array(n);
-  const pop = index.popularity;
-  for (let i = 0; i < n; i++) scores[i] = SCORE_WEIGHTS.popularity * (pop[i] ?? 0);
+  const { scores, mask, prior } = scratchFor(index);
+  scores.set(prior);
 
   const maxInterest = maxPositive(input.interests);
   if (maxInterest > 0) {
@@ -72,7 +71,7 @@ export function scoreCatalog(index: CatalogIndex, input: ScoreInput): ScoredProd
         maxInterest;
       for (let j = 0; j < list.length; j++) {
         const i = list[j] as number;
-        scores[i] = (scores[i] ?? 0) + w;
+        scores[i] = (scores[i] as number) + w;
       }
     }
   }
@@ -87,7 +86,7 @@ export function scoreCatalog(index: CatalogIndex, input: ScoreInput): ScoredProd
       const w = SCORE_WEIGHTS.recency * weight;
       for (let j = 0; j < list.length; j++) {
         const k = list[j] as number;
-        scores[k] = (scores[k] ?? 0) + w;
+        scores[k] = (scores[k] as number) + w;
       }
     }
     const next = input.covisits?.get(productId);
@@ -96,46 +95,147 @@ export function scoreCatalog(index: CatalogIndex, input: ScoreInput): ScoredProd
       for (const { to, count } of next) {
         const k = index.indexById.get(to);
         if (k !== undefined && maxCount > 0)
-          scores[k] = (scores[k] ?? 0) + (SCORE_WEIGHTS.covisit * weight * count) / maxCount;
+          scores[k] = (scores[k] as number) + (SCORE_WEIGHTS.covisit * weight * count) / maxCount;
       }
     }
   }
 
-  const excluded = new Set<number>();
+  // Candidates: in stock, within the restriction, not bought, not in the cart, not on screen.
+  if (input.restrictTo) {
+    mask.fill(0);
+    const keys = [
+      ...(input.restrictTo.categories ?? []).map((c) => `category:${c}`),
+      ...(input.restrictTo.tags ?? []).map((t) => `tag:${t}`),
+    ];
+    for (const key of keys) {
+      const list = index.postings.get(key);
+      if (list) for (let j = 0; j < list.length; j++) mask[list[j] as number] = 1;
+    }
+    for (let i = 0; i < n; i++) mask[i] = (mask[i] as number) & (index.available[i] as number);
+  } else mask.set(index.available);
   for (const id of [...input.cart, ...input.purchased]) {
     const i = index.indexById.get(id);
-    if (i !== undefined) excluded.add(i);
+    if (i !== undefined) mask[i] = 0;
   }
   if (input.currentProductId !== undefined) {
     const i = index.indexById.get(input.currentProductId);
-    if (i !== undefined) excluded.add(i);
+    if (i !== undefined) mask[i] = 0;
   }
-  const eligible = restrictionMask(index, input.restrictTo);
 
-  const cap = input.maxPerCategory > 0 ? input.maxPerCategory : Number.POSITIVE_INFINITY;
-  let poolSize = Number.isFinite(cap) ? limit * 4 + 16 : limit;
-  for (;;) {
-    const pool = topK(scores, index, excluded, eligible, poolSize);
-    const picked: number[] = [];
-    const perCategory = new Map<number, number>();
-    for (const i of pool) {
-      const cat = index.categoryOf[i] ?? 0;
-      const used = perCategory.get(cat) ?? 0;
-      if (used >= cap) continue;
-      perCategory.set(cat, used + 1);
-      picked.push(i);
-      if (picked.length === limit) break;
-    }
-    // A pool exhausted by the diversity cap may hide eligible products: widen once to the whole catalog.
-    if (picked.length === limit || pool.length < poolSize || poolSize >= n) {
-      return picked.map((i) => ({
-        product: index.products[i] as Product,
-        score: scores[i] ?? 0,
-        reason: explain(index, input, i, sources, maxInterest),
-      }));
-    }
-    poolSize = n;
+  const picked =
+    input.maxPerCategory > 0
+      ? topPerCategory(scores, mask, index, limit, input.maxPerCategory)
+      : topK(scores, mask, limit);
+  return picked.map((i) => ({
+    product: index.products[i] as Product,
+    score: scores[i] as number,
+    reason: explain(index, input, i, sources, maxInterest),
+  }));
+}
+
+/** Per-catalog buffers reused between decisions (scoring is synchronous, so never shared mid-use). */
+interface Scratch {
+  scores: Float64Array;
+  mask: Uint8Array;
+  /** The popularity prior, pre-weighted: every decision starts from a copy of it. */
+  prior: Float64Array;
+}
+const scratch = new WeakMap<CatalogIndex, Scratch>();
+function scratchFor(index: CatalogIndex): Scratch {
+  let s = scratch.get(index);
+  if (!s) {
+    const n = index.products.length;
+    const prior = new Float64Array(n);
+    for (let i = 0; i < n; i++) prior[i] = SCORE_WEIGHTS.popularity * (index.popularity[i] as number);
+    s = { scores: new Float64Array(n), mask: new Uint8Array(n), prior };
+    scratch.set(index, s);
   }
+  return s;
+}
+
+/** Whether product a ranks before product b: higher score, then catalog order (deterministic ties). */
+function before(scores: Float64Array, a: number, b: number): boolean {
+  const sa = scores[a] as number;
+  const sb = scores[b] as number;
+  return sa > sb || (sa === sb && a < b);
+}
+
+/**
+ * The best `limit` candidates with at most `cap` per category — exactly what a greedy pass
+ * over the fully sorted catalog would pick, without sorting it: one pass keeps each
+ * category's best `cap`, then the few survivors are sorted.
+ */
+function topPerCategory(
+  scores: Float64Array,
+  mask: Uint8Array,
+  index: CatalogIndex,
+  limit: number,
+  cap: number,
+): number[] {
+  const width = Math.min(cap, limit);
+  const best = new Int32Array(index.categoryCount * width).fill(-1);
+  const filled = new Uint8Array(index.categoryCount);
+  const n = scores.length;
+  const categoryOf = index.categoryOf;
+  for (let i = 0; i < n; i++) {
+    if (mask[i] !== 1) continue;
+    const cat = categoryOf[i] as number;
+    const base = cat * width;
+    let count = filled[cat] as number;
+    if (count === width) {
+      if (!before(scores, i, best[base + width - 1] as number)) continue;
+      count--;
+    } else filled[cat] = count + 1;
+    // Insertion into the category's short sorted list.
+    let pos = base + count;
+    while (pos > base && before(scores, i, best[pos - 1] as number)) {
+      best[pos] = best[pos - 1] as number;
+      pos--;
+    }
+    best[pos] = i;
+  }
+  const survivors: number[] = [];
+  for (let k = 0; k < best.length; k++) if ((best[k] as number) >= 0) survivors.push(best[k] as number);
+  survivors.sort((a, b) => (before(scores, a, b) ? -1 : 1));
+  return survivors.slice(0, limit);
+}
+
+/** The best `k` candidates, best first, with a bounded min-heap. */
+function topK(scores: Float64Array, mask: Uint8Array, k: number): number[] {
+  const heap: number[] = [];
+  const worse = (a: number, b: number) => before(scores, b, a);
+  const n = scores.length;
+  for (let i = 0; i < n; i++) {
+    if (mask[i] !== 1) continue;
+    if (heap.length < k) {
+      heap.push(i);
+      let p = heap.length - 1;
+      while (p > 0) {
+        const parent = (p - 1) >> 1;
+        if (!worse(heap[p] as number, heap[parent] as number)) break;
+        const t = heap[p] as number;
+        heap[p] = heap[parent] as number;
+        heap[parent] = t;
+        p = parent;
+      }
+    } else if (before(scores, i, heap[0] as number)) {
+      heap[0] = i;
+      let p = 0;
+      for (;;) {
+        const l = 2 * p + 1;
+        const r = l + 1;
+        let m = p;
+        if (l < heap.length && worse(heap[l] as number, heap[m] as number)) m = l;
+        if (r < heap.length && worse(heap[r] as number, heap[m] as number)) m = r;
+        if (m === p) break;
+        const t = heap[p] as number;
+        heap[p] = heap[m] as number;
+        heap[m] = t;
+        p = m;
+      }
+    }
+  }
+  return heap.sort((a, b) => (before(scores, a, b) ? -1 : 1));
 }
 
 /** The recently viewed products that drive recency and co-visitation, with a weight by rank. */
@@ -162,77 +262,6 @@ function maxPositive(values: Record<string, number>): number {
     if (v > max && Number.isFinite(v)) max = v;
   }
   return max;
-}
-
-function restrictionMask(index: CatalogIndex, restrictTo: ScoreInput['restrictTo']): Uint8Array | undefined {
-  if (!restrictTo) return undefined;
-  const mask = new Uint8Array(index.products.length);
-  const keys = [
-    ...(restrictTo.categories ?? []).map((c) => `category:${c}`),
-    ...(restrictTo.tags ?? []).map((t) => `tag:${t}`),
-  ];
-  for (const key of keys) {
-    const list = index.postings.get(key);
-    if (list) for (let j = 0; j < list.length; j++) mask[list[j] as number] = 1;
-  }
-  return mask;
-}
-
-/** The `k` best eligible products, best first (ties: catalog order), with a bounded min-heap. */
-function topK(
-  scores: Float64Array,
-  index: CatalogIndex,
-  excluded: Set<number>,
-  eligible: Uint8Array | undefined,
-  k: number,
-): number[] {
-  const heap: number[] = [];
-  // "a is worse than b": lower score, or equal score and later in the catalog.
-  const worse = (a: number, b: number) => {
-    const sa = scores[a] ?? 0;
-    const sb = scores[b] ?? 0;
-    return sa < sb || (sa === sb && a > b);
-  };
-  const siftUp = (pos: number) => {
-    let p = pos;
-    while (p > 0) {
-      const parent = (p - 1) >> 1;
-      const hp = heap[p] as number;
-      const hparent = heap[parent] as number;
-      if (!worse(hp, hparent)) break;
-      heap[p] = hparent;
-      heap[parent] = hp;
-      p = parent;
-    }
-  };
-  const siftDown = () => {
-    let p = 0;
-    for (;;) {
-      const l = 2 * p + 1;
-      const r = l + 1;
-      let m = p;
-      if (l < heap.length && worse(heap[l] as number, heap[m] as number)) m = l;
-      if (r < heap.length && worse(heap[r] as number, heap[m] as number)) m = r;
-      if (m === p) return;
-      const t = heap[p] as number;
-      heap[p] = heap[m] as number;
-      heap[m] = t;
-      p = m;
-    }
-  };
-  const available = index.available;
-  const n = scores.length;
-  for (let i = 0; i < n; i++) {
-    if (available[i] !== 1 || (eligible && eligible[i] !== 1) || excluded.has(i)) continue;
-    if (heap.length < k) {
-      heap.push(i);
-      siftUp(heap.length - 1);
-    } else if (worse(heap[0] as number, i)) {
-      heap[0] = i;
-      siftDown();
-    }
-  }
-  return heap.sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0));
 }
 
 /** The strongest signal behind one pick, in a few words. */
