@@ -7,7 +7,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { build } from 'esbuild';
 import { minify } from 'terser';
 
-const common = { bundle: true, target: 'es2020', platform: 'browser', legalComments: 'none', logLevel: 'warning' };
+const common = {
+  bundle: true,
+  target: 'es2020',
+  platform: 'browser',
+  legalComments: 'none',
+  logLevel: 'warning',
+};
 
 const terserOptions = (toplevel) => ({
   ecma: 2020,

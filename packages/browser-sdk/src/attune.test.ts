@@ -109,7 +109,10 @@ describe('before any consent choice', () => {
     await vi.advanceTimersByTimeAsync(60_000);
     expect(fetch).not.toHaveBeenCalled();
     expect(writes).toEqual([]);
-    expect(attune.consent.get()).toMatchObject({ decided: false, categories: { necessary: true, analytics: false } });
+    expect(attune.consent.get()).toMatchObject({
+      decided: false,
+      categories: { necessary: true, analytics: false },
+    });
   });
 
   it('holds a bounded number of events (the oldest go first)', async () => {
@@ -129,7 +132,10 @@ describe('granting consent', () => {
     attune.consent.set({ analytics: true }, 'banner');
     await settle();
     expect(writes).toContain('save');
-    expect(saved.at(-1)).toMatchObject({ anonymousId: expect.any(String), consent: { categories: { analytics: true } } });
+    expect(saved.at(-1)).toMatchObject({
+      anonymousId: expect.any(String),
+      consent: { categories: { analytics: true } },
+    });
     expect([...storedEvents.keys()]).toHaveLength(3);
     await attune.flush();
     // Oldest first: the events that waited, then the choice that released them.
@@ -161,7 +167,12 @@ describe('granting consent', () => {
     attune.track('cart.item.added', { productId: 'p2' });
     await attune.flush();
     const [, identify, before, after] = sent.flatMap((batch) => batch.events);
-    expect(identify).toMatchObject({ type: 'identify', name: 'user.identified', userId: 'u-42', traits: { plan: 'pro' } });
+    expect(identify).toMatchObject({
+      type: 'identify',
+      name: 'user.identified',
+      userId: 'u-42',
+      traits: { plan: 'pro' },
+    });
     expect(before).toMatchObject({ userId: 'u-42', userIdSignature: 'b'.repeat(64) });
     expect(after?.userId).toBeUndefined();
     expect(after?.anonymousId).not.toBe(before?.anonymousId);
@@ -290,11 +301,23 @@ describe('a returning visitor who consented', () => {
         new Response(
           JSON.stringify({
             policyVersion: '2',
-            categories: [{ key: 'analytics', label: 'A', description: '', required: false, enabled: true, default: false }],
+            categories: [
+              {
+                key: 'analytics',
+                label: 'A',
+                description: '',
+                required: false,
+                enabled: true,
+                default: false,
+              },
+            ],
           }),
         ),
     );
-    const attune = tracker({}, { anonymousId: 'anon-1', consent: { categories: { analytics: true }, policyVersion: '1' } });
+    const attune = tracker(
+      {},
+      { anonymousId: 'anon-1', consent: { categories: { analytics: true }, policyVersion: '1' } },
+    );
     const changes: boolean[] = [];
     attune.consent.onChange((state) => changes.push(state.decided));
     await settle();

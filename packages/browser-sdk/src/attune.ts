@@ -113,11 +113,17 @@ export interface Attune {
   reset(): void;
 }
 
+/** When to look again for events of a page that was still unloading when this one started. */
+const ADOPT_AGAIN_MS = 3000;
+
 /** Bytes a page may have in flight in keepalive requests and beacons (64 KB, minus headroom). */
 const BEACON_BUDGET = 60 * 1024;
 
 /** Creates a tracker. `persistence` is for tests and unusual hosts; browsers use the default. */
-export function createAttune(options: AttuneOptions, persistence: Persistence = browserPersistence(ulid())): Attune {
+export function createAttune(
+  options: AttuneOptions,
+  persistence: Persistence = browserPersistence(ulid()),
+): Attune {
   const o = {
     flushAt: 20,
     flushInterval: 5000,
@@ -140,7 +146,10 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
   let config = o.consentConfig ?? builtInConsentConfig();
   let configLoad: Promise<ConsentConfig> | undefined;
   const stored = persistence.load();
-  const visitor: VisitorRecord & { anonymousId: string } = { ...stored, anonymousId: stored?.anonymousId || ulid() };
+  const visitor: VisitorRecord & { anonymousId: string } = {
+    ...stored,
+    anonymousId: stored?.anonymousId || ulid(),
+  };
   /** The person's choice; undefined until they make one (under the current policy). */
   let choice: ConsentState | undefined = visitor.consent;
   const listeners = new Set<(state: ConsentSnapshot) => void>();
@@ -186,7 +195,11 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
     if (storing()) persistence.forget([...ids]);
   }
 
-  function record(type: EventType, name: string, fields: { properties?: Properties; traits?: Properties } = {}) {
+  function record(
+    type: EventType,
+    name: string,
+    fields: { properties?: Properties; traits?: Properties } = {},
+  ) {
     if (!EVENT_NAME_PATTERN.test(name)) {
       report({ code: 'invalid_event', message: `bad name ${name}` });
       return;
@@ -242,8 +255,11 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
   }
 
   /** Sends batches until the outbox is empty, the browser is offline, or an answer says "retry later". */
+  /** The next batch of unsent events (empty when there is nothing to send). */
+  const nextBatch = () => unsent().slice(0, batchSize(unsent(), writeKey));
+
   async function drain() {
-    for (let batch: QueuedEvent[]; navigator.onLine !== false && (batch = unsent().slice(0, batchSize(unsent(), writeKey)))[0]; ) {
+    for (let batch = nextBatch(); navigator.onLine !== false && batch[0]; batch = nextBatch()) {
       for (const e of batch) inFlight.add(e.id);
       const answer = await post(collectUrl, collectBody(writeKey, batch));
       const status = answer?.status ?? 0;
@@ -267,11 +283,10 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
   /** Hands the outbox to the browser as the page is hidden or unloads (not while offline or backing off). */
   function flushByBeacon() {
     let budget = BEACON_BUDGET;
-    for (let batch: QueuedEvent[]; navigator.onLine !== false && !retrying && (batch = unsent().slice(0, batchSize(unsent(), writeKey)))[0]; ) {
+    for (let batch = nextBatch(); navigator.onLine !== false && !retrying && batch[0]; batch = nextBatch()) {
       const body = collectBody(writeKey, batch);
       budget -= utf8Bytes(body);
-      if (budget < 0) return;
-      beacon(collectUrl, body);
+      if (budget < 0 || !beacon(collectUrl, body)) return;
       settle(batch);
     }
   }
@@ -288,7 +303,9 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
 
   /** Fetches the site's consent config once; a new policy version asks the person again. */
   function loadConfig(): Promise<ConsentConfig> {
-    configLoad ??= fetch(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`, { credentials: 'omit' })
+    configLoad ??= fetch(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`, {
+      credentials: 'omit',
+    })
       .then((response) => response.json())
       .then((json) => {
         const next = parseConsentConfig(json);
@@ -325,13 +342,17 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
     const released = waiting;
     waiting = [];
     if (storing()) for (const event of released) admit(event);
-    record('consent', 'consent.updated', { properties: { categories, policyVersion: choice.policyVersion, source } });
+    record('consent', 'consent.updated', {
+      properties: { categories, policyVersion: choice.policyVersion, source },
+    });
     void resume();
     notify();
   }
 
   const page = (properties?: Properties) =>
-    record('page', 'page.viewed', { properties: { path: location.pathname, title: document.title, ...properties } });
+    record('page', 'page.viewed', {
+      properties: { path: location.pathname, title: document.title, ...properties },
+    });
 
   const attune: Attune = {
     page,
@@ -344,7 +365,10 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
     consent: {
       set: setConsent,
       get: snapshot,
-      onChange: (listener) => (listeners.add(listener), () => listeners.delete(listener)),
+      onChange(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
       config: loadConfig,
     },
     flush,
@@ -362,9 +386,11 @@ export function createAttune(options: AttuneOptions, persistence: Persistence = 
   if (o.googleConsentMode) emitGoogleConsent('default', snapshot().categories);
   if (o.tcf) listenTcf((categories) => setConsent(categories, 'tcf'));
   if (choice) {
-    // A returning visitor who chose before: check the policy is still current; pick up unsent events.
+    // A returning visitor who chose before: check the policy is still current; pick up unsent
+    // events — again a moment later, as the page this one replaced may still hold its tab lock.
     void loadConfig();
     void resume();
+    setTimeout(resume, ADOPT_AGAIN_MS);
   }
   addEventListener('online', () => void resume().then(flush));
   addEventListener('pagehide', flushByBeacon);

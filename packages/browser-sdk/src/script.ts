@@ -12,14 +12,17 @@ import { type AttuneOptions, createAttune } from './attune.ts';
 type StubCall = [method: string, args: unknown[]];
 type Methods = Record<string, (...args: unknown[]) => unknown>;
 
-const w = window as unknown as { attune?: { q?: StubCall[] } };
-const stub = w.attune;
+const w = window as unknown as { attune?: unknown };
+const stub = w.attune as { q?: StubCall[] } | undefined;
 if (!stub || stub.q) {
   const options: Record<string, unknown> = {};
   for (const [key, value = ''] of Object.entries((document.currentScript as HTMLScriptElement).dataset)) {
-    options[key] = value === '' || value === 'true' || (value !== 'false' && (/^\d+$/.test(value) ? +value : value));
+    options[key] =
+      value === '' || value === 'true' || (value !== 'false' && (/^\d+$/.test(value) ? +value : value));
   }
-  const attune = createAttune(options as unknown as AttuneOptions) as unknown as Methods & { consent: Methods };
+  const attune = createAttune(options as unknown as AttuneOptions) as unknown as Methods & {
+    consent: Methods;
+  };
   w.attune = attune;
   for (const [method, args] of stub?.q ?? []) {
     const [first = '', second] = method.split('.');

@@ -1,10 +1,13 @@
-import { LIMITS } from '@attune/shared-schema/constants';
 import { parseCollectBody } from '@attune/shared-schema';
+import { LIMITS } from '@attune/shared-schema/constants';
 import { describe, expect, it } from 'vitest';
 import type { QueuedEvent } from '../queue/queue.ts';
 import { batchSize, collectBody, utf8Bytes } from './batching.ts';
 
-const event = (id: string, size = 10): QueuedEvent => ({ id, json: JSON.stringify({ id, pad: 'x'.repeat(size) }) });
+const event = (id: string, size = 10): QueuedEvent => ({
+  id,
+  json: JSON.stringify({ id, pad: 'x'.repeat(size) }),
+});
 
 describe('batchSize', () => {
   it('takes every event when under both limits', () => {

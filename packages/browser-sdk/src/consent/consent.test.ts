@@ -52,7 +52,14 @@ describe('applyChoice', () => {
       policyVersion: '2',
       categories: [
         ...config.categories.filter((c) => c.key !== 'marketing'),
-        { key: 'marketing', label: 'Marketing', description: '', required: false, enabled: false, default: true },
+        {
+          key: 'marketing',
+          label: 'Marketing',
+          description: '',
+          required: false,
+          enabled: false,
+          default: true,
+        },
       ],
     };
     expect(applyChoice({}, { marketing: true, surveillance: true }, custom, false)).toEqual({
@@ -77,7 +84,13 @@ describe('parseConsentConfig', () => {
     expect(parseConsentConfig(config)).toEqual(config);
   });
   it('rejects malformed answers', () => {
-    for (const bad of [null, 'x', {}, { policyVersion: 3, categories: [] }, { policyVersion: '3', categories: [{}] }]) {
+    for (const bad of [
+      null,
+      'x',
+      {},
+      { policyVersion: 3, categories: [] },
+      { policyVersion: '3', categories: [{}] },
+    ]) {
       expect(parseConsentConfig(bad)).toBeUndefined();
     }
   });
@@ -122,6 +135,10 @@ describe('IAB TCF v2.2 mapping', () => {
     });
   });
   it('grants every purpose where GDPR does not apply', () => {
-    expect(tcfCategories({ gdprApplies: false })).toEqual({ analytics: true, personalization: true, marketing: true });
+    expect(tcfCategories({ gdprApplies: false })).toEqual({
+      analytics: true,
+      personalization: true,
+      marketing: true,
+    });
   });
 });

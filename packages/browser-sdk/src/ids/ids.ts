@@ -23,7 +23,8 @@ export function ulid(now: number = Date.now()): string {
     }
   }
   let id = '';
-  for (let i = 0, time = lastTime; i < 10; i++, time = Math.floor(time / 32)) id = CROCKFORD.charAt(time % 32) + id;
+  for (let i = 0, time = lastTime; i < 10; i++, time = Math.floor(time / 32))
+    id = CROCKFORD.charAt(time % 32) + id;
   for (const digit of lastRandom) id += CROCKFORD.charAt(digit);
   return id;
 }

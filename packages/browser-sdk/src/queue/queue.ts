@@ -13,5 +13,5 @@ export interface QueuedEvent {
 /** Appends `item` to `queue`; removes and returns what exceeds `limit` (the oldest first). */
 export function enqueue<T>(queue: T[], item: T, limit: number): T[] {
   queue.push(item);
-  return queue.splice(0, queue.length - limit > 0 ? queue.length - limit : 0);
+  return queue.splice(0, Math.max(0, queue.length - limit));
 }

@@ -12,7 +12,9 @@ describe('isRetryable', () => {
 
 describe('backoffDelay (full jitter)', () => {
   it('grows the ceiling exponentially from 1 s', () => {
-    expect([0, 1, 2, 3].map((attempt) => backoffDelay(attempt, () => 0.999999))).toEqual([999, 1999, 3999, 7999]);
+    expect([0, 1, 2, 3].map((attempt) => backoffDelay(attempt, () => 0.999999))).toEqual([
+      999, 1999, 3999, 7999,
+    ]);
   });
   it('spreads delays over the whole range down to zero', () => {
     expect(backoffDelay(5, () => 0)).toBe(0);

@@ -13,6 +13,10 @@ export interface Session {
 }
 
 /** The session an event at `now` belongs to: the same one while active, a new one after the timeout. */
-export function touchSession(session: Session | undefined, now: number, timeoutMs = SESSION_TIMEOUT_MS): Session {
+export function touchSession(
+  session: Session | undefined,
+  now: number,
+  timeoutMs = SESSION_TIMEOUT_MS,
+): Session {
   return session && now - session.at < timeoutMs ? { id: session.id, at: now } : { id: ulid(now), at: now };
 }

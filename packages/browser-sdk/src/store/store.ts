@@ -53,6 +53,9 @@ export function browserPersistence(tab: string): Persistence {
     idb ??= createStore('attune', 'outbox');
     return idb(mode, async (store) => {
       const result = work(store);
+      // Commit now rather than when the requests' callbacks have run: a page that is unloading
+      // (a beacon just sent these events) may never run them, and the delete must still land.
+      store.transaction.commit?.();
       await promisifyRequest(store.transaction);
       return result;
     });

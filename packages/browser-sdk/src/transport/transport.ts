@@ -18,7 +18,12 @@ const init = (body: string, keepalive?: boolean): RequestInit => ({
 export const post = (url: string, body: string): Promise<Response | undefined> =>
   fetch(url, init(body)).catch(() => undefined);
 
-/** Hands a body to the browser to deliver even if the page goes away. */
-export function beacon(url: string, body: string): void {
-  if (!navigator.sendBeacon?.(url, body)) fetch(url, init(body, true)).catch(() => {});
+/**
+ * Hands a body to the browser to deliver even if the page goes away. False when the
+ * browser refused it (over its quota): the events then stay stored for the next page.
+ */
+export function beacon(url: string, body: string): boolean {
+  if (navigator.sendBeacon) return navigator.sendBeacon(url, body);
+  fetch(url, init(body, true)).catch(() => {});
+  return true;
 }

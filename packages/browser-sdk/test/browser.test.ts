@@ -1,0 +1,303 @@
+/**
+ * The script-tag build (dist/attune.js) in real headless Chromium, served from a
+ * loopback site and sending to a loopback collector that validates every body with the
+ * shared schema. Each test gets a fresh browser context (its own storage).
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { CustomerAction } from '@attune/shared-schema';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type Collector, type Site, startCollector, startSite, until } from './servers.ts';
+
+const DIST = fileURLToPath(new URL('../dist/attune.js', import.meta.url));
+const SIGNATURE = 'c'.repeat(64);
+
+let browser: Browser;
+let collector: Collector;
+let site: Site;
+let context: BrowserContext;
+
+declare global {
+  interface Window {
+    attune: import('../src/attune.ts').Attune;
+  }
+}
+
+beforeAll(async () => {
+  if (!existsSync(DIST))
+    throw new Error('dist/attune.js is missing: run `pnpm --filter @attune/browser-sdk build` first');
+  collector = await startCollector(19111);
+  site = await startSite(19110, collector.url, DIST);
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await site?.close();
+  await collector?.close();
+});
+
+beforeEach(async () => {
+  collector.reset();
+  context = await browser.newContext();
+});
+
+afterEach(async () => {
+  await context.close();
+  expect(collector.invalid).toEqual([]);
+});
+
+/** Opens a test page and waits until the tag has replaced the stub. */
+async function open(path: string, params: Record<string, string> = {}, page?: Page): Promise<Page> {
+  const tab = page ?? (await context.newPage());
+  await tab.goto(`${site.url}${path}?${new URLSearchParams(params)}`);
+  await tab.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+  return tab;
+}
+
+const named = (name: string) => collector.events.filter((e) => e.name === name);
+const countOf = (id: string) => collector.events.filter((e) => e.id === id).length;
+/** Events that reached the collector more than once (it keeps the first, like the Worker). */
+const resent = () => collector.duplicates.map((e) => e.name);
+const grant = (page: Page, categories: Record<string, boolean> = { analytics: true }) =>
+  page.evaluate((c) => window.attune.consent.set(c, 'banner'), categories);
+const flush = (page: Page) => page.evaluate(() => window.attune.flush());
+/** Ids of the events the page's IndexedDB outbox holds (none when it does not exist). */
+const storedIds = (page: Page) =>
+  page.evaluate(async () => {
+    if (!(await indexedDB.databases()).some((db) => db.name === 'attune')) return [];
+    return new Promise<string[]>((resolve, reject) => {
+      const request = indexedDB.open('attune');
+      request.onerror = () => reject(request.error);
+      request.onsuccess = () => {
+        const db = request.result;
+        const all = db.transaction('outbox').objectStore('outbox').getAllKeys();
+        all.onsuccess = () => {
+          db.close();
+          resolve(all.result.map(String));
+        };
+      };
+    });
+  });
+
+/** No event was sent twice on the wire. */
+function expectNoDuplicates() {
+  expect(resent()).toEqual([]);
+}
+
+describe('the script tag in Chromium', () => {
+  it('(a) makes no network request at all and writes no storage before consent', async () => {
+    const requests: string[] = [];
+    context.on('request', (request) => requests.push(request.url()));
+    const page = await open('/a', { 'data-flush-interval': '100' });
+    await page.evaluate(() => {
+      window.attune.track('product.viewed', { productId: 'p1' });
+      window.attune.identify('u1', { plan: 'pro' }, { signature: 'c'.repeat(64) });
+      document.querySelector<HTMLButtonElement>('#add')?.click();
+      return window.attune.flush();
+    });
+    // Absence needs a span of time: ten flush intervals.
+    await page.waitForTimeout(1000);
+    expect(requests.filter((url) => !url.startsWith(site.url))).toEqual([]);
+    expect(collector.requests).toEqual([]);
+    const storage = await page.evaluate(async () => ({
+      localStorage: localStorage.length,
+      cookie: document.cookie,
+      databases: (await indexedDB.databases()).length,
+    }));
+    expect(storage).toEqual({ localStorage: 0, cookie: '', databases: 0 });
+    expect(await page.evaluate(() => window.attune.consent.get().decided)).toBe(false);
+  });
+
+  it('(b) after granting analytics, the waiting events arrive batched, as text/plain without preflight', async () => {
+    const page = await open('/b', { 'data-flush-at': '5', 'data-flush-interval': '60000' });
+    await page.evaluate(() => {
+      window.attune.track('product.viewed', { productId: 'p1' });
+      document.querySelector<HTMLButtonElement>('#add span')?.click();
+    });
+    await grant(page);
+    // page.viewed + product.viewed + cart.item.added (click) + consent.updated = 4 < flushAt: still queued.
+    await page.evaluate(() => window.attune.track('search.performed', { query: 'boots' }));
+    await until('a batch of five', () => collector.events.length >= 5);
+    const posts = collector.requests.filter((r) => r.method === 'POST');
+    expect(posts).toHaveLength(1);
+    expect(posts[0]?.events.map((e) => e.name)).toEqual([
+      'page.viewed',
+      'product.viewed',
+      'cart.item.added',
+      'consent.updated',
+      'search.performed',
+    ]);
+    expect(posts[0]?.contentType).toMatch(/^text\/plain/);
+    expect(collector.requests.some((r) => r.method === 'OPTIONS')).toBe(false);
+    const click = named('cart.item.added')[0];
+    expect(click?.properties).toEqual({ productId: 'p-7', name: 'Trail jacket' });
+    for (const event of collector.events) {
+      expect(event.context?.consent).toEqual({
+        categories: { necessary: true, analytics: true, personalization: false, marketing: false },
+        policyVersion: '1',
+      });
+    }
+    expect(named('page.viewed')[0]?.context?.page).toMatchObject({ path: '/b', title: 'Test /b' });
+  });
+
+  it('(c) navigating away delivers the last events, once', async () => {
+    const page = await open('/c', { 'data-flush-interval': '60000' });
+    await grant(page);
+    await flush(page);
+    await page.evaluate(() => {
+      window.attune.track('checkout.started', { value: 42, currency: 'EUR' });
+      window.attune.track('form.submitted', { formId: 'newsletter' });
+    });
+    await page.goto(`${site.url}/elsewhere?data-auto-page-view=false`);
+    await until('the last events', () => named('form.submitted').length >= 1);
+    expect(named('checkout.started')).toHaveLength(1);
+    // Coming back must not send them again from storage.
+    await open('/c', {}, page);
+    await until('the new page view', () => named('page.viewed').length === 2);
+    await flush(page);
+    expect(named('form.submitted')).toHaveLength(1);
+    expectNoDuplicates();
+  });
+
+  it('(d) offline, reload, back online: delivered exactly once', async () => {
+    const page = await open('/d', { 'data-flush-interval': '200' });
+    await grant(page);
+    await until('the consent event', () => named('consent.updated').length === 1);
+    await context.setOffline(true);
+    const offlineIds = await page.evaluate(() => {
+      for (let i = 0; i < 3; i++) window.attune.track('product.viewed', { productId: `offline-${i}` });
+      return window.attune.flush();
+    });
+    void offlineIds;
+    await until('three events in IndexedDB', async () => (await storedIds(page)).length === 3);
+    const stored = await storedIds(page);
+    await page.reload().catch(() => {}); // fails: the browser is offline
+    await context.setOffline(false);
+    await open('/d', {}, page);
+    await until('the offline events', () => stored.every((id) => countOf(id) >= 1));
+    await until('the outbox to empty', async () => (await storedIds(page)).length === 0);
+    await flush(page);
+    // Accepted exactly once. On the wire, the page the reload replaced may have sent them as the
+    // network came back, with the answer lost to the navigation: the id makes that resend harmless.
+    for (const id of stored) expect(countOf(id)).toBe(1);
+    expect(collector.duplicates.every((e) => stored.includes(e.id))).toBe(true);
+  });
+
+  it('(e) a burst of 503s, then recovery: all delivered, none twice', async () => {
+    const page = await open('/e', { 'data-flush-interval': '100' });
+    collector.fail(2, 503);
+    collector.fail(1, 429, '1');
+    await grant(page);
+    await page.evaluate(() => {
+      for (let i = 0; i < 5; i++) window.attune.track('product.viewed', { productId: `burst-${i}` });
+    });
+    await until('every event', () => collector.events.length === 7);
+    const failed = collector.requests.filter((r) => r.method === 'POST' && r.events.length === 0);
+    expect(failed.length).toBeGreaterThanOrEqual(3);
+    await flush(page);
+    expect(collector.events).toHaveLength(7);
+    expectNoDuplicates();
+  });
+
+  it('(f) two tabs, and the events of a tab closed offline: no duplicates', async () => {
+    const first = await open('/f1', { 'data-flush-interval': '100' });
+    await grant(first);
+    const second = await open('/f2', { 'data-flush-interval': '100' });
+    const third = await open('/f3', { 'data-flush-interval': '100' });
+    for (const tab of [first, second, third]) {
+      await tab.evaluate(() => {
+        for (let i = 0; i < 5; i++)
+          window.attune.track('product.viewed', { productId: `${location.pathname}-${i}` });
+      });
+    }
+    await until('every tab’s events', () => collector.events.length === 1 + 3 + 15);
+    await context.setOffline(true);
+    await first.evaluate(() => {
+      for (let i = 0; i < 4; i++) window.attune.track('cart.item.added', { productId: `orphan-${i}` });
+    });
+    await until('the orphans in IndexedDB', async () => (await storedIds(first)).length === 4);
+    await first.close();
+    // Both remaining tabs see `online` at once and race to adopt the closed tab's events.
+    await context.setOffline(false);
+    await until('the orphans', () => named('cart.item.added').length >= 4);
+    await Promise.all([flush(second), flush(third)]);
+    await second.waitForTimeout(500);
+    expect(named('cart.item.added')).toHaveLength(4);
+    expect(collector.events).toHaveLength(1 + 3 + 15 + 4);
+    expectNoDuplicates();
+  });
+
+  it('(g) a refusal discards the buffered events and stores no id', async () => {
+    const page = await open('/g', { 'data-flush-interval': '100' });
+    await page.evaluate(() => window.attune.track('product.viewed', { productId: 'secret' }));
+    await grant(page, { analytics: false, personalization: false, marketing: false });
+    await until('the proof of refusal', () => named('consent.updated').length === 1);
+    await page.evaluate(() => {
+      window.attune.track('product.viewed', { productId: 'after' });
+      return window.attune.flush();
+    });
+    await page.waitForTimeout(500);
+    expect(collector.events.map((e) => e.name)).toEqual(['consent.updated']);
+    expect(named('consent.updated')[0]?.properties).toMatchObject({
+      categories: { necessary: true, analytics: false, personalization: false, marketing: false },
+    });
+    const storage = await page.evaluate(async () => ({
+      record: JSON.parse(localStorage.getItem('attune') ?? '{}'),
+      databases: (await indexedDB.databases()).length,
+      cookie: document.cookie,
+    }));
+    expect(Object.keys(storage.record)).toEqual(['consent']);
+    expect(storage).toMatchObject({ databases: 0, cookie: '' });
+  });
+
+  it('(h) the stub snippet queues calls made before the tag loads and replays them in order', async () => {
+    const calls = [
+      "attune.consent.set({ analytics: true, personalization: true }, 'banner')",
+      "attune.track('stub.first', { n: 1 })",
+      `attune.identify('user-7', { plan: 'pro' }, { signature: '${SIGNATURE}' })`,
+      "attune.track('stub.second', { n: 2 })",
+      'attune.flush()',
+    ].join(';');
+    await open('/h', { stub: calls });
+    await until('the replayed calls', () => named('stub.second').length === 1);
+    const sequence = [...collector.events].sort((a, b) => (a.id < b.id ? -1 : 1)).map((e) => e.name);
+    expect(sequence).toEqual([
+      'page.viewed',
+      'consent.updated',
+      'stub.first',
+      'user.identified',
+      'stub.second',
+    ]);
+    expect(named('stub.second')[0]).toMatchObject({ userId: 'user-7', userIdSignature: SIGNATURE });
+    expect(named('stub.first')[0]?.userId).toBeUndefined();
+  });
+
+  it('(i) single-page apps: page views on history changes, with the previous page as referrer', async () => {
+    const page = await open('/spa/one', { 'data-spa-page-views': '', 'data-flush-interval': '100' });
+    await grant(page);
+    await page.evaluate(() => history.pushState({}, '', '/spa/two?tab=reviews'));
+    await page.evaluate(() => history.replaceState({}, '', '/spa/two?tab=reviews#top'));
+    await page.evaluate(() => history.back());
+    await until('three page views', () => named('page.viewed').length === 3);
+    const views = named('page.viewed')
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .map((e: CustomerAction) => ({ path: e.context?.page?.path, referrer: e.context?.page?.referrer }));
+    expect(views[1]).toEqual({ path: '/spa/two', referrer: expect.stringMatching(/\/spa\/one\?/) });
+    expect(views[2]).toEqual({ path: '/spa/one', referrer: `${site.url}/spa/two?tab=reviews#top` });
+    await flush(page);
+    expect(named('page.viewed')).toHaveLength(3);
+  });
+});
