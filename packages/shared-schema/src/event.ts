@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { EVENT_NAME_PATTERN, EVENT_TYPES, LIMITS, SCHEMA_VERSION, ULID_PATTERN } from './constants.ts';
 import { type FieldError, fieldErrorsFromZod, formatPath, issueMessage } from './errors.ts';
 import { propertiesSchemaFor } from './events.ts';
-import { checkJsonMap, type JsonIssue, type JsonValue } from './json.ts';
+import { fastAcceptor } from './fast-accept.ts';
+import { checkJsonMapBytes, type JsonIssue, type JsonValue, jsonByteLength } from './json.ts';
 import { upcast } from './versions.ts';
 
 export type { FieldError } from './errors.ts';
@@ -101,6 +102,28 @@ export interface ValidateOptions {
 
 const encoder = new TextEncoder();
 
+/** Envelope fields that hold strings; with field names and punctuation, all else is small. */
+const ENVELOPE_STRINGS = [
+  'id',
+  'type',
+  'name',
+  'timestamp',
+  'anonymousId',
+  'userId',
+  'userIdSignature',
+  'sessionId',
+];
+
+/** An upper bound of the bytes of the envelope without its maps (at most 6 bytes per character in JSON). */
+function envelopeBytesBound(event: Record<string, unknown>): number {
+  let n = 512;
+  for (const field of ENVELOPE_STRINGS) {
+    const value = event[field];
+    if (typeof value === 'string') n += 6 * value.length;
+  }
+  return n;
+}
+
 /** The UTF-8 byte length of a value serialized as JSON. */
 export function jsonBytes(value: unknown): number {
   return encoder.encode(JSON.stringify(value)).byteLength;
@@ -130,24 +153,32 @@ export function validateEvent(input: unknown, options: ValidateOptions = {}): Ev
 
     // Free-form maps first, on the raw input: limits, finite numbers, forbidden keys.
     const jsonIssues: JsonIssue[] = [];
+    let mapBytesBound = 0;
     for (const field of ['properties', 'traits', 'context'] as const) {
-      if (candidate[field] !== undefined) checkJsonMap(candidate[field], jsonIssues, [field]);
+      if (candidate[field] !== undefined)
+        mapBytesBound += checkJsonMapBytes(candidate[field], jsonIssues, [field]);
     }
     if (jsonIssues.length > 0) return { ok: false, errors: jsonIssuesToErrors(jsonIssues, prefix) };
 
-    const parsed = CustomerActionSchema.safeParse(candidate, { error: issueMessage });
-    if (!parsed.success)
-      return { ok: false, errors: fieldErrorsFromZod(parsed.error.issues, candidate, prefix) };
-    const event = parsed.data as CustomerAction;
+    // Fast accept, slow explain: a valid event skips the zod parse (same verdict, see
+    // fast-accept.ts); anything else goes through zod for the readable errors.
+    let event: CustomerAction;
+    if (fastAcceptor(CustomerActionSchema)(candidate)) {
+      event = { ...candidate } as CustomerAction;
+    } else {
+      const parsed = CustomerActionSchema.safeParse(candidate, { error: issueMessage });
+      if (!parsed.success)
+        return { ok: false, errors: fieldErrorsFromZod(parsed.error.issues, candidate, prefix) };
+      event = parsed.data as CustomerAction;
+    }
 
     const errors: FieldError[] = [];
     const propsSchema = propertiesSchemaFor(event.name);
-    if (propsSchema) {
-      const props = propsSchema.safeParse(event.properties ?? {}, { error: issueMessage });
+    const properties = event.properties ?? {};
+    if (propsSchema && !fastAcceptor(propsSchema)(properties)) {
+      const props = propsSchema.safeParse(properties, { error: issueMessage });
       if (!props.success)
-        errors.push(
-          ...fieldErrorsFromZod(props.error.issues, event.properties ?? {}, [...prefix, 'properties']),
-        );
+        errors.push(...fieldErrorsFromZod(props.error.issues, properties, [...prefix, 'properties']));
     }
     if (event.type === 'consent' && event.name !== 'consent.updated') {
       errors.push({
@@ -182,7 +213,11 @@ export function validateEvent(input: unknown, options: ValidateOptions = {}): Ev
       });
     }
 
-    const bytes = options.bytes ?? jsonBytes(event);
+    // Counted only when the bound says the event could be near the limit, and then
+    // counted, not serialized: the event is known to be plain JSON by now.
+    const bytes =
+      options.bytes ??
+      (mapBytesBound + envelopeBytesBound(event) <= LIMITS.maxEventBytes ? 0 : jsonByteLength(event));
     if (bytes > LIMITS.maxEventBytes) {
       errors.push({
         path: formatPath(prefix),
