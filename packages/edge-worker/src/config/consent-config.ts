@@ -78,7 +78,7 @@ async function generationOf(env: Env): Promise<string> {
 
 async function loadFromDirectus(env: Env, siteId: string): Promise<ConsentConfig> {
   const rows = await directusFromEnv(env).readItems<CategoryRow>('consent_categories', {
-    filter: { _or: [{ site_id: { _null: true } }, { site_id: { _eq: '' } }, { site_id: { _eq: siteId } }] },
+    filter: { _or: [{ site_id: { _empty: true } }, { site_id: { _eq: siteId } }] },
     fields: ['key', 'label', 'description', 'required', 'enabled', 'default'],
     sort: ['sort', 'key'],
     limit: 64,
@@ -112,8 +112,10 @@ export async function getConsentConfig(env: Env, siteId: string): Promise<Consen
     memo.set(siteId, { config, at: now, generation });
     await env.EDGE_CACHE.put(configKey(generation, siteId), JSON.stringify(config), { expirationTtl: KV_TTL_SECONDS });
     return config;
-  } catch {
+  } catch (e) {
     // Directus unreachable: the last configuration this isolate knew, else the built-ins.
+    const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown';
+    console.warn(JSON.stringify({ level: 'warn', msg: 'consent_config.directus_unavailable', reason }));
     const fallback = mine?.config ?? DEFAULT_CONSENT_CONFIG;
     memo.set(siteId, { config: fallback, at: now - MEMO_MS + 5_000, generation });
     return fallback;

@@ -46,7 +46,8 @@ async function storedEvents(env: Env, siteId: string, personKey: PersonKey): Pro
   for (let offset = 0; ; offset += PAGE) {
     const page = await directus.readItems<EventRow>('events', {
       filter: { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: [...keys] } }] },
-      sort: ['received_at', 'id'],
+      // Arrival order: by request, then by when each event happened within it.
+      sort: ['received_at', 'corrected_timestamp', 'id'],
       limit: PAGE,
       offset,
     });

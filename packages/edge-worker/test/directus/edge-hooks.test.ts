@@ -1,0 +1,191 @@
+/**
+ * Directus → edge: signed hooks invalidate the edge caches; a real Directus Flow reaches
+ * the Worker (under wrangler dev) when a marketer edits a consent category, and
+ * /v1/config serves the new categories with a new policy version; the orders Flow sends
+ * order.completed to the Worker's server-side ingest, which lands in the event log.
+ */
+import { DEFAULT_CONSENT_CONFIG, type ConsentConfig } from '@attune/shared-schema';
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CATALOG_VERSION_KEY } from '../../src/catalog/index.ts';
+import { CONSENT_CONFIG_VERSION_KEY, invalidateConsentConfig } from '../../src/config/consent-config.ts';
+import { signHookBody } from '../../src/hooks/signature.ts';
+import worker from '../../src/index.ts';
+import { DIRECTUS_TEST } from './constants.mjs';
+import { admin, env, eventually, rows, uniqueId } from './support.ts';
+
+async function call(path: string, init: RequestInit = {}, target: Env = env()): Promise<Response> {
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(new Request(`http://attune.test${path}`, init), target, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+function hookBody(collection: string, at = new Date().toISOString()): string {
+  return JSON.stringify({ source: 'directus', collection, event: 'items.update', keys: ['x'], at });
+}
+
+async function postHook(body: string, signature?: string): Promise<Response> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (signature !== undefined) headers['x-attune-signature'] = signature;
+  return call('/v1/hooks/directus', { method: 'POST', headers, body });
+}
+
+const CATEGORIES = DEFAULT_CONSENT_CONFIG.categories.map((c, i) => ({ ...c, sort: i + 1 }));
+
+beforeAll(async () => {
+  const existing = await admin<{ key: string }[]>('GET', '/items/consent_categories?fields=key&limit=-1');
+  if (existing.length > 0) await admin('DELETE', '/items/consent_categories', existing.map((c) => c.key));
+  await admin('POST', '/items/consent_categories', CATEGORIES);
+});
+
+describe('POST /v1/hooks/directus', () => {
+  it('refuses a hook without a valid signature and changes nothing', async () => {
+    await env().EDGE_CACHE.put(CATALOG_VERSION_KEY, 'v-before');
+    const body = hookBody('products');
+    expect((await postHook(body)).status).toBe(401);
+    expect((await postHook(body, await signHookBody('wrong-secret', body))).status).toBe(401);
+    expect((await postHook(body, 'sha256=zz')).status).toBe(401);
+    // A valid signature over a different body.
+    expect((await postHook(body, await signHookBody(DIRECTUS_TEST.hookSecret, hookBody('slot_content')))).status).toBe(401);
+    expect(await env().EDGE_CACHE.get(CATALOG_VERSION_KEY)).toBe('v-before');
+  });
+
+  it('refuses a signed hook replayed long after it was made', async () => {
+    const body = hookBody('products', new Date(Date.now() - 60 * 60 * 1000).toISOString());
+    expect((await postHook(body, await signHookBody(DIRECTUS_TEST.hookSecret, body))).status).toBe(400);
+  });
+
+  it('answers 400, not 5xx, to a signed body that is not a hook', async () => {
+    const body = '{"hello":1}';
+    expect((await postHook(body, await signHookBody(DIRECTUS_TEST.hookSecret, body))).status).toBe(400);
+  });
+
+  it('a signed catalog change bumps the catalog version; a consent change drops the consent config cache', async () => {
+    await env().EDGE_CACHE.put(CATALOG_VERSION_KEY, 'v-before');
+    const body = hookBody('products');
+    const res = await postHook(body, await signHookBody(DIRECTUS_TEST.hookSecret, body));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: true, invalidated: ['catalog'] });
+    expect(await env().EDGE_CACHE.get(CATALOG_VERSION_KEY)).not.toBe('v-before');
+
+    const generation = await env().EDGE_CACHE.get(CONSENT_CONFIG_VERSION_KEY);
+    const consentBody = hookBody('consent_categories');
+    const res2 = await postHook(consentBody, await signHookBody(DIRECTUS_TEST.hookSecret, consentBody));
+    expect(await res2.json()).toMatchObject({ invalidated: ['consent-config'] });
+    expect(await env().EDGE_CACHE.get(CONSENT_CONFIG_VERSION_KEY)).not.toBe(generation);
+  });
+});
+
+describe('GET /v1/config', () => {
+  it('serves the categories from Directus, and the built-ins when Directus cannot be reached', async () => {
+    await invalidateConsentConfig(env());
+    const res = await call('/v1/config?writeKey=pk_demo_attune');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(await res.json()).toEqual(DEFAULT_CONSENT_CONFIG);
+
+    // A marketer disables marketing in Directus: once the cache is invalidated the edge offers it no more.
+    await admin('PATCH', '/items/consent_categories/marketing', { enabled: false });
+    try {
+      await invalidateConsentConfig(env());
+      const changed = (await (await call('/v1/config?writeKey=pk_demo_attune')).json()) as ConsentConfig;
+      expect(changed.categories.find((c) => c.key === 'marketing')?.enabled).toBe(false);
+      expect(changed.categories.map((c) => c.key)).toEqual(['necessary', 'analytics', 'personalization', 'marketing']);
+      expect(changed.policyVersion).not.toBe(DEFAULT_CONSENT_CONFIG.policyVersion);
+    } finally {
+      await admin('PATCH', '/items/consent_categories/marketing', { enabled: true });
+    }
+
+    await invalidateConsentConfig(env());
+    const down = { ...env(), DIRECTUS_URL: 'http://127.0.0.1:9' } as unknown as Env;
+    const fallback = await call('/v1/config?writeKey=pk_demo_attune', {}, down);
+    expect(await fallback.json()).toEqual(DEFAULT_CONSENT_CONFIG);
+    await invalidateConsentConfig(env());
+  });
+
+  it('answers 400 without a write key and 401 for an unknown one', async () => {
+    expect((await call('/v1/config')).status).toBe(400);
+    expect((await call('/v1/config?writeKey=pk_nope')).status).toBe(401);
+  });
+});
+
+describe('Directus Flows → the Worker (wrangler dev)', () => {
+  const configAtWorker = async (): Promise<ConsentConfig> => {
+    const res = await fetch(`${DIRECTUS_TEST.workerUrl}/v1/config?writeKey=pk_demo_attune`);
+    return (await res.json()) as ConsentConfig;
+  };
+
+  it('a marketer renaming a consent category reaches the edge at once, with a new policy version', async () => {
+    const before = await configAtWorker();
+    expect(before.policyVersion).toBe(DEFAULT_CONSENT_CONFIG.policyVersion);
+    expect(before.categories.find((c) => c.key === 'marketing')?.label).toBe('Marketing');
+    // Cached at the edge now: only the Flow's hook can make the change visible within the test.
+    await admin('PATCH', '/items/consent_categories/marketing', { label: 'Offers and promotions' });
+
+    const after = await eventually(async () => {
+      const config = await configAtWorker();
+      return config.categories.find((c) => c.key === 'marketing')?.label === 'Offers and promotions' ? config : undefined;
+    });
+    expect(after.policyVersion).not.toBe(before.policyVersion);
+
+    // Changing it back restores the original policy (same categories, same version).
+    await admin('PATCH', '/items/consent_categories/marketing', { label: 'Marketing' });
+    const restored = await eventually(async () => {
+      const config = await configAtWorker();
+      return config.categories.find((c) => c.key === 'marketing')?.label === 'Marketing' ? config : undefined;
+    });
+    expect(restored.policyVersion).toBe(before.policyVersion);
+  });
+
+  it('an order created in Directus arrives in the event log as order.completed', async () => {
+    const anonymousId = uniqueId('buyer');
+    // The buyer consented in the browser earlier (the order's server event defers to that record).
+    const consent = {
+      categories: { necessary: true, analytics: true, personalization: true, marketing: false },
+      policyVersion: DEFAULT_CONSENT_CONFIG.policyVersion,
+    };
+    const { newUlid } = await import('../../src/profile/ulid.ts');
+    const consentRes = await fetch(`${DIRECTUS_TEST.workerUrl}/v1/collect`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', origin: 'http://localhost:3000' },
+      body: JSON.stringify({
+        writeKey: 'pk_demo_attune',
+        sentAt: new Date().toISOString(),
+        batch: [
+          {
+            id: newUlid(),
+            type: 'consent',
+            name: 'consent.updated',
+            timestamp: new Date().toISOString(),
+            anonymousId,
+            properties: { ...consent, source: 'banner' },
+            context: { consent },
+            schemaVersion: 1,
+          },
+        ],
+      }),
+    });
+    expect(consentRes.status).toBeLessThan(300);
+
+    const orderId = uniqueId('order');
+    await admin('POST', '/items/orders', {
+      id: orderId,
+      site_id: 'demo',
+      anonymous_id: anonymousId,
+      total: 129.9,
+      currency: 'EUR',
+      items: [{ productId: 'p-storm-shell-jacket', quantity: 1 }],
+      status: 'paid',
+      created_at: new Date().toISOString(),
+    });
+    // Flow → /v1/collect (server key) → ProfileDO → EVENTS queue → consumer → Directus.
+    const [event] = await eventually(async () => {
+      const found = await rows<{ name: string; properties: { orderId: string; total: number } }>('events', {
+        _and: [{ anonymous_id: { _eq: anonymousId } }, { name: { _eq: 'order.completed' } }],
+      });
+      return found.length > 0 ? found : undefined;
+    }, 30_000);
+    expect(event?.properties).toMatchObject({ orderId, total: 129.9 });
+  });
+});

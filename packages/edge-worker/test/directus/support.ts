@@ -1,0 +1,214 @@
+/**
+ * Helpers for the Directus integration tests (run inside workerd): queue messages,
+ * running the real queue() handler on a batch, admin reads of what landed in Directus,
+ * and stopping/starting Directus through the global setup's control server.
+ */
+import type { ConsentMessage, ErasureMessage, EventMessage, ProfileMessage } from '@attune/shared-schema';
+import { createExecutionContext, createMessageBatch, getQueueResult, type QueueResult } from 'cloudflare:test';
+import { env as workerEnv } from 'cloudflare:workers';
+import { vi } from 'vitest';
+import worker from '../../src/index.ts';
+import type { DeadLetter } from '../../src/sync/index.ts';
+import { DIRECTUS_TEST } from './constants.mjs';
+
+export const env = (): Env => workerEnv;
+export const SITE = 'demo';
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+let counter = 0;
+
+/** A fresh ULID (monotonic within a test run). */
+export function ulid(at: number = Date.now()): string {
+  let time = '';
+  let t = at;
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD.charAt(t % 32) + time;
+    t = Math.floor(t / 32);
+  }
+  counter++;
+  let rand = '';
+  let c = counter;
+  const noise = crypto.getRandomValues(new Uint8Array(10));
+  for (let i = 0; i < 6; i++) {
+    rand = CROCKFORD.charAt(c % 32) + rand;
+    c = Math.floor(c / 32);
+  }
+  for (const b of noise) rand += CROCKFORD.charAt(b % 32);
+  return time + rand;
+}
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID().slice(0, 12)}`;
+}
+
+export function eventMessage(
+  personId: string,
+  overrides: { name?: string; receivedAt?: string; properties?: Record<string, string | number> } = {},
+): EventMessage {
+  const now = new Date().toISOString();
+  const anonymousId = personId.startsWith('anon:') ? personId.slice(5) : 'a-browser';
+  return {
+    kind: 'event',
+    siteId: SITE,
+    personId,
+    event: {
+      id: ulid(),
+      type: 'track',
+      name: overrides.name ?? 'product.viewed',
+      timestamp: now,
+      anonymousId,
+      properties: overrides.properties ?? { productId: 'p-wok', category: 'kitchen' },
+      context: { page: { path: '/p/wok' }, locale: 'en-GB', screen: { width: 1, height: 1 } },
+      schemaVersion: 1,
+    },
+    enrichment: {
+      receivedAt: overrides.receivedAt ?? now,
+      correctedTimestamp: overrides.receivedAt ?? now,
+      device: 'desktop',
+    },
+    purposes: ['analytics', 'personalization'],
+  };
+}
+
+export function consentMessage(personId: string): ConsentMessage {
+  return {
+    kind: 'consent',
+    siteId: SITE,
+    personId,
+    eventId: ulid(),
+    consent: { categories: { necessary: true, analytics: true, personalization: true, marketing: false }, policyVersion: '1' },
+    source: 'banner',
+    recordedAt: new Date().toISOString(),
+  };
+}
+
+export function profileMessage(personId: string, version: number, segment: string): ProfileMessage {
+  const now = new Date().toISOString();
+  return {
+    kind: 'profile',
+    siteId: SITE,
+    personId,
+    version,
+    profile: {
+      anonymousIds: [personId.replace(/^anon:/, '')],
+      traits: {},
+      interests: { 'category:kitchen': version },
+      segments: [segment],
+      counters: { events: version },
+      firstSeen: now,
+      lastSeen: now,
+    },
+  };
+}
+
+export function erasureMessage(personId: string): ErasureMessage {
+  return {
+    kind: 'erasure',
+    siteId: SITE,
+    personId,
+    anonymousIds: [personId.replace(/^anon:/, '')],
+    requestedAt: new Date().toISOString(),
+  };
+}
+
+let msgSeq = 0;
+export interface Delivery {
+  id: string;
+  body: unknown;
+  attempts?: number;
+}
+
+/** A delivery of these bodies (fresh message ids), or a redelivery when ids are given. */
+export function deliveries(bodies: unknown[]): Delivery[] {
+  return bodies.map((body) => ({ id: `msg-${++msgSeq}-${crypto.randomUUID().slice(0, 8)}`, body }));
+}
+
+/** The ack/retry outcome of a batch, with the delay each retry asked for. */
+export type ConsumeResult = QueueResult & { delays: Map<string, number | undefined> };
+
+/** Runs the Worker's real queue() handler on one batch and returns its ack/retry outcome. */
+export async function consume(items: Delivery[], attempts = 1): Promise<ConsumeResult> {
+  const batch = createMessageBatch(
+    'attune-events',
+    items.map((m) => ({ id: m.id, timestamp: new Date(), attempts: m.attempts ?? attempts, body: m.body })),
+  );
+  // getQueueResult does not report delaySeconds: watch retry() itself (it still runs).
+  const delays = new Map<string, number | undefined>();
+  for (const message of batch.messages) {
+    const retry = message.retry.bind(message);
+    vi.spyOn(message, 'retry').mockImplementation((options) => {
+      delays.set(message.id, options?.delaySeconds);
+      retry(options);
+    });
+  }
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env());
+  return { ...(await getQueueResult(batch, ctx)), delays };
+}
+
+/** Records what goes to the dead-letter queue (the real binding still receives it). */
+export function recordDeadLetters(): { letters: DeadLetter[]; restore: () => void } {
+  const letters: DeadLetter[] = [];
+  const dlq = env().EVENTS_DLQ;
+  const original = dlq.send.bind(dlq);
+  const spy = vi.spyOn(dlq, 'send').mockImplementation(async (body, options) => {
+    letters.push(body as DeadLetter);
+    return original(body, options);
+  });
+  return { letters, restore: () => spy.mockRestore() };
+}
+
+let adminAccess: string | undefined;
+
+/** An admin access token for the test instance (to look at what landed, as an analyst would). */
+export async function adminToken(): Promise<string> {
+  if (adminAccess) return adminAccess;
+  const res = await fetch(`${DIRECTUS_TEST.url}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: DIRECTUS_TEST.adminEmail, password: DIRECTUS_TEST.adminPassword }),
+  });
+  const body = (await res.json()) as { data: { access_token: string } };
+  adminAccess = body.data.access_token;
+  return adminAccess;
+}
+
+/** An admin REST call against the test Directus; returns `data`. */
+export async function admin<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${DIRECTUS_TEST.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  if (res.status === 204) return undefined as T;
+  return ((await res.json()) as { data: T }).data;
+}
+
+/** Rows of a collection matching a filter (admin). */
+export function rows<T = Record<string, unknown>>(collection: string, filter: Record<string, unknown>): Promise<T[]> {
+  return admin<T[]>('GET', `/items/${collection}?limit=-1&filter=${encodeURIComponent(JSON.stringify(filter))}`);
+}
+
+/** Stops or starts the test Directus (through the global setup's control server). */
+export async function directusControl(action: 'stop' | 'start'): Promise<void> {
+  const res = await fetch(`${DIRECTUS_TEST.controlUrl}/directus/${action}`, { method: 'POST' });
+  if (!res.ok) throw new Error(`directus ${action}: ${await res.text()}`);
+  adminAccess = undefined;
+}
+
+/** Polls `check` until it returns a value other than undefined (Flows run asynchronously). */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

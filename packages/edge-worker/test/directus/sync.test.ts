@@ -1,0 +1,233 @@
+/**
+ * The queue consumer against a real Directus: bulk writes, redelivery, an outage in the
+ * middle of a stream, poison messages, profiles (latest wins), erasure, retention.
+ */
+import type { EventMessage } from '@attune/shared-schema';
+import { createMessageBatch, createScheduledController } from 'cloudflare:test';
+import { afterEach, describe, expect, it } from 'vitest';
+import { directusClient } from '../../src/directus/client.ts';
+import worker from '../../src/index.ts';
+import { syncBatch } from '../../src/sync/index.ts';
+import { DIRECTUS_TEST } from './constants.mjs';
+import {
+  consentMessage,
+  consume,
+  deliveries,
+  directusControl,
+  env,
+  erasureMessage,
+  eventMessage,
+  profileMessage,
+  recordDeadLetters,
+  rows,
+  uniqueId,
+} from './support.ts';
+
+let dlq = recordDeadLetters();
+afterEach(() => {
+  dlq.restore();
+  dlq = recordDeadLetters();
+});
+
+const eventIds = (msgs: EventMessage[]) => msgs.map((m) => m.event.id);
+
+async function storedEventIds(personId: string): Promise<string[]> {
+  const found = await rows<{ id: string }>('events', { person_key: { _eq: personId } });
+  return found.map((r) => r.id).sort();
+}
+
+describe('bulk write', () => {
+  it('writes a batch of 100 events with one create request, every field mapped', async () => {
+    const person = `anon:${uniqueId('bulk')}`;
+    const msgs = Array.from({ length: 100 }, () => eventMessage(person));
+    const requests: string[] = [];
+    const directus = directusClient({
+      url: DIRECTUS_TEST.url,
+      token: DIRECTUS_TEST.syncToken,
+      fetch: async (input, init) => {
+        requests.push(`${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`);
+        return fetch(input, init);
+      },
+    });
+    const batch = createMessageBatch(
+      'attune-events',
+      deliveries(msgs).map((d) => ({ ...d, timestamp: new Date(), attempts: 1 })),
+    );
+    const report = await syncBatch(batch, env(), { directus });
+
+    expect(report).toMatchObject({ acked: 100, retried: 0, deadLettered: 0, eventsWritten: 100 });
+    expect(requests.filter((r) => r === 'POST /items/events')).toHaveLength(1);
+    expect(await storedEventIds(person)).toEqual(eventIds(msgs).sort());
+
+    const [first] = msgs;
+    const [row] = await rows('events', { id: { _eq: first?.event.id } });
+    expect(row).toMatchObject({
+      site_id: 'demo',
+      person_key: person,
+      type: 'track',
+      name: 'product.viewed',
+      anonymous_id: first?.event.anonymousId,
+      properties: { productId: 'p-wok', category: 'kitchen' },
+      purposes: ['analytics', 'personalization'],
+      enrichment: { device: 'desktop' },
+    });
+    // The context subset: page and locale kept, screen dropped.
+    expect(row?.context).toEqual({ page: { path: '/p/wok' }, locale: 'en-GB' });
+  });
+
+  it('keeps events without analytics consent out of the event log', async () => {
+    const person = `anon:${uniqueId('noanalytics')}`;
+    const msg = { ...eventMessage(person), purposes: ['personalization' as const] };
+    const result = await consume(deliveries([msg]));
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await storedEventIds(person)).toEqual([]);
+  });
+});
+
+describe('redelivery', () => {
+  it('writes nothing twice when a batch is delivered again, or a message twice in one batch', async () => {
+    const person = `anon:${uniqueId('redeliver')}`;
+    const msgs = Array.from({ length: 30 }, () => eventMessage(person));
+    const consent = consentMessage(person);
+    const first = deliveries([...msgs, consent]);
+    const r1 = await consume(first);
+    expect(r1.explicitAcks).toHaveLength(31);
+
+    // The same messages again (a lost ack), plus duplicates inside one batch.
+    const again = [...first, ...first.slice(0, 5)].map((d) => ({ ...d, attempts: 2 }));
+    const r2 = await consume(again);
+    expect(r2.retryMessages).toEqual([]);
+    expect(new Set(r2.explicitAcks).size).toBe(31);
+
+    expect(await storedEventIds(person)).toEqual(eventIds(msgs).sort());
+    expect(await rows('consent_records', { person_key: { _eq: person } })).toHaveLength(1);
+  });
+});
+
+describe('Directus outage', () => {
+  it('retries with a growing delay while Directus is down, then delivers everything exactly once', async () => {
+    const person = `anon:${uniqueId('outage')}`;
+    const before = deliveries(Array.from({ length: 20 }, () => eventMessage(person)));
+    expect((await consume(before)).explicitAcks).toHaveLength(20);
+
+    const during = deliveries(Array.from({ length: 25 }, () => eventMessage(person)));
+    await directusControl('stop');
+    try {
+      const r1 = await consume(during, 1);
+      expect(r1.explicitAcks).toEqual([]);
+      expect(r1.retryMessages).toHaveLength(25);
+      const r3 = await consume(during, 3);
+      expect(r3.retryMessages).toHaveLength(25);
+      const firstDelay = r1.delays.get(during[0]?.id ?? '') ?? 0;
+      const thirdDelay = r3.delays.get(during[0]?.id ?? '') ?? 0;
+      expect(firstDelay).toBeGreaterThan(0);
+      expect(thirdDelay).toBeGreaterThan(firstDelay);
+      expect(dlq.letters).toEqual([]);
+    } finally {
+      await directusControl('start');
+    }
+
+    // The queue redelivers the retried messages; the first batch is redelivered too (lost acks).
+    const r4 = await consume([...during, ...before], 4);
+    expect(r4.retryMessages).toEqual([]);
+    expect(r4.explicitAcks).toHaveLength(45);
+    const all = [...before, ...during].map((d) => (d.body as EventMessage).event.id).sort();
+    expect(await storedEventIds(person)).toEqual(all);
+  });
+});
+
+describe('poison messages', () => {
+  it('sends a malformed or unstorable message to the DLQ with its reason and writes the rest of its batch', async () => {
+    const person = `anon:${uniqueId('poison')}`;
+    const good = Array.from({ length: 5 }, () => eventMessage(person));
+    const malformed = { kind: 'event', siteId: 'demo', personId: person, event: { id: 'not-a-ulid' } };
+    const badDate = eventMessage(person, { receivedAt: 'yesterday-ish' });
+    const batch = deliveries([good[0], malformed, ...good.slice(1), badDate, { kind: 'nonsense' }]);
+    const result = await consume(batch);
+
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks).toHaveLength(8);
+    expect(await storedEventIds(person)).toEqual(eventIds(good).sort());
+    expect(dlq.letters).toHaveLength(3);
+    const reasons = dlq.letters.map((l) => l.reason).join('\n');
+    expect(reasons).toMatch(/invalid queue message at event/);
+    expect(reasons).toMatch(/enrichment\.receivedAt is not a date-time/);
+    expect(dlq.letters.map((l) => l.messageId).sort()).toEqual(
+      [batch[1]?.id, batch[6]?.id, batch[7]?.id].map(String).sort(),
+    );
+    expect(dlq.letters.find((l) => l.messageId === batch[1]?.id)?.body).toEqual(malformed);
+  });
+});
+
+describe('profiles', () => {
+  it('upserts one row per person per batch and keeps the latest version, even when an older one arrives later', async () => {
+    const person = `anon:${uniqueId('profile')}`;
+    await consume(deliveries([profileMessage(person, 2, 'browsers'), profileMessage(person, 5, 'buyers'), profileMessage(person, 3, 'x')]));
+    let [row] = await rows<{ version: number; segments: string[] }>('people', { person_key: { _eq: person } });
+    expect(row).toMatchObject({ version: 5, segments: ['buyers'] });
+
+    await consume(deliveries([profileMessage(person, 4, 'stale')]));
+    [row] = await rows('people', { person_key: { _eq: person } });
+    expect(row).toMatchObject({ version: 5, segments: ['buyers'] });
+
+    await consume(deliveries([profileMessage(person, 6, 'loyal')]));
+    const all = await rows<{ version: number; segments: string[] }>('people', { person_key: { _eq: person } });
+    expect(all).toHaveLength(1);
+    expect(all[0]).toMatchObject({ version: 6, segments: ['loyal'] });
+  });
+});
+
+describe('erasure', () => {
+  it("deletes the person's profile, events and consent records, keeps others, and leaves a proof without the person", async () => {
+    const erased = `anon:${uniqueId('erased')}`;
+    const kept = `anon:${uniqueId('kept')}`;
+    await consume(
+      deliveries([
+        ...Array.from({ length: 4 }, () => eventMessage(erased)),
+        eventMessage(kept),
+        consentMessage(erased),
+        consentMessage(kept),
+        profileMessage(erased, 1, 'a'),
+        profileMessage(kept, 1, 'b'),
+      ]),
+    );
+    expect(await storedEventIds(erased)).toHaveLength(4);
+
+    const erasure = deliveries([erasureMessage(erased)]);
+    const result = await consume(erasure);
+    expect(result.explicitAcks).toEqual([erasure[0]?.id]);
+    // Redelivered erasure: still exactly one proof.
+    await consume(erasure.map((d) => ({ ...d, attempts: 2 })));
+
+    for (const collection of ['events', 'consent_records', 'people'])
+      expect(await rows(collection, { person_key: { _eq: erased } })).toEqual([]);
+    for (const collection of ['events', 'consent_records', 'people'])
+      expect(await rows(collection, { person_key: { _eq: kept } })).toHaveLength(1);
+
+    const proofs = await rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: erasure[0]?.id } });
+    expect(proofs).toHaveLength(1);
+    expect(proofs[0]).toMatchObject({ site_id: 'demo', people_deleted: 1, events_deleted: 4, consent_records_deleted: 1 });
+    expect(JSON.stringify(proofs[0])).not.toContain(erased.slice(5));
+  });
+
+  it('drops a late event for a person erased in the same batch', async () => {
+    const person = `anon:${uniqueId('same-batch')}`;
+    await consume(deliveries([eventMessage(person), erasureMessage(person)]));
+    expect(await storedEventIds(person)).toEqual([]);
+  });
+});
+
+describe('retention', () => {
+  it('the daily cron deletes events received before the retention period and keeps newer ones', async () => {
+    const person = `anon:${uniqueId('retention')}`;
+    const day = 24 * 60 * 60 * 1000;
+    const old = eventMessage(person, { receivedAt: new Date(Date.now() - 120 * day).toISOString() });
+    const recent = eventMessage(person, { receivedAt: new Date(Date.now() - 10 * day).toISOString() });
+    await consume(deliveries([old, recent]));
+    expect(await storedEventIds(person)).toHaveLength(2);
+
+    const controller = createScheduledController({ scheduledTime: Date.now(), cron: '17 3 * * *' });
+    await worker.scheduled(controller, env());
+    expect(await storedEventIds(person)).toEqual([recent.event.id]);
+  });
+});
