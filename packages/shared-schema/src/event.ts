@@ -102,6 +102,16 @@ export interface ValidateOptions {
 
 const encoder = new TextEncoder();
 
+/** The fields checked as free-form JSON maps (context too: it is open to extra keys). */
+const JSON_MAP_FIELDS = ['properties', 'traits', 'context'] as const;
+
+/** Compiled on first use, so importing the package stays cheap. */
+let envelopeAcceptor: ((value: unknown) => boolean) | undefined;
+function acceptsEnvelope(candidate: unknown): boolean {
+  envelopeAcceptor ??= fastAcceptor(CustomerActionSchema);
+  return envelopeAcceptor(candidate);
+}
+
 /** Envelope fields that hold strings; with field names and punctuation, all else is small. */
 const ENVELOPE_STRINGS = [
   'id',
@@ -154,7 +164,7 @@ export function validateEvent(input: unknown, options: ValidateOptions = {}): Ev
     // Free-form maps first, on the raw input: limits, finite numbers, forbidden keys.
     const jsonIssues: JsonIssue[] = [];
     let mapBytesBound = 0;
-    for (const field of ['properties', 'traits', 'context'] as const) {
+    for (const field of JSON_MAP_FIELDS) {
       if (candidate[field] !== undefined)
         mapBytesBound += checkJsonMapBytes(candidate[field], jsonIssues, [field]);
     }
@@ -163,7 +173,7 @@ export function validateEvent(input: unknown, options: ValidateOptions = {}): Ev
     // Fast accept, slow explain: a valid event skips the zod parse (same verdict, see
     // fast-accept.ts); anything else goes through zod for the readable errors.
     let event: CustomerAction;
-    if (fastAcceptor(CustomerActionSchema)(candidate)) {
+    if (acceptsEnvelope(candidate)) {
       event = { ...candidate } as CustomerAction;
     } else {
       const parsed = CustomerActionSchema.safeParse(candidate, { error: issueMessage });
