@@ -1,0 +1,127 @@
+/** The queue-message → Directus-row mapping, without Directus. */
+import type { EventMessage } from '@attune/shared-schema';
+import { describe, expect, it } from 'vitest';
+import {
+  consentRow,
+  erasedPersonKeys,
+  eventRow,
+  latestProfiles,
+  personRow,
+  profileInputFromRow,
+  retryDelaySeconds,
+  rowProblem,
+} from './mapping.ts';
+
+const event: EventMessage = {
+  kind: 'event',
+  siteId: 'demo',
+  personId: 'user:u-1',
+  event: {
+    id: '01K8ZJ3Q7W8X9Y0Z1A2B3C4D5E',
+    type: 'track',
+    name: 'cart.item.added',
+    timestamp: '2026-11-26T10:00:00.000Z',
+    anonymousId: 'a-1',
+    userId: 'u-1',
+    userIdSignature: 'a'.repeat(64),
+    sessionId: 's-1',
+    properties: { productId: 'p-1', category: 'outdoor' },
+    context: {
+      page: { path: '/p/1' },
+      screen: { width: 390, height: 844 },
+      consent: { categories: { necessary: true, analytics: true, personalization: true }, policyVersion: '1' },
+    },
+    schemaVersion: 1,
+  },
+  enrichment: { receivedAt: '2026-11-26T10:00:01.000Z', correctedTimestamp: '2026-11-26T10:00:00.500Z', country: 'DE' },
+  purposes: ['analytics', 'personalization'],
+};
+
+describe('eventRow', () => {
+  it('keys the row by the event id and keeps only the context subset, never the signature', () => {
+    const row = eventRow(event);
+    expect(row).toMatchObject({
+      id: event.event.id,
+      site_id: 'demo',
+      person_key: 'user:u-1',
+      name: 'cart.item.added',
+      user_id: 'u-1',
+      session_id: 's-1',
+      received_at: '2026-11-26T10:00:01.000Z',
+      corrected_timestamp: '2026-11-26T10:00:00.500Z',
+      enrichment: { country: 'DE' },
+    });
+    expect(row.context).toEqual({ page: { path: '/p/1' }, consent: event.event.context?.consent });
+    expect(JSON.stringify(row)).not.toContain('aaaaaaaa');
+  });
+
+  it('round-trips into the same profile input the live path used', () => {
+    const input = profileInputFromRow(eventRow(event));
+    const { userIdSignature: _sig, context, ...rest } = event.event;
+    expect(input.event).toEqual({ ...rest, context: { page: context?.page, consent: context?.consent } });
+    expect(input.enrichment).toEqual(event.enrichment);
+    expect(input.personalization).toBe(true);
+    expect(input.consent?.categories).toMatchObject({ analytics: true, personalization: true, marketing: false });
+  });
+});
+
+describe('profiles', () => {
+  const profile = (version: number) => ({
+    kind: 'profile' as const,
+    siteId: 'demo',
+    personId: 'anon:a',
+    version,
+    profile: { anonymousIds: ['a'], traits: {}, interests: {}, segments: [`s${version}`], counters: {}, firstSeen: 'x', lastSeen: 'y' },
+  });
+
+  it('keeps the highest version per person', () => {
+    const latest = latestProfiles([profile(3), profile(7), profile(5)]);
+    expect([...latest.values()].map((p) => p.version)).toEqual([7]);
+    expect(personRow(profile(7))).toMatchObject({ id: 'demo:anon:a', version: 7, segments: ['s7'] });
+  });
+});
+
+describe('consent and erasure', () => {
+  it('keys a consent record by its event id', () => {
+    const row = consentRow({
+      kind: 'consent',
+      siteId: 'demo',
+      personId: 'anon:a',
+      eventId: 'E1',
+      consent: { categories: { analytics: true }, policyVersion: '2' },
+      source: 'banner',
+      recordedAt: '2026-11-26T10:00:00.000Z',
+    });
+    expect(row).toEqual({
+      id: 'E1',
+      site_id: 'demo',
+      person_key: 'anon:a',
+      categories: { analytics: true },
+      policy_version: '2',
+      source: 'banner',
+      recorded_at: '2026-11-26T10:00:00.000Z',
+    });
+  });
+
+  it('erases every key a person was known by', () => {
+    expect(
+      erasedPersonKeys({ kind: 'erasure', siteId: 'demo', personId: 'user:u', anonymousIds: ['a', 'b'], userId: 'u', requestedAt: 'x' }).sort(),
+    ).toEqual(['anon:a', 'anon:b', 'user:u']);
+  });
+
+  it('names a message whose dates Directus could not store', () => {
+    expect(rowProblem(event)).toBeUndefined();
+    expect(rowProblem({ ...event, enrichment: { ...event.enrichment, receivedAt: 'soon' } })).toBe(
+      'enrichment.receivedAt is not a date-time',
+    );
+  });
+});
+
+describe('retryDelaySeconds', () => {
+  it('grows with each attempt and is capped', () => {
+    const delays = [1, 2, 3, 4, 5, 6, 7, 8].map(retryDelaySeconds);
+    for (let i = 1; i < delays.length; i++) expect(delays[i]).toBeGreaterThan(delays[i - 1] ?? 0);
+    expect(retryDelaySeconds(50)).toBe(900);
+    expect(retryDelaySeconds(0)).toBe(5);
+  });
+});
