@@ -33,6 +33,7 @@ step() {
 step "lint" pnpm lint
 step "typecheck" pnpm typecheck
 step "build" pnpm build
+step "directus install (once; ~5 min from a clean clone)" node services/directus/scripts/install.mjs
 for pkg in $(node scripts/test-order.mjs); do
   step "test $pkg" pnpm --filter "$pkg" test
 done

@@ -117,19 +117,22 @@ function runDirectusBootstrap(inst) {
   if (r.status !== 0) throw new Error(`directus bootstrap failed:\n${r.stdout}\n${r.stderr}`);
 }
 
+function collectionMeta(def) {
+  const meta = { icon: def.icon, note: def.note };
+  // accountability null: Directus keeps no activity/revisions for the collection.
+  if ('accountability' in def) meta.accountability = def.accountability;
+  return meta;
+}
+
 async function applyCollections(api) {
   for (const def of COLLECTIONS) {
     const existing = await api.find(`/collections/${def.collection}`);
     if (!existing) {
-      await api.post('/collections', {
-        collection: def.collection,
-        meta: { icon: def.icon, note: def.note },
-        schema: {},
-        fields: def.fields,
-      });
+      await api.post('/collections', { collection: def.collection, meta: collectionMeta(def), schema: {}, fields: def.fields });
       log(`created collection ${def.collection}`);
       continue;
     }
+    await api.patch(`/collections/${def.collection}`, { meta: collectionMeta(def) });
     const fields = (await api.get(`/fields/${def.collection}`)) ?? [];
     const have = new Set(fields.map((f) => f.field));
     for (const field of def.fields) {

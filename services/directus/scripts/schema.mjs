@@ -28,11 +28,13 @@ const float = (field, def = null) => ({ field, type: 'float', meta: { interface:
 const bool = (field, def = false) => ({ field, type: 'boolean', meta: { interface: 'boolean', special: ['cast-boolean'] }, schema: { is_nullable: false, default_value: def } });
 const ts = (field, opts = {}) => ({ field, type: 'timestamp', meta: { interface: 'datetime' }, schema: { is_nullable: true, is_indexed: opts.indexed ?? false } });
 
-/** @type {Array<{collection: string, note: string, icon: string, fields: object[], sync: string[]}>} */
+/** @type {Array<{collection: string, note: string, icon: string, accountability?: null, fields: object[], sync: string[]}>} */
 export const COLLECTIONS = [
   {
     collection: 'people',
     icon: 'person',
+    // Machine-written at volume: no activity/revision rows per write (they cost more than the write).
+    accountability: null,
     note: 'One row per person per site (latest profile snapshot from the edge; the highest version wins).',
     sync: ['create', 'read', 'update', 'delete'],
     fields: [
@@ -54,6 +56,7 @@ export const COLLECTIONS = [
   {
     collection: 'events',
     icon: 'bolt',
+    accountability: null,
     note: 'The event log (analytics purpose). The event id (ULID) is the key, so a redelivered event cannot be written twice.',
     sync: ['create', 'read', 'delete'],
     fields: [
@@ -79,6 +82,7 @@ export const COLLECTIONS = [
   {
     collection: 'consent_records',
     icon: 'verified_user',
+    accountability: null,
     note: 'Proof of each consent choice: what was granted, under which policy, when and from where.',
     sync: ['create', 'read', 'delete'],
     fields: [

@@ -26,15 +26,17 @@ export interface DirectusConfig {
 /** Why a Directus call failed, and whether retrying the same call may succeed. */
 export class DirectusError extends Error {
   override readonly name = 'DirectusError';
-  constructor(
-    message: string,
-    /** HTTP status, or 0 when Directus could not be reached. */
-    readonly status: number,
-    /** Directus's own error code (`RECORD_NOT_UNIQUE`, `FORBIDDEN`, …) when it gave one. */
-    readonly code: string | undefined,
-    readonly retryable: boolean,
-  ) {
+  /** HTTP status, or 0 when Directus could not be reached. */
+  readonly status: number;
+  /** Directus's own error code (`RECORD_NOT_UNIQUE`, `FORBIDDEN`, …) when it gave one. */
+  readonly code: string | undefined;
+  readonly retryable: boolean;
+
+  constructor(message: string, status: number, code: string | undefined, retryable: boolean) {
     super(message);
+    this.status = status;
+    this.code = code;
+    this.retryable = retryable;
   }
 
   /** The write collided with an existing primary key (a concurrent or earlier write). */
