@@ -28,7 +28,10 @@ for (const [entry, format, outfile] of [
   ['src/index.ts', 'esm', 'dist/attune.mjs'],
 ]) {
   await build({ ...common, entryPoints: [entry], format, outfile, minifySyntax: true });
-  const { code } = await minify(await readFile(outfile, 'utf8'), terserOptions(format === 'iife'));
+  const { code } = await minify(
+    await readFile(outfile, 'utf8'),
+    terserOptions(format === 'iife' && !process.env.NO_MANGLE),
+  );
   if (!code) throw new Error(`terser produced nothing for ${outfile}`);
   await writeFile(outfile, code);
 }

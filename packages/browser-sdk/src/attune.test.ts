@@ -281,8 +281,8 @@ describe('delivery', () => {
 describe('a returning visitor who consented', () => {
   it('resumes stored events from earlier pages and sends them in order', async () => {
     orphans = [
-      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ2', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ2"}' },
-      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}' },
+      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ2', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ2"}', bytes: 35 },
+      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}', bytes: 35 },
     ];
     vi.mocked(fetch).mockImplementation(async (url, init) => {
       if (String(url).includes('/v1/config')) return new Response('{"policyVersion":"1","categories":[]}');

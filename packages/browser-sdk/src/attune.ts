@@ -167,7 +167,7 @@ export function createAttune(
   let referrer = document.referrer;
 
   const storing = () => allowsCollection(choice);
-  const unsent = () => outbox.filter((e) => !inFlight.has(e.id));
+  const unsent = () => (inFlight.size ? outbox.filter((e) => !inFlight.has(e.id)) : outbox);
   const snapshot = (): ConsentSnapshot => ({
     categories: choice?.categories ?? applyChoice({}, {}, config, gpc),
     policyVersion: config.policyVersion,
@@ -228,8 +228,9 @@ export function createAttune(
     if (decision === 'wait') enqueue(waiting, event, o.maxWaiting);
     if (decision !== 'send' || !choice) return;
     event.context = { ...event.context, consent: choice };
-    const queued = { id: event.id, json: JSON.stringify(event) };
-    if (utf8Bytes(queued.json) > LIMITS.maxEventBytes) {
+    const json = JSON.stringify(event);
+    const queued = { id: event.id, json, bytes: utf8Bytes(json) };
+    if (queued.bytes > LIMITS.maxEventBytes) {
       report({ code: 'invalid_event', message: `${event.name} too large` });
       return;
     }
@@ -239,9 +240,15 @@ export function createAttune(
       report({ code: 'dropped', message: 'queue full' });
     }
     if (storing()) toStore.push(queued);
-    const count = unsent().length;
-    if (!retrying && (count >= o.flushAt || batchSize(unsent(), writeKey) < count)) void flush();
-    else timer ??= setTimeout(flush, o.flushInterval);
+    const pending = unsent();
+    if (
+      !retrying &&
+      (pending.length >= o.flushAt || batchSize(pending, writeKey, o.flushAt) < pending.length)
+    ) {
+      // A full batch goes out in a task of its own, so the caller (often a click handler) is not kept waiting.
+      clearTimeout(timer);
+      timer = setTimeout(flush);
+    } else timer ??= setTimeout(flush, o.flushInterval);
   }
 
   function flush(): Promise<void> {
@@ -349,10 +356,10 @@ export function createAttune(
     notify();
   }
 
-  const page = (properties?: Properties) =>
-    record('page', 'page.viewed', {
-      properties: { path: location.pathname, title: document.title, ...properties },
-    });
+  const page = (properties?: Properties) => {
+    const { path = '', title = '' } = pageContext(referrer).page ?? {};
+    record('page', 'page.viewed', { properties: { path, title, ...properties } });
+  };
 
   const attune: Attune = {
     page,

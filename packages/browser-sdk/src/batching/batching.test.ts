@@ -4,10 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { QueuedEvent } from '../queue/queue.ts';
 import { batchSize, collectBody, utf8Bytes } from './batching.ts';
 
-const event = (id: string, size = 10): QueuedEvent => ({
-  id,
-  json: JSON.stringify({ id, pad: 'x'.repeat(size) }),
-});
+const queued = (id: string, json: string): QueuedEvent => ({ id, json, bytes: utf8Bytes(json) });
+const event = (id: string, size = 10) => queued(id, JSON.stringify({ id, pad: 'x'.repeat(size) }));
 
 describe('batchSize', () => {
   it('takes every event when under both limits', () => {
@@ -27,7 +25,7 @@ describe('batchSize', () => {
   });
 
   it('counts UTF-8 bytes, not characters', () => {
-    const wide = [event('a'), { id: 'b', json: JSON.stringify({ t: '€'.repeat(100) }) }];
+    const wide = [event('a'), queued('b', JSON.stringify({ t: '€'.repeat(100) }))];
     const ascii = utf8Bytes(collectBody('k', wide.slice(0, 1)));
     expect(batchSize(wide, 'k', 100, ascii + 200)).toBe(1);
   });
@@ -44,18 +42,20 @@ describe('batchSize', () => {
 describe('collectBody', () => {
   it('is a collect envelope the Worker accepts', () => {
     const now = new Date();
-    const events = [1, 2].map((n) => ({
-      id: `01J${String(n).padStart(23, '0')}`,
-      json: JSON.stringify({
-        id: `01J${String(n).padStart(23, '0')}`,
-        type: 'track',
-        name: 'product.viewed',
-        timestamp: now.toISOString(),
-        anonymousId: 'anon',
-        properties: { productId: `p${n}` },
-        schemaVersion: 1,
-      }),
-    }));
+    const events = [1, 2].map((n) =>
+      queued(
+        `01J${String(n).padStart(23, '0')}`,
+        JSON.stringify({
+          id: `01J${String(n).padStart(23, '0')}`,
+          type: 'track',
+          name: 'product.viewed',
+          timestamp: now.toISOString(),
+          anonymousId: 'anon',
+          properties: { productId: `p${n}` },
+          schemaVersion: 1,
+        }),
+      ),
+    );
     const parsed = parseCollectBody(collectBody('pk_test', events, now));
     expect(parsed).toMatchObject({ ok: true, writeKey: 'pk_test', sentAt: now.toISOString(), rejected: [] });
     expect(parsed.ok && parsed.events.map((e) => e.event.properties?.productId)).toEqual(['p1', 'p2']);

@@ -9,15 +9,17 @@ import type { QueuedEvent } from '../queue/queue.ts';
 
 const encoder = new TextEncoder();
 
-/** UTF-8 bytes of a string. */
-export const utf8Bytes = (text: string): number => encoder.encode(text).length;
+/** UTF-8 bytes of a string (its length when it is ASCII, the common case, without encoding it). */
+export const utf8Bytes = (text: string): number =>
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range starts at \x00.
+  /[^\x00-\x7f]/.test(text) ? encoder.encode(text).length : text.length;
 
 /** The collect body `{ writeKey, sentAt, batch }` for events already serialized. */
 export const collectBody = (writeKey: string, events: readonly QueuedEvent[], sentAt = new Date()): string =>
   `{"writeKey":${JSON.stringify(writeKey)},"sentAt":"${sentAt.toISOString()}","batch":[${events.map((e) => e.json).join(',')}]}`;
 
 /** Bytes of a body with no events (envelope overhead), for a write key. */
-const envelopeBytes = (writeKey: string) => utf8Bytes(collectBody(writeKey, []));
+const envelopeBytes = (writeKey: string) => utf8Bytes(JSON.stringify(writeKey)) + 60;
 
 /**
  * How many events from the head of `events` fit in one batch of at most `maxCount`
@@ -33,7 +35,7 @@ export function batchSize(
   let bytes = envelopeBytes(writeKey);
   let count = 0;
   for (const event of events) {
-    bytes += utf8Bytes(event.json) + (count ? 1 : 0);
+    bytes += event.bytes + (count ? 1 : 0);
     if (count >= maxCount || (count && bytes > maxBytes)) break;
     count++;
   }

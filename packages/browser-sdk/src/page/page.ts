@@ -8,27 +8,42 @@ import { type EventContext, LIMITS } from '@attune/shared-schema/constants';
 /** Cuts a value to what the wire accepts, so one long URL does not get the event rejected. */
 const clip = (text: string, max: number = LIMITS.maxUrlLength) => text.slice(0, max);
 
-/** The context of an event on the current page; `referrer` is the previous page in a single-page app. */
+// Building a DateTimeFormat costs tens of µs: once per page is enough.
+const timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+let last: { key: string; context: EventContext } | undefined;
+
+/**
+ * The context of an event on the current page; `referrer` is the previous page in a
+ * single-page app. Reading `location` costs microseconds per property, so the context is
+ * rebuilt only when the URL, referrer or title changed since the last event.
+ */
 export function pageContext(referrer: string): EventContext {
+  const { href } = location;
+  const key = `${href} ${referrer} ${document.title}`;
+  if (last?.key === key) return last.context;
+  const url = new URL(href);
   const campaign: Record<string, string> = {};
-  new URLSearchParams(location.search).forEach((value, key) => {
+  url.searchParams.forEach((value, name) => {
     // utm_source → source, …, utm_campaign → name (Segment's campaign shape).
-    const field = /^utm_(source|medium|campaign|term|content)$/.exec(key)?.[1];
+    const field = /^utm_(source|medium|campaign|term|content)$/.exec(name)?.[1];
     if (field) campaign[field === 'campaign' ? 'name' : field] = clip(value, 256);
   });
-  return {
+  const context: EventContext = {
     page: {
-      url: clip(location.href),
-      path: clip(location.pathname),
+      url: clip(href),
+      path: clip(url.pathname),
       referrer: clip(referrer),
       title: clip(document.title, 256),
-      search: clip(location.search),
+      search: clip(url.search),
     },
     locale: navigator.language,
-    timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
+    timezone,
     screen: { width: screen.width, height: screen.height, density: devicePixelRatio },
     campaign,
   };
+  last = { key, context };
+  return context;
 }
 
 /**

@@ -4,10 +4,11 @@
  * offline keeps its newest events and can report how many it lost.
  */
 
-/** An event ready for the wire: its id and its JSON, serialized once. */
+/** An event ready for the wire: its id and its JSON, serialized once, and that JSON's UTF-8 bytes. */
 export interface QueuedEvent {
   id: string;
   json: string;
+  bytes: number;
 }
 
 /** Appends `item` to `queue`; removes and returns what exceeds `limit` (the oldest first). */

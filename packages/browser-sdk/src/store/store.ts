@@ -10,6 +10,7 @@
  */
 import type { ConsentState } from '@attune/shared-schema/constants';
 import { createStore, promisifyRequest } from 'idb-keyval';
+import { utf8Bytes } from '../batching/batching.ts';
 import type { QueuedEvent } from '../queue/queue.ts';
 import type { Session } from '../session/session.ts';
 
@@ -38,7 +39,9 @@ export interface Persistence {
 }
 
 /** An event as IndexedDB keeps it, with the tab that owns it. */
-interface StoredEvent extends QueuedEvent {
+interface StoredEvent {
+  id: string;
+  json: string;
   tab: string;
 }
 
@@ -60,7 +63,7 @@ export function browserPersistence(tab: string): Persistence {
       return result;
     });
   };
-  const put = (events: readonly QueuedEvent[]) =>
+  const put = (events: readonly Omit<QueuedEvent, 'bytes'>[]) =>
     outbox('readwrite', (store) => {
       for (const { id, json } of events) store.put({ id, json, tab } satisfies StoredEvent, id);
     });
@@ -73,7 +76,7 @@ export function browserPersistence(tab: string): Persistence {
     const stored = await outbox('readonly', (store) => store.getAll() as IDBRequest<StoredEvent[]>);
     const orphans = stored.result.filter((e) => e.tab !== tab && gone(e.tab));
     await put(orphans);
-    return orphans.map(({ id, json }) => ({ id, json }));
+    return orphans.map(({ id, json }) => ({ id, json, bytes: utf8Bytes(json) }));
   };
 
   return {
