@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LIMITS } from './constants.ts';
 import { formatFieldError } from './errors.ts';
 import { customerAction, NOW } from './event.arbitraries.ts';
-import { type EventValidation, validateEvent } from './event.ts';
+import { type EventValidation, instantOf, validateEvent } from './event.ts';
 
 const valid = {
   id: '01JDQ3Z8Y9K2M4N6P8R0S2T4V6',
@@ -390,5 +390,40 @@ describe('objects that fight back', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('instantOf', () => {
+  it('reads every valid ISO 8601 timestamp as Date.parse does', () => {
+    const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+    const stamp = fc
+      .record({
+        ms: fc.integer({ min: Date.UTC(100, 0, 1), max: Date.UTC(9999, 11, 31) }),
+        fraction: fc.oneof(fc.constant(''), fc.stringMatching(/^\.[0-9]{1,9}$/)),
+        offset: fc.oneof(
+          fc.constant('Z'),
+          fc
+            .tuple(
+              fc.constantFrom('+', '-'),
+              fc.integer({ min: 0, max: 23 }),
+              fc.integer({ min: 0, max: 59 }),
+            )
+            .map(([sign, h, m]) => `${sign}${pad(h)}:${pad(m)}`),
+        ),
+      })
+      .map(({ ms, fraction, offset }) => `${new Date(ms).toISOString().slice(0, 19)}${fraction}${offset}`);
+    fc.assert(
+      fc.property(stamp, (timestamp) => {
+        expect(instantOf(timestamp)).toBe(Date.parse(timestamp));
+      }),
+      { numRuns: 2000 },
+    );
+    for (const t of [
+      '2024-02-29T23:59:59.999+14:00',
+      '0050-06-01T00:00:00Z',
+      '1970-01-01T00:00:00.000-00:30',
+    ]) {
+      expect(instantOf(t)).toBe(Date.parse(t));
+    }
   });
 });

@@ -102,6 +102,53 @@ export interface ValidateOptions {
 
 const encoder = new TextEncoder();
 
+const digit = (s: string, i: number): number => s.charCodeAt(i) - 48;
+const twoDigits = (s: string, i: number): number => digit(s, i) * 10 + digit(s, i + 1);
+
+/**
+ * Milliseconds since the epoch of a timestamp that already matched the ISO 8601 pattern
+ * (YYYY-MM-DDTHH:mm:ss[.fraction](Z|±HH:mm)): read by position, several times cheaper
+ * than Date.parse on every event. Same result as Date.parse (fractions past ms truncate).
+ */
+export function instantOf(timestamp: string): number {
+  const s = timestamp;
+  let i = 19;
+  let ms = 0;
+  if (s.charCodeAt(i) === 46 /* . */) {
+    i++;
+    let scale = 100;
+    while (i < s.length) {
+      const d = digit(s, i);
+      if (d < 0 || d > 9) break;
+      ms += d * scale;
+      scale /= 10;
+      i++;
+    }
+    ms = Math.floor(ms);
+  }
+  let offsetMinutes = 0;
+  const sign = s.charCodeAt(i);
+  if (sign === 43 /* + */ || sign === 45 /* - */) {
+    offsetMinutes = (twoDigits(s, i + 1) * 60 + twoDigits(s, i + 4)) * (sign === 43 ? 1 : -1);
+  } else if (sign !== 90 /* Z */) {
+    return Date.parse(s); // not the shape validated above; let the platform decide
+  }
+  const year = digit(s, 0) * 1000 + digit(s, 1) * 100 + twoDigits(s, 2);
+  if (year < 100) return Date.parse(s); // Date.UTC reads years 0-99 as 1900-1999
+  return (
+    Date.UTC(
+      year,
+      twoDigits(s, 5) - 1,
+      twoDigits(s, 8),
+      twoDigits(s, 11),
+      twoDigits(s, 14),
+      twoDigits(s, 17),
+      ms,
+    ) -
+    offsetMinutes * 60_000
+  );
+}
+
 /** The fields checked as free-form JSON maps (context too: it is open to extra keys). */
 const JSON_MAP_FIELDS = ['properties', 'traits', 'context'] as const;
 
@@ -210,7 +257,7 @@ export function validateEvent(input: unknown, options: ValidateOptions = {}): Ev
     }
 
     const now = options.now ?? Date.now();
-    const at = Date.parse(event.timestamp);
+    const at = instantOf(event.timestamp);
     if (at > now + LIMITS.maxFutureSkewMs) {
       errors.push({
         path: formatPath([...prefix, 'timestamp']),
