@@ -48,7 +48,9 @@ async function replay(args) {
   const person = values.person.includes(':') ? values.person : `anon:${values.person}`;
   const token = values.token ?? process.env.ADMIN_TOKEN ?? devVar('ADMIN_TOKEN');
   if (!token) {
-    console.error('attune: no admin token (pass --token, set ADMIN_TOKEN, or write ADMIN_TOKEN in .dev.vars)');
+    console.error(
+      'attune: no admin token (pass --token, set ADMIN_TOKEN, or write ADMIN_TOKEN in .dev.vars)',
+    );
     process.exit(1);
   }
   const url = `${values.url.replace(/\/+$/, '')}/v1/admin/replay/${encodeURIComponent(person)}?siteId=${encodeURIComponent(values.site)}`;
@@ -56,7 +58,9 @@ async function replay(args) {
   try {
     res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
   } catch (e) {
-    console.error(`attune: the Worker at ${values.url} is not reachable (${e.message}); is \`./attune up\` running?`);
+    console.error(
+      `attune: the Worker at ${values.url} is not reachable (${e.message}); is \`./attune up\` running?`,
+    );
     process.exit(1);
   }
   const body = await res.json().catch(() => ({}));
@@ -65,7 +69,9 @@ async function replay(args) {
     process.exit(1);
   }
   const p = body.profile;
-  console.log(`replayed ${body.events} stored events (${body.accepted} accepted) into ${body.siteId}/${body.personKey}`);
+  console.log(
+    `replayed ${body.events} stored events (${body.accepted} accepted) into ${body.siteId}/${body.personKey}`,
+  );
   if (p) {
     const top = Object.entries(p.interests ?? {})
       .sort((a, b) => b[1] - a[1])
@@ -78,11 +84,22 @@ async function replay(args) {
 
 function directus(args) {
   const command = args[0];
-  const scripts = { install: 'install', bootstrap: 'bootstrap', seed: 'seed', start: 'start', stop: 'stop', up: 'up' };
+  const scripts = {
+    install: 'install',
+    bootstrap: 'bootstrap',
+    seed: 'seed',
+    start: 'start',
+    stop: 'stop',
+    up: 'up',
+  };
   if (!command || !(command in scripts)) usage();
-  const r = spawnSync(process.execPath, [join(root, 'services/directus/scripts', `${scripts[command]}.mjs`), ...args.slice(1)], {
-    stdio: 'inherit',
-  });
+  const r = spawnSync(
+    process.execPath,
+    [join(root, 'services/directus/scripts', `${scripts[command]}.mjs`), ...args.slice(1)],
+    {
+      stdio: 'inherit',
+    },
+  );
   process.exit(r.status ?? 1);
 }
 

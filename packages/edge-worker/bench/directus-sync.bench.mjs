@@ -28,7 +28,10 @@ const env = {
   ATTUNE_WORKER_URL: 'http://127.0.0.1:9',
 };
 const run = (script) => {
-  const r = spawnSync(process.execPath, [join(scripts, script)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const r = spawnSync(process.execPath, [join(scripts, script)], {
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   if (r.status !== 0) throw new Error(`${script} failed`);
 };
 let started = false;
@@ -130,7 +133,13 @@ const bulkRate = BULK_EVENTS / bulkSeconds;
 const singleRate = SINGLE_EVENTS / singleSeconds;
 console.log('| path | events | seconds | events/s |');
 console.log('|---|---:|---:|---:|');
-console.log(`| consumer, bulk (${BATCH}/batch) | ${BULK_EVENTS} | ${bulkSeconds.toFixed(2)} | ${bulkRate.toFixed(0)} |`);
-console.log(`| one request per event (baseline) | ${SINGLE_EVENTS} | ${singleSeconds.toFixed(2)} | ${singleRate.toFixed(0)} |`);
-console.log(`\nbulk / per-event: **${(bulkRate / singleRate).toFixed(1)}×** (local Directus 12.4.0 on SQLite, sequential, same run)`);
+console.log(
+  `| consumer, bulk (${BATCH}/batch) | ${BULK_EVENTS} | ${bulkSeconds.toFixed(2)} | ${bulkRate.toFixed(0)} |`,
+);
+console.log(
+  `| one request per event (baseline) | ${SINGLE_EVENTS} | ${singleSeconds.toFixed(2)} | ${singleRate.toFixed(0)} |`,
+);
+console.log(
+  `\nbulk / per-event: **${(bulkRate / singleRate).toFixed(1)}×** (local Directus 12.4.0 on SQLite, sequential, same run)`,
+);
 if (Array.isArray(stored) && stored[0]) console.log(`rows in events: ${JSON.stringify(stored[0])}`);

@@ -30,9 +30,9 @@ import {
   instance,
   log,
   PROJECT_DIR,
+  REPO_ROOT,
   randomSecret,
   readEnvFile,
-  REPO_ROOT,
 } from './lib.mjs';
 import { COLLECTIONS, EDGE_CACHED_COLLECTIONS } from './schema.mjs';
 import { startServer, stopServer } from './server.mjs';
@@ -89,18 +89,27 @@ function writeEnv(inst) {
     IMPORT_IP_DENY_LIST: '169.254.169.254',
     FLOWS_ENV_ALLOW_LIST: 'ATTUNE_HOOK_SECRET,ATTUNE_WORKER_URL,ATTUNE_SERVER_KEY,ATTUNE_WRITE_KEY',
     ATTUNE_WORKER_URL: process.env.ATTUNE_WORKER_URL ?? prev.ATTUNE_WORKER_URL ?? 'http://127.0.0.1:8787',
-    ATTUNE_HOOK_SECRET: process.env.ATTUNE_HOOK_SECRET ?? dev.HOOK_SECRET ?? prev.ATTUNE_HOOK_SECRET ?? randomSecret(),
+    ATTUNE_HOOK_SECRET:
+      process.env.ATTUNE_HOOK_SECRET ?? dev.HOOK_SECRET ?? prev.ATTUNE_HOOK_SECRET ?? randomSecret(),
     ATTUNE_WRITE_KEY: process.env.ATTUNE_WRITE_KEY ?? prev.ATTUNE_WRITE_KEY ?? 'pk_demo_attune',
     ATTUNE_SERVER_KEY:
-      process.env.ATTUNE_SERVER_KEY ?? siteSecrets.demo?.serverKey ?? prev.ATTUNE_SERVER_KEY ?? 'sk_change_me',
+      process.env.ATTUNE_SERVER_KEY ??
+      siteSecrets.demo?.serverKey ??
+      prev.ATTUNE_SERVER_KEY ??
+      'sk_change_me',
   };
   ensureDir(inst.dataDir);
   ensureDir(join(inst.home, 'uploads'));
   ensureDir(join(inst.home, 'extensions'));
   // Directus looks for package extensions in its working directory's package.json.
   if (!existsSync(join(inst.home, 'package.json')))
-    writeFileSync(join(inst.home, 'package.json'), '{ "name": "attune-directus-instance", "private": true }\n');
-  const text = `# Written by services/directus/scripts/bootstrap.mjs (local use only; not committed).\n${Object.entries(env)
+    writeFileSync(
+      join(inst.home, 'package.json'),
+      '{ "name": "attune-directus-instance", "private": true }\n',
+    );
+  const text = `# Written by services/directus/scripts/bootstrap.mjs (local use only; not committed).\n${Object.entries(
+    env,
+  )
     .map(([k, v]) => `${k}=${v}`)
     .join('\n')}\n`;
   const changed = !existsSync(inst.envFile) || readFileSync(inst.envFile, 'utf8') !== text;
@@ -128,7 +137,12 @@ async function applyCollections(api) {
   for (const def of COLLECTIONS) {
     const existing = await api.find(`/collections/${def.collection}`);
     if (!existing) {
-      await api.post('/collections', { collection: def.collection, meta: collectionMeta(def), schema: {}, fields: def.fields });
+      await api.post('/collections', {
+        collection: def.collection,
+        meta: collectionMeta(def),
+        schema: {},
+        fields: def.fields,
+      });
       log(`created collection ${def.collection}`);
       continue;
     }
@@ -154,23 +168,41 @@ async function applySyncAccess(api, env) {
   await upsert(api, 'policies', IDS.policy, {
     name: 'attune-sync',
     icon: 'sync',
-    description: "The edge Worker's access: write the event log, profiles and consent proof; read the catalog.",
+    description:
+      "The edge Worker's access: write the event log, profiles and consent proof; read the catalog.",
     admin_access: false,
     app_access: false,
   });
-  await upsert(api, 'roles', IDS.role, { name: 'attune-sync', icon: 'sync', description: 'The edge Worker (least privilege)' });
-  const access = (await api.get(`/access?filter[role][_eq]=${IDS.role}&filter[policy][_eq]=${IDS.policy}`)) ?? [];
+  await upsert(api, 'roles', IDS.role, {
+    name: 'attune-sync',
+    icon: 'sync',
+    description: 'The edge Worker (least privilege)',
+  });
+  const access =
+    (await api.get(`/access?filter[role][_eq]=${IDS.role}&filter[policy][_eq]=${IDS.policy}`)) ?? [];
   if (access.length === 0) await api.post('/access', { role: IDS.role, policy: IDS.policy });
 
   // Permissions are replaced wholesale, so a narrowed schema.mjs narrows the policy too.
   const current = (await api.get(`/permissions?filter[policy][_eq]=${IDS.policy}&limit=-1&fields=id`)) ?? [];
-  if (current.length > 0) await api.del('/permissions', current.map((p) => p.id));
+  if (current.length > 0)
+    await api.del(
+      '/permissions',
+      current.map((p) => p.id),
+    );
   const wanted = COLLECTIONS.flatMap((c) =>
-    c.sync.map((action) => ({ policy: IDS.policy, collection: c.collection, action, fields: ['*'], permissions: {}, validation: {} })),
+    c.sync.map((action) => ({
+      policy: IDS.policy,
+      collection: c.collection,
+      action,
+      fields: ['*'],
+      permissions: {},
+      validation: {},
+    })),
   );
   await api.post('/permissions', wanted);
 
-  const users = (await api.get(`/users?filter[email][_eq]=${encodeURIComponent(SYNC_EMAIL)}&fields=id,token`)) ?? [];
+  const users =
+    (await api.get(`/users?filter[email][_eq]=${encodeURIComponent(SYNC_EMAIL)}&fields=id,token`)) ?? [];
   const token = process.env.ATTUNE_SYNC_TOKEN ?? env.__previousSyncToken ?? randomSecret();
   if (users.length === 0) {
     await api.post('/users', {
@@ -205,14 +237,28 @@ async function applyFlows(api) {
       name: 'Attune: invalidate edge caches',
       icon: 'cached',
       color: '#2ECDA7',
-      description: 'Tells the Worker (signed, HMAC-SHA256) that catalog, slot content, rules or consent categories changed.',
+      description:
+        'Tells the Worker (signed, HMAC-SHA256) that catalog, slot content, rules or consent categories changed.',
       status: 'active',
       trigger: 'event',
       accountability: 'all',
-      options: { type: 'action', scope: ['items.create', 'items.update', 'items.delete'], collections: EDGE_CACHED_COLLECTIONS },
+      options: {
+        type: 'action',
+        scope: ['items.create', 'items.update', 'items.delete'],
+        collections: EDGE_CACHED_COLLECTIONS,
+      },
     },
     [
-      { id: IDS.invalidationSign, name: 'Sign', key: 'sign', type: 'exec', position_x: 19, position_y: 1, options: { code: INVALIDATION_SCRIPT }, resolve: IDS.invalidationSend },
+      {
+        id: IDS.invalidationSign,
+        name: 'Sign',
+        key: 'sign',
+        type: 'exec',
+        position_x: 19,
+        position_y: 1,
+        options: { code: INVALIDATION_SCRIPT },
+        resolve: IDS.invalidationSend,
+      },
       {
         id: IDS.invalidationSend,
         name: 'Notify Worker',
@@ -246,7 +292,16 @@ async function applyFlows(api) {
       options: { type: 'action', scope: ['items.create'], collections: ['orders'] },
     },
     [
-      { id: IDS.orderBuild, name: 'Build event', key: 'order_event', type: 'exec', position_x: 19, position_y: 1, options: { code: ORDER_SCRIPT }, resolve: IDS.orderSend },
+      {
+        id: IDS.orderBuild,
+        name: 'Build event',
+        key: 'order_event',
+        type: 'exec',
+        position_x: 19,
+        position_y: 1,
+        options: { code: ORDER_SCRIPT },
+        resolve: IDS.orderSend,
+      },
       {
         id: IDS.orderSend,
         name: 'Send to Worker',
@@ -282,7 +337,9 @@ function fingerprint(env) {
 /** Bootstraps (idempotently) and leaves the instance running. */
 export async function bootstrap(inst = instance()) {
   if (!directusInstalled()) {
-    const r = spawnSync(process.execPath, [join(PROJECT_DIR, 'scripts', 'install.mjs')], { stdio: 'inherit' });
+    const r = spawnSync(process.execPath, [join(PROJECT_DIR, 'scripts', 'install.mjs')], {
+      stdio: 'inherit',
+    });
     if (r.status !== 0) throw new Error('directus install failed');
   }
   const { env, changed } = writeEnv(inst);

@@ -1,12 +1,12 @@
 /**
  * Code of the Flows' "Run Script" operations. Directus runs them in an isolated-vm
  * sandbox with no crypto and no TextEncoder, so the HMAC-SHA256 that signs hooks to the
- * Worker is written out in plain JS here (checked against node:crypto in the tests).
+ * Worker is written out in plain JS here (the Flow integration test checks it end to end: the Worker verifies it with WebCrypto).
  * Secrets come from `process.env`, which Directus fills from FLOWS_ENV_ALLOW_LIST.
  */
 
 /** Plain-JS SHA-256 / HMAC-SHA256 over UTF-8 strings, hex output. */
-export const HMAC_JS = String.raw`
+export const HMAC_JS = `
 function utf8Bytes(s) {
   var bin = unescape(encodeURIComponent(s)); var out = new Array(bin.length);
   for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);

@@ -19,14 +19,48 @@ const str = (field, opts = {}) => ({
   field,
   type: 'string',
   meta: { interface: 'input', ...(opts.meta ?? {}) },
-  schema: { is_nullable: opts.nullable ?? true, is_indexed: opts.indexed ?? false, max_length: opts.length ?? 255 },
+  schema: {
+    is_nullable: opts.nullable ?? true,
+    is_indexed: opts.indexed ?? false,
+    max_length: opts.length ?? 255,
+  },
 });
-const text = (field) => ({ field, type: 'text', meta: { interface: 'input-multiline' }, schema: { is_nullable: true } });
-const json = (field) => ({ field, type: 'json', meta: { interface: 'input-code', options: { language: 'json' }, special: ['cast-json'] }, schema: { is_nullable: true } });
-const int = (field, def = null) => ({ field, type: 'integer', meta: { interface: 'input' }, schema: { is_nullable: true, default_value: def } });
-const float = (field, def = null) => ({ field, type: 'float', meta: { interface: 'input' }, schema: { is_nullable: true, default_value: def } });
-const bool = (field, def = false) => ({ field, type: 'boolean', meta: { interface: 'boolean', special: ['cast-boolean'] }, schema: { is_nullable: false, default_value: def } });
-const ts = (field, opts = {}) => ({ field, type: 'timestamp', meta: { interface: 'datetime' }, schema: { is_nullable: true, is_indexed: opts.indexed ?? false } });
+const text = (field) => ({
+  field,
+  type: 'text',
+  meta: { interface: 'input-multiline' },
+  schema: { is_nullable: true },
+});
+const json = (field) => ({
+  field,
+  type: 'json',
+  meta: { interface: 'input-code', options: { language: 'json' }, special: ['cast-json'] },
+  schema: { is_nullable: true },
+});
+const int = (field, def = null) => ({
+  field,
+  type: 'integer',
+  meta: { interface: 'input' },
+  schema: { is_nullable: true, default_value: def },
+});
+const float = (field, def = null) => ({
+  field,
+  type: 'float',
+  meta: { interface: 'input' },
+  schema: { is_nullable: true, default_value: def },
+});
+const bool = (field, def = false) => ({
+  field,
+  type: 'boolean',
+  meta: { interface: 'boolean', special: ['cast-boolean'] },
+  schema: { is_nullable: false, default_value: def },
+});
+const ts = (field, opts = {}) => ({
+  field,
+  type: 'timestamp',
+  meta: { interface: 'datetime' },
+  schema: { is_nullable: true, is_indexed: opts.indexed ?? false },
+});
 
 /** @type {Array<{collection: string, note: string, icon: string, accountability?: null, fields: object[], sync: string[]}>} */
 export const COLLECTIONS = [
@@ -153,7 +187,14 @@ export const COLLECTIONS = [
     icon: 'flash_on',
     note: 'Real-time triggers as data (fields match TriggerRule).',
     sync: ['read'],
-    fields: [pk('id', 64), bool('enabled', true), str('on', { length: 128 }), json('when'), json('recommend'), json('promo')],
+    fields: [
+      pk('id', 64),
+      bool('enabled', true),
+      str('on', { length: 128 }),
+      json('when'),
+      json('recommend'),
+      json('promo'),
+    ],
   },
   {
     collection: 'consent_categories',
@@ -176,7 +217,13 @@ export const COLLECTIONS = [
     icon: 'language',
     note: 'Sites by write key: allowed origins and settings (secrets stay in the Worker).',
     sync: ['read'],
-    fields: [pk('id', 64), str('name'), str('write_key', { length: 128 }), json('allowed_origins'), json('settings')],
+    fields: [
+      pk('id', 64),
+      str('name'),
+      str('write_key', { length: 128 }),
+      json('allowed_origins'),
+      json('settings'),
+    ],
   },
   {
     collection: 'orders',

@@ -6,22 +6,78 @@
 
 const CATALOG = {
   outdoor: {
-    jacket: ['Storm Shell Jacket', 'Ridge Down Jacket', 'Trail Softshell', 'Alpine Hardshell', 'Packable Rain Jacket', 'Fleece Midlayer', 'Insulated Parka', 'Windbreaker'],
-    boots: ['Summit Hiking Boots', 'Trail Runner Shoes', 'Waterproof Mid Boots', 'Approach Shoes', 'Winter Snow Boots', 'Light Hikers'],
-    tent: ['Two-Person Dome Tent', 'Ultralight Trekking Tent', 'Family Cabin Tent', 'Four-Season Tent', 'Bivy Shelter'],
+    jacket: [
+      'Storm Shell Jacket',
+      'Ridge Down Jacket',
+      'Trail Softshell',
+      'Alpine Hardshell',
+      'Packable Rain Jacket',
+      'Fleece Midlayer',
+      'Insulated Parka',
+      'Windbreaker',
+    ],
+    boots: [
+      'Summit Hiking Boots',
+      'Trail Runner Shoes',
+      'Waterproof Mid Boots',
+      'Approach Shoes',
+      'Winter Snow Boots',
+      'Light Hikers',
+    ],
+    tent: [
+      'Two-Person Dome Tent',
+      'Ultralight Trekking Tent',
+      'Family Cabin Tent',
+      'Four-Season Tent',
+      'Bivy Shelter',
+    ],
     backpack: ['Daypack 22L', 'Trekking Pack 45L', 'Expedition Pack 65L', 'Hydration Pack', 'Summit Bag'],
     sleeping: ['Down Sleeping Bag', 'Synthetic Sleeping Bag', 'Inflatable Sleeping Pad', 'Camp Pillow'],
-    accessory: ['Merino Gloves', 'Insulated Gloves', 'Wool Beanie', 'Fleece Beanie', 'LED Headlamp', 'Rechargeable Headlamp', 'Trekking Poles', 'Neck Gaiter', 'Hiking Socks', 'Water Filter', 'Camp Stove', 'Insulated Bottle'],
+    accessory: [
+      'Merino Gloves',
+      'Insulated Gloves',
+      'Wool Beanie',
+      'Fleece Beanie',
+      'LED Headlamp',
+      'Rechargeable Headlamp',
+      'Trekking Poles',
+      'Neck Gaiter',
+      'Hiking Socks',
+      'Water Filter',
+      'Camp Stove',
+      'Insulated Bottle',
+    ],
   },
   kitchen: {
-    cookware: ['Cast Iron Skillet', 'Stainless Saucepan', 'Nonstick Frying Pan', 'Dutch Oven', 'Wok', 'Stock Pot'],
+    cookware: [
+      'Cast Iron Skillet',
+      'Stainless Saucepan',
+      'Nonstick Frying Pan',
+      'Dutch Oven',
+      'Wok',
+      'Stock Pot',
+    ],
     knives: ["Chef's Knife", 'Paring Knife', 'Bread Knife', 'Knife Block Set', 'Whetstone'],
     coffee: ['Pour-Over Kettle', 'French Press', 'Burr Grinder', 'Espresso Cups', 'Moka Pot'],
-    tools: ['Wooden Spoons', 'Silicone Spatula', 'Measuring Cups', 'Mixing Bowls', 'Cutting Board', 'Kitchen Scale'],
+    tools: [
+      'Wooden Spoons',
+      'Silicone Spatula',
+      'Measuring Cups',
+      'Mixing Bowls',
+      'Cutting Board',
+      'Kitchen Scale',
+    ],
   },
   electronics: {
     audio: ['Wireless Headphones', 'Bluetooth Speaker', 'Earbuds Pro', 'Studio Monitors', 'Portable DAC'],
-    computing: ['Mechanical Keyboard', 'Wireless Mouse', 'USB-C Hub', 'Laptop Stand', '27" Monitor', 'Webcam HD'],
+    computing: [
+      'Mechanical Keyboard',
+      'Wireless Mouse',
+      'USB-C Hub',
+      'Laptop Stand',
+      '27" Monitor',
+      'Webcam HD',
+    ],
     power: ['Power Bank 20000mAh', 'Solar Charger', 'GaN Charger 65W', 'Charging Cable Set'],
     smart: ['Smart Plug', 'Smart Bulb', 'Fitness Tracker', 'GPS Watch', 'E-Reader'],
   },
@@ -81,10 +137,17 @@ export function products() {
           const slug = slugify(title);
           const lower = name.toLowerCase();
           const tags = [group, ...(EXTRA_TAGS[group] ?? [])];
-          for (const t of ['gloves', 'beanie', 'headlamp', 'socks', 'poles']) if (lower.includes(t.replace(/s$/, ''))) tags.push(t);
+          for (const t of ['gloves', 'beanie', 'headlamp', 'socks', 'poles'])
+            if (lower.includes(t.replace(/s$/, ''))) tags.push(t);
           if (variant === ' Pro') tags.push('premium');
           if (variant === ' Lite') tags.push('lightweight');
-          const price = Math.round((PRICE_BASE[category] * (0.5 + rand() * 1.5) * (variant === ' Pro' ? 1.6 : variant === ' Lite' ? 0.8 : 1)) * 100) / 100;
+          const price =
+            Math.round(
+              PRICE_BASE[category] *
+                (0.5 + rand() * 1.5) *
+                (variant === ' Pro' ? 1.6 : variant === ' Lite' ? 0.8 : 1) *
+                100,
+            ) / 100;
           out.push({
             id: `p-${slug}`,
             slug,
@@ -106,16 +169,136 @@ export function products() {
 }
 
 export const SLOT_CONTENT = [
-  { id: 'hero-default', slot: 'hero', kind: 'banner', title: 'Everything for your next adventure', body: 'New season, new gear — explore the shop.', image: '/images/banners/default.svg', href: '/', targetInterests: [], targetSegments: [], isDefault: true, priority: 0 },
-  { id: 'hero-outdoor', slot: 'hero', kind: 'banner', title: 'Ready for the trail?', body: 'Waterproof jackets and boots for every summit.', image: '/images/banners/outdoor.svg', href: '/category/outdoor', targetInterests: ['category:outdoor'], targetSegments: [], isDefault: false, priority: 10 },
-  { id: 'hero-kitchen', slot: 'hero', kind: 'banner', title: 'Cook like you mean it', body: 'Cast iron, sharp knives and slow coffee.', image: '/images/banners/kitchen.svg', href: '/category/kitchen', targetInterests: ['category:kitchen'], targetSegments: [], isDefault: false, priority: 10 },
-  { id: 'hero-electronics', slot: 'hero', kind: 'banner', title: 'Gear that keeps up', body: 'Headphones, chargers and smart things.', image: '/images/banners/electronics.svg', href: '/category/electronics', targetInterests: ['category:electronics'], targetSegments: [], isDefault: false, priority: 10 },
-  { id: 'hero-books', slot: 'hero', kind: 'banner', title: 'Stories for the long evenings', body: 'Guides, cookbooks and novels.', image: '/images/banners/books.svg', href: '/category/books', targetInterests: ['category:books'], targetSegments: [], isDefault: false, priority: 10 },
-  { id: 'hero-returning-buyer', slot: 'hero', kind: 'banner', title: 'Welcome back', body: 'Thanks for shopping with us — here is what is new.', image: '/images/banners/welcome.svg', href: '/new', targetInterests: [], targetSegments: ['buyers'], isDefault: false, priority: 5 },
-  { id: 'recs-default', slot: 'recommendations', kind: 'recommendations', title: 'Popular right now', body: 'What other shoppers love.', targetInterests: [], targetSegments: [], isDefault: true, priority: 0 },
-  { id: 'recs-for-you', slot: 'recommendations', kind: 'recommendations', title: 'Picked for you', body: 'Based on what you browsed.', targetInterests: ['category:outdoor', 'category:kitchen', 'category:electronics', 'category:books', 'category:home'], targetSegments: [], isDefault: false, priority: 10 },
-  { id: 'promo-default', slot: 'promo', kind: 'promo', title: 'Free shipping over €50', body: 'On every order, every day.', href: '/shipping', targetInterests: [], targetSegments: [], isDefault: true, priority: 0 },
-  { id: 'promo-outdoor-10', slot: 'promo', kind: 'promo', title: '10% off trail accessories', body: 'Gloves, beanies and headlamps to go with your jacket.', href: '/category/outdoor?tag=accessory', targetInterests: ['category:outdoor', 'tag:jacket'], targetSegments: [], isDefault: false, priority: 10 },
+  {
+    id: 'hero-default',
+    slot: 'hero',
+    kind: 'banner',
+    title: 'Everything for your next adventure',
+    body: 'New season, new gear — explore the shop.',
+    image: '/images/banners/default.svg',
+    href: '/',
+    targetInterests: [],
+    targetSegments: [],
+    isDefault: true,
+    priority: 0,
+  },
+  {
+    id: 'hero-outdoor',
+    slot: 'hero',
+    kind: 'banner',
+    title: 'Ready for the trail?',
+    body: 'Waterproof jackets and boots for every summit.',
+    image: '/images/banners/outdoor.svg',
+    href: '/category/outdoor',
+    targetInterests: ['category:outdoor'],
+    targetSegments: [],
+    isDefault: false,
+    priority: 10,
+  },
+  {
+    id: 'hero-kitchen',
+    slot: 'hero',
+    kind: 'banner',
+    title: 'Cook like you mean it',
+    body: 'Cast iron, sharp knives and slow coffee.',
+    image: '/images/banners/kitchen.svg',
+    href: '/category/kitchen',
+    targetInterests: ['category:kitchen'],
+    targetSegments: [],
+    isDefault: false,
+    priority: 10,
+  },
+  {
+    id: 'hero-electronics',
+    slot: 'hero',
+    kind: 'banner',
+    title: 'Gear that keeps up',
+    body: 'Headphones, chargers and smart things.',
+    image: '/images/banners/electronics.svg',
+    href: '/category/electronics',
+    targetInterests: ['category:electronics'],
+    targetSegments: [],
+    isDefault: false,
+    priority: 10,
+  },
+  {
+    id: 'hero-books',
+    slot: 'hero',
+    kind: 'banner',
+    title: 'Stories for the long evenings',
+    body: 'Guides, cookbooks and novels.',
+    image: '/images/banners/books.svg',
+    href: '/category/books',
+    targetInterests: ['category:books'],
+    targetSegments: [],
+    isDefault: false,
+    priority: 10,
+  },
+  {
+    id: 'hero-returning-buyer',
+    slot: 'hero',
+    kind: 'banner',
+    title: 'Welcome back',
+    body: 'Thanks for shopping with us — here is what is new.',
+    image: '/images/banners/welcome.svg',
+    href: '/new',
+    targetInterests: [],
+    targetSegments: ['buyers'],
+    isDefault: false,
+    priority: 5,
+  },
+  {
+    id: 'recs-default',
+    slot: 'recommendations',
+    kind: 'recommendations',
+    title: 'Popular right now',
+    body: 'What other shoppers love.',
+    targetInterests: [],
+    targetSegments: [],
+    isDefault: true,
+    priority: 0,
+  },
+  {
+    id: 'recs-for-you',
+    slot: 'recommendations',
+    kind: 'recommendations',
+    title: 'Picked for you',
+    body: 'Based on what you browsed.',
+    targetInterests: [
+      'category:outdoor',
+      'category:kitchen',
+      'category:electronics',
+      'category:books',
+      'category:home',
+    ],
+    targetSegments: [],
+    isDefault: false,
+    priority: 10,
+  },
+  {
+    id: 'promo-default',
+    slot: 'promo',
+    kind: 'promo',
+    title: 'Free shipping over €50',
+    body: 'On every order, every day.',
+    href: '/shipping',
+    targetInterests: [],
+    targetSegments: [],
+    isDefault: true,
+    priority: 0,
+  },
+  {
+    id: 'promo-outdoor-10',
+    slot: 'promo',
+    kind: 'promo',
+    title: '10% off trail accessories',
+    body: 'Gloves, beanies and headlamps to go with your jacket.',
+    href: '/category/outdoor?tag=accessory',
+    targetInterests: ['category:outdoor', 'tag:jacket'],
+    targetSegments: [],
+    isDefault: false,
+    priority: 10,
+  },
 ];
 
 export const TRIGGER_RULES = [
@@ -144,10 +327,42 @@ export const TRIGGER_RULES = [
 ];
 
 export const CONSENT_CATEGORIES = [
-  { key: 'necessary', label: 'Strictly necessary', description: 'Needed for the site to work. Always on.', required: true, enabled: true, default: true, sort: 1 },
-  { key: 'analytics', label: 'Analytics', description: 'Counts visits and events so we can improve the shop.', required: false, enabled: true, default: false, sort: 2 },
-  { key: 'personalization', label: 'Personalization', description: 'Remembers what you browse to recommend products for you.', required: false, enabled: true, default: false, sort: 3 },
-  { key: 'marketing', label: 'Marketing', description: 'Personal offers and promotions.', required: false, enabled: true, default: false, sort: 4 },
+  {
+    key: 'necessary',
+    label: 'Strictly necessary',
+    description: 'Needed for the site to work. Always on.',
+    required: true,
+    enabled: true,
+    default: true,
+    sort: 1,
+  },
+  {
+    key: 'analytics',
+    label: 'Analytics',
+    description: 'Counts visits and events so we can improve the shop.',
+    required: false,
+    enabled: true,
+    default: false,
+    sort: 2,
+  },
+  {
+    key: 'personalization',
+    label: 'Personalization',
+    description: 'Remembers what you browse to recommend products for you.',
+    required: false,
+    enabled: true,
+    default: false,
+    sort: 3,
+  },
+  {
+    key: 'marketing',
+    label: 'Marketing',
+    description: 'Personal offers and promotions.',
+    required: false,
+    enabled: true,
+    default: false,
+    sort: 4,
+  },
 ];
 
 export const SITES = [
@@ -155,7 +370,12 @@ export const SITES = [
     id: 'demo',
     name: 'Attune demo shop',
     write_key: 'pk_demo_attune',
-    allowed_origins: ['http://localhost:8787', 'http://127.0.0.1:8787', 'http://localhost:3000', 'http://127.0.0.1:3000'],
+    allowed_origins: [
+      'http://localhost:8787',
+      'http://127.0.0.1:8787',
+      'http://localhost:3000',
+      'http://127.0.0.1:3000',
+    ],
     settings: {},
   },
 ];

@@ -110,7 +110,9 @@ export async function getConsentConfig(env: Env, siteId: string): Promise<Consen
   try {
     const config = await loadFromDirectus(env, siteId);
     memo.set(siteId, { config, at: now, generation });
-    await env.EDGE_CACHE.put(configKey(generation, siteId), JSON.stringify(config), { expirationTtl: KV_TTL_SECONDS });
+    await env.EDGE_CACHE.put(configKey(generation, siteId), JSON.stringify(config), {
+      expirationTtl: KV_TTL_SECONDS,
+    });
     return config;
   } catch (e) {
     // Directus unreachable: the last configuration this isolate knew, else the built-ins.

@@ -21,7 +21,12 @@ configRoutes.get('/v1/config', async (c) => {
   const site = await getSiteByWriteKey(c.env, writeKey);
   if (!site) {
     return c.json(
-      { error: { code: 'unknown_write_key', message: 'unknown write key; check the writeKey your page sends' } },
+      {
+        error: {
+          code: 'unknown_write_key',
+          message: 'unknown write key; check the writeKey your page sends',
+        },
+      },
       401,
       PUBLIC_HEADERS,
     );

@@ -23,19 +23,28 @@ function scripted(handler: (method: string, url: URL, body: unknown) => Response
 
 const json = (status: number, body: unknown) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
-const failure = (status: number, code: string) => json(status, { errors: [{ message: `failed: ${code}`, extensions: { code } }] });
+const failure = (status: number, code: string) =>
+  json(status, { errors: [{ message: `failed: ${code}`, extensions: { code } }] });
 
 describe('DirectusError', () => {
   it('calls network failures, 5xx, 429 and 408 retryable and other 4xx permanent', async () => {
     expect([0, 408, 429, 500, 503].every(isRetryableStatus)).toBe(true);
     expect([400, 401, 403, 404, 422].some(isRetryableStatus)).toBe(false);
 
-    const down = directusClient({ url: 'http://d', token: 't', fetch: async () => Promise.reject(new TypeError('connect ECONNREFUSED')) });
+    const down = directusClient({
+      url: 'http://d',
+      token: 't',
+      fetch: async () => Promise.reject(new TypeError('connect ECONNREFUSED')),
+    });
     const err = await down.readItems('events').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DirectusError);
     expect(err).toMatchObject({ status: 0, retryable: true });
 
-    const invalid = directusClient({ url: 'http://d', token: 't', fetch: async () => failure(400, 'FAILED_VALIDATION') });
+    const invalid = directusClient({
+      url: 'http://d',
+      token: 't',
+      fetch: async () => failure(400, 'FAILED_VALIDATION'),
+    });
     const err2 = await invalid.createItems('events', [{ id: 'x' }]).catch((e: unknown) => e);
     expect(err2).toMatchObject({ status: 400, code: 'FAILED_VALIDATION', retryable: false, conflict: false });
   });
@@ -93,18 +102,27 @@ describe('consumer isolation', () => {
       return json(200, { data: [] });
     });
     const ids = ['01K8ZJ3Q7W8X9Y0Z1A2B3C4D50', '01K8ZJ3Q7W8X9Y0Z1A2B3C4D51', '01K8ZJ3Q7W8X9Y0Z1A2B3C4D52'];
-    const batch = createMessageBatch('attune-events', [message(ids[0] ?? '', false), message(ids[1] ?? '', true), message(ids[2] ?? '', false)]);
+    const batch = createMessageBatch('attune-events', [
+      message(ids[0] ?? '', false),
+      message(ids[1] ?? '', true),
+      message(ids[2] ?? '', false),
+    ]);
     const letters: unknown[] = [];
     const dlq = vi.spyOn(env.EVENTS_DLQ, 'send').mockImplementation(async (body) => {
       letters.push(body);
       return undefined as unknown as QueueSendResponse;
     });
     try {
-      const report = await syncBatch(batch, env, { directus: directusClient({ url: 'http://d', token: 't', fetch: s.fetch }) });
+      const report = await syncBatch(batch, env, {
+        directus: directusClient({ url: 'http://d', token: 't', fetch: s.fetch }),
+      });
       expect(report).toMatchObject({ acked: 2, deadLettered: 1, retried: 0 });
       expect(stored.sort()).toEqual([ids[0], ids[2]]);
       expect(letters).toHaveLength(1);
-      expect(letters[0]).toMatchObject({ messageId: ids[1], reason: expect.stringContaining('FAILED_VALIDATION') });
+      expect(letters[0]).toMatchObject({
+        messageId: ids[1],
+        reason: expect.stringContaining('FAILED_VALIDATION'),
+      });
     } finally {
       dlq.mockRestore();
     }
@@ -113,7 +131,9 @@ describe('consumer isolation', () => {
   it('a whole batch is retried, not dead-lettered, while Directus answers 503', async () => {
     const s = scripted(() => failure(503, 'SERVICE_UNAVAILABLE'));
     const batch = createMessageBatch('attune-events', [message('01K8ZJ3Q7W8X9Y0Z1A2B3C4D53', false)]);
-    const report = await syncBatch(batch, env, { directus: directusClient({ url: 'http://d', token: 't', fetch: s.fetch }) });
+    const report = await syncBatch(batch, env, {
+      directus: directusClient({ url: 'http://d', token: 't', fetch: s.fetch }),
+    });
     expect(report).toMatchObject({ acked: 0, retried: 1, deadLettered: 0 });
   });
 });

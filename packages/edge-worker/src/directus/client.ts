@@ -54,10 +54,13 @@ function describeFailure(body: unknown): { message: string; code?: string } {
   if (body !== null && typeof body === 'object' && 'errors' in body && Array.isArray(body.errors)) {
     const first: unknown = body.errors[0];
     if (first !== null && typeof first === 'object') {
-      const message = 'message' in first && typeof first.message === 'string' ? first.message : 'unknown error';
+      const message =
+        'message' in first && typeof first.message === 'string' ? first.message : 'unknown error';
       const ext = 'extensions' in first ? first.extensions : undefined;
       const code =
-        ext !== null && typeof ext === 'object' && 'code' in ext && typeof ext.code === 'string' ? ext.code : undefined;
+        ext !== null && typeof ext === 'object' && 'code' in ext && typeof ext.code === 'string'
+          ? ext.code
+          : undefined;
       return code === undefined ? { message } : { message, code };
     }
   }
@@ -159,7 +162,11 @@ export function directusClient(config: DirectusConfig) {
      * rest: a redelivered row is a no-op. A concurrent writer racing us is resolved by
      * checking again once. Returns how many rows were created.
      */
-    async createMissing(collection: string, rows: readonly Record<string, unknown>[], pkField = 'id'): Promise<number> {
+    async createMissing(
+      collection: string,
+      rows: readonly Record<string, unknown>[],
+      pkField = 'id',
+    ): Promise<number> {
       for (let attempt = 0; ; attempt++) {
         const have = await client.existingKeys(
           collection,
@@ -181,7 +188,12 @@ export function directusClient(config: DirectusConfig) {
      * Deletes every item matching a filter, page by page, and returns how many went.
      * (Paging by key keeps each request small whatever the number of rows.)
      */
-    async deleteWhere(collection: string, filter: DirectusFilter, pkField = 'id', pageSize = 500): Promise<number> {
+    async deleteWhere(
+      collection: string,
+      filter: DirectusFilter,
+      pkField = 'id',
+      pageSize = 500,
+    ): Promise<number> {
       let deleted = 0;
       for (;;) {
         const rows = await client.readItems<Record<string, unknown>>(collection, {

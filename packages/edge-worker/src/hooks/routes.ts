@@ -31,11 +31,16 @@ const fail = (code: string, message: string) => ({ error: { code, message } });
 
 hookRoutes.post('/v1/hooks/directus', async (c) => {
   const declared = Number(c.req.header('content-length') ?? '0');
-  if (declared > MAX_BODY_BYTES) return c.json(fail('too_large', `hook body over ${MAX_BODY_BYTES} bytes`), 413);
+  if (declared > MAX_BODY_BYTES)
+    return c.json(fail('too_large', `hook body over ${MAX_BODY_BYTES} bytes`), 413);
   const body = await c.req.text();
-  if (body.length > MAX_BODY_BYTES) return c.json(fail('too_large', `hook body over ${MAX_BODY_BYTES} bytes`), 413);
+  if (body.length > MAX_BODY_BYTES)
+    return c.json(fail('too_large', `hook body over ${MAX_BODY_BYTES} bytes`), 413);
   if (!(await verifyHookSignature(c.env.HOOK_SECRET, body, c.req.header('x-attune-signature')))) {
-    return c.json(fail('bad_signature', 'X-Attune-Signature is missing or does not match the body (HOOK_SECRET)'), 401);
+    return c.json(
+      fail('bad_signature', 'X-Attune-Signature is missing or does not match the body (HOOK_SECRET)'),
+      401,
+    );
   }
   let json: unknown;
   try {
@@ -46,7 +51,10 @@ hookRoutes.post('/v1/hooks/directus', async (c) => {
   const parsed = HookBodySchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return c.json(fail('invalid_hook', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`), 400);
+    return c.json(
+      fail('invalid_hook', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`),
+      400,
+    );
   }
   const hook = parsed.data;
   if (Math.abs(Date.now() - Date.parse(hook.at)) > HOOK_MAX_SKEW_MS) {

@@ -7,7 +7,9 @@ const encoder = new TextEncoder();
 const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
 
 async function hmacKey(secret: string, usage: 'sign' | 'verify'): Promise<CryptoKey> {
-  return crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [usage]);
+  return crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+    usage,
+  ]);
 }
 
 /** The header value for a body (what the Directus Flow computes). */
@@ -17,7 +19,11 @@ export async function signHookBody(secret: string, body: string): Promise<string
 }
 
 /** Whether `header` is a valid signature of `body` under `secret`. An empty secret verifies nothing. */
-export async function verifyHookSignature(secret: string, body: string, header: string | undefined): Promise<boolean> {
+export async function verifyHookSignature(
+  secret: string,
+  body: string,
+  header: string | undefined,
+): Promise<boolean> {
   if (!secret || header === undefined) return false;
   const m = SIGNATURE.exec(header.trim().toLowerCase());
   const hex = m?.[1];

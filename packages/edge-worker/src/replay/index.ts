@@ -6,8 +6,8 @@
  * consent, within EVENT_RETENTION_DAYS.
  */
 import { Hono } from 'hono';
-import type { AppEnv } from '../app.ts';
 import { isAdmin } from '../admin/auth.ts';
+import type { AppEnv } from '../app.ts';
 import { directusFromEnv } from '../directus/client.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
@@ -79,23 +79,37 @@ export const replayRoutes = new Hono<AppEnv>();
 /** POST /v1/admin/replay/:personKey?siteId=…, behind the admin token. */
 replayRoutes.post('/v1/admin/replay/:personKey', async (c) => {
   if (!isAdmin(c.env, c.req.header('authorization'))) {
-    return c.json({ error: { code: 'unauthorized', message: 'send Authorization: Bearer <ADMIN_TOKEN>' } }, 401);
+    return c.json(
+      { error: { code: 'unauthorized', message: 'send Authorization: Bearer <ADMIN_TOKEN>' } },
+      401,
+    );
   }
   const personKey = c.req.param('personKey');
   if (!isPersonKey(personKey)) {
     return c.json(
-      { error: { code: 'invalid_person', message: 'person key must look like anon:<anonymousId> or user:<userId>' } },
+      {
+        error: {
+          code: 'invalid_person',
+          message: 'person key must look like anon:<anonymousId> or user:<userId>',
+        },
+      },
       400,
     );
   }
   const siteId = c.req.query('siteId') ?? 'demo';
   if (!(await getSiteById(c.env, siteId))) {
-    return c.json({ error: { code: 'unknown_site', message: `no site ${JSON.stringify(siteId.slice(0, 64))}` } }, 404);
+    return c.json(
+      { error: { code: 'unknown_site', message: `no site ${JSON.stringify(siteId.slice(0, 64))}` } },
+      404,
+    );
   }
   try {
     return c.json(await replayPerson(c.env, siteId, personKey));
   } catch (e) {
     const message = e instanceof Error ? e.message : 'replay failed';
-    return c.json({ error: { code: 'directus_unavailable', message: `could not read the event log: ${message}` } }, 502);
+    return c.json(
+      { error: { code: 'directus_unavailable', message: `could not read the event log: ${message}` } },
+      502,
+    );
   }
 });

@@ -85,7 +85,9 @@ function isPermanent(e: unknown): e is DirectusError {
 function shouldIsolate(e: unknown, items: readonly { msg: Msg }[]): boolean {
   if (isPermanent(e)) return true;
   return (
-    e instanceof DirectusError && e.status >= 500 && items.some((i) => i.msg.attempts >= ISOLATE_AFTER_ATTEMPTS)
+    e instanceof DirectusError &&
+    e.status >= 500 &&
+    items.some((i) => i.msg.attempts >= ISOLATE_AFTER_ATTEMPTS)
   );
 }
 
@@ -188,7 +190,8 @@ async function writeRowsOnce<T extends { msg: Msg }>(
       created += await directus.createMissing(collection, [toRow(item)]);
       out.ack(item.msg);
     } catch (e) {
-      if (isPermanent(e)) await out.deadLetter(item.msg, `Directus rejected the ${collection} row: ${errorReason(e)}`);
+      if (isPermanent(e))
+        await out.deadLetter(item.msg, `Directus rejected the ${collection} row: ${errorReason(e)}`);
       else out.retry(item.msg);
     }
   }
@@ -236,7 +239,8 @@ async function writeProfiles(
       for (const { msg } of mine) out.ack(msg);
     } catch (e) {
       if (isPermanent(e)) {
-        for (const { msg } of mine) await out.deadLetter(msg, `Directus rejected the people row: ${errorReason(e)}`);
+        for (const { msg } of mine)
+          await out.deadLetter(msg, `Directus rejected the people row: ${errorReason(e)}`);
       } else out.retryAll(mine);
     }
   }
@@ -265,7 +269,11 @@ async function erase(directus: DirectusClient, item: Parsed<ErasureMessage>): Pr
 }
 
 /** Syncs one batch; every message is acked, retried or dead-lettered exactly once. */
-export async function syncBatch(batch: MessageBatch<unknown>, env: Env, options: SyncOptions = {}): Promise<SyncReport> {
+export async function syncBatch(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  options: SyncOptions = {},
+): Promise<SyncReport> {
   const out = new Outcomes(env);
   const directus = options.directus ?? directusFromEnv(env);
   const events: Parsed<EventMessage>[] = [];
@@ -308,7 +316,9 @@ export async function syncBatch(batch: MessageBatch<unknown>, env: Env, options:
   }
 
   // A person erased in this batch: their other messages would only be deleted again.
-  const erased = new Set(erasures.flatMap(({ body }) => erasedPersonKeys(body).map((k) => `${body.siteId}\u0000${k}`)));
+  const erased = new Set(
+    erasures.flatMap(({ body }) => erasedPersonKeys(body).map((k) => `${body.siteId}\u0000${k}`)),
+  );
   const live = <T extends EventMessage | ConsentMessage | ProfileMessage>(items: Parsed<T>[]): Parsed<T>[] =>
     items.filter((i) => {
       if (!erased.has(`${i.body.siteId}\u0000${i.body.personId}`)) return true;

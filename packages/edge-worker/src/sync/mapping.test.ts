@@ -29,11 +29,18 @@ const event: EventMessage = {
     context: {
       page: { path: '/p/1' },
       screen: { width: 390, height: 844 },
-      consent: { categories: { necessary: true, analytics: true, personalization: true }, policyVersion: '1' },
+      consent: {
+        categories: { necessary: true, analytics: true, personalization: true },
+        policyVersion: '1',
+      },
     },
     schemaVersion: 1,
   },
-  enrichment: { receivedAt: '2026-11-26T10:00:01.000Z', correctedTimestamp: '2026-11-26T10:00:00.500Z', country: 'DE' },
+  enrichment: {
+    receivedAt: '2026-11-26T10:00:01.000Z',
+    correctedTimestamp: '2026-11-26T10:00:00.500Z',
+    country: 'DE',
+  },
   purposes: ['analytics', 'personalization'],
 };
 
@@ -61,7 +68,11 @@ describe('eventRow', () => {
     expect(input.event).toEqual({ ...rest, context: { page: context?.page, consent: context?.consent } });
     expect(input.enrichment).toEqual(event.enrichment);
     expect(input.personalization).toBe(true);
-    expect(input.consent?.categories).toMatchObject({ analytics: true, personalization: true, marketing: false });
+    expect(input.consent?.categories).toMatchObject({
+      analytics: true,
+      personalization: true,
+      marketing: false,
+    });
   });
 });
 
@@ -71,7 +82,15 @@ describe('profiles', () => {
     siteId: 'demo',
     personId: 'anon:a',
     version,
-    profile: { anonymousIds: ['a'], traits: {}, interests: {}, segments: [`s${version}`], counters: {}, firstSeen: 'x', lastSeen: 'y' },
+    profile: {
+      anonymousIds: ['a'],
+      traits: {},
+      interests: {},
+      segments: [`s${version}`],
+      counters: {},
+      firstSeen: 'x',
+      lastSeen: 'y',
+    },
   });
 
   it('keeps the highest version per person', () => {
@@ -105,7 +124,14 @@ describe('consent and erasure', () => {
 
   it('erases every key a person was known by', () => {
     expect(
-      erasedPersonKeys({ kind: 'erasure', siteId: 'demo', personId: 'user:u', anonymousIds: ['a', 'b'], userId: 'u', requestedAt: 'x' }).sort(),
+      erasedPersonKeys({
+        kind: 'erasure',
+        siteId: 'demo',
+        personId: 'user:u',
+        anonymousIds: ['a', 'b'],
+        userId: 'u',
+        requestedAt: 'x',
+      }).sort(),
     ).toEqual(['anon:a', 'anon:b', 'user:u']);
   });
 

@@ -169,7 +169,9 @@ const isTime = (s: unknown): boolean => typeof s === 'string' && Number.isFinite
  * Why a valid queue message still cannot become a row (Directus would fail on it with a
  * 500, forever), or undefined when it can. Such a message is poison: dead-lettered.
  */
-export function rowProblem(msg: EventMessage | ConsentMessage | ProfileMessage | ErasureMessage): string | undefined {
+export function rowProblem(
+  msg: EventMessage | ConsentMessage | ProfileMessage | ErasureMessage,
+): string | undefined {
   const times: [string, unknown][] =
     msg.kind === 'event'
       ? [

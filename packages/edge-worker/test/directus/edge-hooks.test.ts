@@ -4,8 +4,9 @@
  * /v1/config serves the new categories with a new policy version; the orders Flow sends
  * order.completed to the Worker's server-side ingest, which lands in the event log.
  */
-import { DEFAULT_CONSENT_CONFIG, type ConsentConfig } from '@attune/shared-schema';
+
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+import { type ConsentConfig, DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CATALOG_VERSION_KEY } from '../../src/catalog/index.ts';
 import { CONSENT_CONFIG_VERSION_KEY, invalidateConsentConfig } from '../../src/config/consent-config.ts';
@@ -35,7 +36,12 @@ const CATEGORIES = DEFAULT_CONSENT_CONFIG.categories.map((c, i) => ({ ...c, sort
 
 beforeAll(async () => {
   const existing = await admin<{ key: string }[]>('GET', '/items/consent_categories?fields=key&limit=-1');
-  if (existing.length > 0) await admin('DELETE', '/items/consent_categories', existing.map((c) => c.key));
+  if (existing.length > 0)
+    await admin(
+      'DELETE',
+      '/items/consent_categories',
+      existing.map((c) => c.key),
+    );
   await admin('POST', '/items/consent_categories', CATEGORIES);
 });
 
@@ -47,7 +53,9 @@ describe('POST /v1/hooks/directus', () => {
     expect((await postHook(body, await signHookBody('wrong-secret', body))).status).toBe(401);
     expect((await postHook(body, 'sha256=zz')).status).toBe(401);
     // A valid signature over a different body.
-    expect((await postHook(body, await signHookBody(DIRECTUS_TEST.hookSecret, hookBody('slot_content')))).status).toBe(401);
+    expect(
+      (await postHook(body, await signHookBody(DIRECTUS_TEST.hookSecret, hookBody('slot_content')))).status,
+    ).toBe(401);
     expect(await env().EDGE_CACHE.get(CATALOG_VERSION_KEY)).toBe('v-before');
   });
 
@@ -91,7 +99,12 @@ describe('GET /v1/config', () => {
       await invalidateConsentConfig(env());
       const changed = (await (await call('/v1/config?writeKey=pk_demo_attune')).json()) as ConsentConfig;
       expect(changed.categories.find((c) => c.key === 'marketing')?.enabled).toBe(false);
-      expect(changed.categories.map((c) => c.key)).toEqual(['necessary', 'analytics', 'personalization', 'marketing']);
+      expect(changed.categories.map((c) => c.key)).toEqual([
+        'necessary',
+        'analytics',
+        'personalization',
+        'marketing',
+      ]);
       expect(changed.policyVersion).not.toBe(DEFAULT_CONSENT_CONFIG.policyVersion);
     } finally {
       await admin('PATCH', '/items/consent_categories/marketing', { enabled: true });
@@ -125,7 +138,9 @@ describe('Directus Flows → the Worker (wrangler dev)', () => {
 
     const after = await eventually(async () => {
       const config = await configAtWorker();
-      return config.categories.find((c) => c.key === 'marketing')?.label === 'Offers and promotions' ? config : undefined;
+      return config.categories.find((c) => c.key === 'marketing')?.label === 'Offers and promotions'
+        ? config
+        : undefined;
     });
     expect(after.policyVersion).not.toBe(before.policyVersion);
 

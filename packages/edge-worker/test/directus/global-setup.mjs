@@ -92,7 +92,12 @@ export default async function setup() {
       '--log-level',
       'warn',
     ],
-    { cwd: pkgDir, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' }, stdio: ['ignore', 'inherit', 'inherit'], detached: true },
+    {
+      cwd: pkgDir,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+      detached: true,
+    },
   );
   if (!(await waitFor(`${DIRECTUS_TEST.workerUrl}/healthz`, 90_000))) {
     process.kill(-worker.pid, 'SIGTERM');
@@ -106,8 +111,10 @@ export default async function setup() {
       res.writeHead(code, { 'content-type': 'text/plain' });
       res.end(text);
     };
-    const action = req.url === '/directus/stop' ? 'stop.mjs' : req.url === '/directus/start' ? 'start.mjs' : undefined;
-    if (req.method !== 'POST' || action === undefined) return done(404, 'POST /directus/stop | /directus/start');
+    const action =
+      req.url === '/directus/stop' ? 'stop.mjs' : req.url === '/directus/start' ? 'start.mjs' : undefined;
+    if (req.method !== 'POST' || action === undefined)
+      return done(404, 'POST /directus/stop | /directus/start');
     const child = spawn(process.execPath, [join(scripts, action)], { env, stdio: 'inherit' });
     child.on('exit', (code) => done(code === 0 ? 200 : 500, `${action} exit ${code}`));
   });

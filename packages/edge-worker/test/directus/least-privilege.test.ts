@@ -19,10 +19,14 @@ async function asSync(method: string, path: string, body?: unknown): Promise<num
 describe('the attune-sync token', () => {
   it('may write the event log, profiles and consent proof, and read the catalog', async () => {
     const e = eventMessage(`anon:${uniqueId('lp')}`);
-    expect(await asSync('POST', '/items/events', { id: e.event.id, site_id: 'demo', person_key: 'anon:lp' })).toBe(200);
+    expect(
+      await asSync('POST', '/items/events', { id: e.event.id, site_id: 'demo', person_key: 'anon:lp' }),
+    ).toBe(200);
     expect(await asSync('GET', `/items/events/${e.event.id}`)).toBe(200);
     expect(await asSync('DELETE', `/items/events/${e.event.id}`)).toBe(204);
-    expect(await asSync('POST', '/items/people', { id: `demo:anon:${uniqueId('lp')}`, site_id: 'demo' })).toBe(200);
+    expect(
+      await asSync('POST', '/items/people', { id: `demo:anon:${uniqueId('lp')}`, site_id: 'demo' }),
+    ).toBe(200);
     for (const c of ['products', 'slot_content', 'trigger_rules', 'consent_categories', 'sites'])
       expect(await asSync('GET', `/items/${c}?limit=1`)).toBe(200);
   });

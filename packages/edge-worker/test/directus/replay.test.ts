@@ -2,8 +2,9 @@
  * Replay: a person's ProfileDO rebuilt from the event log in Directus equals the
  * profile the live path built from the same events.
  */
-import type { QueueMessage } from '@attune/shared-schema';
+
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+import type { QueueMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import worker from '../../src/index.ts';
 import { anonId, collect, makeEvent, productView, recordQueue } from '../../src/ingest/test-support.ts';
@@ -45,7 +46,9 @@ function essence(view: ProfileView | null) {
     cart: view.cart,
     purchased: view.purchased,
     consent: view.consent?.categories,
-    interests: Object.fromEntries(Object.entries(view.interests).map(([k, v]) => [k, Math.round(v * 1000) / 1000])),
+    interests: Object.fromEntries(
+      Object.entries(view.interests).map(([k, v]) => [k, Math.round(v * 1000) / 1000]),
+    ),
   };
 }
 
@@ -57,7 +60,10 @@ describe('replay', () => {
     const start = Date.now() - 10_000;
     const at = (i: number) => ({ timestamp: new Date(start + i * 100).toISOString() });
     const batches = [
-      [productView(a, 'p-storm-shell-jacket', 'outdoor', at(0)), productView(a, 'p-summit-hiking-boots', 'outdoor', at(1))],
+      [
+        productView(a, 'p-storm-shell-jacket', 'outdoor', at(0)),
+        productView(a, 'p-summit-hiking-boots', 'outdoor', at(1)),
+      ],
       [
         makeEvent(a, 'cart.item.added', {
           properties: { productId: 'p-storm-shell-jacket', category: 'outdoor', price: 120 },

@@ -3,9 +3,15 @@
  * running the real queue() handler on a batch, admin reads of what landed in Directus,
  * and stopping/starting Directus through the global setup's control server.
  */
-import type { ConsentMessage, ErasureMessage, EventMessage, ProfileMessage } from '@attune/shared-schema';
-import { createExecutionContext, createMessageBatch, getQueueResult, type QueueResult } from 'cloudflare:test';
+
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  type QueueResult,
+} from 'cloudflare:test';
 import { env as workerEnv } from 'cloudflare:workers';
+import type { ConsentMessage, ErasureMessage, EventMessage, ProfileMessage } from '@attune/shared-schema';
 import { vi } from 'vitest';
 import worker from '../../src/index.ts';
 import type { DeadLetter } from '../../src/sync/index.ts';
@@ -76,7 +82,10 @@ export function consentMessage(personId: string): ConsentMessage {
     siteId: SITE,
     personId,
     eventId: ulid(),
-    consent: { categories: { necessary: true, analytics: true, personalization: true, marketing: false }, policyVersion: '1' },
+    consent: {
+      categories: { necessary: true, analytics: true, personalization: true, marketing: false },
+      policyVersion: '1',
+    },
     source: 'banner',
     recordedAt: new Date().toISOString(),
   };
@@ -186,8 +195,14 @@ export async function admin<T>(method: string, path: string, body?: unknown): Pr
 }
 
 /** Rows of a collection matching a filter (admin). */
-export function rows<T = Record<string, unknown>>(collection: string, filter: Record<string, unknown>): Promise<T[]> {
-  return admin<T[]>('GET', `/items/${collection}?limit=-1&filter=${encodeURIComponent(JSON.stringify(filter))}`);
+export function rows<T = Record<string, unknown>>(
+  collection: string,
+  filter: Record<string, unknown>,
+): Promise<T[]> {
+  return admin<T[]>(
+    'GET',
+    `/items/${collection}?limit=-1&filter=${encodeURIComponent(JSON.stringify(filter))}`,
+  );
 }
 
 /** Stops or starts the test Directus (through the global setup's control server). */
@@ -208,7 +223,8 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -2,8 +2,9 @@
  * The queue consumer against a real Directus: bulk writes, redelivery, an outage in the
  * middle of a stream, poison messages, profiles (latest wins), erasure, retention.
  */
-import type { EventMessage } from '@attune/shared-schema';
+
 import { createMessageBatch, createScheduledController } from 'cloudflare:test';
+import type { EventMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { directusClient } from '../../src/directus/client.ts';
 import worker from '../../src/index.ts';
@@ -162,8 +163,16 @@ describe('poison messages', () => {
 describe('profiles', () => {
   it('upserts one row per person per batch and keeps the latest version, even when an older one arrives later', async () => {
     const person = `anon:${uniqueId('profile')}`;
-    await consume(deliveries([profileMessage(person, 2, 'browsers'), profileMessage(person, 5, 'buyers'), profileMessage(person, 3, 'x')]));
-    let [row] = await rows<{ version: number; segments: string[] }>('people', { person_key: { _eq: person } });
+    await consume(
+      deliveries([
+        profileMessage(person, 2, 'browsers'),
+        profileMessage(person, 5, 'buyers'),
+        profileMessage(person, 3, 'x'),
+      ]),
+    );
+    let [row] = await rows<{ version: number; segments: string[] }>('people', {
+      person_key: { _eq: person },
+    });
     expect(row).toMatchObject({ version: 5, segments: ['buyers'] });
 
     await consume(deliveries([profileMessage(person, 4, 'stale')]));
@@ -171,7 +180,9 @@ describe('profiles', () => {
     expect(row).toMatchObject({ version: 5, segments: ['buyers'] });
 
     await consume(deliveries([profileMessage(person, 6, 'loyal')]));
-    const all = await rows<{ version: number; segments: string[] }>('people', { person_key: { _eq: person } });
+    const all = await rows<{ version: number; segments: string[] }>('people', {
+      person_key: { _eq: person },
+    });
     expect(all).toHaveLength(1);
     expect(all[0]).toMatchObject({ version: 6, segments: ['loyal'] });
   });
@@ -206,7 +217,12 @@ describe('erasure', () => {
 
     const proofs = await rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: erasure[0]?.id } });
     expect(proofs).toHaveLength(1);
-    expect(proofs[0]).toMatchObject({ site_id: 'demo', people_deleted: 1, events_deleted: 4, consent_records_deleted: 1 });
+    expect(proofs[0]).toMatchObject({
+      site_id: 'demo',
+      people_deleted: 1,
+      events_deleted: 4,
+      consent_records_deleted: 1,
+    });
     expect(JSON.stringify(proofs[0])).not.toContain(erased.slice(5));
   });
 
