@@ -17,7 +17,7 @@ export const WORKER = `http://127.0.0.1:${PORTS.worker}`;
 export const SITE_ORIGIN = 'http://127.0.0.1:8787';
 export const WRITE_KEY = 'pk_demo_attune';
 export const CATALOG = generateCatalog(10_000);
-/** How long the fixture origin "thinks" before its first byte, like a server-rendered page. */
+/** How long the fixture origin "thinks" before its first byte, like a server-rendered page (`?think=` overrides). */
 export const ORIGIN_THINK_MS = 20;
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -78,6 +78,7 @@ function startOrigin() {
       return;
     }
     const page = productPage(match[1]);
+    const think = Number(url.searchParams.get('think') ?? ORIGIN_THINK_MS);
     setTimeout(() => {
       res.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',
@@ -95,7 +96,7 @@ function startOrigin() {
         setImmediate(next);
       };
       next();
-    }, ORIGIN_THINK_MS);
+    }, think);
   });
   return listen(server, PORTS.origin).then(() => server);
 }
@@ -142,9 +143,15 @@ export async function startStack() {
       '--log-level',
       'error',
     ],
-    { cwd: resolve(here, '..'), stdio: ['ignore', 'ignore', 'inherit'], detached: true },
+    { cwd: resolve(here, '..'), stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
+  let stopping = false;
+  // Forward wrangler's errors while it runs; its shutdown noise is not a benchmark failure.
+  wrangler.stderr.on('data', (chunk) => {
+    if (!stopping) process.stderr.write(chunk);
+  });
   const stop = async () => {
+    stopping = true;
     try {
       process.kill(-wrangler.pid, 'SIGTERM');
     } catch {

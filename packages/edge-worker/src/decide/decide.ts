@@ -89,19 +89,31 @@ export interface PreparedDecision {
  */
 export async function prepareDecision(env: Env, input: DecideInput): Promise<PreparedDecision> {
   const started = Date.now();
-  const [profile, catalog] = await Promise.all([
+  // The on-screen product's "viewed next" counts are aggregate (no person in them): read
+  // them alongside the profile rather than after it.
+  const onScreen =
+    input.productId !== undefined
+      ? readCovisits(env, input.siteId, [input.productId], input.budgetMs * 0.5)
+      : Promise.resolve<CovisitCounts>(new Map());
+  const [profile, catalog, current] = await Promise.all([
     readProfile(env, input.siteId, input.personKey, input.budgetMs * 0.6),
     getCatalog(env),
+    onScreen,
   ]);
+  // The profile follows an anonymous id to the person it was merged into.
+  const personKey = profile?.personKey ?? input.personKey;
   const personalization =
     isGranted(profile?.consent, 'personalization') &&
     (input.browserConsent === undefined || isGranted(input.browserConsent, 'personalization'));
-  const holdout = personalization && isInHoldout(input.personKey, holdoutPercent(env.HOLDOUT_PERCENT));
-  let covisits: CovisitCounts = new Map();
+  const holdout = personalization && isInHoldout(personKey, holdoutPercent(env.HOLDOUT_PERCENT));
+  let covisits: CovisitCounts = personalization && !holdout ? current : new Map();
   if (profile && personalization && !holdout) {
-    const seeds = [...(input.productId ? [input.productId] : []), ...recentViews(profile).slice(0, 4)];
+    const seeds = recentViews(profile).slice(0, 4);
     const left = input.budgetMs - (Date.now() - started);
-    if (seeds.length > 0 && left > 2) covisits = await readCovisits(env, input.siteId, seeds, left * 0.5);
+    if (seeds.length > 0 && left > 2) {
+      const recent = await readCovisits(env, input.siteId, seeds, left * 0.5);
+      covisits = new Map([...recent, ...current]);
+    }
   }
   const analytics =
     isGranted(profile?.consent, 'analytics') &&
@@ -110,6 +122,7 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
     catalog,
     ctx: {
       ...input,
+      personKey,
       profile: personalization ? profile : null,
       consent: profile?.consent,
       personalization,
@@ -119,6 +132,20 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
       anonymousId: input.anonymousId ?? profile?.anonymousIds[0],
     },
   };
+}
+
+/** `/products/<slug>` (the shop's product pages) → the product id, so a page decides in context. */
+export function productFromPath(pathname: string, catalog: CatalogIndex): string | undefined {
+  const match = /^\/products?\/([^/]+)\/?$/.exec(pathname);
+  if (!match?.[1]) return undefined;
+  let slug: string;
+  try {
+    slug = decodeURIComponent(match[1]);
+  } catch {
+    return undefined;
+  }
+  const i = catalog.indexBySlug.get(slug);
+  return i === undefined ? undefined : catalog.products[i]?.id;
 }
 
 /** Decides every slot for a person: the whole path of `GET /v1/decide`. */

@@ -10,11 +10,19 @@ import type { Context } from 'hono';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { resolvePerson } from '../identity/index.ts';
+import type { PersonKey } from '../profile/types.ts';
 import { consentFrom, parseCookies } from '../proxy/cookies.ts';
 import { getSiteByWriteKey, isOriginAllowed, type Site } from '../sites/index.ts';
 import { decide, MAX_SLOTS, SLOT_NAME } from './decide.ts';
 
 export const decideRoutes = new Hono<AppEnv>();
+
+/** The person key of an anonymous id; `anon:` (an empty profile) without one. */
+export function anonymousPersonKey(anonymousId: string | undefined): PersonKey {
+  return anonymousId !== undefined && anonymousId.length > 0 && anonymousId.length <= 128
+    ? `anon:${anonymousId}`
+    : 'anon:';
+}
 
 /** The decision budget from DECISION_BUDGET_MS (default 50 ms, at most 1 s). */
 export function decisionBudgetMs(env: Env): number {
@@ -99,11 +107,16 @@ export async function answerDecide(
     if (v !== undefined) values[name] = v;
   }
   const anonymousId = values.anonymousId ?? options.fallbackAnonymousId;
-  const person = await resolvePerson(c.env, site, {
-    ...(anonymousId !== undefined ? { anonymousId } : {}),
-    ...(values.userId !== undefined ? { userId: values.userId } : {}),
-    ...(values.userIdSignature !== undefined ? { userIdSignature: values.userIdSignature } : {}),
-  });
+  // Without a user id the profile itself follows an anonymous id to its merged person (one
+  // round trip); a signed user id is verified first.
+  const person =
+    values.userId !== undefined
+      ? await resolvePerson(c.env, site, {
+          ...(anonymousId !== undefined ? { anonymousId } : {}),
+          userId: values.userId,
+          ...(values.userIdSignature !== undefined ? { userIdSignature: values.userIdSignature } : {}),
+        })
+      : { personKey: anonymousPersonKey(anonymousId) };
   const browserConsent = consentFrom(parseCookies(c.req.header('cookie') ?? null));
   const outcome = await decide(c.env, {
     siteId: site.id,

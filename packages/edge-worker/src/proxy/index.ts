@@ -10,9 +10,15 @@ import type { EventMessage } from '@attune/shared-schema';
 import { isGranted } from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
-import { decideSlots, type PreparedDecision, prepareDecision, withinBudget } from '../decide/decide.ts';
+import { getCatalog } from '../catalog/index.ts';
+import {
+  decideSlots,
+  type PreparedDecision,
+  prepareDecision,
+  productFromPath,
+  withinBudget,
+} from '../decide/decide.ts';
 import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.ts';
-import { resolvePerson } from '../identity/index.ts';
 import { rewriteSlots, type SlotRequest } from '../rewrite/index.ts';
 import { renderDecision } from '../rewrite/render.ts';
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
@@ -153,10 +159,7 @@ async function proxyToOrigin(c: Context<AppEnv>): Promise<Response> {
   if (!document || upstream.status !== 200 || !isHtml(upstream) || !site) return upstream;
 
   const secure = url.protocol === 'https:';
-  const ready = prepared ? await withinBudget(prepared, deadline - Date.now(), null) : null;
   const response = new Response(upstream.body, upstream);
-  let personal = false;
-
   if (!prepared) {
     // A fresh visitor: mint the first-party id only if their consent cookie allows storing one.
     if (
@@ -164,35 +167,46 @@ async function proxyToOrigin(c: Context<AppEnv>): Promise<Response> {
       (isGranted(browserConsent, 'analytics') || isGranted(browserConsent, 'personalization'))
     ) {
       response.headers.append('set-cookie', anonymousIdCookie(crypto.randomUUID(), secure));
-      personal = true;
+      markPrivate(response.headers, false);
     }
-  } else if (ready?.ctx.consent) {
-    const consent = ready.ctx.consent;
-    const storage =
-      (isGranted(consent, 'analytics') || isGranted(consent, 'personalization')) &&
-      (browserConsent === undefined ||
-        isGranted(browserConsent, 'analytics') ||
-        isGranted(browserConsent, 'personalization'));
-    response.headers.append(
-      'set-cookie',
-      storage && aid !== undefined ? anonymousIdCookie(aid, secure) : expiredAnonymousIdCookie(secure),
-    );
-    personal = true;
-  }
-
-  if (!ready?.ctx.personalization) {
-    if (personal) markPrivate(response.headers, false);
     return response;
   }
 
+  // Headers wait for the decision at most a fifth of the budget, so time to first byte stays
+  // the origin's; the slots themselves wait for it until the deadline while the page streams.
+  const headerWait = Math.min(deadline - Date.now(), decisionBudgetMs(c.env) * HEADER_WAIT_SHARE);
+  const early = await withinBudget<PreparedDecision | null | typeof PENDING>(prepared, headerWait, PENDING);
+  if (early !== PENDING && early !== null) {
+    const consent = early.ctx.consent;
+    if (consent) {
+      const storage =
+        (isGranted(consent, 'analytics') || isGranted(consent, 'personalization')) &&
+        (browserConsent === undefined ||
+          isGranted(browserConsent, 'analytics') ||
+          isGranted(browserConsent, 'personalization'));
+      response.headers.append(
+        'set-cookie',
+        storage ? anonymousIdCookie(aid ?? '', secure) : expiredAnonymousIdCookie(secure),
+      );
+    }
+    if (!early.ctx.personalization) {
+      // Nothing personal in the page: the origin's caching stays, unless a cookie was written.
+      if (consent) markPrivate(response.headers, false);
+      return response;
+    }
+  } else if (early === null) {
+    return response; // the decision failed: the origin's page, untouched
+  }
+
   markPrivate(response.headers, true);
-  const { catalog, ctx } = ready;
   const served: EventMessage[] = [];
-  const onProduct = productFromPath(url.pathname, catalog);
   return rewriteSlots(
     response,
-    (request: SlotRequest) => {
-      const productId = request.productId ?? onProduct;
+    async (request: SlotRequest) => {
+      const ready = await prepared;
+      if (!ready?.ctx.personalization) return null;
+      const { catalog, ctx } = ready;
+      const productId = request.productId ?? ctx.productId;
       const outcome = decideSlots(catalog, {
         ...ctx,
         slots: [request.slot],
@@ -208,7 +222,11 @@ async function proxyToOrigin(c: Context<AppEnv>): Promise<Response> {
   );
 }
 
-function prepare(
+/** The share of the decision budget the response headers may wait (for the cookie decision). */
+const HEADER_WAIT_SHARE = 0.2;
+const PENDING = Symbol('pending');
+
+async function prepare(
   env: Env,
   site: Site,
   anonymousId: string,
@@ -216,41 +234,26 @@ function prepare(
   browserConsent: ReturnType<typeof consentFrom>,
   budgetMs: number,
 ): Promise<PreparedDecision | null> {
-  return resolvePerson(env, site, { anonymousId })
-    .then((person) =>
-      prepareDecision(env, {
-        siteId: site.id,
-        personKey: person.personKey,
-        anonymousId,
-        slots: [],
-        ...(browserConsent ? { browserConsent } : {}),
-        budgetMs,
-      }),
-    )
-    .catch((error: unknown) => {
-      console.warn(
-        JSON.stringify({
-          msg: 'decision unavailable',
-          path: url.pathname.slice(0, 100),
-          error: String(error),
-        }),
-      );
-      return null;
-    });
-}
-
-/** `/products/<slug>` (the shop's product pages) → the product id, for "viewed next" in context. */
-function productFromPath(pathname: string, catalog: PreparedDecision['catalog']): string | undefined {
-  const match = /^\/products?\/([^/]+)\/?$/.exec(pathname);
-  if (!match?.[1]) return undefined;
-  let slug: string;
   try {
-    slug = decodeURIComponent(match[1]);
-  } catch {
-    return undefined;
+    // The catalog is in isolate memory almost always; it names the product on screen.
+    const catalog = await getCatalog(env);
+    const productId = productFromPath(url.pathname, catalog);
+    return await prepareDecision(env, {
+      siteId: site.id,
+      // The profile follows an anonymous id to the person it was merged into: one round trip.
+      personKey: `anon:${anonymousId}`,
+      anonymousId,
+      slots: [],
+      ...(productId !== undefined ? { productId } : {}),
+      ...(browserConsent ? { browserConsent } : {}),
+      budgetMs,
+    });
+  } catch (error) {
+    console.warn(
+      JSON.stringify({ msg: 'decision unavailable', path: url.pathname.slice(0, 100), error: String(error) }),
+    );
+    return null;
   }
-  const i = catalog.indexBySlug.get(slug);
-  return i === undefined ? undefined : catalog.products[i]?.id;
 }
 
 /** Personal responses must not be stored by shared caches; a rewritten body also has a new length and no ETag. */
