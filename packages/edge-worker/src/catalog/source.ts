@@ -158,7 +158,10 @@ export const parseTriggerRules = (rows: unknown, skipped: SkippedRow[]): Trigger
 
 const DIRECTUS_TIMEOUT_MS = 5000;
 
-async function readCollection(env: { DIRECTUS_URL: string; DIRECTUS_TOKEN: string }, collection: string): Promise<unknown> {
+async function readCollection(
+  env: { DIRECTUS_URL: string; DIRECTUS_TOKEN: string },
+  collection: string,
+): Promise<unknown> {
   const base = String(env.DIRECTUS_URL).replace(/\/+$/, '');
   const res = await fetch(`${base}/items/${collection}?limit=-1`, {
     headers: { authorization: `Bearer ${env.DIRECTUS_TOKEN}`, accept: 'application/json' },
