@@ -41,6 +41,8 @@ export interface PipelineInput {
   traceparent: string;
   /** Prefix of error paths, e.g. 'batch'. */
   pathPrefix: string;
+  /** Per-browser rate limit, checked by the browser's ProfileDO (none for trusted producers). */
+  anonymousLimit?: { perSecond: number; burst: number };
 }
 
 export interface PipelineOutcome {
@@ -49,6 +51,10 @@ export interface PipelineOutcome {
   /** Dropped because no purpose is granted (consent) or the person was erased (tombstone). */
   dropped: number;
   rejected: EventError[];
+  /** Events not applied because their browser is over its rate limit, and when to retry. */
+  rateLimited: { events: number; retryAfterSeconds: number };
+  /** Milliseconds spent in each stage, for the request log. */
+  timings: { profileMs: number; queueMs: number };
 }
 
 export interface PipelineContext {
@@ -102,7 +108,14 @@ export async function ingestBatch(
   input: PipelineInput,
 ): Promise<PipelineOutcome> {
   const { site, facts, gpc, trusted, traceparent } = input;
-  const outcome: PipelineOutcome = { accepted: 0, duplicates: 0, dropped: 0, rejected: [] };
+  const outcome: PipelineOutcome = {
+    accepted: 0,
+    duplicates: 0,
+    dropped: 0,
+    rejected: [],
+    rateLimited: { events: 0, retryAfterSeconds: 0 },
+    timings: { profileMs: 0, queueMs: 0 },
+  };
   const config = await getConsentConfig(env, site.id);
 
   // 1. Identity and consent, per event.
@@ -142,8 +155,10 @@ export async function ingestBatch(
   // 2. Each browser's events go to their person in order; browsers run in parallel.
   const messages: QueueMessage[] = [];
   const followUps: Promise<void>[] = [];
+  const profileStarted = Date.now();
   await Promise.all(
     [...byBrowser.values()].map(async (events) => {
+      let limit = input.anonymousLimit;
       for (const run of consecutiveRuns(events)) {
         const first = run[0];
         if (!first) continue;
@@ -153,7 +168,30 @@ export async function ingestBatch(
           if (j.consent !== undefined) item.consent = j.consent;
           return item;
         });
-        const result = await ingestProfile(env, site.id, first.target, inputs);
+        const result = await ingestProfile(env, site.id, first.target, inputs, limit);
+        // The browser's bucket is checked once per request, by its first run.
+        limit = undefined;
+        if (result.rateLimited !== undefined) {
+          outcome.rateLimited.events += events.length;
+          outcome.rateLimited.retryAfterSeconds = Math.max(
+            outcome.rateLimited.retryAfterSeconds,
+            result.rateLimited,
+          );
+          count('rate_limited', events.length);
+          for (const j of events) {
+            outcome.rejected.push({
+              index: j.index,
+              id: j.event.id,
+              errors: [
+                {
+                  path: `${input.pathPrefix}[${j.index}]`,
+                  message: `rate limited: too many requests from this browser; retry after ${result.rateLimited} s`,
+                },
+              ],
+            });
+          }
+          return;
+        }
         const forward = collectMessages(site, run, result, gpc, traceparent);
         messages.push(...forward.messages);
         outcome.accepted += result.accepted.length;
@@ -180,10 +218,33 @@ export async function ingestBatch(
     }),
   );
 
-  // 3. The queue: awaited, so a 200 means the events are durably on their way.
-  if (messages.length > 0) await sendMessages(env.EVENTS, messages);
+  // 3. The queue, after the response: the ProfileDO has already applied (and deduped) the
+  // events, so a client retry could not re-send them anyway; waiting would only add latency.
+  // A failed send is retried once and then logged and counted.
+  const queueStarted = Date.now();
+  outcome.timings.profileMs = queueStarted - profileStarted;
+  if (messages.length > 0) ctx.waitUntil(forward(env, site.id, messages));
+  outcome.timings.queueMs = Date.now() - queueStarted;
   if (followUps.length > 0) ctx.waitUntil(Promise.all(followUps));
   return outcome;
+}
+
+/** Sends messages to the EVENTS queue, retrying once. */
+async function forward(env: Env, siteId: string, messages: QueueMessage[]): Promise<void> {
+  try {
+    await sendMessages(env.EVENTS, messages);
+  } catch {
+    try {
+      await sendMessages(env.EVENTS, messages);
+    } catch (err) {
+      count('queue_failed', messages.length);
+      log('error', 'queue.send_failed', {
+        siteId,
+        messages: messages.length,
+        error: err instanceof Error ? err.name : 'unknown',
+      });
+    }
+  }
 }
 
 /** Splits one browser's events into consecutive runs that go to the same person. */

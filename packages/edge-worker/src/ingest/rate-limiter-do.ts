@@ -1,33 +1,50 @@
 /**
- * A token-bucket rate limiter per client key (IP hash, anonymousId), one object per
- * key; the same class also keeps the outcome counters behind /v1/admin/stats (one
- * object named `stats`), because both are small per-key counters.
+ * Token-bucket rate limiting: one object per client IP (hashed with a daily salt), whose
+ * tokens isolates lease in small blocks (see rate-limit.ts). The same class also keeps the outcome counters behind /v1/admin/stats (one object named
+ * `stats`), because both are small counters keyed by name.
  */
 import { DurableObject } from 'cloudflare:workers';
 
-export interface TakeResult {
-  allowed: boolean;
-  /** Seconds until a token is available again (when not allowed). */
-  retryAfterSeconds: number;
+/** One bucket to take a token from: its key, refill rate per second, and burst size. */
+export interface BucketRequest {
+  key: string;
+  perSecond: number;
+  burst: number;
 }
 
-export class RateLimiterDO extends DurableObject<Env> {
-  // Buckets are kept in memory: a limiter that forgets on eviction only errs towards allowing.
-  #tokens = -1;
-  #updatedAt = 0;
+interface Bucket {
+  tokens: number;
+  updatedAt: number;
+}
 
-  /** Takes `cost` tokens from a bucket refilled at `perSecond` up to `burst`; says whether it could. */
-  async take(cost: number, perSecond: number, burst: number): Promise<TakeResult> {
+/** Buckets kept per object; the least recently used go first (a forgotten bucket starts full). */
+const MAX_BUCKETS = 10_000;
+
+export class RateLimiterDO extends DurableObject<Env> {
+  // Buckets live in memory: a limiter that forgets on eviction only errs towards allowing.
+  #buckets = new Map<string, Bucket>();
+
+  /**
+   * Leases up to `want` tokens from one bucket at once, so an isolate can spend them
+   * locally instead of calling per request; returns how many were granted (0: retry later).
+   */
+  async lease(request: BucketRequest, want: number): Promise<{ granted: number; retryAfterSeconds: number }> {
     const now = Date.now();
-    if (this.#tokens < 0) this.#tokens = burst;
-    else this.#tokens = Math.min(burst, this.#tokens + ((now - this.#updatedAt) / 1000) * perSecond);
-    this.#updatedAt = now;
-    if (this.#tokens >= cost) {
-      this.#tokens -= cost;
-      return { allowed: true, retryAfterSeconds: 0 };
+    const old = this.#buckets.get(request.key);
+    const tokens = old
+      ? Math.min(request.burst, old.tokens + ((now - old.updatedAt) / 1000) * request.perSecond)
+      : request.burst;
+    const granted = Math.max(0, Math.min(want, Math.floor(tokens)));
+    this.#buckets.delete(request.key);
+    this.#buckets.set(request.key, { tokens: tokens - granted, updatedAt: now });
+    // A Map iterates oldest first: drop the least recently used buckets over the bound.
+    while (this.#buckets.size > MAX_BUCKETS) {
+      const oldest = this.#buckets.keys().next();
+      if (oldest.done) break;
+      this.#buckets.delete(oldest.value);
     }
-    const missing = cost - this.#tokens;
-    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(missing / perSecond)) };
+    const retryAfterSeconds = granted > 0 ? 0 : Math.max(1, Math.ceil((1 - tokens) / request.perSecond));
+    return { granted, retryAfterSeconds };
   }
 
   /** Adds outcome counts (stats object only). */

@@ -114,6 +114,30 @@ describe('POST /v1/collect status codes', () => {
     expect((await collect([makeEvent(anonId())], { env: tight })).status).toBe(200);
   });
 
+  it('429 with Retry-After when one IP exceeds its limit, whoever the visitors are', async () => {
+    const tight = envWithSites([
+      {
+        id: SITE,
+        writeKey: WRITE_KEY,
+        allowedOrigins: [ORIGIN],
+        settings: { rateLimit: { ipPerSecond: 0.01, ipBurst: 3 } },
+      },
+    ]);
+    const ip = '198.51.100.77';
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 5; i++) {
+      last = await collect([makeEvent(anonId())], { env: tight, headers: { 'cf-connecting-ip': ip } });
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    expect(Number(last?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(
+      (await collect([makeEvent(anonId())], { env: tight, headers: { 'cf-connecting-ip': '198.51.100.78' } }))
+        .status,
+    ).toBe(200);
+  });
+
   it('answers a CORS preflight only for allowed origins', async () => {
     const ok = await call(null, { method: 'OPTIONS' });
     expect(ok.status).toBe(204);

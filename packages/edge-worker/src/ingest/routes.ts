@@ -18,11 +18,11 @@ import { type Context, Hono } from 'hono';
 import { siteByServerKey } from '../admin/auth.ts';
 import type { AppEnv } from '../app.ts';
 import { requestFacts } from '../enrich/index.ts';
-import { count, flushStats, log, traceparentOf } from '../observability/index.ts';
+import { count, log, maybeFlushStats, traceparentOf } from '../observability/index.ts';
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
 import { readBodyLimited } from './body.ts';
 import { ingestBatch, type PipelineOutcome } from './pipeline.ts';
-import { checkRateLimits } from './rate-limit.ts';
+import { checkIpLimit } from './rate-limit.ts';
 import { parseSegmentBody, type SegmentCall } from './segment.ts';
 
 export const ingestRoutes = new Hono<AppEnv>();
@@ -100,15 +100,20 @@ ingestRoutes.options('/v1/collect', async (c) => {
   return new Response(null, { status: 204, headers: corsHeaders(origin) });
 });
 
+/** Stage timings of one request, for its log line (no personal data). */
+type Stages = Record<string, number>;
+
 ingestRoutes.post('/v1/collect', async (c) => {
   const started = Date.now();
-  const response = await collect(c);
-  waitUntil(c, flushStats(c.env));
-  log('info', 'collect', { status: response.status, ms: Date.now() - started });
+  const stages: Stages = {};
+  const response = await collect(c, stages);
+  const flush = maybeFlushStats(c.env);
+  if (flush) waitUntil(c, flush);
+  log('info', 'collect', { status: response.status, ms: Date.now() - started, ...stages });
   return response;
 });
 
-async function collect(c: IngestContext): Promise<Response> {
+async function collect(c: IngestContext, stages: Stages): Promise<Response> {
   const read = await readBodyLimited(c.req.raw, LIMITS.maxBatchBytes);
   if (!read.ok) {
     count('invalid');
@@ -153,8 +158,9 @@ async function collect(c: IngestContext): Promise<Response> {
   count('invalid', parsed.rejected.length);
 
   if (!trusted) {
-    const anonymousIds = [...new Set(parsed.events.map((e) => e.event.anonymousId))];
-    const rate = await checkRateLimits(c.env, site, clientIp(c), anonymousIds);
+    const rateStarted = Date.now();
+    const rate = await checkIpLimit(c.env, site, clientIp(c));
+    stages.rateMs = Date.now() - rateStarted;
     if (!rate.allowed) {
       count('rate_limited', parsed.events.length);
       return fail(
@@ -175,8 +181,27 @@ async function collect(c: IngestContext): Promise<Response> {
       trusted,
       traceparent: traceparentOf(c.req.header('traceparent')),
       pathPrefix: 'batch',
+      ...(trusted
+        ? {}
+        : {
+            anonymousLimit: {
+              perSecond: site.settings.rateLimit.anonymousPerSecond,
+              burst: site.settings.rateLimit.anonymousBurst,
+            },
+          }),
     },
   );
+  stages.profileMs = outcome.timings.profileMs;
+  stages.queueMs = outcome.timings.queueMs;
+  const handled = outcome.accepted + outcome.duplicates + outcome.dropped;
+  if (outcome.rateLimited.events > 0 && handled === 0) {
+    const retry = outcome.rateLimited.retryAfterSeconds;
+    return fail(
+      COLLECT_STATUS.tooManyRequests,
+      errorBody('rate_limited', `too many requests from this browser; retry after ${retry} s`),
+      { ...headers, 'Retry-After': String(retry) },
+    );
+  }
   return judged(outcome, parsed.rejected, headers);
 }
 
@@ -185,7 +210,8 @@ function segmentRoute(call: SegmentCall) {
   return async (c: IngestContext): Promise<Response> => {
     const started = Date.now();
     const response = await segment(c, call);
-    waitUntil(c, flushStats(c.env));
+    const flush = maybeFlushStats(c.env);
+    if (flush) waitUntil(c, flush);
     log('info', 'segment', { call, status: response.status, ms: Date.now() - started });
     return response;
   };

@@ -11,6 +11,8 @@ export const OUTCOMES = [
   'consent_dropped',
   'rate_limited',
   'suppressed',
+  /** Messages the queue refused twice (logged; the profile still has the events). */
+  'queue_failed',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
@@ -46,6 +48,9 @@ export function traceparentOf(header: string | null | undefined): string {
 // one flush at a time, so under load many requests share one write.
 let pending: Partial<Record<Outcome, number>> = {};
 let flushing: Promise<void> | undefined;
+let lastFlushAt = 0;
+/** At most one background flush per isolate per interval: one write a second, not one per request. */
+const FLUSH_INTERVAL_MS = 1000;
 
 /** Adds to the outcome counters (flushed by flushStats). */
 export function count(outcome: Outcome, n = 1): void {
@@ -57,9 +62,17 @@ function statsStub(env: Env) {
   return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName('stats'));
 }
 
+/** Flushes in the background when the last flush is older than the interval (call at the end of a request). */
+export function maybeFlushStats(env: Env): Promise<void> | undefined {
+  if (flushing || Date.now() - lastFlushAt < FLUSH_INTERVAL_MS || Object.keys(pending).length === 0)
+    return undefined;
+  return flushStats(env);
+}
+
 /** Writes pending counts to the stats object; resolves when this isolate's counts are stored. */
 export async function flushStats(env: Env): Promise<void> {
   while (flushing) await flushing;
+  lastFlushAt = Date.now();
   const batch = pending;
   if (Object.keys(batch).length === 0) return;
   pending = {};

@@ -22,8 +22,9 @@ export async function ingestProfile(
   siteId: string,
   personKey: PersonKey,
   inputs: ProfileEventInput[],
+  limit?: { perSecond: number; burst: number },
 ): Promise<IngestResult> {
-  const result: unknown = await profileStub(env, siteId, personKey).ingest(siteId, personKey, inputs);
+  const result: unknown = await profileStub(env, siteId, personKey).ingest(siteId, personKey, inputs, limit);
   return result as IngestResult;
 }
 

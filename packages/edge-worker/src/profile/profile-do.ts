@@ -53,6 +53,8 @@ export interface IngestResult {
   emitted: CustomerAction[];
   /** "Viewed next" product pairs (personalization granted), for co-visitation counts. */
   covisits: { from: string; to: string; at: string }[];
+  /** Seconds to wait when the browser's rate limit applied nothing. */
+  rateLimited?: number;
   /** Whether the profile changed (a new snapshot should go downstream). */
   changed: boolean;
   version: number;
@@ -106,6 +108,10 @@ export class ProfileDO extends DurableObject<Env> {
   #loaded = false;
   #serial: Promise<unknown> = Promise.resolve();
   #insertsSincePrune = 0;
+  /** This browser's rate-limit bucket, in memory (forgetting it only errs towards allowing). */
+  #bucket: { tokens: number; updatedAt: number } | undefined;
+  /** The alarm as last read or set (undefined: not read yet). */
+  #alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -209,9 +215,39 @@ export class ProfileDO extends DurableObject<Env> {
     };
   }
 
-  /** Applies a person's accepted events in order, once each; see IngestResult. */
-  ingest(siteId: string, personKey: PersonKey, inputs: ProfileEventInput[]): Promise<IngestResult> {
+  /**
+   * Applies a person's accepted events in order, once each; see IngestResult. With
+   * `limit`, first takes a token from this browser's bucket and applies nothing when empty.
+   */
+  ingest(
+    siteId: string,
+    personKey: PersonKey,
+    inputs: ProfileEventInput[],
+    limit?: { perSecond: number; burst: number },
+  ): Promise<IngestResult> {
+    if (limit) {
+      const retryAfterSeconds = this.#take(limit.perSecond, limit.burst);
+      if (retryAfterSeconds > 0) {
+        const result = this.#emptyResult(personKey, siteId, Date.now());
+        result.rateLimited = retryAfterSeconds;
+        return Promise.resolve(result);
+      }
+    }
     return this.#inOrder(() => this.#ingest(siteId, personKey, inputs));
+  }
+
+  /** Takes a token from this browser's bucket; 0 when allowed, else seconds to wait. */
+  #take(perSecond: number, burst: number): number {
+    const now = Date.now();
+    const tokens = this.#bucket
+      ? Math.min(burst, this.#bucket.tokens + ((now - this.#bucket.updatedAt) / 1000) * perSecond)
+      : burst;
+    if (tokens < 1) {
+      this.#bucket = { tokens, updatedAt: now };
+      return Math.max(1, Math.ceil((1 - tokens) / perSecond));
+    }
+    this.#bucket = { tokens: tokens - 1, updatedAt: now };
+    return 0;
   }
 
   async #ingest(siteId: string, personKey: PersonKey, inputs: ProfileEventInput[]): Promise<IngestResult> {
@@ -246,6 +282,7 @@ export class ProfileDO extends DurableObject<Env> {
       }
     }
 
+    const fresh: string[] = [];
     for (const input of inputs) {
       const { event, enrichment } = input;
       if (seen.has(event.id)) {
@@ -253,8 +290,7 @@ export class ProfileDO extends DurableObject<Env> {
         continue;
       }
       seen.add(event.id);
-      this.#sql.exec('INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)', event.id, now);
-      this.#insertsSincePrune++;
+      fresh.push(event.id);
       const at = Date.parse(enrichment.correctedTimestamp);
       const eventAt = Number.isFinite(at) ? at : now;
 
@@ -299,6 +335,16 @@ export class ProfileDO extends DurableObject<Env> {
       if (outcome.covisit) result.covisits.push(outcome.covisit);
     }
 
+    // One statement per 40 ids (bound parameters are limited to 100 per statement).
+    for (let i = 0; i < fresh.length; i += 40) {
+      const chunk = fresh.slice(i, i + 40);
+      const rows = chunk.map(() => '(?, ?)').join(',');
+      this.#sql.exec(
+        `INSERT OR IGNORE INTO seen (id, at) VALUES ${rows}`,
+        ...chunk.flatMap((id) => [id, now]),
+      );
+    }
+    this.#insertsSincePrune += fresh.length;
     if (nowIso > state.lastSeen) state.lastSeen = nowIso;
     this.#save(state);
     this.#pruneSeen(now);
@@ -342,9 +388,13 @@ export class ProfileDO extends DurableObject<Env> {
   }
 
   async #scheduleRetention(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
+    if (this.#alarmAt === undefined) this.#alarmAt = (await this.ctx.storage.getAlarm()) ?? null;
+    const current = this.#alarmAt;
     // Moving the alarm on every event would be a write per event; an hour of slack is fine for a retention period.
-    if (current === null || Math.abs(current - at) > 60 * 60 * 1000) await this.ctx.storage.setAlarm(at);
+    if (current === null || Math.abs(current - at) > 60 * 60 * 1000) {
+      await this.ctx.storage.setAlarm(at);
+      this.#alarmAt = at;
+    }
   }
 
   /** The person's profile as decide/triggers see it, or null when nothing is held. */
@@ -457,6 +507,7 @@ export class ProfileDO extends DurableObject<Env> {
   }
 
   async #wipe(leaveTombstone: boolean): Promise<void> {
+    this.#alarmAt = undefined;
     await this.ctx.storage.deleteAlarm();
     this.#sql.exec('DELETE FROM seen');
     this.#sql.exec('DELETE FROM kv');
@@ -485,6 +536,7 @@ export class ProfileDO extends DurableObject<Env> {
       }
       // Alarms are rare: read the durable state rather than trust the in-memory copy.
       this.#loaded = false;
+      this.#alarmAt = undefined;
       const state = this.#load();
       const identity = this.#identity();
       if (!state || !identity) {
