@@ -6,6 +6,8 @@ export interface LocalSystemOptions {
   logDir?: string;
   build?: boolean;
   inspectorPort?: number;
+  /** Worker vars to override (with stateDir only), e.g. { HOLDOUT_PERCENT: '0' }. */
+  vars?: Record<string, string>;
 }
 export interface LocalSystem {
   urls: { shop: string; worker: string; directus: string };

@@ -200,7 +200,7 @@ async function stopProcess(proc) {
 }
 
 /** A copy of wrangler.toml for other ports: absolute paths, and the vars that name ports. */
-function wranglerConfigFor(dir, { shopPort, workerPort, directusPort }) {
+function wranglerConfigFor(dir, { shopPort, workerPort, directusPort, vars = {} }) {
   const toml = readFileSync(join(REPO_ROOT, 'wrangler.toml'), 'utf8');
   const sites = [
     {
@@ -220,7 +220,10 @@ function wranglerConfigFor(dir, { shopPort, workerPort, directusPort }) {
     .replace(/^(main|directory) = "([^"/][^"]*)"$/gm, (_, key, rel) => `${key} = "${join(REPO_ROOT, rel)}"`)
     .replace(/^ORIGIN_URL = .*$/m, `ORIGIN_URL = "http://127.0.0.1:${shopPort}"`)
     .replace(/^DIRECTUS_URL = .*$/m, `DIRECTUS_URL = "http://127.0.0.1:${directusPort}"`)
-    .replace(/^ATTUNE_SITES = .*$/m, `ATTUNE_SITES = '${JSON.stringify(sites)}'`);
+    .replace(/^ATTUNE_SITES = .*$/m, `ATTUNE_SITES = '${JSON.stringify(sites)}'`)
+    .replace(/^([A-Z_]+) = "[^"]*"$/gm, (line, key) =>
+      key in vars ? `${key} = ${JSON.stringify(String(vars[key]))}` : line,
+    );
   mkdirSync(dir, { recursive: true });
   const path = join(dir, 'wrangler.toml');
   writeFileSync(path, out);
@@ -234,6 +237,7 @@ function wranglerConfigFor(dir, { shopPort, workerPort, directusPort }) {
  *             absent the repo's wrangler.toml, .dev.vars and .wrangler/state are used
  *  directusHome  a Directus instance folder (default services/directus)
  *  logDir     where server output goes (default: inherit this terminal)
+ *  vars       Worker vars to override in the private config (only with stateDir)
  *  build      build the shop when stale (default true)
  * Returns { urls, secrets, stop() }.
  */
@@ -321,6 +325,7 @@ export async function startLocalSystem(options = {}) {
           shopPort: ports.shop,
           workerPort: ports.worker,
           directusPort: ports.directus,
+          vars: options.vars ?? {},
         })
       : join(REPO_ROOT, 'wrangler.toml');
     const wranglerArgs = [

@@ -27,17 +27,26 @@ const ARGS = [
 function timedGet(url, cookie) {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const req = request(url, { headers: { accept: 'text/html', cookie, connection: 'close' }, agent: false }, (res) => {
-      const ttfb = Number(process.hrtime.bigint() - started) / 1e6;
-      let bytes = 0;
-      res.on('data', (chunk) => {
-        bytes += chunk.length;
-      });
-      res.on('end', () => {
-        resolve({ status: res.statusCode, ttfb, total: Number(process.hrtime.bigint() - started) / 1e6, bytes });
-      });
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      { headers: { accept: 'text/html', cookie, connection: 'close' }, agent: false },
+      (res) => {
+        const ttfb = Number(process.hrtime.bigint() - started) / 1e6;
+        let bytes = 0;
+        res.on('data', (chunk) => {
+          bytes += chunk.length;
+        });
+        res.on('end', () => {
+          resolve({
+            status: res.statusCode,
+            ttfb,
+            total: Number(process.hrtime.bigint() - started) / 1e6,
+            bytes,
+          });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -62,7 +71,10 @@ async function main() {
     logDir: join(results, 'bench-logs'),
     inspectorPort: 23101,
   });
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ARGS });
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ARGS,
+  });
   try {
     const products = await (
       await fetch(`${system.urls.directus}/items/products?limit=-1&fields=slug,category`, {
@@ -86,9 +98,9 @@ async function main() {
     }
     const cookies = await context.cookies(system.urls.worker);
     const cookie = cookies.map((c) => `${c.name}=${c.value}`).join('; ');
-    const personalized = (await (await fetch(`${system.urls.worker}${path}`, { headers: { cookie } })).text()).includes(
-      'data-attune-variant',
-    );
+    const personalized = (
+      await (await fetch(`${system.urls.worker}${path}`, { headers: { cookie } })).text()
+    ).includes('data-attune-variant');
 
     // HTTP: alternate shop / Worker, after a warm-up of both.
     const shopUrl = `${system.urls.shop}${path}`;
@@ -111,7 +123,8 @@ async function main() {
             new Promise((resolve) => {
               const read = () => {
                 const [e] = performance.getEntriesByType('navigation');
-                if (e && e.loadEventEnd > 0) resolve({ ttfb: e.responseStart - e.startTime, load: e.loadEventEnd - e.startTime });
+                if (e && e.loadEventEnd > 0)
+                  resolve({ ttfb: e.responseStart - e.startTime, load: e.loadEventEnd - e.startTime });
                 else setTimeout(read, 20);
               };
               read();
@@ -134,12 +147,30 @@ async function main() {
       const w50 = quantile(workerValues, 0.5);
       const s95 = quantile(shopValues, 0.95);
       const w95 = quantile(workerValues, 0.95);
-      rows.push(`| ${name} | ${fmt(s50)} / ${fmt(s95)} | ${fmt(w50)} / ${fmt(w95)} | ${ratio(w50, s50)} | ${ratio(w95, s95)} |`);
+      rows.push(
+        `| ${name} | ${fmt(s50)} / ${fmt(s95)} | ${fmt(w50)} / ${fmt(w95)} | ${ratio(w50, s50)} | ${ratio(w95, s95)} |`,
+      );
     };
-    row(`HTTP TTFB (n=${HTTP_SAMPLES})`, http.shop.map((r) => r.ttfb), http.worker.map((r) => r.ttfb));
-    row(`HTTP total (n=${HTTP_SAMPLES})`, http.shop.map((r) => r.total), http.worker.map((r) => r.total));
-    row(`Chromium TTFB (n=${BROWSER_SAMPLES})`, browserTimes.shop.map((r) => r.ttfb), browserTimes.worker.map((r) => r.ttfb));
-    row(`Chromium load (n=${BROWSER_SAMPLES})`, browserTimes.shop.map((r) => r.load), browserTimes.worker.map((r) => r.load));
+    row(
+      `HTTP TTFB (n=${HTTP_SAMPLES})`,
+      http.shop.map((r) => r.ttfb),
+      http.worker.map((r) => r.ttfb),
+    );
+    row(
+      `HTTP total (n=${HTTP_SAMPLES})`,
+      http.shop.map((r) => r.total),
+      http.worker.map((r) => r.total),
+    );
+    row(
+      `Chromium TTFB (n=${BROWSER_SAMPLES})`,
+      browserTimes.shop.map((r) => r.ttfb),
+      browserTimes.worker.map((r) => r.ttfb),
+    );
+    row(
+      `Chromium load (n=${BROWSER_SAMPLES})`,
+      browserTimes.shop.map((r) => r.load),
+      browserTimes.worker.map((r) => r.load),
+    );
     const statuses = new Set([...http.shop, ...http.worker].map((r) => r.status));
     process.stdout.write(
       [
