@@ -119,6 +119,14 @@ describe('the script tag in Chromium', () => {
     }));
     expect(storage).toEqual({ localStorage: 0, cookie: '', databases: 0 });
     expect(await page.evaluate(() => window.attune.consent.get().decided)).toBe(false);
+    // The tag defines no global but window.attune: compare with a fresh same-origin window.
+    const globals = await page.evaluate(() => {
+      const frame = document.body.appendChild(document.createElement('iframe'));
+      const fresh = new Set(Object.getOwnPropertyNames(frame.contentWindow));
+      // (Indexed names are the frame itself.)
+      return Object.getOwnPropertyNames(window).filter((name) => !fresh.has(name) && !/^\d+$/.test(name));
+    });
+    expect(globals).toEqual(['attune']);
   });
 
   it('(b) after granting analytics, the waiting events arrive batched, as text/plain without preflight', async () => {
