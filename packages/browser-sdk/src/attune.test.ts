@@ -275,6 +275,7 @@ describe('delivery', () => {
     await settle();
     expect(storedEvents.size).toBe(5);
     expect(errors.filter((e) => e.code === 'dropped')).toHaveLength(5);
+    expect(errors.at(-1)?.message).toBe('queue full: 5 events dropped');
   });
 });
 

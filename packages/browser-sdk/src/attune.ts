@@ -163,6 +163,8 @@ export function createAttune(
   let timer: ReturnType<typeof setTimeout> | undefined;
   let retrying = false;
   let attempt = 0;
+  /** Events dropped because the outbox was full, since the page loaded. */
+  let dropped = 0;
   let draining: Promise<void> | undefined;
   let referrer = document.referrer;
 
@@ -234,10 +236,11 @@ export function createAttune(
       report({ code: 'invalid_event', message: `${event.name} too large` });
       return;
     }
-    const dropped = enqueue(outbox, queued, o.maxQueue);
-    if (dropped[0]) {
-      settle(dropped);
-      report({ code: 'dropped', message: 'queue full' });
+    const overflow = enqueue(outbox, queued, o.maxQueue);
+    if (overflow[0]) {
+      settle(overflow);
+      dropped += overflow.length;
+      report({ code: 'dropped', message: `queue full: ${dropped} events dropped` });
     }
     if (storing()) toStore.push(queued);
     const pending = unsent();
