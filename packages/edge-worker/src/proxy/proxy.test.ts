@@ -189,7 +189,11 @@ describe('edge proxy: defaults on timeout or error, never a broken page', () => 
     }
     expect(received.length).toBeGreaterThan(1_000_000);
     expect(received).toContain('<p>LAST-PART</p></body></html>');
-    expect(slot(received, 'recommendations')).toContain('class="card"');
+    // A slot the stream reaches after the decision deadline (the test held the origin open)
+    // is filled if the decision was ready by then, else keeps its default — never broken.
+    expect(slot(received, 'recommendations')).toMatch(
+      /^(<h2>Picked for you<\/h2><ul class="cards">.*<\/ul>|<h2>Origin picks<\/h2>)$/,
+    );
   });
 });
 
