@@ -119,13 +119,107 @@ function withChecks(def: Def, base: Acceptor): Acceptor {
   };
 }
 
+/** Every check of a def: the def itself when it is a check (string formats, z.custom), then its list. */
+function checksOf(def: Def): CheckDef[] {
+  const own = def.check !== undefined ? [def as CheckDef] : [];
+  return [...own, ...(def.checks ?? []).map((c) => c._zod.def)];
+}
+
+/**
+ * A string schema as one closure (length bounds, one pattern, refinements), instead of a
+ * chain of closures per check: strings are most of what an event holds. Optional fields
+ * fold in too. Returns undefined for a check it does not know.
+ */
+function compileString(def: Def, optional: boolean): Acceptor | undefined {
+  let min = 0;
+  let max = Number.POSITIVE_INFINITY;
+  let pattern: RegExp | undefined;
+  const refinements: ((value: unknown) => unknown)[] = [];
+  for (const c of checksOf(def)) {
+    switch (c.check) {
+      case 'min_length':
+        min = Math.max(min, c.minimum ?? 0);
+        break;
+      case 'max_length':
+        max = Math.min(max, c.maximum ?? Number.POSITIVE_INFINITY);
+        break;
+      case 'length_equals':
+        min = Math.max(min, c.length ?? 0);
+        max = Math.min(max, c.length ?? Number.POSITIVE_INFINITY);
+        break;
+      case 'string_format':
+        if (!c.pattern || c.pattern.global || c.pattern.sticky || pattern) return undefined;
+        pattern = c.pattern;
+        break;
+      case 'custom':
+        if (!c.fn) return undefined;
+        refinements.push(c.fn);
+        break;
+      default:
+        return undefined;
+    }
+  }
+  const re = pattern;
+  const accepts: Acceptor =
+    refinements.length > 0
+      ? (v) =>
+          typeof v === 'string' &&
+          v.length >= min &&
+          v.length <= max &&
+          (re === undefined || re.test(v)) &&
+          refinements.every((fn) => fn(v) === true)
+      : re !== undefined
+        ? (v) => typeof v === 'string' && v.length >= min && v.length <= max && re.test(v)
+        : (v) => typeof v === 'string' && v.length >= min && v.length <= max;
+  return optional ? (v) => v === undefined || accepts(v) : accepts;
+}
+
+/** A number schema as one closure (finite, bounds, integer), like compileString. */
+function compileNumber(def: Def, optional: boolean): Acceptor | undefined {
+  let lower = Number.NEGATIVE_INFINITY;
+  let lowerInclusive = true;
+  let upper = Number.POSITIVE_INFINITY;
+  let upperInclusive = true;
+  let integer = false;
+  let bounds = 0;
+  for (const c of checksOf(def)) {
+    switch (c.check) {
+      case 'greater_than':
+        if (lower !== Number.NEGATIVE_INFINITY) return undefined;
+        lower = c.value ?? 0;
+        lowerInclusive = c.inclusive === true;
+        bounds++;
+        break;
+      case 'less_than':
+        if (upper !== Number.POSITIVE_INFINITY) return undefined;
+        upper = c.value ?? 0;
+        upperInclusive = c.inclusive === true;
+        bounds++;
+        break;
+      case 'number_format':
+        if (c.format !== 'safeint') return undefined;
+        integer = true;
+        break;
+      default:
+        return undefined;
+    }
+  }
+  const accepts: Acceptor = (v) =>
+    typeof v === 'number' &&
+    Number.isFinite(v) &&
+    (!integer || Number.isSafeInteger(v)) &&
+    (bounds === 0 ||
+      ((lowerInclusive ? v >= lower : v > lower) && (upperInclusive ? v <= upper : v < upper)));
+  return optional ? (v) => v === undefined || accepts(v) : accepts;
+}
+
 function compile(schema: z.core.$ZodType): Acceptor {
   const def = defOf(schema);
   switch (def.type) {
     case 'string':
-      return withChecks(def, (v) => typeof v === 'string');
+      return compileString(def, false) ?? REJECT;
     case 'number':
-      return withChecks(def, (v) => typeof v === 'number' && Number.isFinite(v));
+      return compileNumber(def, false) ?? REJECT;
     case 'boolean':
       return withChecks(def, (v) => typeof v === 'boolean');
     case 'unknown':
@@ -144,6 +238,14 @@ function compile(schema: z.core.$ZodType): Acceptor {
       return withChecks({ ...def, check: 'custom' }, () => true);
     case 'optional': {
       if (!def.innerType) return REJECT;
+      const innerDef = defOf(def.innerType);
+      const fused =
+        innerDef.type === 'string'
+          ? compileString(innerDef, true)
+          : innerDef.type === 'number'
+            ? compileNumber(innerDef, true)
+            : undefined;
+      if (fused) return fused;
       const inner = compile(def.innerType);
       return (v) => v === undefined || inner(v);
     }
