@@ -12,7 +12,8 @@
  *
  * Environment (all optional): ATTUNE_DIRECTUS_HOME, ATTUNE_DIRECTUS_PORT, ATTUNE_WORKER_URL
  * (default http://127.0.0.1:8787), ATTUNE_HOOK_SECRET / ATTUNE_SYNC_TOKEN (default: the
- * repo's .dev.vars HOOK_SECRET / a random token), ATTUNE_ADMIN_EMAIL / ATTUNE_ADMIN_PASSWORD.
+ * repo's .dev.vars HOOK_SECRET / DIRECTUS_TOKEN, else random), ATTUNE_ADMIN_EMAIL /
+ * ATTUNE_ADMIN_PASSWORD.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -203,7 +204,7 @@ async function applySyncAccess(api, env) {
 
   const users =
     (await api.get(`/users?filter[email][_eq]=${encodeURIComponent(SYNC_EMAIL)}&fields=id,token`)) ?? [];
-  const token = process.env.ATTUNE_SYNC_TOKEN ?? env.__previousSyncToken ?? randomSecret();
+  const token = env.syncToken;
   if (users.length === 0) {
     await api.post('/users', {
       email: SYNC_EMAIL,
@@ -323,14 +324,27 @@ async function applyFlows(api) {
   );
 }
 
+/**
+ * The attune-sync user's static token: ATTUNE_SYNC_TOKEN, else the Worker's DIRECTUS_TOKEN
+ * in the repository's .dev.vars (so `./attune up` needs no copying), else the token of an
+ * earlier bootstrap, else a new random one.
+ */
+function chooseSyncToken(inst) {
+  const fromDevVars = workerDevVars().DIRECTUS_TOKEN;
+  const usable = (t) => typeof t === 'string' && t.length >= 16 && t !== 'change-me';
+  if (process.env.ATTUNE_SYNC_TOKEN) return process.env.ATTUNE_SYNC_TOKEN;
+  if (usable(fromDevVars)) return fromDevVars;
+  return readEnvFile(inst.workerVarsFile).DIRECTUS_TOKEN ?? randomSecret();
+}
+
 /** A fingerprint of everything bootstrap applies, so an unchanged instance is skipped fast. */
-function fingerprint(env) {
+function fingerprint(env, syncToken) {
   const h = createHash('sha256');
   h.update(readFileSync(new URL('./schema.mjs', import.meta.url)));
   h.update(readFileSync(new URL('./flow-scripts.mjs', import.meta.url)));
   h.update(readFileSync(new URL(import.meta.url)));
   h.update(JSON.stringify(env));
-  h.update(process.env.ATTUNE_SYNC_TOKEN ?? '');
+  h.update(syncToken);
   return h.digest('hex');
 }
 
@@ -346,7 +360,8 @@ export async function bootstrap(inst = instance()) {
   // A running server keeps the configuration it started with: restart it on a change.
   if (changed) await stopServer(inst);
   const marker = join(inst.dataDir, 'bootstrapped');
-  const print = fingerprint(env);
+  const syncToken = chooseSyncToken(inst);
+  const print = fingerprint(env, syncToken);
   if (existsSync(marker) && readFileSync(marker, 'utf8') === print && existsSync(inst.workerVarsFile)) {
     await startServer(inst);
     log('schema up to date');
@@ -356,8 +371,7 @@ export async function bootstrap(inst = instance()) {
   await startServer(inst);
   const api = adminClient(inst, await adminToken(inst));
   await applyCollections(api);
-  const previous = readEnvFile(inst.workerVarsFile).DIRECTUS_TOKEN;
-  const token = await applySyncAccess(api, { __previousSyncToken: previous });
+  const token = await applySyncAccess(api, { syncToken });
   await applyFlows(api);
   writeFileSync(
     inst.workerVarsFile,

@@ -27,9 +27,9 @@ const failure = (status: number, code: string) =>
   json(status, { errors: [{ message: `failed: ${code}`, extensions: { code } }] });
 
 describe('DirectusError', () => {
-  it('calls network failures, 5xx, 429 and 408 retryable and other 4xx permanent', async () => {
-    expect([0, 408, 429, 500, 503].every(isRetryableStatus)).toBe(true);
-    expect([400, 401, 403, 404, 422].some(isRetryableStatus)).toBe(false);
+  it('calls network failures, 5xx, 429, 408 and auth failures retryable and other 4xx permanent', async () => {
+    expect([0, 401, 403, 408, 429, 500, 503].every(isRetryableStatus)).toBe(true);
+    expect([400, 404, 409, 422].some(isRetryableStatus)).toBe(false);
 
     const down = directusClient({
       url: 'http://d',

@@ -1,7 +1,8 @@
 /**
  * A small fetch-based Directus REST client for the Worker: bulk create, update, upsert
  * and delete on items, with typed errors that say whether trying again can help
- * (network, 5xx, 429, 408) or not (4xx: validation, permissions, unknown collection).
+ * (network, 5xx, 429, 408, and 401/403 which no single item causes) or not (other 4xx:
+ * validation, unknown collection).
  */
 
 /** A Directus filter object, e.g. `{ id: { _in: ['a', 'b'] } }`. */
@@ -45,8 +46,13 @@ export class DirectusError extends Error {
   }
 }
 
+/**
+ * Whether a failed call may succeed when tried again. 401/403 count as retryable: a bad
+ * token or policy concerns every item, so the sync waits for an operator's fix instead of
+ * dead-lettering the whole stream.
+ */
 export function isRetryableStatus(status: number): boolean {
-  return status === 0 || status === 408 || status === 429 || status >= 500;
+  return status === 0 || status === 401 || status === 403 || status === 408 || status === 429 || status >= 500;
 }
 
 /** Directus answers `{ errors: [{ message, extensions: { code } }] }`. */
