@@ -179,6 +179,19 @@ describe('granting consent', () => {
   });
 });
 
+describe('identify', () => {
+  it('leaves off a malformed signature (it would get every later event rejected) and reports it', async () => {
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ personalization: true });
+    attune.identify('u-1', {}, { signature: 'not-hex' });
+    await attune.flush();
+    expect(sent.flatMap((s) => s.events).at(-1)).toMatchObject({ userId: 'u-1' });
+    expect(sent.flatMap((s) => s.events).at(-1)?.userIdSignature).toBeUndefined();
+    expect(errors).toEqual([expect.objectContaining({ code: 'invalid_event' })]);
+  });
+});
+
 describe('refusing consent', () => {
   it('discards the waiting events, sends only the proof of refusal, and remembers no id', async () => {
     const attune = tracker({ autoPageView: true });

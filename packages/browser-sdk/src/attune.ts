@@ -368,8 +368,12 @@ export function createAttune(
     page,
     track: (name, properties) => record('track', name, { properties }),
     identify(userId, traits, { signature } = {}) {
+      // A malformed signature would get every later event rejected: leave it off and say so.
+      const signed = /^[0-9a-f]{64}$/.test(`${signature}`);
+      if (signature && !signed)
+        report({ code: 'invalid_event', message: 'signature: expected 64 lower-case hex' });
       visitor.userId = userId;
-      visitor.userIdSignature = signature;
+      visitor.userIdSignature = signed ? signature : undefined;
       record('identify', 'user.identified', { traits });
     },
     consent: {
