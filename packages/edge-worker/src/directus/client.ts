@@ -52,7 +52,9 @@ export class DirectusError extends Error {
  * dead-lettering the whole stream.
  */
 export function isRetryableStatus(status: number): boolean {
-  return status === 0 || status === 401 || status === 403 || status === 408 || status === 429 || status >= 500;
+  return (
+    status === 0 || status === 401 || status === 403 || status === 408 || status === 429 || status >= 500
+  );
 }
 
 /** Directus answers `{ errors: [{ message, extensions: { code } }] }`. */
