@@ -145,6 +145,15 @@ describe('ProfileDO RPC for other capabilities', () => {
     expect((await viewProfile(env, SITE, key))?.offers).toEqual({ r1: 2 });
   });
 
+  it('a browser whose first event is already signed still reads as its person', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    await collect([productView(a, 'p1', 'shoes', { userId, userIdSignature: await signed(userId) })]);
+    const viaBrowser = await viewProfile(env, SITE, `anon:${a}`);
+    expect(viaBrowser?.personKey).toBe(`user:${userId}`);
+    expect(viaBrowser?.interests['category:shoes']).toBeCloseTo(1, 5);
+  });
+
   it('resolvePerson follows the alias a verified identify left, and trusts only signed ids', async () => {
     const site = await getSiteById(env, SITE);
     if (!site) throw new Error('demo site missing');

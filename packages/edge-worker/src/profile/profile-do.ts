@@ -198,8 +198,8 @@ export class ProfileDO extends DurableObject<Env> {
     };
   }
 
-  #emptyResult(personKey: PersonKey, siteId: string, now: number): IngestResult {
-    const state = this.#load() ?? emptyProfile(siteId, personKey, new Date(now).toISOString());
+  #emptyResult(personKey: PersonKey, siteId: string, now: number, state?: ProfileState): IngestResult {
+    state ??= this.#load() ?? emptyProfile(siteId, personKey, new Date(now).toISOString());
     return {
       personKey,
       accepted: [],
@@ -363,7 +363,11 @@ export class ProfileDO extends DurableObject<Env> {
     state: ProfileState,
     rules: ProfileRules,
   ): Promise<ProfileState> {
-    const handed = await this.#stub(siteId, `anon:${anonymousId}`).handOver(personKey);
+    const handed = await this.#stub(siteId, `anon:${anonymousId}`).handOver(
+      personKey,
+      siteId,
+      `anon:${anonymousId}`,
+    );
     if (handed.state !== undefined) mergeProfiles(state, JSON.parse(handed.state) as ProfileState, rules);
     if (!state.anonymousIds.includes(anonymousId)) state.anonymousIds.push(anonymousId);
     for (const row of handed.seen) {
@@ -439,8 +443,10 @@ export class ProfileDO extends DurableObject<Env> {
   }
 
   /** Hands this anonymous profile to a person and becomes an alias of it (verified identify). */
-  async handOver(to: PersonKey): Promise<HandOver> {
+  async handOver(to: PersonKey, siteId: string, self: PersonKey): Promise<HandOver> {
     return this.#inOrder(async () => {
+      // An alias must know its site to forward reads (the browser may never have sent anonymously).
+      if (this.#identity() === undefined) this.#put('identity', JSON.stringify({ siteId, personKey: self }));
       const state = this.#load();
       const seen = this.#sql
         .exec<{ id: string; at: number }>('SELECT id, at FROM seen ORDER BY at DESC LIMIT ?', SEEN_MAX)
