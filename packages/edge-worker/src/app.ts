@@ -26,7 +26,8 @@ export function createApp(): Hono<AppEnv> {
   mountEdgeProxy(app);
   // Bad input is answered by each route with a 4xx; reaching here is our fault, so 500, logged without personal data.
   app.onError((err, c) => {
-    log('error', 'unhandled', { error: err.name, path: new URL(c.req.url).pathname.slice(0, 64) });
+    // The route pattern, not the path: a path can carry a person id (/v1/people/user:…).
+    log('error', 'unhandled', { error: err.name, route: c.req.routePath });
     return c.json({ error: { code: 'internal', message: 'internal error; retry later' } }, 500);
   });
   app.notFound((c) =>
