@@ -6,7 +6,7 @@ export function ProductGrid({ products }: { products: readonly Product[] }) {
     <ul className="cards">
       {products.map((p) => (
         <li className="card" key={p.id} data-product-id={p.id} data-category={p.category}>
-          <a className="card-link" href={`/products/${encodeURIComponent(p.slug)}`}>
+          <a href={`/products/${encodeURIComponent(p.slug)}`}>
             {/* biome-ignore lint/performance/noImgElement: local SVGs; next/image adds nothing here */}
             <img src={p.image} alt="" width={160} height={120} loading="lazy" />
             <span className="card-title">{p.title}</span>

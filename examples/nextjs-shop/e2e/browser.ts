@@ -72,6 +72,8 @@ export async function flush(page: Page): Promise<void> {
 
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
+  // Lazy images (the edge's cards) load once the page is quiet.
+  await page.waitForLoadState('networkidle').catch(() => undefined);
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: false });
 }
 

@@ -15,7 +15,7 @@ export function productCardsHtml(products: readonly Product[]): string {
     .map(
       (p) =>
         `<li class="card" data-product-id="${escapeHtml(p.id)}" data-category="${escapeHtml(p.category)}">` +
-        `<a class="card-link" href="/products/${encodeURIComponent(p.slug)}">` +
+        `<a href="/products/${encodeURIComponent(p.slug)}">` +
         `<img src="${escapeHtml(p.image)}" alt="" width="160" height="120" loading="lazy"/>` +
         `<span class="card-title">${escapeHtml(p.title)}</span>` +
         `<span class="card-price">${escapeHtml(formatPrice(p.price, p.currency))}</span></a></li>`,
