@@ -17,8 +17,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { INVALIDATION_SCRIPT, ORDER_SCRIPT } from './flow-scripts.mjs';
 import {
@@ -102,6 +102,10 @@ function writeEnv(inst) {
   ensureDir(inst.dataDir);
   ensureDir(join(inst.home, 'uploads'));
   ensureDir(join(inst.home, 'extensions'));
+  // Attune's endpoint extension (bulk event-log insert); an instance elsewhere gets a copy.
+  const ours = join(PROJECT_DIR, 'extensions', 'attune-sync');
+  if (resolve(inst.home) !== resolve(PROJECT_DIR))
+    cpSync(ours, join(inst.home, 'extensions', 'attune-sync'), { recursive: true });
   // Directus looks for package extensions in its working directory's package.json.
   if (!existsSync(join(inst.home, 'package.json')))
     writeFileSync(
@@ -343,6 +347,7 @@ function fingerprint(env, syncToken) {
   h.update(readFileSync(new URL('./schema.mjs', import.meta.url)));
   h.update(readFileSync(new URL('./flow-scripts.mjs', import.meta.url)));
   h.update(readFileSync(new URL(import.meta.url)));
+  h.update(readFileSync(new URL('../extensions/attune-sync/index.js', import.meta.url)));
   h.update(JSON.stringify(env));
   h.update(syncToken);
   return h.digest('hex');
@@ -367,6 +372,8 @@ export async function bootstrap(inst = instance()) {
     log('schema up to date');
     return;
   }
+  // Something changed (schema, flows, extension): restart so the server loads all of it.
+  await stopServer(inst);
   runDirectusBootstrap(inst);
   await startServer(inst);
   const api = adminClient(inst, await adminToken(inst));

@@ -129,6 +129,8 @@ export function directusClient(config: DirectusConfig) {
   }
 
   const items = (collection: string) => `/items/${encodeURIComponent(collection)}`;
+  // Whether the instance has the attune-sync endpoint extension (unknown until first asked).
+  let fastEvents: boolean | undefined;
 
   const client = {
     /** Reads items matching a query. */
@@ -190,6 +192,26 @@ export function directusClient(config: DirectusConfig) {
           throw e;
         }
       }
+    },
+
+    /**
+     * Writes event-log rows through Attune's endpoint extension (`POST /attune-sync/events`:
+     * one multi-row insert that ignores existing ids), falling back to createMissing when
+     * the extension is not installed. Returns how many rows were new.
+     */
+    async insertEvents(rows: readonly Record<string, unknown>[]): Promise<number> {
+      if (rows.length === 0) return 0;
+      if (fastEvents !== false) {
+        try {
+          const result = await request<{ created?: number }>('POST', '/attune-sync/events', rows);
+          fastEvents = true;
+          return result?.created ?? 0;
+        } catch (e) {
+          if (!(e instanceof DirectusError && e.status === 404 && fastEvents === undefined)) throw e;
+          fastEvents = false;
+        }
+      }
+      return client.createMissing('events', rows);
     },
 
     /**

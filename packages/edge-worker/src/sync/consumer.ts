@@ -167,6 +167,8 @@ async function writeRowsOnce<T extends { msg: Msg }>(
   items: readonly T[],
   toRow: (item: T) => Record<string, unknown>,
 ): Promise<number> {
+  const createMissing = (rows: Record<string, unknown>[]) =>
+    collection === 'events' ? directus.insertEvents(rows) : directus.createMissing(collection, rows);
   if (items.length === 0) return 0;
   // Duplicate keys within one batch (a message delivered twice) are written once.
   const unique = new Map<string, Record<string, unknown>>();
@@ -175,7 +177,7 @@ async function writeRowsOnce<T extends { msg: Msg }>(
     unique.set(String(row.id), row);
   }
   try {
-    const created = await directus.createMissing(collection, [...unique.values()]);
+    const created = await createMissing([...unique.values()]);
     for (const { msg } of items) out.ack(msg);
     return created;
   } catch (e) {
@@ -187,7 +189,7 @@ async function writeRowsOnce<T extends { msg: Msg }>(
   let created = 0;
   for (const item of items) {
     try {
-      created += await directus.createMissing(collection, [toRow(item)]);
+      created += await createMissing([toRow(item)]);
       out.ack(item.msg);
     } catch (e) {
       if (isPermanent(e))

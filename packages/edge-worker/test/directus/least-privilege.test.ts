@@ -31,6 +31,19 @@ describe('the attune-sync token', () => {
       expect(await asSync('GET', `/items/${c}?limit=1`)).toBe(200);
   });
 
+  it('alone may use the bulk event endpoint', async () => {
+    const row = { id: eventMessage('anon:x').event.id, site_id: 'demo', person_key: 'anon:x' };
+    const anonymous = await fetch(`${DIRECTUS_TEST.url}/attune-sync/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([row]),
+    });
+    await anonymous.body?.cancel();
+    expect(anonymous.status).toBe(403);
+    expect(await asSync('POST', '/attune-sync/events', [row])).toBe(200);
+    expect(await asSync('POST', '/attune-sync/events', [{ ...row, received_at: 'never' }])).toBe(400);
+  });
+
   it('may not change the catalog, consent categories or sites', async () => {
     expect(await asSync('POST', '/items/products', { id: 'p-forged', title: 'forged' })).toBe(403);
     expect(await asSync('PATCH', '/items/consent_categories/marketing', { default: true })).toBe(403);
