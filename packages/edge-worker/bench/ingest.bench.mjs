@@ -132,6 +132,29 @@ async function waitReady(url, server) {
   throw new Error(`not ready: ${url}\n${server.output()}`);
 }
 
+/** The wrangler process and all its descendants (node proxy, esbuild, workerd). */
+function processTree(pid) {
+  const parentOf = new Map();
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      parentOf.set(Number(p), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {}
+  }
+  const tree = [pid];
+  for (const [child] of parentOf) {
+    let cur = child;
+    for (let hops = 0; hops < 10 && cur > 1; hops++) {
+      cur = parentOf.get(cur) ?? 0;
+      if (cur === pid) {
+        tree.push(child);
+        break;
+      }
+    }
+  }
+  return tree;
+}
+
 /** The workerd process under a wrangler process (searching its descendants in /proc). */
 function findWorkerd(pid) {
   const all = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
@@ -222,7 +245,7 @@ function batchBody() {
   return JSON.stringify({ writeKey: WRITE_KEY, sentAt: timestamp, batch });
 }
 
-async function load(url, pid, label) {
+async function load(url, pid, treePid, label) {
   const run = (duration) =>
     new Promise((res, rej) => {
       autocannon(
@@ -242,9 +265,13 @@ async function load(url, pid, label) {
       );
     });
   await run(2); // warm-up: compile, first Durable Objects, JIT
+  const tree = processTree(treePid);
+  const treeCpu = () => tree.reduce((sum, p) => sum + (cpuMs(p) || 0), 0);
   const before = cpuMs(pid);
+  const beforeTree = treeCpu();
   const result = await run(DURATION_S);
   const cpu = cpuMs(pid) - before;
+  const cpuTree = treeCpu() - beforeTree;
   const answered = result.requests.total;
   return {
     label,
@@ -255,6 +282,7 @@ async function load(url, pid, label) {
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
     cpuPerRequestMs: cpu / Math.max(1, answered),
+    treeCpuPerRequestMs: cpuTree / Math.max(1, answered),
   };
 }
 
@@ -297,10 +325,16 @@ async function main() {
   const base = await load(
     `http://127.0.0.1:${TRIVIAL_PORT}/v1/collect`,
     trivialPid,
+    trivial.child.pid,
     'trivial Hono Worker (204)',
   );
   const before = await stats();
-  const ingest = await load(`http://127.0.0.1:${WORKER_PORT}/v1/collect`, workerPid, 'Attune /v1/collect');
+  const ingest = await load(
+    `http://127.0.0.1:${WORKER_PORT}/v1/collect`,
+    workerPid,
+    worker.child.pid,
+    'Attune /v1/collect',
+  );
   const after = await stats();
   const acceptedEvents = after.accepted - before.accepted;
   // Accepted during warm-up + measured run; rate over the measured run is approximated from the share of answered requests.
@@ -312,13 +346,13 @@ async function main() {
     `Load: autocannon, ${CONNECTIONS} connections, ${DURATION_S} s after a 2 s warm-up, ${BATCH}-event batches from ${PEOPLE} simulated people, loopback, wrangler dev (local workerd) on a shared 2-core machine.\n`,
   );
   console.log(
-    '| target | requests/s | events/s | p50 ms | p99 ms | non-2xx | errors | workerd CPU ms / request |',
+    '| target | requests/s | events/s | p50 ms | p99 ms | non-2xx | errors | workerd CPU ms / request | wrangler tree CPU ms / request |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of [base, ingest]) {
     const events = r === ingest ? f(acceptedPerSecond, 0) : '—';
     console.log(
-      `| ${r.label} | ${f(r.rps, 0)} | ${events} | ${f(r.p50, 0)} | ${f(r.p99, 0)} | ${r.non2xx} | ${r.errors} | ${f(r.cpuPerRequestMs, 2)} |`,
+      `| ${r.label} | ${f(r.rps, 0)} | ${events} | ${f(r.p50, 0)} | ${f(r.p99, 0)} | ${r.non2xx} | ${r.errors} | ${f(r.cpuPerRequestMs, 2)} | ${f(r.treeCpuPerRequestMs, 2)} |`,
     );
   }
   console.log('');
@@ -328,6 +362,9 @@ async function main() {
   console.log(`| ingest p99 ÷ trivial p99 | ${f(ingest.p99 / Math.max(1, base.p99), 2)} |`);
   console.log(
     `| workerd CPU per 20-event batch, ingest − trivial (ms) | ${f(ingest.cpuPerRequestMs - base.cpuPerRequestMs, 2)} |`,
+  );
+  console.log(
+    `| wrangler tree CPU per 20-event batch, ingest − trivial (ms) | ${f(ingest.treeCpuPerRequestMs - base.treeCpuPerRequestMs, 2)} |`,
   );
   console.log(`\naccepted events counted by /v1/admin/stats during warm-up + run: ${acceptedEvents}`);
 }
