@@ -27,7 +27,16 @@ for (const [entry, format, outfile] of [
   ['src/script.ts', 'iife', 'dist/attune.js'],
   ['src/index.ts', 'esm', 'dist/attune.mjs'],
 ]) {
-  await build({ ...common, entryPoints: [entry], format, outfile, minifySyntax: true });
+  // Internal-only property names start with one `_` (QueuedEvent._sending, …): shortened in the
+  // tag. Two underscores are not ours (`__tcfapi`).
+  await build({
+    ...common,
+    entryPoints: [entry],
+    format,
+    outfile,
+    minifySyntax: true,
+    mangleProps: format === 'iife' ? /^_[^_]/ : undefined,
+  });
   const { code } = await minify(
     await readFile(outfile, 'utf8'),
     terserOptions(format === 'iife' && !process.env.NO_MANGLE),

@@ -35,7 +35,7 @@ import { enqueue, type QueuedEvent } from './queue/queue.ts';
 import { isRetryable, retryDelay } from './retry/retry.ts';
 import { touchSession } from './session/session.ts';
 import { browserPersistence, type Persistence, type VisitorRecord } from './store/store.ts';
-import { beacon, post } from './transport/transport.ts';
+import { beacon, getJson, post } from './transport/transport.ts';
 
 export const VERSION = '0.1.0';
 
@@ -137,9 +137,14 @@ export function createAttune(
   const endpoint = o.endpoint.replace(/\/+$/, '');
   const collectUrl = endpoint + PATHS.collect;
   const gpc = (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl === true;
-  const report = (error: AttuneError) => {
+  const report = (
+    code: AttuneError['code'],
+    message: string,
+    status?: number,
+    errors?: AttuneError['errors'],
+  ) => {
     try {
-      o.onError?.(error);
+      o.onError?.({ code, message, status, errors });
     } catch {}
   };
 
@@ -157,7 +162,7 @@ export function createAttune(
   let waiting: CustomerAction[] = [];
   /** Consented, unsent events, oldest first (mirrored in IndexedDB while storage is allowed). */
   let outbox: QueuedEvent[] = [];
-  const inFlight = new Set<string>();
+  /** New events not yet written to IndexedDB (written once per task). */
   let toStore: QueuedEvent[] = [];
   let storeScheduled = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -169,7 +174,12 @@ export function createAttune(
   let referrer = document.referrer;
 
   const storing = () => allowsCollection(choice);
-  const unsent = () => (inFlight.size ? outbox.filter((e) => !inFlight.has(e.id)) : outbox);
+  /** The next batch of unsent events (empty when there is nothing to send). */
+  const unsent = () => outbox.filter((e) => !e._sending);
+  const nextBatch = () => {
+    const pending = unsent();
+    return pending.slice(0, batchSize(pending, writeKey));
+  };
   const snapshot = (): ConsentSnapshot => ({
     categories: choice?.categories ?? applyChoice({}, {}, config, gpc),
     policyVersion: config.policyVersion,
@@ -191,21 +201,14 @@ export function createAttune(
 
   /** Removes delivered (or dropped) events from the outbox and the store. */
   function settle(events: readonly QueuedEvent[]) {
-    const ids = new Set(events.map((e) => e.id));
-    outbox = outbox.filter((e) => !ids.has(e.id));
-    toStore = toStore.filter((e) => !ids.has(e.id));
-    if (storing()) persistence.forget([...ids]);
+    const gone = (e: QueuedEvent) => !events.includes(e);
+    outbox = outbox.filter(gone);
+    toStore = toStore.filter(gone);
+    if (storing()) persistence.forget(events.map((e) => e.id));
   }
 
-  function record(
-    type: EventType,
-    name: string,
-    fields: { properties?: Properties; traits?: Properties } = {},
-  ) {
-    if (!EVENT_NAME_PATTERN.test(name)) {
-      report({ code: 'invalid_event', message: `bad name ${name}` });
-      return;
-    }
+  function record(type: EventType, name: string, fields: { properties?: Properties; traits?: Properties }) {
+    if (!EVENT_NAME_PATTERN.test(name)) return report('invalid_event', `bad event name: ${name}`);
     const now = Date.now();
     visitor.session = touchSession(visitor.session, now);
     admit({
@@ -231,23 +234,16 @@ export function createAttune(
     if (decision !== 'send' || !choice) return;
     event.context = { ...event.context, consent: choice };
     const json = JSON.stringify(event);
-    const queued = { id: event.id, json, bytes: utf8Bytes(json) };
-    if (queued.bytes > LIMITS.maxEventBytes) {
-      report({ code: 'invalid_event', message: `${event.name} too large` });
-      return;
-    }
+    const queued: QueuedEvent = { id: event.id, json, bytes: utf8Bytes(json) };
+    if (queued.bytes > LIMITS.maxEventBytes) return report('invalid_event', `${event.name}: event too large`);
     const overflow = enqueue(outbox, queued, o.maxQueue);
     if (overflow[0]) {
       settle(overflow);
-      dropped += overflow.length;
-      report({ code: 'dropped', message: `queue full: ${dropped} events dropped` });
+      report('dropped', `queue full: ${(dropped += overflow.length)} events dropped`);
     }
     if (storing()) toStore.push(queued);
     const pending = unsent();
-    if (
-      !retrying &&
-      (pending.length >= o.flushAt || batchSize(pending, writeKey, o.flushAt) < pending.length)
-    ) {
+    if (!retrying && (pending.length >= o.flushAt || batchSize(pending, writeKey) < pending.length)) {
       // A full batch goes out in a task of its own, so the caller (often a click handler) is not kept waiting.
       clearTimeout(timer);
       timer = setTimeout(flush);
@@ -265,15 +261,12 @@ export function createAttune(
   }
 
   /** Sends batches until the outbox is empty, the browser is offline, or an answer says "retry later". */
-  /** The next batch of unsent events (empty when there is nothing to send). */
-  const nextBatch = () => unsent().slice(0, batchSize(unsent(), writeKey));
-
   async function drain() {
-    for (let batch = nextBatch(); navigator.onLine !== false && batch[0]; batch = nextBatch()) {
-      for (const e of batch) inFlight.add(e.id);
+    for (let batch = nextBatch(); navigator.onLine && batch[0]; batch = nextBatch()) {
+      for (const e of batch) e._sending = true;
       const answer = await post(collectUrl, collectBody(writeKey, batch));
       const status = answer?.status ?? 0;
-      for (const e of batch) inFlight.delete(e.id);
+      for (const e of batch) e._sending = false;
       if (!status || isRetryable(status)) {
         retrying = true;
         timer = setTimeout(flush, retryDelay(attempt++, answer?.headers.get('retry-after') ?? null));
@@ -281,11 +274,11 @@ export function createAttune(
       }
       attempt = 0;
       settle(batch);
-      if (status > 207) report({ code: 'rejected', status, message: 'events dropped' });
+      if (status > 207) report('rejected', `events dropped: the Worker answered ${status}`, status);
       if (status === 207) {
         const body: CollectResponse | undefined = await answer?.json().catch(() => undefined);
         const errors = body?.rejected?.flatMap((r) => r.errors);
-        if (errors) report({ code: 'invalid_event', status, message: 'events rejected', errors });
+        if (errors) report('invalid_event', 'events rejected by the Worker', status, errors);
       }
     }
   }
@@ -293,7 +286,7 @@ export function createAttune(
   /** Hands the outbox to the browser as the page is hidden or unloads (not while offline or backing off). */
   function flushByBeacon() {
     let budget = BEACON_BUDGET;
-    for (let batch = nextBatch(); navigator.onLine !== false && !retrying && batch[0]; batch = nextBatch()) {
+    for (let batch = nextBatch(); navigator.onLine && !retrying && batch[0]; batch = nextBatch()) {
       const body = collectBody(writeKey, batch);
       budget -= utf8Bytes(body);
       if (budget < 0 || !beacon(collectUrl, body)) return;
@@ -304,8 +297,7 @@ export function createAttune(
   /** Takes over events left by closed tabs or earlier pages, in id (time) order. */
   async function resume() {
     if (!storing()) return;
-    const known = new Set(outbox.map((e) => e.id));
-    const adopted = (await persistence.adopt()).filter((e) => !known.has(e.id));
+    const adopted = (await persistence.adopt()).filter((a) => !outbox.some((e) => e.id === a.id));
     for (const e of adopted) enqueue(outbox, e, o.maxQueue);
     outbox.sort((a, b) => (a.id < b.id ? -1 : 1));
     if (adopted[0]) void flush();
@@ -313,15 +305,12 @@ export function createAttune(
 
   /** Fetches the site's consent config once; a new policy version asks the person again. */
   function loadConfig(): Promise<ConsentConfig> {
-    configLoad ??= fetch(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`, {
-      credentials: 'omit',
-    })
-      .then((response) => response.json())
+    configLoad ??= getJson(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`)
       .then((json) => {
         const next = parseConsentConfig(json);
         if (next) {
           config = next;
-          if (choice?.policyVersion !== next.policyVersion && choice) {
+          if (choice && choice.policyVersion !== next.policyVersion) {
             choice = undefined;
             notify();
           }
@@ -346,7 +335,7 @@ export function createAttune(
     if (!storing()) {
       // Withdrawn (or refused): forget stored ids and events, drop what was not sent yet.
       if (wasStoring) persistence.wipe();
-      outbox = outbox.filter((e) => inFlight.has(e.id));
+      outbox = outbox.filter((e) => e._sending);
     } else if (!wasStoring) toStore = [...outbox];
     // Events wait in memory before a choice: released (oldest first) on a grant, discarded on a refusal.
     const released = waiting;
@@ -363,15 +352,16 @@ export function createAttune(
     const { path = '', title = '' } = pageContext(referrer).page ?? {};
     record('page', 'page.viewed', { properties: { path, title, ...properties } });
   };
+  const track = (name: string, properties?: Properties) => record('track', name, { properties });
 
   const attune: Attune = {
     page,
-    track: (name, properties) => record('track', name, { properties }),
+    track,
     identify(userId, traits, { signature } = {}) {
       // A malformed signature would get every later event rejected: leave it off and say so.
       const signed = /^[0-9a-f]{64}$/.test(`${signature}`);
       if (signature && !signed)
-        report({ code: 'invalid_event', message: 'signature: expected 64 lower-case hex' });
+        report('invalid_event', 'identify: the signature must be 64 lower-case hex digits');
       visitor.userId = userId;
       visitor.userIdSignature = signed ? signature : undefined;
       record('identify', 'user.identified', { traits });
@@ -409,7 +399,7 @@ export function createAttune(
   addEventListener('online', () => void resume().then(flush));
   addEventListener('pagehide', flushByBeacon);
   document.addEventListener('visibilitychange', () => document.hidden && flushByBeacon());
-  if (o.trackClicks) watchClicks(attune.track);
+  if (o.trackClicks) watchClicks(track);
   if (o.spaPageViews)
     watchHistory((previous) => {
       referrer = previous;

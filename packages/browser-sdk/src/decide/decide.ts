@@ -5,6 +5,7 @@
  * page always falls back to the content it already has.
  */
 import { type DecideResponse, PATHS } from '@attune/shared-schema/constants';
+import { getJson } from '../transport/transport.ts';
 
 /** The decide URL for slots and, when personalization is granted, the person's ids. */
 export function decideUrl(
@@ -13,20 +14,22 @@ export function decideUrl(
   slots: string[],
   person?: { anonymousId: string; userId?: string; userIdSignature?: string },
 ): string {
-  const query = new URLSearchParams({ slots: `${slots}`, writeKey });
-  if (person) {
-    query.set('anonymousId', person.anonymousId);
-    if (person.userId) query.set('userId', person.userId);
-    if (person.userIdSignature) query.set('userIdSignature', person.userIdSignature);
-  }
-  return `${endpoint}${PATHS.decide}?${query}`;
+  // JSON drops the ids that are undefined, so only the ones the person has reach the query.
+  const { anonymousId, userId, userIdSignature } = person ?? {};
+  const query = JSON.parse(
+    JSON.stringify({ slots: `${slots}`, writeKey, anonymousId, userId, userIdSignature }),
+  );
+  return `${endpoint}${PATHS.decide}?${new URLSearchParams(query)}`;
 }
 
 const noDecisions = (): DecideResponse => ({ personalized: false, decisions: {} });
 
 /** Fetches decisions; resolves to `{ personalized: false, decisions: {} }` on any failure. */
 export const fetchDecisions = (url: string): Promise<DecideResponse> =>
-  fetch(url, { credentials: 'omit' })
-    .then((response) => (response.ok ? response.json() : 0))
-    .then((body?: DecideResponse) => (body?.decisions instanceof Object ? body : noDecisions()))
+  getJson(url)
+    .then((body) =>
+      (body as DecideResponse | undefined)?.decisions instanceof Object
+        ? (body as DecideResponse)
+        : noDecisions(),
+    )
     .catch(noDecisions);

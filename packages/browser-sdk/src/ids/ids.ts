@@ -23,8 +23,7 @@ export function ulid(now: number = Date.now()): string {
     }
   }
   let id = '';
-  for (let i = 0, time = lastTime; i < 10; i++, time = Math.floor(time / 32))
-    id = CROCKFORD.charAt(time % 32) + id;
-  for (const digit of lastRandom) id += CROCKFORD.charAt(digit);
+  for (let i = 0, time = lastTime; i < 10; i++, time = Math.floor(time / 32)) id = CROCKFORD[time % 32] + id;
+  for (const digit of lastRandom) id += CROCKFORD[digit];
   return id;
 }

@@ -11,7 +11,8 @@ const clip = (text: string, max: number = LIMITS.maxUrlLength) => text.slice(0, 
 // Building a DateTimeFormat costs tens of µs: once per page is enough.
 const timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
-let last: { key: string; context: EventContext } | undefined;
+let lastKey: string | undefined;
+let lastContext: EventContext;
 
 /**
  * The context of an event on the current page; `referrer` is the previous page in a
@@ -20,30 +21,32 @@ let last: { key: string; context: EventContext } | undefined;
  */
 export function pageContext(referrer: string): EventContext {
   const { href } = location;
-  const key = `${href} ${referrer} ${document.title}`;
-  if (last?.key === key) return last.context;
-  const url = new URL(href);
-  const campaign: Record<string, string> = {};
-  url.searchParams.forEach((value, name) => {
-    // utm_source → source, …, utm_campaign → name (Segment's campaign shape).
-    const field = /^utm_(source|medium|campaign|term|content)$/.exec(name)?.[1];
-    if (field) campaign[field === 'campaign' ? 'name' : field] = clip(value, 256);
-  });
-  const context: EventContext = {
-    page: {
-      url: clip(href),
-      path: clip(url.pathname),
-      referrer: clip(referrer),
-      title: clip(document.title, 256),
-      search: clip(url.search),
-    },
-    locale: navigator.language,
-    timezone,
-    screen: { width: screen.width, height: screen.height, density: devicePixelRatio },
-    campaign,
-  };
-  last = { key, context };
-  return context;
+  const { title } = document;
+  const key = `${href} ${referrer} ${title}`;
+  if (key !== lastKey) {
+    const { pathname, search } = location;
+    const campaign: Record<string, string> = {};
+    for (const [name, value] of new URLSearchParams(search)) {
+      // utm_source → source, …, utm_campaign → name (Segment's campaign shape).
+      const field = /^utm_(source|medium|campaign|term|content)$/.exec(name)?.[1];
+      if (field) campaign[field === 'campaign' ? 'name' : field] = clip(value, 256);
+    }
+    lastKey = key;
+    lastContext = {
+      page: {
+        url: clip(href),
+        path: clip(pathname),
+        referrer: clip(referrer),
+        title: clip(title, 256),
+        search: clip(search),
+      },
+      locale: navigator.language,
+      timezone,
+      screen: { width: screen.width, height: screen.height, density: devicePixelRatio },
+      campaign,
+    };
+  }
+  return lastContext;
 }
 
 /**

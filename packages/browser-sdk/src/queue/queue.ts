@@ -9,6 +9,8 @@ export interface QueuedEvent {
   id: string;
   json: string;
   bytes: number;
+  /** Set while a request carrying it is in flight (so no other request sends it too). */
+  _sending?: boolean;
 }
 
 /** Appends `item` to `queue`; removes and returns what exceeds `limit` (the oldest first). */

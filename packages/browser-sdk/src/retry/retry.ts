@@ -3,13 +3,11 @@
  * full jitter (a random delay between 0 and min(cap, base·2^attempt)) spreads a crowd of
  * browsers that failed together; a server's Retry-After always wins.
  */
-import { RETRYABLE_STATUS } from '@attune/shared-schema/constants';
-
 export const RETRY_BASE_MS = 1000;
 export const RETRY_CAP_MS = 60_000;
 
-/** Whether a collect status is worth retrying (408, 429, 5xx); other 4xx are final. */
-export const isRetryable = (status: number): boolean => status >= 500 || RETRYABLE_STATUS.includes(status);
+/** Whether a collect status is worth retrying (408, 429, 5xx: RETRYABLE_STATUS); other 4xx are final. */
+export const isRetryable = (status: number): boolean => /^(408|429|5\d\d)$/.test(`${status}`);
 
 /** Delay before retry number `attempt` (0-based): full jitter under an exponential cap. */
 export const backoffDelay = (attempt: number, random: () => number = Math.random): number =>

@@ -48,71 +48,66 @@ interface StoredEvent {
 const RECORD_KEY = 'attune';
 const TAB_LOCK = 'attune:tab:';
 
+/** Runs `work` on localStorage, which may be full or blocked: events still flow from memory then. */
+function local<T>(work: () => T): T | undefined {
+  try {
+    return work();
+  } catch {}
+}
+
+const ignore = () => {};
+
 /** localStorage + IndexedDB persistence for the tab `tab`. */
 export function browserPersistence(tab: string): Persistence {
-  let idb: ReturnType<typeof createStore> | undefined;
-  /** Runs `write` on the outbox in one transaction (the database opens on first use, never before consent). */
-  const outbox = <T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => T): Promise<T> => {
-    idb ??= createStore('attune', 'outbox');
-    return idb(mode, async (store) => {
+  // createStore opens the database on first use, never before consent.
+  const idb = createStore('attune', 'outbox');
+  /** Runs `work` on the outbox in one transaction; resolves once it is committed. */
+  const outbox = <T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => T): Promise<T> =>
+    idb(mode, (store) => {
       const result = work(store);
       // Commit now rather than when the requests' callbacks have run: a page that is unloading
       // (a beacon just sent these events) may never run them, and the delete must still land.
       store.transaction.commit?.();
-      await promisifyRequest(store.transaction);
-      return result;
+      return promisifyRequest(store.transaction).then(() => result);
     });
-  };
   const put = (events: readonly Omit<QueuedEvent, 'bytes'>[]) =>
     outbox('readwrite', (store) => {
       for (const { id, json } of events) store.put({ id, json, tab } satisfies StoredEvent, id);
     });
-  const ignore = () => {};
-  const locks = navigator.locks;
-  let holdsTabLock = false;
+  const { locks } = navigator;
+  // This tab's lock lives as long as the tab, so a tab that holds no lock is closed.
+  locks?.request(TAB_LOCK + tab, () => new Promise(ignore)).catch(ignore);
 
-  /** Re-owns the stored events whose owner is gone and returns them. */
-  const adoptWhere = async (gone: (owner: string) => boolean): Promise<QueuedEvent[]> => {
+  /** Re-owns the stored events of tabs that are gone (`alive`: lock names of open tabs) and returns them. */
+  const adoptOrphans = async (alive: readonly { name?: string }[] = []): Promise<QueuedEvent[]> => {
     const stored = await outbox('readonly', (store) => store.getAll() as IDBRequest<StoredEvent[]>);
-    const orphans = stored.result.filter((e) => e.tab !== tab && gone(e.tab));
+    const orphans = stored.result.filter(
+      (e) => e.tab !== tab && !alive.some((lock) => lock.name === TAB_LOCK + e.tab),
+    );
     await put(orphans);
     return orphans.map(({ id, json }) => ({ id, json, bytes: utf8Bytes(json) }));
   };
 
   return {
-    load() {
-      try {
-        return JSON.parse(localStorage[RECORD_KEY]);
-      } catch {}
-    },
-    save(record) {
-      try {
-        localStorage[RECORD_KEY] = JSON.stringify(record);
-      } catch {
-        // Storage full or blocked: events still flow from memory.
-      }
-    },
+    load: () => local(() => JSON.parse(localStorage[RECORD_KEY])),
+    save: (record) => local(() => (localStorage[RECORD_KEY] = JSON.stringify(record))),
     store: (events) => void put(events).catch(ignore),
     forget: (ids) => void outbox('readwrite', (store) => ids.map((id) => store.delete(id))).catch(ignore),
     async adopt() {
       try {
-        if (!locks) return await adoptWhere(() => true);
-        // This tab's lock lives as long as the tab; a pending request already counts as alive.
-        if (!holdsTabLock) void locks.request(TAB_LOCK + tab, () => new Promise(ignore)).catch(ignore);
-        holdsTabLock = true;
-        return await locks.request('attune:adopt', async () => {
-          const { held = [], pending = [] } = await locks.query();
-          const alive = new Set([...held, ...pending].map((lock) => lock.name));
-          return adoptWhere((owner) => !alive.has(TAB_LOCK + owner));
-        });
+        return await (locks
+          ? // One tab at a time: two tabs cannot adopt the same orphan.
+            locks.request('attune:adopt', async () => {
+              const { held = [], pending = [] } = await locks.query();
+              return adoptOrphans([...held, ...pending]);
+            })
+          : adoptOrphans());
       } catch {
         return [];
       }
     },
     wipe() {
-      try {
-        localStorage.removeItem(RECORD_KEY);
-      } catch {}
+      local(() => localStorage.removeItem(RECORD_KEY));
       void outbox('readwrite', (store) => store.clear()).catch(ignore);
     },
   };

@@ -1,29 +1,26 @@
 /**
- * Transport: how a collect body reaches the Worker. Bodies are `text/plain` JSON, a
- * CORS "simple request": no preflight, which could not finish while a page unloads.
- * While the page lives, `fetch` (so the answer can be read and failures retried); when
- * the page is hidden or unloading, `sendBeacon`, falling back to `fetch` with
- * `keepalive` — both limited by the browser to 64 KB in flight per page, which the
- * caller budgets for.
+ * Transport: how a collect body reaches the Worker, and how the tracker reads the
+ * Worker's JSON answers. Bodies are `text/plain` JSON, a CORS "simple request": no
+ * preflight, which could not finish while a page unloads. While the page lives, `fetch`
+ * (so the answer can be read and failures retried); when the page is hidden or
+ * unloading, `sendBeacon`, falling back to `fetch` with `keepalive` — both limited by the
+ * browser to 64 KB in flight per page, which the caller budgets for.
  */
 
-const init = (body: string, keepalive?: boolean): RequestInit => ({
-  method: 'POST',
-  body,
-  keepalive,
-  credentials: 'omit',
-});
+const send = (url: string, body?: string, keepalive?: boolean): Promise<Response> =>
+  fetch(url, body ? { method: 'POST', body, keepalive, credentials: 'omit' } : { credentials: 'omit' });
 
 /** Posts a collect body; resolves to the answer, or undefined on a network error. Never rejects. */
 export const post = (url: string, body: string): Promise<Response | undefined> =>
-  fetch(url, init(body)).catch(() => undefined);
+  send(url, body).catch(() => undefined);
+
+/** GETs a JSON answer; undefined when the status is not 2xx. Rejects on network or JSON errors. */
+export const getJson = (url: string): Promise<unknown> =>
+  send(url).then((response) => (response.ok ? response.json() : undefined));
 
 /**
  * Hands a body to the browser to deliver even if the page goes away. False when the
  * browser refused it (over its quota): the events then stay stored for the next page.
  */
-export function beacon(url: string, body: string): boolean {
-  if (navigator.sendBeacon) return navigator.sendBeacon(url, body);
-  fetch(url, init(body, true)).catch(() => {});
-  return true;
-}
+export const beacon = (url: string, body: string): boolean =>
+  navigator.sendBeacon?.(url, body) ?? (send(url, body, true).catch(() => {}), true);
