@@ -23,7 +23,6 @@ import {
   applyChoice,
   builtInConsentConfig,
   type ConsentConfig,
-  gate,
   parseConsentConfig,
 } from './consent/consent.ts';
 import { emitGoogleConsent } from './consent/google-consent-mode.ts';
@@ -162,8 +161,6 @@ export function createAttune(
   let waiting: CustomerAction[] = [];
   /** Consented, unsent events, oldest first (mirrored in IndexedDB while storage is allowed). */
   let outbox: QueuedEvent[] = [];
-  /** New events not yet written to IndexedDB (written once per task). */
-  let toStore: QueuedEvent[] = [];
   let storeScheduled = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let retrying = false;
@@ -174,6 +171,12 @@ export function createAttune(
   let referrer = document.referrer;
 
   const storing = () => allowsCollection(choice);
+  /** The person's ids as events and decide requests carry them. */
+  const person = () => ({
+    anonymousId: visitor.anonymousId,
+    userId: visitor.userId,
+    userIdSignature: visitor.userIdSignature,
+  });
   /** The next batch of unsent events (empty when there is nothing to send). */
   const unsent = () => outbox.filter((e) => !e._sending);
   const nextBatch = () => {
@@ -186,24 +189,23 @@ export function createAttune(
     decided: !!choice,
   });
 
-  /** Writes the visitor record and new events once per task: ids only while storage is allowed. */
+  /** Writes the visitor record and the events not stored yet once per task: ids only while storage is allowed. */
   function persistSoon() {
     if (!storeScheduled)
       queueMicrotask(() => {
         storeScheduled = false;
         // A refusal is remembered without any id: the strictly necessary record of the choice.
         if (choice) persistence.save(storing() ? { ...visitor, consent: choice } : { consent: choice });
-        if (storing() && toStore[0]) persistence.store(toStore);
-        toStore = [];
+        const fresh = storing() ? outbox.filter((e) => !e._stored) : [];
+        if (fresh[0]) persistence.store(fresh);
+        for (const e of fresh) e._stored = true;
       });
     storeScheduled = true;
   }
 
   /** Removes delivered (or dropped) events from the outbox and the store. */
   function settle(events: readonly QueuedEvent[]) {
-    const gone = (e: QueuedEvent) => !events.includes(e);
-    outbox = outbox.filter(gone);
-    toStore = toStore.filter(gone);
+    outbox = outbox.filter((e) => !events.includes(e));
     if (storing()) persistence.forget(events.map((e) => e.id));
   }
 
@@ -216,9 +218,7 @@ export function createAttune(
       type,
       name,
       timestamp: new Date(now).toISOString(),
-      anonymousId: visitor.anonymousId,
-      userId: visitor.userId,
-      userIdSignature: visitor.userIdSignature,
+      ...person(),
       sessionId: visitor.session.id,
       context: { ...pageContext(referrer), library: { name: 'attune', version: VERSION } },
       ...fields,
@@ -229,9 +229,9 @@ export function createAttune(
 
   /** The consent gate: send (stamped with the consent that allows it), wait in memory, or drop. */
   function admit(event: CustomerAction) {
-    const decision = gate(event.type, choice);
-    if (decision === 'wait') enqueue(waiting, event, o.maxWaiting);
-    if (decision !== 'send' || !choice) return;
+    // The same rule as gate(): consent.updated always goes; others need a purpose that collects.
+    if (!choice) return void enqueue(waiting, event, o.maxWaiting);
+    if (event.type !== 'consent' && !storing()) return;
     event.context = { ...event.context, consent: choice };
     const json = JSON.stringify(event);
     const queued: QueuedEvent = { id: event.id, json, bytes: utf8Bytes(json) };
@@ -239,9 +239,9 @@ export function createAttune(
     const overflow = enqueue(outbox, queued, o.maxQueue);
     if (overflow[0]) {
       settle(overflow);
-      report('dropped', `queue full: ${(dropped += overflow.length)} events dropped`);
+      dropped += overflow.length;
+      report('dropped', `queue full: ${dropped} events dropped`);
     }
-    if (storing()) toStore.push(queued);
     const pending = unsent();
     if (!retrying && (pending.length >= o.flushAt || batchSize(pending, writeKey) < pending.length)) {
       // A full batch goes out in a task of its own, so the caller (often a click handler) is not kept waiting.
@@ -265,21 +265,28 @@ export function createAttune(
     for (let batch = nextBatch(); navigator.onLine && batch[0]; batch = nextBatch()) {
       for (const e of batch) e._sending = true;
       const answer = await post(collectUrl, collectBody(writeKey, batch));
-      const status = answer?.status ?? 0;
       for (const e of batch) e._sending = false;
-      if (!status || isRetryable(status)) {
+      if (!answer || isRetryable(answer.status)) {
         retrying = true;
         timer = setTimeout(flush, retryDelay(attempt++, answer?.headers.get('retry-after') ?? null));
         return;
       }
       attempt = 0;
       settle(batch);
+      const { status } = answer;
       if (status > 207) report('rejected', `events dropped: the Worker answered ${status}`, status);
-      if (status === 207) {
-        const body: CollectResponse | undefined = await answer?.json().catch(() => undefined);
-        const errors = body?.rejected?.flatMap((r) => r.errors);
-        if (errors) report('invalid_event', 'events rejected by the Worker', status, errors);
-      }
+      if (status === 207)
+        void answer
+          .json()
+          .then((body: CollectResponse) =>
+            report(
+              'invalid_event',
+              'events rejected by the Worker',
+              status,
+              body.rejected.flatMap((r) => r.errors),
+            ),
+          )
+          .catch(() => {});
     }
   }
 
@@ -298,7 +305,10 @@ export function createAttune(
   async function resume() {
     if (!storing()) return;
     const adopted = (await persistence.adopt()).filter((a) => !outbox.some((e) => e.id === a.id));
-    for (const e of adopted) enqueue(outbox, e, o.maxQueue);
+    for (const e of adopted) {
+      e._stored = true;
+      enqueue(outbox, e, o.maxQueue);
+    }
     outbox.sort((a, b) => (a.id < b.id ? -1 : 1));
     if (adopted[0]) void flush();
   }
@@ -336,7 +346,7 @@ export function createAttune(
       // Withdrawn (or refused): forget stored ids and events, drop what was not sent yet.
       if (wasStoring) persistence.wipe();
       outbox = outbox.filter((e) => e._sending);
-    } else if (!wasStoring) toStore = [...outbox];
+    }
     // Events wait in memory before a choice: released (oldest first) on a grant, discarded on a refusal.
     const released = waiting;
     waiting = [];
@@ -378,7 +388,7 @@ export function createAttune(
     flush,
     decide: (slots) =>
       fetchDecisions(
-        decideUrl(endpoint, writeKey, slots, choice?.categories.personalization ? visitor : undefined),
+        decideUrl(endpoint, writeKey, slots, choice?.categories.personalization ? person() : undefined),
       ),
     reset() {
       visitor.anonymousId = ulid();

@@ -9,9 +9,9 @@ export function clickEvent(target: EventTarget | null): [string, Record<string, 
   const element = (target as Element | null)?.closest?.<HTMLElement>('[data-attune-track]');
   if (!element) return undefined;
   const properties: Record<string, string> = {};
-  for (const [key, value] of Object.entries(element.dataset)) {
-    const name = /^attuneProp([A-Z].*)/.exec(key)?.[1];
-    if (name && value !== undefined) properties[name.charAt(0).toLowerCase() + name.slice(1)] = value;
+  for (const [key, value = ''] of Object.entries(element.dataset)) {
+    const name = key.replace(/^attuneProp([A-Z])/, (_, first: string) => first.toLowerCase());
+    if (name !== key) properties[name] = value;
   }
   return [element.dataset.attuneTrack ?? '', properties];
 }

@@ -15,10 +15,7 @@ export function decideUrl(
   person?: { anonymousId: string; userId?: string; userIdSignature?: string },
 ): string {
   // JSON drops the ids that are undefined, so only the ones the person has reach the query.
-  const { anonymousId, userId, userIdSignature } = person ?? {};
-  const query = JSON.parse(
-    JSON.stringify({ slots: `${slots}`, writeKey, anonymousId, userId, userIdSignature }),
-  );
+  const query = JSON.parse(JSON.stringify({ slots: `${slots}`, writeKey, ...person }));
   return `${endpoint}${PATHS.decide}?${new URLSearchParams(query)}`;
 }
 

@@ -42,7 +42,6 @@ export function pageContext(referrer: string): EventContext {
       },
       locale: navigator.language,
       timezone,
-      screen: { width: screen.width, height: screen.height, density: devicePixelRatio },
       campaign,
     };
   }
@@ -62,8 +61,8 @@ export function watchHistory(onPage: (previousUrl: string) => void): void {
   };
   for (const method of ['pushState', 'replaceState'] as const) {
     const original = history[method];
-    history[method] = function (this: History, ...args: Parameters<History['pushState']>) {
-      original.apply(this, args);
+    history[method] = (...args: Parameters<History['pushState']>) => {
+      original.apply(history, args);
       check();
     };
   }

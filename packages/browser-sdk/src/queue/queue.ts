@@ -11,10 +11,13 @@ export interface QueuedEvent {
   bytes: number;
   /** Set while a request carrying it is in flight (so no other request sends it too). */
   _sending?: boolean;
+  /** Set once it is written to IndexedDB. */
+  _stored?: boolean;
 }
 
 /** Appends `item` to `queue`; removes and returns what exceeds `limit` (the oldest first). */
 export function enqueue<T>(queue: T[], item: T, limit: number): T[] {
   queue.push(item);
-  return queue.splice(0, Math.max(0, queue.length - limit));
+  // A negative count removes nothing.
+  return queue.splice(0, queue.length - limit);
 }

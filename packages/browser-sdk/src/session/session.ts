@@ -18,5 +18,5 @@ export function touchSession(
   now: number,
   timeoutMs = SESSION_TIMEOUT_MS,
 ): Session {
-  return session && now - session.at < timeoutMs ? { id: session.id, at: now } : { id: ulid(now), at: now };
+  return { id: session && now - session.at < timeoutMs ? session.id : ulid(now), at: now };
 }

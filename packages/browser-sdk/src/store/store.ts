@@ -9,7 +9,7 @@
  * closed tab) — under one exclusive lock, so two tabs cannot adopt the same orphan.
  */
 import type { ConsentState } from '@attune/shared-schema/constants';
-import { createStore, promisifyRequest } from 'idb-keyval';
+import { promisifyRequest } from 'idb-keyval';
 import { utf8Bytes } from '../batching/batching.ts';
 import type { QueuedEvent } from '../queue/queue.ts';
 import type { Session } from '../session/session.ts';
@@ -59,17 +59,24 @@ const ignore = () => {};
 
 /** localStorage + IndexedDB persistence for the tab `tab`. */
 export function browserPersistence(tab: string): Persistence {
-  // createStore opens the database on first use, never before consent.
-  const idb = createStore('attune', 'outbox');
+  let database: Promise<IDBDatabase> | undefined;
   /** Runs `work` on the outbox in one transaction; resolves once it is committed. */
-  const outbox = <T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => T): Promise<T> =>
-    idb(mode, (store) => {
-      const result = work(store);
-      // Commit now rather than when the requests' callbacks have run: a page that is unloading
-      // (a beacon just sent these events) may never run them, and the delete must still land.
-      store.transaction.commit?.();
-      return promisifyRequest(store.transaction).then(() => result);
-    });
+  const outbox = async <T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => T): Promise<T> => {
+    // Opened on first use, never before consent (the same database and store idb-keyval's createStore makes).
+    database ??= promisifyRequest(
+      Object.assign(indexedDB.open('attune'), {
+        onupgradeneeded: (event: IDBVersionChangeEvent) =>
+          (event.target as IDBOpenDBRequest).result.createObjectStore('outbox'),
+      }),
+    );
+    const transaction = (await database).transaction('outbox', mode);
+    const result = work(transaction.objectStore('outbox'));
+    // Commit now rather than when the requests' callbacks have run: a page that is unloading
+    // (a beacon just sent these events) may never run them, and the delete must still land.
+    transaction.commit?.();
+    await promisifyRequest(transaction);
+    return result;
+  };
   const put = (events: readonly Omit<QueuedEvent, 'bytes'>[]) =>
     outbox('readwrite', (store) => {
       for (const { id, json } of events) store.put({ id, json, tab } satisfies StoredEvent, id);

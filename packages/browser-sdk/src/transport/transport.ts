@@ -22,5 +22,8 @@ export const getJson = (url: string): Promise<unknown> =>
  * Hands a body to the browser to deliver even if the page goes away. False when the
  * browser refused it (over its quota): the events then stay stored for the next page.
  */
-export const beacon = (url: string, body: string): boolean =>
-  navigator.sendBeacon?.(url, body) ?? (send(url, body, true).catch(() => {}), true);
+export function beacon(url: string, body: string): boolean {
+  if (navigator.sendBeacon) return navigator.sendBeacon(url, body);
+  send(url, body, true).catch(() => {});
+  return true;
+}
