@@ -18,7 +18,8 @@ const common = {
 const terserOptions = (toplevel) => ({
   ecma: 2020,
   toplevel,
-  compress: { passes: 3, unsafe: true, unsafe_arrows: true, pure_getters: true },
+  // No function inlining: it copies bodies (and their strings) into every caller.
+  compress: { passes: 3, unsafe: true, unsafe_arrows: true, pure_getters: true, inline: false },
   mangle: true,
   format: { comments: false },
 });

@@ -196,9 +196,11 @@ export function createAttune(
         storeScheduled = false;
         // A refusal is remembered without any id: the strictly necessary record of the choice.
         if (choice) persistence.save(storing() ? { ...visitor, consent: choice } : { consent: choice });
-        const fresh = storing() ? outbox.filter((e) => !e._stored) : [];
-        if (fresh[0]) persistence.store(fresh);
-        for (const e of fresh) e._stored = true;
+        const fresh = outbox.filter((e) => !e._stored);
+        if (storing() && fresh[0]) {
+          persistence.store(fresh);
+          for (const e of fresh) e._stored = true;
+        }
       });
     storeScheduled = true;
   }

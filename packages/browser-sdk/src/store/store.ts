@@ -60,26 +60,32 @@ const ignore = () => {};
 /** localStorage + IndexedDB persistence for the tab `tab`. */
 export function browserPersistence(tab: string): Persistence {
   let database: Promise<IDBDatabase> | undefined;
-  /** Runs `work` on the outbox in one transaction; resolves once it is committed. */
-  const outbox = async <T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => T): Promise<T> => {
-    // Opened on first use, never before consent (the same database and store idb-keyval's createStore makes).
-    database ??= promisifyRequest(
-      Object.assign(indexedDB.open('attune'), {
-        onupgradeneeded: (event: IDBVersionChangeEvent) =>
-          (event.target as IDBOpenDBRequest).result.createObjectStore('outbox'),
-      }),
-    );
-    const transaction = (await database).transaction('outbox', mode);
-    const result = work(transaction.objectStore('outbox'));
-    // Commit now rather than when the requests' callbacks have run: a page that is unloading
-    // (a beacon just sent these events) may never run them, and the delete must still land.
-    transaction.commit?.();
-    await promisifyRequest(transaction);
-    return result;
+  /**
+   * Runs `work` on the outbox in one read-write transaction; resolves once it is committed,
+   * or to undefined when IndexedDB failed (events then still flow from memory).
+   */
+  const outbox = async <T>(work: (store: IDBObjectStore) => T): Promise<T | undefined> => {
+    try {
+      // Opened on first use, never before consent (the database and store idb-keyval's createStore makes).
+      database ??= promisifyRequest(
+        Object.assign(indexedDB.open('attune'), {
+          onupgradeneeded: (event: IDBVersionChangeEvent) =>
+            (event.target as IDBOpenDBRequest).result.createObjectStore('outbox'),
+        }),
+      );
+      const transaction = (await database).transaction('outbox', 'readwrite');
+      const result = work(transaction.objectStore('outbox'));
+      // Commit now rather than when the requests' callbacks have run: a page that is unloading
+      // (a beacon just sent these events) may never run them, and the delete must still land.
+      transaction.commit?.();
+      await promisifyRequest(transaction);
+      return result;
+    } catch {}
   };
   const put = (events: readonly Omit<QueuedEvent, 'bytes'>[]) =>
-    outbox('readwrite', (store) => {
+    outbox((store) => {
       for (const { id, json } of events) store.put({ id, json, tab } satisfies StoredEvent, id);
+      return true;
     });
   const { locks } = navigator;
   // This tab's lock lives as long as the tab, so a tab that holds no lock is closed.
@@ -87,19 +93,19 @@ export function browserPersistence(tab: string): Persistence {
 
   /** Re-owns the stored events of tabs that are gone (`alive`: lock names of open tabs) and returns them. */
   const adoptOrphans = async (alive: readonly { name?: string }[] = []): Promise<QueuedEvent[]> => {
-    const stored = await outbox('readonly', (store) => store.getAll() as IDBRequest<StoredEvent[]>);
-    const orphans = stored.result.filter(
+    const stored = await outbox((store) => store.getAll() as IDBRequest<StoredEvent[]>);
+    const orphans = (stored?.result ?? []).filter(
       (e) => e.tab !== tab && !alive.some((lock) => lock.name === TAB_LOCK + e.tab),
     );
-    await put(orphans);
-    return orphans.map(({ id, json }) => ({ id, json, bytes: utf8Bytes(json) }));
+    // Only events this tab now owns are sent by it: another tab may take them otherwise.
+    return (await put(orphans)) ? orphans.map(({ id, json }) => ({ id, json, bytes: utf8Bytes(json) })) : [];
   };
 
   return {
     load: () => local(() => JSON.parse(localStorage[RECORD_KEY])),
     save: (record) => local(() => (localStorage[RECORD_KEY] = JSON.stringify(record))),
-    store: (events) => void put(events).catch(ignore),
-    forget: (ids) => void outbox('readwrite', (store) => ids.map((id) => store.delete(id))).catch(ignore),
+    store: (events) => void put(events),
+    forget: (ids) => void outbox((store) => ids.map((id) => store.delete(id))),
     async adopt() {
       try {
         return await (locks
@@ -115,7 +121,7 @@ export function browserPersistence(tab: string): Persistence {
     },
     wipe() {
       local(() => localStorage.removeItem(RECORD_KEY));
-      void outbox('readwrite', (store) => store.clear()).catch(ignore);
+      void outbox((store) => store.clear());
     },
   };
 }
