@@ -267,7 +267,19 @@ export class ProfileDO extends DurableObject<Env> {
     const nowIso = new Date(now).toISOString();
     let state = this.#load() ?? emptyProfile(siteId, personKey, nowIso);
     const before = state.version;
-    const result = this.#emptyResult(personKey, siteId, now);
+    // The view is computed once, at the end (it copies up to 100 actions).
+    const result: Omit<IngestResult, 'profile'> = {
+      personKey,
+      accepted: [],
+      duplicates: [],
+      dropped: [],
+      consentDropped: [],
+      consents: {},
+      emitted: [],
+      covisits: [],
+      changed: false,
+      version: state.version,
+    };
 
     const ids = inputs.map((i) => i.event.id);
     const seen = new Set<string>();
@@ -349,10 +361,9 @@ export class ProfileDO extends DurableObject<Env> {
     this.#save(state);
     this.#pruneSeen(now);
     await this.#scheduleRetention(Date.parse(state.lastSeen) + retentionMs);
-    result.profile = toView(state, now, rules);
     result.changed = state.version !== before;
     result.version = state.version;
-    return result;
+    return { ...result, profile: toView(state, now, rules) };
   }
 
   /** On the first verified event from a browser, takes over that browser's anonymous profile. */
