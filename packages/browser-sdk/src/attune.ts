@@ -361,7 +361,7 @@ export function createAttune(
   }
 
   const page = (properties?: Properties) => {
-    const { path = '', title = '' } = pageContext(referrer).page ?? {};
+    const { path, title } = pageContext(referrer).page;
     record('page', 'page.viewed', { properties: { path, title, ...properties } });
   };
   const track = (name: string, properties?: Properties) => record('track', name, { properties });

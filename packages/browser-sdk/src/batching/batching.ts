@@ -7,12 +7,10 @@
 import { LIMITS } from '@attune/shared-schema/constants';
 import type { QueuedEvent } from '../queue/queue.ts';
 
-const encoder = new TextEncoder();
-
 /** UTF-8 bytes of a string (its length when it is ASCII, the common case, without encoding it). */
 export const utf8Bytes = (text: string): number =>
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range starts at \x00.
-  /[^\x00-\x7f]/.test(text) ? encoder.encode(text).length : text.length;
+  /[^\x00-\x7f]/.test(text) ? new Blob([text]).size : text.length;
 
 /** The collect body `{ writeKey, sentAt, batch }` for events already serialized. */
 export const collectBody = (writeKey: string, events: readonly QueuedEvent[], sentAt = new Date()): string =>

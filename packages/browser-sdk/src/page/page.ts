@@ -1,7 +1,7 @@
 /**
- * Where an event happened: the page context (URL, path, referrer, title, campaign) and,
- * on request, page views for single-page apps on history changes, with the previous
- * page as referrer.
+ * Where an event happened: the page context (URL, path, referrer, title, campaign,
+ * locale, timezone) and, on request, page views for single-page apps on history changes,
+ * with the previous page as referrer. No screen size: the Worker keeps none of it.
  */
 import { type EventContext, LIMITS } from '@attune/shared-schema/constants';
 
@@ -11,15 +11,18 @@ const clip = (text: string, max: number = LIMITS.maxUrlLength) => text.slice(0, 
 // Building a DateTimeFormat costs tens of µs: once per page is enough.
 const timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
+/** An event's context, where the page is always known. */
+type PageContext = EventContext & { page: Record<'url' | 'path' | 'referrer' | 'title' | 'search', string> };
+
 let lastKey: string | undefined;
-let lastContext: EventContext;
+let lastContext: PageContext;
 
 /**
  * The context of an event on the current page; `referrer` is the previous page in a
  * single-page app. Reading `location` costs microseconds per property, so the context is
  * rebuilt only when the URL, referrer or title changed since the last event.
  */
-export function pageContext(referrer: string): EventContext {
+export function pageContext(referrer: string): PageContext {
   const { href } = location;
   const { title } = document;
   const key = `${href} ${referrer} ${title}`;
