@@ -178,7 +178,8 @@ export function createAttune(
     userIdSignature: visitor.userIdSignature,
   });
   /** The next batch of unsent events (empty when there is nothing to send). */
-  const unsent = () => outbox.filter((e) => !e._sending);
+  // Only a drain puts events in flight: without one, every queued event is unsent (no copy).
+  const unsent = () => (draining ? outbox.filter((e) => !e._sending) : outbox);
   const nextBatch = () => {
     const pending = unsent();
     return pending.slice(0, batchSize(pending, writeKey));
@@ -245,7 +246,10 @@ export function createAttune(
       report('dropped', `queue full: ${dropped} events dropped`);
     }
     const pending = unsent();
-    if (!retrying && (pending.length >= o.flushAt || batchSize(pending, writeKey) < pending.length)) {
+    if (
+      !retrying &&
+      (pending.length >= o.flushAt || batchSize(pending, writeKey, o.flushAt) < pending.length)
+    ) {
       // A full batch goes out in a task of its own, so the caller (often a click handler) is not kept waiting.
       clearTimeout(timer);
       timer = setTimeout(flush);

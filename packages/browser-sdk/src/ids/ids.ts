@@ -7,23 +7,23 @@
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 let lastTime = -1;
-/** The 80 random bits of the last id. */
-let lastRandom = 0n;
+let lastRandom = new Uint8Array(16);
 
 /** A new ULID (26 Crockford base32 characters: 10 of time, 16 of randomness). */
 export function ulid(now: number = Date.now()): string {
   if (now > lastTime) {
     lastTime = now;
-    lastRandom = 0n;
-    for (const byte of crypto.getRandomValues(new Uint8Array(10)))
-      lastRandom = lastRandom * 256n + BigInt(byte);
+    lastRandom = crypto.getRandomValues(new Uint8Array(16)).map((byte) => byte & 31);
   } else {
-    // Same millisecond (or a clock step back): the next random value, so ids stay ordered.
-    lastRandom++;
+    // Same millisecond (or a clock step back): increment the random part so ids stay ordered.
+    for (let i = 15; i >= 0; i--) {
+      const digit = ((lastRandom[i] ?? 0) + 1) & 31;
+      lastRandom[i] = digit;
+      if (digit) break;
+    }
   }
-  // 48 bits of time then 80 of randomness, in base 32 (0-9a-v) mapped to Crockford's digits.
-  return (BigInt(lastTime) * 2n ** 80n + lastRandom)
-    .toString(32)
-    .padStart(26, '0')
-    .replace(/./g, (digit) => CROCKFORD[parseInt(digit, 32)] ?? '');
+  let id = '';
+  for (let i = 0, time = lastTime; i < 10; i++, time = Math.floor(time / 32)) id = CROCKFORD[time % 32] + id;
+  for (const digit of lastRandom) id += CROCKFORD[digit];
+  return id;
 }
