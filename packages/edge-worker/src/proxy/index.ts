@@ -11,13 +11,7 @@ import { isGranted } from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { getCatalog } from '../catalog/index.ts';
-import {
-  decideSlots,
-  type PreparedDecision,
-  prepareDecision,
-  productFromPath,
-  withinBudget,
-} from '../decide/decide.ts';
+import { decideSlots, type PreparedDecision, prepareDecision, productFromPath } from '../decide/decide.ts';
 import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.ts';
 import { rewriteSlots, type SlotRequest } from '../rewrite/index.ts';
 import { renderDecision } from '../rewrite/render.ts';
@@ -64,7 +58,7 @@ export async function firstPartySite(
 }
 
 /** Mounts the first-party routes and the origin catch-all; call it last, after every other route. */
-export function mountEdgeProxy(app: Hono<AppEnv>): void {
+export function mountEdgeProxy(app: Hono<AppEnv>, options: EdgeProxyOptions = {}): void {
   app.get('/attune/attune.js', serveSdk);
   app.get('/attune/decide', firstPartyDecide);
   app.get('/attune/v1/decide', firstPartyDecide);
@@ -76,7 +70,7 @@ export function mountEdgeProxy(app: Hono<AppEnv>): void {
     url.pathname = rest.startsWith('v1/') ? `/${rest}` : `/v1/${rest}`;
     return app.fetch(new Request(url, c.req.raw), c.env, c.executionCtx);
   });
-  app.all('*', proxyToOrigin);
+  app.all('*', proxyToOrigin(options));
 }
 
 async function serveSdk(c: Context<AppEnv>) {
@@ -116,115 +110,183 @@ function isHtml(res: Response): boolean {
   return (res.headers.get('content-type') ?? '').toLowerCase().includes('text/html');
 }
 
-async function proxyToOrigin(c: Context<AppEnv>): Promise<Response> {
-  const origin = originUrl(c.env);
-  const url = new URL(c.req.url);
-  if (!origin || isAttunePath(url.pathname)) return c.notFound();
-  const started = Date.now();
-  const deadline = started + decisionBudgetMs(c.env);
-  const method = c.req.method;
-  const cookies = parseCookies(c.req.header('cookie') ?? null);
-  const aid = anonymousIdFrom(cookies);
-  const browserConsent = consentFrom(cookies);
-  const document = method === 'GET' && (c.req.header('accept') ?? '*/*').match(/text\/html|\*\/\*/) !== null;
+/** Reads what one page's decision needs; the proxy starts it before the origin is asked. */
+export type DecisionPreparer = (
+  env: Env,
+  site: Site,
+  anonymousId: string,
+  url: URL,
+  browserConsent: ReturnType<typeof consentFrom>,
+  budgetMs: number,
+) => Promise<PreparedDecision | null>;
 
-  // The decision's I/O (profile, catalog, co-visits) runs while the origin is answering.
-  let prepared: Promise<PreparedDecision | null> | undefined;
-  let site: Site | undefined;
-  if (document) {
-    site = await firstPartySite(c.env, url, undefined);
-    if (site && aid !== undefined)
-      prepared = prepare(c.env, site, aid, url, browserConsent, deadline - Date.now());
+export interface EdgeProxyOptions {
+  /** Replaces the decision's reads (tests hold a decision back to prove headers never wait for it). */
+  prepare?: DecisionPreparer;
+}
+
+/**
+ * What the last settled decision of an anonymous id said about storing its cookie, kept per
+ * isolate: response headers never wait for a decision, so a refresh or an expiry the
+ * decision calls for is written on the person's next page when it was not ready in time.
+ */
+const cookieVerdicts = new Map<string, { store: boolean; at: number }>();
+const COOKIE_VERDICT_TTL_MS = 10 * 60_000;
+const COOKIE_VERDICT_MAX = 10_000;
+
+function rememberCookieVerdict(anonymousId: string, store: boolean): void {
+  cookieVerdicts.delete(anonymousId);
+  if (cookieVerdicts.size >= COOKIE_VERDICT_MAX) {
+    const oldest = cookieVerdicts.keys().next();
+    if (!oldest.done) cookieVerdicts.delete(oldest.value);
   }
+  cookieVerdicts.set(anonymousId, { store, at: Date.now() });
+}
 
-  const headers = new Headers(c.req.raw.headers);
-  for (const h of HOP_BY_HOP) headers.delete(h);
-  headers.set('x-forwarded-host', url.host);
-  headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
-  let upstream: Response;
-  try {
-    upstream = await fetch(new URL(url.pathname + url.search, origin), {
-      method,
-      headers,
-      body: method === 'GET' || method === 'HEAD' ? null : c.req.raw.body,
-      redirect: 'manual',
-    });
-  } catch (error) {
-    console.warn(JSON.stringify({ msg: 'origin unreachable', error: String(error) }));
-    return c.text('The site is temporarily unreachable. Please try again shortly.', 502, {
-      'cache-control': 'no-store',
-      'retry-after': '5',
-    });
+function cookieVerdictOf(anonymousId: string): boolean | undefined {
+  const verdict = cookieVerdicts.get(anonymousId);
+  if (!verdict) return undefined;
+  if (Date.now() - verdict.at > COOKIE_VERDICT_TTL_MS) {
+    cookieVerdicts.delete(anonymousId);
+    return undefined;
   }
-  if (!document || upstream.status !== 200 || !isHtml(upstream) || !site) return upstream;
+  return verdict.store;
+}
 
-  const secure = url.protocol === 'https:';
-  const response = new Response(upstream.body, upstream);
-  if (!prepared) {
-    // A fresh visitor: mint the first-party id only if their consent cookie allows storing one.
-    if (
-      browserConsent &&
-      (isGranted(browserConsent, 'analytics') || isGranted(browserConsent, 'personalization'))
-    ) {
-      response.headers.append('set-cookie', anonymousIdCookie(crypto.randomUUID(), secure));
-      markPrivate(response.headers, false);
-    }
-    return response;
-  }
-
-  // Headers wait for the decision at most a fifth of the budget, so time to first byte stays
-  // the origin's; the slots themselves wait for it until the deadline while the page streams.
-  const headerWait = Math.min(deadline - Date.now(), decisionBudgetMs(c.env) * HEADER_WAIT_SHARE);
-  const early = await withinBudget<PreparedDecision | null | typeof PENDING>(prepared, headerWait, PENDING);
-  if (early !== PENDING && early !== null) {
-    const consent = early.ctx.consent;
-    if (consent) {
-      const storage =
-        (isGranted(consent, 'analytics') || isGranted(consent, 'personalization')) &&
-        (browserConsent === undefined ||
-          isGranted(browserConsent, 'analytics') ||
-          isGranted(browserConsent, 'personalization'));
-      response.headers.append(
-        'set-cookie',
-        storage ? anonymousIdCookie(aid ?? '', secure) : expiredAnonymousIdCookie(secure),
-      );
-    }
-    if (!early.ctx.personalization) {
-      // Nothing personal in the page: the origin's caching stays, unless a cookie was written.
-      if (consent) markPrivate(response.headers, false);
-      return response;
-    }
-  } else if (early === null) {
-    return response; // the decision failed: the origin's page, untouched
-  }
-
-  markPrivate(response.headers, true);
-  const served: EventMessage[] = [];
-  return rewriteSlots(
-    response,
-    async (request: SlotRequest) => {
-      const ready = await prepared;
-      if (!ready?.ctx.personalization) return null;
-      const { catalog, ctx } = ready;
-      const productId = request.productId ?? ctx.productId;
-      const outcome = decideSlots(catalog, {
-        ...ctx,
-        slots: [request.slot],
-        ...(productId ? { productId } : {}),
-      });
-      served.push(...outcome.served);
-      const decision = outcome.response.decisions[request.slot];
-      // Held-out people keep the origin's default content: that is the control experience.
-      if (!decision || decision.holdout) return null;
-      return { html: renderDecision(decision), variant: decision.variant, decisionId: decision.decisionId };
-    },
-    { deadline, onEnd: () => recordServed(c, served) },
+/** Whether a settled decision allows storing the id cookie; undefined when it says nothing (no recorded consent). */
+function storageVerdict(
+  ready: PreparedDecision | null,
+  browserConsent: ReturnType<typeof consentFrom>,
+): boolean | undefined {
+  const consent = ready?.ctx.consent;
+  if (!consent) return undefined;
+  return (
+    (isGranted(consent, 'analytics') || isGranted(consent, 'personalization')) &&
+    (browserConsent === undefined ||
+      isGranted(browserConsent, 'analytics') ||
+      isGranted(browserConsent, 'personalization'))
   );
 }
 
-/** The share of the decision budget the response headers may wait (for the cookie decision). */
-const HEADER_WAIT_SHARE = 0.2;
-const PENDING = Symbol('pending');
+const NOT_SETTLED = Symbol('not settled');
+
+/** The value of a promise if it has already settled, without waiting for any I/O. */
+async function ifSettled<T>(work: Promise<T>): Promise<T | typeof NOT_SETTLED> {
+  // A resolved promise settles the race only after `work` had its chance in the same microtask turn.
+  const later = Promise.resolve().then((): typeof NOT_SETTLED => NOT_SETTLED);
+  return Promise.race<T | typeof NOT_SETTLED>([work, later]);
+}
+
+function proxyToOrigin(options: EdgeProxyOptions) {
+  const prepareFor = options.prepare ?? prepare;
+  return async (c: Context<AppEnv>): Promise<Response> => {
+    const origin = originUrl(c.env);
+    const url = new URL(c.req.url);
+    if (!origin || isAttunePath(url.pathname)) return c.notFound();
+    const deadline = Date.now() + decisionBudgetMs(c.env);
+    const method = c.req.method;
+    const cookies = parseCookies(c.req.header('cookie') ?? null);
+    const aid = anonymousIdFrom(cookies);
+    const browserConsent = consentFrom(cookies);
+    const document =
+      method === 'GET' && (c.req.header('accept') ?? '*/*').match(/text\/html|\*\/\*/) !== null;
+
+    // The site and the decision's reads (profile, catalog, co-visits) run while the origin
+    // is answering; nothing below waits for the decision before the headers go out.
+    const siteLookup = document ? firstPartySite(c.env, url, undefined) : Promise.resolve(undefined);
+    const prepared =
+      aid === undefined
+        ? undefined
+        : siteLookup.then((site) =>
+            site ? prepareFor(c.env, site, aid, url, browserConsent, deadline - Date.now()) : null,
+          );
+    // Remember the cookie verdict whenever the decision settles (even after the response went out).
+    const settled = prepared?.then(
+      (ready) => {
+        const verdict = storageVerdict(ready, browserConsent);
+        if (aid !== undefined && verdict !== undefined) rememberCookieVerdict(aid, verdict);
+        return ready;
+      },
+      () => null,
+    );
+
+    const headers = new Headers(c.req.raw.headers);
+    for (const h of HOP_BY_HOP) headers.delete(h);
+    headers.set('x-forwarded-host', url.host);
+    headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
+    let upstream: Response;
+    try {
+      upstream = await fetch(new URL(url.pathname + url.search, origin), {
+        method,
+        headers,
+        body: method === 'GET' || method === 'HEAD' ? null : c.req.raw.body,
+        redirect: 'manual',
+      });
+    } catch (error) {
+      console.warn(JSON.stringify({ msg: 'origin unreachable', error: String(error) }));
+      return c.text('The site is temporarily unreachable. Please try again shortly.', 502, {
+        'cache-control': 'no-store',
+        'retry-after': '5',
+      });
+    }
+    if (!document || upstream.status !== 200 || !isHtml(upstream)) return upstream;
+    // Normally settled long before the origin answers (sites are in isolate memory).
+    const site = await siteLookup.catch(() => undefined);
+    if (!site) return upstream;
+
+    const secure = url.protocol === 'https:';
+    const response = new Response(upstream.body, upstream);
+    if (!settled || aid === undefined) {
+      // A fresh visitor: mint the first-party id only if their consent cookie allows storing one.
+      if (
+        browserConsent &&
+        (isGranted(browserConsent, 'analytics') || isGranted(browserConsent, 'personalization'))
+      ) {
+        response.headers.append('set-cookie', anonymousIdCookie(crypto.randomUUID(), secure));
+        markPrivate(response.headers, false);
+      }
+      return response;
+    }
+
+    // A person cookie: the page may be personal, whatever the decision turns out to be.
+    markPrivate(response.headers, true);
+    // The id cookie is refreshed (or expired, consent withdrawn) by the decision if it is
+    // already known, else by the last verdict this isolate saw for the id — never by waiting.
+    const now = await ifSettled(settled);
+    const verdict =
+      now === NOT_SETTLED
+        ? cookieVerdictOf(aid)
+        : (storageVerdict(now, browserConsent) ?? cookieVerdictOf(aid));
+    if (verdict !== undefined)
+      response.headers.append(
+        'set-cookie',
+        verdict ? anonymousIdCookie(aid, secure) : expiredAnonymousIdCookie(secure),
+      );
+
+    const served: EventMessage[] = [];
+    return rewriteSlots(
+      response,
+      async (request: SlotRequest) => {
+        // Only the slots wait for the decision (bounded by the deadline in rewriteSlots).
+        const ready = await settled;
+        if (!ready?.ctx.personalization) return null;
+        const { catalog, ctx } = ready;
+        const productId = request.productId ?? ctx.productId;
+        const outcome = decideSlots(catalog, {
+          ...ctx,
+          slots: [request.slot],
+          ...(productId ? { productId } : {}),
+        });
+        served.push(...outcome.served);
+        const decision = outcome.response.decisions[request.slot];
+        // Held-out people keep the origin's default content: that is the control experience.
+        if (!decision || decision.holdout) return null;
+        return { html: renderDecision(decision), variant: decision.variant, decisionId: decision.decisionId };
+      },
+      { deadline, onEnd: () => recordServed(c, served) },
+    );
+  };
+}
 
 async function prepare(
   env: Env,

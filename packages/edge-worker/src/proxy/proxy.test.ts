@@ -1,11 +1,15 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
+import { Hono } from 'hono';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { AppEnv } from '../app.ts';
 import { createApp } from '../app.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
+import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
 import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
 import { rewriteSlots } from '../rewrite/index.ts';
+import { mountEdgeProxy } from './index.ts';
 
 /** The shop's own origin as the browser sees it (an allowed origin of site `demo`). */
 const SHOP = 'http://127.0.0.1:8787';
@@ -61,6 +65,9 @@ describe('edge proxy: slots filled in the HTML response', () => {
   });
 
   it('marks the personalized response private and keeps the origin’s other headers', async () => {
+    // Headers never wait for the decision: the id refresh it calls for is written once it is
+    // known — on this page if it was ready in time, else on the person's next page.
+    await (await page('/products/trail-jacket', `attune_aid=${fan}`)).arrayBuffer();
     const res = await page('/products/trail-jacket', `attune_aid=${fan}`);
     await res.arrayBuffer();
     expect(res.headers.get('cache-control')).toBe('private, no-cache');
@@ -113,10 +120,62 @@ describe('edge proxy: the anonymous-id cookie follows consent', () => {
   });
 
   it('expires the id when the person’s recorded consent no longer allows it, and personalizes nothing', async () => {
+    const first = await page('/products/trail-jacket', `attune_aid=${withdrawn}`);
+    expect(await first.text()).toBe(await originText('/products/trail-jacket'));
+    // The first page's headers may have left before the decision; the next page expires the id at the latest.
     const res = await page('/products/trail-jacket', `attune_aid=${withdrawn}`);
     const html = await res.text();
     expect(res.headers.getSetCookie()).toContain('attune_aid=; Path=/; Max-Age=0; SameSite=Lax');
     expect(html).toBe(await originText('/products/trail-jacket'));
+  });
+});
+
+describe('edge proxy: headers never wait for the decision', () => {
+  it('sends the origin’s headers while the decision is still held back; only the slots wait for it', async () => {
+    let release: (ready: PreparedDecision | null) => void = () => undefined;
+    const held = new Promise<PreparedDecision | null>((resolve) => {
+      release = resolve;
+    });
+    let asked = 0;
+    const app = new Hono<AppEnv>();
+    mountEdgeProxy(app, {
+      prepare: () => {
+        asked += 1;
+        return held;
+      },
+    });
+    const ctx = createExecutionContext();
+    const visitor = anonymousIdInGroup('never-seen-before', false);
+    const res = await app.fetch(
+      new Request(`${SHOP}/products/trail-jacket`, {
+        headers: { accept: 'text/html', cookie: `attune_aid=${visitor}` },
+      }),
+      env,
+      ctx,
+    );
+    // The response (status and headers) is here although the decision has not been made.
+    expect(asked).toBe(1);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('private, no-cache');
+    expect(res.headers.get('vary')).toContain('Cookie');
+    expect(res.headers.get('etag')).toBeNull();
+    expect(res.headers.get('x-origin')).toBe('fixture');
+    // No verdict about this id yet: its cookie is left alone rather than waited for.
+    expect(res.headers.getSetCookie().some((c) => c.startsWith('attune_aid='))).toBe(false);
+    release(
+      await prepareDecision(env, {
+        siteId: 'demo',
+        personKey: `anon:${fan}`,
+        anonymousId: fan,
+        slots: [],
+        productId: 'trail-jacket',
+        budgetMs: 2000,
+      }),
+    );
+    const html = await res.text();
+    expect(slot(html, 'hero')).toContain('Built for wet trails');
+    expect(html).toContain('<footer>© Fixture shop</footer>');
+    await waitOnExecutionContext(ctx);
   });
 });
 
