@@ -36,7 +36,7 @@ import { touchSession } from './session/session.ts';
 import { browserPersistence, type Persistence, type VisitorRecord } from './store/store.ts';
 import { beacon, getJson, post } from './transport/transport.ts';
 
-export const VERSION = '0.1.0';
+export { VERSION } from './page/page.ts';
 
 export type Properties = Record<string, JsonValue>;
 
@@ -223,7 +223,7 @@ export function createAttune(
       timestamp: new Date(now).toISOString(),
       ...person(),
       sessionId: visitor.session.id,
-      context: { ...pageContext(referrer), library: { name: 'attune', version: VERSION } },
+      context: pageContext(referrer),
       ...fields,
       schemaVersion: SCHEMA_VERSION,
     });

@@ -1,9 +1,12 @@
 /**
  * Where an event happened: the page context (URL, path, referrer, title, campaign,
- * locale, timezone) and, on request, page views for single-page apps on history changes,
+ * locale, timezone, library) and, on request, page views for single-page apps on history changes,
  * with the previous page as referrer. No screen size: the Worker keeps none of it.
  */
 import { type EventContext, LIMITS } from '@attune/shared-schema/constants';
+
+/** This tracker's version, sent in every event's `context.library`. */
+export const VERSION = '0.1.0';
 
 /** Cuts a value to what the wire accepts, so one long URL does not get the event rejected. */
 const clip = (text: string, max: number = LIMITS.maxUrlLength) => text.slice(0, max);
@@ -46,6 +49,7 @@ export function pageContext(referrer: string): PageContext {
       locale: navigator.language,
       timezone,
       campaign,
+      library: { name: 'attune', version: VERSION },
     };
   }
   return lastContext;
