@@ -34,7 +34,7 @@ import { enqueue, type QueuedEvent } from './queue/queue.ts';
 import { isRetryable, retryDelay } from './retry/retry.ts';
 import { touchSession } from './session/session.ts';
 import { browserPersistence, type Persistence, type VisitorRecord } from './store/store.ts';
-import { beacon, getJson, post } from './transport/transport.ts';
+import { beacon, getJson, ignore, post } from './transport/transport.ts';
 
 export { VERSION } from './page/page.ts';
 
@@ -292,7 +292,7 @@ export function createAttune(
               body.rejected.flatMap((r) => r.errors),
             ),
           )
-          .catch(() => {});
+          .catch(ignore);
     }
   }
 
@@ -377,7 +377,7 @@ export function createAttune(
       // A malformed signature would get every later event rejected: leave it off and say so.
       const signed = /^[0-9a-f]{64}$/.test(`${signature}`);
       if (signature && !signed)
-        report('invalid_event', 'identify: the signature must be 64 lower-case hex digits');
+        report('invalid_event', 'identify: signature is not 64 lower-case hex digits');
       visitor.userId = userId;
       visitor.userIdSignature = signed ? signature : undefined;
       record('identify', 'user.identified', { traits });

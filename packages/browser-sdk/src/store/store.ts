@@ -13,6 +13,7 @@ import { promisifyRequest } from 'idb-keyval';
 import { utf8Bytes } from '../batching/batching.ts';
 import type { QueuedEvent } from '../queue/queue.ts';
 import type { Session } from '../session/session.ts';
+import { ignore } from '../transport/transport.ts';
 
 /** What is remembered about the visitor between pages. */
 export interface VisitorRecord {
@@ -54,8 +55,6 @@ function local<T>(work: () => T): T | undefined {
     return work();
   } catch {}
 }
-
-const ignore = () => {};
 
 /** localStorage + IndexedDB persistence for the tab `tab`. */
 export function browserPersistence(tab: string): Persistence {

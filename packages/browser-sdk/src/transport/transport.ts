@@ -10,9 +10,12 @@
 const send = (url: string, body?: string, keepalive?: boolean): Promise<Response> =>
   fetch(url, body ? { method: 'POST', body, keepalive, credentials: 'omit' } : { credentials: 'omit' });
 
+/** For promises whose failure needs no handling (the events stay queued or stored). */
+export const ignore = (): undefined => undefined;
+
 /** Posts a collect body; resolves to the answer, or undefined on a network error. Never rejects. */
 export const post = (url: string, body: string): Promise<Response | undefined> =>
-  send(url, body).catch(() => undefined);
+  send(url, body).catch(ignore);
 
 /** GETs a JSON answer; undefined when the status is not 2xx. Rejects on network or JSON errors. */
 export const getJson = (url: string): Promise<unknown> =>
@@ -24,6 +27,6 @@ export const getJson = (url: string): Promise<unknown> =>
  */
 export function beacon(url: string, body: string): boolean {
   if (navigator.sendBeacon) return navigator.sendBeacon(url, body);
-  send(url, body, true).catch(() => {});
+  send(url, body, true).catch(ignore);
   return true;
 }
