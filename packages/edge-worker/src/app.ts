@@ -5,6 +5,7 @@
 import { Hono } from 'hono';
 import { adminRoutes } from './admin/routes.ts';
 import { configRoutes } from './config/routes.ts';
+import { browserApiCors } from './cors/index.ts';
 import { decideRoutes } from './decide/routes.ts';
 import { hookRoutes } from './hooks/routes.ts';
 import { ingestRoutes } from './ingest/routes.ts';
@@ -16,6 +17,8 @@ export type AppEnv = { Bindings: Env };
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  // Error answers of the browser API are readable cross-origin too (the SDK reads status and Retry-After).
+  for (const path of ['/v1/collect', '/v1/config', '/v1/decide']) app.use(path, browserApiCors);
   app.route('/', ingestRoutes);
   app.route('/', adminRoutes);
   app.route('/', decideRoutes);
