@@ -25,10 +25,10 @@ import { verifyUserId } from '../identity/index.ts';
 import { count, log } from '../observability/index.ts';
 import { ingestProfile } from '../profile/client.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
-import type { PersonKey, ProfileEventInput, ProfileView } from '../profile/types.ts';
+import type { PersonKey, ProfileEventInput, ProfileSummary } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
 import { runTriggers } from '../triggers/index.ts';
-import { sendMessages } from './queue-producer.ts';
+import { sendCoalesced, sendMessages } from './queue-producer.ts';
 
 export interface PipelineInput {
   site: Site;
@@ -220,17 +220,18 @@ export async function ingestBatch(
 
   // 3. The queue, after the response: the ProfileDO has already applied (and deduped) the
   // events, so a client retry could not re-send them anyway; waiting would only add latency.
-  // A failed send is retried once and then logged and counted.
+  // A failed send is retried once and then logged and counted. Concurrent requests of this
+  // isolate share one send (sendCoalesced), in order.
   const queueStarted = Date.now();
   outcome.timings.profileMs = queueStarted - profileStarted;
-  if (messages.length > 0) ctx.waitUntil(forward(env, site.id, messages));
+  if (messages.length > 0) ctx.waitUntil(sendCoalesced(env.EVENTS, messages, (all) => forward(env, all)));
   outcome.timings.queueMs = Date.now() - queueStarted;
   if (followUps.length > 0) ctx.waitUntil(Promise.all(followUps));
   return outcome;
 }
 
 /** Sends messages to the EVENTS queue, retrying once. */
-async function forward(env: Env, siteId: string, messages: QueueMessage[]): Promise<void> {
+async function forward(env: Env, messages: QueueMessage[]): Promise<void> {
   try {
     await sendMessages(env.EVENTS, messages);
   } catch {
@@ -239,7 +240,7 @@ async function forward(env: Env, siteId: string, messages: QueueMessage[]): Prom
     } catch (err) {
       count('queue_failed', messages.length);
       log('error', 'queue.send_failed', {
-        siteId,
+        sites: [...new Set(messages.map((m) => m.siteId))].join(','),
         messages: messages.length,
         error: err instanceof Error ? err.name : 'unknown',
       });
@@ -360,7 +361,7 @@ function profileMessage(site: Site, result: IngestResult, traceparent: string): 
 async function triggerFollowUp(
   env: Env,
   site: Site,
-  profile: ProfileView,
+  profile: ProfileSummary,
   events: CustomerAction[],
   consent: ConsentState | undefined,
   gpc: boolean,

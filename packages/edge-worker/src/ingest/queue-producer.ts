@@ -36,3 +36,62 @@ export async function sendMessages(queue: Queue, messages: readonly QueueMessage
     await queue.sendBatch(chunk.map((body) => ({ body })));
   }
 }
+
+/**
+ * How long the first request's messages wait for those of concurrent requests before
+ * one shared send. Messages go after the response anyway (waitUntil); each sendBatch has
+ * a fixed cost, so under load one call carries many requests' messages instead of one each.
+ */
+export const COALESCE_MS = 25;
+
+interface Pending {
+  messages: QueueMessage[];
+  done: Promise<void>;
+  start: () => void;
+}
+
+/** Per queue binding: messages waiting for the next shared send, and the send before it. */
+const pendingByQueue = new WeakMap<Queue, { pending?: Pending; previous: Promise<void> }>();
+
+/**
+ * Hands messages to the isolate's next shared send to `queue` and resolves once they were
+ * sent (or `send` gave up). Order is kept: messages of earlier calls are sent first, and
+ * one shared send starts only after the previous one finished. `send` does the sending
+ * (and its retries); it must not reject.
+ */
+export function sendCoalesced(
+  queue: Queue,
+  messages: readonly QueueMessage[],
+  send: (messages: QueueMessage[]) => Promise<void>,
+): Promise<void> {
+  let slot = pendingByQueue.get(queue);
+  if (slot === undefined) {
+    slot = { previous: Promise.resolve() };
+    pendingByQueue.set(queue, slot);
+  }
+  const current = slot;
+  let pending = current.pending;
+  if (pending === undefined) {
+    let release: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const created: Pending = { messages: [], done: Promise.resolve(), start: release };
+    const after = current.previous;
+    created.done = Promise.all([started, after]).then(() => {
+      if (current.pending === created) current.pending = undefined;
+      return send(created.messages);
+    });
+    current.previous = created.done;
+    current.pending = created;
+    pending = created;
+    setTimeout(release, COALESCE_MS);
+  }
+  pending.messages.push(...messages);
+  // A full batch need not wait for more.
+  if (pending.messages.length >= QUEUE_BATCH_MESSAGES) {
+    current.pending = undefined;
+    pending.start();
+  }
+  return pending.done;
+}

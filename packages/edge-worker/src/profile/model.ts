@@ -5,7 +5,7 @@
  * ProfileDO stores this state; keeping the rules pure keeps them testable on their own.
  */
 import { type ConsentState, type CustomerAction, type JsonValue, SIGNAL_WEIGHT } from '@attune/shared-schema';
-import type { PersonKey, ProfileView, RecentAction } from './types.ts';
+import type { PersonKey, ProfileSummary, ProfileView, RecentAction } from './types.ts';
 import { newUlid } from './ulid.ts';
 
 /** A consent record with proof: what was chosen, when, under which policy, from where. */
@@ -405,8 +405,13 @@ export function evaluateSegments(state: ProfileState, now: number, rules: Profil
 
 /** The read-only view decide, triggers and admin see, decayed to `now`. */
 export function toView(state: ProfileState, now: number, rules: ProfileRules): ProfileView {
+  return { ...toSummary(state, now, rules), recentActions: state.recentActions.map((a) => ({ ...a })) };
+}
+
+/** The view without the recent actions (the ingest path does not read them; copying 100 per call costs). */
+export function toSummary(state: ProfileState, now: number, rules: ProfileRules): ProfileSummary {
   const asOf = Math.max(now, state.interestsAsOf);
-  const view: ProfileView = {
+  const view: ProfileSummary = {
     siteId: state.siteId,
     personKey: state.personKey,
     anonymousIds: [...state.anonymousIds],
@@ -414,7 +419,6 @@ export function toView(state: ProfileState, now: number, rules: ProfileRules): P
     interests: decayedInterests(state.interests, state.interestsAsOf, asOf, rules),
     segments: evaluateSegments(state, asOf, rules),
     counters: { ...state.counters },
-    recentActions: state.recentActions.map((a) => ({ ...a })),
     cart: [...state.cart],
     purchased: [...state.purchased],
     offers: { ...state.offers },

@@ -25,9 +25,10 @@ import {
   mergeProfiles,
   type ProfileRules,
   type ProfileState,
+  toSummary,
   toView,
 } from './model.ts';
-import type { PersonKey, ProfileEventInput, ProfileView } from './types.ts';
+import type { PersonKey, ProfileEventInput, ProfileSummary, ProfileView } from './types.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Dedupe window: ids seen within this time, at most SEEN_MAX of them. */
@@ -48,7 +49,8 @@ export interface IngestResult {
   consentDropped: string[];
   /** Effective consent of each accepted event (what the request carried, else the record). */
   consents: Record<string, ConsentState>;
-  profile: ProfileView;
+  /** The profile after the events (without recent actions: nobody on the ingest path reads them). */
+  profile: ProfileSummary;
   /** Events the profile produced (interest.shifted). */
   emitted: CustomerAction[];
   /** "Viewed next" product pairs (personalization granted), for co-visitation counts. */
@@ -100,6 +102,19 @@ function consentFromEvent(event: CustomerAction): ConsentState | undefined {
   const out: Record<string, boolean> = {};
   for (const [key, value] of Object.entries(categories)) if (typeof value === 'boolean') out[key] = value;
   return { categories: out, policyVersion };
+}
+
+/** When an input happened: its server-corrected time, else `fallback` (arrival). */
+function eventTime(input: ProfileEventInput | undefined, fallback: number): number {
+  const at = input === undefined ? Number.NaN : Date.parse(input.enrichment.correctedTimestamp);
+  return Number.isFinite(at) ? at : fallback;
+}
+
+/** The earliest time among inputs (arrival time when none is known). */
+function earliestEventTime(inputs: readonly ProfileEventInput[], fallback: number): number {
+  let earliest = Number.POSITIVE_INFINITY;
+  for (const input of inputs) earliest = Math.min(earliest, eventTime(input, fallback));
+  return Number.isFinite(earliest) ? earliest : fallback;
 }
 
 export class ProfileDO extends DurableObject<Env> {
@@ -207,7 +222,7 @@ export class ProfileDO extends DurableObject<Env> {
       dropped: [],
       consentDropped: [],
       consents: {},
-      profile: toView(state, now, DEFAULT_RULES),
+      profile: toSummary(state, now, DEFAULT_RULES),
       emitted: [],
       covisits: [],
       changed: false,
@@ -264,8 +279,11 @@ export class ProfileDO extends DurableObject<Env> {
     if (this.#identity() === undefined) this.#put('identity', JSON.stringify({ siteId, personKey }));
 
     const { rules, retentionMs } = await this.#rules(siteId);
-    const nowIso = new Date(now).toISOString();
-    let state = this.#load() ?? emptyProfile(siteId, personKey, nowIso);
+    // The profile's clock is event time (server-corrected), not arrival time: a new
+    // profile starts at its earliest event, so a replay of old events rebuilds the same
+    // timestamps and decay as the live path did.
+    let state =
+      this.#load() ?? emptyProfile(siteId, personKey, new Date(earliestEventTime(inputs, now)).toISOString());
     const before = state.version;
     // The view is computed once, at the end (it copies up to 100 actions).
     const result: Omit<IngestResult, 'profile'> = {
@@ -303,8 +321,7 @@ export class ProfileDO extends DurableObject<Env> {
       }
       seen.add(event.id);
       fresh.push(event.id);
-      const at = Date.parse(enrichment.correctedTimestamp);
-      const eventAt = Number.isFinite(at) ? at : now;
+      const eventAt = eventTime(input, now);
 
       if (event.type === 'consent') {
         const chosen = input.consent ?? consentFromEvent(event);
@@ -333,6 +350,8 @@ export class ProfileDO extends DurableObject<Env> {
       }
       result.consents[event.id] = effective;
       result.accepted.push(event.id);
+      const seenAt = new Date(eventAt).toISOString();
+      if (seenAt > state.lastSeen) state.lastSeen = seenAt;
       if (!personalization) continue;
 
       if (
@@ -357,13 +376,12 @@ export class ProfileDO extends DurableObject<Env> {
       );
     }
     this.#insertsSincePrune += fresh.length;
-    if (nowIso > state.lastSeen) state.lastSeen = nowIso;
     this.#save(state);
     this.#pruneSeen(now);
     await this.#scheduleRetention(Date.parse(state.lastSeen) + retentionMs);
     result.changed = state.version !== before;
     result.version = state.version;
-    return { ...result, profile: toView(state, now, rules) };
+    return { ...result, profile: toSummary(state, now, rules) };
   }
 
   /** On the first verified event from a browser, takes over that browser's anonymous profile. */

@@ -41,6 +41,9 @@ export interface ProfileView {
   asOf: string;
 }
 
+/** A profile view without the recent actions: what the ingest path needs back from ProfileDO. */
+export type ProfileSummary = Omit<ProfileView, 'recentActions'>;
+
 /** An accepted event handed to a person's ProfileDO, with what the edge derived. */
 export interface ProfileEventInput {
   event: CustomerAction;

@@ -17,13 +17,13 @@ import { getCatalog } from '../catalog/index.ts';
 import type { TriggerRule } from '../catalog/types.ts';
 import { scoreCatalog } from '../decide/scorer.ts';
 import { profileStub } from '../identity/index.ts';
-import type { ProfileView } from '../profile/types.ts';
+import type { ProfileSummary } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
 
 export interface TriggerInput {
   siteId: string;
   events: CustomerAction[];
-  profile: ProfileView;
+  profile: ProfileSummary;
   /** Whether marketing is granted for this person (promos need it). */
   marketing: boolean;
 }
@@ -132,7 +132,7 @@ export async function runTriggers(env: Env, input: TriggerInput): Promise<Custom
 export function recommendAccessories(
   catalog: CatalogIndex,
   rule: TriggerRule,
-  profile: ProfileView,
+  profile: ProfileSummary,
 ): string[] {
   const recommend = rule.recommend;
   if (!recommend) return [];
