@@ -1,6 +1,6 @@
 /**
  * Replay: a person's ProfileDO rebuilt from the event log in Directus equals the
- * profile the live path built from the same events.
+ * profile the live path built from the same events, timestamps and decayed interests included.
  */
 
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
@@ -32,33 +32,42 @@ async function replay(personKey: string, token = DIRECTUS_TEST.adminToken): Prom
   return res;
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** The Worker's INTEREST_HALF_LIFE_DAYS (wrangler.toml). */
+const HALF_LIFE_MS = 14 * DAY_MS;
+
 /**
- * What a person's profile means to decisions, without the clock-dependent parts (a new
- * ProfileDO starts its clock at creation, so replayed actions carry the replay's time).
+ * A profile view as decisions see it, with interests decayed to one reference time, so
+ * views read a few seconds apart compare equal (the profile's clock is event time; only
+ * the reading time differs).
  */
-function essence(view: ProfileView | null) {
+function comparable(view: ProfileView | null, reference: number) {
   if (!view) return null;
+  const factor = 2 ** (-(reference - Date.parse(view.asOf)) / HALF_LIFE_MS);
+  const { asOf: _asOf, interests, segments, ...rest } = view;
   return {
-    personKey: view.personKey,
-    segments: [...view.segments].sort(),
-    counters: view.counters,
-    recentActions: view.recentActions.map(({ at: _at, ...action }) => action),
-    cart: view.cart,
-    purchased: view.purchased,
-    consent: view.consent?.categories,
+    ...rest,
+    segments: [...segments].sort(),
     interests: Object.fromEntries(
-      Object.entries(view.interests).map(([k, v]) => [k, Math.round(v * 1000) / 1000]),
+      Object.entries(interests).map(([k, v]) => [k, Math.round(v * factor * 1e6) / 1e6]),
     ),
   };
 }
 
 describe('replay', () => {
-  it('rebuilds the same profile from the event log as the live path built', async () => {
+  it('rebuilds the same profile from the event log as the live path built, over days of history', async () => {
     const a = anonId('replay');
     const personKey = `anon:${a}`;
-    // Distinct times: within one request, replay orders events by when they happened.
-    const start = Date.now() - 10_000;
-    const at = (i: number) => ({ timestamp: new Date(start + i * 100).toISOString() });
+    // Spread over 20 days, so interest decay and timestamps across history are compared.
+    const now = Date.now();
+    const times = [
+      now - 20 * DAY_MS,
+      now - 20 * DAY_MS + 60_000,
+      now - 12 * DAY_MS,
+      now - 12 * DAY_MS + 60_000,
+      now - 2 * DAY_MS,
+    ];
+    const at = (i: number) => ({ timestamp: new Date(times[i] ?? now).toISOString() });
     const batches = [
       [
         productView(a, 'p-storm-shell-jacket', 'outdoor', at(0)),
@@ -83,7 +92,23 @@ describe('replay', () => {
     // The live profile, and the queue messages the Worker produced on the way.
     const stub = env().PROFILE.get(env().PROFILE.idFromName(`demo/${personKey}`));
     const live = (await stub.view()) as unknown as ProfileView;
-    expect(live.segments.length + Object.keys(live.interests).length).toBeGreaterThan(0);
+    // The live profile keeps event time: first and last seen, action times, and interests
+    // decayed since the events happened (a view 12 days ago weighs about half).
+    const near = (iso: string, ms: number) => Math.abs(Date.parse(iso) - ms) < 5_000;
+    expect(near(live.firstSeen, times[0] ?? 0)).toBe(true);
+    expect(near(live.lastSeen, times[4] ?? 0)).toBe(true);
+    expect(live.recentActions.map((r) => near(r.at, times[4 - live.recentActions.indexOf(r)] ?? 0))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    const kitchen = live.interests['category:kitchen'] ?? 0;
+    const expectedKitchen = 2 ** (-(Date.parse(live.asOf) - (times[3] ?? 0)) / HALF_LIFE_MS);
+    expect(kitchen).toBeCloseTo(expectedKitchen, 2);
+    expect(kitchen).toBeLessThan(0.6);
+
     const messages: QueueMessage[] = [...queue.messages];
     expect(messages.filter((m) => m.kind === 'event')).toHaveLength(5);
 
@@ -92,13 +117,16 @@ describe('replay', () => {
     expect(result.retryMessages).toEqual([]);
     expect(await rows('events', { person_key: { _eq: personKey } })).toHaveLength(5);
 
-    // …and replay rebuilds the profile from there.
+    // …and replay rebuilds the same profile from there: timestamps, interests, all of it.
     const res = await replay(personKey);
     expect(res.status).toBe(200);
     const replayed = (await res.json()) as { events: number; accepted: number; profile: ProfileView };
     expect(replayed).toMatchObject({ events: 5, accepted: 5 });
-    expect(essence(replayed.profile)).toEqual(essence(live));
-    expect(essence((await stub.view()) as unknown as ProfileView)).toEqual(essence(live));
+    const reference = Date.now();
+    expect(comparable(replayed.profile, reference)).toEqual(comparable(live, reference));
+    expect(comparable((await stub.view()) as unknown as ProfileView, reference)).toEqual(
+      comparable(live, reference),
+    );
   });
 
   it('is an admin operation', async () => {
