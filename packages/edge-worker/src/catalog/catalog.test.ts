@@ -8,6 +8,9 @@ import { loadCatalogFromDirectus } from './source.ts';
 const withDirectus = { ...env, DIRECTUS_URL: 'http://directus.fixture.test/' };
 const directusReads = async () =>
   (await (await fetch('http://directus.fixture.test/__reads')).json<{ reads: number }>()).reads;
+/** Requests that reached Directus, failed ones included. */
+const directusAttempts = async () =>
+  (await (await fetch('http://directus.fixture.test/__reads')).json<{ attempts: number }>()).attempts;
 
 describe('catalog source (Directus REST)', () => {
   it('maps rows to the catalog types and names the rows it had to skip', async () => {
@@ -77,5 +80,16 @@ describe('catalog at the edge', () => {
       DIRECTUS_TOKEN: 'wrong',
     });
     expect(index.products).toEqual([]);
+  });
+
+  it('remembers that Directus failed: later requests do not each try it again', async () => {
+    const broken = { ...env, DIRECTUS_URL: 'http://directus.fixture.test/', DIRECTUS_TOKEN: 'wrong' };
+    const before = await directusAttempts();
+    await Promise.all(Array.from({ length: 5 }, () => getCatalog(broken)));
+    for (let i = 0; i < 5; i++) expect((await getCatalog(broken)).products).toEqual([]);
+    // One attempt (its three collection reads), not one per request.
+    const reads = (await directusAttempts()) - before;
+    expect(reads).toBeGreaterThan(0);
+    expect(reads).toBeLessThanOrEqual(3);
   });
 });

@@ -43,7 +43,9 @@ export async function getCatalog(env: CatalogEnv): Promise<CatalogIndex> {
   loading ??= refresh(env, now).finally(() => {
     loading = undefined;
   });
-  return loading;
+  // Stale while revalidating: a decision never waits for KV or Directus when this isolate
+  // already holds a catalog (a hung Directus would otherwise hold every request for its timeout).
+  return memo ? memo.index : loading;
 }
 
 async function refresh(env: CatalogEnv, now: number): Promise<CatalogIndex> {

@@ -86,11 +86,24 @@ async function loadFromDirectus(env: Env, siteId: string): Promise<ConsentConfig
   return consentConfigFromRows(rows);
 }
 
+/** Reads in flight per site: concurrent requests share one KV/Directus read (and one failure). */
+const inFlight = new Map<string, Promise<ConsentConfig>>();
+
 /** The consent configuration in force for a site. Never throws. */
 export async function getConsentConfig(env: Env, siteId: string): Promise<ConsentConfig> {
+  const mine = memo.get(siteId);
+  if (mine && Date.now() - mine.at < MEMO_MS) return mine.config;
+  let pending = inFlight.get(siteId);
+  if (!pending) {
+    pending = loadConsentConfig(env, siteId).finally(() => inFlight.delete(siteId));
+    inFlight.set(siteId, pending);
+  }
+  return pending;
+}
+
+async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfig> {
   const now = Date.now();
   const mine = memo.get(siteId);
-  if (mine && now - mine.at < MEMO_MS) return mine.config;
   let generation = mine?.generation ?? '0';
   try {
     generation = await generationOf(env);
@@ -129,5 +142,6 @@ export async function invalidateConsentConfig(env: Env): Promise<string> {
   const generation = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
   await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, generation);
   memo.clear();
+  inFlight.clear();
   return generation;
 }

@@ -1,0 +1,28 @@
+import { env } from 'cloudflare:workers';
+import { DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
+import { describe, expect, it } from 'vitest';
+import { getConsentConfig, invalidateConsentConfig } from './consent-config.ts';
+
+/** Requests that reached the fixture Directus, failed ones included. */
+const directusAttempts = async () =>
+  (await (await fetch('http://directus.fixture.test/__reads')).json<{ attempts: number }>()).attempts;
+
+describe('consent configuration when Directus fails', () => {
+  it('falls back to the built-ins and remembers the failure instead of retrying per request', async () => {
+    const broken = {
+      ...env,
+      DIRECTUS_URL: 'http://directus.fixture.test/',
+      DIRECTUS_TOKEN: 'wrong',
+    } as unknown as Env;
+    await invalidateConsentConfig(broken);
+    const before = await directusAttempts();
+    const concurrent = await Promise.all(
+      Array.from({ length: 5 }, () => getConsentConfig(broken, 'no-such-cached-site')),
+    );
+    for (const config of concurrent) expect(config).toEqual(DEFAULT_CONSENT_CONFIG);
+    for (let i = 0; i < 5; i++)
+      expect(await getConsentConfig(broken, 'no-such-cached-site')).toEqual(DEFAULT_CONSENT_CONFIG);
+    // One attempt (a failed one), not one per request.
+    expect((await directusAttempts()) - before).toBe(1);
+  });
+});
