@@ -42,7 +42,7 @@ export async function sendMessages(queue: Queue, messages: readonly QueueMessage
  * one shared send. Messages go after the response anyway (waitUntil); each sendBatch has
  * a fixed cost, so under load one call carries many requests' messages instead of one each.
  */
-export const COALESCE_MS = 25;
+export const COALESCE_MS = 50;
 
 interface Pending {
   messages: QueueMessage[];
