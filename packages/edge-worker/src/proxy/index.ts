@@ -200,14 +200,21 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         : siteLookup.then((site) =>
             site ? prepareFor(c.env, site, aid, url, browserConsent, deadline - Date.now()) : null,
           );
+    // Once the decision is known, slots are filled synchronously: a slot the page reaches
+    // after the deadline (a slow origin) still gets a decision that was ready long before.
+    let known: { ready: PreparedDecision | null } | undefined;
     // Remember the cookie verdict whenever the decision settles (even after the response went out).
     const settled = prepared?.then(
       (ready) => {
+        known = { ready };
         const verdict = storageVerdict(ready, browserConsent);
         if (aid !== undefined && verdict !== undefined) rememberCookieVerdict(aid, verdict);
         return ready;
       },
-      () => null,
+      () => {
+        known = { ready: null };
+        return null;
+      },
     );
 
     const headers = new Headers(c.req.raw.headers);
@@ -264,25 +271,26 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       );
 
     const served: EventMessage[] = [];
+    const fill = (ready: PreparedDecision | null, request: SlotRequest) => {
+      if (!ready?.ctx.personalization) return null;
+      const { catalog, ctx } = ready;
+      const productId = request.productId ?? ctx.productId;
+      const outcome = decideSlots(catalog, {
+        ...ctx,
+        slots: [request.slot],
+        ...(productId ? { productId } : {}),
+      });
+      served.push(...outcome.served);
+      const decision = outcome.response.decisions[request.slot];
+      // Held-out people keep the origin's default content: that is the control experience.
+      if (!decision || decision.holdout) return null;
+      return { html: renderDecision(decision), variant: decision.variant, decisionId: decision.decisionId };
+    };
     return rewriteSlots(
       response,
-      async (request: SlotRequest) => {
-        // Only the slots wait for the decision (bounded by the deadline in rewriteSlots).
-        const ready = await settled;
-        if (!ready?.ctx.personalization) return null;
-        const { catalog, ctx } = ready;
-        const productId = request.productId ?? ctx.productId;
-        const outcome = decideSlots(catalog, {
-          ...ctx,
-          slots: [request.slot],
-          ...(productId ? { productId } : {}),
-        });
-        served.push(...outcome.served);
-        const decision = outcome.response.decisions[request.slot];
-        // Held-out people keep the origin's default content: that is the control experience.
-        if (!decision || decision.holdout) return null;
-        return { html: renderDecision(decision), variant: decision.variant, decisionId: decision.decisionId };
-      },
+      // Only the slots wait for the decision (bounded by the deadline in rewriteSlots).
+      (request: SlotRequest) =>
+        known ? fill(known.ready, request) : settled.then((ready) => fill(ready, request)),
       { deadline, onEnd: () => recordServed(c, served) },
     );
   };

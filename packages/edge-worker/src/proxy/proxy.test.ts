@@ -179,6 +179,34 @@ describe('edge proxy: headers never wait for the decision', () => {
   });
 });
 
+describe('edge proxy: a decision ready in time fills slots the page reaches late', () => {
+  it('fills every slot although the page streams past the deadline, when the decision was already made', async () => {
+    const ready = await prepareDecision(env, {
+      siteId: 'demo',
+      personKey: `anon:${fan}`,
+      anonymousId: fan,
+      slots: [],
+      productId: 'trail-jacket',
+      budgetMs: 2000,
+    });
+    const app = new Hono<AppEnv>();
+    mountEdgeProxy(app, { prepare: async () => ready });
+    const ctx = createExecutionContext();
+    // A budget of 0: the deadline has passed before the origin's first byte.
+    const res = await app.fetch(
+      new Request(`${SHOP}/products/trail-jacket`, {
+        headers: { accept: 'text/html', cookie: `attune_aid=${fan}` },
+      }),
+      { ...env, DECISION_BUDGET_MS: '0' },
+      ctx,
+    );
+    const html = await res.text();
+    expect(slot(html, 'hero')).toContain('Built for wet trails');
+    expect(slot(html, 'recommendations')).toContain('class="card"');
+    await waitOnExecutionContext(ctx);
+  });
+});
+
 describe('edge proxy: defaults on timeout or error, never a broken page', () => {
   it('keeps the origin content when the decision misses its budget', async () => {
     const app = createApp();
