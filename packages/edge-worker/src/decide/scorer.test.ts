@@ -116,6 +116,13 @@ describe('exclusions and diversity', () => {
     const ranked = ids({ restrictTo: { categories: ['outdoor-accessories'] }, limit: 3 });
     expect(ranked).toEqual(['wool-socks', 'headlamp', 'water-filter']);
   });
+
+  it('needs both a named category and a named tag when a rule names both', () => {
+    // Outdoor accessories tagged "boots": socks and gaiters, not the headlamp (no tag)
+    // and not every product that merely carries the tag somewhere else.
+    const ranked = ids({ restrictTo: { categories: ['outdoor-accessories'], tags: ['boots'] }, limit: 5 });
+    expect(ranked).toEqual(['wool-socks', 'gaiters']);
+  });
 });
 
 describe('cold start', () => {

@@ -102,16 +102,22 @@ export function scoreCatalog(index: CatalogIndex, input: ScoreInput): ScoredProd
 
   // Candidates: in stock, within the restriction, not bought, not in the cart, not on screen.
   if (input.restrictTo) {
-    mask.fill(0);
-    const keys = [
-      ...(input.restrictTo.categories ?? []).map((c) => `category:${c}`),
-      ...(input.restrictTo.tags ?? []).map((t) => `tag:${t}`),
-    ];
-    for (const key of keys) {
-      const list = index.postings.get(key);
-      if (list) for (let j = 0; j < list.length; j++) mask[list[j] as number] = 1;
+    // A product qualifies when it is in one of the categories (if any are named) AND
+    // carries one of the tags (if any are named): "outdoor" + "accessory" means outdoor
+    // accessories, not every outdoor product plus every accessory.
+    mask.set(index.available);
+    const groups = [
+      (input.restrictTo.categories ?? []).map((c) => `category:${c}`),
+      (input.restrictTo.tags ?? []).map((t) => `tag:${t}`),
+    ].filter((keys) => keys.length > 0);
+    for (const keys of groups) {
+      const hit = new Uint8Array(n);
+      for (const key of keys) {
+        const list = index.postings.get(key);
+        if (list) for (let j = 0; j < list.length; j++) hit[list[j] as number] = 1;
+      }
+      for (let i = 0; i < n; i++) mask[i] = (mask[i] as number) & (hit[i] as number);
     }
-    for (let i = 0; i < n; i++) mask[i] = (mask[i] as number) & (index.available[i] as number);
   } else mask.set(index.available);
   for (const id of [...input.cart, ...input.purchased]) {
     const i = index.indexById.get(id);
