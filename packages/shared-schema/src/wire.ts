@@ -119,9 +119,19 @@ export function parseCollectBody(text: string, options: { now?: number } = {}): 
         `request body is ${bytes} bytes; at most ${LIMITS.maxBatchBytes}. Send smaller batches.`,
       );
   }
-  let json: unknown;
+  const read = readJsonText(text);
+  return read.ok ? parseCollectRequest(read.json, options) : read;
+}
+
+/**
+ * Parses request text as JSON, or answers the 400 every Attune ingest endpoint gives for
+ * unreadable bodies. Never throws.
+ */
+export function readJsonText(
+  text: string,
+): { ok: true; json: unknown } | { ok: false; status: number; body: ErrorBody } {
   try {
-    json = JSON.parse(text);
+    return { ok: true, json: JSON.parse(text) };
   } catch {
     return {
       ok: false,
@@ -129,7 +139,6 @@ export function parseCollectBody(text: string, options: { now?: number } = {}): 
       body: errorBody('invalid_json', 'request body is not valid JSON'),
     };
   }
-  return parseCollectRequest(json, options);
 }
 
 /** Like parseCollectBody, for a body already parsed from JSON (or built in process). Never throws. */

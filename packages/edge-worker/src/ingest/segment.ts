@@ -12,6 +12,7 @@ import {
   type EventError,
   errorBody,
   LIMITS,
+  readJsonText,
   validateEvent,
 } from '@attune/shared-schema';
 import { getConsentConfig } from '../config/consent-config.ts';
@@ -86,16 +87,9 @@ export async function parseSegmentBody(
   text: string,
   now: number,
 ): Promise<SegmentParse> {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return {
-      ok: false,
-      status: COLLECT_STATUS.badRequest,
-      body: errorBody('invalid_json', 'request body is not valid JSON'),
-    };
-  }
+  const read = readJsonText(text);
+  if (!read.ok) return read;
+  const json = read.json;
   if (!isObject(json)) {
     return {
       ok: false,
