@@ -3,6 +3,7 @@
  * every machine sees the same shop), slot content, trigger rules, consent categories
  * and the demo site. Images are local SVG paths the shop renders.
  */
+import { DEFAULT_CONSENT_CONFIG } from '../../../packages/shared-schema/src/consent.ts';
 
 const CATALOG = {
   outdoor: {
@@ -326,44 +327,11 @@ export const TRIGGER_RULES = [
   },
 ];
 
-export const CONSENT_CATEGORIES = [
-  {
-    key: 'necessary',
-    label: 'Strictly necessary',
-    description: 'Needed for the site to work. Always on.',
-    required: true,
-    enabled: true,
-    default: true,
-    sort: 1,
-  },
-  {
-    key: 'analytics',
-    label: 'Analytics',
-    description: 'Counts visits and events so we can improve the shop.',
-    required: false,
-    enabled: true,
-    default: false,
-    sort: 2,
-  },
-  {
-    key: 'personalization',
-    label: 'Personalization',
-    description: 'Remembers what you browse to recommend products for you.',
-    required: false,
-    enabled: true,
-    default: false,
-    sort: 3,
-  },
-  {
-    key: 'marketing',
-    label: 'Marketing',
-    description: 'Personal offers and promotions.',
-    required: false,
-    enabled: true,
-    default: false,
-    sort: 4,
-  },
-];
+// The demo offers exactly the built-in categories (shared-schema's default), in that order.
+export const CONSENT_CATEGORIES = DEFAULT_CONSENT_CONFIG.categories.map((category, index) => ({
+  ...category,
+  sort: index + 1,
+}));
 
 export const SITES = [
   {
