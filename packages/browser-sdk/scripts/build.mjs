@@ -24,19 +24,22 @@ const terserOptions = (toplevel) => ({
   format: { comments: false },
 });
 
+// Property names no page or server sees, shortened in the tag: internal-only fields start with
+// one `_` (QueuedEvent._sending, …; two underscores are not ours: `__tcfapi`), plus the methods of
+// the Persistence interface (the tag always uses the built-in one; the ESM build keeps them).
+const INTERNAL_PROPS = /^(_[^_]|(load|save|store|forget|adopt|wipe)$)/;
+
 for (const [entry, format, outfile] of [
   ['src/script.ts', 'iife', 'dist/attune.js'],
   ['src/index.ts', 'esm', 'dist/attune.mjs'],
 ]) {
-  // Internal-only property names start with one `_` (QueuedEvent._sending, …): shortened in the
-  // tag. Two underscores are not ours (`__tcfapi`).
   await build({
     ...common,
     entryPoints: [entry],
     format,
     outfile,
     minifySyntax: true,
-    mangleProps: format === 'iife' ? /^_[^_]/ : undefined,
+    mangleProps: format === 'iife' ? INTERNAL_PROPS : undefined,
   });
   const { code } = await minify(
     await readFile(outfile, 'utf8'),

@@ -123,17 +123,16 @@ export function createAttune(
   options: AttuneOptions,
   persistence: Persistence = browserPersistence(ulid()),
 ): Attune {
-  const o = {
-    flushAt: 20,
-    flushInterval: 5000,
-    maxQueue: 1000,
-    maxWaiting: 100,
-    autoPageView: true,
-    trackClicks: true,
-    ...options,
-  } satisfies AttuneOptions;
-  const { writeKey } = o;
-  const endpoint = o.endpoint.replace(/\/+$/, '');
+  const {
+    writeKey,
+    flushAt = 20,
+    flushInterval = 5000,
+    maxQueue = 1000,
+    maxWaiting = 100,
+    googleConsentMode,
+    onError,
+  } = options;
+  const endpoint = options.endpoint.replace(/\/+$/, '');
   const collectUrl = endpoint + PATHS.collect;
   const gpc = (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl === true;
   const report = (
@@ -143,17 +142,14 @@ export function createAttune(
     errors?: AttuneError['errors'],
   ) => {
     try {
-      o.onError?.({ code, message, status, errors });
+      onError?.({ code, message, status, errors });
     } catch {}
   };
 
-  let config = o.consentConfig ?? builtInConsentConfig();
+  let config = options.consentConfig ?? builtInConsentConfig();
   let configLoad: Promise<ConsentConfig> | undefined;
-  const stored = persistence.load();
-  const visitor: VisitorRecord & { anonymousId: string } = {
-    ...stored,
-    anonymousId: stored?.anonymousId || ulid(),
-  };
+  // A stored anonymous id wins; a record that remembers only a refusal has none.
+  const visitor: VisitorRecord & { anonymousId: string } = { anonymousId: ulid(), ...persistence.load() };
   /** The person's choice; undefined until they make one (under the current policy). */
   let choice: ConsentState | undefined = visitor.consent;
   const listeners = new Set<(state: ConsentSnapshot) => void>();
@@ -177,13 +173,11 @@ export function createAttune(
     userId: visitor.userId,
     userIdSignature: visitor.userIdSignature,
   });
-  /** The next batch of unsent events (empty when there is nothing to send). */
+  /** The unsent events, oldest first. */
   // Only a drain puts events in flight: without one, every queued event is unsent (no copy).
   const unsent = () => (draining ? outbox.filter((e) => !e._sending) : outbox);
-  const nextBatch = () => {
-    const pending = unsent();
-    return pending.slice(0, batchSize(pending, writeKey));
-  };
+  /** The next batch of unsent events (empty when there is nothing to send). */
+  const nextBatch = (pending = unsent()) => pending.slice(0, batchSize(pending, writeKey));
   const snapshot = (): ConsentSnapshot => ({
     categories: choice?.categories ?? applyChoice({}, {}, config, gpc),
     policyVersion: config.policyVersion,
@@ -215,14 +209,14 @@ export function createAttune(
   function record(type: EventType, name: string, fields: { properties?: Properties; traits?: Properties }) {
     if (!EVENT_NAME_PATTERN.test(name)) return report('invalid_event', `bad event name: ${name}`);
     const now = Date.now();
-    visitor.session = touchSession(visitor.session, now);
+    const session = (visitor.session = touchSession(visitor.session, now));
     admit({
       id: ulid(now),
       type,
       name,
       timestamp: new Date(now).toISOString(),
       ...person(),
-      sessionId: visitor.session.id,
+      sessionId: session.id,
       context: pageContext(referrer),
       ...fields,
       schemaVersion: SCHEMA_VERSION,
@@ -233,61 +227,58 @@ export function createAttune(
   /** The consent gate: send (stamped with the consent that allows it), wait in memory, or drop. */
   function admit(event: CustomerAction) {
     // The same rule as gate(): consent.updated always goes; others need a purpose that collects.
-    if (!choice) return void enqueue(waiting, event, o.maxWaiting);
+    if (!choice) return void enqueue(waiting, event, maxWaiting);
     if (event.type !== 'consent' && !storing()) return;
     event.context = { ...event.context, consent: choice };
     const json = JSON.stringify(event);
-    const queued: QueuedEvent = { id: event.id, json, bytes: utf8Bytes(json) };
-    if (queued.bytes > LIMITS.maxEventBytes) return report('invalid_event', `${event.name}: event too large`);
-    const overflow = enqueue(outbox, queued, o.maxQueue);
+    const bytes = utf8Bytes(json);
+    if (bytes > LIMITS.maxEventBytes) return report('invalid_event', `too large: ${event.name}`);
+    const overflow = enqueue(outbox, { id: event.id, json, bytes }, maxQueue);
     if (overflow[0]) {
       settle(overflow);
       dropped += overflow.length;
       report('dropped', `queue full: ${dropped} events dropped`);
     }
     const pending = unsent();
-    if (
-      !retrying &&
-      (pending.length >= o.flushAt || batchSize(pending, writeKey, o.flushAt) < pending.length)
-    ) {
-      // A full batch goes out in a task of its own, so the caller (often a click handler) is not kept waiting.
+    // A full batch (flushAt events, or the byte limit) goes out in a task of its own, so the
+    // caller (often a click handler) is not kept waiting; otherwise the timer sends it.
+    if (!retrying && batchSize(pending, writeKey, flushAt - 1) < pending.length) {
       clearTimeout(timer);
       timer = setTimeout(flush);
-    } else timer ??= setTimeout(flush, o.flushInterval);
+    } else timer ??= setTimeout(flush, flushInterval);
   }
 
   function flush(): Promise<void> {
     clearTimeout(timer);
     timer = undefined;
     retrying = false;
-    draining ??= drain().finally(() => {
+    return (draining ??= drain().finally(() => {
       draining = undefined;
-    });
-    return draining;
+    }));
   }
 
   /** Sends batches until the outbox is empty, the browser is offline, or an answer says "retry later". */
   async function drain() {
-    for (let batch = nextBatch(); navigator.onLine && batch[0]; batch = nextBatch()) {
+    for (let batch: QueuedEvent[]; navigator.onLine && (batch = nextBatch())[0]; ) {
       for (const e of batch) e._sending = true;
       const answer = await post(collectUrl, collectBody(writeKey, batch));
       for (const e of batch) e._sending = false;
       if (!answer || isRetryable(answer.status)) {
         retrying = true;
-        timer = setTimeout(flush, retryDelay(attempt++, answer?.headers.get('retry-after') ?? null));
+        timer = setTimeout(flush, retryDelay(attempt++, answer?.headers.get('retry-after')));
         return;
       }
       attempt = 0;
       settle(batch);
       const { status } = answer;
-      if (status > 207) report('rejected', `events dropped: the Worker answered ${status}`, status);
+      if (status > 207) report('rejected', `Worker answered ${status}`, status);
       if (status === 207)
-        void answer
+        answer
           .json()
           .then((body: CollectResponse) =>
             report(
               'invalid_event',
-              'events rejected by the Worker',
+              'Worker rejected events',
               status,
               body.rejected.flatMap((r) => r.errors),
             ),
@@ -299,7 +290,7 @@ export function createAttune(
   /** Hands the outbox to the browser as the page is hidden or unloads (not while offline or backing off). */
   function flushByBeacon() {
     let budget = BEACON_BUDGET;
-    for (let batch = nextBatch(); navigator.onLine && !retrying && batch[0]; batch = nextBatch()) {
+    for (let batch: QueuedEvent[]; navigator.onLine && !retrying && (batch = nextBatch())[0]; ) {
       const body = collectBody(writeKey, batch);
       budget -= utf8Bytes(body);
       if (budget < 0 || !beacon(collectUrl, body)) return;
@@ -309,19 +300,20 @@ export function createAttune(
 
   /** Takes over events left by closed tabs or earlier pages, in id (time) order. */
   async function resume() {
-    if (!storing()) return;
-    const adopted = (await persistence.adopt()).filter((a) => !outbox.some((e) => e.id === a.id));
-    for (const e of adopted) {
-      e._stored = true;
-      enqueue(outbox, e, o.maxQueue);
+    if (storing()) {
+      const adopted = (await persistence.adopt()).filter((a) => !outbox.some((e) => e.id === a.id));
+      for (const e of adopted) {
+        e._stored = true;
+        enqueue(outbox, e, maxQueue);
+      }
+      outbox.sort((a, b) => (a.id < b.id ? -1 : 1));
+      if (adopted[0]) void flush();
     }
-    outbox.sort((a, b) => (a.id < b.id ? -1 : 1));
-    if (adopted[0]) void flush();
   }
 
   /** Fetches the site's consent config once; a new policy version asks the person again. */
   function loadConfig(): Promise<ConsentConfig> {
-    configLoad ??= getJson(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`)
+    return (configLoad ??= getJson(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`)
       .then((json) => {
         const next = parseConsentConfig(json);
         if (next) {
@@ -333,14 +325,11 @@ export function createAttune(
         }
         return config;
       })
-      .catch(() => config);
-    return configLoad;
+      .catch(() => config));
   }
 
   function notify() {
-    const state = snapshot();
-    if (o.googleConsentMode) emitGoogleConsent('update', state.categories);
-    for (const listener of listeners) listener(state);
+    for (const listener of listeners) listener(snapshot());
   }
 
   function setConsent(partial: Record<string, boolean>, source = 'api') {
@@ -370,14 +359,37 @@ export function createAttune(
   };
   const track = (name: string, properties?: Properties) => record('track', name, { properties });
 
-  const attune: Attune = {
+  if (googleConsentMode) {
+    // Google's tags get the same choice: a default now, an update on every change (before the page's listeners).
+    emitGoogleConsent('default', snapshot());
+    listeners.add((state) => emitGoogleConsent('update', state));
+  }
+  if (options.tcf) listenTcf(setConsent);
+  if (choice) {
+    // A returning visitor who chose before: check the policy is still current; pick up unsent
+    // events — again a moment later, as the page this one replaced may still hold its tab lock.
+    void loadConfig();
+    void resume();
+    setTimeout(resume, ADOPT_AGAIN_MS);
+  }
+  addEventListener('online', () => void resume().then(flush));
+  addEventListener('pagehide', flushByBeacon);
+  document.addEventListener('visibilitychange', () => document.hidden && flushByBeacon());
+  if (options.trackClicks ?? true) watchClicks(track);
+  if (options.spaPageViews)
+    watchHistory((previous) => {
+      referrer = previous;
+      page();
+    });
+  if (options.autoPageView ?? true) page();
+
+  return {
     page,
     track,
     identify(userId, traits, { signature } = {}) {
       // A malformed signature would get every later event rejected: leave it off and say so.
       const signed = /^[0-9a-f]{64}$/.test(`${signature}`);
-      if (signature && !signed)
-        report('invalid_event', 'identify: signature is not 64 lower-case hex digits');
+      if (signature && !signed) report('invalid_event', 'bad signature');
       visitor.userId = userId;
       visitor.userIdSignature = signed ? signature : undefined;
       record('identify', 'user.identified', { traits });
@@ -402,25 +414,4 @@ export function createAttune(
       persistSoon();
     },
   };
-
-  if (o.googleConsentMode) emitGoogleConsent('default', snapshot().categories);
-  if (o.tcf) listenTcf((categories) => setConsent(categories, 'tcf'));
-  if (choice) {
-    // A returning visitor who chose before: check the policy is still current; pick up unsent
-    // events — again a moment later, as the page this one replaced may still hold its tab lock.
-    void loadConfig();
-    void resume();
-    setTimeout(resume, ADOPT_AGAIN_MS);
-  }
-  addEventListener('online', () => void resume().then(flush));
-  addEventListener('pagehide', flushByBeacon);
-  document.addEventListener('visibilitychange', () => document.hidden && flushByBeacon());
-  if (o.trackClicks) watchClicks(track);
-  if (o.spaPageViews)
-    watchHistory((previous) => {
-      referrer = previous;
-      page();
-    });
-  if (o.autoPageView) page();
-  return attune;
 }

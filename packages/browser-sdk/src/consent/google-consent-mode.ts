@@ -3,6 +3,7 @@
  * so Google tags on the page obey the same choice. It talks only to a gtag or dataLayer
  * the site already has; it never creates Google's globals itself.
  */
+import type { ConsentState } from '@attune/shared-schema/constants';
 
 /** Consent Mode v2 signals for Attune categories. */
 export function googleConsentSignals(categories: Record<string, boolean>): Record<string, string> {
@@ -18,7 +19,7 @@ export function googleConsentSignals(categories: Record<string, boolean>): Recor
 }
 
 /** Sends `gtag('consent', 'default' | 'update', signals)` when Google's tag is on the page. */
-export function emitGoogleConsent(kind: 'default' | 'update', categories: Record<string, boolean>): void {
+export function emitGoogleConsent(kind: 'default' | 'update', { categories }: ConsentState): void {
   const { gtag, dataLayer } = globalThis as { gtag?: (...args: unknown[]) => void; dataLayer?: unknown[] };
   // gtag.js reads Arguments objects from dataLayer, not arrays: push `arguments` as Google's snippet does.
   (

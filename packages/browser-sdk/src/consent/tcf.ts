@@ -24,9 +24,9 @@ export function tcfCategories(data: TcData): Record<string, boolean> {
 }
 
 /** Calls `onChoice` with the CMP's choice once loaded and after every change the person makes. */
-export function listenTcf(onChoice: (categories: Record<string, boolean>) => void): void {
+export function listenTcf(onChoice: (categories: Record<string, boolean>, source: 'tcf') => void): void {
   (globalThis as { __tcfapi?: TcfApi }).__tcfapi?.('addEventListener', 2, (data, success) => {
     // Statuses are tcloaded, cmpuishown and useractioncomplete: only the banner showing is no choice.
-    if (success && data.eventStatus !== 'cmpuishown') onChoice(tcfCategories(data));
+    if (success && data.eventStatus !== 'cmpuishown') onChoice(tcfCategories(data), 'tcf');
   });
 }

@@ -24,9 +24,8 @@ const noDecisions = (): DecideResponse => ({ personalized: false, decisions: {} 
 /** Fetches decisions; resolves to `{ personalized: false, decisions: {} }` on any failure. */
 export const fetchDecisions = (url: string): Promise<DecideResponse> =>
   getJson(url)
+    // No body (a non-2xx answer) throws here, which also ends in the fallback.
     .then((body) =>
-      (body as DecideResponse | undefined)?.decisions instanceof Object
-        ? (body as DecideResponse)
-        : noDecisions(),
+      (body as DecideResponse).decisions instanceof Object ? (body as DecideResponse) : noDecisions(),
     )
     .catch(noDecisions);

@@ -7,23 +7,23 @@
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 let lastTime = -1;
-let lastRandom = new Uint8Array(16);
+/** The random part: 16 bytes whose low 5 bits are its 16 base32 digits. */
+const random = new Uint8Array(16);
 
 /** A new ULID (26 Crockford base32 characters: 10 of time, 16 of randomness). */
 export function ulid(now: number = Date.now()): string {
   if (now > lastTime) {
     lastTime = now;
-    lastRandom = crypto.getRandomValues(new Uint8Array(16)).map((byte) => byte & 31);
-  } else {
-    // Same millisecond (or a clock step back): increment the random part so ids stay ordered.
-    for (let i = 15; i >= 0; i--) {
-      const digit = ((lastRandom[i] ?? 0) + 1) & 31;
-      lastRandom[i] = digit;
-      if (digit) break;
-    }
+    crypto.getRandomValues(random);
   }
-  let id = '';
-  for (let i = 0, time = lastTime; i < 10; i++, time = Math.floor(time / 32)) id = CROCKFORD[time % 32] + id;
-  for (const digit of lastRandom) id += CROCKFORD[digit];
-  return id;
+  // Same millisecond (or a clock step back): increment the random part so ids stay ordered
+  // (a digit that wraps from 31 to 0 carries into the one before it).
+  else for (let i = 16; i-- && !(++(random[i] as number) & 31); );
+  return random.reduce(
+    (id, digit) => id + CROCKFORD[digit & 31],
+    lastTime
+      .toString(32)
+      .padStart(10, '0')
+      .replace(/./g, (digit) => CROCKFORD[parseInt(digit, 32)] as string),
+  );
 }

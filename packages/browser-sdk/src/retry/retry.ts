@@ -14,12 +14,13 @@ export const backoffDelay = (attempt: number, random: () => number = Math.random
   Math.floor(random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt));
 
 /** Milliseconds a Retry-After header asks for (delta-seconds or HTTP date), or undefined. */
-export function retryAfterMs(header: string | null, now: number = Date.now()): number | undefined {
-  const ms = header ? (/^\d+$/.test(header) ? +header * 1000 : Date.parse(header) - now) : Number.NaN;
+export function retryAfterMs(header?: string | null, now: number = Date.now()): number | undefined {
+  // Delta-seconds, else a date ("0" reads as a date long past, which means "now" too).
+  const ms = header ? +header * 1000 || Date.parse(header) - now : Number.NaN;
   // A date in the past means "now"; an unreadable header means "use backoff".
   return ms < 0 ? 0 : ms >= 0 ? ms : undefined;
 }
 
 /** Delay before the next attempt: Retry-After when the server sent one, else backoff. */
-export const retryDelay = (attempt: number, retryAfter: string | null, random?: () => number): number =>
+export const retryDelay = (attempt: number, retryAfter?: string | null, random?: () => number): number =>
   retryAfterMs(retryAfter) ?? backoffDelay(attempt, random);

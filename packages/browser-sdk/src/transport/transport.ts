@@ -7,8 +7,9 @@
  * browser to 64 KB in flight per page, which the caller budgets for.
  */
 
+// No cookies: the write key identifies the site, and the person is identified only with consent.
 const send = (url: string, body?: string, keepalive?: boolean): Promise<Response> =>
-  fetch(url, body ? { method: 'POST', body, keepalive, credentials: 'omit' } : { credentials: 'omit' });
+  fetch(url, { method: body && 'POST', body, keepalive, credentials: 'omit' });
 
 /** For promises whose failure needs no handling (the events stay queued or stored). */
 export const ignore = (): undefined => undefined;
