@@ -209,7 +209,8 @@ export function createAttune(
   function record(type: EventType, name: string, fields: { properties?: Properties; traits?: Properties }) {
     if (!EVENT_NAME_PATTERN.test(name)) return report('invalid_event', `bad event name: ${name}`);
     const now = Date.now();
-    const session = (visitor.session = touchSession(visitor.session, now));
+    const session = touchSession(visitor.session, now);
+    visitor.session = session;
     admit({
       id: ulid(now),
       type,
@@ -252,14 +253,15 @@ export function createAttune(
     clearTimeout(timer);
     timer = undefined;
     retrying = false;
-    return (draining ??= drain().finally(() => {
+    draining ??= drain().finally(() => {
       draining = undefined;
-    }));
+    });
+    return draining;
   }
 
   /** Sends batches until the outbox is empty, the browser is offline, or an answer says "retry later". */
   async function drain() {
-    for (let batch: QueuedEvent[]; navigator.onLine && (batch = nextBatch())[0]; ) {
+    for (let batch = nextBatch(); navigator.onLine && batch[0]; batch = nextBatch()) {
       for (const e of batch) e._sending = true;
       const answer = await post(collectUrl, collectBody(writeKey, batch));
       for (const e of batch) e._sending = false;
@@ -290,7 +292,7 @@ export function createAttune(
   /** Hands the outbox to the browser as the page is hidden or unloads (not while offline or backing off). */
   function flushByBeacon() {
     let budget = BEACON_BUDGET;
-    for (let batch: QueuedEvent[]; navigator.onLine && !retrying && (batch = nextBatch())[0]; ) {
+    for (let batch = nextBatch(); navigator.onLine && !retrying && batch[0]; batch = nextBatch()) {
       const body = collectBody(writeKey, batch);
       budget -= utf8Bytes(body);
       if (budget < 0 || !beacon(collectUrl, body)) return;
@@ -313,7 +315,7 @@ export function createAttune(
 
   /** Fetches the site's consent config once; a new policy version asks the person again. */
   function loadConfig(): Promise<ConsentConfig> {
-    return (configLoad ??= getJson(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`)
+    configLoad ??= getJson(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`)
       .then((json) => {
         const next = parseConsentConfig(json);
         if (next) {
@@ -325,7 +327,8 @@ export function createAttune(
         }
         return config;
       })
-      .catch(() => config));
+      .catch(() => config);
+    return configLoad;
   }
 
   function notify() {
