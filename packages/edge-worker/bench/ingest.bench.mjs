@@ -41,6 +41,7 @@ function cleanup() {
 }
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
 
 /** The Worker's config for the bench: the real bindings, minus the queue consumer and cron (not what we measure). */
 function benchConfig() {
@@ -227,7 +228,124 @@ function batchBody() {
   return JSON.stringify({ writeKey: WRITE_KEY, sentAt: timestamp, batch });
 }
 
-async function load(url, pid, treePid, label) {
+/**
+ * A CPU profile of the Worker's isolate (the Worker and its Durable Objects share it under
+ * workerd) over the V8 inspector that `wrangler dev --inspector-port` exposes, via CDP:
+ * Profiler.enable/start, then stop() returns the profile.
+ */
+async function startProfiler(inspectorPort) {
+  const list = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json();
+  const target = list[0];
+  if (!target) throw new Error('inspector lists no target');
+  // wrangler's inspector proxy only accepts DevTools connections from a local Origin.
+  const ws = new WebSocket(target.webSocketDebuggerUrl, { headers: { Origin: 'http://localhost' } });
+  let nextId = 0;
+  const waiting = new Map();
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    const w = waiting.get(msg.id);
+    if (!w) return;
+    waiting.delete(msg.id);
+    if (msg.error) w.reject(new Error(JSON.stringify(msg.error)));
+    else w.resolve(msg.result);
+  };
+  await new Promise((res, rej) => {
+    ws.onopen = res;
+    ws.onerror = rej;
+  });
+  const send = (method, params = {}) =>
+    new Promise((resolve, reject) => {
+      const id = ++nextId;
+      waiting.set(id, { resolve, reject });
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  await send('Profiler.enable');
+  await send('Profiler.setSamplingInterval', { interval: 250 });
+  await send('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = await send('Profiler.stop');
+      // The bundle's source, to name the module of each line (esbuild marks modules with `// path` comments).
+      await send('Debugger.enable');
+      const sources = new Map();
+      for (const node of profile.nodes) {
+        const { scriptId, url } = node.callFrame;
+        if (!url || sources.has(scriptId)) continue;
+        try {
+          sources.set(scriptId, (await send('Debugger.getScriptSource', { scriptId })).scriptSource);
+        } catch {
+          sources.set(scriptId, '');
+        }
+      }
+      await send('Debugger.disable');
+      ws.close();
+      for (const node of profile.nodes) {
+        const text = sources.get(node.callFrame.scriptId);
+        if (text) node.callFrame.module = moduleAt(text, node.callFrame.lineNumber);
+      }
+      return profile;
+    },
+  };
+}
+
+const moduleMarks = new Map();
+/** The source module a line of an esbuild bundle came from (the last `// path` marker above it). */
+function moduleAt(text, line) {
+  let marks = moduleMarks.get(text);
+  if (!marks) {
+    marks = [];
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const m = /^\/\/ ((?:\.\.\/)*(?:src|node_modules|packages)\/\S+|[\w@./-]+\.(?:ts|js|mjs))$/.exec(
+        lines[i],
+      );
+      if (m) marks.push([i, m[1].replace(/^(\.\.\/)+/, '')]);
+    }
+    moduleMarks.set(text, marks);
+  }
+  let found = '(bundle)';
+  for (const [i, name] of marks) {
+    if (i > line) break;
+    found = name;
+  }
+  return found;
+}
+
+/** Self time per function and per file of a CPU profile, largest first. */
+function summarizeProfile(profile, top = 30) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  const deltas = profile.timeDeltas;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const dt = deltas[i + 1] ?? 0;
+    self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + dt);
+  }
+  const byFunction = new Map();
+  const byFile = new Map();
+  let total = 0;
+  for (const [id, us] of self) {
+    const node = byId.get(id);
+    if (!node) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const file = url
+      ? (node.callFrame.module ?? url).replace(/^.*?(src\/|node_modules\/)/, '$1')
+      : `(native: ${functionName || 'anonymous'})`;
+    const fn = `${functionName || '(anonymous)'} ${file}${url ? `:${lineNumber + 1}` : ''}`;
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
+    byFile.set(file, (byFile.get(file) ?? 0) + us);
+    if (functionName !== '(idle)') total += us;
+  }
+  const rows = (m) =>
+    [...m]
+      .filter(([k]) => !k.startsWith('(idle)'))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, us]) => `| ${k} | ${(us / 1000).toFixed(0)} | ${((100 * us) / total).toFixed(1)} % |`)
+      .join('\n');
+  return `| function | self ms | share |\n|---|---:|---:|\n${rows(byFunction)}\n\n| file | self ms | share |\n|---|---:|---:|\n${rows(byFile)}\n\nnon-idle sampled JS time: ${(total / 1000).toFixed(0)} ms`;
+}
+
+async function load(url, pid, treePid, label, inspectorPort) {
   const run = (duration) =>
     new Promise((res, rej) => {
       autocannon(
@@ -250,9 +368,16 @@ async function load(url, pid, treePid, label) {
   const tree = processTree(treePid);
   const treeCpu = () => tree.reduce((sum, p) => sum + (cpuMs(p) || 0), 0);
   const workerdCpu = () => pid.reduce((sum, p) => sum + (cpuMs(p) || 0), 0);
+  const profiler = process.env.BENCH_PROFILE ? await startProfiler(inspectorPort) : undefined;
   const before = workerdCpu();
   const beforeTree = treeCpu();
   const result = await run(DURATION_S);
+  if (profiler) {
+    const profile = await profiler.stop();
+    const file = `${process.env.BENCH_PROFILE}-${label.replace(/\W+/g, '_')}.cpuprofile`;
+    writeFileSync(file, JSON.stringify(profile));
+    console.error(`\nCPU profile of ${label} (${file}):\n${summarizeProfile(profile)}\n`);
+  }
   const cpu = workerdCpu() - before;
   const cpuTree = treeCpu() - beforeTree;
   const answered = result.requests.total;
@@ -311,6 +436,7 @@ async function main() {
     trivialPid,
     trivial.child.pid,
     'trivial Hono Worker (204)',
+    INSPECTOR_PORTS[1],
   );
   const before = await stats();
   const ingest = await load(
@@ -318,6 +444,7 @@ async function main() {
     workerPid,
     worker.child.pid,
     'Attune /v1/collect',
+    INSPECTOR_PORTS[0],
   );
   const after = await stats();
   const acceptedEvents = after.accepted - before.accepted;

@@ -118,7 +118,18 @@ export async function ingestBatch(
   };
   const config = await getConsentConfig(env, site.id);
 
-  // 1. Identity and consent, per event.
+  // 1. Identity and consent, per event. Equal consents share one object: a batch's events
+  // usually carry the same choice, and the ProfileDO call's structured clone sends a shared
+  // object once instead of once per event.
+  const consents = new Map<string, ConsentState>();
+  const interned = (consent: ConsentState | undefined): ConsentState | undefined => {
+    if (consent === undefined) return undefined;
+    const key = JSON.stringify(consent);
+    const known = consents.get(key);
+    if (known !== undefined) return known;
+    consents.set(key, consent);
+    return consent;
+  };
   const byBrowser = new Map<string, Judged[]>();
   let consentDropped = 0;
   for (const { index, event } of input.events) {
@@ -137,7 +148,7 @@ export async function ingestBatch(
       }
       target = `user:${event.userId}`;
     }
-    const consent = claimedConsent(event, config, gpc, trusted);
+    const consent = interned(claimedConsent(event, config, gpc, trusted));
     if (consent !== undefined && event.type !== 'consent' && grantedPurposes(consent).length === 0) {
       consentDropped++;
       continue;
@@ -164,7 +175,14 @@ export async function ingestBatch(
         if (!first) continue;
         const inputs: ProfileEventInput[] = run.map((j) => {
           const personalization = j.consent !== undefined && isGranted(j.consent, 'personalization');
-          const item: ProfileEventInput = { event: j.event, enrichment: j.enrichment, personalization };
+          const item: ProfileEventInput = {
+            event: forProfile(j.event),
+            enrichment: {
+              receivedAt: j.enrichment.receivedAt,
+              correctedTimestamp: j.enrichment.correctedTimestamp,
+            },
+            personalization,
+          };
           if (j.consent !== undefined) item.consent = j.consent;
           return item;
         });
@@ -246,6 +264,18 @@ async function forward(env: Env, messages: QueueMessage[]): Promise<void> {
       });
     }
   }
+}
+
+/**
+ * The event as its ProfileDO needs it: without `context` (page, campaign, library, the
+ * consent claim), which the profile never reads; the queue messages keep the whole event.
+ * Every byte here is structured-cloned into the Durable Object call.
+ */
+function forProfile(event: CustomerAction): CustomerAction {
+  if (event.context === undefined) return event;
+  const slim: CustomerAction = { ...event };
+  delete slim.context;
+  return slim;
 }
 
 /** Splits one browser's events into consecutive runs that go to the same person. */

@@ -10,6 +10,8 @@ export const QUEUE_BATCH_BYTES = 256 * 1024 - 8 * 1024;
 const PER_MESSAGE_OVERHEAD = 64;
 
 const encoder = new TextEncoder();
+// JSON text escapes control characters, so printable ASCII is all an ASCII message holds.
+const NON_ASCII = /[^ -~]/;
 
 /** Splits messages into sendBatch-sized chunks, keeping their order. */
 export function chunkMessages(messages: readonly QueueMessage[]): QueueMessage[][] {
@@ -17,7 +19,10 @@ export function chunkMessages(messages: readonly QueueMessage[]): QueueMessage[]
   let current: QueueMessage[] = [];
   let bytes = 0;
   for (const message of messages) {
-    const size = encoder.encode(JSON.stringify(message)).byteLength + PER_MESSAGE_OVERHEAD;
+    const json = JSON.stringify(message);
+    // ASCII (the usual case) is one byte per character: encode only text that is not.
+    const size =
+      (NON_ASCII.test(json) ? encoder.encode(json).byteLength : json.length) + PER_MESSAGE_OVERHEAD;
     if (current.length > 0 && (current.length >= QUEUE_BATCH_MESSAGES || bytes + size > QUEUE_BATCH_BYTES)) {
       chunks.push(current);
       current = [];

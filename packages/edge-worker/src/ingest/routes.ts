@@ -18,7 +18,7 @@ import { type Context, Hono } from 'hono';
 import { siteByServerKey } from '../admin/auth.ts';
 import type { AppEnv } from '../app.ts';
 import { requestFacts } from '../enrich/index.ts';
-import { count, log, maybeFlushStats, traceparentOf } from '../observability/index.ts';
+import { count, log, logRequest, maybeFlushStats, traceparentOf } from '../observability/index.ts';
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
 import { readBodyLimited } from './body.ts';
 import { ingestBatch, type PipelineOutcome } from './pipeline.ts';
@@ -109,7 +109,7 @@ ingestRoutes.post('/v1/collect', async (c) => {
   const response = await collect(c, stages);
   const flush = maybeFlushStats(c.env);
   if (flush) waitUntil(c, flush);
-  log('info', 'collect', { status: response.status, ms: Date.now() - started, ...stages });
+  logRequest('collect', response.status, Date.now() - started, stages);
   return response;
 });
 
@@ -212,7 +212,7 @@ function segmentRoute(call: SegmentCall) {
     const response = await segment(c, call);
     const flush = maybeFlushStats(c.env);
     if (flush) waitUntil(c, flush);
-    log('info', 'segment', { call, status: response.status, ms: Date.now() - started });
+    logRequest(`segment.${call}`, response.status, Date.now() - started);
     return response;
   };
 }

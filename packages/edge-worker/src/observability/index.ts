@@ -28,6 +28,70 @@ export function log(
   else console.log(line);
 }
 
+/** Per-route aggregate of answered requests since the last summary line. */
+interface RequestTally {
+  requests: number;
+  totalMs: number;
+  maxMs: number;
+  byStatus: Record<string, number>;
+  stageMs: Record<string, number>;
+}
+
+const tallies = new Map<string, RequestTally>();
+let lastSummaryAt = 0;
+/** Successful requests are summarized in one line per route per isolate at most this often. */
+export const REQUEST_SUMMARY_INTERVAL_MS = 1000;
+
+/**
+ * Logs one answered request. A failed one (status >= 400) gets its own line at once; a
+ * successful one (2xx) is added to a per-route tally that is written as one `<route>.summary`
+ * line (requests, statuses, mean and max ms, summed stage ms) at most once a second.
+ * Why: under load a line per request costs more CPU than the ingest work it describes
+ * (console output is serialized and shipped out of the isolate), and says nothing a
+ * summary does not; failures stay individually visible.
+ */
+export function logRequest(
+  route: string,
+  status: number,
+  ms: number,
+  stages: Record<string, number> = {},
+): void {
+  if (status >= 400) {
+    log(status >= 500 ? 'error' : 'info', route, { status, ms, ...stages });
+  } else {
+    let tally = tallies.get(route);
+    if (tally === undefined) {
+      tally = { requests: 0, totalMs: 0, maxMs: 0, byStatus: {}, stageMs: {} };
+      tallies.set(route, tally);
+    }
+    tally.requests++;
+    tally.totalMs += ms;
+    if (ms > tally.maxMs) tally.maxMs = ms;
+    const key = String(status);
+    tally.byStatus[key] = (tally.byStatus[key] ?? 0) + 1;
+    for (const [stage, value] of Object.entries(stages))
+      tally.stageMs[stage] = (tally.stageMs[stage] ?? 0) + value;
+  }
+  const now = Date.now();
+  if (now - lastSummaryAt >= REQUEST_SUMMARY_INTERVAL_MS) flushRequestSummaries(now);
+}
+
+/** Writes the pending request summaries (one line per route) and starts new tallies. */
+export function flushRequestSummaries(now: number = Date.now()): void {
+  lastSummaryAt = now;
+  for (const [route, t] of tallies) {
+    const fields: Record<string, string | number | boolean> = {
+      requests: t.requests,
+      meanMs: Math.round((t.totalMs / t.requests) * 10) / 10,
+      maxMs: t.maxMs,
+    };
+    for (const [status, n] of Object.entries(t.byStatus)) fields[`status${status}`] = n;
+    for (const [stage, value] of Object.entries(t.stageMs)) fields[`${stage}Total`] = value;
+    log('info', `${route}.summary`, fields);
+  }
+  tallies.clear();
+}
+
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 function hex(bytes: number): string {

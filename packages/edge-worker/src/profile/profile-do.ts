@@ -47,7 +47,10 @@ export interface IngestResult {
   dropped: string[];
   /** Dropped because no purpose was granted under the person's recorded consent. */
   consentDropped: string[];
-  /** Effective consent of each accepted event (what the request carried, else the record). */
+  /**
+   * Effective consent (the person's record) of each accepted event whose request carried
+   * none; an event that carried consent is judged by that, which the caller already has.
+   */
   consents: Record<string, ConsentState>;
   /** The profile after the events (without recent actions: nobody on the ingest path reads them). */
   profile: ProfileSummary;
@@ -122,6 +125,12 @@ export class ProfileDO extends DurableObject<Env> {
   #state: ProfileState | undefined;
   #loaded = false;
   #serial: Promise<unknown> = Promise.resolve();
+  /**
+   * The small kv rows (identity, alias, tombstone) as last read or written: every ingest
+   * checks them, and only this object writes them, so reading SQLite each time is waste.
+   * null: known to be absent.
+   */
+  #kv = new Map<string, string | null>();
   #insertsSincePrune = 0;
   /** This browser's rate-limit bucket, in memory (forgetting it only errs towards allowing). */
   #bucket: { tokens: number; updatedAt: number } | undefined;
@@ -148,12 +157,17 @@ export class ProfileDO extends DurableObject<Env> {
   }
 
   #get(key: string): string | undefined {
+    const known = this.#kv.get(key);
+    if (known !== undefined) return known ?? undefined;
     const row = this.#sql.exec<{ v: string }>('SELECT v FROM kv WHERE k = ?', key).toArray()[0];
+    // The profile itself is kept parsed in #state; caching its text too would double the memory.
+    if (key !== 'profile') this.#kv.set(key, row?.v ?? null);
     return row?.v;
   }
 
   #put(key: string, value: string): void {
     this.#sql.exec('INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)', key, value);
+    if (key !== 'profile') this.#kv.set(key, value);
   }
 
   #load(): ProfileState | undefined {
@@ -348,7 +362,7 @@ export class ProfileDO extends DurableObject<Env> {
         result.consentDropped.push(event.id);
         continue;
       }
-      result.consents[event.id] = effective;
+      if (input.consent === undefined) result.consents[event.id] = effective;
       result.accepted.push(event.id);
       const seenAt = new Date(eventAt).toISOString();
       if (seenAt > state.lastSeen) state.lastSeen = seenAt;
@@ -546,6 +560,7 @@ export class ProfileDO extends DurableObject<Env> {
     await this.ctx.storage.deleteAlarm();
     this.#sql.exec('DELETE FROM seen');
     this.#sql.exec('DELETE FROM kv');
+    this.#kv.clear();
     this.#state = undefined;
     this.#loaded = true;
     if (leaveTombstone) {
@@ -563,6 +578,8 @@ export class ProfileDO extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     await this.#inOrder(async () => {
       const now = Date.now();
+      // Alarms are rare: read the kv rows from storage, not from the in-memory copy.
+      this.#kv.clear();
       const tombstone = this.#tombstone();
       if (tombstone !== undefined) {
         if (Date.parse(tombstone) + TOMBSTONE_TTL_MS <= now) await this.#wipe(false);
