@@ -148,10 +148,14 @@ export function createAttune(
 
   let config = options.consentConfig ?? builtInConsentConfig();
   let configLoad: Promise<ConsentConfig> | undefined;
-  // A stored anonymous id wins; a record that remembers only a refusal has none.
-  const visitor: VisitorRecord & { anonymousId: string } = { anonymousId: ulid(), ...persistence.load() };
-  /** The person's choice; undefined until they make one (under the current policy). */
-  let choice: ConsentState | undefined = visitor.consent;
+  // The visitor record, split: `ids` (anonymousId, userId, userIdSignature) is what events and
+  // decide requests carry. A stored anonymous id wins; a record of a refusal alone has none.
+  let {
+    session,
+    /** The person's choice; undefined until they make one (under the current policy). */
+    consent: choice,
+    ...ids
+  }: VisitorRecord & { anonymousId: string } = { anonymousId: ulid(), ...persistence.load() };
   const listeners = new Set<(state: ConsentSnapshot) => void>();
   /** Events made before any choice: memory only, released on grant, discarded on refusal. */
   let waiting: CustomerAction[] = [];
@@ -167,12 +171,6 @@ export function createAttune(
   let referrer = document.referrer;
 
   const storing = () => allowsCollection(choice);
-  /** The person's ids as events and decide requests carry them. */
-  const person = () => ({
-    anonymousId: visitor.anonymousId,
-    userId: visitor.userId,
-    userIdSignature: visitor.userIdSignature,
-  });
   /** The unsent events, oldest first. */
   // Only a drain puts events in flight: without one, every queued event is unsent (no copy).
   const unsent = () => (draining ? outbox.filter((e) => !e._sending) : outbox);
@@ -190,7 +188,7 @@ export function createAttune(
       queueMicrotask(() => {
         storeScheduled = false;
         // A refusal is remembered without any id: the strictly necessary record of the choice.
-        if (choice) persistence.save(storing() ? { ...visitor, consent: choice } : { consent: choice });
+        if (choice) persistence.save(storing() ? { ...ids, session, consent: choice } : { consent: choice });
         const fresh = outbox.filter((e) => !e._stored);
         if (storing() && fresh[0]) {
           persistence.store(fresh);
@@ -209,14 +207,13 @@ export function createAttune(
   function record(type: EventType, name: string, fields: { properties?: Properties; traits?: Properties }) {
     if (!EVENT_NAME_PATTERN.test(name)) return report('invalid_event', `bad event name: ${name}`);
     const now = Date.now();
-    const session = touchSession(visitor.session, now);
-    visitor.session = session;
+    session = touchSession(session, now);
     admit({
       id: ulid(now),
       type,
       name,
       timestamp: new Date(now).toISOString(),
-      ...person(),
+      ...ids,
       sessionId: session.id,
       context: pageContext(referrer),
       ...fields,
@@ -393,8 +390,8 @@ export function createAttune(
       // A malformed signature would get every later event rejected: leave it off and say so.
       const signed = /^[0-9a-f]{64}$/.test(`${signature}`);
       if (signature && !signed) report('invalid_event', 'bad signature');
-      visitor.userId = userId;
-      visitor.userIdSignature = signed ? signature : undefined;
+      ids.userId = userId;
+      ids.userIdSignature = signed ? signature : undefined;
       record('identify', 'user.identified', { traits });
     },
     consent: {
@@ -409,11 +406,11 @@ export function createAttune(
     flush,
     decide: (slots) =>
       fetchDecisions(
-        decideUrl(endpoint, writeKey, slots, choice?.categories.personalization ? person() : undefined),
+        decideUrl(endpoint, writeKey, slots, choice?.categories.personalization ? ids : undefined),
       ),
     reset() {
-      visitor.anonymousId = ulid();
-      visitor.userId = visitor.userIdSignature = visitor.session = undefined;
+      ids = { anonymousId: ulid() };
+      session = undefined;
       persistSoon();
     },
   };

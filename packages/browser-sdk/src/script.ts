@@ -18,7 +18,8 @@ if (!stub || stub.q) {
   const options: Record<string, unknown> = {};
   for (const [key, value = ''] of Object.entries((document.currentScript as HTMLScriptElement).dataset)) {
     options[key] =
-      value === '' || value === 'true' || (value !== 'false' && (/^\d+$/.test(value) ? +value : value));
+      // "true" stays a string: options are only ever tested for truthiness.
+      value === '' || (value !== 'false' && (/^\d+$/.test(value) ? +value : value));
   }
   const attune = createAttune(options as unknown as AttuneOptions) as unknown as Methods & {
     consent: Methods;

@@ -7,17 +7,12 @@
 import { LIMITS } from '@attune/shared-schema/constants';
 import type { QueuedEvent } from '../queue/queue.ts';
 
-/** UTF-8 bytes of a string (its length when it is ASCII, the common case, without encoding it). */
-export const utf8Bytes = (text: string): number =>
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range starts at \x00.
-  /[^\x00-\x7f]/.test(text) ? new Blob([text]).size : text.length;
+/** UTF-8 bytes of a string. */
+export const utf8Bytes = (text: string): number => new Blob([text]).size;
 
 /** The collect body `{ writeKey, sentAt, batch }` for events already serialized. */
 export const collectBody = (writeKey: string, events: readonly QueuedEvent[], sentAt = new Date()): string =>
   `{"writeKey":${JSON.stringify(writeKey)},"sentAt":"${sentAt.toISOString()}","batch":[${events.map((e) => e.json).join(',')}]}`;
-
-/** Bytes of a body with no events (envelope overhead), for a write key. */
-const envelopeBytes = (writeKey: string) => utf8Bytes(JSON.stringify(writeKey)) + 60;
 
 /**
  * How many events from the head of `events` fit in one batch of at most `maxCount`
@@ -30,7 +25,8 @@ export function batchSize(
   maxCount: number = LIMITS.maxBatchEvents,
   maxBytes: number = LIMITS.browserBatchBytes,
 ): number {
-  let bytes = envelopeBytes(writeKey);
+  // The envelope: a body with no events.
+  let bytes = utf8Bytes(collectBody(writeKey, []));
   let count = 0;
   for (const event of events) {
     bytes += event.bytes + (count ? 1 : 0);

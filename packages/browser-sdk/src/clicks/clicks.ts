@@ -13,7 +13,7 @@ export function clickEvent(target: EventTarget | null): [string, Record<string, 
     const name = key.replace(/^attuneProp([A-Z])/, (_, first: string) => first.toLowerCase());
     if (name !== key) properties[name] = value;
   }
-  return [element.dataset.attuneTrack ?? '', properties];
+  return [element.dataset.attuneTrack as string, properties];
 }
 
 /** Tracks declarative clicks anywhere in the document (one capturing listener). */

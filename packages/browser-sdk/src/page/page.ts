@@ -17,42 +17,32 @@ const timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 /** An event's context, where the page is always known. */
 type PageContext = EventContext & { page: Record<'url' | 'path' | 'referrer' | 'title' | 'search', string> };
 
-let lastKey: string | undefined;
-let lastContext: PageContext;
-
 /**
  * The context of an event on the current page; `referrer` is the previous page in a
- * single-page app. Reading `location` costs microseconds per property, so the context is
- * rebuilt only when the URL, referrer or title changed since the last event.
+ * single-page app.
  */
 export function pageContext(referrer: string): PageContext {
-  const { href } = location;
+  const { href, pathname, search } = location;
   const { title } = document;
-  const key = `${href} ${referrer} ${title}`;
-  if (key !== lastKey) {
-    const { pathname, search } = location;
-    const campaign: Record<string, string> = {};
-    for (const [name, value] of new URLSearchParams(search)) {
-      // utm_source → source, …, utm_campaign → name (Segment's campaign shape).
-      const field = /^utm_(source|medium|campaign|term|content)$/.exec(name)?.[1];
-      if (field) campaign[field === 'campaign' ? 'name' : field] = clip(value, 256);
-    }
-    lastKey = key;
-    lastContext = {
-      page: {
-        url: clip(href),
-        path: clip(pathname),
-        referrer: clip(referrer),
-        title: clip(title, 256),
-        search: clip(search),
-      },
-      locale: navigator.language,
-      timezone,
-      campaign,
-      library: { name: 'attune', version: VERSION },
-    };
+  const campaign: Record<string, string> = {};
+  for (const [name, value] of new URLSearchParams(search)) {
+    // utm_source → source, …, utm_campaign → name (Segment's campaign shape).
+    const field = /^utm_(source|medium|campaign|term|content)$/.exec(name)?.[1];
+    if (field) campaign[field === 'campaign' ? 'name' : field] = clip(value, 256);
   }
-  return lastContext;
+  return {
+    page: {
+      url: clip(href),
+      path: clip(pathname),
+      referrer: clip(referrer),
+      title: clip(title, 256),
+      search: clip(search),
+    },
+    locale: navigator.language,
+    timezone,
+    campaign,
+    library: { name: 'attune', version: VERSION },
+  };
 }
 
 /**

@@ -27,7 +27,6 @@ export const getJson = (url: string): Promise<unknown> =>
  * browser refused it (over its quota): the events then stay stored for the next page.
  */
 export function beacon(url: string, body: string): boolean {
-  if (navigator.sendBeacon) return navigator.sendBeacon(url, body);
-  send(url, body, true).catch(ignore);
-  return true;
+  // Browsers without sendBeacon (undefined here) get a keepalive fetch: as good, but blind (true: handed over).
+  return navigator.sendBeacon?.(url, body) ?? !!send(url, body, true).catch(ignore);
 }
