@@ -188,7 +188,7 @@ export function createAttune(
       queueMicrotask(() => {
         storeScheduled = false;
         // A refusal is remembered without any id: the strictly necessary record of the choice.
-        if (choice) persistence.save(storing() ? { ...ids, session, consent: choice } : { consent: choice });
+        if (choice) persistence.save({ ...(storing() && { ...ids, session }), consent: choice });
         const fresh = outbox.filter((e) => !e._stored);
         if (storing() && fresh[0]) {
           persistence.store(fresh);
