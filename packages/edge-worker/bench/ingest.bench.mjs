@@ -6,7 +6,15 @@
 // over the run, divided by the requests it answered).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +25,13 @@ const root = resolve(here, '../../..');
 const WORKER_PORT = 18780;
 const TRIVIAL_PORT = 18781;
 const INSPECTOR_PORTS = [18782, 18783];
+/** Optional: the Worker built from another source tree (BENCH_BASELINE_MAIN = its src/index.ts), for an A/B in one run. */
+const BASELINE_MAIN = process.env.BENCH_BASELINE_MAIN;
+const BASELINE_PORT = 18784;
+const BASELINE_INSPECTOR_PORT = 18785;
+/** The fixed offered rate (requests/s) of the latency runs, below both Workers' saturation. */
+const RATE = Number(process.env.BENCH_RATE ?? 40);
+const RATE_DURATION_S = Number(process.env.BENCH_RATE_DURATION_S ?? 10);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PEOPLE = Number(process.env.BENCH_PEOPLE ?? 500);
@@ -44,7 +59,7 @@ process.on('SIGINT', () => process.exit(130));
 process.on('SIGTERM', () => process.exit(143));
 
 /** The Worker's config for the bench: the real bindings, minus the queue consumer and cron (not what we measure). */
-function benchConfig() {
+function benchConfig(label, main) {
   let toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
   toml = toml.replace(/\[\[queues\.consumers\]\][\s\S]*?\n\n/, '\n');
   toml = toml.replace(/\[triggers\][\s\S]*?\n\n/, '\n');
@@ -53,6 +68,7 @@ function benchConfig() {
     /^(main|directory) = "([^"]+)"$/gm,
     (_m, key, path) => `${key} = ${JSON.stringify(join(root, path))}`,
   );
+  if (main) toml = toml.replace(/^main = "[^"]+"$/m, `main = ${JSON.stringify(resolve(main))}`);
   const sites = [
     {
       id: 'bench',
@@ -65,11 +81,11 @@ function benchConfig() {
     },
   ];
   toml = toml.replace(/^ATTUNE_SITES = .*$/m, `ATTUNE_SITES = '${JSON.stringify(sites)}'`);
-  const dir = join(work, 'worker');
-  rmSync(dir, { recursive: true, force: true });
-  writeFileSync(join(work, 'wrangler.toml'), toml);
+  const dir = join(work, `config-${label}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'wrangler.toml'), toml);
   writeFileSync(
-    join(work, '.dev.vars'),
+    join(dir, '.dev.vars'),
     [
       `ATTUNE_SITE_SECRETS=${JSON.stringify({ bench: { identitySecret: 'bench-identity', serverKey: 'sk_bench' } })}`,
       `ADMIN_TOKEN=${ADMIN_TOKEN}`,
@@ -77,7 +93,7 @@ function benchConfig() {
       'DIRECTUS_TOKEN=bench',
     ].join('\n'),
   );
-  return join(work, 'wrangler.toml');
+  return join(dir, 'wrangler.toml');
 }
 
 function startWrangler(config, port, inspectorPort, label) {
@@ -345,45 +361,52 @@ function summarizeProfile(profile, top = 30) {
   return `| function | self ms | share |\n|---|---:|---:|\n${rows(byFunction)}\n\n| file | self ms | share |\n|---|---:|---:|\n${rows(byFile)}\n\nnon-idle sampled JS time: ${(total / 1000).toFixed(0)} ms`;
 }
 
-async function load(url, pid, treePid, label, inspectorPort) {
-  const run = (duration) =>
-    new Promise((res, rej) => {
-      autocannon(
-        {
-          url,
-          connections: CONNECTIONS,
-          duration,
-          headers: { origin: ORIGIN, 'content-type': 'text/plain;charset=UTF-8' },
-          requests: [
-            {
-              method: 'POST',
-              setupRequest: (req) => ({ ...req, body: batchBody() }),
-            },
-          ],
-        },
-        (err, result) => (err ? rej(err) : res(result)),
-      );
-    });
-  await run(2); // warm-up: compile, first Durable Objects, JIT
-  const tree = processTree(treePid);
+/** One autocannon run against `url`; `rate` (requests/s over all connections) makes it open-loop-like. */
+function autocannonRun(url, duration, rate) {
+  return new Promise((res, rej) => {
+    autocannon(
+      {
+        url,
+        connections: CONNECTIONS,
+        duration,
+        ...(rate ? { overallRate: rate } : {}),
+        headers: { origin: ORIGIN, 'content-type': 'text/plain;charset=UTF-8' },
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (req) => ({ ...req, body: batchBody() }),
+          },
+        ],
+      },
+      (err, result) => (err ? rej(err) : res(result)),
+    );
+  });
+}
+
+/** Saturation: 16 closed-loop connections after a warm-up; CPU from /proc over the measured run. */
+async function saturate(target) {
+  await autocannonRun(target.url, 2); // warm-up: compile, first Durable Objects, JIT
+  const tree = processTree(target.server.child.pid);
   const treeCpu = () => tree.reduce((sum, p) => sum + (cpuMs(p) || 0), 0);
-  const workerdCpu = () => pid.reduce((sum, p) => sum + (cpuMs(p) || 0), 0);
-  const profiler = process.env.BENCH_PROFILE ? await startProfiler(inspectorPort) : undefined;
+  const workerdCpu = () => target.workerd.reduce((sum, p) => sum + (cpuMs(p) || 0), 0);
+  const profiler = process.env.BENCH_PROFILE ? await startProfiler(target.inspectorPort) : undefined;
+  const acceptedBefore = target.stats ? await target.stats() : 0;
   const before = workerdCpu();
   const beforeTree = treeCpu();
-  const result = await run(DURATION_S);
-  if (profiler) {
-    const profile = await profiler.stop();
-    const file = `${process.env.BENCH_PROFILE}-${label.replace(/\W+/g, '_')}.cpuprofile`;
-    writeFileSync(file, JSON.stringify(profile));
-    console.error(`\nCPU profile of ${label} (${file}):\n${summarizeProfile(profile)}\n`);
-  }
+  const result = await autocannonRun(target.url, DURATION_S);
   const cpu = workerdCpu() - before;
   const cpuTree = treeCpu() - beforeTree;
+  const accepted = target.stats ? (await target.stats()) - acceptedBefore : Number.NaN;
+  if (profiler) {
+    const profile = await profiler.stop();
+    const file = `${process.env.BENCH_PROFILE}-${target.label.replace(/\W+/g, '_')}.cpuprofile`;
+    writeFileSync(file, JSON.stringify(profile));
+    console.error(`\nCPU profile of ${target.label} (${file}):\n${summarizeProfile(profile)}\n`);
+  }
   const answered = result.requests.total;
   return {
-    label,
     rps: result.requests.average,
+    eventsPerSecond: accepted / DURATION_S,
     p50: result.latency.p50,
     p99: result.latency.p99,
     answered,
@@ -394,90 +417,141 @@ async function load(url, pid, treePid, label, inspectorPort) {
   };
 }
 
-async function stats() {
-  const res = await fetch(`http://127.0.0.1:${WORKER_PORT}/v1/admin/stats`, {
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+/** Latency at a fixed offered rate below saturation (the same rate for every target). */
+async function atRate(target, rate) {
+  const result = await autocannonRun(target.url, RATE_DURATION_S, rate);
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p90: result.latency.p90,
+    p99: result.latency.p99,
+    max: result.latency.max,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+/** Accepted events so far, from the Worker's outcome counters (flushed to the stats object). */
+function acceptedCounter(port) {
+  return async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/v1/admin/stats`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    return (await res.json()).counters.accepted;
+  };
+}
+
+async function probe(port) {
+  // A sanity request: the bench must measure accepted events, not errors.
+  const res = await fetch(`http://127.0.0.1:${port}/v1/collect`, {
+    method: 'POST',
+    headers: { origin: ORIGIN },
+    body: batchBody(),
   });
-  return (await res.json()).counters;
+  const body = await res.json();
+  if (res.status !== 200 || body.accepted !== BATCH)
+    throw new Error(`probe of :${port} failed: ${res.status} ${JSON.stringify(body)}`);
 }
 
 async function main() {
-  const worker = startWrangler(benchConfig(), WORKER_PORT, INSPECTOR_PORTS[0], 'worker');
-  const trivial = startWrangler(
+  const targets = [];
+  const trivialServer = startWrangler(
     join(here, 'trivial', 'wrangler.toml'),
     TRIVIAL_PORT,
     INSPECTOR_PORTS[1],
     'trivial',
   );
-  await Promise.all([
-    waitReady(`http://127.0.0.1:${WORKER_PORT}/healthz`, worker),
-    waitReady(`http://127.0.0.1:${TRIVIAL_PORT}/`, trivial),
-  ]);
-  const workerPid = findWorkerd(worker.child.pid);
-  const trivialPid = findWorkerd(trivial.child.pid);
-  if (process.env.BENCH_DEBUG) console.error('workerd', workerPid, trivialPid, processTree(worker.child.pid));
-
-  // A sanity request: the bench must measure accepted events, not errors.
-  const probe = await fetch(`http://127.0.0.1:${WORKER_PORT}/v1/collect`, {
-    method: 'POST',
-    headers: { origin: ORIGIN },
-    body: batchBody(),
+  targets.push({
+    label: 'trivial Hono Worker (204)',
+    url: `http://127.0.0.1:${TRIVIAL_PORT}/v1/collect`,
+    ready: `http://127.0.0.1:${TRIVIAL_PORT}/`,
+    server: trivialServer,
+    inspectorPort: INSPECTOR_PORTS[1],
   });
-  const probeBody = await probe.json();
-  if (probe.status !== 200 || probeBody.accepted !== BATCH)
-    throw new Error(`probe failed: ${probe.status} ${JSON.stringify(probeBody)}`);
+  const workerServer = startWrangler(benchConfig('worker'), WORKER_PORT, INSPECTOR_PORTS[0], 'worker');
+  targets.push({
+    label: 'Attune /v1/collect',
+    port: WORKER_PORT,
+    url: `http://127.0.0.1:${WORKER_PORT}/v1/collect`,
+    ready: `http://127.0.0.1:${WORKER_PORT}/healthz`,
+    server: workerServer,
+    inspectorPort: INSPECTOR_PORTS[0],
+    stats: acceptedCounter(WORKER_PORT),
+  });
+  if (BASELINE_MAIN) {
+    const baseServer = startWrangler(
+      benchConfig('baseline', BASELINE_MAIN),
+      BASELINE_PORT,
+      BASELINE_INSPECTOR_PORT,
+      'baseline',
+    );
+    targets.push({
+      label: `Attune /v1/collect at ${process.env.BENCH_BASELINE_LABEL ?? 'baseline'}`,
+      port: BASELINE_PORT,
+      url: `http://127.0.0.1:${BASELINE_PORT}/v1/collect`,
+      ready: `http://127.0.0.1:${BASELINE_PORT}/healthz`,
+      server: baseServer,
+      inspectorPort: BASELINE_INSPECTOR_PORT,
+      stats: acceptedCounter(BASELINE_PORT),
+    });
+  }
+  await Promise.all(targets.map((t) => waitReady(t.ready, t.server)));
+  for (const t of targets) {
+    t.workerd = findWorkerd(t.server.child.pid);
+    if (t.port) await probe(t.port);
+  }
+  if (process.env.BENCH_DEBUG) console.error(targets.map((t) => [t.label, t.workerd]));
 
   if (process.env.BENCH_HOLD) {
     console.log('holding for probes on', WORKER_PORT);
     await new Promise((r) => setTimeout(r, Number(process.env.BENCH_HOLD) * 1000));
   }
-  const base = await load(
-    `http://127.0.0.1:${TRIVIAL_PORT}/v1/collect`,
-    trivialPid,
-    trivial.child.pid,
-    'trivial Hono Worker (204)',
-    INSPECTOR_PORTS[1],
-  );
-  const before = await stats();
-  const ingest = await load(
-    `http://127.0.0.1:${WORKER_PORT}/v1/collect`,
-    workerPid,
-    worker.child.pid,
-    'Attune /v1/collect',
-    INSPECTOR_PORTS[0],
-  );
-  const after = await stats();
-  const acceptedEvents = after.accepted - before.accepted;
-  // Accepted during warm-up + measured run; rate over the measured run is approximated from the share of answered requests.
-  const acceptedPerSecond =
-    (ingest.rps * BATCH * acceptedEvents) / Math.max(1, (ingest.answered + ingest.rps * 2) * BATCH);
+  for (const t of targets) t.saturation = await saturate(t);
+  for (const t of targets) t.fixed = await atRate(t, RATE);
 
+  const [base, ingest, old] = targets.map((t) => t.saturation);
   const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
   console.log(
-    `Load: autocannon, ${CONNECTIONS} connections, ${DURATION_S} s after a 2 s warm-up, ${BATCH}-event batches from ${PEOPLE} simulated people, loopback, wrangler dev (local workerd) on a shared 2-core machine.\n`,
+    `Saturation: autocannon, ${CONNECTIONS} closed-loop connections, ${DURATION_S} s after a 2 s warm-up, ${BATCH}-event batches from ${PEOPLE} simulated people, loopback, wrangler dev (local workerd) on a shared 2-core machine; all targets in this one run, one after another.\n`,
   );
   console.log(
-    '| target | requests/s | events/s | p50 ms | p99 ms | non-2xx | errors | workerd CPU ms / request (both processes) | wrangler tree CPU ms / request |',
+    '| target | requests/s | accepted events/s | p50 ms | p99 ms | non-2xx | errors | workerd CPU ms / request (both processes) | wrangler tree CPU ms / request |',
   );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of [base, ingest]) {
-    const events = r === ingest ? f(acceptedPerSecond, 0) : '—';
+  for (const t of targets) {
+    const r = t.saturation;
     console.log(
-      `| ${r.label} | ${f(r.rps, 0)} | ${events} | ${f(r.p50, 0)} | ${f(r.p99, 0)} | ${r.non2xx} | ${r.errors} | ${f(r.cpuPerRequestMs, 2)} | ${f(r.treeCpuPerRequestMs, 2)} |`,
+      `| ${t.label} | ${f(r.rps, 0)} | ${t.stats ? f(r.eventsPerSecond, 0) : '—'} | ${f(r.p50, 0)} | ${f(r.p99, 0)} | ${r.non2xx} | ${r.errors} | ${f(r.cpuPerRequestMs, 2)} | ${f(r.treeCpuPerRequestMs, 2)} |`,
     );
   }
   console.log('');
-  console.log('| ratio | value |');
+  console.log('| ratio (same run) | value |');
   console.log('|---|---:|');
   console.log(`| ingest requests/s ÷ trivial requests/s | ${f(ingest.rps / base.rps, 2)} |`);
-  console.log(`| ingest p99 ÷ trivial p99 | ${f(ingest.p99 / Math.max(1, base.p99), 2)} |`);
+  console.log(`| ingest p99 ÷ trivial p99 (saturation) | ${f(ingest.p99 / Math.max(1, base.p99), 2)} |`);
   console.log(
     `| workerd CPU per 20-event batch, ingest − trivial (ms) | ${f(ingest.cpuPerRequestMs - base.cpuPerRequestMs, 2)} |`,
   );
   console.log(
     `| wrangler tree CPU per 20-event batch, ingest − trivial (ms) | ${f(ingest.treeCpuPerRequestMs - base.treeCpuPerRequestMs, 2)} |`,
   );
-  console.log(`\naccepted events counted by /v1/admin/stats during warm-up + run: ${acceptedEvents}`);
+  if (old) {
+    console.log(`| baseline ingest requests/s ÷ trivial requests/s | ${f(old.rps / base.rps, 2)} |`);
+    console.log(
+      `| workerd CPU per 20-event batch, baseline ingest − trivial (ms) | ${f(old.cpuPerRequestMs - base.cpuPerRequestMs, 2)} |`,
+    );
+  }
+  console.log(
+    `\nFixed offered rate: ${RATE} requests/s (BENCH_RATE) over ${CONNECTIONS} connections for ${RATE_DURATION_S} s, the same for every target, below each one's saturation (autocannon overallRate; a connection waits for its answer, so a slow answer delays its next request).\n`,
+  );
+  console.log('| target | requests/s achieved | p50 ms | p90 ms | p99 ms | max ms | non-2xx | errors |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const t of targets) {
+    const r = t.fixed;
+    console.log(
+      `| ${t.label} | ${f(r.rps, 0)} | ${f(r.p50, 0)} | ${f(r.p90, 0)} | ${f(r.p99, 0)} | ${f(r.max, 0)} | ${r.non2xx} | ${r.errors} |`,
+    );
+  }
 }
 
 main()
