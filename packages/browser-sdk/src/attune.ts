@@ -239,11 +239,10 @@ export function createAttune(
     }
     const pending = unsent();
     // A full batch (flushAt events, or the byte limit) goes out in a task of its own, so the
-    // caller (often a click handler) is not kept waiting; otherwise the timer sends it.
-    if (!retrying && batchSize(pending, writeKey, flushAt - 1) < pending.length) {
-      clearTimeout(timer);
-      timer = setTimeout(flush);
-    } else timer ??= setTimeout(flush, flushInterval);
+    // caller (often a click handler) is not kept waiting (flush() clears the interval timer);
+    // otherwise the timer sends it.
+    if (!retrying && batchSize(pending, writeKey, flushAt - 1) < pending.length) setTimeout(flush);
+    else timer ??= setTimeout(flush, flushInterval);
   }
 
   function flush(): Promise<void> {

@@ -7,7 +7,7 @@ export const RETRY_BASE_MS = 1000;
 export const RETRY_CAP_MS = 60_000;
 
 /** Whether a collect status is worth retrying (408, 429, 5xx: RETRYABLE_STATUS); other 4xx are final. */
-export const isRetryable = (status: number): boolean => /^(408|429|5\d\d)$/.test(`${status}`);
+export const isRetryable = (status: number): boolean => status === 408 || status === 429 || status > 499;
 
 /** Delay before retry number `attempt` (0-based): full jitter under an exponential cap. */
 export const backoffDelay = (attempt: number, random: () => number = Math.random): number =>
