@@ -24,7 +24,7 @@ const parts = {
   },
   'page context': { 'page/page.ts': noContext + page.slice(historyAt) },
   'SPA page views': { 'page/page.ts': page.slice(0, historyAt) + noHistory },
-  ULIDs: { 'ids/ids.ts': 'let n = 0; export const ulid = () => `${n++}`;' },
+  ULIDs: { 'ids/ids.ts': 'let n = 0; export const ulid = () => String(n++);' },
   'Google Consent Mode': { 'consent/google-consent-mode.ts': 'export const emitGoogleConsent = () => {};' },
   'TCF adapter': { 'consent/tcf.ts': 'export const listenTcf = () => {};' },
   'click tracking': { 'clicks/clicks.ts': 'export const watchClicks = () => {};' },

@@ -25,10 +25,11 @@ export function pageContext(referrer: string): PageContext {
   const { href, pathname, search } = location;
   const { title } = document;
   const campaign: Record<string, string> = {};
-  for (const [name, value] of new URLSearchParams(search)) {
+  const params = new URLSearchParams(search);
+  for (const field of ['source', 'medium', 'name', 'term', 'content']) {
     // utm_source → source, …, utm_campaign → name (Segment's campaign shape).
-    const field = /^utm_(source|medium|campaign|term|content)$/.exec(name)?.[1];
-    if (field) campaign[field === 'campaign' ? 'name' : field] = clip(value, 256);
+    const value = params.get(`utm_${field === 'name' ? 'campaign' : field}`);
+    if (value) campaign[field] = clip(value, 256);
   }
   return {
     page: {

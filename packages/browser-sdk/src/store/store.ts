@@ -10,7 +10,6 @@
  */
 import type { ConsentState } from '@attune/shared-schema/constants';
 import { promisifyRequest } from 'idb-keyval';
-import { utf8Bytes } from '../batching/batching.ts';
 import type { QueuedEvent } from '../queue/queue.ts';
 import type { Session } from '../session/session.ts';
 import { ignore } from '../transport/transport.ts';
@@ -40,9 +39,7 @@ export interface Persistence {
 }
 
 /** An event as IndexedDB keeps it, with the tab that owns it. */
-interface StoredEvent {
-  id: string;
-  json: string;
+interface StoredEvent extends QueuedEvent {
   tab: string;
 }
 
@@ -81,9 +78,9 @@ export function browserPersistence(tab: string): Persistence {
       return result;
     } catch {}
   };
-  const put = (events: readonly Omit<QueuedEvent, 'bytes'>[]) =>
+  const put = (events: readonly QueuedEvent[]) =>
     outbox((store) => {
-      for (const { id, json } of events) store.put({ id, json, tab } satisfies StoredEvent, id);
+      for (const { id, json, bytes } of events) store.put({ id, json, bytes, tab } satisfies StoredEvent, id);
       return true;
     });
   const { locks } = navigator;
@@ -97,7 +94,7 @@ export function browserPersistence(tab: string): Persistence {
       (e) => e.tab !== tab && !alive.some((lock) => lock.name === TAB_LOCK + e.tab),
     );
     // Only events this tab now owns are sent by it: another tab may take them otherwise.
-    return (await put(orphans)) ? orphans.map(({ id, json }) => ({ id, json, bytes: utf8Bytes(json) })) : [];
+    return (await put(orphans)) ? orphans : [];
   };
 
   return {
