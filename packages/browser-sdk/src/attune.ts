@@ -342,9 +342,9 @@ export function createAttune(
       outbox = outbox.filter((e) => e._sending);
     }
     // Events wait in memory before a choice: released (oldest first) on a grant, discarded on a refusal.
-    const released = waiting;
+    // (admit() sends them on: with a choice made, nothing goes back into `waiting`.)
+    if (storing()) for (const event of waiting) admit(event);
     waiting = [];
-    if (storing()) for (const event of released) admit(event);
     record('consent', 'consent.updated', {
       properties: { categories, policyVersion: choice.policyVersion, source },
     });
