@@ -88,7 +88,24 @@ export interface CovisitMessage {
   at: string;
 }
 
-export type QueueMessage = EventMessage | ConsentMessage | ProfileMessage | ErasureMessage | CovisitMessage;
+/**
+ * The "viewed next" transitions of one ingest request, in one message: a 20-event batch
+ * of product views yields a pair per view, and one message per pair cost the producer a
+ * queue message each. Same meaning as that many CovisitMessages.
+ */
+export interface CovisitsMessage {
+  kind: 'covisits';
+  siteId: string;
+  pairs: { from: string; to: string; at: string }[];
+}
+
+export type QueueMessage =
+  | EventMessage
+  | ConsentMessage
+  | ProfileMessage
+  | ErasureMessage
+  | CovisitMessage
+  | CovisitsMessage;
 
 const personId = z.string().min(1).max(300);
 const base = { siteId: z.string().min(1).max(64), personId, traceparent: z.string().max(128).optional() };
@@ -126,6 +143,20 @@ export const QueueMessageSchema = z.discriminatedUnion('kind', [
     from: z.string().min(1).max(128),
     to: z.string().min(1).max(128),
     at: z.string(),
+  }),
+  z.object({
+    kind: z.literal('covisits'),
+    siteId: z.string().min(1).max(64),
+    pairs: z
+      .array(
+        z.object({
+          from: z.string().min(1).max(128),
+          to: z.string().min(1).max(128),
+          at: z.string(),
+        }),
+      )
+      // One request's pairs: far fewer than this (a batch holds at most LIMITS.maxBatchEvents events).
+      .max(1000),
   }),
   z.object({
     kind: z.literal('erasure'),

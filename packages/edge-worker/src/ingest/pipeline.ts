@@ -345,9 +345,9 @@ function collectMessages(
     }
   }
   if (lastConsent && isGranted(lastConsent, 'personalization')) {
-    for (const pair of result.covisits) {
-      messages.push({ kind: 'covisit', siteId: site.id, from: pair.from, to: pair.to, at: pair.at });
-    }
+    // One message for all of the run's pairs: each queue message has a fixed cost.
+    if (result.covisits.length > 0)
+      messages.push({ kind: 'covisits', siteId: site.id, pairs: result.covisits });
     if (result.changed) messages.push(profileMessage(site, result, traceparent));
   }
   return { messages, acceptedEvents, lastConsent };

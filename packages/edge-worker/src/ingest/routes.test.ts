@@ -159,7 +159,9 @@ describe('consent gate per purpose', () => {
     expect(eventMessages().map((m) => m.purposes)).toEqual([['analytics']]);
     const view = await viewProfile(env(), SITE, `anon:${a}`);
     expect(view?.interests ?? {}).toEqual({});
-    expect(queue.messages.some((m) => m.kind === 'profile' || m.kind === 'covisit')).toBe(false);
+    expect(
+      queue.messages.some((m) => m.kind === 'profile' || m.kind === 'covisit' || m.kind === 'covisits'),
+    ).toBe(false);
   });
 
   it('personalization only: the profile learns, nothing reaches the event log', async () => {
@@ -419,8 +421,9 @@ describe('queue messages', () => {
     const corrected = Date.parse(first?.enrichment.correctedTimestamp ?? '');
     expect(Math.abs(corrected - Date.parse(first?.enrichment.receivedAt ?? ''))).toBeLessThan(5_000);
 
-    expect(queue.messages.filter((m) => m.kind === 'covisit')).toEqual([
-      { kind: 'covisit', siteId: SITE, from: 'p1', to: 'p2', at: expect.any(String) },
+    // The request's "viewed next" pairs travel in one message.
+    expect(queue.messages.filter((m) => m.kind === 'covisit' || m.kind === 'covisits')).toEqual([
+      { kind: 'covisits', siteId: SITE, pairs: [{ from: 'p1', to: 'p2', at: expect.any(String) }] },
     ]);
     const profiles = queue.messages.filter((m) => m.kind === 'profile');
     expect(profiles).toHaveLength(1);

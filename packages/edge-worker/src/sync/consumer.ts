@@ -293,7 +293,7 @@ export async function syncBatch(
       continue;
     }
     const body = parsed.data as QueueMessage;
-    const problem = body.kind === 'covisit' ? undefined : rowProblem(body);
+    const problem = body.kind === 'covisit' || body.kind === 'covisits' ? undefined : rowProblem(body);
     if (problem !== undefined) {
       await out.deadLetter(msg, `invalid ${body.kind} message: ${problem}`);
       continue;
@@ -313,6 +313,12 @@ export async function syncBatch(
         break;
       case 'covisit':
         covisits.push({ msg, body });
+        break;
+      case 'covisits':
+        // One message per request: counted as its pairs, settled as one message.
+        for (const pair of body.pairs)
+          covisits.push({ msg, body: { kind: 'covisit', siteId: body.siteId, ...pair } });
+        if (body.pairs.length === 0) out.ack(msg);
         break;
     }
   }
