@@ -10,6 +10,7 @@ import type { Context } from 'hono';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { resolvePerson } from '../identity/index.ts';
+import { sendCoalesced, sendMessages } from '../ingest/queue-producer.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { consentFrom, parseCookies } from '../proxy/cookies.ts';
 import { getSiteByWriteKey, isOriginAllowed, type Site } from '../sites/index.ts';
@@ -131,14 +132,29 @@ export async function answerDecide(
   return c.json(outcome.response satisfies DecideResponse, 200, headers);
 }
 
-/** Queues `decision.served` events after the response (never delays it, never fails it). */
+/**
+ * Queues `decision.served` events after the response (never delays it, never fails it).
+ * They join the isolate's next shared queue send (sendCoalesced, COALESCE_MS later), so a
+ * rewritten page's send happens after its last byte instead of at the end of its
+ * document — measured: a send at the end of the document made the page ≈ 5–10 % slower
+ * in total under wrangler dev — and concurrent pages share one send.
+ */
 export function recordServed(c: Context<AppEnv>, served: EventMessage[]): void {
   if (served.length === 0) return;
-  c.executionCtx.waitUntil(
-    // At most MAX_SLOTS small messages: well inside one queue batch.
-    c.env.EVENTS.sendBatch(served.map((body) => ({ body }))).catch((error: unknown) => {
-      console.warn(JSON.stringify({ msg: 'decision.served not queued', error: String(error) }));
-    }),
+  c.executionCtx.waitUntil(queueServed(c.env.EVENTS, served));
+}
+
+/** Hands `decision.served` events to the queue's next shared send; resolves once sent or given up. */
+export function queueServed(queue: Queue, served: EventMessage[]): Promise<void> {
+  // The shared send may also carry ingest's messages: one retry, like ingest's own sends.
+  return sendCoalesced(queue, served, (all) =>
+    sendMessages(queue, all)
+      .catch(() => sendMessages(queue, all))
+      .catch((error: unknown) => {
+        console.warn(
+          JSON.stringify({ msg: 'queue send failed', messages: all.length, error: String(error) }),
+        );
+      }),
   );
 }
 

@@ -179,6 +179,56 @@ describe('edge proxy: headers never wait for the decision', () => {
   });
 });
 
+describe('edge proxy: the page above the first slot never waits for the decision', () => {
+  it('streams the head and header while the decision is held back, then the filled slots', async () => {
+    let release: (ready: PreparedDecision | null) => void = () => undefined;
+    const held = new Promise<PreparedDecision | null>((resolve) => {
+      release = resolve;
+    });
+    const app = new Hono<AppEnv>();
+    mountEdgeProxy(app, { prepare: () => held });
+    const ctx = createExecutionContext();
+    const res = await app.fetch(
+      new Request(`${SHOP}/products/trail-jacket`, {
+        headers: { accept: 'text/html', cookie: `attune_aid=${fan}` },
+      }),
+      // A deadline far away: if the bytes above the slot waited for the decision, the read
+      // below would not return until the test released it (and the test would time out).
+      { ...env, DECISION_BUDGET_MS: '60000' },
+      ctx,
+    );
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let received = '';
+    while (!received.includes('</header>')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('stream ended early');
+      received += decoder.decode(value, { stream: true });
+    }
+    expect(received).toContain('<title>Trail Jacket</title>');
+    expect(received).not.toContain('data-attune-slot');
+    release(
+      await prepareDecision(env, {
+        siteId: 'demo',
+        personKey: `anon:${fan}`,
+        anonymousId: fan,
+        slots: [],
+        productId: 'trail-jacket',
+        budgetMs: 2000,
+      }),
+    );
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += decoder.decode(value, { stream: true });
+    }
+    expect(slot(received, 'hero')).toContain('Built for wet trails');
+    expect(slot(received, 'recommendations')).toContain('class="card"');
+    expect(received).toContain('<footer>© Fixture shop</footer>');
+    await waitOnExecutionContext(ctx);
+  });
+});
+
 describe('edge proxy: a decision ready in time fills slots the page reaches late', () => {
   it('fills every slot although the page streams past the deadline, when the decision was already made', async () => {
     const ready = await prepareDecision(env, {

@@ -1,10 +1,11 @@
 /**
  * Streaming slot rewriting with HTMLRewriter: elements marked `data-attune-slot="…"` get
  * the content chosen for the person, in the HTML response itself, as it streams — bytes
- * before a slot are already on their way to the browser while later parts of the origin
- * page are still being produced. A slot waits for its decision at most until the
- * request's deadline; on timeout, on error, or when there is nothing to show, the origin's
- * default content stays. The page is never truncated: a failing slot is skipped, not the stream.
+ * before a slot are already on their way to the browser while the decision is still being
+ * made and later parts of the origin page are still being produced. A slot waits for its
+ * decision at most until the request's deadline; on timeout, on error, or when there is
+ * nothing to show, the origin's default content stays. The page is never truncated: a
+ * failing slot is skipped, not the stream.
  */
 
 /** What a slot gets: its inner HTML and the ids to mark it with. */
@@ -27,6 +28,12 @@ export type SlotFiller = (request: SlotRequest) => FilledSlot | null | Promise<F
 export interface RewriteOptions {
   /** Epoch ms after which a slot stops waiting for its decision. */
   deadline: number;
+  /**
+   * Settles when the decision the filler needs is known. Until then (at most until the
+   * deadline) the page is held just before the first slot's start tag, outside the
+   * rewriter, so that every byte before it reaches the browser at once.
+   */
+  decided?: Promise<unknown>;
   /** Called when a slot was filled (e.g. to record the decision as served). */
   onFilled?: (request: SlotRequest, filled: FilledSlot) => void;
   /** Called once the whole document went through. */
@@ -40,32 +47,134 @@ function attribute(el: Element, name: string): string | undefined {
   return value !== null && value !== '' && value.length <= MAX_ATTRIBUTE ? value : undefined;
 }
 
-async function fillWithin(
+/** The filler's answer, bounded by the deadline; synchronous when the filler is. */
+function fillWithin(
   filler: SlotFiller,
   request: SlotRequest,
   deadline: number,
-): Promise<FilledSlot | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const result = filler(request);
-    if (!(result instanceof Promise)) return result;
-    const left = deadline - Date.now();
-    if (left <= 0) {
-      result.catch(() => undefined);
-      return null;
-    }
-    return await Promise.race([
-      result,
-      new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), left);
-      }),
-    ]);
-  } catch (error) {
+): FilledSlot | null | Promise<FilledSlot | null> {
+  const keepDefault = (error: unknown) => {
     console.warn(JSON.stringify({ msg: 'slot kept its default', slot: request.slot, error: String(error) }));
     return null;
-  } finally {
-    clearTimeout(timer);
+  };
+  let result: ReturnType<SlotFiller>;
+  try {
+    result = filler(request);
+  } catch (error) {
+    return keepDefault(error);
   }
+  if (!(result instanceof Promise)) return result;
+  const left = deadline - Date.now();
+  if (left <= 0) {
+    result.catch(() => undefined);
+    return null;
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    result,
+    new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), left);
+    }),
+  ])
+    .catch(keepDefault)
+    .finally(() => clearTimeout(timer));
+}
+
+/** `data-attune-slot`, as bytes: the origin's HTML is searched before it is decoded. */
+const SLOT_MARKER = new TextEncoder().encode('data-attune-slot');
+const LESS_THAN = 0x3c;
+
+/** Whether the marker starts at `i` of `bytes`, as an attribute name (after whitespace or `/`, any case). */
+function markerAt(bytes: Uint8Array, i: number): boolean {
+  const before = bytes[i - 1];
+  // Tab, LF, FF, CR, space, `/`: what may precede an attribute name inside a tag.
+  if (
+    before !== 0x09 &&
+    before !== 0x0a &&
+    before !== 0x0c &&
+    before !== 0x0d &&
+    before !== 0x20 &&
+    before !== 0x2f
+  )
+    return false;
+  if (i + SLOT_MARKER.length > bytes.length) return false;
+  for (let k = 0; k < SLOT_MARKER.length; k++) {
+    // Upper-case ASCII letters fold to lower case; the marker's `-` is unchanged by the fold.
+    if (((bytes[i + k] ?? 0) | 0x20) !== SLOT_MARKER[k]) return false;
+  }
+  return true;
+}
+
+/**
+ * Where the first slot's start tag begins in `chunk`: the `<` before the first
+ * `data-attune-slot` attribute, 0 when the tag (or the marker) began in an earlier chunk
+ * (`tail` holds that chunk's last bytes), or -1 when the chunk has no slot.
+ */
+export function slotTagStart(chunk: Uint8Array, tail: Uint8Array): number {
+  if (tail.length > 0) {
+    const seam = new Uint8Array(tail.length + Math.min(chunk.length, SLOT_MARKER.length));
+    seam.set(tail);
+    seam.set(chunk.subarray(0, seam.length - tail.length), tail.length);
+    for (let i = 1; i <= tail.length; i++) if (markerAt(seam, i)) return 0;
+  }
+  const last = chunk.length - SLOT_MARKER.length;
+  for (let i = 1; i <= last; i++) {
+    // `d` or `D` first, the cheap test that rules out almost every position.
+    if (((chunk[i] ?? 0) | 0x20) === 0x64 && markerAt(chunk, i))
+      return Math.max(0, chunk.lastIndexOf(LESS_THAN, i));
+  }
+  return -1;
+}
+
+/**
+ * Holds the origin's bytes just before the first slot until `decided` settles or the
+ * deadline passes — outside HTMLRewriter, because while an async element handler waits,
+ * workerd's HTMLRewriter sends nothing of the input it is working on, not even the bytes
+ * that precede the element. So the head, the header and everything above the first slot
+ * reach the browser while the decision is made, and the slot itself is then filled
+ * without waiting. After that single wait the stream flows untouched.
+ */
+function slotGate(decided: Promise<unknown>, deadline: number): TransformStream<Uint8Array, Uint8Array> {
+  let flowing = false;
+  void decided.then(
+    () => {
+      flowing = true;
+    },
+    () => {
+      flowing = true;
+    },
+  );
+  let tail = new Uint8Array(0);
+  const waitForDecision = async () => {
+    const left = deadline - Date.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (left > 0)
+      await Promise.race([
+        decided.catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, left);
+        }),
+      ]);
+    clearTimeout(timer);
+    flowing = true;
+  };
+  return new TransformStream<Uint8Array, Uint8Array>({
+    async transform(chunk, controller) {
+      if (flowing) {
+        controller.enqueue(chunk);
+        return;
+      }
+      const at = slotTagStart(chunk, tail);
+      if (at < 0) {
+        tail = chunk.slice(Math.max(0, chunk.length - SLOT_MARKER.length));
+        controller.enqueue(chunk);
+        return;
+      }
+      if (at > 0) controller.enqueue(chunk.subarray(0, at));
+      await waitForDecision();
+      controller.enqueue(chunk.subarray(at));
+    },
+  });
 }
 
 /** The source of a start tag, rebuilt from what the parser saw (attribute values are kept raw). */
@@ -84,11 +193,15 @@ function startTagSource(el: Element): string {
  * instead of losing the rest of the page.
  */
 export function rewriteSlots(response: Response, filler: SlotFiller, options: RewriteOptions): Response {
+  const source =
+    options.decided && response.body
+      ? new Response(response.body.pipeThrough(slotGate(options.decided, options.deadline)), response)
+      : response;
   /** The default content removed from the slot being filled, until its end tag. */
   let open: string[] | undefined;
   const rewriter = new HTMLRewriter()
     .on('[data-attune-slot]', {
-      async element(el) {
+      element(el) {
         if (open) return; // a slot nested in a filled slot goes with its parent's default
         const slot = attribute(el, 'data-attune-slot');
         if (slot === undefined) return;
@@ -99,21 +212,27 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
           ...(productId !== undefined ? { productId } : {}),
           ...(category !== undefined ? { category } : {}),
         };
-        const filled = await fillWithin(filler, request, options.deadline);
-        if (!filled) return;
-        const ledger: string[] = [];
-        try {
-          el.onEndTag(() => {
-            if (open === ledger) open = undefined;
-          });
-        } catch {
-          return; // a void element (`<img data-attune-slot>`) has no content to replace
-        }
-        open = ledger;
-        el.prepend(filled.html, { html: true });
-        el.setAttribute('data-attune-variant', filled.variant);
-        el.setAttribute('data-attune-decision', filled.decisionId);
-        options.onFilled?.(request, filled);
+        const apply = (filled: FilledSlot | null) => {
+          if (!filled) return;
+          const ledger: string[] = [];
+          try {
+            el.onEndTag(() => {
+              if (open === ledger) open = undefined;
+            });
+          } catch {
+            return; // a void element (`<img data-attune-slot>`) has no content to replace
+          }
+          open = ledger;
+          el.prepend(filled.html, { html: true });
+          el.setAttribute('data-attune-variant', filled.variant);
+          el.setAttribute('data-attune-decision', filled.decisionId);
+          options.onFilled?.(request, filled);
+        };
+        // A decision already known fills the slot synchronously: an async handler makes
+        // HTMLRewriter hold its whole input chunk until the handler settles.
+        const filled = fillWithin(filler, request, options.deadline);
+        if (filled instanceof Promise) return filled.then(apply);
+        apply(filled);
       },
       text(chunk) {
         if (!open) return;
@@ -149,5 +268,5 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
         options.onEnd?.();
       },
     });
-  return rewriter.transform(response);
+  return rewriter.transform(source);
 }

@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { type FilledSlot, rewriteSlots, slotTagStart } from './index.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const bytes = (text: string) => encoder.encode(text);
+
+/** An origin body that hands over all of `parts` at once (as a fast origin or a cache would). */
+function originResponse(parts: string[]): Response {
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const part of parts) controller.enqueue(bytes(part));
+      controller.close();
+    },
+  });
+  return new Response(body, { headers: { 'content-type': 'text/html; charset=utf-8' } });
+}
+
+function held<T>() {
+  let release: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((resolve) => {
+    release = resolve;
+  });
+  return { promise, release };
+}
+
+async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, text: string, start = '') {
+  let received = start;
+  while (!received.includes(text)) {
+    const { value, done } = await reader.read();
+    if (done) return received;
+    received += decoder.decode(value, { stream: true });
+  }
+  return received;
+}
+
+const HEAD = '<!doctype html><html><head><title>Jacket</title><link rel="stylesheet" href="/s.css"></head>\n';
+const ABOVE = '<body><header><a href="/">Shop</a></header>\n';
+const SLOT = '<section class="slot" data-attune-slot="hero"><h1>Origin hero</h1></section>';
+const BELOW = '<main><p>Product text</p></main></body></html>';
+const FILLED: FilledSlot = { html: '<h1>For you</h1>', variant: 'v1', decisionId: 'd1' };
+
+describe('rewriteSlots: the page above a slot does not wait for the decision', () => {
+  it('sends everything before the first slot while the decision is held back, then fills the slot', async () => {
+    const decision = held<FilledSlot | null>();
+    const res = rewriteSlots(originResponse([HEAD + ABOVE + SLOT + BELOW]), () => decision.promise, {
+      // Far away: without the hold before the slot, the first read below would not return
+      // until the decision is released (the test would time out).
+      deadline: Date.now() + 60_000,
+      decided: decision.promise,
+    });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const above = await readUntil(reader, '</header>');
+    expect(above).toContain(HEAD);
+    expect(above).not.toContain('data-attune-slot');
+    decision.release(FILLED);
+    const page = await readUntil(reader, '</html>', above);
+    expect(page).toBe(
+      `${HEAD}${ABOVE}<section class="slot" data-attune-slot="hero" data-attune-variant="v1" data-attune-decision="d1"><h1>For you</h1></section>${BELOW}`,
+    );
+  });
+
+  it('also when the slot’s start tag is split across two chunks of the origin body', async () => {
+    const decision = held<FilledSlot | null>();
+    const whole = HEAD + ABOVE + SLOT + BELOW;
+    const cut = whole.indexOf('data-attune-slot') + 'data-at'.length;
+    const res = rewriteSlots(
+      originResponse([whole.slice(0, cut), whole.slice(cut)]),
+      () => decision.promise,
+      {
+        deadline: Date.now() + 60_000,
+        decided: decision.promise,
+      },
+    );
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const above = await readUntil(reader, '</header>');
+    expect(above).not.toContain('<section');
+    decision.release(null);
+    // No content for the slot: the origin's page, byte for byte.
+    expect(await readUntil(reader, '</html>', above)).toBe(whole);
+  });
+
+  it('lets the rest of the page through with the default when the decision misses the deadline', async () => {
+    const never = new Promise<FilledSlot | null>(() => undefined);
+    const whole = HEAD + ABOVE + SLOT + BELOW;
+    const res = rewriteSlots(originResponse([whole]), () => never, {
+      deadline: Date.now() + 5,
+      decided: never,
+    });
+    expect(await res.text()).toBe(whole);
+  });
+
+  it('fills slots without holding anything when the decision is already known', async () => {
+    const res = rewriteSlots(originResponse([HEAD + ABOVE + SLOT + BELOW]), () => FILLED, {
+      deadline: Date.now() + 60_000,
+      decided: Promise.resolve(),
+    });
+    expect(await res.text()).toContain('data-attune-variant="v1" data-attune-decision="d1"><h1>For you</h1>');
+  });
+});
+
+describe('slotTagStart', () => {
+  const none = new Uint8Array(0);
+  it('finds the start tag of the first slot attribute, in any case', () => {
+    expect(slotTagStart(bytes('<p>a</p><div class="x" data-attune-slot="hero">'), none)).toBe(8);
+    expect(slotTagStart(bytes('<p>a</p><DIV DATA-ATTUNE-SLOT=hero>'), none)).toBe(8);
+    expect(slotTagStart(bytes('<p>a</p><div\ndata-attune-slot>'), none)).toBe(8);
+  });
+
+  it('ignores the name where it is not an attribute', () => {
+    expect(slotTagStart(bytes('<script>q("[data-attune-slot=hero]")</script>'), none)).toBe(-1);
+    expect(slotTagStart(bytes('<p>no slots here</p>'), none)).toBe(-1);
+  });
+
+  it('answers 0 when the tag began in the previous chunk', () => {
+    expect(slotTagStart(bytes('attune-slot="hero">'), bytes('<section data-'))).toBe(0);
+    expect(slotTagStart(bytes('data-attune-slot="hero">'), bytes('<section '))).toBe(0);
+    expect(slotTagStart(bytes('="hero">'), bytes('<section data-attune-slot'))).toBe(0);
+  });
+});
