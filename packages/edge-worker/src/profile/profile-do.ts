@@ -126,11 +126,11 @@ export class ProfileDO extends DurableObject<Env> {
   #loaded = false;
   #serial: Promise<unknown> = Promise.resolve();
   /**
-   * The small kv rows (identity, alias, tombstone) as last read or written: every ingest
-   * checks them, and only this object writes them, so reading SQLite each time is waste.
-   * null: known to be absent.
+   * The small kv rows (identity, alias, tombstone; not the profile, kept parsed in #state)
+   * as last read or written: every ingest checks them and only this object writes them, so
+   * they are read once, in one statement with the profile (undefined: not read yet).
    */
-  #kv = new Map<string, string | null>();
+  #kv: Map<string, string> | undefined;
   #insertsSincePrune = 0;
   /** This browser's rate-limit bucket, in memory (forgetting it only errs towards allowing). */
   #bucket: { tokens: number; updatedAt: number } | undefined;
@@ -156,25 +156,43 @@ export class ProfileDO extends DurableObject<Env> {
     return run;
   }
 
+  /** Reads every kv row once (a handful), parsing the profile unless it is already loaded. */
+  #readKv(): Map<string, string> {
+    if (this.#kv === undefined) {
+      const kv = new Map<string, string>();
+      let profile: string | undefined;
+      for (const row of this.#sql.exec<{ k: string; v: string }>('SELECT k, v FROM kv')) {
+        if (row.k === 'profile') profile = row.v;
+        else kv.set(row.k, row.v);
+      }
+      this.#kv = kv;
+      if (!this.#loaded) {
+        this.#state = profile !== undefined ? (JSON.parse(profile) as ProfileState) : undefined;
+        this.#loaded = true;
+      }
+      // Nothing stored at all: a new object, which cannot have an alarm yet.
+      if (kv.size === 0 && profile === undefined && this.#alarmAt === undefined) this.#alarmAt = null;
+    }
+    return this.#kv;
+  }
+
   #get(key: string): string | undefined {
-    const known = this.#kv.get(key);
-    if (known !== undefined) return known ?? undefined;
-    const row = this.#sql.exec<{ v: string }>('SELECT v FROM kv WHERE k = ?', key).toArray()[0];
-    // The profile itself is kept parsed in #state; caching its text too would double the memory.
-    if (key !== 'profile') this.#kv.set(key, row?.v ?? null);
-    return row?.v;
+    return this.#readKv().get(key);
   }
 
   #put(key: string, value: string): void {
     this.#sql.exec('INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)', key, value);
-    if (key !== 'profile') this.#kv.set(key, value);
+    if (key !== 'profile') this.#readKv().set(key, value);
   }
 
   #load(): ProfileState | undefined {
     if (!this.#loaded) {
-      const text = this.#get('profile');
-      this.#state = text !== undefined ? (JSON.parse(text) as ProfileState) : undefined;
-      this.#loaded = true;
+      if (this.#kv === undefined) this.#readKv();
+      else {
+        const text = this.#sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'profile'").toArray()[0]?.v;
+        this.#state = text !== undefined ? (JSON.parse(text) as ProfileState) : undefined;
+        this.#loaded = true;
+      }
     }
     return this.#state;
   }
@@ -595,7 +613,7 @@ export class ProfileDO extends DurableObject<Env> {
     await this.ctx.storage.deleteAlarm();
     this.#sql.exec('DELETE FROM seen');
     this.#sql.exec('DELETE FROM kv');
-    this.#kv.clear();
+    this.#kv = new Map();
     this.#state = undefined;
     this.#loaded = true;
     if (leaveTombstone) {
@@ -614,7 +632,7 @@ export class ProfileDO extends DurableObject<Env> {
     await this.#inOrder(async () => {
       const now = Date.now();
       // Alarms are rare: read the kv rows from storage, not from the in-memory copy.
-      this.#kv.clear();
+      this.#kv = undefined;
       const tombstone = this.#tombstone();
       if (tombstone !== undefined) {
         if (Date.parse(tombstone) + TOMBSTONE_TTL_MS <= now) await this.#wipe(false);
