@@ -271,7 +271,7 @@ export function createAttune(
       const { status } = answer;
       if (status > 207) report('rejected', `Worker answered ${status}`, status);
       if (status === 207)
-        answer
+        void answer
           .json()
           .then((body: CollectResponse) =>
             report(

@@ -87,11 +87,11 @@ export function browserPersistence(tab: string): Persistence {
   // This tab's lock lives as long as the tab, so a tab that holds no lock is closed.
   locks?.request(TAB_LOCK + tab, () => new Promise(ignore)).catch(ignore);
 
-  /** Re-owns the stored events of tabs that are gone (`alive`: lock names of open tabs) and returns them. */
-  const adoptOrphans = async (alive: readonly { name?: string }[] = []): Promise<QueuedEvent[]> => {
+  /** Re-owns the stored events of tabs that are gone (`alive`: locks of open tabs) and returns them. */
+  const adoptOrphans = async (alive: readonly (LockInfo | undefined)[] = []): Promise<QueuedEvent[]> => {
     const stored = await outbox((store) => store.getAll() as IDBRequest<StoredEvent[]>);
     const orphans = (stored?.result ?? []).filter(
-      (e) => e.tab !== tab && !alive.some((lock) => lock.name === TAB_LOCK + e.tab),
+      (e) => e.tab !== tab && !alive.some((lock) => lock?.name === TAB_LOCK + e.tab),
     );
     // Only events this tab now owns are sent by it: another tab may take them otherwise.
     return (await put(orphans)) ? orphans : [];
@@ -107,8 +107,8 @@ export function browserPersistence(tab: string): Persistence {
         return await (locks
           ? // One tab at a time: two tabs cannot adopt the same orphan.
             locks.request('attune:adopt', async () => {
-              const { held = [], pending = [] } = await locks.query();
-              return adoptOrphans([...held, ...pending]);
+              // Held and pending locks alike: a tab just opened may still wait for its own.
+              return adoptOrphans(Object.values(await locks.query()).flat());
             })
           : adoptOrphans());
       } catch {
