@@ -8,6 +8,8 @@ import { type CustomerAction, type Enrichment, LIMITS } from '@attune/shared-sch
 /** What the request tells about every event in it, computed once per request. */
 export interface RequestFacts {
   receivedAt: number;
+  /** `receivedAt` as ISO 8601, made once per request (every event of it carries the same). */
+  receivedAtIso: string;
   /** Client clock minus server clock, from the batch's `sentAt` (0 when absent or absurd). */
   skewMs: number;
   device: NonNullable<Enrichment['device']>;
@@ -64,6 +66,7 @@ export function requestFacts(
 ): RequestFacts {
   const facts: RequestFacts = {
     receivedAt: now,
+    receivedAtIso: new Date(now).toISOString(),
     skewMs: 0,
     ...parseUserAgent(request.headers.get('user-agent') ?? undefined),
   };
@@ -84,7 +87,7 @@ export function requestFacts(
 export function enrichEvent(event: CustomerAction, facts: RequestFacts): Enrichment {
   const at = Date.parse(event.timestamp) - facts.skewMs;
   const enrichment: Enrichment = {
-    receivedAt: new Date(facts.receivedAt).toISOString(),
+    receivedAt: facts.receivedAtIso,
     correctedTimestamp: new Date(Number.isFinite(at) ? at : facts.receivedAt).toISOString(),
     device: facts.device,
   };

@@ -97,8 +97,17 @@ function claimedConsent(
   return applyGpc(normalizeConsent(raw, config), gpc);
 }
 
+/** Granted purposes per consent object: a batch's events share a few (see `interned`). */
+const purposesOf = new WeakMap<ConsentState, Purpose[]>();
+
 function grantedPurposes(consent: ConsentState): Purpose[] {
-  return PURPOSES.filter((p) => isGranted(consent, p));
+  let purposes = purposesOf.get(consent);
+  if (purposes === undefined) {
+    purposes = PURPOSES.filter((p) => isGranted(consent, p));
+    purposesOf.set(consent, purposes);
+  }
+  // A copy: each queue message owns its list.
+  return [...purposes];
 }
 
 /** Runs the pipeline over a batch of valid events and returns what happened to them. */
