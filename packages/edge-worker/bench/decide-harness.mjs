@@ -1,5 +1,5 @@
 // Shared harness for the decide and rewrite benchmarks: starts a fixture Directus (serving a
-// generated 10,000-product catalog), a fixture origin shop, and the Worker under
+// generated 10,000-product catalog, accepting the queue consumer's writes), a fixture origin shop, and the Worker under
 // `wrangler dev`, all on 127.0.0.1 ports 18790-18799, and seeds consented people through
 // the real POST /v1/collect. Everything it starts, it stops.
 import { spawn } from 'node:child_process';
@@ -60,8 +60,15 @@ function startDirectus() {
     trigger_rules: JSON.stringify({ data: CATALOG.triggerRules }),
   };
   const server = http.createServer((req, res) => {
-    const name = new URL(req.url ?? '/', 'http://x').pathname.replace('/items/', '');
-    const body = bodies[name];
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    // The queue consumer's writes (events, profiles, consent records) succeed, as with a
+    // real Directus. Rejected writes made the consumer retry and dead-letter every
+    // decision.served event inside the Worker's isolate during the measured requests.
+    let body;
+    if (req.method === 'GET' && path.startsWith('/items/')) body = bodies[path.slice(7)] ?? '{"data":[]}';
+    else if (path === '/attune-sync/events') body = '{"data":{"created":0}}';
+    else if (path.startsWith('/items/')) body = '{"data":[]}';
+    req.resume();
     res.writeHead(body ? 200 : 404, { 'content-type': 'application/json' });
     res.end(body ?? '{"errors":[]}');
   });

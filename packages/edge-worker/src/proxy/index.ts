@@ -297,8 +297,13 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       (request: SlotRequest) =>
         known ? fill(known.ready, request) : settled.then((ready) => fill(ready, request)),
       // Until the decision is known, the page is held just before the first slot (not in
-      // the rewriter), so everything above it reaches the browser meanwhile.
-      { deadline, decided: settled, onEnd: () => recordServed(c, served) },
+      // the rewriter), so everything above it reaches the browser meanwhile; a decision
+      // already known needs no hold (and the page no extra stream stage).
+      {
+        deadline,
+        ...(now === NOT_SETTLED ? { decided: settled } : {}),
+        onEnd: () => recordServed(c, served),
+      },
     );
   };
 }
