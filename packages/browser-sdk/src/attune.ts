@@ -134,7 +134,7 @@ export function createAttune(
   } = options;
   const endpoint = options.endpoint.replace(/\/+$/, '');
   const collectUrl = endpoint + PATHS.collect;
-  const gpc = (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl === true;
+  const gpc = (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl;
   const report = (
     code: AttuneError['code'],
     message: string,

@@ -59,7 +59,7 @@ export function applyChoice(
   current: Record<string, boolean>,
   partial: Record<string, boolean>,
   config: ConsentConfig,
-  gpc: boolean,
+  gpc: boolean | undefined,
 ): Record<string, boolean> {
   const categories: Record<string, boolean> = {};
   for (const c of config.categories) {
