@@ -1,9 +1,12 @@
 // Ingest benchmark: the real Worker (POST /v1/collect, 20-event batches from many
 // simulated people) and a trivial Hono Worker answering 204, both under `wrangler dev`
-// (local workerd) in the same run, loaded over loopback with autocannon.
-// Reports requests/s, accepted events/s, p50/p99 latency, the ratio to the baseline, and
-// the CPU time per batch (from /proc: utime+stime of the workerd processes, and of the whole wrangler process tree, delta
-// over the run, divided by the requests it answered).
+// (local workerd) in the same run, loaded over loopback with autocannon — optionally a
+// third target, the Worker built from another source tree (BENCH_BASELINE_MAIN), for A/B.
+// Two measurements, each as round-robin slices across the targets: saturation (16
+// closed-loop connections: requests/s, accepted events/s, p50/p99, CPU per batch from
+// /proc — utime+stime of the workerd processes and of the whole wrangler tree, over the
+// run, ÷ requests answered) and latency at a fixed offered rate below saturation.
+// BENCH_PROFILE=<prefix> also takes a V8 CPU profile of each Worker isolate over CDP.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -30,8 +33,10 @@ const BASELINE_MAIN = process.env.BENCH_BASELINE_MAIN;
 const BASELINE_PORT = 18784;
 const BASELINE_INSPECTOR_PORT = 18785;
 /** The fixed offered rate (requests/s) of the latency runs, below both Workers' saturation. */
-const RATE = Number(process.env.BENCH_RATE ?? 40);
+const RATE = Number(process.env.BENCH_RATE ?? 25);
 const RATE_DURATION_S = Number(process.env.BENCH_RATE_DURATION_S ?? 10);
+/** Each measured run is split into this many round-robin slices per target (see interleaved). */
+const SLICES = Number(process.env.BENCH_SLICES ?? 5);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PEOPLE = Number(process.env.BENCH_PEOPLE ?? 500);
@@ -361,10 +366,14 @@ function summarizeProfile(profile, top = 30) {
   return `| function | self ms | share |\n|---|---:|---:|\n${rows(byFunction)}\n\n| file | self ms | share |\n|---|---:|---:|\n${rows(byFile)}\n\nnon-idle sampled JS time: ${(total / 1000).toFixed(0)} ms`;
 }
 
-/** One autocannon run against `url`; `rate` (requests/s over all connections) makes it open-loop-like. */
-function autocannonRun(url, duration, rate) {
+/**
+ * One autocannon run against `url`; `rate` (requests/s over all connections) fixes the
+ * offered rate. Every answer's latency is appended to `latencies` (ms), so slices of
+ * one target can be merged into exact percentiles.
+ */
+function autocannonRun(url, duration, rate, latencies = []) {
   return new Promise((res, rej) => {
-    autocannon(
+    const instance = autocannon(
       {
         url,
         connections: CONNECTIONS,
@@ -380,55 +389,75 @@ function autocannonRun(url, duration, rate) {
       },
       (err, result) => (err ? rej(err) : res(result)),
     );
+    instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
   });
 }
 
-/** Saturation: 16 closed-loop connections after a warm-up; CPU from /proc over the measured run. */
-async function saturate(target) {
-  await autocannonRun(target.url, 2); // warm-up: compile, first Durable Objects, JIT
-  const tree = processTree(target.server.child.pid);
-  const treeCpu = () => tree.reduce((sum, p) => sum + (cpuMs(p) || 0), 0);
-  const workerdCpu = () => target.workerd.reduce((sum, p) => sum + (cpuMs(p) || 0), 0);
-  const profiler = process.env.BENCH_PROFILE ? await startProfiler(target.inspectorPort) : undefined;
-  const acceptedBefore = target.stats ? await target.stats() : 0;
-  const before = workerdCpu();
-  const beforeTree = treeCpu();
-  const result = await autocannonRun(target.url, DURATION_S);
-  const cpu = workerdCpu() - before;
-  const cpuTree = treeCpu() - beforeTree;
-  const accepted = target.stats ? (await target.stats()) - acceptedBefore : Number.NaN;
-  if (profiler) {
-    const profile = await profiler.stop();
-    const file = `${process.env.BENCH_PROFILE}-${target.label.replace(/\W+/g, '_')}.cpuprofile`;
-    writeFileSync(file, JSON.stringify(profile));
-    console.error(`\nCPU profile of ${target.label} (${file}):\n${summarizeProfile(profile)}\n`);
-  }
-  const answered = result.requests.total;
-  return {
-    rps: result.requests.average,
-    eventsPerSecond: accepted / DURATION_S,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    answered,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
-    cpuPerRequestMs: cpu / Math.max(1, answered),
-    treeCpuPerRequestMs: cpuTree / Math.max(1, answered),
-  };
+function percentile(sorted, q) {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 }
 
-/** Latency at a fixed offered rate below saturation (the same rate for every target). */
-async function atRate(target, rate) {
-  const result = await autocannonRun(target.url, RATE_DURATION_S, rate);
-  return {
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p90: result.latency.p90,
-    p99: result.latency.p99,
-    max: result.latency.max,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
-  };
+/**
+ * Runs every target for `seconds` in total, in SLICES round-robin slices (trivial, ingest,
+ * …, trivial, ingest, …), so a change in the machine's load during the run hits all
+ * targets alike: on a shared machine a run of one target after the other compares
+ * different moments. Returns per target: requests/s, accepted events/s, latency
+ * percentiles over all answers, CPU per request from /proc, and an optional profile.
+ */
+async function interleaved(targets, seconds, rate) {
+  const slice = seconds / SLICES;
+  const acc = new Map(
+    targets.map((t) => [
+      t,
+      { answered: 0, non2xx: 0, errors: 0, latencies: [], cpu: 0, treeCpu: 0, accepted: 0 },
+    ]),
+  );
+  const profilers = new Map();
+  if (process.env.BENCH_PROFILE && !rate)
+    for (const t of targets) profilers.set(t, await startProfiler(t.inspectorPort));
+  for (let i = 0; i < SLICES; i++) {
+    for (const t of targets) {
+      const a = acc.get(t);
+      const tree = processTree(t.server.child.pid);
+      const treeCpu = () => tree.reduce((sum, p) => sum + (cpuMs(p) || 0), 0);
+      const workerdCpu = () => t.workerd.reduce((sum, p) => sum + (cpuMs(p) || 0), 0);
+      const acceptedBefore = t.stats ? await t.stats() : 0;
+      const before = workerdCpu();
+      const beforeTree = treeCpu();
+      const result = await autocannonRun(t.url, slice, rate, a.latencies);
+      a.cpu += workerdCpu() - before;
+      a.treeCpu += treeCpu() - beforeTree;
+      if (t.stats) a.accepted += (await t.stats()) - acceptedBefore;
+      a.answered += result.requests.total;
+      a.non2xx += result.non2xx;
+      a.errors += result.errors + result.timeouts;
+    }
+  }
+  for (const [t, profiler] of profilers) {
+    const profile = await profiler.stop();
+    const file = `${process.env.BENCH_PROFILE}-${t.label.replace(/\W+/g, '_')}.cpuprofile`;
+    writeFileSync(file, JSON.stringify(profile));
+    console.error(`\nCPU profile of ${t.label} (${file}):\n${summarizeProfile(profile)}\n`);
+  }
+  const out = new Map();
+  for (const [t, a] of acc) {
+    const sorted = a.latencies.sort((x, y) => x - y);
+    out.set(t, {
+      rps: a.answered / seconds,
+      eventsPerSecond: t.stats ? a.accepted / seconds : Number.NaN,
+      p50: percentile(sorted, 0.5),
+      p90: percentile(sorted, 0.9),
+      p99: percentile(sorted, 0.99),
+      max: sorted[sorted.length - 1],
+      answered: a.answered,
+      non2xx: a.non2xx,
+      errors: a.errors,
+      cpuPerRequestMs: a.cpu / Math.max(1, a.answered),
+      treeCpuPerRequestMs: a.treeCpu / Math.max(1, a.answered),
+    });
+  }
+  return out;
 }
 
 /** Accepted events so far, from the Worker's outcome counters (flushed to the stats object). */
@@ -506,13 +535,19 @@ async function main() {
     console.log('holding for probes on', WORKER_PORT);
     await new Promise((r) => setTimeout(r, Number(process.env.BENCH_HOLD) * 1000));
   }
-  for (const t of targets) t.saturation = await saturate(t);
-  for (const t of targets) t.fixed = await atRate(t, RATE);
+  // Warm-up (compile, first Durable Objects, JIT), then the measured runs.
+  for (const t of targets) await autocannonRun(t.url, 2);
+  const saturation = await interleaved(targets, DURATION_S);
+  const fixed = await interleaved(targets, RATE_DURATION_S, RATE);
+  for (const t of targets) {
+    t.saturation = saturation.get(t);
+    t.fixed = fixed.get(t);
+  }
 
   const [base, ingest, old] = targets.map((t) => t.saturation);
   const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
   console.log(
-    `Saturation: autocannon, ${CONNECTIONS} closed-loop connections, ${DURATION_S} s after a 2 s warm-up, ${BATCH}-event batches from ${PEOPLE} simulated people, loopback, wrangler dev (local workerd) on a shared 2-core machine; all targets in this one run, one after another.\n`,
+    `Saturation: autocannon, ${CONNECTIONS} closed-loop connections, ${DURATION_S} s per target after a 2 s warm-up, run as ${SLICES} round-robin slices of ${DURATION_S / SLICES} s per target (so load changes on the machine hit every target alike), ${BATCH}-event batches from ${PEOPLE} simulated people, loopback, wrangler dev (local workerd) on a shared 2-core machine.\n`,
   );
   console.log(
     '| target | requests/s | accepted events/s | p50 ms | p99 ms | non-2xx | errors | workerd CPU ms / request (both processes) | wrangler tree CPU ms / request |',
@@ -542,7 +577,7 @@ async function main() {
     );
   }
   console.log(
-    `\nFixed offered rate: ${RATE} requests/s (BENCH_RATE) over ${CONNECTIONS} connections for ${RATE_DURATION_S} s, the same for every target, below each one's saturation (autocannon overallRate; a connection waits for its answer, so a slow answer delays its next request).\n`,
+    `\nFixed offered rate: ${RATE} requests/s (BENCH_RATE) over ${CONNECTIONS} connections, ${RATE_DURATION_S} s per target in ${SLICES} round-robin slices, the same rate for every target, below each one's saturation (autocannon overallRate; a connection waits for its answer, so a slow answer delays its next request).\n`,
   );
   console.log('| target | requests/s achieved | p50 ms | p90 ms | p99 ms | max ms | non-2xx | errors |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
