@@ -1,7 +1,7 @@
 // Shared harness for the decide and rewrite benchmarks: starts a fixture Directus (serving a
-// generated 10,000-product catalog, accepting the queue consumer's writes), a fixture origin shop, and the Worker under
-// `wrangler dev`, all on 127.0.0.1 ports 18790-18799, and seeds consented people through
-// the real POST /v1/collect. Everything it starts, it stops.
+// generated 10,000-product catalog and accepting the queue consumer's writes), a fixture
+// origin shop, and the Worker under `wrangler dev`, all on 127.0.0.1 ports 18790-18799, and
+// seeds consented people through the real POST /v1/collect. Everything it starts, it stops.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';

@@ -10,7 +10,7 @@ import type { Context } from 'hono';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { resolvePerson } from '../identity/index.ts';
-import { sendCoalesced, sendMessages } from '../ingest/queue-producer.ts';
+import { sendMessages } from '../ingest/queue-producer.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { consentFrom, parseCookies } from '../proxy/cookies.ts';
 import { getSiteByWriteKey, isOriginAllowed, type Site } from '../sites/index.ts';
@@ -133,29 +133,35 @@ export async function answerDecide(
 }
 
 /**
+ * How long `decision.served` events wait before they are queued: long enough for the
+ * response they belong to (a decide answer, a rewritten page's last bytes) to be out.
+ * Sent at the end of the document, the queue call was served before the page's last bytes
+ * (≈ 5–10 % more total time under wrangler dev, see README, "Benchmarks").
+ */
+export const SERVED_AFTER_MS = 50;
+
+/**
  * Queues `decision.served` events after the response (never delays it, never fails it).
- * They join the isolate's next shared queue send (sendCoalesced, COALESCE_MS later), so a
- * rewritten page's send happens after its last byte instead of at the end of its
- * document — measured: a send at the end of the document made the page ≈ 5–10 % slower
- * in total under wrangler dev — and concurrent pages share one send.
+ * Each request sends its own (at most MAX_SLOTS small messages): a send shared with other
+ * requests would leave this request waiting on another one's timer, which workerd cancels
+ * as a hung promise.
  */
 export function recordServed(c: Context<AppEnv>, served: EventMessage[]): void {
   if (served.length === 0) return;
-  c.executionCtx.waitUntil(queueServed(c.env.EVENTS, served));
+  c.executionCtx.waitUntil(
+    new Promise((resolve) => setTimeout(resolve, SERVED_AFTER_MS)).then(() =>
+      queueServed(c.env.EVENTS, served),
+    ),
+  );
 }
 
-/** Hands `decision.served` events to the queue's next shared send; resolves once sent or given up. */
-export function queueServed(queue: Queue, served: EventMessage[]): Promise<void> {
-  // The shared send may also carry ingest's messages: one retry, like ingest's own sends.
-  return sendCoalesced(queue, served, (all) =>
-    sendMessages(queue, all)
-      .catch(() => sendMessages(queue, all))
-      .catch((error: unknown) => {
-        console.warn(
-          JSON.stringify({ msg: 'queue send failed', messages: all.length, error: String(error) }),
-        );
-      }),
-  );
+/** Queues `decision.served` events (one retry); resolves once sent or given up. */
+export async function queueServed(queue: Queue, served: EventMessage[]): Promise<void> {
+  try {
+    await sendMessages(queue, served).catch(() => sendMessages(queue, served));
+  } catch (error) {
+    console.warn(JSON.stringify({ msg: 'decision.served not queued', error: String(error) }));
+  }
 }
 
 function corsHeaders(origin: string): Record<string, string> {

@@ -321,10 +321,13 @@ async function prepare(
     // Durable Object call made in the same turn is served first, and the origin request
     // left ≈ 4 ms later per call (measured; see README, "Benchmarks"). The origin is the
     // long pole, and the reads still have its whole think time to finish in.
+    const asked = Date.now();
     await afterThisTurn();
     // The catalog is in isolate memory almost always; it names the product on screen.
     const catalog = await getCatalog(env);
     const productId = productFromPath(url.pathname, catalog);
+    // The reads' budget still ends at the request's deadline.
+    const left = budgetMs - (Date.now() - asked);
     return await prepareDecision(env, {
       siteId: site.id,
       // The profile follows an anonymous id to the person it was merged into: one round trip.
@@ -333,7 +336,7 @@ async function prepare(
       slots: [],
       ...(productId !== undefined ? { productId } : {}),
       ...(browserConsent ? { browserConsent } : {}),
-      budgetMs,
+      budgetMs: left,
     });
   } catch (error) {
     console.warn(
