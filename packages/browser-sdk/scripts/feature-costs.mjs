@@ -18,7 +18,7 @@ const parts = {
       export const browserPersistence = () => ({
         load: () => get(() => JSON.parse(localStorage.attune)),
         save: (r) => get(() => { localStorage.attune = JSON.stringify(r); }),
-        store() {}, forget() {}, adopt: async () => [],
+        store() {}, forget() {}, adopt: async () => [], leave() {}, rejoin: async () => undefined,
         wipe: () => get(() => localStorage.removeItem('attune')),
       });`,
   },

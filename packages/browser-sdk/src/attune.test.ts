@@ -45,6 +45,9 @@ function fakePersistence(initial?: VisitorRecord): Persistence {
       writes.push('wipe');
       storedEvents.clear();
     },
+    // The tab lock and the back/forward cache are exercised in Chromium (test/browser.test.ts).
+    leave: () => {},
+    rejoin: async () => [...storedEvents.keys()],
   };
 }
 

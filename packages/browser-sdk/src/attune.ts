@@ -372,7 +372,18 @@ export function createAttune(
     setTimeout(resume, ADOPT_AGAIN_MS);
   }
   addEventListener('online', () => void resume().then(flush));
-  addEventListener('pagehide', flushByBeacon);
+  addEventListener('pagehide', () => {
+    flushByBeacon();
+    persistence.leave();
+  });
+  // Back from the back/forward cache: events other tabs took over while this page slept are theirs now.
+  addEventListener('pageshow', (event) => {
+    if (event.persisted)
+      void persistence.rejoin().then((mine) => {
+        if (mine) outbox = outbox.filter((e) => !e._stored || mine.includes(e.id));
+        return flush();
+      });
+  });
   document.addEventListener('visibilitychange', () => document.hidden && flushByBeacon());
   if (options.trackClicks ?? true) watchClicks(track);
   if (options.spaPageViews)

@@ -32,6 +32,8 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
+    // Playwright turns the back/forward cache off by default; visitors' browsers have it on.
+    ignoreDefaultArgs: ['--disable-back-forward-cache'],
     args: [
       '--headless',
       '--no-sandbox',
@@ -307,5 +309,45 @@ describe('the script tag in Chromium', () => {
     expect(views[2]).toEqual({ path: '/spa/one', referrer: `${site.url}/spa/two?tab=reviews#top` });
     await flush(page);
     expect(named('page.viewed')).toHaveLength(3);
+  });
+
+  it('(j) the back/forward cache keeps the page, and what it left unsent is delivered once', async () => {
+    const page = await open('/j1', { 'data-flush-interval': '100' });
+    await grant(page);
+    await until('the consent event', () => named('consent.updated').length === 1);
+    // The first page backs off (Retry-After: 30 s), so its event is still only in IndexedDB as it is left.
+    collector.fail(1, 503, '30');
+    await page.evaluate(() => window.attune.track('wishlist.item.added', { productId: 'p-9' }));
+    await until('the refused attempt', () =>
+      collector.requests.some((r) => r.method === 'POST' && r.events.length === 0),
+    );
+    await until('the event in IndexedDB', async () => (await storedIds(page)).length === 1);
+    await page.evaluate(() => {
+      addEventListener('pageshow', (event) => {
+        document.body.dataset.restored = String(event.persisted);
+      });
+    });
+    // The next page adopts the event of the cached one (which holds no lock) and sends it.
+    await page.goto(`${site.url}/j2?data-flush-interval=100`);
+    await until('the event, from the next page', () => named('wishlist.item.added').length === 1);
+    await page.goBack({ waitUntil: 'commit' });
+    await page.waitForFunction(() => document.body.dataset.restored !== undefined);
+    // Restored from the cache, not loaded again (Chromium gives the reason when it is not).
+    expect(
+      await page.evaluate(() => ({
+        restored: document.body.dataset.restored,
+        reasons:
+          (
+            performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming & {
+              notRestoredReasons?: unknown;
+            }
+          ).notRestoredReasons ?? null,
+      })),
+    ).toEqual({ restored: 'true', reasons: null });
+    // The restored page knows the event is no longer its own: it does not send it again.
+    await flush(page);
+    await page.waitForTimeout(300);
+    expect(named('wishlist.item.added')).toHaveLength(1);
+    expectNoDuplicates();
   });
 });

@@ -7,6 +7,11 @@
  * stored event names the tab that owns it, each tab holds a Web Lock named after itself
  * for as long as it lives, and a tab adopts only events whose owner holds no lock (a
  * closed tab) — under one exclusive lock, so two tabs cannot adopt the same orphan.
+ *
+ * A page in the back/forward cache must hold no lock: Chromium evicts such a page as soon
+ * as another tab queries the locks (as adopting does). So a tab lets go of its lock when
+ * it is hidden away (`pagehide`), its events become orphans other tabs may send, and on
+ * restore it takes the lock back and keeps only the stored events it still owns.
  */
 import type { ConsentState } from '@attune/shared-schema/constants';
 import { promisifyRequest } from 'idb-keyval';
@@ -36,6 +41,14 @@ export interface Persistence {
   adopt(): Promise<QueuedEvent[]>;
   /** Forgets everything: the visitor record and every stored event. */
   wipe(): void;
+  /** Lets go of this tab's lock (the page is hidden away, maybe into the back/forward cache). */
+  leave(): void;
+  /**
+   * Takes the lock back after a restore from the back/forward cache; resolves to the ids of
+   * the stored events this tab still owns (the rest were adopted by other tabs), or
+   * undefined when nothing was stored.
+   */
+  rejoin(): Promise<string[] | undefined>;
 }
 
 /** An event as IndexedDB keeps it, with the tab that owns it. */
@@ -84,8 +97,21 @@ export function browserPersistence(tab: string): Persistence {
       return true;
     });
   const { locks } = navigator;
-  // This tab's lock lives as long as the tab, so a tab that holds no lock is closed.
-  locks?.request(TAB_LOCK + tab, () => new Promise(ignore)).catch(ignore);
+  let release: () => void = ignore;
+  // This tab's lock lives as long as the tab is shown, so a tab that holds no lock is closed or cached.
+  const hold = () =>
+    locks
+      ?.request(
+        TAB_LOCK + tab,
+        () =>
+          new Promise<void>((resolve) => {
+            release = resolve;
+          }),
+      )
+      .catch(ignore);
+  hold();
+  /** Runs `work` under the lock that lets one tab at a time take events over. */
+  const exclusively = <T>(work: () => Promise<T>) => (locks ? locks.request('attune:adopt', work) : work());
 
   /** Re-owns the stored events of tabs that are gone (`alive`: locks of open tabs) and returns them. */
   const adoptOrphans = async (alive: readonly (LockInfo | undefined)[] = []): Promise<QueuedEvent[]> => {
@@ -104,13 +130,11 @@ export function browserPersistence(tab: string): Persistence {
     forget: (ids) => void outbox((store) => ids.map((id) => store.delete(id))),
     async adopt() {
       try {
-        return await (locks
-          ? // One tab at a time: two tabs cannot adopt the same orphan.
-            locks.request('attune:adopt', async () => {
-              // Held and pending locks alike: a tab just opened may still wait for its own.
-              return adoptOrphans(Object.values(await locks.query()).flat());
-            })
-          : adoptOrphans());
+        // One tab at a time: two tabs cannot adopt the same orphan. Held and pending locks
+        // alike count as alive: a tab just opened may still wait for its own.
+        return await exclusively(async () =>
+          adoptOrphans(Object.values((await locks?.query()) ?? {}).flat()),
+        );
       } catch {
         return [];
       }
@@ -118,6 +142,18 @@ export function browserPersistence(tab: string): Persistence {
     wipe() {
       local(() => localStorage.removeItem(RECORD_KEY));
       void outbox((store) => store.clear());
+    },
+    leave() {
+      // After the writes this page just started (a beacon's deletes), never before them: once the
+      // lock is gone another tab may adopt what is still stored.
+      if (database) void database.then(() => release(), ignore);
+      else release();
+    },
+    async rejoin() {
+      hold();
+      if (!database) return;
+      const stored = await exclusively(() => outbox((store) => store.getAll() as IDBRequest<StoredEvent[]>));
+      return stored?.result.filter((e) => e.tab === tab).map((e) => e.id);
     },
   };
 }
