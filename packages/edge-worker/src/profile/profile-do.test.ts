@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { resolvePerson } from '../identity/index.ts';
 import {
   ADMIN_TOKEN,
+  ALL,
   anonId,
   call,
   collect,
@@ -183,5 +184,52 @@ describe('ProfileDO RPC for other capabilities', () => {
       personKey: 'anon:x',
       verified: false,
     });
+  });
+});
+
+describe('dedupe when applying fails', () => {
+  it('a batch that failed half-way is applied on retry, not taken for a duplicate', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    const event = makeEvent(a, 'product.viewed', {
+      userId,
+      properties: { productId: 'p1', category: 'shoes' },
+    });
+    const input = {
+      event,
+      enrichment: { receivedAt: new Date().toISOString(), correctedTimestamp: event.timestamp },
+      personalization: true,
+      consent: ALL,
+    };
+    const stub = profileStub(env, SITE, `user:${userId}`);
+    await runInDurableObject(stub, async (instance: ProfileDO) => {
+      // The first verified event of this browser merges its anonymous profile: make that hand-over fail.
+      const holder = instance as unknown as { env: Env };
+      const real = holder.env;
+      holder.env = {
+        ...real,
+        PROFILE: {
+          idFromName: (name: string) => real.PROFILE.idFromName(name),
+          get: () => ({
+            handOver: async () => {
+              throw new Error('hand-over failed');
+            },
+          }),
+        },
+      } as unknown as Env;
+      try {
+        await expect(instance.ingest(SITE, `user:${userId}`, [input])).rejects.toThrow('hand-over failed');
+      } finally {
+        holder.env = real;
+      }
+      const retried = await instance.ingest(SITE, `user:${userId}`, [input]);
+      expect(retried.accepted).toEqual([event.id]);
+      expect(retried.duplicates).toEqual([]);
+      // …and once applied, the same event is a duplicate.
+      const again = await instance.ingest(SITE, `user:${userId}`, [input]);
+      expect(again.duplicates).toEqual([event.id]);
+    });
+    const view = await viewProfile(env, SITE, `user:${userId}`);
+    expect(view?.counters['product.viewed']).toBe(1);
   });
 });
