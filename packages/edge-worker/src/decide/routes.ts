@@ -142,9 +142,9 @@ export const SERVED_AFTER_MS = 50;
 
 /**
  * Queues `decision.served` events after the response (never delays it, never fails it).
- * Each request sends its own (at most MAX_SLOTS small messages): a send shared with other
- * requests would leave this request waiting on another one's timer, which workerd cancels
- * as a hung promise.
+ * Each request sends its own few small messages (split to the queue's limits by
+ * sendMessages): a send shared with other requests would leave this request waiting on
+ * another one's timer, which workerd cancels as a hung promise.
  */
 export function recordServed(c: Context<AppEnv>, served: EventMessage[]): void {
   if (served.length === 0) return;
