@@ -32,6 +32,28 @@ export interface EventMessage {
   traceparent?: string;
 }
 
+/** One event of an EventsMessage: what an EventMessage carries apart from what its message shares. */
+export interface EventsItem {
+  event: CustomerAction;
+  enrichment: Enrichment;
+}
+
+/**
+ * The accepted events of one ingest run (one person) that share a set of purposes, in
+ * one message: one message per event cost the producer a queue message each. Same
+ * meaning as one EventMessage per item with this message's site, person, purposes and
+ * traceparent (see `eventMessagesOf`). A run's events are split over several messages
+ * to stay under the Queues limit of 128 KB a message.
+ */
+export interface EventsMessage {
+  kind: 'events';
+  siteId: string;
+  personId: string;
+  purposes: Purpose[];
+  events: EventsItem[];
+  traceparent?: string;
+}
+
 /** A consent change, with proof: when, under which policy, from where. */
 export interface ConsentMessage {
   kind: 'consent';
@@ -101,13 +123,47 @@ export interface CovisitsMessage {
 
 export type QueueMessage =
   | EventMessage
+  | EventsMessage
   | ConsentMessage
   | ProfileMessage
   | ErasureMessage
   | CovisitMessage
   | CovisitsMessage;
 
+/** Events in one EventsMessage: a collect request holds at most LIMITS.maxBatchEvents. */
+export const MAX_EVENTS_PER_MESSAGE = 100;
+
+/**
+ * The one-event message an EventsMessage item stands for: what the consumer writes, and
+ * what it dead-letters when that one event is rejected.
+ */
+export function eventMessageOf(message: EventsMessage, item: EventsItem): EventMessage {
+  const single: EventMessage = {
+    kind: 'event',
+    siteId: message.siteId,
+    personId: message.personId,
+    event: item.event,
+    enrichment: item.enrichment,
+    // A copy: each event owns its list, as a single EventMessage does.
+    purposes: [...message.purposes],
+  };
+  if (message.traceparent !== undefined) single.traceparent = message.traceparent;
+  return single;
+}
+
+/** The events of some messages, one EventMessage each (`event` and `events` kinds), in order. */
+export function eventMessagesOf(messages: readonly QueueMessage[]): EventMessage[] {
+  const out: EventMessage[] = [];
+  for (const m of messages) {
+    if (m.kind === 'event') out.push(m);
+    else if (m.kind === 'events') for (const item of m.events) out.push(eventMessageOf(m, item));
+  }
+  return out;
+}
+
 const personId = z.string().min(1).max(300);
+const purposeList = z.array(z.enum(['analytics', 'personalization', 'marketing']));
+const enrichmentSchema = z.looseObject({ receivedAt: z.string(), correctedTimestamp: z.string() });
 const base = { siteId: z.string().min(1).max(64), personId, traceparent: z.string().max(128).optional() };
 
 /** Validates a queue message on the consumer side, so a poison message is named, not retried forever. */
@@ -116,8 +172,17 @@ export const QueueMessageSchema = z.discriminatedUnion('kind', [
     kind: z.literal('event'),
     ...base,
     event: CustomerActionSchema,
-    enrichment: z.looseObject({ receivedAt: z.string(), correctedTimestamp: z.string() }),
-    purposes: z.array(z.enum(['analytics', 'personalization', 'marketing'])),
+    enrichment: enrichmentSchema,
+    purposes: purposeList,
+  }),
+  z.object({
+    kind: z.literal('events'),
+    ...base,
+    purposes: purposeList,
+    events: z
+      .array(z.object({ event: CustomerActionSchema, enrichment: enrichmentSchema }))
+      .min(1)
+      .max(MAX_EVENTS_PER_MESSAGE),
   }),
   z.object({
     kind: z.literal('consent'),

@@ -11,7 +11,6 @@ import {
   type CustomerAction,
   type Enrichment,
   type EventError,
-  type EventMessage,
   isGranted,
   normalizeConsent,
   type ProfileMessage,
@@ -28,7 +27,7 @@ import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput, ProfileSummary } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
 import { runTriggers } from '../triggers/index.ts';
-import { sendCoalesced, sendMessages } from './queue-producer.ts';
+import { eventsMessages, type ForwardedEvent, sendCoalesced, sendMessages } from './queue-producer.ts';
 
 export interface PipelineInput {
   site: Site;
@@ -314,6 +313,7 @@ function collectMessages(
   const accepted = new Set(result.accepted);
   const messages: QueueMessage[] = [];
   const acceptedEvents: CustomerAction[] = [];
+  const forwarded: ForwardedEvent[] = [];
   let lastConsent: ConsentState | undefined;
   let lastEnrichment: Enrichment | undefined;
   for (const j of run) {
@@ -339,7 +339,7 @@ function collectMessages(
       messages.push(message);
     }
     if (isGranted(consent, 'analytics') || isGranted(consent, 'marketing')) {
-      messages.push(eventMessage(site, result.personKey, j.event, j.enrichment, purposes, traceparent));
+      forwarded.push({ event: j.event, enrichment: j.enrichment, purposes });
     }
   }
   if (lastConsent && lastEnrichment && isGranted(lastConsent, 'analytics')) {
@@ -348,11 +348,11 @@ function collectMessages(
         receivedAt: lastEnrichment.receivedAt,
         correctedTimestamp: emitted.timestamp,
       };
-      messages.push(
-        eventMessage(site, result.personKey, emitted, enrichment, grantedPurposes(lastConsent), traceparent),
-      );
+      forwarded.push({ event: emitted, enrichment, purposes: grantedPurposes(lastConsent) });
     }
   }
+  // The run's events in as few messages as the limits allow: each queue message has a fixed cost.
+  messages.push(...eventsMessages(site.id, result.personKey, traceparent, forwarded));
   if (lastConsent && isGranted(lastConsent, 'personalization')) {
     // One message for all of the run's pairs: each queue message has a fixed cost.
     if (result.covisits.length > 0)
@@ -360,17 +360,6 @@ function collectMessages(
     if (result.changed) messages.push(profileMessage(site, result, traceparent));
   }
   return { messages, acceptedEvents, lastConsent };
-}
-
-function eventMessage(
-  site: Site,
-  personId: string,
-  event: CustomerAction,
-  enrichment: Enrichment,
-  purposes: Purpose[],
-  traceparent: string,
-): EventMessage {
-  return { kind: 'event', siteId: site.id, personId, event, enrichment, purposes, traceparent };
 }
 
 function profileMessage(site: Site, result: IngestResult, traceparent: string): ProfileMessage {
@@ -412,17 +401,18 @@ async function triggerFollowUp(
     if (!marketing || extra.length === 0 || consent === undefined) return;
     const receivedAt = new Date().toISOString();
     const personId = profile.personKey;
+    const purposes = grantedPurposes(consent);
     await sendMessages(
       env.EVENTS,
-      extra.map((event) =>
-        eventMessage(
-          site,
-          personId,
+      eventsMessages(
+        site.id,
+        personId,
+        traceparent,
+        extra.map((event) => ({
           event,
-          { receivedAt, correctedTimestamp: event.timestamp },
-          grantedPurposes(consent),
-          traceparent,
-        ),
+          enrichment: { receivedAt, correctedTimestamp: event.timestamp },
+          purposes,
+        })),
       ),
     );
   } catch (err) {

@@ -3,7 +3,7 @@
  * request's messages still arrive, in the order each person's events were accepted.
  */
 import { env } from 'cloudflare:workers';
-import type { EventMessage } from '@attune/shared-schema';
+import { eventMessagesOf, type QueueMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { anonId, collect, productView } from './test-support.ts';
 
@@ -31,7 +31,7 @@ describe('queue producer', () => {
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200]);
     // Fewer sends than requests: they shared at least one.
     expect(calls.length).toBeLessThan(people.length);
-    const events = calls.flat().filter((m): m is EventMessage => (m as EventMessage).kind === 'event');
+    const events = eventMessagesOf(calls.flat() as QueueMessage[]);
     for (const a of people) {
       const mine = events.filter((m) => m.event.anonymousId === a).map((m) => m.event.properties?.productId);
       expect(mine).toEqual(['p-1', 'p-2', 'p-3']);

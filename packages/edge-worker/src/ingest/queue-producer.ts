@@ -2,7 +2,14 @@
  * The EVENTS queue producer: sends messages with `sendBatch`, split so that one call
  * carries at most 100 messages and stays under 256 KB, the Queues limits.
  */
-import type { QueueMessage } from '@attune/shared-schema';
+import {
+  type CustomerAction,
+  type Enrichment,
+  type EventsMessage,
+  MAX_EVENTS_PER_MESSAGE,
+  type Purpose,
+  type QueueMessage,
+} from '@attune/shared-schema';
 
 export const QUEUE_BATCH_MESSAGES = 100;
 /** 256 KB per sendBatch, minus headroom for per-message overhead the platform adds. */
@@ -13,16 +20,79 @@ const encoder = new TextEncoder();
 // JSON text escapes control characters, so printable ASCII is all an ASCII message holds.
 const NON_ASCII = /[^ -~]/;
 
+/**
+ * JSON bytes of one EventsMessage at most. A queue message may hold 128 KB as the
+ * platform serializes it, which is not JSON: half of it leaves room for encodings that
+ * take more bytes than JSON text (a number such as 0.5 is 3 bytes of JSON, 9 serialized).
+ * One event is at most LIMITS.maxEventBytes (32 KB), so any event fits.
+ */
+export const EVENTS_MESSAGE_BYTES = 64 * 1024;
+
+/** JSON bytes of a text: ASCII (the usual case) is one byte per character, so only other text is encoded. */
+function jsonBytes(json: string): number {
+  return NON_ASCII.test(json) ? encoder.encode(json).byteLength : json.length;
+}
+
+/** Sizes already measured while a message was built, so chunking does not serialize it again. */
+const knownBytes = new WeakMap<QueueMessage, number>();
+
+/** One accepted event to forward, with the purposes its consent grants. */
+export interface ForwardedEvent {
+  event: CustomerAction;
+  enrichment: Enrichment;
+  purposes: Purpose[];
+}
+
+/**
+ * A person's accepted events as EventsMessages: consecutive events with the same purposes
+ * share a message, up to MAX_EVENTS_PER_MESSAGE events and EVENTS_MESSAGE_BYTES.
+ */
+export function eventsMessages(
+  siteId: string,
+  personId: string,
+  traceparent: string | undefined,
+  events: readonly ForwardedEvent[],
+): EventsMessage[] {
+  const out: EventsMessage[] = [];
+  const envelope = (purposes: Purpose[]): EventsMessage => {
+    const m: EventsMessage = { kind: 'events', siteId, personId, purposes, events: [] };
+    if (traceparent !== undefined) m.traceparent = traceparent;
+    return m;
+  };
+  let current: EventsMessage | undefined;
+  let currentKey = '';
+  let bytes = 0;
+  for (const { event, enrichment, purposes } of events) {
+    const item = { event, enrichment };
+    // The item's JSON and the comma before it.
+    const size = jsonBytes(JSON.stringify(item)) + 1;
+    const key = purposes.join(',');
+    if (
+      current === undefined ||
+      key !== currentKey ||
+      current.events.length >= MAX_EVENTS_PER_MESSAGE ||
+      bytes + size > EVENTS_MESSAGE_BYTES
+    ) {
+      if (current !== undefined) knownBytes.set(current, bytes);
+      current = envelope(purposes);
+      currentKey = key;
+      bytes = jsonBytes(JSON.stringify(current));
+      out.push(current);
+    }
+    current.events.push(item);
+    bytes += size;
+  }
+  if (current !== undefined) knownBytes.set(current, bytes);
+  return out;
+}
+
 /** Splits messages into sendBatch-sized chunks, keeping their order. */
 export function chunkMessages(messages: readonly QueueMessage[]): QueueMessage[][] {
   const chunks: QueueMessage[][] = [];
   let current: QueueMessage[] = [];
   let bytes = 0;
   for (const message of messages) {
-    const json = JSON.stringify(message);
-    // ASCII (the usual case) is one byte per character: encode only text that is not.
-    const size =
-      (NON_ASCII.test(json) ? encoder.encode(json).byteLength : json.length) + PER_MESSAGE_OVERHEAD;
+    const size = (knownBytes.get(message) ?? jsonBytes(JSON.stringify(message))) + PER_MESSAGE_OVERHEAD;
     if (current.length > 0 && (current.length >= QUEUE_BATCH_MESSAGES || bytes + size > QUEUE_BATCH_BYTES)) {
       chunks.push(current);
       current = [];

@@ -1,5 +1,5 @@
 import { env as workerEnv } from 'cloudflare:workers';
-import { type EventMessage, LIMITS, QueueMessageSchema } from '@attune/shared-schema';
+import { eventMessagesOf, LIMITS, QueueMessageSchema } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { viewProfile } from '../profile/client.ts';
 import {
@@ -148,7 +148,7 @@ describe('POST /v1/collect status codes', () => {
 });
 
 describe('consent gate per purpose', () => {
-  const eventMessages = () => queue.messages.filter((m): m is EventMessage => m.kind === 'event');
+  const eventMessages = () => eventMessagesOf(queue.messages);
 
   it('analytics only: the event log gets it, no profile is built', async () => {
     const a = anonId();
@@ -273,7 +273,7 @@ describe('verified identity', () => {
     expect(res.status).toBe(200);
     const view = await viewProfile(env(), SITE, `user:${userId}`);
     expect(view?.userId).toBe(userId);
-    expect(queue.messages.find((m) => m.kind === 'event')).toMatchObject({ personId: `user:${userId}` });
+    expect(eventMessagesOf(queue.messages)[0]).toMatchObject({ personId: `user:${userId}` });
   });
 
   it('refuses a wrong signature and a missing one, with a clear error for that event only', async () => {
@@ -314,7 +314,7 @@ describe('verified identity', () => {
     await collect([productView(a, 'p3', 'hats')]);
     const after = await viewProfile(env(), SITE, `user:${userId}`);
     expect(after?.interests['category:hats']).toBeCloseTo(1, 3);
-    expect(queue.messages.find((m) => m.kind === 'event')).toMatchObject({ personId: `user:${userId}` });
+    expect(eventMessagesOf(queue.messages)[0]).toMatchObject({ personId: `user:${userId}` });
     // The anonymous key resolves to the person too.
     const viaAlias = await viewProfile(env(), SITE, `anon:${a}`);
     expect(viaAlias?.personKey).toBe(`user:${userId}`);
@@ -348,11 +348,11 @@ describe('dedupe and order', () => {
     ];
     const first = await collect(batch);
     expect(await first.json()).toMatchObject({ accepted: 2, duplicates: 0 });
-    const events1 = queue.messages.filter((m) => m.kind === 'event').length;
+    const events1 = eventMessagesOf(queue.messages).length;
     const retry = await collect(batch);
     expect(retry.status).toBe(200);
     expect(await retry.json()).toMatchObject({ accepted: 0, duplicates: 2 });
-    expect(queue.messages.filter((m) => m.kind === 'event').length).toBe(events1);
+    expect(eventMessagesOf(queue.messages).length).toBe(events1);
     const view = await viewProfile(env(), SITE, `anon:${a}`);
     expect(view?.counters['product.viewed']).toBe(1);
     expect(view?.interests['category:shoes']).toBeCloseTo(4, 3);
@@ -405,8 +405,12 @@ describe('queue messages', () => {
     });
     expect(res.status).toBe(200);
     for (const m of queue.messages) expect(QueueMessageSchema.safeParse(m).success).toBe(true);
-    const events = queue.messages.filter((m): m is EventMessage => m.kind === 'event');
+    // Both events travel in one message for their person and purposes.
+    expect(queue.messages.filter((m) => m.kind === 'event')).toEqual([]);
+    expect(queue.messages.filter((m) => m.kind === 'events')).toHaveLength(1);
+    const events = eventMessagesOf(queue.messages);
     expect(events).toHaveLength(2);
+    expect(events[1]?.event).toEqual(next);
     const first = events[0];
     expect(first).toMatchObject({
       siteId: SITE,
@@ -430,10 +434,52 @@ describe('queue messages', () => {
     expect(profiles[0]).toMatchObject({ personId: `anon:${a}`, traceparent, profile: { anonymousIds: [a] } });
   });
 
+  it("splits a run's events by purposes, in order; each event keeps its own purposes; consent-dropped ones are not sent", async () => {
+    const a = anonId();
+    const analytics = makeEvent(a, 'page.viewed', { consent: consentFor('analytics') });
+    const nothing = makeEvent(a, 'page.viewed', { consent: consentFor() });
+    const both = makeEvent(a, 'page.viewed', { consent: consentFor('analytics', 'marketing') });
+    const again = makeEvent(a, 'page.viewed', { consent: consentFor('analytics', 'marketing') });
+    const res = await collect([analytics, nothing, both, again]);
+    expect(await res.json()).toMatchObject({ accepted: 3, dropped: 1 });
+    const batches = queue.messages.filter((m) => m.kind === 'events');
+    expect(batches.map((m) => [m.purposes, m.events.map((e) => e.event.id)])).toEqual([
+      [['analytics'], [analytics.id]],
+      [
+        ['analytics', 'marketing'],
+        [both.id, again.id],
+      ],
+    ]);
+    expect(eventMessagesOf(queue.messages).map((m) => [m.event.id, m.purposes, m.personId])).toEqual([
+      [analytics.id, ['analytics'], `anon:${a}`],
+      [both.id, ['analytics', 'marketing'], `anon:${a}`],
+      [again.id, ['analytics', 'marketing'], `anon:${a}`],
+    ]);
+  });
+
+  it('splits large events over several messages under the Queues size limits, none lost', async () => {
+    const a = anonId();
+    // Eight events of about 28 KB each: far more than one 128 KB queue message holds.
+    const bulky = Array.from({ length: 8 }, (_, i) =>
+      makeEvent(a, 'page.viewed', {
+        properties: Object.fromEntries(Array.from({ length: 7 }, (_, k) => [`k${k}`, `${i}`.repeat(4000)])),
+      }),
+    );
+    const res = await collect(bulky);
+    expect(await res.json()).toMatchObject({ accepted: 8 });
+    const batches = queue.messages.filter((m) => m.kind === 'events');
+    expect(batches.length).toBeGreaterThan(1);
+    for (const m of batches) {
+      expect(new TextEncoder().encode(JSON.stringify(m)).byteLength).toBeLessThanOrEqual(64 * 1024);
+      expect(QueueMessageSchema.safeParse(m).success).toBe(true);
+    }
+    expect(eventMessagesOf(queue.messages).map((m) => m.event)).toEqual(bulky);
+  });
+
   it('makes a traceparent when the request has none', async () => {
     await collect([makeEvent(anonId())]);
-    const m = queue.messages.find((x) => x.kind === 'event');
-    expect(m?.kind === 'event' && m.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    const m = eventMessagesOf(queue.messages)[0];
+    expect(m?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers';
-import type { EventMessage } from '@attune/shared-schema';
+import { eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { viewProfile } from '../profile/client.ts';
 import { anonId, call, collect, makeEvent, recordQueue, SERVER_KEY, SITE, signed } from './test-support.ts';
@@ -16,7 +16,7 @@ const basic = (key: string) => ({
 });
 const segment = (path: string, body: unknown, key = SERVER_KEY) =>
   call(JSON.stringify(body), { path, origin: null, headers: basic(key) });
-const events = () => queue.messages.filter((m): m is EventMessage => m.kind === 'event');
+const events = () => eventMessagesOf(queue.messages);
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 const consent = { categoryPreferences: { Analytics: true, Functional: true, Advertising: false } };
 

@@ -1,5 +1,10 @@
 /**
- * The queue consumer's handling of "viewed next" pairs: one `covisits` message per
+ * The queue consumer's handling of `events` messages (one per person and purposes per
+ * ingest run): their events share the bulk writes with old single `event` messages; a
+ * rejected or malformed event is dead-lettered alone and the rest are written; the whole
+ * message is retried while Directus is unavailable; erasure in the same batch wins.
+ *
+ * And of "viewed next" pairs: one `covisits` message per
  * ingest request counts as all of its pairs, settles as one message (acked once, or
  * retried as a whole), and a malformed one is dead-lettered; single `covisit` messages
  * (from before the batched form) still count. No Directus call is needed for pairs.
@@ -98,5 +103,210 @@ describe('covisit pairs in the consumer', () => {
     expect(letters).toEqual([
       expect.objectContaining({ messageId: 'pairs-bad', reason: expect.stringContaining('pairs.0.from') }),
     ]);
+  });
+});
+
+/** A scripted Directus for the events endpoint: rejects rows named `poison.pill`, or is down. */
+function eventsDirectus(options: { down?: boolean } = {}) {
+  const written = new Set<string>();
+  const requests: number[] = [];
+  const client = directusClient({
+    url: 'http://directus.test',
+    token: 't',
+    fetch: async (url, init) => {
+      if (options.down) return new Response('{"errors":[{"message":"unavailable"}]}', { status: 503 });
+      // Erasure's reads find nothing and its proof is stored.
+      if (!String(url).includes('/attune-sync/events')) return Response.json({ data: [] });
+      const rows = JSON.parse(String(init?.body)) as { id: string; name: string }[];
+      requests.push(rows.length);
+      if (rows.some((r) => r.name === 'poison.pill'))
+        return Response.json({ errors: [{ message: 'value too long for name' }] }, { status: 400 });
+      let created = 0;
+      for (const r of rows) {
+        if (written.has(r.id)) continue;
+        written.add(r.id);
+        created++;
+      }
+      return Response.json({ data: { created } });
+    },
+  });
+  return { client, written, requests };
+}
+
+let seq = 0;
+function eventItem(name = 'page.viewed') {
+  seq++;
+  const id = `01JDZ0000000000000000${String(seq).padStart(5, '0')}`;
+  return {
+    event: { id, type: 'track', name, timestamp: at, anonymousId: 'a-1', schemaVersion: 1 },
+    enrichment: { receivedAt: at, correctedTimestamp: at, device: 'desktop' },
+  };
+}
+
+function eventsBody(items: ReturnType<typeof eventItem>[], personId = 'anon:a-1') {
+  return {
+    kind: 'events',
+    siteId: 'demo',
+    personId,
+    purposes: ['analytics', 'marketing'],
+    traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    events: items,
+  };
+}
+
+function recordDlq(): { reason: string; messageId: string; body: unknown }[] {
+  const letters: { reason: string; messageId: string; body: unknown }[] = [];
+  vi.spyOn(env.EVENTS_DLQ, 'send').mockImplementation(async (body) => {
+    letters.push(body as (typeof letters)[number]);
+    return undefined as unknown as QueueSendResponse;
+  });
+  return letters;
+}
+
+describe('events messages in the consumer', () => {
+  it('writes the events of events messages and old single event messages in one bulk write, acking each message once', async () => {
+    const { client, written, requests } = eventsDirectus();
+    const run = [eventItem(), eventItem(), eventItem()];
+    const single = eventItem();
+    const batch = createMessageBatch<unknown>('attune-events', [
+      { id: 'run-1', timestamp: new Date(), attempts: 1, body: eventsBody(run) },
+      {
+        id: 'old-1',
+        timestamp: new Date(),
+        attempts: 1,
+        body: {
+          kind: 'event',
+          siteId: 'demo',
+          personId: 'anon:a-1',
+          purposes: ['analytics'],
+          ...single,
+        },
+      },
+    ]);
+    const report = await syncBatch(batch, env, { directus: client });
+    expect(report).toMatchObject({ acked: 2, retried: 0, deadLettered: 0, eventsWritten: 4 });
+    expect(requests).toEqual([4]);
+    expect([...written].sort()).toEqual([...run, single].map((i) => i.event.id).sort());
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks.sort()).toEqual(['old-1', 'run-1']);
+    expect(result.retryMessages).toEqual([]);
+  });
+
+  it('dead-letters only the event Directus rejects, with its reason, and acks the message once the rest are written', async () => {
+    const letters = recordDlq();
+    const { client, written } = eventsDirectus();
+    const good = [eventItem(), eventItem()];
+    const [first, second] = good;
+    const bad = eventItem('poison.pill');
+    const batch = createMessageBatch<unknown>('attune-events', [
+      {
+        id: 'run-2',
+        timestamp: new Date(),
+        attempts: 1,
+        body: eventsBody([first, bad, second].filter((i) => i !== undefined)),
+      },
+    ]);
+    const report = await syncBatch(batch, env, { directus: client });
+    expect(report).toMatchObject({ acked: 1, retried: 0, deadLettered: 1, eventsWritten: 2 });
+    expect([...written].sort()).toEqual(good.map((i) => i.event?.id).sort());
+    expect(letters).toHaveLength(1);
+    expect(letters[0]?.messageId).toBe('run-2');
+    expect(letters[0]?.reason).toMatch(/Directus rejected the events row: .*value too long/);
+    // The letter carries that one event as a single event message, replayable as it is.
+    expect(letters[0]?.body).toEqual({
+      kind: 'event',
+      siteId: 'demo',
+      personId: 'anon:a-1',
+      purposes: ['analytics', 'marketing'],
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      ...bad,
+    });
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks).toEqual(['run-2']);
+  });
+
+  it('dead-letters a malformed event alone and writes the others of its message', async () => {
+    const letters = recordDlq();
+    const { client, written } = eventsDirectus();
+    const good = eventItem();
+    const malformed = { event: { id: 'not-a-ulid', type: 'track' }, enrichment: good.enrichment };
+    const badTime = eventItem();
+    badTime.enrichment = { ...badTime.enrichment, receivedAt: 'yesterday' };
+    const batch = createMessageBatch<unknown>('attune-events', [
+      {
+        id: 'run-3',
+        timestamp: new Date(),
+        attempts: 1,
+        body: { ...eventsBody([good]), events: [good, malformed, badTime] },
+      },
+    ]);
+    const report = await syncBatch(batch, env, { directus: client });
+    expect(report).toMatchObject({ acked: 1, deadLettered: 2, eventsWritten: 1 });
+    expect([...written]).toEqual([good.event.id]);
+    expect(letters.map((l) => (l.body as { event: { id: string } }).event.id)).toEqual([
+      'not-a-ulid',
+      badTime.event.id,
+    ]);
+    expect(letters[0]?.reason).toMatch(/invalid queue message at events item: event/);
+    expect(letters[1]?.reason).toMatch(/enrichment.receivedAt is not a date-time/);
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks).toEqual(['run-3']);
+  });
+
+  it('retries the whole message while Directus is unavailable; redelivery writes each event once', async () => {
+    const run = [eventItem(), eventItem()];
+    const down = createMessageBatch<unknown>('attune-events', [
+      { id: 'run-4', timestamp: new Date(), attempts: 1, body: eventsBody(run) },
+    ]);
+    const report = await syncBatch(down, env, { directus: eventsDirectus({ down: true }).client });
+    expect(report).toMatchObject({ acked: 0, retried: 1, deadLettered: 0 });
+    const downResult = await getQueueResult(down, createExecutionContext());
+    expect(downResult.retryMessages.map((m) => m.msgId)).toEqual(['run-4']);
+    expect(downResult.explicitAcks).toEqual([]);
+
+    const up = eventsDirectus();
+    const again = () =>
+      createMessageBatch<unknown>('attune-events', [
+        { id: 'run-4', timestamp: new Date(), attempts: 2, body: eventsBody(run) },
+      ]);
+    expect(await syncBatch(again(), env, { directus: up.client })).toMatchObject({
+      acked: 1,
+      eventsWritten: 2,
+    });
+    expect(await syncBatch(again(), env, { directus: up.client })).toMatchObject({
+      acked: 1,
+      eventsWritten: 0,
+    });
+    expect([...up.written].sort()).toEqual(run.map((i) => i.event.id).sort());
+  });
+
+  it('acks without writing the events of a person erased in the same batch', async () => {
+    const erased = createMessageBatch<unknown>('attune-events', [
+      {
+        id: 'run-5',
+        timestamp: new Date(),
+        attempts: 1,
+        body: eventsBody([eventItem(), eventItem()], 'anon:gone'),
+      },
+      {
+        id: 'erase-5',
+        timestamp: new Date(),
+        attempts: 1,
+        body: {
+          kind: 'erasure',
+          siteId: 'demo',
+          personId: 'anon:gone',
+          anonymousIds: ['gone'],
+          requestedAt: at,
+        },
+      },
+    ]);
+    const { client, written } = eventsDirectus();
+    const report = await syncBatch(erased, env, { directus: client });
+    expect(written.size).toBe(0);
+    expect(report.eventsWritten).toBe(0);
+    const result = await getQueueResult(erased, createExecutionContext());
+    expect(report).toMatchObject({ erasures: 1, retried: 0 });
+    expect(result.explicitAcks.sort()).toEqual(['erase-5', 'run-5']);
   });
 });

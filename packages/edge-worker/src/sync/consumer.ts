@@ -10,6 +10,12 @@
  *   message: one that fails QueueMessageSchema, or that Directus rejects permanently
  *   (4xx). A bulk write rejected as a whole is retried item by item, so one bad item
  *   never holds back the rest of its batch.
+ * - An `events` message (a run of one person's events) is settled as a whole, but its
+ *   events are written one by one as part of the bulk writes: an event Directus rejects
+ *   (or that is malformed) goes to the DLQ alone, as a single `event` message with the
+ *   reason, and the message is acked once each of its events is written or
+ *   dead-lettered; if Directus is unavailable the whole message is retried (writes are
+ *   idempotent, so its events already written are skipped on redelivery).
  * - Erasure deletes the person's profile, events and consent records and leaves a proof
  *   (that and when, not who or what).
  */
@@ -18,6 +24,7 @@ import {
   type CovisitMessage,
   type ErasureMessage,
   type EventMessage,
+  eventMessageOf,
   type ProfileMessage,
   type QueueMessage,
   QueueMessageSchema,
@@ -103,6 +110,8 @@ class Outcomes {
     erasures: 0,
   };
   #settled = new Set<string>();
+  /** Per message carrying several events: how many are neither written nor dead-lettered yet. */
+  #openParts = new Map<string, number>();
   readonly #env: Env;
 
   constructor(env: Env) {
@@ -115,7 +124,25 @@ class Outcomes {
     return true;
   }
 
+  /** Declares that `msg` carries `parts` events, each settled on its own (acked when all are). */
+  expectParts(msg: Msg, parts: number): void {
+    this.#openParts.set(msg.id, parts);
+  }
+
+  isSettled(msg: Msg): boolean {
+    return this.#settled.has(msg.id);
+  }
+
+  /** Acks the message, or for a message of several events, one of its events. */
   ack(msg: Msg): void {
+    const open = this.#openParts.get(msg.id);
+    if (open !== undefined && !this.#settled.has(msg.id)) {
+      if (open > 1) {
+        this.#openParts.set(msg.id, open - 1);
+        return;
+      }
+      this.#openParts.delete(msg.id);
+    }
     if (!this.#first(msg)) return;
     msg.ack();
     this.report.acked++;
@@ -127,15 +154,20 @@ class Outcomes {
     this.report.retried++;
   }
 
-  /** Sends the message to the DLQ with its reason, then acks it; retries if the DLQ is unavailable. */
-  async deadLetter(msg: Msg, reason: string): Promise<void> {
+  /**
+   * Sends the message to the DLQ with its reason, then acks it; retries if the DLQ is
+   * unavailable. For one event of a message of several (`part`, its single-event body),
+   * dead-letters only that event and counts it as settled.
+   */
+  async deadLetter(msg: Msg, reason: string, part?: unknown): Promise<void> {
     if (this.#settled.has(msg.id)) return;
+    const single = part !== undefined && this.#openParts.has(msg.id);
     const letter: DeadLetter = {
       reason,
       messageId: msg.id,
       attempts: msg.attempts,
       failedAt: new Date().toISOString(),
-      body: msg.body,
+      body: single ? part : msg.body,
     };
     try {
       await this.#env.EVENTS_DLQ.send(letter);
@@ -143,10 +175,15 @@ class Outcomes {
       this.retry(msg);
       return;
     }
-    if (!this.#first(msg)) return;
-    msg.ack();
+    if (this.#settled.has(msg.id)) return;
     this.report.deadLettered++;
     console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_lettered', reason: reason.slice(0, 200) }));
+    if (single) {
+      this.ack(msg);
+      return;
+    }
+    this.#first(msg);
+    msg.ack();
   }
 
   /** Settles a group after a failed write: retryable errors retry all of it. */
@@ -160,7 +197,7 @@ class Outcomes {
  * Directus rejects the bulk write permanently, falls back to one request per row so
  * the poison row goes to the DLQ and the others are written.
  */
-async function writeRowsOnce<T extends { msg: Msg }>(
+async function writeRowsOnce<T extends { msg: Msg; body: unknown }>(
   directus: DirectusClient,
   out: Outcomes,
   collection: string,
@@ -188,12 +225,18 @@ async function writeRowsOnce<T extends { msg: Msg }>(
   }
   let created = 0;
   for (const item of items) {
+    // Its message is already to be retried (another of its events): redelivery writes it.
+    if (out.isSettled(item.msg)) continue;
     try {
       created += await createMissing([toRow(item)]);
       out.ack(item.msg);
     } catch (e) {
       if (isPermanent(e))
-        await out.deadLetter(item.msg, `Directus rejected the ${collection} row: ${errorReason(e)}`);
+        await out.deadLetter(
+          item.msg,
+          `Directus rejected the ${collection} row: ${errorReason(e)}`,
+          item.body,
+        );
       else out.retry(item.msg);
     }
   }
@@ -270,6 +313,30 @@ async function erase(directus: DirectusClient, item: Parsed<ErasureMessage>): Pr
   await directus.createMissing('erasure_proofs', [{ ...proof }]);
 }
 
+/**
+ * The events of an `events` message that failed validation, each as the single `event`
+ * message it stands for, so each is judged on its own; undefined for any other body.
+ */
+function eventsOfMalformed(body: unknown): Record<string, unknown>[] | undefined {
+  if (body === null || typeof body !== 'object') return undefined;
+  const { kind, events, ...envelope } = body as Record<string, unknown>;
+  if (kind !== 'events' || !Array.isArray(events) || events.length === 0) return undefined;
+  return events.map((item: unknown) => ({
+    ...envelope,
+    ...(item !== null && typeof item === 'object' ? item : { event: item }),
+    kind: 'event',
+  }));
+}
+
+function issueOf(result: {
+  success: boolean;
+  error?: { issues: { path: PropertyKey[]; message: string }[] };
+}): string {
+  const issue = result.error?.issues[0];
+  const where = issue ? issue.path.join('.') || '(root)' : '(root)';
+  return `${where}: ${issue?.message ?? 'unknown'}`;
+}
+
 /** Syncs one batch; every message is acked, retried or dead-lettered exactly once. */
 export async function syncBatch(
   batch: MessageBatch<unknown>,
@@ -283,9 +350,29 @@ export async function syncBatch(
   const profiles: Parsed<ProfileMessage>[] = [];
   const erasures: Parsed<ErasureMessage>[] = [];
   const covisits: Parsed<CovisitMessage>[] = [];
+  // One event of an `events` message: a bad one is dead-lettered alone.
+  const acceptEvent = async (msg: Msg, body: EventMessage): Promise<void> => {
+    const problem = rowProblem(body);
+    if (problem !== undefined) await out.deadLetter(msg, `invalid event message: ${problem}`, body);
+    else events.push({ msg, body });
+  };
 
   for (const msg of batch.messages) {
     const parsed = QueueMessageSchema.safeParse(msg.body);
+    const singles = parsed.success ? undefined : eventsOfMalformed(msg.body);
+    if (singles !== undefined) {
+      // One malformed event must not take the others of its message to the DLQ.
+      out.expectParts(msg, singles.length);
+      for (const single of singles) {
+        const one = QueueMessageSchema.safeParse(single);
+        if (!one.success || one.data.kind !== 'event') {
+          await out.deadLetter(msg, `invalid queue message at events item: ${issueOf(one)}`, single);
+          continue;
+        }
+        await acceptEvent(msg, one.data as EventMessage);
+      }
+      continue;
+    }
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const where = issue ? issue.path.join('.') || '(root)' : '(root)';
@@ -293,7 +380,10 @@ export async function syncBatch(
       continue;
     }
     const body = parsed.data as QueueMessage;
-    const problem = body.kind === 'covisit' || body.kind === 'covisits' ? undefined : rowProblem(body);
+    const problem =
+      body.kind === 'covisit' || body.kind === 'covisits' || body.kind === 'events'
+        ? undefined
+        : rowProblem(body);
     if (problem !== undefined) {
       await out.deadLetter(msg, `invalid ${body.kind} message: ${problem}`);
       continue;
@@ -301,6 +391,11 @@ export async function syncBatch(
     switch (body.kind) {
       case 'event':
         events.push({ msg, body });
+        break;
+      case 'events':
+        out.expectParts(msg, body.events.length);
+        for (const item of body.events) await acceptEvent(msg, eventMessageOf(body, item));
+        if (body.events.length === 0) out.ack(msg);
         break;
       case 'consent':
         consents.push({ msg, body });
