@@ -8,7 +8,6 @@
  */
 import { type Attune, createAttune } from '@attune/browser-sdk';
 import { createContext, type ReactNode, useContext, useEffect, useState } from 'react';
-import { adoptEdgeAnonymousId, shareWithEdge } from '@/lib/edge-cookies';
 
 export type { Attune };
 
@@ -18,17 +17,9 @@ let instance: Attune | undefined;
 
 function getAttune(writeKey: string): Attune {
   if (instance === undefined) {
-    adoptEdgeAnonymousId();
+    // Through the Worker, its first-party collect keeps the `attune_aid` / `attune_consent`
+    // cookies the edge personalizes pages by in step with the SDK: nothing to do here.
     const attune = createAttune({ writeKey, endpoint: `${window.location.origin}/attune` });
-    // The SDK saves its record in a microtask after a change; share it with the edge after that.
-    const share = () => setTimeout(() => shareWithEdge(attune.consent.get()), 0);
-    attune.consent.onChange(share);
-    share();
-    const reset = attune.reset.bind(attune);
-    attune.reset = () => {
-      reset();
-      share();
-    };
     instance = attune;
     // Exposed for the console and the end-to-end tests (e.g. `await attune.flush()`).
     (window as unknown as { attune: Attune }).attune = attune;

@@ -7,9 +7,11 @@
  * browser to 64 KB in flight per page, which the caller budgets for.
  */
 
-// No cookies: the write key identifies the site, and the person is identified only with consent.
+// Cookies only to the page's own origin (fetch's default, `same-origin`): in edge-proxy mode
+// the first-party collect answers with the `attune_aid` / `attune_consent` cookies the edge
+// personalizes pages by; a Worker on another origin never sees or sets one.
 const send = (url: string, body?: string, keepalive?: boolean): Promise<Response> =>
-  fetch(url, { method: body && 'POST', body, keepalive, credentials: 'omit' });
+  fetch(url, { method: body && 'POST', body, keepalive });
 
 /** For promises whose failure needs no handling (the events stay queued or stored). */
 export const ignore = (): undefined => undefined;

@@ -6,10 +6,14 @@
  *   does not cap server-set cookies to 7 days) only when the person's consent grants a
  *   purpose that needs a stored id (analytics or personalization), and expires it when
  *   consent no longer does. A cookie is storage: without such consent none is written.
- * - `attune_consent` — optional, written by the SDK after a choice: URL-encoded JSON
+ * - `attune_consent` — the visitor's choice: URL-encoded JSON
  *   `{"categories":{…},"policyVersion":"…"}`. The edge treats it as a restriction only (a
  *   browser can withdraw a purpose, never grant one the profile does not record), except
  *   that it may let the edge mint a first `attune_aid` for a fresh visitor.
+ *
+ * Both are written by the first-party collect (`/attune/collect`) from the newest event of
+ * an accepted batch — its anonymous id and the consent it was sent under — so the SDK (which
+ * writes no cookie itself) and the edge name the same person with no code on the site.
  */
 import { type ConsentState, ConsentStateSchema } from '@attune/shared-schema';
 
@@ -19,6 +23,7 @@ export const CONSENT_COOKIE = 'attune_consent';
 export const ANONYMOUS_ID_MAX_AGE_S = 400 * 24 * 60 * 60;
 /** Ids the edge accepts from a cookie: what the SDK makes (UUIDs, ULIDs), nothing that could smuggle markup. */
 const ID_PATTERN = /^[A-Za-z0-9_-]{8,128}$/;
+const MAX_CATEGORIES = 32;
 
 /** Parses a Cookie header into a map (first value wins, malformed pairs skipped). */
 export function parseCookies(header: string | null): Map<string, string> {
@@ -71,4 +76,32 @@ export function anonymousIdCookie(id: string, secure: boolean): string {
 /** The Set-Cookie value that deletes the anonymous id (consent withdrawn). */
 export function expiredAnonymousIdCookie(secure: boolean): string {
   return `${ANONYMOUS_ID_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax${secure ? '; Secure' : ''}`;
+}
+
+/** The Set-Cookie value that records the visitor's choice (a refusal included: it is what honours it). */
+export function consentCookie(consent: ConsentState, secure: boolean): string {
+  const value = encodeURIComponent(
+    JSON.stringify({ categories: consent.categories, policyVersion: consent.policyVersion }),
+  );
+  return `${CONSENT_COOKIE}=${value}; Path=/; Max-Age=${ANONYMOUS_ID_MAX_AGE_S}; SameSite=Lax${secure ? '; Secure' : ''}`;
+}
+
+/**
+ * The browser's anonymous id and consent as the newest event of a collect body states them,
+ * or undefined when the body names no well-formed pair.
+ */
+export function visitorOfBatch(body: unknown): { anonymousId: string; consent: ConsentState } | undefined {
+  const batch = typeof body === 'object' && body !== null ? (body as { batch?: unknown }).batch : undefined;
+  if (!Array.isArray(batch)) return undefined;
+  for (let i = batch.length - 1; i >= 0; i--) {
+    const event: unknown = batch[i];
+    if (typeof event !== 'object' || event === null) continue;
+    const { anonymousId, context } = event as { anonymousId?: unknown; context?: { consent?: unknown } };
+    if (typeof anonymousId !== 'string' || !isAnonymousId(anonymousId)) continue;
+    const consent = ConsentStateSchema.safeParse(context?.consent);
+    // A site offers at most 32 categories; more would not fit a cookie anyway.
+    if (consent.success && Object.keys(consent.data.categories).length <= MAX_CATEGORIES)
+      return { anonymousId, consent: consent.data };
+  }
+  return undefined;
 }

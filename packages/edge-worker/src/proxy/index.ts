@@ -7,7 +7,7 @@
  * other content types, other methods, non-200 answers — passes through untouched.
  */
 import type { EventMessage } from '@attune/shared-schema';
-import { isGranted } from '@attune/shared-schema';
+import { isGranted, LIMITS, readJsonText } from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { getCatalog } from '../catalog/index.ts';
@@ -19,9 +19,11 @@ import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sit
 import {
   anonymousIdCookie,
   anonymousIdFrom,
+  consentCookie,
   consentFrom,
   expiredAnonymousIdCookie,
   parseCookies,
+  visitorOfBatch,
 } from './cookies.ts';
 
 /** Paths that belong to Attune and are never proxied to the origin. */
@@ -68,6 +70,7 @@ export function mountEdgeProxy(app: Hono<AppEnv>, options: EdgeProxyOptions = {}
     const rest = url.pathname.slice('/attune/'.length);
     if (rest === '' || rest.includes('..')) return c.notFound();
     url.pathname = rest.startsWith('v1/') ? `/${rest}` : `/v1/${rest}`;
+    if (url.pathname === '/v1/collect' && c.req.method === 'POST') return firstPartyCollect(c, app, url);
     return app.fetch(new Request(url, c.req.raw), c.env, c.executionCtx);
   });
   app.all('*', proxyToOrigin(options));
@@ -84,6 +87,43 @@ async function serveSdk(c: Context<AppEnv>) {
   headers.set('content-type', 'text/javascript; charset=utf-8');
   headers.set('cache-control', 'public, max-age=300');
   return new Response(res.body, { status: 200, headers });
+}
+
+/**
+ * `/attune/collect`: the ingest answers as on `/v1/collect`; when it accepted the batch,
+ * the answer also stores the browser's anonymous id (only while its consent allows a stored
+ * id; expired otherwise) and its choice as first-party cookies, which the next page load
+ * through the proxy is personalized by.
+ */
+async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL): Promise<Response> {
+  const declared = Number(c.req.header('content-length') ?? Number.NaN);
+  const origin = c.req.header('origin');
+  // Bodies of unknown or excessive length, and other origins' calls (their cookies would not
+  // be this site's), go to the ingest untouched: it reads within its limit and says what is wrong.
+  if (!(declared <= LIMITS.maxBatchBytes) || (origin !== undefined && origin !== url.origin))
+    return app.fetch(new Request(url, c.req.raw), c.env, c.executionCtx);
+  // A declared length within the limit bounds the read.
+  const text = await c.req.raw.text().catch(() => '');
+  const answer = await app.fetch(
+    new Request(url, { method: 'POST', headers: c.req.raw.headers, body: text }),
+    c.env,
+    c.executionCtx,
+  );
+  if (answer.status !== 200 && answer.status !== 207) return answer;
+  const parsed = readJsonText(text);
+  const visitor = parsed.ok ? visitorOfBatch(parsed.json) : undefined;
+  if (!visitor) return answer;
+  const secure = url.protocol === 'https:';
+  const { consent } = visitor;
+  const response = new Response(answer.body, answer);
+  response.headers.append('set-cookie', consentCookie(consent, secure));
+  response.headers.append(
+    'set-cookie',
+    isGranted(consent, 'analytics') || isGranted(consent, 'personalization')
+      ? anonymousIdCookie(visitor.anonymousId, secure)
+      : expiredAnonymousIdCookie(secure),
+  );
+  return response;
 }
 
 async function firstPartyDecide(c: Context<AppEnv>) {

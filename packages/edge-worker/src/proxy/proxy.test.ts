@@ -1,5 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
+import type { CustomerAction } from '@attune/shared-schema';
 import { Hono } from 'hono';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AppEnv } from '../app.ts';
@@ -8,6 +9,7 @@ import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
 import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
+import { anonId, consentFor, makeEvent, ORIGIN as ORIGIN_3000, WRITE_KEY } from '../ingest/test-support.ts';
 import { rewriteSlots } from '../rewrite/index.ts';
 import { mountEdgeProxy } from './index.ts';
 
@@ -17,6 +19,16 @@ const ORIGIN = 'http://origin.fixture.test';
 const page = (path: string, cookie?: string) =>
   exports.default.fetch(`${SHOP}${path}`, {
     headers: { accept: 'text/html,application/xhtml+xml', ...(cookie !== undefined ? { cookie } : {}) },
+  });
+/** A collect call through the first-party path, as the SDK on the shop's page sends it. */
+const firstPartyCollect = (
+  batch: CustomerAction[],
+  { writeKey = WRITE_KEY, origin = SHOP }: { writeKey?: string; origin?: string } = {},
+) =>
+  exports.default.fetch(`${SHOP}/attune/collect`, {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain', origin },
+    body: JSON.stringify({ writeKey, sentAt: new Date().toISOString(), batch }),
   });
 const originText = async (path: string) => (await fetch(`${ORIGIN}${path}`)).text();
 const slot = (html: string, name: string) =>
@@ -380,6 +392,55 @@ describe('first-party Attune under /attune/*', () => {
       personalized: true,
       decisions: { hero: { variant: 'hero-outdoor' } },
     });
+  });
+
+  it('stores the browser’s id and choice as first-party cookies when it accepts a batch', async () => {
+    const aid = anonId('cookie');
+    const res = await firstPartyCollect([
+      makeEvent(aid, 'page.viewed', { consent: consentFor('analytics') }),
+      makeEvent(aid, 'page.viewed', { consent: consentFor('analytics', 'personalization') }),
+    ]);
+    expect(await res.json()).toMatchObject({ accepted: 2 });
+    expect(res.status).toBe(200);
+    const cookies = res.headers.getSetCookie();
+    // The newest event's consent is the choice recorded; the id is the one the events carry.
+    expect(cookies).toContain(`attune_aid=${aid}; Path=/; Max-Age=34560000; SameSite=Lax`);
+    const choice = cookies.find((c) => c.startsWith('attune_consent='))?.split(';')[0] ?? '';
+    expect(JSON.parse(decodeURIComponent(choice.slice('attune_consent='.length)))).toEqual(
+      consentFor('analytics', 'personalization'),
+    );
+  });
+
+  it('expires the id cookie when the batch says consent no longer allows one, and keeps the refusal', async () => {
+    const aid = anonId('refused');
+    const refusal = consentFor();
+    const res = await firstPartyCollect([
+      makeEvent(aid, 'consent.updated', { consent: refusal, properties: { ...refusal, source: 'banner' } }),
+    ]);
+    expect(res.status).toBe(200);
+    const cookies = res.headers.getSetCookie();
+    expect(cookies).toContain('attune_aid=; Path=/; Max-Age=0; SameSite=Lax');
+    expect(cookies.some((c) => c.startsWith('attune_consent=') && !c.includes(aid))).toBe(true);
+    expect(cookies.join()).not.toContain(aid);
+  });
+
+  it('sets no cookie when the batch is refused or comes from another origin', async () => {
+    const aid = anonId('nocookie');
+    const events = [makeEvent(aid, 'page.viewed')];
+    const unknownKey = await firstPartyCollect(events, { writeKey: 'pk_nobody' });
+    expect(unknownKey.status).toBe(401);
+    expect(unknownKey.headers.getSetCookie()).toEqual([]);
+    const malformed = await exports.default.fetch(`${SHOP}/attune/collect`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', origin: SHOP },
+      body: '{"writeKey":',
+    });
+    expect(malformed.status).toBe(400);
+    expect(malformed.headers.getSetCookie()).toEqual([]);
+    // An allowed but different origin: the answer is the ingest's, the cookies would not be this site's.
+    const crossOrigin = await firstPartyCollect(events, { origin: ORIGIN_3000 });
+    expect(crossOrigin.status).toBe(200);
+    expect(crossOrigin.headers.getSetCookie()).toEqual([]);
   });
 
   it('serves the SDK script as JavaScript, or says how to build it', async () => {
