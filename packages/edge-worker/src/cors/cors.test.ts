@@ -1,6 +1,8 @@
-import { exports } from 'cloudflare:workers';
+import { env, exports } from 'cloudflare:workers';
 import { LIMITS } from '@attune/shared-schema';
+import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
+import type { AppEnv } from '../app.ts';
 import {
   anonId,
   call,
@@ -11,6 +13,7 @@ import {
   SITE,
   WRITE_KEY,
 } from '../ingest/test-support.ts';
+import { browserApiCors } from './index.ts';
 
 const API = 'http://attune.test';
 /** What the browser SDK needs to read an answer cross-origin. */
@@ -110,5 +113,19 @@ describe('CORS on GET /v1/config and GET /v1/decide', () => {
     const foreign = await get('/v1/decide?slots=hero&writeKey=pk_nobody', 'https://evil.example');
     expect(foreign.status).toBe(401);
     expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('CORS middleware on responses with immutable headers', () => {
+  it('still adds the headers (on a copy) when a route returns a response it cannot change', async () => {
+    const immutable = Response.redirect('https://shop.example/elsewhere', 302);
+    expect(() => immutable.headers.set('x-probe', '1')).toThrow(TypeError);
+    const app = new Hono<AppEnv>();
+    app.use('*', browserApiCors);
+    app.get('/moved', () => immutable);
+    const res = await app.request('/moved', { headers: { origin: ORIGIN } }, env);
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('https://shop.example/elsewhere');
+    expectReadable(res);
   });
 });

@@ -11,7 +11,13 @@ import {
   type QueueResult,
 } from 'cloudflare:test';
 import { env as workerEnv } from 'cloudflare:workers';
-import type { ConsentMessage, ErasureMessage, EventMessage, ProfileMessage } from '@attune/shared-schema';
+import type {
+  ConsentMessage,
+  ErasureMessage,
+  EventMessage,
+  EventsMessage,
+  ProfileMessage,
+} from '@attune/shared-schema';
 import { vi } from 'vitest';
 import worker from '../../src/index.ts';
 import type { DeadLetter } from '../../src/sync/index.ts';
@@ -74,6 +80,28 @@ export function eventMessage(
     },
     purposes: ['analytics', 'personalization'],
   };
+}
+
+/** The events of one ingest run as the Worker sends them: one message, its events' ids in `ids`. */
+export function eventsMessage(
+  personId: string,
+  count: number,
+  overrides: Parameters<typeof eventMessage>[1] = {},
+): EventsMessage {
+  const singles = Array.from({ length: count }, () => eventMessage(personId, overrides));
+  return {
+    kind: 'events',
+    siteId: SITE,
+    personId,
+    purposes: ['analytics', 'personalization'],
+    traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    events: singles.map(({ event, enrichment }) => ({ event, enrichment })),
+  };
+}
+
+/** The event ids an events message carries. */
+export function idsOf(...messages: EventsMessage[]): string[] {
+  return messages.flatMap((m) => m.events.map((e) => e.event.id));
 }
 
 export function consentMessage(personId: string): ConsentMessage {

@@ -1,10 +1,12 @@
 /**
  * The queue consumer against a real Directus: bulk writes, redelivery, an outage in the
  * middle of a stream, poison messages, profiles (latest wins), erasure, retention.
+ * Events arrive as the Worker sends them, one `events` message per ingest run; single
+ * `event` messages (the earlier form, maybe still on a queue) sync too.
  */
 
 import { createMessageBatch, createScheduledController } from 'cloudflare:test';
-import type { EventMessage } from '@attune/shared-schema';
+import type { EventMessage, EventsMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { directusClient } from '../../src/directus/client.ts';
 import worker from '../../src/index.ts';
@@ -18,6 +20,8 @@ import {
   env,
   erasureMessage,
   eventMessage,
+  eventsMessage,
+  idsOf,
   profileMessage,
   recordDeadLetters,
   rows,
@@ -38,9 +42,11 @@ async function storedEventIds(personId: string): Promise<string[]> {
 }
 
 describe('bulk write', () => {
-  it('writes a batch of 100 events with one write request, every field mapped', async () => {
+  it('writes 100 events of events messages and single event messages with one write request, every field mapped', async () => {
     const person = `anon:${uniqueId('bulk')}`;
-    const msgs = Array.from({ length: 100 }, () => eventMessage(person));
+    const runs = Array.from({ length: 4 }, () => eventsMessage(person, 20));
+    const singles = Array.from({ length: 20 }, () => eventMessage(person));
+    const msgs = [...runs, ...singles];
     const requests: string[] = [];
     const directus = directusClient({
       url: DIRECTUS_TEST.url,
@@ -56,12 +62,12 @@ describe('bulk write', () => {
     );
     const report = await syncBatch(batch, env(), { directus });
 
-    expect(report).toMatchObject({ acked: 100, retried: 0, deadLettered: 0, eventsWritten: 100 });
+    expect(report).toMatchObject({ acked: 24, retried: 0, deadLettered: 0, eventsWritten: 100 });
     // One write request for the whole batch, through Attune's bulk endpoint extension.
     expect(requests.filter((r) => r.startsWith('POST'))).toEqual(['POST /attune-sync/events']);
-    expect(await storedEventIds(person)).toEqual(eventIds(msgs).sort());
+    expect(await storedEventIds(person)).toEqual([...idsOf(...runs), ...eventIds(singles)].sort());
 
-    const [first] = msgs;
+    const [first] = singles;
     const [row] = await rows('events', { id: { _eq: first?.event.id } });
     expect(row).toMatchObject({
       site_id: 'demo',
@@ -75,13 +81,23 @@ describe('bulk write', () => {
     });
     // The context subset: page and locale kept, screen dropped.
     expect(row?.context).toEqual({ page: { path: '/p/wok' }, locale: 'en-GB' });
+    // An event of an events message: the same mapping, with its message's person and purposes.
+    const [fromRun] = await rows('events', { id: { _eq: runs[0]?.events[0]?.event.id } });
+    expect(fromRun).toMatchObject({
+      person_key: person,
+      name: 'product.viewed',
+      properties: { productId: 'p-wok', category: 'kitchen' },
+      purposes: ['analytics', 'personalization'],
+      enrichment: { device: 'desktop' },
+    });
   });
 
   it('keeps events without analytics consent out of the event log', async () => {
     const person = `anon:${uniqueId('noanalytics')}`;
     const msg = { ...eventMessage(person), purposes: ['personalization' as const] };
-    const result = await consume(deliveries([msg]));
-    expect(result.explicitAcks).toHaveLength(1);
+    const run: EventsMessage = { ...eventsMessage(person, 3), purposes: ['personalization', 'marketing'] };
+    const result = await consume(deliveries([msg, run]));
+    expect(result.explicitAcks).toHaveLength(2);
     expect(await storedEventIds(person)).toEqual([]);
   });
 });
@@ -89,19 +105,19 @@ describe('bulk write', () => {
 describe('redelivery', () => {
   it('writes nothing twice when a batch is delivered again, or a message twice in one batch', async () => {
     const person = `anon:${uniqueId('redeliver')}`;
-    const msgs = Array.from({ length: 30 }, () => eventMessage(person));
+    const msgs = Array.from({ length: 3 }, () => eventsMessage(person, 10));
     const consent = consentMessage(person);
     const first = deliveries([...msgs, consent]);
     const r1 = await consume(first);
-    expect(r1.explicitAcks).toHaveLength(31);
+    expect(r1.explicitAcks).toHaveLength(4);
 
     // The same messages again (a lost ack), plus duplicates inside one batch.
-    const again = [...first, ...first.slice(0, 5)].map((d) => ({ ...d, attempts: 2 }));
+    const again = [...first, ...first.slice(0, 2)].map((d) => ({ ...d, attempts: 2 }));
     const r2 = await consume(again);
     expect(r2.retryMessages).toEqual([]);
-    expect(new Set(r2.explicitAcks).size).toBe(31);
+    expect(new Set(r2.explicitAcks).size).toBe(4);
 
-    expect(await storedEventIds(person)).toEqual(eventIds(msgs).sort());
+    expect(await storedEventIds(person)).toEqual(idsOf(...msgs).sort());
     expect(await rows('consent_records', { person_key: { _eq: person } })).toHaveLength(1);
   });
 });
@@ -109,17 +125,17 @@ describe('redelivery', () => {
 describe('Directus outage', () => {
   it('retries with a growing delay while Directus is down, then delivers everything exactly once', async () => {
     const person = `anon:${uniqueId('outage')}`;
-    const before = deliveries(Array.from({ length: 20 }, () => eventMessage(person)));
-    expect((await consume(before)).explicitAcks).toHaveLength(20);
+    const before = deliveries(Array.from({ length: 4 }, () => eventsMessage(person, 5)));
+    expect((await consume(before)).explicitAcks).toHaveLength(4);
 
-    const during = deliveries(Array.from({ length: 25 }, () => eventMessage(person)));
+    const during = deliveries(Array.from({ length: 5 }, () => eventsMessage(person, 5)));
     await directusControl('stop');
     try {
       const r1 = await consume(during, 1);
       expect(r1.explicitAcks).toEqual([]);
-      expect(r1.retryMessages).toHaveLength(25);
+      expect(r1.retryMessages).toHaveLength(5);
       const r3 = await consume(during, 3);
-      expect(r3.retryMessages).toHaveLength(25);
+      expect(r3.retryMessages).toHaveLength(5);
       const firstDelay = r1.delays.get(during[0]?.id ?? '') ?? 0;
       const thirdDelay = r3.delays.get(during[0]?.id ?? '') ?? 0;
       expect(firstDelay).toBeGreaterThan(0);
@@ -132,8 +148,9 @@ describe('Directus outage', () => {
     // The queue redelivers the retried messages; the first batch is redelivered too (lost acks).
     const r4 = await consume([...during, ...before], 4);
     expect(r4.retryMessages).toEqual([]);
-    expect(r4.explicitAcks).toHaveLength(45);
-    const all = [...before, ...during].map((d) => (d.body as EventMessage).event.id).sort();
+    expect(r4.explicitAcks).toHaveLength(9);
+    expect(dlq.letters).toEqual([]);
+    const all = idsOf(...[...before, ...during].map((d) => d.body as EventsMessage)).sort();
     expect(await storedEventIds(person)).toEqual(all);
   });
 });
@@ -158,6 +175,38 @@ describe('poison messages', () => {
       [batch[1]?.id, batch[6]?.id, batch[7]?.id].map(String).sort(),
     );
     expect(dlq.letters.find((l) => l.messageId === batch[1]?.id)?.body).toEqual(malformed);
+  });
+
+  it('dead-letters only the bad events of an events message, each with its reason, and writes the others', async () => {
+    const person = `anon:${uniqueId('poison-run')}`;
+    const run = eventsMessage(person, 6);
+    const badDate = eventsMessage(person, 1, { receivedAt: 'yesterday-ish' }).events[0];
+    const malformed = { event: { id: 'not-a-ulid', type: 'track' }, enrichment: badDate?.enrichment };
+    const good = [...run.events];
+    const mixed = { ...run, events: [...good.slice(0, 3), badDate, malformed, ...good.slice(3)] };
+    const other = eventsMessage(person, 2);
+    const batch = deliveries([mixed, other]);
+    const result = await consume(batch);
+
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks.sort()).toEqual(batch.map((d) => d.id).sort());
+    expect(await storedEventIds(person)).toEqual([...idsOf(run), ...idsOf(other)].sort());
+    expect(dlq.letters).toHaveLength(2);
+    expect(dlq.letters.map((l) => l.messageId)).toEqual([batch[0]?.id, batch[0]?.id]);
+    const reasons = dlq.letters.map((l) => l.reason).join('\n');
+    expect(reasons).toMatch(/enrichment\.receivedAt is not a date-time/);
+    expect(reasons).toMatch(/invalid queue message at events item: event/);
+    // Each letter holds its one event as a single event message with the run's person and purposes.
+    for (const letter of dlq.letters)
+      expect(letter.body).toMatchObject({
+        kind: 'event',
+        siteId: 'demo',
+        personId: person,
+        purposes: run.purposes,
+      });
+    expect(dlq.letters.map((l) => (l.body as EventMessage).event.id).sort()).toEqual(
+      [badDate?.event.id, 'not-a-ulid'].map(String).sort(),
+    );
   });
 });
 
@@ -195,8 +244,9 @@ describe('erasure', () => {
     const kept = `anon:${uniqueId('kept')}`;
     await consume(
       deliveries([
-        ...Array.from({ length: 4 }, () => eventMessage(erased)),
-        eventMessage(kept),
+        eventsMessage(erased, 3),
+        eventMessage(erased),
+        eventsMessage(kept, 1),
         consentMessage(erased),
         consentMessage(kept),
         profileMessage(erased, 1, 'a'),
@@ -229,7 +279,11 @@ describe('erasure', () => {
 
   it('drops a late event for a person erased in the same batch', async () => {
     const person = `anon:${uniqueId('same-batch')}`;
-    await consume(deliveries([eventMessage(person), erasureMessage(person)]));
+    const result = await consume(
+      deliveries([eventsMessage(person, 3), eventMessage(person), erasureMessage(person)]),
+    );
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks).toHaveLength(3);
     expect(await storedEventIds(person)).toEqual([]);
   });
 });
