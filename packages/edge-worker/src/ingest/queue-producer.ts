@@ -5,6 +5,7 @@
 import {
   type CustomerAction,
   type Enrichment,
+  type EventsItem,
   type EventsMessage,
   MAX_EVENTS_PER_MESSAGE,
   type Purpose,
@@ -54,35 +55,41 @@ export function eventsMessages(
   events: readonly ForwardedEvent[],
 ): EventsMessage[] {
   const out: EventsMessage[] = [];
-  const envelope = (purposes: Purpose[]): EventsMessage => {
-    const m: EventsMessage = { kind: 'events', siteId, personId, purposes, events: [] };
+  const envelope = (purposes: Purpose[], items: EventsItem[]): EventsMessage => {
+    const m: EventsMessage = { kind: 'events', siteId, personId, purposes, events: items };
     if (traceparent !== undefined) m.traceparent = traceparent;
     return m;
   };
-  let current: EventsMessage | undefined;
-  let currentKey = '';
-  let bytes = 0;
-  for (const { event, enrichment, purposes } of events) {
-    const item = { event, enrichment };
-    // The item's JSON and the comma before it.
-    const size = jsonBytes(JSON.stringify(item)) + 1;
-    const key = purposes.join(',');
-    if (
-      current === undefined ||
-      key !== currentKey ||
-      current.events.length >= MAX_EVENTS_PER_MESSAGE ||
-      bytes + size > EVENTS_MESSAGE_BYTES
-    ) {
-      if (current !== undefined) knownBytes.set(current, bytes);
-      current = envelope(purposes);
-      currentKey = key;
-      bytes = jsonBytes(JSON.stringify(current));
-      out.push(current);
+  // Each message is serialized once, whole (chunking reuses its size); only one over the
+  // byte budget (rare: events of tens of KB) is split in halves and measured again.
+  const add = (purposes: Purpose[], items: EventsItem[]): void => {
+    const message = envelope(purposes, items);
+    const bytes = jsonBytes(JSON.stringify(message));
+    if (bytes <= EVENTS_MESSAGE_BYTES || items.length === 1) {
+      knownBytes.set(message, bytes);
+      out.push(message);
+      return;
     }
-    current.events.push(item);
-    bytes += size;
+    const half = Math.ceil(items.length / 2);
+    add(purposes, items.slice(0, half));
+    add([...purposes], items.slice(half));
+  };
+  let items: EventsItem[] = [];
+  let purposes: Purpose[] | undefined;
+  let key = '';
+  for (const forwarded of events) {
+    const next = forwarded.purposes.join(',');
+    if (purposes !== undefined && (next !== key || items.length >= MAX_EVENTS_PER_MESSAGE)) {
+      add(purposes, items);
+      items = [];
+    }
+    if (items.length === 0) {
+      purposes = forwarded.purposes;
+      key = next;
+    }
+    items.push({ event: forwarded.event, enrichment: forwarded.enrichment });
   }
-  if (current !== undefined) knownBytes.set(current, bytes);
+  if (purposes !== undefined && items.length > 0) add(purposes, items);
   return out;
 }
 
