@@ -119,6 +119,9 @@ function eventsDirectus(options: { down?: boolean } = {}) {
       if (!String(url).includes('/attune-sync/events')) return Response.json({ data: [] });
       const rows = JSON.parse(String(init?.body)) as { id: string; name: string }[];
       requests.push(rows.length);
+      // As the real endpoint: at most 1000 rows a request.
+      if (rows.length > 1000)
+        return Response.json({ errors: [{ message: 'too many rows' }] }, { status: 400 });
       if (rows.some((r) => r.name === 'poison.pill'))
         return Response.json({ errors: [{ message: 'value too long for name' }] }, { status: 400 });
       let created = 0;
@@ -190,6 +193,19 @@ describe('events messages in the consumer', () => {
     const result = await getQueueResult(batch, createExecutionContext());
     expect(result.explicitAcks.sort()).toEqual(['old-1', 'run-1']);
     expect(result.retryMessages).toEqual([]);
+  });
+
+  it('writes a batch holding more events than one request may carry in several requests', async () => {
+    const { client, written, requests } = eventsDirectus();
+    const runs = Array.from({ length: 11 }, () => Array.from({ length: 100 }, () => eventItem()));
+    const batch = createMessageBatch<unknown>(
+      'attune-events',
+      runs.map((run, i) => ({ id: `big-${i}`, timestamp: new Date(), attempts: 1, body: eventsBody(run) })),
+    );
+    const report = await syncBatch(batch, env, { directus: client });
+    expect(report).toMatchObject({ acked: 11, retried: 0, deadLettered: 0, eventsWritten: 1100 });
+    expect(requests).toEqual([1000, 100]);
+    expect(written.size).toBe(1100);
   });
 
   it('dead-letters only the event Directus rejects, with its reason, and acks the message once the rest are written', async () => {

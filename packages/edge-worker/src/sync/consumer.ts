@@ -49,6 +49,13 @@ import {
  */
 export const ISOLATE_AFTER_ATTEMPTS = 3;
 
+/**
+ * Rows per write request at most: the bulk events endpoint takes up to 1000
+ * (services/directus/extensions/attune-sync, MAX_ROWS). A batch of 100 `events` messages
+ * may carry up to 10,000 events.
+ */
+export const ROWS_PER_WRITE = 1000;
+
 /** What a dead-lettered message carries: the original body and why it was set aside. */
 export interface DeadLetter {
   reason: string;
@@ -207,6 +214,13 @@ async function writeRowsOnce<T extends { msg: Msg; body: unknown }>(
   const createMissing = (rows: Record<string, unknown>[]) =>
     collection === 'events' ? directus.insertEvents(rows) : directus.createMissing(collection, rows);
   if (items.length === 0) return 0;
+  if (items.length > ROWS_PER_WRITE) {
+    // A batch of `events` messages can hold more rows than one write request may carry.
+    let created = 0;
+    for (let i = 0; i < items.length; i += ROWS_PER_WRITE)
+      created += await writeRowsOnce(directus, out, collection, items.slice(i, i + ROWS_PER_WRITE), toRow);
+    return created;
+  }
   // Duplicate keys within one batch (a message delivered twice) are written once.
   const unique = new Map<string, Record<string, unknown>>();
   for (const item of items) {
