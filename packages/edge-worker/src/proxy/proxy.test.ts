@@ -53,6 +53,61 @@ beforeAll(async () => {
   ]);
 });
 
+/** The decision for the outdoor fan on the trail jacket's page, made without a rush. */
+const fansJacketDecision = () =>
+  prepareDecision(env, {
+    siteId: 'demo',
+    personKey: `anon:${fan}`,
+    anonymousId: fan,
+    slots: [],
+    productId: 'trail-jacket',
+    budgetMs: 2000,
+  });
+
+/** A decision the test holds back until it calls `release`. */
+function heldDecision() {
+  let settle: (ready: PreparedDecision | null) => void = () => undefined;
+  const held = new Promise<PreparedDecision | null>((resolve) => {
+    settle = resolve;
+  });
+  return { held, release: (ready: PreparedDecision | null) => settle(ready) };
+}
+
+/** The trail jacket's page as browser `aid` asks for it, through `app` (the real app or a proxy with a test preparer). */
+const jacketPage = (app: Hono<AppEnv>, aid: string, ctx: ExecutionContext, bindings: object = env) =>
+  app.fetch(
+    new Request(`${SHOP}/products/trail-jacket`, {
+      headers: { accept: 'text/html', cookie: `attune_aid=${aid}` },
+    }),
+    bindings,
+    ctx,
+  );
+
+/** Reads a streamed body until `marker` has arrived (what came so far); fails if the stream ends first. */
+async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  marker: string,
+  decoder: TextDecoder,
+) {
+  let received = '';
+  while (!received.includes(marker)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`stream ended before ${marker}`);
+    received += decoder.decode(value, { stream: true });
+  }
+  return received;
+}
+
+/** Reads the rest of a streamed body. */
+async function readRest(reader: ReadableStreamDefaultReader<Uint8Array>, decoder: TextDecoder) {
+  let received = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return received + decoder.decode();
+    received += decoder.decode(value, { stream: true });
+  }
+}
+
 describe('edge proxy: slots filled in the HTML response', () => {
   it('fills the slots of a consented person and leaves the rest of the page as the origin sent it', async () => {
     const res = await page('/products/trail-jacket', `attune_aid=${fan}; other=1`);
@@ -144,10 +199,7 @@ describe('edge proxy: the anonymous-id cookie follows consent', () => {
 
 describe('edge proxy: headers never wait for the decision', () => {
   it('sends the origin’s headers while the decision is still held back; only the slots wait for it', async () => {
-    let release: (ready: PreparedDecision | null) => void = () => undefined;
-    const held = new Promise<PreparedDecision | null>((resolve) => {
-      release = resolve;
-    });
+    const { held, release } = heldDecision();
     let asked = 0;
     const app = new Hono<AppEnv>();
     mountEdgeProxy(app, {
@@ -158,13 +210,7 @@ describe('edge proxy: headers never wait for the decision', () => {
     });
     const ctx = createExecutionContext();
     const visitor = anonymousIdInGroup('never-seen-before', false);
-    const res = await app.fetch(
-      new Request(`${SHOP}/products/trail-jacket`, {
-        headers: { accept: 'text/html', cookie: `attune_aid=${visitor}` },
-      }),
-      env,
-      ctx,
-    );
+    const res = await jacketPage(app, visitor, ctx);
     // The response (status and headers) is here although the decision has not been made.
     expect(asked).toBe(1);
     expect(res.status).toBe(200);
@@ -174,16 +220,7 @@ describe('edge proxy: headers never wait for the decision', () => {
     expect(res.headers.get('x-origin')).toBe('fixture');
     // No verdict about this id yet: its cookie is left alone rather than waited for.
     expect(res.headers.getSetCookie().some((c) => c.startsWith('attune_aid='))).toBe(false);
-    release(
-      await prepareDecision(env, {
-        siteId: 'demo',
-        personKey: `anon:${fan}`,
-        anonymousId: fan,
-        slots: [],
-        productId: 'trail-jacket',
-        budgetMs: 2000,
-      }),
-    );
+    release(await fansJacketDecision());
     const html = await res.text();
     expect(slot(html, 'hero')).toContain('Built for wet trails');
     expect(html).toContain('<footer>© Fixture shop</footer>');
@@ -193,47 +230,20 @@ describe('edge proxy: headers never wait for the decision', () => {
 
 describe('edge proxy: the page above the first slot never waits for the decision', () => {
   it('streams the head and header while the decision is held back, then the filled slots', async () => {
-    let release: (ready: PreparedDecision | null) => void = () => undefined;
-    const held = new Promise<PreparedDecision | null>((resolve) => {
-      release = resolve;
-    });
+    const { held, release } = heldDecision();
     const app = new Hono<AppEnv>();
     mountEdgeProxy(app, { prepare: () => held });
     const ctx = createExecutionContext();
-    const res = await app.fetch(
-      new Request(`${SHOP}/products/trail-jacket`, {
-        headers: { accept: 'text/html', cookie: `attune_aid=${fan}` },
-      }),
-      // A deadline far away: if the bytes above the slot waited for the decision, the read
-      // below would not return until the test released it (and the test would time out).
-      { ...env, DECISION_BUDGET_MS: '60000' },
-      ctx,
-    );
+    // A deadline far away: if the bytes above the slot waited for the decision, the read
+    // below would not return until the test released it (and the test would time out).
+    const res = await jacketPage(app, fan, ctx, { ...env, DECISION_BUDGET_MS: '60000' });
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     const decoder = new TextDecoder();
-    let received = '';
-    while (!received.includes('</header>')) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error('stream ended early');
-      received += decoder.decode(value, { stream: true });
-    }
+    let received = await readUntil(reader, '</header>', decoder);
     expect(received).toContain('<title>Trail Jacket</title>');
     expect(received).not.toContain('data-attune-slot');
-    release(
-      await prepareDecision(env, {
-        siteId: 'demo',
-        personKey: `anon:${fan}`,
-        anonymousId: fan,
-        slots: [],
-        productId: 'trail-jacket',
-        budgetMs: 2000,
-      }),
-    );
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      received += decoder.decode(value, { stream: true });
-    }
+    release(await fansJacketDecision());
+    received += await readRest(reader, decoder);
     expect(slot(received, 'hero')).toContain('Built for wet trails');
     expect(slot(received, 'recommendations')).toContain('class="card"');
     expect(received).toContain('<footer>© Fixture shop</footer>');
@@ -243,25 +253,12 @@ describe('edge proxy: the page above the first slot never waits for the decision
 
 describe('edge proxy: a decision ready in time fills slots the page reaches late', () => {
   it('fills every slot although the page streams past the deadline, when the decision was already made', async () => {
-    const ready = await prepareDecision(env, {
-      siteId: 'demo',
-      personKey: `anon:${fan}`,
-      anonymousId: fan,
-      slots: [],
-      productId: 'trail-jacket',
-      budgetMs: 2000,
-    });
+    const ready = await fansJacketDecision();
     const app = new Hono<AppEnv>();
     mountEdgeProxy(app, { prepare: async () => ready });
     const ctx = createExecutionContext();
     // A budget of 0: the deadline has passed before the origin's first byte.
-    const res = await app.fetch(
-      new Request(`${SHOP}/products/trail-jacket`, {
-        headers: { accept: 'text/html', cookie: `attune_aid=${fan}` },
-      }),
-      { ...env, DECISION_BUDGET_MS: '0' },
-      ctx,
-    );
+    const res = await jacketPage(app, fan, ctx, { ...env, DECISION_BUDGET_MS: '0' });
     const html = await res.text();
     expect(slot(html, 'hero')).toContain('Built for wet trails');
     expect(slot(html, 'recommendations')).toContain('class="card"');
@@ -273,13 +270,7 @@ describe('edge proxy: defaults on timeout or error, never a broken page', () => 
   it('keeps the origin content when the decision misses its budget', async () => {
     const app = createApp();
     const ctx = createExecutionContext();
-    const res = await app.fetch(
-      new Request(`${SHOP}/products/trail-jacket`, {
-        headers: { accept: 'text/html', cookie: `attune_aid=${fan}` },
-      }),
-      { ...env, DECISION_BUDGET_MS: '0' },
-      ctx,
-    );
+    const res = await jacketPage(app, fan, ctx, { ...env, DECISION_BUDGET_MS: '0' });
     expect(await res.text()).toBe(await originText('/products/trail-jacket'));
     await waitOnExecutionContext(ctx);
   });
@@ -321,21 +312,12 @@ describe('edge proxy: defaults on timeout or error, never a broken page', () => 
     const res = await page(`/large?id=${id}`, `attune_aid=${fan}`);
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     const decoder = new TextDecoder();
-    let received = '';
-    while (!received.includes('FIRST-PART-END')) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error('stream ended early');
-      received += decoder.decode(value, { stream: true });
-    }
+    let received = await readUntil(reader, 'FIRST-PART-END', decoder);
     // The origin is still holding the rest of the page, yet the filled hero is already here.
     expect(received).toContain('Built for wet trails');
     expect(received).not.toContain('LAST-PART');
     await fetch(`${ORIGIN}/__release?id=${id}`);
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      received += decoder.decode(value, { stream: true });
-    }
+    received += await readRest(reader, decoder);
     expect(received.length).toBeGreaterThan(1_000_000);
     expect(received).toContain('<p>LAST-PART</p></body></html>');
     // A slot the stream reaches after the decision deadline (the test held the origin open)
