@@ -49,6 +49,11 @@ export async function eraseProfile(env: Env, siteId: string, personKey: PersonKe
   return profileStub(env, siteId, personKey).erase(siteId, personKey);
 }
 
+/** Whether a person was erased (their tombstone still stands): what was queued for them must not land downstream. */
+export async function isErased(env: Env, siteId: string, personKey: PersonKey): Promise<boolean> {
+  return (await profileStub(env, siteId, personKey).erasedAt()) !== null;
+}
+
 /** Counts an offer by a trigger rule unless `cap` is reached; false when capped. */
 export function recordOffer(
   env: Env,

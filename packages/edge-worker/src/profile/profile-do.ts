@@ -603,6 +603,11 @@ export class ProfileDO extends DurableObject<Env> {
     });
   }
 
+  /** When this person was erased, while the tombstone lasts (31 days); null when they were not. */
+  async erasedAt(): Promise<string | null> {
+    return this.#inOrder(async () => this.#tombstone() ?? null);
+  }
+
   /** Turns an aliased anonymous profile into a tombstone (its person was erased). */
   async tombstone(): Promise<void> {
     await this.#inOrder(() => this.#wipe(true));

@@ -14,6 +14,7 @@ import { env } from 'cloudflare:workers';
 import type { CovisitMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { directusClient } from '../directus/client.ts';
+import { eraseProfile, ingestProfile } from '../profile/client.ts';
 import { syncBatch } from './consumer.ts';
 
 const noDirectus = directusClient({
@@ -324,5 +325,51 @@ describe('events messages in the consumer', () => {
     const result = await getQueueResult(erased, createExecutionContext());
     expect(report).toMatchObject({ erasures: 1, retried: 0 });
     expect(result.explicitAcks.sort()).toEqual(['erase-5', 'run-5']);
+  });
+
+  it('acks without writing what was queued for a person before their erasure and arrives after it', async () => {
+    // The person's ProfileDO holds events; the erasure (admin request) leaves its tombstone
+    // and queues the erasure message, which a batch before this one already applied.
+    const person = `gone-before-${crypto.randomUUID()}`;
+    const keeper = `still-here-${crypto.randomUUID()}`;
+    for (const id of [person, keeper])
+      await ingestProfile(env, 'demo', `anon:${id}`, [
+        {
+          event: { ...eventItem().event, type: 'page', anonymousId: id, schemaVersion: 1 },
+          enrichment: { receivedAt: at, correctedTimestamp: at },
+          personalization: true,
+          consent: { categories: { analytics: true, personalization: true }, policyVersion: '1' },
+        },
+      ]);
+    await eraseProfile(env, 'demo', `anon:${person}`);
+    const late = eventItem();
+    const kept = eventItem();
+    const batch = createMessageBatch<unknown>('attune-events', [
+      { id: 'late-1', timestamp: new Date(), attempts: 2, body: eventsBody([late], `anon:${person}`) },
+      { id: 'kept-1', timestamp: new Date(), attempts: 1, body: eventsBody([kept], `anon:${keeper}`) },
+    ]);
+    const { client, written } = eventsDirectus();
+    const report = await syncBatch(batch, env, { directus: client });
+    expect([...written]).toEqual([kept.event.id]);
+    expect(report).toMatchObject({ eventsWritten: 1, retried: 0, deadLettered: 0 });
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks.sort()).toEqual(['kept-1', 'late-1']);
+  });
+
+  it('retries the messages of a person whose erasure cannot be checked', async () => {
+    const batch = createMessageBatch<unknown>('attune-events', [
+      { id: 'unsure-1', timestamp: new Date(), attempts: 1, body: eventsBody([eventItem()], 'anon:unsure') },
+    ]);
+    const { client, written } = eventsDirectus();
+    const report = await syncBatch(batch, env, {
+      directus: client,
+      isErased: async () => {
+        throw new Error('Durable Object unavailable');
+      },
+    });
+    expect(written.size).toBe(0);
+    expect(report).toMatchObject({ eventsWritten: 0, retried: 1 });
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.retryMessages.map((m) => m.msgId)).toEqual(['unsure-1']);
   });
 });

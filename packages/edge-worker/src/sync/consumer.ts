@@ -30,6 +30,8 @@ import {
   QueueMessageSchema,
 } from '@attune/shared-schema';
 import { type DirectusClient, DirectusError, directusFromEnv } from '../directus/client.ts';
+import { isErased } from '../profile/client.ts';
+import type { PersonKey } from '../profile/types.ts';
 import {
   consentRow,
   type ErasureProofRow,
@@ -76,7 +78,12 @@ export interface SyncReport {
   erasures: number;
 }
 
+/** Whether a person was erased; by default their ProfileDO's tombstone says so. */
+export type ErasureCheck = (env: Env, siteId: string, personKey: PersonKey) => Promise<boolean>;
+
 export interface SyncOptions {
+  /** Replaces the tombstone lookup (tests of other behaviour). */
+  isErased?: ErasureCheck;
   /** Called with the covisit messages of a batch (aggregate, person-free). */
   applyCovisits?: (env: Env, messages: CovisitMessage[]) => Promise<unknown>;
   /** The Directus client; by default DIRECTUS_URL with DIRECTUS_TOKEN. */
@@ -436,10 +443,32 @@ export async function syncBatch(
   const erased = new Set(
     erasures.flatMap(({ body }) => erasedPersonKeys(body).map((k) => `${body.siteId}\u0000${k}`)),
   );
+  // A person erased before this batch: the queue does not keep order, so a message sent
+  // before the erasure (a retry, a slow batch) can arrive after it; writing it would bring
+  // back what the erasure deleted. Their ProfileDO's tombstone outlives any redelivery.
+  // When the check itself fails, the person's messages wait for a retry.
+  const unsure = new Set<string>();
+  const check = options.isErased ?? isErased;
+  const people = new Map<string, { siteId: string; personKey: PersonKey }>();
+  for (const { body } of [...events, ...consents, ...profiles]) {
+    const key = `${body.siteId}\u0000${body.personId}`;
+    if (!erased.has(key)) people.set(key, { siteId: body.siteId, personKey: body.personId as PersonKey });
+  }
+  await Promise.all(
+    [...people].map(async ([key, { siteId, personKey }]) => {
+      try {
+        if (await check(env, siteId, personKey)) erased.add(key);
+      } catch {
+        unsure.add(key);
+      }
+    }),
+  );
   const live = <T extends EventMessage | ConsentMessage | ProfileMessage>(items: Parsed<T>[]): Parsed<T>[] =>
     items.filter((i) => {
-      if (!erased.has(`${i.body.siteId}\u0000${i.body.personId}`)) return true;
-      out.ack(i.msg);
+      const key = `${i.body.siteId}\u0000${i.body.personId}`;
+      if (unsure.has(key)) out.retry(i.msg);
+      else if (!erased.has(key)) return true;
+      else out.ack(i.msg);
       return false;
     });
 
