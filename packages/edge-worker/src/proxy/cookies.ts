@@ -15,7 +15,7 @@
  * an accepted batch — its anonymous id and the consent it was sent under — so the SDK (which
  * writes no cookie itself) and the edge name the same person with no code on the site.
  */
-import { type ConsentState, ConsentStateSchema } from '@attune/shared-schema';
+import { type ConsentState, ConsentStateSchema, isGranted } from '@attune/shared-schema';
 
 export const ANONYMOUS_ID_COOKIE = 'attune_aid';
 export const CONSENT_COOKIE = 'attune_consent';
@@ -43,6 +43,11 @@ export function parseCookies(header: string | null): Map<string, string> {
     }
   }
   return out;
+}
+
+/** Whether a consent allows storing the id cookie: only purposes that need a stored id (analytics, personalization) do. */
+export function allowsStoredId(consent: ConsentState): boolean {
+  return isGranted(consent, 'analytics') || isGranted(consent, 'personalization');
 }
 
 /** The anonymous id from the cookie, when it is well-formed. */

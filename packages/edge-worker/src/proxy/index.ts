@@ -7,7 +7,7 @@
  * other content types, other methods, non-200 answers — passes through untouched.
  */
 import type { EventMessage } from '@attune/shared-schema';
-import { isGranted, LIMITS, readJsonText } from '@attune/shared-schema';
+import { LIMITS, readJsonText } from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { getCatalog } from '../catalog/index.ts';
@@ -17,6 +17,7 @@ import { rewriteSlots, type SlotRequest } from '../rewrite/index.ts';
 import { renderDecision } from '../rewrite/render.ts';
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
 import {
+  allowsStoredId,
   anonymousIdCookie,
   anonymousIdFrom,
   consentCookie,
@@ -119,7 +120,7 @@ async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL
   response.headers.append('set-cookie', consentCookie(consent, secure));
   response.headers.append(
     'set-cookie',
-    isGranted(consent, 'analytics') || isGranted(consent, 'personalization')
+    allowsStoredId(consent)
       ? anonymousIdCookie(visitor.anonymousId, secure)
       : expiredAnonymousIdCookie(secure),
   );
@@ -200,12 +201,7 @@ function storageVerdict(
 ): boolean | undefined {
   const consent = ready?.ctx.consent;
   if (!consent) return undefined;
-  return (
-    (isGranted(consent, 'analytics') || isGranted(consent, 'personalization')) &&
-    (browserConsent === undefined ||
-      isGranted(browserConsent, 'analytics') ||
-      isGranted(browserConsent, 'personalization'))
-  );
+  return allowsStoredId(consent) && (browserConsent === undefined || allowsStoredId(browserConsent));
 }
 
 /** Resolves on a later macrotask: after the I/O issued in this one (the origin fetch) is on its way. */
@@ -290,10 +286,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     const response = new Response(upstream.body, upstream);
     if (!settled || aid === undefined) {
       // A fresh visitor: mint the first-party id only if their consent cookie allows storing one.
-      if (
-        browserConsent &&
-        (isGranted(browserConsent, 'analytics') || isGranted(browserConsent, 'personalization'))
-      ) {
+      if (browserConsent && allowsStoredId(browserConsent)) {
         response.headers.append('set-cookie', anonymousIdCookie(crypto.randomUUID(), secure));
         markPrivate(response.headers, false);
       }
@@ -348,14 +341,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
   };
 }
 
-async function prepare(
-  env: Env,
-  site: Site,
-  anonymousId: string,
-  url: URL,
-  browserConsent: ReturnType<typeof consentFrom>,
-  budgetMs: number,
-): Promise<PreparedDecision | null> {
+const prepare: DecisionPreparer = async (env, site, anonymousId, url, browserConsent, budgetMs) => {
   try {
     // The reads start one macrotask after the origin fetch was issued: under workerd a
     // Durable Object call made in the same turn is served first, and the origin request
@@ -384,7 +370,7 @@ async function prepare(
     );
     return null;
   }
-}
+};
 
 /** Personal responses must not be stored by shared caches; a rewritten body also has a new length and no ETag. */
 function markPrivate(headers: Headers, rewritten: boolean): void {
