@@ -120,6 +120,22 @@ function earliestEventTime(inputs: readonly ProfileEventInput[], fallback: numbe
   return Number.isFinite(earliest) ? earliest : fallback;
 }
 
+/** An ingest outcome before any event is applied (its profile summary is added last). */
+function nothingApplied(personKey: PersonKey, version: number): Omit<IngestResult, 'profile'> {
+  return {
+    personKey,
+    accepted: [],
+    duplicates: [],
+    dropped: [],
+    consentDropped: [],
+    consents: {},
+    emitted: [],
+    covisits: [],
+    changed: false,
+    version,
+  };
+}
+
 export class ProfileDO extends DurableObject<Env> {
   #sql: SqlStorage;
   #state: ProfileState | undefined;
@@ -247,19 +263,7 @@ export class ProfileDO extends DurableObject<Env> {
 
   #emptyResult(personKey: PersonKey, siteId: string, now: number, state?: ProfileState): IngestResult {
     state ??= this.#load() ?? emptyProfile(siteId, personKey, new Date(now).toISOString());
-    return {
-      personKey,
-      accepted: [],
-      duplicates: [],
-      dropped: [],
-      consentDropped: [],
-      consents: {},
-      profile: toSummary(state, now, DEFAULT_RULES),
-      emitted: [],
-      covisits: [],
-      changed: false,
-      version: state.version,
-    };
+    return { ...nothingApplied(personKey, state.version), profile: toSummary(state, now, DEFAULT_RULES) };
   }
 
   /**
@@ -318,18 +322,7 @@ export class ProfileDO extends DurableObject<Env> {
       this.#load() ?? emptyProfile(siteId, personKey, new Date(earliestEventTime(inputs, now)).toISOString());
     const before = state.version;
     // The view is computed once, at the end (it copies up to 100 actions).
-    const result: Omit<IngestResult, 'profile'> = {
-      personKey,
-      accepted: [],
-      duplicates: [],
-      dropped: [],
-      consentDropped: [],
-      consents: {},
-      emitted: [],
-      covisits: [],
-      changed: false,
-      version: state.version,
-    };
+    const result = nothingApplied(personKey, state.version);
 
     // Dedupe: the batch's ids are recorded as seen up front, and the insert answers which
     // were new (one statement for up to 40 ids, instead of a lookup and then an insert).
