@@ -15,7 +15,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Property names no page or server sees, shortened in the tag: internal-only fields start with
 // one `_` (QueuedEvent._sending, …; two underscores are not ours: `__tcfapi`), plus the methods of
 // the Persistence interface (the tag always uses the built-in one; the ESM build keeps them).
-const INTERNAL_PROPS = /^(_[^_]|(load|save|store|forget|adopt|wipe)$)/;
+const INTERNAL_PROPS = /^(_[^_]|(load|save|store|forget|adopt|wipe|leave|rejoin)$)/;
 
 /** Bundles `entry` (relative to the package) and minifies it; `plugins` swap modules (feature costs). */
 export async function bundle(entry, format, { plugins = [], mangle = true } = {}) {
@@ -35,6 +35,9 @@ export async function bundle(entry, format, { plugins = [], mangle = true } = {}
   });
   const { code } = await minify(result.outputFiles[0]?.text ?? '', {
     ecma: 2020,
+    // The sources are ES modules (strict); the tag does not need the `"use strict"` directive
+    // (nothing in it behaves differently in sloppy mode: no `this`, no undeclared assignments).
+    module: format === 'iife' && mangle,
     // Top-level names of the IIFE are private; the ESM bundle's exports keep theirs.
     toplevel: format === 'iife' && mangle,
     // Inline only simple functions: copying bigger bodies (and their strings) into callers costs bytes.

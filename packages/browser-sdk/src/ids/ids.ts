@@ -20,8 +20,9 @@ export function ulid(now: number = Date.now()): string {
   // (a digit that wraps from 31 to 0 carries into the one before it).
   else for (let i = 16; i-- && !(++(random[i] as number) & 31); );
   let id = '';
-  // 10 digits of time (dividing by powers of two is exact), then the 16 random ones.
+  // 10 digits of time (dividing by powers of two is exact; `| 0` drops the fraction below the
+  // digit), then the 16 random ones.
   for (let i = 0; i < 26; i++)
-    id += CROCKFORD[i < 10 ? Math.floor(lastTime / 32 ** (9 - i)) % 32 : (random[i - 10] as number) & 31];
+    id += CROCKFORD[i < 10 ? ((lastTime / 32 ** (9 - i)) % 32) | 0 : (random[i - 10] as number) & 31];
   return id;
 }

@@ -10,17 +10,17 @@ export const RETRY_CAP_MS = 60_000;
 export const isRetryable = (status: number): boolean => status === 408 || status === 429 || status > 499;
 
 /** Delay before retry number `attempt` (0-based): full jitter under an exponential cap. */
-export const backoffDelay = (attempt: number, random: () => number = Math.random): number =>
-  Math.floor(random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt));
+export const backoffDelay = (attempt: number): number =>
+  Math.floor(Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt));
 
 /** Milliseconds a Retry-After header asks for (delta-seconds or HTTP date), or undefined. */
-export function retryAfterMs(header?: string | null, now: number = Date.now()): number | undefined {
+export function retryAfterMs(header?: string | null): number | undefined {
   // Delta-seconds, else a date ("0" reads as a date long past, which means "now" too).
-  const ms = header ? +header * 1000 || Date.parse(header) - now : Number.NaN;
+  const ms = header ? +header * 1000 || Date.parse(header) - Date.now() : Number.NaN;
   // A date in the past means "now"; an unreadable header means "use backoff".
   return ms < 0 ? 0 : ms >= 0 ? ms : undefined;
 }
 
 /** Delay before the next attempt: Retry-After when the server sent one, else backoff. */
-export const retryDelay = (attempt: number, retryAfter?: string | null, random?: () => number): number =>
-  retryAfterMs(retryAfter) ?? backoffDelay(attempt, random);
+export const retryDelay = (attempt: number, retryAfter?: string | null): number =>
+  retryAfterMs(retryAfter) ?? backoffDelay(attempt);

@@ -13,10 +13,6 @@ export interface Session {
 }
 
 /** The session an event at `now` belongs to: the same one while active, a new one after the timeout. */
-export function touchSession(
-  session: Session | undefined,
-  now: number,
-  timeoutMs = SESSION_TIMEOUT_MS,
-): Session {
-  return { id: session && now - session.at < timeoutMs ? session.id : ulid(now), at: now };
+export function touchSession(session: Session | undefined, now: number): Session {
+  return { id: session && now - session.at < SESSION_TIMEOUT_MS ? session.id : ulid(now), at: now };
 }
