@@ -342,3 +342,30 @@ describe('a returning visitor who consented', () => {
     expect(changes).toEqual([false]);
   });
 });
+
+describe('decide', () => {
+  const decideQuery = () => {
+    const call = vi.mocked(fetch).mock.calls.findLast(([url]) => String(url).includes('/v1/decide'));
+    return Object.fromEntries(new URL(String(call?.[0])).searchParams);
+  };
+
+  it('asks for the slots with the write key, and names the person only once personalization is granted', async () => {
+    const attune = tracker();
+    // The Worker answers 404 here: the page keeps its own content.
+    expect(await attune.decide(['hero', 'footer'])).toEqual({ personalized: false, decisions: {} });
+    expect(decideQuery()).toEqual({ slots: 'hero,footer', writeKey: 'pk_test' });
+    attune.consent.set({ analytics: true });
+    await attune.decide(['hero']);
+    expect(decideQuery()).toEqual({ slots: 'hero', writeKey: 'pk_test' });
+    attune.consent.set({ personalization: true });
+    attune.identify('u-1', {}, { signature: 'c'.repeat(64) });
+    await attune.decide(['hero']);
+    expect(decideQuery()).toEqual({
+      slots: 'hero',
+      writeKey: 'pk_test',
+      anonymousId: expect.any(String),
+      userId: 'u-1',
+      userIdSignature: 'c'.repeat(64),
+    });
+  });
+});

@@ -27,7 +27,7 @@ import {
 } from './consent/consent.ts';
 import { emitGoogleConsent } from './consent/google-consent-mode.ts';
 import { listenTcf } from './consent/tcf.ts';
-import { decideUrl, fetchDecisions } from './decide/decide.ts';
+import { fetchDecisions } from './decide/decide.ts';
 import { ulid } from './ids/ids.ts';
 import { pageContext, watchHistory } from './page/page.ts';
 import { enqueue, type QueuedEvent } from './queue/queue.ts';
@@ -134,6 +134,9 @@ export function createAttune(
   } = options;
   const endpoint = options.endpoint.replace(/\/+$/, '');
   const collectUrl = endpoint + PATHS.collect;
+  /** A Worker URL for `path` with the write key and `query` in its query (undefined values left out). */
+  const workerUrl = (path: string, query?: object) =>
+    `${endpoint}${path}?${new URLSearchParams(JSON.parse(JSON.stringify({ writeKey, ...query })))}`;
   const gpc = (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl;
   const report = (
     code: AttuneError['code'],
@@ -311,7 +314,7 @@ export function createAttune(
 
   /** Fetches the site's consent config once; a new policy version asks the person again. */
   function loadConfig(): Promise<ConsentConfig> {
-    configLoad ??= getJson(`${endpoint}${PATHS.config}?writeKey=${encodeURIComponent(writeKey)}`)
+    configLoad ??= getJson(workerUrl(PATHS.config))
       .then((json) => {
         const next = parseConsentConfig(json);
         if (next) {
@@ -398,7 +401,7 @@ export function createAttune(
     track,
     identify(userId, traits, { signature } = {}) {
       // A malformed signature would get every later event rejected: leave it off and say so.
-      const signed = /^[0-9a-f]{64}$/.test(`${signature}`);
+      const signed = /^[\da-f]{64}$/.test(`${signature}`);
       if (signature && !signed) report('invalid_event', 'bad signature');
       ids.userId = userId;
       ids.userIdSignature = signed ? signature : undefined;
@@ -415,8 +418,9 @@ export function createAttune(
     },
     flush,
     decide: (slots) =>
+      // Person ids only when personalization is granted: without it the Worker serves each slot's default.
       fetchDecisions(
-        decideUrl(endpoint, writeKey, slots, choice?.categories.personalization ? ids : undefined),
+        workerUrl(PATHS.decide, { slots: `${slots}`, ...(choice?.categories.personalization && ids) }),
       ),
     reset() {
       ids = { anonymousId: ulid() };

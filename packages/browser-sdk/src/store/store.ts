@@ -92,10 +92,10 @@ export function browserPersistence(tab: string): Persistence {
     } catch {}
   };
   const put = (events: readonly QueuedEvent[]) =>
-    outbox((store) => {
-      for (const { id, json, bytes } of events) store.put({ id, json, bytes, tab } satisfies StoredEvent, id);
-      return true;
-    });
+    // Resolves to the requests (truthy, even for no events) once written, undefined when IndexedDB failed.
+    outbox((store) =>
+      events.map(({ id, json, bytes }) => store.put({ id, json, bytes, tab } satisfies StoredEvent, id)),
+    );
   const { locks } = navigator;
   let release: () => void = ignore;
   // This tab's lock lives as long as the tab is shown, so a tab that holds no lock is closed or cached.
@@ -113,28 +113,28 @@ export function browserPersistence(tab: string): Persistence {
   /** Runs `work` under the lock that lets one tab at a time take events over. */
   const exclusively = <T>(work: () => Promise<T>) => (locks ? locks.request('attune:adopt', work) : work());
 
-  /** Re-owns the stored events of tabs that are gone (`alive`: locks of open tabs) and returns them. */
-  const adoptOrphans = async (alive: readonly (LockInfo | undefined)[] = []): Promise<QueuedEvent[]> => {
-    const stored = await outbox((store) => store.getAll() as IDBRequest<StoredEvent[]>);
-    const orphans = (stored?.result ?? []).filter(
-      (e) => e.tab !== tab && !alive.some((lock) => lock?.name === TAB_LOCK + e.tab),
-    );
-    // Only events this tab now owns are sent by it: another tab may take them otherwise.
-    return (await put(orphans)) ? orphans : [];
-  };
+  /** Every stored event, of every tab; undefined when IndexedDB failed. */
+  const stored = () =>
+    outbox((store) => store.getAll() as IDBRequest<StoredEvent[]>).then((read) => read?.result);
 
   return {
     load: () => local(() => JSON.parse(localStorage[RECORD_KEY])),
     save: (record) => local(() => (localStorage[RECORD_KEY] = JSON.stringify(record))),
-    store: (events) => void put(events),
+    store: put,
     forget: (ids) => void outbox((store) => ids.map((id) => store.delete(id))),
     async adopt() {
       try {
         // One tab at a time: two tabs cannot adopt the same orphan. Held and pending locks
         // alike count as alive: a tab just opened may still wait for its own.
-        return await exclusively(async () =>
-          adoptOrphans(Object.values((await locks?.query()) ?? {}).flat()),
-        );
+        return await exclusively(async () => {
+          const alive = Object.values((await locks?.query()) ?? {}).flat();
+          // Re-owns the stored events of tabs that are gone and returns them.
+          const orphans = ((await stored()) ?? []).filter(
+            (e) => e.tab !== tab && !alive.some((lock) => lock?.name === TAB_LOCK + e.tab),
+          );
+          // Only events this tab now owns are sent by it: another tab may take them otherwise.
+          return (await put(orphans)) ? orphans : [];
+        });
       } catch {
         return [];
       }
@@ -152,8 +152,7 @@ export function browserPersistence(tab: string): Persistence {
     async rejoin() {
       hold();
       if (!database) return;
-      const stored = await exclusively(() => outbox((store) => store.getAll() as IDBRequest<StoredEvent[]>));
-      return stored?.result.filter((e) => e.tab === tab).map((e) => e.id);
+      return (await exclusively(stored))?.filter((e) => e.tab === tab).map((e) => e.id);
     },
   };
 }
