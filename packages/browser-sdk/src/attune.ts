@@ -34,7 +34,7 @@ import { enqueue, type QueuedEvent } from './queue/queue.ts';
 import { isRetryable, retryDelay } from './retry/retry.ts';
 import { touchSession } from './session/session.ts';
 import { browserPersistence, type Persistence, type VisitorRecord } from './store/store.ts';
-import { beacon, getJson, ignore, post } from './transport/transport.ts';
+import { beacon, getJson, ignore, post, safely } from './transport/transport.ts';
 
 export { VERSION } from './page/page.ts';
 
@@ -143,11 +143,7 @@ export function createAttune(
     message: string,
     status?: number,
     errors?: AttuneError['errors'],
-  ) => {
-    try {
-      onError?.({ code, message, status, errors });
-    } catch {}
-  };
+  ) => safely(() => onError?.({ code, message, status, errors }));
 
   let config = options.consentConfig ?? builtInConsentConfig();
   let configLoad: Promise<ConsentConfig> | undefined;
@@ -349,7 +345,7 @@ export function createAttune(
     if (storing()) for (const event of waiting) admit(event);
     waiting = [];
     record('consent', 'consent.updated', {
-      properties: { categories, policyVersion: choice.policyVersion, source },
+      properties: { ...choice, source },
     });
     void resume();
     notify();

@@ -7,22 +7,24 @@
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 let lastTime = -1;
-/** The random part: bytes 10 to 25, whose low 5 bits are its 16 base32 digits (0 to 9 unused). */
-const random = new Uint8Array(26);
+/**
+ * The id's 26 digits, each the low 5 bits of a byte: 10 of time (most significant first),
+ * then 16 random ones, kept to be incremented for the next id in the same millisecond.
+ */
+const digits = new Uint8Array(26);
 
 /** A new ULID (26 Crockford base32 characters: 10 of time, 16 of randomness). */
 export function ulid(now: number = Date.now()): string {
   if (now > lastTime) {
     lastTime = now;
-    crypto.getRandomValues(random);
+    crypto.getRandomValues(digits);
+    // A byte keeps the integer part of what it is given: time / 32^k % 32 is digit k exactly.
+    for (let i = 10; i--; now /= 32) digits[i] = now % 32;
   }
   // Same millisecond (or a clock step back): increment the random part so ids stay ordered
   // (a digit that wraps from 31 to 0 carries into the one before it).
-  else for (let i = 26; i-- > 10 && !(++(random[i] as number) & 31); );
+  else for (let i = 26; i-- > 10 && !(++(digits[i] as number) & 31); );
   let id = '';
-  // 10 digits of time (dividing by powers of two is exact; `| 0` drops the fraction below the
-  // digit), then the 16 random ones.
-  for (let i = 0; i < 26; i++)
-    id += CROCKFORD[i < 10 ? ((lastTime / 32 ** (9 - i)) % 32) | 0 : (random[i] as number) & 31];
+  for (const digit of digits) id += CROCKFORD[digit & 31];
   return id;
 }

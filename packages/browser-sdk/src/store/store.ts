@@ -17,7 +17,7 @@ import type { ConsentState } from '@attune/shared-schema/constants';
 import { promisifyRequest } from 'idb-keyval';
 import type { QueuedEvent } from '../queue/queue.ts';
 import type { Session } from '../session/session.ts';
-import { ignore } from '../transport/transport.ts';
+import { ignore, safely } from '../transport/transport.ts';
 
 /** What is remembered about the visitor between pages. */
 export interface VisitorRecord {
@@ -58,13 +58,6 @@ interface StoredEvent extends QueuedEvent {
 
 const RECORD_KEY = 'attune';
 const TAB_LOCK = 'attune:tab:';
-
-/** Runs `work` on localStorage, which may be full or blocked: events still flow from memory then. */
-function local<T>(work: () => T): T | undefined {
-  try {
-    return work();
-  } catch {}
-}
 
 /** localStorage + IndexedDB persistence for the tab `tab`. */
 export function browserPersistence(tab: string): Persistence {
@@ -118,8 +111,9 @@ export function browserPersistence(tab: string): Persistence {
     outbox((store) => store.getAll() as IDBRequest<StoredEvent[]>).then((read) => read?.result);
 
   return {
-    load: () => local(() => JSON.parse(localStorage[RECORD_KEY])),
-    save: (record) => local(() => (localStorage[RECORD_KEY] = JSON.stringify(record))),
+    // localStorage may be full or blocked: events still flow from memory then.
+    load: () => safely(() => JSON.parse(localStorage[RECORD_KEY])),
+    save: (record) => safely(() => (localStorage[RECORD_KEY] = JSON.stringify(record))),
     store: put,
     forget: (ids) => void outbox((store) => ids.map((id) => store.delete(id))),
     async adopt() {
@@ -140,7 +134,7 @@ export function browserPersistence(tab: string): Persistence {
       }
     },
     wipe() {
-      local(() => localStorage.removeItem(RECORD_KEY));
+      safely(() => delete localStorage[RECORD_KEY]);
       void outbox((store) => store.clear());
     },
     leave() {

@@ -16,6 +16,13 @@ const send = (url: string, body?: string, keepalive?: boolean): Promise<Response
 /** For promises whose failure needs no handling (the events stay queued or stored). */
 export const ignore = (): undefined => undefined;
 
+/** Runs `work`; undefined if it throws (a full or blocked localStorage, a site's throwing onError). */
+export function safely<T>(work: () => T): T | undefined {
+  try {
+    return work();
+  } catch {}
+}
+
 /** Posts a collect body; resolves to the answer, or undefined on a network error. Never rejects. */
 export const post = (url: string, body: string): Promise<Response | undefined> =>
   send(url, body).catch(ignore);
