@@ -383,7 +383,8 @@ export function createAttune(
         return flush();
       });
   });
-  document.addEventListener('visibilitychange', () => document.hidden && flushByBeacon());
+  // visibilitychange bubbles from the document to the window.
+  addEventListener('visibilitychange', () => document.hidden && flushByBeacon());
   if (options.trackClicks ?? true) watchClicks(track);
   if (options.spaPageViews)
     watchHistory((previous) => {

@@ -6,7 +6,8 @@
 
 /** Tracks declarative clicks anywhere in the document (one capturing listener). */
 export function watchClicks(track: (name: string, properties: Record<string, string>) => void): void {
-  document.addEventListener(
+  // Capturing at the window: before any handler on the page can stop the click.
+  addEventListener(
     'click',
     ({ target }) => {
       // The target may be the document itself, which has no closest().
