@@ -10,7 +10,8 @@
 import { type AttuneOptions, createAttune } from './attune.ts';
 
 type StubCall = [method: string, args: unknown[]];
-type Methods = Record<string, (...args: unknown[]) => unknown>;
+/** What the stub's method names reach: `track`, or `consent.set` one level down. */
+type Callable = ((...args: unknown[]) => unknown) & { [key: string]: Callable | undefined };
 
 const w = window as unknown as { attune?: unknown };
 const stub = w.attune as { q?: StubCall[] } | undefined;
@@ -21,12 +22,14 @@ if (!stub || stub.q) {
       // "true" stays a string: options are only ever tested for truthiness.
       value === '' || (value !== 'false' && (/^\d+$/.test(value) ? +value : value));
   }
-  const attune = createAttune(options as unknown as AttuneOptions) as unknown as Methods & {
-    consent: Methods;
-  };
+  const attune = createAttune(options as unknown as AttuneOptions);
   w.attune = attune;
-  for (const [method, args] of stub?.q ?? []) {
-    const [first = '', second] = method.split('.');
-    (second ? (attune[first] as unknown as Methods) : attune)[second ?? first]?.(...args);
-  }
+  // `track` or `consent.set`: the tracker's methods are closures, called without `this`.
+  for (const [method, args] of stub?.q ?? [])
+    method
+      .split('.')
+      .reduce<Callable | undefined>(
+        (target, key) => target?.[key],
+        attune as unknown as Callable,
+      )?.(...args);
 }
