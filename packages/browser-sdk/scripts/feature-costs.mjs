@@ -29,7 +29,7 @@ const parts = {
   'TCF adapter': { 'consent/tcf.ts': 'export const listenTcf = () => {};' },
   'click tracking': { 'clicks/clicks.ts': 'export const watchClicks = () => {};' },
   decide: {
-    'decide/decide.ts': 'export const decideUrl = () => ""; export const fetchDecisions = async () => ({});',
+    'decide/decide.ts': 'export const fetchDecisions = async () => ({});',
   },
   'retry policy': {
     'retry/retry.ts': 'export const isRetryable = () => true; export const retryDelay = () => 1000;',
