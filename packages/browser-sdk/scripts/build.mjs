@@ -1,5 +1,5 @@
 // Builds the script-tag tracker, dist/attune.js (IIFE, ES2020, no global but
-// window.attune): esbuild bundles and strips types, terser then minifies harder than
+// window.attune): esbuild bundles, strips types and minifies, terser then minifies harder than
 // esbuild can (constant objects such as LIMITS are inlined and their unused fields
 // dropped), because every byte of the tag counts against its size budget.
 // Also dist/attune.mjs, an ESM bundle for module use without a bundler.
@@ -29,7 +29,8 @@ export async function bundle(entry, format, { plugins = [], mangle = true } = {}
     platform: 'browser',
     legalComments: 'none',
     logLevel: 'warning',
-    minifySyntax: true,
+    // Fully minified before terser too: terser's output then gzips 3 B smaller than from syntax-only.
+    minify: true,
     mangleProps: format === 'iife' ? INTERNAL_PROPS : undefined,
     plugins,
   });
