@@ -6,6 +6,13 @@
 // closed-loop connections: requests/s, accepted events/s, p50/p99, CPU per batch from
 // /proc — utime+stime of the workerd processes and of the whole wrangler tree, over the
 // run, ÷ requests answered) and latency at a fixed offered rate below saturation.
+// Run twice: first with wrangler dev's local trace collector and data explorer off
+// (X_LOCAL_OBSERVABILITY / X_LOCAL_EXPLORER = false), then with wrangler's defaults. The
+// collector streams every span of a Worker (each request, Durable Object call, SQL
+// statement, queue send) to a collector in the same single-threaded workerd, and the
+// explorer wraps every SQLite Durable Object class: developer tools that cost the Worker
+// in proportion to the work it does and that a deployed Worker does not run, while the
+// trivial Worker, which does nothing, barely pays for them. BENCH_DEV_TOOLS=off|on runs one.
 // BENCH_PROFILE=<prefix> also takes a V8 CPU profile of each Worker isolate over CDP.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,13 +32,17 @@ import autocannon from 'autocannon';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../../..');
-const WORKER_PORT = 18780;
-const TRIVIAL_PORT = 18781;
-const INSPECTOR_PORTS = [18782, 18783];
+/** `off` (wrangler dev's trace collector and explorer off), `on` (its defaults), or unset: both, in turn. */
+const DEV_TOOLS = process.env.BENCH_DEV_TOOLS;
+/** The run with the dev tools on has its own ports: the first run's servers may still be shutting down. */
+const PORT_BASE = DEV_TOOLS === 'on' ? 18770 : 18780;
+const WORKER_PORT = PORT_BASE;
+const TRIVIAL_PORT = PORT_BASE + 1;
+const INSPECTOR_PORTS = [PORT_BASE + 2, PORT_BASE + 3];
 /** Optional: the Worker built from another source tree (BENCH_BASELINE_MAIN = its src/index.ts), for an A/B in one run. */
 const BASELINE_MAIN = process.env.BENCH_BASELINE_MAIN;
-const BASELINE_PORT = 18784;
-const BASELINE_INSPECTOR_PORT = 18785;
+const BASELINE_PORT = PORT_BASE + 4;
+const BASELINE_INSPECTOR_PORT = PORT_BASE + 5;
 /** The fixed offered rate (requests/s) of the latency runs, below both Workers' saturation. */
 const RATE = Number(process.env.BENCH_RATE ?? 25);
 const RATE_DURATION_S = Number(process.env.BENCH_RATE_DURATION_S ?? 10);
@@ -57,6 +68,7 @@ function cleanup() {
       process.kill(-child.pid, 'SIGTERM');
     } catch {}
   }
+  children.length = 0;
   rmSync(work, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
@@ -125,7 +137,12 @@ function startWrangler(config, port, inspectorPort, label) {
       cwd: dirname(config),
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
+      env: {
+        ...process.env,
+        WRANGLER_SEND_METRICS: 'false',
+        CI: '1',
+        ...(DEV_TOOLS === 'on' ? {} : { X_LOCAL_OBSERVABILITY: 'false', X_LOCAL_EXPLORER: 'false' }),
+      },
     },
   );
   let output = '';
@@ -630,7 +647,26 @@ async function main() {
   }
 }
 
-main()
+/** Without BENCH_DEV_TOOLS: this run (dev tools off), then the same bench with wrangler's defaults. */
+async function mainAndDefaults() {
+  console.log(
+    DEV_TOOLS === 'on'
+      ? "#### wrangler dev's defaults (local trace collector and data explorer on)\n"
+      : '#### wrangler dev with its local trace collector and data explorer off (X_LOCAL_OBSERVABILITY=false, X_LOCAL_EXPLORER=false)\n',
+  );
+  await main();
+  if (DEV_TOOLS !== undefined) return;
+  cleanup();
+  console.log('');
+  const second = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+    stdio: 'inherit',
+    env: { ...process.env, BENCH_DEV_TOOLS: 'on' },
+  });
+  const code = await new Promise((res) => second.on('exit', res));
+  if (code !== 0) throw new Error(`the run with wrangler's defaults failed (exit ${code})`);
+}
+
+mainAndDefaults()
   .then(() => process.exit(0))
   .catch((err) => {
     console.error(err);
