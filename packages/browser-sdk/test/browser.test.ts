@@ -6,8 +6,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CustomerAction } from '@attune/shared-schema';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { launchChromium } from './chromium.ts';
 import { type Collector, type Site, startCollector, startSite, until } from './servers.ts';
 
 const DIST = fileURLToPath(new URL('../dist/attune.js', import.meta.url));
@@ -29,20 +30,7 @@ beforeAll(async () => {
     throw new Error('dist/attune.js is missing: run `pnpm --filter @attune/browser-sdk build` first');
   collector = await startCollector(19111);
   site = await startSite(19110, collector.url, DIST);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    // Playwright turns the back/forward cache off by default; visitors' browsers have it on.
-    ignoreDefaultArgs: ['--disable-back-forward-cache'],
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
