@@ -16,19 +16,11 @@
 // BENCH_PROFILE=<prefix> also takes a V8 CPU profile of each Worker isolate over CDP.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { cpuMs, findWorkerd, processTree, waitReady, wranglerServers } from './wrangler-dev.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../../..');
@@ -56,24 +48,9 @@ const ORIGIN = 'http://127.0.0.1:3000';
 const WRITE_KEY = 'pk_bench_attune';
 const ADMIN_TOKEN = `bench-${randomBytes(8).toString('hex')}`;
 
-// Durable Object storage goes to a temp dir in memory where there is one (/dev/shm): the
-// bench measures the Worker, not this machine's disk.
-const work = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'attune-bench-ingest-'));
-const children = [];
-
-function cleanup() {
-  for (const child of children) {
-    try {
-      // Each server runs in its own process group (detached); end exactly that group.
-      process.kill(-child.pid, 'SIGTERM');
-    } catch {}
-  }
-  children.length = 0;
-  rmSync(work, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
+const servers = wranglerServers('attune-bench-ingest-', DEV_TOOLS);
+const { work } = servers;
+const cleanup = servers.stop;
 
 /** The Worker's config for the bench: the real bindings, minus the queue consumer and cron (not what we measure). */
 function benchConfig(label, main) {
@@ -113,106 +90,7 @@ function benchConfig(label, main) {
   return join(dir, 'wrangler.toml');
 }
 
-function startWrangler(config, port, inspectorPort, label) {
-  const bin = join(here, '..', 'node_modules', '.bin', 'wrangler');
-  const child = spawn(
-    bin,
-    [
-      'dev',
-      '--config',
-      config,
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--inspector-port',
-      String(inspectorPort),
-      '--persist-to',
-      join(work, `state-${label}`),
-      '--log-level',
-      process.env.BENCH_LOG_LEVEL ?? 'warn',
-      '--show-interactive-dev-session=false',
-    ],
-    {
-      cwd: dirname(config),
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        WRANGLER_SEND_METRICS: 'false',
-        CI: '1',
-        ...(DEV_TOOLS === 'on' ? {} : { X_LOCAL_OBSERVABILITY: 'false', X_LOCAL_EXPLORER: 'false' }),
-      },
-    },
-  );
-  let output = '';
-  child.stdout.on('data', (d) => {
-    output = (output + d).slice(-4000);
-    if (process.env.BENCH_LOG_LEVEL) process.stderr.write(d);
-  });
-  child.stderr.on('data', (d) => {
-    output = (output + d).slice(-4000);
-  });
-  children.push(child);
-  return { child, output: () => output };
-}
-
-async function waitReady(url, server) {
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(url);
-      await res.arrayBuffer();
-      if (res.status < 500) return;
-    } catch {}
-    if (server.child.exitCode !== null) throw new Error(`wrangler exited:\n${server.output()}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`not ready: ${url}\n${server.output()}`);
-}
-
-/** The wrangler process and all its descendants (node proxy, esbuild, workerd). */
-function processTree(pid) {
-  const parentOf = new Map();
-  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      parentOf.set(Number(p), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {}
-  }
-  const tree = [pid];
-  for (const [child] of parentOf) {
-    let cur = child;
-    for (let hops = 0; hops < 10 && cur > 1; hops++) {
-      cur = parentOf.get(cur) ?? 0;
-      if (cur === pid) {
-        tree.push(child);
-        break;
-      }
-    }
-  }
-  return tree;
-}
-
-/** The workerd processes under a wrangler process (wrangler dev runs two: the Worker's and its dev proxy). */
-function findWorkerd(pid) {
-  return processTree(pid).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'workerd';
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** CPU time (ms) a process has used so far: utime + stime from /proc. */
-function cpuMs(pid) {
-  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return Number.NaN;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
-}
+const startWrangler = servers.start;
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 function ulid(now) {
