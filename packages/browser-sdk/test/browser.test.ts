@@ -1,23 +1,15 @@
 /**
  * The script-tag build (dist/attune.js) in real headless Chromium, served from a
  * loopback site and sending to a loopback collector that validates every body with the
- * shared schema. Each test gets a fresh browser context (its own storage).
+ * shared schema (the fixture is in suite.ts). Each test gets a fresh browser context.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { CustomerAction } from '@attune/shared-schema';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { launchChromium } from './chromium.ts';
-import { type Collector, type Site, startCollector, startSite, until } from './servers.ts';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { until } from './servers.ts';
+import { browserSuite } from './suite.ts';
 
-const DIST = fileURLToPath(new URL('../dist/attune.js', import.meta.url));
 const SIGNATURE = 'c'.repeat(64);
-
-let browser: Browser;
-let collector: Collector;
-let site: Site;
-let context: BrowserContext;
 
 declare global {
   interface Window {
@@ -25,42 +17,20 @@ declare global {
   }
 }
 
-beforeAll(async () => {
-  if (!existsSync(DIST))
-    throw new Error('dist/attune.js is missing: run `pnpm --filter @attune/browser-sdk build` first');
-  collector = await startCollector(19111);
-  site = await startSite(19110, collector.url, DIST);
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await site?.close();
-  await collector?.close();
-});
-
-beforeEach(async () => {
-  collector.reset();
-  context = await browser.newContext();
-});
-
-afterEach(async () => {
-  await context.close();
-  expect(collector.invalid).toEqual([]);
-});
+const suite = browserSuite(19110, 19111);
 
 /** Opens a test page and waits until the tag has replaced the stub. */
 async function open(path: string, params: Record<string, string> = {}, page?: Page): Promise<Page> {
-  const tab = page ?? (await context.newPage());
-  await tab.goto(`${site.url}${path}?${new URLSearchParams(params)}`);
+  const tab = page ?? (await suite.context.newPage());
+  await tab.goto(`${suite.site.url}${path}?${new URLSearchParams(params)}`);
   await tab.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
   return tab;
 }
 
-const named = (name: string) => collector.events.filter((e) => e.name === name);
-const countOf = (id: string) => collector.events.filter((e) => e.id === id).length;
+const named = (name: string) => suite.collector.events.filter((e) => e.name === name);
+const countOf = (id: string) => suite.collector.events.filter((e) => e.id === id).length;
 /** Events that reached the collector more than once (it keeps the first, like the Worker). */
-const resent = () => collector.duplicates.map((e) => e.name);
+const resent = () => suite.collector.duplicates.map((e) => e.name);
 const grant = (page: Page, categories: Record<string, boolean> = { analytics: true }) =>
   page.evaluate((c) => window.attune.consent.set(c, 'banner'), categories);
 const flush = (page: Page) => page.evaluate(() => window.attune.flush());
@@ -90,7 +60,7 @@ function expectNoDuplicates() {
 describe('the script tag in Chromium', () => {
   it('(a) makes no network request at all and writes no storage before consent', async () => {
     const requests: string[] = [];
-    context.on('request', (request) => requests.push(request.url()));
+    suite.context.on('request', (request) => requests.push(request.url()));
     const page = await open('/a', { 'data-flush-interval': '100' });
     await page.evaluate(() => {
       window.attune.track('product.viewed', { productId: 'p1' });
@@ -100,8 +70,8 @@ describe('the script tag in Chromium', () => {
     });
     // Absence needs a span of time: ten flush intervals.
     await page.waitForTimeout(1000);
-    expect(requests.filter((url) => !url.startsWith(site.url))).toEqual([]);
-    expect(collector.requests).toEqual([]);
+    expect(requests.filter((url) => !url.startsWith(suite.site.url))).toEqual([]);
+    expect(suite.collector.requests).toEqual([]);
     const storage = await page.evaluate(async () => ({
       localStorage: localStorage.length,
       cookie: document.cookie,
@@ -128,8 +98,8 @@ describe('the script tag in Chromium', () => {
     await grant(page);
     // page.viewed + product.viewed + cart.item.added (click) + consent.updated = 4 < flushAt: still queued.
     await page.evaluate(() => window.attune.track('search.performed', { query: 'boots' }));
-    await until('a batch of five', () => collector.events.length >= 5);
-    const posts = collector.requests.filter((r) => r.method === 'POST');
+    await until('a batch of five', () => suite.collector.events.length >= 5);
+    const posts = suite.collector.requests.filter((r) => r.method === 'POST');
     expect(posts).toHaveLength(1);
     expect(posts[0]?.events.map((e) => e.name)).toEqual([
       'page.viewed',
@@ -139,10 +109,10 @@ describe('the script tag in Chromium', () => {
       'search.performed',
     ]);
     expect(posts[0]?.contentType).toMatch(/^text\/plain/);
-    expect(collector.requests.some((r) => r.method === 'OPTIONS')).toBe(false);
+    expect(suite.collector.requests.some((r) => r.method === 'OPTIONS')).toBe(false);
     const click = named('cart.item.added')[0];
     expect(click?.properties).toEqual({ productId: 'p-7', name: 'Trail jacket' });
-    for (const event of collector.events) {
+    for (const event of suite.collector.events) {
       expect(event.context?.consent).toEqual({
         categories: { necessary: true, analytics: true, personalization: false, marketing: false },
         policyVersion: '1',
@@ -159,7 +129,7 @@ describe('the script tag in Chromium', () => {
       window.attune.track('checkout.started', { value: 42, currency: 'EUR' });
       window.attune.track('form.submitted', { formId: 'newsletter' });
     });
-    await page.goto(`${site.url}/elsewhere?data-auto-page-view=false`);
+    await page.goto(`${suite.site.url}/elsewhere?data-auto-page-view=false`);
     await until('the last events', () => named('form.submitted').length >= 1);
     expect(named('checkout.started')).toHaveLength(1);
     // Coming back must not send them again from storage.
@@ -174,7 +144,7 @@ describe('the script tag in Chromium', () => {
     const page = await open('/d', { 'data-flush-interval': '200' });
     await grant(page);
     await until('the consent event', () => named('consent.updated').length === 1);
-    await context.setOffline(true);
+    await suite.context.setOffline(true);
     const offlineIds = await page.evaluate(() => {
       for (let i = 0; i < 3; i++) window.attune.track('product.viewed', { productId: `offline-${i}` });
       return window.attune.flush();
@@ -183,7 +153,7 @@ describe('the script tag in Chromium', () => {
     await until('three events in IndexedDB', async () => (await storedIds(page)).length === 3);
     const stored = await storedIds(page);
     await page.reload().catch(() => {}); // fails: the browser is offline
-    await context.setOffline(false);
+    await suite.context.setOffline(false);
     await open('/d', {}, page);
     await until('the offline events', () => stored.every((id) => countOf(id) >= 1));
     await until('the outbox to empty', async () => (await storedIds(page)).length === 0);
@@ -191,22 +161,22 @@ describe('the script tag in Chromium', () => {
     // Accepted exactly once. On the wire, the page the reload replaced may have sent them as the
     // network came back, with the answer lost to the navigation: the id makes that resend harmless.
     for (const id of stored) expect(countOf(id)).toBe(1);
-    expect(collector.duplicates.every((e) => stored.includes(e.id))).toBe(true);
+    expect(suite.collector.duplicates.every((e) => stored.includes(e.id))).toBe(true);
   });
 
   it('(e) a burst of 503s, then recovery: all delivered, none twice', async () => {
     const page = await open('/e', { 'data-flush-interval': '100' });
-    collector.fail(2, 503);
-    collector.fail(1, 429, '1');
+    suite.collector.fail(2, 503);
+    suite.collector.fail(1, 429, '1');
     await grant(page);
     await page.evaluate(() => {
       for (let i = 0; i < 5; i++) window.attune.track('product.viewed', { productId: `burst-${i}` });
     });
-    await until('every event', () => collector.events.length === 7);
-    const failed = collector.requests.filter((r) => r.method === 'POST' && r.events.length === 0);
+    await until('every event', () => suite.collector.events.length === 7);
+    const failed = suite.collector.requests.filter((r) => r.method === 'POST' && r.events.length === 0);
     expect(failed.length).toBeGreaterThanOrEqual(3);
     await flush(page);
-    expect(collector.events).toHaveLength(7);
+    expect(suite.collector.events).toHaveLength(7);
     expectNoDuplicates();
   });
 
@@ -221,20 +191,20 @@ describe('the script tag in Chromium', () => {
           window.attune.track('product.viewed', { productId: `${location.pathname}-${i}` });
       });
     }
-    await until('every tab’s events', () => collector.events.length === 1 + 3 + 15);
-    await context.setOffline(true);
+    await until('every tab’s events', () => suite.collector.events.length === 1 + 3 + 15);
+    await suite.context.setOffline(true);
     await first.evaluate(() => {
       for (let i = 0; i < 4; i++) window.attune.track('cart.item.added', { productId: `orphan-${i}` });
     });
     await until('the orphans in IndexedDB', async () => (await storedIds(first)).length === 4);
     await first.close();
     // Both remaining tabs see `online` at once and race to adopt the closed tab's events.
-    await context.setOffline(false);
+    await suite.context.setOffline(false);
     await until('the orphans', () => named('cart.item.added').length >= 4);
     await Promise.all([flush(second), flush(third)]);
     await second.waitForTimeout(500);
     expect(named('cart.item.added')).toHaveLength(4);
-    expect(collector.events).toHaveLength(1 + 3 + 15 + 4);
+    expect(suite.collector.events).toHaveLength(1 + 3 + 15 + 4);
     expectNoDuplicates();
   });
 
@@ -248,7 +218,7 @@ describe('the script tag in Chromium', () => {
       return window.attune.flush();
     });
     await page.waitForTimeout(500);
-    expect(collector.events.map((e) => e.name)).toEqual(['consent.updated']);
+    expect(suite.collector.events.map((e) => e.name)).toEqual(['consent.updated']);
     expect(named('consent.updated')[0]?.properties).toMatchObject({
       categories: { necessary: true, analytics: false, personalization: false, marketing: false },
     });
@@ -271,7 +241,7 @@ describe('the script tag in Chromium', () => {
     ].join(';');
     await open('/h', { stub: calls });
     await until('the replayed calls', () => named('stub.second').length === 1);
-    const sequence = [...collector.events].sort((a, b) => (a.id < b.id ? -1 : 1)).map((e) => e.name);
+    const sequence = [...suite.collector.events].sort((a, b) => (a.id < b.id ? -1 : 1)).map((e) => e.name);
     expect(sequence).toEqual([
       'page.viewed',
       'consent.updated',
@@ -294,7 +264,7 @@ describe('the script tag in Chromium', () => {
       .sort((a, b) => (a.id < b.id ? -1 : 1))
       .map((e: CustomerAction) => ({ path: e.context?.page?.path, referrer: e.context?.page?.referrer }));
     expect(views[1]).toEqual({ path: '/spa/two', referrer: expect.stringMatching(/\/spa\/one\?/) });
-    expect(views[2]).toEqual({ path: '/spa/one', referrer: `${site.url}/spa/two?tab=reviews#top` });
+    expect(views[2]).toEqual({ path: '/spa/one', referrer: `${suite.site.url}/spa/two?tab=reviews#top` });
     await flush(page);
     expect(named('page.viewed')).toHaveLength(3);
   });
@@ -304,10 +274,10 @@ describe('the script tag in Chromium', () => {
     await grant(page);
     await until('the consent event', () => named('consent.updated').length === 1);
     // The first page backs off (Retry-After: 30 s), so its event is still only in IndexedDB as it is left.
-    collector.fail(1, 503, '30');
+    suite.collector.fail(1, 503, '30');
     await page.evaluate(() => window.attune.track('wishlist.item.added', { productId: 'p-9' }));
     await until('the refused attempt', () =>
-      collector.requests.some((r) => r.method === 'POST' && r.events.length === 0),
+      suite.collector.requests.some((r) => r.method === 'POST' && r.events.length === 0),
     );
     await until('the event in IndexedDB', async () => (await storedIds(page)).length === 1);
     await page.evaluate(() => {
@@ -316,7 +286,7 @@ describe('the script tag in Chromium', () => {
       });
     });
     // The next page adopts the event of the cached one (which holds no lock) and sends it.
-    await page.goto(`${site.url}/j2?data-flush-interval=100`);
+    await page.goto(`${suite.site.url}/j2?data-flush-interval=100`);
     await until('the event, from the next page', () => named('wishlist.item.added').length === 1);
     await page.goBack({ waitUntil: 'commit' });
     await page.waitForFunction(() => document.body.dataset.restored !== undefined);

@@ -5,14 +5,9 @@
  * `__tcfapi` (a minimal CMP the page defines, as a real one would, before the tag loads).
  * Events go to a loopback collector that validates every body with the shared schema.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { launchChromium } from './chromium.ts';
-import { type Collector, type Site, startCollector, startSite } from './servers.ts';
-
-const DIST = fileURLToPath(new URL('../dist/attune.js', import.meta.url));
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { browserSuite } from './suite.ts';
 
 /** What a TCF v2.2 CMP reports to `addEventListener` callbacks (the fields the adapter reads). */
 interface TcReport {
@@ -42,34 +37,7 @@ declare global {
   }
 }
 
-let browser: Browser;
-let collector: Collector;
-let site: Site;
-let context: BrowserContext;
-
-beforeAll(async () => {
-  if (!existsSync(DIST))
-    throw new Error('dist/attune.js is missing: run `pnpm --filter @attune/browser-sdk build` first');
-  collector = await startCollector(18901);
-  site = await startSite(18900, collector.url, DIST);
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await site?.close();
-  await collector?.close();
-});
-
-beforeEach(async () => {
-  collector.reset();
-  context = await browser.newContext();
-});
-
-afterEach(async () => {
-  await context.close();
-  expect(collector.invalid).toEqual([]);
-});
+const suite = browserSuite(18900, 18901);
 
 /** Source for a page's head: `setUp(arg)`, run in the page (so `setUp` may use nothing outside itself). */
 const inPage = <A>(setUp: (arg: A) => void, arg: A) => `(${setUp})(${JSON.stringify(arg) ?? ''});`;
@@ -79,9 +47,9 @@ const inPage = <A>(setUp: (arg: A) => void, arg: A) => `(${setUp})(${JSON.string
  * placed before Attune's tag), then waits until the tag has loaded.
  */
 async function open(path: string, params: Record<string, string>, ...scripts: string[]): Promise<Page> {
-  const page = await context.newPage();
+  const page = await suite.context.newPage();
   for (const content of scripts) await page.addInitScript({ content });
-  await page.goto(`${site.url}${path}?${new URLSearchParams(params)}`);
+  await page.goto(`${suite.site.url}${path}?${new URLSearchParams(params)}`);
   await page.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
   return page;
 }
@@ -141,10 +109,10 @@ const dataLayerOf = (page: Page) =>
     })),
   );
 
-const names = () => collector.events.map((e) => e.name);
-const consentEvents = () => collector.events.filter((e) => e.name === 'consent.updated');
+const names = () => suite.collector.events.map((e) => e.name);
+const consentEvents = () => suite.collector.events.filter((e) => e.name === 'consent.updated');
 
-/** Tracks `name` and flushes: once it resolves, whatever the tag would send has reached the collector. */
+/** Tracks `name` and flushes: once it resolves, whatever the tag would send has reached the suite.collector. */
 const trackAndFlush = (page: Page, name: string) =>
   page.evaluate((n) => {
     window.attune.track(n);
@@ -221,8 +189,7 @@ describe('Google Consent Mode v2 from the script tag', () => {
     ]);
 
     // Without the attribute (another visitor) the tag leaves Google's dataLayer alone.
-    await context.close();
-    context = await browser.newContext();
+    await suite.newVisitor();
     const plain = await open(
       '/gcm-off',
       { 'data-flush-interval': '60000' },
@@ -264,7 +231,9 @@ describe('IAB TCF v2.2 consent from the script tag', () => {
       policyVersion: '1',
     };
     expect(consentEvents()[0]?.properties).toEqual({ ...analyticsOnly, source: 'tcf' });
-    expect(collector.events.find((e) => e.name === 'article.read')?.context?.consent).toEqual(analyticsOnly);
+    expect(suite.collector.events.find((e) => e.name === 'article.read')?.context?.consent).toEqual(
+      analyticsOnly,
+    );
     expect(await page.evaluate(() => window.attune.consent.get())).toMatchObject({
       decided: true,
       ...analyticsOnly,
@@ -297,7 +266,7 @@ describe('IAB TCF v2.2 consent from the script tag', () => {
     );
     expect(await page.evaluate(() => window.fakeCmp?.listeners())).toBe(1);
     await trackAndFlush(page, 'before.choice');
-    expect(collector.requests).toEqual([]);
+    expect(suite.collector.requests).toEqual([]);
     expect(await page.evaluate(() => window.attune.consent.get().decided)).toBe(false);
 
     // The person consents to device access (1) only, not to measurement (8): a refusal.
