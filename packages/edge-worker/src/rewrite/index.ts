@@ -64,20 +64,22 @@ function fillWithin(
     return keepDefault(error);
   }
   if (!(result instanceof Promise)) return result;
-  const left = deadline - Date.now();
-  if (left <= 0) {
+  if (deadline <= Date.now()) {
     result.catch(() => undefined);
     return null;
   }
+  return beforeDeadline(result, deadline).catch(keepDefault);
+}
+
+/** `promise`'s outcome, or null once `deadline` (epoch ms) passes; the timer is cleared either way. */
+function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T | null> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
-    result,
+    promise,
     new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), left);
+      timer = setTimeout(() => resolve(null), deadline - Date.now());
     }),
-  ])
-    .catch(keepDefault)
-    .finally(() => clearTimeout(timer));
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** `data-attune-slot`, as bytes: the origin's HTML is searched before it is decoded. */
@@ -146,16 +148,11 @@ function slotGate(decided: Promise<unknown>, deadline: number): TransformStream<
   );
   let tail = new Uint8Array(0);
   const waitForDecision = async () => {
-    const left = deadline - Date.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    if (left > 0)
-      await Promise.race([
+    if (deadline > Date.now())
+      await beforeDeadline(
         decided.catch(() => undefined),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, left);
-        }),
-      ]);
-    clearTimeout(timer);
+        deadline,
+      );
     flowing = true;
   };
   return new TransformStream<Uint8Array, Uint8Array>({

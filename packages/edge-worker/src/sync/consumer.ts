@@ -349,6 +349,7 @@ function eventsOfMalformed(body: unknown): Record<string, unknown>[] | undefined
   }));
 }
 
+/** Where and why a schema check failed, for a dead letter's reason: `path: message`. */
 function issueOf(result: {
   success: boolean;
   error?: { issues: { path: PropertyKey[]; message: string }[] };
@@ -395,9 +396,7 @@ export async function syncBatch(
       continue;
     }
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue ? issue.path.join('.') || '(root)' : '(root)';
-      await out.deadLetter(msg, `invalid queue message at ${where}: ${issue?.message ?? 'unknown'}`);
+      await out.deadLetter(msg, `invalid queue message at ${issueOf(parsed)}`);
       continue;
     }
     const body = parsed.data as QueueMessage;
