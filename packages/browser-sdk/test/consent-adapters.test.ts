@@ -126,6 +126,14 @@ const DENIED_SIGNALS = {
   analytics_storage: 'denied',
   personalization_storage: 'denied',
 };
+/** Marketing and analytics granted, personalization not. */
+const MARKETING_AND_ANALYTICS_SIGNALS = {
+  ...DENIED_SIGNALS,
+  ad_storage: 'granted',
+  ad_user_data: 'granted',
+  ad_personalization: 'granted',
+  analytics_storage: 'granted',
+};
 
 describe('Google Consent Mode v2 from the script tag', () => {
   it('pushes a denied default into the page’s dataLayer, then an update on every choice (only with data-google-consent-mode); a returning visitor’s default is their choice', async () => {
@@ -154,17 +162,7 @@ describe('Google Consent Mode v2 from the script tag', () => {
     await page.evaluate(() => window.attune.consent.set({ marketing: true }, 'banner'));
     expect((await dataLayerOf(page)).slice(2)).toEqual([
       {
-        args: [
-          'consent',
-          'update',
-          {
-            ad_storage: 'granted',
-            ad_user_data: 'granted',
-            ad_personalization: 'granted',
-            analytics_storage: 'granted',
-            personalization_storage: 'denied',
-          },
-        ],
+        args: ['consent', 'update', MARKETING_AND_ANALYTICS_SIGNALS],
         isArguments: true,
       },
     ]);
@@ -175,17 +173,7 @@ describe('Google Consent Mode v2 from the script tag', () => {
       inPage(googleDataLayer, undefined),
     );
     expect((await dataLayerOf(returning)).map((entry) => entry.args)).toEqual([
-      [
-        'consent',
-        'default',
-        {
-          ...DENIED_SIGNALS,
-          ad_storage: 'granted',
-          ad_user_data: 'granted',
-          ad_personalization: 'granted',
-          analytics_storage: 'granted',
-        },
-      ],
+      ['consent', 'default', MARKETING_AND_ANALYTICS_SIGNALS],
     ]);
 
     // Without the attribute (another visitor) the tag leaves Google's dataLayer alone.
@@ -306,17 +294,7 @@ describe('IAB TCF v2.2 consent from the script tag', () => {
     await page.evaluate((choice) => window.fakeCmp?.report(choice), chosen(1, 3, 4, 8));
     expect((await dataLayerOf(page)).map((entry) => entry.args)).toEqual([
       ['consent', 'default', DENIED_SIGNALS],
-      [
-        'consent',
-        'update',
-        {
-          ad_storage: 'granted',
-          ad_user_data: 'granted',
-          ad_personalization: 'granted',
-          analytics_storage: 'granted',
-          personalization_storage: 'denied',
-        },
-      ],
+      ['consent', 'update', MARKETING_AND_ANALYTICS_SIGNALS],
     ]);
     await trackAndFlush(page, 'article.read');
     expect(names()).toEqual(['page.viewed', 'consent.updated', 'article.read']);
