@@ -27,7 +27,7 @@ import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput, ProfileSummary } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
 import { runTriggers } from '../triggers/index.ts';
-import { eventsMessages, type ForwardedEvent, sendCoalesced, sendMessages } from './queue-producer.ts';
+import { eventsMessages, type ForwardedEvent, sendMessages, sendShared } from './queue-producer.ts';
 
 export interface PipelineInput {
   site: Site;
@@ -246,11 +246,14 @@ export async function ingestBatch(
 
   // 3. The queue, after the response: the ProfileDO has already applied (and deduped) the
   // events, so a client retry could not re-send them anyway; waiting would only add latency.
-  // A failed send is retried once and then logged and counted. Concurrent requests of this
-  // isolate share one send (sendCoalesced), in order.
+  // A failed send is retried once and then logged and counted. Overlapping requests of this
+  // isolate share one send, made by the first of them (sendShared).
   const queueStarted = Date.now();
   outcome.timings.profileMs = queueStarted - profileStarted;
-  if (messages.length > 0) ctx.waitUntil(sendCoalesced(env.EVENTS, messages, (all) => forward(env, all)));
+  if (messages.length > 0) {
+    const send = sendShared(env.EVENTS, messages, (all) => forward(env, all));
+    if (send) ctx.waitUntil(send);
+  }
   outcome.timings.queueMs = Date.now() - queueStarted;
   if (followUps.length > 0) ctx.waitUntil(Promise.all(followUps));
   return outcome;

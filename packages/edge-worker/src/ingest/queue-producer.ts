@@ -126,54 +126,37 @@ export async function sendMessages(queue: Queue, messages: readonly QueueMessage
  */
 export const COALESCE_MS = 50;
 
-interface Pending {
-  messages: QueueMessage[];
-  done: Promise<void>;
-  start: () => void;
-}
-
-/** Per queue binding: messages waiting for the next shared send, and the send before it. */
-const pendingByQueue = new WeakMap<Queue, { pending?: Pending; previous: Promise<void> }>();
+/** Per queue binding: the batch a leading request holds open, which later requests join. */
+const openBatches = new WeakMap<Queue, QueueMessage[]>();
 
 /**
- * Hands messages to the isolate's next shared send to `queue` and resolves once they were
- * sent (or `send` gave up). Order is kept: messages of earlier calls are sent first, and
- * one shared send starts only after the previous one finished. `send` does the sending
- * (and its retries); it must not reject.
+ * Shares one send among the overlapping requests of an isolate without sharing a promise
+ * between them. The first request (the leader) opens a batch, waits COALESCE_MS on its
+ * own timer and sends the batch from its own context; requests that arrive meanwhile
+ * only add their messages to it. Returns the leader's send, for its waitUntil; a request
+ * that joined an open batch gets undefined: it has nothing to wait for.
+ * Why no promise is shared: workerd ties a promise to the request that created it. A
+ * request waiting on a promise only another request can settle has no work of its own
+ * left, so workerd cancels it as hung; and continuations of a request that has ended are
+ * dropped. Waiting for another request's send lost whole batches that way.
+ * Messages keep their order within a batch; consecutive batches may overlap in flight,
+ * which is fine, because the queue does not keep order anyway (the consumer does not
+ * rely on it). `send` does the sending and its retries; it must not reject.
  */
-export function sendCoalesced(
+export function sendShared(
   queue: Queue,
   messages: readonly QueueMessage[],
   send: (messages: QueueMessage[]) => Promise<void>,
-): Promise<void> {
-  let slot = pendingByQueue.get(queue);
-  if (slot === undefined) {
-    slot = { previous: Promise.resolve() };
-    pendingByQueue.set(queue, slot);
+): Promise<void> | undefined {
+  const open = openBatches.get(queue);
+  if (open !== undefined) {
+    open.push(...messages);
+    return undefined;
   }
-  const current = slot;
-  let pending = current.pending;
-  if (pending === undefined) {
-    let release: () => void = () => undefined;
-    const started = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const created: Pending = { messages: [], done: Promise.resolve(), start: release };
-    const after = current.previous;
-    created.done = Promise.all([started, after]).then(() => {
-      if (current.pending === created) current.pending = undefined;
-      return send(created.messages);
-    });
-    current.previous = created.done;
-    current.pending = created;
-    pending = created;
-    setTimeout(release, COALESCE_MS);
-  }
-  pending.messages.push(...messages);
-  // A full batch need not wait for more.
-  if (pending.messages.length >= QUEUE_BATCH_MESSAGES) {
-    current.pending = undefined;
-    pending.start();
-  }
-  return pending.done;
+  const batch = [...messages];
+  openBatches.set(queue, batch);
+  return new Promise<void>((resolve) => setTimeout(resolve, COALESCE_MS)).then(() => {
+    openBatches.delete(queue);
+    return send(batch);
+  });
 }
