@@ -17,7 +17,10 @@ const w = window as unknown as { attune?: unknown };
 const stub = w.attune as { q?: StubCall[] } | undefined;
 if (!stub || stub.q) {
   const options: Record<string, unknown> = {};
-  for (const [key, value = ''] of Object.entries((document.currentScript as HTMLScriptElement).dataset)) {
+  // Dataset values are strings, never undefined (DOMStringMap's type says otherwise).
+  for (const [key, value] of Object.entries(
+    (document.currentScript as HTMLScriptElement).dataset as Record<string, string>,
+  )) {
     options[key] =
       // "true" stays a string: options are only ever tested for truthiness.
       value === '' || (value !== 'false' && (/^\d+$/.test(value) ? +value : value));

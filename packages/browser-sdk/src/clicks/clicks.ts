@@ -14,7 +14,7 @@ export function watchClicks(track: (name: string, properties: Record<string, str
       const element = (target as Element).closest?.<HTMLElement>('[data-attune-track]');
       if (element) {
         const properties: Record<string, string> = {};
-        for (const [key, value = ''] of Object.entries(element.dataset)) {
+        for (const [key, value] of Object.entries(element.dataset as Record<string, string>)) {
           const name = key.replace(/^attuneProp([A-Z])/, (_, first: string) => first.toLowerCase());
           if (name !== key) properties[name] = value;
         }

@@ -72,14 +72,15 @@ export function applyChoice(
 
 /**
  * Reads `/v1/config` (untrusted network input) into a config, or undefined when it is
- * malformed. Flags are only ever compared with `=== true`, so a missing or odd flag
- * can never grant anything.
+ * malformed (a `categories` object with its own `every` throws instead: the caller keeps
+ * the config it has either way). Flags are only ever compared with `=== true`, so a
+ * missing or odd flag can never grant anything.
  */
 export function parseConsentConfig(json: unknown): ConsentConfig | undefined {
   const config = json as Partial<ConsentConfig> | null;
+  // Only an array has `every` among JSON values (an object's own "every" is no function and throws).
   return typeof config?.policyVersion === 'string' &&
-    Array.isArray(config.categories) &&
-    config.categories.every((c) => typeof c?.key === 'string')
+    config.categories?.every?.((c) => typeof c?.key === 'string')
     ? (config as ConsentConfig)
     : undefined;
 }

@@ -5,15 +5,15 @@
  * content it already has.
  */
 import type { DecideResponse } from '@attune/shared-schema/constants';
-import { getJson } from '../transport/transport.ts';
-
-const noDecisions = (): DecideResponse => ({ personalized: false, decisions: {} });
+import { getJson, ignore } from '../transport/transport.ts';
 
 /** Fetches decisions; resolves to `{ personalized: false, decisions: {} }` on any failure. */
 export const fetchDecisions = (url: string): Promise<DecideResponse> =>
   getJson(url)
-    // No body (a non-2xx answer) throws here, which also ends in the fallback.
+    // A network or JSON error, no body (a non-2xx answer) and a malformed body all end in the fallback.
+    .catch(ignore)
     .then((body) =>
-      (body as DecideResponse).decisions instanceof Object ? (body as DecideResponse) : noDecisions(),
-    )
-    .catch(noDecisions);
+      (body as DecideResponse | undefined)?.decisions instanceof Object
+        ? (body as DecideResponse)
+        : { personalized: false, decisions: {} },
+    );

@@ -15,8 +15,9 @@ export const backoffDelay = (attempt: number): number =>
 
 /** Milliseconds a Retry-After header asks for (delta-seconds or HTTP date), or undefined. */
 export function retryAfterMs(header?: string | null): number | undefined {
-  // Delta-seconds, else a date ("0" reads as a date long past, which means "now" too).
-  const ms = header ? +header * 1000 || Date.parse(header) - Date.now() : Number.NaN;
+  // Delta-seconds, else a date ("0" reads as a date long past, which means "now" too);
+  // no header reads as neither (NaN: Date.parse("null") is NaN too).
+  const ms = +(header as string) * 1000 || Date.parse(header as string) - Date.now();
   // A date in the past means "now"; an unreadable header means "use backoff".
   return ms < 0 ? 0 : ms >= 0 ? ms : undefined;
 }

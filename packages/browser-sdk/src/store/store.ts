@@ -69,12 +69,11 @@ export function browserPersistence(tab: string): Persistence {
   const outbox = async <T>(work: (store: IDBObjectStore) => T): Promise<T | undefined> => {
     try {
       // Opened on first use, never before consent (the database and store idb-keyval's createStore makes).
-      database ??= promisifyRequest(
-        Object.assign(indexedDB.open('attune'), {
-          onupgradeneeded: (event: IDBVersionChangeEvent) =>
-            (event.target as IDBOpenDBRequest).result.createObjectStore('outbox'),
-        }),
-      );
+      if (!database) {
+        const open = indexedDB.open('attune');
+        open.onupgradeneeded = () => open.result.createObjectStore('outbox');
+        database = promisifyRequest(open);
+      }
       const transaction = (await database).transaction('outbox', 'readwrite');
       const result = work(transaction.objectStore('outbox'));
       // Commit now rather than when the requests' callbacks have run: a page that is unloading
@@ -121,10 +120,11 @@ export function browserPersistence(tab: string): Persistence {
         // One tab at a time: two tabs cannot adopt the same orphan. Held and pending locks
         // alike count as alive: a tab just opened may still wait for its own.
         return await exclusively(async () => {
-          const alive = Object.values((await locks?.query()) ?? {}).flat();
+          const alive = Object.values({ ...(await locks?.query()) }).flat();
           // Re-owns the stored events of tabs that are gone and returns them.
-          const orphans = ((await stored()) ?? []).filter(
-            (e) => e.tab !== tab && !alive.some((lock) => lock?.name === TAB_LOCK + e.tab),
+          // (IndexedDB failed: no list, and the catch below adopts nothing.)
+          const orphans = ((await stored()) as StoredEvent[]).filter(
+            (e) => e.tab !== tab && !alive.some((lock) => lock.name === TAB_LOCK + e.tab),
           );
           // Only events this tab now owns are sent by it: another tab may take them otherwise.
           return (await put(orphans)) ? orphans : [];
