@@ -335,14 +335,14 @@ export function createAttune(
     const categories = applyChoice(choice?.categories ?? {}, partial, config, gpc);
     if (JSON.stringify(categories) === JSON.stringify(choice?.categories)) return;
     choice = { categories, policyVersion: config.policyVersion };
-    if (!storing()) {
+    // Events wait in memory before a choice: released (oldest first) on a grant, discarded on a refusal.
+    // (admit() sends them on: with a choice made, nothing goes back into `waiting`.)
+    if (storing()) for (const event of waiting) admit(event);
+    else {
       // Withdrawn (or refused): forget stored ids and events, drop what was not sent yet.
       if (wasStoring) persistence.wipe();
       outbox = outbox.filter((e) => e._sending);
     }
-    // Events wait in memory before a choice: released (oldest first) on a grant, discarded on a refusal.
-    // (admit() sends them on: with a choice made, nothing goes back into `waiting`.)
-    if (storing()) for (const event of waiting) admit(event);
     waiting = [];
     record('consent', 'consent.updated', {
       properties: { ...choice, source },

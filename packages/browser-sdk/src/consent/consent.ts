@@ -76,11 +76,9 @@ export function applyChoice(
  * the config it has either way). Flags are only ever compared with `=== true`, so a
  * missing or odd flag can never grant anything.
  */
-export function parseConsentConfig(json: unknown): ConsentConfig | undefined {
-  const config = json as Partial<ConsentConfig> | null;
+export const parseConsentConfig = (json: unknown): ConsentConfig | undefined =>
   // Only an array has `every` among JSON values (an object's own "every" is no function and throws).
-  return typeof config?.policyVersion === 'string' &&
-    config.categories?.every?.((c) => typeof c?.key === 'string')
-    ? (config as ConsentConfig)
+  typeof (json as Partial<ConsentConfig> | null)?.policyVersion === 'string' &&
+  (json as Partial<ConsentConfig>).categories?.every?.((c) => typeof c?.key === 'string')
+    ? (json as ConsentConfig)
     : undefined;
-}

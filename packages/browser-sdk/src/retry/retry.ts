@@ -11,7 +11,8 @@ export const isRetryable = (status: number): boolean => status === 408 || status
 
 /** Delay before retry number `attempt` (0-based): full jitter under an exponential cap. */
 export const backoffDelay = (attempt: number): number =>
-  Math.floor(Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt));
+  // |0 floors it (non-negative and under 2^31).
+  (Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt)) | 0;
 
 /** Milliseconds a Retry-After header asks for (delta-seconds or HTTP date), or undefined. */
 export function retryAfterMs(header?: string | null): number | undefined {
