@@ -31,7 +31,10 @@ const PORT_BASE = DEV_TOOLS === 'on' ? 18770 : 18780;
 const WORKER_PORT = PORT_BASE;
 const TRIVIAL_PORT = PORT_BASE + 1;
 const INSPECTOR_PORTS = [PORT_BASE + 2, PORT_BASE + 3];
-/** Optional: the Worker built from another source tree (BENCH_BASELINE_MAIN = its src/index.ts), for an A/B in one run. */
+/**
+ * Optional: the Worker built from another source tree (BENCH_BASELINE_MAIN = its src/index.ts), for an A/B in one run.
+ * BENCH_MAIN swaps the source of the second target too, so an A/B can be run again with the two in each other's place.
+ */
 const BASELINE_MAIN = process.env.BENCH_BASELINE_MAIN;
 const BASELINE_PORT = PORT_BASE + 4;
 const BASELINE_INSPECTOR_PORT = PORT_BASE + 5;
@@ -433,7 +436,12 @@ async function main() {
     server: trivialServer,
     inspectorPort: INSPECTOR_PORTS[1],
   });
-  const workerServer = startWrangler(benchConfig('worker'), WORKER_PORT, INSPECTOR_PORTS[0], 'worker');
+  const workerServer = startWrangler(
+    benchConfig('worker', process.env.BENCH_MAIN),
+    WORKER_PORT,
+    INSPECTOR_PORTS[0],
+    'worker',
+  );
   targets.push({
     label: 'Attune /v1/collect',
     port: WORKER_PORT,

@@ -42,7 +42,11 @@ function slowQueue(delayMs: number): QueueMessage[][] {
 }
 
 function threeViews(a: string) {
-  return [productView(a, 'p-1', 'outdoor'), productView(a, 'p-2', 'outdoor'), productView(a, 'p-3', 'kitchen')];
+  return [
+    productView(a, 'p-1', 'outdoor'),
+    productView(a, 'p-2', 'outdoor'),
+    productView(a, 'p-3', 'kitchen'),
+  ];
 }
 
 async function expectEveryoneSent(calls: QueueMessage[][], people: string[]): Promise<void> {

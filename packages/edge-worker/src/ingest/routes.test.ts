@@ -457,24 +457,32 @@ describe('queue messages', () => {
     ]);
   });
 
-  it('splits large events over several messages under the Queues size limits, none lost', async () => {
-    const a = anonId();
-    // Eight events of about 28 KB each: far more than one 128 KB queue message holds.
-    const bulky = Array.from({ length: 8 }, (_, i) =>
-      makeEvent(a, 'page.viewed', {
-        properties: Object.fromEntries(Array.from({ length: 7 }, (_, k) => [`k${k}`, `${i}`.repeat(4000)])),
-      }),
-    );
-    const res = await collect(bulky);
-    expect(await res.json()).toMatchObject({ accepted: 8 });
-    const batches = queue.messages.filter((m) => m.kind === 'events');
-    expect(batches.length).toBeGreaterThan(1);
-    for (const m of batches) {
-      expect(new TextEncoder().encode(JSON.stringify(m)).byteLength).toBeLessThanOrEqual(64 * 1024);
-      expect(QueueMessageSchema.safeParse(m).success).toBe(true);
-    }
-    expect(eventMessagesOf(queue.messages).map((m) => m.event)).toEqual(bulky);
-  });
+  // Eight events of about 28 KB of JSON each: far more than one 64 KB events message holds.
+  // Control characters are one character each but six bytes of JSON (`\u0001`): messages
+  // are sized by bounds, which must hold for them too.
+  it.each([
+    ['digits', (i: number) => `${i}`.repeat(4000)],
+    ['control characters', (i: number) => String.fromCharCode(1 + i).repeat(660)],
+  ])(
+    'splits large events (%s) over several messages under the Queues size limits, none lost',
+    async (_, text) => {
+      const a = anonId();
+      const bulky = Array.from({ length: 8 }, (_, i) =>
+        makeEvent(a, 'page.viewed', {
+          properties: Object.fromEntries(Array.from({ length: 7 }, (_, k) => [`k${k}`, text(i)])),
+        }),
+      );
+      const res = await collect(bulky);
+      expect(await res.json()).toMatchObject({ accepted: 8 });
+      const batches = queue.messages.filter((m) => m.kind === 'events');
+      expect(batches.length).toBeGreaterThan(1);
+      for (const m of batches) {
+        expect(new TextEncoder().encode(JSON.stringify(m)).byteLength).toBeLessThanOrEqual(64 * 1024);
+        expect(QueueMessageSchema.safeParse(m).success).toBe(true);
+      }
+      expect(eventMessagesOf(queue.messages).map((m) => m.event)).toEqual(bulky);
+    },
+  );
 
   it('makes a traceparent when the request has none', async () => {
     await collect([makeEvent(anonId())]);

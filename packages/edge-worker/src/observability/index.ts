@@ -135,7 +135,10 @@ export function maybeFlushStats(env: Env): Promise<void> | undefined {
 
 /** Writes pending counts to the stats object; resolves when this isolate's counts are stored. */
 export async function flushStats(env: Env): Promise<void> {
-  while (flushing) await flushing;
+  // Another request's flush may be in flight: wait for it on this request's own timer.
+  // Awaiting that request's promise would leave this one waiting on another request,
+  // which workerd cancels as hung.
+  while (flushing) await new Promise((resolve) => setTimeout(resolve, 5));
   lastFlushAt = Date.now();
   const batch = pending;
   if (Object.keys(batch).length === 0) return;
