@@ -1,11 +1,13 @@
 import { parseCollectBody } from '@attune/shared-schema';
 import { LIMITS } from '@attune/shared-schema/constants';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { QueuedEvent } from '../queue/queue.ts';
 import { batchSize, collectBody, utf8Bytes } from './batching.ts';
 
 const queued = (id: string, json: string): QueuedEvent => ({ id, json, bytes: utf8Bytes(json) });
 const event = (id: string, size = 10) => queued(id, JSON.stringify({ id, pad: 'x'.repeat(size) }));
+/** An event of exactly `bytes` bytes (batchSize reads only its byte count). */
+const filler = (id: string, bytes: number) => queued(id, 'x'.repeat(bytes));
 
 describe('batchSize', () => {
   it('takes every event when under both limits', () => {
@@ -18,21 +20,26 @@ describe('batchSize', () => {
   });
 
   it('stops before the byte limit, counting the envelope and the commas exactly', () => {
-    const events = Array.from({ length: 10 }, (_, i) => event(`e${i}`, 100));
-    const limit = utf8Bytes(collectBody('pk_test', events.slice(0, 4)));
-    expect(batchSize(events, 'pk_test', 100, limit)).toBe(4);
-    expect(batchSize(events, 'pk_test', 100, limit - 1)).toBe(3);
+    // Four events and three commas fill the body to the byte: a fifth event does not fit,
+    // and one byte more in the fourth leaves it out too.
+    const room = LIMITS.browserBatchBytes - utf8Bytes(collectBody('pk_test', [])) - 3;
+    const quarter = Math.floor(room / 4);
+    const exact = [...['a', 'b', 'c'].map((id) => filler(id, quarter)), filler('d', room - 3 * quarter)];
+    expect(utf8Bytes(collectBody('pk_test', exact))).toBe(LIMITS.browserBatchBytes);
+    expect(batchSize([...exact, filler('e', 1)], 'pk_test')).toBe(4);
+    const over = [...exact.slice(0, 3), filler('d', room - 3 * quarter + 1), filler('e', 1)];
+    expect(batchSize(over, 'pk_test')).toBe(3);
   });
 
   it('counts UTF-8 bytes, not characters', () => {
-    const wide = [event('a'), queued('b', JSON.stringify({ t: '€'.repeat(100) }))];
-    const ascii = utf8Bytes(collectBody('k', wide.slice(0, 1)));
-    expect(batchSize(wide, 'k', 100, ascii + 200)).toBe(1);
+    // 20,000 characters fit in a batch; their 60,000 UTF-8 bytes do not.
+    const wide = [event('a'), queued('b', JSON.stringify({ t: '€'.repeat(20_000) }))];
+    expect(batchSize(wide, 'k')).toBe(1);
   });
 
-  it('always sends at least one event, and keeps browser batches under the 64 KB beacon quota by default', () => {
+  it('always sends at least one event, and keeps browser batches under the 64 KB beacon quota', () => {
+    expect(batchSize([filler('a', LIMITS.browserBatchBytes + 1), filler('b', 1)], 'k')).toBe(1);
     const big = Array.from({ length: 10 }, (_, i) => event(`e${i}`, 20_000));
-    expect(batchSize(big, 'k', 100, 10)).toBe(1);
     const n = batchSize(big, 'k');
     expect(utf8Bytes(collectBody('k', big.slice(0, n)))).toBeLessThanOrEqual(LIMITS.browserBatchBytes);
     expect(LIMITS.browserBatchBytes).toBeLessThan(64 * 1024);
@@ -56,7 +63,10 @@ describe('collectBody', () => {
         }),
       ),
     );
-    const parsed = parseCollectBody(collectBody('pk_test', events, now));
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(now);
+    const parsed = parseCollectBody(collectBody('pk_test', events));
+    vi.useRealTimers();
     expect(parsed).toMatchObject({ ok: true, writeKey: 'pk_test', sentAt: now.toISOString(), rejected: [] });
     expect(parsed.ok && parsed.events.map((e) => e.event.properties?.productId)).toEqual(['p1', 'p2']);
   });

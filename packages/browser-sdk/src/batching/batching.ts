@@ -15,27 +15,26 @@ export const utf8Bytes = (text: string): number =>
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range starts at \x00.
   /[^\x00-\x7f]/.test(text) ? new Blob([text]).size : text.length;
 
-/** The collect body `{ writeKey, sentAt, batch }` for events already serialized. */
-export const collectBody = (writeKey: string, events: readonly QueuedEvent[], sentAt = new Date()): string =>
-  `{"writeKey":${JSON.stringify(writeKey)},"sentAt":"${sentAt.toISOString()}","batch":[${events.map((e) => e.json).join(',')}]}`;
+/** The collect body `{ writeKey, sentAt, batch }` for events already serialized, sent now. */
+export const collectBody = (writeKey: string, events: readonly QueuedEvent[]): string =>
+  `{"writeKey":${JSON.stringify(writeKey)},"sentAt":"${new Date().toISOString()}","batch":[${events.map((e) => e.json).join(',')}]}`;
 
 /**
  * How many events from the head of `events` fit in one batch of at most `maxCount`
- * events and `maxBytes` body bytes. Always at least one when there is one (a single
- * event is at most LIMITS.maxEventBytes, below any batch limit).
+ * events and LIMITS.browserBatchBytes body bytes. Always at least one when there is one
+ * (a single event is at most LIMITS.maxEventBytes, below the batch limit).
  */
 export function batchSize(
   events: readonly QueuedEvent[],
   writeKey: string,
   maxCount: number = LIMITS.maxBatchEvents,
-  maxBytes: number = LIMITS.browserBatchBytes,
 ): number {
   // The envelope: a body with no events.
   let bytes = utf8Bytes(collectBody(writeKey, []));
   let count = 0;
   for (const event of events) {
     bytes += event.bytes + (count ? 1 : 0);
-    if (count >= maxCount || (count && bytes > maxBytes)) break;
+    if (count >= maxCount || (count && bytes > LIMITS.browserBatchBytes)) break;
     count++;
   }
   return count;
