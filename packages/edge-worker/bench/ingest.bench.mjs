@@ -266,16 +266,16 @@ function summarizeProfile(profile, top = 30) {
 
 /**
  * One autocannon run against `url`; `rate` (requests/s over all connections) fixes the
- * offered rate. Every answer's latency is appended to `latencies` (ms), so slices of
- * one target can be merged into exact percentiles.
+ * offered rate; `amount` (a number of requests) replaces the duration. Every answer's
+ * latency is appended to `latencies` (ms), so slices of one target can be merged into exact percentiles.
  */
-function autocannonRun(url, duration, rate, latencies = []) {
+function autocannonRun(url, duration, rate, latencies = [], amount = undefined) {
   return new Promise((res, rej) => {
     const instance = autocannon(
       {
         url,
         connections: CONNECTIONS,
-        duration,
+        ...(amount ? { amount } : { duration }),
         ...(rate ? { overallRate: rate } : {}),
         headers: { origin: ORIGIN, 'content-type': 'text/plain;charset=UTF-8' },
         requests: [
@@ -479,8 +479,15 @@ async function main() {
     console.log('holding for probes on', WORKER_PORT);
     await new Promise((r) => setTimeout(r, Number(process.env.BENCH_HOLD) * 1000));
   }
-  // Warm-up (compile, first Durable Objects, JIT), then the measured runs.
-  for (const t of targets) await autocannonRun(t.url, 2);
+  // Warm-up (compile, JIT), then the measured runs. An ingest target first gets one batch
+  // from every simulated person: the measured runs are the steady state of people whose
+  // ProfileDO is in memory. A person's first batch also creates their Durable Object (about
+  // 2 ms more CPU per batch here); workerd evicts a Durable Object idle for about 10 s, so
+  // in a short run started cold, up to PEOPLE of the batches would be first ones.
+  for (const t of targets) {
+    if (t.stats) await autocannonRun(t.url, undefined, undefined, [], PEOPLE);
+    await autocannonRun(t.url, 2);
+  }
   const saturation = await interleaved(targets, DURATION_S);
   const fixed = await interleaved(targets, RATE_DURATION_S, RATE);
   for (const t of targets) {
@@ -491,7 +498,7 @@ async function main() {
   const [base, ingest, old] = targets.map((t) => t.saturation);
   const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
   console.log(
-    `Saturation: autocannon, ${CONNECTIONS} closed-loop connections, ${DURATION_S} s per target after a 2 s warm-up, run as ${SLICES} round-robin slices of ${DURATION_S / SLICES} s per target (so load changes on the machine hit every target alike), ${BATCH}-event batches from ${PEOPLE} simulated people, loopback, wrangler dev (local workerd) on a shared 2-core machine.\n`,
+    `Saturation: autocannon, ${CONNECTIONS} closed-loop connections, ${DURATION_S} s per target after a warm-up (a batch from each of the ${PEOPLE} simulated people to the ingest Workers, then 2 s each), run as ${SLICES} round-robin slices of ${DURATION_S / SLICES} s per target (so load changes on the machine hit every target alike), ${BATCH}-event batches from ${PEOPLE} simulated people, loopback, wrangler dev (local workerd) on a shared 2-core machine.\n`,
   );
   console.log(
     '| target | requests/s | accepted events/s | p50 ms | p99 ms | non-2xx | errors | workerd CPU ms / request (both processes) | wrangler tree CPU ms / request |',
