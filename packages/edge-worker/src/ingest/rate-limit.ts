@@ -40,6 +40,12 @@ export async function checkIpLimit(env: Env, site: Site, ip: string): Promise<Ra
   );
   if (result.granted === 0) return { allowed: false, retryAfterSeconds: result.retryAfterSeconds };
   if (leases.size > 10_000) leases.clear();
-  leases.set(key, { tokens: result.granted - 1, until: now + LEASE_MS });
+  // Requests that arrived together each found the lease empty and each leased a block:
+  // add this block to what the others left, or all but the last block would be lost to the
+  // IP (taken from its bucket, never spent), and busy addresses limited far below their burst.
+  const at = Date.now();
+  const current = leases.get(key);
+  const left = current !== undefined && current.until > at ? current.tokens : 0;
+  leases.set(key, { tokens: left + result.granted - 1, until: at + LEASE_MS });
   return { allowed: true };
 }

@@ -138,6 +138,24 @@ describe('POST /v1/collect status codes', () => {
     ).toBe(200);
   });
 
+  it('lets concurrent requests from one IP use its whole burst, not one lease of it', async () => {
+    // Burst 40: each lease is a block of 4 tokens. Ten requests arriving together each find
+    // the isolate's lease empty and each lease a block; all of those tokens are the IP's.
+    const tight = envWithSites([
+      {
+        id: SITE,
+        writeKey: WRITE_KEY,
+        allowedOrigins: [ORIGIN],
+        settings: { rateLimit: { ipPerSecond: 0.01, ipBurst: 40 } },
+      },
+    ]);
+    const headers = { 'cf-connecting-ip': '198.51.100.90' };
+    const wave = () =>
+      Promise.all(Array.from({ length: 10 }, () => collect([makeEvent(anonId())], { env: tight, headers })));
+    const statuses = [...(await wave()), ...(await wave()), ...(await wave())].map((r) => r.status);
+    expect(statuses).toEqual(statuses.map(() => 200));
+  });
+
   it('answers a CORS preflight only for allowed origins', async () => {
     const ok = await call(null, { method: 'OPTIONS' });
     expect(ok.status).toBe(204);
