@@ -3,7 +3,7 @@
  * needed, bootstraps a fresh instance on 127.0.0.1:18055 in a temporary folder, runs the
  * Worker under `wrangler dev` on 127.0.0.1:18057 (so Directus Flows can reach it), and a
  * tiny control server on 127.0.0.1:18056 that lets tests inside workerd stop and restart
- * Directus (for the outage test). Everything is stopped and removed afterwards.
+ * Directus (for the outage test) and read what wrangler dev printed. Everything is stopped and removed afterwards.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -94,11 +94,27 @@ export default async function setup() {
     ],
     {
       cwd: pkgDir,
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      // Without wrangler's local trace collector and data explorer, as deployed (the
+      // collector attaches a streaming tail to every request).
+      env: {
+        ...process.env,
+        WRANGLER_SEND_METRICS: 'false',
+        X_LOCAL_OBSERVABILITY: 'false',
+        X_LOCAL_EXPLORER: 'false',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     },
   );
+  // Shown as before, and kept (the last 1 MB) for tests that check what the runtime
+  // reported while they ran: GET /worker/output on the control server.
+  let workerOutput = '';
+  const keep = (out) => (chunk) => {
+    out.write(chunk);
+    workerOutput = (workerOutput + chunk).slice(-1_000_000);
+  };
+  worker.stdout.on('data', keep(process.stdout));
+  worker.stderr.on('data', keep(process.stderr));
   if (!(await waitFor(`${DIRECTUS_TEST.workerUrl}/healthz`, 90_000))) {
     process.kill(-worker.pid, 'SIGTERM');
     throw new Error('wrangler dev did not start');
@@ -111,10 +127,11 @@ export default async function setup() {
       res.writeHead(code, { 'content-type': 'text/plain' });
       res.end(text);
     };
+    if (req.method === 'GET' && req.url === '/worker/output') return done(200, workerOutput);
     const action =
       req.url === '/directus/stop' ? 'stop.mjs' : req.url === '/directus/start' ? 'start.mjs' : undefined;
     if (req.method !== 'POST' || action === undefined)
-      return done(404, 'POST /directus/stop | /directus/start');
+      return done(404, 'POST /directus/stop | /directus/start, GET /worker/output');
     const child = spawn(process.execPath, [join(scripts, action)], { env, stdio: 'inherit' });
     child.on('exit', (code) => done(code === 0 ? 200 : 500, `${action} exit ${code}`));
   });

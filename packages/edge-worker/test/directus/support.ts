@@ -240,6 +240,13 @@ export async function directusControl(action: 'stop' | 'start'): Promise<void> {
   adminAccess = undefined;
 }
 
+/** What the Worker under wrangler dev has printed so far (its last 1 MB), from the global setup. */
+export async function workerOutput(): Promise<string> {
+  const res = await fetch(`${DIRECTUS_TEST.controlUrl}/worker/output`);
+  if (!res.ok) throw new Error(`worker output: ${res.status}`);
+  return res.text();
+}
+
 /** Polls `check` until it returns a value other than undefined (Flows run asynchronously). */
 export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
