@@ -27,6 +27,11 @@ afterEach(() => {
   queue = recordQueue();
 });
 
+/** The demo site with the given rate limits (the others at their defaults). */
+function withRateLimit(rateLimit: Record<string, number>): Env {
+  return envWithSites([{ id: SITE, writeKey: WRITE_KEY, allowedOrigins: [ORIGIN], settings: { rateLimit } }]);
+}
+
 describe('health', () => {
   it('answers', async () => {
     const res = await call(null, { method: 'GET', path: '/healthz' });
@@ -93,14 +98,7 @@ describe('POST /v1/collect status codes', () => {
   });
 
   it('429 with Retry-After when a visitor exceeds the rate limit', async () => {
-    const tight = envWithSites([
-      {
-        id: SITE,
-        writeKey: WRITE_KEY,
-        allowedOrigins: [ORIGIN],
-        settings: { rateLimit: { anonymousPerSecond: 0.01, anonymousBurst: 2 } },
-      },
-    ]);
+    const tight = withRateLimit({ anonymousPerSecond: 0.01, anonymousBurst: 2 });
     const a = anonId('rl');
     const statuses: number[] = [];
     let last: Response | undefined;
@@ -115,14 +113,7 @@ describe('POST /v1/collect status codes', () => {
   });
 
   it('429 with Retry-After when one IP exceeds its limit, whoever the visitors are', async () => {
-    const tight = envWithSites([
-      {
-        id: SITE,
-        writeKey: WRITE_KEY,
-        allowedOrigins: [ORIGIN],
-        settings: { rateLimit: { ipPerSecond: 0.01, ipBurst: 3 } },
-      },
-    ]);
+    const tight = withRateLimit({ ipPerSecond: 0.01, ipBurst: 3 });
     const ip = '198.51.100.77';
     const statuses: number[] = [];
     let last: Response | undefined;
@@ -141,14 +132,7 @@ describe('POST /v1/collect status codes', () => {
   it('lets concurrent requests from one IP use its whole burst, not one lease of it', async () => {
     // Burst 40: each lease is a block of 4 tokens. Ten requests arriving together each find
     // the isolate's lease empty and each lease a block; all of those tokens are the IP's.
-    const tight = envWithSites([
-      {
-        id: SITE,
-        writeKey: WRITE_KEY,
-        allowedOrigins: [ORIGIN],
-        settings: { rateLimit: { ipPerSecond: 0.01, ipBurst: 40 } },
-      },
-    ]);
+    const tight = withRateLimit({ ipPerSecond: 0.01, ipBurst: 40 });
     const headers = { 'cf-connecting-ip': '198.51.100.90' };
     const wave = () =>
       Promise.all(Array.from({ length: 10 }, () => collect([makeEvent(anonId())], { env: tight, headers })));
