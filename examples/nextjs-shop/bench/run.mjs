@@ -11,18 +11,11 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from '../../../scripts/chromium.mjs';
 import { startLocalSystem } from '../../../scripts/up.mjs';
 
 const HTTP_SAMPLES = Number(process.env.BENCH_HTTP_SAMPLES ?? 200);
 const BROWSER_SAMPLES = Number(process.env.BENCH_BROWSER_SAMPLES ?? 30);
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-];
 
 /** One GET: ms to the response headers (TTFB) and to the last body byte. */
 function timedGet(url, cookie) {
@@ -85,7 +78,7 @@ async function main() {
   });
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ARGS,
+    args: CHROMIUM_ARGS,
   });
   try {
     const products = await (

@@ -3,6 +3,7 @@
  * machine and CI need (Playwright's own browser download cannot work here).
  */
 import { type Browser, chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from '../../../scripts/chromium.mjs';
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
@@ -10,13 +11,6 @@ export function launchChromium(): Promise<Browser> {
     headless: true,
     // Playwright turns the back/forward cache off by default; visitors' browsers have it on.
     ignoreDefaultArgs: ['--disable-back-forward-cache'],
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-    ],
+    args: CHROMIUM_ARGS,
   });
 }

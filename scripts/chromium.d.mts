@@ -1,0 +1,2 @@
+// Types for scripts/chromium.mjs, for the TypeScript test suites that launch Chromium.
+export declare const CHROMIUM_ARGS: string[];
