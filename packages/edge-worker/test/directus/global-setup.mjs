@@ -3,7 +3,8 @@
  * needed, bootstraps a fresh instance on 127.0.0.1:18055 in a temporary folder, runs the
  * Worker under `wrangler dev` on 127.0.0.1:18057 (so Directus Flows can reach it), and a
  * tiny control server on 127.0.0.1:18056 that lets tests inside workerd stop and restart
- * Directus (for the outage test) and read what wrangler dev printed. Everything is stopped and removed afterwards.
+ * Directus (for the outage test) and read what wrangler dev printed. Everything is
+ * stopped and removed afterwards.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
