@@ -6,7 +6,7 @@
 import { env, exports } from 'cloudflare:workers';
 import { eventMessagesOf, type QueueMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { anonId, ORIGIN, productView, WRITE_KEY } from './test-support.ts';
+import { anonId, ORIGIN, productView, recordQueue, WRITE_KEY } from './test-support.ts';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -28,17 +28,6 @@ function collectInOwnContext(batch: unknown[]): Promise<Response> {
     },
     body: JSON.stringify({ writeKey: WRITE_KEY, sentAt: new Date().toISOString(), batch }),
   });
-}
-
-/** Records the queue's sendBatch calls; each takes `delayMs`, as a send over the network does. */
-function slowQueue(delayMs: number): QueueMessage[][] {
-  const calls: QueueMessage[][] = [];
-  vi.spyOn(env.EVENTS, 'sendBatch').mockImplementation(async (items) => {
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
-    calls.push([...items].map((i) => i.body as QueueMessage));
-    return undefined as unknown as QueueSendBatchResponse;
-  });
-  return calls;
 }
 
 function threeViews(a: string) {
@@ -65,7 +54,7 @@ async function expectEveryoneSent(calls: QueueMessage[][], people: string[]): Pr
 
 describe('queue producer', () => {
   it('shares sends among overlapping requests, and sends every message, each person in order', async () => {
-    const calls = slowQueue(0);
+    const { calls } = recordQueue(env);
     const people = Array.from({ length: 12 }, (_, i) => anonId(`q${i}`));
     const responses = await Promise.all(people.map((a) => collectInOwnContext(threeViews(a))));
     expect(responses.map((r) => r.status)).toEqual(people.map(() => 200));
@@ -77,7 +66,7 @@ describe('queue producer', () => {
   it('sends the messages of requests that arrive while an earlier send is still in flight', async () => {
     // A send waiting on another request's send is a promise settled in another request's
     // context: workerd cancels such continuations, and the messages were silently lost.
-    const calls = slowQueue(150);
+    const { calls } = recordQueue(env, { delayMs: 150 });
     const first = Array.from({ length: 6 }, (_, i) => anonId(`w1-${i}`));
     const second = Array.from({ length: 6 }, (_, i) => anonId(`w2-${i}`));
     const wave1 = Promise.all(first.map((a) => collectInOwnContext(threeViews(a))));

@@ -120,11 +120,22 @@ export function collect(
   );
 }
 
-/** Records every message the Worker hands to the EVENTS queue (intercepted at the binding, not delivered). */
-export function recordQueue(target: Env = env): { messages: QueueMessage[]; restore: () => void } {
+/**
+ * Records every message the Worker hands to the EVENTS queue (intercepted at the binding,
+ * not delivered): all of them in `messages`, and each sendBatch call's in `calls`. A call
+ * takes `delayMs` first, as a send over the network does.
+ */
+export function recordQueue(
+  target: Env = env,
+  { delayMs = 0 }: { delayMs?: number } = {},
+): { messages: QueueMessage[]; calls: QueueMessage[][]; restore: () => void } {
   const messages: QueueMessage[] = [];
+  const calls: QueueMessage[][] = [];
   const batch = vi.spyOn(target.EVENTS, 'sendBatch').mockImplementation(async (items) => {
-    for (const item of items) messages.push(item.body as QueueMessage);
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const call = [...items].map((item) => item.body as QueueMessage);
+    messages.push(...call);
+    calls.push(call);
     return undefined as unknown as QueueSendBatchResponse;
   });
   const single = vi.spyOn(target.EVENTS, 'send').mockImplementation(async (body) => {
@@ -133,6 +144,7 @@ export function recordQueue(target: Env = env): { messages: QueueMessage[]; rest
   });
   return {
     messages,
+    calls,
     restore: () => {
       batch.mockRestore();
       single.mockRestore();
