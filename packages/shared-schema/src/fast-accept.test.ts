@@ -145,6 +145,12 @@ describe('fastAcceptor agrees with zod', () => {
     );
   });
 
+  it('on arrays with holes, which zod fills in (an in-process caller can build one; JSON cannot)', () => {
+    // biome-ignore lint/suspicious/noSparseArray: the hole is what is tested.
+    const batch = [, { id: 'x' }];
+    agrees(CollectEnvelopeSchema, { writeKey: 'wk', sentAt: '2026-10-27T12:01:00.000Z', batch });
+  });
+
   it('takes the fast path for valid events (so the speed-up is real)', () => {
     fc.assert(
       fc.property(customerAction, (event) => {

@@ -254,7 +254,8 @@ function compile(schema: z.core.$ZodType): Acceptor {
       const element = compile(def.element);
       return withChecks(def, (v) => {
         if (!Array.isArray(v)) return false;
-        for (let i = 0; i < v.length; i++) if (!element(v[i])) return false;
+        // A hole (possible in an array built in process, never from JSON) is for zod: it fills it in.
+        for (let i = 0; i < v.length; i++) if (!(i in v) || !element(v[i])) return false;
         return true;
       });
     }
