@@ -216,8 +216,8 @@ function wranglerConfigFor(dir, { shopPort, workerPort, directusPort, vars = {} 
     },
   ];
   const out = toml
-    // Paths in the config are relative to it: make them absolute for a copy that lives elsewhere.
-    .replace(/^(main|directory) = "([^"/][^"]*)"$/gm, (_, key, rel) => `${key} = "${join(REPO_ROOT, rel)}"`)
+    // The entry point is relative to the config: make it absolute for a copy that lives elsewhere.
+    .replace(/^main = "([^"/][^"]*)"$/m, (_, rel) => `main = "${join(REPO_ROOT, rel)}"`)
     .replace(/^ORIGIN_URL = .*$/m, `ORIGIN_URL = "http://127.0.0.1:${shopPort}"`)
     .replace(/^DIRECTUS_URL = .*$/m, `DIRECTUS_URL = "http://127.0.0.1:${directusPort}"`)
     .replace(/^ATTUNE_SITES = .*$/m, `ATTUNE_SITES = '${JSON.stringify(sites)}'`)

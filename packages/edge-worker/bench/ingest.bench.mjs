@@ -60,12 +60,11 @@ function benchConfig(label, main) {
   let toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
   toml = toml.replace(/\[\[queues\.consumers\]\][\s\S]*?\n\n/, '\n');
   toml = toml.replace(/\[triggers\][\s\S]*?\n\n/, '\n');
-  // The config moves to a temp dir: make its repository-relative paths absolute.
+  // The config moves to a temp dir: make its repository-relative entry point absolute.
   toml = toml.replace(
-    /^(main|directory) = "([^"]+)"$/gm,
-    (_m, key, path) => `${key} = ${JSON.stringify(join(root, path))}`,
+    /^main = "([^"]+)"$/m,
+    (_m, path) => `main = ${JSON.stringify(main ? resolve(main) : join(root, path))}`,
   );
-  if (main) toml = toml.replace(/^main = "[^"]+"$/m, `main = ${JSON.stringify(resolve(main))}`);
   const sites = [
     {
       id: 'bench',

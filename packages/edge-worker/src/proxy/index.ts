@@ -26,6 +26,7 @@ import {
   parseCookies,
   visitorOfBatch,
 } from './cookies.ts';
+import { serveSdk } from './sdk.ts';
 
 /** Paths that belong to Attune and are never proxied to the origin. */
 export function isAttunePath(pathname: string): boolean {
@@ -75,19 +76,6 @@ export function mountEdgeProxy(app: Hono<AppEnv>, options: EdgeProxyOptions = {}
     return app.fetch(new Request(url, c.req.raw), c.env, c.executionCtx);
   });
   app.all('*', proxyToOrigin(options));
-}
-
-async function serveSdk(c: Context<AppEnv>) {
-  const res = await c.env.ASSETS.fetch(new URL('/attune/attune.js', c.req.url)).catch(() => undefined);
-  if (!res?.ok)
-    return c.text('// Attune SDK not built: run `pnpm build` (packages/browser-sdk/dist/attune.js)\n', 404, {
-      'content-type': 'text/javascript; charset=utf-8',
-      'cache-control': 'no-store',
-    });
-  const headers = new Headers(res.headers);
-  headers.set('content-type', 'text/javascript; charset=utf-8');
-  headers.set('cache-control', 'public, max-age=300');
-  return new Response(res.body, { status: 200, headers });
 }
 
 /**

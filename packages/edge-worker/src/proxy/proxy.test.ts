@@ -435,6 +435,19 @@ describe('first-party Attune under /attune/*', () => {
       expect(res.status).toBe(200);
       expect(body.length).toBeGreaterThan(1000);
       expect(res.headers.get('cache-control')).toBe('public, max-age=300');
+      // Revalidation after max-age costs no body while the script is unchanged.
+      const etag = res.headers.get('etag');
+      expect(etag).toMatch(/^"[0-9a-f]{24}"$/);
+      const again = await exports.default.fetch(`${SHOP}/attune/attune.js`, {
+        headers: { 'if-none-match': `W/"0", ${etag}` },
+      });
+      expect(again.status).toBe(304);
+      expect(await again.text()).toBe('');
+      const changed = await exports.default.fetch(`${SHOP}/attune/attune.js`, {
+        headers: { 'if-none-match': '"0"' },
+      });
+      expect(changed.status).toBe(200);
+      expect(await changed.text()).toBe(body);
     }
   });
 });
