@@ -1,9 +1,11 @@
+import { runInDurableObject } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
 import type { DecideResponse } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { signUserId } from '../identity/index.ts';
+import { profileStub } from '../profile/client.ts';
 import { addedToCart, anonymousIdInGroup, seedPerson, viewed } from './fixtures/people.ts';
 
 const SITE_ORIGIN = 'http://localhost:3000';
@@ -42,10 +44,18 @@ describe('GET /v1/decide without personalization consent', () => {
     expect(body.decisions.promo?.variant).toBe('promo-default');
   });
 
-  it('treats an unknown visitor like one without consent', async () => {
+  it('treats an unknown visitor like one without consent, and stores nothing for them', async () => {
     const body = await (await get('slots=hero&anonymousId=never-seen-before')).json<DecideResponse>();
     expect(body.personalized).toBe(false);
     expect(body.decisions.hero?.variant).toBe('hero-default');
+    // Anyone can make up anonymous ids: reading one must not leave an object behind
+    // (empty tables would never be deleted: only events set the retention alarm).
+    const tables = await runInDurableObject(profileStub(env, 'demo', 'anon:never-seen-before'), (_o, state) =>
+      state.storage.sql
+        .exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'")
+        .toArray(),
+    );
+    expect(tables).toEqual([]);
   });
 });
 

@@ -129,7 +129,14 @@ describe('retention alarm', () => {
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(await viewProfile(env, SITE, `anon:${a}`)).toBeNull();
     expect(queue.messages.some((m) => m.kind === 'erasure' && m.personId === `anon:${a}`)).toBe(true);
-    // Gone without a tombstone: the visitor may come back as new.
+    // Gone without a tombstone, tables included: nothing of the object is left.
+    const tables = await runInDurableObject(stub, (_o: ProfileDO, state) =>
+      state.storage.sql
+        .exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'")
+        .toArray(),
+    );
+    expect(tables).toEqual([]);
+    // The visitor may come back as new.
     const again = await collect([productView(a, 'p2', 'hats')]);
     expect(await again.json()).toMatchObject({ accepted: 1 });
   });

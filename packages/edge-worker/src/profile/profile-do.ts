@@ -152,17 +152,30 @@ export class ProfileDO extends DurableObject<Env> {
   #bucket: { tokens: number; updatedAt: number } | undefined;
   /** The alarm as last read or set (undefined: not read yet). */
   #alarmAt: number | null | undefined;
+  /**
+   * Whether this object's tables exist. They are created by the first write, not on
+   * construction: reading a person nobody has seen (a decide for an unknown or made-up
+   * anonymous id) must not leave an object with empty tables behind, which would never
+   * be deleted (only events set the retention alarm).
+   */
+  #hasTables: boolean;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
-    this.#createSchema();
+    this.#hasTables =
+      this.#sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'").toArray().length > 0;
   }
 
-  #createSchema(): void {
-    this.#sql.exec(`CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-      CREATE INDEX IF NOT EXISTS seen_at ON seen (at);`);
+  /** Creates the tables before the first write (see #hasTables). */
+  #writable(): SqlStorage {
+    if (!this.#hasTables) {
+      this.#sql.exec(`CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS seen_at ON seen (at);`);
+      this.#hasTables = true;
+    }
+    return this.#sql;
   }
 
   /** Runs `work` after every earlier call finished, so a person's events apply strictly in order. */
@@ -177,7 +190,8 @@ export class ProfileDO extends DurableObject<Env> {
     if (this.#kv === undefined) {
       const kv = new Map<string, string>();
       let profile: string | undefined;
-      for (const row of this.#sql.exec<{ k: string; v: string }>('SELECT k, v FROM kv')) {
+      const rows = this.#hasTables ? this.#sql.exec<{ k: string; v: string }>('SELECT k, v FROM kv') : [];
+      for (const row of rows) {
         if (row.k === 'profile') profile = row.v;
         else kv.set(row.k, row.v);
       }
@@ -197,7 +211,7 @@ export class ProfileDO extends DurableObject<Env> {
   }
 
   #put(key: string, value: string): void {
-    this.#sql.exec('INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)', key, value);
+    this.#writable().exec('INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)', key, value);
     if (key !== 'profile') this.#readKv().set(key, value);
   }
 
@@ -205,7 +219,9 @@ export class ProfileDO extends DurableObject<Env> {
     if (!this.#loaded) {
       if (this.#kv === undefined) this.#readKv();
       else {
-        const text = this.#sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'profile'").toArray()[0]?.v;
+        const text = this.#hasTables
+          ? this.#sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'profile'").toArray()[0]?.v
+          : undefined;
         this.#state = text !== undefined ? (JSON.parse(text) as ProfileState) : undefined;
         this.#loaded = true;
       }
@@ -357,7 +373,7 @@ export class ProfileDO extends DurableObject<Env> {
     for (let i = 0; i < unique.length; i += 40) {
       const chunk = unique.slice(i, i + 40);
       const rows = chunk.map(() => '(?, ?)').join(',');
-      for (const row of this.#sql.exec<{ id: string }>(
+      for (const row of this.#writable().exec<{ id: string }>(
         `INSERT OR IGNORE INTO seen (id, at) VALUES ${rows} RETURNING id`,
         ...chunk.flatMap((id) => [id, now]),
       )) {
@@ -460,7 +476,7 @@ export class ProfileDO extends DurableObject<Env> {
     if (handed.state !== undefined) mergeProfiles(state, JSON.parse(handed.state) as ProfileState, rules);
     if (!state.anonymousIds.includes(anonymousId)) state.anonymousIds.push(anonymousId);
     for (const row of handed.seen) {
-      this.#sql.exec('INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)', row.id, row.at);
+      this.#writable().exec('INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)', row.id, row.at);
     }
     state.version++;
     return state;
@@ -537,11 +553,12 @@ export class ProfileDO extends DurableObject<Env> {
       // An alias must know its site to forward reads (the browser may never have sent anonymously).
       if (this.#identity() === undefined) this.#put('identity', JSON.stringify({ siteId, personKey: self }));
       const state = this.#load();
-      const seen = this.#sql
+      const sql = this.#writable();
+      const seen = sql
         .exec<{ id: string; at: number }>('SELECT id, at FROM seen ORDER BY at DESC LIMIT ?', SEEN_MAX)
         .toArray();
-      this.#sql.exec('DELETE FROM seen');
-      this.#sql.exec("DELETE FROM kv WHERE k = 'profile'");
+      sql.exec('DELETE FROM seen');
+      sql.exec("DELETE FROM kv WHERE k = 'profile'");
       this.#state = undefined;
       this.#loaded = true;
       this.#put('alias', to);
@@ -553,7 +570,9 @@ export class ProfileDO extends DurableObject<Env> {
   async export(): Promise<string> {
     return this.#inOrder(async () => {
       const out: ProfileExport = {
-        seenEventIds: this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM seen').one().n,
+        seenEventIds: this.#hasTables
+          ? this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM seen').one().n
+          : 0,
       };
       const identity = this.#identity();
       const state = this.#load();
@@ -609,8 +628,10 @@ export class ProfileDO extends DurableObject<Env> {
   async #wipe(leaveTombstone: boolean): Promise<void> {
     this.#alarmAt = undefined;
     await this.ctx.storage.deleteAlarm();
-    this.#sql.exec('DELETE FROM seen');
-    this.#sql.exec('DELETE FROM kv');
+    if (this.#hasTables) {
+      this.#sql.exec('DELETE FROM seen');
+      this.#sql.exec('DELETE FROM kv');
+    }
     this.#kv = new Map();
     this.#state = undefined;
     this.#loaded = true;
@@ -619,9 +640,9 @@ export class ProfileDO extends DurableObject<Env> {
       this.#put('tombstone', new Date(now).toISOString());
       await this.ctx.storage.setAlarm(now + TOMBSTONE_TTL_MS);
     } else {
+      // Nothing is left, not even the tables: a returning visitor's first write recreates them.
       await this.ctx.storage.deleteAll();
-      // deleteAll drops the tables too; this instance may still receive events (a returning visitor).
-      this.#createSchema();
+      this.#hasTables = false;
     }
   }
 
