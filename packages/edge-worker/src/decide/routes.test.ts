@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { signUserId } from '../identity/index.ts';
+import { storedTables } from '../ingest/test-support.ts';
 import { profileStub } from '../profile/client.ts';
 import { addedToCart, anonymousIdInGroup, seedPerson, viewed } from './fixtures/people.ts';
 
@@ -51,9 +52,7 @@ describe('GET /v1/decide without personalization consent', () => {
     // Anyone can make up anonymous ids: reading one must not leave an object behind
     // (empty tables would never be deleted: only events set the retention alarm).
     const tables = await runInDurableObject(profileStub(env, 'demo', 'anon:never-seen-before'), (_o, state) =>
-      state.storage.sql
-        .exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'")
-        .toArray(),
+      storedTables(state),
     );
     expect(tables).toEqual([]);
   });

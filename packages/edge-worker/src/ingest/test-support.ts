@@ -156,3 +156,13 @@ export function recordQueue(
 export function envWithSites(sites: unknown[]): Env {
   return { ...env, ATTUNE_SITES: JSON.stringify(sites) } as unknown as Env;
 }
+
+/** The tables a Durable Object's SQLite storage holds, without the runtime's own (`_cf_…`). */
+export function storedTables(state: DurableObjectState): string[] {
+  return state.storage.sql
+    .exec<{ name: string }>(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'",
+    )
+    .toArray()
+    .map((row) => row.name);
+}

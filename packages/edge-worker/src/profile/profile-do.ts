@@ -328,9 +328,11 @@ export class ProfileDO extends DurableObject<Env> {
     if (alias !== undefined) {
       return this.#stub(siteId, alias).ingest(siteId, alias, inputs);
     }
+    const { rules, retentionMs } = await this.#rules(siteId);
+    // A person's first write: if it fails, nothing of it may stay behind (see the catch below).
+    const firstWrite = !this.#hasTables;
     if (this.#identity() === undefined) this.#put('identity', JSON.stringify({ siteId, personKey }));
 
-    const { rules, retentionMs } = await this.#rules(siteId);
     // The profile's clock is event time (server-corrected), not arrival time: a new
     // profile starts at its earliest event, so a replay of old events rebuilds the same
     // timestamps and decay as the live path did.
@@ -355,6 +357,9 @@ export class ProfileDO extends DurableObject<Env> {
       this.#unclaim(claimed);
       this.#loaded = false;
       this.#state = undefined;
+      // A new person's identity row and tables would otherwise stay, and no retention
+      // alarm (set only once events are stored) would ever delete them.
+      if (firstWrite) await this.#deleteEverything();
       throw err;
     }
     this.#insertsSincePrune += claimed.length;
@@ -640,10 +645,17 @@ export class ProfileDO extends DurableObject<Env> {
       this.#put('tombstone', new Date(now).toISOString());
       await this.ctx.storage.setAlarm(now + TOMBSTONE_TTL_MS);
     } else {
-      // Nothing is left, not even the tables: a returning visitor's first write recreates them.
-      await this.ctx.storage.deleteAll();
-      this.#hasTables = false;
+      await this.#deleteEverything();
     }
+  }
+
+  /** Deletes all storage, tables included: a returning visitor's first write recreates them. */
+  async #deleteEverything(): Promise<void> {
+    this.#hasTables = false;
+    this.#kv = new Map();
+    this.#state = undefined;
+    this.#loaded = true;
+    await this.ctx.storage.deleteAll();
   }
 
   /** Retention: deletes a person inactive past the period; expires tombstones. */
