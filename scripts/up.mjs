@@ -319,7 +319,12 @@ export async function startLocalSystem(options = {}) {
     );
     started.push(shop);
 
-    // 4. The Worker in front of the shop.
+    // 4. The Worker in front of the shop. Its bundle imports the SDK script, which
+    // `pnpm install` (an empty placeholder) or `pnpm build` writes; make sure it exists.
+    run(process.execPath, [
+      join(REPO_ROOT, 'packages', 'edge-worker', 'scripts', 'copy-sdk.mjs'),
+      '--placeholder',
+    ]);
     const config = stateDir
       ? wranglerConfigFor(stateDir, {
           shopPort: ports.shop,
