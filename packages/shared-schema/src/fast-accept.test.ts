@@ -151,6 +151,20 @@ describe('fastAcceptor agrees with zod', () => {
     agrees(CollectEnvelopeSchema, { writeKey: 'wk', sentAt: '2026-10-27T12:01:00.000Z', batch });
   });
 
+  it('leaves an own "__proto__" key to zod, which copies it into a prototype (found by the property above)', () => {
+    const looseObject = EVENT_PROPERTIES['product.list_viewed'];
+    for (const input of [
+      JSON.parse('{"__proto__":null}'),
+      JSON.parse('{"__proto__":{"a":1},"category":"x"}'),
+    ]) {
+      expect(fastAcceptor(looseObject)(input)).toBe(false);
+      agrees(looseObject, input);
+    }
+    const record = { categories: JSON.parse('{"necessary":true,"__proto__":true}'), policyVersion: '1' };
+    expect(fastAcceptor(ConsentStateSchema)(record)).toBe(false);
+    agrees(ConsentStateSchema, record);
+  });
+
   it('takes the fast path for valid events (so the speed-up is real)', () => {
     fc.assert(
       fc.property(customerAction, (event) => {

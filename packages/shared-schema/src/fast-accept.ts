@@ -265,7 +265,8 @@ function compile(schema: z.core.$ZodType): Acceptor {
       const value = compile(def.valueType);
       return withChecks(def, (v) => {
         if (!isPlainObject(v)) return false;
-        for (const k in v) if (Object.hasOwn(v, k) && (!key(k) || !value(v[k]))) return false;
+        for (const k in v)
+          if (Object.hasOwn(v, k) && (k === '__proto__' || !key(k) || !value(v[k]))) return false;
         return true;
       });
     }
@@ -291,7 +292,9 @@ function compile(schema: z.core.$ZodType): Acceptor {
         for (const k in v) {
           const field = fields.get(k);
           if (field === undefined) {
-            if (!allowsUnknown) return false;
+            // zod copies an unknown key by assignment, which turns an own "__proto__" key into
+            // the copy's prototype: the output would differ, so zod decides.
+            if (!allowsUnknown || k === '__proto__') return false;
             continue;
           }
           if (!field.accepts(v[k])) return false;
