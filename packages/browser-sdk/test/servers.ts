@@ -27,6 +27,12 @@ export interface Collector {
   /** Answer the next `count` collect requests with `status` (and Retry-After when given). */
   fail(count: number, status?: number, retryAfter?: string): void;
   reset(): void;
+  /**
+   * Resolves once no request is in flight and nothing has connected for `quietMs`: a page
+   * closed at the end of a test may still be delivering its last events by beacon, and they
+   * must land before the next test resets the collector, not after.
+   */
+  settled(quietMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,6 +57,8 @@ const readBody = async (request: IncomingMessage) => {
 export async function startCollector(port: number): Promise<Collector> {
   let failures: { status: number; retryAfter?: string }[] = [];
   const seen = new Set<string>();
+  let inFlight = 0;
+  let lastActivity = 0;
   const collector: Collector = {
     url: `http://127.0.0.1:${port}`,
     requests: [],
@@ -68,9 +76,26 @@ export async function startCollector(port: number): Promise<Collector> {
       seen.clear();
       failures = [];
     },
+    async settled(quietMs = 300) {
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && (inFlight > 0 || Date.now() - lastActivity < quietMs))
+        await new Promise((resolve) => setTimeout(resolve, 50));
+    },
     close: () => close(server),
   };
-  const server = createServer(async (request: IncomingMessage, response: ServerResponse) => {
+  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    inFlight++;
+    lastActivity = Date.now();
+    response.once('close', () => {
+      inFlight--;
+      lastActivity = Date.now();
+    });
+    void handle(request, response);
+  });
+  server.on('connection', () => {
+    lastActivity = Date.now();
+  });
+  const handle = async (request: IncomingMessage, response: ServerResponse) => {
     const path = (request.url ?? '/').split('?')[0] ?? '/';
     const record: CollectRequest = {
       method: request.method ?? '',
@@ -114,7 +139,7 @@ export async function startCollector(port: number): Promise<Collector> {
     collector.duplicates.push(...record.events.filter((e) => !fresh.includes(e)));
     const duplicates = record.events.length - fresh.length;
     response.end(JSON.stringify({ accepted: fresh.length, duplicates, rejected: [] }));
-  });
+  };
   await listen(server, port);
   return collector;
 }

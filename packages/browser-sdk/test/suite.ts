@@ -56,6 +56,9 @@ export function browserSuite(sitePort: number, collectorPort: number): BrowserSu
   afterEach(async () => {
     await context?.close();
     context = undefined;
+    // Closing a page fires pagehide, and the tag beacons what it still holds: let that land
+    // now, or it would reach the next test's collector as events that test never sent.
+    await ready(servers, 'the servers').collector.settled();
     expect(ready(servers, 'the servers').collector.invalid).toEqual([]);
   });
 
