@@ -1,7 +1,13 @@
 import { env } from 'cloudflare:workers';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FIXTURE_CATALOG } from './fixtures/catalog.ts';
-import { CATALOG_VERSION_KEY, getCatalog, invalidateCatalog, putCatalogSnapshot } from './index.ts';
+import {
+  CATALOG_RECHECK_MS,
+  CATALOG_VERSION_KEY,
+  getCatalog,
+  invalidateCatalog,
+  putCatalogSnapshot,
+} from './index.ts';
 import { loadCatalogFromDirectus } from './source.ts';
 
 /** The Worker's env pointed at the fixture Directus (served by the fixture origin Worker). */
@@ -91,5 +97,49 @@ describe('catalog at the edge', () => {
     const reads = (await directusAttempts()) - before;
     expect(reads).toBeGreaterThan(0);
     expect(reads).toBeLessThanOrEqual(3);
+  });
+
+  describe('refreshing while serving', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('serves the catalog it holds at once and hands the refresh to the request’s waitUntil, which installs the newer one', async () => {
+      // (Without waitUntil, workerd cancels the refresh's reads when that request answers:
+      // the refresh never settles and the isolate keeps its stale catalog for good.)
+      await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
+      expect((await getCatalog(withDirectus)).version).toBe('fixture-1');
+      // Another isolate publishes a new version: only KV changes, this isolate still holds fixture-1.
+      await env.EDGE_CACHE.put(
+        'catalog:snapshot:fixture-2',
+        JSON.stringify({ ...FIXTURE_CATALOG, version: 'fixture-2' }),
+      );
+      await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, 'fixture-2');
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + CATALOG_RECHECK_MS + 1);
+
+      const kept: Promise<unknown>[] = [];
+      const served = await getCatalog(withDirectus, (promise) => kept.push(promise));
+      expect(served.version).toBe('fixture-1');
+      expect(kept).toHaveLength(1);
+      // Requests that come while it runs neither wait for it nor start another.
+      expect((await getCatalog(withDirectus, (promise) => kept.push(promise))).version).toBe('fixture-1');
+      expect(kept).toHaveLength(1);
+      await kept[0];
+      expect((await getCatalog(withDirectus)).version).toBe('fixture-2');
+    });
+
+    it('does not let a refresh that began before an invalidation install what it read', async () => {
+      await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
+      const kept: Promise<unknown>[] = [];
+      // No catalog held (just published): this request waits for the refresh of fixture-1…
+      const before = getCatalog(withDirectus, (promise) => kept.push(promise));
+      // …and the webhook invalidates while it runs.
+      const version = await invalidateCatalog(withDirectus);
+      expect((await before).version).toBe('fixture-1');
+      await Promise.all(kept);
+      const after = await getCatalog(withDirectus);
+      expect(after.version).toBe(version);
+    });
   });
 });

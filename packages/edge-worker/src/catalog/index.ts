@@ -4,6 +4,7 @@
  * The Directus webhook calls `invalidateCatalog`, which bumps the version: this isolate
  * reloads at once, others within CATALOG_RECHECK_MS.
  */
+import { waitUntil } from 'cloudflare:workers';
 import { buildCatalogIndex, type CatalogIndex } from './catalog-index.ts';
 import type { CatalogSnapshot } from './fixtures/catalog.ts';
 import { loadCatalogFromDirectus } from './source.ts';
@@ -33,31 +34,51 @@ export interface CatalogEnv {
 
 let memo: Memo | undefined;
 let loading: Promise<CatalogIndex> | undefined;
+/** Bumped by every invalidation: a refresh that began before it must not install what it read. */
+let generation = 0;
 
 const EMPTY: CatalogSnapshot = { version: 'empty', products: [], slotContent: [], triggerRules: [] };
 
-/** The indexed catalog for decisions; never throws (an unreadable source yields the last good or an empty catalog). */
-export async function getCatalog(env: CatalogEnv): Promise<CatalogIndex> {
+/**
+ * The indexed catalog for decisions; never throws (an unreadable source yields the last good
+ * or an empty catalog). `keepAlive` is the request's waitUntil (the runtime's by default).
+ */
+export async function getCatalog(
+  env: CatalogEnv,
+  keepAlive: (promise: Promise<unknown>) => void = waitUntil,
+): Promise<CatalogIndex> {
   const now = Date.now();
   if (memo && now - memo.checkedAt < CATALOG_RECHECK_MS) return memo.index;
-  loading ??= refresh(env, now).finally(() => {
-    loading = undefined;
-  });
+  if (!loading) {
+    const started = refresh(env, now, generation).finally(() => {
+      if (loading === started) loading = undefined;
+    });
+    loading = started;
+    // The request that starts a refresh may answer before it ends (it is served the catalog it
+    // already holds). workerd cancels a request's unfinished I/O with its response unless it
+    // was handed to waitUntil: the refresh would never settle, this isolate would keep its
+    // stale catalog for good, and after an invalidation every request waiting on it would hang.
+    keepAlive(started);
+  }
   // Stale while revalidating: a decision never waits for KV or Directus when this isolate
   // already holds a catalog (a hung Directus would otherwise hold every request for its timeout).
   return memo ? memo.index : loading;
 }
 
-async function refresh(env: CatalogEnv, now: number): Promise<CatalogIndex> {
+/** Installs what a refresh found, unless an invalidation came after the refresh began. */
+function keep(from: number, next: Memo): CatalogIndex {
+  if (from === generation) memo = next;
+  return next.index;
+}
+
+async function refresh(env: CatalogEnv, now: number, from: number): Promise<CatalogIndex> {
   try {
     let version = await env.EDGE_CACHE.get(CATALOG_VERSION_KEY);
-    if (memo && version !== null && memo.index.version === version) {
-      memo = { index: memo.index, checkedAt: now };
-      return memo.index;
-    }
+    if (memo && version !== null && memo.index.version === version)
+      return keep(from, { index: memo.index, checkedAt: now });
     if (version !== null) {
       const stored = await env.EDGE_CACHE.get<CatalogSnapshot>(snapshotKey(version), 'json');
-      if (stored) return remember(stored, now);
+      if (stored) return keep(from, { index: buildCatalogIndex(stored), checkedAt: now });
     } else {
       version = newVersion();
       await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, version);
@@ -70,23 +91,12 @@ async function refresh(env: CatalogEnv, now: number): Promise<CatalogIndex> {
     await env.EDGE_CACHE.put(snapshotKey(version), JSON.stringify(snapshot), {
       expirationTtl: 7 * 24 * 3600,
     });
-    return remember(snapshot, now);
+    return keep(from, { index: buildCatalogIndex(snapshot), checkedAt: now });
   } catch (error) {
     console.warn(JSON.stringify({ msg: 'catalog unavailable', error: String(error) }));
-    if (memo) {
-      memo = { index: memo.index, checkedAt: now - CATALOG_RECHECK_MS + FAILURE_RETRY_MS };
-      return memo.index;
-    }
-    const index = buildCatalogIndex(EMPTY);
-    memo = { index, checkedAt: now - CATALOG_RECHECK_MS + FAILURE_RETRY_MS };
-    return index;
+    const retryAt = now - CATALOG_RECHECK_MS + FAILURE_RETRY_MS;
+    return keep(from, { index: memo?.index ?? buildCatalogIndex(EMPTY), checkedAt: retryAt });
   }
-}
-
-function remember(snapshot: CatalogSnapshot, now: number): CatalogIndex {
-  const index = buildCatalogIndex(snapshot);
-  memo = { index, checkedAt: now };
-  return index;
 }
 
 function newVersion(): string {
@@ -101,13 +111,20 @@ function newVersion(): string {
 export async function invalidateCatalog(env: CatalogEnv): Promise<string> {
   const version = newVersion();
   await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, version);
-  memo = undefined;
+  forget();
   return version;
+}
+
+/** Drops this isolate's catalog and any refresh under way, so the next request reads the new one. */
+function forget(): void {
+  generation++;
+  memo = undefined;
+  loading = undefined;
 }
 
 /** Publishes a snapshot as the current catalog (seeding local runs and tests; a bulk import). */
 export async function putCatalogSnapshot(env: CatalogEnv, snapshot: CatalogSnapshot): Promise<void> {
   await env.EDGE_CACHE.put(snapshotKey(snapshot.version), JSON.stringify(snapshot));
   await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, snapshot.version);
-  memo = undefined;
+  forget();
 }
