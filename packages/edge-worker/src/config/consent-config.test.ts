@@ -25,4 +25,35 @@ describe('consent configuration when Directus fails', () => {
     // One attempt (a failed one), not one per request.
     expect((await directusAttempts()) - before).toBe(1);
   });
+
+  it('gives up on a Directus that hangs and falls back, instead of holding every request of the site', {
+    timeout: 15_000,
+  }, async () => {
+    const hanging = {
+      ...env,
+      DIRECTUS_URL: 'http://directus.fixture.test/',
+      DIRECTUS_TOKEN: 'slow-directus-token',
+    } as unknown as Env;
+    await invalidateConsentConfig(hanging);
+    // The fixture answers after 20 s, past this test's timeout: only giving up gets an answer in time.
+    expect(await getConsentConfig(hanging, 'hanging-directus-site')).toEqual(DEFAULT_CONSENT_CONFIG);
+  });
+
+  it('hands the read that concurrent requests share to the waitUntil of the request that started it', async () => {
+    const broken = {
+      ...env,
+      DIRECTUS_URL: 'http://directus.fixture.test/',
+      DIRECTUS_TOKEN: 'wrong',
+    } as unknown as Env;
+    await invalidateConsentConfig(broken);
+    const kept: Promise<unknown>[] = [];
+    const keepAlive = (promise: Promise<unknown>) => kept.push(promise);
+    await Promise.all(
+      Array.from({ length: 3 }, () => getConsentConfig(broken, 'shared-read-site', keepAlive)),
+    );
+    // One read, kept alive by the request that started it: if that request's client went
+    // away, the others would otherwise wait on a read workerd had cancelled.
+    expect(kept).toHaveLength(1);
+    await expect(kept[0]).resolves.toEqual(DEFAULT_CONSENT_CONFIG);
+  });
 });

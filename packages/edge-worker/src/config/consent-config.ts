@@ -9,6 +9,8 @@
  * are asked again), and every edge location computes the same version without shared
  * state.
  */
+
+import { waitUntil } from 'cloudflare:workers';
 import {
   type ConsentCategoryConfig,
   type ConsentConfig,
@@ -25,6 +27,12 @@ const configKey = (generation: string, siteId: string) => `consent-config:${gene
 const MEMO_MS = 30_000;
 /** KV copies outlive invalidation misses; the generation key makes them unreachable anyway. */
 const KV_TTL_SECONDS = 24 * 60 * 60;
+/**
+ * A Directus read of the categories gives up after this long: every ingest request of the
+ * site waits for it, so a hung Directus must turn into the fallback below, not into hung
+ * requests (and it must end well within the 30 s a request's waitUntil is given).
+ */
+const DIRECTUS_TIMEOUT_MS = 5000;
 
 interface CategoryRow {
   key?: unknown;
@@ -77,7 +85,8 @@ async function generationOf(env: Env): Promise<string> {
 }
 
 async function loadFromDirectus(env: Env, siteId: string): Promise<ConsentConfig> {
-  const rows = await directusFromEnv(env).readItems<CategoryRow>('consent_categories', {
+  const directus = directusFromEnv(env, { timeoutMs: DIRECTUS_TIMEOUT_MS });
+  const rows = await directus.readItems<CategoryRow>('consent_categories', {
     filter: { _or: [{ site_id: { _empty: true } }, { site_id: { _eq: siteId } }] },
     fields: ['key', 'label', 'description', 'required', 'enabled', 'default'],
     sort: ['sort', 'key'],
@@ -89,14 +98,29 @@ async function loadFromDirectus(env: Env, siteId: string): Promise<ConsentConfig
 /** Reads in flight per site: concurrent requests share one KV/Directus read (and one failure). */
 const inFlight = new Map<string, Promise<ConsentConfig>>();
 
-/** The consent configuration in force for a site. Never throws. */
-export async function getConsentConfig(env: Env, siteId: string): Promise<ConsentConfig> {
+/**
+ * The consent configuration in force for a site. Never throws. `keepAlive` is the
+ * request's waitUntil (the runtime's by default).
+ */
+export async function getConsentConfig(
+  env: Env,
+  siteId: string,
+  keepAlive: (promise: Promise<unknown>) => void = waitUntil,
+): Promise<ConsentConfig> {
   const mine = memo.get(siteId);
   if (mine && Date.now() - mine.at < MEMO_MS) return mine.config;
   let pending = inFlight.get(siteId);
   if (!pending) {
-    pending = loadConsentConfig(env, siteId).finally(() => inFlight.delete(siteId));
-    inFlight.set(siteId, pending);
+    const started = loadConsentConfig(env, siteId).finally(() => {
+      if (inFlight.get(siteId) === started) inFlight.delete(siteId);
+    });
+    pending = started;
+    inFlight.set(siteId, started);
+    // Other requests wait on this read too. If the request that started it is cancelled (its
+    // client went away), workerd cancels its unfinished I/O unless it was handed to
+    // waitUntil: the read would never settle, and every request of the site in this isolate
+    // would wait on it for good.
+    keepAlive(started);
   }
   return pending;
 }

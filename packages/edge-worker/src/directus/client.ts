@@ -22,6 +22,8 @@ export interface DirectusConfig {
   token: string;
   /** Injected for tests of pure logic; the Worker uses the global fetch. */
   fetch?: typeof fetch;
+  /** Gives up on a call after this long (a Directus that hangs must not hold a request forever). */
+  timeoutMs?: number;
 }
 
 /** Why a Directus call failed, and whether retrying the same call may succeed. */
@@ -103,6 +105,7 @@ export function directusClient(config: DirectusConfig) {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(config.timeoutMs === undefined ? {} : { signal: AbortSignal.timeout(config.timeoutMs) }),
       });
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
@@ -255,6 +258,9 @@ export function directusClient(config: DirectusConfig) {
 }
 
 /** The client the Worker uses: DIRECTUS_URL with the least-privilege DIRECTUS_TOKEN. */
-export function directusFromEnv(env: Pick<Env, 'DIRECTUS_URL' | 'DIRECTUS_TOKEN'>): DirectusClient {
-  return directusClient({ url: env.DIRECTUS_URL, token: env.DIRECTUS_TOKEN });
+export function directusFromEnv(
+  env: Pick<Env, 'DIRECTUS_URL' | 'DIRECTUS_TOKEN'>,
+  options: Pick<DirectusConfig, 'timeoutMs'> = {},
+): DirectusClient {
+  return directusClient({ url: env.DIRECTUS_URL, token: env.DIRECTUS_TOKEN, ...options });
 }
