@@ -56,4 +56,19 @@ describe('consent configuration when Directus fails', () => {
     expect(kept).toHaveLength(1);
     await expect(kept[0]).resolves.toEqual(DEFAULT_CONSENT_CONFIG);
   });
+
+  it('does not let a read that began before an invalidation install the configuration it read', async () => {
+    const site = 'invalidated-while-reading';
+    const cachedAs = (generation: string, policyVersion: string) =>
+      env.EDGE_CACHE.put(
+        `consent-config:${generation}:${site}`,
+        JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion }),
+      );
+    await cachedAs(await invalidateConsentConfig(env), 'before-the-change');
+    const reading = getConsentConfig(env, site, () => {});
+    // A marketer's change lands while that read runs.
+    await cachedAs(await invalidateConsentConfig(env), 'after-the-change');
+    await reading;
+    expect((await getConsentConfig(env, site)).policyVersion).toBe('after-the-change');
+  });
 });

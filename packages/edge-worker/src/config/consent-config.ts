@@ -125,20 +125,27 @@ export async function getConsentConfig(
   return pending;
 }
 
+/** Bumped by every invalidation: a read that began before it must not install what it read. */
+let invalidations = 0;
+
 async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfig> {
   const now = Date.now();
+  const from = invalidations;
+  const remember = (entry: { config: ConsentConfig; at: number; generation: string }) => {
+    if (from === invalidations) memo.set(siteId, entry);
+  };
   const mine = memo.get(siteId);
   let generation = mine?.generation ?? '0';
   try {
     generation = await generationOf(env);
     if (mine && mine.generation === generation) {
-      memo.set(siteId, { ...mine, at: now });
+      remember({ ...mine, at: now });
       return mine.config;
     }
     const cached = await env.EDGE_CACHE.get<ConsentConfig>(configKey(generation, siteId), 'json');
     const valid = cached === null ? undefined : ConsentConfigSchema.safeParse(cached);
     if (valid?.success) {
-      memo.set(siteId, { config: valid.data, at: now, generation });
+      remember({ config: valid.data, at: now, generation });
       return valid.data;
     }
   } catch {
@@ -146,7 +153,7 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
   }
   try {
     const config = await loadFromDirectus(env, siteId);
-    memo.set(siteId, { config, at: now, generation });
+    remember({ config, at: now, generation });
     await env.EDGE_CACHE.put(configKey(generation, siteId), JSON.stringify(config), {
       expirationTtl: KV_TTL_SECONDS,
     });
@@ -156,7 +163,7 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
     const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown';
     console.warn(JSON.stringify({ level: 'warn', msg: 'consent_config.directus_unavailable', reason }));
     const fallback = mine?.config ?? DEFAULT_CONSENT_CONFIG;
-    memo.set(siteId, { config: fallback, at: now - MEMO_MS + 5_000, generation });
+    remember({ config: fallback, at: now - MEMO_MS + 5_000, generation });
     return fallback;
   }
 }
@@ -165,6 +172,7 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
 export async function invalidateConsentConfig(env: Env): Promise<string> {
   const generation = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
   await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, generation);
+  invalidations++;
   memo.clear();
   inFlight.clear();
   return generation;
