@@ -3,17 +3,17 @@ import { DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
 import { describe, expect, it } from 'vitest';
 import { getConsentConfig, invalidateConsentConfig } from './consent-config.ts';
 
+/** The Worker's env pointed at the fixture Directus, with this token (a wrong one fails, a slow one hangs). */
+const withFixtureDirectus = (token: string) =>
+  ({ ...env, DIRECTUS_URL: 'http://directus.fixture.test/', DIRECTUS_TOKEN: token }) as unknown as Env;
+
 /** Requests that reached the fixture Directus, failed ones included. */
 const directusAttempts = async () =>
   (await (await fetch('http://directus.fixture.test/__reads')).json<{ attempts: number }>()).attempts;
 
 describe('consent configuration when Directus fails', () => {
   it('falls back to the built-ins and remembers the failure instead of retrying per request', async () => {
-    const broken = {
-      ...env,
-      DIRECTUS_URL: 'http://directus.fixture.test/',
-      DIRECTUS_TOKEN: 'wrong',
-    } as unknown as Env;
+    const broken = withFixtureDirectus('wrong');
     await invalidateConsentConfig(broken);
     const before = await directusAttempts();
     const concurrent = await Promise.all(
@@ -29,22 +29,14 @@ describe('consent configuration when Directus fails', () => {
   it('gives up on a Directus that hangs and falls back, instead of holding every request of the site', {
     timeout: 15_000,
   }, async () => {
-    const hanging = {
-      ...env,
-      DIRECTUS_URL: 'http://directus.fixture.test/',
-      DIRECTUS_TOKEN: 'slow-directus-token',
-    } as unknown as Env;
+    const hanging = withFixtureDirectus('slow-directus-token');
     await invalidateConsentConfig(hanging);
     // The fixture answers after 20 s, past this test's timeout: only giving up gets an answer in time.
     expect(await getConsentConfig(hanging, 'hanging-directus-site')).toEqual(DEFAULT_CONSENT_CONFIG);
   });
 
   it('hands the read that concurrent requests share to the waitUntil of the request that started it', async () => {
-    const broken = {
-      ...env,
-      DIRECTUS_URL: 'http://directus.fixture.test/',
-      DIRECTUS_TOKEN: 'wrong',
-    } as unknown as Env;
+    const broken = withFixtureDirectus('wrong');
     await invalidateConsentConfig(broken);
     const kept: Promise<unknown>[] = [];
     const keepAlive = (promise: Promise<unknown>) => kept.push(promise);
