@@ -2,7 +2,7 @@
 // servers (each in its own process group, state under /dev/shm), waiting until they
 // answer, and reading the CPU time of their processes from /proc.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,4 +140,41 @@ export function cpuMs(pid) {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+/**
+ * The Worker's own address under `wrangler dev`, behind wrangler's dev proxy. wrangler
+ * listens on --port with a proxy (a Durable Object in a second workerd) that forwards each
+ * request to the workerd running the Worker, on a port it picks at random and does not
+ * print. A deployed Worker has no such proxy, so the benches also measure without it.
+ * Found from /proc: the listening loopback sockets of the Worker's workerd (the one
+ * started with an inspector), minus its inspector, which answers /json/version.
+ */
+export async function userWorkerOrigin(pid) {
+  const listening = new Map();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    // local address is hex ip:port; state 0A is LISTEN; column 9 is the socket's inode.
+    if (cols[3] === '0A' && cols[1]?.startsWith('0100007F:'))
+      listening.set(cols[9], Number.parseInt(cols[1].slice(9), 16));
+  }
+  for (const p of findWorkerd(pid)) {
+    if (!readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('--inspector-addr')) continue;
+    for (const fd of readdirSync(`/proc/${p}/fd`)) {
+      let link = '';
+      try {
+        link = readlinkSync(`/proc/${p}/fd/${fd}`);
+      } catch {}
+      const port = listening.get(/^socket:\[(\d+)\]$/.exec(link)?.[1] ?? '');
+      if (port === undefined) continue;
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/json/version`, {
+          signal: AbortSignal.timeout(2000),
+        });
+        const text = await res.text();
+        if (!text.includes('"Browser"')) return `http://127.0.0.1:${port}`;
+      } catch {}
+    }
+  }
+  throw new Error(`no Worker socket found under wrangler (pid ${pid})`);
 }
