@@ -57,7 +57,7 @@ const BASELINE_PORT = PORT_BASE + 4;
 const BASELINE_INSPECTOR_PORT = PORT_BASE + 5;
 /** The fixed offered rate (requests/s) of the latency runs, below both Workers' saturation. */
 const RATE = Number(process.env.BENCH_RATE ?? 25);
-const RATE_DURATION_S = Number(process.env.BENCH_RATE_DURATION_S ?? 10);
+const RATE_DURATION_S = Number(process.env.BENCH_RATE_DURATION_S ?? 20);
 /** Each measured run is split into this many round-robin slices per target (see interleaved). */
 const SLICES = Number(process.env.BENCH_SLICES ?? 5);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
