@@ -270,6 +270,51 @@ describe('events messages in the consumer', () => {
     expect(result.explicitAcks).toEqual(['run-3']);
   });
 
+  it('dead-letters a bad event once, not once per delivery, when the rest of its message is retried', async () => {
+    const letters = recordDlq();
+    const good = eventItem();
+    const badTime = eventItem();
+    badTime.enrichment = { ...badTime.enrichment, receivedAt: 'yesterday' };
+    const delivery = (attempts: number) =>
+      createMessageBatch<unknown>('attune-events', [
+        { id: 'run-5', timestamp: new Date(), attempts, body: eventsBody([good, badTime]) },
+      ]);
+
+    const down = delivery(1);
+    const report = await syncBatch(down, env, { directus: eventsDirectus({ down: true }).client });
+    expect(report).toMatchObject({ acked: 0, retried: 1, deadLettered: 0 });
+    expect(letters).toEqual([]);
+    const downResult = await getQueueResult(down, createExecutionContext());
+    expect(downResult.retryMessages.map((m) => m.msgId)).toEqual(['run-5']);
+
+    const up = eventsDirectus();
+    const again = delivery(2);
+    expect(await syncBatch(again, env, { directus: up.client })).toMatchObject({
+      acked: 1,
+      retried: 0,
+      deadLettered: 1,
+      eventsWritten: 1,
+    });
+    expect(letters.map((l) => (l.body as { event: { id: string } }).event.id)).toEqual([badTime.event.id]);
+    expect([...up.written]).toEqual([good.event.id]);
+    expect((await getQueueResult(again, createExecutionContext())).explicitAcks).toEqual(['run-5']);
+  });
+
+  it('retries, and sends no letter, when the DLQ fails for a bad event of a message', async () => {
+    vi.spyOn(env.EVENTS_DLQ, 'send').mockRejectedValue(new Error('DLQ unavailable'));
+    const good = eventItem();
+    const badTime = eventItem();
+    badTime.enrichment = { ...badTime.enrichment, receivedAt: 'yesterday' };
+    const batch = createMessageBatch<unknown>('attune-events', [
+      { id: 'run-6', timestamp: new Date(), attempts: 1, body: eventsBody([good, badTime]) },
+    ]);
+    const report = await syncBatch(batch, env, { directus: eventsDirectus().client });
+    expect(report).toMatchObject({ acked: 0, retried: 1, deadLettered: 0 });
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.retryMessages.map((m) => m.msgId)).toEqual(['run-6']);
+    expect(result.explicitAcks).toEqual([]);
+  });
+
   it('retries the whole message while Directus is unavailable; redelivery writes each event once', async () => {
     const run = [eventItem(), eventItem()];
     const down = createMessageBatch<unknown>('attune-events', [

@@ -126,6 +126,8 @@ class Outcomes {
   #settled = new Set<string>();
   /** Per message carrying several events: how many are neither written nor dead-lettered yet. */
   #openParts = new Map<string, number>();
+  /** Letters for single events of such messages, held until the rest is written (see deadLetter). */
+  #heldLetters = new Map<string, { msg: Msg; letters: DeadLetter[] }>();
   readonly #env: Env;
 
   constructor(env: Env) {
@@ -156,6 +158,8 @@ class Outcomes {
         return;
       }
       this.#openParts.delete(msg.id);
+      // Its dead-lettered events go out first; sendHeldLetters then acks the message.
+      if (this.#heldLetters.has(msg.id)) return;
     }
     if (!this.#first(msg)) return;
     msg.ack();
@@ -171,7 +175,11 @@ class Outcomes {
   /**
    * Sends the message to the DLQ with its reason, then acks it; retries if the DLQ is
    * unavailable. For one event of a message of several (`part`, its single-event body),
-   * dead-letters only that event and counts it as settled.
+   * dead-letters only that event and counts it as settled, but holds the letter until the
+   * rest of the message is written (sendHeldLetters): if another of its events is retried,
+   * the whole message comes back and this event is judged again, so a letter sent at once
+   * would reach the DLQ again on every delivery. When the retries run out, the queue
+   * dead-letters the whole message, this event with it.
    */
   async deadLetter(msg: Msg, reason: string, part?: unknown): Promise<void> {
     if (this.#settled.has(msg.id)) return;
@@ -183,6 +191,13 @@ class Outcomes {
       failedAt: new Date().toISOString(),
       body: single ? part : msg.body,
     };
+    if (single) {
+      const held = this.#heldLetters.get(msg.id);
+      if (held) held.letters.push(letter);
+      else this.#heldLetters.set(msg.id, { msg, letters: [letter] });
+      this.ack(msg);
+      return;
+    }
     try {
       await this.#env.EVENTS_DLQ.send(letter);
     } catch {
@@ -190,14 +205,42 @@ class Outcomes {
       return;
     }
     if (this.#settled.has(msg.id)) return;
-    this.report.deadLettered++;
-    console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_lettered', reason: reason.slice(0, 200) }));
-    if (single) {
-      this.ack(msg);
-      return;
-    }
+    this.#countLetter(letter);
     this.#first(msg);
     msg.ack();
+  }
+
+  #countLetter(letter: DeadLetter): void {
+    this.report.deadLettered++;
+    console.warn(
+      JSON.stringify({ level: 'warn', msg: 'sync.dead_lettered', reason: letter.reason.slice(0, 200) }),
+    );
+  }
+
+  /**
+   * For each message whose other events are all written: sends its held letters, then
+   * acks it (retries it if the DLQ is unavailable: its letters sent so far would go again).
+   * A message retried meanwhile drops its letters: its redelivery judges those events again.
+   */
+  async sendHeldLetters(): Promise<void> {
+    for (const [id, { msg, letters }] of this.#heldLetters) {
+      this.#heldLetters.delete(id);
+      if (this.#settled.has(id)) continue;
+      if (this.#openParts.has(id)) {
+        // Not every event of it was settled: never ack a message with an event unaccounted for.
+        this.retry(msg);
+        continue;
+      }
+      try {
+        // One at a time: a letter holds up to a whole event (32 KB), a sendBatch 256 KB.
+        for (const letter of letters) await this.#env.EVENTS_DLQ.send(letter);
+      } catch {
+        this.retry(msg);
+        continue;
+      }
+      for (const letter of letters) this.#countLetter(letter);
+      this.ack(msg);
+    }
   }
 
   /** Settles a group after a failed write: retryable errors retry all of it. */
@@ -512,6 +555,8 @@ export async function syncBatch(
       }
     } else for (const { msg } of covisits) out.ack(msg);
   }
+
+  await out.sendHeldLetters();
 
   if (out.report.retried > 0 || out.report.deadLettered > 0)
     console.warn(JSON.stringify({ level: 'warn', msg: 'sync.batch', ...out.report }));
