@@ -401,6 +401,32 @@ describe('events messages in the consumer', () => {
     expect(result.explicitAcks.sort()).toEqual(['kept-1', 'late-1']);
   });
 
+  it("sends no letter for an erased person's bad events, whether or not their message holds good ones", async () => {
+    const letters = recordDlq();
+    const person = `anon:gone-${crypto.randomUUID()}`;
+    // A person with no good event anywhere in the batch is named only by the envelope.
+    const other = `anon:gone-${crypto.randomUUID()}`;
+    const good = eventItem();
+    const bad = eventItem();
+    bad.enrichment = { ...bad.enrichment, receivedAt: 'yesterday' };
+    const onlyBad = eventItem();
+    onlyBad.enrichment = { ...onlyBad.enrichment, receivedAt: 'yesterday' };
+    const batch = createMessageBatch<unknown>('attune-events', [
+      { id: 'gone-mixed', timestamp: new Date(), attempts: 1, body: eventsBody([good, bad], person) },
+      { id: 'gone-bad', timestamp: new Date(), attempts: 1, body: eventsBody([onlyBad], other) },
+    ]);
+    const { client, written } = eventsDirectus();
+    const report = await syncBatch(batch, env, {
+      directus: client,
+      isErased: async (_env, _site, key) => key === person || key === other,
+    });
+    expect(letters).toEqual([]);
+    expect(written.size).toBe(0);
+    expect(report).toMatchObject({ deadLettered: 0, retried: 0 });
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks.sort()).toEqual(['gone-bad', 'gone-mixed']);
+  });
+
   it('retries the messages of a person whose erasure cannot be checked', async () => {
     const batch = createMessageBatch<unknown>('attune-events', [
       { id: 'unsure-1', timestamp: new Date(), attempts: 1, body: eventsBody([eventItem()], 'anon:unsure') },

@@ -217,18 +217,30 @@ class Outcomes {
     );
   }
 
+  /** The messages holding letters, whose people the erasure check must cover too. */
+  heldMessages(): Msg[] {
+    return [...this.#heldLetters.values()].map((held) => held.msg);
+  }
+
   /**
    * For each message whose other events are all written: sends its held letters, then
    * acks it (retries it if the DLQ is unavailable: its letters sent so far would go again).
    * A message retried meanwhile drops its letters: its redelivery judges those events again.
+   * `fate` may say otherwise per message: `drop` (its person is erased: their events go
+   * nowhere, the DLQ included; the message is acked) or `retry`.
    */
-  async sendHeldLetters(): Promise<void> {
+  async sendHeldLetters(fate: (msg: Msg) => 'send' | 'drop' | 'retry' = () => 'send'): Promise<void> {
     for (const [id, { msg, letters }] of this.#heldLetters) {
       this.#heldLetters.delete(id);
       if (this.#settled.has(id)) continue;
-      if (this.#openParts.has(id)) {
+      const decided = fate(msg);
+      if (this.#openParts.has(id) || decided === 'retry') {
         // Not every event of it was settled: never ack a message with an event unaccounted for.
         this.retry(msg);
+        continue;
+      }
+      if (decided === 'drop') {
+        this.ack(msg);
         continue;
       }
       try {
@@ -402,6 +414,14 @@ function issueOf(result: {
   return `${where}: ${issue?.message ?? 'unknown'}`;
 }
 
+/** The site and person a message's envelope names, when it names them well-formed. */
+function personOf(body: unknown): { siteId: string; personKey: PersonKey } | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const { siteId, personId } = body as { siteId?: unknown; personId?: unknown };
+  if (typeof siteId !== 'string' || typeof personId !== 'string') return undefined;
+  return /^(anon|user):./.test(personId) ? { siteId, personKey: personId as PersonKey } : undefined;
+}
+
 /** Syncs one batch; every message is acked, retried or dead-lettered exactly once. */
 export async function syncBatch(
   batch: MessageBatch<unknown>,
@@ -496,6 +516,13 @@ export async function syncBatch(
     const key = `${body.siteId}\u0000${body.personId}`;
     if (!erased.has(key)) people.set(key, { siteId: body.siteId, personKey: body.personId as PersonKey });
   }
+  // Messages whose every event was bad name their person only in their envelope.
+  for (const msg of out.heldMessages()) {
+    const person = personOf(msg.body);
+    if (person === undefined) continue;
+    const key = `${person.siteId}\u0000${person.personKey}`;
+    if (!erased.has(key)) people.set(key, person);
+  }
   await Promise.all(
     [...people].map(async ([key, { siteId, personKey }]) => {
       try {
@@ -556,7 +583,13 @@ export async function syncBatch(
     } else for (const { msg } of covisits) out.ack(msg);
   }
 
-  await out.sendHeldLetters();
+  // An erased person's bad events are not kept in the DLQ either.
+  await out.sendHeldLetters((msg) => {
+    const person = personOf(msg.body);
+    if (person === undefined) return 'send';
+    const key = `${person.siteId}\u0000${person.personKey}`;
+    return unsure.has(key) ? 'retry' : erased.has(key) ? 'drop' : 'send';
+  });
 
   if (out.report.retried > 0 || out.report.deadLettered > 0)
     console.warn(JSON.stringify({ level: 'warn', msg: 'sync.batch', ...out.report }));
