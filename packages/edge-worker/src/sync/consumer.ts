@@ -414,6 +414,11 @@ function issueOf(result: {
   return `${where}: ${issue?.message ?? 'unknown'}`;
 }
 
+/** One key per person of a site, for the batch's erasure bookkeeping. */
+function personSlot(siteId: string, personId: string): string {
+  return `${siteId}\u0000${personId}`;
+}
+
 /** The site and person a message's envelope names, when it names them well-formed. */
 function personOf(body: unknown): { siteId: string; personKey: PersonKey } | undefined {
   if (typeof body !== 'object' || body === null) return undefined;
@@ -503,7 +508,7 @@ export async function syncBatch(
 
   // A person erased in this batch: their other messages would only be deleted again.
   const erased = new Set(
-    erasures.flatMap(({ body }) => erasedPersonKeys(body).map((k) => `${body.siteId}\u0000${k}`)),
+    erasures.flatMap(({ body }) => erasedPersonKeys(body).map((k) => personSlot(body.siteId, k))),
   );
   // A person erased before this batch: the queue does not keep order, so a message sent
   // before the erasure (a retry, a slow batch) can arrive after it; writing it would bring
@@ -513,14 +518,14 @@ export async function syncBatch(
   const check = options.isErased ?? isErased;
   const people = new Map<string, { siteId: string; personKey: PersonKey }>();
   for (const { body } of [...events, ...consents, ...profiles]) {
-    const key = `${body.siteId}\u0000${body.personId}`;
+    const key = personSlot(body.siteId, body.personId);
     if (!erased.has(key)) people.set(key, { siteId: body.siteId, personKey: body.personId as PersonKey });
   }
   // Messages whose every event was bad name their person only in their envelope.
   for (const msg of out.heldMessages()) {
     const person = personOf(msg.body);
     if (person === undefined) continue;
-    const key = `${person.siteId}\u0000${person.personKey}`;
+    const key = personSlot(person.siteId, person.personKey);
     if (!erased.has(key)) people.set(key, person);
   }
   await Promise.all(
@@ -534,7 +539,7 @@ export async function syncBatch(
   );
   const live = <T extends EventMessage | ConsentMessage | ProfileMessage>(items: Parsed<T>[]): Parsed<T>[] =>
     items.filter((i) => {
-      const key = `${i.body.siteId}\u0000${i.body.personId}`;
+      const key = personSlot(i.body.siteId, i.body.personId);
       if (unsure.has(key)) out.retry(i.msg);
       else if (!erased.has(key)) return true;
       else out.ack(i.msg);
@@ -587,7 +592,7 @@ export async function syncBatch(
   await out.sendHeldLetters((msg) => {
     const person = personOf(msg.body);
     if (person === undefined) return 'send';
-    const key = `${person.siteId}\u0000${person.personKey}`;
+    const key = personSlot(person.siteId, person.personKey);
     return unsure.has(key) ? 'retry' : erased.has(key) ? 'drop' : 'send';
   });
 
