@@ -377,6 +377,11 @@ function post(url, body) {
   });
 }
 
+/** Whether `t` is the first of `targets` on its server (the targets of one server share its Worker's state). */
+function isFirstOfServer(targets, t) {
+  return t === targets.find((o) => o.server === t.server);
+}
+
 function percentile(sorted, q) {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
@@ -398,8 +403,10 @@ async function interleaved(targets, seconds, rate, pool = 'busy') {
     ]),
   );
   const profilers = new Map();
+  // One profile per Worker: its targets on both paths share its isolate (and inspector).
   if (process.env.BENCH_PROFILE && !rate)
-    for (const t of targets) profilers.set(t, await startProfiler(t.inspectorPort));
+    for (const t of targets.filter((t) => isFirstOfServer(targets, t)))
+      profilers.set(t, await startProfiler(t.inspectorPort));
   for (let i = 0; i < SLICES; i++) {
     for (const t of targets) {
       const a = acc.get(t);
@@ -558,7 +565,7 @@ async function main() {
   // 10 s, so in a short run started cold, up to PEOPLE of the batches would be first ones.
   // The returning visitors get their batch now too, and are then left idle until their run.
   for (const t of targets) {
-    if (t.stats && t === targets.find((o) => o.server === t.server)) {
+    if (t.stats && isFirstOfServer(targets, t)) {
       await autocannonRun(t.url, t.people.busy, { amount: PEOPLE });
     }
     if (t.stats) await autocannonRun(t.url, t.people.returning, { amount: RATE * RATE_DURATION_S });
