@@ -67,7 +67,9 @@ export const EVENT_PROPERTIES = {
   'consent.updated': z.looseObject({
     categories: z.record(z.string().max(64), z.boolean()),
     policyVersion: z.string().min(1).max(64),
-    source: z.enum(['banner', 'preferences', 'gpc', 'tcf', 'api', 'server']).optional(),
+    // How the choice was made: the SDK's own sources (banner, preferences, gpc, tcf, api, server)
+    // or a site's label ("cookie-banner"): recorded as given, never a reason to lose the proof.
+    source: z.string().min(1).max(64).optional(),
   }),
   'decision.served': z.looseObject({
     decisionId: id,
