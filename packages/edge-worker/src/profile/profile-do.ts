@@ -448,6 +448,8 @@ export class ProfileDO extends DurableObject<Env> {
       result.accepted.push(event.id);
       const seenAt = new Date(eventAt).toISOString();
       if (seenAt > state.lastSeen) state.lastSeen = seenAt;
+      // An older event arriving late (an offline queue flushing) moves the start back too.
+      if (seenAt < state.firstSeen) state.firstSeen = seenAt;
       if (!personalization) continue;
 
       if (
@@ -602,22 +604,25 @@ export class ProfileDO extends DurableObject<Env> {
       await this.#inOrder(() => this.#wipe(true));
       return result;
     }
-    return this.#inOrder(async () => {
+    const result = await this.#inOrder(async () => {
       const state = this.#load();
-      const anonymousIds = state?.anonymousIds ?? [];
-      const result: ErasureResult = {
+      const erased: ErasureResult = {
         personKey,
-        anonymousIds: [...anonymousIds],
+        anonymousIds: [...(state?.anonymousIds ?? [])],
         erased: state !== undefined,
       };
-      if (state?.userId !== undefined) result.userId = state.userId;
+      if (state?.userId !== undefined) erased.userId = state.userId;
       await this.#wipe(true);
-      for (const anonymousId of anonymousIds) {
-        const key: PersonKey = `anon:${anonymousId}`;
-        if (key !== personKey) await this.#stub(siteId, key).tombstone();
-      }
-      return result;
+      return erased;
     });
+    // Outside this object's turn: a merged browser forwards its events here from within its
+    // own turn, so waiting for that browser from within ours would deadlock both. Our
+    // tombstone already stands, so what it forwards meanwhile is dropped.
+    for (const anonymousId of result.anonymousIds) {
+      const key: PersonKey = `anon:${anonymousId}`;
+      if (key !== personKey) await this.#stub(siteId, key).tombstone();
+    }
+    return result;
   }
 
   /** When this person was erased, while the tombstone lasts (31 days); null when they were not. */
@@ -693,18 +698,26 @@ export class ProfileDO extends DurableObject<Env> {
         requestedAt: new Date(now).toISOString(),
       };
       if (state.userId !== undefined) message.userId = state.userId;
+      // Downstream first: if the send fails, the alarm is retried with the person still here;
+      // after the wipe nothing would be left to say whom Directus must forget.
+      await this.env.EVENTS.send(message);
       for (const anonymousId of state.anonymousIds) {
         const key: PersonKey = `anon:${anonymousId}`;
         if (key !== state.personKey) await this.#stub(state.siteId, key).forget();
       }
       await this.#wipe(false);
-      await this.env.EVENTS.send(message);
       console.log(JSON.stringify({ level: 'info', msg: 'profile.retention_deleted', siteId: state.siteId }));
     });
   }
 
-  /** Deletes everything without a tombstone (retention of the person it was merged into). */
+  /**
+   * Deletes everything without a tombstone (retention of the person it was merged into, a
+   * replay). An erased person's tombstone stays until it expires: without it, their late
+   * events, or a replay of what the event log still holds, would bring them back.
+   */
   async forget(): Promise<void> {
-    await this.#inOrder(() => this.#wipe(false));
+    await this.#inOrder(async () => {
+      if (this.#tombstone() === undefined) await this.#wipe(false);
+    });
   }
 }

@@ -1,0 +1,110 @@
+/**
+ * A person's lifecycle across Durable Objects: erasure while their merged browsers are
+ * still sending, the retention alarm when the queue is briefly unavailable, and an older
+ * event arriving after newer ones.
+ */
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import type { ErasureMessage } from '@attune/shared-schema';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  ADMIN_TOKEN,
+  anonId,
+  call,
+  collect,
+  productView,
+  recordQueue,
+  SITE,
+  signed,
+} from '../ingest/test-support.ts';
+import { profileStub, viewProfile } from './client.ts';
+import type { ProfileDO } from './profile-do.ts';
+
+let queue = recordQueue();
+afterEach(() => {
+  queue.restore();
+  queue = recordQueue();
+});
+
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+const people = (key: string, method: string) =>
+  call(null, {
+    method,
+    path: `/v1/people/${encodeURIComponent(key)}?site=${SITE}`,
+    origin: null,
+    headers: admin,
+  });
+
+/** Resolves with `value`, or with 'timed out' after `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  return Promise.race([
+    promise,
+    new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms)),
+  ]);
+}
+
+describe('erasure while a merged browser is sending', () => {
+  it('finishes instead of deadlocking with the browser forwarding its event to the person', async () => {
+    const userId = `u-${anonId()}`;
+    const signature = await signed(userId);
+    const browsers = Array.from({ length: 12 }, () => anonId('b'));
+    // Each browser signs in once: the person takes it over and it becomes an alias.
+    await collect(browsers.map((b) => productView(b, 'p1', 'shoes', { userId, userIdSignature: signature })));
+    const last = browsers[browsers.length - 1] ?? '';
+    expect(await profileStub(env, SITE, `anon:${last}`).aliasOf()).toBe(`user:${userId}`);
+
+    // The person is erased while one of their browsers sends an anonymous event.
+    const erase = people(`user:${userId}`, 'DELETE');
+    const racing = collect([productView(last, 'p2', 'hats')]);
+    const outcome = await within(Promise.all([erase, racing]), 10_000);
+    expect(outcome).not.toBe('timed out');
+    if (outcome === 'timed out') return;
+    expect(outcome[0].status).toBe(200);
+    expect(await viewProfile(env, SITE, `user:${userId}`)).toBeNull();
+    expect(await viewProfile(env, SITE, `anon:${last}`)).toBeNull();
+  }, 20_000);
+});
+
+describe('retention alarm and the queue', () => {
+  it('a failed erasure send is retried with the alarm, not lost', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const stub = profileStub(env, SITE, `anon:${a}`);
+    const retentionMs = Number(env.PROFILE_RETENTION_DAYS) * 86_400_000;
+    await runInDurableObject(stub, async (_o: ProfileDO, state) => {
+      const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'profile'").one();
+      const profile = JSON.parse(row.v) as { lastSeen: string };
+      profile.lastSeen = new Date(Date.now() - retentionMs - 86_400_000).toISOString();
+      state.storage.sql.exec("UPDATE kv SET v = ? WHERE k = 'profile'", JSON.stringify(profile));
+      await state.storage.setAlarm(Date.now() + 60_000);
+    });
+
+    // The queue is briefly unavailable when the alarm fires: the handler fails …
+    vi.mocked(env.EVENTS.send).mockImplementationOnce(async () => {
+      throw new Error('queue unavailable');
+    });
+    await expect(runDurableObjectAlarm(stub)).rejects.toThrow('queue unavailable');
+    // … and the runtime runs it again (alarms are retried when their handler throws).
+    await runInDurableObject(stub, (instance: ProfileDO) => instance.alarm());
+
+    const erasures = queue.messages.filter(
+      (m): m is ErasureMessage => m.kind === 'erasure' && m.personId === `anon:${a}`,
+    );
+    expect(erasures).toHaveLength(1);
+    expect(await viewProfile(env, SITE, `anon:${a}`)).toBeNull();
+  });
+});
+
+describe('events arriving out of order', () => {
+  it('an older event flushed late (an offline queue) moves firstSeen back to it', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const firstSeen = (await viewProfile(env, SITE, `anon:${a}`))?.firstSeen ?? '';
+    const twoHoursAgo = Date.now() - 2 * 60 * 60 * 1000;
+    await collect([productView(a, 'p0', 'hats', { timestamp: new Date(twoHoursAgo).toISOString() })]);
+    const view = await viewProfile(env, SITE, `anon:${a}`);
+    expect(view?.counters['product.viewed']).toBe(2);
+    expect(Date.parse(view?.firstSeen ?? '')).toBeLessThan(Date.parse(firstSeen));
+    expect(Math.abs(Date.parse(view?.firstSeen ?? '') - twoHoursAgo)).toBeLessThan(5_000);
+  });
+});

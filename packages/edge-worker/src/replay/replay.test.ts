@@ -1,0 +1,69 @@
+/**
+ * Replay against a stand-in event log (Directus's REST answers, stubbed at fetch): what it
+ * must never do to a person who was erased.
+ */
+import { env } from 'cloudflare:workers';
+import { eventMessagesOf } from '@attune/shared-schema';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  ADMIN_TOKEN,
+  anonId,
+  call,
+  collect,
+  productView,
+  recordQueue,
+  SITE,
+} from '../ingest/test-support.ts';
+import { viewProfile } from '../profile/client.ts';
+import { type EventRow, eventRow } from '../sync/mapping.ts';
+
+let queue = recordQueue();
+afterEach(() => {
+  vi.restoreAllMocks();
+  queue = recordQueue();
+});
+
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+/** Answers Directus's `people` and `events` reads with `rows`; everything else goes out as usual. */
+function eventLog(rows: EventRow[]): void {
+  const original = globalThis.fetch;
+  vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (url.pathname === '/items/people') return Response.json({ data: [] });
+    if (url.pathname === '/items/events') {
+      const offset = Number(url.searchParams.get('offset') ?? '0');
+      return Response.json({ data: offset === 0 ? rows : [] });
+    }
+    return original(input, init);
+  });
+}
+
+describe('replay of an erased person', () => {
+  it('keeps the tombstone: nothing is rebuilt and late events stay dropped', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    // What the event log still holds while the erasure message waits in the queue.
+    const logged = eventMessagesOf(queue.messages).map(eventRow);
+    expect(logged).toHaveLength(1);
+    const erased = await call(null, {
+      method: 'DELETE',
+      path: `/v1/people/${encodeURIComponent(`anon:${a}`)}?site=${SITE}`,
+      origin: null,
+      headers: admin,
+    });
+    expect(erased.status).toBe(200);
+
+    eventLog(logged);
+    await call(null, {
+      method: 'POST',
+      path: `/v1/admin/replay/${encodeURIComponent(`anon:${a}`)}?siteId=${SITE}`,
+      origin: null,
+      headers: admin,
+    });
+    expect(await viewProfile(env, SITE, `anon:${a}`)).toBeNull();
+
+    const late = await collect([productView(a, 'p2', 'hats')]);
+    expect(await late.json()).toMatchObject({ accepted: 0, dropped: 1 });
+  });
+});
