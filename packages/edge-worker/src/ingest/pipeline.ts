@@ -218,7 +218,7 @@ export async function ingestBatch(
           }
           return;
         }
-        const forward = collectMessages(site, run, result, gpc, traceparent);
+        const forward = collectMessages(site, config, run, result, gpc, traceparent);
         messages.push(...forward.messages);
         outcome.accepted += result.accepted.length;
         outcome.duplicates += result.duplicates.length;
@@ -227,14 +227,14 @@ export async function ingestBatch(
         count('duplicate', result.duplicates.length);
         count('suppressed', result.dropped.length);
         count('consent_dropped', result.consentDropped.length);
-        if (forward.acceptedEvents.length > 0) {
+        if (forward.marketingEvents.length > 0) {
           followUps.push(
             triggerFollowUp(
               env,
               site,
               result.profile,
-              forward.acceptedEvents,
-              forward.lastConsent,
+              forward.marketingEvents,
+              forward.marketingConsent,
               gpc,
               traceparent,
             ),
@@ -305,27 +305,45 @@ function consecutiveRuns(events: Judged[]): Judged[][] {
   return runs;
 }
 
-/** The queue messages each sink's purpose allows for what a ProfileDO accepted. */
+/**
+ * The queue messages each sink's purpose allows for what a ProfileDO accepted, and the
+ * events the promotions sink (triggers) may see: only those whose own consent grants marketing.
+ */
 function collectMessages(
   site: Site,
+  config: ConsentConfig,
   run: Judged[],
   result: IngestResult,
   gpc: boolean,
   traceparent: string,
-): { messages: QueueMessage[]; acceptedEvents: CustomerAction[]; lastConsent: ConsentState | undefined } {
+): {
+  messages: QueueMessage[];
+  marketingEvents: CustomerAction[];
+  marketingConsent: ConsentState | undefined;
+} {
   const accepted = new Set(result.accepted);
   const messages: QueueMessage[] = [];
-  const acceptedEvents: CustomerAction[] = [];
+  const marketingEvents: CustomerAction[] = [];
+  let marketingConsent: ConsentState | undefined;
   const forwarded: ForwardedEvent[] = [];
   let lastConsent: ConsentState | undefined;
   let lastEnrichment: Enrichment | undefined;
   for (const j of run) {
     if (!accepted.has(j.event.id)) continue;
+    // The person's recorded consent (events that came without one) was normalized against
+    // the categories of its day: a category the site has since disabled grants nothing now.
     const recorded = result.consents[j.event.id];
-    const consent = applyGpc(j.consent ?? recorded ?? { categories: {}, policyVersion: '' }, gpc);
+    const consent = applyGpc(
+      j.consent ??
+        (recorded !== undefined ? normalizeConsent(recorded, config) : { categories: {}, policyVersion: '' }),
+      gpc,
+    );
     lastConsent = consent;
     lastEnrichment = j.enrichment;
-    acceptedEvents.push(j.event);
+    if (isGranted(consent, 'marketing')) {
+      marketingEvents.push(j.event);
+      marketingConsent = consent;
+    }
     const purposes = grantedPurposes(consent);
     if (j.event.type === 'consent') {
       const message: ConsentMessage = {
@@ -361,8 +379,12 @@ function collectMessages(
     if (result.covisits.length > 0)
       messages.push({ kind: 'covisits', siteId: site.id, pairs: result.covisits });
     if (result.changed) messages.push(profileMessage(site, result, traceparent));
+  } else if (result.changed && run.some((j) => j.event.type === 'consent' && accepted.has(j.event.id))) {
+    // A choice that withdrew personalization: the ProfileDO forgot what it had learned, and
+    // Directus must too (its row would otherwise keep the interests and the old consent).
+    messages.push(profileMessage(site, result, traceparent));
   }
-  return { messages, acceptedEvents, lastConsent };
+  return { messages, marketingEvents, marketingConsent };
 }
 
 function profileMessage(site: Site, result: IngestResult, traceparent: string): ProfileMessage {
@@ -388,7 +410,7 @@ function profileMessage(site: Site, result: IngestResult, traceparent: string): 
   };
 }
 
-/** Runs the site's triggers for a person's new events; forwards what they emit under marketing consent. */
+/** Runs the site's triggers for a person's new events granted marketing; forwards what they emit under that consent. */
 async function triggerFollowUp(
   env: Env,
   site: Site,

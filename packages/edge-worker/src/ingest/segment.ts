@@ -12,6 +12,7 @@ import {
   type EventError,
   errorBody,
   LIMITS,
+  normalizeConsent,
   readJsonText,
   validateEvent,
 } from '@attune/shared-schema';
@@ -62,7 +63,9 @@ export function segmentConsent(message: Json, policyVersion: string): ConsentSta
     }
   } else return undefined;
   const version =
-    typeof consent.policyVersion === 'string' && consent.policyVersion.length <= 64
+    typeof consent.policyVersion === 'string' &&
+    consent.policyVersion.length > 0 &&
+    consent.policyVersion.length <= 64
       ? consent.policyVersion
       : policyVersion;
   return { categories: out, policyVersion: version };
@@ -118,7 +121,7 @@ export async function parseSegmentBody(
     messages = [{ ...json, type: call }];
   }
 
-  const { policyVersion } = await getConsentConfig(env, site.id);
+  const config = await getConsentConfig(env, site.id);
   const events: { index: number; event: CustomerAction }[] = [];
   const rejected: EventError[] = [];
   for (let index = 0; index < messages.length; index++) {
@@ -146,8 +149,11 @@ export async function parseSegmentBody(
       continue;
     }
     const event = result.event;
-    const consent = segmentConsent(message, policyVersion);
-    if (consent) event.context = { ...(event.context ?? {}), consent };
+    const consent = segmentConsent(message, config.policyVersion);
+    // The claim is attached after validation (the upcast drops it): normalized against the
+    // site's categories, so the event keeps a valid, bounded claim (any keys, any number of
+    // them, would make a queue message the consumer refuses, or one over the Queues limit).
+    if (consent) event.context = { ...(event.context ?? {}), consent: normalizeConsent(consent, config) };
     events.push({ index, event });
   }
   const sentAt = typeof json.sentAt === 'string' ? json.sentAt : undefined;

@@ -14,7 +14,9 @@ import {
   type ErasureMessage,
   isGranted,
   LIMITS,
+  normalizeConsent,
 } from '@attune/shared-schema';
+import { getConsentConfig } from '../config/consent-config.ts';
 import { getSiteById } from '../sites/index.ts';
 import {
   applyEvent,
@@ -350,7 +352,25 @@ export class ProfileDO extends DurableObject<Env> {
     );
     const unclaimed = new Set(claimed);
     try {
-      state = await this.#applyInputs(siteId, personKey, inputs, unclaimed, state, rules, now, result);
+      // Events that came without consent (server producers) go by the person's recorded
+      // choice, as the site's categories stand today: one the marketer has since disabled
+      // grants nothing, as it grants nothing to a browser's claim.
+      const config = inputs.some((i) => i.consent === undefined)
+        ? await getConsentConfig(this.env, siteId, (p) => this.ctx.waitUntil(p))
+        : undefined;
+      const recorded = (consent: ConsentState): ConsentState =>
+        config ? normalizeConsent(consent, config) : consent;
+      state = await this.#applyInputs(
+        siteId,
+        personKey,
+        inputs,
+        unclaimed,
+        state,
+        rules,
+        now,
+        result,
+        recorded,
+      );
     } catch (err) {
       // Nothing was stored: forget the ids again, so a retry of these events is not a
       // "duplicate", and drop the in-memory state the failed events may have touched.
@@ -409,6 +429,7 @@ export class ProfileDO extends DurableObject<Env> {
     rules: ProfileRules,
     now: number,
     result: Omit<IngestResult, 'profile'>,
+    recorded: (consent: ConsentState) => ConsentState,
   ): Promise<ProfileState> {
     let state = initial;
     for (const input of inputs) {
@@ -435,7 +456,7 @@ export class ProfileDO extends DurableObject<Env> {
         }
       }
 
-      const effective = input.consent ?? state.consent?.state ?? defaultConsent();
+      const effective = input.consent ?? (state.consent ? recorded(state.consent.state) : defaultConsent());
       const personalization =
         input.consent !== undefined ? input.personalization : isGranted(effective, 'personalization');
       const anyPurpose =

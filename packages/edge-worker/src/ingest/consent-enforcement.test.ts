@@ -1,0 +1,197 @@
+/**
+ * Consent per purpose beyond the request's gate: what reaches the marketing sink (promotions,
+ * triggers), the profile and the queue follows the consent of each event, normalized against
+ * the site's categories, on every path (browser collect, server key, Segment API); a
+ * withdrawal reaches Directus.
+ */
+import { env } from 'cloudflare:workers';
+import {
+  DEFAULT_CONSENT_CONFIG,
+  eventMessagesOf,
+  type ProfileMessage,
+  QueueMessageSchema,
+} from '@attune/shared-schema';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
+import { putCatalogSnapshot } from '../catalog/index.ts';
+import { invalidateConsentConfig } from '../config/consent-config.ts';
+import { viewProfile } from '../profile/client.ts';
+import {
+  anonId,
+  call,
+  collect,
+  consentFor,
+  makeEvent,
+  productView,
+  recordQueue,
+  SERVER_KEY,
+  SITE,
+  signed,
+} from './test-support.ts';
+
+let queue = recordQueue();
+afterEach(() => {
+  queue.restore();
+  queue = recordQueue();
+});
+
+beforeAll(async () => {
+  await putCatalogSnapshot(env, FIXTURE_CATALOG);
+});
+
+const segment = (path: string, body: unknown) =>
+  call(JSON.stringify(body), {
+    path,
+    origin: null,
+    headers: { authorization: `Basic ${btoa(`${SERVER_KEY}:`)}`, 'content-type': 'application/json' },
+  });
+
+describe('marketing sink (triggers, promotions)', () => {
+  it('an event accepted without marketing consent does not trigger a promotion, even when a later event of the batch grants marketing', async () => {
+    const a = anonId();
+    // The fixture rule `outdoor-accessories` offers a promo on a cart add of category outdoor.
+    const add = makeEvent(a, 'cart.item.added', {
+      properties: { productId: 'trail-jacket', category: 'outdoor' },
+      consent: consentFor('analytics'),
+    });
+    const later = makeEvent(a, 'page.viewed', { consent: consentFor('analytics', 'marketing') });
+    const res = await collect([add, later]);
+    expect(await res.json()).toMatchObject({ accepted: 2 });
+    const names = eventMessagesOf(queue.messages).map((m) => m.event.name);
+    expect(names).toEqual(['cart.item.added', 'page.viewed']);
+    // The same cart add with marketing granted still triggers its promotion.
+    queue.messages.length = 0;
+    const b = anonId();
+    await collect([
+      makeEvent(b, 'cart.item.added', {
+        properties: { productId: 'trail-jacket', category: 'outdoor' },
+        consent: consentFor('analytics', 'marketing'),
+      }),
+    ]);
+    const promo = eventMessagesOf(queue.messages).find((m) => m.event.name === 'promo.offered');
+    expect(promo?.purposes).toContain('marketing');
+  });
+});
+
+/** A person who chose `categories` under policy 1, signed in as a fresh user id (returned). */
+async function personWhoChose(anonymousId: string, categories: Record<string, boolean>): Promise<string> {
+  const userId = `u-${anonId()}`;
+  await collect([
+    makeEvent(anonymousId, 'consent.updated', {
+      userId,
+      userIdSignature: await signed(userId),
+      properties: { categories, policyVersion: '1' },
+      consent: null,
+    }),
+  ]);
+  return userId;
+}
+
+/** Runs `test` while a marketer has disabled the category `key` (the site's consent configuration in KV). */
+async function withCategoryDisabled(key: string, test: () => Promise<void>): Promise<void> {
+  const generation = await invalidateConsentConfig(env);
+  const config = {
+    policyVersion: `1.no-${key}`,
+    categories: DEFAULT_CONSENT_CONFIG.categories.map((c) => (c.key === key ? { ...c, enabled: false } : c)),
+  };
+  await env.EDGE_CACHE.put(`consent-config:${generation}:${SITE}`, JSON.stringify(config));
+  try {
+    await test();
+  } finally {
+    await invalidateConsentConfig(env);
+  }
+}
+
+describe('recorded consent is normalized against the site categories', () => {
+  it('a server event without consent does not reach marketing once the site disabled the marketing category', async () => {
+    const a = anonId();
+    // The person granted everything while marketing was offered; then a marketer disables it.
+    const userId = await personWhoChose(a, { analytics: true, personalization: true, marketing: true });
+    await withCategoryDisabled('marketing', async () => {
+      queue.messages.length = 0;
+      const res = await segment('/v1/track', {
+        userId,
+        event: 'Order Completed',
+        properties: { order_id: 'o1', total: 5 },
+      });
+      expect(await res.json()).toMatchObject({ accepted: 1 });
+      const sent = eventMessagesOf(queue.messages);
+      expect(sent.map((m) => m.event.name)).toEqual(['order.completed']);
+      expect(sent[0]?.purposes).not.toContain('marketing');
+      // The browser path already refuses it: both paths must agree.
+      queue.messages.length = 0;
+      await collect([makeEvent(a, 'page.viewed', { userId, userIdSignature: await signed(userId) })]);
+      expect(eventMessagesOf(queue.messages)[0]?.purposes).not.toContain('marketing');
+    });
+  });
+});
+
+describe('recorded consent in the ProfileDO', () => {
+  it('a server event without consent does not build the profile once the site disabled the personalization category', async () => {
+    const userId = await personWhoChose(anonId(), {
+      analytics: true,
+      personalization: true,
+      marketing: false,
+    });
+    await withCategoryDisabled('personalization', async () => {
+      const res = await segment('/v1/track', {
+        userId,
+        event: 'Product Viewed',
+        properties: { product_id: 'trail-jacket', category: 'outdoor' },
+      });
+      expect(await res.json()).toMatchObject({ accepted: 1 });
+      // Still in the event log (analytics stays granted), but no interest learned.
+      expect(eventMessagesOf(queue.messages).map((m) => m.event.name)).toContain('product.viewed');
+      const view = await viewProfile(env, SITE, `user:${userId}`);
+      expect(view?.interests).toEqual({});
+      expect(view?.recentActions.map((a) => a.name)).not.toContain('product.viewed');
+    });
+  });
+});
+
+describe('Segment consent claims', () => {
+  it('an accepted event is queued as a message the consumer accepts, whatever category keys the claim has', async () => {
+    const userId = `u-${anonId()}`;
+    const categories: Record<string, boolean> = { '': true, analytics: true, ['k'.repeat(100)]: true };
+    // Thousands of keys: the event was size-checked before the claim was attached.
+    for (let i = 0; i < 20_000; i++) categories[`c${i}`] = true;
+    const res = await segment('/v1/track', {
+      userId,
+      event: 'Product Viewed',
+      properties: { product_id: 'p1' },
+      context: { consent: { categories, policyVersion: '' } },
+    });
+    expect(await res.json()).toMatchObject({ accepted: 1 });
+    const events = queue.messages.filter((m) => m.kind === 'events');
+    expect(events).toHaveLength(1);
+    for (const m of queue.messages) {
+      expect(QueueMessageSchema.safeParse(m).success).toBe(true);
+      // Queues refuse a message over 128 KB (the whole sendBatch fails).
+      expect(JSON.stringify(m).length).toBeLessThan(64 * 1024);
+    }
+    expect(eventMessagesOf(queue.messages)[0]?.purposes).toEqual(['analytics']);
+  });
+});
+
+describe('withdrawing personalization downstream', () => {
+  it('sends the forgotten profile to Directus, so the people row no longer shows the interests', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const before = queue.messages.filter((m): m is ProfileMessage => m.kind === 'profile');
+    expect(before.at(-1)?.profile.interests['category:shoes']).toBeGreaterThan(0);
+    queue.messages.length = 0;
+    await collect([
+      makeEvent(a, 'consent.updated', {
+        properties: {
+          categories: { analytics: true, personalization: false, marketing: false },
+          policyVersion: '1',
+        },
+        consent: null,
+      }),
+    ]);
+    const after = queue.messages.filter((m): m is ProfileMessage => m.kind === 'profile');
+    expect(after).toHaveLength(1);
+    expect(after[0]?.profile.interests).toEqual({});
+    expect(after[0]?.profile.consent?.categories.personalization).toBe(false);
+  });
+});
