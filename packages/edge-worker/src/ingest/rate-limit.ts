@@ -16,9 +16,35 @@ const LEASE_MS = 1000;
 const MAX_LEASE = 20;
 const leases = new Map<string, { tokens: number; until: number }>();
 
+/**
+ * The address a client is limited by: an IPv4 address as is, an IPv6 address by its /64
+ * (one subscriber's network: every host in it may pick any interface id, so limiting the
+ * full address would let one client rotate through 2^64 fresh buckets), an IPv4-mapped
+ * IPv6 address as its IPv4 address. Anything unparsable is used as given.
+ */
+export function rateLimitAddress(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const text = ip.trim().toLowerCase();
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(text);
+  if (mapped?.[1] !== undefined) return mapped[1];
+  const halves = text.split('::');
+  if (halves.length > 2) return ip;
+  const groups = (part: string | undefined): string[] => (part ? part.split(':') : []);
+  const head = groups(halves[0]);
+  const tail = groups(halves[1]);
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return ip;
+  const all = [...head, ...Array.from({ length: missing }, () => '0'), ...tail];
+  if (!all.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return ip;
+  return `${all
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
 /** The pseudonymous per-visitor key of an IP address for today. */
 export async function ipKey(site: Site, ip: string, now: number = Date.now()): Promise<string> {
-  const hash = await hmacHex(`${site.identitySecret}:ip-salt:${saltDay(now)}`, ip);
+  const hash = await hmacHex(`${site.identitySecret}:ip-salt:${saltDay(now)}`, rateLimitAddress(ip));
   return `ip:${site.id}:${hash.slice(0, 32)}`;
 }
 

@@ -1,0 +1,54 @@
+/** The per-IP rate limit cannot be dodged by rotating addresses an attacker holds anyway. */
+import { describe, expect, it } from 'vitest';
+import { rateLimitAddress } from './rate-limit.ts';
+import {
+  anonId,
+  collect,
+  envWithSites,
+  makeEvent,
+  ORIGIN,
+  recordQueue,
+  SITE,
+  WRITE_KEY,
+} from './test-support.ts';
+
+recordQueue();
+
+const tight = envWithSites([
+  {
+    id: SITE,
+    writeKey: WRITE_KEY,
+    allowedOrigins: [ORIGIN],
+    settings: { rateLimit: { ipPerSecond: 0.01, ipBurst: 2 } },
+  },
+]);
+
+describe('per-IP rate limit and IPv6', () => {
+  it('limits one IPv6 /64 (one subscriber) as one address: rotating the interface id does not reset it', async () => {
+    const statuses: number[] = [];
+    for (let i = 1; i <= 4; i++) {
+      const res = await collect([makeEvent(anonId())], {
+        env: tight,
+        headers: { 'cf-connecting-ip': `2001:db8:77:1::${i.toString(16)}` },
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([200, 200, 429, 429]);
+    // Another /64 has its own bucket.
+    const other = await collect([makeEvent(anonId())], {
+      env: tight,
+      headers: { 'cf-connecting-ip': '2001:db8:77:2::1' },
+    });
+    expect(other.status).toBe(200);
+  });
+
+  it('keys addresses: IPv4 as is, IPv6 by /64 in any notation, IPv4-mapped as IPv4', () => {
+    expect(rateLimitAddress('203.0.113.9')).toBe('203.0.113.9');
+    expect(rateLimitAddress('2001:db8:1:2::5')).toBe('2001:db8:1:2::/64');
+    expect(rateLimitAddress('2001:0DB8:0001:0002:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64');
+    expect(rateLimitAddress('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(rateLimitAddress('::1')).toBe('0:0:0:0::/64');
+    expect(rateLimitAddress('::ffff:198.51.100.7')).toBe('198.51.100.7');
+    expect(rateLimitAddress('unknown')).toBe('unknown');
+  });
+});
