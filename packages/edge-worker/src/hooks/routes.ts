@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { AppEnv } from '../app.ts';
 import { invalidateCatalog } from '../catalog/index.ts';
 import { invalidateConsentConfig } from '../config/consent-config.ts';
+import { readBodyLimited } from '../ingest/body.ts';
 import { verifyHookSignature } from './signature.ts';
 
 export const hookRoutes = new Hono<AppEnv>();
@@ -30,12 +31,15 @@ const CATALOG_COLLECTIONS = new Set(['products', 'slot_content', 'trigger_rules'
 const fail = (code: string, message: string) => ({ error: { code, message } });
 
 hookRoutes.post('/v1/hooks/directus', async (c) => {
-  const declared = Number(c.req.header('content-length') ?? '0');
-  if (declared > MAX_BODY_BYTES)
-    return c.json(fail('too_large', `hook body over ${MAX_BODY_BYTES} bytes`), 413);
-  const body = await c.req.text();
-  if (body.length > MAX_BODY_BYTES)
-    return c.json(fail('too_large', `hook body over ${MAX_BODY_BYTES} bytes`), 413);
+  // Unauthenticated until the signature is checked: read at most the limit (a body of
+  // unknown length is streamed and cut off there), never buffer whatever is sent.
+  const read = await readBodyLimited(c.req.raw, MAX_BODY_BYTES);
+  if (!read.ok) {
+    return read.reason === 'too_large'
+      ? c.json(fail('too_large', `hook body over ${MAX_BODY_BYTES} bytes`), 413)
+      : c.json(fail('invalid_json', 'hook body could not be read'), 400);
+  }
+  const body = read.text;
   if (!(await verifyHookSignature(c.env.HOOK_SECRET, body, c.req.header('x-attune-signature')))) {
     return c.json(
       fail('bad_signature', 'X-Attune-Signature is missing or does not match the body (HOOK_SECRET)'),
