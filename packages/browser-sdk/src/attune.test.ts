@@ -5,8 +5,8 @@
 import { parseCollectBody } from '@attune/shared-schema';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type AttuneError, type AttuneOptions, createAttune } from './attune.ts';
-import type { QueuedEvent } from './queue/queue.ts';
-import type { Persistence, VisitorRecord } from './store/store.ts';
+import { emptyStorageLog, recordingPersistence, type StorageLog } from './store/recording-persistence.ts';
+import type { VisitorRecord } from './store/store.ts';
 
 interface Sent {
   url: string;
@@ -14,42 +14,9 @@ interface Sent {
   events: Record<string, unknown>[];
 }
 
+let storage: StorageLog;
 let sent: Sent[];
 let answers: number[];
-let writes: string[];
-let saved: VisitorRecord[];
-let storedEvents: Map<string, string>;
-let orphans: QueuedEvent[];
-
-function fakePersistence(initial?: VisitorRecord): Persistence {
-  return {
-    load: () => initial,
-    save: (record) => {
-      writes.push('save');
-      saved.push(structuredClone(record));
-    },
-    store: (events) => {
-      writes.push('store');
-      for (const e of events) storedEvents.set(e.id, e.json);
-    },
-    forget: (ids) => {
-      writes.push('forget');
-      for (const id of ids) storedEvents.delete(id);
-    },
-    adopt: async () => {
-      const adopted = orphans;
-      orphans = [];
-      return adopted;
-    },
-    wipe: () => {
-      writes.push('wipe');
-      storedEvents.clear();
-    },
-    // The tab lock and the back/forward cache are exercised in Chromium (test/browser.test.ts).
-    leave: () => {},
-    rejoin: async () => [...storedEvents.keys()],
-  };
-}
 
 const ids = () => sent.flatMap((s) => s.events.map((e) => e.id));
 const names = () => sent.flatMap((s) => s.names);
@@ -58,17 +25,14 @@ const settle = () => vi.advanceTimersByTimeAsync(0);
 function tracker(options: Partial<AttuneOptions> = {}, initial?: VisitorRecord) {
   return createAttune(
     { endpoint: 'https://edge.test/', writeKey: 'pk_test', autoPageView: false, ...options },
-    fakePersistence(initial),
+    recordingPersistence(storage, initial),
   );
 }
 
 beforeEach(() => {
   sent = [];
   answers = [];
-  writes = [];
-  saved = [];
-  storedEvents = new Map();
-  orphans = [];
+  storage = emptyStorageLog();
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
   vi.setSystemTime(Date.parse('2026-11-26T10:00:00Z'));
   const target = new EventTarget();
@@ -111,7 +75,7 @@ describe('before any consent choice', () => {
     await attune.flush();
     await vi.advanceTimersByTimeAsync(60_000);
     expect(fetch).not.toHaveBeenCalled();
-    expect(writes).toEqual([]);
+    expect(storage.writes).toEqual([]);
     expect(attune.consent.get()).toMatchObject({
       decided: false,
       categories: { necessary: true, analytics: false },
@@ -134,12 +98,12 @@ describe('granting consent', () => {
     attune.track('product.viewed', { productId: 'p1' });
     attune.consent.set({ analytics: true }, 'banner');
     await settle();
-    expect(writes).toContain('save');
-    expect(saved.at(-1)).toMatchObject({
+    expect(storage.writes).toContain('save');
+    expect(storage.saved.at(-1)).toMatchObject({
       anonymousId: expect.any(String),
       consent: { categories: { analytics: true } },
     });
-    expect([...storedEvents.keys()]).toHaveLength(3);
+    expect([...storage.storedEvents.keys()]).toHaveLength(3);
     await attune.flush();
     // Oldest first: the events that waited, then the choice that released them.
     expect(names()).toEqual(['page.viewed', 'product.viewed', 'consent.updated']);
@@ -158,7 +122,7 @@ describe('granting consent', () => {
       },
     });
     // Delivered events leave the store.
-    expect(storedEvents.size).toBe(0);
+    expect(storage.storedEvents.size).toBe(0);
   });
 
   it('attaches a signed user id to later events and forgets it on reset', async () => {
@@ -204,8 +168,8 @@ describe('refusing consent', () => {
     await attune.flush();
     expect(names()).toEqual(['consent.updated']);
     await settle();
-    expect(saved).toEqual([{ consent: expect.objectContaining({ policyVersion: '1' }) }]);
-    expect(writes).not.toContain('store');
+    expect(storage.saved).toEqual([{ consent: expect.objectContaining({ policyVersion: '1' }) }]);
+    expect(storage.writes).not.toContain('store');
   });
 
   it('withdrawing after a grant wipes what was stored and drops what was unsent', async () => {
@@ -214,10 +178,10 @@ describe('refusing consent', () => {
     await attune.flush();
     attune.track('product.viewed', { productId: 'p1' });
     await settle();
-    expect(storedEvents.size).toBe(1);
+    expect(storage.storedEvents.size).toBe(1);
     attune.consent.set({ analytics: false });
     await attune.flush();
-    expect(writes).toContain('wipe');
+    expect(storage.writes).toContain('wipe');
     expect(names()).toEqual(['consent.updated', 'consent.updated']);
   });
 });
@@ -289,7 +253,7 @@ describe('delivery', () => {
     attune.consent.set({ analytics: true });
     for (let i = 0; i < 9; i++) attune.track('a.b', { i });
     await settle();
-    expect(storedEvents.size).toBe(5);
+    expect(storage.storedEvents.size).toBe(5);
     expect(errors.filter((e) => e.code === 'dropped')).toHaveLength(5);
     expect(errors.at(-1)?.message).toBe('queue full: 5 events dropped');
   });
@@ -297,7 +261,7 @@ describe('delivery', () => {
 
 describe('a returning visitor who consented', () => {
   it('resumes stored events from earlier pages and sends them in order', async () => {
-    orphans = [
+    storage.orphans = [
       { id: '01JDZZZZZZZZZZZZZZZZZZZZZ2', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ2"}', bytes: 35 },
       { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}', bytes: 35 },
     ];

@@ -132,7 +132,8 @@ export function createAttune(
     googleConsentMode,
     onError,
   } = options;
-  const endpoint = options.endpoint.replace(/\/+$/, '');
+  // Without one (a tag missing data-endpoint), the page's own origin: never a crash that leaves the stub in place.
+  const endpoint = (options.endpoint || '').replace(/\/+$/, '');
   const collectUrl = endpoint + PATHS.collect;
   /** A Worker URL for `path` with the write key and `query` in its query (undefined values left out). */
   const workerUrl = (path: string, query?: object) =>
@@ -147,6 +148,8 @@ export function createAttune(
 
   let config = options.consentConfig ?? builtInConsentConfig();
   let configLoad: Promise<ConsentConfig> | undefined;
+  /** The last choice an IAB TCF CMP reported. */
+  let cmpChoice: Record<string, boolean> | undefined;
   // The visitor record, split: `ids` (anonymousId, userId, userIdSignature) is what events and
   // decide requests carry. A stored anonymous id wins; a record of a refusal alone has none.
   let {
@@ -170,6 +173,10 @@ export function createAttune(
   let referrer = document.referrer;
 
   const storing = () => allowsCollection(choice);
+  /** Whether storage may hold this visitor's ids and events (a grant, even one a new policy version set aside). */
+  let kept = storing();
+  // Global Privacy Control turns marketing off, in a choice stored before it was switched on too.
+  if (gpc && choice) choice.categories.marketing = false;
   /** The unsent events, oldest first. */
   // Only a drain puts events in flight: without one, every queued event is unsent (no copy).
   const unsent = () => (draining ? outbox.filter((e) => !e._sending) : outbox);
@@ -221,6 +228,16 @@ export function createAttune(
     persistSoon();
   }
 
+  /** Keeps the outbox to maxQueue events: the oldest beyond it are dropped (and forgotten), counted and reported. */
+  function bound() {
+    const overflow = outbox.splice(0, outbox.length - maxQueue);
+    if (overflow[0]) {
+      settle(overflow);
+      dropped += overflow.length;
+      report('dropped', `queue full: ${dropped} events dropped`);
+    }
+  }
+
   /** The consent gate: send (stamped with the consent that allows it), wait in memory, or drop. */
   function admit(event: CustomerAction) {
     // The same rule as gate(): consent.updated always goes; others need a purpose that collects.
@@ -230,12 +247,8 @@ export function createAttune(
     const json = JSON.stringify(event);
     const bytes = utf8Bytes(json);
     if (bytes > LIMITS.maxEventBytes) return report('invalid_event', `too large: ${event.name}`);
-    const overflow = enqueue(outbox, { id: event.id, json, bytes }, maxQueue);
-    if (overflow[0]) {
-      settle(overflow);
-      dropped += overflow.length;
-      report('dropped', `queue full: ${dropped} events dropped`);
-    }
+    outbox.push({ id: event.id, json, bytes });
+    bound();
     const pending = unsent();
     // A full batch (flushAt events, or the byte limit) goes out in a task of its own, so the
     // caller (often a click handler) is not kept waiting (flush() clears the interval timer);
@@ -262,6 +275,8 @@ export function createAttune(
       for (const e of batch) e._sending = false;
       if (!answer || isRetryable(answer.status)) {
         retrying = true;
+        // An interval timer set while this request was in flight must not cut the wait short.
+        clearTimeout(timer);
         timer = setTimeout(flush, retryDelay(attempt++, answer?.headers.get('retry-after')));
         return;
       }
@@ -301,9 +316,11 @@ export function createAttune(
       const adopted = (await persistence.adopt()).filter((a) => !outbox.some((e) => e.id === a.id));
       for (const e of adopted) {
         e._stored = true;
-        enqueue(outbox, e, maxQueue);
+        outbox.push(e);
       }
       outbox.sort((a, b) => (a.id < b.id ? -1 : 1));
+      // Over the bound, the oldest go, whichever page made them.
+      bound();
       if (adopted[0]) void flush();
     }
   }
@@ -317,7 +334,9 @@ export function createAttune(
           config = next;
           if (choice && choice.policyVersion !== next.policyVersion) {
             choice = undefined;
-            notify();
+            // A CMP's choice stands under the new policy too (the CMP asks again itself when it must):
+            // taken again now, or a TCF visitor would stay undecided, as the CMP reports no change.
+            cmpChoice ? setConsent(cmpChoice, 'tcf') : notify();
           }
         }
         return config;
@@ -330,20 +349,27 @@ export function createAttune(
     for (const listener of listeners) listener(snapshot());
   }
 
-  function setConsent(partial: Record<string, boolean>, source = 'api') {
-    const wasStoring = storing();
-    const categories = applyChoice(choice?.categories ?? {}, partial, config, gpc);
-    if (JSON.stringify(categories) === JSON.stringify(choice?.categories)) return;
-    choice = { categories, policyVersion: config.policyVersion };
-    // Events wait in memory before a choice: released (oldest first) on a grant, discarded on a refusal.
-    // (admit() sends them on: with a choice made, nothing goes back into `waiting`.)
+  /**
+   * After the choice changed (here, or in another tab: `wipe` false, that tab wiped): events wait in
+   * memory before a choice, released (oldest first) on a grant, discarded on a refusal. (admit()
+   * sends them on: with a choice made, nothing goes back into `waiting`.)
+   */
+  function chosen(wipe?: boolean) {
     if (storing()) for (const event of waiting) admit(event);
     else {
       // Withdrawn (or refused): forget stored ids and events, drop what was not sent yet.
-      if (wasStoring) persistence.wipe();
+      if (wipe && kept) persistence.wipe();
       outbox = outbox.filter((e) => e._sending);
     }
+    kept = storing();
     waiting = [];
+  }
+
+  function setConsent(partial: Record<string, boolean>, source = 'api') {
+    const categories = applyChoice(choice?.categories ?? {}, partial, config, gpc);
+    if (JSON.stringify(categories) === JSON.stringify(choice?.categories)) return;
+    choice = { categories, policyVersion: config.policyVersion };
+    chosen(true);
     record('consent', 'consent.updated', {
       properties: { ...choice, source },
     });
@@ -362,7 +388,11 @@ export function createAttune(
     emitGoogleConsent('default', snapshot());
     listeners.add((state) => emitGoogleConsent('update', state));
   }
-  if (options.tcf) listenTcf(setConsent);
+  if (options.tcf)
+    listenTcf((categories, source) => {
+      cmpChoice = categories;
+      setConsent(categories, source);
+    });
   if (choice) {
     // A returning visitor who chose before: check the policy is still current; pick up unsent
     // events — again a moment later, as the page this one replaced may still hold its tab lock.
@@ -370,6 +400,21 @@ export function createAttune(
     void resume();
     setTimeout(resume, ADOPT_AGAIN_MS);
   }
+  // Another tab changed the visitor record (a choice, a withdrawal, a sign-out): follow it, rather
+  // than write this tab's older state back over it with the next event.
+  addEventListener('storage', () => {
+    const stored = persistence.load();
+    if (stored?.consent) {
+      const before = JSON.stringify(choice);
+      // A refusal is stored without ids: keep this page's anonymous id then (nothing is sent with it).
+      ({ session, consent: choice, ...ids } = { anonymousId: ids.anonymousId, ...stored });
+      // (Only a new choice: any write to the record, every event of a tab, fires this.)
+      if (JSON.stringify(choice) !== before) {
+        chosen();
+        notify();
+      }
+    }
+  });
   addEventListener('online', () => void resume().then(flush));
   addEventListener('pagehide', () => {
     flushByBeacon();
@@ -400,7 +445,8 @@ export function createAttune(
       // A malformed signature would get every later event rejected: leave it off and say so.
       const signed = /^[\da-f]{64}$/.test(`${signature}`);
       if (signature && !signed) report('invalid_event', 'bad signature');
-      ids.userId = userId;
+      // A number (script-tag sites often pass one) would get every later event rejected: the wire wants a string.
+      ids.userId = `${userId}`;
       ids.userIdSignature = signed ? signature : undefined;
       record('identify', 'user.identified', { traits });
     },

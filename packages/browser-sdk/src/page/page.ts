@@ -8,8 +8,13 @@ import { type EventContext, LIMITS } from '@attune/shared-schema/constants';
 /** This tracker's version, sent in every event's `context.library`. */
 export const VERSION = '0.1.0';
 
-/** Cuts a value to what the wire accepts, so one long URL does not get the event rejected. */
-const clip = (text: string, max: number = LIMITS.maxUrlLength) => text.slice(0, max);
+/**
+ * Cuts a value to what the wire accepts, so one long URL does not get the event rejected;
+ * never inside a character made of two UTF-16 units (an emoji in a title): half of one is
+ * not valid text, and the Worker would refuse every event of the page.
+ */
+const clip = (text: string, max: number = LIMITS.maxUrlLength) =>
+  text.slice(0, max).replace(/[\ud800-\udbff]$/, '');
 
 // Building a DateTimeFormat costs tens of µs: once per page is enough.
 const timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;

@@ -1,0 +1,240 @@
+/**
+ * The tracker's rules where they are easy to get wrong: retries under Retry-After, a new
+ * policy version, GPC, the outbox bound, other tabs, input the wire would refuse. The browser is
+ * faked as in attune.test.ts (a recording store and a scripted fetch).
+ */
+import { parseCollectBody } from '@attune/shared-schema';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type AttuneError, type AttuneOptions, createAttune } from './attune.ts';
+import { emptyStorageLog, recordingPersistence, type StorageLog } from './store/recording-persistence.ts';
+import type { VisitorRecord } from './store/store.ts';
+
+interface Answer {
+  status: number;
+  retryAfter?: string;
+}
+
+let storage: StorageLog;
+let posts: { at: number; events: Record<string, unknown>[] }[];
+let answers: Answer[];
+let configAnswer: unknown;
+/** The page's window, as far as its event listeners go. */
+let page: EventTarget;
+
+const names = () => posts.flatMap((p) => p.events.map((e) => String(e.name)));
+const settle = () => vi.advanceTimersByTimeAsync(0);
+
+function tracker(options: Partial<AttuneOptions> = {}, initial?: VisitorRecord) {
+  return createAttune(
+    { endpoint: 'https://edge.test', writeKey: 'pk_test', autoPageView: false, ...options },
+    recordingPersistence(storage, initial),
+  );
+}
+
+const grantedV1: VisitorRecord = {
+  anonymousId: 'anon-1',
+  consent: {
+    categories: { necessary: true, analytics: true, personalization: false, marketing: false },
+    policyVersion: '1',
+  },
+};
+
+const configV2 = {
+  policyVersion: '2',
+  categories: ['necessary', 'analytics', 'personalization', 'marketing'].map((key, i) => ({
+    key,
+    label: key,
+    description: '',
+    required: i === 0,
+    enabled: true,
+    default: i === 0,
+  })),
+};
+
+beforeEach(() => {
+  posts = [];
+  answers = [];
+  storage = emptyStorageLog();
+  configAnswer = undefined;
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  vi.setSystemTime(Date.parse('2026-11-26T10:00:00Z'));
+  page = new EventTarget();
+  vi.stubGlobal('addEventListener', page.addEventListener.bind(page));
+  vi.stubGlobal('document', { referrer: '', title: 'Shop', hidden: false });
+  vi.stubGlobal('location', { href: 'https://shop.test/p/1', pathname: '/p/1', search: '' });
+  vi.stubGlobal('navigator', { onLine: true, language: 'en-GB' });
+  vi.stubGlobal(
+    'fetch',
+    vi.fn(async (url: string, init?: RequestInit) => {
+      if (url.includes('/v1/config'))
+        return configAnswer ? Response.json(configAnswer) : new Response('{}', { status: 404 });
+      if (!url.endsWith('/v1/collect')) return new Response('{}', { status: 404 });
+      const body = String(init?.body);
+      const events = (JSON.parse(body) as { batch: Record<string, unknown>[] }).batch;
+      posts.push({ at: Date.now(), events });
+      const parsed = parseCollectBody(body);
+      const answer = answers.shift() ?? { status: 200 };
+      if (answer.status === 200 && parsed.ok && parsed.rejected.length)
+        return Response.json({ accepted: 0, rejected: parsed.rejected }, { status: 207 });
+      return Response.json(
+        { accepted: events.length, rejected: [] },
+        { status: answer.status, headers: answer.retryAfter ? { 'retry-after': answer.retryAfter } : {} },
+      );
+    }),
+  );
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.unstubAllGlobals();
+});
+
+describe('retries', () => {
+  it('honours Retry-After even when an event was tracked while the refused request was in flight', async () => {
+    answers = [{ status: 429, retryAfter: '30' }];
+    const attune = tracker({ flushInterval: 5000 });
+    attune.consent.set({ analytics: true });
+    // The interval (or flushAt) sends a batch; the page keeps tracking while it is in flight.
+    void attune.flush();
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    expect(posts).toHaveLength(1);
+    // The Worker asked for 30 s: nothing may be tried before then.
+    await vi.advanceTimersByTimeAsync(29_000);
+    expect(posts).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(posts).toHaveLength(2);
+    expect(names()).toEqual(['consent.updated', 'consent.updated', 'product.viewed']);
+  });
+});
+
+describe('consent asked again under a new policy version', () => {
+  it('a refusal under the new policy wipes what the earlier grant stored', async () => {
+    configAnswer = configV2;
+    // Events of earlier pages, still in IndexedDB (say the Worker was down).
+    storage.orphans = [
+      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}', bytes: 35 },
+    ];
+    answers = Array.from({ length: 10 }, () => ({ status: 503 }));
+    const attune = tracker({}, grantedV1);
+    await settle();
+    expect(attune.consent.get()).toMatchObject({ decided: false, policyVersion: '2' });
+    expect(storage.storedEvents.size).toBe(1);
+    attune.consent.set({ analytics: false, personalization: false, marketing: false }, 'banner');
+    await settle();
+    // The visitor refused: no event (with their ids) may stay in storage.
+    expect(storage.writes).toContain('wipe');
+    expect(storage.storedEvents.size).toBe(0);
+  });
+
+  it('a TCF visitor is not left undecided forever once the policy version changes', async () => {
+    configAnswer = configV2;
+    // A loaded CMP answers addEventListener at once with the person's stored TC string.
+    vi.stubGlobal(
+      '__tcfapi',
+      (_command: string, _version: number, callback: (data: unknown, success: boolean) => void) =>
+        callback(
+          { eventStatus: 'tcloaded', gdprApplies: true, purpose: { consents: { 1: true, 8: true } } },
+          true,
+        ),
+    );
+    const attune = tracker({ tcf: true }, grantedV1);
+    await settle();
+    attune.track('product.viewed', { productId: 'p1' });
+    await attune.flush();
+    // The CMP's choice (analytics) holds under the new policy: the event is sent.
+    expect(attune.consent.get()).toMatchObject({ decided: true, policyVersion: '2' });
+    expect(names()).toContain('product.viewed');
+  });
+});
+
+describe('Global Privacy Control', () => {
+  it('turns marketing off for a choice stored before GPC was switched on', async () => {
+    vi.stubGlobal('navigator', { onLine: true, language: 'en-GB', globalPrivacyControl: true });
+    const attune = tracker(
+      { flushInterval: 60_000 },
+      {
+        anonymousId: 'anon-1',
+        consent: {
+          categories: { necessary: true, analytics: false, personalization: false, marketing: true },
+          policyVersion: '1',
+        },
+      },
+    );
+    attune.track('product.viewed', { productId: 'p1' });
+    await attune.flush();
+    expect(attune.consent.get().categories.marketing).toBe(false);
+    // Marketing was the only purpose: under GPC nothing may be sent or stored for it.
+    expect(names()).toEqual([]);
+    expect(storage.writes).not.toContain('store');
+  });
+});
+
+describe('the outbox bound', () => {
+  it('drops (and reports) the oldest events when adopted ones overflow it, not the newest', async () => {
+    answers = Array.from({ length: 10 }, () => ({ status: 503 }));
+    const errors: AttuneError[] = [];
+    storage.orphans = [
+      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}', bytes: 35 },
+      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ2', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ2"}', bytes: 35 },
+    ];
+    const attune = tracker({ maxQueue: 2, autoPageView: true, onError: (e) => errors.push(e) }, grantedV1);
+    await settle();
+    answers = [];
+    await attune.flush();
+    // The page view (newest) is kept and sent; the oldest orphan is dropped, counted and forgotten.
+    expect(names()).toContain('page.viewed');
+    expect(errors).toEqual([expect.objectContaining({ code: 'dropped' })]);
+    expect(storage.storedEvents.has('01JDZZZZZZZZZZZZZZZZZZZZZ1')).toBe(false);
+  });
+});
+
+describe('other tabs', () => {
+  it('another tab writing the visitor record does not drop this tab’s unsent proof of refusal', async () => {
+    const attune = tracker({ flushInterval: 5000 });
+    attune.consent.set({ analytics: false }, 'banner');
+    await settle();
+    expect(storage.saved).toHaveLength(1);
+    // Another tab records an event (its visitor record is written again): a storage event here.
+    page.dispatchEvent(new Event('storage'));
+    await attune.flush();
+    expect(names()).toEqual(['consent.updated']);
+  });
+});
+
+describe('odd input', () => {
+  it('a numeric user id (script-tag sites pass one) does not get every later event rejected', async () => {
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ personalization: true });
+    (attune.identify as (userId: unknown) => void)(12345);
+    attune.track('product.viewed', { productId: 'p1' });
+    await attune.flush();
+    await settle();
+    expect(errors).toEqual([]);
+  });
+});
+
+describe('what the wire would refuse', () => {
+  it('a consent source of the site’s own (not one of the SDK’s) keeps the proof of consent', async () => {
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true }, 'cookie-banner');
+    await attune.flush();
+    await settle();
+    expect(errors).toEqual([]);
+    expect(names()).toEqual(['consent.updated']);
+  });
+
+  it('a page title cut at 256 characters inside an emoji does not get the page view rejected', async () => {
+    vi.stubGlobal('document', { referrer: '', title: `${'a'.repeat(255)}😀 shop`, hidden: false });
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true });
+    attune.page();
+    await attune.flush();
+    await settle();
+    expect(errors).toEqual([]);
+    expect(names()).toEqual(['consent.updated', 'page.viewed']);
+  });
+});

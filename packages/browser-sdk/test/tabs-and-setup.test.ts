@@ -1,0 +1,84 @@
+/**
+ * The script tag in real Chromium (dist/attune.js): open tabs follow each other's consent
+ * choices and sign-outs; a tag without data-endpoint still replaces its stub.
+ * Ports 19210 (site) and 19211 (collector).
+ */
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { until } from './servers.ts';
+import { browserSuite } from './suite.ts';
+
+declare global {
+  interface Window {
+    attune: import('../src/attune.ts').Attune;
+  }
+}
+
+const suite = browserSuite(19210, 19211);
+
+async function open(path: string, params: Record<string, string> = {}): Promise<Page> {
+  const tab = await suite.context.newPage();
+  await tab.goto(`${suite.site.url}${path}?${new URLSearchParams(params)}`);
+  await tab.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+  return tab;
+}
+
+const named = (name: string) => suite.collector.events.filter((e) => e.name === name);
+
+describe('the script tag in Chromium: tabs that follow each other, a tag without an endpoint', () => {
+  it('a withdrawal in one tab is not undone by another open tab', async () => {
+    const first = await open('/w1', { 'data-flush-interval': '100' });
+    await first.evaluate(() => window.attune.consent.set({ analytics: true }, 'banner'));
+    await until('the grant', () => named('consent.updated').length === 1);
+    // A second tab of the shop, opened after the grant.
+    const second = await open('/w2', { 'data-flush-interval': '100' });
+    await until('its page view', () => named('page.viewed').length === 2);
+    // The visitor withdraws in the first tab (the site's privacy settings).
+    await first.evaluate(() => window.attune.consent.set({ analytics: false }, 'preferences'));
+    await until('the withdrawal', () => named('consent.updated').length === 2);
+    // The second tab is still open and the visitor keeps browsing in it.
+    await second.evaluate(() => window.attune.track('product.viewed', { productId: 'after-withdrawal' }));
+    await second.waitForTimeout(500);
+    expect.soft(named('product.viewed')).toEqual([]);
+    // The next page the visitor opens knows the withdrawal: no id stored, nothing granted.
+    const third = await open('/w3', { 'data-flush-interval': '100' });
+    expect.soft(await third.evaluate(() => window.attune.consent.get().categories.analytics)).toBe(false);
+    const record = await third.evaluate(() => JSON.parse(localStorage.getItem('attune') ?? '{}'));
+    expect.soft(record.anonymousId).toBeUndefined();
+  });
+
+  it('a sign-out (reset) in one tab is not undone by another open tab', async () => {
+    const first = await open('/s1', { 'data-flush-interval': '100' });
+    await first.evaluate(() => {
+      window.attune.consent.set({ personalization: true }, 'banner');
+      window.attune.identify('user-7', {}, { signature: 'c'.repeat(64) });
+    });
+    await until('the identify', () => named('user.identified').length === 1);
+    const second = await open('/s2', { 'data-flush-interval': '100' });
+    await first.evaluate(() => window.attune.reset());
+    await first.waitForTimeout(200);
+    await second.evaluate(() => window.attune.track('product.viewed', { productId: 'after-sign-out' }));
+    await until('the event after sign-out', () => named('product.viewed').length === 1);
+    expect.soft(named('product.viewed')[0]?.userId).toBeUndefined();
+    const third = await open('/s3', { 'data-flush-interval': '100' });
+    const record = await third.evaluate(() => JSON.parse(localStorage.getItem('attune') ?? '{}'));
+    expect(record.userId).toBeUndefined();
+  });
+
+  it('a tag without data-endpoint still replaces the stub (the page’s consent banner keeps working)', async () => {
+    const page = await suite.context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.route(`${suite.site.url}/no-endpoint`, (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        body: `<!doctype html><html><head><script>window.attune={q:[],consent:{}}</script>
+<script src="/attune.js" data-write-key="pk_test"></script></head><body></body></html>`,
+      }),
+    );
+    await page.goto(`${suite.site.url}/no-endpoint`);
+    await page.waitForTimeout(300);
+    expect(errors).toEqual([]);
+    expect(await page.evaluate(() => typeof window.attune.consent.get)).toBe('function');
+  });
+});
