@@ -88,7 +88,12 @@ export function enrichEvent(event: CustomerAction, facts: RequestFacts): Enrichm
   const at = Date.parse(event.timestamp) - facts.skewMs;
   const enrichment: Enrichment = {
     receivedAt: facts.receivedAtIso,
-    correctedTimestamp: new Date(Number.isFinite(at) ? at : facts.receivedAt).toISOString(),
+    // Nothing happened after the Worker received it: an event stamped ahead of its own batch's
+    // sentAt would otherwise land up to two skew windows in the future, and with it the
+    // profile's clock, decay and retention.
+    correctedTimestamp: new Date(
+      Number.isFinite(at) ? Math.min(at, facts.receivedAt) : facts.receivedAt,
+    ).toISOString(),
     device: facts.device,
   };
   if (facts.browser !== undefined) enrichment.browser = facts.browser;

@@ -112,6 +112,20 @@ describe('POST /v1/collect status codes', () => {
     expect((await collect([makeEvent(anonId())], { env: tight })).status).toBe(200);
   });
 
+  it('207 with Retry-After when a batch of two browsers has one rate limited', async () => {
+    const tight = withRateLimit({ anonymousPerSecond: 0.01, anonymousBurst: 1 });
+    const a = anonId('rl');
+    const headers = { 'cf-connecting-ip': '203.0.113.10' };
+    expect((await collect([makeEvent(a)], { env: tight, headers })).status).toBe(200);
+    const res = await collect([makeEvent(a), makeEvent(anonId())], { env: tight, headers });
+    expect(res.status).toBe(207);
+    const body = (await res.json()) as { accepted: number; rejected: { index: number }[] };
+    expect(body.accepted).toBe(1);
+    expect(body.rejected.map((r) => r.index)).toEqual([0]);
+    // The refused event is to be sent again: the sender must know when.
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  });
+
   it('429 with Retry-After when one IP exceeds its limit, whoever the visitors are', async () => {
     const tight = withRateLimit({ ipPerSecond: 0.01, ipBurst: 3 });
     const ip = '198.51.100.77';

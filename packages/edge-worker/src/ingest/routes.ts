@@ -202,7 +202,13 @@ async function collect(c: IngestContext, stages: Stages): Promise<Response> {
       { ...headers, 'Retry-After': String(retry) },
     );
   }
-  return judged(outcome, parsed.rejected, headers);
+  // Some events were refused as rate limited, others handled (a server batch of several
+  // browsers): the per-event errors say which; Retry-After says when to send those again.
+  const retryHeaders =
+    outcome.rateLimited.events > 0
+      ? { ...headers, 'Retry-After': String(outcome.rateLimited.retryAfterSeconds) }
+      : headers;
+  return judged(outcome, parsed.rejected, retryHeaders);
 }
 
 /** One Segment HTTP Tracking API route. */
