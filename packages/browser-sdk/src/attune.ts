@@ -244,9 +244,11 @@ export function createAttune(
     if (!choice) return void enqueue(waiting, event, maxWaiting);
     if (event.type !== 'consent' && !storing()) return;
     event.context = { ...event.context, consent: choice };
-    const json = JSON.stringify(event);
+    // Properties JSON cannot hold (a cycle, a BigInt) are refused like an oversized event:
+    // reported, never thrown (a throw here would also break the consent.set that releases it).
+    const json = safely(() => JSON.stringify(event)) ?? '';
     const bytes = utf8Bytes(json);
-    if (bytes > LIMITS.maxEventBytes) return report('invalid_event', `too large: ${event.name}`);
+    if (!json || bytes > LIMITS.maxEventBytes) return report('invalid_event', `bad event: ${event.name}`);
     outbox.push({ id: event.id, json, bytes });
     bound();
     const pending = unsent();
@@ -346,7 +348,8 @@ export function createAttune(
   }
 
   function notify() {
-    for (const listener of listeners) listener(snapshot());
+    // One site listener that throws must not stop the others (Google Consent Mode among them) or consent.set.
+    for (const listener of listeners) safely(() => listener(snapshot()));
   }
 
   /**

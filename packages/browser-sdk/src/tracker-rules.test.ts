@@ -213,6 +213,37 @@ describe('odd input', () => {
     await settle();
     expect(errors).toEqual([]);
   });
+
+  it('properties JSON cannot hold (a cycle) are reported, not thrown, and the tracker goes on', async () => {
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true });
+    const looped: Record<string, unknown> = { productId: 'p1' };
+    looped.self = looped;
+    // Typed code cannot pass one; a script-tag page can.
+    const track = attune.track as (name: string, properties: unknown) => void;
+    expect(() => track('product.viewed', looped)).not.toThrow();
+    attune.track('product.viewed', { productId: 'p2' });
+    await attune.flush();
+    await settle();
+    expect(errors.map((e) => e.code)).toEqual(['invalid_event']);
+    expect(names()).toEqual(['consent.updated', 'product.viewed']);
+  });
+
+  it('a consent listener that throws does not stop consent.set or the other listeners', async () => {
+    const attune = tracker();
+    const heard: boolean[] = [];
+    attune.consent.onChange(() => {
+      throw new Error('the site’s banner code');
+    });
+    attune.consent.onChange((state) => heard.push(state.decided));
+    expect(() => attune.consent.set({ analytics: true })).not.toThrow();
+    expect(heard).toEqual([true]);
+    attune.track('product.viewed', { productId: 'p1' });
+    await attune.flush();
+    await settle();
+    expect(names()).toEqual(['consent.updated', 'product.viewed']);
+  });
 });
 
 describe('what the wire would refuse', () => {
