@@ -18,7 +18,7 @@ import {
   signed,
 } from '../ingest/test-support.ts';
 import { profileStub, viewProfile } from './client.ts';
-import type { ProfileDO } from './profile-do.ts';
+import { ProfileDO } from './profile-do.ts';
 
 let queue = recordQueue();
 afterEach(() => {
@@ -63,6 +63,33 @@ describe('erasure while a merged browser is sending', () => {
     expect(await viewProfile(env, SITE, `user:${userId}`)).toBeNull();
     expect(await viewProfile(env, SITE, `anon:${last}`)).toBeNull();
   }, 20_000);
+});
+
+describe('an erasure that fails part-way', () => {
+  it('is finished by a retried DELETE: every merged browser tombstoned, every id sent downstream', async () => {
+    const userId = `u-${anonId()}`;
+    const signature = await signed(userId);
+    const browsers = [anonId('b'), anonId('b')];
+    await collect(browsers.map((b) => productView(b, 'p1', 'shoes', { userId, userIdSignature: signature })));
+    // The first browser's object is unavailable during the first DELETE.
+    vi.spyOn(ProfileDO.prototype, 'tombstone').mockRejectedValueOnce(new Error('object unavailable'));
+    const failed = await people(`user:${userId}`, 'DELETE');
+    expect(failed.status).toBeGreaterThanOrEqual(500);
+    vi.restoreAllMocks();
+    queue.restore();
+    queue = recordQueue();
+
+    const retried = await people(`user:${userId}`, 'DELETE');
+    expect(retried.status).toBe(200);
+    for (const b of browsers) {
+      expect(await profileStub(env, SITE, `anon:${b}`).erasedAt()).not.toBeNull();
+      // A later anonymous event of that browser creates nobody.
+      await collect([productView(b, 'p2', 'hats')]);
+    }
+    expect(await viewProfile(env, SITE, `user:${userId}`)).toBeNull();
+    const erasure = queue.messages.find((m): m is ErasureMessage => m.kind === 'erasure');
+    expect(erasure?.anonymousIds.toSorted()).toEqual(browsers.toSorted());
+  });
 });
 
 describe('retention alarm and the queue', () => {

@@ -627,13 +627,15 @@ export class ProfileDO extends DurableObject<Env> {
     }
     const result = await this.#inOrder(async () => {
       const state = this.#load();
-      const erased: ErasureResult = {
-        personKey,
-        anonymousIds: [...(state?.anonymousIds ?? [])],
-        erased: state !== undefined,
-      };
+      // The browsers an erasure that failed part-way had still to tombstone: without them a
+      // retried DELETE would leave their aliases pointing here, and Directus their events.
+      const pending: unknown = JSON.parse(this.#get('erasing') ?? '[]');
+      const unfinished = Array.isArray(pending) ? pending.filter((id) => typeof id === 'string') : [];
+      const anonymousIds = [...new Set([...(state?.anonymousIds ?? []), ...unfinished])];
+      const erased: ErasureResult = { personKey, anonymousIds, erased: state !== undefined };
       if (state?.userId !== undefined) erased.userId = state.userId;
       await this.#wipe(true);
+      if (anonymousIds.length > 0) this.#put('erasing', JSON.stringify(anonymousIds));
       return erased;
     });
     // Outside this object's turn: a merged browser forwards its events here from within its
@@ -642,6 +644,12 @@ export class ProfileDO extends DurableObject<Env> {
     for (const anonymousId of result.anonymousIds) {
       const key: PersonKey = `anon:${anonymousId}`;
       if (key !== personKey) await this.#stub(siteId, key).tombstone();
+    }
+    if (result.anonymousIds.length > 0) {
+      await this.#inOrder(async () => {
+        this.#writable().exec("DELETE FROM kv WHERE k = 'erasing'");
+        this.#readKv().delete('erasing');
+      });
     }
     return result;
   }
