@@ -218,7 +218,7 @@ export async function ingestBatch(
           }
           return;
         }
-        const forward = collectMessages(site, config, run, result, gpc, traceparent);
+        const forward = collectMessages(site, run, result, gpc, traceparent);
         messages.push(...forward.messages);
         outcome.accepted += result.accepted.length;
         outcome.duplicates += result.duplicates.length;
@@ -311,7 +311,6 @@ function consecutiveRuns(events: Judged[]): Judged[][] {
  */
 function collectMessages(
   site: Site,
-  config: ConsentConfig,
   run: Judged[],
   result: IngestResult,
   gpc: boolean,
@@ -330,12 +329,10 @@ function collectMessages(
   let lastEnrichment: Enrichment | undefined;
   for (const j of run) {
     if (!accepted.has(j.event.id)) continue;
-    // The person's recorded consent (events that came without one) was normalized against
-    // the categories of its day: a category the site has since disabled grants nothing now.
-    const recorded = result.consents[j.event.id];
+    // Events that came without consent: the person's recorded choice, as the ProfileDO judged
+    // it (by the site's categories as they stand today).
     const consent = applyGpc(
-      j.consent ??
-        (recorded !== undefined ? normalizeConsent(recorded, config) : { categories: {}, policyVersion: '' }),
+      j.consent ?? result.consents[j.event.id] ?? { categories: {}, policyVersion: '' },
       gpc,
     );
     lastConsent = consent;
