@@ -193,21 +193,19 @@ async function collect(c: IngestContext, stages: Stages): Promise<Response> {
   );
   stages.profileMs = outcome.timings.profileMs;
   stages.queueMs = outcome.timings.queueMs;
+  if (outcome.rateLimited.events === 0) return judged(outcome, parsed.rejected, headers);
+  // Rate-limited events are to be sent again: Retry-After says when, on a 429 and on a 207
+  // where others were handled (a batch of several browsers; per-event errors say which).
+  const retry = outcome.rateLimited.retryAfterSeconds;
+  const retryHeaders = { ...headers, 'Retry-After': String(retry) };
   const handled = outcome.accepted + outcome.duplicates + outcome.dropped;
-  if (outcome.rateLimited.events > 0 && handled === 0) {
-    const retry = outcome.rateLimited.retryAfterSeconds;
+  if (handled === 0) {
     return fail(
       COLLECT_STATUS.tooManyRequests,
       errorBody('rate_limited', `too many requests from this browser; retry after ${retry} s`),
-      { ...headers, 'Retry-After': String(retry) },
+      retryHeaders,
     );
   }
-  // Some events were refused as rate limited, others handled (a server batch of several
-  // browsers): the per-event errors say which; Retry-After says when to send those again.
-  const retryHeaders =
-    outcome.rateLimited.events > 0
-      ? { ...headers, 'Retry-After': String(outcome.rateLimited.retryAfterSeconds) }
-      : headers;
   return judged(outcome, parsed.rejected, retryHeaders);
 }
 
