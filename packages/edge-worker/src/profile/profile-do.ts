@@ -217,6 +217,11 @@ export class ProfileDO extends DurableObject<Env> {
     if (key !== 'profile') this.#readKv().set(key, value);
   }
 
+  #drop(key: string): void {
+    this.#writable().exec('DELETE FROM kv WHERE k = ?', key);
+    this.#readKv().delete(key);
+  }
+
   #load(): ProfileState | undefined {
     if (!this.#loaded) {
       if (this.#kv === undefined) this.#readKv();
@@ -586,7 +591,7 @@ export class ProfileDO extends DurableObject<Env> {
         .exec<{ id: string; at: number }>('SELECT id, at FROM seen ORDER BY at DESC LIMIT ?', SEEN_MAX)
         .toArray();
       sql.exec('DELETE FROM seen');
-      sql.exec("DELETE FROM kv WHERE k = 'profile'");
+      this.#drop('profile');
       this.#state = undefined;
       this.#loaded = true;
       this.#put('alias', to);
@@ -645,12 +650,7 @@ export class ProfileDO extends DurableObject<Env> {
       const key: PersonKey = `anon:${anonymousId}`;
       if (key !== personKey) await this.#stub(siteId, key).tombstone();
     }
-    if (result.anonymousIds.length > 0) {
-      await this.#inOrder(async () => {
-        this.#writable().exec("DELETE FROM kv WHERE k = 'erasing'");
-        this.#readKv().delete('erasing');
-      });
-    }
+    if (result.anonymousIds.length > 0) await this.#inOrder(async () => this.#drop('erasing'));
     return result;
   }
 
