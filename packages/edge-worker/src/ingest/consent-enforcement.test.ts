@@ -18,14 +18,13 @@ import { invalidateConsentConfig } from '../config/consent-config.ts';
 import { viewProfile } from '../profile/client.ts';
 import {
   anonId,
-  call,
   collect,
   consentFor,
   makeEvent,
   productView,
   recordQueue,
-  SERVER_KEY,
   SITE,
+  segment,
   signed,
 } from './test-support.ts';
 
@@ -38,13 +37,6 @@ afterEach(() => {
 beforeAll(async () => {
   await putCatalogSnapshot(env, FIXTURE_CATALOG);
 });
-
-const segment = (path: string, body: unknown) =>
-  call(JSON.stringify(body), {
-    path,
-    origin: null,
-    headers: { authorization: `Basic ${btoa(`${SERVER_KEY}:`)}`, 'content-type': 'application/json' },
-  });
 
 describe('marketing sink (triggers, promotions)', () => {
   it('an event accepted without marketing consent does not trigger a promotion, even when a later event of the batch grants marketing', async () => {

@@ -2,7 +2,17 @@ import { env } from 'cloudflare:workers';
 import { eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { viewProfile } from '../profile/client.ts';
-import { anonId, call, collect, makeEvent, recordQueue, SERVER_KEY, SITE, signed } from './test-support.ts';
+import {
+  anonId,
+  call,
+  collect,
+  makeEvent,
+  recordQueue,
+  SERVER_KEY,
+  SITE,
+  segment,
+  signed,
+} from './test-support.ts';
 
 let queue = recordQueue();
 afterEach(() => {
@@ -10,12 +20,6 @@ afterEach(() => {
   queue = recordQueue();
 });
 
-const basic = (key: string) => ({
-  authorization: `Basic ${btoa(`${key}:`)}`,
-  'content-type': 'application/json',
-});
-const segment = (path: string, body: unknown, key = SERVER_KEY) =>
-  call(JSON.stringify(body), { path, origin: null, headers: basic(key) });
 const events = () => eventMessagesOf(queue.messages);
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 const consent = { categoryPreferences: { Analytics: true, Functional: true, Advertising: false } };

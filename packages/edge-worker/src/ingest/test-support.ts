@@ -120,6 +120,28 @@ export function collect(
   );
 }
 
+/** The admin token's Authorization header. */
+export const ADMIN_HEADERS = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+/** An access or erasure request for `personKey` (`GET`/`DELETE /v1/people/:id`), as the admin by default. */
+export function people(personKey: string, method: string, headers: Record<string, string> = ADMIN_HEADERS) {
+  return call(null, {
+    method,
+    path: `/v1/people/${encodeURIComponent(personKey)}?site=${SITE}`,
+    origin: null,
+    headers,
+  });
+}
+
+/** A Segment HTTP Tracking API call (`/v1/batch`, `/v1/track`, …) with Basic auth on `key`. */
+export function segment(path: string, body: unknown, key = SERVER_KEY) {
+  return call(JSON.stringify(body), {
+    path,
+    origin: null,
+    headers: { authorization: `Basic ${btoa(`${key}:`)}`, 'content-type': 'application/json' },
+  });
+}
+
 /**
  * Records every message the Worker hands to the EVENTS queue (intercepted at the binding,
  * not delivered): all of them in `messages`, and each sendBatch call's in `calls`. A call

@@ -7,16 +7,7 @@ import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import type { ErasureMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  ADMIN_TOKEN,
-  anonId,
-  call,
-  collect,
-  productView,
-  recordQueue,
-  SITE,
-  signed,
-} from '../ingest/test-support.ts';
+import { anonId, collect, people, productView, recordQueue, SITE, signed } from '../ingest/test-support.ts';
 import { profileStub, viewProfile } from './client.ts';
 import { ProfileDO } from './profile-do.ts';
 
@@ -25,15 +16,6 @@ afterEach(() => {
   queue.restore();
   queue = recordQueue();
 });
-
-const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
-const people = (key: string, method: string) =>
-  call(null, {
-    method,
-    path: `/v1/people/${encodeURIComponent(key)}?site=${SITE}`,
-    origin: null,
-    headers: admin,
-  });
 
 /** Resolves with `value`, or with 'timed out' after `ms`. */
 function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out'> {

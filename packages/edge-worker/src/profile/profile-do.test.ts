@@ -4,12 +4,11 @@ import { type ErasureMessage, LIMITS } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolvePerson } from '../identity/index.ts';
 import {
-  ADMIN_TOKEN,
   ALL,
   anonId,
-  call,
   collect,
   makeEvent,
+  people,
   productView,
   recordQueue,
   SITE,
@@ -26,10 +25,6 @@ afterEach(() => {
   queue.restore();
   queue = recordQueue();
 });
-
-const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
-const people = (key: string, method: string, headers: Record<string, string> = admin) =>
-  call(null, { method, path: `/v1/people/${encodeURIComponent(key)}?site=${SITE}`, origin: null, headers });
 
 describe('access and erasure', () => {
   it('GET /v1/people/:id returns everything held, only to the admin', async () => {

@@ -6,10 +6,11 @@ import { env } from 'cloudflare:workers';
 import { eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
-  ADMIN_TOKEN,
+  ADMIN_HEADERS,
   anonId,
   call,
   collect,
+  people,
   productView,
   recordQueue,
   SITE,
@@ -22,8 +23,6 @@ afterEach(() => {
   vi.restoreAllMocks();
   queue = recordQueue();
 });
-
-const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 /** Answers Directus's `people` and `events` reads with `rows`; everything else goes out as usual. */
 function eventLog(rows: EventRow[]): void {
@@ -46,12 +45,7 @@ describe('replay of an erased person', () => {
     // What the event log still holds while the erasure message waits in the queue.
     const logged = eventMessagesOf(queue.messages).map(eventRow);
     expect(logged).toHaveLength(1);
-    const erased = await call(null, {
-      method: 'DELETE',
-      path: `/v1/people/${encodeURIComponent(`anon:${a}`)}?site=${SITE}`,
-      origin: null,
-      headers: admin,
-    });
+    const erased = await people(`anon:${a}`, 'DELETE');
     expect(erased.status).toBe(200);
 
     eventLog(logged);
@@ -59,7 +53,7 @@ describe('replay of an erased person', () => {
       method: 'POST',
       path: `/v1/admin/replay/${encodeURIComponent(`anon:${a}`)}?siteId=${SITE}`,
       origin: null,
-      headers: admin,
+      headers: ADMIN_HEADERS,
     });
     expect(await viewProfile(env, SITE, `anon:${a}`)).toBeNull();
 
