@@ -1,16 +1,10 @@
 /**
  * Consent per purpose beyond the request's gate: what reaches the marketing sink (promotions,
  * triggers), the profile and the queue follows the consent of each event, normalized against
- * the site's categories, on every path (browser collect, server key, Segment API); a
- * withdrawal reaches Directus.
+ * the site's categories, on every path (browser collect, server key, Segment API).
  */
 import { env } from 'cloudflare:workers';
-import {
-  DEFAULT_CONSENT_CONFIG,
-  eventMessagesOf,
-  type ProfileMessage,
-  QueueMessageSchema,
-} from '@attune/shared-schema';
+import { DEFAULT_CONSENT_CONFIG, eventMessagesOf, QueueMessageSchema } from '@attune/shared-schema';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
@@ -21,7 +15,6 @@ import {
   collect,
   consentFor,
   makeEvent,
-  productView,
   recordQueue,
   SITE,
   segment,
@@ -162,28 +155,5 @@ describe('Segment consent claims', () => {
       expect(JSON.stringify(m).length).toBeLessThan(64 * 1024);
     }
     expect(eventMessagesOf(queue.messages)[0]?.purposes).toEqual(['analytics']);
-  });
-});
-
-describe('withdrawing personalization downstream', () => {
-  it('sends the forgotten profile to Directus, so the people row no longer shows the interests', async () => {
-    const a = anonId();
-    await collect([productView(a, 'p1', 'shoes')]);
-    const before = queue.messages.filter((m): m is ProfileMessage => m.kind === 'profile');
-    expect(before.at(-1)?.profile.interests['category:shoes']).toBeGreaterThan(0);
-    queue.messages.length = 0;
-    await collect([
-      makeEvent(a, 'consent.updated', {
-        properties: {
-          categories: { analytics: true, personalization: false, marketing: false },
-          policyVersion: '1',
-        },
-        consent: null,
-      }),
-    ]);
-    const after = queue.messages.filter((m): m is ProfileMessage => m.kind === 'profile');
-    expect(after).toHaveLength(1);
-    expect(after[0]?.profile.interests).toEqual({});
-    expect(after[0]?.profile.consent?.categories.personalization).toBe(false);
   });
 });

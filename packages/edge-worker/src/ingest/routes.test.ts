@@ -1,5 +1,5 @@
 import { env as workerEnv } from 'cloudflare:workers';
-import { eventMessagesOf, LIMITS, QueueMessageSchema } from '@attune/shared-schema';
+import { eventMessagesOf, LIMITS, type ProfileMessage, QueueMessageSchema } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { viewProfile } from '../profile/client.ts';
 import {
@@ -259,10 +259,13 @@ describe('consent gate per purpose', () => {
     });
   });
 
-  it('withdrawing personalization forgets what the profile learned', async () => {
+  it('withdrawing personalization forgets what the profile learned, at the edge and downstream', async () => {
     const a = anonId();
     await collect([productView(a, 'p1', 'shoes')]);
     expect((await viewProfile(env(), SITE, `anon:${a}`))?.interests['category:shoes']).toBeGreaterThan(0);
+    const before = queue.messages.filter((m): m is ProfileMessage => m.kind === 'profile');
+    expect(before.at(-1)?.profile.interests['category:shoes']).toBeGreaterThan(0);
+    queue.messages.length = 0;
     await collect([
       makeEvent(a, 'consent.updated', {
         properties: {
@@ -276,6 +279,11 @@ describe('consent gate per purpose', () => {
     expect(view?.interests).toEqual({});
     expect(view?.recentActions).toEqual([]);
     expect(view?.consent?.categories.personalization).toBe(false);
+    // The cleared profile goes to Directus, so the people row no longer shows the interests.
+    const after = queue.messages.filter((m): m is ProfileMessage => m.kind === 'profile');
+    expect(after).toHaveLength(1);
+    expect(after[0]?.profile.interests).toEqual({});
+    expect(after[0]?.profile.consent?.categories.personalization).toBe(false);
   });
 });
 

@@ -1,15 +1,17 @@
 /**
  * Test support for ingest tests (imported only by *.test.ts): event builders, a request
- * helper that drives the real Worker's fetch handler inside workerd, and a recorder of
- * what the Worker sent to the EVENTS queue.
+ * helper that drives the real Worker's fetch handler inside workerd, a recorder of what the
+ * Worker sent to the EVENTS queue, and a person made inactive past the retention period.
  */
 
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import type { ConsentState, CustomerAction, QueueMessage } from '@attune/shared-schema';
 import { vi } from 'vitest';
 import { signUserId } from '../identity/index.ts';
 import worker from '../index.ts';
+import type { profileStub } from '../profile/client.ts';
+import type { ProfileDO } from '../profile/profile-do.ts';
 import { newUlid } from '../profile/ulid.ts';
 
 export const ORIGIN = 'http://localhost:3000';
@@ -187,4 +189,16 @@ export function storedTables(state: DurableObjectState): string[] {
     )
     .toArray()
     .map((row) => row.name);
+}
+
+/** Makes the person in `stub` inactive for a day longer than the retention period, with their alarm due in a minute. */
+export async function inactivePastRetention(stub: ReturnType<typeof profileStub>): Promise<void> {
+  const retentionMs = Number(env.PROFILE_RETENTION_DAYS) * 86_400_000;
+  await runInDurableObject(stub, async (_o: ProfileDO, state) => {
+    const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'profile'").one();
+    const profile = JSON.parse(row.v) as { lastSeen: string };
+    profile.lastSeen = new Date(Date.now() - retentionMs - 86_400_000).toISOString();
+    state.storage.sql.exec("UPDATE kv SET v = ? WHERE k = 'profile'", JSON.stringify(profile));
+    await state.storage.setAlarm(Date.now() + 60_000);
+  });
 }

@@ -7,7 +7,16 @@ import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import type { ErasureMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { anonId, collect, people, productView, recordQueue, SITE, signed } from '../ingest/test-support.ts';
+import {
+  anonId,
+  collect,
+  inactivePastRetention,
+  people,
+  productView,
+  recordQueue,
+  SITE,
+  signed,
+} from '../ingest/test-support.ts';
 import { profileStub, viewProfile } from './client.ts';
 import { ProfileDO } from './profile-do.ts';
 
@@ -79,14 +88,7 @@ describe('retention alarm and the queue', () => {
     const a = anonId();
     await collect([productView(a, 'p1', 'shoes')]);
     const stub = profileStub(env, SITE, `anon:${a}`);
-    const retentionMs = Number(env.PROFILE_RETENTION_DAYS) * 86_400_000;
-    await runInDurableObject(stub, async (_o: ProfileDO, state) => {
-      const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'profile'").one();
-      const profile = JSON.parse(row.v) as { lastSeen: string };
-      profile.lastSeen = new Date(Date.now() - retentionMs - 86_400_000).toISOString();
-      state.storage.sql.exec("UPDATE kv SET v = ? WHERE k = 'profile'", JSON.stringify(profile));
-      await state.storage.setAlarm(Date.now() + 60_000);
-    });
+    await inactivePastRetention(stub);
 
     // The queue is briefly unavailable when the alarm fires: the handler fails …
     vi.mocked(env.EVENTS.send).mockImplementationOnce(async () => {

@@ -7,6 +7,7 @@ import {
   ALL,
   anonId,
   collect,
+  inactivePastRetention,
   makeEvent,
   people,
   productView,
@@ -115,13 +116,7 @@ describe('retention alarm', () => {
     expect(await viewProfile(env, SITE, `anon:${a}`)).not.toBeNull();
 
     // Inactive for longer than the period: deleted, with an erasure message, and no tombstone.
-    await runInDurableObject(stub, async (_o: ProfileDO, state) => {
-      const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'profile'").one();
-      const profile = JSON.parse(row.v) as { lastSeen: string };
-      profile.lastSeen = new Date(Date.now() - retentionMs - 86_400_000).toISOString();
-      state.storage.sql.exec("UPDATE kv SET v = ? WHERE k = 'profile'", JSON.stringify(profile));
-      await state.storage.setAlarm(Date.now() + 60_000);
-    });
+    await inactivePastRetention(stub);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(await viewProfile(env, SITE, `anon:${a}`)).toBeNull();
     expect(queue.messages.some((m) => m.kind === 'erasure' && m.personId === `anon:${a}`)).toBe(true);
