@@ -1,7 +1,8 @@
 /**
- * A person's lifecycle across Durable Objects: erasure while their merged browsers are
- * still sending, the retention alarm when the queue is briefly unavailable, and an older
- * event arriving after newer ones.
+ * A person's lifecycle across Durable Objects: erasure and retention while their merged
+ * browsers are still sending, erasure of a browser whose hand-over is under way, the link
+ * an analytics-only sign-in makes, the retention alarm when the queue is briefly
+ * unavailable, and an older event arriving after newer ones.
  */
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
@@ -10,7 +11,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   anonId,
   collect,
+  consentFor,
   inactivePastRetention,
+  makeEvent,
   people,
   productView,
   recordQueue,
@@ -18,7 +21,8 @@ import {
   signed,
 } from '../ingest/test-support.ts';
 import { profileStub, viewProfile } from './client.ts';
-import { ProfileDO } from './profile-do.ts';
+import { type ErasureResult, ProfileDO } from './profile-do.ts';
+import type { PersonKey } from './types.ts';
 
 let queue = recordQueue();
 afterEach(() => {
@@ -54,6 +58,87 @@ describe('erasure while a merged browser is sending', () => {
     expect(await viewProfile(env, SITE, `user:${userId}`)).toBeNull();
     expect(await viewProfile(env, SITE, `anon:${last}`)).toBeNull();
   }, 20_000);
+});
+
+describe('retention while a merged browser is sending', () => {
+  it('finishes instead of deadlocking; the browser event that raced it is kept, and no browser stays linked', async () => {
+    const userId = `u-${anonId()}`;
+    const signature = await signed(userId);
+    const browsers = Array.from({ length: 12 }, () => anonId('b'));
+    await collect(browsers.map((b) => productView(b, 'p1', 'shoes', { userId, userIdSignature: signature })));
+    const person = profileStub(env, SITE, `user:${userId}`);
+    await inactivePastRetention(person);
+    const last = browsers[browsers.length - 1] ?? '';
+
+    // The alarm fires as one of the person's browsers comes back with an anonymous event.
+    const outcome = await within(
+      Promise.all([runDurableObjectAlarm(person), collect([productView(last, 'p2', 'hats')])]),
+      10_000,
+    );
+    expect(outcome).not.toBe('timed out');
+    if (outcome === 'timed out') return;
+    expect(await outcome[1].json()).toMatchObject({ accepted: 1 });
+    const erasure = queue.messages.find(
+      (m): m is ErasureMessage => m.kind === 'erasure' && m.personId === `user:${userId}`,
+    );
+    expect(erasure?.anonymousIds.toSorted()).toEqual(browsers.toSorted());
+    for (const b of browsers) expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBeNull();
+    // What the person had learned is gone; only the racing event's page view is held.
+    const after = await viewProfile(env, SITE, `user:${userId}`);
+    expect(after?.interests['category:shoes']).toBeUndefined();
+  }, 20_000);
+});
+
+describe('erasing a browser whose hand-over to its person is under way', () => {
+  it("erases the person it was handed to, with the browser's data", async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    await collect([productView(b, 'p1', 'shoes')]);
+    // The DELETE for the browser reaches its object just after the person asked for the hand-over.
+    let erasing: Promise<ErasureResult> | undefined;
+    const handOver = ProfileDO.prototype.handOver;
+    vi.spyOn(ProfileDO.prototype, 'handOver').mockImplementationOnce(function (
+      this: ProfileDO,
+      to: PersonKey,
+      siteId: string,
+      self: PersonKey,
+    ) {
+      const handed = handOver.call(this, to, siteId, self);
+      erasing = this.erase(siteId, self);
+      return handed;
+    });
+    await collect([productView(b, 'p2', 'hats', { userId, userIdSignature: await signed(userId) })]);
+    const result = await erasing;
+    expect(result?.personKey).toBe(`user:${userId}`);
+    expect(result?.anonymousIds).toContain(b);
+    expect(await viewProfile(env, SITE, `user:${userId}`)).toBeNull();
+    expect(await profileStub(env, SITE, `anon:${b}`).erasedAt()).not.toBeNull();
+  });
+});
+
+describe('a sign-in with analytics consent only', () => {
+  it('links the browser to the person, so erasing the person covers the events it sent before', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    const analytics = consentFor('analytics');
+    await collect([makeEvent(b, 'page.viewed', { consent: analytics })]);
+    await collect([
+      makeEvent(b, 'user.signed_in', { consent: analytics, userId, userIdSignature: await signed(userId) }),
+    ]);
+    expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBe(`user:${userId}`);
+    // Linked, not learned from: nothing personal is kept without personalization.
+    const person = await viewProfile(env, SITE, `user:${userId}`);
+    expect(person?.anonymousIds).toEqual([b]);
+    expect(person?.recentActions).toEqual([]);
+
+    expect((await people(`user:${userId}`, 'DELETE')).status).toBe(200);
+    const erasure = queue.messages.find(
+      (m): m is ErasureMessage => m.kind === 'erasure' && m.personId === `user:${userId}`,
+    );
+    // Directus deletes the rows of every key the erasure names: the browser's earlier page view among them.
+    expect(erasure?.anonymousIds).toEqual([b]);
+    expect(await profileStub(env, SITE, `anon:${b}`).erasedAt()).not.toBeNull();
+  });
 });
 
 describe('an erasure that fails part-way', () => {

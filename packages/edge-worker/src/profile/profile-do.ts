@@ -38,6 +38,8 @@ const SEEN_WINDOW_MS = 7 * DAY_MS;
 const SEEN_MAX = 10_000;
 /** A tombstone outlives any event that could still be accepted (events older than 30 days are rejected). */
 const TOMBSTONE_TTL_MS = LIMITS.maxEventAgeMs + DAY_MS;
+/** When a retention run that could not forget every merged browser is taken up again. */
+const RETIRING_RETRY_MS = 60_000;
 
 /** What one ingest call did, for the ingest path's responses, queue messages and counters. */
 export interface IngestResult {
@@ -92,6 +94,8 @@ export interface ErasureResult {
 }
 
 type Identity = { siteId: string; personKey: PersonKey };
+/** A retired person's merged browsers, still to be forgotten. */
+type Retiring = { siteId: string; browsers: PersonKey[] };
 
 function consentSource(event: CustomerAction): string {
   const source = event.properties?.source;
@@ -253,6 +257,16 @@ export class ProfileDO extends DurableObject<Env> {
 
   #tombstone(): string | undefined {
     return this.#get('tombstone');
+  }
+
+  /**
+   * The merged browsers a retention run is still forgetting. Their events, forwarded here
+   * meanwhile, start the person anew without taking the browser over again: that would
+   * wait on the browser, which is waiting on this object.
+   */
+  #retiring(): Retiring | undefined {
+    const text = this.#get('retiring');
+    return text !== undefined ? (JSON.parse(text) as Retiring) : undefined;
   }
 
   async #rules(siteId: string): Promise<{ rules: ProfileRules; retentionMs: number }> {
@@ -476,15 +490,19 @@ export class ProfileDO extends DurableObject<Env> {
       if (seenAt > state.lastSeen) state.lastSeen = seenAt;
       // An older event arriving late (an offline queue flushing) moves the start back too.
       if (seenAt < state.firstSeen) state.firstSeen = seenAt;
-      if (!personalization) continue;
-
+      // A browser's first verified event links it to the person whatever the purposes: the
+      // link is who the browser is, not what is learned about them, and without it erasing the
+      // person would leave that browser's events (stored under analytics alone) behind.
       if (
         personKey.startsWith('user:') &&
         !event.anonymousId.startsWith('server:') &&
-        !state.anonymousIds.includes(event.anonymousId)
+        !state.anonymousIds.includes(event.anonymousId) &&
+        !this.#retiring()?.browsers.includes(`anon:${event.anonymousId}`)
       ) {
         state = await this.#mergeAnonymous(siteId, personKey, event.anonymousId, state, rules);
       }
+      if (!personalization) continue;
+
       const outcome = applyEvent(state, event, eventAt, rules);
       result.emitted.push(...outcome.emitted);
       if (outcome.covisit) result.covisits.push(outcome.covisit);
@@ -624,13 +642,11 @@ export class ProfileDO extends DurableObject<Env> {
    * and erases the anonymous profiles merged into it. An alias erases its person.
    */
   async erase(siteId: string, personKey: PersonKey): Promise<ErasureResult> {
-    const alias = this.#alias();
-    if (alias !== undefined) {
-      const result = await this.#stub(siteId, alias).erase(siteId, alias);
-      await this.#inOrder(() => this.#wipe(true));
-      return result;
-    }
-    const result = await this.#inOrder(async () => {
+    const outcome = await this.#inOrder(async (): Promise<{ alias: PersonKey } | ErasureResult> => {
+      // Read in turn: a hand-over queued before this erasure makes this browser an alias
+      // (its data now the person's) by the time the erasure runs.
+      const alias = this.#alias();
+      if (alias !== undefined) return { alias };
       const state = this.#load();
       // The browsers an erasure that failed part-way had still to tombstone: without them a
       // retried DELETE would leave their aliases pointing here, and Directus their events.
@@ -643,6 +659,13 @@ export class ProfileDO extends DurableObject<Env> {
       if (anonymousIds.length > 0) this.#put('erasing', JSON.stringify(anonymousIds));
       return erased;
     });
+    if ('alias' in outcome) {
+      // Outside this object's turn: the person may be waiting on this object (a hand-over).
+      const result = await this.#stub(siteId, outcome.alias).erase(siteId, outcome.alias);
+      await this.#inOrder(() => this.#wipe(true));
+      return result;
+    }
+    const result = outcome;
     // Outside this object's turn: a merged browser forwards its events here from within its
     // own turn, so waiting for that browser from within ours would deadlock both. Our
     // tombstone already stands, so what it forwards meanwhile is dropped.
@@ -694,49 +717,73 @@ export class ProfileDO extends DurableObject<Env> {
 
   /** Retention: deletes a person inactive past the period; expires tombstones. */
   override async alarm(): Promise<void> {
+    const retiring = await this.#inOrder(() => this.#retire());
+    if (retiring === undefined) return;
+    // Outside this object's turn, as in erase(): a merged browser forwards its events here
+    // from within its own turn, so waiting for it from within ours would deadlock both.
+    for (const key of retiring.browsers) await this.#stub(retiring.siteId, key).forget();
     await this.#inOrder(async () => {
-      const now = Date.now();
-      // Alarms are rare: read the kv rows from storage, not from the in-memory copy.
-      this.#kv = undefined;
-      const tombstone = this.#tombstone();
-      if (tombstone !== undefined) {
-        if (Date.parse(tombstone) + TOMBSTONE_TTL_MS <= now) await this.#wipe(false);
-        else await this.ctx.storage.setAlarm(Date.parse(tombstone) + TOMBSTONE_TTL_MS);
-        return;
-      }
-      // Alarms are rare: read the durable state rather than trust the in-memory copy.
-      this.#loaded = false;
-      this.#alarmAt = undefined;
-      const state = this.#load();
-      const identity = this.#identity();
-      if (!state || !identity) {
-        if (this.#alias() === undefined) await this.#wipe(false);
-        return;
-      }
-      const { retentionMs } = await this.#rules(state.siteId);
-      const due = Date.parse(state.lastSeen) + retentionMs;
-      if (due > now) {
-        await this.ctx.storage.setAlarm(due);
-        return;
-      }
-      const message: ErasureMessage = {
-        kind: 'erasure',
-        siteId: state.siteId,
-        personId: state.personKey,
-        anonymousIds: [...state.anonymousIds],
-        requestedAt: new Date(now).toISOString(),
-      };
-      if (state.userId !== undefined) message.userId = state.userId;
-      // Downstream first: if the send fails, the alarm is retried with the person still here;
-      // after the wipe nothing would be left to say whom Directus must forget.
-      await this.env.EVENTS.send(message);
-      for (const anonymousId of state.anonymousIds) {
-        const key: PersonKey = `anon:${anonymousId}`;
-        if (key !== state.personKey) await this.#stub(state.siteId, key).forget();
-      }
-      await this.#wipe(false);
-      console.log(JSON.stringify({ level: 'info', msg: 'profile.retention_deleted', siteId: state.siteId }));
+      this.#drop('retiring');
+      // Unless one of those browsers sent an event meanwhile, which starts the person anew.
+      if (this.#readKv().size === 0 && this.#load() === undefined) await this.#wipe(false);
     });
+  }
+
+  /**
+   * The alarm's work within this object's turn. Returns the merged browsers still to be
+   * forgotten once the person is deleted (kept in a row until they are, so that a retried
+   * alarm finishes the job).
+   */
+  async #retire(): Promise<Retiring | undefined> {
+    const now = Date.now();
+    // Alarms are rare: read the kv rows from storage, not from the in-memory copy.
+    this.#kv = undefined;
+    const tombstone = this.#tombstone();
+    if (tombstone !== undefined) {
+      if (Date.parse(tombstone) + TOMBSTONE_TTL_MS <= now) await this.#wipe(false);
+      else await this.ctx.storage.setAlarm(Date.parse(tombstone) + TOMBSTONE_TTL_MS);
+      return undefined;
+    }
+    const retiring = this.#retiring();
+    // Alarms are rare: read the durable state rather than trust the in-memory copy.
+    this.#loaded = false;
+    this.#alarmAt = undefined;
+    const state = this.#load();
+    const identity = this.#identity();
+    if (!state || !identity) {
+      // A retry of an alarm that failed while forgetting the browsers.
+      if (retiring) return retiring;
+      if (this.#alias() === undefined) await this.#wipe(false);
+      return undefined;
+    }
+    const { retentionMs } = await this.#rules(state.siteId);
+    const due = Date.parse(state.lastSeen) + retentionMs;
+    if (due > now) {
+      await this.ctx.storage.setAlarm(due);
+      return retiring;
+    }
+    const message: ErasureMessage = {
+      kind: 'erasure',
+      siteId: state.siteId,
+      personId: state.personKey,
+      anonymousIds: [...state.anonymousIds],
+      requestedAt: new Date(now).toISOString(),
+    };
+    if (state.userId !== undefined) message.userId = state.userId;
+    // Downstream first: if the send fails, the alarm is retried with the person still here;
+    // after the wipe nothing would be left to say whom Directus must forget.
+    await this.env.EVENTS.send(message);
+    await this.#wipe(false);
+    console.log(JSON.stringify({ level: 'info', msg: 'profile.retention_deleted', siteId: state.siteId }));
+    const browsers = state.anonymousIds
+      .map((id): PersonKey => `anon:${id}`)
+      .filter((key) => key !== state.personKey);
+    if (browsers.length === 0) return undefined;
+    const next: Retiring = { siteId: state.siteId, browsers };
+    this.#put('retiring', JSON.stringify(next));
+    // Were this object evicted before the browsers are forgotten, the alarm finishes the job.
+    await this.ctx.storage.setAlarm(now + RETIRING_RETRY_MS);
+    return next;
   }
 
   /**
