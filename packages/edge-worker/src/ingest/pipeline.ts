@@ -384,7 +384,12 @@ function collectMessages(
   return { messages, marketingEvents, marketingConsent };
 }
 
-function profileMessage(site: Site, result: IngestResult, traceparent: string): ProfileMessage {
+/** The person's profile snapshot for downstream (Directus keeps the highest version per person). */
+export function profileMessage(
+  site: Site,
+  result: Pick<IngestResult, 'personKey' | 'profile' | 'version'>,
+  traceparent: string,
+): ProfileMessage {
   const p = result.profile;
   const profile: ProfileMessage['profile'] = {
     anonymousIds: p.anonymousIds,

@@ -788,12 +788,33 @@ export class ProfileDO extends DurableObject<Env> {
 
   /**
    * Deletes everything without a tombstone (retention of the person it was merged into, a
-   * replay). An erased person's tombstone stays until it expires: without it, their late
-   * events, or a replay of what the event log still holds, would bring them back.
+   * replay) and returns the version the profile had (0: none). An erased person's tombstone
+   * stays until it expires: without it, their late events, or a replay of what the event
+   * log still holds, would bring them back.
    */
-  async forget(): Promise<void> {
-    await this.#inOrder(async () => {
-      if (this.#tombstone() === undefined) await this.#wipe(false);
+  async forget(): Promise<number> {
+    return this.#inOrder(async () => {
+      if (this.#tombstone() !== undefined) return 0;
+      const version = this.#load()?.version ?? 0;
+      await this.#wipe(false);
+      return version;
+    });
+  }
+
+  /**
+   * After a replay: numbers this profile's versions on above `previous` (the version it had
+   * before it was forgotten), so a consumer keeping the highest version takes its snapshots
+   * again. Returns the version now (0 when nothing was rebuilt).
+   */
+  async continueVersion(previous: number): Promise<number> {
+    return this.#inOrder(async () => {
+      const state = this.#load();
+      if (!state || this.#tombstone() !== undefined) return 0;
+      if (state.version <= previous) {
+        state.version = previous + 1;
+        this.#save(state);
+      }
+      return state.version;
     });
   }
 }

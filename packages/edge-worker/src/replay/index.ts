@@ -1,7 +1,8 @@
 /**
  * Replay: rebuilds a person's ProfileDO from the events stored in Directus, so a new
  * scoring or segment rule can be tried on history. The profile is forgotten (no
- * tombstone) and the person's events are ingested again in the order they arrived.
+ * tombstone), the person's events are ingested again in the order they arrived, and the
+ * rebuilt profile goes downstream.
  * Only what the event log holds can be replayed: events accepted under analytics
  * consent, within EVENT_RETENTION_DAYS.
  */
@@ -9,9 +10,11 @@ import { Hono } from 'hono';
 import { isAdmin } from '../admin/auth.ts';
 import type { AppEnv } from '../app.ts';
 import { directusFromEnv } from '../directus/client.ts';
+import { profileMessage } from '../ingest/pipeline.ts';
+import { traceparentOf } from '../observability/index.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
-import { getSiteById } from '../sites/index.ts';
+import { getSiteById, type Site } from '../sites/index.ts';
 import { type EventRow, personRowId, profileInputFromRow } from '../sync/mapping.ts';
 
 const PAGE = 500;
@@ -56,18 +59,32 @@ async function storedEvents(env: Env, siteId: string, personKey: PersonKey): Pro
   }
 }
 
-/** Rebuilds one person's ProfileDO from the event log. */
-export async function replayPerson(env: Env, siteId: string, personKey: PersonKey): Promise<ReplayResult> {
+/**
+ * Rebuilds one person's ProfileDO from the event log, and sends the rebuilt profile
+ * downstream (personalization granted) under a version above the one it replaces: the
+ * consumer keeps the highest version, so a lower one would leave Directus's row as it
+ * was, and ignore every later snapshot until the versions caught up.
+ */
+export async function replayPerson(env: Env, site: Site, personKey: PersonKey): Promise<ReplayResult> {
+  const siteId = site.id;
   const rows = await storedEvents(env, siteId, personKey);
   const stub = env.PROFILE.get(env.PROFILE.idFromName(`${siteId}/${personKey}`));
-  await stub.forget();
+  const previous = await stub.forget();
   let accepted = 0;
+  let last: IngestResult | undefined;
+  // Whether the newest event was accepted under personalization: the live path sends a
+  // profile snapshot only then (the people rows are that purpose's sink).
+  let personalization = false;
   for (let i = 0; i < rows.length; i += CHUNK) {
     const inputs = rows.slice(i, i + CHUNK).map(profileInputFromRow);
     // The RPC typing of IngestResult is too deep for TypeScript; the value is the plain result.
-    const result = (await stub.ingest(siteId, personKey, inputs)) as unknown as IngestResult;
-    accepted += result.accepted.length;
+    last = (await stub.ingest(siteId, personKey, inputs)) as unknown as IngestResult;
+    accepted += last.accepted.length;
+    personalization = inputs[inputs.length - 1]?.personalization ?? false;
   }
+  const version = await stub.continueVersion(previous);
+  if (last && version > 0 && personalization)
+    await env.EVENTS.send(profileMessage(site, { ...last, version }, traceparentOf(undefined)));
   // The full view (ingest answers without the recent actions).
   const profile = (await stub.view()) as unknown as ProfileView | null;
   return { siteId, personKey, events: rows.length, accepted, profile };
@@ -96,14 +113,15 @@ replayRoutes.post('/v1/admin/replay/:personKey', async (c) => {
     );
   }
   const siteId = c.req.query('siteId') ?? 'demo';
-  if (!(await getSiteById(c.env, siteId))) {
+  const site = await getSiteById(c.env, siteId);
+  if (!site) {
     return c.json(
       { error: { code: 'unknown_site', message: `no site ${JSON.stringify(siteId.slice(0, 64))}` } },
       404,
     );
   }
   try {
-    return c.json(await replayPerson(c.env, siteId, personKey));
+    return c.json(await replayPerson(c.env, site, personKey));
   } catch (e) {
     const message = e instanceof Error ? e.message : 'replay failed';
     return c.json(

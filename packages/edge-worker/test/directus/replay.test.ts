@@ -1,13 +1,21 @@
 /**
  * Replay: a person's ProfileDO rebuilt from the event log in Directus equals the
- * profile the live path built from the same events, timestamps and decayed interests included.
+ * profile the live path built from the same events, timestamps and decayed interests
+ * included; Directus's people row takes the rebuilt profile, and later ones.
  */
 
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { eventMessagesOf, type QueueMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import worker from '../../src/index.ts';
-import { anonId, collect, makeEvent, productView, recordQueue } from '../../src/ingest/test-support.ts';
+import {
+  anonId,
+  collect,
+  consentFor,
+  makeEvent,
+  productView,
+  recordQueue,
+} from '../../src/ingest/test-support.ts';
 import type { ProfileView } from '../../src/profile/types.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
 import { consume, deliveries, env, rows } from './support.ts';
@@ -130,6 +138,33 @@ describe('replay', () => {
     expect(comparable((await stub.view()) as unknown as ProfileView, reference)).toEqual(
       comparable(live, reference),
     );
+  });
+
+  it('sends the rebuilt profile to Directus, which keeps taking the profile after it', async () => {
+    const a = anonId('replay');
+    const personKey = `anon:${a}`;
+    type PeopleRow = { version: number; interests: Record<string, number> };
+    const person = async () => (await rows<PeopleRow>('people', { person_key: { _eq: personKey } }))[0];
+    // Two views under analytics and personalization (logged), two under personalization only (not logged).
+    await collect([productView(a, 'p1', 'shoes'), productView(a, 'p2', 'shoes')]);
+    const personalizationOnly = { context: { consent: consentFor('personalization') } };
+    await collect([
+      productView(a, 'p3', 'hats', personalizationOnly),
+      productView(a, 'p4', 'hats', personalizationOnly),
+    ]);
+    await consume(deliveries(queue.messages.splice(0)));
+    expect((await person())?.interests['category:hats']).toBeGreaterThan(0);
+
+    // The event log holds only the shoes: the rebuilt profile has no hats, and Directus shows that.
+    expect((await replay(personKey)).status).toBe(200);
+    await consume(deliveries(queue.messages.splice(0)));
+    expect((await person())?.interests['category:hats']).toBeUndefined();
+    expect((await person())?.interests['category:shoes']).toBeGreaterThan(0);
+
+    // The next live event reaches the row too.
+    await collect([productView(a, 'p5', 'garden')]);
+    await consume(deliveries(queue.messages.splice(0)));
+    expect((await person())?.interests['category:garden']).toBeGreaterThan(0);
   });
 
   it('is an admin operation', async () => {
