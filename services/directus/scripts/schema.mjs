@@ -142,6 +142,23 @@ export const COLLECTIONS = [
       int('people_deleted', 0),
       int('events_deleted', 0),
       int('consent_records_deleted', 0),
+      int('dead_letters_deleted', 0),
+    ],
+  },
+  {
+    collection: 'dead_letters',
+    icon: 'report',
+    accountability: null,
+    note: 'Queue messages the sync could not write, with why: look, fix, send again. Erased with their person; deleted after EVENT_RETENTION_DAYS.',
+    sync: ['create', 'read', 'delete'],
+    fields: [
+      pk('id', 64),
+      str('site_id', { indexed: true }),
+      str('person_key', { indexed: true, length: 300 }),
+      text('reason'),
+      int('attempts'),
+      ts('failed_at', { indexed: true }),
+      json('message'),
     ],
   },
   {

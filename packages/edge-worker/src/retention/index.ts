@@ -1,6 +1,7 @@
 /**
- * Retention of the event log: the Cron Trigger deletes Directus events received more
- * than EVENT_RETENTION_DAYS ago. Profiles have their own retention (ProfileDO alarms).
+ * Retention of the event log: the Cron Trigger deletes Directus events received, and dead
+ * letters set aside, more than EVENT_RETENTION_DAYS ago. Profiles have their own retention
+ * (ProfileDO alarms).
  */
 import { directusFromEnv } from '../directus/client.ts';
 
@@ -19,8 +20,17 @@ export async function deleteExpiredEvents(env: Env, now: number = Date.now()): P
   return directusFromEnv(env).deleteWhere('events', { received_at: { _lt: cutoff } });
 }
 
+/** Deletes dead letters set aside before `now - retention` (they hold events too); returns how many went. */
+export async function deleteExpiredDeadLetters(env: Env, now: number = Date.now()): Promise<number> {
+  const cutoff = new Date(now - eventRetentionDays(env) * DAY_MS).toISOString();
+  return directusFromEnv(env).deleteWhere('dead_letters', { failed_at: { _lt: cutoff } });
+}
+
 /** The Worker's scheduled() handler (the daily cron in wrangler.toml). */
 export async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
   const deleted = await deleteExpiredEvents(env, controller.scheduledTime);
-  console.log(JSON.stringify({ level: 'info', msg: 'retention.events_deleted', deleted }));
+  const letters = await deleteExpiredDeadLetters(env, controller.scheduledTime);
+  console.log(
+    JSON.stringify({ level: 'info', msg: 'retention.events_deleted', deleted, deadLetters: letters }),
+  );
 }

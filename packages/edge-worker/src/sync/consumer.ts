@@ -16,8 +16,8 @@
  *   reason, and the message is acked once each of its events is written or
  *   dead-lettered; if Directus is unavailable the whole message is retried (writes are
  *   idempotent, so its events already written are skipped on redelivery).
- * - Erasure deletes the person's profile, events and consent records and leaves a proof
- *   (that and when, not who or what).
+ * - Erasure deletes the person's profile, events, consent records and dead letters and
+ *   leaves a proof (that and when, not who or what).
  */
 import {
   type ConsentMessage,
@@ -376,6 +376,8 @@ async function erase(directus: DirectusClient, item: Parsed<ErasureMessage>): Pr
   const people = await directus.deleteWhere('people', bySite);
   const events = await directus.deleteWhere('events', bySite);
   const consent = await directus.deleteWhere('consent_records', bySite);
+  // What the sync could not write about them is theirs too.
+  const letters = await directus.deleteWhere('dead_letters', bySite);
   // The queue message id is stable across redeliveries: a retried erasure leaves one proof.
   const proof: ErasureProofRow = {
     id: msg.id.slice(0, 64),
@@ -385,6 +387,7 @@ async function erase(directus: DirectusClient, item: Parsed<ErasureMessage>): Pr
     people_deleted: people,
     events_deleted: events,
     consent_records_deleted: consent,
+    dead_letters_deleted: letters,
   };
   await directus.createMissing('erasure_proofs', [{ ...proof }]);
 }

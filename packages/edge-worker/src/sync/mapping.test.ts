@@ -3,11 +3,13 @@ import type { EventMessage } from '@attune/shared-schema';
 import { describe, expect, it } from 'vitest';
 import {
   consentRow,
+  deadLetterRow,
   erasedPersonKeys,
   eventRow,
   latestProfiles,
   personRow,
   profileInputFromRow,
+  RETRIES_EXHAUSTED,
   retryDelaySeconds,
   rowProblem,
 } from './mapping.ts';
@@ -140,6 +142,48 @@ describe('consent and erasure', () => {
     expect(rowProblem({ ...event, enrichment: { ...event.enrichment, receivedAt: 'soon' } })).toBe(
       'enrichment.receivedAt is not a date-time',
     );
+  });
+});
+
+describe('deadLetterRow', () => {
+  const now = Date.parse('2026-11-27T03:00:00.000Z');
+
+  it('a letter of the sync keeps its reason, attempts and time, and names the person of the original', () => {
+    const letter = {
+      reason: 'bad date',
+      messageId: 'm-1',
+      attempts: 3,
+      failedAt: '2026-11-27T02:00:00.000Z',
+      body: event,
+    };
+    expect(deadLetterRow({ id: 'dlq-1', body: letter }, now)).toEqual({
+      id: 'dlq-1',
+      site_id: 'demo',
+      person_key: 'user:u-1',
+      reason: 'bad date',
+      attempts: 3,
+      failed_at: '2026-11-27T02:00:00.000Z',
+      message: event,
+    });
+  });
+
+  it('a message the queue gave up on is kept whole, with the reason said for it', () => {
+    const row = deadLetterRow({ id: 'dlq-2', body: event }, now);
+    expect(row).toMatchObject({ reason: RETRIES_EXHAUSTED, attempts: null, message: event });
+    expect(row.failed_at).toBe('2026-11-27T03:00:00.000Z');
+  });
+
+  it('a body naming nobody readable, or not JSON, is still kept', () => {
+    const forged = { kind: 'event', siteId: 's'.repeat(300), personId: `anon:${'x'.repeat(400)}` };
+    expect(deadLetterRow({ id: 'dlq-3', body: forged }, now)).toMatchObject({
+      site_id: null,
+      person_key: null,
+    });
+    expect(deadLetterRow({ id: 'dlq-4', body: { personId: 'someone' } }, now).person_key).toBeNull();
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(deadLetterRow({ id: 'dlq-5', body: cyclic }, now).message).toBe('[object Object]');
+    expect(deadLetterRow({ id: 'dlq-6', body: 10n }, now).message).toBe('10');
   });
 });
 

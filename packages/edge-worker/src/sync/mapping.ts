@@ -75,6 +75,76 @@ export interface ErasureProofRow {
   people_deleted: number;
   events_deleted: number;
   consent_records_deleted: number;
+  dead_letters_deleted: number;
+}
+
+/** A row of `dead_letters`: a queue message the sync could not write, kept for someone to look at. */
+export interface DeadLetterRow {
+  /** The dead-letter queue's message id: stable across its redeliveries. */
+  id: string;
+  site_id: string | null;
+  /** Whom the message is about, so an erasure deletes it too (null when it names nobody readable). */
+  person_key: string | null;
+  reason: string;
+  /** Deliveries of the original message before it was set aside (null when the queue gave up on it). */
+  attempts: number | null;
+  failed_at: string;
+  /** The original message body, as JSON. */
+  message: unknown;
+}
+
+/** Why a message the queue dead-lettered by itself is there: the sync never set it aside. */
+export const RETRIES_EXHAUSTED =
+  'retries exhausted: Directus was unavailable or failing for the whole retry period (max_retries)';
+
+/** What the sync's DLQ letters carry (sync/consumer.ts `DeadLetter`). */
+function isLetter(
+  v: unknown,
+): v is { reason: string; attempts?: unknown; failedAt?: unknown; body: unknown } {
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    typeof (v as { reason?: unknown }).reason === 'string' &&
+    'body' in v
+  );
+}
+
+/** A body as JSON Directus can store: a value JSON cannot hold is kept as its text. */
+function asJson(body: unknown): unknown {
+  try {
+    const text = JSON.stringify(body);
+    return text === undefined ? null : JSON.parse(text);
+  } catch {
+    return String(body);
+  }
+}
+
+/**
+ * The row for one message of the dead-letter queue: either a letter the sync sent (the
+ * original body with its reason) or a message the queue moved there itself after its
+ * last retry.
+ */
+export function deadLetterRow(delivery: { id: string; body: unknown }, now: number): DeadLetterRow {
+  const letter = isLetter(delivery.body) ? delivery.body : undefined;
+  const original = letter ? letter.body : delivery.body;
+  const envelope =
+    original !== null && typeof original === 'object' ? (original as Record<string, unknown>) : {};
+  const siteId = envelope.siteId;
+  const personId = envelope.personId;
+  const failedAt = letter?.failedAt;
+  const attempts = letter?.attempts;
+  return {
+    id: delivery.id.slice(0, 64),
+    site_id: typeof siteId === 'string' && siteId.length <= 255 ? siteId : null,
+    person_key:
+      typeof personId === 'string' && personId.length <= 300 && /^(anon|user):./.test(personId)
+        ? personId
+        : null,
+    reason: letter ? letter.reason.slice(0, 2000) : RETRIES_EXHAUSTED,
+    attempts: typeof attempts === 'number' && Number.isSafeInteger(attempts) ? attempts : null,
+    failed_at: isTime(failedAt) ? (failedAt as string) : new Date(now).toISOString(),
+    message: asJson(original),
+  };
 }
 
 /** One row per person per site: the key joins both, as a person key is only unique within a site. */

@@ -163,10 +163,14 @@ export function deliveries(bodies: unknown[]): Delivery[] {
 /** The ack/retry outcome of a batch, with the delay each retry asked for. */
 export type ConsumeResult = QueueResult & { delays: Map<string, number | undefined> };
 
-/** Runs the Worker's real queue() handler on one batch and returns its ack/retry outcome. */
-export async function consume(items: Delivery[], attempts = 1): Promise<ConsumeResult> {
+/** Runs the Worker's real queue() handler on one batch (of `queue`) and returns its ack/retry outcome. */
+export async function consume(
+  items: Delivery[],
+  attempts = 1,
+  queue = 'attune-events',
+): Promise<ConsumeResult> {
   const batch = createMessageBatch(
-    'attune-events',
+    queue,
     items.map((m) => ({ id: m.id, timestamp: new Date(), attempts: m.attempts ?? attempts, body: m.body })),
   );
   // getQueueResult does not report delaySeconds: watch retry() itself (it still runs).

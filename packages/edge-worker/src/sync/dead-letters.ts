@@ -1,0 +1,111 @@
+/**
+ * The dead-letter queue's consumer: keeps each message the sync could not write in
+ * Directus's `dead_letters` collection, with the reason, whom it is about and the original
+ * body, so an operator can see what failed and act on it. Before, the queue held them for
+ * its retention period and nothing read them.
+ *
+ * - Idempotent: the row's key is the DLQ message id, so a redelivery writes nothing twice.
+ * - While Directus is unavailable, messages are retried with the sync's backoff.
+ * - An erased person's messages are dropped, not kept: they would bring back what the
+ *   erasure deleted (the erasure also deletes their rows already kept).
+ */
+import { type DirectusClient, DirectusError, directusFromEnv } from '../directus/client.ts';
+import { isErased } from '../profile/client.ts';
+import type { PersonKey } from '../profile/types.ts';
+import type { ErasureCheck } from './consumer.ts';
+import { type DeadLetterRow, deadLetterRow, retryDelaySeconds } from './mapping.ts';
+
+/** The dead-letter queue's name (wrangler.toml `dead_letter_queue`). */
+export const DEAD_LETTER_QUEUE = 'attune-events-dlq';
+
+export interface DeadLetterReport {
+  stored: number;
+  /** Their person was erased. */
+  dropped: number;
+  retried: number;
+  /** Directus refused the row itself (logged without its content): lost. */
+  refused: number;
+}
+
+type Item = { msg: Message<unknown>; row: DeadLetterRow };
+
+/** Stores one batch of the dead-letter queue in Directus; every message is acked or retried. */
+export async function storeDeadLetters(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  options: { directus?: DirectusClient; isErased?: ErasureCheck } = {},
+): Promise<DeadLetterReport> {
+  const directus = options.directus ?? directusFromEnv(env);
+  const check = options.isErased ?? isErased;
+  const report: DeadLetterReport = { stored: 0, dropped: 0, retried: 0, refused: 0 };
+  const retry = (msg: Message<unknown>) => {
+    msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+    report.retried++;
+  };
+
+  const erased = new Map<string, Promise<boolean>>();
+  const kept: Item[] = [];
+  const now = Date.now();
+  for (const msg of batch.messages) {
+    const row = deadLetterRow(msg, now);
+    if (row.site_id !== null && row.person_key !== null) {
+      const key = `${row.site_id}\u0000${row.person_key}`;
+      let answer = erased.get(key);
+      if (answer === undefined) {
+        answer = check(env, row.site_id, row.person_key as PersonKey);
+        erased.set(key, answer);
+      }
+      try {
+        if (await answer) {
+          msg.ack();
+          report.dropped++;
+          continue;
+        }
+      } catch {
+        // Unsure whether the person was erased: ask again on the next delivery.
+        retry(msg);
+        continue;
+      }
+    }
+    kept.push({ msg, row });
+  }
+
+  const write = async (items: Item[]) => {
+    await directus.createMissing(
+      'dead_letters',
+      items.map((i) => ({ ...i.row })),
+    );
+    for (const { msg } of items) msg.ack();
+    report.stored += items.length;
+  };
+  if (kept.length > 0) {
+    try {
+      await write(kept);
+    } catch (e) {
+      if (!(e instanceof DirectusError && !e.retryable)) for (const { msg } of kept) retry(msg);
+      // One row Directus refuses must not hold back the others.
+      else
+        for (const item of kept) {
+          try {
+            await write([item]);
+          } catch (one) {
+            if (one instanceof DirectusError && !one.retryable) {
+              item.msg.ack();
+              report.refused++;
+              console.error(
+                JSON.stringify({
+                  level: 'error',
+                  msg: 'sync.dead_letter_refused',
+                  status: one.status,
+                  reason: item.row.reason.slice(0, 200),
+                }),
+              );
+            } else retry(item.msg);
+          }
+        }
+    }
+  }
+  if (report.retried > 0 || report.refused > 0)
+    console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_letters', ...report }));
+  return report;
+}

@@ -1,0 +1,138 @@
+/**
+ * The dead-letter queue's consumer against a real Directus: what the sync set aside lands
+ * in `dead_letters` with its reason and body, once; a message the queue gave up on is
+ * kept too; Directus down means retry; an erasure deletes the person's letters and drops
+ * later ones.
+ */
+
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+} from 'cloudflare:test';
+import { afterEach, describe, expect, it } from 'vitest';
+import { directusClient } from '../../src/directus/client.ts';
+import worker from '../../src/index.ts';
+import { collect, people, productView } from '../../src/ingest/test-support.ts';
+import { DEAD_LETTER_QUEUE, storeDeadLetters } from '../../src/sync/dead-letters.ts';
+import { RETRIES_EXHAUSTED } from '../../src/sync/mapping.ts';
+import {
+  consume,
+  deliveries,
+  env,
+  erasureMessage,
+  eventMessage,
+  eventsMessage,
+  recordDeadLetters,
+  rows,
+  uniqueId,
+} from './support.ts';
+
+let dlq = recordDeadLetters();
+afterEach(() => {
+  dlq.restore();
+  dlq = recordDeadLetters();
+});
+
+type LetterRow = {
+  id: string;
+  site_id: string | null;
+  person_key: string | null;
+  reason: string;
+  attempts: number | null;
+  message: unknown;
+};
+const lettersOf = (person: string) => rows<LetterRow>('dead_letters', { person_key: { _eq: person } });
+
+describe('the dead-letter queue', () => {
+  it('keeps what the sync set aside in Directus: reason, person and the original message, once', async () => {
+    const person = `anon:${uniqueId('dlq')}`;
+    const poison = eventMessage(person, { receivedAt: 'yesterday-ish' });
+    await consume(deliveries([poison]));
+    expect(dlq.letters).toHaveLength(1);
+
+    const letters = deliveries(dlq.letters);
+    const result = await consume(letters, 1, DEAD_LETTER_QUEUE);
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks).toEqual(letters.map((l) => l.id));
+    // A redelivery of the same DLQ message writes nothing twice.
+    await consume(letters, 2, DEAD_LETTER_QUEUE);
+
+    const kept = (await lettersOf(person)).filter((row) => row.id === letters[0]?.id);
+    expect(kept).toHaveLength(1);
+    expect(kept[0]).toMatchObject({ site_id: 'demo', person_key: person, attempts: 1, message: poison });
+    expect(kept[0]?.reason).toMatch(/enrichment\.receivedAt is not a date-time/);
+  });
+
+  it('keeps a message the queue gave up on after its last retry, saying so', async () => {
+    const person = `anon:${uniqueId('dlq-exhausted')}`;
+    const run = eventsMessage(person, 3);
+    const result = await consume(deliveries([run]), 1, DEAD_LETTER_QUEUE);
+    expect(result.retryMessages).toEqual([]);
+    const [kept] = await lettersOf(person);
+    expect(kept).toMatchObject({ reason: RETRIES_EXHAUSTED, attempts: null, message: run });
+  });
+
+  it('retries while Directus cannot be reached, and acks nothing', async () => {
+    const person = `anon:${uniqueId('dlq-down')}`;
+    const batch = createMessageBatch(DEAD_LETTER_QUEUE, [
+      { id: `down-${uniqueId('m')}`, timestamp: new Date(), attempts: 1, body: eventsMessage(person, 1) },
+    ]);
+    const ctx = createExecutionContext();
+    const unreachable = directusClient({ url: 'http://127.0.0.1:9', token: 'x' });
+    const report = await storeDeadLetters(batch, env(), { directus: unreachable });
+    expect(report).toMatchObject({ stored: 0, retried: 1 });
+    const result = await getQueueResult(batch, ctx);
+    expect(result.retryMessages.map((m) => m.msgId)).toEqual(batch.messages.map((m) => m.id));
+    expect(result.explicitAcks).toEqual([]);
+    expect(await lettersOf(person)).toEqual([]);
+  });
+
+  it("an erasure deletes the person's letters, and later letters about them are not kept", async () => {
+    const a = uniqueId('dlq-erased');
+    const person = `anon:${a}`;
+    await consume(deliveries([eventsMessage(person, 2)]), 1, DEAD_LETTER_QUEUE);
+    expect(await lettersOf(person)).toHaveLength(1);
+
+    await consume(deliveries([erasureMessage(person)]));
+    expect(await lettersOf(person)).toEqual([]);
+    const proofs = await rows<{ dead_letters_deleted: number }>('erasure_proofs', {
+      dead_letters_deleted: { _eq: 1 },
+    });
+    expect(proofs.length).toBeGreaterThan(0);
+
+    // Erased at the edge (the tombstone the consumer checks): a letter arriving later is dropped.
+    await collect([productView(a, 'p1', 'shoes')]);
+    expect((await people(person, 'DELETE')).status).toBe(200);
+    const late = await consume(deliveries([eventsMessage(person, 1)]), 1, DEAD_LETTER_QUEUE);
+    expect(late.retryMessages).toEqual([]);
+    expect(late.explicitAcks).toHaveLength(1);
+    expect(await lettersOf(person)).toEqual([]);
+  });
+
+  it('the daily cron deletes letters set aside before the retention period and keeps newer ones', async () => {
+    const person = `anon:${uniqueId('dlq-retention')}`;
+    const day = 24 * 60 * 60 * 1000;
+    const letter = (daysAgo: number) => ({
+      reason: 'bad date',
+      messageId: uniqueId('m'),
+      attempts: 1,
+      failedAt: new Date(Date.now() - daysAgo * day).toISOString(),
+      body: eventMessage(person),
+    });
+    const [old, recent] = deliveries([letter(120), letter(10)]);
+    await consume(
+      [old, recent].filter((d) => d !== undefined),
+      1,
+      DEAD_LETTER_QUEUE,
+    );
+    expect(await lettersOf(person)).toHaveLength(2);
+
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: Date.now(), cron: '17 3 * * *' }),
+      env(),
+    );
+    expect((await lettersOf(person)).map((row) => row.id)).toEqual([recent?.id]);
+  });
+});
