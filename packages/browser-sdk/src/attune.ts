@@ -340,6 +340,8 @@ export function createAttune(
             // taken again now, or a TCF visitor would stay undecided, as the CMP reports no change.
             cmpChoice ? setConsent(cmpChoice, 'tcf') : notify();
           }
+          // Same policy: a category the site has since disabled grants nothing (Google's tags, the claims).
+          else if (choice) setConsent({}, 'config');
         }
         return config;
       })

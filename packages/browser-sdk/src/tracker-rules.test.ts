@@ -148,6 +148,36 @@ describe('consent asked again under a new policy version', () => {
   });
 });
 
+describe('a category the site disables without a new policy version', () => {
+  it('is no longer granted in a stored choice once /v1/config says so, and the change is recorded', async () => {
+    configAnswer = {
+      policyVersion: '1',
+      categories: configV2.categories.map((c) => (c.key === 'marketing' ? { ...c, enabled: false } : c)),
+    };
+    const changes: boolean[] = [];
+    const attune = tracker(
+      {},
+      {
+        anonymousId: 'anon-1',
+        consent: {
+          categories: { necessary: true, analytics: true, personalization: false, marketing: true },
+          policyVersion: '1',
+        },
+      },
+    );
+    attune.consent.onChange((state) => changes.push(state.categories.marketing === true));
+    await settle();
+    expect(attune.consent.get()).toMatchObject({
+      decided: true,
+      categories: { analytics: true, marketing: false },
+    });
+    expect(changes).toEqual([false]);
+    await attune.flush();
+    const recorded = posts.flatMap((p) => p.events).find((e) => e.name === 'consent.updated');
+    expect(recorded?.properties).toMatchObject({ source: 'config', categories: { marketing: false } });
+  });
+});
+
 describe('Global Privacy Control', () => {
   it('turns marketing off for a choice stored before GPC was switched on', async () => {
     vi.stubGlobal('navigator', { onLine: true, language: 'en-GB', globalPrivacyControl: true });
