@@ -10,6 +10,7 @@ import { Hono } from 'hono';
 import { isAdmin } from '../admin/auth.ts';
 import type { AppEnv } from '../app.ts';
 import { directusFromEnv } from '../directus/client.ts';
+import { parsePersonKey } from '../identity/index.ts';
 import { profileMessage } from '../ingest/pipeline.ts';
 import { traceparentOf } from '../observability/index.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
@@ -19,7 +20,6 @@ import { type EventRow, personRowId, profileInputFromRow } from '../sync/mapping
 
 const PAGE = 500;
 const CHUNK = 100;
-const PERSON_KEY = /^(anon|user):[^\s]{1,290}$/;
 
 export interface ReplayResult {
   siteId: string;
@@ -27,10 +27,6 @@ export interface ReplayResult {
   events: number;
   accepted: number;
   profile: ProfileView | null;
-}
-
-function isPersonKey(s: string): s is PersonKey {
-  return PERSON_KEY.test(s);
 }
 
 /** Reads a person's stored events (including the anonymous ids merged into them), oldest first. */
@@ -100,8 +96,9 @@ replayRoutes.post('/v1/admin/replay/:personKey', async (c) => {
       401,
     );
   }
-  const personKey = c.req.param('personKey');
-  if (!isPersonKey(personKey)) {
+  // The same rule as every other person key: any id the event schema accepts (spaces too).
+  const personKey = parsePersonKey(c.req.param('personKey'));
+  if (personKey === undefined) {
     return c.json(
       {
         error: {

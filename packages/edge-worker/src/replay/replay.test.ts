@@ -61,3 +61,23 @@ describe('replay of an erased person', () => {
     expect(await late.json()).toMatchObject({ accepted: 0, dropped: 1 });
   });
 });
+
+describe('which people can be replayed', () => {
+  it('anyone whose id the event schema accepts, a space in it included', async () => {
+    const a = `shop visitor ${anonId()}`;
+    await collect([productView(a, 'p1', 'shoes')]);
+    eventLog(eventMessagesOf(queue.messages).map(eventRow));
+    const replay = (key: string) =>
+      call(null, {
+        method: 'POST',
+        path: `/v1/admin/replay/${encodeURIComponent(key)}?siteId=${SITE}`,
+        origin: null,
+        headers: ADMIN_HEADERS,
+      });
+    const res = await replay(`anon:${a}`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ personKey: `anon:${a}`, events: 1, accepted: 1 });
+    // Over the id length limit, it names nobody.
+    expect((await replay(`anon:${'x'.repeat(129)}`)).status).toBe(400);
+  });
+});
