@@ -1,11 +1,13 @@
 /**
  * Operator routes, behind `Authorization: Bearer <ADMIN_TOKEN>`: access to everything
- * held about a person (`GET /v1/people/:id`), erasure (`DELETE /v1/people/:id`), and
+ * held about a person, at the edge and in Directus (`GET /v1/people/:id`), erasure
+ * (`DELETE /v1/people/:id`), and
  * the outcome counters (`GET /v1/admin/stats`).
  */
 import { COLLECT_STATUS, type ErasureMessage, errorBody } from '@attune/shared-schema';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
+import { directusFromEnv } from '../directus/client.ts';
 import { parsePersonKey } from '../identity/index.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
 import { log, readStats, traceparentOf } from '../observability/index.ts';
@@ -13,6 +15,7 @@ import { eraseProfile, exportProfile } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { getSiteById, listSites, type Site } from '../sites/index.ts';
 import { isAdmin } from './auth.ts';
+import { type DownstreamHoldings, downstreamKeys, readDownstream } from './downstream.ts';
 
 export const adminRoutes = new Hono<AppEnv>();
 
@@ -53,14 +56,49 @@ async function target(env: Env, id: string, siteId: string | undefined): Promise
   return { ok: true, site, personKey };
 }
 
+/**
+ * Everything held about a person: what the edge holds (ProfileDO) and, unless
+ * `?scope=edge`, what Directus holds (see downstream.ts). An answer is complete or an
+ * error: when Directus cannot be read, 502, never a part passed off as the whole.
+ */
 adminRoutes.get('/v1/people/:id', async (c) => {
   const t = await target(c.env, c.req.param('id'), c.req.query('site'));
   if (!t.ok) return c.json(errorBody('invalid_envelope', t.message), COLLECT_STATUS.badRequest);
   const held = await exportProfile(c.env, t.site.id, t.personKey);
-  if (!held.profile && held.aliasOf === undefined && held.erasedAt === undefined && held.seenEventIds === 0) {
-    return c.json(errorBody('not_found', 'nothing is held about this person'), 404);
+  const atEdge =
+    held.profile !== undefined ||
+    held.aliasOf !== undefined ||
+    held.erasedAt !== undefined ||
+    held.seenEventIds > 0;
+  let downstream: DownstreamHoldings | undefined;
+  if (c.req.query('scope') !== 'edge') {
+    try {
+      downstream = await readDownstream(
+        directusFromEnv(c.env, { timeoutMs: 10_000 }),
+        t.site.id,
+        downstreamKeys(t.personKey, held),
+      );
+    } catch (e) {
+      const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown error';
+      return c.json(
+        {
+          error: {
+            code: 'directus_unavailable',
+            message: `could not read what Directus holds about this person (${reason}); try again, or pass ?scope=edge for the edge's part alone`,
+          },
+        },
+        502,
+      );
+    }
   }
-  return c.json({ siteId: t.site.id, personId: t.personKey, ...held });
+  const heldDownstream =
+    downstream !== undefined &&
+    [downstream.people, downstream.consentRecords, downstream.events, downstream.deadLetters].some(
+      (rows) => rows.length > 0,
+    );
+  if (!atEdge && !heldDownstream)
+    return c.json(errorBody('not_found', 'nothing is held about this person'), 404);
+  return c.json({ siteId: t.site.id, personId: t.personKey, ...held, ...(downstream && { downstream }) });
 });
 
 adminRoutes.delete('/v1/people/:id', async (c) => {

@@ -125,11 +125,19 @@ export function collect(
 /** The admin token's Authorization header. */
 export const ADMIN_HEADERS = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
-/** An access or erasure request for `personKey` (`GET`/`DELETE /v1/people/:id`), as the admin by default. */
-export function people(personKey: string, method: string, headers: Record<string, string> = ADMIN_HEADERS) {
+/**
+ * An access or erasure request for `personKey` (`GET`/`DELETE /v1/people/:id`), as the admin
+ * by default; `query` is appended (`&scope=edge`: access to the edge's part alone).
+ */
+export function people(
+  personKey: string,
+  method: string,
+  headers: Record<string, string> = ADMIN_HEADERS,
+  query = '',
+) {
   return call(null, {
     method,
-    path: `/v1/people/${encodeURIComponent(personKey)}?site=${SITE}`,
+    path: `/v1/people/${encodeURIComponent(personKey)}?site=${SITE}${query}`,
     origin: null,
     headers,
   });

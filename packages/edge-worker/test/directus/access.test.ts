@@ -1,0 +1,81 @@
+/**
+ * Access requests against a real Directus: `GET /v1/people/:id` answers with what the edge
+ * holds and what Directus holds, under every key the person was known by.
+ */
+
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  anonId,
+  collect,
+  consentFor,
+  makeEvent,
+  people,
+  productView,
+  recordQueue,
+  signed,
+} from '../../src/ingest/test-support.ts';
+import { consume, deliveries, eventsMessage, uniqueId } from './support.ts';
+
+let queue = recordQueue();
+afterEach(() => {
+  queue.restore();
+  queue = recordQueue();
+});
+
+/** Delivers what the Worker queued so far to the real consumer, as the queue would. */
+async function sync(): Promise<void> {
+  const result = await consume(deliveries(queue.messages.splice(0)));
+  expect(result.retryMessages).toEqual([]);
+}
+
+interface Access {
+  profile?: { anonymousIds: string[] };
+  downstream?: {
+    personKeys: string[];
+    people: { person_key: string }[];
+    consentRecords: { id: string; person_key: string }[];
+    events: { id: string; person_key: string }[];
+    deadLetters: unknown[];
+  };
+}
+
+describe('access to everything held about a person', () => {
+  it('includes the Directus rows of the person and of the browsers merged into them', async () => {
+    const a = anonId('access');
+    const userId = `u-${anonId()}`;
+    const choice = makeEvent(a, 'consent.updated', {
+      properties: { ...consentFor('analytics', 'personalization'), source: 'banner' },
+    });
+    const views = [productView(a, 'p1', 'shoes'), productView(a, 'p2', 'shoes')];
+    await collect([choice, ...views]);
+    await sync();
+    const signIn = makeEvent(a, 'user.signed_in', { userId, userIdSignature: await signed(userId) });
+    await collect([signIn]);
+    await sync();
+
+    const res = await people(`user:${userId}`, 'GET');
+    expect(res.status).toBe(200);
+    const held = (await res.json()) as Access;
+    expect(held.profile?.anonymousIds).toEqual([a]);
+    expect(held.downstream?.personKeys.toSorted()).toEqual([`anon:${a}`, `user:${userId}`].toSorted());
+    // The browser's events before the sign-in (stored under its own key) and the sign-in itself.
+    expect(held.downstream?.events.map((e) => e.id).toSorted()).toEqual(
+      [choice, ...views, signIn].map((e) => e.id).toSorted(),
+    );
+    // The proof of the choice.
+    expect(held.downstream?.consentRecords.map((r) => r.id)).toEqual([choice.id]);
+    expect(held.downstream?.people.map((p) => p.person_key)).toContain(`user:${userId}`);
+  });
+
+  it('answers for a person Directus alone holds, and 404 only when nobody holds anything', async () => {
+    const person = `anon:${uniqueId('access-downstream')}`;
+    await consume(deliveries([eventsMessage(person, 2)]));
+    const res = await people(person, 'GET');
+    expect(res.status).toBe(200);
+    const held = (await res.json()) as Access;
+    expect(held.profile).toBeUndefined();
+    expect(held.downstream?.events).toHaveLength(2);
+
+    expect((await people(`anon:${uniqueId('nobody')}`, 'GET')).status).toBe(404);
+  });
+});
