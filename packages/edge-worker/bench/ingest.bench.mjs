@@ -72,10 +72,11 @@ const servers = wranglerServers('attune-bench-ingest-', DEV_TOOLS);
 const { work } = servers;
 const cleanup = servers.stop;
 
-/** The Worker's config for the bench: the real bindings, minus the queue consumer and cron (not what we measure). */
+/** The Worker's config for the bench: the real bindings, minus the queue consumers and cron (not what we measure). */
 function benchConfig(label, main) {
   let toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
-  toml = toml.replace(/\[\[queues\.consumers\]\][\s\S]*?\n\n/, '\n');
+  // Both consumers: the EVENTS queue's and its dead-letter queue's.
+  toml = toml.replace(/\[\[queues\.consumers\]\][\s\S]*?\n\n/g, '\n');
   toml = toml.replace(/\[triggers\][\s\S]*?\n\n/, '\n');
   // The config moves to a temp dir: make its repository-relative entry point absolute.
   toml = toml.replace(
