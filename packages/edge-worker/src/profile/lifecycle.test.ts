@@ -141,6 +141,29 @@ describe('a sign-in with analytics consent only', () => {
   });
 });
 
+describe('a sign-in that withdraws personalization', () => {
+  it('links the browser but does not carry what it learned into the person', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    // Personalization granted: the browser learns shoes.
+    await collect([productView(b, 'p1', 'shoes')]);
+    const analytics = consentFor('analytics');
+    await collect([
+      makeEvent(b, 'consent.updated', {
+        consent: analytics,
+        properties: { ...analytics, source: 'banner' },
+        userId,
+        userIdSignature: await signed(userId),
+      }),
+    ]);
+    const person = await viewProfile(env, SITE, `user:${userId}`);
+    expect(person?.anonymousIds).toEqual([b]);
+    expect(person?.interests['category:shoes']).toBeUndefined();
+    expect(person?.recentActions).toEqual([]);
+    expect(person?.counters).toEqual({});
+  });
+});
+
 describe('an erasure that fails part-way', () => {
   it('is finished by a retried DELETE: every merged browser tombstoned, every id sent downstream', async () => {
     const userId = `u-${anonId()}`;

@@ -96,6 +96,8 @@ export interface ErasureResult {
 type Identity = { siteId: string; personKey: PersonKey };
 /** A retired person's merged browsers, still to be forgotten. */
 type Retiring = { siteId: string; browsers: PersonKey[] };
+/** A replay under way: the version it numbers on from, and the browsers merged before it. */
+type Replaying = { previous: number; browsers: string[] };
 
 function consentSource(event: CustomerAction): string {
   const source = event.properties?.source;
@@ -267,6 +269,12 @@ export class ProfileDO extends DurableObject<Env> {
   #retiring(): Retiring | undefined {
     const text = this.#get('retiring');
     return text !== undefined ? (JSON.parse(text) as Retiring) : undefined;
+  }
+
+  /** What a replay under way rebuilds on (see forgetForReplay). */
+  #replaying(): Replaying | undefined {
+    const text = this.#get('replaying');
+    return text !== undefined ? (JSON.parse(text) as Replaying) : undefined;
   }
 
   async #rules(siteId: string): Promise<{ rules: ProfileRules; retentionMs: number }> {
@@ -499,7 +507,19 @@ export class ProfileDO extends DurableObject<Env> {
         !state.anonymousIds.includes(event.anonymousId) &&
         !this.#retiring()?.browsers.includes(`anon:${event.anonymousId}`)
       ) {
-        state = await this.#mergeAnonymous(siteId, personKey, event.anonymousId, state, rules);
+        // A browser merged before a replay is an alias of this person still: linked again
+        // as it is (asking it to hand over would wait on a browser that may wait on us).
+        if (this.#replaying()?.browsers.includes(event.anonymousId))
+          state.anonymousIds.push(event.anonymousId);
+        else
+          state = await this.#mergeAnonymous(
+            siteId,
+            personKey,
+            event.anonymousId,
+            state,
+            rules,
+            personalization,
+          );
       }
       if (!personalization) continue;
 
@@ -511,20 +531,29 @@ export class ProfileDO extends DurableObject<Env> {
     return state;
   }
 
-  /** On the first verified event from a browser, takes over that browser's anonymous profile. */
+  /**
+   * On the first verified event from a browser, takes over that browser's anonymous profile:
+   * all of it under personalization, else only who it is (ids, consent, seen event ids), so
+   * nothing learned reaches a person who has not granted personalization.
+   */
   async #mergeAnonymous(
     siteId: string,
     personKey: PersonKey,
     anonymousId: string,
     state: ProfileState,
     rules: ProfileRules,
+    personalization: boolean,
   ): Promise<ProfileState> {
     const handed = await this.#stub(siteId, `anon:${anonymousId}`).handOver(
       personKey,
       siteId,
       `anon:${anonymousId}`,
     );
-    if (handed.state !== undefined) mergeProfiles(state, JSON.parse(handed.state) as ProfileState, rules);
+    if (handed.state !== undefined) {
+      const theirs = JSON.parse(handed.state) as ProfileState;
+      if (!personalization) clearPersonalization(theirs);
+      mergeProfiles(state, theirs, rules);
+    }
     if (!state.anonymousIds.includes(anonymousId)) state.anonymousIds.push(anonymousId);
     for (const row of handed.seen) {
       this.#writable().exec('INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)', row.id, row.at);
@@ -787,29 +816,55 @@ export class ProfileDO extends DurableObject<Env> {
   }
 
   /**
-   * Deletes everything without a tombstone (retention of the person it was merged into, a
-   * replay) and returns the version the profile had (0: none). An erased person's tombstone
-   * stays until it expires: without it, their late events, or a replay of what the event
-   * log still holds, would bring them back.
+   * Deletes everything without a tombstone (retention of the person it was merged into).
+   * An erased person's tombstone stays until it expires: without it, their late events, or
+   * a replay of what the event log still holds, would bring them back.
    */
-  async forget(): Promise<number> {
+  async forget(): Promise<void> {
+    await this.#inOrder(async () => {
+      if (this.#tombstone() === undefined) await this.#wipe(false);
+    });
+  }
+
+  /**
+   * Before a replay: deletes everything as forget() does, but keeps (in a row, until
+   * continueVersion) the version the profile had and the browsers merged into it. Those
+   * browsers are aliases of this person still and forward their events here; the rebuild
+   * links them again without a hand-over. A replay that failed part-way left the row: its
+   * figures stand. Returns the version to number on from (0: none).
+   */
+  async forgetForReplay(): Promise<number> {
     return this.#inOrder(async () => {
       if (this.#tombstone() !== undefined) return 0;
-      const version = this.#load()?.version ?? 0;
+      const earlier = this.#replaying();
+      const state = this.#load();
+      const replaying: Replaying = {
+        previous: Math.max(earlier?.previous ?? 0, state?.version ?? 0),
+        browsers: [...new Set([...(earlier?.browsers ?? []), ...(state?.anonymousIds ?? [])])],
+      };
       await this.#wipe(false);
-      return version;
+      if (replaying.previous > 0 || replaying.browsers.length > 0) {
+        this.#put('replaying', JSON.stringify(replaying));
+        // Should the replay never finish, the alarm clears the row (or keeps what was rebuilt).
+        await this.ctx.storage.setAlarm(Date.now() + DAY_MS);
+      }
+      return replaying.previous;
     });
   }
 
   /**
    * After a replay: numbers this profile's versions on above `previous` (the version it had
    * before it was forgotten), so a consumer keeping the highest version takes its snapshots
-   * again. Returns the version now (0 when nothing was rebuilt).
+   * again, and ends the replay. Returns the version now (0 when nothing was rebuilt).
    */
   async continueVersion(previous: number): Promise<number> {
     return this.#inOrder(async () => {
+      if (this.#replaying() !== undefined) this.#drop('replaying');
       const state = this.#load();
-      if (!state || this.#tombstone() !== undefined) return 0;
+      if (!state || this.#tombstone() !== undefined) {
+        if (this.#readKv().size === 0) await this.#wipe(false);
+        return 0;
+      }
       if (state.version <= previous) {
         state.version = previous + 1;
         this.#save(state);

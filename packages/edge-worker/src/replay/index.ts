@@ -65,7 +65,7 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
   const siteId = site.id;
   const rows = await storedEvents(env, siteId, personKey);
   const stub = env.PROFILE.get(env.PROFILE.idFromName(`${siteId}/${personKey}`));
-  const previous = await stub.forget();
+  const previous = await stub.forgetForReplay();
   let accepted = 0;
   let last: IngestResult | undefined;
   // Whether the newest event was accepted under personalization: the live path sends a
@@ -115,6 +115,19 @@ replayRoutes.post('/v1/admin/replay/:personKey', async (c) => {
     return c.json(
       { error: { code: 'unknown_site', message: `no site ${JSON.stringify(siteId.slice(0, 64))}` } },
       404,
+    );
+  }
+  // A browser merged into a person is that person's now: rebuilding it alone would cut the link.
+  const mergedInto = await c.env.PROFILE.get(c.env.PROFILE.idFromName(`${siteId}/${personKey}`)).aliasOf();
+  if (mergedInto !== null) {
+    return c.json(
+      {
+        error: {
+          code: 'merged',
+          message: `${personKey.slice(0, 140)} was merged into ${mergedInto.slice(0, 140)}: replay that person`,
+        },
+      },
+      409,
     );
   }
   try {

@@ -1,21 +1,27 @@
 /**
  * Replay against a stand-in event log (Directus's REST answers, stubbed at fetch): what it
- * must never do to a person who was erased.
+ * must never do to a person who was erased, which keys it takes, and a person whose merged
+ * browsers keep sending while it runs.
  */
 import { env } from 'cloudflare:workers';
 import { eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ADMIN_HEADERS,
+  ALL,
   anonId,
   call,
   collect,
+  makeEvent,
   people,
   productView,
   recordQueue,
   SITE,
+  signed,
 } from '../ingest/test-support.ts';
-import { viewProfile } from '../profile/client.ts';
+import { profileStub, viewProfile } from '../profile/client.ts';
+import { ProfileDO } from '../profile/profile-do.ts';
+import type { PersonKey, ProfileEventInput } from '../profile/types.ts';
 import { type EventRow, eventRow } from '../sync/mapping.ts';
 
 let queue = recordQueue();
@@ -23,6 +29,24 @@ afterEach(() => {
   vi.restoreAllMocks();
   queue = recordQueue();
 });
+
+/** POST /v1/admin/replay/:personKey as the admin. */
+function replay(personKey: string): Promise<Response> {
+  return call(null, {
+    method: 'POST',
+    path: `/v1/admin/replay/${encodeURIComponent(personKey)}?siteId=${SITE}`,
+    origin: null,
+    headers: ADMIN_HEADERS,
+  });
+}
+
+/** Resolves with `value`, or with 'timed out' after `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  return Promise.race([
+    promise,
+    new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms)),
+  ]);
+}
 
 /** Answers Directus's `people` and `events` reads with `rows`; everything else goes out as usual. */
 function eventLog(rows: EventRow[]): void {
@@ -49,12 +73,7 @@ describe('replay of an erased person', () => {
     expect(erased.status).toBe(200);
 
     eventLog(logged);
-    await call(null, {
-      method: 'POST',
-      path: `/v1/admin/replay/${encodeURIComponent(`anon:${a}`)}?siteId=${SITE}`,
-      origin: null,
-      headers: ADMIN_HEADERS,
-    });
+    await replay(`anon:${a}`);
     expect(await viewProfile(env, SITE, `anon:${a}`)).toBeNull();
 
     const late = await collect([productView(a, 'p2', 'hats')]);
@@ -67,17 +86,60 @@ describe('which people can be replayed', () => {
     const a = `shop visitor ${anonId()}`;
     await collect([productView(a, 'p1', 'shoes')]);
     eventLog(eventMessagesOf(queue.messages).map(eventRow));
-    const replay = (key: string) =>
-      call(null, {
-        method: 'POST',
-        path: `/v1/admin/replay/${encodeURIComponent(key)}?siteId=${SITE}`,
-        origin: null,
-        headers: ADMIN_HEADERS,
-      });
     const res = await replay(`anon:${a}`);
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ personKey: `anon:${a}`, events: 1, accepted: 1 });
     // Over the id length limit, it names nobody.
     expect((await replay(`anon:${'x'.repeat(129)}`)).status).toBe(400);
+  });
+});
+
+describe('replay of a person with merged browsers', () => {
+  it('finishes while a merged browser forwards an event to the person', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    await collect([productView(b, 'p1', 'shoes')]);
+    await collect([productView(b, 'p2', 'hats', { userId, userIdSignature: await signed(userId) })]);
+    expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBe(`user:${userId}`);
+    eventLog(eventMessagesOf(queue.messages).map(eventRow));
+    // Whenever the rebuild asks the browser to hand over, the browser is forwarding an event
+    // to the person at that moment.
+    const handOver = ProfileDO.prototype.handOver;
+    vi.spyOn(ProfileDO.prototype, 'handOver').mockImplementation(async function (
+      this: ProfileDO,
+      to: PersonKey,
+      siteId: string,
+      self: PersonKey,
+    ) {
+      const now = new Date().toISOString();
+      const input: ProfileEventInput = {
+        event: makeEvent(b, 'page.viewed'),
+        enrichment: { receivedAt: now, correctedTimestamp: now },
+        personalization: true,
+        consent: ALL,
+      };
+      void this.ingest(siteId, self, [input]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return handOver.call(this, to, siteId, self);
+    });
+    const res = await within(replay(`user:${userId}`), 8_000);
+    expect(res).not.toBe('timed out');
+    if (res === 'timed out') return;
+    expect(res.status).toBe(200);
+    const rebuilt = await viewProfile(env, SITE, `user:${userId}`);
+    expect(rebuilt?.anonymousIds).toEqual([b]);
+    expect(rebuilt?.interests['category:shoes']).toBeGreaterThan(0);
+    // The browser still routes to the person.
+    expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBe(`user:${userId}`);
+  }, 20_000);
+
+  it('refuses to rebuild a merged browser alone, naming the person to replay', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    await collect([productView(b, 'p1', 'shoes', { userId, userIdSignature: await signed(userId) })]);
+    const res = await replay(`anon:${b}`);
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ error: { code: 'merged' } });
+    expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBe(`user:${userId}`);
   });
 });
