@@ -73,11 +73,13 @@ adminRoutes.get('/v1/people/:id', async (c) => {
   let downstream: DownstreamHoldings | undefined;
   if (c.req.query('scope') !== 'edge') {
     try {
-      downstream = await readDownstream(
-        directusFromEnv(c.env, { timeoutMs: 10_000 }),
-        t.site.id,
-        downstreamKeys(t.personKey, held),
-      );
+      // A browser merged into a person is that person's now (DELETE erases the person too).
+      const keys = downstreamKeys(t.personKey, held);
+      if (held.aliasOf !== undefined) {
+        const person = await exportProfile(c.env, t.site.id, held.aliasOf);
+        keys.push(...downstreamKeys(held.aliasOf, person).filter((k) => !keys.includes(k)));
+      }
+      downstream = await readDownstream(directusFromEnv(c.env, { timeoutMs: 10_000 }), t.site.id, keys);
     } catch (e) {
       const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown error';
       return c.json(

@@ -368,8 +368,14 @@ async function writeProfiles(
   return n;
 }
 
-/** Deletes everything held about an erased person in Directus and records that it happened. */
-async function erase(directus: DirectusClient, item: Parsed<ErasureMessage>): Promise<void> {
+/**
+ * Deletes everything held about an erased person in Directus and records that it happened
+ * (the proof is keyed by the message id: a redelivery leaves one).
+ */
+export async function erase(
+  directus: DirectusClient,
+  item: { msg: { id: string }; body: ErasureMessage },
+): Promise<void> {
   const { body, msg } = item;
   const keys = erasedPersonKeys(body);
   const bySite = { _and: [{ site_id: { _eq: body.siteId } }, { person_key: { _in: keys } }] };

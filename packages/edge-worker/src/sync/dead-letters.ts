@@ -6,13 +6,17 @@
  *
  * - Idempotent: the row's key is the DLQ message id, so a redelivery writes nothing twice.
  * - While Directus is unavailable, messages are retried with the sync's backoff.
- * - An erased person's messages are dropped, not kept: they would bring back what the
- *   erasure deleted (the erasure also deletes their rows already kept).
+ * - An erasure is applied again, not kept: it reaches this queue when Directus was down for
+ *   the whole retry period, and the person asked to be erased. Only one Directus refuses
+ *   outright is kept as a letter, for an operator to act on.
+ * - An erased person's other messages are dropped, not kept: they would bring back what
+ *   the erasure deleted (the erasure also deletes their rows already kept).
  */
+import { type ErasureMessage, QueueMessageSchema } from '@attune/shared-schema';
 import { type DirectusClient, DirectusError, directusFromEnv } from '../directus/client.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
-import type { ErasureCheck } from './consumer.ts';
+import { type ErasureCheck, erase } from './consumer.ts';
 import { type DeadLetterRow, deadLetterRow, retryDelaySeconds } from './mapping.ts';
 
 /** The dead-letter queue's name (wrangler.toml `dead_letter_queue`). */
@@ -20,6 +24,8 @@ export const DEAD_LETTER_QUEUE = 'attune-events-dlq';
 
 export interface DeadLetterReport {
   stored: number;
+  /** Erasures applied again. */
+  erasures: number;
   /** Their person was erased. */
   dropped: number;
   retried: number;
@@ -37,7 +43,7 @@ export async function storeDeadLetters(
 ): Promise<DeadLetterReport> {
   const directus = options.directus ?? directusFromEnv(env);
   const check = options.isErased ?? isErased;
-  const report: DeadLetterReport = { stored: 0, dropped: 0, retried: 0, refused: 0 };
+  const report: DeadLetterReport = { stored: 0, erasures: 0, dropped: 0, retried: 0, refused: 0 };
   const retry = (msg: Message<unknown>) => {
     msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     report.retried++;
@@ -48,6 +54,18 @@ export async function storeDeadLetters(
   const now = Date.now();
   for (const msg of batch.messages) {
     const row = deadLetterRow(msg, now);
+    const original = QueueMessageSchema.safeParse(row.message);
+    if (original.success && original.data.kind === 'erasure') {
+      try {
+        await erase(directus, { msg, body: original.data as ErasureMessage });
+        msg.ack();
+        report.erasures++;
+      } catch (e) {
+        if (e instanceof DirectusError && !e.retryable) kept.push({ msg, row });
+        else retry(msg);
+      }
+      continue;
+    }
     if (row.site_id !== null && row.person_key !== null) {
       const key = `${row.site_id}\u0000${row.person_key}`;
       let answer = erased.get(key);

@@ -65,6 +65,11 @@ describe('access to everything held about a person', () => {
     // The proof of the choice.
     expect(held.downstream?.consentRecords.map((r) => r.id)).toEqual([choice.id]);
     expect(held.downstream?.people.map((p) => p.person_key)).toContain(`user:${userId}`);
+
+    // Asked by the browser's key: the browser is the person's now, and so is the answer.
+    const viaBrowser = (await (await people(`anon:${a}`, 'GET')).json()) as Access;
+    expect(viaBrowser.downstream?.personKeys).toContain(`user:${userId}`);
+    expect(viaBrowser.downstream?.events.map((e) => e.id)).toContain(signIn.id);
   });
 
   it('answers for a person Directus alone holds, and 404 only when nobody holds anything', async () => {

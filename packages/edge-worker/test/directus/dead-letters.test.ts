@@ -14,7 +14,7 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { directusClient } from '../../src/directus/client.ts';
 import worker from '../../src/index.ts';
-import { collect, people, productView } from '../../src/ingest/test-support.ts';
+import { collect, people, productView, recordQueue } from '../../src/ingest/test-support.ts';
 import { DEAD_LETTER_QUEUE, storeDeadLetters } from '../../src/sync/dead-letters.ts';
 import { RETRIES_EXHAUSTED } from '../../src/sync/mapping.ts';
 import {
@@ -108,6 +108,28 @@ describe('the dead-letter queue', () => {
     const late = await consume(deliveries([eventsMessage(person, 1)]), 1, DEAD_LETTER_QUEUE);
     expect(late.retryMessages).toEqual([]);
     expect(late.explicitAcks).toHaveLength(1);
+    expect(await lettersOf(person)).toEqual([]);
+  });
+
+  it('an erasure the queue gave up on is applied, not kept or dropped', async () => {
+    const a = uniqueId('dlq-erasure');
+    const person = `anon:${a}`;
+    await consume(deliveries([eventsMessage(person, 2)]));
+    expect(await rows('events', { person_key: { _eq: person } })).toHaveLength(2);
+    // Erased at the edge (tombstone) while Directus was down: its erasure message went to the DLQ.
+    const queue = recordQueue();
+    try {
+      await collect([productView(a, 'p1', 'shoes')]);
+      expect((await people(person, 'DELETE')).status).toBe(200);
+    } finally {
+      queue.restore();
+    }
+    const erasure = queue.messages.filter((m) => m.kind === 'erasure');
+    expect(erasure).toHaveLength(1);
+
+    const result = await consume(deliveries(erasure), 1, DEAD_LETTER_QUEUE);
+    expect(result.retryMessages).toEqual([]);
+    expect(await rows('events', { person_key: { _eq: person } })).toEqual([]);
     expect(await lettersOf(person)).toEqual([]);
   });
 
