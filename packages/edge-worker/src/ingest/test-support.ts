@@ -122,6 +122,14 @@ export function collect(
   );
 }
 
+/** Resolves with `promise`'s value, or with 'timed out' after `ms` (a deadlock shows as the latter). */
+export function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  return Promise.race([
+    promise,
+    new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms)),
+  ]);
+}
+
 /** The admin token's Authorization header. */
 export const ADMIN_HEADERS = { authorization: `Bearer ${ADMIN_TOKEN}` };
 

@@ -19,6 +19,7 @@ import {
   recordQueue,
   SITE,
   signed,
+  within,
 } from '../ingest/test-support.ts';
 import { profileStub, viewProfile } from './client.ts';
 import { type ErasureResult, ProfileDO } from './profile-do.ts';
@@ -30,23 +31,22 @@ afterEach(() => {
   queue = recordQueue();
 });
 
-/** Resolves with `value`, or with 'timed out' after `ms`. */
-function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out'> {
-  return Promise.race([
-    promise,
-    new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms)),
-  ]);
+/** A person signed in from `count` browsers: each became an alias of the person. */
+async function signedInBrowsers(
+  count: number,
+): Promise<{ userId: string; browsers: string[]; last: string }> {
+  const userId = `u-${anonId()}`;
+  const signature = await signed(userId);
+  const browsers = Array.from({ length: count }, () => anonId('b'));
+  await collect(browsers.map((b) => productView(b, 'p1', 'shoes', { userId, userIdSignature: signature })));
+  const last = browsers[browsers.length - 1] ?? '';
+  expect(await profileStub(env, SITE, `anon:${last}`).aliasOf()).toBe(`user:${userId}`);
+  return { userId, browsers, last };
 }
 
 describe('erasure while a merged browser is sending', () => {
   it('finishes instead of deadlocking with the browser forwarding its event to the person', async () => {
-    const userId = `u-${anonId()}`;
-    const signature = await signed(userId);
-    const browsers = Array.from({ length: 12 }, () => anonId('b'));
-    // Each browser signs in once: the person takes it over and it becomes an alias.
-    await collect(browsers.map((b) => productView(b, 'p1', 'shoes', { userId, userIdSignature: signature })));
-    const last = browsers[browsers.length - 1] ?? '';
-    expect(await profileStub(env, SITE, `anon:${last}`).aliasOf()).toBe(`user:${userId}`);
+    const { userId, last } = await signedInBrowsers(12);
 
     // The person is erased while one of their browsers sends an anonymous event.
     const erase = people(`user:${userId}`, 'DELETE');
@@ -62,13 +62,9 @@ describe('erasure while a merged browser is sending', () => {
 
 describe('retention while a merged browser is sending', () => {
   it('finishes instead of deadlocking; the browser event that raced it is kept, and no browser stays linked', async () => {
-    const userId = `u-${anonId()}`;
-    const signature = await signed(userId);
-    const browsers = Array.from({ length: 12 }, () => anonId('b'));
-    await collect(browsers.map((b) => productView(b, 'p1', 'shoes', { userId, userIdSignature: signature })));
+    const { userId, browsers, last } = await signedInBrowsers(12);
     const person = profileStub(env, SITE, `user:${userId}`);
     await inactivePastRetention(person);
-    const last = browsers[browsers.length - 1] ?? '';
 
     // The alarm fires as one of the person's browsers comes back with an anonymous event.
     const outcome = await within(

@@ -18,6 +18,7 @@ import {
   recordQueue,
   SITE,
   signed,
+  within,
 } from '../ingest/test-support.ts';
 import { profileStub, viewProfile } from '../profile/client.ts';
 import { ProfileDO } from '../profile/profile-do.ts';
@@ -38,14 +39,6 @@ function replay(personKey: string): Promise<Response> {
     origin: null,
     headers: ADMIN_HEADERS,
   });
-}
-
-/** Resolves with `value`, or with 'timed out' after `ms`. */
-function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timed out'> {
-  return Promise.race([
-    promise,
-    new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms)),
-  ]);
 }
 
 /** Answers Directus's `people` and `events` reads with `rows`; everything else goes out as usual. */
