@@ -1,11 +1,13 @@
 /**
  * What Directus holds about a person, for an access request: their `people` row, consent
  * records, events and dead letters, under every key they were known by (the person key,
- * the browsers merged into them, their user id), as the erasure deletes them.
+ * the browsers merged into them, their user id, as the edge and Directus's people rows
+ * record them), as the erasure deletes them.
  */
 import type { DirectusClient } from '../directus/client.ts';
 import type { ProfileExport } from '../profile/profile-do.ts';
 import type { PersonKey } from '../profile/types.ts';
+import { withRecordedKeys } from '../sync/consumer.ts';
 
 const PAGE = 500;
 
@@ -30,8 +32,10 @@ export function downstreamKeys(personKey: PersonKey, held: ProfileExport): strin
 export async function readDownstream(
   directus: DirectusClient,
   siteId: string,
-  personKeys: string[],
+  keys: string[],
 ): Promise<DownstreamHoldings> {
+  // The keys Directus recorded for the person too, as the erasure deletes them.
+  const personKeys = await withRecordedKeys(directus, siteId, keys);
   const filter = { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: personKeys } }] };
   const all = async (collection: string, sort: string[]) => {
     const rows: Record<string, unknown>[] = [];

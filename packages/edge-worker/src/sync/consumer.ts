@@ -369,6 +369,29 @@ async function writeProfiles(
 }
 
 /**
+ * `keys` and the keys Directus's people rows for them record (their merged browsers, their
+ * user id): what the edge no longer knows about a person (its state lost, say) Directus may.
+ */
+export async function withRecordedKeys(
+  directus: DirectusClient,
+  siteId: string,
+  keys: string[],
+): Promise<string[]> {
+  const all = new Set(keys);
+  const rows = await directus.readItems<{ anonymous_ids: unknown; user_id: unknown }>('people', {
+    filter: { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: keys } }] },
+    fields: ['anonymous_ids', 'user_id'],
+    limit: -1,
+  });
+  const id = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 128;
+  for (const row of rows) {
+    if (Array.isArray(row.anonymous_ids)) for (const a of row.anonymous_ids) if (id(a)) all.add(`anon:${a}`);
+    if (id(row.user_id)) all.add(`user:${row.user_id}`);
+  }
+  return [...all];
+}
+
+/**
  * Deletes everything held about an erased person in Directus and records that it happened
  * (the proof is keyed by the message id: a redelivery leaves one).
  */
@@ -377,7 +400,7 @@ export async function erase(
   item: { msg: { id: string }; body: ErasureMessage },
 ): Promise<void> {
   const { body, msg } = item;
-  const keys = erasedPersonKeys(body);
+  const keys = await withRecordedKeys(directus, body.siteId, erasedPersonKeys(body));
   const bySite = { _and: [{ site_id: { _eq: body.siteId } }, { person_key: { _in: keys } }] };
   const people = await directus.deleteWhere('people', bySite);
   const events = await directus.deleteWhere('events', bySite);

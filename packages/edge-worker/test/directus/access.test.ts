@@ -1,6 +1,7 @@
 /**
  * Access requests against a real Directus: `GET /v1/people/:id` answers with what the edge
- * holds and what Directus holds, under every key the person was known by.
+ * holds and what Directus holds, under every key the person was known by; erasure deletes
+ * under the same keys.
  */
 
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,7 +15,15 @@ import {
   recordQueue,
   signed,
 } from '../../src/ingest/test-support.ts';
-import { consume, deliveries, eventsMessage, uniqueId } from './support.ts';
+import {
+  consume,
+  deliveries,
+  erasureMessage,
+  eventsMessage,
+  profileMessage,
+  rows,
+  uniqueId,
+} from './support.ts';
 
 let queue = recordQueue();
 afterEach(() => {
@@ -70,6 +79,24 @@ describe('access to everything held about a person', () => {
     const viaBrowser = (await (await people(`anon:${a}`, 'GET')).json()) as Access;
     expect(viaBrowser.downstream?.personKeys).toContain(`user:${userId}`);
     expect(viaBrowser.downstream?.events.map((e) => e.id)).toContain(signIn.id);
+  });
+
+  it('covers the browsers Directus recorded for a person the edge no longer knows, and so does erasure', async () => {
+    const userId = uniqueId('access-recorded');
+    const person = `user:${userId}`;
+    const browser = `anon:${uniqueId('access-browser')}`;
+    // Directus's people row names the browser; the edge holds nothing about either.
+    const snapshot = profileMessage(person, 3, 'browsers');
+    snapshot.profile.anonymousIds = [browser.slice('anon:'.length)];
+    await consume(deliveries([snapshot, eventsMessage(browser, 2)]));
+
+    const held = (await (await people(person, 'GET')).json()) as Access;
+    expect(held.downstream?.personKeys).toContain(browser);
+    expect(held.downstream?.events).toHaveLength(2);
+
+    await consume(deliveries([erasureMessage(person)]));
+    expect(await rows('events', { person_key: { _eq: browser } })).toEqual([]);
+    expect((await people(person, 'GET')).status).toBe(404);
   });
 
   it('answers for a person Directus alone holds, and 404 only when nobody holds anything', async () => {
