@@ -8,8 +8,7 @@ import type { DirectusClient } from '../directus/client.ts';
 import type { ProfileExport } from '../profile/profile-do.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { withRecordedKeys } from '../sync/consumer.ts';
-
-const PAGE = 500;
+import { erasedPersonKeys } from '../sync/mapping.ts';
 
 export interface DownstreamHoldings {
   /** The keys the rows were looked up by. */
@@ -22,10 +21,11 @@ export interface DownstreamHoldings {
 
 /** Every key a person's rows downstream can be stored under, from what the edge holds. */
 export function downstreamKeys(personKey: PersonKey, held: ProfileExport): string[] {
-  const keys = new Set<string>([personKey]);
-  for (const id of held.profile?.anonymousIds ?? []) keys.add(`anon:${id}`);
-  if (held.profile?.userId !== undefined) keys.add(`user:${held.profile.userId}`);
-  return [...keys];
+  return erasedPersonKeys({
+    personId: personKey,
+    anonymousIds: held.profile?.anonymousIds ?? [],
+    userId: held.profile?.userId,
+  });
 }
 
 /** Reads every row of the person's site and keys from the four collections, page by page. */
@@ -37,19 +37,8 @@ export async function readDownstream(
   // The keys Directus recorded for the person too, as the erasure deletes them.
   const personKeys = await withRecordedKeys(directus, siteId, keys);
   const filter = { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: personKeys } }] };
-  const all = async (collection: string, sort: string[]) => {
-    const rows: Record<string, unknown>[] = [];
-    for (let offset = 0; ; offset += PAGE) {
-      const page = await directus.readItems<Record<string, unknown>>(collection, {
-        filter,
-        sort,
-        limit: PAGE,
-        offset,
-      });
-      rows.push(...page);
-      if (page.length < PAGE) return rows;
-    }
-  };
+  const all = (collection: string, sort: string[]) =>
+    directus.readAll<Record<string, unknown>>(collection, { filter, sort });
   const [people, consentRecords, events, deadLetters] = await Promise.all([
     all('people', ['id']),
     all('consent_records', ['recorded_at', 'id']),

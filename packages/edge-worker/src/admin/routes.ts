@@ -77,7 +77,7 @@ adminRoutes.get('/v1/people/:id', async (c) => {
       const keys = downstreamKeys(t.personKey, held);
       if (held.aliasOf !== undefined) {
         const person = await exportProfile(c.env, t.site.id, held.aliasOf);
-        keys.push(...downstreamKeys(held.aliasOf, person).filter((k) => !keys.includes(k)));
+        keys.push(...downstreamKeys(held.aliasOf, person));
       }
       downstream = await readDownstream(directusFromEnv(c.env, { timeoutMs: 10_000 }), t.site.id, keys);
     } catch (e) {

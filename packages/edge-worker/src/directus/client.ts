@@ -141,6 +141,20 @@ export function directusClient(config: DirectusConfig) {
       return (await request<T[]>('GET', `${items(collection)}${queryString(query)}`)) ?? [];
     },
 
+    /** Every item matching `query`, read `pageSize` at a time (sort the query for a stable order). */
+    async readAll<T>(
+      collection: string,
+      query: Omit<ItemQuery, 'limit' | 'offset'>,
+      pageSize = 500,
+    ): Promise<T[]> {
+      const rows: T[] = [];
+      for (let offset = 0; ; offset += pageSize) {
+        const page = await client.readItems<T>(collection, { ...query, limit: pageSize, offset });
+        rows.push(...page);
+        if (page.length < pageSize) return rows;
+      }
+    },
+
     /** Creates items in one request (all or nothing: Directus wraps it in a transaction). */
     async createItems(collection: string, rows: readonly object[], pkField = 'id'): Promise<void> {
       if (rows.length === 0) return;

@@ -248,9 +248,14 @@ export class ProfileDO extends DurableObject<Env> {
     this.#put('profile', JSON.stringify(state));
   }
 
+  /** A kv row this object wrote as JSON, parsed (undefined when there is none). */
+  #getJson<T>(key: string): T | undefined {
+    const text = this.#get(key);
+    return text !== undefined ? (JSON.parse(text) as T) : undefined;
+  }
+
   #identity(): Identity | undefined {
-    const text = this.#get('identity');
-    return text !== undefined ? (JSON.parse(text) as Identity) : undefined;
+    return this.#getJson<Identity>('identity');
   }
 
   #alias(): PersonKey | undefined {
@@ -267,14 +272,12 @@ export class ProfileDO extends DurableObject<Env> {
    * wait on the browser, which is waiting on this object.
    */
   #retiring(): Retiring | undefined {
-    const text = this.#get('retiring');
-    return text !== undefined ? (JSON.parse(text) as Retiring) : undefined;
+    return this.#getJson<Retiring>('retiring');
   }
 
   /** What a replay under way rebuilds on (see forgetForReplay). */
   #replaying(): Replaying | undefined {
-    const text = this.#get('replaying');
-    return text !== undefined ? (JSON.parse(text) as Replaying) : undefined;
+    return this.#getJson<Replaying>('replaying');
   }
 
   async #rules(siteId: string): Promise<{ rules: ProfileRules; retentionMs: number }> {

@@ -13,12 +13,13 @@ import { directusFromEnv } from '../directus/client.ts';
 import { parsePersonKey } from '../identity/index.ts';
 import { profileMessage } from '../ingest/pipeline.ts';
 import { traceparentOf } from '../observability/index.ts';
+import { profileStub } from '../profile/client.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
 import { getSiteById, type Site } from '../sites/index.ts';
-import { type EventRow, personRowId, profileInputFromRow } from '../sync/mapping.ts';
+import { withRecordedKeys } from '../sync/consumer.ts';
+import { type EventRow, profileInputFromRow } from '../sync/mapping.ts';
 
-const PAGE = 500;
 const CHUNK = 100;
 
 export interface ReplayResult {
@@ -29,30 +30,15 @@ export interface ReplayResult {
   profile: ProfileView | null;
 }
 
-/** Reads a person's stored events (including the anonymous ids merged into them), oldest first. */
+/** Reads a person's stored events (including those of the browsers merged into them), oldest first. */
 async function storedEvents(env: Env, siteId: string, personKey: PersonKey): Promise<EventRow[]> {
   const directus = directusFromEnv(env);
-  const keys = new Set<string>([personKey]);
-  const people = await directus.readItems<{ anonymous_ids: unknown }>('people', {
-    filter: { id: { _eq: personRowId(siteId, personKey) } },
-    fields: ['anonymous_ids'],
-    limit: 1,
+  const keys = await withRecordedKeys(directus, siteId, [personKey]);
+  return directus.readAll<EventRow>('events', {
+    filter: { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: keys } }] },
+    // Arrival order: by request, then by when each event happened within it.
+    sort: ['received_at', 'corrected_timestamp', 'id'],
   });
-  const anonymousIds = people[0]?.anonymous_ids;
-  if (personKey.startsWith('user:') && Array.isArray(anonymousIds))
-    for (const a of anonymousIds) if (typeof a === 'string') keys.add(`anon:${a}`);
-  const rows: EventRow[] = [];
-  for (let offset = 0; ; offset += PAGE) {
-    const page = await directus.readItems<EventRow>('events', {
-      filter: { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: [...keys] } }] },
-      // Arrival order: by request, then by when each event happened within it.
-      sort: ['received_at', 'corrected_timestamp', 'id'],
-      limit: PAGE,
-      offset,
-    });
-    rows.push(...page);
-    if (page.length < PAGE) return rows;
-  }
 }
 
 /**
@@ -64,7 +50,7 @@ async function storedEvents(env: Env, siteId: string, personKey: PersonKey): Pro
 export async function replayPerson(env: Env, site: Site, personKey: PersonKey): Promise<ReplayResult> {
   const siteId = site.id;
   const rows = await storedEvents(env, siteId, personKey);
-  const stub = env.PROFILE.get(env.PROFILE.idFromName(`${siteId}/${personKey}`));
+  const stub = profileStub(env, siteId, personKey);
   const previous = await stub.forgetForReplay();
   let accepted = 0;
   let last: IngestResult | undefined;
@@ -118,7 +104,7 @@ replayRoutes.post('/v1/admin/replay/:personKey', async (c) => {
     );
   }
   // A browser merged into a person is that person's now: rebuilding it alone would cut the link.
-  const mergedInto = await c.env.PROFILE.get(c.env.PROFILE.idFromName(`${siteId}/${personKey}`)).aliasOf();
+  const mergedInto = await profileStub(c.env, siteId, personKey).aliasOf();
   if (mergedInto !== null) {
     return c.json(
       {

@@ -14,16 +14,20 @@ export function eventRetentionDays(env: Pick<Env, 'EVENT_RETENTION_DAYS'>): numb
   return Number.isFinite(days) && days > 0 ? days : DEFAULT_RETENTION_DAYS;
 }
 
-/** Deletes events received before `now - retention`; returns how many went. */
-export async function deleteExpiredEvents(env: Env, now: number = Date.now()): Promise<number> {
+/** Deletes the rows of `collection` whose `timeField` is before `now - retention`; returns how many went. */
+function deleteExpired(env: Env, collection: string, timeField: string, now: number): Promise<number> {
   const cutoff = new Date(now - eventRetentionDays(env) * DAY_MS).toISOString();
-  return directusFromEnv(env).deleteWhere('events', { received_at: { _lt: cutoff } });
+  return directusFromEnv(env).deleteWhere(collection, { [timeField]: { _lt: cutoff } });
+}
+
+/** Deletes events received before `now - retention`; returns how many went. */
+export function deleteExpiredEvents(env: Env, now: number = Date.now()): Promise<number> {
+  return deleteExpired(env, 'events', 'received_at', now);
 }
 
 /** Deletes dead letters set aside before `now - retention` (they hold events too); returns how many went. */
-export async function deleteExpiredDeadLetters(env: Env, now: number = Date.now()): Promise<number> {
-  const cutoff = new Date(now - eventRetentionDays(env) * DAY_MS).toISOString();
-  return directusFromEnv(env).deleteWhere('dead_letters', { failed_at: { _lt: cutoff } });
+export function deleteExpiredDeadLetters(env: Env, now: number = Date.now()): Promise<number> {
+  return deleteExpired(env, 'dead_letters', 'failed_at', now);
 }
 
 /** The Worker's scheduled() handler (the daily cron in wrangler.toml). */

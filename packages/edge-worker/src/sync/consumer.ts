@@ -98,7 +98,8 @@ function errorReason(e: unknown): string {
   return String(e).slice(0, 500);
 }
 
-function isPermanent(e: unknown): e is DirectusError {
+/** Whether Directus refused outright (a 4xx other than the retryable ones): trying again will not help. */
+export function isPermanent(e: unknown): e is DirectusError {
   return e instanceof DirectusError && !e.retryable;
 }
 

@@ -13,10 +13,10 @@
  *   the erasure deleted (the erasure also deletes their rows already kept).
  */
 import { type ErasureMessage, QueueMessageSchema } from '@attune/shared-schema';
-import { type DirectusClient, DirectusError, directusFromEnv } from '../directus/client.ts';
+import { type DirectusClient, directusFromEnv } from '../directus/client.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
-import { type ErasureCheck, erase } from './consumer.ts';
+import { type ErasureCheck, erase, isPermanent } from './consumer.ts';
 import { type DeadLetterRow, deadLetterRow, retryDelaySeconds } from './mapping.ts';
 
 /** The dead-letter queue's name (wrangler.toml `dead_letter_queue`). */
@@ -61,7 +61,7 @@ export async function storeDeadLetters(
         msg.ack();
         report.erasures++;
       } catch (e) {
-        if (e instanceof DirectusError && !e.retryable) kept.push({ msg, row });
+        if (isPermanent(e)) kept.push({ msg, row });
         else retry(msg);
       }
       continue;
@@ -100,14 +100,14 @@ export async function storeDeadLetters(
     try {
       await write(kept);
     } catch (e) {
-      if (!(e instanceof DirectusError && !e.retryable)) for (const { msg } of kept) retry(msg);
+      if (!isPermanent(e)) for (const { msg } of kept) retry(msg);
       // One row Directus refuses must not hold back the others.
       else
         for (const item of kept) {
           try {
             await write([item]);
           } catch (one) {
-            if (one instanceof DirectusError && !one.retryable) {
+            if (isPermanent(one)) {
               item.msg.ack();
               report.refused++;
               console.error(

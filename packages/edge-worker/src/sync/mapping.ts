@@ -225,8 +225,10 @@ export function latestProfiles(messages: readonly ProfileMessage[]): Map<string,
   return latest;
 }
 
-/** Every person key an erased person was known by (anonymous ids, user id, the key itself). */
-export function erasedPersonKeys(msg: ErasureMessage): string[] {
+/** Every person key a person was known by (anonymous ids, user id, the key itself): what erasure and access cover. */
+export function erasedPersonKeys<T extends Pick<ErasureMessage, 'personId' | 'anonymousIds' | 'userId'>>(
+  msg: T,
+): string[] {
   const keys = new Set<string>([msg.personId]);
   for (const a of msg.anonymousIds) keys.add(`anon:${a}`);
   if (msg.userId) keys.add(`user:${msg.userId}`);
