@@ -1,19 +1,22 @@
 /**
  * Operator routes, behind `Authorization: Bearer <ADMIN_TOKEN>`: access to everything
  * held about a person, at the edge and in Directus (`GET /v1/people/:id`), erasure
- * (`DELETE /v1/people/:id`), and
- * the outcome counters (`GET /v1/admin/stats`).
+ * (`DELETE /v1/people/:id`), resending dead letters (`POST /v1/admin/dead-letters/resend`)
+ * and the outcome counters (`GET /v1/admin/stats`).
  */
 import { COLLECT_STATUS, type ErasureMessage, errorBody } from '@attune/shared-schema';
 import { Hono } from 'hono';
+import { z } from 'zod';
 import type { AppEnv } from '../app.ts';
 import { directusFromEnv } from '../directus/client.ts';
 import { parsePersonKey } from '../identity/index.ts';
+import { readBodyLimited } from '../ingest/body.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
 import { log, readStats, traceparentOf } from '../observability/index.ts';
 import { eraseProfile, exportProfile } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { getSiteById, listSites, type Site } from '../sites/index.ts';
+import { LettersNotDeletedError, resendDeadLetters } from '../sync/resend.ts';
 import { isAdmin } from './auth.ts';
 import { type DownstreamHoldings, downstreamKeys, readDownstream } from './downstream.ts';
 
@@ -128,4 +131,77 @@ adminRoutes.delete('/v1/people/:id', async (c) => {
 
 adminRoutes.get('/v1/admin/stats', async (c) => {
   return c.json({ counters: await readStats(c.env) });
+});
+
+const ResendBodySchema = z.strictObject({
+  ids: z.array(z.string().min(1).max(64)).min(1).max(1000).optional(),
+  site: z.string().min(1).max(255).optional(),
+  limit: z.int().min(1).max(1000).optional(),
+});
+
+/**
+ * Sends dead letters' original messages back to the EVENTS queue and deletes their rows
+ * (see sync/resend.ts). Body (JSON, optional): `ids` to resend those letters, or `site`
+ * and/or `limit` (default 100, at most 1,000) for the oldest ones; `more: true` in the
+ * answer means call again.
+ */
+adminRoutes.post('/v1/admin/dead-letters/resend', async (c) => {
+  const read = await readBodyLimited(c.req.raw, 128 * 1024);
+  if (!read.ok) {
+    return read.reason === 'too_large'
+      ? c.json(errorBody('too_large', 'the body is over 128 KB'), COLLECT_STATUS.tooLarge)
+      : c.json(errorBody('invalid_envelope', 'the body could not be read'), COLLECT_STATUS.badRequest);
+  }
+  let json: unknown = {};
+  if (read.text.trim() !== '') {
+    try {
+      json = JSON.parse(read.text);
+    } catch {
+      return c.json(errorBody('invalid_envelope', 'the body is not JSON'), COLLECT_STATUS.badRequest);
+    }
+  }
+  const parsed = ResendBodySchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return c.json(
+      errorBody(
+        'invalid_envelope',
+        `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'} (expected { "ids"?: string[], "site"?: string, "limit"?: 1–1000 })`,
+      ),
+      COLLECT_STATUS.badRequest,
+    );
+  }
+  const { ids, site, limit } = parsed.data;
+  const directus = directusFromEnv(c.env, { timeoutMs: 10_000 });
+  try {
+    const report = await resendDeadLetters(directus, c.env.EVENTS, {
+      ...(ids !== undefined && { ids }),
+      ...(site !== undefined && { siteId: site }),
+      limit: limit ?? ids?.length ?? 100,
+    });
+    log('info', 'dead_letters.resent', { resent: report.resent, unsendable: report.unsendable.length });
+    return c.json(report);
+  } catch (e) {
+    const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown error';
+    if (e instanceof LettersNotDeletedError) {
+      return c.json(
+        {
+          error: {
+            code: 'directus_unavailable',
+            message: `${e.resent} letters were resent but could not be deleted from dead_letters (${reason}); resending them again is safe`,
+          },
+        },
+        502,
+      );
+    }
+    return c.json(
+      {
+        error: {
+          code: 'dead_letters_unavailable',
+          message: `nothing was resent: could not read dead_letters or send to the queue (${reason}); try again`,
+        },
+      },
+      502,
+    );
+  }
 });

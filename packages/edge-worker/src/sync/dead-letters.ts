@@ -88,6 +88,7 @@ export async function storeDeadLetters(
     kept.push({ msg, row });
   }
 
+  const stored: Item[] = [];
   const write = async (items: Item[]) => {
     await directus.createMissing(
       'dead_letters',
@@ -95,6 +96,7 @@ export async function storeDeadLetters(
     );
     for (const { msg } of items) msg.ack();
     report.stored += items.length;
+    stored.push(...items);
   };
   if (kept.length > 0) {
     try {
@@ -123,7 +125,42 @@ export async function storeDeadLetters(
         }
     }
   }
+  await forgetIfErasedMeanwhile(env, directus, check, stored, report);
   if (report.retried > 0 || report.refused > 0)
     console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_letters', ...report }));
   return report;
+}
+
+/**
+ * A person erased between the check above and the write would keep the letter: their
+ * erasure may have deleted their letters before this one was written. Asked again after
+ * the write, the tombstone is there (it is set before the erasure message is sent), so the
+ * letter goes now. A person erased after this second check is covered by their erasure.
+ */
+async function forgetIfErasedMeanwhile(
+  env: Env,
+  directus: DirectusClient,
+  check: ErasureCheck,
+  stored: Item[],
+  report: DeadLetterReport,
+): Promise<void> {
+  const people = new Map<string, { siteId: string; personKey: PersonKey; ids: string[] }>();
+  for (const { row } of stored) {
+    if (row.site_id === null || row.person_key === null) continue;
+    const key = `${row.site_id}\u0000${row.person_key}`;
+    const entry = people.get(key);
+    if (entry) entry.ids.push(row.id);
+    else people.set(key, { siteId: row.site_id, personKey: row.person_key as PersonKey, ids: [row.id] });
+  }
+  for (const person of people.values()) {
+    try {
+      if (!(await check(env, person.siteId, person.personKey))) continue;
+      await directus.deleteItems('dead_letters', person.ids);
+      report.stored -= person.ids.length;
+      report.dropped += person.ids.length;
+    } catch {
+      // The letters are acked and kept; the daily retention deletes them in time.
+      console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_letter_recheck_failed' }));
+    }
+  }
 }

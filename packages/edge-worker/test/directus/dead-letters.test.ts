@@ -2,7 +2,7 @@
  * The dead-letter queue's consumer against a real Directus: what the sync set aside lands
  * in `dead_letters` with its reason and body, once; a message the queue gave up on is
  * kept too; Directus down means retry; an erasure deletes the person's letters and drops
- * later ones.
+ * later ones; an operator resends letters once the cause is fixed.
  */
 
 import {
@@ -14,7 +14,16 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { directusClient } from '../../src/directus/client.ts';
 import worker from '../../src/index.ts';
-import { collect, people, productView, recordQueue } from '../../src/ingest/test-support.ts';
+import {
+  ADMIN_HEADERS,
+  call,
+  collect,
+  people,
+  productView,
+  recordQueue,
+} from '../../src/ingest/test-support.ts';
+import { isErased } from '../../src/profile/client.ts';
+import type { PersonKey } from '../../src/profile/types.ts';
 import { DEAD_LETTER_QUEUE, storeDeadLetters } from '../../src/sync/dead-letters.ts';
 import { RETRIES_EXHAUSTED } from '../../src/sync/mapping.ts';
 import {
@@ -26,6 +35,7 @@ import {
   eventsMessage,
   recordDeadLetters,
   rows,
+  SITE,
   uniqueId,
 } from './support.ts';
 
@@ -111,6 +121,36 @@ describe('the dead-letter queue', () => {
     expect(await lettersOf(person)).toEqual([]);
   });
 
+  it('a letter whose person is erased while it is being stored does not outlive the erasure', async () => {
+    const a = uniqueId('dlq-race');
+    const person = `anon:${a}`;
+    await collect([productView(a, 'p1', 'shoes')]);
+    // The real check, but the erasure runs to the end right after it answered "not erased":
+    // tombstone, erasure message, and the sync deleting the person's letters (none yet).
+    let erasedAfterFirstCheck = false;
+    const racingCheck = async (e: Env, siteId: string, key: PersonKey) => {
+      const answer = await isErased(e, siteId, key);
+      if (!erasedAfterFirstCheck) {
+        erasedAfterFirstCheck = true;
+        const queue = recordQueue(e);
+        try {
+          expect((await people(person, 'DELETE')).status).toBe(200);
+        } finally {
+          queue.restore();
+        }
+        await consume(deliveries(queue.messages.filter((m) => m.kind === 'erasure')));
+      }
+      return answer;
+    };
+    const batch = createMessageBatch(DEAD_LETTER_QUEUE, [
+      { id: `race-${uniqueId('m')}`, timestamp: new Date(), attempts: 1, body: eventsMessage(person, 1) },
+    ]);
+    const report = await storeDeadLetters(batch, env(), { isErased: racingCheck });
+    expect(erasedAfterFirstCheck).toBe(true);
+    expect(report).toMatchObject({ stored: 0, dropped: 1 });
+    expect(await lettersOf(person)).toEqual([]);
+  });
+
   it('an erasure the queue gave up on is applied, not kept or dropped', async () => {
     const a = uniqueId('dlq-erasure');
     const person = `anon:${a}`;
@@ -156,5 +196,100 @@ describe('the dead-letter queue', () => {
       env(),
     );
     expect((await lettersOf(person)).map((row) => row.id)).toEqual([recent?.id]);
+  });
+
+  describe('resending (POST /v1/admin/dead-letters/resend)', () => {
+    const resend = (body: unknown, headers: Record<string, string> = ADMIN_HEADERS) =>
+      call(typeof body === 'string' ? body : JSON.stringify(body), {
+        path: '/v1/admin/dead-letters/resend',
+        origin: null,
+        headers: { ...headers, 'content-type': 'application/json' },
+      });
+
+    it("sends a letter's message back to the sync, which writes its events, and deletes the letter", async () => {
+      const person = `anon:${uniqueId('dlq-resend')}`;
+      const run = eventsMessage(person, 3);
+      const letters = deliveries([run]);
+      await consume(letters, 1, DEAD_LETTER_QUEUE);
+      expect(await lettersOf(person)).toHaveLength(1);
+      expect(await rows('events', { person_key: { _eq: person } })).toEqual([]);
+
+      const queue = recordQueue(env());
+      let res: Response;
+      try {
+        res = await resend({ ids: letters.map((l) => l.id) });
+      } finally {
+        queue.restore();
+      }
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ resent: 1, unsendable: [], notFound: [], more: false });
+      expect(queue.messages).toEqual([run]);
+      expect(await lettersOf(person)).toEqual([]);
+
+      // The resent message goes through the real sync: its three events land in the log.
+      const result = await consume(deliveries(queue.messages));
+      expect(result.retryMessages).toEqual([]);
+      expect(await rows('events', { person_key: { _eq: person } })).toHaveLength(3);
+    });
+
+    it('keeps a letter whose message nothing can sync, and names ids it does not hold', async () => {
+      const person = `anon:${uniqueId('dlq-unsendable')}`;
+      const letters = deliveries([{ kind: 'no-such-kind', siteId: SITE, personId: person }]);
+      await consume(letters, 1, DEAD_LETTER_QUEUE);
+      const id = letters[0]?.id ?? '';
+
+      const queue = recordQueue(env());
+      let res: Response;
+      try {
+        res = await resend({ ids: [id, 'never-a-letter'] });
+      } finally {
+        queue.restore();
+      }
+      expect(res.status).toBe(200);
+      const report = (await res.json()) as { resent: number; unsendable: { id: string; reason: string }[] };
+      expect(report).toMatchObject({ resent: 0, notFound: ['never-a-letter'], more: false });
+      expect(report.unsendable.map((u) => u.id)).toEqual([id]);
+      expect(report.unsendable[0]?.reason).toMatch(/^not a queue message: kind/);
+      expect(queue.messages).toEqual([]);
+      expect(await lettersOf(person)).toHaveLength(1);
+    });
+
+    it('takes the oldest letters of a site up to the limit, and says when more remain', async () => {
+      const site = uniqueId('dlq-site');
+      const person = `anon:${uniqueId('dlq-limit')}`;
+      // Letter n holds n + 1 events, so the order they are resent in shows.
+      const message = (n: number) => ({ ...eventsMessage(person, n + 1), siteId: site });
+      const letter = (n: number) => ({
+        reason: 'bad row',
+        messageId: uniqueId('m'),
+        attempts: 1,
+        failedAt: new Date(Date.now() - (10 - n) * 60_000).toISOString(),
+        body: message(n),
+      });
+      await consume(deliveries([letter(0), letter(1), letter(2)]), 1, DEAD_LETTER_QUEUE);
+
+      const queue = recordQueue(env());
+      try {
+        const first = await resend({ site, limit: 2 });
+        expect(await first.json()).toMatchObject({ resent: 2, more: true });
+        const second = await resend({ site, limit: 2 });
+        expect(await second.json()).toMatchObject({ resent: 1, more: false });
+      } finally {
+        queue.restore();
+      }
+      expect(queue.messages.map((m) => (m as { events: unknown[] }).events.length)).toEqual([1, 2, 3]);
+      expect(await rows('dead_letters', { site_id: { _eq: site } })).toEqual([]);
+    });
+
+    it('refuses a bad body with a message saying what to send, and callers without the admin token', async () => {
+      for (const body of ['{', { ids: [] }, { limit: 0 }, { ids: 'a' }, { everything: true }]) {
+        const res = await resend(body);
+        expect(res.status).toBe(400);
+        const answer = (await res.json()) as { error: { code: string; message: string } };
+        expect(answer.error.code).toBe('invalid_envelope');
+        expect(answer.error.message).toMatch(/JSON|expected \{ "ids"/);
+      }
+      expect((await resend({}, { authorization: 'Bearer wrong' })).status).toBe(401);
+    });
   });
 });
