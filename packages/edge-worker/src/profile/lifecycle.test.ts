@@ -2,7 +2,7 @@
  * A person's lifecycle across Durable Objects: erasure and retention while their merged
  * browsers are still sending, erasure of a browser whose hand-over is under way, the link
  * an analytics-only sign-in makes, the retention alarm when the queue is briefly
- * unavailable, and an older event arriving after newer ones.
+ * unavailable or the object is evicted while it forgets the browsers, and an older event arriving after newer ones.
  */
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
@@ -82,6 +82,28 @@ describe('retention while a merged browser is sending', () => {
     // What the person had learned is gone; only the racing event's page view is held.
     const after = await viewProfile(env, SITE, `user:${userId}`);
     expect(after?.interests['category:shoes']).toBeUndefined();
+  }, 20_000);
+});
+
+describe('retention interrupted while forgetting the merged browsers', () => {
+  it('comes back within a minute to finish, even after a browser event started the person anew', async () => {
+    const { userId, browsers, last } = await signedInBrowsers(3);
+    const person = profileStub(env, SITE, `user:${userId}`);
+    await inactivePastRetention(person);
+
+    // While the alarm forgets the browsers, one of them sends an event (which starts the
+    // person anew and schedules its retention), then the object is evicted mid-way.
+    vi.spyOn(ProfileDO.prototype, 'forget').mockImplementationOnce(async () => {
+      expect(await (await collect([productView(last, 'p2', 'hats')])).json()).toMatchObject({ accepted: 1 });
+      throw new Error('evicted');
+    });
+    await expect(runDurableObjectAlarm(person)).rejects.toThrow('evicted');
+    const alarmAt = await runInDurableObject(person, (_, state) => state.storage.getAlarm());
+    expect(alarmAt).not.toBeNull();
+    expect(alarmAt ?? Number.POSITIVE_INFINITY).toBeLessThanOrEqual(Date.now() + 61_000);
+
+    expect(await runDurableObjectAlarm(person)).toBe(true);
+    for (const b of browsers) expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBeNull();
   }, 20_000);
 });
 

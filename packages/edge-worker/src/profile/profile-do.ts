@@ -579,7 +579,10 @@ export class ProfileDO extends DurableObject<Env> {
     );
   }
 
-  async #scheduleRetention(at: number): Promise<void> {
+  async #scheduleRetention(retainUntil: number): Promise<void> {
+    // A retention that has not finished forgetting the merged browsers comes back within a
+    // minute (#retire): a new event must not push that to the new retention date.
+    const at = this.#retiring() ? Math.min(retainUntil, Date.now() + RETIRING_RETRY_MS) : retainUntil;
     if (this.#alarmAt === undefined) this.#alarmAt = (await this.ctx.storage.getAlarm()) ?? null;
     const current = this.#alarmAt;
     // Moving the alarm on every event would be a write per event; an hour of slack is fine for a retention period.
