@@ -427,6 +427,27 @@ describe('events messages in the consumer', () => {
     expect(result.explicitAcks.sort()).toEqual(['gone-bad', 'gone-mixed']);
   });
 
+  it('dead-letters a malformed message whose envelope names a person no event could have, without asking about them', async () => {
+    const letters = recordDlq();
+    const bad = eventItem();
+    bad.enrichment = { ...bad.enrichment, receivedAt: 'yesterday' };
+    const huge = `anon:${'x'.repeat(100_000)}`;
+    const batch = createMessageBatch<unknown>('attune-events', [
+      { id: 'huge-person', timestamp: new Date(), attempts: 1, body: eventsBody([bad], huge) },
+    ]);
+    const asked: string[] = [];
+    const report = await syncBatch(batch, env, {
+      directus: eventsDirectus().client,
+      isErased: async (_env, _site, key) => {
+        asked.push(key);
+        return false;
+      },
+    });
+    expect(asked).toEqual([]);
+    expect(report).toMatchObject({ deadLettered: 1, retried: 0 });
+    expect(letters).toHaveLength(1);
+  });
+
   it('retries the messages of a person whose erasure cannot be checked', async () => {
     const batch = createMessageBatch<unknown>('attune-events', [
       { id: 'unsure-1', timestamp: new Date(), attempts: 1, body: eventsBody([eventItem()], 'anon:unsure') },

@@ -30,6 +30,7 @@ import {
   QueueMessageSchema,
 } from '@attune/shared-schema';
 import { type DirectusClient, DirectusError, directusFromEnv } from '../directus/client.ts';
+import { parsePersonKey } from '../identity/index.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import {
@@ -452,12 +453,17 @@ function personSlot(siteId: string, personId: string): string {
   return `${siteId}\u0000${personId}`;
 }
 
-/** The site and person a message's envelope names, when it names them well-formed. */
+/**
+ * The site and person a malformed message's envelope names, when they could be a real
+ * site and person (the same rule as every person key): anything else names nobody, and no
+ * Durable Object is asked about it.
+ */
 function personOf(body: unknown): { siteId: string; personKey: PersonKey } | undefined {
   if (typeof body !== 'object' || body === null) return undefined;
   const { siteId, personId } = body as { siteId?: unknown; personId?: unknown };
-  if (typeof siteId !== 'string' || typeof personId !== 'string') return undefined;
-  return /^(anon|user):./.test(personId) ? { siteId, personKey: personId as PersonKey } : undefined;
+  if (typeof siteId !== 'string' || siteId.length > 255 || typeof personId !== 'string') return undefined;
+  const personKey = parsePersonKey(personId);
+  return personKey === undefined ? undefined : { siteId, personKey };
 }
 
 /** Syncs one batch; every message is acked, retried or dead-lettered exactly once. */

@@ -14,6 +14,7 @@ import {
   type JsonValue,
   type ProfileMessage,
 } from '@attune/shared-schema';
+import { parsePersonKey } from '../identity/index.ts';
 import type { ProfileEventInput } from '../profile/types.ts';
 
 /** A row of the `events` collection. */
@@ -136,10 +137,7 @@ export function deadLetterRow(delivery: { id: string; body: unknown }, now: numb
   return {
     id: delivery.id.slice(0, 64),
     site_id: typeof siteId === 'string' && siteId.length <= 255 ? siteId : null,
-    person_key:
-      typeof personId === 'string' && personId.length <= 300 && /^(anon|user):./.test(personId)
-        ? personId
-        : null,
+    person_key: typeof personId === 'string' ? (parsePersonKey(personId) ?? null) : null,
     reason: letter ? letter.reason.slice(0, 2000) : RETRIES_EXHAUSTED,
     attempts: typeof attempts === 'number' && Number.isSafeInteger(attempts) ? attempts : null,
     failed_at: isTime(failedAt) ? (failedAt as string) : new Date(now).toISOString(),
