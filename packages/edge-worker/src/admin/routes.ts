@@ -18,7 +18,7 @@ import type { PersonKey } from '../profile/types.ts';
 import { getSiteById, listSites, type Site } from '../sites/index.ts';
 import { LettersNotDeletedError, resendDeadLetters } from '../sync/resend.ts';
 import { isAdmin } from './auth.ts';
-import { type DownstreamHoldings, downstreamKeys, readDownstream } from './downstream.ts';
+import { type DownstreamHoldings, downstreamKeys, readDownstream, streamAccessAnswer } from './downstream.ts';
 
 export const adminRoutes = new Hono<AppEnv>();
 
@@ -73,38 +73,47 @@ adminRoutes.get('/v1/people/:id', async (c) => {
     held.aliasOf !== undefined ||
     held.erasedAt !== undefined ||
     held.seenEventIds > 0;
-  let downstream: DownstreamHoldings | undefined;
-  if (c.req.query('scope') !== 'edge') {
-    try {
-      // A browser merged into a person is that person's now (DELETE erases the person too).
-      const keys = downstreamKeys(t.personKey, held);
-      if (held.aliasOf !== undefined) {
-        const person = await exportProfile(c.env, t.site.id, held.aliasOf);
-        keys.push(...downstreamKeys(held.aliasOf, person));
-      }
-      downstream = await readDownstream(directusFromEnv(c.env, { timeoutMs: 10_000 }), t.site.id, keys);
-    } catch (e) {
-      const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown error';
-      return c.json(
-        {
-          error: {
-            code: 'directus_unavailable',
-            message: `could not read what Directus holds about this person (${reason}); try again, or pass ?scope=edge for the edge's part alone`,
-          },
-        },
-        502,
-      );
-    }
+  const answer = { siteId: t.site.id, personId: t.personKey, ...held };
+  if (c.req.query('scope') === 'edge') {
+    if (!atEdge) return c.json(errorBody('not_found', 'nothing is held about this person at the edge'), 404);
+    return c.json(answer);
   }
-  const heldDownstream =
-    downstream !== undefined &&
-    [downstream.people, downstream.consentRecords, downstream.events, downstream.deadLetters].some(
-      (rows) => rows.length > 0,
-    );
+  let downstream: DownstreamHoldings;
+  try {
+    // A browser merged into a person is that person's now (DELETE erases the person too).
+    const keys = downstreamKeys(t.personKey, held);
+    if (held.aliasOf !== undefined) {
+      const person = await exportProfile(c.env, t.site.id, held.aliasOf);
+      keys.push(...downstreamKeys(held.aliasOf, person));
+    }
+    downstream = await readDownstream(directusFromEnv(c.env, { timeoutMs: 10_000 }), t.site.id, keys);
+  } catch (e) {
+    return c.json(directusUnavailable(e), 502);
+  }
+  const heldDownstream = [
+    downstream.people,
+    downstream.consentRecords,
+    downstream.firstEvents,
+    downstream.deadLetters,
+  ].some((rows) => rows.length > 0);
   if (!atEdge && !heldDownstream)
     return c.json(errorBody('not_found', 'nothing is held about this person'), 404);
-  return c.json({ siteId: t.site.id, personId: t.personKey, ...held, ...(downstream && { downstream }) });
+  // Events stream in page by page; a Directus failure from here on breaks the answer off.
+  const body = streamAccessAnswer(answer, downstream, (e) =>
+    log('error', 'access.stream_failed', { error: e instanceof Error ? e.name : 'unknown' }),
+  );
+  return c.body(body, 200, { 'content-type': 'application/json; charset=UTF-8' });
 });
+
+function directusUnavailable(e: unknown) {
+  const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown error';
+  return {
+    error: {
+      code: 'directus_unavailable',
+      message: `could not read what Directus holds about this person (${reason}); try again, or pass ?scope=edge for the edge's part alone`,
+    },
+  };
+}
 
 adminRoutes.delete('/v1/people/:id', async (c) => {
   const t = await target(c.env, c.req.param('id'), c.req.query('site'));

@@ -110,4 +110,32 @@ describe('access to everything held about a person', () => {
 
     expect((await people(`anon:${uniqueId('nobody')}`, 'GET')).status).toBe(404);
   });
+
+  it("streams every one of a busy person's events, page after page, each once and in order", async () => {
+    const person = `anon:${uniqueId('access-busy')}`;
+    // 1,234 events: three pages of 500 as the answer streams them.
+    const messages = [
+      ...Array.from({ length: 12 }, () => eventsMessage(person, 100)),
+      eventsMessage(person, 34),
+    ];
+    // Two messages per receive time: the pages (500) end within a time's 200 events, so the
+    // next page skips those of that time already read.
+    const start = Date.now() - 60_000;
+    for (const [i, m] of messages.entries())
+      for (const e of m.events) e.enrichment.receivedAt = new Date(start + Math.floor(i / 2)).toISOString();
+    const written = messages
+      .flatMap((m) => m.events.map((e) => `${e.enrichment.receivedAt} ${e.event.id}`))
+      .toSorted()
+      .map((key) => key.split(' ')[1]);
+    const result = await consume(deliveries(messages));
+    expect(result.retryMessages).toEqual([]);
+
+    const res = await people(person, 'GET');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    const held = (await res.json()) as Access;
+    const ids = held.downstream?.events.map((e) => e.id) ?? [];
+    expect(ids).toHaveLength(1234);
+    expect(ids).toEqual(written);
+  }, 60_000);
 });
