@@ -16,7 +16,7 @@ import { log, readStats, traceparentOf } from '../observability/index.ts';
 import { eraseProfile, exportProfile } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { getSiteById, listSites, type Site } from '../sites/index.ts';
-import { LettersNotDeletedError, resendDeadLetters } from '../sync/resend.ts';
+import { parseCursor, ResendFailed, type ResendSelection, resendDeadLetters } from '../sync/resend.ts';
 import { isAdmin } from './auth.ts';
 import { type DownstreamHoldings, downstreamKeys, readDownstream, streamAccessAnswer } from './downstream.ts';
 
@@ -142,17 +142,23 @@ adminRoutes.get('/v1/admin/stats', async (c) => {
   return c.json({ counters: await readStats(c.env) });
 });
 
-const ResendBodySchema = z.strictObject({
-  ids: z.array(z.string().min(1).max(64)).min(1).max(1000).optional(),
-  site: z.string().min(1).max(255).optional(),
-  limit: z.int().min(1).max(1000).optional(),
-});
+const ResendBodySchema = z.union([
+  z.strictObject({ ids: z.array(z.string().min(1).max(64)).min(1).max(1000) }),
+  z.strictObject({
+    site: z.string().min(1).max(255).optional(),
+    limit: z.int().min(1).max(1000).optional(),
+    after: z.string().max(64).optional(),
+  }),
+]);
+
+const RESEND_SHAPE =
+  'expected { "ids": [letter ids, at most 1000] } or { "site"?: "<site id>", "limit"?: 1–1000, "after"?: "<next of the previous answer>" }';
 
 /**
  * Sends dead letters' original messages back to the EVENTS queue and deletes their rows
- * (see sync/resend.ts). Body (JSON, optional): `ids` to resend those letters, or `site`
- * and/or `limit` (default 100, at most 1,000) for the oldest ones; `more: true` in the
- * answer means call again.
+ * (see sync/resend.ts). Body (JSON, optional): `ids` to resend those letters, or `site`,
+ * `limit` (default 100, at most 1,000) and `after` for the oldest ones; `more: true` in
+ * the answer means call again with `after` set to its `next`.
  */
 adminRoutes.post('/v1/admin/dead-letters/resend', async (c) => {
   const read = await readBodyLimited(c.req.raw, 128 * 1024);
@@ -166,49 +172,63 @@ adminRoutes.post('/v1/admin/dead-letters/resend', async (c) => {
     try {
       json = JSON.parse(read.text);
     } catch {
-      return c.json(errorBody('invalid_envelope', 'the body is not JSON'), COLLECT_STATUS.badRequest);
+      return c.json(
+        errorBody('invalid_envelope', `the body is not JSON; ${RESEND_SHAPE}`),
+        COLLECT_STATUS.badRequest,
+      );
     }
   }
   const parsed = ResendBodySchema.safeParse(json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
+    // The union's own message says nothing useful: name the branch the caller meant.
+    const meant = json !== null && typeof json === 'object' && 'ids' in json ? 0 : 1;
+    const branch = (meant === 0 ? ResendBodySchema.options[0] : ResendBodySchema.options[1]).safeParse(json);
+    const issue = branch.error?.issues[0] ?? parsed.error.issues[0];
     return c.json(
       errorBody(
         'invalid_envelope',
-        `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'} (expected { "ids"?: string[], "site"?: string, "limit"?: 1–1000 })`,
+        `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}; ${RESEND_SHAPE}`,
       ),
       COLLECT_STATUS.badRequest,
     );
   }
-  const { ids, site, limit } = parsed.data;
+  let selection: ResendSelection;
+  if ('ids' in parsed.data) selection = { ids: parsed.data.ids };
+  else {
+    const { site, limit, after } = parsed.data;
+    const cursor = after === undefined ? undefined : parseCursor(after);
+    if (after !== undefined && cursor === undefined) {
+      return c.json(
+        errorBody('invalid_envelope', `after: not a cursor; pass the "next" of the previous answer`),
+        COLLECT_STATUS.badRequest,
+      );
+    }
+    selection = {
+      limit: limit ?? 100,
+      ...(site !== undefined && { siteId: site }),
+      ...(cursor !== undefined && { after: cursor }),
+    };
+  }
   const directus = directusFromEnv(c.env, { timeoutMs: 10_000 });
   try {
-    const report = await resendDeadLetters(directus, c.env.EVENTS, {
-      ...(ids !== undefined && { ids }),
-      ...(site !== undefined && { siteId: site }),
-      limit: limit ?? ids?.length ?? 100,
-    });
+    const report = await resendDeadLetters(directus, c.env.EVENTS, selection);
     log('info', 'dead_letters.resent', { resent: report.resent, unsendable: report.unsendable.length });
     return c.json(report);
   } catch (e) {
-    const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown error';
-    if (e instanceof LettersNotDeletedError) {
-      return c.json(
-        {
-          error: {
-            code: 'directus_unavailable',
-            message: `${e.resent} letters were resent but could not be deleted from dead_letters (${reason}); resending them again is safe`,
-          },
-        },
-        502,
-      );
-    }
+    if (!(e instanceof ResendFailed)) throw e;
+    const reason = e.message.slice(0, 200);
+    const done = `${e.resent} letters were resent and deleted before`;
+    const message =
+      e.stage === 'delete'
+        ? `${done} deleting the next ones failed (${reason}): those were resent but are still in dead_letters; resending them again is safe except for covisit letters, whose counts would be added twice`
+        : e.stage === 'send'
+          ? `${done} sending the next ones to the queue failed (${reason}); call again`
+          : `${done} reading dead_letters failed (${reason}); call again`;
+    log('warn', 'dead_letters.resend_failed', { stage: e.stage, resent: e.resent });
     return c.json(
       {
-        error: {
-          code: 'dead_letters_unavailable',
-          message: `nothing was resent: could not read dead_letters or send to the queue (${reason}); try again`,
-        },
+        error: { code: e.stage === 'send' ? 'queue_unavailable' : 'directus_unavailable', message },
+        resent: e.resent,
       },
       502,
     );

@@ -102,6 +102,14 @@ describe('retention interrupted while forgetting the merged browsers', () => {
     expect(alarmAt).not.toBeNull();
     expect(alarmAt ?? Number.POSITIVE_INFINITY).toBeLessThanOrEqual(Date.now() + 61_000);
 
+    // The retry is interrupted too: it still comes back within a minute.
+    vi.spyOn(ProfileDO.prototype, 'forget').mockImplementationOnce(async () => {
+      throw new Error('evicted again');
+    });
+    await expect(runDurableObjectAlarm(person)).rejects.toThrow('evicted again');
+    const retryAt = await runInDurableObject(person, (_, state) => state.storage.getAlarm());
+    expect(retryAt ?? Number.POSITIVE_INFINITY).toBeLessThanOrEqual(Date.now() + 61_000);
+
     expect(await runDurableObjectAlarm(person)).toBe(true);
     for (const b of browsers) expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBeNull();
   }, 20_000);

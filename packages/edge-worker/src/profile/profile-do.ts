@@ -794,7 +794,8 @@ export class ProfileDO extends DurableObject<Env> {
     const { retentionMs } = await this.#rules(state.siteId);
     const due = Date.parse(state.lastSeen) + retentionMs;
     if (due > now) {
-      await this.ctx.storage.setAlarm(due);
+      // Browsers still to forget: should that fail again, come back within a minute.
+      await this.ctx.storage.setAlarm(retiring ? Math.min(due, now + RETIRING_RETRY_MS) : due);
       return retiring;
     }
     const message: ErasureMessage = {

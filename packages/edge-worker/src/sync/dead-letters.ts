@@ -51,6 +51,8 @@ export async function storeDeadLetters(
 
   const erased = new Map<string, Promise<boolean>>();
   const kept: Item[] = [];
+  // Redeliveries about an erased person: an earlier delivery may have written their row.
+  const droppedAgain: Message<unknown>[] = [];
   const now = Date.now();
   for (const msg of batch.messages) {
     const row = deadLetterRow(msg, now);
@@ -75,8 +77,11 @@ export async function storeDeadLetters(
       }
       try {
         if (await answer) {
-          msg.ack();
-          report.dropped++;
+          if (msg.attempts > 1) droppedAgain.push(msg);
+          else {
+            msg.ack();
+            report.dropped++;
+          }
           continue;
         }
       } catch {
@@ -88,14 +93,26 @@ export async function storeDeadLetters(
     kept.push({ msg, row });
   }
 
+  if (droppedAgain.length > 0) {
+    try {
+      // By filter: deleting a key that does not exist is refused (403) by Directus.
+      await directus.deleteWhere('dead_letters', {
+        id: { _in: droppedAgain.map((msg) => deadLetterRow(msg, now).id) },
+      });
+      for (const msg of droppedAgain) msg.ack();
+      report.dropped += droppedAgain.length;
+    } catch {
+      for (const msg of droppedAgain) retry(msg);
+    }
+  }
+
+  // Written rows are acked only after the second erasure check (forgetIfErasedMeanwhile).
   const stored: Item[] = [];
   const write = async (items: Item[]) => {
     await directus.createMissing(
       'dead_letters',
       items.map((i) => ({ ...i.row })),
     );
-    for (const { msg } of items) msg.ack();
-    report.stored += items.length;
     stored.push(...items);
   };
   if (kept.length > 0) {
@@ -125,7 +142,7 @@ export async function storeDeadLetters(
         }
     }
   }
-  await forgetIfErasedMeanwhile(env, directus, check, stored, report);
+  await forgetIfErasedMeanwhile(env, directus, check, stored, report, retry);
   if (report.retried > 0 || report.refused > 0)
     console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_letters', ...report }));
   return report;
@@ -136,6 +153,8 @@ export async function storeDeadLetters(
  * erasure may have deleted their letters before this one was written. Asked again after
  * the write, the tombstone is there (it is set before the erasure message is sent), so the
  * letter goes now. A person erased after this second check is covered by their erasure.
+ * Only then are the written messages acked; when the check or the delete fails they are
+ * retried, and the redelivery, finding the person erased, deletes the row.
  */
 async function forgetIfErasedMeanwhile(
   env: Env,
@@ -143,24 +162,29 @@ async function forgetIfErasedMeanwhile(
   check: ErasureCheck,
   stored: Item[],
   report: DeadLetterReport,
+  retry: (msg: Message<unknown>) => void,
 ): Promise<void> {
-  const people = new Map<string, { siteId: string; personKey: PersonKey; ids: string[] }>();
-  for (const { row } of stored) {
-    if (row.site_id === null || row.person_key === null) continue;
-    const key = `${row.site_id}\u0000${row.person_key}`;
+  const people = new Map<string, { siteId: string | null; personKey: PersonKey | null; items: Item[] }>();
+  for (const item of stored) {
+    const key = `${item.row.site_id}\u0000${item.row.person_key}`;
     const entry = people.get(key);
-    if (entry) entry.ids.push(row.id);
-    else people.set(key, { siteId: row.site_id, personKey: row.person_key as PersonKey, ids: [row.id] });
+    if (entry) entry.items.push(item);
+    else
+      people.set(key, {
+        siteId: item.row.site_id,
+        personKey: item.row.person_key as PersonKey | null,
+        items: [item],
+      });
   }
-  for (const person of people.values()) {
+  for (const { siteId, personKey, items } of people.values()) {
     try {
-      if (!(await check(env, person.siteId, person.personKey))) continue;
-      await directus.deleteItems('dead_letters', person.ids);
-      report.stored -= person.ids.length;
-      report.dropped += person.ids.length;
+      if (siteId !== null && personKey !== null && (await check(env, siteId, personKey))) {
+        await directus.deleteWhere('dead_letters', { id: { _in: items.map((i) => i.row.id) } });
+        report.dropped += items.length;
+      } else report.stored += items.length;
+      for (const { msg } of items) msg.ack();
     } catch {
-      // The letters are acked and kept; the daily retention deletes them in time.
-      console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_letter_recheck_failed' }));
+      for (const { msg } of items) retry(msg);
     }
   }
 }

@@ -6,20 +6,29 @@
  *
  * - The original is checked against the queue message schema first; a letter whose message
  *   is not one (what the sync refused as malformed) cannot be resent and stays, named.
- * - Sent first, deleted after: a letter deleted but never sent would be lost. If the delete
- *   fails, resending again is safe: the sync writes every row idempotently (events by id,
- *   consent records by id, people by version) and drops messages about erased people.
+ * - A chunk at a time (messages can be 64 KB each): read, send, then delete what was sent.
+ *   Sent first, deleted after: a letter deleted but never sent would be lost. If a delete
+ *   fails, resending that chunk again is safe for events, consent records, profiles and
+ *   erasures (the sync writes them idempotently and drops messages about erased people);
+ *   "viewed next" counts (covisits) would be added twice.
+ * - Letters are taken oldest first; `next` names where the call stopped, so letters that
+ *   cannot be resent are passed over by the next call instead of filling every page.
  * - A message that fails again is set aside again, as a new letter.
  */
 import { type QueueMessage, QueueMessageSchema } from '@attune/shared-schema';
 import type { DirectusClient } from '../directus/client.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
 
-/** Which letters to resend: these ids, or the oldest `limit` (of one site when `siteId` is set). */
-export interface ResendSelection {
-  ids?: string[];
-  siteId?: string;
-  limit: number;
+/** Letters read, sent and deleted together (a letter's message is at most about 64 KB). */
+export const RESEND_CHUNK = 50;
+
+/** Which letters to resend: these ids, or the oldest `limit` (of a site; after a cursor). */
+export type ResendSelection = { ids: string[] } | { siteId?: string; limit: number; after?: ResendCursor };
+
+/** Where a call stopped: the failure time of the last letter taken, and how many letters kept at that time to pass over. */
+export interface ResendCursor {
+  at: string;
+  skip: number;
 }
 
 export interface ResendReport {
@@ -28,20 +37,35 @@ export interface ResendReport {
   unsendable: { id: string; reason: string }[];
   /** Asked-for ids that are not in `dead_letters` (already resent, erased or expired). */
   notFound: string[];
-  /** More letters match the selection than this call took (call again). */
+  /** More letters match the selection than this call took: call again with `after: next`. */
   more: boolean;
+  next?: string;
 }
 
-/** Thrown when the letters were sent but could not be deleted (resending again is safe). */
-export class LettersNotDeletedError extends Error {
+/** A resend that stopped part-way: `resent` letters were sent and deleted before `stage` failed. */
+export class ResendFailed extends Error {
   constructor(
+    readonly stage: 'read' | 'send' | 'delete',
     readonly resent: number,
     cause: unknown,
   ) {
-    super(cause instanceof Error ? cause.message : 'delete failed');
+    super(cause instanceof Error ? cause.message : `${stage} failed`);
   }
 }
 
+export function formatCursor(cursor: ResendCursor): string {
+  return `${cursor.at}|${cursor.skip}`;
+}
+
+/** A cursor from `next`, or undefined when the text is not one. */
+export function parseCursor(text: string): ResendCursor | undefined {
+  const match = /^([0-9T:.+Z-]{10,40})\|(\d{1,7})$/.exec(text);
+  if (match?.[1] === undefined || match[2] === undefined || Number.isNaN(Date.parse(match[1])))
+    return undefined;
+  return { at: match[1], skip: Number(match[2]) };
+}
+
+type Candidate = { id: string; failed_at: string };
 type LetterRow = { id: string; message: unknown };
 
 /** Resends the selected letters' messages to `queue` and deletes the letters sent. */
@@ -50,48 +74,85 @@ export async function resendDeadLetters(
   queue: Queue,
   selection: ResendSelection,
 ): Promise<ResendReport> {
-  const filter: Record<string, unknown>[] = [];
-  if (selection.ids !== undefined) filter.push({ id: { _in: selection.ids } });
-  if (selection.siteId !== undefined) filter.push({ site_id: { _eq: selection.siteId } });
-  // One row more than asked tells whether more remain.
-  const letters = await directus.readItems<LetterRow>('dead_letters', {
-    ...(filter.length > 0 && { filter: { _and: filter } }),
-    fields: ['id', 'message'],
-    sort: ['failed_at', 'id'],
-    limit: selection.limit + 1,
-  });
-  const more = letters.length > selection.limit;
-  const taken = letters.slice(0, selection.limit);
+  const report: ResendReport = { resent: 0, unsendable: [], notFound: [], more: false };
+  const fail = (stage: ResendFailed['stage'], e: unknown) => new ResendFailed(stage, report.resent, e);
 
-  const sendable: { id: string; message: QueueMessage }[] = [];
-  const unsendable: ResendReport['unsendable'] = [];
-  for (const letter of taken) {
-    const parsed = QueueMessageSchema.safeParse(letter.message);
-    if (parsed.success) sendable.push({ id: letter.id, message: parsed.data as QueueMessage });
-    else {
-      const issue = parsed.error.issues[0];
-      unsendable.push({
-        id: letter.id,
-        reason: `not a queue message: ${issue?.path.join('.') || 'message'}: ${issue?.message ?? 'invalid'}`,
-      });
-    }
-  }
-  const found = new Set(taken.map((l) => l.id));
-  const notFound = (selection.ids ?? []).filter((id) => !found.has(id));
-
-  if (sendable.length > 0) {
-    await sendMessages(
-      queue,
-      sendable.map((s) => s.message),
-    );
+  let candidates: Candidate[];
+  if ('ids' in selection) candidates = [...new Set(selection.ids)].map((id) => ({ id, failed_at: '' }));
+  else {
+    const { siteId, limit, after } = selection;
+    const filter: Record<string, unknown>[] = [];
+    if (siteId !== undefined) filter.push({ site_id: { _eq: siteId } });
+    if (after !== undefined) filter.push({ failed_at: { _gte: after.at } });
     try {
-      await directus.deleteItems(
-        'dead_letters',
-        sendable.map((s) => s.id),
+      // Ids and times only (messages are read a chunk at a time); one more tells whether more remain.
+      candidates = await directus.readItems<Candidate>('dead_letters', {
+        ...(filter.length > 0 && { filter: { _and: filter } }),
+        fields: ['id', 'failed_at'],
+        sort: ['failed_at', 'id'],
+        limit: limit + 1,
+        ...(after !== undefined && after.skip > 0 && { offset: after.skip }),
+      });
+    } catch (e) {
+      throw fail('read', e);
+    }
+    report.more = candidates.length > limit;
+    candidates = candidates.slice(0, limit);
+  }
+
+  const kept = new Set<string>();
+  for (let i = 0; i < candidates.length; i += RESEND_CHUNK) {
+    const chunk = candidates.slice(i, i + RESEND_CHUNK).map((c) => c.id);
+    let letters: LetterRow[];
+    try {
+      letters = await directus.readItems<LetterRow>('dead_letters', {
+        filter: { id: { _in: chunk } },
+        fields: ['id', 'message'],
+        limit: -1,
+      });
+    } catch (e) {
+      throw fail('read', e);
+    }
+    const found = new Set(letters.map((l) => l.id));
+    if ('ids' in selection) report.notFound.push(...chunk.filter((id) => !found.has(id)));
+
+    const sendable: { id: string; message: QueueMessage }[] = [];
+    for (const letter of letters) {
+      const parsed = QueueMessageSchema.safeParse(letter.message);
+      if (parsed.success) sendable.push({ id: letter.id, message: parsed.data as QueueMessage });
+      else {
+        kept.add(letter.id);
+        const issue = parsed.error.issues[0];
+        report.unsendable.push({
+          id: letter.id,
+          reason: `not a queue message: ${issue?.path.join('.') || 'message'}: ${issue?.message ?? 'invalid'}`,
+        });
+      }
+    }
+    if (sendable.length === 0) continue;
+    try {
+      await sendMessages(
+        queue,
+        sendable.map((s) => s.message),
       );
     } catch (e) {
-      throw new LettersNotDeletedError(sendable.length, e);
+      throw fail('send', e);
     }
+    try {
+      // By filter: a letter deleted meanwhile (retention, erasure) must not fail the call.
+      await directus.deleteWhere('dead_letters', { id: { _in: sendable.map((s) => s.id) } });
+    } catch (e) {
+      throw fail('delete', e);
+    }
+    report.resent += sendable.length;
   }
-  return { resent: sendable.length, unsendable, notFound, more };
+
+  if (!('ids' in selection) && report.more) {
+    // The letters kept at the last time taken come first at that time in the next call.
+    const at = candidates[candidates.length - 1]?.failed_at ?? '';
+    const before = selection.after?.at === at ? selection.after.skip : 0;
+    const keptAtTime = candidates.filter((c) => c.failed_at === at && kept.has(c.id)).length;
+    report.next = formatCursor({ at, skip: before + keptAtTime });
+  }
+  return report;
 }

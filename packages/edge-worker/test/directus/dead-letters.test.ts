@@ -151,6 +151,39 @@ describe('the dead-letter queue', () => {
     expect(await lettersOf(person)).toEqual([]);
   });
 
+  it('retries a letter whose person cannot be checked again after the write, and its redelivery deletes it once they are erased', async () => {
+    const a = uniqueId('dlq-unsure');
+    const person = `anon:${a}`;
+    await collect([productView(a, 'p1', 'shoes')]);
+    let asked = 0;
+    const flaky = async (e: Env, siteId: string, key: PersonKey) => {
+      asked++;
+      if (asked > 1) throw new Error('object unavailable');
+      return isErased(e, siteId, key);
+    };
+    const letter = { id: `unsure-${uniqueId('m')}`, timestamp: new Date(), body: eventsMessage(person, 1) };
+    const batch = createMessageBatch(DEAD_LETTER_QUEUE, [{ ...letter, attempts: 1 }]);
+    const ctx = createExecutionContext();
+    expect(await storeDeadLetters(batch, env(), { isErased: flaky })).toMatchObject({
+      stored: 0,
+      retried: 1,
+    });
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks).toEqual([]);
+    expect(await lettersOf(person)).toHaveLength(1);
+
+    // Erased meanwhile (its erasure found the letter not yet acked, or ran before it was written).
+    const queue = recordQueue(env());
+    try {
+      expect((await people(person, 'DELETE')).status).toBe(200);
+    } finally {
+      queue.restore();
+    }
+    const redelivered = createMessageBatch(DEAD_LETTER_QUEUE, [{ ...letter, attempts: 2 }]);
+    expect(await storeDeadLetters(redelivered, env())).toMatchObject({ dropped: 1, retried: 0 });
+    expect(await lettersOf(person)).toEqual([]);
+  });
+
   it('an erasure the queue gave up on is applied, not kept or dropped', async () => {
     const a = uniqueId('dlq-erasure');
     const person = `anon:${a}`;
@@ -281,13 +314,58 @@ describe('the dead-letter queue', () => {
       expect(await rows('dead_letters', { site_id: { _eq: site } })).toEqual([]);
     });
 
+    it('passes over the letters it cannot resend when called again with the cursor it answered', async () => {
+      const site = uniqueId('dlq-cursor');
+      const person = `anon:${uniqueId('dlq-cursor')}`;
+      const failedAt = (n: number) => new Date(Date.now() - (10 - n) * 60_000).toISOString();
+      // The two oldest letters hold no queue message; the newest one does.
+      const broken = (n: number) => ({
+        reason: 'invalid queue message at kind',
+        messageId: uniqueId('m'),
+        attempts: 1,
+        failedAt: failedAt(n),
+        body: { kind: 'no-such-kind', siteId: site, personId: person },
+      });
+      const good = {
+        reason: 'bad row',
+        messageId: uniqueId('m'),
+        attempts: 1,
+        failedAt: failedAt(2),
+        body: { ...eventsMessage(person, 2), siteId: site },
+      };
+      await consume(deliveries([broken(0), broken(1), good]), 1, DEAD_LETTER_QUEUE);
+
+      const queue = recordQueue(env());
+      try {
+        const first = (await (await resend({ site, limit: 2 })).json()) as { next?: string };
+        expect(first).toMatchObject({ resent: 0, more: true });
+        // Without the cursor the same two letters would fill the page again.
+        const again = await resend({ site, limit: 2 });
+        expect(await again.json()).toMatchObject({ resent: 0, more: true });
+        const second = await resend({ site, limit: 2, after: first.next });
+        expect(await second.json()).toMatchObject({ resent: 1, unsendable: [], more: false });
+      } finally {
+        queue.restore();
+      }
+      expect(queue.messages).toHaveLength(1);
+      expect(await rows('dead_letters', { site_id: { _eq: site } })).toHaveLength(2);
+    });
+
     it('refuses a bad body with a message saying what to send, and callers without the admin token', async () => {
-      for (const body of ['{', { ids: [] }, { limit: 0 }, { ids: 'a' }, { everything: true }]) {
+      const bodies = [
+        '{',
+        { ids: [] },
+        { limit: 0 },
+        { ids: 'a' },
+        { everything: true },
+        { ids: ['a'], limit: 1 },
+      ];
+      for (const body of [...bodies, { after: 'not a cursor' }]) {
         const res = await resend(body);
         expect(res.status).toBe(400);
         const answer = (await res.json()) as { error: { code: string; message: string } };
         expect(answer.error.code).toBe('invalid_envelope');
-        expect(answer.error.message).toMatch(/JSON|expected \{ "ids"/);
+        expect(answer.error.message).toMatch(/expected \{ "ids"|"next" of the previous answer/);
       }
       expect((await resend({}, { authorization: 'Bearer wrong' })).status).toBe(401);
     });
