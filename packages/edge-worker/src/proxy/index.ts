@@ -252,7 +252,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
     let upstream: Response;
     try {
-      upstream = await fetch(new URL(url.pathname + url.search, origin), {
+      upstream = await fetch(originRequestUrl(origin, url), {
         method,
         headers,
         body: method === 'GET' || method === 'HEAD' ? null : c.req.raw.body,
@@ -359,6 +359,19 @@ const prepare: DecisionPreparer = async (env, site, anonymousId, url, browserCon
     return null;
   }
 };
+
+/**
+ * The origin URL for a proxied request: the origin's scheme and host with the request's
+ * path and query. Never `new URL(path, origin)`: a path starting `//` (or `/\`, which URL
+ * parsing turns into `//`) is a protocol-relative URL there, and would make the Worker
+ * fetch any host, with the shop's cookies, and serve its answer on the shop's domain.
+ */
+export function originRequestUrl(origin: URL, url: URL): URL {
+  const target = new URL(origin.href);
+  target.pathname = url.pathname;
+  target.search = url.search;
+  return target;
+}
 
 /** Personal responses must not be stored by shared caches; a rewritten body also has a new length and no ETag. */
 function markPrivate(headers: Headers, rewritten: boolean): void {

@@ -356,6 +356,18 @@ describe('edge proxy: what passes through untouched', () => {
     expect(await missing.text()).toContain('<div data-attune-slot="hero">Origin hero</div>');
   });
 
+  it('fetches only the origin, whatever the path: `//host` and `/\\host` stay paths on the origin', async () => {
+    for (const path of ['//attacker.fixture.test/steal', '/\\attacker.fixture.test/steal']) {
+      const res = await page(path, 'shop_session=SECRET');
+      const body = await res.text();
+      expect(body).not.toContain('ATTACKER');
+      expect(body).not.toContain('SECRET');
+      // The origin's own answer for that path (its 404 page).
+      expect(res.status).toBe(404);
+      expect(res.headers.get('x-origin')).toBe('fixture');
+    }
+  });
+
   it('never proxies Attune’s own paths', async () => {
     const res = await exports.default.fetch(`${SHOP}/v1/nothing-here`);
     expect(res.status).toBe(404);
