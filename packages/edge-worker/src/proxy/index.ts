@@ -139,6 +139,16 @@ function isHtml(res: Response): boolean {
   return (res.headers.get('content-type') ?? '').toLowerCase().includes('text/html');
 }
 
+/**
+ * Whether the runtime hands us the body decoded: it decodes gzip and br. A body in any
+ * other coding would be rewritten as if its compressed bytes were HTML, so it passes
+ * through as it is (and the origin is asked for those codings only, below).
+ */
+function isDecoded(res: Response): boolean {
+  const coding = (res.headers.get('content-encoding') ?? '').trim().toLowerCase();
+  return coding === '' || coding === 'identity' || coding === 'gzip' || coding === 'br';
+}
+
 /** Reads what one page's decision needs; the proxy starts it before the origin is asked. */
 export type DecisionPreparer = (
   env: Env,
@@ -250,6 +260,14 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     for (const h of HOP_BY_HOP) headers.delete(h);
     headers.set('x-forwarded-host', url.host);
     headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
+    // A page for a person may be personalized: the origin must send it whole. Its 304 would
+    // let the browser show the copy it kept (one cached before consent, or a stale one).
+    if (aid !== undefined && method === 'GET' && /text\/html/.test(c.req.header('accept') ?? '')) {
+      headers.delete('if-none-match');
+      headers.delete('if-modified-since');
+    }
+    // A page may be rewritten only in a coding the runtime decodes.
+    if (document && headers.has('accept-encoding')) headers.set('accept-encoding', 'gzip, br');
     let upstream: Response;
     try {
       upstream = await fetch(originRequestUrl(origin, url), {
@@ -265,7 +283,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         'retry-after': '5',
       });
     }
-    if (!document || upstream.status !== 200 || !isHtml(upstream)) return upstream;
+    if (!document || upstream.status !== 200 || !isHtml(upstream) || !isDecoded(upstream)) return upstream;
     // Normally settled long before the origin answers (sites are in isolate memory).
     const site = await siteLookup.catch(() => undefined);
     if (!site) return upstream;
@@ -354,7 +372,8 @@ const prepare: DecisionPreparer = async (env, site, anonymousId, url, browserCon
     });
   } catch (error) {
     console.warn(
-      JSON.stringify({ msg: 'decision unavailable', path: url.pathname.slice(0, 100), error: String(error) }),
+      // No path: a page's path can name a person (/account/jane@example.com).
+      JSON.stringify({ msg: 'decision unavailable', error: error instanceof Error ? error.name : 'unknown' }),
     );
     return null;
   }
@@ -373,12 +392,19 @@ export function originRequestUrl(origin: URL, url: URL): URL {
   return target;
 }
 
-/** Personal responses must not be stored by shared caches; a rewritten body also has a new length and no ETag. */
+/**
+ * Personal responses must not be stored by shared caches, including those that obey a
+ * CDN's own header over Cache-Control (RFC 9213); a rewritten body also has a new length
+ * and no validators (revalidating it against the origin's page would bring that back).
+ */
 function markPrivate(headers: Headers, rewritten: boolean): void {
   headers.set('cache-control', 'private, no-cache');
+  for (const h of ['cdn-cache-control', 'cloudflare-cdn-cache-control', 'surrogate-control'])
+    headers.delete(h);
   headers.append('vary', 'Cookie');
   if (rewritten) {
     headers.delete('content-length');
     headers.delete('etag');
+    headers.delete('last-modified');
   }
 }

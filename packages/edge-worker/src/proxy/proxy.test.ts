@@ -140,6 +140,10 @@ describe('edge proxy: slots filled in the HTML response', () => {
     expect(res.headers.get('cache-control')).toBe('private, no-cache');
     expect(res.headers.get('vary')).toContain('Cookie');
     expect(res.headers.get('etag')).toBeNull();
+    expect(res.headers.get('last-modified')).toBeNull();
+    // CDNs that follow their own header over Cache-Control must not store it either.
+    expect(res.headers.get('cdn-cache-control')).toBeNull();
+    expect(res.headers.get('surrogate-control')).toBeNull();
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(res.headers.get('x-origin')).toBe('fixture');
     const cookies = res.headers.getSetCookie();
@@ -148,6 +152,43 @@ describe('edge proxy: slots filled in the HTML response', () => {
     const aid = cookies.find((c) => c.startsWith('attune_aid='));
     expect(aid).toBe(`attune_aid=${fan}; Path=/; Max-Age=34560000; SameSite=Lax`);
     expect(aid).not.toContain('HttpOnly');
+  });
+
+  it('fills the slots when the browser revalidates a copy it kept, instead of letting it show that copy', async () => {
+    const res = await exports.default.fetch(`${SHOP}/products/trail-jacket`, {
+      headers: {
+        accept: 'text/html',
+        cookie: `attune_aid=${fan}`,
+        'if-none-match': '"origin-etag"',
+        'if-modified-since': 'Wed, 25 Nov 2026 10:00:00 GMT',
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(slot(await res.text(), 'hero')).toContain('Built for wet trails');
+    // Without a person, the origin's 304 still saves the transfer.
+    const anonymous = await exports.default.fetch(`${SHOP}/products/trail-jacket`, {
+      headers: { accept: 'text/html', 'if-none-match': '"origin-etag"' },
+    });
+    expect(anonymous.status).toBe(304);
+  });
+
+  it('asks the origin only for codings it can rewrite, and passes any other coding through untouched', async () => {
+    const asked = await exports.default.fetch(`${SHOP}/echo-encoding`, {
+      headers: {
+        accept: 'text/html',
+        cookie: `attune_aid=${fan}`,
+        'accept-encoding': 'zstd, deflate, gzip, br',
+      },
+    });
+    const html = await asked.text();
+    expect(/<p id="asked">([^<]*)<\/p>/.exec(html)?.[1]).toBe('gzip, br');
+    expect(slot(html, 'hero')).toContain('Built for wet trails');
+
+    const other = await page('/custom-encoded', `attune_aid=${fan}`);
+    expect(other.headers.get('content-encoding')).toBe('x-custom');
+    expect(await other.text()).toBe(
+      '<html><body><section data-attune-slot="hero">Origin hero</section></body></html>',
+    );
   });
 
   it('keeps the origin page byte for byte, with its cache headers, without consent', async () => {

@@ -182,7 +182,15 @@ function startTagSource(el: Element): string {
 }
 
 /**
+ * Slots filled per page at most. A page rarely has more than a handful; one whose user
+ * content can carry `data-*` attributes (a sanitizer allows them) could otherwise have a
+ * review make a thousand decisions, and log a thousand `decision.served` events, per view.
+ */
+export const MAX_PAGE_SLOTS = 20;
+
+/**
  * Rewrites the slots of an HTML response as it streams; headers are the caller's business.
+ * The first MAX_PAGE_SLOTS slots are filled; the rest keep the origin's content.
  *
  * A filled slot gets its new content at its start tag, and its default content is removed
  * as it streams past — but remembered until the slot's end tag, so that malformed HTML
@@ -196,12 +204,14 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
       : response;
   /** The default content removed from the slot being filled, until its end tag. */
   let open: string[] | undefined;
+  /** Slots asked for so far: past MAX_PAGE_SLOTS the rest keep their defaults. */
+  let asked = 0;
   const rewriter = new HTMLRewriter()
     .on('[data-attune-slot]', {
       element(el) {
         if (open) return; // a slot nested in a filled slot goes with its parent's default
         const slot = attribute(el, 'data-attune-slot');
-        if (slot === undefined) return;
+        if (slot === undefined || ++asked > MAX_PAGE_SLOTS) return;
         const productId = attribute(el, 'data-attune-product');
         const category = attribute(el, 'data-attune-category');
         const request: SlotRequest = {

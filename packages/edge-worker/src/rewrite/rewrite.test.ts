@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type FilledSlot, rewriteSlots, slotTagStart } from './index.ts';
+import { type FilledSlot, MAX_PAGE_SLOTS, rewriteSlots, slotTagStart } from './index.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -96,6 +96,28 @@ describe('rewriteSlots: the page above a slot does not wait for the decision', (
       decided: Promise.resolve(),
     });
     expect(await res.text()).toContain('data-attune-variant="v1" data-attune-decision="d1"><h1>For you</h1>');
+  });
+});
+
+describe('rewriteSlots: a page with more slots than any page needs', () => {
+  it('fills the first MAX_PAGE_SLOTS and leaves the rest as the origin sent them', async () => {
+    const asked: string[] = [];
+    const slots = Array.from(
+      { length: MAX_PAGE_SLOTS + 5 },
+      (_, i) => `<div data-attune-slot="s${i}">d${i}</div>`,
+    );
+    const res = rewriteSlots(
+      originResponse([HEAD + ABOVE + slots.join('') + BELOW]),
+      (request) => {
+        asked.push(request.slot);
+        return FILLED;
+      },
+      { deadline: Date.now() + 60_000 },
+    );
+    const html = await res.text();
+    expect(asked).toHaveLength(MAX_PAGE_SLOTS);
+    expect(html.match(/<h1>For you<\/h1>/g)).toHaveLength(MAX_PAGE_SLOTS);
+    expect(html).toContain(`<div data-attune-slot="s${MAX_PAGE_SLOTS}">d${MAX_PAGE_SLOTS}</div>`);
   });
 });
 
