@@ -111,31 +111,44 @@ describe('access to everything held about a person', () => {
     expect((await people(`anon:${uniqueId('nobody')}`, 'GET')).status).toBe(404);
   });
 
-  it("streams every one of a busy person's events, page after page, each once and in order", async () => {
+  /** Syncs `count` events of a new person, receive time i ↦ `receivedAt(i)`; returns the person and the ids in receive order. */
+  async function busyPerson(count: number, receivedAt: (message: number) => string) {
     const person = `anon:${uniqueId('access-busy')}`;
-    // 1,234 events: three pages of 500 as the answer streams them.
-    const messages = [
-      ...Array.from({ length: 12 }, () => eventsMessage(person, 100)),
-      eventsMessage(person, 34),
-    ];
-    // Two messages per receive time: the pages (500) end within a time's 200 events, so the
-    // next page skips those of that time already read.
-    const start = Date.now() - 60_000;
+    const messages = Array.from({ length: Math.ceil(count / 100) }, (_, i) =>
+      eventsMessage(person, Math.min(100, count - i * 100)),
+    );
     for (const [i, m] of messages.entries())
-      for (const e of m.events) e.enrichment.receivedAt = new Date(start + Math.floor(i / 2)).toISOString();
-    const written = messages
+      for (const e of m.events) e.enrichment.receivedAt = receivedAt(i);
+    const ids = messages
       .flatMap((m) => m.events.map((e) => `${e.enrichment.receivedAt} ${e.event.id}`))
       .toSorted()
       .map((key) => key.split(' ')[1]);
     const result = await consume(deliveries(messages));
     expect(result.retryMessages).toEqual([]);
+    return { person, ids };
+  }
 
+  async function streamedEventIds(person: string): Promise<string[]> {
     const res = await people(person, 'GET');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     const held = (await res.json()) as Access;
-    const ids = held.downstream?.events.map((e) => e.id) ?? [];
-    expect(ids).toHaveLength(1234);
-    expect(ids).toEqual(written);
+    return held.downstream?.events.map((e) => e.id) ?? [];
+  }
+
+  it("streams every one of a busy person's events, page after page, each once and in order", async () => {
+    // 1,234 events, two messages (200 events) per receive time: the pages of 500 end within
+    // a time, so the next page passes over those of that time already read.
+    const start = Date.now() - 60_000;
+    const busy = await busyPerson(1234, (i) => new Date(start + Math.floor(i / 2)).toISOString());
+    expect(await streamedEventIds(busy.person)).toEqual(busy.ids);
+  }, 60_000);
+
+  it('streams them all when more than a page of them were received at one time', async () => {
+    const at = new Date(Date.now() - 60_000).toISOString();
+    const busy = await busyPerson(1100, () => at);
+    const ids = await streamedEventIds(busy.person);
+    expect(ids).toHaveLength(1100);
+    expect(ids).toEqual(busy.ids);
   }, 60_000);
 });
