@@ -266,8 +266,17 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       headers.delete('if-none-match');
       headers.delete('if-modified-since');
     }
-    // A page may be rewritten only in a coding the runtime decodes.
-    if (document && headers.has('accept-encoding')) headers.set('accept-encoding', 'gzip, br');
+    // A page may be rewritten only in a coding the runtime decodes: of the codings the
+    // browser accepts, only those are offered to the origin (none left: identity).
+    const accepted = headers.get('accept-encoding');
+    if (document && accepted !== null) {
+      const decodable = accepted
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => /^(gzip|br|identity)\s*(;|$)/i.test(part));
+      if (decodable.length > 0) headers.set('accept-encoding', decodable.join(', '));
+      else headers.delete('accept-encoding');
+    }
     let upstream: Response;
     try {
       upstream = await fetch(originRequestUrl(origin, url), {

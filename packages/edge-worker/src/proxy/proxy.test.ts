@@ -183,6 +183,11 @@ describe('edge proxy: slots filled in the HTML response', () => {
     const html = await asked.text();
     expect(/<p id="asked">([^<]*)<\/p>/.exec(html)?.[1]).toBe('gzip, br');
     expect(slot(html, 'hero')).toContain('Built for wet trails');
+    // Never a coding the browser did not offer.
+    const gzipOnly = await exports.default.fetch(`${SHOP}/echo-encoding`, {
+      headers: { accept: 'text/html', cookie: `attune_aid=${fan}`, 'accept-encoding': 'zstd, gzip;q=0.8' },
+    });
+    expect(/<p id="asked">([^<]*)<\/p>/.exec(await gzipOnly.text())?.[1]).toBe('gzip;q=0.8');
 
     const other = await page('/custom-encoded', `attune_aid=${fan}`);
     expect(other.headers.get('content-encoding')).toBe('x-custom');

@@ -33,7 +33,8 @@ export interface DeadLetterReport {
   refused: number;
 }
 
-type Item = { msg: Message<unknown>; row: DeadLetterRow };
+/** `erasure`: an erasure Directus refused, kept for an operator whatever the tombstone says. */
+type Item = { msg: Message<unknown>; row: DeadLetterRow; erasure?: true };
 
 /** Stores one batch of the dead-letter queue in Directus; every message is acked or retried. */
 export async function storeDeadLetters(
@@ -63,7 +64,7 @@ export async function storeDeadLetters(
         msg.ack();
         report.erasures++;
       } catch (e) {
-        if (isPermanent(e)) kept.push({ msg, row });
+        if (isPermanent(e)) kept.push({ msg, row, erasure: true });
         else retry(msg);
       }
       continue;
@@ -166,6 +167,13 @@ async function forgetIfErasedMeanwhile(
 ): Promise<void> {
   const people = new Map<string, { siteId: string | null; personKey: PersonKey | null; items: Item[] }>();
   for (const item of stored) {
+    // An erasure's person is always erased at the edge (the tombstone comes first): its
+    // letter is the record that Directus still holds their rows.
+    if (item.erasure) {
+      item.msg.ack();
+      report.stored++;
+      continue;
+    }
     const key = `${item.row.site_id}\u0000${item.row.person_key}`;
     const entry = people.get(key);
     if (entry) entry.items.push(item);

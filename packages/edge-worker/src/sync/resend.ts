@@ -11,8 +11,10 @@
  *   fails, resending that chunk again is safe for events, consent records, profiles and
  *   erasures (the sync writes them idempotently and drops messages about erased people);
  *   "viewed next" counts (covisits) would be added twice.
- * - Letters are taken oldest first; `next` names where the call stopped, so letters that
- *   cannot be resent are passed over by the next call instead of filling every page.
+ * - Letters are taken oldest first, whole failure times at a time; `next` is the last time
+ *   taken, so letters that cannot be resent are passed over by the next call instead of
+ *   filling every page. (A letter written meanwhile with an earlier time waits for the next
+ *   pass from the start.)
  * - A message that fails again is set aside again, as a new letter.
  */
 import { type QueueMessage, QueueMessageSchema } from '@attune/shared-schema';
@@ -22,14 +24,8 @@ import { sendMessages } from '../ingest/queue-producer.ts';
 /** Letters read, sent and deleted together (a letter's message is at most about 64 KB). */
 export const RESEND_CHUNK = 50;
 
-/** Which letters to resend: these ids, or the oldest `limit` (of a site; after a cursor). */
-export type ResendSelection = { ids: string[] } | { siteId?: string; limit: number; after?: ResendCursor };
-
-/** Where a call stopped: the failure time of the last letter taken, and how many letters kept at that time to pass over. */
-export interface ResendCursor {
-  at: string;
-  skip: number;
-}
+/** Which letters to resend: these ids, or the oldest `limit` (of a site; failed after a cursor). */
+export type ResendSelection = { ids: string[] } | { siteId?: string; limit: number; after?: string };
 
 export interface ResendReport {
   resent: number;
@@ -53,16 +49,11 @@ export class ResendFailed extends Error {
   }
 }
 
-export function formatCursor(cursor: ResendCursor): string {
-  return `${cursor.at}|${cursor.skip}`;
-}
-
-/** A cursor from `next`, or undefined when the text is not one. */
-export function parseCursor(text: string): ResendCursor | undefined {
-  const match = /^([0-9T:.+Z-]{10,40})\|(\d{1,7})$/.exec(text);
-  if (match?.[1] === undefined || match[2] === undefined || Number.isNaN(Date.parse(match[1])))
-    return undefined;
-  return { at: match[1], skip: Number(match[2]) };
+/** A cursor from `next`: the failure time of the last letter a call took, or undefined when the text is not one. */
+export function parseCursor(text: string): string | undefined {
+  return /^\d{4}-\d\d-\d\dT[0-9:.]+(Z|[+-]\d\d:\d\d)$/.test(text) && !Number.isNaN(Date.parse(text))
+    ? text
+    : undefined;
 }
 
 type Candidate = { id: string; failed_at: string };
@@ -81,26 +72,32 @@ export async function resendDeadLetters(
   if ('ids' in selection) candidates = [...new Set(selection.ids)].map((id) => ({ id, failed_at: '' }));
   else {
     const { siteId, limit, after } = selection;
-    const filter: Record<string, unknown>[] = [];
-    if (siteId !== undefined) filter.push({ site_id: { _eq: siteId } });
-    if (after !== undefined) filter.push({ failed_at: { _gte: after.at } });
-    try {
-      // Ids and times only (messages are read a chunk at a time); one more tells whether more remain.
-      candidates = await directus.readItems<Candidate>('dead_letters', {
-        ...(filter.length > 0 && { filter: { _and: filter } }),
+    const bySite = siteId === undefined ? [] : [{ site_id: { _eq: siteId } }];
+    const read = (time: Record<string, unknown>[], count: number) =>
+      directus.readItems<Candidate>('dead_letters', {
+        ...(bySite.length + time.length > 0 && { filter: { _and: [...bySite, ...time] } }),
         fields: ['id', 'failed_at'],
         sort: ['failed_at', 'id'],
-        limit: limit + 1,
-        ...(after !== undefined && after.skip > 0 && { offset: after.skip }),
+        limit: count,
       });
+    try {
+      // Ids and times only (messages are read a chunk at a time); one more tells whether more remain.
+      candidates = await read(after === undefined ? [] : [{ failed_at: { _gt: after } }], limit + 1);
+      report.more = candidates.length > limit;
+      if (report.more) {
+        // A call ends between two failure times, never within one: the next starts after
+        // the last time taken, whatever was deleted or kept meanwhile.
+        const boundary = candidates[limit]?.failed_at;
+        candidates = candidates.slice(0, limit).filter((c) => c.failed_at !== boundary);
+        // More letters failed at that one time than the limit: take them all.
+        if (candidates.length === 0 && boundary !== undefined)
+          candidates = await read([{ failed_at: { _eq: boundary } }], -1);
+      }
     } catch (e) {
       throw fail('read', e);
     }
-    report.more = candidates.length > limit;
-    candidates = candidates.slice(0, limit);
   }
 
-  const kept = new Set<string>();
   for (let i = 0; i < candidates.length; i += RESEND_CHUNK) {
     const chunk = candidates.slice(i, i + RESEND_CHUNK).map((c) => c.id);
     let letters: LetterRow[];
@@ -121,7 +118,6 @@ export async function resendDeadLetters(
       const parsed = QueueMessageSchema.safeParse(letter.message);
       if (parsed.success) sendable.push({ id: letter.id, message: parsed.data as QueueMessage });
       else {
-        kept.add(letter.id);
         const issue = parsed.error.issues[0];
         report.unsendable.push({
           id: letter.id,
@@ -147,12 +143,6 @@ export async function resendDeadLetters(
     report.resent += sendable.length;
   }
 
-  if (!('ids' in selection) && report.more) {
-    // The letters kept at the last time taken come first at that time in the next call.
-    const at = candidates[candidates.length - 1]?.failed_at ?? '';
-    const before = selection.after?.at === at ? selection.after.skip : 0;
-    const keptAtTime = candidates.filter((c) => c.failed_at === at && kept.has(c.id)).length;
-    report.next = formatCursor({ at, skip: before + keptAtTime });
-  }
+  if (report.more) report.next = candidates[candidates.length - 1]?.failed_at;
   return report;
 }

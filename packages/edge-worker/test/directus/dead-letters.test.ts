@@ -12,7 +12,12 @@ import {
   getQueueResult,
 } from 'cloudflare:test';
 import { afterEach, describe, expect, it } from 'vitest';
-import { directusClient } from '../../src/directus/client.ts';
+import {
+  type DirectusClient,
+  DirectusError,
+  directusClient,
+  directusFromEnv,
+} from '../../src/directus/client.ts';
 import worker from '../../src/index.ts';
 import {
   ADMIN_HEADERS,
@@ -27,6 +32,7 @@ import type { PersonKey } from '../../src/profile/types.ts';
 import { DEAD_LETTER_QUEUE, storeDeadLetters } from '../../src/sync/dead-letters.ts';
 import { RETRIES_EXHAUSTED } from '../../src/sync/mapping.ts';
 import {
+  admin,
   consume,
   deliveries,
   env,
@@ -184,6 +190,38 @@ describe('the dead-letter queue', () => {
     expect(await lettersOf(person)).toEqual([]);
   });
 
+  it('keeps an erasure Directus refuses outright, for an operator to act on', async () => {
+    const a = uniqueId('dlq-refused-erasure');
+    const person = `anon:${a}`;
+    await collect([productView(a, 'p1', 'shoes')]);
+    const queue = recordQueue(env());
+    try {
+      expect((await people(person, 'DELETE')).status).toBe(200);
+    } finally {
+      queue.restore();
+    }
+    const erasure = queue.messages.filter((m) => m.kind === 'erasure');
+    expect(erasure).toHaveLength(1);
+    // Directus refuses to delete the person's rows (say, a field's validation changed).
+    const real = directusFromEnv(env());
+    const refusing: DirectusClient = {
+      ...real,
+      deleteWhere: async () => {
+        throw new DirectusError('refused', 400, 'INVALID_PAYLOAD', false);
+      },
+    };
+    const batch = createMessageBatch(
+      DEAD_LETTER_QUEUE,
+      deliveries(erasure).map((d) => ({ ...d, timestamp: new Date(), attempts: 1 })),
+    );
+    expect(await storeDeadLetters(batch, env(), { directus: refusing })).toMatchObject({
+      stored: 1,
+      retried: 0,
+    });
+    const [kept] = await lettersOf(person);
+    expect((kept?.message as { kind?: string } | undefined)?.kind).toBe('erasure');
+  });
+
   it('an erasure the queue gave up on is applied, not kept or dropped', async () => {
     const a = uniqueId('dlq-erasure');
     const person = `anon:${a}`;
@@ -317,38 +355,54 @@ describe('the dead-letter queue', () => {
     it('passes over the letters it cannot resend when called again with the cursor it answered', async () => {
       const site = uniqueId('dlq-cursor');
       const person = `anon:${uniqueId('dlq-cursor')}`;
-      const failedAt = (n: number) => new Date(Date.now() - (10 - n) * 60_000).toISOString();
-      // The two oldest letters hold no queue message; the newest one does.
-      const broken = (n: number) => ({
-        reason: 'invalid queue message at kind',
-        messageId: uniqueId('m'),
-        attempts: 1,
-        failedAt: failedAt(n),
-        body: { kind: 'no-such-kind', siteId: site, personId: person },
-      });
-      const good = {
+      const letter = (body: unknown, failedAt: string) => ({
         reason: 'bad row',
         messageId: uniqueId('m'),
         attempts: 1,
-        failedAt: failedAt(2),
-        body: { ...eventsMessage(person, 2), siteId: site },
-      };
-      await consume(deliveries([broken(0), broken(1), good]), 1, DEAD_LETTER_QUEUE);
+        failedAt,
+        body,
+      });
+      const broken = { kind: 'no-such-kind', siteId: site, personId: person };
+      const good = (n: number) => ({ ...eventsMessage(person, n), siteId: site });
+      // One failure time holds three letters that cannot be resent and two that can (more
+      // than a call's limit of 2); a later one holds one more.
+      const t0 = new Date(Date.now() - 10 * 60_000).toISOString();
+      const t1 = new Date(Date.now() - 5 * 60_000).toISOString();
+      const atT0 = [
+        letter(broken, t0),
+        letter(good(1), t0),
+        letter(broken, t0),
+        letter(good(2), t0),
+        letter(broken, t0),
+      ];
+      await consume(deliveries([...atT0, letter(good(3), t1)]), 1, DEAD_LETTER_QUEUE);
 
       const queue = recordQueue(env());
       try {
-        const first = (await (await resend({ site, limit: 2 })).json()) as { next?: string };
-        expect(first).toMatchObject({ resent: 0, more: true });
-        // Without the cursor the same two letters would fill the page again.
-        const again = await resend({ site, limit: 2 });
-        expect(await again.json()).toMatchObject({ resent: 0, more: true });
+        // The whole failure time is taken, though it holds more letters than the limit.
+        const first = (await (await resend({ site, limit: 2 })).json()) as {
+          next?: string;
+          unsendable: { id: string }[];
+        };
+        expect(first).toMatchObject({ resent: 2, more: true });
+        expect(first.unsendable).toHaveLength(3);
+        // Without the cursor the three letters that stayed would fill the page again.
+        expect(await (await resend({ site, limit: 2 })).json()).toMatchObject({ resent: 0, more: true });
+        // An operator deletes them meanwhile: the cursor still starts right after that time.
+        await admin(
+          'DELETE',
+          '/items/dead_letters',
+          first.unsendable.map((u) => u.id),
+        );
         const second = await resend({ site, limit: 2, after: first.next });
         expect(await second.json()).toMatchObject({ resent: 1, unsendable: [], more: false });
       } finally {
         queue.restore();
       }
-      expect(queue.messages).toHaveLength(1);
-      expect(await rows('dead_letters', { site_id: { _eq: site } })).toHaveLength(2);
+      expect(queue.messages.map((m) => (m as { events: unknown[] }).events.length).toSorted()).toEqual([
+        1, 2, 3,
+      ]);
+      expect(await rows('dead_letters', { site_id: { _eq: site } })).toEqual([]);
     });
 
     it('refuses a bad body with a message saying what to send, and callers without the admin token', async () => {
