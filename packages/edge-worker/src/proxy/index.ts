@@ -140,13 +140,22 @@ function isHtml(res: Response): boolean {
 }
 
 /**
- * Whether the runtime hands us the body decoded: it decodes gzip and br. A body in any
- * other coding would be rewritten as if its compressed bytes were HTML, so it passes
- * through as it is (and the origin is asked for those codings only, below).
+ * The content codings the runtime hands us decoded. A body in any other coding would be
+ * rewritten as if its compressed bytes were HTML: it passes through as it is, and the
+ * origin is offered these codings only.
  */
+const DECODED_CODINGS = new Set(['identity', 'gzip', 'br']);
+
 function isDecoded(res: Response): boolean {
-  const coding = (res.headers.get('content-encoding') ?? '').trim().toLowerCase();
-  return coding === '' || coding === 'identity' || coding === 'gzip' || coding === 'br';
+  return DECODED_CODINGS.has((res.headers.get('content-encoding') ?? '').trim().toLowerCase() || 'identity');
+}
+
+/** Of an Accept-Encoding value, the codings (with their weights) the runtime decodes. */
+function decodedCodings(accepted: string): string[] {
+  return accepted
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => DECODED_CODINGS.has((part.split(';')[0] ?? '').trim().toLowerCase()));
 }
 
 /** Reads what one page's decision needs; the proxy starts it before the origin is asked. */
@@ -270,10 +279,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     // browser accepts, only those are offered to the origin (none left: identity).
     const accepted = headers.get('accept-encoding');
     if (document && accepted !== null) {
-      const decodable = accepted
-        .split(',')
-        .map((part) => part.trim())
-        .filter((part) => /^(gzip|br|identity)\s*(;|$)/i.test(part));
+      const decodable = decodedCodings(accepted);
       if (decodable.length > 0) headers.set('accept-encoding', decodable.join(', '));
       else headers.delete('accept-encoding');
     }

@@ -439,7 +439,7 @@ function eventsOfMalformed(body: unknown): Record<string, unknown>[] | undefined
 }
 
 /** Where and why a schema check failed, for a dead letter's reason: `path: message`. */
-function issueOf(result: {
+export function issueOf(result: {
   success: boolean;
   error?: { issues: { path: PropertyKey[]; message: string }[] };
 }): string {
@@ -449,7 +449,7 @@ function issueOf(result: {
 }
 
 /** One key per person of a site, for the batch's erasure bookkeeping. */
-function personSlot(siteId: string, personId: string): string {
+export function personSlot(siteId: string, personId: string): string {
   return `${siteId}\u0000${personId}`;
 }
 

@@ -16,7 +16,7 @@ import { type ErasureMessage, QueueMessageSchema } from '@attune/shared-schema';
 import { type DirectusClient, directusFromEnv } from '../directus/client.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
-import { type ErasureCheck, erase, isPermanent } from './consumer.ts';
+import { type ErasureCheck, erase, isPermanent, personSlot } from './consumer.ts';
 import { type DeadLetterRow, deadLetterRow, retryDelaySeconds } from './mapping.ts';
 
 /** The dead-letter queue's name (wrangler.toml `dead_letter_queue`). */
@@ -53,7 +53,7 @@ export async function storeDeadLetters(
   const erased = new Map<string, Promise<boolean>>();
   const kept: Item[] = [];
   // Redeliveries about an erased person: an earlier delivery may have written their row.
-  const droppedAgain: Message<unknown>[] = [];
+  const droppedAgain: Item[] = [];
   const now = Date.now();
   for (const msg of batch.messages) {
     const row = deadLetterRow(msg, now);
@@ -70,7 +70,7 @@ export async function storeDeadLetters(
       continue;
     }
     if (row.site_id !== null && row.person_key !== null) {
-      const key = `${row.site_id}\u0000${row.person_key}`;
+      const key = personSlot(row.site_id, row.person_key);
       let answer = erased.get(key);
       if (answer === undefined) {
         answer = check(env, row.site_id, row.person_key as PersonKey);
@@ -78,7 +78,7 @@ export async function storeDeadLetters(
       }
       try {
         if (await answer) {
-          if (msg.attempts > 1) droppedAgain.push(msg);
+          if (msg.attempts > 1) droppedAgain.push({ msg, row });
           else {
             msg.ack();
             report.dropped++;
@@ -97,24 +97,30 @@ export async function storeDeadLetters(
   if (droppedAgain.length > 0) {
     try {
       // By filter: deleting a key that does not exist is refused (403) by Directus.
-      await directus.deleteWhere('dead_letters', {
-        id: { _in: droppedAgain.map((msg) => deadLetterRow(msg, now).id) },
-      });
-      for (const msg of droppedAgain) msg.ack();
+      await directus.deleteWhere('dead_letters', { id: { _in: droppedAgain.map((i) => i.row.id) } });
+      for (const { msg } of droppedAgain) msg.ack();
       report.dropped += droppedAgain.length;
     } catch {
-      for (const msg of droppedAgain) retry(msg);
+      for (const { msg } of droppedAgain) retry(msg);
     }
   }
 
-  // Written rows are acked only after the second erasure check (forgetIfErasedMeanwhile).
+  // Written rows are acked only after the second erasure check (forgetIfErasedMeanwhile),
+  // except a refused erasure's: its person is always erased at the edge (the tombstone comes
+  // first), and its letter is the record that Directus still holds their rows.
   const stored: Item[] = [];
   const write = async (items: Item[]) => {
     await directus.createMissing(
       'dead_letters',
       items.map((i) => ({ ...i.row })),
     );
-    stored.push(...items);
+    for (const item of items) {
+      if (!item.erasure) stored.push(item);
+      else {
+        item.msg.ack();
+        report.stored++;
+      }
+    }
   };
   if (kept.length > 0) {
     try {
@@ -165,28 +171,23 @@ async function forgetIfErasedMeanwhile(
   report: DeadLetterReport,
   retry: (msg: Message<unknown>) => void,
 ): Promise<void> {
-  const people = new Map<string, { siteId: string | null; personKey: PersonKey | null; items: Item[] }>();
+  const people = new Map<string, { siteId: string; personKey: PersonKey; items: Item[] }>();
   for (const item of stored) {
-    // An erasure's person is always erased at the edge (the tombstone comes first): its
-    // letter is the record that Directus still holds their rows.
-    if (item.erasure) {
+    const { site_id: siteId, person_key: personKey } = item.row;
+    // A letter that names nobody cannot be about an erased person.
+    if (siteId === null || personKey === null) {
       item.msg.ack();
       report.stored++;
       continue;
     }
-    const key = `${item.row.site_id}\u0000${item.row.person_key}`;
+    const key = personSlot(siteId, personKey);
     const entry = people.get(key);
     if (entry) entry.items.push(item);
-    else
-      people.set(key, {
-        siteId: item.row.site_id,
-        personKey: item.row.person_key as PersonKey | null,
-        items: [item],
-      });
+    else people.set(key, { siteId, personKey: personKey as PersonKey, items: [item] });
   }
   for (const { siteId, personKey, items } of people.values()) {
     try {
-      if (siteId !== null && personKey !== null && (await check(env, siteId, personKey))) {
+      if (await check(env, siteId, personKey)) {
         await directus.deleteWhere('dead_letters', { id: { _in: items.map((i) => i.row.id) } });
         report.dropped += items.length;
       } else report.stored += items.length;

@@ -20,6 +20,7 @@
 import { type QueueMessage, QueueMessageSchema } from '@attune/shared-schema';
 import type { DirectusClient } from '../directus/client.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
+import { issueOf } from './consumer.ts';
 
 /** Letters read, sent and deleted together (a letter's message is at most about 64 KB). */
 export const RESEND_CHUNK = 50;
@@ -117,13 +118,7 @@ export async function resendDeadLetters(
     for (const letter of letters) {
       const parsed = QueueMessageSchema.safeParse(letter.message);
       if (parsed.success) sendable.push({ id: letter.id, message: parsed.data as QueueMessage });
-      else {
-        const issue = parsed.error.issues[0];
-        report.unsendable.push({
-          id: letter.id,
-          reason: `not a queue message: ${issue?.path.join('.') || 'message'}: ${issue?.message ?? 'invalid'}`,
-        });
-      }
+      else report.unsendable.push({ id: letter.id, reason: `not a queue message: ${issueOf(parsed)}` });
     }
     if (sendable.length === 0) continue;
     try {
