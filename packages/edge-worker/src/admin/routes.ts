@@ -133,7 +133,24 @@ adminRoutes.delete('/v1/people/:id', async (c) => {
     message.anonymousIds.push(t.personKey.slice(5));
   }
   // Erase downstream even when the edge held nothing: Directus may still have rows.
-  await sendMessages(c.env.EVENTS, [message]);
+  try {
+    await sendMessages(c.env.EVENTS, [message]);
+  } catch (e) {
+    log('error', 'person.erasure_not_queued', {
+      siteId: t.site.id,
+      error: e instanceof Error ? e.name : 'unknown',
+    });
+    // The edge part is done and remembers whom it took (until its tombstone expires): the
+    // same DELETE sends the same erasure downstream.
+    return c.json(
+      errorBody(
+        'queue_unavailable',
+        'erased at the edge, but the erasure for Directus could not be queued; send the same DELETE again',
+      ),
+      503,
+      { 'retry-after': '5' },
+    );
+  }
   log('info', 'person.erased', { siteId: t.site.id, held: erased.erased });
   return c.json({ erased: true, personId: erased.personKey, anonymousIds: erased.anonymousIds.length }, 200);
 });

@@ -9,6 +9,7 @@ import { env } from 'cloudflare:workers';
 import type { ErasureMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  ADMIN_HEADERS,
   anonId,
   collect,
   consentFor,
@@ -214,6 +215,60 @@ describe('an erasure that fails part-way', () => {
     expect(await viewProfile(env, SITE, `user:${userId}`)).toBeNull();
     const erasure = queue.messages.find((m): m is ErasureMessage => m.kind === 'erasure');
     expect(erasure?.anonymousIds.toSorted()).toEqual(browsers.toSorted());
+  });
+});
+
+describe('an erasure whose message could not be queued', () => {
+  /** A browser signed in as a person (analytics only: Directus keeps no people row to recover the keys from). */
+  async function signedInBrowser(): Promise<{ userId: string; browser: string }> {
+    const userId = `u-${anonId()}`;
+    const browser = anonId('b');
+    await collect([
+      productView(browser, 'p1', 'shoes', {
+        userId,
+        userIdSignature: await signed(userId),
+        consent: consentFor('analytics'),
+      }),
+    ]);
+    // The ingest's own send (after its response) is done before the queue fails.
+    await vi.waitFor(() => expect(queue.messages.some((m) => m.kind === 'events')).toBe(true));
+    return { userId, browser };
+  }
+
+  /** DELETE `key` while the queue refuses once, then again; returns the retry's erasure message. */
+  async function eraseWithRetry(key: PersonKey): Promise<ErasureMessage | undefined> {
+    vi.mocked(env.EVENTS.sendBatch).mockImplementationOnce(async () => {
+      throw new Error('queue unavailable');
+    });
+    const failed = await people(key, 'DELETE');
+    expect(failed.status).toBe(503);
+    expect(failed.headers.get('retry-after')).toBe('5');
+    expect(((await failed.json()) as { error: { code: string } }).error.code).toBe('queue_unavailable');
+    queue.restore();
+    queue = recordQueue();
+    const retried = await people(key, 'DELETE');
+    expect(retried.status).toBe(200);
+    return queue.messages.find((m): m is ErasureMessage => m.kind === 'erasure');
+  }
+
+  it('a retried DELETE of the browser erases its person downstream, not only the browser', async () => {
+    const { userId, browser } = await signedInBrowser();
+    const erasure = await eraseWithRetry(`anon:${browser}`);
+    expect(erasure?.personId).toBe(`user:${userId}`);
+    expect(erasure?.userId).toBe(userId);
+    expect(erasure?.anonymousIds).toEqual([browser]);
+  });
+
+  it('a retried DELETE of the person still names every merged browser', async () => {
+    const { userId, browser } = await signedInBrowser();
+    const erasure = await eraseWithRetry(`user:${userId}`);
+    expect(erasure?.personId).toBe(`user:${userId}`);
+    expect(erasure?.anonymousIds).toEqual([browser]);
+    // What the tombstone keeps for that is part of an access request's answer.
+    const held = (await (await people(`user:${userId}`, 'GET', ADMIN_HEADERS, '&scope=edge')).json()) as {
+      erasedWith?: { anonymousIds: string[] };
+    };
+    expect(held.erasedWith?.anonymousIds).toEqual([browser]);
   });
 });
 

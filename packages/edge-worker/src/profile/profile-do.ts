@@ -75,6 +75,8 @@ export interface ProfileExport {
   profile?: ProfileState;
   aliasOf?: PersonKey;
   erasedAt?: string;
+  /** Until the tombstone expires: whom the erasure took, so that a retried DELETE erases them again downstream. */
+  erasedWith?: Omit<ErasureResult, 'erased'>;
   seenEventIds: number;
 }
 
@@ -273,6 +275,11 @@ export class ProfileDO extends DurableObject<Env> {
    */
   #retiring(): Retiring | undefined {
     return this.#getJson<Retiring>('retiring');
+  }
+
+  /** What this key's erasure took, while its tombstone stands (see erase). */
+  #erasure(): ErasureResult | undefined {
+    return this.#getJson<ErasureResult>('erasure');
   }
 
   /** What a replay under way rebuilds on (see forgetForReplay). */
@@ -668,6 +675,11 @@ export class ProfileDO extends DurableObject<Env> {
       if (state) out.profile = state;
       if (alias !== undefined) out.aliasOf = alias;
       if (tombstone !== undefined) out.erasedAt = tombstone;
+      const erasure = this.#erasure();
+      if (erasure !== undefined) {
+        const { erased: _, ...kept } = erasure;
+        out.erasedWith = kept;
+      }
       return JSON.stringify(out);
     });
   }
@@ -683,21 +695,33 @@ export class ProfileDO extends DurableObject<Env> {
       const alias = this.#alias();
       if (alias !== undefined) return { alias };
       const state = this.#load();
+      // What an earlier erasure of this key took (kept with its tombstone): a DELETE retried
+      // because the erasure message could not be queued must name the same person and browsers.
+      const earlier = this.#erasure();
       // The browsers an erasure that failed part-way had still to tombstone: without them a
       // retried DELETE would leave their aliases pointing here, and Directus their events.
       const pending: unknown = JSON.parse(this.#get('erasing') ?? '[]');
       const unfinished = Array.isArray(pending) ? pending.filter((id) => typeof id === 'string') : [];
-      const anonymousIds = [...new Set([...(state?.anonymousIds ?? []), ...unfinished])];
-      const erased: ErasureResult = { personKey, anonymousIds, erased: state !== undefined };
-      if (state?.userId !== undefined) erased.userId = state.userId;
-      await this.#wipe(true);
+      const anonymousIds = [
+        ...new Set([...(state?.anonymousIds ?? []), ...unfinished, ...(earlier?.anonymousIds ?? [])]),
+      ];
+      const erased: ErasureResult = {
+        personKey: earlier?.personKey ?? personKey,
+        anonymousIds,
+        erased: state !== undefined || earlier?.erased === true,
+      };
+      const userId = state?.userId ?? earlier?.userId;
+      if (userId !== undefined) erased.userId = userId;
+      await this.#wipe(true, erased);
       if (anonymousIds.length > 0) this.#put('erasing', JSON.stringify(anonymousIds));
       return erased;
     });
     if ('alias' in outcome) {
       // Outside this object's turn: the person may be waiting on this object (a hand-over).
       const result = await this.#stub(siteId, outcome.alias).erase(siteId, outcome.alias);
-      await this.#inOrder(() => this.#wipe(true));
+      // The browser remembers whom it was erased with: a retried DELETE of this browser
+      // finds no alias any more, and would otherwise erase downstream only the browser.
+      await this.#inOrder(() => this.#wipe(true, result));
       return result;
     }
     const result = outcome;
@@ -706,7 +730,7 @@ export class ProfileDO extends DurableObject<Env> {
     // tombstone already stands, so what it forwards meanwhile is dropped.
     for (const anonymousId of result.anonymousIds) {
       const key: PersonKey = `anon:${anonymousId}`;
-      if (key !== personKey) await this.#stub(siteId, key).tombstone();
+      if (key !== personKey) await this.#stub(siteId, key).tombstone(result);
     }
     if (result.anonymousIds.length > 0) await this.#inOrder(async () => this.#drop('erasing'));
     return result;
@@ -717,12 +741,16 @@ export class ProfileDO extends DurableObject<Env> {
     return this.#inOrder(async () => this.#tombstone() ?? null);
   }
 
-  /** Turns an aliased anonymous profile into a tombstone (its person was erased). */
-  async tombstone(): Promise<void> {
-    await this.#inOrder(() => this.#wipe(true));
+  /** Turns an aliased anonymous profile into a tombstone (its person was erased, as `erasure` says). */
+  async tombstone(erasure?: ErasureResult): Promise<void> {
+    await this.#inOrder(() => this.#wipe(true, erasure));
   }
 
-  async #wipe(leaveTombstone: boolean): Promise<void> {
+  /**
+   * Deletes everything; with `leaveTombstone`, keeps the tombstone (and `erasure`, what the
+   * erasure took, for a retried DELETE) until it expires.
+   */
+  async #wipe(leaveTombstone: boolean, erasure?: ErasureResult): Promise<void> {
     this.#alarmAt = undefined;
     await this.ctx.storage.deleteAlarm();
     if (this.#hasTables) {
@@ -735,6 +763,7 @@ export class ProfileDO extends DurableObject<Env> {
     if (leaveTombstone) {
       const now = Date.now();
       this.#put('tombstone', new Date(now).toISOString());
+      if (erasure !== undefined) this.#put('erasure', JSON.stringify(erasure));
       await this.ctx.storage.setAlarm(now + TOMBSTONE_TTL_MS);
     } else {
       await this.#deleteEverything();
