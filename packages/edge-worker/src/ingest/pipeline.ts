@@ -171,11 +171,14 @@ export async function ingestBatch(
   count('consent_dropped', consentDropped);
   outcome.dropped += consentDropped;
 
-  // 2. Each browser's events go to their person in order; browsers run in parallel.
+  // 2. Each browser's events go to their person in order; browsers run in parallel. One
+  // failing (its object unavailable) does not stop the others: what they applied is
+  // forwarded below before the failure is passed on, since the client's retry finds those
+  // events duplicates and nothing would forward them then.
   const messages: QueueMessage[] = [];
   const followUps: Promise<void>[] = [];
   const profileStarted = Date.now();
-  await Promise.all(
+  const applied = await Promise.allSettled(
     [...byBrowser.values()].map(async (events) => {
       let limit = input.anonymousLimit;
       for (const run of consecutiveRuns(events)) {
@@ -256,6 +259,8 @@ export async function ingestBatch(
   }
   outcome.timings.queueMs = Date.now() - queueStarted;
   if (followUps.length > 0) ctx.waitUntil(Promise.all(followUps));
+  const failed = applied.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return outcome;
 }
 

@@ -1,7 +1,8 @@
 import { env as workerEnv } from 'cloudflare:workers';
 import { eventMessagesOf, LIMITS, type ProfileMessage, QueueMessageSchema } from '@attune/shared-schema';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { viewProfile } from '../profile/client.ts';
+import { ProfileDO } from '../profile/profile-do.ts';
 import {
   ADMIN_TOKEN,
   anonId,
@@ -534,5 +535,27 @@ describe('GET /v1/admin/stats', () => {
     expect(counters.accepted).toBeGreaterThan(0);
     expect(counters.invalid).toBeGreaterThan(0);
     expect(counters.consent_dropped).toBeGreaterThan(0);
+  });
+});
+
+describe('a batch one of whose browsers cannot be applied', () => {
+  it("still forwards the other browsers' events, once, and the retry forwards the rest", async () => {
+    const [bad, ok] = [anonId('bad'), anonId('ok')];
+    const batch = [productView(bad, 'p1', 'shoes'), productView(ok, 'p2', 'hats')];
+    // The first browser's object is unavailable (overloaded, reset) for this request.
+    const unavailable = vi
+      .spyOn(ProfileDO.prototype, 'ingest')
+      .mockRejectedValueOnce(new Error('object unavailable'));
+    const first = await collect(batch);
+    expect(first.status).toBe(500);
+    unavailable.mockRestore();
+    // The client sends the batch again, as the SDK does after a 5xx.
+    const retried = await collect(batch);
+    expect(retried.status).toBe(200);
+    expect(await retried.json()).toMatchObject({ accepted: 1, duplicates: 1 });
+    await vi.waitFor(() => {
+      const ids = eventMessagesOf(queue.messages).map((m) => m.event.anonymousId);
+      expect(ids.toSorted()).toEqual([bad, ok].toSorted());
+    });
   });
 });
