@@ -143,10 +143,13 @@ adminRoutes.delete('/v1/people/:id', async (c) => {
     // The edge part is done and remembers whom it took (until its tombstone expires): the
     // same DELETE sends the same erasure downstream.
     return c.json(
-      errorBody(
-        'queue_unavailable',
-        'erased at the edge, but the erasure for Directus could not be queued; send the same DELETE again',
-      ),
+      {
+        error: {
+          code: 'queue_unavailable',
+          message:
+            'erased at the edge, but the erasure for Directus could not be queued; send the same DELETE again',
+        },
+      },
       503,
       { 'retry-after': '5' },
     );

@@ -227,7 +227,7 @@ describe('an erasure whose message could not be queued', () => {
       productView(browser, 'p1', 'shoes', {
         userId,
         userIdSignature: await signed(userId),
-        consent: consentFor('analytics'),
+        context: { consent: consentFor('analytics') },
       }),
     ]);
     // The ingest's own send (after its response) is done before the queue fails.
