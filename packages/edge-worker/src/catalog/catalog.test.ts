@@ -8,7 +8,13 @@ import {
   invalidateCatalog,
   putCatalogSnapshot,
 } from './index.ts';
-import { loadCatalogFromDirectus } from './source.ts';
+import {
+  loadCatalogFromDirectus,
+  parseProducts,
+  parseSlotContent,
+  parseTriggerRules,
+  type SkippedRow,
+} from './source.ts';
 
 /** The Worker's env pointed at the fixture Directus (served by the fixture origin Worker). */
 const withDirectus = { ...env, DIRECTUS_URL: 'http://directus.fixture.test/' };
@@ -32,6 +38,24 @@ describe('catalog source (Directus REST)', () => {
       when: { category: 'outdoor' },
       promo: { capPerPerson: 1 },
     });
+  });
+
+  it('reads a null in a nullable column as the field left empty, instead of skipping the row', () => {
+    // Directus sends null for an empty nullable column; `.default()` alone covers only a missing field.
+    const skipped: SkippedRow[] = [];
+    const [product] = parseProducts(
+      [{ id: 'p1', slug: 'p1', title: 'P', category: 'c', price: 1, stock: 1, currency: null }],
+      skipped,
+    );
+    const [variant] = parseSlotContent(
+      [{ id: 'v1', slot: 'hero', kind: 'banner', title: 'T', isDefault: null, priority: null }],
+      skipped,
+    );
+    const [rule] = parseTriggerRules([{ id: 'r1', on: 'cart.item.added', enabled: null }], skipped);
+    expect(skipped).toEqual([]);
+    expect(product?.currency).toBe('EUR');
+    expect(variant).toMatchObject({ isDefault: false, priority: 0 });
+    expect(rule?.enabled).toBe(true);
   });
 
   it('fails loudly on a wrong token instead of serving an empty catalog as if it were real', async () => {

@@ -30,10 +30,12 @@ const ProductSchema = z.object({
     .nullish()
     .transform((v) => v ?? []),
   price: z.coerce.number().nonnegative(),
+  // Nullable columns: Directus sends null for an empty one, which `.default()` would reject.
   currency: z
     .string()
     .regex(/^[A-Z]{3}$/)
-    .default('EUR'),
+    .nullish()
+    .transform((v) => v ?? 'EUR'),
   image: z
     .string()
     .max(2048)
@@ -74,13 +76,19 @@ const SlotVariantSchema = z.object({
   targetSegments: jsonish(z.array(z.string().max(200)).max(50))
     .nullish()
     .transform((v) => v ?? []),
-  isDefault: z.boolean().default(false),
+  isDefault: z
+    .boolean()
+    .nullish()
+    .transform((v) => v ?? false),
   priority: z.coerce.number().default(0),
 }) satisfies z.ZodType<SlotVariant, unknown>;
 
 const TriggerRuleSchema = z.object({
   id: z.union([key, z.number().transform(String)]),
-  enabled: z.boolean().default(true),
+  enabled: z
+    .boolean()
+    .nullish()
+    .transform((v) => v ?? true),
   on: z.string().min(1).max(100),
   when: jsonish(
     z.object({
