@@ -164,4 +164,15 @@ describe('GET /v1/decide rejects bad requests with readable errors', () => {
     });
     expect(no.status).toBe(403);
   });
+
+  it('refuses a CORS preflight for an unknown write key, whatever the origin', async () => {
+    for (const origin of [SITE_ORIGIN, 'https://evil.example']) {
+      const res = await exports.default.fetch('http://attune.test/v1/decide?writeKey=nope&slots=hero', {
+        method: 'OPTIONS',
+        headers: { origin },
+      });
+      expect(res.status).toBe(403);
+      expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    }
+  });
 });

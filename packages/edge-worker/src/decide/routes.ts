@@ -171,8 +171,9 @@ function corsHeaders(origin: string): Record<string, string> {
 decideRoutes.options('/v1/decide', async (c) => {
   const origin = c.req.header('origin');
   const site = await getSiteByWriteKey(c.env, c.req.query('writeKey') ?? '');
-  // Preflight carries no credentials: allow any origin a configured site lists.
-  if (origin === undefined || (site && !isOriginAllowed(site, origin))) return c.body(null, 403);
+  // Preflight carries no credentials: allow only an origin the named site lists. An unknown
+  // write key names no site, so it allows no origin (before, it allowed every origin).
+  if (origin === undefined || !site || !isOriginAllowed(site, origin)) return c.body(null, 403);
   return c.body(null, 204, {
     ...corsHeaders(origin),
     'access-control-allow-methods': 'GET, OPTIONS',
