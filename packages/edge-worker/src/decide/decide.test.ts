@@ -77,6 +77,40 @@ describe('decision.served', () => {
   });
 });
 
+describe('recommendations while a trigger product is in the cart', () => {
+  it('never recommends the product on screen, even when it is one of the rule’s accessories', () => {
+    const jacketInCart: ProfileView = {
+      ...profile,
+      interests: { 'category:outdoor': 3 },
+      cart: ['trail-jacket'],
+      recentActions: [
+        {
+          id: '1',
+          name: 'cart.item.added',
+          at: profile.asOf,
+          productId: 'trail-jacket',
+          category: 'outdoor',
+        },
+      ],
+    };
+    const ids = (productId?: string) =>
+      decideSlots(
+        catalog,
+        ctx({ profile: jacketInCart, slots: ['recommendations'], ...(productId ? { productId } : {}) }),
+      ).response.decisions.recommendations?.items?.map((i) => i.id) ?? [];
+    // On another page the headlamp is one of the jacket's accessories…
+    expect(ids()).toContain('headlamp');
+    // …on its own page it is not recommended to itself; the rule still leads, with another pick.
+    const onItsPage = decideSlots(
+      catalog,
+      ctx({ profile: jacketInCart, slots: ['recommendations'], productId: 'headlamp' }),
+    ).response.decisions.recommendations;
+    expect(onItsPage?.items?.map((i) => i.id)).not.toContain('headlamp');
+    expect(onItsPage?.items).toHaveLength(3);
+    expect(onItsPage?.items?.every((i) => i.reason === 'goes with your Trail Jacket')).toBe(true);
+  });
+});
+
 describe('measureLift', () => {
   const day = 24 * 3_600_000;
   const t0 = Date.parse('2026-11-01T00:00:00.000Z');

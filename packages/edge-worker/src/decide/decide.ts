@@ -196,7 +196,7 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
     let decision: SlotDecision;
     if (isRecommendations) {
       const profile = personalized ? ctx.profile : null;
-      const triggered = profile ? triggeredAccessories(catalog, profile) : [];
+      const triggered = profile ? triggeredAccessories(catalog, profile, ctx.productId) : [];
       const items =
         triggered.length > 0
           ? triggered
@@ -258,9 +258,14 @@ function defaultVariant(variants: SlotVariant[]): SlotVariant | undefined {
 
 /**
  * While a product that fires a trigger rule (e.g. an outdoor jacket) is in the cart, the
- * rule's accessories lead the recommendations — the same picks the trigger announced.
+ * rule's accessories lead the recommendations — the same picks the trigger announced —
+ * except the product on screen (an accessory's own page must not recommend it).
  */
-export function triggeredAccessories(catalog: CatalogIndex, profile: ProfileView): ProductCard[] {
+export function triggeredAccessories(
+  catalog: CatalogIndex,
+  profile: ProfileView,
+  currentProductId?: string,
+): ProductCard[] {
   if (profile.cart.length === 0 || catalog.triggerRules.length === 0) return [];
   const inCart = new Set(profile.cart);
   const newestFirst = [
@@ -287,6 +292,7 @@ export function triggeredAccessories(catalog: CatalogIndex, profile: ProfileView
       recentViews: [],
       cart: profile.cart,
       purchased: profile.purchased,
+      ...(currentProductId !== undefined ? { currentProductId } : {}),
       limit: Math.min(rule.recommend.limit ?? RECOMMENDATION_LIMIT, RECOMMENDATION_LIMIT),
       maxPerCategory: 0,
       restrictTo: {
