@@ -33,11 +33,27 @@ export interface CatalogEnv {
 }
 
 let memo: Memo | undefined;
+/**
+ * The last catalog a read installed, kept across invalidations: what a decision serves
+ * while a load is slower than its budget (an invalidated catalog beats no catalog).
+ */
+let lastGood: CatalogIndex | undefined;
 let loading: Promise<CatalogIndex> | undefined;
 /** Bumped by every invalidation: a refresh that began before it must not install what it read. */
 let generation = 0;
 
 const EMPTY: CatalogSnapshot = { version: 'empty', products: [], slotContent: [], triggerRules: [] };
+let emptyIndex: CatalogIndex | undefined;
+
+/**
+ * What a decision uses when `getCatalog` is slower than its budget: the last catalog this
+ * isolate read (even one invalidated since), else an empty one (defaults only).
+ */
+export function lastCatalog(): CatalogIndex {
+  if (lastGood) return lastGood;
+  emptyIndex ??= buildCatalogIndex(EMPTY);
+  return emptyIndex;
+}
 
 /**
  * The indexed catalog for decisions; never throws (an unreadable source yields the last good
@@ -66,8 +82,12 @@ export async function getCatalog(
 }
 
 /** Installs what a refresh found, unless an invalidation came after the refresh began. */
-function keep(from: number, next: Memo): CatalogIndex {
-  if (from === generation) memo = next;
+function keep(from: number, next: Memo, read = true): CatalogIndex {
+  if (from === generation) {
+    memo = next;
+    // A failure's stand-in is not a catalog that was read.
+    if (read) lastGood = next.index;
+  }
   return next.index;
 }
 
@@ -95,7 +115,7 @@ async function refresh(env: CatalogEnv, now: number, from: number): Promise<Cata
   } catch (error) {
     console.warn(JSON.stringify({ msg: 'catalog unavailable', error: String(error) }));
     const retryAt = now - CATALOG_RECHECK_MS + FAILURE_RETRY_MS;
-    return keep(from, { index: memo?.index ?? buildCatalogIndex(EMPTY), checkedAt: retryAt });
+    return keep(from, { index: memo?.index ?? buildCatalogIndex(EMPTY), checkedAt: retryAt }, false);
   }
 }
 

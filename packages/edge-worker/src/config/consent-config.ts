@@ -125,6 +125,15 @@ export async function getConsentConfig(
   return pending;
 }
 
+/**
+ * The configuration this isolate last held for a site, however old (an invalidation drops
+ * it): what a decision uses when `getConsentConfig` is slower than its budget. Undefined
+ * when none is known, and then a decision grants nothing.
+ */
+export function lastConsentConfig(siteId: string): ConsentConfig | undefined {
+  return memo.get(siteId)?.config;
+}
+
 /** Bumped by every invalidation: a read that began before it must not install what it read. */
 let invalidations = 0;
 

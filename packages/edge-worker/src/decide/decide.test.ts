@@ -5,6 +5,7 @@ import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import type { ProfileView } from '../profile/types.ts';
 import { decideSlots, type SlotContext } from './decide.ts';
 import { consentState } from './fixtures/people.ts';
+import { CATALOG_WITH_TARGETED_PROMO } from './fixtures/targeted-promo.ts';
 import { DEFAULT_EXPERIMENT } from './holdout.ts';
 import { type LoggedEvent, measureLift } from './lift.ts';
 
@@ -108,6 +109,41 @@ describe('recommendations while a trigger product is in the cart', () => {
     expect(onItsPage?.items?.map((i) => i.id)).not.toContain('headlamp');
     expect(onItsPage?.items).toHaveLength(3);
     expect(onItsPage?.items?.every((i) => i.reason === 'goes with your Trail Jacket')).toBe(true);
+  });
+});
+
+describe('promos chosen for a person', () => {
+  const withPromo = buildCatalogIndex(CATALOG_WITH_TARGETED_PROMO);
+  const outdoorFan = (grants: { marketing: boolean }): Partial<SlotContext> => {
+    const consent = consentState({ analytics: true, personalization: true, ...grants });
+    return {
+      profile: { ...profile, interests: { 'category:outdoor': 5 }, consent },
+      consent,
+      slots: ['hero', 'promo'],
+    };
+  };
+  const promo = (over: Partial<SlotContext>) => decideSlots(withPromo, ctx(over)).response.decisions;
+
+  it('target a person only under marketing consent', () => {
+    expect(promo(outdoorFan({ marketing: true })).promo).toMatchObject({
+      variant: 'promo-outdoor',
+      reason: 'interest in outdoor',
+    });
+    const without = promo(outdoorFan({ marketing: false }));
+    expect(without.promo).toMatchObject({
+      variant: 'promo-default',
+      reason: 'default: marketing not granted',
+    });
+    // Banners are personalization alone.
+    expect(without.hero?.variant).toBe('hero-outdoor');
+  });
+
+  it('are not targeted under Sec-GPC: 1, nor when the browser’s consent withdrew marketing', () => {
+    expect(promo({ ...outdoorFan({ marketing: true }), gpc: true }).promo?.variant).toBe('promo-default');
+    const withdrawn = consentState({ analytics: true, personalization: true, marketing: false });
+    expect(promo({ ...outdoorFan({ marketing: true }), browserConsent: withdrawn }).promo?.variant).toBe(
+      'promo-default',
+    );
   });
 });
 

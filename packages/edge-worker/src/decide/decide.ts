@@ -1,23 +1,28 @@
 /**
- * One decision for one person and a set of slots: reads the person's profile (bounded by
- * the decision budget), checks consent and the holdout, scores the catalog, chooses a
- * banner/promo variant or recommended products per slot, and returns the
- * `decision.served` events to record (analytics purpose only) so lift can be measured.
- * Defaults — the marketer's default variant, popular products — whenever personalization
- * is not granted, the person is held out, or anything upstream is slow or failing.
+ * One decision for one person and a set of slots: reads the person's profile, the catalog
+ * and the site's consent configuration (each bounded by the decision budget), checks
+ * consent and the holdout, scores the catalog, chooses a banner/promo variant or
+ * recommended products per slot, and returns the `decision.served` events to record
+ * (analytics purpose only) so lift can be measured. Defaults — the marketer's default
+ * variant, popular products — whenever personalization is not granted, the person is held
+ * out, or anything upstream is slow or failing.
  */
 import {
+  applyGpc,
+  type ConsentConfig,
   type ConsentState,
   type CustomerAction,
   type DecideResponse,
   type EventMessage,
   isGranted,
+  normalizeConsent,
   type ProductCard,
   type SlotDecision,
 } from '@attune/shared-schema';
 import type { CatalogIndex } from '../catalog/catalog-index.ts';
-import { getCatalog } from '../catalog/index.ts';
+import { getCatalog, lastCatalog } from '../catalog/index.ts';
 import type { Product, SlotVariant } from '../catalog/types.ts';
+import { getConsentConfig, lastConsentConfig } from '../config/consent-config.ts';
 import { profileStub } from '../identity/index.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
@@ -42,6 +47,8 @@ export interface DecideInput {
   productId?: string;
   /** A consent state the browser sent (first-party cookie): it can only take purposes away. */
   browserConsent?: ConsentState;
+  /** `Sec-GPC: 1` on the request: marketing is off, whatever the profile records. */
+  gpc?: boolean;
   budgetMs: number;
 }
 
@@ -95,15 +102,28 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
     input.productId !== undefined
       ? readCovisits(env, input.siteId, [input.productId], input.budgetMs * 0.5)
       : Promise.resolve<CovisitCounts>(new Map());
-  const [profile, catalog, current] = await Promise.all([
+  // The catalog and the consent configuration are in isolate memory almost always; on a cold
+  // isolate, or just after the webhook invalidated them, they wait on KV and Directus (up to
+  // 5 s a read), so they are bounded like the profile. A late catalog is the last one this
+  // isolate held (else none: defaults); a late configuration is the last one known for the
+  // site (else none: nothing granted). The load goes on in the request's waitUntil.
+  const [profile, catalog, config, current] = await Promise.all([
     readProfile(env, input.siteId, input.personKey, input.budgetMs * 0.6),
-    getCatalog(env),
+    withinBudget(getCatalog(env), input.budgetMs * 0.6, lastCatalog()),
+    withinBudget<ConsentConfig | undefined>(
+      getConsentConfig(env, input.siteId),
+      input.budgetMs * 0.6,
+      lastConsentConfig(input.siteId),
+    ),
     onScreen,
   ]);
   // The profile follows an anonymous id to the person it was merged into.
   const personKey = profile?.personKey ?? input.personKey;
+  // The recorded choice grants only what the site offers now: a category a marketer
+  // disabled since is off, as the ingest path treats it.
+  const consent = profile?.consent && config ? normalizeConsent(profile.consent, config) : undefined;
   const personalization =
-    isGranted(profile?.consent, 'personalization') &&
+    isGranted(consent, 'personalization') &&
     (input.browserConsent === undefined || isGranted(input.browserConsent, 'personalization'));
   const holdout = personalization && isInHoldout(personKey, holdoutPercent(env.HOLDOUT_PERCENT));
   let covisits: CovisitCounts = personalization && !holdout ? current : new Map();
@@ -116,7 +136,7 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
     }
   }
   const analytics =
-    isGranted(profile?.consent, 'analytics') &&
+    isGranted(consent, 'analytics') &&
     (input.browserConsent === undefined || isGranted(input.browserConsent, 'analytics'));
   return {
     catalog,
@@ -124,7 +144,7 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
       ...input,
       personKey,
       profile: personalization ? profile : null,
-      consent: profile?.consent,
+      consent,
       personalization,
       holdout,
       covisits,
@@ -167,7 +187,10 @@ export function recentViews(profile: ProfileView): string[] {
 export interface SlotContext extends DecideInput {
   /** The profile, only when personalization is granted. */
   profile: ProfileView | null;
-  /** The person's consent as their profile records it (none: nothing granted). */
+  /**
+   * The person's consent as their profile records it, normalized against the site's
+   * current categories (none: nothing granted). GPC is not applied here: see `gpc`.
+   */
   consent: ConsentState | undefined;
   personalization: boolean;
   holdout: boolean;
@@ -186,6 +209,11 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
     : ctx.holdout
       ? 'default: holdout group'
       : 'default';
+  // A promo chosen for the person is marketing (a promotion), not only personalization.
+  const marketing =
+    ctx.consent !== undefined &&
+    isGranted(applyGpc(ctx.consent, ctx.gpc === true), 'marketing') &&
+    (ctx.browserConsent === undefined || isGranted(ctx.browserConsent, 'marketing'));
   for (const slot of new Set(ctx.slots)) {
     const variants = catalog.slotContent.get(slot) ?? [];
     const fallback = defaultVariant(variants);
@@ -231,8 +259,14 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
         holdout: ctx.holdout,
       };
     } else {
-      const chosen = personalized && ctx.profile ? targetedVariant(variants, ctx.profile) : undefined;
+      // Without marketing, a promo slot keeps its untargeted default.
+      const candidates = marketing ? variants : variants.filter((v) => v.kind !== 'promo');
+      const chosen = personalized && ctx.profile ? targetedVariant(candidates, ctx.profile) : undefined;
       const variant = chosen?.variant ?? (fallback as SlotVariant);
+      const withheld =
+        !chosen && personalized && ctx.profile && candidates.length < variants.length
+          ? targetedVariant(variants, ctx.profile) !== undefined
+          : false;
       decision = {
         slot,
         decisionId,
@@ -242,7 +276,13 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
         body: variant.body,
         ...(variant.image !== undefined ? { image: variant.image } : {}),
         ...(variant.href !== undefined ? { href: variant.href } : {}),
-        reason: chosen?.reason ?? (personalized ? 'default: no matching content' : defaultReason),
+        reason:
+          chosen?.reason ??
+          (!personalized
+            ? defaultReason
+            : withheld
+              ? 'default: marketing not granted'
+              : 'default: no matching content'),
         holdout: ctx.holdout,
       };
     }

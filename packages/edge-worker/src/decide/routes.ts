@@ -126,6 +126,7 @@ export async function answerDecide(
     slots,
     ...(values.productId !== undefined ? { productId: values.productId } : {}),
     ...(browserConsent !== undefined ? { browserConsent } : {}),
+    gpc: c.req.header('sec-gpc') === '1',
     budgetMs: decisionBudgetMs(c.env),
   });
   recordServed(c, outcome.served);

@@ -338,6 +338,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         ...ctx,
         slots: [request.slot],
         ...(productId ? { productId } : {}),
+        gpc: c.req.header('sec-gpc') === '1',
       });
       served.push(...outcome.served);
       const decision = outcome.response.decisions[request.slot];
