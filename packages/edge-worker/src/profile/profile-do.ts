@@ -99,7 +99,12 @@ type Identity = { siteId: string; personKey: PersonKey };
 /** A retired person's merged browsers, still to be forgotten. */
 type Retiring = { siteId: string; browsers: PersonKey[] };
 /** A replay under way: the version it numbers on from, and the browsers merged before it. */
-type Replaying = { previous: number; browsers: string[] };
+type Replaying = {
+  previous: number;
+  browsers: string[];
+  /** The person's consent record before the replay: the log cannot hold a withdrawal (nothing is logged without analytics). */
+  consent?: ConsentRecord;
+};
 
 function consentSource(event: CustomerAction): string {
   const source = event.properties?.source;
@@ -878,8 +883,10 @@ export class ProfileDO extends DurableObject<Env> {
         previous: Math.max(earlier?.previous ?? 0, state?.version ?? 0),
         browsers: [...new Set([...(earlier?.browsers ?? []), ...(state?.anonymousIds ?? [])])],
       };
+      const consent = state?.consent ?? earlier?.consent;
+      if (consent !== undefined) replaying.consent = consent;
       await this.#wipe(false);
-      if (replaying.previous > 0 || replaying.browsers.length > 0) {
+      if (replaying.previous > 0 || replaying.browsers.length > 0 || consent !== undefined) {
         this.#put('replaying', JSON.stringify(replaying));
         // Should the replay never finish, the alarm clears the row (or keeps what was rebuilt).
         await this.ctx.storage.setAlarm(Date.now() + DAY_MS);
@@ -891,21 +898,44 @@ export class ProfileDO extends DurableObject<Env> {
   /**
    * After a replay: numbers this profile's versions on above `previous` (the version it had
    * before it was forgotten), so a consumer keeping the highest version takes its snapshots
-   * again, and ends the replay. Returns the version now (0 when nothing was rebuilt).
+   * again, and ends the replay. The person's consent record from before the replay stands
+   * unless a newer one arrived meanwhile: the log holds no withdrawal (nothing is logged
+   * without analytics), so the rebuilt record could otherwise grant what the person took
+   * back. Returns the version now (0 when nothing was rebuilt) and, when personalization is
+   * granted, the profile's snapshot for downstream (the live path sends one only then): by
+   * the consent record, or, when the person never recorded a choice, by the consent the
+   * newest replayed event was accepted under (`newestPersonalization`).
    */
-  async continueVersion(previous: number): Promise<number> {
+  async continueVersion(
+    previous: number,
+    newestPersonalization = false,
+  ): Promise<{ version: number; snapshot?: ProfileSummary }> {
     return this.#inOrder(async () => {
+      const kept = this.#replaying()?.consent;
       if (this.#replaying() !== undefined) this.#drop('replaying');
       const state = this.#load();
       if (!state || this.#tombstone() !== undefined) {
         if (this.#readKv().size === 0) await this.#wipe(false);
-        return 0;
+        return { version: 0 };
       }
-      if (state.version <= previous) {
-        state.version = previous + 1;
-        this.#save(state);
+      if (
+        kept !== undefined &&
+        (state.consent === undefined || kept.recordedAt >= state.consent.recordedAt)
+      ) {
+        state.consent = kept;
+        if (!isGranted(kept.state, 'personalization')) clearPersonalization(state);
       }
-      return state.version;
+      if (state.version <= previous) state.version = previous + 1;
+      this.#save(state);
+      // As the site's categories stand today (one the marketer disabled grants nothing).
+      const config = await getConsentConfig(this.env, state.siteId, (p) => this.ctx.waitUntil(p));
+      const personalization =
+        state.consent !== undefined
+          ? isGranted(normalizeConsent(state.consent.state, config), 'personalization')
+          : newestPersonalization;
+      if (!personalization) return { version: state.version };
+      const { rules } = await this.#rules(state.siteId);
+      return { version: state.version, snapshot: toSummary(state, Date.now(), rules) };
     });
   }
 }

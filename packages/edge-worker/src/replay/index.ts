@@ -15,7 +15,7 @@ import { profileMessage } from '../ingest/pipeline.ts';
 import { traceparentOf } from '../observability/index.ts';
 import { profileStub } from '../profile/client.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
-import type { PersonKey, ProfileView } from '../profile/types.ts';
+import type { PersonKey, ProfileSummary, ProfileView } from '../profile/types.ts';
 import { getSiteById, type Site } from '../sites/index.ts';
 import { withRecordedKeys } from '../sync/consumer.ts';
 import { type EventRow, profileInputFromRow } from '../sync/mapping.ts';
@@ -53,20 +53,28 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
   const stub = profileStub(env, siteId, personKey);
   const previous = await stub.forgetForReplay();
   let accepted = 0;
-  let last: IngestResult | undefined;
-  // Whether the newest event was accepted under personalization: the live path sends a
-  // profile snapshot only then (the people rows are that purpose's sink).
+  let rebuilt = false;
+  // Whether the newest event was accepted under personalization (see continueVersion).
   let personalization = false;
   for (let i = 0; i < rows.length; i += CHUNK) {
     const inputs = rows.slice(i, i + CHUNK).map(profileInputFromRow);
     // The RPC typing of IngestResult is too deep for TypeScript; the value is the plain result.
-    last = (await stub.ingest(siteId, personKey, inputs)) as unknown as IngestResult;
-    accepted += last.accepted.length;
+    const result = (await stub.ingest(siteId, personKey, inputs)) as unknown as IngestResult;
+    accepted += result.accepted.length;
+    rebuilt = true;
     personalization = inputs[inputs.length - 1]?.personalization ?? false;
   }
-  const version = await stub.continueVersion(previous);
-  if (last && version > 0 && personalization)
-    await env.EVENTS.send(profileMessage(site, { ...last, version }, traceparentOf(undefined)));
+  // The person's consent record from before the replay stands (see continueVersion): the
+  // snapshot goes downstream only when personalization is granted (the people rows are that
+  // purpose's sink), as on the live path.
+  const { version, snapshot } = (await stub.continueVersion(previous, personalization)) as unknown as {
+    version: number;
+    snapshot?: ProfileSummary;
+  };
+  if (rebuilt && version > 0 && snapshot !== undefined)
+    await env.EVENTS.send(
+      profileMessage(site, { personKey, profile: snapshot, version }, traceparentOf(undefined)),
+    );
   // The full view (ingest answers without the recent actions).
   const profile = (await stub.view()) as unknown as ProfileView | null;
   return { siteId, personKey, events: rows.length, accepted, profile };
