@@ -218,6 +218,44 @@ describe('an erasure that fails part-way', () => {
   });
 });
 
+describe("a sign-in naming someone else's browser", () => {
+  it('does not take the browser, its history or its later events from the person it belongs to', async () => {
+    const owner = `u-${anonId()}`;
+    const other = `u-${anonId()}`;
+    const browser = anonId('b');
+    await collect([productView(browser, 'p1', 'shoes')]);
+    await collect([
+      productView(browser, 'p2', 'shoes', { userId: owner, userIdSignature: await signed(owner) }),
+    ]);
+    expect(await profileStub(env, SITE, `anon:${browser}`).aliasOf()).toBe(`user:${owner}`);
+
+    // Another signed-in user sends their own (validly signed) event under that browser's id.
+    const res = await collect([
+      productView(browser, 'p3', 'hats', { userId: other, userIdSignature: await signed(other) }),
+    ]);
+    expect(await res.json()).toMatchObject({ accepted: 1 });
+    expect(await profileStub(env, SITE, `anon:${browser}`).aliasOf()).toBe(`user:${owner}`);
+    const theirs = await viewProfile(env, SITE, `user:${other}`);
+    expect(theirs?.anonymousIds).toEqual([]);
+    expect(theirs?.interests['category:shoes']).toBeUndefined();
+
+    // The browser's next anonymous event still goes to its owner.
+    await collect([productView(browser, 'p4', 'garden')]);
+    expect((await viewProfile(env, SITE, `user:${owner}`))?.interests['category:garden']).toBeGreaterThan(0);
+    expect((await viewProfile(env, SITE, `user:${other}`))?.interests['category:garden']).toBeUndefined();
+  });
+
+  it('does not link an erased browser to the next person signing in on it', async () => {
+    const browser = anonId('b');
+    await collect([productView(browser, 'p1', 'shoes')]);
+    expect((await people(`anon:${browser}`, 'DELETE')).status).toBe(200);
+    const userId = `u-${anonId()}`;
+    await collect([productView(browser, 'p2', 'hats', { userId, userIdSignature: await signed(userId) })]);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.anonymousIds).toEqual([]);
+    expect(await profileStub(env, SITE, `anon:${browser}`).aliasOf()).toBeNull();
+  });
+});
+
 describe('an erasure whose message could not be queued', () => {
   /** A browser signed in as a person (analytics only: Directus keeps no people row to recover the keys from). */
   async function signedInBrowser(): Promise<{ userId: string; browser: string }> {

@@ -224,20 +224,26 @@ export interface ApplyOutcome {
 
 /**
  * Applies one accepted, personalization-granted event to a profile, at `at` (the
- * server-corrected event time). Mutates `state`.
+ * server-corrected event time). Mutates `state`. `linkBrowser: false` leaves the event's
+ * browser out of the profile's browsers (it belongs to someone else).
  */
 export function applyEvent(
   state: ProfileState,
   event: CustomerAction,
   at: number,
   rules: ProfileRules,
+  linkBrowser = true,
 ): ApplyOutcome {
   const outcome: ApplyOutcome = { emitted: [] };
   const now = Math.max(at, state.interestsAsOf);
   decayTo(state, now, rules);
   const iso = new Date(now).toISOString();
 
-  if (!state.anonymousIds.includes(event.anonymousId) && !event.anonymousId.startsWith('server:')) {
+  if (
+    linkBrowser &&
+    !state.anonymousIds.includes(event.anonymousId) &&
+    !event.anonymousId.startsWith('server:')
+  ) {
     pushUnique(state.anonymousIds, event.anonymousId);
   }
   bump(state.counters, 'events');

@@ -85,6 +85,8 @@ export interface HandOver {
   /** The profile as JSON (a recursive JSON type is too deep for RPC typings). */
   state?: string;
   seen: { id: string; at: number }[];
+  /** The browser is someone else's already (an alias of another person, or erased): nothing was handed over. */
+  refused?: true;
 }
 
 /** What erasure removed, for the downstream erasure message. */
@@ -165,6 +167,8 @@ export class ProfileDO extends DurableObject<Env> {
   #insertsSincePrune = 0;
   /** This browser's rate-limit bucket, in memory (forgetting it only errs towards allowing). */
   #bucket: { tokens: number; updatedAt: number } | undefined;
+  /** Browsers that refused a hand-over (someone else's, or erased), so later events do not ask again. */
+  #refusedBrowsers = new Set<string>();
   /** The alarm as last read or set (undefined: not read yet). */
   #alarmAt: number | null | undefined;
   /**
@@ -538,7 +542,7 @@ export class ProfileDO extends DurableObject<Env> {
       }
       if (!personalization) continue;
 
-      const outcome = applyEvent(state, event, eventAt, rules);
+      const outcome = applyEvent(state, event, eventAt, rules, !this.#refusedBrowsers.has(event.anonymousId));
       result.emitted.push(...outcome.emitted);
       if (outcome.covisit) result.covisits.push(outcome.covisit);
     }
@@ -559,11 +563,18 @@ export class ProfileDO extends DurableObject<Env> {
     rules: ProfileRules,
     personalization: boolean,
   ): Promise<ProfileState> {
+    if (this.#refusedBrowsers.has(anonymousId)) return state;
     const handed = await this.#stub(siteId, `anon:${anonymousId}`).handOver(
       personKey,
       siteId,
       `anon:${anonymousId}`,
     );
+    if (handed.refused) {
+      // The event stays this person's; the browser is not linked (and not asked again).
+      if (this.#refusedBrowsers.size >= 1000) this.#refusedBrowsers.clear();
+      this.#refusedBrowsers.add(anonymousId);
+      return state;
+    }
     if (handed.state !== undefined) {
       const theirs = JSON.parse(handed.state) as ProfileState;
       if (!personalization) clearPersonalization(theirs);
@@ -648,6 +659,12 @@ export class ProfileDO extends DurableObject<Env> {
   /** Hands this anonymous profile to a person and becomes an alias of it (verified identify). */
   async handOver(to: PersonKey, siteId: string, self: PersonKey): Promise<HandOver> {
     return this.#inOrder(async () => {
+      // A browser linked to another person stays theirs, and an erased one stays erased: a
+      // signed-in user naming someone else's anonymous id (it travels in cookies and decide
+      // URLs) must not take over that person's browser, its history or its later events.
+      const alias = this.#alias();
+      if ((alias !== undefined && alias !== to) || this.#tombstone() !== undefined)
+        return { seen: [], refused: true };
       // An alias must know its site to forward reads (the browser may never have sent anonymously).
       if (this.#identity() === undefined) this.#put('identity', JSON.stringify({ siteId, personKey: self }));
       const state = this.#load();
