@@ -45,12 +45,13 @@ const SiteSecretSchema = z.object({
   identitySecret: z.string().min(1),
   serverKey: z.string().min(1),
 });
+// A bucket holds whole requests: a burst below 1 could never grant one (every request a 429).
 const RateLimitSchema = z
   .object({
     ipPerSecond: z.number().positive(),
-    ipBurst: z.number().positive(),
+    ipBurst: z.number().min(1),
     anonymousPerSecond: z.number().positive(),
-    anonymousBurst: z.number().positive(),
+    anonymousBurst: z.number().min(1),
   })
   .partial();
 
@@ -72,7 +73,9 @@ function parseJson(text: string | undefined): unknown {
 
 /**
  * Builds the site directory from configuration. A site without secrets is skipped (and
- * logged once), because an unsigned identity or a missing server key would be unsafe.
+ * logged once), because an unsigned identity or a missing server key would be unsafe; so
+ * is a site whose id or write key an earlier site already has (one would silently take the
+ * other's traffic). Invalid rate limits are logged and the defaults used.
  */
 function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
   const directory: SiteDirectory = { byWriteKey: new Map(), byId: new Map() };
@@ -90,7 +93,28 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
       console.error(JSON.stringify({ level: 'error', msg: 'site has no secrets; skipped', siteId: s.id }));
       continue;
     }
+    if (directory.byId.has(s.id) || directory.byWriteKey.has(s.writeKey)) {
+      const field = directory.byId.has(s.id) ? 'id' : 'writeKey';
+      console.error(
+        JSON.stringify({
+          level: 'error',
+          msg: `site ${field} is already taken by an earlier site; skipped`,
+          siteId: s.id,
+        }),
+      );
+      continue;
+    }
     const rate = RateLimitSchema.safeParse(s.settings.rateLimit ?? {});
+    if (!rate.success) {
+      const issue = rate.error.issues[0];
+      console.error(
+        JSON.stringify({
+          level: 'error',
+          msg: `site settings.rateLimit.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}; the defaults apply`,
+          siteId: s.id,
+        }),
+      );
+    }
     const site: Site = {
       id: s.id,
       writeKey: s.writeKey,
