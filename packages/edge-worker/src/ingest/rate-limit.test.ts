@@ -42,6 +42,23 @@ describe('per-IP rate limit and IPv6', () => {
     expect(other.status).toBe(200);
   });
 
+  it('charges a batch one token per browser it carries: made-up browsers cannot ride on one request', async () => {
+    const limited = envWithSites([
+      {
+        id: SITE,
+        writeKey: WRITE_KEY,
+        allowedOrigins: [ORIGIN],
+        settings: { rateLimit: { ipPerSecond: 0.01, ipBurst: 5 } },
+      },
+    ]);
+    const headers = { 'cf-connecting-ip': '203.0.113.77' };
+    const five = Array.from({ length: 5 }, () => makeEvent(anonId()));
+    expect((await collect(five, { env: limited, headers })).status).toBe(200);
+    const next = await collect([makeEvent(anonId())], { env: limited, headers });
+    expect(next.status).toBe(429);
+    expect(Number(next.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+
   it('keys addresses: IPv4 as is, IPv6 by /64 in any notation, IPv4-mapped as IPv4', () => {
     expect(rateLimitAddress('203.0.113.9')).toBe('203.0.113.9');
     expect(rateLimitAddress('2001:db8:1:2::5')).toBe('2001:db8:1:2::/64');

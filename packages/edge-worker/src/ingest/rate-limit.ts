@@ -48,23 +48,28 @@ export async function ipKey(site: Site, ip: string, now: number = Date.now()): P
   return `ip:${site.id}:${hash.slice(0, 32)}`;
 }
 
-/** Takes one token from the IP's bucket (from this isolate's lease when it has one). */
-export async function checkIpLimit(env: Env, site: Site, ip: string): Promise<RateDecision> {
+/**
+ * Takes `cost` tokens from the IP's bucket (from this isolate's lease when it holds
+ * enough). A request costs one token per browser it carries events of: each browser is a
+ * Durable Object the request writes, so a batch naming a hundred made-up browsers must not
+ * cost what one page's batch does. The cost is capped at the burst, so any batch can pass.
+ */
+export async function checkIpLimit(env: Env, site: Site, ip: string, cost = 1): Promise<RateDecision> {
   const now = Date.now();
   const key = await ipKey(site, ip, now);
+  const limits = site.settings.rateLimit;
+  const need = Math.max(1, Math.min(Math.ceil(cost), Math.floor(limits.ipBurst)));
   const lease = leases.get(key);
-  if (lease && lease.until > now && lease.tokens >= 1) {
-    lease.tokens -= 1;
+  if (lease && lease.until > now && lease.tokens >= need) {
+    lease.tokens -= need;
     return { allowed: true };
   }
-  const limits = site.settings.rateLimit;
   // A tenth of the burst per lease: small limits stay exact, large ones cost few calls.
-  const want = Math.max(1, Math.min(MAX_LEASE, Math.floor(limits.ipBurst / 10)));
+  const want = Math.max(need, Math.min(MAX_LEASE, Math.floor(limits.ipBurst / 10)));
   const result = await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key)).lease(
     { key, perSecond: limits.ipPerSecond, burst: limits.ipBurst },
     want,
   );
-  if (result.granted === 0) return { allowed: false, retryAfterSeconds: result.retryAfterSeconds };
   if (leases.size > 10_000) leases.clear();
   // Requests that arrived together each found the lease empty and each leased a block:
   // add this block to what the others left, or all but the last block would be lost to the
@@ -72,6 +77,14 @@ export async function checkIpLimit(env: Env, site: Site, ip: string): Promise<Ra
   const at = Date.now();
   const current = leases.get(key);
   const left = current !== undefined && current.until > at ? current.tokens : 0;
-  leases.set(key, { tokens: left + result.granted - 1, until: at + LEASE_MS });
+  const held = left + result.granted;
+  if (held < need) {
+    // Too few for this request: what was granted stays leased for the next one.
+    if (held > 0) leases.set(key, { tokens: held, until: at + LEASE_MS });
+    const wait =
+      result.granted === 0 ? result.retryAfterSeconds : Math.ceil((need - held) / limits.ipPerSecond);
+    return { allowed: false, retryAfterSeconds: Math.max(1, wait) };
+  }
+  leases.set(key, { tokens: held - need, until: at + LEASE_MS });
   return { allowed: true };
 }

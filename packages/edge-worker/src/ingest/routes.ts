@@ -159,7 +159,8 @@ async function collect(c: IngestContext, stages: Stages): Promise<Response> {
 
   if (!trusted) {
     const rateStarted = Date.now();
-    const rate = await checkIpLimit(c.env, site, clientIp(c));
+    const browsers = new Set(parsed.events.map(({ event }) => event.anonymousId)).size;
+    const rate = await checkIpLimit(c.env, site, clientIp(c), browsers);
     stages.rateMs = Date.now() - rateStarted;
     if (!rate.allowed) {
       count('rate_limited', parsed.events.length);
