@@ -3,10 +3,12 @@ import { eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { viewProfile } from '../profile/client.ts';
 import {
+  ADMIN_HEADERS,
   anonId,
   call,
   collect,
   makeEvent,
+  people,
   recordQueue,
   SERVER_KEY,
   SITE,
@@ -184,6 +186,8 @@ describe('Segment HTTP Tracking API', () => {
       properties: { order_id: 'o1', total: 5 },
     });
     expect(await before.json()).toMatchObject({ accepted: 0, dropped: 1 });
+    // … and stores nothing about them at the edge either.
+    expect((await people(`user:${userId}`, 'GET', ADMIN_HEADERS, '&scope=edge')).status).toBe(404);
     // The person grants analytics only in the browser (signed in).
     await collect([
       makeEvent(a, 'consent.updated', {

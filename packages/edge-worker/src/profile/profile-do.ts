@@ -428,6 +428,12 @@ export class ProfileDO extends DurableObject<Env> {
       if (firstWrite) await this.#deleteEverything();
       throw err;
     }
+    if (firstWrite && result.accepted.length === 0) {
+      // Every event dropped for lack of consent (a server producer's, with no choice on
+      // record): a person nobody may hold anything about must not be stored.
+      await this.#deleteEverything();
+      return { ...result, profile: toSummary(state, now, rules) };
+    }
     this.#insertsSincePrune += claimed.length;
     this.#save(state);
     this.#pruneSeen(now);
