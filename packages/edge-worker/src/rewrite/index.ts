@@ -8,6 +8,16 @@
  * failing slot is skipped, not the stream.
  */
 
+import {
+  adoptionMovesContent,
+  ENCLOSING,
+  type Enclosing,
+  holdsContent,
+  isFormatting,
+  OPTIONAL_END_TAG,
+  startTagInSlot,
+} from './implied-ends.ts';
+
 /** What a slot gets: its inner HTML and the ids to mark it with. */
 export interface FilledSlot {
   html: string;
@@ -188,30 +198,208 @@ function startTagSource(el: Element): string {
  */
 export const MAX_PAGE_SLOTS = 20;
 
+/** An element that started inside a slot while the slot's default content was being removed. */
+interface Opened {
+  name: string;
+  /** Its start tag, as removed. */
+  source: string;
+  /** Still open as a browser parses the page (an implied end tag may have closed it). */
+  parsed: boolean;
+  /** Still open for HTMLRewriter, which has yet to call its end-tag handler. */
+  open: boolean;
+  /** Closed by its own end tag (not implicitly). */
+  ended: boolean;
+}
+
+/** A filled slot whose default content streams past. */
+interface Filling {
+  tag: string;
+  /** Elements around the slot that a start tag inside it could close. */
+  enclosing: ReadonlySet<Enclosing>;
+  /** The default content is being removed: the browser would still put it in the slot. */
+  removing: boolean;
+  /** What was removed, for a slot left unclosed to get it back. */
+  removed: string[];
+  /** Elements whose start tag was removed, in the order they started. */
+  inside: Opened[];
+  /**
+   * An element inside was closed by the end tag that ends the slot (or an element around
+   * it): HTMLRewriter took that end tag for the element's own and removed it with the
+   * element, so the slot's end handler puts it back.
+   */
+  endTagTaken: boolean;
+}
+
+/** The elements removed from a slot that no end tag of theirs closed. */
+function unclosed(state: Filling): Opened[] {
+  return state.inside.filter((e) => !e.ended);
+}
+
+/**
+ * What goes back where a filled slot ends at `tag`: everything removed if the browser would
+ * move some of it out of the slot, else the start tags of the formatting elements left open
+ * (the browser reopens them for what follows the slot).
+ */
+function carriedOver(state: Filling, tag: { start: string } | { end: string }): string {
+  const open = unclosed(state);
+  if (
+    adoptionMovesContent(
+      tag,
+      open.map((e) => e.name),
+    )
+  )
+    return state.removed.join('');
+  return open
+    .filter((e) => isFormatting(e.name))
+    .map((e) => e.source)
+    .join('');
+}
+
 /**
  * Rewrites the slots of an HTML response as it streams; headers are the caller's business.
  * The first MAX_PAGE_SLOTS slots are filled; the rest keep the origin's content.
  *
  * A filled slot gets its new content at its start tag, and its default content is removed
- * as it streams past — but remembered until the slot's end tag, so that malformed HTML
- * whose slot is never closed gets the remembered content back at the end of the document
- * instead of losing the rest of the page.
+ * as it streams past, up to where a browser ends the slot: its end tag, the end tag of an
+ * element around it, or a start tag that HTML says closes it (`<p>` after a paragraph,
+ * `<li>` after a list item: see implied-ends.ts; HTMLRewriter takes those as nested). What
+ * follows is never touched. A slot that is not closed the way HTML allows — the document
+ * ends inside it, or an enclosing end tag closes it although its own is required
+ * (`<div data-attune-slot/>`) — gets the removed content back there, after the new content,
+ * instead of losing that part of the page; so does one whose end makes the browser move
+ * removed blocks out of it (misnested formatting tags). Formatting elements left open in
+ * the default (`<b>` without `</b>`) are given back where the slot ends, since the browser
+ * carries them on past it.
+ *
+ * The content is removed piece by piece, not with `setInnerContent`: that removes whatever
+ * HTMLRewriter takes to be inside the element, so `<p>a<p>b`, `<li>a<li>b` and an unclosed
+ * slot lost the rest of the page. HTMLRewriter also hands an element closed by an enclosing
+ * end tag (`<div><p>a</div>`) that end tag, and removing the element removes the tag: it is
+ * put back.
  */
 export function rewriteSlots(response: Response, filler: SlotFiller, options: RewriteOptions): Response {
   const source =
     options.decided && response.body
       ? new Response(response.body.pipeThrough(slotGate(options.decided, options.deadline)), response)
       : response;
-  /** The default content removed from the slot being filled, until its end tag. */
-  let open: string[] | undefined;
+  /** The slot being filled, or the last one filled while HTMLRewriter holds open elements removed from it. */
+  let filling: Filling | undefined;
   /** Slots asked for so far: past MAX_PAGE_SLOTS the rest keep their defaults. */
   let asked = 0;
-  const rewriter = new HTMLRewriter()
+  /** Elements around the slot element being handled, as the ENCLOSING selectors found them. */
+  let around = new Set<Enclosing>();
+
+  const settle = () => {
+    if (filling && !filling.removing && !filling.inside.some((e) => e.open)) filling = undefined;
+  };
+
+  /** The end-tag handler of an element whose start tag was removed. */
+  const endOfOpened = (state: Filling, opened: Opened, end: EndTag) => {
+    const at = Math.max(0, state.inside.indexOf(opened));
+    // HTMLRewriter closes the elements that started after this one with it.
+    for (const e of state.inside.slice(at)) {
+      e.open = false;
+      e.parsed = false;
+    }
+    const name = end.name;
+    opened.ended = name === opened.name;
+    // Closed by their own end tags, they matter no more (left open, they may be reopened).
+    state.inside = state.inside.filter((e) => e.open || !e.ended);
+    if (name === opened.name) {
+      // Its own end tag, removed with its start tag; once the slot has ended it belongs to the page.
+      if (state.removing) state.removed.push(`</${name}>`);
+      else end.after(`</${name}>`, { html: true });
+    } else if (!state.inside.some((e) => e.open && e.name === name)) {
+      // Implicitly closed by the slot's end tag or an enclosing one: the slot's handler
+      // runs next for the same tag (innermost first) and puts it back.
+      state.endTagTaken = true;
+    }
+    settle();
+  };
+
+  /** The slot's own end-tag handler. */
+  const endOfSlot = (state: Filling, end: EndTag) => {
+    if (state.removing) {
+      state.removing = false;
+      const back =
+        end.name !== state.tag && !OPTIONAL_END_TAG.has(state.tag)
+          ? state.removed.join('')
+          : carriedOver(state, { end: end.name });
+      if (back !== '') end.before(back, { html: true });
+      state.removed = [];
+    }
+    if (state.endTagTaken) {
+      state.endTagTaken = false;
+      end.after(`</${end.name}>`, { html: true });
+    }
+    if (filling === state) filling = undefined;
+  };
+
+  // HTMLRewriter calls an element's handlers in the order they were registered: a start tag
+  // is checked for ending the slot being filled before it is seen as a slot of its own, and
+  // the enclosing elements of a slot are known when its handler runs.
+  const rewriter = new HTMLRewriter().on('[data-attune-slot] *', {
+    element(el) {
+      const state = filling;
+      if (!state?.removing) return;
+      const tag = el.tagName.toLowerCase();
+      const parsed = state.inside.filter((e) => e.parsed);
+      const effect = startTagInSlot(
+        tag,
+        state.tag,
+        parsed.map((e) => e.name),
+        state.enclosing,
+      );
+      if (effect.endsSlot) {
+        // The browser ends the slot here: this element and the rest are the page's, and so
+        // are the formatting elements it reopens after the slot (or, where it moves open
+        // content out of the slot, everything removed).
+        const back = carriedOver(state, { start: tag });
+        if (back !== '') el.before(back, { html: true });
+        state.removing = false;
+        state.removed = [];
+        settle();
+        return;
+      }
+      for (const e of parsed.slice(parsed.length - effect.closes)) e.parsed = false;
+      const source = startTagSource(el);
+      state.removed.push(source);
+      el.removeAndKeepContent();
+      const opened: Opened = { name: tag, source, parsed: !effect.ignored, open: true, ended: false };
+      try {
+        el.onEndTag((end) => endOfOpened(state, opened, end));
+      } catch {
+        return; // a void element has no end tag
+      }
+      state.inside.push(opened);
+    },
+  });
+  for (const name of ENCLOSING)
+    rewriter.on(`${name} [data-attune-slot]`, {
+      element() {
+        around.add(name);
+      },
+    });
+  rewriter
     .on('[data-attune-slot]', {
       element(el) {
-        if (open) return; // a slot nested in a filled slot goes with its parent's default
+        const enclosing = around;
+        around = new Set();
+        // A slot inside one being filled goes with that one's default; so does one while
+        // HTMLRewriter holds elements open whose end tags the last fill has to handle.
+        if (filling) return;
         const slot = attribute(el, 'data-attune-slot');
-        if (slot === undefined || ++asked > MAX_PAGE_SLOTS) return;
+        const tag = el.tagName.toLowerCase();
+        if (slot === undefined || !holdsContent(tag, enclosing)) return;
+        let state: Filling | undefined;
+        try {
+          el.onEndTag((end) => {
+            if (state) endOfSlot(state, end);
+          });
+        } catch {
+          return; // a void element (`<img data-attune-slot>`) has no content to replace
+        }
+        if (++asked > MAX_PAGE_SLOTS) return;
         const productId = attribute(el, 'data-attune-product');
         const category = attribute(el, 'data-attune-category');
         const request: SlotRequest = {
@@ -221,15 +409,15 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
         };
         const apply = (filled: FilledSlot | null) => {
           if (!filled) return;
-          const ledger: string[] = [];
-          try {
-            el.onEndTag(() => {
-              if (open === ledger) open = undefined;
-            });
-          } catch {
-            return; // a void element (`<img data-attune-slot>`) has no content to replace
-          }
-          open = ledger;
+          state = {
+            tag,
+            enclosing,
+            removing: true,
+            removed: [],
+            inside: [],
+            endTagTaken: false,
+          };
+          filling = state;
           el.prepend(filled.html, { html: true });
           el.setAttribute('data-attune-variant', filled.variant);
           el.setAttribute('data-attune-decision', filled.decisionId);
@@ -242,36 +430,24 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
         apply(filled);
       },
       text(chunk) {
-        if (!open) return;
-        open.push(chunk.text);
+        if (!filling?.removing) return;
+        filling.removed.push(chunk.text);
         chunk.remove();
       },
       comments(comment) {
-        if (!open) return;
-        open.push(`<!--${comment.text}-->`);
+        if (!filling?.removing) return;
+        filling.removed.push(`<!--${comment.text}-->`);
         comment.remove();
-      },
-    })
-    .on('[data-attune-slot] *', {
-      element(el) {
-        const ledger = open;
-        if (!ledger) return;
-        ledger.push(startTagSource(el));
-        el.removeAndKeepContent();
-        try {
-          el.onEndTag((end) => {
-            ledger.push(`</${end.name}>`);
-          });
-        } catch {
-          // Void elements have no end tag.
-        }
       },
     })
     .onDocument({
       end(end) {
-        // The slot was never closed: give the page its content back rather than truncate it.
-        if (open && open.length > 0) end.append(open.join(''), { html: true });
-        open = undefined;
+        // The page ended inside the slot: the default comes back rather than the rest of the
+        // page being lost (even where HTML lets the end tag be left out: the slot may have
+        // ended at a tag HTMLRewriter does not report, such as `</h2>` closing an `<h3>`).
+        if (filling?.removing && filling.removed.length > 0)
+          end.append(filling.removed.join(''), { html: true });
+        filling = undefined;
         options.onEnd?.();
       },
     });

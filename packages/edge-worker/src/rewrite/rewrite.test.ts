@@ -140,3 +140,103 @@ describe('slotTagStart', () => {
     expect(slotTagStart(bytes('="hero">'), bytes('<section data-attune-slot'))).toBe(0);
   });
 });
+
+describe('rewriteSlots: a filled slot ends where the browser ends it', () => {
+  const NEW: FilledSlot = { html: '<i>new</i>', variant: 'v', decisionId: 'd' };
+  const MARK = 'data-attune-variant="v" data-attune-decision="d"';
+  /** The page rewritten with every slot filled, the decision known or still coming. */
+  const fill = (page: string, known: boolean) =>
+    rewriteSlots(
+      new Response(page, { headers: { 'content-type': 'text/html' } }),
+      () => (known ? NEW : Promise.resolve(NEW)),
+      { deadline: Date.now() + 60_000 },
+    ).text();
+  const cases: [string, string, string][] = [
+    [
+      'a paragraph ends at the next one',
+      '<p data-attune-slot="promo">Default<p>Next para</p><footer>F</footer>',
+      `<p data-attune-slot="promo" ${MARK}><i>new</i><p>Next para</p><footer>F</footer>`,
+    ],
+    [
+      'a list item ends at the next one',
+      '<ul><li data-attune-slot="hero">one<li>two<li>three</ul><footer>',
+      `<ul><li data-attune-slot="hero" ${MARK}><i>new</i><li>two<li>three</ul><footer>`,
+    ],
+    [
+      'the slot’s end tag also closes an unclosed element inside it',
+      '<div data-attune-slot="hero"><p>Default text</div><footer>',
+      `<div data-attune-slot="hero" ${MARK}><i>new</i></div><footer>`,
+    ],
+    [
+      'a slot whose end tag is missing gets its default back where the page closes it',
+      '<html><body><div data-attune-slot="hero"/><main>M</main></body></html>',
+      `<html><body><div data-attune-slot="hero" ${MARK}><i>new</i><main>M</main></body></html>`,
+    ],
+    [
+      'a slot never closed gets its default back at the end of the page',
+      '<div data-attune-slot="hero"/><main>M</main>',
+      `<div data-attune-slot="hero" ${MARK}><i>new</i><main>M</main>`,
+    ],
+    [
+      'a slot closed only by an enclosing end tag gets its default back there',
+      '<section><div data-attune-slot="a"/><p>M</p></section><p>after</p>',
+      `<section><div data-attune-slot="a" ${MARK}><i>new</i><p>M</p></section><p>after</p>`,
+    ],
+    [
+      'paragraphs that end each other inside the slot',
+      '<div data-attune-slot="a"><p>a<p>b</div><p>after</p>',
+      `<div data-attune-slot="a" ${MARK}><i>new</i></div><p>after</p>`,
+    ],
+    [
+      'an element the next list item closes keeps the list’s end tag',
+      '<ul><li data-attune-slot="a"><p>one<li>two</ul><p>after</p>',
+      `<ul><li data-attune-slot="a" ${MARK}><i>new</i><li>two</ul><p>after</p>`,
+    ],
+    [
+      'a formatting element left open is reopened after the slot, and keeps its end tag',
+      '<ul><li data-attune-slot="a"><b>one<li>two</b>three</ul>',
+      `<ul><li data-attune-slot="a" ${MARK}><i>new</i><b><li>two</b>three</ul>`,
+    ],
+    [
+      'a table cell ends at the next one',
+      '<table><tr><td data-attune-slot="a">x<td>y</tr></table>',
+      `<table><tr><td data-attune-slot="a" ${MARK}><i>new</i><td>y</tr></table>`,
+    ],
+    [
+      'an option ends at the next one',
+      '<select><option data-attune-slot="a">x<option>y</select>',
+      `<select><option data-attune-slot="a" ${MARK}><i>new</i><option>y</select>`,
+    ],
+    [
+      'a heading ends at the next heading',
+      '<h2 data-attune-slot="a">x<h3>y</h3>',
+      `<h2 data-attune-slot="a" ${MARK}><i>new</i><h3>y</h3>`,
+    ],
+    [
+      'a block inside an inline slot ends the paragraph around it, and the slot',
+      '<p><span data-attune-slot="a">x<div>block</div>y</span></p>',
+      `<p><span data-attune-slot="a" ${MARK}><i>new</i><div>block</div>y</span></p>`,
+    ],
+    [
+      'a block inside an inline slot outside paragraphs is the slot’s',
+      '<a data-attune-slot="a" href="/x"><div>card</div></a><p>after</p>',
+      `<a data-attune-slot="a" href="/x" ${MARK}><i>new</i></a><p>after</p>`,
+    ],
+    [
+      'a slot that ends the one being filled is filled itself',
+      '<p data-attune-slot="a">x<p data-attune-slot="b">y</p><p>after</p>',
+      `<p data-attune-slot="a" ${MARK}><i>new</i><p data-attune-slot="b" ${MARK}><i>new</i></p><p>after</p>`,
+    ],
+    [
+      'a slot the page never closes gets its default back at the end, even a paragraph',
+      '<main>M</main><p data-attune-slot="a">Default',
+      `<main>M</main><p data-attune-slot="a" ${MARK}><i>new</i>Default`,
+    ],
+  ];
+  for (const [what, page, expected] of cases) {
+    it(what, async () => {
+      expect(await fill(page, true)).toBe(expected);
+      expect(await fill(page, false)).toBe(expected);
+    });
+  }
+});
