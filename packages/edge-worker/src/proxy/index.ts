@@ -340,11 +340,19 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         ...(productId ? { productId } : {}),
         gpc: c.req.header('sec-gpc') === '1',
       });
-      served.push(...outcome.served);
       const decision = outcome.response.decisions[request.slot];
+      if (!decision) return null;
       // Held-out people keep the origin's default content: that is the control experience.
-      if (!decision || decision.holdout) return null;
-      return { html: renderDecision(decision), variant: decision.variant, decisionId: decision.decisionId };
+      if (decision.holdout) {
+        served.push(...outcome.served);
+        return null;
+      }
+      // Nothing to show (no products to recommend): the origin's default stays, and no
+      // decision was served.
+      const html = renderDecision(decision);
+      if (html === null) return null;
+      served.push(...outcome.served);
+      return { html, variant: decision.variant, decisionId: decision.decisionId };
     };
     return rewriteSlots(
       response,

@@ -5,6 +5,7 @@ import { Hono } from 'hono';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AppEnv } from '../app.ts';
 import { createApp } from '../app.ts';
+import { buildCatalogIndex } from '../catalog/catalog-index.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
@@ -309,6 +310,41 @@ describe('edge proxy: a decision ready in time fills slots the page reaches late
     expect(slot(html, 'hero')).toContain('Built for wet trails');
     expect(slot(html, 'recommendations')).toContain('class="card"');
     await waitOnExecutionContext(ctx);
+  });
+});
+
+describe('edge proxy: a recommendations decision with no products keeps the default', () => {
+  /** The trail jacket's page for the fan, decided on `products` (with the fixture's slot content, or none). */
+  async function pageWith(products: typeof FIXTURE_CATALOG.products, slotContent: boolean) {
+    const ready = await fansJacketDecision();
+    const catalog = buildCatalogIndex({
+      ...FIXTURE_CATALOG,
+      version: `recs-${products.length}-${slotContent}`,
+      products,
+      slotContent: slotContent ? FIXTURE_CATALOG.slotContent : [],
+    });
+    const app = new Hono<AppEnv>();
+    mountEdgeProxy(app, { prepare: async () => ({ ...ready, catalog }) });
+    const ctx = createExecutionContext();
+    const html = await (await jacketPage(app, fan, ctx)).text();
+    await waitOnExecutionContext(ctx);
+    return html;
+  }
+
+  it('keeps the shop’s picks when the catalog is empty (Directus down on a cold isolate)', async () => {
+    const html = await pageWith([], false);
+    expect(slot(html, 'recommendations')).toBe('<h2>Origin picks</h2>');
+    expect(html).not.toContain('data-attune-variant');
+    expect(html).toBe(await originText('/products/trail-jacket'));
+  });
+
+  it('keeps the shop’s picks when every candidate is excluded, and fills the other slots', async () => {
+    const onlyTheJacket = FIXTURE_CATALOG.products.filter((p) => p.id === 'trail-jacket');
+    const html = await pageWith(onlyTheJacket, true);
+    expect(slot(html, 'recommendations')).toBe('<h2>Origin picks</h2>');
+    expect(html).not.toContain('<ul class="cards"></ul>');
+    expect(html).toMatch(/data-attune-slot="recommendations" data-attune-product="trail-jacket">/);
+    expect(slot(html, 'hero')).toContain('Built for wet trails');
   });
 });
 

@@ -31,10 +31,15 @@ function formatPrice(price: number, currency: string): string {
   return format.format(price);
 }
 
-/** The inner HTML of a slot for a decision. */
-export function renderDecision(d: SlotDecision): string {
+/**
+ * The inner HTML of a slot for a decision, or null when it has nothing to show: a
+ * recommendations decision without products (an empty catalog, every candidate excluded)
+ * leaves the slot's default content rather than an empty list under a heading.
+ */
+export function renderDecision(d: SlotDecision): string | null {
   if (d.kind === 'recommendations') {
-    const cards = (d.items ?? [])
+    if (d.items === undefined || d.items.length === 0) return null;
+    const cards = d.items
       .map(
         (p) =>
           `<li class="card" data-product-id="${escapeHtml(p.id)}" data-category="${escapeHtml(p.category)}">` +
