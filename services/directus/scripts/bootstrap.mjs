@@ -8,7 +8,8 @@
  *  5. creates the least-privilege `attune-sync` role/policy and its user with a static
  *     token, written with DIRECTUS_URL and HOOK_SECRET to data/worker.dev.vars;
  *  6. (re)creates the Flows: cache invalidation → Worker /v1/hooks/directus (HMAC-signed)
- *     and orders → Worker /v1/collect (order.completed).
+ *     and orders → Worker /v1/collect (order.completed; its runs are logged without their
+ *     data, and the data runs of an earlier bootstrap stored is deleted).
  *
  * Environment (all optional): ATTUNE_DIRECTUS_HOME, ATTUNE_DIRECTUS_PORT, ATTUNE_WORKER_URL
  * (default http://127.0.0.1:8787), ATTUNE_HOOK_SECRET / ATTUNE_SYNC_TOKEN (default: the
@@ -34,6 +35,7 @@ import {
   REPO_ROOT,
   randomSecret,
   readEnvFile,
+  require,
 } from './lib.mjs';
 import { COLLECTIONS, EDGE_CACHED_COLLECTIONS } from './schema.mjs';
 import { startServer, stopServer } from './server.mjs';
@@ -293,7 +295,12 @@ async function applyFlows(api) {
       description: "Sends each new order to the Worker's server-side ingest as an order.completed event.",
       status: 'active',
       trigger: 'event',
-      accountability: 'all',
+      // 'activity' logs that the Flow ran (when, triggered by whom) and nothing more. 'all'
+      // would also keep each run's data chain and rendered options as a revision: the
+      // order's user and browser ids and items (which erasure never reaches) and the
+      // Authorization header, whose base64 server key Directus does not redact (it redacts
+      // only `headers.authorization` keys and verbatim env values).
+      accountability: 'activity',
       options: { type: 'action', scope: ['items.create'], collections: ['orders'] },
     },
     [
@@ -326,6 +333,36 @@ async function applyFlows(api) {
       },
     ],
   );
+}
+
+/**
+ * Deletes the revisions that runs of the order Flow left while it kept them (accountability
+ * 'all' before): each holds an order's ids and items and the server key in base64. Directus
+ * has no API to delete revisions, so this goes to the SQLite file (Directus may be running:
+ * a busy timeout waits out its writes). The run activity rows stay: they hold no data.
+ */
+async function forgetOrderFlowRunData(dbFile) {
+  const sqlite3 = require('sqlite3');
+  const db = await new Promise((ok, fail) => {
+    const handle = new sqlite3.Database(dbFile, sqlite3.OPEN_READWRITE, (e) => (e ? fail(e) : ok(handle)));
+  });
+  try {
+    db.configure('busyTimeout', 10_000);
+    const deleted = await new Promise((ok, fail) =>
+      db.run(
+        `DELETE FROM directus_revisions WHERE collection = 'directus_flows' AND item = ?
+           AND activity IN (SELECT id FROM directus_activity WHERE action = 'run')`,
+        [IDS.orderFlow],
+        function done(e) {
+          if (e) fail(e);
+          else ok(this.changes);
+        },
+      ),
+    );
+    if (deleted > 0) log(`deleted ${deleted} stored run(s) of the order Flow (they held the server key)`);
+  } finally {
+    await new Promise((ok) => db.close(() => ok()));
+  }
 }
 
 /**
@@ -380,6 +417,7 @@ export async function bootstrap(inst = instance()) {
   await applyCollections(api);
   const token = await applySyncAccess(api, { syncToken });
   await applyFlows(api);
+  await forgetOrderFlowRunData(env.DB_FILENAME);
   writeFileSync(
     inst.workerVarsFile,
     `# For the Worker's .dev.vars (written by services/directus/scripts/bootstrap.mjs)\nDIRECTUS_URL=${inst.url}\nDIRECTUS_TOKEN=${token}\nHOOK_SECRET=${env.ATTUNE_HOOK_SECRET}\n`,

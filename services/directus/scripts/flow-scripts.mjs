@@ -114,6 +114,21 @@ function ulidFor(timeMs, seed) {
   for (i = 0; i < 16; i++) rand += CROCKFORD.charAt(hash[i] % 32);
   return time + rand;
 }
+/**
+ * The browser of the order's event. An order placed without one by a signed-in user is the
+ * shop's server speaking: \`server:<userId>\` (what the Segment path uses too), which the
+ * ProfileDO never adds to the person's browsers. A made-up browser would be merged into the
+ * person as one more browser per order (an alias object each, shown in access answers,
+ * pushing real browsers out of the capped list). An order with neither id (a guest checkout
+ * from a backend that knows no browser) keeps \`order-<orderId>\`: nobody's browser, so it
+ * merges into no one, and with no consent on record for it the edge drops it (counted as
+ * dropped by consent) rather than profile a guest who never chose.
+ */
+function anonymousIdOf(order, id) {
+  if (order.anonymous_id) return String(order.anonymous_id);
+  if (order.user_id) return 'server:' + String(order.user_id);
+  return 'order-' + id;
+}
 module.exports = async function (data) {
   var t = data.$trigger || {};
   var order = t.payload || {};
@@ -126,7 +141,7 @@ module.exports = async function (data) {
     type: 'track',
     name: 'order.completed',
     timestamp: new Date(created).toISOString(),
-    anonymousId: order.anonymous_id || ('order-' + id),
+    anonymousId: anonymousIdOf(order, id),
     properties: {
       orderId: id,
       total: Number(order.total) || 0,

@@ -2,7 +2,9 @@
  * Directus → edge: signed hooks invalidate the edge caches; a real Directus Flow reaches
  * the Worker (under wrangler dev) when a marketer edits a consent category, and
  * /v1/config serves the new categories with a new policy version; the orders Flow sends
- * order.completed to the Worker's server-side ingest, which lands in the event log.
+ * order.completed to the Worker's server-side ingest, which lands in the event log, without
+ * leaving the server key or the buyer in Directus's revisions, and without a made-up browser
+ * for a signed-in buyer's order.
  */
 
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
@@ -202,5 +204,108 @@ describe('Directus Flows → the Worker (wrangler dev)', () => {
       return found.length > 0 ? found : undefined;
     }, 30_000);
     expect(event?.properties).toMatchObject({ orderId, total: 129.9 });
+  });
+
+  const serverAuthorization = `Basic ${btoa(`${DIRECTUS_TEST.serverKey}:`)}`;
+
+  /** The shop's backend signs a shopper in on a browser (server key), with consent given there. */
+  async function signIn(userId: string, anonymousId: string): Promise<void> {
+    const consent = {
+      categories: { necessary: true, analytics: true, personalization: true, marketing: false },
+      policyVersion: DEFAULT_CONSENT_CONFIG.policyVersion,
+    };
+    const { newUlid } = await import('../../src/profile/ulid.ts');
+    const res = await fetch(`${DIRECTUS_TEST.workerUrl}/v1/collect`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', authorization: serverAuthorization },
+      body: JSON.stringify({
+        writeKey: 'pk_demo_attune',
+        sentAt: new Date().toISOString(),
+        batch: [
+          {
+            id: newUlid(),
+            type: 'consent',
+            name: 'consent.updated',
+            timestamp: new Date().toISOString(),
+            anonymousId,
+            userId,
+            properties: { ...consent, source: 'banner' },
+            context: { consent },
+            schemaVersion: 1,
+          },
+        ],
+      }),
+    });
+    expect(res.status).toBe(200);
+  }
+
+  /** Creates an order in Directus and waits until the Flow's order.completed is in the event log. */
+  async function placeOrder(order: { user_id?: string; anonymous_id?: string }): Promise<string> {
+    const orderId = uniqueId('order');
+    await admin('POST', '/items/orders', {
+      id: orderId,
+      site_id: 'demo',
+      ...order,
+      total: 42,
+      currency: 'EUR',
+      items: [{ productId: 'p-storm-shell-jacket', quantity: 1 }],
+      status: 'paid',
+      created_at: new Date().toISOString(),
+    });
+    await eventually(async () => {
+      const found = await rows<{ properties: { orderId: string } }>('events', {
+        name: { _eq: 'order.completed' },
+      });
+      return found.some((e) => e.properties.orderId === orderId) ? true : undefined;
+    }, 30_000);
+    return orderId;
+  }
+
+  /** What the edge holds about a person (the Worker's access answer, edge part). */
+  async function atEdge(personId: string): Promise<Response> {
+    return fetch(
+      `${DIRECTUS_TEST.workerUrl}/v1/people/${encodeURIComponent(personId)}?scope=edge&site=demo`,
+      {
+        headers: { authorization: `Bearer ${DIRECTUS_TEST.adminToken}` },
+      },
+    );
+  }
+
+  it("an order leaves neither the server key nor the buyer's ids in Directus's revisions or activity", async () => {
+    const userId = uniqueId('shopper');
+    const anonymousId = uniqueId('browser');
+    await signIn(userId, anonymousId);
+    await placeOrder({ user_id: userId, anonymous_id: anonymousId });
+
+    // Read as an admin would in the Flow's logs (and anyone granted revisions or activity).
+    type Row = { id: number; collection: string };
+    const stored = [
+      ...(await admin<Row[]>('GET', '/revisions?limit=-1')).map((r) => ({ ...r, kind: 'revision' })),
+      ...(await admin<Row[]>('GET', '/activity?limit=-1')).map((a) => ({ ...a, kind: 'activity' })),
+    ];
+    const holding = (needle: string, among: typeof stored = stored): string[] =>
+      among
+        .filter((r) => JSON.stringify(r).includes(needle))
+        .map((r) => `${r.kind} ${r.id} (${r.collection})`);
+    expect(holding(DIRECTUS_TEST.serverKey)).toEqual([]);
+    expect(holding(btoa(`${DIRECTUS_TEST.serverKey}:`))).toEqual([]);
+    // The order itself is the shop's record (its own revision holds it); the Flow's runs hold nothing of it.
+    const flowRuns = stored.filter((r) => r.collection === 'directus_flows');
+    expect(holding(userId, flowRuns)).toEqual([]);
+    expect(holding(anonymousId, flowRuns)).toEqual([]);
+  });
+
+  it("a signed-in shopper's order without a browser id adds no made-up browser to the person", async () => {
+    const userId = uniqueId('shopper');
+    const browser = uniqueId('browser');
+    await signIn(userId, browser);
+    const orderId = await placeOrder({ user_id: userId });
+
+    const person = (await (await atEdge(`user:${userId}`)).json()) as {
+      profile?: { anonymousIds: string[]; counters: Record<string, number> };
+    };
+    expect(person.profile?.counters.orders).toBe(1);
+    expect(person.profile?.anonymousIds).toEqual([browser]);
+    expect((await atEdge(`anon:order-${orderId}`)).status).toBe(404);
   });
 });
