@@ -9,12 +9,30 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 }
 
-/** Only relative or http(s) links and images; anything else (javascript:, data:) becomes inert. */
+/**
+ * Whether a URL holds ASCII whitespace, a control character or a backslash: browsers drop
+ * tabs and newlines from URLs and read `\` as `/`, so `/\t/host` and `/\host` become
+ * `//host`, another site.
+ */
+function hasUnsafeCharacter(url: string): boolean {
+  for (let i = 0; i < url.length; i++) {
+    const code = url.charCodeAt(i);
+    if (code <= 0x20 || code === 0x7f || code === 0x5c) return true;
+  }
+  return false;
+}
+
+/**
+ * Only paths on the shop's own origin (`/…`, never `//…`) and absolute http(s) URLs, for
+ * links and images; anything else (javascript:, data:, a path a browser would read as
+ * another host) becomes inert.
+ */
 export function safeUrl(url: string | undefined): string {
   if (url === undefined) return '';
   const trimmed = url.trim();
-  if (trimmed.startsWith('/') && !trimmed.startsWith('//')) return trimmed;
-  return /^https?:\/\//i.test(trimmed) ? trimmed : '';
+  if (hasUnsafeCharacter(trimmed)) return '';
+  if (trimmed.startsWith('/')) return trimmed.startsWith('//') ? '' : trimmed;
+  return /^https?:\/\/[^/]/i.test(trimmed) ? trimmed : '';
 }
 
 const money = new Map<string, Intl.NumberFormat>();
