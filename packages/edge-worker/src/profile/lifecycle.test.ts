@@ -13,16 +13,20 @@ import {
   anonId,
   collect,
   consentFor,
+  envWithSites,
   inactivePastRetention,
   makeEvent,
+  ORIGIN,
   people,
   productView,
   recordQueue,
   SITE,
   signed,
+  WRITE_KEY,
   within,
 } from '../ingest/test-support.ts';
 import { profileStub, viewProfile } from './client.ts';
+import { MAX_BROWSERS } from './model.ts';
 import { type ErasureResult, ProfileDO } from './profile-do.ts';
 import type { PersonKey } from './types.ts';
 
@@ -254,6 +258,44 @@ describe("a sign-in naming someone else's browser", () => {
     expect((await viewProfile(env, SITE, `user:${userId}`))?.anonymousIds).toEqual([]);
     expect(await profileStub(env, SITE, `anon:${browser}`).aliasOf()).toBeNull();
   });
+});
+
+describe('a person signed in from more browsers than a profile links', () => {
+  it('keeps every linked browser, so erasing the person covers the first one too', async () => {
+    const userId = `u-${anonId()}`;
+    const signature = await signed(userId);
+    const browsers = Array.from({ length: MAX_BROWSERS }, () => anonId('b'));
+    // In batches of the most events a batch may hold, under limits that let them through.
+    const roomy = envWithSites([
+      {
+        id: SITE,
+        writeKey: WRITE_KEY,
+        allowedOrigins: [ORIGIN],
+        settings: { rateLimit: { ipBurst: 1000, anonymousBurst: 1000 } },
+      },
+    ]);
+    for (let i = 0; i < browsers.length; i += 100) {
+      const batch = browsers
+        .slice(i, i + 100)
+        .map((b) => productView(b, 'p1', 'shoes', { userId, userIdSignature: signature }));
+      expect((await collect(batch, { env: roomy })).status).toBe(200);
+    }
+    // One more browser, with a history of its own, signs in as the same person.
+    const extra = anonId('extra');
+    await collect([productView(extra, 'p2', 'hats')]);
+    const res = await collect([productView(extra, 'p3', 'hats', { userId, userIdSignature: signature })]);
+    expect(await res.json()).toMatchObject({ accepted: 1 });
+    const person = await viewProfile(env, SITE, `user:${userId}`);
+    expect(person?.anonymousIds).toHaveLength(MAX_BROWSERS);
+    expect(person?.anonymousIds).toContain(browsers[0]);
+    // The extra browser is not linked: its history stays its own.
+    expect(await profileStub(env, SITE, `anon:${extra}`).aliasOf()).toBeNull();
+
+    expect((await people(`user:${userId}`, 'DELETE')).status).toBe(200);
+    expect(await profileStub(env, SITE, `anon:${browsers[0]}`).erasedAt()).not.toBeNull();
+    const erasure = queue.messages.find((m): m is ErasureMessage => m.kind === 'erasure');
+    expect(erasure?.anonymousIds).toContain(browsers[0]);
+  }, 60_000);
 });
 
 describe('an erasure whose message could not be queued', () => {

@@ -93,6 +93,20 @@ export const DEFAULT_RULES: ProfileRules = {
 export const MAX_RECENT_ACTIONS = 100;
 const MAX_TRAIT_KEYS = 100;
 const MAX_LIST = 200;
+/**
+ * Browsers linked to one person. The list is who the person is (erasure and retention
+ * tombstone or forget every browser on it), so it never drops one: past the bound, a new
+ * browser is simply not linked (its anonymous history stays its own, erasable by its key).
+ */
+export const MAX_BROWSERS = 200;
+
+/** Links a browser to the profile unless the profile is at MAX_BROWSERS; whether it is linked. */
+export function linkBrowserTo(state: ProfileState, anonymousId: string): boolean {
+  if (state.anonymousIds.includes(anonymousId)) return true;
+  if (state.anonymousIds.length >= MAX_BROWSERS) return false;
+  state.anonymousIds.push(anonymousId);
+  return true;
+}
 
 export function emptyProfile(siteId: string, personKey: PersonKey, at: string): ProfileState {
   return {
@@ -239,13 +253,7 @@ export function applyEvent(
   decayTo(state, now, rules);
   const iso = new Date(now).toISOString();
 
-  if (
-    linkBrowser &&
-    !state.anonymousIds.includes(event.anonymousId) &&
-    !event.anonymousId.startsWith('server:')
-  ) {
-    pushUnique(state.anonymousIds, event.anonymousId);
-  }
+  if (linkBrowser && !event.anonymousId.startsWith('server:')) linkBrowserTo(state, event.anonymousId);
   bump(state.counters, 'events');
   bump(state.counters, event.name);
   if (event.sessionId !== undefined && event.sessionId !== state.lastSessionId) {
@@ -468,7 +476,7 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
     .slice(0, MAX_RECENT_ACTIONS);
   for (const id of from.cart) pushUnique(into.cart, id);
   for (const id of from.purchased) pushUnique(into.purchased, id);
-  for (const id of from.anonymousIds) pushUnique(into.anonymousIds, id);
+  for (const id of from.anonymousIds) linkBrowserTo(into, id);
   for (const [key, value] of Object.entries(from.traits)) {
     if (!Object.hasOwn(into.traits, key)) {
       Object.defineProperty(into.traits, key, {

@@ -24,6 +24,8 @@ import {
   clearPersonalization,
   DEFAULT_RULES,
   emptyProfile,
+  linkBrowserTo,
+  MAX_BROWSERS,
   mergeProfiles,
   type ProfileRules,
   type ProfileState,
@@ -570,6 +572,12 @@ export class ProfileDO extends DurableObject<Env> {
     personalization: boolean,
   ): Promise<ProfileState> {
     if (this.#refusedBrowsers.has(anonymousId)) return state;
+    if (state.anonymousIds.length >= MAX_BROWSERS) {
+      // At the bound the browser is not linked (see MAX_BROWSERS): the person's list must
+      // never drop a browser that stays their alias, or erasing them would leave it behind.
+      this.#refuseBrowser(anonymousId);
+      return state;
+    }
     const handed = await this.#stub(siteId, `anon:${anonymousId}`).handOver(
       personKey,
       siteId,
@@ -577,8 +585,7 @@ export class ProfileDO extends DurableObject<Env> {
     );
     if (handed.refused) {
       // The event stays this person's; the browser is not linked (and not asked again).
-      if (this.#refusedBrowsers.size >= 1000) this.#refusedBrowsers.clear();
-      this.#refusedBrowsers.add(anonymousId);
+      this.#refuseBrowser(anonymousId);
       return state;
     }
     if (handed.state !== undefined) {
@@ -586,12 +593,18 @@ export class ProfileDO extends DurableObject<Env> {
       if (!personalization) clearPersonalization(theirs);
       mergeProfiles(state, theirs, rules);
     }
-    if (!state.anonymousIds.includes(anonymousId)) state.anonymousIds.push(anonymousId);
+    // Below the bound (checked above): the browser now forwards its events here, so it is linked.
+    linkBrowserTo(state, anonymousId);
     for (const row of handed.seen) {
       this.#writable().exec('INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)', row.id, row.at);
     }
     state.version++;
     return state;
+  }
+
+  #refuseBrowser(anonymousId: string): void {
+    if (this.#refusedBrowsers.size >= 1000) this.#refusedBrowsers.clear();
+    this.#refusedBrowsers.add(anonymousId);
   }
 
   #stub(siteId: string, personKey: PersonKey) {
