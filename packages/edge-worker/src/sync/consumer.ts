@@ -126,6 +126,8 @@ class Outcomes {
     erasures: 0,
   };
   #settled = new Set<string>();
+  /** While set (see deferAcks), messages to ack once their people are checked again. */
+  #deferred: Msg[] | undefined;
   /** Per message carrying several events: how many are neither written nor dead-lettered yet. */
   #openParts = new Map<string, number>();
   /** Letters for single events of such messages, held until the rest is written (see deadLetter). */
@@ -164,8 +166,31 @@ class Outcomes {
       if (this.#heldLetters.has(msg.id)) return;
     }
     if (!this.#first(msg)) return;
-    msg.ack();
-    this.report.acked++;
+    if (this.#deferred) this.#deferred.push(msg);
+    else {
+      msg.ack();
+      this.report.acked++;
+    }
+  }
+
+  /** From now on, acks wait for releaseAcks (the messages count as settled meanwhile). */
+  deferAcks(): void {
+    this.#deferred ??= [];
+  }
+
+  /** Acks the deferred messages, or retries those `fate` says to. */
+  releaseAcks(fate: (msg: Msg) => 'ack' | 'retry'): void {
+    const deferred = this.#deferred ?? [];
+    this.#deferred = undefined;
+    for (const msg of deferred) {
+      if (fate(msg) === 'retry') {
+        msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+        this.report.retried++;
+      } else {
+        msg.ack();
+        this.report.acked++;
+      }
+    }
   }
 
   retry(msg: Msg): void {
@@ -393,6 +418,14 @@ export async function withRecordedKeys(
   return [...all];
 }
 
+/** Deletes what the sync writes under an erased person's key (their erasure deleted the rest). */
+async function forgetWritten(directus: DirectusClient, siteId: string, personKey: PersonKey): Promise<void> {
+  const mine = { _and: [{ site_id: { _eq: siteId } }, { person_key: { _eq: personKey } }] };
+  await directus.deleteWhere('events', mine);
+  await directus.deleteWhere('consent_records', mine);
+  await directus.deleteWhere('people', mine);
+}
+
 /**
  * Deletes everything held about an erased person in Directus and records that it happened
  * (the proof is keyed by the message id: a redelivery leaves one).
@@ -556,9 +589,13 @@ export async function syncBatch(
   const unsure = new Set<string>();
   const check = options.isErased ?? isErased;
   const people = new Map<string, { siteId: string; personKey: PersonKey }>();
-  for (const { body } of [...events, ...consents, ...profiles]) {
+  // People with a message delivered before: that delivery may have written rows it could not
+  // confirm (see the second check below), which an erasure since then did not see.
+  const redelivered = new Set<string>();
+  for (const { msg, body } of [...events, ...consents, ...profiles]) {
     const key = personSlot(body.siteId, body.personId);
     if (!erased.has(key)) people.set(key, { siteId: body.siteId, personKey: body.personId as PersonKey });
+    if (msg.attempts > 1) redelivered.add(key);
   }
   // Messages whose every event was bad name their person only in their envelope.
   for (const msg of out.heldMessages()) {
@@ -570,7 +607,9 @@ export async function syncBatch(
   await Promise.all(
     [...people].map(async ([key, { siteId, personKey }]) => {
       try {
-        if (await check(env, siteId, personKey)) erased.add(key);
+        if (!(await check(env, siteId, personKey))) return;
+        erased.add(key);
+        if (redelivered.has(key)) await forgetWritten(directus, siteId, personKey);
       } catch {
         unsure.add(key);
       }
@@ -592,11 +631,44 @@ export async function syncBatch(
     return false;
   });
 
+  const liveConsents = live(consents);
+  const liveProfiles = live(profiles);
+  // Written messages are acked only after their people are asked again (below).
+  out.deferAcks();
   const [eventsWritten, consentWritten, profilesWritten] = await Promise.all([
     writeRowsOnce(directus, out, 'events', logged, (i) => ({ ...eventRow(i.body) })),
-    writeRowsOnce(directus, out, 'consent_records', live(consents), (i) => ({ ...consentRow(i.body) })),
-    writeProfiles(directus, out, live(profiles)),
+    writeRowsOnce(directus, out, 'consent_records', liveConsents, (i) => ({ ...consentRow(i.body) })),
+    writeProfiles(directus, out, liveProfiles),
   ]);
+  // A person erased between the check above and the writes keeps what was written: their
+  // erasure (another batch, running concurrently) may have deleted their rows before these
+  // landed. Asked again now, the tombstone is there (it is set before the erasure message is
+  // sent), so the rows go now. When that check or delete fails, the messages are retried and
+  // their redelivery, finding the person erased, deletes the rows (see `redelivered`).
+  const written = new Map<string, { siteId: string; personKey: PersonKey }>();
+  for (const { body } of [...logged, ...liveConsents, ...liveProfiles])
+    written.set(personSlot(body.siteId, body.personId), {
+      siteId: body.siteId,
+      personKey: body.personId as PersonKey,
+    });
+  const unconfirmed = new Set<string>();
+  await Promise.all(
+    [...written].map(async ([key, { siteId, personKey }]) => {
+      try {
+        if (!(await check(env, siteId, personKey))) return;
+        await forgetWritten(directus, siteId, personKey);
+        erased.add(key);
+      } catch {
+        unconfirmed.add(key);
+      }
+    }),
+  );
+  out.releaseAcks((msg) => {
+    const person = personOf(msg.body);
+    return person !== undefined && unconfirmed.has(personSlot(person.siteId, person.personKey))
+      ? 'retry'
+      : 'ack';
+  });
   out.report.eventsWritten = eventsWritten;
   out.report.consentRecordsWritten = consentWritten;
   out.report.profilesWritten = profilesWritten;
