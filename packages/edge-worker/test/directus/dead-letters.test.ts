@@ -27,15 +27,16 @@ import {
   productView,
   recordQueue,
 } from '../../src/ingest/test-support.ts';
-import { isErased } from '../../src/profile/client.ts';
-import type { PersonKey } from '../../src/profile/types.ts';
 import { DEAD_LETTER_QUEUE, storeDeadLetters } from '../../src/sync/dead-letters.ts';
 import { RETRIES_EXHAUSTED } from '../../src/sync/mapping.ts';
 import {
   admin,
+  checkFailingAfterFirst,
   consume,
   deliveries,
   env,
+  erasedRightAfterFirstCheck,
+  eraseNow,
   erasureMessage,
   eventMessage,
   eventsMessage,
@@ -131,28 +132,12 @@ describe('the dead-letter queue', () => {
     const a = uniqueId('dlq-race');
     const person = `anon:${a}`;
     await collect([productView(a, 'p1', 'shoes')]);
-    // The real check, but the erasure runs to the end right after it answered "not erased":
-    // tombstone, erasure message, and the sync deleting the person's letters (none yet).
-    let erasedAfterFirstCheck = false;
-    const racingCheck = async (e: Env, siteId: string, key: PersonKey) => {
-      const answer = await isErased(e, siteId, key);
-      if (!erasedAfterFirstCheck) {
-        erasedAfterFirstCheck = true;
-        const queue = recordQueue(e);
-        try {
-          expect((await people(person, 'DELETE')).status).toBe(200);
-        } finally {
-          queue.restore();
-        }
-        await consume(deliveries(queue.messages.filter((m) => m.kind === 'erasure')));
-      }
-      return answer;
-    };
+    const race = erasedRightAfterFirstCheck(person);
     const batch = createMessageBatch(DEAD_LETTER_QUEUE, [
       { id: `race-${uniqueId('m')}`, timestamp: new Date(), attempts: 1, body: eventsMessage(person, 1) },
     ]);
-    const report = await storeDeadLetters(batch, env(), { isErased: racingCheck });
-    expect(erasedAfterFirstCheck).toBe(true);
+    const report = await storeDeadLetters(batch, env(), { isErased: race.check });
+    expect(race.erased()).toBe(true);
     expect(report).toMatchObject({ stored: 0, dropped: 1 });
     expect(await lettersOf(person)).toEqual([]);
   });
@@ -161,16 +146,10 @@ describe('the dead-letter queue', () => {
     const a = uniqueId('dlq-unsure');
     const person = `anon:${a}`;
     await collect([productView(a, 'p1', 'shoes')]);
-    let asked = 0;
-    const flaky = async (e: Env, siteId: string, key: PersonKey) => {
-      asked++;
-      if (asked > 1) throw new Error('object unavailable');
-      return isErased(e, siteId, key);
-    };
     const letter = { id: `unsure-${uniqueId('m')}`, timestamp: new Date(), body: eventsMessage(person, 1) };
     const batch = createMessageBatch(DEAD_LETTER_QUEUE, [{ ...letter, attempts: 1 }]);
     const ctx = createExecutionContext();
-    expect(await storeDeadLetters(batch, env(), { isErased: flaky })).toMatchObject({
+    expect(await storeDeadLetters(batch, env(), { isErased: checkFailingAfterFirst() })).toMatchObject({
       stored: 0,
       retried: 1,
     });
@@ -179,12 +158,7 @@ describe('the dead-letter queue', () => {
     expect(await lettersOf(person)).toHaveLength(1);
 
     // Erased meanwhile (its erasure found the letter not yet acked, or ran before it was written).
-    const queue = recordQueue(env());
-    try {
-      expect((await people(person, 'DELETE')).status).toBe(200);
-    } finally {
-      queue.restore();
-    }
+    await eraseNow(env(), person);
     const redelivered = createMessageBatch(DEAD_LETTER_QUEUE, [{ ...letter, attempts: 2 }]);
     expect(await storeDeadLetters(redelivered, env())).toMatchObject({ dropped: 1, retried: 0 });
     expect(await lettersOf(person)).toEqual([]);

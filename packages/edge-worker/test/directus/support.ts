@@ -18,8 +18,11 @@ import type {
   EventsMessage,
   ProfileMessage,
 } from '@attune/shared-schema';
-import { vi } from 'vitest';
+import { expect, vi } from 'vitest';
 import worker from '../../src/index.ts';
+import { people, recordQueue } from '../../src/ingest/test-support.ts';
+import { isErased } from '../../src/profile/client.ts';
+import type { ErasureCheck } from '../../src/sync/consumer.ts';
 import type { DeadLetter } from '../../src/sync/index.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
 
@@ -266,4 +269,43 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
       throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Erases `person` at the edge (DELETE) and runs the sync of its erasure message to the end. */
+export async function eraseNow(e: Env, person: string): Promise<void> {
+  const queue = recordQueue(e);
+  try {
+    expect((await people(person, 'DELETE')).status).toBe(200);
+  } finally {
+    queue.restore();
+  }
+  await consume(deliveries(queue.messages.filter((m) => m.kind === 'erasure')));
+}
+
+/**
+ * The real erasure check, but `person` is erased to the end (tombstone, erasure message,
+ * its sync) right after the first check answered: a consumer's write then lands after the
+ * erasure ran. `erased()` says whether that happened.
+ */
+export function erasedRightAfterFirstCheck(person: string): { check: ErasureCheck; erased: () => boolean } {
+  let erased = false;
+  const check: ErasureCheck = async (e, siteId, key) => {
+    const answer = await isErased(e, siteId, key);
+    if (!erased) {
+      erased = true;
+      await eraseNow(e, person);
+    }
+    return answer;
+  };
+  return { check, erased: () => erased };
+}
+
+/** The real erasure check the first time, then failing (the person's object unavailable). */
+export function checkFailingAfterFirst(): ErasureCheck {
+  let asked = 0;
+  return async (e, siteId, key) => {
+    asked++;
+    if (asked > 1) throw new Error('object unavailable');
+    return isErased(e, siteId, key);
+  };
 }

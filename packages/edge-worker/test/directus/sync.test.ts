@@ -15,17 +15,18 @@ import type { EventMessage, EventsMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { directusClient } from '../../src/directus/client.ts';
 import worker from '../../src/index.ts';
-import { collect, people, productView, recordQueue } from '../../src/ingest/test-support.ts';
-import { isErased } from '../../src/profile/client.ts';
-import type { PersonKey } from '../../src/profile/types.ts';
+import { collect, productView } from '../../src/ingest/test-support.ts';
 import { syncBatch } from '../../src/sync/index.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
 import {
+  checkFailingAfterFirst,
   consentMessage,
   consume,
   deliveries,
   directusControl,
   env,
+  erasedRightAfterFirstCheck,
+  eraseNow,
   erasureMessage,
   eventMessage,
   eventsMessage,
@@ -312,38 +313,17 @@ describe('retention', () => {
 });
 
 describe('erasure racing a batch', () => {
-  /** Erases `person` at the edge and runs the sync of the erasure message to the end. */
-  async function eraseNow(e: Env, person: string): Promise<void> {
-    const queue = recordQueue(e);
-    try {
-      expect((await people(person, 'DELETE')).status).toBe(200);
-    } finally {
-      queue.restore();
-    }
-    await consume(deliveries(queue.messages.filter((m) => m.kind === 'erasure')));
-  }
-
   it('an event whose person is erased while it is being written does not outlive the erasure', async () => {
     const a = uniqueId('sync-race');
     const person = `anon:${a}`;
     await collect([productView(a, 'p1', 'shoes')]);
-    // The real check, but the erasure runs to the end right after it answered "not erased":
-    // tombstone, erasure message, and its sync deleting the person's rows (none yet).
-    let erasedAfterFirstCheck = false;
-    const racingCheck = async (e: Env, siteId: string, key: PersonKey) => {
-      const answer = await isErased(e, siteId, key);
-      if (!erasedAfterFirstCheck) {
-        erasedAfterFirstCheck = true;
-        await eraseNow(e, person);
-      }
-      return answer;
-    };
+    const race = erasedRightAfterFirstCheck(person);
     const batch = createMessageBatch('attune-events', [
       { id: `race-${uniqueId('m')}`, timestamp: new Date(), attempts: 1, body: eventsMessage(person, 2) },
     ]);
     const ctx = createExecutionContext();
-    await syncBatch(batch, env(), { isErased: racingCheck });
-    expect(erasedAfterFirstCheck).toBe(true);
+    await syncBatch(batch, env(), { isErased: race.check });
+    expect(race.erased()).toBe(true);
     expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(1);
     expect(await storedEventIds(person)).toEqual([]);
   });
@@ -352,16 +332,10 @@ describe('erasure racing a batch', () => {
     const a = uniqueId('sync-unsure');
     const person = `anon:${a}`;
     await collect([productView(a, 'p1', 'shoes')]);
-    let asked = 0;
-    const flaky = async (e: Env, siteId: string, key: PersonKey) => {
-      asked++;
-      if (asked > 1) throw new Error('object unavailable');
-      return isErased(e, siteId, key);
-    };
     const message = { id: `unsure-${uniqueId('m')}`, timestamp: new Date(), body: eventsMessage(person, 1) };
     const batch = createMessageBatch('attune-events', [{ ...message, attempts: 1 }]);
     const ctx = createExecutionContext();
-    await syncBatch(batch, env(), { isErased: flaky });
+    await syncBatch(batch, env(), { isErased: checkFailingAfterFirst() });
     const result = await getQueueResult(batch, ctx);
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages).toHaveLength(1);
