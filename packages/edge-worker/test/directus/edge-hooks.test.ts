@@ -47,6 +47,41 @@ beforeAll(async () => {
   await admin('POST', '/items/consent_categories', CATEGORIES);
 });
 
+/**
+ * A consent choice (analytics and personalization, not marketing) sent to the Worker's
+ * /v1/collect as the browser (an `origin`) or the shop's backend (`authorization`) sends it.
+ */
+async function recordConsent(
+  who: { anonymousId: string; userId?: string },
+  headers: Record<string, string>,
+): Promise<Response> {
+  const consent = {
+    categories: { necessary: true, analytics: true, personalization: true, marketing: false },
+    policyVersion: DEFAULT_CONSENT_CONFIG.policyVersion,
+  };
+  const { newUlid } = await import('../../src/profile/ulid.ts');
+  return fetch(`${DIRECTUS_TEST.workerUrl}/v1/collect`, {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain', ...headers },
+    body: JSON.stringify({
+      writeKey: 'pk_demo_attune',
+      sentAt: new Date().toISOString(),
+      batch: [
+        {
+          id: newUlid(),
+          type: 'consent',
+          name: 'consent.updated',
+          timestamp: new Date().toISOString(),
+          ...who,
+          properties: { ...consent, source: 'banner' },
+          context: { consent },
+          schemaVersion: 1,
+        },
+      ],
+    }),
+  });
+}
+
 describe('POST /v1/hooks/directus', () => {
   it('refuses a hook without a valid signature and changes nothing', async () => {
     await env().EDGE_CACHE.put(CATALOG_VERSION_KEY, 'v-before');
@@ -158,32 +193,9 @@ describe('Directus Flows → the Worker (wrangler dev)', () => {
   it('an order created in Directus arrives in the event log as order.completed', async () => {
     const anonymousId = uniqueId('buyer');
     // The buyer consented in the browser earlier (the order's server event defers to that record).
-    const consent = {
-      categories: { necessary: true, analytics: true, personalization: true, marketing: false },
-      policyVersion: DEFAULT_CONSENT_CONFIG.policyVersion,
-    };
-    const { newUlid } = await import('../../src/profile/ulid.ts');
-    const consentRes = await fetch(`${DIRECTUS_TEST.workerUrl}/v1/collect`, {
-      method: 'POST',
-      headers: { 'content-type': 'text/plain', origin: 'http://localhost:3000' },
-      body: JSON.stringify({
-        writeKey: 'pk_demo_attune',
-        sentAt: new Date().toISOString(),
-        batch: [
-          {
-            id: newUlid(),
-            type: 'consent',
-            name: 'consent.updated',
-            timestamp: new Date().toISOString(),
-            anonymousId,
-            properties: { ...consent, source: 'banner' },
-            context: { consent },
-            schemaVersion: 1,
-          },
-        ],
-      }),
-    });
-    expect(consentRes.status).toBeLessThan(300);
+    expect((await recordConsent({ anonymousId }, { origin: 'http://localhost:3000' })).status).toBeLessThan(
+      300,
+    );
 
     const orderId = uniqueId('order');
     await admin('POST', '/items/orders', {
@@ -210,32 +222,7 @@ describe('Directus Flows → the Worker (wrangler dev)', () => {
 
   /** The shop's backend signs a shopper in on a browser (server key), with consent given there. */
   async function signIn(userId: string, anonymousId: string): Promise<void> {
-    const consent = {
-      categories: { necessary: true, analytics: true, personalization: true, marketing: false },
-      policyVersion: DEFAULT_CONSENT_CONFIG.policyVersion,
-    };
-    const { newUlid } = await import('../../src/profile/ulid.ts');
-    const res = await fetch(`${DIRECTUS_TEST.workerUrl}/v1/collect`, {
-      method: 'POST',
-      headers: { 'content-type': 'text/plain', authorization: serverAuthorization },
-      body: JSON.stringify({
-        writeKey: 'pk_demo_attune',
-        sentAt: new Date().toISOString(),
-        batch: [
-          {
-            id: newUlid(),
-            type: 'consent',
-            name: 'consent.updated',
-            timestamp: new Date().toISOString(),
-            anonymousId,
-            userId,
-            properties: { ...consent, source: 'banner' },
-            context: { consent },
-            schemaVersion: 1,
-          },
-        ],
-      }),
-    });
+    const res = await recordConsent({ anonymousId, userId }, { authorization: serverAuthorization });
     expect(res.status).toBe(200);
   }
 
