@@ -11,6 +11,9 @@
  *   outright is kept as a letter, for an operator to act on.
  * - An erased person's other messages are dropped, not kept: they would bring back what
  *   the erasure deleted (the erasure also deletes their rows already kept).
+ * - Nothing runs out of retries: this queue has no dead-letter queue of its own, so a
+ *   message on its last delivery that must be retried (Directus down for days) is sent to
+ *   this queue again instead, and waits another retry period.
  */
 import { type ErasureMessage, QueueMessageSchema } from '@attune/shared-schema';
 import { type DirectusClient, directusFromEnv } from '../directus/client.ts';
@@ -22,6 +25,12 @@ import { type DeadLetterRow, deadLetterRow, retryDelaySeconds } from './mapping.
 /** The dead-letter queue's name (wrangler.toml `dead_letter_queue`). */
 export const DEAD_LETTER_QUEUE = 'attune-events-dlq';
 
+/**
+ * The delivery from which a retry is a send to this queue again (wrangler.toml's
+ * `max_retries` for it is 100: the queue drops a message retried once more).
+ */
+export const LAST_DELIVERY = 100;
+
 export interface DeadLetterReport {
   stored: number;
   /** Erasures applied again. */
@@ -29,6 +38,8 @@ export interface DeadLetterReport {
   /** Their person was erased. */
   dropped: number;
   retried: number;
+  /** On their last delivery and still to be retried: sent to this queue again. */
+  requeued: number;
   /** Directus refused the row itself (logged without its content): lost. */
   refused: number;
 }
@@ -44,10 +55,21 @@ export async function storeDeadLetters(
 ): Promise<DeadLetterReport> {
   const directus = options.directus ?? directusFromEnv(env);
   const check = options.isErased ?? isErased;
-  const report: DeadLetterReport = { stored: 0, erasures: 0, dropped: 0, retried: 0, refused: 0 };
+  const report: DeadLetterReport = {
+    stored: 0,
+    erasures: 0,
+    dropped: 0,
+    retried: 0,
+    requeued: 0,
+    refused: 0,
+  };
+  const requeue: Message<unknown>[] = [];
   const retry = (msg: Message<unknown>) => {
-    msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
-    report.retried++;
+    if (msg.attempts >= LAST_DELIVERY) requeue.push(msg);
+    else {
+      msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+      report.retried++;
+    }
   };
 
   const erased = new Map<string, Promise<boolean>>();
@@ -150,7 +172,18 @@ export async function storeDeadLetters(
     }
   }
   await forgetIfErasedMeanwhile(env, directus, check, stored, report, retry);
-  if (report.retried > 0 || report.refused > 0)
+  for (const msg of requeue) {
+    try {
+      await env.EVENTS_DLQ.send(msg.body);
+      msg.ack();
+      report.requeued++;
+    } catch {
+      // The queue is unavailable too: the one retry left is all there is.
+      msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+      report.retried++;
+    }
+  }
+  if (report.retried > 0 || report.requeued > 0 || report.refused > 0)
     console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_letters', ...report }));
   return report;
 }

@@ -27,7 +27,7 @@ import {
   productView,
   recordQueue,
 } from '../../src/ingest/test-support.ts';
-import { DEAD_LETTER_QUEUE, storeDeadLetters } from '../../src/sync/dead-letters.ts';
+import { DEAD_LETTER_QUEUE, LAST_DELIVERY, storeDeadLetters } from '../../src/sync/dead-letters.ts';
 import { RETRIES_EXHAUSTED } from '../../src/sync/mapping.ts';
 import {
   admin,
@@ -89,6 +89,30 @@ describe('the dead-letter queue', () => {
     expect(result.retryMessages).toEqual([]);
     const [kept] = await lettersOf(person);
     expect(kept).toMatchObject({ reason: RETRIES_EXHAUSTED, attempts: null, message: run });
+  });
+
+  it('on its last delivery, a letter or an erasure Directus cannot take yet goes back on the queue instead of being dropped', async () => {
+    const person = `anon:${uniqueId('dlq-last')}`;
+    const letter = eventsMessage(person, 1);
+    const erasure = erasureMessage(person);
+    const batch = createMessageBatch<unknown>(
+      DEAD_LETTER_QUEUE,
+      [letter, erasure].map((body) => ({
+        id: `last-${uniqueId('m')}`,
+        timestamp: new Date(),
+        attempts: LAST_DELIVERY,
+        body,
+      })),
+    );
+    const ctx = createExecutionContext();
+    const unreachable = directusClient({ url: 'http://127.0.0.1:9', token: 'x' });
+    const report = await storeDeadLetters(batch, env(), { directus: unreachable });
+    expect(report).toMatchObject({ stored: 0, retried: 0, requeued: 2 });
+    const result = await getQueueResult(batch, ctx);
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks).toHaveLength(2);
+    expect(dlq.letters).toHaveLength(2);
+    expect(dlq.letters).toEqual(expect.arrayContaining([letter, erasure]));
   });
 
   it('retries while Directus cannot be reached, and acks nothing', async () => {
