@@ -139,6 +139,18 @@ function earliestEventTime(inputs: readonly ProfileEventInput[], fallback: numbe
   return Number.isFinite(earliest) ? earliest : fallback;
 }
 
+/**
+ * Puts back the consent record kept through a replay unless the profile holds a newer one
+ * (a choice made during the replay); a record withdrawing personalization clears what the
+ * replayed events taught.
+ */
+function keepConsent(state: ProfileState, kept: ConsentRecord | undefined): void {
+  if (kept === undefined) return;
+  if (state.consent !== undefined && state.consent.recordedAt > kept.recordedAt) return;
+  state.consent = kept;
+  if (!isGranted(kept.state, 'personalization')) clearPersonalization(state);
+}
+
 /** An ingest outcome before any event is applied (its profile summary is added last). */
 function nothingApplied(personKey: PersonKey, version: number): Omit<IngestResult, 'profile'> {
   return {
@@ -430,6 +442,10 @@ export class ProfileDO extends DurableObject<Env> {
       if (firstWrite) await this.#deleteEverything();
       throw err;
     }
+    // During a replay the person's own record stands after every chunk, not only at its end:
+    // a replay interrupted part-way must not leave a rebuilt grant in force.
+    const replaying = this.#replaying();
+    if (replaying !== undefined) keepConsent(state, replaying.consent);
     if (firstWrite && result.accepted.length === 0) {
       // Every event dropped for lack of consent (a server producer's, with no choice on
       // record): a person nobody may hold anything about must not be stored.
@@ -919,7 +935,13 @@ export class ProfileDO extends DurableObject<Env> {
         previous: Math.max(earlier?.previous ?? 0, state?.version ?? 0),
         browsers: [...new Set([...(earlier?.browsers ?? []), ...(state?.anonymousIds ?? [])])],
       };
-      const consent = state?.consent ?? earlier?.consent;
+      // The newer of the record now and the one an interrupted replay kept (its chunks may
+      // have rebuilt an older record since).
+      const consent =
+        earlier?.consent !== undefined &&
+        (state?.consent === undefined || earlier.consent.recordedAt > state.consent.recordedAt)
+          ? earlier.consent
+          : state?.consent;
       if (consent !== undefined) replaying.consent = consent;
       await this.#wipe(false);
       if (replaying.previous > 0 || replaying.browsers.length > 0 || consent !== undefined) {
@@ -954,13 +976,7 @@ export class ProfileDO extends DurableObject<Env> {
         if (this.#readKv().size === 0) await this.#wipe(false);
         return { version: 0 };
       }
-      if (
-        kept !== undefined &&
-        (state.consent === undefined || kept.recordedAt >= state.consent.recordedAt)
-      ) {
-        state.consent = kept;
-        if (!isGranted(kept.state, 'personalization')) clearPersonalization(state);
-      }
+      keepConsent(state, kept);
       if (state.version <= previous) state.version = previous + 1;
       this.#save(state);
       // As the site's categories stand today (one the marketer disabled grants nothing).

@@ -138,6 +138,43 @@ describe('replay of a person with merged browsers', () => {
 });
 
 describe('replay of a person who withdrew consent', () => {
+  /** A person who granted everything and viewed a product (both logged), then withdrew (not logged); the log. */
+  async function grantedThenWithdrew(a: string): Promise<EventRow[]> {
+    const choice = (consent: typeof ALL) =>
+      makeEvent(a, 'consent.updated', {
+        properties: {
+          categories: consent.categories,
+          policyVersion: consent.policyVersion,
+          source: 'banner',
+        },
+        consent,
+      });
+    await collect([choice(ALL), productView(a, 'p1', 'shoes')]);
+    await collect([choice({ categories: { necessary: true }, policyVersion: ALL.policyVersion })]);
+    return eventMessagesOf(queue.messages).map(eventRow);
+  }
+
+  async function withdrawn(a: string): Promise<void> {
+    const view = await viewProfile(env, SITE, `anon:${a}`);
+    expect(view?.consent?.categories.personalization).not.toBe(true);
+    expect(view?.interests).toEqual({});
+  }
+
+  it('interrupted part-way, leaves the withdrawal in force; the replay run again keeps it', async () => {
+    const a = anonId();
+    eventLog(await grantedThenWithdrew(a));
+    queue = recordQueue();
+    const interrupted = vi
+      .spyOn(ProfileDO.prototype, 'continueVersion')
+      .mockRejectedValueOnce(new Error('interrupted'));
+    expect((await replay(`anon:${a}`)).status).toBeGreaterThanOrEqual(500);
+    interrupted.mockRestore();
+    await withdrawn(a);
+    expect((await replay(`anon:${a}`)).status).toBe(200);
+    await withdrawn(a);
+    expect(queue.messages.filter((m) => m.kind === 'profile')).toEqual([]);
+  });
+
   it('keeps the withdrawal: nothing learned comes back and no granting snapshot goes downstream', async () => {
     const a = anonId();
     const choice = (consent: typeof ALL) =>
