@@ -59,6 +59,24 @@ describe('per-IP rate limit and IPv6', () => {
     expect(Number(next.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
+  it('refuses a batch the bucket cannot pay yet without taking its tokens, and says when it can', async () => {
+    const limited = envWithSites([
+      {
+        id: SITE,
+        writeKey: WRITE_KEY,
+        allowedOrigins: [ORIGIN],
+        settings: { rateLimit: { ipPerSecond: 1, ipBurst: 5 } },
+      },
+    ]);
+    const headers = { 'cf-connecting-ip': '203.0.113.78' };
+    const five = () => Array.from({ length: 5 }, () => makeEvent(anonId()));
+    expect((await collect(five(), { env: limited, headers })).status).toBe(200);
+    const refused = await collect(five(), { env: limited, headers });
+    expect(refused.status).toBe(429);
+    // Five browsers at one token a second: not back in one second, which would only fail again.
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(4);
+  });
+
   it('keys addresses: IPv4 as is, IPv6 by /64 in any notation, IPv4-mapped as IPv4', () => {
     expect(rateLimitAddress('203.0.113.9')).toBe('203.0.113.9');
     expect(rateLimitAddress('2001:db8:1:2::5')).toBe('2001:db8:1:2::/64');

@@ -64,27 +64,26 @@ export async function checkIpLimit(env: Env, site: Site, ip: string, cost = 1): 
     lease.tokens -= need;
     return { allowed: true };
   }
-  // A tenth of the burst per lease: small limits stay exact, large ones cost few calls.
+  const leased = lease && lease.until > now ? lease.tokens : 0;
+  // A tenth of the burst per lease: small limits stay exact, large ones cost few calls. The
+  // bucket grants nothing unless it holds what this request still lacks (its `min`): tokens
+  // taken for a request that is refused anyway would be lost to the address.
   const want = Math.max(need, Math.min(MAX_LEASE, Math.floor(limits.ipBurst / 10)));
   const result = await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key)).lease(
     { key, perSecond: limits.ipPerSecond, burst: limits.ipBurst },
     want,
+    need - leased,
   );
+  if (result.granted === 0) return { allowed: false, retryAfterSeconds: result.retryAfterSeconds };
   if (leases.size > 10_000) leases.clear();
   // Requests that arrived together each found the lease empty and each leased a block:
   // add this block to what the others left, or all but the last block would be lost to the
   // IP (taken from its bucket, never spent), and busy addresses limited far below their burst.
+  // Had others spent from the lease meanwhile, what this request lacks stays owed (a
+  // negative lease), paid from the next block.
   const at = Date.now();
   const current = leases.get(key);
   const left = current !== undefined && current.until > at ? current.tokens : 0;
-  const held = left + result.granted;
-  if (held < need) {
-    // Too few for this request: what was granted stays leased for the next one.
-    if (held > 0) leases.set(key, { tokens: held, until: at + LEASE_MS });
-    const wait =
-      result.granted === 0 ? result.retryAfterSeconds : Math.ceil((need - held) / limits.ipPerSecond);
-    return { allowed: false, retryAfterSeconds: Math.max(1, wait) };
-  }
-  leases.set(key, { tokens: held - need, until: at + LEASE_MS });
+  leases.set(key, { tokens: left + result.granted - need, until: at + LEASE_MS });
   return { allowed: true };
 }

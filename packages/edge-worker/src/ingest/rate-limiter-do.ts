@@ -26,15 +26,20 @@ export class RateLimiterDO extends DurableObject<Env> {
 
   /**
    * Leases up to `want` tokens from one bucket at once, so an isolate can spend them
-   * locally instead of calling per request; returns how many were granted (0: retry later).
+   * locally instead of calling per request; returns how many were granted (0: retry later,
+   * when the bucket holds fewer than `min`: nothing is taken for a request it cannot pay).
    */
-  async lease(request: BucketRequest, want: number): Promise<{ granted: number; retryAfterSeconds: number }> {
+  async lease(
+    request: BucketRequest,
+    want: number,
+    min = 1,
+  ): Promise<{ granted: number; retryAfterSeconds: number }> {
     const now = Date.now();
     const old = this.#buckets.get(request.key);
     const tokens = old
       ? Math.min(request.burst, old.tokens + ((now - old.updatedAt) / 1000) * request.perSecond)
       : request.burst;
-    const granted = Math.max(0, Math.min(want, Math.floor(tokens)));
+    const granted = tokens >= min ? Math.max(0, Math.min(want, Math.floor(tokens))) : 0;
     this.#buckets.delete(request.key);
     this.#buckets.set(request.key, { tokens: tokens - granted, updatedAt: now });
     // A Map iterates oldest first: drop the least recently used buckets over the bound.
@@ -43,7 +48,7 @@ export class RateLimiterDO extends DurableObject<Env> {
       if (oldest.done) break;
       this.#buckets.delete(oldest.value);
     }
-    const retryAfterSeconds = granted > 0 ? 0 : Math.max(1, Math.ceil((1 - tokens) / request.perSecond));
+    const retryAfterSeconds = granted > 0 ? 0 : Math.max(1, Math.ceil((min - tokens) / request.perSecond));
     return { granted, retryAfterSeconds };
   }
 
