@@ -704,7 +704,7 @@ export async function syncBatch(
     const person = personOf(msg.body);
     if (person === undefined) return 'send';
     const key = personSlot(person.siteId, person.personKey);
-    return unsure.has(key) ? 'retry' : erased.has(key) ? 'drop' : 'send';
+    return unsure.has(key) || unconfirmed.has(key) ? 'retry' : erased.has(key) ? 'drop' : 'send';
   });
 
   if (out.report.retried > 0 || out.report.deadLettered > 0)

@@ -226,6 +226,16 @@ async function forgetIfErasedMeanwhile(
       } else report.stored += items.length;
       for (const { msg } of items) msg.ack();
     } catch {
+      // On its last delivery the message goes to this queue again under a new id (see
+      // `retry`): its row is deleted first, or the copy would write a second one.
+      const last = items.filter((i) => i.msg.attempts >= LAST_DELIVERY);
+      if (last.length > 0) {
+        try {
+          await directus.deleteWhere('dead_letters', { id: { _in: last.map((i) => i.row.id) } });
+        } catch {
+          // Directus is gone too: the copy will write a second letter for the same message.
+        }
+      }
       for (const { msg } of items) retry(msg);
     }
   }

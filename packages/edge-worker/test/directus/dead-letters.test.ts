@@ -35,8 +35,8 @@ import {
   consume,
   deliveries,
   env,
+  eraseAtEdge,
   erasedRightAfterFirstCheck,
-  eraseNow,
   erasureMessage,
   eventMessage,
   eventsMessage,
@@ -182,7 +182,7 @@ describe('the dead-letter queue', () => {
     expect(await lettersOf(person)).toHaveLength(1);
 
     // Erased meanwhile (its erasure found the letter not yet acked, or ran before it was written).
-    await eraseNow(env(), person);
+    await eraseAtEdge(env(), person);
     const redelivered = createMessageBatch(DEAD_LETTER_QUEUE, [{ ...letter, attempts: 2 }]);
     expect(await storeDeadLetters(redelivered, env())).toMatchObject({ dropped: 1, retried: 0 });
     expect(await lettersOf(person)).toEqual([]);

@@ -17,6 +17,7 @@ import type {
   EventMessage,
   EventsMessage,
   ProfileMessage,
+  QueueMessage,
 } from '@attune/shared-schema';
 import { expect, vi } from 'vitest';
 import worker from '../../src/index.ts';
@@ -271,15 +272,24 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
   }
 }
 
-/** Erases `person` at the edge (DELETE) and runs the sync of its erasure message to the end. */
-export async function eraseNow(e: Env, person: string): Promise<void> {
+/**
+ * Erases `person` at the edge (DELETE: tombstone) and returns the messages it queued, which
+ * no consumer has seen yet: the Directus rows are still there.
+ */
+export async function eraseAtEdge(e: Env, person: string): Promise<QueueMessage[]> {
   const queue = recordQueue(e);
   try {
     expect((await people(person, 'DELETE')).status).toBe(200);
   } finally {
     queue.restore();
   }
-  await consume(deliveries(queue.messages.filter((m) => m.kind === 'erasure')));
+  return queue.messages;
+}
+
+/** Erases `person` at the edge (DELETE) and runs the sync of its erasure message to the end. */
+export async function eraseNow(e: Env, person: string): Promise<void> {
+  const queued = await eraseAtEdge(e, person);
+  await consume(deliveries(queued.filter((m) => m.kind === 'erasure')));
 }
 
 /**

@@ -25,8 +25,8 @@ import {
   deliveries,
   directusControl,
   env,
+  eraseAtEdge,
   erasedRightAfterFirstCheck,
-  eraseNow,
   erasureMessage,
   eventMessage,
   eventsMessage,
@@ -341,8 +341,9 @@ describe('erasure racing a batch', () => {
     expect(result.retryMessages).toHaveLength(1);
     expect(await storedEventIds(person)).toHaveLength(1);
 
-    // Erased before the redelivery, whose erasure ran before the row was confirmed.
-    await eraseNow(env(), person);
+    // Erased at the edge before the redelivery; the erasure's own sync ran before the row
+    // landed (here: has not run), so only the redelivery can delete it.
+    await eraseAtEdge(env(), person);
     const redelivered = createMessageBatch('attune-events', [{ ...message, attempts: 2 }]);
     const again = createExecutionContext();
     await syncBatch(redelivered, env());
