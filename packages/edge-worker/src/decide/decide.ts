@@ -27,7 +27,7 @@ import { profileStub } from '../identity/index.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
 import { readCovisits } from './covisitation.ts';
-import { DEFAULT_EXPERIMENT, holdoutPercent, isInHoldout } from './holdout.ts';
+import { DEFAULT_EXPERIMENT, holdoutKey, holdoutPercent, isInHoldout } from './holdout.ts';
 import { type CovisitCounts, popularityPick, scoreCatalog } from './scorer.ts';
 
 /** Products per recommendations slot, and at most this many from one category. */
@@ -125,7 +125,9 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
   const personalization =
     isGranted(consent, 'personalization') &&
     (input.browserConsent === undefined || isGranted(input.browserConsent, 'personalization'));
-  const holdout = personalization && isInHoldout(personKey, holdoutPercent(env.HOLDOUT_PERCENT));
+  const holdout =
+    personalization &&
+    isInHoldout(holdoutKey(personKey, profile?.anonymousIds[0]), holdoutPercent(env.HOLDOUT_PERCENT));
   let covisits: CovisitCounts = personalization && !holdout ? current : new Map();
   if (profile && personalization && !holdout) {
     const seeds = recentViews(profile).slice(0, 4);

@@ -1,8 +1,9 @@
 /**
  * The holdout group: a deterministic share of people (HOLDOUT_PERCENT, default 10%) who
  * get the defaults on purpose, so personalization's lift is measured against them.
- * Membership is a hash of the experiment and the person key — stable across requests,
- * isolates and deploys, with no state to store, and independent between experiments.
+ * Membership is a hash of the experiment and the person's key (see holdoutKey) — stable
+ * across requests, isolates, deploys and sign-in, with no state to store, and independent
+ * between experiments.
  */
 
 /** The experiment name recorded with every decision; change it to reshuffle the groups. */
@@ -29,6 +30,17 @@ export function holdoutPercent(raw: string | undefined): number {
   return raw !== undefined && raw.trim() !== '' && Number.isFinite(value) && value >= 0 && value <= 100
     ? value
     : 10;
+}
+
+/**
+ * The key a person's group is drawn by: their first browser's, once they have one. An
+ * anonymous visitor's key is their browser's anyway, so signing in (the profile becomes
+ * `user:…`, the browser its first) moves nobody between groups: otherwise about one person
+ * in ten would switch at sign-in, and lift would count them on both sides. The first browser
+ * never changes (a person's browser list never drops one).
+ */
+export function holdoutKey(personKey: string, firstBrowser: string | undefined): string {
+  return firstBrowser !== undefined ? `anon:${firstBrowser}` : personKey;
 }
 
 /** Whether a person is in the holdout group of an experiment (buckets of 0.01%). */

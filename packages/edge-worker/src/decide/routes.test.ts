@@ -5,9 +5,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { signUserId } from '../identity/index.ts';
-import { storedTables } from '../ingest/test-support.ts';
+import { collect, productView, signed, storedTables } from '../ingest/test-support.ts';
 import { profileStub } from '../profile/client.ts';
 import { addedToCart, anonymousIdInGroup, seedPerson, viewed } from './fixtures/people.ts';
+import { isInHoldout } from './holdout.ts';
 
 const SITE_ORIGIN = 'http://localhost:3000';
 const decideUrl = (query: string) => `http://attune.test/v1/decide?writeKey=pk_demo_attune&${query}`;
@@ -110,6 +111,20 @@ describe('GET /v1/decide with personalization consent', () => {
       holdout: true,
       reason: 'default: holdout group',
     });
+  });
+
+  it('keeps a held-out visitor in the holdout when they sign in', async () => {
+    const anonymousId = anonymousIdInGroup('held-signin', true);
+    let userId = 'held-signin-customer-0';
+    for (let i = 1; isInHoldout(`user:${userId}`, 10); i++) userId = `held-signin-customer-${i}`;
+    await seedPerson(env, `anon:${anonymousId}`, { personalization: true }, [viewed('grinder', 'coffee')]);
+    // The browser signs in: its profile is handed to the person, whose key alone is not held out.
+    const signIn = await collect([
+      productView(anonymousId, 'moka-pot', 'coffee', { userId, userIdSignature: await signed(userId) }),
+    ]);
+    expect(signIn.status).toBe(200);
+    const body = await (await get(`slots=hero&anonymousId=${anonymousId}`)).json<DecideResponse>();
+    expect(body.decisions.hero).toMatchObject({ holdout: true, reason: 'default: holdout group' });
   });
 
   it('trusts a userId only with a valid signature', async () => {
