@@ -178,6 +178,11 @@ class Outcomes {
     this.#deferred ??= [];
   }
 
+  /** The messages whose acks wait for releaseAcks. */
+  deferredMessages(): Msg[] {
+    return [...(this.#deferred ?? [])];
+  }
+
   /** Acks the deferred messages, or retries those `fate` says to. */
   releaseAcks(fate: (msg: Msg) => 'ack' | 'retry'): void {
     const deferred = this.#deferred ?? [];
@@ -645,12 +650,14 @@ export async function syncBatch(
   // landed. Asked again now, the tombstone is there (it is set before the erasure message is
   // sent), so the rows go now. When that check or delete fails, the messages are retried and
   // their redelivery, finding the person erased, deletes the rows (see `redelivered`).
+  // Only people something was written for: while Directus is down every write is retried,
+  // and nobody needs asking. A message holding dead letters had its other events written.
   const written = new Map<string, { siteId: string; personKey: PersonKey }>();
-  for (const { body } of [...logged, ...liveConsents, ...liveProfiles])
-    written.set(personSlot(body.siteId, body.personId), {
-      siteId: body.siteId,
-      personKey: body.personId as PersonKey,
-    });
+  const heldAndOpen = out.heldMessages().filter((msg) => !out.isSettled(msg));
+  for (const msg of [...out.deferredMessages(), ...heldAndOpen]) {
+    const person = personOf(msg.body);
+    if (person !== undefined) written.set(personSlot(person.siteId, person.personKey), person);
+  }
   const unconfirmed = new Set<string>();
   await Promise.all(
     [...written].map(async ([key, { siteId, personKey }]) => {
