@@ -468,6 +468,39 @@ describe('events messages in the consumer', () => {
     expect(letters).toHaveLength(1);
   });
 
+  it('retries a message holding a bad event, and sends no letter, when its person cannot be asked again after the write', async () => {
+    const letters = recordDlq();
+    const { client, written } = eventsDirectus();
+    const good = eventItem();
+    const badTime = eventItem();
+    badTime.enrichment = { ...badTime.enrichment, receivedAt: 'yesterday' };
+    const batch = createMessageBatch<unknown>('attune-events', [
+      {
+        id: 'unsure-2',
+        timestamp: new Date(),
+        attempts: 1,
+        body: eventsBody([good, badTime], 'anon:unsure-2'),
+      },
+    ]);
+    let asked = 0;
+    const report = await syncBatch(batch, env, {
+      directus: client,
+      isErased: async () => {
+        asked++;
+        if (asked > 1) throw new Error('Durable Object unavailable');
+        return false;
+      },
+    });
+    // Written, but not confirmed: the redelivery asks again (and deletes the row if the person
+    // was erased meanwhile); its bad event is judged again then.
+    expect([...written]).toEqual([good.event.id]);
+    expect(report).toMatchObject({ acked: 0, retried: 1, deadLettered: 0 });
+    expect(letters).toEqual([]);
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.retryMessages.map((m) => m.msgId)).toEqual(['unsure-2']);
+    expect(result.explicitAcks).toEqual([]);
+  });
+
   it('retries the messages of a person whose erasure cannot be checked', async () => {
     const batch = createMessageBatch<unknown>('attune-events', [
       { id: 'unsure-1', timestamp: new Date(), attempts: 1, body: eventsBody([eventItem()], 'anon:unsure') },

@@ -115,6 +115,23 @@ describe('the dead-letter queue', () => {
     expect(dlq.letters).toEqual(expect.arrayContaining([letter, erasure]));
   });
 
+  it('on its last delivery, a letter written but not confirmed is deleted before it goes back on the queue (no second row)', async () => {
+    const a = uniqueId('dlq-last-written');
+    const person = `anon:${a}`;
+    await collect([productView(a, 'p1', 'shoes')]);
+    const letter = eventsMessage(person, 1);
+    const batch = createMessageBatch<unknown>(DEAD_LETTER_QUEUE, [
+      { id: `last-${uniqueId('m')}`, timestamp: new Date(), attempts: LAST_DELIVERY, body: letter },
+    ]);
+    const ctx = createExecutionContext();
+    const report = await storeDeadLetters(batch, env(), { isErased: checkFailingAfterFirst() });
+    expect(report).toMatchObject({ stored: 0, retried: 0, requeued: 1 });
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(1);
+    expect(dlq.letters).toEqual([letter]);
+    // The copy on the queue writes the one row when it is stored.
+    expect(await lettersOf(person)).toEqual([]);
+  });
+
   it('retries while Directus cannot be reached, and acks nothing', async () => {
     const person = `anon:${uniqueId('dlq-down')}`;
     const batch = createMessageBatch(DEAD_LETTER_QUEUE, [
