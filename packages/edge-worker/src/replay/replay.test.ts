@@ -177,28 +177,14 @@ describe('replay of a person who withdrew consent', () => {
 
   it('keeps the withdrawal: nothing learned comes back and no granting snapshot goes downstream', async () => {
     const a = anonId();
-    const choice = (consent: typeof ALL) =>
-      makeEvent(a, 'consent.updated', {
-        properties: {
-          categories: consent.categories,
-          policyVersion: consent.policyVersion,
-          source: 'banner',
-        },
-        consent,
-      });
-    await collect([choice(ALL), productView(a, 'p1', 'shoes')]);
-    const none = { categories: { necessary: true }, policyVersion: ALL.policyVersion };
     // The withdrawal is recorded at the edge, but nothing is logged without analytics.
-    await collect([choice(none)]);
-    const logged = eventMessagesOf(queue.messages).map(eventRow);
+    const logged = await grantedThenWithdrew(a);
     expect(logged.map((row) => row.name)).toEqual(['consent.updated', 'product.viewed']);
     queue = recordQueue();
 
     eventLog(logged);
     expect((await replay(`anon:${a}`)).status).toBe(200);
-    const view = await viewProfile(env, SITE, `anon:${a}`);
-    expect(view?.consent?.categories.personalization).not.toBe(true);
-    expect(view?.interests).toEqual({});
+    await withdrawn(a);
     expect(queue.messages.filter((m) => m.kind === 'profile')).toEqual([]);
   });
 });

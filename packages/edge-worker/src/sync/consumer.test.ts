@@ -147,6 +147,13 @@ function eventItem(name = 'page.viewed') {
   };
 }
 
+/** An event whose receive time is not a date-time: the sync dead-letters it alone. */
+function eventWithBadTime(): ReturnType<typeof eventItem> {
+  const item = eventItem();
+  item.enrichment = { ...item.enrichment, receivedAt: 'yesterday' };
+  return item;
+}
+
 function eventsBody(items: ReturnType<typeof eventItem>[], personId = 'anon:a-1') {
   return {
     kind: 'events',
@@ -247,8 +254,7 @@ describe('events messages in the consumer', () => {
     const { client, written } = eventsDirectus();
     const good = eventItem();
     const malformed = { event: { id: 'not-a-ulid', type: 'track' }, enrichment: good.enrichment };
-    const badTime = eventItem();
-    badTime.enrichment = { ...badTime.enrichment, receivedAt: 'yesterday' };
+    const badTime = eventWithBadTime();
     const batch = createMessageBatch<unknown>('attune-events', [
       {
         id: 'run-3',
@@ -273,8 +279,7 @@ describe('events messages in the consumer', () => {
   it('dead-letters a bad event once, not once per delivery, when the rest of its message is retried', async () => {
     const letters = recordDlq();
     const good = eventItem();
-    const badTime = eventItem();
-    badTime.enrichment = { ...badTime.enrichment, receivedAt: 'yesterday' };
+    const badTime = eventWithBadTime();
     const delivery = (attempts: number) =>
       createMessageBatch<unknown>('attune-events', [
         { id: 'run-5', timestamp: new Date(), attempts, body: eventsBody([good, badTime]) },
@@ -313,8 +318,7 @@ describe('events messages in the consumer', () => {
   it('retries, and sends no letter, when the DLQ fails for a bad event of a message', async () => {
     vi.spyOn(env.EVENTS_DLQ, 'send').mockRejectedValue(new Error('DLQ unavailable'));
     const good = eventItem();
-    const badTime = eventItem();
-    badTime.enrichment = { ...badTime.enrichment, receivedAt: 'yesterday' };
+    const badTime = eventWithBadTime();
     const batch = createMessageBatch<unknown>('attune-events', [
       { id: 'run-6', timestamp: new Date(), attempts: 1, body: eventsBody([good, badTime]) },
     ]);
@@ -427,10 +431,8 @@ describe('events messages in the consumer', () => {
     // A person with no good event anywhere in the batch is named only by the envelope.
     const other = `anon:gone-${crypto.randomUUID()}`;
     const good = eventItem();
-    const bad = eventItem();
-    bad.enrichment = { ...bad.enrichment, receivedAt: 'yesterday' };
-    const onlyBad = eventItem();
-    onlyBad.enrichment = { ...onlyBad.enrichment, receivedAt: 'yesterday' };
+    const bad = eventWithBadTime();
+    const onlyBad = eventWithBadTime();
     const batch = createMessageBatch<unknown>('attune-events', [
       { id: 'gone-mixed', timestamp: new Date(), attempts: 1, body: eventsBody([good, bad], person) },
       { id: 'gone-bad', timestamp: new Date(), attempts: 1, body: eventsBody([onlyBad], other) },
@@ -449,8 +451,7 @@ describe('events messages in the consumer', () => {
 
   it('dead-letters a malformed message whose envelope names a person no event could have, without asking about them', async () => {
     const letters = recordDlq();
-    const bad = eventItem();
-    bad.enrichment = { ...bad.enrichment, receivedAt: 'yesterday' };
+    const bad = eventWithBadTime();
     const huge = `anon:${'x'.repeat(100_000)}`;
     const batch = createMessageBatch<unknown>('attune-events', [
       { id: 'huge-person', timestamp: new Date(), attempts: 1, body: eventsBody([bad], huge) },
@@ -472,8 +473,7 @@ describe('events messages in the consumer', () => {
     const letters = recordDlq();
     const { client, written } = eventsDirectus();
     const good = eventItem();
-    const badTime = eventItem();
-    badTime.enrichment = { ...badTime.enrichment, receivedAt: 'yesterday' };
+    const badTime = eventWithBadTime();
     const batch = createMessageBatch<unknown>('attune-events', [
       {
         id: 'unsure-2',
