@@ -591,8 +591,30 @@ export async function syncBatch(
   // before the erasure (a retry, a slow batch) can arrive after it; writing it would bring
   // back what the erasure deleted. Their ProfileDO's tombstone outlives any redelivery.
   // When the check itself fails, the person's messages wait for a retry.
-  const unsure = new Set<string>();
   const check = options.isErased ?? isErased;
+  /**
+   * Asks each person's tombstone: the erased are added to `erased`, and their rows the sync
+   * wrote are deleted when `forget(key)`. Returns the people who could not be asked (or
+   * whose rows could not be deleted): their messages are retried.
+   */
+  const askErased = async (
+    who: Map<string, { siteId: string; personKey: PersonKey }>,
+    forget: (key: string) => boolean,
+  ): Promise<Set<string>> => {
+    const failed = new Set<string>();
+    await Promise.all(
+      [...who].map(async ([key, { siteId, personKey }]) => {
+        try {
+          if (!(await check(env, siteId, personKey))) return;
+          if (forget(key)) await forgetWritten(directus, siteId, personKey);
+          erased.add(key);
+        } catch {
+          failed.add(key);
+        }
+      }),
+    );
+    return failed;
+  };
   const people = new Map<string, { siteId: string; personKey: PersonKey }>();
   // People with a message delivered before: that delivery may have written rows it could not
   // confirm (see the second check below), which an erasure since then did not see.
@@ -609,17 +631,7 @@ export async function syncBatch(
     const key = personSlot(person.siteId, person.personKey);
     if (!erased.has(key)) people.set(key, person);
   }
-  await Promise.all(
-    [...people].map(async ([key, { siteId, personKey }]) => {
-      try {
-        if (!(await check(env, siteId, personKey))) return;
-        erased.add(key);
-        if (redelivered.has(key)) await forgetWritten(directus, siteId, personKey);
-      } catch {
-        unsure.add(key);
-      }
-    }),
-  );
+  const unsure = await askErased(people, (key) => redelivered.has(key));
   const live = <T extends EventMessage | ConsentMessage | ProfileMessage>(items: Parsed<T>[]): Parsed<T>[] =>
     items.filter((i) => {
       const key = personSlot(i.body.siteId, i.body.personId);
@@ -658,18 +670,7 @@ export async function syncBatch(
     const person = personOf(msg.body);
     if (person !== undefined) written.set(personSlot(person.siteId, person.personKey), person);
   }
-  const unconfirmed = new Set<string>();
-  await Promise.all(
-    [...written].map(async ([key, { siteId, personKey }]) => {
-      try {
-        if (!(await check(env, siteId, personKey))) return;
-        await forgetWritten(directus, siteId, personKey);
-        erased.add(key);
-      } catch {
-        unconfirmed.add(key);
-      }
-    }),
-  );
+  const unconfirmed = await askErased(written, () => true);
   out.releaseAcks((msg) => {
     const person = personOf(msg.body);
     return person !== undefined && unconfirmed.has(personSlot(person.siteId, person.personKey))
