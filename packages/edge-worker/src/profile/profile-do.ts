@@ -753,10 +753,11 @@ export class ProfileDO extends DurableObject<Env> {
       if (alias !== undefined) return { alias };
       const state = this.#load();
       // What an earlier erasure of this key took (kept with its tombstone): a DELETE retried
-      // because the erasure message could not be queued must name the same person and browsers.
+      // because a merged browser could not be tombstoned, or the erasure message could not be
+      // queued, must tombstone the same browsers and name the same person downstream.
       const earlier = this.#erasure();
-      // The browsers an erasure that failed part-way had still to tombstone: without them a
-      // retried DELETE would leave their aliases pointing here, and Directus their events.
+      // The `erasing` row an earlier version kept for the same purpose (browsers still to
+      // tombstone), on objects it left part-way through an erasure.
       const pending: unknown = JSON.parse(this.#get('erasing') ?? '[]');
       const unfinished = Array.isArray(pending) ? pending.filter((id) => typeof id === 'string') : [];
       const anonymousIds = [
@@ -770,7 +771,6 @@ export class ProfileDO extends DurableObject<Env> {
       const userId = state?.userId ?? earlier?.userId;
       if (userId !== undefined) erased.userId = userId;
       await this.#wipe(true, erased);
-      if (anonymousIds.length > 0) this.#put('erasing', JSON.stringify(anonymousIds));
       return erased;
     });
     if ('alias' in outcome) {
@@ -789,7 +789,6 @@ export class ProfileDO extends DurableObject<Env> {
       const key: PersonKey = `anon:${anonymousId}`;
       if (key !== personKey) await this.#stub(siteId, key).tombstone(result);
     }
-    if (result.anonymousIds.length > 0) await this.#inOrder(async () => this.#drop('erasing'));
     return result;
   }
 
