@@ -45,14 +45,18 @@ let generation = 0;
 const EMPTY: CatalogSnapshot = { version: 'empty', products: [], slotContent: [], triggerRules: [] };
 let emptyIndex: CatalogIndex | undefined;
 
+/** The empty catalog (defaults only), indexed once per isolate. */
+function emptyCatalog(): CatalogIndex {
+  emptyIndex ??= buildCatalogIndex(EMPTY);
+  return emptyIndex;
+}
+
 /**
  * What a decision uses when `getCatalog` is slower than its budget: the last catalog this
  * isolate read (even one invalidated since), else an empty one (defaults only).
  */
 export function lastCatalog(): CatalogIndex {
-  if (lastGood) return lastGood;
-  emptyIndex ??= buildCatalogIndex(EMPTY);
-  return emptyIndex;
+  return lastGood ?? emptyCatalog();
 }
 
 /**
@@ -115,7 +119,7 @@ async function refresh(env: CatalogEnv, now: number, from: number): Promise<Cata
   } catch (error) {
     console.warn(JSON.stringify({ msg: 'catalog unavailable', error: String(error) }));
     const retryAt = now - CATALOG_RECHECK_MS + FAILURE_RETRY_MS;
-    return keep(from, { index: memo?.index ?? buildCatalogIndex(EMPTY), checkedAt: retryAt }, false);
+    return keep(from, { index: memo?.index ?? emptyCatalog(), checkedAt: retryAt }, false);
   }
 }
 
