@@ -11,6 +11,8 @@
  * page that follows.
  */
 
+const HEADINGS = new Set(['h1', 'h2', 'h3', 'h4', 'h5', 'h6']);
+
 /** Elements of the "special" category (HTML § 13.2.4.2), HTML namespace. */
 const SPECIAL = new Set([
   'address',
@@ -43,12 +45,7 @@ const SPECIAL = new Set([
   'form',
   'frame',
   'frameset',
-  'h1',
-  'h2',
-  'h3',
-  'h4',
-  'h5',
-  'h6',
+  ...HEADINGS,
   'head',
   'header',
   'hgroup',
@@ -132,12 +129,7 @@ const CLOSES_P = new Set([
   'section',
   'summary',
   'ul',
-  'h1',
-  'h2',
-  'h3',
-  'h4',
-  'h5',
-  'h6',
+  ...HEADINGS,
   'pre',
   'listing',
   'form',
@@ -151,7 +143,6 @@ const CLOSES_P = new Set([
   'dt',
 ]);
 
-const HEADINGS = new Set(['h1', 'h2', 'h3', 'h4', 'h5', 'h6']);
 const TABLE_PARTS = new Set(['caption', 'col', 'colgroup', 'tbody', 'td', 'tfoot', 'th', 'thead', 'tr']);
 const RUBY = new Set(['rb', 'rp', 'rt', 'rtc']);
 /** What "generate implied end tags" pops, from the current node down. */
