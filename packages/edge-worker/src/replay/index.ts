@@ -53,7 +53,6 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
   const stub = profileStub(env, siteId, personKey);
   const previous = await stub.forgetForReplay();
   let accepted = 0;
-  let rebuilt = false;
   // Whether the newest event was accepted under personalization (see continueVersion).
   let personalization = false;
   for (let i = 0; i < rows.length; i += CHUNK) {
@@ -61,7 +60,6 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
     // The RPC typing of IngestResult is too deep for TypeScript; the value is the plain result.
     const result = (await stub.ingest(siteId, personKey, inputs)) as unknown as IngestResult;
     accepted += result.accepted.length;
-    rebuilt = true;
     personalization = inputs[inputs.length - 1]?.personalization ?? false;
   }
   // The person's consent record from before the replay stands (see continueVersion): the
@@ -71,7 +69,7 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
     version: number;
     snapshot?: ProfileSummary;
   };
-  if (rebuilt && version > 0 && snapshot !== undefined)
+  if (rows.length > 0 && version > 0 && snapshot !== undefined)
     await env.EVENTS.send(
       profileMessage(site, { personKey, profile: snapshot, version }, traceparentOf(undefined)),
     );
