@@ -13,6 +13,7 @@ import type { AppEnv } from '../app.ts';
 import { getCatalog } from '../catalog/index.ts';
 import { decideSlots, type PreparedDecision, prepareDecision, productFromPath } from '../decide/decide.ts';
 import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.ts';
+import { log } from '../observability/index.ts';
 import { rewriteSlots, type SlotRequest } from '../rewrite/index.ts';
 import { renderDecision } from '../rewrite/render.ts';
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
@@ -42,12 +43,38 @@ export function isAttunePath(pathname: string): boolean {
 export function originUrl(env: Env): URL | undefined {
   const raw = String(env.ORIGIN_URL ?? '').trim();
   if (raw === '') return undefined;
+  let url: URL | undefined;
   try {
-    const url = new URL(raw);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url : undefined;
+    url = new URL(raw);
   } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    // Edge-proxy mode is then off and every page is a 404: the operator must learn why.
+    reportOriginMistake(
+      raw,
+      'ORIGIN_URL is not an http(s) URL; edge-proxy mode is off until it is one, such as https://shop.example.com',
+    );
     return undefined;
   }
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
+    // Requests keep their own path (see originRequestUrl): a base path here would be
+    // silently dropped, so the shop must say it is so.
+    reportOriginMistake(
+      raw,
+      `ORIGIN_URL's path, query and fragment are ignored: requests go to ${url.origin} with their own path; serve the site from the origin's root`,
+    );
+  }
+  return url;
+}
+
+/** ORIGIN_URL values already reported by this isolate (one log line each, not one per request). */
+const reportedOrigins = new Set<string>();
+
+function reportOriginMistake(raw: string, problem: string): void {
+  if (reportedOrigins.has(raw)) return;
+  reportedOrigins.add(raw);
+  log('error', 'config.origin_url', { problem });
 }
 
 /** The site a first-party request belongs to: by write key, by its own origin, or the only site. */

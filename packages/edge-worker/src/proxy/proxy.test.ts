@@ -2,7 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers';
 import type { CustomerAction } from '@attune/shared-schema';
 import { Hono } from 'hono';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AppEnv } from '../app.ts';
 import { createApp } from '../app.ts';
 import { buildCatalogIndex } from '../catalog/catalog-index.ts';
@@ -570,5 +570,53 @@ describe('rewriteSlots on awkward markup', () => {
     expect(await run('<img data-attune-slot="a" src="/x.png"><p>after</p>')).toBe(
       '<img data-attune-slot="a" src="/x.png"><p>after</p>',
     );
+  });
+});
+
+describe('edge proxy: a mistaken ORIGIN_URL is reported, not silent', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+  const errorsOf = (spy: { mock: { calls: unknown[][] } }) => spy.mock.calls.map((call) => String(call[0]));
+
+  it('an origin without a scheme turns edge-proxy mode off and says so once, not per request', async () => {
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const app = createApp();
+    const bindings = { ...env, ORIGIN_URL: 'origin.fixture.test' };
+    for (const path of ['/products/trail-jacket', '/cart']) {
+      const ctx = createExecutionContext();
+      const res = await app.fetch(
+        new Request(`${SHOP}${path}`, { headers: { accept: 'text/html' } }),
+        bindings,
+        ctx,
+      );
+      expect(res.status).toBe(404);
+      await waitOnExecutionContext(ctx);
+    }
+    const lines = errorsOf(errors).filter((line) => line.includes('config.origin_url'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('ORIGIN_URL is not an http(s) URL');
+  });
+
+  it('a base path is reported as ignored, and pages are still served from the origin root', async () => {
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const app = createApp();
+    const ctx = createExecutionContext();
+    const res = await app.fetch(
+      new Request(`${SHOP}/products/trail-jacket`, { headers: { accept: 'text/html' } }),
+      { ...env, ORIGIN_URL: `${ORIGIN}/store?x=1` },
+      ctx,
+    );
+    expect(await res.text()).toBe(await originText('/products/trail-jacket'));
+    await waitOnExecutionContext(ctx);
+    expect(errorsOf(errors).join('\n')).toContain("ORIGIN_URL's path, query and fragment are ignored");
+  });
+
+  it('a root origin is not reported', async () => {
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const ctx = createExecutionContext();
+    await jacketPage(createApp(), fan, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(errorsOf(errors).filter((line) => line.includes('config.origin_url'))).toEqual([]);
   });
 });
