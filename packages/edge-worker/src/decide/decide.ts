@@ -15,6 +15,7 @@ import {
   type DecideResponse,
   type EventMessage,
   isGranted,
+  needsReconsent,
   normalizeConsent,
   type ProductCard,
   type SlotDecision,
@@ -119,9 +120,14 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
   ]);
   // The profile follows an anonymous id to the person it was merged into.
   const personKey = profile?.personKey ?? input.personKey;
-  // The recorded choice grants only what the site offers now: a category a marketer
-  // disabled since is off, as the ingest path treats it.
-  const consent = profile?.consent && config ? normalizeConsent(profile.consent, config) : undefined;
+  // A decision is made now, under the policy in force: a choice recorded under another
+  // policy version no longer counts (the SDK asks the person again and sends nothing until
+  // they answer), and a choice grants only what the site offers now (a category a marketer
+  // disabled since is off, as the ingest path treats it).
+  const consent =
+    profile?.consent && config && !needsReconsent(profile.consent, config.policyVersion)
+      ? normalizeConsent(profile.consent, config)
+      : undefined;
   const personalization =
     isGranted(consent, 'personalization') &&
     (input.browserConsent === undefined || isGranted(input.browserConsent, 'personalization'));

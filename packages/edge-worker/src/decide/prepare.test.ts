@@ -82,13 +82,48 @@ describe('decisions under the site’s current consent categories', () => {
     });
   });
 
-  it('log no decision.served once a marketer disables analytics', async () => {
+  it('log no decision.served for analytics a marketer disabled, even if a choice claims it', async () => {
+    // A choice made under the current categories by a page that still offered analytics
+    // (a cached page, an old tag): the category is off whatever the claim says.
+    const claimant = anonymousIdInGroup('claims-analytics', false);
+    await seedPerson(env, `anon:${claimant}`, {
+      analytics: true,
+      personalization: true,
+      policyVersion: '1.no-analytics',
+    });
     await withCategoryDisabled('analytics', async () => {
-      const { catalog, ctx } = await prepared(fan);
+      const { catalog, ctx } = await prepared(claimant);
       expect(ctx.analytics).toBe(false);
       expect(ctx.personalization).toBe(true);
       expect(decideSlots(catalog, ctx).served).toEqual([]);
     });
+  });
+
+  it('do not personalize (route and edge proxy) on a choice made under an earlier policy version, until the person chooses again', async () => {
+    const generation = await invalidateConsentConfig(env);
+    // The same categories under a new version: the site's policy changed, the SDK asks again.
+    await env.EDGE_CACHE.put(
+      `consent-config:${generation}:demo`,
+      JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: '2' }),
+    );
+    const returning = anonymousIdInGroup('earlier-policy', false);
+    const grants = { analytics: true, personalization: true };
+    try {
+      await seedPerson(env, `anon:${returning}`, grants, [viewed('rain-shell', 'outdoor', ['jacket'])]);
+      const before = await (await decide(`slots=hero&anonymousId=${returning}`)).json<DecideResponse>();
+      expect(before.personalized).toBe(false);
+      expect(before.decisions.hero?.reason).toBe('default: personalization not granted');
+      expect((await prepared(returning)).ctx.analytics).toBe(false);
+      expect(await jacketPage(returning)).not.toContain('data-attune-variant');
+
+      // The same choice made again under the current version personalizes at once.
+      await seedPerson(env, `anon:${returning}`, { ...grants, policyVersion: '2' });
+      const after = await (await decide(`slots=hero&anonymousId=${returning}`)).json<DecideResponse>();
+      expect(after.personalized).toBe(true);
+      expect(after.decisions.hero?.variant).toBe('hero-outdoor');
+    } finally {
+      await invalidateConsentConfig(env);
+    }
   });
 });
 
