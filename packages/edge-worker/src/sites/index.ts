@@ -71,11 +71,39 @@ function parseJson(text: string | undefined): unknown {
   }
 }
 
+function logSiteError(msg: string, siteId: string): void {
+  console.error(JSON.stringify({ level: 'error', msg, siteId }));
+}
+
+/**
+ * An allowed origin as browsers send the Origin header: `https://shop.example/` or
+ * `HTTPS://Shop.Example` would otherwise never match, and every request of the site would
+ * be a 403. An entry with a path is taken as its origin, and logged; an entry that is not
+ * an http(s) URL is kept as written (an exact match only).
+ */
+function normalizeOrigin(entry: string, siteId: string): string {
+  let url: URL;
+  try {
+    url = new URL(entry.trim());
+  } catch {
+    return entry;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return entry;
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '')
+    logSiteError(
+      `site allowedOrigins entry ${entry.slice(0, 256)} is not an origin; ${url.origin} is used (an Origin header has no path)`,
+      siteId,
+    );
+  return url.origin;
+}
+
 /**
  * Builds the site directory from configuration. A site without secrets is skipped (and
  * logged once), because an unsigned identity or a missing server key would be unsafe; so
- * is a site whose id or write key an earlier site already has (one would silently take the
- * other's traffic). Invalid rate limits are logged and the defaults used.
+ * is a site whose id, write key or server key an earlier site already has (one would
+ * silently take the other's traffic), and a site whose server key equals a write key (write
+ * keys are public: anyone could send trusted events with unsigned user ids). Invalid rate
+ * limits are logged and the defaults used.
  */
 function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
   const directory: SiteDirectory = { byWriteKey: new Map(), byId: new Map() };
@@ -87,44 +115,51 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
     console.error(JSON.stringify({ level: 'error', msg: 'site configuration unreadable' }));
     return directory;
   }
+  const writeKeys = new Set(list.data.map((s) => s.writeKey));
+  const serverKeys = new Set<string>();
   for (const s of list.data) {
     const secret = Object.hasOwn(secrets.data, s.id) ? secrets.data[s.id] : undefined;
     if (!secret) {
-      console.error(JSON.stringify({ level: 'error', msg: 'site has no secrets; skipped', siteId: s.id }));
+      logSiteError('site has no secrets; skipped', s.id);
       continue;
     }
-    if (directory.byId.has(s.id) || directory.byWriteKey.has(s.writeKey)) {
-      const field = directory.byId.has(s.id) ? 'id' : 'writeKey';
-      console.error(
-        JSON.stringify({
-          level: 'error',
-          msg: `site ${field} is already taken by an earlier site; skipped`,
-          siteId: s.id,
-        }),
+    const taken = directory.byId.has(s.id)
+      ? 'id'
+      : directory.byWriteKey.has(s.writeKey)
+        ? 'writeKey'
+        : serverKeys.has(secret.serverKey)
+          ? 'serverKey'
+          : undefined;
+    if (taken !== undefined) {
+      logSiteError(`site ${taken} is already taken by an earlier site; skipped`, s.id);
+      continue;
+    }
+    if (writeKeys.has(secret.serverKey)) {
+      logSiteError(
+        'site serverKey equals a write key, which is public; skipped (give it a secret key of its own)',
+        s.id,
       );
       continue;
     }
     const rate = RateLimitSchema.safeParse(s.settings.rateLimit ?? {});
     if (!rate.success) {
       const issue = rate.error.issues[0];
-      console.error(
-        JSON.stringify({
-          level: 'error',
-          msg: `site settings.rateLimit.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}; the defaults apply`,
-          siteId: s.id,
-        }),
+      logSiteError(
+        `site settings.rateLimit.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}; the defaults apply`,
+        s.id,
       );
     }
     const site: Site = {
       id: s.id,
       writeKey: s.writeKey,
-      allowedOrigins: s.allowedOrigins,
+      allowedOrigins: s.allowedOrigins.map((o) => normalizeOrigin(o, s.id)),
       identitySecret: secret.identitySecret,
       serverKey: secret.serverKey,
       settings: { ...s.settings, rateLimit: { ...DEFAULT_RATE_LIMIT, ...(rate.success ? rate.data : {}) } },
     };
     directory.byWriteKey.set(site.writeKey, site);
     directory.byId.set(site.id, site);
+    serverKeys.add(site.serverKey);
   }
   return directory;
 }
