@@ -147,15 +147,36 @@ describe('granting consent', () => {
 });
 
 describe('identify', () => {
-  it('leaves off a malformed signature (it would get every later event rejected) and reports it', async () => {
+  it('does not take a user id without a well-formed signature (the Worker would refuse every later event), and reports it', async () => {
     const errors: AttuneError[] = [];
     const attune = tracker({ onError: (e) => errors.push(e) });
     attune.consent.set({ personalization: true });
     attune.identify('u-1', {}, { signature: 'not-hex' });
+    attune.identify('u-2');
+    attune.track('product.viewed', { productId: 'p1' });
     await attune.flush();
-    expect(sent.flatMap((s) => s.events).at(-1)).toMatchObject({ userId: 'u-1' });
-    expect(sent.flatMap((s) => s.events).at(-1)?.userIdSignature).toBeUndefined();
-    expect(errors).toEqual([expect.objectContaining({ code: 'invalid_event' })]);
+    for (const event of sent.flatMap((s) => s.events)) {
+      expect(event.userId).toBeUndefined();
+      expect(event.userIdSignature).toBeUndefined();
+    }
+    expect(storage.saved.at(-1)?.userId).toBeUndefined();
+    expect(errors).toEqual([
+      expect.objectContaining({ code: 'invalid_event', message: 'identify needs a signature' }),
+      expect.objectContaining({ code: 'invalid_event', message: 'identify needs a signature' }),
+    ]);
+  });
+
+  it('keeps the signed user id when a later identify comes without a signature', async () => {
+    const attune = tracker({ onError: () => undefined });
+    attune.consent.set({ personalization: true });
+    attune.identify('u-1', {}, { signature: 'c'.repeat(64) });
+    attune.identify('u-2');
+    attune.track('product.viewed', { productId: 'p1' });
+    await attune.flush();
+    expect(sent.flatMap((s) => s.events).at(-1)).toMatchObject({
+      userId: 'u-1',
+      userIdSignature: 'c'.repeat(64),
+    });
   });
 });
 

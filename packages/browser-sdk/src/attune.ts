@@ -316,6 +316,8 @@ export function createAttune(
   async function resume() {
     if (storing()) {
       const adopted = (await persistence.adopt()).filter((a) => !outbox.some((e) => e.id === a.id));
+      // Withdrawn while the store answered (another tab, a CMP): not to be sent, nor kept.
+      if (!storing()) return persistence.forget(adopted.map((e) => e.id));
       for (const e of adopted) {
         e._stored = true;
         outbox.push(e);
@@ -360,11 +362,15 @@ export function createAttune(
    * sends them on: with a choice made, nothing goes back into `waiting`.)
    */
   function chosen(wipe?: boolean) {
-    if (storing()) for (const event of waiting) admit(event);
-    else {
-      // Withdrawn (or refused): forget stored ids and events, drop what was not sent yet.
+    if (storing()) {
+      for (const event of waiting) admit(event);
+      // Stored now: a grant made in another tab records no event here that would store them.
+      persistSoon();
+    } else {
+      // Withdrawn (or refused): forget stored ids and events, drop what was not sent yet —
+      // and what is in flight: should that request fail, it must not be sent again.
       if (wipe && kept) persistence.wipe();
-      outbox = outbox.filter((e) => e._sending);
+      outbox = [];
     }
     kept = storing();
     waiting = [];
@@ -447,12 +453,12 @@ export function createAttune(
     page,
     track,
     identify(userId, traits, { signature } = {}) {
-      // A malformed signature would get every later event rejected: leave it off and say so.
-      const signed = /^[\da-f]{64}$/.test(`${signature}`);
-      if (signature && !signed) report('invalid_event', 'bad signature');
-      // A number (script-tag sites often pass one) would get every later event rejected: the wire wants a string.
-      ids.userId = `${userId}`;
-      ids.userIdSignature = signed ? signature : undefined;
+      // The Worker refuses every event that carries a user id without its signature: an id
+      // without a well-formed one is not taken (the visitor stays who they were), and said so.
+      if (/^[\da-f]{64}$/.test(`${signature}`))
+        // A number (script-tag sites often pass one) would get every later event rejected: the wire wants a string.
+        ids = { ...ids, userId: `${userId}`, userIdSignature: signature };
+      else report('invalid_event', 'identify needs a signature');
       record('identify', 'user.identified', { traits });
     },
     consent: {

@@ -232,12 +232,64 @@ describe('other tabs', () => {
   });
 });
 
+describe('withdrawal', () => {
+  it('a batch in flight when consent is withdrawn is not sent again if its request fails', async () => {
+    answers = [{ status: 503 }];
+    const attune = tracker({ flushInterval: 60_000 });
+    attune.consent.set({ analytics: true });
+    attune.track('product.viewed', { productId: 'p1' });
+    const inFlight = attune.flush();
+    attune.consent.set({ analytics: false });
+    await inFlight;
+    await vi.advanceTimersByTimeAsync(120_000);
+    await attune.flush();
+    // The first request failed; after the withdrawal only its proof may go out.
+    expect(posts.map((p) => p.events.map((e) => String(e.name)))).toEqual([
+      ['consent.updated', 'product.viewed'],
+      ['consent.updated'],
+    ]);
+  });
+
+  it('events another page left behind are not sent, nor kept, when consent is withdrawn while they are taken over', async () => {
+    storage.orphans = [
+      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}', bytes: 35 },
+    ];
+    // A returning visitor: the take-over starts as the tracker loads; the CMP withdraws at once.
+    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+    attune.consent.set({ analytics: false }, 'cmp');
+    await settle();
+    await attune.flush();
+    expect(names()).toEqual(['consent.updated']);
+    expect(storage.storedEvents.size).toBe(0);
+  });
+});
+
+describe('a grant made in another tab', () => {
+  it('stores the events that waited for it here, so closing this tab offline loses none', async () => {
+    vi.stubGlobal('navigator', { onLine: false, language: 'en-GB' });
+    tracker({ flushInterval: 60_000 }).track('product.viewed', { productId: 'p1' });
+    await settle();
+    expect(storage.storedEvents.size).toBe(0);
+    // The other tab saved the visitor record with its grant; this tab hears of it.
+    storage.saved.push(grantedV1);
+    page.dispatchEvent(new Event('storage'));
+    await settle();
+    expect([...storage.storedEvents.values()].map((json) => JSON.parse(json).name)).toEqual([
+      'product.viewed',
+    ]);
+  });
+});
+
 describe('odd input', () => {
   it('a numeric user id (script-tag sites pass one) does not get every later event rejected', async () => {
     const errors: AttuneError[] = [];
     const attune = tracker({ onError: (e) => errors.push(e) });
     attune.consent.set({ personalization: true });
-    (attune.identify as (userId: unknown) => void)(12345);
+    (attune.identify as (userId: unknown, traits: undefined, options: { signature: string }) => void)(
+      12345,
+      undefined,
+      { signature: 'd'.repeat(64) },
+    );
     attune.track('product.viewed', { productId: 'p1' });
     await attune.flush();
     await settle();
