@@ -275,7 +275,9 @@ export function createAttune(
       for (const e of batch) e._sending = true;
       const answer = await post(collectUrl, collectBody(writeKey, batch));
       for (const e of batch) e._sending = false;
-      if (!answer || isRetryable(answer.status)) {
+      // A 207 with Retry-After: some of the batch's browsers were rate limited, to be sent
+      // again (the Worker dedupes the events it took, so the whole batch goes).
+      if (!answer || isRetryable(answer.status) || answer.headers.has('retry-after')) {
         retrying = true;
         // An interval timer set while this request was in flight must not cut the wait short.
         clearTimeout(timer);

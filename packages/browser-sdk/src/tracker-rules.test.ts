@@ -178,6 +178,19 @@ describe('a category the site disables without a new policy version', () => {
   });
 });
 
+describe('a batch partly rate limited', () => {
+  it('is sent again after Retry-After when the Worker took some events and asked for the rest later (207)', async () => {
+    answers = [{ status: 207, retryAfter: '10' }];
+    const attune = tracker({ flushInterval: 60_000 });
+    attune.consent.set({ analytics: true });
+    attune.track('product.viewed', { productId: 'p1' });
+    await attune.flush();
+    expect(posts).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(names()).toEqual(['consent.updated', 'product.viewed', 'consent.updated', 'product.viewed']);
+  });
+});
+
 describe('Global Privacy Control', () => {
   it('turns marketing off for a choice stored before GPC was switched on', async () => {
     vi.stubGlobal('navigator', { onLine: true, language: 'en-GB', globalPrivacyControl: true });
