@@ -177,6 +177,12 @@ export function createAttune(
   let kept = storing();
   // Global Privacy Control turns marketing off, in a choice stored before it was switched on too.
   if (gpc && choice) choice.categories.marketing = false;
+  // GPC took away the only purpose that let this visitor's ids and events be stored: forget them
+  // (the choice itself is saved again, without ids).
+  if (kept && !storing()) {
+    chosen(true);
+    persistSoon();
+  }
   /** The unsent events, oldest first. */
   // Only a drain puts events in flight: without one, every queued event is unsent (no copy).
   const unsent = () => (draining ? outbox.filter((e) => !e._sending) : outbox);

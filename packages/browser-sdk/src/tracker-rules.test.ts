@@ -210,6 +210,15 @@ describe('Global Privacy Control', () => {
     // Marketing was the only purpose: under GPC nothing may be sent or stored for it.
     expect(names()).toEqual([]);
     expect(storage.writes).not.toContain('store');
+    // What the marketing grant let earlier pages store is forgotten; the choice stays, without ids.
+    expect(storage.writes).toContain('wipe');
+    await settle();
+    expect(storage.saved.at(-1)).toEqual({
+      consent: {
+        categories: { necessary: true, analytics: false, personalization: false, marketing: false },
+        policyVersion: '1',
+      },
+    });
   });
 });
 
