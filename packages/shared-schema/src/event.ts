@@ -98,6 +98,11 @@ export interface ValidateOptions {
   path?: readonly PropertyKey[];
   /** Bytes of this event as received, when the caller already knows them. */
   bytes?: number;
+  /**
+   * The Segment API's receive time: a Segment message without a time gets it (and an id
+   * from its messageId alone). Unset elsewhere, where an event must carry its own time.
+   */
+  receivedAt?: number;
 }
 
 const encoder = new TextEncoder();
@@ -197,7 +202,7 @@ function jsonIssuesToErrors(issues: JsonIssue[], prefix: readonly PropertyKey[])
 export function validateEvent(input: unknown, options: ValidateOptions = {}): EventValidation {
   const prefix = options.path ?? [];
   try {
-    const up = upcast(input);
+    const up = upcast(input, { receivedAt: options.receivedAt });
     if (!up.ok)
       return {
         ok: false,

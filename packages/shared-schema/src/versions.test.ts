@@ -115,6 +115,27 @@ describe('v0 (Segment spec) upcast', () => {
     expect(JSON.stringify(event.properties)).not.toContain('product_id');
   });
 
+  it('accepts an "Order Completed" with only revenue and numeric Shopify ids', () => {
+    const event = toV1(fixture('track-order-completed-revenue-only.json'));
+    expect(event.name).toBe('order.completed');
+    expect(event.properties).toMatchObject({
+      orderId: '5493217394891',
+      total: 64,
+      revenue: 64,
+      currency: 'USD',
+      products: [
+        { productId: '8123456789012', quantity: 2, variant: 44012345678901 },
+        { productId: '8123456789099', quantity: 1 },
+      ],
+    });
+    // A total the producer sent is never replaced by revenue.
+    const withTotal = toV1({
+      ...fixture('track-order-completed-revenue-only.json'),
+      properties: { order_id: 7, total: 70, revenue: 64 },
+    });
+    expect(withTotal.properties).toMatchObject({ orderId: '7', total: 70, revenue: 64 });
+  });
+
   it('maps page and screen calls onto page.viewed, titled by the call name when no title is given', () => {
     const page = toV1(fixture('page.json'));
     expect(page).toMatchObject({
@@ -157,6 +178,25 @@ describe('v0 (Segment spec) upcast', () => {
       if (source.messageId === a.id) continue; // already a ULID
       expect(ulidTime(a.id), file).toBe(Date.parse(a.timestamp));
     }
+  });
+
+  it('a message the server times gets an id from its messageId alone, the same on every retry', () => {
+    const source: Json = {
+      type: 'track',
+      event: 'Order Completed',
+      userId: 'cus_8741',
+      messageId: 'curl-order-5493217394891',
+      properties: { order_id: '5493217394891', total: 64 },
+    };
+    const first = validateEvent(source, { now: NOW, receivedAt: NOW });
+    const retry = validateEvent(structuredClone(source), { now: NOW + 90_000, receivedAt: NOW + 90_000 });
+    if (!first.ok || !retry.ok) throw new Error('rejected');
+    expect(first.event.timestamp).toBe(new Date(NOW).toISOString());
+    expect(retry.event.timestamp).toBe(new Date(NOW + 90_000).toISOString());
+    expect(retry.event.id).toBe(first.event.id);
+    expect(first.event.id).toBe(ulidFromMessageId('curl-order-5493217394891', 0));
+    // Elsewhere an event must carry its own time.
+    expect(validateEvent(source, { now: NOW }).ok).toBe(false);
   });
 
   it('gives distinct ULIDs to distinct messageIds and a valid ULID for any input', () => {

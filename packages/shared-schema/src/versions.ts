@@ -13,6 +13,15 @@ export interface UpcastError {
 }
 export type Upcast = { ok: true; value: unknown } | { ok: false; errors: UpcastError[] };
 
+export interface UpcastOptions {
+  /**
+   * Server receive time (ms) for a Segment message that carries no `timestamp` nor
+   * `originalTimestamp`: Segment libraries may leave the time to the server. Without it
+   * such a message is rejected for its missing timestamp.
+   */
+  receivedAt?: number;
+}
+
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -30,7 +39,10 @@ export const SEGMENT_EVENT_NAMES: Readonly<Record<string, string>> = {
   'Form Submitted': 'form.submitted',
 };
 
-/** Segment snake_case property keys → Attune camelCase keys. */
+/**
+ * Segment snake_case property keys → Attune camelCase keys. Every one of them names an
+ * id, which Attune reads as a string: producers such as Shopify send numeric ids.
+ */
 const SEGMENT_PROPERTY_KEYS: Readonly<Record<string, string>> = {
   product_id: 'productId',
   order_id: 'orderId',
@@ -57,12 +69,17 @@ export function dottedName(segmentName: string): string {
   return words.length === 1 ? `track.${words[0]}` : words.join('.');
 }
 
+const ID_KEYS: ReadonlySet<string> = new Set(Object.values(SEGMENT_PROPERTY_KEYS));
+
 function renameKeys(props: Json): Json {
   const out: Json = {};
   for (const [key, value] of Object.entries(props)) {
     const name = Object.hasOwn(SEGMENT_PROPERTY_KEYS, key) ? (SEGMENT_PROPERTY_KEYS[key] ?? key) : key;
     if (key === 'products' && Array.isArray(value)) {
       out[name] = value.map((p) => (isObject(p) ? renameKeys(p) : p));
+    } else if (ID_KEYS.has(name) && typeof value === 'number' && Number.isFinite(value)) {
+      // Numeric ids (Shopify's product_id, order_id) are the same ids written as numbers.
+      out[name] = String(value);
     } else if (key === 'currency' && typeof value === 'string' && /^[a-z]{3}$/i.test(value)) {
       // Segment's own examples send "usd"; ISO 4217 codes are upper-case.
       out[name] = value.toUpperCase();
@@ -88,7 +105,9 @@ function fnv1a(input: string, seed: number): number {
 
 /**
  * A ULID derived from a message id and time: the same Segment messageId always maps to
- * the same ULID, so a producer's retries stay idempotent after upcasting.
+ * the same ULID, so a producer's retries stay idempotent after upcasting. The time must
+ * be the producer's (it is sent again with every retry); a message whose time the server
+ * fills passes 0, so its id depends on the messageId alone.
  */
 export function ulidFromMessageId(messageId: string, timeMs: number): string {
   let out = '';
@@ -111,7 +130,7 @@ export function ulidFromMessageId(messageId: string, timeMs: number): string {
 const ULID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 
 /** v0 (Segment spec) → v1. */
-function upcastSegment(input: Json): Upcast {
+function upcastSegment(input: Json, options: UpcastOptions): Upcast {
   const type = input.type;
   const messageId = input.messageId;
   if (typeof messageId !== 'string' || messageId.length === 0 || messageId.length > 128) {
@@ -129,7 +148,16 @@ function upcastSegment(input: Json): Upcast {
         ? input.originalTimestamp
         : undefined;
   const timeMs = stamp !== undefined ? Date.parse(stamp) : Number.NaN;
-  const timestamp = Number.isFinite(timeMs) ? new Date(timeMs).toISOString() : stamp;
+  // The server's time differs on every retry of the message, so it never enters the id.
+  const serverTimed =
+    input.timestamp === undefined &&
+    input.originalTimestamp === undefined &&
+    options.receivedAt !== undefined;
+  const timestamp = serverTimed
+    ? new Date(options.receivedAt ?? 0).toISOString()
+    : Number.isFinite(timeMs)
+      ? new Date(timeMs).toISOString()
+      : stamp;
   const userId =
     typeof input.userId === 'string' || typeof input.userId === 'number' ? String(input.userId) : undefined;
   const anonymousId =
@@ -146,6 +174,14 @@ function upcastSegment(input: Json): Upcast {
     case 'track':
       eventType = 'track';
       name = typeof input.event === 'string' ? dottedName(input.event) : input.event;
+      // Segment's Order Completed has every property optional, and many producers send
+      // only `revenue`; Attune's order.completed needs `total`.
+      if (
+        name === 'order.completed' &&
+        properties.total === undefined &&
+        typeof properties.revenue === 'number'
+      )
+        properties = { ...properties, total: properties.revenue };
       break;
     case 'page':
     case 'screen':
@@ -179,7 +215,9 @@ function upcastSegment(input: Json): Upcast {
   // what it needs from the request and stores neither.
 
   const v1: Json = {
-    id: ULID.test(messageId) ? messageId : ulidFromMessageId(messageId, Number.isFinite(timeMs) ? timeMs : 0),
+    id: ULID.test(messageId)
+      ? messageId
+      : ulidFromMessageId(messageId, !serverTimed && Number.isFinite(timeMs) ? timeMs : 0),
     type: eventType,
     name,
     timestamp,
@@ -194,7 +232,7 @@ function upcastSegment(input: Json): Upcast {
 }
 
 /** Upcasters by the version they read; each returns the next version's shape. */
-const UPCASTERS: Readonly<Record<number, (input: Json) => Upcast>> = {
+const UPCASTERS: Readonly<Record<number, (input: Json, options: UpcastOptions) => Upcast>> = {
   0: upcastSegment,
 };
 
@@ -206,7 +244,7 @@ export function detectVersion(input: Json): number | undefined {
 }
 
 /** Upcasts any supported version to the current one. Never throws. */
-export function upcast(input: unknown): Upcast {
+export function upcast(input: unknown, options: UpcastOptions = {}): Upcast {
   if (!isObject(input))
     return {
       ok: false,
@@ -238,7 +276,7 @@ export function upcast(input: unknown): Upcast {
         ok: false,
         errors: [{ path: 'schemaVersion', message: `no upcaster from version ${version}` }],
       };
-    const result = step(value);
+    const result = step(value, options);
     if (!result.ok) return result;
     if (!isObject(result.value))
       return { ok: false, errors: [{ path: '', message: 'upcaster returned a non-object' }] };
