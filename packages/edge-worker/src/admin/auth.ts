@@ -2,18 +2,28 @@
 import { timingSafeEqualText } from '../identity/index.ts';
 import { listSites, type Site } from '../sites/index.ts';
 
+/** The credentials of an `Authorization` header in `scheme` (schemes are case-insensitive, RFC 9110). */
+function credentialsOf(authorization: string | null | undefined, scheme: string): string | undefined {
+  if (typeof authorization !== 'string') return undefined;
+  const space = authorization.indexOf(' ');
+  if (space < 0 || authorization.slice(0, space).toLowerCase() !== scheme) return undefined;
+  return authorization.slice(space + 1).trim();
+}
+
 /** Whether `Authorization: Bearer <token>` carries the admin token (constant-time). */
 export function isAdmin(env: Env, authorization: string | null | undefined): boolean {
   const token = env.ADMIN_TOKEN;
-  if (typeof token !== 'string' || token === '' || !authorization?.startsWith('Bearer ')) return false;
-  return timingSafeEqualText(authorization.slice('Bearer '.length).trim(), token);
+  const presented = credentialsOf(authorization, 'bearer');
+  if (typeof token !== 'string' || token === '' || presented === undefined) return false;
+  return timingSafeEqualText(presented, token);
 }
 
 /** The username of HTTP Basic auth (Segment libraries send the key as username, empty password). */
 export function basicUsername(authorization: string | null | undefined): string | undefined {
-  if (!authorization?.startsWith('Basic ')) return undefined;
+  const credentials = credentialsOf(authorization, 'basic');
+  if (credentials === undefined) return undefined;
   try {
-    const decoded = atob(authorization.slice('Basic '.length).trim());
+    const decoded = atob(credentials);
     const colon = decoded.indexOf(':');
     return colon >= 0 ? decoded.slice(0, colon) : decoded;
   } catch {
@@ -27,7 +37,15 @@ export async function siteByServerKey(
   authorization: string | null | undefined,
 ): Promise<Site | undefined> {
   const key = basicUsername(authorization);
-  if (key === undefined || key === '') return undefined;
+  return key === undefined ? undefined : siteOfServerKey(env, key);
+}
+
+/**
+ * The site whose server key `key` is, compared in constant time. Only server keys match:
+ * a browser write key is public, so it never authenticates a server producer.
+ */
+export async function siteOfServerKey(env: Env, key: string): Promise<Site | undefined> {
+  if (key === '') return undefined;
   let found: Site | undefined;
   for (const site of await listSites(env)) {
     // Compare with every site so timing does not reveal which one matched.
