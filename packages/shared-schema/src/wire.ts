@@ -52,7 +52,8 @@ export interface ErrorBody {
       | 'too_large'
       | 'rate_limited'
       | 'unauthorized'
-      | 'not_found';
+      | 'not_found'
+      | 'unsupported_encoding';
     message: string;
     errors?: FieldError[];
   };
