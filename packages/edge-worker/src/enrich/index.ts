@@ -83,6 +83,32 @@ export function requestFacts(
   return facts;
 }
 
+/** What a server-sent message says about its end user's client (Segment's `context`). */
+export interface ClientHints {
+  userAgent?: string;
+  country?: string;
+  region?: string;
+  city?: string;
+}
+
+/**
+ * Facts for a message a server sent on someone's behalf: the request's User-Agent and
+ * `request.cf` describe the sending server (`python-requests` in a data centre), not the
+ * person, so device and place come from the message's own hints or are left out.
+ */
+export function clientFacts(request: RequestFacts, hints: ClientHints): RequestFacts {
+  const facts: RequestFacts = {
+    receivedAt: request.receivedAt,
+    receivedAtIso: request.receivedAtIso,
+    skewMs: request.skewMs,
+    ...parseUserAgent(hints.userAgent),
+  };
+  if (hints.country !== undefined) facts.country = hints.country;
+  if (hints.region !== undefined) facts.region = hints.region;
+  if (hints.city !== undefined) facts.city = hints.city;
+  return facts;
+}
+
 /** The enrichment of one event: server receive time and its timestamp corrected by the batch's skew. */
 export function enrichEvent(event: CustomerAction, facts: RequestFacts): Enrichment {
   const at = Date.parse(event.timestamp) - facts.skewMs;

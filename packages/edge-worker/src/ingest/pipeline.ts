@@ -31,7 +31,8 @@ import { eventsMessages, type ForwardedEvent, sendMessages, sendShared } from '.
 
 export interface PipelineInput {
   site: Site;
-  events: { index: number; event: CustomerAction }[];
+  /** Valid events; `facts` replaces the request's for one event (a Segment message's own client). */
+  events: { index: number; event: CustomerAction; facts?: RequestFacts }[];
   facts: RequestFacts;
   /** `Sec-GPC: 1` on the request: marketing is off whatever the event says. */
   gpc: boolean;
@@ -140,7 +141,7 @@ export async function ingestBatch(
   };
   const byBrowser = new Map<string, Judged[]>();
   let consentDropped = 0;
-  for (const { index, event } of input.events) {
+  for (const { index, event, facts: eventFacts } of input.events) {
     let target: PersonKey = `anon:${event.anonymousId}`;
     if (event.userId !== undefined) {
       const verified =
@@ -161,7 +162,7 @@ export async function ingestBatch(
       consentDropped++;
       continue;
     }
-    const judged: Judged = { index, event, enrichment: enrichEvent(event, facts), target };
+    const judged: Judged = { index, event, enrichment: enrichEvent(event, eventFacts ?? facts), target };
     if (consent !== undefined) judged.consent = consent;
     const list = byBrowser.get(event.anonymousId);
     if (list) list.push(judged);
