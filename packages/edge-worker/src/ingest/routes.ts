@@ -7,7 +7,6 @@
 import {
   COLLECT_STATUS,
   type CollectResponse,
-  type CustomerAction,
   type ErrorBody,
   type EventError,
   errorBody,
@@ -15,15 +14,15 @@ import {
   parseCollectBody,
 } from '@attune/shared-schema';
 import { type Context, Hono } from 'hono';
-import { siteByServerKey } from '../admin/auth.ts';
+import { basicUsername, siteByServerKey, siteOfServerKey } from '../admin/auth.ts';
 import type { AppEnv } from '../app.ts';
-import { requestFacts } from '../enrich/index.ts';
+import { clientFacts, requestFacts } from '../enrich/index.ts';
 import { count, log, logRequest, maybeFlushStats, traceparentOf } from '../observability/index.ts';
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
-import { readBodyLimited } from './body.ts';
+import { readBodyDecoded, readBodyLimited } from './body.ts';
 import { ingestBatch, type PipelineOutcome } from './pipeline.ts';
 import { checkIpLimit } from './rate-limit.ts';
-import { parseSegmentBody, type SegmentCall } from './segment.ts';
+import { bodyWriteKey, parseSegmentBody, readSegmentJson, type SegmentCall } from './segment.ts';
 
 export const ingestRoutes = new Hono<AppEnv>();
 
@@ -42,7 +41,11 @@ function corsHeaders(origin: string): Record<string, string> {
   };
 }
 
-function fail(status: number, body: ErrorBody, headers: Record<string, string> = {}): Response {
+function fail(
+  status: number,
+  body: ErrorBody | SegmentErrorBody,
+  headers: Record<string, string> = {},
+): Response {
   return new Response(JSON.stringify(body), {
     status,
     headers: { 'Content-Type': 'application/json', ...headers },
@@ -222,44 +225,89 @@ function segmentRoute(call: SegmentCall) {
   };
 }
 
+/** Our error body with Segment's top-level fields (additional fields: clients ignore what they do not read). */
+type SegmentErrorBody = ErrorBody & Pick<ErrorBody['error'], 'code' | 'message'>;
+
+/** A Content-Encoding the Segment routes cannot read (not gzip). */
+const UNSUPPORTED_MEDIA_TYPE = 415;
+
+/**
+ * A Segment route's error: our `error` object, plus top-level `code` and `message`, which
+ * Segment libraries read (analytics-python indexes `payload['code']` on every non-200).
+ */
+function segmentFail(status: number, body: ErrorBody, headers: Record<string, string> = {}): Response {
+  return fail(status, { code: body.error.code, message: body.error.message, ...body }, headers);
+}
+
+function segmentUnauthorized(): Response {
+  count('invalid');
+  return segmentFail(
+    COLLECT_STATUS.unauthorized,
+    errorBody(
+      'unauthorized',
+      "send the site's server key as the HTTP Basic auth username or as the body's writeKey (Segment's write key field); the public browser write key is not accepted here",
+    ),
+    { 'WWW-Authenticate': 'Basic realm="attune"' },
+  );
+}
+
 async function segment(c: IngestContext, call: SegmentCall): Promise<Response> {
-  const site: Site | undefined = await siteByServerKey(c.env, c.req.header('authorization'));
-  if (!site) {
-    count('invalid');
-    return fail(
-      COLLECT_STATUS.unauthorized,
-      errorBody(
-        'unauthorized',
-        "send the site's server key as the HTTP Basic auth username (Segment's write key field)",
-      ),
-      { 'WWW-Authenticate': 'Basic realm="attune"' },
-    );
-  }
-  const read = await readBodyLimited(c.req.raw, LIMITS.maxBatchBytes);
+  // Basic credentials decide when sent; without them the body's writeKey may name the
+  // server key, as Segment's API allows (analytics-python 2.3.x sends no Basic auth).
+  const basicKey = basicUsername(c.req.header('authorization'));
+  const basicSite = basicKey ? await siteOfServerKey(c.env, basicKey) : undefined;
+  if (basicKey && !basicSite) return segmentUnauthorized();
+  const read = await readBodyDecoded(c.req.raw, LIMITS.maxBatchBytes);
   if (!read.ok) {
     count('invalid');
+    if (read.reason === 'unsupported_encoding') {
+      return segmentFail(
+        UNSUPPORTED_MEDIA_TYPE,
+        errorBody(
+          'unsupported_encoding',
+          `Content-Encoding ${JSON.stringify(read.encoding)} is not supported; send gzip or no encoding`,
+        ),
+      );
+    }
     return read.reason === 'too_large'
-      ? fail(
+      ? segmentFail(
           COLLECT_STATUS.tooLarge,
-          errorBody('too_large', `request body is larger than ${LIMITS.maxBatchBytes} bytes`),
+          errorBody(
+            'too_large',
+            `request body is larger than ${LIMITS.maxBatchBytes} bytes (decompressed); send smaller batches`,
+          ),
         )
-      : fail(COLLECT_STATUS.badRequest, errorBody('invalid_json', 'request body could not be read'));
+      : segmentFail(COLLECT_STATUS.badRequest, errorBody('invalid_json', 'request body could not be read'));
   }
+  const body = readSegmentJson(read.text);
+  if (!body.ok) {
+    if (!basicSite) return segmentUnauthorized();
+    count('invalid');
+    return segmentFail(body.status, body.body);
+  }
+  const writeKey = bodyWriteKey(body.json);
+  const site: Site | undefined =
+    basicSite ?? (writeKey !== undefined ? await siteOfServerKey(c.env, writeKey) : undefined);
+  if (!site) return segmentUnauthorized();
   const now = Date.now();
-  const parsed = await parseSegmentBody(c.env, site, call, read.text, now);
+  const parsed = await parseSegmentBody(c.env, site, call, body.json, now);
   if (!parsed.ok) {
     count('invalid');
-    return fail(parsed.status, parsed.body);
+    return segmentFail(parsed.status, parsed.body);
   }
   count('invalid', parsed.rejected.length);
-  const events: { index: number; event: CustomerAction }[] = parsed.events;
+  const request = requestFacts(c.req.raw, parsed.sentAt, now);
   const outcome = await ingestBatch(
     c.env,
     { waitUntil: (p) => waitUntil(c, p) },
     {
       site,
-      events,
-      facts: requestFacts(c.req.raw, parsed.sentAt, now),
+      events: parsed.events.map(({ index, event, client }) => ({
+        index,
+        event,
+        facts: clientFacts(request, client),
+      })),
+      facts: request,
       gpc: c.req.header('sec-gpc') === '1',
       trusted: true,
       traceparent: traceparentOf(c.req.header('traceparent')),
@@ -267,10 +315,10 @@ async function segment(c: IngestContext, call: SegmentCall): Promise<Response> {
     },
   );
   const response = judged(outcome, parsed.rejected, {});
-  if (response.status >= 400) return response;
+  if (response.status >= 400) return segmentFail(response.status, (await response.json()) as ErrorBody);
   // Segment libraries only look at the status; `success` keeps their debug logs happy.
-  const body = (await response.json()) as Record<string, unknown>;
-  return c.json({ success: true, ...body }, response.status === 207 ? 207 : 200);
+  const accepted = (await response.json()) as Record<string, unknown>;
+  return c.json({ success: true, ...accepted }, response.status === 207 ? 207 : 200);
 }
 
 ingestRoutes.post('/v1/batch', segmentRoute('batch'));

@@ -1,6 +1,8 @@
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
+import worker from '../index.ts';
 import { viewProfile } from '../profile/client.ts';
 import {
   ADMIN_HEADERS,
@@ -14,6 +16,7 @@ import {
   SITE,
   segment,
   signed,
+  WRITE_KEY,
 } from './test-support.ts';
 
 let queue = recordQueue();
@@ -208,5 +211,253 @@ describe('Segment HTTP Tracking API', () => {
     });
     expect(await after.json()).toMatchObject({ accepted: 1 });
     expect(events().map((m) => m.purposes)).toEqual([['analytics']]);
+  });
+});
+
+/** What analytics-python sends for `analytics.track(...)`: uuid4 messageId, `+00:00` times, `anonymousId: None`. */
+function pythonMessage(userId: string, event: string, properties: Record<string, unknown>) {
+  return {
+    type: 'track',
+    event,
+    userId,
+    anonymousId: null,
+    properties,
+    context: { library: { name: 'analytics-python', version: '2.3.4' }, consent },
+    integrations: {},
+    messageId: crypto.randomUUID(),
+    timestamp: new Date(Date.now() - 1000).toISOString().replace('Z', '000+00:00'),
+  };
+}
+
+/** A request as analytics-python's `post()` makes it (requests' User-Agent, JSON, no Origin). */
+function pythonPost(body: BodyInit, headers: Record<string, string> = {}, path = '/v1/batch') {
+  return call(body, {
+    path,
+    origin: null,
+    headers: {
+      'content-type': 'application/json',
+      'user-agent': 'analytics-python/2.3.4',
+      ...headers,
+    },
+  });
+}
+
+async function gzip(text: string): Promise<Uint8Array> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('what Segment libraries send', () => {
+  it("accepts the server key as the body's writeKey (analytics-python 2.3.x sends no Basic auth)", async () => {
+    const userId = `u-${anonId()}`;
+    const res = await pythonPost(
+      JSON.stringify({
+        batch: [pythonMessage(userId, 'Signed In', { method: 'password' })],
+        sentAt: new Date().toISOString().replace('Z', '+00:00'),
+        writeKey: SERVER_KEY,
+      }),
+    );
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ success: true, accepted: 1 });
+    expect(events().map((m) => m.personId)).toEqual([`user:${userId}`]);
+  });
+
+  it('never takes the public browser write key as a server key, in the body or as Basic auth', async () => {
+    const body = { batch: [pythonMessage('u-1', 'Signed In', {})], writeKey: WRITE_KEY };
+    const res = await pythonPost(JSON.stringify(body));
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ code: 'unauthorized' });
+    // Basic credentials, when sent, decide: a wrong one is not rescued by the body.
+    const wrong = await pythonPost(JSON.stringify({ ...body, writeKey: SERVER_KEY }), {
+      authorization: `Basic ${btoa(`${WRITE_KEY}:`)}`,
+    });
+    expect(wrong.status).toBe(401);
+    expect(events()).toEqual([]);
+  });
+
+  it('reads the Basic auth scheme in any case', async () => {
+    const res = await pythonPost(
+      JSON.stringify({ batch: [pythonMessage(`u-${anonId()}`, 'Signed In', {})] }),
+      {
+        authorization: `basic ${btoa(`${SERVER_KEY}:`)}`,
+      },
+    );
+    expect(res.status).toBe(200);
+  });
+
+  it('a retry of a message without a timestamp is a duplicate, however late it comes', async () => {
+    const userId = `u-${anonId()}`;
+    const order = {
+      userId,
+      event: 'Order Completed',
+      messageId: `order-${userId}`,
+      properties: { order_id: 'o-1', total: 40, currency: 'EUR' },
+      context: { consent },
+    };
+    const first = await segment('/v1/track', order);
+    expect(await first.json()).toMatchObject({ accepted: 1 });
+    await pause(20);
+    const retry = await segment('/v1/track', order);
+    expect(await retry.json()).toMatchObject({ accepted: 0, duplicates: 1 });
+    expect(events()).toHaveLength(1);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.counters.orders).toBe(1);
+  });
+
+  it('two identical messages without messageId in one batch are two events; the retried batch is two duplicates', async () => {
+    const userId = `u-${anonId()}`;
+    const click = { type: 'track', userId, event: 'Button Clicked', context: { consent } };
+    const body = { batch: [click, click], sentAt: new Date().toISOString() };
+    expect(await (await segment('/v1/batch', body)).json()).toMatchObject({ accepted: 2, duplicates: 0 });
+    await pause(20);
+    expect(await (await segment('/v1/batch', body)).json()).toMatchObject({ accepted: 0, duplicates: 2 });
+    expect(events()).toHaveLength(2);
+  });
+
+  it('takes a 250-message batch (analytics-go sends 250) end to end, and refuses 501', async () => {
+    const userId = `u-${anonId()}`;
+    const library = { name: 'analytics-go', version: '3.3.0' };
+    const batch = Array.from({ length: 250 }, (_, i) => ({
+      type: 'track',
+      messageId: `go-${userId}-${i}`,
+      userId,
+      event: 'Product Viewed',
+      timestamp: ago(250_000 - i * 1000),
+      properties: { product_id: `p-${i}`, category: 'Games', price: 10 },
+      context: { consent },
+    }));
+    const res = await segment('/v1/batch', { batch, context: { library }, sentAt: new Date().toISOString() });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ accepted: 250, rejected: [] });
+    const sent = events();
+    expect(sent).toHaveLength(250);
+    expect(new Set(sent.map((m) => m.event.id)).size).toBe(250);
+    expect(queue.calls.every((c) => c.length <= 100)).toBe(true);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.counters['product.viewed']).toBe(250);
+    const retry = await segment('/v1/batch', { batch, context: { library } });
+    expect(await retry.json()).toMatchObject({ accepted: 0, duplicates: 250 });
+
+    const over = await segment('/v1/batch', { batch: [...batch, ...batch, batch[0]] });
+    expect(over.status).toBe(413);
+    expect(await over.json()).toMatchObject({
+      code: 'too_large',
+      message: expect.stringMatching(/at most 500/),
+    });
+  });
+
+  it('reads a gzip body (analytics-python gzip=True)', async () => {
+    const userId = `u-${anonId()}`;
+    const text = JSON.stringify({
+      batch: [pythonMessage(userId, 'Signed In', {})],
+      sentAt: new Date().toISOString(),
+      writeKey: SERVER_KEY,
+    });
+    const res = await pythonPost(await gzip(text), { 'content-encoding': 'gzip' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ accepted: 1 });
+  });
+
+  it('a gzip body that inflates past the limit is 413; a broken one 400; an unknown encoding 415 naming it', async () => {
+    // ~8 MB of JSON whitespace gzips to a few KB.
+    const bomb = await gzip(`{"batch":[${' '.repeat(8 * 1024 * 1024)}]}`);
+    expect(bomb.byteLength).toBeLessThan(64 * 1024);
+    const big = await pythonPost(bomb, {
+      'content-encoding': 'gzip',
+      authorization: `Basic ${btoa(`${SERVER_KEY}:`)}`,
+    });
+    expect(big.status).toBe(413);
+    expect(await big.json()).toMatchObject({ code: 'too_large' });
+
+    const broken = await pythonPost(new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3, 4]), {
+      'content-encoding': 'gzip',
+      authorization: `Basic ${btoa(`${SERVER_KEY}:`)}`,
+    });
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toMatchObject({ code: 'invalid_json' });
+
+    const brotli = await pythonPost('{}', {
+      'content-encoding': 'br',
+      authorization: `Basic ${btoa(`${SERVER_KEY}:`)}`,
+    });
+    expect(brotli.status).toBe(415);
+    expect(await brotli.json()).toMatchObject({
+      code: 'unsupported_encoding',
+      message: expect.stringMatching(/"br"/),
+    });
+  });
+
+  it("error bodies carry Segment's top-level code and message, and our error object", async () => {
+    const res = await segment('/v1/batch', { batch: [] });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as {
+      code: string;
+      message: string;
+      error: { code: string; message: string };
+    };
+    expect(body.code).toBe('invalid_envelope');
+    expect(body.message).toBe(body.error.message);
+    const nothingValid = await segment('/v1/batch', {
+      batch: [{ type: 'alias', messageId: 'm', userId: 'u' }],
+    });
+    expect(nothingValid.status).toBe(400);
+    expect(await nothingValid.json()).toMatchObject({
+      code: 'invalid_envelope',
+      error: { code: 'invalid_envelope' },
+    });
+  });
+
+  it('accepts an Order Completed with only revenue and numeric Shopify product ids', async () => {
+    const userId = `u-${anonId()}`;
+    const res = await pythonPost(
+      JSON.stringify({
+        batch: [
+          pythonMessage(userId, 'Order Completed', {
+            order_id: 5493217394891,
+            revenue: 64,
+            currency: 'usd',
+            products: [{ product_id: 8123456789012, name: 'Canvas Tote', price: 24, quantity: 2 }],
+          }),
+        ],
+        writeKey: SERVER_KEY,
+      }),
+    );
+    expect(res.status).toBe(200);
+    const view = await viewProfile(env, SITE, `user:${userId}`);
+    expect(view?.counters.orders).toBe(1);
+    expect(view?.purchased).toEqual(['8123456789012']);
+    expect(events()[0]?.event.properties).toMatchObject({ orderId: '5493217394891', total: 64 });
+  });
+
+  it("a server-sent message's device comes from its context.userAgent, never the sender's; no place unless given", async () => {
+    const userId = `u-${anonId()}`;
+    const iphone =
+      'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1';
+    const withUa = pythonMessage(userId, 'Signed In', {});
+    withUa.context = { ...withUa.context, userAgent: iphone } as typeof withUa.context;
+    const located = pythonMessage(userId, 'Signed In', {});
+    located.context = {
+      ...located.context,
+      location: { country: 'de', city: 'Berlin' },
+    } as typeof located.context;
+    const request = new Request('http://attune.test/v1/batch', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'user-agent': 'python-requests/2.32.3' },
+      body: JSON.stringify({
+        batch: [withUa, pythonMessage(userId, 'Signed In', {}), located],
+        writeKey: SERVER_KEY,
+      }),
+      cf: { country: 'US', region: 'Virginia', city: 'Ashburn' },
+    });
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(request, env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
+    const [a, b, c] = events().map((m) => m.enrichment);
+    expect(a).toMatchObject({ device: 'mobile', os: 'iOS', browser: 'Safari' });
+    expect(b).toMatchObject({ device: 'unknown' });
+    expect(c).toMatchObject({ country: 'DE', city: 'Berlin' });
+    for (const e of [a, b]) expect(e).not.toHaveProperty('country');
+    expect(JSON.stringify(queue.messages)).not.toContain('iPhone OS');
   });
 });

@@ -2,7 +2,8 @@
  * The Segment HTTP Tracking API mapped onto the canonical event: Segment-spec messages
  * (schema v0) are upcast by shared-schema's `validateEvent`; this module only reads the
  * request shapes (`/v1/batch` vs single calls), fills what Segment libraries leave to
- * the server (timestamp), and maps Segment's consent preferences onto Attune purposes.
+ * the server (messageId, timestamp), and maps Segment's consent preferences onto Attune
+ * purposes.
  */
 import {
   COLLECT_STATUS,
@@ -11,24 +12,33 @@ import {
   type ErrorBody,
   type EventError,
   errorBody,
-  LIMITS,
   normalizeConsent,
   readJsonText,
   validateEvent,
 } from '@attune/shared-schema';
 import { getConsentConfig } from '../config/consent-config.ts';
+import type { ClientHints } from '../enrich/index.ts';
 import type { Site } from '../sites/index.ts';
 
 export type SegmentCall = 'batch' | 'track' | 'page' | 'identify';
+
+/** A valid message, and what it says about its end user's client (never stored as sent). */
+export interface SegmentEvent {
+  index: number;
+  event: CustomerAction;
+  client: ClientHints;
+}
+
+export type SegmentFailure = { ok: false; status: number; body: ErrorBody };
 
 export type SegmentParse =
   | {
       ok: true;
       sentAt: string | undefined;
-      events: { index: number; event: CustomerAction }[];
+      events: SegmentEvent[];
       rejected: EventError[];
     }
-  | { ok: false; status: number; body: ErrorBody };
+  | SegmentFailure;
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -71,35 +81,51 @@ export function segmentConsent(message: Json, policyVersion: string): ConsentSta
   return { categories: out, policyVersion: version };
 }
 
-async function contentHash(value: Json): Promise<string> {
+async function contentHash(value: unknown): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(JSON.stringify(value)));
   let out = '';
   for (const b of new Uint8Array(digest).slice(0, 16)) out += b.toString(16).padStart(2, '0');
   return out;
 }
 
-function tooLarge(message: string): SegmentParse {
+/**
+ * Messages in one `/v1/batch`. Segment caps only bytes (500 KB a batch, 32 KB a message)
+ * and its libraries batch by count too (analytics-go sends 250); the body's byte limit
+ * still bounds a batch. The browser's `LIMITS.maxBatchEvents` (100) does not apply here.
+ */
+export const SEGMENT_BATCH_MAX_MESSAGES = 500;
+
+function tooLarge(message: string): SegmentFailure {
   return { ok: false, status: COLLECT_STATUS.tooLarge, body: errorBody('too_large', message) };
 }
 
-/** Parses a Segment API body into canonical events and per-message errors. Never throws. */
-export async function parseSegmentBody(
-  env: Env,
-  site: Site,
-  call: SegmentCall,
-  text: string,
-  now: number,
-): Promise<SegmentParse> {
+/** The request body as a JSON object, or the 400 that says why not. */
+export function readSegmentJson(text: string): { ok: true; json: Json } | SegmentFailure {
   const read = readJsonText(text);
   if (!read.ok) return read;
-  const json = read.json;
-  if (!isObject(json)) {
+  if (!isObject(read.json)) {
     return {
       ok: false,
       status: COLLECT_STATUS.badRequest,
       body: errorBody('invalid_envelope', 'expected a JSON object'),
     };
   }
+  return { ok: true, json: read.json };
+}
+
+/** The `writeKey` a body carries (Segment's alternative to Basic auth), if any. */
+export function bodyWriteKey(json: Json): string | undefined {
+  return typeof json.writeKey === 'string' && json.writeKey.length <= 256 ? json.writeKey : undefined;
+}
+
+/** Parses a Segment API body (already read as JSON) into canonical events and per-message errors. Never throws. */
+export async function parseSegmentBody(
+  env: Env,
+  site: Site,
+  call: SegmentCall,
+  json: Json,
+  now: number,
+): Promise<SegmentParse> {
   let messages: unknown[];
   let shared: Json = {};
   if (call === 'batch') {
@@ -112,17 +138,20 @@ export async function parseSegmentBody(
         ]),
       };
     }
-    if (json.batch.length > LIMITS.maxBatchEvents) {
-      return tooLarge(`batch has ${json.batch.length} messages; at most ${LIMITS.maxBatchEvents}`);
+    if (json.batch.length > SEGMENT_BATCH_MAX_MESSAGES) {
+      return tooLarge(
+        `batch has ${json.batch.length} messages; at most ${SEGMENT_BATCH_MAX_MESSAGES}: send smaller batches`,
+      );
     }
     messages = json.batch;
     if (isObject(json.context)) shared = json.context;
   } else {
     messages = [{ ...json, type: call }];
   }
+  const sentAt = typeof json.sentAt === 'string' ? json.sentAt : undefined;
 
   const config = await getConsentConfig(env, site.id);
-  const events: { index: number; event: CustomerAction }[] = [];
+  const events: SegmentEvent[] = [];
   const rejected: EventError[] = [];
   for (let index = 0; index < messages.length; index++) {
     const raw = messages[index];
@@ -131,16 +160,18 @@ export async function parseSegmentBody(
       continue;
     }
     const message: Json = { ...raw };
-    // Segment's API makes a messageId when a producer sends none; ours is derived from the
-    // content, so a retried request still dedupes.
-    if (message.messageId === undefined) message.messageId = `auto-${await contentHash(raw)}`;
-    // Segment libraries may leave the time to the server and put shared context on the batch.
-    if (message.timestamp === undefined && message.originalTimestamp === undefined) {
-      message.timestamp = new Date(now).toISOString();
+    // Segment's API makes a messageId when a producer sends none. Ours is derived from what
+    // a retry sends again unchanged (the message, its place in the batch, the batch's shared
+    // context and sentAt), so a retried request still dedupes while two identical messages
+    // of one batch stay two events.
+    if (message.messageId === undefined) {
+      message.messageId = `auto-${await contentHash([index, raw, shared, sentAt ?? null])}`;
     }
     if (Object.keys(shared).length > 0)
       message.context = { ...shared, ...(isObject(raw.context) ? raw.context : {}) };
-    const result = validateEvent(message, { now, path: ['batch', index] });
+    // receivedAt: Segment libraries may leave the time to the server; such a message is
+    // timed on arrival and its id then comes from its messageId alone (see shared-schema).
+    const result = validateEvent(message, { now, receivedAt: now, path: ['batch', index] });
     if (!result.ok) {
       const id = typeof raw.messageId === 'string' ? raw.messageId.slice(0, 64) : undefined;
       rejected.push(
@@ -154,8 +185,30 @@ export async function parseSegmentBody(
     // site's categories, so the event keeps a valid, bounded claim (any keys, any number of
     // them, would make a queue message the consumer refuses, or one over the Queues limit).
     if (consent) event.context = { ...(event.context ?? {}), consent: normalizeConsent(consent, config) };
-    events.push({ index, event });
+    events.push({ index, event, client: clientHintsOf(message) });
   }
-  const sentAt = typeof json.sentAt === 'string' ? json.sentAt : undefined;
   return { ok: true, sentAt, events, rejected };
+}
+
+const hint = (value: unknown): string | undefined =>
+  typeof value === 'string' && value.length > 0 && value.length <= 64 ? value : undefined;
+
+/**
+ * What the message says about its end user's client: `context.userAgent` (read for its
+ * device families, never stored) and `context.location` (a two-letter country code,
+ * region and city names), each only when given.
+ */
+function clientHintsOf(message: Json): ClientHints {
+  const context = isObject(message.context) ? message.context : {};
+  const hints: ClientHints = {};
+  if (typeof context.userAgent === 'string' && context.userAgent.length > 0)
+    hints.userAgent = context.userAgent.slice(0, 512);
+  const location = isObject(context.location) ? context.location : {};
+  const country = hint(location.country);
+  if (country !== undefined && /^[a-z]{2}$/i.test(country)) hints.country = country.toUpperCase();
+  const region = hint(location.region);
+  if (region !== undefined) hints.region = region;
+  const city = hint(location.city);
+  if (city !== undefined) hints.city = city;
+  return hints;
 }
