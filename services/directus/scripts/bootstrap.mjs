@@ -337,7 +337,8 @@ async function applyFlows(api) {
 
 /**
  * Deletes the revisions that runs of the order Flow left while it kept them (accountability
- * 'all' before): each holds an order's ids and items and the server key in base64. Directus
+ * 'all' before): each holds an order's ids and items and the server key in base64; and the
+ * revisions of orders themselves (see the orders collection in schema.mjs). Directus
  * has no API to delete revisions, so this goes to the SQLite file (Directus may be running:
  * a busy timeout waits out its writes). The run activity rows stay: they hold no data.
  */
@@ -360,6 +361,15 @@ async function forgetOrderFlowRunData(dbFile) {
       ),
     );
     if (deleted > 0) log(`deleted ${deleted} stored run(s) of the order Flow (they held the server key)`);
+    // Orders keep no revisions now (accountability 'activity'); the copies an earlier schema kept
+    // would outlive the orders a shop deletes. Their activity rows (who, when) stay.
+    const copies = await new Promise((ok, fail) =>
+      db.run(`DELETE FROM directus_revisions WHERE collection = 'orders'`, [], function done(e) {
+        if (e) fail(e);
+        else ok(this.changes);
+      }),
+    );
+    if (copies > 0) log(`deleted ${copies} stored revision(s) of orders (copies of buyers' data)`);
   } finally {
     await new Promise((ok) => db.close(() => ok()));
   }

@@ -62,7 +62,7 @@ const ts = (field, opts = {}) => ({
   schema: { is_nullable: true, is_indexed: opts.indexed ?? false },
 });
 
-/** @type {Array<{collection: string, note: string, icon: string, accountability?: null, fields: object[], sync: string[]}>} */
+/** @type {Array<{collection: string, note: string, icon: string, accountability?: null | 'activity', fields: object[], sync: string[]}>} */
 export const COLLECTIONS = [
   {
     collection: 'people',
@@ -246,6 +246,9 @@ export const COLLECTIONS = [
     collection: 'orders',
     icon: 'shopping_cart',
     note: 'Orders from a backend; a Flow sends each new order to the edge as order.completed.',
+    // Who changed an order is logged, but no revision copies its data: a shop that deletes a
+    // buyer's orders (an erasure request) must not leave their ids and items in directus_revisions.
+    accountability: 'activity',
     sync: [],
     fields: [
       pk('id', 64),
