@@ -316,9 +316,12 @@ async function segment(c: IngestContext, call: SegmentCall): Promise<Response> {
   );
   const response = judged(outcome, parsed.rejected, {});
   if (response.status >= 400) return segmentFail(response.status, (await response.json()) as ErrorBody);
-  // Segment libraries only look at the status; `success` keeps their debug logs happy.
+  // Segment libraries only look at the status; `success` keeps their debug logs happy. A
+  // batch partly refused is still a 200, as Segment's own API answers it: analytics-python
+  // takes any other status for a failed batch and sends it whole again, up to 10 times, for
+  // messages that would be refused again. `rejected` names them by index.
   const accepted = (await response.json()) as Record<string, unknown>;
-  return c.json({ success: true, ...accepted }, response.status === 207 ? 207 : 200);
+  return c.json({ success: true, ...accepted }, 200);
 }
 
 ingestRoutes.post('/v1/batch', segmentRoute('batch'));
