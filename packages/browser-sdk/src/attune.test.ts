@@ -166,13 +166,16 @@ describe('identify', () => {
     ]);
   });
 
-  it('keeps the signed user id when a later identify comes without a signature', async () => {
+  it('sends nothing for an identify without a signature: not another person’s traits under the signed-in id', async () => {
     const attune = tracker({ onError: () => undefined });
     attune.consent.set({ personalization: true });
     attune.identify('u-1', {}, { signature: 'c'.repeat(64) });
-    attune.identify('u-2');
+    // On a shared computer, the next person's details come in without a signature.
+    attune.identify('u-2', { email: 'b@example.com' });
     attune.track('product.viewed', { productId: 'p1' });
     await attune.flush();
+    expect(names()).toEqual(['consent.updated', 'user.identified', 'product.viewed']);
+    expect(JSON.stringify(sent)).not.toContain('b@example.com');
     expect(sent.flatMap((s) => s.events).at(-1)).toMatchObject({
       userId: 'u-1',
       userIdSignature: 'c'.repeat(64),
