@@ -58,14 +58,18 @@ describe('marketing sink (triggers, promotions)', () => {
   });
 });
 
-/** A person who chose `categories` under policy 1, signed in as a fresh user id (returned). */
-async function personWhoChose(anonymousId: string, categories: Record<string, boolean>): Promise<string> {
-  const userId = `u-${anonId()}`;
+/** A person who chose `categories` under `policyVersion`, signed in as `userId` (a fresh one by default, returned). */
+async function personWhoChose(
+  anonymousId: string,
+  categories: Record<string, boolean>,
+  policyVersion = '1',
+  userId = `u-${anonId()}`,
+): Promise<string> {
   await collect([
     makeEvent(anonymousId, 'consent.updated', {
       userId,
       userIdSignature: await signed(userId),
-      properties: { categories, policyVersion: '1' },
+      properties: { categories, policyVersion },
       consent: null,
     }),
   ]);
@@ -87,23 +91,25 @@ async function withCategoryDisabled(key: string, test: () => Promise<void>): Pro
   }
 }
 
-describe('recorded consent is normalized against the site categories', () => {
-  it('a server event without consent does not reach marketing once the site disabled the marketing category', async () => {
+describe('recorded consent after the site changed its categories', () => {
+  it('a server event without consent reaches nothing until the person chooses again, and then not marketing once disabled', async () => {
     const a = anonId();
-    // The person granted everything while marketing was offered; then a marketer disables it.
-    const userId = await personWhoChose(a, { analytics: true, personalization: true, marketing: true });
+    const all = { analytics: true, personalization: true, marketing: true };
+    // The person granted everything while marketing was offered; then a marketer disables it,
+    // which is a new policy version: the SDK asks everyone again.
+    const userId = await personWhoChose(a, all);
+    const order = (id: string) =>
+      segment('/v1/track', { userId, event: 'Order Completed', properties: { order_id: id, total: 5 } });
     await withCategoryDisabled('marketing', async () => {
+      expect(await (await order('o1')).json()).toMatchObject({ accepted: 0, dropped: 1 });
+      // They choose again on a page that still offered marketing (a cached one): it stays off.
+      await personWhoChose(a, all, '1.no-marketing', userId);
       queue.messages.length = 0;
-      const res = await segment('/v1/track', {
-        userId,
-        event: 'Order Completed',
-        properties: { order_id: 'o1', total: 5 },
-      });
-      expect(await res.json()).toMatchObject({ accepted: 1 });
+      expect(await (await order('o2')).json()).toMatchObject({ accepted: 1 });
       const sent = eventMessagesOf(queue.messages);
       expect(sent.map((m) => m.event.name)).toEqual(['order.completed']);
       expect(sent[0]?.purposes).not.toContain('marketing');
-      // The browser path already refuses it: both paths must agree.
+      // The browser path refuses it too: both paths must agree.
       queue.messages.length = 0;
       await collect([makeEvent(a, 'page.viewed', { userId, userIdSignature: await signed(userId) })]);
       expect(eventMessagesOf(queue.messages)[0]?.purposes).not.toContain('marketing');
@@ -113,12 +119,11 @@ describe('recorded consent is normalized against the site categories', () => {
 
 describe('recorded consent in the ProfileDO', () => {
   it('a server event without consent does not build the profile once the site disabled the personalization category', async () => {
-    const userId = await personWhoChose(anonId(), {
-      analytics: true,
-      personalization: true,
-      marketing: false,
-    });
+    const a = anonId();
+    const granted = { analytics: true, personalization: true, marketing: false };
+    const userId = await personWhoChose(a, granted);
     await withCategoryDisabled('personalization', async () => {
+      await personWhoChose(a, granted, '1.no-personalization', userId);
       const res = await segment('/v1/track', {
         userId,
         event: 'Product Viewed',

@@ -14,6 +14,7 @@ import {
   type ErasureMessage,
   isGranted,
   LIMITS,
+  needsReconsent,
   normalizeConsent,
 } from '@attune/shared-schema';
 import { getConsentConfig } from '../config/consent-config.ts';
@@ -418,8 +419,14 @@ export class ProfileDO extends DurableObject<Env> {
       const config = inputs.some((i) => i.consent === undefined)
         ? await getConsentConfig(this.env, siteId, (p) => this.ctx.waitUntil(p))
         : undefined;
+      // A choice made under an earlier policy version grants nothing (the SDK asks the person
+      // again): a server event is judged now, under the policy in force.
       const recorded = (consent: ConsentState): ConsentState =>
-        config ? normalizeConsent(consent, config) : consent;
+        config === undefined
+          ? consent
+          : needsReconsent(consent, config.policyVersion)
+            ? { categories: {}, policyVersion: consent.policyVersion }
+            : normalizeConsent(consent, config);
       state = await this.#applyInputs(
         siteId,
         personKey,
