@@ -67,8 +67,17 @@ describe('decisions under the site’s current consent categories', () => {
   });
 
   it('stop personalizing (route and edge proxy) once a marketer disables personalization', async () => {
+    // A choice made under the current categories by a page that still offered personalization
+    // (a cached page, an old tag): the category is off whatever the claim says.
+    const claimant = anonymousIdInGroup('claims-personalization', false);
+    await seedPerson(
+      env,
+      `anon:${claimant}`,
+      { analytics: true, personalization: true, marketing: true, policyVersion: '1.no-personalization' },
+      [viewed('hiking-boots', 'outdoor', ['boots', 'waterproof'])],
+    );
     await withCategoryDisabled('personalization', async () => {
-      const body = await (await decide(`slots=hero,promo&anonymousId=${fan}`)).json<DecideResponse>();
+      const body = await (await decide(`slots=hero,promo&anonymousId=${claimant}`)).json<DecideResponse>();
       expect(body.personalized).toBe(false);
       expect(body.decisions.hero).toMatchObject({
         variant: 'hero-default',
@@ -76,7 +85,7 @@ describe('decisions under the site’s current consent categories', () => {
       });
       expect(body.decisions.promo?.variant).toBe('promo-default');
       // The proxied page keeps the origin's slots.
-      const html = await jacketPage(fan);
+      const html = await jacketPage(claimant);
       expect(html).toContain('Origin hero');
       expect(html).not.toContain('data-attune-variant');
     });
@@ -100,16 +109,16 @@ describe('decisions under the site’s current consent categories', () => {
   });
 
   it('do not personalize (route and edge proxy) on a choice made under an earlier policy version, until the person chooses again', async () => {
+    const returning = anonymousIdInGroup('earlier-policy', false);
+    const grants = { analytics: true, personalization: true };
+    await seedPerson(env, `anon:${returning}`, grants, [viewed('rain-shell', 'outdoor', ['jacket'])]);
     const generation = await invalidateConsentConfig(env);
     // The same categories under a new version: the site's policy changed, the SDK asks again.
     await env.EDGE_CACHE.put(
       `consent-config:${generation}:demo`,
       JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: '2' }),
     );
-    const returning = anonymousIdInGroup('earlier-policy', false);
-    const grants = { analytics: true, personalization: true };
     try {
-      await seedPerson(env, `anon:${returning}`, grants, [viewed('rain-shell', 'outdoor', ['jacket'])]);
       const before = await (await decide(`slots=hero&anonymousId=${returning}`)).json<DecideResponse>();
       expect(before.personalized).toBe(false);
       expect(before.decisions.hero?.reason).toBe('default: personalization not granted');
