@@ -103,6 +103,12 @@ export interface ValidateOptions {
    * from its messageId alone). Unset elsewhere, where an event must carry its own time.
    */
   receivedAt?: number;
+  /**
+   * Who sent it (the site's id): with `receivedAt`, the id of a message without a time is
+   * derived from this, its person and its messageId, so two sites' (or people's) `order-1001`
+   * stay two events.
+   */
+  scope?: string;
 }
 
 const encoder = new TextEncoder();
@@ -202,7 +208,7 @@ function jsonIssuesToErrors(issues: JsonIssue[], prefix: readonly PropertyKey[])
 export function validateEvent(input: unknown, options: ValidateOptions = {}): EventValidation {
   const prefix = options.path ?? [];
   try {
-    const up = upcast(input, { receivedAt: options.receivedAt });
+    const up = upcast(input, { receivedAt: options.receivedAt, scope: options.scope });
     if (!up.ok)
       return {
         ok: false,

@@ -194,9 +194,27 @@ describe('v0 (Segment spec) upcast', () => {
     expect(first.event.timestamp).toBe(new Date(NOW).toISOString());
     expect(retry.event.timestamp).toBe(new Date(NOW + 90_000).toISOString());
     expect(retry.event.id).toBe(first.event.id);
-    expect(first.event.id).toBe(ulidFromMessageId('curl-order-5493217394891', 0));
     // Elsewhere an event must carry its own time.
     expect(validateEvent(source, { now: NOW }).ok).toBe(false);
+  });
+
+  it('a message the server times keeps apart from the same messageId of another site or person', () => {
+    const order = (userId: string): Json => ({
+      type: 'track',
+      event: 'Order Completed',
+      userId,
+      messageId: 'order-1001',
+      properties: { order_id: '1001', total: 64 },
+    });
+    const idOf = (message: Json, scope: string) => {
+      const result = validateEvent(message, { now: NOW, receivedAt: NOW, scope });
+      if (!result.ok) throw new Error('rejected');
+      return result.event.id;
+    };
+    const shopA = idOf(order('cus_1'), 'shop-a');
+    expect(idOf(order('cus_1'), 'shop-a')).toBe(shopA);
+    expect(idOf(order('cus_1'), 'shop-b')).not.toBe(shopA);
+    expect(idOf(order('cus_2'), 'shop-a')).not.toBe(shopA);
   });
 
   it('gives distinct ULIDs to distinct messageIds and a valid ULID for any input', () => {

@@ -20,6 +20,8 @@ export interface UpcastOptions {
    * such a message is rejected for its missing timestamp.
    */
   receivedAt?: number;
+  /** The sending site's id: part of the id of a message timed on arrival (see ValidateOptions.scope). */
+  scope?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -215,9 +217,16 @@ function upcastSegment(input: Json, options: UpcastOptions): Upcast {
   // what it needs from the request and stores neither.
 
   const v1: Json = {
+    // Timed on arrival, a message's id has no time of the producer's to tell two sites' or
+    // two people's `order-1001` apart (the event log keys on the id): they are part of it.
     id: ULID.test(messageId)
       ? messageId
-      : ulidFromMessageId(messageId, !serverTimed && Number.isFinite(timeMs) ? timeMs : 0),
+      : serverTimed
+        ? ulidFromMessageId(
+            `${options.scope ?? ''}\n${userId ?? ''}\n${String(anonymousId)}\n${messageId}`,
+            0,
+          )
+        : ulidFromMessageId(messageId, Number.isFinite(timeMs) ? timeMs : 0),
     type: eventType,
     name,
     timestamp,

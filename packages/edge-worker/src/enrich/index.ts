@@ -89,6 +89,8 @@ export interface ClientHints {
   country?: string;
   region?: string;
   city?: string;
+  /** The message carried no time and was timed on arrival: no sender clock to correct. */
+  timedOnArrival?: boolean;
 }
 
 /**
@@ -100,7 +102,8 @@ export function clientFacts(request: RequestFacts, hints: ClientHints): RequestF
   const facts: RequestFacts = {
     receivedAt: request.receivedAt,
     receivedAtIso: request.receivedAtIso,
-    skewMs: request.skewMs,
+    // The batch's skew corrects the sender's clock; a time the Worker gave has no such error.
+    skewMs: hints.timedOnArrival === true ? 0 : request.skewMs,
     ...parseUserAgent(hints.userAgent),
   };
   if (hints.country !== undefined) facts.country = hints.country;

@@ -1,7 +1,8 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { eventMessagesOf } from '@attune/shared-schema';
+import { DEFAULT_CONSENT_CONFIG, eventMessagesOf, LIMITS } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
+import { invalidateConsentConfig } from '../config/consent-config.ts';
 import worker from '../index.ts';
 import { viewProfile } from '../profile/client.ts';
 import {
@@ -212,6 +213,41 @@ describe('Segment HTTP Tracking API', () => {
     expect(await after.json()).toMatchObject({ accepted: 1 });
     expect(events().map((m) => m.purposes)).toEqual([['analytics']]);
   });
+
+  it('a choice recorded under an earlier policy version grants a server event nothing, until the person chooses again', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    const choose = async (policyVersion: string) =>
+      collect([
+        makeEvent(a, 'consent.updated', {
+          userId,
+          userIdSignature: await signed(userId),
+          properties: {
+            categories: { analytics: true, personalization: true, marketing: false },
+            policyVersion,
+          },
+          consent: null,
+        }),
+      ]);
+    const order = (id: string) =>
+      segment('/v1/track', { userId, event: 'Order Completed', properties: { order_id: id, total: 5 } });
+    await choose('1');
+    // The site's policy changes (any change to its categories is a new version).
+    const generation = await invalidateConsentConfig(env);
+    await env.EDGE_CACHE.put(
+      `consent-config:${generation}:${SITE}`,
+      JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: '2' }),
+    );
+    try {
+      expect(await (await order('o1')).json()).toMatchObject({ accepted: 0, dropped: 1 });
+      await choose('2');
+      queue.messages.length = 0;
+      expect(await (await order('o2')).json()).toMatchObject({ accepted: 1 });
+      expect(events().map((m) => m.purposes)).toEqual([['analytics', 'personalization']]);
+    } finally {
+      await invalidateConsentConfig(env);
+    }
+  });
 });
 
 /** What analytics-python sends for `analytics.track(...)`: uuid4 messageId, `+00:00` times, `anonymousId: None`. */
@@ -358,6 +394,30 @@ describe('what Segment libraries send', () => {
     expect(await res.json()).toMatchObject({ accepted: 1 });
   });
 
+  it('a gzip body at deflate’s highest ratio, sent by anyone, is a 413 after a bounded inflate', async () => {
+    // 256 MB of zeros gzip to about 250 KB: a body under the limit that would inflate ~1,000×.
+    let left = 256;
+    const zeros = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (left-- > 0) controller.enqueue(new Uint8Array(1 << 20));
+        else controller.close();
+      },
+    });
+    const bomb = new Uint8Array(
+      await new Response(zeros.pipeThrough(new CompressionStream('gzip'))).arrayBuffer(),
+    );
+    expect(bomb.byteLength).toBeLessThan(LIMITS.maxBatchBytes);
+    // No credentials: the body is read to find a writeKey, so anyone can send this.
+    const res = await pythonPost(bomb, { 'content-encoding': 'gzip' });
+    expect(res.status).toBe(413);
+    // The Worker is still there for the next batch.
+    const userId = `u-${anonId()}`;
+    const next = await pythonPost(
+      JSON.stringify({ batch: [pythonMessage(userId, 'Signed In', {})], writeKey: SERVER_KEY }),
+    );
+    expect(next.status).toBe(200);
+  });
+
   it('a gzip body that inflates past the limit is 413; a broken one 400; an unknown encoding 415 naming it', async () => {
     // ~8 MB of JSON whitespace gzips to a few KB.
     const bomb = await gzip(`{"batch":[${' '.repeat(8 * 1024 * 1024)}]}`);
@@ -459,5 +519,22 @@ describe('what Segment libraries send', () => {
     expect(c).toMatchObject({ country: 'DE', city: 'Berlin' });
     for (const e of [a, b]) expect(e).not.toHaveProperty('country');
     expect(JSON.stringify(queue.messages)).not.toContain('iPhone OS');
+  });
+
+  it('a message timed on arrival is not moved by the sender’s clock error (a sentAt a minute ahead)', async () => {
+    const userId = `u-${anonId()}`;
+    const untimed: Record<string, unknown> = pythonMessage(userId, 'Signed In', {});
+    delete untimed.timestamp;
+    const res = await pythonPost(
+      JSON.stringify({
+        batch: [untimed],
+        writeKey: SERVER_KEY,
+        sentAt: new Date(Date.now() + 60_000).toISOString(),
+      }),
+    );
+    expect(res.status).toBe(200);
+    const [message] = events();
+    // Its time is the Worker's own: corrected, it would land a minute before it arrived.
+    expect(message?.enrichment.correctedTimestamp).toBe(message?.enrichment.receivedAt);
   });
 });

@@ -171,7 +171,7 @@ export async function parseSegmentBody(
       message.context = { ...shared, ...(isObject(raw.context) ? raw.context : {}) };
     // receivedAt: Segment libraries may leave the time to the server; such a message is
     // timed on arrival and its id then comes from its messageId alone (see shared-schema).
-    const result = validateEvent(message, { now, receivedAt: now, path: ['batch', index] });
+    const result = validateEvent(message, { now, receivedAt: now, scope: site.id, path: ['batch', index] });
     if (!result.ok) {
       const id = typeof raw.messageId === 'string' ? raw.messageId.slice(0, 64) : undefined;
       rejected.push(
@@ -185,7 +185,10 @@ export async function parseSegmentBody(
     // site's categories, so the event keeps a valid, bounded claim (any keys, any number of
     // them, would make a queue message the consumer refuses, or one over the Queues limit).
     if (consent) event.context = { ...(event.context ?? {}), consent: normalizeConsent(consent, config) };
-    events.push({ index, event, client: clientHintsOf(message) });
+    const client = clientHintsOf(message);
+    if (message.timestamp === undefined && message.originalTimestamp === undefined)
+      client.timedOnArrival = true;
+    events.push({ index, event, client });
   }
   return { ok: true, sentAt, events, rejected };
 }
