@@ -363,6 +363,15 @@ async function forgetOrderFlowRunData(dbFile) {
     if (deleted > 0) log(`deleted ${deleted} stored run(s) of the order Flow (they held the server key)`);
     // Orders keep no revisions now (accountability 'activity'); the copies an earlier schema kept
     // would outlive the orders a shop deletes. Their activity rows (who, when) stay.
+    // A revision saved with them in one request points at one as its parent: unlink it first.
+    await new Promise((ok, fail) =>
+      db.run(
+        `UPDATE directus_revisions SET parent = NULL
+           WHERE parent IN (SELECT id FROM directus_revisions WHERE collection = 'orders')`,
+        [],
+        (e) => (e ? fail(e) : ok()),
+      ),
+    );
     const copies = await new Promise((ok, fail) =>
       db.run(`DELETE FROM directus_revisions WHERE collection = 'orders'`, [], function done(e) {
         if (e) fail(e);
