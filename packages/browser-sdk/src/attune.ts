@@ -166,6 +166,14 @@ export function createAttune(
   let storeScheduled = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let retrying = false;
+  /**
+   * A send this tab starts on its own (online again, events taken over, back from the cache):
+   * never during a retry's wait, which may be the Worker's Retry-After. (A wait that ran out
+   * while offline has already ended: its flush found the browser offline.)
+   */
+  const nudge = () => {
+    if (!retrying) void flush();
+  };
   let attempt = 0;
   /** Events dropped because the outbox was full, since the page loaded. */
   let dropped = 0;
@@ -333,7 +341,7 @@ export function createAttune(
       outbox.sort((a, b) => (a.id < b.id ? -1 : 1));
       // Over the bound, the oldest go, whichever page made them.
       bound();
-      if (adopted[0]) void flush();
+      if (adopted[0]) void nudge();
     }
   }
 
@@ -434,7 +442,7 @@ export function createAttune(
       }
     }
   });
-  addEventListener('online', () => void resume().then(flush));
+  addEventListener('online', () => void resume().then(nudge));
   addEventListener('pagehide', () => {
     flushByBeacon();
     persistence.leave();
@@ -444,7 +452,7 @@ export function createAttune(
     if (event.persisted)
       void persistence.rejoin().then((mine) => {
         if (mine) outbox = outbox.filter((e) => !e._stored || mine.includes(e.id));
-        return flush();
+        return nudge();
       });
   });
   // visibilitychange bubbles from the document to the window.

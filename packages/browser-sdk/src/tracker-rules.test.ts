@@ -178,6 +178,34 @@ describe('a category the site disables without a new policy version', () => {
   });
 });
 
+describe('Retry-After and the sends a tab starts on its own', () => {
+  it('coming back online during the wait the Worker asked for sends nothing before it ends', async () => {
+    answers = [{ status: 429, retryAfter: '30' }];
+    const attune = tracker({ flushInterval: 60_000 });
+    attune.consent.set({ analytics: true });
+    await attune.flush();
+    expect(posts).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(5_000);
+    page.dispatchEvent(new Event('online'));
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(posts).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(posts).toHaveLength(2);
+  });
+
+  it('events tracked offline are sent as soon as the browser is online again (no wait pending)', async () => {
+    const attune = tracker({ flushInterval: 60_000 });
+    attune.consent.set({ analytics: true });
+    vi.stubGlobal('navigator', { onLine: false, language: 'en-GB' });
+    await attune.flush();
+    expect(posts).toHaveLength(0);
+    vi.stubGlobal('navigator', { onLine: true, language: 'en-GB' });
+    page.dispatchEvent(new Event('online'));
+    await settle();
+    expect(posts).toHaveLength(1);
+  });
+});
+
 describe('a batch partly rate limited', () => {
   it('is sent again after Retry-After when the Worker took some events and asked for the rest later (207)', async () => {
     answers = [{ status: 207, retryAfter: '10' }];
