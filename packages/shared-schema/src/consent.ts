@@ -108,4 +108,13 @@ export function needsReconsent(state: ConsentState | undefined, currentPolicyVer
   return state === undefined || state.policyVersion !== currentPolicyVersion;
 }
 
+/**
+ * A recorded choice as it stands under the site's configuration now: none when it was made
+ * under another policy version (the person is asked again, and nothing is granted until they
+ * answer), else what the site still offers of it (a category since disabled grants nothing).
+ */
+export function consentInForce(state: ConsentState, config: ConsentConfig): ConsentState | undefined {
+  return needsReconsent(state, config.policyVersion) ? undefined : normalizeConsent(state, config);
+}
+
 export type { ConsentCategoryConfig, ConsentState };

@@ -100,7 +100,8 @@ export interface ValidateOptions {
   bytes?: number;
   /**
    * The Segment API's receive time: a Segment message without a time gets it (and an id
-   * from its messageId alone). Unset elsewhere, where an event must carry its own time.
+   * from its messageId, person and `scope` only). Unset elsewhere, where an event must
+   * carry its own time.
    */
   receivedAt?: number;
   /**

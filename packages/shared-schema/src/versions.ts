@@ -109,7 +109,7 @@ function fnv1a(input: string, seed: number): number {
  * A ULID derived from a message id and time: the same Segment messageId always maps to
  * the same ULID, so a producer's retries stay idempotent after upcasting. The time must
  * be the producer's (it is sent again with every retry); a message whose time the server
- * fills passes 0, so its id depends on the messageId alone.
+ * fills passes 0 (and its site and person with the messageId, see upcastSegment).
  */
 export function ulidFromMessageId(messageId: string, timeMs: number): string {
   let out = '';
@@ -131,6 +131,11 @@ export function ulidFromMessageId(messageId: string, timeMs: number): string {
 
 const ULID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 
+/** Whether a Segment message leaves its time to the server (it has no `timestamp` nor `originalTimestamp`). */
+export function leavesTimeToServer(message: Readonly<Record<string, unknown>>): boolean {
+  return message.timestamp === undefined && message.originalTimestamp === undefined;
+}
+
 /** v0 (Segment spec) → v1. */
 function upcastSegment(input: Json, options: UpcastOptions): Upcast {
   const type = input.type;
@@ -151,10 +156,7 @@ function upcastSegment(input: Json, options: UpcastOptions): Upcast {
         : undefined;
   const timeMs = stamp !== undefined ? Date.parse(stamp) : Number.NaN;
   // The server's time differs on every retry of the message, so it never enters the id.
-  const serverTimed =
-    input.timestamp === undefined &&
-    input.originalTimestamp === undefined &&
-    options.receivedAt !== undefined;
+  const serverTimed = leavesTimeToServer(input) && options.receivedAt !== undefined;
   const timestamp = serverTimed
     ? new Date(options.receivedAt ?? 0).toISOString()
     : Number.isFinite(timeMs)

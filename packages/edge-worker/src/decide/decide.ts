@@ -12,11 +12,10 @@ import {
   type ConsentConfig,
   type ConsentState,
   type CustomerAction,
+  consentInForce,
   type DecideResponse,
   type EventMessage,
   isGranted,
-  needsReconsent,
-  normalizeConsent,
   type ProductCard,
   type SlotDecision,
 } from '@attune/shared-schema';
@@ -124,10 +123,7 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
   // policy version no longer counts (the SDK asks the person again and sends nothing until
   // they answer), and a choice grants only what the site offers now (a category a marketer
   // disabled since is off, as the ingest path treats it).
-  const consent =
-    profile?.consent && config && !needsReconsent(profile.consent, config.policyVersion)
-      ? normalizeConsent(profile.consent, config)
-      : undefined;
+  const consent = profile?.consent && config ? consentInForce(profile.consent, config) : undefined;
   const personalization =
     isGranted(consent, 'personalization') &&
     (input.browserConsent === undefined || isGranted(input.browserConsent, 'personalization'));

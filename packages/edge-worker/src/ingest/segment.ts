@@ -12,6 +12,7 @@ import {
   type ErrorBody,
   type EventError,
   errorBody,
+  leavesTimeToServer,
   normalizeConsent,
   readJsonText,
   validateEvent,
@@ -170,7 +171,8 @@ export async function parseSegmentBody(
     if (Object.keys(shared).length > 0)
       message.context = { ...shared, ...(isObject(raw.context) ? raw.context : {}) };
     // receivedAt: Segment libraries may leave the time to the server; such a message is
-    // timed on arrival and its id then comes from its messageId alone (see shared-schema).
+    // timed on arrival, and its id then comes from the site, its person and its messageId
+    // (see shared-schema).
     const result = validateEvent(message, { now, receivedAt: now, scope: site.id, path: ['batch', index] });
     if (!result.ok) {
       const id = typeof raw.messageId === 'string' ? raw.messageId.slice(0, 64) : undefined;
@@ -186,8 +188,7 @@ export async function parseSegmentBody(
     // them, would make a queue message the consumer refuses, or one over the Queues limit).
     if (consent) event.context = { ...(event.context ?? {}), consent: normalizeConsent(consent, config) };
     const client = clientHintsOf(message);
-    if (message.timestamp === undefined && message.originalTimestamp === undefined)
-      client.timedOnArrival = true;
+    if (leavesTimeToServer(message)) client.timedOnArrival = true;
     events.push({ index, event, client });
   }
   return { ok: true, sentAt, events, rejected };

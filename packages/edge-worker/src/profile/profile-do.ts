@@ -10,11 +10,11 @@ import { DurableObject } from 'cloudflare:workers';
 import {
   type ConsentState,
   type CustomerAction,
+  consentInForce,
   defaultConsent,
   type ErasureMessage,
   isGranted,
   LIMITS,
-  needsReconsent,
   normalizeConsent,
 } from '@attune/shared-schema';
 import { getConsentConfig } from '../config/consent-config.ts';
@@ -424,9 +424,7 @@ export class ProfileDO extends DurableObject<Env> {
       const recorded = (consent: ConsentState): ConsentState =>
         config === undefined
           ? consent
-          : needsReconsent(consent, config.policyVersion)
-            ? { categories: {}, policyVersion: consent.policyVersion }
-            : normalizeConsent(consent, config);
+          : (consentInForce(consent, config) ?? { categories: {}, policyVersion: consent.policyVersion });
       state = await this.#applyInputs(
         siteId,
         personKey,

@@ -4,6 +4,7 @@
  * ATTUNE_SITE_SECRETS secret) now, Directus-managed later; parsed once per isolate.
  */
 import { z } from 'zod';
+import { log } from '../observability/index.ts';
 
 /** Per-site rate limits: token buckets refilled per second, with a burst size. */
 export interface RateLimitSettings {
@@ -71,10 +72,6 @@ function parseJson(text: string | undefined): unknown {
   }
 }
 
-function logSiteError(msg: string, siteId: string): void {
-  console.error(JSON.stringify({ level: 'error', msg, siteId }));
-}
-
 /**
  * An allowed origin as browsers send the Origin header: `https://shop.example/` or
  * `HTTPS://Shop.Example` would otherwise never match, and every request of the site would
@@ -90,9 +87,10 @@ function normalizeOrigin(entry: string, siteId: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return entry;
   if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '')
-    logSiteError(
+    log(
+      'error',
       `site allowedOrigins entry ${entry.slice(0, 256)} is not an origin; ${url.origin} is used (an Origin header has no path)`,
-      siteId,
+      { siteId },
     );
   return url.origin;
 }
@@ -112,7 +110,7 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
   const secrets = z.record(z.string(), SiteSecretSchema).safeParse(rawSecrets ?? {});
   const list = z.array(SiteVarSchema).safeParse(rawSites ?? []);
   if (!list.success || !secrets.success) {
-    console.error(JSON.stringify({ level: 'error', msg: 'site configuration unreadable' }));
+    log('error', 'site configuration unreadable');
     return directory;
   }
   const writeKeys = new Set(list.data.map((s) => s.writeKey));
@@ -120,7 +118,7 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
   for (const s of list.data) {
     const secret = Object.hasOwn(secrets.data, s.id) ? secrets.data[s.id] : undefined;
     if (!secret) {
-      logSiteError('site has no secrets; skipped', s.id);
+      log('error', 'site has no secrets; skipped', { siteId: s.id });
       continue;
     }
     const taken = directory.byId.has(s.id)
@@ -131,22 +129,24 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
           ? 'serverKey'
           : undefined;
     if (taken !== undefined) {
-      logSiteError(`site ${taken} is already taken by an earlier site; skipped`, s.id);
+      log('error', `site ${taken} is already taken by an earlier site; skipped`, { siteId: s.id });
       continue;
     }
     if (writeKeys.has(secret.serverKey)) {
-      logSiteError(
+      log(
+        'error',
         'site serverKey equals a write key, which is public; skipped (give it a secret key of its own)',
-        s.id,
+        { siteId: s.id },
       );
       continue;
     }
     const rate = RateLimitSchema.safeParse(s.settings.rateLimit ?? {});
     if (!rate.success) {
       const issue = rate.error.issues[0];
-      logSiteError(
+      log(
+        'error',
         `site settings.rateLimit.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}; the defaults apply`,
-        s.id,
+        { siteId: s.id },
       );
     }
     const site: Site = {
