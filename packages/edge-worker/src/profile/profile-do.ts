@@ -15,7 +15,6 @@ import {
   type ErasureMessage,
   isGranted,
   LIMITS,
-  normalizeConsent,
 } from '@attune/shared-schema';
 import { getConsentConfig } from '../config/consent-config.ts';
 import { getSiteById } from '../sites/index.ts';
@@ -983,11 +982,12 @@ export class ProfileDO extends DurableObject<Env> {
       keepConsent(state, kept);
       if (state.version <= previous) state.version = previous + 1;
       this.#save(state);
-      // As the site's categories stand today (one the marketer disabled grants nothing).
+      // As the choice stands today: none if made under an earlier policy version, and a
+      // category the marketer disabled grants nothing.
       const config = await getConsentConfig(this.env, state.siteId, (p) => this.ctx.waitUntil(p));
       const personalization =
         state.consent !== undefined
-          ? isGranted(normalizeConsent(state.consent.state, config), 'personalization')
+          ? isGranted(consentInForce(state.consent.state, config), 'personalization')
           : newestPersonalization;
       if (!personalization) return { version: state.version };
       const { rules } = await this.#rules(state.siteId);

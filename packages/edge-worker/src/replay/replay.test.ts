@@ -4,8 +4,9 @@
  * browsers keep sending while it runs.
  */
 import { env } from 'cloudflare:workers';
-import { eventMessagesOf } from '@attune/shared-schema';
+import { DEFAULT_CONSENT_CONFIG, eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { invalidateConsentConfig } from '../config/consent-config.ts';
 import {
   ADMIN_HEADERS,
   ALL,
@@ -186,5 +187,35 @@ describe('replay of a person who withdrew consent', () => {
     expect((await replay(`anon:${a}`)).status).toBe(200);
     await withdrawn(a);
     expect(queue.messages.filter((m) => m.kind === 'profile')).toEqual([]);
+  });
+});
+
+describe('replay of a person whose choice predates the current policy version', () => {
+  it('sends no personalized snapshot downstream until they choose again', async () => {
+    const a = anonId();
+    const choice = makeEvent(a, 'consent.updated', {
+      properties: { categories: ALL.categories, policyVersion: ALL.policyVersion, source: 'banner' },
+      consent: ALL,
+    });
+    await collect([choice, productView(a, 'p1', 'shoes')]);
+    const logged = eventMessagesOf(queue.messages).map(eventRow);
+    // Under the policy they chose under, the rebuilt profile goes downstream.
+    eventLog(logged);
+    queue = recordQueue();
+    expect((await replay(`anon:${a}`)).status).toBe(200);
+    expect(queue.messages.filter((m) => m.kind === 'profile')).toHaveLength(1);
+    // The site's policy changes: the SDK asks them again; until they answer, nothing goes.
+    const generation = await invalidateConsentConfig(env);
+    await env.EDGE_CACHE.put(
+      `consent-config:${generation}:${SITE}`,
+      JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: '2' }),
+    );
+    try {
+      queue = recordQueue();
+      expect((await replay(`anon:${a}`)).status).toBe(200);
+      expect(queue.messages.filter((m) => m.kind === 'profile')).toEqual([]);
+    } finally {
+      await invalidateConsentConfig(env);
+    }
   });
 });
