@@ -1,9 +1,10 @@
 /**
  * Enrichment, kept apart from business logic: what the edge derives from a request
  * (device, browser and OS from the User-Agent, place from `request.cf`, receive time and
- * clock-skew correction). The raw User-Agent and the IP address are never stored.
+ * clock-skew correction, and what an event's page URL says: its path, query and campaign).
+ * The raw User-Agent and the IP address are never stored.
  */
-import { type CustomerAction, type Enrichment, LIMITS } from '@attune/shared-schema';
+import { type CustomerAction, type Enrichment, type EventContext, LIMITS } from '@attune/shared-schema';
 
 /** What the request tells about every event in it, computed once per request. */
 export interface RequestFacts {
@@ -136,4 +137,45 @@ export function enrichEvent(event: CustomerAction, facts: RequestFacts): Enrichm
 /** The day (UTC) a daily-rotating salt belongs to. */
 export function saltDay(now: number = Date.now()): string {
   return new Date(now).toISOString().slice(0, 10);
+}
+
+/** Campaign fields (Segment's shape) and the query parameters they come from. */
+const UTM = [
+  ['source', 'utm_source'],
+  ['medium', 'utm_medium'],
+  ['name', 'utm_campaign'],
+  ['term', 'utm_term'],
+  ['content', 'utm_content'],
+] as const;
+
+/** Cuts text to what the event schema accepts, never through a character of two UTF-16 units. */
+const clip = (text: string, max: number) => text.slice(0, max).replace(/[\ud800-\udbff]$/, '');
+
+/**
+ * The context with what its page URL says filled in where the producer left it out: the
+ * page's path and query, and the campaign from `utm_*` parameters. The browser tag sends only
+ * the URL (the tag stays smaller, and so does every event); a producer's own values win, and
+ * a URL that does not parse adds nothing.
+ */
+export function withPageFacts(context: EventContext): EventContext {
+  const href = context.page?.url;
+  const url = href === undefined ? null : URL.parse(href);
+  if (url === null) return context;
+  const derived: EventContext = {
+    ...context,
+    page: {
+      path: clip(url.pathname, LIMITS.maxUrlLength),
+      search: clip(url.search, LIMITS.maxUrlLength),
+      ...context.page,
+    },
+  };
+  if (context.campaign === undefined) {
+    const campaign: NonNullable<EventContext['campaign']> = {};
+    for (const [field, param] of UTM) {
+      const value = url.searchParams.get(param);
+      if (value) campaign[field] = clip(value, 256);
+    }
+    if (Object.keys(campaign).length > 0) derived.campaign = campaign;
+  }
+  return derived;
 }

@@ -64,6 +64,15 @@ describe('eventRow', () => {
     expect(JSON.stringify(row)).not.toContain('aaaaaaaa');
   });
 
+  it("fills in the page's path, query and campaign from the URL the browser tag sends alone", () => {
+    const url = 'https://shop.test/p/1?utm_source=news&utm_medium=email';
+    const row = eventRow({ ...event, event: { ...event.event, context: { page: { url, title: 'Wok' } } } });
+    expect(row.context).toEqual({
+      page: { url, title: 'Wok', path: '/p/1', search: '?utm_source=news&utm_medium=email' },
+      campaign: { source: 'news', medium: 'email' },
+    });
+  });
+
   it('round-trips into the same profile input the live path used', () => {
     const input = profileInputFromRow(eventRow(event));
     const { userIdSignature: _sig, context, ...rest } = event.event;

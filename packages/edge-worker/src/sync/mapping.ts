@@ -14,6 +14,7 @@ import {
   type JsonValue,
   type ProfileMessage,
 } from '@attune/shared-schema';
+import { withPageFacts } from '../enrich/index.ts';
 import { parsePersonKey } from '../identity/index.ts';
 import type { ProfileEventInput } from '../profile/types.ts';
 
@@ -156,8 +157,10 @@ export function eventRow(msg: EventMessage): EventRow {
   const e = msg.event;
   let context: Record<string, unknown> | null = null;
   if (e.context) {
+    // Derived here, off the ingest path, where it would add to every request's latency.
+    const full = withPageFacts(e.context);
     const kept: Record<string, unknown> = {};
-    for (const key of CONTEXT_KEPT) if (e.context[key] !== undefined) kept[key] = e.context[key];
+    for (const key of CONTEXT_KEPT) if (full[key] !== undefined) kept[key] = full[key];
     context = Object.keys(kept).length > 0 ? kept : null;
   }
   return {

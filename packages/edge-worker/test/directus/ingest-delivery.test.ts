@@ -4,8 +4,9 @@
  * fetch handler called in the test's context): a saturated Worker's overlapping requests,
  * which share queue sends, land in Directus exactly once, and wrangler dev reports no
  * request cancelled by the runtime. (The shared send that workerd cancelled as hung, fixed
- * in sendShared, showed under longer saturation in the ingest bench; this suite's shorter
+  * in sendShared, showed under longer saturation in the ingest bench; this suite's shorter
  * run did not reproduce it, so this test guards delivery, not that particular failure.)
+ * And what the event log keeps of a browser event's page: what its URL says, read by the Worker.
  */
 import { DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
 import { describe, expect, it } from 'vitest';
@@ -95,5 +96,33 @@ describe('ingest to the event log under wrangler dev', () => {
 
     const output = (await workerOutput()).slice(outputBefore);
     expect(output).not.toMatch(/canceled this request|different request context/);
+  });
+
+  it("stores the page's path, query and campaign the Worker read from the URL, as the browser tag sends only the URL", async () => {
+    const anonymousId = uniqueId('campaign');
+    const url = 'http://localhost:3000/p/wok?utm_source=newsletter&utm_campaign=spring';
+    const event = {
+      id: newUlid(),
+      type: 'page',
+      name: 'page.viewed',
+      timestamp: new Date().toISOString(),
+      anonymousId,
+      properties: { path: '/p/wok', title: 'Wok' },
+      context: { page: { url, path: '/p/wok', referrer: '', title: 'Wok' }, locale: 'en-GB', consent },
+      schemaVersion: 1,
+    };
+    const res = await post(
+      JSON.stringify({ writeKey: 'pk_demo_attune', sentAt: new Date().toISOString(), batch: [event] }),
+    );
+    expect(res.status).toBe(200);
+    const [row] = await eventually(async () => {
+      const found = await rows<{ context: unknown }>('events', { anonymous_id: { _eq: anonymousId } });
+      return found.length > 0 ? found : undefined;
+    }, 45_000);
+    expect(row?.context).toMatchObject({
+      page: { url, path: '/p/wok', search: '?utm_source=newsletter&utm_campaign=spring', title: 'Wok' },
+      locale: 'en-GB',
+      campaign: { source: 'newsletter', name: 'spring' },
+    });
   });
 });
