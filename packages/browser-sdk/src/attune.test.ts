@@ -116,11 +116,13 @@ describe('granting consent', () => {
       type: 'page',
       context: {
         page: { url: 'https://shop.test/p/1?utm_source=news', path: '/p/1', title: 'Shop' },
-        campaign: { source: 'news' },
         consent: { categories: { analytics: true }, policyVersion: '1' },
         locale: 'en-GB',
       },
     });
+    // The query and its campaign are in the URL: the Worker reads them from it, not the tag.
+    expect(page?.context).not.toHaveProperty('campaign');
+    expect(page).not.toHaveProperty('context.page.search');
     // Delivered events leave the store.
     expect(storage.storedEvents.size).toBe(0);
   });

@@ -1,7 +1,8 @@
 /**
- * Where an event happened: the page context (URL, path, referrer, title, campaign,
- * locale, timezone, library) and, on request, page views for single-page apps on history changes,
- * with the previous page as referrer. No screen size: the Worker keeps none of it.
+ * Where an event happened: the page context (URL, path, referrer, title, locale, timezone,
+ * library) and, on request, page views for single-page apps on history changes, with the
+ * previous page as referrer. No screen size: the Worker keeps none of it. No query or utm_*
+ * campaign either: the URL holds both, and the Worker reads them from it (withPageFacts).
  */
 import { type EventContext, LIMITS } from '@attune/shared-schema/constants';
 
@@ -20,14 +21,14 @@ const clip = (text: string, max: number = LIMITS.maxUrlLength) =>
 const timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 /** An event's context, where the page is always known. */
-type PageContext = EventContext & { page: Record<'url' | 'path' | 'referrer' | 'title' | 'search', string> };
+type PageContext = EventContext & { page: Record<'url' | 'path' | 'referrer' | 'title', string> };
 
 let lastKey: string | undefined;
 let lastContext: PageContext;
 
 /**
  * The context of an event on the current page; `referrer` is the previous page in a
- * single-page app. Reading `location` and parsing the query cost microseconds each, on
+ * single-page app. Reading `location` costs microseconds, on
  * every `track()`: the context is rebuilt only when the URL, referrer or title changed
  * since the last event (measured: `track()` ~1.3× slower in Chromium without this).
  */
@@ -36,26 +37,16 @@ export function pageContext(referrer: string): PageContext {
   const { title } = document;
   const key = `${href} ${referrer} ${title}`;
   if (key !== lastKey) {
-    const { pathname, search } = location;
-    const campaign: Record<string, string> = {};
-    const params = new URLSearchParams(search);
-    for (const field of ['source', 'medium', 'name', 'term', 'content']) {
-      // utm_source → source, …, utm_campaign → name (Segment's campaign shape).
-      const value = params.get(`utm_${field === 'name' ? 'campaign' : field}`);
-      if (value) campaign[field] = clip(value, 256);
-    }
     lastKey = key;
     lastContext = {
       page: {
         url: clip(href),
-        path: clip(pathname),
+        path: clip(location.pathname),
         referrer: clip(referrer),
         title: clip(title, 256),
-        search: clip(search),
       },
       locale: navigator.language,
       timezone,
-      campaign,
       library: { name: 'attune', version: VERSION },
     };
   }
