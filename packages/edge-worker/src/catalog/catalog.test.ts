@@ -71,6 +71,12 @@ describe('catalog at the edge', () => {
     await invalidateCatalog(withDirectus);
   });
 
+  // First of the file's reads: only a cold isolate has no catalog to fall back on.
+  it('degrades to an empty catalog (defaults only) when Directus is unreachable and nothing is cached', async () => {
+    const index = await getCatalog({ ...withDirectus, DIRECTUS_TOKEN: 'wrong' });
+    expect(index.products).toEqual([]);
+  });
+
   it('loads from Directus once, then serves from memory and KV', async () => {
     const before = await directusReads();
     const first = await getCatalog(withDirectus);
@@ -103,24 +109,29 @@ describe('catalog at the edge', () => {
     expect(await directusReads()).toBe(before);
   });
 
-  it('degrades to an empty catalog (defaults only) when Directus is unreachable and nothing is cached', async () => {
-    const index = await getCatalog({
-      ...env,
-      DIRECTUS_URL: 'http://directus.fixture.test/',
-      DIRECTUS_TOKEN: 'wrong',
-    });
-    expect(index.products).toEqual([]);
-  });
-
   it('remembers that Directus failed: later requests do not each try it again', async () => {
-    const broken = { ...env, DIRECTUS_URL: 'http://directus.fixture.test/', DIRECTUS_TOKEN: 'wrong' };
+    const broken = { ...withDirectus, DIRECTUS_TOKEN: 'wrong' };
     const before = await directusAttempts();
-    await Promise.all(Array.from({ length: 5 }, () => getCatalog(broken)));
-    for (let i = 0; i < 5; i++) expect((await getCatalog(broken)).products).toEqual([]);
+    const [first] = await Promise.all(Array.from({ length: 5 }, () => getCatalog(broken)));
+    for (let i = 0; i < 5; i++) expect(await getCatalog(broken)).toBe(first);
     // One attempt (its three collection reads), not one per request.
     const reads = (await directusAttempts()) - before;
     expect(reads).toBeGreaterThan(0);
     expect(reads).toBeLessThanOrEqual(3);
+  });
+
+  it('keeps serving the last good catalog, not an empty one, when Directus fails after an invalidation', async () => {
+    const good = await getCatalog(withDirectus);
+    expect(good.products.length).toBeGreaterThan(0);
+    // The webhook invalidates it; then Directus turns the Worker away (for the 5 s the
+    // failure is remembered, and on every retry after it).
+    await invalidateCatalog(withDirectus);
+    const broken = { ...withDirectus, DIRECTUS_TOKEN: 'wrong' };
+    for (let i = 0; i < 3; i++) {
+      const served = await getCatalog(broken);
+      expect(served.products.map((p) => p.id)).toEqual(['d-jacket', 'd-socks']);
+      expect(served.slotContent.get('hero')?.[0]?.title).toBe('From Directus');
+    }
   });
 
   describe('refreshing while serving', () => {

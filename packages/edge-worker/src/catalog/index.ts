@@ -17,7 +17,7 @@ export const CATALOG_VERSION_KEY = 'catalog:version';
 const snapshotKey = (version: string) => `catalog:snapshot:${version}`;
 /** How often an isolate checks KV for a newer version (KV reads are cached at the edge anyway). */
 export const CATALOG_RECHECK_MS = 30_000;
-/** After a failed Directus read with nothing cached, wait this long before trying again. */
+/** After a failed Directus read, wait this long before trying again (serving what is held meanwhile). */
 const FAILURE_RETRY_MS = 5_000;
 
 interface Memo {
@@ -119,7 +119,9 @@ async function refresh(env: CatalogEnv, now: number, from: number): Promise<Cata
   } catch (error) {
     console.warn(JSON.stringify({ msg: 'catalog unavailable', error: String(error) }));
     const retryAt = now - CATALOG_RECHECK_MS + FAILURE_RETRY_MS;
-    return keep(from, { index: memo?.index ?? emptyCatalog(), checkedAt: retryAt }, false);
+    // After an invalidation `memo` is gone but the last catalog read is not: a Directus
+    // outage must not turn every slot back to its defaults while one is at hand.
+    return keep(from, { index: memo?.index ?? lastCatalog(), checkedAt: retryAt }, false);
   }
 }
 
