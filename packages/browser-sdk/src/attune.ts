@@ -158,6 +158,8 @@ export function createAttune(
     consent: choice,
     ...ids
   }: VisitorRecord & { anonymousId: string } = { anonymousId: ulid(), ...persistence.load() };
+  /** The choice as this tab last read or wrote it in the visitor record (JSON): another tab's change differs. */
+  let seen = JSON.stringify(choice);
   const listeners = new Set<(state: ConsentSnapshot) => void>();
   /** Events made before any choice: memory only, released on grant, discarded on refusal. */
   let waiting: CustomerAction[] = [];
@@ -207,8 +209,12 @@ export function createAttune(
     if (!storeScheduled)
       queueMicrotask(() => {
         storeScheduled = false;
+        // Another tab changed the choice (a withdrawal) and its storage event has not reached this
+        // tab yet, which changed nothing: follow it, rather than write the older grant back over it.
+        if (JSON.stringify(choice) === seen && JSON.stringify(persistence.load()?.consent) !== seen) follow();
         // A refusal is remembered without any id: the strictly necessary record of the choice.
         if (choice) persistence.save({ ...(storing() && { ...ids, session }), consent: choice });
+        seen = JSON.stringify(choice);
         const fresh = outbox.filter((e) => !e._stored);
         if (storing() && fresh[0]) {
           persistence.store(fresh);
@@ -367,6 +373,22 @@ export function createAttune(
     return configLoad;
   }
 
+  /** Takes the visitor record as another tab left it. */
+  function follow() {
+    const stored = persistence.load();
+    if (stored?.consent) {
+      const before = JSON.stringify(choice);
+      // A refusal is stored without ids: keep this page's anonymous id then (nothing is sent with it).
+      ({ session, consent: choice, ...ids } = { anonymousId: ids.anonymousId, ...stored });
+      seen = JSON.stringify(choice);
+      // (Only a new choice: any write to the record, every event of a tab, fires this.)
+      if (seen !== before) {
+        chosen();
+        notify();
+      }
+    }
+  }
+
   function notify() {
     // One site listener that throws must not stop the others (Google Consent Mode among them) or consent.set.
     for (const listener of listeners) safely(() => listener(snapshot()));
@@ -429,19 +451,7 @@ export function createAttune(
   }
   // Another tab changed the visitor record (a choice, a withdrawal, a sign-out): follow it, rather
   // than write this tab's older state back over it with the next event.
-  addEventListener('storage', () => {
-    const stored = persistence.load();
-    if (stored?.consent) {
-      const before = JSON.stringify(choice);
-      // A refusal is stored without ids: keep this page's anonymous id then (nothing is sent with it).
-      ({ session, consent: choice, ...ids } = { anonymousId: ids.anonymousId, ...stored });
-      // (Only a new choice: any write to the record, every event of a tab, fires this.)
-      if (JSON.stringify(choice) !== before) {
-        chosen();
-        notify();
-      }
-    }
-  });
+  addEventListener('storage', follow);
   addEventListener('online', () => void resume().then(nudge));
   addEventListener('pagehide', () => {
     flushByBeacon();

@@ -280,6 +280,25 @@ describe('other tabs', () => {
     await attune.flush();
     expect(names()).toEqual(['consent.updated']);
   });
+
+  it('an event recorded before another tab’s withdrawal is heard of here neither writes the grant back nor goes out', async () => {
+    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+    await settle();
+    const refused = {
+      categories: { necessary: true, analytics: false, personalization: false, marketing: false },
+      policyVersion: '1',
+    };
+    // The other tab saved the refusal (no ids); its storage event is still on its way here.
+    storage.saved.push({ consent: refused });
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    expect(storage.saved.at(-1)).toEqual({ consent: refused });
+    expect(attune.consent.get().categories).toEqual(refused.categories);
+    page.dispatchEvent(new Event('storage'));
+    await attune.flush();
+    expect(names()).toEqual([]);
+    expect(storage.storedEvents.size).toBe(0);
+  });
 });
 
 describe('withdrawal', () => {
