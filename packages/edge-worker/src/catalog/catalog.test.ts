@@ -58,6 +58,28 @@ describe('catalog source (Directus REST)', () => {
     expect(rule?.enabled).toBe(true);
   });
 
+  it('skips a product whose price is blank instead of offering it at 0.00', () => {
+    const skipped: SkippedRow[] = [];
+    const row = { slug: 'p', title: 'P', category: 'c', stock: 1 };
+    const products = parseProducts(
+      [
+        { ...row, id: 'null-price', price: null },
+        { ...row, id: 'empty-price', price: ' ' },
+        { ...row, id: 'priced', price: '19.90' },
+        { ...row, id: 'free', price: 0 },
+      ],
+      skipped,
+    );
+    expect(products.map((p) => [p.id, p.price])).toEqual([
+      ['priced', 19.9],
+      ['free', 0],
+    ]);
+    expect(skipped.map((s) => [s.id, s.problem.split(':')[0]])).toEqual([
+      ['null-price', 'price'],
+      ['empty-price', 'price'],
+    ]);
+  });
+
   it('fails loudly on a wrong token instead of serving an empty catalog as if it were real', async () => {
     await expect(loadCatalogFromDirectus({ ...withDirectus, DIRECTUS_TOKEN: 'wrong' }, 'v')).rejects.toThrow(
       /HTTP 401/,

@@ -29,7 +29,9 @@ const ProductSchema = z.object({
   tags: jsonish(z.array(z.string().max(64)).max(50))
     .nullish()
     .transform((v) => v ?? []),
-  price: z.coerce.number().nonnegative(),
+  // A blank price (Directus sends null, or '' from an import) is no price: `z.coerce` would
+  // read it as 0 and the product be recommended at 0.00, so the row is skipped and named.
+  price: z.union([z.number(), z.string().trim().min(1)]).pipe(z.coerce.number().finite().nonnegative()),
   // Nullable columns: Directus sends null for an empty one, which `.default()` would reject.
   currency: z
     .string()
