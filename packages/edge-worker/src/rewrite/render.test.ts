@@ -61,8 +61,8 @@ describe('renderDecision', () => {
     expect(renderDecision(recommendations(undefined))).toBeNull();
   });
 
-  it('renders a catalog image pointing at another host as an empty source', () => {
-    const html = renderDecision(
+  const boots = (image: string) =>
+    renderDecision(
       recommendations([
         {
           id: 'boots',
@@ -71,12 +71,23 @@ describe('renderDecision', () => {
           category: 'outdoor',
           price: 120,
           currency: 'EUR',
-          image: '/\\evil.example/boots.jpg',
+          image,
           reason: 'popular right now',
         },
       ]),
-    );
-    expect(html).toContain('<img src=""');
+    ) ?? '';
+
+  it('renders a catalog image pointing at another host as the shop’s own picture of the product', () => {
+    const html = boots('/\\evil.example/boots.jpg');
+    expect(html).toContain('<img src="/images/products/boots.svg"');
     expect(html).not.toContain('evil.example');
+  });
+
+  it('shows a product without an image (null in Directus) with the picture the shop’s own cards show, not a broken image', () => {
+    // The shop's card for the same row (examples/nextjs-shop, lib/catalog.ts) draws /images/products/<slug>.svg.
+    const html = boots('');
+    expect(html).toContain('<img src="/images/products/boots.svg"');
+    expect(html).not.toContain('src=""');
+    expect(boots('https://cdn.example/boots.jpg')).toContain('<img src="https://cdn.example/boots.jpg"');
   });
 });

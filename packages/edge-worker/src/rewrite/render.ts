@@ -3,7 +3,7 @@
  * products, a banner or promo box). Every value from the catalog or Directus is escaped:
  * marketers edit that content, and it lands inside someone's page.
  */
-import type { SlotDecision } from '@attune/shared-schema';
+import type { ProductCard, SlotDecision } from '@attune/shared-schema';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
@@ -35,6 +35,15 @@ export function safeUrl(url: string | undefined): string {
   return /^https?:\/\/[^/]/i.test(trimmed) ? trimmed : '';
 }
 
+/**
+ * A card's image: the product's own, else the one the shop draws from the slug — what the
+ * shop's own cards show for a product without an image (examples/nextjs-shop, lib/catalog.ts;
+ * the seed's image column holds the same paths). An empty `src` showed a broken image.
+ */
+function cardImage(p: ProductCard): string {
+  return safeUrl(p.image) || `/images/products/${encodeURIComponent(p.slug)}.svg`;
+}
+
 const money = new Map<string, Intl.NumberFormat>();
 function formatPrice(price: number, currency: string): string {
   let format = money.get(currency);
@@ -62,7 +71,7 @@ export function renderDecision(d: SlotDecision): string | null {
         (p) =>
           `<li class="card" data-product-id="${escapeHtml(p.id)}" data-category="${escapeHtml(p.category)}">` +
           `<a href="/products/${encodeURIComponent(p.slug)}">` +
-          `<img src="${escapeHtml(safeUrl(p.image))}" alt="" width="160" height="120" loading="lazy"/>` +
+          `<img src="${escapeHtml(cardImage(p))}" alt="" width="160" height="120" loading="lazy"/>` +
           `<span class="card-title">${escapeHtml(p.title)}</span>` +
           `<span class="card-price">${escapeHtml(formatPrice(p.price, p.currency))}</span>` +
           `<small class="card-reason">${escapeHtml(p.reason)}</small></a></li>`,
