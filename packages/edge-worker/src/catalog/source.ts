@@ -31,7 +31,7 @@ const ProductSchema = z.object({
     .transform((v) => v ?? []),
   // A blank price (Directus sends null, or '' from an import) is no price: `z.coerce` would
   // read it as 0 and the product be recommended at 0.00, so the row is skipped and named.
-  price: z.union([z.number(), z.string().trim().min(1)]).pipe(z.coerce.number().finite().nonnegative()),
+  price: z.union([z.number(), z.string().trim().min(1).transform(Number)]).pipe(z.number().nonnegative()),
   // Nullable columns: Directus sends null for an empty one, which `.default()` would reject.
   currency: z
     .string()
