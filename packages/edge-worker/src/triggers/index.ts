@@ -4,17 +4,19 @@
  * "on `cart.item.added` of category X, recommend accessories and offer a personal promo".
  *
  * What a rule emits:
- * - `recommendation.triggered` (personalization): the accessories picked for this person
+ * - `recommendation.triggered` (personalization, by the person's recorded choice as it
+ *   stands today, `consentInForce`, as decide judges it): the accessories picked for this person
  *   (the decide path shows the same picks in a recommendations slot while the product is
  *   in the cart — see decide.ts, `triggeredAccessories`).
  * - `promo.offered` (marketing only): a unique code, its expiry and discount, counted
  *   against the rule's per-person cap in the person's ProfileDO (`recordOffer`), so a
  *   replayed or concurrent event can never exceed the cap.
  */
-import type { CustomerAction, JsonValue } from '@attune/shared-schema';
+import { type CustomerAction, consentInForce, isGranted, type JsonValue } from '@attune/shared-schema';
 import type { CatalogIndex } from '../catalog/catalog-index.ts';
 import { getCatalog } from '../catalog/index.ts';
 import type { TriggerRule } from '../catalog/types.ts';
+import { getConsentConfig } from '../config/consent-config.ts';
 import { scoreCatalog } from '../decide/scorer.ts';
 import { profileStub } from '../identity/index.ts';
 import type { ProfileSummary } from '../profile/types.ts';
@@ -69,7 +71,12 @@ export function promoCode(prefix: string): string {
 export async function runTriggers(env: Env, input: TriggerInput): Promise<CustomerAction[]> {
   const catalog = await getCatalog(env);
   if (catalog.triggerRules.length === 0) return [];
-  const personalization = input.profile.consent?.categories.personalization === true;
+  // The person's choice as it stands today, as decide judges it: none if made under an
+  // earlier policy version, and a category the marketer disabled grants nothing.
+  const recorded = input.profile.consent;
+  const personalization =
+    recorded !== undefined &&
+    isGranted(consentInForce(recorded, await getConsentConfig(env, input.siteId)), 'personalization');
   const out: CustomerAction[] = [];
   const fired = new Set<string>();
   for (const event of input.events) {

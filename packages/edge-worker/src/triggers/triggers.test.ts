@@ -1,3 +1,7 @@
+/**
+ * Trigger rules: what a matching event emits, the per-person promo cap, and the consent
+ * each emission needs — the person's choice as it stands, through withdrawals and sign-ins.
+ */
 import { env } from 'cloudflare:workers';
 import { type CustomerAction, validateEvent } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -125,5 +129,21 @@ describe('runTriggers', () => {
     });
     expect(out).toEqual([]);
     expect((await p.profile()).offers).toEqual({});
+  });
+});
+
+describe('recommendations and the person’s recorded choice', () => {
+  it('recommends nothing when the choice was made under an earlier policy version', async () => {
+    // They granted everything under policy version 0; the site is on version 1 now, so
+    // until they choose again nothing is granted (as decide judges it).
+    const p = await person({ ...all, policyVersion: '0' });
+    expect((await p.profile()).consent?.categories.personalization).toBe(true);
+    const out = await runTriggers(env, {
+      siteId: 'demo',
+      events: [cartAdd(p.key, 'trail-jacket')],
+      profile: await p.profile(),
+      marketing: true,
+    });
+    expect(out.map((e) => e.name)).not.toContain('recommendation.triggered');
   });
 });
