@@ -449,7 +449,7 @@ export function originRequestUrl(origin: URL, url: URL): URL {
  * and no validators (revalidating it against the origin's page would bring that back).
  */
 function markPrivate(headers: Headers, rewritten: boolean): void {
-  headers.set('cache-control', 'private, no-cache');
+  headers.set('cache-control', personalCacheControl(headers.get('cache-control')));
   for (const h of ['cdn-cache-control', 'cloudflare-cdn-cache-control', 'surrogate-control'])
     headers.delete(h);
   headers.append('vary', 'Cookie');
@@ -458,4 +458,17 @@ function markPrivate(headers: Headers, rewritten: boolean): void {
     headers.delete('etag');
     headers.delete('last-modified');
   }
+}
+
+/**
+ * The Cache-Control of a personal page: `private, no-cache`, plus the origin's `no-store`
+ * when it sent one. A page the origin would not let be stored (a signed-in name, a cart, a
+ * checkout: Next's dynamic pages) must stay out of the disk cache and the back/forward
+ * cache, or after sign-out the Back button shows the previous person's page.
+ */
+function personalCacheControl(origin: string | null): string {
+  const noStore = (origin ?? '')
+    .split(',')
+    .some((directive) => (directive.split('=')[0] ?? '').trim().toLowerCase() === 'no-store');
+  return noStore ? 'private, no-cache, no-store' : 'private, no-cache';
 }

@@ -214,6 +214,24 @@ describe('edge proxy: slots filled in the HTML response', () => {
   });
 });
 
+describe('edge proxy: a page the origin forbids storing stays unstorable', () => {
+  /** The response's Cache-Control directives. */
+  const directives = (res: Response) => (res.headers.get('cache-control') ?? '').split(/,\s*/);
+
+  it('keeps the origin’s no-store on a personalized page, so after sign-out Back cannot show the previous person’s page', async () => {
+    // Next's dynamic pages (a signed-in name, the cart, the checkout) say: store nowhere.
+    const res = await page('/account', `attune_aid=${fan}`);
+    expect(slot(await res.text(), 'hero')).toContain('Built for wet trails');
+    expect(directives(res)).toEqual(expect.arrayContaining(['private', 'no-store']));
+    // Also on the page a fresh visitor's id is minted on.
+    const consent = encodeURIComponent(JSON.stringify(consentState({ analytics: true })));
+    const minted = await page('/account', `attune_consent=${consent}`);
+    await minted.arrayBuffer();
+    expect(minted.headers.getSetCookie().some((c) => c.startsWith('attune_aid='))).toBe(true);
+    expect(directives(minted)).toEqual(expect.arrayContaining(['private', 'no-store']));
+  });
+});
+
 describe('edge proxy: the anonymous-id cookie follows consent', () => {
   it('mints a first-party id for a fresh visitor whose consent allows storing one', async () => {
     const consent = encodeURIComponent(JSON.stringify(consentState({ analytics: true })));
