@@ -232,6 +232,29 @@ describe('edge proxy: a page the origin forbids storing stays unstorable', () =>
   });
 });
 
+describe('edge proxy: a page in a charset the rewriter cannot parse', () => {
+  const originBytes = async (path: string) =>
+    new Uint8Array(await (await fetch(`${ORIGIN}${path}`)).arrayBuffer());
+
+  it.each(['x-unknown', 'replacement', 'utf-16', 'utf-16le', 'iso-2022-jp'])(
+    'serves a consented visitor the origin’s page as it is (charset=%s), marked private, not a 500',
+    async (charset) => {
+      const path = `/charset?cs=${charset}`;
+      const res = await page(path, `attune_aid=${fan}`);
+      expect(res.status).toBe(200);
+      expect(new Uint8Array(await res.arrayBuffer())).toEqual(await originBytes(path));
+      expect(res.headers.get('content-type')).toBe(`text/html; charset=${charset}`);
+      expect(res.headers.get('cache-control')).toBe('private, no-cache');
+      expect(res.headers.get('vary')).toContain('Cookie');
+    },
+  );
+
+  it('still fills the slots of a page in a charset it parses', async () => {
+    const res = await page('/charset?cs=windows-1252', `attune_aid=${fan}`);
+    expect(slot(await res.text(), 'hero')).toContain('Built for wet trails');
+  });
+});
+
 describe('edge proxy: the anonymous-id cookie follows consent', () => {
   it('mints a first-party id for a fresh visitor whose consent allows storing one', async () => {
     const consent = encodeURIComponent(JSON.stringify(consentState({ analytics: true })));

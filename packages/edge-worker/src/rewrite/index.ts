@@ -257,7 +257,8 @@ function carriedOver(state: Filling, tag: { start: string } | { end: string }): 
 
 /**
  * Rewrites the slots of an HTML response as it streams; headers are the caller's business.
- * The first MAX_PAGE_SLOTS slots are filled; the rest keep the origin's content.
+ * The first MAX_PAGE_SLOTS slots are filled; the rest keep the origin's content. A page in a
+ * charset HTMLRewriter cannot parse is returned as it is, body unread.
  *
  * A filled slot gets its new content at its start tag, and its default content is removed
  * as it streams past, up to where a browser ends the slot: its end tag, the end tag of an
@@ -278,10 +279,11 @@ function carriedOver(state: Filling, tag: { start: string } | { end: string }): 
  * put back.
  */
 export function rewriteSlots(response: Response, filler: SlotFiller, options: RewriteOptions): Response {
-  const source =
-    options.decided && response.body
-      ? new Response(response.body.pipeThrough(slotGate(options.decided, options.deadline)), response)
-      : response;
+  // The origin's body is piped into the gate only once the rewriter has taken the page (see
+  // the end): until then it is untouched, so a page the rewriter refuses is served as it came.
+  const body = response.body;
+  const gate = options.decided && body ? slotGate(options.decided, options.deadline) : undefined;
+  const source = gate ? new Response(gate.readable, response) : response;
   /** The slot being filled, or the last one filled while HTMLRewriter holds open elements removed from it. */
   let filling: Filling | undefined;
   /** Slots asked for so far: past MAX_PAGE_SLOTS the rest keep their defaults. */
@@ -451,5 +453,22 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
         options.onEnd?.();
       },
     });
-  return rewriter.transform(source);
+  let rewritten: Response;
+  try {
+    rewritten = rewriter.transform(source);
+  } catch (error) {
+    // HTMLRewriter parses only ASCII-compatible encodings it knows: a page declared in another
+    // (`charset=utf-16`, `utf-16le`, `iso-2022-jp`, `replacement`, an unknown label) is refused
+    // at once, before a byte is read. Its slots keep their defaults; the page is not a 500.
+    console.warn(
+      JSON.stringify({
+        msg: 'page not rewritten',
+        contentType: response.headers.get('content-type'),
+        error: String(error),
+      }),
+    );
+    return response;
+  }
+  if (gate && body) void body.pipeTo(gate.writable).catch(() => undefined);
+  return rewritten;
 }

@@ -99,6 +99,23 @@ describe('rewriteSlots: the page above a slot does not wait for the decision', (
   });
 });
 
+describe('rewriteSlots: a page in a charset HTMLRewriter cannot parse', () => {
+  it('returns the page as it came, at once, instead of throwing or holding it for a decision', async () => {
+    const page = `${HEAD}${ABOVE}${SLOT}${BELOW}`;
+    const origin = originResponse([page]);
+    origin.headers.set('content-type', 'text/html; charset=x-unknown');
+    // A decision that never comes and a distant deadline: a body held before the slot would
+    // not arrive before the test times out.
+    const decision = held<FilledSlot | null>();
+    const res = rewriteSlots(origin, () => decision.promise, {
+      deadline: Date.now() + 60_000,
+      decided: decision.promise,
+    });
+    expect(res.headers.get('content-type')).toBe('text/html; charset=x-unknown');
+    expect(await res.text()).toBe(page);
+  });
+});
+
 describe('rewriteSlots: a page with more slots than any page needs', () => {
   it('fills the first MAX_PAGE_SLOTS and leaves the rest as the origin sent them', async () => {
     const asked: string[] = [];
