@@ -9,6 +9,7 @@ import {
   type ConsentMessage,
   type ConsentState,
   type CustomerAction,
+  consentInForce,
   type Enrichment,
   type EventError,
   isGranted,
@@ -231,7 +232,13 @@ export async function ingestBatch(
         count('duplicate', result.duplicates.length);
         count('suppressed', result.dropped.length);
         count('consent_dropped', result.consentDropped.length);
-        if (forward.marketingEvents.length > 0) {
+        // Promotions also need the person's choice after the batch, judged as decide judges it
+        // (consentInForce): a withdrawal later in the batch comes after the events that would
+        // trigger them. A person with no choice on record goes by each event's own consent.
+        const recorded = result.profile.consent;
+        const marketingStands =
+          recorded === undefined || isGranted(consentInForce(recorded, config), 'marketing');
+        if (forward.marketingEvents.length > 0 && marketingStands) {
           followUps.push(
             triggerFollowUp(
               env,

@@ -3,12 +3,19 @@
  * each emission needs — the person's choice as it stands, through withdrawals and sign-ins.
  */
 import { env } from 'cloudflare:workers';
-import { type CustomerAction, validateEvent } from '@attune/shared-schema';
-import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ConsentState,
+  type CustomerAction,
+  eventMessagesOf,
+  validateEvent,
+} from '@attune/shared-schema';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { addedToCart, type Grants, seedPerson, viewed } from '../decide/fixtures/people.ts';
 import { profileStub } from '../identity/index.ts';
+import { ALL, anonId, collect, consentFor, makeEvent, recordQueue, SITE } from '../ingest/test-support.ts';
+import { viewProfile } from '../profile/client.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
 import { runTriggers } from './index.ts';
@@ -145,5 +152,44 @@ describe('recommendations and the person’s recorded choice', () => {
       marketing: true,
     });
     expect(out.map((e) => e.name)).not.toContain('recommendation.triggered');
+  });
+});
+
+/** Promotions through the whole ingest path (collect → ProfileDO → triggers → queue). */
+describe('promotions through the ingest path', () => {
+  let queue = recordQueue();
+  afterEach(() => {
+    queue.restore();
+    queue = recordQueue();
+  });
+
+  /** A consent choice as the banner sends it. */
+  const choice = (a: string, consent: ConsentState, extra: Partial<CustomerAction> = {}) =>
+    makeEvent(a, 'consent.updated', {
+      properties: { categories: consent.categories, policyVersion: consent.policyVersion, source: 'banner' },
+      consent,
+      ...extra,
+    });
+  const addJacket = (a: string, consent: ConsentState, extra: Partial<CustomerAction> = {}) =>
+    makeEvent(a, 'cart.item.added', {
+      properties: { productId: 'trail-jacket', category: 'outdoor', price: 189 },
+      consent,
+      ...extra,
+    });
+  /** The promo codes the Worker queued so far. */
+  const promoCodes = () =>
+    eventMessagesOf(queue.messages)
+      .filter((m) => m.event.name === 'promo.offered')
+      .map((m) => String(m.event.properties?.code));
+
+  it('offers no promo when the same batch withdraws marketing after the cart add', async () => {
+    const a = anonId();
+    const withdrawn = consentFor('analytics', 'personalization');
+    const res = await collect([addJacket(a, ALL), choice(a, withdrawn)]);
+    expect(await res.json()).toMatchObject({ accepted: 2 });
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.consent?.categories.marketing).toBe(false);
+    expect(promoCodes()).toEqual([]);
+    // Nothing was counted against the cap either: granting marketing again can still offer it.
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.offers).toEqual({});
   });
 });
