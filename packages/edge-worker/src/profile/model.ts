@@ -445,7 +445,11 @@ export function toSummary(state: ProfileState, now: number, rules: ProfileRules)
   return view;
 }
 
-/** Forgets what personalization built (interests, actions, cart, segments) when it is withdrawn. */
+/**
+ * Forgets what personalization built (interests, actions, cart, segments) when it is
+ * withdrawn. `offers` stays: it is the promotions sink's count against each rule's
+ * per-person cap, not something learned, and forgetting it would offer a capped promo again.
+ */
 export function clearPersonalization(state: ProfileState): void {
   state.interests = {};
   state.counters = {};
@@ -453,7 +457,6 @@ export function clearPersonalization(state: ProfileState): void {
   state.cart = [];
   state.purchased = [];
   state.traits = {};
-  state.offers = {};
   delete state.dominant;
   delete state.lastProductView;
   delete state.lastCartAddAt;

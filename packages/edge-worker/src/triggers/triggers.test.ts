@@ -14,7 +14,16 @@ import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { addedToCart, type Grants, seedPerson, viewed } from '../decide/fixtures/people.ts';
 import { profileStub } from '../identity/index.ts';
-import { ALL, anonId, collect, consentFor, makeEvent, recordQueue, SITE } from '../ingest/test-support.ts';
+import {
+  ALL,
+  anonId,
+  collect,
+  consentFor,
+  makeEvent,
+  recordQueue,
+  SITE,
+  signed,
+} from '../ingest/test-support.ts';
 import { viewProfile } from '../profile/client.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
@@ -163,6 +172,7 @@ describe('promotions through the ingest path', () => {
     queue = recordQueue();
   });
 
+  const marketingOnly = consentFor('analytics', 'marketing');
   /** A consent choice as the banner sends it. */
   const choice = (a: string, consent: ConsentState, extra: Partial<CustomerAction> = {}) =>
     makeEvent(a, 'consent.updated', {
@@ -181,6 +191,30 @@ describe('promotions through the ingest path', () => {
     eventMessagesOf(queue.messages)
       .filter((m) => m.event.name === 'promo.offered')
       .map((m) => String(m.event.properties?.code));
+
+  it('withdrawing personalization (marketing kept) does not offer a capped promo again', async () => {
+    const a = anonId();
+    await collect([choice(a, ALL), addJacket(a, ALL)]);
+    // The TRAIL rule's cap is one per person.
+    expect(promoCodes()).toHaveLength(1);
+    await collect([choice(a, marketingOnly)]);
+    await collect([addJacket(a, marketingOnly)]);
+    await collect([addJacket(a, marketingOnly)]);
+    expect(promoCodes()).toHaveLength(1);
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.offers).toEqual({ 'outdoor-accessories': 1 });
+  });
+
+  it('a sign-in without personalization keeps the browser’s promos counted for the person', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    const signIn = { userId, userIdSignature: await signed(userId) };
+    await collect([addJacket(b, ALL)]);
+    expect(promoCodes()).toHaveLength(1);
+    // They sign in, unticking personalization: the person takes over only who the browser is.
+    await collect([choice(b, marketingOnly, signIn)]);
+    await collect([addJacket(b, marketingOnly, signIn)]);
+    expect(promoCodes()).toHaveLength(1);
+  });
 
   it('offers no promo when the same batch withdraws marketing after the cart add', async () => {
     const a = anonId();
