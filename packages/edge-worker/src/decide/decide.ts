@@ -73,6 +73,17 @@ export async function withinBudget<T>(work: Promise<T>, ms: number, fallback: T)
   }
 }
 
+/**
+ * The catalog, waited for at most its share (60 %) of a decision budget. A catalog still
+ * loading (a cold isolate, or just after the webhook invalidated it: KV and up to 5 s per
+ * Directus collection) gives way to the last one this isolate held, else an empty one
+ * (defaults); the load goes on in the request's waitUntil. Decide and the page proxy both
+ * read it this way, so a page is personalized from the same catalog `/v1/decide` answers from.
+ */
+export function catalogWithinBudget(env: Env, budgetMs: number): Promise<CatalogIndex> {
+  return withinBudget(getCatalog(env), budgetMs * 0.6, lastCatalog());
+}
+
 /** The person's profile, or null when there is none, it is unreachable, or it is too slow. */
 export async function readProfile(
   env: Env,
@@ -104,12 +115,12 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
       : Promise.resolve<CovisitCounts>(new Map());
   // The catalog and the consent configuration are in isolate memory almost always; on a cold
   // isolate, or just after the webhook invalidated them, they wait on KV and Directus (up to
-  // 5 s a read), so they are bounded like the profile. A late catalog is the last one this
-  // isolate held (else none: defaults); a late configuration is the last one known for the
-  // site (else none: nothing granted). The load goes on in the request's waitUntil.
+  // 5 s a read), so they are bounded like the profile (see catalogWithinBudget). A late
+  // configuration is the last one known for the site (else none: nothing granted); its load
+  // goes on in the request's waitUntil.
   const [profile, catalog, config, current] = await Promise.all([
     readProfile(env, input.siteId, input.personKey, input.budgetMs * 0.6),
-    withinBudget(getCatalog(env), input.budgetMs * 0.6, lastCatalog()),
+    catalogWithinBudget(env, input.budgetMs),
     withinBudget<ConsentConfig | undefined>(
       getConsentConfig(env, input.siteId),
       input.budgetMs * 0.6,

@@ -10,8 +10,13 @@ import type { EventMessage } from '@attune/shared-schema';
 import { LIMITS, readJsonText } from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
-import { getCatalog } from '../catalog/index.ts';
-import { decideSlots, type PreparedDecision, prepareDecision, productFromPath } from '../decide/decide.ts';
+import {
+  catalogWithinBudget,
+  decideSlots,
+  type PreparedDecision,
+  prepareDecision,
+  productFromPath,
+} from '../decide/decide.ts';
 import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.ts';
 import { log } from '../observability/index.ts';
 import { rewriteSlots, type SlotRequest } from '../rewrite/index.ts';
@@ -406,8 +411,10 @@ const prepare: DecisionPreparer = async (env, site, anonymousId, url, browserCon
     // long pole, and the reads still have its whole think time to finish in.
     const asked = Date.now();
     await afterThisTurn();
-    // The catalog is in isolate memory almost always; it names the product on screen.
-    const catalog = await getCatalog(env);
+    // The catalog is in isolate memory almost always; it names the product on screen. One
+    // still loading (a cold isolate, or just after the webhook invalidated it) is waited for
+    // only within the budget, then the last one held stands in, as on /v1/decide.
+    const catalog = await catalogWithinBudget(env, budgetMs);
     const productId = productFromPath(url.pathname, catalog);
     // The reads' budget still ends at the request's deadline.
     const left = budgetMs - (Date.now() - asked);

@@ -7,7 +7,7 @@ import type { AppEnv } from '../app.ts';
 import { createApp } from '../app.ts';
 import { buildCatalogIndex } from '../catalog/catalog-index.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
-import { putCatalogSnapshot } from '../catalog/index.ts';
+import { getCatalog, invalidateCatalog, putCatalogSnapshot } from '../catalog/index.ts';
 import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
 import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
 import { anonId, consentFor, makeEvent, ORIGIN as ORIGIN_3000, WRITE_KEY } from '../ingest/test-support.ts';
@@ -252,6 +252,29 @@ describe('edge proxy: a page in a charset the rewriter cannot parse', () => {
   it('still fills the slots of a page in a charset it parses', async () => {
     const res = await page('/charset?cs=windows-1252', `attune_aid=${fan}`);
     expect(slot(await res.text(), 'hero')).toContain('Built for wet trails');
+  });
+});
+
+describe('edge proxy: a page while the catalog is slow to load', () => {
+  afterEach(async () => {
+    // Also makes the slow load, which is still running, unable to install what it finds.
+    await putCatalogSnapshot(env, FIXTURE_CATALOG);
+  });
+
+  it('is personalized within the budget from the last catalog held, as /v1/decide is, not served defaults', async () => {
+    // This isolate holds a catalog; then the webhook invalidates it, and Directus hangs
+    // (the fixture Directus answers this token after 20 s; each read gives up after 5 s).
+    expect((await getCatalog(env)).version).toBe(FIXTURE_CATALOG.version);
+    await invalidateCatalog(env);
+    const slowDirectus = {
+      ...env,
+      DIRECTUS_URL: 'http://directus.fixture.test/',
+      DIRECTUS_TOKEN: 'slow-directus-token',
+      DECISION_BUDGET_MS: '1000',
+    };
+    const html = await (await jacketPage(createApp(), fan, createExecutionContext(), slowDirectus)).text();
+    expect(slot(html, 'hero')).toContain('Built for wet trails');
+    expect(slot(html, 'recommendations')).toContain('class="card"');
   });
 });
 
