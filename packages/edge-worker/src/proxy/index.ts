@@ -167,6 +167,18 @@ async function firstPartyDecide(c: Context<AppEnv>) {
 /** Request headers not forwarded to the origin (hop-by-hop, or the Worker's own). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host'];
 
+/**
+ * A browser's navigation to a page, the only request a decision is made for: `Sec-Fetch-Dest:
+ * document`, or (without fetch metadata) an `Accept` naming HTML. An Accept that merely takes
+ * any type is not enough: every image, script and stylesheet of a page sends one, and each
+ * would start a decision's reads (site, catalog, profile, co-visits) only to throw them
+ * away, and lose `zstd` from its Accept-Encoding.
+ */
+function isDocumentRequest(headers: Headers): boolean {
+  if (headers.get('sec-fetch-dest') === 'document') return true;
+  return /text\/html/i.test(headers.get('accept') ?? '');
+}
+
 function isHtml(res: Response): boolean {
   return (res.headers.get('content-type') ?? '').toLowerCase().includes('text/html');
 }
@@ -268,8 +280,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     const cookies = parseCookies(c.req.header('cookie') ?? null);
     const aid = anonymousIdFrom(cookies);
     const browserConsent = consentFrom(cookies);
-    const document =
-      method === 'GET' && (c.req.header('accept') ?? '*/*').match(/text\/html|\*\/\*/) !== null;
+    const document = method === 'GET' && isDocumentRequest(c.req.raw.headers);
 
     // The site and the decision's reads (profile, catalog, co-visits) run while the origin
     // is answering; nothing below waits for the decision before the headers go out.
@@ -303,7 +314,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
     // A page for a person may be personalized: the origin must send it whole. Its 304 would
     // let the browser show the copy it kept (one cached before consent, or a stale one).
-    if (aid !== undefined && method === 'GET' && /text\/html/.test(c.req.header('accept') ?? '')) {
+    if (aid !== undefined && document) {
       headers.delete('if-none-match');
       headers.delete('if-modified-since');
     }

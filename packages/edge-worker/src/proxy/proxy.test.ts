@@ -278,6 +278,52 @@ describe('edge proxy: a page while the catalog is slow to load', () => {
   });
 });
 
+describe('edge proxy: a page’s images, scripts and stylesheets start no decision', () => {
+  it('makes no decision reads for them and leaves their Accept-Encoding alone; navigations still get one', async () => {
+    const ready = await fansJacketDecision();
+    let asked = 0;
+    const app = new Hono<AppEnv>();
+    mountEdgeProxy(app, {
+      prepare: async () => {
+        asked += 1;
+        return ready;
+      },
+    });
+    const fetchAs = async (path: string, headers: Record<string, string>) => {
+      const ctx = createExecutionContext();
+      const res = await app.fetch(
+        new Request(`${SHOP}${path}`, { headers: { cookie: `attune_aid=${fan}`, ...headers } }),
+        env,
+        ctx,
+      );
+      const body = await res.text();
+      await waitOnExecutionContext(ctx);
+      return body;
+    };
+    // As Chromium asks for a page's assets: each Accept takes any type.
+    await fetchAs('/logo.png', {
+      'sec-fetch-dest': 'image',
+      accept: 'image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8',
+    });
+    await fetchAs('/app.js', { 'sec-fetch-dest': 'script', accept: '*/*' });
+    await fetchAs('/styles.css', { 'sec-fetch-dest': 'style', accept: 'text/css,*/*;q=0.1' });
+    const echoed = await fetchAs('/echo-encoding', {
+      'sec-fetch-dest': 'script',
+      accept: '*/*',
+      'accept-encoding': 'zstd, gzip, br',
+    });
+    expect(asked).toBe(0);
+    expect(/<p id="asked">([^<]*)<\/p>/.exec(echoed)?.[1]).toBe('zstd, gzip, br');
+    // A navigation is personalized, also one whose only sign is its fetch metadata.
+    const navigation = await fetchAs('/products/trail-jacket', {
+      'sec-fetch-dest': 'document',
+      accept: '*/*',
+    });
+    expect(slot(navigation, 'hero')).toContain('Built for wet trails');
+    expect(asked).toBe(1);
+  });
+});
+
 describe('edge proxy: the anonymous-id cookie follows consent', () => {
   it('mints a first-party id for a fresh visitor whose consent allows storing one', async () => {
     const consent = encodeURIComponent(JSON.stringify(consentState({ analytics: true })));
