@@ -5,6 +5,7 @@
  * ProfileDO stores this state; keeping the rules pure keeps them testable on their own.
  */
 import { type ConsentState, type CustomerAction, type JsonValue, SIGNAL_WEIGHT } from '@attune/shared-schema';
+import { EDGE_EVENT } from './edge-events.ts';
 import type { PersonKey, ProfileSummary, ProfileView, RecentAction } from './types.ts';
 import { newUlid } from './ulid.ts';
 
@@ -374,7 +375,7 @@ function shiftEvent(
   const event: CustomerAction = {
     id: newUlid(Date.parse(at)),
     type: 'track',
-    name: 'interest.shifted',
+    name: EDGE_EVENT.interestShifted,
     timestamp: at,
     anonymousId: cause.anonymousId,
     properties: {

@@ -4,7 +4,8 @@
  * tombstone), the person's events are ingested again in the order they arrived, and the
  * rebuilt profile goes downstream.
  * Only what the event log holds can be replayed: events accepted under analytics
- * consent, within EVENT_RETENTION_DAYS.
+ * consent, within EVENT_RETENTION_DAYS. The events the Worker made itself (promo.offered,
+ * interest.shifted, …) are logged too, but never built the profile: they are skipped.
  */
 import { Hono } from 'hono';
 import { isAdmin } from '../admin/auth.ts';
@@ -14,6 +15,7 @@ import { parsePersonKey } from '../identity/index.ts';
 import { profileMessage } from '../ingest/pipeline.ts';
 import { traceparentOf } from '../observability/index.ts';
 import { profileStub } from '../profile/client.ts';
+import { isEdgeEvent } from '../profile/edge-events.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileSummary, ProfileView } from '../profile/types.ts';
 import { getSiteById, type Site } from '../sites/index.ts';
@@ -25,20 +27,26 @@ const CHUNK = 100;
 export interface ReplayResult {
   siteId: string;
   personKey: PersonKey;
+  /** The person's stored events replayed (those the Worker made are not: see storedEvents). */
   events: number;
   accepted: number;
   profile: ProfileView | null;
 }
 
-/** Reads a person's stored events (including those of the browsers merged into them), oldest first. */
+/**
+ * Reads a person's stored events (including those of the browsers merged into them), oldest
+ * first, without those the Worker made (see isEdgeEvent): applied as the person's own, they
+ * would add to the counters and recent actions, and move lastSeen, as the live path never did.
+ */
 async function storedEvents(env: Env, siteId: string, personKey: PersonKey): Promise<EventRow[]> {
   const directus = directusFromEnv(env);
   const keys = await withRecordedKeys(directus, siteId, [personKey]);
-  return directus.readAll<EventRow>('events', {
+  const rows = await directus.readAll<EventRow>('events', {
     filter: { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: keys } }] },
     // Arrival order: by request, then by when each event happened within it.
     sort: ['received_at', 'corrected_timestamp', 'id'],
   });
+  return rows.filter((row) => !isEdgeEvent(row.name));
 }
 
 /**

@@ -1,11 +1,14 @@
 /**
  * Replay against a stand-in event log (Directus's REST answers, stubbed at fetch): what it
- * must never do to a person who was erased, which keys it takes, and a person whose merged
- * browsers keep sending while it runs.
+ * must never do to a person who was erased, which keys it takes, a person whose merged
+ * browsers keep sending while it runs, and what the log cannot give back (the events the
+ * Worker made, promo caps, merged browsers with no events left, a consent record).
  */
 import { env } from 'cloudflare:workers';
 import { DEFAULT_CONSENT_CONFIG, eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
+import { putCatalogSnapshot } from '../catalog/index.ts';
 import { invalidateConsentConfig } from '../config/consent-config.ts';
 import {
   ADMIN_HEADERS,
@@ -19,6 +22,7 @@ import {
   recordQueue,
   SITE,
   signed,
+  WRITE_KEY,
   within,
 } from '../ingest/test-support.ts';
 import { profileStub, viewProfile } from '../profile/client.ts';
@@ -217,5 +221,49 @@ describe('replay of a person whose choice predates the current policy version', 
     } finally {
       await invalidateConsentConfig(env);
     }
+  });
+});
+
+describe('replay and the events the Worker made', () => {
+  it('rebuilds counters, recent actions and lastSeen as the live path built them, skipping promo.offered, decision.served and the like', async () => {
+    await putCatalogSnapshot(env, FIXTURE_CATALOG);
+    const a = anonId();
+    // A choice on record (decide logs under it), a view of an accessory, and a cart add: the
+    // profile answers with interest.shifted, the TRAIL rule with recommendation.triggered
+    // and promo.offered.
+    await collect([
+      makeEvent(a, 'consent.updated', {
+        properties: { categories: ALL.categories, policyVersion: ALL.policyVersion, source: 'banner' },
+      }),
+      productView(a, 'headlamp', 'outdoor-accessories'),
+      makeEvent(a, 'cart.item.added', { properties: { productId: 'trail-jacket', category: 'outdoor' } }),
+    ]);
+    // A decide answer, logged as decision.served, after them.
+    await call(null, {
+      method: 'GET',
+      path: `/v1/decide?slots=hero&writeKey=${WRITE_KEY}&anonymousId=${encodeURIComponent(a)}`,
+    });
+    const logged = eventMessagesOf(queue.messages).map(eventRow);
+    expect(new Set(logged.map((row) => row.name))).toEqual(
+      new Set([
+        'consent.updated',
+        'product.viewed',
+        'cart.item.added',
+        'interest.shifted',
+        'recommendation.triggered',
+        'promo.offered',
+        'decision.served',
+      ]),
+    );
+    const live = await viewProfile(env, SITE, `anon:${a}`);
+
+    eventLog(logged);
+    const res = await replay(`anon:${a}`);
+    const rebuilt = await viewProfile(env, SITE, `anon:${a}`);
+    expect(rebuilt?.counters).toEqual(live?.counters);
+    expect(rebuilt?.recentActions.map((r) => r.name)).toEqual(live?.recentActions.map((r) => r.name));
+    expect(rebuilt?.lastSeen).toBe(live?.lastSeen);
+    // The person's own events, replayed.
+    expect(await res.json()).toMatchObject({ events: 3, accepted: 3 });
   });
 });

@@ -19,6 +19,7 @@ import type { TriggerRule } from '../catalog/types.ts';
 import { getConsentConfig } from '../config/consent-config.ts';
 import { scoreCatalog } from '../decide/scorer.ts';
 import { profileStub } from '../identity/index.ts';
+import { EDGE_EVENT } from '../profile/edge-events.ts';
 import type { ProfileSummary } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
 
@@ -98,7 +99,7 @@ export async function runTriggers(env: Env, input: TriggerInput): Promise<Custom
         out.push({
           ...base,
           id: newUlid(now.getTime()),
-          name: 'recommendation.triggered',
+          name: EDGE_EVENT.recommendationTriggered,
           timestamp: now.toISOString(),
           properties: {
             rule: rule.id,
@@ -126,7 +127,7 @@ export async function runTriggers(env: Env, input: TriggerInput): Promise<Custom
       out.push({
         ...base,
         id: newUlid(now.getTime()),
-        name: 'promo.offered',
+        name: EDGE_EVENT.promoOffered,
         timestamp: now.toISOString(),
         properties,
       });
