@@ -108,6 +108,11 @@ type Replaying = {
   browsers: string[];
   /** The person's consent record before the replay: the log cannot hold a withdrawal (nothing is logged without analytics). */
   consent?: ConsentRecord;
+  /**
+   * The promos offered before the replay, per rule: the cap's count, which the log cannot
+   * rebuild (a replay skips the `promo.offered` events the edge made).
+   */
+  offers?: Record<string, number>;
 };
 
 function consentSource(event: CustomerAction): string {
@@ -149,6 +154,31 @@ function keepConsent(state: ProfileState, kept: ConsentRecord | undefined): void
   if (state.consent !== undefined && state.consent.recordedAt > kept.recordedAt) return;
   state.consent = kept;
   if (!isGranted(kept.state, 'personalization')) clearPersonalization(state);
+}
+
+/** How many promos a rule has offered, by an `offers` map (own keys only: a rule id is data). */
+function offersOf(offers: Record<string, number> | undefined, ruleId: string): number {
+  return offers !== undefined && Object.hasOwn(offers, ruleId) ? (offers[ruleId] ?? 0) : 0;
+}
+
+/** Sets a rule's count of promos offered. */
+function setOffers(offers: Record<string, number>, ruleId: string, count: number): void {
+  // defineProperty keeps a rule id like `__proto__` as data instead of touching the prototype.
+  Object.defineProperty(offers, ruleId, {
+    value: count,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+}
+
+/**
+ * Adds `from`'s offers to `into`'s, rule by rule: the offers counted before a replay and
+ * those the rebuilt profile made since, so that no cap starts over.
+ */
+function addOffers(into: Record<string, number>, from: Record<string, number> | undefined): void {
+  if (from === undefined) return;
+  for (const [ruleId, count] of Object.entries(from)) setOffers(into, ruleId, offersOf(into, ruleId) + count);
 }
 
 /** An ingest outcome before any event is applied (its profile summary is added last). */
@@ -681,14 +711,10 @@ export class ProfileDO extends DurableObject<Env> {
       if (alias !== undefined && identity) return this.#stub(identity.siteId, alias).recordOffer(ruleId, cap);
       const state = this.#load();
       if (!state || this.#tombstone() !== undefined) return false;
-      const count = Object.hasOwn(state.offers, ruleId) ? (state.offers[ruleId] ?? 0) : 0;
-      if (count >= cap) return false;
-      Object.defineProperty(state.offers, ruleId, {
-        value: count + 1,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
+      const own = offersOf(state.offers, ruleId);
+      // During a replay the offers made before it count too (continueVersion adds them back).
+      if (own + offersOf(this.#replaying()?.offers, ruleId) >= cap) return false;
+      setOffers(state.offers, ruleId, own + 1);
       state.version++;
       this.#save(state);
       return true;
@@ -924,10 +950,11 @@ export class ProfileDO extends DurableObject<Env> {
 
   /**
    * Before a replay: deletes everything as forget() does, but keeps (in a row, until
-   * continueVersion) the version the profile had and the browsers merged into it. Those
-   * browsers are aliases of this person still and forward their events here; the rebuild
-   * links them again without a hand-over. A replay that failed part-way left the row: its
-   * figures stand. Returns the version to number on from (0: none).
+   * continueVersion) the version the profile had, the browsers merged into it, the consent
+   * record and the promos offered. Those browsers are aliases of this person still and
+   * forward their events here; the rebuild links them again without a hand-over. A replay
+   * that failed part-way left the row: its figures stand. Returns the version to number on
+   * from (0: none).
    */
   async forgetForReplay(): Promise<number> {
     return this.#inOrder(async () => {
@@ -946,8 +973,18 @@ export class ProfileDO extends DurableObject<Env> {
           ? earlier.consent
           : state?.consent;
       if (consent !== undefined) replaying.consent = consent;
+      // The partly rebuilt profile of an interrupted replay counts only the offers made since.
+      const offers: Record<string, number> = {};
+      addOffers(offers, earlier?.offers);
+      addOffers(offers, state?.offers);
+      if (Object.keys(offers).length > 0) replaying.offers = offers;
       await this.#wipe(false);
-      if (replaying.previous > 0 || replaying.browsers.length > 0 || consent !== undefined) {
+      if (
+        replaying.previous > 0 ||
+        replaying.browsers.length > 0 ||
+        consent !== undefined ||
+        replaying.offers !== undefined
+      ) {
         this.#put('replaying', JSON.stringify(replaying));
         // Should the replay never finish, the alarm clears the row (or keeps what was rebuilt).
         await this.ctx.storage.setAlarm(Date.now() + DAY_MS);
@@ -962,24 +999,26 @@ export class ProfileDO extends DurableObject<Env> {
    * again, and ends the replay. The person's consent record from before the replay stands
    * unless a newer one arrived meanwhile: the log holds no withdrawal (nothing is logged
    * without analytics), so the rebuilt record could otherwise grant what the person took
-   * back. Returns the version now (0 when nothing was rebuilt) and, when personalization is
-   * granted, the profile's snapshot for downstream (the live path sends one only then): by
-   * the consent record, or, when the person never recorded a choice, by the consent the
-   * newest replayed event was accepted under (`newestPersonalization`).
+   * back. The promos offered before stay counted. Returns
+   * the version now (0 when nothing was rebuilt) and, when personalization is granted, the
+   * profile's snapshot for downstream (the live path sends one only then): by the consent
+   * record, or, when the person never recorded a choice, by the consent the newest replayed
+   * event was accepted under (`newestPersonalization`).
    */
   async continueVersion(
     previous: number,
     newestPersonalization = false,
   ): Promise<{ version: number; snapshot?: ProfileSummary }> {
     return this.#inOrder(async () => {
-      const kept = this.#replaying()?.consent;
-      if (this.#replaying() !== undefined) this.#drop('replaying');
+      const replaying = this.#replaying();
+      if (replaying !== undefined) this.#drop('replaying');
       const state = this.#load();
       if (!state || this.#tombstone() !== undefined) {
         if (this.#readKv().size === 0) await this.#wipe(false);
         return { version: 0 };
       }
-      keepConsent(state, kept);
+      keepConsent(state, replaying?.consent);
+      addOffers(state.offers, replaying?.offers);
       if (state.version <= previous) state.version = previous + 1;
       this.#save(state);
       // As the choice stands today: none if made under an earlier policy version, and a

@@ -266,4 +266,20 @@ describe('replay and the events the Worker made', () => {
     // The person's own events, replayed.
     expect(await res.json()).toMatchObject({ events: 3, accepted: 3 });
   });
+
+  it('keeps the promos offered counted: a capped promo is not offered again after a replay', async () => {
+    await putCatalogSnapshot(env, FIXTURE_CATALOG);
+    const a = anonId();
+    const addJacket = () =>
+      makeEvent(a, 'cart.item.added', { properties: { productId: 'trail-jacket', category: 'outdoor' } });
+    const promos = () => eventMessagesOf(queue.messages).filter((m) => m.event.name === 'promo.offered');
+    await collect([addJacket()]);
+    expect(promos()).toHaveLength(1);
+    eventLog(eventMessagesOf(queue.messages).map(eventRow));
+    expect((await replay(`anon:${a}`)).status).toBe(200);
+    // The TRAIL rule's cap is one per person.
+    await collect([addJacket()]);
+    expect(promos()).toHaveLength(1);
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.offers).toEqual({ 'outdoor-accessories': 1 });
+  });
 });
