@@ -999,7 +999,9 @@ export class ProfileDO extends DurableObject<Env> {
    * again, and ends the replay. The person's consent record from before the replay stands
    * unless a newer one arrived meanwhile: the log holds no withdrawal (nothing is logged
    * without analytics), so the rebuilt record could otherwise grant what the person took
-   * back. The promos offered before stay counted. Returns
+   * back. Every browser merged before the replay is linked again, whether or not the log
+   * still holds one of its events: it is this person's alias still, and erasure and
+   * retention reach it only through the list. The promos offered before stay counted. Returns
    * the version now (0 when nothing was rebuilt) and, when personalization is granted, the
    * profile's snapshot for downstream (the live path sends one only then): by the consent
    * record, or, when the person never recorded a choice, by the consent the newest replayed
@@ -1019,6 +1021,7 @@ export class ProfileDO extends DurableObject<Env> {
       }
       keepConsent(state, replaying?.consent);
       addOffers(state.offers, replaying?.offers);
+      for (const anonymousId of replaying?.browsers ?? []) linkBrowserTo(state, anonymousId);
       if (state.version <= previous) state.version = previous + 1;
       this.#save(state);
       // As the choice stands today: none if made under an earlier policy version, and a

@@ -5,7 +5,7 @@
  * Worker made, promo caps, merged browsers with no events left, a consent record).
  */
 import { env } from 'cloudflare:workers';
-import { DEFAULT_CONSENT_CONFIG, eventMessagesOf } from '@attune/shared-schema';
+import { DEFAULT_CONSENT_CONFIG, type ErasureMessage, eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
@@ -281,5 +281,32 @@ describe('replay and the events the Worker made', () => {
     await collect([addJacket()]);
     expect(promos()).toHaveLength(1);
     expect((await viewProfile(env, SITE, `anon:${a}`))?.offers).toEqual({ 'outdoor-accessories': 1 });
+  });
+});
+
+describe('replay of a person whose merged browser has no events left in the log', () => {
+  it('links that browser again, so erasing the person still erases it', async () => {
+    const b = anonId('b');
+    const c = anonId('c');
+    const userId = `u-${anonId()}`;
+    const signIn = { userId, userIdSignature: await signed(userId) };
+    // Long ago they signed in on browser B; now they use phone C.
+    await collect([productView(b, 'p1', 'shoes', signIn)]);
+    await collect([productView(c, 'p2', 'hats', signIn)]);
+    expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBe(`user:${userId}`);
+    // B's events have aged out of the log (EVENT_RETENTION_DAYS).
+    eventLog(
+      eventMessagesOf(queue.messages)
+        .map(eventRow)
+        .filter((row) => row.anonymous_id === c),
+    );
+    expect((await replay(`user:${userId}`)).status).toBe(200);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.anonymousIds.sort()).toEqual([b, c].sort());
+
+    queue = recordQueue();
+    expect((await people(`user:${userId}`, 'DELETE')).status).toBe(200);
+    const erasure = queue.messages.find((m): m is ErasureMessage => m.kind === 'erasure');
+    expect(erasure?.anonymousIds.sort()).toEqual([b, c].sort());
+    expect(await profileStub(env, SITE, `anon:${b}`).erasedAt()).not.toBeNull();
   });
 });
