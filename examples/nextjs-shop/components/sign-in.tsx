@@ -25,10 +25,15 @@ export function SignIn({
         <button
           type="button"
           onClick={() => {
-            void fetch('/api/signout', { method: 'POST' }).then(() => {
+            void (async () => {
+              // Events still queued carry the id merged into this person, and the Worker's
+              // collect answer writes `attune_aid` from them: they go first, then the SDK
+              // forgets the person, then the shop expires the cookie.
+              await attune?.flush();
               attune?.reset();
+              await fetch('/api/signout', { method: 'POST' });
               window.location.assign('/');
-            });
+            })().catch(() => undefined);
           }}
         >
           Sign out

@@ -301,6 +301,45 @@ describe('the shop through the Worker', () => {
     await context.close();
   });
 
+  it('sign out: the next page is not personalized for the person who left (a shared computer)', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    const collect = watchCollect(page);
+    await page.goto('/');
+    await chooseConsent(page, ['analytics', 'personalization']);
+    const outdoor = products
+      .filter((p) => p.category === 'outdoor' && !p.tags.includes('jacket'))
+      .slice(0, 3);
+    for (const p of outdoor) await viewProduct(page, p.slug);
+    await eventually('the product views to be accepted', async () =>
+      collect.events().filter((e) => e.name === 'product.viewed').length >= 3 ? true : undefined,
+    );
+    await page.goto('/signin');
+    await page.getByTestId('signin-user_grace').click();
+    await page.waitForURL((u) => u.pathname === '/');
+    await page.getByTestId('account-link').filter({ hasText: 'Grace Hopper' }).waitFor();
+    await flush(page);
+    // Signed in, her pages are personalized at the edge (through the anonymous id merged into her).
+    await eventually('the signed-in home page personalized', async () => {
+      const slots = await slotsInHtml(page, await rawHtml(page, '/'));
+      return /trail/i.test(slots.hero?.text ?? '') ? slots : undefined;
+    });
+    const mergedId = (await context.cookies()).find((c) => c.name === 'attune_aid')?.value;
+    expect(mergedId).toBeDefined();
+
+    await page.goto('/signin');
+    await page.getByTestId('signed-in-as').waitFor();
+    // The page the sign-out lands on, as the Worker sent it (before the SDK sends anything).
+    const landing = page.waitForResponse(
+      (r) => r.request().resourceType() === 'document' && new URL(r.url()).pathname === '/',
+    );
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    const slots = await slotsInHtml(page, await (await landing).text());
+    expect(slots.hero?.variant).not.toBe('hero-outdoor');
+    expect(slots.hero?.text).not.toMatch(/trail/i);
+    expect((await context.cookies()).find((c) => c.name === 'attune_aid')?.value).not.toBe(mergedId);
+    await context.close();
+  });
+
   it('deny: no personalization and no events', async () => {
     const { page, context } = await newVisitor(browser, system().urls.worker);
     const collect = watchCollect(page);

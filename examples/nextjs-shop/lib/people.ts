@@ -7,6 +7,13 @@ import { shopEnv } from './env.ts';
 /** The cookie in which the Worker (edge-proxy mode) keeps this browser's anonymous id. */
 export const ANONYMOUS_ID_COOKIE = 'attune_aid';
 
+/**
+ * Cookie options that expire `attune_aid`. The Worker's first-party collect writes it
+ * host-only on `Path=/` (packages/edge-worker/src/proxy/cookies.ts), so it goes with the same
+ * path and no Domain. No `Secure`: not needed to delete it over https, and refused over http.
+ */
+export const EXPIRED_ANONYMOUS_ID = { path: '/', maxAge: 0, sameSite: 'lax' } as const;
+
 export type PersonRef = { kind: 'user'; id: string } | { kind: 'anon'; id: string };
 
 function personPath(p: PersonRef): string {

@@ -1,13 +1,13 @@
 /**
  * POST /api/erase: "delete my data". Erases the signed-in person (from the shop's signed
  * session, never from the request body) and this browser's anonymous profile (from the
- * Worker's first-party cookie), then ends the session.
+ * Worker's first-party cookie), then ends the session and expires that cookie.
  */
 import { cookies } from 'next/headers';
 import { NextResponse } from 'next/server';
 import { shopEnv } from '@/lib/env';
 import { readSession, SESSION_COOKIE } from '@/lib/identity';
-import { ANONYMOUS_ID_COOKIE, erasePerson, type PersonRef } from '@/lib/people';
+import { ANONYMOUS_ID_COOKIE, EXPIRED_ANONYMOUS_ID, erasePerson, type PersonRef } from '@/lib/people';
 
 const ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -33,5 +33,7 @@ export async function POST(): Promise<Response> {
   }
   const res = NextResponse.json({ erased });
   res.cookies.set(SESSION_COOKIE, '', { path: '/', maxAge: 0 });
+  // The erased id must not name this browser to the edge any more (the SDK starts a new one).
+  res.cookies.set(ANONYMOUS_ID_COOKIE, '', EXPIRED_ANONYMOUS_ID);
   return res;
 }
