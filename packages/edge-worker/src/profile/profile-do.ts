@@ -113,6 +113,10 @@ type Replaying = {
    * rebuild (a replay skips the `promo.offered` events the edge made).
    */
   offers?: Record<string, number>;
+  /** Who the person is: a replay that finds none of their events keeps them (see continueVersion). */
+  identity?: Identity;
+  /** When they were first and last seen: such a kept person's retention runs on from there. */
+  seen?: { first: string; last: string };
 };
 
 function consentSource(event: CustomerAction): string {
@@ -978,6 +982,14 @@ export class ProfileDO extends DurableObject<Env> {
       addOffers(offers, earlier?.offers);
       addOffers(offers, state?.offers);
       if (Object.keys(offers).length > 0) replaying.offers = offers;
+      const identity = this.#identity() ?? earlier?.identity;
+      if (identity !== undefined) replaying.identity = identity;
+      const first = [earlier?.seen?.first, state?.firstSeen].filter((t) => t !== undefined).sort()[0];
+      const last = [earlier?.seen?.last, state?.lastSeen]
+        .filter((t) => t !== undefined)
+        .sort()
+        .at(-1);
+      if (first !== undefined && last !== undefined) replaying.seen = { first, last };
       await this.#wipe(false);
       if (
         replaying.previous > 0 ||
@@ -1001,11 +1013,14 @@ export class ProfileDO extends DurableObject<Env> {
    * without analytics), so the rebuilt record could otherwise grant what the person took
    * back. Every browser merged before the replay is linked again, whether or not the log
    * still holds one of its events: it is this person's alias still, and erasure and
-   * retention reach it only through the list. The promos offered before stay counted. Returns
-   * the version now (0 when nothing was rebuilt) and, when personalization is granted, the
-   * profile's snapshot for downstream (the live path sends one only then): by the consent
-   * record, or, when the person never recorded a choice, by the consent the newest replayed
-   * event was accepted under (`newestPersonalization`).
+   * retention reach it only through the list. The promos offered before stay counted. When
+   * the log held nothing of the person, what it cannot rebuild (the consent record, merged
+   * browsers, offers) is kept in an empty profile, with the person's first and last seen
+   * times (their retention runs on as before). Returns the version now (0 when nothing was
+   * rebuilt or kept) and, when personalization is granted, the profile's snapshot for
+   * downstream (the live path sends one only then): by the consent record, or, when the
+   * person never recorded a choice, by the consent the newest replayed event was accepted
+   * under (`newestPersonalization`).
    */
   async continueVersion(
     previous: number,
@@ -1014,8 +1029,9 @@ export class ProfileDO extends DurableObject<Env> {
     return this.#inOrder(async () => {
       const replaying = this.#replaying();
       if (replaying !== undefined) this.#drop('replaying');
-      const state = this.#load();
-      if (!state || this.#tombstone() !== undefined) {
+      const state =
+        this.#tombstone() === undefined ? (this.#load() ?? (await this.#keptOnly(replaying))) : undefined;
+      if (!state) {
         if (this.#readKv().size === 0) await this.#wipe(false);
         return { version: 0 };
       }
@@ -1035,5 +1051,26 @@ export class ProfileDO extends DurableObject<Env> {
       const { rules } = await this.#rules(state.siteId);
       return { version: state.version, snapshot: toSummary(state, Date.now(), rules) };
     });
+  }
+
+  /**
+   * The profile a replay that rebuilt nothing leaves: empty, holding what the log cannot
+   * give back (the caller adds the consent record, browsers and offers), when there is any
+   * of it; else undefined. A consent record is proof of a choice, kept while the person is;
+   * a merged browser still routes here. Sets the retention alarm as an event would.
+   */
+  async #keptOnly(replaying: Replaying | undefined): Promise<ProfileState | undefined> {
+    const identity = replaying?.identity;
+    if (replaying === undefined || identity === undefined) return undefined;
+    const merged = replaying.browsers.some((id) => `anon:${id}` !== identity.personKey);
+    if (replaying.consent === undefined && !merged && replaying.offers === undefined) return undefined;
+    const now = new Date().toISOString();
+    const state = emptyProfile(identity.siteId, identity.personKey, replaying.seen?.first ?? now);
+    state.lastSeen = replaying.seen?.last ?? now;
+    if (identity.personKey.startsWith('user:')) state.userId = identity.personKey.slice('user:'.length);
+    this.#put('identity', JSON.stringify(identity));
+    const { retentionMs } = await this.#rules(identity.siteId);
+    await this.#scheduleRetention(Date.parse(state.lastSeen) + retentionMs);
+    return state;
   }
 }

@@ -16,6 +16,7 @@ import {
   anonId,
   call,
   collect,
+  consentFor,
   makeEvent,
   people,
   productView,
@@ -308,5 +309,34 @@ describe('replay of a person whose merged browser has no events left in the log'
     const erasure = queue.messages.find((m): m is ErasureMessage => m.kind === 'erasure');
     expect(erasure?.anonymousIds.sort()).toEqual([b, c].sort());
     expect(await profileStub(env, SITE, `anon:${b}`).erasedAt()).not.toBeNull();
+  });
+});
+
+describe('replay of a person the log holds nothing of', () => {
+  it('keeps their consent record, the proof of their choice, and when they were last seen', async () => {
+    const a = anonId();
+    // Personalization without analytics: nothing of theirs is logged.
+    const personalization = consentFor('personalization');
+    const choice = makeEvent(a, 'consent.updated', {
+      properties: { categories: personalization.categories, policyVersion: '1', source: 'banner' },
+      consent: personalization,
+    });
+    const view = makeEvent(a, 'product.viewed', {
+      properties: { productId: 'p1', category: 'shoes' },
+      consent: personalization,
+    });
+    await collect([choice, view]);
+    expect(eventMessagesOf(queue.messages)).toEqual([]);
+    const before = await viewProfile(env, SITE, `anon:${a}`);
+
+    eventLog([]);
+    expect((await replay(`anon:${a}`)).status).toBe(200);
+    const held = (await (await people(`anon:${a}`, 'GET', ADMIN_HEADERS, '&scope=edge')).json()) as {
+      profile?: { consent?: { eventId: string; state: { categories: Record<string, boolean> } } };
+    };
+    expect(held.profile?.consent?.eventId).toBe(choice.id);
+    expect(held.profile?.consent?.state.categories.personalization).toBe(true);
+    const after = await viewProfile(env, SITE, `anon:${a}`);
+    expect(after?.lastSeen).toBe(before?.lastSeen);
   });
 });
