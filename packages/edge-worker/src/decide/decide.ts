@@ -24,6 +24,7 @@ import { getCatalog, lastCatalog } from '../catalog/index.ts';
 import type { Product, SlotVariant } from '../catalog/types.ts';
 import { getConsentConfig, lastConsentConfig } from '../config/consent-config.ts';
 import { profileStub } from '../identity/index.ts';
+import { EDGE_EVENT } from '../profile/edge-events.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
 import { readCovisits } from './covisitation.ts';
@@ -422,7 +423,7 @@ function servedEvent(ctx: SlotContext, d: SlotDecision, personalized: boolean, n
   const event: CustomerAction = {
     id: d.decisionId,
     type: 'track',
-    name: 'decision.served',
+    name: EDGE_EVENT.decisionServed,
     timestamp: now,
     anonymousId: ctx.anonymousId ?? ctx.personKey.slice(ctx.personKey.indexOf(':') + 1),
     ...(ctx.personKey.startsWith('user:') ? { userId: ctx.personKey.slice(5) } : {}),

@@ -6,6 +6,7 @@
  * id the conversion carries (`properties.decisionId`, set by the SDK on a click-through
  * from a slot). Lift compares the conversion rates of the treated and the held-out people.
  */
+import { EDGE_EVENT } from '../profile/edge-events.ts';
 
 /** An event as the log (Directus `events`) keeps it: who, what, when, properties. */
 export interface LoggedEvent {
@@ -54,7 +55,7 @@ export function measureLift(
   const byDecision = new Map<string, { personId: string; holdout: boolean }>();
   for (const e of events) {
     const p = e.properties ?? {};
-    if (e.name !== 'decision.served' || p.experiment !== experiment || p.eligible === false) continue;
+    if (e.name !== EDGE_EVENT.decisionServed || p.experiment !== experiment || p.eligible === false) continue;
     const at = Date.parse(e.timestamp);
     const decisionId = typeof p.decisionId === 'string' ? p.decisionId : '';
     if (!Number.isFinite(at) || decisionId === '') continue;

@@ -36,12 +36,12 @@ export function safeUrl(url: string | undefined): string {
 }
 
 /**
- * A card's image: the product's own, else the one the shop draws from the slug — what the
- * shop's own cards show for a product without an image (examples/nextjs-shop, lib/catalog.ts;
- * the seed's image column holds the same paths). An empty `src` showed a broken image.
+ * A card's picture: the product's own image, or none. An empty `src` showed a broken image,
+ * and the Worker cannot know where a shop keeps a stand-in picture.
  */
 function cardImage(p: ProductCard): string {
-  return safeUrl(p.image) || `/images/products/${encodeURIComponent(p.slug)}.svg`;
+  const src = safeUrl(p.image);
+  return src ? `<img src="${escapeHtml(src)}" alt="" width="160" height="120" loading="lazy"/>` : '';
 }
 
 const money = new Map<string, Intl.NumberFormat>();
@@ -71,7 +71,7 @@ export function renderDecision(d: SlotDecision): string | null {
         (p) =>
           `<li class="card" data-product-id="${escapeHtml(p.id)}" data-category="${escapeHtml(p.category)}">` +
           `<a href="/products/${encodeURIComponent(p.slug)}">` +
-          `<img src="${escapeHtml(cardImage(p))}" alt="" width="160" height="120" loading="lazy"/>` +
+          cardImage(p) +
           `<span class="card-title">${escapeHtml(p.title)}</span>` +
           `<span class="card-price">${escapeHtml(formatPrice(p.price, p.currency))}</span>` +
           `<small class="card-reason">${escapeHtml(p.reason)}</small></a></li>`,
