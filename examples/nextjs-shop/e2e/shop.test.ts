@@ -50,6 +50,16 @@ async function viewProduct(page: Page, slug: string): Promise<void> {
   await flush(page);
 }
 
+/** Views three outdoor products (no jackets) and waits until the Worker accepted the views. */
+async function browseOutdoor(page: Page, collect: ReturnType<typeof watchCollect>): Promise<void> {
+  const outdoor = products.filter((p) => p.category === 'outdoor' && !p.tags.includes('jacket')).slice(0, 3);
+  expect(outdoor).toHaveLength(3);
+  for (const p of outdoor) await viewProduct(page, p.slug);
+  await eventually('the product views to be accepted', async () =>
+    collect.events().filter((e) => e.name === 'product.viewed').length >= 3 ? true : undefined,
+  );
+}
+
 beforeAll(async () => {
   browser = await launch();
   products = await catalog();
@@ -103,15 +113,7 @@ describe('the shop through the Worker', () => {
     const collect = watchCollect(page);
     await page.goto('/');
     await chooseConsent(page, ['analytics', 'personalization']);
-
-    const outdoor = products
-      .filter((p) => p.category === 'outdoor' && !p.tags.includes('jacket'))
-      .slice(0, 3);
-    expect(outdoor).toHaveLength(3);
-    for (const p of outdoor) await viewProduct(page, p.slug);
-    await eventually('the product views to be accepted', async () =>
-      collect.events().filter((e) => e.name === 'product.viewed').length >= 3 ? true : undefined,
-    );
+    await browseOutdoor(page, collect);
     shopperAnonymousId = collect.events()[0]?.anonymousId ?? '';
     expect(shopperAnonymousId).not.toBe('');
 
@@ -306,13 +308,7 @@ describe('the shop through the Worker', () => {
     const collect = watchCollect(page);
     await page.goto('/');
     await chooseConsent(page, ['analytics', 'personalization']);
-    const outdoor = products
-      .filter((p) => p.category === 'outdoor' && !p.tags.includes('jacket'))
-      .slice(0, 3);
-    for (const p of outdoor) await viewProduct(page, p.slug);
-    await eventually('the product views to be accepted', async () =>
-      collect.events().filter((e) => e.name === 'product.viewed').length >= 3 ? true : undefined,
-    );
+    await browseOutdoor(page, collect);
     await page.goto('/signin');
     await page.getByTestId('signin-user_grace').click();
     await page.waitForURL((u) => u.pathname === '/');
