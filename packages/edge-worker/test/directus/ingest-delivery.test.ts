@@ -4,7 +4,7 @@
  * fetch handler called in the test's context): a saturated Worker's overlapping requests,
  * which share queue sends, land in Directus exactly once, and wrangler dev reports no
  * request cancelled by the runtime. (The shared send that workerd cancelled as hung, fixed
-  * in sendShared, showed under longer saturation in the ingest bench; this suite's shorter
+ * in sendShared, showed under longer saturation in the ingest bench; this suite's shorter
  * run did not reproduce it, so this test guards delivery, not that particular failure.)
  * And what the event log keeps of a browser event's page: what its URL says, read by the Worker.
  */
