@@ -24,6 +24,8 @@ import type { PersonKey } from './types.ts';
 
 /** Access to what the edge holds alone: this suite runs without Directus. */
 const EDGE_ONLY = '&scope=edge';
+/** How long a retention alarm waits at most (RETENTION_RECHECK_MS in profile-do.ts). */
+const WEEK_MS = 7 * 86_400_000;
 
 let queue = recordQueue();
 afterEach(() => {
@@ -114,9 +116,10 @@ describe('retention alarm', () => {
     const a = anonId();
     await collect([productView(a, 'p1', 'shoes')]);
     const stub = profileStub(env, SITE, `anon:${a}`);
-    const scheduled = await runInDurableObject(stub, (_o: ProfileDO, state) => state.storage.getAlarm());
-    const retentionMs = Number(env.PROFILE_RETENTION_DAYS) * 86_400_000;
-    expect(scheduled).toBeGreaterThan(Date.now() + retentionMs - 2 * 60 * 60 * 1000);
+    const alarm = () => runInDurableObject(stub, (_o: ProfileDO, state) => state.storage.getAlarm());
+    // Set within a week, not at the retention date (395 days out): see the next test.
+    expect(await alarm()).toBeLessThanOrEqual(Date.now() + WEEK_MS);
+    expect(await alarm()).toBeGreaterThan(Date.now() + WEEK_MS - 2 * 60 * 60 * 1000);
 
     // Still active: the alarm re-arms instead of deleting.
     await runInDurableObject(stub, (_o: ProfileDO, state) => state.storage.setAlarm(Date.now() + 60_000));
@@ -133,6 +136,27 @@ describe('retention alarm', () => {
     // The visitor may come back as new.
     const again = await collect([productView(a, 'p2', 'hats')]);
     expect(await again.json()).toMatchObject({ accepted: 1 });
+  });
+});
+
+describe('a retention period shortened after a person was last seen', () => {
+  it('reaches them within a week: their alarm never waits for the date the longer period gave', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const stub = profileStub(env, SITE, `anon:${a}`);
+    const alarm = () => runInDurableObject(stub, (_o: ProfileDO, state) => state.storage.getAlarm());
+    const retentionMs = Number(env.PROFILE_RETENTION_DAYS) * 86_400_000;
+    expect(retentionMs).toBeGreaterThan(WEEK_MS);
+    // An alarm set the old way, at the retention date of the period in force then.
+    await runInDurableObject(stub, (_o: ProfileDO, state) => state.storage.setAlarm(Date.now() + 60_000));
+    // It fires while the person is within the period: it comes back within a week, when the
+    // site's period is read again, rather than at last activity + the period.
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await alarm()).toBeLessThanOrEqual(Date.now() + WEEK_MS);
+    // By then past the (shorter) period: deleted.
+    await inactivePastRetention(stub);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await viewProfile(env, SITE, `anon:${a}`)).toBeNull();
   });
 });
 

@@ -42,6 +42,13 @@ const SEEN_MAX = 10_000;
 const TOMBSTONE_TTL_MS = LIMITS.maxEventAgeMs + DAY_MS;
 /** When a retention run that could not forget every merged browser is taken up again. */
 const RETIRING_RETRY_MS = 60_000;
+/**
+ * How long a person's retention alarm waits at most, however far their retention date: the
+ * site's period is read again at every alarm, so one shortened since (a privacy officer's
+ * change) reaches a person whose alarm was set under the longer one within this time, not
+ * only when their old date comes. The cost: an inactive person's object wakes once a week.
+ */
+const RETENTION_RECHECK_MS = 7 * DAY_MS;
 
 /** What one ingest call did, for the ingest path's responses, queue messages and counters. */
 export interface IngestResult {
@@ -678,7 +685,10 @@ export class ProfileDO extends DurableObject<Env> {
   async #scheduleRetention(retainUntil: number): Promise<void> {
     // A retention that has not finished forgetting the merged browsers comes back within a
     // minute (#retire): a new event must not push that to the new retention date.
-    const at = this.#retiring() ? Math.min(retainUntil, Date.now() + RETIRING_RETRY_MS) : retainUntil;
+    const at = Math.min(
+      retainUntil,
+      Date.now() + (this.#retiring() ? RETIRING_RETRY_MS : RETENTION_RECHECK_MS),
+    );
     if (this.#alarmAt === undefined) this.#alarmAt = (await this.ctx.storage.getAlarm()) ?? null;
     const current = this.#alarmAt;
     // Moving the alarm on every event would be a write per event; an hour of slack is fine for a retention period.
@@ -914,7 +924,9 @@ export class ProfileDO extends DurableObject<Env> {
     const due = Date.parse(state.lastSeen) + retentionMs;
     if (due > now) {
       // Browsers still to forget: should that fail again, come back within a minute.
-      await this.ctx.storage.setAlarm(retiring ? Math.min(due, now + RETIRING_RETRY_MS) : due);
+      await this.ctx.storage.setAlarm(
+        Math.min(due, now + (retiring ? RETIRING_RETRY_MS : RETENTION_RECHECK_MS)),
+      );
       return retiring;
     }
     const message: ErasureMessage = {
