@@ -163,6 +163,19 @@ describe('v0 (Segment spec) upcast', () => {
     expect(event.traits).toEqual(source.traits);
   });
 
+  it('takes a message naming only a user id as long as the id limit allows, without an anonymousId it never sent', () => {
+    const userId = `${'u'.repeat(126)}😀`; // 128 UTF-16 units: the longest user id allowed
+    const event = toV1({
+      type: 'track',
+      event: 'Signed Up',
+      userId,
+      messageId: 'm-long',
+      timestamp: '2026-11-24T09:15:02.524Z',
+    });
+    expect(event.userId).toBe(userId);
+    expect(event.anonymousId).toBe(`server:${'u'.repeat(121)}`);
+  });
+
   it('dots a custom event name and keeps its free properties as sent', () => {
     const source = fixture('track-video-playback-started.json');
     const event = toV1(source);

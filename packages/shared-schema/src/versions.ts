@@ -4,7 +4,7 @@
  * (`messageId`, `event: "Product Viewed"`, snake_case properties) that existing
  * producers and Segment server libraries send; the HTTP Tracking API reuses it.
  */
-import { SCHEMA_VERSION } from './constants.ts';
+import { LIMITS, SCHEMA_VERSION } from './constants.ts';
 import { describeValue } from './json.ts';
 
 export interface UpcastError {
@@ -131,6 +131,17 @@ export function ulidFromMessageId(messageId: string, timeMs: number): string {
 
 const ULID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 
+/**
+ * The stand-in browser id of a server message that names only its user: `server:<userId>`,
+ * cut to the id limit (never inside a character of two UTF-16 units). A user id the limit
+ * allows must not get its message refused for an anonymousId its sender never sent; the
+ * person is found by the user id, and two long ids sharing the kept part share only this
+ * stand-in, which is never linked to anyone (the `server:` prefix).
+ */
+function serverBrowserId(userId: string): string {
+  return `server:${userId}`.slice(0, LIMITS.maxIdLength).replace(/[\ud800-\udbff]$/, '');
+}
+
 /** Whether a Segment message leaves its time to the server (it has no `timestamp` nor `originalTimestamp`). */
 export function leavesTimeToServer(message: Readonly<Record<string, unknown>>): boolean {
   return message.timestamp === undefined && message.originalTimestamp === undefined;
@@ -168,7 +179,7 @@ function upcastSegment(input: Json, options: UpcastOptions): Upcast {
     typeof input.anonymousId === 'string'
       ? input.anonymousId
       : userId !== undefined
-        ? `server:${userId}`
+        ? serverBrowserId(userId)
         : input.anonymousId;
 
   let name: unknown;
