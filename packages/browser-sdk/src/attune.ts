@@ -185,12 +185,13 @@ export function createAttune(
   const storing = () => allowsCollection(choice);
   /** Whether storage may hold this visitor's ids and events (a grant, even one a new policy version set aside). */
   let kept = storing();
-  // Global Privacy Control turns marketing off, in a choice stored before it was switched on too.
-  if (gpc && choice) choice.categories.marketing = false;
-  // GPC took away the only purpose that let this visitor's ids and events be stored: forget them
-  // (the choice itself is saved again, without ids).
-  if (kept && !storing()) {
-    chosen(true);
+  // Global Privacy Control turns marketing off, in a choice stored before it was switched on too,
+  // and the record says so at once (until it does, this tab could not tell another tab's change).
+  if (gpc && choice) {
+    choice.categories.marketing = false;
+    // GPC took away the only purpose that let this visitor's ids and events be stored: forget them
+    // (the choice itself is saved again, without ids).
+    if (kept && !storing()) chosen(true);
     persistSoon();
   }
   /** The unsent events, oldest first. */
@@ -209,12 +210,20 @@ export function createAttune(
     if (!storeScheduled)
       queueMicrotask(() => {
         storeScheduled = false;
+        const stored = persistence.load()?.consent;
         // Another tab changed the choice (a withdrawal) and its storage event has not reached this
-        // tab yet, which changed nothing: follow it, rather than write the older grant back over it.
-        if (JSON.stringify(choice) === seen && JSON.stringify(persistence.load()?.consent) !== seen) follow();
+        // tab yet, which did not change it: take theirs, rather than write the older grant back
+        // over it. (The choice only: this tab's own sign-in or sign-out stands.)
+        if (stored && JSON.stringify(choice) === seen && JSON.stringify(stored) !== seen) {
+          choice = stored;
+          chosen();
+          notify();
+        }
         // A refusal is remembered without any id: the strictly necessary record of the choice.
-        if (choice) persistence.save({ ...(storing() && { ...ids, session }), consent: choice });
-        seen = JSON.stringify(choice);
+        if (choice) {
+          persistence.save({ ...(storing() && { ...ids, session }), consent: choice });
+          seen = JSON.stringify(choice);
+        }
         const fresh = outbox.filter((e) => !e._stored);
         if (storing() && fresh[0]) {
           persistence.store(fresh);

@@ -299,6 +299,63 @@ describe('other tabs', () => {
     expect(names()).toEqual([]);
     expect(storage.storedEvents.size).toBe(0);
   });
+
+  it('a choice a new policy version set aside is not taken back from the record by this tab’s next events', async () => {
+    configAnswer = configV2;
+    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+    await settle();
+    for (const name of ['item.one', 'item.two', 'item.three']) {
+      attune.track(name);
+      await settle();
+    }
+    await attune.flush();
+    // Asked again: nothing goes out until the visitor chooses under the new policy.
+    expect(attune.consent.get()).toMatchObject({ decided: false, policyVersion: '2' });
+    expect(names()).toEqual([]);
+  });
+
+  it('this tab’s own sign-in stands when it takes another tab’s new choice from the record', async () => {
+    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+    await settle();
+    // Another tab granted personalization too; in the same task, this tab signs in.
+    storage.saved.push({
+      anonymousId: 'anon-1',
+      consent: {
+        ...grantedV1.consent,
+        categories: { ...grantedV1.consent?.categories, personalization: true },
+      },
+    } as VisitorRecord);
+    attune.identify('u1', {}, { signature: 'a'.repeat(64) });
+    await settle();
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    await attune.flush();
+    expect(posts.flatMap((p) => p.events.map((e) => e.userId))).toEqual(['u1', 'u1']);
+    expect(storage.saved.at(-1)).toMatchObject({
+      userId: 'u1',
+      consent: { categories: { personalization: true } },
+    });
+  });
+
+  it('with Global Privacy Control on, another tab’s withdrawal is followed before this tab’s first event too', async () => {
+    vi.stubGlobal('navigator', { onLine: true, language: 'en-GB', globalPrivacyControl: true });
+    const analyticsAndMarketing = {
+      anonymousId: 'anon-1',
+      consent: { ...grantedV1.consent, categories: { ...grantedV1.consent?.categories, marketing: true } },
+    } as VisitorRecord;
+    const attune = tracker({ flushInterval: 60_000 }, analyticsAndMarketing);
+    await settle();
+    const refused = {
+      categories: { necessary: true, analytics: false, personalization: false, marketing: false },
+      policyVersion: '1',
+    };
+    storage.saved.push({ consent: refused });
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    await attune.flush();
+    expect(storage.saved.at(-1)).toEqual({ consent: refused });
+    expect(names()).toEqual([]);
+  });
 });
 
 describe('withdrawal', () => {
