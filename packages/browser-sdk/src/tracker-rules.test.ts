@@ -39,6 +39,12 @@ const grantedV1: VisitorRecord = {
   },
 };
 
+/** A refusal of everything under policy 1, as a tab that withdrew saves it (no ids). */
+const refused = {
+  categories: { necessary: true, analytics: false, personalization: false, marketing: false },
+  policyVersion: '1',
+};
+
 const configV2 = {
   policyVersion: '2',
   categories: ['necessary', 'analytics', 'personalization', 'marketing'].map((key, i) => ({
@@ -284,10 +290,6 @@ describe('other tabs', () => {
   it('an event recorded before another tab’s withdrawal is heard of here neither writes the grant back nor goes out', async () => {
     const attune = tracker({ flushInterval: 60_000 }, grantedV1);
     await settle();
-    const refused = {
-      categories: { necessary: true, analytics: false, personalization: false, marketing: false },
-      policyVersion: '1',
-    };
     // The other tab saved the refusal (no ids); its storage event is still on its way here.
     storage.saved.push({ consent: refused });
     attune.track('product.viewed', { productId: 'p1' });
@@ -345,10 +347,6 @@ describe('other tabs', () => {
     } as VisitorRecord;
     const attune = tracker({ flushInterval: 60_000 }, analyticsAndMarketing);
     await settle();
-    const refused = {
-      categories: { necessary: true, analytics: false, personalization: false, marketing: false },
-      policyVersion: '1',
-    };
     storage.saved.push({ consent: refused });
     attune.track('product.viewed', { productId: 'p1' });
     await settle();
