@@ -39,6 +39,13 @@ export const LIMITS = {
   maxEventAgeMs: 30 * 24 * 60 * 60 * 1000,
 } as const;
 
+/**
+ * Cuts text to `max` UTF-16 units (a limit of LIMITS), never inside a character made of two:
+ * half of one is not valid text, and the wire refuses it.
+ */
+export const clipText = (text: string, max: number): string =>
+  text.slice(0, max).replace(/[\ud800-\udbff]$/, '');
+
 /** The kinds of event in the envelope. */
 export const EVENT_TYPES = ['page', 'track', 'identify', 'consent'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -4,7 +4,7 @@
  * (`messageId`, `event: "Product Viewed"`, snake_case properties) that existing
  * producers and Segment server libraries send; the HTTP Tracking API reuses it.
  */
-import { LIMITS, SCHEMA_VERSION } from './constants.ts';
+import { clipText, LIMITS, SCHEMA_VERSION } from './constants.ts';
 import { describeValue } from './json.ts';
 
 export interface UpcastError {
@@ -139,7 +139,7 @@ const ULID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
  * stand-in, which is never linked to anyone (the `server:` prefix).
  */
 function serverBrowserId(userId: string): string {
-  return `server:${userId}`.slice(0, LIMITS.maxIdLength).replace(/[\ud800-\udbff]$/, '');
+  return clipText(`server:${userId}`, LIMITS.maxIdLength);
 }
 
 /** Whether a Segment message leaves its time to the server (it has no `timestamp` nor `originalTimestamp`). */

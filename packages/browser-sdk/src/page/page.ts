@@ -4,18 +4,10 @@
  * previous page as referrer. No screen size: the Worker keeps none of it. No query or utm_*
  * campaign either: the URL holds both, and the Worker reads them from it (withPageFacts).
  */
-import { type EventContext, LIMITS } from '@attune/shared-schema/constants';
+import { clipText, type EventContext, LIMITS } from '@attune/shared-schema/constants';
 
 /** This tracker's version, sent in every event's `context.library`. */
 export const VERSION = '0.1.0';
-
-/**
- * Cuts a value to what the wire accepts, so one long URL does not get the event rejected;
- * never inside a character made of two UTF-16 units (an emoji in a title): half of one is
- * not valid text, and the Worker would refuse every event of the page.
- */
-const clip = (text: string, max: number = LIMITS.maxUrlLength) =>
-  text.slice(0, max).replace(/[\ud800-\udbff]$/, '');
 
 // Building a DateTimeFormat costs tens of µs: once per page is enough.
 const timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -28,9 +20,9 @@ let lastContext: PageContext;
 
 /**
  * The context of an event on the current page; `referrer` is the previous page in a
- * single-page app. Reading `location` costs microseconds, on
- * every `track()`: the context is rebuilt only when the URL, referrer or title changed
- * since the last event (measured: `track()` ~1.3× slower in Chromium without this).
+ * single-page app. Reading `location` costs microseconds, on every `track()`: the context
+ * is rebuilt only when the URL, referrer or title changed since the last event (measured:
+ * `track()` ~1.3× slower in Chromium without this).
  */
 export function pageContext(referrer: string): PageContext {
   const { href } = location;
@@ -39,11 +31,13 @@ export function pageContext(referrer: string): PageContext {
   if (key !== lastKey) {
     lastKey = key;
     lastContext = {
+      // Cut to what the wire accepts (never inside an emoji of a title): one long URL must not
+      // get every event of the page refused.
       page: {
-        url: clip(href),
-        path: clip(location.pathname),
-        referrer: clip(referrer),
-        title: clip(title, 256),
+        url: clipText(href, LIMITS.maxUrlLength),
+        path: clipText(location.pathname, LIMITS.maxUrlLength),
+        referrer: clipText(referrer, LIMITS.maxUrlLength),
+        title: clipText(title, 256),
       },
       locale: navigator.language,
       timezone,

@@ -4,7 +4,13 @@
  * clock-skew correction, and what an event's page URL says: its path, query and campaign).
  * The raw User-Agent and the IP address are never stored.
  */
-import { type CustomerAction, type Enrichment, type EventContext, LIMITS } from '@attune/shared-schema';
+import {
+  type CustomerAction,
+  clipText,
+  type Enrichment,
+  type EventContext,
+  LIMITS,
+} from '@attune/shared-schema';
 
 /** What the request tells about every event in it, computed once per request. */
 export interface RequestFacts {
@@ -148,9 +154,6 @@ const UTM = [
   ['content', 'utm_content'],
 ] as const;
 
-/** Cuts text to what the event schema accepts, never through a character of two UTF-16 units. */
-const clip = (text: string, max: number) => text.slice(0, max).replace(/[\ud800-\udbff]$/, '');
-
 /**
  * The context with what its page URL says filled in where the producer left it out: the
  * page's path and query, and the campaign from `utm_*` parameters. The browser tag sends only
@@ -164,8 +167,8 @@ export function withPageFacts(context: EventContext): EventContext {
   const derived: EventContext = {
     ...context,
     page: {
-      path: clip(url.pathname, LIMITS.maxUrlLength),
-      search: clip(url.search, LIMITS.maxUrlLength),
+      path: clipText(url.pathname, LIMITS.maxUrlLength),
+      search: clipText(url.search, LIMITS.maxUrlLength),
       ...context.page,
     },
   };
@@ -173,7 +176,7 @@ export function withPageFacts(context: EventContext): EventContext {
     const campaign: NonNullable<EventContext['campaign']> = {};
     for (const [field, param] of UTM) {
       const value = url.searchParams.get(param);
-      if (value) campaign[field] = clip(value, 256);
+      if (value) campaign[field] = clipText(value, 256);
     }
     if (Object.keys(campaign).length > 0) derived.campaign = campaign;
   }
