@@ -8,6 +8,7 @@
  * failing slot is skipped, not the stream.
  */
 
+import { log } from '../observability/index.ts';
 import {
   adoptionMovesContent,
   ENCLOSING,
@@ -460,13 +461,10 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
     // HTMLRewriter parses only ASCII-compatible encodings it knows: a page declared in another
     // (`charset=utf-16`, `utf-16le`, `iso-2022-jp`, `replacement`, an unknown label) is refused
     // at once, before a byte is read. Its slots keep their defaults; the page is not a 500.
-    console.warn(
-      JSON.stringify({
-        msg: 'page not rewritten',
-        contentType: response.headers.get('content-type'),
-        error: String(error),
-      }),
-    );
+    log('warn', 'page not rewritten', {
+      contentType: response.headers.get('content-type') ?? '',
+      error: String(error),
+    });
     return response;
   }
   if (gate && body) void body.pipeTo(gate.writable).catch(() => undefined);
