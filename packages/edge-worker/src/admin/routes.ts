@@ -9,7 +9,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { AppEnv } from '../app.ts';
 import { directusFromEnv } from '../directus/client.ts';
-import { parsePersonKey } from '../identity/index.ts';
+import { parsePersonKey, userIdOf } from '../identity/index.ts';
 import { readBodyLimited } from '../ingest/body.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
 import { log, readStats, traceparentOf } from '../observability/index.ts';
@@ -127,8 +127,8 @@ adminRoutes.delete('/v1/people/:id', async (c) => {
     requestedAt: new Date().toISOString(),
     traceparent: traceparentOf(c.req.header('traceparent')),
   };
-  if (erased.userId !== undefined) message.userId = erased.userId;
-  else if (erased.personKey.startsWith('user:')) message.userId = erased.personKey.slice('user:'.length);
+  const userId = erased.userId ?? userIdOf(erased.personKey);
+  if (userId !== undefined) message.userId = userId;
   if (t.personKey.startsWith('anon:') && !message.anonymousIds.includes(t.personKey.slice(5))) {
     message.anonymousIds.push(t.personKey.slice(5));
   }

@@ -23,7 +23,7 @@ import type { CatalogIndex } from '../catalog/catalog-index.ts';
 import { getCatalog, lastCatalog } from '../catalog/index.ts';
 import type { Product, SlotVariant } from '../catalog/types.ts';
 import { getConsentConfig, lastConsentConfig } from '../config/consent-config.ts';
-import { profileStub } from '../identity/index.ts';
+import { profileStub, userIdOf } from '../identity/index.ts';
 import { EDGE_EVENT } from '../profile/edge-events.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
@@ -420,13 +420,14 @@ function card(p: Product, reason: string): ProductCard {
  * (`data-attune-decision`) so the SDK can also attach it to a click-through.
  */
 function servedEvent(ctx: SlotContext, d: SlotDecision, personalized: boolean, now: string): EventMessage {
+  const userId = userIdOf(ctx.personKey);
   const event: CustomerAction = {
     id: d.decisionId,
     type: 'track',
     name: EDGE_EVENT.decisionServed,
     timestamp: now,
     anonymousId: ctx.anonymousId ?? ctx.personKey.slice(ctx.personKey.indexOf(':') + 1),
-    ...(ctx.personKey.startsWith('user:') ? { userId: ctx.personKey.slice(5) } : {}),
+    ...(userId !== undefined ? { userId } : {}),
     properties: {
       decisionId: d.decisionId,
       slot: d.slot,

@@ -27,6 +27,11 @@ export async function verifyUserId(
   return timingSafeEqualText(expected, signature.toLowerCase());
 }
 
+/** The user id a person key names (`user:<id>`); undefined for a browser's (`anon:<id>`). */
+export function userIdOf(personKey: PersonKey): string | undefined {
+  return personKey.startsWith('user:') ? personKey.slice('user:'.length) : undefined;
+}
+
 /** Parses `anon:<id>` / `user:<id>`; undefined for anything else. */
 export function parsePersonKey(text: string): PersonKey | undefined {
   if (text.length > 200) return undefined;

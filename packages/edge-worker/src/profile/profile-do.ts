@@ -17,6 +17,7 @@ import {
   LIMITS,
 } from '@attune/shared-schema';
 import { getConsentConfig } from '../config/consent-config.ts';
+import { userIdOf } from '../identity/index.ts';
 import { getSiteById } from '../sites/index.ts';
 import {
   applyEvent,
@@ -1079,7 +1080,8 @@ export class ProfileDO extends DurableObject<Env> {
     const now = new Date().toISOString();
     const state = emptyProfile(identity.siteId, identity.personKey, replaying.seen?.first ?? now);
     state.lastSeen = replaying.seen?.last ?? now;
-    if (identity.personKey.startsWith('user:')) state.userId = identity.personKey.slice('user:'.length);
+    const userId = userIdOf(identity.personKey);
+    if (userId !== undefined) state.userId = userId;
     this.#put('identity', JSON.stringify(identity));
     const { retentionMs } = await this.#rules(identity.siteId);
     await this.#scheduleRetention(Date.parse(state.lastSeen) + retentionMs);
