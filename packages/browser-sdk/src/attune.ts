@@ -214,7 +214,12 @@ export function createAttune(
         // Another tab changed the choice (a withdrawal) and its storage event has not reached this
         // tab yet, which did not change it: take theirs, rather than write the older grant back
         // over it. (The choice only: this tab's own sign-in or sign-out stands.)
-        if (stored && JSON.stringify(choice) === seen && JSON.stringify(stored) !== seen) {
+        // (Only a choice under this tab's policy version: see follow().)
+        if (
+          stored?.policyVersion === config.policyVersion &&
+          JSON.stringify(choice) === seen &&
+          JSON.stringify(stored) !== seen
+        ) {
           choice = stored;
           chosen();
           notify();
@@ -388,7 +393,12 @@ export function createAttune(
     if (stored?.consent) {
       const before = JSON.stringify(choice);
       // A refusal is stored without ids: keep this page's anonymous id then (nothing is sent with it).
-      ({ session, consent: choice, ...ids } = { anonymousId: ids.anonymousId, ...stored });
+      let consent: VisitorRecord['consent'];
+      ({ session, consent, ...ids } = { anonymousId: ids.anonymousId, ...stored });
+      // A tab opened before the policy changed still writes its choice under the old version: it
+      // does not count here (the Worker would grant it nothing), nor undo this tab's asking again.
+      // Its ids and session (a sign-out) are followed all the same.
+      if (consent?.policyVersion === config.policyVersion) choice = consent;
       seen = JSON.stringify(choice);
       // (Only a new choice: any write to the record, every event of a tab, fires this.)
       if (seen !== before) {

@@ -339,6 +339,52 @@ describe('other tabs', () => {
     });
   });
 
+  it('a tab opened before the policy changed does not undo this tab’s asking again, though its sign-out is followed', async () => {
+    configAnswer = configV2;
+    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+    await settle();
+    expect(attune.consent.get()).toMatchObject({ decided: false, policyVersion: '2' });
+    const heard: boolean[] = [];
+    attune.consent.onChange((state) => heard.push(state.decided));
+    // The older tab (still on policy 1) signs out: it writes its old grant with a new anonymous id.
+    storage.saved.push({ ...grantedV1, anonymousId: 'anon-2' });
+    page.dispatchEvent(new Event('storage'));
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    await attune.flush();
+    // Still asked again: the old grant counts for nothing here, the event waits for a choice.
+    expect(attune.consent.get().decided).toBe(false);
+    expect(heard).toEqual([]);
+    expect(names()).toEqual([]);
+    // Chosen under the new policy: the waiting event goes, under the id the other tab's sign-out left.
+    attune.consent.set({ analytics: true }, 'banner');
+    await attune.flush();
+    expect(names()).toEqual(['product.viewed', 'consent.updated']);
+    expect(posts.flatMap((p) => p.events.map((e) => e.anonymousId))).toEqual(['anon-2', 'anon-2']);
+  });
+
+  it('an older tab’s choice in the record is not taken over this tab’s choice under the new policy', async () => {
+    configAnswer = configV2;
+    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+    await settle();
+    attune.consent.set({ analytics: true, personalization: true }, 'banner');
+    await settle();
+    // The older tab writes its policy-1 grant again; its storage event has not arrived yet.
+    storage.saved.push({ ...grantedV1 });
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    await attune.flush();
+    expect(attune.consent.get()).toMatchObject({ decided: true, categories: { personalization: true } });
+    expect(storage.saved.at(-1)?.consent).toMatchObject({
+      policyVersion: '2',
+      categories: { personalization: true },
+    });
+    const claims = posts.flatMap((p) =>
+      p.events.map((e) => (e.context as { consent: { policyVersion: string } }).consent),
+    );
+    expect(claims.map((c) => c.policyVersion)).toEqual(['2', '2']);
+  });
+
   it('with Global Privacy Control on, another tab’s withdrawal is followed before this tab’s first event too', async () => {
     vi.stubGlobal('navigator', { onLine: true, language: 'en-GB', globalPrivacyControl: true });
     const analyticsAndMarketing = {
