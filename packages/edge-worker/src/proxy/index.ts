@@ -313,10 +313,12 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     headers.set('x-forwarded-host', url.host);
     headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
     // A page for a person may be personalized: the origin must send it whole. Its 304 would
-    // let the browser show the copy it kept (one cached before consent, or a stale one).
+    // let the browser show the copy it kept (one cached before consent, or a stale one); its
+    // 206 would be a range of the origin's bytes, not of the page this person is served
+    // (spliced onto what the browser holds, a broken page). The whole page is answered 200,
+    // as HTTP lets any server answer a Range request.
     if (aid !== undefined && document) {
-      headers.delete('if-none-match');
-      headers.delete('if-modified-since');
+      for (const h of ['if-none-match', 'if-modified-since', 'range', 'if-range']) headers.delete(h);
     }
     // A page may be rewritten only in a coding the runtime decodes: of the codings the
     // browser accepts, only those are offered to the origin (none left: identity).

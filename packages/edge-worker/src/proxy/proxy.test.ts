@@ -214,6 +214,49 @@ describe('edge proxy: slots filled in the HTML response', () => {
   });
 });
 
+describe('edge proxy: a byte range of a person’s page', () => {
+  const ranged = (path: string, headers: Record<string, string>) =>
+    exports.default.fetch(`${SHOP}${path}`, { headers });
+
+  it('gets the whole page, personalized, never a slice of the origin’s bytes', async () => {
+    // A slice of the origin's page is not a slice of the page this person is served: spliced
+    // onto what the browser holds, it would break the page (and it would not be personalized).
+    const asked: Record<string, string>[] = [
+      { range: 'bytes=0-99' },
+      { range: 'bytes=100-', 'if-range': '"origin-etag"' },
+    ];
+    for (const range of asked) {
+      const res = await ranged('/products/trail-jacket', {
+        accept: 'text/html',
+        cookie: `attune_aid=${fan}`,
+        ...range,
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-range')).toBeNull();
+      expect(res.headers.get('cache-control')).toBe('private, no-cache');
+      const html = await res.text();
+      expect(html).toMatch(/^<!doctype html>[\s\S]*<\/html>$/);
+      expect(slot(html, 'hero')).toContain('Built for wet trails');
+    }
+  });
+
+  it('keeps the byte ranges of images, media and scripts, and of pages served as the origin sent them', async () => {
+    const png = await ranged('/logo.png', {
+      accept: 'image/avif,image/webp,*/*',
+      'sec-fetch-dest': 'image',
+      cookie: `attune_aid=${fan}`,
+      range: 'bytes=0-3',
+    });
+    expect(png.status).toBe(206);
+    expect(png.headers.get('content-range')).toBe('bytes 0-3/16');
+    expect(new Uint8Array(await png.arrayBuffer())).toEqual(new Uint8Array([0x89, 0x50, 0x4e, 0x47]));
+    // Without a person cookie the page is the origin's bytes: a range of them is still right.
+    const anonymous = await ranged('/products/trail-jacket', { accept: 'text/html', range: 'bytes=0-14' });
+    expect(anonymous.status).toBe(206);
+    expect(await anonymous.text()).toBe('<!doctype html>');
+  });
+});
+
 describe('edge proxy: a page the origin forbids storing stays unstorable', () => {
   /** The response's Cache-Control directives. */
   const directives = (res: Response) => (res.headers.get('cache-control') ?? '').split(/,\s*/);
