@@ -50,6 +50,11 @@ const RETIRING_RETRY_MS = 60_000;
  * only when their old date comes. The cost: an inactive person's object wakes once a week.
  */
 const RETENTION_RECHECK_MS = 7 * DAY_MS;
+/**
+ * How long a replay may run before the alarm takes it for abandoned (the CLI died) and
+ * finishes it with what it kept: a replay reads one person's events, minutes at most.
+ */
+const REPLAY_ABANDONED_MS = DAY_MS;
 
 /** What one ingest call did, for the ingest path's responses, queue messages and counters. */
 export interface IngestResult {
@@ -112,6 +117,8 @@ type Identity = { siteId: string; personKey: PersonKey };
 type Retiring = { siteId: string; browsers: PersonKey[] };
 /** A replay under way: the version it numbers on from, and the browsers merged before it. */
 type Replaying = {
+  /** When the replay began (epoch ms); rows of earlier versions have none and count as abandoned. */
+  startedAt?: number;
   previous: number;
   browsers: string[];
   /** The person's consent record before the replay: the log cannot hold a withdrawal (nothing is logged without analytics). */
@@ -166,6 +173,21 @@ function keepConsent(state: ProfileState, kept: ConsentRecord | undefined): void
   if (state.consent !== undefined && state.consent.recordedAt > kept.recordedAt) return;
   state.consent = kept;
   if (!isGranted(kept.state, 'personalization')) clearPersonalization(state);
+}
+
+/** Whether a replay has run so long that its CLI must have died (see REPLAY_ABANDONED_MS). */
+function replayAbandoned(replaying: Replaying, now: number): boolean {
+  return replaying.startedAt === undefined || replayDeadline(replaying) <= now;
+}
+
+/** When a replay under way counts as abandoned. */
+function replayDeadline(replaying: Replaying): number {
+  return (replaying.startedAt ?? 0) + REPLAY_ABANDONED_MS;
+}
+
+/** The later of two ISO times (the first when the second is unknown). */
+function laterOf(a: string, b: string | undefined): string {
+  return b !== undefined && b > a ? b : a;
 }
 
 /** How many promos a rule has offered, by an `offers` map (own keys only: a rule id is data). */
@@ -501,7 +523,16 @@ export class ProfileDO extends DurableObject<Env> {
     this.#insertsSincePrune += claimed.length;
     this.#save(state);
     this.#pruneSeen(now);
-    await this.#scheduleRetention(Date.parse(state.lastSeen) + retentionMs);
+    // During a replay the person was last seen when its row says, not at the newest event
+    // rebuilt so far, and the alarm must come when the replay counts as abandoned.
+    await this.#scheduleRetention(
+      replaying !== undefined
+        ? Math.min(
+            Date.parse(laterOf(state.lastSeen, replaying.seen?.last)) + retentionMs,
+            replayDeadline(replaying),
+          )
+        : Date.parse(state.lastSeen) + retentionMs,
+    );
     result.changed = state.version !== before;
     result.version = state.version;
     return { ...result, profile: toSummary(state, now, rules) };
@@ -913,28 +944,51 @@ export class ProfileDO extends DurableObject<Env> {
     // Alarms are rare: read the durable state rather than trust the in-memory copy.
     this.#loaded = false;
     this.#alarmAt = undefined;
+    let replaying = this.#replaying();
+    if (replaying !== undefined && replayAbandoned(replaying, now)) {
+      // The replay never finished (its CLI died): what its row kept (the consent record,
+      // the proof of the person's choice; merged browsers; promos offered) goes back into
+      // the person, who is then judged by retention like anyone else. Deleting the row
+      // with the rest deleted that proof of a person who was never due.
+      await this.#finishAbandonedReplay(replaying);
+      replaying = undefined;
+      // Finishing may have set the alarm (#keptOnly): the in-memory copy is read again.
+      this.#alarmAt = undefined;
+    }
     const state = this.#load();
     const identity = this.#identity();
     if (!state || !identity) {
       // A retry of an alarm that failed while forgetting the browsers.
       if (retiring) return retiring;
+      // A replay under way that has rebuilt nothing yet: come back when it counts as abandoned.
+      if (replaying !== undefined) {
+        await this.ctx.storage.setAlarm(replayDeadline(replaying));
+        return undefined;
+      }
       if (this.#alias() === undefined) await this.#wipe(false);
       return undefined;
     }
     const { retentionMs } = await this.#rules(state.siteId);
-    const due = Date.parse(state.lastSeen) + retentionMs;
+    // During a replay the profile holds only the events rebuilt so far: the person was last
+    // seen when the row says, and their merged browsers are the row's too.
+    const due = Date.parse(laterOf(state.lastSeen, replaying?.seen?.last)) + retentionMs;
     if (due > now) {
       // Browsers still to forget: should that fail again, come back within a minute.
       await this.ctx.storage.setAlarm(
-        Math.min(due, now + (retiring ? RETIRING_RETRY_MS : RETENTION_RECHECK_MS)),
+        Math.min(
+          due,
+          now + (retiring ? RETIRING_RETRY_MS : RETENTION_RECHECK_MS),
+          replaying !== undefined ? replayDeadline(replaying) : Number.POSITIVE_INFINITY,
+        ),
       );
       return retiring;
     }
+    const anonymousIds = [...new Set([...state.anonymousIds, ...(replaying?.browsers ?? [])])];
     const message: ErasureMessage = {
       kind: 'erasure',
       siteId: state.siteId,
       personId: state.personKey,
-      anonymousIds: [...state.anonymousIds],
+      anonymousIds,
       requestedAt: new Date(now).toISOString(),
     };
     if (state.userId !== undefined) message.userId = state.userId;
@@ -943,7 +997,7 @@ export class ProfileDO extends DurableObject<Env> {
     await this.env.EVENTS.send(message);
     await this.#wipe(false);
     console.log(JSON.stringify({ level: 'info', msg: 'profile.retention_deleted', siteId: state.siteId }));
-    const browsers = state.anonymousIds
+    const browsers = anonymousIds
       .map((id): PersonKey => `anon:${id}`)
       .filter((key) => key !== state.personKey);
     if (browsers.length === 0) return undefined;
@@ -979,6 +1033,7 @@ export class ProfileDO extends DurableObject<Env> {
       const earlier = this.#replaying();
       const state = this.#load();
       const replaying: Replaying = {
+        startedAt: Date.now(),
         previous: Math.max(earlier?.previous ?? 0, state?.version ?? 0),
         browsers: [...new Set([...(earlier?.browsers ?? []), ...(state?.anonymousIds ?? [])])],
       };
@@ -1011,8 +1066,10 @@ export class ProfileDO extends DurableObject<Env> {
         replaying.offers !== undefined
       ) {
         this.#put('replaying', JSON.stringify(replaying));
-        // Should the replay never finish, the alarm clears the row (or keeps what was rebuilt).
-        await this.ctx.storage.setAlarm(Date.now() + DAY_MS);
+        // Should the replay never finish, the alarm finishes it with what the row keeps
+        // (see #retire): the consent record is proof of the person's choice.
+        this.#alarmAt = replayDeadline(replaying);
+        await this.ctx.storage.setAlarm(this.#alarmAt);
       }
       return replaying.previous;
     });
@@ -1040,19 +1097,8 @@ export class ProfileDO extends DurableObject<Env> {
     newestPersonalization = false,
   ): Promise<{ version: number; snapshot?: ProfileSummary }> {
     return this.#inOrder(async () => {
-      const replaying = this.#replaying();
-      if (replaying !== undefined) this.#drop('replaying');
-      const state =
-        this.#tombstone() === undefined ? (this.#load() ?? (await this.#keptOnly(replaying))) : undefined;
-      if (!state) {
-        if (this.#readKv().size === 0) await this.#wipe(false);
-        return { version: 0 };
-      }
-      keepConsent(state, replaying?.consent);
-      addOffers(state.offers, replaying?.offers);
-      for (const anonymousId of replaying?.browsers ?? []) linkBrowserTo(state, anonymousId);
-      if (state.version <= previous) state.version = previous + 1;
-      this.#save(state);
+      const state = await this.#finishReplay(this.#replaying(), previous);
+      if (!state) return { version: 0 };
       // As the choice stands today: none if made under an earlier policy version, and a
       // category the marketer disabled grants nothing.
       const config = await getConsentConfig(this.env, state.siteId, (p) => this.ctx.waitUntil(p));
@@ -1064,6 +1110,41 @@ export class ProfileDO extends DurableObject<Env> {
       const { rules } = await this.#rules(state.siteId);
       return { version: state.version, snapshot: toSummary(state, Date.now(), rules) };
     });
+  }
+
+  /**
+   * Ends a replay (the `replaying` row goes): puts back into the profile what the row kept
+   * (see continueVersion) and numbers its version on above `previous`. Returns the profile,
+   * or undefined when nothing is left of the person (erased, or nothing rebuilt or kept).
+   */
+  async #finishReplay(replaying: Replaying | undefined, previous: number): Promise<ProfileState | undefined> {
+    if (replaying !== undefined) this.#drop('replaying');
+    const state =
+      this.#tombstone() === undefined ? (this.#load() ?? (await this.#keptOnly(replaying))) : undefined;
+    if (!state) {
+      if (this.#readKv().size === 0) await this.#wipe(false);
+      return undefined;
+    }
+    keepConsent(state, replaying?.consent);
+    addOffers(state.offers, replaying?.offers);
+    for (const anonymousId of replaying?.browsers ?? []) linkBrowserTo(state, anonymousId);
+    if (state.version <= previous) state.version = previous + 1;
+    this.#save(state);
+    return state;
+  }
+
+  /**
+   * Finishes a replay its CLI abandoned, as continueVersion would have (no snapshot goes
+   * downstream: Directus keeps the profile from before the replay until the next event).
+   * The profile holds only the events rebuilt before it stopped, so the person keeps the
+   * first and last seen times they had: their retention runs on from their real activity.
+   */
+  async #finishAbandonedReplay(replaying: Replaying): Promise<void> {
+    const state = await this.#finishReplay(replaying, replaying.previous);
+    if (state === undefined || replaying.seen === undefined) return;
+    state.lastSeen = laterOf(state.lastSeen, replaying.seen.last);
+    if (replaying.seen.first < state.firstSeen) state.firstSeen = replaying.seen.first;
+    this.#save(state);
   }
 
   /**

@@ -4,6 +4,7 @@
  * browsers keep sending while it runs, and what the log cannot give back (the events the
  * Worker made, promo caps, merged browsers with no events left, a consent record).
  */
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { DEFAULT_CONSENT_CONFIG, type ErasureMessage, eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -338,5 +339,109 @@ describe('replay of a person the log holds nothing of', () => {
     expect(held.profile?.consent?.state.categories.personalization).toBe(true);
     const after = await viewProfile(env, SITE, `anon:${a}`);
     expect(after?.lastSeen).toBe(before?.lastSeen);
+  });
+});
+
+describe('a replay abandoned part-way (its CLI died)', () => {
+  const DAY_MS = 86_400_000;
+  const retentionMs = Number(env.PROFILE_RETENTION_DAYS) * DAY_MS;
+
+  /**
+   * A signed-in person with a consent record, a merged browser and a promo offered; then a
+   * replay that forgot them (its first step) and never went on. Returns the person's key.
+   */
+  async function abandonedReplay(): Promise<{ key: PersonKey; browser: string; choiceId: string }> {
+    await putCatalogSnapshot(env, FIXTURE_CATALOG);
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    const signIn = { userId, userIdSignature: await signed(userId) };
+    const choice = makeEvent(b, 'consent.updated', {
+      properties: { categories: ALL.categories, policyVersion: ALL.policyVersion, source: 'banner' },
+      ...signIn,
+    });
+    const addJacket = makeEvent(b, 'cart.item.added', {
+      properties: { productId: 'trail-jacket', category: 'outdoor' },
+      ...signIn,
+    });
+    await collect([choice, addJacket]);
+    const key: PersonKey = `user:${userId}`;
+    expect((await viewProfile(env, SITE, key))?.offers).toEqual({ 'outdoor-accessories': 1 });
+    await profileStub(env, SITE, key).forgetForReplay();
+    expect(await viewProfile(env, SITE, key)).toBeNull();
+    queue = recordQueue();
+    return { key, browser: b, choiceId: choice.id };
+  }
+
+  /** Makes the replay under way in `key`'s object a day old, `lastSeen` ago by its kept times, and its alarm due. */
+  async function dayOld(key: PersonKey, lastSeen?: number): Promise<void> {
+    await runInDurableObject(profileStub(env, SITE, key), async (_o: ProfileDO, state) => {
+      const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'replaying'").one();
+      const replaying = JSON.parse(row.v) as { startedAt?: number; seen?: { first: string; last: string } };
+      replaying.startedAt = Date.now() - DAY_MS - 60_000;
+      if (lastSeen !== undefined && replaying.seen !== undefined) {
+        const at = new Date(Date.now() - lastSeen).toISOString();
+        replaying.seen = { first: at, last: at };
+      }
+      state.storage.sql.exec("UPDATE kv SET v = ? WHERE k = 'replaying'", JSON.stringify(replaying));
+      await state.storage.setAlarm(Date.now() + 60_000);
+    });
+  }
+
+  it('gives the person back what it kept when the alarm finds it: consent proof, merged browser, promos offered', async () => {
+    const { key, browser, choiceId } = await abandonedReplay();
+    await dayOld(key);
+    expect(await runDurableObjectAlarm(profileStub(env, SITE, key))).toBe(true);
+
+    const held = (await (await people(key, 'GET', ADMIN_HEADERS, '&scope=edge')).json()) as {
+      profile?: { consent?: { eventId: string; state: { categories: Record<string, boolean> } } };
+    };
+    expect(held.profile?.consent?.eventId).toBe(choiceId);
+    expect(held.profile?.consent?.state.categories.marketing).toBe(true);
+    const view = await viewProfile(env, SITE, key);
+    expect(view?.anonymousIds).toEqual([browser]);
+    expect(view?.offers).toEqual({ 'outdoor-accessories': 1 });
+    // Not an expiry: nothing was erased downstream, and the browser is still the person's.
+    expect(queue.messages.filter((m) => m.kind === 'erasure')).toEqual([]);
+    expect(await profileStub(env, SITE, `anon:${browser}`).aliasOf()).toBe(key);
+    // The person's retention runs on.
+    const alarm = await runInDurableObject(profileStub(env, SITE, key), (_o: ProfileDO, state) =>
+      state.storage.getAlarm(),
+    );
+    expect(alarm).toBeGreaterThan(Date.now());
+  });
+
+  it('still deletes everything, downstream and merged browsers too, when the person is past retention', async () => {
+    const { key, browser } = await abandonedReplay();
+    await dayOld(key, retentionMs + DAY_MS);
+    expect(await runDurableObjectAlarm(profileStub(env, SITE, key))).toBe(true);
+
+    expect(await viewProfile(env, SITE, key)).toBeNull();
+    const held = await people(key, 'GET', ADMIN_HEADERS, '&scope=edge');
+    expect(held.status).toBe(404);
+    const erasure = queue.messages.find((m): m is ErasureMessage => m.kind === 'erasure');
+    expect(erasure).toMatchObject({ personId: key, anonymousIds: [browser] });
+    expect(await profileStub(env, SITE, `anon:${browser}`).aliasOf()).toBeNull();
+  });
+
+  it('is not taken for an expiry while it runs: the person was last seen when the row says, not at the oldest rebuilt event', async () => {
+    const { key } = await abandonedReplay();
+    const stub = profileStub(env, SITE, key);
+    // The replay's first chunk: an event older than the retention period (a site may keep
+    // profiles for a shorter time than the event log keeps events).
+    const long = new Date(Date.now() - retentionMs - DAY_MS).toISOString();
+    const old: ProfileEventInput = {
+      event: { ...makeEvent(anonId(), 'page.viewed'), timestamp: long },
+      enrichment: { receivedAt: long, correctedTimestamp: long },
+      personalization: true,
+      consent: ALL,
+    };
+    await stub.ingest(SITE, key, [old]);
+    await runInDurableObject(stub, (_o: ProfileDO, state) => state.storage.setAlarm(Date.now() + 60_000));
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await viewProfile(env, SITE, key)).not.toBeNull();
+    expect(queue.messages.filter((m) => m.kind === 'erasure')).toEqual([]);
+    // The replay then finishes with what it kept.
+    await stub.continueVersion(0);
+    expect((await viewProfile(env, SITE, key))?.offers).toEqual({ 'outdoor-accessories': 1 });
   });
 });
