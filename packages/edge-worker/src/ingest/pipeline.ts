@@ -178,7 +178,10 @@ export async function ingestBatch(
   // forwarded below before the failure is passed on, since the client's retry finds those
   // events duplicates and nothing would forward them then.
   const messages: QueueMessage[] = [];
-  const followUps: Promise<void>[] = [];
+  // Promotions wait for the whole batch (see promotionsAfter): a later run may sign the
+  // browser in, or change the person's choice.
+  const promotions: PendingPromotion[] = [];
+  const latest = new Map<PersonKey, IngestResult>();
   const profileStarted = Date.now();
   const applied = await Promise.allSettled(
     [...byBrowser.values()].map(async (events) => {
@@ -232,27 +235,21 @@ export async function ingestBatch(
         count('duplicate', result.duplicates.length);
         count('suppressed', result.dropped.length);
         count('consent_dropped', result.consentDropped.length);
-        // Promotions also need the person's choice after the batch, judged as decide judges it
-        // (consentInForce): a withdrawal later in the batch comes after the events that would
-        // trigger them. A person with no choice on record goes by each event's own consent.
-        const recorded = result.profile.consent;
-        const marketingStands =
-          recorded === undefined || isGranted(consentInForce(recorded, config), 'marketing');
-        if (forward.marketingEvents.length > 0 && marketingStands) {
-          followUps.push(
-            triggerFollowUp(
-              env,
-              site,
-              result.profile,
-              forward.marketingEvents,
-              forward.marketingConsent,
-              gpc,
-              traceparent,
-            ),
-          );
+        const known = latest.get(result.personKey);
+        if (known === undefined || result.version >= known.version) latest.set(result.personKey, result);
+        if (forward.marketingEvents.length > 0) {
+          promotions.push({
+            personKey: result.personKey,
+            events: forward.marketingEvents,
+            consent: forward.marketingConsent,
+          });
         }
       }
     }),
+  );
+  // What the browsers that did apply their events may promote goes out even when another failed.
+  const followUps = promotionsAfter(promotions, latest, config).map(({ profile, events, consent }) =>
+    triggerFollowUp(env, site, profile, events, consent, gpc, traceparent),
   );
 
   // 3. The queue, after the response: the ProfileDO has already applied (and deduped) the
@@ -270,6 +267,58 @@ export async function ingestBatch(
   const failed = applied.find((r) => r.status === 'rejected');
   if (failed) throw failed.reason;
   return outcome;
+}
+
+/** A run's events the promotions sink may see (their own consent grants marketing), until the batch is over. */
+interface PendingPromotion {
+  personKey: PersonKey;
+  events: CustomerAction[];
+  consent: ConsentState | undefined;
+}
+
+/**
+ * The trigger runs a batch earns, one per person, judged once every run is applied: each
+ * run's events go to the person who holds them at the end of the batch (a browser signed in
+ * by a later run is that person's now), with that person's profile, and only if their
+ * recorded choice after the batch, as decide judges it (consentInForce), still grants
+ * marketing: a withdrawal later in the batch, in the same run or a later one (a sign-in
+ * unticking marketing), comes after the events that would trigger a promo. A person with no
+ * choice on record goes by each event's own consent. `latest` holds each person's newest
+ * result in the batch.
+ */
+function promotionsAfter(
+  pending: PendingPromotion[],
+  latest: Map<PersonKey, IngestResult>,
+  config: ConsentConfig,
+): { profile: ProfileSummary; events: CustomerAction[]; consent: ConsentState | undefined }[] {
+  // Which person holds each browser linked during the batch.
+  const holder = new Map<PersonKey, PersonKey>();
+  for (const [personKey, result] of latest) {
+    for (const anonymousId of result.profile.anonymousIds) {
+      const browser: PersonKey = `anon:${anonymousId}`;
+      if (browser !== personKey) holder.set(browser, personKey);
+    }
+  }
+  const byPerson = new Map<
+    PersonKey,
+    { profile: ProfileSummary; events: CustomerAction[]; consent: ConsentState | undefined }
+  >();
+  for (const promotion of pending) {
+    const personKey = holder.get(promotion.personKey) ?? promotion.personKey;
+    const profile = latest.get(personKey)?.profile;
+    if (profile === undefined) continue;
+    const recorded = profile.consent;
+    if (recorded !== undefined && !isGranted(consentInForce(recorded, config), 'marketing')) continue;
+    const earlier = byPerson.get(personKey);
+    // One trigger run per person and batch: a rule fires once for it, as within one run.
+    if (earlier === undefined)
+      byPerson.set(personKey, { ...promotion, events: [...promotion.events], profile });
+    else {
+      earlier.events.push(...promotion.events);
+      if (promotion.consent !== undefined) earlier.consent = promotion.consent;
+    }
+  }
+  return [...byPerson.values()];
 }
 
 /** Sends messages to the EVENTS queue, retrying once. */

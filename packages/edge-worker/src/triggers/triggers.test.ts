@@ -226,4 +226,39 @@ describe('promotions through the ingest path', () => {
     // Nothing was counted against the cap either: granting marketing again can still offer it.
     expect((await viewProfile(env, SITE, `anon:${a}`))?.offers).toEqual({});
   });
+
+  it('offers no promo when a sign-in later in the same batch withdraws marketing', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    const signIn = { userId, userIdSignature: await signed(userId) };
+    const withdrawn = consentFor('analytics', 'personalization');
+    // An anonymous cart add, then the person signs in and unticks marketing: two runs of
+    // the batch (the browser's, then the person's), one choice at the end of it.
+    const res = await collect([addJacket(b, ALL), choice(b, withdrawn, signIn)]);
+    expect(await res.json()).toMatchObject({ accepted: 2 });
+    const person = await viewProfile(env, SITE, `user:${userId}`);
+    expect(person?.anonymousIds).toEqual([b]);
+    expect(person?.consent?.categories.marketing).toBe(false);
+    expect(promoCodes()).toEqual([]);
+    expect(person?.offers).toEqual({});
+    // Granting marketing again (a later batch) can still offer it.
+    await collect([choice(b, ALL, signIn), addJacket(b, ALL, signIn)]);
+    expect(promoCodes()).toHaveLength(1);
+  });
+
+  it('runs a rule once for a person whose browser run and signed-in run are in one batch', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    const signIn = { userId, userIdSignature: await signed(userId) };
+    // The coffee rule's cap is 2: both cart adds are one batch, so one promo.
+    const addBeans = (extra: Partial<CustomerAction> = {}) =>
+      makeEvent(b, 'cart.item.added', {
+        properties: { productId: 'espresso-beans', category: 'coffee' },
+        consent: ALL,
+        ...extra,
+      });
+    await collect([addBeans(), addBeans(signIn)]);
+    expect(promoCodes()).toHaveLength(1);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.offers).toEqual({ 'coffee-accessories': 1 });
+  });
 });
