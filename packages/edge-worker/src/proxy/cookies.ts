@@ -11,14 +11,25 @@
  *   browser can withdraw a purpose, never grant one the profile does not record), except
  *   that it may let the edge mint a first `attune_aid` for a fresh visitor.
  *
+ * - `attune_ended` — the ids the site ended in this browser (its answer through the proxy
+ *   deleted or replaced `attune_aid`: a sign-out, an erasure), newest first, HttpOnly. The
+ *   SDK's outbox can still hold events of such an id and send them later; their collect
+ *   answer must not write the id back, or the edge would personalize the browser for the
+ *   person who left. An id listed here is never written again, nor read from `attune_aid`.
+ *
  * Both are written by the first-party collect (`/attune/collect`) from the newest event of
  * an accepted batch — its anonymous id and the consent it was sent under — so the SDK (which
  * writes no cookie itself) and the edge name the same person with no code on the site.
  */
-import { type ConsentState, ConsentStateSchema, isGranted } from '@attune/shared-schema';
+import { type ConsentState, ConsentStateSchema, isGranted, LIMITS } from '@attune/shared-schema';
 
 export const ANONYMOUS_ID_COOKIE = 'attune_aid';
 export const CONSENT_COOKIE = 'attune_consent';
+export const ENDED_IDS_COOKIE = 'attune_ended';
+/** As long as the ingest still takes an ended id's events (their age limit, plus clock skew). */
+export const ENDED_IDS_MAX_AGE_S = (LIMITS.maxEventAgeMs + LIMITS.maxFutureSkewMs) / 1000;
+/** Sign-outs remembered: a few, for a browser that several people used in turn. */
+const MAX_ENDED_IDS = 4;
 /** Browsers cap cookie lifetimes at 400 days. */
 export const ANONYMOUS_ID_MAX_AGE_S = 400 * 24 * 60 * 60;
 /** Ids the edge accepts from a cookie: what the SDK makes (UUIDs, ULIDs), nothing that could smuggle markup. */
@@ -50,10 +61,60 @@ export function allowsStoredId(consent: ConsentState): boolean {
   return isGranted(consent, 'analytics') || isGranted(consent, 'personalization');
 }
 
-/** The anonymous id from the cookie, when it is well-formed. */
+/**
+ * The anonymous id from the cookie, when it is well-formed and not one the site ended (a
+ * collect answer already on its way at sign-out can still have written it back).
+ */
 export function anonymousIdFrom(cookies: Map<string, string>): string | undefined {
   const value = cookies.get(ANONYMOUS_ID_COOKIE);
-  return value !== undefined && ID_PATTERN.test(value) ? value : undefined;
+  return value !== undefined && ID_PATTERN.test(value) && !endedIdsFrom(cookies).includes(value)
+    ? value
+    : undefined;
+}
+
+/** Whether the browser's `attune_aid` holds an id the site ended (to be expired). */
+export function holdsEndedId(cookies: Map<string, string>): boolean {
+  const value = cookies.get(ANONYMOUS_ID_COOKIE);
+  return value !== undefined && endedIdsFrom(cookies).includes(value);
+}
+
+/** The ids the site ended in this browser, newest first. */
+export function endedIdsFrom(cookies: Map<string, string>): string[] {
+  const value = cookies.get(ENDED_IDS_COOKIE);
+  if (value === undefined) return [];
+  return value.split('.').filter(isAnonymousId).slice(0, MAX_ENDED_IDS);
+}
+
+/** The Set-Cookie value that adds `id` to the ended ids (the oldest beyond the few kept go). */
+export function endedIdsCookie(id: string, earlier: readonly string[], secure: boolean): string {
+  const ids = [id, ...earlier.filter((e) => e !== id)].slice(0, MAX_ENDED_IDS);
+  // HttpOnly: nothing in the page needs it, and no script should be able to unlist an id.
+  return `${ENDED_IDS_COOKIE}=${ids.join('.')}; Path=/; Max-Age=${ENDED_IDS_MAX_AGE_S}; SameSite=Lax; HttpOnly${secure ? '; Secure' : ''}`;
+}
+
+/**
+ * Whether the origin's Set-Cookie lines end the browser's anonymous id `id`: they delete
+ * `attune_aid` (`Max-Age` ≤ 0, an `Expires` past) or write another value in its place.
+ */
+export function originEndsId(setCookies: readonly string[], id: string): boolean {
+  return setCookies.some((line) => {
+    const [pair = '', ...attributes] = line.split(';');
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || pair.slice(0, eq).trim() !== ANONYMOUS_ID_COOKIE) return false;
+    if (pair.slice(eq + 1).trim() !== id) return true;
+    return attributes.some((attribute) => {
+      const at = attribute.indexOf('=');
+      const key = attribute
+        .slice(0, at < 0 ? undefined : at)
+        .trim()
+        .toLowerCase();
+      const value = at < 0 ? '' : attribute.slice(at + 1).trim();
+      return (
+        (key === 'max-age' && /^-?\d+$/.test(value) && Number(value) <= 0) ||
+        (key === 'expires' && Date.parse(value) <= Date.now())
+      );
+    });
+  });
 }
 
 /** Whether a string is an acceptable anonymous id (query parameter or cookie). */

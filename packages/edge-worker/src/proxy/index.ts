@@ -28,7 +28,11 @@ import {
   anonymousIdFrom,
   consentCookie,
   consentFrom,
+  endedIdsCookie,
+  endedIdsFrom,
   expiredAnonymousIdCookie,
+  holdsEndedId,
+  originEndsId,
   parseCookies,
   visitorOfBatch,
 } from './cookies.ts';
@@ -134,6 +138,10 @@ async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL
   const parsed = readJsonText(text);
   const visitor = parsed.ok ? visitorOfBatch(parsed.json) : undefined;
   if (!visitor) return answer;
+  // Events of an id the site ended (sent late from the SDK's outbox, or by a tab that had not
+  // followed the sign-out yet) were the person's and are taken; but this browser is no longer
+  // theirs: no cookie, or the edge would personalize it for the person who left.
+  if (endedIdsFrom(parseCookies(c.req.header('cookie') ?? null)).includes(visitor.anonymousId)) return answer;
   const secure = url.protocol === 'https:';
   const { consent } = visitor;
   const response = new Response(answer.body, answer);
@@ -343,17 +351,29 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         'retry-after': '5',
       });
     }
+    const secure = url.protocol === 'https:';
+    // The site ended this browser's id (its sign-out or erasure expired `attune_aid`): the
+    // browser keeps that in `attune_ended`, so no late collect answer writes the id back. The
+    // answer is the origin's: not personalized, and no refresh of the id it just expired.
+    if (aid !== undefined && originEndsId(upstream.headers.getSetCookie(), aid)) {
+      const ended = new Response(upstream.body, upstream);
+      ended.headers.append('set-cookie', endedIdsCookie(aid, endedIdsFrom(cookies), secure));
+      return ended;
+    }
     if (!document || upstream.status !== 200 || !isHtml(upstream) || !isDecoded(upstream)) return upstream;
     // Normally settled long before the origin answers (sites are in isolate memory).
     const site = await siteLookup.catch(() => undefined);
     if (!site) return upstream;
 
-    const secure = url.protocol === 'https:';
     const response = new Response(upstream.body, upstream);
     if (!settled || aid === undefined) {
       // A fresh visitor: mint the first-party id only if their consent cookie allows storing one.
       if (browserConsent && allowsStoredId(browserConsent)) {
         response.headers.append('set-cookie', anonymousIdCookie(crypto.randomUUID(), secure));
+        markPrivate(response.headers, false);
+      } else if (holdsEndedId(cookies)) {
+        // An answer already on its way at sign-out wrote the ended id back: it goes.
+        response.headers.append('set-cookie', expiredAnonymousIdCookie(secure));
         markPrivate(response.headers, false);
       }
       return response;

@@ -12,6 +12,7 @@ import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
 import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
 import { anonId, consentFor, makeEvent, ORIGIN as ORIGIN_3000, WRITE_KEY } from '../ingest/test-support.ts';
 import { rewriteSlots } from '../rewrite/index.ts';
+import { originEndsId } from './cookies.ts';
 import { mountEdgeProxy } from './index.ts';
 
 /** The shop's own origin as the browser sees it (an allowed origin of site `demo`). */
@@ -24,13 +25,36 @@ const page = (path: string, cookie?: string) =>
 /** A collect call through the first-party path, as the SDK on the shop's page sends it. */
 const firstPartyCollect = (
   batch: CustomerAction[],
-  { writeKey = WRITE_KEY, origin = SHOP }: { writeKey?: string; origin?: string } = {},
+  {
+    writeKey = WRITE_KEY,
+    origin = SHOP,
+    cookie,
+  }: { writeKey?: string; origin?: string; cookie?: string } = {},
 ) =>
   exports.default.fetch(`${SHOP}/attune/collect`, {
     method: 'POST',
-    headers: { 'content-type': 'text/plain', origin },
+    headers: { 'content-type': 'text/plain', origin, ...(cookie !== undefined ? { cookie } : {}) },
     body: JSON.stringify({ writeKey, sentAt: new Date().toISOString(), batch }),
   });
+/** A browser's cookies for the shop, as the answers' Set-Cookie headers leave them. */
+function cookieJar() {
+  const jar = new Map<string, string>();
+  return {
+    get: (name: string) => jar.get(name),
+    /** Takes an answer's cookies: a Max-Age of 0 deletes one. */
+    take(res: Response) {
+      for (const line of res.headers.getSetCookie()) {
+        const [pair = ''] = line.split(';');
+        const eq = pair.indexOf('=');
+        const name = pair.slice(0, eq);
+        if (/;\s*max-age=0(;|$)/i.test(line)) jar.delete(name);
+        else jar.set(name, pair.slice(eq + 1));
+      }
+      return res;
+    },
+    header: () => [...jar].map(([name, value]) => `${name}=${value}`).join('; '),
+  };
+}
 const originText = async (path: string) => (await fetch(`${ORIGIN}${path}`)).text();
 const slot = (html: string, name: string) =>
   new RegExp(`<[a-z]+[^>]*data-attune-slot="?${name}"?[^>]*>([\\s\\S]*?)</section>`).exec(html)?.[1];
@@ -674,6 +698,68 @@ describe('first-party Attune under /attune/*', () => {
     const crossOrigin = await firstPartyCollect(events, { origin: ORIGIN_3000 });
     expect(crossOrigin.status).toBe(200);
     expect(crossOrigin.headers.getSetCookie()).toEqual([]);
+  });
+
+  it('never writes back the id the site ended at sign-out, however late its events come; a new id gets its cookie', async () => {
+    const person = anonymousIdInGroup('signs-out', false);
+    await seedPerson(env, `anon:${person}`, { analytics: true, personalization: true }, [
+      viewed('hiking-boots', 'outdoor', ['boots', 'waterproof']),
+    ]);
+    const browser = cookieJar();
+    const granted = consentFor('analytics', 'personalization');
+    browser.take(await firstPartyCollect([makeEvent(person, 'page.viewed', { consent: granted })]));
+    expect(browser.get('attune_aid')).toBe(person);
+    const before = await page('/products/trail-jacket', browser.header());
+    expect(slot(await before.text(), 'hero')).toContain('Built for wet trails');
+
+    // The shop's sign-out (through the proxy) expires attune_aid; the SDK reset()s to a new id.
+    browser.take(
+      await exports.default.fetch(`${SHOP}/api/signout`, {
+        method: 'POST',
+        headers: { cookie: browser.header() },
+      }),
+    );
+    expect(browser.get('attune_aid')).toBeUndefined();
+    // Events of the person who left, still in the SDK's outbox (the flush before sign-out
+    // failed, or another tab's), arrive later: they are the person's and are taken…
+    const late = await firstPartyCollect([makeEvent(person, 'page.viewed', { consent: granted })], {
+      cookie: browser.header(),
+    });
+    expect(await late.json()).toMatchObject({ accepted: 1 });
+    browser.take(late);
+    // …but the browser is not theirs any more: no page of it is personalized for them.
+    expect(browser.get('attune_aid')).toBeUndefined();
+    const after = await page('/products/trail-jacket', browser.header());
+    expect(slot(await after.text(), 'hero')).toContain('Origin hero');
+
+    // The browser's new id is stored as any visitor's is.
+    const next = anonId('after-signout');
+    browser.take(
+      await firstPartyCollect([makeEvent(next, 'page.viewed', { consent: granted })], {
+        cookie: browser.header(),
+      }),
+    );
+    expect(browser.get('attune_aid')).toBe(next);
+  });
+
+  it('does not personalize for an ended id that an answer already on its way wrote back, and drops it', async () => {
+    const res = await page('/products/trail-jacket', `attune_aid=${fan}; attune_ended=${fan}`);
+    expect(slot(await res.text(), 'hero')).toContain('Origin hero');
+    expect(res.headers.getSetCookie()).toContain('attune_aid=; Path=/; Max-Age=0; SameSite=Lax');
+    const decide = await exports.default.fetch(`${SHOP}/attune/decide?slots=hero`, {
+      headers: { cookie: `attune_aid=${fan}; attune_ended=${fan}` },
+    });
+    expect(await decide.json()).toMatchObject({ personalized: false });
+  });
+
+  it('takes an origin’s answer as ending the id when it deletes or replaces attune_aid, not when it refreshes it', () => {
+    const id = 'browser-1234';
+    expect(originEndsId(['attune_aid=; Path=/; Max-Age=0; SameSite=lax'], id)).toBe(true);
+    expect(originEndsId([`attune_aid=${id}; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT`], id)).toBe(true);
+    expect(originEndsId(['attune_aid=another-browser; Path=/'], id)).toBe(true);
+    expect(originEndsId([`attune_aid=${id}; Path=/; Max-Age=34560000`], id)).toBe(false);
+    expect(originEndsId([`attune_aid=${id}; Path=/; Max-Age=`], id)).toBe(false);
+    expect(originEndsId(['attune_aid_other=; Max-Age=0', 'shop_session=; Max-Age=0'], id)).toBe(false);
   });
 
   it('serves the SDK script as JavaScript, or says how to build it', async () => {
