@@ -1,6 +1,6 @@
 /**
- * The ingest pipeline shared by `/v1/collect` and the Segment-compatible API: verifies
- * identity, applies the consent gate per purpose, hands each person's events to their
+ * The ingest pipeline shared by `/v1/collect` and the Segment-compatible API: refuses the
+ * names of the edge's own events, verifies identity, applies the consent gate per purpose, hands each person's events to their
  * ProfileDO in order, runs triggers, and forwards what each purpose allows to the queue.
  */
 import {
@@ -24,6 +24,7 @@ import { enrichEvent, type RequestFacts } from '../enrich/index.ts';
 import { verifyUserId } from '../identity/index.ts';
 import { count, log } from '../observability/index.ts';
 import { ingestProfile } from '../profile/client.ts';
+import { EDGE_EVENT, isEdgeEvent } from '../profile/edge-events.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput, ProfileSummary } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
@@ -98,6 +99,11 @@ function claimedConsent(
   return applyGpc(normalizeConsent(raw, config), gpc);
 }
 
+/** Why an event named as one of the edge's own (see EDGE_EVENT) is refused, and what to do instead. */
+function reservedNameMessage(name: string): string {
+  return `"${name}" is reserved for events the Attune edge makes itself (${Object.values(EDGE_EVENT).join(', ')}) and cannot be sent by a producer; send your event under a name of your own`;
+}
+
 /** Granted purposes per consent object: a batch's events share a few (see `interned`). */
 const purposesOf = new WeakMap<ConsentState, Purpose[]>();
 
@@ -143,6 +149,17 @@ export async function ingestBatch(
   const byBrowser = new Map<string, Judged[]>();
   let consentDropped = 0;
   for (const { index, event, facts: eventFacts } of input.events) {
+    // The edge's own events are the edge's alone: one a producer sent would be applied to the
+    // profile live but skipped by a replay (which tells them apart by name), and a browser
+    // could plant promos or decisions in the event log (lift is measured from the latter).
+    if (isEdgeEvent(event.name)) {
+      outcome.rejected.push({
+        index,
+        id: event.id,
+        errors: [{ path: `${input.pathPrefix}[${index}].name`, message: reservedNameMessage(event.name) }],
+      });
+      continue;
+    }
     let target: PersonKey = `anon:${event.anonymousId}`;
     if (event.userId !== undefined) {
       const verified =

@@ -3,7 +3,9 @@
  * the triggers' `recommendation.triggered` and `promo.offered`, decide's `decision.served`.
  * They go to the event log for reporting, but they are not something the person did: live,
  * none of them reaches a ProfileDO, so a replay of the log skips them (src/replay) to
- * rebuild the same profile.
+ * rebuild the same profile. The names are the edge's alone: ingest refuses an event a
+ * producer sends under one of them (src/ingest/pipeline.ts), so a name found in the log
+ * says who made the event.
  */
 import type { KnownEventName } from '@attune/shared-schema';
 

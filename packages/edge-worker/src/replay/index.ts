@@ -5,7 +5,8 @@
  * rebuilt profile goes downstream.
  * Only what the event log holds can be replayed: events accepted under analytics
  * consent, within EVENT_RETENTION_DAYS. The events the Worker made itself (promo.offered,
- * interest.shifted, …) are logged too, but never built the profile: they are skipped.
+ * interest.shifted, …) are logged too, but never built the profile: they are skipped
+ * (by name: ingest refuses those names from producers, see src/profile/edge-events.ts).
  */
 import { Hono } from 'hono';
 import { isAdmin } from '../admin/auth.ts';

@@ -23,6 +23,7 @@ import {
   productView,
   recordQueue,
   SITE,
+  segment,
   signed,
   WRITE_KEY,
   within,
@@ -283,6 +284,78 @@ describe('replay and the events the Worker made', () => {
     await collect([addJacket()]);
     expect(promos()).toHaveLength(1);
     expect((await viewProfile(env, SITE, `anon:${a}`))?.offers).toEqual({ 'outdoor-accessories': 1 });
+  });
+});
+
+describe('events named as the edge’s own, sent by a producer', () => {
+  const expiresAt = () => new Date(Date.now() + 86_400_000).toISOString();
+
+  it('are refused from a browser, each by index, so nothing spoofed is logged and the replay rebuilds the live profile', async () => {
+    const a = anonId();
+    const res = await collect([
+      productView(a, 'p1', 'shoes'),
+      makeEvent(a, 'promo.offered', {
+        properties: { code: 'FREE-100', rule: 'spoof', expiresAt: expiresAt() },
+      }),
+      makeEvent(a, 'decision.served', {
+        properties: { decisionId: 'd-spoof', slot: 'hero', variant: 'v1', holdout: false },
+      }),
+    ]);
+    expect(res.status).toBe(207);
+    const body = (await res.json()) as {
+      accepted: number;
+      rejected: { index: number; errors: { path: string; message: string }[] }[];
+    };
+    expect(body.accepted).toBe(1);
+    expect(body.rejected.map((r) => [r.index, r.errors[0]?.path])).toEqual([
+      [1, 'batch[1].name'],
+      [2, 'batch[2].name'],
+    ]);
+    expect(body.rejected[0]?.errors[0]?.message).toMatch(
+      /"promo\.offered" is reserved for events the Attune edge makes/,
+    );
+    const logged = eventMessagesOf(queue.messages).map(eventRow);
+    expect(logged.map((row) => row.name)).toEqual(['product.viewed']);
+    const live = await viewProfile(env, SITE, `anon:${a}`);
+    expect(live?.counters).toEqual({ events: 1, 'product.viewed': 1 });
+
+    eventLog(logged);
+    expect((await replay(`anon:${a}`)).status).toBe(200);
+    const rebuilt = await viewProfile(env, SITE, `anon:${a}`);
+    expect(rebuilt?.counters).toEqual(live?.counters);
+    expect(rebuilt?.recentActions.map((r) => r.name)).toEqual(live?.recentActions.map((r) => r.name));
+  });
+
+  it('are refused from a server producer on the Segment API (Segment’s "Promo Offered" is one)', async () => {
+    const userId = `u-${anonId()}`;
+    const consent = { categories: ALL.categories, policyVersion: ALL.policyVersion };
+    const res = await segment('/v1/batch', {
+      batch: [
+        {
+          type: 'track',
+          userId,
+          event: 'Product Viewed',
+          properties: { product_id: 'p1' },
+          context: { consent },
+        },
+        {
+          type: 'track',
+          userId,
+          event: 'Promo Offered',
+          properties: { code: 'FREE-100', rule: 'spoof', expiresAt: expiresAt() },
+          context: { consent },
+        },
+      ],
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      accepted: number;
+      rejected: { index: number; errors: { path: string; message: string }[] }[];
+    };
+    expect(body.accepted).toBe(1);
+    expect(body.rejected.map((r) => [r.index, r.errors[0]?.path])).toEqual([[1, 'batch[1].name']]);
+    expect(eventMessagesOf(queue.messages).map((m) => m.event.name)).toEqual(['product.viewed']);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.counters['promo.offered']).toBeUndefined();
   });
 });
 
