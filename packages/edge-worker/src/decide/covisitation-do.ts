@@ -3,6 +3,11 @@
  * (see covisitation.ts for the sharding). Written from the queue consumer in aggregated
  * batches, read by decisions — never on the ingest hot path. Each source product keeps at
  * most MAX_NEXT_PER_ITEM successors, so a shard stays small however long it lives.
+ *
+ * Counting is idempotent per queue message: a shard remembers the ids of the messages it
+ * has counted for APPLIED_WINDOW_MS, and counts a message it remembers no more. A batch
+ * whose write failed in another shard is redelivered whole; before, the shards that had
+ * counted it added its pairs again on every redelivery (up to the queue's 100 retries).
  */
 import { DurableObject } from 'cloudflare:workers';
 
@@ -18,8 +23,21 @@ export interface NextItem {
   count: number;
 }
 
+/** The transitions one queue message brings to a shard, under that message's id. */
+export interface CountedMessage {
+  messageId: string;
+  transitions: Transition[];
+}
+
 /** Successors kept per source product (the long tail is never recommended anyway). */
 export const MAX_NEXT_PER_ITEM = 200;
+
+/**
+ * How long a shard remembers a message it counted: longer than the EVENTS queue redelivers
+ * a message (100 retries, at most 15 minutes apart: about a day), and no longer, so the
+ * memory stays bounded by three days of traffic.
+ */
+export const APPLIED_WINDOW_MS = 3 * 24 * 60 * 60 * 1000;
 
 export class CovisitationDO extends DurableObject<Env> {
   #sql: SqlStorage;
@@ -32,12 +50,29 @@ export class CovisitationDO extends DurableObject<Env> {
          from_id TEXT NOT NULL, to_id TEXT NOT NULL, count INTEGER NOT NULL,
          PRIMARY KEY (from_id, to_id)) WITHOUT ROWID`,
     );
+    this.#sql.exec(
+      'CREATE TABLE IF NOT EXISTS applied (message_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID',
+    );
+    this.#sql.exec('CREATE INDEX IF NOT EXISTS applied_at ON applied (at)');
   }
 
-  /** Adds transition counts; returns how many rows were touched. */
-  async record(transitions: Transition[]): Promise<number> {
+  /**
+   * Adds the transition counts of the messages this shard has not counted yet (a message
+   * counted within APPLIED_WINDOW_MS is skipped); returns how many source products were touched.
+   */
+  async record(messages: CountedMessage[]): Promise<number> {
     const touched = new Set<string>();
+    const now = Date.now();
     this.ctx.storage.transactionSync(() => {
+      this.#sql.exec('DELETE FROM applied WHERE at < ?', now - APPLIED_WINDOW_MS);
+      const transitions: Transition[] = [];
+      for (const m of messages) {
+        const seen = this.#sql.exec('SELECT 1 FROM applied WHERE message_id = ?', m.messageId).toArray();
+        if (seen.length > 0) continue;
+        // In the same transaction as the counts: a message is counted and remembered, or neither.
+        this.#sql.exec('INSERT INTO applied (message_id, at) VALUES (?, ?)', m.messageId, now);
+        transitions.push(...m.transitions);
+      }
       for (const t of transitions) {
         if (!(t.count > 0) || t.from === t.to) continue;
         this.#sql.exec(

@@ -1,12 +1,13 @@
 /**
- * "Viewed next" co-visitation: the queue consumer hands `covisit` messages to
- * `applyCovisits`, which aggregates them and writes each shard once per batch; decisions
+ * "Viewed next" co-visitation: the queue consumer hands the pairs of each queue message to
+ * `applyCovisits`, which aggregates them and writes each shard once per batch, under the
+ * messages' ids so that a redelivered message is not counted twice; decisions
  * read the successors of a person's last viewed products with `readCovisits`, through an
  * isolate cache and a short timeout, so a slow shard costs a weaker recommendation,
  * never a slow page.
  */
 import type { CovisitMessage } from '@attune/shared-schema';
-import type { NextItem, Transition } from './covisitation-do.ts';
+import type { CountedMessage, NextItem, Transition } from './covisitation-do.ts';
 import { hash32 } from './holdout.ts';
 import type { CovisitCounts } from './scorer.ts';
 
@@ -29,33 +30,58 @@ function shardStub(env: Env, siteId: string, shard: number) {
 
 const validId = (id: unknown): id is string => typeof id === 'string' && id.length > 0 && id.length <= 128;
 
+/** The "viewed next" pairs of one queue message (a `covisits` message, or a single `covisit`). */
+export interface CovisitDelivery {
+  /** The queue message's id: the same on every redelivery, so a shard counts the message once. */
+  messageId: string;
+  visits: CovisitMessage[];
+}
+
 /**
- * Aggregates a batch of covisit messages and writes each shard once. Throws when a shard
- * write fails, so the queue redelivers the batch (counts are approximate by design: a
- * redelivered batch may count twice, which only nudges a popularity-like signal).
+ * Aggregates a batch's pairs and writes each shard once, per message. Throws when a shard
+ * write fails, so the queue redelivers the batch: the shards that counted it remember its
+ * messages (CovisitationDO.record) and count them no more, the others count them then.
  */
-export async function applyCovisits(env: Env, messages: CovisitMessage[]): Promise<number> {
-  const byShard = new Map<string, { siteId: string; shard: number; counts: Map<string, Transition> }>();
-  for (const m of messages) {
-    if (!validId(m.siteId) || !validId(m.from) || !validId(m.to) || m.from === m.to) continue;
-    const shard = covisitShard(m.siteId, m.from);
-    const key = `${m.siteId}\u0000${shard}`;
-    let group = byShard.get(key);
-    if (!group) {
-      group = { siteId: m.siteId, shard, counts: new Map() };
-      byShard.set(key, group);
+export async function applyCovisits(env: Env, deliveries: CovisitDelivery[]): Promise<number> {
+  const byShard = new Map<
+    string,
+    { siteId: string; shard: number; messages: Map<string, Map<string, Transition>> }
+  >();
+  let visits = 0;
+  for (const { messageId, visits: pairs } of deliveries) {
+    visits += pairs.length;
+    for (const m of pairs) {
+      if (!validId(m.siteId) || !validId(m.from) || !validId(m.to) || m.from === m.to) continue;
+      const shard = covisitShard(m.siteId, m.from);
+      const key = `${m.siteId}\u0000${shard}`;
+      let group = byShard.get(key);
+      if (!group) {
+        group = { siteId: m.siteId, shard, messages: new Map() };
+        byShard.set(key, group);
+      }
+      let counts = group.messages.get(messageId);
+      if (!counts) {
+        counts = new Map();
+        group.messages.set(messageId, counts);
+      }
+      const pair = `${m.from}\u0000${m.to}`;
+      const t = counts.get(pair);
+      if (t) t.count++;
+      else counts.set(pair, { from: m.from, to: m.to, count: 1 });
     }
-    const pair = `${m.from}\u0000${m.to}`;
-    const t = group.counts.get(pair);
-    if (t) t.count++;
-    else group.counts.set(pair, { from: m.from, to: m.to, count: 1 });
   }
   await Promise.all(
-    [...byShard.values()].map((g) => shardStub(env, g.siteId, g.shard).record([...g.counts.values()])),
+    [...byShard.values()].map(async (g) => {
+      const messages: CountedMessage[] = [...g.messages].map(([messageId, counts]) => ({
+        messageId,
+        transitions: [...counts.values()],
+      }));
+      await shardStub(env, g.siteId, g.shard).record(messages);
+      for (const counts of g.messages.values())
+        for (const t of counts.values()) cache.delete(`${g.siteId}\u0000${t.from}`);
+    }),
   );
-  for (const g of byShard.values())
-    for (const t of g.counts.values()) cache.delete(`${g.siteId}\u0000${t.from}`);
-  return messages.length;
+  return visits;
 }
 
 const cache = new Map<string, { at: number; next: NextItem[] }>();

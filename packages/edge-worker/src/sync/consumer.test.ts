@@ -7,12 +7,19 @@
  * And of "viewed next" pairs: one `covisits` message per
  * ingest request counts as all of its pairs, settles as one message (acked once, or
  * retried as a whole), and a malformed one is dead-lettered; single `covisit` messages
- * (from before the batched form) still count. No Directus call is needed for pairs.
+ * (from before the batched form) still count. No Directus call is needed for pairs, and a
+ * message delivered again (its batch redelivered, a shard failing) is counted once.
  */
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import type { CovisitMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  applyCovisits,
+  type CovisitDelivery,
+  clearCovisitCache,
+  covisitShard,
+  readCovisits,
+} from '../decide/covisitation.ts';
 import { directusClient } from '../directus/client.ts';
 import { eraseProfile, ingestProfile } from '../profile/client.ts';
 import { type ErasureCheck, syncBatch } from './consumer.ts';
@@ -33,7 +40,7 @@ afterEach(() => {
 
 describe('covisit pairs in the consumer', () => {
   it('counts every pair of a covisits message and of single covisit messages, acking each message once', async () => {
-    const applied: CovisitMessage[][] = [];
+    const applied: CovisitDelivery[][] = [];
     const batch = createMessageBatch('attune-events', [
       {
         id: 'pairs-1',
@@ -64,9 +71,14 @@ describe('covisit pairs in the consumer', () => {
     });
     expect(applied).toEqual([
       [
-        { kind: 'covisit', siteId: 'demo', from: 'p1', to: 'p2', at },
-        { kind: 'covisit', siteId: 'demo', from: 'p2', to: 'p3', at },
-        { kind: 'covisit', siteId: 'demo', from: 'p9', to: 'p1', at },
+        {
+          messageId: 'pairs-1',
+          visits: [
+            { kind: 'covisit', siteId: 'demo', from: 'p1', to: 'p2', at },
+            { kind: 'covisit', siteId: 'demo', from: 'p2', to: 'p3', at },
+          ],
+        },
+        { messageId: 'pair-old', visits: [{ kind: 'covisit', siteId: 'demo', from: 'p9', to: 'p1', at }] },
       ],
     ]);
     expect(report).toMatchObject({ acked: 2, retried: 0, deadLettered: 0 });
@@ -104,6 +116,89 @@ describe('covisit pairs in the consumer', () => {
     expect(letters).toEqual([
       expect.objectContaining({ messageId: 'pairs-bad', reason: expect.stringContaining('pairs.0.from') }),
     ]);
+  });
+});
+
+describe('covisit pairs delivered again', () => {
+  /** What decisions read for `froms` now (not from the isolate cache). */
+  const counts = async (siteId: string, froms: string[]) => {
+    clearCovisitCache();
+    const next = await readCovisits(env, siteId, froms, 1000);
+    return Object.fromEntries(froms.map((from) => [from, next.get(from)]));
+  };
+  const pairsMessage = (siteId: string, pairs: [string, string][]) => ({
+    kind: 'covisits',
+    siteId,
+    pairs: pairs.map(([from, to]) => ({ from, to, at })),
+  });
+
+  it('a redelivered batch leaves the counts as its first delivery made them, while Directus is down for its events', async () => {
+    const site = 'redelivered-batch';
+    const { client } = eventsDirectus({ down: true });
+    const messages = (attempts: number) => [
+      { id: 'ingest-run-1', timestamp: new Date(), attempts, body: pairsMessage(site, [['tent', 'stove']]) },
+      {
+        id: 'ingest-run-1-events',
+        timestamp: new Date(),
+        attempts,
+        body: eventsBody([eventItem('product.viewed')]),
+      },
+    ];
+    const first = createMessageBatch<unknown>('attune-events', messages(1));
+    const options = { directus: client, isErased: nobodyErased().check, applyCovisits };
+    await syncBatch(first, env, options);
+    // The pairs are acked on their own; the events wait for Directus.
+    const settled = await getQueueResult(first, createExecutionContext());
+    expect(settled.explicitAcks).toEqual(['ingest-run-1']);
+    expect(settled.retryMessages.map((m) => m.msgId)).toEqual(['ingest-run-1-events']);
+    expect(await counts(site, ['tent'])).toEqual({ tent: [{ to: 'stove', count: 1 }] });
+
+    // The queue delivers the whole batch again (at-least-once): the pairs are not counted again.
+    await syncBatch(createMessageBatch<unknown>('attune-events', messages(2)), env, options);
+    expect(await counts(site, ['tent'])).toEqual({ tent: [{ to: 'stove', count: 1 }] });
+  });
+
+  it('a message retried because one shard failed is counted once in every shard', async () => {
+    const site = 'redelivered-shard';
+    const other = ['boots', 'socks', 'laces', 'insoles'].find(
+      (p) => covisitShard(site, p) !== covisitShard(site, 'tent'),
+    );
+    if (other === undefined) throw new Error('no product in another shard');
+    const delivery = (attempts: number) =>
+      createMessageBatch<unknown>('attune-events', [
+        {
+          id: 'ingest-run-2',
+          timestamp: new Date(),
+          attempts,
+          body: pairsMessage(site, [
+            ['tent', 'stove'],
+            [other, 'tent'],
+          ]),
+        },
+      ]);
+    const unavailable = env.COVISITATION.idFromName(`${site}/covisit/${covisitShard(site, other)}`);
+    const get = env.COVISITATION.get.bind(env.COVISITATION);
+    const failing = vi
+      .spyOn(env.COVISITATION, 'get')
+      .mockImplementation((id) =>
+        id.equals(unavailable)
+          ? ({ record: async () => Promise.reject(new Error('shard unavailable')) } as unknown as ReturnType<
+              typeof get
+            >)
+          : get(id),
+      );
+    const first = delivery(1);
+    expect(await syncBatch(first, env, { directus: noDirectus, applyCovisits })).toMatchObject({
+      retried: 1,
+    });
+    failing.mockRestore();
+    expect(await syncBatch(delivery(2), env, { directus: noDirectus, applyCovisits })).toMatchObject({
+      acked: 1,
+    });
+    expect(await counts(site, ['tent', other])).toEqual({
+      tent: [{ to: 'stove', count: 1 }],
+      [other]: [{ to: 'tent', count: 1 }],
+    });
   });
 });
 

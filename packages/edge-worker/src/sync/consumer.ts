@@ -29,6 +29,7 @@ import {
   type QueueMessage,
   QueueMessageSchema,
 } from '@attune/shared-schema';
+import type { CovisitDelivery } from '../decide/covisitation.ts';
 import { type DirectusClient, DirectusError, directusFromEnv } from '../directus/client.ts';
 import { parsePersonKey } from '../identity/index.ts';
 import { isErased } from '../profile/client.ts';
@@ -85,8 +86,11 @@ export type ErasureCheck = (env: Env, siteId: string, personKey: PersonKey) => P
 export interface SyncOptions {
   /** Replaces the tombstone lookup (tests of other behaviour). */
   isErased?: ErasureCheck;
-  /** Called with the covisit messages of a batch (aggregate, person-free). */
-  applyCovisits?: (env: Env, messages: CovisitMessage[]) => Promise<unknown>;
+  /**
+   * Called with the "viewed next" pairs of a batch (aggregate, person-free), per queue
+   * message: counting is idempotent per message id, so a redelivery counts nothing twice.
+   */
+  applyCovisits?: (env: Env, deliveries: CovisitDelivery[]) => Promise<unknown>;
   /** The Directus client; by default DIRECTUS_URL with DIRECTUS_TOKEN. */
   directus?: DirectusClient;
 }
@@ -695,10 +699,18 @@ export async function syncBatch(
 
   if (covisits.length > 0) {
     if (options.applyCovisits) {
+      // Per message, under its id: settled on their own, never with the Directus writes above.
+      const byMessage = new Map<string, { msg: Msg; delivery: CovisitDelivery }>();
+      for (const { msg, body } of covisits) {
+        const known = byMessage.get(msg.id);
+        if (!known) byMessage.set(msg.id, { msg, delivery: { messageId: msg.id, visits: [body] } });
+        // The same message twice in one batch counts once.
+        else if (known.msg === msg) known.delivery.visits.push(body);
+      }
       try {
         await options.applyCovisits(
           env,
-          covisits.map((c) => c.body),
+          [...byMessage.values()].map((m) => m.delivery),
         );
         for (const { msg } of covisits) out.ack(msg);
       } catch {
