@@ -6,11 +6,15 @@
  *
  * - The original is checked against the queue message schema first; a letter whose message
  *   is not one (what the sync refused as malformed) cannot be resent and stays, named.
- * - A chunk at a time (messages can be 64 KB each): read, send, then delete what was sent.
- *   Sent first, deleted after: a letter deleted but never sent would be lost. If a delete
- *   fails, resending that chunk again is safe for events, consent records, profiles and
- *   erasures (the sync writes them idempotently and drops messages about erased people);
- *   "viewed next" counts (covisits) would be added twice.
+ * - A chunk at a time (messages can be 64 KB each): read, then per `sendBatch` (a chunk
+ *   may need several, at most 100 messages and 256 KB each) send, then delete what was sent.
+ *   Sent first, deleted after: a letter deleted but never sent would be lost. A send that
+ *   fails leaves exactly the letters not sent (and `resent` counts exactly those that were),
+ *   so calling again sends no letter twice. If a delete fails, resending those letters again
+ *   is safe for events, consent records, profiles and erasures (the sync writes them
+ *   idempotently and drops messages about erased people); "viewed next" counts (covisits)
+ *   would be added twice (the copy is a new queue message, which the count's per-message
+ *   memory cannot tell from another).
  * - Letters are taken oldest first, whole failure times at a time; `next` is the last time
  *   taken, so letters that cannot be resent are passed over by the next call instead of
  *   filling every page. (A letter written meanwhile with an earlier time waits for the next
@@ -19,7 +23,7 @@
  */
 import { type QueueMessage, QueueMessageSchema } from '@attune/shared-schema';
 import type { DirectusClient } from '../directus/client.ts';
-import { sendMessages } from '../ingest/queue-producer.ts';
+import { chunkMessages } from '../ingest/queue-producer.ts';
 import { issueOf } from './consumer.ts';
 
 /** Letters read, sent and deleted together (a letter's message is at most about 64 KB). */
@@ -120,22 +124,25 @@ export async function resendDeadLetters(
       if (parsed.success) sendable.push({ id: letter.id, message: parsed.data as QueueMessage });
       else report.unsendable.push({ id: letter.id, reason: `not a queue message: ${issueOf(parsed)}` });
     }
-    if (sendable.length === 0) continue;
-    try {
-      await sendMessages(
-        queue,
-        sendable.map((s) => s.message),
-      );
-    } catch (e) {
-      throw fail('send', e);
+    // Each sendBatch's letters are deleted before the next is sent: a failure part-way leaves
+    // no letter behind that was sent, to be sent again by the next call.
+    let taken = 0;
+    for (const part of chunkMessages(sendable.map((s) => s.message))) {
+      const sent = sendable.slice(taken, taken + part.length);
+      taken += part.length;
+      try {
+        await queue.sendBatch(part.map((body) => ({ body })));
+      } catch (e) {
+        throw fail('send', e);
+      }
+      try {
+        // By filter: a letter deleted meanwhile (retention, erasure) must not fail the call.
+        await directus.deleteWhere('dead_letters', { id: { _in: sent.map((s) => s.id) } });
+      } catch (e) {
+        throw fail('delete', e);
+      }
+      report.resent += sent.length;
     }
-    try {
-      // By filter: a letter deleted meanwhile (retention, erasure) must not fail the call.
-      await directus.deleteWhere('dead_letters', { id: { _in: sendable.map((s) => s.id) } });
-    } catch (e) {
-      throw fail('delete', e);
-    }
-    report.resent += sendable.length;
   }
 
   if (report.more) report.next = candidates[candidates.length - 1]?.failed_at;
