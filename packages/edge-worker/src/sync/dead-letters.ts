@@ -13,7 +13,9 @@
  *   the erasure deleted (the erasure also deletes their rows already kept).
  * - Nothing runs out of retries: this queue has no dead-letter queue of its own, so a
  *   message on its last delivery that must be retried (Directus down for days) is sent to
- *   this queue again instead, and waits another retry period.
+ *   this queue again instead, and waits another retry period. A letter already written on
+ *   that delivery is deleted only once the copy is on the queue: if the queue refuses the
+ *   copy, the letter stays in `dead_letters`, listed and resendable, rather than be lost.
  */
 import { type ErasureMessage, QueueMessageSchema } from '@attune/shared-schema';
 import { type DirectusClient, directusFromEnv } from '../directus/client.ts';
@@ -47,6 +49,9 @@ export interface DeadLetterReport {
 /** `erasure`: an erasure Directus refused, kept for an operator whatever the tombstone says. */
 type Item = { msg: Message<unknown>; row: DeadLetterRow; erasure?: true };
 
+/** Retries a message; `written`: the id of the letter row this delivery stored for it. */
+type Retry = (msg: Message<unknown>, written?: string) => void;
+
 /** Stores one batch of the dead-letter queue in Directus; every message is acked or retried. */
 export async function storeDeadLetters(
   batch: MessageBatch<unknown>,
@@ -63,9 +68,10 @@ export async function storeDeadLetters(
     requeued: 0,
     refused: 0,
   };
-  const requeue: Message<unknown>[] = [];
-  const retry = (msg: Message<unknown>) => {
-    if (msg.attempts >= LAST_DELIVERY) requeue.push(msg);
+  /** On their last delivery: sent to this queue again, then `written` (their letter's row, if stored) deleted. */
+  const requeue: { msg: Message<unknown>; written?: string }[] = [];
+  const retry: Retry = (msg, written) => {
+    if (msg.attempts >= LAST_DELIVERY) requeue.push(written === undefined ? { msg } : { msg, written });
     else {
       msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
       report.retried++;
@@ -172,16 +178,31 @@ export async function storeDeadLetters(
     }
   }
   await forgetIfErasedMeanwhile(env, directus, check, stored, report, retry);
-  for (const msg of requeue) {
+  const requeued: { msg: Message<unknown>; written?: string }[] = [];
+  for (const item of requeue) {
     try {
-      await env.EVENTS_DLQ.send(msg.body);
-      msg.ack();
-      report.requeued++;
+      await env.EVENTS_DLQ.send(item.msg.body);
+      requeued.push(item);
     } catch {
-      // The queue is unavailable too: the one retry left is all there is.
-      msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
+      // The queue is unavailable too: the one retry left is all there is. A letter written on
+      // this delivery stays (its row is deleted only after the copy is sent), so an operator
+      // still finds it and can resend it, whatever the queue does with this message.
+      item.msg.retry({ delaySeconds: retryDelaySeconds(item.msg.attempts) });
       report.retried++;
     }
+  }
+  // The copy writes its own row under its own id: the one written on this delivery goes.
+  const written = requeued.flatMap((i) => (i.written === undefined ? [] : [i.written]));
+  if (written.length > 0) {
+    try {
+      await directus.deleteWhere('dead_letters', { id: { _in: written } });
+    } catch {
+      // Directus is gone again: the copy will write a second letter for the same message.
+    }
+  }
+  for (const { msg } of requeued) {
+    msg.ack();
+    report.requeued++;
   }
   if (report.retried > 0 || report.requeued > 0 || report.refused > 0)
     console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_letters', ...report }));
@@ -202,7 +223,7 @@ async function forgetIfErasedMeanwhile(
   check: ErasureCheck,
   stored: Item[],
   report: DeadLetterReport,
-  retry: (msg: Message<unknown>) => void,
+  retry: Retry,
 ): Promise<void> {
   const people = new Map<string, { siteId: string; personKey: PersonKey; items: Item[] }>();
   for (const item of stored) {
@@ -227,16 +248,8 @@ async function forgetIfErasedMeanwhile(
       for (const { msg } of items) msg.ack();
     } catch {
       // On its last delivery the message goes to this queue again under a new id (see
-      // `retry`): its row is deleted first, or the copy would write a second one.
-      const last = items.filter((i) => i.msg.attempts >= LAST_DELIVERY);
-      if (last.length > 0) {
-        try {
-          await directus.deleteWhere('dead_letters', { id: { _in: last.map((i) => i.row.id) } });
-        } catch {
-          // Directus is gone too: the copy will write a second letter for the same message.
-        }
-      }
-      for (const { msg } of items) retry(msg);
+      // `retry`): its row is deleted once that copy is sent, or the copy would write a second one.
+      for (const { msg, row } of items) retry(msg, row.id);
     }
   }
 }

@@ -11,7 +11,7 @@ import {
   createScheduledController,
   getQueueResult,
 } from 'cloudflare:test';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type DirectusClient,
   DirectusError,
@@ -115,7 +115,7 @@ describe('the dead-letter queue', () => {
     expect(dlq.letters).toEqual(expect.arrayContaining([letter, erasure]));
   });
 
-  it('on its last delivery, a letter written but not confirmed is deleted before it goes back on the queue (no second row)', async () => {
+  it('on its last delivery, a letter written but not confirmed is deleted once its copy is back on the queue (no second row)', async () => {
     const a = uniqueId('dlq-last-written');
     const person = `anon:${a}`;
     await collect([productView(a, 'p1', 'shoes')]);
@@ -130,6 +130,44 @@ describe('the dead-letter queue', () => {
     expect(dlq.letters).toEqual([letter]);
     // The copy on the queue writes the one row when it is stored.
     expect(await lettersOf(person)).toEqual([]);
+  });
+
+  it('on its last retry, a letter written but not confirmed whose copy the queue refuses stays listed, and can be resent', async () => {
+    const a = uniqueId('dlq-last-refused');
+    const person = `anon:${a}`;
+    await collect([productView(a, 'p1', 'shoes')]);
+    const letter = eventsMessage(person, 1);
+    const id = `last-${uniqueId('m')}`;
+    // The retry after its last delivery: the queue drops it if it is retried once more.
+    const batch = createMessageBatch<unknown>(DEAD_LETTER_QUEUE, [
+      { id, timestamp: new Date(), attempts: LAST_DELIVERY + 1, body: letter },
+    ]);
+    const ctx = createExecutionContext();
+    const refusing = vi.spyOn(env().EVENTS_DLQ, 'send').mockRejectedValue(new Error('Queue send failed'));
+    let report: Awaited<ReturnType<typeof storeDeadLetters>>;
+    try {
+      report = await storeDeadLetters(batch, env(), { isErased: checkFailingAfterFirst() });
+    } finally {
+      refusing.mockRestore();
+    }
+    expect(report).toMatchObject({ requeued: 0, retried: 1 });
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual([]);
+    // Not lost with the message: the letter is still there for an operator.
+    expect((await lettersOf(person)).map((l) => ({ id: l.id, message: l.message }))).toEqual([
+      { id, message: letter },
+    ]);
+    const queue = recordQueue(env());
+    try {
+      const res = await call(JSON.stringify({ ids: [id] }), {
+        path: '/v1/admin/dead-letters/resend',
+        origin: null,
+        headers: { ...ADMIN_HEADERS, 'content-type': 'application/json' },
+      });
+      expect(await res.json()).toMatchObject({ resent: 1, notFound: [] });
+    } finally {
+      queue.restore();
+    }
+    expect(queue.messages).toEqual([letter]);
   });
 
   it('retries while Directus cannot be reached, and acks nothing', async () => {
@@ -316,6 +354,45 @@ describe('the dead-letter queue', () => {
       const result = await consume(deliveries(queue.messages));
       expect(result.retryMessages).toEqual([]);
       expect(await rows('events', { person_key: { _eq: person } })).toHaveLength(3);
+    });
+
+    it('keeps a letter whose resend the queue refused, says so (502, JSON, "call again"), and resends it later', async () => {
+      const person = `anon:${uniqueId('dlq-resend-refused')}`;
+      const run = eventsMessage(person, 2);
+      const letters = deliveries([run]);
+      await consume(letters, 1, DEAD_LETTER_QUEUE);
+      const ids = letters.map((l) => l.id);
+      expect((await lettersOf(person)).map((l) => l.id)).toEqual(ids);
+
+      // The EVENTS queue refuses the send (an outage, a limit).
+      const refusing = vi.spyOn(env().EVENTS, 'sendBatch').mockRejectedValue(new Error('Queue send failed'));
+      let res: Response;
+      try {
+        res = await resend({ ids });
+      } finally {
+        refusing.mockRestore();
+      }
+      expect(res.status).toBe(502);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      const answer = (await res.json()) as { error: { code: string; message: string }; resent: number };
+      expect(answer).toMatchObject({ resent: 0, error: { code: 'queue_unavailable' } });
+      expect(answer.error.message).toMatch(
+        /^0 letters were resent .*failed \(Queue send failed\); call again$/,
+      );
+      // The letter is still listed, as it was.
+      expect((await lettersOf(person)).map((l) => l.id)).toEqual(ids);
+
+      // Once the queue takes messages again, the same call resends it.
+      const queue = recordQueue(env());
+      try {
+        res = await resend({ ids });
+      } finally {
+        queue.restore();
+      }
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ resent: 1 });
+      expect(queue.messages).toEqual([run]);
+      expect(await lettersOf(person)).toEqual([]);
     });
 
     it('keeps a letter whose message nothing can sync, and names ids it does not hold', async () => {
