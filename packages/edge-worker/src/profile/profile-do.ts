@@ -836,15 +836,24 @@ export class ProfileDO extends DurableObject<Env> {
       // tombstone), on objects it left part-way through an erasure.
       const pending: unknown = JSON.parse(this.#get('erasing') ?? '[]');
       const unfinished = Array.isArray(pending) ? pending.filter((id) => typeof id === 'string') : [];
+      // A replay under way (or abandoned) holds the browsers merged before it in its row
+      // until it links them again: they are this person's aliases still.
+      const replaying = this.#replaying();
       const anonymousIds = [
-        ...new Set([...(state?.anonymousIds ?? []), ...unfinished, ...(earlier?.anonymousIds ?? [])]),
+        ...new Set([
+          ...(state?.anonymousIds ?? []),
+          ...(replaying?.browsers ?? []),
+          ...unfinished,
+          ...(earlier?.anonymousIds ?? []),
+        ]),
       ];
       const erased: ErasureResult = {
         personKey: earlier?.personKey ?? personKey,
         anonymousIds,
-        erased: state !== undefined || earlier?.erased === true,
+        erased: state !== undefined || replaying !== undefined || earlier?.erased === true,
       };
-      const userId = state?.userId ?? earlier?.userId;
+      const replayedUserId = replaying?.identity ? userIdOf(replaying.identity.personKey) : undefined;
+      const userId = state?.userId ?? replayedUserId ?? earlier?.userId;
       if (userId !== undefined) erased.userId = userId;
       await this.#wipe(true, erased);
       return erased;

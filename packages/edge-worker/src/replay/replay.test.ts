@@ -496,6 +496,15 @@ describe('a replay abandoned part-way (its CLI died)', () => {
     expect(await profileStub(env, SITE, `anon:${browser}`).aliasOf()).toBeNull();
   });
 
+  it('is covered by an erasure meanwhile: the browsers only its row holds are tombstoned and named downstream', async () => {
+    const { key, browser } = await abandonedReplay();
+    const erased = await people(key, 'DELETE');
+    expect(erased.status).toBe(200);
+    const erasure = queue.messages.find((m): m is ErasureMessage => m.kind === 'erasure');
+    expect(erasure).toMatchObject({ personId: key, anonymousIds: [browser], userId: key.slice(5) });
+    expect(await profileStub(env, SITE, `anon:${browser}`).erasedAt()).not.toBeNull();
+  });
+
   it('is not taken for an expiry while it runs: the person was last seen when the row says, not at the oldest rebuilt event', async () => {
     const { key } = await abandonedReplay();
     const stub = profileStub(env, SITE, key);
