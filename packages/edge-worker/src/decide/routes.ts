@@ -156,10 +156,10 @@ export function recordServed(c: Context<AppEnv>, served: EventMessage[]): void {
   );
 }
 
-/** Queues `decision.served` events (one retry); resolves once sent or given up. */
+/** Queues `decision.served` events (sendMessages retries each sendBatch once); resolves once sent or given up. */
 export async function queueServed(queue: Queue, served: EventMessage[]): Promise<void> {
   try {
-    await sendMessages(queue, served).catch(() => sendMessages(queue, served));
+    await sendMessages(queue, served);
   } catch (error) {
     console.warn(JSON.stringify({ msg: 'decision.served not queued', error: String(error) }));
   }

@@ -29,7 +29,13 @@ import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput, ProfileSummary } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
 import { runTriggers } from '../triggers/index.ts';
-import { eventsMessages, type ForwardedEvent, sendMessages, sendShared } from './queue-producer.ts';
+import {
+  eventsMessages,
+  type ForwardedEvent,
+  QueueSendError,
+  sendMessages,
+  sendShared,
+} from './queue-producer.ts';
 
 export interface PipelineInput {
   site: Site;
@@ -338,21 +344,19 @@ function promotionsAfter(
   return [...byPerson.values()];
 }
 
-/** Sends messages to the EVENTS queue, retrying once. */
+/** Sends messages to the EVENTS queue (each sendBatch retried once); counts and logs what could not be sent. */
 async function forward(env: Env, messages: QueueMessage[]): Promise<void> {
   try {
     await sendMessages(env.EVENTS, messages);
-  } catch {
-    try {
-      await sendMessages(env.EVENTS, messages);
-    } catch (err) {
-      count('queue_failed', messages.length);
-      log('error', 'queue.send_failed', {
-        sites: [...new Set(messages.map((m) => m.siteId))].join(','),
-        messages: messages.length,
-        error: err instanceof Error ? err.name : 'unknown',
-      });
-    }
+  } catch (err) {
+    const unsent = err instanceof QueueSendError ? err.unsent : messages.length;
+    const cause = err instanceof QueueSendError ? err.cause : err;
+    count('queue_failed', unsent);
+    log('error', 'queue.send_failed', {
+      sites: [...new Set(messages.map((m) => m.siteId))].join(','),
+      messages: unsent,
+      error: cause instanceof Error ? cause.name : 'unknown',
+    });
   }
 }
 

@@ -76,4 +76,33 @@ describe('queue producer', () => {
     expect(statuses).toEqual([...first, ...second].map(() => 200));
     await expectEveryoneSent(calls, [...first, ...second]);
   });
+
+  it('retries a failed sendBatch on its own: the messages sent before it are not sent twice', async () => {
+    // Twenty events of ~24 KB each: their messages take two sendBatch calls (256 KB each at most).
+    const sent: QueueMessage[][] = [];
+    let attempts = 0;
+    vi.spyOn(env.EVENTS, 'sendBatch').mockImplementation(async (items) => {
+      attempts++;
+      if (attempts === 2) throw new Error('queue hiccup');
+      sent.push([...items].map((item) => item.body as QueueMessage));
+      return undefined as unknown as QueueSendBatchResponse;
+    });
+    const a = anonId('large-batch');
+    const filler = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`note${i}`, 'x'.repeat(4000)]));
+    const batch = Array.from({ length: 20 }, (_, i) =>
+      productView(a, `p-${i}`, 'outdoor', {
+        properties: { productId: `p-${i}`, category: 'outdoor', ...filler },
+      }),
+    );
+    expect((await collectInOwnContext(batch)).status).toBe(200);
+    const productIds = () =>
+      eventMessagesOf(sent.flat())
+        .filter((m) => m.event.anonymousId === a)
+        .map((m) => m.event.properties?.productId);
+    await vi.waitFor(() => expect(productIds()).toHaveLength(20), { timeout: 5000, interval: 50 });
+    // Every event once: before, the retry sent the first call's messages (and co-visits) again.
+    expect(new Set(productIds()).size).toBe(20);
+    expect(sent.length).toBeGreaterThanOrEqual(2);
+    expect(attempts).toBe(sent.length + 1);
+  });
 });

@@ -112,10 +112,33 @@ export function chunkMessages(messages: readonly QueueMessage[]): QueueMessage[]
   return chunks;
 }
 
-/** Sends messages to a queue in order, one sendBatch per chunk. */
+/** Thrown by sendMessages: how many of the messages were not sent (the ones before them were). */
+export class QueueSendError extends Error {
+  override name = 'QueueSendError';
+  constructor(
+    readonly unsent: number,
+    cause: unknown,
+  ) {
+    super(`${unsent} queue messages not sent`, { cause });
+  }
+}
+
+/**
+ * Sends messages to a queue in order, one sendBatch per chunk; a chunk that fails is tried
+ * once more on its own. A retry never sends the chunks before it again: sent twice, a
+ * `covisits` message arrives under a new message id and its pairs count twice. Rejects with
+ * a QueueSendError once a chunk fails twice.
+ */
 export async function sendMessages(queue: Queue, messages: readonly QueueMessage[]): Promise<void> {
+  let sent = 0;
   for (const chunk of chunkMessages(messages)) {
-    await queue.sendBatch(chunk.map((body) => ({ body })));
+    const batch = chunk.map((body) => ({ body }));
+    try {
+      await queue.sendBatch(batch).catch(() => queue.sendBatch(batch));
+    } catch (cause) {
+      throw new QueueSendError(messages.length - sent, cause);
+    }
+    sent += chunk.length;
   }
 }
 

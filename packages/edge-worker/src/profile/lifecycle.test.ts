@@ -315,11 +315,12 @@ describe('an erasure whose message could not be queued', () => {
     return { userId, browser };
   }
 
-  /** DELETE `key` while the queue refuses once, then again; returns the retry's erasure message. */
+  /** DELETE `key` while the queue refuses (its send and the send's one retry), then again; returns the retry's erasure message. */
   async function eraseWithRetry(key: PersonKey): Promise<ErasureMessage | undefined> {
-    vi.mocked(env.EVENTS.sendBatch).mockImplementationOnce(async () => {
+    const refuse = async () => {
       throw new Error('queue unavailable');
-    });
+    };
+    vi.mocked(env.EVENTS.sendBatch).mockImplementationOnce(refuse).mockImplementationOnce(refuse);
     const failed = await people(key, 'DELETE');
     expect(failed.status).toBe(503);
     expect(failed.headers.get('retry-after')).toBe('5');
