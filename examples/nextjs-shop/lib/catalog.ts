@@ -3,6 +3,7 @@
  * seeded by services/directus. Read server-side only, cached briefly in memory so a page
  * view costs no Directus round trip, and normalized defensively (Directus returns
  * decimals as strings and JSON fields as arrays or strings depending on the field type).
+ * A row without a price is not in the shop's catalog at all: see `priceOf`.
  */
 import { shopEnv } from './env.ts';
 
@@ -47,18 +48,31 @@ function asTags(v: unknown): string[] {
   return [];
 }
 
-/** Maps one Directus row to a Product, or undefined when it lacks an id or slug. */
+/**
+ * The row's price, or undefined when it has none. Directus sends null for a cleared price
+ * field (and an import may leave ''): read as 0 that would offer the product for free, so a
+ * product without a price is not sold. The same rule as the edge's catalog
+ * (packages/edge-worker/src/catalog/source.ts), which leaves such a row out of its cards and
+ * recommendations: shop and edge show one catalog.
+ */
+export function priceOf(v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+  return Number.isFinite(n) && n >= 0 ? n : undefined;
+}
+
+/** Maps one Directus row to a Product, or undefined when it lacks an id, a slug or a price. */
 export function toProduct(row: Record<string, unknown>): Product | undefined {
   const id = asString(row.id);
   const slug = asString(row.slug);
-  if (id === '' || slug === '') return undefined;
+  const price = priceOf(row.price);
+  if (id === '' || slug === '' || price === undefined) return undefined;
   return {
     id,
     slug,
     title: asString(row.title, slug),
     category: asString(row.category, 'other'),
     tags: asTags(row.tags),
-    price: asNumber(row.price),
+    price,
     currency: asString(row.currency, 'EUR'),
     image: asString(row.image, `/images/products/${slug}.svg`),
     stock: asNumber(row.stock),
