@@ -6,6 +6,7 @@
  */
 import { useState } from 'react';
 import { forgetChoice } from '@/lib/consent-client';
+import { sendQueuedEvents } from '@/lib/sign-out';
 import { useAttune } from './attune';
 
 export function DeleteMyData() {
@@ -23,7 +24,8 @@ export function DeleteMyData() {
         onClick={() => {
           setState('busy');
           void (async () => {
-            await attune?.flush();
+            // Bounded, and never failing: a send that fails or hangs must not keep anyone from erasure.
+            await sendQueuedEvents(attune);
             const res = await fetch('/api/erase', { method: 'POST' });
             const body = (await res.json()) as { erased?: string[] };
             if (!res.ok) {

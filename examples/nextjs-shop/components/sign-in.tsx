@@ -3,9 +3,11 @@
  * Demo sign-in: the visitor picks a demo customer; the shop's server sets its session and
  * returns the userId signed with the site's identity secret, which the SDK passes to
  * `identify` so the Worker merges this browser's anonymous history into the person.
+ * Signing out is lib/sign-out.ts.
  */
 import { useState } from 'react';
 import type { DemoUser } from '@/lib/demo-users';
+import { signOut } from '@/lib/sign-out';
 import { useAttune } from './attune';
 
 export function SignIn({
@@ -17,6 +19,7 @@ export function SignIn({
 }) {
   const attune = useAttune();
   const [error, setError] = useState<string | undefined>(undefined);
+  const [signingOut, setSigningOut] = useState(false);
 
   if (signedInAs !== undefined) {
     return (
@@ -24,20 +27,23 @@ export function SignIn({
         <p data-testid="signed-in-as">Signed in as {signedInAs}.</p>
         <button
           type="button"
+          disabled={signingOut}
           onClick={() => {
-            void (async () => {
-              // Events still queued carry the id merged into this person, and the Worker's
-              // collect answer writes `attune_aid` from them: they go first, then the SDK
-              // forgets the person, then the shop expires the cookie.
-              await attune?.flush();
-              attune?.reset();
-              await fetch('/api/signout', { method: 'POST' });
-              window.location.assign('/');
-            })().catch(() => undefined);
+            setError(undefined);
+            setSigningOut(true);
+            void signOut(attune).then((done) => {
+              if (done) {
+                window.location.assign('/');
+                return;
+              }
+              setSigningOut(false);
+              setError('Could not sign you out right now: check your connection and try again.');
+            });
           }}
         >
           Sign out
         </button>
+        {error ? <p role="alert">{error}</p> : null}
       </div>
     );
   }

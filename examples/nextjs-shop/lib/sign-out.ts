@@ -1,0 +1,69 @@
+/**
+ * Sign-out in the browser, in the order that keeps this browser from going on as the
+ * person who leaves: the SDK's queued events go first (they carry the id merged into the
+ * person, and the Worker's collect answer writes `attune_aid` from them), then the SDK
+ * forgets the person (`reset()`), then the shop ends its session and expires `attune_aid`.
+ * Sending the events cannot keep the person from signing out (it gets a time budget and
+ * may fail), and `reset()` happens whether they went or not.
+ */
+import type { Attune } from '@attune/browser-sdk';
+
+/** How long sign-out (and erasure) wait for the queued events before going on without them. */
+export const SIGN_OUT_FLUSH_BUDGET_MS = 2000;
+
+export interface SignOutOptions {
+  /** Ends the shop's session (and expires `attune_aid`): POST /api/signout. */
+  endSession?: () => Promise<Response>;
+  flushBudgetMs?: number;
+}
+
+/**
+ * Sends the SDK's queued events, waiting at most `budgetMs`; never rejects. Events that did
+ * not go stay queued for the SDK's own retry. Erasure ("delete my data") sends them first
+ * too, so they are erased with the person (a later one meets the edge's tombstone).
+ */
+export async function sendQueuedEvents(
+  attune: Pick<Attune, 'flush'> | undefined,
+  budgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
+): Promise<void> {
+  if (attune === undefined) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeUp = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, budgetMs);
+  });
+  try {
+    await Promise.race([attune.flush(), timeUp]);
+  } catch {
+    // The send failed (offline, or the SDK threw): the person can still leave.
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Signs out; true when the shop ended the session. False when the shop could not be
+ * reached or refused: the person is still signed in there and can try again (the SDK has
+ * already forgotten them, so nothing more is tracked as them meanwhile).
+ */
+export async function signOut(
+  attune: Pick<Attune, 'flush' | 'reset'> | undefined,
+  options: SignOutOptions = {},
+): Promise<boolean> {
+  const {
+    endSession = () => fetch('/api/signout', { method: 'POST' }),
+    flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
+  } = options;
+  await sendQueuedEvents(attune, flushBudgetMs);
+  if (attune !== undefined) {
+    try {
+      attune.reset();
+    } catch {
+      // The SDK could not write its record (storage blocked): the shop's sign-out still goes on.
+    }
+  }
+  try {
+    return (await endSession()).ok;
+  } catch {
+    return false;
+  }
+}
