@@ -10,6 +10,7 @@ import {
   launch,
   newVisitor,
   rawHtml,
+  type SentEvent,
   type SlotContent,
   screenshot,
   slotsInHtml,
@@ -379,6 +380,130 @@ describe('the shop through the Worker', () => {
       expect(offered).toEqual(['analytics', 'personalization']);
     } finally {
       await directus('PATCH', '/items/consent_categories/marketing', { enabled: true });
+    }
+  });
+  it('sign-out completes, and the SDK forgets the person, when sending the queued events fails or the shop is unreachable', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    const collect = watchCollect(page);
+    await page.goto('/');
+    await chooseConsent(page, ['analytics', 'personalization']);
+    await page.goto('/signin');
+    await page.getByTestId('signin-user_alan').click();
+    await page.waitForURL((u) => u.pathname === '/');
+    await page.getByTestId('account-link').filter({ hasText: 'Alan Turing' }).waitFor();
+    await flush(page);
+    const signedIn = await eventually('the sign-in event', async () =>
+      collect.events().find((e) => e.name === 'user.signed_in' && e.userId === 'user_alan'),
+    );
+
+    // The shop cannot be reached: the person is told, stays signed in, and can try again.
+    await page.goto('/signin');
+    await page.getByTestId('signed-in-as').waitFor();
+    await page.route('**/api/signout', (route) => route.abort('internetdisconnected'));
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /Could not sign you out/ })
+      .waitFor();
+    expect(new URL(page.url()).pathname).toBe('/signin');
+    await page.unroute('**/api/signout');
+
+    // Sending the queued events fails: sign-out still goes through.
+    await page.evaluate(() => {
+      (window as unknown as { attune: { flush(): Promise<void> } }).attune.flush = () =>
+        Promise.reject(new Error('offline'));
+    });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL((u) => u.pathname === '/', { timeout: 10_000 });
+    await page.getByTestId('account-link').filter({ hasText: 'Sign in' }).waitFor();
+
+    // The next visitor at this browser is a stranger to the SDK: no user id, a new anonymous id.
+    const before = collect.requests.length;
+    await viewProduct(page, products[1]?.slug ?? '');
+    const after = await eventually('events sent after sign-out', async () => {
+      const sent = collect.requests.slice(before).flatMap((r) => {
+        const body = JSON.parse(r.postData() ?? '{}') as { batch?: SentEvent[] };
+        return body.batch ?? [];
+      });
+      return sent.some((e) => e.name === 'product.viewed') ? sent : undefined;
+    });
+    for (const e of after) {
+      expect(e.userId).toBeUndefined();
+      expect(e.anonymousId).not.toBe(signedIn.anonymousId);
+    }
+    await context.close();
+  });
+
+  it('"delete my data" goes through when sending the queued events never finishes', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    await page.goto('/');
+    await chooseConsent(page, ['analytics', 'personalization']);
+    await viewProduct(page, products[2]?.slug ?? '');
+    await page.goto('/delete-my-data');
+    await page.waitForFunction(() => 'attune' in window);
+    await page.evaluate(() => {
+      (window as unknown as { attune: { flush(): Promise<void> } }).attune.flush = () =>
+        new Promise(() => {});
+    });
+    await page.getByTestId('delete-my-data').click();
+    await page.getByTestId('erased').waitFor({ timeout: 15_000 });
+    await context.close();
+  });
+
+  it('a product without a price (a cleared field in Directus) is not for sale: not listed, and no page', async () => {
+    // The shop's own pages, straight: what its catalog lists (search, category and product
+    // pages carry no slots, so the Worker passes them through as they are).
+    const shop = system().urls.shop;
+    const marker = 'zephyrlamp';
+    const base = {
+      category: 'outdoor',
+      tags: ['lamp'],
+      currency: 'EUR',
+      stock: 10,
+      // The most popular of all: without a price it would lead the home page's list.
+      popularity: 1,
+      description: `A ${marker} for the e2e suite.`,
+    };
+    const priced = {
+      ...base,
+      id: 'e2e-priced-lamp',
+      slug: 'e2e-priced-lamp',
+      title: 'Priced Lamp',
+      price: 25,
+    };
+    const unpriced = {
+      ...base,
+      id: 'e2e-unpriced-lamp',
+      slug: 'e2e-unpriced-lamp',
+      title: 'Unpriced Lamp',
+      price: null,
+    };
+    await directus('POST', '/items/products', [priced, unpriced]);
+    try {
+      const searchHtml = async () => (await fetch(`${shop}/search?q=${marker}`)).text();
+      // The shop has read the catalog since both were added once the priced lamp is listed.
+      const html = await eventually(
+        'the priced lamp in the shop’s search',
+        async () => {
+          const page = await searchHtml();
+          return page.includes('/products/e2e-priced-lamp') ? page : undefined;
+        },
+        30_000,
+      );
+      expect(html).not.toContain('e2e-unpriced-lamp');
+      expect(html).not.toContain('Unpriced Lamp');
+      const home = await (await fetch(`${shop}/`)).text();
+      expect(home).toContain('/products/e2e-priced-lamp');
+      expect(home).not.toContain('e2e-unpriced-lamp');
+      const category = await (await fetch(`${shop}/category/outdoor`)).text();
+      expect(category).not.toContain('e2e-unpriced-lamp');
+
+      expect((await fetch(`${shop}/products/e2e-priced-lamp`)).status).toBe(200);
+      const productPage = await fetch(`${shop}/products/e2e-unpriced-lamp`);
+      expect(productPage.status).toBe(404);
+      expect(await productPage.text()).not.toContain('data-testid="add-to-cart"');
+    } finally {
+      await directus('DELETE', '/items/products', [priced.id, unpriced.id]);
     }
   });
 });
