@@ -23,6 +23,7 @@ import {
   applyChoice,
   builtInConsentConfig,
   type ConsentConfig,
+  mayFollow,
   parseConsentConfig,
 } from './consent/consent.ts';
 import { emitGoogleConsent } from './consent/google-consent-mode.ts';
@@ -214,16 +215,7 @@ export function createAttune(
         // Another tab changed the choice (a withdrawal) and its storage event has not reached this
         // tab yet, which did not change it: take theirs, rather than write the older grant back
         // over it. (The choice only: this tab's own sign-in or sign-out stands.)
-        // (Only a choice under this tab's policy version: see follow().)
-        if (
-          stored?.policyVersion === config.policyVersion &&
-          JSON.stringify(choice) === seen &&
-          JSON.stringify(stored) !== seen
-        ) {
-          choice = stored;
-          chosen();
-          notify();
-        }
+        if (stored && JSON.stringify(choice) === seen && JSON.stringify(stored) !== seen) take(stored);
         // A refusal is remembered without any id: the strictly necessary record of the choice.
         if (choice) {
           persistence.save({ ...(storing() && { ...ids, session }), consent: choice });
@@ -389,22 +381,28 @@ export function createAttune(
 
   /** Takes the visitor record as another tab left it. */
   function follow() {
-    const stored = persistence.load();
-    if (stored?.consent) {
-      const before = JSON.stringify(choice);
+    const { consent, ...record }: VisitorRecord = persistence.load() ?? {};
+    if (consent) {
       // A refusal is stored without ids: keep this page's anonymous id then (nothing is sent with it).
-      let consent: VisitorRecord['consent'];
-      ({ session, consent, ...ids } = { anonymousId: ids.anonymousId, ...stored });
-      // A tab opened before the policy changed still writes its choice under the old version: it
-      // does not count here (the Worker would grant it nothing), nor undo this tab's asking again.
-      // Its ids and session (a sign-out) are followed all the same.
-      if (consent?.policyVersion === config.policyVersion) choice = consent;
-      seen = JSON.stringify(choice);
-      // (Only a new choice: any write to the record, every event of a tab, fires this.)
-      if (seen !== before) {
-        chosen();
-        notify();
-      }
+      // The ids and session (a sign-out) are followed whatever the choice's policy version.
+      ({ session, ...ids } = { anonymousId: ids.anonymousId, ...record });
+      take(consent);
+    }
+  }
+
+  /**
+   * Takes another tab's choice, as far as it counts here: a choice made under another policy
+   * version (a tab opened before it changed) only if it withdraws (mayFollow), so that it
+   * cannot undo this tab's asking again.
+   */
+  function take(theirs: ConsentState) {
+    const before = JSON.stringify(choice);
+    if (mayFollow(theirs, choice, config.policyVersion)) choice = theirs;
+    seen = JSON.stringify(choice);
+    // (Only a new choice: any write to the record, every event of a tab, fires a storage event.)
+    if (seen !== before) {
+      chosen();
+      notify();
     }
   }
 

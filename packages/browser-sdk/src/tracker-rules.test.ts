@@ -363,26 +363,68 @@ describe('other tabs', () => {
     expect(posts.flatMap((p) => p.events.map((e) => e.anonymousId))).toEqual(['anon-2', 'anon-2']);
   });
 
-  it('an older tab’s choice in the record is not taken over this tab’s choice under the new policy', async () => {
+  it('an older tab’s wider grant in the record is not taken over this tab’s choice under the new policy', async () => {
     configAnswer = configV2;
     const attune = tracker({ flushInterval: 60_000 }, grantedV1);
     await settle();
-    attune.consent.set({ analytics: true, personalization: true }, 'banner');
+    attune.consent.set({ analytics: true }, 'banner');
     await settle();
-    // The older tab writes its policy-1 grant again; its storage event has not arrived yet.
-    storage.saved.push({ ...grantedV1 });
+    // The older tab writes its policy-1 grant (personalization too); its storage event has not arrived yet.
+    const olderGrant = {
+      ...grantedV1.consent,
+      categories: { ...grantedV1.consent?.categories, personalization: true },
+    };
+    storage.saved.push({ ...grantedV1, consent: olderGrant } as VisitorRecord);
     attune.track('product.viewed', { productId: 'p1' });
     await settle();
     await attune.flush();
-    expect(attune.consent.get()).toMatchObject({ decided: true, categories: { personalization: true } });
+    expect(attune.consent.get()).toMatchObject({ decided: true, categories: { personalization: false } });
     expect(storage.saved.at(-1)?.consent).toMatchObject({
       policyVersion: '2',
-      categories: { personalization: true },
+      categories: { personalization: false },
     });
     const claims = posts.flatMap((p) =>
       p.events.map((e) => (e.context as { consent: { policyVersion: string } }).consent),
     );
     expect(claims.map((c) => c.policyVersion)).toEqual(['2', '2']);
+  });
+
+  it('a withdrawal made in a tab on the older policy version is followed here, before a write and by its storage event', async () => {
+    configAnswer = configV2;
+    for (const heardFirst of [false, true]) {
+      storage = emptyStorageLog();
+      posts = [];
+      const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+      await settle();
+      attune.consent.set({ analytics: true }, 'banner');
+      await attune.flush();
+      posts = [];
+      // The older tab (policy 1) withdraws: it saves its refusal.
+      storage.saved.push({ consent: refused });
+      if (heardFirst) page.dispatchEvent(new Event('storage'));
+      attune.track('product.viewed', { productId: 'p1' });
+      await settle();
+      await attune.flush();
+      expect(names()).toEqual([]);
+      expect(attune.consent.get().categories.analytics).toBe(false);
+      expect(storage.saved.at(-1)).toEqual({ consent: refused });
+      expect(storage.storedEvents.size).toBe(0);
+    }
+  });
+
+  it('a tab still on the older policy version follows a withdrawal made under the new one', async () => {
+    // This tab loaded before the policy changed (its /v1/config still says 1).
+    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+    await settle();
+    const refusedV2 = { ...refused, policyVersion: '2' };
+    storage.saved.push({ consent: refusedV2 });
+    page.dispatchEvent(new Event('storage'));
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    await attune.flush();
+    expect(names()).toEqual([]);
+    expect(attune.consent.get().categories.analytics).toBe(false);
+    expect(storage.saved.at(-1)).toEqual({ consent: refusedV2 });
   });
 
   it('with Global Privacy Control on, another tab’s withdrawal is followed before this tab’s first event too', async () => {

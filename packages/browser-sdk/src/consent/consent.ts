@@ -44,6 +44,15 @@ export function allowsCollection(state: ConsentState | undefined): boolean {
   return PURPOSES.some((purpose) => state?.categories[purpose] === true);
 }
 
+/**
+ * Whether another tab's choice may replace this tab's: always under the same policy version;
+ * under another one (a tab opened before the policy changed) only if it grants no purpose
+ * this tab's choice does not — a withdrawal stands whatever the version, but an older grant
+ * must not undo asking again.
+ */
+export const mayFollow = (theirs: ConsentState, mine: ConsentState | undefined, policyVersion: string): boolean =>
+  theirs.policyVersion === policyVersion || !PURPOSES.some((p) => theirs.categories[p] && !mine?.categories[p]);
+
 /** Where an event of `type` goes under the person's choice (undefined: no choice yet). */
 export function gate(type: string, choice: ConsentState | undefined): GateDecision {
   if (type === 'consent' || allowsCollection(choice)) return 'send';
