@@ -11,16 +11,19 @@
  *   browser can withdraw a purpose, never grant one the profile does not record), except
  *   that it may let the edge mint a first `attune_aid` for a fresh visitor.
  *
- * - `attune_ended` — the ids the site ended in this browser (its answer through the proxy
- *   deleted or replaced `attune_aid`: a sign-out, an erasure), newest first, HttpOnly. The
- *   SDK's outbox can still hold events of such an id and send them later; their collect
- *   answer must not write the id back, or the edge would personalize the browser for the
- *   person who left. An id listed here is never written again, nor read from `attune_aid`.
+ * - `attune_ended` — digests of the ids the site ended in this browser (its answer through
+ *   the proxy deleted or replaced `attune_aid`: a sign-out, an erasure), newest first,
+ *   HttpOnly. The SDK's outbox can still hold events of such an id and send them later;
+ *   their collect answer must not write the id back, or the edge would personalize the
+ *   browser for the person who left. An id listed here is never written again, nor read
+ *   from `attune_aid`. Digests, not ids: an anonymous id is enough to ask for its person's
+ *   decisions, and the next person at a shared computer must not find it in the cookie.
  *
  * Both are written by the first-party collect (`/attune/collect`) from the newest event of
  * an accepted batch — its anonymous id and the consent it was sent under — so the SDK (which
  * writes no cookie itself) and the edge name the same person with no code on the site.
  */
+import { createHash } from 'node:crypto';
 import { type ConsentState, ConsentStateSchema, isGranted, LIMITS } from '@attune/shared-schema';
 
 export const ANONYMOUS_ID_COOKIE = 'attune_aid';
@@ -34,6 +37,8 @@ const MAX_ENDED_IDS = 4;
 export const ANONYMOUS_ID_MAX_AGE_S = 400 * 24 * 60 * 60;
 /** Ids the edge accepts from a cookie: what the SDK makes (UUIDs, ULIDs), nothing that could smuggle markup. */
 const ID_PATTERN = /^[A-Za-z0-9_-]{8,128}$/;
+/** An `endedDigest`. */
+const DIGEST_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 const MAX_CATEGORIES = 32;
 
 /** Parses a Cookie header into a map (first value wins, malformed pairs skipped). */
@@ -67,29 +72,44 @@ export function allowsStoredId(consent: ConsentState): boolean {
  */
 export function anonymousIdFrom(cookies: Map<string, string>): string | undefined {
   const value = cookies.get(ANONYMOUS_ID_COOKIE);
-  return value !== undefined && ID_PATTERN.test(value) && !endedIdsFrom(cookies).includes(value)
-    ? value
-    : undefined;
+  return value !== undefined && ID_PATTERN.test(value) && !isEndedId(value, cookies) ? value : undefined;
 }
 
 /** Whether the browser's `attune_aid` holds an id the site ended (to be expired). */
 export function holdsEndedId(cookies: Map<string, string>): boolean {
   const value = cookies.get(ANONYMOUS_ID_COOKIE);
-  return value !== undefined && endedIdsFrom(cookies).includes(value);
+  return value !== undefined && isEndedId(value, cookies);
 }
 
-/** The ids the site ended in this browser, newest first. */
-export function endedIdsFrom(cookies: Map<string, string>): string[] {
+/**
+ * What `attune_ended` keeps of an id: 128 bits of its SHA-256 (base64url). The ids are
+ * random (a ULID or UUID has ≥ 80 random bits), so the digest cannot be turned back into one.
+ */
+export function endedDigest(id: string): string {
+  return createHash('sha256').update(`attune_ended:${id}`).digest('base64url').slice(0, 22);
+}
+
+/** The digests of the ids the site ended in this browser, newest first. */
+export function endedDigestsFrom(cookies: Map<string, string>): string[] {
   const value = cookies.get(ENDED_IDS_COOKIE);
   if (value === undefined) return [];
-  return value.split('.').filter(isAnonymousId).slice(0, MAX_ENDED_IDS);
+  return value
+    .split('.')
+    .filter((digest) => DIGEST_PATTERN.test(digest))
+    .slice(0, MAX_ENDED_IDS);
+}
+
+/** Whether the site ended `id` in this browser. */
+export function isEndedId(id: string, cookies: Map<string, string>): boolean {
+  return endedDigestsFrom(cookies).includes(endedDigest(id));
 }
 
 /** The Set-Cookie value that adds `id` to the ended ids (the oldest beyond the few kept go). */
-export function endedIdsCookie(id: string, earlier: readonly string[], secure: boolean): string {
-  const ids = [id, ...earlier.filter((e) => e !== id)].slice(0, MAX_ENDED_IDS);
+export function endedIdsCookie(id: string, cookies: Map<string, string>, secure: boolean): string {
+  const digest = endedDigest(id);
+  const digests = [digest, ...endedDigestsFrom(cookies).filter((d) => d !== digest)].slice(0, MAX_ENDED_IDS);
   // HttpOnly: nothing in the page needs it, and no script should be able to unlist an id.
-  return `${ENDED_IDS_COOKIE}=${ids.join('.')}; Path=/; Max-Age=${ENDED_IDS_MAX_AGE_S}; SameSite=Lax; HttpOnly${secure ? '; Secure' : ''}`;
+  return `${ENDED_IDS_COOKIE}=${digests.join('.')}; Path=/; Max-Age=${ENDED_IDS_MAX_AGE_S}; SameSite=Lax; HttpOnly${secure ? '; Secure' : ''}`;
 }
 
 /**

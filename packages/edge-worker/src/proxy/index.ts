@@ -29,9 +29,9 @@ import {
   consentCookie,
   consentFrom,
   endedIdsCookie,
-  endedIdsFrom,
   expiredAnonymousIdCookie,
   holdsEndedId,
+  isEndedId,
   originEndsId,
   parseCookies,
   visitorOfBatch,
@@ -141,7 +141,7 @@ async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL
   // Events of an id the site ended (sent late from the SDK's outbox, or by a tab that had not
   // followed the sign-out yet) were the person's and are taken; but this browser is no longer
   // theirs: no cookie, or the edge would personalize it for the person who left.
-  if (endedIdsFrom(parseCookies(c.req.header('cookie') ?? null)).includes(visitor.anonymousId)) return answer;
+  if (isEndedId(visitor.anonymousId, parseCookies(c.req.header('cookie') ?? null))) return answer;
   const secure = url.protocol === 'https:';
   const { consent } = visitor;
   const response = new Response(answer.body, answer);
@@ -357,7 +357,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     // answer is the origin's: not personalized, and no refresh of the id it just expired.
     if (aid !== undefined && originEndsId(upstream.headers.getSetCookie(), aid)) {
       const ended = new Response(upstream.body, upstream);
-      ended.headers.append('set-cookie', endedIdsCookie(aid, endedIdsFrom(cookies), secure));
+      ended.headers.append('set-cookie', endedIdsCookie(aid, cookies, secure));
       return ended;
     }
     if (!document || upstream.status !== 200 || !isHtml(upstream) || !isDecoded(upstream)) return upstream;

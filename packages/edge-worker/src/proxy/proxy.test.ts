@@ -12,7 +12,7 @@ import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
 import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
 import { anonId, consentFor, makeEvent, ORIGIN as ORIGIN_3000, WRITE_KEY } from '../ingest/test-support.ts';
 import { rewriteSlots } from '../rewrite/index.ts';
-import { originEndsId } from './cookies.ts';
+import { endedDigest, originEndsId } from './cookies.ts';
 import { mountEdgeProxy } from './index.ts';
 
 /** The shop's own origin as the browser sees it (an allowed origin of site `demo`). */
@@ -720,6 +720,10 @@ describe('first-party Attune under /attune/*', () => {
       }),
     );
     expect(browser.get('attune_aid')).toBeUndefined();
+    // The browser remembers that the id ended, but not the id: the next person at a shared
+    // computer could ask for its person's decisions with it.
+    expect(browser.get('attune_ended')).toBe(endedDigest(person));
+    expect(browser.header()).not.toContain(person);
     // Events of the person who left, still in the SDK's outbox (the flush before sign-out
     // failed, or another tab's), arrive later: they are the person's and are taken…
     const late = await firstPartyCollect([makeEvent(person, 'page.viewed', { consent: granted })], {
@@ -743,11 +747,12 @@ describe('first-party Attune under /attune/*', () => {
   });
 
   it('does not personalize for an ended id that an answer already on its way wrote back, and drops it', async () => {
-    const res = await page('/products/trail-jacket', `attune_aid=${fan}; attune_ended=${fan}`);
+    const ended = `attune_ended=${endedDigest(fan)}`;
+    const res = await page('/products/trail-jacket', `attune_aid=${fan}; ${ended}`);
     expect(slot(await res.text(), 'hero')).toContain('Origin hero');
     expect(res.headers.getSetCookie()).toContain('attune_aid=; Path=/; Max-Age=0; SameSite=Lax');
     const decide = await exports.default.fetch(`${SHOP}/attune/decide?slots=hero`, {
-      headers: { cookie: `attune_aid=${fan}; attune_ended=${fan}` },
+      headers: { cookie: `attune_aid=${fan}; ${ended}` },
     });
     expect(await decide.json()).toMatchObject({ personalized: false });
   });
