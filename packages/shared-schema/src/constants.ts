@@ -68,6 +68,19 @@ export const KNOWN_EVENT_NAMES = [
 ] as const;
 export type KnownEventName = (typeof KNOWN_EVENT_NAMES)[number];
 
+/**
+ * Names of the events the Worker makes itself (interest shifts, triggered recommendations,
+ * promotions, served decisions). They reach the event log, but the Worker's ingest refuses
+ * an event a producer sends under one of them: a name found in the log says who made it.
+ */
+export const EDGE_EVENT_NAMES = [
+  'interest.shifted',
+  'recommendation.triggered',
+  'promo.offered',
+  'decision.served',
+] as const;
+export type EdgeEventName = (typeof EDGE_EVENT_NAMES)[number];
+
 /** Dotted lower-case event names: `product.viewed`, `cart.item.added`. */
 export const EVENT_NAME_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { ConsentConfigSchema } from './consent.ts';
-import { KNOWN_EVENT_NAMES, LIMITS, SCHEMA_VERSION } from './constants.ts';
+import { EDGE_EVENT_NAMES, KNOWN_EVENT_NAMES, LIMITS, SCHEMA_VERSION } from './constants.ts';
 import { CustomerActionSchema, JsonMapSchema } from './event.ts';
 import { EVENT_PROPERTIES } from './events.ts';
 import { CollectEnvelopeSchema } from './wire.ts';
@@ -106,7 +106,7 @@ function toJsonSchema(schema: z.ZodType): JsonSchema {
 const FIELD_DESCRIPTIONS: Record<string, string> = {
   id: 'ULID made by the producer: the idempotency key end to end (retries reuse it).',
   type: 'The kind of event. page events are named "page.viewed", consent events "consent.updated".',
-  name: `Dotted lower-case name. Known names (${KNOWN_EVENT_NAMES.join(', ')}) have typed properties; other names carry free properties.`,
+  name: `Dotted lower-case name. Known names (${KNOWN_EVENT_NAMES.join(', ')}) have typed properties; other names carry free properties. Reserved for the events the Worker makes itself, and refused from producers: ${EDGE_EVENT_NAMES.join(', ')}.`,
   timestamp: `When it happened, by the client clock (ISO 8601 with a time zone). At most ${LIMITS.maxFutureSkewMs / 3_600_000} hours in the future and ${LIMITS.maxEventAgeMs / 86_400_000} days in the past of the server clock.`,
   anonymousId: 'Browser- or device-scoped id of the person before they sign in.',
   userId: 'The site user id; trusted only with userIdSignature.',

@@ -7,18 +7,18 @@
  * producer sends under one of them (src/ingest/pipeline.ts), so a name found in the log
  * says who made the event.
  */
-import type { KnownEventName } from '@attune/shared-schema';
+import { EDGE_EVENT_NAMES, type EdgeEventName, type KnownEventName } from '@attune/shared-schema';
 
 export const EDGE_EVENT = {
   interestShifted: 'interest.shifted',
   recommendationTriggered: 'recommendation.triggered',
   promoOffered: 'promo.offered' satisfies KnownEventName,
   decisionServed: 'decision.served' satisfies KnownEventName,
-} as const;
+} as const satisfies Record<string, EdgeEventName>;
 
-const EDGE_EVENT_NAMES: ReadonlySet<string> = new Set(Object.values(EDGE_EVENT));
+const EDGE_NAMES: ReadonlySet<string> = new Set(EDGE_EVENT_NAMES);
 
-/** Whether an event of this name is one the Worker made (see EDGE_EVENT). */
+/** Whether an event of this name is one the Worker made (shared-schema's EDGE_EVENT_NAMES). */
 export function isEdgeEvent(name: string): boolean {
-  return EDGE_EVENT_NAMES.has(name);
+  return EDGE_NAMES.has(name);
 }
