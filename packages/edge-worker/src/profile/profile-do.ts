@@ -177,12 +177,18 @@ function keepConsent(state: ProfileState, kept: ConsentRecord | undefined): void
 
 /** Whether a replay has run so long that its CLI must have died (see REPLAY_ABANDONED_MS). */
 function replayAbandoned(replaying: Replaying, now: number): boolean {
-  return replaying.startedAt === undefined || replayDeadline(replaying) <= now;
+  return replaying.startedAt === undefined || replayDeadline(replaying, now) <= now;
 }
 
-/** When a replay under way counts as abandoned. */
-function replayDeadline(replaying: Replaying): number {
-  return (replaying.startedAt ?? 0) + REPLAY_ABANDONED_MS;
+/**
+ * When a replay under way counts as abandoned. A row written before rows carried their
+ * start (a replay running across that deploy) counts from `now`: an event arriving during it
+ * must not bring the alarm forward to now and finish a replay whose CLI is still sending.
+ * (The alarm itself takes such a row as abandoned: the code that wrote it set the alarm a
+ * day after the start.)
+ */
+function replayDeadline(replaying: Replaying, now: number): number {
+  return (replaying.startedAt ?? now) + REPLAY_ABANDONED_MS;
 }
 
 /** The later of two ISO times (the first when the second is unknown). */
@@ -529,7 +535,7 @@ export class ProfileDO extends DurableObject<Env> {
       replaying !== undefined
         ? Math.min(
             Date.parse(laterOf(state.lastSeen, replaying.seen?.last)) + retentionMs,
-            replayDeadline(replaying),
+            replayDeadline(replaying, now),
           )
         : Date.parse(state.lastSeen) + retentionMs,
     );
@@ -971,7 +977,7 @@ export class ProfileDO extends DurableObject<Env> {
       if (retiring) return retiring;
       // A replay under way that has rebuilt nothing yet: come back when it counts as abandoned.
       if (replaying !== undefined) {
-        await this.ctx.storage.setAlarm(replayDeadline(replaying));
+        await this.ctx.storage.setAlarm(replayDeadline(replaying, now));
         return undefined;
       }
       if (this.#alias() === undefined) await this.#wipe(false);
@@ -987,7 +993,7 @@ export class ProfileDO extends DurableObject<Env> {
         Math.min(
           due,
           now + (retiring ? RETIRING_RETRY_MS : RETENTION_RECHECK_MS),
-          replaying !== undefined ? replayDeadline(replaying) : Number.POSITIVE_INFINITY,
+          replaying !== undefined ? replayDeadline(replaying, now) : Number.POSITIVE_INFINITY,
         ),
       );
       return retiring;
@@ -1077,7 +1083,7 @@ export class ProfileDO extends DurableObject<Env> {
         this.#put('replaying', JSON.stringify(replaying));
         // Should the replay never finish, the alarm finishes it with what the row keeps
         // (see #retire): the consent record is proof of the person's choice.
-        this.#alarmAt = replayDeadline(replaying);
+        this.#alarmAt = replayDeadline(replaying, Date.now());
         await this.ctx.storage.setAlarm(this.#alarmAt);
       }
       return replaying.previous;

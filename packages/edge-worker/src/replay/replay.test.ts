@@ -4,7 +4,7 @@
  * browsers keep sending while it runs, and what the log cannot give back (the events the
  * Worker made, promo caps, merged browsers with no events left, a consent record).
  */
-import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { DEFAULT_CONSENT_CONFIG, type ErasureMessage, eventMessagesOf } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -525,5 +525,37 @@ describe('a replay abandoned part-way (its CLI died)', () => {
     // The replay then finishes with what it kept.
     await stub.continueVersion(0);
     expect((await viewProfile(env, SITE, key))?.offers).toEqual({ 'outdoor-accessories': 1 });
+  });
+
+  it('written before rows carried their start, is not finished at once by an event arriving during it', async () => {
+    const { key } = await abandonedReplay();
+    const stub = profileStub(env, SITE, key);
+    // The row as the code before startedAt wrote it (a replay running across that deploy).
+    await runInDurableObject(stub, (_o: ProfileDO, state) => {
+      const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'replaying'").one();
+      const replaying = JSON.parse(row.v) as { startedAt?: number };
+      delete replaying.startedAt;
+      state.storage.sql.exec("UPDATE kv SET v = ? WHERE k = 'replaying'", JSON.stringify(replaying));
+    });
+    // The deployed code's first wake-up: it reads the row from storage.
+    await evictDurableObject(stub);
+    const now = new Date().toISOString();
+    await stub.ingest(SITE, key, [
+      {
+        event: makeEvent(anonId(), 'page.viewed'),
+        enrichment: { receivedAt: now, correctedTimestamp: now },
+        personalization: true,
+        consent: ALL,
+      },
+    ]);
+    // The alarm stays a day out, and the replay under way: its CLI may still be sending chunks.
+    // (Before, the alarm was set to a day after 1970, fired, and finished the replay.)
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const { alarm, underWay } = await runInDurableObject(stub, async (_o: ProfileDO, state) => ({
+      alarm: await state.storage.getAlarm(),
+      underWay: state.storage.sql.exec("SELECT 1 FROM kv WHERE k = 'replaying'").toArray().length === 1,
+    }));
+    expect(underWay).toBe(true);
+    expect(alarm).toBeGreaterThan(Date.now() + DAY_MS - 60_000);
   });
 });
