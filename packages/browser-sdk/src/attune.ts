@@ -149,6 +149,8 @@ export function createAttune(
 
   let config = options.consentConfig ?? builtInConsentConfig();
   let configLoad: Promise<ConsentConfig> | undefined;
+  /** The policy version of a choice this tab set aside because /v1/config serves a newer one. */
+  let aside: string | undefined;
   /** The last choice an IAB TCF CMP reported. */
   let cmpChoice: Record<string, boolean> | undefined;
   // The visitor record, split: `ids` (anonymousId, userId, userIdSignature) is what events and
@@ -365,6 +367,7 @@ export function createAttune(
         if (next) {
           config = next;
           if (choice && choice.policyVersion !== next.policyVersion) {
+            aside = choice.policyVersion;
             choice = undefined;
             // A CMP's choice stands under the new policy too (the CMP asks again itself when it must):
             // taken again now, or a TCF visitor would stay undecided, as the CMP reports no change.
@@ -391,13 +394,12 @@ export function createAttune(
   }
 
   /**
-   * Takes another tab's choice, as far as it counts here: a choice made under another policy
-   * version (a tab opened before it changed) only if it withdraws (mayFollow), so that it
-   * cannot undo this tab's asking again.
+   * Takes another tab's choice, unless it is the older grant this tab set aside when the
+   * policy changed (mayFollow): that would undo asking again.
    */
   function take(theirs: ConsentState) {
     const before = JSON.stringify(choice);
-    if (mayFollow(theirs, choice, config.policyVersion)) choice = theirs;
+    if (mayFollow(theirs, choice, aside)) choice = theirs;
     seen = JSON.stringify(choice);
     // (Only a new choice: any write to the record, every event of a tab, fires a storage event.)
     if (seen !== before) {

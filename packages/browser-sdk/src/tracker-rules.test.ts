@@ -427,6 +427,53 @@ describe('other tabs', () => {
     expect(storage.saved.at(-1)).toEqual({ consent: refusedV2 });
   });
 
+  it('a tab still on the older policy version follows every later choice made under the new one, and never writes its old grant back', async () => {
+    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+    await settle();
+    const v2 = (categories: Record<string, boolean>) => ({
+      categories: {
+        necessary: true,
+        analytics: false,
+        personalization: false,
+        marketing: false,
+        ...categories,
+      },
+      policyVersion: '2',
+    });
+    // Asked again in a newer tab: analytics granted; then analytics off, personalization on.
+    storage.saved.push({ anonymousId: 'anon-1', consent: v2({ analytics: true }) });
+    page.dispatchEvent(new Event('storage'));
+    storage.saved.push({ anonymousId: 'anon-1', consent: v2({ personalization: true }) });
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    await attune.flush();
+    expect(attune.consent.get().categories).toMatchObject({ analytics: false, personalization: true });
+    expect(storage.saved.at(-1)?.consent).toEqual(v2({ personalization: true }));
+    // (The event recorded before the change was read carries the choice it was made under.)
+    posts = [];
+    attune.track('product.viewed', { productId: 'p2' });
+    await settle();
+    await attune.flush();
+    const claims = posts.flatMap((p) => p.events.map((e) => (e.context as { consent: unknown }).consent));
+    expect(claims).toEqual([v2({ personalization: true })]);
+    expect(storage.saved.at(-1)?.consent).toEqual(v2({ personalization: true }));
+  });
+
+  it('an undecided tab that has not loaded /v1/config follows a grant another tab made under the site’s version', async () => {
+    const attune = tracker({ flushInterval: 60_000 });
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    const served = {
+      categories: { necessary: true, analytics: true, personalization: false, marketing: false },
+      policyVersion: '1.9f2c01',
+    };
+    storage.saved.push({ anonymousId: 'anon-9', consent: served });
+    page.dispatchEvent(new Event('storage'));
+    await attune.flush();
+    expect(attune.consent.get()).toMatchObject({ decided: true, categories: { analytics: true } });
+    expect(names()).toEqual(['product.viewed']);
+  });
+
   it('with Global Privacy Control on, another tab’s withdrawal is followed before this tab’s first event too', async () => {
     vi.stubGlobal('navigator', { onLine: true, language: 'en-GB', globalPrivacyControl: true });
     const analyticsAndMarketing = {

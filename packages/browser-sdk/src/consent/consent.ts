@@ -45,13 +45,14 @@ export function allowsCollection(state: ConsentState | undefined): boolean {
 }
 
 /**
- * Whether another tab's choice may replace this tab's: always under the same policy version;
- * under another one (a tab opened before the policy changed) only if it grants no purpose
- * this tab's choice does not — a withdrawal stands whatever the version, but an older grant
- * must not undo asking again.
+ * Whether another tab's choice may replace this tab's. `aside` is the policy version of a
+ * choice this tab set aside when a new version asked again: a tab still open from before
+ * (which knows no newer version) writes that choice back with every event, and taking it
+ * would undo the asking. So a choice of that version is taken only if it grants no purpose
+ * this tab's does not (a withdrawal); any other choice is taken as it is.
  */
-export const mayFollow = (theirs: ConsentState, mine: ConsentState | undefined, policyVersion: string): boolean =>
-  theirs.policyVersion === policyVersion || !PURPOSES.some((p) => theirs.categories[p] && !mine?.categories[p]);
+export const mayFollow = (theirs: ConsentState, mine: ConsentState | undefined, aside?: string): boolean =>
+  theirs.policyVersion !== aside || !PURPOSES.some((p) => theirs.categories[p] && !mine?.categories[p]);
 
 /** Where an event of `type` goes under the person's choice (undefined: no choice yet). */
 export function gate(type: string, choice: ConsentState | undefined): GateDecision {
