@@ -23,7 +23,7 @@ import {
   applyChoice,
   builtInConsentConfig,
   type ConsentConfig,
-  mayFollow,
+  followChoice,
   parseConsentConfig,
 } from './consent/consent.ts';
 import { emitGoogleConsent } from './consent/google-consent-mode.ts';
@@ -394,16 +394,18 @@ export function createAttune(
   }
 
   /**
-   * Takes another tab's choice, unless it is the older grant this tab set aside when the
-   * policy changed (mayFollow): that would undo asking again.
+   * Takes another tab's choice; of the older version this tab set aside when the policy
+   * changed, only what it withdraws (followChoice): its grants would undo asking again.
    */
   function take(theirs: ConsentState) {
     const before = JSON.stringify(choice);
-    if (mayFollow(theirs, choice, aside)) choice = theirs;
+    choice = followChoice(theirs, choice, aside);
     seen = JSON.stringify(choice);
     // (Only a new choice: any write to the record, every event of a tab, fires a storage event.)
+    // A withdrawal taken from the older version's choice was made in a tab that kept other
+    // purposes, so it wiped nothing: this tab wipes what no purpose now allows it to keep.
     if (seen !== before) {
-      chosen();
+      chosen(theirs.policyVersion === aside);
       notify();
     }
   }

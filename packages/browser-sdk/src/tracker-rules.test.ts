@@ -9,6 +9,11 @@ import { type AttuneError, type AttuneOptions, createAttune } from './attune.ts'
 import { emptyStorageLog, recordingPersistence, type StorageLog } from './store/recording-persistence.ts';
 import type { VisitorRecord } from './store/store.ts';
 
+interface ConsentClaim {
+  categories: Record<string, boolean>;
+  policyVersion: string;
+}
+
 interface Answer {
   status: number;
   retryAfter?: string;
@@ -407,9 +412,76 @@ describe('other tabs', () => {
       await attune.flush();
       expect(names()).toEqual([]);
       expect(attune.consent.get().categories.analytics).toBe(false);
-      expect(storage.saved.at(-1)).toEqual({ consent: refused });
+      // Refused under this tab's (new) version: the older tab takes it as it is.
+      expect(storage.saved.at(-1)).toEqual({ consent: { ...refused, policyVersion: '2' } });
       expect(storage.storedEvents.size).toBe(0);
     }
+  });
+
+  it('a change made in a tab on the older policy version that withdraws one purpose and grants another is followed for the withdrawal', async () => {
+    configAnswer = configV2;
+    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+    await settle();
+    attune.consent.set({ analytics: true, marketing: true }, 'banner');
+    await attune.flush();
+    posts = [];
+    // In the older tab's preferences: analytics and marketing off, personalization on (policy 1).
+    const mixed = {
+      categories: { necessary: true, analytics: false, personalization: true, marketing: false },
+      policyVersion: '1',
+    };
+    storage.saved.push({ anonymousId: 'anon-1', consent: mixed });
+    page.dispatchEvent(new Event('storage'));
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    await attune.flush();
+    // Nothing this tab still held is granted any more (personalization, never granted under
+    // policy 2, is not taken): nothing goes out, nothing stays stored, and the record says so.
+    expect(attune.consent.get().categories).toMatchObject({
+      analytics: false,
+      marketing: false,
+      personalization: false,
+    });
+    expect(names()).toEqual([]);
+    expect(storage.storedEvents.size).toBe(0);
+    expect(storage.saved.at(-1)?.consent).toMatchObject({
+      policyVersion: '2',
+      categories: { analytics: false, marketing: false },
+    });
+  });
+
+  it('a withdrawal of one purpose in a tab on the older policy version is followed while that tab grants more than this one', async () => {
+    configAnswer = configV2;
+    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+    await settle();
+    attune.consent.set({ analytics: true, marketing: true }, 'banner');
+    await attune.flush();
+    posts = [];
+    // The older tab granted personalization too (not taken here), then withdrew marketing.
+    const older = (marketing: boolean) => ({
+      categories: { necessary: true, analytics: true, personalization: true, marketing },
+      policyVersion: '1',
+    });
+    for (const consent of [older(true), older(false)]) {
+      storage.saved.push({ anonymousId: 'anon-1', consent });
+      page.dispatchEvent(new Event('storage'));
+    }
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    await attune.flush();
+    expect(attune.consent.get().categories).toMatchObject({
+      analytics: true,
+      marketing: false,
+      personalization: false,
+    });
+    const claims = posts.flatMap((p) =>
+      p.events.map((e) => (e.context as { consent: ConsentClaim }).consent),
+    );
+    expect(claims.map((c) => c.categories.marketing)).toEqual([false]);
+    expect(storage.saved.at(-1)?.consent).toMatchObject({
+      policyVersion: '2',
+      categories: { marketing: false },
+    });
   });
 
   it('a tab still on the older policy version follows a withdrawal made under the new one', async () => {

@@ -45,14 +45,24 @@ export function allowsCollection(state: ConsentState | undefined): boolean {
 }
 
 /**
- * Whether another tab's choice may replace this tab's. `aside` is the policy version of a
- * choice this tab set aside when a new version asked again: a tab still open from before
- * (which knows no newer version) writes that choice back with every event, and taking it
- * would undo the asking. So a choice of that version is taken only if it grants no purpose
- * this tab's does not (a withdrawal); any other choice is taken as it is.
+ * This tab's choice once another tab's is taken. `aside` is the policy version of a choice
+ * this tab set aside when a new version asked again: a tab still open from before (which
+ * knows no newer version) writes that choice back with every event, and taking it would
+ * undo the asking. So from a choice of that version only what it withdraws is taken: a
+ * purpose stays granted only if both grant it (this tab's version stands), and a tab still
+ * asking takes only a refusal. Any other choice is taken as it is.
  */
-export const mayFollow = (theirs: ConsentState, mine: ConsentState | undefined, aside?: string): boolean =>
-  theirs.policyVersion !== aside || !PURPOSES.some((p) => theirs.categories[p] && !mine?.categories[p]);
+export function followChoice(
+  theirs: ConsentState,
+  mine: ConsentState | undefined,
+  aside: string | undefined,
+): ConsentState | undefined {
+  if (theirs.policyVersion !== aside) return theirs;
+  if (!mine) return allowsCollection(theirs) ? undefined : theirs;
+  const categories = { ...mine.categories };
+  for (const key in categories) if (theirs.categories[key] === false) categories[key] = false;
+  return { ...mine, categories };
+}
 
 /** Where an event of `type` goes under the person's choice (undefined: no choice yet). */
 export function gate(type: string, choice: ConsentState | undefined): GateDecision {
