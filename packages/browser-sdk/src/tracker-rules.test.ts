@@ -280,6 +280,31 @@ describe('the outbox bound', () => {
   });
 });
 
+/**
+ * A tab that set a policy-1 grant aside (/v1/config serves 2) and then chose analytics and
+ * marketing under policy 2; the older tab (still on 1) then writes each of `olderChoices`
+ * (storage events), and this tab records one event. Returns the tracker, its posts emptied first.
+ */
+async function decidedUnderV2ThenOlderTabWrites(olderChoices: Record<string, boolean>[]) {
+  configAnswer = configV2;
+  const attune = tracker({ flushInterval: 60_000 }, grantedV1);
+  await settle();
+  attune.consent.set({ analytics: true, marketing: true }, 'banner');
+  await attune.flush();
+  posts = [];
+  for (const categories of olderChoices) {
+    storage.saved.push({
+      anonymousId: 'anon-1',
+      consent: { categories: { necessary: true, ...categories }, policyVersion: '1' },
+    });
+    page.dispatchEvent(new Event('storage'));
+  }
+  attune.track('product.viewed', { productId: 'p1' });
+  await settle();
+  await attune.flush();
+  return attune;
+}
+
 describe('other tabs', () => {
   it('another tab writing the visitor record does not drop this tab’s unsent proof of refusal', async () => {
     const attune = tracker({ flushInterval: 5000 });
@@ -419,22 +444,10 @@ describe('other tabs', () => {
   });
 
   it('a change made in a tab on the older policy version that withdraws one purpose and grants another is followed for the withdrawal', async () => {
-    configAnswer = configV2;
-    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
-    await settle();
-    attune.consent.set({ analytics: true, marketing: true }, 'banner');
-    await attune.flush();
-    posts = [];
-    // In the older tab's preferences: analytics and marketing off, personalization on (policy 1).
-    const mixed = {
-      categories: { necessary: true, analytics: false, personalization: true, marketing: false },
-      policyVersion: '1',
-    };
-    storage.saved.push({ anonymousId: 'anon-1', consent: mixed });
-    page.dispatchEvent(new Event('storage'));
-    attune.track('product.viewed', { productId: 'p1' });
-    await settle();
-    await attune.flush();
+    // In the older tab's preferences: analytics and marketing off, personalization on.
+    const attune = await decidedUnderV2ThenOlderTabWrites([
+      { analytics: false, personalization: true, marketing: false },
+    ]);
     // Nothing this tab still held is granted any more (personalization, never granted under
     // policy 2, is not taken): nothing goes out, nothing stays stored, and the record says so.
     expect(attune.consent.get().categories).toMatchObject({
@@ -451,24 +464,11 @@ describe('other tabs', () => {
   });
 
   it('a withdrawal of one purpose in a tab on the older policy version is followed while that tab grants more than this one', async () => {
-    configAnswer = configV2;
-    const attune = tracker({ flushInterval: 60_000 }, grantedV1);
-    await settle();
-    attune.consent.set({ analytics: true, marketing: true }, 'banner');
-    await attune.flush();
-    posts = [];
     // The older tab granted personalization too (not taken here), then withdrew marketing.
-    const older = (marketing: boolean) => ({
-      categories: { necessary: true, analytics: true, personalization: true, marketing },
-      policyVersion: '1',
-    });
-    for (const consent of [older(true), older(false)]) {
-      storage.saved.push({ anonymousId: 'anon-1', consent });
-      page.dispatchEvent(new Event('storage'));
-    }
-    attune.track('product.viewed', { productId: 'p1' });
-    await settle();
-    await attune.flush();
+    const attune = await decidedUnderV2ThenOlderTabWrites([
+      { analytics: true, personalization: true, marketing: true },
+      { analytics: true, personalization: true, marketing: false },
+    ]);
     expect(attune.consent.get().categories).toMatchObject({
       analytics: true,
       marketing: false,
