@@ -101,7 +101,9 @@ export function endedDigestsFrom(cookies: Map<string, string>): string[] {
 
 /** Whether the site ended `id` in this browser. */
 export function isEndedId(id: string, cookies: Map<string, string>): boolean {
-  return endedDigestsFrom(cookies).includes(endedDigest(id));
+  const digests = endedDigestsFrom(cookies);
+  // Most browsers have none: no digest to compute for them.
+  return digests.length > 0 && digests.includes(endedDigest(id));
 }
 
 /** The Set-Cookie value that adds `id` to the ended ids (the oldest beyond the few kept go). */
