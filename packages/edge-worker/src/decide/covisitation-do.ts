@@ -67,11 +67,16 @@ export class CovisitationDO extends DurableObject<Env> {
       this.#sql.exec('DELETE FROM applied WHERE at < ?', now - APPLIED_WINDOW_MS);
       const transitions: Transition[] = [];
       for (const m of messages) {
-        const seen = this.#sql.exec('SELECT 1 FROM applied WHERE message_id = ?', m.messageId).toArray();
-        if (seen.length > 0) continue;
-        // In the same transaction as the counts: a message is counted and remembered, or neither.
-        this.#sql.exec('INSERT INTO applied (message_id, at) VALUES (?, ?)', m.messageId, now);
-        transitions.push(...m.transitions);
+        // Claimed in one statement (as the ProfileDO claims event ids), in the same transaction
+        // as the counts: a message is counted and remembered, or neither.
+        const claimed = this.#sql
+          .exec(
+            'INSERT OR IGNORE INTO applied (message_id, at) VALUES (?, ?) RETURNING message_id',
+            m.messageId,
+            now,
+          )
+          .toArray();
+        if (claimed.length > 0) transitions.push(...m.transitions);
       }
       for (const t of transitions) {
         if (!(t.count > 0) || t.from === t.to) continue;
