@@ -196,6 +196,14 @@ function laterOf(a: string, b: string | undefined): string {
   return b !== undefined && b > a ? b : a;
 }
 
+/**
+ * When a person is due for retention: last seen plus the period. During a replay the profile
+ * holds only the events rebuilt so far: the person was last seen when the replay's row says.
+ */
+function retentionDue(state: ProfileState, replaying: Replaying | undefined, retentionMs: number): number {
+  return Date.parse(laterOf(state.lastSeen, replaying?.seen?.last)) + retentionMs;
+}
+
 /** How many promos a rule has offered, by an `offers` map (own keys only: a rule id is data). */
 function offersOf(offers: Record<string, number> | undefined, ruleId: string): number {
   return offers !== undefined && Object.hasOwn(offers, ruleId) ? (offers[ruleId] ?? 0) : 0;
@@ -529,15 +537,12 @@ export class ProfileDO extends DurableObject<Env> {
     this.#insertsSincePrune += claimed.length;
     this.#save(state);
     this.#pruneSeen(now);
-    // During a replay the person was last seen when its row says, not at the newest event
-    // rebuilt so far, and the alarm must come when the replay counts as abandoned.
+    // During a replay the alarm must also come when the replay counts as abandoned.
     await this.#scheduleRetention(
-      replaying !== undefined
-        ? Math.min(
-            Date.parse(laterOf(state.lastSeen, replaying.seen?.last)) + retentionMs,
-            replayDeadline(replaying, now),
-          )
-        : Date.parse(state.lastSeen) + retentionMs,
+      Math.min(
+        retentionDue(state, replaying, retentionMs),
+        replaying !== undefined ? replayDeadline(replaying, now) : Number.POSITIVE_INFINITY,
+      ),
     );
     result.changed = state.version !== before;
     result.version = state.version;
@@ -984,9 +989,8 @@ export class ProfileDO extends DurableObject<Env> {
       return undefined;
     }
     const { retentionMs } = await this.#rules(state.siteId);
-    // During a replay the profile holds only the events rebuilt so far: the person was last
-    // seen when the row says, and their merged browsers are the row's too.
-    const due = Date.parse(laterOf(state.lastSeen, replaying?.seen?.last)) + retentionMs;
+    // During a replay the person's merged browsers are the row's too (see below).
+    const due = retentionDue(state, replaying, retentionMs);
     if (due > now) {
       // Browsers still to forget: should that fail again, come back within a minute.
       await this.ctx.storage.setAlarm(
