@@ -1,7 +1,8 @@
 /**
  * The ingest pipeline shared by `/v1/collect` and the Segment-compatible API: refuses the
- * names of the edge's own events, verifies identity, applies the consent gate per purpose, hands each person's events to their
- * ProfileDO in order, runs triggers, and forwards what each purpose allows to the queue.
+ * names of the edge's own events, verifies identity, applies the consent gate per purpose,
+ * hands each person's events to their ProfileDO in order, runs triggers, and forwards what
+ * each purpose allows to the queue.
  */
 import {
   applyGpc,
@@ -10,6 +11,7 @@ import {
   type ConsentState,
   type CustomerAction,
   consentInForce,
+  EDGE_EVENT_NAMES,
   type Enrichment,
   type EventError,
   isGranted,
@@ -24,7 +26,7 @@ import { enrichEvent, type RequestFacts } from '../enrich/index.ts';
 import { verifyUserId } from '../identity/index.ts';
 import { count, log } from '../observability/index.ts';
 import { ingestProfile } from '../profile/client.ts';
-import { EDGE_EVENT, isEdgeEvent } from '../profile/edge-events.ts';
+import { isEdgeEvent } from '../profile/edge-events.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput, ProfileSummary } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
@@ -105,9 +107,9 @@ function claimedConsent(
   return applyGpc(normalizeConsent(raw, config), gpc);
 }
 
-/** Why an event named as one of the edge's own (see EDGE_EVENT) is refused, and what to do instead. */
+/** Why an event named as one of the edge's own (EDGE_EVENT_NAMES) is refused, and what to do instead. */
 function reservedNameMessage(name: string): string {
-  return `"${name}" is reserved for events the Attune edge makes itself (${Object.values(EDGE_EVENT).join(', ')}) and cannot be sent by a producer; send your event under a name of your own`;
+  return `"${name}" is reserved for events the Attune edge makes itself (${EDGE_EVENT_NAMES.join(', ')}) and cannot be sent by a producer; send your event under a name of your own`;
 }
 
 /** Granted purposes per consent object: a batch's events share a few (see `interned`). */
