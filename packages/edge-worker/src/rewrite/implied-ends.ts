@@ -362,6 +362,11 @@ export function isFormatting(name: string): boolean {
   return FORMATTING.has(name);
 }
 
+/** Whether an element is of the "special" category: one the adoption agency moves content around. */
+export function isSpecial(name: string): boolean {
+  return SPECIAL.has(name);
+}
+
 /**
  * Whether the browser may move content removed from a slot out of it where the slot ends:
  * the adoption agency runs for a formatting element (the slot's own end tag, an enclosing

@@ -15,6 +15,7 @@ import {
   type Enclosing,
   holdsContent,
   isFormatting,
+  isSpecial,
   OPTIONAL_END_TAG,
   startTagInSlot,
 } from './implied-ends.ts';
@@ -237,6 +238,26 @@ function unclosed(state: Filling): Opened[] {
 }
 
 /**
+ * What the browser reopens after an element inside a slot is closed by its own end tag, when
+ * `later` (the elements removed after it, which HTMLRewriter closes with it) held formatting
+ * elements that no end tag of theirs closed: the browser pops them too but keeps them on its
+ * list of active formatting elements, and reopens them for what follows (`<b><i>a</b>c</i>`
+ * puts `c` in a new `<i>`). Their start tags go into the page right there, and they count as
+ * ended: an end tag of theirs still to come (HTMLRewriter does not report it: it has nothing
+ * of that name open) then closes them in the page as in the origin's, and one that never
+ * comes leaves them open past the slot, as in the origin's. Not when a block element is
+ * among them: the browser then moves content instead (see adoptionMovesContent), and only
+ * the slot's end gives it all back.
+ */
+function reopenedAfter(later: Opened[]): string {
+  const open = later.filter((e) => !e.ended);
+  if (open.some((e) => !isFormatting(e.name) && isSpecial(e.name))) return '';
+  const reopened = open.filter((e) => isFormatting(e.name));
+  for (const e of reopened) e.ended = true;
+  return reopened.map((e) => e.source).join('');
+}
+
+/**
  * What goes back where a filled slot ends at `tag`: everything removed if the browser would
  * move some of it out of the slot, else the start tags of the formatting elements left open
  * (the browser reopens them for what follows the slot).
@@ -271,7 +292,9 @@ function carriedOver(state: Filling, tag: { start: string } | { end: string }): 
  * instead of losing that part of the page; so does one whose end makes the browser move
  * removed blocks out of it (misnested formatting tags). Formatting elements left open in
  * the default (`<b>` without `</b>`) are given back where the slot ends, since the browser
- * carries them on past it.
+ * carries them on past it; those an end tag closed along with another element (`<b><i>a</b>`)
+ * are reopened at that end tag, as the browser reopens them, so that their own end tag later
+ * in the default still closes them; an `<a>` that a new `<a>` closed is given back nowhere.
  *
  * The content is removed piece by piece, not with `setInnerContent`: that removes whatever
  * HTMLRewriter takes to be inside the element, so `<p>a<p>b`, `<li>a<li>b` and an unclosed
@@ -299,19 +322,24 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
   /** The end-tag handler of an element whose start tag was removed. */
   const endOfOpened = (state: Filling, opened: Opened, end: EndTag) => {
     const at = Math.max(0, state.inside.indexOf(opened));
+    const later = state.inside.slice(at + 1);
     // HTMLRewriter closes the elements that started after this one with it.
     for (const e of state.inside.slice(at)) {
       e.open = false;
       e.parsed = false;
     }
     const name = end.name;
-    opened.ended = name === opened.name;
+    // An element a new `<a>` or `<nobr>` ended stays ended, whatever tag HTMLRewriter closes it at.
+    opened.ended ||= name === opened.name;
+    const reopened = name === opened.name && state.removing ? reopenedAfter(later) : '';
     // Closed by their own end tags, they matter no more (left open, they may be reopened).
     state.inside = state.inside.filter((e) => e.open || !e.ended);
     if (name === opened.name) {
       // Its own end tag, removed with its start tag; once the slot has ended it belongs to the page.
-      if (state.removing) state.removed.push(`</${name}>`);
-      else end.after(`</${name}>`, { html: true });
+      if (state.removing) {
+        state.removed.push(`</${name}>`);
+        if (reopened !== '') end.after(reopened, { html: true });
+      } else end.after(`</${name}>`, { html: true });
     } else if (!state.inside.some((e) => e.open && e.name === name)) {
       // Implicitly closed by the slot's end tag or an enclosing one: the slot's handler
       // runs next for the same tag (innermost first) and puts it back.
@@ -364,7 +392,11 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
         settle();
         return;
       }
-      for (const e of parsed.slice(parsed.length - effect.closes)) e.parsed = false;
+      const closed = parsed.slice(parsed.length - effect.closes);
+      for (const e of closed) e.parsed = false;
+      // The adoption agency takes the `<a>` (`<nobr>`) a new one closes off the list of active
+      // formatting elements too: the browser never reopens it, after the slot neither.
+      if (tag === 'a' || tag === 'nobr') for (const e of closed) if (e.name === tag) e.ended = true;
       const source = startTagSource(el);
       state.removed.push(source);
       el.removeAndKeepContent();

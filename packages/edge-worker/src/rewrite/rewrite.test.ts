@@ -257,3 +257,70 @@ describe('rewriteSlots: a filled slot ends where the browser ends it', () => {
     });
   }
 });
+
+describe('rewriteSlots: misnested formatting tags in a slot’s default leave the page after it as the origin’s', () => {
+  // Each expected page was checked with an HTML5 parser (parse5): what follows the slot
+  // parses as it does in the origin's page (no italic, no link, the bold that is carried on).
+  const NEW: FilledSlot = { html: '<b>NEW</b>', variant: 'v', decisionId: 'd' };
+  const SLOT_START =
+    '<div data-attune-slot="hero" data-attune-variant="v" data-attune-decision="d"><b>NEW</b>';
+  const fill = (page: string, known: boolean) =>
+    rewriteSlots(
+      new Response(page, { headers: { 'content-type': 'text/html' } }),
+      () => (known ? NEW : Promise.resolve(NEW)),
+      { deadline: Date.now() + 60_000 },
+    ).text();
+  const cases: [string, string, string][] = [
+    [
+      'an <i> closed by </b> and then by its own end tag is not carried past the slot',
+      '<div data-attune-slot="hero"><b><i>a</b>c</i></div><p>after</p>',
+      `${SLOT_START}<i></i></div><p>after</p>`,
+    ],
+    [
+      'nor when a non-formatting end tag closed it first',
+      '<div data-attune-slot="hero"><span><i>a</span>c</i></div><p>after</p>',
+      `${SLOT_START}<i></i></div><p>after</p>`,
+    ],
+    [
+      'nor several of them',
+      '<div data-attune-slot="hero"><b><i><u>a</b>c</u></i></div><p>after</p>',
+      `${SLOT_START}<i><u></u></i></div><p>after</p>`,
+    ],
+    [
+      'nor when its end tag comes after a block that ends a paragraph slot',
+      '<p data-attune-slot="hero"><b><i>a</b>c</i><div>x</div><p>after</p>',
+      '<p data-attune-slot="hero" data-attune-variant="v" data-attune-decision="d"><b>NEW</b><i></i><div>x</div><p>after</p>',
+    ],
+    [
+      'an <i> that the page leaves open is still carried past the slot, as the browser does',
+      '<div data-attune-slot="hero"><b><i>a</b>c</div><p>after</p>',
+      `${SLOT_START}<i></div><p>after</p>`,
+    ],
+    [
+      'a link a second link closed is not reopened after the slot',
+      '<div data-attune-slot="hero"><a href=x>a<a href=y>b</a></div><p>after</p><p>more</p>',
+      `${SLOT_START}</div><p>after</p><p>more</p>`,
+    ],
+    [
+      'nor a <nobr> a second one closed',
+      '<div data-attune-slot="hero"><nobr>a<nobr>b</nobr></div><p>after</p>',
+      `${SLOT_START}</div><p>after</p>`,
+    ],
+    [
+      'a bold left open inside the closed link still is',
+      '<div data-attune-slot="hero"><a href=x><b>a<a href=y>b</a></div><p>after</p>',
+      `${SLOT_START}<b></div><p>after</p>`,
+    ],
+    [
+      'and one closed by its end tag is not',
+      '<div data-attune-slot="hero"><a href=x><b>a<a href=y>b</a></b></div><p>after</p>',
+      `${SLOT_START}</div><p>after</p>`,
+    ],
+  ];
+  for (const [what, page, expected] of cases) {
+    it(what, async () => {
+      expect(await fill(page, true)).toBe(expected);
+      expect(await fill(page, false)).toBe(expected);
+    });
+  }
+});
