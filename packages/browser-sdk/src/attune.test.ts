@@ -292,7 +292,14 @@ describe('a returning visitor who consented', () => {
       { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}', bytes: 35 },
     ];
     vi.mocked(fetch).mockImplementation(async (url, init) => {
-      if (String(url).includes('/v1/config')) return new Response('{"policyVersion":"1","categories":[]}');
+      // The site's configuration, unchanged since the visitor's choice (version 1, analytics on offer).
+      if (String(url).includes('/v1/config'))
+        return Response.json({
+          policyVersion: '1',
+          categories: [
+            { key: 'analytics', label: 'A', description: '', required: false, enabled: true, default: false },
+          ],
+        });
       const body = JSON.parse(String(init?.body)) as { batch: { id: string }[] };
       sent.push({ url: String(url), names: [], events: body.batch });
       return new Response('{"accepted":2,"rejected":[]}');

@@ -109,8 +109,10 @@ export interface Attune {
   /** Sends every queued event now; resolves when the outbox is empty or waiting to retry. */
   flush(): Promise<void>;
   decide(slots: string[]): Promise<DecideResponse>;
-  /** Forgets the signed-in person (sign-out): new anonymous id and session, no user id. */
+  /** Forgets the signed-in person (sign-out): new anonymous id and session, no user id; events waiting for a choice are dropped. */
   reset(): void;
+  /** This browser's anonymous id, as events carry it: what a "delete my data" request names. */
+  anonymousId(): string;
 }
 
 /** When to look again for events of a page that was still unloading when this one started. */
@@ -161,6 +163,11 @@ export function createAttune(
     consent: choice,
     ...ids
   }: VisitorRecord & { anonymousId: string } = { anonymousId: ulid(), ...persistence.load() };
+  /**
+   * A stored choice waits for /v1/config to confirm its policy version: until then this page's
+   * events wait in memory, as before a choice (a newer version sets the choice aside).
+   */
+  let checking = !!choice;
   /** The choice as this tab last read or wrote it in the visitor record (JSON): another tab's change differs. */
   let seen = JSON.stringify(choice);
   const listeners = new Set<(state: ConsentSnapshot) => void>();
@@ -219,8 +226,11 @@ export function createAttune(
         // over it. (The choice only: this tab's own sign-in or sign-out stands.)
         if (stored && JSON.stringify(choice) === seen && JSON.stringify(stored) !== seen) take(stored);
         // A refusal is remembered without any id: the strictly necessary record of the choice.
-        if (choice) {
-          persistence.save({ ...(storing() && { ...ids, session }), consent: choice });
+        // While a grant is set aside, its record keeps it, with this tab's ids: a sign-out or
+        // sign-in before the person chooses again must not come back on the next page.
+        const consent = choice ?? (kept && stored);
+        if (consent) {
+          persistence.save({ ...((!choice || storing()) && { ...ids, session }), consent });
           seen = JSON.stringify(choice);
         }
         const fresh = outbox.filter((e) => !e._stored);
@@ -269,7 +279,8 @@ export function createAttune(
   /** The consent gate: send (stamped with the consent that allows it), wait in memory, or drop. */
   function admit(event: CustomerAction) {
     // The same rule as gate(): consent.updated always goes; others need a purpose that collects.
-    if (!choice) return void enqueue(waiting, event, maxWaiting);
+    // A choice's own proof goes at once; other events wait while a stored choice is being checked.
+    if (!choice || (checking && event.type !== 'consent')) return void enqueue(waiting, event, maxWaiting);
     if (event.type !== 'consent' && !storing()) return;
     event.context = { ...event.context, consent: choice };
     // Properties JSON cannot hold (a cycle, a BigInt) are refused like an oversized event:
@@ -288,6 +299,8 @@ export function createAttune(
   }
 
   function flush(): Promise<void> {
+    // A stored choice being checked holds this page's events: they go once it stands.
+    if (checking) return loadConfig().then(flush);
     clearTimeout(timer);
     timer = undefined;
     retrying = false;
@@ -362,7 +375,9 @@ export function createAttune(
   /** Fetches the site's consent config once; a new policy version asks the person again. */
   function loadConfig(): Promise<ConsentConfig> {
     configLoad ??= getJson(workerUrl(PATHS.config))
+      .catch(ignore)
       .then((json) => {
+        checking = false;
         const next = parseConsentConfig(json);
         if (next) {
           config = next;
@@ -373,8 +388,13 @@ export function createAttune(
             // taken again now, or a TCF visitor would stay undecided, as the CMP reports no change.
             cmpChoice ? setConsent(cmpChoice, 'tcf') : notify();
           }
-          // Same policy: a category the site has since disabled grants nothing (Google's tags, the claims).
-          else if (choice) setConsent({}, 'config');
+        }
+        // The stored choice stands (or /v1/config could not be read): what this page recorded
+        // meanwhile goes; a category the site has since disabled grants nothing (Google's tags, the claims).
+        if (choice) {
+          for (const event of waiting.splice(0)) admit(event);
+          persistSoon();
+          setConsent({}, 'config');
         }
         return config;
       })
@@ -421,8 +441,10 @@ export function createAttune(
    * sends them on: with a choice made, nothing goes back into `waiting`.)
    */
   function chosen(wipe?: boolean) {
+    // (Taken out first: while a stored choice is being checked, admit() holds them back again.)
+    const held = waiting.splice(0);
     if (storing()) {
-      for (const event of waiting) admit(event);
+      for (const event of held) admit(event);
       // Stored now: a grant made in another tab records no event here that would store them.
       persistSoon();
     } else {
@@ -432,7 +454,6 @@ export function createAttune(
       outbox = [];
     }
     kept = storing();
-    waiting = [];
   }
 
   function setConsent(partial: Record<string, boolean>, source = 'api') {
@@ -441,7 +462,8 @@ export function createAttune(
     choice = { categories, policyVersion: config.policyVersion };
     chosen(true);
     record('consent', 'consent.updated', {
-      properties: { ...choice, source },
+      // The Worker refuses a proof without a source of 1–64 characters.
+      properties: { ...choice, source: `${source}`.slice(0, 64) || 'api' },
     });
     void resume();
     notify();
@@ -526,7 +548,10 @@ export function createAttune(
     reset() {
       ids = { anonymousId: ulid() };
       session = undefined;
+      // The person leaving made no choice for these: the next one's grant must not send them.
+      waiting = [];
       persistSoon();
     },
+    anonymousId: () => ids.anonymousId,
   };
 }

@@ -159,6 +159,97 @@ describe('consent asked again under a new policy version', () => {
   });
 });
 
+describe('a stored choice before /v1/config has confirmed its policy version', () => {
+  it('sends and stores nothing of a page whose stored grant the new policy sets aside', async () => {
+    configAnswer = configV2;
+    const attune = tracker({ autoPageView: true }, grantedV1);
+    attune.track('product.viewed', { productId: 'p1' });
+    await vi.advanceTimersByTimeAsync(10_000);
+    await attune.flush();
+    expect(attune.consent.get()).toMatchObject({ decided: false, policyVersion: '2' });
+    expect(names()).toEqual([]);
+    expect(storage.storedEvents.size).toBe(0);
+    // Chosen again under the new policy: the page's events go, stamped with it.
+    attune.consent.set({ analytics: true }, 'banner');
+    await attune.flush();
+    expect(names()).toEqual(['page.viewed', 'product.viewed', 'consent.updated']);
+    for (const e of posts.flatMap((p) => p.events))
+      expect((e.context as { consent: ConsentClaim }).consent.policyVersion).toBe('2');
+  });
+
+  it('sends the page’s events once /v1/config confirms the version, or cannot be read', async () => {
+    configAnswer = { ...configV2, policyVersion: '1' };
+    const confirmed = tracker({ autoPageView: true }, grantedV1);
+    await confirmed.flush();
+    expect(names()).toEqual(['page.viewed']);
+    posts = [];
+    configAnswer = undefined;
+    const unreadable = tracker({ autoPageView: true }, grantedV1);
+    await settle();
+    await unreadable.flush();
+    expect(names()).toEqual(['page.viewed']);
+  });
+});
+
+describe('reset()', () => {
+  const aliceV1: VisitorRecord = {
+    ...grantedV1,
+    anonymousId: 'anon-alice',
+    userId: 'alice',
+    userIdSignature: 'a'.repeat(64),
+  };
+
+  it('a sign-out while a new policy has set the grant aside is not undone by the next page', async () => {
+    configAnswer = configV2;
+    const first = tracker({}, aliceV1);
+    await settle();
+    first.reset();
+    await settle();
+    const record = storage.saved.at(-1);
+    expect(record?.userId).toBeUndefined();
+    expect(record?.anonymousId).toBe(first.anonymousId());
+    expect(record?.anonymousId).not.toBe('anon-alice');
+    // The next person on this browser opens a page and grants under the new policy.
+    posts = [];
+    const next = tracker({ autoPageView: true }, record);
+    await settle();
+    next.consent.set({ analytics: true }, 'banner');
+    await next.flush();
+    const sent = posts.flatMap((p) => p.events);
+    expect(sent.map((e) => e.name)).toEqual(['page.viewed', 'consent.updated']);
+    for (const e of sent) {
+      expect(e.userId).toBeUndefined();
+      expect(e.anonymousId).not.toBe('anon-alice');
+    }
+  });
+
+  it('drops the events of the person leaving that waited for a choice: the next person’s grant does not send them', async () => {
+    const attune = tracker();
+    attune.identify('alice', { email: 'alice@example.com' }, { signature: 'a'.repeat(64) });
+    attune.track('product.viewed', { productId: 'p-secret' });
+    attune.reset();
+    attune.track('product.viewed', { productId: 'p-bob' });
+    attune.consent.set({ analytics: true }, 'banner');
+    await attune.flush();
+    const sent = posts.flatMap((p) => p.events);
+    expect(sent.map((e) => e.name)).toEqual(['product.viewed', 'consent.updated']);
+    expect(sent[0]?.properties).toEqual({ productId: 'p-bob' });
+    expect(sent.some((e) => e.userId === 'alice')).toBe(false);
+  });
+
+  it('anonymousId() names the id events carry, and a new one after reset()', async () => {
+    const attune = tracker({}, grantedV1);
+    expect(attune.anonymousId()).toBe('anon-1');
+    attune.reset();
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    await attune.flush();
+    const sent = posts.flatMap((p) => p.events);
+    expect(sent.map((e) => e.anonymousId)).toEqual([attune.anonymousId()]);
+    expect(attune.anonymousId()).not.toBe('anon-1');
+  });
+});
+
 describe('a category the site disables without a new policy version', () => {
   it('is no longer granted in a stored choice once /v1/config says so, and the change is recorded', async () => {
     configAnswer = {
@@ -668,6 +759,17 @@ describe('what the wire would refuse', () => {
     await settle();
     expect(errors).toEqual([]);
     expect(names()).toEqual(['consent.updated']);
+  });
+
+  it('a consent source the wire would refuse (empty, too long) does not cost the proof of the choice', async () => {
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true }, '');
+    attune.consent.set({ personalization: true }, 'x'.repeat(100));
+    await attune.flush();
+    await settle();
+    expect(errors).toEqual([]);
+    expect(names()).toEqual(['consent.updated', 'consent.updated']);
   });
 
   it('a page title cut at 256 characters inside an emoji does not get the page view rejected', async () => {
