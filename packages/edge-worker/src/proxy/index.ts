@@ -243,6 +243,15 @@ function rememberCookieVerdict(anonymousId: string, store: boolean): void {
   cookieVerdicts.set(anonymousId, { store, at: Date.now() });
 }
 
+/**
+ * Forgets a remembered grant of an id whose settled decision found no recorded consent (the
+ * person was erased, or their choice was made under an earlier policy version): such a
+ * grant must not refresh the cookie on a later page. A remembered expiry stays.
+ */
+function forgetCookieGrant(anonymousId: string): void {
+  if (cookieVerdicts.get(anonymousId)?.store === true) cookieVerdicts.delete(anonymousId);
+}
+
 function cookieVerdictOf(anonymousId: string): boolean | undefined {
   const verdict = cookieVerdicts.get(anonymousId);
   if (!verdict) return undefined;
@@ -308,6 +317,11 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         known = { ready };
         const verdict = storageVerdict(ready, browserConsent);
         if (aid !== undefined && verdict !== undefined) rememberCookieVerdict(aid, verdict);
+        // A decision made without a recorded consent (an erased profile reads as none) ends
+        // what an earlier page's decision granted; one not made at all (null) says nothing.
+        // A profile read that missed its budget also reads as none: that page then only
+        // skips a refresh.
+        else if (aid !== undefined && ready !== null) forgetCookieGrant(aid);
         return ready;
       },
       () => {
@@ -383,6 +397,8 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     markPrivate(response.headers, true);
     // The id cookie is refreshed (or expired, consent withdrawn) by the decision if it is
     // already known, else by the last verdict this isolate saw for the id — never by waiting.
+    // A settled decision that found no recorded consent has already dropped a remembered
+    // grant (above): only a remembered expiry can then apply.
     const now = await ifSettled(settled);
     const verdict =
       now === NOT_SETTLED

@@ -425,6 +425,43 @@ describe('edge proxy: the anonymous-id cookie follows consent', () => {
   });
 });
 
+describe('edge proxy: an erased person’s id cookie is not refreshed', () => {
+  const idCookie = (res: Response) => res.headers.getSetCookie().find((c) => c.startsWith('attune_aid='));
+
+  it('after an admin erasure, no page refreshes attune_aid from a grant an earlier page remembered', async () => {
+    const erased = anonymousIdInGroup('erased-by-admin', false);
+    await seedPerson(env, `anon:${erased}`, { analytics: true, personalization: true });
+    // Before: the decision grants a stored id, and the page refreshes it (for 400 days).
+    for (let i = 0; i < 2; i++) await (await page('/products/trail-jacket', `attune_aid=${erased}`)).text();
+    const before = await page('/products/trail-jacket', `attune_aid=${erased}`);
+    await before.text();
+    expect(idCookie(before)).toBe(`attune_aid=${erased}; Path=/; Max-Age=34560000; SameSite=Lax`);
+
+    const erasure = await exports.default.fetch(`${SHOP}/v1/people/anon:${erased}?site=demo`, {
+      method: 'DELETE',
+      headers: { authorization: 'Bearer test-admin-token' },
+    });
+    expect(erasure.status).toBe(200);
+
+    // The next page is not personalized; its headers may still carry the refresh the last
+    // decision before the erasure called for (headers never wait for the decision: the
+    // cookie follows consent on the first or second page after a change). Its decision finds
+    // no recorded consent, and no later page refreshes the id.
+    const next = await page('/products/trail-jacket', `attune_aid=${erased}`);
+    expect(await next.text()).toBe(await originText('/products/trail-jacket'));
+    const after = await page('/products/trail-jacket', `attune_aid=${erased}`);
+    expect(await after.text()).toBe(await originText('/products/trail-jacket'));
+    expect(idCookie(after) ?? 'no cookie').not.toMatch(/Max-Age=[1-9]/);
+    // Nor a page whose decision is not ready in time: what this isolate remembers is no grant now.
+    const app = new Hono<AppEnv>();
+    mountEdgeProxy(app, { prepare: () => new Promise<PreparedDecision | null>(() => undefined) });
+    const ctx = createExecutionContext();
+    const pending = await jacketPage(app, erased, ctx, { ...env, DECISION_BUDGET_MS: '0' });
+    await pending.text();
+    expect(idCookie(pending) ?? 'no cookie').not.toMatch(/Max-Age=[1-9]/);
+  });
+});
+
 describe('edge proxy: headers never wait for the decision', () => {
   it('sends the origin’s headers while the decision is still held back; only the slots wait for it', async () => {
     const { held, release } = heldDecision();
