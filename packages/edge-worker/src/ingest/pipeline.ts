@@ -34,6 +34,7 @@ import { runTriggers } from '../triggers/index.ts';
 import {
   eventsMessages,
   type ForwardedEvent,
+  fitProfileMessage,
   QueueSendError,
   sendMessages,
   sendShared,
@@ -469,7 +470,12 @@ function collectMessages(
   return { messages, marketingEvents, marketingConsent };
 }
 
-/** The person's profile snapshot for downstream (Directus keeps the highest version per person). */
+/**
+ * The person's profile snapshot for downstream (Directus keeps the highest version per
+ * person), fitted to one queue message: a snapshot over it (large traits) goes without its
+ * largest traits and counters (fitProfileMessage), logged without them, instead of failing
+ * the sendBatch it shares with other people's messages.
+ */
 export function profileMessage(
   site: Site,
   result: Pick<IngestResult, 'personKey' | 'profile' | 'version'>,
@@ -487,14 +493,17 @@ export function profileMessage(
   };
   if (p.userId !== undefined) profile.userId = p.userId;
   if (p.consent !== undefined) profile.consent = p.consent;
-  return {
+  const fitted = fitProfileMessage({
     kind: 'profile',
     siteId: site.id,
     personId: result.personKey,
     version: result.version,
     profile,
     traceparent,
-  };
+  });
+  if (fitted.omitted > 0)
+    log('warn', 'queue.profile_trimmed', { siteId: site.id, entriesOmitted: fitted.omitted });
+  return fitted.message;
 }
 
 /** Runs the site's triggers for a person's new events granted marketing; forwards what they emit under that consent. */

@@ -1,12 +1,24 @@
 /**
  * The queue producer: requests that overlap, each in its own request context as in
  * production, share queue sends, and every request's messages still reach the queue —
- * also when a send is slow and the next requests arrive while it is in flight.
+ * also when a send is slow and the next requests arrive while it is in flight, when one
+ * sendBatch fails, and when one person's profile snapshot is over the queue's message limit.
  */
 import { env, exports } from 'cloudflare:workers';
-import { eventMessagesOf, type QueueMessage } from '@attune/shared-schema';
+import { eventMessagesOf, type ProfileMessage, type QueueMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { anonId, ORIGIN, productView, recordQueue, WRITE_KEY } from './test-support.ts';
+import { readStats } from '../observability/index.ts';
+import { fitProfileMessage, QUEUE_MESSAGE_BYTES, QueueSendError, sendMessages } from './queue-producer.ts';
+import {
+  ALL,
+  anonId,
+  collect,
+  makeEvent,
+  ORIGIN,
+  productView,
+  recordQueue,
+  WRITE_KEY,
+} from './test-support.ts';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -104,5 +116,137 @@ describe('queue producer', () => {
     expect(new Set(productIds()).size).toBe(20);
     expect(sent.length).toBeGreaterThanOrEqual(2);
     expect(attempts).toBe(sent.length + 1);
+  });
+
+  it('sends everyone else’s messages when one person’s profile snapshot is over the queue’s message limit', async () => {
+    // The real (local) queue, which refuses a message over 128 KB: what it took is recorded.
+    const taken: QueueMessage[][] = [];
+    const realSendBatch = env.EVENTS.sendBatch.bind(env.EVENTS);
+    vi.spyOn(env.EVENTS, 'sendBatch').mockImplementation(async (items) => {
+      const call = [...items];
+      const response = await realSendBatch(call);
+      taken.push(call.map((item) => item.body as QueueMessage));
+      return response;
+    });
+    const failedBefore = (await readStats(env)).queue_failed;
+    // Visitor A sets five traits of 7 × 4,000 characters each (~140 KB), and a small one.
+    const a = anonId('big-traits');
+    const large = Array.from({ length: 5 }, (_, k) =>
+      makeEvent(a, 'profile.updated', {
+        traits: { [`note${k}`]: Array.from({ length: 7 }, () => 'x'.repeat(4000)) },
+      }),
+    );
+    const plan = makeEvent(a, 'profile.updated', { traits: { plan: 'gold' } });
+    const choice = makeEvent(a, 'consent.updated', {
+      properties: { categories: ALL.categories, policyVersion: ALL.policyVersion },
+    });
+    expect((await collect([choice, ...large, plan])).status).toBe(200);
+    // One request carries one more event of A's and two of a new visitor B's: one shared send.
+    const b = anonId('bystander');
+    const res = await collect([
+      productView(a, 'p-a', 'shoes'),
+      productView(b, 'p-b1', 'hats'),
+      productView(b, 'p-b2', 'hats'),
+    ]);
+    expect(res.status).toBe(200);
+    const viewsOf = (who: string) =>
+      eventMessagesOf(taken.flat())
+        .filter((m) => m.event.anonymousId === who && m.event.name === 'product.viewed')
+        .map((m) => m.event.properties?.productId);
+    expect(viewsOf(b)).toEqual(['p-b1', 'p-b2']);
+    expect(viewsOf(a)).toEqual(['p-a']);
+    // A's snapshot still went, without the traits that made it too large, with the rest.
+    const snapshots = taken
+      .flat()
+      .filter((m): m is ProfileMessage => m.kind === 'profile' && m.personId === `anon:${a}`);
+    const latest = snapshots.at(-1);
+    expect(latest?.profile.anonymousIds).toEqual([a]);
+    expect(latest?.profile.traits).toEqual({ plan: 'gold' });
+    expect(Object.keys(latest?.profile.interests ?? {})).toContain('category:shoes');
+    expect(latest?.profile.consent?.categories.personalization).toBe(true);
+    expect((await readStats(env)).queue_failed).toBe(failedBefore);
+  });
+
+  it('sends the chunks after one that fails, and reports only the unsent', async () => {
+    const sent: QueueMessage[] = [];
+    let calls = 0;
+    vi.spyOn(env.EVENTS, 'sendBatch').mockImplementation(async (items) => {
+      calls++;
+      // The first chunk is refused, also when retried.
+      if (calls <= 2) throw new Error('queue refused');
+      sent.push(...[...items].map((item) => item.body as QueueMessage));
+      return undefined as unknown as QueueSendBatchResponse;
+    });
+    // 150 small messages: two chunks (at most 100 messages a sendBatch).
+    const messages: QueueMessage[] = Array.from({ length: 150 }, (_, i) => ({
+      kind: 'covisit',
+      siteId: 'demo',
+      from: `p-${i}`,
+      to: `p-${i + 1}`,
+      at: new Date().toISOString(),
+    }));
+    const error = await sendMessages(env.EVENTS, messages).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(QueueSendError);
+    expect(error instanceof QueueSendError ? error.unsent : 0).toBe(100);
+    expect(sent).toEqual(messages.slice(100));
+  });
+
+  it('never puts a message over the per-message budget into a sendBatch with others', async () => {
+    const { calls } = recordQueue(env);
+    const at = new Date().toISOString();
+    const before: QueueMessage = { kind: 'covisit', siteId: 'demo', from: 'p-1', to: 'p-2', at };
+    const after: QueueMessage = { kind: 'covisit', siteId: 'demo', from: 'p-2', to: 'p-3', at };
+    // A co-visit list no ingest request makes (400 pairs of long ids): ~110 KB of JSON, under
+    // a sendBatch's 256 KB but over what one message may hold as the queue serializes it.
+    const huge: QueueMessage = {
+      kind: 'covisits',
+      siteId: 'demo',
+      pairs: Array.from({ length: 400 }, (_, i) => ({
+        from: `p-${i}-${'f'.repeat(120)}`,
+        to: `p-${i}-${'t'.repeat(120)}`,
+        at,
+      })),
+    };
+    await sendMessages(env.EVENTS, [before, huge, after]);
+    expect(calls).toEqual([[before], [huge], [after]]);
+  });
+
+  it('fits a snapshot with thousands of counters by leaving out the largest, keeping the rest', () => {
+    const counters = Object.fromEntries(
+      Array.from({ length: 3000 }, (_, i) => [`viewed:${'c'.repeat(i % 40)}-${i}`, i]),
+    );
+    const snapshot: ProfileMessage = {
+      kind: 'profile',
+      siteId: 'demo',
+      personId: 'anon:many-counters',
+      version: 7,
+      profile: {
+        anonymousIds: ['many-counters'],
+        traits: { plan: 'gold' },
+        interests: { 'category:shoes': 0.5 },
+        segments: ['engaged'],
+        counters,
+        consent: ALL,
+        firstSeen: '2026-01-01T00:00:00.000Z',
+        lastSeen: '2026-01-02T00:00:00.000Z',
+      },
+    };
+    expect(JSON.stringify(snapshot).length).toBeGreaterThan(QUEUE_MESSAGE_BYTES);
+    const { message, omitted } = fitProfileMessage(snapshot);
+    expect(new TextEncoder().encode(JSON.stringify(message)).byteLength).toBeLessThanOrEqual(
+      QUEUE_MESSAGE_BYTES,
+    );
+    expect(omitted).toBeGreaterThan(0);
+    const kept = Object.keys(message.profile.counters);
+    expect(kept.length).toBe(3000 - omitted);
+    // The shortest names stay; everything else is the snapshot as it was.
+    expect(kept).toContain('viewed:-0');
+    expect({ ...message, profile: { ...message.profile, counters: {} } }).toEqual({
+      ...snapshot,
+      profile: { ...snapshot.profile, counters: {} },
+    });
+    // A snapshot that fits is sent as it is.
+    const small = { ...snapshot, profile: { ...snapshot.profile, counters: { views: 3 } } };
+    expect(fitProfileMessage(small)).toEqual({ message: small, omitted: 0 });
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The EVENTS queue producer: sends messages with `sendBatch`, split so that one call
- * carries at most 100 messages and stays under 256 KB, the Queues limits.
+ * carries at most 100 messages and stays under 256 KB, the Queues limits, and fits
+ * profile snapshots under the limit of one message (128 KB).
  */
 import {
   type CustomerAction,
@@ -8,6 +9,7 @@ import {
   type EventsItem,
   type EventsMessage,
   MAX_EVENTS_PER_MESSAGE,
+  type ProfileMessage,
   type Purpose,
   type QueueMessage,
 } from '@attune/shared-schema';
@@ -22,12 +24,14 @@ const encoder = new TextEncoder();
 const NON_ASCII = /[^ -~]/;
 
 /**
- * JSON bytes of one EventsMessage at most. A queue message may hold 128 KB as the
+ * JSON bytes of one queue message at most. A queue message may hold 128 KB as the
  * platform serializes it, which is not JSON: half of it leaves room for encodings that
  * take more bytes than JSON text (a number such as 0.5 is 3 bytes of JSON, 9 serialized).
- * One event is at most LIMITS.maxEventBytes (32 KB), so any event fits.
  */
-export const EVENTS_MESSAGE_BYTES = 64 * 1024;
+export const QUEUE_MESSAGE_BYTES = 64 * 1024;
+
+/** JSON bytes of one EventsMessage at most. One event is at most LIMITS.maxEventBytes (32 KB), so any event fits. */
+export const EVENTS_MESSAGE_BYTES = QUEUE_MESSAGE_BYTES;
 
 /** JSON bytes of a text: ASCII (the usual case) is one byte per character, so only other text is encoded. */
 function jsonBytes(json: string): number {
@@ -93,17 +97,102 @@ export function eventsMessages(
   return out;
 }
 
-/** Splits messages into sendBatch-sized chunks, keeping their order. */
+/**
+ * A profile snapshot that fits QUEUE_MESSAGE_BYTES: the message itself when it does, else a
+ * copy without the largest entries of its free-form maps (traits and counters, largest
+ * first, as many as it takes), which the consumer writes like any snapshot; `omitted` says
+ * how many entries were left out. Why trim rather than drop it: the rest of the snapshot
+ * (browsers, consent, interests, segments) is what Directus needs most, and one person's
+ * oversized traits must not cost it. A snapshot still over without any of them goes as
+ * trimmed as it gets; sendMessages sends it on its own (see chunkMessages).
+ */
+export function fitProfileMessage(message: ProfileMessage): { message: ProfileMessage; omitted: number } {
+  const bytes = knownBytes.get(message) ?? jsonBytes(JSON.stringify(message));
+  knownBytes.set(message, bytes);
+  if (bytes <= QUEUE_MESSAGE_BYTES) return { message, omitted: 0 };
+  const { traits, counters } = message.profile;
+  // Each entry's share of the JSON: "key":value and a comma.
+  const entries = [
+    ...Object.entries(traits).map(([key, value]) => ({ map: 'traits' as const, key, value })),
+    ...Object.entries(counters).map(([key, value]) => ({ map: 'counters' as const, key, value })),
+  ]
+    .map((entry) => ({
+      ...entry,
+      bytes: jsonBytes(JSON.stringify(entry.key)) + jsonBytes(JSON.stringify(entry.value)) + 2,
+    }))
+    .sort((x, y) => y.bytes - x.bytes);
+  const omit = { traits: new Set<string>(), counters: new Set<string>() };
+  let trimmed = message;
+  let excess = bytes - QUEUE_MESSAGE_BYTES;
+  let measured = true;
+  for (const entry of entries) {
+    omit[entry.map].add(entry.key);
+    excess -= entry.bytes;
+    measured = false;
+    if (excess > 0) continue;
+    // Measured once the estimate says it fits (a map left empty loses one comma less).
+    trimmed = withoutEntries(message, omit);
+    excess = jsonBytes(JSON.stringify(trimmed)) - QUEUE_MESSAGE_BYTES;
+    measured = true;
+    if (excess <= 0) break;
+  }
+  if (!measured) {
+    trimmed = withoutEntries(message, omit);
+    excess = jsonBytes(JSON.stringify(trimmed)) - QUEUE_MESSAGE_BYTES;
+  }
+  knownBytes.set(trimmed, excess + QUEUE_MESSAGE_BYTES);
+  return { message: trimmed, omitted: omit.traits.size + omit.counters.size };
+}
+
+/** A copy of a profile snapshot without the named traits and counters. */
+function withoutEntries(
+  message: ProfileMessage,
+  omit: { traits: ReadonlySet<string>; counters: ReadonlySet<string> },
+): ProfileMessage {
+  const keep = <T>(map: Record<string, T>, omitted: ReadonlySet<string>): Record<string, T> => {
+    const out: Record<string, T> = {};
+    for (const [key, value] of Object.entries(map)) {
+      // defineProperty keeps a `__proto__` trait as data instead of touching the prototype.
+      if (!omitted.has(key))
+        Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  };
+  return {
+    ...message,
+    profile: {
+      ...message.profile,
+      traits: keep(message.profile.traits, omit.traits),
+      counters: keep(message.profile.counters, omit.counters),
+    },
+  };
+}
+
+/**
+ * Splits messages into sendBatch-sized chunks, keeping their order. A message over
+ * QUEUE_MESSAGE_BYTES gets a chunk of its own: the queue may refuse it, and a refused
+ * sendBatch loses every message in it, which would be other people's too (the sends of
+ * overlapping requests are shared, see sendShared).
+ */
 export function chunkMessages(messages: readonly QueueMessage[]): QueueMessage[][] {
   const chunks: QueueMessage[][] = [];
   let current: QueueMessage[] = [];
   let bytes = 0;
   for (const message of messages) {
-    const size = (knownBytes.get(message) ?? jsonBytes(JSON.stringify(message))) + PER_MESSAGE_OVERHEAD;
-    if (current.length > 0 && (current.length >= QUEUE_BATCH_MESSAGES || bytes + size > QUEUE_BATCH_BYTES)) {
+    const json = knownBytes.get(message) ?? jsonBytes(JSON.stringify(message));
+    const size = json + PER_MESSAGE_OVERHEAD;
+    const alone = json > QUEUE_MESSAGE_BYTES;
+    if (
+      current.length > 0 &&
+      (alone || current.length >= QUEUE_BATCH_MESSAGES || bytes + size > QUEUE_BATCH_BYTES)
+    ) {
       chunks.push(current);
       current = [];
       bytes = 0;
+    }
+    if (alone) {
+      chunks.push([message]);
+      continue;
     }
     current.push(message);
     bytes += size;
@@ -112,7 +201,7 @@ export function chunkMessages(messages: readonly QueueMessage[]): QueueMessage[]
   return chunks;
 }
 
-/** Thrown by sendMessages: how many of the messages were not sent (the ones before them were). */
+/** Thrown by sendMessages: how many of the messages were not sent (all the others were). */
 export class QueueSendError extends Error {
   override name = 'QueueSendError';
   constructor(
@@ -126,20 +215,24 @@ export class QueueSendError extends Error {
 /**
  * Sends messages to a queue in order, one sendBatch per chunk; a chunk that fails is tried
  * once more on its own. A retry never sends the chunks before it again: sent twice, a
- * `covisits` message arrives under a new message id and its pairs count twice. Rejects with
- * a QueueSendError once a chunk fails twice.
+ * `covisits` message arrives under a new message id and its pairs count twice. A chunk
+ * that fails twice does not stop the ones after it (they are other people's messages,
+ * and the chunk may have failed for a reason of its own, such as a message too large).
+ * Rejects with a QueueSendError counting the unsent messages once every chunk was tried.
  */
 export async function sendMessages(queue: Queue, messages: readonly QueueMessage[]): Promise<void> {
-  let sent = 0;
+  let unsent = 0;
+  let firstCause: unknown;
   for (const chunk of chunkMessages(messages)) {
     const batch = chunk.map((body) => ({ body }));
     try {
       await queue.sendBatch(batch).catch(() => queue.sendBatch(batch));
     } catch (cause) {
-      throw new QueueSendError(messages.length - sent, cause);
+      if (unsent === 0) firstCause = cause;
+      unsent += chunk.length;
     }
-    sent += chunk.length;
   }
+  if (unsent > 0) throw new QueueSendError(unsent, firstCause);
 }
 
 /**
