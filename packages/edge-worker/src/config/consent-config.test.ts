@@ -1,6 +1,9 @@
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
 import { describe, expect, it } from 'vitest';
+import { createApp } from '../app.ts';
+import { WRITE_KEY } from '../ingest/test-support.ts';
 import { getConsentConfig, invalidateConsentConfig } from './consent-config.ts';
 
 /** The Worker's env pointed at the fixture Directus, with this token (a wrong one fails, a slow one hangs). */
@@ -62,5 +65,58 @@ describe('consent configuration when Directus fails', () => {
     await cachedAs(await invalidateConsentConfig(env), 'after-the-change');
     await reading;
     expect((await getConsentConfig(env, site)).policyVersion).toBe('after-the-change');
+  });
+});
+
+describe('GET /v1/config when the site’s configuration cannot be read', () => {
+  /** The tag's config request, answered by the Worker with `bindings`. */
+  const config = async (bindings: Env) => {
+    const ctx = createExecutionContext();
+    const res = await createApp().fetch(
+      new Request(`http://127.0.0.1:8787/v1/config?writeKey=${WRITE_KEY}`),
+      bindings,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    return res;
+  };
+  const forgetLastGood = () => env.EDGE_CACHE.delete('consent-config:last-good:demo');
+
+  it('answers 503 with Retry-After, not cached, instead of the built-in policy version', async () => {
+    await forgetLastGood();
+    await invalidateConsentConfig(env);
+    const res = await config(withFixtureDirectus('wrong'));
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('10');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    const body = await res.json<{ error: { code: string; message: string } }>();
+    expect(body.error.code).toBe('config_unavailable');
+    expect(body.error.message).toContain('could not be read');
+    // The ingest, decisions and the profile still get the built-ins, as before.
+    expect(await getConsentConfig(withFixtureDirectus('wrong'), 'demo')).toEqual(DEFAULT_CONSENT_CONFIG);
+  });
+
+  it('serves the built-ins, cacheable, for a site that defines no categories of its own', async () => {
+    await forgetLastGood();
+    await invalidateConsentConfig(env);
+    const res = await config(withFixtureDirectus('no-categories-directus-token'));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('public, max-age=60');
+    expect(await res.json()).toEqual(DEFAULT_CONSENT_CONFIG);
+  });
+
+  it('serves the last configuration read from Directus during an outage, even after an invalidation', async () => {
+    await forgetLastGood();
+    await invalidateConsentConfig(env);
+    const good = await config(withFixtureDirectus('own-categories-directus-token'));
+    expect(good.status).toBe(200);
+    const sites = await good.json<{ policyVersion: string }>();
+    expect(sites.policyVersion).not.toBe(DEFAULT_CONSENT_CONFIG.policyVersion);
+    // A marketer's change invalidates every copy; then Directus goes down before it is read again.
+    await invalidateConsentConfig(env);
+    const during = await config(withFixtureDirectus('wrong'));
+    expect(during.status).toBe(200);
+    expect(await during.json()).toEqual(sites);
   });
 });

@@ -2,7 +2,11 @@
  * A site's consent configuration (categories and policy version) as the edge enforces
  * and `/v1/config` serves it: read from Directus `consent_categories`, cached in
  * EDGE_CACHE (KV) and in isolate memory, invalidated by the Directus webhook; the
- * built-in defaults when Directus has none or cannot be reached.
+ * built-in defaults when Directus has none for the site. When Directus cannot be reached,
+ * the last configuration read for the site stands in (this isolate's, else the last good
+ * copy in KV, kept without expiry); with neither, the configuration is unavailable:
+ * `/v1/config` says so (503) rather than serve the built-in policy version as the site's,
+ * which would set aside every choice made under the site's version.
  *
  * The policy version is derived from the categories themselves: the built-in set keeps
  * DEFAULT_POLICY_VERSION, any change a marketer makes yields a new version (so people
@@ -23,6 +27,11 @@ import { directusFromEnv } from '../directus/client.ts';
 /** KV key of the consent configuration's cache generation (bumped on invalidation). */
 export const CONSENT_CONFIG_VERSION_KEY = 'consent-config:version';
 const configKey = (generation: string, siteId: string) => `consent-config:${generation}:${siteId}`;
+/**
+ * KV key of the last configuration read from Directus for a site, whatever the generation
+ * and without expiry: the fallback when Directus cannot be reached and nothing newer is known.
+ */
+const lastGoodKey = (siteId: string) => `consent-config:last-good:${siteId}`;
 /** How long an isolate trusts its memory before looking at KV again. */
 const MEMO_MS = 30_000;
 /** KV copies outlive invalidation misses; the generation key makes them unreachable anyway. */
@@ -43,7 +52,18 @@ interface CategoryRow {
   default?: unknown;
 }
 
-const memo = new Map<string, { config: ConsentConfig; at: number; generation: string }>();
+interface Remembered {
+  config: ConsentConfig;
+  at: number;
+  generation: string;
+  /** Directus could not be reached and no configuration of the site was known: `config` is the built-ins. */
+  unavailable?: true;
+}
+
+/** The outcome of reading a site's configuration: unavailable when Directus could not be reached and none was known. */
+export type ConsentConfigRead = { ok: true; config: ConsentConfig } | { ok: false };
+
+const memo = new Map<string, Remembered>();
 
 const canonical = (c: ConsentCategoryConfig) =>
   JSON.stringify([c.key, c.label, c.description, c.required, c.enabled, c.default]);
@@ -96,19 +116,36 @@ async function loadFromDirectus(env: Env, siteId: string): Promise<ConsentConfig
 }
 
 /** Reads in flight per site: concurrent requests share one KV/Directus read (and one failure). */
-const inFlight = new Map<string, Promise<ConsentConfig>>();
+const inFlight = new Map<string, Promise<ConsentConfigRead>>();
 
 /**
- * The consent configuration in force for a site. Never throws. `keepAlive` is the
- * request's waitUntil (the runtime's by default).
+ * The consent configuration in force for a site, the built-ins when it is unavailable
+ * (see readConsentConfig). Never throws. `keepAlive` is the request's waitUntil (the
+ * runtime's by default).
  */
 export async function getConsentConfig(
   env: Env,
   siteId: string,
   keepAlive: (promise: Promise<unknown>) => void = waitUntil,
 ): Promise<ConsentConfig> {
+  return configInForce(await readConsentConfig(env, siteId, keepAlive));
+}
+
+const configInForce = (read: ConsentConfigRead): ConsentConfig =>
+  read.ok ? read.config : DEFAULT_CONSENT_CONFIG;
+
+/**
+ * The consent configuration in force for a site, or `{ ok: false }` when Directus could
+ * not be reached and no configuration of the site is known (none in this isolate, no last
+ * good copy in KV). Never throws.
+ */
+export async function readConsentConfig(
+  env: Env,
+  siteId: string,
+  keepAlive: (promise: Promise<unknown>) => void = waitUntil,
+): Promise<ConsentConfigRead> {
   const mine = memo.get(siteId);
-  if (mine && Date.now() - mine.at < MEMO_MS) return mine.config;
+  if (mine && Date.now() - mine.at < MEMO_MS) return outcome(mine);
   let pending = inFlight.get(siteId);
   if (!pending) {
     const started = loadConsentConfig(env, siteId).finally(() => {
@@ -119,8 +156,8 @@ export async function getConsentConfig(
     // Other requests wait on this read too. If the request that started it is cancelled (its
     // client went away), workerd cancels its unfinished I/O unless it was handed to
     // waitUntil: the read would never settle, and every request of the site in this isolate
-    // would wait on it for good.
-    keepAlive(started);
+    // would wait on it for good. (What is kept resolves to the configuration in force.)
+    keepAlive(started.then(configInForce));
   }
   return pending;
 }
@@ -137,44 +174,70 @@ export function lastConsentConfig(siteId: string): ConsentConfig | undefined {
 /** Bumped by every invalidation: a read that began before it must not install what it read. */
 let invalidations = 0;
 
-async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfig> {
+const outcome = (entry: Remembered): ConsentConfigRead =>
+  entry.unavailable ? { ok: false } : { ok: true, config: entry.config };
+
+/** The last good copy of a site's configuration in KV, if there is a valid one. */
+async function lastGoodCopy(env: Env, siteId: string): Promise<ConsentConfig | undefined> {
+  try {
+    const copy = await env.EDGE_CACHE.get<ConsentConfig>(lastGoodKey(siteId), 'json');
+    const valid = copy === null ? undefined : ConsentConfigSchema.safeParse(copy);
+    return valid?.success ? valid.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfigRead> {
   const now = Date.now();
   const from = invalidations;
-  const remember = (entry: { config: ConsentConfig; at: number; generation: string }) => {
+  const remember = (entry: Remembered) => {
     if (from === invalidations) memo.set(siteId, entry);
   };
   const mine = memo.get(siteId);
   let generation = mine?.generation ?? '0';
   try {
     generation = await generationOf(env);
-    if (mine && mine.generation === generation) {
+    if (mine && !mine.unavailable && mine.generation === generation) {
       remember({ ...mine, at: now });
-      return mine.config;
+      return { ok: true, config: mine.config };
     }
     const cached = await env.EDGE_CACHE.get<ConsentConfig>(configKey(generation, siteId), 'json');
     const valid = cached === null ? undefined : ConsentConfigSchema.safeParse(cached);
     if (valid?.success) {
       remember({ config: valid.data, at: now, generation });
-      return valid.data;
+      return { ok: true, config: valid.data };
     }
   } catch {
     // KV unavailable: fall through to Directus.
   }
+  let config: ConsentConfig;
   try {
-    const config = await loadFromDirectus(env, siteId);
-    remember({ config, at: now, generation });
-    await env.EDGE_CACHE.put(configKey(generation, siteId), JSON.stringify(config), {
-      expirationTtl: KV_TTL_SECONDS,
-    });
-    return config;
+    config = await loadFromDirectus(env, siteId);
   } catch (e) {
-    // Directus unreachable: the last configuration this isolate knew, else the built-ins.
+    // Directus unreachable: the last configuration this isolate knew, else the last good
+    // copy in KV (from before an invalidation, perhaps: still the site's own policy version,
+    // which the built-ins are not). Remembered for 5 s, not retried per request.
     const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown';
     console.warn(JSON.stringify({ level: 'warn', msg: 'consent_config.directus_unavailable', reason }));
-    const fallback = mine?.config ?? DEFAULT_CONSENT_CONFIG;
-    remember({ config: fallback, at: now - MEMO_MS + 5_000, generation });
-    return fallback;
+    const known = mine && !mine.unavailable ? mine.config : await lastGoodCopy(env, siteId);
+    const retryAt = now - MEMO_MS + 5_000;
+    if (known) {
+      remember({ config: known, at: retryAt, generation });
+      return { ok: true, config: known };
+    }
+    remember({ config: DEFAULT_CONSENT_CONFIG, at: retryAt, generation, unavailable: true });
+    return { ok: false };
   }
+  remember({ config, at: now, generation });
+  // Copies for other isolates and for the next outage; a KV write that fails (its per-key
+  // rate, an outage) does not make a good read a failed one.
+  const text = JSON.stringify(config);
+  await Promise.all([
+    env.EDGE_CACHE.put(configKey(generation, siteId), text, { expirationTtl: KV_TTL_SECONDS }),
+    env.EDGE_CACHE.put(lastGoodKey(siteId), text),
+  ]).catch(() => undefined);
+  return { ok: true, config };
 }
 
 /** Drops every cached consent configuration (the Directus webhook calls this). */

@@ -1,13 +1,19 @@
-/** GET /v1/config?writeKey=…: the consent categories and policy version the SDK shows. */
+/**
+ * GET /v1/config?writeKey=…: the consent categories and policy version the SDK shows; 503
+ * (not cached) when the site's configuration cannot be read, so that the tag keeps the
+ * choice it stored rather than take the built-in policy version for a new one.
+ */
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { getSiteByWriteKey } from '../sites/index.ts';
-import { getConsentConfig } from './consent-config.ts';
+import { readConsentConfig } from './consent-config.ts';
 
 export const configRoutes = new Hono<AppEnv>();
 
 // Public, non-personal data: any page may read it (a simple GET, so no preflight).
 const PUBLIC_HEADERS = { 'access-control-allow-origin': '*', 'cache-control': 'public, max-age=60' };
+/** Seconds after which a configuration that could not be read is worth asking for again. */
+const UNAVAILABLE_RETRY_AFTER_S = 10;
 
 configRoutes.get('/v1/config', async (c) => {
   const writeKey = c.req.query('writeKey');
@@ -31,5 +37,24 @@ configRoutes.get('/v1/config', async (c) => {
       PUBLIC_HEADERS,
     );
   }
-  return c.json(await getConsentConfig(c.env, site.id), 200, PUBLIC_HEADERS);
+  const read = await readConsentConfig(c.env, site.id);
+  if (!read.ok) {
+    return c.json(
+      {
+        error: {
+          code: 'config_unavailable',
+          message:
+            "the site's consent configuration could not be read (Directus unreachable); keep the visitor's stored choice and try again shortly",
+        },
+      },
+      503,
+      {
+        'access-control-allow-origin': '*',
+        // A shared cache must not keep the outage for the minute a configuration is kept.
+        'cache-control': 'no-store',
+        'retry-after': String(UNAVAILABLE_RETRY_AFTER_S),
+      },
+    );
+  }
+  return c.json(read.config, 200, PUBLIC_HEADERS);
 });
