@@ -496,6 +496,41 @@ describe('events messages in the consumer', () => {
     expect(result.explicitAcks.sort()).toEqual(['erase-5', 'run-5']);
   });
 
+  it('writes what a person erased in the same batch sent after the erasure was requested, unless their tombstone stands', async () => {
+    // A retention erasure leaves no tombstone: the person may come back while it is queued.
+    // A `DELETE` leaves one: what reached the queue after it goes nowhere.
+    const later = new Date(Date.parse(at) + 60_000).toISOString();
+    const erasedAt = (person: string) => ({
+      kind: 'erasure',
+      siteId: 'demo',
+      personId: person,
+      anonymousIds: [person.slice(5)],
+      requestedAt: at,
+    });
+    const before = eventItem();
+    const receivedLater = () => ({
+      ...eventItem(),
+      enrichment: { receivedAt: later, correctedTimestamp: later, device: 'desktop' },
+    });
+    const after = receivedLater();
+    const tombstoned = receivedLater();
+    const batch = createMessageBatch<unknown>('attune-events', [
+      { id: 'back-1', timestamp: new Date(), attempts: 1, body: eventsBody([before, after], 'anon:back') },
+      { id: 'erase-back', timestamp: new Date(), attempts: 1, body: erasedAt('anon:back') },
+      { id: 'gone-2', timestamp: new Date(), attempts: 1, body: eventsBody([tombstoned], 'anon:gone-2') },
+      { id: 'erase-gone-2', timestamp: new Date(), attempts: 1, body: erasedAt('anon:gone-2') },
+    ]);
+    const { client, written } = eventsDirectus();
+    const report = await syncBatch(batch, env, {
+      directus: client,
+      isErased: async (_env, _site, key) => key === 'anon:gone-2',
+    });
+    expect([...written]).toEqual([after.event.id]);
+    expect(report).toMatchObject({ erasures: 2, eventsWritten: 1, retried: 0 });
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks.sort()).toEqual(['back-1', 'erase-back', 'erase-gone-2', 'gone-2']);
+  });
+
   it('acks without writing what was queued for a person before their erasure and arrives after it', async () => {
     // The person's ProfileDO holds events; the erasure (admin request) leaves its tombstone
     // and queues the erasure message, which a batch before this one already applied.

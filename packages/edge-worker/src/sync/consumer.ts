@@ -16,8 +16,9 @@
  *   reason, and the message is acked once each of its events is written or
  *   dead-lettered; if Directus is unavailable the whole message is retried (writes are
  *   idempotent, so its events already written are skipped on redelivery).
- * - Erasure deletes the person's profile, events, consent records and dead letters and
- *   leaves a proof (that and when, not who or what).
+ * - Erasure deletes the person's profile, events, consent records and dead letters received
+ *   up to its request (a person come back after a retention erasure keeps what they send
+ *   since) and leaves a proof (that and when, not who or what).
  */
 import {
   type ConsentMessage,
@@ -436,8 +437,17 @@ async function forgetWritten(directus: DirectusClient, siteId: string, personKey
 }
 
 /**
- * Deletes everything held about an erased person in Directus and records that it happened
- * (the proof is keyed by the message id: a redelivery leaves one).
+ * Deletes what Directus holds about an erased person, received up to the erasure's
+ * `requestedAt`, and records that it happened (the proof is keyed by the message id: a
+ * redelivery leaves one).
+ *
+ * Bounded by time: the retention alarm leaves no tombstone, so a person can come back while
+ * their erasure still waits on the queue (Directus down), and what they send then is not
+ * the erasure's to delete. An erasure by request (`DELETE`) leaves a tombstone that drops
+ * everything after it, so for them the bound removes everything there is.
+ *
+ * `people` goes last: its rows record keys only Directus knows (merged browsers, the user
+ * id), and a retry after a failure part-way must still find them to delete the rest.
  */
 export async function erase(
   directus: DirectusClient,
@@ -445,12 +455,21 @@ export async function erase(
 ): Promise<void> {
   const { body, msg } = item;
   const keys = await withRecordedKeys(directus, body.siteId, erasedPersonKeys(body));
-  const bySite = { _and: [{ site_id: { _eq: body.siteId } }, { person_key: { _in: keys } }] };
-  const people = await directus.deleteWhere('people', bySite);
-  const events = await directus.deleteWhere('events', bySite);
-  const consent = await directus.deleteWhere('consent_records', bySite);
-  // What the sync could not write about them is theirs too.
-  const letters = await directus.deleteWhere('dead_letters', bySite);
+  const theirs = [{ site_id: { _eq: body.siteId } }, { person_key: { _in: keys } }];
+  // A row without the time is deleted: whose it is cannot be told, and privacy comes first.
+  const upTo = (field: string) => ({
+    _and: [...theirs, { _or: [{ [field]: { _lte: body.requestedAt } }, { [field]: { _null: true } }] }],
+  });
+  const events = await directus.deleteWhere('events', upTo('received_at'));
+  const consent = await directus.deleteWhere('consent_records', upTo('recorded_at'));
+  // What the sync could not write about them is theirs too. Not bounded: a letter's time is
+  // when it failed, not when its message was received, and a letter held back for days
+  // would otherwise outlive the erasure of what it carries.
+  const letters = await directus.deleteWhere('dead_letters', { _and: theirs });
+  // A row whose profile began after the request is the person come back (their snapshot
+  // replaced the old one). By its start, not its last event: the erased profile began before
+  // the request whatever the clocks of the edge's machines say.
+  const people = await directus.deleteWhere('people', upTo('first_seen'));
   // The queue message id is stable across redeliveries: a retried erasure leaves one proof.
   const proof: ErasureProofRow = {
     id: msg.id.slice(0, 64),
@@ -488,6 +507,22 @@ export function issueOf(result: {
   const issue = result.error?.issues[0];
   const where = issue ? issue.path.join('.') || '(root)' : '(root)';
   return `${where}: ${issue?.message ?? 'unknown'}`;
+}
+
+/**
+ * When the edge took in what a message carries: an erasure covers it when requested at or
+ * after this. A profile snapshot by its person's last event: a snapshot of the erased
+ * profile was last seen before the request, a person come back after it is seen again.
+ */
+function receivedAt(body: EventMessage | ConsentMessage | ProfileMessage): number {
+  switch (body.kind) {
+    case 'event':
+      return Date.parse(body.enrichment.receivedAt);
+    case 'consent':
+      return Date.parse(body.recordedAt);
+    case 'profile':
+      return Date.parse(body.profile.lastSeen);
+  }
 }
 
 /** One key per person of a site, for the batch's erasure bookkeeping. */
@@ -587,10 +622,23 @@ export async function syncBatch(
     }
   }
 
-  // A person erased in this batch: their other messages would only be deleted again.
-  const erased = new Set(
-    erasures.flatMap(({ body }) => erasedPersonKeys(body).map((k) => personSlot(body.siteId, k))),
-  );
+  // A person erased in this batch: their messages received before the erasure was requested
+  // would only be deleted again. Those received after it are someone come back (the retention
+  // alarm leaves no tombstone) or, after a `DELETE`, dropped by the tombstone check below.
+  const erasedUpTo = new Map<string, number>();
+  for (const { body } of erasures) {
+    const at = Date.parse(body.requestedAt);
+    for (const key of erasedPersonKeys(body)) {
+      const slot = personSlot(body.siteId, key);
+      erasedUpTo.set(slot, Math.max(at, erasedUpTo.get(slot) ?? at));
+    }
+  }
+  const coveredByErasure = (body: EventMessage | ConsentMessage | ProfileMessage): boolean => {
+    const upTo = erasedUpTo.get(personSlot(body.siteId, body.personId));
+    return upTo !== undefined && receivedAt(body) <= upTo;
+  };
+  // People whose tombstone stands (asked below).
+  const erased = new Set<string>();
   // A person erased before this batch: the queue does not keep order, so a message sent
   // before the erasure (a retry, a slow batch) can arrive after it; writing it would bring
   // back what the erasure deleted. Their ProfileDO's tombstone outlives any redelivery.
@@ -624,8 +672,9 @@ export async function syncBatch(
   // confirm (see the second check below), which an erasure since then did not see.
   const redelivered = new Set<string>();
   for (const { msg, body } of [...events, ...consents, ...profiles]) {
+    if (coveredByErasure(body)) continue;
     const key = personSlot(body.siteId, body.personId);
-    if (!erased.has(key)) people.set(key, { siteId: body.siteId, personKey: body.personId as PersonKey });
+    people.set(key, { siteId: body.siteId, personKey: body.personId as PersonKey });
     if (msg.attempts > 1) redelivered.add(key);
   }
   // Messages whose every event was bad name their person only in their envelope.
@@ -633,13 +682,14 @@ export async function syncBatch(
     const person = personOf(msg.body);
     if (person === undefined) continue;
     const key = personSlot(person.siteId, person.personKey);
-    if (!erased.has(key)) people.set(key, person);
+    if (!erasedUpTo.has(key)) people.set(key, person);
   }
   const unsure = await askErased(people, (key) => redelivered.has(key));
   const live = <T extends EventMessage | ConsentMessage | ProfileMessage>(items: Parsed<T>[]): Parsed<T>[] =>
     items.filter((i) => {
       const key = personSlot(i.body.siteId, i.body.personId);
-      if (unsure.has(key)) out.retry(i.msg);
+      if (coveredByErasure(i.body)) out.ack(i.msg);
+      else if (unsure.has(key)) out.retry(i.msg);
       else if (!erased.has(key)) return true;
       else out.ack(i.msg);
       return false;
@@ -654,6 +704,21 @@ export async function syncBatch(
 
   const liveConsents = live(consents);
   const liveProfiles = live(profiles);
+
+  // Erasures before the writes, one at a time: what they delete was received before them,
+  // and a person come back since then writes their profile anew, not under the old row's
+  // version (their ProfileDO numbers from 1 again).
+  for (const item of erasures) {
+    try {
+      await erase(directus, item);
+      out.ack(item.msg);
+      out.report.erasures++;
+    } catch (e) {
+      if (isPermanent(e)) await out.deadLetter(item.msg, `erasure rejected by Directus: ${errorReason(e)}`);
+      else out.retry(item.msg);
+    }
+  }
+
   // Written messages are acked only after their people are asked again (below).
   out.deferAcks();
   const [eventsWritten, consentWritten, profilesWritten] = await Promise.all([
@@ -685,18 +750,6 @@ export async function syncBatch(
   out.report.consentRecordsWritten = consentWritten;
   out.report.profilesWritten = profilesWritten;
 
-  // Erasures last, one at a time: they delete what the writes above may have added.
-  for (const item of erasures) {
-    try {
-      await erase(directus, item);
-      out.ack(item.msg);
-      out.report.erasures++;
-    } catch (e) {
-      if (isPermanent(e)) await out.deadLetter(item.msg, `erasure rejected by Directus: ${errorReason(e)}`);
-      else out.retry(item.msg);
-    }
-  }
-
   if (covisits.length > 0) {
     if (options.applyCovisits) {
       // Per message, under its id: settled on their own, never with the Directus writes above.
@@ -724,6 +777,8 @@ export async function syncBatch(
     const person = personOf(msg.body);
     if (person === undefined) return 'send';
     const key = personSlot(person.siteId, person.personKey);
+    // Their bad events' times cannot be trusted: an erasure in this batch takes them all.
+    if (erasedUpTo.has(key)) return 'drop';
     return unsure.has(key) || unconfirmed.has(key) ? 'retry' : erased.has(key) ? 'drop' : 'send';
   });
 

@@ -286,6 +286,53 @@ describe('erasure', () => {
     expect(JSON.stringify(proofs[0])).not.toContain(erased.slice(5));
   });
 
+  it('a retried erasure still deletes what only Directus recorded of the person, after failing part-way', async () => {
+    const user = uniqueId('erase-retry');
+    const person = `user:${user}`;
+    // A browser merged into the person that only their Directus row still records.
+    const browser = uniqueId('recorded-only');
+    const merged = profileMessage(person, 1, 'a');
+    merged.profile = { ...merged.profile, anonymousIds: [browser], userId: user };
+    await consume(
+      deliveries([
+        merged,
+        eventMessage(person),
+        eventMessage(`anon:${browser}`),
+        consentMessage(`anon:${browser}`),
+      ]),
+    );
+    expect(await storedEventIds(`anon:${browser}`)).toHaveLength(1);
+
+    // The edge lost the browser: the erasure names the user only.
+    const erasure = deliveries([{ ...erasureMessage(person), anonymousIds: [], userId: user }]);
+    // Directus fails the first request on events (a 503): the erasure is retried.
+    let failed = false;
+    const flaky = directusClient({
+      url: DIRECTUS_TEST.url,
+      token: DIRECTUS_TEST.syncToken,
+      fetch: async (input, init) => {
+        if (!failed && new URL(String(input)).pathname === '/items/events') {
+          failed = true;
+          return Response.json({ errors: [{ message: 'unavailable' }] }, { status: 503 });
+        }
+        return fetch(input, init);
+      },
+    });
+    const first = createMessageBatch(
+      'attune-events',
+      erasure.map((d) => ({ ...d, timestamp: new Date(), attempts: 1 })),
+    );
+    expect(await syncBatch(first, env(), { directus: flaky })).toMatchObject({ retried: 1, erasures: 0 });
+    expect(failed).toBe(true);
+
+    const again = await consume(erasure, 2);
+    expect(again.explicitAcks).toEqual([erasure[0]?.id]);
+    for (const key of [person, `anon:${browser}`])
+      for (const collection of ['events', 'consent_records', 'people'])
+        expect(await rows(collection, { person_key: { _eq: key } })).toEqual([]);
+    expect(await rows('erasure_proofs', { id: { _eq: erasure[0]?.id } })).toHaveLength(1);
+  });
+
   it('drops a late event for a person erased in the same batch', async () => {
     const person = `anon:${uniqueId('same-batch')}`;
     const result = await consume(
@@ -294,6 +341,75 @@ describe('erasure', () => {
     expect(result.retryMessages).toEqual([]);
     expect(result.explicitAcks).toHaveLength(3);
     expect(await storedEventIds(person)).toEqual([]);
+  });
+});
+
+/** A person's old rows, then the messages of their return after a retention erasure requested at `requestedAt`. */
+function cameBack(person: string) {
+  const requested = Date.now() - 60_000;
+  const requestedAt = new Date(requested).toISOString();
+  const before = new Date(requested - 3_600_000).toISOString();
+  const oldProfile = profileMessage(person, 5, 'old');
+  oldProfile.profile = { ...oldProfile.profile, firstSeen: before, lastSeen: before };
+  const old = {
+    event: eventMessage(person, { receivedAt: before }),
+    // Received at the very moment the erasure was requested: still the erased person's.
+    atRequest: eventMessage(person, { receivedAt: requestedAt }),
+    consent: { ...consentMessage(person), recordedAt: before },
+    profile: oldProfile,
+  };
+  // The retention alarm wiped the ProfileDO: it numbers the person's versions from 1 again.
+  const back = {
+    event: eventMessage(person),
+    consent: consentMessage(person),
+    profile: profileMessage(person, 1, 'returned'),
+  };
+  const erasure = { ...erasureMessage(person), requestedAt };
+  return { old, back, erasure };
+}
+
+describe('erasure bounded by its request (retention erasure delivered late)', () => {
+  it('keeps what a person sent after the erasure was requested, in the same batch as it; deletes and drops what came before', async () => {
+    const person = `anon:${uniqueId('came-back')}`;
+    const { old, back, erasure } = cameBack(person);
+    await consume(deliveries([old.event, old.atRequest, old.consent, old.profile]));
+    expect(await storedEventIds(person)).toHaveLength(2);
+
+    // Queued before the erasure and delivered late, in the batch with it and the return.
+    const late = eventMessage(person, { receivedAt: old.consent.recordedAt });
+    const batch = deliveries([late, back.event, back.consent, back.profile, erasure]);
+    const result = await consume(batch);
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks.sort()).toEqual(batch.map((d) => d.id).sort());
+
+    expect(await storedEventIds(person)).toEqual([back.event.event.id]);
+    const consents = await rows<{ id: string }>('consent_records', { person_key: { _eq: person } });
+    expect(consents.map((c) => c.id)).toEqual([back.consent.eventId]);
+    const people = await rows<{ version: number; segments: string[] }>('people', {
+      person_key: { _eq: person },
+    });
+    expect(people).toHaveLength(1);
+    expect(people[0]).toMatchObject({ version: 1, segments: ['returned'] });
+    const [proof] = await rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: batch[4]?.id } });
+    expect(proof).toMatchObject({ people_deleted: 1, events_deleted: 2, consent_records_deleted: 1 });
+  });
+
+  it('keeps what a person sent after the erasure was requested and synced before it', async () => {
+    const person = `anon:${uniqueId('came-back-first')}`;
+    const { old, back, erasure } = cameBack(person);
+    await consume(deliveries([old.event, old.atRequest, old.consent, old.profile]));
+    // The return syncs first (the erasure waits for a retry); its snapshot replaces the old row.
+    const newer = profileMessage(person, 6, 'returned');
+    await consume(deliveries([back.event, back.consent, newer]));
+    expect(await storedEventIds(person)).toHaveLength(3);
+
+    const result = await consume(deliveries([erasure]), 3);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await storedEventIds(person)).toEqual([back.event.event.id]);
+    const consents = await rows<{ id: string }>('consent_records', { person_key: { _eq: person } });
+    expect(consents.map((c) => c.id)).toEqual([back.consent.eventId]);
+    const people = await rows<{ version: number }>('people', { person_key: { _eq: person } });
+    expect(people).toEqual([expect.objectContaining({ version: 6 })]);
   });
 });
 
