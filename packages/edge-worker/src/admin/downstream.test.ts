@@ -1,10 +1,12 @@
 /**
- * The access answer's streaming (pure logic; the real-Directus path is in
- * test/directus/access.test.ts): events pages join into one JSON document, and a page that
+ * The access answer's keys and streaming (pure logic; the real-Directus path is in
+ * test/directus/access.test.ts): a person is looked up under every key the edge knows them
+ * by, a replay's row included; events pages join into one JSON document, and a page that
  * cannot be read breaks the answer off rather than ending it as if it were whole.
  */
 import { describe, expect, it } from 'vitest';
-import { type DownstreamHoldings, streamAccessAnswer } from './downstream.ts';
+import { emptyProfile } from '../profile/model.ts';
+import { type DownstreamHoldings, downstreamKeys, streamAccessAnswer } from './downstream.ts';
 
 function holdings(pages: Record<string, unknown>[][], failAt?: number): DownstreamHoldings {
   const [first = [], ...rest] = pages;
@@ -56,5 +58,31 @@ describe('the streamed access answer', () => {
     );
     await expect(new Response(body).text()).rejects.toThrow('Directus went away');
     expect(failures).toHaveLength(1);
+  });
+});
+
+describe('the keys an access request looks a person up by', () => {
+  it("include the browsers and the user id a replay's row holds (the profile holds none of them then)", () => {
+    const keys = downstreamKeys('user:u1', {
+      seenEventIds: 0,
+      replaying: {
+        startedAt: Date.now(),
+        previous: 3,
+        browsers: ['b1', 'b2'],
+        identity: { siteId: 'demo', personKey: 'user:u1' },
+      },
+    });
+    expect(keys.sort()).toEqual(['anon:b1', 'anon:b2', 'user:u1']);
+  });
+
+  it("include both the rebuilt profile's browsers and the row's during a replay", () => {
+    const profile = { ...emptyProfile('demo', 'user:u2', new Date().toISOString()), userId: 'u2' };
+    profile.anonymousIds = ['b4', 'b3'];
+    const keys = downstreamKeys('user:u2', {
+      seenEventIds: 1,
+      profile,
+      replaying: { previous: 1, browsers: ['b3', 'b5'], identity: { siteId: 'demo', personKey: 'user:u2' } },
+    });
+    expect(keys.sort()).toEqual(['anon:b3', 'anon:b4', 'anon:b5', 'user:u2']);
   });
 });

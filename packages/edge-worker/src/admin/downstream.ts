@@ -9,6 +9,7 @@
  * holding them all, and their JSON, could run the Worker out of memory.
  */
 import type { DirectusClient } from '../directus/client.ts';
+import { userIdOf } from '../identity/index.ts';
 import type { ProfileExport } from '../profile/profile-do.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { withRecordedKeys } from '../sync/consumer.ts';
@@ -31,12 +32,17 @@ export interface DownstreamHoldings {
   moreEvents(): AsyncGenerator<Row[]>;
 }
 
-/** Every key a person's rows downstream can be stored under, from what the edge holds. */
+/**
+ * Every key a person's rows downstream can be stored under, from what the edge holds: during
+ * a replay (or after one abandoned) the browsers merged before it, and who the person is, are
+ * in the replay's row until it links them again.
+ */
 export function downstreamKeys(personKey: PersonKey, held: ProfileExport): string[] {
+  const replayed = held.replaying?.identity?.personKey;
   return erasedPersonKeys({
     personId: personKey,
-    anonymousIds: held.profile?.anonymousIds ?? [],
-    userId: held.profile?.userId,
+    anonymousIds: [...new Set([...(held.profile?.anonymousIds ?? []), ...(held.replaying?.browsers ?? [])])],
+    userId: held.profile?.userId ?? (replayed !== undefined ? userIdOf(replayed) : undefined),
   });
 }
 

@@ -72,6 +72,8 @@ adminRoutes.get('/v1/people/:id', async (c) => {
     held.profile !== undefined ||
     held.aliasOf !== undefined ||
     held.erasedAt !== undefined ||
+    // A replay under way (or abandoned) holds the person's consent record and browsers in its row.
+    held.replaying !== undefined ||
     held.seenEventIds > 0;
   const answer = { siteId: t.site.id, personId: t.personKey, ...held };
   if (c.req.query('scope') === 'edge') {

@@ -111,6 +111,46 @@ describe('access and erasure', () => {
   });
 });
 
+describe('access during a replay', () => {
+  it("answers with what the replay's row holds, while the replay runs and after it was abandoned", async () => {
+    const userId = `u-${anonId()}`;
+    const userIdSignature = await signed(userId);
+    const b = anonId('b');
+    await collect([
+      makeEvent(b, 'consent.updated', {
+        userId,
+        userIdSignature,
+        consent: ALL,
+        properties: { ...ALL, source: 'banner' },
+      }),
+      productView(b, 'p1', 'shoes', { userId, userIdSignature }),
+    ]);
+    const stub = profileStub(env, SITE, `user:${userId}`);
+    await stub.forgetForReplay();
+
+    type Held = {
+      identity?: { personKey: string };
+      replaying?: { browsers: string[]; consent?: { state: { categories: Record<string, boolean> } } };
+    };
+    const during = await people(`user:${userId}`, 'GET', ADMIN_HEADERS, EDGE_ONLY);
+    expect(during.status).toBe(200);
+    const held = (await during.json()) as Held;
+    expect(held.identity?.personKey).toBe(`user:${userId}`);
+    expect(held.replaying?.browsers).toEqual([b]);
+    expect(held.replaying?.consent?.state.categories.personalization).toBe(true);
+
+    // Its CLI died two days ago: until the alarm finishes it, the row is all that is held.
+    await runInDurableObject(stub, async (_o: ProfileDO, state) => {
+      const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'replaying'").one();
+      const replaying = { ...(JSON.parse(row.v) as object), startedAt: Date.now() - 2 * 86_400_000 };
+      state.storage.sql.exec("UPDATE kv SET v = ? WHERE k = 'replaying'", JSON.stringify(replaying));
+    });
+    const abandoned = await people(`user:${userId}`, 'GET', ADMIN_HEADERS, EDGE_ONLY);
+    expect(abandoned.status).toBe(200);
+    expect(((await abandoned.json()) as Held).replaying?.browsers).toEqual([b]);
+  });
+});
+
 describe('retention alarm', () => {
   it('deletes a person inactive past the retention period and tells downstream', async () => {
     const a = anonId();

@@ -92,6 +92,12 @@ export interface ProfileExport {
   erasedAt?: string;
   /** Until the tombstone expires: whom the erasure took, so that a retried DELETE erases them again downstream. */
   erasedWith?: Omit<ErasureResult, 'erased'>;
+  /**
+   * A replay under way, or abandoned and not yet finished by the alarm (up to a day): what
+   * its row holds until the replay ends (the consent record, merged browsers, promos
+   * offered, who the person is, when first and last seen), and the person's data with it.
+   */
+  replaying?: Replaying;
   seenEventIds: number;
 }
 
@@ -116,7 +122,7 @@ type Identity = { siteId: string; personKey: PersonKey };
 /** A retired person's merged browsers, still to be forgotten. */
 type Retiring = { siteId: string; browsers: PersonKey[] };
 /** A replay under way: the version it numbers on from, and the browsers merged before it. */
-type Replaying = {
+export type Replaying = {
   /** When the replay began (epoch ms); rows of earlier versions have none and count as abandoned. */
   startedAt?: number;
   previous: number;
@@ -823,6 +829,13 @@ export class ProfileDO extends DurableObject<Env> {
       if (erasure !== undefined) {
         const { erased: _, ...kept } = erasure;
         out.erasedWith = kept;
+      }
+      // During a replay (or after one abandoned, until the alarm finishes it) the row holds
+      // the person's consent record, merged browsers and more, and the identity row is gone.
+      const replaying = this.#replaying();
+      if (replaying !== undefined) {
+        out.replaying = replaying;
+        if (out.identity === undefined && replaying.identity !== undefined) out.identity = replaying.identity;
       }
       return JSON.stringify(out);
     });
