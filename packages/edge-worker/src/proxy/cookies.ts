@@ -1,15 +1,19 @@
 /**
  * Attune's first-party cookies in edge-proxy mode.
  *
- * - `attune_aid` — the browser's anonymous id, shared with the SDK (so it is readable by
- *   script: not HttpOnly). The Worker sets or refreshes it server-side (400 days; Safari
- *   does not cap server-set cookies to 7 days) only when the person's consent grants a
- *   purpose that needs a stored id (analytics or personalization), and expires it when
+ * - `attune_aid` — the anonymous id the edge personalizes pages for: the SDK's own id, as
+ *   its first-party collects write it (the SDK keeps its id in localStorage and never reads
+ *   this cookie). Not HttpOnly. The Worker sets or refreshes it server-side (400 days;
+ *   Safari does not cap server-set cookies to 7 days) only when the person's consent grants
+ *   a purpose that needs a stored id (analytics or personalization), and expires it when
  *   consent no longer does. A cookie is storage: without such consent none is written.
+ *   An id the edge mints for a fresh visitor names no one yet: the SDK's id replaces it at
+ *   the first collect.
  * - `attune_consent` — the visitor's choice: URL-encoded JSON
  *   `{"categories":{…},"policyVersion":"…"}`. The edge treats it as a restriction only (a
  *   browser can withdraw a purpose, never grant one the profile does not record), except
- *   that it may let the edge mint a first `attune_aid` for a fresh visitor.
+ *   that it may let the edge mint a first `attune_aid` for a fresh visitor, when it was made
+ *   under the site's policy version in force.
  *
  * - `attune_ended` — digests of the ids the site ended in this browser (its answer through
  *   the proxy deleted or replaced `attune_aid`: a sign-out, an erasure), newest first,

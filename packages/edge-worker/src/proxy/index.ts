@@ -6,10 +6,11 @@
  * `data-attune-slot` elements filled while streaming (see ../rewrite); everything else —
  * other content types, other methods, non-200 answers — passes through untouched.
  */
-import type { EventMessage } from '@attune/shared-schema';
-import { LIMITS, readJsonText } from '@attune/shared-schema';
+import type { ConsentState, EventMessage } from '@attune/shared-schema';
+import { consentInForce, LIMITS, readJsonText } from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
+import { type ConsentConfigRead, readConsentConfig } from '../config/consent-config.ts';
 import {
   catalogWithinBudget,
   decideSlots,
@@ -272,6 +273,24 @@ function storageVerdict(
   return allowsStoredId(consent) && (browserConsent === undefined || allowsStoredId(browserConsent));
 }
 
+/** Whether a fresh visitor's consent cookie lets the edge mint an id, under the site's configuration. */
+function mayMint(browserConsent: ConsentState, policy: ConsentConfigRead | undefined): boolean {
+  if (!policy?.ok) return false;
+  const inForce = consentInForce(browserConsent, policy.config);
+  return inForce !== undefined && allowsStoredId(inForce);
+}
+
+/** `work`'s value, or undefined once `deadline` (epoch ms) passes (or it fails); the timer is cleared either way. */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race<T | undefined>([
+    work.catch(() => undefined),
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 /** Resolves on a later macrotask: after the I/O issued in this one (the origin fetch) is on its way. */
 function afterThisTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
@@ -308,6 +327,12 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         : siteLookup.then((site) =>
             site ? prepareFor(c.env, site, aid, url, browserConsent, deadline - Date.now()) : null,
           );
+    // A fresh visitor whose consent cookie grants a stored id gets one minted only if that
+    // choice was made under the site's policy in force: its configuration is read meanwhile.
+    const policyLookup =
+      aid === undefined && browserConsent !== undefined && allowsStoredId(browserConsent)
+        ? siteLookup.then((site) => (site ? readConsentConfig(c.env, site.id) : undefined))
+        : undefined;
     // Once the decision is known, slots are filled synchronously: a slot the page reaches
     // after the deadline (a slow origin) still gets a decision that was ready long before.
     let known: { ready: PreparedDecision | null } | undefined;
@@ -381,8 +406,12 @@ function proxyToOrigin(options: EdgeProxyOptions) {
 
     const response = new Response(upstream.body, upstream);
     if (!settled || aid === undefined) {
-      // A fresh visitor: mint the first-party id only if their consent cookie allows storing one.
-      if (browserConsent && allowsStoredId(browserConsent)) {
+      // A fresh visitor: mint the first-party id only if their consent cookie allows storing
+      // one under the site's policy in force (a choice made under an earlier version is asked
+      // again; a category since disabled grants nothing). A configuration not read by the
+      // deadline, or unavailable, mints nothing: the first collect writes the id anyway.
+      const policy = policyLookup ? await beforeDeadline(policyLookup, deadline) : undefined;
+      if (browserConsent && mayMint(browserConsent, policy)) {
         response.headers.append('set-cookie', anonymousIdCookie(crypto.randomUUID(), secure));
         markPrivate(response.headers, false);
       } else if (holdsEndedId(cookies)) {

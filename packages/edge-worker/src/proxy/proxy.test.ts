@@ -1,6 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
-import type { CustomerAction } from '@attune/shared-schema';
+import { type CustomerAction, DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
 import { Hono } from 'hono';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AppEnv } from '../app.ts';
@@ -65,6 +65,9 @@ let heldOut: string;
 
 beforeAll(async () => {
   await putCatalogSnapshot(env, FIXTURE_CATALOG);
+  // The site's consent configuration as the edge last read it from Directus (the tests' own
+  // Directus is not reachable): the built-in categories and policy version.
+  await env.EDGE_CACHE.put('consent-config:last-good:demo', JSON.stringify(DEFAULT_CONSENT_CONFIG));
   fan = anonymousIdInGroup('outdoor-fan', false);
   await seedPerson(env, `anon:${fan}`, { analytics: true, personalization: true }, [
     viewed('hiking-boots', 'outdoor', ['boots', 'waterproof']),
@@ -403,6 +406,19 @@ describe('edge proxy: the anonymous-id cookie follows consent', () => {
     const aid = res.headers.getSetCookie().find((c) => c.startsWith('attune_aid='));
     expect(aid).toMatch(/^attune_aid=[0-9a-f-]{36}; Path=\/; Max-Age=34560000; SameSite=Lax$/);
     expect(res.headers.get('cache-control')).toBe('private, no-cache');
+  });
+
+  it('mints none for a fresh visitor whose consent was given under an earlier policy version', async () => {
+    // The site's policy changed since: the SDK asks the person again, and until they answer
+    // no purpose is granted, so no id is stored either.
+    const earlier = consentState({
+      analytics: true,
+      personalization: true,
+      policyVersion: 'an-earlier-policy',
+    });
+    const res = await page('/', `attune_consent=${encodeURIComponent(JSON.stringify(earlier))}`);
+    await res.arrayBuffer();
+    expect(res.headers.getSetCookie().some((c) => c.startsWith('attune_aid='))).toBe(false);
   });
 
   it('writes nothing for a fresh visitor who has not consented', async () => {
