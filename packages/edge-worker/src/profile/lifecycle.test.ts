@@ -2,11 +2,13 @@
  * A person's lifecycle across Durable Objects: erasure and retention while their merged
  * browsers are still sending, erasure of a browser whose hand-over is under way, the link
  * an analytics-only sign-in makes, the retention alarm when the queue is briefly
- * unavailable or the object is evicted while it forgets the browsers, and an older event arriving after newer ones.
+ * unavailable or the object is evicted while it forgets the browsers, a sign-in on a browser
+ * whose newer choice withdrew personalization, and older events (and consent choices)
+ * arriving after newer ones.
  */
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import type { ErasureMessage } from '@attune/shared-schema';
+import type { ConsentMessage, ConsentState, CustomerAction, ErasureMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ADMIN_HEADERS,
@@ -21,11 +23,12 @@ import {
   productView,
   recordQueue,
   SITE,
+  segment,
   signed,
   WRITE_KEY,
   within,
 } from '../ingest/test-support.ts';
-import { profileStub, viewProfile } from './client.ts';
+import { exportProfile, ingestProfile, profileStub, viewProfile } from './client.ts';
 import { MAX_BROWSERS } from './model.ts';
 import { type ErasureResult, ProfileDO } from './profile-do.ts';
 import type { PersonKey } from './types.ts';
@@ -192,6 +195,61 @@ describe('a sign-in that withdraws personalization', () => {
     expect(person?.interests['category:shoes']).toBeUndefined();
     expect(person?.recentActions).toEqual([]);
     expect(person?.counters).toEqual({});
+  });
+});
+
+/** A person who learned shoes on browser B1, and a browser B2 that withdrew personalization since, anonymously. */
+async function learnedThenWithdrawnElsewhere(): Promise<{
+  userId: string;
+  userIdSignature: string;
+  b2: string;
+  analytics: ConsentState;
+}> {
+  const userId = `u-${anonId()}`;
+  const userIdSignature = await signed(userId);
+  const b1 = anonId('b1');
+  const b2 = anonId('b2');
+  const before = new Date(Date.now() - 60_000).toISOString();
+  await collect([
+    productView(b1, 'p1', 'shoes', { userId, userIdSignature, timestamp: before }),
+    productView(b1, 'p2', 'shoes', { userId, userIdSignature, timestamp: before }),
+  ]);
+  expect((await viewProfile(env, SITE, `user:${userId}`))?.interests['category:shoes']).toBeGreaterThan(0);
+  const analytics = consentFor('analytics');
+  await collect([
+    makeEvent(b2, 'consent.updated', { consent: analytics, properties: { ...analytics, source: 'banner' } }),
+  ]);
+  return { userId, userIdSignature, b2, analytics };
+}
+
+describe('a sign-in on a browser whose newer choice withdrew personalization', () => {
+  it("forgets what the person had learned on their other browsers: the browser's choice is theirs now", async () => {
+    const { userId, userIdSignature, b2, analytics } = await learnedThenWithdrawnElsewhere();
+    await collect([makeEvent(b2, 'user.signed_in', { userId, userIdSignature, consent: analytics })]);
+    const person = await viewProfile(env, SITE, `user:${userId}`);
+    expect(person?.consent?.categories.personalization).toBe(false);
+    expect(person?.interests).toEqual({});
+    expect(person?.recentActions).toEqual([]);
+    expect(person?.counters).toEqual({});
+    expect(person?.anonymousIds).toContain(b2);
+  });
+
+  it('tells the ingest path, so the cleared profile goes downstream though the run grants no personalization', async () => {
+    const { userId, userIdSignature, b2, analytics } = await learnedThenWithdrawnElsewhere();
+    const signIn = makeEvent(b2, 'user.signed_in', { userId, userIdSignature, consent: analytics });
+    const now = new Date().toISOString();
+    const result = await ingestProfile(env, SITE, `user:${userId}`, [
+      {
+        event: signIn,
+        enrichment: { receivedAt: now, correctedTimestamp: now },
+        personalization: false,
+        consent: analytics,
+      },
+    ]);
+    expect(result.personalizationCleared).toBe(true);
+    expect(result.changed).toBe(true);
+    expect(result.profile.interests).toEqual({});
+    expect(result.profile.consent?.categories.personalization).toBe(false);
   });
 });
 
@@ -387,5 +445,64 @@ describe('events arriving out of order', () => {
     expect(view?.counters['product.viewed']).toBe(2);
     expect(Date.parse(view?.firstSeen ?? '')).toBeLessThan(Date.parse(firstSeen));
     expect(Math.abs(Date.parse(view?.firstSeen ?? '') - twoHoursAgo)).toBeLessThan(5_000);
+  });
+
+  it('an older consent choice flushed late is kept as proof, but the newer choice stays in force', async () => {
+    const userId = `u-${anonId()}`;
+    const userIdSignature = await signed(userId);
+    const deviceA = anonId('devA');
+    const deviceB = anonId('devB');
+    const grant = consentFor('analytics', 'personalization', 'marketing');
+    const withdrawal = consentFor('analytics');
+    const choice = (anonymousId: string, consent: ConsentState, extra: Partial<CustomerAction> = {}) =>
+      makeEvent(anonymousId, 'consent.updated', {
+        userId,
+        userIdSignature,
+        consent,
+        properties: { ...consent, source: 'banner' },
+        ...extra,
+      });
+    // Device B withdraws personalization and marketing now.
+    const withdrawn = choice(deviceB, withdrawal);
+    expect((await collect([withdrawn])).status).toBe(200);
+    // Device A's grant, made an hour before, waited in its offline queue and arrives now.
+    const hourAgo = Date.now() - 3_600_000;
+    const late = choice(deviceA, grant, { timestamp: new Date(hourAgo).toISOString() });
+    expect((await collect([late])).status).toBe(200);
+
+    const held = await exportProfile(env, SITE, `user:${userId}`);
+    expect(held.profile?.consent?.eventId).toBe(withdrawn.id);
+    expect(held.profile?.consent?.state.categories.personalization).toBe(false);
+    // The record says when the choice was made as well as when it arrived.
+    expect(Date.parse(held.profile?.consent?.chosenAt ?? '')).toBeGreaterThan(hourAgo + 1_800_000);
+    // The late grant taught the profile nothing.
+    expect(held.profile?.recentActions).toEqual([]);
+    // It still went downstream, as the proof of what the person chose then.
+    const proofs = queue.messages.filter((m): m is ConsentMessage => m.kind === 'consent');
+    expect(proofs.map((m) => m.eventId)).toEqual([withdrawn.id, late.id]);
+
+    // An event without consent (a server producer) goes by the withdrawal: nothing is learned.
+    const tracked = await segment('/v1/track', {
+      userId,
+      event: 'Product Viewed',
+      messageId: `m-${anonId()}`,
+      properties: { product_id: 'p1', category: 'shoes' },
+    });
+    expect(tracked.status).toBe(200);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.interests).toEqual({});
+
+    // The ingest path learns which consent events are only history.
+    const older = choice(deviceA, grant, { timestamp: new Date(hourAgo + 1000).toISOString() });
+    const result = await ingestProfile(env, SITE, `user:${userId}`, [
+      {
+        event: older,
+        enrichment: { receivedAt: new Date().toISOString(), correctedTimestamp: older.timestamp },
+        personalization: true,
+        consent: grant,
+      },
+    ]);
+    expect(result.accepted).toEqual([older.id]);
+    expect(result.supersededConsents).toEqual([older.id]);
+    expect(result.profile.consent?.categories.personalization).toBe(false);
   });
 });

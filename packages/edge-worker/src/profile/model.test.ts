@@ -1,7 +1,8 @@
-import type { CustomerAction } from '@attune/shared-schema';
+import type { ConsentState, CustomerAction } from '@attune/shared-schema';
 import { describe, expect, it } from 'vitest';
 import {
   applyEvent,
+  type ConsentRecord,
   DEFAULT_RULES,
   decayedInterests,
   decayFactor,
@@ -186,5 +187,64 @@ describe('merge', () => {
     expect(person.cart).toEqual(['a']);
     expect(person.anonymousIds.sort()).toEqual(['a1', 'a2']);
     expect(person.recentActions.map((r) => r.productId)).toEqual(['b', 'a', 'a']);
+  });
+});
+
+/** A consent record granting `purposes`, chosen at `chosenAt` and received at `recordedAt`. */
+function record(purposes: string[], chosenAt: number | undefined, recordedAt: number): ConsentRecord {
+  const categories: ConsentState['categories'] = { necessary: true };
+  for (const p of ['analytics', 'personalization', 'marketing']) categories[p] = purposes.includes(p);
+  const out: ConsentRecord = {
+    state: { categories, policyVersion: '1' },
+    recordedAt: new Date(recordedAt).toISOString(),
+    eventId: newUlid(),
+    source: 'banner',
+  };
+  if (chosenAt !== undefined) out.chosenAt = new Date(chosenAt).toISOString();
+  return out;
+}
+
+describe('merge and consent', () => {
+  it('a newer withdrawal merged in from a browser forgets what the person learned', () => {
+    const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
+    applyEvent(person, ev('product.viewed', { productId: 'a', category: 'shoes' }), T0, rules);
+    applyEvent(person, ev('identify', {}, { type: 'identify', traits: { plan: 'gold' } }), T0 + 1, rules);
+    person.consent = record(['analytics', 'personalization'], T0, T0);
+    const browser = emptyProfile('demo', 'anon:b2', new Date(T0).toISOString());
+    browser.consent = record(['analytics'], T0 + 60_000, T0 + 60_000);
+    expect(mergeProfiles(person, browser, rules)).toBe(true);
+    expect(person.consent?.state.categories.personalization).toBe(false);
+    expect(person.interests).toEqual({});
+    expect(person.recentActions).toEqual([]);
+    expect(person.counters).toEqual({});
+    expect(person.traits).toEqual({});
+    expect(person.lastProductView).toBeUndefined();
+  });
+
+  it('an older withdrawal merged in changes nothing: the newer choice stays, and what it allowed', () => {
+    const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
+    applyEvent(person, ev('product.viewed', { productId: 'a', category: 'shoes' }), T0, rules);
+    person.consent = record(['analytics', 'personalization'], T0 + 60_000, T0 + 60_000);
+    const browser = emptyProfile('demo', 'anon:b2', new Date(T0).toISOString());
+    browser.consent = record(['analytics'], T0, T0);
+    expect(mergeProfiles(person, browser, rules)).toBe(false);
+    expect(person.consent?.state.categories.personalization).toBe(true);
+    expect(person.interests['category:shoes']).toBe(1);
+  });
+
+  it('takes the record chosen later, not the one received later (an offline queue delivers late)', () => {
+    const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
+    // Chosen at T0 + 1 h, received then.
+    person.consent = record(['analytics'], T0 + 3_600_000, T0 + 3_600_000);
+    const browser = emptyProfile('demo', 'anon:b2', new Date(T0).toISOString());
+    // Chosen at T0, but received after the person's (it waited in an offline queue).
+    browser.consent = record(['analytics', 'personalization', 'marketing'], T0, T0 + 7_200_000);
+    mergeProfiles(person, browser, rules);
+    expect(person.consent?.state.categories.personalization).toBe(false);
+    // A record stored before choices carried their time: its arrival stands for it.
+    const old = emptyProfile('demo', 'anon:b3', new Date(T0).toISOString());
+    old.consent = record(['analytics', 'personalization'], undefined, T0 + 2 * 3_600_000);
+    mergeProfiles(person, old, rules);
+    expect(person.consent?.state.categories.personalization).toBe(true);
   });
 });

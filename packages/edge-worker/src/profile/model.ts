@@ -1,10 +1,17 @@
 /**
  * A person's profile as plain data, and the pure rules that change it: interests with
  * capped increments and exponential decay, the last 100 actions, counters, cart,
- * segments, interest-shift detection, and merging an anonymous profile into a person's.
- * ProfileDO stores this state; keeping the rules pure keeps them testable on their own.
+ * segments, interest-shift detection, the order of consent choices, and merging an
+ * anonymous profile into a person's. ProfileDO stores this state; keeping the rules pure
+ * keeps them testable on their own.
  */
-import { type ConsentState, type CustomerAction, type JsonValue, SIGNAL_WEIGHT } from '@attune/shared-schema';
+import {
+  type ConsentState,
+  type CustomerAction,
+  isGranted,
+  type JsonValue,
+  SIGNAL_WEIGHT,
+} from '@attune/shared-schema';
 import { EDGE_EVENT } from './edge-events.ts';
 import type { PersonKey, ProfileSummary, ProfileView, RecentAction } from './types.ts';
 import { newUlid } from './ulid.ts';
@@ -12,9 +19,36 @@ import { newUlid } from './ulid.ts';
 /** A consent record with proof: what was chosen, when, under which policy, from where. */
 export interface ConsentRecord {
   state: ConsentState;
+  /** When the Worker received the choice. */
   recordedAt: string;
+  /**
+   * When the person made the choice: the consent event's own, server-corrected time. Choices
+   * are ordered by it, not by arrival: an offline queue may deliver an older choice after a
+   * newer one. Records stored before it was kept have none; their `recordedAt` stands for it.
+   */
+  chosenAt?: string;
   eventId: string;
   source: string;
+}
+
+/** When a record's choice was made (epoch ms; see ConsentRecord.chosenAt). */
+export function choiceTime(record: ConsentRecord): number {
+  const at = Date.parse(record.chosenAt ?? record.recordedAt);
+  return Number.isFinite(at) ? at : Number.NEGATIVE_INFINITY;
+}
+
+/**
+ * Whether a choice just received replaces the record in force: it was made at the same time
+ * or later (at the same time, the later arrival wins). An older one stays proof of what the
+ * person chose then, never the choice in force.
+ */
+export function supersedes(received: ConsentRecord, current: ConsentRecord | undefined): boolean {
+  return current === undefined || choiceTime(received) >= choiceTime(current);
+}
+
+/** Whether `a` was chosen strictly later than `b` (of two records held, the one in force). */
+export function chosenLater(a: ConsentRecord, b: ConsentRecord | undefined): boolean {
+  return b === undefined || choiceTime(a) > choiceTime(b);
 }
 
 export interface ProfileState {
@@ -465,8 +499,14 @@ export function clearPersonalization(state: ProfileState): void {
   state.version++;
 }
 
-/** Merges an anonymous profile into a person's profile (the first verified identify). */
-export function mergeProfiles(into: ProfileState, from: ProfileState, rules: ProfileRules): void {
+/**
+ * Merges an anonymous profile into a person's profile (the first verified identify). The
+ * newer of the two consent records, by when each choice was made, is the person's; when it
+ * is the browser's and it withdraws personalization, what either profile learned is
+ * forgotten, as a withdrawal made here would have. Returns whether that happened (the
+ * cleared profile must go downstream).
+ */
+export function mergeProfiles(into: ProfileState, from: ProfileState, rules: ProfileRules): boolean {
   const now = Math.max(into.interestsAsOf, from.interestsAsOf);
   decayTo(into, now, rules);
   const theirs = decayedInterests(from.interests, from.interestsAsOf, now, rules);
@@ -492,14 +532,21 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
     }
   }
   for (const [rule, n] of Object.entries(from.offers)) bump(into.offers, rule, n);
-  if (from.consent && (!into.consent || from.consent.recordedAt > into.consent.recordedAt)) {
-    into.consent = from.consent;
-  }
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
   if (from.lastSeen > into.lastSeen) into.lastSeen = from.lastSeen;
   if (from.lastCartAddAt !== undefined && (into.lastCartAddAt ?? 0) < from.lastCartAddAt)
     into.lastCartAddAt = from.lastCartAddAt;
   if (from.lastOrderAt !== undefined && (into.lastOrderAt ?? 0) < from.lastOrderAt)
     into.lastOrderAt = from.lastOrderAt;
+  let withdrawn = false;
+  // Last: a withdrawal clears everything merged above too.
+  if (from.consent && chosenLater(from.consent, into.consent)) {
+    into.consent = from.consent;
+    if (!isGranted(from.consent.state, 'personalization')) {
+      clearPersonalization(into);
+      withdrawn = true;
+    }
+  }
   into.version++;
+  return withdrawn;
 }

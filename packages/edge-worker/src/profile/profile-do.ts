@@ -22,6 +22,7 @@ import { getSiteById } from '../sites/index.ts';
 import {
   applyEvent,
   type ConsentRecord,
+  chosenLater,
   clearPersonalization,
   DEFAULT_RULES,
   emptyProfile,
@@ -30,6 +31,7 @@ import {
   mergeProfiles,
   type ProfileRules,
   type ProfileState,
+  supersedes,
   toSummary,
   toView,
 } from './model.ts';
@@ -81,6 +83,19 @@ export interface IngestResult {
   rateLimited?: number;
   /** Whether the profile changed (a new snapshot should go downstream). */
   changed: boolean;
+  /**
+   * Whether these events made the person forget what personalization had learned: a consent
+   * event withdrawing it, or a sign-in that merged in a browser whose newer choice withdrew
+   * it (the run then holds no consent event and may not grant personalization). The cleared
+   * profile must go downstream whatever the run's consent, so Directus forgets it too.
+   */
+  personalizationCleared: boolean;
+  /**
+   * Consent events accepted as proof of a choice but not in force: made before the choice
+   * the person's record holds (an offline queue delivering an older choice late). Downstream
+   * they are history, never the person's current choice.
+   */
+  supersededConsents: string[];
   version: number;
 }
 
@@ -176,7 +191,7 @@ function earliestEventTime(inputs: readonly ProfileEventInput[], fallback: numbe
  */
 function keepConsent(state: ProfileState, kept: ConsentRecord | undefined): void {
   if (kept === undefined) return;
-  if (state.consent !== undefined && state.consent.recordedAt > kept.recordedAt) return;
+  if (state.consent !== undefined && chosenLater(state.consent, kept)) return;
   state.consent = kept;
   if (!isGranted(kept.state, 'personalization')) clearPersonalization(state);
 }
@@ -247,6 +262,8 @@ function nothingApplied(personKey: PersonKey, version: number): Omit<IngestResul
     emitted: [],
     covisits: [],
     changed: false,
+    personalizationCleared: false,
+    supersededConsents: [],
     version,
   };
 }
@@ -595,7 +612,7 @@ export class ProfileDO extends DurableObject<Env> {
     result: Omit<IngestResult, 'profile'>,
     recorded: (consent: ConsentState) => ConsentState,
   ): Promise<ProfileState> {
-    let state = initial;
+    const state = initial;
     for (const input of inputs) {
       const { event, enrichment } = input;
       if (!fresh.delete(event.id)) {
@@ -604,19 +621,32 @@ export class ProfileDO extends DurableObject<Env> {
       }
       const eventAt = eventTime(input, now);
 
+      // A choice made before the one in force (an offline queue flushing late) is accepted,
+      // as proof of what the person chose then, but changes nothing: neither the record nor
+      // the profile, which it must not teach under a grant the person has since replaced.
+      let superseded = false;
       if (event.type === 'consent') {
         const chosen = input.consent ?? consentFromEvent(event);
         if (chosen) {
           const record: ConsentRecord = {
             state: chosen,
             recordedAt: enrichment.receivedAt,
+            chosenAt: new Date(eventAt).toISOString(),
             eventId: event.id,
             source: consentSource(event),
           };
-          state.consent = record;
-          state.version++;
-          const learned = state.recentActions.length > 0 || Object.keys(state.interests).length > 0;
-          if (learned && !isGranted(chosen, 'personalization')) clearPersonalization(state);
+          if (supersedes(record, state.consent)) {
+            state.consent = record;
+            state.version++;
+            const learned = state.recentActions.length > 0 || Object.keys(state.interests).length > 0;
+            if (learned && !isGranted(chosen, 'personalization')) {
+              clearPersonalization(state);
+              result.personalizationCleared = true;
+            }
+          } else {
+            superseded = true;
+            result.supersededConsents.push(event.id);
+          }
         }
       }
 
@@ -648,17 +678,12 @@ export class ProfileDO extends DurableObject<Env> {
         // as it is (asking it to hand over would wait on a browser that may wait on us).
         if (this.#replaying()?.browsers.includes(event.anonymousId))
           state.anonymousIds.push(event.anonymousId);
-        else
-          state = await this.#mergeAnonymous(
-            siteId,
-            personKey,
-            event.anonymousId,
-            state,
-            rules,
-            personalization,
-          );
+        else if (
+          await this.#mergeAnonymous(siteId, personKey, event.anonymousId, state, rules, personalization)
+        )
+          result.personalizationCleared = true;
       }
-      if (!personalization) continue;
+      if (!personalization || superseded) continue;
 
       const outcome = applyEvent(state, event, eventAt, rules, !this.#refusedBrowsers.has(event.anonymousId));
       result.emitted.push(...outcome.emitted);
@@ -669,9 +694,11 @@ export class ProfileDO extends DurableObject<Env> {
   }
 
   /**
-   * On the first verified event from a browser, takes over that browser's anonymous profile:
-   * all of it under personalization, else only who it is (ids, consent, seen event ids), so
-   * nothing learned reaches a person who has not granted personalization.
+   * On the first verified event from a browser, takes over that browser's anonymous profile
+   * into `state`: all of it under personalization, else only who it is (ids, consent, seen
+   * event ids), so nothing learned reaches a person who has not granted personalization.
+   * Returns whether the browser's newer choice withdrew personalization, which forgets what
+   * the person had learned (see mergeProfiles).
    */
   async #mergeAnonymous(
     siteId: string,
@@ -680,13 +707,13 @@ export class ProfileDO extends DurableObject<Env> {
     state: ProfileState,
     rules: ProfileRules,
     personalization: boolean,
-  ): Promise<ProfileState> {
-    if (this.#refusedBrowsers.has(anonymousId)) return state;
+  ): Promise<boolean> {
+    if (this.#refusedBrowsers.has(anonymousId)) return false;
     if (state.anonymousIds.length >= MAX_BROWSERS) {
       // At the bound the browser is not linked (see MAX_BROWSERS): the person's list must
       // never drop a browser that stays their alias, or erasing them would leave it behind.
       this.#refuseBrowser(anonymousId);
-      return state;
+      return false;
     }
     const handed = await this.#stub(siteId, `anon:${anonymousId}`).handOver(
       personKey,
@@ -696,12 +723,13 @@ export class ProfileDO extends DurableObject<Env> {
     if (handed.refused) {
       // The event stays this person's; the browser is not linked (and not asked again).
       this.#refuseBrowser(anonymousId);
-      return state;
+      return false;
     }
+    let withdrawn = false;
     if (handed.state !== undefined) {
       const theirs = JSON.parse(handed.state) as ProfileState;
       if (!personalization) clearPersonalization(theirs);
-      mergeProfiles(state, theirs, rules);
+      withdrawn = mergeProfiles(state, theirs, rules);
     }
     // Below the bound (checked above): the browser now forwards its events here, so it is linked.
     linkBrowserTo(state, anonymousId);
@@ -709,7 +737,7 @@ export class ProfileDO extends DurableObject<Env> {
       this.#writable().exec('INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)', row.id, row.at);
     }
     state.version++;
-    return state;
+    return withdrawn;
   }
 
   #refuseBrowser(anonymousId: string): void {
@@ -1072,8 +1100,7 @@ export class ProfileDO extends DurableObject<Env> {
       // The newer of the record now and the one an interrupted replay kept (its chunks may
       // have rebuilt an older record since).
       const consent =
-        earlier?.consent !== undefined &&
-        (state?.consent === undefined || earlier.consent.recordedAt > state.consent.recordedAt)
+        earlier?.consent !== undefined && chosenLater(earlier.consent, state?.consent)
           ? earlier.consent
           : state?.consent;
       if (consent !== undefined) replaying.consent = consent;
