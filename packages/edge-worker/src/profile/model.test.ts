@@ -8,6 +8,9 @@ import {
   decayFactor,
   emptyProfile,
   evaluateSegments,
+  MAX_COUNTERS,
+  MAX_TRAIT_KEYS,
+  MAX_TRAITS_BYTES,
   mergeProfiles,
   type ProfileState,
   toView,
@@ -246,5 +249,88 @@ describe('merge and consent', () => {
     old.consent = record(['analytics', 'personalization'], undefined, T0 + 2 * 3_600_000);
     mergeProfiles(person, old, rules);
     expect(person.consent?.state.categories.personalization).toBe(true);
+  });
+});
+
+describe('bounded profile', () => {
+  it('counts at most MAX_COUNTERS distinct event names; known names and segment rules are still counted', () => {
+    const custom = { ...rules, customSegments: [{ id: 'quizzers', minCounters: { 'quiz.done': 1 } }] };
+    const s = fresh();
+    for (let i = 0; i < MAX_COUNTERS + 50; i++) applyEvent(s, ev(`made.up_${i}`), T0 + i, custom);
+    expect(Object.keys(s.counters).length).toBe(MAX_COUNTERS);
+    expect(s.counters[`made.up_${MAX_COUNTERS + 49}`]).toBeUndefined();
+    // A name counted before the bound keeps counting.
+    applyEvent(s, ev('made.up_3'), T0 + 1000, custom);
+    expect(s.counters['made.up_3']).toBe(2);
+    applyEvent(s, ev('order.completed', { total: 10 }), T0 + 1001, custom);
+    applyEvent(s, ev('quiz.done'), T0 + 1002, custom);
+    expect(s.counters['order.completed']).toBe(1);
+    expect(s.counters.orders).toBe(1);
+    expect(s.counters.revenue).toBe(10);
+    expect(s.counters['quiz.done']).toBe(1);
+    expect(s.counters.events).toBe(MAX_COUNTERS + 53);
+  });
+
+  it('a merge keeps the counters within the bound', () => {
+    const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
+    const browser = fresh();
+    for (let i = 0; i < 150; i++) applyEvent(person, ev(`mine.n_${i}`), T0 + i, rules);
+    for (let i = 0; i < 150; i++) applyEvent(browser, ev(`theirs.n_${i}`), T0 + i, rules);
+    applyEvent(browser, ev('mine.n_1'), T0 + 200, rules);
+    mergeProfiles(person, browser, rules);
+    expect(Object.keys(person.counters).length).toBe(MAX_COUNTERS);
+    expect(person.counters['mine.n_1']).toBe(2);
+    expect(person.counters.events).toBe(301);
+  });
+
+  it("a merge adds traits within MAX_TRAIT_KEYS, the person's own first", () => {
+    const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
+    const browser = fresh();
+    const traits = (prefix: string, n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, i]));
+    applyEvent(person, ev('identify', {}, { type: 'identify', traits: traits('mine', 80) }), T0, rules);
+    applyEvent(
+      browser,
+      ev('identify', {}, { type: 'identify', traits: { mine0: 'theirs', ...traits('theirs', 50) } }),
+      T0,
+      rules,
+    );
+    mergeProfiles(person, browser, rules);
+    expect(Object.keys(person.traits)).toHaveLength(MAX_TRAIT_KEYS);
+    expect(person.traits.mine0).toBe(0);
+    expect(person.traits.theirs19).toBe(19);
+    expect(person.traits.theirs20).toBeUndefined();
+  });
+
+  it('traits stay within MAX_TRAITS_BYTES of JSON, on identify and in a merge; the newest that do not fit are left out', () => {
+    const big = 'x'.repeat(4000);
+    const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
+    applyEvent(
+      person,
+      ev('identify', {}, { type: 'identify', traits: { a: big, b: big, c: big, d: big, e: big, small: 1 } }),
+      T0,
+      rules,
+    );
+    expect(Object.keys(person.traits)).toEqual(['a', 'b', 'c', 'd', 'small']);
+    // A newer value that would not fit leaves the old one.
+    applyEvent(person, ev('identify', {}, { type: 'identify', traits: { small: big } }), T0 + 1, rules);
+    expect(person.traits.small).toBe(1);
+    const browser = fresh();
+    applyEvent(browser, ev('identify', {}, { type: 'identify', traits: { f: big, g: 'ok' } }), T0, rules);
+    mergeProfiles(person, browser, rules);
+    expect(person.traits.f).toBeUndefined();
+    expect(person.traits.g).toBe('ok');
+    expect(new TextEncoder().encode(JSON.stringify(person.traits)).byteLength).toBeLessThanOrEqual(
+      MAX_TRAITS_BYTES,
+    );
+    // One person's traits merged from many browsers stay bounded too.
+    for (let i = 0; i < 10; i++) {
+      const other = fresh();
+      applyEvent(other, ev('identify', {}, { type: 'identify', traits: { [`k${i}`]: big } }), T0, rules);
+      mergeProfiles(person, other, rules);
+    }
+    expect(new TextEncoder().encode(JSON.stringify(person.traits)).byteLength).toBeLessThanOrEqual(
+      MAX_TRAITS_BYTES,
+    );
   });
 });

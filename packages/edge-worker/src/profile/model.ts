@@ -2,14 +2,17 @@
  * A person's profile as plain data, and the pure rules that change it: interests with
  * capped increments and exponential decay, the last 100 actions, counters, cart,
  * segments, interest-shift detection, the order of consent choices, and merging an
- * anonymous profile into a person's. ProfileDO stores this state; keeping the rules pure
- * keeps them testable on their own.
+ * anonymous profile into a person's. Every part a producer can grow (interests, traits,
+ * counters, lists) is bounded. ProfileDO stores this state; keeping the rules pure keeps
+ * them testable on their own.
  */
 import {
   type ConsentState,
   type CustomerAction,
   isGranted,
   type JsonValue,
+  jsonBytes,
+  KNOWN_EVENT_NAMES,
   SIGNAL_WEIGHT,
 } from '@attune/shared-schema';
 import { EDGE_EVENT } from './edge-events.ts';
@@ -126,7 +129,28 @@ export const DEFAULT_RULES: ProfileRules = {
 };
 
 export const MAX_RECENT_ACTIONS = 100;
-const MAX_TRAIT_KEYS = 100;
+/** Trait keys a profile keeps: a new key past them is not stored (identify and merge alike). */
+export const MAX_TRAIT_KEYS = 100;
+/**
+ * Bytes of a profile's traits as JSON (UTF-8): a trait that would take them past this is not
+ * stored, so that one person's snapshot always fits a queue message (128 KB). The traits
+ * kept are the older ones: a newer key, or a newer value of a key, that does not fit is left out.
+ */
+export const MAX_TRAITS_BYTES = 16 * 1024;
+/**
+ * Distinct counters a profile keeps. Counters are keyed by event name, which producers
+ * choose freely: past this many, a new name is not counted. The profile's own counters
+ * (events, sessions, orders, revenue), the known event names and those the site's segment
+ * rules read are always counted.
+ */
+export const MAX_COUNTERS = 200;
+const ALWAYS_COUNTED: ReadonlySet<string> = new Set<string>([
+  'events',
+  'sessions',
+  'orders',
+  'revenue',
+  ...KNOWN_EVENT_NAMES,
+]);
 const MAX_LIST = 200;
 /**
  * Browsers linked to one person. The list is who the person is (erasure and retention
@@ -246,6 +270,51 @@ function bump(counters: Record<string, number>, key: string, by = 1): void {
   counters[key] = (counters[key] ?? 0) + by;
 }
 
+/** Adds to a counter unless it is a new one past MAX_COUNTERS (see there for those always counted). */
+function count(counters: Record<string, number>, key: string, by: number, rules: ProfileRules): void {
+  if (
+    !Object.hasOwn(counters, key) &&
+    !ALWAYS_COUNTED.has(key) &&
+    !rules.customSegments.some((segment) => Object.hasOwn(segment.minCounters, key)) &&
+    Object.keys(counters).length >= MAX_COUNTERS
+  )
+    return;
+  bump(counters, key, by);
+}
+
+/** The bytes one trait adds to the traits' JSON: key, colon, value and a comma (at most one too many). */
+function traitBytes(key: string, value: JsonValue): number {
+  return jsonBytes(key) + jsonBytes(value) + 2;
+}
+
+/**
+ * Stores `incoming` traits within MAX_TRAIT_KEYS and MAX_TRAITS_BYTES, in order: one that
+ * does not fit is left out, and the next ones are still tried. `overwrite: false` keeps the
+ * value a key already has (a merge: the person's own traits win).
+ */
+function setTraits(state: ProfileState, incoming: Record<string, JsonValue>, overwrite: boolean): void {
+  let keys = Object.keys(state.traits).length;
+  let bytes = 2;
+  for (const [key, value] of Object.entries(state.traits)) bytes += traitBytes(key, value);
+  for (const [key, value] of Object.entries(incoming)) {
+    const held = Object.hasOwn(state.traits, key);
+    if (held && !overwrite) continue;
+    if (!held && keys >= MAX_TRAIT_KEYS) continue;
+    const old = held ? traitBytes(key, state.traits[key] ?? null) : 0;
+    const next = bytes - old + traitBytes(key, value);
+    if (next > MAX_TRAITS_BYTES) continue;
+    // defineProperty keeps a `__proto__` trait as data instead of touching the prototype.
+    Object.defineProperty(state.traits, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+    bytes = next;
+    if (!held) keys++;
+  }
+}
+
 function pushUnique(list: string[], value: string): void {
   if (!list.includes(value)) {
     list.push(value);
@@ -290,7 +359,7 @@ export function applyEvent(
 
   if (linkBrowser && !event.anonymousId.startsWith('server:')) linkBrowserTo(state, event.anonymousId);
   bump(state.counters, 'events');
-  bump(state.counters, event.name);
+  count(state.counters, event.name, 1, rules);
   if (event.sessionId !== undefined && event.sessionId !== state.lastSessionId) {
     bump(state.counters, 'sessions');
     state.lastSessionId = event.sessionId;
@@ -346,18 +415,7 @@ export function applyEvent(
       break;
   }
 
-  if (event.traits) {
-    for (const [key, value] of Object.entries(event.traits)) {
-      if (Object.keys(state.traits).length >= MAX_TRAIT_KEYS && !Object.hasOwn(state.traits, key)) break;
-      // defineProperty keeps a `__proto__` trait as data instead of touching the prototype.
-      Object.defineProperty(state.traits, key, {
-        value,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    }
-  }
+  if (event.traits) setTraits(state, event.traits, true);
   if (event.userId !== undefined && state.personKey.startsWith('user:')) state.userId = event.userId;
 
   const action: RecentAction = { id: event.id, name: event.name, at: iso };
@@ -500,11 +558,12 @@ export function clearPersonalization(state: ProfileState): void {
 }
 
 /**
- * Merges an anonymous profile into a person's profile (the first verified identify). The
- * newer of the two consent records, by when each choice was made, is the person's; when it
- * is the browser's and it withdraws personalization, what either profile learned is
- * forgotten, as a withdrawal made here would have. Returns whether that happened (the
- * cleared profile must go downstream).
+ * Merges an anonymous profile into a person's profile (the first verified identify), within
+ * the profile's bounds (interest keys, traits, counters, lists). The newer of the two
+ * consent records, by when each choice was made, is the person's; when it is the browser's
+ * and it withdraws personalization, what either profile learned is forgotten, as a
+ * withdrawal made here would have. Returns whether that happened (the cleared profile must
+ * go downstream).
  */
 export function mergeProfiles(into: ProfileState, from: ProfileState, rules: ProfileRules): boolean {
   const now = Math.max(into.interestsAsOf, from.interestsAsOf);
@@ -514,23 +573,14 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
     into.interests[key] = Math.min(rules.maxScore, (into.interests[key] ?? 0) + score);
   }
   trimInterests(into, rules);
-  for (const [key, n] of Object.entries(from.counters)) bump(into.counters, key, n);
+  for (const [key, n] of Object.entries(from.counters)) count(into.counters, key, n, rules);
   into.recentActions = [...into.recentActions, ...from.recentActions]
     .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
     .slice(0, MAX_RECENT_ACTIONS);
   for (const id of from.cart) pushUnique(into.cart, id);
   for (const id of from.purchased) pushUnique(into.purchased, id);
   for (const id of from.anonymousIds) linkBrowserTo(into, id);
-  for (const [key, value] of Object.entries(from.traits)) {
-    if (!Object.hasOwn(into.traits, key)) {
-      Object.defineProperty(into.traits, key, {
-        value,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    }
-  }
+  setTraits(into, from.traits, false);
   for (const [rule, n] of Object.entries(from.offers)) bump(into.offers, rule, n);
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
   if (from.lastSeen > into.lastSeen) into.lastSeen = from.lastSeen;
