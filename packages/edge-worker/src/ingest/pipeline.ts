@@ -26,7 +26,7 @@ import { enrichEvent, type RequestFacts } from '../enrich/index.ts';
 import { verifyUserId } from '../identity/index.ts';
 import { count, log } from '../observability/index.ts';
 import { ingestProfile } from '../profile/client.ts';
-import { isEdgeEvent } from '../profile/edge-events.ts';
+import { EDGE_EVENT, isEdgeEvent } from '../profile/edge-events.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput, ProfileSummary } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
@@ -204,9 +204,9 @@ export async function ingestBatch(
   // forwarded below before the failure is passed on, since the client's retry finds those
   // events duplicates and nothing would forward them then.
   const messages: QueueMessage[] = [];
-  // Promotions wait for the whole batch (see promotionsAfter): a later run may sign the
+  // Triggers wait for the whole batch (see triggersAfter): a later run may sign the
   // browser in, or change the person's choice.
-  const promotions: PendingPromotion[] = [];
+  const triggers: PendingTriggers[] = [];
   const latest = new Map<PersonKey, IngestResult>();
   const profileStarted = Date.now();
   const applied = await Promise.allSettled(
@@ -263,19 +263,14 @@ export async function ingestBatch(
         count('consent_dropped', result.consentDropped.length);
         const known = latest.get(result.personKey);
         if (known === undefined || result.version >= known.version) latest.set(result.personKey, result);
-        if (forward.marketingEvents.length > 0) {
-          promotions.push({
-            personKey: result.personKey,
-            events: forward.marketingEvents,
-            consent: forward.marketingConsent,
-          });
-        }
+        if (forward.triggers !== undefined)
+          triggers.push({ personKey: result.personKey, ...forward.triggers });
       }
     }),
   );
-  // What the browsers that did apply their events may promote goes out even when another failed.
-  const followUps = promotionsAfter(promotions, latest, config).map(({ profile, events, consent }) =>
-    triggerFollowUp(env, site, profile, events, consent, gpc, traceparent),
+  // What the browsers that did apply their events trigger goes out even when another failed.
+  const followUps = triggersAfter(triggers, latest, config).map((run) =>
+    triggerFollowUp(env, site, run, gpc, traceparent),
   );
 
   // 3. The queue, after the response: the ProfileDO has already applied (and deduped) the
@@ -295,28 +290,49 @@ export async function ingestBatch(
   return outcome;
 }
 
-/** A run's events the promotions sink may see (their own consent grants marketing), until the batch is over. */
-interface PendingPromotion {
-  personKey: PersonKey;
+/**
+ * A run's events that may trigger something, until the batch is over: a recommendation
+ * (their own consent grants personalization; it is logged only under analytics, the event
+ * log's purpose) or a promo (their own consent grants marketing, the promotions sink).
+ */
+interface TriggerEvents {
+  /** The run's events that may trigger what their consent can take, in order. */
   events: CustomerAction[];
-  consent: ConsentState | undefined;
+  recommendable: CustomerAction[];
+  promotable: CustomerAction[];
+  /** The last recommendable event's consent: what a recommendation is logged under (if it grants analytics). */
+  recommendConsent: ConsentState | undefined;
+  /** The last promotable event's consent: what a promo is sent under. */
+  promoConsent: ConsentState | undefined;
+}
+
+interface PendingTriggers extends TriggerEvents {
+  personKey: PersonKey;
+}
+
+/** One person's trigger run for a batch: their events, profile, and whether promos may go out. */
+interface TriggerRun extends TriggerEvents {
+  profile: ProfileSummary;
+  marketing: boolean;
 }
 
 /**
  * The trigger runs a batch earns, one per person, judged once every run is applied: each
  * run's events go to the person who holds them at the end of the batch (a browser signed in
- * by a later run is that person's now), with that person's profile, and only if their
- * recorded choice after the batch, as decide judges it (consentInForce), still grants
- * marketing: a withdrawal later in the batch, in the same run or a later one (a sign-in
- * unticking marketing), comes after the events that would trigger a promo. A person with no
- * choice on record goes by each event's own consent. `latest` holds each person's newest
- * result in the batch.
+ * by a later run is that person's now), with that person's profile, and by that person's
+ * recorded choice after the batch, as decide judges it (consentInForce): a withdrawal later
+ * in the batch, in the same run or a later one (a sign-in unticking marketing), comes after
+ * the events that would trigger. Promos need that choice to grant marketing (a person with
+ * no choice on record goes by each event's own consent); recommendations need it to grant
+ * personalization (runTriggers judges that again). A person whose choice allows neither
+ * gets no run. `latest` holds each person's newest result in the batch.
  */
-function promotionsAfter(
-  pending: PendingPromotion[],
+function triggersAfter(
+  pending: PendingTriggers[],
   latest: Map<PersonKey, IngestResult>,
   config: ConsentConfig,
-): { profile: ProfileSummary; events: CustomerAction[]; consent: ConsentState | undefined }[] {
+): TriggerRun[] {
+  if (pending.length === 0) return [];
   // Which person holds each browser linked during the batch.
   const holder = new Map<PersonKey, PersonKey>();
   for (const [personKey, result] of latest) {
@@ -325,26 +341,40 @@ function promotionsAfter(
       if (browser !== personKey) holder.set(browser, personKey);
     }
   }
-  const byPerson = new Map<
-    PersonKey,
-    { profile: ProfileSummary; events: CustomerAction[]; consent: ConsentState | undefined }
-  >();
-  for (const promotion of pending) {
-    const personKey = holder.get(promotion.personKey) ?? promotion.personKey;
+  const byPerson = new Map<PersonKey, TriggerRun>();
+  for (const { personKey: browser, ...run } of pending) {
+    const personKey = holder.get(browser) ?? browser;
     const profile = latest.get(personKey)?.profile;
     if (profile === undefined) continue;
-    const recorded = profile.consent;
-    if (recorded !== undefined && !isGranted(consentInForce(recorded, config), 'marketing')) continue;
     const earlier = byPerson.get(personKey);
     // One trigger run per person and batch: a rule fires once for it, as within one run.
-    if (earlier === undefined)
-      byPerson.set(personKey, { ...promotion, events: [...promotion.events], profile });
-    else {
-      earlier.events.push(...promotion.events);
-      if (promotion.consent !== undefined) earlier.consent = promotion.consent;
+    if (earlier === undefined) {
+      byPerson.set(personKey, {
+        events: [...run.events],
+        recommendable: [...run.recommendable],
+        promotable: [...run.promotable],
+        recommendConsent: run.recommendConsent,
+        promoConsent: run.promoConsent,
+        profile,
+        marketing: false,
+      });
+    } else {
+      earlier.events.push(...run.events);
+      earlier.recommendable.push(...run.recommendable);
+      earlier.promotable.push(...run.promotable);
+      if (run.recommendConsent !== undefined) earlier.recommendConsent = run.recommendConsent;
+      if (run.promoConsent !== undefined) earlier.promoConsent = run.promoConsent;
     }
   }
-  return [...byPerson.values()];
+  const runs: TriggerRun[] = [];
+  for (const run of byPerson.values()) {
+    const recorded = run.profile.consent;
+    const inForce = recorded === undefined ? undefined : consentInForce(recorded, config);
+    run.marketing = run.promotable.length > 0 && (inForce === undefined || isGranted(inForce, 'marketing'));
+    const personalization = run.recommendable.length > 0 && isGranted(inForce, 'personalization');
+    if (run.marketing || personalization) runs.push(run);
+  }
+  return runs;
 }
 
 /** Sends messages to the EVENTS queue (each sendBatch retried once); counts and logs what could not be sent. */
@@ -393,7 +423,8 @@ function consecutiveRuns(events: Judged[]): Judged[][] {
 
 /**
  * The queue messages each sink's purpose allows for what a ProfileDO accepted, and the
- * events the promotions sink (triggers) may see: only those whose own consent grants marketing.
+ * events triggers may see (see TriggerEvents): only those whose own consent allows what
+ * they may trigger.
  */
 function collectMessages(
   site: Site,
@@ -401,15 +432,10 @@ function collectMessages(
   result: IngestResult,
   gpc: boolean,
   traceparent: string,
-): {
-  messages: QueueMessage[];
-  marketingEvents: CustomerAction[];
-  marketingConsent: ConsentState | undefined;
-} {
+): { messages: QueueMessage[]; triggers: TriggerEvents | undefined } {
   const accepted = new Set(result.accepted);
   const messages: QueueMessage[] = [];
-  const marketingEvents: CustomerAction[] = [];
-  let marketingConsent: ConsentState | undefined;
+  let triggers: TriggerEvents | undefined;
   const forwarded: ForwardedEvent[] = [];
   let lastConsent: ConsentState | undefined;
   let lastEnrichment: Enrichment | undefined;
@@ -423,9 +449,26 @@ function collectMessages(
     );
     lastConsent = consent;
     lastEnrichment = j.enrichment;
-    if (isGranted(consent, 'marketing')) {
-      marketingEvents.push(j.event);
-      marketingConsent = consent;
+    const promotable = isGranted(consent, 'marketing');
+    const recommendable = isGranted(consent, 'personalization');
+    // Without analytics a recommendation has no sink (the event log); a promo still carries one.
+    if (promotable || (recommendable && isGranted(consent, 'analytics'))) {
+      triggers ??= {
+        events: [],
+        recommendable: [],
+        promotable: [],
+        recommendConsent: undefined,
+        promoConsent: undefined,
+      };
+      triggers.events.push(j.event);
+      if (recommendable) {
+        triggers.recommendable.push(j.event);
+        triggers.recommendConsent = consent;
+      }
+      if (promotable) {
+        triggers.promotable.push(j.event);
+        triggers.promoConsent = consent;
+      }
     }
     const purposes = grantedPurposes(consent);
     if (j.event.type === 'consent') {
@@ -467,7 +510,7 @@ function collectMessages(
     // Directus must too (its row would otherwise keep the interests and the old consent).
     messages.push(profileMessage(site, result, traceparent));
   }
-  return { messages, marketingEvents, marketingConsent };
+  return { messages, triggers };
 }
 
 /**
@@ -506,36 +549,42 @@ export function profileMessage(
   return fitted.message;
 }
 
-/** Runs the site's triggers for a person's new events granted marketing; forwards what they emit under that consent. */
+/**
+ * Runs the site's triggers for a person's batch; forwards what they emit, each under the
+ * consent of the events that may earn it: a recommendation under the last recommendable
+ * event's, when it grants analytics (the event log is its sink), a promo under the last
+ * promotable event's.
+ */
 async function triggerFollowUp(
   env: Env,
   site: Site,
-  profile: ProfileSummary,
-  events: CustomerAction[],
-  consent: ConsentState | undefined,
+  run: TriggerRun,
   gpc: boolean,
   traceparent: string,
 ): Promise<void> {
   try {
-    const marketing = !gpc && consent !== undefined && isGranted(consent, 'marketing');
-    const extra = await runTriggers(env, { siteId: site.id, events, profile, marketing });
-    if (!marketing || extra.length === 0 || consent === undefined) return;
+    const extra = await runTriggers(env, {
+      siteId: site.id,
+      events: run.events,
+      profile: run.profile,
+      marketing: run.marketing && !gpc,
+      recommendable: new Set(run.recommendable),
+      promotable: new Set(run.promotable),
+    });
+    if (extra.length === 0) return;
     const receivedAt = new Date().toISOString();
-    const personId = profile.personKey;
-    const purposes = grantedPurposes(consent);
-    await sendMessages(
-      env.EVENTS,
-      eventsMessages(
-        site.id,
-        personId,
-        traceparent,
-        extra.map((event) => ({
-          event,
-          enrichment: { receivedAt, correctedTimestamp: event.timestamp },
-          purposes,
-        })),
-      ),
-    );
+    const forwarded: ForwardedEvent[] = [];
+    for (const event of extra) {
+      const promo = event.name === EDGE_EVENT.promoOffered;
+      const consent = promo ? run.promoConsent : run.recommendConsent;
+      if (consent === undefined || (!promo && !isGranted(consent, 'analytics'))) continue;
+      forwarded.push({
+        event,
+        enrichment: { receivedAt, correctedTimestamp: event.timestamp },
+        purposes: grantedPurposes(consent),
+      });
+    }
+    await sendMessages(env.EVENTS, eventsMessages(site.id, run.profile.personKey, traceparent, forwarded));
   } catch (err) {
     log('error', 'triggers.failed', { siteId: site.id, error: err instanceof Error ? err.name : 'unknown' });
   }

@@ -25,10 +25,15 @@ import { newUlid } from '../profile/ulid.ts';
 
 export interface TriggerInput {
   siteId: string;
+  /** The person's new events, in order. */
   events: CustomerAction[];
   profile: ProfileSummary;
   /** Whether marketing is granted for this person (promos need it). */
   marketing: boolean;
+  /** Of `events`, those that may earn a recommendation (their own consent grants personalization); all when absent. */
+  recommendable?: ReadonlySet<CustomerAction>;
+  /** Of `events`, those that may earn a promo (their own consent grants marketing); all when absent. */
+  promotable?: ReadonlySet<CustomerAction>;
 }
 
 /** Accessories a rule recommends unless it says otherwise. */
@@ -79,11 +84,20 @@ export async function runTriggers(env: Env, input: TriggerInput): Promise<Custom
     recorded !== undefined &&
     isGranted(consentInForce(recorded, await getConsentConfig(env, input.siteId)), 'personalization');
   const out: CustomerAction[] = [];
-  const fired = new Set<string>();
+  // A rule recommends once and offers once per call, each on the first matching event that
+  // may earn it: a batch's events usually may earn both, so that is one event.
+  const recommended = new Set<string>();
+  const offered = new Set<string>();
+  const accessoriesOf = new Map<string, string[]>();
   for (const event of input.events) {
+    const mayRecommend = personalization && (input.recommendable?.has(event) ?? true);
+    const mayOffer = input.marketing && (input.promotable?.has(event) ?? true);
     for (const rule of catalog.triggerRules) {
-      if (fired.has(rule.id) || !ruleMatches(rule, event, catalog)) continue;
-      fired.add(rule.id);
+      const recommendNow = mayRecommend && !recommended.has(rule.id);
+      const offerNow = mayOffer && !offered.has(rule.id);
+      if (!(recommendNow || offerNow) || !ruleMatches(rule, event, catalog)) continue;
+      if (recommendNow) recommended.add(rule.id);
+      if (offerNow) offered.add(rule.id);
       const product = eventProduct(event, catalog);
       const base = {
         type: 'track' as const,
@@ -92,9 +106,12 @@ export async function runTriggers(env: Env, input: TriggerInput): Promise<Custom
         ...(event.sessionId !== undefined ? { sessionId: event.sessionId } : {}),
         schemaVersion: 1 as const,
       };
-      const accessories =
-        rule.recommend && personalization ? recommendAccessories(catalog, rule, input.profile) : [];
-      if (accessories.length > 0) {
+      let accessories = mayRecommend ? accessoriesOf.get(rule.id) : [];
+      if (accessories === undefined) {
+        accessories = rule.recommend ? recommendAccessories(catalog, rule, input.profile) : [];
+        accessoriesOf.set(rule.id, accessories);
+      }
+      if (recommendNow && accessories.length > 0) {
         const now = new Date();
         out.push({
           ...base,
@@ -108,7 +125,7 @@ export async function runTriggers(env: Env, input: TriggerInput): Promise<Custom
           },
         });
       }
-      if (!rule.promo || !input.marketing) continue;
+      if (!rule.promo || !offerNow) continue;
       // The cap is enforced where the person's state lives, in order with their events.
       const granted = await profileStub(env, input.siteId, input.profile.personKey).recordOffer(
         rule.id,

@@ -164,8 +164,8 @@ describe('recommendations and the person’s recorded choice', () => {
   });
 });
 
-/** Promotions through the whole ingest path (collect → ProfileDO → triggers → queue). */
-describe('promotions through the ingest path', () => {
+/** Recommendations and promotions through the whole ingest path (collect → ProfileDO → triggers → queue). */
+describe('triggers through the ingest path', () => {
   let queue = recordQueue();
   afterEach(() => {
     queue.restore();
@@ -191,6 +191,11 @@ describe('promotions through the ingest path', () => {
     eventMessagesOf(queue.messages)
       .filter((m) => m.event.name === 'promo.offered')
       .map((m) => String(m.event.properties?.code));
+  /** The recommendation.triggered events the Worker queued for a browser, with their purposes. */
+  const recommendations = (a: string) =>
+    eventMessagesOf(queue.messages).filter(
+      (m) => m.event.name === 'recommendation.triggered' && m.event.anonymousId === a,
+    );
 
   it('withdrawing personalization (marketing kept) does not offer a capped promo again', async () => {
     const a = anonId();
@@ -260,5 +265,53 @@ describe('promotions through the ingest path', () => {
     await collect([addBeans(), addBeans(signIn)]);
     expect(promoCodes()).toHaveLength(1);
     expect((await viewProfile(env, SITE, `user:${userId}`))?.offers).toEqual({ 'coffee-accessories': 1 });
+  });
+
+  it('logs the accessories recommended to a person who granted personalization but not marketing', async () => {
+    const a = anonId();
+    const noMarketing = consentFor('analytics', 'personalization');
+    const res = await collect([choice(a, noMarketing), addJacket(a, noMarketing)]);
+    expect(await res.json()).toMatchObject({ accepted: 2 });
+    const [recommended, ...more] = recommendations(a);
+    expect(more).toEqual([]);
+    expect(recommended?.event.properties).toMatchObject({
+      rule: 'outdoor-accessories',
+      items: expect.arrayContaining([expect.any(String)]),
+    });
+    // In the event log (analytics), never as a promotion.
+    expect(recommended?.purposes).toEqual(['analytics', 'personalization']);
+    expect(promoCodes()).toEqual([]);
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.offers).toEqual({});
+  });
+
+  it('logs no recommendation for a person who did not grant analytics (the event log’s purpose)', async () => {
+    const a = anonId();
+    const personalizationOnly = consentFor('personalization');
+    await collect([choice(a, personalizationOnly), addJacket(a, personalizationOnly)]);
+    expect(recommendations(a)).toEqual([]);
+    expect(promoCodes()).toEqual([]);
+  });
+
+  it('offers no promo for a cart add made before marketing was granted in the same batch', async () => {
+    const a = anonId();
+    const noMarketing = consentFor('analytics', 'personalization');
+    const view = makeEvent(a, 'page.viewed', { consent: ALL });
+    await collect([choice(a, noMarketing), addJacket(a, noMarketing), choice(a, ALL), view]);
+    // The cart add earns its recommendation, but it was not made for the promotions sink.
+    expect(recommendations(a)).toHaveLength(1);
+    expect(promoCodes()).toEqual([]);
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.offers).toEqual({});
+  });
+
+  it('offers a promo with its accessories, but logs no recommendation, without analytics', async () => {
+    const a = anonId();
+    const noAnalytics = consentFor('personalization', 'marketing');
+    await collect([choice(a, noAnalytics), addJacket(a, noAnalytics)]);
+    const promos = eventMessagesOf(queue.messages).filter(
+      (m) => m.event.name === 'promo.offered' && m.event.anonymousId === a,
+    );
+    expect(promos).toHaveLength(1);
+    expect(promos[0]?.event.properties?.items).toEqual(expect.arrayContaining([expect.any(String)]));
+    expect(recommendations(a)).toEqual([]);
   });
 });
