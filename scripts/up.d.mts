@@ -18,7 +18,10 @@ export interface LocalSystem {
     identitySecret: string;
     adminToken: string;
     serverKey: string;
+    /** The Worker's attune-sync token. */
     directusToken: string;
+    /** The shop's read-only catalog token (the attune-shop user). */
+    shopDirectusToken: string;
     directusAdminEmail: string;
     directusAdminPassword: string;
   };

@@ -297,6 +297,13 @@ export async function startLocalSystem(options = {}) {
       );
     }
     const directusEnvFile = parseDotenv(readFileSync(join(directusHome, '.env'), 'utf8'));
+    // The shop reads the catalog with its own read-only token (bootstrap's attune-shop
+    // user), never the Worker's attune-sync token, which reaches every visitor's rows.
+    const shopVarsFile = join(directusHome, 'data', 'shop.env');
+    const shopDirectusToken = existsSync(shopVarsFile)
+      ? (parseDotenv(readFileSync(shopVarsFile, 'utf8')).DIRECTUS_TOKEN ?? '')
+      : '';
+    if (shopDirectusToken === '') throw new Error(`Directus bootstrap wrote no shop token (${shopVarsFile})`);
 
     // 3. The shop.
     if (options.build !== false) buildShopIfStale();
@@ -305,7 +312,7 @@ export async function startLocalSystem(options = {}) {
       NODE_ENV: 'production',
       NEXT_TELEMETRY_DISABLED: '1',
       DIRECTUS_URL: urls.directus,
-      DIRECTUS_TOKEN: directusToken,
+      DIRECTUS_TOKEN: shopDirectusToken,
       ATTUNE_WORKER_URL: `http://127.0.0.1:${ports.worker}`,
       ATTUNE_IDENTITY_SECRET: secrets.identitySecret,
       ATTUNE_ADMIN_TOKEN: secrets.vars.ADMIN_TOKEN,
@@ -374,6 +381,8 @@ export async function startLocalSystem(options = {}) {
         adminToken: secrets.vars.ADMIN_TOKEN,
         serverKey: secrets.serverKey,
         directusToken,
+        // What the shop was given, so the shop's tests check the token it really reads with.
+        shopDirectusToken: shopEnv.DIRECTUS_TOKEN,
         directusAdminEmail: directusEnvFile.ADMIN_EMAIL,
         directusAdminPassword: directusEnvFile.ADMIN_PASSWORD,
       },

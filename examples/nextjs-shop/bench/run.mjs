@@ -83,7 +83,7 @@ async function main() {
   try {
     const products = await (
       await fetch(`${system.urls.directus}/items/products?limit=-1&fields=slug,category`, {
-        headers: { authorization: `Bearer ${system.secrets.directusToken}` },
+        headers: { authorization: `Bearer ${system.secrets.shopDirectusToken}` },
       })
     ).json();
     const outdoor = products.data.filter((p) => p.category === 'outdoor');

@@ -16,6 +16,7 @@ function reuseRunning(stateDir: string): SystemInfo {
   const dev = parseDotenv(readFileSync(join(stateDir, '.dev.vars'), 'utf8'));
   const directus = parseDotenv(readFileSync(join(stateDir, 'directus', '.env'), 'utf8'));
   const workerVars = parseDotenv(readFileSync(join(stateDir, 'directus', 'data', 'worker.dev.vars'), 'utf8'));
+  const shopVars = parseDotenv(readFileSync(join(stateDir, 'directus', 'data', 'shop.env'), 'utf8'));
   const sites = JSON.parse(dev.ATTUNE_SITE_SECRETS ?? '{}') as { demo?: { identitySecret?: string } };
   return {
     urls: {
@@ -27,6 +28,7 @@ function reuseRunning(stateDir: string): SystemInfo {
       identitySecret: sites.demo?.identitySecret ?? '',
       adminToken: dev.ADMIN_TOKEN ?? '',
       directusToken: workerVars.DIRECTUS_TOKEN ?? '',
+      shopDirectusToken: shopVars.DIRECTUS_TOKEN ?? '',
       directusAdminEmail: directus.ADMIN_EMAIL ?? '',
       directusAdminPassword: directus.ADMIN_PASSWORD ?? '',
     },

@@ -9,7 +9,10 @@ export interface SystemInfo {
   secrets: {
     identitySecret: string;
     adminToken: string;
+    /** The Worker's attune-sync token. */
     directusToken: string;
+    /** The token the shop's server reads Directus with (DIRECTUS_TOKEN of the shop). */
+    shopDirectusToken: string;
     directusAdminEmail: string;
     directusAdminPassword: string;
   };

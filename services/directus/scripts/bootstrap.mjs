@@ -6,15 +6,17 @@
  *  3. runs `directus bootstrap` (database + admin user);
  *  4. applies Attune's schema (schema.mjs) over the REST API: creates what is missing;
  *  5. creates the least-privilege `attune-sync` role/policy and its user with a static
- *     token, written with DIRECTUS_URL and HOOK_SECRET to data/worker.dev.vars;
+ *     token, written with DIRECTUS_URL and HOOK_SECRET to data/worker.dev.vars; and the
+ *     read-only `attune-shop` role/policy (read products, nothing else) and its user with
+ *     a static token, written with DIRECTUS_URL to data/shop.env for the demo shop;
  *  6. (re)creates the Flows: cache invalidation → Worker /v1/hooks/directus (HMAC-signed)
  *     and orders → Worker /v1/collect (order.completed; its runs are logged without their
  *     data, and the data runs of an earlier bootstrap stored is deleted).
  *
  * Environment (all optional): ATTUNE_DIRECTUS_HOME, ATTUNE_DIRECTUS_PORT, ATTUNE_WORKER_URL
  * (default http://127.0.0.1:8787), ATTUNE_HOOK_SECRET / ATTUNE_SYNC_TOKEN (default: the
- * repo's .dev.vars HOOK_SECRET / DIRECTUS_TOKEN, else random), ATTUNE_ADMIN_EMAIL /
- * ATTUNE_ADMIN_PASSWORD.
+ * repo's .dev.vars HOOK_SECRET / DIRECTUS_TOKEN, else random), ATTUNE_SHOP_TOKEN (default:
+ * the one in data/shop.env, else random), ATTUNE_ADMIN_EMAIL / ATTUNE_ADMIN_PASSWORD.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -41,10 +43,19 @@ import { COLLECTIONS, EDGE_CACHED_COLLECTIONS } from './schema.mjs';
 import { startServer, stopServer } from './server.mjs';
 
 const SYNC_EMAIL = 'attune-sync@example.com';
+const SHOP_EMAIL = 'attune-shop@example.com';
+/**
+ * What the demo shop's server reads (examples/nextjs-shop/lib/catalog.ts): the catalog, and
+ * only that. The shop's token must not reach people, events, consent records or dead
+ * letters, which the Worker's attune-sync token can read and delete.
+ */
+export const SHOP_READS = ['products'];
 // Fixed ids make every step an upsert: re-running bootstrap finds its own objects.
 const IDS = {
   policy: '6f1a2c3e-0000-4000-8000-00000000a001',
   role: '6f1a2c3e-0000-4000-8000-00000000a002',
+  shopPolicy: '6f1a2c3e-0000-4000-8000-00000000a003',
+  shopRole: '6f1a2c3e-0000-4000-8000-00000000a004',
   invalidationFlow: '6f1a2c3e-0000-4000-8000-00000000f001',
   invalidationSign: '6f1a2c3e-0000-4000-8000-00000000f011',
   invalidationSend: '6f1a2c3e-0000-4000-8000-00000000f012',
@@ -227,6 +238,77 @@ async function applySyncAccess(api, env) {
   return token;
 }
 
+/**
+ * The attune-shop policy: read the collections in SHOP_READS, nothing else (no app access,
+ * no writes). Its user's static token is what the demo shop sends as DIRECTUS_TOKEN.
+ */
+async function applyShopAccess(api, shopToken) {
+  await upsert(api, 'policies', IDS.shopPolicy, {
+    name: 'attune-shop',
+    icon: 'storefront',
+    description: "The demo shop's server: read the catalog (products), nothing else.",
+    admin_access: false,
+    app_access: false,
+  });
+  await upsert(api, 'roles', IDS.shopRole, {
+    name: 'attune-shop',
+    icon: 'storefront',
+    description: 'The demo shop (read-only catalog)',
+  });
+  const access =
+    (await api.get(`/access?filter[role][_eq]=${IDS.shopRole}&filter[policy][_eq]=${IDS.shopPolicy}`)) ?? [];
+  if (access.length === 0) await api.post('/access', { role: IDS.shopRole, policy: IDS.shopPolicy });
+  // Replaced wholesale, as for attune-sync: a shorter SHOP_READS narrows the policy too.
+  const current =
+    (await api.get(`/permissions?filter[policy][_eq]=${IDS.shopPolicy}&limit=-1&fields=id`)) ?? [];
+  if (current.length > 0)
+    await api.del(
+      '/permissions',
+      current.map((p) => p.id),
+    );
+  await api.post(
+    '/permissions',
+    SHOP_READS.map((collection) => ({
+      policy: IDS.shopPolicy,
+      collection,
+      action: 'read',
+      fields: ['*'],
+      permissions: {},
+      validation: {},
+    })),
+  );
+  const users =
+    (await api.get(`/users?filter[email][_eq]=${encodeURIComponent(SHOP_EMAIL)}&fields=id`)) ?? [];
+  if (users.length === 0) {
+    await api.post('/users', {
+      email: SHOP_EMAIL,
+      first_name: 'Attune',
+      last_name: 'demo shop',
+      role: IDS.shopRole,
+      token: shopToken,
+      status: 'active',
+    });
+  } else {
+    await api.patch(`/users/${users[0].id}`, { role: IDS.shopRole, token: shopToken, status: 'active' });
+  }
+}
+
+/** Where bootstrap writes the shop's DIRECTUS_URL and DIRECTUS_TOKEN (read by scripts/up.mjs). */
+export function shopVarsFile(inst) {
+  return join(inst.dataDir, 'shop.env');
+}
+
+/**
+ * The attune-shop user's static token: ATTUNE_SHOP_TOKEN, else the one an earlier bootstrap
+ * wrote, else a new random one. Never the attune-sync token (the shop would get its access).
+ */
+function chooseShopToken(inst, syncToken) {
+  const chosen = process.env.ATTUNE_SHOP_TOKEN || readEnvFile(shopVarsFile(inst)).DIRECTUS_TOKEN;
+  if (chosen && chosen !== syncToken) return chosen;
+  if (chosen === syncToken) log('ATTUNE_SHOP_TOKEN equals the attune-sync token; using a new random one');
+  return randomSecret();
+}
+
 async function recreateFlow(api, flow, ops) {
   if (await api.find(`/flows/${flow.id}`)) await api.del(`/flows/${flow.id}`);
   for (const op of ops) if (await api.find(`/operations/${op.id}`)) await api.del(`/operations/${op.id}`);
@@ -398,7 +480,7 @@ function chooseSyncToken(inst) {
 }
 
 /** A fingerprint of everything bootstrap applies, so an unchanged instance is skipped fast. */
-function fingerprint(env, syncToken) {
+function fingerprint(env, syncToken, shopToken) {
   const h = createHash('sha256');
   h.update(readFileSync(new URL('./schema.mjs', import.meta.url)));
   h.update(readFileSync(new URL('./flow-scripts.mjs', import.meta.url)));
@@ -406,6 +488,7 @@ function fingerprint(env, syncToken) {
   h.update(readFileSync(new URL('../extensions/attune-sync/index.js', import.meta.url)));
   h.update(JSON.stringify(env));
   h.update(syncToken);
+  h.update(shopToken);
   return h.digest('hex');
 }
 
@@ -422,8 +505,14 @@ export async function bootstrap(inst = instance()) {
   if (changed) await stopServer(inst);
   const marker = join(inst.dataDir, 'bootstrapped');
   const syncToken = chooseSyncToken(inst);
-  const print = fingerprint(env, syncToken);
-  if (existsSync(marker) && readFileSync(marker, 'utf8') === print && existsSync(inst.workerVarsFile)) {
+  const shopToken = chooseShopToken(inst, syncToken);
+  const print = fingerprint(env, syncToken, shopToken);
+  if (
+    existsSync(marker) &&
+    readFileSync(marker, 'utf8') === print &&
+    existsSync(inst.workerVarsFile) &&
+    existsSync(shopVarsFile(inst))
+  ) {
     await startServer(inst);
     log('schema up to date');
     return;
@@ -435,11 +524,17 @@ export async function bootstrap(inst = instance()) {
   const api = adminClient(inst, await adminToken(inst));
   await applyCollections(api);
   const token = await applySyncAccess(api, { syncToken });
+  await applyShopAccess(api, shopToken);
   await applyFlows(api);
   await forgetOrderFlowRunData(env.DB_FILENAME);
   writeFileSync(
     inst.workerVarsFile,
     `# For the Worker's .dev.vars (written by services/directus/scripts/bootstrap.mjs)\nDIRECTUS_URL=${inst.url}\nDIRECTUS_TOKEN=${token}\nHOOK_SECRET=${env.ATTUNE_HOOK_SECRET}\n`,
+    { mode: 0o600 },
+  );
+  writeFileSync(
+    shopVarsFile(inst),
+    `# For the demo shop's server (written by services/directus/scripts/bootstrap.mjs): read-only catalog access\nDIRECTUS_URL=${inst.url}\nDIRECTUS_TOKEN=${shopToken}\n`,
     { mode: 0o600 },
   );
   writeFileSync(marker, print);
