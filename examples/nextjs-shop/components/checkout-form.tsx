@@ -1,8 +1,9 @@
 'use client';
 /**
  * Checkout with a fake payment: the shop's server "charges" the card (any 16 digits; the
- * test card 4000 0000 0000 0002 is declined), records the order, and the browser sends
- * `checkout.started` and `order.completed` with the order's lines.
+ * test card 4000 0000 0000 0002 is declined), prices the lines from the catalog and makes
+ * up an order id; it stores nothing (app/api/orders). The browser sends `checkout.started`
+ * and `order.completed` with the order's lines: that event is the only trace of the order.
  */
 import { useEffect, useRef, useState } from 'react';
 import { type CartLine, cartTotal, productRef, readCart, writeCart } from '@/lib/cart';

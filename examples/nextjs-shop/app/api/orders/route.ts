@@ -1,6 +1,8 @@
 /**
  * POST /api/orders: the fake payment. Prices come from the catalog (never from the
- * browser); any 16-digit card is accepted except the decline test card.
+ * browser); any 16-digit card is accepted except the decline test card. It stores
+ * nothing: the order id it answers is made up for the confirmation (a demo shop has no
+ * order system; Directus's `orders` collection is for an order system to write to).
  */
 import { NextResponse } from 'next/server';
 import { listProducts } from '@/lib/catalog';
