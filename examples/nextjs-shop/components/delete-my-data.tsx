@@ -2,17 +2,18 @@
 /**
  * "Delete my data": asks the shop's server to erase this visitor everywhere Attune keeps
  * them (the Worker deletes the profile and sends the erasure downstream to Directus),
- * then resets the SDK so this browser starts over as a stranger.
+ * naming this browser's anonymous id; then, only once that succeeded, resets the SDK so
+ * this browser starts over as a stranger (lib/delete-my-data.ts).
  */
 import { useState } from 'react';
 import { forgetChoice } from '@/lib/consent-client';
-import { sendQueuedEvents } from '@/lib/sign-out';
+import { deleteMyData, type ErasureResult } from '@/lib/delete-my-data';
 import { useAttune } from './attune';
 
 export function DeleteMyData() {
   const attune = useAttune();
-  const [state, setState] = useState<'idle' | 'busy' | 'done' | 'failed'>('idle');
-  const [erased, setErased] = useState<string[]>([]);
+  const [busy, setBusy] = useState(false);
+  const [result, setResult] = useState<ErasureResult | undefined>(undefined);
 
   return (
     <div>
@@ -20,34 +21,35 @@ export function DeleteMyData() {
         type="button"
         className="danger"
         data-testid="delete-my-data"
-        disabled={state === 'busy'}
+        // Until the SDK has started there is no anonymous id to name.
+        disabled={busy || attune === undefined}
         onClick={() => {
-          setState('busy');
-          void (async () => {
-            // Bounded, and never failing: a send that fails or hangs must not keep anyone from erasure.
-            await sendQueuedEvents(attune);
-            const res = await fetch('/api/erase', { method: 'POST' });
-            const body = (await res.json()) as { erased?: string[] };
-            if (!res.ok) {
-              setState('failed');
-              return;
-            }
-            attune?.reset();
-            forgetChoice();
-            setErased(body.erased ?? []);
-            setState('done');
-          })().catch(() => setState('failed'));
+          setBusy(true);
+          setResult(undefined);
+          void deleteMyData(attune)
+            .then((r) => {
+              if (r.kind === 'erased') forgetChoice();
+              setResult(r);
+            })
+            .finally(() => setBusy(false));
         }}
       >
         Delete my data
       </button>
-      {state === 'done' ? (
+      {result?.kind === 'erased' ? (
         <p role="status" data-testid="erased">
-          Done: {erased.length} profile(s) erased. You are signed out and start over as a new visitor.
+          Done: {result.erased.length} profile(s) erased. You are signed out and start over as a new visitor.
         </p>
       ) : null}
-      {state === 'failed' ? (
-        <p role="alert">Could not delete your data right now; please try again.</p>
+      {result?.kind === 'nothing' ? (
+        <p role="status" data-testid="nothing-erased">
+          We found nothing to erase for this browser. Nothing was changed.
+        </p>
+      ) : null}
+      {result?.kind === 'failed' ? (
+        <p role="alert" data-testid="erase-failed">
+          {result.message}
+        </p>
       ) : null}
     </div>
   );

@@ -507,3 +507,161 @@ describe('the shop through the Worker', () => {
     }
   });
 });
+
+/** What Directus and the edge hold about one anonymous id. */
+async function heldAbout(anonymousId: string) {
+  const key = `anon:${anonymousId}`;
+  const events = await directus<unknown[]>(
+    'GET',
+    `/items/events?filter[anonymous_id][_eq]=${encodeURIComponent(anonymousId)}&fields=id&limit=-1`,
+  );
+  const consent = await directus<unknown[]>(
+    'GET',
+    `/items/consent_records?filter[person_key][_eq]=${encodeURIComponent(key)}&fields=id&limit=-1`,
+  );
+  const res = await workerAdmin('GET', `/v1/people/${encodeURIComponent(key)}?scope=edge`);
+  const edge = res.ok ? ((await res.json()) as { profile?: unknown; erasedAt?: string }) : undefined;
+  return {
+    events: events.length,
+    consent: consent.length,
+    edgeProfile: edge?.profile ?? undefined,
+    erasedAt: edge?.erasedAt,
+  };
+}
+
+/** The anonymous id this page's events carry. */
+async function sentAnonymousId(collect: ReturnType<typeof watchCollect>): Promise<string> {
+  return eventually('an accepted event', async () => collect.events()[0]?.anonymousId);
+}
+
+/** Clicks "Delete my data" and waits until the edge tombstoned the id and Directus holds nothing of it. */
+async function deleteMyDataAndCheck(page: Page, anonymousId: string): Promise<void> {
+  await page.goto('/delete-my-data');
+  await page.getByTestId('delete-my-data').click();
+  await page.getByTestId('erased').waitFor({ timeout: 15_000 });
+  const after = await eventually(
+    'the browser’s rows to leave Directus and its profile the edge',
+    async () => {
+      const held = await heldAbout(anonymousId);
+      return held.events + held.consent === 0 && held.erasedAt !== undefined ? held : undefined;
+    },
+    20_000,
+  );
+  expect(after.edgeProfile).toBeUndefined();
+}
+
+describe('"delete my data" reaches the anonymous visitor without the attune_aid cookie', () => {
+  it('marketing only (the Worker writes no attune_aid): the consent proof and the offers are erased', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    const collect = watchCollect(page);
+    await page.goto('/');
+    await chooseConsent(page, ['marketing']);
+    const jacket = products.find((p) => p.category === 'outdoor' && p.tags.includes('jacket'));
+    await page.goto(`/products/${jacket?.slug}`);
+    await page.getByTestId('add-to-cart').click();
+    await page.getByTestId('added').waitFor();
+    await flush(page);
+    const anonymousId = await sentAnonymousId(collect);
+    expect((await context.cookies()).find((c) => c.name === 'attune_aid')).toBeUndefined();
+    // Marketing keeps no event log: what is held is the consent proof and the edge's offers.
+    const before = await eventually('the consent proof in Directus and the offer at the edge', async () => {
+      const held = await heldAbout(anonymousId);
+      return held.consent > 0 && held.edgeProfile !== undefined ? held : undefined;
+    });
+    expect(JSON.stringify(before.edgeProfile)).toContain('offers');
+    await deleteMyDataAndCheck(page, anonymousId);
+    await context.close();
+  });
+
+  // Not yet: a refusal is stored without ids (packages/browser-sdk/src/attune.ts), so the page
+  // after "reject all" has a new anonymous id and nothing names the one the events carried.
+  // Enable once the SDK keeps that id for an erasure request.
+  it.skip('analytics granted, then everything rejected: the events sent before are erased', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    const collect = watchCollect(page);
+    await page.goto('/');
+    await chooseConsent(page, ['analytics']);
+    await viewProduct(page, products[3]?.slug ?? '');
+    const anonymousId = await sentAnonymousId(collect);
+    await eventually('the product view in Directus', async () => {
+      const held = await heldAbout(anonymousId);
+      return held.events > 0 ? held : undefined;
+    });
+    await page.goto('/privacy');
+    await page.locator('input[name="analytics"]').uncheck();
+    await page.getByRole('button', { name: 'Save preferences' }).click();
+    await page.getByRole('status').waitFor();
+    await flush(page);
+    await eventually('attune_aid expired by the withdrawal', async () =>
+      (await context.cookies()).some((c) => c.name === 'attune_aid') ? undefined : true,
+    );
+    await deleteMyDataAndCheck(page, anonymousId);
+    await context.close();
+  });
+
+  it('straight from the shop (no edge proxy, no cookies from the Worker): the visitor is erased', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.shop);
+    const collect = watchCollect(page);
+    await page.goto('/');
+    await chooseConsent(page, ['analytics', 'personalization']);
+    await viewProduct(page, products[4]?.slug ?? '');
+    const anonymousId = await sentAnonymousId(collect);
+    await eventually('the product view in Directus', async () => {
+      const held = await heldAbout(anonymousId);
+      return held.events > 0 ? held : undefined;
+    });
+    await deleteMyDataAndCheck(page, anonymousId);
+    await context.close();
+  });
+
+  it('a request that names no valid anonymous id is a 400 that says what to send', async () => {
+    const erase = (body?: string) =>
+      fetch(`${system().urls.shop}/api/erase`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+    for (const body of [
+      undefined,
+      '',
+      'not json',
+      '{}',
+      '{"anonymousId":"../../v1/admin"}',
+      'x'.repeat(5000),
+    ]) {
+      const res = await erase(body);
+      expect(res.status, String(body).slice(0, 40)).toBe(400);
+      expect(((await res.json()) as { error?: string }).error).toMatch(/anonymousId/);
+    }
+  });
+});
+
+describe('the shop’s Directus token', () => {
+  it('reads the catalog, and nothing about visitors', async () => {
+    const { urls, secrets } = system();
+    expect(secrets.shopDirectusToken).not.toBe('');
+    const as = (method: string, path: string) =>
+      fetch(`${urls.directus}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${secrets.shopDirectusToken}` },
+      });
+    const catalog = await as('GET', '/items/products?limit=-1&fields=id');
+    expect(catalog.status).toBe(200);
+    const rows = ((await catalog.json()) as { data: Array<{ id: string }> }).data;
+    expect(rows.length).toBeGreaterThan(50);
+    for (const collection of [
+      'people',
+      'events',
+      'consent_records',
+      'dead_letters',
+      'erasure_proofs',
+      'orders',
+    ]) {
+      expect((await as('GET', `/items/${collection}?limit=1`)).status, `read ${collection}`).toBe(403);
+    }
+    expect((await as('DELETE', `/items/products/${rows[0]?.id}`)).status, 'delete a product').toBe(403);
+    expect((await as('DELETE', '/items/events/01JD8X3Q4Z5R6S7T8V9W0XYZAB')).status, 'delete events').toBe(
+      403,
+    );
+  });
+});

@@ -6,7 +6,11 @@
 export interface ShopEnv {
   /** Directus REST base, e.g. http://127.0.0.1:8055. */
   directusUrl: string;
-  /** Optional static token with read access to the catalog (public read needs none). */
+  /**
+   * Optional static token that can read the catalog (`products`) and nothing else: `./attune
+   * up` gives the shop the read-only `attune-shop` user's token, never the Worker's
+   * attune-sync token (which reads and deletes every visitor's rows). Public read needs none.
+   */
   directusToken: string | undefined;
   /** The Attune Worker (server-to-server: erasure, and the first-party proxy when visited directly). */
   workerUrl: string;
@@ -16,6 +20,11 @@ export interface ShopEnv {
   adminToken: string | undefined;
   /** The site's public write key. */
   writeKey: string;
+  /**
+   * The site's id at the Worker (ATTUNE_SITES), named in erasures (`?site=`), which a
+   * Worker serving more than one site needs. Default `demo`, the site of `pk_demo_attune`.
+   */
+  siteId: string;
 }
 
 export function shopEnv(): ShopEnv {
@@ -27,5 +36,6 @@ export function shopEnv(): ShopEnv {
     identitySecret: e.ATTUNE_IDENTITY_SECRET ?? '',
     adminToken: e.ATTUNE_ADMIN_TOKEN || undefined,
     writeKey: e.ATTUNE_WRITE_KEY ?? 'pk_demo_attune',
+    siteId: e.ATTUNE_SITE_ID || 'demo',
   };
 }

@@ -1,37 +1,39 @@
 /**
- * POST /api/erase: "delete my data". Erases the signed-in person (from the shop's signed
- * session, never from the request body) and this browser's anonymous profile (from the
- * Worker's first-party cookie), then ends the session and expires that cookie.
+ * POST /api/erase: "delete my data". Body `{ "anonymousId": "<attune.anonymousId()>" }`.
+ * Erases the signed-in person (from the shop's signed session, never from the body), the
+ * anonymous id the browser names, and the Worker's `attune_aid` cookie's id when it
+ * differs; then ends the session and expires that cookie. What it trusts: lib/erasure.ts.
  */
 import { cookies } from 'next/headers';
 import { NextResponse } from 'next/server';
 import { shopEnv } from '@/lib/env';
+import { eraseAll, erasureTargets, parseErasureRequest, readBodyLimited } from '@/lib/erasure';
 import { readSession, SESSION_COOKIE } from '@/lib/identity';
-import { ANONYMOUS_ID_COOKIE, EXPIRED_ANONYMOUS_ID, erasePerson, type PersonRef } from '@/lib/people';
+import { ANONYMOUS_ID_COOKIE, EXPIRED_ANONYMOUS_ID, erasePerson } from '@/lib/people';
 
-const ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-
-export async function POST(): Promise<Response> {
-  const jar = await cookies();
-  const env = shopEnv();
-  const targets: PersonRef[] = [];
-  const userId = readSession(env.identitySecret, jar.get(SESSION_COOKIE)?.value);
-  if (userId !== undefined) targets.push({ kind: 'user', id: userId });
-  const anonymousId = jar.get(ANONYMOUS_ID_COOKIE)?.value;
-  if (anonymousId !== undefined && ID.test(anonymousId)) targets.push({ kind: 'anon', id: anonymousId });
-
-  const erased: string[] = [];
+export async function POST(req: Request): Promise<Response> {
+  let text: string | undefined;
   try {
-    for (const t of targets) {
-      if (!(await erasePerson(t))) {
-        return NextResponse.json({ error: 'the Worker refused the erasure' }, { status: 502 });
-      }
-      erased.push(t.kind);
-    }
+    text = await readBodyLimited(req);
   } catch {
-    return NextResponse.json({ error: 'the Worker is not reachable' }, { status: 502 });
+    return NextResponse.json({ error: 'the body could not be read' }, { status: 400 });
   }
-  const res = NextResponse.json({ erased });
+  const request = parseErasureRequest(text);
+  if (!request.ok) return NextResponse.json({ error: request.message }, { status: 400 });
+
+  const jar = await cookies();
+  const targets = erasureTargets({
+    userId: readSession(shopEnv().identitySecret, jar.get(SESSION_COOKIE)?.value),
+    anonymousId: request.anonymousId,
+    cookieAnonymousId: jar.get(ANONYMOUS_ID_COOKIE)?.value,
+  });
+  const outcome = await eraseAll(targets, erasePerson);
+  if (outcome.status !== 200) {
+    const headers =
+      'retryAfter' in outcome && outcome.retryAfter ? { 'retry-after': outcome.retryAfter } : undefined;
+    return NextResponse.json(outcome.body, { status: outcome.status, headers });
+  }
+  const res = NextResponse.json(outcome.body);
   res.cookies.set(SESSION_COOKIE, '', { path: '/', maxAge: 0 });
   // The erased id must not name this browser to the edge any more (the SDK starts a new one).
   res.cookies.set(ANONYMOUS_ID_COOKIE, '', EXPIRED_ANONYMOUS_ID);

@@ -1,0 +1,68 @@
+/**
+ * "Delete my data" in the browser: it names this browser's anonymous id, and forgets that
+ * id (reset) only after an erasure that had someone to erase and succeeded.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import { deleteMyData } from './delete-my-data.ts';
+
+const ID = '01JD8X3Q4Z5R6S7T8V9W0XYZAB';
+
+function sdk() {
+  const calls: string[] = [];
+  return {
+    calls,
+    attune: {
+      flush: async () => {
+        calls.push('flush');
+      },
+      reset: () => {
+        calls.push('reset');
+      },
+      anonymousId: () => ID,
+    },
+  };
+}
+
+function answering(status: number, body: unknown) {
+  return vi.fn(async (_anonymousId: string) => Response.json(body, { status }));
+}
+
+describe('delete my data', () => {
+  it('sends the queued events, names this browser’s anonymous id, then resets the SDK', async () => {
+    const s = sdk();
+    const requestErasure = vi.fn(async (anonymousId: string) => {
+      s.calls.push(`erase ${anonymousId}`);
+      return Response.json({ erased: ['anon'] });
+    });
+    expect(await deleteMyData(s.attune, { requestErasure })).toEqual({ kind: 'erased', erased: ['anon'] });
+    expect(s.calls).toEqual(['flush', `erase ${ID}`, 'reset']);
+  });
+
+  it('says nothing was erased, and keeps the id, when the shop erased no one', async () => {
+    const s = sdk();
+    expect(await deleteMyData(s.attune, { requestErasure: answering(200, { erased: [] }) })).toEqual({
+      kind: 'nothing',
+    });
+    expect(s.calls).not.toContain('reset');
+  });
+
+  it('keeps the id, and says why, when the shop could not erase', async () => {
+    const s = sdk();
+    const r = await deleteMyData(s.attune, {
+      requestErasure: answering(502, { error: 'the Attune Worker is not reachable; try again' }),
+    });
+    expect(r).toEqual({ kind: 'failed', message: expect.stringMatching(/not reachable/) });
+    expect(s.calls).not.toContain('reset');
+  });
+
+  it('keeps the id when the shop cannot be reached', async () => {
+    const s = sdk();
+    const r = await deleteMyData(s.attune, {
+      requestErasure: async () => {
+        throw new TypeError('fetch failed');
+      },
+    });
+    expect(r.kind).toBe('failed');
+    expect(s.calls).not.toContain('reset');
+  });
+});

@@ -1,0 +1,70 @@
+/**
+ * "Delete my data" in the browser: the SDK's queued events go first (bounded, so they are
+ * erased with the visitor), then the shop's server is asked to erase this browser's
+ * anonymous id (`attune.anonymousId()`, the id its events carry) and the signed-in person.
+ * Only an erasure that had someone to erase and succeeded resets the SDK: the anonymous
+ * id is the only handle on what was sent under it, and a reset before the erasure is
+ * confirmed would throw it away.
+ */
+import type { Attune } from '@attune/browser-sdk';
+import { SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
+
+export type ErasureResult =
+  /** The shop erased these (`user`, `anon`); the SDK was reset. */
+  | { kind: 'erased'; erased: string[] }
+  /** The shop found no one to erase; the SDK was left as it was. */
+  | { kind: 'nothing' }
+  /** Nothing is known to be erased; the SDK was left as it was, and the visitor can try again. */
+  | { kind: 'failed'; message: string };
+
+export interface DeleteMyDataOptions {
+  /** POST /api/erase with the anonymous id. */
+  requestErasure?: (anonymousId: string) => Promise<Response>;
+  flushBudgetMs?: number;
+}
+
+function postErasure(anonymousId: string): Promise<Response> {
+  return fetch('/api/erase', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ anonymousId }),
+  });
+}
+
+/** Erases this visitor; never rejects. */
+export async function deleteMyData(
+  attune: Pick<Attune, 'flush' | 'reset' | 'anonymousId'> | undefined,
+  options: DeleteMyDataOptions = {},
+): Promise<ErasureResult> {
+  const { requestErasure = postErasure, flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS } = options;
+  if (attune === undefined)
+    return { kind: 'failed', message: 'The page has not finished loading; try again in a moment.' };
+  // Bounded, and never failing: a send that fails or hangs must not keep anyone from erasure.
+  await sendQueuedEvents(attune, flushBudgetMs);
+  let anonymousId: string;
+  try {
+    anonymousId = attune.anonymousId();
+  } catch {
+    return { kind: 'failed', message: 'This browser’s id could not be read; reload the page and try again.' };
+  }
+  let res: Response;
+  let body: { erased?: unknown; error?: unknown };
+  try {
+    res = await requestErasure(anonymousId);
+    body = (await res.json()) as typeof body;
+  } catch {
+    return { kind: 'failed', message: 'Could not reach the shop; please try again.' };
+  }
+  if (!res.ok) {
+    const reason = typeof body.error === 'string' ? ` (${body.error})` : '';
+    return { kind: 'failed', message: `Could not delete your data right now${reason}; please try again.` };
+  }
+  const erased = Array.isArray(body.erased) ? body.erased.filter((k) => typeof k === 'string') : [];
+  if (erased.length === 0) return { kind: 'nothing' };
+  try {
+    attune.reset();
+  } catch {
+    // Storage blocked: the erasure is done all the same, and the Worker drops the erased id's events.
+  }
+  return { kind: 'erased', erased };
+}
