@@ -62,7 +62,13 @@ export interface ConsentMessage {
   eventId: string;
   consent: ConsentState;
   source: string;
+  /** When the Worker received the choice. */
   recordedAt: string;
+  /**
+   * When the person made it (the event's clock-corrected time); absent in messages queued
+   * before it was added. A choice made earlier than the one in force is proof only.
+   */
+  chosenAt?: string;
   traceparent?: string;
 }
 
@@ -191,6 +197,7 @@ export const QueueMessageSchema = z.discriminatedUnion('kind', [
     consent: ConsentStateSchema,
     source: z.string().max(64),
     recordedAt: z.string(),
+    chosenAt: z.string().optional(),
   }),
   z.object({
     kind: z.literal('profile'),

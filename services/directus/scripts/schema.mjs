@@ -127,6 +127,9 @@ export const COLLECTIONS = [
       str('policy_version', { length: 64 }),
       str('source', { length: 64 }),
       ts('recorded_at'),
+      // When the person chose (the event's corrected time): the choice in force is the latest
+      // chosen, not the latest received (an offline device flushes an older choice late).
+      ts('chosen_at'),
     ],
   },
   {

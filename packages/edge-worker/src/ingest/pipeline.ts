@@ -481,6 +481,9 @@ function collectMessages(
         source:
           typeof j.event.properties?.source === 'string' ? j.event.properties.source.slice(0, 64) : 'banner',
         recordedAt: j.enrichment.receivedAt,
+        // When the person chose (the event's corrected time): a choice flushed late from an
+        // offline device is older than one recorded before it, and is proof only (ProfileDO).
+        chosenAt: j.enrichment.correctedTimestamp,
         traceparent,
       };
       messages.push(message);
@@ -505,9 +508,13 @@ function collectMessages(
     if (result.covisits.length > 0)
       messages.push({ kind: 'covisits', siteId: site.id, pairs: result.covisits });
     if (result.changed) messages.push(profileMessage(site, result, traceparent));
-  } else if (result.changed && run.some((j) => j.event.type === 'consent' && accepted.has(j.event.id))) {
-    // A choice that withdrew personalization: the ProfileDO forgot what it had learned, and
-    // Directus must too (its row would otherwise keep the interests and the old consent).
+  } else if (
+    result.changed &&
+    (result.personalizationCleared || run.some((j) => j.event.type === 'consent' && accepted.has(j.event.id)))
+  ) {
+    // A choice that withdrew personalization (this run's, or a browser's merged in by a
+    // sign-in): the ProfileDO forgot what it had learned, and Directus must too (its row would
+    // otherwise keep the interests and the old consent).
     messages.push(profileMessage(site, result, traceparent));
   }
   return { messages, triggers };

@@ -8,7 +8,13 @@
  */
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import type { ConsentMessage, ConsentState, CustomerAction, ErasureMessage } from '@attune/shared-schema';
+import type {
+  ConsentMessage,
+  ConsentState,
+  CustomerAction,
+  ErasureMessage,
+  ProfileMessage,
+} from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ADMIN_HEADERS,
@@ -250,6 +256,18 @@ describe('a sign-in on a browser whose newer choice withdrew personalization', (
     expect(result.changed).toBe(true);
     expect(result.profile.interests).toEqual({});
     expect(result.profile.consent?.categories.personalization).toBe(false);
+  });
+
+  it('sends the cleared profile downstream, so Directus forgets the interests too', async () => {
+    const { userId, userIdSignature, b2, analytics } = await learnedThenWithdrawnElsewhere();
+    queue.messages.splice(0);
+    await collect([makeEvent(b2, 'user.signed_in', { userId, userIdSignature, consent: analytics })]);
+    const snapshots = queue.messages.filter(
+      (m): m is ProfileMessage => m.kind === 'profile' && m.personId === `user:${userId}`,
+    );
+    expect(snapshots).toHaveLength(1);
+    expect(snapshots[0]?.profile.interests).toEqual({});
+    expect(snapshots[0]?.profile.consent?.categories.personalization).toBe(false);
   });
 });
 

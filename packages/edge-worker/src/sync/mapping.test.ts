@@ -130,6 +130,25 @@ describe('consent and erasure', () => {
       policy_version: '2',
       source: 'banner',
       recorded_at: '2026-11-26T10:00:00.000Z',
+      // A message queued before chosenAt was sent: the receive time stands in.
+      chosen_at: '2026-11-26T10:00:00.000Z',
+    });
+  });
+
+  it('keeps when the person chose apart from when the Worker received it', () => {
+    const row = consentRow({
+      kind: 'consent',
+      siteId: 'demo',
+      personId: 'anon:a',
+      eventId: 'E2',
+      consent: { categories: { analytics: true }, policyVersion: '2' },
+      source: 'banner',
+      recordedAt: '2026-11-26T10:00:00.000Z',
+      chosenAt: '2026-11-26T09:00:00.000Z',
+    });
+    expect(row).toMatchObject({
+      recorded_at: '2026-11-26T10:00:00.000Z',
+      chosen_at: '2026-11-26T09:00:00.000Z',
     });
   });
 

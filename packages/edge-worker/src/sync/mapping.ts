@@ -66,6 +66,8 @@ export interface ConsentRow {
   policy_version: string;
   source: string;
   recorded_at: string;
+  /** When the person made the choice; `recorded_at` for messages queued before it was sent. */
+  chosen_at: string;
 }
 
 /** A row of `erasure_proofs`: that and when, never who or what. */
@@ -193,6 +195,7 @@ export function consentRow(msg: ConsentMessage): ConsentRow {
     policy_version: msg.consent.policyVersion,
     source: msg.source,
     recorded_at: msg.recordedAt,
+    chosen_at: msg.chosenAt ?? msg.recordedAt,
   };
 }
 
@@ -253,7 +256,10 @@ export function rowProblem(
           ['enrichment.correctedTimestamp', msg.enrichment.correctedTimestamp],
         ]
       : msg.kind === 'consent'
-        ? [['recordedAt', msg.recordedAt]]
+        ? [
+            ['recordedAt', msg.recordedAt],
+            ...(msg.chosenAt === undefined ? [] : [['chosenAt', msg.chosenAt] as [string, unknown]]),
+          ]
         : msg.kind === 'profile'
           ? [
               ['profile.firstSeen', msg.profile.firstSeen],

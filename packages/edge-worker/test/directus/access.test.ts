@@ -152,3 +152,40 @@ describe('access to everything held about a person', () => {
     expect(ids).toEqual(busy.ids);
   }, 60_000);
 });
+
+describe('the proof of a choice in Directus', () => {
+  it('says when the person chose: a grant flushed late from an offline device is the older choice, and not the one in force', async () => {
+    const a = anonId('chosen');
+    const withdrawal = makeEvent(a, 'consent.updated', {
+      properties: { ...consentFor('analytics'), source: 'preferences' },
+      consent: consentFor('analytics'),
+    });
+    const madeAt = new Date(Date.now() - 3_600_000).toISOString();
+    const lateGrant = makeEvent(a, 'consent.updated', {
+      timestamp: madeAt,
+      properties: { ...consentFor('analytics', 'personalization', 'marketing'), source: 'banner' },
+      consent: consentFor('analytics', 'personalization', 'marketing'),
+    });
+    await collect([withdrawal]);
+    await sync();
+    await collect([lateGrant]);
+    await sync();
+
+    const records = await rows<{ id: string; chosen_at: string; recorded_at: string }>('consent_records', {
+      person_key: { _eq: `anon:${a}` },
+    });
+    const byId = new Map(records.map((r) => [r.id, r]));
+    const grant = byId.get(lateGrant.id);
+    const kept = byId.get(withdrawal.id);
+    // Both are kept as proof; received later, the grant was made an hour earlier.
+    expect(grant && kept).toBeTruthy();
+    expect(Date.parse(grant?.recorded_at ?? '')).toBeGreaterThanOrEqual(Date.parse(kept?.recorded_at ?? ''));
+    expect(Math.abs(Date.parse(grant?.chosen_at ?? '') - Date.parse(madeAt))).toBeLessThan(60_000);
+    expect(Date.parse(grant?.chosen_at ?? '')).toBeLessThan(Date.parse(kept?.chosen_at ?? ''));
+    // The person's row holds the withdrawal, the latest choice made.
+    const [person] = await rows<{ consent: { categories: Record<string, boolean> } }>('people', {
+      person_key: { _eq: `anon:${a}` },
+    });
+    expect(person?.consent.categories).toMatchObject({ personalization: false, marketing: false });
+  });
+});
