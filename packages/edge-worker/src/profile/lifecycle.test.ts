@@ -523,4 +523,38 @@ describe('events arriving out of order', () => {
     expect(result.supersededConsents).toEqual([older.id]);
     expect(result.profile.consent?.categories.personalization).toBe(false);
   });
+
+  it('a withdrawal from a device whose clock is days slow (beyond the skew corrected) is not outranked by an earlier grant', async () => {
+    const userId = `u-${anonId()}`;
+    const userIdSignature = await signed(userId);
+    const phone = anonId('phone');
+    const laptop = anonId('laptop');
+    const grant = consentFor('analytics', 'personalization', 'marketing');
+    const withdrawal = consentFor('analytics');
+    // The phone grants everything, with a right clock.
+    await collect([
+      makeEvent(phone, 'consent.updated', {
+        userId,
+        userIdSignature,
+        consent: grant,
+        properties: { ...grant, source: 'banner' },
+      }),
+    ]);
+    // The laptop's clock is two days slow: its batch's sentAt too, so nothing corrects it.
+    const slow = new Date(Date.now() - 2 * 86_400_000).toISOString();
+    const withdrawn = makeEvent(laptop, 'consent.updated', {
+      userId,
+      userIdSignature,
+      consent: withdrawal,
+      properties: { ...withdrawal, source: 'preferences' },
+      timestamp: slow,
+    });
+    expect((await collect([withdrawn], { sentAt: slow })).status).toBe(200);
+    const held = await exportProfile(env, SITE, `user:${userId}`);
+    expect(held.profile?.consent?.eventId).toBe(withdrawn.id);
+    expect(held.profile?.consent?.state.categories).toMatchObject({
+      personalization: false,
+      marketing: false,
+    });
+  });
 });

@@ -302,6 +302,22 @@ describe('bounded profile', () => {
     expect(person.traits.theirs20).toBeUndefined();
   });
 
+  it('a profile stored over MAX_TRAITS_BYTES before the bound held still takes a correction that does not grow it', () => {
+    const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
+    // As stored before the bound: well over it.
+    person.traits = { email: 'old@example.com', bio: 'x'.repeat(20_000) };
+    applyEvent(
+      person,
+      ev('identify', {}, { type: 'identify', traits: { email: 'new@example.com' } }),
+      T0,
+      rules,
+    );
+    expect(person.traits.email).toBe('new@example.com');
+    // What would grow it further is still left out.
+    applyEvent(person, ev('identify', {}, { type: 'identify', traits: { more: 'y' } }), T0 + 1, rules);
+    expect(person.traits.more).toBeUndefined();
+  });
+
   it('traits stay within MAX_TRAITS_BYTES of JSON, on identify and in a merge; the newest that do not fit are left out', () => {
     const big = 'x'.repeat(4000);
     const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());

@@ -42,11 +42,20 @@ export function choiceTime(record: ConsentRecord): number {
 
 /**
  * Whether a choice just received replaces the record in force: it was made at the same time
- * or later (at the same time, the later arrival wins). An older one stays proof of what the
- * person chose then, never the choice in force.
+ * or later (at the same time, the later arrival wins), or it withdraws a purpose the record
+ * grants. An older grant stays proof of what the person chose then, never the choice in
+ * force. A withdrawal is never outranked by time: a device whose clock is off by more than
+ * the skew the Worker corrects (a day) dates its choices days back, and its withdrawal
+ * would otherwise be ignored after any grant.
  */
 export function supersedes(received: ConsentRecord, current: ConsentRecord | undefined): boolean {
-  return current === undefined || choiceTime(received) >= choiceTime(current);
+  return (
+    current === undefined ||
+    choiceTime(received) >= choiceTime(current) ||
+    Object.entries(current.state.categories).some(
+      ([purpose, granted]) => granted && received.state.categories[purpose] !== true,
+    )
+  );
 }
 
 /** Whether `a` was chosen strictly later than `b` (of two records held, the one in force). */
@@ -302,7 +311,9 @@ function setTraits(state: ProfileState, incoming: Record<string, JsonValue>, ove
     if (!held && keys >= MAX_TRAIT_KEYS) continue;
     const old = held ? traitBytes(key, state.traits[key] ?? null) : 0;
     const next = bytes - old + traitBytes(key, value);
-    if (next > MAX_TRAITS_BYTES) continue;
+    // Over the bound only if it grows them: a profile stored over it before the bound held
+    // still takes a change of the same size or smaller (a corrected email).
+    if (next > MAX_TRAITS_BYTES && next > bytes) continue;
     // defineProperty keeps a `__proto__` trait as data instead of touching the prototype.
     Object.defineProperty(state.traits, key, {
       value,
