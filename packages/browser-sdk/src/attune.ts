@@ -118,6 +118,9 @@ export interface Attune {
 /** When to look again for events of a page that was still unloading when this one started. */
 const ADOPT_AGAIN_MS = 3000;
 
+/** How long a stored choice waits for /v1/config before it stands unconfirmed (a hanging request holds nothing longer). */
+const CONFIG_WAIT_MS = 3000;
+
 /** Bytes a page may have in flight in keepalive requests and beacons (64 KB, minus headroom). */
 const BEACON_BUDGET = 60 * 1024;
 
@@ -228,7 +231,7 @@ export function createAttune(
         // A refusal is remembered without any id: the strictly necessary record of the choice.
         // While a grant is set aside, its record keeps it, with this tab's ids: a sign-out or
         // sign-in before the person chooses again must not come back on the next page.
-        const consent = choice ?? (kept && stored);
+        const consent = choice ?? (kept && allowsCollection(stored) && stored);
         if (consent) {
           persistence.save({ ...((!choice || storing()) && { ...ids, session }), consent });
           seen = JSON.stringify(choice);
@@ -344,8 +347,16 @@ export function createAttune(
     }
   }
 
+  /** Ends the check of a stored choice: what the page held for it goes under the choice in force. */
+  function release() {
+    checking = false;
+    for (const event of waiting.splice(0)) admit(event);
+  }
+
   /** Hands the outbox to the browser as the page is hidden or unloads (not while offline or backing off). */
   function flushByBeacon() {
+    // Leaving before /v1/config answered: the stored choice stands for what this page held.
+    if (checking) release();
     let budget = BEACON_BUDGET;
     for (let batch = nextBatch(); navigator.onLine && !retrying && batch[0]; batch = nextBatch()) {
       const body = collectBody(writeKey, batch);
@@ -374,11 +385,15 @@ export function createAttune(
 
   /** Fetches the site's consent config once; a new policy version asks the person again. */
   function loadConfig(): Promise<ConsentConfig> {
-    configLoad ??= getJson(workerUrl(PATHS.config))
+    configLoad ??= Promise.race([
+      getJson(workerUrl(PATHS.config)),
+      new Promise((resolve) => setTimeout(resolve, CONFIG_WAIT_MS)),
+    ])
       .catch(ignore)
       .then((json) => {
         checking = false;
-        const next = parseConsentConfig(json);
+        // (A config that makes the check throw is one that cannot be read: the held events must still go.)
+        const next = safely(() => parseConsentConfig(json));
         if (next) {
           config = next;
           if (choice && choice.policyVersion !== next.policyVersion) {
@@ -392,7 +407,7 @@ export function createAttune(
         // The stored choice stands (or /v1/config could not be read): what this page recorded
         // meanwhile goes; a category the site has since disabled grants nothing (Google's tags, the claims).
         if (choice) {
-          for (const event of waiting.splice(0)) admit(event);
+          release();
           persistSoon();
           setConsent({}, 'config');
         }
@@ -549,7 +564,8 @@ export function createAttune(
       ids = { anonymousId: ulid() };
       session = undefined;
       // The person leaving made no choice for these: the next one's grant must not send them.
-      waiting = [];
+      // (Held while a stored choice is checked, they are theirs under it, and go if it stands.)
+      if (!choice) waiting = [];
       persistSoon();
     },
     anonymousId: () => ids.anonymousId,

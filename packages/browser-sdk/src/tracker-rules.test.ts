@@ -23,6 +23,8 @@ let storage: StorageLog;
 let posts: { at: number; events: Record<string, unknown>[] }[];
 let answers: Answer[];
 let configAnswer: unknown;
+/** /v1/config never answers (a stalled connection). */
+let configHangs: boolean;
 /** The page's window, as far as its event listeners go. */
 let page: EventTarget;
 
@@ -67,6 +69,7 @@ beforeEach(() => {
   answers = [];
   storage = emptyStorageLog();
   configAnswer = undefined;
+  configHangs = false;
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
   vi.setSystemTime(Date.parse('2026-11-26T10:00:00Z'));
   page = new EventTarget();
@@ -77,6 +80,7 @@ beforeEach(() => {
   vi.stubGlobal(
     'fetch',
     vi.fn(async (url: string, init?: RequestInit) => {
+      if (url.includes('/v1/config') && configHangs) return new Promise<Response>(() => {});
       if (url.includes('/v1/config'))
         return configAnswer ? Response.json(configAnswer) : new Response('{}', { status: 404 });
       if (!url.endsWith('/v1/collect')) return new Response('{}', { status: 404 });
@@ -189,9 +193,59 @@ describe('a stored choice before /v1/config has confirmed its policy version', (
     await unreadable.flush();
     expect(names()).toEqual(['page.viewed']);
   });
+
+  it('a page left before /v1/config answers still hands over what it recorded, under the stored choice', async () => {
+    configHangs = true;
+    const attune = tracker({ autoPageView: true }, grantedV1);
+    attune.track('product.clicked', { productId: 'p1' });
+    page.dispatchEvent(new Event('pagehide'));
+    await settle();
+    expect(names()).toEqual(['page.viewed', 'product.clicked']);
+  });
+
+  it('a /v1/config that never answers holds nothing for long: flush() resolves and sends after a few seconds', async () => {
+    configHangs = true;
+    const attune = tracker({ autoPageView: true }, grantedV1);
+    let done = false;
+    void attune.flush().then(() => {
+      done = true;
+    });
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(done).toBe(true);
+    expect(names()).toEqual(['page.viewed']);
+  });
+
+  it('a /v1/config that breaks the check (categories an object with its own every) is one that cannot be read', async () => {
+    configAnswer = { policyVersion: '1', categories: { every: 1 } };
+    const attune = tracker({ autoPageView: true }, grantedV1);
+    await settle();
+    await attune.flush();
+    expect(names()).toEqual(['page.viewed']);
+  });
+
+  it('a sign-out while the stored choice is checked keeps the leaving person’s events, sent once it stands', async () => {
+    configHangs = true;
+    const attune = tracker({ autoPageView: true }, grantedV1);
+    attune.track('user.signed_out');
+    attune.reset();
+    page.dispatchEvent(new Event('pagehide'));
+    await settle();
+    expect(names()).toEqual(['page.viewed', 'user.signed_out']);
+  });
 });
 
 describe('reset()', () => {
+  it('a tab whose grant was set aside does not write its ids beside another tab’s refusal', async () => {
+    configAnswer = configV2;
+    const attune = tracker({}, grantedV1);
+    await settle();
+    // Another tab, on the new policy, refused everything: saved without ids; its storage event is still on its way.
+    storage.saved.push({ consent: { ...refused, policyVersion: '2' } });
+    attune.track('product.viewed', { productId: 'p1' });
+    await settle();
+    expect(storage.saved.at(-1)?.anonymousId).toBeUndefined();
+  });
+
   const aliceV1: VisitorRecord = {
     ...grantedV1,
     anonymousId: 'anon-alice',
