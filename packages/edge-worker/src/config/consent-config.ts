@@ -177,12 +177,24 @@ let invalidations = 0;
 const outcome = (entry: Remembered): ConsentConfigRead =>
   entry.unavailable ? { ok: false } : { ok: true, config: entry.config };
 
-/** The last good copy of a site's configuration in KV, if there is a valid one. */
-async function lastGoodCopy(env: Env, siteId: string): Promise<ConsentConfig | undefined> {
+/**
+ * The last good copy of a site's configuration in KV, if there is a valid one read under
+ * `generation`: a copy from before an invalidation is the policy the marketer has since
+ * changed (a category disabled), which must not be enforced as the one in force.
+ */
+async function lastGoodCopy(
+  env: Env,
+  siteId: string,
+  generation: string,
+): Promise<ConsentConfig | undefined> {
   try {
-    const copy = await env.EDGE_CACHE.get<ConsentConfig>(lastGoodKey(siteId), 'json');
-    const valid = copy === null ? undefined : ConsentConfigSchema.safeParse(copy);
-    return valid?.success ? valid.data : undefined;
+    const copy = await env.EDGE_CACHE.get<{ generation?: unknown; config?: unknown }>(
+      lastGoodKey(siteId),
+      'json',
+    );
+    if (copy?.generation !== generation) return undefined;
+    const valid = ConsentConfigSchema.safeParse(copy.config);
+    return valid.success ? valid.data : undefined;
   } catch {
     return undefined;
   }
@@ -216,11 +228,15 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
     config = await loadFromDirectus(env, siteId);
   } catch (e) {
     // Directus unreachable: the last configuration this isolate knew, else the last good
-    // copy in KV (from before an invalidation, perhaps: still the site's own policy version,
-    // which the built-ins are not). Remembered for 5 s, not retried per request.
+    // copy in KV, either only if read since the last invalidation (the site's own policy
+    // version, which the built-ins are not; an older one the marketer has replaced must not
+    // stand in for it). Remembered for 5 s, not retried per request.
     const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown';
     console.warn(JSON.stringify({ level: 'warn', msg: 'consent_config.directus_unavailable', reason }));
-    const known = mine && !mine.unavailable ? mine.config : await lastGoodCopy(env, siteId);
+    const known =
+      mine && !mine.unavailable && mine.generation === generation
+        ? mine.config
+        : await lastGoodCopy(env, siteId, generation);
     const retryAt = now - MEMO_MS + 5_000;
     if (known) {
       remember({ config: known, at: retryAt, generation });
@@ -232,10 +248,11 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
   remember({ config, at: now, generation });
   // Copies for other isolates and for the next outage; a KV write that fails (its per-key
   // rate, an outage) does not make a good read a failed one.
-  const text = JSON.stringify(config);
   await Promise.all([
-    env.EDGE_CACHE.put(configKey(generation, siteId), text, { expirationTtl: KV_TTL_SECONDS }),
-    env.EDGE_CACHE.put(lastGoodKey(siteId), text),
+    env.EDGE_CACHE.put(configKey(generation, siteId), JSON.stringify(config), {
+      expirationTtl: KV_TTL_SECONDS,
+    }),
+    env.EDGE_CACHE.put(lastGoodKey(siteId), JSON.stringify({ generation, config })),
   ]).catch(() => undefined);
   return { ok: true, config };
 }

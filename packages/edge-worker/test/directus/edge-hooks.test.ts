@@ -123,7 +123,7 @@ describe('POST /v1/hooks/directus', () => {
 });
 
 describe('GET /v1/config', () => {
-  it('serves the categories from Directus, and the built-ins when Directus cannot be reached', async () => {
+  it('serves the categories from Directus, and a 503 when Directus cannot be reached after a change', async () => {
     await invalidateConsentConfig(env());
     const res = await call('/v1/config?writeKey=pk_demo_attune');
     expect(res.status).toBe(200);
@@ -150,7 +150,10 @@ describe('GET /v1/config', () => {
     await invalidateConsentConfig(env());
     const down = { ...env(), DIRECTUS_URL: 'http://127.0.0.1:9' } as unknown as Env;
     const fallback = await call('/v1/config?writeKey=pk_demo_attune', {}, down);
-    expect(await fallback.json()).toEqual(DEFAULT_CONSENT_CONFIG);
+    // Not the built-ins (their policy version would set every visitor's choice aside), nor the
+    // copy from before the change (marketing disabled): the tag keeps its stored choice.
+    expect(fallback.status).toBe(503);
+    expect(((await fallback.json()) as { error: { code: string } }).error.code).toBe('config_unavailable');
     await invalidateConsentConfig(env());
   });
 
