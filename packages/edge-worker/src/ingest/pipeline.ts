@@ -371,7 +371,12 @@ function triggersAfter(
     const recorded = run.profile.consent;
     const inForce = recorded === undefined ? undefined : consentInForce(recorded, config);
     run.marketing = run.promotable.length > 0 && (inForce === undefined || isGranted(inForce, 'marketing'));
-    const personalization = run.recommendable.length > 0 && isGranted(inForce, 'personalization');
+    // A recommendation's only sink is the event log: the choice after the batch must still
+    // grant analytics too (a withdrawal later in the batch comes after the cart add).
+    const personalization =
+      run.recommendable.length > 0 &&
+      isGranted(inForce, 'personalization') &&
+      isGranted(inForce, 'analytics');
     if (run.marketing || personalization) runs.push(run);
   }
   return runs;

@@ -284,6 +284,14 @@ describe('triggers through the ingest path', () => {
     expect((await viewProfile(env, SITE, `anon:${a}`))?.offers).toEqual({});
   });
 
+  it('logs no recommendation when the same batch withdraws analytics after the cart add', async () => {
+    const a = anonId();
+    const granted = consentFor('analytics', 'personalization');
+    await collect([choice(a, granted), addJacket(a, granted), choice(a, consentFor('personalization'))]);
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.consent?.categories.analytics).toBe(false);
+    expect(recommendations(a)).toEqual([]);
+  });
+
   it('logs no recommendation for a person who did not grant analytics (the event log’s purpose)', async () => {
     const a = anonId();
     const personalizationOnly = consentFor('personalization');
