@@ -38,10 +38,22 @@ describe('delete my data', () => {
     expect(s.calls).toEqual(['flush', `erase ${ID}`, 'reset']);
   });
 
-  it('says nothing was erased, and keeps the id, when the shop erased no one', async () => {
+  it('says nothing was erased, and keeps the id, when the edge held no one (a fresh id, e.g. after "reject all")', async () => {
     const s = sdk();
     expect(await deleteMyData(s.attune, { requestErasure: answering(200, { erased: [] }) })).toEqual({
       kind: 'nothing',
+    });
+    expect(s.calls).not.toContain('reset');
+  });
+
+  it('says to sign in, and keeps the id, when this browser belongs to an account', async () => {
+    const s = sdk();
+    const r = await deleteMyData(s.attune, {
+      requestErasure: answering(403, { error: 'this browser belongs to an account; sign in to erase it' }),
+    });
+    expect(r).toEqual({
+      kind: 'failed',
+      message: 'This browser belongs to an account; sign in to erase it.',
     });
     expect(s.calls).not.toContain('reset');
   });

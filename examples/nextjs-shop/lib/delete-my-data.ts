@@ -2,7 +2,10 @@
  * "Delete my data" in the browser: the SDK's queued events go first (bounded, so they are
  * erased with the visitor), then the shop's server is asked to erase this browser's
  * anonymous id (`attune.anonymousId()`, the id its events carry) and the signed-in person.
- * Only an erasure that had someone to erase and succeeded resets the SDK: the anonymous
+ * The shop answers `{"erased": [...]}` with only those the edge held: an empty list (a
+ * fresh id, e.g. after "reject all", when the SDK keeps none) is "nothing to erase", not
+ * "done"; a 403 means this browser's id belongs to an account the visitor is not signed in
+ * to. Only an erasure that had someone to erase and succeeded resets the SDK: the anonymous
  * id is the only handle on what was sent under it, and a reset before the erasure is
  * confirmed would throw it away.
  */
@@ -54,6 +57,10 @@ export async function deleteMyData(
     body = (await res.json()) as typeof body;
   } catch {
     return { kind: 'failed', message: 'Could not reach the shop; please try again.' };
+  }
+  if (res.status === 403 && typeof body.error === 'string') {
+    // Not worth retrying: signing in is what lets this browser's data be erased.
+    return { kind: 'failed', message: `${body.error.charAt(0).toUpperCase()}${body.error.slice(1)}.` };
   }
   if (!res.ok) {
     const reason = typeof body.error === 'string' ? ` (${body.error})` : '';

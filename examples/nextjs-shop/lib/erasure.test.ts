@@ -1,7 +1,7 @@
 /**
  * The erasure request as the shop's server reads it: the anonymous id comes from the body
  * (the `attune_aid` cookie is often missing), bad bodies are a readable 400, and "done"
- * means the Worker confirmed every erasure.
+ * means the edge held someone and the Worker confirmed every erasure.
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -11,7 +11,7 @@ import {
   parseErasureRequest,
   readBodyLimited,
 } from './erasure.ts';
-import type { ErasureAnswer, PersonRef } from './people.ts';
+import type { ErasureAnswer, PersonLookup, PersonRef } from './people.ts';
 
 const ULID = '01JD8X3Q4Z5R6S7T8V9W0XYZAB';
 
@@ -82,35 +82,56 @@ describe('the shop’s answer', () => {
     { kind: 'user', id: 'user_ada' },
     { kind: 'anon', id: ULID },
   ];
-  const answering =
-    (...answers: ErasureAnswer[]) =>
-    async () =>
-      answers.shift() ?? { ok: true as const };
+  const held: PersonLookup = { ok: true, held: true, ownerUserId: undefined };
+  const worker = (
+    answers: ErasureAnswer[],
+    lookUp: (p: PersonRef) => Promise<PersonLookup> = async () => held,
+  ) => ({
+    lookUp,
+    erase: async () => answers.shift() ?? { ok: true as const },
+  });
 
   it('lists what the Worker erased', async () => {
-    expect(await eraseAll(targets, answering({ ok: true }, { ok: true }))).toEqual({
+    expect(await eraseAll(targets, 'user_ada', worker([{ ok: true }, { ok: true }]))).toEqual({
       status: 200,
       body: { erased: ['user', 'anon'] },
     });
   });
 
+  it('lists no one, and erases no one, when the edge holds none of them', async () => {
+    const erase = async (): Promise<ErasureAnswer> => {
+      throw new Error('must not erase');
+    };
+    const out = await eraseAll(targets, 'user_ada', {
+      lookUp: async () => ({ ok: true, held: false }),
+      erase,
+    });
+    expect(out).toEqual({ status: 200, body: { erased: [] } });
+  });
+
   it('is a failure, not "done", when the Worker refuses one of them', async () => {
     const out = await eraseAll(
       targets,
-      answering({ ok: true }, { ok: false, retryable: false, status: 400 }),
+      'user_ada',
+      worker([{ ok: true }, { ok: false, retryable: false, status: 400 }]),
     );
     expect(out.status).toBe(502);
   });
 
   it('asks to try again when the Worker could not queue the erasure for Directus (503)', async () => {
-    const out = await eraseAll(targets, answering({ ok: false, retryable: true, status: 503 }));
+    const out = await eraseAll(targets, 'user_ada', worker([{ ok: false, retryable: true, status: 503 }]));
     expect(out).toMatchObject({ status: 503, retryAfter: '5' });
   });
 
   it('is a failure when the Worker cannot be reached', async () => {
-    const out = await eraseAll(targets, async () => {
+    const unreachable = async (): Promise<never> => {
       throw new TypeError('fetch failed');
-    });
-    expect(out.status).toBe(502);
+    };
+    expect((await eraseAll(targets, 'user_ada', { lookUp: unreachable, erase: unreachable })).status).toBe(
+      502,
+    );
+    expect(
+      (await eraseAll(targets, 'user_ada', { lookUp: async () => held, erase: unreachable })).status,
+    ).toBe(502);
   });
 });

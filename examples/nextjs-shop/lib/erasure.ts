@@ -7,11 +7,14 @@
  * shop would be told "done" while their consent proof, offers and events stayed.
  *
  * What it trusts: the signed-in person comes only from the shop's signed session cookie,
- * never from the body; the anonymous id is taken as the browser says it. Anyone can POST
- * any anonymous id, which is safe only because the SDK's ids are ULIDs (80 random bits):
- * naming a stranger's id means knowing it, not guessing it.
+ * never from the body; the anonymous id (body or cookie) is not a secret (it travels in
+ * collect bodies, decide URLs, Directus events and a readable cookie), and the Worker's
+ * erasure of a browser merged at sign-in erases that browser's whole person. So each
+ * anonymous id is first looked up at the edge: one that belongs to a signed-in person is
+ * erased only by that person's session (else 403, and nothing is erased); one the edge
+ * holds nothing about is not erased, and "done" is said only when someone was.
  */
-import type { ErasureAnswer, PersonRef } from './people.ts';
+import type { ErasureAnswer, PersonLookup, PersonRef } from './people.ts';
 
 /** What a person id may look like (the Worker's person keys are `anon:<id>` / `user:<id>`). */
 export const PERSON_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -84,38 +87,70 @@ export function erasureTargets(who: {
   return targets;
 }
 
-/** The shop's answer to an erasure request, before cookies. */
+/** The shop's answer to an erasure request, before cookies. `erased` lists who was held and erased. */
 export type ErasureOutcome =
   | { status: 200; body: { erased: PersonRef['kind'][] } }
+  | { status: 403; body: { error: string } }
   | { status: 502 | 503; body: { error: string }; retryAfter?: string };
 
+/** The Worker, as an erasure request uses it (lib/people.ts). */
+export interface ErasureWorker {
+  lookUp: (p: PersonRef) => Promise<PersonLookup>;
+  erase: (p: PersonRef) => Promise<ErasureAnswer>;
+}
+
+export const BELONGS_TO_AN_ACCOUNT = 'this browser belongs to an account; sign in to erase it';
+
+function unreachable(e: unknown): ErasureOutcome {
+  if (e instanceof Error && e.name === 'ErasureNotConfigured')
+    return { status: 503, body: { error: 'erasure is not configured on this shop' } };
+  return { status: 502, body: { error: 'the Attune Worker is not reachable; try again' } };
+}
+
+function refused(answer: { retryable: boolean; status: number }, what: string): ErasureOutcome {
+  return answer.retryable
+    ? {
+        status: 503,
+        body: { error: `the ${what} could not be finished right now; try again in a few seconds` },
+        retryAfter: '5',
+      }
+    : { status: 502, body: { error: `the Attune Worker refused the ${what} (${answer.status})` } };
+}
+
 /**
- * Erases each target in turn; stops at the first failure (a retry of the whole request
- * is safe: erasing a person twice is erasing them once).
+ * Looks every target up first, so that a request naming an id of someone else's account
+ * erases nothing at all; then erases, in turn, those the edge holds. Stops at the first
+ * failure (a retry of the whole request is safe: erasing a person twice is erasing them once).
+ * `userId` is the session's signed-in person, the only one whose browsers may be named.
  */
 export async function eraseAll(
   targets: PersonRef[],
-  erase: (p: PersonRef) => Promise<ErasureAnswer>,
+  userId: string | undefined,
+  worker: ErasureWorker,
 ): Promise<ErasureOutcome> {
-  const erased: PersonRef['kind'][] = [];
+  const held: PersonRef[] = [];
   for (const t of targets) {
+    let found: PersonLookup;
+    try {
+      found = await worker.lookUp(t);
+    } catch (e) {
+      return unreachable(e);
+    }
+    if (!found.ok) return refused(found, 'look-up');
+    if (!found.held) continue;
+    if (t.kind === 'anon' && found.ownerUserId !== undefined && found.ownerUserId !== userId)
+      return { status: 403, body: { error: BELONGS_TO_AN_ACCOUNT } };
+    held.push(t);
+  }
+  const erased: PersonRef['kind'][] = [];
+  for (const t of held) {
     let answer: ErasureAnswer;
     try {
-      answer = await erase(t);
+      answer = await worker.erase(t);
     } catch (e) {
-      if (e instanceof Error && e.name === 'ErasureNotConfigured')
-        return { status: 503, body: { error: 'erasure is not configured on this shop' } };
-      return { status: 502, body: { error: 'the Attune Worker is not reachable; try again' } };
+      return unreachable(e);
     }
-    if (!answer.ok) {
-      return answer.retryable
-        ? {
-            status: 503,
-            body: { error: 'the erasure could not be finished right now; try again in a few seconds' },
-            retryAfter: '5',
-          }
-        : { status: 502, body: { error: `the Attune Worker refused the erasure (${answer.status})` } };
-    }
+    if (!answer.ok) return refused(answer, 'erasure');
     erased.push(t.kind);
   }
   return { status: 200, body: { erased } };

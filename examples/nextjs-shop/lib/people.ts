@@ -1,6 +1,7 @@
 /**
- * Server-to-server calls to the Worker about one person: erasure ("delete my data"), with
- * the admin token that never leaves the shop's server, for the shop's own site.
+ * Server-to-server calls to the Worker about one person, for "delete my data": who an id
+ * is at the edge (`GET /v1/people/:id?scope=edge`) and erasure (`DELETE /v1/people/:id`),
+ * with the admin token that never leaves the shop's server, for the shop's own site.
  */
 import { shopEnv } from './env.ts';
 
@@ -17,9 +18,10 @@ export const EXPIRED_ANONYMOUS_ID = { path: '/', maxAge: 0, sameSite: 'lax' } as
 export type PersonRef = { kind: 'user'; id: string } | { kind: 'anon'; id: string };
 
 /**
- * What the Worker answered to one erasure. `DELETE /v1/people/:id` answers 200 whether or
- * not the edge held anything (Directus may still hold rows, so it always sends the erasure
- * downstream), 503 when the edge part is done but the erasure could not be queued for
+ * What the Worker answered to one erasure. `DELETE /v1/people/:id` answers 200
+ * `{"erased": true, "personId", "anonymousIds": <count>}` whether or not the edge held
+ * anything (Directus may still hold rows, so it always sends the erasure downstream): its
+ * answer cannot say whether there was anyone to erase, which lookUpPerson tells. 503 when the edge part is done but the erasure could not be queued for
  * Directus (the same DELETE again finishes it), 400 for an unknown site or a malformed
  * person id, 401 for a wrong admin token (packages/edge-worker/src/admin/routes.ts). It
  * never answers 404 for a person it does not know.
@@ -41,6 +43,63 @@ export class ErasureNotConfigured extends Error {
     super('erasure is not configured: set ATTUNE_ADMIN_TOKEN');
     this.name = 'ErasureNotConfigured';
   }
+}
+
+/**
+ * Who an id is at the edge, from `GET /v1/people/:id?site=<site>&scope=edge`: 404
+ * `not_found` when the edge holds nothing about it (no profile, alias, tombstone or seen
+ * event); else 200 with what it holds. `ownerUserId` is the signed-in person the id belongs
+ * to: a browser merged at sign-in names its person in `aliasOf` (`user:<id>`), and once
+ * erased with them in `erasedWith` (a DELETE of it erases that person again downstream).
+ */
+export type PersonLookup =
+  | { ok: true; held: false }
+  | { ok: true; held: true; ownerUserId: string | undefined }
+  | { ok: false; retryable: boolean; status: number };
+
+/** The edge's answer for one person, as far as the shop reads it. */
+interface EdgeHoldings {
+  aliasOf?: unknown;
+  identity?: { personKey?: unknown };
+  profile?: { userId?: unknown };
+  erasedWith?: { personKey?: unknown; userId?: unknown };
+}
+
+function userIdOfKey(key: unknown): string | undefined {
+  return typeof key === 'string' && key.startsWith('user:') ? key.slice('user:'.length) : undefined;
+}
+
+/** The signed-in person an edge answer names, if any (its first naming wins; they agree). */
+export function ownerOf(held: EdgeHoldings): string | undefined {
+  const userId = held.profile?.userId;
+  return (
+    userIdOfKey(held.aliasOf) ??
+    userIdOfKey(held.identity?.personKey) ??
+    (typeof userId === 'string' && userId !== '' ? userId : undefined) ??
+    userIdOfKey(held.erasedWith?.personKey) ??
+    (typeof held.erasedWith?.userId === 'string' ? held.erasedWith.userId : undefined)
+  );
+}
+
+/** Asks the Worker who a person id is at the edge. Rejects when the Worker cannot be reached. */
+export async function lookUpPerson(p: PersonRef): Promise<PersonLookup> {
+  const env = shopEnv();
+  if (env.adminToken === undefined) throw new ErasureNotConfigured();
+  const res = await fetch(`${personUrl(env.workerUrl, env.siteId, p)}&scope=edge`, {
+    headers: { authorization: `Bearer ${env.adminToken}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body: unknown = await res.json().catch(() => undefined);
+  const json = body !== null && typeof body === 'object' && !Array.isArray(body) ? body : undefined;
+  if (res.status === 404) {
+    // Only the Worker's own "nothing held" is a 404 to believe; another server's 404 is not.
+    const code = (json as { error?: { code?: unknown } } | undefined)?.error?.code;
+    return code === 'not_found' ? { ok: true, held: false } : { ok: false, retryable: false, status: 404 };
+  }
+  if (res.ok && json !== undefined)
+    return { ok: true, held: true, ownerUserId: ownerOf(json as EdgeHoldings) };
+  if (res.ok) return { ok: false, retryable: false, status: 502 };
+  return { ok: false, retryable: res.status === 503 || res.status === 502, status: res.status };
 }
 
 /** Erases one person everywhere Attune keeps them. Rejects when the Worker cannot be reached. */
