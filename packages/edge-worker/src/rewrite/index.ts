@@ -230,6 +230,52 @@ interface Filling {
    * element, so the slot's end handler puts it back.
    */
   endTagTaken: boolean;
+  /**
+   * Formatting elements whose start tags were written into the page where the browser
+   * reopens them (see reopenedAfter), innermost last: still open there unless an end tag
+   * HTMLRewriter does not report closed them.
+   */
+  reopened: Reopened[];
+}
+
+/** A formatting element written back into a slot being filled, where the browser reopens it. */
+interface Reopened {
+  name: string;
+  /** The removed elements it was reopened inside, as HTMLRewriter held them open. */
+  within: Opened[];
+}
+
+/**
+ * Elements that put a marker on the browser's list of active formatting elements: their end
+ * clears the list up to it, so the formatting elements left open inside them are never reopened.
+ */
+const MARKERS: ReadonlySet<string> = new Set([
+  'applet',
+  'caption',
+  'marquee',
+  'object',
+  'td',
+  'template',
+  'th',
+]);
+
+/** End tags closing `reopened`, innermost first; they leave the slot's state. */
+function closeReopened(state: Filling, reopened: readonly Reopened[]): string {
+  state.reopened = state.reopened.filter((r) => !reopened.includes(r));
+  return [...reopened]
+    .reverse()
+    .map((r) => `</${r.name}>`)
+    .join('');
+}
+
+/**
+ * The whole removed default, to go back into the page: first the reopened formatting elements
+ * are closed, since the default given back reopens them itself where the origin's did (left
+ * open, they wrapped the rest of the page: `<em><div slot><b><em>a</b>c</em></div></em>`,
+ * where HTMLRewriter takes the inner `</em>` for the outer one's and ends the slot there).
+ */
+function givenBack(state: Filling): string {
+  return closeReopened(state, state.reopened) + state.removed.join('');
 }
 
 /** The elements removed from a slot that no end tag of theirs closed. */
@@ -249,11 +295,24 @@ function unclosed(state: Filling): Opened[] {
  * among them: the browser then moves content instead (see adoptionMovesContent), and only
  * the slot's end gives it all back.
  */
-function reopenedAfter(later: Opened[]): string {
+function reopenedAfter(state: Filling, opened: Opened, later: Opened[]): string {
   const open = later.filter((e) => !e.ended);
+  if (MARKERS.has(opened.name)) {
+    // A cell (or the like) ending clears them from the list for good: no reopening, now or
+    // after the slot; those reopened inside it are closed in the page too.
+    for (const e of open) if (isFormatting(e.name)) e.ended = true;
+    return closeReopened(
+      state,
+      state.reopened.filter((r) => r.within.includes(opened)),
+    );
+  }
   if (open.some((e) => !isFormatting(e.name) && isSpecial(e.name))) return '';
   const reopened = open.filter((e) => isFormatting(e.name));
-  for (const e of reopened) e.ended = true;
+  const within = state.inside.filter((e) => e.open);
+  for (const e of reopened) {
+    e.ended = true;
+    state.reopened.push({ name: e.name, within });
+  }
   return reopened.map((e) => e.source).join('');
 }
 
@@ -270,7 +329,7 @@ function carriedOver(state: Filling, tag: { start: string } | { end: string }): 
       open.map((e) => e.name),
     )
   )
-    return state.removed.join('');
+    return givenBack(state);
   return open
     .filter((e) => isFormatting(e.name))
     .map((e) => e.source)
@@ -331,7 +390,7 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
     const name = end.name;
     // An element a new `<a>` or `<nobr>` ended stays ended, whatever tag HTMLRewriter closes it at.
     opened.ended ||= name === opened.name;
-    const reopened = name === opened.name && state.removing ? reopenedAfter(later) : '';
+    const reopened = name === opened.name && state.removing ? reopenedAfter(state, opened, later) : '';
     // Closed by their own end tags, they matter no more (left open, they may be reopened).
     state.inside = state.inside.filter((e) => e.open || !e.ended);
     if (name === opened.name) {
@@ -354,10 +413,11 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
       state.removing = false;
       const back =
         end.name !== state.tag && !OPTIONAL_END_TAG.has(state.tag)
-          ? state.removed.join('')
+          ? givenBack(state)
           : carriedOver(state, { end: end.name });
       if (back !== '') end.before(back, { html: true });
       state.removed = [];
+      state.reopened = [];
     }
     if (state.endTagTaken) {
       state.endTagTaken = false;
@@ -389,14 +449,28 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
         if (back !== '') el.before(back, { html: true });
         state.removing = false;
         state.removed = [];
+        state.reopened = [];
         settle();
         return;
       }
       const closed = parsed.slice(parsed.length - effect.closes);
       for (const e of closed) e.parsed = false;
       // The adoption agency takes the `<a>` (`<nobr>`) a new one closes off the list of active
-      // formatting elements too: the browser never reopens it, after the slot neither.
-      if (tag === 'a' || tag === 'nobr') for (const e of closed) if (e.name === tag) e.ended = true;
+      // formatting elements too, also one an end tag closed first (`<b><a>a</b><a>`), as long
+      // as no cell (marker) opened since: the browser never reopens it, after the slot neither,
+      // and one the rewriter reopened in the page is closed there.
+      if (tag === 'a' || tag === 'nobr') {
+        for (const e of [...state.inside].reverse()) {
+          if (e.open && MARKERS.has(e.name)) break;
+          if (e.name === tag) e.ended = true;
+        }
+        const markers = state.inside.filter((e) => e.open && MARKERS.has(e.name));
+        const stale = state.reopened.filter(
+          (r) => r.name === tag && markers.every((m) => r.within.includes(m)),
+        );
+        const closing = closeReopened(state, stale);
+        if (closing !== '') el.before(closing, { html: true });
+      }
       const source = startTagSource(el);
       state.removed.push(source);
       el.removeAndKeepContent();
@@ -451,6 +525,7 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
             removed: [],
             inside: [],
             endTagTaken: false,
+            reopened: [],
           };
           filling = state;
           el.prepend(filled.html, { html: true });

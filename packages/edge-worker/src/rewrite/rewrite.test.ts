@@ -316,6 +316,46 @@ describe('rewriteSlots: misnested formatting tags in a slot’s default leave th
       '<div data-attune-slot="hero"><a href=x><b>a<a href=y>b</a></b></div><p>after</p>',
       `${SLOT_START}</div><p>after</p>`,
     ],
+    [
+      'an <em> reopened inside a slot that sits in an <em> is closed before the default comes back',
+      '<em><div data-attune-slot="hero"><b><em>Sale</b> now</em></div></em><p>after</p>',
+      '<em><div data-attune-slot="hero" data-attune-variant="v" data-attune-decision="d"><b>NEW</b><em></em><b><em>Sale</b> now</em></div></em><p>after</p>',
+    ],
+    [
+      'an <i> likewise, in an <i>',
+      '<i><div data-attune-slot="hero"><b><i>a</b>c</i></div></i><p>after</p>',
+      '<i><div data-attune-slot="hero" data-attune-variant="v" data-attune-decision="d"><b>NEW</b><i></i><b><i>a</b>c</i></div></i><p>after</p>',
+    ],
+    [
+      'a <b> reopened inside a span slot that sits in a <b>',
+      '<b><span data-attune-slot="hero"><i><b>New</i> in</b></span> text</b><p>after</p>',
+      '<b><span data-attune-slot="hero" data-attune-variant="v" data-attune-decision="d"><b>NEW</b><b></b><i><b>New</i> in</b></span> text</b><p>after</p>',
+    ],
+    [
+      'a link an end tag closed, then a second link, is closed and not reopened',
+      '<div data-attune-slot="hero"><b><a href=x>a</b>c<a href=y>d</a></div><p>after</p>',
+      `${SLOT_START}<a href="x"></a></div><p>after</p>`,
+    ],
+    [
+      'also when a <span> closed it',
+      '<div data-attune-slot="hero"><span><a href=x>a</span><a href=y>b</a></div><p>after</p>',
+      `${SLOT_START}<a href="x"></a></div><p>after</p>`,
+    ],
+    [
+      'and a <nobr>',
+      '<div data-attune-slot="hero"><b><nobr>a</b>c<nobr>d</nobr></div><p>after</p>',
+      `${SLOT_START}<nobr></nobr></div><p>after</p>`,
+    ],
+    [
+      'an <i> a table cell closed is not reopened',
+      '<div data-attune-slot="hero"><table><tr><td><i>a</td><td>b</td></tr></table></div><p>after</p>',
+      `${SLOT_START}</div><p>after</p>`,
+    ],
+    [
+      'nor one reopened inside the cell',
+      '<div data-attune-slot="hero"><table><tr><td><b><i>a</b>c</td></tr></table></div><p>after</p>',
+      `${SLOT_START}<i></i></div><p>after</p>`,
+    ],
   ];
   for (const [what, page, expected] of cases) {
     it(what, async () => {
