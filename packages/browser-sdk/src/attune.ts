@@ -109,7 +109,7 @@ export interface Attune {
   /** Sends every queued event now; resolves when the outbox is empty or waiting to retry. */
   flush(): Promise<void>;
   decide(slots: string[]): Promise<DecideResponse>;
-  /** Forgets the signed-in person (sign-out): new anonymous id and session, no user id; events waiting for a choice are dropped. */
+  /** Forgets the signed-in person (sign-out): new anonymous id and session, no user id; events waiting for a choice are dropped (those held for the check of a stored choice go under it). */
   reset(): void;
   /** This browser's anonymous id, as events carry it: what a "delete my data" request names. */
   anonymousId(): string;
@@ -118,7 +118,7 @@ export interface Attune {
 /** When to look again for events of a page that was still unloading when this one started. */
 const ADOPT_AGAIN_MS = 3000;
 
-/** How long a stored choice waits for /v1/config before it stands unconfirmed (a hanging request holds nothing longer). */
+/** How long flush() waits for the check of a stored choice (what the page held goes when it is hidden or left). */
 const CONFIG_WAIT_MS = 3000;
 
 /** Bytes a page may have in flight in keepalive requests and beacons (64 KB, minus headroom). */
@@ -302,8 +302,14 @@ export function createAttune(
   }
 
   function flush(): Promise<void> {
-    // A stored choice being checked holds this page's events: they go once it stands.
-    if (checking) return loadConfig().then(flush);
+    // A stored choice being checked holds this page's events: they go once it stands (waited
+    // for a few seconds at most: a hanging /v1/config holds them until the page is hidden or left).
+    return checking
+      ? Promise.race([loadConfig(), new Promise((resolve) => setTimeout(resolve, CONFIG_WAIT_MS))]).then(send)
+      : send();
+  }
+
+  function send(): Promise<void> {
     clearTimeout(timer);
     timer = undefined;
     retrying = false;
@@ -347,15 +353,21 @@ export function createAttune(
     }
   }
 
-  /** Ends the check of a stored choice: what the page held for it goes under the choice in force. */
+  /**
+   * Hands over what the page held for the check of a stored choice, under that choice: the
+   * check is over, or the page is hidden, left or signed out of before /v1/config answered
+   * (later events are still held until it does).
+   */
   function release() {
+    const still = checking;
     checking = false;
     for (const event of waiting.splice(0)) admit(event);
+    checking = still;
+    persistSoon();
   }
 
   /** Hands the outbox to the browser as the page is hidden or unloads (not while offline or backing off). */
   function flushByBeacon() {
-    // Leaving before /v1/config answered: the stored choice stands for what this page held.
     if (checking) release();
     let budget = BEACON_BUDGET;
     for (let batch = nextBatch(); navigator.onLine && !retrying && batch[0]; batch = nextBatch()) {
@@ -385,10 +397,7 @@ export function createAttune(
 
   /** Fetches the site's consent config once; a new policy version asks the person again. */
   function loadConfig(): Promise<ConsentConfig> {
-    configLoad ??= Promise.race([
-      getJson(workerUrl(PATHS.config)),
-      new Promise((resolve) => setTimeout(resolve, CONFIG_WAIT_MS)),
-    ])
+    configLoad ??= getJson(workerUrl(PATHS.config))
       .catch(ignore)
       .then((json) => {
         checking = false;
@@ -408,7 +417,6 @@ export function createAttune(
         // meanwhile goes; a category the site has since disabled grants nothing (Google's tags, the claims).
         if (choice) {
           release();
-          persistSoon();
           setConsent({}, 'config');
         }
         return config;
@@ -564,8 +572,9 @@ export function createAttune(
       ids = { anonymousId: ulid() };
       session = undefined;
       // The person leaving made no choice for these: the next one's grant must not send them.
-      // (Held while a stored choice is checked, they are theirs under it, and go if it stands.)
-      if (!choice) waiting = [];
+      // Held while a stored choice is checked, they are theirs, under that choice.
+      if (checking) release();
+      else waiting = [];
       persistSoon();
     },
     anonymousId: () => ids.anonymousId,

@@ -25,6 +25,8 @@ let answers: Answer[];
 let configAnswer: unknown;
 /** /v1/config never answers (a stalled connection). */
 let configHangs: boolean;
+/** How long /v1/config takes to answer (ms). */
+let configDelay: number;
 /** The page's window, as far as its event listeners go. */
 let page: EventTarget;
 
@@ -70,6 +72,7 @@ beforeEach(() => {
   storage = emptyStorageLog();
   configAnswer = undefined;
   configHangs = false;
+  configDelay = 0;
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
   vi.setSystemTime(Date.parse('2026-11-26T10:00:00Z'));
   page = new EventTarget();
@@ -81,6 +84,8 @@ beforeEach(() => {
     'fetch',
     vi.fn(async (url: string, init?: RequestInit) => {
       if (url.includes('/v1/config') && configHangs) return new Promise<Response>(() => {});
+      if (url.includes('/v1/config') && configDelay > 0)
+        await new Promise((resolve) => setTimeout(resolve, configDelay));
       if (url.includes('/v1/config'))
         return configAnswer ? Response.json(configAnswer) : new Response('{}', { status: 404 });
       if (!url.endsWith('/v1/collect')) return new Response('{}', { status: 404 });
@@ -203,7 +208,7 @@ describe('a stored choice before /v1/config has confirmed its policy version', (
     expect(names()).toEqual(['page.viewed', 'product.clicked']);
   });
 
-  it('a /v1/config that never answers holds nothing for long: flush() resolves and sends after a few seconds', async () => {
+  it('flush() waits a few seconds at most for a /v1/config that never answers; what it held goes as the page is hidden', async () => {
     configHangs = true;
     const attune = tracker({ autoPageView: true }, grantedV1);
     let done = false;
@@ -212,7 +217,58 @@ describe('a stored choice before /v1/config has confirmed its policy version', (
     });
     await vi.advanceTimersByTimeAsync(3000);
     expect(done).toBe(true);
+    expect(names()).toEqual([]);
+    vi.stubGlobal('document', { referrer: '', title: 'Shop', hidden: true });
+    page.dispatchEvent(new Event('visibilitychange'));
+    await settle();
     expect(names()).toEqual(['page.viewed']);
+  });
+
+  it('a /v1/config slower than flush() waits for is still applied when it answers, and the banner gets it', async () => {
+    configAnswer = configV2;
+    configDelay = 5000;
+    const attune = tracker({ autoPageView: true }, grantedV1);
+    const banner = attune.consent.config();
+    const flushed = attune.flush();
+    await vi.advanceTimersByTimeAsync(5000);
+    await flushed;
+    expect((await banner).policyVersion).toBe('2');
+    expect(attune.consent.get()).toMatchObject({ decided: false, policyVersion: '2' });
+    await attune.flush();
+    expect(names()).toEqual([]);
+  });
+
+  it('a tab switched away and back during the check hands over what it held, and holds what comes after', async () => {
+    configAnswer = configV2;
+    configDelay = 2500;
+    const attune = tracker({ autoPageView: true }, grantedV1);
+    await vi.advanceTimersByTimeAsync(500);
+    vi.stubGlobal('document', { referrer: '', title: 'Shop', hidden: true });
+    page.dispatchEvent(new Event('visibilitychange'));
+    vi.stubGlobal('document', { referrer: '', title: 'Shop', hidden: false });
+    await vi.advanceTimersByTimeAsync(1000);
+    attune.track('product.viewed', { productId: 'p1' });
+    await vi.advanceTimersByTimeAsync(10_000);
+    await attune.flush();
+    // The page view went as the tab was hidden (the one case left); the later view waits for a choice under version 2.
+    expect(names()).toEqual(['page.viewed']);
+    expect(attune.consent.get()).toMatchObject({ decided: false, policyVersion: '2' });
+  });
+
+  it('a sign-out during the check, then a new policy version: the leaving person’s events never go under the next person’s choice', async () => {
+    configAnswer = configV2;
+    configDelay = 1000;
+    const alice: VisitorRecord = { ...grantedV1, userId: 'alice', userIdSignature: 'a'.repeat(64) };
+    const attune = tracker({ autoPageView: true }, alice);
+    attune.track('user.signed_out');
+    attune.reset();
+    await vi.advanceTimersByTimeAsync(1000);
+    attune.consent.set({ analytics: true }, 'banner');
+    await attune.flush();
+    for (const e of posts.flatMap((p) => p.events)) {
+      const claim = (e.context as { consent: ConsentClaim }).consent;
+      if (e.userId === 'alice') expect(claim.policyVersion).toBe('1');
+    }
   });
 
   it('a /v1/config that breaks the check (categories an object with its own every) is one that cannot be read', async () => {
