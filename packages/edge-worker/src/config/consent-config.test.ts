@@ -4,7 +4,7 @@ import { type ConsentConfig, DEFAULT_CONSENT_CONFIG } from '@attune/shared-schem
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../app.ts';
 import { WRITE_KEY } from '../ingest/test-support.ts';
-import { getConsentConfig, invalidateConsentConfig } from './consent-config.ts';
+import { CONSENT_CONFIG_VERSION_KEY, getConsentConfig, invalidateConsentConfig } from './consent-config.ts';
 
 /** The Worker's env pointed at the fixture Directus, with this token (a wrong one fails, a slow one hangs). */
 const withFixtureDirectus = (token: string) =>
@@ -104,6 +104,19 @@ describe('GET /v1/config when the site’s configuration cannot be read', () => 
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toBe('public, max-age=60');
     expect(await res.json()).toEqual(DEFAULT_CONSENT_CONFIG);
+  });
+
+  it('takes a last good copy kept before copies carried their generation while nothing was ever invalidated', async () => {
+    // A fresh deployment's KV: no generation yet ('0'), and the copy an earlier version wrote
+    // (this isolate's memory cleared as a new isolate's is).
+    await invalidateConsentConfig(env);
+    await env.EDGE_CACHE.delete(CONSENT_CONFIG_VERSION_KEY);
+    await env.EDGE_CACHE.delete('consent-config:0:demo');
+    const sites = { ...DEFAULT_CONSENT_CONFIG, policyVersion: 'site-v7' };
+    await env.EDGE_CACHE.put('consent-config:last-good:demo', JSON.stringify(sites));
+    const during = await config(withFixtureDirectus('wrong'));
+    expect(during.status).toBe(200);
+    expect(await during.json()).toEqual(sites);
   });
 
   it('serves the last configuration read from Directus during an outage, not one an invalidation has replaced', async () => {

@@ -192,8 +192,11 @@ async function lastGoodCopy(
       lastGoodKey(siteId),
       'json',
     );
-    if (copy?.generation !== generation) return undefined;
-    const valid = ConsentConfigSchema.safeParse(copy.config);
+    // A copy written before copies carried their generation (a bare configuration) can only
+    // be trusted while nothing was ever invalidated.
+    const untagged = copy !== null && copy.generation === undefined && generation === '0';
+    if (copy?.generation !== generation && !untagged) return undefined;
+    const valid = ConsentConfigSchema.safeParse(untagged ? copy : copy?.config);
     return valid.success ? valid.data : undefined;
   } catch {
     return undefined;

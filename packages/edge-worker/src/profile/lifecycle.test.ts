@@ -524,6 +524,34 @@ describe('events arriving out of order', () => {
     expect(result.profile.consent?.categories.personalization).toBe(false);
   });
 
+  it('an older choice flushed late that withdraws one purpose and grants another narrows the newer choice, never widens it', async () => {
+    const userId = `u-${anonId()}`;
+    const userIdSignature = await signed(userId);
+    const laptop = anonId('laptop');
+    const phone = anonId('phone');
+    const newer = consentFor('analytics');
+    const older = consentFor('personalization');
+    const choose = (anonymousId: string, consent: ConsentState, extra: Partial<CustomerAction> = {}) =>
+      makeEvent(anonymousId, 'consent.updated', {
+        userId,
+        userIdSignature,
+        consent,
+        properties: { ...consent, source: 'banner' },
+        ...extra,
+      });
+    await collect([choose(laptop, newer)]);
+    const late = choose(phone, older, { timestamp: new Date(Date.now() - 3_600_000).toISOString() });
+    expect((await collect([late])).status).toBe(200);
+    const held = await exportProfile(env, SITE, `user:${userId}`);
+    // Its withdrawal of analytics counts; its grant of personalization does not.
+    expect(held.profile?.consent?.state.categories).toMatchObject({
+      analytics: false,
+      personalization: false,
+      marketing: false,
+    });
+    expect(held.profile?.consent?.eventId).toBe(late.id);
+  });
+
   it('a withdrawal from a device whose clock is days slow (beyond the skew corrected) is not outranked by an earlier grant', async () => {
     const userId = `u-${anonId()}`;
     const userIdSignature = await signed(userId);

@@ -41,21 +41,31 @@ export function choiceTime(record: ConsentRecord): number {
 }
 
 /**
- * Whether a choice just received replaces the record in force: it was made at the same time
- * or later (at the same time, the later arrival wins), or it withdraws a purpose the record
- * grants. An older grant stays proof of what the person chose then, never the choice in
- * force. A withdrawal is never outranked by time: a device whose clock is off by more than
- * the skew the Worker corrects (a day) dates its choices days back, and its withdrawal
- * would otherwise be ignored after any grant.
+ * The record in force once a choice is received: the choice itself when it was made at the
+ * same time or later than the record (at the same time, the later arrival wins); for an
+ * older one, the record less what the older choice withdraws. An older choice's grants never
+ * count (an offline device's grant, flushed late, must not undo a withdrawal made since); its
+ * withdrawals always do, since a device whose clock is off by more than the day of skew the
+ * Worker corrects dates its choices days back, and its withdrawal would otherwise be
+ * ignored. Such a narrowed record keeps the record's policy version and choice time, with
+ * the older choice's event as its proof. Returns `current` itself when the older choice
+ * withdraws nothing: it is proof of what the person chose then, nothing more.
  */
-export function supersedes(received: ConsentRecord, current: ConsentRecord | undefined): boolean {
-  return (
-    current === undefined ||
-    choiceTime(received) >= choiceTime(current) ||
-    Object.entries(current.state.categories).some(
-      ([purpose, granted]) => granted && received.state.categories[purpose] !== true,
-    )
-  );
+export function consentAfter(received: ConsentRecord, current: ConsentRecord | undefined): ConsentRecord {
+  if (current === undefined || choiceTime(received) >= choiceTime(current)) return received;
+  const categories: Record<string, boolean> = {};
+  let narrowed = false;
+  for (const [purpose, granted] of Object.entries(current.state.categories)) {
+    const kept = granted && (purpose === 'necessary' || received.state.categories[purpose] === true);
+    categories[purpose] = kept;
+    if (kept !== granted) narrowed = true;
+  }
+  if (!narrowed) return current;
+  return {
+    ...received,
+    state: { ...current.state, categories },
+    chosenAt: current.chosenAt ?? current.recordedAt,
+  };
 }
 
 /** Whether `a` was chosen strictly later than `b` (of two records held, the one in force). */

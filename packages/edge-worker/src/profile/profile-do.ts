@@ -24,6 +24,7 @@ import {
   type ConsentRecord,
   chosenLater,
   clearPersonalization,
+  consentAfter,
   DEFAULT_RULES,
   emptyProfile,
   linkBrowserTo,
@@ -31,7 +32,6 @@ import {
   mergeProfiles,
   type ProfileRules,
   type ProfileState,
-  supersedes,
   toSummary,
   toView,
 } from './model.ts';
@@ -635,15 +635,18 @@ export class ProfileDO extends DurableObject<Env> {
             eventId: event.id,
             source: consentSource(event),
           };
-          if (supersedes(record, state.consent)) {
-            state.consent = record;
+          const inForce = consentAfter(record, state.consent);
+          if (inForce !== state.consent) {
+            state.consent = inForce;
             state.version++;
             const learned = state.recentActions.length > 0 || Object.keys(state.interests).length > 0;
-            if (learned && !isGranted(chosen, 'personalization')) {
+            if (learned && !isGranted(inForce.state, 'personalization')) {
               clearPersonalization(state);
               result.personalizationCleared = true;
             }
-          } else {
+          }
+          // An older choice (withdrawing something or not) is not the one in force: it teaches nothing.
+          if (inForce !== record) {
             superseded = true;
             result.supersededConsents.push(event.id);
           }
