@@ -65,6 +65,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PEOPLE = Number(process.env.BENCH_PEOPLE ?? 500);
 const BATCH = 20;
 const ORIGIN = 'http://127.0.0.1:3000';
+/** Answers other than 2xx, by status, over the whole run (the trivial Worker answers 204 only). */
+const nonOkStatuses = new Map();
 const WRITE_KEY = 'pk_bench_attune';
 const ADMIN_TOKEN = `bench-${randomBytes(8).toString('hex')}`;
 
@@ -310,7 +312,10 @@ function autocannonRun(url, nextPerson, { duration, rate, latencies = [], amount
       },
       (err, result) => (err ? rej(err) : res(result)),
     );
-    instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
+    instance.on('response', (_client, status, _bytes, responseTime) => {
+      latencies.push(responseTime);
+      if (status < 200 || status >= 300) nonOkStatuses.set(status, (nonOkStatuses.get(status) ?? 0) + 1);
+    });
   });
 }
 
@@ -339,7 +344,10 @@ async function openLoop(url, nextPerson, seconds, rate, latencies) {
         .then((status) => {
           latencies.push(performance.now() - sentAt);
           result.requests.total++;
-          if (status < 200 || status >= 300) result.non2xx++;
+          if (status < 200 || status >= 300) {
+            result.non2xx++;
+            nonOkStatuses.set(status, (nonOkStatuses.get(status) ?? 0) + 1);
+          }
         })
         .catch(() => {
           result.errors++;
@@ -630,6 +638,10 @@ async function main() {
       );
     }
   }
+  if (nonOkStatuses.size > 0)
+    console.log(
+      `\nNon-2xx answers by status, whole run: ${[...nonOkStatuses].map(([s, n]) => `${s} × ${n}`).join(', ')}.`,
+    );
 }
 
 /** Without BENCH_DEV_TOOLS: this run (dev tools off), then the same bench with wrangler's defaults. */
