@@ -452,6 +452,24 @@ describe('retention alarm and the queue', () => {
   });
 });
 
+/** A signed-in person, and the consent choices they make on their browsers, as the banner sends them. */
+async function personChoosing(): Promise<{
+  userId: string;
+  choose: (anonymousId: string, consent: ConsentState, extra?: Partial<CustomerAction>) => CustomerAction;
+}> {
+  const userId = `u-${anonId()}`;
+  const userIdSignature = await signed(userId);
+  const choose = (anonymousId: string, consent: ConsentState, extra: Partial<CustomerAction> = {}) =>
+    makeEvent(anonymousId, 'consent.updated', {
+      userId,
+      userIdSignature,
+      consent,
+      properties: { ...consent, source: 'banner' },
+      ...extra,
+    });
+  return { userId, choose };
+}
+
 describe('events arriving out of order', () => {
   it('an older event flushed late (an offline queue) moves firstSeen back to it', async () => {
     const a = anonId();
@@ -466,20 +484,11 @@ describe('events arriving out of order', () => {
   });
 
   it('an older consent choice flushed late is kept as proof, but the newer choice stays in force', async () => {
-    const userId = `u-${anonId()}`;
-    const userIdSignature = await signed(userId);
+    const { userId, choose: choice } = await personChoosing();
     const deviceA = anonId('devA');
     const deviceB = anonId('devB');
     const grant = consentFor('analytics', 'personalization', 'marketing');
     const withdrawal = consentFor('analytics');
-    const choice = (anonymousId: string, consent: ConsentState, extra: Partial<CustomerAction> = {}) =>
-      makeEvent(anonymousId, 'consent.updated', {
-        userId,
-        userIdSignature,
-        consent,
-        properties: { ...consent, source: 'banner' },
-        ...extra,
-      });
     // Device B withdraws personalization and marketing now.
     const withdrawn = choice(deviceB, withdrawal);
     expect((await collect([withdrawn])).status).toBe(200);
@@ -525,20 +534,11 @@ describe('events arriving out of order', () => {
   });
 
   it('an older choice flushed late that withdraws one purpose and grants another narrows the newer choice, never widens it', async () => {
-    const userId = `u-${anonId()}`;
-    const userIdSignature = await signed(userId);
+    const { userId, choose } = await personChoosing();
     const laptop = anonId('laptop');
     const phone = anonId('phone');
     const newer = consentFor('analytics');
     const older = consentFor('personalization');
-    const choose = (anonymousId: string, consent: ConsentState, extra: Partial<CustomerAction> = {}) =>
-      makeEvent(anonymousId, 'consent.updated', {
-        userId,
-        userIdSignature,
-        consent,
-        properties: { ...consent, source: 'banner' },
-        ...extra,
-      });
     await collect([choose(laptop, newer)]);
     const late = choose(phone, older, { timestamp: new Date(Date.now() - 3_600_000).toISOString() });
     expect((await collect([late])).status).toBe(200);
@@ -553,30 +553,14 @@ describe('events arriving out of order', () => {
   });
 
   it('a withdrawal from a device whose clock is days slow (beyond the skew corrected) is not outranked by an earlier grant', async () => {
-    const userId = `u-${anonId()}`;
-    const userIdSignature = await signed(userId);
+    const { userId, choose } = await personChoosing();
     const phone = anonId('phone');
     const laptop = anonId('laptop');
-    const grant = consentFor('analytics', 'personalization', 'marketing');
-    const withdrawal = consentFor('analytics');
     // The phone grants everything, with a right clock.
-    await collect([
-      makeEvent(phone, 'consent.updated', {
-        userId,
-        userIdSignature,
-        consent: grant,
-        properties: { ...grant, source: 'banner' },
-      }),
-    ]);
+    await collect([choose(phone, consentFor('analytics', 'personalization', 'marketing'))]);
     // The laptop's clock is two days slow: its batch's sentAt too, so nothing corrects it.
     const slow = new Date(Date.now() - 2 * 86_400_000).toISOString();
-    const withdrawn = makeEvent(laptop, 'consent.updated', {
-      userId,
-      userIdSignature,
-      consent: withdrawal,
-      properties: { ...withdrawal, source: 'preferences' },
-      timestamp: slow,
-    });
+    const withdrawn = choose(laptop, consentFor('analytics'), { timestamp: slow });
     expect((await collect([withdrawn], { sentAt: slow })).status).toBe(200);
     const held = await exportProfile(env, SITE, `user:${userId}`);
     expect(held.profile?.consent?.eventId).toBe(withdrawn.id);
