@@ -182,85 +182,27 @@ async function upsert(api, collection, id, body) {
 }
 
 /** The attune-sync policy: exactly what the queue consumer, config and replay need. */
-async function applySyncAccess(api, env) {
-  await upsert(api, 'policies', IDS.policy, {
-    name: 'attune-sync',
-    icon: 'sync',
-    description:
-      "The edge Worker's access: write the event log, profiles and consent proof; read the catalog.",
-    admin_access: false,
-    app_access: false,
-  });
-  await upsert(api, 'roles', IDS.role, {
-    name: 'attune-sync',
-    icon: 'sync',
-    description: 'The edge Worker (least privilege)',
-  });
-  const access =
-    (await api.get(`/access?filter[role][_eq]=${IDS.role}&filter[policy][_eq]=${IDS.policy}`)) ?? [];
-  if (access.length === 0) await api.post('/access', { role: IDS.role, policy: IDS.policy });
-
-  // Permissions are replaced wholesale, so a narrowed schema.mjs narrows the policy too.
-  const current = (await api.get(`/permissions?filter[policy][_eq]=${IDS.policy}&limit=-1&fields=id`)) ?? [];
-  if (current.length > 0)
-    await api.del(
-      '/permissions',
-      current.map((p) => p.id),
-    );
-  const wanted = COLLECTIONS.flatMap((c) =>
-    c.sync.map((action) => ({
-      policy: IDS.policy,
-      collection: c.collection,
-      action,
-      fields: ['*'],
-      permissions: {},
-      validation: {},
-    })),
-  );
-  await api.post('/permissions', wanted);
-
-  const users =
-    (await api.get(`/users?filter[email][_eq]=${encodeURIComponent(SYNC_EMAIL)}&fields=id,token`)) ?? [];
-  const token = env.syncToken;
-  if (users.length === 0) {
-    await api.post('/users', {
-      email: SYNC_EMAIL,
-      first_name: 'Attune',
-      last_name: 'edge sync',
-      role: IDS.role,
-      token,
-      status: 'active',
-    });
-  } else {
-    const user = users[0];
-    await api.patch(`/users/${user.id}`, { role: IDS.role, token, status: 'active' });
-  }
-  return token;
-}
-
 /**
- * The attune-shop policy: read the collections in SHOP_READS, nothing else (no app access,
- * no writes). Its user's static token is what the demo shop sends as DIRECTUS_TOKEN.
+ * One least-privilege access in Directus: its policy and role, linked, the policy's
+ * permissions replaced wholesale (a narrowed list narrows the policy too), and its user,
+ * created or updated with `token`.
  */
-async function applyShopAccess(api, shopToken) {
-  await upsert(api, 'policies', IDS.shopPolicy, {
-    name: 'attune-shop',
-    icon: 'storefront',
-    description: "The demo shop's server: read the catalog (products), nothing else.",
+async function applyAccess(
+  api,
+  { policy, role, name, icon, policyNote, roleNote, email, lastName, permissions, token },
+) {
+  await upsert(api, 'policies', policy, {
+    name,
+    icon,
+    description: policyNote,
     admin_access: false,
     app_access: false,
   });
-  await upsert(api, 'roles', IDS.shopRole, {
-    name: 'attune-shop',
-    icon: 'storefront',
-    description: 'The demo shop (read-only catalog)',
-  });
-  const access =
-    (await api.get(`/access?filter[role][_eq]=${IDS.shopRole}&filter[policy][_eq]=${IDS.shopPolicy}`)) ?? [];
-  if (access.length === 0) await api.post('/access', { role: IDS.shopRole, policy: IDS.shopPolicy });
-  // Replaced wholesale, as for attune-sync: a shorter SHOP_READS narrows the policy too.
-  const current =
-    (await api.get(`/permissions?filter[policy][_eq]=${IDS.shopPolicy}&limit=-1&fields=id`)) ?? [];
+  await upsert(api, 'roles', role, { name, icon, description: roleNote });
+  const access = (await api.get(`/access?filter[role][_eq]=${role}&filter[policy][_eq]=${policy}`)) ?? [];
+  if (access.length === 0) await api.post('/access', { role, policy });
+
+  const current = (await api.get(`/permissions?filter[policy][_eq]=${policy}&limit=-1&fields=id`)) ?? [];
   if (current.length > 0)
     await api.del(
       '/permissions',
@@ -268,29 +210,65 @@ async function applyShopAccess(api, shopToken) {
     );
   await api.post(
     '/permissions',
-    SHOP_READS.map((collection) => ({
-      policy: IDS.shopPolicy,
+    permissions.map(({ collection, action }) => ({
+      policy,
       collection,
-      action: 'read',
+      action,
       fields: ['*'],
       permissions: {},
       validation: {},
     })),
   );
-  const users =
-    (await api.get(`/users?filter[email][_eq]=${encodeURIComponent(SHOP_EMAIL)}&fields=id`)) ?? [];
+
+  const users = (await api.get(`/users?filter[email][_eq]=${encodeURIComponent(email)}&fields=id`)) ?? [];
   if (users.length === 0) {
     await api.post('/users', {
-      email: SHOP_EMAIL,
+      email,
       first_name: 'Attune',
-      last_name: 'demo shop',
-      role: IDS.shopRole,
-      token: shopToken,
+      last_name: lastName,
+      role,
+      token,
       status: 'active',
     });
   } else {
-    await api.patch(`/users/${users[0].id}`, { role: IDS.shopRole, token: shopToken, status: 'active' });
+    await api.patch(`/users/${users[0].id}`, { role, token, status: 'active' });
   }
+}
+
+async function applySyncAccess(api, env) {
+  await applyAccess(api, {
+    policy: IDS.policy,
+    role: IDS.role,
+    name: 'attune-sync',
+    icon: 'sync',
+    policyNote:
+      "The edge Worker's access: write the event log, profiles and consent proof; read the catalog.",
+    roleNote: 'The edge Worker (least privilege)',
+    email: SYNC_EMAIL,
+    lastName: 'edge sync',
+    permissions: COLLECTIONS.flatMap((c) => c.sync.map((action) => ({ collection: c.collection, action }))),
+    token: env.syncToken,
+  });
+  return env.syncToken;
+}
+
+/**
+ * The attune-shop policy: read the collections in SHOP_READS, nothing else (no app access,
+ * no writes). Its user's static token is what the demo shop sends as DIRECTUS_TOKEN.
+ */
+async function applyShopAccess(api, shopToken) {
+  await applyAccess(api, {
+    policy: IDS.shopPolicy,
+    role: IDS.shopRole,
+    name: 'attune-shop',
+    icon: 'storefront',
+    policyNote: "The demo shop's server: read the catalog (products), nothing else.",
+    roleNote: 'The demo shop (read-only catalog)',
+    email: SHOP_EMAIL,
+    lastName: 'demo shop',
+    permissions: SHOP_READS.map((collection) => ({ collection, action: 'read' })),
+    token: shopToken,
+  });
 }
 
 /** Where bootstrap writes the shop's DIRECTUS_URL and DIRECTUS_TOKEN (read by scripts/up.mjs). */
