@@ -198,6 +198,11 @@ export function jsonBytes(value: unknown): number {
   return encoder.encode(JSON.stringify(value)).byteLength;
 }
 
+/** The bytes one entry adds to an object's JSON: key, colon, value and a comma (at most one too many). */
+export function jsonEntryBytes(key: string, value: unknown): number {
+  return jsonBytes(key) + jsonBytes(value) + 2;
+}
+
 function jsonIssuesToErrors(issues: JsonIssue[], prefix: readonly PropertyKey[]): FieldError[] {
   return issues.map((i) => ({ path: formatPath([...prefix, ...i.path]), message: i.message }));
 }

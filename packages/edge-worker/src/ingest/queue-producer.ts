@@ -8,6 +8,7 @@ import {
   type Enrichment,
   type EventsItem,
   type EventsMessage,
+  jsonEntryBytes,
   MAX_EVENTS_PER_MESSAGE,
   type ProfileMessage,
   type Purpose,
@@ -116,10 +117,7 @@ export function fitProfileMessage(message: ProfileMessage): { message: ProfileMe
     ...Object.entries(traits).map(([key, value]) => ({ map: 'traits' as const, key, value })),
     ...Object.entries(counters).map(([key, value]) => ({ map: 'counters' as const, key, value })),
   ]
-    .map((entry) => ({
-      ...entry,
-      bytes: jsonBytes(JSON.stringify(entry.key)) + jsonBytes(JSON.stringify(entry.value)) + 2,
-    }))
+    .map((entry) => ({ ...entry, bytes: jsonEntryBytes(entry.key, entry.value) }))
     .sort((x, y) => y.bytes - x.bytes);
   const omit = { traits: new Set<string>(), counters: new Set<string>() };
   let trimmed = message;

@@ -11,7 +11,7 @@ import {
   type CustomerAction,
   isGranted,
   type JsonValue,
-  jsonBytes,
+  jsonEntryBytes,
   KNOWN_EVENT_NAMES,
   SIGNAL_WEIGHT,
 } from '@attune/shared-schema';
@@ -301,11 +301,6 @@ function count(counters: Record<string, number>, key: string, by: number, rules:
   bump(counters, key, by);
 }
 
-/** The bytes one trait adds to the traits' JSON: key, colon, value and a comma (at most one too many). */
-function traitBytes(key: string, value: JsonValue): number {
-  return jsonBytes(key) + jsonBytes(value) + 2;
-}
-
 /**
  * Stores `incoming` traits within MAX_TRAIT_KEYS and MAX_TRAITS_BYTES, in order: one that
  * does not fit is left out, and the next ones are still tried. `overwrite: false` keeps the
@@ -314,13 +309,13 @@ function traitBytes(key: string, value: JsonValue): number {
 function setTraits(state: ProfileState, incoming: Record<string, JsonValue>, overwrite: boolean): void {
   let keys = Object.keys(state.traits).length;
   let bytes = 2;
-  for (const [key, value] of Object.entries(state.traits)) bytes += traitBytes(key, value);
+  for (const [key, value] of Object.entries(state.traits)) bytes += jsonEntryBytes(key, value);
   for (const [key, value] of Object.entries(incoming)) {
     const held = Object.hasOwn(state.traits, key);
     if (held && !overwrite) continue;
     if (!held && keys >= MAX_TRAIT_KEYS) continue;
-    const old = held ? traitBytes(key, state.traits[key] ?? null) : 0;
-    const next = bytes - old + traitBytes(key, value);
+    const old = held ? jsonEntryBytes(key, state.traits[key] ?? null) : 0;
+    const next = bytes - old + jsonEntryBytes(key, value);
     // Over the bound only if it grows them: a profile stored over it before the bound held
     // still takes a change of the same size or smaller (a corrected email).
     if (next > MAX_TRAITS_BYTES && next > bytes) continue;
