@@ -1,10 +1,15 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { type ConsentConfig, DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../app.ts';
 import { WRITE_KEY } from '../ingest/test-support.ts';
-import { CONSENT_CONFIG_VERSION_KEY, getConsentConfig, invalidateConsentConfig } from './consent-config.ts';
+import {
+  CONSENT_CONFIG_VERSION_KEY,
+  getConsentConfig,
+  invalidateConsentConfig,
+  MEMO_MS,
+} from './consent-config.ts';
 
 /** The Worker's env pointed at the fixture Directus, with this token (a wrong one fails, a slow one hangs). */
 const withFixtureDirectus = (token: string) =>
@@ -36,6 +41,41 @@ describe('consent configuration when Directus fails', () => {
     await invalidateConsentConfig(hanging);
     // The fixture answers after 20 s, past this test's timeout: only giving up gets an answer in time.
     expect(await getConsentConfig(hanging, 'hanging-directus-site')).toEqual(DEFAULT_CONSENT_CONFIG);
+  });
+
+  describe('refreshing while serving', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('serves the configuration it holds at once while a refresh waits on a hung Directus', {
+      timeout: 15_000,
+    }, async () => {
+      const site = 'stale-while-refreshing';
+      const hanging = withFixtureDirectus('slow-directus-token');
+      const generation = await invalidateConsentConfig(env);
+      await env.EDGE_CACHE.put(
+        `consent-config:${generation}:${site}`,
+        JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: 'held' }),
+      );
+      expect((await getConsentConfig(hanging, site)).policyVersion).toBe('held');
+      // Another isolate's invalidation: only KV changes, so the refresh must ask Directus, which hangs.
+      await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, `${generation}-elsewhere`);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + MEMO_MS + 1);
+
+      const kept: Promise<unknown>[] = [];
+      // Before, this request (and every other of the site) waited for the Directus read to give up.
+      expect((await getConsentConfig(hanging, site, (p) => kept.push(p))).policyVersion).toBe('held');
+      expect(kept).toHaveLength(1);
+      // Requests that come while it runs neither wait for it nor start another.
+      expect((await getConsentConfig(hanging, site, (p) => kept.push(p))).policyVersion).toBe('held');
+      expect(kept).toHaveLength(1);
+      vi.useRealTimers();
+      // Once the read gives up, the held configuration (replaced elsewhere) no longer stands in.
+      await expect(kept[0]).resolves.toEqual(DEFAULT_CONSENT_CONFIG);
+      expect(await getConsentConfig(hanging, site)).toEqual(DEFAULT_CONSENT_CONFIG);
+    });
   });
 
   it('hands the read that concurrent requests share to the waitUntil of the request that started it', async () => {

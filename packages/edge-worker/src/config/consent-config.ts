@@ -1,8 +1,9 @@
 /**
  * A site's consent configuration (categories and policy version) as the edge enforces
  * and `/v1/config` serves it: read from Directus `consent_categories`, cached in
- * EDGE_CACHE (KV) and in isolate memory, invalidated by the Directus webhook; the
- * built-in defaults when Directus has none for the site. When Directus cannot be reached,
+ * EDGE_CACHE (KV) and in isolate memory (served while a refresh runs in the background),
+ * invalidated by the Directus webhook; the built-in defaults when Directus has none for
+ * the site. When Directus cannot be reached,
  * the last configuration read for the site stands in (this isolate's, else the last good
  * copy in KV, kept without expiry); with neither, the configuration is unavailable:
  * `/v1/config` says so (503) rather than serve the built-in policy version as the site's,
@@ -33,13 +34,14 @@ const configKey = (generation: string, siteId: string) => `consent-config:${gene
  */
 const lastGoodKey = (siteId: string) => `consent-config:last-good:${siteId}`;
 /** How long an isolate trusts its memory before looking at KV again. */
-const MEMO_MS = 30_000;
+export const MEMO_MS = 30_000;
 /** KV copies outlive invalidation misses; the generation key makes them unreachable anyway. */
 const KV_TTL_SECONDS = 24 * 60 * 60;
 /**
- * A Directus read of the categories gives up after this long: every ingest request of the
- * site waits for it, so a hung Directus must turn into the fallback below, not into hung
- * requests (and it must end well within the 30 s a request's waitUntil is given).
+ * A Directus read of the categories gives up after this long: every request of the site
+ * that finds no configuration in this isolate waits for it, so a hung Directus must turn
+ * into the fallback below, not into hung requests (and it must end well within the 30 s a
+ * request's waitUntil is given).
  */
 const DIRECTUS_TIMEOUT_MS = 5000;
 
@@ -159,7 +161,11 @@ export async function readConsentConfig(
     // would wait on it for good. (What is kept resolves to the configuration in force.)
     keepAlive(started.then(configInForce));
   }
-  return pending;
+  // Stale while the refresh runs, as the catalog is: what this isolate holds is served at
+  // once, so the site's ingest and decisions do not wait on KV and Directus every MEMO_MS
+  // (nor, while Directus hangs, up to DIRECTUS_TIMEOUT_MS every 5 s). An invalidation in
+  // this isolate drops the memo, so the read after it waits for the new configuration.
+  return mine ? outcome(mine) : pending;
 }
 
 /**
