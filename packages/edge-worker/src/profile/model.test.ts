@@ -9,6 +9,7 @@ import {
   emptyProfile,
   evaluateSegments,
   MAX_COUNTERS,
+  MAX_PRODUCT_NAME_CHARS,
   MAX_TRAIT_KEYS,
   MAX_TRAITS_BYTES,
   mergeProfiles,
@@ -253,6 +254,40 @@ describe('merge and consent', () => {
 });
 
 describe('bounded profile', () => {
+  it('learns nothing from a product id, category or tag longer than MAX_PRODUCT_NAME_CHARS, and keeps the state small', () => {
+    const s = fresh();
+    const long = (i: number) => `${i}-${'x'.repeat(4000)}`;
+    for (let i = 0; i < 300; i++) {
+      applyEvent(
+        s,
+        ev('cart.item.added', { productId: long(i), category: long(i), tags: [long(i), 'ok'] }),
+        T0 + i,
+        rules,
+      );
+    }
+    applyEvent(
+      s,
+      ev('order.completed', { products: [{ productId: long(1), category: long(1) }], total: 5 }),
+      T0 + 400,
+      rules,
+    );
+    expect(Object.keys(s.interests)).toEqual(['tag:ok']);
+    expect(s.cart).toEqual([]);
+    expect(s.purchased).toEqual([]);
+    expect(s.recentActions[1]).toEqual({
+      id: expect.any(String),
+      name: 'cart.item.added',
+      at: expect.any(String),
+    });
+    // 300 events with 4 KB names each: the state stays a few tens of KB, not megabytes.
+    expect(JSON.stringify(s).length).toBeLessThan(30_000);
+    // A name at the bound is learned from as before.
+    const edge = 'c'.repeat(MAX_PRODUCT_NAME_CHARS);
+    applyEvent(s, ev('cart.item.added', { productId: edge, category: edge }), T0 + 500, rules);
+    expect(s.interests[`category:${edge}`]).toBe(3);
+    expect(s.cart).toEqual([edge]);
+  });
+
   it('counts at most MAX_COUNTERS distinct event names; known names and segment rules are still counted', () => {
     const custom = { ...rules, customSegments: [{ id: 'quizzers', minCounters: { 'quiz.done': 1 } }] };
     const s = fresh();

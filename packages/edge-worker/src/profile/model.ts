@@ -172,6 +172,14 @@ const ALWAYS_COUNTED: ReadonlySet<string> = new Set<string>([
 ]);
 const MAX_LIST = 200;
 /**
+ * The longest product id, category or tag a profile learns from; a longer one is ignored, as
+ * if the event had not named it. Producers may send any string of up to 4,096 characters
+ * there, longer than any catalog's names: one browser could otherwise grow its profile to
+ * megabytes of interest keys, cart, purchases and recent actions, which every batch
+ * rewrites and no queue message (128 KB) can carry to Directus.
+ */
+export const MAX_PRODUCT_NAME_CHARS = 128;
+/**
  * Browsers linked to one person. The list is who the person is (erasure and retention
  * tombstone or forget every browser on it), so it never drops one: past the bound, a new
  * browser is simply not linked (its anonymous history stays its own, erasable by its key).
@@ -243,12 +251,18 @@ interface ProductFacts {
   tags: string[];
 }
 
+/** A product id, category or tag, if it is one a profile learns from (see MAX_PRODUCT_NAME_CHARS). */
+function productName(v: JsonValue | undefined): string | undefined {
+  const name = asString(v);
+  return name !== undefined && name.length <= MAX_PRODUCT_NAME_CHARS ? name : undefined;
+}
+
 function productFacts(v: JsonValue | undefined): ProductFacts | undefined {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-  const tags = Array.isArray(v.tags) ? v.tags.filter((t): t is string => typeof t === 'string') : [];
+  const tags = Array.isArray(v.tags) ? v.tags.flatMap((t) => productName(t) ?? []) : [];
   const facts: ProductFacts = { tags: tags.slice(0, 50) };
-  const productId = asString(v.productId);
-  const category = asString(v.category);
+  const productId = productName(v.productId);
+  const category = productName(v.category);
   if (productId !== undefined) facts.productId = productId;
   if (category !== undefined) facts.category = category;
   return facts;
