@@ -5,6 +5,7 @@
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lookUpPerson } from '../lib/people.ts';
 import {
   flush,
   launch,
@@ -586,6 +587,25 @@ describe('"delete my data" reaches the anonymous visitor without the attune_aid 
     });
     await deleteMyDataAndCheck(page, anonymousId);
     await context.close();
+  });
+
+  it('a shop whose Worker URL has a wrong path is told so, not that there is nothing to erase', async () => {
+    const saved = { url: process.env.ATTUNE_WORKER_URL, token: process.env.ATTUNE_ADMIN_TOKEN };
+    // A common slip: the base URL with /v1 in it, so the shop asks for /v1/v1/people/….
+    process.env.ATTUNE_WORKER_URL = `${system().urls.worker}/v1`;
+    process.env.ATTUNE_ADMIN_TOKEN = system().secrets.adminToken;
+    try {
+      const lookup = await lookUpPerson({ kind: 'anon', id: '01JD8X3Q4Z5R6S7T8V9W0WRONG' });
+      expect(lookup).toEqual({ ok: false, retryable: false, status: 404 });
+    } finally {
+      for (const [name, value] of [
+        ['ATTUNE_WORKER_URL', saved.url],
+        ['ATTUNE_ADMIN_TOKEN', saved.token],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 
   it('a request that names no valid anonymous id is a 400 that says what to send', async () => {

@@ -2,6 +2,7 @@
  * The Worker's HTTP surface, composed from one sub-app per capability. Each folder
  * owns its routes; this file only mounts them (and the first-party `/attune/*` aliases).
  */
+import { errorBody } from '@attune/shared-schema';
 import { Hono } from 'hono';
 import { adminRoutes } from './admin/routes.ts';
 import { configRoutes } from './config/routes.ts';
@@ -33,13 +34,10 @@ export function createApp(): Hono<AppEnv> {
     log('error', 'unhandled', { error: err.name, route: c.req.routePath });
     return c.json({ error: { code: 'internal', message: 'internal error; retry later' } }, 500);
   });
+  // Its own code, not `not_found`: that one means "nothing is held about this person", and a
+  // client with a wrong base URL (…/v1/v1/people/…) must not take this 404 for that answer.
   app.notFound((c) =>
-    c.json(
-      {
-        error: { code: 'not_found', message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` },
-      },
-      404,
-    ),
+    c.json(errorBody('no_route', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404),
   );
   return app;
 }

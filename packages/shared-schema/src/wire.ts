@@ -53,6 +53,7 @@ export interface ErrorBody {
       | 'rate_limited'
       | 'unauthorized'
       | 'not_found'
+      | 'no_route'
       | 'unsupported_encoding';
     message: string;
     errors?: FieldError[];

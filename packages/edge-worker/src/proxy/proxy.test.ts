@@ -693,7 +693,8 @@ describe('edge proxy: what passes through untouched', () => {
   it('never proxies Attune’s own paths', async () => {
     const res = await exports.default.fetch(`${SHOP}/v1/nothing-here`);
     expect(res.status).toBe(404);
-    expect(await res.json()).toMatchObject({ error: { code: 'not_found' } });
+    // Not `not_found`, which the people routes answer for "nothing held about this person".
+    expect(await res.json()).toMatchObject({ error: { code: 'no_route' } });
   });
 });
 
