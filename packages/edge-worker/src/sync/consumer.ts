@@ -41,11 +41,13 @@ import {
   erasedPersonKeys,
   eventRow,
   latestProfiles,
+  newerSnapshot,
   type PersonRow,
   personRow,
   personRowId,
   retryDelaySeconds,
   rowProblem,
+  type SnapshotOrder,
 } from './mapping.ts';
 
 /**
@@ -366,15 +368,21 @@ async function writeProfiles(
   const latest = latestProfiles(items.map((i) => i.body));
   const rows = [...latest.values()].map(personRow);
   const write = async (batch: PersonRow[]): Promise<number> => {
-    const stored = await directus.readItems<{ id: string; version: number | null }>('people', {
-      filter: { id: { _in: batch.map((r) => r.id) } },
-      fields: ['id', 'version'],
-      limit: -1,
-    });
-    const version = new Map(stored.map((s) => [s.id, s.version ?? 0]));
-    const creates = batch.filter((r) => !version.has(r.id));
+    const stored = await directus.readItems<SnapshotOrder & { id: string; version: number | null }>(
+      'people',
+      {
+        filter: { id: { _in: batch.map((r) => r.id) } },
+        fields: ['id', 'version', 'first_seen', 'last_seen'],
+        limit: -1,
+      },
+    );
+    const held = new Map(stored.map((s) => [s.id, { ...s, version: s.version ?? 0 }]));
+    const creates = batch.filter((r) => !held.has(r.id));
     // Latest state wins: an older snapshot arriving late never overwrites a newer one.
-    const updates = batch.filter((r) => version.has(r.id) && (version.get(r.id) ?? 0) < r.version);
+    const updates = batch.filter((r) => {
+      const row = held.get(r.id);
+      return row !== undefined && newerSnapshot(r, row);
+    });
     await directus.createItems('people', creates);
     await directus.updateItems('people', updates);
     return creates.length + updates.length;

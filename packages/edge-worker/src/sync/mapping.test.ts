@@ -7,6 +7,7 @@ import {
   erasedPersonKeys,
   eventRow,
   latestProfiles,
+  newerSnapshot,
   personRow,
   profileInputFromRow,
   RETRIES_EXHAUSTED,
@@ -108,6 +109,31 @@ describe('profiles', () => {
     const latest = latestProfiles([profile(3), profile(7), profile(5)]);
     expect([...latest.values()].map((p) => p.version)).toEqual([7]);
     expect(personRow(profile(7))).toMatchObject({ id: 'demo:anon:a', version: 7, segments: ['s7'] });
+  });
+
+  it('takes a later life of the person over a higher version of an earlier one', () => {
+    // Seen in January, wiped by retention; back in June, numbered from 1 again.
+    const before = { version: 57, first_seen: '2026-01-02T00:00:00Z', last_seen: '2026-01-20T00:00:00Z' };
+    const back = { version: 1, first_seen: '2026-06-01T00:00:00Z', last_seen: '2026-06-01T00:05:00Z' };
+    expect(newerSnapshot(back, before)).toBe(true);
+    expect(newerSnapshot(before, back)).toBe(false);
+    // Within one life the version decides, a merge moving first seen earlier included.
+    const merged = { version: 58, first_seen: '2025-12-01T00:00:00Z', last_seen: '2026-01-21T00:00:00Z' };
+    expect(newerSnapshot(merged, before)).toBe(true);
+    expect(newerSnapshot(before, merged)).toBe(false);
+    // A stored row without times falls back to the version.
+    expect(newerSnapshot(back, { version: 57, first_seen: null, last_seen: null })).toBe(false);
+    const inBatch = [
+      {
+        ...profile(57),
+        profile: { ...profile(57).profile, firstSeen: before.first_seen, lastSeen: before.last_seen },
+      },
+      {
+        ...profile(1),
+        profile: { ...profile(1).profile, firstSeen: back.first_seen, lastSeen: back.last_seen },
+      },
+    ];
+    expect([...latestProfiles(inBatch).values()].map((p) => p.version)).toEqual([1]);
   });
 });
 

@@ -224,9 +224,39 @@ export function latestProfiles(messages: readonly ProfileMessage[]): Map<string,
   for (const m of messages) {
     const id = personRowId(m.siteId, m.personId);
     const prev = latest.get(id);
-    if (!prev || m.version > prev.version) latest.set(id, m);
+    if (!prev || newerSnapshot(snapshotOrder(m), snapshotOrder(prev))) latest.set(id, m);
   }
   return latest;
+}
+
+/** What orders two snapshots of one person's row (a stored row's times may be missing). */
+export interface SnapshotOrder {
+  version: number;
+  first_seen?: string | null;
+  last_seen?: string | null;
+}
+
+const snapshotOrder = (m: ProfileMessage): SnapshotOrder => ({
+  version: m.version,
+  first_seen: m.profile.firstSeen,
+  last_seen: m.profile.lastSeen,
+});
+
+/**
+ * Whether snapshot `a` of a person's row replaces `b`: the higher version, unless the two
+ * are of different lives of the person. A profile first seen after the other was last seen
+ * is a later one whatever its version: the person came back after retention (or an
+ * erasure's tombstone) wiped their ProfileDO, which numbers from 1 again. (Before, the
+ * return's snapshots lost to the old row's higher version, and once the erasure deleted
+ * that row the person had none until their next snapshot.) Within one life, first seen
+ * only moves earlier (a merge) and last seen later, so this never reorders it.
+ */
+export function newerSnapshot(a: SnapshotOrder, b: SnapshotOrder): boolean {
+  const after = (x: string | null | undefined, y: string | null | undefined) =>
+    typeof x === 'string' && typeof y === 'string' && Date.parse(x) > Date.parse(y);
+  if (after(a.first_seen, b.last_seen)) return true;
+  if (after(b.first_seen, a.last_seen)) return false;
+  return a.version > b.version;
 }
 
 /** Every person key a person was known by (anonymous ids, user id, the key itself): what erasure and access cover. */

@@ -123,6 +123,13 @@ export function consentMessage(personId: string): ConsentMessage {
   };
 }
 
+/**
+ * When the test people's profiles began: one life for all of a person's snapshots, as a
+ * ProfileDO keeps it (only a merge moves it, earlier). A snapshot first seen after the row's
+ * last activity is a later life of the person (see newerSnapshot).
+ */
+const LIFE_BEGAN = new Date(Date.now() - 24 * 60 * 60 * 1000).toISOString();
+
 export function profileMessage(personId: string, version: number, segment: string): ProfileMessage {
   const now = new Date().toISOString();
   return {
@@ -136,7 +143,7 @@ export function profileMessage(personId: string, version: number, segment: strin
       interests: { 'category:kitchen': version },
       segments: [segment],
       counters: { events: version },
-      firstSeen: now,
+      firstSeen: LIFE_BEGAN,
       lastSeen: now,
     },
   };

@@ -358,14 +358,21 @@ function cameBack(person: string) {
     consent: { ...consentMessage(person), recordedAt: before },
     profile: oldProfile,
   };
-  // The retention alarm wiped the ProfileDO: it numbers the person's versions from 1 again.
+  // The retention alarm wiped the ProfileDO: it numbers the person's versions from 1 again,
+  // in a life that began after the erasure was requested.
+  const returned = (version: number) => {
+    const message = profileMessage(person, version, 'returned');
+    const now = new Date().toISOString();
+    message.profile = { ...message.profile, firstSeen: now, lastSeen: now };
+    return message;
+  };
   const back = {
     event: eventMessage(person),
     consent: consentMessage(person),
-    profile: profileMessage(person, 1, 'returned'),
+    profile: returned(1),
   };
   const erasure = { ...erasureMessage(person), requestedAt };
-  return { old, back, erasure };
+  return { old, back, erasure, returned };
 }
 
 describe('erasure bounded by its request (retention erasure delivered late)', () => {
@@ -396,10 +403,10 @@ describe('erasure bounded by its request (retention erasure delivered late)', ()
 
   it('keeps what a person sent after the erasure was requested and synced before it', async () => {
     const person = `anon:${uniqueId('came-back-first')}`;
-    const { old, back, erasure } = cameBack(person);
+    const { old, back, erasure, returned } = cameBack(person);
     await consume(deliveries([old.event, old.atRequest, old.consent, old.profile]));
     // The return syncs first (the erasure waits for a retry); its snapshot replaces the old row.
-    const newer = profileMessage(person, 6, 'returned');
+    const newer = returned(6);
     await consume(deliveries([back.event, back.consent, newer]));
     expect(await storedEventIds(person)).toHaveLength(3);
 
@@ -410,6 +417,30 @@ describe('erasure bounded by its request (retention erasure delivered late)', ()
     expect(consents.map((c) => c.id)).toEqual([back.consent.eventId]);
     const people = await rows<{ version: number }>('people', { person_key: { _eq: person } });
     expect(people).toEqual([expect.objectContaining({ version: 6 })]);
+  });
+});
+
+describe('a person back after a retention erasure, numbered from 1 again', () => {
+  it('their first snapshot replaces the old row of a higher version, and outlives the erasure delivered after it', async () => {
+    const person = `anon:${uniqueId('came-back-from-1')}`;
+    const { old, back, erasure } = cameBack(person);
+    await consume(deliveries([old.event, old.atRequest, old.consent, old.profile]));
+    // The return syncs first, as the ProfileDO numbers it: version 1 against the old row's 5.
+    await consume(deliveries([back.event, back.consent, back.profile]));
+    const afterReturn = await rows<{ version: number; segments: string[] }>('people', {
+      person_key: { _eq: person },
+    });
+    expect(afterReturn).toEqual([expect.objectContaining({ version: 1, segments: ['returned'] })]);
+
+    await consume(deliveries([erasure]), 3);
+    const people = await rows<{ version: number; segments: string[] }>('people', {
+      person_key: { _eq: person },
+    });
+    expect(people).toEqual([expect.objectContaining({ version: 1, segments: ['returned'] })]);
+    // A late copy of the old life's snapshot does not overwrite the return.
+    await consume(deliveries([old.profile]));
+    const still = await rows<{ segments: string[] }>('people', { person_key: { _eq: person } });
+    expect(still).toEqual([expect.objectContaining({ segments: ['returned'] })]);
   });
 });
 
