@@ -16,7 +16,8 @@ interface Sent {
 
 let storage: StorageLog;
 let sent: Sent[];
-let answers: number[];
+/** The Worker's next answers to /v1/collect: a status (with the body the Worker sends with it), or a status and body. */
+let answers: (number | { status: number; body: unknown })[];
 
 const ids = () => sent.flatMap((s) => s.events.map((e) => e.id));
 const names = () => sent.flatMap((s) => s.names);
@@ -56,8 +57,15 @@ beforeEach(() => {
       expect(parsed.rejected).toEqual([]);
       const events = (JSON.parse(body) as { batch: Record<string, unknown>[] }).batch;
       sent.push({ url, names: events.map((e) => String(e.name)), events });
-      const status = answers.shift() ?? 200;
-      return new Response(JSON.stringify({ accepted: events.length, rejected: [] }), { status });
+      const answer = answers.shift() ?? 200;
+      const status = typeof answer === 'number' ? answer : answer.status;
+      const answered =
+        typeof answer !== 'number'
+          ? answer.body
+          : status < 300
+            ? { accepted: events.length, rejected: [] }
+            : { error: { code: 'invalid_json', message: 'request body could not be read' } };
+      return new Response(JSON.stringify(answered), { status });
     }),
   );
 });
@@ -260,6 +268,29 @@ describe('delivery', () => {
     await vi.advanceTimersByTimeAsync(120_000);
     expect(sent).toHaveLength(1);
     expect(errors).toEqual([expect.objectContaining({ code: 'rejected', status: 400 })]);
+  });
+
+  it('reports why the Worker refused a batch none of whose events was valid (a 400 with per-field reasons)', async () => {
+    const reason = { path: 'batch[0].properties.price', message: 'expected a number' };
+    answers = [
+      {
+        status: 400,
+        body: { error: { code: 'invalid_envelope', message: 'no event is valid', errors: [reason] } },
+      },
+      { status: 207, body: { accepted: 1, rejected: [{ index: 1, errors: [reason] }] } },
+    ];
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true });
+    await attune.flush();
+    attune.track('a.b');
+    await attune.flush();
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(sent).toHaveLength(2);
+    expect(errors).toEqual([
+      expect.objectContaining({ code: 'invalid_event', status: 400, errors: [reason] }),
+      expect.objectContaining({ code: 'invalid_event', status: 207, errors: [reason] }),
+    ]);
   });
 
   it('reports invalid event names instead of sending them', async () => {

@@ -9,6 +9,7 @@ import {
   type ConsentState,
   type CustomerAction,
   type DecideResponse,
+  type ErrorBody,
   EVENT_NAME_PATTERN,
   type EventType,
   type JsonValue,
@@ -337,19 +338,17 @@ export function createAttune(
       attempt = 0;
       settle(batch);
       const { status } = answer;
-      if (status > 207) report('rejected', `Worker answered ${status}`, status);
-      if (status === 207)
+      // A 207 names the events it refused; so does a 400 when none of the batch was valid
+      // (its error's per-field reasons). Any other final 4xx dropped the batch for a reason of its own.
+      if (status === 207 || status === 400)
         void answer
           .json()
-          .then((body: CollectResponse) =>
-            report(
-              'invalid_event',
-              'Worker rejected events',
-              status,
-              body.rejected.flatMap((r) => r.errors),
-            ),
-          )
-          .catch(ignore);
+          .then((body: Partial<CollectResponse & ErrorBody>) => {
+            const errors = body.rejected?.flatMap((r) => r.errors) ?? body.error?.errors;
+            report(errors ? 'invalid_event' : 'rejected', `Worker answered ${status}`, status, errors);
+          })
+          .catch(() => report('rejected', `Worker answered ${status}`, status));
+      else if (status > 207) report('rejected', `Worker answered ${status}`, status);
     }
   }
 
@@ -548,7 +547,8 @@ export function createAttune(
       // The Worker refuses every event that carries a user id without its signature: a call
       // without a well-formed one is not taken (the visitor stays who they were, and their
       // traits are not sent under someone else's id), and said so.
-      if (!/^[\da-f]{64}$/.test(`${signature}`)) return report('invalid_event', 'identify needs a signature');
+      if (!/^[\da-f]{64}$/.test(`${signature}`))
+        return report('invalid_event', 'identify needs a signature');
       // A number (script-tag sites often pass one) would get every later event rejected: the wire wants a string.
       ids = { ...ids, userId: `${userId}`, userIdSignature: signature };
       record('identify', 'user.identified', { traits });
