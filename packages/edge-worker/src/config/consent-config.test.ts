@@ -9,6 +9,7 @@ import {
   getConsentConfig,
   invalidateConsentConfig,
   MEMO_MS,
+  readConsentConfig,
 } from './consent-config.ts';
 
 /** The Worker's env pointed at the fixture Directus, with this token (a wrong one fails, a slow one hangs). */
@@ -48,24 +49,30 @@ describe('consent configuration when Directus fails', () => {
       vi.useRealTimers();
     });
 
-    it('serves the configuration it holds at once while a refresh waits on a hung Directus', {
-      timeout: 15_000,
-    }, async () => {
-      const site = 'stale-while-refreshing';
-      const hanging = withFixtureDirectus('slow-directus-token');
+    /** A site whose configuration this isolate read (policy version `held`) under a fresh generation. */
+    const holding = async (site: string, bindings: Env) => {
       const generation = await invalidateConsentConfig(env);
       await env.EDGE_CACHE.put(
         `consent-config:${generation}:${site}`,
         JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: 'held' }),
       );
-      expect((await getConsentConfig(hanging, site)).policyVersion).toBe('held');
-      // Another isolate's invalidation: only KV changes, so the refresh must ask Directus, which hangs.
+      expect((await getConsentConfig(bindings, site)).policyVersion).toBe('held');
+      return generation;
+    };
+
+    it('reads ahead halfway through its memory: served at once while the read waits on a hung Directus', {
+      timeout: 15_000,
+    }, async () => {
+      const site = 'read-ahead';
+      const hanging = withFixtureDirectus('slow-directus-token');
+      const generation = await holding(site, hanging);
+      // Another isolate's invalidation: only KV changes, so the read must ask Directus, which hangs.
       await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, `${generation}-elsewhere`);
       vi.useFakeTimers({ toFake: ['Date'] });
-      vi.setSystemTime(Date.now() + MEMO_MS + 1);
+      vi.setSystemTime(Date.now() + MEMO_MS / 2 + 1);
 
       const kept: Promise<unknown>[] = [];
-      // Before, this request (and every other of the site) waited for the Directus read to give up.
+      // Before, every request of the site waited for that read (up to 5 s) once its memory was 30 s old.
       expect((await getConsentConfig(hanging, site, (p) => kept.push(p))).policyVersion).toBe('held');
       expect(kept).toHaveLength(1);
       // Requests that come while it runs neither wait for it nor start another.
@@ -75,6 +82,36 @@ describe('consent configuration when Directus fails', () => {
       // Once the read gives up, the held configuration (replaced elsewhere) no longer stands in.
       await expect(kept[0]).resolves.toEqual(DEFAULT_CONSENT_CONFIG);
       expect(await getConsentConfig(hanging, site)).toEqual(DEFAULT_CONSENT_CONFIG);
+    });
+
+    it('waits for the read once its memory is stale: an isolate idle for an hour never serves what another isolate replaced', async () => {
+      const site = 'idle-isolate';
+      const generation = await holding(site, env);
+      const replaced = `${generation}-elsewhere`;
+      await env.EDGE_CACHE.put(
+        `consent-config:${replaced}:${site}`,
+        JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: 'new' }),
+      );
+      await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, replaced);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + 60 * 60 * 1000);
+      expect((await getConsentConfig(env, site, () => {})).policyVersion).toBe('new');
+    });
+
+    it('waits for the read after an outage with nothing of the site known: a recovered Directus is seen at once', async () => {
+      const site = 'after-the-outage';
+      await env.EDGE_CACHE.delete(`consent-config:last-good:${site}`);
+      const generation = await invalidateConsentConfig(env);
+      expect(await readConsentConfig(withFixtureDirectus('wrong'), site, () => {})).toEqual({ ok: false });
+      // Directus is back (here: another isolate has read it into KV).
+      await env.EDGE_CACHE.put(
+        `consent-config:${generation}:${site}`,
+        JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: 'site' }),
+      );
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + 5_001);
+      const read = await readConsentConfig(env, site, () => {});
+      expect(read.ok && read.config.policyVersion).toBe('site');
     });
   });
 

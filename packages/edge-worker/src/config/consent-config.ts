@@ -33,8 +33,15 @@ const configKey = (generation: string, siteId: string) => `consent-config:${gene
  * and without expiry: the fallback when Directus cannot be reached and nothing newer is known.
  */
 const lastGoodKey = (siteId: string) => `consent-config:last-good:${siteId}`;
-/** How long an isolate trusts its memory before looking at KV again. */
+/**
+ * How long an isolate trusts its memory: past it, a request waits for a fresh read. Halfway
+ * through, the first request starts that read in the background and is served from memory,
+ * so a busy isolate's requests never wait on KV or Directus, and none is served a
+ * configuration read longer ago than this.
+ */
 export const MEMO_MS = 30_000;
+/** After a failed read, the next one starts this much later (not once per request). */
+const RETRY_MS = 5_000;
 /** KV copies outlive invalidation misses; the generation key makes them unreachable anyway. */
 const KV_TTL_SECONDS = 24 * 60 * 60;
 /**
@@ -56,7 +63,10 @@ interface CategoryRow {
 
 interface Remembered {
   config: ConsentConfig;
-  at: number;
+  /** From then on, a request starts a read in the background (and is still served this). */
+  refreshAt: number;
+  /** From then on, requests wait for that read. */
+  staleAt: number;
   generation: string;
   /** Directus could not be reached and no configuration of the site was known: `config` is the built-ins. */
   unavailable?: true;
@@ -147,7 +157,8 @@ export async function readConsentConfig(
   keepAlive: (promise: Promise<unknown>) => void = waitUntil,
 ): Promise<ConsentConfigRead> {
   const mine = memo.get(siteId);
-  if (mine && Date.now() - mine.at < MEMO_MS) return outcome(mine);
+  const now = Date.now();
+  if (mine && now < mine.refreshAt) return outcome(mine);
   let pending = inFlight.get(siteId);
   if (!pending) {
     const started = loadConsentConfig(env, siteId).finally(() => {
@@ -161,11 +172,9 @@ export async function readConsentConfig(
     // would wait on it for good. (What is kept resolves to the configuration in force.)
     keepAlive(started.then(configInForce));
   }
-  // Stale while the refresh runs, as the catalog is: what this isolate holds is served at
-  // once, so the site's ingest and decisions do not wait on KV and Directus every MEMO_MS
-  // (nor, while Directus hangs, up to DIRECTUS_TIMEOUT_MS every 5 s). An invalidation in
-  // this isolate drops the memo, so the read after it waits for the new configuration.
-  return mine ? outcome(mine) : pending;
+  // Read ahead (see MEMO_MS): until the memory is stale it is served while the read runs. An
+  // invalidation in this isolate drops the memory, so the request after it waits.
+  return mine && now < mine.staleAt ? outcome(mine) : pending;
 }
 
 /**
@@ -179,6 +188,9 @@ export function lastConsentConfig(siteId: string): ConsentConfig | undefined {
 
 /** Bumped by every invalidation: a read that began before it must not install what it read. */
 let invalidations = 0;
+
+/** When a configuration read at `now` is read again in the background, and when it goes stale. */
+const readAt = (now: number) => ({ refreshAt: now + MEMO_MS / 2, staleAt: now + MEMO_MS });
 
 const outcome = (entry: Remembered): ConsentConfigRead =>
   entry.unavailable ? { ok: false } : { ok: true, config: entry.config };
@@ -220,13 +232,13 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
   try {
     generation = await generationOf(env);
     if (mine && !mine.unavailable && mine.generation === generation) {
-      remember({ ...mine, at: now });
+      remember({ ...mine, ...readAt(now) });
       return { ok: true, config: mine.config };
     }
     const cached = await env.EDGE_CACHE.get<ConsentConfig>(configKey(generation, siteId), 'json');
     const valid = cached === null ? undefined : ConsentConfigSchema.safeParse(cached);
     if (valid?.success) {
-      remember({ config: valid.data, at: now, generation });
+      remember({ config: valid.data, ...readAt(now), generation });
       return { ok: true, config: valid.data };
     }
   } catch {
@@ -239,22 +251,32 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
     // Directus unreachable: the last configuration this isolate knew, else the last good
     // copy in KV, either only if read since the last invalidation (the site's own policy
     // version, which the built-ins are not; an older one the marketer has replaced must not
-    // stand in for it). Remembered for 5 s, not retried per request.
+    // stand in for it). Read again after RETRY_MS, not per request.
     const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown';
     console.warn(JSON.stringify({ level: 'warn', msg: 'consent_config.directus_unavailable', reason }));
     const known =
       mine && !mine.unavailable && mine.generation === generation
         ? mine.config
         : await lastGoodCopy(env, siteId, generation);
-    const retryAt = now - MEMO_MS + 5_000;
     if (known) {
-      remember({ config: known, at: retryAt, generation });
+      // Still the site's configuration as of KV's generation just read: served for MEMO_MS,
+      // while reads retry in the background every RETRY_MS.
+      remember({ config: known, refreshAt: now + RETRY_MS, staleAt: now + MEMO_MS, generation });
       return { ok: true, config: known };
     }
-    remember({ config: DEFAULT_CONSENT_CONFIG, at: retryAt, generation, unavailable: true });
+    // Nothing of the site's to serve meanwhile: the read after RETRY_MS is waited for again
+    // (a recovered Directus is then seen by that very request).
+    const retryAt = now + RETRY_MS;
+    remember({
+      config: DEFAULT_CONSENT_CONFIG,
+      refreshAt: retryAt,
+      staleAt: retryAt,
+      generation,
+      unavailable: true,
+    });
     return { ok: false };
   }
-  remember({ config, at: now, generation });
+  remember({ config, ...readAt(now), generation });
   // Copies for other isolates and for the next outage; a KV write that fails (its per-key
   // rate, an outage) does not make a good read a failed one.
   await Promise.all([
