@@ -499,8 +499,15 @@ export class ProfileDO extends DurableObject<Env> {
     // The profile's clock is event time (server-corrected), not arrival time: a new
     // profile starts at its earliest event, so a replay of old events rebuilds the same
     // timestamps and decay as the live path did.
-    let state =
-      this.#load() ?? emptyProfile(siteId, personKey, new Date(earliestEventTime(inputs, now)).toISOString());
+    let state = this.#load();
+    if (state === undefined) {
+      state = emptyProfile(siteId, personKey, new Date(earliestEventTime(inputs, now)).toISOString());
+      // During a replay the person's life began before what has been rebuilt so far: a live
+      // event ahead of the replayed ones keeps that first seen, so Directus does not take its
+      // near-empty snapshot for a later life of the person (see newerSnapshot, sync/mapping.ts).
+      const began = this.#replaying()?.seen?.first;
+      if (began !== undefined && began < state.firstSeen) state.firstSeen = began;
+    }
     const before = state.version;
     // The view is computed once, at the end (it copies up to 100 actions).
     const result = nothingApplied(personKey, state.version);

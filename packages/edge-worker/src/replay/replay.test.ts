@@ -31,7 +31,7 @@ import {
 import { profileStub, viewProfile } from '../profile/client.ts';
 import { ProfileDO } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput } from '../profile/types.ts';
-import { type EventRow, eventRow } from '../sync/mapping.ts';
+import { type EventRow, eventRow, newerSnapshot } from '../sync/mapping.ts';
 
 let queue = recordQueue();
 afterEach(() => {
@@ -525,6 +525,44 @@ describe('a replay abandoned part-way (its CLI died)', () => {
     // The replay then finishes with what it kept.
     await stub.continueVersion(0);
     expect((await viewProfile(env, SITE, key))?.offers).toEqual({ 'outdoor-accessories': 1 });
+  });
+
+  it('a live event ahead of its first chunk keeps the person’s first seen: Directus does not take that snapshot for a later life', async () => {
+    const { key } = await abandonedReplay();
+    const stub = profileStub(env, SITE, key);
+    const hour = 60 * 60 * 1000;
+    const seen = {
+      first: new Date(Date.now() - 2 * hour).toISOString(),
+      last: new Date(Date.now() - hour).toISOString(),
+    };
+    await runInDurableObject(stub, (_o: ProfileDO, state) => {
+      const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'replaying'").one();
+      state.storage.sql.exec(
+        "UPDATE kv SET v = ? WHERE k = 'replaying'",
+        JSON.stringify({ ...JSON.parse(row.v), seen }),
+      );
+    });
+    await evictDurableObject(stub);
+    const now = new Date().toISOString();
+    await stub.ingest(SITE, key, [
+      {
+        event: makeEvent(anonId(), 'page.viewed'),
+        enrichment: { receivedAt: now, correctedTimestamp: now },
+        personalization: true,
+        consent: ALL,
+      },
+    ]);
+    const profile = await viewProfile(env, SITE, key);
+    expect(profile?.firstSeen).toBe(seen.first);
+    // The row Directus holds from before the replay stays until the replay's own snapshot.
+    const row = { version: 7, first_seen: seen.first, last_seen: seen.last };
+    // (The live profile is numbered from 1 again: below the row's version.)
+    const live = {
+      version: 1,
+      first_seen: profile?.firstSeen,
+      last_seen: profile?.lastSeen,
+    };
+    expect(newerSnapshot(live, row)).toBe(false);
   });
 
   it('written before rows carried their start, is not finished at once by an event arriving during it', async () => {

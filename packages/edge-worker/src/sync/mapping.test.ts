@@ -121,6 +121,14 @@ describe('profiles', () => {
     const merged = { version: 58, first_seen: '2025-12-01T00:00:00Z', last_seen: '2026-01-21T00:00:00Z' };
     expect(newerSnapshot(merged, before)).toBe(true);
     expect(newerSnapshot(before, merged)).toBe(false);
+    // A database keeping times to the second: a late v56 of the same life, first seen within
+    // that second of the stored row's last activity, is no later life.
+    const late = {
+      version: 56,
+      first_seen: '2026-01-20T00:00:00.300Z',
+      last_seen: '2026-01-20T00:00:00.300Z',
+    };
+    expect(newerSnapshot(late, before)).toBe(false);
     // A stored row without times falls back to the version.
     expect(newerSnapshot(back, { version: 57, first_seen: null, last_seen: null })).toBe(false);
     const inBatch = [

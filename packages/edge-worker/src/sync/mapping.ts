@@ -243,6 +243,13 @@ const snapshotOrder = (m: ProfileMessage): SnapshotOrder => ({
 });
 
 /**
+ * How far apart two lives of a person are at least (a retention period or a tombstone lies
+ * between them), so that a database keeping times to the second, not the millisecond,
+ * never makes two snapshots of one life look like two lives.
+ */
+const LIVES_APART_MS = 60_000;
+
+/**
  * Whether snapshot `a` of a person's row replaces `b`: the higher version, unless the two
  * are of different lives of the person. A profile first seen after the other was last seen
  * is a later one whatever its version: the person came back after retention (or an
@@ -253,7 +260,7 @@ const snapshotOrder = (m: ProfileMessage): SnapshotOrder => ({
  */
 export function newerSnapshot(a: SnapshotOrder, b: SnapshotOrder): boolean {
   const after = (x: string | null | undefined, y: string | null | undefined) =>
-    typeof x === 'string' && typeof y === 'string' && Date.parse(x) > Date.parse(y);
+    typeof x === 'string' && typeof y === 'string' && Date.parse(x) > Date.parse(y) + LIVES_APART_MS;
   if (after(a.first_seen, b.last_seen)) return true;
   if (after(b.first_seen, a.last_seen)) return false;
   return a.version > b.version;
