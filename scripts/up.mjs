@@ -238,7 +238,7 @@ function wranglerConfigFor(dir, { shopPort, workerPort, directusPort, vars = {} 
  *  directusHome  a Directus instance folder (default services/directus)
  *  logDir     where server output goes (default: inherit this terminal)
  *  vars       Worker vars to override in the private config (only with stateDir)
- *  build      build the shop when stale (default true)
+ *  build      build the shop when stale, and the SDK script the Worker serves (default true)
  * Returns { urls, secrets, stop() }.
  */
 export async function startLocalSystem(options = {}) {
@@ -326,12 +326,21 @@ export async function startLocalSystem(options = {}) {
     );
     started.push(shop);
 
-    // 4. The Worker in front of the shop. Its bundle imports the SDK script, which
-    // `pnpm install` (an empty placeholder) or `pnpm build` writes; make sure it exists.
-    run(process.execPath, [
-      join(REPO_ROOT, 'packages', 'edge-worker', 'scripts', 'copy-sdk.mjs'),
-      '--placeholder',
-    ]);
+    // 4. The Worker in front of the shop. Its bundle imports the SDK script it serves at
+    // /attune/attune.js: built here (seconds), so the script tag works against the local
+    // system; `build: false` only makes sure the module exists (`pnpm install`'s empty
+    // placeholder, which answers with how to build it).
+    const copySdk = join(REPO_ROOT, 'packages', 'edge-worker', 'scripts', 'copy-sdk.mjs');
+    if (options.build !== false) {
+      log('building the SDK script for /attune/attune.js…');
+      run('pnpm', ['--filter', '@attune/browser-sdk', 'build'], {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      run(process.execPath, [copySdk], { stdio: ['ignore', 'ignore', 'inherit'] });
+    } else {
+      run(process.execPath, [copySdk, '--placeholder']);
+    }
     const config = stateDir
       ? wranglerConfigFor(stateDir, {
           shopPort: ports.shop,

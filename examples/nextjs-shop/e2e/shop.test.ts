@@ -659,3 +659,13 @@ describe('the shop’s Directus token', () => {
     );
   });
 });
+
+describe('the local system (`./attune up`)', () => {
+  it('serves the SDK script first-party, so the documented script tag works against it', async () => {
+    // (Before, `./attune up` on a clean clone served "SDK not built: run `pnpm build`" here.)
+    const res = await fetch(`${system().urls.worker}/attune/attune.js`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('javascript');
+    expect(await res.text()).toContain('writeKey');
+  });
+});
