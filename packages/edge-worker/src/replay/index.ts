@@ -89,7 +89,7 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
 
 export const replayRoutes = new Hono<AppEnv>();
 
-/** POST /v1/admin/replay/:personKey?siteId=…, behind the admin token. */
+/** POST /v1/admin/replay/:personKey?site=…, behind the admin token. */
 replayRoutes.post('/v1/admin/replay/:personKey', async (c) => {
   if (!isAdmin(c.env, c.req.header('authorization'))) {
     return c.json(
@@ -110,7 +110,8 @@ replayRoutes.post('/v1/admin/replay/:personKey', async (c) => {
       400,
     );
   }
-  const siteId = c.req.query('siteId') ?? 'demo';
+  // `site`, as the people routes name it; `siteId` as this route first did.
+  const siteId = c.req.query('site') ?? c.req.query('siteId') ?? 'demo';
   const site = await getSiteById(c.env, siteId);
   if (!site) {
     return c.json(

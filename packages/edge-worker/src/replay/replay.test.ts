@@ -39,14 +39,14 @@ afterEach(() => {
   queue = recordQueue();
 });
 
+/** POST `path` (a replay route with its query) as the admin. */
+function replayAt(path: string): Promise<Response> {
+  return call(null, { method: 'POST', path, origin: null, headers: ADMIN_HEADERS });
+}
+
 /** POST /v1/admin/replay/:personKey as the admin. */
 function replay(personKey: string): Promise<Response> {
-  return call(null, {
-    method: 'POST',
-    path: `/v1/admin/replay/${encodeURIComponent(personKey)}?siteId=${SITE}`,
-    origin: null,
-    headers: ADMIN_HEADERS,
-  });
+  return replayAt(`/v1/admin/replay/${encodeURIComponent(personKey)}?site=${SITE}`);
 }
 
 /** Answers Directus's `people` and `events` reads with `rows`; everything else goes out as usual. */
@@ -79,6 +79,18 @@ describe('replay of an erased person', () => {
 
     const late = await collect([productView(a, 'p2', 'hats')]);
     expect(await late.json()).toMatchObject({ accepted: 0, dropped: 1 });
+  });
+});
+
+describe('which site a replay is of', () => {
+  it('is named by `site`, as the people routes name it (`siteId` still works)', async () => {
+    const call = (query: string) =>
+      replayAt(`/v1/admin/replay/${encodeURIComponent(`anon:${anonId()}`)}?${query}`);
+    // Before, `site` was ignored and the replay ran on the default site.
+    const unknown = await call('site=no-such-site');
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ error: { code: 'unknown_site' } });
+    expect((await call('siteId=no-such-site')).status).toBe(404);
   });
 });
 
