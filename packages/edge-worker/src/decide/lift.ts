@@ -3,8 +3,9 @@
  * (with `holdout`, `personalized`, `eligible` and the experiment), and conversions
  * (`cart.item.added`, `order.completed`) are attributed to the person's latest eligible
  * decision within the attribution window before them — or directly to the decision whose
- * id the conversion carries (`properties.decisionId`, set by the SDK on a click-through
- * from a slot). Lift compares the conversion rates of the treated and the held-out people.
+ * id the conversion carries (`properties.decisionId`, which the site sets from the slot's
+ * `data-attune-decision`; the SDK does not add it). Lift compares the conversion rates of
+ * the treated and the held-out people.
  */
 import { EDGE_EVENT } from '../profile/edge-events.ts';
 
