@@ -539,24 +539,25 @@ describe('a replay abandoned part-way (its CLI died)', () => {
     expect((await viewProfile(env, SITE, key))?.offers).toEqual({ 'outdoor-accessories': 1 });
   });
 
-  it('a live event ahead of its first chunk keeps the person’s first seen: Directus does not take that snapshot for a later life', async () => {
-    const { key } = await abandonedReplay();
+  /**
+   * Rewrites the `replaying` row of `key`'s object as `edit` says, then evicts the object, so
+   * its next wake-up reads the row from storage (as the deployed code's would).
+   */
+  async function editReplaying(key: PersonKey, edit: (row: Record<string, unknown>) => void): Promise<void> {
     const stub = profileStub(env, SITE, key);
-    const hour = 60 * 60 * 1000;
-    const seen = {
-      first: new Date(Date.now() - 2 * hour).toISOString(),
-      last: new Date(Date.now() - hour).toISOString(),
-    };
     await runInDurableObject(stub, (_o: ProfileDO, state) => {
       const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'replaying'").one();
-      state.storage.sql.exec(
-        "UPDATE kv SET v = ? WHERE k = 'replaying'",
-        JSON.stringify({ ...JSON.parse(row.v), seen }),
-      );
+      const replaying = JSON.parse(row.v) as Record<string, unknown>;
+      edit(replaying);
+      state.storage.sql.exec("UPDATE kv SET v = ? WHERE k = 'replaying'", JSON.stringify(replaying));
     });
     await evictDurableObject(stub);
+  }
+
+  /** A live page view reaching `key`'s object now, while its replay is under way. */
+  async function livePageView(key: PersonKey): Promise<void> {
     const now = new Date().toISOString();
-    await stub.ingest(SITE, key, [
+    await profileStub(env, SITE, key).ingest(SITE, key, [
       {
         event: makeEvent(anonId(), 'page.viewed'),
         enrichment: { receivedAt: now, correctedTimestamp: now },
@@ -564,6 +565,19 @@ describe('a replay abandoned part-way (its CLI died)', () => {
         consent: ALL,
       },
     ]);
+  }
+
+  it('a live event ahead of its first chunk keeps the person’s first seen: Directus does not take that snapshot for a later life', async () => {
+    const { key } = await abandonedReplay();
+    const hour = 60 * 60 * 1000;
+    const seen = {
+      first: new Date(Date.now() - 2 * hour).toISOString(),
+      last: new Date(Date.now() - hour).toISOString(),
+    };
+    await editReplaying(key, (row) => {
+      row.seen = seen;
+    });
+    await livePageView(key);
     const profile = await viewProfile(env, SITE, key);
     expect(profile?.firstSeen).toBe(seen.first);
     // The row Directus holds from before the replay stays until the replay's own snapshot.
@@ -580,24 +594,12 @@ describe('a replay abandoned part-way (its CLI died)', () => {
   it('written before rows carried their start, is not finished at once by an event arriving during it', async () => {
     const { key } = await abandonedReplay();
     const stub = profileStub(env, SITE, key);
-    // The row as the code before startedAt wrote it (a replay running across that deploy).
-    await runInDurableObject(stub, (_o: ProfileDO, state) => {
-      const row = state.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = 'replaying'").one();
-      const replaying = JSON.parse(row.v) as { startedAt?: number };
-      delete replaying.startedAt;
-      state.storage.sql.exec("UPDATE kv SET v = ? WHERE k = 'replaying'", JSON.stringify(replaying));
+    // The row as the code before startedAt wrote it (a replay running across that deploy),
+    // read from storage by the deployed code's first wake-up.
+    await editReplaying(key, (row) => {
+      delete row.startedAt;
     });
-    // The deployed code's first wake-up: it reads the row from storage.
-    await evictDurableObject(stub);
-    const now = new Date().toISOString();
-    await stub.ingest(SITE, key, [
-      {
-        event: makeEvent(anonId(), 'page.viewed'),
-        enrichment: { receivedAt: now, correctedTimestamp: now },
-        personalization: true,
-        consent: ALL,
-      },
-    ]);
+    await livePageView(key);
     // The alarm stays a day out, and the replay under way: its CLI may still be sending chunks.
     // (Before, the alarm was set to a day after 1970, fired, and finished the replay.)
     await new Promise((resolve) => setTimeout(resolve, 200));
