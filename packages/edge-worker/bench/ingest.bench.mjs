@@ -55,6 +55,8 @@ const INSPECTOR_PORTS = [PORT_BASE + 2, PORT_BASE + 3];
 const BASELINE_MAIN = process.env.BENCH_BASELINE_MAIN;
 const BASELINE_PORT = PORT_BASE + 4;
 const BASELINE_INSPECTOR_PORT = PORT_BASE + 5;
+/** The stand-in for Directus the Workers read their site's configuration from (see standInDirectus). */
+const DIRECTUS_PORT = PORT_BASE + 6;
 /** The fixed offered rate (requests/s) of the latency runs, below both Workers' saturation. */
 const RATE = Number(process.env.BENCH_RATE ?? 25);
 const RATE_DURATION_S = Number(process.env.BENCH_RATE_DURATION_S ?? 20);
@@ -97,6 +99,7 @@ function benchConfig(label, main) {
     },
   ];
   toml = toml.replace(/^ATTUNE_SITES = .*$/m, `ATTUNE_SITES = '${JSON.stringify(sites)}'`);
+  toml = toml.replace(/^DIRECTUS_URL = .*$/m, `DIRECTUS_URL = "http://127.0.0.1:${DIRECTUS_PORT}"`);
   const dir = join(work, `config-${label}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'wrangler.toml'), toml);
@@ -484,7 +487,30 @@ async function probe(url) {
     throw new Error(`probe of ${url} failed: ${res.status} ${JSON.stringify(body)}`);
 }
 
+/**
+ * A stand-in for Directus, answering every read with no rows: the site then has the built-in
+ * consent categories and an empty catalog, as it had when the Workers could not reach
+ * Directus at all (before the sixteenth session), but a read succeeds, as it does for a
+ * deployed Worker. Unreachable, the Worker reads again every 5 s and a request waits for
+ * it; reachable, a busy isolate reads ahead in the background (src/config/consent-config.ts).
+ */
+function standInDirectus() {
+  const server = http.createServer((req, res) => {
+    server.reads = (server.reads ?? 0) + 1;
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"data":[]}');
+    });
+  });
+  return new Promise((res, rej) => {
+    server.once('error', rej);
+    server.listen(DIRECTUS_PORT, '127.0.0.1', () => res(server));
+  });
+}
+
 async function main() {
+  const directus = await standInDirectus();
   const servers = [];
   servers.push({
     label: 'trivial Hono Worker (204)',
@@ -642,6 +668,8 @@ async function main() {
     console.log(
       `\nNon-2xx answers by status, whole run: ${[...nonOkStatuses].map(([s, n]) => `${s} × ${n}`).join(', ')}.`,
     );
+  console.log(`\nThe Directus stand-in answered ${directus.reads ?? 0} reads (configuration and catalog).`);
+  directus.close();
 }
 
 /** Without BENCH_DEV_TOOLS: this run (dev tools off), then the same bench with wrangler's defaults. */
