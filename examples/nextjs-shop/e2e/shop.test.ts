@@ -662,7 +662,9 @@ describe('the shop’s Directus token', () => {
 
 describe('the local system (`./attune up`)', () => {
   it('serves the SDK script first-party, so the documented script tag works against it', async () => {
-    // (Before, `./attune up` on a clean clone served "SDK not built: run `pnpm build`" here.)
+    // (Before, `./attune up` on a clean clone served "SDK not built: run `pnpm build`" here.
+    // This guards a clean clone's system, started without `pnpm build`: CI's test run
+    // builds every package first, which writes the script too.)
     const res = await fetch(`${system().urls.worker}/attune/attune.js`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('javascript');

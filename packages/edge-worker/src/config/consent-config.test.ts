@@ -8,6 +8,7 @@ import {
   CONSENT_CONFIG_VERSION_KEY,
   getConsentConfig,
   invalidateConsentConfig,
+  lastConsentConfig,
   MEMO_MS,
   readConsentConfig,
 } from './consent-config.ts';
@@ -98,7 +99,7 @@ describe('consent configuration when Directus fails', () => {
       expect((await getConsentConfig(env, site, () => {})).policyVersion).toBe('new');
     });
 
-    it('waits for the read after an outage with nothing of the site known: a recovered Directus is seen at once', async () => {
+    it('waits for the retry after a quick failure with nothing of the site known: a recovered Directus is seen at once', async () => {
       const site = 'after-the-outage';
       await env.EDGE_CACHE.delete(`consent-config:last-good:${site}`);
       const generation = await invalidateConsentConfig(env);
@@ -113,6 +114,55 @@ describe('consent configuration when Directus fails', () => {
       const read = await readConsentConfig(env, site, () => {});
       expect(read.ok && read.config.policyVersion).toBe('site');
     });
+  });
+
+  describe('with nothing of the site known while Directus hangs', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('serves the outage answer while the retry runs, instead of every request waiting for it', {
+      timeout: 20_000,
+    }, async () => {
+      const site = 'hung-nothing-known';
+      const hanging = withFixtureDirectus('slow-directus-token');
+      await env.EDGE_CACHE.delete(`consent-config:last-good:${site}`);
+      await invalidateConsentConfig(env);
+      // The first request waits for the read, which gives up after 5 s.
+      expect(await readConsentConfig(hanging, site, () => {})).toEqual({ ok: false });
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + 5_001);
+      const kept: Promise<unknown>[] = [];
+      // The retry is due: it starts, and this request is answered without waiting for it.
+      // (Before, the retry was due 5 s after the first read began, so already when that read
+      // gave up, and each request waited for a read of its own, 5 s at a time.)
+      const answer = await Promise.race([
+        readConsentConfig(hanging, site, (p) => kept.push(p)),
+        new Promise((resolve) => setTimeout(() => resolve('waited for the hung read'), 1_000)),
+      ]);
+      expect(answer).toEqual({ ok: false });
+      expect(kept).toHaveLength(1);
+      vi.useRealTimers();
+      await kept[0];
+    });
+  });
+
+  it('gives a decision no configuration that is stale: an isolate idle for an hour grants nothing', async () => {
+    const site = 'stale-for-decisions';
+    const generation = await invalidateConsentConfig(env);
+    await env.EDGE_CACHE.put(
+      `consent-config:${generation}:${site}`,
+      JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: 'held' }),
+    );
+    await getConsentConfig(env, site);
+    expect(lastConsentConfig(site)?.policyVersion).toBe('held');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 60 * 60 * 1000);
+      expect(lastConsentConfig(site)).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('hands the read that concurrent requests share to the waitUntil of the request that started it', async () => {

@@ -178,12 +178,15 @@ export async function readConsentConfig(
 }
 
 /**
- * The configuration this isolate last held for a site, however old (an invalidation drops
- * it): what a decision uses when `getConsentConfig` is slower than its budget. Undefined
- * when none is known, and then a decision grants nothing.
+ * The configuration this isolate holds for a site, unless it is stale (older than MEMO_MS
+ * since last confirmed; an invalidation drops it): what a decision uses when
+ * `getConsentConfig` is slower than its budget. Undefined when none is held or it is stale,
+ * and then a decision grants nothing: an isolate idle for an hour must not personalize under
+ * a configuration another isolate has since replaced (a category disabled).
  */
 export function lastConsentConfig(siteId: string): ConsentConfig | undefined {
-  return memo.get(siteId)?.config;
+  const held = memo.get(siteId);
+  return held !== undefined && Date.now() < held.staleAt ? held.config : undefined;
 }
 
 /** Bumped by every invalidation: a read that began before it must not install what it read. */
@@ -229,8 +232,10 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
   };
   const mine = memo.get(siteId);
   let generation = mine?.generation ?? '0';
+  let generationRead = false;
   try {
     generation = await generationOf(env);
+    generationRead = true;
     if (mine && !mine.unavailable && mine.generation === generation) {
       remember({ ...mine, ...readAt(now) });
       return { ok: true, config: mine.config };
@@ -258,19 +263,27 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
       mine && !mine.unavailable && mine.generation === generation
         ? mine.config
         : await lastGoodCopy(env, siteId, generation);
+    // Retried RETRY_MS after this failure, not after the read began: a hung Directus gives up
+    // only after DIRECTUS_TIMEOUT_MS, and a retry due at once would keep requests waiting.
+    const failedAt = Date.now();
+    const retryAt = failedAt + RETRY_MS;
     if (known) {
       // Still the site's configuration as of KV's generation just read: served for MEMO_MS,
-      // while reads retry in the background every RETRY_MS.
-      remember({ config: known, refreshAt: now + RETRY_MS, staleAt: now + MEMO_MS, generation });
+      // while reads retry in the background. (With KV unreadable too, the memory keeps the
+      // time it was last confirmed.)
+      const staleAt = generationRead ? now + MEMO_MS : (mine?.staleAt ?? retryAt);
+      remember({ config: known, refreshAt: retryAt, staleAt, generation });
       return { ok: true, config: known };
     }
-    // Nothing of the site's to serve meanwhile: the read after RETRY_MS is waited for again
-    // (a recovered Directus is then seen by that very request).
-    const retryAt = now + RETRY_MS;
+    // Nothing of the site's to serve meanwhile. After a quick failure (Directus refused) the
+    // request due to retry waits for it, so a recovered Directus is seen by that very request;
+    // after a slow one (Directus hung) the outage answer is served while the retry runs, or
+    // every request of the site would wait DIRECTUS_TIMEOUT_MS for as long as the hang lasts.
+    const quick = failedAt - now < DIRECTUS_TIMEOUT_MS / 5;
     remember({
       config: DEFAULT_CONSENT_CONFIG,
       refreshAt: retryAt,
-      staleAt: retryAt,
+      staleAt: quick ? retryAt : Number.POSITIVE_INFINITY,
       generation,
       unavailable: true,
     });
