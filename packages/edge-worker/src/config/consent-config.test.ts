@@ -21,6 +21,17 @@ const withFixtureDirectus = (token: string) =>
 const directusAttempts = async () =>
   (await (await fetch('http://directus.fixture.test/__reads')).json<{ attempts: number }>()).attempts;
 
+/** A site whose configuration this isolate read (policy version `held`) under a fresh generation. */
+const holding = async (site: string, bindings: Env) => {
+  const generation = await invalidateConsentConfig(env);
+  await env.EDGE_CACHE.put(
+    `consent-config:${generation}:${site}`,
+    JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: 'held' }),
+  );
+  expect((await getConsentConfig(bindings, site)).policyVersion).toBe('held');
+  return generation;
+};
+
 describe('consent configuration when Directus fails', () => {
   it('falls back to the built-ins and remembers the failure instead of retrying per request', async () => {
     const broken = withFixtureDirectus('wrong');
@@ -49,17 +60,6 @@ describe('consent configuration when Directus fails', () => {
     afterEach(() => {
       vi.useRealTimers();
     });
-
-    /** A site whose configuration this isolate read (policy version `held`) under a fresh generation. */
-    const holding = async (site: string, bindings: Env) => {
-      const generation = await invalidateConsentConfig(env);
-      await env.EDGE_CACHE.put(
-        `consent-config:${generation}:${site}`,
-        JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: 'held' }),
-      );
-      expect((await getConsentConfig(bindings, site)).policyVersion).toBe('held');
-      return generation;
-    };
 
     it('reads ahead halfway through its memory: served at once while the read waits on a hung Directus', {
       timeout: 15_000,
@@ -144,6 +144,84 @@ describe('consent configuration when Directus fails', () => {
       expect(kept).toHaveLength(1);
       vi.useRealTimers();
       await kept[0];
+    });
+  });
+
+  describe('when KV fails too', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    /** `bindings` with a KV that fails (`get`, `put` or both), or whose reads never answer. */
+    const withKv = (bindings: Env, kv: { get?: 'fails' | 'hangs'; put?: 'fails once' }): Env => {
+      let putFailures = kv.put === 'fails once' ? 1 : 0;
+      const cache = {
+        get: (key: string, type?: 'json') =>
+          kv.get === 'fails'
+            ? Promise.reject(new Error('KV unavailable'))
+            : kv.get === 'hangs'
+              ? new Promise(() => {})
+              : type === 'json'
+                ? env.EDGE_CACHE.get(key, 'json')
+                : env.EDGE_CACHE.get(key),
+        put: (...args: Parameters<KVNamespace['put']>) => {
+          if (putFailures > 0) {
+            putFailures--;
+            return Promise.reject(new Error('KV PUT failed: 429 Too Many Requests'));
+          }
+          return env.EDGE_CACHE.put(...args);
+        },
+      };
+      return { ...bindings, EDGE_CACHE: cache } as unknown as Env;
+    };
+
+    it('serves what the isolate holds while Directus hangs as well, without requests waiting', {
+      timeout: 20_000,
+    }, async () => {
+      const site = 'kv-and-directus-down';
+      await holding(site, env);
+      const down = withKv(withFixtureDirectus('slow-directus-token'), { get: 'fails' });
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const start = Date.now();
+      for (const at of [MEMO_MS / 2 + 1, MEMO_MS + 1]) {
+        vi.setSystemTime(start + at);
+        const kept: Promise<unknown>[] = [];
+        const answer = await Promise.race([
+          readConsentConfig(down, site, (p) => kept.push(p)),
+          new Promise((resolve) => setTimeout(() => resolve('waited for the hung read'), 1_000)),
+        ]);
+        // (Before, once the memory's 30 s were up, requests waited for each read, 5 s at a time.)
+        expect(answer).toEqual({ ok: true, config: expect.objectContaining({ policyVersion: 'held' }) });
+        await Promise.all(kept);
+      }
+    });
+
+    it('starts a new read instead of waiting for good on one that never settles', async () => {
+      const site = 'read-never-settles';
+      await invalidateConsentConfig(env);
+      const kept: Promise<unknown>[] = [];
+      // A read whose KV call never answers (or that the runtime cancelled with its request).
+      void readConsentConfig(withKv(env, { get: 'hangs' }), site, (p) => kept.push(p));
+      await env.EDGE_CACHE.put(
+        `consent-config:${await env.EDGE_CACHE.get(CONSENT_CONFIG_VERSION_KEY)}:${site}`,
+        JSON.stringify({ ...DEFAULT_CONSENT_CONFIG, policyVersion: 'site' }),
+      );
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + 20_001);
+      const answer = await Promise.race([
+        readConsentConfig(env, site, (p) => kept.push(p)),
+        new Promise((resolve) => setTimeout(() => resolve('waited on the stuck read'), 1_000)),
+      ]);
+      expect(answer).toEqual({ ok: true, config: expect.objectContaining({ policyVersion: 'site' }) });
+      expect(kept).toHaveLength(2);
+    });
+
+    it('an invalidation whose KV write is refused once (two changes within a second) still lands', async () => {
+      const site = 'invalidated-twice-quickly';
+      await holding(site, env);
+      const generation = await invalidateConsentConfig(withKv(env, { put: 'fails once' }));
+      expect(await env.EDGE_CACHE.get(CONSENT_CONFIG_VERSION_KEY)).toBe(generation);
+      expect(lastConsentConfig(site)).toBeUndefined();
     });
   });
 

@@ -42,6 +42,12 @@ const lastGoodKey = (siteId: string) => `consent-config:last-good:${siteId}`;
 export const MEMO_MS = 30_000;
 /** After a failed read, the next one starts this much later (not once per request). */
 const RETRY_MS = 5_000;
+/**
+ * A read in flight for longer than this is given up on and a new one started: KV calls have
+ * no timeout of their own, and a read the runtime cancelled with its request's waitUntil
+ * (30 s after the response) never settles, so requests would wait on it for good.
+ */
+const READ_GIVEN_UP_MS = 20_000;
 /** KV copies outlive invalidation misses; the generation key makes them unreachable anyway. */
 const KV_TTL_SECONDS = 24 * 60 * 60;
 /**
@@ -128,7 +134,7 @@ async function loadFromDirectus(env: Env, siteId: string): Promise<ConsentConfig
 }
 
 /** Reads in flight per site: concurrent requests share one KV/Directus read (and one failure). */
-const inFlight = new Map<string, Promise<ConsentConfigRead>>();
+const inFlight = new Map<string, { read: Promise<ConsentConfigRead>; startedAt: number }>();
 
 /**
  * The consent configuration in force for a site, the built-ins when it is unavailable
@@ -160,12 +166,12 @@ export async function readConsentConfig(
   const now = Date.now();
   if (mine && now < mine.refreshAt) return outcome(mine);
   let pending = inFlight.get(siteId);
-  if (!pending) {
+  if (!pending || now - pending.startedAt > READ_GIVEN_UP_MS) {
     const started = loadConsentConfig(env, siteId).finally(() => {
-      if (inFlight.get(siteId) === started) inFlight.delete(siteId);
+      if (inFlight.get(siteId)?.read === started) inFlight.delete(siteId);
     });
-    pending = started;
-    inFlight.set(siteId, started);
+    pending = { read: started, startedAt: now };
+    inFlight.set(siteId, pending);
     // Other requests wait on this read too. If the request that started it is cancelled (its
     // client went away), workerd cancels its unfinished I/O unless it was handed to
     // waitUntil: the read would never settle, and every request of the site in this isolate
@@ -174,14 +180,14 @@ export async function readConsentConfig(
   }
   // Read ahead (see MEMO_MS): until the memory is stale it is served while the read runs. An
   // invalidation in this isolate drops the memory, so the request after it waits.
-  return mine && now < mine.staleAt ? outcome(mine) : pending;
+  return mine && now < mine.staleAt ? outcome(mine) : pending.read;
 }
 
 /**
  * The configuration this isolate holds for a site, unless it is stale (older than MEMO_MS
  * since last confirmed; an invalidation drops it): what a decision uses when
- * `getConsentConfig` is slower than its budget. Undefined when none is held or it is stale,
- * and then a decision grants nothing: an isolate idle for an hour must not personalize under
+ * `getConsentConfig` is slower than its budget (the built-ins while the configuration is
+ * unavailable). Undefined when none is held or it is stale, and then a decision grants nothing: an isolate idle for an hour must not personalize under
  * a configuration another isolate has since replaced (a category disabled).
  */
 export function lastConsentConfig(siteId: string): ConsentConfig | undefined {
@@ -259,20 +265,23 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
     // stand in for it). Read again after RETRY_MS, not per request.
     const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown';
     console.warn(JSON.stringify({ level: 'warn', msg: 'consent_config.directus_unavailable', reason }));
-    const known =
-      mine && !mine.unavailable && mine.generation === generation
-        ? mine.config
+    const held = mine && !mine.unavailable ? mine : undefined;
+    // With KV unreadable too, nothing can be confirmed or looked up (not even the last good
+    // copy, whose generation is unknown): what this isolate holds stands, as the site's own
+    // categories, rather than the built-ins.
+    const known = !generationRead
+      ? held?.config
+      : held && held.generation === generation
+        ? held.config
         : await lastGoodCopy(env, siteId, generation);
     // Retried RETRY_MS after this failure, not after the read began: a hung Directus gives up
     // only after DIRECTUS_TIMEOUT_MS, and a retry due at once would keep requests waiting.
     const failedAt = Date.now();
     const retryAt = failedAt + RETRY_MS;
     if (known) {
-      // Still the site's configuration as of KV's generation just read: served for MEMO_MS,
-      // while reads retry in the background. (With KV unreadable too, the memory keeps the
-      // time it was last confirmed.)
-      const staleAt = generationRead ? now + MEMO_MS : (mine?.staleAt ?? retryAt);
-      remember({ config: known, refreshAt: retryAt, staleAt, generation });
+      // The site's configuration as of KV's generation just read (or, with KV unreadable,
+      // the one held): served for MEMO_MS, while reads retry in the background.
+      remember({ config: known, refreshAt: retryAt, staleAt: failedAt + MEMO_MS, generation });
       return { ok: true, config: known };
     }
     // Nothing of the site's to serve meanwhile. After a quick failure (Directus refused) the
@@ -290,6 +299,10 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
     return { ok: false };
   }
   remember({ config, ...readAt(now), generation });
+  // A read overtaken by an invalidation, or made without KV's generation, writes no copies:
+  // they would be filed under a generation that is not (or may not be) the current one, and
+  // the last good copy of the current one would be overwritten.
+  if (from !== invalidations || !generationRead) return { ok: true, config };
   // Copies for other isolates and for the next outage; a KV write that fails (its per-key
   // rate, an outage) does not make a good read a failed one.
   await Promise.all([
@@ -301,12 +314,31 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
   return { ok: true, config };
 }
 
-/** Drops every cached consent configuration (the Directus webhook calls this). */
+/** How long to wait before writing the generation again: KV takes one write a second per key. */
+const KV_SAME_KEY_WRITE_MS = 1_100;
+
+/**
+ * Drops every cached consent configuration (the Directus webhook calls this). This isolate
+ * forgets at once, whatever KV does; the new generation tells the others. A write KV refuses
+ * (two changes within its one write a second to a key) is tried once more a second later:
+ * a lost generation would keep the previous configuration in force everywhere for a day.
+ */
 export async function invalidateConsentConfig(env: Env): Promise<string> {
   const generation = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
-  await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, generation);
-  invalidations++;
-  memo.clear();
-  inFlight.clear();
+  const forget = () => {
+    invalidations++;
+    memo.clear();
+    inFlight.clear();
+  };
+  forget();
+  try {
+    await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, generation).catch(async () => {
+      await new Promise((resolve) => setTimeout(resolve, KV_SAME_KEY_WRITE_MS));
+      await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, generation);
+    });
+  } finally {
+    // Reads begun while the write was under way may have read the previous generation.
+    forget();
+  }
   return generation;
 }

@@ -117,8 +117,8 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
   // The catalog and the consent configuration are in isolate memory almost always; on a cold
   // isolate, or just after the webhook invalidated them, they wait on KV and Directus (up to
   // 5 s a read), so they are bounded like the profile (see catalogWithinBudget). A late
-  // configuration is the last one known for the site (else none: nothing granted); its load
-  // goes on in the request's waitUntil.
+  // configuration is the one held for the site unless it is stale (else none: nothing
+  // granted); its load goes on in the request's waitUntil.
   const [profile, catalog, config, current] = await Promise.all([
     readProfile(env, input.siteId, input.personKey, input.budgetMs * 0.6),
     catalogWithinBudget(env, input.budgetMs),
