@@ -121,6 +121,22 @@ describe('catalog at the edge', () => {
     expect(await directusReads()).toBe(before + 3);
   });
 
+  it('lands an invalidation whose KV write is refused once (two changes within a second)', async () => {
+    await getCatalog(withDirectus);
+    let refusals = 1;
+    const kv = {
+      get: (key: string) => env.EDGE_CACHE.get(key),
+      put: (...args: Parameters<KVNamespace['put']>) =>
+        refusals-- > 0
+          ? Promise.reject(new Error('KV PUT failed: 429 Too Many Requests'))
+          : env.EDGE_CACHE.put(...args),
+    } as unknown as KVNamespace;
+    // Before, the webhook failed and the previous catalog stayed in force everywhere.
+    const version = await invalidateCatalog({ ...withDirectus, EDGE_CACHE: kv });
+    expect(await env.EDGE_CACHE.get(CATALOG_VERSION_KEY)).toBe(version);
+    expect((await getCatalog(withDirectus)).version).toBe(version);
+  });
+
   it('serves a published snapshot without asking Directus, indexed for decisions', async () => {
     const before = await directusReads();
     await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);

@@ -5,6 +5,7 @@
  * reloads at once, others within CATALOG_RECHECK_MS.
  */
 import { waitUntil } from 'cloudflare:workers';
+import { putChangeMarker } from '../kv/index.ts';
 import { buildCatalogIndex, type CatalogIndex } from './catalog-index.ts';
 import type { CatalogSnapshot } from './fixtures/catalog.ts';
 import { loadCatalogFromDirectus } from './source.ts';
@@ -132,12 +133,18 @@ function newVersion(): string {
 /**
  * Marks the cached catalog stale (the Directus webhook calls this on any change to
  * products, slot content or trigger rules): the next decision in this isolate reloads
- * from Directus, other isolates follow within CATALOG_RECHECK_MS.
+ * from Directus, other isolates follow within CATALOG_RECHECK_MS. This isolate forgets at
+ * once, whatever KV does (and again after the write: a refresh begun meanwhile may have
+ * read the previous version).
  */
 export async function invalidateCatalog(env: CatalogEnv): Promise<string> {
   const version = newVersion();
-  await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, version);
   forget();
+  try {
+    await putChangeMarker(env.EDGE_CACHE, CATALOG_VERSION_KEY, version);
+  } finally {
+    forget();
+  }
   return version;
 }
 

@@ -24,6 +24,7 @@ import {
   DEFAULT_POLICY_VERSION,
 } from '@attune/shared-schema';
 import { directusFromEnv } from '../directus/client.ts';
+import { putChangeMarker } from '../kv/index.ts';
 
 /** KV key of the consent configuration's cache generation (bumped on invalidation). */
 export const CONSENT_CONFIG_VERSION_KEY = 'consent-config:version';
@@ -314,9 +315,6 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
   return { ok: true, config };
 }
 
-/** How long to wait before writing the generation again: KV takes one write a second per key. */
-const KV_SAME_KEY_WRITE_MS = 1_100;
-
 /**
  * Drops every cached consent configuration (the Directus webhook calls this). This isolate
  * forgets at once, whatever KV does; the new generation tells the others. A write KV refuses
@@ -332,10 +330,7 @@ export async function invalidateConsentConfig(env: Env): Promise<string> {
   };
   forget();
   try {
-    await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, generation).catch(async () => {
-      await new Promise((resolve) => setTimeout(resolve, KV_SAME_KEY_WRITE_MS));
-      await env.EDGE_CACHE.put(CONSENT_CONFIG_VERSION_KEY, generation);
-    });
+    await putChangeMarker(env.EDGE_CACHE, CONSENT_CONFIG_VERSION_KEY, generation);
   } finally {
     // Reads begun while the write was under way may have read the previous generation.
     forget();
