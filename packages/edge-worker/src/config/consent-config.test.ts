@@ -32,6 +32,11 @@ const holding = async (site: string, bindings: Env) => {
   return generation;
 };
 
+// Tests that move the clock (vi.setSystemTime) give it back, whatever happens in them.
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe('consent configuration when Directus fails', () => {
   it('falls back to the built-ins and remembers the failure instead of retrying per request', async () => {
     const broken = withFixtureDirectus('wrong');
@@ -57,10 +62,6 @@ describe('consent configuration when Directus fails', () => {
   });
 
   describe('refreshing while serving', () => {
-    afterEach(() => {
-      vi.useRealTimers();
-    });
-
     it('reads ahead halfway through its memory: served at once while the read waits on a hung Directus', {
       timeout: 15_000,
     }, async () => {
@@ -117,10 +118,6 @@ describe('consent configuration when Directus fails', () => {
   });
 
   describe('with nothing of the site known while Directus hangs', () => {
-    afterEach(() => {
-      vi.useRealTimers();
-    });
-
     it('serves the outage answer while the retry runs, instead of every request waiting for it', {
       timeout: 20_000,
     }, async () => {
@@ -148,10 +145,6 @@ describe('consent configuration when Directus fails', () => {
   });
 
   describe('when KV fails too', () => {
-    afterEach(() => {
-      vi.useRealTimers();
-    });
-
     /** `bindings` with a KV that fails (`get`, `put` or both), or whose reads never answer. */
     const withKv = (bindings: Env, kv: { get?: 'fails' | 'hangs'; put?: 'fails once' }): Env => {
       let putFailures = kv.put === 'fails once' ? 1 : 0;
