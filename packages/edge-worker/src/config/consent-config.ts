@@ -188,8 +188,9 @@ export async function readConsentConfig(
  * The configuration this isolate holds for a site, unless it is stale (older than MEMO_MS
  * since last confirmed; an invalidation drops it): what a decision uses when
  * `getConsentConfig` is slower than its budget (the built-ins while the configuration is
- * unavailable). Undefined when none is held or it is stale, and then a decision grants nothing: an isolate idle for an hour must not personalize under
- * a configuration another isolate has since replaced (a category disabled).
+ * unavailable). Undefined when none is held or it is stale, and then a decision grants
+ * nothing: an isolate idle for an hour must not personalize under a configuration another
+ * isolate has since replaced (a category disabled).
  */
 export function lastConsentConfig(siteId: string): ConsentConfig | undefined {
   const held = memo.get(siteId);
