@@ -368,15 +368,17 @@ async function writeProfiles(
   const latest = latestProfiles(items.map((i) => i.body));
   const rows = [...latest.values()].map(personRow);
   const write = async (batch: PersonRow[]): Promise<number> => {
-    const stored = await directus.readItems<SnapshotOrder & { id: string; version: number | null }>(
-      'people',
-      {
-        filter: { id: { _in: batch.map((r) => r.id) } },
-        fields: ['id', 'version', 'first_seen', 'last_seen'],
-        limit: -1,
-      },
+    // A stored row may have no version (one made in Directus without it): it counts as 0.
+    const stored = await directus.readItems<
+      Omit<SnapshotOrder, 'version'> & { id: string; version: number | null }
+    >('people', {
+      filter: { id: { _in: batch.map((r) => r.id) } },
+      fields: ['id', 'version', 'first_seen', 'last_seen'],
+      limit: -1,
+    });
+    const held = new Map(
+      stored.map((s): [string, SnapshotOrder] => [s.id, { ...s, version: s.version ?? 0 }]),
     );
-    const held = new Map(stored.map((s) => [s.id, { ...s, version: s.version ?? 0 }]));
     const creates = batch.filter((r) => !held.has(r.id));
     // Latest state wins: an older snapshot arriving late never overwrites a newer one.
     const updates = batch.filter((r) => {
