@@ -1,5 +1,6 @@
 import { env } from 'cloudflare:workers';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { READ_GIVEN_UP_MS } from '../kv/index.ts';
 import { FIXTURE_CATALOG } from './fixtures/catalog.ts';
 import {
   CATALOG_RECHECK_MS,
@@ -199,6 +200,34 @@ describe('catalog at the edge', () => {
       expect((await getCatalog(withDirectus, (promise) => kept.push(promise))).version).toBe('fixture-1');
       expect(kept).toHaveLength(1);
       await kept[0];
+      expect((await getCatalog(withDirectus)).version).toBe('fixture-2');
+    });
+
+    it('gives up on a refresh stuck for good and starts another, instead of serving what it holds forever', async () => {
+      await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
+      expect((await getCatalog(withDirectus)).version).toBe('fixture-1');
+      await env.EDGE_CACHE.put(
+        'catalog:snapshot:fixture-2',
+        JSON.stringify({ ...FIXTURE_CATALOG, version: 'fixture-2' }),
+      );
+      await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, 'fixture-2');
+      // A KV read that never settles, as one the runtime cancelled with its request does.
+      const stuck = {
+        ...withDirectus,
+        EDGE_CACHE: { get: () => new Promise<never>(() => {}) } as unknown as KVNamespace,
+      };
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + CATALOG_RECHECK_MS + 1);
+      const kept: Promise<unknown>[] = [];
+      expect((await getCatalog(stuck, (promise) => kept.push(promise))).version).toBe('fixture-1');
+      vi.setSystemTime(Date.now() + READ_GIVEN_UP_MS - 1);
+      expect((await getCatalog(withDirectus, (promise) => kept.push(promise))).version).toBe('fixture-1');
+      // Not yet given up: no second refresh.
+      expect(kept).toHaveLength(1);
+      vi.setSystemTime(Date.now() + 2);
+      expect((await getCatalog(withDirectus, (promise) => kept.push(promise))).version).toBe('fixture-1');
+      expect(kept).toHaveLength(2);
+      await kept[1];
       expect((await getCatalog(withDirectus)).version).toBe('fixture-2');
     });
 

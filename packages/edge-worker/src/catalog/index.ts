@@ -5,7 +5,7 @@
  * reloads at once, others within CATALOG_RECHECK_MS.
  */
 import { waitUntil } from 'cloudflare:workers';
-import { putChangeMarker } from '../kv/index.ts';
+import { putChangeMarker, READ_GIVEN_UP_MS } from '../kv/index.ts';
 import { buildCatalogIndex, type CatalogIndex } from './catalog-index.ts';
 import type { CatalogSnapshot } from './fixtures/catalog.ts';
 import { loadCatalogFromDirectus } from './source.ts';
@@ -39,8 +39,11 @@ let memo: Memo | undefined;
  * while a load is slower than its budget (an invalidated catalog beats no catalog).
  */
 let lastGood: CatalogIndex | undefined;
-let loading: Promise<CatalogIndex> | undefined;
-/** Bumped by every invalidation: a refresh that began before it must not install what it read. */
+let loading: { refresh: Promise<CatalogIndex>; startedAt: number } | undefined;
+/**
+ * Bumped by every invalidation, and when a stuck refresh is given up: a refresh that began
+ * before must not install what it read.
+ */
 let generation = 0;
 
 const EMPTY: CatalogSnapshot = { version: 'empty', products: [], slotContent: [], triggerRules: [] };
@@ -70,11 +73,17 @@ export async function getCatalog(
 ): Promise<CatalogIndex> {
   const now = Date.now();
   if (memo && now - memo.checkedAt < CATALOG_RECHECK_MS) return memo.index;
+  if (loading && now - loading.startedAt > READ_GIVEN_UP_MS) {
+    // Stuck (see READ_GIVEN_UP_MS): without giving it up, this isolate would serve the
+    // catalog it holds for good, however often a marketer changed it since.
+    generation++;
+    loading = undefined;
+  }
   if (!loading) {
     const started = refresh(env, now, generation).finally(() => {
-      if (loading === started) loading = undefined;
+      if (loading?.refresh === started) loading = undefined;
     });
-    loading = started;
+    loading = { refresh: started, startedAt: now };
     // The request that starts a refresh may answer before it ends (it is served the catalog it
     // already holds). workerd cancels a request's unfinished I/O with its response unless it
     // was handed to waitUntil: the refresh would never settle, this isolate would keep its
@@ -83,7 +92,7 @@ export async function getCatalog(
   }
   // Stale while revalidating: a decision never waits for KV or Directus when this isolate
   // already holds a catalog (a hung Directus would otherwise hold every request for its timeout).
-  return memo ? memo.index : loading;
+  return memo ? memo.index : loading.refresh;
 }
 
 /** Installs what a refresh found, unless an invalidation came after the refresh began. */

@@ -24,7 +24,7 @@ import {
   DEFAULT_POLICY_VERSION,
 } from '@attune/shared-schema';
 import { directusFromEnv } from '../directus/client.ts';
-import { putChangeMarker } from '../kv/index.ts';
+import { putChangeMarker, READ_GIVEN_UP_MS } from '../kv/index.ts';
 
 /** KV key of the consent configuration's cache generation (bumped on invalidation). */
 export const CONSENT_CONFIG_VERSION_KEY = 'consent-config:version';
@@ -43,12 +43,6 @@ const lastGoodKey = (siteId: string) => `consent-config:last-good:${siteId}`;
 export const MEMO_MS = 30_000;
 /** After a failed read, the next one starts this much later (not once per request). */
 const RETRY_MS = 5_000;
-/**
- * A read in flight for longer than this is given up on and a new one started: KV calls have
- * no timeout of their own, and a read the runtime cancelled with its request's waitUntil
- * (30 s after the response) never settles, so requests would wait on it for good.
- */
-const READ_GIVEN_UP_MS = 20_000;
 /** KV copies outlive invalidation misses; the generation key makes them unreachable anyway. */
 const KV_TTL_SECONDS = 24 * 60 * 60;
 /**
