@@ -399,6 +399,7 @@ export function createAttune(
     configLoad ??= getJson(workerUrl(PATHS.config))
       .catch(ignore)
       .then((json) => {
+        const checked = checking;
         checking = false;
         // (A config that makes the check throw is one that cannot be read: the held events must still go.)
         const next = safely(() => parseConsentConfig(json));
@@ -417,6 +418,8 @@ export function createAttune(
         if (choice) {
           release();
           setConsent({}, 'config');
+          // Google's tags were told to wait for the stored choice to be confirmed (below).
+          if (checked && googleConsentMode) emitGoogleConsent('update', snapshot());
         }
         return config;
       })
@@ -499,7 +502,10 @@ export function createAttune(
 
   if (googleConsentMode) {
     // Google's tags get the same choice: a default now, an update on every change (before the page's listeners).
-    emitGoogleConsent('default', snapshot());
+    // A stored choice is not in force until /v1/config confirms its policy version: until then they
+    // are told nothing is granted, and to wait for the update that follows (a grant under a policy
+    // since replaced would otherwise reach them for that moment).
+    emitGoogleConsent('default', checking ? { categories: {} } : snapshot(), checking);
     listeners.add((state) => emitGoogleConsent('update', state));
   }
   if (options.tcf)

@@ -186,6 +186,39 @@ describe('a stored choice before /v1/config has confirmed its policy version', (
       expect((e.context as { consent: ConsentClaim }).consent.policyVersion).toBe('2');
   });
 
+  it('tells Google’s tags nothing is granted until the version is confirmed, so a grant the new policy sets aside never reaches them', async () => {
+    const gtagCalls: unknown[][] = [];
+    vi.stubGlobal('gtag', (...args: unknown[]) => gtagCalls.push(args));
+    const marketingV1: VisitorRecord = {
+      anonymousId: 'anon-1',
+      consent: { categories: { ...grantedV1.consent?.categories, marketing: true }, policyVersion: '1' },
+    };
+    const signals = (ads: string) => ({
+      ad_storage: ads,
+      ad_user_data: ads,
+      ad_personalization: ads,
+      analytics_storage: 'denied',
+      personalization_storage: 'denied',
+    });
+    configDelay = 100;
+    configAnswer = configV2;
+    tracker({ googleConsentMode: true }, marketingV1);
+    // Before, the default was the stored grant: ads granted until /v1/config answered.
+    expect(gtagCalls).toEqual([['consent', 'default', { ...signals('denied'), wait_for_update: 500 }]]);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(gtagCalls.slice(1)).toEqual([['consent', 'update', signals('denied')]]);
+
+    // The same version confirmed: the stored grant follows as the update Google's tags waited for.
+    gtagCalls.length = 0;
+    configAnswer = { ...configV2, policyVersion: '1' };
+    tracker({ googleConsentMode: true }, marketingV1);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(gtagCalls).toEqual([
+      ['consent', 'default', { ...signals('denied'), wait_for_update: 500 }],
+      ['consent', 'update', { ...signals('granted'), analytics_storage: 'granted' }],
+    ]);
+  });
+
   it('sends the page’s events once /v1/config confirms the version, or cannot be read', async () => {
     configAnswer = { ...configV2, policyVersion: '1' };
     const confirmed = tracker({ autoPageView: true }, grantedV1);

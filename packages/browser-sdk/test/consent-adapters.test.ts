@@ -136,7 +136,7 @@ const MARKETING_AND_ANALYTICS_SIGNALS = {
 };
 
 describe('Google Consent Mode v2 from the script tag', () => {
-  it('pushes a denied default into the page’s dataLayer, then an update on every choice (only with data-google-consent-mode); a returning visitor’s default is their choice', async () => {
+  it('pushes a denied default into the page’s dataLayer, then an update on every choice (only with data-google-consent-mode); a returning visitor’s choice follows its check', async () => {
     const page = await open(
       '/gcm',
       { 'data-google-consent-mode': '', 'data-flush-interval': '60000' },
@@ -166,14 +166,18 @@ describe('Google Consent Mode v2 from the script tag', () => {
         isArguments: true,
       },
     ]);
-    // On their next page the default already carries their choice, before Google's tags read it.
+    // On their next page Google's tags are asked to wait while the tag checks the choice's
+    // policy version with /v1/config (this collector has none: the stored choice stands), then
+    // get the choice as the update they waited for.
     const returning = await open(
       '/gcm',
       { 'data-google-consent-mode': '', 'data-flush-interval': '60000' },
       inPage(googleDataLayer, undefined),
     );
+    await returning.waitForFunction(() => (window.dataLayer?.length ?? 0) >= 2);
     expect((await dataLayerOf(returning)).map((entry) => entry.args)).toEqual([
-      ['consent', 'default', MARKETING_AND_ANALYTICS_SIGNALS],
+      ['consent', 'default', { ...DENIED_SIGNALS, wait_for_update: 500 }],
+      ['consent', 'update', MARKETING_AND_ANALYTICS_SIGNALS],
     ]);
 
     // Without the attribute (another visitor) the tag leaves Google's dataLayer alone.

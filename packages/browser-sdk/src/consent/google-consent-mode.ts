@@ -6,7 +6,7 @@
 import type { ConsentState } from '@attune/shared-schema/constants';
 
 /** Consent Mode v2 signals for Attune categories. */
-export function googleConsentSignals(categories: Record<string, boolean>): Record<string, string> {
+export function googleConsentSignals(categories: Record<string, boolean>): Record<string, string | number> {
   const signal = (granted?: boolean) => (granted ? 'granted' : 'denied');
   const ads = signal(categories.marketing);
   return {
@@ -18,8 +18,23 @@ export function googleConsentSignals(categories: Record<string, boolean>): Recor
   };
 }
 
-/** Sends `gtag('consent', 'default' | 'update', signals)` when Google's tag is on the page. */
-export function emitGoogleConsent(kind: 'default' | 'update', { categories }: ConsentState): void {
+/**
+ * How long Google's tags wait for an update after a default that asks them to (`wait_for_update`,
+ * ms): a returning visitor's choice is confirmed by one /v1/config request.
+ */
+export const WAIT_FOR_UPDATE_MS = 500;
+
+/**
+ * Sends `gtag('consent', 'default' | 'update', signals)` when Google's tag is on the page;
+ * `wait` asks Google's tags to hold their requests for the update that follows.
+ */
+export function emitGoogleConsent(
+  kind: 'default' | 'update',
+  { categories }: Pick<ConsentState, 'categories'>,
+  wait?: boolean,
+): void {
+  const signals = googleConsentSignals(categories);
+  if (wait) signals.wait_for_update = WAIT_FOR_UPDATE_MS;
   const { gtag, dataLayer } = globalThis as { gtag?: (...args: unknown[]) => void; dataLayer?: unknown[] };
   // gtag.js reads Arguments objects from dataLayer, not arrays: push `arguments` as Google's snippet does.
   (
@@ -29,5 +44,5 @@ export function emitGoogleConsent(kind: 'default' | 'update', { categories }: Co
         // biome-ignore lint/complexity/noArguments: gtag.js only understands Arguments objects.
         dataLayer.push(arguments);
       })
-  )?.('consent', kind, googleConsentSignals(categories));
+  )?.('consent', kind, signals);
 }
