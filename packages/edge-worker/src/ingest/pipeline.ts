@@ -447,9 +447,10 @@ function collectMessages(
   for (const j of run) {
     if (!accepted.has(j.event.id)) continue;
     // Events that came without consent: the person's recorded choice, as the ProfileDO judged
-    // it (by the site's categories as they stand today).
+    // it (by the site's categories as they stand today); an event whose claim a later choice
+    // narrowed: the claim less that choice's withdrawals, as the ProfileDO reported it.
     const consent = applyGpc(
-      j.consent ?? result.consents[j.event.id] ?? { categories: {}, policyVersion: '' },
+      result.consents[j.event.id] ?? j.consent ?? { categories: {}, policyVersion: '' },
       gpc,
     );
     lastConsent = consent;

@@ -533,6 +533,45 @@ describe('events arriving out of order', () => {
     expect(result.profile.consent?.categories.personalization).toBe(false);
   });
 
+  it('events made before a withdrawal and flushed late follow the withdrawal: nothing learned, no sink it turned off', async () => {
+    const { userId, choose } = await personChoosing();
+    const userIdSignature = await signed(userId);
+    const laptop = anonId('laptop');
+    const phone = anonId('phone');
+    const everything = consentFor('analytics', 'personalization', 'marketing');
+    const twoHoursAgo = Date.now() - 2 * 3_600_000;
+    await collect([choose(laptop, everything, { timestamp: new Date(twoHoursAgo).toISOString() })]);
+    // On the phone, the person now withdraws personalization and marketing.
+    await collect([choose(phone, consentFor('analytics'))]);
+    queue.messages.length = 0;
+    // The laptop's product view, made an hour ago under its grant, waited offline and arrives now.
+    const late = productView(laptop, 'p1', 'shoes', {
+      userId,
+      userIdSignature,
+      timestamp: new Date(Date.now() - 3_600_000).toISOString(),
+      context: { consent: everything },
+    });
+    expect((await collect([late])).status).toBe(200);
+    // Before, its own claim counted: the profile learned from it after the withdrawal.
+    const held = await exportProfile(env, SITE, `user:${userId}`);
+    expect(held.profile?.recentActions).toEqual([]);
+    expect(held.profile?.interests).toEqual({});
+    // It is logged under analytics, which the person still grants, and under nothing else.
+    const logged = queue.messages.flatMap((m) => (m.kind === 'events' ? [m] : []));
+    expect(logged.map((m) => [m.events.map((e) => e.event.id), m.purposes])).toEqual([
+      [[late.id], ['analytics']],
+    ]);
+    expect(queue.messages.some((m) => m.kind === 'profile')).toBe(false);
+
+    // A view made after that choice, under the laptop's own grant, still counts as before.
+    await collect([
+      productView(laptop, 'p2', 'hats', { userId, userIdSignature, context: { consent: everything } }),
+    ]);
+    expect(Object.keys((await viewProfile(env, SITE, `user:${userId}`))?.interests ?? {})).toContain(
+      'category:hats',
+    );
+  });
+
   it('an older choice flushed late that withdraws one purpose and grants another narrows the newer choice, never widens it', async () => {
     const { userId, choose } = await personChoosing();
     const laptop = anonId('laptop');

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   applyEvent,
   type ConsentRecord,
+  claimAfterWithdrawals,
   DEFAULT_RULES,
   decayedInterests,
   decayFactor,
@@ -250,6 +251,34 @@ describe('merge and consent', () => {
     old.consent = record(['analytics', 'personalization'], undefined, T0 + 2 * 3_600_000);
     mergeProfiles(person, old, rules);
     expect(person.consent?.state.categories.personalization).toBe(true);
+  });
+});
+
+describe('an event’s claim after later withdrawals', () => {
+  const everything: ConsentState = {
+    categories: { necessary: true, analytics: true, personalization: true, marketing: true },
+    policyVersion: '1',
+  };
+  it('loses what a choice made after the event withdraws, and nothing else', () => {
+    const withdrawal = record(['analytics'], T0 + 60_000, T0 + 60_000);
+    expect(claimAfterWithdrawals(everything, withdrawal, T0)).toEqual({
+      categories: { necessary: true, analytics: true, personalization: false, marketing: false },
+      policyVersion: '1',
+    });
+    // A choice made before the event (or at the same moment) is the one the claim already follows.
+    expect(claimAfterWithdrawals(everything, withdrawal, T0 + 60_000)).toBeUndefined();
+    // Nothing withdrawn that the claim grants, no record, a purpose the record does not name.
+    expect(
+      claimAfterWithdrawals(
+        everything,
+        record(['analytics', 'personalization', 'marketing'], T0 + 1, T0 + 1),
+        T0,
+      ),
+    ).toBeUndefined();
+    expect(claimAfterWithdrawals(everything, undefined, T0)).toBeUndefined();
+    const unnamed = record([], T0 + 1, T0 + 1);
+    unnamed.state.categories = { necessary: false };
+    expect(claimAfterWithdrawals(everything, unnamed, T0)).toBeUndefined();
   });
 });
 

@@ -68,6 +68,31 @@ export function consentAfter(received: ConsentRecord, current: ConsentRecord | u
   };
 }
 
+/**
+ * An event's own consent claim less what a choice made after the event withdraws, or
+ * undefined when that withdraws nothing the claim grants. An event an offline queue
+ * flushes late was made under the grant its claim states, but the person has since turned
+ * some purpose off (on this device or another): its sinks must follow the withdrawal, or
+ * the late product views would teach a profile the person asked to stop. A purpose the
+ * record does not name is not taken as withdrawn.
+ */
+export function claimAfterWithdrawals(
+  claim: ConsentState,
+  record: ConsentRecord | undefined,
+  eventAt: number,
+): ConsentState | undefined {
+  if (record === undefined || choiceTime(record) <= eventAt) return undefined;
+  const categories = { ...claim.categories };
+  let narrowed = false;
+  for (const [purpose, granted] of Object.entries(claim.categories)) {
+    if (granted && purpose !== 'necessary' && record.state.categories[purpose] === false) {
+      categories[purpose] = false;
+      narrowed = true;
+    }
+  }
+  return narrowed ? { ...claim, categories } : undefined;
+}
+
 /** Whether `a` was chosen strictly later than `b` (of two records held, the one in force). */
 export function chosenLater(a: ConsentRecord, b: ConsentRecord | undefined): boolean {
   return b === undefined || choiceTime(a) > choiceTime(b);

@@ -23,6 +23,7 @@ import {
   applyEvent,
   type ConsentRecord,
   chosenLater,
+  claimAfterWithdrawals,
   clearPersonalization,
   consentAfter,
   DEFAULT_RULES,
@@ -69,8 +70,9 @@ export interface IngestResult {
   /** Dropped because no purpose was granted under the person's recorded consent. */
   consentDropped: string[];
   /**
-   * Effective consent (the person's record) of each accepted event whose request carried
-   * none; an event that carried consent is judged by that, which the caller already has.
+   * Effective consent of each event whose request carried none (the person's record), and of
+   * each whose claim a choice made after it narrowed (see claimAfterWithdrawals); any other
+   * event that carried consent is judged by that, which the caller already has.
    */
   consents: Record<string, ConsentState>;
   /** The profile after the events (without recent actions: nobody on the ingest path reads them). */
@@ -660,9 +662,19 @@ export class ProfileDO extends DurableObject<Env> {
         }
       }
 
-      const effective = input.consent ?? (state.consent ? recorded(state.consent.state) : defaultConsent());
+      // A browser event's own claim, less what a choice made after it has withdrawn (an
+      // offline queue flushing late); the queue's sinks follow what is reported here.
+      const withdrawnSince =
+        input.consent !== undefined && event.type !== 'consent'
+          ? claimAfterWithdrawals(input.consent, state.consent, eventAt)
+          : undefined;
+      if (withdrawnSince) result.consents[event.id] = withdrawnSince;
+      const claim = withdrawnSince ?? input.consent;
+      const effective = claim ?? (state.consent ? recorded(state.consent.state) : defaultConsent());
       const personalization =
-        input.consent !== undefined ? input.personalization : isGranted(effective, 'personalization');
+        claim === undefined
+          ? isGranted(effective, 'personalization')
+          : input.personalization && isGranted(claim, 'personalization');
       const anyPurpose =
         personalization || isGranted(effective, 'analytics') || isGranted(effective, 'marketing');
       if (!anyPurpose && event.type !== 'consent') {
