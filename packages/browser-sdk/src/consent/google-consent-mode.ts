@@ -6,7 +6,7 @@
 import type { ConsentState } from '@attune/shared-schema/constants';
 
 /** Consent Mode v2 signals for Attune categories. */
-export function googleConsentSignals(categories: Record<string, boolean>): Record<string, string | number> {
+export function googleConsentSignals(categories: Record<string, boolean>): Record<string, string> {
   const signal = (granted?: boolean) => (granted ? 'granted' : 'denied');
   const ads = signal(categories.marketing);
   return {
@@ -33,7 +33,7 @@ export function emitGoogleConsent(
   { categories }: Pick<ConsentState, 'categories'>,
   wait?: boolean,
 ): void {
-  const signals = googleConsentSignals(categories);
+  const signals: Record<string, string | number> = googleConsentSignals(categories);
   if (wait) signals.wait_for_update = WAIT_FOR_UPDATE_MS;
   const { gtag, dataLayer } = globalThis as { gtag?: (...args: unknown[]) => void; dataLayer?: unknown[] };
   // gtag.js reads Arguments objects from dataLayer, not arrays: push `arguments` as Google's snippet does.
