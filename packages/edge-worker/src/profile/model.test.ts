@@ -226,15 +226,26 @@ describe('merge and consent', () => {
     expect(person.lastProductView).toBeUndefined();
   });
 
-  it('an older withdrawal merged in changes nothing: the newer choice stays, and what it allowed', () => {
+  it('an older browser choice merged in narrows the newer choice by what it withdraws, never widens it', () => {
     const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
     applyEvent(person, ev('product.viewed', { productId: 'a', category: 'shoes' }), T0, rules);
     person.consent = record(['analytics', 'personalization'], T0 + 60_000, T0 + 60_000);
-    const browser = emptyProfile('demo', 'anon:b2', new Date(T0).toISOString());
-    browser.consent = record(['analytics'], T0, T0);
-    expect(mergeProfiles(person, browser, rules)).toBe(false);
-    expect(person.consent?.state.categories.personalization).toBe(true);
+    // The browser's older choice grants marketing (not taken) and withdraws nothing the person grants.
+    const granting = emptyProfile('demo', 'anon:b1', new Date(T0).toISOString());
+    granting.consent = record(['analytics', 'personalization', 'marketing'], T0, T0);
+    expect(mergeProfiles(person, granting, rules)).toBe(false);
+    expect(person.consent?.state.categories).toMatchObject({ personalization: true, marketing: false });
     expect(person.interests['category:shoes']).toBe(1);
+    // A browser whose older choice withdrew personalization (a clock days slow dates it back):
+    // before, the person's grant stood as if it had not happened.
+    const withdrawing = emptyProfile('demo', 'anon:b2', new Date(T0).toISOString());
+    withdrawing.consent = record(['analytics'], T0, T0);
+    expect(mergeProfiles(person, withdrawing, rules)).toBe(true);
+    expect(person.consent?.state.categories).toMatchObject({ analytics: true, personalization: false });
+    // The record keeps the newer choice's time, with the withdrawal's event as its proof.
+    expect(person.consent?.chosenAt).toBe(new Date(T0 + 60_000).toISOString());
+    expect(person.consent?.eventId).toBe(withdrawing.consent?.eventId);
+    expect(person.interests).toEqual({});
   });
 
   it('takes the record chosen later, not the one received later (an offline queue delivers late)', () => {

@@ -615,10 +615,10 @@ export function clearPersonalization(state: ProfileState): void {
 /**
  * Merges an anonymous profile into a person's profile (the first verified identify), within
  * the profile's bounds (interest keys, traits, counters, lists). The newer of the two
- * consent records, by when each choice was made, is the person's; when it is the browser's
- * and it withdraws personalization, what either profile learned is forgotten, as a
- * withdrawal made here would have. Returns whether that happened (the cleared profile must
- * go downstream).
+ * consent records, by when each choice was made, is the person's, less what an older
+ * browser choice withdraws; when that changes the person's record and withdraws
+ * personalization, what either profile learned is forgotten, as a withdrawal made here
+ * would have. Returns whether that happened (the cleared profile must go downstream).
  */
 export function mergeProfiles(into: ProfileState, from: ProfileState, rules: ProfileRules): boolean {
   const now = Math.max(into.interestsAsOf, from.interestsAsOf);
@@ -644,10 +644,13 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
   if (from.lastOrderAt !== undefined && (into.lastOrderAt ?? 0) < from.lastOrderAt)
     into.lastOrderAt = from.lastOrderAt;
   let withdrawn = false;
-  // Last: a withdrawal clears everything merged above too.
-  if (from.consent && chosenLater(from.consent, into.consent)) {
-    into.consent = from.consent;
-    if (!isGranted(from.consent.state, 'personalization')) {
+  // Last: a withdrawal clears everything merged above too. The browser's choice is ordered
+  // as a consent event arriving now would be (consentAfter): the newer stands, and an older
+  // one's withdrawals still count (a device whose clock is days slow dates them back).
+  const inForce = from.consent ? consentAfter(from.consent, into.consent) : into.consent;
+  if (inForce && inForce !== into.consent) {
+    into.consent = inForce;
+    if (!isGranted(inForce.state, 'personalization')) {
       clearPersonalization(into);
       withdrawn = true;
     }
