@@ -12,6 +12,7 @@ import {
   type ErrorBody,
   type EventError,
   errorBody,
+  LIMITS,
   leavesTimeToServer,
   normalizeConsent,
   readJsonText,
@@ -90,11 +91,22 @@ async function contentHash(value: unknown): Promise<string> {
 }
 
 /**
- * Messages in one `/v1/batch`. Segment caps only bytes (500 KB a batch, 32 KB a message)
- * and its libraries batch by count too (analytics-go sends 250); the body's byte limit
- * still bounds a batch. The browser's `LIMITS.maxBatchEvents` (100) does not apply here.
+ * Fewer bytes than a Segment library's smallest message takes: analytics-node adds
+ * `timestamp`, `integrations`, `context.library`, a `messageId` and `_metadata` to every
+ * call, about 250 bytes with an `event` of one letter (segment-library.test.ts measures it).
  */
-export const SEGMENT_BATCH_MAX_MESSAGES = 500;
+const SMALLEST_LIBRARY_MESSAGE_BYTES = 200;
+
+/**
+ * Messages in one `/v1/batch`. Segment caps only bytes (500 KB a batch, 32 KB a message),
+ * and so, in effect, does this: the cap is above what the body limit holds of the smallest
+ * messages a library sends, so it refuses only bodies of near-empty objects. A library's
+ * batch size is its user's to choose (analytics-node's `flushAt` has no maximum, and its
+ * own byte count does not hold batches to 480 KB), and a 413 loses the whole batch: the
+ * library retries it as it was and then drops it. At 500, `flushAt: 600` lost every batch.
+ * The browser's `LIMITS.maxBatchEvents` (100) does not apply here.
+ */
+export const SEGMENT_BATCH_MAX_MESSAGES = Math.ceil(LIMITS.maxBatchBytes / SMALLEST_LIBRARY_MESSAGE_BYTES);
 
 function tooLarge(message: string): SegmentFailure {
   return { ok: false, status: COLLECT_STATUS.tooLarge, body: errorBody('too_large', message) };
