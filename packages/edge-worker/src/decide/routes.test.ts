@@ -1,7 +1,8 @@
-import { runInDurableObject } from 'cloudflare:test';
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
 import type { DecideResponse } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../app.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { signUserId } from '../identity/index.ts';
@@ -143,6 +144,36 @@ describe('GET /v1/decide with personalization consent', () => {
     // The signed person's group decides what they see; either way it is their own profile.
     expect(signed.decisions.hero?.reason).not.toBe('default: personalization not granted');
     expect(forged.decisions.hero?.reason).toBe('default: personalization not granted');
+  });
+
+  it('a userId that does not verify changes nothing: a failing ProfileDO still gives the defaults, not a 500', async () => {
+    // Every call to a person's object fails (an overloaded or broken Durable Object).
+    const failing = {
+      idFromName: (name: string) => env.PROFILE.idFromName(name),
+      get: () =>
+        new Proxy({}, { get: () => () => Promise.reject(new Error('Durable Object is overloaded')) }),
+    };
+    const decideWith = async (query: string) => {
+      const ctx = createExecutionContext();
+      const res = await createApp().fetch(
+        new Request(decideUrl(query), { headers: { origin: SITE_ORIGIN } }),
+        { ...env, PROFILE: failing } as unknown as Env,
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    for (const query of [
+      'slots=hero&anonymousId=device-abc',
+      // Before, an unsigned or wrongly signed user id looked up the browser's alias first,
+      // outside the decision budget, and that failure answered 500.
+      'slots=hero&anonymousId=device-abc&userId=customer-42',
+      `slots=hero&anonymousId=device-abc&userId=customer-42&userIdSignature=${'0'.repeat(64)}`,
+    ]) {
+      const res = await decideWith(query);
+      expect(res.status).toBe(200);
+      expect((await res.json<DecideResponse>()).decisions.hero?.variant).toBe('hero-default');
+    }
   });
 });
 

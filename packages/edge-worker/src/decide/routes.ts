@@ -9,7 +9,7 @@ import type { DecideResponse, EventMessage } from '@attune/shared-schema';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
-import { resolvePerson } from '../identity/index.ts';
+import { verifyUserId } from '../identity/index.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { consentFrom, parseCookies } from '../proxy/cookies.ts';
@@ -108,16 +108,16 @@ export async function answerDecide(
     if (v !== undefined) values[name] = v;
   }
   const anonymousId = values.anonymousId ?? options.fallbackAnonymousId;
-  // Without a user id the profile itself follows an anonymous id to its merged person (one
-  // round trip); a signed user id is verified first.
-  const person =
-    values.userId !== undefined
-      ? await resolvePerson(c.env, site, {
-          ...(anonymousId !== undefined ? { anonymousId } : {}),
-          userId: values.userId,
-          ...(values.userIdSignature !== undefined ? { userIdSignature: values.userIdSignature } : {}),
-        })
-      : { personKey: anonymousPersonKey(anonymousId) };
+  // A signed user id is the person. Otherwise the anonymous id decides, and its profile
+  // follows a merge to its person in the same round trip, within the decision budget (a
+  // user id that does not verify is ignored: looking up the browser's alias first waited on
+  // its ProfileDO with no budget, and a failing one answered 500).
+  const signedIn =
+    values.userId !== undefined &&
+    (await verifyUserId(site.identitySecret, values.userId, values.userIdSignature));
+  const person = {
+    personKey: signedIn ? (`user:${values.userId}` as const) : anonymousPersonKey(anonymousId),
+  };
   const browserConsent = consentFrom(parseCookies(c.req.header('cookie') ?? null));
   const outcome = await decide(c.env, {
     siteId: site.id,

@@ -2,7 +2,6 @@ import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { type ErasureMessage, LIMITS } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
-import { resolvePerson } from '../identity/index.ts';
 import {
   ADMIN_HEADERS,
   ALL,
@@ -17,7 +16,6 @@ import {
   signed,
   storedTables,
 } from '../ingest/test-support.ts';
-import { getSiteById } from '../sites/index.ts';
 import { profileStub, recordOffer, viewProfile } from './client.ts';
 import type { ProfileDO } from './profile-do.ts';
 import type { PersonKey } from './types.ts';
@@ -218,37 +216,6 @@ describe('ProfileDO RPC for other capabilities', () => {
     const viaBrowser = await viewProfile(env, SITE, `anon:${a}`);
     expect(viaBrowser?.personKey).toBe(`user:${userId}`);
     expect(viaBrowser?.interests['category:shoes']).toBeCloseTo(1, 5);
-  });
-
-  it('resolvePerson follows the alias a verified identify left, and trusts only signed ids', async () => {
-    const site = await getSiteById(env, SITE);
-    if (!site) throw new Error('demo site missing');
-    const a = anonId();
-    const userId = `u-${anonId()}`;
-    expect(await resolvePerson(env, site, { anonymousId: a })).toEqual({
-      personKey: `anon:${a}`,
-      verified: false,
-    });
-    await collect([
-      productView(a, 'p1', 'shoes'),
-      makeEvent(a, 'user.signed_in', { userId, userIdSignature: await signed(userId) }),
-    ]);
-    expect(await resolvePerson(env, site, { anonymousId: a })).toEqual({
-      personKey: `user:${userId}`,
-      verified: false,
-    });
-    expect(
-      await resolvePerson(env, site, { anonymousId: 'x', userId, userIdSignature: await signed(userId) }),
-    ).toEqual({
-      personKey: `user:${userId}`,
-      verified: true,
-    });
-    expect(
-      await resolvePerson(env, site, { anonymousId: 'x', userId, userIdSignature: 'f'.repeat(64) }),
-    ).toEqual({
-      personKey: 'anon:x',
-      verified: false,
-    });
   });
 });
 
