@@ -7,6 +7,8 @@
  * consent, within EVENT_RETENTION_DAYS. The events the Worker made itself (promo.offered,
  * interest.shifted, …) are logged too, but never built the profile: they are skipped
  * (by name: ingest refuses those names from producers, see src/profile/edge-events.ts).
+ * The person's consent records say when they last withdrew personalization, which the log
+ * cannot (see lastWithdrawalOfPersonalization).
  */
 import { Hono } from 'hono';
 import { isAdmin } from '../admin/auth.ts';
@@ -18,10 +20,10 @@ import { traceparentOf } from '../observability/index.ts';
 import { profileStub } from '../profile/client.ts';
 import { isEdgeEvent } from '../profile/edge-events.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
-import type { PersonKey, ProfileSummary, ProfileView } from '../profile/types.ts';
+import type { PersonKey, ProfileEventInput, ProfileSummary, ProfileView } from '../profile/types.ts';
 import { getSiteById, type Site } from '../sites/index.ts';
 import { withRecordedKeys } from '../sync/consumer.ts';
-import { type EventRow, profileInputFromRow } from '../sync/mapping.ts';
+import { type ConsentRow, type EventRow, profileInputFromRow } from '../sync/mapping.ts';
 
 const CHUNK = 100;
 
@@ -39,15 +41,54 @@ export interface ReplayResult {
  * first, without those the Worker made (see isEdgeEvent): applied as the person's own, they
  * would add to the counters and recent actions, and move lastSeen, as the live path never did.
  */
-async function storedEvents(env: Env, siteId: string, personKey: PersonKey): Promise<EventRow[]> {
+async function storedEvents(env: Env, siteId: string, keys: string[]): Promise<EventRow[]> {
   const directus = directusFromEnv(env);
-  const keys = await withRecordedKeys(directus, siteId, [personKey]);
   const rows = await directus.readAll<EventRow>('events', {
     filter: { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: keys } }] },
     // Arrival order: by request, then by when each event happened within it.
     sort: ['received_at', 'corrected_timestamp', 'id'],
   });
   return rows.filter((row) => !isEdgeEvent(row.name));
+}
+
+/**
+ * When the person last withdrew personalization (epoch ms; -Infinity if never), by their
+ * consent records in Directus. Every choice is recorded there, a "reject all" too, which the
+ * event log never holds (it grants no analytics, so its event is not logged): replayed from
+ * the log alone, the events before it taught the rebuilt profile again what the withdrawal
+ * had made the live profile forget.
+ */
+async function lastWithdrawalOfPersonalization(env: Env, siteId: string, keys: string[]): Promise<number> {
+  const records = await directusFromEnv(env).readAll<
+    Pick<ConsentRow, 'categories' | 'chosen_at' | 'recorded_at'>
+  >('consent_records', {
+    filter: { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: keys } }] },
+    fields: ['categories', 'chosen_at', 'recorded_at'],
+  });
+  let last = Number.NEGATIVE_INFINITY;
+  for (const record of records) {
+    if (record.categories?.personalization === true) continue;
+    const at = Date.parse(record.chosen_at ?? record.recorded_at);
+    if (at > last) last = at;
+  }
+  return last;
+}
+
+/**
+ * A stored event as the ProfileDO replays it: one made before the person's last withdrawal
+ * of personalization (see lastWithdrawalOfPersonalization) teaches nothing, as live.
+ */
+function replayInput(row: EventRow, withdrawnAt: number): ProfileEventInput {
+  const input = profileInputFromRow(row);
+  const at = Date.parse(input.enrichment.correctedTimestamp);
+  if (!input.personalization || input.event.type === 'consent' || !(at < withdrawnAt)) return input;
+  return {
+    ...input,
+    personalization: false,
+    ...(input.consent && {
+      consent: { ...input.consent, categories: { ...input.consent.categories, personalization: false } },
+    }),
+  };
 }
 
 /**
@@ -58,14 +99,16 @@ async function storedEvents(env: Env, siteId: string, personKey: PersonKey): Pro
  */
 export async function replayPerson(env: Env, site: Site, personKey: PersonKey): Promise<ReplayResult> {
   const siteId = site.id;
-  const rows = await storedEvents(env, siteId, personKey);
+  const keys = await withRecordedKeys(directusFromEnv(env), siteId, [personKey]);
+  const rows = await storedEvents(env, siteId, keys);
+  const withdrawnAt = await lastWithdrawalOfPersonalization(env, siteId, keys);
   const stub = profileStub(env, siteId, personKey);
   const previous = await stub.forgetForReplay();
   let accepted = 0;
   // Whether the newest event was accepted under personalization (see continueVersion).
   let personalization = false;
   for (let i = 0; i < rows.length; i += CHUNK) {
-    const inputs = rows.slice(i, i + CHUNK).map(profileInputFromRow);
+    const inputs = rows.slice(i, i + CHUNK).map((row) => replayInput(row, withdrawnAt));
     // The RPC typing of IngestResult is too deep for TypeScript; the value is the plain result.
     const result = (await stub.ingest(siteId, personKey, inputs)) as unknown as IngestResult;
     accepted += result.accepted.length;

@@ -6,7 +6,12 @@
  */
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { DEFAULT_CONSENT_CONFIG, type ErasureMessage, eventMessagesOf } from '@attune/shared-schema';
+import {
+  type ConsentMessage,
+  DEFAULT_CONSENT_CONFIG,
+  type ErasureMessage,
+  eventMessagesOf,
+} from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
@@ -31,7 +36,7 @@ import {
 import { profileStub, viewProfile } from '../profile/client.ts';
 import { ProfileDO } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput } from '../profile/types.ts';
-import { type EventRow, eventRow, newerSnapshot } from '../sync/mapping.ts';
+import { type ConsentRow, consentRow, type EventRow, eventRow, newerSnapshot } from '../sync/mapping.ts';
 
 let queue = recordQueue();
 afterEach(() => {
@@ -49,12 +54,19 @@ function replay(personKey: string): Promise<Response> {
   return replayAt(`/v1/admin/replay/${encodeURIComponent(personKey)}?site=${SITE}`);
 }
 
-/** Answers Directus's `people` and `events` reads with `rows`; everything else goes out as usual. */
-function eventLog(rows: EventRow[]): void {
+/**
+ * Answers Directus's `people`, `events` and `consent_records` reads with `rows` and
+ * `consents`; everything else goes out as usual.
+ */
+function eventLog(rows: EventRow[], consents: ConsentRow[] = []): void {
   const original = globalThis.fetch;
   vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
     const url = new URL(input instanceof Request ? input.url : String(input));
     if (url.pathname === '/items/people') return Response.json({ data: [] });
+    if (url.pathname === '/items/consent_records') {
+      const offset = Number(url.searchParams.get('offset') ?? '0');
+      return Response.json({ data: offset === 0 ? consents : [] });
+    }
     if (url.pathname === '/items/events') {
       const offset = Number(url.searchParams.get('offset') ?? '0');
       return Response.json({ data: offset === 0 ? rows : [] });
@@ -206,6 +218,46 @@ describe('replay of a person who withdrew consent', () => {
     expect((await replay(`anon:${a}`)).status).toBe(200);
     await withdrawn(a);
     expect(queue.messages.filter((m) => m.kind === 'profile')).toEqual([]);
+  });
+});
+
+describe('replay of a person who refused everything, then granted again', () => {
+  it('does not learn again from what they did before the refusal, which the log does not hold', async () => {
+    const a = anonId();
+    const choice = (granted: boolean) => {
+      const consent = granted ? ALL : { categories: { necessary: true }, policyVersion: ALL.policyVersion };
+      return makeEvent(a, 'consent.updated', {
+        properties: { ...consent, source: 'banner' },
+        consent,
+      });
+    };
+    const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    await collect([choice(true), productView(a, 'p1', 'shoes')]);
+    await later(5);
+    // "Reject all": recorded (a consent record), but not logged (it grants no analytics).
+    await collect([choice(false)]);
+    await later(5);
+    await collect([choice(true), productView(a, 'p2', 'hats')]);
+    const live = await viewProfile(env, SITE, `anon:${a}`);
+    expect(Object.keys(live?.interests ?? {})).not.toContain('category:shoes');
+    const logged = eventMessagesOf(queue.messages).map(eventRow);
+    // The log holds both grants, not the refusal between them.
+    expect(logged.filter((row) => row.name === 'consent.updated')).toHaveLength(2);
+    const records = queue.messages.filter((m): m is ConsentMessage => m.kind === 'consent').map(consentRow);
+    expect(records).toHaveLength(3);
+
+    eventLog(logged, records);
+    queue = recordQueue();
+    expect((await replay(`anon:${a}`)).status).toBe(200);
+    // Before, the replay taught the profile the shoes again.
+    const rebuilt = await viewProfile(env, SITE, `anon:${a}`);
+    expect(Object.keys(rebuilt?.interests ?? {})).not.toContain('category:shoes');
+    expect(Object.keys(rebuilt?.interests ?? {})).toContain('category:hats');
+    const snapshot = queue.messages.filter((m) => m.kind === 'profile').at(-1);
+    expect(snapshot?.kind === 'profile' && Object.keys(snapshot.profile.interests)).toEqual([
+      'category:hats',
+      'tag:hats-tag',
+    ]);
   });
 });
 
