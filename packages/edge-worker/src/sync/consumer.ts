@@ -367,7 +367,12 @@ async function writeProfiles(
   if (items.length === 0) return 0;
   const latest = latestProfiles(items.map((i) => i.body));
   const rows = [...latest.values()].map(personRow);
-  const write = async (batch: PersonRow[]): Promise<number> => {
+  const write = async (snapshots: PersonRow[]): Promise<number> => {
+    // A browser a signed-in person's snapshot lists was merged into them at sign-in (what it
+    // had learned was folded in): its own row would keep that, and its old grant, after the
+    // person withdraws or is cleared. It goes, and a late snapshot of it is not written.
+    const merged = new Set(snapshots.flatMap(mergedBrowserRows));
+    const batch = snapshots.filter((r) => !merged.has(r.id));
     // A stored row may have no version (one made in Directus without it): it counts as 0.
     const stored = await directus.readItems<
       Omit<SnapshotOrder, 'version'> & { id: string; version: number | null }
@@ -387,6 +392,12 @@ async function writeProfiles(
     });
     await directus.createItems('people', creates);
     await directus.updateItems('people', updates);
+    // Looked up in slices: a person lists up to 200 browsers, and the ids go in the URL.
+    const ids = [...merged];
+    for (let i = 0; i < ids.length; i += MERGED_LOOKUP) {
+      const found = await directus.existingKeys('people', ids.slice(i, i + MERGED_LOOKUP));
+      await directus.deleteItems('people', [...found]);
+    }
     return creates.length + updates.length;
   };
   try {
@@ -413,6 +424,15 @@ async function writeProfiles(
     }
   }
   return n;
+}
+
+/** Merged browsers' row ids per lookup (a GET's URL holds them). */
+const MERGED_LOOKUP = 100;
+
+/** The people row ids of the browsers a signed-in person's row lists (merged into them). */
+function mergedBrowserRows(row: PersonRow): string[] {
+  if (!row.person_key.startsWith('user:')) return [];
+  return row.anonymous_ids.map((id) => personRowId(row.site_id, `anon:${id}`));
 }
 
 /**

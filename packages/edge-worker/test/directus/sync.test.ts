@@ -247,6 +247,27 @@ describe('profiles', () => {
   });
 });
 
+describe('browsers merged into a person', () => {
+  it('their own rows go once the person’s snapshot lists them, so what they learned and their old grant do not outlive the person’s withdrawal', async () => {
+    const browser = uniqueId('merged');
+    const other = uniqueId('not-merged');
+    await consume(
+      deliveries([profileMessage(`anon:${browser}`, 3, 'browsers'), profileMessage(`anon:${other}`, 1, 'x')]),
+    );
+    expect(await rows('people', { person_key: { _eq: `anon:${browser}` } })).toHaveLength(1);
+
+    const person = `user:${uniqueId('person')}`;
+    const signedIn = profileMessage(person, 2, 'cleared');
+    signedIn.profile.anonymousIds = [browser];
+    // A late snapshot of the browser from before its sign-in, in the same batch, is not written either.
+    await consume(deliveries([signedIn, profileMessage(`anon:${browser}`, 4, 'late')]));
+    // Before, the browser's row kept its interests, segments and grant whatever the person chose.
+    expect(await rows('people', { person_key: { _eq: `anon:${browser}` } })).toEqual([]);
+    expect(await rows('people', { person_key: { _eq: person } })).toHaveLength(1);
+    expect(await rows('people', { person_key: { _eq: `anon:${other}` } })).toHaveLength(1);
+  });
+});
+
 describe('erasure', () => {
   it("deletes the person's profile, events and consent records, keeps others, and leaves a proof without the person", async () => {
     const erased = `anon:${uniqueId('erased')}`;
