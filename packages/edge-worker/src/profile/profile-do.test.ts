@@ -54,6 +54,23 @@ describe('access and erasure', () => {
     expect((await people('bogus', 'GET')).status).toBe(400);
   });
 
+  it('GET of a browser merged into a person answers with the person’s profile too, as DELETE of it erases them', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    await collect([productView(a, 'p1', 'shoes')]);
+    await collect([makeEvent(a, 'user.signed_in', { userId, userIdSignature: await signed(userId) })]);
+    const res = await people(`anon:${a}`, 'GET', ADMIN_HEADERS, EDGE_ONLY);
+    expect(res.status).toBe(200);
+    const held = (await res.json()) as {
+      aliasOf?: string;
+      person?: { personId: string; profile?: { interests: Record<string, number> } };
+    };
+    expect(held.aliasOf).toBe(`user:${userId}`);
+    // Before, the answer stopped at the link: what the person's profile holds was missing.
+    expect(held.person?.personId).toBe(`user:${userId}`);
+    expect(held.person?.profile?.interests['category:shoes']).toBeCloseTo(1, 5);
+  });
+
   it('DELETE erases the person and merged browsers, sends an erasure message, and drops late events', async () => {
     const a = anonId();
     const userId = `u-${anonId()}`;
