@@ -572,6 +572,54 @@ describe('events arriving out of order', () => {
     );
   });
 
+  it('a sign-in made before a refusal of everything and flushed late still links the browser, and is not learned from', async () => {
+    const { userId, choose } = await personChoosing();
+    const userIdSignature = await signed(userId);
+    const laptop = anonId('laptop');
+    const phone = anonId('phone');
+    await collect([productView(laptop, 'p1', 'shoes')]);
+    await collect([
+      choose(phone, consentFor(), { timestamp: new Date(Date.now() - 3_600_000).toISOString() }),
+    ]);
+    // The laptop's sign-in, made two hours ago while offline, arrives now.
+    const signIn = makeEvent(laptop, 'user.signed_in', {
+      userId,
+      userIdSignature,
+      timestamp: new Date(Date.now() - 2 * 3_600_000).toISOString(),
+    });
+    expect(await (await collect([signIn])).json()).toMatchObject({ accepted: 0 });
+    // Its analytics-logged anonymous view is the person's to erase: the browser is linked.
+    expect(await profileStub(env, SITE, `anon:${laptop}`).aliasOf()).toBe(`user:${userId}`);
+    expect((await exportProfile(env, SITE, `user:${userId}`)).profile?.interests).toEqual({});
+  });
+
+  it('at a sign-in, the person’s newer choice stands over the browser’s older one that reached the Worker before it', async () => {
+    const { userId, choose } = await personChoosing();
+    const userIdSignature = await signed(userId);
+    const browser = anonId('browser');
+    const laptop = anonId('laptop');
+    // Anonymous on the browser: analytics and personalization, no marketing.
+    await collect([
+      makeEvent(browser, 'consent.updated', {
+        consent: consentFor('analytics', 'personalization'),
+        properties: { ...consentFor('analytics', 'personalization'), source: 'banner' },
+      }),
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // Later, signed in on the laptop, the person grants everything.
+    await collect([choose(laptop, consentFor('analytics', 'personalization', 'marketing'))]);
+    // Now they sign in on the browser: before, its older choice took marketing back from them.
+    await collect([
+      makeEvent(browser, 'user.signed_in', {
+        userId,
+        userIdSignature,
+        consent: consentFor('analytics', 'personalization'),
+      }),
+    ]);
+    const held = await exportProfile(env, SITE, `user:${userId}`);
+    expect(held.profile?.consent?.state.categories).toMatchObject({ personalization: true, marketing: true });
+  });
+
   it('an older choice flushed late that withdraws one purpose and grants another narrows the newer choice, never widens it', async () => {
     const { userId, choose } = await personChoosing();
     const laptop = anonId('laptop');

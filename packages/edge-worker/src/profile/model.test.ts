@@ -226,7 +226,7 @@ describe('merge and consent', () => {
     expect(person.lastProductView).toBeUndefined();
   });
 
-  it('an older browser choice merged in narrows the newer choice by what it withdraws, never widens it', () => {
+  it('an older browser choice merged in narrows the newer choice by what it withdraws if it arrived after it (a slow clock), never widens it', () => {
     const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
     applyEvent(person, ev('product.viewed', { productId: 'a', category: 'shoes' }), T0, rules);
     person.consent = record(['analytics', 'personalization'], T0 + 60_000, T0 + 60_000);
@@ -236,10 +236,16 @@ describe('merge and consent', () => {
     expect(mergeProfiles(person, granting, rules)).toBe(false);
     expect(person.consent?.state.categories).toMatchObject({ personalization: true, marketing: false });
     expect(person.interests['category:shoes']).toBe(1);
-    // A browser whose older choice withdrew personalization (a clock days slow dates it back):
-    // before, the person's grant stood as if it had not happened.
+    // An older choice that reached the Worker before the person chose is just older: it stands aside.
+    const inOrder = emptyProfile('demo', 'anon:b0', new Date(T0).toISOString());
+    inOrder.consent = record(['analytics'], T0, T0);
+    expect(mergeProfiles(person, inOrder, rules)).toBe(false);
+    expect(person.consent?.state.categories).toMatchObject({ personalization: true });
+    expect(person.interests['category:shoes']).toBe(1);
+    // A browser whose choice withdrew personalization after the person chose, but is dated
+    // before (a clock days slow): before, the person's grant stood as if it had not happened.
     const withdrawing = emptyProfile('demo', 'anon:b2', new Date(T0).toISOString());
-    withdrawing.consent = record(['analytics'], T0, T0);
+    withdrawing.consent = record(['analytics'], T0, T0 + 120_000);
     expect(mergeProfiles(person, withdrawing, rules)).toBe(true);
     expect(person.consent?.state.categories).toMatchObject({ analytics: true, personalization: false });
     // The record keeps the newer choice's time, with the withdrawal's event as its proof.

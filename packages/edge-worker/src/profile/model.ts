@@ -616,9 +616,10 @@ export function clearPersonalization(state: ProfileState): void {
  * Merges an anonymous profile into a person's profile (the first verified identify), within
  * the profile's bounds (interest keys, traits, counters, lists). The newer of the two
  * consent records, by when each choice was made, is the person's, less what an older
- * browser choice withdraws; when that changes the person's record and withdraws
- * personalization, what either profile learned is forgotten, as a withdrawal made here
- * would have. Returns whether that happened (the cleared profile must go downstream).
+ * browser choice withdraws if it reached the Worker after the newer one was made (a slow
+ * clock); when that changes the person's record and withdraws personalization, what either
+ * profile learned is forgotten, as a withdrawal made here would have. Returns whether that
+ * happened (the cleared profile must go downstream).
  */
 export function mergeProfiles(into: ProfileState, from: ProfileState, rules: ProfileRules): boolean {
   const now = Math.max(into.interestsAsOf, from.interestsAsOf);
@@ -644,10 +645,19 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
   if (from.lastOrderAt !== undefined && (into.lastOrderAt ?? 0) < from.lastOrderAt)
     into.lastOrderAt = from.lastOrderAt;
   let withdrawn = false;
-  // Last: a withdrawal clears everything merged above too. The browser's choice is ordered
-  // as a consent event arriving now would be (consentAfter): the newer stands, and an older
-  // one's withdrawals still count (a device whose clock is days slow dates them back).
-  const inForce = from.consent ? consentAfter(from.consent, into.consent) : into.consent;
+  // Last: a withdrawal clears everything merged above too. The newer choice stands. An older
+  // browser choice that reached the Worker after the person's choice was made is ordered as
+  // a consent event arriving late (consentAfter: its withdrawals still count, since a device
+  // whose clock is days slow dates them back); one that arrived before it was made is simply
+  // older, and the person's newer choice stands whole.
+  const inForce =
+    from.consent === undefined
+      ? into.consent
+      : into.consent === undefined ||
+          chosenLater(from.consent, into.consent) ||
+          Date.parse(from.consent.recordedAt) > choiceTime(into.consent)
+        ? consentAfter(from.consent, into.consent)
+        : into.consent;
   if (inForce && inForce !== into.consent) {
     into.consent = inForce;
     if (!isGranted(inForce.state, 'personalization')) {

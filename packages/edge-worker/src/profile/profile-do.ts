@@ -663,9 +663,11 @@ export class ProfileDO extends DurableObject<Env> {
       }
 
       // A browser event's own claim, less what a choice made after it has withdrawn (an
-      // offline queue flushing late); the queue's sinks follow what is reported here.
+      // offline queue flushing late); the queue's sinks follow what is reported here. Not in
+      // a replay: the stored events' purposes were narrowed as they came in, and the record
+      // put back after each chunk would judge the chunks apart.
       const withdrawnSince =
-        input.consent !== undefined && event.type !== 'consent'
+        input.consent !== undefined && event.type !== 'consent' && this.#replaying() === undefined
           ? claimAfterWithdrawals(input.consent, state.consent, eventAt)
           : undefined;
       if (withdrawnSince) result.consents[event.id] = withdrawnSince;
@@ -677,7 +679,30 @@ export class ProfileDO extends DurableObject<Env> {
           : input.personalization && isGranted(claim, 'personalization');
       const anyPurpose =
         personalization || isGranted(effective, 'analytics') || isGranted(effective, 'marketing');
+      // A browser's first verified event links it to the person whatever the purposes: the
+      // link is who the browser is, not what is learned about them, and without it erasing the
+      // person would leave that browser's events (stored under analytics alone) behind.
+      const link = async () => {
+        if (
+          !personKey.startsWith('user:') ||
+          event.anonymousId.startsWith('server:') ||
+          state.anonymousIds.includes(event.anonymousId) ||
+          this.#retiring()?.browsers.includes(`anon:${event.anonymousId}`)
+        )
+          return;
+        // A browser merged before a replay is an alias of this person still: linked again
+        // as it is (asking it to hand over would wait on a browser that may wait on us).
+        if (this.#replaying()?.browsers.includes(event.anonymousId))
+          state.anonymousIds.push(event.anonymousId);
+        else if (
+          await this.#mergeAnonymous(siteId, personKey, event.anonymousId, state, rules, personalization)
+        )
+          result.personalizationCleared = true;
+      };
       if (!anyPurpose && event.type !== 'consent') {
+        // Made under a grant the person withdrew since: not taken, but who the browser is
+        // still counts (its events logged before are the person's to erase).
+        if (withdrawnSince) await link();
         result.consentDropped.push(event.id);
         continue;
       }
@@ -687,24 +712,7 @@ export class ProfileDO extends DurableObject<Env> {
       if (seenAt > state.lastSeen) state.lastSeen = seenAt;
       // An older event arriving late (an offline queue flushing) moves the start back too.
       if (seenAt < state.firstSeen) state.firstSeen = seenAt;
-      // A browser's first verified event links it to the person whatever the purposes: the
-      // link is who the browser is, not what is learned about them, and without it erasing the
-      // person would leave that browser's events (stored under analytics alone) behind.
-      if (
-        personKey.startsWith('user:') &&
-        !event.anonymousId.startsWith('server:') &&
-        !state.anonymousIds.includes(event.anonymousId) &&
-        !this.#retiring()?.browsers.includes(`anon:${event.anonymousId}`)
-      ) {
-        // A browser merged before a replay is an alias of this person still: linked again
-        // as it is (asking it to hand over would wait on a browser that may wait on us).
-        if (this.#replaying()?.browsers.includes(event.anonymousId))
-          state.anonymousIds.push(event.anonymousId);
-        else if (
-          await this.#mergeAnonymous(siteId, personKey, event.anonymousId, state, rules, personalization)
-        )
-          result.personalizationCleared = true;
-      }
+      await link();
       if (!personalization || superseded) continue;
 
       const outcome = applyEvent(state, event, eventAt, rules, !this.#refusedBrowsers.has(event.anonymousId));
