@@ -307,6 +307,38 @@ describe('erasure', () => {
     expect(JSON.stringify(proofs[0])).not.toContain(erased.slice(5));
   });
 
+  it('erases a person with 200 browsers of long ids, whose keys do not fit in a URL', async () => {
+    const userId = uniqueId('many-browsers');
+    const browsers = Array.from({ length: 200 }, (_, i) => `${i}-${uniqueId('b')}-`.padEnd(120, 'x'));
+    const person = `user:${userId}`;
+    const snapshot = profileMessage(person, 1, 'a');
+    snapshot.profile.anonymousIds = browsers;
+    const kept = `anon:${uniqueId('kept')}`;
+    await consume(
+      deliveries([
+        snapshot,
+        eventsMessage(`anon:${browsers[199]}`, 1),
+        profileMessage(kept, 1, 'b'),
+        eventsMessage(kept, 1),
+      ]),
+    );
+    expect(await rows('events', { person_key: { _eq: `anon:${browsers[199]}` } })).toHaveLength(1);
+
+    const erasure = erasureMessage(person);
+    erasure.anonymousIds = browsers;
+    const delivered = deliveries([erasure]);
+    // Before, the keys went in a GET's query string (about 30 KB): Directus refused it (431),
+    // and the erasure was set aside as a dead letter instead of done.
+    const result = await consume(delivered);
+    expect(result.explicitAcks).toEqual([delivered[0]?.id]);
+    expect(dlq.letters).toEqual([]);
+    expect(await rows('people', { person_key: { _eq: person } })).toEqual([]);
+    expect(await rows('events', { person_key: { _eq: `anon:${browsers[199]}` } })).toEqual([]);
+    // The long query was read as a filter, not ignored: nobody else's rows went.
+    expect(await rows('people', { person_key: { _eq: kept } })).toHaveLength(1);
+    expect(await rows('events', { person_key: { _eq: kept } })).toHaveLength(1);
+  });
+
   it('a retried erasure still deletes what only Directus recorded of the person, after failing part-way', async () => {
     const user = uniqueId('erase-retry');
     const person = `user:${user}`;
