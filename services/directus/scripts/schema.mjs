@@ -152,7 +152,7 @@ export const COLLECTIONS = [
     collection: 'dead_letters',
     icon: 'report',
     accountability: null,
-    note: 'Queue messages the sync could not write, with why: look, fix, send again. Erased with their person; deleted after EVENT_RETENTION_DAYS.',
+    note: 'Queue messages the sync could not write, with why: look, fix, send again. Erased with their person; deleted after EVENT_RETENTION_DAYS, except an erasure not done.',
     sync: ['create', 'read', 'delete'],
     fields: [
       pk('id', 64),

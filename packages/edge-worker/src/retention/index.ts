@@ -1,9 +1,10 @@
 /**
  * Retention of the event log: the Cron Trigger deletes Directus events received, and dead
- * letters set aside, more than EVENT_RETENTION_DAYS ago. Profiles have their own retention
+ * letters set aside (erasures not done excepted), more than EVENT_RETENTION_DAYS ago. Profiles have their own retention
  * (ProfileDO alarms).
  */
-import { directusFromEnv } from '../directus/client.ts';
+import { type DirectusFilter, directusFromEnv } from '../directus/client.ts';
+import { PENDING_ERASURE } from '../sync/mapping.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_RETENTION_DAYS = 90;
@@ -14,10 +15,19 @@ export function eventRetentionDays(env: Pick<Env, 'EVENT_RETENTION_DAYS'>): numb
   return Number.isFinite(days) && days > 0 ? days : DEFAULT_RETENTION_DAYS;
 }
 
-/** Deletes the rows of `collection` whose `timeField` is before `now - retention`; returns how many went. */
-function deleteExpired(env: Env, collection: string, timeField: string, now: number): Promise<number> {
+/**
+ * Deletes the rows of `collection` whose `timeField` is before `now - retention` (and that
+ * match `also`); returns how many went.
+ */
+function deleteExpired(
+  env: Env,
+  collection: string,
+  timeField: string,
+  now: number,
+  also: DirectusFilter[] = [],
+): Promise<number> {
   const cutoff = new Date(now - eventRetentionDays(env) * DAY_MS).toISOString();
-  return directusFromEnv(env).deleteWhere(collection, { [timeField]: { _lt: cutoff } });
+  return directusFromEnv(env).deleteWhere(collection, { _and: [{ [timeField]: { _lt: cutoff } }, ...also] });
 }
 
 /** Deletes events received before `now - retention`; returns how many went. */
@@ -25,9 +35,14 @@ export function deleteExpiredEvents(env: Env, now: number = Date.now()): Promise
   return deleteExpired(env, 'events', 'received_at', now);
 }
 
-/** Deletes dead letters set aside before `now - retention` (they hold events too); returns how many went. */
+/**
+ * Deletes dead letters set aside before `now - retention` (they hold events too), except
+ * erasures not done (see PENDING_ERASURE); returns how many went.
+ */
 export function deleteExpiredDeadLetters(env: Env, now: number = Date.now()): Promise<number> {
-  return deleteExpired(env, 'dead_letters', 'failed_at', now);
+  return deleteExpired(env, 'dead_letters', 'failed_at', now, [
+    { reason: { _nstarts_with: PENDING_ERASURE } },
+  ]);
 }
 
 /** The Worker's scheduled() handler (the daily cron in wrangler.toml). */

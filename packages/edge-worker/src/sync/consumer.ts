@@ -42,6 +42,7 @@ import {
   eventRow,
   latestProfiles,
   newerSnapshot,
+  PENDING_ERASURE,
   type PersonRow,
   personRow,
   personRowId,
@@ -744,7 +745,8 @@ export async function syncBatch(
       out.ack(item.msg);
       out.report.erasures++;
     } catch (e) {
-      if (isPermanent(e)) await out.deadLetter(item.msg, `erasure rejected by Directus: ${errorReason(e)}`);
+      if (isPermanent(e))
+        await out.deadLetter(item.msg, `${PENDING_ERASURE}, Directus rejected it: ${errorReason(e)}`);
       else out.retry(item.msg);
     }
   }

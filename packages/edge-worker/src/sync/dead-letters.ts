@@ -22,7 +22,7 @@ import { type DirectusClient, directusFromEnv } from '../directus/client.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { type ErasureCheck, erase, isPermanent, personSlot } from './consumer.ts';
-import { type DeadLetterRow, deadLetterRow, retryDelaySeconds } from './mapping.ts';
+import { type DeadLetterRow, deadLetterRow, PENDING_ERASURE, retryDelaySeconds } from './mapping.ts';
 
 /** The dead-letter queue's name (wrangler.toml `dead_letter_queue`). */
 export const DEAD_LETTER_QUEUE = 'attune-events-dlq';
@@ -92,8 +92,10 @@ export async function storeDeadLetters(
         msg.ack();
         report.erasures++;
       } catch (e) {
-        if (isPermanent(e)) kept.push({ msg, row, erasure: true });
-        else retry(msg);
+        if (isPermanent(e)) {
+          const reason = `${PENDING_ERASURE}, Directus rejected it: ${e.message}`.slice(0, 2000);
+          kept.push({ msg, row: { ...row, reason }, erasure: true });
+        } else retry(msg);
       }
       continue;
     }

@@ -97,6 +97,13 @@ export interface DeadLetterRow {
   message: unknown;
 }
 
+/**
+ * How the reason of a dead letter holding an erasure begins: the retention cron keeps such
+ * letters, however old (deleted, the only record that the person's rows still wait to be
+ * erased would be gone, and their rows would stay for good).
+ */
+export const PENDING_ERASURE = 'erasure not done';
+
 /** Why a message the queue dead-lettered by itself is there: the sync never set it aside. */
 export const RETRIES_EXHAUSTED =
   'retries exhausted: Directus was unavailable or failing for the whole retry period (max_retries)';

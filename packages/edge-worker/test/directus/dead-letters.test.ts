@@ -314,12 +314,33 @@ describe('the dead-letter queue', () => {
       DEAD_LETTER_QUEUE,
     );
     expect(await lettersOf(person)).toHaveLength(2);
+    // An erasure Directus refused 120 days ago, still waiting for an operator.
+    const refused = `anon:${uniqueId('dlq-retention-erasure')}`;
+    const refusing: DirectusClient = {
+      ...directusFromEnv(env()),
+      deleteWhere: async () => {
+        throw new DirectusError('refused', 400, 'INVALID_PAYLOAD', false);
+      },
+    };
+    const erasureLetter = { ...letter(120), reason: 'erasure rejected', body: erasureMessage(refused) };
+    await storeDeadLetters(
+      createMessageBatch(
+        DEAD_LETTER_QUEUE,
+        deliveries([erasureLetter]).map((d) => ({ ...d, timestamp: new Date(), attempts: 1 })),
+      ),
+      env(),
+      { directus: refusing },
+    );
+    const [pending] = await lettersOf(refused);
+    expect(pending?.reason).toMatch(/^erasure not done/);
 
     await worker.scheduled(
       createScheduledController({ scheduledTime: Date.now(), cron: '17 3 * * *' }),
       env(),
     );
     expect((await lettersOf(person)).map((row) => row.id)).toEqual([recent?.id]);
+    // Before, it went with the rest: the only record that the person's rows wait to be erased.
+    expect((await lettersOf(refused)).map((row) => row.id)).toEqual([pending?.id]);
   });
 
   describe('resending (POST /v1/admin/dead-letters/resend)', () => {
