@@ -17,6 +17,8 @@ export interface LocalSystem {
   secrets: {
     identitySecret: string;
     adminToken: string;
+    /** The demo site's privacy token: what the shop reads and erases people with. */
+    privacyToken: string;
     serverKey: string;
     /** The Worker's attune-sync token. */
     directusToken: string;

@@ -76,6 +76,11 @@ export function ensureSecrets(devVarsPath) {
     demo.serverKey = `sk_${secret(24)}`;
     changed = true;
   }
+  // The shop's token for its people routes (access, erasure), never the Worker's ADMIN_TOKEN.
+  if (PLACEHOLDERS.has(demo.privacyToken ?? '')) {
+    demo.privacyToken = secret();
+    changed = true;
+  }
   sites.demo = demo;
   vars.ATTUNE_SITE_SECRETS = JSON.stringify(sites);
   for (const key of ['ADMIN_TOKEN', 'HOOK_SECRET']) {
@@ -93,7 +98,12 @@ export function ensureSecrets(devVarsPath) {
     );
     log(`wrote ${devVarsPath} with random secrets`);
   }
-  return { vars, identitySecret: demo.identitySecret, serverKey: demo.serverKey };
+  return {
+    vars,
+    identitySecret: demo.identitySecret,
+    serverKey: demo.serverKey,
+    privacyToken: demo.privacyToken,
+  };
 }
 
 function run(cmd, args, opts) {
@@ -315,7 +325,7 @@ export async function startLocalSystem(options = {}) {
       DIRECTUS_TOKEN: shopDirectusToken,
       ATTUNE_WORKER_URL: `http://127.0.0.1:${ports.worker}`,
       ATTUNE_IDENTITY_SECRET: secrets.identitySecret,
-      ATTUNE_ADMIN_TOKEN: secrets.vars.ADMIN_TOKEN,
+      ATTUNE_PRIVACY_TOKEN: secrets.privacyToken,
       ATTUNE_WRITE_KEY: WRITE_KEY,
     };
     const shop = startProcess(
@@ -388,6 +398,7 @@ export async function startLocalSystem(options = {}) {
       secrets: {
         identitySecret: secrets.identitySecret,
         adminToken: secrets.vars.ADMIN_TOKEN,
+        privacyToken: secrets.privacyToken,
         serverKey: secrets.serverKey,
         directusToken,
         // What the shop was given, so the shop's tests check the token it really reads with.

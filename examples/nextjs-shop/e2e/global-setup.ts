@@ -17,7 +17,9 @@ function reuseRunning(stateDir: string): SystemInfo {
   const directus = parseDotenv(readFileSync(join(stateDir, 'directus', '.env'), 'utf8'));
   const workerVars = parseDotenv(readFileSync(join(stateDir, 'directus', 'data', 'worker.dev.vars'), 'utf8'));
   const shopVars = parseDotenv(readFileSync(join(stateDir, 'directus', 'data', 'shop.env'), 'utf8'));
-  const sites = JSON.parse(dev.ATTUNE_SITE_SECRETS ?? '{}') as { demo?: { identitySecret?: string } };
+  const sites = JSON.parse(dev.ATTUNE_SITE_SECRETS ?? '{}') as {
+    demo?: { identitySecret?: string; privacyToken?: string };
+  };
   return {
     urls: {
       shop: `http://127.0.0.1:${E2E_PORTS.shop}`,
@@ -27,6 +29,7 @@ function reuseRunning(stateDir: string): SystemInfo {
     secrets: {
       identitySecret: sites.demo?.identitySecret ?? '',
       adminToken: dev.ADMIN_TOKEN ?? '',
+      privacyToken: sites.demo?.privacyToken ?? '',
       directusToken: workerVars.DIRECTUS_TOKEN ?? '',
       shopDirectusToken: shopVars.DIRECTUS_TOKEN ?? '',
       directusAdminEmail: directus.ADMIN_EMAIL ?? '',

@@ -590,17 +590,17 @@ describe('"delete my data" reaches the anonymous visitor without the attune_aid 
   });
 
   it('a shop whose Worker URL has a wrong path is told so, not that there is nothing to erase', async () => {
-    const saved = { url: process.env.ATTUNE_WORKER_URL, token: process.env.ATTUNE_ADMIN_TOKEN };
+    const saved = { url: process.env.ATTUNE_WORKER_URL, token: process.env.ATTUNE_PRIVACY_TOKEN };
     // A common slip: the base URL with /v1 in it, so the shop asks for /v1/v1/people/….
     process.env.ATTUNE_WORKER_URL = `${system().urls.worker}/v1`;
-    process.env.ATTUNE_ADMIN_TOKEN = system().secrets.adminToken;
+    process.env.ATTUNE_PRIVACY_TOKEN = system().secrets.privacyToken;
     try {
       const lookup = await lookUpPerson({ kind: 'anon', id: '01JD8X3Q4Z5R6S7T8V9W0WRONG' });
       expect(lookup).toEqual({ ok: false, retryable: false, status: 404 });
     } finally {
       for (const [name, value] of [
         ['ATTUNE_WORKER_URL', saved.url],
-        ['ATTUNE_ADMIN_TOKEN', saved.token],
+        ['ATTUNE_PRIVACY_TOKEN', saved.token],
       ] as const) {
         if (value === undefined) delete process.env[name];
         else process.env[name] = value;

@@ -9,6 +9,7 @@ export interface SystemInfo {
   secrets: {
     identitySecret: string;
     adminToken: string;
+    privacyToken: string;
     /** The Worker's attune-sync token. */
     directusToken: string;
     /** The token the shop's server reads Directus with (DIRECTUS_TOKEN of the shop). */

@@ -17,7 +17,7 @@ export interface ShopEnv {
   /** The site's identity secret (same value as the Worker's ATTUNE_SITE_SECRETS.<site>.identitySecret). */
   identitySecret: string;
   /** The Worker's admin token, used only server-side for "delete my data". */
-  adminToken: string | undefined;
+  privacyToken: string | undefined;
   /** The site's public write key. */
   writeKey: string;
   /**
@@ -34,7 +34,7 @@ export function shopEnv(): ShopEnv {
     directusToken: e.DIRECTUS_TOKEN || undefined,
     workerUrl: (e.ATTUNE_WORKER_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, ''),
     identitySecret: e.ATTUNE_IDENTITY_SECRET ?? '',
-    adminToken: e.ATTUNE_ADMIN_TOKEN || undefined,
+    privacyToken: e.ATTUNE_PRIVACY_TOKEN || undefined,
     writeKey: e.ATTUNE_WRITE_KEY ?? 'pk_demo_attune',
     siteId: e.ATTUNE_SITE_ID || 'demo',
   };

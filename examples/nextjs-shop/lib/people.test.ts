@@ -40,7 +40,7 @@ function twoSiteWorker(
 
 function shopEnvWith(vars: Record<string, string>) {
   vi.stubEnv('ATTUNE_WORKER_URL', WORKER);
-  vi.stubEnv('ATTUNE_ADMIN_TOKEN', 'admin-token');
+  vi.stubEnv('ATTUNE_PRIVACY_TOKEN', 'admin-token');
   vi.stubEnv('ATTUNE_SITE_ID', '');
   for (const [k, v] of Object.entries(vars)) vi.stubEnv(k, v);
 }
@@ -73,7 +73,7 @@ describe('erasePerson', () => {
       retryable: false,
       status: 400,
     });
-    shopEnvWith({ ATTUNE_ADMIN_TOKEN: 'wrong' });
+    shopEnvWith({ ATTUNE_PRIVACY_TOKEN: 'wrong' });
     expect(await erasePerson({ kind: 'user', id: 'user_ada' })).toEqual({
       ok: false,
       retryable: false,

@@ -40,7 +40,7 @@ export function personUrl(workerUrl: string, siteId: string, p: PersonRef): stri
 /** Thrown when the shop has no admin token: erasure cannot work until it is configured. */
 export class ErasureNotConfigured extends Error {
   constructor() {
-    super('erasure is not configured: set ATTUNE_ADMIN_TOKEN');
+    super('erasure is not configured: set ATTUNE_PRIVACY_TOKEN');
     this.name = 'ErasureNotConfigured';
   }
 }
@@ -84,9 +84,9 @@ export function ownerOf(held: EdgeHoldings): string | undefined {
 /** Asks the Worker who a person id is at the edge. Rejects when the Worker cannot be reached. */
 export async function lookUpPerson(p: PersonRef): Promise<PersonLookup> {
   const env = shopEnv();
-  if (env.adminToken === undefined) throw new ErasureNotConfigured();
+  if (env.privacyToken === undefined) throw new ErasureNotConfigured();
   const res = await fetch(`${personUrl(env.workerUrl, env.siteId, p)}&scope=edge`, {
-    headers: { authorization: `Bearer ${env.adminToken}` },
+    headers: { authorization: `Bearer ${env.privacyToken}` },
     signal: AbortSignal.timeout(10_000),
   });
   const body: unknown = await res.json().catch(() => undefined);
@@ -105,10 +105,10 @@ export async function lookUpPerson(p: PersonRef): Promise<PersonLookup> {
 /** Erases one person everywhere Attune keeps them. Rejects when the Worker cannot be reached. */
 export async function erasePerson(p: PersonRef): Promise<ErasureAnswer> {
   const env = shopEnv();
-  if (env.adminToken === undefined) throw new ErasureNotConfigured();
+  if (env.privacyToken === undefined) throw new ErasureNotConfigured();
   const res = await fetch(personUrl(env.workerUrl, env.siteId, p), {
     method: 'DELETE',
-    headers: { authorization: `Bearer ${env.adminToken}` },
+    headers: { authorization: `Bearer ${env.privacyToken}` },
     signal: AbortSignal.timeout(10_000),
   });
   await res.body?.cancel();

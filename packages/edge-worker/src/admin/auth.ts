@@ -1,4 +1,7 @@
-/** Authentication of operators (admin token) and server-side producers (a site's server key). */
+/**
+ * Authentication of operators (admin token), of a site's privacy requests (its privacy
+ * token) and of server-side producers (a site's server key).
+ */
 import { timingSafeEqualText } from '../identity/index.ts';
 import { listSites, type Site } from '../sites/index.ts';
 
@@ -12,7 +15,24 @@ function credentialsOf(authorization: string | null | undefined, scheme: string)
 
 /** Whether `Authorization: Bearer <token>` carries the admin token (constant-time). */
 export function isAdmin(env: Env, authorization: string | null | undefined): boolean {
-  const token = env.ADMIN_TOKEN;
+  return bearerIs(authorization, env.ADMIN_TOKEN);
+}
+
+/**
+ * Whether `Authorization: Bearer <token>` may act on `site`'s people: the admin token, or
+ * that site's own privacy token (constant-time; never another site's).
+ */
+export function mayActOnPeopleOf(
+  env: Env,
+  site: Site | undefined,
+  authorization: string | null | undefined,
+): boolean {
+  const admin = isAdmin(env, authorization);
+  const own = site !== undefined && bearerIs(authorization, site.privacyToken);
+  return admin || own;
+}
+
+function bearerIs(authorization: string | null | undefined, token: string | undefined): boolean {
   const presented = credentialsOf(authorization, 'bearer');
   if (typeof token !== 'string' || token === '' || presented === undefined) return false;
   return timingSafeEqualText(presented, token);

@@ -17,15 +17,17 @@ import { eraseProfile, exportProfile } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { getSiteById, listSites, type Site } from '../sites/index.ts';
 import { parseCursor, ResendFailed, type ResendSelection, resendDeadLetters } from '../sync/resend.ts';
-import { isAdmin } from './auth.ts';
+import { isAdmin, mayActOnPeopleOf } from './auth.ts';
 import { type DownstreamHoldings, downstreamKeys, readDownstream, streamAccessAnswer } from './downstream.ts';
 
 export const adminRoutes = new Hono<AppEnv>();
 
 adminRoutes.use('/v1/people/*', async (c, next) => {
-  if (!isAdmin(c.env, c.req.header('authorization'))) {
+  // The operator's admin token, or the site's own privacy token for that site's people.
+  const site = await siteOf(c.env, c.req.query('site'));
+  if (!mayActOnPeopleOf(c.env, site, c.req.header('authorization'))) {
     return c.json(
-      errorBody('unauthorized', 'send Authorization: Bearer <admin token>'),
+      errorBody('unauthorized', "send Authorization: Bearer <admin token, or the site's privacy token>"),
       COLLECT_STATUS.unauthorized,
     );
   }

@@ -19,13 +19,18 @@ export interface SiteSettings {
   [key: string]: unknown;
 }
 
-/** A site as the edge knows it. `identitySecret` and `serverKey` come from secrets only. */
+/** A site as the edge knows it. `identitySecret`, `serverKey` and `privacyToken` come from secrets only. */
 export interface Site {
   id: string;
   writeKey: string;
   allowedOrigins: string[];
   identitySecret: string;
   serverKey: string;
+  /**
+   * The site's own token for its people routes (access and erasure of its people, no other
+   * site's, no operator route): what a shop's server holds instead of the Worker's ADMIN_TOKEN.
+   */
+  privacyToken?: string;
   settings: SiteSettings;
 }
 
@@ -45,6 +50,7 @@ const SiteVarSchema = z.object({
 const SiteSecretSchema = z.object({
   identitySecret: z.string().min(1),
   serverKey: z.string().min(1),
+  privacyToken: z.string().min(16).optional(),
 });
 // A bucket holds whole requests: a burst below 1 could never grant one (every request a 429).
 const RateLimitSchema = z
@@ -132,6 +138,17 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
       log('error', `site ${taken} is already taken by an earlier site; skipped`, { siteId: s.id });
       continue;
     }
+    if (
+      secret.privacyToken !== undefined &&
+      (writeKeys.has(secret.privacyToken) || secret.privacyToken === secret.serverKey)
+    ) {
+      log(
+        'error',
+        'site privacyToken equals a write key or its server key; skipped (give it a secret token of its own)',
+        { siteId: s.id },
+      );
+      continue;
+    }
     if (writeKeys.has(secret.serverKey)) {
       log(
         'error',
@@ -155,6 +172,7 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
       allowedOrigins: s.allowedOrigins.map((o) => normalizeOrigin(o, s.id)),
       identitySecret: secret.identitySecret,
       serverKey: secret.serverKey,
+      ...(secret.privacyToken !== undefined && { privacyToken: secret.privacyToken }),
       settings: { ...s.settings, rateLimit: { ...DEFAULT_RATE_LIMIT, ...(rate.success ? rate.data : {}) } },
     };
     directory.byWriteKey.set(site.writeKey, site);

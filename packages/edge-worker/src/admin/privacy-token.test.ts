@@ -1,0 +1,64 @@
+/**
+ * A site's privacy token: what a shop's server holds for its "delete my data" and access
+ * requests. It reaches that site's people and nothing else: no other site's people, no
+ * operator route.
+ */
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { createApp } from '../app.ts';
+import { anonId, collect, productView } from '../ingest/test-support.ts';
+
+const SHOP_TOKEN = 'shop-privacy-token-0123456789';
+const OTHER_TOKEN = 'other-privacy-token-0123456789';
+
+/** The demo site and a second one, each with its own privacy token. */
+const twoSites = {
+  ...env,
+  ATTUNE_SITES: JSON.stringify([
+    { id: 'demo', writeKey: 'pk_demo_attune', allowedOrigins: ['http://localhost:3000'] },
+    { id: 'other', writeKey: 'pk_other_attune', allowedOrigins: ['http://other.test'] },
+  ]),
+  ATTUNE_SITE_SECRETS: JSON.stringify({
+    demo: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server', privacyToken: SHOP_TOKEN },
+    other: {
+      identitySecret: 'other-identity-secret',
+      serverKey: 'sk_other_server',
+      privacyToken: OTHER_TOKEN,
+    },
+  }),
+} as unknown as Env;
+
+async function send(method: string, path: string, token: string): Promise<Response> {
+  const ctx = createExecutionContext();
+  const res = await createApp().fetch(
+    new Request(`http://attune.test${path}`, { method, headers: { authorization: `Bearer ${token}` } }),
+    twoSites,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+describe("a site's privacy token", () => {
+  it("reaches that site's people only, and no operator route", async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const person = `/v1/people/${encodeURIComponent(`anon:${a}`)}`;
+    const own = await send('GET', `${person}?site=demo&scope=edge`, SHOP_TOKEN);
+    expect(own.status).toBe(200);
+    expect(await own.json()).toMatchObject({ siteId: 'demo', personId: `anon:${a}` });
+    // Before, a shop held the Worker's ADMIN_TOKEN, which reaches every site's people.
+    expect((await send('GET', `${person}?site=demo&scope=edge`, OTHER_TOKEN)).status).toBe(401);
+    expect((await send('DELETE', `${person}?site=demo`, OTHER_TOKEN)).status).toBe(401);
+    expect((await send('GET', '/v1/admin/stats', SHOP_TOKEN)).status).toBe(401);
+    expect(
+      (await send('POST', `/v1/admin/replay/${encodeURIComponent(`anon:${a}`)}?site=demo`, SHOP_TOKEN))
+        .status,
+    ).toBe(401);
+    // The operator's admin token still reaches every site.
+    expect((await send('GET', `${person}?site=demo&scope=edge`, 'test-admin-token')).status).toBe(200);
+    // Its own site's erasure goes through.
+    expect((await send('DELETE', `${person}?site=demo`, SHOP_TOKEN)).status).toBe(200);
+  });
+});
