@@ -178,17 +178,21 @@ describe('catalog at the edge', () => {
       vi.useRealTimers();
     });
 
-    it('serves the catalog it holds at once and hands the refresh to the request’s waitUntil, which installs the newer one', async () => {
-      // (Without waitUntil, workerd cancels the refresh's reads when that request answers:
-      // the refresh never settles and the isolate keeps its stale catalog for good.)
+    /** This isolate holds fixture-1; another isolate publishes fixture-2 (only KV changes). */
+    async function heldThenPublishedElsewhere(): Promise<void> {
       await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
       expect((await getCatalog(withDirectus)).version).toBe('fixture-1');
-      // Another isolate publishes a new version: only KV changes, this isolate still holds fixture-1.
       await env.EDGE_CACHE.put(
         'catalog:snapshot:fixture-2',
         JSON.stringify({ ...FIXTURE_CATALOG, version: 'fixture-2' }),
       );
       await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, 'fixture-2');
+    }
+
+    it('serves the catalog it holds at once and hands the refresh to the request’s waitUntil, which installs the newer one', async () => {
+      // (Without waitUntil, workerd cancels the refresh's reads when that request answers:
+      // the refresh never settles and the isolate keeps its stale catalog for good.)
+      await heldThenPublishedElsewhere();
       vi.useFakeTimers({ toFake: ['Date'] });
       vi.setSystemTime(Date.now() + CATALOG_RECHECK_MS + 1);
 
@@ -204,13 +208,7 @@ describe('catalog at the edge', () => {
     });
 
     it('gives up on a refresh stuck for good and starts another, instead of serving what it holds forever', async () => {
-      await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
-      expect((await getCatalog(withDirectus)).version).toBe('fixture-1');
-      await env.EDGE_CACHE.put(
-        'catalog:snapshot:fixture-2',
-        JSON.stringify({ ...FIXTURE_CATALOG, version: 'fixture-2' }),
-      );
-      await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, 'fixture-2');
+      await heldThenPublishedElsewhere();
       // A KV read that never settles, as one the runtime cancelled with its request does.
       const stuck = {
         ...withDirectus,
