@@ -16,7 +16,11 @@ export interface ShopEnv {
   workerUrl: string;
   /** The site's identity secret (same value as the Worker's ATTUNE_SITE_SECRETS.<site>.identitySecret). */
   identitySecret: string;
-  /** The Worker's admin token, used only server-side for "delete my data". */
+  /**
+   * The site's privacy token (the Worker's ATTUNE_SITE_SECRETS.<site>.privacyToken), used only
+   * server-side for "delete my data". A shop set up before it existed has ATTUNE_ADMIN_TOKEN,
+   * the Worker's admin token, which still works (and reaches every site: move to the site's).
+   */
   privacyToken: string | undefined;
   /** The site's public write key. */
   writeKey: string;
@@ -34,7 +38,7 @@ export function shopEnv(): ShopEnv {
     directusToken: e.DIRECTUS_TOKEN || undefined,
     workerUrl: (e.ATTUNE_WORKER_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, ''),
     identitySecret: e.ATTUNE_IDENTITY_SECRET ?? '',
-    privacyToken: e.ATTUNE_PRIVACY_TOKEN || undefined,
+    privacyToken: e.ATTUNE_PRIVACY_TOKEN || e.ATTUNE_ADMIN_TOKEN || undefined,
     writeKey: e.ATTUNE_WRITE_KEY ?? 'pk_demo_attune',
     siteId: e.ATTUNE_SITE_ID || 'demo',
   };

@@ -65,7 +65,7 @@ describe('erasePerson', () => {
     expect(calls).toEqual(['DELETE /v1/people/user%3Auser_ada?site=outlet']);
   });
 
-  it('reports an unknown site or a wrong admin token as refused, not erased', async () => {
+  it('reports an unknown site or a wrong token as refused, not erased', async () => {
     shopEnvWith({ ATTUNE_SITE_ID: 'nope' });
     twoSiteWorker();
     expect(await erasePerson({ kind: 'user', id: 'user_ada' })).toEqual({

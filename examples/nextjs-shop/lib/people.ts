@@ -1,7 +1,8 @@
 /**
  * Server-to-server calls to the Worker about one person, for "delete my data": who an id
  * is at the edge (`GET /v1/people/:id?scope=edge`) and erasure (`DELETE /v1/people/:id`),
- * with the admin token that never leaves the shop's server, for the shop's own site.
+ * with the site's privacy token, which never leaves the shop's server and reaches the
+ * shop's own site only.
  */
 import { shopEnv } from './env.ts';
 
@@ -23,7 +24,7 @@ export type PersonRef = { kind: 'user'; id: string } | { kind: 'anon'; id: strin
  * anything (Directus may still hold rows, so it always sends the erasure downstream): its
  * answer cannot say whether there was anyone to erase, which lookUpPerson tells. 503 when the edge part is done but the erasure could not be queued for
  * Directus (the same DELETE again finishes it), 400 for an unknown site or a malformed
- * person id, 401 for a wrong admin token (packages/edge-worker/src/admin/routes.ts). It
+ * person id, 401 for a wrong token (packages/edge-worker/src/admin/routes.ts). It
  * never answers 404 for a person it does not know.
  */
 export type ErasureAnswer =
@@ -37,7 +38,7 @@ export function personUrl(workerUrl: string, siteId: string, p: PersonRef): stri
   return `${workerUrl}/v1/people/${id}?site=${encodeURIComponent(siteId)}`;
 }
 
-/** Thrown when the shop has no admin token: erasure cannot work until it is configured. */
+/** Thrown when the shop has no privacy token: erasure cannot work until it is configured. */
 export class ErasureNotConfigured extends Error {
   constructor() {
     super('erasure is not configured: set ATTUNE_PRIVACY_TOKEN');

@@ -29,11 +29,26 @@ const twoSites = {
   }),
 } as unknown as Env;
 
-async function send(method: string, path: string, token: string): Promise<Response> {
+/** The two sites with these privacy tokens. */
+const sitesWithTokens = (demo: string, other: string) =>
+  ({
+    ...twoSites,
+    ATTUNE_SITE_SECRETS: JSON.stringify({
+      demo: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server', privacyToken: demo },
+      other: { identitySecret: 'other-identity-secret', serverKey: 'sk_other_server', privacyToken: other },
+    }),
+  }) as unknown as Env;
+
+async function send(
+  method: string,
+  path: string,
+  token: string,
+  bindings: Env = twoSites,
+): Promise<Response> {
   const ctx = createExecutionContext();
   const res = await createApp().fetch(
     new Request(`http://attune.test${path}`, { method, headers: { authorization: `Bearer ${token}` } }),
-    twoSites,
+    bindings,
     ctx,
   );
   await waitOnExecutionContext(ctx);
@@ -60,5 +75,24 @@ describe("a site's privacy token", () => {
     expect((await send('GET', `${person}?site=demo&scope=edge`, 'test-admin-token')).status).toBe(200);
     // Its own site's erasure goes through.
     expect((await send('DELETE', `${person}?site=demo`, SHOP_TOKEN)).status).toBe(200);
+  });
+
+  it('one site’s bad token is not taken, and takes no site down', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const person = `/v1/people/${encodeURIComponent(`anon:${a}`)}?site=demo&scope=edge`;
+    // A placeholder on the other site: before, it failed the whole secrets JSON, and no site was served.
+    const short = sitesWithTokens(SHOP_TOKEN, 'change-me');
+    expect((await send('GET', person, SHOP_TOKEN, short)).status).toBe(200);
+    expect((await send('GET', '/v1/people/anon%3Ax?site=other&scope=edge', 'change-me', short)).status).toBe(
+      401,
+    );
+    // Two sites with one token: neither may use it (each would reach the other's people).
+    const shared = sitesWithTokens(SHOP_TOKEN, SHOP_TOKEN);
+    expect((await send('GET', person, SHOP_TOKEN, shared)).status).toBe(401);
+    // A token that is a server key is not taken either.
+    expect(
+      (await send('GET', person, 'sk_other_server', sitesWithTokens('sk_other_server', OTHER_TOKEN))).status,
+    ).toBe(401);
   });
 });

@@ -2,7 +2,8 @@
  * Operator routes, behind `Authorization: Bearer <ADMIN_TOKEN>`: access to everything
  * held about a person, at the edge and in Directus (`GET /v1/people/:id`), erasure
  * (`DELETE /v1/people/:id`), resending dead letters (`POST /v1/admin/dead-letters/resend`)
- * and the outcome counters (`GET /v1/admin/stats`).
+ * and the outcome counters (`GET /v1/admin/stats`). The people routes also take the
+ * site's own privacy token, for that site's people only.
  */
 import { COLLECT_STATUS, type ErasureMessage, errorBody } from '@attune/shared-schema';
 import { Hono } from 'hono';

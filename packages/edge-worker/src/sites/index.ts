@@ -50,7 +50,7 @@ const SiteVarSchema = z.object({
 const SiteSecretSchema = z.object({
   identitySecret: z.string().min(1),
   serverKey: z.string().min(1),
-  privacyToken: z.string().min(16).optional(),
+  privacyToken: z.string().optional(),
 });
 // A bucket holds whole requests: a burst below 1 could never grant one (every request a 429).
 const RateLimitSchema = z
@@ -138,17 +138,6 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
       log('error', `site ${taken} is already taken by an earlier site; skipped`, { siteId: s.id });
       continue;
     }
-    if (
-      secret.privacyToken !== undefined &&
-      (writeKeys.has(secret.privacyToken) || secret.privacyToken === secret.serverKey)
-    ) {
-      log(
-        'error',
-        'site privacyToken equals a write key or its server key; skipped (give it a secret token of its own)',
-        { siteId: s.id },
-      );
-      continue;
-    }
     if (writeKeys.has(secret.serverKey)) {
       log(
         'error',
@@ -172,14 +161,56 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
       allowedOrigins: s.allowedOrigins.map((o) => normalizeOrigin(o, s.id)),
       identitySecret: secret.identitySecret,
       serverKey: secret.serverKey,
-      ...(secret.privacyToken !== undefined && { privacyToken: secret.privacyToken }),
       settings: { ...s.settings, rateLimit: { ...DEFAULT_RATE_LIMIT, ...(rate.success ? rate.data : {}) } },
     };
     directory.byWriteKey.set(site.writeKey, site);
     directory.byId.set(site.id, site);
     serverKeys.add(site.serverKey);
   }
+  grantPrivacyTokens(directory, secrets.data, writeKeys);
   return directory;
+}
+
+/** A privacy token shorter than this is not taken (a placeholder, or guessable). */
+const MIN_PRIVACY_TOKEN_CHARS = 16;
+
+/**
+ * Gives each site its privacy token, unless the token is short, public (a write key), a
+ * server key, or another site's token too: then it is not taken, with a log line saying
+ * why, and the site keeps working without it (its people routes answer only the admin
+ * token). One bad token never takes the other sites down.
+ */
+function grantPrivacyTokens(
+  directory: SiteDirectory,
+  secrets: Record<string, { serverKey: string; privacyToken?: string | undefined }>,
+  writeKeys: ReadonlySet<string>,
+): void {
+  const sites = [...directory.byId.values()];
+  const serverKeys = new Set(sites.map((site) => site.serverKey));
+  const tokenOf = (site: Site) =>
+    Object.hasOwn(secrets, site.id) ? secrets[site.id]?.privacyToken : undefined;
+  const tokens = sites.flatMap((site) => tokenOf(site) ?? []);
+  for (const site of sites) {
+    const token = tokenOf(site);
+    if (token === undefined) continue;
+    const problem =
+      token.length < MIN_PRIVACY_TOKEN_CHARS
+        ? `shorter than ${MIN_PRIVACY_TOKEN_CHARS} characters`
+        : writeKeys.has(token)
+          ? 'a write key, which is public'
+          : serverKeys.has(token)
+            ? 'a server key'
+            : tokens.filter((other) => other === token).length > 1
+              ? "another site's privacy token too"
+              : undefined;
+    if (problem !== undefined) {
+      log('error', `site privacyToken is ${problem}; not taken (give it a secret token of its own)`, {
+        siteId: site.id,
+      });
+      continue;
+    }
+    site.privacyToken = token;
+  }
 }
 
 function directoryFor(env: Env): SiteDirectory {
