@@ -8,7 +8,7 @@
  * interest.shifted, …) are logged too, but never built the profile: they are skipped
  * (by name: ingest refuses those names from producers, see src/profile/edge-events.ts).
  * The person's consent records say when they last withdrew personalization, which the log
- * cannot (see lastWithdrawalOfPersonalization).
+ * cannot (see withdrawalsOfPersonalization).
  */
 import { Hono } from 'hono';
 import { isAdmin } from '../admin/auth.ts';
@@ -30,7 +30,10 @@ const CHUNK = 100;
 export interface ReplayResult {
   siteId: string;
   personKey: PersonKey;
-  /** The person's stored events replayed (those the Worker made are not: see storedEvents). */
+  /**
+   * The person's stored events replayed (not those the Worker made, see storedEvents, nor a
+   * merged browser's own choices, see replayPerson).
+   */
   events: number;
   accepted: number;
   profile: ProfileView | null;
@@ -52,34 +55,53 @@ async function storedEvents(env: Env, siteId: string, keys: string[]): Promise<E
 }
 
 /**
- * When the person last withdrew personalization (epoch ms; -Infinity if never), by their
- * consent records in Directus. Every choice is recorded there, a "reject all" too, which the
- * event log never holds (it grants no analytics, so its event is not logged): replayed from
- * the log alone, the events before it taught the rebuilt profile again what the withdrawal
- * had made the live profile forget.
+ * When personalization was last withdrawn (epoch ms), per person key, by the consent records
+ * in Directus. Every choice is recorded there, a "reject all" too, which the event log never
+ * holds (it grants no analytics, so its event is not logged): replayed from the log alone,
+ * the events before it taught the rebuilt profile again what the withdrawal had made the
+ * live profile forget. The time is when the withdrawal reached the Worker, or when it was
+ * made if later: the live profile forgot what it had learned when the withdrawal arrived (a
+ * device offline, or with a slow clock, dates its choice earlier).
  */
-async function lastWithdrawalOfPersonalization(env: Env, siteId: string, keys: string[]): Promise<number> {
+async function withdrawalsOfPersonalization(
+  env: Env,
+  siteId: string,
+  keys: string[],
+): Promise<Map<string, number>> {
   const records = await directusFromEnv(env).readAll<
-    Pick<ConsentRow, 'categories' | 'chosen_at' | 'recorded_at'>
+    Pick<ConsentRow, 'person_key' | 'categories' | 'chosen_at' | 'recorded_at'>
   >('consent_records', {
     filter: { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: keys } }] },
-    fields: ['categories', 'chosen_at', 'recorded_at'],
+    fields: ['person_key', 'categories', 'chosen_at', 'recorded_at'],
   });
-  let last = Number.NEGATIVE_INFINITY;
+  const last = new Map<string, number>();
   for (const record of records) {
     if (record.categories?.personalization === true) continue;
-    const at = Date.parse(record.chosen_at ?? record.recorded_at);
-    if (at > last) last = at;
+    const at = Math.max(Date.parse(record.chosen_at), Date.parse(record.recorded_at));
+    if (!Number.isFinite(at)) continue;
+    if (at > (last.get(record.person_key) ?? Number.NEGATIVE_INFINITY)) last.set(record.person_key, at);
   }
   return last;
 }
 
 /**
- * A stored event as the ProfileDO replays it: one made before the person's last withdrawal
- * of personalization (see lastWithdrawalOfPersonalization) teaches nothing, as live.
+ * A stored event as the ProfileDO replays it: one made before a withdrawal of
+ * personalization that covered it teaches nothing, as live. The person's own withdrawals
+ * cover every event; a browser's, made before it was merged into the person, covered only
+ * that browser's anonymous profile (see withdrawalsOfPersonalization).
  */
-function replayInput(row: EventRow, withdrawnAt: number): ProfileEventInput {
+function replayInput(
+  row: EventRow,
+  personKey: PersonKey,
+  withdrawals: ReadonlyMap<string, number>,
+): ProfileEventInput {
   const input = profileInputFromRow(row);
+  const withdrawnAt = Math.max(
+    withdrawals.get(personKey) ?? Number.NEGATIVE_INFINITY,
+    row.person_key === personKey
+      ? Number.NEGATIVE_INFINITY
+      : (withdrawals.get(row.person_key) ?? Number.NEGATIVE_INFINITY),
+  );
   const at = Date.parse(input.enrichment.correctedTimestamp);
   if (!input.personalization || input.event.type === 'consent' || !(at < withdrawnAt)) return input;
   return {
@@ -100,15 +122,21 @@ function replayInput(row: EventRow, withdrawnAt: number): ProfileEventInput {
 export async function replayPerson(env: Env, site: Site, personKey: PersonKey): Promise<ReplayResult> {
   const siteId = site.id;
   const keys = await withRecordedKeys(directusFromEnv(env), siteId, [personKey]);
-  const rows = await storedEvents(env, siteId, keys);
-  const withdrawnAt = await lastWithdrawalOfPersonalization(env, siteId, keys);
+  // A merged browser's own choices, made before it was merged, were that browser's: live,
+  // they never were the person's record (the sign-in merge weighed the browser's record
+  // against the person's), so replayed as the person's, a browser's old refusal forgot
+  // what the person had learned. Its withdrawals still cover its own events (replayInput).
+  const rows = (await storedEvents(env, siteId, keys)).filter(
+    (row) => row.person_key === personKey || row.type !== 'consent',
+  );
+  const withdrawals = await withdrawalsOfPersonalization(env, siteId, keys);
   const stub = profileStub(env, siteId, personKey);
   const previous = await stub.forgetForReplay();
   let accepted = 0;
   // Whether the newest event was accepted under personalization (see continueVersion).
   let personalization = false;
   for (let i = 0; i < rows.length; i += CHUNK) {
-    const inputs = rows.slice(i, i + CHUNK).map((row) => replayInput(row, withdrawnAt));
+    const inputs = rows.slice(i, i + CHUNK).map((row) => replayInput(row, personKey, withdrawals));
     // The RPC typing of IngestResult is too deep for TypeScript; the value is the plain result.
     const result = (await stub.ingest(siteId, personKey, inputs)) as unknown as IngestResult;
     accepted += result.accepted.length;

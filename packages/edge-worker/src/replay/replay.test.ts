@@ -222,20 +222,26 @@ describe('replay of a person who withdrew consent', () => {
 });
 
 describe('replay of a person who refused everything, then granted again', () => {
-  it('does not learn again from what they did before the refusal, which the log does not hold', async () => {
+  /**
+   * Grant, a view of shoes, "reject all" (recorded as a consent record, never logged: it
+   * grants no analytics), a new grant and a view of hats; then a replay of the log. The
+   * refusal is dated `refusalDatedBack` ms before it is sent (an offline device, a slow clock).
+   */
+  async function replayedAfterRefusal(refusalDatedBack: number): Promise<string[]> {
     const a = anonId();
-    const choice = (granted: boolean) => {
+    const choice = (granted: boolean, timestamp = new Date().toISOString()) => {
       const consent = granted ? ALL : { categories: { necessary: true }, policyVersion: ALL.policyVersion };
       return makeEvent(a, 'consent.updated', {
         properties: { ...consent, source: 'banner' },
         consent,
+        timestamp,
       });
     };
     const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-    await collect([choice(true), productView(a, 'p1', 'shoes')]);
+    const twoHoursAgo = new Date(Date.now() - 7_200_000).toISOString();
+    await collect([choice(true, twoHoursAgo), productView(a, 'p1', 'shoes')]);
     await later(5);
-    // "Reject all": recorded (a consent record), but not logged (it grants no analytics).
-    await collect([choice(false)]);
+    await collect([choice(false, new Date(Date.now() - refusalDatedBack).toISOString())]);
     await later(5);
     await collect([choice(true), productView(a, 'p2', 'hats')]);
     const live = await viewProfile(env, SITE, `anon:${a}`);
@@ -249,15 +255,60 @@ describe('replay of a person who refused everything, then granted again', () => 
     eventLog(logged, records);
     queue = recordQueue();
     expect((await replay(`anon:${a}`)).status).toBe(200);
-    // Before, the replay taught the profile the shoes again.
-    const rebuilt = await viewProfile(env, SITE, `anon:${a}`);
-    expect(Object.keys(rebuilt?.interests ?? {})).not.toContain('category:shoes');
-    expect(Object.keys(rebuilt?.interests ?? {})).toContain('category:hats');
     const snapshot = queue.messages.filter((m) => m.kind === 'profile').at(-1);
-    expect(snapshot?.kind === 'profile' && Object.keys(snapshot.profile.interests)).toEqual([
-      'category:hats',
-      'tag:hats-tag',
+    expect(snapshot?.kind === 'profile' && Object.keys(snapshot.profile.interests)).toEqual(
+      Object.keys((await viewProfile(env, SITE, `anon:${a}`))?.interests ?? {}),
+    );
+    return Object.keys((await viewProfile(env, SITE, `anon:${a}`))?.interests ?? {});
+  }
+
+  it('does not learn again from what they did before the refusal, which the log does not hold', async () => {
+    // Before, the replay taught the profile the shoes again.
+    expect(await replayedAfterRefusal(0)).toEqual(['category:hats', 'tag:hats-tag']);
+  });
+
+  it('nor when the refusal is dated before the view but reached the Worker after it, as it forgot the view then', async () => {
+    expect(await replayedAfterRefusal(3_600_000)).toEqual(['category:hats', 'tag:hats-tag']);
+  });
+
+  it('a refusal on a browser before it was merged into the person covers only that browser’s events, as live', async () => {
+    const userId = `u-${anonId()}`;
+    const userIdSignature = await signed(userId);
+    const laptop = anonId('laptop');
+    const browser = anonId('browser');
+    const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    await collect([productView(laptop, 'p1', 'shoes', { userId, userIdSignature })]);
+    await later(5);
+    // Anonymous on another browser, the visitor refuses personalization…
+    const refusal = consentFor('analytics');
+    await collect([
+      makeEvent(browser, 'consent.updated', {
+        consent: refusal,
+        properties: { ...refusal, source: 'banner' },
+      }),
     ]);
+    await later(5);
+    // …then grants everything on the laptop, and later signs in on that browser.
+    await collect([
+      makeEvent(laptop, 'consent.updated', {
+        userId,
+        userIdSignature,
+        consent: ALL,
+        properties: { ...ALL, source: 'banner' },
+      }),
+    ]);
+    await collect([makeEvent(browser, 'user.signed_in', { userId, userIdSignature, consent: ALL })]);
+    const live = await viewProfile(env, SITE, `user:${userId}`);
+    expect(Object.keys(live?.interests ?? {})).toContain('category:shoes');
+
+    const records = queue.messages.filter((m): m is ConsentMessage => m.kind === 'consent').map(consentRow);
+    expect(records.map((r) => r.person_key)).toContain(`anon:${browser}`);
+    eventLog(eventMessagesOf(queue.messages).map(eventRow), records);
+    // Before, the browser's refusal was replayed as the person's choice, and forgot the shoes.
+    expect((await replay(`user:${userId}`)).status).toBe(200);
+    expect(Object.keys((await viewProfile(env, SITE, `user:${userId}`))?.interests ?? {})).toContain(
+      'category:shoes',
+    );
   });
 });
 

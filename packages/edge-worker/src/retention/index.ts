@@ -42,6 +42,8 @@ export function deleteExpiredEvents(env: Env, now: number = Date.now()): Promise
 export function deleteExpiredDeadLetters(env: Env, now: number = Date.now()): Promise<number> {
   return deleteExpired(env, 'dead_letters', 'failed_at', now, [
     { reason: { _nstarts_with: PENDING_ERASURE } },
+    // How such letters began before PENDING_ERASURE (the sync's consumer wrote it so).
+    { reason: { _nstarts_with: 'erasure rejected' } },
   ]);
 }
 

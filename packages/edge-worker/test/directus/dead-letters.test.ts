@@ -333,6 +333,20 @@ describe('the dead-letter queue', () => {
     );
     const [pending] = await lettersOf(refused);
     expect(pending?.reason).toMatch(/^erasure not done/);
+    // One kept before that reason was given: "erasure rejected by Directus: …".
+    const earlier = `anon:${uniqueId('dlq-retention-earlier-erasure')}`;
+    const olderId = uniqueId('letter');
+    await directusFromEnv(env()).createItems('dead_letters', [
+      {
+        id: olderId,
+        site_id: 'demo',
+        person_key: earlier,
+        reason: 'erasure rejected by Directus: refused',
+        attempts: 1,
+        failed_at: new Date(Date.now() - 120 * day).toISOString(),
+        message: erasureMessage(earlier),
+      },
+    ]);
 
     await worker.scheduled(
       createScheduledController({ scheduledTime: Date.now(), cron: '17 3 * * *' }),
@@ -341,6 +355,7 @@ describe('the dead-letter queue', () => {
     expect((await lettersOf(person)).map((row) => row.id)).toEqual([recent?.id]);
     // Before, it went with the rest: the only record that the person's rows wait to be erased.
     expect((await lettersOf(refused)).map((row) => row.id)).toEqual([pending?.id]);
+    expect((await lettersOf(earlier)).map((row) => row.id)).toEqual([olderId]);
   });
 
   describe('resending (POST /v1/admin/dead-letters/resend)', () => {
