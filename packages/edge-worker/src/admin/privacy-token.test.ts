@@ -90,6 +90,30 @@ describe("a site's privacy token", () => {
     // Two sites with one token: neither may use it (each would reach the other's people).
     const shared = sitesWithTokens(SHOP_TOKEN, SHOP_TOKEN);
     expect((await send('GET', person, SHOP_TOKEN, shared)).status).toBe(401);
+    // Nor a token that is not a string (a template's null): before, no site was served.
+    const unset = {
+      ...twoSites,
+      ATTUNE_SITE_SECRETS: JSON.stringify({
+        demo: {
+          identitySecret: 'test-identity-secret',
+          serverKey: 'sk_test_server',
+          privacyToken: SHOP_TOKEN,
+        },
+        other: { identitySecret: 'other-identity-secret', serverKey: 'sk_other_server', privacyToken: null },
+      }),
+    } as unknown as Env;
+    expect((await send('GET', person, SHOP_TOKEN, unset)).status).toBe(200);
+    // A token that is another site's identity secret is not taken.
+    expect(
+      (
+        await send(
+          'GET',
+          person,
+          'other-identity-secret',
+          sitesWithTokens('other-identity-secret', OTHER_TOKEN),
+        )
+      ).status,
+    ).toBe(401);
     // A token that is a server key is not taken either.
     expect(
       (await send('GET', person, 'sk_other_server', sitesWithTokens('sk_other_server', OTHER_TOKEN))).status,

@@ -8,7 +8,7 @@
  * interest.shifted, …) are logged too, but never built the profile: they are skipped
  * (by name: ingest refuses those names from producers, see src/profile/edge-events.ts).
  * The person's consent records say when they last withdrew personalization, which the log
- * cannot (see withdrawalsOfPersonalization).
+ * cannot (see lastWithdrawalOfPersonalization).
  */
 import { Hono } from 'hono';
 import { isAdmin } from '../admin/auth.ts';
@@ -55,53 +55,46 @@ async function storedEvents(env: Env, siteId: string, keys: string[]): Promise<E
 }
 
 /**
- * When personalization was last withdrawn (epoch ms), per person key, by the consent records
- * in Directus. Every choice is recorded there, a "reject all" too, which the event log never
- * holds (it grants no analytics, so its event is not logged): replayed from the log alone,
- * the events before it taught the rebuilt profile again what the withdrawal had made the
- * live profile forget. The time is when the withdrawal reached the Worker, or when it was
- * made if later: the live profile forgot what it had learned when the withdrawal arrived (a
- * device offline, or with a slow clock, dates its choice earlier).
+ * When personalization was last withdrawn (epoch ms; -Infinity if never) under any of the
+ * person's keys, by the consent records in Directus. Every choice is recorded there, a
+ * "reject all" too, which the event log never holds (it grants no analytics, so its event
+ * is not logged): replayed from the log alone, the events before it taught the rebuilt
+ * profile again what the withdrawal had made the live profile forget. The time is when the
+ * withdrawal reached the Worker, or when it was made if later (the live profile forgot on
+ * arrival; a device offline, or with a slow clock, dates its choice earlier); a record
+ * without a readable time counts as withdrawn now, on the side of forgetting.
+ *
+ * Any key's withdrawal covers every event: a browser's refusal before its sign-in may have
+ * won the sign-in merge, which made the person forget everything (mergeProfiles), and
+ * telling from the log whether it did is not attempted. So a rebuilt profile can forget
+ * more than the live one kept (a browser's refusal that lost to the person's newer grant),
+ * never learn what it forgot.
  */
-async function withdrawalsOfPersonalization(
-  env: Env,
-  siteId: string,
-  keys: string[],
-): Promise<Map<string, number>> {
+async function lastWithdrawalOfPersonalization(env: Env, siteId: string, keys: string[]): Promise<number> {
   const records = await directusFromEnv(env).readAll<
-    Pick<ConsentRow, 'person_key' | 'categories' | 'chosen_at' | 'recorded_at'>
+    Pick<ConsentRow, 'categories' | 'chosen_at' | 'recorded_at'>
   >('consent_records', {
     filter: { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: keys } }] },
-    fields: ['person_key', 'categories', 'chosen_at', 'recorded_at'],
+    fields: ['categories', 'chosen_at', 'recorded_at'],
   });
-  const last = new Map<string, number>();
+  let last = Number.NEGATIVE_INFINITY;
   for (const record of records) {
     if (record.categories?.personalization === true) continue;
-    const at = Math.max(Date.parse(record.chosen_at), Date.parse(record.recorded_at));
-    if (!Number.isFinite(at)) continue;
-    if (at > (last.get(record.person_key) ?? Number.NEGATIVE_INFINITY)) last.set(record.person_key, at);
+    const times = [record.chosen_at, record.recorded_at]
+      .map((t) => (typeof t === 'string' ? Date.parse(t) : Number.NaN))
+      .filter(Number.isFinite);
+    const at = times.length > 0 ? Math.max(...times) : Date.now();
+    if (at > last) last = at;
   }
   return last;
 }
 
 /**
- * A stored event as the ProfileDO replays it: one made before a withdrawal of
- * personalization that covered it teaches nothing, as live. The person's own withdrawals
- * cover every event; a browser's, made before it was merged into the person, covered only
- * that browser's anonymous profile (see withdrawalsOfPersonalization).
+ * A stored event as the ProfileDO replays it: one made before the last withdrawal of
+ * personalization (see lastWithdrawalOfPersonalization) teaches nothing, as live.
  */
-function replayInput(
-  row: EventRow,
-  personKey: PersonKey,
-  withdrawals: ReadonlyMap<string, number>,
-): ProfileEventInput {
+function replayInput(row: EventRow, withdrawnAt: number): ProfileEventInput {
   const input = profileInputFromRow(row);
-  const withdrawnAt = Math.max(
-    withdrawals.get(personKey) ?? Number.NEGATIVE_INFINITY,
-    row.person_key === personKey
-      ? Number.NEGATIVE_INFINITY
-      : (withdrawals.get(row.person_key) ?? Number.NEGATIVE_INFINITY),
-  );
   const at = Date.parse(input.enrichment.correctedTimestamp);
   if (!input.personalization || input.event.type === 'consent' || !(at < withdrawnAt)) return input;
   return {
@@ -124,19 +117,18 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
   const keys = await withRecordedKeys(directusFromEnv(env), siteId, [personKey]);
   // A merged browser's own choices, made before it was merged, were that browser's: live,
   // they never were the person's record (the sign-in merge weighed the browser's record
-  // against the person's), so replayed as the person's, a browser's old refusal forgot
-  // what the person had learned. Its withdrawals still cover its own events (replayInput).
+  // against the person's). Their withdrawals still count (lastWithdrawalOfPersonalization).
   const rows = (await storedEvents(env, siteId, keys)).filter(
     (row) => row.person_key === personKey || row.type !== 'consent',
   );
-  const withdrawals = await withdrawalsOfPersonalization(env, siteId, keys);
+  const withdrawnAt = await lastWithdrawalOfPersonalization(env, siteId, keys);
   const stub = profileStub(env, siteId, personKey);
   const previous = await stub.forgetForReplay();
   let accepted = 0;
   // Whether the newest event was accepted under personalization (see continueVersion).
   let personalization = false;
   for (let i = 0; i < rows.length; i += CHUNK) {
-    const inputs = rows.slice(i, i + CHUNK).map((row) => replayInput(row, personKey, withdrawals));
+    const inputs = rows.slice(i, i + CHUNK).map((row) => replayInput(row, withdrawnAt));
     // The RPC typing of IngestResult is too deep for TypeScript; the value is the plain result.
     const result = (await stub.ingest(siteId, personKey, inputs)) as unknown as IngestResult;
     accepted += result.accepted.length;

@@ -50,7 +50,8 @@ const SiteVarSchema = z.object({
 const SiteSecretSchema = z.object({
   identitySecret: z.string().min(1),
   serverKey: z.string().min(1),
-  privacyToken: z.string().optional(),
+  // Checked site by site (grantPrivacyTokens): one bad token must not fail every site's secrets.
+  privacyToken: z.unknown().optional(),
 });
 // A bucket holds whole requests: a burst below 1 could never grant one (every request a 429).
 const RateLimitSchema = z
@@ -175,18 +176,20 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
 const MIN_PRIVACY_TOKEN_CHARS = 16;
 
 /**
- * Gives each site its privacy token, unless the token is short, public (a write key), a
- * server key, or another site's token too: then it is not taken, with a log line saying
- * why, and the site keeps working without it (its people routes answer only the admin
- * token). One bad token never takes the other sites down.
+ * Gives each site its privacy token, unless the token is not a string, short, public (a
+ * write key), a site's server key or identity secret, or another site's token too: then it
+ * is not taken, with a log line saying why, and the site keeps working without it (its
+ * people routes answer only the admin token). One bad token never takes the other sites
+ * down.
  */
 function grantPrivacyTokens(
   directory: SiteDirectory,
-  secrets: Record<string, { serverKey: string; privacyToken?: string | undefined }>,
+  secrets: Record<string, { serverKey: string; privacyToken?: unknown }>,
   writeKeys: ReadonlySet<string>,
 ): void {
   const sites = [...directory.byId.values()];
-  const serverKeys = new Set(sites.map((site) => site.serverKey));
+  // A site's other secrets: its server can sign user ids or send server events with them.
+  const siteSecrets = new Set(sites.flatMap((site) => [site.serverKey, site.identitySecret]));
   const tokenOf = (site: Site) =>
     Object.hasOwn(secrets, site.id) ? secrets[site.id]?.privacyToken : undefined;
   const tokens = sites.flatMap((site) => tokenOf(site) ?? []);
@@ -194,19 +197,25 @@ function grantPrivacyTokens(
     const token = tokenOf(site);
     if (token === undefined) continue;
     const problem =
-      token.length < MIN_PRIVACY_TOKEN_CHARS
-        ? `shorter than ${MIN_PRIVACY_TOKEN_CHARS} characters`
-        : writeKeys.has(token)
-          ? 'a write key, which is public'
-          : serverKeys.has(token)
-            ? 'a server key'
-            : tokens.filter((other) => other === token).length > 1
-              ? "another site's privacy token too"
-              : undefined;
-    if (problem !== undefined) {
-      log('error', `site privacyToken is ${problem}; not taken (give it a secret token of its own)`, {
-        siteId: site.id,
-      });
+      typeof token !== 'string'
+        ? 'not a string'
+        : token.length < MIN_PRIVACY_TOKEN_CHARS
+          ? `shorter than ${MIN_PRIVACY_TOKEN_CHARS} characters`
+          : writeKeys.has(token)
+            ? 'a write key, which is public'
+            : siteSecrets.has(token)
+              ? "a site's server key or identity secret"
+              : tokens.filter((other) => other === token).length > 1
+                ? "another site's privacy token too"
+                : undefined;
+    if (problem !== undefined || typeof token !== 'string') {
+      log(
+        'error',
+        `site privacyToken is ${problem ?? 'not a string'}; not taken (give it a secret token of its own)`,
+        {
+          siteId: site.id,
+        },
+      );
       continue;
     }
     site.privacyToken = token;
