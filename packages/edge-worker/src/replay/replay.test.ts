@@ -8,6 +8,8 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'c
 import { env } from 'cloudflare:workers';
 import {
   type ConsentMessage,
+  type ConsentState,
+  type CustomerAction,
   DEFAULT_CONSENT_CONFIG,
   type ErasureMessage,
   eventMessagesOf,
@@ -222,6 +224,14 @@ describe('replay of a person who withdrew consent', () => {
 });
 
 describe('replay of a person who refused everything, then granted again', () => {
+  const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** A choice made in a banner on `anonymousId`'s browser. */
+  const chose = (anonymousId: string, consent: ConsentState, extra: Partial<CustomerAction> = {}) =>
+    makeEvent(anonymousId, 'consent.updated', {
+      consent,
+      properties: { ...consent, source: 'banner' },
+      ...extra,
+    });
   /**
    * Grant, a view of shoes, "reject all" (recorded as a consent record, never logged: it
    * grants no analytics), a new grant and a view of hats; then a replay of the log. The
@@ -240,7 +250,6 @@ describe('replay of a person who refused everything, then granted again', () => 
         timestamp,
       });
     };
-    const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     const twoHoursAgo = new Date(Date.now() - 7_200_000).toISOString();
     await collect([choice(true, twoHoursAgo), productView(a, 'p1', 'shoes')]);
     await later(5);
@@ -287,36 +296,16 @@ describe('replay of a person who refused everything, then granted again', () => 
     const userIdSignature = await signed(userId);
     const laptop = anonId('laptop');
     const browser = anonId('browser');
-    const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     const asUser = { userId, userIdSignature };
-    await collect([
-      makeEvent(laptop, 'consent.updated', {
-        ...asUser,
-        consent: ALL,
-        properties: { ...ALL, source: 'banner' },
-      }),
-      productView(laptop, 'p1', 'shoes', asUser),
-    ]);
+    await collect([chose(laptop, ALL, asUser), productView(laptop, 'p1', 'shoes', asUser)]);
     await later(5);
     // Anonymous on another browser, later, the visitor refuses personalization; then signs in there.
     const refusal = consentFor('analytics');
-    await collect([
-      makeEvent(browser, 'consent.updated', {
-        consent: refusal,
-        properties: { ...refusal, source: 'banner' },
-      }),
-    ]);
+    await collect([chose(browser, refusal)]);
     await collect([makeEvent(browser, 'user.signed_in', { ...asUser, consent: refusal })]);
     await later(5);
     // Granted again on the laptop, and a new view.
-    await collect([
-      makeEvent(laptop, 'consent.updated', {
-        ...asUser,
-        consent: ALL,
-        properties: { ...ALL, source: 'banner' },
-      }),
-      productView(laptop, 'p2', 'hats', asUser),
-    ]);
+    await collect([chose(laptop, ALL, asUser), productView(laptop, 'p2', 'hats', asUser)]);
     const live = Object.keys((await viewProfile(env, SITE, `user:${userId}`))?.interests ?? {});
     expect(live).not.toContain('category:shoes');
 
