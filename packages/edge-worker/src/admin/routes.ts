@@ -80,14 +80,11 @@ adminRoutes.get('/v1/people/:id', async (c) => {
     held.seenEventIds > 0;
   // A browser merged into a person is that person's now (DELETE erases the person too): what
   // the edge holds of the person is part of the answer (before, only the browser's link was).
-  const person = held.aliasOf !== undefined ? await exportProfile(c.env, t.site.id, held.aliasOf) : undefined;
-  const answer = {
-    siteId: t.site.id,
-    personId: t.personKey,
-    ...held,
-    ...(held.aliasOf !== undefined &&
-      person !== undefined && { person: { personId: held.aliasOf, ...person } }),
-  };
+  const person =
+    held.aliasOf !== undefined
+      ? { personId: held.aliasOf, ...(await exportProfile(c.env, t.site.id, held.aliasOf)) }
+      : undefined;
+  const answer = { siteId: t.site.id, personId: t.personKey, ...held, ...(person && { person }) };
   if (c.req.query('scope') === 'edge') {
     if (!atEdge) return c.json(errorBody('not_found', 'nothing is held about this person at the edge'), 404);
     return c.json(answer);
@@ -95,8 +92,7 @@ adminRoutes.get('/v1/people/:id', async (c) => {
   let downstream: DownstreamHoldings;
   try {
     const keys = downstreamKeys(t.personKey, held);
-    if (held.aliasOf !== undefined && person !== undefined)
-      keys.push(...downstreamKeys(held.aliasOf, person));
+    if (person !== undefined) keys.push(...downstreamKeys(person.personId, person));
     downstream = await readDownstream(directusFromEnv(c.env, { timeoutMs: 10_000 }), t.site.id, keys);
   } catch (e) {
     return c.json(directusUnavailable(e), 502);

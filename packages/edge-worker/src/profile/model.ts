@@ -650,14 +650,12 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
   // a consent event arriving late (consentAfter: its withdrawals still count, since a device
   // whose clock is days slow dates them back); one that arrived before it was made is simply
   // older, and the person's newer choice stands whole.
-  const inForce =
-    from.consent === undefined
-      ? into.consent
-      : into.consent === undefined ||
-          chosenLater(from.consent, into.consent) ||
-          Date.parse(from.consent.recordedAt) > choiceTime(into.consent)
-        ? consentAfter(from.consent, into.consent)
-        : into.consent;
+  const browserChoice = from.consent;
+  const ordered =
+    browserChoice !== undefined &&
+    (chosenLater(browserChoice, into.consent) ||
+      (into.consent !== undefined && Date.parse(browserChoice.recordedAt) > choiceTime(into.consent)));
+  const inForce = ordered ? consentAfter(browserChoice, into.consent) : into.consent;
   if (inForce && inForce !== into.consent) {
     into.consent = inForce;
     if (!isGranted(inForce.state, 'personalization')) {

@@ -208,17 +208,11 @@ function grantPrivacyTokens(
               : tokens.filter((other) => other === token).length > 1
                 ? "another site's privacy token too"
                 : undefined;
-    if (problem !== undefined || typeof token !== 'string') {
-      log(
-        'error',
-        `site privacyToken is ${problem ?? 'not a string'}; not taken (give it a secret token of its own)`,
-        {
-          siteId: site.id,
-        },
-      );
-      continue;
-    }
-    site.privacyToken = token;
+    if (problem === undefined && typeof token === 'string') site.privacyToken = token;
+    else
+      log('error', `site privacyToken is ${problem}; not taken (give it a secret token of its own)`, {
+        siteId: site.id,
+      });
   }
 }
 

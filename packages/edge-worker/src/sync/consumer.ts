@@ -393,12 +393,7 @@ async function writeProfiles(
     });
     await directus.createItems('people', creates);
     await directus.updateItems('people', updates);
-    // Looked up in slices: a person lists up to 200 browsers, and the ids go in the URL.
-    const ids = [...merged];
-    for (let i = 0; i < ids.length; i += MERGED_LOOKUP) {
-      const found = await directus.existingKeys('people', ids.slice(i, i + MERGED_LOOKUP));
-      await directus.deleteItems('people', [...found]);
-    }
+    await directus.deleteItems('people', [...(await directus.existingKeys('people', [...merged]))]);
     return creates.length + updates.length;
   };
   try {
@@ -426,9 +421,6 @@ async function writeProfiles(
   }
   return n;
 }
-
-/** Merged browsers' row ids per lookup (a GET's URL holds them). */
-const MERGED_LOOKUP = 100;
 
 /** The people row ids of the browsers a signed-in person's row lists (merged into them). */
 function mergedBrowserRows(row: PersonRow): string[] {
