@@ -5,7 +5,7 @@
  */
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createApp } from '../app.ts';
 import { anonId, collect, productView } from '../ingest/test-support.ts';
 
@@ -118,5 +118,20 @@ describe("a site's privacy token", () => {
     expect(
       (await send('GET', person, 'sk_other_server', sitesWithTokens('sk_other_server', OTHER_TOKEN))).status,
     ).toBe(401);
+    // Nor one of the Worker's own secrets: a shop would hold the Directus token or the hook
+    // secret, or, with the admin token, every site's people and the operator routes.
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      for (const secret of [env.DIRECTUS_TOKEN, env.HOOK_SECRET]) {
+        expect((await send('GET', person, secret, sitesWithTokens(secret, OTHER_TOKEN))).status).toBe(401);
+      }
+      errors.mockClear();
+      await send('GET', person, SHOP_TOKEN, sitesWithTokens(env.ADMIN_TOKEN, OTHER_TOKEN));
+      const logged = errors.mock.calls.map((call) => String(call[0])).join('\n');
+      expect(logged).toContain("privacyToken is one of the Worker's own secrets");
+      expect(logged).not.toContain(env.ADMIN_TOKEN);
+    } finally {
+      errors.mockRestore();
+    }
   });
 });

@@ -68,7 +68,7 @@ interface SiteDirectory {
   byId: Map<string, Site>;
 }
 
-let cached: { sites: string; secrets: string; directory: SiteDirectory } | undefined;
+let cached: { inputs: readonly (string | undefined)[]; directory: SiteDirectory } | undefined;
 
 function parseJson(text: string | undefined): unknown {
   if (text === undefined || text === '') return undefined;
@@ -110,7 +110,11 @@ function normalizeOrigin(entry: string, siteId: string): string {
  * keys are public: anyone could send trusted events with unsigned user ids). Invalid rate
  * limits are logged and the defaults used.
  */
-function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
+function buildDirectory(
+  sitesText: string,
+  secretsText: string,
+  workerSecrets: ReadonlySet<string>,
+): SiteDirectory {
   const directory: SiteDirectory = { byWriteKey: new Map(), byId: new Map() };
   const rawSites = parseJson(sitesText);
   const rawSecrets = parseJson(secretsText);
@@ -168,7 +172,7 @@ function buildDirectory(sitesText: string, secretsText: string): SiteDirectory {
     directory.byId.set(site.id, site);
     serverKeys.add(site.serverKey);
   }
-  grantPrivacyTokens(directory, secrets.data, writeKeys);
+  grantPrivacyTokens(directory, secrets.data, writeKeys, workerSecrets);
   return directory;
 }
 
@@ -177,7 +181,9 @@ const MIN_PRIVACY_TOKEN_CHARS = 16;
 
 /**
  * Gives each site its privacy token, unless the token is not a string, short, public (a
- * write key), a site's server key or identity secret, or another site's token too: then it
+ * write key), a site's server key or identity secret, one of the Worker's own secrets (its
+ * admin token reaches every site; its Directus token and hook secret would be handed to a
+ * shop), or another site's token too: then it
  * is not taken, with a log line saying why, and the site keeps working without it (its
  * people routes answer only the admin token). One bad token never takes the other sites
  * down.
@@ -186,6 +192,7 @@ function grantPrivacyTokens(
   directory: SiteDirectory,
   secrets: Record<string, { serverKey: string; privacyToken?: unknown }>,
   writeKeys: ReadonlySet<string>,
+  workerSecrets: ReadonlySet<string>,
 ): void {
   const sites = [...directory.byId.values()];
   // A site's other secrets: its server can sign user ids or send server events with them.
@@ -205,9 +212,11 @@ function grantPrivacyTokens(
             ? 'a write key, which is public'
             : siteSecrets.has(token)
               ? "a site's server key or identity secret"
-              : tokens.filter((other) => other === token).length > 1
-                ? "another site's privacy token too"
-                : undefined;
+              : workerSecrets.has(token)
+                ? "one of the Worker's own secrets (ADMIN_TOKEN, DIRECTUS_TOKEN or HOOK_SECRET)"
+                : tokens.filter((other) => other === token).length > 1
+                  ? "another site's privacy token too"
+                  : undefined;
     if (problem === undefined && typeof token === 'string') site.privacyToken = token;
     else
       log('error', `site privacyToken is ${problem}; not taken (give it a secret token of its own)`, {
@@ -217,10 +226,19 @@ function grantPrivacyTokens(
 }
 
 function directoryFor(env: Env): SiteDirectory {
-  const sites: string = env.ATTUNE_SITES;
-  const secrets: string = env.ATTUNE_SITE_SECRETS ?? '';
-  if (cached?.sites !== sites || cached.secrets !== secrets) {
-    cached = { sites, secrets, directory: buildDirectory(sites, secrets) };
+  // The Worker's own secrets are inputs too: no site's privacy token may be one of them.
+  const inputs = [
+    env.ATTUNE_SITES,
+    env.ATTUNE_SITE_SECRETS,
+    env.ADMIN_TOKEN,
+    env.DIRECTUS_TOKEN,
+    env.HOOK_SECRET,
+  ] as const;
+  // Read on every request: compared field by field, with no per-request allocation but this array.
+  if (cached === undefined || inputs.some((input, i) => input !== cached?.inputs[i])) {
+    const [sites, secrets, ...own] = inputs;
+    const workerSecrets = new Set(own.filter((secret) => typeof secret === 'string' && secret !== ''));
+    cached = { inputs, directory: buildDirectory(sites, secrets ?? '', workerSecrets) };
   }
   return cached.directory;
 }
