@@ -229,6 +229,27 @@ describe('catalog at the edge', () => {
       expect((await getCatalog(withDirectus)).version).toBe('fixture-2');
     });
 
+    it('releases the callers waiting on a first load that is stuck for good once it is given up', async () => {
+      await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
+      await getCatalog(withDirectus);
+      // Nothing held now: a caller with no budget of its own (a trigger run) waits for the load.
+      await invalidateCatalog(withDirectus);
+      const stuck = {
+        ...withDirectus,
+        EDGE_CACHE: { get: () => new Promise<never>(() => {}) } as unknown as KVNamespace,
+      };
+      vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+      let served = 'still waiting';
+      void getCatalog(stuck, () => undefined).then((catalog) => {
+        served = catalog.version;
+      });
+      await vi.advanceTimersByTimeAsync(READ_GIVEN_UP_MS - 1);
+      expect(served).toBe('still waiting');
+      // Given up: it is served what a slow decision is, the last catalog this isolate read.
+      await vi.advanceTimersByTimeAsync(1);
+      expect(served).toBe('fixture-1');
+    });
+
     it('does not let a refresh that began before an invalidation install what it read', async () => {
       await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
       const kept: Promise<unknown>[] = [];

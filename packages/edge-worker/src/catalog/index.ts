@@ -5,6 +5,7 @@
  * reloads at once, others within CATALOG_RECHECK_MS.
  */
 import { waitUntil } from 'cloudflare:workers';
+import { withinBudget } from '../budget/index.ts';
 import { putChangeMarker, READ_GIVEN_UP_MS } from '../kv/index.ts';
 import { buildCatalogIndex, type CatalogIndex } from './catalog-index.ts';
 import type { CatalogSnapshot } from './fixtures/catalog.ts';
@@ -92,7 +93,11 @@ export async function getCatalog(
   }
   // Stale while revalidating: a decision never waits for KV or Directus when this isolate
   // already holds a catalog (a hung Directus would otherwise hold every request for its timeout).
-  return memo ? memo.index : loading.refresh;
+  if (memo) return memo.index;
+  // With none held, a caller waits, but not past the point where the refresh is given up:
+  // one stuck for good (see READ_GIVEN_UP_MS) would hold callers with no budget of their
+  // own, a trigger run's follow-ups, for good. They get what a slow decision gets.
+  return withinBudget(loading.refresh, loading.startedAt + READ_GIVEN_UP_MS - now, lastCatalog());
 }
 
 /** Installs what a refresh found, unless an invalidation came after the refresh began. */

@@ -4,6 +4,7 @@ import { type ConsentConfig, DEFAULT_CONSENT_CONFIG } from '@attune/shared-schem
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../app.ts';
 import { WRITE_KEY } from '../ingest/test-support.ts';
+import { READ_GIVEN_UP_MS } from '../kv/index.ts';
 import {
   CONSENT_CONFIG_VERSION_KEY,
   getConsentConfig,
@@ -207,6 +208,22 @@ describe('consent configuration when Directus fails', () => {
       ]);
       expect(answer).toEqual({ ok: true, config: expect.objectContaining({ policyVersion: 'site' }) });
       expect(kept).toHaveLength(2);
+    });
+
+    it('releases the requests waiting on a read that never settles once it is given up', async () => {
+      const site = 'waiters-on-a-stuck-read';
+      await invalidateConsentConfig(env);
+      vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+      let answer: unknown = 'still waiting';
+      void readConsentConfig(withKv(env, { get: 'hangs' }), site, () => undefined).then((read) => {
+        answer = read;
+      });
+      await vi.advanceTimersByTimeAsync(READ_GIVEN_UP_MS - 1);
+      expect(answer).toBe('still waiting');
+      // Given up: the request goes on as when Directus is unreachable (the built-ins, which
+      // grant nothing by default), instead of waiting until the runtime cancels it.
+      await vi.advanceTimersByTimeAsync(1);
+      expect(answer).toEqual({ ok: false });
     });
 
     it('an invalidation whose KV write is refused once (two changes within a second) still lands', async () => {

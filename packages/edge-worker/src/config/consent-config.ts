@@ -23,6 +23,7 @@ import {
   DEFAULT_CONSENT_CONFIG,
   DEFAULT_POLICY_VERSION,
 } from '@attune/shared-schema';
+import { withinBudget } from '../budget/index.ts';
 import { directusFromEnv } from '../directus/client.ts';
 import { putChangeMarker, READ_GIVEN_UP_MS } from '../kv/index.ts';
 
@@ -175,7 +176,10 @@ export async function readConsentConfig(
   }
   // Read ahead (see MEMO_MS): until the memory is stale it is served while the read runs. An
   // invalidation in this isolate drops the memory, so the request after it waits.
-  return mine && now < mine.staleAt ? outcome(mine) : pending.read;
+  if (mine && now < mine.staleAt) return outcome(mine);
+  // A caller waits, but not past the point where the read is given up: one stuck for good
+  // would hold every request of the site in this isolate until the runtime cancelled it.
+  return withinBudget(pending.read, pending.startedAt + READ_GIVEN_UP_MS - now, { ok: false });
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   type ProductCard,
   type SlotDecision,
 } from '@attune/shared-schema';
+import { withinBudget } from '../budget/index.ts';
 import type { CatalogIndex } from '../catalog/catalog-index.ts';
 import { getCatalog, lastCatalog } from '../catalog/index.ts';
 import type { Product, SlotVariant } from '../catalog/types.ts';
@@ -57,21 +58,6 @@ export interface DecideOutcome {
   response: DecideResponse;
   /** `decision.served` events to queue (empty without analytics consent). */
   served: EventMessage[];
-}
-
-/** Runs `work` but gives up after `ms`, yielding `fallback` (the work keeps running, its result is ignored). */
-export async function withinBudget<T>(work: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      work.catch(() => fallback),
-      new Promise<T>((resolve) => {
-        timer = setTimeout(() => resolve(fallback), Math.max(0, ms));
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
