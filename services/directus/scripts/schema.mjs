@@ -225,7 +225,13 @@ export const COLLECTIONS = [
       pk('key', 64),
       str('label', { length: 128 }),
       text('description'),
-      bool('required', false),
+      {
+        ...bool('required', false),
+        meta: {
+          ...bool('required').meta,
+          note: 'Granted to everyone. Ignored on analytics, personalization and marketing: consent to a purpose is a choice.',
+        },
+      },
       bool('enabled', true),
       bool('default', false),
       int('sort', 0),
@@ -235,7 +241,7 @@ export const COLLECTIONS = [
   {
     collection: 'sites',
     icon: 'language',
-    note: 'Sites by write key: allowed origins and settings (secrets stay in the Worker).',
+    note: 'A record of the sites, for reading: the Worker takes its sites from ATTUNE_SITES (wrangler vars), so editing them here changes nothing at the edge.',
     sync: ['read'],
     fields: [
       pk('id', 64),

@@ -1,12 +1,13 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { type ConsentConfig, DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
+import { type ConsentConfig, DEFAULT_CONSENT_CONFIG, normalizeConsent } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../app.ts';
 import { WRITE_KEY } from '../ingest/test-support.ts';
 import { READ_GIVEN_UP_MS } from '../kv/index.ts';
 import {
   CONSENT_CONFIG_VERSION_KEY,
+  consentConfigFromRows,
   getConsentConfig,
   invalidateConsentConfig,
   lastConsentConfig,
@@ -36,6 +37,28 @@ const holding = async (site: string, bindings: Env) => {
 // Tests that move the clock (vi.setSystemTime) give it back, whatever happens in them.
 afterEach(() => {
   vi.useRealTimers();
+});
+
+describe('consent categories from Directus', () => {
+  it("never makes a purpose required: a marketer's tick in Directus cannot grant analytics or marketing over a refusal", async () => {
+    const rows = DEFAULT_CONSENT_CONFIG.categories.map((c) => ({ ...c, required: true }));
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const config = await consentConfigFromRows(rows);
+    expect(errors).toHaveBeenCalledTimes(3);
+    errors.mockRestore();
+    // `necessary` gates nothing and stays required; the purposes are the visitor's to choose.
+    expect(Object.fromEntries(config.categories.map((c) => [c.key, c.required]))).toEqual({
+      necessary: true,
+      analytics: false,
+      personalization: false,
+      marketing: false,
+    });
+    const refusal = {
+      categories: { necessary: true, analytics: false, personalization: false, marketing: false },
+      policyVersion: config.policyVersion,
+    };
+    expect(normalizeConsent(refusal, config).categories).toEqual(refusal.categories);
+  });
 });
 
 describe('consent configuration when Directus fails', () => {

@@ -22,10 +22,12 @@ import {
   ConsentConfigSchema,
   DEFAULT_CONSENT_CONFIG,
   DEFAULT_POLICY_VERSION,
+  PURPOSES,
 } from '@attune/shared-schema';
 import { withinBudget } from '../budget/index.ts';
 import { directusFromEnv } from '../directus/client.ts';
 import { putChangeMarker, READ_GIVEN_UP_MS } from '../kv/index.ts';
+import { log } from '../observability/index.ts';
 
 /** KV key of the consent configuration's cache generation (bumped on invalidation). */
 export const CONSENT_CONFIG_VERSION_KEY = 'consent-config:version';
@@ -94,15 +96,24 @@ export async function policyVersionOf(categories: readonly ConsentCategoryConfig
   return `${DEFAULT_POLICY_VERSION}.${(await sha256Hex(text)).slice(0, 12)}`;
 }
 
-/** Builds a ConsentConfig from Directus rows; rows that do not validate are left out. */
+/**
+ * Builds a ConsentConfig from Directus rows; rows that do not validate are left out. A
+ * purpose's category (analytics, personalization, marketing) is never required, whatever
+ * its row says: required means granted to everyone, over their refusal, and consent to a
+ * purpose must be a choice. Only categories that gate nothing (`necessary`, a marketer's
+ * own) may be required; a purpose's `required` is logged and ignored.
+ */
 export async function consentConfigFromRows(rows: readonly CategoryRow[]): Promise<ConsentConfig> {
   const categories: ConsentCategoryConfig[] = [];
   for (const row of rows) {
+    const purpose = PURPOSES.some((p) => p === row.key);
+    if (purpose && row.required === true)
+      log('error', `consent category ${row.key} is marked required; ignored (a purpose needs a choice)`);
     const candidate = {
       key: row.key,
       label: row.label,
       description: typeof row.description === 'string' ? row.description : '',
-      required: row.required === true,
+      required: row.required === true && !purpose,
       enabled: row.enabled !== false,
       default: row.default === true,
     };

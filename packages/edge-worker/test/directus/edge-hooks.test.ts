@@ -131,11 +131,14 @@ describe('GET /v1/config', () => {
     expect(await res.json()).toEqual(DEFAULT_CONSENT_CONFIG);
 
     // A marketer disables marketing in Directus: once the cache is invalidated the edge offers it no more.
+    // Ticking `required` on analytics does not make it granted to everyone: a purpose needs a choice.
     await admin('PATCH', '/items/consent_categories/marketing', { enabled: false });
+    await admin('PATCH', '/items/consent_categories/analytics', { required: true });
     try {
       await invalidateConsentConfig(env());
       const changed = (await (await call('/v1/config?writeKey=pk_demo_attune')).json()) as ConsentConfig;
       expect(changed.categories.find((c) => c.key === 'marketing')?.enabled).toBe(false);
+      expect(changed.categories.find((c) => c.key === 'analytics')?.required).toBe(false);
       expect(changed.categories.map((c) => c.key)).toEqual([
         'necessary',
         'analytics',
@@ -145,6 +148,7 @@ describe('GET /v1/config', () => {
       expect(changed.policyVersion).not.toBe(DEFAULT_CONSENT_CONFIG.policyVersion);
     } finally {
       await admin('PATCH', '/items/consent_categories/marketing', { enabled: true });
+      await admin('PATCH', '/items/consent_categories/analytics', { required: false });
     }
 
     await invalidateConsentConfig(env());
