@@ -103,8 +103,13 @@ function writeEnv(inst) {
     IMPORT_IP_DENY_LIST: '169.254.169.254',
     FLOWS_ENV_ALLOW_LIST: 'ATTUNE_HOOK_SECRET,ATTUNE_WORKER_URL,ATTUNE_SERVER_KEY,ATTUNE_WRITE_KEY',
     ATTUNE_WORKER_URL: process.env.ATTUNE_WORKER_URL ?? prev.ATTUNE_WORKER_URL ?? 'http://127.0.0.1:8787',
+    // The Worker refuses hooks signed with a secret under 16 characters (a placeholder such as
+    // the example file's change-me): such a .dev.vars value is not taken.
     ATTUNE_HOOK_SECRET:
-      process.env.ATTUNE_HOOK_SECRET ?? dev.HOOK_SECRET ?? prev.ATTUNE_HOOK_SECRET ?? randomSecret(),
+      process.env.ATTUNE_HOOK_SECRET ??
+      (usableSecret(dev.HOOK_SECRET) ? dev.HOOK_SECRET : undefined) ??
+      prev.ATTUNE_HOOK_SECRET ??
+      randomSecret(),
     ATTUNE_WRITE_KEY: process.env.ATTUNE_WRITE_KEY ?? prev.ATTUNE_WRITE_KEY ?? 'pk_demo_attune',
     ATTUNE_SERVER_KEY:
       process.env.ATTUNE_SERVER_KEY ??
@@ -451,10 +456,14 @@ async function forgetOrderFlowRunData(dbFile) {
  */
 function chooseSyncToken(inst) {
   const fromDevVars = workerDevVars().DIRECTUS_TOKEN;
-  const usable = (t) => typeof t === 'string' && t.length >= 16 && t !== 'change-me';
   if (process.env.ATTUNE_SYNC_TOKEN) return process.env.ATTUNE_SYNC_TOKEN;
-  if (usable(fromDevVars)) return fromDevVars;
+  if (usableSecret(fromDevVars)) return fromDevVars;
   return readEnvFile(inst.workerVarsFile).DIRECTUS_TOKEN ?? randomSecret();
+}
+
+/** Whether a secret from .dev.vars may be used: long enough, and not the example file's placeholder. */
+function usableSecret(value) {
+  return typeof value === 'string' && value.length >= 16 && value !== 'change-me';
 }
 
 /** A fingerprint of everything bootstrap applies, so an unchanged instance is skipped fast. */

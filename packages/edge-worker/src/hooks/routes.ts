@@ -10,7 +10,8 @@ import type { AppEnv } from '../app.ts';
 import { invalidateCatalog } from '../catalog/index.ts';
 import { invalidateConsentConfig } from '../config/consent-config.ts';
 import { readBodyLimited } from '../ingest/body.ts';
-import { verifyHookSignature } from './signature.ts';
+import { log } from '../observability/index.ts';
+import { MIN_HOOK_SECRET_CHARS, verifyHookSignature } from './signature.ts';
 
 export const hookRoutes = new Hono<AppEnv>();
 
@@ -40,7 +41,12 @@ hookRoutes.post('/v1/hooks/directus', async (c) => {
       : c.json(fail('invalid_json', 'hook body could not be read'), 400);
   }
   const body = read.text;
-  if (!(await verifyHookSignature(c.env.HOOK_SECRET, body, c.req.header('x-attune-signature')))) {
+  if ((c.env.HOOK_SECRET ?? '').length < MIN_HOOK_SECRET_CHARS)
+    log(
+      'error',
+      `HOOK_SECRET is unset or shorter than ${MIN_HOOK_SECRET_CHARS} characters: every Directus hook is refused (set a long random secret, in Directus's ATTUNE_HOOK_SECRET too)`,
+    );
+  if (!(await verifyHookSignature(c.env.HOOK_SECRET ?? '', body, c.req.header('x-attune-signature')))) {
     return c.json(
       fail('bad_signature', 'X-Attune-Signature is missing or does not match the body (HOOK_SECRET)'),
       401,

@@ -5,14 +5,20 @@ import { signHookBody, verifyHookSignature } from './signature.ts';
 describe('hook signatures', () => {
   it('verifies its own signature and nothing else', async () => {
     const body = '{"source":"directus","collection":"products"}';
-    const sig = await signHookBody('s3cret', body);
+    const secret = 's3cret-s3cret-s3cret';
+    const sig = await signHookBody(secret, body);
     expect(sig).toMatch(/^sha256=[0-9a-f]{64}$/);
-    expect(await verifyHookSignature('s3cret', body, sig)).toBe(true);
-    expect(await verifyHookSignature('s3cret', `${body} `, sig)).toBe(false);
-    expect(await verifyHookSignature('other', body, sig)).toBe(false);
+    expect(await verifyHookSignature(secret, body, sig)).toBe(true);
+    expect(await verifyHookSignature(secret, `${body} `, sig)).toBe(false);
+    expect(await verifyHookSignature('other-other-other-other', body, sig)).toBe(false);
     expect(await verifyHookSignature('', body, sig)).toBe(false);
-    expect(await verifyHookSignature('s3cret', body, undefined)).toBe(false);
-    expect(await verifyHookSignature('s3cret', body, 'sha256=xyz')).toBe(false);
+    expect(await verifyHookSignature(secret, body, undefined)).toBe(false);
+    expect(await verifyHookSignature(secret, body, 'sha256=xyz')).toBe(false);
+  });
+
+  it("refuses what is signed with a placeholder secret (the example file's change-me): anyone could sign with it", async () => {
+    const body = '{"source":"directus","collection":"products"}';
+    expect(await verifyHookSignature('change-me', body, await signHookBody('change-me', body))).toBe(false);
   });
 
   it('matches a known HMAC-SHA256 (what the Directus Flow script computes)', async () => {

@@ -18,13 +18,19 @@ export async function signHookBody(secret: string, body: string): Promise<string
   return `sha256=${[...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
-/** Whether `header` is a valid signature of `body` under `secret`. An empty secret verifies nothing. */
+/**
+ * A HOOK_SECRET shorter than this verifies nothing: unset, or a placeholder such as the
+ * example file's `change-me`, which anyone could sign with.
+ */
+export const MIN_HOOK_SECRET_CHARS = 16;
+
+/** Whether `header` is a valid signature of `body` under `secret`. A short or empty secret verifies nothing. */
 export async function verifyHookSignature(
   secret: string,
   body: string,
   header: string | undefined,
 ): Promise<boolean> {
-  if (!secret || header === undefined) return false;
+  if (secret.length < MIN_HOOK_SECRET_CHARS || header === undefined) return false;
   const m = SIGNATURE.exec(header.trim().toLowerCase());
   const hex = m?.[1];
   if (hex === undefined) return false;
