@@ -4,9 +4,11 @@
  * test card 4000 0000 0000 0002 is declined), prices the lines from the catalog and makes
  * up an order id; it stores nothing (app/api/orders). The browser sends `checkout.started`
  * and `order.completed` with the order's lines: that event is the only trace of the order.
+ * Once paid, the shopper sees the order id before that event is sent (lib/checkout.ts).
  */
 import { useEffect, useRef, useState } from 'react';
 import { type CartLine, cartTotal, productRef, readCart, writeCart } from '@/lib/cart';
+import { completeOrder } from '@/lib/checkout';
 import { useAttune } from './attune';
 import { fmt } from './cart-view';
 
@@ -68,15 +70,12 @@ export function CheckoutForm() {
               setError(body.error ?? 'Payment failed');
               return;
             }
-            attune?.track('order.completed', {
-              orderId: body.orderId,
-              total: body.total ?? total,
-              currency,
-              products: lines.map(productRef),
-            });
-            await attune?.flush();
-            writeCart([]);
-            setOrderId(body.orderId);
+            // The card is charged: the cart empties and the order id shows before any send (lib/checkout.ts).
+            await completeOrder(
+              attune,
+              { orderId: body.orderId, total: body.total ?? total, currency, lines },
+              { emptyCart: () => writeCart([]), confirm: setOrderId },
+            );
           })
           .catch(() => setError('Could not reach the shop; try again'))
           .finally(() => setBusy(false));

@@ -3,10 +3,11 @@
  * Demo sign-in: the visitor picks a demo customer; the shop's server sets its session and
  * returns the userId signed with the site's identity secret, which the SDK passes to
  * `identify` so the Worker merges this browser's anonymous history into the person.
- * Signing out is lib/sign-out.ts.
+ * What the SDK is told is lib/sign-in.ts; signing out is lib/sign-out.ts.
  */
 import { useState } from 'react';
 import type { DemoUser } from '@/lib/demo-users';
+import { identifySignedIn } from '@/lib/sign-in';
 import { signOut } from '@/lib/sign-out';
 import { useAttune } from './attune';
 
@@ -65,11 +66,12 @@ export function SignIn({
       setError(body.error ?? 'Sign-in failed');
       return;
     }
-    if (attune) {
-      attune.identify(body.userId, body.traits ?? {}, { signature: body.signature });
-      attune.track('user.signed_in', { method: 'demo' });
-      await attune.flush();
-    }
+    // The session is set: a send that hangs must not keep the person here (bounded, lib/sign-in.ts).
+    await identifySignedIn(attune, {
+      userId: body.userId,
+      signature: body.signature,
+      traits: body.traits ?? {},
+    });
     window.location.assign('/');
   };
 
