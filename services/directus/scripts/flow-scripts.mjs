@@ -133,6 +133,17 @@ module.exports = async function (data) {
   var t = data.$trigger || {};
   var order = t.payload || {};
   var id = String(t.key !== undefined ? t.key : order.id);
+  // The Flow holds one site's keys: an order of another site sent with them would land on
+  // this site's person of the same user id. It fails the run instead (Directus logs why).
+  var ownSite = process.env.ATTUNE_SITE_ID || 'demo';
+  var siteId = order.site_id ? String(order.site_id) : ownSite;
+  if (siteId !== ownSite)
+    throw new Error('order ' + id.slice(0, 64) + ' is for site ' + siteId.slice(0, 64) + ': this Flow sends the orders of site ' + ownSite + ' only (ATTUNE_SITE_ID, with its ATTUNE_WRITE_KEY and ATTUNE_SERVER_KEY)');
+  // Only a paid order is a purchase: a pending or cancelled one would count as bought (a
+  // segment, a promotion earned). Sent once, on create: see the Flow's description.
+  var status = String(order.status || '').toLowerCase();
+  if (status !== '' && status !== 'paid' && status !== 'completed')
+    throw new Error('order ' + id.slice(0, 64) + ' has status ' + status.slice(0, 32) + ': only a paid or completed order is sent as order.completed');
   var created = order.created_at ? Date.parse(order.created_at) : Date.now();
   if (!isFinite(created)) created = Date.now();
   var items = Array.isArray(order.items) ? order.items : [];
@@ -152,7 +163,6 @@ module.exports = async function (data) {
     schemaVersion: 1
   };
   if (order.user_id) event.userId = String(order.user_id);
-  var siteId = order.site_id || 'demo';
   var body = JSON.stringify({ writeKey: process.env.ATTUNE_WRITE_KEY || '', sentAt: new Date().toISOString(), batch: [event] });
   // Server-side producers authenticate with the site's server key as the Basic auth username.
   return { body: body, authorization: 'Basic ' + base64((process.env.ATTUNE_SERVER_KEY || '') + ':'), siteId: siteId };

@@ -225,6 +225,42 @@ describe('Directus Flows → the Worker (wrangler dev)', () => {
     expect(event?.properties).toMatchObject({ orderId, total: 129.9 });
   });
 
+  it("sends only its own site's paid orders: another site's order, or a pending one, is not a purchase here", async () => {
+    const anonymousId = uniqueId('buyer');
+    expect((await recordConsent({ anonymousId }, { origin: 'http://localhost:3000' })).status).toBeLessThan(
+      300,
+    );
+    const order = (id: string, fields: Record<string, unknown>) =>
+      admin('POST', '/items/orders', {
+        id,
+        site_id: 'demo',
+        anonymous_id: anonymousId,
+        total: 10,
+        currency: 'EUR',
+        items: [{ productId: 'p-storm-shell-jacket', quantity: 1 }],
+        status: 'paid',
+        created_at: new Date().toISOString(),
+        ...fields,
+      });
+    const otherSite = uniqueId('order');
+    const pending = uniqueId('order');
+    const paid = uniqueId('order');
+    await order(otherSite, { site_id: 'another-shop' });
+    await order(pending, { status: 'pending' });
+    await order(paid, {});
+    const arrived = async () =>
+      (
+        await rows<{ properties: { orderId: string } }>('events', {
+          _and: [{ anonymous_id: { _eq: anonymousId } }, { name: { _eq: 'order.completed' } }],
+        })
+      ).map((e) => e.properties.orderId);
+    await eventually(async () => ((await arrived()).includes(paid) ? true : undefined), 30_000);
+    // The Flows run side by side: give the two others as long again as the paid one took.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    // Before, both arrived under demo as purchases (another site's buyer merged into demo's person).
+    expect(await arrived()).toEqual([paid]);
+  });
+
   const serverAuthorization = `Basic ${btoa(`${DIRECTUS_TEST.serverKey}:`)}`;
 
   /** The shop's backend signs a shopper in on a browser (server key), with consent given there. */
