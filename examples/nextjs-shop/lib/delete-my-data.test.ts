@@ -38,6 +38,26 @@ describe('delete my data', () => {
     expect(s.calls).toEqual(['flush', `erase ${ID}`, 'reset']);
   });
 
+  it('empties the cart after an erasure, so the next visitor does not see or buy the erased visitor’s items', async () => {
+    const s = sdk();
+    const emptyCart = vi.fn(() => {
+      s.calls.push('empty cart');
+    });
+    await deleteMyData(s.attune, { requestErasure: answering(200, { erased: ['user', 'anon'] }), emptyCart });
+    expect(s.calls.at(-1)).toBe('empty cart');
+  });
+
+  it('keeps the cart when nothing was erased or the erasure failed', async () => {
+    const emptyCart = vi.fn();
+    for (const [status, body] of [
+      [200, { erased: [] }],
+      [403, { error: 'this browser belongs to an account; sign in to erase it' }],
+      [502, { error: 'the Attune Worker is not reachable; try again' }],
+    ] as const)
+      await deleteMyData(sdk().attune, { requestErasure: answering(status, body), emptyCart });
+    expect(emptyCart).not.toHaveBeenCalled();
+  });
+
   it('says nothing was erased, and keeps the id, when the edge held no one (a fresh id, e.g. after "reject all")', async () => {
     const s = sdk();
     expect(await deleteMyData(s.attune, { requestErasure: answering(200, { erased: [] }) })).toEqual({

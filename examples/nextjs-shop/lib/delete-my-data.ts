@@ -5,12 +5,13 @@
  * The shop answers `{"erased": [...]}` with only those the edge held: an empty list (a
  * fresh id, e.g. after "reject all", when the SDK keeps none) is "nothing to erase", not
  * "done"; a 403 means this browser's id belongs to an account the visitor is not signed in
- * to. Only an erasure that had someone to erase and succeeded resets the SDK: the anonymous
+ * to. Only an erasure that had someone to erase and succeeded resets the SDK and empties the
+ * cart (the visitor is signed out and starts over): the anonymous
  * id is the only handle on what was sent under it, and a reset before the erasure is
  * confirmed would throw it away.
  */
 import type { Attune } from '@attune/browser-sdk';
-import { SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
+import { emptyStoredCart, SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
 export type ErasureResult =
   /** The shop erased these (`user`, `anon`); the SDK was reset. */
@@ -23,6 +24,8 @@ export type ErasureResult =
 export interface DeleteMyDataOptions {
   /** POST /api/erase with the anonymous id. */
   requestErasure?: (anonymousId: string) => Promise<Response>;
+  /** Empties this browser's cart (lib/cart.ts): the next visitor starts with none. */
+  emptyCart?: () => void;
   flushBudgetMs?: number;
 }
 
@@ -39,7 +42,11 @@ export async function deleteMyData(
   attune: Pick<Attune, 'flush' | 'reset' | 'anonymousId'> | undefined,
   options: DeleteMyDataOptions = {},
 ): Promise<ErasureResult> {
-  const { requestErasure = postErasure, flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS } = options;
+  const {
+    requestErasure = postErasure,
+    emptyCart = emptyStoredCart,
+    flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
+  } = options;
   if (attune === undefined)
     return { kind: 'failed', message: 'The page has not finished loading; try again in a moment.' };
   // Bounded, and never failing: a send that fails or hangs must not keep anyone from erasure.
@@ -73,5 +80,7 @@ export async function deleteMyData(
   } catch {
     // Storage blocked: the erasure is done all the same, and the Worker drops the erased id's events.
   }
+  // Signed out and started over: the erased visitor's cart must not greet the next one.
+  emptyCart();
   return { kind: 'erased', erased };
 }

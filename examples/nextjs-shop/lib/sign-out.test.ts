@@ -82,6 +82,30 @@ describe('sign-out', () => {
   });
 });
 
+describe('the cart at sign-out (a shared computer)', () => {
+  it('is emptied once the session ended, so the next person does not see or buy the items left', async () => {
+    const s = sdk(async () => {});
+    const emptyCart = vi.fn(() => {
+      s.calls.push('empty cart');
+    });
+    expect(await signOut(s.attune, { endSession: s.endSession(), emptyCart })).toBe(true);
+    expect(s.calls).toEqual(['flush', 'reset', 'end session', 'empty cart']);
+  });
+
+  it('is kept when sign-out failed: the person is still signed in and can try again', async () => {
+    const s = sdk(async () => {});
+    const emptyCart = vi.fn();
+    expect(await signOut(s.attune, { endSession: s.endSession(500), emptyCart })).toBe(false);
+    expect(
+      await signOut(s.attune, {
+        endSession: () => Promise.reject(new TypeError('Failed to fetch')),
+        emptyCart,
+      }),
+    ).toBe(false);
+    expect(emptyCart).not.toHaveBeenCalled();
+  });
+});
+
 describe('sending the queued events before erasure', () => {
   it('never rejects, and gives up after the time budget', async () => {
     await expect(

@@ -2,11 +2,13 @@
  * Sign-out in the browser, in the order that keeps this browser from going on as the
  * person who leaves: the SDK's queued events go first (they carry the id merged into the
  * person, and the Worker's collect answer writes `attune_aid` from them), then the SDK
- * forgets the person (`reset()`), then the shop ends its session and expires `attune_aid`.
- * Sending the events cannot keep the person from signing out (it gets a time budget and
+ * forgets the person (`reset()`), then the shop ends its session and expires `attune_aid`,
+ * then the cart is emptied (it is kept in localStorage: the next person at a shared
+ * computer saw, and could check out, the items of the one who left). Sending the events cannot keep the person from signing out (it gets a time budget and
  * may fail), and `reset()` happens whether they went or not.
  */
 import type { Attune } from '@attune/browser-sdk';
+import { writeCart } from './cart.ts';
 
 /** How long sign-out (and erasure) wait for the queued events before going on without them. */
 export const SIGN_OUT_FLUSH_BUDGET_MS = 2000;
@@ -14,7 +16,18 @@ export const SIGN_OUT_FLUSH_BUDGET_MS = 2000;
 export interface SignOutOptions {
   /** Ends the shop's session (and expires `attune_aid`): POST /api/signout. */
   endSession?: () => Promise<Response>;
+  /** Empties this browser's cart (lib/cart.ts). */
+  emptyCart?: () => void;
   flushBudgetMs?: number;
+}
+
+/** Empties the stored cart; never throws (storage blocked: there is no cart to leave behind). */
+export function emptyStoredCart(): void {
+  try {
+    writeCart([]);
+  } catch {
+    // localStorage unavailable: nothing was stored either.
+  }
 }
 
 /**
@@ -51,6 +64,7 @@ export async function signOut(
 ): Promise<boolean> {
   const {
     endSession = () => fetch('/api/signout', { method: 'POST' }),
+    emptyCart = emptyStoredCart,
     flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
   } = options;
   await sendQueuedEvents(attune, flushBudgetMs);
@@ -61,9 +75,13 @@ export async function signOut(
       // The SDK could not write its record (storage blocked): the shop's sign-out still goes on.
     }
   }
+  let ended: boolean;
   try {
-    return (await endSession()).ok;
+    ended = (await endSession()).ok;
   } catch {
     return false;
   }
+  // Only once signed out: a person whose sign-out failed, still signed in, keeps their cart.
+  if (ended) emptyCart();
+  return ended;
 }
