@@ -101,7 +101,8 @@ function writeEnv(inst) {
     MAX_PAYLOAD_SIZE: '10mb',
     // Flows call the Worker on 127.0.0.1, which Directus's default deny list blocks.
     IMPORT_IP_DENY_LIST: '169.254.169.254',
-    FLOWS_ENV_ALLOW_LIST: 'ATTUNE_HOOK_SECRET,ATTUNE_WORKER_URL,ATTUNE_SERVER_KEY,ATTUNE_WRITE_KEY,ATTUNE_SITE_ID',
+    FLOWS_ENV_ALLOW_LIST:
+      'ATTUNE_HOOK_SECRET,ATTUNE_WORKER_URL,ATTUNE_SERVER_KEY,ATTUNE_WRITE_KEY,ATTUNE_SITE_ID',
     ATTUNE_WORKER_URL: process.env.ATTUNE_WORKER_URL ?? prev.ATTUNE_WORKER_URL ?? 'http://127.0.0.1:8787',
     // The Worker refuses hooks signed with a secret under 16 characters (a placeholder such as
     // the example file's change-me): such a .dev.vars value is not taken.
