@@ -1,10 +1,10 @@
 /**
  * Attune's edge Worker: the fetch handler (ingest, decide, config, hooks, edge proxy),
- * the queue consumer (Directus sync) and the scheduled retention job.
+ * the queue consumer (Directus sync) and the scheduled jobs (retention, the cache check).
  */
 import type { QueueMessage } from '@attune/shared-schema';
 import { createApp } from './app.ts';
-import { scheduled } from './retention/index.ts';
+import { scheduled } from './schedule/index.ts';
 import { queue } from './sync/index.ts';
 
 export { CovisitationDO } from './decide/covisitation-do.ts';

@@ -19,6 +19,8 @@ export const CATALOG_VERSION_KEY = 'catalog:version';
 const snapshotKey = (version: string) => `catalog:snapshot:${version}`;
 /** How often an isolate checks KV for a newer version (KV reads are cached at the edge anyway). */
 export const CATALOG_RECHECK_MS = 30_000;
+/** How long a snapshot stays in KV (a version nobody has read for that long is read from Directus again). */
+const SNAPSHOT_TTL_S = 7 * 24 * 3600;
 /** After a failed Directus read, wait this long before trying again (serving what is held meanwhile). */
 const FAILURE_RETRY_MS = 5_000;
 
@@ -128,7 +130,7 @@ async function refresh(env: CatalogEnv, now: number, from: number): Promise<Cata
         JSON.stringify({ msg: 'catalog rows skipped', count: skipped.length, first: skipped.slice(0, 5) }),
       );
     await env.EDGE_CACHE.put(snapshotKey(version), JSON.stringify(snapshot), {
-      expirationTtl: 7 * 24 * 3600,
+      expirationTtl: SNAPSHOT_TTL_S,
     });
     return keep(from, { index: buildCatalogIndex(snapshot), checkedAt: now });
   } catch (error) {
@@ -167,6 +169,29 @@ function forget(): void {
   generation++;
   memo = undefined;
   loading = undefined;
+}
+
+/**
+ * Publishes what Directus holds when it differs from the catalog in force (KV's current
+ * snapshot), as the webhook would have: a change whose notice never reached the Worker (it
+ * was down or deploying, Directus's Flow failed) would otherwise be served until the
+ * snapshot expires, a week later. The scheduled check calls this; isolates then read the
+ * new snapshot from KV, not each from Directus. Returns whether it published. Throws when
+ * Directus or KV cannot be read (nothing changes then).
+ */
+export async function reconcileCatalog(env: CatalogEnv): Promise<boolean> {
+  const version = await env.EDGE_CACHE.get(CATALOG_VERSION_KEY);
+  const current =
+    version === null ? null : await env.EDGE_CACHE.get<CatalogSnapshot>(snapshotKey(version), 'json');
+  const { snapshot } = await loadCatalogFromDirectus(env, newVersion());
+  const content = (c: CatalogSnapshot) => JSON.stringify([c.products, c.slotContent, c.triggerRules]);
+  if (current !== null && content(current) === content(snapshot)) return false;
+  await env.EDGE_CACHE.put(snapshotKey(snapshot.version), JSON.stringify(snapshot), {
+    expirationTtl: SNAPSHOT_TTL_S,
+  });
+  await putChangeMarker(env.EDGE_CACHE, CATALOG_VERSION_KEY, snapshot.version);
+  forget();
+  return true;
 }
 
 /** Publishes a snapshot as the current catalog (seeding local runs and tests; a bulk import). */

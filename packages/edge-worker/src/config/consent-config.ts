@@ -332,6 +332,14 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
  * a lost generation would keep the previous configuration in force everywhere for a day.
  */
 export async function invalidateConsentConfig(env: Env): Promise<string> {
+  return newGeneration(env, async () => undefined);
+}
+
+/**
+ * Starts a new generation: `fill` writes its copies first (none: every isolate reads
+ * Directus again), then the generation key tells the other isolates.
+ */
+async function newGeneration(env: Env, fill: (generation: string) => Promise<void>): Promise<string> {
   const generation = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
   const forget = () => {
     invalidations++;
@@ -340,10 +348,49 @@ export async function invalidateConsentConfig(env: Env): Promise<string> {
   };
   forget();
   try {
+    await fill(generation);
     await putChangeMarker(env.EDGE_CACHE, CONSENT_CONFIG_VERSION_KEY, generation);
   } finally {
     // Reads begun while the write was under way may have read the previous generation.
     forget();
   }
   return generation;
+}
+
+/** KV key of the configuration the scheduled check last saw in Directus for a site. */
+const observedKey = (siteId: string) => `consent-config:observed:${siteId}`;
+
+/**
+ * The scheduled check: when what Directus holds for any of `siteIds` changed since the last
+ * check, publishes a new generation whose copies are what Directus holds now, as the
+ * webhook's invalidation would have (isolates then read those copies from KV, not each
+ * Directus). A change whose notice never reached the Worker (it was down or deploying, the
+ * Flow failed) would otherwise stay unseen: an isolate keeps its configuration for as long
+ * as the generation does not change. A change that did reach it is published once more,
+ * which changes nothing (the policy version comes from the categories). Returns the sites
+ * whose configuration changed; throws when Directus or KV cannot be read (nothing changes).
+ */
+export async function reconcileConsentConfig(env: Env, siteIds: readonly string[]): Promise<string[]> {
+  const held: { siteId: string; text: string }[] = [];
+  const changed: string[] = [];
+  for (const siteId of siteIds) {
+    const text = JSON.stringify(await loadFromDirectus(env, siteId));
+    held.push({ siteId, text });
+    if ((await env.EDGE_CACHE.get(observedKey(siteId))) !== text) changed.push(siteId);
+  }
+  if (changed.length === 0) return [];
+  await newGeneration(env, async (generation) => {
+    await Promise.all(
+      held.flatMap(({ siteId, text }) => [
+        env.EDGE_CACHE.put(configKey(generation, siteId), text, { expirationTtl: KV_TTL_SECONDS }),
+        env.EDGE_CACHE.put(
+          lastGoodKey(siteId),
+          `{"generation":${JSON.stringify(generation)},"config":${text}}`,
+        ),
+      ]),
+    );
+  });
+  // Only once published: a check that failed part-way finds the change again next time.
+  await Promise.all(held.map(({ siteId, text }) => env.EDGE_CACHE.put(observedKey(siteId), text)));
+  return changed;
 }

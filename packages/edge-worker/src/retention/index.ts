@@ -64,8 +64,8 @@ function holdsErasure(message: unknown): boolean {
   );
 }
 
-/** The Worker's scheduled() handler (the daily cron in wrangler.toml). */
-export async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
+/** The daily retention job (see src/schedule). */
+export async function runRetention(controller: ScheduledController, env: Env): Promise<void> {
   const deleted = await deleteExpiredEvents(env, controller.scheduledTime);
   const letters = await deleteExpiredDeadLetters(env, controller.scheduledTime);
   console.log(

@@ -1,0 +1,35 @@
+/**
+ * The Worker's scheduled() handler, for the two Cron Triggers in wrangler.toml: every five
+ * minutes the edge caches are checked against Directus (a marketer's change whose notice
+ * never reached the Worker applies within minutes, instead of when a cached copy expires:
+ * a week for the catalog, never for an isolate's consent configuration); any other cron
+ * (the daily one) runs retention.
+ */
+import { reconcileCatalog } from '../catalog/index.ts';
+import { reconcileConsentConfig } from '../config/consent-config.ts';
+import { log } from '../observability/index.ts';
+import { runRetention } from '../retention/index.ts';
+import { listSites } from '../sites/index.ts';
+
+/** The cron of the cache check; it must match the one in wrangler.toml. */
+export const CACHE_CHECK_CRON = '*/5 * * * *';
+
+export async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
+  if (controller.cron === CACHE_CHECK_CRON) await checkCaches(env);
+  else await runRetention(controller, env);
+}
+
+/** Checks the catalog and every site's consent configuration; one failing does not stop the other. */
+export async function checkCaches(env: Env): Promise<void> {
+  const siteIds = (await listSites(env)).map((site) => site.id);
+  const [catalog, consent] = await Promise.allSettled([
+    reconcileCatalog(env),
+    reconcileConsentConfig(env, siteIds),
+  ]);
+  const outcome = (result: PromiseSettledResult<unknown>) =>
+    result.status === 'rejected' ? `failed: ${String(result.reason).slice(0, 200)}` : 'checked';
+  log(catalog.status === 'rejected' || consent.status === 'rejected' ? 'warn' : 'info', 'cache_check', {
+    catalog: catalog.status === 'fulfilled' && catalog.value ? 'republished' : outcome(catalog),
+    consentSitesChanged: consent.status === 'fulfilled' ? consent.value.length : outcome(consent),
+  });
+}
