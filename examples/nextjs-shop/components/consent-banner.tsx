@@ -2,7 +2,8 @@
 /**
  * The consent banner: offers exactly the categories the site's configuration enables
  * (a category a marketer disables in Directus disappears here), asks again when the
- * policy version changes, and hands the choice to the SDK, which gates every event on it.
+ * policy version changes or the shop's choice cookie is gone (after "delete my data"), and
+ * hands the choice to the SDK, which gates every event on it.
  */
 import type { ConsentConfig } from '@attune/shared-schema/constants';
 import { useEffect, useState } from 'react';
@@ -24,9 +25,12 @@ export function ConsentBanner({ writeKey }: { writeKey: string }) {
       setConfig(c);
       setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, cat.default])));
       // Asked again when the policy changed; a refusal is remembered by the choice cookie alone.
+      // Asked whenever that cookie is gone, whatever the SDK holds: "delete my data" removes it
+      // and leaves the SDK with a withdrawal, so the next visitor chooses for themselves.
       const snapshot = attune.consent.get();
       const decided = snapshot.decided && snapshot.policyVersion === c.policyVersion;
-      setOpen(!decided && chosenPolicyVersion() !== c.policyVersion);
+      const chosen = chosenPolicyVersion();
+      setOpen(chosen === undefined || (!decided && chosen !== c.policyVersion));
     });
     return () => {
       live = false;

@@ -671,3 +671,62 @@ describe('the local system (`./attune up`)', () => {
     expect(await res.text()).toContain('writeKey');
   });
 });
+
+/** An event as the SDK sent it, with the consent it went under. */
+interface SentWithConsent extends SentEvent {
+  context?: { consent?: { categories?: Record<string, boolean> } };
+}
+
+/** The events of the collect requests made after the first `from` requests. */
+function sentSince(collect: ReturnType<typeof watchCollect>, from: number): SentWithConsent[] {
+  return collect.requests.slice(from).flatMap((r) => {
+    try {
+      return (JSON.parse(r.postData() ?? '{}') as { batch?: SentWithConsent[] }).batch ?? [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** The purposes an event went under (what the Worker may use it for). */
+function grantedPurposes(e: SentWithConsent): string[] {
+  const categories = e.context?.consent?.categories ?? {};
+  return ['analytics', 'personalization', 'marketing'].filter((p) => categories[p] === true);
+}
+
+describe('a shared computer: the next person starts as a stranger', () => {
+  it('after "delete my data" the next page asks for consent again, and nothing goes out under the erased visitor’s grant', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    const collect = watchCollect(page);
+    await page.goto('/');
+    await chooseConsent(page, ['analytics', 'personalization']);
+    await viewProduct(page, products[5]?.slug ?? '');
+    const erasedId = await sentAnonymousId(collect);
+    await page.goto('/delete-my-data');
+    await page.getByTestId('delete-my-data').click();
+    await page.getByTestId('erased').waitFor({ timeout: 15_000 });
+    const afterErasure = collect.requests.length;
+
+    // The next visitor at this browser browses before choosing anything.
+    await page.goto('/');
+    await viewProduct(page, products[6]?.slug ?? '');
+    await page.waitForTimeout(1500);
+    const sent = sentSince(collect, afterErasure);
+    // At most the proof of the withdrawal, under the erased id (the Worker's tombstone drops it):
+    // no page or product view, and nothing under any grant.
+    expect(sent.filter((e) => e.name !== 'consent.updated').map((e) => e.name)).toEqual([]);
+    for (const e of sent) {
+      expect(grantedPurposes(e)).toEqual([]);
+      expect(e.anonymousId).toBe(erasedId);
+    }
+    // Asked again, and what they choose is theirs, under a new id.
+    await chooseConsent(page, ['analytics']);
+    await viewProduct(page, products[7]?.slug ?? '');
+    const theirs = await eventually('the new visitor’s product view', async () =>
+      sentSince(collect, afterErasure).find((e) => e.name === 'product.viewed'),
+    );
+    expect(theirs.anonymousId).not.toBe(erasedId);
+    expect(grantedPurposes(theirs)).toEqual(['analytics']);
+    await context.close();
+  });
+});

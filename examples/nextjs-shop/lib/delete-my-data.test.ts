@@ -19,9 +19,33 @@ function sdk() {
         calls.push('reset');
       },
       anonymousId: () => ID,
+      consent: {
+        get: () => ({
+          categories: {
+            necessary: true,
+            analytics: true,
+            personalization: true,
+            marketing: false,
+            surveys: true,
+          },
+          policyVersion: '1',
+          decided: true,
+        }),
+        set: (categories: Record<string, boolean>, source?: string) => {
+          calls.push(`consent ${JSON.stringify(categories)} ${source}`);
+        },
+      },
     },
   };
 }
+
+const WITHDRAWN = `consent ${JSON.stringify({
+  analytics: false,
+  personalization: false,
+  marketing: false,
+  necessary: false,
+  surveys: false,
+})} erasure`;
 
 function answering(status: number, body: unknown) {
   return vi.fn(async (_anonymousId: string) => Response.json(body, { status }));
@@ -35,7 +59,26 @@ describe('delete my data', () => {
       return Response.json({ erased: ['anon'] });
     });
     expect(await deleteMyData(s.attune, { requestErasure })).toEqual({ kind: 'erased', erased: ['anon'] });
-    expect(s.calls).toEqual(['flush', `erase ${ID}`, 'reset']);
+    expect(s.calls).toEqual(['flush', `erase ${ID}`, WITHDRAWN, 'reset']);
+  });
+
+  it('withdraws every purpose before the reset, so nothing goes out for the next visitor under the erased one’s grant', async () => {
+    const s = sdk();
+    await deleteMyData(s.attune, { requestErasure: answering(200, { erased: ['anon'] }) });
+    // Withdrawn while the SDK still names the erased visitor: the proof is theirs, not the next one's.
+    expect(s.calls.slice(-2)).toEqual([WITHDRAWN, 'reset']);
+  });
+
+  it('leaves consent as it was when nothing was erased or the erasure failed', async () => {
+    for (const [status, body] of [
+      [200, { erased: [] }],
+      [403, { error: 'this browser belongs to an account; sign in to erase it' }],
+      [502, { error: 'the Attune Worker is not reachable; try again' }],
+    ] as const) {
+      const s = sdk();
+      await deleteMyData(s.attune, { requestErasure: answering(status, body) });
+      expect(s.calls.filter((c) => c.startsWith('consent'))).toEqual([]);
+    }
   });
 
   it('empties the cart after an erasure, so the next visitor does not see or buy the erased visitor’s items', async () => {

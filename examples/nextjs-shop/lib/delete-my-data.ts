@@ -5,8 +5,9 @@
  * The shop answers `{"erased": [...]}` with only those the edge held: an empty list (a
  * fresh id, e.g. after "reject all", when the SDK keeps none) is "nothing to erase", not
  * "done"; a 403 means this browser's id belongs to an account the visitor is not signed in
- * to. Only an erasure that had someone to erase and succeeded resets the SDK and empties the
- * cart (the visitor is signed out and starts over): the anonymous
+ * to. Only an erasure that had someone to erase and succeeded withdraws consent in the SDK,
+ * resets it and empties the cart (the visitor is signed out and starts over, asked again for
+ * consent before anything is sent): the anonymous
  * id is the only handle on what was sent under it, and a reset before the erasure is
  * confirmed would throw it away.
  */
@@ -14,12 +15,17 @@ import type { Attune } from '@attune/browser-sdk';
 import { emptyStoredCart, SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
 export type ErasureResult =
-  /** The shop erased these (`user`, `anon`); the SDK was reset. */
+  /** The shop erased these (`user`, `anon`); consent was withdrawn in the SDK, which was reset. */
   | { kind: 'erased'; erased: string[] }
   /** The shop found no one to erase; the SDK was left as it was. */
   | { kind: 'nothing' }
   /** Nothing is known to be erased; the SDK was left as it was, and the visitor can try again. */
   | { kind: 'failed'; message: string };
+
+/** What "delete my data" uses of the SDK. */
+export type ErasableSdk = Pick<Attune, 'flush' | 'reset' | 'anonymousId'> & {
+  consent: Pick<Attune['consent'], 'get' | 'set'>;
+};
 
 export interface DeleteMyDataOptions {
   /** POST /api/erase with the anonymous id. */
@@ -27,6 +33,14 @@ export interface DeleteMyDataOptions {
   /** Empties this browser's cart (lib/cart.ts): the next visitor starts with none. */
   emptyCart?: () => void;
   flushBudgetMs?: number;
+}
+
+/** Every purpose off: a choice the SDK sends nothing under but its proof. */
+export function withdrawal(categories: Record<string, boolean>): Record<string, boolean> {
+  const off: Record<string, boolean> = { analytics: false, personalization: false, marketing: false };
+  // Categories a marketer added in Directus too; required ones stay on whatever is asked.
+  for (const key of Object.keys(categories)) off[key] = false;
+  return off;
 }
 
 function postErasure(anonymousId: string): Promise<Response> {
@@ -39,7 +53,7 @@ function postErasure(anonymousId: string): Promise<Response> {
 
 /** Erases this visitor; never rejects. */
 export async function deleteMyData(
-  attune: Pick<Attune, 'flush' | 'reset' | 'anonymousId'> | undefined,
+  attune: ErasableSdk | undefined,
   options: DeleteMyDataOptions = {},
 ): Promise<ErasureResult> {
   const {
@@ -75,6 +89,15 @@ export async function deleteMyData(
   }
   const erased = Array.isArray(body.erased) ? body.erased.filter((k) => typeof k === 'string') : [];
   if (erased.length === 0) return { kind: 'nothing' };
+  try {
+    // The erased visitor's grant must not carry over to whoever is next: withdrawn first, so the
+    // SDK stops sending at once (this tab and the shop's others) and the refusal's proof goes
+    // under the erased ids (which the Worker's tombstone drops), not as a choice of the next
+    // visitor. The next page asks again (the banner opens when the shop's choice cookie is gone).
+    attune.consent.set(withdrawal(attune.consent.get().categories), 'erasure');
+  } catch {
+    // Storage blocked: what the SDK holds in memory goes with the page.
+  }
   try {
     attune.reset();
   } catch {

@@ -208,6 +208,10 @@ describe('an erasure request, against the Worker', () => {
         flush: async () => {},
         reset: () => calls.push('reset'),
         anonymousId: () => FRESH_BROWSER,
+        consent: {
+          get: () => ({ categories: { analytics: true }, policyVersion: '1', decided: true }),
+          set: () => calls.push('consent'),
+        },
       },
       { requestErasure: async () => Response.json(outcome.body, { status: outcome.status }) },
     );
