@@ -1,6 +1,6 @@
 /**
  * The shop's frame: header with categories, search and the visitor's session, the
- * Attune SDK provider, and the consent banner on every page.
+ * Attune SDK provider (told the signed-in person on every page), and the consent banner.
  */
 import type { Metadata } from 'next';
 import { cookies } from 'next/headers';
@@ -10,7 +10,7 @@ import { ConsentBanner } from '@/components/consent-banner';
 import { listCategories } from '@/lib/catalog';
 import { findDemoUser } from '@/lib/demo-users';
 import { shopEnv } from '@/lib/env';
-import { readSession, SESSION_COOKIE } from '@/lib/identity';
+import { identitySignature, readSession, SESSION_COOKIE } from '@/lib/identity';
 import './globals.css';
 
 export const metadata: Metadata = {
@@ -25,11 +25,17 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
   const jar = await cookies();
   const userId = readSession(env.identitySecret, jar.get(SESSION_COOKIE)?.value);
   const user = userId === undefined ? undefined : findDemoUser(userId);
+  // Every page tells the SDK who is signed in (signed, as the Worker requires), so a browser
+  // that ended a session without Sign-out, or signed in before choosing consent, is set right.
+  const session =
+    user === undefined
+      ? undefined
+      : { userId: user.userId, signature: identitySignature(env.identitySecret, user.userId) };
   const categories = await listCategories().catch(() => []);
   return (
     <html lang="en">
       <body>
-        <AttuneProvider writeKey={env.writeKey}>
+        <AttuneProvider writeKey={env.writeKey} session={session}>
           <header className="site-header">
             <a className="logo" href="/">
               Attune Outfitters

@@ -729,4 +729,66 @@ describe('a shared computer: the next person starts as a stranger', () => {
     expect(grantedPurposes(theirs)).toEqual(['analytics']);
     await context.close();
   });
+
+  it('a session that ended without "Sign out" (cookie expired or cleared): the next page no longer tracks the person who left', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    const collect = watchCollect(page);
+    await page.goto('/');
+    await chooseConsent(page, ['analytics', 'personalization']);
+    await page.goto('/signin');
+    await page.getByTestId('signin-user_grace').click();
+    await page.waitForURL((u) => u.pathname === '/');
+    await page.getByTestId('account-link').filter({ hasText: 'Grace Hopper' }).waitFor();
+    await flush(page);
+    await eventually('the sign-in event', async () =>
+      collect.events().find((e) => e.name === 'user.signed_in' && e.userId === 'user_grace'),
+    );
+    const mergedId = (await context.cookies()).find((c) => c.name === 'attune_aid')?.value;
+    expect(mergedId).toBeDefined();
+
+    // The shop's session ends on its own: no Sign-out pressed.
+    await context.clearCookies({ name: 'shop_session' });
+    const afterSession = collect.requests.length;
+    let homeLoads = 0;
+    page.on('response', (r) => {
+      if (r.request().resourceType() === 'document' && new URL(r.url()).pathname === '/') homeLoads += 1;
+    });
+    await page.goto('/');
+    await page.getByTestId('account-link').filter({ hasText: 'Sign in' }).waitFor();
+    // The shop signs the browser out and loads the page again (the edge rendered it for her).
+    await eventually(
+      'the home page loaded again',
+      async () => (homeLoads >= 2 ? true : undefined),
+      10_000,
+    ).catch(() => undefined);
+    await page.waitForLoadState('load');
+    await viewProduct(page, products[8]?.slug ?? '');
+    const sent = await eventually('the product view after the session ended', async () => {
+      const events = sentSince(collect, afterSession);
+      return events.some((e) => e.name === 'product.viewed') ? events : undefined;
+    });
+    const mine = sent.filter((e) => e.name === 'product.viewed' || e.name === 'page.viewed');
+    expect(mine.length).toBeGreaterThan(0);
+    for (const e of mine) expect(e.userId).toBeUndefined();
+    // The edge no longer names this browser by the id merged into her.
+    expect((await context.cookies()).find((c) => c.name === 'attune_aid')?.value).not.toBe(mergedId);
+    await context.close();
+  });
+
+  it('signing in before choosing consent: once the person grants, their events carry their user id', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    const collect = watchCollect(page);
+    await page.goto('/signin');
+    await page.getByTestId('consent-banner').waitFor();
+    await page.getByTestId('signin-user_alan').click();
+    await page.waitForURL((u) => u.pathname === '/');
+    await page.getByTestId('account-link').filter({ hasText: 'Alan Turing' }).waitFor();
+    await chooseConsent(page, ['analytics', 'personalization']);
+    await viewProduct(page, products[9]?.slug ?? '');
+    const viewed = await eventually('the product view', async () =>
+      collect.events().find((e) => e.name === 'product.viewed'),
+    );
+    expect(viewed.userId).toBe('user_alan');
+    await context.close();
+  });
 });

@@ -12,6 +12,7 @@
  * confirmed would throw it away.
  */
 import type { Attune } from '@attune/browser-sdk';
+import { storedIdentityMarker } from './identity-marker.ts';
 import { emptyStoredCart, SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
 export type ErasureResult =
@@ -32,6 +33,8 @@ export interface DeleteMyDataOptions {
   requestErasure?: (anonymousId: string) => Promise<Response>;
   /** Empties this browser's cart (lib/cart.ts): the next visitor starts with none. */
   emptyCart?: () => void;
+  /** Clears the shop's note of whom the SDK was identified as (lib/identity-marker.ts). */
+  forgetIdentity?: () => void;
   flushBudgetMs?: number;
 }
 
@@ -59,6 +62,7 @@ export async function deleteMyData(
   const {
     requestErasure = postErasure,
     emptyCart = emptyStoredCart,
+    forgetIdentity = storedIdentityMarker.clear,
     flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
   } = options;
   if (attune === undefined)
@@ -105,5 +109,6 @@ export async function deleteMyData(
   }
   // Signed out and started over: the erased visitor's cart must not greet the next one.
   emptyCart();
+  forgetIdentity();
   return { kind: 'erased', erased };
 }

@@ -3,16 +3,39 @@
  * cannot keep the person on the sign-in page (the session cookie is already set).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { IdentityMarker } from './identity-marker.ts';
 import { identifySignedIn, type SignedIn } from './sign-in.ts';
 import { SIGN_OUT_FLUSH_BUDGET_MS } from './sign-out.ts';
 
 const ADA: SignedIn = { userId: 'user_ada', signature: 'a'.repeat(64), traits: { name: 'Ada' } };
 
-function sdk(flush: () => Promise<void>) {
+/** A marker held in memory (the shop's is localStorage). */
+function memoryMarker(initial?: string): IdentityMarker & { value: string | undefined } {
+  const m = {
+    value: initial,
+    read: () => m.value,
+    write: (userId: string) => {
+      m.value = userId;
+    },
+    clear: () => {
+      m.value = undefined;
+    },
+  };
+  return m;
+}
+
+function sdk(flush: () => Promise<void>, granted = true) {
   const calls: string[] = [];
   return {
     calls,
     attune: {
+      reset: () => {
+        calls.push('reset');
+      },
+      consent: {
+        get: () => ({ categories: { analytics: granted }, policyVersion: '1', decided: true }),
+        onChange: () => () => {},
+      },
       identify: (userId: string) => {
         calls.push(`identify ${userId}`);
       },
@@ -34,15 +57,31 @@ afterEach(() => {
 describe('sign-in', () => {
   it('identifies the person, then sends it', async () => {
     const s = sdk(async () => {});
-    await identifySignedIn(s.attune, ADA);
+    await identifySignedIn(s.attune, ADA, { marker: memoryMarker() });
     expect(s.calls).toEqual(['identify user_ada', 'track user.signed_in', 'flush']);
+  });
+
+  it('forgets the person the browser was identified as before, so their history is not merged into the new one', async () => {
+    const s = sdk(async () => {});
+    const marker = memoryMarker('user_grace');
+    await identifySignedIn(s.attune, ADA, { marker });
+    expect(s.calls).toEqual(['reset', 'identify user_ada', 'track user.signed_in', 'flush']);
+    expect(marker.value).toBe('user_ada');
+  });
+
+  it('notes the person only when consent lets the SDK store the id (else the next page identifies again)', async () => {
+    const s = sdk(async () => {}, false);
+    const marker = memoryMarker();
+    await identifySignedIn(s.attune, ADA, { marker });
+    expect(s.calls[0]).toBe('identify user_ada');
+    expect(marker.value).toBeUndefined();
   });
 
   it('goes on after the time budget when the send never answers', async () => {
     vi.useFakeTimers();
     const s = sdk(() => new Promise<void>(() => {}));
     let finished = false;
-    const done = identifySignedIn(s.attune, ADA).then(() => {
+    const done = identifySignedIn(s.attune, ADA, { marker: memoryMarker() }).then(() => {
       finished = true;
     });
     await vi.advanceTimersByTimeAsync(SIGN_OUT_FLUSH_BUDGET_MS);
@@ -52,6 +91,6 @@ describe('sign-in', () => {
 
   it('goes on when the send fails', async () => {
     const s = sdk(() => Promise.reject(new Error('offline')));
-    await expect(identifySignedIn(s.attune, ADA)).resolves.toBeUndefined();
+    await expect(identifySignedIn(s.attune, ADA, { marker: memoryMarker() })).resolves.toBeUndefined();
   });
 });

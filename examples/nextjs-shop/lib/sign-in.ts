@@ -2,9 +2,12 @@
  * Sign-in in the browser, after the shop's server set the session and signed the user id:
  * the SDK identifies the person (the Worker merges this browser's anonymous history into
  * them) and sends that at once, waiting at most the sign-out budget, so a send that hangs
- * cannot keep a signed-in person on the sign-in page.
+ * cannot keep a signed-in person on the sign-in page. A browser the shop had identified as
+ * someone else is reset first (lib/shop-identity.ts keeps that note).
  */
 import type { Attune } from '@attune/browser-sdk';
+import { type IdentityMarker, storedIdentityMarker } from './identity-marker.ts';
+import { noteIdentity } from './shop-identity.ts';
 import { SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
 /** What POST /api/signin answers for a known demo customer. */
@@ -15,19 +18,32 @@ export interface SignedIn {
 }
 
 export interface IdentifyOptions {
+  marker?: IdentityMarker;
   flushBudgetMs?: number;
 }
 
+export type SignInSdk = Pick<Attune, 'identify' | 'track' | 'flush' | 'reset'> & {
+  consent: Pick<Attune['consent'], 'get' | 'onChange'>;
+};
+
 /** Tells the SDK who signed in and sends it (bounded); never rejects. */
 export async function identifySignedIn(
-  attune: Pick<Attune, 'identify' | 'track' | 'flush'> | undefined,
+  attune: SignInSdk | undefined,
   person: SignedIn,
-  { flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS }: IdentifyOptions = {},
+  { marker = storedIdentityMarker, flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS }: IdentifyOptions = {},
 ): Promise<void> {
   if (attune === undefined) return;
   try {
+    const held = marker.read();
+    // Still identified as someone else (their session ended without Sign-out): forget them
+    // first, or this browser's history under them would be merged into the new person.
+    if (held !== undefined && held !== person.userId) {
+      attune.reset();
+      marker.clear();
+    }
     attune.identify(person.userId, person.traits, { signature: person.signature });
     attune.track('user.signed_in', { method: 'demo' });
+    noteIdentity(attune, person.userId, marker);
   } catch {
     // The SDK failed: the person is signed in to the shop all the same.
   }

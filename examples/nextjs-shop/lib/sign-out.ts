@@ -9,6 +9,7 @@
  */
 import type { Attune } from '@attune/browser-sdk';
 import { writeCart } from './cart.ts';
+import { storedIdentityMarker } from './identity-marker.ts';
 
 /** How long sign-out (and erasure) wait for the queued events before going on without them. */
 export const SIGN_OUT_FLUSH_BUDGET_MS = 2000;
@@ -18,6 +19,8 @@ export interface SignOutOptions {
   endSession?: () => Promise<Response>;
   /** Empties this browser's cart (lib/cart.ts). */
   emptyCart?: () => void;
+  /** Clears the shop's note of whom the SDK was identified as (lib/identity-marker.ts). */
+  forgetIdentity?: () => void;
   flushBudgetMs?: number;
 }
 
@@ -65,6 +68,7 @@ export async function signOut(
   const {
     endSession = () => fetch('/api/signout', { method: 'POST' }),
     emptyCart = emptyStoredCart,
+    forgetIdentity = storedIdentityMarker.clear,
     flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
   } = options;
   await sendQueuedEvents(attune, flushBudgetMs);
@@ -81,7 +85,11 @@ export async function signOut(
   } catch {
     return false;
   }
-  // Only once signed out: a person whose sign-out failed, still signed in, keeps their cart.
-  if (ended) emptyCart();
+  // Only once signed out: a person whose sign-out failed, still signed in, keeps their cart, and
+  // the note that the SDK was theirs keeps the next page trying again (lib/shop-identity.ts).
+  if (ended) {
+    emptyCart();
+    forgetIdentity();
+  }
   return ended;
 }
