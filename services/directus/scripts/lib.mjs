@@ -68,11 +68,19 @@ export function directusInstalled() {
   const pkg = join(PROJECT_DIR, 'node_modules', 'directus', 'package.json');
   if (!existsSync(pkg)) return false;
   if (JSON.parse(readFileSync(pkg, 'utf8')).version !== DIRECTUS_VERSION) return false;
-  return sqliteLoads();
+  return nativesLoad();
 }
 
-export function sqliteLoads() {
-  const r = spawnSync(process.execPath, ['-e', "require('sqlite3')"], { cwd: PROJECT_DIR, stdio: 'ignore' });
+/**
+ * Whether the native addons Directus loads (sqlite3, and isolated-vm for Flow scripts) load
+ * under this Node: each is built for one Node ABI, and an install run under another Node
+ * rebuilds them for that one.
+ */
+export function nativesLoad() {
+  const r = spawnSync(process.execPath, ['-e', "require('sqlite3'); require('isolated-vm')"], {
+    cwd: PROJECT_DIR,
+    stdio: 'ignore',
+  });
   return r.status === 0;
 }
 
