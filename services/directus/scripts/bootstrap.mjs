@@ -59,6 +59,10 @@ const IDS = {
   invalidationFlow: '6f1a2c3e-0000-4000-8000-00000000f001',
   invalidationSign: '6f1a2c3e-0000-4000-8000-00000000f011',
   invalidationSend: '6f1a2c3e-0000-4000-8000-00000000f012',
+  marketerPolicy: '6f1a2c3e-0000-4000-8000-00000000a005',
+  marketerRole: '6f1a2c3e-0000-4000-8000-00000000a006',
+  privacyPolicy: '6f1a2c3e-0000-4000-8000-00000000a007',
+  privacyRole: '6f1a2c3e-0000-4000-8000-00000000a008',
   orderFlow: '6f1a2c3e-0000-4000-8000-00000000f002',
   orderBuild: '6f1a2c3e-0000-4000-8000-00000000f021',
   orderSend: '6f1a2c3e-0000-4000-8000-00000000f022',
@@ -189,22 +193,18 @@ async function upsert(api, collection, id, body) {
   return api.post(`/${collection}`, { id, ...body });
 }
 
-/** The attune-sync policy: exactly what the queue consumer, config and replay need. */
 /**
- * One least-privilege access in Directus: its policy and role, linked, the policy's
- * permissions replaced wholesale (a narrowed list narrows the policy too), and its user,
- * created or updated with `token`.
+ * One least-privilege role in Directus: its policy and role, linked, the policy's
+ * permissions replaced wholesale (a narrowed list narrows the policy too). `appAccess`: the
+ * role's people sign in to the Data Studio (Directus adds the app's minimal permissions).
  */
-async function applyAccess(
-  api,
-  { policy, role, name, icon, policyNote, roleNote, email, lastName, permissions, token },
-) {
+async function applyRole(api, { policy, role, name, icon, policyNote, roleNote, permissions, appAccess }) {
   await upsert(api, 'policies', policy, {
     name,
     icon,
     description: policyNote,
     admin_access: false,
-    app_access: false,
+    app_access: appAccess,
   });
   await upsert(api, 'roles', role, { name, icon, description: roleNote });
   const access = (await api.get(`/access?filter[role][_eq]=${role}&filter[policy][_eq]=${policy}`)) ?? [];
@@ -227,7 +227,11 @@ async function applyAccess(
       validation: {},
     })),
   );
+}
 
+/** A machine's access: its role (no app access) and its user, created or updated with `token`. */
+async function applyAccess(api, { email, lastName, token, role, ...rest }) {
+  await applyRole(api, { role, ...rest, appAccess: false });
   const users = (await api.get(`/users?filter[email][_eq]=${encodeURIComponent(email)}&fields=id`)) ?? [];
   if (users.length === 0) {
     await api.post('/users', {
@@ -276,6 +280,52 @@ async function applyShopAccess(api, shopToken) {
     lastName: 'demo shop',
     permissions: SHOP_READS.map((collection) => ({ collection, action: 'read' })),
     token: shopToken,
+  });
+}
+
+/** What a marketer edits: the catalog, slot content, trigger rules and consent categories. */
+export const MARKETER_EDITS = ['products', 'slot_content', 'trigger_rules', 'consent_categories'];
+/** What a privacy officer reads to prove consent and answer requests; they change none of it. */
+export const PRIVACY_READS = [
+  'consent_records',
+  'erasure_proofs',
+  'people',
+  'events',
+  'dead_letters',
+  'consent_categories',
+];
+
+/**
+ * The roles for people (no users: invite them in Directus and give them a role). Marketers
+ * change what the edge serves and never see a person's data; privacy officers read the
+ * proof of consent and erasure and change none of it (erasure itself goes through the
+ * Worker's DELETE /v1/people/:id, which reaches the edge and Directus alike).
+ */
+async function applyPeopleRoles(api) {
+  await applyRole(api, {
+    policy: IDS.marketerPolicy,
+    role: IDS.marketerRole,
+    name: 'Attune marketer',
+    icon: 'campaign',
+    policyNote: 'Edit products, slot content, trigger rules and consent categories; no personal data.',
+    roleNote: 'Marketers: what the edge serves, never who',
+    permissions: [
+      ...MARKETER_EDITS.flatMap((collection) =>
+        ['create', 'read', 'update', 'delete'].map((action) => ({ collection, action })),
+      ),
+      { collection: 'sites', action: 'read' },
+    ],
+    appAccess: true,
+  });
+  await applyRole(api, {
+    policy: IDS.privacyPolicy,
+    role: IDS.privacyRole,
+    name: 'Attune privacy officer',
+    icon: 'policy',
+    policyNote: 'Read consent records, erasure proofs, profiles and the event log; change nothing.',
+    roleNote: 'Privacy officers: prove consent and erasure (read-only)',
+    permissions: PRIVACY_READS.map((collection) => ({ collection, action: 'read' })),
+    appAccess: true,
   });
 }
 
@@ -515,6 +565,7 @@ export async function bootstrap(inst = instance()) {
   await applyCollections(api);
   const token = await applySyncAccess(api, { syncToken });
   await applyShopAccess(api, shopToken);
+  await applyPeopleRoles(api);
   await applyFlows(api);
   await forgetOrderFlowRunData(env.DB_FILENAME);
   writeFileSync(

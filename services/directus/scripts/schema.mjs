@@ -176,10 +176,27 @@ export const COLLECTIONS = [
       str('category', { indexed: true, length: 64 }),
       json('tags'),
       float('price', 0),
-      str('currency', { length: 3 }),
+      // What the edge accepts (catalog/source.ts): a row it cannot read is skipped there, and
+      // the product silently disappears from recommendations; refused here, the marketer sees why.
+      str('currency', {
+        length: 3,
+        meta: {
+          note: 'ISO 4217, upper case: EUR, USD, GBP',
+          validation: { _and: [{ currency: { _regex: '^[A-Z]{3}$' } }] },
+          validation_message: 'Three capital letters, such as EUR',
+        },
+      }),
       str('image'),
       int('stock', 0),
-      float('popularity', 0),
+      {
+        ...float('popularity', 0),
+        meta: {
+          ...float('popularity', 0).meta,
+          note: 'From 0 (least) to 1 (most popular)',
+          validation: { _and: [{ popularity: { _gte: 0 } }, { popularity: { _lte: 1 } }] },
+          validation_message: 'A number from 0 to 1',
+        },
+      },
       text('description'),
     ],
   },
@@ -191,7 +208,17 @@ export const COLLECTIONS = [
     fields: [
       pk('id', 64),
       str('slot', { indexed: true, length: 64 }),
-      str('kind', { length: 32 }),
+      str('kind', {
+        length: 32,
+        meta: {
+          interface: 'select-dropdown',
+          options: {
+            choices: ['banner', 'promo', 'recommendations'].map((value) => ({ text: value, value })),
+          },
+          validation: { _and: [{ kind: { _in: ['banner', 'promo', 'recommendations'] } }] },
+          validation_message: 'banner, promo or recommendations',
+        },
+      }),
       str('title'),
       text('body'),
       str('image'),

@@ -1,20 +1,26 @@
 /**
- * The Worker's Directus token (role attune-sync) can do what the sync needs and nothing
- * else: no system collections, no catalog writes, no orders, no admin.
+ * Least privilege in Directus. The Worker's token (role attune-sync) can do what the sync
+ * needs and nothing else: no system collections, no catalog writes, no orders, no admin.
+ * The roles for people: a marketer edits what the edge serves and sees no person's data; a
+ * privacy officer reads the proof of consent and erasure and can change none of it.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DIRECTUS_TEST } from './constants.mjs';
-import { eventMessage, uniqueId } from './support.ts';
+import { admin, eventMessage, uniqueId } from './support.ts';
 
-async function asSync(method: string, path: string, body?: unknown): Promise<number> {
+/** A request with this static token; answers its status. */
+async function as(token: string, method: string, path: string, body?: unknown): Promise<number> {
   const res = await fetch(`${DIRECTUS_TEST.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${DIRECTUS_TEST.syncToken}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   await res.body?.cancel();
   return res.status;
 }
+
+const asSync = (method: string, path: string, body?: unknown) =>
+  as(DIRECTUS_TEST.syncToken, method, path, body);
 
 describe('the attune-sync token', () => {
   it('may write the event log, profiles and consent proof, and read the catalog', async () => {
@@ -67,5 +73,100 @@ describe('the attune-sync token', () => {
     expect(await asSync('PATCH', '/settings', { project_name: 'owned' })).toBe(403);
     expect(await asSync('POST', '/collections', { collection: 'evil' })).toBe(403);
     expect(await asSync('DELETE', '/collections/events')).toBe(403);
+  });
+});
+
+/** A person invited with the role bootstrap made under this name; answers their static token. */
+async function invited(roleName: string): Promise<string> {
+  const [role] = await admin<{ id: string }[]>(
+    'GET',
+    `/roles?filter[name][_eq]=${encodeURIComponent(roleName)}&fields=id`,
+  );
+  if (role === undefined) throw new Error(`bootstrap made no role ${roleName}`);
+  const token = `${uniqueId('person-token')}-0123456789abcdef`;
+  await admin('POST', '/users', {
+    email: `${uniqueId('person')}@example.com`.toLowerCase(),
+    role: role.id,
+    token,
+    status: 'active',
+  });
+  return token;
+}
+
+describe('the roles bootstrap makes for people', () => {
+  let marketer = '';
+  let officer = '';
+  const consentRecord = uniqueId('consent-record');
+  beforeAll(async () => {
+    marketer = await invited('Attune marketer');
+    officer = await invited('Attune privacy officer');
+    await admin('POST', '/items/consent_records', {
+      id: consentRecord,
+      site_id: 'demo',
+      person_key: 'anon:x',
+    });
+  });
+
+  it('a marketer edits products, slots, trigger rules and consent categories', async () => {
+    const product = uniqueId('p-marketer');
+    expect(await as(marketer, 'POST', '/items/products', { id: product, title: 'New boots', price: 1 })).toBe(
+      200,
+    );
+    expect(await as(marketer, 'PATCH', `/items/products/${product}`, { title: 'Better boots' })).toBe(200);
+    expect(await as(marketer, 'DELETE', `/items/products/${product}`)).toBe(204);
+    // A category of the marketer's own, on a site of its own (the others' policies stay as they are).
+    const category = uniqueId('newsletter')
+      .toLowerCase()
+      .replace(/[^a-z0-9_]/g, '_')
+      .slice(0, 60);
+    const newsletter = { key: category, label: 'Newsletter', site_id: 'marketer-test-site' };
+    expect(await as(marketer, 'POST', '/items/consent_categories', newsletter)).toBe(200);
+    expect(await as(marketer, 'PATCH', `/items/consent_categories/${category}`, { enabled: false })).toBe(
+      200,
+    );
+    expect(await as(marketer, 'DELETE', `/items/consent_categories/${category}`)).toBe(204);
+    for (const c of ['slot_content', 'trigger_rules', 'sites'])
+      expect(await as(marketer, 'GET', `/items/${c}`)).toBe(200);
+  });
+
+  it('a marketer cannot save a value the edge would skip: the row would vanish from the shop', async () => {
+    const product = uniqueId('p-checked');
+    expect(await as(marketer, 'POST', '/items/products', { id: product, title: 'Boots', price: 1 })).toBe(
+      200,
+    );
+    expect(await as(marketer, 'PATCH', `/items/products/${product}`, { currency: 'eur' })).toBe(400);
+    expect(await as(marketer, 'PATCH', `/items/products/${product}`, { popularity: 7 })).toBe(400);
+    expect(
+      await as(marketer, 'PATCH', `/items/products/${product}`, { currency: 'USD', popularity: 0.7 }),
+    ).toBe(200);
+    expect(
+      await as(marketer, 'POST', '/items/slot_content', {
+        id: uniqueId('slot'),
+        slot: 'hero',
+        kind: 'Banner',
+      }),
+    ).toBe(400);
+    await as(marketer, 'DELETE', `/items/products/${product}`);
+  });
+
+  it("a marketer sees no person's data: profiles, events, consent records, orders, dead letters", async () => {
+    for (const c of ['people', 'events', 'consent_records', 'orders', 'dead_letters', 'erasure_proofs'])
+      expect(await as(marketer, 'GET', `/items/${c}`)).toBe(403);
+  });
+
+  it('a privacy officer reads the proof of consent and erasure, and can change none of it', async () => {
+    for (const c of ['consent_records', 'erasure_proofs', 'people', 'events', 'dead_letters'])
+      expect(await as(officer, 'GET', `/items/${c}?limit=1`)).toBe(200);
+    // A record that "proves" a grant nobody gave must not be writable, nor the proof deletable.
+    expect(
+      await as(officer, 'PATCH', `/items/consent_records/${consentRecord}`, {
+        categories: { marketing: true },
+      }),
+    ).toBe(403);
+    expect(await as(officer, 'DELETE', `/items/consent_records/${consentRecord}`)).toBe(403);
+    expect(
+      await as(officer, 'POST', '/items/consent_records', { id: uniqueId('forged'), site_id: 'demo' }),
+    ).toBe(403);
+    expect(await as(officer, 'PATCH', '/items/products/p-storm-shell-jacket', { price: 1 })).toBe(403);
   });
 });
