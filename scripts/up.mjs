@@ -83,8 +83,10 @@ export function ensureSecrets(devVarsPath) {
   }
   sites.demo = demo;
   vars.ATTUNE_SITE_SECRETS = JSON.stringify(sites);
+  // A secret under 16 characters is replaced too: the Worker refuses hooks signed with a
+  // HOOK_SECRET that short (and Directus would keep signing with it).
   for (const key of ['ADMIN_TOKEN', 'HOOK_SECRET']) {
-    if (PLACEHOLDERS.has(vars[key] ?? '')) {
+    if (PLACEHOLDERS.has(vars[key] ?? '') || (vars[key] ?? '').length < 16) {
       vars[key] = secret();
       changed = true;
     }

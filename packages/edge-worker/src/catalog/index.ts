@@ -186,6 +186,9 @@ export async function reconcileCatalog(env: CatalogEnv): Promise<boolean> {
   const { snapshot } = await loadCatalogFromDirectus(env, newVersion());
   const content = (c: CatalogSnapshot) => JSON.stringify([c.products, c.slotContent, c.triggerRules]);
   if (current !== null && content(current) === content(snapshot)) return false;
+  // A notice that arrived meanwhile made its own version, whose readers load Directus after
+  // the change: publishing what this check read earlier would put it back.
+  if ((await env.EDGE_CACHE.get(CATALOG_VERSION_KEY)) !== version) return false;
   await env.EDGE_CACHE.put(snapshotKey(snapshot.version), JSON.stringify(snapshot), {
     expirationTtl: SNAPSHOT_TTL_S,
   });

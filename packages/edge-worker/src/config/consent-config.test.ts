@@ -61,6 +61,23 @@ describe('consent categories from Directus', () => {
   });
 });
 
+describe('consent copies in KV from before purposes could not be required', () => {
+  it('serves them with every purpose optional', async () => {
+    const site = 'copy-with-required-analytics';
+    const generation = await invalidateConsentConfig(env);
+    const old = {
+      ...DEFAULT_CONSENT_CONFIG,
+      categories: DEFAULT_CONSENT_CONFIG.categories.map((c) =>
+        c.key === 'analytics' ? { ...c, required: true } : c,
+      ),
+    };
+    await env.EDGE_CACHE.put(`consent-config:${generation}:${site}`, JSON.stringify(old));
+    const served = await getConsentConfig(env, site);
+    expect(served.categories.find((c) => c.key === 'analytics')?.required).toBe(false);
+    expect(served.categories.find((c) => c.key === 'necessary')?.required).toBe(true);
+  });
+});
+
 describe('consent configuration when Directus fails', () => {
   it('falls back to the built-ins and remembers the failure instead of retrying per request', async () => {
     const broken = withFixtureDirectus('wrong');

@@ -106,7 +106,7 @@ export async function policyVersionOf(categories: readonly ConsentCategoryConfig
 export async function consentConfigFromRows(rows: readonly CategoryRow[]): Promise<ConsentConfig> {
   const categories: ConsentCategoryConfig[] = [];
   for (const row of rows) {
-    const purpose = PURPOSES.some((p) => p === row.key);
+    const purpose = isPurposeKey(row.key);
     if (purpose && row.required === true)
       log('error', `consent category ${row.key} is marked required; ignored (a purpose needs a choice)`);
     const candidate = {
@@ -123,6 +123,22 @@ export async function consentConfigFromRows(rows: readonly CategoryRow[]): Promi
   if (categories.length === 0) return DEFAULT_CONSENT_CONFIG;
   const config = { policyVersion: await policyVersionOf(categories), categories: categories.slice(0, 32) };
   return ConsentConfigSchema.parse(config);
+}
+
+const isPurposeKey = (key: unknown): boolean => PURPOSES.some((purpose) => purpose === key);
+
+/**
+ * A configuration as read from KV, with every purpose optional (see consentConfigFromRows):
+ * a copy written before that rule may still make one required.
+ */
+function purposesOptional(config: ConsentConfig): ConsentConfig {
+  if (!config.categories.some((c) => c.required && isPurposeKey(c.key))) return config;
+  return {
+    ...config,
+    categories: config.categories.map((c) =>
+      c.required && isPurposeKey(c.key) ? { ...c, required: false } : c,
+    ),
+  };
 }
 
 async function generationOf(env: Env): Promise<string> {
@@ -235,7 +251,7 @@ async function lastGoodCopy(
     const untagged = copy !== null && copy.generation === undefined && generation === '0';
     if (copy?.generation !== generation && !untagged) return undefined;
     const valid = ConsentConfigSchema.safeParse(untagged ? copy : copy?.config);
-    return valid.success ? valid.data : undefined;
+    return valid.success ? purposesOptional(valid.data) : undefined;
   } catch {
     return undefined;
   }
@@ -260,8 +276,9 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
     const cached = await env.EDGE_CACHE.get<ConsentConfig>(configKey(generation, siteId), 'json');
     const valid = cached === null ? undefined : ConsentConfigSchema.safeParse(cached);
     if (valid?.success) {
-      remember({ config: valid.data, ...readAt(now), generation });
-      return { ok: true, config: valid.data };
+      const config = purposesOptional(valid.data);
+      remember({ config, ...readAt(now), generation });
+      return { ok: true, config };
     }
   } catch {
     // KV unavailable: fall through to Directus.
@@ -371,6 +388,7 @@ const observedKey = (siteId: string) => `consent-config:observed:${siteId}`;
  * whose configuration changed; throws when Directus or KV cannot be read (nothing changes).
  */
 export async function reconcileConsentConfig(env: Env, siteIds: readonly string[]): Promise<string[]> {
+  const before = await generationOf(env);
   const held: { siteId: string; text: string }[] = [];
   const changed: string[] = [];
   for (const siteId of siteIds) {
@@ -379,6 +397,10 @@ export async function reconcileConsentConfig(env: Env, siteIds: readonly string[
     if ((await env.EDGE_CACHE.get(observedKey(siteId))) !== text) changed.push(siteId);
   }
   if (changed.length === 0) return [];
+  // A notice that arrived meanwhile made its own generation, read by isolates from Directus
+  // after the change: publishing what this check read earlier would put it back. The next
+  // check looks again (nothing was recorded as seen).
+  if ((await generationOf(env)) !== before) return [];
   await newGeneration(env, async (generation) => {
     await Promise.all(
       held.flatMap(({ siteId, text }) => [

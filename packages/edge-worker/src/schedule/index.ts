@@ -2,8 +2,8 @@
  * The Worker's scheduled() handler, for the two Cron Triggers in wrangler.toml: every five
  * minutes the edge caches are checked against Directus (a marketer's change whose notice
  * never reached the Worker applies within minutes, instead of when a cached copy expires:
- * a week for the catalog, never for an isolate's consent configuration); any other cron
- * (the daily one) runs retention.
+ * a week for the catalog, never for an isolate's consent configuration); once a day,
+ * retention.
  */
 import { reconcileCatalog } from '../catalog/index.ts';
 import { reconcileConsentConfig } from '../config/consent-config.ts';
@@ -11,12 +11,15 @@ import { log } from '../observability/index.ts';
 import { runRetention } from '../retention/index.ts';
 import { listSites } from '../sites/index.ts';
 
-/** The cron of the cache check; it must match the one in wrangler.toml. */
+/** The crons, as wrangler.toml names them (a cron changed there must be changed here too). */
 export const CACHE_CHECK_CRON = '*/5 * * * *';
+export const RETENTION_CRON = '17 3 * * *';
 
 export async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
   if (controller.cron === CACHE_CHECK_CRON) await checkCaches(env);
-  else await runRetention(controller, env);
+  else if (controller.cron === RETENTION_CRON) await runRetention(controller, env);
+  // Not run on a guess: retention on a five-minute schedule, or the check never, would go unnoticed.
+  else log('error', `scheduled: no job for cron ${controller.cron.slice(0, 64)}; see src/schedule`);
 }
 
 /** Checks the catalog and every site's consent configuration; one failing does not stop the other. */

@@ -6,9 +6,15 @@
 import { createScheduledController } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
-import { CATALOG_VERSION_KEY, getCatalog, putCatalogSnapshot, reconcileCatalog } from '../catalog/index.ts';
+import {
+  CATALOG_VERSION_KEY,
+  getCatalog,
+  invalidateCatalog,
+  putCatalogSnapshot,
+  reconcileCatalog,
+} from '../catalog/index.ts';
 import {
   CONSENT_CONFIG_VERSION_KEY,
   getConsentConfig,
@@ -23,6 +29,29 @@ const directusWith = (token = 'test-directus-token') =>
   ({ ...env, DIRECTUS_URL: 'http://directus.fixture.test/', DIRECTUS_TOKEN: token }) as unknown as Env;
 
 const productIds = async (bindings: Env) => (await getCatalog(bindings)).products.map((p) => p.id);
+
+/**
+ * `bindings` whose KV, on the first read of `key`, lets a webhook's invalidation land right
+ * after it (`notice`): a marketer's change delivered while a check is reading Directus.
+ */
+function noticeDuringCheck(bindings: Env, key: string, notice: () => Promise<string>): Env {
+  let first = true;
+  const kv = bindings.EDGE_CACHE;
+  const racing = new Proxy(kv, {
+    get(target, property) {
+      if (property !== 'get') return Reflect.get(target, property, target);
+      return async (name: string, ...rest: unknown[]) => {
+        const value = await (target.get as (n: string, ...r: unknown[]) => Promise<unknown>)(name, ...rest);
+        if (first && name === key) {
+          first = false;
+          await notice();
+        }
+        return value;
+      };
+    },
+  });
+  return { ...bindings, EDGE_CACHE: racing } as Env;
+}
 
 describe('the scheduled cache check', () => {
   it('publishes a catalog changed in Directus whose notice was lost, and only once', async () => {
@@ -68,6 +97,33 @@ describe('the scheduled cache check', () => {
     expect(await getConsentConfig(removed, site)).toEqual(DEFAULT_CONSENT_CONFIG);
   });
 
+  it('does not put back what a notice delivered while it was reading Directus', async () => {
+    const directus = directusWith();
+    await putCatalogSnapshot(directus, FIXTURE_CATALOG);
+    let delivered = '';
+    const racing = noticeDuringCheck(directus, CATALOG_VERSION_KEY, async () => {
+      delivered = await invalidateCatalog(directus);
+      return delivered;
+    });
+    expect(await reconcileCatalog(racing)).toBe(false);
+    expect(await env.EDGE_CACHE.get(CATALOG_VERSION_KEY)).toBe(delivered);
+
+    const site = 'raced-site';
+    const categories = directusWith('own-categories-directus-token');
+    await reconcileConsentConfig(categories, [site]);
+    const removed = directusWith('no-categories-directus-token');
+    let generation = '';
+    const raced = noticeDuringCheck(removed, CONSENT_CONFIG_VERSION_KEY, async () => {
+      generation = await invalidateConsentConfig(removed);
+      return generation;
+    });
+    // Before, the check published a generation of its own over the notice's.
+    expect(await reconcileConsentConfig(raced, [site])).toEqual([]);
+    expect(await env.EDGE_CACHE.get(CONSENT_CONFIG_VERSION_KEY)).toBe(generation);
+    // The next check, with no notice racing it, sees the change (nothing was recorded as seen).
+    expect(await reconcileConsentConfig(removed, [site])).toEqual([site]);
+  });
+
   it("runs on the five-minute cron, and the daily cron's retention does not", async () => {
     const directus = directusWith();
     const check = async (cron: string) => {
@@ -81,5 +137,10 @@ describe('the scheduled cache check', () => {
     expect(await check(CACHE_CHECK_CRON)).not.toBe(FIXTURE_CATALOG.version);
     // The daily cron runs retention only.
     expect(await check('17 3 * * *')).toBe(FIXTURE_CATALOG.version);
+    // A cron the Worker does not know runs nothing, and says so.
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    expect(await check('0 * * * *')).toBe(FIXTURE_CATALOG.version);
+    expect(String(errors.mock.calls[0]?.[0])).toContain('no job for cron 0 * * * *');
+    errors.mockRestore();
   });
 });
