@@ -180,7 +180,13 @@ async function applyCollections(api) {
     const fields = (await api.get(`/fields/${def.collection}`)) ?? [];
     const have = new Set(fields.map((f) => f.field));
     for (const field of def.fields) {
-      if (have.has(field.field)) continue;
+      if (have.has(field.field)) {
+        // An existing field gets the current meta (notes, validation, dropdown choices): an
+        // instance bootstrapped before a rule was added would otherwise never enforce it. Its
+        // column (type, length, default) is left as it is.
+        await api.patch(`/fields/${def.collection}/${field.field}`, { meta: field.meta });
+        continue;
+      }
       await api.post(`/fields/${def.collection}`, field);
       log(`added field ${def.collection}.${field.field}`);
     }
