@@ -2,12 +2,19 @@
 /**
  * The consent banner: offers exactly the categories the site's configuration enables
  * (a category a marketer disables in Directus disappears here), asks again when the
- * policy version changes or the shop's choice cookie is gone (after "delete my data"), and
+ * policy version changes or after "delete my data" (lib/consent-client.ts), and
  * hands the choice to the SDK, which gates every event on it.
  */
 import type { ConsentConfig } from '@attune/shared-schema/constants';
 import { useEffect, useState } from 'react';
-import { choosable, chosenPolicyVersion, fetchConsentConfig, rememberChoice } from '@/lib/consent-client';
+import {
+  askingConsentAgain,
+  choosable,
+  chosenPolicyVersion,
+  fetchConsentConfig,
+  rememberChoice,
+  shouldAskForConsent,
+} from '@/lib/consent-client';
 import { useAttune } from './attune';
 
 export function ConsentBanner({ writeKey }: { writeKey: string }) {
@@ -24,13 +31,17 @@ export function ConsentBanner({ writeKey }: { writeKey: string }) {
       if (!live || c === undefined) return;
       setConfig(c);
       setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, cat.default])));
-      // Asked again when the policy changed; a refusal is remembered by the choice cookie alone.
-      // Asked whenever that cookie is gone, whatever the SDK holds: "delete my data" removes it
-      // and leaves the SDK with a withdrawal, so the next visitor chooses for themselves.
+      // Asked again when the policy changed, and after "delete my data" (its flag: the SDK holds
+      // the erasure's withdrawal, and the next visitor chooses for themselves).
       const snapshot = attune.consent.get();
-      const decided = snapshot.decided && snapshot.policyVersion === c.policyVersion;
-      const chosen = chosenPolicyVersion();
-      setOpen(chosen === undefined || (!decided && chosen !== c.policyVersion));
+      setOpen(
+        shouldAskForConsent({
+          decided: snapshot.decided && snapshot.policyVersion === c.policyVersion,
+          chosen: chosenPolicyVersion(),
+          askAgain: askingConsentAgain(),
+          policyVersion: c.policyVersion,
+        }),
+      );
     });
     return () => {
       live = false;

@@ -101,6 +101,23 @@ describe('delete my data', () => {
     expect(emptyCart).not.toHaveBeenCalled();
   });
 
+  it('has the next page ask for consent again after an erasure, and only then', async () => {
+    const askConsentAgain = vi.fn();
+    await deleteMyData(sdk().attune, {
+      requestErasure: answering(200, { erased: ['anon'] }),
+      askConsentAgain,
+    });
+    expect(askConsentAgain).toHaveBeenCalledTimes(1);
+    askConsentAgain.mockClear();
+    for (const [status, body] of [
+      [200, { erased: [] }],
+      [403, { error: 'this browser belongs to an account; sign in to erase it' }],
+      [502, { error: 'the Attune Worker is not reachable; try again' }],
+    ] as const)
+      await deleteMyData(sdk().attune, { requestErasure: answering(status, body), askConsentAgain });
+    expect(askConsentAgain).not.toHaveBeenCalled();
+  });
+
   it('says nothing was erased, and keeps the id, when the edge held no one (a fresh id, e.g. after "reject all")', async () => {
     const s = sdk();
     expect(await deleteMyData(s.attune, { requestErasure: answering(200, { erased: [] }) })).toEqual({

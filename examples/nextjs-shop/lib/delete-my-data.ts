@@ -12,6 +12,7 @@
  * confirmed would throw it away.
  */
 import type { Attune } from '@attune/browser-sdk';
+import { askConsentAgain } from './consent-client.ts';
 import { storedIdentityMarker } from './identity-marker.ts';
 import { emptyStoredCart, SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
@@ -35,6 +36,8 @@ export interface DeleteMyDataOptions {
   emptyCart?: () => void;
   /** Clears the shop's note of whom the SDK was identified as (lib/identity-marker.ts). */
   forgetIdentity?: () => void;
+  /** Flags that the banner opens on the next page (lib/consent-client.ts). */
+  askConsentAgain?: () => void;
   flushBudgetMs?: number;
 }
 
@@ -63,6 +66,7 @@ export async function deleteMyData(
     requestErasure = postErasure,
     emptyCart = emptyStoredCart,
     forgetIdentity = storedIdentityMarker.clear,
+    askConsentAgain: askAgain = askConsentAgain,
     flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
   } = options;
   if (attune === undefined)
@@ -97,7 +101,7 @@ export async function deleteMyData(
     // The erased visitor's grant must not carry over to whoever is next: withdrawn first, so the
     // SDK stops sending at once (this tab and the shop's others) and the refusal's proof goes
     // under the erased ids (which the Worker's tombstone drops), not as a choice of the next
-    // visitor. The next page asks again (the banner opens when the shop's choice cookie is gone).
+    // visitor. The next page asks again (the flag below: the SDK now holds a decision, the withdrawal).
     attune.consent.set(withdrawal(attune.consent.get().categories), 'erasure');
   } catch {
     // Storage blocked: what the SDK holds in memory goes with the page.
@@ -110,5 +114,6 @@ export async function deleteMyData(
   // Signed out and started over: the erased visitor's cart must not greet the next one.
   emptyCart();
   forgetIdentity();
+  askAgain();
   return { kind: 'erased', erased };
 }
