@@ -775,6 +775,35 @@ describe('a shared computer: the next person starts as a stranger', () => {
     await context.close();
   });
 
+  it('a signed-in person who withdraws every purpose and grants them again on a later page: their events carry their user id', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    const collect = watchCollect(page);
+    await page.goto('/signin');
+    await page.getByTestId('consent-accept').click();
+    await page.getByTestId('signin-user_grace').click();
+    await page.waitForURL((u) => u.pathname === '/');
+    await page.getByTestId('account-link').filter({ hasText: 'Grace Hopper' }).waitFor();
+    const preferences = async (value: boolean) => {
+      await page.goto('/privacy');
+      for (const key of ['analytics', 'personalization', 'marketing'])
+        await page.locator(`input[name="${key}"]`).setChecked(value);
+      await page.getByRole('button', { name: 'Save preferences' }).click();
+      await page.getByRole('status').waitFor();
+      await flush(page);
+    };
+    await preferences(false);
+    await preferences(true);
+    await page.goto(`/products/${products[10]?.slug ?? ''}`);
+    await page.getByTestId('add-to-cart').click();
+    await page.getByTestId('added').waitFor();
+    await flush(page);
+    const added = await eventually('the cart add', async () =>
+      collect.events().find((e) => e.name === 'cart.item.added'),
+    );
+    expect(added.userId).toBe('user_grace');
+    await context.close();
+  });
+
   it('signing in before choosing consent: once the person grants, their events carry their user id', async () => {
     const { page, context } = await newVisitor(browser, system().urls.worker);
     const collect = watchCollect(page);

@@ -13,7 +13,7 @@
  */
 import type { Attune } from '@attune/browser-sdk';
 import { askConsentAgain } from './consent-client.ts';
-import { storedIdentityMarker } from './identity-marker.ts';
+import { forgetIdentity as forgetShopIdentity } from './identity-marker.ts';
 import { emptyStoredCart, SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
 export type ErasureResult =
@@ -34,7 +34,7 @@ export interface DeleteMyDataOptions {
   requestErasure?: (anonymousId: string) => Promise<Response>;
   /** Empties this browser's cart (lib/cart.ts): the next visitor starts with none. */
   emptyCart?: () => void;
-  /** Clears the shop's note of whom the SDK was identified as (lib/identity-marker.ts). */
+  /** Clears the shop's note of whom the SDK was identified as, and stops following them (lib/identity-marker.ts). */
   forgetIdentity?: () => void;
   /** Flags that the banner opens on the next page (lib/consent-client.ts). */
   askConsentAgain?: () => void;
@@ -65,7 +65,7 @@ export async function deleteMyData(
   const {
     requestErasure = postErasure,
     emptyCart = emptyStoredCart,
-    forgetIdentity = storedIdentityMarker.clear,
+    forgetIdentity = () => forgetShopIdentity(),
     askConsentAgain: askAgain = askConsentAgain,
     flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
   } = options;

@@ -2,7 +2,8 @@
  * The shop's note of whom it identified the SDK as (localStorage, the user id only). The
  * SDK keeps a signed-in person's user id in localStorage and does not say whom it holds,
  * so without this note a session that ended without Sign-out left the next person at the
- * browser tracked as the previous one (lib/shop-identity.ts). Sign-out and erasure clear it.
+ * browser tracked as the previous one (lib/shop-identity.ts). Sign-out and erasure clear it
+ * (forgetIdentity), and stop this page following consent changes for the person who left.
  */
 
 /** The localStorage key of the shop's marker. */
@@ -39,3 +40,21 @@ export const storedIdentityMarker: IdentityMarker = {
     }
   },
 };
+
+/** Stops this page's following of consent changes for the signed-in person (lib/shop-identity.ts). */
+const following = new Set<() => void>();
+
+/** Registers how to stop following the signed-in person's consent changes on this page. */
+export function followWhileIdentified(stop: () => void): void {
+  following.add(stop);
+}
+
+/**
+ * The person left (sign-out, erasure): the note is cleared and this page stops following
+ * consent changes for them, so a later grant (here or in another tab) does not identify them again.
+ */
+export function forgetIdentity(marker: IdentityMarker = storedIdentityMarker): void {
+  for (const stop of following) stop();
+  following.clear();
+  marker.clear();
+}

@@ -6,7 +6,7 @@
  */
 import type { ConsentSnapshot } from '@attune/browser-sdk';
 import { describe, expect, it, vi } from 'vitest';
-import type { IdentityMarker } from './identity-marker.ts';
+import { forgetIdentity, type IdentityMarker } from './identity-marker.ts';
 import { type SessionIdentity, settleIdentity } from './shop-identity.ts';
 
 const ADA: SessionIdentity = { userId: 'user_ada', signature: 'a'.repeat(64) };
@@ -111,5 +111,163 @@ describe('a person who signed in before choosing consent', () => {
     expect(marker.value).toBeUndefined();
     s.grant();
     expect(marker.value).toBe('user_ada');
+  });
+});
+
+/**
+ * A browser holding the SDK's visitor record across page loads, as the SDK keeps it: the user
+ * id is stored only while a purpose is granted (a withdrawal or refusal wipes it), another tab's
+ * change is followed (its record replaces this tab's ids), and each page load reads the record
+ * (the page it replaces follows nothing any more).
+ */
+function browser() {
+  const stored: { userId?: string; categories?: Record<string, boolean> } = {};
+  const marker = memoryMarker();
+  const granting = (c: Record<string, boolean> | undefined) =>
+    c !== undefined && ['analytics', 'personalization', 'marketing'].some((p) => c[p] === true);
+  const tabs: Array<{ follow: () => void }> = [];
+  /** A page load: in place of the last page (a navigation), or `alongside` it (another tab). */
+  function page({ alongside = false }: { alongside?: boolean } = {}) {
+    if (!alongside) tabs.pop();
+    let userId = stored.userId;
+    let categories = stored.categories;
+    const listeners: Array<(state: ConsentSnapshot) => void> = [];
+    const snapshot = (): ConsentSnapshot => ({
+      categories: categories ?? {},
+      policyVersion: '1',
+      decided: !!categories,
+    });
+    const notify = () => {
+      for (const l of listeners) l(snapshot());
+    };
+    const persist = () => {
+      if (granting(categories) && userId !== undefined) stored.userId = userId;
+      else delete stored.userId;
+    };
+    const attune = {
+      flush: async () => {},
+      reset: () => {
+        userId = undefined;
+        persist();
+      },
+      identify: (id: string) => {
+        userId = id;
+        persist();
+      },
+      consent: {
+        get: snapshot,
+        set: (choice: Record<string, boolean>) => {
+          categories = { ...choice };
+          stored.categories = categories;
+          persist();
+          for (const tab of tabs) if (tab !== self) tab.follow();
+          notify();
+        },
+        onChange: (listener: (state: ConsentSnapshot) => void) => {
+          listeners.push(listener);
+          return () => {
+            listeners.splice(listeners.indexOf(listener), 1);
+          };
+        },
+      },
+      /** The user id an event made now carries (none without a granted purpose: nothing is sent). */
+      eventUserId: () => (granting(categories) ? userId : undefined),
+    };
+    const self = {
+      follow: () => {
+        userId = stored.userId;
+        categories = stored.categories;
+        notify();
+      },
+    };
+    tabs.push(self);
+    return attune;
+  }
+  return { page, marker, stored };
+}
+
+const ALL = { analytics: true, personalization: true, marketing: true };
+const NONE = { analytics: false, personalization: false, marketing: false };
+
+describe('a signed-in person who withdraws consent and grants it again', () => {
+  it('on a later page: their events carry their user id again', async () => {
+    const b = browser();
+    // Signs in with "Accept all" (the page that identifies).
+    const signIn = b.page();
+    signIn.consent.set(ALL);
+    await settleIdentity(signIn, ADA, { marker: b.marker });
+    // /privacy: everything unticked and saved, on a page that did not identify.
+    const privacy = b.page();
+    await settleIdentity(privacy, ADA, { marker: b.marker });
+    privacy.consent.set(NONE);
+    // A new page, /privacy again: everything ticked and saved.
+    const again = b.page();
+    await settleIdentity(again, ADA, { marker: b.marker });
+    again.consent.set(ALL);
+    // Add to cart on the next page.
+    const cart = b.page();
+    await settleIdentity(cart, ADA, { marker: b.marker });
+    expect(cart.eventUserId()).toBe('user_ada');
+  });
+
+  it('on the same page: their events carry their user id', async () => {
+    const b = browser();
+    const first = b.page();
+    first.consent.set(ALL);
+    await settleIdentity(first, ADA, { marker: b.marker });
+    const privacy = b.page();
+    await settleIdentity(privacy, ADA, { marker: b.marker });
+    privacy.consent.set(NONE);
+    privacy.consent.set(ALL);
+    expect(privacy.eventUserId()).toBe('user_ada');
+    expect(b.page().eventUserId()).toBe('user_ada');
+  });
+
+  it('withdrawn in another tab: a grant in this one carries their user id, now and on later pages', async () => {
+    const b = browser();
+    const first = b.page();
+    first.consent.set(ALL);
+    await settleIdentity(first, ADA, { marker: b.marker });
+    const tabA = b.page();
+    await settleIdentity(tabA, ADA, { marker: b.marker });
+    const tabB = b.page({ alongside: true });
+    await settleIdentity(tabB, ADA, { marker: b.marker });
+    tabB.consent.set(NONE);
+    tabA.consent.set(ALL);
+    expect(tabA.eventUserId()).toBe('user_ada');
+    const next = b.page();
+    await settleIdentity(next, ADA, { marker: b.marker });
+    expect(next.eventUserId()).toBe('user_ada');
+  });
+
+  it('a choice that stores no ids (GPC took the only purpose) on load: identified again, and carried once granted', async () => {
+    const b = browser();
+    const first = b.page();
+    first.consent.set(ALL);
+    await settleIdentity(first, ADA, { marker: b.marker });
+    // GPC turned marketing, the only purpose left, off: the SDK wiped the stored ids.
+    b.stored.categories = { analytics: false, personalization: false, marketing: false };
+    delete b.stored.userId;
+    const page = b.page();
+    await settleIdentity(page, ADA, { marker: b.marker });
+    expect(b.marker.value).toBeUndefined();
+    page.consent.set({ analytics: true, personalization: false, marketing: false });
+    expect(page.eventUserId()).toBe('user_ada');
+    const next = b.page();
+    await settleIdentity(next, ADA, { marker: b.marker });
+    expect(next.eventUserId()).toBe('user_ada');
+  });
+
+  it('after the person left on this page (erasure, sign-out), a later grant does not identify them again', async () => {
+    const b = browser();
+    const page = b.page();
+    page.consent.set(ALL);
+    await settleIdentity(page, ADA, { marker: b.marker });
+    page.consent.set(NONE);
+    page.reset();
+    forgetIdentity(b.marker);
+    page.consent.set(ALL);
+    expect(page.eventUserId()).toBeUndefined();
+    expect(b.marker.value).toBeUndefined();
   });
 });

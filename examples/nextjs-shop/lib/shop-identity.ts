@@ -8,12 +8,17 @@
  *   tracked, and personalized at the edge through `attune_aid`, as the one who left;
  * - a marker naming someone other than the session's person: the SDK forgets them first;
  * - a session the SDK does not hold (signed in before choosing consent, when identify()
- *   lived in memory only and the navigation lost it): identify again, with the signature
- *   the server passes to every page, and note it once consent lets the SDK store it.
+ *   lived in memory only and the navigation lost it; or a consent that stores no ids, as a
+ *   withdrawal here or in another tab, or GPC removing the only purpose, wiped the stored
+ *   ids): identify again, with the signature the server passes to every page, and note it
+ *   once consent lets the SDK store it.
+ * With a session, every page follows consent changes (followIdentity): a withdrawal made on a
+ * page that did not identify left the note naming a person the SDK no longer held, and the
+ * person's later events went without their user id.
  */
 import type { Attune } from '@attune/browser-sdk';
 import { PURPOSES } from '@attune/shared-schema/constants';
-import { type IdentityMarker, storedIdentityMarker } from './identity-marker.ts';
+import { followWhileIdentified, type IdentityMarker, storedIdentityMarker } from './identity-marker.ts';
 import { signOut } from './sign-out.ts';
 
 /** The signed-in person as the server renders each page: user id and its identity signature. */
@@ -30,19 +35,40 @@ export function storesIdentity(consent: ConsentView): boolean {
   return decided && PURPOSES.some((purpose) => categories[purpose] === true);
 }
 
+/** What following the session's identity uses of the SDK. */
+export type FollowingSdk = Pick<Attune, 'identify'> & {
+  consent: ConsentView & Pick<Attune['consent'], 'onChange'>;
+};
+
 /**
- * Notes `userId` in the marker while the SDK stores it, now and after each consent change
- * on this page: a grant made later stores the id identify() kept in memory, and a
- * withdrawal wipes it (the next page identifies again).
+ * Keeps the marker true to what the SDK stores for the session's person, now and after each
+ * consent change on this page (made here or in another tab). Called once the SDK holds the
+ * person (identified on this page, or loaded from its storage). While consent lets the SDK
+ * store ids, the person is noted; a consent that stores none clears the note, as the SDK
+ * then holds no identity to rely on (a withdrawal wipes the stored ids, and another tab's
+ * takes them from this tab's memory too), and the next grant identifies the person again.
  */
-export function noteIdentity(
-  attune: { consent: ConsentView & Pick<Attune['consent'], 'onChange'> },
-  userId: string,
+export function followIdentity(
+  attune: FollowingSdk,
+  session: SessionIdentity,
   marker: IdentityMarker = storedIdentityMarker,
 ): void {
-  const note = () => (storesIdentity(attune.consent) ? marker.write(userId) : marker.clear());
+  /** Whether this page's SDK holds the person in memory (false once a consent change may have dropped them). */
+  let held = true;
+  const note = () => (storesIdentity(attune.consent) ? marker.write(session.userId) : marker.clear());
   note();
-  attune.consent.onChange(note);
+  // Stopped when the person leaves on this page (sign-out, erasure): a later grant, here or in
+  // another tab, must not identify them again for whoever is next.
+  followWhileIdentified(
+    attune.consent.onChange(() => {
+      if (!storesIdentity(attune.consent)) held = false;
+      else if (!held) {
+        attune.identify(session.userId, {}, { signature: session.signature });
+        held = true;
+      }
+      note();
+    }),
+  );
 }
 
 export type IdentitySdk = Pick<Attune, 'flush' | 'reset' | 'identify'> & {
@@ -79,10 +105,12 @@ export async function settleIdentity(
       attune.reset();
       marker.clear();
     }
-    if (marker.read() !== session.userId) {
+    // A consent that stores no ids holds no identity, whatever the note says: the stored ids
+    // were wiped (a withdrawal, here or in another tab; GPC removing the only purpose).
+    if (!storesIdentity(attune.consent)) marker.clear();
+    if (marker.read() !== session.userId)
       attune.identify(session.userId, {}, { signature: session.signature });
-      noteIdentity(attune, session.userId, marker);
-    }
+    followIdentity(attune, session, marker);
   } catch {
     // The SDK or storage failed: the page works without it.
   }

@@ -7,7 +7,7 @@
  */
 import type { Attune } from '@attune/browser-sdk';
 import { type IdentityMarker, storedIdentityMarker } from './identity-marker.ts';
-import { noteIdentity } from './shop-identity.ts';
+import { followIdentity } from './shop-identity.ts';
 import { SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
 /** What POST /api/signin answers for a known demo customer. */
@@ -43,7 +43,7 @@ export async function identifySignedIn(
     }
     attune.identify(person.userId, person.traits, { signature: person.signature });
     attune.track('user.signed_in', { method: 'demo' });
-    noteIdentity(attune, person.userId, marker);
+    followIdentity(attune, { userId: person.userId, signature: person.signature }, marker);
   } catch {
     // The SDK failed: the person is signed in to the shop all the same.
   }

@@ -9,7 +9,7 @@
  */
 import type { Attune } from '@attune/browser-sdk';
 import { writeCart } from './cart.ts';
-import { storedIdentityMarker } from './identity-marker.ts';
+import { forgetIdentity as forgetShopIdentity } from './identity-marker.ts';
 
 /** How long sign-out (and erasure) wait for the queued events before going on without them. */
 export const SIGN_OUT_FLUSH_BUDGET_MS = 2000;
@@ -19,7 +19,7 @@ export interface SignOutOptions {
   endSession?: () => Promise<Response>;
   /** Empties this browser's cart (lib/cart.ts). */
   emptyCart?: () => void;
-  /** Clears the shop's note of whom the SDK was identified as (lib/identity-marker.ts). */
+  /** Clears the shop's note of whom the SDK was identified as, and stops following them (lib/identity-marker.ts). */
   forgetIdentity?: () => void;
   flushBudgetMs?: number;
 }
@@ -68,7 +68,7 @@ export async function signOut(
   const {
     endSession = () => fetch('/api/signout', { method: 'POST' }),
     emptyCart = emptyStoredCart,
-    forgetIdentity = storedIdentityMarker.clear,
+    forgetIdentity = () => forgetShopIdentity(),
     flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
   } = options;
   await sendQueuedEvents(attune, flushBudgetMs);
