@@ -4,6 +4,7 @@
  * edge-proxy mode, the shop) on the test ports, driven by headless Chromium; its global
  * setup starts that system, so `--project unit` runs without it.
  */
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import { reporters } from '../../scripts/vitest-reporters.mjs';
 
@@ -16,6 +17,8 @@ export default defineConfig({
           name: 'unit',
           include: ['lib/**/*.test.ts'],
         },
+        // The app's `@/` imports (tsconfig paths), for the tests of its route handlers.
+        resolve: { alias: [{ find: /^@\//, replacement: fileURLToPath(new URL('./', import.meta.url)) }] },
       },
       {
         test: {

@@ -16,6 +16,14 @@ export const ANONYMOUS_ID_COOKIE = 'attune_aid';
  */
 export const EXPIRED_ANONYMOUS_ID = { path: '/', maxAge: 0, sameSite: 'lax' } as const;
 
+/**
+ * The cookie in which the Worker (edge-proxy mode) keeps this browser's consent choice, also
+ * host-only on `Path=/` (expired with EXPIRED_ANONYMOUS_ID's options). The edge lets a fresh
+ * visitor's grant in it mint a new `attune_aid`: after an erasure it would be the erased
+ * visitor's grant, and the next visitor would get a 400-day id before answering the banner.
+ */
+export const CONSENT_COOKIE = 'attune_consent';
+
 export type PersonRef = { kind: 'user'; id: string } | { kind: 'anon'; id: string };
 
 /**
