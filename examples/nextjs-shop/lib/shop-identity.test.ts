@@ -8,6 +8,7 @@ import type { ConsentSnapshot } from '@attune/browser-sdk';
 import { describe, expect, it, vi } from 'vitest';
 import { forgetIdentity, type IdentityMarker } from './identity-marker.ts';
 import { type SessionIdentity, settleIdentity } from './shop-identity.ts';
+import { SIGN_OUT_FLUSH_BUDGET_MS, SIGN_OUT_REQUEST_BUDGET_MS } from './sign-out.ts';
 
 const ADA: SessionIdentity = { userId: 'user_ada', signature: 'a'.repeat(64) };
 
@@ -80,6 +81,24 @@ describe('a page load with the SDK identified by the shop', () => {
     const signOut = vi.fn(async () => false);
     expect(await settleIdentity(s.attune, undefined, { marker, signOut })).toBe('ready');
     expect(marker.value).toBe('user_ada');
+  });
+
+  it('gets the page its SDK when the sign-out request never answers, and tries again on the next page', async () => {
+    vi.useFakeTimers();
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(() => new Promise<Response>(() => {})),
+    );
+    try {
+      const marker = memoryMarker('user_ada');
+      const settled = settleIdentity(sdk(true).attune, undefined, { marker });
+      await vi.advanceTimersByTimeAsync(SIGN_OUT_FLUSH_BUDGET_MS + SIGN_OUT_REQUEST_BUDGET_MS);
+      expect(await settled).toBe('ready');
+      expect(marker.value).toBe('user_ada');
+    } finally {
+      vi.unstubAllGlobals();
+      vi.useRealTimers();
+    }
   });
 
   it('forgets someone else before identifying the session’s person', async () => {

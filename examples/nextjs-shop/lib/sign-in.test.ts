@@ -69,6 +69,20 @@ describe('sign-in', () => {
     expect(marker.value).toBe('user_ada');
   });
 
+  it('empties the cart of the person the browser was identified as, so the new one does not see or check out their items', async () => {
+    const emptyCart = vi.fn();
+    await identifySignedIn(sdk(async () => {}).attune, ADA, {
+      marker: memoryMarker('user_grace'),
+      emptyCart,
+    });
+    expect(emptyCart).toHaveBeenCalledOnce();
+    // Their own cart, or one made before anyone signed in here, stays.
+    emptyCart.mockClear();
+    await identifySignedIn(sdk(async () => {}).attune, ADA, { marker: memoryMarker('user_ada'), emptyCart });
+    await identifySignedIn(sdk(async () => {}).attune, ADA, { marker: memoryMarker(), emptyCart });
+    expect(emptyCart).not.toHaveBeenCalled();
+  });
+
   it('notes the person only when consent lets the SDK store the id (else the next page identifies again)', async () => {
     const s = sdk(async () => {}, false);
     const marker = memoryMarker();

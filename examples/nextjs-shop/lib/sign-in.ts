@@ -3,12 +3,12 @@
  * the SDK identifies the person (the Worker merges this browser's anonymous history into
  * them) and sends that at once, waiting at most the sign-out budget, so a send that hangs
  * cannot keep a signed-in person on the sign-in page. A browser the shop had identified as
- * someone else is reset first (lib/shop-identity.ts keeps that note).
+ * someone else is reset first (lib/shop-identity.ts keeps that note), and their cart emptied.
  */
 import type { Attune } from '@attune/browser-sdk';
 import { type IdentityMarker, storedIdentityMarker } from './identity-marker.ts';
 import { followIdentity } from './shop-identity.ts';
-import { SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
+import { emptyStoredCart, SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
 /** What POST /api/signin answers for a known demo customer. */
 export interface SignedIn {
@@ -19,6 +19,8 @@ export interface SignedIn {
 
 export interface IdentifyOptions {
   marker?: IdentityMarker;
+  /** Empties this browser's cart (lib/cart.ts), as sign-out does. */
+  emptyCart?: () => void;
   flushBudgetMs?: number;
 }
 
@@ -30,16 +32,22 @@ export type SignInSdk = Pick<Attune, 'identify' | 'track' | 'flush' | 'reset'> &
 export async function identifySignedIn(
   attune: SignInSdk | undefined,
   person: SignedIn,
-  { marker = storedIdentityMarker, flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS }: IdentifyOptions = {},
+  {
+    marker = storedIdentityMarker,
+    emptyCart = emptyStoredCart,
+    flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
+  }: IdentifyOptions = {},
 ): Promise<void> {
   if (attune === undefined) return;
   try {
     const held = marker.read();
     // Still identified as someone else (their session ended without Sign-out): forget them
     // first, or this browser's history under them would be merged into the new person.
+    // Their cart goes too, as at sign-out: the new person must not see or check out their items.
     if (held !== undefined && held !== person.userId) {
       attune.reset();
       marker.clear();
+      emptyCart();
     }
     attune.identify(person.userId, person.traits, { signature: person.signature });
     attune.track('user.signed_in', { method: 'demo' });

@@ -3,7 +3,12 @@
  * sending the queued events does (fails, or never answers).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents, signOut } from './sign-out.ts';
+import {
+  SIGN_OUT_FLUSH_BUDGET_MS,
+  SIGN_OUT_REQUEST_BUDGET_MS,
+  sendQueuedEvents,
+  signOut,
+} from './sign-out.ts';
 
 /** A stand-in SDK that records the order of calls, with the flush the test needs. */
 function sdk(flush: () => Promise<void>) {
@@ -67,6 +72,24 @@ describe('sign-out', () => {
     expect(await signOut(s.attune, { endSession: offline })).toBe(false);
     expect(s.calls).toEqual(['flush', 'reset']);
     expect(offline).toHaveBeenCalledOnce();
+  });
+
+  it('reports failure when the shop never answers, after the time budget, keeping the cart', async () => {
+    vi.useFakeTimers();
+    const s = sdk(async () => {});
+    const emptyCart = vi.fn();
+    let aborted = false;
+    const hanging = (signal: AbortSignal) =>
+      new Promise<Response>(() => {
+        signal.addEventListener('abort', () => {
+          aborted = true;
+        });
+      });
+    const done = signOut(s.attune, { endSession: hanging, emptyCart });
+    await vi.advanceTimersByTimeAsync(SIGN_OUT_REQUEST_BUDGET_MS);
+    expect(await done).toBe(false);
+    expect(aborted).toBe(true);
+    expect(emptyCart).not.toHaveBeenCalled();
   });
 
   it('reports failure when the shop refuses (the session was not ended)', async () => {

@@ -14,14 +14,23 @@ import { forgetIdentity as forgetShopIdentity } from './identity-marker.ts';
 /** How long sign-out (and erasure) wait for the queued events before going on without them. */
 export const SIGN_OUT_FLUSH_BUDGET_MS = 2000;
 
+/**
+ * How long sign-out waits for the shop's answer before counting it as not reached: the sign-out
+ * a page load runs for a session that ended (lib/shop-identity.ts) holds the page's SDK until
+ * then, and a request that hung left the page without one (no banner, "Delete my data" disabled).
+ */
+export const SIGN_OUT_REQUEST_BUDGET_MS = 3000;
+
 export interface SignOutOptions {
-  /** Ends the shop's session (and expires `attune_aid`): POST /api/signout. */
-  endSession?: () => Promise<Response>;
+  /** Ends the shop's session (and expires `attune_aid`): POST /api/signout, abandoned on `signal`. */
+  endSession?: (signal: AbortSignal) => Promise<Response>;
   /** Empties this browser's cart (lib/cart.ts). */
   emptyCart?: () => void;
   /** Clears the shop's note of whom the SDK was identified as, and stops following them (lib/identity-marker.ts). */
   forgetIdentity?: () => void;
   flushBudgetMs?: number;
+  /** How long to wait for the shop's answer (SIGN_OUT_REQUEST_BUDGET_MS). */
+  requestBudgetMs?: number;
 }
 
 /** Empties the stored cart; never throws (storage blocked: there is no cart to leave behind). */
@@ -66,10 +75,11 @@ export async function signOut(
   options: SignOutOptions = {},
 ): Promise<boolean> {
   const {
-    endSession = () => fetch('/api/signout', { method: 'POST' }),
+    endSession = (signal) => fetch('/api/signout', { method: 'POST', signal }),
     emptyCart = emptyStoredCart,
     forgetIdentity = () => forgetShopIdentity(),
     flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS,
+    requestBudgetMs = SIGN_OUT_REQUEST_BUDGET_MS,
   } = options;
   await sendQueuedEvents(attune, flushBudgetMs);
   if (attune !== undefined) {
@@ -80,10 +90,22 @@ export async function signOut(
     }
   }
   let ended: boolean;
+  const abandon = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeUp = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abandon.abort();
+      reject(new Error('the shop did not answer the sign-out in time'));
+    }, requestBudgetMs);
+  });
   try {
-    ended = (await endSession()).ok;
+    // Raced as well as aborted: an answer whose body never ends must not hold the page either.
+    ended = (await Promise.race([endSession(abandon.signal), timeUp])).ok;
   } catch {
+    // Not reached, refused or too slow: the person is still signed in there and can try again.
     return false;
+  } finally {
+    clearTimeout(timer);
   }
   // Only once signed out: a person whose sign-out failed, still signed in, keeps their cart, and
   // the note that the SDK was theirs keeps the next page trying again (lib/shop-identity.ts).
