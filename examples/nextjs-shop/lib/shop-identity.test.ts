@@ -6,25 +6,12 @@
  */
 import type { ConsentSnapshot } from '@attune/browser-sdk';
 import { describe, expect, it, vi } from 'vitest';
-import { forgetIdentity, type IdentityMarker } from './identity-marker.ts';
+import { memoryMarker } from './identity-marker.test-support.ts';
+import { forgetIdentity } from './identity-marker.ts';
 import { type SessionIdentity, settleIdentity } from './shop-identity.ts';
 import { SIGN_OUT_FLUSH_BUDGET_MS, SIGN_OUT_REQUEST_BUDGET_MS } from './sign-out.ts';
 
 const ADA: SessionIdentity = { userId: 'user_ada', signature: 'a'.repeat(64) };
-
-function memoryMarker(initial?: string): IdentityMarker & { value: string | undefined } {
-  const m = {
-    value: initial,
-    read: () => m.value,
-    write: (userId: string) => {
-      m.value = userId;
-    },
-    clear: () => {
-      m.value = undefined;
-    },
-  };
-  return m;
-}
 
 /** A stand-in SDK whose consent the test changes, with its calls in order. */
 function sdk(granted: boolean) {

@@ -3,26 +3,11 @@
  * cannot keep the person on the sign-in page (the session cookie is already set).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { IdentityMarker } from './identity-marker.ts';
+import { memoryMarker } from './identity-marker.test-support.ts';
 import { identifySignedIn, type SignedIn } from './sign-in.ts';
 import { SIGN_OUT_FLUSH_BUDGET_MS } from './sign-out.ts';
 
 const ADA: SignedIn = { userId: 'user_ada', signature: 'a'.repeat(64), traits: { name: 'Ada' } };
-
-/** A marker held in memory (the shop's is localStorage). */
-function memoryMarker(initial?: string): IdentityMarker & { value: string | undefined } {
-  const m = {
-    value: initial,
-    read: () => m.value,
-    write: (userId: string) => {
-      m.value = userId;
-    },
-    clear: () => {
-      m.value = undefined;
-    },
-  };
-  return m;
-}
 
 function sdk(flush: () => Promise<void>, granted = true) {
   const calls: string[] = [];
