@@ -50,11 +50,41 @@ export function followWhileIdentified(stop: () => void): void {
 }
 
 /**
- * The person left (sign-out, erasure): the note is cleared and this page stops following
- * consent changes for them, so a later grant (here or in another tab) does not identify them again.
+ * The localStorage key another tab's forgetIdentity writes (a time, no id): every open tab of
+ * the browser follows the same person, and all of them must stop when that person leaves.
  */
-export function forgetIdentity(marker: IdentityMarker = storedIdentityMarker): void {
+export const IDENTITY_LEFT_KEY = 'shop-identity-left';
+
+function stopFollowing(): void {
   for (const stop of following) stop();
   following.clear();
-  marker.clear();
 }
+
+/**
+ * The person left (sign-out, erasure): the note is cleared and every open tab stops following
+ * consent changes for them, so a later grant (in any tab) does not identify them again for
+ * whoever is next. This page stops at once; the others on the `storage` event that the
+ * write of IDENTITY_LEFT_KEY fires there (listenForLeaving).
+ */
+export function forgetIdentity(marker: IdentityMarker = storedIdentityMarker): void {
+  stopFollowing();
+  marker.clear();
+  try {
+    localStorage.setItem(IDENTITY_LEFT_KEY, String(Date.now()));
+  } catch {
+    // Blocked: no tab stored the person's ids either.
+  }
+}
+
+/**
+ * Stops this page following the signed-in person when another tab says they left. Before,
+ * a tab left open went on following: the next person's grant made it identify the person
+ * who had signed out, and write their note back.
+ */
+export function listenForLeaving(target: Pick<Window, 'addEventListener'>): void {
+  target.addEventListener('storage', (event) => {
+    if (event.key === IDENTITY_LEFT_KEY) stopFollowing();
+  });
+}
+
+if (typeof window !== 'undefined') listenForLeaving(window);

@@ -7,7 +7,7 @@
 import type { ConsentSnapshot } from '@attune/browser-sdk';
 import { describe, expect, it, vi } from 'vitest';
 import { memoryMarker } from './identity-marker.test-support.ts';
-import { forgetIdentity } from './identity-marker.ts';
+import { forgetIdentity, IDENTITY_LEFT_KEY, listenForLeaving } from './identity-marker.ts';
 import { type SessionIdentity, settleIdentity } from './shop-identity.ts';
 import { SIGN_OUT_FLUSH_BUDGET_MS, SIGN_OUT_REQUEST_BUDGET_MS } from './sign-out.ts';
 
@@ -275,5 +275,34 @@ describe('a signed-in person who withdraws consent and grants it again', () => {
     page.consent.set(ALL);
     expect(page.eventUserId()).toBeUndefined();
     expect(b.marker.value).toBeUndefined();
+  });
+
+  it('after the person left in another tab, the next person’s grant here does not identify them again', async () => {
+    const b = browser();
+    const tab = b.page();
+    tab.consent.set(ALL);
+    await settleIdentity(tab, ADA, { marker: b.marker });
+    const window = new EventTarget();
+    listenForLeaving(window as unknown as Pick<Window, 'addEventListener'>);
+    // The other tab signs out: its SDK's reset reaches this one, and its forgetIdentity says so.
+    b.marker.clear();
+    window.dispatchEvent(Object.assign(new Event('storage'), { key: IDENTITY_LEFT_KEY }));
+    tab.reset();
+    // The next person refuses, then grants, in the other tab; this tab's SDK follows.
+    tab.consent.set(NONE);
+    tab.consent.set(ALL);
+    expect(tab.eventUserId()).toBeUndefined();
+    expect(b.marker.value).toBeUndefined();
+  });
+
+  it('after another tab signed someone else in, a consent change here does not note the old person', async () => {
+    const b = browser();
+    const tab = b.page();
+    tab.consent.set(ALL);
+    await settleIdentity(tab, ADA, { marker: b.marker });
+    b.marker.write('user_bob');
+    tab.consent.set(NONE);
+    tab.consent.set(ALL);
+    expect(b.marker.value).toBe('user_bob');
   });
 });

@@ -57,10 +57,14 @@ export function followIdentity(
   let held = true;
   const note = () => (storesIdentity(attune.consent) ? marker.write(session.userId) : marker.clear());
   note();
-  // Stopped when the person leaves on this page (sign-out, erasure): a later grant, here or in
-  // another tab, must not identify them again for whoever is next.
+  // Stopped when the person leaves, on this page or in another tab (sign-out, erasure): a later
+  // grant must not identify them again for whoever is next.
   followWhileIdentified(
     attune.consent.onChange(() => {
+      // Another tab signed someone else in: this page's session is stale, and its note would
+      // overwrite theirs.
+      const noted = marker.read();
+      if (noted !== undefined && noted !== session.userId) return;
       if (!storesIdentity(attune.consent)) held = false;
       else if (!held) {
         attune.identify(session.userId, {}, { signature: session.signature });
