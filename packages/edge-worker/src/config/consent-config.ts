@@ -331,15 +331,19 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
   // they would be filed under a generation that is not (or may not be) the current one, and
   // the last good copy of the current one would be overwritten.
   if (from !== invalidations || !generationRead) return { ok: true, config };
-  // Copies for other isolates and for the next outage; a KV write that fails (its per-key
-  // rate, an outage) does not make a good read a failed one.
-  await Promise.all([
+  // A KV write that fails (its per-key rate, an outage) does not make a good read a failed one.
+  await keepCopies(env, generation, siteId, config).catch(() => undefined);
+  return { ok: true, config };
+}
+
+/** The KV copies of a site's configuration read under `generation`: for other isolates, and for the next outage. */
+function keepCopies(env: Env, generation: string, siteId: string, config: ConsentConfig): Promise<unknown> {
+  return Promise.all([
     env.EDGE_CACHE.put(configKey(generation, siteId), JSON.stringify(config), {
       expirationTtl: KV_TTL_SECONDS,
     }),
     env.EDGE_CACHE.put(lastGoodKey(siteId), JSON.stringify({ generation, config })),
-  ]).catch(() => undefined);
-  return { ok: true, config };
+  ]);
 }
 
 /**
@@ -389,11 +393,12 @@ const observedKey = (siteId: string) => `consent-config:observed:${siteId}`;
  */
 export async function reconcileConsentConfig(env: Env, siteIds: readonly string[]): Promise<string[]> {
   const before = await generationOf(env);
-  const held: { siteId: string; text: string }[] = [];
+  const held: { siteId: string; config: ConsentConfig; text: string }[] = [];
   const changed: string[] = [];
   for (const siteId of siteIds) {
-    const text = JSON.stringify(await loadFromDirectus(env, siteId));
-    held.push({ siteId, text });
+    const config = await loadFromDirectus(env, siteId);
+    const text = JSON.stringify(config);
+    held.push({ siteId, config, text });
     if ((await env.EDGE_CACHE.get(observedKey(siteId))) !== text) changed.push(siteId);
   }
   if (changed.length === 0) return [];
@@ -402,15 +407,7 @@ export async function reconcileConsentConfig(env: Env, siteIds: readonly string[
   // check looks again (nothing was recorded as seen).
   if ((await generationOf(env)) !== before) return [];
   await newGeneration(env, async (generation) => {
-    await Promise.all(
-      held.flatMap(({ siteId, text }) => [
-        env.EDGE_CACHE.put(configKey(generation, siteId), text, { expirationTtl: KV_TTL_SECONDS }),
-        env.EDGE_CACHE.put(
-          lastGoodKey(siteId),
-          `{"generation":${JSON.stringify(generation)},"config":${text}}`,
-        ),
-      ]),
-    );
+    await Promise.all(held.map(({ siteId, config }) => keepCopies(env, generation, siteId, config)));
   });
   // Only once published: a check that failed part-way finds the change again next time.
   await Promise.all(held.map(({ siteId, text }) => env.EDGE_CACHE.put(observedKey(siteId), text)));
