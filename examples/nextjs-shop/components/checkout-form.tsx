@@ -7,7 +7,7 @@
  * Once paid, the shopper sees the order id before that event is sent (lib/checkout.ts).
  */
 import { useEffect, useRef, useState } from 'react';
-import { type CartLine, cartTotal, productRef, readCart, writeCart } from '@/lib/cart';
+import { type CartLine, cartTotal, productRef, readCart } from '@/lib/cart';
 import { completeOrder } from '@/lib/checkout';
 import { useAttune } from './attune';
 import { fmt } from './cart-view';
@@ -74,7 +74,7 @@ export function CheckoutForm() {
             await completeOrder(
               attune,
               { orderId: body.orderId, total: body.total ?? total, currency, lines },
-              { emptyCart: () => writeCart([]), confirm: setOrderId },
+              { confirm: setOrderId },
             );
           })
           .catch(() => setError('Could not reach the shop; try again'))

@@ -7,7 +7,7 @@
  */
 import type { Attune } from '@attune/browser-sdk';
 import { type CartLine, productRef } from './cart.ts';
-import { SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
+import { emptyStoredCart, SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
 export interface PaidOrder {
   orderId: string;
@@ -17,8 +17,8 @@ export interface PaidOrder {
 }
 
 export interface CompleteOrderOptions {
-  /** Empties the stored cart (lib/cart.ts `writeCart([])`). */
-  emptyCart: () => void;
+  /** Empties the stored cart (lib/cart.ts), as sign-out does. */
+  emptyCart?: () => void;
   /** Shows the confirmation with the order id. */
   confirm: (orderId: string) => void;
   flushBudgetMs?: number;
@@ -28,7 +28,7 @@ export interface CompleteOrderOptions {
 export async function completeOrder(
   attune: Pick<Attune, 'track' | 'flush'> | undefined,
   order: PaidOrder,
-  { emptyCart, confirm, flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS }: CompleteOrderOptions,
+  { emptyCart = emptyStoredCart, confirm, flushBudgetMs = SIGN_OUT_FLUSH_BUDGET_MS }: CompleteOrderOptions,
 ): Promise<void> {
   try {
     attune?.track('order.completed', {

@@ -12,6 +12,7 @@
  * confirmed would throw it away.
  */
 import type { Attune } from '@attune/browser-sdk';
+import { PURPOSES } from '@attune/shared-schema/constants';
 import { askConsentAgain } from './consent-client.ts';
 import { forgetIdentity as forgetShopIdentity } from './identity-marker.ts';
 import { emptyStoredCart, SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
@@ -43,7 +44,7 @@ export interface DeleteMyDataOptions {
 
 /** Every purpose off: a choice the SDK sends nothing under but its proof. */
 export function withdrawal(categories: Record<string, boolean>): Record<string, boolean> {
-  const off: Record<string, boolean> = { analytics: false, personalization: false, marketing: false };
+  const off: Record<string, boolean> = Object.fromEntries(PURPOSES.map((purpose) => [purpose, false]));
   // Categories a marketer added in Directus too; required ones stay on whatever is asked.
   for (const key of Object.keys(categories)) off[key] = false;
   return off;
