@@ -58,6 +58,9 @@ function writeDotenv(path, vars, header) {
  * The Worker's local secrets: kept when present, random where missing or still the
  * example's placeholders. Returns the values plus the identity secret and server key.
  */
+/** A token the Worker would not take: unset, or under 16 characters (every placeholder is). */
+const tooWeak = (value) => typeof value !== 'string' || value.length < 16;
+
 export function ensureSecrets(devVarsPath) {
   const vars = existsSync(devVarsPath) ? parseDotenv(readFileSync(devVarsPath, 'utf8')) : {};
   let sites = {};
@@ -77,16 +80,17 @@ export function ensureSecrets(devVarsPath) {
     changed = true;
   }
   // The shop's token for its people routes (access, erasure), never the Worker's ADMIN_TOKEN.
-  if (PLACEHOLDERS.has(demo.privacyToken ?? '')) {
+  // The Worker does not take one under 16 characters: the shop's erasure would get 401.
+  if (tooWeak(demo.privacyToken)) {
     demo.privacyToken = secret();
     changed = true;
   }
   sites.demo = demo;
   vars.ATTUNE_SITE_SECRETS = JSON.stringify(sites);
-  // A secret under 16 characters is replaced too: the Worker refuses hooks signed with a
-  // HOOK_SECRET that short (and Directus would keep signing with it).
+  // The Worker refuses hooks signed with a HOOK_SECRET under 16 characters (and Directus
+  // would keep signing with it).
   for (const key of ['ADMIN_TOKEN', 'HOOK_SECRET']) {
-    if (PLACEHOLDERS.has(vars[key] ?? '') || (vars[key] ?? '').length < 16) {
+    if (tooWeak(vars[key])) {
       vars[key] = secret();
       changed = true;
     }
