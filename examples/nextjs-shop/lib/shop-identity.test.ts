@@ -88,6 +88,18 @@ describe('a page load with the SDK identified by the shop', () => {
     }
   });
 
+  it('empties the cart of the someone else it forgets, as sign-in and sign-out do', async () => {
+    const s = sdk(true);
+    const emptyCart = vi.fn();
+    await settleIdentity(s.attune, ADA, { marker: memoryMarker('user_grace'), emptyCart });
+    expect(emptyCart).toHaveBeenCalledOnce();
+    // The session's own person keeps theirs.
+    const same = sdk(true);
+    const kept = vi.fn();
+    await settleIdentity(same.attune, ADA, { marker: memoryMarker('user_ada'), emptyCart: kept });
+    expect(kept).not.toHaveBeenCalled();
+  });
+
   it('forgets someone else before identifying the session’s person', async () => {
     const s = sdk(true);
     const marker = memoryMarker('user_grace');

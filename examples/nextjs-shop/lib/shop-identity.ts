@@ -19,7 +19,7 @@
 import type { Attune } from '@attune/browser-sdk';
 import { PURPOSES } from '@attune/shared-schema/constants';
 import { followWhileIdentified, type IdentityMarker, storedIdentityMarker } from './identity-marker.ts';
-import { signOut } from './sign-out.ts';
+import { emptyStoredCart, signOut } from './sign-out.ts';
 
 /** The signed-in person as the server renders each page: user id and its identity signature. */
 export interface SessionIdentity {
@@ -75,12 +75,30 @@ export function followIdentity(
   );
 }
 
+/**
+ * The SDK still holds someone other than the person now signed in (their session ended
+ * without Sign-out): forget them, and their cart, as sign-out would have, or this browser's
+ * history under them would be merged into the new person, who would also see and could
+ * check out their items.
+ */
+export function forgetPrevious(
+  attune: Pick<Attune, 'reset'>,
+  marker: IdentityMarker,
+  emptyCart: () => void,
+): void {
+  attune.reset();
+  marker.clear();
+  emptyCart();
+}
+
 export type IdentitySdk = Pick<Attune, 'flush' | 'reset' | 'identify'> & {
   consent: Pick<Attune['consent'], 'get' | 'onChange'>;
 };
 
 export interface SettleIdentityOptions {
   marker?: IdentityMarker;
+  /** Empties this browser's cart (lib/cart.ts), as sign-out does. */
+  emptyCart?: () => void;
   /** The sign-out sequence (lib/sign-out.ts): flush (bounded), reset, end the session, empty the cart. */
   signOut?: (attune: IdentitySdk) => Promise<boolean>;
 }
@@ -95,7 +113,11 @@ export async function settleIdentity(
   session: SessionIdentity | undefined,
   options: SettleIdentityOptions = {},
 ): Promise<'signed-out' | 'ready'> {
-  const { marker = storedIdentityMarker, signOut: endPreviousSession = (a) => signOut(a) } = options;
+  const {
+    marker = storedIdentityMarker,
+    emptyCart = emptyStoredCart,
+    signOut: endPreviousSession = (a) => signOut(a),
+  } = options;
   try {
     const held = marker.read();
     if (held !== undefined && session === undefined) {
@@ -105,10 +127,7 @@ export async function settleIdentity(
       return 'signed-out';
     }
     if (session === undefined) return 'ready';
-    if (held !== undefined && held !== session.userId) {
-      attune.reset();
-      marker.clear();
-    }
+    if (held !== undefined && held !== session.userId) forgetPrevious(attune, marker, emptyCart);
     // A consent that stores no ids holds no identity, whatever the note says: the stored ids
     // were wiped (a withdrawal, here or in another tab; GPC removing the only purpose).
     if (!storesIdentity(attune.consent)) marker.clear();

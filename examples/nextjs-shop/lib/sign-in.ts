@@ -7,7 +7,7 @@
  */
 import type { Attune } from '@attune/browser-sdk';
 import { type IdentityMarker, storedIdentityMarker } from './identity-marker.ts';
-import { followIdentity } from './shop-identity.ts';
+import { followIdentity, forgetPrevious } from './shop-identity.ts';
 import { emptyStoredCart, SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
 /** What POST /api/signin answers for a known demo customer. */
@@ -41,14 +41,7 @@ export async function identifySignedIn(
   if (attune === undefined) return;
   try {
     const held = marker.read();
-    // Still identified as someone else (their session ended without Sign-out): forget them
-    // first, or this browser's history under them would be merged into the new person.
-    // Their cart goes too, as at sign-out: the new person must not see or check out their items.
-    if (held !== undefined && held !== person.userId) {
-      attune.reset();
-      marker.clear();
-      emptyCart();
-    }
+    if (held !== undefined && held !== person.userId) forgetPrevious(attune, marker, emptyCart);
     attune.identify(person.userId, person.traits, { signature: person.signature });
     attune.track('user.signed_in', { method: 'demo' });
     followIdentity(attune, { userId: person.userId, signature: person.signature }, marker);
