@@ -32,6 +32,7 @@ export interface SentEvent {
   type: string;
   anonymousId: string;
   userId?: string;
+  properties?: Record<string, unknown>;
 }
 
 /** Every request a page makes to Attune's collect endpoint, with its decoded events. */

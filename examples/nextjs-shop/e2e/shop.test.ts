@@ -359,7 +359,7 @@ describe('the shop through the Worker', () => {
     await context.close();
   });
 
-  it('a marketer disables a consent category in Directus: the banner stops offering it', async () => {
+  it('a marketer disables a consent category in Directus: the banner stops offering it, and a new visitor’s choice keeps counting on later pages', async () => {
     await directus('PATCH', '/items/consent_categories/marketing', { enabled: false });
     try {
       const offered = await eventually('the banner without marketing', async () => {
@@ -379,6 +379,26 @@ describe('the shop through the Worker', () => {
         }
       });
       expect(offered).toEqual(['analytics', 'personalization']);
+
+      // The site's policy is no longer the SDK's built-in one: a first visitor's choice must be
+      // recorded under the site's version, or the next page sets it aside and sends nothing.
+      const { page, context } = await newVisitor(browser, system().urls.worker);
+      try {
+        const collect = watchCollect(page);
+        await page.goto('/');
+        await chooseConsent(page, ['analytics', 'personalization']);
+        const [product] = products;
+        if (!product) throw new Error('no product seeded');
+        await viewProduct(page, product.slug);
+        const viewed = await eventually('the next page’s product view', async () =>
+          collect.events().find((e) => e.name === 'product.viewed'),
+        );
+        expect(viewed.properties).toMatchObject({ sku: product.slug });
+        const proof = collect.events().find((e) => e.name === 'consent.updated');
+        expect(proof?.properties?.policyVersion).not.toBe('1');
+      } finally {
+        await context.close();
+      }
     } finally {
       await directus('PATCH', '/items/consent_categories/marketing', { enabled: true });
     }
