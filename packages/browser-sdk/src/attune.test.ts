@@ -158,6 +158,18 @@ describe('granting consent', () => {
 });
 
 describe('identify', () => {
+  it('takes a signature in upper-case hex, as .NET and Java print it', async () => {
+    const attune = tracker();
+    attune.consent.set({ personalization: true });
+    await settle();
+    attune.identify('u-7', {}, { signature: 'AB'.repeat(32) });
+    await attune.flush();
+    expect(sent.flatMap((b) => b.events).find((e) => e.name === 'user.identified')).toMatchObject({
+      userId: 'u-7',
+      userIdSignature: 'AB'.repeat(32),
+    });
+  });
+
   it('does not take a user id without a well-formed signature (the Worker would refuse every later event), and reports it', async () => {
     const errors: AttuneError[] = [];
     const attune = tracker({ onError: (e) => errors.push(e) });

@@ -71,10 +71,10 @@ export const CustomerActionSchema = z.strictObject({
   timestamp: z.iso.datetime({ offset: true }),
   anonymousId: idString,
   userId: idString.optional(),
-  /** HMAC-SHA256(identity secret, userId), lower-case hex, made by the site's backend. */
+  /** HMAC-SHA256(identity secret, userId) in hex, made by the site's backend; either case (.NET and Java print upper case). */
   userIdSignature: z
     .string()
-    .regex(/^[0-9a-f]{64}$/, 'expected a 64-character lower-case hex HMAC-SHA256 signature')
+    .regex(/^[0-9a-fA-F]{64}$/, 'expected a 64-digit hex HMAC-SHA256 signature of the userId')
     .optional(),
   sessionId: idString.optional(),
   context: EventContextSchema.optional(),

@@ -301,6 +301,17 @@ describe('verified identity', () => {
     expect(eventMessagesOf(queue.messages)[0]).toMatchObject({ personId: `user:${userId}` });
   });
 
+  it('accepts the signature in upper-case hex, as .NET and Java print it', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    const res = await collect([
+      makeEvent(a, 'user.signed_in', { userId, userIdSignature: (await signed(userId)).toUpperCase() }),
+    ]);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ accepted: 1, rejected: [] });
+    expect((await viewProfile(env(), SITE, `user:${userId}`))?.userId).toBe(userId);
+  });
+
   it('refuses a wrong signature and a missing one, with a clear error for that event only', async () => {
     const a = anonId();
     const userId = `u-${anonId()}`;
