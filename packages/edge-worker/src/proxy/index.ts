@@ -43,6 +43,7 @@ import { serveSdk } from './sdk.ts';
 export function isAttunePath(pathname: string): boolean {
   return (
     pathname === '/healthz' ||
+    pathname === '/v1' ||
     pathname.startsWith('/v1/') ||
     pathname === '/attune' ||
     pathname.startsWith('/attune/')
@@ -305,12 +306,24 @@ async function ifSettled<T>(work: Promise<T>): Promise<T | typeof NOT_SETTLED> {
   return Promise.race<T | typeof NOT_SETTLED>([work, later]);
 }
 
+/**
+ * The methods passed on to the origin: what pages, forms and a shop's own API use. Others
+ * (TRACE, which an origin may echo with the browser's cookies; WebDAV's PROPFIND, …) are
+ * answered 405 here rather than forwarded with the visitor's cookies.
+ */
+const PROXIED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
 function proxyToOrigin(options: EdgeProxyOptions) {
   const prepareFor = options.prepare ?? prepare;
   return async (c: Context<AppEnv>): Promise<Response> => {
     const origin = originUrl(c.env);
     const url = new URL(c.req.url);
     if (!origin || isAttunePath(url.pathname)) return c.notFound();
+    if (!PROXIED_METHODS.includes(c.req.method))
+      return c.text(`${c.req.method} is not passed on to the site.`, 405, {
+        allow: PROXIED_METHODS.join(', '),
+        'cache-control': 'no-store',
+      });
     const deadline = Date.now() + decisionBudgetMs(c.env);
     const method = c.req.method;
     const cookies = parseCookies(c.req.header('cookie') ?? null);

@@ -238,6 +238,22 @@ describe('edge proxy: slots filled in the HTML response', () => {
     expect(res.headers.getSetCookie().some((c) => c.startsWith('attune_aid='))).toBe(false);
   });
 
+  it('answers methods a page does not use (TRACE, PROPFIND) itself, 405, without forwarding the cookies', async () => {
+    for (const method of ['TRACE', 'PROPFIND']) {
+      const res = await exports.default.fetch(`${SHOP}/products/trail-jacket`, {
+        method,
+        headers: { cookie: 'attune_aid=someone; session=secret' },
+      });
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe('GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+      expect(await res.text()).toBe(`${method} is not passed on to the site.`);
+    }
+  });
+
+  it('does not pass /v1 (no trailing slash) on to the site: it is the API’s path', async () => {
+    expect((await page('/v1')).status).toBe(404);
+  });
+
   it('serves the held-out person the origin’s defaults', async () => {
     const res = await page('/products/trail-jacket', `attune_aid=${heldOut}`);
     const html = await res.text();
