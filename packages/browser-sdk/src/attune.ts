@@ -561,7 +561,8 @@ export function createAttune(
       // The Worker refuses every event that carries a user id without its signature: a call
       // without a well-formed one is not taken (the visitor stays who they were, and their
       // traits are not sent under someone else's id), and said so.
-      if (!/^[\da-f]{64}$/i.test(`${signature}`)) return report('invalid_event', 'identify needs a signature');
+      if (!/^[\da-f]{64}$/i.test(`${signature}`))
+        return report('invalid_event', 'identify needs a signature');
       // A number (script-tag sites often pass one) would get every later event rejected: the wire wants a string.
       ids = { ...ids, userId: `${userId}`, userIdSignature: signature };
       record('identify', 'user.identified', { traits });

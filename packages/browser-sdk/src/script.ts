@@ -22,8 +22,10 @@ if (!stub || stub.q) {
     (document.currentScript as HTMLScriptElement).dataset as Record<string, string>,
   )) {
     options[key] =
+      // Present and empty turns a switch on, but an empty data-endpoint (a template variable left
+      // blank) means none: the page's own origin, not a crash that leaves the stub in place.
       // "true" stays a string: options are only ever tested for truthiness.
-      value === '' || (value !== 'false' && (/^\d+$/.test(value) ? +value : value));
+      value === '' ? key !== 'endpoint' : value !== 'false' && (/^\d+$/.test(value) ? +value : value);
   }
   const attune = createAttune(options as unknown as AttuneOptions);
   w.attune = attune;

@@ -65,20 +65,26 @@ describe('the script tag in Chromium: tabs that follow each other, a tag without
     expect(record.userId).toBeUndefined();
   });
 
-  it('a tag without data-endpoint still replaces the stub (the page’s consent banner keeps working)', async () => {
-    const page = await suite.context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (error) => errors.push(error.message));
-    await page.route(`${suite.site.url}/no-endpoint`, (route) =>
-      route.fulfill({
-        contentType: 'text/html',
-        body: `<!doctype html><html><head><script>window.attune={q:[],consent:{}}</script>
-<script src="/attune.js" data-write-key="pk_test"></script></head><body></body></html>`,
-      }),
-    );
-    await page.goto(`${suite.site.url}/no-endpoint`);
-    await page.waitForTimeout(300);
-    expect(errors).toEqual([]);
-    expect(await page.evaluate(() => typeof window.attune.consent.get)).toBe('function');
+  it('a tag without data-endpoint, or with an empty one (a blank template variable), still replaces the stub (the page’s consent banner keeps working)', async () => {
+    for (const [path, endpoint] of [
+      ['/no-endpoint', ''],
+      ['/empty-endpoint', ' data-endpoint=""'],
+    ]) {
+      const page = await suite.context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.route(`${suite.site.url}${path}`, (route) =>
+        route.fulfill({
+          contentType: 'text/html',
+          body: `<!doctype html><html><head><script>window.attune={q:[],consent:{}}</script>
+<script src="/attune.js" data-write-key="pk_test"${endpoint}></script></head><body></body></html>`,
+        }),
+      );
+      await page.goto(`${suite.site.url}${path}`);
+      await page.waitForTimeout(300);
+      expect(errors, path).toEqual([]);
+      expect(await page.evaluate(() => typeof window.attune.consent.get), path).toBe('function');
+      await page.close();
+    }
   });
 });
