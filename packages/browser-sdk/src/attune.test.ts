@@ -285,6 +285,33 @@ describe('delivery', () => {
     expect(errors).toEqual([expect.objectContaining({ code: 'rejected', status: 400 })]);
   });
 
+  it('passes on what the Worker says to fix when it refuses a batch (a 401 unknown write key)', async () => {
+    answers = [
+      {
+        status: 401,
+        body: {
+          error: {
+            code: 'unknown_write_key',
+            message: 'unknown write key; check the writeKey your page sends',
+          },
+        },
+      },
+    ];
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true });
+    await attune.flush();
+    await settle();
+    expect(errors).toEqual([
+      {
+        code: 'rejected',
+        status: 401,
+        message: 'Worker answered 401: unknown write key; check the writeKey your page sends',
+        errors: undefined,
+      },
+    ]);
+  });
+
   it('reports why the Worker refused a batch none of whose events was valid (a 400 with per-field reasons)', async () => {
     const reason = { path: 'batch[0].properties.price', message: 'expected a number' };
     answers = [

@@ -342,16 +342,22 @@ export function createAttune(
       settle(batch);
       const { status } = answer;
       // A 207 names the events it refused; so does a 400 when none of the batch was valid
-      // (its error's per-field reasons). Any other final 4xx dropped the batch for a reason of its own.
-      if (status === 207 || status === 400)
+      // (its error's per-field reasons). Any other final 4xx dropped the batch for a reason of its
+      // own, which the Worker's message says (an unknown write key, an origin not allowed).
+      const answered = `Worker answered ${status}`;
+      if (status > 206)
         void answer
           .json()
           .then((body: Partial<CollectResponse & ErrorBody>) => {
             const errors = body.rejected?.flatMap((r) => r.errors) ?? body.error?.errors;
-            report(errors ? 'invalid_event' : 'rejected', `Worker answered ${status}`, status, errors);
+            report(
+              errors ? 'invalid_event' : 'rejected',
+              body.error?.message ? `${answered}: ${body.error.message}` : answered,
+              status,
+              errors,
+            );
           })
-          .catch(() => report('rejected', `Worker answered ${status}`, status));
-      else if (status > 207) report('rejected', `Worker answered ${status}`, status);
+          .catch(() => report('rejected', answered, status));
     }
   }
 
