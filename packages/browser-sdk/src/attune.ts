@@ -584,9 +584,15 @@ export function createAttune(
     },
     flush,
     decide: (slots) =>
-      // Person ids only when personalization is granted: without it the Worker serves each slot's default.
+      // The browser's id only when personalization is granted: without it the Worker serves each
+      // slot's default. Never the user id and its signature: in a URL they would reach access logs,
+      // and the signature is a lasting credential. The Worker follows the browser to the person it
+      // signed in as (linked by the identify event).
       fetchDecisions(
-        workerUrl(PATHS.decide, { slots: `${slots}`, ...(choice?.categories.personalization && ids) }),
+        workerUrl(PATHS.decide, {
+          slots: `${slots}`,
+          anonymousId: choice?.categories.personalization ? ids.anonymousId : undefined,
+        }),
       ),
     reset() {
       ids = { anonymousId: ulid() };
