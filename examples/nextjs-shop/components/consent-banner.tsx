@@ -27,7 +27,10 @@ export function ConsentBanner({ writeKey }: { writeKey: string }) {
   useEffect(() => {
     if (attune === undefined) return;
     let live = true;
-    void fetchConsentConfig(writeKey).then((c) => {
+    // The SDK's own read too: once it answers, the SDK has checked a stored choice against the
+    // policy in force (so `decided` below is the checked one, not the stored one), and a choice
+    // made here is recorded at once under that policy's version.
+    void Promise.all([fetchConsentConfig(writeKey), attune.consent.config()]).then(([c]) => {
       if (!live || c === undefined) return;
       setConfig(c);
       setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, cat.default])));

@@ -18,7 +18,9 @@ export function ConsentPreferences({ writeKey }: { writeKey: string }) {
   useEffect(() => {
     if (attune === undefined) return;
     let live = true;
-    void fetchConsentConfig(writeKey).then((c) => {
+    // The SDK's own read too, so the current state below is the checked one and a choice saved
+    // here is recorded at once under the policy in force.
+    void Promise.all([fetchConsentConfig(writeKey), attune.consent.config()]).then(([c]) => {
       if (!live || c === undefined) return;
       const current = attune.consent.get().categories;
       setConfig(c);
