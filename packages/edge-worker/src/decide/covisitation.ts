@@ -114,11 +114,18 @@ export async function readCovisits(
   if (missing.size === 0) return result;
   const reads = [...missing].map(async ([shard, ids]) => {
     const next = await shardStub(env, siteId, shard).nextOf(ids, NEXT_LIMIT);
-    if (cache.size > CACHE_MAX_ENTRIES) cache.clear();
     for (const id of ids) {
       const list = next[id] ?? [];
-      cache.set(`${siteId}\u0000${id}`, { at: Date.now(), next: list });
+      const key = `${siteId}\u0000${id}`;
+      cache.delete(key);
+      cache.set(key, { at: Date.now(), next: list });
       result.set(id, list);
+    }
+    // A full cache drops the entries it has held longest (a Map iterates in insertion
+    // order), not every product at once.
+    for (const key of cache.keys()) {
+      if (cache.size <= CACHE_MAX_ENTRIES) break;
+      cache.delete(key);
     }
   });
   let timer: ReturnType<typeof setTimeout> | undefined;

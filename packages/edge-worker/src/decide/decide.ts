@@ -38,6 +38,13 @@ export const MAX_PER_CATEGORY = 2;
 /** Slot names: lower-case, short, safe in HTML attributes and URLs. */
 export const SLOT_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export const MAX_SLOTS = 10;
+/**
+ * The built-in slot: recommendations from the scorer, with or without content in Directus.
+ * Any other slot is decided only from its content (a marketer may give another slot a
+ * `recommendations` variant). A name that merely starts with `recommendations` is not a
+ * slot: each made-up one was decided, and logged, as another slot.
+ */
+export const RECOMMENDATIONS_SLOT = 'recommendations';
 
 export interface DecideInput {
   siteId: string;
@@ -94,20 +101,28 @@ export interface PreparedDecision {
  */
 export async function prepareDecision(env: Env, input: DecideInput): Promise<PreparedDecision> {
   const started = Date.now();
-  // The on-screen product's "viewed next" counts are aggregate (no person in them): read
-  // them alongside the profile rather than after it.
-  const onScreen =
-    input.productId !== undefined
-      ? readCovisits(env, input.siteId, [input.productId], input.budgetMs * 0.5)
-      : Promise.resolve<CovisitCounts>(new Map());
   // The catalog and the consent configuration are in isolate memory almost always; on a cold
   // isolate, or just after the webhook invalidated them, they wait on KV and Directus (up to
   // 5 s a read), so they are bounded like the profile (see catalogWithinBudget). A late
   // configuration is the one held for the site unless it is stale (else none: nothing
   // granted); its load goes on in the request's waitUntil.
+  const catalogRead = catalogWithinBudget(env, input.budgetMs);
+  // The on-screen product's "viewed next" counts are aggregate (no person in them): read
+  // them alongside the profile rather than after it — only for a product of the catalog.
+  // Any caller can name any productId: each made-up one cost a shard read, and filled (then
+  // emptied) the isolate's co-visit cache.
+  const { productId } = input;
+  const onScreen =
+    productId !== undefined
+      ? catalogRead.then((catalog): Promise<CovisitCounts> | CovisitCounts =>
+          catalog.indexById.has(productId)
+            ? readCovisits(env, input.siteId, [productId], input.budgetMs * 0.5 - (Date.now() - started))
+            : new Map(),
+        )
+      : Promise.resolve<CovisitCounts>(new Map());
   const [profile, catalog, config, current] = await Promise.all([
     readProfile(env, input.siteId, input.personKey, input.budgetMs * 0.6),
-    catalogWithinBudget(env, input.budgetMs),
+    catalogRead,
     withinBudget<ConsentConfig | undefined>(
       getConsentConfig(env, input.siteId),
       input.budgetMs * 0.6,
@@ -130,7 +145,10 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
     isInHoldout(holdoutKey(personKey, profile?.anonymousIds[0]), holdoutPercent(env.HOLDOUT_PERCENT));
   let covisits: CovisitCounts = personalization && !holdout ? current : new Map();
   if (profile && personalization && !holdout) {
-    const seeds = recentViews(profile).slice(0, 4);
+    // Views the person sent themselves: only products of the catalog are looked up.
+    const seeds = recentViews(profile)
+      .filter((id) => catalog.indexById.has(id))
+      .slice(0, 4);
     const left = input.budgetMs - (Date.now() - started);
     if (seeds.length > 0 && left > 2) {
       const recent = await readCovisits(env, input.siteId, seeds, left * 0.5);
@@ -220,7 +238,8 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
     const variants = catalog.slotContent.get(slot) ?? [];
     const fallback = defaultVariant(variants);
     const isRecommendations =
-      fallback?.kind === 'recommendations' || (variants.length === 0 && slot.startsWith('recommendations'));
+      fallback?.kind === 'recommendations' || (variants.length === 0 && slot === RECOMMENDATIONS_SLOT);
+    // A slot with no content is not a slot (the page keeps its own content): no decision, no event.
     if (!fallback && !isRecommendations) continue;
     const decisionId = newUlid();
     let decision: SlotDecision;

@@ -4,6 +4,8 @@
  * shared-schema). Cross-origin for the site's allowed origins (CORS); the first-party
  * variant under `/attune/` (edge-proxy mode, anonymous id from the `attune_aid` cookie)
  * shares `answerDecide`. Responses are personal: `Cache-Control: private, no-store`.
+ * Limited per IP (the site's bucket shared with collect: 429 with Retry-After), and each
+ * exposure is logged once per window (served-memo.ts).
  */
 import type { DecideResponse, EventMessage } from '@attune/shared-schema';
 import type { Context } from 'hono';
@@ -11,10 +13,12 @@ import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { verifyUserId } from '../identity/index.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
+import { clientAddress, type RateDecision, underIpLimit } from '../ingest/rate-limit.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { consentFrom, parseCookies } from '../proxy/cookies.ts';
 import { getSiteByWriteKey, isOriginAllowed, type Site } from '../sites/index.ts';
 import { decide, MAX_SLOTS, SLOT_NAME } from './decide.ts';
+import { firstServings } from './served-memo.ts';
 
 export const decideRoutes = new Hono<AppEnv>();
 
@@ -31,7 +35,7 @@ export function decisionBudgetMs(env: Env): number {
   return Number.isFinite(value) && value >= 0 ? Math.min(value, 1000) : 50;
 }
 
-type Problem = { status: 400 | 401 | 403; code: string; message: string; path?: string };
+type Problem = { status: 400 | 401 | 403 | 429; code: string; message: string; path?: string };
 
 function problem(c: Context<AppEnv>, p: Problem, headers: Record<string, string> = {}) {
   return c.json(
@@ -119,18 +123,43 @@ export async function answerDecide(
     personKey: signedIn ? (`user:${values.userId}` as const) : anonymousPersonKey(anonymousId),
   };
   const browserConsent = consentFrom(parseCookies(c.req.header('cookie') ?? null));
-  const outcome = await decide(c.env, {
-    siteId: site.id,
-    personKey: person.personKey,
-    ...(anonymousId !== undefined ? { anonymousId } : {}),
-    slots,
-    ...(values.productId !== undefined ? { productId: values.productId } : {}),
-    ...(browserConsent !== undefined ? { browserConsent } : {}),
-    gpc: c.req.header('sec-gpc') === '1',
-    budgetMs: decisionBudgetMs(c.env),
-  });
-  recordServed(c, outcome.served);
-  return c.json(outcome.response satisfies DecideResponse, 200, headers);
+  const budgetMs = decisionBudgetMs(c.env);
+  // Every decide reads a profile (of any id a caller makes up) and co-visit shards: limited
+  // per IP like collect, in the same bucket — one address's budget for the whole browser API,
+  // which an attacker cannot double by alternating routes, and which a page (one collect
+  // batch and a few decides per view) stays far below at the default 50/s, burst 200.
+  const limited = await underIpLimit(c.env, site, clientAddress(c.req.raw.headers), budgetMs, () =>
+    decide(c.env, {
+      siteId: site.id,
+      personKey: person.personKey,
+      ...(anonymousId !== undefined ? { anonymousId } : {}),
+      slots,
+      ...(values.productId !== undefined ? { productId: values.productId } : {}),
+      ...(browserConsent !== undefined ? { browserConsent } : {}),
+      gpc: c.req.header('sec-gpc') === '1',
+      budgetMs,
+    }),
+  );
+  if (!limited.allowed) return rateLimited(c, limited, headers);
+  recordServed(c, limited.value.served);
+  return c.json(limited.value.response satisfies DecideResponse, 200, headers);
+}
+
+/** 429 for a caller over its per-IP limit: nothing was decided or logged; retry after the time given. */
+function rateLimited(
+  c: Context<AppEnv>,
+  rate: Extract<RateDecision, { allowed: false }>,
+  headers: Record<string, string>,
+) {
+  return problem(
+    c,
+    {
+      status: 429,
+      code: 'rate_limited',
+      message: `too many decide requests from this address; retry after ${rate.retryAfterSeconds} s`,
+    },
+    { ...headers, 'cache-control': 'no-store', 'retry-after': String(rate.retryAfterSeconds) },
+  );
 }
 
 /**
@@ -142,16 +171,19 @@ export async function answerDecide(
 export const SERVED_AFTER_MS = 50;
 
 /**
- * Queues `decision.served` events after the response (never delays it, never fails it).
+ * Queues `decision.served` events after the response (never delays it, never fails it),
+ * those of exposures already logged within the window left out (served-memo.ts).
  * Each request sends its own few small messages (split to the queue's limits by
  * sendMessages): a send shared with other requests would leave this request waiting on
  * another one's timer, which workerd cancels as a hung promise.
  */
 export function recordServed(c: Context<AppEnv>, served: EventMessage[]): void {
-  if (served.length === 0) return;
+  // Only exposures not logged within the window: a repeat of one is in the log already.
+  const first = firstServings(served);
+  if (first.length === 0) return;
   c.executionCtx.waitUntil(
     new Promise((resolve) => setTimeout(resolve, SERVED_AFTER_MS)).then(() =>
-      queueServed(c.env.EVENTS, served),
+      queueServed(c.env.EVENTS, first),
     ),
   );
 }

@@ -2,12 +2,16 @@
  * Rate limiting per client. Per IP: a token bucket in the IP's RateLimiterDO (the IP is
  * hashed with a salt that rotates daily, so no IP is ever stored), whose tokens each
  * isolate leases in small blocks and spends locally — so the hot path rarely calls it,
- * and an isolate can overshoot by at most one unspent block. Per anonymousId: a bucket in
- * the browser's own ProfileDO, checked in the same call that applies the events.
+ * and an isolate can overshoot by at most one unspent block. A refusal stands in the
+ * isolate until the time it named, so a flood over the limit does not call the object once
+ * per request either. Per anonymousId: a bucket in the browser's own ProfileDO, checked in
+ * the same call that applies the events. The per-IP bucket is one per site and address,
+ * shared by every browser-facing route (collect, decide, the edge proxy's page decisions).
  */
+import { withinBudget } from '../budget/index.ts';
 import { saltDay } from '../enrich/index.ts';
 import { hmacHex } from '../identity/index.ts';
-import type { Site } from '../sites/index.ts';
+import type { RateLimitSettings, Site } from '../sites/index.ts';
 
 export type RateDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
 
@@ -48,13 +52,29 @@ export async function ipKey(site: Site, ip: string, now: number = Date.now()): P
   return `ip:${site.id}:${hash.slice(0, 32)}`;
 }
 
+/** An isolate's refusal of a bucket: requests needing at least `need` tokens are refused until `until` (epoch ms). */
+const refusals = new Map<string, { need: number; until: number }>();
+
+/** The address a request comes from, as Cloudflare gives it (`unknown` without one: tests, local tools). */
+export function clientAddress(headers: Headers): string {
+  return headers.get('cf-connecting-ip') ?? 'unknown';
+}
+
 /**
- * Takes `cost` tokens from the IP's bucket (from this isolate's lease when it holds
- * enough). A request costs one token per browser it carries events of: each browser is a
- * Durable Object the request writes, so a batch naming a hundred made-up browsers must not
- * cost what one page's batch does. The cost is capped at the burst, so any batch can pass.
+ * The per-IP limit's verdict on a request costing `cost` tokens: `known` when this isolate
+ * can answer alone (its lease holds enough, or a refusal still stands), else `pending`, the
+ * bucket's answer, which a caller that must not wait for it in turn (decide) awaits
+ * alongside its own reads. A request costs one token per browser it carries events of: each
+ * browser is a Durable Object the request writes, so a batch naming a hundred made-up
+ * browsers must not cost what one page's batch does. The cost is capped at the burst, so
+ * any batch can pass.
  */
-export async function checkIpLimit(env: Env, site: Site, ip: string, cost = 1): Promise<RateDecision> {
+export async function ipLimitVerdict(
+  env: Env,
+  site: Site,
+  ip: string,
+  cost = 1,
+): Promise<{ known: RateDecision } | { pending: Promise<RateDecision> }> {
   const now = Date.now();
   const key = await ipKey(site, ip, now);
   const limits = site.settings.rateLimit;
@@ -62,8 +82,62 @@ export async function checkIpLimit(env: Env, site: Site, ip: string, cost = 1): 
   const lease = leases.get(key);
   if (lease && lease.until > now && lease.tokens >= need) {
     lease.tokens -= need;
-    return { allowed: true };
+    return { known: { allowed: true } };
   }
+  // Keyed with the limits too: a site whose limits were raised is not held to a refusal
+  // made under the old ones.
+  const refusalKey = `${key}:${limits.ipPerSecond}:${limits.ipBurst}`;
+  const refused = refusals.get(refusalKey);
+  if (refused && refused.until > now && need >= refused.need)
+    return {
+      known: { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((refused.until - now) / 1000)) },
+    };
+  return { pending: leaseFromBucket(env, key, refusalKey, need, limits) };
+}
+
+/** Takes `cost` tokens from the IP's bucket (from this isolate's lease when it holds enough). */
+export async function checkIpLimit(env: Env, site: Site, ip: string, cost = 1): Promise<RateDecision> {
+  const verdict = await ipLimitVerdict(env, site, ip, cost);
+  return 'known' in verdict ? verdict.known : verdict.pending;
+}
+
+/**
+ * Runs `work` (a decision's reads) under the per-IP limit without making it wait for the
+ * bucket: not at all when this isolate already knows the address is over its limit, else
+ * alongside the bucket's answer, which is waited for at most `budgetMs` (a limiter that is
+ * slow or failing allows, as one that forgot its buckets does). Most requests of a visitor
+ * find no lease (it lasts a second; a page asks a few times per view), so waiting for the
+ * bucket first would add a Durable Object round trip to most answers.
+ */
+export async function underIpLimit<T>(
+  env: Env,
+  site: Site,
+  ip: string,
+  budgetMs: number,
+  work: () => Promise<T>,
+): Promise<{ allowed: true; value: T } | { allowed: false; retryAfterSeconds: number }> {
+  const verdict = await ipLimitVerdict(env, site, ip).catch((): { known: RateDecision } => ({
+    known: { allowed: true },
+  }));
+  if ('known' in verdict && !verdict.known.allowed) return verdict.known;
+  const [rate, value] = await Promise.all([
+    'known' in verdict
+      ? verdict.known
+      : withinBudget<RateDecision>(verdict.pending, budgetMs, { allowed: true }),
+    work(),
+  ]);
+  return rate.allowed ? { allowed: true, value } : rate;
+}
+
+async function leaseFromBucket(
+  env: Env,
+  key: string,
+  refusalKey: string,
+  need: number,
+  limits: RateLimitSettings,
+): Promise<RateDecision> {
+  const now = Date.now();
+  const lease = leases.get(key);
   const leased = lease && lease.until > now ? lease.tokens : 0;
   // A tenth of the burst per lease: small limits stay exact, large ones cost few calls. The
   // bucket grants nothing unless it holds what this request still lacks (its `min`): tokens
@@ -74,7 +148,14 @@ export async function checkIpLimit(env: Env, site: Site, ip: string, cost = 1): 
     want,
     need - leased,
   );
-  if (result.granted === 0) return { allowed: false, retryAfterSeconds: result.retryAfterSeconds };
+  if (result.granted === 0) {
+    // Until the time the answer names, the bucket cannot pay this much (other isolates only
+    // take from it): the isolate refuses such requests itself meanwhile.
+    if (refusals.size > 10_000) refusals.clear();
+    refusals.set(refusalKey, { need, until: now + result.retryAfterSeconds * 1000 });
+    return { allowed: false, retryAfterSeconds: result.retryAfterSeconds };
+  }
+  refusals.delete(refusalKey);
   if (leases.size > 10_000) leases.clear();
   // Requests that arrived together each found the lease empty and each leased a block:
   // add this block to what the others left, or all but the last block would be lost to the

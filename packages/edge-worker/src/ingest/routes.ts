@@ -21,7 +21,7 @@ import { count, log, logRequest, maybeFlushStats, traceparentOf } from '../obser
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
 import { readBodyDecoded, readBodyLimited } from './body.ts';
 import { ingestBatch, type PipelineOutcome } from './pipeline.ts';
-import { checkIpLimit } from './rate-limit.ts';
+import { checkIpLimit, clientAddress } from './rate-limit.ts';
 import { bodyWriteKey, parseSegmentBody, readSegmentJson, type SegmentCall } from './segment.ts';
 
 export const ingestRoutes = new Hono<AppEnv>();
@@ -61,10 +61,6 @@ function waitUntil(c: IngestContext, promise: Promise<unknown>): void {
       log('warn', 'background.failed', { error: err instanceof Error ? err.name : 'unknown' }),
     );
   }
-}
-
-function clientIp(c: IngestContext): string {
-  return c.req.header('cf-connecting-ip') ?? 'unknown';
 }
 
 /** The response body and status of a judged batch: 200, 207 with per-event errors, or 400 when nothing was valid. */
@@ -163,7 +159,7 @@ async function collect(c: IngestContext, stages: Stages): Promise<Response> {
   if (!trusted) {
     const rateStarted = Date.now();
     const browsers = new Set(parsed.events.map(({ event }) => event.anonymousId)).size;
-    const rate = await checkIpLimit(c.env, site, clientIp(c), browsers);
+    const rate = await checkIpLimit(c.env, site, clientAddress(c.req.raw.headers), browsers);
     stages.rateMs = Date.now() - rateStarted;
     if (!rate.allowed) {
       count('rate_limited', parsed.events.length);

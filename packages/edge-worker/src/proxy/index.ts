@@ -19,6 +19,7 @@ import {
   productFromPath,
 } from '../decide/decide.ts';
 import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.ts';
+import { clientAddress, underIpLimit } from '../ingest/rate-limit.ts';
 import { log } from '../observability/index.ts';
 import { rewriteSlots, type SlotRequest } from '../rewrite/index.ts';
 import { renderDecision } from '../rewrite/render.ts';
@@ -334,12 +335,22 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     // The site and the decision's reads (profile, catalog, co-visits) run while the origin
     // is answering; nothing below waits for the decision before the headers go out.
     const siteLookup = document ? firstPartySite(c.env, url, undefined) : Promise.resolve(undefined);
+    // A page's decision reads the profile of whatever id the cookie names: limited per IP as
+    // /v1/decide is (the same bucket). Over the limit the page is the origin's, undecided.
     const prepared =
       aid === undefined
         ? undefined
-        : siteLookup.then((site) =>
-            site ? prepareFor(c.env, site, aid, url, browserConsent, deadline - Date.now()) : null,
-          );
+        : siteLookup.then(async (site) => {
+            if (!site) return null;
+            const limited = await underIpLimit(
+              c.env,
+              site,
+              clientAddress(c.req.raw.headers),
+              deadline - Date.now(),
+              () => prepareFor(c.env, site, aid, url, browserConsent, deadline - Date.now()),
+            );
+            return limited.allowed ? limited.value : null;
+          });
     // A fresh visitor whose consent cookie grants a stored id gets one minted only if that
     // choice was made under the site's policy in force: its configuration is read meanwhile.
     const policyLookup =
