@@ -31,6 +31,21 @@ const CATALOG_COLLECTIONS = new Set(['products', 'slot_content', 'trigger_rules'
 
 const fail = (code: string, message: string) => ({ error: { code, message } });
 
+/** How long Directus should wait before sending a change notice again: past KV's one write a second per key. */
+const RETRY_AFTER_S = 2;
+
+/** The weak HOOK_SECRET this isolate last reported: one log line, not one per unauthenticated call. */
+let reportedHookSecret: string | undefined;
+
+function reportWeakHookSecret(secret: string): void {
+  if (reportedHookSecret === secret) return;
+  reportedHookSecret = secret;
+  log(
+    'error',
+    `HOOK_SECRET is ${secret === '' ? 'unset' : `shorter than ${MIN_HOOK_SECRET_CHARS} characters`}: every Directus hook is refused (set a long random secret, in Directus's ATTUNE_HOOK_SECRET too)`,
+  );
+}
+
 hookRoutes.post('/v1/hooks/directus', async (c) => {
   // Unauthenticated until the signature is checked: read at most the limit (a body of
   // unknown length is streamed and cut off there), never buffer whatever is sent.
@@ -41,12 +56,9 @@ hookRoutes.post('/v1/hooks/directus', async (c) => {
       : c.json(fail('invalid_json', 'hook body could not be read'), 400);
   }
   const body = read.text;
-  if ((c.env.HOOK_SECRET ?? '').length < MIN_HOOK_SECRET_CHARS)
-    log(
-      'error',
-      `HOOK_SECRET is unset or shorter than ${MIN_HOOK_SECRET_CHARS} characters: every Directus hook is refused (set a long random secret, in Directus's ATTUNE_HOOK_SECRET too)`,
-    );
-  if (!(await verifyHookSignature(c.env.HOOK_SECRET ?? '', body, c.req.header('x-attune-signature')))) {
+  const secret = c.env.HOOK_SECRET ?? '';
+  if (secret.length < MIN_HOOK_SECRET_CHARS) reportWeakHookSecret(secret);
+  if (!(await verifyHookSignature(secret, body, c.req.header('x-attune-signature')))) {
     return c.json(
       fail('bad_signature', 'X-Attune-Signature is missing or does not match the body (HOOK_SECRET)'),
       401,
@@ -71,13 +83,31 @@ hookRoutes.post('/v1/hooks/directus', async (c) => {
     return c.json(fail('stale_hook', 'hook `at` is too far from the edge clock; it may be a replay'), 400);
   }
   const invalidated: string[] = [];
-  if (CATALOG_COLLECTIONS.has(hook.collection)) {
-    await invalidateCatalog(c.env);
-    invalidated.push('catalog');
-  }
-  if (hook.collection === 'consent_categories') {
-    await invalidateConsentConfig(c.env);
-    invalidated.push('consent-config');
+  try {
+    if (CATALOG_COLLECTIONS.has(hook.collection)) {
+      await invalidateCatalog(c.env);
+      invalidated.push('catalog');
+    }
+    if (hook.collection === 'consent_categories') {
+      await invalidateConsentConfig(c.env);
+      invalidated.push('consent-config');
+    }
+  } catch (e) {
+    // KV takes one write a second per key and putChangeMarker has already tried twice: a
+    // marketer's bulk edit sends bursts. Not our fault and worth sending again, so no 500.
+    log('warn', 'hook.change_not_published', {
+      collection: hook.collection,
+      // KV's own message (a status, never the hook's keys).
+      error: e instanceof Error ? e.message.slice(0, 200) : 'unknown',
+    });
+    return c.json(
+      fail(
+        'kv_unavailable',
+        `this isolate's own caches were cleared, but the change could not be published to the other isolates (KV refused the write); send the same notice again after ${RETRY_AFTER_S} s (else the scheduled check publishes it within 5 minutes)`,
+      ),
+      503,
+      { 'retry-after': String(RETRY_AFTER_S) },
+    );
   }
   return c.json({ ok: true, collection: hook.collection, invalidated });
 });
