@@ -23,7 +23,6 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SHOP_DIR = join(REPO_ROOT, 'examples', 'nextjs-shop');
 const DIRECTUS_DIR = join(REPO_ROOT, 'services', 'directus');
 const WRITE_KEY = 'pk_demo_attune';
-const PLACEHOLDERS = new Set(['', 'change-me', 'sk_change_me']);
 
 /** Default ports of `./attune up`. */
 export const DEFAULT_PORTS = { shop: 3000, worker: 8787, directus: 8055 };
@@ -55,12 +54,16 @@ function writeDotenv(path, vars, header) {
 }
 
 /**
- * The Worker's local secrets: kept when present, random where missing or still the
- * example's placeholders. Returns the values plus the identity secret and server key.
+ * A secret the Worker would not take: unset, or under 16 characters (every placeholder of
+ * .dev.vars.example is). The Worker refuses such an ADMIN_TOKEN, HOOK_SECRET, identity
+ * secret, server key and privacy token alike.
  */
-/** A token the Worker would not take: unset, or under 16 characters (every placeholder is). */
 const tooWeak = (value) => typeof value !== 'string' || value.length < 16;
 
+/**
+ * The Worker's local secrets: kept when the Worker would take them, random where missing or
+ * too weak (the example's placeholders). Returns the values plus the site's secrets.
+ */
 export function ensureSecrets(devVarsPath) {
   const vars = existsSync(devVarsPath) ? parseDotenv(readFileSync(devVarsPath, 'utf8')) : {};
   let sites = {};
@@ -71,11 +74,13 @@ export function ensureSecrets(devVarsPath) {
   }
   const demo = sites.demo ?? {};
   let changed = !existsSync(devVarsPath);
-  if (PLACEHOLDERS.has(demo.identitySecret ?? '')) {
+  // The shop signs user ids with the identity secret and Directus's order Flow sends the
+  // server key: both get the new values from here, as the Worker does.
+  if (tooWeak(demo.identitySecret)) {
     demo.identitySecret = secret();
     changed = true;
   }
-  if (PLACEHOLDERS.has(demo.serverKey ?? '')) {
+  if (tooWeak(demo.serverKey)) {
     demo.serverKey = `sk_${secret(24)}`;
     changed = true;
   }

@@ -9,7 +9,7 @@ export default defineConfig({
       miniflare: {
         bindings: {
           ATTUNE_SITE_SECRETS: JSON.stringify({
-            demo: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server' },
+            demo: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server_key' },
           }),
           ADMIN_TOKEN: 'test-admin-token',
           HOOK_SECRET: 'test-hook-secret',

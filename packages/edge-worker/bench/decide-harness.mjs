@@ -162,7 +162,7 @@ export async function startStack() {
       `ORIGIN_URL:http://127.0.0.1:${PORTS.origin}`,
       // Its own secrets: a clean clone has no .dev.vars (`./attune up` writes one).
       '--var',
-      `ATTUNE_SITE_SECRETS:${JSON.stringify({ demo: { identitySecret: 'bench-identity', serverKey: 'sk_bench' } })}`,
+      `ATTUNE_SITE_SECRETS:${JSON.stringify({ demo: { identitySecret: 'bench-identity-secret', serverKey: 'sk_bench_server_key' } })}`,
       '--var',
       `ATTUNE_SITES:${JSON.stringify(benchSites())}`,
       '--var',

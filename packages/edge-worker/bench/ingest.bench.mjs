@@ -106,7 +106,7 @@ function benchConfig(label, main) {
   writeFileSync(
     join(dir, '.dev.vars'),
     [
-      `ATTUNE_SITE_SECRETS=${JSON.stringify({ bench: { identitySecret: 'bench-identity', serverKey: 'sk_bench' } })}`,
+      `ATTUNE_SITE_SECRETS=${JSON.stringify({ bench: { identitySecret: 'bench-identity-secret', serverKey: 'sk_bench_server_key' } })}`,
       `ADMIN_TOKEN=${ADMIN_TOKEN}`,
       'HOOK_SECRET=bench',
       'DIRECTUS_TOKEN=bench',

@@ -68,8 +68,9 @@ export async function siteOfServerKey(env: Env, key: string): Promise<Site | und
   if (key === '') return undefined;
   let found: Site | undefined;
   for (const site of await listSites(env)) {
-    // Compare with every site so timing does not reveal which one matched.
-    if (timingSafeEqualText(key, site.serverKey)) found = site;
+    // Compare with every site so timing does not reveal which one matched. A site whose
+    // configured key is too short to be secret has none (sites/index.ts).
+    if (site.serverKey !== undefined && timingSafeEqualText(key, site.serverKey)) found = site;
   }
   return found;
 }

@@ -20,10 +20,14 @@ const twoSites = {
     { id: 'other', writeKey: 'pk_other_attune', allowedOrigins: ['http://other.test'] },
   ]),
   ATTUNE_SITE_SECRETS: JSON.stringify({
-    demo: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server', privacyToken: SHOP_TOKEN },
+    demo: {
+      identitySecret: 'test-identity-secret',
+      serverKey: 'sk_test_server_key',
+      privacyToken: SHOP_TOKEN,
+    },
     other: {
       identitySecret: 'other-identity-secret',
-      serverKey: 'sk_other_server',
+      serverKey: 'sk_other_server_key',
       privacyToken: OTHER_TOKEN,
     },
   }),
@@ -34,8 +38,12 @@ const sitesWithTokens = (demo: string, other: string) =>
   ({
     ...twoSites,
     ATTUNE_SITE_SECRETS: JSON.stringify({
-      demo: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server', privacyToken: demo },
-      other: { identitySecret: 'other-identity-secret', serverKey: 'sk_other_server', privacyToken: other },
+      demo: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server_key', privacyToken: demo },
+      other: {
+        identitySecret: 'other-identity-secret',
+        serverKey: 'sk_other_server_key',
+        privacyToken: other,
+      },
     }),
   }) as unknown as Env;
 
@@ -96,10 +104,14 @@ describe("a site's privacy token", () => {
       ATTUNE_SITE_SECRETS: JSON.stringify({
         demo: {
           identitySecret: 'test-identity-secret',
-          serverKey: 'sk_test_server',
+          serverKey: 'sk_test_server_key',
           privacyToken: SHOP_TOKEN,
         },
-        other: { identitySecret: 'other-identity-secret', serverKey: 'sk_other_server', privacyToken: null },
+        other: {
+          identitySecret: 'other-identity-secret',
+          serverKey: 'sk_other_server_key',
+          privacyToken: null,
+        },
       }),
     } as unknown as Env;
     expect((await send('GET', person, SHOP_TOKEN, unset)).status).toBe(200);
@@ -116,7 +128,8 @@ describe("a site's privacy token", () => {
     ).toBe(401);
     // A token that is a server key is not taken either.
     expect(
-      (await send('GET', person, 'sk_other_server', sitesWithTokens('sk_other_server', OTHER_TOKEN))).status,
+      (await send('GET', person, 'sk_other_server_key', sitesWithTokens('sk_other_server_key', OTHER_TOKEN)))
+        .status,
     ).toBe(401);
     // Nor one of the Worker's own secrets: a shop would hold the Directus token or the hook
     // secret, or, with the admin token, every site's people and the operator routes.

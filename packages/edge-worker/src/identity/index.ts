@@ -13,13 +13,25 @@ export function signUserId(secret: string, userId: string): Promise<string> {
   return hmacHex(secret, userId);
 }
 
-/** Whether `signature` is the valid HMAC-SHA256 of `userId` under `secret` (constant-time). */
+/**
+ * An identity secret shorter than this verifies nothing: a placeholder (the example file's
+ * `change-me`) or a guessable secret would let anyone sign any user id and be that person.
+ * Checked here, where every signature is verified, so no caller can forget it; the site
+ * directory logs such a site once (sites/index.ts).
+ */
+export const MIN_IDENTITY_SECRET_CHARS = 16;
+
+/**
+ * Whether `signature` is the valid HMAC-SHA256 of `userId` under `secret` (constant-time).
+ * A secret under MIN_IDENTITY_SECRET_CHARS verifies nothing.
+ */
 export async function verifyUserId(
   secret: string,
   userId: string,
   signature: string | undefined,
 ): Promise<boolean> {
-  if (signature === undefined || signature.length !== 64 || secret === '') return false;
+  if (signature === undefined || signature.length !== 64 || secret.length < MIN_IDENTITY_SECRET_CHARS)
+    return false;
   const expected = await hmacHex(secret, userId);
   return timingSafeEqualText(expected, signature.toLowerCase());
 }

@@ -18,7 +18,7 @@ export const ORIGIN = 'http://localhost:3000';
 export const WRITE_KEY = 'pk_demo_attune';
 export const SITE = 'demo';
 export const IDENTITY_SECRET = 'test-identity-secret';
-export const SERVER_KEY = 'sk_test_server';
+export const SERVER_KEY = 'sk_test_server_key';
 export const ADMIN_TOKEN = 'test-admin-token';
 
 export const ALL: ConsentState = {

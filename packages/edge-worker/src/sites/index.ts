@@ -4,6 +4,7 @@
  * ATTUNE_SITE_SECRETS secret) now, Directus-managed later; parsed once per isolate.
  */
 import { z } from 'zod';
+import { MIN_IDENTITY_SECRET_CHARS } from '../identity/index.ts';
 import { log } from '../observability/index.ts';
 
 /** Per-site rate limits: token buckets refilled per second, with a burst size. */
@@ -24,8 +25,16 @@ export interface Site {
   id: string;
   writeKey: string;
   allowedOrigins: string[];
+  /**
+   * Verifies signed user ids (see identity/index.ts: one under MIN_IDENTITY_SECRET_CHARS
+   * verifies nothing) and salts the rate limiter's pseudonymous IP keys.
+   */
   identitySecret: string;
-  serverKey: string;
+  /**
+   * What the site's server producers send as Basic username. Absent when the configured one
+   * is shorter than MIN_SERVER_KEY_CHARS: then no request is trusted as the site's server.
+   */
+  serverKey?: string;
   /**
    * The site's own token for its people routes (access and erasure of its people, no other
    * site's, no operator route): what a shop's server holds instead of the Worker's ADMIN_TOKEN.
@@ -47,12 +56,21 @@ const SiteVarSchema = z.object({
   allowedOrigins: z.array(z.string().max(256)).max(100).default([]),
   settings: z.looseObject({}).default({}),
 });
+// Any string: one too short to use is not a reason to drop the site (see buildDirectory).
 const SiteSecretSchema = z.object({
-  identitySecret: z.string().min(1),
-  serverKey: z.string().min(1),
+  identitySecret: z.string(),
+  serverKey: z.string(),
   // Checked site by site (grantPrivacyTokens): one bad token must not fail every site's secrets.
   privacyToken: z.unknown().optional(),
 });
+type SiteSecrets = z.infer<typeof SiteSecretSchema>;
+
+/**
+ * A server key shorter than this authenticates nothing: a placeholder (the example file's
+ * `sk_change_me`) or a guessable key would let anyone send trusted events with unsigned
+ * user ids.
+ */
+export const MIN_SERVER_KEY_CHARS = 16;
 // A bucket holds whole requests: a burst below 1 could never grant one (every request a 429).
 const RateLimitSchema = z
   .object({
@@ -70,13 +88,38 @@ interface SiteDirectory {
 
 let cached: { inputs: readonly (string | undefined)[]; directory: SiteDirectory } | undefined;
 
-function parseJson(text: string | undefined): unknown {
-  if (text === undefined || text === '') return undefined;
+type JsonRead = { ok: true; value: unknown } | { ok: false; problem: string };
+
+/**
+ * Parses a configuration variable. The problem named on failure is the parser's message for
+ * ATTUNE_SITES (plain configuration) but only the position for a secret: V8's message quotes
+ * the text around the mistake, which would put secret values in the log.
+ */
+function readJson(text: string, secret: boolean): JsonRead {
   try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
+    return { ok: true, value: JSON.parse(text) };
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (!secret) return { ok: false, problem: message.slice(0, 300) };
+    const position = /position (\d+)/.exec(message)?.[1];
+    return {
+      ok: false,
+      problem: position === undefined ? 'a syntax error' : `a syntax error at position ${position}`,
+    };
   }
+}
+
+/** The first zod issue as `<where>.<path>: <message>` (zod's messages name types and sizes, never values). */
+function firstIssue(error: z.ZodError, where: string): string {
+  const issue = error.issues[0];
+  const path = issue?.path.map(String).join('.') ?? '';
+  return `${where}${path === '' ? '' : `.${path}`}: ${issue?.message ?? 'invalid'}`;
+}
+
+/** A site id for log fields, from an entry that may not be valid. */
+function idOf(entry: unknown): string | undefined {
+  if (entry === null || typeof entry !== 'object' || !('id' in entry)) return undefined;
+  return typeof entry.id === 'string' ? entry.id.slice(0, 64) : undefined;
 }
 
 /**
@@ -102,48 +145,134 @@ function normalizeOrigin(entry: string, siteId: string): string {
   return url.origin;
 }
 
+/** What ATTUNE_SITES lists: its valid sites, and the id of every entry, valid or not. */
+interface SiteList {
+  sites: z.infer<typeof SiteVarSchema>[];
+  ids: Set<string>;
+}
+
 /**
- * Builds the site directory from configuration. A site without secrets is skipped (and
- * logged once), because an unsigned identity or a missing server key would be unsafe; so
- * is a site whose id, write key or server key an earlier site already has (one would
- * silently take the other's traffic), and a site whose server key equals a write key (write
- * keys are public: anyone could send trusted events with unsigned user ids). Invalid rate
- * limits are logged and the defaults used.
+ * The sites of ATTUNE_SITES, each validated on its own: one bad entry is skipped and logged,
+ * naming the field, and the others are served. Every mistake is logged, since each one
+ * otherwise shows only as every request of a site answered 401 "unknown write key".
+ * Undefined when the variable cannot be read at all.
+ */
+function readSiteList(sitesText: string | undefined): SiteList | undefined {
+  if (sitesText === undefined || sitesText.trim() === '') {
+    log('error', 'ATTUNE_SITES is unset: no site is served (every request is 401 "unknown write key")');
+    return undefined;
+  }
+  const read = readJson(sitesText, false);
+  if (!read.ok) {
+    log('error', `ATTUNE_SITES is not valid JSON (${read.problem}): no site is served`);
+    return undefined;
+  }
+  if (!Array.isArray(read.value)) {
+    log('error', 'ATTUNE_SITES is not a JSON array of sites ([{"id", "writeKey", …}]): no site is served');
+    return undefined;
+  }
+  const list: SiteList = { sites: [], ids: new Set() };
+  read.value.forEach((entry: unknown, index) => {
+    const siteId = idOf(entry);
+    if (siteId !== undefined) list.ids.add(siteId);
+    const parsed = SiteVarSchema.safeParse(entry);
+    if (parsed.success) list.sites.push(parsed.data);
+    else
+      log('error', `${firstIssue(parsed.error, `ATTUNE_SITES[${index}]`)}; site skipped`, {
+        ...(siteId !== undefined && { siteId }),
+      });
+  });
+  return list;
+}
+
+/** Each site's secrets, and the sites whose secrets are there but invalid (logged already). */
+interface SecretsBySite {
+  valid: Map<string, SiteSecrets>;
+  invalid: Set<string>;
+}
+
+/**
+ * The secrets of ATTUNE_SITE_SECRETS by site id, each site's validated on its own (a site
+ * whose secrets are invalid is skipped, the others are served). Undefined when the variable
+ * cannot be read at all; logged either way, never with a value.
+ */
+function readSiteSecrets(secretsText: string, listed: ReadonlySet<string>): SecretsBySite | undefined {
+  const secrets: SecretsBySite = { valid: new Map(), invalid: new Set() };
+  if (secretsText.trim() === '') return secrets;
+  const read = readJson(secretsText, true);
+  if (!read.ok) {
+    log('error', `ATTUNE_SITE_SECRETS is not valid JSON (${read.problem}): no site is served`);
+    return undefined;
+  }
+  if (read.value === null || typeof read.value !== 'object' || Array.isArray(read.value)) {
+    log(
+      'error',
+      'ATTUNE_SITE_SECRETS is not a JSON object ({"<site id>": {"identitySecret", "serverKey", "privacyToken"?}}): no site is served',
+    );
+    return undefined;
+  }
+  for (const [siteId, entry] of Object.entries(read.value)) {
+    if (!listed.has(siteId)) {
+      // Not a secret: the id of a site whose secrets would otherwise be silently unused (a typo).
+      log('error', 'ATTUNE_SITE_SECRETS has secrets for a site ATTUNE_SITES does not list; unused', {
+        siteId: siteId.slice(0, 64),
+      });
+      continue;
+    }
+    const parsed = SiteSecretSchema.safeParse(entry);
+    if (parsed.success) secrets.valid.set(siteId, parsed.data);
+    else {
+      secrets.invalid.add(siteId);
+      log('error', `${firstIssue(parsed.error, `ATTUNE_SITE_SECRETS.${siteId}`)}; site skipped`, { siteId });
+    }
+  }
+  return secrets;
+}
+
+/**
+ * Builds the site directory from configuration (once per isolate and configuration: every
+ * line logged here is logged once). A site without valid secrets is skipped, because an
+ * unsigned identity or a missing server key would be unsafe; so is a site whose id, write
+ * key or server key an earlier site already has (one would silently take the other's
+ * traffic), and a site whose server key equals a write key (write keys are public: anyone
+ * could send trusted events with unsigned user ids). An identity secret or server key too
+ * short to be secret is not a reason to skip the site (its browsers' anonymous traffic is
+ * still served): that secret is simply not honoured, and logged. Invalid rate limits are
+ * logged and the defaults used.
  */
 function buildDirectory(
-  sitesText: string,
+  sitesText: string | undefined,
   secretsText: string,
   workerSecrets: ReadonlySet<string>,
 ): SiteDirectory {
   const directory: SiteDirectory = { byWriteKey: new Map(), byId: new Map() };
-  const rawSites = parseJson(sitesText);
-  const rawSecrets = parseJson(secretsText);
-  const secrets = z.record(z.string(), SiteSecretSchema).safeParse(rawSecrets ?? {});
-  const list = z.array(SiteVarSchema).safeParse(rawSites ?? []);
-  if (!list.success || !secrets.success) {
-    log('error', 'site configuration unreadable');
-    return directory;
-  }
-  const writeKeys = new Set(list.data.map((s) => s.writeKey));
+  const list = readSiteList(sitesText);
+  if (list === undefined) return directory;
+  const secrets = readSiteSecrets(secretsText, list.ids);
+  if (secrets === undefined) return directory;
+  const writeKeys = new Set(list.sites.map((s) => s.writeKey));
   const serverKeys = new Set<string>();
-  for (const s of list.data) {
-    const secret = Object.hasOwn(secrets.data, s.id) ? secrets.data[s.id] : undefined;
+  for (const s of list.sites) {
+    const secret = secrets.valid.get(s.id);
     if (!secret) {
-      log('error', 'site has no secrets; skipped', { siteId: s.id });
+      if (!secrets.invalid.has(s.id))
+        log('error', 'site has no secrets in ATTUNE_SITE_SECRETS; skipped', { siteId: s.id });
       continue;
     }
+    // A short key authenticates nothing, so it cannot take another site's traffic either.
+    const serverKey = secret.serverKey.length >= MIN_SERVER_KEY_CHARS ? secret.serverKey : undefined;
     const taken = directory.byId.has(s.id)
       ? 'id'
       : directory.byWriteKey.has(s.writeKey)
         ? 'writeKey'
-        : serverKeys.has(secret.serverKey)
+        : serverKey !== undefined && serverKeys.has(serverKey)
           ? 'serverKey'
           : undefined;
     if (taken !== undefined) {
       log('error', `site ${taken} is already taken by an earlier site; skipped`, { siteId: s.id });
       continue;
     }
-    if (writeKeys.has(secret.serverKey)) {
+    if (serverKey !== undefined && writeKeys.has(serverKey)) {
       log(
         'error',
         'site serverKey equals a write key, which is public; skipped (give it a secret key of its own)',
@@ -151,6 +280,18 @@ function buildDirectory(
       );
       continue;
     }
+    if (serverKey === undefined)
+      log(
+        'error',
+        `site serverKey is shorter than ${MIN_SERVER_KEY_CHARS} characters (a placeholder?): no request is trusted as the site's server (its server producers are refused) until it is a long random key; the site's browser traffic is served`,
+        { siteId: s.id },
+      );
+    if (secret.identitySecret.length < MIN_IDENTITY_SECRET_CHARS)
+      log(
+        'error',
+        `site identitySecret is shorter than ${MIN_IDENTITY_SECRET_CHARS} characters (a placeholder?): no user id signed with it is taken (such events are refused, decisions are anonymous) until it is a long random secret; the site's anonymous traffic is served`,
+        { siteId: s.id },
+      );
     const rate = RateLimitSchema.safeParse(s.settings.rateLimit ?? {});
     if (!rate.success) {
       const issue = rate.error.issues[0];
@@ -165,14 +306,14 @@ function buildDirectory(
       writeKey: s.writeKey,
       allowedOrigins: s.allowedOrigins.map((o) => normalizeOrigin(o, s.id)),
       identitySecret: secret.identitySecret,
-      serverKey: secret.serverKey,
+      ...(serverKey !== undefined && { serverKey }),
       settings: { ...s.settings, rateLimit: { ...DEFAULT_RATE_LIMIT, ...(rate.success ? rate.data : {}) } },
     };
     directory.byWriteKey.set(site.writeKey, site);
     directory.byId.set(site.id, site);
-    serverKeys.add(site.serverKey);
+    if (serverKey !== undefined) serverKeys.add(serverKey);
   }
-  grantPrivacyTokens(directory, secrets.data, writeKeys, workerSecrets);
+  grantPrivacyTokens(directory, secrets.valid, writeKeys, workerSecrets);
   return directory;
 }
 
@@ -190,15 +331,18 @@ const MIN_PRIVACY_TOKEN_CHARS = 16;
  */
 function grantPrivacyTokens(
   directory: SiteDirectory,
-  secrets: Record<string, { serverKey: string; privacyToken?: unknown }>,
+  secrets: ReadonlyMap<string, SiteSecrets>,
   writeKeys: ReadonlySet<string>,
   workerSecrets: ReadonlySet<string>,
 ): void {
   const sites = [...directory.byId.values()];
   // A site's other secrets: its server can sign user ids or send server events with them.
-  const siteSecrets = new Set(sites.flatMap((site) => [site.serverKey, site.identitySecret]));
-  const tokenOf = (site: Site) =>
-    Object.hasOwn(secrets, site.id) ? secrets[site.id]?.privacyToken : undefined;
+  const siteSecrets = new Set(
+    sites.flatMap((site) =>
+      (site.serverKey === undefined ? [] : [site.serverKey]).concat(site.identitySecret),
+    ),
+  );
+  const tokenOf = (site: Site) => secrets.get(site.id)?.privacyToken;
   const tokens = sites.flatMap((site) => tokenOf(site) ?? []);
   for (const site of sites) {
     const token = tokenOf(site);

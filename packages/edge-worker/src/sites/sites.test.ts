@@ -1,19 +1,22 @@
 /**
  * The site directory built from configuration: mistakes an operator can make in
- * ATTUNE_SITES are refused with a log line that names them, never applied silently.
+ * ATTUNE_SITES and ATTUNE_SITE_SECRETS are refused with a log line that names them, never
+ * applied silently, and one site's mistake takes no other site down.
  */
 import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { siteByServerKey } from '../admin/auth.ts';
-import { getSiteById, getSiteByWriteKey, isOriginAllowed } from './index.ts';
+import { signUserId, verifyUserId } from '../identity/index.ts';
+import { ALL, anonId, call, collect, makeEvent, productView } from '../ingest/test-support.ts';
+import { getSiteById, getSiteByWriteKey, isOriginAllowed, listSites } from './index.ts';
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
 const secrets = JSON.stringify({
-  one: { identitySecret: 'secret-1', serverKey: 'sk-1' },
-  two: { identitySecret: 'secret-2', serverKey: 'sk-2' },
+  one: { identitySecret: 'identity-secret-one', serverKey: 'sk_server_key_one' },
+  two: { identitySecret: 'identity-secret-two', serverKey: 'sk_server_key_two' },
 });
 
 function configured(sites: unknown[], siteSecrets: string = secrets): Env {
@@ -54,12 +57,12 @@ describe('site configuration', () => {
         { id: 'two', writeKey: 'pk_two' },
       ],
       JSON.stringify({
-        one: { identitySecret: 'secret-1', serverKey: 'sk-same' },
-        two: { identitySecret: 'secret-2', serverKey: 'sk-same' },
+        one: { identitySecret: 'identity-secret-one', serverKey: 'sk_server_key_same' },
+        two: { identitySecret: 'identity-secret-two', serverKey: 'sk_server_key_same' },
       }),
     );
     // Server events for site one must never land in site two.
-    expect((await siteByServerKey(config, basic('sk-same')))?.id).toBe('one');
+    expect((await siteByServerKey(config, basic('sk_server_key_same')))?.id).toBe('one');
     expect(await getSiteById(config, 'two')).toBeUndefined();
     expect(logged(errors)).toContain('site serverKey is already taken by an earlier site; skipped');
   });
@@ -69,16 +72,16 @@ describe('site configuration', () => {
     const config = configured(
       [
         { id: 'one', writeKey: 'pk_one' },
-        { id: 'two', writeKey: 'pk_two' },
+        { id: 'two', writeKey: 'pk_two_public_write_key' },
       ],
       JSON.stringify({
-        one: { identitySecret: 'secret-1', serverKey: 'pk_two' },
-        two: { identitySecret: 'secret-2', serverKey: 'sk-2' },
+        one: { identitySecret: 'identity-secret-one', serverKey: 'pk_two_public_write_key' },
+        two: { identitySecret: 'identity-secret-two', serverKey: 'sk_server_key_two' },
       }),
     );
-    expect(await siteByServerKey(config, basic('pk_two'))).toBeUndefined();
+    expect(await siteByServerKey(config, basic('pk_two_public_write_key'))).toBeUndefined();
     expect(await getSiteById(config, 'one')).toBeUndefined();
-    expect((await getSiteById(config, 'two'))?.serverKey).toBe('sk-2');
+    expect((await getSiteById(config, 'two'))?.serverKey).toBe('sk_server_key_two');
     expect(logged(errors)).toContain('site serverKey equals a write key, which is public; skipped');
   });
 
@@ -106,5 +109,191 @@ describe('site configuration', () => {
       'entry https://app.example/checkout is not an origin; https://app.example is used',
     );
     expect(logged(errors)).not.toContain('shop.example');
+  });
+});
+
+/** The error lines logged while `work` runs. */
+async function errorsDuring(work: () => Promise<unknown>): Promise<string[]> {
+  const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  try {
+    await work();
+    return errors.mock.calls.map((call) => String(call[0]));
+  } finally {
+    errors.mockRestore();
+  }
+}
+
+describe('configuration that cannot be read says what is wrong, once', () => {
+  it('ATTUNE_SITES that is not JSON (a trailing comma) is logged, naming the variable and the parse failure', async () => {
+    const config = {
+      ...env,
+      ATTUNE_SITES: '[{"id":"one","writeKey":"pk_one"},]',
+      ATTUNE_SITE_SECRETS: secrets,
+    } as unknown as Env;
+    const lines = await errorsDuring(async () => {
+      for (let i = 0; i < 3; i++) expect(await getSiteByWriteKey(config, 'pk_one')).toBeUndefined();
+    });
+    // Before, no line at all: every request was a 401 "unknown write key" and nothing said why.
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('ATTUNE_SITES is not valid JSON (');
+  });
+
+  it('ATTUNE_SITE_SECRETS that is not JSON is logged without quoting it (it holds secrets)', async () => {
+    const config = configured(
+      [{ id: 'one', writeKey: 'pk_one' }],
+      '{"one":{"identitySecret":"identity-secret-one","serverKey":"sk_server_key_one",}}',
+    );
+    const lines = await errorsDuring(async () => {
+      expect(await listSites(config)).toEqual([]);
+      expect(await listSites(config)).toEqual([]);
+    });
+    expect(lines).toHaveLength(1);
+    // Before: "site has no secrets; skipped", as if they had been left out.
+    expect(lines[0]).toMatch(/ATTUNE_SITE_SECRETS is not valid JSON \(a syntax error at position \d+\)/);
+    expect(lines[0]).not.toContain('identity-secret-one');
+    expect(lines[0]).not.toContain('sk_server_key_one');
+  });
+
+  it("one site's secrets without a serverKey take only that site down, with the field and site named", async () => {
+    const config = configured(
+      [
+        { id: 'one', writeKey: 'pk_one' },
+        { id: 'two', writeKey: 'pk_two' },
+      ],
+      JSON.stringify({
+        one: { identitySecret: 'identity-secret-one', serverKey: 'sk_server_key_one' },
+        two: { identitySecret: 'identity-secret-two' },
+      }),
+    );
+    const lines = await errorsDuring(async () => {
+      // Before, both were gone, with only "site configuration unreadable".
+      expect((await getSiteByWriteKey(config, 'pk_one'))?.id).toBe('one');
+      expect(await getSiteByWriteKey(config, 'pk_two')).toBeUndefined();
+    });
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({
+      siteId: 'two',
+      msg: expect.stringMatching(/^ATTUNE_SITE_SECRETS\.two\.serverKey: .*expected string.*; site skipped$/),
+    });
+  });
+
+  it('one invalid ATTUNE_SITES entry is skipped with the field named; the others are served', async () => {
+    const config = configured([
+      { id: 'one', writeKey: 'pk_one' },
+      { id: 'two', writeKey: 'pk_two', allowedOrigins: 'https://two.example' },
+    ]);
+    const lines = await errorsDuring(async () => {
+      expect((await getSiteByWriteKey(config, 'pk_one'))?.id).toBe('one');
+      expect(await getSiteByWriteKey(config, 'pk_two')).toBeUndefined();
+    });
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({
+      siteId: 'two',
+      msg: expect.stringMatching(/^ATTUNE_SITES\[1\]\.allowedOrigins: .*; site skipped$/),
+    });
+  });
+
+  it('secrets filed under an id no site has are logged (a typo would leave the site without them)', async () => {
+    const config = configured(
+      [{ id: 'one', writeKey: 'pk_one' }],
+      JSON.stringify({ onr: { identitySecret: 'identity-secret-one', serverKey: 'sk_server_key_one' } }),
+    );
+    const lines = await errorsDuring(() => getSiteByWriteKey(config, 'pk_one'));
+    expect(lines.join('\n')).toContain(
+      'ATTUNE_SITE_SECRETS has secrets for a site ATTUNE_SITES does not list',
+    );
+    expect(lines.join('\n')).toContain('"siteId":"onr"');
+    expect(lines.join('\n')).toContain('site has no secrets in ATTUNE_SITE_SECRETS; skipped');
+  });
+});
+
+describe('secrets too short to be secret', () => {
+  /** The demo site (test-support's write key and origin) with the example file's placeholders. */
+  const placeholders = {
+    ...env,
+    ATTUNE_SITE_SECRETS: JSON.stringify({ demo: { identitySecret: 'change-me', serverKey: 'sk_change_me' } }),
+  } as unknown as Env;
+
+  it('a short identity secret verifies no signature', async () => {
+    const signature = await signUserId('change-me', 'user-1');
+    expect(await verifyUserId('change-me', 'user-1', signature)).toBe(false);
+    const long = 'a-long-identity-secret';
+    expect(await verifyUserId(long, 'user-1', await signUserId(long, 'user-1'))).toBe(true);
+  });
+
+  it("keep the site's anonymous traffic, but take no signed user id and no server producer; logged once, naming site and secret", async () => {
+    const lines = await errorsDuring(async () => {
+      const a = anonId();
+      const forged = makeEvent(a, 'page.viewed', {
+        userId: 'someone-else',
+        userIdSignature: await signUserId('change-me', 'someone-else'),
+      });
+      const res = await collect([productView(a, 'p1', 'shoes'), forged], { env: placeholders });
+      // Before, 200: anyone who guessed the placeholder could sign any user id.
+      expect(res.status).toBe(207);
+      expect(await res.json()).toMatchObject({
+        accepted: 1,
+        rejected: [{ index: 1, errors: [{ path: 'batch[1].userIdSignature' }] }],
+      });
+      // Before, 200: the placeholder server key sent trusted events with unsigned user ids.
+      const server = await call(
+        JSON.stringify({
+          userId: 'someone-else',
+          event: 'Product Added',
+          properties: { product_id: 'p9', category: 'Games' },
+          context: { consent: ALL },
+        }),
+        {
+          path: '/v1/track',
+          origin: null,
+          env: placeholders,
+          headers: { authorization: `Basic ${btoa('sk_change_me:')}`, 'content-type': 'application/json' },
+        },
+      );
+      expect(server.status).toBe(401);
+      expect((await getSiteById(placeholders, 'demo'))?.serverKey).toBeUndefined();
+    });
+    // (Once per reading of the configuration: the test's Durable Objects read the suite's own.)
+    const weak = [...new Set(lines.filter((line) => line.includes('shorter than 16 characters')))];
+    expect(weak.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining({ siteId: 'demo', msg: expect.stringContaining('site serverKey is shorter') }),
+      expect.objectContaining({
+        siteId: 'demo',
+        msg: expect.stringContaining('site identitySecret is shorter'),
+      }),
+    ]);
+    expect(lines.join('\n')).not.toContain('change-me');
+    expect(lines.join('\n')).not.toContain('change_me');
+  });
+
+  it('are logged once per reading of the configuration, not once per request', async () => {
+    const config = configured(
+      [{ id: 'one', writeKey: 'pk_one' }],
+      JSON.stringify({ one: { identitySecret: 'short-secret', serverKey: 'short-key' } }),
+    );
+    const lines = await errorsDuring(async () => {
+      for (let i = 0; i < 3; i++) {
+        expect((await getSiteByWriteKey(config, 'pk_one'))?.id).toBe('one');
+        expect(await siteByServerKey(config, basic('short-key'))).toBeUndefined();
+      }
+    });
+    expect(lines).toHaveLength(2);
+  });
+
+  it('a short server key shared by two sites takes neither down (it authenticates nothing)', async () => {
+    const config = configured(
+      [
+        { id: 'one', writeKey: 'pk_one' },
+        { id: 'two', writeKey: 'pk_two' },
+      ],
+      JSON.stringify({
+        one: { identitySecret: 'identity-secret-one', serverKey: 'sk_change_me' },
+        two: { identitySecret: 'identity-secret-two', serverKey: 'sk_change_me' },
+      }),
+    );
+    await errorsDuring(async () => {
+      expect((await getSiteById(config, 'two'))?.id).toBe('two');
+      expect(await siteByServerKey(config, basic('sk_change_me'))).toBeUndefined();
+    });
   });
 });

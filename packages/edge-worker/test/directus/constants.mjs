@@ -12,5 +12,5 @@ export const DIRECTUS_TEST = {
   adminToken: 'test-admin-token',
   adminEmail: 'admin@example.com',
   adminPassword: 'test-admin-password',
-  serverKey: 'sk_test_server',
+  serverKey: 'sk_test_server_key',
 };
