@@ -3,7 +3,14 @@
  * token) and of server-side producers (a site's server key).
  */
 import { timingSafeEqualText } from '../identity/index.ts';
+import { log } from '../observability/index.ts';
 import { listSites, type Site } from '../sites/index.ts';
+
+/**
+ * An ADMIN_TOKEN shorter than this authorizes nothing: unset, or a placeholder such as the
+ * example file's `change-me`, with which anyone could read and erase every site's people.
+ */
+export const MIN_ADMIN_TOKEN_CHARS = 16;
 
 /** The credentials of an `Authorization` header in `scheme` (schemes are case-insensitive, RFC 9110). */
 function credentialsOf(authorization: string | null | undefined, scheme: string): string | undefined {
@@ -13,9 +20,29 @@ function credentialsOf(authorization: string | null | undefined, scheme: string)
   return authorization.slice(space + 1).trim();
 }
 
-/** Whether `Authorization: Bearer <token>` carries the admin token (constant-time). */
+/**
+ * Whether `Authorization: Bearer <token>` carries the admin token (constant-time). A token
+ * under MIN_ADMIN_TOKEN_CHARS matches nothing.
+ */
 export function isAdmin(env: Env, authorization: string | null | undefined): boolean {
-  return bearerIs(authorization, env.ADMIN_TOKEN);
+  const token = env.ADMIN_TOKEN ?? '';
+  if (token.length < MIN_ADMIN_TOKEN_CHARS) {
+    reportWeakAdminToken(token);
+    return false;
+  }
+  return bearerIs(authorization, token);
+}
+
+/** The weak ADMIN_TOKEN this isolate last reported: one log line, not one per request (any caller can send those). */
+let reportedAdminToken: string | undefined;
+
+function reportWeakAdminToken(token: string): void {
+  if (reportedAdminToken === token) return;
+  reportedAdminToken = token;
+  log(
+    'error',
+    `ADMIN_TOKEN is ${token === '' ? 'unset' : `shorter than ${MIN_ADMIN_TOKEN_CHARS} characters (a placeholder?)`}: every admin request is refused with 401 and the people routes take only a site's privacy token (set a long random token: wrangler secret put ADMIN_TOKEN)`,
+  );
 }
 
 /**
