@@ -1,6 +1,7 @@
 /**
  * The people routes (GET and DELETE /v1/people/:id) and the admin token, as a caller meets
- * them: a weak ADMIN_TOKEN opens nothing.
+ * them: a weak ADMIN_TOKEN opens nothing, no answer is stored by a cache, and a Directus
+ * outage does not put person keys in the answer.
  */
 import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -91,5 +92,63 @@ describe('an ADMIN_TOKEN too short to be secret', () => {
       expect((await send('GET', '/v1/admin/stats', undefined, unset)).status).toBe(401);
     });
     expect(lines.filter((line) => line.includes('ADMIN_TOKEN is unset'))).toHaveLength(1);
+  });
+});
+
+describe('answers of the people routes', () => {
+  it('are never stored by a cache, errors included', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const noStore = async (res: Promise<Response>, status: number) => {
+      const answer = await res;
+      expect(answer.status).toBe(status);
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+    };
+    await noStore(send('GET', personPath(`anon:${a}`, '?site=demo&scope=edge'), 'test-admin-token'), 200);
+    await noStore(
+      send('GET', personPath('anon:nobody-here', '?site=demo&scope=edge'), 'test-admin-token'),
+      404,
+    );
+    await noStore(send('GET', personPath('bogus', '?site=demo'), 'test-admin-token'), 400);
+    await noStore(send('GET', personPath(`anon:${a}`, '?site=demo'), 'wrong'), 401);
+    await noStore(send('GET', personPath(`anon:${a}`, '?site=nope'), 'test-admin-token'), 400);
+    const unreachable = { ...env, DIRECTUS_URL: 'http://127.0.0.1:9' } as unknown as Env;
+    await noStore(send('GET', personPath(`anon:${a}`, '?site=demo'), 'test-admin-token', unreachable), 502);
+    const queueDown = {
+      ...env,
+      EVENTS: {
+        send: () => Promise.reject(new Error('queue down')),
+        sendBatch: () => Promise.reject(new Error('queue down')),
+      },
+    } as unknown as Env;
+    await noStore(send('DELETE', personPath(`anon:${a}`, '?site=demo'), 'test-admin-token', queueDown), 503);
+    await noStore(send('DELETE', personPath(`anon:${a}`, '?site=demo'), 'test-admin-token'), 200);
+    // An unexpected failure: the error handler's 500 carries it too.
+    const broken = {
+      ...env,
+      PROFILE: {
+        idFromName: () => {
+          throw new Error('storage unavailable');
+        },
+      },
+    } as unknown as Env;
+    await errorsDuring(() =>
+      noStore(send('GET', personPath(`anon:${a}`, '?site=demo&scope=edge'), 'test-admin-token', broken), 500),
+    );
+  });
+
+  it('name no person key when Directus cannot be reached (the request path, without its query)', async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const unreachable = { ...env, DIRECTUS_URL: 'http://127.0.0.1:9' } as unknown as Env;
+    const res = await send('GET', personPath(`anon:${a}`, '?site=demo'), 'test-admin-token', unreachable);
+    expect(res.status).toBe(502);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe('directus_unavailable');
+    expect(error.message).toMatch(/Directus unreachable \(GET \/items\/[a-z_]+\)/);
+    // Before: `(GET /items/people?filter=…anon%3A<id>…)`, the person's keys in the answer.
+    expect(error.message).not.toContain('filter');
+    expect(error.message).not.toContain('%3A');
+    expect(error.message).not.toContain(a);
   });
 });

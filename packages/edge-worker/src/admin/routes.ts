@@ -23,6 +23,9 @@ import { type DownstreamHoldings, downstreamKeys, readDownstream, streamAccessAn
 
 export const adminRoutes = new Hono<AppEnv>();
 
+/** Every answer of the people routes, errors included: they carry (or are about) a person's data. */
+const PEOPLE_HEADERS = { 'cache-control': 'no-store' } as const;
+
 adminRoutes.use('/v1/people/*', async (c, next) => {
   // The operator's admin token, or the site's own privacy token for that site's people.
   const site = await siteOf(c.env, c.req.query('site'));
@@ -30,9 +33,12 @@ adminRoutes.use('/v1/people/*', async (c, next) => {
     return c.json(
       errorBody('unauthorized', "send Authorization: Bearer <admin token, or the site's privacy token>"),
       COLLECT_STATUS.unauthorized,
+      PEOPLE_HEADERS,
     );
   }
   await next();
+  // On whatever the route answered: an error it threw is already the error handler's answer here.
+  c.res.headers.set('cache-control', PEOPLE_HEADERS['cache-control']);
 });
 adminRoutes.use('/v1/admin/*', async (c, next) => {
   if (!isAdmin(c.env, c.req.header('authorization'))) {

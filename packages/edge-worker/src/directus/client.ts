@@ -99,6 +99,9 @@ export function directusClient(config: DirectusConfig) {
   const doFetch = config.fetch ?? fetch;
 
   async function request<T>(method: string, path: string, body?: unknown): Promise<T | undefined> {
+    // Errors name the path without its query: a read's filter names people (person keys,
+    // user ids), and these messages reach logs and an access request's 502 answer.
+    const bare = path.split('?')[0] ?? path;
     let res: Response;
     try {
       res = await doFetch(`${base}${path}`, {
@@ -111,8 +114,9 @@ export function directusClient(config: DirectusConfig) {
         ...(config.timeoutMs === undefined ? {} : { signal: AbortSignal.timeout(config.timeoutMs) }),
       });
     } catch (e) {
-      const reason = e instanceof Error ? e.message : String(e);
-      throw new DirectusError(`Directus unreachable (${method} ${path}): ${reason}`, 0, undefined, true);
+      // The runtime's message may quote the URL it could not load (`Fetch API cannot load: …`).
+      const reason = (e instanceof Error ? e.message : String(e)).replace(/\?[^\s'")]*/g, '');
+      throw new DirectusError(`Directus unreachable (${method} ${bare}): ${reason}`, 0, undefined, true);
     }
     const text = await res.text();
     let parsed: unknown;
@@ -124,7 +128,7 @@ export function directusClient(config: DirectusConfig) {
     if (!res.ok) {
       const { message, code } = describeFailure(parsed);
       throw new DirectusError(
-        `Directus ${method} ${path.split('?')[0]} → ${res.status}: ${message}`,
+        `Directus ${method} ${bare} → ${res.status}: ${message}`,
         res.status,
         code,
         isRetryableStatus(res.status),
