@@ -101,3 +101,19 @@ export async function siteOfServerKey(env: Env, key: string): Promise<Site | und
   }
   return found;
 }
+
+/**
+ * The site whose privacy token `Authorization: Bearer <token>` carries, compared in
+ * constant time with every site's: what tells a caller holding a real token that only
+ * `?site` is wrong, while any other caller learns nothing about which sites exist.
+ */
+export async function siteOfPrivacyToken(
+  env: Env,
+  authorization: string | null | undefined,
+): Promise<Site | undefined> {
+  let found: Site | undefined;
+  for (const site of await listSites(env)) {
+    if (bearerIs(authorization, site.privacyToken)) found = site;
+  }
+  return found;
+}

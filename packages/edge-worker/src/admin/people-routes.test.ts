@@ -1,7 +1,8 @@
 /**
  * The people routes (GET and DELETE /v1/people/:id) and the admin token, as a caller meets
- * them: a weak ADMIN_TOKEN opens nothing, no answer is stored by a cache, and a Directus
- * outage does not put person keys in the answer.
+ * them: a weak ADMIN_TOKEN opens nothing, no answer is stored by a cache, a Directus outage
+ * does not put person keys in the answer, and a caller holding a real token is told when
+ * only `?site` is wrong, while anyone else learns nothing about which sites exist.
  */
 import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -12,6 +13,28 @@ afterEach(() => {
 });
 
 const DEMO_TOKEN = 'demo-privacy-token-0123456789';
+const OTHER_TOKEN = 'other-privacy-token-0123456789';
+
+/** The demo site and a second one, each with its own privacy token. */
+const twoSites = {
+  ...env,
+  ATTUNE_SITES: JSON.stringify([
+    { id: 'demo', writeKey: 'pk_demo_attune', allowedOrigins: ['http://localhost:3000'] },
+    { id: 'other', writeKey: 'pk_other_attune', allowedOrigins: ['http://other.test'] },
+  ]),
+  ATTUNE_SITE_SECRETS: JSON.stringify({
+    demo: {
+      identitySecret: 'test-identity-secret',
+      serverKey: 'sk_test_server_key',
+      privacyToken: DEMO_TOKEN,
+    },
+    other: {
+      identitySecret: 'other-identity-secret',
+      serverKey: 'sk_other_server_key',
+      privacyToken: OTHER_TOKEN,
+    },
+  }),
+} as unknown as Env;
 
 /** A request to the Worker with `Authorization: Bearer <token>` (none when undefined). */
 function send(
@@ -111,7 +134,7 @@ describe('answers of the people routes', () => {
     );
     await noStore(send('GET', personPath('bogus', '?site=demo'), 'test-admin-token'), 400);
     await noStore(send('GET', personPath(`anon:${a}`, '?site=demo'), 'wrong'), 401);
-    await noStore(send('GET', personPath(`anon:${a}`, '?site=nope'), 'test-admin-token'), 400);
+    await noStore(send('GET', personPath(`anon:${a}`, ''), DEMO_TOKEN, twoSites), 400);
     const unreachable = { ...env, DIRECTUS_URL: 'http://127.0.0.1:9' } as unknown as Env;
     await noStore(send('GET', personPath(`anon:${a}`, '?site=demo'), 'test-admin-token', unreachable), 502);
     const queueDown = {
@@ -150,5 +173,70 @@ describe('answers of the people routes', () => {
     expect(error.message).not.toContain('filter');
     expect(error.message).not.toContain('%3A');
     expect(error.message).not.toContain(a);
+  });
+});
+
+describe('a people request whose ?site names no site', () => {
+  const a = `anon:${anonId()}`;
+  const unauthorized = async (res: Promise<Response>) => {
+    const answer = await res;
+    expect(answer.status).toBe(401);
+    return (await answer.json()) as { error: { code: string; message: string } };
+  };
+  const badRequest = async (res: Promise<Response>) => {
+    const answer = await res;
+    expect(answer.status).toBe(400);
+    return ((await answer.json()) as { error: { message: string } }).error.message;
+  };
+
+  it('is a 400 saying to pass ?site=<site id> to the holder of a privacy token', async () => {
+    // Before, 401 "send Authorization: Bearer …", though the token was right.
+    expect(await badRequest(send('GET', personPath(a, '?scope=edge'), DEMO_TOKEN, twoSites))).toContain(
+      'pass ?site=demo',
+    );
+    expect(await badRequest(send('DELETE', personPath(a, ''), DEMO_TOKEN, twoSites))).toContain(
+      'pass ?site=demo',
+    );
+    const writeKey = await badRequest(
+      send('GET', personPath(a, '?site=pk_demo_attune'), DEMO_TOKEN, twoSites),
+    );
+    expect(writeKey).toContain('?site is a write key, not a site id');
+    expect(writeKey).toContain('pass ?site=demo');
+    // Another site's public write key: the answer names the caller's own site only.
+    const othersKey = await badRequest(
+      send('GET', personPath(a, '?site=pk_other_attune'), DEMO_TOKEN, twoSites),
+    );
+    expect(othersKey).toContain('write key, not a site id');
+    expect(othersKey).not.toContain('other');
+  });
+
+  it('is a 400 naming the mistake to the admin', async () => {
+    expect(await badRequest(send('GET', personPath(a, ''), 'test-admin-token', twoSites))).toContain(
+      'several sites are configured: pass ?site=<site id>',
+    );
+    expect(
+      await badRequest(send('GET', personPath(a, '?site=pk_other_attune'), 'test-admin-token', twoSites)),
+    ).toBe("?site is a write key, not a site id (site other's): pass ?site=<site id>");
+    expect(
+      await badRequest(send('GET', personPath(a, '?site=nope'), 'test-admin-token', twoSites)),
+    ).toContain('unknown site');
+  });
+
+  it('tells any other caller nothing about which sites exist: the same 401 whatever ?site says', async () => {
+    const answers = [];
+    for (const [query, token] of [
+      ['', undefined],
+      ['', 'wrong'],
+      ['?site=demo', 'wrong'],
+      ['?site=nope', 'wrong'],
+      ['?site=pk_demo_attune', 'wrong'],
+      // A privacy token names its own site only: another site's id and a made-up one look alike.
+      ['?site=other', DEMO_TOKEN],
+      ['?site=nope', DEMO_TOKEN],
+    ] as const) {
+      answers.push(await unauthorized(send('GET', personPath(a, query), token, twoSites)));
+    }
+    expect(new Set(answers.map((answer) => JSON.stringify(answer))).size).toBe(1);
+    expect(answers[0]?.error.message).toContain('?site=<site id>');
   });
 });

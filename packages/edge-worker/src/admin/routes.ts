@@ -16,9 +16,9 @@ import { sendMessages } from '../ingest/queue-producer.ts';
 import { log, readStats, traceparentOf } from '../observability/index.ts';
 import { eraseProfile, exportProfile } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
-import { getSiteById, listSites, type Site } from '../sites/index.ts';
+import { getSiteById, getSiteByWriteKey, listSites, type Site } from '../sites/index.ts';
 import { parseCursor, ResendFailed, type ResendSelection, resendDeadLetters } from '../sync/resend.ts';
-import { isAdmin, mayActOnPeopleOf } from './auth.ts';
+import { isAdmin, mayActOnPeopleOf, siteOfPrivacyToken } from './auth.ts';
 import { type DownstreamHoldings, downstreamKeys, readDownstream, streamAccessAnswer } from './downstream.ts';
 
 export const adminRoutes = new Hono<AppEnv>();
@@ -28,17 +28,30 @@ const PEOPLE_HEADERS = { 'cache-control': 'no-store' } as const;
 
 adminRoutes.use('/v1/people/*', async (c, next) => {
   // The operator's admin token, or the site's own privacy token for that site's people.
-  const site = await siteOf(c.env, c.req.query('site'));
-  if (!mayActOnPeopleOf(c.env, site, c.req.header('authorization'))) {
-    return c.json(
-      errorBody('unauthorized', "send Authorization: Bearer <admin token, or the site's privacy token>"),
-      COLLECT_STATUS.unauthorized,
-      PEOPLE_HEADERS,
-    );
+  const authorization = c.req.header('authorization');
+  const requested = c.req.query('site');
+  const site = await siteOf(c.env, requested);
+  if (site !== undefined && mayActOnPeopleOf(c.env, site, authorization)) {
+    await next();
+    // On whatever the route answered: an error it threw is already the error handler's answer here.
+    c.res.headers.set('cache-control', PEOPLE_HEADERS['cache-control']);
+    return;
   }
-  await next();
-  // On whatever the route answered: an error it threw is already the error handler's answer here.
-  c.res.headers.set('cache-control', PEOPLE_HEADERS['cache-control']);
+  // Only a caller holding a real token is told that `?site` is what is wrong; any other gets
+  // the same 401 whatever `?site` says, so it learns nothing about which site ids exist.
+  const admin = isAdmin(c.env, authorization);
+  const tokenSite = admin ? undefined : await siteOfPrivacyToken(c.env, authorization);
+  const message = site === undefined ? await unresolvedSite(c.env, requested, admin, tokenSite) : undefined;
+  if (message !== undefined)
+    return c.json(errorBody('invalid_envelope', message), COLLECT_STATUS.badRequest, PEOPLE_HEADERS);
+  return c.json(
+    errorBody(
+      'unauthorized',
+      'send Authorization: Bearer <admin token, or the privacy token of the site named by ?site=<site id>>',
+    ),
+    COLLECT_STATUS.unauthorized,
+    PEOPLE_HEADERS,
+  );
 });
 adminRoutes.use('/v1/admin/*', async (c, next) => {
   if (!isAdmin(c.env, c.req.header('authorization'))) {
@@ -55,6 +68,32 @@ async function siteOf(env: Env, siteId: string | undefined): Promise<Site | unde
   if (siteId !== undefined) return getSiteById(env, siteId);
   const sites = await listSites(env);
   return sites.length === 1 ? sites[0] : undefined;
+}
+
+/**
+ * Why `?site` named no site, told only to a caller holding the admin token or a site's
+ * privacy token (`tokenSite`); undefined when the caller is to get the plain 401. A privacy
+ * token's holder is told its own site's id, never another's, and an id that names no site
+ * gets it the same 401 as another site's id: it cannot tell other sites' ids from made-up
+ * ones. Write keys are public (every page of a site carries its own): naming one reveals
+ * nothing.
+ */
+async function unresolvedSite(
+  env: Env,
+  requested: string | undefined,
+  admin: boolean,
+  tokenSite: Site | undefined,
+): Promise<string | undefined> {
+  if (!admin && tokenSite === undefined) return undefined;
+  const pass = `pass ?site=${tokenSite === undefined ? '<site id>' : tokenSite.id}`;
+  if (requested === undefined)
+    return (await listSites(env)).length === 0
+      ? "no site is configured (the Worker's log says what is wrong with ATTUNE_SITES or ATTUNE_SITE_SECRETS)"
+      : `several sites are configured: ${pass}, the id of the site whose people this is (as in ATTUNE_SITES)`;
+  const owner = await getSiteByWriteKey(env, requested);
+  if (owner !== undefined)
+    return `?site is a write key, not a site id${admin ? ` (site ${owner.id}'s)` : ''}: ${pass}`;
+  return admin ? `unknown site; ${pass}, the id of the site as in ATTUNE_SITES` : undefined;
 }
 
 type Target = { ok: true; site: Site; personKey: PersonKey } | { ok: false; message: string };
