@@ -44,8 +44,8 @@ describe('CORS on POST /v1/collect: errors are readable by allowed origins', () 
       ]),
       // A site without secrets is skipped by the directory: give the second one its own.
       ATTUNE_SITE_SECRETS: JSON.stringify({
-        [SITE]: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server' },
-        other: { identitySecret: 'other-identity-secret', serverKey: 'sk_other_server' },
+        [SITE]: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server_key' },
+        other: { identitySecret: 'other-identity-secret', serverKey: 'sk_other_server_key' },
       }),
     } as Env;
     const misused = await collect([makeEvent(anonId())], { origin: 'https://other.example', env: twoSites });
