@@ -7,34 +7,17 @@
 import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { anonId, call, collect, productView } from '../ingest/test-support.ts';
+import { DEMO_PRIVACY_TOKEN, OTHER_PRIVACY_TOKEN, twoSitesEnv } from './test-support.ts';
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
-const DEMO_TOKEN = 'demo-privacy-token-0123456789';
-const OTHER_TOKEN = 'other-privacy-token-0123456789';
+const DEMO_TOKEN = DEMO_PRIVACY_TOKEN;
+const OTHER_TOKEN = OTHER_PRIVACY_TOKEN;
 
 /** The demo site and a second one, each with its own privacy token. */
-const twoSites = {
-  ...env,
-  ATTUNE_SITES: JSON.stringify([
-    { id: 'demo', writeKey: 'pk_demo_attune', allowedOrigins: ['http://localhost:3000'] },
-    { id: 'other', writeKey: 'pk_other_attune', allowedOrigins: ['http://other.test'] },
-  ]),
-  ATTUNE_SITE_SECRETS: JSON.stringify({
-    demo: {
-      identitySecret: 'test-identity-secret',
-      serverKey: 'sk_test_server_key',
-      privacyToken: DEMO_TOKEN,
-    },
-    other: {
-      identitySecret: 'other-identity-secret',
-      serverKey: 'sk_other_server_key',
-      privacyToken: OTHER_TOKEN,
-    },
-  }),
-} as unknown as Env;
+const twoSites = twoSitesEnv();
 
 /** A request to the Worker with `Authorization: Bearer <token>` (none when undefined). */
 function send(

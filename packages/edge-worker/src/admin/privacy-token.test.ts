@@ -8,44 +8,16 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it, vi } from 'vitest';
 import { createApp } from '../app.ts';
 import { anonId, collect, productView } from '../ingest/test-support.ts';
+import { DEMO_PRIVACY_TOKEN, OTHER_PRIVACY_TOKEN, twoSitesEnv } from './test-support.ts';
 
-const SHOP_TOKEN = 'shop-privacy-token-0123456789';
-const OTHER_TOKEN = 'other-privacy-token-0123456789';
+const SHOP_TOKEN = DEMO_PRIVACY_TOKEN;
+const OTHER_TOKEN = OTHER_PRIVACY_TOKEN;
 
 /** The demo site and a second one, each with its own privacy token. */
-const twoSites = {
-  ...env,
-  ATTUNE_SITES: JSON.stringify([
-    { id: 'demo', writeKey: 'pk_demo_attune', allowedOrigins: ['http://localhost:3000'] },
-    { id: 'other', writeKey: 'pk_other_attune', allowedOrigins: ['http://other.test'] },
-  ]),
-  ATTUNE_SITE_SECRETS: JSON.stringify({
-    demo: {
-      identitySecret: 'test-identity-secret',
-      serverKey: 'sk_test_server_key',
-      privacyToken: SHOP_TOKEN,
-    },
-    other: {
-      identitySecret: 'other-identity-secret',
-      serverKey: 'sk_other_server_key',
-      privacyToken: OTHER_TOKEN,
-    },
-  }),
-} as unknown as Env;
+const twoSites = twoSitesEnv();
 
 /** The two sites with these privacy tokens. */
-const sitesWithTokens = (demo: string, other: string) =>
-  ({
-    ...twoSites,
-    ATTUNE_SITE_SECRETS: JSON.stringify({
-      demo: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server_key', privacyToken: demo },
-      other: {
-        identitySecret: 'other-identity-secret',
-        serverKey: 'sk_other_server_key',
-        privacyToken: other,
-      },
-    }),
-  }) as unknown as Env;
+const sitesWithTokens = twoSitesEnv;
 
 async function send(
   method: string,
