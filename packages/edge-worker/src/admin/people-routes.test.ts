@@ -7,14 +7,13 @@
 import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { anonId, call, collect, productView } from '../ingest/test-support.ts';
-import { DEMO_PRIVACY_TOKEN, OTHER_PRIVACY_TOKEN, twoSitesEnv } from './test-support.ts';
+import { DEMO_PRIVACY_TOKEN, twoSitesEnv } from './test-support.ts';
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
 const DEMO_TOKEN = DEMO_PRIVACY_TOKEN;
-const OTHER_TOKEN = OTHER_PRIVACY_TOKEN;
 
 /** The demo site and a second one, each with its own privacy token. */
 const twoSites = twoSitesEnv();

@@ -5,12 +5,12 @@
  */
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { DEFAULT_CONSENT_CONFIG, type EventMessage } from '@attune/shared-schema';
+import type { EventMessage } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../app.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
-import { CONSENT_CONFIG_VERSION_KEY } from '../config/consent-config.ts';
+import { holdBuiltInConsentConfig } from '../config/test-support.ts';
 import { anonymousIdInGroup, seedPerson, viewed } from '../decide/fixtures/people.ts';
 import { envWithSites, recordQueue } from '../ingest/test-support.ts';
 
@@ -48,12 +48,7 @@ let returning: string;
 
 beforeAll(async () => {
   await putCatalogSnapshot(env, FIXTURE_CATALOG);
-  // The site's consent configuration as the edge last read it (the tests' Directus is not reachable).
-  const generation = (await env.EDGE_CACHE.get(CONSENT_CONFIG_VERSION_KEY)) ?? '0';
-  await env.EDGE_CACHE.put(
-    'consent-config:last-good:demo',
-    JSON.stringify({ generation, config: DEFAULT_CONSENT_CONFIG }),
-  );
+  await holdBuiltInConsentConfig(env);
   fan = anonymousIdInGroup('proxy-limits-fan', false);
   await seedPerson(env, `anon:${fan}`, { analytics: true, personalization: true }, [
     viewed('hiking-boots', 'outdoor', ['boots', 'waterproof']),

@@ -1,6 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
-import { type CustomerAction, DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
+import type { CustomerAction } from '@attune/shared-schema';
 import { Hono } from 'hono';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AppEnv } from '../app.ts';
@@ -8,7 +8,7 @@ import { createApp } from '../app.ts';
 import { buildCatalogIndex } from '../catalog/catalog-index.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { getCatalog, invalidateCatalog, putCatalogSnapshot } from '../catalog/index.ts';
-import { CONSENT_CONFIG_VERSION_KEY } from '../config/consent-config.ts';
+import { holdBuiltInConsentConfig } from '../config/test-support.ts';
 import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
 import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
 import { anonId, consentFor, makeEvent, ORIGIN as ORIGIN_3000, WRITE_KEY } from '../ingest/test-support.ts';
@@ -66,14 +66,7 @@ let heldOut: string;
 
 beforeAll(async () => {
   await putCatalogSnapshot(env, FIXTURE_CATALOG);
-  // The site's consent configuration as the edge last read it from Directus (the tests' own
-  // Directus is not reachable): the built-in categories and policy version, read under the
-  // current generation of the configuration (a copy from before an invalidation is not used).
-  const generation = (await env.EDGE_CACHE.get(CONSENT_CONFIG_VERSION_KEY)) ?? '0';
-  await env.EDGE_CACHE.put(
-    'consent-config:last-good:demo',
-    JSON.stringify({ generation, config: DEFAULT_CONSENT_CONFIG }),
-  );
+  await holdBuiltInConsentConfig(env);
   fan = anonymousIdInGroup('outdoor-fan', false);
   await seedPerson(env, `anon:${fan}`, { analytics: true, personalization: true }, [
     viewed('hiking-boots', 'outdoor', ['boots', 'waterproof']),
