@@ -138,7 +138,6 @@ describe('granting consent', () => {
   it('attaches a signed user id to later events and forgets it on reset', async () => {
     const attune = tracker();
     attune.consent.set({ personalization: true });
-    await settle();
     attune.identify('u-42', { plan: 'pro' }, { signature: 'b'.repeat(64) });
     attune.track('cart.item.added', { productId: 'p1' });
     attune.reset();
@@ -192,7 +191,6 @@ describe('identify', () => {
   it('sends nothing for an identify without a signature: not another person’s traits under the signed-in id', async () => {
     const attune = tracker({ onError: () => undefined });
     attune.consent.set({ personalization: true });
-    await settle();
     attune.identify('u-1', {}, { signature: 'c'.repeat(64) });
     // On a shared computer, the next person's details come in without a signature.
     attune.identify('u-2', { email: 'b@example.com' });
@@ -263,7 +261,6 @@ describe('delivery', () => {
     answers = [503, 503, 429];
     const attune = tracker();
     attune.consent.set({ analytics: true });
-    await settle();
     attune.track('a.b');
     await attune.flush();
     for (let i = 0; i < 5; i++) await vi.advanceTimersByTimeAsync(60_000);

