@@ -3,7 +3,7 @@
  * token) and of server-side producers (a site's server key).
  */
 import { timingSafeEqualText } from '../identity/index.ts';
-import { log } from '../observability/index.ts';
+import { logOnce } from '../observability/index.ts';
 import { listSites, type Site } from '../sites/index.ts';
 
 /**
@@ -33,13 +33,9 @@ export function isAdmin(env: Env, authorization: string | null | undefined): boo
   return bearerIs(authorization, token);
 }
 
-/** The weak ADMIN_TOKEN this isolate last reported: one log line, not one per request (any caller can send those). */
-let reportedAdminToken: string | undefined;
-
 function reportWeakAdminToken(token: string): void {
-  if (reportedAdminToken === token) return;
-  reportedAdminToken = token;
-  log(
+  logOnce(
+    `ADMIN_TOKEN:${token}`,
     'error',
     `ADMIN_TOKEN is ${token === '' ? 'unset' : `shorter than ${MIN_ADMIN_TOKEN_CHARS} characters (a placeholder?)`}: every admin request is refused with 401 and the people routes take only a site's privacy token (set a long random token: wrangler secret put ADMIN_TOKEN)`,
   );

@@ -10,7 +10,7 @@ import type { AppEnv } from '../app.ts';
 import { invalidateCatalog } from '../catalog/index.ts';
 import { invalidateConsentConfig } from '../config/consent-config.ts';
 import { readBodyLimited } from '../ingest/body.ts';
-import { log } from '../observability/index.ts';
+import { log, logOnce } from '../observability/index.ts';
 import { MIN_HOOK_SECRET_CHARS, verifyHookSignature } from './signature.ts';
 
 export const hookRoutes = new Hono<AppEnv>();
@@ -34,13 +34,9 @@ const fail = (code: string, message: string) => ({ error: { code, message } });
 /** How long Directus should wait before sending a change notice again: past KV's one write a second per key. */
 const RETRY_AFTER_S = 2;
 
-/** The weak HOOK_SECRET this isolate last reported: one log line, not one per unauthenticated call. */
-let reportedHookSecret: string | undefined;
-
 function reportWeakHookSecret(secret: string): void {
-  if (reportedHookSecret === secret) return;
-  reportedHookSecret = secret;
-  log(
+  logOnce(
+    `HOOK_SECRET:${secret}`,
     'error',
     `HOOK_SECRET is ${secret === '' ? 'unset' : `shorter than ${MIN_HOOK_SECRET_CHARS} characters`}: every Directus hook is refused (set a long random secret, in Directus's ATTUNE_HOOK_SECRET too)`,
   );

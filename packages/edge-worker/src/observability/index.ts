@@ -28,6 +28,24 @@ export function log(
   else console.log(line);
 }
 
+/** Keys logOnce has logged in this isolate. */
+const loggedOnce = new Set<string>();
+
+/**
+ * Logs once per isolate and `key` (a configuration mistake, keyed by the value at fault): any
+ * caller can make a request that meets it, so one line, not one per request.
+ */
+export function logOnce(
+  key: string,
+  level: 'info' | 'warn' | 'error',
+  msg: string,
+  fields: Record<string, string | number | boolean> = {},
+): void {
+  if (loggedOnce.has(key)) return;
+  loggedOnce.add(key);
+  log(level, msg, fields);
+}
+
 /** Per-route aggregate of answered requests since the last summary line. */
 interface RequestTally {
   requests: number;

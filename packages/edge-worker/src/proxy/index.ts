@@ -20,7 +20,7 @@ import {
 } from '../decide/decide.ts';
 import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.ts';
 import { clientAddress, underIpLimit } from '../ingest/rate-limit.ts';
-import { log } from '../observability/index.ts';
+import { logOnce } from '../observability/index.ts';
 import { rewriteSlots, type SlotRequest } from '../rewrite/index.ts';
 import { renderDecision } from '../rewrite/render.ts';
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
@@ -80,13 +80,8 @@ export function originUrl(env: Env): URL | undefined {
   return url;
 }
 
-/** ORIGIN_URL values already reported by this isolate (one log line each, not one per request). */
-const reportedOrigins = new Set<string>();
-
 function reportOriginMistake(raw: string, problem: string): void {
-  if (reportedOrigins.has(raw)) return;
-  reportedOrigins.add(raw);
-  log('error', 'config.origin_url', { problem });
+  logOnce(`ORIGIN_URL:${raw}`, 'error', 'config.origin_url', { problem });
 }
 
 /** The site a first-party request belongs to: by write key, by its own origin, or the only site. */
