@@ -10,6 +10,7 @@ import {
   collect,
   consentFor,
   envWithSites,
+  gzip,
   makeEvent,
   ORIGIN,
   productView,
@@ -96,6 +97,31 @@ describe('POST /v1/collect status codes', () => {
     const a = anonId();
     const many = Array.from({ length: LIMITS.maxBatchEvents + 1 }, () => makeEvent(a));
     expect((await collect(many)).status).toBe(413);
+  });
+
+  it('reads a gzip body, as the Segment routes do; 415 naming any other encoding; 413 past the limit inflated', async () => {
+    const a = anonId();
+    const envelope = JSON.stringify({
+      writeKey: WRITE_KEY,
+      sentAt: new Date().toISOString(),
+      batch: [makeEvent(a)],
+    });
+    const zipped = await call(await gzip(envelope), { headers: { 'content-encoding': 'gzip' } });
+    expect(zipped.status).toBe(200);
+    expect(await zipped.json()).toMatchObject({ accepted: 1 });
+
+    const brotli = await call(envelope, { headers: { 'content-encoding': 'br' } });
+    expect(brotli.status).toBe(415);
+    expect(await brotli.json()).toMatchObject({
+      error: {
+        code: 'unsupported_encoding',
+        message: expect.stringMatching(/"br".*send gzip or no encoding/),
+      },
+    });
+
+    const bomb = await gzip(`{"batch":[${' '.repeat(LIMITS.maxBatchBytes + 10)}]}`);
+    const big = await call(bomb, { headers: { 'content-encoding': 'gzip' } });
+    expect(big.status).toBe(413);
   });
 
   it('429 with Retry-After when a visitor exceeds the rate limit', async () => {

@@ -19,7 +19,7 @@ import type { AppEnv } from '../app.ts';
 import { clientFacts, requestFacts } from '../enrich/index.ts';
 import { count, log, logRequest, maybeFlushStats, traceparentOf } from '../observability/index.ts';
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
-import { readBodyDecoded, readBodyLimited } from './body.ts';
+import { type BodyRead, readBodyDecoded } from './body.ts';
 import { ingestBatch, type PipelineOutcome } from './pipeline.ts';
 import { checkIpLimit, clientAddress } from './rate-limit.ts';
 import { bodyWriteKey, parseSegmentBody, readSegmentJson, type SegmentCall } from './segment.ts';
@@ -50,6 +50,36 @@ function fail(
     status,
     headers: { 'Content-Type': 'application/json', ...headers },
   });
+}
+
+/** A Content-Encoding the routes cannot read (not gzip). */
+const UNSUPPORTED_MEDIA_TYPE = 415;
+
+/** The status and error of a body that could not be read, saying what to send instead. */
+function unreadableBody(read: Exclude<BodyRead, { ok: true }>): { status: number; body: ErrorBody } {
+  switch (read.reason) {
+    case 'unsupported_encoding':
+      return {
+        status: UNSUPPORTED_MEDIA_TYPE,
+        body: errorBody(
+          'unsupported_encoding',
+          `Content-Encoding ${JSON.stringify(read.encoding)} is not supported; send gzip or no encoding`,
+        ),
+      };
+    case 'too_large':
+      return {
+        status: COLLECT_STATUS.tooLarge,
+        body: errorBody(
+          'too_large',
+          `request body is larger than ${LIMITS.maxBatchBytes} bytes (after decompression); send smaller batches`,
+        ),
+      };
+    default:
+      return {
+        status: COLLECT_STATUS.badRequest,
+        body: errorBody('invalid_json', 'request body could not be read'),
+      };
+  }
 }
 
 function waitUntil(c: IngestContext, promise: Promise<unknown>): void {
@@ -113,18 +143,12 @@ ingestRoutes.post('/v1/collect', async (c) => {
 });
 
 async function collect(c: IngestContext, stages: Stages): Promise<Response> {
-  const read = await readBodyLimited(c.req.raw, LIMITS.maxBatchBytes);
+  // gzip is read as on the Segment routes: server producers compress (the tag never does).
+  const read = await readBodyDecoded(c.req.raw, LIMITS.maxBatchBytes);
   if (!read.ok) {
     count('invalid');
-    return read.reason === 'too_large'
-      ? fail(
-          COLLECT_STATUS.tooLarge,
-          errorBody(
-            'too_large',
-            `request body is larger than ${LIMITS.maxBatchBytes} bytes; send smaller batches`,
-          ),
-        )
-      : fail(COLLECT_STATUS.badRequest, errorBody('invalid_json', 'request body could not be read'));
+    const refused = unreadableBody(read);
+    return fail(refused.status, refused.body);
   }
   const now = Date.now();
   const parsed = parseCollectBody(read.text, { now });
@@ -224,9 +248,6 @@ function segmentRoute(call: SegmentCall) {
 /** Our error body with Segment's top-level fields (additional fields: clients ignore what they do not read). */
 type SegmentErrorBody = ErrorBody & Pick<ErrorBody['error'], 'code' | 'message'>;
 
-/** A Content-Encoding the Segment routes cannot read (not gzip). */
-const UNSUPPORTED_MEDIA_TYPE = 415;
-
 /**
  * A Segment route's error: our `error` object, plus top-level `code` and `message`, which
  * Segment libraries read (analytics-python indexes `payload['code']` on every non-200).
@@ -256,24 +277,8 @@ async function segment(c: IngestContext, call: SegmentCall): Promise<Response> {
   const read = await readBodyDecoded(c.req.raw, LIMITS.maxBatchBytes);
   if (!read.ok) {
     count('invalid');
-    if (read.reason === 'unsupported_encoding') {
-      return segmentFail(
-        UNSUPPORTED_MEDIA_TYPE,
-        errorBody(
-          'unsupported_encoding',
-          `Content-Encoding ${JSON.stringify(read.encoding)} is not supported; send gzip or no encoding`,
-        ),
-      );
-    }
-    return read.reason === 'too_large'
-      ? segmentFail(
-          COLLECT_STATUS.tooLarge,
-          errorBody(
-            'too_large',
-            `request body is larger than ${LIMITS.maxBatchBytes} bytes (decompressed); send smaller batches`,
-          ),
-        )
-      : segmentFail(COLLECT_STATUS.badRequest, errorBody('invalid_json', 'request body could not be read'));
+    const refused = unreadableBody(read);
+    return segmentFail(refused.status, refused.body);
   }
   const body = readSegmentJson(read.text);
   if (!body.ok) {

@@ -11,6 +11,7 @@ import {
   anonId,
   call,
   collect,
+  gzip,
   makeEvent,
   people,
   recordQueue,
@@ -277,11 +278,6 @@ function pythonPost(body: BodyInit, headers: Record<string, string> = {}, path =
       ...headers,
     },
   });
-}
-
-async function gzip(text: string): Promise<Uint8Array> {
-  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -107,6 +107,12 @@ export async function call(body: BodyInit | null, options: SendOptions = {}): Pr
   return response;
 }
 
+/** `text` gzipped, as a server library compresses a body. */
+export async function gzip(text: string): Promise<Uint8Array> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
 /** Posts a collect envelope. */
 export function collect(
   batch: unknown[],
