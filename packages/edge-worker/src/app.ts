@@ -36,8 +36,34 @@ export function createApp(): Hono<AppEnv> {
   });
   // Its own code, not `not_found`: that one means "nothing is held about this person", and a
   // client with a wrong base URL (…/v1/v1/people/…) must not take this 404 for that answer.
-  app.notFound((c) =>
-    c.json(errorBody('no_route', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404),
-  );
+  app.notFound((c) => {
+    const { pathname } = new URL(c.req.url);
+    const allowed = methodsRoutedFor(app, pathname);
+    if (allowed.length > 0) {
+      return c.json(
+        errorBody(
+          'method_not_allowed',
+          `${c.req.method} is not answered on ${pathname}; use ${allowed.join(' or ')}`,
+        ),
+        405,
+        { Allow: allowed.join(', ') },
+      );
+    }
+    return c.json(errorBody('no_route', `no route for ${c.req.method} ${pathname}`), 404);
+  });
   return app;
+}
+
+const ROUTED_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/**
+ * The methods some route answers on `path` (HEAD with GET, as Hono serves it), asked of the
+ * app's own router so no list of paths can drift from the routes. Middleware (`app.use`) and
+ * the edge proxy's catch-all are registered for every method and are not routes of a path.
+ */
+function methodsRoutedFor(app: Hono<AppEnv>, path: string): string[] {
+  const allowed = ROUTED_METHODS.filter((method) =>
+    app.router.match(method, path)[0].some(([[, route]]) => route.method !== 'ALL'),
+  );
+  return allowed.includes('GET') ? [...allowed, 'HEAD'] : allowed;
 }

@@ -54,6 +54,7 @@ export interface ErrorBody {
       | 'unauthorized'
       | 'not_found'
       | 'no_route'
+      | 'method_not_allowed'
       | 'unsupported_encoding';
     message: string;
     errors?: FieldError[];
