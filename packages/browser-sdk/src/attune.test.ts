@@ -17,7 +17,7 @@ interface Sent {
 let storage: StorageLog;
 let sent: Sent[];
 /** The Worker's next answers to /v1/collect: a status (with the body the Worker sends with it), or a status and body. */
-let answers: (number | { status: number; body: unknown })[];
+let answers: (number | 'no answer' | { status: number; body: unknown })[];
 
 const ids = () => sent.flatMap((s) => s.events.map((e) => e.id));
 const names = () => sent.flatMap((s) => s.names);
@@ -58,6 +58,7 @@ beforeEach(() => {
       const events = (JSON.parse(body) as { batch: Record<string, unknown>[] }).batch;
       sent.push({ url, names: events.map((e) => String(e.name)), events });
       const answer = answers.shift() ?? 200;
+      if (answer === 'no answer') throw new TypeError('Failed to fetch');
       const status = typeof answer === 'number' ? answer : answer.status;
       const answered =
         typeof answer !== 'number'
@@ -269,6 +270,20 @@ describe('delivery', () => {
     expect(sent.at(-1)?.names).toEqual(['consent.updated', 'a.b']);
     await vi.advanceTimersByTimeAsync(120_000);
     expect(sent).toHaveLength(4);
+  });
+
+  it('reports a third try in a row with no answer as unreachable, once, and still delivers after', async () => {
+    answers = ['no answer', 'no answer', 'no answer', 'no answer', 503];
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true });
+    await attune.flush();
+    for (let i = 0; i < 6; i++) await vi.advanceTimersByTimeAsync(60_000);
+    // Six tries: four unanswered, a 503, then the one the Worker took.
+    expect(sent).toHaveLength(6);
+    expect(errors).toEqual([{ code: 'unreachable', message: 'no answer from https://edge.test/v1/collect' }]);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(sent).toHaveLength(6);
   });
 
   it('drops a batch the Worker refuses for good and reports it', async () => {

@@ -44,7 +44,7 @@ export type Properties = Record<string, JsonValue>;
 
 /** Something the tracker could not do, reported through `onError` (never thrown). */
 export interface AttuneError {
-  code: 'invalid_event' | 'rejected' | 'dropped';
+  code: 'invalid_event' | 'rejected' | 'dropped' | 'unreachable';
   message: string;
   /** HTTP status of the collect answer, when there was one. */
   status?: number;
@@ -330,6 +330,9 @@ export function createAttune(
       // again (the Worker dedupes the events it took, so the whole batch goes).
       if (!answer || isRetryable(answer.status) || answer.headers.has('retry-after')) {
         retrying = true;
+        // A third try in a row with no answer at all: the browser hides why (an origin the
+        // Worker does not allow, mixed content, a wrong endpoint), so say so, once per streak.
+        if (!answer && attempt === 2) report('unreachable', `no answer from ${collectUrl}`);
         // An interval timer set while this request was in flight must not cut the wait short.
         clearTimeout(timer);
         timer = setTimeout(flush, retryDelay(attempt++, answer?.headers.get('retry-after')));

@@ -1,8 +1,10 @@
 /**
  * The script tag in real Chromium (dist/attune.js): open tabs follow each other's consent
- * choices and sign-outs; a tag without data-endpoint still replaces its stub.
+ * choices and sign-outs; a tag without data-endpoint still replaces its stub; an endpoint the
+ * browser may not read is reported to `onError` (npm build).
  * Ports 19210 (site) and 19211 (collector).
  */
+import { readFile } from 'node:fs/promises';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { until } from './servers.ts';
@@ -86,5 +88,43 @@ describe('the script tag in Chromium: tabs that follow each other, a tag without
       expect(await page.evaluate(() => typeof window.attune.consent.get), path).toBe('function');
       await page.close();
     }
+  });
+
+  it('an endpoint whose answers the browser hides (no CORS for this origin) is reported to onError as unreachable', async () => {
+    const page = await suite.context.newPage();
+    // The site's own server under another host name: it answers /v1/collect without CORS
+    // headers, as the Worker answers an origin missing from the site's allowedOrigins.
+    const foreign = suite.site.url.replace('127.0.0.1', 'localhost');
+    await page.route(`${suite.site.url}/attune.mjs`, async (route) =>
+      route.fulfill({
+        contentType: 'text/javascript',
+        body: await readFile(new URL('../dist/attune.mjs', import.meta.url), 'utf8'),
+      }),
+    );
+    await page.route(`${suite.site.url}/unreachable`, (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        body: `<!doctype html><html><head><script type="module">
+import { createAttune } from '/attune.mjs';
+window.reported = [];
+const attune = createAttune({ endpoint: '${foreign}', writeKey: 'pk_test', onError: (e) => window.reported.push(e) });
+attune.consent.set({ analytics: true });
+attune.flush();
+</script></head><body></body></html>`,
+      }),
+    );
+    await page.goto(`${suite.site.url}/unreachable`);
+    // Three tries: the first at once, then full-jitter backoff of at most 1 s and 2 s.
+    await page.waitForFunction(
+      () => (window as unknown as { reported: unknown[] }).reported.length > 0,
+      null,
+      {
+        timeout: 15_000,
+      },
+    );
+    expect(await page.evaluate(() => (window as unknown as { reported: unknown[] }).reported)).toEqual([
+      { code: 'unreachable', message: `no answer from ${foreign}/v1/collect` },
+    ]);
+    await page.close();
   });
 });
