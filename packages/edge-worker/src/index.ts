@@ -8,6 +8,7 @@ import { scheduled } from './schedule/index.ts';
 import { queue } from './sync/index.ts';
 
 export { CovisitationDO } from './decide/covisitation-do.ts';
+export { HookReceiptsDO } from './hooks/receipts-do.ts';
 export { RateLimiterDO } from './ingest/rate-limiter-do.ts';
 export { ProfileDO } from './profile/profile-do.ts';
 

@@ -2,7 +2,8 @@
  * POST /v1/hooks/directus: Directus Flows tell the edge that the catalog, slot content,
  * trigger rules or consent categories changed. The body is signed with HOOK_SECRET; a
  * valid call invalidates the matching edge caches (a consent-category change also
- * changes the policy version, see config/consent-config.ts).
+ * changes the policy version, see config/consent-config.ts). Each signed hook is accepted
+ * once: a replay of it within the signature window is refused (receipts-do.ts).
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
@@ -11,7 +12,8 @@ import { invalidateCatalog } from '../catalog/index.ts';
 import { invalidateConsentConfig } from '../config/consent-config.ts';
 import { readBodyLimited } from '../ingest/body.ts';
 import { log, logOnce } from '../observability/index.ts';
-import { MIN_HOOK_SECRET_CHARS, verifyHookSignature } from './signature.ts';
+import { HOOK_RECEIPTS_OBJECT } from './receipts-do.ts';
+import { MIN_HOOK_SECRET_CHARS, signatureHex, verifyHookSignature } from './signature.ts';
 
 export const hookRoutes = new Hono<AppEnv>();
 
@@ -33,6 +35,12 @@ const fail = (code: string, message: string) => ({ error: { code, message } });
 
 /** How long Directus should wait before sending a change notice again: past KV's one write a second per key. */
 const RETRY_AFTER_S = 2;
+/** A receipt outlives its hook's window by this much: the object's clock may differ a little from the isolate's. */
+const RECEIPT_MARGIN_MS = 60 * 1000;
+
+function hookReceipts(env: Env) {
+  return env.HOOK_RECEIPTS.get(env.HOOK_RECEIPTS.idFromName(HOOK_RECEIPTS_OBJECT));
+}
 
 function reportWeakHookSecret(secret: string): void {
   logOnce(
@@ -54,7 +62,9 @@ hookRoutes.post('/v1/hooks/directus', async (c) => {
   const body = read.text;
   const secret = c.env.HOOK_SECRET ?? '';
   if (secret.length < MIN_HOOK_SECRET_CHARS) reportWeakHookSecret(secret);
-  if (!(await verifyHookSignature(secret, body, c.req.header('x-attune-signature')))) {
+  const signature = c.req.header('x-attune-signature');
+  const mac = signatureHex(signature);
+  if (mac === undefined || !(await verifyHookSignature(secret, body, signature))) {
     return c.json(
       fail('bad_signature', 'X-Attune-Signature is missing or does not match the body (HOOK_SECRET)'),
       401,
@@ -78,6 +88,45 @@ hookRoutes.post('/v1/hooks/directus', async (c) => {
   if (Math.abs(Date.now() - Date.parse(hook.at)) > HOOK_MAX_SKEW_MS) {
     return c.json(fail('stale_hook', 'hook `at` is too far from the edge clock; it may be a replay'), 400);
   }
+  // Within the window a captured hook could be sent again and again, each time clearing the
+  // caches and writing KV. The signature covers the whole body, `at` included, and the
+  // scheme has no nonce: (at, signature) names one hook, and distinct hooks (a bulk edit's
+  // burst) differ in it. Its receipt is taken in one Durable Object, the only exact answer
+  // across isolates and locations (an isolate's memory misses a replay sent to another
+  // isolate; KV, being eventually consistent, misses one sent to another location soon
+  // after). It costs a hook one call to that object, next to the KV writes it makes anyway.
+  const receipt = `${hook.at} ${mac}`;
+  let fresh: boolean;
+  try {
+    fresh = await hookReceipts(c.env).claim(
+      receipt,
+      Date.parse(hook.at) + HOOK_MAX_SKEW_MS + RECEIPT_MARGIN_MS,
+    );
+  } catch (e) {
+    // Refused rather than applied unchecked: else whoever holds a captured hook could replay
+    // it freely whenever the object does not answer.
+    log('warn', 'hook.receipt_unavailable', {
+      collection: hook.collection,
+      error: e instanceof Error ? e.message.slice(0, 200) : 'unknown',
+    });
+    return c.json(
+      fail(
+        'receipts_unavailable',
+        `whether this hook was already accepted could not be checked, so nothing was invalidated; send the same notice again after ${RETRY_AFTER_S} s (else the scheduled check publishes the change within 5 minutes)`,
+      ),
+      503,
+      { 'retry-after': String(RETRY_AFTER_S) },
+    );
+  }
+  if (!fresh) {
+    return c.json(
+      fail(
+        'replayed',
+        'this signed hook (the same `at` and X-Attune-Signature) was already accepted: sent again it changes nothing and is refused. Directus signs each change with a new `at`; to publish a change again, save it again in Directus',
+      ),
+      409,
+    );
+  }
   const invalidated: string[] = [];
   try {
     if (CATALOG_COLLECTIONS.has(hook.collection)) {
@@ -96,6 +145,10 @@ hookRoutes.post('/v1/hooks/directus', async (c) => {
       // KV's own message (a status, never the hook's keys).
       error: e instanceof Error ? e.message.slice(0, 200) : 'unknown',
     });
+    // The change did not take effect everywhere: the same notice sent again must be taken.
+    await hookReceipts(c.env)
+      .release(receipt)
+      .catch(() => log('warn', 'hook.receipt_not_released', { collection: hook.collection }));
     return c.json(
       fail(
         'kv_unavailable',

@@ -24,15 +24,23 @@ export async function signHookBody(secret: string, body: string): Promise<string
  */
 export const MIN_HOOK_SECRET_CHARS = 16;
 
+/**
+ * The MAC a header carries, as 64 lower-case hex digits (the form verification accepts in
+ * any case and with surrounding space): what names one signed hook, so a replay whose header
+ * is written differently is still the same hook. Undefined when the header is malformed.
+ */
+export function signatureHex(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : SIGNATURE.exec(header.trim().toLowerCase())?.[1];
+}
+
 /** Whether `header` is a valid signature of `body` under `secret`. A short or empty secret verifies nothing. */
 export async function verifyHookSignature(
   secret: string,
   body: string,
   header: string | undefined,
 ): Promise<boolean> {
-  if (secret.length < MIN_HOOK_SECRET_CHARS || header === undefined) return false;
-  const m = SIGNATURE.exec(header.trim().toLowerCase());
-  const hex = m?.[1];
+  if (secret.length < MIN_HOOK_SECRET_CHARS) return false;
+  const hex = signatureHex(header);
   if (hex === undefined) return false;
   const mac = new Uint8Array(32);
   for (let i = 0; i < 32; i++) mac[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
