@@ -9,8 +9,7 @@
  * shared by every browser-facing route (collect, decide, the edge proxy's page decisions).
  */
 import { withinBudget } from '../budget/index.ts';
-import { saltDay } from '../enrich/index.ts';
-import { hmacHex } from '../identity/index.ts';
+import { ipPseudonym } from '../identity/ip-pseudonym.ts';
 import type { RateLimitSettings, Site } from '../sites/index.ts';
 
 export type RateDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
@@ -46,9 +45,9 @@ export function rateLimitAddress(ip: string): string {
     .join(':')}::/64`;
 }
 
-/** The pseudonymous per-visitor key of an IP address for today. */
-export async function ipKey(site: Site, ip: string, now: number = Date.now()): Promise<string> {
-  const hash = await hmacHex(`${site.identitySecret}:ip-salt:${saltDay(now)}`, rateLimitAddress(ip));
+/** The pseudonymous per-visitor key of an IP address for today (its salt: identity/ip-pseudonym.ts). */
+export async function ipKey(env: Env, site: Site, ip: string, now: number = Date.now()): Promise<string> {
+  const hash = await ipPseudonym(env, site, rateLimitAddress(ip), now);
   return `ip:${site.id}:${hash.slice(0, 32)}`;
 }
 
@@ -76,7 +75,7 @@ export async function ipLimitVerdict(
   cost = 1,
 ): Promise<{ known: RateDecision } | { pending: Promise<RateDecision> }> {
   const now = Date.now();
-  const key = await ipKey(site, ip, now);
+  const key = await ipKey(env, site, ip, now);
   const limits = site.settings.rateLimit;
   const need = Math.max(1, Math.min(Math.ceil(cost), Math.floor(limits.ipBurst)));
   const lease = leases.get(key);

@@ -27,7 +27,8 @@ export interface Site {
   allowedOrigins: string[];
   /**
    * Verifies signed user ids (see identity/index.ts: one under MIN_IDENTITY_SECRET_CHARS
-   * verifies nothing) and salts the rate limiter's pseudonymous IP keys.
+   * verifies nothing) and salts the rate limiter's pseudonymous IP keys (one that short
+   * salts nothing, see identity/ip-pseudonym.ts).
    */
   identitySecret: string;
   /**
