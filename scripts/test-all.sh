@@ -34,6 +34,8 @@ step "lint" pnpm lint
 step "typecheck" pnpm typecheck
 step "build" pnpm build
 step "directus install (once; ~5 min from a clean clone)" node services/directus/scripts/install.mjs
+# The Directus scripts' own unit tests (node:test; services/directus is outside the workspace).
+step "test services/directus scripts" npm --prefix services/directus test
 for pkg in $(node scripts/test-order.mjs); do
   step "test $pkg" pnpm --filter "$pkg" test
 done

@@ -6,7 +6,8 @@
  *  3. runs `directus bootstrap` (database + admin user);
  *  4. applies Attune's schema (schema.mjs) over the REST API: creates what is missing;
  *  5. creates the least-privilege `attune-sync` role/policy and its user with a static
- *     token, written with DIRECTUS_URL and HOOK_SECRET to data/worker.dev.vars; and the
+ *     token, written with DIRECTUS_URL, HOOK_SECRET and ATTUNE_SITE_SECRETS (holding the
+ *     server key the order Flow sends) to data/worker.dev.vars; and the
  *     read-only `attune-shop` role/policy (read products, nothing else) and its user with
  *     a static token, written with DIRECTUS_URL to data/shop.env for the demo shop;
  *  6. (re)creates the Flows: cache invalidation → Worker /v1/hooks/directus (HMAC-signed)
@@ -15,8 +16,11 @@
  *
  * Environment (all optional): ATTUNE_DIRECTUS_HOME, ATTUNE_DIRECTUS_PORT, ATTUNE_WORKER_URL
  * (default http://127.0.0.1:8787), ATTUNE_HOOK_SECRET / ATTUNE_SYNC_TOKEN (default: the
- * repo's .dev.vars HOOK_SECRET / DIRECTUS_TOKEN, else random), ATTUNE_SHOP_TOKEN (default:
- * the one in data/shop.env, else random), ATTUNE_ADMIN_EMAIL / ATTUNE_ADMIN_PASSWORD.
+ * repo's .dev.vars HOOK_SECRET / DIRECTUS_TOKEN, else the earlier run's, else random),
+ * ATTUNE_SERVER_KEY (default: the site's serverKey in .dev.vars, else the earlier run's, else
+ * random; a value from a file is taken only if the Worker would take it, see secrets.mjs),
+ * ATTUNE_SITE_ID (default demo), ATTUNE_SHOP_TOKEN (default: the one in data/shop.env, else
+ * random), ATTUNE_ADMIN_EMAIL / ATTUNE_ADMIN_PASSWORD.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -40,6 +44,13 @@ import {
   require,
 } from './lib.mjs';
 import { COLLECTIONS, EDGE_CACHED_COLLECTIONS } from './schema.mjs';
+import {
+  chooseSecret,
+  chooseServerKey,
+  MIN_SECRET_CHARS,
+  usableSecret,
+  workerSiteSecrets,
+} from './secrets.mjs';
 import { startServer, stopServer } from './server.mjs';
 
 const SYNC_EMAIL = 'attune-sync@example.com';
@@ -73,16 +84,28 @@ function workerDevVars() {
   return readEnvFile(join(REPO_ROOT, '.dev.vars'));
 }
 
+/** ATTUNE_SITE_SECRETS of the repo's .dev.vars, parsed ({} when absent or not JSON). */
+function devSiteSecrets() {
+  try {
+    return JSON.parse(workerDevVars().ATTUNE_SITE_SECRETS ?? '{}');
+  } catch {
+    return {};
+  }
+}
+
+/** Says so when an ATTUNE_* variable sets a secret the Worker refuses (it is used as asked). */
+function warnIfRefused(name) {
+  const value = process.env[name];
+  if (value && !usableSecret(value))
+    log(`${name} is under ${MIN_SECRET_CHARS} characters: the Worker refuses it (use a long random value)`);
+}
+
 function writeEnv(inst) {
   const prev = readEnvFile(inst.envFile);
   const dev = workerDevVars();
-  const siteSecrets = (() => {
-    try {
-      return JSON.parse(dev.ATTUNE_SITE_SECRETS ?? '{}');
-    } catch {
-      return {};
-    }
-  })();
+  const siteId = process.env.ATTUNE_SITE_ID || prev.ATTUNE_SITE_ID || 'demo';
+  warnIfRefused('ATTUNE_HOOK_SECRET');
+  warnIfRefused('ATTUNE_SERVER_KEY');
   const env = {
     HOST: '127.0.0.1',
     PORT: String(inst.port),
@@ -109,20 +132,25 @@ function writeEnv(inst) {
       'ATTUNE_HOOK_SECRET,ATTUNE_WORKER_URL,ATTUNE_SERVER_KEY,ATTUNE_WRITE_KEY,ATTUNE_SITE_ID',
     ATTUNE_WORKER_URL: process.env.ATTUNE_WORKER_URL ?? prev.ATTUNE_WORKER_URL ?? 'http://127.0.0.1:8787',
     // The Worker refuses hooks signed with a secret under 16 characters (a placeholder such as
-    // the example file's change-me): such a .dev.vars value is not taken.
-    ATTUNE_HOOK_SECRET:
-      process.env.ATTUNE_HOOK_SECRET ??
-      (usableSecret(dev.HOOK_SECRET) ? dev.HOOK_SECRET : undefined) ??
-      prev.ATTUNE_HOOK_SECRET ??
-      randomSecret(),
+    // the example file's change-me): such a value from .dev.vars, or one an older bootstrap
+    // kept in .env, is not taken.
+    ATTUNE_HOOK_SECRET: chooseSecret({
+      explicit: process.env.ATTUNE_HOOK_SECRET,
+      candidates: [dev.HOOK_SECRET, prev.ATTUNE_HOOK_SECRET],
+      generate: randomSecret,
+    }),
     ATTUNE_WRITE_KEY: process.env.ATTUNE_WRITE_KEY ?? prev.ATTUNE_WRITE_KEY ?? 'pk_demo_attune',
     // The site whose keys the order Flow holds: it sends that site's orders only.
-    ATTUNE_SITE_ID: process.env.ATTUNE_SITE_ID ?? prev.ATTUNE_SITE_ID ?? 'demo',
-    ATTUNE_SERVER_KEY:
-      process.env.ATTUNE_SERVER_KEY ??
-      siteSecrets.demo?.serverKey ??
-      prev.ATTUNE_SERVER_KEY ??
-      'sk_change_me',
+    ATTUNE_SITE_ID: siteId,
+    // Kept here, so the next run keeps it; the Worker gets it through data/worker.dev.vars.
+    // Never a placeholder: the Worker refuses a server key under 16 characters, and every
+    // order the Flow sent would be a 401.
+    ATTUNE_SERVER_KEY: chooseServerKey({
+      explicit: process.env.ATTUNE_SERVER_KEY,
+      siteSecrets: devSiteSecrets(),
+      siteId,
+      previous: prev.ATTUNE_SERVER_KEY,
+    }),
   };
   ensureDir(inst.dataDir);
   ensureDir(join(inst.home, 'uploads'));
@@ -511,18 +539,39 @@ async function forgetOrderFlowRunData(dbFile) {
 /**
  * The attune-sync user's static token: ATTUNE_SYNC_TOKEN, else the Worker's DIRECTUS_TOKEN
  * in the repository's .dev.vars (so `./attune up` needs no copying), else the token of an
- * earlier bootstrap, else a new random one.
+ * earlier bootstrap, else a new random one; from a file, only a token of 16 characters or more.
  */
 function chooseSyncToken(inst) {
-  const fromDevVars = workerDevVars().DIRECTUS_TOKEN;
-  if (process.env.ATTUNE_SYNC_TOKEN) return process.env.ATTUNE_SYNC_TOKEN;
-  if (usableSecret(fromDevVars)) return fromDevVars;
-  return readEnvFile(inst.workerVarsFile).DIRECTUS_TOKEN ?? randomSecret();
+  return chooseSecret({
+    explicit: process.env.ATTUNE_SYNC_TOKEN,
+    // A short one (the example's change-me) would be a guessable token of a user who reads
+    // every visitor's rows.
+    candidates: [workerDevVars().DIRECTUS_TOKEN, readEnvFile(inst.workerVarsFile).DIRECTUS_TOKEN],
+    generate: randomSecret,
+  });
 }
 
-/** Whether a secret from .dev.vars may be used: long enough, and not the example file's placeholder. */
-function usableSecret(value) {
-  return typeof value === 'string' && value.length >= 16 && value !== 'change-me';
+/**
+ * data/worker.dev.vars: what the Worker's .dev.vars needs to agree with this Directus. Its
+ * ATTUNE_SITE_SECRETS is the one of .dev.vars with the server key the order Flow sends, so
+ * copying the lines over makes the Worker take that key (nothing changes when .dev.vars
+ * already had it, as `./attune up` arranges).
+ */
+function workerVarsText(inst, env, syncToken) {
+  const siteSecrets = workerSiteSecrets({
+    siteSecrets: devSiteSecrets(),
+    siteId: env.ATTUNE_SITE_ID,
+    serverKey: env.ATTUNE_SERVER_KEY,
+  });
+  return [
+    "# For the Worker's .dev.vars (written by services/directus/scripts/bootstrap.mjs)",
+    `DIRECTUS_URL=${inst.url}`,
+    `DIRECTUS_TOKEN=${syncToken}`,
+    `HOOK_SECRET=${env.ATTUNE_HOOK_SECRET}`,
+    // Quoted as scripts/up.mjs writes it: dotenv readers would cut an unquoted value at ' #'.
+    `ATTUNE_SITE_SECRETS='${JSON.stringify(siteSecrets)}'`,
+    '',
+  ].join('\n');
 }
 
 /** A fingerprint of everything bootstrap applies, so an unchanged instance is skipped fast. */
@@ -559,6 +608,8 @@ export async function bootstrap(inst = instance()) {
     existsSync(inst.workerVarsFile) &&
     existsSync(shopVarsFile(inst))
   ) {
+    // Rewritten all the same: the site secrets it copies from .dev.vars may have changed.
+    writeFileSync(inst.workerVarsFile, workerVarsText(inst, env, syncToken), { mode: 0o600 });
     await startServer(inst);
     log('schema up to date');
     return;
@@ -569,16 +620,12 @@ export async function bootstrap(inst = instance()) {
   await startServer(inst);
   const api = adminClient(inst, await adminToken(inst));
   await applyCollections(api);
-  const token = await applySyncAccess(api, { syncToken });
+  await applySyncAccess(api, { syncToken });
   await applyShopAccess(api, shopToken);
   await applyPeopleRoles(api);
   await applyFlows(api);
   await forgetOrderFlowRunData(env.DB_FILENAME);
-  writeFileSync(
-    inst.workerVarsFile,
-    `# For the Worker's .dev.vars (written by services/directus/scripts/bootstrap.mjs)\nDIRECTUS_URL=${inst.url}\nDIRECTUS_TOKEN=${token}\nHOOK_SECRET=${env.ATTUNE_HOOK_SECRET}\n`,
-    { mode: 0o600 },
-  );
+  writeFileSync(inst.workerVarsFile, workerVarsText(inst, env, syncToken), { mode: 0o600 });
   writeFileSync(
     shopVarsFile(inst),
     `# For the demo shop's server (written by services/directus/scripts/bootstrap.mjs): read-only catalog access\nDIRECTUS_URL=${inst.url}\nDIRECTUS_TOKEN=${shopToken}\n`,
