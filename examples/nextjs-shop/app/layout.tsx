@@ -63,7 +63,7 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
             <a href="/delete-my-data">Delete my data</a>
             <span className="muted">Demo shop — payments are fake.</span>
           </footer>
-          <ConsentBanner writeKey={env.writeKey} />
+          <ConsentBanner />
         </AttuneProvider>
       </body>
     </html>

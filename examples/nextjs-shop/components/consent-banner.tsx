@@ -11,13 +11,12 @@ import {
   askingConsentAgain,
   choosable,
   chosenPolicyVersion,
-  fetchConsentConfig,
   rememberChoice,
   shouldAskForConsent,
 } from '@/lib/consent-client';
 import { useAttune } from './attune';
 
-export function ConsentBanner({ writeKey }: { writeKey: string }) {
+export function ConsentBanner() {
   const attune = useAttune();
   const [config, setConfig] = useState<ConsentConfig | undefined>(undefined);
   const [open, setOpen] = useState(false);
@@ -27,11 +26,12 @@ export function ConsentBanner({ writeKey }: { writeKey: string }) {
   useEffect(() => {
     if (attune === undefined) return;
     let live = true;
-    // The SDK's own read too: once it answers, the SDK has checked a stored choice against the
+    // The SDK's read, and no other: it reads /v1/config once per page for every caller (the
+    // preferences form too). Once it answers, the SDK has checked a stored choice against the
     // policy in force (so `decided` below is the checked one, not the stored one), and a choice
     // made here is recorded at once under that policy's version.
-    void Promise.all([fetchConsentConfig(writeKey), attune.consent.config()]).then(([c]) => {
-      if (!live || c === undefined) return;
+    void attune.consent.config().then((c) => {
+      if (!live) return;
       setConfig(c);
       setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, cat.default])));
       // Asked again when the policy changed, and after "delete my data" (its flag: the SDK holds
@@ -49,7 +49,7 @@ export function ConsentBanner({ writeKey }: { writeKey: string }) {
     return () => {
       live = false;
     };
-  }, [attune, writeKey]);
+  }, [attune]);
 
   if (!open || config === undefined) return null;
   const offered = choosable(config);

@@ -6,10 +6,10 @@
  */
 import type { ConsentConfig } from '@attune/shared-schema/constants';
 import { useEffect, useState } from 'react';
-import { choosable, fetchConsentConfig, rememberChoice } from '@/lib/consent-client';
+import { choosable, rememberChoice } from '@/lib/consent-client';
 import { useAttune } from './attune';
 
-export function ConsentPreferences({ writeKey }: { writeKey: string }) {
+export function ConsentPreferences() {
   const attune = useAttune();
   const [config, setConfig] = useState<ConsentConfig | undefined>(undefined);
   const [picked, setPicked] = useState<Record<string, boolean>>({});
@@ -18,10 +18,11 @@ export function ConsentPreferences({ writeKey }: { writeKey: string }) {
   useEffect(() => {
     if (attune === undefined) return;
     let live = true;
-    // The SDK's own read too, so the current state below is the checked one and a choice saved
-    // here is recorded at once under the policy in force.
-    void Promise.all([fetchConsentConfig(writeKey), attune.consent.config()]).then(([c]) => {
-      if (!live || c === undefined) return;
+    // The SDK's read (the one the banner awaits too: one /v1/config request per page), so the
+    // current state below is the checked one and a choice saved here is recorded at once under
+    // the policy in force.
+    void attune.consent.config().then((c) => {
+      if (!live) return;
       const current = attune.consent.get().categories;
       setConfig(c);
       setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, current[cat.key] === true])));
@@ -29,7 +30,7 @@ export function ConsentPreferences({ writeKey }: { writeKey: string }) {
     return () => {
       live = false;
     };
-  }, [attune, writeKey]);
+  }, [attune]);
 
   if (config === undefined) return <p>Loading your choices…</p>;
 

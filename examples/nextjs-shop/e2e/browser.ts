@@ -55,6 +55,18 @@ export function watchCollect(page: Page): { requests: Request[]; events: () => S
   };
 }
 
+/**
+ * Every request a page makes to Attune's `/v1/config`: the tag reads it once per page load,
+ * and the shop's banner and preferences form use that read (its `consent.config()`).
+ */
+export function watchConfigReads(page: Page): Request[] {
+  const requests: Request[] = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname.endsWith('/v1/config')) requests.push(r);
+  });
+  return requests;
+}
+
 /** Sends what the SDK holds now (window.attune is the shop's SDK instance). */
 export async function flush(page: Page): Promise<void> {
   await page.waitForFunction(() => 'attune' in window);

@@ -16,6 +16,7 @@ import {
   screenshot,
   slotsInHtml,
   watchCollect,
+  watchConfigReads,
 } from './browser.ts';
 import { type CatalogProduct, catalog, directus, eventually, system, workerAdmin } from './system.ts';
 
@@ -84,6 +85,7 @@ describe('the shop through the Worker', () => {
   it('first visit: default content, the consent banner, and no events sent', async () => {
     const { page, context } = await newVisitor(browser, system().urls.worker);
     const collect = watchCollect(page);
+    const configReads = watchConfigReads(page);
     const response = await page.goto('/');
     expect(response?.status()).toBe(200);
     const slots = await slotsInHtml(page, (await response?.text()) ?? '');
@@ -99,6 +101,8 @@ describe('the shop through the Worker', () => {
       .locator('[data-consent-category]')
       .evaluateAll((els) => els.map((e) => e.getAttribute('data-consent-category')));
     expect(offered).toEqual(['analytics', 'personalization', 'marketing']);
+    // The banner renders from the tag's own read of /v1/config: one request for the page.
+    expect(configReads.map((r) => new URL(r.url()).pathname)).toEqual(['/attune/v1/config']);
     await screenshot(page, '01-first-visit-consent-banner');
 
     // Browse and ask the SDK to send: nothing may leave the browser before consent.
@@ -142,7 +146,11 @@ describe('the shop through the Worker', () => {
   it('add a jacket to the cart: accessories and a promo', async () => {
     const { page } = shopper;
     // Promotions serve the marketing purpose: the shopper opts in on the preferences page.
+    const configReads = watchConfigReads(page);
     await page.goto('/privacy');
+    await page.locator('input[name="marketing"]').waitFor();
+    // The tag's check of the stored choice, the banner and the form share one read of /v1/config.
+    expect(configReads).toHaveLength(1);
     await page.locator('input[name="marketing"]').check();
     await page.getByRole('button', { name: 'Save preferences' }).click();
     await page.getByRole('status').waitFor();

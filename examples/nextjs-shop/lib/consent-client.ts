@@ -1,7 +1,8 @@
 /**
- * The shop's consent UI state in the browser: the categories a site offers (from the
- * Worker's `/v1/config`, first-party, so a marketer's change in Directus shows without a
- * redeploy) and whether the visitor has already chosen under the current policy. That
+ * The shop's consent UI state in the browser: which of the categories a site offers a visitor
+ * chooses (the tag's `consent.config()`, its one read of the Worker's `/v1/config` per page, so
+ * a marketer's change in Directus shows without a redeploy) and whether the visitor has already
+ * chosen under the current policy. That
  * "has chosen" marker is a strictly necessary cookie holding only the policy version; the
  * "ask again" flag that "delete my data" leaves is a localStorage key holding no identifier.
  */
@@ -16,20 +17,6 @@ export const CHOICE_COOKIE = 'shop_consent_choice';
  * `document.cookie` lives 7 days in Safari, and a visitor who chose was asked again every week.
  */
 export const ASK_AGAIN_KEY = 'shop-consent-ask-again';
-
-export async function fetchConsentConfig(writeKey: string): Promise<ConsentConfig | undefined> {
-  try {
-    const res = await fetch(`/attune/v1/config?writeKey=${encodeURIComponent(writeKey)}`, {
-      cache: 'no-store',
-    });
-    if (!res.ok) return undefined;
-    const body = (await res.json()) as Partial<ConsentConfig>;
-    if (!Array.isArray(body.categories) || typeof body.policyVersion !== 'string') return undefined;
-    return { policyVersion: body.policyVersion, categories: body.categories };
-  } catch {
-    return undefined;
-  }
-}
 
 /** Categories a visitor can choose: enabled by the marketer and not required. */
 export function choosable(config: ConsentConfig): ConsentCategoryConfig[] {

@@ -1,6 +1,8 @@
-/** Privacy preferences: the consent categories the site offers, from the Worker's /v1/config. */
+/**
+ * Privacy preferences: the consent categories the site offers, from the Worker's /v1/config as
+ * the tag read it (components/consent-preferences.tsx).
+ */
 import { ConsentPreferences } from '@/components/consent-preferences';
-import { shopEnv } from '@/lib/env';
 
 export const dynamic = 'force-dynamic';
 
@@ -12,7 +14,7 @@ export default function PrivacyPage() {
         Choose what Attune may do with your visits. You can change this at any time;{' '}
         <a href="/delete-my-data">or delete your data</a>.
       </p>
-      <ConsentPreferences writeKey={shopEnv().writeKey} />
+      <ConsentPreferences />
     </>
   );
 }
