@@ -261,6 +261,11 @@ describe('secrets too short to be secret', () => {
         siteId: 'demo',
         msg: expect.stringContaining('site identitySecret is shorter'),
       }),
+      // The per-IP limit's pseudonyms are salted with something else (identity/ip-pseudonym.ts).
+      expect.objectContaining({
+        siteId: 'demo',
+        msg: expect.stringContaining('its IP pseudonyms are salted with ADMIN_TOKEN'),
+      }),
     ]);
     expect(lines.join('\n')).not.toContain('change-me');
     expect(lines.join('\n')).not.toContain('change_me');
