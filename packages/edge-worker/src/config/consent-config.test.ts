@@ -325,10 +325,10 @@ describe('consent configuration when Directus fails', () => {
 
 describe('GET /v1/config when the site’s configuration cannot be read', () => {
   /** The tag's config request, answered by the Worker with `bindings`. */
-  const config = async (bindings: Env) => {
+  const config = async (bindings: Env, headers: Record<string, string> = {}) => {
     const ctx = createExecutionContext();
     const res = await createApp().fetch(
-      new Request(`http://127.0.0.1:8787/v1/config?writeKey=${WRITE_KEY}`),
+      new Request(`http://127.0.0.1:8787/v1/config?writeKey=${WRITE_KEY}`, { headers }),
       bindings,
       ctx,
     );
@@ -352,13 +352,24 @@ describe('GET /v1/config when the site’s configuration cannot be read', () => 
     expect(await getConsentConfig(withFixtureDirectus('wrong'), 'demo')).toEqual(DEFAULT_CONSENT_CONFIG);
   });
 
-  it('serves the built-ins, cacheable, for a site that defines no categories of its own', async () => {
+  it('serves the built-ins for a site that defines no categories of its own, revalidated on every read', async () => {
     await forgetLastGood();
     await invalidateConsentConfig(env);
     const res = await config(withFixtureDirectus('no-categories-directus-token'));
     expect(res.status).toBe(200);
-    expect(res.headers.get('cache-control')).toBe('public, max-age=60');
+    // A browser may keep it but must ask before using it: a marketer's change applies at once.
+    expect(res.headers.get('cache-control')).toBe('no-cache');
+    expect(res.headers.get('etag')).toBe(`"${DEFAULT_CONSENT_CONFIG.policyVersion}"`);
     expect(await res.json()).toEqual(DEFAULT_CONSENT_CONFIG);
+    const unchanged = await config(withFixtureDirectus('no-categories-directus-token'), {
+      'if-none-match': `"${DEFAULT_CONSENT_CONFIG.policyVersion}"`,
+    });
+    expect(unchanged.status).toBe(304);
+    expect(unchanged.headers.get('access-control-allow-origin')).toBe('*');
+    const changed = await config(withFixtureDirectus('no-categories-directus-token'), {
+      'if-none-match': '"1.0123456789ab"',
+    });
+    expect(changed.status).toBe(200);
   });
 
   it('takes a last good copy kept before copies carried their generation while nothing was ever invalidated', async () => {

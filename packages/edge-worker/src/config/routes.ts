@@ -10,8 +10,12 @@ import { readConsentConfig } from './consent-config.ts';
 
 export const configRoutes = new Hono<AppEnv>();
 
-// Public, non-personal data: any page may read it (a simple GET, so no preflight).
-const PUBLIC_HEADERS = { 'access-control-allow-origin': '*', 'cache-control': 'public, max-age=60' };
+// Public, non-personal data: any page may read it (a simple GET, so no preflight). Revalidated
+// on every read, never served from a browser's cache unasked: the edge refuses a choice made
+// under an older policy version the moment a marketer's change is published, so a tag holding
+// a cached copy for a minute would keep sending claims the edge sets aside (no profile, no
+// decisions) and its banner would not ask again. The ETag makes the check a 304.
+const PUBLIC_HEADERS = { 'access-control-allow-origin': '*', 'cache-control': 'no-cache' };
 /** Seconds after which a configuration that could not be read is worth asking for again. */
 const UNAVAILABLE_RETRY_AFTER_S = 10;
 
@@ -56,5 +60,15 @@ configRoutes.get('/v1/config', async (c) => {
       },
     );
   }
-  return c.json(read.config, 200, PUBLIC_HEADERS);
+  // The policy version is a hash of everything the body says (see policyVersionOf).
+  const etag = `"${read.config.policyVersion}"`;
+  const headers = { ...PUBLIC_HEADERS, etag };
+  if (
+    c.req
+      .header('if-none-match')
+      ?.split(/\s*,\s*/)
+      .includes(etag)
+  )
+    return c.body(null, 304, headers);
+  return c.json(read.config, 200, headers);
 });
