@@ -411,6 +411,45 @@ describe('the shop through the Worker', () => {
       await directus('PATCH', '/items/consent_categories/marketing', { enabled: true });
     }
   });
+  // A visitor who reloads within a minute of a marketer's change must be asked again: the edge
+  // sets aside a choice made under the old policy version, so a tag that kept a cached copy of
+  // /v1/config would neither ask nor be personalized (seen in real Chromium with max-age=60).
+  it('a marketer changes a consent category while a visitor is on the site: their next page asks again', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    try {
+      const configReads = watchConfigReads(page);
+      const collect = watchCollect(page);
+      await page.goto('/');
+      await chooseConsent(page, ['analytics', 'personalization', 'marketing']);
+      const configUrl = configReads[0]?.url();
+      if (configUrl === undefined) throw new Error('the tag read no /v1/config');
+      const versionNow = async (): Promise<string> =>
+        ((await (await fetch(configUrl)).json()) as { policyVersion: string }).policyVersion;
+      const before = await versionNow();
+
+      await directus('PATCH', '/items/consent_categories/marketing', { enabled: false });
+      try {
+        // Wait only until the edge publishes the change, then reload at once (well within 60 s).
+        const after = await eventually('the edge’s new policy version', async () => {
+          const v = await versionNow();
+          return v !== before ? v : undefined;
+        });
+        await page.reload();
+        await page.getByTestId('consent-banner').waitFor({ timeout: 10_000 });
+        const from = collect.requests.length;
+        await chooseConsent(page, ['analytics', 'personalization']);
+        const proof = await eventually('the new choice’s proof', async () =>
+          sentSince(collect, from).find((e) => e.name === 'consent.updated'),
+        );
+        expect(proof.properties?.policyVersion).toBe(after);
+      } finally {
+        await directus('PATCH', '/items/consent_categories/marketing', { enabled: true });
+      }
+    } finally {
+      await context.close();
+    }
+  });
+
   it('sign-out completes, and the SDK forgets the person, when sending the queued events fails or the shop is unreachable', async () => {
     const { page, context } = await newVisitor(browser, system().urls.worker);
     const collect = watchCollect(page);
