@@ -25,6 +25,11 @@ function toHex(bytes: ArrayBuffer): string {
   return out;
 }
 
+/** `bytes` random bytes as lower-case hex (trace ids, an isolate's own salt). */
+export function randomHex(bytes: number): string {
+  return toHex(crypto.getRandomValues(new Uint8Array(bytes)).buffer);
+}
+
 /** HMAC-SHA256(secret, message) as lower-case hex. */
 export async function hmacHex(secret: string, message: string): Promise<string> {
   const sig = await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(message));

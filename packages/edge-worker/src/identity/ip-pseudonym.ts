@@ -8,17 +8,11 @@ import { MIN_ADMIN_TOKEN_CHARS } from '../admin/auth.ts';
 import { saltDay } from '../enrich/index.ts';
 import { logOnce } from '../observability/index.ts';
 import type { Site } from '../sites/index.ts';
-import { hmacHex } from './crypto.ts';
+import { hmacHex, randomHex } from './crypto.ts';
 import { MIN_IDENTITY_SECRET_CHARS } from './index.ts';
 
 /** This isolate's own salt secret, made at first use (Workers refuse randomness at start-up). */
 let isolateSecret: string | undefined;
-
-function randomSecret(): string {
-  let out = '';
-  for (const b of crypto.getRandomValues(new Uint8Array(32))) out += b.toString(16).padStart(2, '0');
-  return out;
-}
 
 /**
  * The HMAC key of `site`'s pseudonyms on `day`. The site's identity secret when it is long
@@ -43,7 +37,7 @@ function saltKey(env: Env, site: Site, day: string): string {
     site,
     "a random salt of each isolate, as ADMIN_TOKEN is short too (the site's per-IP limit is counted per isolate)",
   );
-  isolateSecret ??= randomSecret();
+  isolateSecret ??= randomHex(32);
   return `${isolateSecret}:ip-salt:${site.id}:${day}`;
 }
 

@@ -3,6 +3,7 @@
  * (accepted, invalid, duplicate, consent_dropped, rate_limited, suppressed) and the
  * W3C `traceparent` carried into queue messages.
  */
+import { randomHex } from '../identity/crypto.ts';
 
 export const OUTCOMES = [
   'accepted',
@@ -112,18 +113,12 @@ export function flushRequestSummaries(now: number = Date.now()): void {
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
-function hex(bytes: number): string {
-  let out = '';
-  for (const b of crypto.getRandomValues(new Uint8Array(bytes))) out += b.toString(16).padStart(2, '0');
-  return out;
-}
-
 /** The request's `traceparent` when well-formed, else a new one (sampled). */
 export function traceparentOf(header: string | null | undefined): string {
   const value = header?.trim().toLowerCase();
   if (value !== undefined && TRACEPARENT.test(value) && !/^00-0{32}-/.test(value) && !/-0{16}-/.test(value))
     return value;
-  return `00-${hex(16)}-${hex(8)}-01`;
+  return `00-${randomHex(16)}-${randomHex(8)}-01`;
 }
 
 // Counts accumulate per isolate and are flushed to the stats object in the background;
