@@ -9,7 +9,7 @@
  * older bootstrap could persist from it; taking one would leave Directus sending a key the
  * Worker refuses, and a guessable one at that.
  */
-import { randomBytes } from 'node:crypto';
+import { randomSecret } from './lib.mjs';
 
 /** The Worker's minimum for a server key, hook secret and identity secret (sites/index.ts, hooks). */
 export const MIN_SECRET_CHARS = 16;
@@ -21,7 +21,7 @@ export function usableSecret(value) {
 
 /** A new random server key, in the form `./attune up` writes (scripts/up.mjs). */
 export function newServerKey() {
-  return `sk_${randomBytes(24).toString('base64url')}`;
+  return `sk_${randomSecret(24)}`;
 }
 
 /**
