@@ -223,6 +223,8 @@ async function stopProcess(proc) {
 /** A copy of wrangler.toml for other ports: absolute paths, and the vars that name ports. */
 function wranglerConfigFor(dir, { shopPort, workerPort, directusPort, vars = {} }) {
   const toml = readFileSync(join(REPO_ROOT, 'wrangler.toml'), 'utf8');
+  // The demo site's settings (its marketer-defined segments) as wrangler.toml configures them.
+  const configured = JSON.parse(/^ATTUNE_SITES = '(.*)'$/m.exec(toml)?.[1] ?? '[]');
   const sites = [
     {
       id: 'demo',
@@ -233,7 +235,7 @@ function wranglerConfigFor(dir, { shopPort, workerPort, directusPort, vars = {} 
         `http://localhost:${shopPort}`,
         `http://127.0.0.1:${shopPort}`,
       ],
-      settings: {},
+      settings: configured.find((site) => site.id === 'demo')?.settings ?? {},
     },
   ];
   const out = toml

@@ -344,6 +344,8 @@ export const SITES = [
       'http://localhost:3000',
       'http://127.0.0.1:3000',
     ],
-    settings: {},
+    // As wrangler.toml's ATTUNE_SITES configures the Worker: `buyers`, whom the seeded
+    // "Welcome back" hero targets, are the people with an order.
+    settings: { segments: [{ id: 'buyers', minCounters: { orders: 1 } }] },
   },
 ];
