@@ -36,6 +36,8 @@ step "build" pnpm build
 step "directus install (once; ~5 min from a clean clone)" node services/directus/scripts/install.mjs
 # The Directus scripts' own unit tests (node:test; services/directus is outside the workspace).
 step "test services/directus scripts" npm --prefix services/directus test
+# The repository scripts' own unit tests (node:test), such as when `./attune up` fires the crons.
+step "test scripts" node --test scripts/*.test.mjs
 for pkg in $(node scripts/test-order.mjs); do
   step "test $pkg" pnpm --filter "$pkg" test
 done

@@ -5,6 +5,8 @@ export interface LocalSystemOptions {
   directusHome?: string;
   logDir?: string;
   build?: boolean;
+  /** Fire the Worker's Cron Triggers when due (`./attune up` does; default false). */
+  crons?: boolean;
   inspectorPort?: number;
   /** Worker vars to override (with stateDir only), e.g. { HOLDOUT_PERCENT: '0' }. */
   vars?: Record<string, string>;

@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { cronsOf, runCrons } from './cron.mjs';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SHOP_DIR = join(REPO_ROOT, 'examples', 'nextjs-shop');
@@ -262,6 +263,8 @@ function wranglerConfigFor(dir, { shopPort, workerPort, directusPort, vars = {} 
  *  logDir     where server output goes (default: inherit this terminal)
  *  vars       Worker vars to override in the private config (only with stateDir)
  *  build      build the shop when stale, and the SDK script the Worker serves (default true)
+ *  crons      fire the Worker's Cron Triggers when due, as Cloudflare does (default false;
+ *             `./attune up` turns them on; tests leave them off so no job runs mid-test)
  * Returns { urls, secrets, stop() }.
  */
 export async function startLocalSystem(options = {}) {
@@ -286,7 +289,9 @@ export async function startLocalSystem(options = {}) {
       env: directusEnv,
       stdio: 'ignore',
     });
+  let stopCrons = () => {};
   const stop = async () => {
+    stopCrons();
     for (const p of [...started].reverse()) await stopProcess(p);
     stopDirectus();
   };
@@ -403,6 +408,11 @@ export async function startLocalSystem(options = {}) {
     if (!(await waitForHttp(configUrl, { isAlive: worker.alive, timeoutMs: 120_000, ok: (s) => s < 500 }))) {
       throw new Error(`the Worker did not start on ${urls.worker}`);
     }
+    if (options.crons) {
+      const crons = cronsOf(readFileSync(config, 'utf8'));
+      stopCrons = runCrons(urls.worker, crons, log);
+      log(`the Worker's crons (${crons.join(', ')}) run when due, in UTC`);
+    }
     return {
       urls,
       ports,
@@ -428,7 +438,7 @@ export async function startLocalSystem(options = {}) {
 }
 
 async function main() {
-  const system = await startLocalSystem();
+  const system = await startLocalSystem({ crons: true });
   const { urls, secrets } = system;
   process.stdout.write(
     [
