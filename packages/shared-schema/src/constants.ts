@@ -184,5 +184,12 @@ export const SIGNAL_WEIGHT = {
 export type { ConsentConfig } from './consent.ts';
 export type { DecideResponse, ProductCard, SlotDecision } from './decide.ts';
 export type { CustomerAction, EventContext, FieldError, JsonValue } from './event.ts';
-export type { ConsentMessage, ErasureMessage, EventMessage, ProfileMessage, QueueMessage } from './queue.ts';
+export type {
+  ConsentMessage,
+  ErasureMessage,
+  ErasureReason,
+  EventMessage,
+  ProfileMessage,
+  QueueMessage,
+} from './queue.ts';
 export type { CollectRequest, CollectResponse, ErrorBody, EventError } from './wire.ts';

@@ -93,6 +93,9 @@ export interface ProfileMessage {
   traceparent?: string;
 }
 
+/** Why a person was erased: asked for (`DELETE /v1/people/:id`), or inactive past the retention period. */
+export type ErasureReason = 'request' | 'retention';
+
 /** A person erased: delete their rows downstream and keep only proof that it happened. */
 export interface ErasureMessage {
   kind: 'erasure';
@@ -101,6 +104,13 @@ export interface ErasureMessage {
   anonymousIds: string[];
   userId?: string;
   requestedAt: string;
+  /**
+   * The erasure's own id (a ULID), which its proof in Directus is kept under: the answer to
+   * the DELETE gives it, so whoever asked can point to the proof. Absent from messages
+   * queued before it existed (their proof is keyed by the queue message id).
+   */
+  erasureId?: string;
+  reason?: ErasureReason;
   traceparent?: string;
 }
 
@@ -236,5 +246,10 @@ export const QueueMessageSchema = z.discriminatedUnion('kind', [
     anonymousIds: z.array(z.string()),
     userId: z.string().optional(),
     requestedAt: z.string(),
+    erasureId: z
+      .string()
+      .regex(/^[0-9A-HJKMNP-TV-Z]{26}$/)
+      .optional(),
+    reason: z.enum(['request', 'retention']).optional(),
   }),
 ]);

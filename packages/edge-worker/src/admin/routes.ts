@@ -177,6 +177,8 @@ adminRoutes.delete('/v1/people/:id', async (c) => {
     personId: erased.personKey,
     anonymousIds: erased.anonymousIds,
     requestedAt: new Date().toISOString(),
+    erasureId: newUlid(),
+    reason: 'request',
     traceparent: traceparentOf(c.req.header('traceparent')),
   };
   const userId = erased.userId ?? userIdOf(erased.personKey);
@@ -207,7 +209,16 @@ adminRoutes.delete('/v1/people/:id', async (c) => {
     );
   }
   log('info', 'person.erased', { siteId: t.site.id, held: erased.erased });
-  return c.json({ erased: true, personId: erased.personKey, anonymousIds: erased.anonymousIds.length }, 200);
+  // The erasure id is the key of its proof in Directus (erasure_proofs), written once the sync has run.
+  return c.json(
+    {
+      erased: true,
+      personId: erased.personKey,
+      anonymousIds: erased.anonymousIds.length,
+      erasureId: message.erasureId,
+    },
+    200,
+  );
 });
 
 adminRoutes.get('/v1/admin/stats', async (c) => {

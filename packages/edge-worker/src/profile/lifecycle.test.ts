@@ -71,6 +71,13 @@ describe('erasure while a merged browser is sending', () => {
     expect(outcome[0].status).toBe(200);
     expect(await viewProfile(env, SITE, `user:${userId}`)).toBeNull();
     expect(await viewProfile(env, SITE, `anon:${last}`)).toBeNull();
+    // The answer names the erasure, which its proof in Directus is kept under.
+    const { erasureId } = (await outcome[0].json()) as { erasureId?: string };
+    const erasure = queue.messages.find(
+      (m): m is ErasureMessage => m.kind === 'erasure' && m.personId === `user:${userId}`,
+    );
+    expect(erasure).toMatchObject({ reason: 'request', erasureId });
+    expect(erasureId).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
   }, 20_000);
 });
 
@@ -92,6 +99,9 @@ describe('retention while a merged browser is sending', () => {
       (m): m is ErasureMessage => m.kind === 'erasure' && m.personId === `user:${userId}`,
     );
     expect(erasure?.anonymousIds.toSorted()).toEqual(browsers.toSorted());
+    // Its proof will say why it happened, under an id of its own.
+    expect(erasure?.reason).toBe('retention');
+    expect(erasure?.erasureId).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
     for (const b of browsers) expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBeNull();
     // What the person had learned is gone; only the racing event's page view is held.
     const after = await viewProfile(env, SITE, `user:${userId}`);

@@ -37,6 +37,7 @@ import {
   toView,
 } from './model.ts';
 import type { PersonKey, ProfileEventInput, ProfileSummary, ProfileView } from './types.ts';
+import { newUlid } from './ulid.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Dedupe window: ids seen within this time, at most SEEN_MAX of them. */
@@ -1080,6 +1081,8 @@ export class ProfileDO extends DurableObject<Env> {
       personId: state.personKey,
       anonymousIds,
       requestedAt: new Date(now).toISOString(),
+      erasureId: newUlid(now),
+      reason: 'retention',
     };
     if (state.userId !== undefined) message.userId = state.userId;
     // Downstream first: if the send fails, the alarm is retried with the person still here;
