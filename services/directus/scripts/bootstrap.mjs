@@ -288,7 +288,7 @@ async function applySyncAccess(api, env) {
     name: 'attune-sync',
     icon: 'sync',
     policyNote:
-      "The edge Worker's access: write the event log, profiles and consent proof; read the catalog.",
+      "The edge Worker's access: write the event log, profiles and consent proof; read the catalog; read orders and clear an erased buyer's ids on them.",
     roleNote: 'The edge Worker (least privilege)',
     email: SYNC_EMAIL,
     lastName: 'edge sync',
@@ -327,6 +327,8 @@ export const PRIVACY_READS = [
   'events',
   'dead_letters',
   'consent_categories',
+  // What an access request lists, and what an erasure leaves of a buyer's orders.
+  'orders',
 ];
 
 /**
@@ -356,7 +358,7 @@ async function applyPeopleRoles(api) {
     role: IDS.privacyRole,
     name: 'Attune privacy officer',
     icon: 'policy',
-    policyNote: 'Read consent records, erasure proofs, profiles and the event log; change nothing.',
+    policyNote: 'Read consent records, erasure proofs, profiles, the event log and orders; change nothing.',
     roleNote: 'Privacy officers: prove consent and erasure (read-only)',
     permissions: PRIVACY_READS.map((collection) => ({ collection, action: 'read' })),
     appAccess: true,

@@ -146,6 +146,8 @@ export const COLLECTIONS = [
       int('events_deleted', 0),
       int('consent_records_deleted', 0),
       int('dead_letters_deleted', 0),
+      // A count, like the others: the orders stay, and nothing here says whose they were.
+      int('orders_anonymized', 0),
     ],
   },
   {
@@ -285,7 +287,12 @@ export const COLLECTIONS = [
     // Who changed an order is logged, but no revision copies its data: a shop that deletes a
     // buyer's orders (an erasure request) must not leave their ids and items in directus_revisions.
     accountability: 'activity',
-    sync: [],
+    // An access request lists a person's orders; an erasure clears whose they were (user_id,
+    // anonymous_id) and keeps the order, a shop's record for its accounts. No create or delete.
+    // Update is of every field: Directus 12 without a licence refuses a permission limited to
+    // some fields (a "custom permission rule", entitlement custom_permission_rules_enabled),
+    // and leaves one out of the policy if it is stored anyway.
+    sync: ['read', 'update'],
     fields: [
       pk('id', 64),
       str('site_id', { length: 64 }),

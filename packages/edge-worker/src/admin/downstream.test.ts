@@ -15,6 +15,7 @@ function holdings(pages: Record<string, unknown>[][], failAt?: number): Downstre
     people: [{ id: 'demo:anon:a' }],
     consentRecords: [],
     deadLetters: [],
+    orders: [{ id: 'o1' }],
     firstEvents: first,
     async *moreEvents() {
       for (const [i, page] of rest.entries()) {
@@ -39,6 +40,7 @@ describe('the streamed access answer', () => {
         people: [{ id: 'demo:anon:a' }],
         consentRecords: [],
         deadLetters: [],
+        orders: [{ id: 'o1' }],
         events: [{ id: '1' }, { id: '2' }, { id: '3' }, { id: '4' }],
       },
     });

@@ -2,7 +2,8 @@
  * What Directus holds about a person, for an access request: their `people` row, consent
  * records, events and dead letters, under every key they were known by (the person key,
  * the browsers merged into them, their user id, as the edge and Directus's people rows
- * record them), as the erasure deletes them.
+ * record them), as the erasure deletes them; and the site's orders placed under those user
+ * and browser ids, as the erasure anonymises them.
  *
  * Events are the one part that grows without bound (a busy person over the retention
  * period), so they are read a page at a time as the answer is streamed, never held whole:
@@ -13,7 +14,7 @@ import { userIdOf } from '../identity/index.ts';
 import type { ProfileExport } from '../profile/profile-do.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { withRecordedKeys } from '../sync/consumer.ts';
-import { erasedPersonKeys } from '../sync/mapping.ts';
+import { erasedPersonKeys, personOrdersFilter } from '../sync/mapping.ts';
 
 type Row = Record<string, unknown>;
 
@@ -26,6 +27,8 @@ export interface DownstreamHoldings {
   people: Row[];
   consentRecords: Row[];
   deadLetters: Row[];
+  /** The site's orders placed under the person's user or browser ids, oldest first. */
+  orders: Row[];
   /** The first page of events, in the order they were received. */
   firstEvents: Row[];
   /** The pages after the first, read on demand. */
@@ -47,8 +50,8 @@ export function downstreamKeys(personKey: PersonKey, held: ProfileExport): strin
 }
 
 /**
- * Reads the person's rows of the site and keys: people, consent records and dead letters
- * whole, events' first page (so an unreachable Directus shows before an answer starts).
+ * Reads the person's rows of the site and keys: people, consent records, dead letters and
+ * orders whole, events' first page (so an unreachable Directus shows before an answer starts).
  */
 export async function readDownstream(
   directus: DirectusClient,
@@ -72,10 +75,14 @@ export async function readDownstream(
       limit: pageSize,
       ...(boundary !== undefined && { offset: boundary.read }),
     });
-  const [people, consentRecords, deadLetters, firstEvents] = await Promise.all([
+  const ordersFilter = personOrdersFilter(siteId, personKeys);
+  const [people, consentRecords, deadLetters, orders, firstEvents] = await Promise.all([
     all('people', ['id']),
     all('consent_records', ['recorded_at', 'id']),
     all('dead_letters', ['failed_at', 'id']),
+    ordersFilter === undefined
+      ? Promise.resolve([])
+      : directus.readAll<Row>('orders', { filter: ordersFilter, sort: ['created_at', 'id'] }),
     eventsAfter(undefined),
   ]);
   async function* moreEvents(): AsyncGenerator<Row[]> {
@@ -91,7 +98,8 @@ export async function readDownstream(
       if (page.length > 0) yield page;
     }
   }
-  return { personKeys, people, consentRecords, deadLetters, firstEvents, moreEvents };
+  // `orders` before the events: they must stay the answer's last key (streamAccessAnswer).
+  return { personKeys, people, consentRecords, deadLetters, orders, firstEvents, moreEvents };
 }
 
 /**

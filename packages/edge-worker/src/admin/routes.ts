@@ -16,6 +16,7 @@ import { sendMessages } from '../ingest/queue-producer.ts';
 import { log, readStats, traceparentOf } from '../observability/index.ts';
 import { eraseProfile, exportProfile } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
+import { newUlid } from '../profile/ulid.ts';
 import { getSiteById, getSiteByWriteKey, listSites, type Site } from '../sites/index.ts';
 import { parseCursor, ResendFailed, type ResendSelection, resendDeadLetters } from '../sync/resend.ts';
 import { isAdmin, mayActOnPeopleOf, siteOfPrivacyToken } from './auth.ts';
@@ -147,6 +148,7 @@ adminRoutes.get('/v1/people/:id', async (c) => {
     downstream.consentRecords,
     downstream.firstEvents,
     downstream.deadLetters,
+    downstream.orders,
   ].some((rows) => rows.length > 0);
   if (!atEdge && !heldDownstream)
     return c.json(errorBody('not_found', 'nothing is held about this person'), 404);

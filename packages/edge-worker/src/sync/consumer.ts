@@ -18,7 +18,8 @@
  *   idempotent, so its events already written are skipped on redelivery).
  * - Erasure deletes the person's profile, events, consent records and dead letters received
  *   up to its request (a person come back after a retention erasure keeps what they send
- *   since) and leaves a proof (that and when, not who or what).
+ *   since), anonymises their orders of that time (the shop keeps them, without whose they
+ *   were) and leaves a proof (that and when, not who or what).
  */
 import {
   type ConsentMessage,
@@ -44,6 +45,7 @@ import {
   newerSnapshot,
   PENDING_ERASURE,
   type PersonRow,
+  personOrdersFilter,
   personRow,
   personRowId,
   retryDelaySeconds,
@@ -461,8 +463,8 @@ async function forgetWritten(directus: DirectusClient, siteId: string, personKey
 
 /**
  * Deletes what Directus holds about an erased person, received up to the erasure's
- * `requestedAt`, and records that it happened (the proof is keyed by the message id: a
- * redelivery leaves one).
+ * `requestedAt` (their orders of that time are anonymised instead), and records that it
+ * happened (the proof is keyed by the message id: a redelivery leaves one).
  *
  * Bounded by time: the retention alarm leaves no tombstone, so a person can come back while
  * their erasure still waits on the queue (Directus down), and what they send then is not
@@ -489,6 +491,22 @@ export async function erase(
   // when it failed, not when its message was received, and a letter held back for days
   // would otherwise outlive the erasure of what it carries.
   const letters = await directus.deleteWhere('dead_letters', { _and: theirs });
+  // Orders are the shop's business records (it may have to keep them for its accounts): they
+  // stay, with whose they were cleared. Before `people`, whose rows name the keys to find them by.
+  const ordersOfTheirs = personOrdersFilter(body.siteId, keys);
+  const orders =
+    ordersOfTheirs === undefined
+      ? 0
+      : await directus.updateWhere(
+          'orders',
+          {
+            _and: [
+              ordersOfTheirs,
+              { _or: [{ created_at: { _lte: body.requestedAt } }, { created_at: { _null: true } }] },
+            ],
+          },
+          { user_id: null, anonymous_id: null },
+        );
   // A row whose profile began after the request is the person come back (their snapshot
   // replaced the old one). By its start, not its last event: the erased profile began before
   // the request whatever the clocks of the edge's machines say.
@@ -503,6 +521,7 @@ export async function erase(
     events_deleted: events,
     consent_records_deleted: consent,
     dead_letters_deleted: letters,
+    orders_anonymized: orders,
   };
   await directus.createMissing('erasure_proofs', [{ ...proof }]);
 }

@@ -8,6 +8,7 @@ import {
   eventRow,
   latestProfiles,
   newerSnapshot,
+  personOrdersFilter,
   personRow,
   profileInputFromRow,
   RETRIES_EXHAUSTED,
@@ -197,6 +198,20 @@ describe('consent and erasure', () => {
         requestedAt: 'x',
       }).sort(),
     ).toEqual(['anon:a', 'anon:b', 'user:u']);
+  });
+
+  it("finds a person's orders of the site by the user and browser ids their keys carry", () => {
+    expect(personOrdersFilter('demo', ['user:u', 'anon:a', 'anon:b'])).toEqual({
+      _and: [
+        { site_id: { _eq: 'demo' } },
+        { _or: [{ user_id: { _in: ['u'] } }, { anonymous_id: { _in: ['a', 'b'] } }] },
+      ],
+    });
+    // A browser alone: no empty `_in` for user ids.
+    expect(personOrdersFilter('demo', ['anon:a'])).toEqual({
+      _and: [{ site_id: { _eq: 'demo' } }, { _or: [{ anonymous_id: { _in: ['a'] } }] }],
+    });
+    expect(personOrdersFilter('demo', [])).toBeUndefined();
   });
 
   it('names a message whose dates Directus could not store', () => {

@@ -80,6 +80,8 @@ export interface ErasureProofRow {
   events_deleted: number;
   consent_records_deleted: number;
   dead_letters_deleted: number;
+  /** The person's orders whose user and browser ids were cleared (the orders themselves stay). */
+  orders_anonymized: number;
 }
 
 /** A row of `dead_letters`: a queue message the sync could not write, kept for someone to look at. */
@@ -281,6 +283,29 @@ export function erasedPersonKeys<T extends Pick<ErasureMessage, 'personId' | 'an
   for (const a of msg.anonymousIds) keys.add(`anon:${a}`);
   if (msg.userId) keys.add(`user:${msg.userId}`);
   return [...keys];
+}
+
+/**
+ * Which of a site's `orders` rows are the person's, by the ids their keys carry (an order
+ * records the buyer's user id and browser id, not a person key); undefined when the keys
+ * carry none, as an empty `_in` is no filter Directus can be trusted with.
+ */
+export function personOrdersFilter(
+  siteId: string,
+  personKeys: readonly string[],
+): Record<string, unknown> | undefined {
+  const idsOf = (prefix: string) =>
+    personKeys
+      .filter((k) => k.startsWith(prefix) && k.length > prefix.length)
+      .map((k) => k.slice(prefix.length));
+  const userIds = idsOf('user:');
+  const anonymousIds = idsOf('anon:');
+  const whose = [
+    ...(userIds.length > 0 ? [{ user_id: { _in: userIds } }] : []),
+    ...(anonymousIds.length > 0 ? [{ anonymous_id: { _in: anonymousIds } }] : []),
+  ];
+  if (whose.length === 0) return undefined;
+  return { _and: [{ site_id: { _eq: siteId } }, { _or: whose }] };
 }
 
 const isTime = (s: unknown): boolean => typeof s === 'string' && Number.isFinite(Date.parse(s));

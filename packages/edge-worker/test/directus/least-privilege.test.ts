@@ -1,8 +1,9 @@
 /**
  * Least privilege in Directus. The Worker's token (role attune-sync) can do what the sync
- * needs and nothing else: no system collections, no catalog writes, no orders, no admin.
- * The roles for people: a marketer edits what the edge serves and sees no person's data; a
- * privacy officer reads the proof of consent and erasure and can change none of it.
+ * needs and nothing else: no system collections, no catalog writes, no order created or
+ * deleted (it reads them and clears whose they were), no admin. The roles for people: a marketer edits what the edge
+ * serves and sees no person's data; a privacy officer reads the proof of consent and
+ * erasure, and orders, and can change none of it.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DIRECTUS_TEST } from './constants.mjs';
@@ -57,10 +58,24 @@ describe('the attune-sync token', () => {
     expect(await asSync('POST', '/items/sites', { id: 'evil', write_key: 'pk_evil' })).toBe(403);
   });
 
-  it('may not read orders, rewrite or delete erasure proofs', async () => {
-    expect(await asSync('GET', '/items/orders')).toBe(403);
+  it('may not rewrite or delete erasure proofs', async () => {
     expect(await asSync('PATCH', '/items/erasure_proofs/any', { site_id: 'x' })).toBe(403);
     expect(await asSync('DELETE', '/items/erasure_proofs/any')).toBe(403);
+  });
+
+  it('may read orders and clear whose they were (an erasure), and neither create nor delete one', async () => {
+    const order = uniqueId('order-lp');
+    await admin('POST', '/items/orders', {
+      id: order,
+      site_id: 'demo',
+      user_id: uniqueId('buyer'),
+      total: 10,
+      status: 'pending',
+    });
+    expect(await asSync('GET', `/items/orders/${order}`)).toBe(200);
+    expect(await asSync('PATCH', `/items/orders/${order}`, { user_id: null, anonymous_id: null })).toBe(200);
+    expect(await asSync('POST', '/items/orders', { id: uniqueId('forged'), site_id: 'demo' })).toBe(403);
+    expect(await asSync('DELETE', `/items/orders/${order}`)).toBe(403);
   });
 
   it('may not touch users, roles, policies, permissions, flows, settings or the schema', async () => {
@@ -97,6 +112,7 @@ describe('the roles bootstrap makes for people', () => {
   let marketer = '';
   let officer = '';
   const consentRecord = uniqueId('consent-record');
+  const order = uniqueId('order-officer');
   beforeAll(async () => {
     marketer = await invited('Attune marketer');
     officer = await invited('Attune privacy officer');
@@ -105,6 +121,7 @@ describe('the roles bootstrap makes for people', () => {
       site_id: 'demo',
       person_key: 'anon:x',
     });
+    await admin('POST', '/items/orders', { id: order, site_id: 'demo', user_id: 'u-x', status: 'pending' });
   });
 
   it('a marketer edits products, slots, trigger rules and consent categories', async () => {
@@ -154,8 +171,8 @@ describe('the roles bootstrap makes for people', () => {
       expect(await as(marketer, 'GET', `/items/${c}`)).toBe(403);
   });
 
-  it('a privacy officer reads the proof of consent and erasure, and can change none of it', async () => {
-    for (const c of ['consent_records', 'erasure_proofs', 'people', 'events', 'dead_letters'])
+  it('a privacy officer reads the proof of consent and erasure, and orders, and can change none of it', async () => {
+    for (const c of ['consent_records', 'erasure_proofs', 'people', 'events', 'dead_letters', 'orders'])
       expect(await as(officer, 'GET', `/items/${c}?limit=1`)).toBe(200);
     // A record that "proves" a grant nobody gave must not be writable, nor the proof deletable.
     expect(
@@ -168,5 +185,7 @@ describe('the roles bootstrap makes for people', () => {
       await as(officer, 'POST', '/items/consent_records', { id: uniqueId('forged'), site_id: 'demo' }),
     ).toBe(403);
     expect(await as(officer, 'PATCH', '/items/products/p-storm-shell-jacket', { price: 1 })).toBe(403);
+    expect(await as(officer, 'PATCH', `/items/orders/${order}`, { user_id: null })).toBe(403);
+    expect(await as(officer, 'DELETE', `/items/orders/${order}`)).toBe(403);
   });
 });
