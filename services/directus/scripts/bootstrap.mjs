@@ -322,6 +322,8 @@ export const MARKETER_EDITS = ['products', 'slot_content', 'trigger_rules', 'con
 /** What a privacy officer reads to prove consent and answer requests; they change none of it. */
 export const PRIVACY_READS = [
   'consent_records',
+  // What each policy version a consent record names said.
+  'policy_versions',
   'erasure_proofs',
   'people',
   'events',

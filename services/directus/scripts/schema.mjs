@@ -133,13 +133,30 @@ export const COLLECTIONS = [
     ],
   },
   {
+    collection: 'policy_versions',
+    icon: 'policy',
+    accountability: null,
+    note: 'What each consent policy version said (its categories, labels and descriptions), as the edge first read it: a consent record names only the version.',
+    sync: ['create', 'read'],
+    fields: [
+      // <site id>:<policy version>
+      pk('id', 160),
+      str('site_id', { indexed: true }),
+      str('policy_version', { length: 64 }),
+      json('categories'),
+      ts('first_seen_at'),
+    ],
+  },
+  {
     collection: 'erasure_proofs',
     icon: 'delete_forever',
-    note: 'That a person was erased and when: never who, never what.',
+    note: 'That a person was erased, when and why (request or retention), keyed by the erasure id DELETE /v1/people/:id answered: never who, never what.',
     sync: ['create', 'read'],
     fields: [
       pk('id', 64),
       str('site_id', { indexed: true }),
+      // request (DELETE /v1/people/:id) or retention (inactive past the period).
+      str('reason', { length: 16 }),
       ts('requested_at'),
       ts('erased_at'),
       int('people_deleted', 0),

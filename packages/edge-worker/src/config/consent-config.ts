@@ -153,7 +153,39 @@ async function loadFromDirectus(env: Env, siteId: string): Promise<ConsentConfig
     sort: ['sort', 'key'],
     limit: 64,
   });
-  return consentConfigFromRows(rows);
+  const config = await consentConfigFromRows(rows);
+  waitUntil(recordPolicyWording(env, siteId, config));
+  return config;
+}
+
+/** The policy versions whose wording this isolate has recorded (or found recorded) in Directus. */
+const recordedWordings = new Set<string>();
+
+/**
+ * Keeps what a policy version said, in Directus `policy_versions` (one row per site and
+ * version, the first read kept): a consent record names only the version, a hash, and a
+ * privacy officer proving consent must show the categories as the person was asked them.
+ * Written from here because only the edge computes versions. Never fails the read it
+ * follows: a version not recorded now is recorded at the next read from Directus.
+ */
+export async function recordPolicyWording(env: Env, siteId: string, config: ConsentConfig): Promise<void> {
+  const id = `${siteId}:${config.policyVersion}`;
+  if (recordedWordings.has(id)) return;
+  try {
+    await directusFromEnv(env, { timeoutMs: DIRECTUS_TIMEOUT_MS }).createMissing('policy_versions', [
+      {
+        id,
+        site_id: siteId,
+        policy_version: config.policyVersion,
+        categories: config.categories,
+        first_seen_at: new Date().toISOString(),
+      },
+    ]);
+    recordedWordings.add(id);
+  } catch (e) {
+    const reason = e instanceof Error ? e.message.slice(0, 200) : 'unknown';
+    log('warn', 'consent_config.wording_not_recorded', { reason });
+  }
 }
 
 /** Reads in flight per site: concurrent requests share one KV/Directus read (and one failure). */

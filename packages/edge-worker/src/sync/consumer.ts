@@ -464,7 +464,7 @@ async function forgetWritten(directus: DirectusClient, siteId: string, personKey
 /**
  * Deletes what Directus holds about an erased person, received up to the erasure's
  * `requestedAt` (their orders of that time are anonymised instead), and records that it
- * happened (the proof is keyed by the message id: a redelivery leaves one).
+ * happened and why (the proof is keyed by the erasure id: a redelivery leaves one).
  *
  * Bounded by time: the retention alarm leaves no tombstone, so a person can come back while
  * their erasure still waits on the queue (Directus down), and what they send then is not
@@ -511,10 +511,13 @@ export async function erase(
   // replaced the old one). By its start, not its last event: the erased profile began before
   // the request whatever the clocks of the edge's machines say.
   const people = await directus.deleteWhere('people', upTo('first_seen'));
-  // The queue message id is stable across redeliveries: a retried erasure leaves one proof.
+  // Keyed by the erasure's own id, which the DELETE answered (a message queued before erasures
+  // had one: by the queue message id); both are stable across redeliveries, so a retried
+  // erasure leaves one proof.
   const proof: ErasureProofRow = {
-    id: msg.id.slice(0, 64),
+    id: (body.erasureId ?? msg.id).slice(0, 64),
     site_id: body.siteId,
+    reason: body.reason ?? null,
     requested_at: body.requestedAt,
     erased_at: new Date().toISOString(),
     people_deleted: people,

@@ -10,6 +10,7 @@ import {
   DEFAULT_POLICY_VERSION,
   type Enrichment,
   type ErasureMessage,
+  type ErasureReason,
   type EventMessage,
   type JsonValue,
   type ProfileMessage,
@@ -72,8 +73,11 @@ export interface ConsentRow {
 
 /** A row of `erasure_proofs`: that and when, never who or what. */
 export interface ErasureProofRow {
+  /** The erasure id the DELETE answered (the queue message id for an erasure queued before ids). */
   id: string;
   site_id: string;
+  /** `request` (DELETE /v1/people/:id) or `retention` (inactive past the period); null when the message did not say. */
+  reason: ErasureReason | null;
   requested_at: string;
   erased_at: string;
   people_deleted: number;

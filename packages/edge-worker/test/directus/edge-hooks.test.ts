@@ -1,7 +1,8 @@
 /**
  * Directus → edge: signed hooks invalidate the edge caches; a real Directus Flow reaches
  * the Worker (under wrangler dev) when a marketer edits a consent category, and
- * /v1/config serves the new categories with a new policy version; the orders Flow sends
+ * /v1/config serves the new categories with a new policy version, whose wording is kept in
+ * Directus `policy_versions`; the orders Flow sends
  * order.completed to the Worker's server-side ingest, which lands in the event log, without
  * leaving the server key or the buyer in Directus's revisions, and without a made-up browser
  * for a signed-in buyer's order.
@@ -187,6 +188,16 @@ describe('Directus Flows → the Worker (wrangler dev)', () => {
         : undefined;
     });
     expect(after.policyVersion).not.toBe(before.policyVersion);
+    // What the new version says is kept in Directus, for whoever must prove a choice made under it.
+    const [wording] = await eventually(async () => {
+      const found = await rows<{ policy_version: string; categories: { key: string; label: string }[] }>(
+        'policy_versions',
+        { id: { _eq: `demo:${after.policyVersion}` } },
+      );
+      return found.length > 0 ? found : undefined;
+    });
+    expect(wording?.policy_version).toBe(after.policyVersion);
+    expect(wording?.categories.find((c) => c.key === 'marketing')?.label).toBe('Offers and promotions');
 
     // Changing it back restores the original policy (same categories, same version).
     await admin('PATCH', '/items/consent_categories/marketing', { label: 'Marketing' });

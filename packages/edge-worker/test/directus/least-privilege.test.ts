@@ -58,9 +58,11 @@ describe('the attune-sync token', () => {
     expect(await asSync('POST', '/items/sites', { id: 'evil', write_key: 'pk_evil' })).toBe(403);
   });
 
-  it('may not rewrite or delete erasure proofs', async () => {
+  it('may not rewrite or delete erasure proofs, or what a policy version said', async () => {
     expect(await asSync('PATCH', '/items/erasure_proofs/any', { site_id: 'x' })).toBe(403);
     expect(await asSync('DELETE', '/items/erasure_proofs/any')).toBe(403);
+    expect(await asSync('PATCH', '/items/policy_versions/any', { categories: [] })).toBe(403);
+    expect(await asSync('DELETE', '/items/policy_versions/any')).toBe(403);
   });
 
   it('may read orders and clear whose they were (an erasure), and neither create nor delete one', async () => {
@@ -172,7 +174,15 @@ describe('the roles bootstrap makes for people', () => {
   });
 
   it('a privacy officer reads the proof of consent and erasure, and orders, and can change none of it', async () => {
-    for (const c of ['consent_records', 'erasure_proofs', 'people', 'events', 'dead_letters', 'orders'])
+    for (const c of [
+      'consent_records',
+      'policy_versions',
+      'erasure_proofs',
+      'people',
+      'events',
+      'dead_letters',
+      'orders',
+    ])
       expect(await as(officer, 'GET', `/items/${c}?limit=1`)).toBe(200);
     // A record that "proves" a grant nobody gave must not be writable, nor the proof deletable.
     expect(

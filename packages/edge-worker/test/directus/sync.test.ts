@@ -15,7 +15,7 @@ import type { EventMessage, EventsMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { directusClient } from '../../src/directus/client.ts';
 import worker from '../../src/index.ts';
-import { collect, productView } from '../../src/ingest/test-support.ts';
+import { collect, people, productView, recordQueue } from '../../src/ingest/test-support.ts';
 import { syncBatch } from '../../src/sync/index.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
 import {
@@ -305,6 +305,25 @@ describe('erasure', () => {
       consent_records_deleted: 1,
     });
     expect(JSON.stringify(proofs[0])).not.toContain(erased.slice(5));
+  });
+
+  it('keeps the proof under the erasure id the DELETE answered, saying the person asked', async () => {
+    const a = uniqueId('proof-id');
+    await collect([productView(a, 'p1', 'shoes')]);
+    const queue = recordQueue(env());
+    let answer: Response;
+    try {
+      answer = await people(`anon:${a}`, 'DELETE');
+    } finally {
+      queue.restore();
+    }
+    expect(answer.status).toBe(200);
+    const { erasureId } = (await answer.json()) as { erasureId: string };
+    await consume(deliveries(queue.messages.filter((m) => m.kind === 'erasure')));
+    // What a privacy officer looks up with the id they were given.
+    const proofs = await rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: erasureId } });
+    expect(proofs).toHaveLength(1);
+    expect(proofs[0]).toMatchObject({ site_id: 'demo', reason: 'request' });
   });
 
   it('erases a person with 200 browsers of long ids, whose keys do not fit in a URL', async () => {
