@@ -18,8 +18,8 @@
  *   idempotent, so its events already written are skipped on redelivery).
  * - Erasure deletes the person's profile, events, consent records and dead letters received
  *   up to its request (a person come back after a retention erasure keeps what they send
- *   since), anonymises their orders of that time (the shop keeps them, without whose they
- *   were) and leaves a proof (that and when, not who or what).
+ *   since), anonymises their orders of that time when they asked for it (the shop keeps
+ *   them, without whose they were) and leaves a proof (that, when and why, not who or what).
  */
 import {
   type ConsentMessage,
@@ -463,8 +463,9 @@ async function forgetWritten(directus: DirectusClient, siteId: string, personKey
 
 /**
  * Deletes what Directus holds about an erased person, received up to the erasure's
- * `requestedAt` (their orders of that time are anonymised instead), and records that it
- * happened and why (the proof is keyed by the erasure id: a redelivery leaves one).
+ * `requestedAt` (their orders of that time are anonymised instead, unless the erasure is
+ * retention's), and records that it happened and why (the proof is keyed by the erasure id:
+ * a redelivery leaves one).
  *
  * Bounded by time: the retention alarm leaves no tombstone, so a person can come back while
  * their erasure still waits on the queue (Directus down), and what they send then is not
@@ -493,7 +494,9 @@ export async function erase(
   const letters = await directus.deleteWhere('dead_letters', { _and: theirs });
   // Orders are the shop's business records (it may have to keep them for its accounts): they
   // stay, with whose they were cleared. Before `people`, whose rows name the keys to find them by.
-  const ordersOfTheirs = personOrdersFilter(body.siteId, keys);
+  // Only for an erasure someone asked for: retention forgets what tracking learned about an
+  // inactive person, not whom the shop sold to (a customer back after a year keeps their orders).
+  const ordersOfTheirs = body.reason === 'retention' ? undefined : personOrdersFilter(body.siteId, keys);
   const orders =
     ordersOfTheirs === undefined
       ? 0

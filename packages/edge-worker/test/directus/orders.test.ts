@@ -108,4 +108,25 @@ describe("a person's orders", () => {
     expect(JSON.stringify(proof)).not.toContain(userId);
     expect(JSON.stringify(proof)).not.toContain(browser);
   });
+
+  it('are kept whole by a retention erasure: it forgets an inactive person, not whom the shop sold to', async () => {
+    const { userId, browser } = await personWithBrowser('retired-orders');
+    const placed = await placeOrder({
+      user_id: userId,
+      anonymous_id: browser,
+      created_at: hoursFromNow(-24),
+    });
+    const erasure = {
+      ...erasureMessage(`user:${userId}`),
+      anonymousIds: [browser],
+      userId,
+      reason: 'retention',
+    };
+    const delivery = deliveries([erasure]);
+    expect((await consume(delivery)).retryMessages).toEqual([]);
+
+    expect(await order(placed)).toMatchObject({ user_id: userId, anonymous_id: browser });
+    const [proof] = await rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: delivery[0]?.id } });
+    expect(proof).toMatchObject({ reason: 'retention', orders_anonymized: 0, people_deleted: 1 });
+  });
 });
