@@ -39,6 +39,13 @@ export function DeleteMyData() {
       {result?.kind === 'erased' ? (
         <p role="status" data-testid="erased">
           Done: {result.erased.length} profile(s) erased. You are signed out and start over as a new visitor.
+          {result.references.length > 0 ? (
+            <>
+              {' '}
+              Your reference: <span data-testid="erasure-reference">{result.references.join(', ')}</span> (the
+              shop can show the proof of this erasure by it).
+            </>
+          ) : null}
         </p>
       ) : null}
       {result?.kind === 'nothing' ? (

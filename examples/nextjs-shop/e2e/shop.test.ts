@@ -301,12 +301,18 @@ describe('the shop through the Worker', () => {
       },
       20_000,
     );
-    // Only the proof that an erasure happened stays (written by the same queue consumer).
-    const proofs = await eventually('an erasure proof in Directus', async () => {
-      const rows = await directus<unknown[]>('GET', '/items/erasure_proofs?fields=id&limit=-1');
-      return rows.length > 0 ? rows : undefined;
+    // Only the proof that an erasure happened stays (written by the same queue consumer), under
+    // the references the visitor was shown, saying they asked for it.
+    const references = ((await page.getByTestId('erasure-reference').textContent()) ?? '').split(', ');
+    expect(references.length).toBeGreaterThan(0);
+    const proofs = await eventually('the erasure proofs in Directus', async () => {
+      const rows = await directus<Array<{ id: string; reason: string }>>(
+        'GET',
+        `/items/erasure_proofs?filter[id][_in]=${encodeURIComponent(references.join(','))}&fields=id,reason`,
+      );
+      return rows.length === references.length ? rows : undefined;
     });
-    expect(proofs.length).toBeGreaterThan(0);
+    expect(proofs.map((p) => p.reason)).toEqual(references.map(() => 'request'));
     // The next page load knows nothing about this browser any more.
     const slots = await slotsInHtml(page, await rawHtml(page, '/'));
     expect(slots.hero?.text).not.toMatch(/trail/i);

@@ -56,9 +56,14 @@ describe('delete my data', () => {
     const s = sdk();
     const requestErasure = vi.fn(async (anonymousId: string) => {
       s.calls.push(`erase ${anonymousId}`);
-      return Response.json({ erased: ['anon'] });
+      return Response.json({ erased: ['anon'], references: ['01JD8X3Q4Z5R6S7T8V9W0XYZ01', '<script>'] });
     });
-    expect(await deleteMyData(s.attune, { requestErasure })).toEqual({ kind: 'erased', erased: ['anon'] });
+    // The reference is shown to the visitor: only an erasure id is taken.
+    expect(await deleteMyData(s.attune, { requestErasure })).toEqual({
+      kind: 'erased',
+      erased: ['anon'],
+      references: ['01JD8X3Q4Z5R6S7T8V9W0XYZ01'],
+    });
     expect(s.calls).toEqual(['flush', `erase ${ID}`, WITHDRAWN, 'reset']);
   });
 

@@ -12,14 +12,14 @@
  * confirmed would throw it away.
  */
 import type { Attune } from '@attune/browser-sdk';
-import { PURPOSES } from '@attune/shared-schema/constants';
+import { PURPOSES, ULID_PATTERN } from '@attune/shared-schema/constants';
 import { askConsentAgain } from './consent-client.ts';
 import { forgetIdentity as forgetShopIdentity } from './identity-marker.ts';
 import { emptyStoredCart, SIGN_OUT_FLUSH_BUDGET_MS, sendQueuedEvents } from './sign-out.ts';
 
 export type ErasureResult =
   /** The shop erased these (`user`, `anon`); consent was withdrawn in the SDK, which was reset. */
-  | { kind: 'erased'; erased: string[] }
+  | { kind: 'erased'; erased: string[]; references: string[] }
   /** The shop found no one to erase; the SDK was left as it was. */
   | { kind: 'nothing' }
   /** Nothing is known to be erased; the SDK was left as it was, and the visitor can try again. */
@@ -81,7 +81,7 @@ export async function deleteMyData(
     return { kind: 'failed', message: 'This browser’s id could not be read; reload the page and try again.' };
   }
   let res: Response;
-  let body: { erased?: unknown; error?: unknown };
+  let body: { erased?: unknown; references?: unknown; error?: unknown };
   try {
     res = await requestErasure(anonymousId);
     body = (await res.json()) as typeof body;
@@ -116,5 +116,8 @@ export async function deleteMyData(
   emptyCart();
   forgetIdentity();
   askAgain();
-  return { kind: 'erased', erased };
+  const references = Array.isArray(body.references)
+    ? body.references.filter((r): r is string => typeof r === 'string' && ULID_PATTERN.test(r))
+    : [];
+  return { kind: 'erased', erased, references };
 }

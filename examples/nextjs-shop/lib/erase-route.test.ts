@@ -28,13 +28,21 @@ function workerHolding() {
     'fetch',
     vi.fn(async (_input: string | URL | Request, init?: RequestInit) =>
       init?.method === 'DELETE'
-        ? Response.json({ erased: true, personId: `anon:${ANONYMOUS_ID}`, anonymousIds: 1 })
+        ? Response.json({
+            erased: true,
+            personId: `anon:${ANONYMOUS_ID}`,
+            anonymousIds: 1,
+            erasureId: ERASURE_ID,
+          })
         : Response.json({ profile: {} }),
     ),
   );
 }
 
-async function erase(status: number, body: unknown = { erased: [] }) {
+/** The id the Worker's DELETE answers: the shop passes it on as the visitor's reference. */
+const ERASURE_ID = '01JD8X3Q4Z5R6S7T8V9W0XYZ00';
+
+async function erase(status: number, body: unknown = { erased: [], references: [] }) {
   const { POST } = await import('../app/api/erase/route.ts');
   const res = await POST(
     new Request('http://shop.test/api/erase', {
@@ -61,7 +69,7 @@ describe('POST /api/erase, edge-proxy mode', () => {
       'attune_consent',
       encodeURIComponent('{"categories":{"analytics":true},"policyVersion":"1"}'),
     );
-    const set = await erase(200, { erased: ['anon'] });
+    const set = await erase(200, { erased: ['anon'], references: [ERASURE_ID] });
     for (const name of ['shop_session', 'attune_aid', 'attune_consent']) {
       const cookie = set.find((c) => c.startsWith(`${name}=`));
       expect(cookie, name).toBeDefined();

@@ -91,10 +91,12 @@ describe('the shop’s answer', () => {
     erase: async () => answers.shift() ?? { ok: true as const },
   });
 
-  it('lists what the Worker erased', async () => {
-    expect(await eraseAll(targets, 'user_ada', worker([{ ok: true }, { ok: true }]))).toEqual({
+  it('lists what the Worker erased, with the erasures’ ids as references', async () => {
+    const ids = ['01JD8X3Q4Z5R6S7T8V9W0XYZ01', '01JD8X3Q4Z5R6S7T8V9W0XYZ02'];
+    const answers: ErasureAnswer[] = ids.map((erasureId) => ({ ok: true, erasureId }));
+    expect(await eraseAll(targets, 'user_ada', worker(answers))).toEqual({
       status: 200,
-      body: { erased: ['user', 'anon'] },
+      body: { erased: ['user', 'anon'], references: ids },
     });
   });
 
@@ -106,7 +108,7 @@ describe('the shop’s answer', () => {
       lookUp: async () => ({ ok: true, held: false }),
       erase,
     });
-    expect(out).toEqual({ status: 200, body: { erased: [] } });
+    expect(out).toEqual({ status: 200, body: { erased: [], references: [] } });
   });
 
   it('is a failure, not "done", when the Worker refuses one of them', async () => {

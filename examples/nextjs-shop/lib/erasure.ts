@@ -89,7 +89,7 @@ export function erasureTargets(who: {
 
 /** The shop's answer to an erasure request, before cookies. `erased` lists who was held and erased. */
 export type ErasureOutcome =
-  | { status: 200; body: { erased: PersonRef['kind'][] } }
+  | { status: 200; body: { erased: PersonRef['kind'][]; references: string[] } }
   | { status: 403; body: { error: string } }
   | { status: 502 | 503; body: { error: string }; retryAfter?: string };
 
@@ -143,6 +143,8 @@ export async function eraseAll(
     held.push(t);
   }
   const erased: PersonRef['kind'][] = [];
+  // The erasures' ids, for the visitor to quote: each names the proof kept in Directus.
+  const references: string[] = [];
   for (const t of held) {
     let answer: ErasureAnswer;
     try {
@@ -152,6 +154,7 @@ export async function eraseAll(
     }
     if (!answer.ok) return refused(answer, 'erasure');
     erased.push(t.kind);
+    if (answer.erasureId !== undefined) references.push(answer.erasureId);
   }
-  return { status: 200, body: { erased } };
+  return { status: 200, body: { erased, references } };
 }

@@ -10,6 +10,7 @@ import { BELONGS_TO_AN_ACCOUNT, eraseAll, erasureTargets } from './erasure.ts';
 import { erasePerson, lookUpPerson } from './people.ts';
 
 const WORKER = 'http://worker.test';
+const ERASURE_ID = '01JD8X3Q4Z5R6S7T8V9W0XYZ00';
 
 /**
  * A stand-in for the Worker's DELETE /v1/people/:id with two sites configured
@@ -17,7 +18,12 @@ const WORKER = 'http://worker.test';
  */
 function twoSiteWorker(
   answer: (site: string, personId: string) => Response = (_, personId) =>
-    Response.json({ erased: true, personId, anonymousIds: personId.startsWith('anon:') ? 1 : 0 }),
+    Response.json({
+      erased: true,
+      personId,
+      anonymousIds: personId.startsWith('anon:') ? 1 : 0,
+      erasureId: ERASURE_ID,
+    }),
 ) {
   const calls: string[] = [];
   const fetchMock = vi.fn(async (input: string | URL | Request, init?: RequestInit) => {
@@ -54,14 +60,18 @@ describe('erasePerson', () => {
   it('erases on a Worker that serves more than one site: it names the demo site by default', async () => {
     shopEnvWith({});
     const calls = twoSiteWorker();
-    expect(await erasePerson({ kind: 'anon', id: '01JD8X3Q4Z5R6S7T8V9W0XYZAB' })).toEqual({ ok: true });
+    // The erasure's id comes back: the visitor's reference to its proof.
+    expect(await erasePerson({ kind: 'anon', id: '01JD8X3Q4Z5R6S7T8V9W0XYZAB' })).toEqual({
+      ok: true,
+      erasureId: ERASURE_ID,
+    });
     expect(calls).toEqual(['DELETE /v1/people/anon%3A01JD8X3Q4Z5R6S7T8V9W0XYZAB?site=demo']);
   });
 
   it('names the site of ATTUNE_SITE_ID', async () => {
     shopEnvWith({ ATTUNE_SITE_ID: 'outlet' });
     const calls = twoSiteWorker();
-    expect(await erasePerson({ kind: 'user', id: 'user_ada' })).toEqual({ ok: true });
+    expect(await erasePerson({ kind: 'user', id: 'user_ada' })).toEqual({ ok: true, erasureId: ERASURE_ID });
     expect(calls).toEqual(['DELETE /v1/people/user%3Auser_ada?site=outlet']);
   });
 
@@ -121,7 +131,12 @@ function workerHolding(edge: Record<string, Held>) {
       if (init?.method === 'DELETE') {
         deleted.push(key);
         const person = typeof held?.aliasOf === 'string' ? held.aliasOf : key;
-        return Response.json({ erased: true, personId: person, anonymousIds: 1 });
+        return Response.json({
+          erased: true,
+          personId: person,
+          anonymousIds: 1,
+          erasureId: erasureIdOf(key),
+        });
       }
       if (url.searchParams.get('scope') !== 'edge') return new Response('', { status: 500 });
       if (held === undefined)
@@ -137,6 +152,9 @@ function workerHolding(edge: Record<string, Held>) {
 
 const ALICE_BROWSER = '01JD8X3Q4Z5R6S7T8V9W0ALICE';
 const MALLORY_BROWSER = '01JD8X3Q4Z5R6S7T8V9W0MALLO';
+/** The erasure id the stand-in Worker answers for a person key (a ULID, one per person). */
+const erasureIdOf = (key: string): string =>
+  `01JD8X3Q4Z5R6S7T8V9W0ERAS${key === 'user:alice' ? 1 : key === `anon:${ALICE_BROWSER}` ? 2 : 3}`;
 const FRESH_BROWSER = '01JD8X3Q4Z5R6S7T8V9W0FRESH';
 
 /** The edge after Alice signed in on her browser (merged into her) and Mallory browsed anonymously. */
@@ -183,7 +201,10 @@ describe('an erasure request, against the Worker', () => {
     const deleted = workerHolding(EDGE);
     expect(await postErase('alice', ALICE_BROWSER)).toEqual({
       status: 200,
-      body: { erased: ['user', 'anon'] },
+      body: {
+        erased: ['user', 'anon'],
+        references: [erasureIdOf('user:alice'), erasureIdOf(`anon:${ALICE_BROWSER}`)],
+      },
     });
     expect(deleted).toEqual(['user:alice', `anon:${ALICE_BROWSER}`]);
   });
@@ -191,7 +212,10 @@ describe('an erasure request, against the Worker', () => {
   it('erases an anonymous visitor’s own profile without an account', async () => {
     shopEnvWith({});
     const deleted = workerHolding(EDGE);
-    expect(await postErase(undefined, MALLORY_BROWSER)).toEqual({ status: 200, body: { erased: ['anon'] } });
+    expect(await postErase(undefined, MALLORY_BROWSER)).toEqual({
+      status: 200,
+      body: { erased: ['anon'], references: [erasureIdOf(`anon:${MALLORY_BROWSER}`)] },
+    });
     expect(deleted).toEqual([`anon:${MALLORY_BROWSER}`]);
   });
 
@@ -199,7 +223,7 @@ describe('an erasure request, against the Worker', () => {
     shopEnvWith({});
     const deleted = workerHolding(EDGE);
     const outcome = await postErase(undefined, FRESH_BROWSER);
-    expect(outcome).toEqual({ status: 200, body: { erased: [] } });
+    expect(outcome).toEqual({ status: 200, body: { erased: [], references: [] } });
     expect(deleted).toEqual([]);
     // What the page then says: not "Done", and the SDK keeps its id.
     const calls: string[] = [];

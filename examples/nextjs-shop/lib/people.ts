@@ -4,6 +4,7 @@
  * with the site's privacy token, which never leaves the shop's server and reaches the
  * shop's own site only.
  */
+import { ULID_PATTERN } from '@attune/shared-schema/constants';
 import { shopEnv } from './env.ts';
 
 /** The cookie in which the Worker (edge-proxy mode) keeps this browser's anonymous id. */
@@ -36,7 +37,8 @@ export type PersonRef = { kind: 'user'; id: string } | { kind: 'anon'; id: strin
  * never answers 404 for a person it does not know.
  */
 export type ErasureAnswer =
-  | { ok: true }
+  /** `erasureId`: the key of the erasure's proof in Directus (absent from an older Worker's answer). */
+  | { ok: true; erasureId?: string }
   | { ok: false; retryable: true; status: number }
   | { ok: false; retryable: false; status: number };
 
@@ -120,8 +122,13 @@ export async function erasePerson(p: PersonRef): Promise<ErasureAnswer> {
     headers: { authorization: `Bearer ${env.privacyToken}` },
     signal: AbortSignal.timeout(10_000),
   });
+  if (res.ok) {
+    // The erasure's id: its proof in Directus is kept under it, the visitor's reference.
+    const body: unknown = await res.json().catch(() => undefined);
+    const id = (body as { erasureId?: unknown } | undefined)?.erasureId;
+    return typeof id === 'string' && ULID_PATTERN.test(id) ? { ok: true, erasureId: id } : { ok: true };
+  }
   await res.body?.cancel();
-  if (res.ok) return { ok: true };
   if (res.status === 503) return { ok: false, retryable: true, status: res.status };
   return { ok: false, retryable: false, status: res.status };
 }

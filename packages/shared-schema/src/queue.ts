@@ -4,7 +4,7 @@
  * key, so redelivery never duplicates anything downstream.
  */
 import { z } from 'zod';
-import type { ConsentState, Purpose } from './constants.ts';
+import { type ConsentState, type Purpose, ULID_PATTERN } from './constants.ts';
 import { ConsentStateSchema, type CustomerAction, CustomerActionSchema } from './event.ts';
 
 /** What the Worker derived from the request, kept apart from what the producer sent. */
@@ -246,10 +246,7 @@ export const QueueMessageSchema = z.discriminatedUnion('kind', [
     anonymousIds: z.array(z.string()),
     userId: z.string().optional(),
     requestedAt: z.string(),
-    erasureId: z
-      .string()
-      .regex(/^[0-9A-HJKMNP-TV-Z]{26}$/)
-      .optional(),
+    erasureId: z.string().regex(ULID_PATTERN).optional(),
     reason: z.enum(['request', 'retention']).optional(),
   }),
 ]);
