@@ -1,6 +1,6 @@
 /**
  * Attune's edge Worker: the fetch handler (ingest, decide, config, hooks, edge proxy),
- * the queue consumer (Directus sync) and the scheduled jobs (retention, the cache check).
+ * the queue consumer (Directus sync) and the scheduled jobs (retention, lift reports, the cache check).
  */
 import type { QueueMessage } from '@attune/shared-schema';
 import { createApp } from './app.ts';

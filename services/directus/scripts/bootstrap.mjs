@@ -288,7 +288,7 @@ async function applySyncAccess(api, env) {
     name: 'attune-sync',
     icon: 'sync',
     policyNote:
-      "The edge Worker's access: write the event log, profiles and consent proof; read the catalog; read orders and clear an erased buyer's ids on them.",
+      "The edge Worker's access: write the event log, profiles and consent proof; read the catalog; read orders and clear an erased buyer's ids on them; write lift reports.",
     roleNote: 'The edge Worker (least privilege)',
     email: SYNC_EMAIL,
     lastName: 'edge sync',
@@ -319,6 +319,8 @@ async function applyShopAccess(api, shopToken) {
 
 /** What a marketer edits: the catalog, slot content, trigger rules and consent categories. */
 export const MARKETER_EDITS = ['products', 'slot_content', 'trigger_rules', 'consent_categories'];
+/** What a marketer reads and changes none of: how personalization does (counts, never who). */
+export const MARKETER_READS = ['lift_reports'];
 /** What a privacy officer reads to prove consent and answer requests; they change none of it. */
 export const PRIVACY_READS = [
   'consent_records',
@@ -345,13 +347,15 @@ async function applyPeopleRoles(api) {
     role: IDS.marketerRole,
     name: 'Attune marketer',
     icon: 'campaign',
-    policyNote: 'Edit products, slot content, trigger rules and consent categories; no personal data.',
+    policyNote:
+      'Edit products, slot content, trigger rules and consent categories; read lift reports; no personal data.',
     roleNote: 'Marketers: what the edge serves, never who',
     permissions: [
       ...MARKETER_EDITS.flatMap((collection) =>
         ['create', 'read', 'update', 'delete'].map((action) => ({ collection, action })),
       ),
       { collection: 'sites', action: 'read' },
+      ...MARKETER_READS.map((collection) => ({ collection, action: 'read' })),
     ],
     appAccess: true,
   });

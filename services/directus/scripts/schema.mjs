@@ -168,6 +168,36 @@ export const COLLECTIONS = [
     ],
   },
   {
+    collection: 'lift_reports',
+    icon: 'trending_up',
+    accountability: null,
+    note: 'Whether personalization works: per site, experiment and day, the conversion rates of treated and held-out people and the lift, written daily by the Worker (POST /v1/admin/lift on demand). Counts only: never who.',
+    // Upserted: a second run the same day replaces that day's row.
+    sync: ['create', 'read', 'update'],
+    fields: [
+      // <site id>:<experiment>:<YYYY-MM-DD of window_end>
+      pk('id', 255),
+      str('site_id', { indexed: true, length: 64 }),
+      str('experiment', { length: 128 }),
+      ts('window_start'),
+      ts('window_end', { indexed: true }),
+      int('treatment_people', 0),
+      int('treatment_converters', 0),
+      int('treatment_conversions', 0),
+      float('treatment_rate', 0),
+      int('holdout_people', 0),
+      int('holdout_converters', 0),
+      int('holdout_conversions', 0),
+      float('holdout_rate', 0),
+      // Null when the held-out people did not convert (no rate to compare with).
+      float('lift'),
+      int('events_read', 0),
+      // The read stopped at its bound (200,000 events): the counts cover the window's oldest part only.
+      bool('truncated', false),
+      ts('computed_at'),
+    ],
+  },
+  {
     collection: 'dead_letters',
     icon: 'report',
     accountability: null,

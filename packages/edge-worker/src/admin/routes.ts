@@ -1,15 +1,17 @@
 /**
  * Operator routes, behind `Authorization: Bearer <ADMIN_TOKEN>`: access to everything
  * held about a person, at the edge and in Directus (`GET /v1/people/:id`), erasure
- * (`DELETE /v1/people/:id`), resending dead letters (`POST /v1/admin/dead-letters/resend`)
- * and the outcome counters (`GET /v1/admin/stats`). The people routes also take the
- * site's own privacy token, for that site's people only.
+ * (`DELETE /v1/people/:id`), resending dead letters (`POST /v1/admin/dead-letters/resend`),
+ * the outcome counters (`GET /v1/admin/stats`) and a lift report on demand
+ * (`POST /v1/admin/lift`). The people routes also take the site's own privacy token, for
+ * that site's people only.
  */
 import { COLLECT_STATUS, type ErasureMessage, errorBody } from '@attune/shared-schema';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { AppEnv } from '../app.ts';
-import { directusFromEnv } from '../directus/client.ts';
+import { MAX_LIFT_DAYS, reportLift } from '../decide/lift-report.ts';
+import { DirectusError, directusFromEnv } from '../directus/client.ts';
 import { parsePersonKey, userIdOf } from '../identity/index.ts';
 import { readBodyLimited } from '../ingest/body.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
@@ -314,6 +316,51 @@ adminRoutes.post('/v1/admin/dead-letters/resend', async (c) => {
       {
         error: { code: e.stage === 'send' ? 'queue_unavailable' : 'directus_unavailable', message },
         resent: e.resent,
+      },
+      502,
+    );
+  }
+});
+
+/**
+ * Measures lift over the site's last `days` days (default 28) now, writes the report to
+ * Directus `lift_reports` (as the daily cron does) and answers it: counts and rates, never
+ * a person.
+ */
+adminRoutes.post('/v1/admin/lift', async (c) => {
+  const requested = c.req.query('site');
+  const site = await siteOf(c.env, requested);
+  if (site === undefined) {
+    const message = (await unresolvedSite(c.env, requested, true, undefined)) ?? 'unknown site';
+    return c.json(errorBody('invalid_envelope', message), COLLECT_STATUS.badRequest);
+  }
+  const daysText = c.req.query('days');
+  const days = daysText === undefined ? undefined : Number(daysText);
+  if (days !== undefined && (!/^\d+$/.test(daysText ?? '') || days < 1 || days > MAX_LIFT_DAYS)) {
+    return c.json(
+      errorBody('invalid_envelope', `days: expected a whole number of days from 1 to ${MAX_LIFT_DAYS}`),
+      COLLECT_STATUS.badRequest,
+    );
+  }
+  try {
+    const report = await reportLift(c.env, site.id, days === undefined ? {} : { days });
+    log('info', 'lift.reported', {
+      siteId: site.id,
+      experiments: report.reports.length,
+      eventsRead: report.eventsRead,
+      truncated: report.truncated,
+    });
+    return c.json(report);
+  } catch (e) {
+    if (!(e instanceof DirectusError)) throw e;
+    const reason = e.message.slice(0, 200);
+    log('warn', 'lift.failed', { siteId: site.id, error: reason });
+    return c.json(
+      {
+        error: {
+          code: 'directus_unavailable',
+          message: `could not read the event log or write lift_reports in Directus (${reason}); try again`,
+        },
       },
       502,
     );

@@ -3,10 +3,11 @@
  * minutes the edge caches are checked against Directus (a marketer's change whose notice
  * never reached the Worker applies within minutes, instead of when a cached copy expires:
  * a week for the catalog, never for an isolate's consent configuration); once a day,
- * retention.
+ * retention, then every site's lift report (src/decide/lift-report.ts).
  */
 import { reconcileCatalog } from '../catalog/index.ts';
 import { reconcileConsentConfig } from '../config/consent-config.ts';
+import { reportLift } from '../decide/lift-report.ts';
 import { log } from '../observability/index.ts';
 import { runRetention } from '../retention/index.ts';
 import { listSites } from '../sites/index.ts';
@@ -17,7 +18,7 @@ export const RETENTION_CRON = '17 3 * * *';
 
 export async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
   if (controller.cron === CACHE_CHECK_CRON) await checkCaches(env);
-  else if (controller.cron === RETENTION_CRON) await runRetention(controller, env);
+  else if (controller.cron === RETENTION_CRON) await runDaily(controller, env);
   // Not run on a guess: retention on a five-minute schedule, or the check never, would go unnoticed.
   else log('error', `scheduled: no job for cron ${controller.cron.slice(0, 64)}; see src/schedule`);
 }
@@ -35,4 +36,34 @@ export async function checkCaches(env: Env): Promise<void> {
     catalog: catalog.status === 'fulfilled' && catalog.value ? 'republished' : outcome(catalog),
     consentSitesChanged: consent.status === 'fulfilled' ? consent.value.length : outcome(consent),
   });
+}
+
+/**
+ * Retention, then every site's lift report over the window ending now: each runs whatever
+ * the others did, and the run fails at the end if any failed (so the cron's status shows it).
+ */
+export async function runDaily(controller: ScheduledController, env: Env): Promise<void> {
+  const failures: unknown[] = [];
+  try {
+    await runRetention(controller, env);
+  } catch (e) {
+    failures.push(e);
+    log('error', 'retention.failed', { error: String(e).slice(0, 200) });
+  }
+  for (const site of await listSites(env)) {
+    try {
+      const report = await reportLift(env, site.id, { now: controller.scheduledTime });
+      // Counts only: a report holds no person.
+      log('info', 'lift.reported', {
+        siteId: site.id,
+        experiments: report.reports.length,
+        eventsRead: report.eventsRead,
+        truncated: report.truncated,
+      });
+    } catch (e) {
+      failures.push(e);
+      log('error', 'lift.failed', { siteId: site.id, error: String(e).slice(0, 200) });
+    }
+  }
+  if (failures.length > 0) throw new AggregateError(failures, `daily jobs: ${failures.length} failed`);
 }

@@ -1,7 +1,8 @@
 /**
  * The five-minute cache check: a marketer's change in Directus whose notice never reached
  * the Worker (it was down, the Flow failed) still reaches the edge, through KV, without
- * every isolate reading Directus; a check that finds nothing new changes nothing.
+ * every isolate reading Directus; a check that finds nothing new changes nothing. The
+ * daily cron: retention, then every site's lift report, one failing not stopping the rest.
  */
 import { createScheduledController } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
@@ -22,7 +23,8 @@ import {
   reconcileConsentConfig,
 } from '../config/consent-config.ts';
 import worker from '../index.ts';
-import { CACHE_CHECK_CRON } from './index.ts';
+import { listSites } from '../sites/index.ts';
+import { CACHE_CHECK_CRON, RETENTION_CRON } from './index.ts';
 
 /** The fixture Directus; `token` picks what it holds (see src/proxy/fixtures/origin-worker.js). */
 const directusWith = (token = 'test-directus-token') =>
@@ -135,12 +137,32 @@ describe('the scheduled cache check', () => {
       return env.EDGE_CACHE.get(CATALOG_VERSION_KEY);
     };
     expect(await check(CACHE_CHECK_CRON)).not.toBe(FIXTURE_CATALOG.version);
-    // The daily cron runs retention only.
+    // The daily cron runs retention and the lift reports, not the cache check.
     expect(await check('17 3 * * *')).toBe(FIXTURE_CATALOG.version);
     // A cron the Worker does not know runs nothing, and says so.
     const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     expect(await check('0 * * * *')).toBe(FIXTURE_CATALOG.version);
     expect(String(errors.mock.calls[0]?.[0])).toContain('no job for cron 0 * * * *');
     errors.mockRestore();
+  });
+
+  it("runs every site's lift report after retention, also when retention failed, and then fails", async () => {
+    const directus = directusWith();
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    // The fixture Directus has no events collection: retention fails, and so does each report.
+    await expect(
+      worker.scheduled(
+        createScheduledController({ scheduledTime: Date.now(), cron: RETENTION_CRON }),
+        directus,
+      ),
+    ).rejects.toThrow(/daily jobs: \d+ failed/);
+    const lines = errors.mock.calls.map(
+      (call) => JSON.parse(String(call[0])) as { msg: string; siteId?: string },
+    );
+    errors.mockRestore();
+    const sites = (await listSites(directus)).map((site) => site.id);
+    expect(sites.length).toBeGreaterThan(0);
+    expect(lines.map((line) => line.siteId ?? line.msg)).toEqual(['retention.failed', ...sites]);
+    expect(lines.slice(1).every((line) => line.msg === 'lift.failed')).toBe(true);
   });
 });

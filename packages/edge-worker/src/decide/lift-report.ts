@@ -1,0 +1,300 @@
+/**
+ * The lift report: measureLift (lift.ts) run over a site's event log in Directus, and its
+ * outcome kept in Directus `lift_reports`, one row per site, experiment and day the window
+ * ended, which a marketer may read. A report holds counts and rates only: never a person
+ * key, an event id or a property value, since the marketer must not see a person's data.
+ * Run daily by the Worker's cron (src/schedule) and on demand by `POST /v1/admin/lift`.
+ */
+import type { DirectusClient } from '../directus/client.ts';
+import { DirectusError, directusFromEnv } from '../directus/client.ts';
+import { EDGE_EVENT } from '../profile/edge-events.ts';
+import { ATTRIBUTION_WINDOW_MS, CONVERSION_EVENTS, type LoggedEvent, measureLift } from './lift.ts';
+
+export const LIFT_REPORTS = 'lift_reports';
+export const DEFAULT_LIFT_DAYS = 28;
+export const MAX_LIFT_DAYS = 90;
+/**
+ * At most this many events are read per report: a busy site's log must not run a cron out
+ * of memory or subrequests. A report that hit it says so (`truncated`) and covers the
+ * oldest part of its window only.
+ */
+export const MAX_LIFT_EVENTS = 200_000;
+/** Events per Directus read (a page of 2,000 keeps a 200,000-event report at 100 reads). */
+export const LIFT_PAGE_SIZE = 2_000;
+/** An experiment name longer than this is not one the edge wrote: it is left out (it is part of a row's key). */
+const MAX_EXPERIMENT_CHARS = 128;
+const DAY_MS = 24 * 3_600_000;
+
+/** A row of Directus `lift_reports`. */
+export interface LiftReportRow {
+  /** `<site>:<experiment>:<YYYY-MM-DD of window_end>`: a second run the same day replaces the first. */
+  id: string;
+  site_id: string;
+  experiment: string;
+  window_start: string;
+  window_end: string;
+  treatment_people: number;
+  treatment_converters: number;
+  treatment_conversions: number;
+  treatment_rate: number;
+  holdout_people: number;
+  holdout_converters: number;
+  holdout_conversions: number;
+  holdout_rate: number;
+  lift: number | null;
+  events_read: number;
+  truncated: boolean;
+  computed_at: string;
+}
+
+/** What a run answers: the window, how much of the log it read, and the rows it wrote. */
+export interface SiteLift {
+  siteId: string;
+  days: number;
+  windowStart: string;
+  windowEnd: string;
+  eventsRead: number;
+  truncated: boolean;
+  computedAt: string;
+  reports: LiftReportRow[];
+}
+
+/** The fields of an `events` row the report reads (see sync/mapping.ts, eventRow). */
+export interface EventLogRow {
+  person_key?: unknown;
+  name?: unknown;
+  timestamp?: unknown;
+  corrected_timestamp?: unknown;
+  received_at?: unknown;
+  properties?: unknown;
+}
+
+const READ_FIELDS = ['person_key', 'name', 'timestamp', 'corrected_timestamp', 'received_at', 'properties'];
+
+/** An event as measureLift reads it, and when the log received it (what the window is about). */
+export interface WindowedEvent {
+  event: LoggedEvent;
+  receivedAt: number;
+}
+
+/** The decision properties measureLift reads: the rest (slots, items) is neither needed nor kept. */
+const DECISION_PROPERTIES = ['decisionId', 'experiment', 'holdout', 'eligible'] as const;
+
+/**
+ * An events row as measureLift reads it, or undefined when it cannot count. Its time is
+ * the corrected one (the device's clock set right by the edge), as when the person acted;
+ * only the properties measureLift reads are kept, so 200,000 rows stay small.
+ */
+export function windowedEventOf(row: EventLogRow): WindowedEvent | undefined {
+  const { person_key: personId, name, received_at: received } = row;
+  if (typeof personId !== 'string' || personId === '' || typeof name !== 'string') return undefined;
+  const timestamp = [row.corrected_timestamp, row.timestamp].find(
+    (t): t is string => typeof t === 'string' && Number.isFinite(Date.parse(t)),
+  );
+  const receivedAt = typeof received === 'string' ? Date.parse(received) : Number.NaN;
+  if (timestamp === undefined || !Number.isFinite(receivedAt)) return undefined;
+  const source = row.properties !== null && typeof row.properties === 'object' ? row.properties : {};
+  const properties: Record<string, unknown> = {};
+  for (const key of DECISION_PROPERTIES) {
+    const value: unknown = (source as Record<string, unknown>)[key];
+    if (value !== undefined) properties[key] = value;
+  }
+  return { event: { personId, name, timestamp, properties }, receivedAt };
+}
+
+/** The window of a run ending at `now`, `days` long. */
+export function liftWindow(now: number, days: number): { start: number; end: number } {
+  return { start: now - days * DAY_MS, end: now };
+}
+
+/**
+ * The report rows of a window, one per experiment with exposed people. Counted: the
+ * people with an eligible decision received in the window, and their conversions received
+ * in the window, each attributed (by measureLift) to their latest decision within the
+ * attribution window before it, which may precede the window (hence `events` reach back
+ * that far). People exposed only before the window are left out: their conversions
+ * belong to the window before. Both groups are cut the same way, so lift stays fair.
+ */
+export function liftRows(
+  siteId: string,
+  events: readonly WindowedEvent[],
+  window: { start: number; end: number },
+  run: { eventsRead: number; truncated: boolean; computedAt: string },
+): LiftReportRow[] {
+  const inWindow = (e: WindowedEvent) => e.receivedAt >= window.start && e.receivedAt < window.end;
+  const decisions: WindowedEvent[] = [];
+  const conversions: LoggedEvent[] = [];
+  const conversionNames: ReadonlySet<string> = new Set(CONVERSION_EVENTS);
+  for (const e of events) {
+    if (e.event.name === EDGE_EVENT.decisionServed) decisions.push(e);
+    else if (conversionNames.has(e.event.name) && inWindow(e)) conversions.push(e.event);
+  }
+  // Who was exposed in the window, per experiment.
+  const exposed = new Map<string, Set<string>>();
+  for (const d of decisions) {
+    const experiment = d.event.properties?.experiment;
+    if (typeof experiment !== 'string' || experiment === '' || experiment.length > MAX_EXPERIMENT_CHARS)
+      continue;
+    if (!inWindow(d) || d.event.properties?.eligible === false) continue;
+    const people = exposed.get(experiment) ?? new Set<string>();
+    people.add(d.event.personId);
+    exposed.set(experiment, people);
+  }
+  const windowStart = new Date(window.start).toISOString();
+  const windowEnd = new Date(window.end).toISOString();
+  const day = windowEnd.slice(0, 10);
+  const rows: LiftReportRow[] = [];
+  for (const [experiment, people] of [...exposed].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const theirs = decisions
+      .filter((d) => d.event.properties?.experiment === experiment && people.has(d.event.personId))
+      .map((d) => d.event);
+    const report = measureLift([...theirs, ...conversions], experiment, { windowMs: ATTRIBUTION_WINDOW_MS });
+    if (report.treatment.people + report.holdout.people === 0) continue;
+    rows.push({
+      id: `${siteId}:${experiment}:${day}`,
+      site_id: siteId,
+      experiment,
+      window_start: windowStart,
+      window_end: windowEnd,
+      treatment_people: report.treatment.people,
+      treatment_converters: report.treatment.converters,
+      treatment_conversions: report.treatment.conversions,
+      treatment_rate: report.treatment.rate,
+      holdout_people: report.holdout.people,
+      holdout_converters: report.holdout.converters,
+      holdout_conversions: report.holdout.conversions,
+      holdout_rate: report.holdout.rate,
+      lift: report.lift,
+      events_read: run.eventsRead,
+      truncated: run.truncated,
+      computed_at: run.computedAt,
+    });
+  }
+  return rows;
+}
+
+/**
+ * The site's decisions and conversions received from `since` to `until`, oldest first, at
+ * most `max`. Keyset paging on the receive time, as downstream.ts pages a person's events:
+ * rows the retention deletes meanwhile do not shift a page; rows received at the boundary's
+ * very time are skipped by count.
+ */
+export async function readLiftEvents(
+  directus: DirectusClient,
+  siteId: string,
+  since: number,
+  until: number,
+  options: { max?: number; pageSize?: number } = {},
+): Promise<{ events: WindowedEvent[]; read: number; truncated: boolean }> {
+  const max = options.max ?? MAX_LIFT_EVENTS;
+  const pageSize = options.pageSize ?? LIFT_PAGE_SIZE;
+  const scope = [
+    { site_id: { _eq: siteId } },
+    { name: { _in: [EDGE_EVENT.decisionServed, ...CONVERSION_EVENTS] } },
+    { received_at: { _gte: new Date(since).toISOString() } },
+    { received_at: { _lt: new Date(until).toISOString() } },
+  ];
+  const events: WindowedEvent[] = [];
+  let read = 0;
+  let boundary: { at: string; read: number } | undefined;
+  for (;;) {
+    const limit = Math.min(pageSize, max - read);
+    if (limit <= 0) return { events, read, truncated: true };
+    const page = await directus.readItems<EventLogRow>('events', {
+      filter: {
+        _and: boundary === undefined ? scope : [...scope, { received_at: { _gte: boundary.at } }],
+      },
+      fields: READ_FIELDS,
+      sort: ['received_at', 'id'],
+      limit,
+      ...(boundary !== undefined && { offset: boundary.read }),
+    });
+    read += page.length;
+    for (const row of page) {
+      const e = windowedEventOf(row);
+      if (e !== undefined) events.push(e);
+    }
+    if (page.length < limit) return { events, read, truncated: false };
+    const at = page[page.length - 1]?.received_at;
+    if (typeof at !== 'string') return { events, read, truncated: false };
+    const atBoundary = page.filter((row) => row.received_at === at).length;
+    // A page all at one time adds to the rows read before at that time.
+    boundary = { at, read: boundary?.at === at ? boundary.read + atBoundary : atBoundary };
+  }
+}
+
+/** Writes the rows, replacing a same-day report of the same experiment. */
+export async function upsertLiftReports(
+  directus: DirectusClient,
+  rows: readonly LiftReportRow[],
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const have = await directus.existingKeys(
+      LIFT_REPORTS,
+      rows.map((r) => r.id),
+    );
+    try {
+      await directus.updateItems(
+        LIFT_REPORTS,
+        rows.filter((r) => have.has(r.id)),
+      );
+      await directus.createItems(
+        LIFT_REPORTS,
+        rows.filter((r) => !have.has(r.id)),
+      );
+      return;
+    } catch (e) {
+      // The cron and an operator's request the same day may both create a row: the second updates it.
+      if (e instanceof DirectusError && e.conflict && attempt === 0) continue;
+      throw e;
+    }
+  }
+}
+
+export interface LiftReportOptions {
+  /** The window's length in days, ending at `now` (1–90; 28 by default). */
+  days?: number;
+  /** When the window ends (ms since the epoch); the time of the run by default. */
+  now?: number;
+  /** The Directus client; the Worker's (DIRECTUS_URL, DIRECTUS_TOKEN) by default. */
+  directus?: DirectusClient;
+  /** At most this many events read (MAX_LIFT_EVENTS by default). */
+  maxEvents?: number;
+}
+
+/**
+ * Measures lift over the site's last `days` days and writes one `lift_reports` row per
+ * experiment. Throws a DirectusError when Directus cannot be read or written.
+ */
+export async function reportLift(
+  env: Env,
+  siteId: string,
+  options: LiftReportOptions = {},
+): Promise<SiteLift> {
+  const days = options.days ?? DEFAULT_LIFT_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > MAX_LIFT_DAYS)
+    throw new RangeError(`days must be a whole number from 1 to ${MAX_LIFT_DAYS}, not ${days}`);
+  const now = options.now ?? Date.now();
+  const directus = options.directus ?? directusFromEnv(env, { timeoutMs: 10_000 });
+  const window = liftWindow(now, days);
+  const { events, read, truncated } = await readLiftEvents(
+    directus,
+    siteId,
+    window.start - ATTRIBUTION_WINDOW_MS,
+    window.end,
+    options.maxEvents === undefined ? {} : { max: options.maxEvents },
+  );
+  const computedAt = new Date().toISOString();
+  const reports = liftRows(siteId, events, window, { eventsRead: read, truncated, computedAt });
+  await upsertLiftReports(directus, reports);
+  return {
+    siteId,
+    days,
+    windowStart: new Date(window.start).toISOString(),
+    windowEnd: new Date(window.end).toISOString(),
+    eventsRead: read,
+    truncated,
+    computedAt,
+    reports,
+  };
+}
