@@ -87,6 +87,17 @@ export const EVENT_NAME_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 /** Crockford base32 ULID: 48-bit time + 80 bits of randomness, 26 characters. */
 export const ULID_PATTERN = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 
+/**
+ * The segments every profile is evaluated for, without configuration; a site adds its own
+ * (`settings.segments`, rules on counters). Slot content targets them by these names.
+ */
+export const BUILT_IN_SEGMENTS = {
+  newVisitor: 'new_visitor',
+  cartAbandoner: 'cart_abandoner',
+  frequentBrowserRareBuyer: 'frequent_browser_rare_buyer',
+  highValue: 'high_value',
+} as const;
+
 /** The built-in consent categories. Marketers may add, rename or disable others in Directus. */
 export const CONSENT_CATEGORIES = ['necessary', 'analytics', 'personalization', 'marketing'] as const;
 export type BuiltInConsentCategory = (typeof CONSENT_CATEGORIES)[number];

@@ -9,6 +9,8 @@
  * and profiles arrive in any order and an erasure must delete rows without cascades.
  */
 
+import { BUILT_IN_SEGMENTS } from '../../../packages/shared-schema/src/constants.ts';
+
 const pk = (field, maxLength = 64) => ({
   field,
   type: 'string',
@@ -35,6 +37,13 @@ const json = (field) => ({
   field,
   type: 'json',
   meta: { interface: 'input-code', options: { language: 'json' }, special: ['cast-json'] },
+  schema: { is_nullable: true },
+});
+/** A JSON list of strings, edited as tags (suggesting `presets`, taking any other value too). */
+const tags = (field, { presets = [], note } = {}) => ({
+  field,
+  type: 'json',
+  meta: { interface: 'tags', options: { presets, allowCustom: true }, special: ['cast-json'], note },
   schema: { is_nullable: true },
 });
 const int = (field, def = null) => ({
@@ -272,8 +281,13 @@ export const COLLECTIONS = [
       text('body'),
       str('image'),
       str('href'),
-      json('targetInterests'),
-      json('targetSegments'),
+      tags('targetInterests', {
+        note: 'Interests the variant is for: category:<category> or tag:<tag> (e.g. category:outdoor, tag:jacket), as products carry them.',
+      }),
+      tags('targetSegments', {
+        presets: Object.values(BUILT_IN_SEGMENTS),
+        note: "Segments the variant is for: the built-in ones suggested here, or a site's own, defined in the Worker's ATTUNE_SITES settings.segments (the demo site's: buyers). A name no rule defines matches no one.",
+      }),
       bool('isDefault', false),
       int('priority', 0),
     ],

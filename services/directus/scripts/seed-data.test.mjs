@@ -6,10 +6,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { BUILT_IN_SEGMENTS } from '../../../packages/shared-schema/src/constants.ts';
 import { SITES, SLOT_CONTENT } from './seed-data.mjs';
-
-/** The segments the Worker evaluates without configuration (edge-worker profile/model.ts). */
-const BUILT_IN = ['new_visitor', 'cart_abandoner', 'frequent_browser_rare_buyer', 'high_value'];
 
 const toml = readFileSync(new URL('../../../wrangler.toml', import.meta.url), 'utf8');
 const workerSites = JSON.parse(/^ATTUNE_SITES = '(.*)'$/m.exec(toml)?.[1] ?? '[]');
@@ -23,7 +21,10 @@ describe('the seeded demo site', () => {
   });
 
   it('defines every segment its slot content targets', () => {
-    const defined = new Set([...BUILT_IN, ...(demo?.settings.segments ?? []).map((segment) => segment.id)]);
+    const defined = new Set([
+      ...Object.values(BUILT_IN_SEGMENTS),
+      ...(demo?.settings.segments ?? []).map((segment) => segment.id),
+    ]);
     const targeted = SLOT_CONTENT.flatMap((variant) =>
       variant.targetSegments.map((segment) => ({ variant: variant.id, segment })),
     );

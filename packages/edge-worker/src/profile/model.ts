@@ -7,6 +7,7 @@
  * them testable on their own.
  */
 import {
+  BUILT_IN_SEGMENTS,
   type ConsentState,
   type CustomerAction,
   isGranted,
@@ -545,7 +546,7 @@ export function evaluateSegments(state: ProfileState, now: number, rules: Profil
   const sessions = c.sessions ?? 0;
   const orders = c.orders ?? 0;
   const views = (c['product.viewed'] ?? 0) + (c['page.viewed'] ?? 0);
-  if (sessions <= 1 && orders === 0) segments.push('new_visitor');
+  if (sessions <= 1 && orders === 0) segments.push(BUILT_IN_SEGMENTS.newVisitor);
   const lastAdd = state.lastCartAddAt;
   if (
     state.cart.length > 0 &&
@@ -553,11 +554,12 @@ export function evaluateSegments(state: ProfileState, now: number, rules: Profil
     now - lastAdd >= rules.cartAbandonAfterMs &&
     (state.lastOrderAt === undefined || state.lastOrderAt < lastAdd)
   ) {
-    segments.push('cart_abandoner');
+    segments.push(BUILT_IN_SEGMENTS.cartAbandoner);
   }
-  if (views >= rules.frequentBrowserViews && orders <= 1) segments.push('frequent_browser_rare_buyer');
+  if (views >= rules.frequentBrowserViews && orders <= 1)
+    segments.push(BUILT_IN_SEGMENTS.frequentBrowserRareBuyer);
   if ((c.revenue ?? 0) >= rules.highValueRevenue || orders >= rules.highValueOrders)
-    segments.push('high_value');
+    segments.push(BUILT_IN_SEGMENTS.highValue);
   for (const custom of rules.customSegments) {
     const inIt = Object.entries(custom.minCounters).every(([counter, min]) => (c[counter] ?? 0) >= min);
     if (inIt) segments.push(custom.id);

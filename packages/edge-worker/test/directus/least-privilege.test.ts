@@ -5,6 +5,7 @@
  * serves and sees no person's data; a privacy officer reads the proof of consent and
  * erasure, and orders, and can change none of it.
  */
+import { BUILT_IN_SEGMENTS } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DIRECTUS_TEST } from './constants.mjs';
 import { admin, eventMessage, uniqueId } from './support.ts';
@@ -146,6 +147,19 @@ describe('the roles bootstrap makes for people', () => {
     expect(await as(marketer, 'DELETE', `/items/consent_categories/${category}`)).toBe(204);
     for (const c of ['slot_content', 'trigger_rules', 'sites'])
       expect(await as(marketer, 'GET', `/items/${c}`)).toBe(200);
+  });
+
+  it('a marketer targeting slot content picks segments from the built-in ones, as tags', async () => {
+    const field = await admin<{ meta: { interface: string; options: { presets: string[] } } }>(
+      'GET',
+      '/fields/slot_content/targetSegments',
+    );
+    expect(field.meta.interface).toBe('tags');
+    expect(field.meta.options.presets).toEqual(Object.values(BUILT_IN_SEGMENTS));
+    const slot = uniqueId('slot-segments');
+    const banner = { id: slot, slot: 'hero', kind: 'banner', targetSegments: ['cart_abandoner'] };
+    expect(await as(marketer, 'POST', '/items/slot_content', banner)).toBe(200);
+    expect(await as(marketer, 'DELETE', `/items/slot_content/${slot}`)).toBe(204);
   });
 
   it('a marketer cannot save a value the edge would skip: the row would vanish from the shop', async () => {
