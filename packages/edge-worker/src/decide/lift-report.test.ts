@@ -162,6 +162,38 @@ describe('the report rows of a window', () => {
     expect(rows[0]).toMatchObject({ treatment_people: 1, treatment_converters: 1, holdout_people: 1 });
   });
 
+  it('counts a browser exposed before sign-in and the person who then bought as one person', () => {
+    const inside = window.start + DAY;
+    // The order after sign-in is the person's (user:ada), from the browser the decision went to.
+    const signedInOrder = {
+      ...conversionRow('user:ada', inside + 60_000),
+      anonymous_id: 's',
+      user_id: 'ada',
+    };
+    // A shared computer: two people signed in on browser `shared`; its anonymous events stay its own.
+    const first = { ...conversionRow('user:bo', inside + 60_000), anonymous_id: 'shared', user_id: 'bo' };
+    const second = { ...conversionRow('user:cy', inside + 60_000), anonymous_id: 'shared', user_id: 'cy' };
+    const rows = liftRows(
+      'demo',
+      windowed([
+        decisionRow('anon:s', inside, false),
+        signedInOrder,
+        decisionRow('anon:shared', inside, false),
+        first,
+        second,
+        decisionRow('anon:h1', inside, true),
+      ]),
+      window,
+      run,
+    );
+    expect(rows[0]).toMatchObject({
+      treatment_people: 2,
+      treatment_converters: 1,
+      treatment_conversions: 1,
+      holdout_people: 1,
+    });
+  });
+
   it('names no person, event or property value', () => {
     const inside = window.start + DAY;
     const rows = liftRows(

@@ -67,14 +67,31 @@ export interface EventLogRow {
   corrected_timestamp?: unknown;
   received_at?: unknown;
   properties?: unknown;
+  anonymous_id?: unknown;
+  user_id?: unknown;
 }
 
-const READ_FIELDS = ['person_key', 'name', 'timestamp', 'corrected_timestamp', 'received_at', 'properties'];
+const READ_FIELDS = [
+  'person_key',
+  'name',
+  'timestamp',
+  'corrected_timestamp',
+  'received_at',
+  'properties',
+  'anonymous_id',
+  'user_id',
+];
 
 /** An event as measureLift reads it, and when the log received it (what the window is about). */
 export interface WindowedEvent {
   event: LoggedEvent;
   receivedAt: number;
+  /**
+   * The browser and the signed-in person (`user:<id>`) a row names, when it names both (a
+   * signed-in event, or a merged browser's routed to its person): what joins a browser's
+   * events before sign-in to the person's after.
+   */
+  signedIn?: { browser: string; person: string };
 }
 
 /** The decision properties measureLift reads: the rest (slots, items) is neither needed nor kept. */
@@ -99,7 +116,39 @@ export function windowedEventOf(row: EventLogRow): WindowedEvent | undefined {
     const value: unknown = (source as Record<string, unknown>)[key];
     if (value !== undefined) properties[key] = value;
   }
-  return { event: { personId, name, timestamp, properties }, receivedAt };
+  const { anonymous_id: browser, user_id: userId } = row;
+  const person = personId.startsWith('user:')
+    ? personId
+    : typeof userId === 'string' && userId !== ''
+      ? `user:${userId}`
+      : undefined;
+  const signedIn =
+    typeof browser === 'string' && browser !== '' && person !== undefined ? { browser, person } : undefined;
+  return { event: { personId, name, timestamp, properties }, receivedAt, ...(signedIn && { signedIn }) };
+}
+
+/**
+ * The events with each browser's events before sign-in filed under the person it signed in
+ * as (`anon:<browser>` → `user:<id>`), as the edge merged them: a decision served before
+ * sign-in and the order placed after it are one person's, or lift would count them as two
+ * people, one exposed who never converted and one who converted unexposed. A browser seen
+ * signed in as more than one person (a shared computer) is left as it is: whose its
+ * anonymous events were cannot be told.
+ */
+export function joinedAtSignIn(events: readonly WindowedEvent[]): WindowedEvent[] {
+  const personOf = new Map<string, string | null>();
+  for (const { signedIn } of events) {
+    if (signedIn === undefined) continue;
+    const browser = `anon:${signedIn.browser}`;
+    const { person } = signedIn;
+    const known = personOf.get(browser);
+    personOf.set(browser, known === undefined || known === person ? person : null);
+  }
+  if (personOf.size === 0) return [...events];
+  return events.map((e) => {
+    const person = personOf.get(e.event.personId);
+    return typeof person === 'string' ? { ...e, event: { ...e.event, personId: person } } : e;
+  });
 }
 
 /** The window of a run ending at `now`, `days` long. */
@@ -125,7 +174,7 @@ export function liftRows(
   const decisions: WindowedEvent[] = [];
   const conversions: LoggedEvent[] = [];
   const conversionNames: ReadonlySet<string> = new Set(CONVERSION_EVENTS);
-  for (const e of events) {
+  for (const e of joinedAtSignIn(events)) {
     if (e.event.name === EDGE_EVENT.decisionServed) decisions.push(e);
     else if (conversionNames.has(e.event.name) && inWindow(e)) conversions.push(e.event);
   }
