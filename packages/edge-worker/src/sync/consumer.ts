@@ -496,7 +496,8 @@ export async function erase(
   // stay, with whose they were cleared. Before `people`, whose rows name the keys to find them by.
   // Only for an erasure someone asked for: retention forgets what tracking learned about an
   // inactive person, not whom the shop sold to (a customer back after a year keeps their orders).
-  const ordersOfTheirs = body.reason === 'retention' ? undefined : personOrdersFilter(body.siteId, keys);
+  // A message queued before erasures said why does not say it was asked for: orders stay.
+  const ordersOfTheirs = body.reason === 'request' ? personOrdersFilter(body.siteId, keys) : undefined;
   const orders =
     ordersOfTheirs === undefined
       ? 0

@@ -201,15 +201,16 @@ describe('consent and erasure', () => {
   });
 
   it("finds a person's orders of the site by the user and browser ids their keys carry", () => {
+    // By a browser, only orders placed signed out: another account's order on it is not theirs.
+    const signedOut = (browsers: string[]) => ({
+      _and: [{ anonymous_id: { _in: browsers } }, { user_id: { _empty: true } }],
+    });
     expect(personOrdersFilter('demo', ['user:u', 'anon:a', 'anon:b'])).toEqual({
-      _and: [
-        { site_id: { _eq: 'demo' } },
-        { _or: [{ user_id: { _in: ['u'] } }, { anonymous_id: { _in: ['a', 'b'] } }] },
-      ],
+      _and: [{ site_id: { _eq: 'demo' } }, { _or: [{ user_id: { _in: ['u'] } }, signedOut(['a', 'b'])] }],
     });
     // A browser alone: no empty `_in` for user ids.
     expect(personOrdersFilter('demo', ['anon:a'])).toEqual({
-      _and: [{ site_id: { _eq: 'demo' } }, { _or: [{ anonymous_id: { _in: ['a'] } }] }],
+      _and: [{ site_id: { _eq: 'demo' } }, { _or: [signedOut(['a'])] }],
     });
     expect(personOrdersFilter('demo', [])).toBeUndefined();
   });

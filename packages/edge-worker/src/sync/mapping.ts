@@ -292,7 +292,9 @@ export function erasedPersonKeys<T extends Pick<ErasureMessage, 'personId' | 'an
 /**
  * Which of a site's `orders` rows are the person's, by the ids their keys carry (an order
  * records the buyer's user id and browser id, not a person key); undefined when the keys
- * carry none, as an empty `_in` is no filter Directus can be trusted with.
+ * carry none, as an empty `_in` is no filter Directus can be trusted with. By a browser id
+ * only an order placed signed out: a browser merged into this person stays theirs at the
+ * edge, but someone else may sign in on it (a shared computer), and that order is theirs.
  */
 export function personOrdersFilter(
   siteId: string,
@@ -306,7 +308,13 @@ export function personOrdersFilter(
   const anonymousIds = idsOf('anon:');
   const whose = [
     ...(userIds.length > 0 ? [{ user_id: { _in: userIds } }] : []),
-    ...(anonymousIds.length > 0 ? [{ anonymous_id: { _in: anonymousIds } }] : []),
+    ...(anonymousIds.length > 0
+      ? [
+          {
+            _and: [{ anonymous_id: { _in: anonymousIds } }, { user_id: { _empty: true } }],
+          },
+        ]
+      : []),
   ];
   if (whose.length === 0) return undefined;
   return { _and: [{ site_id: { _eq: siteId } }, { _or: whose }] };

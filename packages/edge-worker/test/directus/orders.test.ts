@@ -61,6 +61,8 @@ describe("a person's orders", () => {
     // Placed before the sign-in, by the browser alone: listed first, the older.
     const asBrowser = await placeOrder({ anonymous_id: browser, created_at: hoursFromNow(-2) });
     await placeOrder({ user_id: uniqueId('someone-else'), anonymous_id: uniqueId('their-browser') });
+    // Someone else signed in on the person's browser (a shared computer): their order, not this person's.
+    await placeOrder({ user_id: uniqueId('shared-computer'), anonymous_id: browser });
     // The same user id on another site is another site's customer.
     await placeOrder({ site_id: 'another-shop', user_id: userId });
 
@@ -83,9 +85,12 @@ describe("a person's orders", () => {
     const later = await placeOrder({ user_id: userId, created_at: hoursFromNow(1) });
     const otherBuyer = uniqueId('other-buyer');
     const someoneElses = await placeOrder({ user_id: otherBuyer });
+    // Another account's order from the person's browser (a shared computer) is not theirs to erase.
+    const sharedComputer = uniqueId('shared-computer');
+    const onTheirBrowser = await placeOrder({ user_id: sharedComputer, anonymous_id: browser });
 
-    const erasure = erasureMessage(`user:${userId}`);
-    erasure.anonymousIds = [];
+    const erasure = { ...erasureMessage(`user:${userId}`), reason: 'request' as const };
+    erasure.anonymousIds = [browser];
     erasure.userId = userId;
     const delivery = deliveries([erasure]);
     const result = await consume(delivery);
@@ -102,6 +107,7 @@ describe("a person's orders", () => {
       });
     expect(await order(later)).toMatchObject({ user_id: userId });
     expect(await order(someoneElses)).toMatchObject({ user_id: otherBuyer });
+    expect(await order(onTheirBrowser)).toMatchObject({ user_id: sharedComputer, anonymous_id: browser });
 
     const [proof] = await rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: delivery[0]?.id } });
     expect(proof).toMatchObject({ orders_anonymized: 3, people_deleted: 1 });
