@@ -124,9 +124,9 @@ describe('the report rows of a window', () => {
       window,
       run,
     );
-    expect(rows.map((r) => r.id)).toEqual(['demo:exp-a:2026-11-28', 'demo:exp-b:2026-11-28']);
+    expect(rows.map((r) => r.id)).toEqual(['demo:exp-a:28d:2026-11-28', 'demo:exp-b:28d:2026-11-28']);
     expect(rows[0]).toEqual({
-      id: 'demo:exp-a:2026-11-28',
+      id: 'demo:exp-a:28d:2026-11-28',
       site_id: 'demo',
       experiment: 'exp-a',
       window_start: '2026-10-31T03:17:00.000Z',
@@ -286,6 +286,18 @@ describe('reading the log and writing the report', () => {
     });
     expect(read).toMatchObject({ read: 4, truncated: true });
     expect(read.events.map((e) => e.event.personId)).toEqual(['anon:t0', 'anon:t1', 'anon:t2', 'anon:t3']);
+    // A window holding exactly the bound is whole.
+    const exactly = await readLiftEvents(
+      fakeDirectus(rows.slice(0, 6)).client,
+      'demo',
+      window.start,
+      window.end,
+      {
+        max: 6,
+        pageSize: 3,
+      },
+    );
+    expect(exactly).toMatchObject({ read: 6, truncated: false });
   });
 
   it('writes one row per experiment and day, and replaces it when run again that day', async () => {
@@ -299,8 +311,8 @@ describe('reading the log and writing the report', () => {
     const directus = fakeDirectus(rows);
     const first = await reportLift(env, 'demo', { now: NOW, directus: directus.client });
     expect(first).toMatchObject({ siteId: 'demo', days: 28, eventsRead: 3, truncated: false });
-    expect([...directus.reports.keys()]).toEqual(['demo:exp-a:2026-11-28']);
-    expect(directus.reports.get('demo:exp-a:2026-11-28')).toMatchObject({
+    expect([...directus.reports.keys()]).toEqual(['demo:exp-a:28d:2026-11-28']);
+    expect(directus.reports.get('demo:exp-a:28d:2026-11-28')).toMatchObject({
       treatment_people: 1,
       holdout_rate: 1,
     });
@@ -313,7 +325,7 @@ describe('reading the log and writing the report', () => {
     });
     expect(again.reports[0]?.treatment_converters).toBe(1);
     expect(directus.reports.size).toBe(1);
-    expect(directus.reports.get('demo:exp-a:2026-11-28')).toMatchObject({ treatment_rate: 1, lift: 0 });
+    expect(directus.reports.get('demo:exp-a:28d:2026-11-28')).toMatchObject({ treatment_rate: 1, lift: 0 });
     expect(directus.requests).toContain('PATCH /items/lift_reports');
   });
 

@@ -27,7 +27,11 @@ const DAY_MS = 24 * 3_600_000;
 
 /** A row of Directus `lift_reports`. */
 export interface LiftReportRow {
-  /** `<site>:<experiment>:<YYYY-MM-DD of window_end>`: a second run the same day replaces the first. */
+  /**
+   * `<site>:<experiment>:<days>d:<YYYY-MM-DD of window_end>`: a second run of the same window
+   * length the same day replaces the first (an on-demand run of another length does not
+   * replace the daily report).
+   */
   id: string;
   site_id: string;
   experiment: string;
@@ -192,6 +196,7 @@ export function liftRows(
   const windowStart = new Date(window.start).toISOString();
   const windowEnd = new Date(window.end).toISOString();
   const day = windowEnd.slice(0, 10);
+  const days = Math.round((window.end - window.start) / DAY_MS);
   const rows: LiftReportRow[] = [];
   for (const [experiment, people] of [...exposed].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const theirs = decisions
@@ -200,7 +205,7 @@ export function liftRows(
     const report = measureLift([...theirs, ...conversions], experiment, { windowMs: ATTRIBUTION_WINDOW_MS });
     if (report.treatment.people + report.holdout.people === 0) continue;
     rows.push({
-      id: `${siteId}:${experiment}:${day}`,
+      id: `${siteId}:${experiment}:${days}d:${day}`,
       site_id: siteId,
       experiment,
       window_start: windowStart,
@@ -246,10 +251,8 @@ export async function readLiftEvents(
   const events: WindowedEvent[] = [];
   let read = 0;
   let boundary: { at: string; read: number } | undefined;
-  for (;;) {
-    const limit = Math.min(pageSize, max - read);
-    if (limit <= 0) return { events, read, truncated: true };
-    const page = await directus.readItems<EventLogRow>('events', {
+  const pageAfter = (limit: number) =>
+    directus.readItems<EventLogRow>('events', {
       filter: {
         _and: boundary === undefined ? scope : [...scope, { received_at: { _gte: boundary.at } }],
       },
@@ -258,6 +261,11 @@ export async function readLiftEvents(
       limit,
       ...(boundary !== undefined && { offset: boundary.read }),
     });
+  for (;;) {
+    const limit = Math.min(pageSize, max - read);
+    // At the bound: truncated only if a row is left (a window of exactly `max` rows is whole).
+    if (limit <= 0) return { events, read, truncated: (await pageAfter(1)).length > 0 };
+    const page = await pageAfter(limit);
     read += page.length;
     for (const row of page) {
       const e = windowedEventOf(row);

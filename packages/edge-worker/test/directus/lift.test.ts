@@ -152,7 +152,9 @@ describe('POST /v1/admin/lift', () => {
     expect(answer.eventsRead).toBeGreaterThanOrEqual(13);
 
     const day = answer.windowEnd.slice(0, 10);
-    const [row] = await rows<LiftReportRow>('lift_reports', { id: { _eq: `${SITE}:${EXPERIMENT}:${day}` } });
+    const [row] = await rows<LiftReportRow>('lift_reports', {
+      id: { _eq: `${SITE}:${EXPERIMENT}:1d:${day}` },
+    });
     expect(row).toMatchObject({ ...EXPECTED, site_id: SITE, events_read: answer.eventsRead });
     expect(Date.parse(String(row?.window_end)) - Date.parse(String(row?.window_start))).toBe(24 * 3_600_000);
     // Counts only: no person of the seeded ones in the row.
