@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cronsOf, runCrons } from './cron.mjs';
+import { configuredSites } from './wrangler-sites.mjs';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SHOP_DIR = join(REPO_ROOT, 'examples', 'nextjs-shop');
@@ -225,7 +226,7 @@ async function stopProcess(proc) {
 function wranglerConfigFor(dir, { shopPort, workerPort, directusPort, vars = {} }) {
   const toml = readFileSync(join(REPO_ROOT, 'wrangler.toml'), 'utf8');
   // The demo site's settings (its marketer-defined segments) as wrangler.toml configures them.
-  const configured = JSON.parse(/^ATTUNE_SITES = '(.*)'$/m.exec(toml)?.[1] ?? '[]');
+  const configured = configuredSites(toml);
   const sites = [
     {
       id: 'demo',

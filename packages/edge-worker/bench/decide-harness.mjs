@@ -8,6 +8,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { configuredSites } from '../../../scripts/wrangler-sites.mjs';
 import { generateCatalog } from '../src/catalog/fixtures/catalog.ts';
 import { isInHoldout } from '../src/decide/holdout.ts';
 
@@ -129,10 +130,8 @@ async function waitFor(url, timeoutMs) {
  */
 function benchSites() {
   const toml = readFileSync(resolve(here, '../../../wrangler.toml'), 'utf8');
-  const line = /^ATTUNE_SITES = '(.*)'$/m.exec(toml);
-  if (!line) throw new Error('wrangler.toml has no ATTUNE_SITES line');
   const rateLimit = { ipPerSecond: 1e9, ipBurst: 1e9, anonymousPerSecond: 1e9, anonymousBurst: 1e9 };
-  return JSON.parse(line[1]).map((site) => ({ ...site, settings: { ...site.settings, rateLimit } }));
+  return configuredSites(toml).map((site) => ({ ...site, settings: { ...site.settings, rateLimit } }));
 }
 
 /** Starts everything; returns a stop function. */

@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { BUILT_IN_SEGMENTS } from '../../../packages/shared-schema/src/constants.ts';
+import { configuredSites } from '../../../scripts/wrangler-sites.mjs';
 import { SITES, SLOT_CONTENT } from './seed-data.mjs';
 
 const toml = readFileSync(new URL('../../../wrangler.toml', import.meta.url), 'utf8');
-const workerSites = JSON.parse(/^ATTUNE_SITES = '(.*)'$/m.exec(toml)?.[1] ?? '[]');
+const workerSites = configuredSites(toml);
 const demo = SITES.find((site) => site.id === 'demo');
 
 describe('the seeded demo site', () => {

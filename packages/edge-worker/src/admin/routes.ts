@@ -343,14 +343,7 @@ adminRoutes.post('/v1/admin/lift', async (c) => {
     );
   }
   try {
-    const report = await reportLift(c.env, site.id, days === undefined ? {} : { days });
-    log('info', 'lift.reported', {
-      siteId: site.id,
-      experiments: report.reports.length,
-      eventsRead: report.eventsRead,
-      truncated: report.truncated,
-    });
-    return c.json(report);
+    return c.json(await reportLift(c.env, site.id, days === undefined ? {} : { days }));
   } catch (e) {
     if (!(e instanceof DirectusError)) throw e;
     const reason = e.message.slice(0, 200);

@@ -7,6 +7,7 @@
  */
 import type { DirectusClient } from '../directus/client.ts';
 import { DirectusError, directusFromEnv } from '../directus/client.ts';
+import { log } from '../observability/index.ts';
 import { EDGE_EVENT } from '../profile/edge-events.ts';
 import { ATTRIBUTION_WINDOW_MS, CONVERSION_EVENTS, type LoggedEvent, measureLift } from './lift.ts';
 
@@ -320,8 +321,8 @@ export interface LiftReportOptions {
 }
 
 /**
- * Measures lift over the site's last `days` days and writes one `lift_reports` row per
- * experiment. Throws a DirectusError when Directus cannot be read or written.
+ * Measures lift over the site's last `days` days, writes one `lift_reports` row per
+ * experiment and logs the outcome (`lift.reported`, counts only). Throws a DirectusError when Directus cannot be read or written.
  */
 export async function reportLift(
   env: Env,
@@ -344,6 +345,8 @@ export async function reportLift(
   const computedAt = new Date().toISOString();
   const reports = liftRows(siteId, events, window, { eventsRead: read, truncated, computedAt });
   await upsertLiftReports(directus, reports);
+  // Counts only: a report holds no person.
+  log('info', 'lift.reported', { siteId, experiments: reports.length, eventsRead: read, truncated });
   return {
     siteId,
     days,

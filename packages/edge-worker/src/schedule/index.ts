@@ -52,14 +52,7 @@ export async function runDaily(controller: ScheduledController, env: Env): Promi
   }
   for (const site of await listSites(env)) {
     try {
-      const report = await reportLift(env, site.id, { now: controller.scheduledTime });
-      // Counts only: a report holds no person.
-      log('info', 'lift.reported', {
-        siteId: site.id,
-        experiments: report.reports.length,
-        eventsRead: report.eventsRead,
-        truncated: report.truncated,
-      });
+      await reportLift(env, site.id, { now: controller.scheduledTime });
     } catch (e) {
       failures.push(e);
       log('error', 'lift.failed', { siteId: site.id, error: String(e).slice(0, 200) });
