@@ -64,6 +64,13 @@ const bool = (field, def = false) => ({
   meta: { interface: 'boolean', special: ['cast-boolean'] },
   schema: { is_nullable: false, default_value: def },
 });
+/** A yes/no that may be unknown: empty (null) is neither, so no default stands in for it. */
+const maybe = (field, note) => ({
+  field,
+  type: 'boolean',
+  meta: { interface: 'boolean', special: ['cast-boolean'], note },
+  schema: { is_nullable: true, default_value: null },
+});
 const ts = (field, opts = {}) => ({
   field,
   type: 'timestamp',
@@ -139,6 +146,13 @@ export const COLLECTIONS = [
       // When the person chose (the event's corrected time): the choice in force is the latest
       // chosen, not the latest received (an offline device flushes an older choice late).
       ts('chosen_at'),
+      // Why marketing is off, when GPC turned it off. Nullable without a default: rows synced
+      // before it was recorded (and bootstrap adding it to an existing instance) stay unknown,
+      // never "no GPC".
+      maybe(
+        'gpc',
+        'Global Privacy Control was in force for this choice (Sec-GPC: 1 on its request, or source gpc), so marketing is off. Empty: recorded before this was kept (unknown).',
+      ),
     ],
   },
   {
@@ -159,14 +173,19 @@ export const COLLECTIONS = [
   {
     collection: 'erasure_proofs',
     icon: 'delete_forever',
-    note: 'That a person was erased, when and why (request or retention), keyed by the erasure id DELETE /v1/people/:id answered: never who, never what.',
-    sync: ['create', 'read'],
+    note: 'That a person was erased, when and why (request or retention), keyed by the erasure id DELETE /v1/people/:id answered: never who, never what. Written as the erasure goes: its counts are what every attempt removed; erased_at is empty until it is done.',
+    // Created when the erasure begins and counted up as each part of it is done, so an erasure
+    // retried after failing part-way still counts what its first attempt removed. Never deleted
+    // by the sync. (Directus's community licence refuses a permission limited to some fields,
+    // so the update cannot be narrowed to the counts.)
+    sync: ['create', 'read', 'update'],
     fields: [
       pk('id', 64),
       str('site_id', { indexed: true }),
       // request (DELETE /v1/people/:id) or retention (inactive past the period).
       str('reason', { length: 16 }),
       ts('requested_at'),
+      // Empty while the erasure is under way (an attempt failed part-way and waits for a retry).
       ts('erased_at'),
       int('people_deleted', 0),
       int('events_deleted', 0),
@@ -174,6 +193,9 @@ export const COLLECTIONS = [
       int('dead_letters_deleted', 0),
       // A count, like the others: the orders stay, and nothing here says whose they were.
       int('orders_anonymized', 0),
+      // The part of the erasure an attempt was doing when it stopped (its step and salted
+      // hashes of the rows it was removing), so a retry counts those that went; empty otherwise.
+      json('in_flight'),
     ],
   },
   {
