@@ -189,6 +189,33 @@ describe('identify', () => {
     ]);
   });
 
+  it('takes an expiring signature (<expiry>.<hex>), and a fresh one from a later identify replaces it', async () => {
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ personalization: true });
+    attune.identify('u-1', {}, { signature: `1767225600.${'a'.repeat(64)}` });
+    attune.track('product.viewed', { productId: 'p1' });
+    // The next page signs again with a later expiry.
+    attune.identify('u-1', {}, { signature: `1767312000.${'B'.repeat(64)}` });
+    attune.track('product.viewed', { productId: 'p2' });
+    // Not the expiring form: a dot without a time, a time without a dot.
+    attune.identify('u-1', {}, { signature: `.${'a'.repeat(64)}` });
+    attune.identify('u-1', {}, { signature: `1767312000${'a'.repeat(64)}` });
+    await attune.flush();
+    const events = sent.flatMap((s) => s.events);
+    expect(events.map((e) => [e.name, e.userIdSignature])).toEqual([
+      ['consent.updated', undefined],
+      ['user.identified', `1767225600.${'a'.repeat(64)}`],
+      ['product.viewed', `1767225600.${'a'.repeat(64)}`],
+      ['user.identified', `1767312000.${'B'.repeat(64)}`],
+      ['product.viewed', `1767312000.${'B'.repeat(64)}`],
+    ]);
+    expect(errors.map((e) => e.message)).toEqual([
+      'identify needs a signature',
+      'identify needs a signature',
+    ]);
+  });
+
   it('sends nothing for an identify without a signature: not another person’s traits under the signed-in id', async () => {
     const attune = tracker({ onError: () => undefined });
     attune.consent.set({ personalization: true });

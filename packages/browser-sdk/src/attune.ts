@@ -561,8 +561,9 @@ export function createAttune(
     identify(userId, traits, { signature } = {}) {
       // The Worker refuses every event that carries a user id without its signature: a call
       // without a well-formed one is not taken (the visitor stays who they were, and their
-      // traits are not sent under someone else's id), and said so.
-      if (!/^[\da-f]{64}$/i.test(`${signature}`))
+      // traits are not sent under someone else's id), and said so. Plain (64 hex digits) or
+      // expiring (`<expiry>.<hex>`): which form the site takes is the Worker's to check.
+      if (!/^(\d+\.)?[\da-f]{64}$/i.test(`${signature}`))
         return report('invalid_event', 'identify needs a signature');
       // A number (script-tag sites often pass one) would get every later event rejected: the wire wants a string.
       ids = { ...ids, userId: `${userId}`, userIdSignature: signature };

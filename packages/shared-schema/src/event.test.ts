@@ -97,6 +97,19 @@ describe('wrong types and values', () => {
     expect(validateEvent({ ...valid, userId: 'u1', userIdSignature: 'A'.repeat(64) }, { now: NOW }).ok).toBe(
       true,
     );
+    // The expiring form: a Unix time in seconds, a dot, the hex (the Worker checks both).
+    expect(
+      validateEvent({ ...valid, userId: 'u1', userIdSignature: `1767225600.${'a'.repeat(64)}` }, { now: NOW })
+        .ok,
+    ).toBe(true);
+    for (const malformed of [
+      `.${'a'.repeat(64)}`,
+      `1767225600-${'a'.repeat(64)}`,
+      `1767225600.${'a'.repeat(63)}`,
+    ])
+      expect(errorLines({ ...valid, userId: 'u1', userIdSignature: malformed })[0]).toMatch(
+        /^userIdSignature: expected .* or an expiring one: <expiry>\.<64 hex digits>/,
+      );
   });
 
   it('rejects what is not an event object', () => {

@@ -71,10 +71,18 @@ export const CustomerActionSchema = z.strictObject({
   timestamp: z.iso.datetime({ offset: true }),
   anonymousId: idString,
   userId: idString.optional(),
-  /** HMAC-SHA256(identity secret, userId) in hex, made by the site's backend; either case (.NET and Java print upper case). */
+  /**
+   * Made by the site's backend with its identity secret, hex in either case (.NET and Java
+   * print upper case): HMAC-SHA256 of the userId, or, expiring, `<expiry>.<hex>` with the
+   * HMAC-SHA256 of `<expiry>.<userId>` (`<expiry>` a Unix time in seconds). Which form a
+   * site takes, and whether it verifies, is the Worker's to say.
+   */
   userIdSignature: z
     .string()
-    .regex(/^[0-9a-fA-F]{64}$/, 'expected a 64-digit hex HMAC-SHA256 signature of the userId')
+    .regex(
+      /^(\d{1,12}\.)?[0-9a-fA-F]{64}$/,
+      'expected a 64-digit hex HMAC-SHA256 signature of the userId, or an expiring one: <expiry>.<64 hex digits>',
+    )
     .optional(),
   sessionId: idString.optional(),
   context: EventContextSchema.optional(),

@@ -344,8 +344,12 @@ export const SITES = [
       'http://localhost:3000',
       'http://127.0.0.1:3000',
     ],
-    // As wrangler.toml's ATTUNE_SITES configures the Worker: `buyers`, whom the seeded
-    // "Welcome back" hero targets, are the people with an order.
-    settings: { segments: [{ id: 'buyers', minCounters: { orders: 1 } }] },
+    // As wrangler.toml's ATTUNE_SITES configures the Worker: expiring identity signatures
+    // (the shop makes them), and `buyers`, whom the seeded "Welcome back" hero targets, are
+    // the people with an order.
+    settings: {
+      identity: { signatures: 'expiring' },
+      segments: [{ id: 'buyers', minCounters: { orders: 1 } }],
+    },
   },
 ];

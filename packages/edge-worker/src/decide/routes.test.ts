@@ -5,8 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../app.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
-import { signUserId } from '../identity/index.ts';
-import { collect, productView, signed, storedTables } from '../ingest/test-support.ts';
+import { signUserId, signUserIdUntil } from '../identity/index.ts';
+import { call, collect, envWithSites, productView, signed, storedTables } from '../ingest/test-support.ts';
 import { profileStub } from '../profile/client.ts';
 import { addedToCart, anonymousIdInGroup, seedPerson, viewed } from './fixtures/people.ts';
 import { isInHoldout } from './holdout.ts';
@@ -130,20 +130,54 @@ describe('GET /v1/decide with personalization consent', () => {
 
   it('trusts a userId only with a valid signature', async () => {
     const userId = 'customer-42';
-    const signature = await signUserId('test-identity-secret', userId);
+    const signature = await signed(userId);
     await seedPerson(env, `user:${userId}`, { personalization: true }, [
       viewed('grinder', 'coffee', ['equipment']),
       viewed('moka-pot', 'coffee', ['equipment']),
     ]);
-    const signed = await (
+    const asPerson = await (
       await get(`slots=hero&anonymousId=fresh-device-1&userId=${userId}&userIdSignature=${signature}`)
     ).json<DecideResponse>();
     const forged = await (
       await get(`slots=hero&anonymousId=fresh-device-1&userId=${userId}&userIdSignature=${'0'.repeat(64)}`)
     ).json<DecideResponse>();
     // The signed person's group decides what they see; either way it is their own profile.
-    expect(signed.decisions.hero?.reason).not.toBe('default: personalization not granted');
+    expect(asPerson.decisions.hero?.reason).not.toBe('default: personalization not granted');
     expect(forged.decisions.hero?.reason).toBe('default: personalization not granted');
+  });
+
+  it('on a site taking expiring signatures, a userId counts until its signature expires', async () => {
+    const userId = 'customer-43';
+    const seconds = Math.floor(Date.now() / 1000);
+    await seedPerson(env, `user:${userId}`, { personalization: true }, [
+      viewed('grinder', 'coffee', ['equipment']),
+    ]);
+    const expiringSite = envWithSites([
+      {
+        id: 'demo',
+        writeKey: 'pk_demo_attune',
+        allowedOrigins: [SITE_ORIGIN],
+        settings: { identity: { signatures: 'expiring' } },
+      },
+    ]);
+    const decideAs = async (signature: string) => {
+      const res = await call(null, {
+        method: 'GET',
+        origin: SITE_ORIGIN,
+        path: `/v1/decide?writeKey=pk_demo_attune&slots=hero&anonymousId=fresh-device-2&userId=${userId}&userIdSignature=${signature}`,
+        env: expiringSite,
+      });
+      return (await res.json<DecideResponse>()).decisions.hero?.reason;
+    };
+    const secret = 'test-identity-secret';
+    expect(await decideAs(await signUserIdUntil(secret, userId, seconds + 3600))).not.toBe(
+      'default: personalization not granted',
+    );
+    // Expired, and the site's plain form: the browser decides, and it has no profile.
+    expect(await decideAs(await signUserIdUntil(secret, userId, seconds - 60))).toBe(
+      'default: personalization not granted',
+    );
+    expect(await decideAs(await signUserId(secret, userId))).toBe('default: personalization not granted');
   });
 
   it('a userId that does not verify changes nothing: a failing ProfileDO still gives the defaults, not a 500', async () => {

@@ -11,7 +11,7 @@ import type { DecideResponse, EventMessage } from '@attune/shared-schema';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
-import { verifyUserId } from '../identity/index.ts';
+import { checkUserIdSignature } from '../identity/index.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
 import { clientAddress, type RateDecision, underIpLimit } from '../ingest/rate-limit.ts';
 import type { PersonKey } from '../profile/types.ts';
@@ -114,11 +114,11 @@ export async function answerDecide(
   const anonymousId = values.anonymousId ?? options.fallbackAnonymousId;
   // A signed user id is the person. Otherwise the anonymous id decides, and its profile
   // follows a merge to its person in the same round trip, within the decision budget (a
-  // user id that does not verify is ignored: looking up the browser's alias first waited on
+  // user id whose signature does not verify, or has expired, is ignored: looking up the browser's alias first waited on
   // its ProfileDO with no budget, and a failing one answered 500).
   const signedIn =
     values.userId !== undefined &&
-    (await verifyUserId(site.identitySecret, values.userId, values.userIdSignature));
+    (await checkUserIdSignature(site, values.userId, values.userIdSignature)).verdict === 'valid';
   const person = {
     personKey: signedIn ? (`user:${values.userId}` as const) : anonymousPersonKey(anonymousId),
   };

@@ -14,6 +14,15 @@ export function signUserId(secret: string, userId: string): Promise<string> {
 }
 
 /**
+ * The expiring signature a site's backend computes for a user id, valid until `expiry`
+ * (a Unix time in seconds): `<expiry>.<hex>`, the hex being HMAC-SHA256(identitySecret,
+ * `<expiry>.<userId>`).
+ */
+export async function signUserIdUntil(secret: string, userId: string, expiry: number): Promise<string> {
+  return `${expiry}.${await hmacHex(secret, `${expiry}.${userId}`)}`;
+}
+
+/**
  * An identity secret shorter than this verifies nothing: a placeholder (the example file's
  * `change-me`) or a guessable secret would let anyone sign any user id and be that person.
  * Checked here, where every signature is verified, so no caller can forget it; the site
@@ -34,6 +43,68 @@ export async function verifyUserId(
     return false;
   const expected = await hmacHex(secret, userId);
   return timingSafeEqualText(expected, signature.toLowerCase());
+}
+
+/**
+ * Which signatures a site takes (its `settings.identity.signatures`):
+ * - `plain` (the default): HMAC-SHA256(identitySecret, userId), 64 hex digits. It never
+ *   expires: one captured (a shared computer, a leaked log) names that person for good.
+ * - `expiring`: `<expiry>.<64 hex>`, the HMAC-SHA256 of `<expiry>.<userId>`, where
+ *   `<expiry>` is a Unix time in seconds. After it the signature no longer names anyone.
+ * A site takes one form only: were both taken, the plain signature a site made for a user
+ * id that reads `<digits>.<someone>` (one an attacker registered) would be a valid expiring
+ * signature for that someone.
+ */
+export type SignatureForm = 'plain' | 'expiring';
+
+/**
+ * What a signature says about a user id:
+ * - `valid`: it names them;
+ * - `expired`: the site made it, but it no longer names anyone (past its expiry, or a
+ *   plain one on a site that takes expiring ones, made before the site moved to them);
+ * - `invalid`: refused, with `message` saying what to fix.
+ */
+export type SignatureCheck =
+  | { verdict: 'valid' }
+  | { verdict: 'expired' }
+  | { verdict: 'invalid'; message: string };
+
+const EXPIRING = /^(\d{1,12})\.([\da-f]{64})$/i;
+
+/** Checks `signature` of `userId` for a site taking `form` signatures, at `now` (epoch ms). */
+export async function checkUserIdSignature(
+  site: { identitySecret: string; signatures: SignatureForm },
+  userId: string,
+  signature: string | undefined,
+  now: number = Date.now(),
+): Promise<SignatureCheck> {
+  const expiring = signature === undefined ? null : EXPIRING.exec(signature);
+  const expectedForm =
+    site.signatures === 'expiring'
+      ? '"<expiry>.<hex>": the HMAC-SHA256 of "<expiry>.<userId>" with the site identity secret, <expiry> a Unix time in seconds (this site takes expiring signatures only)'
+      : 'the HMAC-SHA256 of the userId with the site identity secret, hex (this site takes plain signatures; expiring ones are turned on by its settings.identity.signatures)';
+  if (signature === undefined)
+    return {
+      verdict: 'invalid',
+      message: `userId needs userIdSignature: ${expectedForm}, made by your backend`,
+    };
+  const mismatch: SignatureCheck = {
+    verdict: 'invalid',
+    message: `userIdSignature does not match userId; expected ${expectedForm}`,
+  };
+  if (site.signatures === 'plain' || expiring === null) {
+    // A plain signature on an expiring site is a credential from before the move: it proves
+    // the site once signed this id, so it is taken as expired (the events stay the browser's),
+    // never as valid.
+    if (expiring === null && (await verifyUserId(site.identitySecret, userId, signature)))
+      return { verdict: site.signatures === 'plain' ? 'valid' : 'expired' };
+    return mismatch;
+  }
+  const [, expiry = '', hex = ''] = expiring;
+  if (site.identitySecret.length < MIN_IDENTITY_SECRET_CHARS) return mismatch;
+  const expected = await hmacHex(site.identitySecret, `${expiry}.${userId}`);
+  if (!timingSafeEqualText(expected, hex.toLowerCase())) return mismatch;
+  return Number(expiry) * 1000 > now ? { verdict: 'valid' } : { verdict: 'expired' };
 }
 
 /** The user id a person key names (`user:<id>`); undefined for a browser's (`anon:<id>`). */

@@ -23,10 +23,11 @@ import {
 } from '@attune/shared-schema';
 import { getConsentConfig } from '../config/consent-config.ts';
 import { enrichEvent, type RequestFacts } from '../enrich/index.ts';
-import { verifyUserId } from '../identity/index.ts';
+import { checkUserIdSignature } from '../identity/index.ts';
 import { count, log } from '../observability/index.ts';
 import { ingestProfile } from '../profile/client.ts';
 import { EDGE_EVENT, isEdgeEvent } from '../profile/edge-events.ts';
+import { gpcOfChoice } from '../profile/model.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput, ProfileSummary } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
@@ -157,33 +158,42 @@ export async function ingestBatch(
   };
   const byBrowser = new Map<string, Judged[]>();
   let consentDropped = 0;
-  for (const { index, event, facts: eventFacts } of input.events) {
+  let signaturesExpired = 0;
+  for (const { index, event: sent, facts: eventFacts } of input.events) {
     // The edge's own events are the edge's alone: one a producer sent would be applied to the
     // profile live but skipped by a replay (which tells them apart by name), and a browser
     // could plant promos or decisions in the event log (lift is measured from the latter).
-    if (isEdgeEvent(event.name)) {
+    if (isEdgeEvent(sent.name)) {
       outcome.rejected.push({
         index,
-        id: event.id,
-        errors: [{ path: `${input.pathPrefix}[${index}].name`, message: reservedNameMessage(event.name) }],
+        id: sent.id,
+        errors: [{ path: `${input.pathPrefix}[${index}].name`, message: reservedNameMessage(sent.name) }],
       });
       continue;
     }
+    let event = sent;
     let target: PersonKey = `anon:${event.anonymousId}`;
-    if (event.userId !== undefined) {
-      const verified =
-        trusted || (await verifyUserId(site.identitySecret, event.userId, event.userIdSignature));
-      if (!verified) {
-        const path = `${input.pathPrefix}[${index}].${event.userIdSignature === undefined ? 'userId' : 'userIdSignature'}`;
-        const message =
-          event.userIdSignature === undefined
-            ? 'userId needs userIdSignature: the HMAC-SHA256 of the userId with the site identity secret, made by your backend'
-            : 'userIdSignature does not match userId; sign the userId with the site identity secret (HMAC-SHA256, hex)';
-        outcome.rejected.push({ index, id: event.id, errors: [{ path, message }] });
+    if (event.userId !== undefined && !trusted) {
+      const check = await checkUserIdSignature(site, event.userId, event.userIdSignature);
+      if (check.verdict === 'invalid') {
+        const field = event.userIdSignature === undefined ? 'userId' : 'userIdSignature';
+        outcome.rejected.push({
+          index,
+          id: event.id,
+          errors: [{ path: `${input.pathPrefix}[${index}].${field}`, message: check.message }],
+        });
         continue;
       }
-      target = `user:${event.userId}`;
-    }
+      if (check.verdict === 'expired') {
+        // The site did sign this id once, but the signature no longer names anyone: the
+        // event is the browser's, as if it had carried no user id. A browser that signed in
+        // while the signature held is linked to the person already, so its event still
+        // reaches them; refusing it would lose what a long-open tab or an offline outbox sends.
+        const { userId: _userId, userIdSignature: _signature, ...anonymous } = event;
+        event = anonymous;
+        signaturesExpired++;
+      } else target = `user:${event.userId}`;
+    } else if (event.userId !== undefined) target = `user:${event.userId}`;
     const consent = interned(claimedConsent(event, config, gpc, trusted));
     if (consent !== undefined && event.type !== 'consent' && grantedPurposes(consent).length === 0) {
       consentDropped++;
@@ -197,6 +207,7 @@ export async function ingestBatch(
   }
   count('invalid', outcome.rejected.length);
   count('consent_dropped', consentDropped);
+  count('signature_expired', signaturesExpired);
   outcome.dropped += consentDropped;
 
   // 2. Each browser's events go to their person in order; browsers run in parallel. One
@@ -224,6 +235,7 @@ export async function ingestBatch(
               correctedTimestamp: j.enrichment.correctedTimestamp,
             },
             personalization,
+            gpc,
           };
           if (j.consent !== undefined) item.consent = j.consent;
           return item;
@@ -478,18 +490,21 @@ function collectMessages(
     }
     const purposes = grantedPurposes(consent);
     if (j.event.type === 'consent') {
+      const source =
+        typeof j.event.properties?.source === 'string' ? j.event.properties.source.slice(0, 64) : 'banner';
       const message: ConsentMessage = {
         kind: 'consent',
         siteId: site.id,
         personId: result.personKey,
         eventId: j.event.id,
         consent,
-        source:
-          typeof j.event.properties?.source === 'string' ? j.event.properties.source.slice(0, 64) : 'banner',
+        source,
         recordedAt: j.enrichment.receivedAt,
         // When the person chose (the event's corrected time): a choice flushed late from an
         // offline device is older than one recorded before it, and is proof only (ProfileDO).
         chosenAt: j.enrichment.correctedTimestamp,
+        // Why marketing is off in the proof, when GPC turned it off (as the ProfileDO's record says).
+        gpc: gpcOfChoice(gpc, source) === true,
         traceparent,
       };
       messages.push(message);

@@ -1,6 +1,7 @@
 import { env as workerEnv } from 'cloudflare:workers';
 import { eventMessagesOf, LIMITS, type ProfileMessage, QueueMessageSchema } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { signUserId, signUserIdUntil } from '../identity/index.ts';
 import { viewProfile } from '../profile/client.ts';
 import { ProfileDO } from '../profile/profile-do.ts';
 import {
@@ -11,6 +12,7 @@ import {
   consentFor,
   envWithSites,
   gzip,
+  IDENTITY_SECRET,
   makeEvent,
   ORIGIN,
   productView,
@@ -380,6 +382,135 @@ describe('verified identity', () => {
     // The anonymous key resolves to the person too.
     const viaAlias = await viewProfile(env(), SITE, `anon:${a}`);
     expect(viaAlias?.personKey).toBe(`user:${userId}`);
+  });
+
+  describe('a site taking expiring signatures (settings.identity.signatures)', () => {
+    const expiringSite = () =>
+      envWithSites([
+        {
+          id: SITE,
+          writeKey: WRITE_KEY,
+          allowedOrigins: [ORIGIN],
+          settings: { identity: { signatures: 'expiring' } },
+        },
+      ]);
+    const seconds = () => Math.floor(Date.now() / 1000);
+    const until = (userId: string, expiry: number) => signUserIdUntil(IDENTITY_SECRET, userId, expiry);
+    type Answer = {
+      accepted: number;
+      rejected: { index: number; errors: { path: string; message: string }[] }[];
+    };
+
+    it('a signature names the person until its expiry; after it, the events are the browser’s and still reach the person it signed in as', async () => {
+      const a = anonId();
+      const userId = `u-${anonId()}`;
+      const signIn = await collect(
+        [makeEvent(a, 'user.signed_in', { userId, userIdSignature: await until(userId, seconds() + 3600) })],
+        { env: expiringSite() },
+      );
+      expect(await signIn.json()).toMatchObject({ accepted: 1, rejected: [] });
+      expect((await viewProfile(env(), SITE, `user:${userId}`))?.anonymousIds).toContain(a);
+
+      // The tab stayed open past the expiry: nothing refused, nothing lost, no user id taken from it.
+      queue.messages.length = 0;
+      const late = await collect(
+        [productView(a, 'p1', 'shoes', { userId, userIdSignature: await until(userId, seconds() - 60) })],
+        {
+          env: expiringSite(),
+        },
+      );
+      expect(late.status).toBe(200);
+      expect(await late.json()).toMatchObject({ accepted: 1, rejected: [] });
+      const [message] = eventMessagesOf(queue.messages);
+      expect(message?.personId).toBe(`user:${userId}`);
+      expect(message?.event.userId).toBeUndefined();
+      expect(message?.event.userIdSignature).toBeUndefined();
+      expect((await viewProfile(env(), SITE, `user:${userId}`))?.interests['category:shoes']).toBeCloseTo(
+        1,
+        3,
+      );
+    });
+
+    it('an expired signature on a browser nobody signed in on makes no person: the events stay the browser’s', async () => {
+      const a = anonId();
+      const userId = `u-${anonId()}`;
+      const res = await collect(
+        [
+          makeEvent(a, 'user.signed_in', { userId, userIdSignature: await until(userId, seconds() - 1) }),
+          productView(a, 'p1', 'shoes', {
+            userId,
+            userIdSignature: await signUserId(IDENTITY_SECRET, userId),
+          }),
+        ],
+        { env: expiringSite() },
+      );
+      // The second carries the site's plain signature, made before it moved to expiring ones: expired too.
+      expect(await res.json()).toMatchObject({ accepted: 2, rejected: [] });
+      expect(await viewProfile(env(), SITE, `user:${userId}`)).toBeNull();
+      const browser = await viewProfile(env(), SITE, `anon:${a}`);
+      expect(browser?.personKey).toBe(`anon:${a}`);
+      expect(browser?.interests['category:shoes']).toBeCloseTo(1, 3);
+      expect(eventMessagesOf(queue.messages).map((m) => [m.personId, m.event.userId])).toEqual([
+        [`anon:${a}`, undefined],
+        [`anon:${a}`, undefined],
+      ]);
+    });
+
+    it('refuses a moved expiry and a plain signature it cannot verify, saying which form the site takes', async () => {
+      const a = anonId();
+      const userId = `u-${anonId()}`;
+      const [, hex] = (await until(userId, seconds() - 60)).split('.');
+      const res = await collect(
+        [
+          makeEvent(a),
+          makeEvent(a, 'user.signed_in', { userId, userIdSignature: `${seconds() + 3600}.${hex}` }),
+          makeEvent(a, 'user.signed_in', { userId, userIdSignature: await signed('someone-else') }),
+        ],
+        { env: expiringSite() },
+      );
+      expect(res.status).toBe(207);
+      const body = (await res.json()) as Answer;
+      expect(body.rejected.map((r) => r.errors[0]?.path)).toEqual([
+        'batch[1].userIdSignature',
+        'batch[2].userIdSignature',
+      ]);
+      for (const r of body.rejected)
+        expect(r.errors[0]?.message).toMatch(/this site takes expiring signatures only/);
+      expect(await viewProfile(env(), SITE, `user:${userId}`)).toBeNull();
+    });
+
+    it('a site taking plain signatures (the default) takes the plain HMAC and refuses the expiring form, saying how to turn it on', async () => {
+      const plainSite = envWithSites(
+        [{ id: SITE, writeKey: WRITE_KEY, allowedOrigins: [ORIGIN] }].map((site) => ({
+          ...site,
+          settings: { identity: { signatures: 'plain' } },
+        })),
+      );
+      const a = anonId();
+      const userId = `u-${anonId()}`;
+      const other = `u-${anonId()}`;
+      const res = await collect(
+        [
+          makeEvent(a, 'user.signed_in', {
+            userId,
+            userIdSignature: await signUserId(IDENTITY_SECRET, userId),
+          }),
+          makeEvent(anonId(), 'user.signed_in', {
+            userId: other,
+            userIdSignature: await until(other, seconds() + 3600),
+          }),
+        ],
+        { env: plainSite },
+      );
+      expect(res.status).toBe(207);
+      const body = (await res.json()) as Answer;
+      expect(body).toMatchObject({ accepted: 1, rejected: [{ index: 1 }] });
+      expect(body.rejected[0]?.errors[0]?.message).toMatch(
+        /this site takes plain signatures; expiring ones are turned on by its settings.identity.signatures/,
+      );
+      expect((await viewProfile(env(), SITE, `user:${userId}`))?.anonymousIds).toContain(a);
+      expect(await viewProfile(env(), SITE, `user:${other}`)).toBeNull();
+    });
   });
 
   it('a server producer authenticated with the server key may send user ids without a signature', async () => {

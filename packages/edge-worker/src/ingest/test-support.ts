@@ -8,11 +8,12 @@ import { createExecutionContext, runInDurableObject, waitOnExecutionContext } fr
 import { env } from 'cloudflare:workers';
 import type { ConsentState, CustomerAction, QueueMessage } from '@attune/shared-schema';
 import { vi } from 'vitest';
-import { signUserId } from '../identity/index.ts';
+import { type SignatureForm, signUserId, signUserIdUntil } from '../identity/index.ts';
 import worker from '../index.ts';
 import type { profileStub } from '../profile/client.ts';
 import type { ProfileDO } from '../profile/profile-do.ts';
 import { newUlid } from '../profile/ulid.ts';
+import { getSiteById } from '../sites/index.ts';
 
 export const ORIGIN = 'http://localhost:3000';
 export const WRITE_KEY = 'pk_demo_attune';
@@ -80,7 +81,14 @@ export function productView(
 }
 
 export async function signed(userId: string): Promise<string> {
-  return signUserId(IDENTITY_SECRET, userId);
+  return (await demoSignatures()) === 'expiring'
+    ? signUserIdUntil(IDENTITY_SECRET, userId, Math.floor(Date.now() / 1000) + 3600)
+    : signUserId(IDENTITY_SECRET, userId);
+}
+
+/** The form of signature the demo site takes, as wrangler.toml configures it (its settings.identity.signatures). */
+async function demoSignatures(): Promise<SignatureForm | undefined> {
+  return (await getSiteById(env, SITE))?.signatures;
 }
 
 export interface SendOptions {
@@ -200,7 +208,22 @@ export function recordQueue(
 
 /** An env whose sites carry tight rate limits, for 429 tests. */
 export function envWithSites(sites: unknown[]): Env {
-  return { ...env, ATTUNE_SITES: JSON.stringify(sites) } as unknown as Env;
+  // A site given without settings.identity takes the signatures wrangler.toml configures
+  // for it, so a test changing a site's limits does not change which signatures it takes.
+  const configured = new Map<unknown, unknown>(
+    (JSON.parse(env.ATTUNE_SITES) as { id: string; settings?: { identity?: unknown } }[]).map((site) => [
+      site.id,
+      site.settings?.identity,
+    ]),
+  );
+  const withIdentity = sites.map((site) => {
+    if (site === null || typeof site !== 'object' || !('id' in site)) return site;
+    const settings = 'settings' in site && typeof site.settings === 'object' ? site.settings : {};
+    const identity = configured.get(site.id);
+    if (identity === undefined || (settings !== null && 'identity' in settings)) return site;
+    return { ...site, settings: { ...settings, identity } };
+  });
+  return { ...env, ATTUNE_SITES: JSON.stringify(withIdentity) } as unknown as Env;
 }
 
 /** The tables a Durable Object's SQLite storage holds, without the runtime's own (`_cf_…`). */

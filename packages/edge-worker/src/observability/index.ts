@@ -12,6 +12,8 @@ export const OUTCOMES = [
   'consent_dropped',
   'rate_limited',
   'suppressed',
+  /** Events whose user id came with an expired signature, taken as the browser's (identity/index.ts). */
+  'signature_expired',
   /** Messages the queue refused twice (logged; the profile still has the events). */
   'queue_failed',
 ] as const;

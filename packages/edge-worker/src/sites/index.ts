@@ -4,7 +4,7 @@
  * ATTUNE_SITE_SECRETS secret) now, Directus-managed later; parsed once per isolate.
  */
 import { z } from 'zod';
-import { MIN_IDENTITY_SECRET_CHARS } from '../identity/index.ts';
+import { MIN_IDENTITY_SECRET_CHARS, type SignatureForm } from '../identity/index.ts';
 import { log } from '../observability/index.ts';
 
 /** Per-site rate limits: token buckets refilled per second, with a burst size. */
@@ -31,6 +31,8 @@ export interface Site {
    * salts nothing, see identity/ip-pseudonym.ts).
    */
   identitySecret: string;
+  /** The form of signature the site's backend makes (`settings.identity.signatures`; see identity/index.ts). */
+  signatures: SignatureForm;
   /**
    * What the site's server producers send as Basic username. Absent when the configured one
    * is shorter than MIN_SERVER_KEY_CHARS: then no request is trusted as the site's server.
@@ -307,6 +309,7 @@ function buildDirectory(
       writeKey: s.writeKey,
       allowedOrigins: s.allowedOrigins.map((o) => normalizeOrigin(o, s.id)),
       identitySecret: secret.identitySecret,
+      signatures: signatureForm(s.id, s.settings.identity),
       ...(serverKey !== undefined && { serverKey }),
       settings: { ...s.settings, rateLimit: { ...DEFAULT_RATE_LIMIT, ...(rate.success ? rate.data : {}) } },
     };
@@ -316,6 +319,26 @@ function buildDirectory(
   }
   grantPrivacyTokens(directory, secrets.valid, writeKeys, workerSecrets);
   return directory;
+}
+
+/**
+ * The signature form of `settings.identity.signatures`: `plain` when unset. Anything else
+ * is logged and read as `expiring`, the stricter form: a site that meant to turn expiry on
+ * and misspelt it must not be left taking signatures that never expire.
+ */
+function signatureForm(siteId: string, identity: unknown): SignatureForm {
+  const value =
+    identity !== null && typeof identity === 'object' && 'signatures' in identity
+      ? identity.signatures
+      : undefined;
+  if (value === undefined || value === 'plain') return 'plain';
+  if (value !== 'expiring')
+    log(
+      'error',
+      'site settings.identity.signatures must be plain or expiring; taken as expiring (then a signature that never expires names no one)',
+      { siteId },
+    );
+  return 'expiring';
 }
 
 /** A privacy token shorter than this is not taken (a placeholder, or guessable). */

@@ -49,6 +49,20 @@ describe('site configuration', () => {
     expect(logged(errors)).toContain('settings.rateLimit.ipBurst');
   });
 
+  it('settings.identity.signatures: plain when unset; a misspelling is logged and read as expiring, the stricter form', async () => {
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const config = configured([
+      { id: 'one', writeKey: 'pk_one' },
+      { id: 'two', writeKey: 'pk_two', settings: { identity: { signatures: 'expring' } } },
+    ]);
+    expect((await getSiteById(config, 'one'))?.signatures).toBe('plain');
+    expect((await getSiteById(config, 'two'))?.signatures).toBe('expiring');
+    expect(logged(errors)).toContain(
+      'site settings.identity.signatures must be plain or expiring; taken as expiring',
+    );
+    expect(logged(errors)).not.toContain('expring');
+  });
+
   it('a server key given to two sites stays with the first; the second is skipped and logged', async () => {
     const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     const config = configured(
