@@ -69,6 +69,11 @@ export interface ConsentMessage {
    * before it was added. A choice made earlier than the one in force is proof only.
    */
   chosenAt?: string;
+  /**
+   * Whether Global Privacy Control was in force for the choice (`Sec-GPC: 1` on its request,
+   * or source `gpc`): why marketing is off. Absent in messages queued before it was sent: unknown.
+   */
+  gpc?: boolean;
   traceparent?: string;
 }
 
@@ -208,6 +213,7 @@ export const QueueMessageSchema = z.discriminatedUnion('kind', [
     source: z.string().max(64),
     recordedAt: z.string(),
     chosenAt: z.string().optional(),
+    gpc: z.boolean().optional(),
   }),
   z.object({
     kind: z.literal('profile'),

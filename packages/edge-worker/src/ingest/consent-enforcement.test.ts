@@ -1,7 +1,8 @@
 /**
  * Consent per purpose beyond the request's gate: what reaches the marketing sink (promotions,
  * triggers), the profile and the queue follows the consent of each event, normalized against
- * the site's categories, on every path (browser collect, server key, Segment API).
+ * the site's categories, on every path (browser collect, server key, Segment API); and the
+ * proof of a choice says when Global Privacy Control turned marketing off.
  */
 import { env } from 'cloudflare:workers';
 import { DEFAULT_CONSENT_CONFIG, eventMessagesOf, QueueMessageSchema } from '@attune/shared-schema';
@@ -11,10 +12,12 @@ import { putCatalogSnapshot } from '../catalog/index.ts';
 import { invalidateConsentConfig } from '../config/consent-config.ts';
 import { viewProfile } from '../profile/client.ts';
 import {
+  ADMIN_HEADERS,
   anonId,
   collect,
   consentFor,
   makeEvent,
+  people,
   recordQueue,
   SITE,
   segment,
@@ -160,5 +163,51 @@ describe('Segment consent claims', () => {
       expect(JSON.stringify(m).length).toBeLessThan(64 * 1024);
     }
     expect(eventMessagesOf(queue.messages)[0]?.purposes).toEqual(['analytics']);
+  });
+});
+
+describe('Global Privacy Control in the consent proof', () => {
+  /** The proof of `anonymousId`'s choice: the ProfileDO's record (the access answer) and the queued consent record. */
+  async function proofOf(anonymousId: string) {
+    const res = await people(`anon:${anonymousId}`, 'GET', ADMIN_HEADERS, '&scope=edge');
+    expect(res.status).toBe(200);
+    const held = (await res.json()) as {
+      profile?: { consent?: { state: { categories: Record<string, boolean> }; gpc?: boolean } };
+    };
+    const message = queue.messages.find((m) => m.kind === 'consent' && m.personId === `anon:${anonymousId}`);
+    return { record: held.profile?.consent, message };
+  }
+
+  const everything = (anonymousId: string, source = 'banner') =>
+    makeEvent(anonymousId, 'consent.updated', {
+      properties: { ...consentFor('analytics', 'personalization', 'marketing'), source },
+      consent: consentFor('analytics', 'personalization', 'marketing'),
+    });
+
+  it('a choice sent with Sec-GPC: 1 is recorded with marketing off and gpc true; without it, gpc false', async () => {
+    const underGpc = anonId('gpc');
+    const res = await collect([everything(underGpc)], { headers: { 'sec-gpc': '1' } });
+    expect(await res.json()).toMatchObject({ accepted: 1 });
+    const withGpc = await proofOf(underGpc);
+    expect(withGpc.record).toMatchObject({ state: { categories: { marketing: false } }, gpc: true });
+    expect(withGpc.message).toMatchObject({ consent: { categories: { marketing: false } }, gpc: true });
+
+    const plain = anonId('no-gpc');
+    await collect([everything(plain)]);
+    const without = await proofOf(plain);
+    expect(without.record).toMatchObject({ state: { categories: { marketing: true } }, gpc: false });
+    expect(without.message).toMatchObject({ consent: { categories: { marketing: true } }, gpc: false });
+    // The consumer keeps the field (its schema would drop a key it does not know).
+    const parsed = QueueMessageSchema.safeParse(withGpc.message);
+    expect(parsed.success && parsed.data.kind === 'consent' && parsed.data.gpc).toBe(true);
+  });
+
+  it('a choice its producer says GPC made (source gpc) is recorded with gpc true, marketing as sent', async () => {
+    // What the edge does with the choice is unchanged (only Sec-GPC turns marketing off); the proof says why.
+    const a = anonId('gpc-source');
+    await collect([everything(a, 'gpc')]);
+    const { record, message } = await proofOf(a);
+    expect(record).toMatchObject({ source: 'gpc', gpc: true, state: { categories: { marketing: true } } });
+    expect(message).toMatchObject({ source: 'gpc', gpc: true });
   });
 });

@@ -4,11 +4,13 @@ import {
   applyEvent,
   type ConsentRecord,
   claimAfterWithdrawals,
+  consentAfter,
   DEFAULT_RULES,
   decayedInterests,
   decayFactor,
   emptyProfile,
   evaluateSegments,
+  gpcOfChoice,
   MAX_COUNTERS,
   MAX_PRODUCT_NAME_CHARS,
   MAX_TRAIT_KEYS,
@@ -268,6 +270,35 @@ describe('merge and consent', () => {
     old.consent = record(['analytics', 'personalization'], undefined, T0 + 2 * 3_600_000);
     mergeProfiles(person, old, rules);
     expect(person.consent?.state.categories.personalization).toBe(true);
+  });
+});
+
+describe('Global Privacy Control in a consent record', () => {
+  it('is on when the request said Sec-GPC: 1 or the producer says GPC made the choice, unknown when the request is not known', () => {
+    expect(gpcOfChoice(true, 'banner')).toBe(true);
+    expect(gpcOfChoice(false, 'gpc')).toBe(true);
+    expect(gpcOfChoice(false, 'banner')).toBe(false);
+    // A replay from the event log does not know the request's header: unknown, not off.
+    expect(gpcOfChoice(undefined, 'banner')).toBeUndefined();
+    expect(gpcOfChoice(undefined, 'gpc')).toBe(true);
+  });
+
+  it('an older choice narrowing the record keeps GPC if either choice was made under it, unknown if either is not known', () => {
+    const narrowed = (newer: boolean | undefined, older: boolean | undefined) => {
+      const current = record(['analytics', 'personalization'], T0 + 60_000, T0 + 60_000);
+      const received = record(['analytics'], T0, T0 + 120_000);
+      if (newer !== undefined) current.gpc = newer;
+      if (older !== undefined) received.gpc = older;
+      const inForce = consentAfter(received, current);
+      expect(inForce.state.categories.personalization).toBe(false);
+      return inForce.gpc;
+    };
+    expect(narrowed(true, false)).toBe(true);
+    expect(narrowed(false, true)).toBe(true);
+    expect(narrowed(false, false)).toBe(false);
+    // A record kept before GPC was recorded: not known, so not said to be off.
+    expect(narrowed(undefined, false)).toBeUndefined();
+    expect(narrowed(false, undefined)).toBeUndefined();
   });
 });
 

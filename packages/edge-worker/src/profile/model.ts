@@ -33,6 +33,22 @@ export interface ConsentRecord {
   chosenAt?: string;
   eventId: string;
   source: string;
+  /**
+   * Whether Global Privacy Control was in force when the choice was made (gpcOfChoice): why
+   * marketing is off, when it is. Records made before it was kept have none: unknown, not
+   * false.
+   */
+  gpc?: boolean;
+}
+
+/**
+ * Whether Global Privacy Control was in force for a consent choice: `Sec-GPC: 1` on the
+ * request that carried it (the edge turned marketing off for it), or a choice its producer
+ * says GPC made (source `gpc`). Undefined when neither says so and the request is not known
+ * (a replay from the event log, which does not keep the header): unknown, never taken as off.
+ */
+export function gpcOfChoice(requestGpc: boolean | undefined, source: string): boolean | undefined {
+  return requestGpc === true || source === 'gpc' ? true : requestGpc;
 }
 
 /** When a record's choice was made (epoch ms; see ConsentRecord.chosenAt). */
@@ -62,10 +78,20 @@ export function consentAfter(received: ConsentRecord, current: ConsentRecord | u
     if (kept !== granted) narrowed = true;
   }
   if (!narrowed) return current;
+  const { gpc: _received, ...proof } = received;
+  // The narrowed record holds both choices: GPC was in force for it if it was for either
+  // (the record's marketing may be off by the newer one's), unknown if either is not known.
+  const gpc =
+    received.gpc === true || current.gpc === true
+      ? true
+      : received.gpc === false && current.gpc === false
+        ? false
+        : undefined;
   return {
-    ...received,
+    ...proof,
     state: { ...current.state, categories },
     chosenAt: current.chosenAt ?? current.recordedAt,
+    ...(gpc !== undefined && { gpc }),
   };
 }
 

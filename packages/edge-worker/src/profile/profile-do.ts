@@ -28,6 +28,7 @@ import {
   consentAfter,
   DEFAULT_RULES,
   emptyProfile,
+  gpcOfChoice,
   linkBrowserTo,
   MAX_BROWSERS,
   mergeProfiles,
@@ -645,6 +646,8 @@ export class ProfileDO extends DurableObject<Env> {
             eventId: event.id,
             source: consentSource(event),
           };
+          const gpc = gpcOfChoice(input.gpc, record.source);
+          if (gpc !== undefined) record.gpc = gpc;
           const inForce = consentAfter(record, state.consent);
           if (inForce !== state.consent) {
             state.consent = inForce;

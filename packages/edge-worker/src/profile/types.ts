@@ -55,4 +55,9 @@ export interface ProfileEventInput {
    * none (server-side producers): the person's recorded consent then decides.
    */
   consent?: ConsentState;
+  /**
+   * `Sec-GPC: 1` on the request that carried the event; undefined where that is not known
+   * (a replay from the event log). A consent record keeps it as the reason marketing is off.
+   */
+  gpc?: boolean;
 }

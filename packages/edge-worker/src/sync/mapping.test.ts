@@ -1,5 +1,5 @@
 /** The queue-message → Directus-row mapping, without Directus. */
-import type { EventMessage } from '@attune/shared-schema';
+import type { ConsentMessage, EventMessage } from '@attune/shared-schema';
 import { describe, expect, it } from 'vitest';
 import {
   consentRow,
@@ -167,7 +167,23 @@ describe('consent and erasure', () => {
       recorded_at: '2026-11-26T10:00:00.000Z',
       // A message queued before chosenAt was sent: the receive time stands in.
       chosen_at: '2026-11-26T10:00:00.000Z',
+      // And before gpc was: unknown, not "no GPC".
+      gpc: null,
     });
+  });
+
+  it('keeps whether Global Privacy Control was in force for the choice', () => {
+    const message: ConsentMessage = {
+      kind: 'consent',
+      siteId: 'demo',
+      personId: 'anon:a',
+      eventId: 'E3',
+      consent: { categories: { marketing: false }, policyVersion: '2' },
+      source: 'banner',
+      recordedAt: '2026-11-26T10:00:00.000Z',
+    };
+    expect(consentRow({ ...message, gpc: true }).gpc).toBe(true);
+    expect(consentRow({ ...message, gpc: false }).gpc).toBe(false);
   });
 
   it('keeps when the person chose apart from when the Worker received it', () => {
