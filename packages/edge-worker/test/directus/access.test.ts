@@ -16,6 +16,7 @@ import {
   signed,
 } from '../../src/ingest/test-support.ts';
 import {
+  consentMessage,
   consume,
   deliveries,
   erasureMessage,
@@ -187,5 +188,43 @@ describe('the proof of a choice in Directus', () => {
       person_key: { _eq: `anon:${a}` },
     });
     expect(person?.consent.categories).toMatchObject({ personalization: false, marketing: false });
+  });
+
+  it('says when Global Privacy Control turned marketing off, in the row and the access answer; a record from before says nothing', async () => {
+    const everything = (a: string) =>
+      makeEvent(a, 'consent.updated', {
+        properties: { ...consentFor('analytics', 'personalization', 'marketing'), source: 'banner' },
+        consent: consentFor('analytics', 'personalization', 'marketing'),
+      });
+    const underGpc = anonId('gpc');
+    const choice = everything(underGpc);
+    await collect([choice], { headers: { 'sec-gpc': '1' } });
+    const plain = anonId('no-gpc');
+    await collect([everything(plain)]);
+    await sync();
+
+    type Row = { id: string; categories: Record<string, boolean>; gpc: boolean | null };
+    const rowOf = async (a: string) =>
+      (await rows<Row>('consent_records', { person_key: { _eq: `anon:${a}` } }))[0];
+    expect(await rowOf(underGpc)).toMatchObject({
+      id: choice.id,
+      categories: { marketing: false },
+      gpc: true,
+    });
+    expect(await rowOf(plain)).toMatchObject({ categories: { marketing: true }, gpc: false });
+
+    // The access answer shows why, at the edge and in Directus.
+    const held = (await (await people(`anon:${underGpc}`, 'GET')).json()) as {
+      profile?: { consent?: { gpc?: boolean } };
+      downstream?: { consentRecords: Row[] };
+    };
+    expect(held.profile?.consent?.gpc).toBe(true);
+    expect(held.downstream?.consentRecords).toMatchObject([{ id: choice.id, gpc: true }]);
+
+    // A consent record queued before the field was sent: unknown (empty), never "no GPC".
+    const before = `anon:${uniqueId('gpc-before')}`;
+    await consume(deliveries([consentMessage(before)]));
+    const [old] = await rows<Row>('consent_records', { person_key: { _eq: before } });
+    expect(old?.gpc).toBeNull();
   });
 });
