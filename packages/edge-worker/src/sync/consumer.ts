@@ -551,10 +551,12 @@ async function openProof(directus: DirectusClient, fresh: ErasureProofRow): Prom
  * clears the record. An attempt stopped after the rows went but before they were counted
  * leaves the record, and the retry counts those of the page no longer there. So no failure
  * point loses or doubles a count, and a redelivery after the erasure was done finds nothing
- * to remove and counts nothing. What it assumes: attempts of one erasure do not overlap (the
- * queue hands a message to one consumer at a time; the batch runs its erasures one by one);
- * two at once would each write the counts they saw. A row of the page someone else deleted
- * meanwhile (an admin, the erased-person check) is counted as removed: it went, and it was theirs.
+ * to remove and counts nothing. What it assumes: attempts of one erasure do not overlap (a
+ * batch runs its erasures one by one, and the queue redelivers a message once its attempt has
+ * settled); two at once, should the queue ever deliver one message twice concurrently, could
+ * count a page twice or not at all, as each writes the counts it saw. A row of the page
+ * someone else deleted meanwhile (an admin, the erased-person check) is counted as removed:
+ * it went, and it was theirs.
  */
 export async function erase(
   directus: DirectusClient,
