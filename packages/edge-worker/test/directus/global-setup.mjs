@@ -37,7 +37,33 @@ async function waitFor(url, timeoutMs) {
   return false;
 }
 
+/**
+ * Refuses to start when a port of the run is taken: a Directus or Worker left by a run that
+ * was killed keeps answering there, and every test would then run against its old state
+ * (and the outage test could not stop it) instead of failing at once.
+ */
+async function ensurePortsFree(ports) {
+  for (const port of ports) {
+    const taken = await new Promise((resolvePort) => {
+      const probe = createServer();
+      probe.once('error', () => resolvePort(true));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolvePort(false)));
+    });
+    if (taken)
+      throw new Error(
+        `127.0.0.1:${port} is already in use, by a Directus or Worker a killed test run left behind? ` +
+          `Stop it (\`ss -ltnp | grep ${port}\` names the process) and run the tests again.`,
+      );
+  }
+}
+
 export default async function setup() {
+  await ensurePortsFree([
+    DIRECTUS_TEST.port,
+    DIRECTUS_TEST.controlPort,
+    DIRECTUS_TEST.workerPort,
+    DIRECTUS_TEST.inspectorPort,
+  ]);
   const home = mkdtempSync(join(tmpdir(), 'attune-directus-test-'));
   const env = {
     ...process.env,
