@@ -173,19 +173,14 @@ export const COLLECTIONS = [
   {
     collection: 'erasure_proofs',
     icon: 'delete_forever',
-    note: 'That a person was erased, when and why (request or retention), keyed by the erasure id DELETE /v1/people/:id answered: never who, never what. Written as the erasure goes: its counts are what every attempt removed; erased_at is empty until it is done.',
-    // Created when the erasure begins and counted up as each part of it is done, so an erasure
-    // retried after failing part-way still counts what its first attempt removed. Never deleted
-    // by the sync. (Directus's community licence refuses a permission limited to some fields,
-    // so the update cannot be narrowed to the counts.)
-    sync: ['create', 'read', 'update'],
+    note: 'That a person was erased, when and why (request or retention), keyed by the erasure id DELETE /v1/people/:id answered: never who, never what.',
+    sync: ['create', 'read'],
     fields: [
       pk('id', 64),
       str('site_id', { indexed: true }),
       // request (DELETE /v1/people/:id) or retention (inactive past the period).
       str('reason', { length: 16 }),
       ts('requested_at'),
-      // Empty while the erasure is under way (an attempt failed part-way and waits for a retry).
       ts('erased_at'),
       int('people_deleted', 0),
       int('events_deleted', 0),
@@ -193,9 +188,6 @@ export const COLLECTIONS = [
       int('dead_letters_deleted', 0),
       // A count, like the others: the orders stay, and nothing here says whose they were.
       int('orders_anonymized', 0),
-      // The part of the erasure an attempt was doing when it stopped (its step and salted
-      // hashes of the rows it was removing), so a retry counts those that went; empty otherwise.
-      json('in_flight'),
     ],
   },
   {

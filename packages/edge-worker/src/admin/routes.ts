@@ -213,8 +213,7 @@ adminRoutes.delete('/v1/people/:id', async (c) => {
     );
   }
   log('info', 'person.erased', { siteId: t.site.id, held: erased.erased });
-  // The erasure id is the key of its proof in Directus (erasure_proofs), written as the sync erases
-  // (its erased_at set once done).
+  // The erasure id is the key of its proof in Directus (erasure_proofs), written once the sync has run.
   return c.json(
     {
       erased: true,

@@ -273,6 +273,26 @@ export function directusClient(config: DirectusConfig) {
       }
     },
 
+    /**
+     * Sets `data` on every item matching a filter, in one request, and returns how many were
+     * changed. Directus updates by query (`PATCH /items/:collection` with `{ query, data }`) and
+     * answers with the items it updated: asked for their keys alone, with no limit (its default
+     * of 100 would cut the list short, and the count with it).
+     */
+    async updateWhere(
+      collection: string,
+      filter: DirectusFilter,
+      data: Record<string, unknown>,
+      pkField = 'id',
+    ): Promise<number> {
+      const updated = await request<unknown[]>(
+        'PATCH',
+        `${items(collection)}?fields=${encodeURIComponent(pkField)}&limit=-1`,
+        { query: { filter, limit: -1 }, data },
+      );
+      return updated?.length ?? 0;
+    },
+
     /** Whether Directus answers its health check. */
     async healthy(): Promise<boolean> {
       try {

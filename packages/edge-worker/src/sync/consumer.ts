@@ -19,8 +19,7 @@
  * - Erasure deletes the person's profile, events, consent records and dead letters received
  *   up to its request (a person come back after a retention erasure keeps what they send
  *   since), anonymises their orders of that time when they asked for it (the shop keeps
- *   them, without whose they were) and leaves a proof (that, when and why, not who or what)
- *   whose counts add up what every attempt of it removed (see `erase`).
+ *   them, without whose they were) and leaves a proof (that, when and why, not who or what).
  */
 import {
   type ConsentMessage,
@@ -33,19 +32,12 @@ import {
   QueueMessageSchema,
 } from '@attune/shared-schema';
 import type { CovisitDelivery } from '../decide/covisitation.ts';
-import {
-  type DirectusClient,
-  DirectusError,
-  type DirectusFilter,
-  directusFromEnv,
-} from '../directus/client.ts';
+import { type DirectusClient, DirectusError, directusFromEnv } from '../directus/client.ts';
 import { parsePersonKey } from '../identity/index.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import {
   consentRow,
-  type ErasureCount,
-  type ErasureInFlight,
   type ErasureProofRow,
   erasedPersonKeys,
   eventRow,
@@ -469,72 +461,11 @@ async function forgetWritten(directus: DirectusClient, siteId: string, personKey
   await directus.deleteWhere('people', mine);
 }
 
-/** Rows an erasure reads, removes and counts at a time (each page is one in-flight record). */
-export const ERASURE_PAGE = 500;
-
-/** One part of an erasure: the rows it removes (those matching `filter`) and the count they go to. */
-interface ErasureStep {
-  count: ErasureCount;
-  collection: string;
-  filter: DirectusFilter;
-  /** Removes the rows of these keys: deletes them, or clears whose they were. */
-  remove: (keys: string[]) => Promise<void>;
-}
-
-const ERASURE_COUNTS: readonly ErasureCount[] = [
-  'events_deleted',
-  'consent_records_deleted',
-  'dead_letters_deleted',
-  'orders_anonymized',
-  'people_deleted',
-];
-
-/**
- * Salted hashes of the keys of rows being removed: enough for a retry to tell which of them
- * went, without the proof ever holding a key (a people row's key names the person). The salt
- * is the erasure id, which the person was given: the hashes do not stop someone who has it
- * from testing a guessed key. They are held only while an attempt is stopped part-way (the
- * erasure message waiting for its retry holds the keys themselves meanwhile).
- */
-async function rowHashes(salt: string, keys: readonly string[]): Promise<string[]> {
-  const encoder = new TextEncoder();
-  return Promise.all(
-    keys.map(async (key) => {
-      const digest = await crypto.subtle.digest('SHA-256', encoder.encode(`${salt}\u0000${key}`));
-      return [...new Uint8Array(digest).slice(0, 12)].map((b) => b.toString(16).padStart(2, '0')).join('');
-    }),
-  );
-}
-
-/** A stored proof's in-flight record, when it is one (it is JSON anyone with the role could edit). */
-function inFlightOf(value: unknown): ErasureInFlight | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  const { count, rows } = value as { count?: unknown; rows?: unknown };
-  const known = ERASURE_COUNTS.find((c) => c === count);
-  if (known === undefined || !Array.isArray(rows)) return undefined;
-  return { count: known, rows: rows.filter((r): r is string => typeof r === 'string') };
-}
-
-/** The erasure's proof: the row an earlier attempt left, else a new one with nothing counted yet. */
-async function openProof(directus: DirectusClient, fresh: ErasureProofRow): Promise<Record<string, unknown>> {
-  const read = async () =>
-    (
-      await directus.readItems<Record<string, unknown>>('erasure_proofs', {
-        filter: { id: { _eq: fresh.id } },
-        limit: 1,
-      })
-    )[0];
-  const held = await read();
-  if (held !== undefined) return held;
-  if ((await directus.createMissing('erasure_proofs', [{ ...fresh }])) === 1) return { ...fresh };
-  // Another delivery of the same erasure created it meanwhile.
-  return (await read()) ?? { ...fresh };
-}
-
 /**
  * Deletes what Directus holds about an erased person, received up to the erasure's
  * `requestedAt` (their orders of that time are anonymised instead, unless the erasure is
- * retention's), and records that it happened and why in a proof keyed by the erasure id.
+ * retention's), and records that it happened and why (the proof is keyed by the erasure id:
+ * a redelivery leaves one).
  *
  * Bounded by time: the retention alarm leaves no tombstone, so a person can come back while
  * their erasure still waits on the queue (Directus down), and what they send then is not
@@ -543,135 +474,63 @@ async function openProof(directus: DirectusClient, fresh: ErasureProofRow): Prom
  *
  * `people` goes last: its rows record keys only Directus knows (merged browsers, the user
  * id), and a retry after a failure part-way must still find them to delete the rest.
- *
- * The proof counts what every attempt removed, not only the last: a retry after a failure
- * part-way finds only what is left. It is created (erased_at empty) before anything is
- * removed, and each page of rows is removed in three writes: the proof records the page in
- * flight (salted hashes of its keys), the rows go, the proof adds the page to its count and
- * clears the record. An attempt stopped after the rows went but before they were counted
- * leaves the record, and the retry counts those of the page no longer there. So no failure
- * point loses or doubles a count, and a redelivery after the erasure was done finds nothing
- * to remove and counts nothing. What it assumes: attempts of one erasure do not overlap (a
- * batch runs its erasures one by one, and the queue redelivers a message once its attempt has
- * settled); two at once, should the queue ever deliver one message twice concurrently, could
- * count a page twice or not at all, as each writes the counts it saw. A row of the page
- * someone else deleted meanwhile (an admin, the erased-person check) is counted as removed:
- * it went, and it was theirs.
  */
 export async function erase(
   directus: DirectusClient,
   item: { msg: { id: string }; body: ErasureMessage },
 ): Promise<void> {
   const { body, msg } = item;
-  // Keyed by the erasure's own id, which the DELETE answered (a message queued before erasures
-  // had one: by the queue message id); both are stable across redeliveries, so a retried
-  // erasure keeps adding to one proof.
-  const id = (body.erasureId ?? msg.id).slice(0, 64);
-  const proof = await openProof(directus, {
-    id,
-    site_id: body.siteId,
-    reason: body.reason ?? null,
-    requested_at: body.requestedAt,
-    erased_at: null,
-    people_deleted: 0,
-    events_deleted: 0,
-    consent_records_deleted: 0,
-    dead_letters_deleted: 0,
-    orders_anonymized: 0,
-    in_flight: null,
-  });
-  const counts = Object.fromEntries(
-    ERASURE_COUNTS.map((c) => [c, typeof proof[c] === 'number' ? proof[c] : 0]),
-  ) as Record<ErasureCount, number>;
-  const record = (changes: Partial<ErasureProofRow>) =>
-    directus.updateItems('erasure_proofs', [{ id, ...changes }]);
-
   const keys = await withRecordedKeys(directus, body.siteId, erasedPersonKeys(body));
   const theirs = [{ site_id: { _eq: body.siteId } }, { person_key: { _in: keys } }];
   // A row without the time is deleted: whose it is cannot be told, and privacy comes first.
   const upTo = (field: string) => ({
     _and: [...theirs, { _or: [{ [field]: { _lte: body.requestedAt } }, { [field]: { _null: true } }] }],
   });
-  const deleteFrom = (collection: string, count: ErasureCount, filter: DirectusFilter): ErasureStep => ({
-    count,
-    collection,
-    filter,
-    remove: (rows) => directus.deleteItems(collection, rows),
-  });
-  const steps: ErasureStep[] = [
-    deleteFrom('events', 'events_deleted', upTo('received_at')),
-    deleteFrom('consent_records', 'consent_records_deleted', upTo('recorded_at')),
-    // What the sync could not write about them is theirs too. Not bounded: a letter's time is
-    // when it failed, not when its message was received, and a letter held back for days
-    // would otherwise outlive the erasure of what it carries.
-    deleteFrom('dead_letters', 'dead_letters_deleted', { _and: theirs }),
-  ];
+  const events = await directus.deleteWhere('events', upTo('received_at'));
+  const consent = await directus.deleteWhere('consent_records', upTo('recorded_at'));
+  // What the sync could not write about them is theirs too. Not bounded: a letter's time is
+  // when it failed, not when its message was received, and a letter held back for days
+  // would otherwise outlive the erasure of what it carries.
+  const letters = await directus.deleteWhere('dead_letters', { _and: theirs });
   // Orders are the shop's business records (it may have to keep them for its accounts): they
   // stay, with whose they were cleared. Before `people`, whose rows name the keys to find them by.
   // Only for an erasure someone asked for: retention forgets what tracking learned about an
   // inactive person, not whom the shop sold to (a customer back after a year keeps their orders).
   // A message queued before erasures said why does not say it was asked for: orders stay.
   const ordersOfTheirs = body.reason === 'request' ? personOrdersFilter(body.siteId, keys) : undefined;
-  if (ordersOfTheirs !== undefined)
-    steps.push({
-      count: 'orders_anonymized',
-      collection: 'orders',
-      // Cleared, an order no longer matches: the next page is the next orders.
-      filter: {
-        _and: [
-          ordersOfTheirs,
-          { _or: [{ created_at: { _lte: body.requestedAt } }, { created_at: { _null: true } }] },
-        ],
-      },
-      remove: (rows) =>
-        directus.updateItems(
+  const orders =
+    ordersOfTheirs === undefined
+      ? 0
+      : await directus.updateWhere(
           'orders',
-          rows.map((order) => ({ id: order, user_id: null, anonymous_id: null })),
-        ),
-    });
+          {
+            _and: [
+              ordersOfTheirs,
+              { _or: [{ created_at: { _lte: body.requestedAt } }, { created_at: { _null: true } }] },
+            ],
+          },
+          { user_id: null, anonymous_id: null },
+        );
   // A row whose profile began after the request is the person come back (their snapshot
   // replaced the old one). By its start, not its last event: the erased profile began before
   // the request whatever the clocks of the edge's machines say.
-  steps.push(deleteFrom('people', 'people_deleted', upTo('first_seen')));
-
-  // The page an earlier attempt stopped in: those of its rows no longer there were removed
-  // by it, and never counted.
-  const stopped = inFlightOf(proof.in_flight);
-  if (stopped !== undefined) {
-    const step = steps.find((s) => s.count === stopped.count);
-    const left =
-      step === undefined
-        ? []
-        : await directus.readAll<{ id: unknown }>(step.collection, { filter: step.filter, fields: ['id'] });
-    const still = new Set(
-      await rowHashes(
-        id,
-        left.map((r) => String(r.id)),
-      ),
-    );
-    counts[stopped.count] += stopped.rows.filter((h) => !still.has(h)).length;
-    await record({ [stopped.count]: counts[stopped.count], in_flight: null });
-  } else if (proof.in_flight !== null && proof.in_flight !== undefined) await record({ in_flight: null });
-
-  for (const step of steps) {
-    for (;;) {
-      const page = await directus.readItems<{ id: unknown }>(step.collection, {
-        filter: step.filter,
-        fields: ['id'],
-        limit: ERASURE_PAGE,
-      });
-      const rows = page.map((r) => String(r.id));
-      if (rows.length === 0) break;
-      await record({ in_flight: { count: step.count, rows: await rowHashes(id, rows) } });
-      await step.remove(rows);
-      counts[step.count] += rows.length;
-      // The count and the end of the record in one write: never one without the other.
-      await record({ [step.count]: counts[step.count], in_flight: null });
-      if (rows.length < ERASURE_PAGE) break;
-    }
-  }
-  // Done: the first time it was, if a redelivery finds it done already.
-  if (typeof proof.erased_at !== 'string') await record({ erased_at: new Date().toISOString() });
+  const people = await directus.deleteWhere('people', upTo('first_seen'));
+  // Keyed by the erasure's own id, which the DELETE answered (a message queued before erasures
+  // had one: by the queue message id); both are stable across redeliveries, so a retried
+  // erasure leaves one proof.
+  const proof: ErasureProofRow = {
+    id: (body.erasureId ?? msg.id).slice(0, 64),
+    site_id: body.siteId,
+    reason: body.reason ?? null,
+    requested_at: body.requestedAt,
+    erased_at: new Date().toISOString(),
+    people_deleted: people,
+    events_deleted: events,
+    consent_records_deleted: consent,
+    dead_letters_deleted: letters,
+    orders_anonymized: orders,
+  };
+  await directus.createMissing('erasure_proofs', [{ ...proof }]);
 }
 
 /**

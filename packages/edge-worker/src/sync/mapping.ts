@@ -81,31 +81,14 @@ export interface ErasureProofRow {
   /** `request` (DELETE /v1/people/:id) or `retention` (inactive past the period); null when the message did not say. */
   reason: ErasureReason | null;
   requested_at: string;
-  /** When the erasure was done; null while it is under way (an attempt failed part-way). */
-  erased_at: string | null;
+  erased_at: string;
   people_deleted: number;
   events_deleted: number;
   consent_records_deleted: number;
   dead_letters_deleted: number;
   /** The person's orders whose user and browser ids were cleared (the orders themselves stay). */
   orders_anonymized: number;
-  /** The rows an attempt was removing when it stopped, for the retry to count (sync/consumer.ts `erase`). */
-  in_flight: ErasureInFlight | null;
 }
-
-/** What an erasure attempt was removing: which count, and salted hashes of the rows' keys (never the keys). */
-export interface ErasureInFlight {
-  count: ErasureCount;
-  rows: string[];
-}
-
-/** The counts of an erasure proof, one per part of the erasure. */
-export type ErasureCount =
-  | 'events_deleted'
-  | 'consent_records_deleted'
-  | 'dead_letters_deleted'
-  | 'orders_anonymized'
-  | 'people_deleted';
 
 /** A row of `dead_letters`: a queue message the sync could not write, kept for someone to look at. */
 export interface DeadLetterRow {

@@ -62,11 +62,6 @@ type LetterRow = {
 };
 const lettersOf = (person: string) => rows<LetterRow>('dead_letters', { person_key: { _eq: person } });
 
-/** A Directus call refused outright: an erasure through a client refusing its writes cannot be done. */
-async function refuse(): Promise<never> {
-  throw new DirectusError('refused', 400, 'INVALID_PAYLOAD', false);
-}
-
 describe('the dead-letter queue', () => {
   it('keeps what the sync set aside in Directus: reason, person and the original message, once', async () => {
     const person = `anon:${uniqueId('dlq')}`;
@@ -260,10 +255,14 @@ describe('the dead-letter queue', () => {
     }
     const erasure = queue.messages.filter((m) => m.kind === 'erasure');
     expect(erasure).toHaveLength(1);
-    // Directus refuses to delete or change the person's rows, or to say the erasure is done
-    // (say, a field's validation changed).
+    // Directus refuses to delete the person's rows (say, a field's validation changed).
     const real = directusFromEnv(env());
-    const refusing: DirectusClient = { ...real, deleteItems: refuse, updateItems: refuse };
+    const refusing: DirectusClient = {
+      ...real,
+      deleteWhere: async () => {
+        throw new DirectusError('refused', 400, 'INVALID_PAYLOAD', false);
+      },
+    };
     const batch = createMessageBatch(
       DEAD_LETTER_QUEUE,
       deliveries(erasure).map((d) => ({ ...d, timestamp: new Date(), attempts: 1 })),
@@ -319,8 +318,9 @@ describe('the dead-letter queue', () => {
     const refused = `anon:${uniqueId('dlq-retention-erasure')}`;
     const refusing: DirectusClient = {
       ...directusFromEnv(env()),
-      deleteItems: refuse,
-      updateItems: refuse,
+      deleteWhere: async () => {
+        throw new DirectusError('refused', 400, 'INVALID_PAYLOAD', false);
+      },
     };
     const erasureLetter = { ...letter(120), reason: 'erasure rejected', body: erasureMessage(refused) };
     await storeDeadLetters(

@@ -2,29 +2,10 @@
  * A person's orders against a real Directus: an access request lists the site's orders
  * placed under their user id or a browser merged into them, and an erasure anonymises
  * those placed up to its request (the shop keeps its business records, not whose they were).
- * An erasure's proof counts what every attempt of it removed, orders among them, when one
- * fails part-way and is retried.
  */
-import { createMessageBatch } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { directusClient } from '../../src/directus/client.ts';
 import { people } from '../../src/ingest/test-support.ts';
-import { syncBatch } from '../../src/sync/index.ts';
-import { DIRECTUS_TEST } from './constants.mjs';
-import {
-  admin,
-  consentMessage,
-  consume,
-  type Delivery,
-  deliveries,
-  env,
-  erasureMessage,
-  eventMessage,
-  eventsMessage,
-  profileMessage,
-  rows,
-  uniqueId,
-} from './support.ts';
+import { admin, consume, deliveries, erasureMessage, profileMessage, rows, uniqueId } from './support.ts';
 
 interface Order {
   id: string;
@@ -153,123 +134,5 @@ describe("a person's orders", () => {
     expect(await order(placed)).toMatchObject({ user_id: userId, anonymous_id: browser });
     const [proof] = await rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: delivery[0]?.id } });
     expect(proof).toMatchObject({ reason: 'retention', orders_anonymized: 0, people_deleted: 1 });
-  });
-});
-
-/** A person with a merged browser, events, a consent record and two orders, and their erasure by request. */
-async function personToErase(label: string) {
-  const { userId, browser } = await personWithBrowser(label);
-  await consume(
-    deliveries([
-      eventsMessage(`user:${userId}`, 2),
-      eventMessage(`anon:${browser}`),
-      consentMessage(`anon:${browser}`),
-    ]),
-  );
-  const orders = [
-    await placeOrder({ user_id: userId, anonymous_id: browser }),
-    await placeOrder({ anonymous_id: browser, created_at: hoursFromNow(-2) }),
-  ];
-  const erasure = {
-    ...erasureMessage(`user:${userId}`),
-    anonymousIds: [browser],
-    userId,
-    reason: 'request' as const,
-  };
-  return { userId, browser, orders, delivery: deliveries([erasure]) };
-}
-
-/** What the person held: what every attempt of their erasure together must count. */
-const ERASED = {
-  events_deleted: 3,
-  consent_records_deleted: 1,
-  orders_anonymized: 2,
-  people_deleted: 1,
-  dead_letters_deleted: 0,
-};
-
-/**
- * A first attempt through a Directus that fails the first `method` request on `path`: with
- * `lost`, the request is done and only its answer lost (a 503 after the work is committed),
- * so the attempt stops between removing rows and counting them.
- */
-async function attemptFailing(delivery: Delivery[], method: string, path: string, lost: boolean) {
-  let failed = false;
-  const flaky = directusClient({
-    url: DIRECTUS_TEST.url,
-    token: DIRECTUS_TEST.syncToken,
-    fetch: async (input, init) => {
-      if (!failed && init?.method === method && new URL(String(input)).pathname === path) {
-        failed = true;
-        if (lost) await (await fetch(input, init)).body?.cancel();
-        return Response.json({ errors: [{ message: 'unavailable' }] }, { status: 503 });
-      }
-      return fetch(input, init);
-    },
-  });
-  const batch = createMessageBatch(
-    'attune-events',
-    delivery.map((d) => ({ ...d, timestamp: new Date(), attempts: 1 })),
-  );
-  expect(await syncBatch(batch, env(), { directus: flaky })).toMatchObject({ retried: 1, erasures: 0 });
-  expect(failed).toBe(true);
-}
-
-async function proofOf(delivery: Delivery[]): Promise<Record<string, unknown> | undefined> {
-  const found = await rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: delivery[0]?.id } });
-  expect(found.length).toBeLessThanOrEqual(1);
-  return found[0];
-}
-
-describe('an erasure retried after failing part-way', () => {
-  it('counts in its proof what the first attempt removed before Directus failed, and says it is not done until it is', async () => {
-    const { orders, delivery } = await personToErase('fails-at-people');
-    // Events, consent records and orders go; deleting the profile fails.
-    await attemptFailing(delivery, 'DELETE', '/items/people', false);
-    // The proof says what went so far, and that the erasure is not done.
-    expect(await proofOf(delivery)).toMatchObject({
-      reason: 'request',
-      erased_at: null,
-      events_deleted: 3,
-      orders_anonymized: 2,
-      people_deleted: 0,
-    });
-
-    const again = await consume(delivery, 2);
-    expect(again.explicitAcks).toEqual([delivery[0]?.id]);
-    for (const id of orders)
-      expect((await rows('orders', { id: { _eq: id } }))[0]).toMatchObject({
-        user_id: null,
-        anonymous_id: null,
-      });
-    // Before, the retry's proof counted only what was left: no events, no orders.
-    const proof = await proofOf(delivery);
-    expect(proof).toMatchObject({ ...ERASED, reason: 'request', in_flight: null });
-    expect(typeof proof?.erased_at).toBe('string');
-  });
-
-  it('counts the orders an attempt cleared though it stopped before counting them (the answer lost)', async () => {
-    const { userId, browser, delivery } = await personToErase('lost-answer');
-    // Directus clears the orders, and the attempt never hears so.
-    await attemptFailing(delivery, 'PATCH', '/items/orders', true);
-
-    expect((await consume(delivery, 2)).explicitAcks).toEqual([delivery[0]?.id]);
-    const proof = await proofOf(delivery);
-    expect(proof).toMatchObject({ ...ERASED, in_flight: null });
-    // What the attempt recorded in flight named no one.
-    expect(JSON.stringify(proof)).not.toContain(userId);
-    expect(JSON.stringify(proof)).not.toContain(browser);
-  });
-
-  it('counts the profile an attempt deleted before it stopped, and a redelivery once done counts nothing twice', async () => {
-    const { delivery } = await personToErase('redelivered');
-    await attemptFailing(delivery, 'DELETE', '/items/people', true);
-    expect((await consume(delivery, 2)).explicitAcks).toEqual([delivery[0]?.id]);
-    const done = await proofOf(delivery);
-    expect(done).toMatchObject(ERASED);
-
-    // Delivered again (say its ack was lost): nothing is left to remove, and the proof stands.
-    expect((await consume(delivery, 3)).explicitAcks).toEqual([delivery[0]?.id]);
-    expect(await proofOf(delivery)).toEqual(done);
   });
 });
