@@ -80,6 +80,8 @@ interface Judged {
   target: PersonKey;
   /** Undefined: the request carried no consent (server producers); the record decides. */
   consent?: ConsentState;
+  /** The person an expired signature named (ProfileEventInput.claimedPerson). */
+  claimedPerson?: PersonKey;
 }
 
 function consentOfConsentEvent(event: CustomerAction): ConsentState | undefined {
@@ -173,6 +175,7 @@ export async function ingestBatch(
     }
     let event = sent;
     let target: PersonKey = `anon:${event.anonymousId}`;
+    let claimedPerson: PersonKey | undefined;
     if (event.userId !== undefined && !trusted) {
       const check = await checkUserIdSignature(site, event.userId, event.userIdSignature);
       if (check.verdict === 'invalid') {
@@ -189,6 +192,7 @@ export async function ingestBatch(
         // event is the browser's, as if it had carried no user id. A browser that signed in
         // while the signature held is linked to the person already, so its event still
         // reaches them; refusing it would lose what a long-open tab or an offline outbox sends.
+        claimedPerson = `user:${event.userId}`;
         const { userId: _userId, userIdSignature: _signature, ...anonymous } = event;
         event = anonymous;
         signaturesExpired++;
@@ -201,6 +205,7 @@ export async function ingestBatch(
     }
     const judged: Judged = { index, event, enrichment: enrichEvent(event, eventFacts ?? facts), target };
     if (consent !== undefined) judged.consent = consent;
+    if (claimedPerson !== undefined) judged.claimedPerson = claimedPerson;
     const list = byBrowser.get(event.anonymousId);
     if (list) list.push(judged);
     else byBrowser.set(event.anonymousId, [judged]);
@@ -238,6 +243,7 @@ export async function ingestBatch(
             gpc,
           };
           if (j.consent !== undefined) item.consent = j.consent;
+          if (j.claimedPerson !== undefined) item.claimedPerson = j.claimedPerson;
           return item;
         });
         const result = await ingestProfile(env, site.id, first.target, inputs, limit);
@@ -264,6 +270,21 @@ export async function ingestBatch(
           }
           return;
         }
+        const unlinked = new Set(result.unlinked);
+        for (const j of run.filter((r) => unlinked.has(r.event.id))) {
+          outcome.rejected.push({
+            index: j.index,
+            id: j.event.id,
+            errors: [
+              {
+                path: `${input.pathPrefix}[${j.index}].userIdSignature`,
+                message:
+                  'userIdSignature has expired, and this browser is not signed in as that user: identify with a fresh signature',
+              },
+            ],
+          });
+        }
+        count('invalid', unlinked.size);
         const forward = collectMessages(site, run, result, gpc, traceparent);
         messages.push(...forward.messages);
         outcome.accepted += result.accepted.length;

@@ -431,12 +431,20 @@ describe('verified identity', () => {
       );
     });
 
-    it('an expired signature on a browser nobody signed in on makes no person: the events stay the browser’s', async () => {
+    it('an expired signature on a browser signed in as no one, or as someone else, is refused: the events are not theirs to keep', async () => {
+      // A browser nobody signed in on: the user's events (their traits) would stay on a
+      // browser's profile their own erasure never reaches.
       const a = anonId();
       const userId = `u-${anonId()}`;
-      const res = await collect(
+      const alone = await collect(
         [
-          makeEvent(a, 'user.signed_in', { userId, userIdSignature: await until(userId, seconds() - 1) }),
+          makeEvent(a),
+          makeEvent(a, 'user.identified', {
+            userId,
+            userIdSignature: await until(userId, seconds() - 1),
+            traits: { email: 'x@example.com' },
+          }),
+          // The site's plain signature, made before it moved to expiring ones: expired too.
           productView(a, 'p1', 'shoes', {
             userId,
             userIdSignature: await signUserId(IDENTITY_SECRET, userId),
@@ -444,16 +452,55 @@ describe('verified identity', () => {
         ],
         { env: expiringSite() },
       );
-      // The second carries the site's plain signature, made before it moved to expiring ones: expired too.
-      expect(await res.json()).toMatchObject({ accepted: 2, rejected: [] });
-      expect(await viewProfile(env(), SITE, `user:${userId}`)).toBeNull();
-      const browser = await viewProfile(env(), SITE, `anon:${a}`);
-      expect(browser?.personKey).toBe(`anon:${a}`);
-      expect(browser?.interests['category:shoes']).toBeCloseTo(1, 3);
-      expect(eventMessagesOf(queue.messages).map((m) => [m.personId, m.event.userId])).toEqual([
-        [`anon:${a}`, undefined],
-        [`anon:${a}`, undefined],
+      expect(alone.status).toBe(207);
+      const body = (await alone.json()) as Answer;
+      expect(body).toMatchObject({ accepted: 1 });
+      expect(body.rejected.map((r) => [r.index, r.errors[0]?.path])).toEqual([
+        [1, 'batch[1].userIdSignature'],
+        [2, 'batch[2].userIdSignature'],
       ]);
+      expect(body.rejected[0]?.errors[0]?.message).toMatch(
+        /expired, and this browser is not signed in as that user/,
+      );
+      expect(await viewProfile(env(), SITE, `user:${userId}`)).toBeNull();
+      expect((await viewProfile(env(), SITE, `anon:${a}`))?.interests['category:shoes']).toBeUndefined();
+      expect(JSON.stringify(queue.messages)).not.toContain('x@example.com');
+
+      // A shared computer: Y signed in on browser b, then X, whose events are X's (b stays
+      // Y's). Once X's signature has expired, X's events must not become Y's.
+      const b = anonId();
+      const y = `u-${anonId()}`;
+      const x = `u-${anonId()}`;
+      await collect(
+        [makeEvent(b, 'user.signed_in', { userId: y, userIdSignature: await until(y, seconds() + 3600) })],
+        {
+          env: expiringSite(),
+        },
+      );
+      await collect(
+        [makeEvent(b, 'user.signed_in', { userId: x, userIdSignature: await until(x, seconds() + 3600) })],
+        {
+          env: expiringSite(),
+        },
+      );
+      queue.messages.length = 0;
+      const late = await collect(
+        [
+          makeEvent(b, 'user.identified', {
+            userId: x,
+            userIdSignature: await until(x, seconds() - 60),
+            traits: { email: 'x@example.com' },
+          }),
+          productView(b, 'p2', 'hats', { userId: x, userIdSignature: await until(x, seconds() - 60) }),
+        ],
+        { env: expiringSite() },
+      );
+      expect(late.status).toBe(400);
+      const person = await viewProfile(env(), SITE, `user:${y}`);
+      expect(person?.anonymousIds).toContain(b);
+      expect(person?.interests['category:hats']).toBeUndefined();
+      expect(JSON.stringify(person)).not.toContain('x@example.com');
+      expect(queue.messages).toEqual([]);
     });
 
     it('refuses a moved expiry and a plain signature it cannot verify, saying which form the site takes', async () => {

@@ -69,6 +69,8 @@ export interface IngestResult {
   duplicates: string[];
   /** Dropped because the person was erased (tombstone). */
   dropped: string[];
+  /** Refused: their expired signature named a person this browser is not linked to (ProfileEventInput.claimedPerson). */
+  unlinked?: string[];
   /** Dropped because no purpose was granted under the person's recorded consent. */
   consentDropped: string[];
   /**
@@ -492,6 +494,20 @@ export class ProfileDO extends DurableObject<Env> {
       return result;
     }
     const alias = this.#alias();
+    // An event whose signature expired reaches the person it named only through a browser
+    // linked to them: one linked to another account (a shared computer), or to no one, is
+    // not theirs to keep it.
+    const reaching = alias ?? personKey;
+    const unlinked = inputs.filter((i) => i.claimedPerson !== undefined && i.claimedPerson !== reaching);
+    if (unlinked.length > 0) {
+      const theirs = inputs.filter((i) => !unlinked.includes(i));
+      const result =
+        theirs.length > 0
+          ? await this.#ingest(siteId, personKey, theirs)
+          : this.#emptyResult(personKey, siteId, now);
+      result.unlinked = [...(result.unlinked ?? []), ...unlinked.map((i) => i.event.id)];
+      return result;
+    }
     if (alias !== undefined) {
       return this.#stub(siteId, alias).ingest(siteId, alias, inputs);
     }

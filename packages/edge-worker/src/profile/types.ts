@@ -56,6 +56,13 @@ export interface ProfileEventInput {
    */
   consent?: ConsentState;
   /**
+   * The person an expired signature named (`user:<id>`; identity/index.ts): the event carries
+   * no user id any more, and may reach that person only through a browser already linked to
+   * them. Any other person it would reach (the browser's own profile, or another account
+   * that signed in on it) is refused it (IngestResult.unlinked).
+   */
+  claimedPerson?: PersonKey;
+  /**
    * `Sec-GPC: 1` on the request that carried the event; undefined where that is not known
    * (a replay from the event log). A consent record keeps it as the reason marketing is off.
    */
