@@ -198,9 +198,11 @@ describe('identify', () => {
     // The next page signs again with a later expiry.
     attune.identify('u-1', {}, { signature: `1767312000.${'B'.repeat(64)}` });
     attune.track('product.viewed', { productId: 'p2' });
-    // Not the expiring form: a dot without a time, a time without a dot.
+    // Not the expiring form: a dot without a time, a time without a dot, a time in
+    // milliseconds (13 digits: the Worker would refuse every later event).
     attune.identify('u-1', {}, { signature: `.${'a'.repeat(64)}` });
     attune.identify('u-1', {}, { signature: `1767312000${'a'.repeat(64)}` });
+    attune.identify('u-1', {}, { signature: `1767312000000.${'a'.repeat(64)}` });
     await attune.flush();
     const events = sent.flatMap((s) => s.events);
     expect(events.map((e) => [e.name, e.userIdSignature])).toEqual([
@@ -211,6 +213,7 @@ describe('identify', () => {
       ['product.viewed', `1767312000.${'B'.repeat(64)}`],
     ]);
     expect(errors.map((e) => e.message)).toEqual([
+      'identify needs a signature',
       'identify needs a signature',
       'identify needs a signature',
     ]);

@@ -98,7 +98,11 @@ export interface ConsentApi {
 }
 
 export interface IdentifyOptions {
-  /** HMAC-SHA256(identity secret, userId) in hex (either case), made by the site's backend. */
+  /**
+   * Made by the site's backend with the site's identity secret, hex in either case:
+   * HMAC-SHA256 of the userId, or on a site taking expiring signatures `<expiry>.<hex>`, the
+   * HMAC-SHA256 of `<expiry>.<userId>` (`<expiry>` a Unix time in seconds).
+   */
   signature?: string;
 }
 
@@ -563,7 +567,7 @@ export function createAttune(
       // without a well-formed one is not taken (the visitor stays who they were, and their
       // traits are not sent under someone else's id), and said so. Plain (64 hex digits) or
       // expiring (`<expiry>.<hex>`): which form the site takes is the Worker's to check.
-      if (!/^(\d+\.)?[\da-f]{64}$/i.test(`${signature}`))
+      if (!/^(\d{1,12}\.)?[\da-f]{64}$/i.test(`${signature}`))
         return report('invalid_event', 'identify needs a signature');
       // A number (script-tag sites often pass one) would get every later event rejected: the wire wants a string.
       ids = { ...ids, userId: `${userId}`, userIdSignature: signature };

@@ -110,7 +110,8 @@ const FIELD_DESCRIPTIONS: Record<string, string> = {
   timestamp: `When it happened, by the client clock (ISO 8601 with a time zone). At most ${LIMITS.maxFutureSkewMs / 3_600_000} hours in the future and ${LIMITS.maxEventAgeMs / 86_400_000} days in the past of the server clock.`,
   anonymousId: 'Browser- or device-scoped id of the person before they sign in.',
   userId: 'The site user id; trusted only with userIdSignature.',
-  userIdSignature: "HMAC-SHA256(identity secret, userId) in hex (either case), made by the site's backend.",
+  userIdSignature:
+    "Made by the site's backend with its identity secret, hex in either case: HMAC-SHA256 of the userId, or, on a site taking expiring signatures, <expiry>.<hex> with the HMAC-SHA256 of <expiry>.<userId> (<expiry> a Unix time in seconds).",
   sessionId: 'Id of the visit, as the producer defines it.',
   context: 'Where the event happened: page, locale, timezone, screen, campaign (utm_*), library, consent.',
   properties: 'What happened. Typed for known names (extra keys are kept); free-form for others.',

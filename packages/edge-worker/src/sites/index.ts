@@ -322,16 +322,18 @@ function buildDirectory(
 }
 
 /**
- * The signature form of `settings.identity.signatures`: `plain` when unset. Anything else
- * is logged and read as `expiring`, the stricter form: a site that meant to turn expiry on
- * and misspelt it must not be left taking signatures that never expire.
+ * The signature form of `settings.identity.signatures`: `plain` when `identity` is unset.
+ * Anything else (a misspelt value or key, `identity` not an object) is logged and read as
+ * `expiring`, the stricter form: a site that meant to turn expiry on and misspelt it must not
+ * be left taking signatures that never expire.
  */
 function signatureForm(siteId: string, identity: unknown): SignatureForm {
+  if (identity === undefined) return 'plain';
   const value =
     identity !== null && typeof identity === 'object' && 'signatures' in identity
       ? identity.signatures
       : undefined;
-  if (value === undefined || value === 'plain') return 'plain';
+  if (value === 'plain') return 'plain';
   if (value !== 'expiring')
     log(
       'error',

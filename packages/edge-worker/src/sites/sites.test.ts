@@ -49,14 +49,31 @@ describe('site configuration', () => {
     expect(logged(errors)).toContain('settings.rateLimit.ipBurst');
   });
 
-  it('settings.identity.signatures: plain when unset; a misspelling is logged and read as expiring, the stricter form', async () => {
+  it('settings.identity.signatures: plain when identity is unset; a misspelt value or key is logged and read as expiring, the stricter form', async () => {
     const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-    const config = configured([
-      { id: 'one', writeKey: 'pk_one' },
-      { id: 'two', writeKey: 'pk_two', settings: { identity: { signatures: 'expring' } } },
-    ]);
+    const config = configured(
+      [
+        { id: 'one', writeKey: 'pk_one' },
+        { id: 'two', writeKey: 'pk_two', settings: { identity: { signatures: 'expring' } } },
+        { id: 'three', writeKey: 'pk_three', settings: { identity: { signature: 'expiring' } } },
+        { id: 'four', writeKey: 'pk_four', settings: { identity: 'expiring' } },
+        { id: 'five', writeKey: 'pk_five', settings: { identity: { signatures: 'plain' } } },
+      ],
+      JSON.stringify(
+        Object.fromEntries(
+          ['one', 'two', 'three', 'four', 'five'].map((id) => [
+            id,
+            { identitySecret: `identity-secret-${id}`, serverKey: `sk_server_key_${id}` },
+          ]),
+        ),
+      ),
+    );
     expect((await getSiteById(config, 'one'))?.signatures).toBe('plain');
     expect((await getSiteById(config, 'two'))?.signatures).toBe('expiring');
+    expect((await getSiteById(config, 'three'))?.signatures).toBe('expiring');
+    expect((await getSiteById(config, 'four'))?.signatures).toBe('expiring');
+    expect((await getSiteById(config, 'five'))?.signatures).toBe('plain');
+    expect(errors.mock.calls.filter((c) => String(c[0]).includes('identity.signatures'))).toHaveLength(3);
     expect(logged(errors)).toContain(
       'site settings.identity.signatures must be plain or expiring; taken as expiring',
     );
