@@ -189,9 +189,10 @@ export async function ingestBatch(
       }
       if (check.verdict === 'expired') {
         // The site did sign this id once, but the signature no longer names anyone: the
-        // event is the browser's, as if it had carried no user id. A browser that signed in
-        // while the signature held is linked to the person already, so its event still
-        // reaches them; refusing it would lose what a long-open tab or an offline outbox sends.
+        // event goes to the browser without the user id, and the ProfileDO lets it reach the
+        // person it named only if the browser is linked to them (a browser that signed in
+        // while the signature held: a long-open tab, an offline outbox); else it is refused
+        // (IngestResult.unlinked).
         claimedPerson = `user:${event.userId}`;
         const { userId: _userId, userIdSignature: _signature, ...anonymous } = event;
         event = anonymous;
@@ -270,7 +271,9 @@ export async function ingestBatch(
           }
           return;
         }
-        const unlinked = new Set(result.unlinked);
+        // By id: a run's copy of an id the ProfileDO took (a client sending one id twice) is not refused.
+        const taken = new Set(result.accepted);
+        const unlinked = new Set((result.unlinked ?? []).filter((id) => !taken.has(id)));
         for (const j of run.filter((r) => unlinked.has(r.event.id))) {
           outcome.rejected.push({
             index: j.index,
@@ -295,7 +298,11 @@ export async function ingestBatch(
         count('suppressed', result.dropped.length);
         count('consent_dropped', result.consentDropped.length);
         const known = latest.get(result.personKey);
-        if (known === undefined || result.version >= known.version) latest.set(result.personKey, result);
+        // A run refused whole applied nothing: its result is a placeholder (the browser's key,
+        // the default rules), not a newer state of anyone.
+        const applied = unlinked.size < run.length;
+        if (applied && (known === undefined || result.version >= known.version))
+          latest.set(result.personKey, result);
         if (forward.triggers !== undefined)
           triggers.push({ personKey: result.personKey, ...forward.triggers });
       }

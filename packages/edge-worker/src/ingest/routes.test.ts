@@ -449,12 +449,27 @@ describe('verified identity', () => {
             userId,
             userIdSignature: await signUserId(IDENTITY_SECRET, userId),
           }),
+          // A choice made at the browser is the browser's own: a withdrawal is never refused.
+          makeEvent(a, 'consent.updated', {
+            userId,
+            userIdSignature: await until(userId, seconds() - 1),
+            properties: {
+              categories: consentFor('analytics').categories,
+              policyVersion: '1',
+              source: 'banner',
+            },
+            consent: consentFor('analytics'),
+          }),
         ],
         { env: expiringSite() },
       );
       expect(alone.status).toBe(207);
       const body = (await alone.json()) as Answer;
-      expect(body).toMatchObject({ accepted: 1 });
+      expect(body).toMatchObject({ accepted: 2 });
+      expect((await viewProfile(env(), SITE, `anon:${a}`))?.consent?.categories).toMatchObject({
+        analytics: true,
+        personalization: false,
+      });
       expect(body.rejected.map((r) => [r.index, r.errors[0]?.path])).toEqual([
         [1, 'batch[1].userIdSignature'],
         [2, 'batch[2].userIdSignature'],

@@ -12,7 +12,7 @@ export const OUTCOMES = [
   'consent_dropped',
   'rate_limited',
   'suppressed',
-  /** Events whose user id came with an expired signature, taken as the browser's (identity/index.ts). */
+  /** Events whose user id came with an expired signature (identity/index.ts): taken without it through a linked browser, else refused (also counted invalid). */
   'signature_expired',
   /** Messages the queue refused twice (logged; the profile still has the events). */
   'queue_failed',

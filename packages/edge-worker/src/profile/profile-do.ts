@@ -496,9 +496,16 @@ export class ProfileDO extends DurableObject<Env> {
     const alias = this.#alias();
     // An event whose signature expired reaches the person it named only through a browser
     // linked to them: one linked to another account (a shared computer), or to no one, is
-    // not theirs to keep it.
+    // not theirs to keep it. But a choice of consent on a browser linked to no one is the
+    // browser's own (a withdrawal made there must never be refused); on one linked to
+    // another account it is not that account's choice.
     const reaching = alias ?? personKey;
-    const unlinked = inputs.filter((i) => i.claimedPerson !== undefined && i.claimedPerson !== reaching);
+    const unlinked = inputs.filter(
+      (i) =>
+        i.claimedPerson !== undefined &&
+        i.claimedPerson !== reaching &&
+        !(alias === undefined && personKey.startsWith('anon:') && i.event.type === 'consent'),
+    );
     if (unlinked.length > 0) {
       const theirs = inputs.filter((i) => !unlinked.includes(i));
       const result =
