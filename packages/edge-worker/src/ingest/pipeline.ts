@@ -27,7 +27,7 @@ import { checkUserIdSignature } from '../identity/index.ts';
 import { count, log } from '../observability/index.ts';
 import { ingestProfile } from '../profile/client.ts';
 import { EDGE_EVENT, isEdgeEvent } from '../profile/edge-events.ts';
-import { gpcOfChoice } from '../profile/model.ts';
+import { consentSource, gpcOfChoice } from '../profile/model.ts';
 import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput, ProfileSummary } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
@@ -518,8 +518,7 @@ function collectMessages(
     }
     const purposes = grantedPurposes(consent);
     if (j.event.type === 'consent') {
-      const source =
-        typeof j.event.properties?.source === 'string' ? j.event.properties.source.slice(0, 64) : 'banner';
+      const source = consentSource(j.event);
       const message: ConsentMessage = {
         kind: 'consent',
         siteId: site.id,

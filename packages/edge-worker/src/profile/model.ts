@@ -42,6 +42,15 @@ export interface ConsentRecord {
 }
 
 /**
+ * Where a consent choice was made, as its proof keeps it (the ProfileDO's record and the
+ * queued consent record alike): the event's `source`, at most 64 characters, else `banner`.
+ */
+export function consentSource(event: CustomerAction): string {
+  const source = event.properties?.source;
+  return typeof source === 'string' ? source.slice(0, 64) : 'banner';
+}
+
+/**
  * Whether Global Privacy Control was in force for a consent choice: `Sec-GPC: 1` on the
  * request that carried it (the edge turned marketing off for it), or a choice its producer
  * says GPC made (source `gpc`). Undefined when neither says so and the request is not known

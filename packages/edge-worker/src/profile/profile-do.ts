@@ -26,6 +26,7 @@ import {
   claimAfterWithdrawals,
   clearPersonalization,
   consentAfter,
+  consentSource,
   DEFAULT_RULES,
   emptyProfile,
   gpcOfChoice,
@@ -160,11 +161,6 @@ export type Replaying = {
   /** When they were first and last seen: such a kept person's retention runs on from there. */
   seen?: { first: string; last: string };
 };
-
-function consentSource(event: CustomerAction): string {
-  const source = event.properties?.source;
-  return typeof source === 'string' ? source.slice(0, 64) : 'banner';
-}
 
 function consentFromEvent(event: CustomerAction): ConsentState | undefined {
   const props = event.properties;
