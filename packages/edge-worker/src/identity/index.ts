@@ -34,15 +34,19 @@ export const MIN_IDENTITY_SECRET_CHARS = 16;
  * Whether `signature` is the valid HMAC-SHA256 of `userId` under `secret` (constant-time).
  * A secret under MIN_IDENTITY_SECRET_CHARS verifies nothing.
  */
-export async function verifyUserId(
+export function verifyUserId(
   secret: string,
   userId: string,
   signature: string | undefined,
 ): Promise<boolean> {
-  if (signature === undefined || signature.length !== 64 || secret.length < MIN_IDENTITY_SECRET_CHARS)
-    return false;
-  const expected = await hmacHex(secret, userId);
-  return timingSafeEqualText(expected, signature.toLowerCase());
+  return signs(secret, userId, signature);
+}
+
+/** Whether `hex` is the HMAC-SHA256 of `message` under `secret` (constant-time; a short secret signs nothing). */
+async function signs(secret: string, message: string, hex: string | undefined): Promise<boolean> {
+  if (hex === undefined || hex.length !== 64 || secret.length < MIN_IDENTITY_SECRET_CHARS) return false;
+  const expected = await hmacHex(secret, message);
+  return timingSafeEqualText(expected, hex.toLowerCase());
 }
 
 /**
@@ -92,18 +96,17 @@ export async function checkUserIdSignature(
     verdict: 'invalid',
     message: `userIdSignature does not match userId; expected ${expectedForm}`,
   };
-  if (site.signatures === 'plain' || expiring === null) {
+  if (expiring === null) {
     // A plain signature on an expiring site is a credential from before the move: it proves
-    // the site once signed this id, so it is taken as expired (the events stay the browser's),
-    // never as valid.
-    if (expiring === null && (await verifyUserId(site.identitySecret, userId, signature)))
-      return { verdict: site.signatures === 'plain' ? 'valid' : 'expired' };
-    return mismatch;
+    // the site once signed this id, so it is taken as expired (the ProfileDO lets its event
+    // reach that person only through a browser linked to them), never as valid.
+    if (!(await signs(site.identitySecret, userId, signature))) return mismatch;
+    return { verdict: site.signatures === 'plain' ? 'valid' : 'expired' };
   }
-  const [, expiry = '', hex = ''] = expiring;
-  if (site.identitySecret.length < MIN_IDENTITY_SECRET_CHARS) return mismatch;
-  const expected = await hmacHex(site.identitySecret, `${expiry}.${userId}`);
-  if (!timingSafeEqualText(expected, hex.toLowerCase())) return mismatch;
+  // An expiring signature on a plain site is refused, whatever it signs (see SignatureForm).
+  const [, expiry = '', hex] = expiring;
+  if (site.signatures === 'plain' || !(await signs(site.identitySecret, `${expiry}.${userId}`, hex)))
+    return mismatch;
   return Number(expiry) * 1000 > now ? { verdict: 'valid' } : { verdict: 'expired' };
 }
 

@@ -23,7 +23,7 @@ import {
 } from '@attune/shared-schema';
 import { getConsentConfig } from '../config/consent-config.ts';
 import { enrichEvent, type RequestFacts } from '../enrich/index.ts';
-import { checkUserIdSignature } from '../identity/index.ts';
+import { checkUserIdSignature, type SignatureCheck } from '../identity/index.ts';
 import { count, log } from '../observability/index.ts';
 import { ingestProfile } from '../profile/client.ts';
 import { EDGE_EVENT, isEdgeEvent } from '../profile/edge-events.ts';
@@ -176,8 +176,11 @@ export async function ingestBatch(
     let event = sent;
     let target: PersonKey = `anon:${event.anonymousId}`;
     let claimedPerson: PersonKey | undefined;
-    if (event.userId !== undefined && !trusted) {
-      const check = await checkUserIdSignature(site, event.userId, event.userIdSignature);
+    if (event.userId !== undefined) {
+      // The site's own server (trusted) needs no signature.
+      const check: SignatureCheck = trusted
+        ? { verdict: 'valid' }
+        : await checkUserIdSignature(site, event.userId, event.userIdSignature);
       if (check.verdict === 'invalid') {
         const field = event.userIdSignature === undefined ? 'userId' : 'userIdSignature';
         outcome.rejected.push({
@@ -198,7 +201,7 @@ export async function ingestBatch(
         event = anonymous;
         signaturesExpired++;
       } else target = `user:${event.userId}`;
-    } else if (event.userId !== undefined) target = `user:${event.userId}`;
+    }
     const consent = interned(claimedConsent(event, config, gpc, trusted));
     if (consent !== undefined && event.type !== 'consent' && grantedPurposes(consent).length === 0) {
       consentDropped++;
