@@ -206,13 +206,20 @@ async function applyCollections(api) {
     }
     await api.patch(`/collections/${def.collection}`, { meta: collectionMeta(def) });
     const fields = (await api.get(`/fields/${def.collection}`)) ?? [];
-    const have = new Set(fields.map((f) => f.field));
+    const have = new Map(fields.map((f) => [f.field, f]));
     for (const field of def.fields) {
-      if (have.has(field.field)) {
+      const current = have.get(field.field);
+      if (current !== undefined) {
         // An existing field gets the current meta (notes, validation, dropdown choices): an
         // instance bootstrapped before a rule was added would otherwise never enforce it. Its
-        // column (type, length, default) is left as it is.
-        await api.patch(`/fields/${def.collection}/${field.field}`, { meta: field.meta });
+        // column (type, length, default) is left as it is, but for a missing index: an access
+        // request or an erasure looks a person up by it, and without it scans the table.
+        const addIndex = field.schema?.is_indexed === true && current.schema?.is_indexed === false;
+        await api.patch(`/fields/${def.collection}/${field.field}`, {
+          meta: field.meta,
+          ...(addIndex && { schema: { is_indexed: true } }),
+        });
+        if (addIndex) log(`indexed field ${def.collection}.${field.field}`);
         continue;
       }
       await api.post(`/fields/${def.collection}`, field);

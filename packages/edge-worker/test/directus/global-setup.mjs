@@ -3,8 +3,8 @@
  * needed, bootstraps a fresh instance on 127.0.0.1:18055 in a temporary folder, runs the
  * Worker under `wrangler dev` on 127.0.0.1:18057 (so Directus Flows can reach it), and a
  * tiny control server on 127.0.0.1:18056 that lets tests inside workerd stop and restart
- * Directus (for the outage test) and read what wrangler dev printed. Everything is
- * stopped and removed afterwards.
+ * Directus (for the outage test), bootstrap it again as an upgrade does, and read what
+ * wrangler dev printed. Everything is stopped and removed afterwards.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -155,10 +155,16 @@ export default async function setup() {
       res.end(text);
     };
     if (req.method === 'GET' && req.url === '/worker/output') return done(200, workerOutput);
-    const action =
-      req.url === '/directus/stop' ? 'stop.mjs' : req.url === '/directus/start' ? 'start.mjs' : undefined;
+    const action = {
+      '/directus/stop': 'stop.mjs',
+      '/directus/start': 'start.mjs',
+      '/directus/upgrade': 'bootstrap.mjs',
+    }[req.url ?? ''];
     if (req.method !== 'POST' || action === undefined)
-      return done(404, 'POST /directus/stop | /directus/start, GET /worker/output');
+      return done(404, 'POST /directus/stop | /directus/start | /directus/upgrade, GET /worker/output');
+    // An upgrade is a bootstrap of the running instance as a newer release makes it: its
+    // marker of what was applied no longer matches, so the schema is applied again.
+    if (req.url === '/directus/upgrade') rmSync(join(home, 'data', 'bootstrapped'), { force: true });
     const child = spawn(process.execPath, [join(scripts, action)], { env, stdio: 'inherit' });
     child.on('exit', (code) => done(code === 0 ? 200 : 500, `${action} exit ${code}`));
   });

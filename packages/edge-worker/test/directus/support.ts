@@ -248,8 +248,8 @@ export function rows<T = Record<string, unknown>>(
   );
 }
 
-/** Stops or starts the test Directus (through the global setup's control server). */
-export async function directusControl(action: 'stop' | 'start'): Promise<void> {
+/** Stops, starts or upgrades (bootstraps again) the test Directus, through the global setup's control server. */
+export async function directusControl(action: 'stop' | 'start' | 'upgrade'): Promise<void> {
   const res = await fetch(`${DIRECTUS_TEST.controlUrl}/directus/${action}`, { method: 'POST' });
   if (!res.ok) throw new Error(`directus ${action}: ${await res.text()}`);
   adminAccess = undefined;
