@@ -370,12 +370,16 @@ async function writeProfiles(
   if (items.length === 0) return 0;
   const latest = latestProfiles(items.map((i) => i.body));
   const rows = [...latest.values()].map(personRow);
+  // A browser a signed-in person's snapshot lists was merged into them at sign-in (what it
+  // had learned was folded in): its own row would keep that, and its old grant, after the
+  // person withdraws or is cleared. It goes, and a late snapshot of it anywhere in the batch
+  // is not written (also when the rows are written one by one: the person's write must not
+  // be undone by the browser's after it).
+  const mergedInBatch = new Set(rows.flatMap(mergedBrowserRows));
   const write = async (snapshots: PersonRow[]): Promise<number> => {
-    // A browser a signed-in person's snapshot lists was merged into them at sign-in (what it
-    // had learned was folded in): its own row would keep that, and its old grant, after the
-    // person withdraws or is cleared. It goes, and a late snapshot of it is not written.
-    const merged = new Set(snapshots.flatMap(mergedBrowserRows));
-    const batch = snapshots.filter((r) => !merged.has(r.id));
+    const merged = snapshots.flatMap(mergedBrowserRows);
+    const batch = snapshots.filter((r) => !mergedInBatch.has(r.id));
+    if (batch.length === 0) return 0;
     // A stored row may have no version (one made in Directus without it): it counts as 0.
     const stored = await directus.readItems<
       Omit<SnapshotOrder, 'version'> & { id: string; version: number | null }
@@ -395,7 +399,7 @@ async function writeProfiles(
     });
     await directus.createItems('people', creates);
     await directus.updateItems('people', updates);
-    await directus.deleteItems('people', [...(await directus.existingKeys('people', [...merged]))]);
+    await directus.deleteItems('people', [...(await directus.existingKeys('people', merged))]);
     return creates.length + updates.length;
   };
   try {

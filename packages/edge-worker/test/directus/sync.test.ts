@@ -266,6 +266,37 @@ describe('browsers merged into a person', () => {
     expect(await rows('people', { person_key: { _eq: person } })).toHaveLength(1);
     expect(await rows('people', { person_key: { _eq: `anon:${other}` } })).toHaveLength(1);
   });
+
+  it('a late snapshot of a merged browser is not written either when a rejected row makes the batch write row by row', async () => {
+    const browser = uniqueId('merged-rowwise');
+    const poison = `anon:${uniqueId('rejected')}`;
+    const person = `user:${uniqueId('person')}`;
+    const signedIn = profileMessage(person, 2, 'cleared');
+    signedIn.profile.anonymousIds = [browser];
+    // Directus refuses any write naming the poison row, so the batch falls back to one write per row.
+    const refusing = directusClient({
+      url: DIRECTUS_TEST.url,
+      token: DIRECTUS_TEST.syncToken,
+      fetch: async (input, init) =>
+        init?.method === 'POST' && String(init.body ?? '').includes(poison)
+          ? Response.json({ errors: [{ message: 'refused' }] }, { status: 400 })
+          : fetch(input, init),
+    });
+    // The person's snapshot first: written alone, the browser's after it brought its row back.
+    const batch = createMessageBatch(
+      'attune-events',
+      deliveries([
+        signedIn,
+        profileMessage(`anon:${browser}`, 4, 'late'),
+        profileMessage(poison, 1, 'x'),
+      ]).map((m) => ({ id: m.id, timestamp: new Date(), attempts: 1, body: m.body })),
+    );
+    const report = await syncBatch(batch, env(), { directus: refusing });
+
+    expect(report).toMatchObject({ deadLettered: 1, retried: 0 });
+    expect(await rows('people', { person_key: { _eq: person } })).toHaveLength(1);
+    expect(await rows('people', { person_key: { _eq: `anon:${browser}` } })).toEqual([]);
+  });
 });
 
 describe('erasure', () => {
