@@ -466,6 +466,35 @@ describe('events messages in the consumer', () => {
     expect([...up.written].sort()).toEqual(run.map((i) => i.event.id).sort());
   });
 
+  it('stops writing row by row when Directus is down, retrying the rest of the batch without a request each', async () => {
+    const writes: string[] = [];
+    const down = directusClient({
+      url: 'http://directus.test',
+      token: 't',
+      fetch: async (url) => {
+        if (String(url).includes('/attune-sync/events')) writes.push(String(url));
+        // The erasure check's reads and every write: a proxy whose Directus is gone.
+        return String(url).includes('/attune-sync/events')
+          ? new Response('bad gateway', { status: 502 })
+          : Response.json({ data: [] });
+      },
+    });
+    // Delivered three times already: a failing bulk write is split to find a poison row.
+    const batch = createMessageBatch<unknown>(
+      'attune-events',
+      Array.from({ length: 6 }, (_, i) => ({
+        id: `outage-${i}`,
+        timestamp: new Date(),
+        attempts: 3,
+        body: eventsBody([eventItem(), eventItem()], `anon:outage-${i}`),
+      })),
+    );
+    const report = await syncBatch(batch, env, { directus: down, isErased: nobodyErased().check });
+    expect(report).toMatchObject({ acked: 0, retried: 6, deadLettered: 0 });
+    // The bulk write, then the first row alone: not one more request per message.
+    expect(writes).toHaveLength(2);
+  });
+
   it('acks without writing the events of a person erased in the same batch', async () => {
     const erased = createMessageBatch<unknown>('attune-events', [
       {

@@ -124,6 +124,15 @@ function shouldIsolate(e: unknown, items: readonly { msg: Msg }[]): boolean {
   );
 }
 
+/**
+ * Whether a failed write says Directus as a whole is unavailable (unreachable, overloaded,
+ * its proxy without an upstream), not that one row made it fail (a 500): writing the rest
+ * of a batch row by row would only send it one failing request per message.
+ */
+function isOutage(e: unknown): boolean {
+  return e instanceof DirectusError && [0, 401, 403, 408, 429, 502, 503, 504].includes(e.status);
+}
+
 /** Settles each message once, whatever the code paths do. */
 class Outcomes {
   readonly report: SyncReport = {
@@ -342,7 +351,7 @@ async function writeRowsOnce<T extends { msg: Msg; body: unknown }>(
     }
   }
   let created = 0;
-  for (const item of items) {
+  for (const [index, item] of items.entries()) {
     // Its message is already to be retried (another of its events): redelivery writes it.
     if (out.isSettled(item.msg)) continue;
     try {
@@ -355,7 +364,10 @@ async function writeRowsOnce<T extends { msg: Msg; body: unknown }>(
           `Directus rejected the ${collection} row: ${errorReason(e)}`,
           item.body,
         );
-      else out.retry(item.msg);
+      else if (isOutage(e)) {
+        out.retryAll(items.slice(index));
+        break;
+      } else out.retry(item.msg);
     }
   }
   return created;
@@ -422,6 +434,10 @@ async function writeProfiles(
       if (isPermanent(e)) {
         for (const { msg } of mine)
           await out.deadLetter(msg, `Directus rejected the people row: ${errorReason(e)}`);
+      } else if (isOutage(e)) {
+        // Those acked already stay acked (settled once).
+        out.retryAll(items);
+        break;
       } else out.retryAll(mine);
     }
   }
