@@ -505,11 +505,13 @@ async function applyFlows(api) {
 /**
  * Deletes the revisions that runs of the order Flow left while it kept them (accountability
  * 'all' before): each holds an order's ids and items and the server key in base64; and the
- * revisions of orders themselves (see the orders collection in schema.mjs). Directus
+ * revisions of every collection that keeps none now (`accountability` null or 'activity'
+ * in schema.mjs: people, events, consent records, dead letters, orders…), which an earlier
+ * schema kept: copies of a person's data that their erasure would never reach. Directus
  * has no API to delete revisions, so this goes to the SQLite file (Directus may be running:
- * a busy timeout waits out its writes). The run activity rows stay: they hold no data.
+ * a busy timeout waits out its writes). The activity rows stay: they hold no data.
  */
-async function forgetOrderFlowRunData(dbFile) {
+async function forgetStoredCopies(dbFile) {
   const sqlite3 = require('sqlite3');
   const db = await new Promise((ok, fail) => {
     const handle = new sqlite3.Database(dbFile, sqlite3.OPEN_READWRITE, (e) => (e ? fail(e) : ok(handle)));
@@ -528,24 +530,24 @@ async function forgetOrderFlowRunData(dbFile) {
       ),
     );
     if (deleted > 0) log(`deleted ${deleted} stored run(s) of the order Flow (they held the server key)`);
-    // Orders keep no revisions now (accountability 'activity'); the copies an earlier schema kept
-    // would outlive the orders a shop deletes. Their activity rows (who, when) stay.
-    // A revision saved with them in one request points at one as its parent: unlink it first.
-    await new Promise((ok, fail) =>
-      db.run(
-        `UPDATE directus_revisions SET parent = NULL
-           WHERE parent IN (SELECT id FROM directus_revisions WHERE collection = 'orders')`,
-        [],
-        (e) => (e ? fail(e) : ok()),
-      ),
-    );
-    const copies = await new Promise((ok, fail) =>
-      db.run(`DELETE FROM directus_revisions WHERE collection = 'orders'`, [], function done(e) {
-        if (e) fail(e);
-        else ok(this.changes);
-      }),
-    );
-    if (copies > 0) log(`deleted ${copies} stored revision(s) of orders (copies of buyers' data)`);
+    for (const { collection } of COLLECTIONS.filter((def) => 'accountability' in def)) {
+      // A revision saved with them in one request points at one as its parent: unlink it first.
+      await new Promise((ok, fail) =>
+        db.run(
+          `UPDATE directus_revisions SET parent = NULL
+             WHERE parent IN (SELECT id FROM directus_revisions WHERE collection = ?)`,
+          [collection],
+          (e) => (e ? fail(e) : ok()),
+        ),
+      );
+      const copies = await new Promise((ok, fail) =>
+        db.run(`DELETE FROM directus_revisions WHERE collection = ?`, [collection], function done(e) {
+          if (e) fail(e);
+          else ok(this.changes);
+        }),
+      );
+      if (copies > 0) log(`deleted ${copies} stored revision(s) of ${collection} (copies of its rows)`);
+    }
   } finally {
     await new Promise((ok) => db.close(() => ok()));
   }
@@ -639,7 +641,7 @@ export async function bootstrap(inst = instance()) {
   await applyShopAccess(api, shopToken);
   await applyPeopleRoles(api);
   await applyFlows(api);
-  await forgetOrderFlowRunData(env.DB_FILENAME);
+  await forgetStoredCopies(env.DB_FILENAME);
   writeFileSync(inst.workerVarsFile, workerVarsText(inst, env, syncToken), { mode: 0o600 });
   writeFileSync(
     shopVarsFile(inst),

@@ -1,9 +1,9 @@
 /**
  * An instance bootstrapped by an earlier release, bootstrapped again by this one (as
- * `./attune up` does after an upgrade): what the schema gained since is added, and what the
- * instance holds is kept.
+ * `./attune up` does after an upgrade): what the schema gained since is added, what an
+ * earlier schema kept that it no longer keeps is deleted, and what the instance holds stays.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { admin, directusControl, uniqueId } from './support.ts';
 
 interface Field {
@@ -16,12 +16,23 @@ const ORDER_LOOKUPS = ['site_id', 'user_id', 'anonymous_id'];
 const indexed = async (field: string) =>
   (await admin<Field>('GET', `/fields/orders/${field}`)).schema?.is_indexed;
 
+/** What Directus's revision history holds of an item. */
+const revisionsOf = (collection: string, item: string) =>
+  admin<unknown[]>(
+    'GET',
+    `/revisions?limit=-1&filter=${encodeURIComponent(
+      JSON.stringify({ _and: [{ collection: { _eq: collection } }, { item: { _eq: item } }] }),
+    )}`,
+  );
+
 describe('bootstrap of an existing instance', () => {
-  it("indexes the orders' person fields an older release left unindexed, keeping the orders", async () => {
-    const id = uniqueId('order');
-    const userId = uniqueId('user');
+  const orderId = uniqueId('order');
+  const userId = uniqueId('user');
+  const personRow = `demo:anon:${uniqueId('revised')}`;
+
+  beforeAll(async () => {
     await admin('POST', '/items/orders', {
-      id,
+      id: orderId,
       site_id: 'demo',
       user_id: userId,
       anonymous_id: uniqueId('anon'),
@@ -30,15 +41,35 @@ describe('bootstrap of an existing instance', () => {
       items: [{ productId: 'p-storm-shell-jacket', quantity: 1 }],
       status: 'pending',
     });
-    // The instance as a release before the indexes made it.
+    // The instance as a release before the indexes made it…
     for (const field of ORDER_LOOKUPS)
       await admin('PATCH', `/fields/orders/${field}`, { schema: { is_indexed: false } });
+    // …and as one whose people kept revisions: a copy of a person's row erasure never reaches.
+    await admin('PATCH', '/collections/people', { meta: { accountability: 'all' } });
+    await admin('POST', '/items/people', {
+      id: personRow,
+      site_id: 'demo',
+      person_key: personRow.slice('demo:'.length),
+      traits: { email: 'someone@example.com' },
+    });
+    await admin('DELETE', `/items/people/${encodeURIComponent(personRow)}`);
+    expect(await revisionsOf('people', personRow)).not.toEqual([]);
     for (const field of ORDER_LOOKUPS) expect(await indexed(field)).toBe(false);
 
     await directusControl('upgrade');
-
-    for (const field of ORDER_LOOKUPS) expect(await indexed(field), field).toBe(true);
-    const order = await admin<{ user_id: string; total: number }>('GET', `/items/orders/${id}`);
-    expect(order).toMatchObject({ user_id: userId, total: 42.5 });
   }, 180_000);
+
+  it("indexes the orders' person fields an older release left unindexed, keeping the orders", async () => {
+    for (const field of ORDER_LOOKUPS) expect(await indexed(field), field).toBe(true);
+    const order = await admin<{ user_id: string; total: number }>('GET', `/items/orders/${orderId}`);
+    expect(order).toMatchObject({ user_id: userId, total: 42.5 });
+  });
+
+  it('deletes the revisions an earlier schema kept of people, and keeps none of new writes', async () => {
+    expect(await revisionsOf('people', personRow)).toEqual([]);
+    expect(
+      (await admin<{ meta: { accountability: string | null } }>('GET', '/collections/people')).meta
+        .accountability,
+    ).toBeNull();
+  });
 });
