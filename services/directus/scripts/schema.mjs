@@ -198,7 +198,7 @@ export const COLLECTIONS = [
     // Upserted: a second run the same day replaces that day's row.
     sync: ['create', 'read', 'update'],
     fields: [
-      // <site id>:<experiment>:<YYYY-MM-DD of window_end>
+      // <site id>:<experiment>:<days>d:<YYYY-MM-DD of window_end>
       pk('id', 255),
       str('site_id', { indexed: true, length: 64 }),
       str('experiment', { length: 128 }),
