@@ -200,7 +200,14 @@ export async function ingestBatch(
         const { userId: _userId, userIdSignature: _signature, ...anonymous } = event;
         event = anonymous;
         signaturesExpired++;
-      } else target = `user:${event.userId}`;
+      } else {
+        target = `user:${event.userId}`;
+        // Checked, the signature has done its work; kept, it would go on naming the person
+        // from wherever the event is kept (queue messages, Directus's dead letters, the
+        // ProfileDO's recent actions) for as long as it holds, for ever in the plain form.
+        const { userIdSignature: _signature, ...verified } = event;
+        event = verified;
+      }
     }
     const consent = interned(claimedConsent(event, config, gpc, trusted));
     if (consent !== undefined && event.type !== 'consent' && grantedPurposes(consent).length === 0) {

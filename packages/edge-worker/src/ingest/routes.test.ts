@@ -2,7 +2,7 @@ import { env as workerEnv } from 'cloudflare:workers';
 import { eventMessagesOf, LIMITS, type ProfileMessage, QueueMessageSchema } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { signUserId, signUserIdUntil } from '../identity/index.ts';
-import { viewProfile } from '../profile/client.ts';
+import { exportProfile, viewProfile } from '../profile/client.ts';
 import { ProfileDO } from '../profile/profile-do.ts';
 import {
   ADMIN_TOKEN,
@@ -327,6 +327,11 @@ describe('verified identity', () => {
     const view = await viewProfile(env(), SITE, `user:${userId}`);
     expect(view?.userId).toBe(userId);
     expect(eventMessagesOf(queue.messages)[0]).toMatchObject({ personId: `user:${userId}` });
+    // Checked, the signature is of no more use; kept, it would name the person from a queue
+    // message, a dead letter in Directus or the ProfileDO's export for as long as it holds.
+    const kept = JSON.stringify([queue.messages, await exportProfile(env(), SITE, `user:${userId}`)]);
+    expect(kept).toContain(userId);
+    expect(kept).not.toContain('userIdSignature');
   });
 
   it('accepts the signature in upper-case hex, as .NET and Java print it', async () => {
