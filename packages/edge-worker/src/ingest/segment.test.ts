@@ -182,6 +182,32 @@ describe('Segment HTTP Tracking API', () => {
     expect(body.rejected[0]?.errors[0]?.message).toMatch(/alias/);
   });
 
+  it('a message nested 80,000 levels deep without messageId (which is made from its content) is refused by index, not a 500', async () => {
+    const userId = `u-${anonId()}`;
+    // Node 22's V8 overflows its stack serializing this again to hash it; workerd's does not.
+    const deep = `${'{"a":'.repeat(80_000)}1${'}'.repeat(80_000)}`;
+    const good = JSON.stringify({
+      type: 'track',
+      userId,
+      event: 'Signed In',
+      messageId: 'ok-1',
+      context: { consent },
+    });
+    const res = await call(
+      `{"batch":[{"type":"track","userId":"${userId}","event":"X","properties":{"x":${deep}}},${good}]}`,
+      {
+        path: '/v1/batch',
+        origin: null,
+        headers: { authorization: `Basic ${btoa(`${SERVER_KEY}:`)}`, 'content-type': 'application/json' },
+      },
+    );
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { rejected: { index: number; errors: { message: string }[] }[] };
+    expect(body.rejected.map((r) => r.index)).toEqual([0]);
+    expect(body.rejected[0]?.errors[0]?.message).toMatch(/nested too deep/);
+    expect(events().map((m) => m.event.name)).toEqual(['user.signed_in']);
+  });
+
   it('without consent in the message, the consent the person recorded decides', async () => {
     const a = anonId();
     const userId = `u-${anonId()}`;
