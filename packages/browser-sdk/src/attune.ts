@@ -218,7 +218,9 @@ export function createAttune(
   /** The next batch of unsent events (empty when there is nothing to send). */
   const nextBatch = (pending = unsent()) => pending.slice(0, batchSize(pending, writeKey));
   const snapshot = (): ConsentSnapshot => ({
-    categories: choice?.categories ?? applyChoice({}, {}, config, gpc),
+    // A copy: a preferences page that edits what get() gave and passes it to set() must not
+    // have edited the choice itself (set() would then find nothing changed, and record nothing).
+    categories: { ...(choice?.categories ?? applyChoice({}, {}, config, gpc)) },
     policyVersion: config.policyVersion,
     decided: !!choice,
   });
@@ -253,7 +255,9 @@ export function createAttune(
   /** Removes delivered (or dropped) events from the outbox and the store. */
   function settle(events: readonly QueuedEvent[]) {
     outbox = outbox.filter((e) => !events.includes(e));
-    if (storing()) persistence.forget(events.map((e) => e.id));
+    // Also while a new policy version has set the grant aside: what was stored under it is
+    // still there, and would be sent again once the person chooses.
+    if (kept) persistence.forget(events.map((e) => e.id));
   }
 
   function record(type: EventType, name: string, fields: { properties?: Properties; traits?: Properties }) {

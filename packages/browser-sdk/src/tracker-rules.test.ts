@@ -147,6 +147,20 @@ describe('consent asked again under a new policy version', () => {
     expect(storage.storedEvents.size).toBe(0);
   });
 
+  it('what an earlier page stored is forgotten once delivered while the grant is set aside, not sent again later', async () => {
+    configAnswer = configV2;
+    storage.orphans = [
+      { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}', bytes: 35 },
+    ];
+    const attune = tracker({}, grantedV1);
+    await settle();
+    await attune.flush();
+    expect(attune.consent.get()).toMatchObject({ decided: false, policyVersion: '2' });
+    expect(posts.flatMap((p) => p.events.map((e) => e.id))).toEqual(['01JDZZZZZZZZZZZZZZZZZZZZZ1']);
+    // Delivered: IndexedDB must not hand it to the next page once the person grants again.
+    expect(storage.storedEvents.size).toBe(0);
+  });
+
   it('a TCF visitor is not left undecided forever once the policy version changes', async () => {
     configAnswer = configV2;
     // A loaded CMP answers addEventListener at once with the person's stored TC string.
@@ -826,6 +840,27 @@ describe('withdrawal', () => {
     await attune.flush();
     expect(names()).toEqual(['consent.updated']);
     expect(storage.storedEvents.size).toBe(0);
+  });
+});
+
+describe('a preferences page', () => {
+  it('that edits the categories get() gave and passes them to set() records the withdrawal', async () => {
+    const attune = tracker({ flushInterval: 60_000 });
+    attune.consent.set({ analytics: true });
+    const changes: Record<string, boolean>[] = [];
+    attune.consent.onChange((state) => changes.push(state.categories));
+    const state = attune.consent.get();
+    state.categories.analytics = false;
+    // Not applied until set() is called with it.
+    expect(attune.consent.get().categories.analytics).toBe(true);
+    attune.consent.set(state.categories, 'preferences');
+    await attune.flush();
+    expect(changes.map((c) => c.analytics)).toEqual([false]);
+    expect(storage.writes).toContain('wipe');
+    const proofs = posts.flatMap((p) => p.events).filter((e) => e.name === 'consent.updated');
+    expect(proofs.at(-1)).toMatchObject({
+      properties: { categories: { analytics: false }, source: 'preferences' },
+    });
   });
 });
 
