@@ -245,7 +245,12 @@ describe('refusing consent', () => {
     await attune.flush();
     expect(names()).toEqual(['consent.updated']);
     await settle();
-    expect(storage.saved).toEqual([{ consent: expect.objectContaining({ policyVersion: '1' }) }]);
+    // Until delivered, the refusal's proof alone waits in the record (IndexedDB keeps nothing
+    // now); delivered, the record is the choice alone.
+    expect(storage.saved.flatMap((r) => r.proofs ?? []).map((e) => JSON.parse(e.json).name)).toEqual([
+      'consent.updated',
+    ]);
+    expect(storage.saved.at(-1)).toEqual({ consent: expect.objectContaining({ policyVersion: '1' }) });
     expect(storage.writes).not.toContain('store');
   });
 

@@ -169,6 +169,7 @@ export function createAttune(
     session,
     /** The person's choice; undefined until they make one (under the current policy). */
     consent: choice,
+    proofs,
     ...ids
   }: VisitorRecord & { anonymousId: string } = { anonymousId: ulid(), ...persistence.load() };
   /**
@@ -181,8 +182,11 @@ export function createAttune(
   const listeners = new Set<(state: ConsentSnapshot) => void>();
   /** Events made before any choice: memory only, released on grant, discarded on refusal. */
   let waiting: CustomerAction[] = [];
-  /** Consented, unsent events, oldest first (mirrored in IndexedDB while storage is allowed). */
-  let outbox: QueuedEvent[] = [];
+  /**
+   * Consented, unsent events, oldest first (mirrored in IndexedDB while storage is allowed;
+   * after a refusal, its proofs alone, mirrored in the visitor record).
+   */
+  let outbox: QueuedEvent[] = proofs ?? [];
   let storeScheduled = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let retrying = false;
@@ -240,7 +244,12 @@ export function createAttune(
         // sign-in before the person chooses again must not come back on the next page.
         const consent = choice ?? (kept && allowsCollection(stored) && stored);
         if (consent) {
-          persistence.save({ ...((!choice || storing()) && { ...ids, session }), consent });
+          persistence.save({
+            ...((!choice || storing()) && { ...ids, session }),
+            consent,
+            // After a refusal the outbox holds its proofs alone (see VisitorRecord).
+            ...(choice && !storing() && outbox[0] && { proofs: outbox.map(({ _sending, ...e }) => e) }),
+          });
           seen = JSON.stringify(choice);
         }
         const fresh = outbox.filter((e) => !e._stored);
@@ -256,8 +265,9 @@ export function createAttune(
   function settle(events: readonly QueuedEvent[]) {
     outbox = outbox.filter((e) => !events.includes(e));
     // Also while a new policy version has set the grant aside: what was stored under it is
-    // still there, and would be sent again once the person chooses.
-    if (kept) persistence.forget(events.map((e) => e.id));
+    // still there, and would be sent again once the person chooses. After a refusal, its
+    // delivered proofs leave the visitor record.
+    kept ? persistence.forget(events.map((e) => e.id)) : persistSoon();
   }
 
   function record(type: EventType, name: string, fields: { properties?: Properties; traits?: Properties }) {
@@ -446,7 +456,8 @@ export function createAttune(
 
   /** Takes the visitor record as another tab left it. */
   function follow() {
-    const { consent, ...record }: VisitorRecord = persistence.load() ?? {};
+    // (Another tab's unsent proofs are its own to send.)
+    const { consent, proofs: _theirs, ...record }: VisitorRecord = persistence.load() ?? {};
     if (consent) {
       // A refusal is stored without ids: keep this page's anonymous id then (nothing is sent with it).
       // The ids and session (a sign-out) are followed whatever the choice's policy version.
@@ -532,10 +543,12 @@ export function createAttune(
     });
   if (choice) {
     // A returning visitor who chose before: check the policy is still current; pick up unsent
-    // events — again a moment later, as the page this one replaced may still hold its tab lock.
+    // events — again a moment later, as the page this one replaced may still hold its tab lock;
+    // send a refusal's proofs an earlier page could not.
     void loadConfig();
     void resume();
     setTimeout(resume, ADOPT_AGAIN_MS);
+    if (outbox[0]) nudge();
   }
   // Another tab changed the visitor record (a choice, a withdrawal, a sign-out): follow it, rather
   // than write this tab's older state back over it with the next event.

@@ -829,6 +829,28 @@ describe('withdrawal', () => {
     ]);
   });
 
+  it('a withdrawal made offline reaches the Worker from the next page, and then leaves the record', async () => {
+    const attune = tracker({ flushInterval: 60_000 });
+    attune.consent.set({ analytics: true });
+    await attune.flush();
+    vi.stubGlobal('navigator', { onLine: false, language: 'en-GB' });
+    attune.consent.set({ analytics: false });
+    // The tab closes offline: no beacon, and IndexedDB keeps nothing after a refusal.
+    page.dispatchEvent(new Event('pagehide'));
+    await settle();
+    expect(names()).toEqual(['consent.updated']);
+
+    vi.stubGlobal('navigator', { onLine: true, language: 'en-GB' });
+    const record = storage.saved.at(-1);
+    storage = emptyStorageLog();
+    tracker({}, record);
+    await vi.advanceTimersByTimeAsync(5_000);
+    const refusal = posts.at(-1)?.events;
+    expect(refusal?.map((e) => e.name)).toEqual(['consent.updated']);
+    expect(refusal?.[0]).toMatchObject({ properties: { categories: { analytics: false } } });
+    expect(storage.saved.at(-1)).toEqual({ consent: expect.objectContaining({ policyVersion: '1' }) });
+  });
+
   it('events another page left behind are not sent, nor kept, when consent is withdrawn while they are taken over', async () => {
     storage.orphans = [
       { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}', bytes: 35 },

@@ -231,6 +231,30 @@ describe('the script tag in Chromium', () => {
     expect(storage).toMatchObject({ databases: 0, cookie: '' });
   });
 
+  it('(g2) a withdrawal made offline reaches the collector from the next page, once online', async () => {
+    const page = await open('/g2', { 'data-flush-interval': '200' });
+    await grant(page);
+    await until('the grant', () => named('consent.updated').length === 1);
+    await suite.context.setOffline(true);
+    await grant(page, { analytics: false, personalization: false, marketing: false });
+    const record = () => page.evaluate(() => JSON.parse(localStorage.getItem('attune') ?? '{}'));
+    // IndexedDB keeps nothing after a refusal: its proof waits in the visitor record.
+    await until('the proof kept with the refusal', async () => (await record()).proofs?.length === 1);
+    await page.reload().catch(() => {}); // fails: the browser is offline (no beacon either)
+    expect(named('consent.updated')).toHaveLength(1);
+    await suite.context.setOffline(false);
+    await open('/g2', {}, page);
+    await until('the refusal', () => named('consent.updated').length === 2);
+    expect(named('consent.updated')[1]?.properties).toMatchObject({
+      categories: { analytics: false, personalization: false, marketing: false },
+    });
+    await until(
+      'the record to hold the choice alone',
+      async () => Object.keys(await record()).join() === 'consent',
+    );
+    expectNoDuplicates();
+  });
+
   it('(h) the stub snippet queues calls made before the tag loads and replays them in order', async () => {
     const calls = [
       "attune.consent.set({ analytics: true, personalization: true }, 'banner')",

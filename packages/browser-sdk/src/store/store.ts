@@ -27,6 +27,12 @@ export interface VisitorRecord {
   userIdSignature?: string;
   session?: Session;
   consent?: ConsentState;
+  /**
+   * A refusal's proofs (`consent.updated`) not delivered yet: after a refusal IndexedDB keeps
+   * nothing, so they wait here for the next page (a withdrawal made offline must still reach
+   * the Worker, whose record would otherwise keep the grant).
+   */
+  proofs?: QueuedEvent[];
 }
 
 /** The storage the tracker writes to; a recording fake in unit tests. */
