@@ -187,6 +187,8 @@ export function createAttune(
    * after a refusal, its proofs alone, mirrored in the visitor record).
    */
   let outbox: QueuedEvent[] = proofs ?? [];
+  /** Ids of the events this page delivered (or dropped): their proofs leave the visitor record. */
+  const delivered = new Set<string>();
   let storeScheduled = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let retrying = false;
@@ -234,7 +236,8 @@ export function createAttune(
     if (!storeScheduled)
       queueMicrotask(() => {
         storeScheduled = false;
-        const stored = persistence.load()?.consent;
+        const record = persistence.load();
+        const stored = record?.consent;
         // Another tab changed the choice (a withdrawal) and its storage event has not reached this
         // tab yet, which did not change it: take theirs, rather than write the older grant back
         // over it. (The choice only: this tab's own sign-in or sign-out stands.)
@@ -243,14 +246,28 @@ export function createAttune(
         // While a grant is set aside, its record keeps it, with this tab's ids: a sign-out or
         // sign-in before the person chooses again must not come back on the next page.
         const consent = choice ?? (kept && allowsCollection(stored) && stored);
-        if (consent) {
-          persistence.save({
-            ...((!choice || storing()) && { ...ids, session }),
-            consent,
-            // After a refusal the outbox holds its proofs alone (see VisitorRecord).
-            ...(choice && !storing() && outbox[0] && { proofs: outbox.map(({ _sending, ...e }) => e) }),
-          });
-          seen = JSON.stringify(choice);
+        // A refusal's proofs not delivered yet (see VisitorRecord): those the record holds that
+        // no page here has delivered (another tab's stay), and this tab's own after a refusal,
+        // kept without the user id and its signature (the browser's link takes them to the
+        // person): a signed-out browser must not keep them.
+        const proofs = [
+          ...(record?.proofs ?? []).filter((p) => !delivered.has(p.id) && !outbox.some((e) => e.id === p.id)),
+          ...(choice && !storing()
+            ? outbox.map(({ id, json, bytes }) => ({
+                id,
+                json: JSON.stringify({ ...JSON.parse(json), userId: undefined, userIdSignature: undefined }),
+                bytes,
+              }))
+            : []),
+        ];
+        // (With no choice to keep, as while a refusal is set aside, the record stays as it is, less
+        // the proofs delivered.)
+        const toSave = consent
+          ? { ...((!choice || storing()) && { ...ids, session }), consent }
+          : record?.proofs && record;
+        if (toSave) {
+          persistence.save({ ...toSave, proofs: proofs[0] && proofs });
+          if (consent) seen = JSON.stringify(choice);
         }
         const fresh = outbox.filter((e) => !e._stored);
         if (storing() && fresh[0]) {
@@ -265,9 +282,11 @@ export function createAttune(
   function settle(events: readonly QueuedEvent[]) {
     outbox = outbox.filter((e) => !events.includes(e));
     // Also while a new policy version has set the grant aside: what was stored under it is
-    // still there, and would be sent again once the person chooses. After a refusal, its
-    // delivered proofs leave the visitor record.
-    kept ? persistence.forget(events.map((e) => e.id)) : persistSoon();
+    // still there, and would be sent again once the person chooses.
+    if (kept) persistence.forget(events.map((e) => e.id));
+    // A refusal's delivered proofs leave the visitor record, this tab's and those it sent for others.
+    for (const e of events) delivered.add(e.id);
+    persistSoon();
   }
 
   function record(type: EventType, name: string, fields: { properties?: Properties; traits?: Properties }) {

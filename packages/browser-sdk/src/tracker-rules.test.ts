@@ -851,6 +851,58 @@ describe('withdrawal', () => {
     expect(storage.saved.at(-1)).toEqual({ consent: expect.objectContaining({ policyVersion: '1' }) });
   });
 
+  it("a withdrawal's proof set aside by a new policy version is sent once, then leaves the record", async () => {
+    configAnswer = configV2;
+    const proof = {
+      id: '01JDZZZZZZZZZZZZZZZZZZZZZ2',
+      json: JSON.stringify({ id: '01JDZZZZZZZZZZZZZZZZZZZZZ2', name: 'consent.updated' }),
+      bytes: 60,
+    };
+    let record: VisitorRecord | undefined = { consent: refused, proofs: [proof] };
+    for (let visit = 0; visit < 3; visit++) {
+      storage = emptyStorageLog();
+      tracker({}, record);
+      await vi.advanceTimersByTimeAsync(5_000);
+      record = storage.saved.at(-1) ?? record;
+    }
+    expect(posts.flatMap((p) => p.events.map((e) => e.id))).toEqual([proof.id]);
+    expect(record).toEqual({ consent: refused });
+  });
+
+  it("a tab that follows another's withdrawal keeps that tab's unsent proof in the record", async () => {
+    const a = tracker({ flushInterval: 60_000 });
+    a.consent.set({ analytics: true });
+    await a.flush();
+    // Tab B, open since the grant, shares the record.
+    const b = tracker({ flushInterval: 60_000 }, storage.saved.at(-1));
+    await settle();
+    vi.stubGlobal('navigator', { onLine: false, language: 'en-GB' });
+    a.consent.set({ analytics: false });
+    await settle();
+    const proofIds = storage.saved.at(-1)?.proofs?.map((p) => p.id);
+    expect(proofIds).toHaveLength(1);
+    // B follows the refusal (its storage event), then records something, which writes the record.
+    page.dispatchEvent(new Event('storage'));
+    b.track('product.viewed', { productId: 'p1' });
+    await settle();
+    expect(b.consent.get().categories.analytics).toBe(false);
+    expect(storage.saved.at(-1)?.proofs?.map((p) => p.id)).toEqual(proofIds);
+  });
+
+  it("a signed-in person's withdrawal waits in the record without their user id and signature", async () => {
+    const attune = tracker({ flushInterval: 60_000 });
+    attune.consent.set({ analytics: true });
+    attune.identify('user-1', {}, { signature: 'a'.repeat(64) });
+    await attune.flush();
+    vi.stubGlobal('navigator', { onLine: false, language: 'en-GB' });
+    attune.consent.set({ analytics: false });
+    attune.reset();
+    await settle();
+    const kept = storage.saved.at(-1)?.proofs ?? [];
+    expect(kept.map((p) => JSON.parse(p.json).name)).toEqual(['consent.updated']);
+    expect(JSON.stringify(storage.saved.at(-1))).not.toMatch(/user-1|aaaaaaaa/);
+  });
+
   it('events another page left behind are not sent, nor kept, when consent is withdrawn while they are taken over', async () => {
     storage.orphans = [
       { id: '01JDZZZZZZZZZZZZZZZZZZZZZ1', json: '{"id":"01JDZZZZZZZZZZZZZZZZZZZZZ1"}', bytes: 35 },

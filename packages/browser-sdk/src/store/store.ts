@@ -30,7 +30,8 @@ export interface VisitorRecord {
   /**
    * A refusal's proofs (`consent.updated`) not delivered yet: after a refusal IndexedDB keeps
    * nothing, so they wait here for the next page (a withdrawal made offline must still reach
-   * the Worker, whose record would otherwise keep the grant).
+   * the Worker, whose record would otherwise keep the grant). Kept without the user id and
+   * its signature; any page here may send them, and the one that delivers them drops them.
    */
   proofs?: QueuedEvent[];
 }
