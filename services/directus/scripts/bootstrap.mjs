@@ -295,7 +295,7 @@ async function applySyncAccess(api, env) {
     name: 'attune-sync',
     icon: 'sync',
     policyNote:
-      "The edge Worker's access: write the event log, profiles and consent proof; read the catalog; read orders and clear an erased buyer's ids on them; write lift reports.",
+      "The edge Worker's access: write the event log, profiles and consent proof; read the catalog; read orders and clear an erased buyer's ids on them; write erasure proofs and lift reports.",
     roleNote: 'The edge Worker (least privilege)',
     email: SYNC_EMAIL,
     lastName: 'edge sync',
