@@ -215,6 +215,8 @@ describe('GET /v1/decide rejects bad requests with readable errors', () => {
   it.each([
     ['anonymousId=a', 400, 'slots'],
     ['slots=Hero!&anonymousId=a', 400, 'slots'],
+    ['slots=,&anonymousId=a', 400, 'slots'],
+    ['slots=%20,%20&anonymousId=a', 400, 'slots'],
     [`slots=${Array.from({ length: 11 }, (_, i) => `s${i}`).join(',')}`, 400, 'slots'],
     [`slots=hero&anonymousId=${'x'.repeat(200)}`, 400, 'anonymousId'],
   ])('%s → %i', async (query, status, path) => {

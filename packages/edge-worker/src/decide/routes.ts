@@ -47,21 +47,22 @@ function problem(c: Context<AppEnv>, p: Problem, headers: Record<string, string>
 
 /** Parses `slots`: a comma-separated list of 1..10 slot names. */
 export function parseSlots(raw: string | undefined): string[] | Problem {
-  if (raw === undefined || raw.trim() === '')
+  const slots = [
+    ...new Set(
+      (raw ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    ),
+  ];
+  // Also `slots=,`: commas and spaces name no slot.
+  if (slots.length === 0)
     return {
       status: 400,
       code: 'invalid_request',
       path: 'slots',
       message: 'slots is required, e.g. slots=hero,recommendations',
     };
-  const slots = [
-    ...new Set(
-      raw
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s !== ''),
-    ),
-  ];
   if (slots.length > MAX_SLOTS)
     return {
       status: 400,
