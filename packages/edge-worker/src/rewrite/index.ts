@@ -98,17 +98,17 @@ function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T | n
 const SLOT_MARKER = new TextEncoder().encode('data-attune-slot');
 const LESS_THAN = 0x3c;
 
-/** Whether the marker starts at `i` of `bytes`, as an attribute name (after whitespace or `/`, any case). */
+/** Whether the marker starts at `i` of `bytes`, as an attribute name (after whitespace, `/` or a quote, any case). */
 function markerAt(bytes: Uint8Array, i: number): boolean {
   const before = bytes[i - 1];
   // Tab, LF, FF, CR, space, `/`: what may precede an attribute name inside a tag.
+  const quoted = before === 0x22 || before === 0x27;
   if (
-    before !== 0x09 &&
-    before !== 0x0a &&
-    before !== 0x0c &&
-    before !== 0x0d &&
-    before !== 0x20 &&
-    before !== 0x2f
+    !isTagSpace(before) &&
+    before !== 0x2f &&
+    // The quote ending the previous attribute's value (`class="x"data-attune-slot`: a parse
+    // error, but browsers and HTMLRewriter still read the attribute, so the slot is filled).
+    !quoted
   )
     return false;
   if (i + SLOT_MARKER.length > bytes.length) return false;
@@ -116,7 +116,17 @@ function markerAt(bytes: Uint8Array, i: number): boolean {
     // Upper-case ASCII letters fold to lower case; the marker's `-` is unchanged by the fold.
     if (((bytes[i + k] ?? 0) | 0x20) !== SLOT_MARKER[k]) return false;
   }
-  return true;
+  // After a quote, the name must end there as an attribute's does (`=`, whitespace, `>`, `/`,
+  // or the chunk's end): a script's getAttribute("data-attune-slot") is not a slot.
+  const after = bytes[i + SLOT_MARKER.length];
+  return (
+    !quoted || after === undefined || after === 0x3d || after === 0x3e || after === 0x2f || isTagSpace(after)
+  );
+}
+
+/** Tab, LF, FF, CR, space. */
+function isTagSpace(byte: number | undefined): boolean {
+  return byte === 0x09 || byte === 0x0a || byte === 0x0c || byte === 0x0d || byte === 0x20;
 }
 
 /**

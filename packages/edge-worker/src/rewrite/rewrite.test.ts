@@ -80,6 +80,20 @@ describe('rewriteSlots: the page above a slot does not wait for the decision', (
     expect(await readUntil(reader, '</html>', above)).toBe(whole);
   });
 
+  it('also when the slot attribute follows a quoted value with no space between', async () => {
+    const decision = held<FilledSlot | null>();
+    const slot = '<section class="slot"data-attune-slot="hero"><h1>Origin hero</h1></section>';
+    const res = rewriteSlots(originResponse([HEAD + ABOVE + slot + BELOW]), () => decision.promise, {
+      deadline: Date.now() + 60_000,
+      decided: decision.promise,
+    });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const above = await readUntil(reader, '</header>');
+    expect(above).not.toContain('<section');
+    decision.release(FILLED);
+    expect(await readUntil(reader, '</html>', above)).toContain('<h1>For you</h1>');
+  });
+
   it('lets the rest of the page through with the default when the decision misses the deadline', async () => {
     const never = new Promise<FilledSlot | null>(() => undefined);
     const whole = HEAD + ABOVE + SLOT + BELOW;
@@ -144,11 +158,15 @@ describe('slotTagStart', () => {
     expect(slotTagStart(bytes('<p>a</p><div class="x" data-attune-slot="hero">'), none)).toBe(8);
     expect(slotTagStart(bytes('<p>a</p><DIV DATA-ATTUNE-SLOT=hero>'), none)).toBe(8);
     expect(slotTagStart(bytes('<p>a</p><div\ndata-attune-slot>'), none)).toBe(8);
+    // No space after a quoted value: a parse error, but browsers and HTMLRewriter read the attribute.
+    expect(slotTagStart(bytes('<p>a</p><div class="x"data-attune-slot>'), none)).toBe(8);
+    expect(slotTagStart(bytes("<p>a</p><div class='x'data-attune-slot>"), none)).toBe(8);
   });
 
   it('ignores the name where it is not an attribute', () => {
     expect(slotTagStart(bytes('<script>q("[data-attune-slot=hero]")</script>'), none)).toBe(-1);
     expect(slotTagStart(bytes('<p>no slots here</p>'), none)).toBe(-1);
+    expect(slotTagStart(bytes('<script>el.getAttribute("data-attune-slot")</script>'), none)).toBe(-1);
   });
 
   it('answers 0 when the tag began in the previous chunk', () => {
