@@ -11,6 +11,7 @@ import { consentInForce, LIMITS, readJsonText } from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { type ConsentConfigRead, readConsentConfig } from '../config/consent-config.ts';
+import { readCovisits } from '../decide/covisitation.ts';
 import {
   catalogWithinBudget,
   decideSlots,
@@ -161,10 +162,20 @@ async function firstPartyDecide(c: Context<AppEnv>) {
     return c.json({ error: { code: 'unknown_site', message: 'no site for this host: pass writeKey' } }, 401, {
       'cache-control': 'no-store',
     });
-  if (origin !== undefined && origin !== url.origin && !isOriginAllowed(site, origin))
+  // First-party only: its answer carries no CORS headers (and a cross-origin request no
+  // attune_aid cookie), so another origin, even one the site allows, could not read it, while
+  // the decision would still be counted as served (the lift report's exposure).
+  if (origin !== undefined && origin !== url.origin)
     return c.json(
-      { error: { code: 'origin_not_allowed', message: 'origin not allowed for this site' } },
+      {
+        error: {
+          code: 'origin_not_allowed',
+          message:
+            "/attune/decide answers the site's own pages only; from another origin the site allows, call /v1/decide",
+        },
+      },
       403,
+      { 'cache-control': 'no-store' },
     );
   const aid = anonymousIdFrom(parseCookies(c.req.header('cookie') ?? null));
   return answerDecide(c, site, aid !== undefined ? { fallbackAnonymousId: aid } : {});
@@ -459,9 +470,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       );
 
     const served: EventMessage[] = [];
-    const fill = (ready: PreparedDecision | null, request: SlotRequest) => {
-      if (!ready?.ctx.personalization) return null;
-      const { catalog, ctx } = ready;
+    const decideFill = ({ catalog, ctx }: PreparedDecision, request: SlotRequest) => {
       const productId = request.productId ?? ctx.productId;
       const outcome = decideSlots(catalog, {
         ...ctx,
@@ -482,6 +491,25 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       if (html === null) return null;
       served.push(...outcome.served);
       return { html, variant: decision.variant, decisionId: decision.decisionId };
+    };
+    const fill = (ready: PreparedDecision | null, request: SlotRequest) => {
+      if (!ready?.ctx.personalization) return null;
+      const { catalog, ctx } = ready;
+      const productId = request.productId ?? ctx.productId;
+      // A slot naming its product (data-attune-product, on a page whose path names none) is
+      // a source of "viewed next" as /v1/decide's productId is: its counts are read now,
+      // within the page's deadline, only for a product of the catalog (any page can name any id).
+      if (
+        productId !== undefined &&
+        !ctx.holdout &&
+        !ctx.covisits.has(productId) &&
+        catalog.indexById.has(productId)
+      ) {
+        return readCovisits(c.env, site.id, [productId], deadline - Date.now()).then((counts) =>
+          decideFill({ catalog, ctx: { ...ctx, covisits: new Map([...ctx.covisits, ...counts]) } }, request),
+        );
+      }
+      return decideFill(ready, request);
     };
     return rewriteSlots(
       response,

@@ -9,6 +9,7 @@ import { buildCatalogIndex } from '../catalog/catalog-index.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { getCatalog, invalidateCatalog, putCatalogSnapshot } from '../catalog/index.ts';
 import { holdBuiltInConsentConfig } from '../config/test-support.ts';
+import { applyCovisits, clearCovisitCache } from '../decide/covisitation.ts';
 import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
 import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
 import { anonId, consentFor, makeEvent, ORIGIN as ORIGIN_3000, WRITE_KEY } from '../ingest/test-support.ts';
@@ -720,6 +721,17 @@ describe('first-party Attune under /attune/*', () => {
     });
   });
 
+  it('refuses /attune/decide from another origin, even one the site allows: it could not read the answer', async () => {
+    const res = await exports.default.fetch(`${SHOP}/attune/decide?slots=hero`, {
+      // An allowed origin of site `demo`, but not the page's own.
+      headers: { cookie: `attune_aid=${fan}`, origin: ORIGIN_3000 },
+    });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({
+      error: { code: 'origin_not_allowed', message: expect.stringContaining('/v1/decide') },
+    });
+  });
+
   it('stores the browser’s id and choice as first-party cookies when it accepts a batch', async () => {
     const aid = anonId('cookie');
     const res = await firstPartyCollect([
@@ -864,6 +876,31 @@ describe('first-party Attune under /attune/*', () => {
       expect(changed.status).toBe(200);
       expect(await changed.text()).toBe(body);
     }
+  });
+});
+
+describe('edge proxy: the product a slot names is a source of "viewed next"', () => {
+  it('recommends what people viewed after the product of data-attune-product, on a path that names none', async () => {
+    // Shoppers on the tent went on to the travel mug, which nothing in the fan's profile would pick.
+    await applyCovisits(env, [
+      {
+        messageId: 'proxy-covisits-tent',
+        visits: ['travel-mug', 'travel-mug', 'camp-stove'].map((to) => ({
+          kind: 'covisit' as const,
+          siteId: 'demo',
+          from: 'tent-2p',
+          to,
+          at: new Date().toISOString(),
+        })),
+      },
+    ]);
+    clearCovisitCache();
+    const res = await page('/p/tent', `attune_aid=${fan}`);
+    const recs = slot(await res.text(), 'recommendations') ?? '';
+    expect(recs).not.toContain('Origin picks');
+    expect(recs).toMatch(
+      /data-product-id="travel-mug"[\s\S]*?people who viewed Two-Person Tent viewed this next/,
+    );
   });
 });
 
