@@ -182,7 +182,19 @@ async function firstPartyDecide(c: Context<AppEnv>) {
 }
 
 /** Request headers not forwarded to the origin (hop-by-hop, or the Worker's own). */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host'];
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'host',
+];
+
+/** A client's own claims of the address and port it came from, never passed to the origin. */
+const CLIENT_CLAIMS = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-port', 'x-client-ip'];
 
 /**
  * A browser's navigation to a page, the only request a decision is made for: `Sec-Fetch-Dest:
@@ -386,7 +398,18 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     );
 
     const headers = new Headers(c.req.raw.headers);
+    // The headers Connection names are hop-by-hop too (RFC 9110, 7.6.1).
+    for (const named of (headers.get('connection') ?? '').split(',')) {
+      const name = named.trim().toLowerCase();
+      if (name !== '' && !name.startsWith('cf-')) headers.delete(name);
+    }
     for (const h of HOP_BY_HOP) headers.delete(h);
+    // What a client says about where a request came from is not evidence: an origin that
+    // trusts these for the client's address (its own rate limits, geo rules, audit logs)
+    // would be fooled. It is told the address the edge saw, as a proxy in front of it does.
+    for (const h of CLIENT_CLAIMS) headers.delete(h);
+    const client = c.req.header('cf-connecting-ip');
+    if (client !== undefined) headers.set('x-forwarded-for', client);
     headers.set('x-forwarded-host', url.host);
     headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
     // A page for a person may be personalized: the origin must send it whole. Its 304 would

@@ -700,6 +700,30 @@ describe('edge proxy: what passes through untouched', () => {
     }
   });
 
+  it('tells the origin the address the edge saw, never the client’s own claim of one', async () => {
+    const res = await exports.default.fetch(`${SHOP}/echo-headers`, {
+      headers: {
+        'cf-connecting-ip': '203.0.113.7',
+        'x-forwarded-for': '10.0.0.1',
+        forwarded: 'for=10.0.0.1',
+        'x-real-ip': '10.0.0.1',
+        // A header the client names in Connection is hop-by-hop: it ends at the edge.
+        connection: 'x-trace',
+        'x-trace': 'hop',
+        accept: 'application/json',
+      },
+    });
+    expect(await res.json()).toEqual(
+      expect.objectContaining({
+        forwardedFor: '203.0.113.7',
+        forwarded: null,
+        realIp: null,
+        xTrace: null,
+        accept: 'application/json',
+      }),
+    );
+  });
+
   it('never proxies Attune’s own paths', async () => {
     const res = await exports.default.fetch(`${SHOP}/v1/nothing-here`);
     expect(res.status).toBe(404);
