@@ -1,8 +1,9 @@
 'use client';
 /**
  * A product page's interactive part: records the product view once per page load and
- * adds the product to the cart (`cart.item.added`), then reloads so the Worker can
- * re-tailor the page's slots to the new cart in the HTML itself.
+ * adds the product to the cart (`cart.item.added`). It does not reload the page: the Worker
+ * fills the slots in the HTML of a page load, so the shopper sees them re-tailored to the new
+ * cart when they reload or open another page, not on the page they added from.
  */
 import { useEffect, useRef, useState } from 'react';
 import { addLine, type CartLine } from '@/lib/cart';
