@@ -7,6 +7,7 @@
  */
 import { useEffect, useRef, useState } from 'react';
 import { addLine, type CartLine } from '@/lib/cart';
+import { MAX_LINE_QUANTITY } from '@/lib/order-request';
 import { useAttune } from './attune';
 
 type ProductInfo = Omit<CartLine, 'quantity'>;
@@ -15,6 +16,7 @@ export function ProductActions({ product }: { product: ProductInfo }) {
   const attune = useAttune();
   const viewed = useRef(false);
   const [added, setAdded] = useState(false);
+  const [full, setFull] = useState(false);
 
   useEffect(() => {
     if (attune === undefined || viewed.current) return;
@@ -37,7 +39,11 @@ export function ProductActions({ product }: { product: ProductInfo }) {
         className="primary"
         data-testid="add-to-cart"
         onClick={() => {
-          addLine(product);
+          // At the most one order takes, nothing was added: no event says otherwise.
+          if (!addLine(product)) {
+            setFull(true);
+            return;
+          }
           attune?.track('cart.item.added', {
             productId: product.productId,
             sku: product.slug,
@@ -53,7 +59,11 @@ export function ProductActions({ product }: { product: ProductInfo }) {
       >
         Add to cart
       </button>
-      {added ? (
+      {full ? (
+        <span role="status" data-testid="cart-line-full">
+          Your cart holds {MAX_LINE_QUANTITY}, the most one order takes. <a href="/cart">View cart</a>
+        </span>
+      ) : added ? (
         <span role="status" data-testid="added">
           Added. <a href="/cart">View cart</a>
         </span>

@@ -2,6 +2,8 @@
  * The shopping cart, kept in the browser (strictly necessary storage: the shop does not
  * work without it). Lines carry what the cart and the order events need.
  */
+import { MAX_LINE_QUANTITY } from './order-request.ts';
+
 export interface CartLine {
   productId: string;
   slug: string;
@@ -29,13 +31,18 @@ export function writeCart(lines: CartLine[]): void {
   window.dispatchEvent(new Event('shop-cart'));
 }
 
-export function addLine(line: Omit<CartLine, 'quantity'>): CartLine[] {
+/**
+ * Adds one of the product; false when its line already holds MAX_LINE_QUANTITY, the most an
+ * order takes (app/api/orders refuses more), so the cart never holds what checkout refuses.
+ */
+export function addLine(line: Omit<CartLine, 'quantity'>): boolean {
   const lines = readCart();
   const existing = lines.find((l) => l.productId === line.productId);
+  if (existing !== undefined && existing.quantity >= MAX_LINE_QUANTITY) return false;
   if (existing) existing.quantity += 1;
   else lines.push({ ...line, quantity: 1 });
   writeCart(lines);
-  return lines;
+  return true;
 }
 
 export function cartTotal(lines: CartLine[]): number {

@@ -37,13 +37,25 @@ describe('the order request body', () => {
     expect(parsed.ok === false && parsed.message).toMatch(/^lines\[1\]: expected an object/);
   });
 
-  it('keeps the existing answers: bad card, declined card, no lines, bad quantity', () => {
+  it('keeps the existing answers: bad card, declined card, no lines', () => {
     expect(parseOrderRequest({ card: '42', lines: [] })).toMatchObject({ status: 400, message: /16 digits/ });
     expect(parseOrderRequest({ card: '4000 0000 0000 0002', lines: [] })).toMatchObject({ status: 402 });
     expect(parseOrderRequest({ card: CARD, lines: [] })).toMatchObject({ status: 400, message: /1 to 100/ });
-    expect(parseOrderRequest({ card: CARD, lines: [{ productId: 'p-1', quantity: 1.5 }] })).toMatchObject({
+  });
+
+  it.each([
+    [{ productId: 'p-2', quantity: 100 }, 'lines[2].quantity: at most 99'],
+    [{ productId: 'p-2', quantity: 1.5 }, 'lines[2].quantity: expected a whole number from 1 to 99'],
+    [{ productId: 'p-2', quantity: 0 }, 'lines[2].quantity: expected a whole number from 1 to 99'],
+    [{ productId: 'p-2' }, 'lines[2].quantity: expected a whole number from 1 to 99'],
+    [{ productId: 7, quantity: 1 }, 'lines[2].productId: expected a product id'],
+    [{ quantity: 1 }, 'lines[2].productId: expected a product id'],
+  ])('a bad line (%j) is a 400 naming the line and the field', (line, message) => {
+    const ok = { productId: 'p-1', quantity: 99 };
+    expect(parseOrderRequest({ card: CARD, lines: [ok, ok, line] })).toEqual({
+      ok: false,
       status: 400,
-      message: /bad quantity/,
+      message,
     });
   });
 });

@@ -7,6 +7,9 @@
 /** The test card the fake payment declines. */
 export const DECLINED_CARD = '4000000000000002';
 
+/** The most of one product an order takes; the cart (lib/cart.ts) stops adding there too. */
+export const MAX_LINE_QUANTITY = 99;
+
 const EXPECTED = 'expected a JSON body {"card": "<16 digits>", "lines": [{"productId": "…", "quantity": 1}]}';
 
 /** A cart line as the browser names it; the price comes from the catalog, never from here. */
@@ -42,9 +45,17 @@ export function parseOrderRequest(body: unknown): OrderRequest {
         status: 400,
         message: `lines[${index}]: expected an object {"productId": "…", "quantity": 1}`,
       };
-    const quantity = typeof line.quantity === 'number' && Number.isInteger(line.quantity) ? line.quantity : 0;
-    if (typeof line.productId !== 'string' || quantity < 1 || quantity > 99)
-      return { ok: false, status: 400, message: 'lines: unknown product or bad quantity' };
+    if (typeof line.productId !== 'string' || line.productId === '')
+      return { ok: false, status: 400, message: `lines[${index}].productId: expected a product id` };
+    const { quantity } = line;
+    if (typeof quantity !== 'number' || !Number.isInteger(quantity) || quantity < 1)
+      return {
+        ok: false,
+        status: 400,
+        message: `lines[${index}].quantity: expected a whole number from 1 to ${MAX_LINE_QUANTITY}`,
+      };
+    if (quantity > MAX_LINE_QUANTITY)
+      return { ok: false, status: 400, message: `lines[${index}].quantity: at most ${MAX_LINE_QUANTITY}` };
     parsed.push({ productId: line.productId, quantity });
   }
   return { ok: true, card, lines: parsed };

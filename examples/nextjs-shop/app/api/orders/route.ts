@@ -20,10 +20,10 @@ export async function POST(request: Request): Promise<Response> {
   if (!order.ok) return NextResponse.json({ error: order.message }, { status: order.status });
   const products = new Map((await listProducts()).map((p) => [p.id, p]));
   let total = 0;
-  for (const line of order.lines) {
+  for (const [index, line] of order.lines.entries()) {
     const product = products.get(line.productId);
     if (product === undefined) {
-      return NextResponse.json({ error: 'lines: unknown product or bad quantity' }, { status: 400 });
+      return NextResponse.json({ error: `lines[${index}]: unknown product` }, { status: 400 });
     }
     total += product.price * line.quantity;
   }
