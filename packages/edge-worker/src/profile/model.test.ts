@@ -176,6 +176,84 @@ describe('interest shift', () => {
   });
 });
 
+describe('interest shift after a long-standing interest', () => {
+  it('emits interest.shifted when a burst overtakes a category that was on top for longer than the window', () => {
+    const s = fresh();
+    // Shoes every day for ten days: dominant since day 0, still on top on day 9.
+    for (let day = 0; day < 10; day++)
+      applyEvent(s, ev('product.viewed', { productId: `s${day}`, category: 'shoes' }), T0 + day * DAY, rules);
+    const emitted: CustomerAction[] = [];
+    for (let i = 0; i < 6; i++)
+      emitted.push(
+        ...applyEvent(
+          s,
+          ev('cart.item.added', { productId: `c${i}`, category: 'cameras' }),
+          T0 + 10 * DAY + i * 60_000,
+          rules,
+        ).emitted,
+      );
+    expect(emitted).toHaveLength(1);
+    expect(emitted[0]).toMatchObject({ properties: { from: 'shoes', to: 'cameras' } });
+  });
+
+  it('emits nothing for a slow drift: the new category beats the old by the ratio only after the window', () => {
+    const s = fresh();
+    applyEvent(s, ev('cart.item.added', { productId: 's', category: 'shoes' }), T0, rules);
+    // Hats pass shoes on day 2 (on top, but not 1.5× shoes) and reach 1.5× only on day 10.
+    applyEvent(s, ev('cart.item.added', { productId: 'h1', category: 'hats' }), T0 + 2 * DAY, rules);
+    const later = applyEvent(
+      s,
+      ev('cart.item.added', { productId: 'h2', category: 'hats' }),
+      T0 + 10 * DAY,
+      rules,
+    );
+    expect(s.dominant?.key).toBe('category:hats');
+    expect(later.emitted).toHaveLength(0);
+  });
+});
+
+describe('sessions across a sign-in', () => {
+  it('counts the session a visitor signs in during once: a first visit stays new_visitor', () => {
+    const browser = fresh();
+    applyEvent(
+      browser,
+      ev('product.viewed', { productId: 'a', category: 'shoes' }, { sessionId: 'S1' }),
+      T0,
+      rules,
+    );
+    const person = emptyProfile('demo', 'user:u1', new Date(T0 + 1).toISOString());
+    mergeProfiles(person, browser, rules);
+    applyEvent(
+      person,
+      ev('identify', {}, { type: 'identify', userId: 'u1', sessionId: 'S1' }),
+      T0 + 1,
+      rules,
+    );
+    expect(person.counters.sessions).toBe(1);
+    expect(evaluateSegments(person, T0 + 2, rules)).toContain('new_visitor');
+  });
+});
+
+describe('a cart add flushed late, after an order', () => {
+  it('does not put the bought product back in the cart, nor make the buyer a cart abandoner', () => {
+    const s = fresh();
+    applyEvent(
+      s,
+      ev('order.completed', { orderId: 'o', total: 10, productId: 'p' }),
+      T0 + 30 * 60_000,
+      rules,
+    );
+    applyEvent(s, ev('page.viewed'), T0 + 40 * 60_000, rules);
+    // Added at 10:00 on a phone that was offline, flushed at 11:00.
+    applyEvent(s, ev('cart.item.added', { productId: 'p', category: 'shoes' }), T0, rules);
+    expect(s.cart).toEqual([]);
+    expect(evaluateSegments(s, T0 + 3 * 60 * 60_000, rules)).not.toContain('cart_abandoner');
+    // An add after the order is in the cart as before.
+    applyEvent(s, ev('cart.item.added', { productId: 'q', category: 'shoes' }), T0 + 50 * 60_000, rules);
+    expect(s.cart).toEqual(['q']);
+  });
+});
+
 describe('merge', () => {
   it('adds decayed interests, counters and actions of the anonymous profile into the person', () => {
     const anon = fresh();

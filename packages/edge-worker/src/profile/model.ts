@@ -149,7 +149,7 @@ export interface ProfileState {
   purchased: string[];
   consent?: ConsentRecord;
   offers: Record<string, number>;
-  /** The dominant category when it was last established, for shift detection. */
+  /** The dominant category and when it was last seen on top, for shift detection. */
   dominant?: { key: string; since: number };
   lastProductView?: { productId: string; at: number };
   lastCartAddAt?: number;
@@ -487,6 +487,10 @@ export function applyEvent(
       break;
     }
     case 'cart.item.added':
+      // An add made before the person's last order (flushed late from an offline device)
+      // was emptied from the cart by that order: put back, it would be a bought product in
+      // the cart and make a cart abandoner of the buyer.
+      if (state.lastOrderAt !== undefined && at < state.lastOrderAt) break;
       if (first?.productId !== undefined) pushUnique(state.cart, first.productId);
       state.lastCartAddAt = now;
       break;
@@ -524,8 +528,11 @@ export function applyEvent(
 
 /**
  * Interest shift: the dominant category changes to one that beats the previous dominant
- * by `shiftRatio`, and the previous one was established within the window (a sharp
- * change, not a slow drift over months).
+ * by `shiftRatio`, within the window after the previous one was last on top (a sharp
+ * change, not a slow drift over months). The previous one's time is refreshed while it
+ * stays on top: a long-standing interest overtaken by a burst is a shift too (before, its
+ * time was when it first became dominant, so a customer loyal to one category for more
+ * than the window never shifted).
  */
 function detectShift(
   state: ProfileState,
@@ -539,7 +546,10 @@ function detectShift(
     state.dominant = { key: top.key, since: now };
     return undefined;
   }
-  if (prev.key === top.key) return undefined;
+  if (prev.key === top.key) {
+    prev.since = now;
+    return undefined;
+  }
   const fromScore = state.interests[prev.key] ?? 0;
   const sharp = top.score >= rules.shiftMinScore && top.score >= fromScore * rules.shiftRatio;
   if (!sharp) return undefined;
@@ -676,6 +686,10 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
   setTraits(into, from.traits, false);
   for (const [rule, n] of Object.entries(from.offers)) bump(into.offers, rule, n);
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
+  // The browser's session goes on as the person's: a merge is made for that browser's event
+  // (its sign-in), which is applied next, in that session; counting it again (the browser's
+  // sessions are added above) made a first visit two sessions, out of new_visitor.
+  if (from.lastSessionId !== undefined) into.lastSessionId = from.lastSessionId;
   if (from.lastSeen > into.lastSeen) into.lastSeen = from.lastSeen;
   if (from.lastCartAddAt !== undefined && (into.lastCartAddAt ?? 0) < from.lastCartAddAt)
     into.lastCartAddAt = from.lastCartAddAt;
