@@ -139,6 +139,27 @@ describe('retention interrupted while forgetting the merged browsers', () => {
   }, 20_000);
 });
 
+describe('an erasure while retention is still forgetting the merged browsers', () => {
+  it('tombstones the browsers retention had not forgotten yet, and unlinks them', async () => {
+    const { userId, browsers } = await signedInBrowsers(2);
+    const person = profileStub(env, SITE, `user:${userId}`);
+    await inactivePastRetention(person);
+    // Retention deletes the person, then fails to forget the browsers (an eviction).
+    vi.spyOn(ProfileDO.prototype, 'forget').mockImplementationOnce(async () => {
+      throw new Error('evicted');
+    });
+    await expect(runDurableObjectAlarm(person)).rejects.toThrow('evicted');
+    vi.restoreAllMocks();
+    // Before the alarm comes back, the privacy officer erases the person.
+    const res = await people(`user:${userId}`, 'DELETE');
+    expect(res.status).toBe(200);
+    for (const b of browsers) {
+      expect(await profileStub(env, SITE, `anon:${b}`).erasedAt()).not.toBeNull();
+      expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBeNull();
+    }
+  }, 20_000);
+});
+
 describe('erasing a browser whose hand-over to its person is under way', () => {
   it("erases the person it was handed to, with the browser's data", async () => {
     const b = anonId('b');

@@ -944,10 +944,15 @@ export class ProfileDO extends DurableObject<Env> {
       // A replay under way (or abandoned) holds the browsers merged before it in its row
       // until it links them again: they are this person's aliases still.
       const replaying = this.#replaying();
+      // A retention run that deleted the person but has not forgotten all their browsers yet
+      // (it failed part-way; its alarm comes back) holds them in its row: they are this
+      // person's still, and the wipe below deletes that row (nobody would forget them then).
+      const retiring = (this.#retiring()?.browsers ?? []).map((key) => key.slice('anon:'.length));
       const anonymousIds = [
         ...new Set([
           ...(state?.anonymousIds ?? []),
           ...(replaying?.browsers ?? []),
+          ...retiring,
           ...unfinished,
           ...(earlier?.anonymousIds ?? []),
         ]),
