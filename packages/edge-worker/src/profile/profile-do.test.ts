@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { type ErasureMessage, LIMITS } from '@attune/shared-schema';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ADMIN_HEADERS,
   ALL,
@@ -282,5 +282,37 @@ describe('dedupe when applying fails', () => {
     });
     const view = await viewProfile(env, SITE, `user:${userId}`);
     expect(view?.counters['product.viewed']).toBe(1);
+  });
+});
+
+describe('the dedupe window', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('forgets the ids of events older than 7 days, however few events the person sends', async () => {
+    const a = anonId();
+    const input = (at: number) => {
+      const timestamp = new Date(at).toISOString();
+      const event = makeEvent(a, 'product.viewed', {
+        timestamp,
+        properties: { productId: 'p1', category: 'shoes' },
+      });
+      return {
+        event,
+        enrichment: { receivedAt: timestamp, correctedTimestamp: timestamp },
+        personalization: true,
+        consent: ALL,
+      };
+    };
+    await runInDurableObject(profileStub(env, SITE, `anon:${a}`), async (instance: ProfileDO) => {
+      const start = Date.now();
+      await instance.ingest(SITE, `anon:${a}`, [input(start), input(start + 1), input(start + 2)]);
+      // Eight days on, the same object (never evicted here, as if it had been: few events) takes one more.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(start + WEEK_MS + 86_400_000);
+      await instance.ingest(SITE, `anon:${a}`, [input(Date.now())]);
+      expect((JSON.parse(await instance.export()) as { seenEventIds: number }).seenEventIds).toBe(1);
+    });
   });
 });

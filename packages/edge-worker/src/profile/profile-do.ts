@@ -45,6 +45,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** Dedupe window: ids seen within this time, at most SEEN_MAX of them. */
 const SEEN_WINDOW_MS = 7 * DAY_MS;
 const SEEN_MAX = 10_000;
+/** Seen ids past the window are deleted at least this often (kv `seen_pruned`), however few events come. */
+const SEEN_PRUNE_EVERY_MS = DAY_MS;
 /** A tombstone outlives any event that could still be accepted (events older than 30 days are rejected). */
 const TOMBSTONE_TTL_MS = LIMITS.maxEventAgeMs + DAY_MS;
 /** When a retention run that could not forget every merged browser is taken up again. */
@@ -589,7 +591,7 @@ export class ProfileDO extends DurableObject<Env> {
     }
     this.#insertsSincePrune += claimed.length;
     this.#save(state);
-    this.#pruneSeen(now);
+    this.#pruneSeen(now, firstWrite);
     // During a replay the alarm must also come when the replay counts as abandoned.
     await this.#scheduleRetention(
       Math.min(
@@ -802,9 +804,22 @@ export class ProfileDO extends DurableObject<Env> {
     return this.env.PROFILE.get(this.env.PROFILE.idFromName(`${siteId}/${personKey}`));
   }
 
-  #pruneSeen(now: number): void {
-    if (this.#insertsSincePrune < 500) return;
+  /**
+   * Bounds the dedupe table to the window: every 500 ids this object instance took, and at
+   * least once a day. The count alone lives in memory and starts again whenever the object
+   * is evicted (a minute idle), so for nearly everyone (fewer than 500 events a visit) it
+   * never came, and the table kept every id the person ever sent. A new person has nothing
+   * to prune: their first write starts the day.
+   */
+  #pruneSeen(now: number, firstWrite: boolean): void {
+    const pruned = Number(this.#get('seen_pruned'));
+    if (firstWrite) {
+      this.#put('seen_pruned', String(now));
+      return;
+    }
+    if (this.#insertsSincePrune < 500 && now - pruned < SEEN_PRUNE_EVERY_MS) return;
     this.#insertsSincePrune = 0;
+    this.#put('seen_pruned', String(now));
     this.#sql.exec('DELETE FROM seen WHERE at < ?', now - SEEN_WINDOW_MS);
     this.#sql.exec(
       'DELETE FROM seen WHERE id NOT IN (SELECT id FROM seen ORDER BY at DESC, id DESC LIMIT ?)',
@@ -879,7 +894,12 @@ export class ProfileDO extends DurableObject<Env> {
       const state = this.#load();
       const sql = this.#writable();
       const seen = sql
-        .exec<{ id: string; at: number }>('SELECT id, at FROM seen ORDER BY at DESC LIMIT ?', SEEN_MAX)
+        .exec<{ id: string; at: number }>(
+          // Ids past the window are no use to the person either (they would only grow their table).
+          'SELECT id, at FROM seen WHERE at >= ? ORDER BY at DESC LIMIT ?',
+          Date.now() - SEEN_WINDOW_MS,
+          SEEN_MAX,
+        )
         .toArray();
       sql.exec('DELETE FROM seen');
       this.#drop('profile');
