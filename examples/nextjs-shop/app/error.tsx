@@ -1,5 +1,10 @@
 'use client';
-/** Shown when a page cannot be rendered, most often because Directus (the catalog) is not running. */
+/**
+ * Shown when a page cannot be rendered. A catalog that cannot be read is not this page's:
+ * the pages that read it say so themselves (components/catalog-unavailable.tsx), because
+ * production Next.js hands this page a generic message instead of the server's. The
+ * `catalog:` branch is for a read this misses, seen under `next dev` only.
+ */
 export default function ShopError({ error }: { error: Error }) {
   return (
     <div className="error">

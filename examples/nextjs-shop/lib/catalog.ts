@@ -22,6 +22,27 @@ export interface Product {
 }
 
 const CACHE_MS = 15_000;
+
+/**
+ * Directus, the catalog, could not be read; the message starts `catalog:` and says what to
+ * do. Pages and routes catch it (`readCatalog`) and tell the shopper themselves: production
+ * Next.js replaces a Server Component's error message before app/error.tsx sees it.
+ */
+export class CatalogUnavailableError extends Error {
+  override name = 'CatalogUnavailableError';
+}
+
+/** A catalog read, or the message to show when Directus could not be read; other errors pass. */
+export async function readCatalog<T>(
+  read: () => Promise<T>,
+): Promise<{ ok: true; value: T } | { ok: false; message: string }> {
+  try {
+    return { ok: true, value: await read() };
+  } catch (err) {
+    if (err instanceof CatalogUnavailableError) return { ok: false, message: err.message };
+    throw err;
+  }
+}
 let cached: { at: number; products: Product[] } | undefined;
 
 function asString(v: unknown, fallback = ''): string {
@@ -81,7 +102,7 @@ export function toProduct(row: Record<string, unknown>): Product | undefined {
   };
 }
 
-/** Every product, most popular first. Throws with a readable message when Directus is unreachable. */
+/** Every product, most popular first. Throws CatalogUnavailableError when Directus cannot be read. */
 export async function listProducts(): Promise<Product[]> {
   if (cached && Date.now() - cached.at < CACHE_MS) return cached.products;
   const env = shopEnv();
@@ -92,12 +113,18 @@ export async function listProducts(): Promise<Product[]> {
   try {
     res = await fetch(url, { headers, cache: 'no-store', signal: AbortSignal.timeout(5000) });
   } catch (err) {
-    throw new Error(
+    throw new CatalogUnavailableError(
       `catalog: Directus at ${env.directusUrl} is not reachable (${String(err)}); start it with ./attune up`,
     );
   }
-  if (!res.ok) throw new Error(`catalog: Directus answered ${res.status} for /items/products`);
-  const body = (await res.json()) as { data?: unknown };
+  if (!res.ok)
+    throw new CatalogUnavailableError(`catalog: Directus answered ${res.status} for /items/products`);
+  let body: { data?: unknown };
+  try {
+    body = (await res.json()) as { data?: unknown };
+  } catch {
+    throw new CatalogUnavailableError(`catalog: Directus answered /items/products with no JSON`);
+  }
   const rows = Array.isArray(body.data) ? body.data : [];
   const products = rows
     .map((r) => (r !== null && typeof r === 'object' ? toProduct(r as Record<string, unknown>) : undefined))

@@ -1,6 +1,7 @@
 /**
  * POST /api/orders (app/api/orders/route.ts) against a stand-in Directus: prices come from
- * the catalog, and a refusal names the line the shopper's cart got wrong.
+ * the catalog, a refusal names the line the shopper's cart got wrong, and a catalog that
+ * cannot be read is a 503 with a message the checkout shows (an unhandled 500 showed none).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
@@ -34,6 +35,7 @@ beforeEach(() => {
 });
 
 afterEach(() => {
+  vi.restoreAllMocks();
   vi.unstubAllGlobals();
   vi.unstubAllEnvs();
 });
@@ -55,5 +57,18 @@ describe('POST /api/orders', () => {
     ]);
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ error: 'lines[2]: unknown product' });
+  });
+
+  it.each([
+    ['is down', async () => Promise.reject(new TypeError('fetch failed'))],
+    ['answers 500', async () => new Response('oops', { status: 500 })],
+    ['answers something other than JSON', async () => new Response('<html>', { status: 200 })],
+  ])('answers 503 with Retry-After and a message when Directus %s', async (_, directus) => {
+    vi.stubGlobal('fetch', vi.fn(directus));
+    vi.spyOn(console, 'error').mockImplementation(() => {});
+    const res = await pay([{ productId: 'p-1', quantity: 1 }]);
+    expect(res.status).toBe(503);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await res.json()).toEqual({ error: 'the catalog is unavailable; try again' });
   });
 });

@@ -1,7 +1,8 @@
 /** Search: matches title, category, tags and description; records `search.performed`. */
+import { CatalogUnavailable } from '@/components/catalog-unavailable';
 import { ProductGrid } from '@/components/product-grid';
 import { TrackSearch } from '@/components/track-search';
-import { searchProducts } from '@/lib/catalog';
+import { readCatalog, searchProducts } from '@/lib/catalog';
 
 export const dynamic = 'force-dynamic';
 
@@ -12,7 +13,9 @@ export default async function SearchPage({
 }) {
   const { q } = await searchParams;
   const query = (typeof q === 'string' ? q : '').slice(0, 256);
-  const results = await searchProducts(query);
+  const found = await readCatalog(() => searchProducts(query));
+  if (!found.ok) return <CatalogUnavailable message={found.message} />;
+  const results = found.value;
   return (
     <>
       <h1>Search</h1>

@@ -1,7 +1,8 @@
 /** A category page: every product of one category (optionally one tag: `?tag=accessory`). */
 import { notFound } from 'next/navigation';
+import { CatalogUnavailable } from '@/components/catalog-unavailable';
 import { ProductGrid } from '@/components/product-grid';
-import { productsInCategory } from '@/lib/catalog';
+import { productsInCategory, readCatalog } from '@/lib/catalog';
 
 export const dynamic = 'force-dynamic';
 
@@ -15,7 +16,9 @@ export default async function CategoryPage({
   const { category } = await params;
   const { tag } = await searchParams;
   const name = decodeURIComponent(category);
-  const all = await productsInCategory(name);
+  const read = await readCatalog(() => productsInCategory(name));
+  if (!read.ok) return <CatalogUnavailable message={read.message} />;
+  const all = read.value;
   if (all.length === 0) notFound();
   const products = typeof tag === 'string' ? all.filter((p) => p.tags.includes(tag)) : all;
   return (

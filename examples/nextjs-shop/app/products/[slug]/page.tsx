@@ -1,17 +1,22 @@
 /** A product page: details, add to cart, and the recommendations and promo slots. */
 import { notFound } from 'next/navigation';
+import { CatalogUnavailable } from '@/components/catalog-unavailable';
 import { ProductActions } from '@/components/product-actions';
 import { Slot } from '@/components/slot';
-import { formatPrice, getProduct, popularProducts } from '@/lib/catalog';
+import { formatPrice, getProduct, popularProducts, readCatalog } from '@/lib/catalog';
 import { DEFAULT_PROMO_HTML, recommendationsHtml } from '@/lib/slot-html';
 
 export const dynamic = 'force-dynamic';
 
 export default async function ProductPage({ params }: { params: Promise<{ slug: string }> }) {
   const { slug } = await params;
-  const product = await getProduct(decodeURIComponent(slug));
+  const read = await readCatalog(async () => {
+    const product = await getProduct(decodeURIComponent(slug));
+    return { product, others: product ? await popularProducts(4, product.id) : [] };
+  });
+  if (!read.ok) return <CatalogUnavailable message={read.message} />;
+  const { product, others } = read.value;
   if (product === undefined) notFound();
-  const others = await popularProducts(4, product.id);
   const context = { productId: product.id, category: product.category };
   return (
     <>
