@@ -3,8 +3,10 @@
  * The consent banner: offers exactly the categories the site's configuration enables
  * (a category a marketer disables in Directus disappears here), asks again when the
  * policy version changes or after "delete my data" (lib/consent-client.ts), and
- * hands the choice to the SDK, which gates every event on it.
+ * hands the choice to the SDK, which gates every event on it. It closes once the visitor has
+ * chosen anywhere: here, on the preferences page beneath it, or in another tab.
  */
+import type { ConsentSnapshot } from '@attune/browser-sdk';
 import type { ConsentConfig } from '@attune/shared-schema/constants';
 import { useEffect, useState } from 'react';
 import {
@@ -26,28 +28,36 @@ export function ConsentBanner() {
   useEffect(() => {
     if (attune === undefined) return;
     let live = true;
+    let policyVersion: string | undefined;
+    // Whether to ask, from a consent state the SDK checked against the policy in force:
+    // asked again when the policy changed, and after "delete my data" (its flag: the SDK holds
+    // the erasure's withdrawal, and the next visitor chooses for themselves).
+    const asking = (snapshot: ConsentSnapshot, policy: string) =>
+      shouldAskForConsent({
+        decided: snapshot.decided && snapshot.policyVersion === policy,
+        chosen: chosenPolicyVersion(),
+        askAgain: askingConsentAgain(),
+        policyVersion: policy,
+      });
+    // A choice made elsewhere (the preferences form, another tab) closes the banner; a change
+    // never opens it (the page's own check above does that).
+    const unsubscribe = attune.consent.onChange((snapshot) => {
+      if (live && policyVersion !== undefined && !asking(snapshot, policyVersion)) setOpen(false);
+    });
     // The SDK's read, and no other: it reads /v1/config once per page for every caller (the
     // preferences form too). Once it answers, the SDK has checked a stored choice against the
     // policy in force (so `decided` below is the checked one, not the stored one), and a choice
     // made here is recorded at once under that policy's version.
     void attune.consent.config().then((c) => {
       if (!live) return;
+      policyVersion = c.policyVersion;
       setConfig(c);
       setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, cat.default])));
-      // Asked again when the policy changed, and after "delete my data" (its flag: the SDK holds
-      // the erasure's withdrawal, and the next visitor chooses for themselves).
-      const snapshot = attune.consent.get();
-      setOpen(
-        shouldAskForConsent({
-          decided: snapshot.decided && snapshot.policyVersion === c.policyVersion,
-          chosen: chosenPolicyVersion(),
-          askAgain: askingConsentAgain(),
-          policyVersion: c.policyVersion,
-        }),
-      );
+      setOpen(asking(attune.consent.get(), c.policyVersion));
     });
     return () => {
       live = false;
+      unsubscribe();
     };
   }, [attune]);
 

@@ -39,8 +39,10 @@ export function ConsentPreferences() {
       className="preferences"
       onSubmit={(e) => {
         e.preventDefault();
-        attune?.consent.set(picked, 'preferences');
+        // Remembered first: the SDK tells the banner (its onChange) within set(), and the
+        // banner, asked to close, reads whether the "ask again" flag is still there.
         rememberChoice(config.policyVersion);
+        attune?.consent.set(picked, 'preferences');
         setSaved(true);
       }}
     >

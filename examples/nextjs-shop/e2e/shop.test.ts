@@ -894,3 +894,18 @@ describe('a shared computer: the next person starts as a stranger', () => {
     await context.close();
   });
 });
+
+describe('the consent banner', () => {
+  it('closes when the visitor chooses on the preferences page instead', async () => {
+    const { page, context } = await newVisitor(browser, system().urls.worker);
+    await page.goto('/privacy');
+    const banner = page.getByTestId('consent-banner');
+    await banner.waitFor();
+    await page.locator('form.preferences input[name="analytics"]').check();
+    await page.getByRole('button', { name: 'Save preferences' }).click();
+    await page.getByRole('status').waitFor();
+    // The choice is made: the banner asking for it must not stay on screen.
+    await banner.waitFor({ state: 'detached', timeout: 5000 });
+    await context.close();
+  });
+});
