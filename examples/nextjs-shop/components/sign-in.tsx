@@ -7,7 +7,7 @@
  */
 import { useState } from 'react';
 import type { DemoUser } from '@/lib/demo-users';
-import { identifySignedIn } from '@/lib/sign-in';
+import { identifySignedIn, requestSignIn } from '@/lib/sign-in';
 import { signOut } from '@/lib/sign-out';
 import { useAttune } from './attune';
 
@@ -51,27 +51,14 @@ export function SignIn({
 
   const signIn = async (userId: string) => {
     setError(undefined);
-    const res = await fetch('/api/signin', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ userId }),
-    });
-    const body = (await res.json()) as {
-      userId?: string;
-      signature?: string;
-      traits?: Record<string, string>;
-      error?: string;
-    };
-    if (!res.ok || body.userId === undefined || body.signature === undefined) {
-      setError(body.error ?? 'Sign-in failed');
+    // Never rejects: a network error or an answer that is not JSON is shown, not swallowed.
+    const answer = await requestSignIn(userId);
+    if (!answer.ok) {
+      setError(answer.error);
       return;
     }
     // The session is set: a send that hangs must not keep the person here (bounded, lib/sign-in.ts).
-    await identifySignedIn(attune, {
-      userId: body.userId,
-      signature: body.signature,
-      traits: body.traits ?? {},
-    });
+    await identifySignedIn(attune, answer.person);
     window.location.assign('/');
   };
 

@@ -1,10 +1,12 @@
 /**
- * Sign-in in the browser: the SDK is told who signed in, and a send that never answers
- * cannot keep the person on the sign-in page (the session cookie is already set).
+ * Sign-in in the browser: the shop's answer is read without ever throwing (a network error
+ * or an answer that is not JSON says the shop could not be reached, instead of nothing), the
+ * SDK is told who signed in, and a send that never answers cannot keep the person on the
+ * sign-in page (the session cookie is already set).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { memoryMarker } from './identity-marker.test-support.ts';
-import { identifySignedIn, type SignedIn } from './sign-in.ts';
+import { identifySignedIn, requestSignIn, type SignedIn, UNREACHABLE } from './sign-in.ts';
 import { SIGN_OUT_FLUSH_BUDGET_MS } from './sign-out.ts';
 
 const ADA: SignedIn = { userId: 'user_ada', signature: 'a'.repeat(64), traits: { name: 'Ada' } };
@@ -91,5 +93,34 @@ describe('sign-in', () => {
   it('goes on when the send fails', async () => {
     const s = sdk(() => Promise.reject(new Error('offline')));
     await expect(identifySignedIn(s.attune, ADA, { marker: memoryMarker() })).resolves.toBeUndefined();
+  });
+});
+
+describe('asking the shop to sign in', () => {
+  const answering = (res: () => Promise<Response>) => vi.fn(res);
+
+  it('reads the signed person from the answer', async () => {
+    const post = answering(async () => Response.json(ADA));
+    expect(await requestSignIn('user_ada', post)).toEqual({ ok: true, person: ADA });
+    expect(post).toHaveBeenCalledWith('/api/signin', expect.objectContaining({ method: 'POST' }));
+  });
+
+  it.each([
+    ['the network fails', async () => Promise.reject(new TypeError('Failed to fetch'))],
+    [
+      'the answer is not JSON (a proxy error page)',
+      async () => new Response('<html>Bad gateway', { status: 502 }),
+    ],
+    ['the answer is cut short', async () => new Response('{"userId":', { status: 200 })],
+  ])('says the shop could not be reached when %s', async (_, res) => {
+    expect(await requestSignIn('user_ada', answering(res))).toEqual({ ok: false, error: UNREACHABLE });
+    expect(UNREACHABLE).toMatch(/^Could not reach the shop/);
+  });
+
+  it("shows the shop's own refusal, or a plain failure when it names none", async () => {
+    const refused = answering(async () => Response.json({ error: 'unknown demo user' }, { status: 400 }));
+    expect(await requestSignIn('nobody', refused)).toEqual({ ok: false, error: 'unknown demo user' });
+    const empty = answering(async () => Response.json({}, { status: 200 }));
+    expect(await requestSignIn('user_ada', empty)).toEqual({ ok: false, error: 'Sign-in failed' });
   });
 });

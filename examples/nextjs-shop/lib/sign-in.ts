@@ -1,5 +1,7 @@
 /**
- * Sign-in in the browser, after the shop's server set the session and signed the user id:
+ * Sign-in in the browser. The shop's answer is read without throwing: a network error or an
+ * answer that is not JSON is "Could not reach the shop", never a click that does nothing.
+ * Then, after the shop's server set the session and signed the user id:
  * the SDK identifies the person (the Worker merges this browser's anonymous history into
  * them) and sends that at once, waiting at most the sign-out budget, so a send that hangs
  * cannot keep a signed-in person on the sign-in page. A browser the shop had identified as
@@ -15,6 +17,33 @@ export interface SignedIn {
   userId: string;
   signature: string;
   traits: Record<string, string>;
+}
+
+/** What the sign-in page shows when the shop's answer could not be had or read. */
+export const UNREACHABLE = 'Could not reach the shop; try again';
+
+/** POST /api/signin for `userId`: the signed person, or the message to show; never rejects. */
+export async function requestSignIn(
+  userId: string,
+  post: typeof fetch = fetch,
+): Promise<{ ok: true; person: SignedIn } | { ok: false; error: string }> {
+  let res: Response;
+  let body: { userId?: unknown; signature?: unknown; traits?: unknown; error?: unknown };
+  try {
+    res = await post('/api/signin', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ userId }),
+    });
+    body = (await res.json()) as typeof body;
+  } catch {
+    return { ok: false, error: UNREACHABLE };
+  }
+  if (!res.ok || typeof body.userId !== 'string' || typeof body.signature !== 'string')
+    return { ok: false, error: typeof body.error === 'string' ? body.error : 'Sign-in failed' };
+  const traits =
+    typeof body.traits === 'object' && body.traits !== null ? (body.traits as Record<string, string>) : {};
+  return { ok: true, person: { userId: body.userId, signature: body.signature, traits } };
 }
 
 export interface IdentifyOptions {
