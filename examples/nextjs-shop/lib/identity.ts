@@ -2,7 +2,8 @@
  * Identity on the shop's server: the signature Attune's Worker verifies before it trusts
  * a userId, and the shop's own signed session cookie for its demo sign-in. The demo site
  * takes expiring signatures (wrangler.toml: settings.identity.signatures), so one copied
- * out of a browser stops naming the person a day later.
+ * out of a browser stops naming the person a day later; the session cookie's value carries
+ * its own signed expiry for the same reason (30 days).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
@@ -25,23 +26,66 @@ export function identitySignature(secret: string, userId: string, now: number = 
 
 export const SESSION_COOKIE = 'shop_session';
 
-/** `userId.signature`, so a visitor cannot claim another person's session by editing the cookie. */
-export function sessionValue(secret: string, userId: string): string {
-  return `${encodeURIComponent(userId)}.${createHmac('sha256', `session:${secret}`).update(userId).digest('hex')}`;
+/**
+ * How long a sign-in lasts: the session cookie's max-age, and the expiry signed into its value,
+ * which the server checks (a copied cookie's holder decides its cookie's own expiry).
+ */
+export const SESSION_LIFETIME_SECONDS = 30 * 24 * 60 * 60;
+
+/**
+ * The session's HMAC-SHA256 of `<expiry>.<userId>`. Its key is not the identity signature's
+ * (which the browser sees, over the same text) nor the never-expiring form's (`session:`,
+ * over the user id alone): neither can pass for a session.
+ */
+function sessionMac(secret: string, expiry: string, userId: string): string {
+  return createHmac('sha256', `session-expiring:${secret}`).update(`${expiry}.${userId}`).digest('hex');
 }
 
-/** The userId of a valid session cookie value, or undefined. */
-export function readSession(secret: string, value: string | undefined): string | undefined {
+/**
+ * `<expiry>.<userId>.<signature>`, `<expiry>` a Unix time in seconds: a visitor cannot claim
+ * another person's session, or a longer one, by editing the cookie.
+ */
+export function sessionValue(secret: string, userId: string, now: number = Date.now()): string {
+  const expiry = String(Math.floor(now / 1000) + SESSION_LIFETIME_SECONDS);
+  return `${expiry}.${encodeURIComponent(userId)}.${sessionMac(secret, expiry, userId)}`;
+}
+
+/**
+ * The userId of a valid, unexpired session cookie value, or undefined: an expired value, or
+ * one of the earlier form without an expiry, is signed out.
+ */
+export function readSession(
+  secret: string,
+  value: string | undefined,
+  now: number = Date.now(),
+): string | undefined {
   if (!value || secret === '') return undefined;
-  const dot = value.lastIndexOf('.');
-  if (dot <= 0) return undefined;
+  const first = value.indexOf('.');
+  const last = value.lastIndexOf('.');
+  if (first <= 0 || last <= first) return undefined;
+  const expiry = value.slice(0, first);
+  if (!/^\d{1,12}$/.test(expiry)) return undefined;
   let userId: string;
   try {
-    userId = decodeURIComponent(value.slice(0, dot));
+    userId = decodeURIComponent(value.slice(first + 1, last));
   } catch {
     return undefined;
   }
-  const expected = Buffer.from(sessionValue(secret, userId));
+  // The whole value compared in constant time, as the signature alone would be.
+  const expected = Buffer.from(
+    `${expiry}.${encodeURIComponent(userId)}.${sessionMac(secret, expiry, userId)}`,
+  );
   const given = Buffer.from(value);
-  return expected.length === given.length && timingSafeEqual(expected, given) ? userId : undefined;
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
+  return Number(expiry) * 1000 > now ? userId : undefined;
+}
+
+/**
+ * Whether the visitor's request came over https: its URL, or X-Forwarded-Proto as the Worker's
+ * edge proxy (and Next.js itself) sets it. A client that claims https over http only gets a
+ * cookie its own browser will not send back over http.
+ */
+export function requestIsHttps(request: Request): boolean {
+  if (new URL(request.url).protocol === 'https:') return true;
+  return request.headers.get('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase() === 'https';
 }

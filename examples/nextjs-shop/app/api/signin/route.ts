@@ -5,7 +5,13 @@
 import { NextResponse } from 'next/server';
 import { findDemoUser } from '@/lib/demo-users';
 import { shopEnv } from '@/lib/env';
-import { identitySignature, SESSION_COOKIE, sessionValue } from '@/lib/identity';
+import {
+  identitySignature,
+  requestIsHttps,
+  SESSION_COOKIE,
+  SESSION_LIFETIME_SECONDS,
+  sessionValue,
+} from '@/lib/identity';
 
 export async function POST(request: Request): Promise<Response> {
   const env = shopEnv();
@@ -31,8 +37,10 @@ export async function POST(request: Request): Promise<Response> {
   res.cookies.set(SESSION_COOKIE, sessionValue(env.identitySecret, user.userId), {
     httpOnly: true,
     sameSite: 'lax',
+    // Over https only when the visitor came over https: the local shop is plain http.
+    secure: requestIsHttps(request),
     path: '/',
-    maxAge: 60 * 60 * 24 * 30,
+    maxAge: SESSION_LIFETIME_SECONDS,
   });
   return res;
 }
