@@ -158,7 +158,7 @@ export async function ingestBatch(
     consents.set(key, consent);
     return consent;
   };
-  const byBrowser = new Map<string, Judged[]>();
+  const judged: Judged[] = [];
   let consentDropped = 0;
   let signaturesExpired = 0;
   for (const { index, event: sent, facts: eventFacts } of input.events) {
@@ -214,22 +214,21 @@ export async function ingestBatch(
       consentDropped++;
       continue;
     }
-    const judged: Judged = { index, event, enrichment: enrichEvent(event, eventFacts ?? facts), target };
-    if (consent !== undefined) judged.consent = consent;
-    if (claimedPerson !== undefined) judged.claimedPerson = claimedPerson;
-    const list = byBrowser.get(event.anonymousId);
-    if (list) list.push(judged);
-    else byBrowser.set(event.anonymousId, [judged]);
+    const j: Judged = { index, event, enrichment: enrichEvent(event, eventFacts ?? facts), target };
+    if (consent !== undefined) j.consent = consent;
+    if (claimedPerson !== undefined) j.claimedPerson = claimedPerson;
+    judged.push(j);
   }
   count('invalid', outcome.rejected.length);
   count('consent_dropped', consentDropped);
   count('signature_expired', signaturesExpired);
   outcome.dropped += consentDropped;
 
-  // 2. Each browser's events go to their person in order; browsers run in parallel. One
-  // failing (its object unavailable) does not stop the others: what they applied is
-  // forwarded below before the failure is passed on, since the client's retry finds those
-  // events duplicates and nothing would forward them then.
+  // 2. Each browser's events go to their person in order; browsers run in parallel, except
+  // that a run to a person another browser's run reached earlier in the batch waits for it
+  // (see browserRuns). One failing (its object unavailable) does not stop the others: what
+  // they applied is forwarded below before the failure is passed on, since the client's
+  // retry finds those events duplicates and nothing would forward them then.
   const messages: QueueMessage[] = [];
   // Triggers wait for the whole batch (see triggersAfter): a later run may sign the
   // browser in, or change the person's choice.
@@ -237,84 +236,95 @@ export async function ingestBatch(
   const latest = new Map<PersonKey, IngestResult>();
   const profileStarted = Date.now();
   const applied = await Promise.allSettled(
-    [...byBrowser.values()].map(async (events) => {
+    browserRuns(judged).map(async ({ events, runs }) => {
       let limit = input.anonymousLimit;
-      for (const run of consecutiveRuns(events)) {
-        const first = run[0];
-        if (!first) continue;
-        const inputs: ProfileEventInput[] = run.map((j) => {
-          const personalization = j.consent !== undefined && isGranted(j.consent, 'personalization');
-          const item: ProfileEventInput = {
-            event: forProfile(j.event),
-            enrichment: {
-              receivedAt: j.enrichment.receivedAt,
-              correctedTimestamp: j.enrichment.correctedTimestamp,
-            },
-            personalization,
-            gpc,
-          };
-          if (j.consent !== undefined) item.consent = j.consent;
-          if (j.claimedPerson !== undefined) item.claimedPerson = j.claimedPerson;
-          return item;
-        });
-        const result = await ingestProfile(env, site.id, first.target, inputs, limit);
-        // The browser's bucket is checked once per request, by its first run.
-        limit = undefined;
-        if (result.rateLimited !== undefined) {
-          outcome.rateLimited.events += events.length;
-          outcome.rateLimited.retryAfterSeconds = Math.max(
-            outcome.rateLimited.retryAfterSeconds,
-            result.rateLimited,
-          );
-          count('rate_limited', events.length);
-          for (const j of events) {
-            outcome.rejected.push({
-              index: j.index,
-              id: j.event.id,
-              errors: [
-                {
-                  path: `${input.pathPrefix}[${j.index}]`,
-                  message: `rate limited: too many requests from this browser; retry after ${result.rateLimited} s`,
+      try {
+        for (const { events: run, after, done } of runs) {
+          try {
+            if (after !== undefined) await after;
+            const first = run[0];
+            if (!first) continue;
+            const inputs: ProfileEventInput[] = run.map((j) => {
+              const personalization = j.consent !== undefined && isGranted(j.consent, 'personalization');
+              const item: ProfileEventInput = {
+                event: forProfile(j.event),
+                enrichment: {
+                  receivedAt: j.enrichment.receivedAt,
+                  correctedTimestamp: j.enrichment.correctedTimestamp,
                 },
-              ],
+                personalization,
+                gpc,
+              };
+              if (j.consent !== undefined) item.consent = j.consent;
+              if (j.claimedPerson !== undefined) item.claimedPerson = j.claimedPerson;
+              return item;
             });
+            const result = await ingestProfile(env, site.id, first.target, inputs, limit);
+            // The browser's bucket is checked once per request, by its first run.
+            limit = undefined;
+            if (result.rateLimited !== undefined) {
+              outcome.rateLimited.events += events.length;
+              outcome.rateLimited.retryAfterSeconds = Math.max(
+                outcome.rateLimited.retryAfterSeconds,
+                result.rateLimited,
+              );
+              count('rate_limited', events.length);
+              for (const j of events) {
+                outcome.rejected.push({
+                  index: j.index,
+                  id: j.event.id,
+                  errors: [
+                    {
+                      path: `${input.pathPrefix}[${j.index}]`,
+                      message: `rate limited: too many requests from this browser; retry after ${result.rateLimited} s`,
+                    },
+                  ],
+                });
+              }
+              return;
+            }
+            // By id: a run's copy of an id the ProfileDO took (a client sending one id twice) is not refused.
+            const taken = new Set(result.accepted);
+            const unlinked = new Set((result.unlinked ?? []).filter((id) => !taken.has(id)));
+            for (const j of run.filter((r) => unlinked.has(r.event.id))) {
+              outcome.rejected.push({
+                index: j.index,
+                id: j.event.id,
+                errors: [
+                  {
+                    path: `${input.pathPrefix}[${j.index}].userIdSignature`,
+                    message:
+                      'userIdSignature has expired, and this browser is not signed in as that user: identify with a fresh signature',
+                  },
+                ],
+              });
+            }
+            count('invalid', unlinked.size);
+            const forward = collectMessages(site, run, result, gpc, traceparent);
+            messages.push(...forward.messages);
+            outcome.accepted += result.accepted.length;
+            outcome.duplicates += result.duplicates.length;
+            outcome.dropped += result.dropped.length + result.consentDropped.length;
+            count('accepted', result.accepted.length);
+            count('duplicate', result.duplicates.length);
+            count('suppressed', result.dropped.length);
+            count('consent_dropped', result.consentDropped.length);
+            const known = latest.get(result.personKey);
+            // A run refused whole applied nothing: its result is a placeholder (the browser's key,
+            // the default rules), not a newer state of anyone.
+            const applied = unlinked.size < run.length;
+            if (applied && (known === undefined || result.version >= known.version))
+              latest.set(result.personKey, result);
+            if (forward.triggers !== undefined)
+              triggers.push({ personKey: result.personKey, ...forward.triggers });
+          } finally {
+            done?.();
           }
-          return;
         }
-        // By id: a run's copy of an id the ProfileDO took (a client sending one id twice) is not refused.
-        const taken = new Set(result.accepted);
-        const unlinked = new Set((result.unlinked ?? []).filter((id) => !taken.has(id)));
-        for (const j of run.filter((r) => unlinked.has(r.event.id))) {
-          outcome.rejected.push({
-            index: j.index,
-            id: j.event.id,
-            errors: [
-              {
-                path: `${input.pathPrefix}[${j.index}].userIdSignature`,
-                message:
-                  'userIdSignature has expired, and this browser is not signed in as that user: identify with a fresh signature',
-              },
-            ],
-          });
-        }
-        count('invalid', unlinked.size);
-        const forward = collectMessages(site, run, result, gpc, traceparent);
-        messages.push(...forward.messages);
-        outcome.accepted += result.accepted.length;
-        outcome.duplicates += result.duplicates.length;
-        outcome.dropped += result.dropped.length + result.consentDropped.length;
-        count('accepted', result.accepted.length);
-        count('duplicate', result.duplicates.length);
-        count('suppressed', result.dropped.length);
-        count('consent_dropped', result.consentDropped.length);
-        const known = latest.get(result.personKey);
-        // A run refused whole applied nothing: its result is a placeholder (the browser's key,
-        // the default rules), not a newer state of anyone.
-        const applied = unlinked.size < run.length;
-        if (applied && (known === undefined || result.version >= known.version))
-          latest.set(result.personKey, result);
-        if (forward.triggers !== undefined)
-          triggers.push({ personKey: result.personKey, ...forward.triggers });
+      } finally {
+        // A browser refused (rate limited) or failed part-way gives up its later runs: the
+        // runs of other browsers that wait for them may go.
+        for (const run of runs) run.done?.();
       }
     }),
   );
@@ -460,20 +470,58 @@ function forProfile(event: CustomerAction): CustomerAction {
   return slim;
 }
 
-/** Splits one browser's events into consecutive runs that go to the same person. */
-function consecutiveRuns(events: Judged[]): Judged[][] {
-  const runs: Judged[][] = [];
-  let current: Judged[] = [];
-  for (const e of events) {
-    const head = current[0];
-    if (head && head.target !== e.target) {
-      runs.push(current);
-      current = [];
+/** One browser's consecutive events bound for one person, and its place in that person's order. */
+interface Run {
+  events: Judged[];
+  /** Settles when the run before it to the same person, another browser's, is over. */
+  after?: Promise<void>;
+  /** Ends this run's turn, letting the run after it go; set only when another browser's run waits for it. */
+  done?: () => void;
+}
+
+/** A browser's events, and its runs in batch order. */
+interface BrowserRuns {
+  events: Judged[];
+  runs: Run[];
+}
+
+/**
+ * Splits a batch's events (in batch order) into each browser's runs to one person. A run
+ * ends where its browser's next event goes to someone else, or where another browser's event
+ * to the same person comes between (a server message naming only its user, or another
+ * browser of a signed-in user), so one person's runs hold separate stretches of the batch;
+ * a run after another browser's run to its person waits for that one (`after`). Its own
+ * browser's earlier runs it follows anyway: a browser applies its runs one by one. No wait
+ * can come round in a circle: a run waits only for runs that begin earlier in the batch (the
+ * previous of its browser, and `after`). A batch of one browser (the SDK's) waits for nothing.
+ */
+function browserRuns(judged: Judged[]): BrowserRuns[] {
+  const browsers = new Map<string, BrowserRuns>();
+  const lastRun = new Map<PersonKey, Run>();
+  for (const j of judged) {
+    const browserId = j.event.anonymousId;
+    let browser = browsers.get(browserId);
+    if (browser === undefined) {
+      browser = { events: [], runs: [] };
+      browsers.set(browserId, browser);
     }
-    current.push(e);
+    browser.events.push(j);
+    const current = browser.runs.at(-1);
+    const previous = lastRun.get(j.target);
+    if (current !== undefined && previous === current) {
+      current.events.push(j);
+      continue;
+    }
+    const run: Run = { events: [j] };
+    if (previous !== undefined && previous.events[0]?.event.anonymousId !== browserId) {
+      run.after = new Promise<void>((resolve) => {
+        previous.done = resolve;
+      });
+    }
+    browser.runs.push(run);
+    lastRun.set(j.target, run);
   }
-  if (current.length > 0) runs.push(current);
-  return runs;
+  return [...browsers.values()];
 }
 
 /**
