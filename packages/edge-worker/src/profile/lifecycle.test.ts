@@ -139,6 +139,61 @@ describe('retention interrupted while forgetting the merged browsers', () => {
   }, 20_000);
 });
 
+describe('a sign-in whose person fails after the browser handed over', () => {
+  /** The browser hands its profile over, then the person's write fails (an eviction, a failed statement). */
+  const failAfterHandOver = () => {
+    const handOver = ProfileDO.prototype.handOver;
+    vi.spyOn(ProfileDO.prototype, 'handOver').mockImplementationOnce(async function (
+      this: ProfileDO,
+      to: PersonKey,
+      siteId: string,
+      self: PersonKey,
+    ) {
+      await handOver.call(this, to, siteId, self);
+      throw new Error('evicted');
+    });
+  };
+
+  it('keeps the browser’s history: the retried sign-in takes it again', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    await collect([productView(b, 'p1', 'shoes')]);
+    failAfterHandOver();
+    const signIn = [productView(b, 'p2', 'hats', { userId, userIdSignature: await signed(userId) })];
+    expect((await collect(signIn)).status).toBeGreaterThanOrEqual(500);
+    vi.restoreAllMocks();
+    expect(await (await collect(signIn)).json()).toMatchObject({ accepted: 1 });
+    const person = await viewProfile(env, SITE, `user:${userId}`);
+    expect(person?.counters['product.viewed']).toBe(2);
+    expect(person?.interests['category:shoes']).toBeGreaterThan(0);
+    // Stored: the browser's copy is gone (it is an alias holding nothing of its own).
+    await vi.waitFor(async () => {
+      const held = await exportProfile(env, SITE, `anon:${b}`);
+      expect(held.handedOver).toBeUndefined();
+      expect(held.seenEventIds).toBe(0);
+    });
+  });
+
+  it('takes the history with the browser’s next anonymous event, without deadlocking the two objects', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    await collect([productView(b, 'p1', 'shoes')]);
+    failAfterHandOver();
+    const signIn = [productView(b, 'p2', 'hats', { userId, userIdSignature: await signed(userId) })];
+    expect((await collect(signIn)).status).toBeGreaterThanOrEqual(500);
+    vi.restoreAllMocks();
+    // The browser forwards this to the person from within its own turn; the person, not
+    // listing the browser, asks it for its profile from within theirs.
+    const next = await within(collect([productView(b, 'p3', 'shoes')]), 5_000);
+    expect(next).not.toBe('timed out');
+    if (next === 'timed out') return;
+    expect(await next.json()).toMatchObject({ accepted: 1 });
+    const person = await viewProfile(env, SITE, `user:${userId}`);
+    expect(person?.counters['product.viewed']).toBe(2);
+    expect(person?.interests['category:shoes']).toBeGreaterThan(1);
+  });
+});
+
 describe('an erasure while retention is still forgetting the merged browsers', () => {
   it('tombstones the browsers retention had not forgotten yet, and unlinks them', async () => {
     const { userId, browsers } = await signedInBrowsers(2);

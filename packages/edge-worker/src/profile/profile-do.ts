@@ -122,6 +122,12 @@ export interface ProfileExport {
    * offered, who the person is, when first and last seen), and the person's data with it.
    */
   replaying?: Replaying;
+  /**
+   * A browser's profile as it handed it to its person, kept until the person confirms they
+   * stored it (see handOver): a copy of what the person holds, or, if their write failed,
+   * what they will take when they retry.
+   */
+  handedOver?: ProfileState;
   seenEventIds: number;
 }
 
@@ -284,6 +290,8 @@ export class ProfileDO extends DurableObject<Env> {
    */
   #kv: Map<string, string> | undefined;
   #insertsSincePrune = 0;
+  /** Browsers this person took over in the ingest under way: told once it is stored (confirmHandOver). */
+  #takenOver: PersonKey[] = [];
   /** This browser's rate-limit bucket, in memory (forgetting it only errs towards allowing). */
   #bucket: { tokens: number; updatedAt: number } | undefined;
   /** Browsers that refused a hand-over (someone else's, or erased), so later events do not ask again. */
@@ -544,6 +552,7 @@ export class ProfileDO extends DurableObject<Env> {
       now,
     );
     const unclaimed = new Set(claimed);
+    this.#takenOver = [];
     try {
       // Events that came without consent (server producers) go by the person's recorded
       // choice, as the site's categories stand today: one the marketer has since disabled
@@ -574,6 +583,8 @@ export class ProfileDO extends DurableObject<Env> {
       this.#unclaim(claimed);
       this.#loaded = false;
       this.#state = undefined;
+      // The browsers handed over keep their copy: the retry takes it again.
+      this.#takenOver = [];
       // A new person's identity row and tables would otherwise stay, and no retention
       // alarm (set only once events are stored) would ever delete them.
       if (firstWrite) await this.#deleteEverything();
@@ -592,6 +603,23 @@ export class ProfileDO extends DurableObject<Env> {
     this.#insertsSincePrune += claimed.length;
     this.#save(state);
     this.#pruneSeen(now, firstWrite);
+    // Stored: the browsers taken over may drop their copies. After this turn, not within it
+    // (a browser may be forwarding an event here from within its own turn).
+    for (const browser of this.#takenOver.splice(0))
+      this.ctx.waitUntil(
+        this.#stub(siteId, browser)
+          .confirmHandOver(personKey)
+          .catch((err: unknown) =>
+            console.warn(
+              JSON.stringify({
+                level: 'warn',
+                msg: 'profile.hand_over_unconfirmed',
+                siteId,
+                error: err instanceof Error ? err.name : 'unknown',
+              }),
+            ),
+          ),
+      );
     // During a replay the alarm must also come when the replay counts as abandoned.
     await this.#scheduleRetention(
       Math.min(
@@ -788,6 +816,7 @@ export class ProfileDO extends DurableObject<Env> {
     }
     // Below the bound (checked above): the browser now forwards its events here, so it is linked.
     linkBrowserTo(state, anonymousId);
+    this.#takenOver.push(`anon:${anonymousId}`);
     for (const row of handed.seen) {
       this.#writable().exec('INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)', row.id, row.at);
     }
@@ -880,8 +909,18 @@ export class ProfileDO extends DurableObject<Env> {
     });
   }
 
-  /** Hands this anonymous profile to a person and becomes an alias of it (verified identify). */
+  /**
+   * Hands this anonymous profile to a person and becomes an alias of it (verified identify).
+   * The profile and seen ids stay here, as the `handing` row and the seen table, until the
+   * person has stored them (confirmHandOver): a person whose write fails after the hand-over
+   * (an eviction, a failed statement) takes them again when the event is retried, instead of
+   * finding an alias with nothing left (before, the browser's history was lost for good).
+   */
   async handOver(to: PersonKey, siteId: string, self: PersonKey): Promise<HandOver> {
+    // A repeat for the person this browser was handed to: answered at once, outside this
+    // object's turn, which may be forwarding an event to that person, who waits on this answer
+    // within theirs (the retry of a failed sign-in, or this browser's next anonymous event).
+    if (this.#tombstone() === undefined && this.#alias() === to) return this.#handedCopy();
     return this.#inOrder(async () => {
       // A browser linked to another person stays theirs, and an erased one stays erased: a
       // signed-in user naming someone else's anonymous id (it travels in cookies and decide
@@ -891,22 +930,40 @@ export class ProfileDO extends DurableObject<Env> {
         return { seen: [], refused: true };
       // An alias must know its site to forward reads (the browser may never have sent anonymously).
       if (this.#identity() === undefined) this.#put('identity', JSON.stringify({ siteId, personKey: self }));
+      // Handed over already (a repeat queued behind this object's turn).
+      if (alias === to) return this.#handedCopy();
       const state = this.#load();
-      const sql = this.#writable();
-      const seen = sql
-        .exec<{ id: string; at: number }>(
-          // Ids past the window are no use to the person either (they would only grow their table).
-          'SELECT id, at FROM seen WHERE at >= ? ORDER BY at DESC LIMIT ?',
-          Date.now() - SEEN_WINDOW_MS,
-          SEEN_MAX,
-        )
-        .toArray();
-      sql.exec('DELETE FROM seen');
+      if (state) this.#put('handing', JSON.stringify(state));
       this.#drop('profile');
       this.#state = undefined;
       this.#loaded = true;
       this.#put('alias', to);
-      return state ? { state: JSON.stringify(state), seen } : { seen };
+      return this.#handedCopy();
+    });
+  }
+
+  /** What this browser handed over, as its person takes it (again, after a failed write). */
+  #handedCopy(): HandOver {
+    const state = this.#get('handing');
+    const seen = this.#hasTables
+      ? this.#sql
+          .exec<{ id: string; at: number }>(
+            // Ids past the window are no use to the person either (they would only grow their table).
+            'SELECT id, at FROM seen WHERE at >= ? ORDER BY at DESC LIMIT ?',
+            Date.now() - SEEN_WINDOW_MS,
+            SEEN_MAX,
+          )
+          .toArray()
+      : [];
+    return state !== undefined ? { state, seen } : { seen };
+  }
+
+  /** The person stored what this browser handed over: the copy kept for a retry goes. */
+  async confirmHandOver(to: PersonKey): Promise<void> {
+    await this.#inOrder(async () => {
+      if (this.#alias() !== to || !this.#hasTables) return;
+      this.#drop('handing');
+      this.#sql.exec('DELETE FROM seen');
     });
   }
 
@@ -925,6 +982,8 @@ export class ProfileDO extends DurableObject<Env> {
       if (identity) out.identity = identity;
       if (state) out.profile = state;
       if (alias !== undefined) out.aliasOf = alias;
+      const handing = this.#get('handing');
+      if (handing !== undefined) out.handedOver = JSON.parse(handing) as ProfileState;
       if (tombstone !== undefined) out.erasedAt = tombstone;
       const erasure = this.#erasure();
       if (erasure !== undefined) {
