@@ -4,6 +4,7 @@ import {
   applyEvent,
   type ConsentRecord,
   claimAfterWithdrawals,
+  clearPersonalization,
   consentAfter,
   DEFAULT_RULES,
   decayedInterests,
@@ -251,6 +252,38 @@ describe('a cart add flushed late, after an order', () => {
     // An add after the order is in the cart as before.
     applyEvent(s, ev('cart.item.added', { productId: 'q', category: 'shoes' }), T0 + 50 * 60_000, rules);
     expect(s.cart).toEqual(['q']);
+  });
+
+  it('keeps an add made after an order that itself arrived late', () => {
+    const s = fresh();
+    applyEvent(s, ev('page.viewed'), T0 + 60 * 60_000, rules);
+    // An offline phone flushes its order (10:00) and then a cart add (10:30) after a laptop's 11:00 view.
+    applyEvent(s, ev('order.completed', { orderId: 'o', total: 10, productId: 'p' }), T0, rules);
+    applyEvent(s, ev('cart.item.added', { productId: 'q', category: 'shoes' }), T0 + 30 * 60_000, rules);
+    expect(s.cart).toEqual(['q']);
+  });
+});
+
+describe('a sign-in merging a browser profile cleared of what it learned', () => {
+  it('counts the visit once personalization is granted again in it', () => {
+    const browser = fresh();
+    applyEvent(
+      browser,
+      ev('product.viewed', { productId: 'a', category: 'shoes' }, { sessionId: 'S1' }),
+      T0,
+      rules,
+    );
+    // Merged without personalization: what the browser learned (its counters) is not taken.
+    clearPersonalization(browser);
+    const person = emptyProfile('demo', 'user:u1', new Date(T0 + 1).toISOString());
+    mergeProfiles(person, browser, rules);
+    applyEvent(
+      person,
+      ev('product.viewed', { productId: 'b' }, { userId: 'u1', sessionId: 'S1' }),
+      T0 + 2,
+      rules,
+    );
+    expect(person.counters.sessions).toBe(1);
   });
 });
 

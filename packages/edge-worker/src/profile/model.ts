@@ -154,6 +154,8 @@ export interface ProfileState {
   lastProductView?: { productId: string; at: number };
   lastCartAddAt?: number;
   lastOrderAt?: number;
+  /** The latest order's own time (lastOrderAt is the profile's clock, which a later event may have moved on). */
+  lastOrderEventAt?: number;
   lastSessionId?: string;
   firstSeen: string;
   lastSeen: string;
@@ -490,7 +492,7 @@ export function applyEvent(
       // An add made before the person's last order (flushed late from an offline device)
       // was emptied from the cart by that order: put back, it would be a bought product in
       // the cart and make a cart abandoner of the buyer.
-      if (state.lastOrderAt !== undefined && at < state.lastOrderAt) break;
+      if (state.lastOrderEventAt !== undefined && at < state.lastOrderEventAt) break;
       if (first?.productId !== undefined) pushUnique(state.cart, first.productId);
       state.lastCartAddAt = now;
       break;
@@ -504,6 +506,7 @@ export function applyEvent(
       for (const p of products) if (p.productId !== undefined) pushUnique(state.purchased, p.productId);
       state.cart = [];
       state.lastOrderAt = now;
+      state.lastOrderEventAt = Math.max(state.lastOrderEventAt ?? at, at);
       break;
     }
     default:
@@ -656,6 +659,11 @@ export function clearPersonalization(state: ProfileState): void {
   delete state.lastProductView;
   delete state.lastCartAddAt;
   delete state.lastOrderAt;
+  delete state.lastOrderEventAt;
+  // The sessions counted are gone: the next event's session is counted afresh (kept, a
+  // visit that re-granted personalization, or a sign-in merging this cleared profile,
+  // would never count it).
+  delete state.lastSessionId;
   state.version++;
 }
 
@@ -695,6 +703,8 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
     into.lastCartAddAt = from.lastCartAddAt;
   if (from.lastOrderAt !== undefined && (into.lastOrderAt ?? 0) < from.lastOrderAt)
     into.lastOrderAt = from.lastOrderAt;
+  if (from.lastOrderEventAt !== undefined && (into.lastOrderEventAt ?? 0) < from.lastOrderEventAt)
+    into.lastOrderEventAt = from.lastOrderEventAt;
   let withdrawn = false;
   // Last: a withdrawal clears everything merged above too. The newer choice stands. An older
   // browser choice that reached the Worker after the person's choice was made is ordered as
