@@ -140,6 +140,12 @@ export async function readCovisits(
   return new Map(result);
 }
 
+/** A product's successors if this isolate holds them fresh (no read), else undefined. */
+export function cachedCovisits(siteId: string, productId: string): NextItem[] | undefined {
+  const hit = cache.get(`${siteId}\u0000${productId}`);
+  return hit && Date.now() - hit.at < CACHE_TTL_MS ? hit.next : undefined;
+}
+
 /** Forgets cached successors (tests; a catalog reset). */
 export function clearCovisitCache(): void {
   cache.clear();

@@ -11,7 +11,7 @@ import { consentInForce, LIMITS, readJsonText } from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { type ConsentConfigRead, readConsentConfig } from '../config/consent-config.ts';
-import { readCovisits } from '../decide/covisitation.ts';
+import { cachedCovisits, readCovisits } from '../decide/covisitation.ts';
 import {
   catalogWithinBudget,
   decideSlots,
@@ -20,6 +20,7 @@ import {
   productFromPath,
 } from '../decide/decide.ts';
 import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.ts';
+import type { CovisitCounts } from '../decide/scorer.ts';
 import { clientAddress, underIpLimit } from '../ingest/rate-limit.ts';
 import { logOnce } from '../observability/index.ts';
 import { rewriteSlots, type SlotRequest } from '../rewrite/index.ts';
@@ -180,6 +181,9 @@ async function firstPartyDecide(c: Context<AppEnv>) {
   const aid = anonymousIdFrom(parseCookies(c.req.header('cookie') ?? null));
   return answerDecide(c, site, aid !== undefined ? { fallbackAnonymousId: aid } : {});
 }
+
+/** How long a read of a slot's "viewed next" counts for the next page may take, after the response. */
+const COVISIT_WARM_MS = 1000;
 
 /** Request headers not forwarded to the origin (hop-by-hop, or the Worker's own). */
 const HOP_BY_HOP = [
@@ -528,9 +532,27 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         !ctx.covisits.has(productId) &&
         catalog.indexById.has(productId)
       ) {
-        return readCovisits(c.env, site.id, [productId], deadline - Date.now()).then((counts) =>
-          decideFill({ catalog, ctx: { ...ctx, covisits: new Map([...ctx.covisits, ...counts]) } }, request),
-        );
+        const withCounts = (counts: CovisitCounts): PreparedDecision => ({
+          catalog,
+          ctx: { ...ctx, covisits: new Map([...ctx.covisits, ...counts]) },
+        });
+        const cached = cachedCovisits(site.id, productId);
+        if (cached !== undefined) return decideFill(withCounts(new Map([[productId, cached]])), request);
+        const left = deadline - Date.now();
+        if (left > 0)
+          // Decided only while the page may still wait: a fill the deadline gave up on must not
+          // count as served (the slot keeps its default).
+          return readCovisits(c.env, site.id, [productId], left).then((counts) =>
+            Date.now() < deadline ? decideFill(withCounts(counts), request) : null,
+          );
+        // Past the deadline (a slow origin) the slot is decided at once without them, as
+        // before; the read fills this isolate's cache for the product's next page.
+        const warm = readCovisits(c.env, site.id, [productId], COVISIT_WARM_MS).catch(() => undefined);
+        try {
+          c.executionCtx.waitUntil(warm);
+        } catch {
+          // No execution context (a unit test's app.request): the read runs unobserved.
+        }
       }
       return decideFill(ready, request);
     };

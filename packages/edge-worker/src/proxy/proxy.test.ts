@@ -926,6 +926,36 @@ describe('edge proxy: the product a slot names is a source of "viewed next"', ()
       /data-product-id="travel-mug"[\s\S]*?people who viewed Two-Person Tent viewed this next/,
     );
   });
+
+  it('fills the slot at once when the page reaches it after the deadline (a slow origin), and reads the counts for the next page', async () => {
+    clearCovisitCache();
+    const ready = await prepareDecision(env, {
+      siteId: 'demo',
+      personKey: `anon:${fan}`,
+      anonymousId: fan,
+      slots: [],
+      budgetMs: 2000,
+    });
+    const app = new Hono<AppEnv>();
+    mountEdgeProxy(app, { prepare: async () => ready });
+    const tentPage = async () => {
+      const ctx = createExecutionContext();
+      // A budget of 0: the deadline has passed before the origin's first byte.
+      const res = await app.fetch(
+        new Request(`${SHOP}/p/tent`, { headers: { accept: 'text/html', cookie: `attune_aid=${fan}` } }),
+        { ...env, DECISION_BUDGET_MS: '0' },
+        ctx,
+      );
+      const recs = slot(await res.text(), 'recommendations') ?? '';
+      await waitOnExecutionContext(ctx);
+      return recs;
+    };
+    const first = await tentPage();
+    expect(first).not.toContain('Origin picks');
+    expect(first).toContain('class="card"');
+    // The read made after the first page is in the isolate's cache for the next one.
+    expect(await tentPage()).toMatch(/people who viewed Two-Person Tent viewed this next/);
+  });
 });
 
 describe('rewriteSlots on awkward markup', () => {
