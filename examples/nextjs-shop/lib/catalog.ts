@@ -113,8 +113,17 @@ export async function listProducts(): Promise<Product[]> {
   try {
     res = await fetch(url, { headers, cache: 'no-store', signal: AbortSignal.timeout(5000) });
   } catch (err) {
+    // The fetch error (a socket's address, a stack) goes to the server's log, not to the
+    // page every visitor sees: it names nothing about a person.
+    console.error(
+      JSON.stringify({
+        msg: 'catalog.unreachable',
+        error: err instanceof Error ? err.name : 'unknown',
+        cause: String(err).slice(0, 200),
+      }),
+    );
     throw new CatalogUnavailableError(
-      `catalog: Directus at ${env.directusUrl} is not reachable (${String(err)}); start it with ./attune up`,
+      `catalog: Directus at ${env.directusUrl} is not reachable; start it with ./attune up`,
     );
   }
   if (!res.ok)

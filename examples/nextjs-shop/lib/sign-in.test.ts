@@ -112,6 +112,7 @@ describe('asking the shop to sign in', () => {
       async () => new Response('<html>Bad gateway', { status: 502 }),
     ],
     ['the answer is cut short', async () => new Response('{"userId":', { status: 200 })],
+    ['the answer is JSON null', async () => new Response('null', { status: 200 })],
   ])('says the shop could not be reached when %s', async (_, res) => {
     expect(await requestSignIn('user_ada', answering(res))).toEqual({ ok: false, error: UNREACHABLE });
     expect(UNREACHABLE).toMatch(/^Could not reach the shop/);

@@ -35,7 +35,10 @@ export async function requestSignIn(
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ userId }),
     });
-    body = (await res.json()) as typeof body;
+    const json: unknown = await res.json();
+    // JSON that is not an object (null, a number) is no answer of the shop's either.
+    if (json === null || typeof json !== 'object') return { ok: false, error: UNREACHABLE };
+    body = json as typeof body;
   } catch {
     return { ok: false, error: UNREACHABLE };
   }
