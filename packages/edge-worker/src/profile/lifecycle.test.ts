@@ -194,6 +194,84 @@ describe('a sign-in whose person fails after the browser handed over', () => {
   });
 });
 
+describe('the copy a browser keeps of what it handed over', () => {
+  /** A browser with one anonymous view, and a person whose write fails right after the browser handed it over. */
+  async function failedSignIn() {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    await collect([productView(b, 'p1', 'shoes')]);
+    const handOver = ProfileDO.prototype.handOver;
+    vi.spyOn(ProfileDO.prototype, 'handOver').mockImplementationOnce(async function (
+      this: ProfileDO,
+      to: PersonKey,
+      siteId: string,
+      self: PersonKey,
+    ) {
+      await handOver.call(this, to, siteId, self);
+      throw new Error('evicted');
+    });
+    const signature = await signed(userId);
+    expect(
+      (await collect([productView(b, 'p2', 'hats', { userId, userIdSignature: signature })])).status,
+    ).toBe(500);
+    vi.restoreAllMocks();
+    queue = recordQueue();
+    return { b, userId, signature, browser: profileStub(env, SITE, `anon:${b}`) };
+  }
+
+  it('goes once the person is asked and holds the browser (its confirmation was lost)', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    await collect([productView(b, 'p1', 'shoes')]);
+    vi.spyOn(ProfileDO.prototype, 'confirmHandOver').mockImplementationOnce(async () => {
+      throw new Error('lost');
+    });
+    await collect([productView(b, 'p2', 'hats', { userId, userIdSignature: await signed(userId) })]);
+    const browser = profileStub(env, SITE, `anon:${b}`);
+    expect((await exportProfile(env, SITE, `anon:${b}`)).handedOver).toBeDefined();
+    expect(await runDurableObjectAlarm(browser)).toBe(true);
+    const held = await exportProfile(env, SITE, `anon:${b}`);
+    expect(held.handedOver).toBeUndefined();
+    expect(held.seenEventIds).toBe(0);
+    expect(held.aliasOf).toBe(`user:${userId}`);
+  });
+
+  it('is erased, here and downstream, when the person it was handed to was erased', async () => {
+    const { b, userId, browser } = await failedSignIn();
+    expect((await people(`user:${userId}`, 'DELETE')).status).toBe(200);
+    expect(await runDurableObjectAlarm(browser)).toBe(true);
+    expect(await browser.erasedAt()).not.toBeNull();
+    expect((await exportProfile(env, SITE, `anon:${b}`)).handedOver).toBeUndefined();
+    expect(queue.messages).toContainEqual(
+      expect.objectContaining({ kind: 'erasure', personId: `anon:${b}`, anonymousIds: [b] }),
+    );
+  });
+
+  it('is kept for a retry for a week, then the hand-over is undone and the next sign-in makes it again', async () => {
+    const { b, userId, signature, browser } = await failedSignIn();
+    expect(await runDurableObjectAlarm(browser)).toBe(true);
+    expect((await exportProfile(env, SITE, `anon:${b}`)).handedOver).toBeDefined();
+    // A week on without a retry.
+    await runInDurableObject(browser, async (_o: ProfileDO, state) => {
+      state.storage.sql.exec(
+        "UPDATE kv SET v = ? WHERE k = 'handed_at'",
+        String(Date.now() - 8 * 86_400_000),
+      );
+      await state.storage.setAlarm(Date.now() + 60_000);
+    });
+    expect(await runDurableObjectAlarm(browser)).toBe(true);
+    const undone = await exportProfile(env, SITE, `anon:${b}`);
+    expect(undone.aliasOf).toBeUndefined();
+    expect(undone.handedOver).toBeUndefined();
+    expect(undone.profile?.counters['product.viewed']).toBe(1);
+    // Its next sign-in hands it over anew: the person has the browser's history.
+    await collect([productView(b, 'p3', 'hats', { userId, userIdSignature: signature })]);
+    const person = await viewProfile(env, SITE, `user:${userId}`);
+    expect(person?.counters['product.viewed']).toBe(2);
+    expect(person?.interests['category:shoes']).toBeGreaterThan(0);
+  });
+});
+
 describe('an erasure while retention is still forgetting the merged browsers', () => {
   it('tombstones the browsers retention had not forgotten yet, and unlinks them', async () => {
     const { userId, browsers } = await signedInBrowsers(2);

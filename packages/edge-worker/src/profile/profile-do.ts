@@ -52,6 +52,15 @@ const TOMBSTONE_TTL_MS = LIMITS.maxEventAgeMs + DAY_MS;
 /** When a retention run that could not forget every merged browser is taken up again. */
 const RETIRING_RETRY_MS = 60_000;
 /**
+ * A browser's copy of what it handed to its person (see handOver) is checked with the person
+ * this long after the hand-over, and again every HANDING_RECHECK_MS while the person has not
+ * taken it (their write failed, and no retry came yet); after HANDING_KEEP_MS without one the
+ * hand-over is undone.
+ */
+const HANDING_CHECK_MS = 5 * 60_000;
+const HANDING_RECHECK_MS = 60 * 60_000;
+const HANDING_KEEP_MS = 7 * DAY_MS;
+/**
  * How long a person's retention alarm waits at most, however far their retention date: the
  * site's period is read again at every alarm, so one shortened since (a privacy officer's
  * change) reaches a person whose alarm was set under the longer one within this time, not
@@ -933,7 +942,14 @@ export class ProfileDO extends DurableObject<Env> {
       // Handed over already (a repeat queued behind this object's turn).
       if (alias === to) return this.#handedCopy();
       const state = this.#load();
-      if (state) this.#put('handing', JSON.stringify(state));
+      const now = Date.now();
+      if (state) {
+        this.#put('handing', JSON.stringify(state));
+        this.#put('handed_at', String(now));
+        // Should the person's confirmation never come, the alarm asks them (settleHandOver).
+        await this.ctx.storage.setAlarm(now + HANDING_CHECK_MS);
+        this.#alarmAt = now + HANDING_CHECK_MS;
+      }
       this.#drop('profile');
       this.#state = undefined;
       this.#loaded = true;
@@ -961,9 +977,79 @@ export class ProfileDO extends DurableObject<Env> {
   /** The person stored what this browser handed over: the copy kept for a retry goes. */
   async confirmHandOver(to: PersonKey): Promise<void> {
     await this.#inOrder(async () => {
-      if (this.#alias() !== to || !this.#hasTables) return;
+      if (this.#alias() === to) this.#dropHandedCopy();
+    });
+  }
+
+  #dropHandedCopy(): void {
+    if (!this.#hasTables) return;
+    this.#drop('handing');
+    this.#drop('handed_at');
+    this.#sql.exec('DELETE FROM seen');
+  }
+
+  /**
+   * Whether this person holds `anonymousId` (a browser asking after its hand-over, see
+   * settleHandOver): listed among their browsers (or being re-linked by a replay, or forgotten
+   * by a retention run), erased, or neither.
+   */
+  async holdsBrowser(anonymousId: string): Promise<'listed' | 'erased' | 'absent'> {
+    return this.#inOrder(async () => {
+      if (this.#tombstone() !== undefined) return 'erased';
+      const listed =
+        this.#load()?.anonymousIds.includes(anonymousId) === true ||
+        this.#replaying()?.browsers.includes(anonymousId) === true ||
+        this.#retiring()?.browsers.includes(`anon:${anonymousId}`) === true;
+      return listed ? 'listed' : 'absent';
+    });
+  }
+
+  /**
+   * The alarm of a browser still holding the copy of what it handed over: the person's
+   * confirmation was lost, or their write failed and no retry came. Asked (outside this
+   * object's turn: the person may be waiting on this browser), the person says whether they
+   * hold it: if so, the copy goes; if they were erased, so is this browser, here and
+   * downstream (its events before the sign-in were theirs); if not yet, the copy is kept
+   * for a retry, for a week at most, and then the hand-over is undone: the browser is
+   * anonymous again, with its own profile, and its next signed event hands it over anew.
+   * Before, such a copy lived on with nobody to delete it (past the person's erasure and
+   * retention), and a lost confirmation kept what a withdrawal had cleared.
+   */
+  async #settleHandOver(siteId: string, to: PersonKey, self: PersonKey): Promise<void> {
+    const held = await this.#stub(siteId, to).holdsBrowser(self.slice('anon:'.length));
+    await this.#inOrder(async () => {
+      const handing = this.#get('handing');
+      // Confirmed, erased or undone meanwhile.
+      if (this.#alias() !== to || handing === undefined || this.#tombstone() !== undefined) return;
+      const now = Date.now();
+      if (held === 'listed') return this.#dropHandedCopy();
+      if (held === 'erased') {
+        const message: ErasureMessage = {
+          kind: 'erasure',
+          siteId,
+          personId: self,
+          anonymousIds: [self.slice('anon:'.length)],
+          requestedAt: new Date(now).toISOString(),
+          erasureId: newUlid(now),
+          reason: 'request',
+        };
+        // Downstream first, as retention does: if the send fails the alarm is retried.
+        await this.env.EVENTS.send(message);
+        return this.#wipe(true, { personKey: self, anonymousIds: [], erased: true });
+      }
+      if (now - Number(this.#get('handed_at') ?? now) < HANDING_KEEP_MS) {
+        await this.ctx.storage.setAlarm(now + HANDING_RECHECK_MS);
+        this.#alarmAt = now + HANDING_RECHECK_MS;
+        return;
+      }
+      const state = JSON.parse(handing) as ProfileState;
+      this.#drop('alias');
       this.#drop('handing');
-      this.#sql.exec('DELETE FROM seen');
+      this.#drop('handed_at');
+      this.#save(state);
+      const { retentionMs } = await this.#rules(siteId);
+      this.#alarmAt = undefined;
+      await this.#scheduleRetention(retentionDue(state, undefined, retentionMs));
     });
   }
 
@@ -1111,6 +1197,17 @@ export class ProfileDO extends DurableObject<Env> {
 
   /** Retention: deletes a person inactive past the period; expires tombstones. */
   override async alarm(): Promise<void> {
+    const handing = await this.#inOrder(async () => {
+      // Alarms are rare: read the kv rows from storage, not from the in-memory copy.
+      this.#kv = undefined;
+      const to = this.#alias();
+      const identity = this.#identity();
+      return to !== undefined && identity !== undefined && this.#get('handing') !== undefined
+        ? { to, identity }
+        : undefined;
+    });
+    if (handing !== undefined)
+      return this.#settleHandOver(handing.identity.siteId, handing.to, handing.identity.personKey);
     const retiring = await this.#inOrder(() => this.#retire());
     if (retiring === undefined) return;
     // Outside this object's turn, as in erase(): a merged browser forwards its events here
