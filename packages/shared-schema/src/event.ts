@@ -113,9 +113,9 @@ export interface ValidateOptions {
    */
   receivedAt?: number;
   /**
-   * Who sent it (the site's id): with `receivedAt`, the id of a message without a time is
-   * derived from this, its person and its messageId, so two sites' (or people's) `order-1001`
-   * stay two events.
+   * Who sent it (the site's id): the id made from a Segment messageId is derived from this
+   * too (with `receivedAt`, for a message without a time, from its person as well), so two
+   * sites' (or people's) `order-1001` stay two events.
    */
   scope?: string;
 }

@@ -7,7 +7,11 @@ import { z } from 'zod';
 import type { KnownEventName } from './constants.ts';
 
 const id = z.string().min(1).max(128);
-const money = z.number().nonnegative();
+/**
+ * An amount, bounded: a revenue counter adds them up, and one absurd total (1e308) would make
+ * it Infinity, which JSON stores as null. A trillion in any currency is no one order.
+ */
+const money = z.number().nonnegative().max(1e12, 'expected an amount of at most 1e12');
 const currency = z.string().regex(/^[A-Z]{3}$/, 'expected an ISO 4217 currency code like "EUR"');
 const text = z.string().max(512);
 

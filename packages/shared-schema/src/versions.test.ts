@@ -230,6 +230,107 @@ describe('v0 (Segment spec) upcast', () => {
     expect(idOf(order('cus_2'), 'shop-a')).not.toBe(shopA);
   });
 
+  it('keeps two sites’ same messageId sent at the same time apart, and a retry on one site the same', () => {
+    const order: Json = {
+      type: 'track',
+      event: 'Order Completed',
+      userId: 'cus_1',
+      messageId: 'order-1001',
+      timestamp: '2026-11-26T11:00:00Z',
+      properties: { order_id: '1001', total: 64 },
+    };
+    const idOf = (scope: string) => {
+      const result = validateEvent(structuredClone(order), { now: NOW, receivedAt: NOW, scope });
+      if (!result.ok) throw new Error('rejected');
+      return result.event.id;
+    };
+    expect(idOf('shop-a')).toBe(idOf('shop-a'));
+    expect(idOf('shop-b')).not.toBe(idOf('shop-a'));
+  });
+
+  it('refuses a numeric id JSON cannot hold exactly, instead of making two users (or orders) one', () => {
+    const track = (extra: Json): Json => ({
+      type: 'track',
+      event: 'Order Completed',
+      messageId: 'm1',
+      timestamp: '2026-11-26T11:00:00Z',
+      properties: { order_id: '1', total: 1 },
+      ...extra,
+    });
+    const big = validateEvent(
+      track(
+        // As it comes over the wire: JSON.parse has already rounded it.
+        JSON.parse('{"userId": 12345678901234567891}') as Json,
+      ),
+      { now: NOW },
+    );
+    expect(big.ok).toBe(false);
+    if (!big.ok)
+      expect(big.errors[0]).toMatchObject({ path: 'userId', message: expect.stringContaining('as strings') });
+    expect(validateEvent(track({ userId: 1.5 }), { now: NOW }).ok).toBe(false);
+    const small = validateEvent(track({ userId: 42 }), { now: NOW });
+    expect(small.ok && small.event.userId).toBe('42');
+    const order = validateEvent(track({ userId: 'u', properties: { order_id: 2 ** 53 + 2, total: 1 } }), {
+      now: NOW,
+    });
+    expect(order.ok).toBe(false);
+    if (!order.ok) expect(order.errors[0]?.path).toBe('properties.orderId');
+  });
+
+  it('cuts a page’s long URL, title and campaign values to what the wire takes, instead of refusing the page view', () => {
+    const result = validateEvent(
+      {
+        type: 'page',
+        name: 'Shoes',
+        category: 'Running',
+        messageId: 'p1',
+        anonymousId: 'a1',
+        timestamp: '2026-11-26T11:00:00Z',
+        properties: { title: 'Shoes | Shop' },
+        context: {
+          page: { url: `https://shop.example/${'x'.repeat(3000)}`, title: 't'.repeat(300) },
+          campaign: { content: 'c'.repeat(300), source: 'news' },
+        },
+      },
+      { now: NOW },
+    );
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    expect(result.event.context?.page?.url).toHaveLength(2048);
+    expect(result.event.context?.page?.title).toHaveLength(256);
+    expect(result.event.context?.campaign).toMatchObject({ source: 'news' });
+    expect(result.event.context?.campaign?.content).toHaveLength(256);
+    // The page's own name and category (page('Running', 'Shoes')) are kept: the category teaches interest.
+    expect(result.event.properties).toMatchObject({
+      title: 'Shoes | Shop',
+      name: 'Shoes',
+      category: 'Running',
+    });
+  });
+
+  it('times a message whose timestamp is null on arrival, as Segment does', () => {
+    const result = validateEvent(
+      { type: 'track', event: 'X', messageId: 'n1', anonymousId: 'a1', timestamp: null },
+      { now: NOW, receivedAt: NOW },
+    );
+    expect(result.ok && result.event.timestamp).toBe(new Date(NOW).toISOString());
+  });
+
+  it('refuses an absurd amount that would make a revenue counter Infinity', () => {
+    const result = validateEvent(
+      {
+        type: 'track',
+        event: 'Order Completed',
+        messageId: 'o1',
+        anonymousId: 'a1',
+        timestamp: '2026-11-26T11:00:00Z',
+        properties: { order_id: '1', total: 1e308 },
+      },
+      { now: NOW },
+    );
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.errors[0]?.path).toBe('properties.total');
+  });
+
   it('gives distinct ULIDs to distinct messageIds and a valid ULID for any input', () => {
     fc.assert(
       fc.property(

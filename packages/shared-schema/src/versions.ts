@@ -20,7 +20,7 @@ export interface UpcastOptions {
    * such a message is rejected for its missing timestamp.
    */
   receivedAt?: number;
-  /** The sending site's id: part of the id of a message timed on arrival (see ValidateOptions.scope). */
+  /** The sending site's id: part of the id made from a Segment messageId (see ValidateOptions.scope). */
   scope?: string;
 }
 
@@ -79,8 +79,10 @@ function renameKeys(props: Json): Json {
     const name = Object.hasOwn(SEGMENT_PROPERTY_KEYS, key) ? (SEGMENT_PROPERTY_KEYS[key] ?? key) : key;
     if (key === 'products' && Array.isArray(value)) {
       out[name] = value.map((p) => (isObject(p) ? renameKeys(p) : p));
-    } else if (ID_KEYS.has(name) && typeof value === 'number' && Number.isFinite(value)) {
-      // Numeric ids (Shopify's product_id, order_id) are the same ids written as numbers.
+    } else if (ID_KEYS.has(name) && Number.isSafeInteger(value)) {
+      // Numeric ids (Shopify's product_id, order_id) are the same ids written as numbers. Only
+      // exact ones: past 2^53 JSON has already rounded them, and two ids would become one (a
+      // number that is no integer is no id either); those stay numbers, and are refused.
       out[name] = String(value);
     } else if (key === 'currency' && typeof value === 'string' && /^[a-z]{3}$/i.test(value)) {
       // Segment's own examples send "usd"; ISO 4217 codes are upper-case.
@@ -144,7 +146,20 @@ function serverBrowserId(userId: string): string {
 
 /** Whether a Segment message leaves its time to the server (it has no `timestamp` nor `originalTimestamp`). */
 export function leavesTimeToServer(message: Readonly<Record<string, unknown>>): boolean {
-  return message.timestamp === undefined && message.originalTimestamp === undefined;
+  // null as absent, as Segment's API takes it.
+  return message.timestamp == null && message.originalTimestamp == null;
+}
+
+const URL_CHARS = LIMITS.maxUrlLength;
+
+/** `object` with its string fields named in `limits` cut to their length (never inside a character). */
+function clipped(object: Json, limits: Readonly<Record<string, number>>): Json {
+  const out: Json = { ...object };
+  for (const [key, max] of Object.entries(limits)) {
+    const value = out[key];
+    if (typeof value === 'string') out[key] = clipText(value, max);
+  }
+  return out;
 }
 
 /** v0 (Segment spec) → v1. */
@@ -173,6 +188,17 @@ function upcastSegment(input: Json, options: UpcastOptions): Upcast {
     : Number.isFinite(timeMs)
       ? new Date(timeMs).toISOString()
       : stamp;
+  if (typeof input.userId === 'number' && !Number.isSafeInteger(input.userId))
+    return {
+      ok: false,
+      errors: [
+        {
+          path: 'userId',
+          // Trusted without a signature on the Segment routes: a rounded id would be someone else.
+          message: `expected a string, or an integer up to 2^53, received ${describeValue(input.userId)}: larger numbers lose their exact value in JSON (two users would become one); send ids as strings`,
+        },
+      ],
+    };
   const userId =
     typeof input.userId === 'string' || typeof input.userId === 'number' ? String(input.userId) : undefined;
   const anonymousId =
@@ -202,8 +228,14 @@ function upcastSegment(input: Json, options: UpcastOptions): Upcast {
     case 'screen':
       eventType = 'page';
       name = 'page.viewed';
-      if (typeof input.name === 'string' && properties.title === undefined)
-        properties = { ...properties, title: input.name };
+      // The page's own name and category (Segment's page(category, name)): the category
+      // teaches category interest, as a browser page view's properties.category does.
+      if (typeof input.name === 'string') {
+        if (properties.title === undefined) properties = { ...properties, title: clipText(input.name, 512) };
+        if (properties.name === undefined) properties = { ...properties, name: input.name };
+      }
+      if (typeof input.category === 'string' && properties.category === undefined)
+        properties = { ...properties, category: input.category };
       break;
     case 'identify':
       eventType = 'identify';
@@ -226,12 +258,32 @@ function upcastSegment(input: Json, options: UpcastOptions): Upcast {
   for (const key of ['page', 'locale', 'timezone', 'screen', 'campaign', 'library'] as const) {
     if (ctx[key] !== undefined) context[key] = ctx[key];
   }
+  // Where the page was, cut to what the wire takes, as the browser SDK cuts it: a long URL
+  // or title describes the page, and must not get the whole message refused.
+  if (isObject(ctx.page))
+    context.page = clipped(ctx.page, {
+      url: URL_CHARS,
+      path: URL_CHARS,
+      referrer: URL_CHARS,
+      search: URL_CHARS,
+      title: 256,
+    });
+  if (isObject(ctx.campaign))
+    context.campaign = clipped(ctx.campaign, {
+      source: 256,
+      medium: 256,
+      name: 256,
+      term: 256,
+      content: 256,
+    });
   // context.ip and context.userAgent are deliberately not carried: the Worker derives
   // what it needs from the request and stores neither.
 
   const v1: Json = {
     // Timed on arrival, a message's id has no time of the producer's to tell two sites' or
     // two people's `order-1001` apart (the event log keys on the id): they are part of it.
+    // With the producer's time, the site is part of it too: two shops' `order-1001` sent
+    // in the same second were one id, and the second shop's event was skipped in the log.
     id: ULID.test(messageId)
       ? messageId
       : serverTimed
@@ -239,7 +291,10 @@ function upcastSegment(input: Json, options: UpcastOptions): Upcast {
             `${options.scope ?? ''}\n${userId ?? ''}\n${String(anonymousId)}\n${messageId}`,
             0,
           )
-        : ulidFromMessageId(messageId, Number.isFinite(timeMs) ? timeMs : 0),
+        : ulidFromMessageId(
+            options.scope === undefined ? messageId : `${options.scope}\n${messageId}`,
+            Number.isFinite(timeMs) ? timeMs : 0,
+          ),
     type: eventType,
     name,
     timestamp,
@@ -261,7 +316,8 @@ const UPCASTERS: Readonly<Record<number, (input: Json, options: UpcastOptions) =
 /** The schema version of an input: explicit, or 0 for a Segment-shaped object. */
 export function detectVersion(input: Json): number | undefined {
   if (typeof input.schemaVersion === 'number') return input.schemaVersion;
-  if (input.schemaVersion === undefined && typeof input.messageId === 'string') return 0;
+  // Any messageId marks a Segment message: one of the wrong type is then named as the error.
+  if (input.schemaVersion === undefined && input.messageId != null) return 0;
   return undefined;
 }
 

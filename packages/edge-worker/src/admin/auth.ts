@@ -66,7 +66,11 @@ export function basicUsername(authorization: string | null | undefined): string 
   const credentials = credentialsOf(authorization, 'basic');
   if (credentials === undefined) return undefined;
   try {
-    const decoded = atob(credentials);
+    // UTF-8, as RFC 7617 says clients should send it (atob alone gives Latin-1).
+    const decoded = new TextDecoder().decode(Uint8Array.from(atob(credentials), (c) => c.charCodeAt(0)));
+    // Segment libraries send `key:` (an empty password): everything before that last colon is
+    // the key, even a key with a colon in it; `user:password` keeps its first part.
+    if (decoded.endsWith(':')) return decoded.slice(0, -1);
     const colon = decoded.indexOf(':');
     return colon >= 0 ? decoded.slice(0, colon) : decoded;
   } catch {

@@ -160,6 +160,46 @@ describe('Segment HTTP Tracking API', () => {
     expect(view?.cart).toEqual(['p9']);
   });
 
+  it("a person's explicit no to Personalization or Marketing is not overruled by a yes to Functional or Advertising", async () => {
+    const userId = `u-${anonId()}`;
+    const refused = {
+      consent: {
+        categoryPreferences: {
+          Analytics: true,
+          Functional: true,
+          Personalization: false,
+          Advertising: true,
+          Marketing: false,
+        },
+      },
+    };
+    const res = await segment('/v1/track', {
+      userId,
+      event: 'Product Viewed',
+      properties: { product_id: 'p1', category: 'Games' },
+      context: refused,
+    });
+    expect(res.status).toBe(200);
+    const [message] = events();
+    expect(message?.purposes).toEqual(['analytics']);
+    // Nothing learned about them: no profile built from the view.
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.interests ?? {}).toEqual({});
+  });
+
+  it('takes a null messageId and timestamp as absent, and names a messageId of the wrong type', async () => {
+    const userId = `u-${anonId()}`;
+    const res = await segment('/v1/batch', {
+      batch: [
+        { type: 'track', userId, event: 'Signed In', messageId: null, timestamp: null, context: { consent } },
+        { type: 'track', userId, event: 'Signed In', messageId: 7, context: { consent } },
+      ],
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { rejected: { index: number; errors: { path: string }[] }[] };
+    expect(body.rejected.map((r) => r.index)).toEqual([1]);
+    expect(body.rejected[0]?.errors[0]?.path).toBe('batch[1].messageId');
+  });
+
   it('401 without or with a wrong server key (the public write key is not enough)', async () => {
     expect(
       (await call(JSON.stringify({ userId: 'x', event: 'A B' }), { path: '/v1/track', origin: null })).status,

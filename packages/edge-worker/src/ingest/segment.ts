@@ -68,11 +68,21 @@ export function segmentConsent(message: Json, policyVersion: string): ConsentSta
     for (const [key, value] of Object.entries(consent.categories))
       if (typeof value === 'boolean') out[key] = value;
   } else if (isObject(consent.categoryPreferences)) {
+    // A category named for the purpose decides it; the related ones (functional, advertising)
+    // only when it is absent, and then all of them must grant: a person's "no" to
+    // Personalization is not overruled by their "yes" to Functional.
+    const direct: Record<string, boolean> = {};
     for (const [key, value] of Object.entries(consent.categoryPreferences)) {
-      const purpose = SEGMENT_CATEGORY_PURPOSE[key.toLowerCase()];
-      if (purpose !== undefined && typeof value === 'boolean')
-        out[purpose] = (out[purpose] ?? false) || value;
+      const name = key.toLowerCase();
+      const purpose = Object.hasOwn(SEGMENT_CATEGORY_PURPOSE, name)
+        ? SEGMENT_CATEGORY_PURPOSE[name]
+        : undefined;
+      if (purpose === undefined || typeof value !== 'boolean') continue;
+      if (name === purpose || (name === 'personalisation' && purpose === 'personalization'))
+        direct[purpose] = (direct[purpose] ?? true) && value;
+      else out[purpose] = (out[purpose] ?? true) && value;
     }
+    Object.assign(out, direct);
   } else return undefined;
   const version =
     typeof consent.policyVersion === 'string' &&
@@ -177,7 +187,8 @@ export async function parseSegmentBody(
     // a retry sends again unchanged (the message, its place in the batch, the batch's shared
     // context and sentAt), so a retried request still dedupes while two identical messages
     // of one batch stay two events.
-    if (message.messageId === undefined) {
+    // null as absent, as Segment's API takes it.
+    if (message.messageId == null) {
       message.messageId = `auto-${await contentHash([index, raw, shared, sentAt ?? null])}`;
     }
     if (Object.keys(shared).length > 0)
