@@ -57,8 +57,16 @@ describe('the script tag in Chromium: tabs that follow each other, a tag without
     });
     await until('the identify', () => named('user.identified').length === 1);
     const second = await open('/s2', { 'data-flush-interval': '100' });
+    // The second tab hears of the sign-out by a storage event, which a loaded machine delivers
+    // late: wait for it (the tag's own listener, added at load, runs before this one).
+    await second.evaluate(() => {
+      const tab = window as unknown as { followed?: Promise<boolean> };
+      tab.followed = new Promise((resolve) =>
+        addEventListener('storage', () => resolve(true), { once: true }),
+      );
+    });
     await first.evaluate(() => window.attune.reset());
-    await first.waitForTimeout(200);
+    await second.evaluate(() => (window as unknown as { followed?: Promise<boolean> }).followed);
     await second.evaluate(() => window.attune.track('product.viewed', { productId: 'after-sign-out' }));
     await until('the event after sign-out', () => named('product.viewed').length === 1);
     expect.soft(named('product.viewed')[0]?.userId).toBeUndefined();
