@@ -82,7 +82,8 @@ function unreadableBody(read: Exclude<BodyRead, { ok: true }>): { status: number
   }
 }
 
-function waitUntil(c: IngestContext, promise: Promise<unknown>): void {
+/** Keeps `promise` running after the response (its failure logged when no execution context watches it). */
+export function waitUntil(c: Context<AppEnv>, promise: Promise<unknown>): void {
   try {
     c.executionCtx.waitUntil(promise);
   } catch {

@@ -139,21 +139,21 @@ describe('retention interrupted while forgetting the merged browsers', () => {
   }, 20_000);
 });
 
-describe('a sign-in whose person fails after the browser handed over', () => {
-  /** The browser hands its profile over, then the person's write fails (an eviction, a failed statement). */
-  const failAfterHandOver = () => {
-    const handOver = ProfileDO.prototype.handOver;
-    vi.spyOn(ProfileDO.prototype, 'handOver').mockImplementationOnce(async function (
-      this: ProfileDO,
-      to: PersonKey,
-      siteId: string,
-      self: PersonKey,
-    ) {
-      await handOver.call(this, to, siteId, self);
-      throw new Error('evicted');
-    });
-  };
+/** The browser hands its profile over, then the person's write fails (an eviction, a failed statement). */
+function failAfterHandOver(): void {
+  const handOver = ProfileDO.prototype.handOver;
+  vi.spyOn(ProfileDO.prototype, 'handOver').mockImplementationOnce(async function (
+    this: ProfileDO,
+    to: PersonKey,
+    siteId: string,
+    self: PersonKey,
+  ) {
+    await handOver.call(this, to, siteId, self);
+    throw new Error('evicted');
+  });
+}
 
+describe('a sign-in whose person fails after the browser handed over', () => {
   it('keeps the browser’s history: the retried sign-in takes it again', async () => {
     const b = anonId('b');
     const userId = `u-${anonId()}`;
@@ -200,16 +200,7 @@ describe('the copy a browser keeps of what it handed over', () => {
     const b = anonId('b');
     const userId = `u-${anonId()}`;
     await collect([productView(b, 'p1', 'shoes')]);
-    const handOver = ProfileDO.prototype.handOver;
-    vi.spyOn(ProfileDO.prototype, 'handOver').mockImplementationOnce(async function (
-      this: ProfileDO,
-      to: PersonKey,
-      siteId: string,
-      self: PersonKey,
-    ) {
-      await handOver.call(this, to, siteId, self);
-      throw new Error('evicted');
-    });
+    failAfterHandOver();
     const signature = await signed(userId);
     expect(
       (await collect([productView(b, 'p2', 'hats', { userId, userIdSignature: signature })])).status,

@@ -22,6 +22,7 @@ import {
 import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.ts';
 import type { CovisitCounts } from '../decide/scorer.ts';
 import { clientAddress, underIpLimit } from '../ingest/rate-limit.ts';
+import { waitUntil } from '../ingest/routes.ts';
 import { logOnce } from '../observability/index.ts';
 import { rewriteSlots, type SlotRequest } from '../rewrite/index.ts';
 import { renderDecision } from '../rewrite/render.ts';
@@ -547,12 +548,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
           );
         // Past the deadline (a slow origin) the slot is decided at once without them, as
         // before; the read fills this isolate's cache for the product's next page.
-        const warm = readCovisits(c.env, site.id, [productId], COVISIT_WARM_MS).catch(() => undefined);
-        try {
-          c.executionCtx.waitUntil(warm);
-        } catch {
-          // No execution context (a unit test's app.request): the read runs unobserved.
-        }
+        waitUntil(c, readCovisits(c.env, site.id, [productId], COVISIT_WARM_MS));
       }
       return decideFill(ready, request);
     };
