@@ -65,7 +65,7 @@ export interface AttuneOptions {
   maxQueue?: number;
   /** Events held in memory before a consent choice (default 100). */
   maxWaiting?: number;
-  /** Send a page view when created (default true). */
+  /** Send a page view when created, and when the page is restored from the back/forward cache (default true). */
   autoPageView?: boolean;
   /** Send page views on history changes, for single-page apps (default false). */
   spaPageViews?: boolean;
@@ -140,6 +140,7 @@ export function createAttune(
     flushInterval = 5000,
     maxQueue = 1000,
     maxWaiting = 100,
+    autoPageView = true,
     googleConsentMode,
     onError,
   } = options;
@@ -577,13 +578,16 @@ export function createAttune(
     flushByBeacon();
     persistence.leave();
   });
-  // Back from the back/forward cache: events other tabs took over while this page slept are theirs now.
+  // Back from the back/forward cache: a page view, as a load would have made (the visitor sees
+  // the page again); events other tabs took over while this page slept are theirs now.
   addEventListener('pageshow', (event) => {
-    if (event.persisted)
+    if (event.persisted) {
+      if (autoPageView) page();
       void persistence.rejoin().then((mine) => {
         if (mine) outbox = outbox.filter((e) => !e._stored || mine.includes(e.id));
         return nudge();
       });
+    }
   });
   // visibilitychange bubbles from the document to the window.
   addEventListener('visibilitychange', () => document.hidden && flushByBeacon());
@@ -593,7 +597,7 @@ export function createAttune(
       referrer = previous;
       page();
     });
-  if (options.autoPageView ?? true) page();
+  if (autoPageView) page();
 
   return {
     page,

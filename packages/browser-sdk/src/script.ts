@@ -14,8 +14,10 @@ type StubCall = [method: string, args: unknown[]];
 type Callable = ((...args: unknown[]) => unknown) & { [key: string]: Callable | undefined };
 
 const w = window as unknown as { attune?: unknown };
-const stub = w.attune as { q?: StubCall[] } | undefined;
-if (!stub || stub.q) {
+// An element with id="attune" is also window.attune (named access): only a tracker already
+// made (the tag loaded twice) is left in place; the stub, an element or nothing is replaced.
+const stub = w.attune as { q?: StubCall[]; anonymousId?: unknown } | undefined;
+if (!stub?.anonymousId) {
   const options: Record<string, unknown> = {};
   // Dataset values are strings, never undefined (DOMStringMap's type says otherwise).
   for (const [key, value] of Object.entries(

@@ -298,6 +298,31 @@ describe('the script tag in Chromium', () => {
     expect(named('page.viewed')).toHaveLength(3);
   });
 
+  it('(i2) single-page apps: a route change that sets its title after pushState and adds a query with replaceState is one page view, with the new title', async () => {
+    const page = await open('/spa/list', { 'data-spa-page-views': '', 'data-flush-interval': '100' });
+    await grant(page);
+    // What routers do in one task: push the URL, render (the title), then normalise the URL.
+    await page.evaluate(() => {
+      history.pushState({}, '', '/spa/product');
+      document.title = 'Trail jacket';
+      history.replaceState({}, '', '/spa/product?colour=red');
+    });
+    // A later event: once it has arrived, so has every page view made before it.
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 50)));
+    await page.evaluate(() => window.attune.track('marker.reached'));
+    await flush(page);
+    await until('the marker', () => named('marker.reached').length === 1);
+    const views = named('page.viewed').sort((a, b) => (a.id < b.id ? -1 : 1));
+    expect(views).toHaveLength(2);
+    expect(views[1]?.context?.page).toMatchObject({
+      path: '/spa/product',
+      url: `${suite.site.url}/spa/product?colour=red`,
+      title: 'Trail jacket',
+      referrer: expect.stringMatching(/\/spa\/list\?/),
+    });
+    expect(views[1]?.properties).toMatchObject({ path: '/spa/product', title: 'Trail jacket' });
+  });
+
   it('(j) the back/forward cache keeps the page, and what it left unsent is delivered once', async () => {
     const page = await open('/j1', { 'data-flush-interval': '100' });
     await grant(page);
@@ -333,6 +358,9 @@ describe('the script tag in Chromium', () => {
     ).toEqual({ restored: 'true', reasons: null });
     // The restored page knows the event is no longer its own: it does not send it again.
     await flush(page);
+    // The visitor sees the page again: a page view, as a load would have made.
+    const viewsOf = (path: string) => named('page.viewed').filter((e) => e.context?.page?.path === path);
+    await until('the restored page’s view', () => viewsOf('/j1').length === 2);
     await page.waitForTimeout(300);
     expect(named('wishlist.item.added')).toHaveLength(1);
     expectNoDuplicates();

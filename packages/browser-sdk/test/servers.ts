@@ -151,12 +151,13 @@ export interface Site {
 
 /** The inline stub snippet, exactly as the README documents it. */
 export const STUB_SNIPPET =
-  '!function(w){if(w.attune)return;var q=[],a=w.attune={q:q,consent:{}},f=function(o,m,n){o[m]=function(){q.push([n||m,[].slice.call(arguments)])}};"page track identify flush reset decide".split(" ").forEach(function(m){f(a,m)});"set onChange".split(" ").forEach(function(m){f(a.consent,m,"consent."+m)})}(window);';
+  '!function(w){if((w.attune||0).consent)return;var q=[],a=w.attune={q:q,consent:{}},f=function(o,m,n){o[m]=function(){q.push([n||m,[].slice.call(arguments)])}};"page track identify flush reset decide".split(" ").forEach(function(m){f(a,m)});"set onChange".split(" ").forEach(function(m){f(a.consent,m,"consent."+m)})}(window);';
 
 /**
  * Serves /attune.js (the built tag) and test pages: `/page/...?data-flush-at=5&stub=…`
  * puts every `data-*` query parameter on the script tag; `stub` is inline script run
- * after the stub snippet and before the tag loads.
+ * after the stub snippet and before the tag loads; `head` is HTML put before both, `body`
+ * HTML after the page's button.
  */
 export async function startSite(port: number, collectorUrl: string, distFile: string): Promise<Site> {
   const server = createServer(async (request, response) => {
@@ -180,10 +181,11 @@ export async function startSite(port: number, collectorUrl: string, distFile: st
     const inline = stub === null ? '' : `<script>${STUB_SNIPPET}\n${stub}</script>`;
     response.setHeader('content-type', 'text/html; charset=utf-8');
     response.setHeader('cache-control', 'no-store');
-    response.end(`<!doctype html><html><head><meta charset="utf-8"><title>Test ${url.pathname}</title>${inline}
+    response.end(`<!doctype html><html><head><meta charset="utf-8"><title>Test ${url.pathname}</title>${url.searchParams.get('head') ?? ''}${inline}
 <script async src="/attune.js" data-endpoint="${collectorUrl}" data-write-key="pk_test"${attributes}></script>
 </head><body><h1>${url.pathname}</h1>
 <button id="add" data-attune-track="cart.item.added" data-attune-prop-product-id="p-7" data-attune-prop-name="Trail jacket"><span>Add to cart</span></button>
+${url.searchParams.get('body') ?? ''}
 </body></html>`);
   });
   await listen(server, port);

@@ -98,6 +98,54 @@ describe('the script tag in Chromium: tabs that follow each other, a tag without
     }
   });
 
+  it('a page element with id="attune" (named access makes it window.attune) stops neither the stub snippet nor the tag', async () => {
+    for (const params of <Record<string, string>[]>[
+      {
+        head: '<meta id="attune">',
+        stub: "attune.consent.set({ analytics: true }, 'banner'); attune.track('stub.called')",
+      },
+      { head: '<link id="attune">' },
+    ]) {
+      suite.collector.reset();
+      const page = await suite.context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(
+        `${suite.site.url}/named?${new URLSearchParams({ ...params, 'data-flush-interval': '100' })}`,
+      );
+      await page.waitForFunction(() => typeof window.attune.anonymousId === 'function', undefined, {
+        timeout: 10_000,
+      });
+      await page.evaluate(() => {
+        window.attune.consent.set({ analytics: true }, 'banner');
+        window.attune.track('tag.called');
+      });
+      await until('the tag’s event', () => named('tag.called').length === 1);
+      expect(named('stub.called'), params.head).toHaveLength('stub' in params ? 1 : 0);
+      expect(errors, params.head).toEqual([]);
+      await page.close();
+    }
+  });
+
+  it('a click on a tracked label is one event, not two (the browser clicks its checkbox as well)', async () => {
+    const page = await open('/label', {
+      'data-flush-interval': '100',
+      body: '<label data-attune-track="newsletter.toggled" data-attune-prop-list="weekly"><input type="checkbox" id="weekly"> <span>Weekly news</span></label>',
+    });
+    await page.evaluate(() => window.attune.consent.set({ analytics: true }, 'banner'));
+    await page.click('label span');
+    await page.click('#weekly');
+    // The checkbox was toggled twice: the label's click reached it.
+    expect(await page.isChecked('#weekly')).toBe(false);
+    await page.evaluate(() => window.attune.track('marker.reached'));
+    await page.evaluate(() => window.attune.flush());
+    await until('the marker', () => named('marker.reached').length === 1);
+    expect(named('newsletter.toggled').map((e) => e.properties)).toEqual([
+      { list: 'weekly' },
+      { list: 'weekly' },
+    ]);
+  });
+
   it('an endpoint whose answers the browser hides (no CORS for this origin) is reported to onError as unreachable', async () => {
     const page = await suite.context.newPage();
     // The site's own server under another host name: it answers /v1/collect without CORS

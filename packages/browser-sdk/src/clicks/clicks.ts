@@ -12,7 +12,10 @@ export function watchClicks(track: (name: string, properties: Record<string, str
     ({ target }) => {
       // The target may be the document itself, which has no closest().
       const element = (target as Element).closest?.<HTMLElement>('[data-attune-track]');
-      if (element) {
+      // A click on a label clicks its control as well: when the control is inside the same
+      // tracked element, that second click is the one counted.
+      const control = (target as Element).closest?.('label')?.control;
+      if (element && !(control && control !== target && control.closest('[data-attune-track]') === element)) {
         const properties: Record<string, string> = {};
         for (const [key, value] of Object.entries(element.dataset as Record<string, string>)) {
           const name = key.replace(/^attuneProp([A-Z])/, (_, first: string) => first.toLowerCase());

@@ -49,15 +49,19 @@ export function pageContext(referrer: string): PageContext {
 
 /**
  * Calls `onPage(previousUrl)` whenever the URL (without its hash) changes through
- * history.pushState / replaceState or back/forward navigation.
+ * history.pushState / replaceState or back/forward navigation. Hash-only changes are not
+ * page views (`#section` links), so hash routers get none.
  */
 export function watchHistory(onPage: (previousUrl: string) => void): void {
   let current = location.href;
-  const check = () => {
-    const previous = current;
-    current = location.href;
-    if (previous.split('#')[0] !== current.split('#')[0]) onPage(previous);
-  };
+  // Looked at in a task of its own: routers set the new page's title after pushState, and
+  // often follow it with a replaceState (a query added) that is the same page view.
+  const check = () =>
+    setTimeout(() => {
+      const previous = current;
+      current = location.href;
+      if (previous.split('#')[0] !== current.split('#')[0]) onPage(previous);
+    });
   for (const method of ['pushState', 'replaceState'] as const) {
     const original = history[method];
     history[method] = (...args: Parameters<History['pushState']>) => {
