@@ -12,7 +12,7 @@ import { z } from 'zod';
 import type { AppEnv } from '../app.ts';
 import { MAX_LIFT_DAYS, reportLift } from '../decide/lift-report.ts';
 import { DirectusError, directusFromEnv } from '../directus/client.ts';
-import { parsePersonKey, userIdOf } from '../identity/index.ts';
+import { anonymousIdOf, parsePersonKey, userIdOf } from '../identity/index.ts';
 import { readBodyLimited } from '../ingest/body.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
 import { log, readStats, traceparentOf } from '../observability/index.ts';
@@ -187,8 +187,9 @@ adminRoutes.delete('/v1/people/:id', async (c) => {
   };
   const userId = erased.userId ?? userIdOf(erased.personKey);
   if (userId !== undefined) message.userId = userId;
-  if (t.personKey.startsWith('anon:') && !message.anonymousIds.includes(t.personKey.slice(5))) {
-    message.anonymousIds.push(t.personKey.slice(5));
+  const anonymousId = anonymousIdOf(t.personKey);
+  if (anonymousId !== undefined && !message.anonymousIds.includes(anonymousId)) {
+    message.anonymousIds.push(anonymousId);
   }
   // Erase downstream even when the edge held nothing: Directus may still have rows.
   try {

@@ -115,6 +115,11 @@ export function userIdOf(personKey: PersonKey): string | undefined {
   return personKey.startsWith('user:') ? personKey.slice('user:'.length) : undefined;
 }
 
+/** The browser's anonymous id a person key names (`anon:<id>`); undefined for a user's (`user:<id>`). */
+export function anonymousIdOf(personKey: PersonKey): string | undefined {
+  return personKey.startsWith('anon:') ? personKey.slice('anon:'.length) : undefined;
+}
+
 /** Parses `anon:<id>` / `user:<id>`; undefined for anything else. */
 export function parsePersonKey(text: string): PersonKey | undefined {
   if (text.length > 200) return undefined;

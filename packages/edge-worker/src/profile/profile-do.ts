@@ -876,9 +876,14 @@ export class ProfileDO extends DurableObject<Env> {
     const current = this.#alarmAt;
     // Moving the alarm on every event would be a write per event; an hour of slack is fine for a retention period.
     if (current === null || Math.abs(current - at) > 60 * 60 * 1000) {
-      await this.ctx.storage.setAlarm(at);
-      this.#alarmAt = at;
+      await this.#setAlarm(at);
     }
+  }
+
+  /** Sets the alarm and remembers when, so that #scheduleRetention need not read it back. */
+  async #setAlarm(at: number): Promise<void> {
+    await this.ctx.storage.setAlarm(at);
+    this.#alarmAt = at;
   }
 
   /** The person's profile as decide/triggers see it, or null when nothing is held. */
@@ -947,8 +952,7 @@ export class ProfileDO extends DurableObject<Env> {
         this.#put('handing', JSON.stringify(state));
         this.#put('handed_at', String(now));
         // Should the person's confirmation never come, the alarm asks them (settleHandOver).
-        await this.ctx.storage.setAlarm(now + HANDING_CHECK_MS);
-        this.#alarmAt = now + HANDING_CHECK_MS;
+        await this.#setAlarm(now + HANDING_CHECK_MS);
       }
       this.#drop('profile');
       this.#state = undefined;
@@ -1038,8 +1042,7 @@ export class ProfileDO extends DurableObject<Env> {
         return this.#wipe(true, { personKey: self, anonymousIds: [], erased: true });
       }
       if (now - Number(this.#get('handed_at') ?? now) < HANDING_KEEP_MS) {
-        await this.ctx.storage.setAlarm(now + HANDING_RECHECK_MS);
-        this.#alarmAt = now + HANDING_RECHECK_MS;
+        await this.#setAlarm(now + HANDING_RECHECK_MS);
         return;
       }
       const state = JSON.parse(handing) as ProfileState;
