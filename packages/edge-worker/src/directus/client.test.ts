@@ -7,7 +7,7 @@ import { createMessageBatch } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it, vi } from 'vitest';
 import { syncBatch } from '../sync/consumer.ts';
-import { DirectusError, directusClient, isRetryableStatus } from './client.ts';
+import { DirectusError, directusClient, directusFromEnv, isRetryableStatus } from './client.ts';
 
 function scripted(handler: (method: string, url: URL, body: unknown) => Response | Promise<Response>) {
   const calls: string[] = [];
@@ -67,6 +67,23 @@ describe('DirectusError', () => {
     expect(n).toBe(2);
     expect(created).toEqual([[{ id: 'a' }, { id: 'c' }]]);
     expect(s.calls).toEqual(['GET /items/events', 'POST /items/events']);
+  });
+});
+
+describe('directusFromEnv', () => {
+  it('gives every call a time limit by default (a Directus that never answered held a consumer batch until the runtime ended it)', async () => {
+    const signals: unknown[] = [];
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (_input, init) => {
+      signals.push(init?.signal);
+      return json(200, { data: [] });
+    });
+    try {
+      await directusFromEnv(env).readItems('people', { limit: 1 });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(signals).toHaveLength(1);
+    expect(signals[0]).toBeInstanceOf(AbortSignal);
   });
 });
 

@@ -306,10 +306,24 @@ export function directusClient(config: DirectusConfig) {
   return client;
 }
 
+/**
+ * How long a call of the queue consumers, the cron and replays waits for Directus by
+ * default. Without a limit, a Directus that takes the connection and never answers held a
+ * consumer's batch until the runtime ended the invocation, which then redelivered the whole
+ * batch at once, without the consumer's backoff (a timeout is an outage: retried with it).
+ * A bulk write of 1,000 event rows takes well under a second on SQLite.
+ */
+export const DIRECTUS_DEFAULT_TIMEOUT_MS = 30_000;
+
 /** The client the Worker uses: DIRECTUS_URL with the least-privilege DIRECTUS_TOKEN. */
 export function directusFromEnv(
   env: Pick<Env, 'DIRECTUS_URL' | 'DIRECTUS_TOKEN'>,
   options: Pick<DirectusConfig, 'timeoutMs'> = {},
 ): DirectusClient {
-  return directusClient({ url: env.DIRECTUS_URL, token: env.DIRECTUS_TOKEN, ...options });
+  return directusClient({
+    url: env.DIRECTUS_URL,
+    token: env.DIRECTUS_TOKEN,
+    timeoutMs: DIRECTUS_DEFAULT_TIMEOUT_MS,
+    ...options,
+  });
 }
