@@ -139,8 +139,9 @@ export function directusClient(config: DirectusConfig) {
   }
 
   const items = (collection: string) => `/items/${encodeURIComponent(collection)}`;
-  // Whether the instance has the attune-sync endpoint extension (unknown until first asked).
+  // Whether the instance has the attune-sync endpoint extension's routes (unknown until first asked).
   let fastEvents: boolean | undefined;
+  let fastPeople: boolean | undefined;
 
   const client = {
     /**
@@ -244,6 +245,31 @@ export function directusClient(config: DirectusConfig) {
         }
       }
       return client.createMissing('events', rows);
+    },
+
+    /**
+     * Writes people rows through Attune's endpoint extension (`POST /attune-sync/people`):
+     * each row only if it is newer than the stored one (the extension's `newerSnapshot`, the
+     * rule of sync/mapping.ts), compared and written in one transaction. Returns how many rows
+     * were created or updated; undefined when the extension has no such route (an instance
+     * set up before it), and the caller compares and writes itself.
+     */
+    async writeNewerPeople(rows: readonly object[]): Promise<number | undefined> {
+      if (rows.length === 0) return 0;
+      if (fastPeople === false) return undefined;
+      try {
+        const result = await request<{ created?: number; updated?: number }>(
+          'POST',
+          '/attune-sync/people',
+          rows,
+        );
+        fastPeople = true;
+        return (result?.created ?? 0) + (result?.updated ?? 0);
+      } catch (e) {
+        if (!(e instanceof DirectusError && e.status === 404 && fastPeople === undefined)) throw e;
+        fastPeople = false;
+        return undefined;
+      }
     },
 
     /**

@@ -388,10 +388,8 @@ async function writeProfiles(
   // is not written (also when the rows are written one by one: the person's write must not
   // be undone by the browser's after it).
   const mergedInBatch = new Set(rows.flatMap(mergedBrowserRows));
-  const write = async (snapshots: PersonRow[]): Promise<number> => {
-    const merged = snapshots.flatMap(mergedBrowserRows);
-    const batch = snapshots.filter((r) => !mergedInBatch.has(r.id));
-    if (batch.length === 0) return 0;
+  /** The write of an instance without the extension's people route: read, compare, write. */
+  const compareAndWrite = async (batch: PersonRow[]): Promise<number> => {
     // A stored row may have no version (one made in Directus without it): it counts as 0.
     const stored = await directus.readItems<
       Omit<SnapshotOrder, 'version'> & { id: string; version: number | null }
@@ -411,8 +409,18 @@ async function writeProfiles(
     });
     await directus.createItems('people', creates);
     await directus.updateItems('people', updates);
-    await directus.deleteItems('people', [...(await directus.existingKeys('people', merged))]);
     return creates.length + updates.length;
+  };
+  const write = async (snapshots: PersonRow[]): Promise<number> => {
+    const merged = snapshots.flatMap(mergedBrowserRows);
+    const batch = snapshots.filter((r) => !mergedInBatch.has(r.id));
+    if (batch.length === 0) return 0;
+    // Compared with the stored rows and written in one transaction where the extension can
+    // (writeNewerPeople): two batches synced at once must not both compare with the same
+    // stored version, or the older snapshot may be written last.
+    const written = (await directus.writeNewerPeople(batch)) ?? (await compareAndWrite(batch));
+    await directus.deleteItems('people', [...(await directus.existingKeys('people', merged))]);
+    return written;
   };
   try {
     const n = await write(rows);

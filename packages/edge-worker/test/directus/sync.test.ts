@@ -247,6 +247,54 @@ describe('profiles', () => {
   });
 });
 
+describe('profiles synced by two consumer invocations at once', () => {
+  it('the older snapshot does not overwrite the newer one when its write lands last (a withdrawal stays withdrawn)', async () => {
+    const person = `anon:${uniqueId('concurrent')}`;
+    await consume(deliveries([profileMessage(person, 5, 'browsers')]));
+    // Invocation A holds snapshot 6 (the interests before a withdrawal), B snapshot 7 (cleared).
+    // A reaches its write first, and it is held there until B has synced: as two
+    // invocations of one queue, run at once under a backlog, may interleave.
+    let held: () => void = () => {};
+    const aWaits = new Promise<void>((resolve) => {
+      held = resolve;
+    });
+    let release: () => void = () => {};
+    const bDone = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slowWrites = directusClient({
+      url: DIRECTUS_TEST.url,
+      token: DIRECTUS_TEST.syncToken,
+      fetch: async (input, init) => {
+        if (init?.method === 'POST' || init?.method === 'PATCH') {
+          held();
+          await bDone;
+        }
+        return fetch(input, init);
+      },
+    });
+    const batchOf = (version: number, segment: string) =>
+      createMessageBatch(
+        'attune-events',
+        deliveries([profileMessage(person, version, segment)]).map((d) => ({
+          ...d,
+          timestamp: new Date(),
+          attempts: 1,
+        })),
+      );
+    const a = syncBatch(batchOf(6, 'before-withdrawal'), env(), { directus: slowWrites });
+    await aWaits;
+    const direct = directusClient({ url: DIRECTUS_TEST.url, token: DIRECTUS_TEST.syncToken });
+    expect(await syncBatch(batchOf(7, 'cleared'), env(), { directus: direct })).toMatchObject({ acked: 1 });
+    release();
+    expect(await a).toMatchObject({ acked: 1, retried: 0 });
+    const [row] = await rows<{ version: number; segments: string[] }>('people', {
+      person_key: { _eq: person },
+    });
+    expect(row).toMatchObject({ version: 7, segments: ['cleared'] });
+  });
+});
+
 describe('browsers merged into a person', () => {
   it('their own rows go once the person’s snapshot lists them, so what they learned and their old grant do not outlive the person’s withdrawal', async () => {
     const browser = uniqueId('merged');

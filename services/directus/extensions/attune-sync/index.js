@@ -4,6 +4,13 @@
  * batch costs one request and a few statements instead of Directus's row-by-row item
  * pipeline, and a redelivered event is ignored by the database itself.
  *
+ * POST /attune-sync/people: the consumer's write of profile snapshots, each row written
+ * only if it is newer than the stored one, compared and written in one transaction. Read
+ * by the consumer and written in a later request, two consumer invocations running at once
+ * (Queues scale consumers out under a backlog) both read the same stored version, and the
+ * older snapshot could land last: a person's withdrawal then left their cleared profile
+ * overwritten by the interests and grant before it.
+ *
  * Only the attune-sync role (or an admin) may call it. Rows are validated here: the
  * columns of `events`, ISO times stored as epoch milliseconds and JSON as text, exactly
  * as Directus's own item service stores them.
@@ -13,7 +20,7 @@ const SYNC_ROLE = '6f1a2c3e-0000-4000-8000-00000000a002';
 const MAX_ROWS = 1000;
 const CHUNK = 40; // SQLite binds at most 999 variables per statement: 17 columns × 40 rows.
 
-const COLUMNS = {
+const EVENT_COLUMNS = {
   id: 'key',
   site_id: 'string',
   person_key: 'string',
@@ -33,10 +40,50 @@ const COLUMNS = {
   purposes: 'json',
 };
 
-function toRow(input) {
+const PEOPLE_COLUMNS = {
+  id: 'key',
+  site_id: 'string',
+  person_key: 'string',
+  version: 'int',
+  anonymous_ids: 'json',
+  user_id: 'string',
+  traits: 'json',
+  interests: 'json',
+  segments: 'json',
+  counters: 'json',
+  consent: 'json',
+  first_seen: 'time',
+  last_seen: 'time',
+};
+
+/**
+ * Snapshots this far apart are of different lives of a person: the edge numbers a person's
+ * versions from 1 again after retention or an erasure's tombstone wiped them. The same rule
+ * as the Worker's newerSnapshot (packages/edge-worker/src/sync/mapping.ts).
+ */
+const LIVES_APART_MS = 60_000;
+
+/** Epoch milliseconds of a stored time (Directus keeps them as numbers on SQLite; a string on other databases). */
+function millis(value) {
+  if (typeof value === 'number') return value;
+  if (value instanceof Date) return value.getTime();
+  if (typeof value === 'string') return /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  return Number.NaN;
+}
+
+/** Whether snapshot row `a` replaces `b` (see LIVES_APART_MS): a later life, else the higher version. */
+function newerSnapshot(a, b) {
+  const after = (x, y) =>
+    Number.isFinite(millis(x)) && Number.isFinite(millis(y)) && millis(x) > millis(y) + LIVES_APART_MS;
+  if (after(a.first_seen, b.last_seen)) return true;
+  if (after(b.first_seen, a.last_seen)) return false;
+  return a.version > (b.version ?? 0);
+}
+
+function toRow(input, columns) {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) return 'expected an object';
   const row = {};
-  for (const [column, kind] of Object.entries(COLUMNS)) {
+  for (const [column, kind] of Object.entries(columns)) {
     const v = input[column];
     if (v === undefined || v === null) {
       if (kind === 'key') return 'id is required';
@@ -44,8 +91,10 @@ function toRow(input) {
       continue;
     }
     if (kind === 'key' || kind === 'string') {
-      if (typeof v !== 'string' || v.length > 300)
-        return `${column} must be a string of at most 300 characters`;
+      // A people row's key joins the site and the person key.
+      const max = kind === 'key' ? 400 : 300;
+      if (typeof v !== 'string' || v.length > max)
+        return `${column} must be a string of at most ${max} characters`;
       row[column] = v;
     } else if (kind === 'time') {
       const ms = typeof v === 'string' ? Date.parse(v) : Number.NaN;
@@ -65,24 +114,36 @@ function fail(res, status, code, message) {
   res.status(status).json({ errors: [{ message, extensions: { code } }] });
 }
 
+/** The validated rows of a bulk request, or undefined when it was refused (the answer is sent). */
+function bulkRows(req, res, columns, what) {
+  const acc = req.accountability;
+  if (!acc || !(acc.admin === true || acc.role === SYNC_ROLE)) {
+    fail(res, 403, 'FORBIDDEN', `only the attune-sync role may bulk-write ${what}`);
+    return undefined;
+  }
+  if (!Array.isArray(req.body) || req.body.length > MAX_ROWS) {
+    fail(res, 400, 'INVALID_PAYLOAD', `expected an array of at most ${MAX_ROWS} ${what} rows`);
+    return undefined;
+  }
+  const rows = [];
+  for (const [i, input] of req.body.entries()) {
+    const row = toRow(input, columns);
+    if (typeof row === 'string') {
+      fail(res, 400, 'FAILED_VALIDATION', `row ${i}: ${row}`);
+      return undefined;
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
 export default {
   id: 'attune-sync',
   handler: (router, { database }) => {
     router.post('/events', async (req, res, next) => {
       try {
-        const acc = req.accountability;
-        if (!acc || !(acc.admin === true || acc.role === SYNC_ROLE)) {
-          return fail(res, 403, 'FORBIDDEN', 'only the attune-sync role may bulk-write events');
-        }
-        if (!Array.isArray(req.body) || req.body.length > MAX_ROWS) {
-          return fail(res, 400, 'INVALID_PAYLOAD', `expected an array of at most ${MAX_ROWS} event rows`);
-        }
-        const rows = [];
-        for (const [i, input] of req.body.entries()) {
-          const row = toRow(input);
-          if (typeof row === 'string') return fail(res, 400, 'FAILED_VALIDATION', `row ${i}: ${row}`);
-          rows.push(row);
-        }
+        const rows = bulkRows(req, res, EVENT_COLUMNS, 'event');
+        if (!rows) return;
         let created = 0;
         await database.transaction(async (trx) => {
           const ids = rows.map((r) => r.id);
@@ -105,6 +166,53 @@ export default {
           created = fresh.length;
         });
         res.json({ data: { received: rows.length, created } });
+      } catch (error) {
+        next(error);
+      }
+    });
+
+    router.post('/people', async (req, res, next) => {
+      try {
+        const rows = bulkRows(req, res, PEOPLE_COLUMNS, 'people');
+        if (!rows) return;
+        // Of several snapshots of one person in the request, the newest.
+        const incoming = new Map();
+        for (const r of rows) {
+          const other = incoming.get(r.id);
+          if (!other || newerSnapshot(r, other)) incoming.set(r.id, r);
+        }
+        let created = 0;
+        let updated = 0;
+        // On SQLite (one connection, one writer) the transaction runs alone; elsewhere the
+        // rows read are locked until it ends.
+        const locks = !String(database.client.config.client).includes('sqlite');
+        await database.transaction(async (trx) => {
+          const ids = [...incoming.keys()];
+          const stored = new Map();
+          for (let i = 0; i < ids.length; i += 500) {
+            let read = trx('people')
+              .select('id', 'version', 'first_seen', 'last_seen')
+              .whereIn('id', ids.slice(i, i + 500));
+            if (locks) read = read.forUpdate();
+            for (const r of await read) stored.set(r.id, r);
+          }
+          const fresh = [];
+          for (const row of incoming.values()) {
+            const held = stored.get(row.id);
+            if (!held) fresh.push(row);
+            else if (newerSnapshot(row, held)) {
+              const { id, ...fields } = row;
+              await trx('people').where({ id }).update(fields);
+              updated++;
+            }
+          }
+          // 13 columns: well under SQLite's 999 variables a statement at 40 rows.
+          for (let i = 0; i < fresh.length; i += CHUNK) {
+            await trx('people').insert(fresh.slice(i, i + CHUNK));
+          }
+          created = fresh.length;
+        });
+        res.json({ data: { received: rows.length, created, updated } });
       } catch (error) {
         next(error);
       }
