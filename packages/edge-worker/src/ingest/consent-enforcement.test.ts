@@ -18,6 +18,7 @@ import {
   consentFor,
   makeEvent,
   people,
+  productView,
   recordQueue,
   SITE,
   segment,
@@ -112,10 +113,46 @@ describe('recorded consent after the site changed its categories', () => {
       const sent = eventMessagesOf(queue.messages);
       expect(sent.map((m) => m.event.name)).toEqual(['order.completed']);
       expect(sent[0]?.purposes).not.toContain('marketing');
-      // The browser path refuses it too: both paths must agree.
+      // The browser path refuses it too: both paths must agree (a claim of the new version
+      // granting marketing, from a page that still offered it).
       queue.messages.length = 0;
-      await collect([makeEvent(a, 'page.viewed', { userId, userIdSignature: await signed(userId) })]);
+      await collect([
+        makeEvent(a, 'page.viewed', {
+          userId,
+          userIdSignature: await signed(userId),
+          consent: { categories: all, policyVersion: '1.no-marketing' },
+        }),
+      ]);
       expect(eventMessagesOf(queue.messages)[0]?.purposes).not.toContain('marketing');
+    });
+  });
+});
+
+describe('a browser’s choice under an earlier policy version', () => {
+  it('grants nothing once the site serves a newer one: a tab opened before the change reaches neither the log, the profile nor marketing; a choice under the new version does', async () => {
+    const a = anonId();
+    await withCategoryDisabled('personalization', async () => {
+      // A tab that read /v1/config before the marketer's change still stamps the old version.
+      const view = productView(a, 'trail-jacket', 'outdoor');
+      const res = await collect([view]);
+      expect(await res.json()).toMatchObject({ accepted: 0, dropped: 1 });
+      expect(eventMessagesOf(queue.messages)).toEqual([]);
+      expect((await viewProfile(env, SITE, `anon:${a}`))?.interests ?? {}).toEqual({});
+      // Asked again, the person chooses under the new version: their events count again.
+      await collect([
+        makeEvent(a, 'consent.updated', {
+          properties: { categories: { analytics: true }, policyVersion: '1.no-personalization' },
+          consent: null,
+        }),
+      ]);
+      queue.messages.length = 0;
+      const again = makeEvent(a, 'page.viewed', {
+        consent: { categories: { necessary: true, analytics: true }, policyVersion: '1.no-personalization' },
+      });
+      expect(await (await collect([again])).json()).toMatchObject({ accepted: 1 });
+      expect(eventMessagesOf(queue.messages).map((m) => [m.event.id, m.purposes])).toEqual([
+        [again.id, ['analytics']],
+      ]);
     });
   });
 });

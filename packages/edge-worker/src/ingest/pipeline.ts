@@ -11,6 +11,7 @@ import {
   type ConsentState,
   type CustomerAction,
   consentInForce,
+  DEFAULT_CONSENT_CONFIG,
   EDGE_EVENT_NAMES,
   type Enrichment,
   type EventError,
@@ -21,7 +22,7 @@ import {
   type Purpose,
   type QueueMessage,
 } from '@attune/shared-schema';
-import { getConsentConfig } from '../config/consent-config.ts';
+import { readConsentConfig } from '../config/consent-config.ts';
 import { enrichEvent, type RequestFacts } from '../enrich/index.ts';
 import { checkUserIdSignature, type SignatureCheck } from '../identity/index.ts';
 import { count, log } from '../observability/index.ts';
@@ -94,21 +95,36 @@ function consentOfConsentEvent(event: CustomerAction): ConsentState | undefined 
   return { categories: out, policyVersion };
 }
 
-/** The consent an event carries, normalized against the site's categories, GPC applied. */
+/**
+ * The consent an event carries, normalized against the site's categories, GPC applied.
+ * `config` is the site's own configuration, or undefined when it is unavailable (the
+ * built-ins stand in, and no claim can be judged stale against them).
+ */
 function claimedConsent(
   event: CustomerAction,
-  config: ConsentConfig,
+  config: ConsentConfig | undefined,
   gpc: boolean,
   trusted: boolean,
 ): ConsentState | undefined {
+  const categories = config ?? DEFAULT_CONSENT_CONFIG;
+  const nothing = { categories: {}, policyVersion: categories.policyVersion };
   const raw = event.type === 'consent' ? consentOfConsentEvent(event) : event.context?.consent;
   if (raw === undefined) {
     // A browser that sent no consent has granted nothing; a server producer defers to the record.
-    return trusted
-      ? undefined
-      : applyGpc(normalizeConsent({ categories: {}, policyVersion: config.policyVersion }, config), gpc);
+    return trusted ? undefined : applyGpc(normalizeConsent(nothing, categories), gpc);
   }
-  return applyGpc(normalizeConsent(raw, config), gpc);
+  // A browser's choice made under another policy version than the site's grants nothing, as
+  // everywhere else at the edge (consentInForce): the person is asked again. Before, a tab
+  // opened before a marketer's change, which read /v1/config once, went on sending under the
+  // old grant into the event log, the profile and marketing. A consent event is the choice
+  // itself, kept as proof whatever its version; a server producer (trusted) does not track
+  // the tag's policy versions, and its claim stands as it did.
+  const stale =
+    config !== undefined &&
+    !trusted &&
+    event.type !== 'consent' &&
+    raw.policyVersion !== config.policyVersion;
+  return applyGpc(normalizeConsent(stale ? nothing : raw, categories), gpc);
 }
 
 /** Why an event named as one of the edge's own (EDGE_EVENT_NAMES) is refused, and what to do instead. */
@@ -144,7 +160,8 @@ export async function ingestBatch(
     rateLimited: { events: 0, retryAfterSeconds: 0 },
     timings: { profileMs: 0, queueMs: 0 },
   };
-  const config = await getConsentConfig(env, site.id);
+  const read = await readConsentConfig(env, site.id);
+  const config = read.ok ? read.config : DEFAULT_CONSENT_CONFIG;
 
   // 1. Identity and consent, per event. Equal consents share one object: a batch's events
   // usually carry the same choice, and the ProfileDO call's structured clone sends a shared
@@ -209,7 +226,7 @@ export async function ingestBatch(
         event = verified;
       }
     }
-    const consent = interned(claimedConsent(event, config, gpc, trusted));
+    const consent = interned(claimedConsent(event, read.ok ? config : undefined, gpc, trusted));
     if (consent !== undefined && event.type !== 'consent' && grantedPurposes(consent).length === 0) {
       consentDropped++;
       continue;
