@@ -23,6 +23,33 @@ const tight = envWithSites([
   },
 ]);
 
+describe('a per-IP limiter that fails', () => {
+  it('lets the batch through rather than answer 500 (its Durable Object overloaded or unreachable)', async () => {
+    // The same objects (the counters live in one too), whose per-IP leases fail.
+    const failing = {
+      ...tight,
+      RATE_LIMITER: {
+        idFromName: (name: string) => tight.RATE_LIMITER.idFromName(name),
+        get: (id: DurableObjectId) => {
+          const real = tight.RATE_LIMITER.get(id);
+          return {
+            addCounts: (counts: Record<string, number>) => real.addCounts(counts),
+            lease: async () => {
+              throw new Error('Durable Object is overloaded');
+            },
+          };
+        },
+      },
+    } as unknown as Env;
+    const res = await collect([makeEvent(anonId())], {
+      env: failing,
+      headers: { 'cf-connecting-ip': '198.51.100.77' },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ accepted: 1 });
+  });
+});
+
 describe('per-IP rate limit and IPv6', () => {
   it('limits one IPv6 /64 (one subscriber) as one address: rotating the interface id does not reset it', async () => {
     const statuses: number[] = [];

@@ -10,6 +10,7 @@
  */
 import { withinBudget } from '../budget/index.ts';
 import { ipPseudonym } from '../identity/ip-pseudonym.ts';
+import { log } from '../observability/index.ts';
 import type { RateLimitSettings, Site } from '../sites/index.ts';
 
 export type RateDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
@@ -96,8 +97,15 @@ export async function ipLimitVerdict(
 
 /** Takes `cost` tokens from the IP's bucket (from this isolate's lease when it holds enough). */
 export async function checkIpLimit(env: Env, site: Site, ip: string, cost = 1): Promise<RateDecision> {
-  const verdict = await ipLimitVerdict(env, site, ip, cost);
-  return 'known' in verdict ? verdict.known : verdict.pending;
+  try {
+    const verdict = await ipLimitVerdict(env, site, ip, cost);
+    return 'known' in verdict ? verdict.known : await verdict.pending;
+  } catch (e) {
+    // A limiter that fails (its object overloaded or unreachable) allows, as decide's does
+    // (underIpLimit): the per-browser limit still holds. Before, the collect answered 500.
+    log('warn', 'rate_limit.unavailable', { error: e instanceof Error ? e.name : 'unknown' });
+    return { allowed: true };
+  }
 }
 
 /**
