@@ -578,16 +578,19 @@ export function createAttune(
     flushByBeacon();
     persistence.leave();
   });
-  // Back from the back/forward cache: a page view, as a load would have made (the visitor sees
-  // the page again); events other tabs took over while this page slept are theirs now.
+  // Back from the back/forward cache: events other tabs took over while this page slept are
+  // theirs now; the visitor record is taken as they left it (a sign-out there: its storage
+  // event may not have reached this page yet); then a page view, as a load would have made
+  // (the visitor sees the page again). Recorded earlier, it carried the signed-out user and
+  // wrote them back, and could send the taken-over events with it.
   addEventListener('pageshow', (event) => {
-    if (event.persisted) {
-      if (autoPageView) page();
+    if (event.persisted)
       void persistence.rejoin().then((mine) => {
         if (mine) outbox = outbox.filter((e) => !e._stored || mine.includes(e.id));
+        follow();
+        if (autoPageView) page();
         return nudge();
       });
-    }
   });
   // visibilitychange bubbles from the document to the window.
   addEventListener('visibilitychange', () => document.hidden && flushByBeacon());

@@ -127,23 +127,66 @@ describe('the script tag in Chromium: tabs that follow each other, a tag without
     }
   });
 
-  it('a click on a tracked label is one event, not two (the browser clicks its checkbox as well)', async () => {
+  it('a click on a tracked label is one event, not two (the browser clicks its checkbox as well), and one also when no second click follows', async () => {
+    const label = (list: string, control: string) =>
+      `<label id="${list}" data-attune-track="newsletter.toggled" data-attune-prop-list="${list}">${control} <span>${list} news</span></label>`;
     const page = await open('/label', {
       'data-flush-interval': '100',
-      body: '<label data-attune-track="newsletter.toggled" data-attune-prop-list="weekly"><input type="checkbox" id="weekly"> <span>Weekly news</span></label>',
+      body: [
+        label('weekly', '<input type="checkbox" id="weekly-box">'),
+        // No click on the control follows: it is disabled, or the page prevents the label's default.
+        label('disabled', '<input type="checkbox" disabled>'),
+        label('prevented', '<input type="checkbox">'),
+        `<script>document.getElementById('prevented').addEventListener('click', (e) => e.preventDefault())</script>`,
+      ].join(''),
     });
     await page.evaluate(() => window.attune.consent.set({ analytics: true }, 'banner'));
-    await page.click('label span');
-    await page.click('#weekly');
+    await page.click('#weekly span');
+    await page.click('#weekly-box');
     // The checkbox was toggled twice: the label's click reached it.
-    expect(await page.isChecked('#weekly')).toBe(false);
+    expect(await page.isChecked('#weekly-box')).toBe(false);
+    // (Playwright waits for a disabled control's label to be enabled: clicked as a person would.)
+    await page.click('#disabled span', { force: true });
+    await page.click('#prevented span');
     await page.evaluate(() => window.attune.track('marker.reached'));
     await page.evaluate(() => window.attune.flush());
     await until('the marker', () => named('marker.reached').length === 1);
     expect(named('newsletter.toggled').map((e) => e.properties)).toEqual([
       { list: 'weekly' },
       { list: 'weekly' },
+      { list: 'disabled' },
+      { list: 'prevented' },
     ]);
+  });
+
+  it('a page back from the back/forward cache follows a sign-out made in another tab meanwhile: its page view names no one, and the sign-out stays', async () => {
+    const first = await open('/bf-signed-in', { 'data-flush-interval': '100' });
+    await first.evaluate(() => window.attune.consent.set({ analytics: true }, 'banner'));
+    await first.evaluate((signature) => window.attune.identify('user-7', {}, { signature }), 'c'.repeat(64));
+    await until('the sign-in', () => named('user.identified').length === 1);
+    await first.evaluate(() => {
+      addEventListener('pageshow', (event) => {
+        document.body.dataset.restored = String(event.persisted);
+      });
+    });
+    await first.goto(`${suite.site.url}/bf-next?data-flush-interval=100`);
+    await first.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+    // Signed out in another tab while the first page sleeps in the cache.
+    const second = await open('/bf-other', { 'data-flush-interval': '100' });
+    await second.evaluate(() => window.attune.reset());
+    const stored = (page: Page) => page.evaluate(() => localStorage.getItem('attune') ?? '');
+    await until('the sign-out stored', async () => !(await stored(second)).includes('user-7'));
+    await first.goBack({ waitUntil: 'commit' });
+    await first.waitForFunction(() => document.body.dataset.restored !== undefined);
+    expect(await first.evaluate(() => document.body.dataset.restored)).toBe('true');
+    const views = () =>
+      named('page.viewed')
+        .filter((e) => e.context?.page?.path === '/bf-signed-in')
+        .sort((a, b) => (a.id < b.id ? -1 : 1));
+    await until('the restored page’s view', () => views().length === 2);
+    expect(views()[1]?.userId).toBeUndefined();
+    await first.evaluate(() => window.attune.flush());
+    expect(await stored(first)).not.toContain('user-7');
   });
 
   it('an endpoint whose answers the browser hides (no CORS for this origin) is reported to onError as unreachable', async () => {

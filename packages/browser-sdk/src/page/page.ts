@@ -49,25 +49,34 @@ export function pageContext(referrer: string): PageContext {
 
 /**
  * Calls `onPage(previousUrl)` whenever the URL (without its hash) changes through
- * history.pushState / replaceState or back/forward navigation. Hash-only changes are not
- * page views (`#section` links), so hash routers get none.
+ * history.pushState or back/forward navigation, or its path through replaceState (a query
+ * taken out of the URL after load, such as utm_* or fbclid, is the same page view). Hash-only
+ * changes are not page views (`#section` links), so hash routers get none.
  */
 export function watchHistory(onPage: (previousUrl: string) => void): void {
   let current = location.href;
+  /** Whether a pushState or back/forward navigation is among the changes not looked at yet. */
+  let moved: unknown;
   // Looked at in a task of its own: routers set the new page's title after pushState, and
-  // often follow it with a replaceState (a query added) that is the same page view.
-  const check = () =>
+  // often follow it with a replaceState (a query added) that is the same page view. Events
+  // tracked in the task of the change come before its page view.
+  const check = (navigated?: unknown) => {
+    moved ||= navigated;
     setTimeout(() => {
       const previous = current;
+      const page = (url: string) => (moved ? url.split('#')[0] : new URL(url).pathname);
       current = location.href;
-      if (previous.split('#')[0] !== current.split('#')[0]) onPage(previous);
+      if (page(previous) !== page(current)) onPage(previous);
+      moved = 0;
     });
+  };
   for (const method of ['pushState', 'replaceState'] as const) {
     const original = history[method];
     history[method] = (...args: Parameters<History['pushState']>) => {
       original.apply(history, args);
-      check();
+      check(method < 'r'); // pushState
     };
   }
+  // (Its event is the truthy `navigated`.)
   addEventListener('popstate', check);
 }
