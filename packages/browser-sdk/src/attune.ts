@@ -272,8 +272,13 @@ export function createAttune(
         }
         const fresh = outbox.filter((e) => !e._stored);
         if (storing() && fresh[0]) {
-          persistence.store(fresh);
           for (const e of fresh) e._stored = true;
+          // A write IndexedDB refused (quota, a blocked transaction) leaves them in memory
+          // alone: unmarked, so a restore from the back/forward cache keeps them, and the next
+          // write tries again.
+          void persistence.store(fresh).then((written) => {
+            if (!written) for (const e of fresh) e._stored = false;
+          });
         }
       });
     storeScheduled = true;

@@ -368,4 +368,34 @@ describe('the script tag in Chromium', () => {
     expect(named('wishlist.item.added')).toHaveLength(1);
     expectNoDuplicates();
   });
+  it('(j3) an event IndexedDB refused to store (a full quota) is kept in memory and delivered once from the page restored from the back/forward cache', async () => {
+    const page = await open('/k1', { 'data-flush-interval': '100' });
+    await grant(page);
+    await until('the consent event', () => named('consent.updated').length === 1);
+    // From now on IndexedDB refuses every write of this page.
+    await page.evaluate(() => {
+      IDBObjectStore.prototype.put = () => {
+        throw new DOMException('the quota is full', 'QuotaExceededError');
+      };
+    });
+    suite.collector.fail(1, 503, '30');
+    await page.evaluate(() => window.attune.track('wishlist.item.added', { productId: 'p-4' }));
+    await until('the refused attempt', () =>
+      suite.collector.requests.some((r) => r.method === 'POST' && r.events.length === 0),
+    );
+    await page.evaluate(() => {
+      addEventListener('pageshow', (event) => {
+        document.body.dataset.restored = String(event.persisted);
+      });
+    });
+    await page.goto(`${suite.site.url}/k2?data-flush-interval=100`);
+    await page.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+    await page.goBack({ waitUntil: 'commit' });
+    await page.waitForFunction(() => document.body.dataset.restored !== undefined);
+    expect(await page.evaluate(() => document.body.dataset.restored)).toBe('true');
+    // Only in the restored page's memory: it must not take it for an event another tab took over.
+    await flush(page);
+    await until('the event, from the restored page', () => named('wishlist.item.added').length === 1);
+    expectNoDuplicates();
+  });
 });

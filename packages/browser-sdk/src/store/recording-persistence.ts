@@ -33,9 +33,10 @@ export function recordingPersistence(log: StorageLog, initial?: VisitorRecord): 
       log.writes.push('save');
       log.saved.push(structuredClone(record));
     },
-    store: (events) => {
+    store: async (events) => {
       log.writes.push('store');
       for (const e of events) log.storedEvents.set(e.id, e.json);
+      return true;
     },
     forget: (ids) => {
       log.writes.push('forget');

@@ -40,8 +40,8 @@ export interface VisitorRecord {
 export interface Persistence {
   load(): VisitorRecord | undefined;
   save(record: VisitorRecord): void;
-  /** Stores events this tab owns. */
-  store(events: readonly QueuedEvent[]): void;
+  /** Stores events this tab owns; resolves to something truthy once written, undefined when it failed. */
+  store(events: readonly QueuedEvent[]): Promise<unknown>;
   /** Deletes events that were delivered or dropped. */
   forget(ids: readonly string[]): void;
   /** Takes ownership of the events of closed tabs and returns them. */
