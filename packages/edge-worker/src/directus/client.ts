@@ -139,9 +139,28 @@ export function directusClient(config: DirectusConfig) {
   }
 
   const items = (collection: string) => `/items/${encodeURIComponent(collection)}`;
-  // Whether the instance has the attune-sync endpoint extension's routes (unknown until first asked).
-  let fastEvents: boolean | undefined;
-  let fastPeople: boolean | undefined;
+  /** Whether the instance has each route of the attune-sync endpoint extension (absent: not asked yet). */
+  const extensionRoutes = new Map<string, boolean>();
+  /**
+   * POSTs `rows` to a route of the attune-sync extension: its answer's data, or undefined
+   * when the instance has no such route (one set up before it), and the caller writes
+   * through the items API instead.
+   */
+  async function viaExtension<T>(
+    route: string,
+    rows: readonly object[],
+  ): Promise<{ data: T | undefined } | undefined> {
+    if (extensionRoutes.get(route) === false) return undefined;
+    try {
+      const data = await request<T>('POST', `/attune-sync/${route}`, rows);
+      extensionRoutes.set(route, true);
+      return { data };
+    } catch (e) {
+      if (!(e instanceof DirectusError && e.status === 404 && !extensionRoutes.has(route))) throw e;
+      extensionRoutes.set(route, false);
+      return undefined;
+    }
+  }
 
   const client = {
     /**
@@ -234,17 +253,8 @@ export function directusClient(config: DirectusConfig) {
      */
     async insertEvents(rows: readonly Record<string, unknown>[]): Promise<number> {
       if (rows.length === 0) return 0;
-      if (fastEvents !== false) {
-        try {
-          const result = await request<{ created?: number }>('POST', '/attune-sync/events', rows);
-          fastEvents = true;
-          return result?.created ?? 0;
-        } catch (e) {
-          if (!(e instanceof DirectusError && e.status === 404 && fastEvents === undefined)) throw e;
-          fastEvents = false;
-        }
-      }
-      return client.createMissing('events', rows);
+      const written = await viaExtension<{ created?: number }>('events', rows);
+      return written ? (written.data?.created ?? 0) : client.createMissing('events', rows);
     },
 
     /**
@@ -256,20 +266,8 @@ export function directusClient(config: DirectusConfig) {
      */
     async writeNewerPeople(rows: readonly object[]): Promise<number | undefined> {
       if (rows.length === 0) return 0;
-      if (fastPeople === false) return undefined;
-      try {
-        const result = await request<{ created?: number; updated?: number }>(
-          'POST',
-          '/attune-sync/people',
-          rows,
-        );
-        fastPeople = true;
-        return (result?.created ?? 0) + (result?.updated ?? 0);
-      } catch (e) {
-        if (!(e instanceof DirectusError && e.status === 404 && fastPeople === undefined)) throw e;
-        fastPeople = false;
-        return undefined;
-      }
+      const written = await viaExtension<{ created?: number; updated?: number }>('people', rows);
+      return written && (written.data?.created ?? 0) + (written.data?.updated ?? 0);
     },
 
     /**
