@@ -137,6 +137,22 @@ function bulkRows(req, res, columns, what) {
   return rows;
 }
 
+/**
+ * The rows of `table` with these ids (their `columns`), read 500 ids a statement; with
+ * `lock`, locked until the transaction `trx` ends.
+ */
+async function rowsWithIds(trx, table, columns, ids, lock = false) {
+  const found = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    let read = trx(table)
+      .select(...columns)
+      .whereIn('id', ids.slice(i, i + 500));
+    if (lock) read = read.forUpdate();
+    found.push(...(await read));
+  }
+  return found;
+}
+
 export default {
   id: 'attune-sync',
   handler: (router, { database }) => {
@@ -147,13 +163,7 @@ export default {
         let created = 0;
         await database.transaction(async (trx) => {
           const ids = rows.map((r) => r.id);
-          const existing = new Set();
-          for (let i = 0; i < ids.length; i += 500) {
-            for (const r of await trx('events')
-              .select('id')
-              .whereIn('id', ids.slice(i, i + 500)))
-              existing.add(r.id);
-          }
+          const existing = new Set((await rowsWithIds(trx, 'events', ['id'], ids)).map((r) => r.id));
           const unique = new Map();
           for (const r of rows) if (!existing.has(r.id)) unique.set(r.id, r);
           const fresh = [...unique.values()];
@@ -187,15 +197,9 @@ export default {
         // rows read are locked until it ends.
         const locks = !String(database.client.config.client).includes('sqlite');
         await database.transaction(async (trx) => {
-          const ids = [...incoming.keys()];
-          const stored = new Map();
-          for (let i = 0; i < ids.length; i += 500) {
-            let read = trx('people')
-              .select('id', 'version', 'first_seen', 'last_seen')
-              .whereIn('id', ids.slice(i, i + 500));
-            if (locks) read = read.forUpdate();
-            for (const r of await read) stored.set(r.id, r);
-          }
+          const columns = ['id', 'version', 'first_seen', 'last_seen'];
+          const read = await rowsWithIds(trx, 'people', columns, [...incoming.keys()], locks);
+          const stored = new Map(read.map((r) => [r.id, r]));
           const fresh = [];
           for (const row of incoming.values()) {
             const held = stored.get(row.id);
