@@ -204,7 +204,8 @@ export async function getConsentConfig(
   return configInForce(await readConsentConfig(env, siteId, keepAlive));
 }
 
-const configInForce = (read: ConsentConfigRead): ConsentConfig =>
+/** The configuration a read puts in force: the site's, or the built-ins when it is unavailable. */
+export const configInForce = (read: ConsentConfigRead): ConsentConfig =>
   read.ok ? read.config : DEFAULT_CONSENT_CONFIG;
 
 /**

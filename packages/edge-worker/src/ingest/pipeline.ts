@@ -11,7 +11,6 @@ import {
   type ConsentState,
   type CustomerAction,
   consentInForce,
-  DEFAULT_CONSENT_CONFIG,
   EDGE_EVENT_NAMES,
   type Enrichment,
   type EventError,
@@ -22,7 +21,7 @@ import {
   type Purpose,
   type QueueMessage,
 } from '@attune/shared-schema';
-import { readConsentConfig } from '../config/consent-config.ts';
+import { configInForce, readConsentConfig } from '../config/consent-config.ts';
 import { enrichEvent, type RequestFacts } from '../enrich/index.ts';
 import { checkUserIdSignature, type SignatureCheck } from '../identity/index.ts';
 import { count, log } from '../observability/index.ts';
@@ -97,21 +96,22 @@ function consentOfConsentEvent(event: CustomerAction): ConsentState | undefined 
 
 /**
  * The consent an event carries, normalized against the site's categories, GPC applied.
- * `config` is the site's own configuration, or undefined when it is unavailable (the
- * built-ins stand in, and no claim can be judged stale against them).
+ * `versionKnown`: `config` is the site's own, not the built-ins standing in while it is
+ * unavailable, so a claim can be judged against its policy version.
  */
 function claimedConsent(
   event: CustomerAction,
-  config: ConsentConfig | undefined,
+  config: ConsentConfig,
   gpc: boolean,
   trusted: boolean,
+  versionKnown: boolean,
 ): ConsentState | undefined {
-  const categories = config ?? DEFAULT_CONSENT_CONFIG;
-  const nothing = { categories: {}, policyVersion: categories.policyVersion };
   const raw = event.type === 'consent' ? consentOfConsentEvent(event) : event.context?.consent;
   if (raw === undefined) {
     // A browser that sent no consent has granted nothing; a server producer defers to the record.
-    return trusted ? undefined : applyGpc(normalizeConsent(nothing, categories), gpc);
+    return trusted
+      ? undefined
+      : applyGpc(normalizeConsent({ categories: {}, policyVersion: config.policyVersion }, config), gpc);
   }
   // A browser's choice made under another policy version than the site's grants nothing, as
   // everywhere else at the edge (consentInForce): the person is asked again. Before, a tab
@@ -120,11 +120,9 @@ function claimedConsent(
   // itself, kept as proof whatever its version; a server producer (trusted) does not track
   // the tag's policy versions, and its claim stands as it did.
   const stale =
-    config !== undefined &&
-    !trusted &&
-    event.type !== 'consent' &&
-    raw.policyVersion !== config.policyVersion;
-  return applyGpc(normalizeConsent(stale ? nothing : raw, categories), gpc);
+    versionKnown && !trusted && event.type !== 'consent' && raw.policyVersion !== config.policyVersion;
+  const claim = stale ? { categories: {}, policyVersion: config.policyVersion } : raw;
+  return applyGpc(normalizeConsent(claim, config), gpc);
 }
 
 /** Why an event named as one of the edge's own (EDGE_EVENT_NAMES) is refused, and what to do instead. */
@@ -161,7 +159,7 @@ export async function ingestBatch(
     timings: { profileMs: 0, queueMs: 0 },
   };
   const read = await readConsentConfig(env, site.id);
-  const config = read.ok ? read.config : DEFAULT_CONSENT_CONFIG;
+  const config = configInForce(read);
 
   // 1. Identity and consent, per event. Equal consents share one object: a batch's events
   // usually carry the same choice, and the ProfileDO call's structured clone sends a shared
@@ -226,7 +224,7 @@ export async function ingestBatch(
         event = verified;
       }
     }
-    const consent = interned(claimedConsent(event, read.ok ? config : undefined, gpc, trusted));
+    const consent = interned(claimedConsent(event, config, gpc, trusted, read.ok));
     if (consent !== undefined && event.type !== 'consent' && grantedPurposes(consent).length === 0) {
       consentDropped++;
       continue;
