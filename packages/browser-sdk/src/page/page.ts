@@ -64,9 +64,10 @@ export function watchHistory(onPage: (previousUrl: string) => void): void {
     moved ||= navigated;
     setTimeout(() => {
       const previous = current;
-      const page = (url: string) => (moved ? url.split('#')[0] : new URL(url).pathname);
+      // What tells two pages apart: the path, and after a push or back/forward the query too.
+      const pageKey = (url: string) => (moved ? url.split('#')[0] : new URL(url).pathname);
       current = location.href;
-      if (page(previous) !== page(current)) onPage(previous);
+      if (pageKey(previous) !== pageKey(current)) onPage(previous);
       moved = 0;
     });
   };
