@@ -12,7 +12,7 @@ import type { Context } from 'hono';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { checkUserIdSignature } from '../identity/index.ts';
-import { sendMessages } from '../ingest/queue-producer.ts';
+import { forwardMessages } from '../ingest/outbox.ts';
 import { clientAddress, type RateDecision, underIpLimit } from '../ingest/rate-limit.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { consentFrom, parseCookies } from '../proxy/cookies.ts';
@@ -183,19 +183,16 @@ export function recordServed(c: Context<AppEnv>, served: EventMessage[]): void {
   const first = firstServings(served);
   if (first.length === 0) return;
   c.executionCtx.waitUntil(
-    new Promise((resolve) => setTimeout(resolve, SERVED_AFTER_MS)).then(() =>
-      queueServed(c.env.EVENTS, first),
-    ),
+    new Promise((resolve) => setTimeout(resolve, SERVED_AFTER_MS)).then(() => queueServed(c.env, first)),
   );
 }
 
-/** Queues `decision.served` events (sendMessages retries each sendBatch once); resolves once sent or given up. */
-export async function queueServed(queue: Queue, served: EventMessage[]): Promise<void> {
-  try {
-    await sendMessages(queue, served);
-  } catch (error) {
-    console.warn(JSON.stringify({ msg: 'decision.served not queued', error: String(error) }));
-  }
+/**
+ * Queues `decision.served` events; what the queue refuses is parked at the person's object
+ * (forwardMessages). Resolves once sent, parked or given up; never rejects.
+ */
+export function queueServed(env: Env, served: EventMessage[]): Promise<void> {
+  return forwardMessages(env, served);
 }
 
 function corsHeaders(origin: string): Record<string, string> {

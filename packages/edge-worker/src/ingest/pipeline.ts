@@ -32,14 +32,8 @@ import type { IngestResult } from '../profile/profile-do.ts';
 import type { PersonKey, ProfileEventInput, ProfileSummary } from '../profile/types.ts';
 import type { Site } from '../sites/index.ts';
 import { runTriggers } from '../triggers/index.ts';
-import {
-  eventsMessages,
-  type ForwardedEvent,
-  fitProfileMessage,
-  QueueSendError,
-  sendMessages,
-  sendShared,
-} from './queue-producer.ts';
+import { forwardMessages } from './outbox.ts';
+import { eventsMessages, type ForwardedEvent, fitProfileMessage, sendShared } from './queue-producer.ts';
 
 export interface PipelineInput {
   site: Site;
@@ -350,12 +344,13 @@ export async function ingestBatch(
 
   // 3. The queue, after the response: the ProfileDO has already applied (and deduped) the
   // events, so a client retry could not re-send them anyway; waiting would only add latency.
-  // A failed send is retried once and then logged and counted. Overlapping requests of this
-  // isolate share one send, made by the first of them (sendShared).
+  // A failed send is retried once, then parked at the person's ProfileDO, which sends it
+  // again from its alarm (outbox.ts). Overlapping requests of this isolate share one send,
+  // made by the first of them (sendShared).
   const queueStarted = Date.now();
   outcome.timings.profileMs = queueStarted - profileStarted;
   if (messages.length > 0) {
-    const send = sendShared(env.EVENTS, messages, (all) => forward(env, all));
+    const send = sendShared(env.EVENTS, messages, (all) => forwardMessages(env, all));
     if (send) ctx.waitUntil(send);
   }
   outcome.timings.queueMs = Date.now() - queueStarted;
@@ -455,22 +450,6 @@ function triggersAfter(
     if (run.marketing || personalization) runs.push(run);
   }
   return runs;
-}
-
-/** Sends messages to the EVENTS queue (each sendBatch retried once); counts and logs what could not be sent. */
-async function forward(env: Env, messages: QueueMessage[]): Promise<void> {
-  try {
-    await sendMessages(env.EVENTS, messages);
-  } catch (err) {
-    const unsent = err instanceof QueueSendError ? err.unsent : messages.length;
-    const cause = err instanceof QueueSendError ? err.cause : err;
-    count('queue_failed', unsent);
-    log('error', 'queue.send_failed', {
-      sites: [...new Set(messages.map((m) => m.siteId))].join(','),
-      messages: unsent,
-      error: cause instanceof Error ? cause.name : 'unknown',
-    });
-  }
 }
 
 /**
@@ -712,7 +691,7 @@ async function triggerFollowUp(
         purposes: grantedPurposes(consent),
       });
     }
-    await sendMessages(env.EVENTS, eventsMessages(site.id, run.profile.personKey, traceparent, forwarded));
+    await forwardMessages(env, eventsMessages(site.id, run.profile.personKey, traceparent, forwarded));
   } catch (err) {
     log('error', 'triggers.failed', { siteId: site.id, error: err instanceof Error ? err.name : 'unknown' });
   }

@@ -203,7 +203,7 @@ describe('queue producer', () => {
     }));
     const error = await sendMessages(env.EVENTS, messages).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(QueueSendError);
-    expect(error instanceof QueueSendError ? error.unsent : 0).toBe(100);
+    expect(error instanceof QueueSendError ? error.unsent.length : 0).toBe(100);
     expect(sent).toEqual(messages.slice(100));
   });
 

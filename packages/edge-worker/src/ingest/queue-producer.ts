@@ -199,14 +199,14 @@ export function chunkMessages(messages: readonly QueueMessage[]): QueueMessage[]
   return chunks;
 }
 
-/** Thrown by sendMessages: how many of the messages were not sent (all the others were). */
+/** Thrown by sendMessages: the messages that were not sent, in order (all the others were). */
 export class QueueSendError extends Error {
   override name = 'QueueSendError';
   constructor(
-    readonly unsent: number,
+    readonly unsent: QueueMessage[],
     cause: unknown,
   ) {
-    super(`${unsent} queue messages not sent`, { cause });
+    super(`${unsent.length} queue messages not sent`, { cause });
   }
 }
 
@@ -216,21 +216,21 @@ export class QueueSendError extends Error {
  * `covisits` message arrives under a new message id and its pairs count twice. A chunk
  * that fails twice does not stop the ones after it (they are other people's messages,
  * and the chunk may have failed for a reason of its own, such as a message too large).
- * Rejects with a QueueSendError counting the unsent messages once every chunk was tried.
+ * Rejects with a QueueSendError holding the unsent messages once every chunk was tried.
  */
 export async function sendMessages(queue: Queue, messages: readonly QueueMessage[]): Promise<void> {
-  let unsent = 0;
+  const unsent: QueueMessage[] = [];
   let firstCause: unknown;
   for (const chunk of chunkMessages(messages)) {
     const batch = chunk.map((body) => ({ body }));
     try {
       await queue.sendBatch(batch).catch(() => queue.sendBatch(batch));
     } catch (cause) {
-      if (unsent === 0) firstCause = cause;
-      unsent += chunk.length;
+      if (unsent.length === 0) firstCause = cause;
+      unsent.push(...chunk);
     }
   }
-  if (unsent > 0) throw new QueueSendError(unsent, firstCause);
+  if (unsent.length > 0) throw new QueueSendError(unsent, firstCause);
 }
 
 /**

@@ -14,7 +14,9 @@ export const OUTCOMES = [
   'suppressed',
   /** Events whose user id came with an expired signature (identity/index.ts): taken without it through a linked browser, else refused (also counted invalid). */
   'signature_expired',
-  /** Messages the queue refused twice (logged; the profile still has the events). */
+  /** Messages the queue refused twice, parked at their person's ProfileDO, which sends them again from its alarm. */
+  'queue_parked',
+  /** Messages lost to downstream: refused by the queue and not parked (or parked and refused for PARKED_KEEP_MS); logged. */
   'queue_failed',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];

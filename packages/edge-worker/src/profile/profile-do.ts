@@ -15,9 +15,12 @@ import {
   type ErasureMessage,
   isGranted,
   LIMITS,
+  type QueueMessage,
 } from '@attune/shared-schema';
 import { getConsentConfig } from '../config/consent-config.ts';
 import { userIdOf } from '../identity/index.ts';
+import { QueueSendError, sendMessages } from '../ingest/queue-producer.ts';
+import { count, flushStats, log } from '../observability/index.ts';
 import { getSiteById } from '../sites/index.ts';
 import {
   applyEvent,
@@ -72,6 +75,15 @@ const RETENTION_RECHECK_MS = 7 * DAY_MS;
  * finishes it with what it kept: a replay reads one person's events, minutes at most.
  */
 const REPLAY_ABANDONED_MS = DAY_MS;
+/**
+ * Messages the queue refused (see park) are sent again by the alarm this long after they
+ * were parked, then twice as long after each failed try, up to PARKED_RETRY_MAX_MS apart.
+ * After PARKED_KEEP_MS a message is given up (counted `queue_failed`): the queue keeps an
+ * undelivered message four days, so an outage longer than that is an incident, not a blip.
+ */
+const PARKED_RETRY_MS = 10_000;
+const PARKED_RETRY_MAX_MS = 15 * 60_000;
+const PARKED_KEEP_MS = 4 * DAY_MS;
 
 /** What one ingest call did, for the ingest path's responses, queue messages and counters. */
 export interface IngestResult {
@@ -137,7 +149,15 @@ export interface ProfileExport {
    * what they will take when they retry.
    */
   handedOver?: ProfileState;
+  /** Queue messages about this person the queue refused, waiting here for the alarm to send them again (see park). */
+  parked?: QueueMessage[];
   seenEventIds: number;
+}
+
+/** The kv row `parked`: when the alarm next sends the parked messages, and how many tries failed. */
+interface ParkedState {
+  due: number;
+  tries: number;
 }
 
 /** What an anonymous profile hands over when it merges into a person. */
@@ -871,6 +891,7 @@ export class ProfileDO extends DurableObject<Env> {
     const at = Math.min(
       retainUntil,
       Date.now() + (this.#retiring() ? RETIRING_RETRY_MS : RETENTION_RECHECK_MS),
+      this.#parked()?.due ?? Number.POSITIVE_INFINITY,
     );
     if (this.#alarmAt === undefined) this.#alarmAt = (await this.ctx.storage.getAlarm()) ?? null;
     const current = this.#alarmAt;
@@ -1074,6 +1095,8 @@ export class ProfileDO extends DurableObject<Env> {
       const handing = this.#get('handing');
       if (handing !== undefined) out.handedOver = JSON.parse(handing) as ProfileState;
       if (tombstone !== undefined) out.erasedAt = tombstone;
+      const parked = this.#parkedMessages();
+      if (parked.length > 0) out.parked = parked.map((row) => row.message);
       const erasure = this.#erasure();
       if (erasure !== undefined) {
         const { erased: _, ...kept } = erasure;
@@ -1155,6 +1178,108 @@ export class ProfileDO extends DurableObject<Env> {
     return result;
   }
 
+  /**
+   * Keeps queue messages about this person that the queue refused (see ingest/outbox.ts),
+   * for the alarm to send again (#sendParked). An erased person's are dropped: their
+   * tombstone stands, and nothing about them may reach Directus. Returns how many were kept.
+   */
+  async park(messages: QueueMessage[]): Promise<number> {
+    return this.#inOrder(async () => {
+      if (this.#tombstone() !== undefined || messages.length === 0) return 0;
+      const now = Date.now();
+      await this.#keepParked(
+        messages.map((message) => ({ message, parkedAt: now })),
+        this.#parked() ?? { due: now + PARKED_RETRY_MS, tries: 0 },
+      );
+      return messages.length;
+    });
+  }
+
+  /** Stores parked messages after those already kept, and brings the alarm forward to `parked.due`. */
+  async #keepParked(rows: { message: QueueMessage; parkedAt: number }[], parked: ParkedState): Promise<void> {
+    const sql = this.#writable();
+    sql.exec(
+      'CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, body TEXT NOT NULL, parked_at INTEGER NOT NULL)',
+    );
+    for (const row of rows) {
+      sql.exec(
+        'INSERT INTO outbox (body, parked_at) VALUES (?, ?)',
+        JSON.stringify(row.message),
+        row.parkedAt,
+      );
+    }
+    this.#put('parked', JSON.stringify(parked));
+    if (this.#alarmAt === undefined) this.#alarmAt = (await this.ctx.storage.getAlarm()) ?? null;
+    if (this.#alarmAt === null || this.#alarmAt > parked.due) await this.#setAlarm(parked.due);
+  }
+
+  #parked(): ParkedState | undefined {
+    const row = this.#get('parked');
+    return row === undefined ? undefined : (JSON.parse(row) as ParkedState);
+  }
+
+  /** The parked messages, oldest first (none when no table was made). */
+  #parkedMessages(): { seq: number; parkedAt: number; message: QueueMessage }[] {
+    if (this.#parked() === undefined) return [];
+    return this.#sql
+      .exec<{ seq: number; body: string; parked_at: number }>(
+        'SELECT seq, body, parked_at FROM outbox ORDER BY seq',
+      )
+      .toArray()
+      .map((row) => ({
+        seq: row.seq,
+        parkedAt: row.parked_at,
+        message: JSON.parse(row.body) as QueueMessage,
+      }));
+  }
+
+  /**
+   * The alarm's resend of parked messages, in this object's turn (an erasure waits for it,
+   * so nothing is sent after the wipe). What the queue takes is deleted; what it refuses
+   * again waits twice as long, and is given up after PARKED_KEEP_MS.
+   */
+  async #sendParked(): Promise<void> {
+    this.#kv = undefined;
+    const parked = this.#parked();
+    // Whatever woke the alarm, the parked messages are tried: early is no harm.
+    if (parked === undefined) return;
+    const now = Date.now();
+    const rows = this.#parkedMessages();
+    let unsent = new Set<QueueMessage>();
+    try {
+      await sendMessages(
+        this.env.EVENTS,
+        rows.map((row) => row.message),
+      );
+    } catch (err) {
+      unsent = new Set(err instanceof QueueSendError ? err.unsent : rows.map((row) => row.message));
+    }
+    const expired = rows.filter((row) => unsent.has(row.message) && row.parkedAt + PARKED_KEEP_MS <= now);
+    for (const row of rows) {
+      if (!unsent.has(row.message) || expired.includes(row))
+        this.#sql.exec('DELETE FROM outbox WHERE seq = ?', row.seq);
+    }
+    const siteId = this.#identity()?.siteId ?? rows[0]?.message.siteId ?? 'unknown';
+    if (expired.length > 0) {
+      count('queue_failed', expired.length);
+      log('error', 'queue.parked_given_up', { siteId, messages: expired.length });
+    }
+    const left = unsent.size - expired.length;
+    if (left === 0) {
+      this.#sql.exec('DROP TABLE IF EXISTS outbox');
+      this.#drop('parked');
+      log('info', 'queue.parked_sent', { siteId, messages: rows.length - unsent.size });
+    } else {
+      const next: ParkedState = {
+        due: now + Math.min(PARKED_RETRY_MS * 2 ** (parked.tries + 1), PARKED_RETRY_MAX_MS),
+        tries: parked.tries + 1,
+      };
+      this.#put('parked', JSON.stringify(next));
+      log('warn', 'queue.parked_refused', { siteId, messages: left, tries: next.tries });
+    }
+    if (expired.length > 0) await flushStats(this.env);
+  }
+
   /** When this person was erased, while the tombstone lasts (31 days); null when they were not. */
   async erasedAt(): Promise<string | null> {
     return this.#inOrder(async () => this.#tombstone() ?? null);
@@ -1175,6 +1300,8 @@ export class ProfileDO extends DurableObject<Env> {
     if (this.#hasTables) {
       this.#sql.exec('DELETE FROM seen');
       this.#sql.exec('DELETE FROM kv');
+      // Parked messages are about this person: none may reach Directus after the erasure.
+      this.#sql.exec('DROP TABLE IF EXISTS outbox');
     }
     this.#kv = new Map();
     this.#state = undefined;
@@ -1198,8 +1325,27 @@ export class ProfileDO extends DurableObject<Env> {
     await this.ctx.storage.deleteAll();
   }
 
-  /** Retention: deletes a person inactive past the period; expires tombstones. */
+  /**
+   * Sends the parked messages again, then does what else the alarm is for; while messages
+   * stay parked, the alarm comes back for them whatever that work set it to.
+   */
   override async alarm(): Promise<void> {
+    await this.#inOrder(() => this.#sendParked());
+    try {
+      await this.#alarmWork();
+    } finally {
+      await this.#inOrder(async () => {
+        this.#kv = undefined;
+        const parked = this.#parked();
+        if (parked === undefined) return;
+        const current = await this.ctx.storage.getAlarm();
+        if (current === null || current > parked.due) await this.#setAlarm(parked.due);
+      });
+    }
+  }
+
+  /** Retention: deletes a person inactive past the period; expires tombstones. */
+  async #alarmWork(): Promise<void> {
     const handing = await this.#inOrder(async () => {
       // Alarms are rare: read the kv rows from storage, not from the in-memory copy.
       this.#kv = undefined;
@@ -1263,7 +1409,9 @@ export class ProfileDO extends DurableObject<Env> {
         await this.ctx.storage.setAlarm(replayDeadline(replaying, now));
         return undefined;
       }
-      if (this.#alias() === undefined) await this.#wipe(false);
+      // An object with only parked messages (a decision served to an unknown visitor) keeps
+      // them until they are sent; the alarm after that deletes it.
+      if (this.#alias() === undefined && this.#parked() === undefined) await this.#wipe(false);
       return undefined;
     }
     const { retentionMs } = await this.#rules(state.siteId);
@@ -1356,7 +1504,12 @@ export class ProfileDO extends DurableObject<Env> {
         .sort()
         .at(-1);
       if (first !== undefined && last !== undefined) replaying.seen = { first, last };
+      // Messages the queue refused are not in the event log the replay reads: they outlive
+      // the wipe and still go downstream (the rebuilt profile lacks their events).
+      const parked = this.#parked();
+      const parkedRows = this.#parkedMessages();
       await this.#wipe(false);
+      if (parked !== undefined && parkedRows.length > 0) await this.#keepParked(parkedRows, parked);
       if (
         replaying.previous > 0 ||
         replaying.browsers.length > 0 ||
@@ -1366,7 +1519,10 @@ export class ProfileDO extends DurableObject<Env> {
         this.#put('replaying', JSON.stringify(replaying));
         // Should the replay never finish, the alarm finishes it with what the row keeps
         // (see #retire): the consent record is proof of the person's choice.
-        this.#alarmAt = replayDeadline(replaying, Date.now());
+        this.#alarmAt = Math.min(
+          replayDeadline(replaying, Date.now()),
+          this.#parked()?.due ?? Number.POSITIVE_INFINITY,
+        );
         await this.ctx.storage.setAlarm(this.#alarmAt);
       }
       return replaying.previous;

@@ -1,0 +1,143 @@
+/**
+ * What the queue refuses is not lost: an ingest whose queue sends fail (each sendBatch and
+ * its retry) parks the messages at the person's ProfileDO, whose alarm sends them once the
+ * queue takes them again; an erasure meanwhile sends none of them; events that arrive
+ * meanwhile do not push the resend out to the retention date.
+ */
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { eventMessagesOf, type QueueMessage } from '@attune/shared-schema';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { readStats } from '../observability/index.ts';
+import { profileStub } from '../profile/client.ts';
+import type { ProfileDO } from '../profile/profile-do.ts';
+import { parkingGroups } from './outbox.ts';
+import { anonId, collect, people, productView, recordQueue, SITE } from './test-support.ts';
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** A queue that refuses every send, as during an outage; counts the tries. */
+function queueDown(): { tries: () => number } {
+  let tries = 0;
+  vi.spyOn(env.EVENTS, 'sendBatch').mockImplementation(async () => {
+    tries++;
+    throw new Error('Queue send failed: internal error');
+  });
+  return { tries: () => tries };
+}
+
+/** The product ids of `a`'s events among queue messages, in order. */
+function productIdsOf(messages: QueueMessage[], a: string): unknown[] {
+  return eventMessagesOf(messages)
+    .filter((m) => m.event.anonymousId === a)
+    .map((m) => m.event.properties?.productId);
+}
+
+function parkedCount(a: string): Promise<number> {
+  return runInDurableObject(profileStub(env, SITE, `anon:${a}`), (_o: ProfileDO, state) => {
+    const table = state.storage.sql
+      .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'")
+      .toArray();
+    if (table.length === 0) return 0;
+    return state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM outbox').one().n;
+  });
+}
+
+describe('messages the queue refuses', () => {
+  it('are parked at the person’s object and sent by its alarm once the queue is back', async () => {
+    const a = anonId('outage');
+    const before = await readStats(env);
+    const down = queueDown();
+    const res = await collect([productView(a, 'p-1', 'outdoor'), productView(a, 'p-2', 'outdoor')]);
+    // The browser's batch is taken: its events are applied, and a retry would be a duplicate.
+    expect(res.status).toBe(200);
+    expect(down.tries()).toBeGreaterThanOrEqual(2);
+    expect(await parkedCount(a)).toBeGreaterThan(0);
+    const stats = await readStats(env);
+    expect(stats.queue_parked).toBeGreaterThan(before.queue_parked);
+    expect(stats.queue_failed).toBe(before.queue_failed);
+    // An access request shows what waits to go downstream.
+    const held = (await (await people(`anon:${a}`, 'GET', undefined, '&scope=edge')).json()) as {
+      parked?: QueueMessage[];
+    };
+    expect(productIdsOf(held.parked ?? [], a)).toEqual(['p-1', 'p-2']);
+
+    vi.restoreAllMocks();
+    const queue = recordQueue();
+    await runDurableObjectAlarm(profileStub(env, SITE, `anon:${a}`));
+    expect(productIdsOf(queue.messages, a)).toEqual(['p-1', 'p-2']);
+    expect(queue.messages.some((m) => m.kind === 'profile' && m.personId === `anon:${a}`)).toBe(true);
+    expect(await parkedCount(a)).toBe(0);
+    // Sent once: a later alarm has nothing left to send.
+    queue.messages.length = 0;
+    await runInDurableObject(profileStub(env, SITE, `anon:${a}`), (o: ProfileDO) => o.alarm());
+    expect(productIdsOf(queue.messages, a)).toEqual([]);
+  });
+
+  it('wait longer after each refused resend, and keep the alarm for it when later events arrive', async () => {
+    const a = anonId('backoff');
+    queueDown();
+    await collect([productView(a, 'p-1', 'outdoor')]);
+    const stub = profileStub(env, SITE, `anon:${a}`);
+    const alarmIn = async () =>
+      ((await runInDurableObject(stub, (_o: ProfileDO, s) => s.storage.getAlarm())) ?? 0) - Date.now();
+    expect(await alarmIn()).toBeLessThanOrEqual(10_000);
+    // Still down at the resend: kept, and tried again later than the first time.
+    await runDurableObjectAlarm(stub);
+    expect(await parkedCount(a)).toBeGreaterThan(0);
+    const wait = await alarmIn();
+    expect(wait).toBeGreaterThan(10_000);
+    expect(wait).toBeLessThanOrEqual(20_000);
+    // The queue is back for the next batch; its events set the retention alarm, which must
+    // not move the resend of the parked ones to a week from now.
+    vi.restoreAllMocks();
+    const queue = recordQueue();
+    await collect([productView(a, 'p-2', 'outdoor')]);
+    expect(productIdsOf(queue.messages, a)).toEqual(['p-2']);
+    expect(await alarmIn()).toBeLessThanOrEqual(20_000);
+    await runDurableObjectAlarm(stub);
+    expect(productIdsOf(queue.messages, a)).toEqual(['p-2', 'p-1']);
+  });
+
+  it('are never sent once the person is erased', async () => {
+    const a = anonId('erased');
+    queueDown();
+    await collect([productView(a, 'p-1', 'outdoor')]);
+    expect(await parkedCount(a)).toBeGreaterThan(0);
+    vi.restoreAllMocks();
+    const queue = recordQueue();
+    expect((await people(`anon:${a}`, 'DELETE')).status).toBe(200);
+    expect(await parkedCount(a)).toBe(0);
+    await runInDurableObject(profileStub(env, SITE, `anon:${a}`), (o: ProfileDO) => o.alarm());
+    expect(queue.messages.map((m) => m.kind)).toEqual(['erasure']);
+  });
+});
+
+describe('parkingGroups', () => {
+  const events = (siteId: string, personId: string): QueueMessage => ({
+    kind: 'events',
+    siteId,
+    personId,
+    purposes: ['analytics'],
+    events: [],
+  });
+  const covisits = (siteId: string): QueueMessage => ({ kind: 'covisits', siteId, pairs: [] });
+
+  it('keeps each person’s messages in order, and a co-visit message with the person its request sent', () => {
+    const { groups, homeless } = parkingGroups([
+      covisits('s1'),
+      events('s1', 'anon:a'),
+      events('s2', 'user:b'),
+      events('s1', 'anon:a'),
+      covisits('s2'),
+      covisits('s3'),
+    ]);
+    expect(groups.map((g) => [g.siteId, g.personKey, g.messages.map((m) => m.kind)])).toEqual([
+      ['s1', 'anon:a', ['covisits', 'events', 'events']],
+      ['s2', 'user:b', ['events', 'covisits']],
+    ]);
+    expect(homeless.map((m) => m.siteId)).toEqual(['s3']);
+  });
+});
