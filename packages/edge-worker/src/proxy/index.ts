@@ -556,7 +556,12 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       response,
       // Only the slots wait for the decision (bounded by the deadline in rewriteSlots).
       (request: SlotRequest) =>
-        known ? fill(known.ready, request) : settled.then((ready) => fill(ready, request)),
+        // A decision that comes after the deadline fills nothing (the slot kept its default, see
+        // fillWithin), so it must not be decided here either: its `decision.served` would log an
+        // exposure nobody saw.
+        known
+          ? fill(known.ready, request)
+          : settled.then((ready) => (Date.now() < deadline ? fill(ready, request) : null)),
       // Until the decision is known, the page is held just before the first slot (not in
       // the rewriter), so everything above it reaches the browser meanwhile; a decision
       // already known needs no hold (and the page no extra stream stage).

@@ -12,7 +12,14 @@ import { holdBuiltInConsentConfig } from '../config/test-support.ts';
 import { applyCovisits, clearCovisitCache } from '../decide/covisitation.ts';
 import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
 import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
-import { anonId, consentFor, makeEvent, ORIGIN as ORIGIN_3000, WRITE_KEY } from '../ingest/test-support.ts';
+import {
+  anonId,
+  consentFor,
+  makeEvent,
+  ORIGIN as ORIGIN_3000,
+  recordQueue,
+  WRITE_KEY,
+} from '../ingest/test-support.ts';
 import { rewriteSlots } from '../rewrite/index.ts';
 import { endedDigest, originEndsId } from './cookies.ts';
 import { mountEdgeProxy } from './index.ts';
@@ -595,6 +602,41 @@ describe('edge proxy: a recommendations decision with no products keeps the defa
     expect(html).not.toContain('<ul class="cards"></ul>');
     expect(html).toMatch(/data-attune-slot="recommendations" data-attune-product="trail-jacket">/);
     expect(slot(html, 'hero')).toContain('Built for wet trails');
+  });
+});
+
+describe('edge proxy: a decision that comes after the deadline', () => {
+  it('is not logged as served for a slot that kept its default', async () => {
+    const queue = recordQueue();
+    const { held, release } = heldDecision();
+    const app = new Hono<AppEnv>();
+    mountEdgeProxy(app, { prepare: () => held });
+    const ctx = createExecutionContext();
+    const id = crypto.randomUUID();
+    const res = await app.fetch(
+      new Request(`${SHOP}/large?id=${id}`, {
+        headers: { accept: 'text/html', cookie: `attune_aid=${fan}` },
+      }),
+      { ...env, DECISION_BUDGET_MS: '30' },
+      ctx,
+    );
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    // The deadline passed with no decision: the hero keeps the origin's content.
+    let received = await readUntil(reader, 'FIRST-PART-END', decoder);
+    expect(received).toContain('<h1>Origin hero</h1>');
+    // The decision comes while the origin still holds the rest of the page.
+    release(await fansJacketDecision());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await fetch(`${ORIGIN}/__release?id=${id}`);
+    received += await readRest(reader, decoder);
+    await waitOnExecutionContext(ctx);
+    const servedSlots = queue.messages
+      .filter((m) => m.kind === 'event' && m.event.name === 'decision.served')
+      .map((m) => (m.kind === 'event' ? m.event.properties?.slot : undefined));
+    // Before, the hero's late decision was logged as served: lift counted an exposure nobody saw.
+    expect(servedSlots).not.toContain('hero');
+    queue.restore();
   });
 });
 
