@@ -86,15 +86,13 @@ export async function forwardMessages(env: Env, messages: readonly QueueMessage[
     );
     const lost =
       homeless.length + parked.filter((p) => p.failed).reduce((n, p) => n + p.group.messages.length, 0);
-    count(
-      'queue_parked',
-      parked.reduce((n, p) => n + p.taken, 0),
-    );
+    const taken = parked.reduce((n, p) => n + p.taken, 0);
+    count('queue_parked', taken);
     count('queue_failed', lost);
     log(lost > 0 ? 'error' : 'warn', 'queue.send_failed', {
       sites: [...new Set(unsent.map((m) => m.siteId))].join(','),
       messages: unsent.length,
-      parked: parked.reduce((n, p) => n + p.taken, 0),
+      parked: taken,
       lost,
       error: cause instanceof Error ? cause.name : 'unknown',
     });

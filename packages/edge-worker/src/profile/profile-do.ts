@@ -1209,8 +1209,13 @@ export class ProfileDO extends DurableObject<Env> {
       );
     }
     this.#put('parked', JSON.stringify(parked));
+    await this.#alarmBy(parked.due);
+  }
+
+  /** Brings the alarm forward to `at` unless it already comes by then. */
+  async #alarmBy(at: number): Promise<void> {
     if (this.#alarmAt === undefined) this.#alarmAt = (await this.ctx.storage.getAlarm()) ?? null;
-    if (this.#alarmAt === null || this.#alarmAt > parked.due) await this.#setAlarm(parked.due);
+    if (this.#alarmAt === null || this.#alarmAt > at) await this.#setAlarm(at);
   }
 
   #parked(): ParkedState | undefined {
@@ -1255,8 +1260,9 @@ export class ProfileDO extends DurableObject<Env> {
       unsent = new Set(err instanceof QueueSendError ? err.unsent : rows.map((row) => row.message));
     }
     const expired = rows.filter((row) => unsent.has(row.message) && row.parkedAt + PARKED_KEEP_MS <= now);
+    const gone = new Set(expired);
     for (const row of rows) {
-      if (!unsent.has(row.message) || expired.includes(row))
+      if (!unsent.has(row.message) || gone.has(row))
         this.#sql.exec('DELETE FROM outbox WHERE seq = ?', row.seq);
     }
     const siteId = this.#identity()?.siteId ?? rows[0]?.message.siteId ?? 'unknown';
@@ -1335,11 +1341,11 @@ export class ProfileDO extends DurableObject<Env> {
       await this.#alarmWork();
     } finally {
       await this.#inOrder(async () => {
+        // The alarm's work sets the alarm itself: both are read from storage again.
         this.#kv = undefined;
+        this.#alarmAt = undefined;
         const parked = this.#parked();
-        if (parked === undefined) return;
-        const current = await this.ctx.storage.getAlarm();
-        if (current === null || current > parked.due) await this.#setAlarm(parked.due);
+        if (parked !== undefined) await this.#alarmBy(parked.due);
       });
     }
   }
