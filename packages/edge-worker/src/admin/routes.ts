@@ -125,7 +125,9 @@ adminRoutes.get('/v1/people/:id', async (c) => {
     held.erasedAt !== undefined ||
     // A replay under way (or abandoned) holds the person's consent record and browsers in its row.
     held.replaying !== undefined ||
-    held.seenEventIds > 0;
+    held.seenEventIds > 0 ||
+    // Messages the queue refused, kept to be sent again: events and choices about the person.
+    (held.parked?.length ?? 0) > 0;
   // A browser merged into a person is that person's now (DELETE erases the person too): what
   // the edge holds of the person is part of the answer (before, only the browser's link was).
   const person =

@@ -12,7 +12,17 @@ import { readStats } from '../observability/index.ts';
 import { profileStub } from '../profile/client.ts';
 import type { ProfileDO } from '../profile/profile-do.ts';
 import { parkingGroups } from './outbox.ts';
-import { anonId, collect, people, productView, recordQueue, SITE } from './test-support.ts';
+import {
+  anonId,
+  collect,
+  makeEvent,
+  people,
+  productView,
+  recordQueue,
+  SITE,
+  segment,
+  signed,
+} from './test-support.ts';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -112,6 +122,96 @@ describe('messages the queue refuses', () => {
     expect(await parkedCount(a)).toBe(0);
     await runInDurableObject(profileStub(env, SITE, `anon:${a}`), (o: ProfileDO) => o.alarm());
     expect(queue.messages.map((m) => m.kind)).toEqual(['erasure']);
+  });
+});
+
+/** One page view of `a`'s, as a queue message: parked below as if the queue had refused it. */
+const pageMessage = (a: string, path = '/'): QueueMessage => ({
+  kind: 'events',
+  siteId: SITE,
+  personId: `anon:${a}`,
+  purposes: ['analytics'],
+  events: [
+    {
+      event: makeEvent(a, 'page.viewed', { consent: null, properties: { path } }),
+      enrichment: { receivedAt: new Date().toISOString(), correctedTimestamp: new Date().toISOString() },
+    },
+  ],
+});
+
+describe('a long outage’s backlog', () => {
+  it('is sent a few hundred messages per alarm, in order, the next alarm a moment later', async () => {
+    const a = anonId('backlog');
+    const stub = profileStub(env, SITE, `anon:${a}`);
+    const paths = Array.from({ length: 1200 }, (_, i) => `/p/${i}`);
+    await stub.park(paths.map((path) => pageMessage(a, path)));
+    const queue = recordQueue();
+    const sentPaths = () =>
+      eventMessagesOf(queue.messages).map((m) => (m.event.properties as { path?: string } | undefined)?.path);
+    await runDurableObjectAlarm(stub);
+    expect(sentPaths()).toEqual(paths.slice(0, 500));
+    const alarm = await runInDurableObject(stub, (_o: ProfileDO, s) => s.storage.getAlarm());
+    expect((alarm ?? Number.POSITIVE_INFINITY) - Date.now()).toBeLessThanOrEqual(1000);
+    expect(await parkedCount(a)).toBe(700);
+    await runDurableObjectAlarm(stub);
+    await runDurableObjectAlarm(stub);
+    expect(sentPaths()).toEqual(paths);
+    expect(await parkedCount(a)).toBe(0);
+  });
+});
+
+describe('a person whose parked messages are all the edge holds', () => {
+  it('is found by an access request, which lists the messages', async () => {
+    const a = anonId('parked-only');
+    expect(await profileStub(env, SITE, `anon:${a}`).park([pageMessage(a)])).toBe(1);
+    const res = await people(`anon:${a}`, 'GET', undefined, '&scope=edge');
+    expect(res.status).toBe(200);
+    const held = (await res.json()) as { parked?: QueueMessage[] };
+    expect(held.parked?.map((m) => m.kind)).toEqual(['events']);
+  });
+
+  it('is not given a profile by later events that consent drops, and the messages stay', async () => {
+    const a = anonId('parked-dropped');
+    const stub = profileStub(env, SITE, `anon:${a}`);
+    await stub.park([pageMessage(a)]);
+    // A server producer's event with no choice on record: dropped for lack of consent.
+    const res = await segment('/v1/track', {
+      anonymousId: a,
+      event: 'Product Viewed',
+      properties: { product_id: 'p-1', category: 'outdoor' },
+    });
+    expect(res.status).toBe(200);
+    const kept = await runInDurableObject(stub, (_o: ProfileDO, state) =>
+      state.storage.sql
+        .exec<{ k: string }>('SELECT k FROM kv ORDER BY k')
+        .toArray()
+        .map((row) => row.k),
+    );
+    expect(kept).toEqual(['parked']);
+    expect(await parkedCount(a)).toBe(1);
+  });
+});
+
+describe('a browser that signs in while its messages are parked', () => {
+  it('sends its parked events, and not its old snapshot, which would bring back the row the person’s replaced', async () => {
+    const a = anonId('parked-merge');
+    const userId = `u-${anonId('parked-merge')}`;
+    queueDown();
+    await collect([productView(a, 'p-1', 'outdoor')]);
+    const browser = profileStub(env, SITE, `anon:${a}`);
+    const alarmIn = async () =>
+      ((await runInDurableObject(browser, (_o: ProfileDO, s) => s.storage.getAlarm())) ?? 0) - Date.now();
+    expect(await alarmIn()).toBeLessThanOrEqual(10_000);
+    vi.restoreAllMocks();
+    const queue = recordQueue();
+    await collect([productView(a, 'p-2', 'outdoor', { userId, userIdSignature: await signed(userId) })]);
+    // The sign-in's own check of the hand-over comes later; the resend keeps its time.
+    expect(await alarmIn()).toBeLessThanOrEqual(10_000);
+    queue.messages.length = 0;
+    await runDurableObjectAlarm(browser);
+    expect(productIdsOf(queue.messages, a)).toEqual(['p-1']);
+    expect(queue.messages.filter((m) => m.kind === 'profile').map((m) => m.personId)).toEqual([]);
+    expect(await parkedCount(a)).toBe(0);
   });
 });
 

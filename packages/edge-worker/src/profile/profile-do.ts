@@ -84,6 +84,14 @@ const REPLAY_ABANDONED_MS = DAY_MS;
 const PARKED_RETRY_MS = 10_000;
 const PARKED_RETRY_MAX_MS = 15 * 60_000;
 const PARKED_KEEP_MS = 4 * DAY_MS;
+/**
+ * At most this many parked messages are sent per alarm, the oldest first; the alarm comes
+ * back a second later for the rest. The resend holds the person's turn (an erasure must
+ * wait for it), so a long outage's backlog must not hold their next batch for long.
+ */
+const PARKED_PER_ALARM = 500;
+/** When one alarm could not send all that was parked, the next comes this much later. */
+const PARKED_NEXT_MS = 1000;
 
 /** What one ingest call did, for the ingest path's responses, queue messages and counters. */
 export interface IngestResult {
@@ -555,7 +563,8 @@ export class ProfileDO extends DurableObject<Env> {
     }
     const { rules, retentionMs } = await this.#rules(siteId);
     // A person's first write: if it fails, nothing of it may stay behind (see the catch below).
-    const firstWrite = !this.#hasTables;
+    // The object may exist already for messages parked about this person (see park).
+    const firstWrite = this.#identity() === undefined;
     if (this.#identity() === undefined) this.#put('identity', JSON.stringify({ siteId, personKey }));
 
     // The profile's clock is event time (server-corrected), not arrival time: a new
@@ -616,7 +625,7 @@ export class ProfileDO extends DurableObject<Env> {
       this.#takenOver = [];
       // A new person's identity row and tables would otherwise stay, and no retention
       // alarm (set only once events are stored) would ever delete them.
-      if (firstWrite) await this.#deleteEverything();
+      if (firstWrite) await this.#undoFirstWrite();
       throw err;
     }
     // During a replay the person's own record stands after every chunk, not only at its end:
@@ -626,7 +635,7 @@ export class ProfileDO extends DurableObject<Env> {
     if (firstWrite && result.accepted.length === 0) {
       // Every event dropped for lack of consent (a server producer's, with no choice on
       // record): a person nobody may hold anything about must not be stored.
-      await this.#deleteEverything();
+      await this.#undoFirstWrite();
       return { ...result, profile: toSummary(state, now, rules) };
     }
     this.#insertsSincePrune += claimed.length;
@@ -972,8 +981,9 @@ export class ProfileDO extends DurableObject<Env> {
       if (state) {
         this.#put('handing', JSON.stringify(state));
         this.#put('handed_at', String(now));
-        // Should the person's confirmation never come, the alarm asks them (settleHandOver).
-        await this.#setAlarm(now + HANDING_CHECK_MS);
+        // Should the person's confirmation never come, the alarm asks them (settleHandOver);
+        // an earlier alarm (a resend of parked messages) stays, and asks too.
+        await this.#alarmBy(now + HANDING_CHECK_MS);
       }
       this.#drop('profile');
       this.#state = undefined;
@@ -1223,12 +1233,13 @@ export class ProfileDO extends DurableObject<Env> {
     return row === undefined ? undefined : (JSON.parse(row) as ParkedState);
   }
 
-  /** The parked messages, oldest first (none when no table was made). */
-  #parkedMessages(): { seq: number; parkedAt: number; message: QueueMessage }[] {
+  /** The parked messages, oldest first, `limit` at most (none when no table was made). */
+  #parkedMessages(limit = -1): { seq: number; parkedAt: number; message: QueueMessage }[] {
     if (this.#parked() === undefined) return [];
     return this.#sql
       .exec<{ seq: number; body: string; parked_at: number }>(
-        'SELECT seq, body, parked_at FROM outbox ORDER BY seq',
+        'SELECT seq, body, parked_at FROM outbox ORDER BY seq LIMIT ?',
+        limit,
       )
       .toArray()
       .map((row) => ({
@@ -1249,7 +1260,15 @@ export class ProfileDO extends DurableObject<Env> {
     // Whatever woke the alarm, the parked messages are tried: early is no harm.
     if (parked === undefined) return;
     const now = Date.now();
-    const rows = this.#parkedMessages();
+    let rows = this.#parkedMessages(PARKED_PER_ALARM);
+    // A browser merged into a person since its snapshot was parked: the person's snapshot
+    // supersedes it, and the sync deletes the browser's own row when it takes the person's,
+    // so this older one, sent after it, would bring that row back.
+    if (this.#alias() !== undefined) {
+      for (const row of rows)
+        if (row.message.kind === 'profile') this.#sql.exec('DELETE FROM outbox WHERE seq = ?', row.seq);
+      rows = rows.filter((row) => row.message.kind !== 'profile');
+    }
     let unsent = new Set<QueueMessage>();
     try {
       await sendMessages(
@@ -1271,10 +1290,15 @@ export class ProfileDO extends DurableObject<Env> {
       log('error', 'queue.parked_given_up', { siteId, messages: expired.length });
     }
     const left = unsent.size - expired.length;
-    if (left === 0) {
+    const sent = rows.length - unsent.size;
+    if (left === 0 && this.#parkedMessages(1).length === 0) {
       this.#sql.exec('DROP TABLE IF EXISTS outbox');
       this.#drop('parked');
-      log('info', 'queue.parked_sent', { siteId, messages: rows.length - unsent.size });
+      log('info', 'queue.parked_sent', { siteId, messages: sent });
+    } else if (left === 0) {
+      // The queue takes them: the rest go at the next alarm, a moment from now.
+      this.#put('parked', JSON.stringify({ due: now + PARKED_NEXT_MS, tries: 0 } satisfies ParkedState));
+      log('info', 'queue.parked_sent', { siteId, messages: sent, more: true });
     } else {
       const next: ParkedState = {
         due: now + Math.min(PARKED_RETRY_MS * 2 ** (parked.tries + 1), PARKED_RETRY_MAX_MS),
@@ -1320,6 +1344,19 @@ export class ProfileDO extends DurableObject<Env> {
     } else {
       await this.#deleteEverything();
     }
+  }
+
+  /**
+   * Takes back a person's first write: deletes everything, except messages parked about
+   * them before it (see park), which stay for the alarm to send.
+   */
+  async #undoFirstWrite(): Promise<void> {
+    if (this.#parked() === undefined) return this.#deleteEverything();
+    this.#sql.exec('DELETE FROM seen');
+    this.#sql.exec("DELETE FROM kv WHERE k <> 'parked'");
+    this.#kv = undefined;
+    this.#state = undefined;
+    this.#loaded = true;
   }
 
   /** Deletes all storage, tables included: a returning visitor's first write recreates them. */
