@@ -158,6 +158,25 @@ describe('granting consent', () => {
 });
 
 describe('identify', () => {
+  it('starts afresh when another person signs in without a reset in between', async () => {
+    const attune = tracker();
+    attune.consent.set({ personalization: true });
+    attune.identify('u-1', {}, { signature: 'a'.repeat(64) });
+    const first = attune.anonymousId();
+    attune.identify('u-1', {}, { signature: 'a'.repeat(64) });
+    // The same person again keeps the browser's id.
+    expect(attune.anonymousId()).toBe(first);
+    attune.identify('u-2', {}, { signature: 'b'.repeat(64) });
+    attune.track('cart.item.added', { productId: 'p2' });
+    await attune.flush();
+    const events = sent.flatMap((b) => b.events);
+    expect(attune.anonymousId()).not.toBe(first);
+    const second = events.filter((e) => e.userId === 'u-2');
+    expect(second.map((e) => e.name)).toEqual(['user.identified', 'cart.item.added']);
+    expect(second.every((e) => e.anonymousId === attune.anonymousId())).toBe(true);
+    expect(events.filter((e) => e.anonymousId === first).every((e) => e.userId !== 'u-2')).toBe(true);
+  });
+
   it('takes a signature in upper-case hex, as .NET and Java print it', async () => {
     const attune = tracker();
     attune.consent.set({ personalization: true });

@@ -607,6 +607,16 @@ export function createAttune(
     });
   if (autoPageView) page();
 
+  const reset = () => {
+    ids = { anonymousId: ulid() };
+    session = undefined;
+    // The person leaving made no choice for these: the next one's grant must not send them.
+    // Held while a stored choice is checked, they are theirs, under that choice.
+    if (checking) release();
+    else waiting = [];
+    persistSoon();
+  };
+
   return {
     page,
     track,
@@ -617,6 +627,10 @@ export function createAttune(
       // expiring (`<expiry>.<hex>`): which form the site takes is the Worker's to check.
       if (!/^(\d{1,12}\.)?[\da-f]{64}$/i.test(`${signature}`))
         return report('invalid_event', 'identify needs a signature');
+      // Another person signing in on this browser (the site did not call reset() at sign-out):
+      // the browser stays linked to the first, so it starts afresh, or the Worker would go on
+      // deciding by the first person's profile, and file this one's anonymous events there.
+      if (ids.userId && ids.userId !== `${userId}`) reset();
       // A number (script-tag sites often pass one) would get every later event rejected: the wire wants a string.
       ids = { ...ids, userId: `${userId}`, userIdSignature: signature };
       record('identify', 'user.identified', { traits });
@@ -642,15 +656,7 @@ export function createAttune(
           anonymousId: choice?.categories.personalization ? ids.anonymousId : undefined,
         }),
       ),
-    reset() {
-      ids = { anonymousId: ulid() };
-      session = undefined;
-      // The person leaving made no choice for these: the next one's grant must not send them.
-      // Held while a stored choice is checked, they are theirs, under that choice.
-      if (checking) release();
-      else waiting = [];
-      persistSoon();
-    },
+    reset,
     anonymousId: () => ids.anonymousId,
   };
 }

@@ -75,6 +75,23 @@ describe('the script tag in Chromium: tabs that follow each other, a tag without
     expect(record.userId).toBeUndefined();
   });
 
+  it('another person signing in without a sign-out in between gets a browser id of their own, kept for the next page', async () => {
+    const first = await open('/switch-1', { 'data-flush-interval': '100' });
+    await first.evaluate(() => {
+      window.attune.consent.set({ personalization: true }, 'banner');
+      window.attune.identify('user-a', {}, { signature: 'a'.repeat(64) });
+    });
+    await until('the first sign-in', () => named('user.identified').length === 1);
+    await first.evaluate(() => window.attune.identify('user-b', {}, { signature: 'b'.repeat(64) }));
+    await until('the second sign-in', () => named('user.identified').length === 2);
+    const [a, b] = named('user.identified');
+    expect.soft(b?.userId).toBe('user-b');
+    expect.soft(b?.anonymousId).not.toBe(a?.anonymousId);
+    const next = await open('/switch-2', { 'data-flush-interval': '100' });
+    const record = await next.evaluate(() => JSON.parse(localStorage.getItem('attune') ?? '{}'));
+    expect(record).toMatchObject({ userId: 'user-b', anonymousId: b?.anonymousId });
+  });
+
   it('a tag without data-endpoint, or with an empty one (a blank template variable), still replaces the stub (the page’s consent banner keeps working)', async () => {
     for (const [path, endpoint] of [
       ['/no-endpoint', ''],
