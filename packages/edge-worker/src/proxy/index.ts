@@ -23,7 +23,7 @@ import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.t
 import type { CovisitCounts } from '../decide/scorer.ts';
 import { clientAddress, underIpLimit } from '../ingest/rate-limit.ts';
 import { waitUntil } from '../ingest/routes.ts';
-import { logOnce } from '../observability/index.ts';
+import { log, logOnce } from '../observability/index.ts';
 import { rewriteSlots, type SlotRequest } from '../rewrite/index.ts';
 import { renderDecision } from '../rewrite/render.ts';
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
@@ -124,9 +124,16 @@ export function mountEdgeProxy(app: Hono<AppEnv>, options: EdgeProxyOptions = {}
 async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL): Promise<Response> {
   const declared = Number(c.req.header('content-length') ?? Number.NaN);
   const origin = c.req.header('origin');
-  // Bodies of unknown or excessive length, and other origins' calls (their cookies would not
-  // be this site's), go to the ingest untouched: it reads within its limit and says what is wrong.
-  if (!(declared <= LIMITS.maxBatchBytes) || (origin !== undefined && origin !== url.origin))
+  const encoding = (c.req.header('content-encoding') ?? '').trim().toLowerCase();
+  // Bodies of unknown or excessive length, compressed ones (a server library's: read as text
+  // here, a gzip body was corrupted, and every such batch refused), and other origins' calls
+  // (their cookies would not be this site's) go to the ingest untouched: it reads within its
+  // limit, decodes, and says what is wrong. The SDK sends plain text, which gets the cookies.
+  if (
+    !(declared <= LIMITS.maxBatchBytes) ||
+    (encoding !== '' && encoding !== 'identity') ||
+    (origin !== undefined && origin !== url.origin)
+  )
     return app.fetch(new Request(url, c.req.raw), c.env, c.executionCtx);
   // A declared length within the limit bounds the read.
   const text = await c.req.raw.text().catch(() => '');
@@ -442,7 +449,8 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         redirect: 'manual',
       });
     } catch (error) {
-      console.warn(JSON.stringify({ msg: 'origin unreachable', error: String(error) }));
+      // The error's name only: its message may quote the URL, whose path and query are the visitor's.
+      log('warn', 'origin unreachable', { error: error instanceof Error ? error.name : 'unknown' });
       return c.text('The site is temporarily unreachable. Please try again shortly.', 502, {
         'cache-control': 'no-store',
         'retry-after': '5',

@@ -15,6 +15,7 @@ import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/
 import {
   anonId,
   consentFor,
+  gzip,
   makeEvent,
   ORIGIN as ORIGIN_3000,
   recordQueue,
@@ -845,6 +846,40 @@ describe('first-party Attune under /attune/*', () => {
     const crossOrigin = await firstPartyCollect(events, { origin: ORIGIN_3000 });
     expect(crossOrigin.status).toBe(200);
     expect(crossOrigin.headers.getSetCookie()).toEqual([]);
+  });
+
+  it('logs an unreachable origin without the page’s URL (its query may name the visitor)', async () => {
+    const logged: string[] = [];
+    vi.spyOn(console, 'warn').mockImplementation((line: unknown) => logged.push(String(line)));
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input) => {
+      throw new TypeError(`Network connection lost: ${input instanceof Request ? input.url : String(input)}`);
+    });
+    const res = await page('/account?email=jane%40example.com').finally(() => vi.restoreAllMocks());
+    expect(res.status).toBe(502);
+    expect(logged.some((line) => line.includes('origin unreachable'))).toBe(true);
+    expect(logged.join('\n')).not.toContain('jane');
+  });
+
+  it('takes a gzipped batch as /v1/collect does (a server library compresses), with its declared length', async () => {
+    const aid = anonId('gzipped');
+    const body = JSON.stringify({
+      writeKey: WRITE_KEY,
+      sentAt: new Date().toISOString(),
+      batch: [makeEvent(aid, 'page.viewed')],
+    });
+    const zipped = await gzip(body);
+    const res = await exports.default.fetch(`${SHOP}/attune/collect`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'text/plain',
+        'content-encoding': 'gzip',
+        'content-length': String(zipped.byteLength),
+        origin: SHOP,
+      },
+      body: zipped,
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ accepted: 1 });
   });
 
   it('never writes back the id the site ended at sign-out, however late its events come; a new id gets its cookie', async () => {
