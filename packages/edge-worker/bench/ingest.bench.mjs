@@ -69,6 +69,13 @@ const BATCH = 20;
 const ORIGIN = 'http://127.0.0.1:3000';
 /** Answers other than 2xx, by status, over the whole run (the trivial Worker answers 204 only). */
 const nonOkStatuses = new Map();
+/**
+ * BENCH_TRACE=<file>: every answer of the fixed-rate runs, one line each (target URL, when
+ * it was sent in ms of this process's clock, latency in ms), under a `# <workload>` line:
+ * to see when the slow ones came (a stall shared by every target, or one target's own).
+ * The run with wrangler's defaults writes `<file>.defaults`.
+ */
+const trace = process.env.BENCH_TRACE ? [] : undefined;
 const WRITE_KEY = 'pk_bench_attune';
 const ADMIN_TOKEN = `bench-${randomBytes(8).toString('hex')}`;
 
@@ -346,6 +353,7 @@ async function openLoop(url, nextPerson, seconds, rate, latencies) {
       post(url, body)
         .then((status) => {
           latencies.push(performance.now() - sentAt);
+          trace?.push(`${url}\t${sentAt.toFixed(1)}\t${(performance.now() - sentAt).toFixed(2)}`);
           result.requests.total++;
           if (status < 200 || status >= 300) {
             result.non2xx++;
@@ -407,6 +415,7 @@ function percentile(sorted, q) {
  * percentiles over all answers, CPU per request from /proc, and an optional profile.
  */
 async function interleaved(targets, seconds, rate, pool = 'busy') {
+  if (rate && trace) trace.push(`# ${pool}`);
   const slice = seconds / SLICES;
   const acc = new Map(
     targets.map((t) => [
@@ -670,6 +679,9 @@ async function main() {
     );
   console.log(`\nThe Directus stand-in answered ${directus.reads ?? 0} reads (configuration and catalog).`);
   directus.close();
+  // The run with wrangler's defaults writes beside the first run's file, not over it.
+  if (trace)
+    writeFileSync(`${process.env.BENCH_TRACE}${DEV_TOOLS === 'on' ? '.defaults' : ''}`, `${trace.join('\n')}\n`);
 }
 
 /** Without BENCH_DEV_TOOLS: this run (dev tools off), then the same bench with wrangler's defaults. */
