@@ -77,9 +77,7 @@ export function requestFacts(
     skewMs: 0,
     ...parseUserAgent(request.headers.get('user-agent') ?? undefined),
   };
-  const sent = sentAt !== undefined ? Date.parse(sentAt) : Number.NaN;
-  // A skew larger than the accepted window is a broken clock we cannot correct reliably.
-  if (Number.isFinite(sent) && Math.abs(sent - now) <= LIMITS.maxFutureSkewMs) facts.skewMs = sent - now;
+  facts.skewMs = skewOf(sentAt, now) ?? 0;
   const cf: unknown = (request as Request & { cf?: unknown }).cf;
   const country = cfString(cf, 'country');
   const region = cfString(cf, 'region');
@@ -90,6 +88,15 @@ export function requestFacts(
   return facts;
 }
 
+/**
+ * The sender's clock error from a `sentAt` received at `now`: undefined when absent,
+ * unreadable, or larger than the accepted window (a broken clock we cannot correct reliably).
+ */
+function skewOf(sentAt: string | undefined, now: number): number | undefined {
+  const sent = sentAt !== undefined ? Date.parse(sentAt) : Number.NaN;
+  return Number.isFinite(sent) && Math.abs(sent - now) <= LIMITS.maxFutureSkewMs ? sent - now : undefined;
+}
+
 /** What a server-sent message says about its end user's client (Segment's `context`). */
 export interface ClientHints {
   userAgent?: string;
@@ -98,6 +105,11 @@ export interface ClientHints {
   city?: string;
   /** The message carried no time and was timed on arrival: no sender clock to correct. */
   timedOnArrival?: boolean;
+  /**
+   * The message's own `sentAt` (analytics.js and other batching libraries stamp each
+   * message, not the batch): its skew is the sender's clock error for this message.
+   */
+  sentAt?: string;
 }
 
 /**
@@ -109,8 +121,9 @@ export function clientFacts(request: RequestFacts, hints: ClientHints): RequestF
   const facts: RequestFacts = {
     receivedAt: request.receivedAt,
     receivedAtIso: request.receivedAtIso,
-    // The batch's skew corrects the sender's clock; a time the Worker gave has no such error.
-    skewMs: hints.timedOnArrival === true ? 0 : request.skewMs,
+    // The message's or else the batch's skew corrects the sender's clock; a time the Worker
+    // gave has no such error.
+    skewMs: hints.timedOnArrival === true ? 0 : (skewOf(hints.sentAt, request.receivedAt) ?? request.skewMs),
     ...parseUserAgent(hints.userAgent),
   };
   if (hints.country !== undefined) facts.country = hints.country;

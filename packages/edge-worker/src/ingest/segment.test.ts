@@ -587,6 +587,24 @@ describe('what Segment libraries send', () => {
     expect(JSON.stringify(queue.messages)).not.toContain('iPhone OS');
   });
 
+  it('a message’s own sentAt corrects its time (batching libraries stamp each message, not the batch)', async () => {
+    const userId = `u-${anonId()}`;
+    // The sender's clock is an hour behind; the message happened five minutes before it was sent.
+    const hourBehind = Date.now() - 60 * 60_000;
+    const stamped: Record<string, unknown> = {
+      ...pythonMessage(userId, 'Signed In', {}),
+      timestamp: new Date(hourBehind - 5 * 60_000).toISOString(),
+      sentAt: new Date(hourBehind).toISOString(),
+    };
+    const res = await pythonPost(JSON.stringify({ batch: [stamped], writeKey: SERVER_KEY }));
+    expect(res.status).toBe(200);
+    const [message] = events();
+    const corrected = Date.parse(message?.enrichment.correctedTimestamp ?? '');
+    const received = Date.parse(message?.enrichment.receivedAt ?? '');
+    expect(received - corrected).toBeGreaterThan(5 * 60_000 - 5_000);
+    expect(received - corrected).toBeLessThan(5 * 60_000 + 5_000);
+  });
+
   it('a message timed on arrival is not moved by the sender’s clock error (a sentAt a minute ahead)', async () => {
     const userId = `u-${anonId()}`;
     const untimed: Record<string, unknown> = pythonMessage(userId, 'Signed In', {});

@@ -237,5 +237,6 @@ function clientHintsOf(message: Json): ClientHints {
   if (region !== undefined) hints.region = region;
   const city = hint(location.city);
   if (city !== undefined) hints.city = city;
+  if (typeof message.sentAt === 'string') hints.sentAt = message.sentAt.slice(0, 64);
   return hints;
 }
