@@ -70,7 +70,7 @@ async function replay(args) {
   }
   const p = body.profile;
   console.log(
-    `replayed ${body.events} stored events (${body.accepted} accepted) into ${body.siteId}/${body.personKey}`,
+    `replayed ${body.events} stored events (${body.accepted} accepted${body.unreadable ? `, ${body.unreadable} unreadable, left out` : ''}) into ${body.siteId}/${body.personKey}`,
   );
   if (p) {
     const top = Object.entries(p.interests ?? {})

@@ -104,6 +104,16 @@ describe('per-IP rate limit and IPv6', () => {
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(4);
   });
 
+  it('takes a burst within the limit whose requests arrive together (each leased a block the others could spend)', async () => {
+    // The defaults: 50 a second, a burst of 200; 30 one-browser batches cost 30 tokens.
+    const defaults = envWithSites([{ id: SITE, writeKey: WRITE_KEY, allowedOrigins: [ORIGIN] }]);
+    const headers = { 'cf-connecting-ip': `203.0.113.${Math.floor(Math.random() * 250) + 1}` };
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, () => collect([makeEvent(anonId('together'))], { env: defaults, headers })),
+    );
+    expect(answers.map((r) => r.status)).toEqual(Array.from({ length: 30 }, () => 200));
+  });
+
   it('keys addresses: IPv4 as is, IPv6 by /64 in any notation, IPv4-mapped as IPv4', () => {
     expect(rateLimitAddress('203.0.113.9')).toBe('203.0.113.9');
     expect(rateLimitAddress('2001:db8:1:2::5')).toBe('2001:db8:1:2::/64');

@@ -156,6 +156,15 @@ async function leaseFromBucket(
     need - leased,
   );
   if (result.granted === 0) {
+    // Requests that arrived together each leased a block (see below): the blocks may hold
+    // what this one needs by now, already taken from the bucket. Refused, it would leave
+    // them unspent, and a busy address (a NAT, an office) limited far below its burst.
+    const at = Date.now();
+    const current = leases.get(key);
+    if (current !== undefined && current.until > at && current.tokens >= need) {
+      leases.set(key, { tokens: current.tokens - need, until: current.until });
+      return { allowed: true };
+    }
     // Until the time the answer names, the bucket cannot pay this much (other isolates only
     // take from it): the isolate refuses such requests itself meanwhile.
     if (refusals.size > 10_000) refusals.clear();
