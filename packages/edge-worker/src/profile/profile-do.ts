@@ -1624,7 +1624,15 @@ export class ProfileDO extends DurableObject<Env> {
     }
     keepConsent(state, replaying?.consent);
     addOffers(state.offers, replaying?.offers);
-    for (const anonymousId of replaying?.browsers ?? []) linkBrowserTo(state, anonymousId);
+    const browsers = replaying?.browsers ?? [];
+    for (const anonymousId of browsers) linkBrowserTo(state, anonymousId);
+    // In the order they had: the first browser keys the person's holdout group (decide), and
+    // the log gives them back in its own order (the first one's events aged out, or never logged).
+    if (browsers.length > 0)
+      state.anonymousIds = [
+        ...browsers.filter((id) => state.anonymousIds.includes(id)),
+        ...state.anonymousIds.filter((id) => !browsers.includes(id)),
+      ];
     if (state.version <= previous) state.version = previous + 1;
     this.#save(state);
     return state;

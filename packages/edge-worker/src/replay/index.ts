@@ -36,6 +36,11 @@ export interface ReplayResult {
    */
   events: number;
   accepted: number;
+  /**
+   * Stored events the replay could not read (a row written by hand, or damaged: no time to
+   * apply it at) and left out; the rest is rebuilt.
+   */
+  unreadable: number;
   profile: ProfileView | null;
 }
 
@@ -122,13 +127,24 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
     (row) => row.person_key === personKey || row.type !== 'consent',
   );
   const withdrawnAt = await lastWithdrawalOfPersonalization(env, siteId, keys);
+  // Every row is read before the profile is forgotten: one that cannot be read, found
+  // part-way, left the person half-rebuilt, and a retry failed at the same row.
+  const readable: ProfileEventInput[] = [];
+  for (const row of rows) {
+    try {
+      const input = replayInput(row, withdrawnAt);
+      if (Number.isFinite(Date.parse(input.enrichment.correctedTimestamp))) readable.push(input);
+    } catch {
+      // Counted and left out (see ReplayResult.unreadable).
+    }
+  }
   const stub = profileStub(env, siteId, personKey);
   const previous = await stub.forgetForReplay();
   let accepted = 0;
   // Whether the newest event was accepted under personalization (see continueVersion).
   let personalization = false;
-  for (let i = 0; i < rows.length; i += CHUNK) {
-    const inputs = rows.slice(i, i + CHUNK).map((row) => replayInput(row, withdrawnAt));
+  for (let i = 0; i < readable.length; i += CHUNK) {
+    const inputs = readable.slice(i, i + CHUNK);
     // The RPC typing of IngestResult is too deep for TypeScript; the value is the plain result.
     const result = (await stub.ingest(siteId, personKey, inputs)) as unknown as IngestResult;
     accepted += result.accepted.length;
@@ -147,7 +163,14 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
     );
   // The full view (ingest answers without the recent actions).
   const profile = (await stub.view()) as unknown as ProfileView | null;
-  return { siteId, personKey, events: rows.length, accepted, profile };
+  return {
+    siteId,
+    personKey,
+    events: rows.length,
+    accepted,
+    unreadable: rows.length - readable.length,
+    profile,
+  };
 }
 
 export const replayRoutes = new Hono<AppEnv>();

@@ -507,6 +507,47 @@ describe('replay of a person whose merged browser has no events left in the log'
   });
 });
 
+describe('replay of a log with a row it cannot read', () => {
+  it('rebuilds from the others and says how many it left out, rather than stop half-way', async () => {
+    const a = anonId('damaged');
+    await collect([
+      productView(a, 'p1', 'shoes'),
+      productView(a, 'p2', 'shoes'),
+      productView(a, 'p3', 'hats'),
+    ]);
+    const rows = eventMessagesOf(queue.messages).map(eventRow);
+    expect(rows).toHaveLength(3);
+    // A row written by hand or damaged: no enrichment (the column allows null), so no time.
+    const damaged = { ...rows[1], enrichment: null } as unknown as EventRow;
+    eventLog([rows[0] as EventRow, damaged, rows[2] as EventRow]);
+    const res = await replay(`anon:${a}`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ events: 3, accepted: 2, unreadable: 1 });
+    const view = await viewProfile(env, SITE, `anon:${a}`);
+    expect(view?.recentActions.map((r) => r.name)).toEqual(['product.viewed', 'product.viewed']);
+  });
+});
+
+describe('replay of a person whose first browser’s events left the log', () => {
+  it('keeps their browsers in their order, so the person stays in their holdout group', async () => {
+    const b = anonId('first');
+    const c = anonId('second');
+    const userId = `u-${anonId()}`;
+    const signIn = { userId, userIdSignature: await signed(userId) };
+    await collect([productView(b, 'p1', 'shoes', signIn)]);
+    await collect([productView(c, 'p2', 'hats', signIn)]);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.anonymousIds).toEqual([b, c]);
+    eventLog(
+      eventMessagesOf(queue.messages)
+        .map(eventRow)
+        .filter((row) => row.anonymous_id === c),
+    );
+    expect((await replay(`user:${userId}`)).status).toBe(200);
+    // decide keys the group by the first browser (holdoutKey): it must still be B.
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.anonymousIds).toEqual([b, c]);
+  });
+});
+
 describe('replay of a person the log holds nothing of', () => {
   it('keeps their consent record, the proof of their choice, and when they were last seen', async () => {
     const a = anonId();
