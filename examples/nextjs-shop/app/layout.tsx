@@ -36,6 +36,8 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
     <html lang="en">
       <body>
         <AttuneProvider writeKey={env.writeKey} session={session}>
+          {/* First in the page (shown fixed at its bottom): the first thing the keyboard reaches. */}
+          <ConsentBanner />
           <header className="site-header">
             <a className="logo" href="/">
               Attune Outfitters
@@ -63,7 +65,6 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
             <a href="/delete-my-data">Delete my data</a>
             <span className="muted">Demo shop — payments are fake.</span>
           </footer>
-          <ConsentBanner />
         </AttuneProvider>
       </body>
     </html>

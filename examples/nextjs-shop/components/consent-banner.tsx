@@ -8,7 +8,7 @@
  */
 import type { ConsentSnapshot } from '@attune/browser-sdk';
 import type { ConsentConfig } from '@attune/shared-schema/constants';
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import {
   askingConsentAgain,
   choosable,
@@ -24,6 +24,30 @@ export function ConsentBanner() {
   const [open, setOpen] = useState(false);
   const [details, setDetails] = useState(false);
   const [picked, setPicked] = useState<Record<string, boolean>>({});
+  const banner = useRef<HTMLElement>(null);
+
+  // "Choose" shows the checkboxes in place of the list: the first one takes the focus, or a
+  // keyboard or screen-reader user is left on a button that changed its label under them.
+  useEffect(() => {
+    if (details) banner.current?.querySelector('input')?.focus();
+  }, [details]);
+
+  // Fixed over the page's bottom, the open banner would hide the footer's "Privacy
+  // preferences" and "Delete my data" links, and the focus on them: the page makes room.
+  useEffect(() => {
+    const element = banner.current;
+    if (!open || element === null) return;
+    const room = () => {
+      document.body.style.paddingBottom = `${element.offsetHeight + 32}px`;
+    };
+    room();
+    const observer = new ResizeObserver(room);
+    observer.observe(element);
+    return () => {
+      observer.disconnect();
+      document.body.style.paddingBottom = '';
+    };
+  }, [open]);
 
   useEffect(() => {
     if (attune === undefined) return;
@@ -52,7 +76,9 @@ export function ConsentBanner() {
       if (!live) return;
       policyVersion = c.policyVersion;
       setConfig(c);
-      setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, cat.default])));
+      // Nothing ticked: consent to a purpose is the visitor's act, whatever a category's
+      // default says (the Worker ignores a purpose's default too).
+      setPicked(Object.fromEntries(choosable(c).map((cat) => [cat.key, false])));
       setOpen(asking(attune.consent.get(), c.policyVersion));
     });
     return () => {
@@ -72,9 +98,18 @@ export function ConsentBanner() {
   const all = (value: boolean) => Object.fromEntries(offered.map((c) => [c.key, value]));
 
   return (
-    <aside className="consent-banner" aria-label="Cookie and privacy choices" data-testid="consent-banner">
+    <aside
+      ref={banner}
+      className="consent-banner"
+      aria-labelledby="consent-title"
+      aria-describedby="consent-what"
+      data-testid="consent-banner"
+    >
       <div>
-        <strong>Your privacy, your choice.</strong> We use these only with your permission:
+        <h2 id="consent-title" className="consent-title">
+          Your privacy, your choice.
+        </h2>{' '}
+        <span id="consent-what">We use these only with your permission:</span>
         <ul className="consent-list">
           {offered.map((c) => (
             <li key={c.key} data-consent-category={c.key}>
@@ -86,12 +121,10 @@ export function ConsentBanner() {
                     checked={picked[c.key] === true}
                     onChange={(e) => setPicked({ ...picked, [c.key]: e.target.checked })}
                   />{' '}
-                  <b>{c.label}</b> — {c.description}
+                  <Described label={c.label} description={c.description} />
                 </label>
               ) : (
-                <span>
-                  <b>{c.label}</b> — {c.description}
-                </span>
+                <Described label={c.label} description={c.description} />
               )}
             </li>
           ))}
@@ -120,5 +153,15 @@ export function ConsentBanner() {
         </button>
       </div>
     </aside>
+  );
+}
+
+/** A category's label, and its description when it has one (the built-ins have none). */
+function Described({ label, description }: { label: string; description: string }) {
+  return (
+    <span>
+      <b>{label}</b>
+      {description === '' ? null : ` — ${description}`}
+    </span>
   );
 }

@@ -105,6 +105,29 @@ describe('the shop through the Worker', () => {
     expect(configReads.map((r) => new URL(r.url()).pathname)).toEqual(['/attune/v1/config']);
     await screenshot(page, '01-first-visit-consent-banner');
 
+    // The banner is the first stop of the keyboard, named by its heading, and covers none of
+    // the footer: its privacy links stay reachable and visible while it is open.
+    await page.keyboard.press('Tab');
+    expect(
+      await page.evaluate(() => document.activeElement?.closest('[data-testid="consent-banner"]') !== null),
+    ).toBe(true);
+    expect(await banner.getAttribute('aria-labelledby')).toBe('consent-title');
+    expect(await page.locator('#consent-title').textContent()).toBe('Your privacy, your choice.');
+    const footerLink = page.getByRole('link', { name: 'Delete my data' });
+    await footerLink.scrollIntoViewIfNeeded();
+    expect(
+      await footerLink.evaluate((link) => {
+        const box = link.getBoundingClientRect();
+        return document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2) === link;
+      }),
+    ).toBe(true);
+    // "Choose": the first checkbox takes the focus, and nothing is ticked for the visitor.
+    await page.getByTestId('consent-choose').click();
+    expect(await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.name)).toBe(
+      'analytics',
+    );
+    expect(await banner.locator('input[type="checkbox"]:checked').count()).toBe(0);
+
     // Browse and ask the SDK to send: nothing may leave the browser before consent.
     await page.goto(`/products/${products[0]?.slug}`);
     await flush(page);

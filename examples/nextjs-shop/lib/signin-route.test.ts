@@ -1,5 +1,5 @@
 /**
- * POST /api/signin's session cookie: its max-age is the value's own lifetime (30 days), and
+ * POST /api/signin's answer carries no personal details for identify(); its session cookie: its max-age is the value's own lifetime (30 days), and
  * it is Secure when the visitor's request came over https (directly, or as the Worker's edge
  * proxy reports with X-Forwarded-Proto), so a copy is not sent over plain http.
  */
@@ -8,15 +8,19 @@ import { readSession, SESSION_COOKIE } from './identity.ts';
 
 const SECRET = 'a-long-identity-secret';
 
-async function signIn(url: string, headers: Record<string, string> = {}): Promise<string> {
+async function signInAnswer(url: string, headers: Record<string, string> = {}): Promise<Response> {
   const { POST } = await import('../app/api/signin/route.ts');
-  const res = await POST(
+  return POST(
     new Request(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify({ userId: 'user_ada' }),
     }),
   );
+}
+
+async function signIn(url: string, headers: Record<string, string> = {}): Promise<string> {
+  const res = await signInAnswer(url, headers);
   expect(res.status).toBe(200);
   const cookie = res.headers.getSetCookie().find((c) => c.startsWith(`${SESSION_COOKIE}=`));
   expect(cookie).toBeDefined();
@@ -38,6 +42,15 @@ describe('POST /api/signin', () => {
     expect(cookie).toMatch(/HttpOnly/i);
     const value = decodeURIComponent(/^[^=]+=([^;]*)/.exec(cookie)?.[1] ?? '');
     expect(readSession(SECRET, value)).toBe('user_ada');
+  });
+
+  it('gives the page no name or email to pass to identify() (they would land in the event log)', async () => {
+    const body = (await (await signInAnswer('http://127.0.0.1:3000/api/signin')).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(body.userId).toBe('user_ada');
+    expect(JSON.stringify(body)).not.toMatch(/ada@example\.com|Lovelace/);
   });
 
   it('is Secure over https, and not over plain http (the local shop)', async () => {

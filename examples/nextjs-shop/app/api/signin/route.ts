@@ -32,7 +32,8 @@ export async function POST(request: Request): Promise<Response> {
   const res = NextResponse.json({
     userId: user.userId,
     signature: identitySignature(env.identitySecret, user.userId),
-    traits: { name: user.name, email: user.email },
+    // No traits: nothing Attune decides uses a name or an email, and identify() would put
+    // them in the profile, the event log and Directus. Send only what a rule needs.
   });
   res.cookies.set(SESSION_COOKIE, sessionValue(env.identitySecret, user.userId), {
     httpOnly: true,
