@@ -681,7 +681,10 @@ async function main() {
   directus.close();
   // The run with wrangler's defaults writes beside the first run's file, not over it.
   if (trace)
-    writeFileSync(`${process.env.BENCH_TRACE}${DEV_TOOLS === 'on' ? '.defaults' : ''}`, `${trace.join('\n')}\n`);
+    writeFileSync(
+      `${process.env.BENCH_TRACE}${DEV_TOOLS === 'on' ? '.defaults' : ''}`,
+      `${trace.join('\n')}\n`,
+    );
 }
 
 /** Without BENCH_DEV_TOOLS: this run (dev tools off), then the same bench with wrangler's defaults. */
