@@ -15,6 +15,7 @@ import { isAdmin } from '../admin/auth.ts';
 import type { AppEnv } from '../app.ts';
 import { directusFromEnv } from '../directus/client.ts';
 import { parsePersonKey } from '../identity/index.ts';
+import { forwardMessages } from '../ingest/outbox.ts';
 import { profileMessage } from '../ingest/pipeline.ts';
 import { traceparentOf } from '../observability/index.ts';
 import { profileStub } from '../profile/client.ts';
@@ -157,10 +158,12 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
     version: number;
     snapshot?: ProfileSummary;
   };
+  // What the queue refuses is parked at the person's object and sent by its alarm: the
+  // profile is rebuilt already, and a 502 saying the log could not be read would be false.
   if (rows.length > 0 && version > 0 && snapshot !== undefined)
-    await env.EVENTS.send(
+    await forwardMessages(env, [
       profileMessage(site, { personKey, profile: snapshot, version }, traceparentOf(undefined)),
-    );
+    ]);
   // The full view (ingest answers without the recent actions).
   const profile = (await stub.view()) as unknown as ProfileView | null;
   return {

@@ -509,6 +509,22 @@ describe('replay of a person whose merged browser has no events left in the log'
   });
 });
 
+describe('replay while the queue refuses sends', () => {
+  it('answers with the rebuilt profile and parks its snapshot for the alarm to send', async () => {
+    const a = anonId('queue-down');
+    await collect([productView(a, 'p1', 'shoes')]);
+    eventLog(eventMessagesOf(queue.messages).map(eventRow));
+    vi.spyOn(env.EVENTS, 'sendBatch').mockRejectedValue(new Error('Queue send failed'));
+    vi.spyOn(env.EVENTS, 'send').mockRejectedValue(new Error('Queue send failed'));
+    const res = await replay(`anon:${a}`);
+    expect(res.status).toBe(200);
+    const held = (await (await people(`anon:${a}`, 'GET', undefined, '&scope=edge')).json()) as {
+      parked?: { kind: string }[];
+    };
+    expect(held.parked?.map((m) => m.kind)).toContain('profile');
+  });
+});
+
 describe('replay of a log with a row it cannot read', () => {
   it('rebuilds from the others and says how many it left out, rather than stop half-way', async () => {
     const a = anonId('damaged');
