@@ -180,12 +180,17 @@ export function consentCookie(consent: ConsentState, secure: boolean): string {
 
 /**
  * The browser's anonymous id and consent as the newest event of a collect body states them,
- * or undefined when the body names no well-formed pair.
+ * leaving out the events the ingest refused (`refused`, by index), or undefined when the body
+ * names no well-formed pair.
  */
-export function visitorOfBatch(body: unknown): { anonymousId: string; consent: ConsentState } | undefined {
+export function visitorOfBatch(
+  body: unknown,
+  refused: ReadonlySet<number> = new Set(),
+): { anonymousId: string; consent: ConsentState } | undefined {
   const batch = typeof body === 'object' && body !== null ? (body as { batch?: unknown }).batch : undefined;
   if (!Array.isArray(batch)) return undefined;
   for (let i = batch.length - 1; i >= 0; i--) {
+    if (refused.has(i)) continue;
     const event: unknown = batch[i];
     if (typeof event !== 'object' || event === null) continue;
     const { anonymousId, context } = event as { anonymousId?: unknown; context?: { consent?: unknown } };

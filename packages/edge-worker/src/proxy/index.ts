@@ -144,7 +144,10 @@ async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL
   );
   if (answer.status !== 200 && answer.status !== 207) return answer;
   const parsed = readJsonText(text);
-  const visitor = parsed.ok ? visitorOfBatch(parsed.json) : undefined;
+  // A partly refused batch (207): the cookies follow what was taken, not a refused event's
+  // claims (another id, a choice under an old policy version).
+  const refused = answer.status === 207 ? await refusedIndexes(answer) : new Set<number>();
+  const visitor = parsed.ok ? visitorOfBatch(parsed.json, refused) : undefined;
   if (!visitor) return answer;
   // Events of an id the site ended (sent late from the SDK's outbox, or by a tab that had not
   // followed the sign-out yet) were the person's and are taken; but this browser is no longer
@@ -161,6 +164,22 @@ async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL
       : expiredAnonymousIdCookie(secure),
   );
   return response;
+}
+
+/** The indexes of the events a 207 answer names as refused (its body read from a copy). */
+async function refusedIndexes(answer: Response): Promise<Set<number>> {
+  const body = (await answer
+    .clone()
+    .json()
+    .catch(() => ({}))) as { rejected?: unknown };
+  const rejected = Array.isArray(body.rejected) ? body.rejected : [];
+  return new Set(
+    rejected
+      .map((r: unknown) =>
+        typeof r === 'object' && r !== null ? (r as { index?: unknown }).index : undefined,
+      )
+      .filter((i): i is number => typeof i === 'number'),
+  );
 }
 
 async function firstPartyDecide(c: Context<AppEnv>) {

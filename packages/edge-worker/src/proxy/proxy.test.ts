@@ -860,6 +860,21 @@ describe('first-party Attune under /attune/*', () => {
     expect(logged.join('\n')).not.toContain('jane');
   });
 
+  it('sets the cookies from the newest event taken, not from one the ingest refused (a 207)', async () => {
+    const taken = anonId('taken');
+    const refused = anonId('refused');
+    const granted = consentFor('analytics', 'personalization');
+    // The newest event is refused (a product view without its product id).
+    const res = await firstPartyCollect([
+      makeEvent(taken, 'page.viewed', { consent: granted }),
+      makeEvent(refused, 'product.viewed', { consent: granted, properties: {} }),
+    ]);
+    expect(res.status).toBe(207);
+    const cookies = res.headers.getSetCookie();
+    expect(cookies.some((c) => c.startsWith(`attune_aid=${taken};`))).toBe(true);
+    expect(cookies.join()).not.toContain(refused);
+  });
+
   it('takes a gzipped batch as /v1/collect does (a server library compresses), with its declared length', async () => {
     const aid = anonId('gzipped');
     const body = JSON.stringify({
