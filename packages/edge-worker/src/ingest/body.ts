@@ -22,14 +22,19 @@ export async function readBodyLimited(request: Request, limit: number): Promise<
   return readStreamLimited(request.body, limit);
 }
 
+/** A request's or response's `Content-Encoding`, lower-cased, or `identity` when it names none. */
+export function contentCoding(headers: Headers): string {
+  return (headers.get('content-encoding') ?? '').trim().toLowerCase() || 'identity';
+}
+
 /**
  * The body as text after its `Content-Encoding` (none, `identity` or `gzip`, as Segment
  * libraries send it), with `limit` applied to the decompressed bytes: a small body that
  * inflates past it (a zip bomb) ends as `too_large` after at most `limit` bytes inflated.
  */
 export async function readBodyDecoded(request: Request, limit: number): Promise<BodyRead> {
-  const encoding = (request.headers.get('content-encoding') ?? '').trim().toLowerCase();
-  if (encoding === '' || encoding === 'identity') return readBodyLimited(request, limit);
+  const encoding = contentCoding(request.headers);
+  if (encoding === 'identity') return readBodyLimited(request, limit);
   if (encoding !== 'gzip' && encoding !== 'x-gzip') {
     return { ok: false, reason: 'unsupported_encoding', encoding: encoding.slice(0, 40) };
   }

@@ -565,7 +565,7 @@ export class ProfileDO extends DurableObject<Env> {
     // A person's first write: if it fails, nothing of it may stay behind (see the catch below).
     // The object may exist already for messages parked about this person (see park).
     const firstWrite = this.#identity() === undefined;
-    if (this.#identity() === undefined) this.#put('identity', JSON.stringify({ siteId, personKey }));
+    if (firstWrite) this.#put('identity', JSON.stringify({ siteId, personKey }));
 
     // The profile's clock is event time (server-corrected), not arrival time: a new
     // profile starts at its earliest event, so a replay of old events rebuilds the same

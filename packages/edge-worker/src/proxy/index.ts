@@ -21,6 +21,7 @@ import {
 } from '../decide/decide.ts';
 import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.ts';
 import type { CovisitCounts } from '../decide/scorer.ts';
+import { contentCoding } from '../ingest/body.ts';
 import { clientAddress, underIpLimit } from '../ingest/rate-limit.ts';
 import { waitUntil } from '../ingest/routes.ts';
 import { log, logOnce } from '../observability/index.ts';
@@ -124,14 +125,13 @@ export function mountEdgeProxy(app: Hono<AppEnv>, options: EdgeProxyOptions = {}
 async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL): Promise<Response> {
   const declared = Number(c.req.header('content-length') ?? Number.NaN);
   const origin = c.req.header('origin');
-  const encoding = (c.req.header('content-encoding') ?? '').trim().toLowerCase();
   // Bodies of unknown or excessive length, compressed ones (a server library's: read as text
   // here, a gzip body was corrupted, and every such batch refused), and other origins' calls
   // (their cookies would not be this site's) go to the ingest untouched: it reads within its
   // limit, decodes, and says what is wrong. The SDK sends plain text, which gets the cookies.
   if (
     !(declared <= LIMITS.maxBatchBytes) ||
-    (encoding !== '' && encoding !== 'identity') ||
+    contentCoding(c.req.raw.headers) !== 'identity' ||
     (origin !== undefined && origin !== url.origin)
   )
     return app.fetch(new Request(url, c.req.raw), c.env, c.executionCtx);
@@ -251,7 +251,7 @@ function isHtml(res: Response): boolean {
 const DECODED_CODINGS = new Set(['identity', 'gzip', 'br']);
 
 function isDecoded(res: Response): boolean {
-  return DECODED_CODINGS.has((res.headers.get('content-encoding') ?? '').trim().toLowerCase() || 'identity');
+  return DECODED_CODINGS.has(contentCoding(res.headers));
 }
 
 /** Of an Accept-Encoding value, the codings (with their weights) the runtime decodes. */

@@ -97,11 +97,19 @@ async function lastWithdrawalOfPersonalization(env: Env, siteId: string, keys: s
 
 /**
  * A stored event as the ProfileDO replays it: one made before the last withdrawal of
- * personalization (see lastWithdrawalOfPersonalization) teaches nothing, as live.
+ * personalization (see lastWithdrawalOfPersonalization) teaches nothing, as live. Undefined
+ * for a row that cannot be read (damaged, or written by hand: no time to apply it at).
  */
-function replayInput(row: EventRow, withdrawnAt: number): ProfileEventInput {
-  const input = profileInputFromRow(row);
-  const at = Date.parse(input.enrichment.correctedTimestamp);
+function replayInput(row: EventRow, withdrawnAt: number): ProfileEventInput | undefined {
+  let input: ProfileEventInput;
+  let at: number;
+  try {
+    input = profileInputFromRow(row);
+    at = Date.parse(input.enrichment.correctedTimestamp);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isFinite(at)) return undefined;
   if (!input.personalization || input.event.type === 'consent' || !(at < withdrawnAt)) return input;
   return {
     ...input,
@@ -130,15 +138,10 @@ export async function replayPerson(env: Env, site: Site, personKey: PersonKey): 
   const withdrawnAt = await lastWithdrawalOfPersonalization(env, siteId, keys);
   // Every row is read before the profile is forgotten: one that cannot be read, found
   // part-way, left the person half-rebuilt, and a retry failed at the same row.
-  const readable: ProfileEventInput[] = [];
-  for (const row of rows) {
-    try {
-      const input = replayInput(row, withdrawnAt);
-      if (Number.isFinite(Date.parse(input.enrichment.correctedTimestamp))) readable.push(input);
-    } catch {
-      // Counted and left out (see ReplayResult.unreadable).
-    }
-  }
+  // One that cannot be read is left out, and counted (ReplayResult.unreadable).
+  const readable = rows
+    .map((row) => replayInput(row, withdrawnAt))
+    .filter((input): input is ProfileEventInput => input !== undefined);
   const stub = profileStub(env, siteId, personKey);
   const previous = await stub.forgetForReplay();
   let accepted = 0;
