@@ -273,7 +273,9 @@ export const customerAction: fc.Arbitrary<CustomerAction> = fc
 export const collectRequest = fc.record(
   {
     writeKey: fc.stringMatching(/^wk_[A-Za-z0-9]{8,32}$/),
-    sentAt: timestamp,
+    // Stamped by the clock that stamped the batch, read within a minute of NOW: the window
+    // is read on this clock, and every generated event time lies inside it.
+    sentAt: isoInstant(NOW - 60_000, NOW + 60_000),
     batch: fc.array(customerAction, { minLength: 1, maxLength: 8 }),
   },
   { requiredKeys: ['writeKey', 'batch'], noNullPrototype: true },

@@ -326,6 +326,24 @@ describe('timestamps', () => {
     ]);
   });
 
+  it("reads the window on the sender's clock when it says when it sent the event", () => {
+    const day = 24 * hour;
+    // A phone set three days ahead stamps its events and its sentAt alike: nothing refused.
+    const sentAt = NOW + 3 * day;
+    expect(validateEvent(at(sentAt - hour), { now: NOW, sentAt }).ok).toBe(true);
+    // One set back a year, whose queue held an event for a week: kept too.
+    expect(validateEvent(at(NOW - 365 * day - 7 * day), { now: NOW, sentAt: NOW - 365 * day }).ok).toBe(true);
+    // The window still holds on that clock, and the message names both times.
+    const ahead = validateEvent(at(sentAt + 25 * hour), { now: NOW, sentAt });
+    expect(ahead.ok ? [] : ahead.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
+      'timestamp: timestamp 2026-11-30T13:00:00.000Z is more than 24 hours after the sentAt it was sent with (2026-11-29T12:00:00.000Z); stamp both from one clock',
+    ]);
+    const old = validateEvent(at(sentAt - 31 * day), { now: NOW, sentAt });
+    expect(old.ok ? [] : old.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
+      'timestamp: timestamp 2026-10-29T12:00:00.000Z is more than 30 days before the sentAt it was sent with (2026-11-29T12:00:00.000Z)',
+    ]);
+  });
+
   it('rejects timestamps far in the future or past', () => {
     expect(errorLines({ ...valid, timestamp: '9999-12-31T23:59:59.999Z' })[0]).toMatch(
       /^timestamp: timestamp 9999-12-31T23:59:59.999Z is more than 24 hours in the future/,

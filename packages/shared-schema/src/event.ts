@@ -102,6 +102,12 @@ export type EventValidation = { ok: true; event: CustomerAction } | { ok: false;
 export interface ValidateOptions {
   /** Server time for the timestamp window; defaults to Date.now(). */
   now?: number;
+  /**
+   * When the sender says it sent the event, on its own clock (a batch's `sentAt`), in ms.
+   * The window is then read on the sender's clock: the Worker moves the time by the same
+   * skew, so a device whose clock is days off loses nothing and gets its true time.
+   */
+  sentAt?: number;
   /** Prefix for error paths, e.g. ['batch', 3]. */
   path?: readonly PropertyKey[];
   /** Bytes of this event as received, when the caller already knows them. */
@@ -281,17 +287,24 @@ export function validateEvent(input: unknown, options: ValidateOptions = {}): Ev
       });
     }
 
-    const now = options.now ?? Date.now();
+    const sent = options.sentAt;
+    const clock = sent ?? options.now ?? Date.now();
     const at = instantOf(event.timestamp);
-    if (at > now + LIMITS.maxFutureSkewMs) {
+    if (at > clock + LIMITS.maxFutureSkewMs) {
       errors.push({
         path: formatPath([...prefix, 'timestamp']),
-        message: `timestamp ${event.timestamp} is more than 24 hours in the future; check the device clock`,
+        message:
+          sent === undefined
+            ? `timestamp ${event.timestamp} is more than 24 hours in the future; check the device clock`
+            : `timestamp ${event.timestamp} is more than 24 hours after the sentAt it was sent with (${new Date(sent).toISOString()}); stamp both from one clock`,
       });
-    } else if (at < now - LIMITS.maxEventAgeMs) {
+    } else if (at < clock - LIMITS.maxEventAgeMs) {
       errors.push({
         path: formatPath([...prefix, 'timestamp']),
-        message: `timestamp ${event.timestamp} is more than 30 days old`,
+        message:
+          sent === undefined
+            ? `timestamp ${event.timestamp} is more than 30 days old`
+            : `timestamp ${event.timestamp} is more than 30 days before the sentAt it was sent with (${new Date(sent).toISOString()})`,
       });
     }
 

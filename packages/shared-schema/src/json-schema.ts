@@ -107,7 +107,7 @@ const FIELD_DESCRIPTIONS: Record<string, string> = {
   id: 'ULID made by the producer: the idempotency key end to end (retries reuse it).',
   type: 'The kind of event. page events are named "page.viewed", consent events "consent.updated".',
   name: `Dotted lower-case name. Known names (${KNOWN_EVENT_NAMES.join(', ')}) have typed properties; other names carry free properties. Reserved for the events the Worker makes itself, and refused from producers: ${EDGE_EVENT_NAMES.join(', ')}.`,
-  timestamp: `When it happened, by the client clock (ISO 8601 with a time zone). At most ${LIMITS.maxFutureSkewMs / 3_600_000} hours in the future and ${LIMITS.maxEventAgeMs / 86_400_000} days in the past of the server clock.`,
+  timestamp: `When it happened, by the client clock (ISO 8601 with a time zone). At most ${LIMITS.maxFutureSkewMs / 3_600_000} hours in the future and ${LIMITS.maxEventAgeMs / 86_400_000} days in the past of the batch's sentAt when it has one (the same clock), else of the server clock.`,
   anonymousId: 'Browser- or device-scoped id of the person before they sign in.',
   userId: 'The site user id; trusted only with userIdSignature.',
   userIdSignature:
@@ -168,7 +168,8 @@ export function buildJsonSchemas(): Record<string, JsonSchema> {
   collectProps.writeKey = { ...collectProps.writeKey, description: "The site's public write key." };
   collectProps.sentAt = {
     ...collectProps.sentAt,
-    description: 'When the batch left the producer (ISO 8601); lets the server correct client clock skew.',
+    description:
+      "When the batch left the producer (ISO 8601), by the clock that stamped its events: the server reads their time window on this clock and moves their times by this clock's offset from its own, so a device clock that is days off loses nothing.",
   };
 
   return {

@@ -99,6 +99,20 @@ describe('partial success', () => {
     );
   });
 
+  it('keeps a batch from a device whose clock is days ahead: its sentAt is on the same clock', () => {
+    const ahead = { timestamp: '2026-11-29T11:00:00.000Z' };
+    const batch = [event(0, ahead), event(1, ahead)];
+    const read = parse(body(batch, { sentAt: '2026-11-29T11:00:01.000Z' }));
+    expect(read.ok && read.events.map((e) => e.index)).toEqual([0, 1]);
+    // Without the sentAt nothing says which clock is wrong: refused, as before.
+    const { sentAt: _omitted, ...noSentAt } = JSON.parse(body(batch)) as Record<string, unknown>;
+    const unread = parse(JSON.stringify(noSentAt));
+    expect(unread.ok && unread.rejected.map((r) => r.errors[0]?.message)).toEqual([
+      'timestamp 2026-11-29T11:00:00.000Z is more than 24 hours in the future; check the device clock',
+      'timestamp 2026-11-29T11:00:00.000Z is more than 24 hours in the future; check the device clock',
+    ]);
+  });
+
   it('does not echo an id that is not a readable string', () => {
     const result = parse(body([event(0, { id: { $gt: '' } }), event(1, { id: 'x'.repeat(500), type: 9 })]));
     if (!result.ok) throw new Error('refused');

@@ -188,11 +188,14 @@ function parseBatch({ writeKey, sentAt, batch }: CollectEnvelope, options: { now
     );
   }
   const now = options.now ?? Date.now();
+  // The batch's events and its sentAt come from one clock: the window is read on it.
+  const sent = sentAt !== undefined ? Date.parse(sentAt) : Number.NaN;
+  const clock = Number.isFinite(sent) ? { now, sentAt: sent } : { now };
   const events: { index: number; event: CustomerAction }[] = [];
   const rejected: EventError[] = [];
   for (let index = 0; index < batch.length; index++) {
     const raw = batch[index];
-    const result = validateEvent(raw, { now, path: ['batch', index] });
+    const result = validateEvent(raw, { ...clock, path: ['batch', index] });
     if (result.ok) events.push({ index, event: result.event });
     else {
       const id = readableId(raw);

@@ -17,6 +17,15 @@ describe('clock-skew correction', () => {
     expect(enrichEvent(event, facts).correctedTimestamp).toBe(new Date(NOW - 5000).toISOString());
   });
 
+  it('corrects a clock days off, however far (a phone set to the wrong date)', () => {
+    const facts = requestFacts(request, new Date(NOW - 3 * 24 * HOUR).toISOString(), NOW);
+    const event = {
+      ...makeEvent('a1', 'page.viewed'),
+      timestamp: new Date(NOW - 3 * 24 * HOUR - 5000).toISOString(),
+    };
+    expect(enrichEvent(event, facts).correctedTimestamp).toBe(new Date(NOW - 5000).toISOString());
+  });
+
   it('never puts an event after the time the Worker received it', () => {
     // sentAt 23 h slow and the event stamped 23 h fast: each within the accepted window.
     const facts = requestFacts(request, new Date(NOW - 23 * HOUR).toISOString(), NOW);

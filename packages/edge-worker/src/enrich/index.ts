@@ -89,12 +89,13 @@ export function requestFacts(
 }
 
 /**
- * The sender's clock error from a `sentAt` received at `now`: undefined when absent,
- * unreadable, or larger than the accepted window (a broken clock we cannot correct reliably).
+ * The sender's clock error from a `sentAt` received at `now`, however large (a phone set to
+ * the wrong day stamps its events and its sentAt alike, and validation read their window on
+ * that clock); undefined when absent or unreadable.
  */
 function skewOf(sentAt: string | undefined, now: number): number | undefined {
   const sent = sentAt !== undefined ? Date.parse(sentAt) : Number.NaN;
-  return Number.isFinite(sent) && Math.abs(sent - now) <= LIMITS.maxFutureSkewMs ? sent - now : undefined;
+  return Number.isFinite(sent) ? sent - now : undefined;
 }
 
 /** What a server-sent message says about its end user's client (Segment's `context`). */

@@ -694,6 +694,20 @@ describe('queue messages', () => {
     expect(profiles[0]).toMatchObject({ personId: `anon:${a}`, traceparent, profile: { anonymousIds: [a] } });
   });
 
+  it('keep a batch from a device whose clock is three days ahead, at its true time', async () => {
+    const a = anonId();
+    const ahead = Date.now() + 3 * 24 * 60 * 60_000;
+    const view = productView(a, 'p1', 'shoes', { timestamp: new Date(ahead - 60_000).toISOString() });
+    const res = await collect([view], { sentAt: new Date(ahead).toISOString() });
+    expect(res.status).toBe(200);
+    const [message] = eventMessagesOf(queue.messages);
+    expect(message?.event).toEqual(view);
+    const age =
+      Date.parse(message?.enrichment.receivedAt ?? '') -
+      Date.parse(message?.enrichment.correctedTimestamp ?? '');
+    expect(Math.abs(age - 60_000)).toBeLessThan(5_000);
+  });
+
   it("splits a run's events by purposes, in order; each event keeps its own purposes; consent-dropped ones are not sent", async () => {
     const a = anonId();
     const analytics = makeEvent(a, 'page.viewed', { consent: consentFor('analytics') });

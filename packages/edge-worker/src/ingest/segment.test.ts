@@ -605,6 +605,33 @@ describe('what Segment libraries send', () => {
     expect(received - corrected).toBeLessThan(5 * 60_000 + 5_000);
   });
 
+  it('a sender whose clock is two days fast loses nothing: the time is read on its sentAt and corrected', async () => {
+    const userId = `u-${anonId()}`;
+    const twoDaysAhead = Date.now() + 2 * 24 * 60 * 60_000;
+    const fast: Record<string, unknown> = {
+      ...pythonMessage(userId, 'Signed In', {}),
+      timestamp: new Date(twoDaysAhead - 5 * 60_000).toISOString(),
+      sentAt: new Date(twoDaysAhead).toISOString(),
+    };
+    // The batch's sentAt only: a library that stamps the batch, not each message.
+    const batchStamped: Record<string, unknown> = {
+      ...fast,
+      messageId: `m-${anonId()}`,
+      timestamp: new Date(twoDaysAhead - 10 * 60_000).toISOString(),
+    };
+    delete batchStamped.sentAt;
+    const res = await pythonPost(
+      JSON.stringify({ batch: [fast, batchStamped], writeKey: SERVER_KEY, sentAt: fast.sentAt }),
+    );
+    expect(res.status).toBe(200);
+    const ages = events().map(
+      (m) => Date.parse(m.enrichment.receivedAt) - Date.parse(m.enrichment.correctedTimestamp),
+    );
+    expect(ages).toHaveLength(2);
+    expect(Math.abs((ages[0] ?? 0) - 5 * 60_000)).toBeLessThan(5_000);
+    expect(Math.abs((ages[1] ?? 0) - 10 * 60_000)).toBeLessThan(5_000);
+  });
+
   it('a message timed on arrival is not moved by the sender’s clock error (a sentAt a minute ahead)', async () => {
     const userId = `u-${anonId()}`;
     const untimed: Record<string, unknown> = pythonMessage(userId, 'Signed In', {});

@@ -196,7 +196,19 @@ export async function parseSegmentBody(
     // receivedAt: Segment libraries may leave the time to the server; such a message is
     // timed on arrival, and its id then comes from the site, its person and its messageId
     // (see shared-schema).
-    const result = validateEvent(message, { now, receivedAt: now, scope: site.id, path: ['batch', index] });
+    // The time window is read on the clock that stamped the message (its own sentAt, else
+    // the batch's), whose offset the enrichment then takes off: see clientFacts.
+    const client = clientHintsOf(message);
+    const timedOnArrival = leavesTimeToServer(message);
+    if (timedOnArrival) client.timedOnArrival = true;
+    const sentOn = timedOnArrival ? undefined : (instant(client.sentAt) ?? instant(sentAt));
+    const result = validateEvent(message, {
+      now,
+      ...(sentOn !== undefined ? { sentAt: sentOn } : {}),
+      receivedAt: now,
+      scope: site.id,
+      path: ['batch', index],
+    });
     if (!result.ok) {
       const id = typeof raw.messageId === 'string' ? raw.messageId.slice(0, 64) : undefined;
       rejected.push(
@@ -210,12 +222,15 @@ export async function parseSegmentBody(
     // site's categories, so the event keeps a valid, bounded claim (any keys, any number of
     // them, would make a queue message the consumer refuses, or one over the Queues limit).
     if (consent) event.context = { ...(event.context ?? {}), consent: normalizeConsent(consent, config) };
-    const client = clientHintsOf(message);
-    if (leavesTimeToServer(message)) client.timedOnArrival = true;
     events.push({ index, event, client });
   }
   return { ok: true, sentAt, events, rejected };
 }
+
+const instant = (iso: string | undefined): number | undefined => {
+  const ms = iso !== undefined ? Date.parse(iso) : Number.NaN;
+  return Number.isFinite(ms) ? ms : undefined;
+};
 
 const hint = (value: unknown): string | undefined =>
   typeof value === 'string' && value.length > 0 && value.length <= 64 ? value : undefined;
