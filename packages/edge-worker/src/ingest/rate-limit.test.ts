@@ -114,6 +114,29 @@ describe('per-IP rate limit and IPv6', () => {
     expect(answers.map((r) => r.status)).toEqual(Array.from({ length: 30 }, () => 200));
   });
 
+  it('takes from the bucket about what requests arriving together spend, so the rest of the burst stays usable', async () => {
+    // A burst of 200 that barely refills: 30 one-browser batches at once, then, once their
+    // lease has lapsed, two batches of 75 browsers. Each of the 30 leasing its own block of
+    // 20 emptied the bucket, and the 150 tokens left unspent lapsed with the lease.
+    const slow = envWithSites([
+      {
+        id: SITE,
+        writeKey: WRITE_KEY,
+        allowedOrigins: [ORIGIN],
+        settings: { rateLimit: { ipPerSecond: 0.01, ipBurst: 200 } },
+      },
+    ]);
+    const headers = { 'cf-connecting-ip': `198.51.100.${Math.floor(Math.random() * 250) + 1}` };
+    const together = await Promise.all(
+      Array.from({ length: 30 }, () => collect([makeEvent(anonId('together'))], { env: slow, headers })),
+    );
+    expect(together.map((r) => r.status)).toEqual(Array.from({ length: 30 }, () => 200));
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const wide = () => Array.from({ length: 75 }, () => makeEvent(anonId('wide')));
+    expect((await collect(wide(), { env: slow, headers })).status).toBe(200);
+    expect((await collect(wide(), { env: slow, headers })).status).toBe(200);
+  });
+
   it('keys addresses: IPv4 as is, IPv6 by /64 in any notation, IPv4-mapped as IPv4', () => {
     expect(rateLimitAddress('203.0.113.9')).toBe('203.0.113.9');
     expect(rateLimitAddress('2001:db8:1:2::5')).toBe('2001:db8:1:2::/64');

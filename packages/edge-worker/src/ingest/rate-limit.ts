@@ -2,12 +2,14 @@
  * Rate limiting per client. Per IP: a token bucket in the IP's RateLimiterDO (the IP is
  * hashed with a salt that rotates daily, so no IP is ever stored), whose tokens each
  * isolate leases in small blocks and spends locally — so the hot path rarely calls it,
- * and an isolate can overshoot by at most one unspent block. A refusal stands in the
+ * and an isolate can overshoot by at most one unspent block. Requests arriving together
+ * share one lease call per address and isolate. A refusal stands in the
  * isolate until the time it named, so a flood over the limit does not call the object once
  * per request either. Per anonymousId: a bucket in the browser's own ProfileDO, checked in
  * the same call that applies the events. The per-IP bucket is one per site and address,
  * shared by every browser-facing route (collect, decide, the edge proxy's page decisions).
  */
+import { waitUntil } from 'cloudflare:workers';
 import { withinBudget } from '../budget/index.ts';
 import { ipPseudonym } from '../identity/ip-pseudonym.ts';
 import { log } from '../observability/index.ts';
@@ -136,6 +138,12 @@ export async function underIpLimit<T>(
   return rate.allowed ? { allowed: true, value } : rate;
 }
 
+/** How long a request waits on another's lease call before making its own. */
+const JOIN_WAIT_MS = 1000;
+
+/** The lease call under way per bucket key, and what the requests waiting on it need in all. */
+const inflight = new Map<string, { call: Promise<unknown>; waiting: number }>();
+
 async function leaseFromBucket(
   env: Env,
   key: string,
@@ -143,28 +151,75 @@ async function leaseFromBucket(
   need: number,
   limits: RateLimitSettings,
 ): Promise<RateDecision> {
+  // Requests that arrive together wait for the one lease call under way and spend from its
+  // block, one call at a time per address and isolate. Each leasing its own block instead
+  // took tokens from the bucket that nobody spent (they lapse with the lease), so an address
+  // (a NAT, an office) was limited far below its burst, and every isolate after it too.
+  let behind = 0;
+  for (let pending = inflight.get(key); pending !== undefined; pending = inflight.get(key)) {
+    pending.waiting += need;
+    const settled = await withinBudget(
+      pending.call.then(
+        () => true,
+        () => true,
+      ),
+      JOIN_WAIT_MS,
+      false,
+    );
+    pending.waiting -= need;
+    if (!settled) {
+      // Stuck (a call never settles once the runtime cancels its I/O): not waited on again.
+      if (inflight.get(key) === pending) inflight.delete(key);
+      break;
+    }
+    // Those still to wake from that call found its block spent too: the next one is for them.
+    behind = pending.waiting;
+    const at = Date.now();
+    const lease = leases.get(key);
+    if (lease !== undefined && lease.until > at && lease.tokens >= need) {
+      lease.tokens -= need;
+      return { allowed: true };
+    }
+    const refused = refusals.get(refusalKey);
+    if (refused !== undefined && refused.until > at && need >= refused.need)
+      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((refused.until - at) / 1000)) };
+  }
+  const entry = { call: callBucket(env, key, refusalKey, need, behind, limits), waiting: 0 };
+  inflight.set(key, entry);
+  // Others wait on this call. The runtime cancels a request's unfinished I/O when it ends
+  // (a page answered without waiting for its bucket, see underIpLimit) unless it was handed
+  // to waitUntil, and then the call would never settle for them.
+  waitUntil(entry.call.catch(() => undefined));
+  try {
+    return await entry.call;
+  } finally {
+    if (inflight.get(key) === entry) inflight.delete(key);
+  }
+}
+
+async function callBucket(
+  env: Env,
+  key: string,
+  refusalKey: string,
+  need: number,
+  behind: number,
+  limits: RateLimitSettings,
+): Promise<RateDecision> {
   const now = Date.now();
   const lease = leases.get(key);
   const leased = lease && lease.until > now ? lease.tokens : 0;
-  // A tenth of the burst per lease: small limits stay exact, large ones cost few calls. The
+  // A tenth of the burst per lease (small limits stay exact, large ones cost few calls), or
+  // what the requests left waiting by the last call need besides, up to the burst. The
   // bucket grants nothing unless it holds what this request still lacks (its `min`): tokens
   // taken for a request that is refused anyway would be lost to the address.
-  const want = Math.max(need, Math.min(MAX_LEASE, Math.floor(limits.ipBurst / 10)));
+  const block = Math.max(need, Math.min(MAX_LEASE, Math.floor(limits.ipBurst / 10)));
+  const want = Math.max(block, Math.min(need + behind, Math.floor(limits.ipBurst)));
   const result = await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key)).lease(
     { key, perSecond: limits.ipPerSecond, burst: limits.ipBurst },
     want,
     need - leased,
   );
   if (result.granted === 0) {
-    // Requests that arrived together each leased a block (see below): the blocks may hold
-    // what this one needs by now, already taken from the bucket. Refused, it would leave
-    // them unspent, and a busy address (a NAT, an office) limited far below its burst.
-    const at = Date.now();
-    const current = leases.get(key);
-    if (current !== undefined && current.until > at && current.tokens >= need) {
-      leases.set(key, { tokens: current.tokens - need, until: current.until });
-      return { allowed: true };
-    }
     // Until the time the answer names, the bucket cannot pay this much (other isolates only
     // take from it): the isolate refuses such requests itself meanwhile.
     if (refusals.size > 10_000) refusals.clear();
@@ -173,11 +228,9 @@ async function leaseFromBucket(
   }
   refusals.delete(refusalKey);
   if (leases.size > 10_000) leases.clear();
-  // Requests that arrived together each found the lease empty and each leased a block:
-  // add this block to what the others left, or all but the last block would be lost to the
-  // IP (taken from its bucket, never spent), and busy addresses limited far below their burst.
-  // Had others spent from the lease meanwhile, what this request lacks stays owed (a
-  // negative lease), paid from the next block.
+  // Add the block to what the lease still held (requests spent from it meanwhile, each
+  // finding enough); what this request lacks stays owed (a negative lease), paid from the
+  // next block.
   const at = Date.now();
   const current = leases.get(key);
   const left = current !== undefined && current.until > at ? current.tokens : 0;
