@@ -14,14 +14,18 @@ import {
 
 recordQueue();
 
-const tight = envWithSites([
-  {
-    id: SITE,
-    writeKey: WRITE_KEY,
-    allowedOrigins: [ORIGIN],
-    settings: { rateLimit: { ipPerSecond: 0.01, ipBurst: 2 } },
-  },
-]);
+/** The test site with its per-IP limit set to `ipPerSecond` and `ipBurst`. */
+const limitedTo = (ipPerSecond: number, ipBurst: number) =>
+  envWithSites([
+    {
+      id: SITE,
+      writeKey: WRITE_KEY,
+      allowedOrigins: [ORIGIN],
+      settings: { rateLimit: { ipPerSecond, ipBurst } },
+    },
+  ]);
+
+const tight = limitedTo(0.01, 2);
 
 describe('a per-IP limiter that fails', () => {
   it('lets the batch through rather than answer 500 (its Durable Object overloaded or unreachable)', async () => {
@@ -70,14 +74,7 @@ describe('per-IP rate limit and IPv6', () => {
   });
 
   it('charges a batch one token per browser it carries: made-up browsers cannot ride on one request', async () => {
-    const limited = envWithSites([
-      {
-        id: SITE,
-        writeKey: WRITE_KEY,
-        allowedOrigins: [ORIGIN],
-        settings: { rateLimit: { ipPerSecond: 0.01, ipBurst: 5 } },
-      },
-    ]);
+    const limited = limitedTo(0.01, 5);
     const headers = { 'cf-connecting-ip': '203.0.113.77' };
     const five = Array.from({ length: 5 }, () => makeEvent(anonId()));
     expect((await collect(five, { env: limited, headers })).status).toBe(200);
@@ -87,14 +84,7 @@ describe('per-IP rate limit and IPv6', () => {
   });
 
   it('refuses a batch the bucket cannot pay yet without taking its tokens, and says when it can', async () => {
-    const limited = envWithSites([
-      {
-        id: SITE,
-        writeKey: WRITE_KEY,
-        allowedOrigins: [ORIGIN],
-        settings: { rateLimit: { ipPerSecond: 1, ipBurst: 5 } },
-      },
-    ]);
+    const limited = limitedTo(1, 5);
     const headers = { 'cf-connecting-ip': '203.0.113.78' };
     const five = () => Array.from({ length: 5 }, () => makeEvent(anonId()));
     expect((await collect(five(), { env: limited, headers })).status).toBe(200);
@@ -115,27 +105,20 @@ describe('per-IP rate limit and IPv6', () => {
   });
 
   it('takes from the bucket about what requests arriving together spend, so the rest of the burst stays usable', async () => {
-    // A burst of 200 that barely refills: 30 one-browser batches at once, then, once their
-    // lease has lapsed, two batches of 75 browsers. Each of the 30 leasing its own block of
-    // 20 emptied the bucket, and the 150 tokens left unspent lapsed with the lease.
-    const slow = envWithSites([
-      {
-        id: SITE,
-        writeKey: WRITE_KEY,
-        allowedOrigins: [ORIGIN],
-        settings: { rateLimit: { ipPerSecond: 0.01, ipBurst: 200 } },
-      },
-    ]);
+    // A burst of 60 that barely refills, leased in blocks of 6: 30 one-browser batches at
+    // once, then, once their lease has lapsed, a batch of 20 browsers. Each of the 30 leasing
+    // its own block emptied the bucket, and the 30 tokens left unspent lapsed with the lease;
+    // now at most one block is left over.
+    const slow = limitedTo(0.01, 60);
     const headers = { 'cf-connecting-ip': `198.51.100.${Math.floor(Math.random() * 250) + 1}` };
     const together = await Promise.all(
       Array.from({ length: 30 }, () => collect([makeEvent(anonId('together'))], { env: slow, headers })),
     );
     expect(together.map((r) => r.status)).toEqual(Array.from({ length: 30 }, () => 200));
     await new Promise((resolve) => setTimeout(resolve, 1_100));
-    const wide = () => Array.from({ length: 75 }, () => makeEvent(anonId('wide')));
-    expect((await collect(wide(), { env: slow, headers })).status).toBe(200);
-    expect((await collect(wide(), { env: slow, headers })).status).toBe(200);
-  });
+    const wide = Array.from({ length: 20 }, () => makeEvent(anonId('wide')));
+    expect((await collect(wide, { env: slow, headers })).status).toBe(200);
+  }, 15_000);
 
   it('keys addresses: IPv4 as is, IPv6 by /64 in any notation, IPv4-mapped as IPv4', () => {
     expect(rateLimitAddress('203.0.113.9')).toBe('203.0.113.9');
