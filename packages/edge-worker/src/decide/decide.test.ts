@@ -5,7 +5,7 @@ import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import type { ProfileView } from '../profile/types.ts';
 import { decideSlots, type SlotContext } from './decide.ts';
 import { consentState } from './fixtures/people.ts';
-import { CATALOG_WITH_TARGETED_PROMO } from './fixtures/targeted-promo.ts';
+import { CATALOG_WITH_TARGETED_PROMO, OUTDOOR_PROMO } from './fixtures/targeted-promo.ts';
 import { DEFAULT_EXPERIMENT } from './holdout.ts';
 import { type LoggedEvent, measureLift } from './lift.ts';
 
@@ -144,6 +144,45 @@ describe('promos chosen for a person', () => {
     expect(promo({ ...outdoorFan({ marketing: true }), browserConsent: withdrawn }).promo?.variant).toBe(
       'promo-default',
     );
+  });
+});
+
+describe('a slot whose variants are all targeted (its untargeted default deleted)', () => {
+  const forBuyers = {
+    ...OUTDOOR_PROMO,
+    id: 'promo-buyers',
+    title: '20 % off for buyers',
+    targetInterests: [],
+    targetSegments: ['high_value'],
+  };
+  const slotOf = (variants: (typeof OUTDOOR_PROMO)[]) =>
+    buildCatalogIndex({
+      ...FIXTURE_CATALOG,
+      version: 'fixture-targeted-only',
+      slotContent: [...FIXTURE_CATALOG.slotContent.filter((v) => v.slot !== 'promo'), ...variants],
+    });
+  const buyer = (marketing: boolean): Partial<SlotContext> => {
+    const consent = consentState({ analytics: true, personalization: true, marketing });
+    return { profile: { ...profile, segments: ['high_value'], consent }, consent, slots: ['promo'] };
+  };
+
+  it('is left to the page for someone who did not consent: no targeted variant stands in as the default', () => {
+    const refused = ctx({ profile: null, consent: undefined, personalization: false, slots: ['promo'] });
+    for (const variants of [[forBuyers], [{ ...forBuyers, isDefault: true }]]) {
+      const { response, served } = decideSlots(slotOf(variants), refused);
+      expect(response.decisions).toEqual({});
+      expect(served).toEqual([]);
+    }
+    // Consented to personalization but not to marketing: the promo is not targeted, so not shown.
+    expect(decideSlots(slotOf([forBuyers]), ctx(buyer(false))).response.decisions).toEqual({});
+  });
+
+  it('still reaches the people it targets, marked default or not', () => {
+    for (const variants of [[forBuyers], [{ ...forBuyers, isDefault: true }]]) {
+      expect(decideSlots(slotOf(variants), ctx(buyer(true))).response.decisions.promo).toMatchObject({
+        variant: 'promo-buyers',
+      });
+    }
   });
 });
 

@@ -238,9 +238,10 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
     const variants = catalog.slotContent.get(slot) ?? [];
     const fallback = defaultVariant(variants);
     const isRecommendations =
-      fallback?.kind === 'recommendations' || (variants.length === 0 && slot === RECOMMENDATIONS_SLOT);
+      (fallback ?? variants[0])?.kind === 'recommendations' ||
+      (variants.length === 0 && slot === RECOMMENDATIONS_SLOT);
     // A slot with no content is not a slot (the page keeps its own content): no decision, no event.
-    if (!fallback && !isRecommendations) continue;
+    if (variants.length === 0 && !isRecommendations) continue;
     const decisionId = newUlid();
     let decision: SlotDecision;
     if (isRecommendations) {
@@ -283,7 +284,10 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
       // Without marketing, a promo slot keeps its untargeted default.
       const candidates = marketing ? variants : variants.filter((v) => v.kind !== 'promo');
       const chosen = personalized && ctx.profile ? targetedVariant(candidates, ctx.profile) : undefined;
-      const variant = chosen?.variant ?? (fallback as SlotVariant);
+      const variant = chosen?.variant ?? fallback;
+      // Only targeted content and none for this person (or no consent to target them): the
+      // page keeps its own content, and nothing was served.
+      if (variant === undefined) continue;
       const withheld =
         !chosen && personalized && ctx.profile && candidates.length < variants.length
           ? targetedVariant(variants, ctx.profile) !== undefined
@@ -313,8 +317,15 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
   return { response: { personalized, decisions }, served };
 }
 
+/**
+ * A slot's default: its untargeted variant marked default, else its untargeted one first by
+ * priority. Never a targeted one, even marked default: shown by default it would reach
+ * everyone, people who refused personalization or marketing included, as if chosen for them
+ * (a marketer who deleted the seeded default left "20 % off for buyers" on every page).
+ */
 function defaultVariant(variants: SlotVariant[]): SlotVariant | undefined {
-  return variants.find((v) => v.isDefault) ?? [...variants].sort((a, b) => a.priority - b.priority)[0];
+  const untargeted = variants.filter((v) => v.targetInterests.length === 0 && v.targetSegments.length === 0);
+  return untargeted.find((v) => v.isDefault) ?? [...untargeted].sort((a, b) => a.priority - b.priority)[0];
 }
 
 /**
@@ -375,7 +386,8 @@ export function targetedVariant(
   for (const key in profile.interests) maxInterest = Math.max(maxInterest, profile.interests[key] ?? 0);
   let best: { variant: SlotVariant; reason: string; score: number } | undefined;
   for (const v of variants) {
-    if (v.isDefault || (v.targetInterests.length === 0 && v.targetSegments.length === 0)) continue;
+    // A targeted variant marked default is still targeted (never a default: see defaultVariant).
+    if (v.targetInterests.length === 0 && v.targetSegments.length === 0) continue;
     let score = 0;
     let reason = '';
     let strongest = 0;
