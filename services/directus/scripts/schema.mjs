@@ -326,8 +326,25 @@ export const COLLECTIONS = [
     note: 'The consent categories a site offers. Any change changes the policy version, which asks people again.',
     sync: ['read'],
     fields: [
-      pk('key', 64),
-      str('label', { length: 128 }),
+      // What the edge reads (config/consent-config.ts): a row it cannot read is left out there
+      // (a purpose falls back to its built-in wording); refused here, the marketer sees why.
+      {
+        ...pk('key', 64),
+        meta: {
+          ...pk('key').meta,
+          note: 'Lower case: a letter, then letters, digits or _ (analytics, newsletter_2)',
+          validation: { _and: [{ key: { _regex: '^[a-z][a-z0-9_]{0,63}$' } }] },
+          validation_message: 'A lower-case key: a letter, then letters, digits or _',
+        },
+      },
+      str('label', {
+        length: 128,
+        meta: {
+          required: true,
+          validation: { _and: [{ label: { _regex: '\\S' } }] },
+          validation_message: 'A label the banner can show',
+        },
+      }),
       text('description'),
       {
         ...bool('required', false),
@@ -337,7 +354,17 @@ export const COLLECTIONS = [
         },
       },
       bool('enabled', true),
-      bool('default', false),
+      {
+        // Never read (no box is ticked for the visitor: consent must be their act), but part of
+        // the policy version, so a change would ask everyone again for nothing: kept out of reach.
+        ...bool('default', false),
+        meta: {
+          ...bool('default').meta,
+          hidden: true,
+          readonly: true,
+          note: 'Not used: the banner ticks nothing. Changing it would ask everyone again.',
+        },
+      },
       int('sort', 0),
       str('site_id', { length: 64, meta: { note: 'Empty: offered on every site' } }),
     ],

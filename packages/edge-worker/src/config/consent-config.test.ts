@@ -1,6 +1,11 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { type ConsentConfig, DEFAULT_CONSENT_CONFIG, normalizeConsent } from '@attune/shared-schema';
+import {
+  type ConsentConfig,
+  DEFAULT_CONSENT_CONFIG,
+  isGranted,
+  normalizeConsent,
+} from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../app.ts';
 import { WRITE_KEY } from '../ingest/test-support.ts';
@@ -58,6 +63,35 @@ describe('consent categories from Directus', () => {
       policyVersion: config.policyVersion,
     };
     expect(normalizeConsent(refusal, config).categories).toEqual(refusal.categories);
+  });
+});
+
+describe('a consent category row that cannot be read', () => {
+  it('keeps a purpose offered, in its built-in wording, and says so: a cleared label must not end personalization', async () => {
+    const rows = DEFAULT_CONSENT_CONFIG.categories.map((c) =>
+      c.key === 'personalization' ? { ...c, label: '' } : c.key === 'marketing' ? { ...c, label: null } : c,
+    );
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const config = await consentConfigFromRows([...rows, { key: 'News Letter', label: 'Newsletter' }]);
+    const logged = errors.mock.calls.map((call) => String(call[0]));
+    errors.mockRestore();
+    expect(config.categories.map((c) => [c.key, c.label])).toEqual(
+      DEFAULT_CONSENT_CONFIG.categories.map((c) => [c.key, c.label]),
+    );
+    const granted = normalizeConsent(
+      {
+        categories: { analytics: true, personalization: true, marketing: true },
+        policyVersion: config.policyVersion,
+      },
+      config,
+    );
+    expect(isGranted(granted, 'personalization')).toBe(true);
+    // Each row is named, with what is wrong; a category of the marketer's own is left out.
+    expect(logged).toHaveLength(3);
+    expect(logged.join('\n')).toMatch(
+      /consent category personalization cannot be read \(label: .*\); its built-in wording stands in/,
+    );
+    expect(logged.join('\n')).toMatch(/consent category News Letter cannot be read \(key: .*\); left out/);
   });
 });
 

@@ -105,6 +105,7 @@ export async function policyVersionOf(categories: readonly ConsentCategoryConfig
  */
 export async function consentConfigFromRows(rows: readonly CategoryRow[]): Promise<ConsentConfig> {
   const categories: ConsentCategoryConfig[] = [];
+  const rowSchema = ConsentConfigSchema.shape.categories.element;
   for (const row of rows) {
     const purpose = isPurposeKey(row.key);
     if (purpose && row.required === true)
@@ -117,8 +118,35 @@ export async function consentConfigFromRows(rows: readonly CategoryRow[]): Promi
       enabled: row.enabled !== false,
       default: row.default === true,
     };
-    const one = ConsentConfigSchema.shape.categories.element.safeParse(candidate);
-    if (one.success) categories.push(one.data);
+    const one = rowSchema.safeParse(candidate);
+    if (one.success) {
+      categories.push(one.data);
+      continue;
+    }
+    const what = one.error.issues
+      .map((issue) => `${issue.path.join('.')}: ${issue.message}`)
+      .join('; ')
+      .slice(0, 300);
+    const key = typeof row.key === 'string' ? row.key.slice(0, 64) : '(no key)';
+    // A purpose left out would be off for everyone (no visitor could grant it): one cleared
+    // label must not end personalization. Its built-in wording stands in for what cannot be
+    // read, until the row is fixed.
+    const builtIn = purpose ? DEFAULT_CONSENT_CONFIG.categories.find((c) => c.key === row.key) : undefined;
+    const mended =
+      builtIn === undefined
+        ? undefined
+        : rowSchema.safeParse({
+            ...candidate,
+            label: rowSchema.shape.label.safeParse(candidate.label).success ? candidate.label : builtIn.label,
+            description: rowSchema.shape.description.safeParse(candidate.description).success
+              ? candidate.description
+              : builtIn.description,
+          });
+    log(
+      'error',
+      `consent category ${key} cannot be read (${what}); ${mended?.success ? 'its built-in wording stands in for it' : 'left out'} until it is fixed in Directus`,
+    );
+    if (mended?.success) categories.push(mended.data);
   }
   if (categories.length === 0) return DEFAULT_CONSENT_CONFIG;
   const config = { policyVersion: await policyVersionOf(categories), categories: categories.slice(0, 32) };

@@ -180,6 +180,21 @@ describe('the roles bootstrap makes for people', () => {
       }),
     ).toBe(400);
     await as(marketer, 'DELETE', `/items/products/${product}`);
+    // A consent category: a key the edge reads, and a label the banner can show (a cleared
+    // label left a purpose out, off for everyone).
+    const category = { key: 'news_letter', label: 'Newsletter', site_id: 'marketer-test-site' };
+    expect(await as(marketer, 'POST', '/items/consent_categories', { ...category, key: 'News Letter' })).toBe(
+      400,
+    );
+    expect(await as(marketer, 'POST', '/items/consent_categories', { ...category, label: ' ' })).toBe(400);
+    // Directus's app asks for the label (its API does not enforce `required` on a create that
+    // leaves the field out: the edge then logs the row, and a purpose keeps its built-in wording).
+    const label = await admin<{ meta: { required: boolean } }>('GET', '/fields/consent_categories/label');
+    expect(label.meta.required).toBe(true);
+    expect(await as(marketer, 'POST', '/items/consent_categories', category)).toBe(200);
+    expect(await as(marketer, 'PATCH', '/items/consent_categories/news_letter', { label: '' })).toBe(400);
+    expect(await as(marketer, 'PATCH', '/items/consent_categories/news_letter', { label: null })).toBe(400);
+    await as(marketer, 'DELETE', '/items/consent_categories/news_letter');
   });
 
   it("a marketer sees no person's data: profiles, events, consent records, orders, dead letters", async () => {
