@@ -57,8 +57,9 @@ export async function readDownstream(
   directus: DirectusClient,
   siteId: string,
   keys: string[],
-  pageSize = EVENT_PAGE_SIZE,
+  options: { unsitedOrders?: boolean; pageSize?: number } = {},
 ): Promise<DownstreamHoldings> {
+  const pageSize = options.pageSize ?? EVENT_PAGE_SIZE;
   // The keys Directus recorded for the person too, as the erasure deletes them.
   const personKeys = await withRecordedKeys(directus, siteId, keys);
   const filter = { _and: [{ site_id: { _eq: siteId } }, { person_key: { _in: personKeys } }] };
@@ -75,7 +76,7 @@ export async function readDownstream(
       limit: pageSize,
       ...(boundary !== undefined && { offset: boundary.read }),
     });
-  const ordersFilter = personOrdersFilter(siteId, personKeys);
+  const ordersFilter = personOrdersFilter(siteId, personKeys, options.unsitedOrders === true);
   const [people, consentRecords, deadLetters, orders, firstEvents] = await Promise.all([
     all('people', ['id']),
     all('consent_records', ['recorded_at', 'id']),

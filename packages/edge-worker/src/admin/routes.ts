@@ -19,7 +19,7 @@ import { log, readStats, traceparentOf } from '../observability/index.ts';
 import { eraseProfile, exportProfile } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
-import { getSiteById, getSiteByWriteKey, listSites, type Site } from '../sites/index.ts';
+import { getSiteById, getSiteByWriteKey, listSites, ownsUnsitedRows, type Site } from '../sites/index.ts';
 import { parseCursor, ResendFailed, type ResendSelection, resendDeadLetters } from '../sync/resend.ts';
 import { isAdmin, mayActOnPeopleOf, siteOfPrivacyToken } from './auth.ts';
 import { type DownstreamHoldings, downstreamKeys, readDownstream, streamAccessAnswer } from './downstream.ts';
@@ -143,7 +143,9 @@ adminRoutes.get('/v1/people/:id', async (c) => {
   try {
     const keys = downstreamKeys(t.personKey, held);
     if (person !== undefined) keys.push(...downstreamKeys(person.personId, person));
-    downstream = await readDownstream(directusFromEnv(c.env, { timeoutMs: 10_000 }), t.site.id, keys);
+    downstream = await readDownstream(directusFromEnv(c.env, { timeoutMs: 10_000 }), t.site.id, keys, {
+      unsitedOrders: await ownsUnsitedRows(c.env, t.site.id),
+    });
   } catch (e) {
     return c.json(directusUnavailable(e), 502);
   }

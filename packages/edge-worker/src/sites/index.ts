@@ -428,6 +428,16 @@ export async function listSites(env: Env): Promise<Site[]> {
   return [...directoryFor(env).byId.values()];
 }
 
+/**
+ * Whether rows that name no site (an `orders` row a shop's backend wrote without `site_id`,
+ * which the order Flow sends as its own site's) are this site's: only when it is the one
+ * site the Worker serves; with several, such a row could be any of theirs.
+ */
+export async function ownsUnsitedRows(env: Env, siteId: string): Promise<boolean> {
+  const sites = directoryFor(env).byId;
+  return sites.size === 1 && sites.has(siteId);
+}
+
 /** Whether a request's Origin may send events for (and read answers of) a site. */
 export function isOriginAllowed(site: Site, origin: string | undefined): boolean {
   return origin !== undefined && site.allowedOrigins.includes(origin);

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { siteByServerKey } from '../admin/auth.ts';
 import { signUserId, verifyUserId } from '../identity/index.ts';
 import { ALL, anonId, call, collect, makeEvent, productView } from '../ingest/test-support.ts';
-import { getSiteById, getSiteByWriteKey, isOriginAllowed, listSites } from './index.ts';
+import { getSiteById, getSiteByWriteKey, isOriginAllowed, listSites, ownsUnsitedRows } from './index.ts';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -39,6 +39,17 @@ describe('site configuration', () => {
     expect((await getSiteByWriteKey(config, 'pk_shared'))?.id).toBe('one');
     expect(await getSiteById(config, 'two')).toBeUndefined();
     expect(logged(errors)).toContain('site writeKey is already taken by an earlier site; skipped');
+  });
+
+  it('rows naming no site (an order written without site_id) are the sole site’s, and no one’s with several', async () => {
+    const sole = configured([{ id: 'one', writeKey: 'pk_one' }]);
+    expect(await ownsUnsitedRows(sole, 'one')).toBe(true);
+    expect(await ownsUnsitedRows(sole, 'two')).toBe(false);
+    const both = configured([
+      { id: 'one', writeKey: 'pk_one' },
+      { id: 'two', writeKey: 'pk_two' },
+    ]);
+    expect(await ownsUnsitedRows(both, 'one')).toBe(false);
   });
 
   it('a burst below one request falls back to the defaults, with a log line naming it', async () => {

@@ -36,6 +36,7 @@ import { type DirectusClient, DirectusError, directusFromEnv } from '../directus
 import { parsePersonKey } from '../identity/index.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
+import { ownsUnsitedRows } from '../sites/index.ts';
 import {
   consentRow,
   type ErasureProofRow,
@@ -506,6 +507,7 @@ async function forgetWritten(directus: DirectusClient, siteId: string, personKey
 export async function erase(
   directus: DirectusClient,
   item: { msg: { id: string }; body: ErasureMessage },
+  unsitedOrders = false,
 ): Promise<void> {
   const { body, msg } = item;
   const keys = await withRecordedKeys(directus, body.siteId, erasedPersonKeys(body));
@@ -525,7 +527,8 @@ export async function erase(
   // Only for an erasure someone asked for: retention forgets what tracking learned about an
   // inactive person, not whom the shop sold to (a customer back after a year keeps their orders).
   // A message queued before erasures said why does not say it was asked for: orders stay.
-  const ordersOfTheirs = body.reason === 'request' ? personOrdersFilter(body.siteId, keys) : undefined;
+  const ordersOfTheirs =
+    body.reason === 'request' ? personOrdersFilter(body.siteId, keys, unsitedOrders) : undefined;
   const orders =
     ordersOfTheirs === undefined
       ? 0
@@ -787,7 +790,7 @@ export async function syncBatch(
   // version (their ProfileDO numbers from 1 again).
   for (const item of erasures) {
     try {
-      await erase(directus, item);
+      await erase(directus, item, await ownsUnsitedRows(env, item.body.siteId));
       out.ack(item.msg);
       out.report.erasures++;
     } catch (e) {

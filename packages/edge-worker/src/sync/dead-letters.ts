@@ -21,6 +21,7 @@ import { type ErasureMessage, QueueMessageSchema } from '@attune/shared-schema';
 import { type DirectusClient, directusFromEnv } from '../directus/client.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
+import { ownsUnsitedRows } from '../sites/index.ts';
 import { type ErasureCheck, erase, isPermanent, personSlot } from './consumer.ts';
 import { type DeadLetterRow, deadLetterRow, PENDING_ERASURE, retryDelaySeconds } from './mapping.ts';
 
@@ -88,7 +89,8 @@ export async function storeDeadLetters(
     const original = QueueMessageSchema.safeParse(row.message);
     if (original.success && original.data.kind === 'erasure') {
       try {
-        await erase(directus, { msg, body: original.data as ErasureMessage });
+        const body = original.data as ErasureMessage;
+        await erase(directus, { msg, body }, await ownsUnsitedRows(env, body.siteId));
         msg.ack();
         report.erasures++;
       } catch (e) {

@@ -229,6 +229,13 @@ describe('consent and erasure', () => {
       _and: [{ site_id: { _eq: 'demo' } }, { _or: [signedOut(['a'])] }],
     });
     expect(personOrdersFilter('demo', [])).toBeUndefined();
+    // Orders without a site, when they can only be this site's (it is the Worker's one site).
+    expect(personOrdersFilter('demo', ['user:u'], true)).toEqual({
+      _and: [
+        { _or: [{ site_id: { _eq: 'demo' } }, { site_id: { _empty: true } }] },
+        { _or: [{ user_id: { _in: ['u'] } }] },
+      ],
+    });
   });
 
   it('names a message whose dates Directus could not store', () => {

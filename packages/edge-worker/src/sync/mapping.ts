@@ -293,7 +293,9 @@ export function erasedPersonKeys<T extends Pick<ErasureMessage, 'personId' | 'an
 }
 
 /**
- * Which of a site's `orders` rows are the person's, by the ids their keys carry (an order
+ * Which of a site's `orders` rows are the person's, by the ids their keys carry (with
+ * `unsitedAreTheSite`, orders without a `site_id` count as the site's: the order Flow sends
+ * them as its site's, and a Worker serving one site can only mean that one) (an order
  * records the buyer's user id and browser id, not a person key); undefined when the keys
  * carry none, as an empty `_in` is no filter Directus can be trusted with. By a browser id
  * only an order placed signed out: a browser merged into this person stays theirs at the
@@ -302,6 +304,7 @@ export function erasedPersonKeys<T extends Pick<ErasureMessage, 'personId' | 'an
 export function personOrdersFilter(
   siteId: string,
   personKeys: readonly string[],
+  unsitedAreTheSite = false,
 ): Record<string, unknown> | undefined {
   const idsOf = (prefix: string) =>
     personKeys
@@ -320,7 +323,10 @@ export function personOrdersFilter(
       : []),
   ];
   if (whose.length === 0) return undefined;
-  return { _and: [{ site_id: { _eq: siteId } }, { _or: whose }] };
+  const site = unsitedAreTheSite
+    ? { _or: [{ site_id: { _eq: siteId } }, { site_id: { _empty: true } }] }
+    : { site_id: { _eq: siteId } };
+  return { _and: [site, { _or: whose }] };
 }
 
 const isTime = (s: unknown): boolean => typeof s === 'string' && Number.isFinite(Date.parse(s));

@@ -9,7 +9,7 @@ import { admin, consume, deliveries, erasureMessage, profileMessage, rows, uniqu
 
 interface Order {
   id: string;
-  site_id: string;
+  site_id: string | null;
   user_id: string | null;
   anonymous_id: string | null;
   total: number;
@@ -65,11 +65,14 @@ describe("a person's orders", () => {
     await placeOrder({ user_id: uniqueId('shared-computer'), anonymous_id: browser });
     // The same user id on another site is another site's customer.
     await placeOrder({ site_id: 'another-shop', user_id: userId });
+    // A backend that leaves site_id empty: the order Flow sends it as its site's, and this
+    // Worker serves one site, so it is this person's.
+    const unsited = await placeOrder({ site_id: null, user_id: userId, created_at: hoursFromNow(-0.5) });
 
     const res = await people(`user:${userId}`, 'GET');
     expect(res.status).toBe(200);
     const held = (await res.json()) as { downstream?: Record<string, unknown> & { orders?: Order[] } };
-    expect(held.downstream?.orders?.map((o) => o.id)).toEqual([asBrowser, signedIn]);
+    expect(held.downstream?.orders?.map((o) => o.id)).toEqual([asBrowser, signedIn, unsited]);
     expect(held.downstream?.orders?.[1]).toMatchObject({ user_id: userId, total: 42.5 });
     // The events stay the answer's last key: they are streamed in after the rest.
     expect(Object.keys(held.downstream ?? {}).at(-1)).toBe('events');
@@ -88,6 +91,7 @@ describe("a person's orders", () => {
     // Another account's order from the person's browser (a shared computer) is not theirs to erase.
     const sharedComputer = uniqueId('shared-computer');
     const onTheirBrowser = await placeOrder({ user_id: sharedComputer, anonymous_id: browser });
+    const unsited = await placeOrder({ site_id: null, user_id: userId });
 
     const erasure = { ...erasureMessage(`user:${userId}`), reason: 'request' as const };
     erasure.anonymousIds = [browser];
@@ -96,7 +100,7 @@ describe("a person's orders", () => {
     const result = await consume(delivery);
     expect(result.retryMessages).toEqual([]);
 
-    for (const id of [signedIn, asBrowser, undated])
+    for (const id of [signedIn, asBrowser, undated, unsited])
       expect(await order(id)).toMatchObject({
         id,
         user_id: null,
@@ -110,7 +114,7 @@ describe("a person's orders", () => {
     expect(await order(onTheirBrowser)).toMatchObject({ user_id: sharedComputer, anonymous_id: browser });
 
     const [proof] = await rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: delivery[0]?.id } });
-    expect(proof).toMatchObject({ orders_anonymized: 3, people_deleted: 1 });
+    expect(proof).toMatchObject({ orders_anonymized: 4, people_deleted: 1 });
     expect(JSON.stringify(proof)).not.toContain(userId);
     expect(JSON.stringify(proof)).not.toContain(browser);
   });
