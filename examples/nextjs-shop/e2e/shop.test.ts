@@ -704,6 +704,46 @@ describe('"delete my data" reaches the anonymous visitor without the attune_aid 
     }
   });
 
+  it('an id the edge holds nothing of counts as held, so it is erased, when Directus holds its rows, and only then', async () => {
+    const saved = { url: process.env.ATTUNE_WORKER_URL, token: process.env.ATTUNE_PRIVACY_TOKEN };
+    process.env.ATTUNE_WORKER_URL = system().urls.worker;
+    process.env.ATTUNE_PRIVACY_TOKEN = system().secrets.privacyToken;
+    // A row logged for a visitor the edge no longer holds (its profile gone, say, by a
+    // retention erasure still waiting in the dead letters): fresh ULIDs per run.
+    const ulid = () =>
+      `0${Array.from({ length: 25 }, () => '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[Math.floor(Math.random() * 32)]).join('')}`;
+    const [logged, never, eventId] = [ulid(), ulid(), ulid()];
+    const now = new Date().toISOString();
+    await directus('POST', '/items/events', {
+      id: eventId,
+      site_id: 'demo',
+      person_key: `anon:${logged}`,
+      anonymous_id: logged,
+      type: 'page',
+      name: 'page.viewed',
+      timestamp: now,
+      corrected_timestamp: now,
+      received_at: now,
+    });
+    try {
+      expect(await lookUpPerson({ kind: 'anon', id: logged })).toEqual({
+        ok: true,
+        held: true,
+        ownerUserId: undefined,
+      });
+      expect(await lookUpPerson({ kind: 'anon', id: never })).toEqual({ ok: true, held: false });
+    } finally {
+      await directus('DELETE', '/items/events', [eventId]);
+      for (const [name, value] of [
+        ['ATTUNE_WORKER_URL', saved.url],
+        ['ATTUNE_PRIVACY_TOKEN', saved.token],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it('a request that names no valid anonymous id is a 400 that says what to send', async () => {
     const erase = (body?: string) =>
       fetch(`${system().urls.shop}/api/erase`, {

@@ -118,7 +118,7 @@ type Held = Record<string, unknown>;
  * `{erased: true, personId, anonymousIds}` for anyone, known or not, and erases a merged
  * browser's whole person.
  */
-function workerHolding(edge: Record<string, Held>) {
+function workerHolding(edge: Record<string, Held>, downstreamOnly: string[] = []) {
   const deleted: string[] = [];
   vi.stubGlobal(
     'fetch',
@@ -138,7 +138,13 @@ function workerHolding(edge: Record<string, Held>) {
           erasureId: erasureIdOf(key),
         });
       }
-      if (url.searchParams.get('scope') !== 'edge') return new Response('', { status: 500 });
+      if (url.searchParams.get('scope') !== 'edge') {
+        // Asked everywhere: only for an id the edge holds nothing of.
+        if (held !== undefined) return new Response('', { status: 500 });
+        return downstreamOnly.includes(key)
+          ? Response.json({ siteId: 'demo', personId: key, downstream: { events: [{ id: 'e1' }] } })
+          : Response.json({ error: { code: 'not_found', message: 'nothing is held' } }, { status: 404 });
+      }
       if (held === undefined)
         return Response.json(
           { error: { code: 'not_found', message: 'nothing is held about this person at the edge' } },
@@ -217,6 +223,16 @@ describe('an erasure request, against the Worker', () => {
       body: { erased: ['anon'], references: [erasureIdOf(`anon:${MALLORY_BROWSER}`)] },
     });
     expect(deleted).toEqual([`anon:${MALLORY_BROWSER}`]);
+  });
+
+  it('erases an id the edge no longer holds but Directus does (events logged, a retention erasure pending)', async () => {
+    shopEnvWith({});
+    const deleted = workerHolding(EDGE, [`anon:${FRESH_BROWSER}`]);
+    expect(await postErase(undefined, FRESH_BROWSER)).toEqual({
+      status: 200,
+      body: { erased: ['anon'], references: [erasureIdOf(`anon:${FRESH_BROWSER}`)] },
+    });
+    expect(deleted).toEqual([`anon:${FRESH_BROWSER}`]);
   });
 
   it('finds nothing to erase for an id the edge never held (a browser that chose "reject all")', async () => {

@@ -59,7 +59,8 @@ export class ErasureNotConfigured extends Error {
 /**
  * Who an id is at the edge, from `GET /v1/people/:id?site=<site>&scope=edge`: 404
  * `not_found` when the edge holds nothing about it (no profile, alias, tombstone or seen
- * event); else 200 with what it holds. `ownerUserId` is the signed-in person the id belongs
+ * event), and then held only if Directus holds something of it (the same request without
+ * `scope=edge`); else 200 with what it holds. `ownerUserId` is the signed-in person the id belongs
  * to: a browser merged at sign-in names its person in `aliasOf` (`user:<id>`), and once
  * erased with them in `erasedWith` (a DELETE of it erases that person again downstream).
  */
@@ -105,11 +106,34 @@ export async function lookUpPerson(p: PersonRef): Promise<PersonLookup> {
   if (res.status === 404) {
     // Only the Worker's own "nothing held" is a 404 to believe; another server's 404 is not.
     const code = (json as { error?: { code?: unknown } } | undefined)?.error?.code;
-    return code === 'not_found' ? { ok: true, held: false } : { ok: false, retryable: false, status: 404 };
+    return code === 'not_found' ? heldDownstream(p) : { ok: false, retryable: false, status: 404 };
   }
   if (res.ok && json !== undefined)
     return { ok: true, held: true, ownerUserId: ownerOf(json as EdgeHoldings) };
   if (res.ok) return { ok: false, retryable: false, status: 502 };
+  return { ok: false, retryable: res.status === 503 || res.status === 502, status: res.status };
+}
+
+/**
+ * Whether Directus holds anything of an id the edge no longer does (events logged for a
+ * visitor whose profile is gone, a retention erasure still pending): such an id is erased
+ * too, and its erasure's proof records that they asked. Its owner cannot be told (the edge
+ * records it), as for any id the edge holds without one. Only the answer's status is read:
+ * the events that follow it are not needed here.
+ */
+async function heldDownstream(p: PersonRef): Promise<PersonLookup> {
+  const env = shopEnv();
+  const res = await fetch(personUrl(env.workerUrl, env.siteId, p), {
+    headers: { authorization: `Bearer ${env.privacyToken}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (res.ok) {
+    await res.body?.cancel();
+    return { ok: true, held: true, ownerUserId: undefined };
+  }
+  const body: unknown = await res.json().catch(() => undefined);
+  const code = (body as { error?: { code?: unknown } } | undefined)?.error?.code;
+  if (res.status === 404 && code === 'not_found') return { ok: true, held: false };
   return { ok: false, retryable: res.status === 503 || res.status === 502, status: res.status };
 }
 
