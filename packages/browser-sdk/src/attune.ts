@@ -48,7 +48,7 @@ export interface AttuneError {
   message: string;
   /** HTTP status of the collect answer, when there was one. */
   status?: number;
-  /** Per-event reasons from a 207 answer, with paths like `batch.3.properties.price`. */
+  /** Per-event reasons from a 207 answer, with paths like `batch[3].properties.price`. */
   errors?: { path: string; message: string }[];
 }
 
