@@ -452,15 +452,12 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       for (const h of ['if-none-match', 'if-modified-since', 'range', 'if-range']) headers.delete(h);
     }
     // A page may be rewritten only in a coding the runtime decodes: of the codings the
-    // browser accepts, only those are offered to the origin (none left: identity). A client
-    // that accepts none (curl, a health check) is asked for none: without the header the
-    // runtime's fetch asks the origin for gzip, and the compressed answer went on to a client
-    // that had not asked for it.
+    // browser accepts, only those are offered to the origin (none left: identity).
     const accepted = headers.get('accept-encoding');
-    if (accepted === null) headers.set('accept-encoding', 'identity');
-    else if (document) {
+    if (document && accepted !== null) {
       const decodable = decodedCodings(accepted);
-      headers.set('accept-encoding', decodable.length > 0 ? decodable.join(', ') : 'identity');
+      if (decodable.length > 0) headers.set('accept-encoding', decodable.join(', '));
+      else headers.delete('accept-encoding');
     }
     let upstream: Response;
     try {

@@ -225,18 +225,6 @@ describe('edge proxy: slots filled in the HTML response', () => {
     });
     expect(/<p id="asked">([^<]*)<\/p>/.exec(await gzipOnly.text())?.[1]).toBe('gzip;q=0.8');
 
-    // A client that accepts no coding at all (curl, a health check) is asked for none, page or not.
-    for (const headers of [{ accept: 'text/html', cookie: `attune_aid=${fan}` }, { accept: '*/*' }]) {
-      const plain = await exports.default.fetch(`${SHOP}/echo-encoding`, { headers });
-      expect(/<p id="asked">([^<]*)<\/p>/.exec(await plain.text())?.[1]).toBe('identity');
-      expect(plain.headers.get('content-encoding')).toBeNull();
-    }
-    // Nor when none of the codings it accepts can be rewritten.
-    const zstdOnly = await exports.default.fetch(`${SHOP}/echo-encoding`, {
-      headers: { accept: 'text/html', cookie: `attune_aid=${fan}`, 'accept-encoding': 'zstd' },
-    });
-    expect(/<p id="asked">([^<]*)<\/p>/.exec(await zstdOnly.text())?.[1]).toBe('identity');
-
     const other = await page('/custom-encoded', `attune_aid=${fan}`);
     expect(other.headers.get('content-encoding')).toBe('x-custom');
     expect(await other.text()).toBe(
