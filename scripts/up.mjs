@@ -15,7 +15,15 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cronsOf, runCrons } from './cron.mjs';
@@ -28,6 +36,36 @@ const WRITE_KEY = 'pk_demo_attune';
 
 /** Default ports of `./attune up`. */
 export const DEFAULT_PORTS = { shop: 3000, worker: 8787, directus: 8055 };
+
+/** The variables that move `./attune up` off its default ports. */
+const PORT_VARIABLES = {
+  shop: 'ATTUNE_SHOP_PORT',
+  worker: 'ATTUNE_WORKER_PORT',
+  directus: 'ATTUNE_DIRECTUS_PORT',
+};
+
+/**
+ * `./attune up`'s ports: the defaults, each replaced by its variable when set
+ * (ATTUNE_SHOP_PORT, ATTUNE_WORKER_PORT, ATTUNE_DIRECTUS_PORT). Throws, naming the variable,
+ * on a value that is not a port.
+ */
+export function portsFromEnv(env = process.env) {
+  const ports = { ...DEFAULT_PORTS };
+  for (const [service, name] of Object.entries(PORT_VARIABLES)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    const port = Number(value);
+    if (!/^\d+$/.test(value) || port < 1 || port > 65535)
+      throw new Error(`${name}=${value.slice(0, 40)} is not a port: give a whole number from 1 to 65535`);
+    ports[service] = port;
+  }
+  const taken = Object.values(ports);
+  if (new Set(taken).size < taken.length)
+    throw new Error(
+      `the shop, the Worker and Directus need three different ports (given ${taken.join(', ')})`,
+    );
+  return ports;
+}
 
 function log(msg) {
   process.stderr.write(`attune: ${msg}\n`);
@@ -439,7 +477,27 @@ export async function startLocalSystem(options = {}) {
 }
 
 async function main() {
-  const system = await startLocalSystem({ crons: true });
+  const ports = portsFromEnv();
+  const moved = Object.entries(DEFAULT_PORTS).some(([service, port]) => ports[service] !== port);
+  // wrangler.toml names the default ports (the site's allowed origins, the shop, Directus):
+  // on others, the Worker runs from a copy that names these, with its own state and secrets
+  // (started from the repository's .dev.vars, so Directus's Flows keep signing alike).
+  const stateDir = moved
+    ? join(REPO_ROOT, '.wrangler', `up-${ports.shop}-${ports.worker}-${ports.directus}`)
+    : undefined;
+  if (
+    stateDir !== undefined &&
+    !existsSync(join(stateDir, '.dev.vars')) &&
+    existsSync(join(REPO_ROOT, '.dev.vars'))
+  ) {
+    mkdirSync(stateDir, { recursive: true });
+    copyFileSync(join(REPO_ROOT, '.dev.vars'), join(stateDir, '.dev.vars'));
+  }
+  const system = await startLocalSystem({
+    crons: true,
+    ports,
+    ...(stateDir !== undefined ? { stateDir } : {}),
+  });
   const { urls, secrets } = system;
   process.stdout.write(
     [
