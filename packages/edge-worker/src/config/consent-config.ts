@@ -194,7 +194,8 @@ const recordedWordings = new Set<string>();
  * version, the first read kept): a consent record names only the version, a hash, and a
  * privacy officer proving consent must show the categories as the person was asked them.
  * Written from here because only the edge computes versions. Never fails the read it
- * follows: a version not recorded now is recorded at the next read from Directus.
+ * follows: a version not recorded now is recorded at the next read, from Directus or from
+ * the copy in KV, by this isolate or another.
  */
 export async function recordPolicyWording(env: Env, siteId: string, config: ConsentConfig): Promise<void> {
   const id = `${siteId}:${config.policyVersion}`;
@@ -339,6 +340,10 @@ async function loadConsentConfig(env: Env, siteId: string): Promise<ConsentConfi
     if (valid?.success) {
       const config = purposesOptional(valid.data);
       remember({ config, ...readAt(now), generation });
+      // The isolate that read it from Directus may have failed to record its wording, and
+      // after that every read comes from here: recorded (or found recorded) once per isolate,
+      // so no consent record names a version whose wording was never kept.
+      waitUntil(recordPolicyWording(env, siteId, config));
       return { ok: true, config };
     }
   } catch {

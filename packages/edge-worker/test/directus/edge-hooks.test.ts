@@ -12,7 +12,11 @@ import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { type ConsentConfig, DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CATALOG_VERSION_KEY } from '../../src/catalog/index.ts';
-import { CONSENT_CONFIG_VERSION_KEY, invalidateConsentConfig } from '../../src/config/consent-config.ts';
+import {
+  CONSENT_CONFIG_VERSION_KEY,
+  getConsentConfig,
+  invalidateConsentConfig,
+} from '../../src/config/consent-config.ts';
 import { signHookBody } from '../../src/hooks/signature.ts';
 import worker from '../../src/index.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
@@ -206,6 +210,33 @@ describe('Directus Flows → the Worker (wrangler dev)', () => {
       return config.categories.find((c) => c.key === 'marketing')?.label === 'Marketing' ? config : undefined;
     });
     expect(restored.policyVersion).toBe(before.policyVersion);
+  });
+
+  it('keeps the wording of a policy version read from the edge cache, when its first read could not record it', async () => {
+    // As if the isolate that read it from Directus failed to write its wording: the version
+    // lives only in KV, where every later read finds it.
+    const site = uniqueId('wording-site');
+    const policyVersion = `1.${uniqueId('v').slice(-12)}`;
+    const config = {
+      policyVersion,
+      categories: CATEGORIES.map(({ sort: _sort, ...c }) =>
+        c.key === 'marketing' ? { ...c, label: 'Deals' } : c,
+      ),
+    };
+    const generation = await invalidateConsentConfig(env());
+    await env().EDGE_CACHE.put(`consent-config:${generation}:${site}`, JSON.stringify(config));
+    const ctx = createExecutionContext();
+    const served = await getConsentConfig(env(), site, (p) => ctx.waitUntil(p));
+    expect(served.policyVersion).toBe(policyVersion);
+    await waitOnExecutionContext(ctx);
+    const [wording] = await eventually(async () => {
+      const found = await rows<{ policy_version: string; categories: { key: string; label: string }[] }>(
+        'policy_versions',
+        { id: { _eq: `${site}:${policyVersion}` } },
+      );
+      return found.length > 0 ? found : undefined;
+    });
+    expect(wording?.categories.find((c) => c.key === 'marketing')?.label).toBe('Deals');
   });
 
   it('an order created in Directus arrives in the event log as order.completed', async () => {
