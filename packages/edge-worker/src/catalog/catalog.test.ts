@@ -138,6 +138,54 @@ describe('catalog at the edge', () => {
     expect((await getCatalog(withDirectus)).version).toBe(version);
   });
 
+  it('serves a catalog KV refuses to store (over its value limit) from memory, without reading Directus again', async () => {
+    const kv = {
+      get: (key: string, type?: 'json') => env.EDGE_CACHE.get(key, type as 'json'),
+      put: (key: string, ...rest: [string, KVNamespacePutOptions?]) =>
+        key.startsWith('catalog:snapshot:')
+          ? Promise.reject(new Error('KV PUT failed: 413 Value length of 26806459 exceeds limit'))
+          : env.EDGE_CACHE.put(key, ...rest),
+    } as unknown as KVNamespace;
+    const tooBig = { ...withDirectus, EDGE_CACHE: kv };
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const before = await directusReads();
+    const first = await getCatalog(tooBig);
+    // Before, the failed write left the empty catalog in force, and Directus was read again
+    // every few seconds.
+    expect(first.products.map((p) => p.id)).toEqual(['d-jacket', 'd-socks']);
+    expect(await getCatalog(tooBig)).toBe(first);
+    expect(await directusReads()).toBe(before + 3);
+    expect(warn.mock.calls.map((call) => String(call[0])).join('\n')).toContain('catalog not cached in KV');
+    warn.mockRestore();
+  });
+
+  it('reads only the product fields the edge uses: a long description cannot make the snapshot outgrow KV', async () => {
+    const asked: string[] = [];
+    const realFetch = globalThis.fetch;
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation((input, init) => {
+      asked.push(String(input instanceof Request ? input.url : input));
+      return realFetch(input, init);
+    });
+    try {
+      await loadCatalogFromDirectus(withDirectus, 'fields-test');
+    } finally {
+      spy.mockRestore();
+    }
+    const products = new URL(asked.find((u) => u.includes('/items/products')) ?? 'http://none/');
+    expect(products.searchParams.get('fields')?.split(',')).toEqual([
+      'id',
+      'slug',
+      'title',
+      'category',
+      'tags',
+      'price',
+      'currency',
+      'image',
+      'stock',
+      'popularity',
+    ]);
+  });
+
   it('serves a published snapshot without asking Directus, indexed for decisions', async () => {
     const before = await directusReads();
     await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);

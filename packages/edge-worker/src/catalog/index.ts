@@ -129,10 +129,18 @@ async function refresh(env: CatalogEnv, now: number, from: number): Promise<Cata
       console.warn(
         JSON.stringify({ msg: 'catalog rows skipped', count: skipped.length, first: skipped.slice(0, 5) }),
       );
-    await env.EDGE_CACHE.put(snapshotKey(version), JSON.stringify(snapshot), {
-      expirationTtl: SNAPSHOT_TTL_S,
-    });
-    return keep(from, { index: buildCatalogIndex(snapshot), checkedAt: now });
+    const index = buildCatalogIndex(snapshot);
+    try {
+      await env.EDGE_CACHE.put(snapshotKey(version), JSON.stringify(snapshot), {
+        expirationTtl: SNAPSHOT_TTL_S,
+      });
+    } catch (error) {
+      // Not shared with other isolates (each reads Directus itself), but served here: a
+      // snapshot KV refuses (over its 25 MiB value limit) left the isolate on an empty or
+      // old catalog, reading all of Directus again every few seconds.
+      console.warn(JSON.stringify({ msg: 'catalog not cached in KV', error: String(error).slice(0, 200) }));
+    }
+    return keep(from, { index, checkedAt: now });
   } catch (error) {
     console.warn(JSON.stringify({ msg: 'catalog unavailable', error: String(error) }));
     const retryAt = now - CATALOG_RECHECK_MS + FAILURE_RETRY_MS;

@@ -45,11 +45,6 @@ const ProductSchema = z.object({
     .transform((v) => v ?? ''),
   stock: z.coerce.number().int(),
   popularity: z.coerce.number().min(0).max(1).catch(0),
-  description: z
-    .string()
-    .max(20000)
-    .nullish()
-    .transform((v) => v ?? undefined),
 }) satisfies z.ZodType<Product, unknown>;
 
 const SlotVariantSchema = z.object({
@@ -168,12 +163,31 @@ export const parseTriggerRules = (rows: unknown, skipped: SkippedRow[]): Trigger
 
 const DIRECTUS_TIMEOUT_MS = 5000;
 
+/**
+ * The product fields the edge reads: not `description`, whose text (up to a page per
+ * product) only the shop shows; read, it made a large catalog's snapshot outgrow KV.
+ */
+const PRODUCT_FIELDS = [
+  'id',
+  'slug',
+  'title',
+  'category',
+  'tags',
+  'price',
+  'currency',
+  'image',
+  'stock',
+  'popularity',
+];
+
 async function readCollection(
   env: { DIRECTUS_URL: string; DIRECTUS_TOKEN: string },
   collection: string,
+  fields?: readonly string[],
 ): Promise<unknown> {
   const base = String(env.DIRECTUS_URL).replace(/\/+$/, '');
-  const res = await fetch(`${base}/items/${collection}?limit=-1`, {
+  const only = fields !== undefined ? `&fields=${fields.join(',')}` : '';
+  const res = await fetch(`${base}/items/${collection}?limit=-1${only}`, {
     headers: { authorization: `Bearer ${env.DIRECTUS_TOKEN}`, accept: 'application/json' },
     signal: AbortSignal.timeout(DIRECTUS_TIMEOUT_MS),
   });
@@ -188,7 +202,7 @@ export async function loadCatalogFromDirectus(
   version: string,
 ): Promise<{ snapshot: CatalogSnapshot; skipped: SkippedRow[] }> {
   const [products, slots, rules] = await Promise.all([
-    readCollection(env, 'products'),
+    readCollection(env, 'products', PRODUCT_FIELDS),
     readCollection(env, 'slot_content'),
     readCollection(env, 'trigger_rules'),
   ]);

@@ -15,7 +15,6 @@ export interface Product {
   stock: number;
   /** Popularity prior, 0..1 (e.g. normalized sales or views). */
   popularity: number;
-  description?: string;
 }
 
 /** A banner variant or promo a marketer can target at interests or segments. */
