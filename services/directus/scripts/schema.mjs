@@ -243,9 +243,9 @@ export const COLLECTIONS = [
     sync: ['read'],
     fields: [
       pk('id', 64),
-      str('slug', { indexed: true }),
-      str('title'),
-      str('category', { indexed: true, length: 64 }),
+      str('slug', { indexed: true, meta: { required: true } }),
+      str('title', { meta: { required: true } }),
+      str('category', { indexed: true, length: 64, meta: { required: true } }),
       json('tags'),
       float('price', 0),
       // What the edge accepts (catalog/source.ts): a row it cannot read is skipped there, and
@@ -279,7 +279,17 @@ export const COLLECTIONS = [
     sync: ['read'],
     fields: [
       pk('id', 64),
-      str('slot', { indexed: true, length: 64 }),
+      str('slot', {
+        indexed: true,
+        length: 64,
+        meta: {
+          required: true,
+          note: 'The data-attune-slot name pages use: lower case, digits, - or _ (hero, promo)',
+          // SLOT_NAME in the edge worker's decide.ts: a slot named otherwise is never asked for.
+          validation: { _and: [{ slot: { _regex: '^[a-z0-9][a-z0-9_-]{0,63}$' } }] },
+          validation_message: 'A slot name as pages use it: lower case, digits, - or _',
+        },
+      }),
       str('kind', {
         length: 32,
         meta: {
@@ -314,7 +324,16 @@ export const COLLECTIONS = [
     fields: [
       pk('id', 64),
       bool('enabled', true),
-      str('on', { length: 128 }),
+      str('on', {
+        length: 128,
+        meta: {
+          required: true,
+          note: 'The event that fires it, as the edge names events: cart.item.added, product.viewed',
+          // EVENT_NAME_PATTERN in shared-schema: a rule on any other name never fires.
+          validation: { _and: [{ on: { _regex: '^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$' } }] },
+          validation_message: 'An event name like cart.item.added (dotted, lower case)',
+        },
+      }),
       json('when'),
       json('recommend'),
       json('promo'),

@@ -180,6 +180,18 @@ describe('the roles bootstrap makes for people', () => {
       }),
     ).toBe(400);
     await as(marketer, 'DELETE', `/items/products/${product}`);
+    // A slot name no page can ask for, a trigger on an event name the edge never sends:
+    // accepted, they silently did nothing.
+    for (const slot of ['Hero', 'hero ', 'my slot'])
+      expect(
+        await as(marketer, 'POST', '/items/slot_content', { id: uniqueId('slot'), slot, kind: 'banner' }),
+      ).toBe(400);
+    const rule = uniqueId('rule');
+    expect(await as(marketer, 'POST', '/items/trigger_rules', { id: rule, on: 'Cart Item Added' })).toBe(400);
+    expect(
+      await as(marketer, 'POST', '/items/trigger_rules', { id: rule, on: 'cart.item.added', enabled: false }),
+    ).toBe(200);
+    await as(marketer, 'DELETE', `/items/trigger_rules/${rule}`);
     // A consent category: a key the edge reads, and a label the banner can show (a cleared
     // label left a purpose out, off for everyone).
     const category = { key: 'news_letter', label: 'Newsletter', site_id: 'marketer-test-site' };
