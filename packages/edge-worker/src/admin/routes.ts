@@ -17,6 +17,7 @@ import { readBodyLimited } from '../ingest/body.ts';
 import { sendMessages } from '../ingest/queue-producer.ts';
 import { log, readStats, traceparentOf } from '../observability/index.ts';
 import { eraseProfile, exportProfile } from '../profile/client.ts';
+import type { ProfileExport } from '../profile/profile-do.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
 import { getSiteById, getSiteByWriteKey, listSites, ownsUnsitedRows, type Site } from '../sites/index.ts';
@@ -111,6 +112,32 @@ async function target(env: Env, id: string, siteId: string | undefined): Promise
 }
 
 /**
+ * What the browsers merged into a person (their profiles' `anonymousIds`, at most
+ * MAX_BROWSERS each) still hold at the edge: only those holding anything besides their link.
+ */
+async function heldByBrowsers(
+  env: Env,
+  siteId: string,
+  asked: PersonKey,
+  exports: readonly ProfileExport[],
+): Promise<({ personId: PersonKey } & ProfileExport)[]> {
+  const keys = new Set<PersonKey>();
+  for (const held of exports)
+    for (const id of held.profile?.anonymousIds ?? []) if (`anon:${id}` !== asked) keys.add(`anon:${id}`);
+  const found = await Promise.all(
+    [...keys].map(async (personId) => ({ personId, ...(await exportProfile(env, siteId, personId)) })),
+  );
+  return found.filter(
+    (b) =>
+      b.profile !== undefined ||
+      b.handedOver !== undefined ||
+      (b.parked?.length ?? 0) > 0 ||
+      b.seenEventIds > 0 ||
+      b.replaying !== undefined,
+  );
+}
+
+/**
  * Everything held about a person: what the edge holds (ProfileDO) and, unless
  * `?scope=edge`, what Directus holds (see downstream.ts). An answer is complete or an
  * error: when Directus cannot be read, 502, never a part passed off as the whole.
@@ -134,7 +161,17 @@ adminRoutes.get('/v1/people/:id', async (c) => {
     held.aliasOf !== undefined
       ? { personId: held.aliasOf, ...(await exportProfile(c.env, t.site.id, held.aliasOf)) }
       : undefined;
-  const answer = { siteId: t.site.id, personId: t.personKey, ...held, ...(person && { person }) };
+  // The person's merged browsers: each object keeps, for a while, what it still holds of
+  // them — a copy of its profile until the person confirms they stored it, messages the queue
+  // refused — which DELETE erases, so the answer lists them (before, only the person's object).
+  const browsers = await heldByBrowsers(c.env, t.site.id, t.personKey, [held, ...(person ? [person] : [])]);
+  const answer = {
+    siteId: t.site.id,
+    personId: t.personKey,
+    ...held,
+    ...(person && { person }),
+    ...(browsers.length > 0 && { browsers }),
+  };
   if (c.req.query('scope') === 'edge') {
     if (!atEdge) return c.json(errorBody('not_found', 'nothing is held about this person at the edge'), 404);
     return c.json(answer);

@@ -227,6 +227,29 @@ describe('the copy a browser keeps of what it handed over', () => {
     expect(held.aliasOf).toBe(`user:${userId}`);
   });
 
+  it('is in the person’s access answer while it holds their copy (an access request lists what DELETE erases)', async () => {
+    const b = anonId('b');
+    const userId = `u-${anonId()}`;
+    await collect([productView(b, 'p1', 'shoes')]);
+    vi.spyOn(ProfileDO.prototype, 'confirmHandOver').mockImplementationOnce(async () => {
+      throw new Error('lost');
+    });
+    await collect([productView(b, 'p2', 'hats', { userId, userIdSignature: await signed(userId) })]);
+    const res = await people(`user:${userId}`, 'GET', undefined, '&scope=edge');
+    expect(res.status).toBe(200);
+    const held = (await res.json()) as {
+      browsers?: { personId: string; handedOver?: { anonymousIds: string[] } }[];
+    };
+    expect(held.browsers?.map((x) => x.personId)).toEqual([`anon:${b}`]);
+    expect(held.browsers?.[0]?.handedOver?.anonymousIds).toEqual([b]);
+    // Once the person confirmed, the browser holds nothing of them but its link: not listed.
+    expect(await runDurableObjectAlarm(profileStub(env, SITE, `anon:${b}`))).toBe(true);
+    const after = (await (await people(`user:${userId}`, 'GET', undefined, '&scope=edge')).json()) as {
+      browsers?: unknown[];
+    };
+    expect(after.browsers).toBeUndefined();
+  });
+
   it('is erased, here and downstream, when the person it was handed to was erased', async () => {
     const { b, userId, browser } = await failedSignIn();
     expect((await people(`user:${userId}`, 'DELETE')).status).toBe(200);
