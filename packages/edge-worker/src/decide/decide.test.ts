@@ -147,6 +147,42 @@ describe('promos chosen for a person', () => {
   });
 });
 
+describe('a promo a trigger offered the person', () => {
+  const withPromo = buildCatalogIndex(CATALOG_WITH_TARGETED_PROMO);
+  const offered = (marketing: boolean, expiresAt = '2099-01-01T00:00:00.000Z'): Partial<SlotContext> => {
+    const consent = consentState({ analytics: true, personalization: true, marketing });
+    const promo = { rule: 'outdoor-accessories', code: 'TRAIL-7K2Q9', discountPercent: 10, expiresAt };
+    return {
+      profile: { ...profile, interests: { 'category:outdoor': 5 }, consent, promo },
+      consent,
+      slots: ['promo', 'hero'],
+    };
+  };
+
+  it('leads the promo slot with its code, under marketing', () => {
+    const { response, served } = decideSlots(withPromo, ctx(offered(true)));
+    expect(response.decisions.promo).toMatchObject({
+      variant: 'offer:outdoor-accessories',
+      kind: 'promo',
+      title: '10 % off',
+      body: 'Your personal code, valid until 2099-01-01.',
+      promoCode: 'TRAIL-7K2Q9',
+    });
+    // Only a promo slot: a banner slot is chosen as before.
+    expect(response.decisions.hero?.variant).toBe('hero-outdoor');
+    expect(served.find((m) => m.event.properties?.slot === 'promo')?.event.properties).toMatchObject({
+      variant: 'offer:outdoor-accessories',
+    });
+  });
+
+  it('is not shown without marketing, in the holdout group, or once the profile view dropped it (ended)', () => {
+    expect(decideSlots(withPromo, ctx(offered(false))).response.decisions.promo?.promoCode).toBeUndefined();
+    const held = decideSlots(withPromo, ctx({ ...offered(true), holdout: true })).response.decisions.promo;
+    expect(held).toMatchObject({ variant: 'promo-default' });
+    expect(held?.promoCode).toBeUndefined();
+  });
+});
+
 describe('a slot whose variants are all targeted (its untargeted default deleted)', () => {
   const forBuyers = {
     ...OUTDOOR_PROMO,

@@ -26,7 +26,7 @@ import type { Product, SlotVariant } from '../catalog/types.ts';
 import { getConsentConfig, lastConsentConfig } from '../config/consent-config.ts';
 import { profileStub, userIdOf } from '../identity/index.ts';
 import { EDGE_EVENT } from '../profile/edge-events.ts';
-import type { PersonKey, ProfileView } from '../profile/types.ts';
+import type { OfferedPromo, PersonKey, ProfileView } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
 import { readCovisits } from './covisitation.ts';
 import { DEFAULT_EXPERIMENT, holdoutKey, holdoutPercent, isInHoldout } from './holdout.ts';
@@ -244,6 +244,9 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
     if (variants.length === 0 && !isRecommendations) continue;
     const decisionId = newUlid();
     let decision: SlotDecision;
+    const promo = isRecommendations
+      ? undefined
+      : offer(personalized && marketing, fallback ?? variants[0], ctx.profile);
     if (isRecommendations) {
       const profile = personalized ? ctx.profile : null;
       const triggered = profile ? triggeredAccessories(catalog, profile, ctx.productId) : [];
@@ -278,6 +281,20 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
           : profile
             ? 'default: no signals yet'
             : defaultReason,
+        holdout: ctx.holdout,
+      };
+    } else if (promo !== undefined) {
+      // A promo a trigger offered the person leads a promo slot while it runs: the code was
+      // theirs (promo.offered) but reached no page before.
+      decision = {
+        slot,
+        decisionId,
+        variant: `offer:${promo.rule}`,
+        kind: 'promo',
+        title: `${promo.discountPercent} % off`,
+        body: `Your personal code, valid until ${promo.expiresAt.slice(0, 10)}.`,
+        promoCode: promo.code,
+        reason: 'a promotion offered to you',
         holdout: ctx.holdout,
       };
     } else {
@@ -315,6 +332,15 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
     if (ctx.analytics) served.push(servedEvent(ctx, decision, personalized, now));
   }
   return { response: { personalized, decisions }, served };
+}
+
+/** The person's running promo when it may fill a slot: a promo slot, under marketing consent. */
+function offer(
+  allowed: boolean,
+  kindOf: SlotVariant | undefined,
+  profile: ProfileView | null,
+): OfferedPromo | undefined {
+  return allowed && kindOf?.kind === 'promo' ? profile?.promo : undefined;
 }
 
 /**

@@ -6,8 +6,16 @@ import { createApp } from '../app.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { signUserId, signUserIdUntil } from '../identity/index.ts';
-import { call, collect, envWithSites, productView, signed, storedTables } from '../ingest/test-support.ts';
-import { profileStub } from '../profile/client.ts';
+import {
+  call,
+  collect,
+  envWithSites,
+  makeEvent,
+  productView,
+  signed,
+  storedTables,
+} from '../ingest/test-support.ts';
+import { exportProfile, profileStub } from '../profile/client.ts';
 import { addedToCart, anonymousIdInGroup, seedPerson, viewed } from './fixtures/people.ts';
 import { isInHoldout } from './holdout.ts';
 
@@ -83,6 +91,31 @@ describe('GET /v1/decide with personalization consent', () => {
     // The rain shell in the cart fires the outdoor trigger rule: its accessories lead.
     expect(items.map((i) => i.category)).toEqual(Array(items.length).fill('outdoor-accessories'));
     expect(items.every((i) => i.reason === 'goes with your Rain Shell')).toBe(true);
+  });
+
+  it('shows the promo code a trigger offered the person in the promo slot, under marketing', async () => {
+    const anonymousId = anonymousIdInGroup('promo-buyer', false);
+    const all = {
+      categories: { analytics: true, personalization: true, marketing: true },
+      policyVersion: '1',
+    };
+    // The fixture rule outdoor-accessories offers a TRAIL promo on a cart add of category outdoor.
+    await collect([
+      makeEvent(anonymousId, 'consent.updated', { properties: all, consent: null }),
+      makeEvent(anonymousId, 'cart.item.added', {
+        properties: { productId: 'trail-jacket', category: 'outdoor' },
+        consent: all,
+      }),
+    ]);
+    const offered = (await exportProfile(env, 'demo', `anon:${anonymousId}`)).profile?.promo;
+    expect(offered?.code).toMatch(/^TRAIL-/);
+    const body = await (await get(`slots=promo&anonymousId=${anonymousId}`)).json<DecideResponse>();
+    expect(body.decisions.promo).toMatchObject({
+      kind: 'promo',
+      variant: 'offer:outdoor-accessories',
+      title: '10 % off',
+      promoCode: offered?.code,
+    });
   });
 
   it('recommends by interest and recent views, at most two per category', async () => {

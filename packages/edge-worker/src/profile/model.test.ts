@@ -573,3 +573,37 @@ describe('bounded profile', () => {
     );
   });
 });
+
+describe('the promo a trigger offered', () => {
+  const promo = (code: string, expiresAt: number) => ({
+    rule: 'outdoor',
+    code,
+    discountPercent: 10,
+    expiresAt,
+  });
+
+  it('is in the view until it ends, by the real clock, with its end as ISO 8601', () => {
+    const state = fresh();
+    state.promo = promo('TRAIL-1', T0 + DAY);
+    expect(toView(state, T0, rules).promo).toEqual({
+      rule: 'outdoor',
+      code: 'TRAIL-1',
+      discountPercent: 10,
+      expiresAt: new Date(T0 + DAY).toISOString(),
+    });
+    expect(toView(state, T0 + DAY, rules).promo).toBeUndefined();
+  });
+
+  it('goes with a merged browser to its person: the one that runs longer stays', () => {
+    const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
+    person.promo = promo('BREW-1', T0 + DAY);
+    const browser = fresh();
+    browser.promo = promo('TRAIL-2', T0 + 2 * DAY);
+    mergeProfiles(person, browser, rules);
+    expect(person.promo?.code).toBe('TRAIL-2');
+    const later = emptyProfile('demo', 'user:u2', new Date(T0).toISOString());
+    later.promo = promo('BREW-3', T0 + 3 * DAY);
+    mergeProfiles(later, browser, rules);
+    expect(later.promo?.code).toBe('BREW-3');
+  });
+});

@@ -17,7 +17,7 @@ import {
   SIGNAL_WEIGHT,
 } from '@attune/shared-schema';
 import { EDGE_EVENT } from './edge-events.ts';
-import type { PersonKey, ProfileSummary, ProfileView, RecentAction } from './types.ts';
+import type { OfferedPromo, PersonKey, ProfileSummary, ProfileView, RecentAction } from './types.ts';
 import { newUlid } from './ulid.ts';
 
 /** A consent record with proof: what was chosen, when, under which policy, from where. */
@@ -149,6 +149,8 @@ export interface ProfileState {
   purchased: string[];
   consent?: ConsentRecord;
   offers: Record<string, number>;
+  /** The newest promo a trigger offered (kept past its end until a newer one; shown only before it). */
+  promo?: OfferedPromo<number>;
   /** The dominant category and when it was last seen on top, for shift detection. */
   dominant?: { key: string; since: number };
   lastProductView?: { productId: string; at: number };
@@ -640,7 +642,19 @@ export function toSummary(state: ProfileState, now: number, rules: ProfileRules)
   };
   if (state.userId !== undefined) view.userId = state.userId;
   if (state.consent) view.consent = state.consent.state;
+  // By the real clock, not the profile's: a code that has ended is not offered again.
+  if (state.promo !== undefined && state.promo.expiresAt > now)
+    view.promo = { ...state.promo, expiresAt: new Date(state.promo.expiresAt).toISOString() };
   return view;
+}
+
+/** Of two promos offered, the one that runs longer (a merge or a replay keeps one). */
+export function laterPromo(
+  a: OfferedPromo<number> | undefined,
+  b: OfferedPromo<number> | undefined,
+): OfferedPromo<number> | undefined {
+  if (a === undefined) return b === undefined ? undefined : { ...b };
+  return b !== undefined && b.expiresAt > a.expiresAt ? { ...b } : a;
 }
 
 /**
@@ -693,6 +707,8 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
   for (const id of from.anonymousIds) linkBrowserTo(into, id);
   setTraits(into, from.traits, false);
   for (const [rule, n] of Object.entries(from.offers)) bump(into.offers, rule, n);
+  const promo = laterPromo(into.promo, from.promo);
+  if (promo !== undefined) into.promo = promo;
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
   // The browser's session goes on as the person's: a merge is made for that browser's event
   // (its sign-in), which is applied next, in that session; counting it again (the browser's

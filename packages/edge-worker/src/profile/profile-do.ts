@@ -33,6 +33,7 @@ import {
   DEFAULT_RULES,
   emptyProfile,
   gpcOfChoice,
+  laterPromo,
   linkBrowserTo,
   MAX_BROWSERS,
   mergeProfiles,
@@ -41,7 +42,7 @@ import {
   toSummary,
   toView,
 } from './model.ts';
-import type { PersonKey, ProfileEventInput, ProfileSummary, ProfileView } from './types.ts';
+import type { OfferedPromo, PersonKey, ProfileEventInput, ProfileSummary, ProfileView } from './types.ts';
 import { newUlid } from './ulid.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -201,6 +202,8 @@ export type Replaying = {
    * rebuild (a replay skips the `promo.offered` events the edge made).
    */
   offers?: Record<string, number>;
+  /** The promo offered before the replay, which the log does not rebuild either. */
+  promo?: OfferedPromo<number>;
   /** Who the person is: a replay that finds none of their events keeps them (see continueVersion). */
   identity?: Identity;
   /** When they were first and last seen: such a kept person's retention runs on from there. */
@@ -936,17 +939,20 @@ export class ProfileDO extends DurableObject<Env> {
   }
 
   /** Counts an offer by a trigger rule unless `cap` is reached; false when capped. */
-  async recordOffer(ruleId: string, cap: number): Promise<boolean> {
+  async recordOffer(ruleId: string, cap: number, promo?: OfferedPromo<number>): Promise<boolean> {
     return this.#inOrder(async () => {
       const alias = this.#alias();
       const identity = this.#identity();
-      if (alias !== undefined && identity) return this.#stub(identity.siteId, alias).recordOffer(ruleId, cap);
+      if (alias !== undefined && identity)
+        return this.#stub(identity.siteId, alias).recordOffer(ruleId, cap, promo);
       const state = this.#load();
       if (!state || this.#tombstone() !== undefined) return false;
       const own = offersOf(state.offers, ruleId);
       // During a replay the offers made before it count too (continueVersion adds them back).
       if (own + offersOf(this.#replaying()?.offers, ruleId) >= cap) return false;
       setOffers(state.offers, ruleId, own + 1);
+      // The newest offer is the one decide shows (a promo slot holds one code).
+      if (promo !== undefined) state.promo = { ...promo };
       state.version++;
       this.#save(state);
       return true;
@@ -1539,6 +1545,8 @@ export class ProfileDO extends DurableObject<Env> {
       addOffers(offers, earlier?.offers);
       addOffers(offers, state?.offers);
       if (Object.keys(offers).length > 0) replaying.offers = offers;
+      const promo = laterPromo(earlier?.promo, state?.promo);
+      if (promo !== undefined) replaying.promo = promo;
       const identity = this.#identity() ?? earlier?.identity;
       if (identity !== undefined) replaying.identity = identity;
       const first = [earlier?.seen?.first, state?.firstSeen].filter((t) => t !== undefined).sort()[0];
@@ -1624,6 +1632,8 @@ export class ProfileDO extends DurableObject<Env> {
     }
     keepConsent(state, replaying?.consent);
     addOffers(state.offers, replaying?.offers);
+    const promo = laterPromo(state.promo, replaying?.promo);
+    if (promo !== undefined) state.promo = promo;
     const browsers = replaying?.browsers ?? [];
     for (const anonymousId of browsers) linkBrowserTo(state, anonymousId);
     // In the order they had: the first browser keys the person's holdout group (decide), and

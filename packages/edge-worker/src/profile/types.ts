@@ -36,9 +36,19 @@ export interface ProfileView {
   consent?: ConsentState;
   /** Offers made by triggers: rule id → how many times, for per-person caps. */
   offers: Record<string, number>;
+  /** The newest promo a trigger offered the person, while it is valid: what decide shows in a promo slot. */
+  promo?: OfferedPromo;
   firstSeen: string;
   lastSeen: string;
   asOf: string;
+}
+
+/** A promo a trigger rule offered a person: its code, discount and end (ISO 8601 in a view, epoch ms in the state). */
+export interface OfferedPromo<Time = string> {
+  rule: string;
+  code: string;
+  discountPercent: number;
+  expiresAt: Time;
 }
 
 /** A profile view without the recent actions: what the ingest path needs back from ProfileDO. */

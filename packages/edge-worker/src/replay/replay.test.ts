@@ -404,7 +404,10 @@ describe('replay and the events the Worker made', () => {
     // The TRAIL rule's cap is one per person.
     await collect([addJacket()]);
     expect(promos()).toHaveLength(1);
-    expect((await viewProfile(env, SITE, `anon:${a}`))?.offers).toEqual({ 'outdoor-accessories': 1 });
+    const view = await viewProfile(env, SITE, `anon:${a}`);
+    expect(view?.offers).toEqual({ 'outdoor-accessories': 1 });
+    // The code offered is kept too, for decide's promo slot (the log does not rebuild it).
+    expect(view?.promo?.code).toBe(promos()[0]?.event.properties?.code);
   });
 });
 

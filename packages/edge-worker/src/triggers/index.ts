@@ -126,18 +126,26 @@ export async function runTriggers(env: Env, input: TriggerInput): Promise<Custom
         });
       }
       if (!rule.promo || !offerNow) continue;
-      // The cap is enforced where the person's state lives, in order with their events.
+      const now = new Date();
+      const promo = {
+        rule: rule.id,
+        code: promoCode(rule.promo.codePrefix),
+        discountPercent: rule.promo.discountPercent,
+        expiresAt: now.getTime() + rule.promo.ttlHours * 3_600_000,
+      };
+      // The cap is enforced where the person's state lives, in order with their events; the
+      // offer is kept there too, for decide to show in a promo slot.
       const granted = await profileStub(env, input.siteId, input.profile.personKey).recordOffer(
         rule.id,
         rule.promo.capPerPerson,
+        promo,
       );
       if (!granted) continue;
-      const now = new Date();
       const properties: Record<string, JsonValue> = {
-        code: promoCode(rule.promo.codePrefix),
+        code: promo.code,
         rule: rule.id,
-        expiresAt: new Date(now.getTime() + rule.promo.ttlHours * 3_600_000).toISOString(),
-        discountPercent: rule.promo.discountPercent,
+        expiresAt: new Date(promo.expiresAt).toISOString(),
+        discountPercent: promo.discountPercent,
         trigger: { eventId: event.id, ...(product ? { productId: product.id } : {}) },
       };
       if (accessories.length > 0) properties.items = accessories;
