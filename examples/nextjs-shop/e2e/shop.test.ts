@@ -611,6 +611,17 @@ describe('the shop through the Worker', () => {
   });
 });
 
+/** Puts back the shop's Worker URL and privacy token a test pointed elsewhere. */
+function restoreShopEnv(saved: { url: string | undefined; token: string | undefined }): void {
+  for (const [name, value] of [
+    ['ATTUNE_WORKER_URL', saved.url],
+    ['ATTUNE_PRIVACY_TOKEN', saved.token],
+  ] as const) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+}
+
 /** What Directus and the edge hold about one anonymous id. */
 async function heldAbout(anonymousId: string) {
   const key = `anon:${anonymousId}`;
@@ -700,13 +711,7 @@ describe('"delete my data" reaches the anonymous visitor without the attune_aid 
       const lookup = await lookUpPerson({ kind: 'anon', id: '01JD8X3Q4Z5R6S7T8V9W0WRONG' });
       expect(lookup).toEqual({ ok: false, retryable: false, status: 404 });
     } finally {
-      for (const [name, value] of [
-        ['ATTUNE_WORKER_URL', saved.url],
-        ['ATTUNE_PRIVACY_TOKEN', saved.token],
-      ] as const) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
+      restoreShopEnv(saved);
     }
   });
 
@@ -740,13 +745,7 @@ describe('"delete my data" reaches the anonymous visitor without the attune_aid 
       expect(await lookUpPerson({ kind: 'anon', id: never })).toEqual({ ok: true, held: false });
     } finally {
       await directus('DELETE', '/items/events', [eventId]);
-      for (const [name, value] of [
-        ['ATTUNE_WORKER_URL', saved.url],
-        ['ATTUNE_PRIVACY_TOKEN', saved.token],
-      ] as const) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
+      restoreShopEnv(saved);
     }
   });
 

@@ -210,7 +210,8 @@ describe('the copy a browser keeps of what it handed over', () => {
     return { b, userId, signature, browser: profileStub(env, SITE, `anon:${b}`) };
   }
 
-  it('goes once the person is asked and holds the browser (its confirmation was lost)', async () => {
+  /** A browser signed in whose hand-over the person stored but whose confirmation was lost. */
+  async function signInWithLostConfirmation() {
     const b = anonId('b');
     const userId = `u-${anonId()}`;
     await collect([productView(b, 'p1', 'shoes')]);
@@ -218,6 +219,11 @@ describe('the copy a browser keeps of what it handed over', () => {
       throw new Error('lost');
     });
     await collect([productView(b, 'p2', 'hats', { userId, userIdSignature: await signed(userId) })]);
+    return { b, userId };
+  }
+
+  it('goes once the person is asked and holds the browser (its confirmation was lost)', async () => {
+    const { b, userId } = await signInWithLostConfirmation();
     const browser = profileStub(env, SITE, `anon:${b}`);
     expect((await exportProfile(env, SITE, `anon:${b}`)).handedOver).toBeDefined();
     expect(await runDurableObjectAlarm(browser)).toBe(true);
@@ -228,13 +234,7 @@ describe('the copy a browser keeps of what it handed over', () => {
   });
 
   it('is in the person’s access answer while it holds their copy (an access request lists what DELETE erases)', async () => {
-    const b = anonId('b');
-    const userId = `u-${anonId()}`;
-    await collect([productView(b, 'p1', 'shoes')]);
-    vi.spyOn(ProfileDO.prototype, 'confirmHandOver').mockImplementationOnce(async () => {
-      throw new Error('lost');
-    });
-    await collect([productView(b, 'p2', 'hats', { userId, userIdSignature: await signed(userId) })]);
+    const { b, userId } = await signInWithLostConfirmation();
     const res = await people(`user:${userId}`, 'GET', undefined, '&scope=edge');
     expect(res.status).toBe(200);
     const held = (await res.json()) as {
