@@ -59,6 +59,29 @@ describe('catalog source (Directus REST)', () => {
     expect(rule?.enabled).toBe(true);
   });
 
+  it("keeps a rule's promo copy, as JSON or as JSON text (the marketer's own words for the promo slot)", () => {
+    const skipped: SkippedRow[] = [];
+    const promo = {
+      codePrefix: 'TRAIL',
+      discountPercent: 10,
+      ttlHours: 48,
+      capPerPerson: 1,
+      title: '{discount} % Rabatt',
+    };
+    const rules = parseTriggerRules(
+      [
+        { id: 'r1', on: 'cart.item.added', promo },
+        { id: 'r2', on: 'cart.item.added', promo: JSON.stringify({ ...promo, body: 'Bis {until}.' }) },
+      ],
+      skipped,
+    );
+    expect(skipped).toEqual([]);
+    expect(rules.map((r) => [r.promo?.title, r.promo?.body])).toEqual([
+      ['{discount} % Rabatt', undefined],
+      ['{discount} % Rabatt', 'Bis {until}.'],
+    ]);
+  });
+
   it('skips a product whose price is blank instead of offering it at 0.00', () => {
     const skipped: SkippedRow[] = [];
     const row = { slug: 'p', title: 'P', category: 'c', stock: 1 };

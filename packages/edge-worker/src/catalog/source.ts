@@ -113,6 +113,8 @@ const TriggerRuleSchema = z.object({
         .positive()
         .max(24 * 365),
       capPerPerson: z.number().int().min(0).max(1000),
+      title: z.string().max(200).optional(),
+      body: z.string().max(2000).optional(),
     }),
   )
     .nullish()

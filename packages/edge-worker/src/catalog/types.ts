@@ -46,5 +46,17 @@ export interface TriggerRule {
   when: { category?: string; tags?: string[] };
   /** What it does: recommend accessories (by category/tags) and/or offer a promo. */
   recommend?: { categories?: string[]; tags?: string[]; limit?: number };
-  promo?: { codePrefix: string; discountPercent: number; ttlHours: number; capPerPerson: number };
+  promo?: {
+    codePrefix: string;
+    discountPercent: number;
+    ttlHours: number;
+    capPerPerson: number;
+    /**
+     * The promo slot's copy while the offer runs, in the shop's language: `{discount}` and
+     * `{until}` (its last day, YYYY-MM-DD) are filled in. Absent: "{discount} % off" and
+     * "Your personal code, valid until {until}."
+     */
+    title?: string;
+    body?: string;
+  };
 }

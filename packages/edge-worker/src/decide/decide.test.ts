@@ -175,6 +175,25 @@ describe('a promo a trigger offered the person', () => {
     });
   });
 
+  it("takes the rule's own copy, in the shop's language, with the discount and the last day filled in", () => {
+    const german = buildCatalogIndex({
+      ...CATALOG_WITH_TARGETED_PROMO,
+      triggerRules: CATALOG_WITH_TARGETED_PROMO.triggerRules.map((r) =>
+        r.id === 'outdoor-accessories' && r.promo
+          ? {
+              ...r,
+              promo: { ...r.promo, title: '{discount} % Rabatt', body: 'Ihr Code, gültig bis {until}.' },
+            }
+          : r,
+      ),
+    });
+    expect(decideSlots(german, ctx(offered(true))).response.decisions.promo).toMatchObject({
+      title: '10 % Rabatt',
+      body: 'Ihr Code, gültig bis 2099-01-01.',
+      promoCode: 'TRAIL-7K2Q9',
+    });
+  });
+
   it('is not shown without marketing, in the holdout group, or once the profile view dropped it (ended)', () => {
     expect(decideSlots(withPromo, ctx(offered(false))).response.decisions.promo?.promoCode).toBeUndefined();
     const held = decideSlots(withPromo, ctx({ ...offered(true), holdout: true })).response.decisions.promo;

@@ -285,14 +285,20 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
       };
     } else if (promo !== undefined) {
       // A promo a trigger offered the person leads a promo slot while it runs: the code was
-      // theirs (promo.offered) but reached no page before.
+      // theirs (promo.offered) but reached no page before. Its copy is the rule's as it is now
+      // (a marketer's edit reaches live offers), else a plain default.
+      const copy = catalog.triggerRules.find((r) => r.id === promo.rule)?.promo;
+      const fill = (text: string) =>
+        text
+          .replaceAll('{discount}', String(promo.discountPercent))
+          .replaceAll('{until}', promo.expiresAt.slice(0, 10));
       decision = {
         slot,
         decisionId,
         variant: `offer:${promo.rule}`,
         kind: 'promo',
-        title: `${promo.discountPercent} % off`,
-        body: `Your personal code, valid until ${promo.expiresAt.slice(0, 10)}.`,
+        title: fill(copy?.title ?? '{discount} % off'),
+        body: fill(copy?.body ?? 'Your personal code, valid until {until}.'),
         promoCode: promo.code,
         reason: 'a promotion offered to you',
         holdout: ctx.holdout,
