@@ -93,25 +93,43 @@ export function ownerOf(held: EdgeHoldings): string | undefined {
   );
 }
 
-/** Asks the Worker who a person id is at the edge. Rejects when the Worker cannot be reached. */
-export async function lookUpPerson(p: PersonRef): Promise<PersonLookup> {
+/**
+ * The Worker's people route for `p` on the shop's site, with its privacy token: `GET` of the
+ * edge's part alone (`edge`), `GET` of everything, or `DELETE`. Throws ErasureNotConfigured
+ * without a token.
+ */
+function askWorker(p: PersonRef, ask: 'edge' | 'everywhere' | 'erase'): Promise<Response> {
   const env = shopEnv();
   if (env.privacyToken === undefined) throw new ErasureNotConfigured();
-  const res = await fetch(`${personUrl(env.workerUrl, env.siteId, p)}&scope=edge`, {
+  return fetch(`${personUrl(env.workerUrl, env.siteId, p)}${ask === 'edge' ? '&scope=edge' : ''}`, {
+    method: ask === 'erase' ? 'DELETE' : 'GET',
     headers: { authorization: `Bearer ${env.privacyToken}` },
     signal: AbortSignal.timeout(10_000),
   });
+}
+
+/**
+ * A look-up the Worker did not answer 200: nothing held when it is the Worker's own "nothing
+ * held" (another server's 404 is not to be believed), else a failure, worth retrying when the
+ * Worker or Directus was briefly unavailable.
+ */
+function notHeldOrFailed(res: Response, body: unknown): PersonLookup {
+  const code = (body as { error?: { code?: unknown } } | undefined)?.error?.code;
+  if (res.status === 404 && code === 'not_found') return { ok: true, held: false };
+  return { ok: false, retryable: res.status === 503 || res.status === 502, status: res.status };
+}
+
+/** Asks the Worker who a person id is at the edge. Rejects when the Worker cannot be reached. */
+export async function lookUpPerson(p: PersonRef): Promise<PersonLookup> {
+  const res = await askWorker(p, 'edge');
   const body: unknown = await res.json().catch(() => undefined);
   const json = body !== null && typeof body === 'object' && !Array.isArray(body) ? body : undefined;
-  if (res.status === 404) {
-    // Only the Worker's own "nothing held" is a 404 to believe; another server's 404 is not.
-    const code = (json as { error?: { code?: unknown } } | undefined)?.error?.code;
-    return code === 'not_found' ? heldDownstream(p) : { ok: false, retryable: false, status: 404 };
-  }
-  if (res.ok && json !== undefined)
-    return { ok: true, held: true, ownerUserId: ownerOf(json as EdgeHoldings) };
-  if (res.ok) return { ok: false, retryable: false, status: 502 };
-  return { ok: false, retryable: res.status === 503 || res.status === 502, status: res.status };
+  if (res.ok)
+    return json !== undefined
+      ? { ok: true, held: true, ownerUserId: ownerOf(json as EdgeHoldings) }
+      : { ok: false, retryable: false, status: 502 };
+  const answer = notHeldOrFailed(res, json);
+  return answer.ok ? heldDownstream(p) : answer;
 }
 
 /**
@@ -122,30 +140,17 @@ export async function lookUpPerson(p: PersonRef): Promise<PersonLookup> {
  * the events that follow it are not needed here.
  */
 async function heldDownstream(p: PersonRef): Promise<PersonLookup> {
-  const env = shopEnv();
-  const res = await fetch(personUrl(env.workerUrl, env.siteId, p), {
-    headers: { authorization: `Bearer ${env.privacyToken}` },
-    signal: AbortSignal.timeout(10_000),
-  });
+  const res = await askWorker(p, 'everywhere');
   if (res.ok) {
     await res.body?.cancel();
     return { ok: true, held: true, ownerUserId: undefined };
   }
-  const body: unknown = await res.json().catch(() => undefined);
-  const code = (body as { error?: { code?: unknown } } | undefined)?.error?.code;
-  if (res.status === 404 && code === 'not_found') return { ok: true, held: false };
-  return { ok: false, retryable: res.status === 503 || res.status === 502, status: res.status };
+  return notHeldOrFailed(res, await res.json().catch(() => undefined));
 }
 
 /** Erases one person everywhere Attune keeps them. Rejects when the Worker cannot be reached. */
 export async function erasePerson(p: PersonRef): Promise<ErasureAnswer> {
-  const env = shopEnv();
-  if (env.privacyToken === undefined) throw new ErasureNotConfigured();
-  const res = await fetch(personUrl(env.workerUrl, env.siteId, p), {
-    method: 'DELETE',
-    headers: { authorization: `Bearer ${env.privacyToken}` },
-    signal: AbortSignal.timeout(10_000),
-  });
+  const res = await askWorker(p, 'erase');
   if (res.ok) {
     // The erasure's id: its proof in Directus is kept under it, the visitor's reference.
     const body: unknown = await res.json().catch(() => undefined);

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import {
+  CONSENT_KEY_PATTERN,
   type ConsentCategoryConfig,
   type ConsentState,
   DEFAULT_CONSENT_CATEGORIES,
@@ -15,7 +16,7 @@ import {
 } from './constants.ts';
 
 export const ConsentCategoryConfigSchema = z.object({
-  key: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'expected a lower-case key like "analytics"'),
+  key: z.string().regex(CONSENT_KEY_PATTERN, 'expected a lower-case key like "analytics"'),
   label: z.string().min(1).max(128),
   description: z.string().max(2000),
   required: z.boolean(),

@@ -84,6 +84,12 @@ export type EdgeEventName = (typeof EDGE_EVENT_NAMES)[number];
 /** Dotted lower-case event names: `product.viewed`, `cart.item.added`. */
 export const EVENT_NAME_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 
+/** Slot names (`data-attune-slot`, decide's `slots`): lower-case, short, safe in HTML attributes and URLs. */
+export const SLOT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/** Consent category keys: `analytics`, `newsletter_2`. */
+export const CONSENT_KEY_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
+
 /** Crockford base32 ULID: 48-bit time + 80 bits of randomness, 26 characters. */
 export const ULID_PATTERN = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 

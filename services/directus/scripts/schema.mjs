@@ -9,7 +9,12 @@
  * and profiles arrive in any order and an erasure must delete rows without cascades.
  */
 
-import { BUILT_IN_SEGMENTS } from '../../../packages/shared-schema/src/constants.ts';
+import {
+  BUILT_IN_SEGMENTS,
+  CONSENT_KEY_PATTERN,
+  EVENT_NAME_PATTERN,
+  SLOT_NAME_PATTERN,
+} from '../../../packages/shared-schema/src/constants.ts';
 
 const pk = (field, maxLength = 64) => ({
   field,
@@ -285,8 +290,8 @@ export const COLLECTIONS = [
         meta: {
           required: true,
           note: 'The data-attune-slot name pages use: lower case, digits, - or _ (hero, promo)',
-          // SLOT_NAME in the edge worker's decide.ts: a slot named otherwise is never asked for.
-          validation: { _and: [{ slot: { _regex: '^[a-z0-9][a-z0-9_-]{0,63}$' } }] },
+          // As decide takes slot names: a slot named otherwise is never asked for.
+          validation: { _and: [{ slot: { _regex: SLOT_NAME_PATTERN.source } }] },
           validation_message: 'A slot name as pages use it: lower case, digits, - or _',
         },
       }),
@@ -329,8 +334,8 @@ export const COLLECTIONS = [
         meta: {
           required: true,
           note: 'The event that fires it, as the edge names events: cart.item.added, product.viewed',
-          // EVENT_NAME_PATTERN in shared-schema: a rule on any other name never fires.
-          validation: { _and: [{ on: { _regex: '^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$' } }] },
+          // As events are named: a rule on any other name never fires.
+          validation: { _and: [{ on: { _regex: EVENT_NAME_PATTERN.source } }] },
           validation_message: 'An event name like cart.item.added (dotted, lower case)',
         },
       }),
@@ -352,7 +357,7 @@ export const COLLECTIONS = [
         meta: {
           ...pk('key').meta,
           note: 'Lower case: a letter, then letters, digits or _ (analytics, newsletter_2)',
-          validation: { _and: [{ key: { _regex: '^[a-z][a-z0-9_]{0,63}$' } }] },
+          validation: { _and: [{ key: { _regex: CONSENT_KEY_PATTERN.source } }] },
           validation_message: 'A lower-case key: a letter, then letters, digits or _',
         },
       },

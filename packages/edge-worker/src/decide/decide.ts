@@ -26,7 +26,7 @@ import type { Product, SlotVariant } from '../catalog/types.ts';
 import { getConsentConfig, lastConsentConfig } from '../config/consent-config.ts';
 import { profileStub, userIdOf } from '../identity/index.ts';
 import { EDGE_EVENT } from '../profile/edge-events.ts';
-import type { OfferedPromo, PersonKey, ProfileView } from '../profile/types.ts';
+import type { PersonKey, ProfileView } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
 import { readCovisits } from './covisitation.ts';
 import { DEFAULT_EXPERIMENT, holdoutKey, holdoutPercent, isInHoldout } from './holdout.ts';
@@ -35,8 +35,6 @@ import { type CovisitCounts, popularityPick, scoreCatalog } from './scorer.ts';
 /** Products per recommendations slot, and at most this many from one category. */
 export const RECOMMENDATION_LIMIT = 4;
 export const MAX_PER_CATEGORY = 2;
-/** Slot names: lower-case, short, safe in HTML attributes and URLs. */
-export const SLOT_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export const MAX_SLOTS = 10;
 /**
  * The built-in slot: recommendations from the scorer, with or without content in Directus.
@@ -237,16 +235,16 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
   for (const slot of new Set(ctx.slots)) {
     const variants = catalog.slotContent.get(slot) ?? [];
     const fallback = defaultVariant(variants);
+    // What kind of slot it is: its default's kind, or its first variant's when all are targeted.
+    const kind = (fallback ?? variants[0])?.kind;
     const isRecommendations =
-      (fallback ?? variants[0])?.kind === 'recommendations' ||
-      (variants.length === 0 && slot === RECOMMENDATIONS_SLOT);
+      kind === 'recommendations' || (variants.length === 0 && slot === RECOMMENDATIONS_SLOT);
     // A slot with no content is not a slot (the page keeps its own content): no decision, no event.
     if (variants.length === 0 && !isRecommendations) continue;
     const decisionId = newUlid();
     let decision: SlotDecision;
-    const promo = isRecommendations
-      ? undefined
-      : offer(personalized && marketing, fallback ?? variants[0], ctx.profile);
+    // A promo a trigger offered the person, when it may fill this slot: a promo slot, under marketing.
+    const promo = kind === 'promo' && personalized && marketing ? ctx.profile?.promo : undefined;
     if (isRecommendations) {
       const profile = personalized ? ctx.profile : null;
       const triggered = profile ? triggeredAccessories(catalog, profile, ctx.productId) : [];
@@ -338,15 +336,6 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
     if (ctx.analytics) served.push(servedEvent(ctx, decision, personalized, now));
   }
   return { response: { personalized, decisions }, served };
-}
-
-/** The person's running promo when it may fill a slot: a promo slot, under marketing consent. */
-function offer(
-  allowed: boolean,
-  kindOf: SlotVariant | undefined,
-  profile: ProfileView | null,
-): OfferedPromo | undefined {
-  return allowed && kindOf?.kind === 'promo' ? profile?.promo : undefined;
 }
 
 /**

@@ -7,7 +7,7 @@
  * Limited per IP (the site's bucket shared with collect: 429 with Retry-After), and each
  * exposure is logged once per window (served-memo.ts).
  */
-import type { DecideResponse, EventMessage } from '@attune/shared-schema';
+import { type DecideResponse, type EventMessage, SLOT_NAME_PATTERN } from '@attune/shared-schema';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
@@ -17,7 +17,7 @@ import { clientAddress, type RateDecision, underIpLimit } from '../ingest/rate-l
 import type { PersonKey } from '../profile/types.ts';
 import { consentFrom, parseCookies } from '../proxy/cookies.ts';
 import { getSiteByWriteKey, isOriginAllowed, type Site } from '../sites/index.ts';
-import { decide, MAX_SLOTS, SLOT_NAME } from './decide.ts';
+import { decide, MAX_SLOTS } from './decide.ts';
 import { firstServings } from './served-memo.ts';
 
 export const decideRoutes = new Hono<AppEnv>();
@@ -70,7 +70,7 @@ export function parseSlots(raw: string | undefined): string[] | Problem {
       path: 'slots',
       message: `at most ${MAX_SLOTS} slots per request`,
     };
-  const bad = slots.find((s) => !SLOT_NAME.test(s));
+  const bad = slots.find((s) => !SLOT_NAME_PATTERN.test(s));
   if (bad !== undefined)
     return {
       status: 400,

@@ -104,13 +104,13 @@ export interface ClientHints {
   country?: string;
   region?: string;
   city?: string;
-  /** The message carried no time and was timed on arrival: no sender clock to correct. */
-  timedOnArrival?: boolean;
   /**
-   * The message's own `sentAt` (analytics.js and other batching libraries stamp each
-   * message, not the batch): its skew is the sender's clock error for this message.
+   * When the message was sent, by the clock that stamped its time (epoch ms): its own
+   * `sentAt` (analytics.js and other batching libraries stamp each message, not the batch),
+   * else its batch's. Its offset from the receive time is the sender's clock error. Absent
+   * for a message timed on arrival (no sender clock to correct) or with no readable sentAt.
    */
-  sentAt?: string;
+  sentAt?: number;
 }
 
 /**
@@ -124,7 +124,7 @@ export function clientFacts(request: RequestFacts, hints: ClientHints): RequestF
     receivedAtIso: request.receivedAtIso,
     // The message's or else the batch's skew corrects the sender's clock; a time the Worker
     // gave has no such error.
-    skewMs: hints.timedOnArrival === true ? 0 : (skewOf(hints.sentAt, request.receivedAt) ?? request.skewMs),
+    skewMs: hints.sentAt === undefined ? 0 : hints.sentAt - request.receivedAt,
     ...parseUserAgent(hints.userAgent),
   };
   if (hints.country !== undefined) facts.country = hints.country;

@@ -81,20 +81,28 @@ export async function ipLimitVerdict(
   const key = await ipKey(env, site, ip, now);
   const limits = site.settings.rateLimit;
   const need = Math.max(1, Math.min(Math.ceil(cost), Math.floor(limits.ipBurst)));
-  const lease = leases.get(key);
-  if (lease && lease.until > now && lease.tokens >= need) {
-    lease.tokens -= need;
-    return { known: { allowed: true } };
-  }
   // Keyed with the limits too: a site whose limits were raised is not held to a refusal
   // made under the old ones.
   const refusalKey = `${key}:${limits.ipPerSecond}:${limits.ipBurst}`;
+  const known = answeredHere(key, refusalKey, need, now);
+  return known !== undefined ? { known } : { pending: leaseFromBucket(env, key, refusalKey, need, limits) };
+}
+
+/**
+ * This isolate's answer for a request needing `need` tokens, without the bucket: taken from
+ * its lease when that holds enough (spent here), refused while a refusal for as much stands;
+ * undefined when only the bucket can tell.
+ */
+function answeredHere(key: string, refusalKey: string, need: number, now: number): RateDecision | undefined {
+  const lease = leases.get(key);
+  if (lease !== undefined && lease.until > now && lease.tokens >= need) {
+    lease.tokens -= need;
+    return { allowed: true };
+  }
   const refused = refusals.get(refusalKey);
-  if (refused && refused.until > now && need >= refused.need)
-    return {
-      known: { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((refused.until - now) / 1000)) },
-    };
-  return { pending: leaseFromBucket(env, key, refusalKey, need, limits) };
+  if (refused !== undefined && refused.until > now && need >= refused.need)
+    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((refused.until - now) / 1000)) };
+  return undefined;
 }
 
 /** Takes `cost` tokens from the IP's bucket (from this isolate's lease when it holds enough). */
@@ -174,15 +182,8 @@ async function leaseFromBucket(
     }
     // Those still to wake from that call found its block spent too: the next one is for them.
     behind = pending.waiting;
-    const at = Date.now();
-    const lease = leases.get(key);
-    if (lease !== undefined && lease.until > at && lease.tokens >= need) {
-      lease.tokens -= need;
-      return { allowed: true };
-    }
-    const refused = refusals.get(refusalKey);
-    if (refused !== undefined && refused.until > at && need >= refused.need)
-      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((refused.until - at) / 1000)) };
+    const known = answeredHere(key, refusalKey, need, Date.now());
+    if (known !== undefined) return known;
   }
   const entry = { call: callBucket(env, key, refusalKey, need, behind, limits), waiting: 0 };
   inflight.set(key, entry);

@@ -197,11 +197,13 @@ export async function parseSegmentBody(
     // timed on arrival, and its id then comes from the site, its person and its messageId
     // (see shared-schema).
     // The time window is read on the clock that stamped the message (its own sentAt, else
-    // the batch's), whose offset the enrichment then takes off: see clientFacts.
+    // the batch's), whose offset the enrichment then takes off (clientFacts); a message timed
+    // on arrival has the Worker's time, with no sender clock to correct.
     const client = clientHintsOf(message);
-    const timedOnArrival = leavesTimeToServer(message);
-    if (timedOnArrival) client.timedOnArrival = true;
-    const sentOn = timedOnArrival ? undefined : (instant(client.sentAt) ?? instant(sentAt));
+    const sentOn = leavesTimeToServer(message)
+      ? undefined
+      : (instant(typeof raw.sentAt === 'string' ? raw.sentAt.slice(0, 64) : undefined) ?? instant(sentAt));
+    if (sentOn !== undefined) client.sentAt = sentOn;
     const result = validateEvent(message, {
       now,
       ...(sentOn !== undefined ? { sentAt: sentOn } : {}),
@@ -252,6 +254,5 @@ function clientHintsOf(message: Json): ClientHints {
   if (region !== undefined) hints.region = region;
   const city = hint(location.city);
   if (city !== undefined) hints.city = city;
-  if (typeof message.sentAt === 'string') hints.sentAt = message.sentAt.slice(0, 64);
   return hints;
 }

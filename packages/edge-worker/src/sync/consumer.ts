@@ -505,9 +505,9 @@ async function forgetWritten(directus: DirectusClient, siteId: string, personKey
  * id), and a retry after a failure part-way must still find them to delete the rest.
  */
 export async function erase(
+  env: Env,
   directus: DirectusClient,
   item: { msg: { id: string }; body: ErasureMessage },
-  unsitedOrders = false,
 ): Promise<void> {
   const { body, msg } = item;
   const keys = await withRecordedKeys(directus, body.siteId, erasedPersonKeys(body));
@@ -528,7 +528,9 @@ export async function erase(
   // inactive person, not whom the shop sold to (a customer back after a year keeps their orders).
   // A message queued before erasures said why does not say it was asked for: orders stay.
   const ordersOfTheirs =
-    body.reason === 'request' ? personOrdersFilter(body.siteId, keys, unsitedOrders) : undefined;
+    body.reason === 'request'
+      ? personOrdersFilter(body.siteId, keys, await ownsUnsitedRows(env, body.siteId))
+      : undefined;
   const orders =
     ordersOfTheirs === undefined
       ? 0
@@ -790,7 +792,7 @@ export async function syncBatch(
   // version (their ProfileDO numbers from 1 again).
   for (const item of erasures) {
     try {
-      await erase(directus, item, await ownsUnsitedRows(env, item.body.siteId));
+      await erase(env, directus, item);
       out.ack(item.msg);
       out.report.erasures++;
     } catch (e) {

@@ -21,7 +21,6 @@ import { type ErasureMessage, QueueMessageSchema } from '@attune/shared-schema';
 import { type DirectusClient, directusFromEnv } from '../directus/client.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
-import { ownsUnsitedRows } from '../sites/index.ts';
 import { type ErasureCheck, erase, isPermanent, personSlot } from './consumer.ts';
 import { type DeadLetterRow, deadLetterRow, PENDING_ERASURE, retryDelaySeconds } from './mapping.ts';
 
@@ -89,8 +88,7 @@ export async function storeDeadLetters(
     const original = QueueMessageSchema.safeParse(row.message);
     if (original.success && original.data.kind === 'erasure') {
       try {
-        const body = original.data as ErasureMessage;
-        await erase(directus, { msg, body }, await ownsUnsitedRows(env, body.siteId));
+        await erase(env, directus, { msg, body: original.data as ErasureMessage });
         msg.ack();
         report.erasures++;
       } catch (e) {

@@ -293,13 +293,13 @@ export function erasedPersonKeys<T extends Pick<ErasureMessage, 'personId' | 'an
 }
 
 /**
- * Which of a site's `orders` rows are the person's, by the ids their keys carry (with
- * `unsitedAreTheSite`, orders without a `site_id` count as the site's: the order Flow sends
- * them as its site's, and a Worker serving one site can only mean that one) (an order
+ * Which of a site's `orders` rows are the person's, by the ids their keys carry (an order
  * records the buyer's user id and browser id, not a person key); undefined when the keys
  * carry none, as an empty `_in` is no filter Directus can be trusted with. By a browser id
  * only an order placed signed out: a browser merged into this person stays theirs at the
  * edge, but someone else may sign in on it (a shared computer), and that order is theirs.
+ * With `unsitedAreTheSite`, orders without a `site_id` count as the site's: the order Flow
+ * sends them as its site's, and a Worker serving one site can only mean that one.
  */
 export function personOrdersFilter(
   siteId: string,
