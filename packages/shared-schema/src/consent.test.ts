@@ -8,10 +8,12 @@ import {
   applyGpc,
   type ConsentConfig,
   ConsentConfigSchema,
+  claimedCategories,
   DEFAULT_CONSENT_CONFIG,
   defaultConsent,
   grantedSinks,
   isGranted,
+  MAX_CLAIMED_CATEGORIES,
   needsReconsent,
   normalizeConsent,
 } from './consent.ts';
@@ -106,6 +108,25 @@ describe('normalizeConsent', () => {
       personalization: false,
       marketing: false,
     });
+  });
+});
+
+describe('claimedCategories', () => {
+  it('keeps the answers as given, whatever the site offers now: a removed category, a refused required one', () => {
+    const answers = { necessary: false, analytics: true, experiments: true, marketing: false };
+    expect(claimedCategories(answers)).toEqual(answers);
+  });
+
+  it('keeps only yes/no answers under keys a category can have, and at most MAX_CLAIMED_CATEGORIES', () => {
+    const sent = JSON.parse(
+      '{"__proto__": true, "Analytics": true, "": true, "a b": true, "ads": "yes", "news": false}',
+    );
+    expect(claimedCategories(sent)).toEqual({ news: false });
+    const many: Record<string, boolean> = {};
+    for (let i = 0; i < 1000; i++) many[`c${i}`] = true;
+    const kept = claimedCategories(many);
+    expect(Object.keys(kept)).toHaveLength(MAX_CLAIMED_CATEGORIES);
+    expect(kept.c0).toBe(true);
   });
 });
 

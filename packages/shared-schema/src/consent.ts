@@ -94,6 +94,27 @@ export function normalizeConsent(state: ConsentState, config: ConsentConfig): Co
   return { categories, policyVersion: state.policyVersion };
 }
 
+/** At most this many categories of a choice are kept as its claim (a site offers at most 32). */
+export const MAX_CLAIMED_CATEGORIES = 64;
+
+/**
+ * A choice's categories as the person's tag stated them, for its proof: the yes/no answers
+ * under keys a category can have, at most MAX_CLAIMED_CATEGORIES. Unlike normalizeConsent,
+ * nothing is taken from the site's categories now: a choice made under an older policy
+ * keeps the categories that policy offered (one removed since, one disabled since), and
+ * one GPC overrode keeps the answer the person gave.
+ */
+export function claimedCategories(categories: Readonly<Record<string, unknown>>): Record<string, boolean> {
+  const claim: Record<string, boolean> = {};
+  let kept = 0;
+  for (const [key, value] of Object.entries(categories)) {
+    if (typeof value !== 'boolean' || !CONSENT_KEY_PATTERN.test(key)) continue;
+    claim[key] = value;
+    if (++kept === MAX_CLAIMED_CATEGORIES) break;
+  }
+  return claim;
+}
+
 /** Whether a purpose is granted in a consent state. */
 export function isGranted(state: ConsentState | undefined, purpose: Purpose): boolean {
   return state?.categories[purpose] === true;

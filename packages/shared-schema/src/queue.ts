@@ -60,7 +60,14 @@ export interface ConsentMessage {
   siteId: string;
   personId: string;
   eventId: string;
+  /** The choice as the edge enforces it: normalized against the site's categories, GPC applied. */
   consent: ConsentState;
+  /**
+   * The categories as the person chose them, under `consent.policyVersion` (claimedCategories):
+   * the proof of a choice made under an older policy names what that policy offered. Absent
+   * in messages queued before it was sent.
+   */
+  claimed?: Record<string, boolean>;
   source: string;
   /** When the Worker received the choice. */
   recordedAt: string;
@@ -210,6 +217,7 @@ export const QueueMessageSchema = z.discriminatedUnion('kind', [
     ...base,
     eventId: z.string(),
     consent: ConsentStateSchema,
+    claimed: ConsentStateSchema.shape.categories.optional(),
     source: z.string().max(64),
     recordedAt: z.string(),
     chosenAt: z.string().optional(),

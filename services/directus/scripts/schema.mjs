@@ -38,10 +38,10 @@ const text = (field) => ({
   meta: { interface: 'input-multiline' },
   schema: { is_nullable: true },
 });
-const json = (field) => ({
+const json = (field, note) => ({
   field,
   type: 'json',
-  meta: { interface: 'input-code', options: { language: 'json' }, special: ['cast-json'] },
+  meta: { interface: 'input-code', options: { language: 'json' }, special: ['cast-json'], note },
   schema: { is_nullable: true },
 });
 /** A JSON list of strings, edited as tags (suggesting `presets`, taking any other value too). */
@@ -138,13 +138,22 @@ export const COLLECTIONS = [
     collection: 'consent_records',
     icon: 'verified_user',
     accountability: null,
-    note: 'Proof of each consent choice: what was granted, under which policy, when and from where.',
+    note: 'Proof of each consent choice: what the person answered, what was granted, under which policy, when and from where.',
     sync: ['create', 'read', 'delete'],
     fields: [
       pk('id', 26),
       str('site_id', { indexed: true }),
       str('person_key', { indexed: true, length: 300 }),
-      json('categories'),
+      json(
+        'categories',
+        "What the edge granted of the choice: the site's categories as they stood when it arrived (required ones on, disabled or unknown ones off), marketing off under Global Privacy Control.",
+      ),
+      // The answers themselves: a choice made under an older policy names categories removed or
+      // disabled since, which `categories` leaves out or turns off.
+      json(
+        'claimed',
+        'The answers as the person gave them, under policy_version (compare with that version in policy_versions). Empty: recorded before answers were kept.',
+      ),
       str('policy_version', { length: 64 }),
       str('source', { length: 64 }),
       ts('recorded_at'),

@@ -239,6 +239,27 @@ describe('Global Privacy Control in the consent proof', () => {
     expect(parsed.success && parsed.data.kind === 'consent' && parsed.data.gpc).toBe(true);
   });
 
+  it("keeps the person's answers beside what the edge enforced: a category removed since, marketing GPC turned off", async () => {
+    // A tab opened before a marketer removed "experiments" sends the choice its banner showed.
+    const a = anonId('older-policy');
+    const answers = { necessary: true, analytics: true, marketing: true, experiments: true };
+    const choice = makeEvent(a, 'consent.updated', {
+      properties: { categories: answers, policyVersion: 'before-the-change', source: 'banner' },
+      consent: { categories: answers, policyVersion: 'before-the-change' },
+    });
+    await collect([choice], { headers: { 'sec-gpc': '1' } });
+    const { message } = await proofOf(a);
+    expect(message).toMatchObject({
+      consent: { policyVersion: 'before-the-change', categories: { marketing: false } },
+      claimed: answers,
+      gpc: true,
+    });
+    expect(message?.kind === 'consent' && 'experiments' in message.consent.categories).toBe(false);
+    // The consumer keeps the field (its schema would drop a key it does not know).
+    const parsed = QueueMessageSchema.safeParse(message);
+    expect(parsed.success && parsed.data.kind === 'consent' && parsed.data.claimed).toEqual(answers);
+  });
+
   it('a choice its producer says GPC made (source gpc) is recorded with gpc true, marketing as sent', async () => {
     // What the edge does with the choice is unchanged (only Sec-GPC turns marketing off); the proof says why.
     const a = anonId('gpc-source');

@@ -10,6 +10,7 @@ import {
   type ConsentMessage,
   type ConsentState,
   type CustomerAction,
+  claimedCategories,
   consentInForce,
   EDGE_EVENT_NAMES,
   type Enrichment,
@@ -577,6 +578,10 @@ function collectMessages(
         personId: result.personKey,
         eventId: j.event.id,
         consent,
+        // What the person answered, beside what the edge enforces of it: a choice made under
+        // an older policy (a tab opened before a marketer's change, an offline device) names
+        // categories the site has removed or disabled since, which normalizing drops or turns off.
+        claimed: claimedCategories(consentOfConsentEvent(j.event)?.categories ?? {}),
         source,
         recordedAt: j.enrichment.receivedAt,
         // When the person chose (the event's corrected time): a choice flushed late from an

@@ -162,6 +162,8 @@ describe('consent and erasure', () => {
       site_id: 'demo',
       person_key: 'anon:a',
       categories: { analytics: true },
+      // A message queued before the answers were sent: none to show.
+      claimed: null,
       policy_version: '2',
       source: 'banner',
       recorded_at: '2026-11-26T10:00:00.000Z',
@@ -184,6 +186,23 @@ describe('consent and erasure', () => {
     };
     expect(consentRow({ ...message, gpc: true }).gpc).toBe(true);
     expect(consentRow({ ...message, gpc: false }).gpc).toBe(false);
+  });
+
+  it('keeps the answers as the person gave them beside what the edge enforced', () => {
+    const row = consentRow({
+      kind: 'consent',
+      siteId: 'demo',
+      personId: 'anon:a',
+      eventId: 'E4',
+      consent: { categories: { analytics: true, marketing: false }, policyVersion: '1' },
+      claimed: { analytics: true, marketing: true, experiments: true },
+      source: 'banner',
+      recordedAt: '2026-11-26T10:00:00.000Z',
+    });
+    expect(row).toMatchObject({
+      categories: { analytics: true, marketing: false },
+      claimed: { analytics: true, marketing: true, experiments: true },
+    });
   });
 
   it('keeps when the person chose apart from when the Worker received it', () => {

@@ -63,7 +63,10 @@ export interface ConsentRow {
   id: string;
   site_id: string;
   person_key: string;
+  /** What the edge enforced of the choice (normalized against the site's categories, GPC applied). */
   categories: Record<string, boolean>;
+  /** The answers as the person gave them under `policy_version`; null for messages queued before they were sent. */
+  claimed: Record<string, boolean> | null;
   policy_version: string;
   source: string;
   recorded_at: string;
@@ -207,6 +210,7 @@ export function consentRow(msg: ConsentMessage): ConsentRow {
     site_id: msg.siteId,
     person_key: msg.personId,
     categories: msg.consent.categories,
+    claimed: msg.claimed ?? null,
     policy_version: msg.consent.policyVersion,
     source: msg.source,
     recorded_at: msg.recordedAt,

@@ -190,6 +190,36 @@ describe('the proof of a choice in Directus', () => {
     expect(person?.consent.categories).toMatchObject({ personalization: false, marketing: false });
   });
 
+  it("keeps the person's answers under an older policy beside what the edge granted, in the row and the access answer", async () => {
+    // A tab opened before the marketer's last change sends the choice its banner showed: a
+    // category since removed ("experiments") and the site's own categories as they were then.
+    const a = anonId('older-policy');
+    const answers = { necessary: true, analytics: true, personalization: false, experiments: true };
+    const choice = makeEvent(a, 'consent.updated', {
+      properties: { categories: answers, policyVersion: 'before-the-change', source: 'banner' },
+      consent: { categories: answers, policyVersion: 'before-the-change' },
+    });
+    await collect([choice]);
+    await sync();
+
+    type Row = { id: string; categories: Record<string, boolean>; claimed: Record<string, boolean> | null };
+    const [row] = await rows<Row & { policy_version: string }>('consent_records', {
+      person_key: { _eq: `anon:${a}` },
+    });
+    expect(row).toMatchObject({ id: choice.id, policy_version: 'before-the-change', claimed: answers });
+    expect(row?.categories).not.toHaveProperty('experiments');
+    const held = (await (await people(`anon:${a}`, 'GET')).json()) as {
+      downstream?: { consentRecords: Row[] };
+    };
+    expect(held.downstream?.consentRecords).toMatchObject([{ id: choice.id, claimed: answers }]);
+
+    // A consent record queued before the answers were sent: none (empty), not "nothing granted".
+    const before = `anon:${uniqueId('claimed-before')}`;
+    await consume(deliveries([consentMessage(before)]));
+    const [old] = await rows<Row>('consent_records', { person_key: { _eq: before } });
+    expect(old?.claimed).toBeNull();
+  });
+
   it('says when Global Privacy Control turned marketing off, in the row and the access answer; a record from before says nothing', async () => {
     const everything = (a: string) =>
       makeEvent(a, 'consent.updated', {
