@@ -17,6 +17,20 @@ export interface ItemQuery {
   offset?: number;
 }
 
+/**
+ * A change to an erasure's proof, made by Attune's endpoint extension
+ * (`POST /attune-sync/erasure-proofs`): the proof is opened if missing, `add` is added to its
+ * counts and `erasedAt` closes it, unless it is closed already.
+ */
+export interface ErasureProofChange {
+  /** The proof as it is opened: its key, site, reason and request time, never changed after. */
+  proof: { id: string; site_id: string; reason: string | null; requested_at: string };
+  /** Added to the proof's counts: `events_deleted`, `orders_anonymized`, … */
+  add?: Record<string, number>;
+  /** When the erasure was done: closes the proof. */
+  erasedAt?: string;
+}
+
 export interface DirectusConfig {
   url: string;
   token: string;
@@ -142,17 +156,17 @@ export function directusClient(config: DirectusConfig) {
   /** Whether the instance has each route of the attune-sync endpoint extension (absent: not asked yet). */
   const extensionRoutes = new Map<string, boolean>();
   /**
-   * POSTs `rows` to a route of the attune-sync extension: its answer's data, or undefined
+   * POSTs `body` to a route of the attune-sync extension: its answer's data, or undefined
    * when the instance has no such route (one set up before it), and the caller writes
    * through the items API instead.
    */
   async function viaExtension<T>(
     route: string,
-    rows: readonly object[],
+    body: readonly object[] | object,
   ): Promise<{ data: T | undefined } | undefined> {
     if (extensionRoutes.get(route) === false) return undefined;
     try {
-      const data = await request<T>('POST', `/attune-sync/${route}`, rows);
+      const data = await request<T>('POST', `/attune-sync/${route}`, body);
       extensionRoutes.set(route, true);
       return { data };
     } catch (e) {
@@ -272,13 +286,18 @@ export function directusClient(config: DirectusConfig) {
 
     /**
      * Deletes every item matching a filter, page by page, and returns how many went.
-     * (Paging by key keeps each request small whatever the number of rows.)
+     * (Paging by key keeps each request small whatever the number of rows.) `onPage` hears
+     * of each page once it is deleted, before the next is read: what went before a failure
+     * part-way is known although this throws.
      */
     async deleteWhere(
       collection: string,
       filter: DirectusFilter,
-      pkField = 'id',
-      pageSize = 500,
+      {
+        pkField = 'id',
+        pageSize = 500,
+        onPage,
+      }: { pkField?: string; pageSize?: number; onPage?: (deleted: number) => Promise<void> } = {},
     ): Promise<number> {
       let deleted = 0;
       for (;;) {
@@ -293,8 +312,22 @@ export function directusClient(config: DirectusConfig) {
           rows.map((r) => String(r[pkField])),
         );
         deleted += rows.length;
+        await onPage?.(rows.length);
         if (rows.length < pageSize) return deleted;
       }
+    },
+
+    /**
+     * Opens, counts into or closes an erasure's proof (see ErasureProofChange) through
+     * Attune's endpoint extension, in one transaction: the database adds the counts, so two
+     * callers at once do not overwrite each other's, and a closed proof is left as it is.
+     * Returns whether the proof was closed before this call; undefined when the extension
+     * has no such route (an instance set up before it: the attune-sync role may only create
+     * proofs there).
+     */
+    async changeErasureProof(change: ErasureProofChange): Promise<boolean | undefined> {
+      const answer = await viaExtension<{ closed?: boolean }>('erasure-proofs', change);
+      return answer && answer.data?.closed === true;
     },
 
     /**

@@ -8,7 +8,7 @@
 import { BUILT_IN_SEGMENTS } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DIRECTUS_TEST } from './constants.mjs';
-import { admin, eventMessage, uniqueId } from './support.ts';
+import { admin, eventMessage, rows, uniqueId } from './support.ts';
 
 /** A request with this static token; answers its status. */
 async function as(token: string, method: string, path: string, body?: unknown): Promise<number> {
@@ -60,6 +60,31 @@ describe('the attune-sync token', () => {
   });
 
   it('may not rewrite or delete erasure proofs, or what a policy version said', async () => {
+    const proof = {
+      id: uniqueId('proof-lp'),
+      site_id: 'demo',
+      reason: 'request',
+      requested_at: new Date().toISOString(),
+    };
+    // Counted into while open, through the extension alone: the items API refuses any update.
+    expect(await asSync('POST', '/attune-sync/erasure-proofs', { proof, add: { events_deleted: 2 } })).toBe(
+      200,
+    );
+    expect(await asSync('PATCH', `/items/erasure_proofs/${proof.id}`, { events_deleted: 0 })).toBe(403);
+    expect(await asSync('POST', '/attune-sync/erasure-proofs', { proof, add: { site_id: 1 } })).toBe(400);
+    expect(await asSync('POST', '/attune-sync/erasure-proofs', { proof, add: { events_deleted: -2 } })).toBe(
+      400,
+    );
+    const anonymous = await fetch(`${DIRECTUS_TEST.url}/attune-sync/erasure-proofs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ proof, erasedAt: proof.requested_at }),
+    });
+    await anonymous.body?.cancel();
+    expect(anonymous.status).toBe(403);
+    expect(await rows('erasure_proofs', { id: { _eq: proof.id } })).toEqual([
+      expect.objectContaining({ events_deleted: 2, erased_at: null }),
+    ]);
     expect(await asSync('PATCH', '/items/erasure_proofs/any', { site_id: 'x' })).toBe(403);
     expect(await asSync('DELETE', '/items/erasure_proofs/any')).toBe(403);
     expect(await asSync('PATCH', '/items/policy_versions/any', { categories: [] })).toBe(403);

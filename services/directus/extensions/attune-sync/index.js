@@ -11,6 +11,15 @@
  * older snapshot could land last: a person's withdrawal then left their cleared profile
  * overwritten by the interests and grant before it.
  *
+ * POST /attune-sync/erasure-proofs: an erasure's running proof. The consumer opens it
+ * before the erasure's first delete and adds each step's count right after the step, so a
+ * proof counts what every attempt of a retried erasure deleted, not the last attempt's
+ * alone; it closes it (`erased_at`) when the erasure is done. Counts are added in the
+ * database (`count + n`, in one transaction), so two deliveries of one erasure at once do
+ * not overwrite each other's. A closed proof is left as it is: the attune-sync role may
+ * not update `erasure_proofs` through the items API (Directus 12 without a licence cannot
+ * narrow that to the counts of an open proof), and this route is all it may change of one.
+ *
  * Only the attune-sync role (or an admin) may call it. Rows are validated here: the
  * columns of `events`, ISO times stored as epoch milliseconds and JSON as text, exactly
  * as Directus's own item service stores them.
@@ -39,6 +48,15 @@ const EVENT_COLUMNS = {
   enrichment: 'json',
   purposes: 'json',
 };
+
+/** What an erasure's proof counts (sync/mapping.ts ErasureProofRow). */
+const PROOF_COUNTS = [
+  'people_deleted',
+  'events_deleted',
+  'consent_records_deleted',
+  'dead_letters_deleted',
+  'orders_anonymized',
+];
 
 const PEOPLE_COLUMNS = {
   id: 'key',
@@ -114,13 +132,17 @@ function fail(res, status, code, message) {
   res.status(status).json({ errors: [{ message, extensions: { code } }] });
 }
 
+/** Whether the caller is the attune-sync role or an admin; if not, the 403 is sent. */
+function isSync(req, res, what) {
+  const acc = req.accountability;
+  if (acc && (acc.admin === true || acc.role === SYNC_ROLE)) return true;
+  fail(res, 403, 'FORBIDDEN', `only the attune-sync role may ${what}`);
+  return false;
+}
+
 /** The validated rows of a bulk request, or undefined when it was refused (the answer is sent). */
 function bulkRows(req, res, columns, what) {
-  const acc = req.accountability;
-  if (!acc || !(acc.admin === true || acc.role === SYNC_ROLE)) {
-    fail(res, 403, 'FORBIDDEN', `only the attune-sync role may bulk-write ${what}`);
-    return undefined;
-  }
+  if (!isSync(req, res, `bulk-write ${what}`)) return undefined;
   if (!Array.isArray(req.body) || req.body.length > MAX_ROWS) {
     fail(res, 400, 'INVALID_PAYLOAD', `expected an array of at most ${MAX_ROWS} ${what} rows`);
     return undefined;
@@ -135,6 +157,46 @@ function bulkRows(req, res, columns, what) {
     rows.push(row);
   }
   return rows;
+}
+
+/** Epoch milliseconds of an ISO date-time, or undefined when it is not one. */
+function isoMillis(v) {
+  const ms = typeof v === 'string' ? Date.parse(v) : Number.NaN;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/**
+ * A change to an erasure's proof: `{ proof: { id, site_id, reason, requested_at }, add?:
+ * { <count>: n }, erasedAt? }`, validated; or why it is not one.
+ */
+function proofChange(body) {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return 'expected an object';
+  const { proof, add = {}, erasedAt } = body;
+  if (proof === null || typeof proof !== 'object') return 'proof must be an object';
+  if (typeof proof.id !== 'string' || proof.id.length === 0 || proof.id.length > 64)
+    return 'proof.id must be a string of 1 to 64 characters';
+  if (typeof proof.site_id !== 'string' || proof.site_id.length > 255)
+    return 'proof.site_id must be a string of at most 255 characters';
+  const reason = proof.reason ?? null;
+  if (reason !== null && (typeof reason !== 'string' || reason.length > 16))
+    return 'proof.reason must be null or a string of at most 16 characters';
+  const requestedAt = isoMillis(proof.requested_at);
+  if (requestedAt === undefined) return 'proof.requested_at must be an ISO date-time';
+  if (add === null || typeof add !== 'object' || Array.isArray(add)) return 'add must be an object';
+  const counts = {};
+  for (const [field, n] of Object.entries(add)) {
+    if (!PROOF_COUNTS.includes(field))
+      return `add.${field}: not a count of the proof (${PROOF_COUNTS.join(', ')})`;
+    if (!Number.isSafeInteger(n) || n < 0) return `add.${field} must be a whole number, 0 or more`;
+    if (n > 0) counts[field] = n;
+  }
+  const erased = erasedAt === undefined ? undefined : isoMillis(erasedAt);
+  if (erasedAt !== undefined && erased === undefined) return 'erasedAt must be an ISO date-time';
+  return {
+    row: { id: proof.id, site_id: proof.site_id, reason, requested_at: requestedAt },
+    counts,
+    erasedAt: erased,
+  };
 }
 
 /**
@@ -217,6 +279,45 @@ export default {
           created = fresh.length;
         });
         res.json({ data: { received: rows.length, created, updated } });
+      } catch (error) {
+        next(error);
+      }
+    });
+
+    router.post('/erasure-proofs', async (req, res, next) => {
+      try {
+        if (!isSync(req, res, 'count into erasure proofs')) return;
+        const change = proofChange(req.body);
+        if (typeof change === 'string') {
+          fail(res, 400, 'FAILED_VALIDATION', change);
+          return;
+        }
+        const { id } = change.row;
+        // Answers whether the proof was closed before this request (then nothing changed).
+        let closed = false;
+        const locks = !String(database.client.config.client).includes('sqlite');
+        await database.transaction(async (trx) => {
+          // Opened by whichever request comes first: its site, reason and request time stay.
+          const open = { ...change.row, erased_at: null };
+          for (const field of PROOF_COUNTS) open[field] = 0;
+          await trx('erasure_proofs').insert(open).onConflict('id').ignore();
+          let read = trx('erasure_proofs').select('erased_at').where({ id });
+          if (locks) read = read.forUpdate();
+          const [stored] = await read;
+          // Inserted above: gone only if deleted meanwhile. The consumer tries again.
+          if (stored === undefined) throw new Error(`erasure proof ${id} vanished while being counted`);
+          if (stored.erased_at !== null) {
+            closed = true;
+            return;
+          }
+          const update = {};
+          for (const [field, n] of Object.entries(change.counts))
+            update[field] = trx.raw('coalesce(??, 0) + ?', [field, n]);
+          if (change.erasedAt !== undefined) update.erased_at = change.erasedAt;
+          if (Object.keys(update).length > 0)
+            await trx('erasure_proofs').where({ id }).whereNull('erased_at').update(update);
+        });
+        res.json({ data: { closed } });
       } catch (error) {
         next(error);
       }
