@@ -79,7 +79,7 @@ const maybe = (field, note) => ({
 const ts = (field, opts = {}) => ({
   field,
   type: 'timestamp',
-  meta: { interface: 'datetime' },
+  meta: { interface: 'datetime', ...(opts.note && { note: opts.note }) },
   schema: { is_nullable: true, is_indexed: opts.indexed ?? false },
 });
 
@@ -187,7 +187,11 @@ export const COLLECTIONS = [
   {
     collection: 'erasure_proofs',
     icon: 'delete_forever',
-    note: 'That a person was erased, when and why (request or retention), keyed by the erasure id DELETE /v1/people/:id answered: never who, never what.',
+    note: 'That a person was erased, when and why (request or retention), keyed by the erasure id DELETE /v1/people/:id answered, with what it deleted over all its attempts: never who, never what. Erased at empty: still under way.',
+    // No update: the Worker counts into an open proof and closes it through the attune-sync
+    // extension (POST /attune-sync/erasure-proofs), which leaves a closed proof as it is. An
+    // update permission here would let the token rewrite any proof (Directus 12 without a
+    // licence cannot narrow it to the counts of an open one).
     sync: ['create', 'read'],
     fields: [
       pk('id', 64),
@@ -195,7 +199,12 @@ export const COLLECTIONS = [
       // request (DELETE /v1/people/:id) or retention (inactive past the period).
       str('reason', { length: 16 }),
       ts('requested_at'),
-      ts('erased_at'),
+      // Opened empty before the erasure's first delete, set once its last step is done: a
+      // proof is never missing for an erasure that deleted something, and never looks done
+      // before it is.
+      ts('erased_at', {
+        note: 'When the erasure was done. Empty: still under way (it is retried until done; one Directus refuses waits in dead_letters as "erasure not done"), and the counts are what it has deleted so far.',
+      }),
       int('people_deleted', 0),
       int('events_deleted', 0),
       int('consent_records_deleted', 0),

@@ -255,7 +255,8 @@ adminRoutes.delete('/v1/people/:id', async (c) => {
     );
   }
   log('info', 'person.erased', { siteId: t.site.id, held: erased.erased });
-  // The erasure id is the key of its proof in Directus (erasure_proofs), written once the sync has run.
+  // The erasure id is the key of its proof in Directus (erasure_proofs): opened when the sync
+  // starts the erasure, its erased_at set once the erasure is done.
   return c.json(
     {
       erased: true,

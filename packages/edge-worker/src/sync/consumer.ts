@@ -19,7 +19,8 @@
  * - Erasure deletes the person's profile, events, consent records and dead letters received
  *   up to its request (a person come back after a retention erasure keeps what they send
  *   since), anonymises their orders of that time when they asked for it (the shop keeps
- *   them, without whose they were) and leaves a proof (that, when and why, not who or what).
+ *   them, without whose they were) and leaves a proof (that, when and why, not who or what),
+ *   which counts what every attempt of a retried erasure did (erasure-proof.ts).
  */
 import {
   type ConsentMessage,
@@ -37,9 +38,9 @@ import { parsePersonKey } from '../identity/index.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { ownsUnsitedRows } from '../sites/index.ts';
+import { openErasureProof, type ProofCount } from './erasure-proof.ts';
 import {
   consentRow,
-  type ErasureProofRow,
   erasedPersonKeys,
   eventRow,
   latestProfiles,
@@ -493,8 +494,10 @@ async function forgetWritten(directus: DirectusClient, siteId: string, personKey
 /**
  * Deletes what Directus holds about an erased person, received up to the erasure's
  * `requestedAt` (their orders of that time are anonymised instead, unless the erasure is
- * retention's), and records that it happened and why (the proof is keyed by the erasure id:
- * a redelivery leaves one).
+ * retention's), and records that it happened and why: the proof, keyed by the erasure id, is
+ * opened first and counts each step as it is done, so an attempt after a failure part-way
+ * adds to what the earlier ones deleted; it is closed last, and a delivery that finds it
+ * closed (the erasure done, its ack lost) does nothing (see erasure-proof.ts).
  *
  * Bounded by time: the retention alarm leaves no tombstone, so a person can come back while
  * their erasure still waits on the queue (Directus down), and what they send then is not
@@ -510,18 +513,30 @@ export async function erase(
   item: { msg: { id: string }; body: ErasureMessage },
 ): Promise<void> {
   const { body, msg } = item;
+  // Keyed by the erasure's own id, which the DELETE answered (a message queued before erasures
+  // had one: by the queue message id); both are stable across redeliveries, so every attempt
+  // of an erasure counts into one proof.
+  const proof = await openErasureProof(directus, {
+    id: (body.erasureId ?? msg.id).slice(0, 64),
+    site_id: body.siteId,
+    reason: body.reason ?? null,
+    requested_at: body.requestedAt,
+  });
+  if (proof === undefined) return;
+  /** Counts each page of a delete as soon as it is gone: a failure on the next loses nothing. */
+  const counted = (count: ProofCount) => ({ onPage: (n: number) => proof.add(count, n) });
   const keys = await withRecordedKeys(directus, body.siteId, erasedPersonKeys(body));
   const theirs = [{ site_id: { _eq: body.siteId } }, { person_key: { _in: keys } }];
   // A row without the time is deleted: whose it is cannot be told, and privacy comes first.
   const upTo = (field: string) => ({
     _and: [...theirs, { _or: [{ [field]: { _lte: body.requestedAt } }, { [field]: { _null: true } }] }],
   });
-  const events = await directus.deleteWhere('events', upTo('received_at'));
-  const consent = await directus.deleteWhere('consent_records', upTo('recorded_at'));
+  await directus.deleteWhere('events', upTo('received_at'), counted('events_deleted'));
+  await directus.deleteWhere('consent_records', upTo('recorded_at'), counted('consent_records_deleted'));
   // What the sync could not write about them is theirs too. Not bounded: a letter's time is
   // when it failed, not when its message was received, and a letter held back for days
   // would otherwise outlive the erasure of what it carries.
-  const letters = await directus.deleteWhere('dead_letters', { _and: theirs });
+  await directus.deleteWhere('dead_letters', { _and: theirs }, counted('dead_letters_deleted'));
   // Orders are the shop's business records (it may have to keep them for its accounts): they
   // stay, with whose they were cleared. Before `people`, whose rows name the keys to find them by.
   // Only for an erasure someone asked for: retention forgets what tracking learned about an
@@ -531,39 +546,24 @@ export async function erase(
     body.reason === 'request'
       ? personOrdersFilter(body.siteId, keys, await ownsUnsitedRows(env, body.siteId))
       : undefined;
-  const orders =
-    ordersOfTheirs === undefined
-      ? 0
-      : await directus.updateWhere(
-          'orders',
-          {
-            _and: [
-              ordersOfTheirs,
-              { _or: [{ created_at: { _lte: body.requestedAt } }, { created_at: { _null: true } }] },
-            ],
-          },
-          { user_id: null, anonymous_id: null },
-        );
+  if (ordersOfTheirs !== undefined) {
+    const orders = await directus.updateWhere(
+      'orders',
+      {
+        _and: [
+          ordersOfTheirs,
+          { _or: [{ created_at: { _lte: body.requestedAt } }, { created_at: { _null: true } }] },
+        ],
+      },
+      { user_id: null, anonymous_id: null },
+    );
+    await proof.add('orders_anonymized', orders);
+  }
   // A row whose profile began after the request is the person come back (their snapshot
   // replaced the old one). By its start, not its last event: the erased profile began before
   // the request whatever the clocks of the edge's machines say.
-  const people = await directus.deleteWhere('people', upTo('first_seen'));
-  // Keyed by the erasure's own id, which the DELETE answered (a message queued before erasures
-  // had one: by the queue message id); both are stable across redeliveries, so a retried
-  // erasure leaves one proof.
-  const proof: ErasureProofRow = {
-    id: (body.erasureId ?? msg.id).slice(0, 64),
-    site_id: body.siteId,
-    reason: body.reason ?? null,
-    requested_at: body.requestedAt,
-    erased_at: new Date().toISOString(),
-    people_deleted: people,
-    events_deleted: events,
-    consent_records_deleted: consent,
-    dead_letters_deleted: letters,
-    orders_anonymized: orders,
-  };
-  await directus.createMissing('erasure_proofs', [{ ...proof }]);
+  await directus.deleteWhere('people', upTo('first_seen'), counted('people_deleted'));
+  await proof.close();
 }
 
 /**

@@ -7,8 +7,9 @@
  * - Idempotent: the row's key is the DLQ message id, so a redelivery writes nothing twice.
  * - While Directus is unavailable, messages are retried with the sync's backoff.
  * - An erasure is applied again, not kept: it reaches this queue when Directus was down for
- *   the whole retry period, and the person asked to be erased. Only one Directus refuses
- *   outright is kept as a letter, for an operator to act on.
+ *   the whole retry period, and the person asked to be erased (by its erasure id it counts
+ *   into the proof its earlier attempts opened). Only one Directus refuses outright is kept
+ *   as a letter, for an operator to act on.
  * - An erased person's other messages are dropped, not kept: they would bring back what
  *   the erasure deleted (the erasure also deletes their rows already kept).
  * - Nothing runs out of retries: this queue has no dead-letter queue of its own, so a

@@ -76,7 +76,7 @@ export interface ConsentRow {
   gpc: boolean | null;
 }
 
-/** A row of `erasure_proofs`: that and when, never who or what. */
+/** A row of `erasure_proofs`: that and when, never who or what (how it is kept: erasure-proof.ts). */
 export interface ErasureProofRow {
   /** The erasure id the DELETE answered (the queue message id for an erasure queued before ids). */
   id: string;
@@ -84,7 +84,8 @@ export interface ErasureProofRow {
   /** `request` (DELETE /v1/people/:id) or `retention` (inactive past the period); null when the message did not say. */
   reason: ErasureReason | null;
   requested_at: string;
-  erased_at: string;
+  /** When the erasure was done; null while it is under way (the counts are what it deleted so far). */
+  erased_at: string | null;
   people_deleted: number;
   events_deleted: number;
   consent_records_deleted: number;

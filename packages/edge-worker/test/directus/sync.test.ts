@@ -16,6 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { directusClient } from '../../src/directus/client.ts';
 import worker from '../../src/index.ts';
 import { collect, people, productView, recordQueue } from '../../src/ingest/test-support.ts';
+import { DEAD_LETTER_QUEUE } from '../../src/sync/dead-letters.ts';
 import { syncBatch } from '../../src/sync/index.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
 import {
@@ -492,6 +493,123 @@ describe('erasure', () => {
     expect(result.retryMessages).toEqual([]);
     expect(result.explicitAcks).toHaveLength(3);
     expect(await storedEventIds(person)).toEqual([]);
+  });
+});
+
+/**
+ * A person with three events, a consent record, a dead letter and a profile, and the first
+ * delivery of their erasure, which fails on its last step (Directus answers 503 to the
+ * delete of `people`): their events, consent record and letter are gone by then. Answers
+ * the erasure's deliveries (to deliver again) and the key of its proof.
+ */
+async function erasureFailingAtPeople(prefix: string) {
+  const person = `anon:${uniqueId(prefix)}`;
+  await consume(
+    deliveries([eventsMessage(person, 3), consentMessage(person), profileMessage(person, 1, 'a')]),
+  );
+  await consume(deliveries([eventsMessage(person, 1)]), 1, DEAD_LETTER_QUEUE);
+  expect(await rows('dead_letters', { person_key: { _eq: person } })).toHaveLength(1);
+
+  const erasure = deliveries([erasureMessage(person)]);
+  let failed = false;
+  const failingAtPeople = directusClient({
+    url: DIRECTUS_TEST.url,
+    token: DIRECTUS_TEST.syncToken,
+    fetch: async (input, init) => {
+      if (!failed && init?.method === 'DELETE' && new URL(String(input)).pathname === '/items/people') {
+        failed = true;
+        return Response.json({ errors: [{ message: 'unavailable' }] }, { status: 503 });
+      }
+      return fetch(input, init);
+    },
+  });
+  const first = createMessageBatch(
+    'attune-events',
+    erasure.map((d) => ({ ...d, timestamp: new Date(), attempts: 1 })),
+  );
+  expect(await syncBatch(first, env(), { directus: failingAtPeople })).toMatchObject({
+    retried: 1,
+    erasures: 0,
+  });
+  expect(failed).toBe(true);
+  expect(await storedEventIds(person)).toEqual([]);
+  expect(await rows('people', { person_key: { _eq: person } })).toHaveLength(1);
+  const proofId = erasure[0]?.id ?? '';
+  const proof = async () => rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: proofId } });
+  return { person, erasure, proof };
+}
+
+describe('the proof of an erasure retried after failing part-way', () => {
+  it('counts what every attempt deleted, and a redelivery once it is done changes nothing', async () => {
+    const { person, erasure, proof } = await erasureFailingAtPeople('proof-retry');
+
+    // The retry finds the events, consent record and letter gone: it deletes the profile alone.
+    const again = await consume(erasure, 2);
+    expect(again.explicitAcks).toEqual([erasure[0]?.id]);
+    expect(await rows('people', { person_key: { _eq: person } })).toEqual([]);
+    const done = await proof();
+    expect(done).toHaveLength(1);
+    // Before, the proof counted the last attempt alone: events_deleted 0, consent_records_deleted 0.
+    expect(done[0]).toMatchObject({
+      people_deleted: 1,
+      events_deleted: 3,
+      consent_records_deleted: 1,
+      dead_letters_deleted: 1,
+      orders_anonymized: 0,
+    });
+    expect(typeof done[0]?.erased_at).toBe('string');
+
+    // Delivered once more after it was done (an ack lost): nothing is counted twice, and
+    // the time of the erasure does not move.
+    const late = await consume(erasure, 3);
+    expect(late.explicitAcks).toEqual([erasure[0]?.id]);
+    expect(await proof()).toEqual(done);
+  });
+
+  it('shows the erasure under way to a privacy officer meanwhile: no erased_at, the counts so far', async () => {
+    const { erasure, proof } = await erasureFailingAtPeople('proof-under-way');
+    const underWay = await proof();
+    expect(underWay).toHaveLength(1);
+    expect(underWay[0]).toMatchObject({
+      site_id: 'demo',
+      erased_at: null,
+      people_deleted: 0,
+      events_deleted: 3,
+      consent_records_deleted: 1,
+      dead_letters_deleted: 1,
+    });
+    await consume(erasure, 2);
+    expect((await proof())[0]).toMatchObject({ people_deleted: 1, events_deleted: 3 });
+  });
+
+  it('adds up what deliveries counting at once add, and leaves a closed proof as it is', async () => {
+    const directus = directusClient({ url: DIRECTUS_TEST.url, token: DIRECTUS_TEST.syncToken });
+    const proof = {
+      id: uniqueId('proof-at-once'),
+      site_id: 'demo',
+      reason: 'request',
+      requested_at: new Date().toISOString(),
+    };
+    // Read, added to and written back by each, some of these would be lost.
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => directus.changeErasureProof({ proof, add: { events_deleted: 1 } })),
+    );
+    expect(answers).toEqual(answers.map(() => false));
+    expect(
+      await directus.changeErasureProof({ proof, add: { people_deleted: 1 }, erasedAt: proof.requested_at }),
+    ).toBe(false);
+    const [closed] = await rows<Record<string, unknown>>('erasure_proofs', { id: { _eq: proof.id } });
+    expect(closed).toMatchObject({ events_deleted: 20, people_deleted: 1, reason: 'request' });
+    expect(typeof closed?.erased_at).toBe('string');
+
+    expect(
+      await directus.changeErasureProof({
+        proof: { ...proof, site_id: 'elsewhere' },
+        add: { events_deleted: 5 },
+        erasedAt: new Date().toISOString(),
+      }),
+    ).toBe(true);
+    expect(await rows('erasure_proofs', { id: { _eq: proof.id } })).toEqual([closed]);
   });
 });
 
