@@ -5,6 +5,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../app.ts';
 import { invalidateCatalog, putCatalogSnapshot } from '../catalog/index.ts';
 import { invalidateConsentConfig } from '../config/consent-config.ts';
+import { withCategoryDisabled } from '../config/test-support.ts';
 import { decideSlots, prepareDecision } from './decide.ts';
 import { anonymousIdInGroup, seedPerson, viewed } from './fixtures/people.ts';
 import { CATALOG_WITH_TARGETED_PROMO, OUTDOOR_PROMO } from './fixtures/targeted-promo.ts';
@@ -31,21 +32,6 @@ const prepared = (anonymousId: string) =>
     slots: ['hero'],
     budgetMs: 2000,
   });
-
-/** Runs `test` while a marketer has disabled the category `key` of site `demo` (its configuration in KV). */
-async function withCategoryDisabled(key: string, test: () => Promise<void>): Promise<void> {
-  const generation = await invalidateConsentConfig(env);
-  const config = {
-    policyVersion: `1.no-${key}`,
-    categories: DEFAULT_CONSENT_CONFIG.categories.map((c) => (c.key === key ? { ...c, enabled: false } : c)),
-  };
-  await env.EDGE_CACHE.put(`consent-config:${generation}:demo`, JSON.stringify(config));
-  try {
-    await test();
-  } finally {
-    await invalidateConsentConfig(env);
-  }
-}
 
 let fan: string;
 
@@ -76,7 +62,7 @@ describe('decisions under the site’s current consent categories', () => {
       { analytics: true, personalization: true, marketing: true, policyVersion: '1.no-personalization' },
       [viewed('hiking-boots', 'outdoor', ['boots', 'waterproof'])],
     );
-    await withCategoryDisabled('personalization', async () => {
+    await withCategoryDisabled(env, 'demo', 'personalization', async () => {
       const body = await (await decide(`slots=hero,promo&anonymousId=${claimant}`)).json<DecideResponse>();
       expect(body.personalized).toBe(false);
       expect(body.decisions.hero).toMatchObject({
@@ -100,7 +86,7 @@ describe('decisions under the site’s current consent categories', () => {
       personalization: true,
       policyVersion: '1.no-analytics',
     });
-    await withCategoryDisabled('analytics', async () => {
+    await withCategoryDisabled(env, 'demo', 'analytics', async () => {
       const { catalog, ctx } = await prepared(claimant);
       expect(ctx.analytics).toBe(false);
       expect(ctx.personalization).toBe(true);

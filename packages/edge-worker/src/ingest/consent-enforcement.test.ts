@@ -5,11 +5,11 @@
  * proof of a choice says when Global Privacy Control turned marketing off.
  */
 import { env } from 'cloudflare:workers';
-import { DEFAULT_CONSENT_CONFIG, eventMessagesOf, QueueMessageSchema } from '@attune/shared-schema';
+import { eventMessagesOf, QueueMessageSchema } from '@attune/shared-schema';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
-import { invalidateConsentConfig } from '../config/consent-config.ts';
+import { withCategoryDisabled } from '../config/test-support.ts';
 import { viewProfile } from '../profile/client.ts';
 import {
   ADMIN_HEADERS,
@@ -80,21 +80,6 @@ async function personWhoChose(
   return userId;
 }
 
-/** Runs `test` while a marketer has disabled the category `key` (the site's consent configuration in KV). */
-async function withCategoryDisabled(key: string, test: () => Promise<void>): Promise<void> {
-  const generation = await invalidateConsentConfig(env);
-  const config = {
-    policyVersion: `1.no-${key}`,
-    categories: DEFAULT_CONSENT_CONFIG.categories.map((c) => (c.key === key ? { ...c, enabled: false } : c)),
-  };
-  await env.EDGE_CACHE.put(`consent-config:${generation}:${SITE}`, JSON.stringify(config));
-  try {
-    await test();
-  } finally {
-    await invalidateConsentConfig(env);
-  }
-}
-
 describe('recorded consent after the site changed its categories', () => {
   it('a server event without consent reaches nothing until the person chooses again, and then not marketing once disabled', async () => {
     const a = anonId();
@@ -104,7 +89,7 @@ describe('recorded consent after the site changed its categories', () => {
     const userId = await personWhoChose(a, all);
     const order = (id: string) =>
       segment('/v1/track', { userId, event: 'Order Completed', properties: { order_id: id, total: 5 } });
-    await withCategoryDisabled('marketing', async () => {
+    await withCategoryDisabled(env, SITE, 'marketing', async () => {
       expect(await (await order('o1')).json()).toMatchObject({ accepted: 0, dropped: 1 });
       // They choose again on a page that still offered marketing (a cached one): it stays off.
       await personWhoChose(a, all, '1.no-marketing', userId);
@@ -131,7 +116,7 @@ describe('recorded consent after the site changed its categories', () => {
 describe('a browser’s choice under an earlier policy version', () => {
   it('grants nothing once the site serves a newer one: a tab opened before the change reaches neither the log, the profile nor marketing; a choice under the new version does', async () => {
     const a = anonId();
-    await withCategoryDisabled('personalization', async () => {
+    await withCategoryDisabled(env, SITE, 'personalization', async () => {
       // A tab that read /v1/config before the marketer's change still stamps the old version.
       const view = productView(a, 'trail-jacket', 'outdoor');
       const res = await collect([view]);
@@ -162,7 +147,7 @@ describe('recorded consent in the ProfileDO', () => {
     const a = anonId();
     const granted = { analytics: true, personalization: true, marketing: false };
     const userId = await personWhoChose(a, granted);
-    await withCategoryDisabled('personalization', async () => {
+    await withCategoryDisabled(env, SITE, 'personalization', async () => {
       await personWhoChose(a, granted, '1.no-personalization', userId);
       const res = await segment('/v1/track', {
         userId,

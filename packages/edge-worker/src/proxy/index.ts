@@ -7,7 +7,14 @@
  * other content types, other methods, non-200 answers — passes through untouched.
  */
 import type { ConsentState, EventMessage } from '@attune/shared-schema';
-import { consentInForce, LIMITS, readJsonText } from '@attune/shared-schema';
+import {
+  applyGpc,
+  consentInForce,
+  DEFAULT_CONSENT_CONFIG,
+  LIMITS,
+  normalizeConsent,
+  readJsonText,
+} from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { type ConsentConfigRead, readConsentConfig } from '../config/consent-config.ts';
@@ -118,9 +125,13 @@ export function mountEdgeProxy(app: Hono<AppEnv>, options: EdgeProxyOptions = {}
 
 /**
  * `/attune/collect`: the ingest answers as on `/v1/collect`; when it accepted the batch,
- * the answer also stores the browser's anonymous id (only while its consent allows a stored
- * id; expired otherwise) and its choice as first-party cookies, which the next page load
- * through the proxy is personalized by.
+ * the answer also stores the browser's choice and anonymous id as first-party cookies, which
+ * the next page load through the proxy is personalized by. Both follow what the edge granted,
+ * not what the batch claims: the id is stored only when the edge took some of the batch's
+ * events and the choice, as the site's categories stand (GPC applied), allows a stored id;
+ * otherwise it is expired. Before, the raw claim decided: a tab opened before a policy change
+ * (whose events the edge drops), a claim of a disabled category, or the late events of an
+ * erased browser (dropped by its tombstone) stored the id for 400 days.
  */
 async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL): Promise<Response> {
   const declared = Number(c.req.header('content-length') ?? Number.NaN);
@@ -153,17 +164,53 @@ async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL
   // followed the sign-out yet) were the person's and are taken; but this browser is no longer
   // theirs: no cookie, or the edge would personalize it for the person who left.
   if (isEndedId(visitor.anonymousId, parseCookies(c.req.header('cookie') ?? null))) return answer;
+  const writeKey = parsed.ok ? (parsed.json as { writeKey?: unknown }).writeKey : undefined;
+  const site = typeof writeKey === 'string' ? await getSiteByWriteKey(c.env, writeKey) : undefined;
+  if (!site) return answer;
+  const granted = grantedChoice(
+    visitor.consent,
+    await readConsentConfig(c.env, site.id),
+    c.req.header('sec-gpc') === '1',
+  );
   const secure = url.protocol === 'https:';
-  const { consent } = visitor;
+  // Read from a copy before the answer's body moves to the response.
+  const storesId = granted !== undefined && allowsStoredId(granted) && (await tookEvents(answer));
   const response = new Response(answer.body, answer);
-  response.headers.append('set-cookie', consentCookie(consent, secure));
+  // A choice under a policy since replaced is no choice now (the SDK asks again): the cookie
+  // keeps what it held, which grants nothing under the new policy either.
+  if (granted) response.headers.append('set-cookie', consentCookie(granted, secure));
   response.headers.append(
     'set-cookie',
-    allowsStoredId(consent)
-      ? anonymousIdCookie(visitor.anonymousId, secure)
-      : expiredAnonymousIdCookie(secure),
+    storesId ? anonymousIdCookie(visitor.anonymousId, secure) : expiredAnonymousIdCookie(secure),
   );
   return response;
+}
+
+/**
+ * A batch's choice as the ingest judges it: under the site's categories (a disabled one
+ * grants nothing), none when made under another policy version, GPC applied. While the
+ * site's configuration cannot be read, the built-ins stand in and the version is not judged,
+ * as in the ingest.
+ */
+function grantedChoice(
+  claim: ConsentState,
+  policy: ConsentConfigRead,
+  gpc: boolean,
+): ConsentState | undefined {
+  const choice = policy.ok
+    ? consentInForce(claim, policy.config)
+    : normalizeConsent(claim, DEFAULT_CONSENT_CONFIG);
+  return choice && applyGpc(choice, gpc);
+}
+
+/** Whether the ingest's answer says it took events (accepted now, or before: a retry's duplicates). */
+async function tookEvents(answer: Response): Promise<boolean> {
+  const body = (await answer
+    .clone()
+    .json()
+    .catch(() => ({}))) as { accepted?: unknown; duplicates?: unknown };
+  const taken = (n: unknown) => typeof n === 'number' && n > 0;
+  return taken(body.accepted) || taken(body.duplicates);
 }
 
 /** The indexes of the events a 207 answer names as refused (its body read from a copy). */

@@ -8,7 +8,7 @@ import { createApp } from '../app.ts';
 import { buildCatalogIndex } from '../catalog/catalog-index.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { getCatalog, invalidateCatalog, putCatalogSnapshot } from '../catalog/index.ts';
-import { holdBuiltInConsentConfig } from '../config/test-support.ts';
+import { holdBuiltInConsentConfig, withCategoryDisabled } from '../config/test-support.ts';
 import { applyCovisits, clearCovisitCache } from '../decide/covisitation.ts';
 import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
 import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
@@ -992,6 +992,92 @@ describe('first-party Attune under /attune/*', () => {
       expect(changed.status).toBe(200);
       expect(await changed.text()).toBe(body);
     }
+  });
+});
+
+describe('first-party collect: the cookies follow what the edge granted, not what the batch claims', () => {
+  afterEach(async () => {
+    // withCategoryDisabled drops the configuration it put in force: the built-ins are held again.
+    await holdBuiltInConsentConfig(env);
+  });
+  const cookieOf = (res: Response, name: string) =>
+    res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`));
+  const EXPIRED = 'attune_aid=; Path=/; Max-Age=0; SameSite=Lax';
+
+  it('stores no id from a tab still sending under the policy before a marketer’s change (the edge drops its events)', async () => {
+    await withCategoryDisabled(env, 'demo', 'marketing', async () => {
+      const aid = anonId('old-policy');
+      const res = await firstPartyCollect([
+        makeEvent(aid, 'page.viewed', { consent: consentFor('analytics', 'personalization') }),
+      ]);
+      expect(await res.json()).toMatchObject({ accepted: 0, dropped: 1 });
+      expect(cookieOf(res, 'attune_aid')).toBe(EXPIRED);
+      // Nor is the old choice written as the visitor's: under the new policy they have not chosen.
+      expect(cookieOf(res, 'attune_consent')).toBeUndefined();
+    });
+  });
+
+  it('stores no id for a claim of a category the site has disabled, and records the choice as granted', async () => {
+    await withCategoryDisabled(env, 'demo', 'analytics', async () => {
+      const aid = anonId('disabled');
+      const claim = { ...consentFor('analytics'), policyVersion: '1.no-analytics' };
+      const res = await firstPartyCollect([makeEvent(aid, 'page.viewed', { consent: claim })]);
+      expect(await res.json()).toMatchObject({ accepted: 0 });
+      expect(cookieOf(res, 'attune_aid')).toBe(EXPIRED);
+      const choice = cookieOf(res, 'attune_consent')?.split(';')[0] ?? '';
+      expect(JSON.parse(decodeURIComponent(choice.slice('attune_consent='.length)))).toMatchObject({
+        categories: { analytics: false },
+        policyVersion: '1.no-analytics',
+      });
+    });
+  });
+
+  it('stores no id again for an erased browser whose late events its tombstone drops', async () => {
+    const aid = anonId('erased-late');
+    const granted = consentFor('analytics', 'personalization');
+    const first = await firstPartyCollect([makeEvent(aid, 'page.viewed', { consent: granted })]);
+    expect(cookieOf(first, 'attune_aid')).toBe(`attune_aid=${aid}; Path=/; Max-Age=34560000; SameSite=Lax`);
+    const erasure = await exports.default.fetch(`${SHOP}/v1/people/anon:${aid}?site=demo`, {
+      method: 'DELETE',
+      headers: { authorization: 'Bearer test-admin-token' },
+    });
+    expect(erasure.status).toBe(200);
+    const late = await firstPartyCollect([makeEvent(aid, 'page.viewed', { consent: granted })]);
+    expect(await late.json()).toMatchObject({ accepted: 0 });
+    expect(cookieOf(late, 'attune_aid')).toBe(EXPIRED);
+  });
+
+  it('stores the id again when a retried batch is answered as duplicates (its first answer was lost)', async () => {
+    const aid = anonId('retried');
+    const batch = [makeEvent(aid, 'page.viewed', { consent: consentFor('analytics') })];
+    await (await firstPartyCollect(batch)).arrayBuffer();
+    const retry = await firstPartyCollect(batch);
+    expect(await retry.json()).toMatchObject({ accepted: 0, duplicates: 1 });
+    expect(cookieOf(retry, 'attune_aid')).toBe(`attune_aid=${aid}; Path=/; Max-Age=34560000; SameSite=Lax`);
+  });
+
+  it('records marketing off under Sec-GPC, and stores no id for marketing alone', async () => {
+    const aid = anonId('gpc-only-marketing');
+    const res = await exports.default.fetch(`${SHOP}/attune/collect`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', origin: SHOP, 'sec-gpc': '1' },
+      body: JSON.stringify({
+        writeKey: WRITE_KEY,
+        sentAt: new Date().toISOString(),
+        batch: [
+          makeEvent(aid, 'consent.updated', {
+            consent: consentFor('marketing'),
+            properties: { ...consentFor('marketing'), source: 'banner' },
+          }),
+        ],
+      }),
+    });
+    expect(res.status).toBe(200);
+    const choice = cookieOf(res, 'attune_consent')?.split(';')[0] ?? '';
+    expect(JSON.parse(decodeURIComponent(choice.slice('attune_consent='.length))).categories).toMatchObject({
+      marketing: false,
+    });
+    expect(cookieOf(res, 'attune_aid')).toBe(EXPIRED);
   });
 });
 
