@@ -1000,6 +1000,18 @@ describe('first-party collect: the cookies follow what the edge granted, not wha
     // withCategoryDisabled drops the configuration it put in force: the built-ins are held again.
     await holdBuiltInConsentConfig(env);
   });
+  /** A same-origin collect from an address of its own: the file's other tests share the default one's rate limit. */
+  const collectFrom = (batch: CustomerAction[], headers: Record<string, string> = {}) =>
+    exports.default.fetch(`${SHOP}/attune/collect`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'text/plain',
+        origin: SHOP,
+        'cf-connecting-ip': '198.51.100.20',
+        ...headers,
+      },
+      body: JSON.stringify({ writeKey: WRITE_KEY, sentAt: new Date().toISOString(), batch }),
+    });
   const cookieOf = (res: Response, name: string) =>
     res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`));
   const EXPIRED = 'attune_aid=; Path=/; Max-Age=0; SameSite=Lax';
@@ -1007,7 +1019,7 @@ describe('first-party collect: the cookies follow what the edge granted, not wha
   it('stores no id from a tab still sending under the policy before a marketer’s change (the edge drops its events)', async () => {
     await withCategoryDisabled(env, 'demo', 'marketing', async () => {
       const aid = anonId('old-policy');
-      const res = await firstPartyCollect([
+      const res = await collectFrom([
         makeEvent(aid, 'page.viewed', { consent: consentFor('analytics', 'personalization') }),
       ]);
       expect(await res.json()).toMatchObject({ accepted: 0, dropped: 1 });
@@ -1021,7 +1033,7 @@ describe('first-party collect: the cookies follow what the edge granted, not wha
     await withCategoryDisabled(env, 'demo', 'analytics', async () => {
       const aid = anonId('disabled');
       const claim = { ...consentFor('analytics'), policyVersion: '1.no-analytics' };
-      const res = await firstPartyCollect([makeEvent(aid, 'page.viewed', { consent: claim })]);
+      const res = await collectFrom([makeEvent(aid, 'page.viewed', { consent: claim })]);
       expect(await res.json()).toMatchObject({ accepted: 0 });
       expect(cookieOf(res, 'attune_aid')).toBe(EXPIRED);
       const choice = cookieOf(res, 'attune_consent')?.split(';')[0] ?? '';
@@ -1035,14 +1047,14 @@ describe('first-party collect: the cookies follow what the edge granted, not wha
   it('stores no id again for an erased browser whose late events its tombstone drops', async () => {
     const aid = anonId('erased-late');
     const granted = consentFor('analytics', 'personalization');
-    const first = await firstPartyCollect([makeEvent(aid, 'page.viewed', { consent: granted })]);
+    const first = await collectFrom([makeEvent(aid, 'page.viewed', { consent: granted })]);
     expect(cookieOf(first, 'attune_aid')).toBe(`attune_aid=${aid}; Path=/; Max-Age=34560000; SameSite=Lax`);
     const erasure = await exports.default.fetch(`${SHOP}/v1/people/anon:${aid}?site=demo`, {
       method: 'DELETE',
       headers: { authorization: 'Bearer test-admin-token' },
     });
     expect(erasure.status).toBe(200);
-    const late = await firstPartyCollect([makeEvent(aid, 'page.viewed', { consent: granted })]);
+    const late = await collectFrom([makeEvent(aid, 'page.viewed', { consent: granted })]);
     expect(await late.json()).toMatchObject({ accepted: 0 });
     expect(cookieOf(late, 'attune_aid')).toBe(EXPIRED);
   });
@@ -1050,31 +1062,22 @@ describe('first-party collect: the cookies follow what the edge granted, not wha
   it('stores the id again when a retried batch is answered as duplicates (its first answer was lost)', async () => {
     const aid = anonId('retried');
     const batch = [makeEvent(aid, 'page.viewed', { consent: consentFor('analytics') })];
-    await (await firstPartyCollect(batch)).arrayBuffer();
-    const retry = await firstPartyCollect(batch);
+    await (await collectFrom(batch)).arrayBuffer();
+    const retry = await collectFrom(batch);
     expect(await retry.json()).toMatchObject({ accepted: 0, duplicates: 1 });
     expect(cookieOf(retry, 'attune_aid')).toBe(`attune_aid=${aid}; Path=/; Max-Age=34560000; SameSite=Lax`);
   });
 
   it('records marketing off under Sec-GPC, and stores no id for marketing alone', async () => {
     const aid = anonId('gpc-only-marketing');
-    const res = await exports.default.fetch(`${SHOP}/attune/collect`, {
-      method: 'POST',
-      headers: { 'content-type': 'text/plain', origin: SHOP, 'sec-gpc': '1' },
-      body: JSON.stringify({
-        writeKey: WRITE_KEY,
-        sentAt: new Date().toISOString(),
-        batch: [
-          makeEvent(aid, 'consent.updated', {
-            consent: consentFor('marketing'),
-            properties: { ...consentFor('marketing'), source: 'banner' },
-          }),
-        ],
-      }),
-    });
+    const choice = consentFor('marketing');
+    const res = await collectFrom(
+      [makeEvent(aid, 'consent.updated', { consent: choice, properties: { ...choice, source: 'banner' } })],
+      { 'sec-gpc': '1' },
+    );
     expect(res.status).toBe(200);
-    const choice = cookieOf(res, 'attune_consent')?.split(';')[0] ?? '';
-    expect(JSON.parse(decodeURIComponent(choice.slice('attune_consent='.length))).categories).toMatchObject({
+    const cookie = cookieOf(res, 'attune_consent')?.split(';')[0] ?? '';
+    expect(JSON.parse(decodeURIComponent(cookie.slice('attune_consent='.length))).categories).toMatchObject({
       marketing: false,
     });
     expect(cookieOf(res, 'attune_aid')).toBe(EXPIRED);
