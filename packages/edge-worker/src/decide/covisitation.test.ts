@@ -6,6 +6,8 @@ import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import type { CovisitMessage } from '@attune/shared-schema';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
+import { putCatalogSnapshot } from '../catalog/index.ts';
 import {
   applyCovisits,
   type CovisitDelivery,
@@ -129,5 +131,26 @@ describe('co-visitation', () => {
     );
     expect(kept).not.toContain('long-ago');
     expect(kept).toContain('recent');
+  });
+
+  it('counts only pairs of products the catalog holds, once it has one', async () => {
+    const site = 'catalog-only';
+    await putCatalogSnapshot(env, FIXTURE_CATALOG);
+    try {
+      // What a browser naming made-up products sends: each would be a new row in a shard for good.
+      await applyCovisits(env, [
+        message([
+          visit('trail-jacket', 'rain-shell', site),
+          visit('trail-jacket', 'made-up-1', site),
+          visit('made-up-2', 'rain-shell', site),
+        ]),
+      ]);
+      const next = await readCovisits(env, site, ['trail-jacket', 'made-up-2'], 1000);
+      expect(next.get('trail-jacket')).toEqual([{ to: 'rain-shell', count: 1 }]);
+      expect(next.get('made-up-2')).toEqual([]);
+    } finally {
+      // The other tests name products of their own: without a catalog, every pair counts.
+      await putCatalogSnapshot(env, { version: 'none', products: [], slotContent: [], triggerRules: [] });
+    }
   });
 });

@@ -7,6 +7,7 @@
  * never a slow page.
  */
 import type { CovisitMessage } from '@attune/shared-schema';
+import { getCatalog } from '../catalog/index.ts';
 import type { CountedMessage, NextItem, Transition } from './covisitation-do.ts';
 import { hash32 } from './holdout.ts';
 import type { CovisitCounts } from './scorer.ts';
@@ -43,6 +44,12 @@ export interface CovisitDelivery {
  * messages (CovisitationDO.record) and count them no more, the others count them then.
  */
 export async function applyCovisits(env: Env, deliveries: CovisitDelivery[]): Promise<number> {
+  // Only pairs of products the catalog holds are counted: a browser can name any id, and
+  // made-up ones grew a site's shards without bound (nothing prunes a source product, and
+  // no erasure reaches counts that name nobody). Without a catalog to judge by (none read
+  // yet, Directus unreachable), every pair counts, as before.
+  const catalog = await getCatalog(env);
+  const inCatalog = (id: string) => catalog.products.length === 0 || catalog.indexById.has(id);
   const byShard = new Map<
     string,
     { siteId: string; shard: number; messages: Map<string, Map<string, Transition>> }
@@ -52,6 +59,7 @@ export async function applyCovisits(env: Env, deliveries: CovisitDelivery[]): Pr
     visits += pairs.length;
     for (const m of pairs) {
       if (!validId(m.siteId) || !validId(m.from) || !validId(m.to) || m.from === m.to) continue;
+      if (!inCatalog(m.from) || !inCatalog(m.to)) continue;
       const shard = covisitShard(m.siteId, m.from);
       const key = `${m.siteId}\u0000${shard}`;
       let group = byShard.get(key);

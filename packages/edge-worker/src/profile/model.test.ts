@@ -12,6 +12,7 @@ import {
   emptyProfile,
   evaluateSegments,
   gpcOfChoice,
+  MAX_COUNTED_PAIRS,
   MAX_COUNTERS,
   MAX_PRODUCT_NAME_CHARS,
   MAX_TRAIT_KEYS,
@@ -605,5 +606,35 @@ describe('the promo a trigger offered', () => {
     later.promo = promo('BREW-3', T0 + 3 * DAY);
     mergeProfiles(later, browser, rules);
     expect(later.promo?.code).toBe('BREW-3');
+  });
+});
+
+describe('"viewed next" pairs', () => {
+  const view = (s: ProfileState, productId: string, at: number) =>
+    applyEvent(s, ev('product.viewed', { productId, category: 'outdoor' }), at, rules).covisit;
+
+  it('counts a pair once per person a day, however often they go back and forth', () => {
+    const s = fresh();
+    const pairs: { from: string; to: string }[] = [];
+    // One browser alternating between two products, 100 views 100 ms apart (one batch).
+    for (let i = 0; i < 100; i++) {
+      const pair = view(s, i % 2 === 0 ? 'trail-jacket' : 'grinder', T0 + i * 100);
+      if (pair) pairs.push({ from: pair.from, to: pair.to });
+    }
+    expect(pairs).toEqual([
+      { from: 'trail-jacket', to: 'grinder' },
+      { from: 'grinder', to: 'trail-jacket' },
+    ]);
+    // A day later the person counts again.
+    view(s, 'trail-jacket', T0 + DAY + 60_000);
+    expect(view(s, 'grinder', T0 + DAY + 120_000)).toMatchObject({ from: 'trail-jacket', to: 'grinder' });
+  });
+
+  it('remembers a bounded number of pairs, and forgets them when personalization is withdrawn', () => {
+    const s = fresh();
+    for (let i = 0; i < 100; i++) view(s, `p${i}`, T0 + i * 1000);
+    expect(Object.keys(s.covisited ?? {})).toHaveLength(MAX_COUNTED_PAIRS);
+    clearPersonalization(s);
+    expect(s.covisited).toBeUndefined();
   });
 });

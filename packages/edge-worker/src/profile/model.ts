@@ -16,6 +16,7 @@ import {
   KNOWN_EVENT_NAMES,
   SIGNAL_WEIGHT,
 } from '@attune/shared-schema';
+import { hash32 } from '../decide/holdout.ts';
 import { EDGE_EVENT } from './edge-events.ts';
 import type { OfferedPromo, PersonKey, ProfileSummary, ProfileView, RecentAction } from './types.ts';
 import { newUlid } from './ulid.ts';
@@ -154,6 +155,11 @@ export interface ProfileState {
   /** The dominant category and when it was last seen on top, for shift detection. */
   dominant?: { key: string; since: number };
   lastProductView?: { productId: string; at: number };
+  /**
+   * The "viewed next" pairs this person counted lately (pairKey → when), at most
+   * MAX_COUNTED_PAIRS: a pair counts once per person per `covisitOncePerMs`.
+   */
+  covisited?: Record<string, number>;
   lastCartAddAt?: number;
   lastOrderAt?: number;
   /** The latest order's own time (lastOrderAt is the profile's clock, which a later event may have moved on). */
@@ -186,6 +192,12 @@ export interface ProfileRules {
   shiftWindowMs: number;
   /** A product viewed within this time after another makes a "viewed next" pair. */
   covisitWindowMs: number;
+  /**
+   * A person counts a pair once in this time: the counts say how many people viewed one
+   * product after another, not how often one browser went back and forth (a single batch of
+   * alternating views counted 50 times, enough to rig what every shopper is recommended).
+   */
+  covisitOncePerMs: number;
   highValueRevenue: number;
   highValueOrders: number;
   frequentBrowserViews: number;
@@ -206,6 +218,7 @@ export const DEFAULT_RULES: ProfileRules = {
   shiftMinScore: 3,
   shiftWindowMs: 7 * DAY_MS,
   covisitWindowMs: 60 * 60 * 1000,
+  covisitOncePerMs: DAY_MS,
   highValueRevenue: 500,
   highValueOrders: 5,
   frequentBrowserViews: 10,
@@ -483,7 +496,12 @@ export function applyEvent(
       const productId = first?.productId;
       if (productId !== undefined) {
         const prev = state.lastProductView;
-        if (prev && prev.productId !== productId && now - prev.at <= rules.covisitWindowMs) {
+        if (
+          prev &&
+          prev.productId !== productId &&
+          now - prev.at <= rules.covisitWindowMs &&
+          countsPair(state, prev.productId, productId, now, rules)
+        ) {
           outcome.covisit = { from: prev.productId, to: productId, at: iso };
         }
         state.lastProductView = { productId, at: now };
@@ -662,6 +680,39 @@ export function laterPromo(
  * withdrawn. `offers` stays: it is the promotions sink's count against each rule's
  * per-person cap, not something learned, and forgetting it would offer a capped promo again.
  */
+/** Pairs a profile remembers having counted (a short hash each: product ids run to 128 characters). */
+export const MAX_COUNTED_PAIRS = 32;
+
+/**
+ * Whether this person's view of `to` after `from` counts as a "viewed next" pair: not when
+ * they counted it within `covisitOncePerMs`. Records it when it does, forgetting pairs
+ * counted longer ago and, past MAX_COUNTED_PAIRS, the oldest. (A browser cycling through
+ * more pairs than it remembers counts some again: at most one per view, as before.)
+ */
+function countsPair(
+  state: ProfileState,
+  from: string,
+  to: string,
+  now: number,
+  rules: ProfileRules,
+): boolean {
+  const key = hash32(`${from}\u0000${to}`).toString(36);
+  const counted: Record<string, number> = {};
+  for (const [pair, at] of Object.entries(state.covisited ?? {}))
+    if (now - at < rules.covisitOncePerMs && now >= at) counted[pair] = at;
+  if (counted[key] !== undefined) {
+    state.covisited = counted;
+    return false;
+  }
+  counted[key] = now;
+  const kept = Object.entries(counted);
+  state.covisited =
+    kept.length > MAX_COUNTED_PAIRS
+      ? Object.fromEntries(kept.sort((a, b) => b[1] - a[1]).slice(0, MAX_COUNTED_PAIRS))
+      : counted;
+  return true;
+}
+
 export function clearPersonalization(state: ProfileState): void {
   state.interests = {};
   state.counters = {};
@@ -671,6 +722,7 @@ export function clearPersonalization(state: ProfileState): void {
   state.traits = {};
   delete state.dominant;
   delete state.lastProductView;
+  delete state.covisited;
   delete state.lastCartAddAt;
   delete state.lastOrderAt;
   delete state.lastOrderEventAt;
