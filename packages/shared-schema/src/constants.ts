@@ -90,6 +90,9 @@ export const SLOT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 /** Consent category keys: `analytics`, `newsletter_2`. */
 export const CONSENT_KEY_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
 
+/** A trigger rule's promo code prefix (`TRAIL10`): codes are `<prefix>-<8 characters>`, capitals and digits. */
+export const PROMO_CODE_PREFIX_PATTERN = /^[A-Z0-9]{1,16}$/;
+
 /** Crockford base32 ULID: 48-bit time + 80 bits of randomness, 26 characters. */
 export const ULID_PATTERN = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 

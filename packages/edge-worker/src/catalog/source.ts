@@ -3,6 +3,7 @@
  * and validates them, so one malformed row is skipped and named instead of breaking every
  * decision. Field names match src/catalog/types.ts.
  */
+import { PROMO_CODE_PREFIX_PATTERN } from '@attune/shared-schema';
 import { z } from 'zod';
 import type { CatalogSnapshot } from './fixtures/catalog.ts';
 import type { Product, SlotVariant, TriggerRule } from './types.ts';
@@ -106,7 +107,7 @@ const TriggerRuleSchema = z.object({
     .transform((v) => v ?? undefined),
   promo: jsonish(
     z.object({
-      codePrefix: z.string().regex(/^[A-Z0-9]{1,16}$/),
+      codePrefix: z.string().regex(PROMO_CODE_PREFIX_PATTERN),
       discountPercent: z.number().min(0).max(100),
       ttlHours: z
         .number()
