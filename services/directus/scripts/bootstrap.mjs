@@ -10,9 +10,10 @@
  *     server key the order Flow sends) to data/worker.dev.vars; and the
  *     read-only `attune-shop` role/policy (read products, nothing else) and its user with
  *     a static token, written with DIRECTUS_URL to data/shop.env for the demo shop;
- *  6. (re)creates the Flows: cache invalidation → Worker /v1/hooks/directus (HMAC-signed)
- *     and orders → Worker /v1/collect (order.completed; its runs are logged without their
- *     data, and the data runs of an earlier bootstrap stored is deleted).
+ *  6. (re)creates the Flows: cache invalidation → Worker /v1/hooks/directus (HMAC-signed),
+ *     orders → Worker /v1/collect (order.completed; its runs are logged without their
+ *     data, and the data runs of an earlier bootstrap stored is deleted), and the blocking
+ *     check that refuses a trigger rule or consent category the edge could not read.
  *
  * Environment (all optional): ATTUNE_DIRECTUS_HOME, ATTUNE_DIRECTUS_PORT, ATTUNE_WORKER_URL
  * (default http://127.0.0.1:8787), ATTUNE_HOOK_SECRET / ATTUNE_SYNC_TOKEN (default: the
@@ -27,7 +28,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { INVALIDATION_SCRIPT, ORDER_SCRIPT } from './flow-scripts.mjs';
+import { INVALIDATION_SCRIPT, ORDER_SCRIPT, WRITE_CHECK_SCRIPT } from './flow-scripts.mjs';
 import {
   adminClient,
   adminToken,
@@ -77,7 +78,13 @@ const IDS = {
   orderFlow: '6f1a2c3e-0000-4000-8000-00000000f002',
   orderBuild: '6f1a2c3e-0000-4000-8000-00000000f021',
   orderSend: '6f1a2c3e-0000-4000-8000-00000000f022',
+  writeCheckFlow: '6f1a2c3e-0000-4000-8000-00000000f003',
+  writeCheck: '6f1a2c3e-0000-4000-8000-00000000f031',
+  writeRefuse: '6f1a2c3e-0000-4000-8000-00000000f032',
 };
+
+/** The collections whose rows the edge skips when it cannot read them, checked as they are written. */
+const WRITE_CHECKED_COLLECTIONS = ['trigger_rules', 'consent_categories'];
 
 /** The repo's .dev.vars (the Worker's local secrets), so Directus and the Worker agree. */
 function workerDevVars() {
@@ -398,7 +405,7 @@ async function recreateFlow(api, flow, ops) {
   if (await api.find(`/flows/${flow.id}`)) await api.del(`/flows/${flow.id}`);
   for (const op of ops) if (await api.find(`/operations/${op.id}`)) await api.del(`/operations/${op.id}`);
   await api.post('/flows', { ...flow, operation: null });
-  // Create the chain back to front so each `resolve` points at an existing operation.
+  // Create the chain back to front so each `resolve` and `reject` points at an existing operation.
   for (const op of [...ops].reverse()) await api.post('/operations', { ...op, flow: flow.id });
   await api.patch(`/flows/${flow.id}`, { operation: ops[0]?.id ?? null });
 }
@@ -503,6 +510,59 @@ async function applyFlows(api) {
 }
 
 /**
+ * The blocking Flow that refuses a trigger rule or consent category the edge could not read
+ * (WRITE_CHECK_SCRIPT says what and why). A filter Flow's run that ends in a rejected
+ * operation fails the write with that operation's error, and Directus answers a plain Error
+ * (the script's throw) as 500 "An unexpected error occurred." to anyone but an admin: so the
+ * script's rejection goes on to a Throw Error operation, which fails the write as a 400
+ * INVALID_PAYLOAD with the script's message, the fields and what to write.
+ */
+async function applyWriteCheckFlow(api) {
+  await recreateFlow(
+    api,
+    {
+      id: IDS.writeCheckFlow,
+      name: 'Attune: refuse what the edge would skip',
+      icon: 'rule',
+      color: '#E35169',
+      description:
+        "Refuses a trigger rule or consent category the edge could not read (it would skip it, with a line in the Worker's log alone), naming the field and what to write.",
+      status: 'active',
+      trigger: 'event',
+      // A check has nothing to record: the write it lets through is logged as usual.
+      accountability: null,
+      // `filter`: runs before the write and can refuse it. No `return`: the payload is kept as sent.
+      options: {
+        type: 'filter',
+        scope: ['items.create', 'items.update'],
+        collections: WRITE_CHECKED_COLLECTIONS,
+      },
+    },
+    [
+      {
+        id: IDS.writeCheck,
+        name: 'Check',
+        key: 'check',
+        type: 'exec',
+        position_x: 19,
+        position_y: 1,
+        options: { code: WRITE_CHECK_SCRIPT },
+        reject: IDS.writeRefuse,
+      },
+      {
+        id: IDS.writeRefuse,
+        name: 'Refuse',
+        key: 'refuse',
+        type: 'throw-error',
+        position_x: 37,
+        position_y: 17,
+        options: { code: 'INVALID_PAYLOAD', status: '400', message: '{{$last.message}}' },
+      },
+    ],
+  );
+}
+
+/**
  * Deletes the revisions that runs of the order Flow left while it kept them (accountability
  * 'all' before): each holds an order's ids and items and the server key in base64; and the
  * revisions of every collection that keeps none now (`accountability` null or 'activity'
@@ -596,6 +656,9 @@ function fingerprint(env, syncToken, shopToken) {
   const h = createHash('sha256');
   h.update(readFileSync(new URL('./schema.mjs', import.meta.url)));
   h.update(readFileSync(new URL('./flow-scripts.mjs', import.meta.url)));
+  // As applied: their patterns and limits come from shared-schema, which may change alone.
+  h.update(JSON.stringify(COLLECTIONS));
+  h.update(WRITE_CHECK_SCRIPT);
   h.update(readFileSync(new URL(import.meta.url)));
   h.update(readFileSync(new URL('../extensions/attune-sync/index.js', import.meta.url)));
   h.update(JSON.stringify(env));
@@ -641,6 +704,7 @@ export async function bootstrap(inst = instance()) {
   await applyShopAccess(api, shopToken);
   await applyPeopleRoles(api);
   await applyFlows(api);
+  await applyWriteCheckFlow(api);
   await forgetStoredCopies(env.DB_FILENAME);
   writeFileSync(inst.workerVarsFile, workerVarsText(inst, env, syncToken), { mode: 0o600 });
   writeFileSync(

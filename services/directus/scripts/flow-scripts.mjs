@@ -2,8 +2,12 @@
  * Code of the Flows' "Run Script" operations. Directus runs them in an isolated-vm
  * sandbox with no crypto and no TextEncoder, so the HMAC-SHA256 that signs hooks to the
  * Worker is written out in plain JS here (the Flow integration test checks it end to end: the Worker verifies it with WebCrypto).
- * Secrets come from `process.env`, which Directus fills from FLOWS_ENV_ALLOW_LIST.
+ * Secrets come from `process.env`, which Directus fills from FLOWS_ENV_ALLOW_LIST. Directus
+ * renders `{{ … }}` templates in every operation's options, the code included: no script
+ * may contain two opening or closing braces in a row.
  */
+import { ConsentCategoryConfigSchema } from '../../../packages/shared-schema/src/consent.ts';
+import { PROMO_CODE_PREFIX_PATTERN } from '../../../packages/shared-schema/src/constants.ts';
 
 /** Plain-JS SHA-256 / HMAC-SHA256 over UTF-8 strings, hex output. */
 export const HMAC_JS = `
@@ -166,5 +170,186 @@ module.exports = async function (data) {
   var body = JSON.stringify({ writeKey: process.env.ATTUNE_WRITE_KEY || '', sentAt: new Date().toISOString(), batch: [event] });
   // Server-side producers authenticate with the site's server key as the Basic auth username.
   return { body: body, authorization: 'Basic ' + base64((process.env.ATTUNE_SERVER_KEY || '') + ':'), siteId: siteId };
+};
+`;
+
+// The bounds the edge holds a category's label and description to (none: no bound).
+const CONSENT_LABEL = ConsentCategoryConfigSchema.shape.label;
+const CONSENT_DESCRIPTION = ConsentCategoryConfigSchema.shape.description;
+
+/**
+ * The check of a blocking ("filter") Flow on create and update of `trigger_rules` and
+ * `consent_categories`: it throws, naming each field and what to write instead, when the
+ * edge could not read what is being saved. The edge skips such a row (a trigger rule never
+ * fires; a consent category is left out, or a purpose keeps its built-in wording) with a
+ * line in the Worker's log the marketer never sees. Field validations cannot say this: they
+ * are not applied to a field a create leaves out, and cannot look inside JSON.
+ *
+ * It refuses exactly what the edge cannot read, no more, as the edge reads it:
+ * - trigger rules: packages/edge-worker/src/catalog/source.ts, TriggerRuleSchema (zod;
+ *   unknown keys are ignored, a key present must hold its type: null is not "left out");
+ * - consent categories: packages/edge-worker/src/config/consent-config.ts,
+ *   consentConfigFromRows, which checks a row with shared-schema's
+ *   ConsentCategoryConfigSchema (a label of 1–128 characters; a description of text up to
+ *   2,000 characters; a description that is not text counts as none).
+ * write-check.test.mjs holds it to both.
+ * A create is judged whole (`on` and `label` are required); an update only by the fields it
+ * changes (the others were judged when saved). What the field validations of schema.mjs
+ * refuse anyway (an `on` that is not an event name, a key, a blank label, a label that is
+ * not text) is left to them.
+ *
+ * Directus stores what it is given: JSON text as that text (parsed when read), and on
+ * SQLite numeric text as a number; the edge parses JSON text once more. So a JSON field is
+ * judged as the edge gets it, and `enabled` as the boolean Directus reads back.
+ */
+export const WRITE_CHECK_SCRIPT = `
+var CODE_PREFIX = new RegExp(${JSON.stringify(PROMO_CODE_PREFIX_PATTERN.source)});
+var LABEL_MIN = ${CONSENT_LABEL.minLength ?? 0};
+var LABEL_MAX = ${CONSENT_LABEL.maxLength ?? 'Infinity'};
+var DESCRIPTION_MAX = ${CONSENT_DESCRIPTION.maxLength ?? 'Infinity'};
+
+/** A value as a message shows it: long text by its length. */
+function shown(v) {
+  if (typeof v === 'string' && v.length > 40) return v.length + ' characters';
+  var s = JSON.stringify(v);
+  if (s === undefined) s = String(v);
+  return s.length > 40 ? s.slice(0, 37) + '...' : s;
+}
+function plainObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+function has(row, name) {
+  return Object.prototype.hasOwnProperty.call(row, name);
+}
+
+/* A rule: ok(value) says whether the edge reads the value; what says what to write. */
+function text(max, what) {
+  return { ok: function (v) { return typeof v === 'string' && v.length <= max; }, what: what };
+}
+function pattern(re, what) {
+  return { ok: function (v) { return typeof v === 'string' && re.test(v); }, what: what };
+}
+function number(min, max, opts, what) {
+  return {
+    ok: function (v) {
+      if (typeof v !== 'number' || !isFinite(v) || v > max || (opts.above ? v <= min : v < min)) return false;
+      return !opts.whole || Math.floor(v) === v;
+    },
+    what: what
+  };
+}
+function texts(max, itemMax, what) {
+  return {
+    ok: function (v) {
+      if (!Array.isArray(v) || v.length > max) return false;
+      for (var i = 0; i < v.length; i++) if (typeof v[i] !== 'string' || v[i].length > itemMax) return false;
+      return true;
+    },
+    what: what
+  };
+}
+function problem(path, rule, v) {
+  return path + ' must be ' + rule.what + ' (got ' + shown(v) + ')';
+}
+function parsed(v) {
+  try {
+    return JSON.parse(v);
+  } catch (e) {
+    return v;
+  }
+}
+/**
+ * The problems of a JSON field: empty (null) or an object, given as JSON or as its text,
+ * whose keys in fields the edge reads and which has every key of required. Other keys are
+ * ignored, as the edge ignores them. Directus parses JSON text when it reads the field (null
+ * is then empty); the edge parses text once more, and wants an object of that.
+ */
+function jsonObject(v, path, fields, required, what) {
+  if (typeof v === 'string') v = parsed(v);
+  if (v === null) return [];
+  if (typeof v === 'string') v = parsed(v);
+  if (!plainObject(v)) return [path + ' must be ' + what + ' (got ' + shown(v) + ')'];
+  var problems = [];
+  for (var r = 0; r < required.length; r++)
+    if (!has(v, required[r])) problems.push(path + '.' + required[r] + ' is missing: ' + fields[required[r]].what);
+  for (var name in fields)
+    if (has(v, name) && !fields[name].ok(v[name])) problems.push(problem(path + '.' + name, fields[name], v[name]));
+  return problems;
+}
+
+var TAGS = texts(20, 64, 'a list of up to 20 tags of up to 64 characters each, or left out');
+var WHEN = {
+  category: text(128, 'a category of up to 128 characters, or left out'),
+  tags: TAGS
+};
+var RECOMMEND = {
+  categories: texts(20, 128, 'a list of up to 20 categories of up to 128 characters each, or left out'),
+  tags: TAGS,
+  limit: number(1, 20, { whole: true }, 'a whole number from 1 to 20, or left out')
+};
+var PROMO = {
+  codePrefix: pattern(CODE_PREFIX, '1 to 16 capital letters or digits, such as TRAIL10'),
+  discountPercent: number(0, 100, {}, 'a number from 0 to 100'),
+  ttlHours: number(0, 24 * 365, { above: true }, 'a number of hours above 0, at most 8760 (a year)'),
+  capPerPerson: number(0, 1000, { whole: true }, 'a whole number from 0 to 1000'),
+  title: text(200, 'text of up to 200 characters, or left out'),
+  body: text(2000, 'text of up to 2000 characters, or left out')
+};
+
+/** Whether Directus reads the value back as true, false or empty (SQLite keeps numeric text as a number). */
+function readsAsBoolean(v) {
+  var n = typeof v === 'string' && v.trim() !== '' && isFinite(Number(v)) ? Number(v) : v;
+  return n === true || n === false || n === null || n === '' || n === 0 || n === 1;
+}
+
+function triggerRuleProblems(row, creating) {
+  var problems = [];
+  if (has(row, 'id') && typeof row.id === 'string' && (row.id.length < 1 || row.id.length > 128))
+    problems.push('id must be 1 to 128 characters (got ' + row.id.length + ')');
+  if (has(row, 'enabled') && !readsAsBoolean(row.enabled))
+    problems.push('enabled must be true or false (got ' + shown(row.enabled) + ')');
+  if (creating ? row.on === undefined || row.on === null || row.on === '' : has(row, 'on') && (row.on === null || row.on === ''))
+    problems.push('on is required: the event that fires the rule, such as cart.item.added');
+  else if (typeof row.on === 'string' && row.on.length > 100)
+    problems.push('on must be an event name of up to 100 characters (got ' + row.on.length + ')');
+  if (has(row, 'when'))
+    problems = problems.concat(jsonObject(row.when, 'when', WHEN, [], 'a JSON object such as {"category": "outdoor"}, or empty for every product'));
+  if (has(row, 'recommend'))
+    problems = problems.concat(jsonObject(row.recommend, 'recommend', RECOMMEND, [], 'a JSON object such as {"categories": ["accessories"], "limit": 3}, or empty to recommend nothing'));
+  if (has(row, 'promo'))
+    problems = problems.concat(
+      jsonObject(row.promo, 'promo', PROMO, ['codePrefix', 'discountPercent', 'ttlHours', 'capPerPerson'], 'a JSON object such as {"codePrefix": "TRAIL10", "discountPercent": 10, "ttlHours": 48, "capPerPerson": 1}, or empty to offer no promo')
+    );
+  return problems;
+}
+
+function consentCategoryProblems(row, creating) {
+  var problems = [];
+  var label = 'the name the consent banner shows, ' + LABEL_MIN + ' to ' + LABEL_MAX + ' characters';
+  var missing = creating ? row.label === undefined || row.label === null : has(row, 'label') && row.label === null;
+  if (missing || (typeof row.label === 'string' && row.label.length < LABEL_MIN)) problems.push('label is required: ' + label);
+  else if (typeof row.label === 'string' && row.label.length > LABEL_MAX)
+    problems.push('label must be ' + label + ' (got ' + row.label.length + ')');
+  if (typeof row.description === 'string' && row.description.length > DESCRIPTION_MAX)
+    problems.push('description must be at most ' + DESCRIPTION_MAX + ' characters (got ' + row.description.length + ')');
+  return problems;
+}
+
+var CHECKS = {
+  trigger_rules: { problems: triggerRuleProblems, what: 'trigger rule (it would skip it: the rule would never fire)' },
+  consent_categories: {
+    problems: consentCategoryProblems,
+    what: "consent category (the banner would leave it out, or show a purpose's built-in wording)"
+  }
+};
+
+module.exports = async function (data) {
+  var t = data.$trigger || {};
+  var check = CHECKS[String(t.collection || '')];
+  var row = t.payload;
+  if (!check || !plainObject(row)) return { checked: false };
+  var problems = check.problems(row, String(t.event || '').split('.').pop() === 'create');
+  if (problems.length === 0) return { checked: true };
+  throw new Error('Not saved: the edge could not read this ' + check.what + '. ' + problems.slice(0, 5).join('. ') + '.');
 };
 `;

@@ -21,6 +21,32 @@ async function as(token: string, method: string, path: string, body?: unknown): 
   return res.status;
 }
 
+/** A request with this static token; answers its status and the first error's message and code. */
+async function answer(
+  token: string,
+  method: string,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; message: string; code: string }> {
+  const res = await fetch(`${DIRECTUS_TEST.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json().catch(() => ({}))) as {
+    errors?: { message?: string; extensions?: { code?: string } }[];
+  };
+  const [error] = json.errors ?? [];
+  return { status: res.status, message: error?.message ?? '', code: error?.extensions?.code ?? '' };
+}
+
+/** A consent category key of its own for a test (lower case, letters, digits and _). */
+const categoryKey = (prefix: string) =>
+  uniqueId(prefix)
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, '_')
+    .slice(0, 60);
+
 const asSync = (method: string, path: string, body?: unknown) =>
   as(DIRECTUS_TEST.syncToken, method, path, body);
 
@@ -160,10 +186,7 @@ describe('the roles bootstrap makes for people', () => {
     expect(await as(marketer, 'PATCH', `/items/products/${product}`, { title: 'Better boots' })).toBe(200);
     expect(await as(marketer, 'DELETE', `/items/products/${product}`)).toBe(204);
     // A category of the marketer's own, on a site of its own (the others' policies stay as they are).
-    const category = uniqueId('newsletter')
-      .toLowerCase()
-      .replace(/[^a-z0-9_]/g, '_')
-      .slice(0, 60);
+    const category = categoryKey('newsletter');
     const newsletter = { key: category, label: 'Newsletter', site_id: 'marketer-test-site' };
     expect(await as(marketer, 'POST', '/items/consent_categories', newsletter)).toBe(200);
     expect(await as(marketer, 'PATCH', `/items/consent_categories/${category}`, { enabled: false })).toBe(
@@ -232,6 +255,90 @@ describe('the roles bootstrap makes for people', () => {
     expect(await as(marketer, 'PATCH', '/items/consent_categories/news_letter', { label: '' })).toBe(400);
     expect(await as(marketer, 'PATCH', '/items/consent_categories/news_letter', { label: null })).toBe(400);
     await as(marketer, 'DELETE', '/items/consent_categories/news_letter');
+  });
+
+  it('a marketer cannot create a consent category the edge cannot read, and is told which field and what to do', async () => {
+    const key = categoryKey('members');
+    const site = 'marketer-test-site';
+    const stored = () => rows('consent_categories', { key: { _eq: key } });
+    // Directus's API took a create without the label its app asks for (`required` is checked
+    // only on fields a create names); the edge then could not read the row.
+    for (const [body, field] of [
+      [{ key, site_id: site }, /\blabel\b/],
+      [{ key, site_id: site, label: 'L'.repeat(129) }, /\blabel\b.*128/],
+      [{ key, site_id: site, label: 'Members', description: 'D'.repeat(2001) }, /\bdescription\b.*2,?000/],
+    ] as const) {
+      const refused = await answer(marketer, 'POST', '/items/consent_categories', body);
+      expect(refused, JSON.stringify(body).slice(0, 80)).toMatchObject({
+        status: 400,
+        code: 'INVALID_PAYLOAD',
+      });
+      expect(refused.message).toMatch(field);
+    }
+    expect(await stored()).toEqual([]);
+    // What the edge reads is taken, and an update judges only the fields it changes.
+    const category = { key, label: 'Members', description: 'Offers for members', site_id: site };
+    expect(await as(marketer, 'POST', '/items/consent_categories', category)).toBe(200);
+    expect(await as(marketer, 'PATCH', `/items/consent_categories/${key}`, { enabled: false })).toBe(200);
+    expect(await as(marketer, 'PATCH', `/items/consent_categories/${key}`, { label: 'L'.repeat(128) })).toBe(
+      200,
+    );
+    for (const label of [null, '']) {
+      const cleared = await answer(marketer, 'PATCH', `/items/consent_categories/${key}`, { label });
+      expect(cleared.status).toBe(400);
+      expect(cleared.message).toMatch(/\blabel\b/);
+    }
+    expect(await stored()).toMatchObject([{ label: 'L'.repeat(128), enabled: false }]);
+    expect(await as(marketer, 'DELETE', `/items/consent_categories/${key}`)).toBe(204);
+  });
+
+  it('a marketer cannot save a trigger rule the edge would skip, and is told which field and what to do', async () => {
+    const id = uniqueId('rule-checked');
+    // Disabled: the Worker under test reads this Directus, and must not offer it to anyone.
+    const rule = { id, on: 'cart.item.added', enabled: false, when: { category: 'outdoor' } };
+    const promo = { codePrefix: 'TRAIL10', discountPercent: 10, ttlHours: 48, capPerPerson: 1 };
+    const stored = () => rows<{ promo: unknown }>('trigger_rules', { id: { _eq: id } });
+    // Each was accepted, then skipped by the edge with a warning in the Worker's log alone.
+    for (const [body, field] of [
+      [{ ...rule, promo: { ...promo, codePrefix: 'trail' } }, /\bcodePrefix\b/],
+      [{ ...rule, promo: 'ten percent off' }, /\bpromo\b/],
+      [{ ...rule, promo: 10 }, /\bpromo\b/],
+      [{ ...rule, promo: { ...promo, discountPercent: 150 } }, /\bdiscountPercent\b/],
+      [{ ...rule, promo: { ...promo, discountPercent: '10' } }, /\bdiscountPercent\b/],
+      [{ ...rule, promo: { codePrefix: 'TRAIL10' } }, /\bdiscountPercent\b/],
+      [{ ...rule, recommend: { limit: 0 } }, /\blimit\b/],
+      [{ ...rule, when: { tags: 'jacket' } }, /\btags\b/],
+      [{ ...rule, enabled: 'yes' }, /\benabled\b/],
+      [{ id, enabled: false }, /\bon\b/],
+    ] as const) {
+      const refused = await answer(marketer, 'POST', '/items/trigger_rules', body);
+      expect(refused, JSON.stringify(body)).toMatchObject({ status: 400, code: 'INVALID_PAYLOAD' });
+      expect(refused.message).toMatch(field);
+    }
+    expect(await stored()).toEqual([]);
+    // What the edge reads is taken: an object, its JSON text, or none.
+    expect(await as(marketer, 'POST', '/items/trigger_rules', { ...rule, promo })).toBe(200);
+    expect(await as(marketer, 'PATCH', `/items/trigger_rules/${id}`, { when: { category: 'kitchen' } })).toBe(
+      200,
+    );
+    const lowerCase = await answer(marketer, 'PATCH', `/items/trigger_rules/${id}`, {
+      promo: { ...promo, codePrefix: 'trail' },
+    });
+    expect(lowerCase).toMatchObject({ status: 400, code: 'INVALID_PAYLOAD' });
+    expect(lowerCase.message).toMatch(/\bcodePrefix\b/);
+    // A change of many rules at once is judged as well.
+    const bulk = await answer(marketer, 'PATCH', '/items/trigger_rules', {
+      keys: [id],
+      data: { promo: { ...promo, ttlHours: 0 } },
+    });
+    expect(bulk).toMatchObject({ status: 400, code: 'INVALID_PAYLOAD' });
+    expect(bulk.message).toMatch(/\bttlHours\b/);
+    expect(await stored()).toMatchObject([{ promo }]);
+    const asText = JSON.stringify({ ...promo, discountPercent: 15 });
+    expect(await as(marketer, 'PATCH', `/items/trigger_rules/${id}`, { promo: asText })).toBe(200);
+    expect(await stored()).toMatchObject([{ promo: { ...promo, discountPercent: 15 } }]);
+    expect(await as(marketer, 'PATCH', `/items/trigger_rules/${id}`, { promo: null })).toBe(200);
+    expect(await as(marketer, 'DELETE', `/items/trigger_rules/${id}`)).toBe(204);
   });
 
   it("a marketer sees no person's data: profiles, events, consent records, orders, dead letters", async () => {

@@ -65,6 +65,19 @@ describe('bootstrap of an existing instance', () => {
     expect(order).toMatchObject({ user_id: userId, total: 42.5 });
   });
 
+  it('keeps one Flow refusing what the edge would skip, which still refuses', async () => {
+    const flows = await admin<{ id: string; operations: string[] }[]>(
+      'GET',
+      `/flows?filter[name][_eq]=${encodeURIComponent('Attune: refuse what the edge would skip')}&fields=id,operations`,
+    );
+    expect(flows).toHaveLength(1);
+    expect(flows[0]?.operations).toHaveLength(2);
+    const key = uniqueId('unlabelled').replace(/[^a-z0-9_]/g, '_');
+    await expect(
+      admin('POST', '/items/consent_categories', { key, site_id: 'upgrade-test-site' }),
+    ).rejects.toThrow(/400.*\blabel\b/);
+  });
+
   it('deletes the revisions an earlier schema kept of people, and keeps none of new writes', async () => {
     expect(await revisionsOf('people', personRow)).toEqual([]);
     expect(

@@ -1,0 +1,297 @@
+/**
+ * The write check (WRITE_CHECK_SCRIPT, run by a blocking Flow) refuses exactly what the edge
+ * cannot read: for every value below, the script refuses a create or an update if and only
+ * if the edge's own parser skips the row Directus would then hold (trigger rules:
+ * packages/edge-worker/src/catalog/source.ts; consent categories:
+ * packages/edge-worker/src/config/consent-config.ts). The script runs in a fresh node:vm
+ * context with what Directus's sandbox gives it (module, process.env, console).
+ */
+import assert from 'node:assert/strict';
+import { registerHooks } from 'node:module';
+import { describe, it } from 'node:test';
+import vm from 'node:vm';
+import { WRITE_CHECK_SCRIPT } from './flow-scripts.mjs';
+
+// consent-config.ts imports waitUntil from the Workers runtime, which Node has not; the
+// function under test never calls it.
+registerHooks({
+  resolve(specifier, context, next) {
+    if (specifier !== 'cloudflare:workers') return next(specifier, context);
+    return {
+      url: 'data:text/javascript,export const waitUntil = () => {}; export const env = {};',
+      shortCircuit: true,
+    };
+  },
+});
+const { parseTriggerRules } = await import('../../../packages/edge-worker/src/catalog/source.ts');
+const { consentConfigFromRows } = await import('../../../packages/edge-worker/src/config/consent-config.ts');
+
+/** The script's answer to a write: '' when it lets it through, else the message it fails the write with. */
+async function check(collection, action, payload) {
+  const context = vm.createContext({ module: { exports: null }, process: { env: {} }, console });
+  vm.runInContext(WRITE_CHECK_SCRIPT, context);
+  const $trigger = { event: `${collection}.items.${action}`, collection, payload };
+  if (action === 'update') $trigger.keys = ['k'];
+  try {
+    await context.module.exports(structuredClone({ $trigger }));
+    return '';
+  } catch (e) {
+    return String(e?.message);
+  }
+}
+
+/** Runs `fn` with the edge's log lines (a skipped row is logged) kept out of the test output. */
+async function quietly(fn) {
+  const saved = [console.log, console.warn, console.error];
+  console.log = console.warn = console.error = () => {};
+  try {
+    return await fn();
+  } finally {
+    [console.log, console.warn, console.error] = saved;
+  }
+}
+
+/**
+ * A value as Directus reads it back from SQLite, as observed on 12.4: JSON text is kept as
+ * text and parsed when read (cast-json); a boolean column holds numeric text as a number
+ * and reads 1/'1' as true, 0/'0' as false, '' as empty (cast-boolean); a text column holds
+ * a number as its text.
+ */
+function readBack(kind, v) {
+  if (v === undefined || v === null) return null;
+  if (kind === 'json') {
+    if (typeof v !== 'string') return JSON.parse(JSON.stringify(typeof v === 'boolean' ? Number(v) : v));
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v;
+    }
+  }
+  if (kind === 'boolean') {
+    const n =
+      typeof v === 'string' && /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(v) ? Number(v) : v;
+    if (n === true || n === 1 || n === '1') return true;
+    if (n === false || n === 0 || n === '0') return false;
+    return n === '' ? null : n;
+  }
+  return typeof v === 'number' || typeof v === 'boolean' ? String(Number(v)) : v;
+}
+
+const RULE_KINDS = {
+  id: 'text',
+  enabled: 'boolean',
+  on: 'text',
+  when: 'json',
+  recommend: 'json',
+  promo: 'json',
+};
+/** Whether the edge reads the trigger rule Directus holds after this row was written. */
+function edgeReadsRule(row) {
+  const stored = Object.fromEntries(
+    Object.entries(RULE_KINDS).map(([f, kind]) => [f, readBack(kind, row[f])]),
+  );
+  const skipped = [];
+  parseTriggerRules([{ ...stored, enabled: stored.enabled ?? true }], skipped);
+  return skipped.length === 0;
+}
+
+/** Whether the edge offers the consent category Directus holds after this row was written. */
+async function edgeReadsCategory(row) {
+  const stored = Object.fromEntries(
+    ['key', 'label', 'description'].map((f) => [f, readBack('text', row[f])]),
+  );
+  const config = await quietly(() =>
+    consentConfigFromRows([{ ...stored, required: false, enabled: true, default: false }]),
+  );
+  return config.categories.some((c) => c.key === row.key);
+}
+
+const PROMO = { codePrefix: 'TRAIL10', discountPercent: 10, ttlHours: 48, capPerPerson: 1 };
+const without = (key) => Object.fromEntries(Object.entries(PROMO).filter(([k]) => k !== key));
+const x = (n) => 'x'.repeat(n);
+
+/** Values of each trigger rule field: what the edge reads, and what it skips, in every shape. */
+const RULE_VALUES = {
+  id: ['r', 7, x(128), '', x(129)],
+  enabled: [true, false, 1, 0, '1', '0', '1.0', '', 'true', 'yes', 2, '2', [], {}],
+  on: ['cart.item.added', 'Cart Item Added', 5, `a.${x(98)}`, `a.${x(99)}`, '', null, undefined],
+  when: [
+    null,
+    {},
+    { category: 'outdoor' },
+    { category: x(128) },
+    { category: x(129) },
+    { category: 5 },
+    { category: null },
+    { tags: [] },
+    { tags: ['jacket'] },
+    { tags: Array(20).fill('t') },
+    { tags: Array(21).fill('t') },
+    { tags: [x(64)] },
+    { tags: [x(65)] },
+    { tags: 'jacket' },
+    { tags: [1] },
+    { tags: null },
+    { other: 1 },
+    [],
+    ['outdoor'],
+    'outdoor',
+    '',
+    ' ',
+    5,
+    true,
+    'null',
+    '"null"',
+    '{"category":"outdoor"}',
+    JSON.stringify(JSON.stringify({ category: 'outdoor' })),
+    '{"category":5}',
+    '[1]',
+  ],
+  recommend: [
+    null,
+    {},
+    { limit: 1 },
+    { limit: 20 },
+    { limit: 0 },
+    { limit: 21 },
+    { limit: 2.5 },
+    { limit: '3' },
+    { limit: null },
+    { categories: ['accessories'] },
+    { categories: [x(128)] },
+    { categories: [x(129)] },
+    { categories: Array(21).fill('c') },
+    { categories: 'accessories' },
+    { tags: ['t'] },
+    { tags: [null] },
+    { categories: ['a'], tags: ['b'], limit: 3, extra: true },
+    [],
+    'three',
+    7,
+    'null',
+    '"null"',
+    JSON.stringify({ limit: 3 }),
+    JSON.stringify({ limit: 0 }),
+  ],
+  promo: [
+    null,
+    PROMO,
+    { ...PROMO, title: '{discount} % off', body: 'Until {until}.', extra: 1 },
+    ...['trail', 'TRAIL-10', '', 'A'.repeat(16), 'A'.repeat(17), 'ÄBC', 5, null].map((codePrefix) => ({
+      ...PROMO,
+      codePrefix,
+    })),
+    ...[0, 100, 12.5, 100.5, -1, '10', null].map((discountPercent) => ({ ...PROMO, discountPercent })),
+    ...[0, 0.5, 8760, 8761, -1, '48', null].map((ttlHours) => ({ ...PROMO, ttlHours })),
+    ...[0, 1000, 1001, 1.5, -1, '1', null].map((capPerPerson) => ({ ...PROMO, capPerPerson })),
+    ...['', x(200), x(201), null, 5].map((title) => ({ ...PROMO, title })),
+    ...[x(2000), x(2001), null, []].map((body) => ({ ...PROMO, body })),
+    ...Object.keys(PROMO).map(without),
+    {},
+    'ten percent off',
+    '',
+    10,
+    '10',
+    [],
+    [PROMO],
+    true,
+    'null',
+    '"null"',
+    JSON.stringify(PROMO),
+    JSON.stringify(JSON.stringify(PROMO)),
+    JSON.stringify({ ...PROMO, codePrefix: 'trail' }),
+  ],
+};
+
+const RULE = { id: 'rule-1', on: 'cart.item.added' };
+/** A rule as Directus holds it once saved (every column, defaults filled in). */
+const STORED_RULE = { ...RULE, enabled: true, when: null, recommend: null, promo: null };
+
+describe('the write check, on trigger rules', () => {
+  for (const [field, values] of Object.entries(RULE_VALUES)) {
+    it(`refuses a ${field} exactly when the edge would skip the rule`, async () => {
+      for (const value of values) {
+        const shown = `${field} = ${JSON.stringify(value)?.slice(0, 60)}`;
+        const created = { ...RULE, [field]: value };
+        if (value === undefined) delete created[field];
+        const onCreate = await check('trigger_rules', 'create', created);
+        assert.equal(onCreate === '', edgeReadsRule(created), `create with ${shown}: ${onCreate}`);
+        if (field === 'id') continue; // the key of a saved row does not change
+        const changed = value === undefined ? {} : { [field]: value };
+        const onUpdate = await check('trigger_rules', 'update', changed);
+        assert.equal(
+          onUpdate === '',
+          edgeReadsRule({ ...STORED_RULE, ...changed }),
+          `update with ${shown}: ${onUpdate}`,
+        );
+      }
+    });
+  }
+
+  it('names each field it refuses and what to write instead', async () => {
+    const message = await check('trigger_rules', 'create', {
+      id: 'r',
+      promo: { codePrefix: 'trail', discountPercent: 150, ttlHours: 48 },
+    });
+    assert.match(message, /^Not saved: the edge could not read this trigger rule/);
+    assert.match(message, /\bon is required: the event that fires the rule, such as cart\.item\.added/);
+    assert.match(
+      message,
+      /promo\.codePrefix must be 1 to 16 capital letters or digits, such as TRAIL10 \(got "trail"\)/,
+    );
+    assert.match(message, /promo\.discountPercent must be a number from 0 to 100 \(got 150\)/);
+    assert.match(message, /promo\.capPerPerson is missing: a whole number from 0 to 1000/);
+    assert.match(
+      await check('trigger_rules', 'update', { promo: 'ten percent off' }),
+      /promo must be a JSON object/,
+    );
+  });
+
+  it('judges an update by the fields it changes alone', async () => {
+    assert.equal(await check('trigger_rules', 'update', { enabled: false }), '');
+    assert.equal(await check('trigger_rules', 'update', {}), '');
+  });
+});
+
+const CATEGORY_VALUES = {
+  label: ['Newsletter', x(128), ' ', x(129), '', null, undefined, 5],
+  description: ['Offers by e-mail', '', x(2000), x(2001), null, undefined, 5],
+};
+
+describe('the write check, on consent categories', () => {
+  for (const [field, values] of Object.entries(CATEGORY_VALUES)) {
+    it(`refuses a ${field} exactly when the edge would leave the category out`, async () => {
+      for (const value of values) {
+        const shown = `${field} = ${JSON.stringify(value)?.slice(0, 60)}`;
+        const created = { key: 'newsletter', label: 'Newsletter', [field]: value };
+        if (value === undefined) delete created[field];
+        const onCreate = await check('consent_categories', 'create', created);
+        assert.equal(onCreate === '', await edgeReadsCategory(created), `create with ${shown}: ${onCreate}`);
+        const changed = value === undefined ? {} : { [field]: value };
+        const onUpdate = await check('consent_categories', 'update', changed);
+        assert.equal(
+          onUpdate === '',
+          await edgeReadsCategory({ key: 'newsletter', label: 'Newsletter', description: null, ...changed }),
+          `update with ${shown}: ${onUpdate}`,
+        );
+      }
+    });
+  }
+
+  it('names the label and what to write when a create leaves it out', async () => {
+    const message = await check('consent_categories', 'create', { key: 'newsletter' });
+    assert.match(message, /^Not saved: the edge could not read this consent category/);
+    assert.match(message, /\blabel is required: the name the consent banner shows, 1 to 128 characters/);
+  });
+});
+
+describe('the write check script', () => {
+  it('lets through what it does not check', async () => {
+    assert.equal(await check('products', 'create', { id: 'p', title: null }), '');
+    assert.equal(await check('trigger_rules', 'create', [{ id: 'r' }]), '');
+  });
+
+  it('holds no {{ or }}, which Directus would render as a template in its code', () => {
+    assert.doesNotMatch(WRITE_CHECK_SCRIPT, /\{\{|\}\}/);
+  });
+});
