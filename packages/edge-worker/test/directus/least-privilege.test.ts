@@ -248,7 +248,7 @@ describe('the roles bootstrap makes for people', () => {
     );
     expect(await as(marketer, 'POST', '/items/consent_categories', { ...category, label: ' ' })).toBe(400);
     // Directus's app asks for the label (its API does not enforce `required` on a create that
-    // leaves the field out: the edge then logs the row, and a purpose keeps its built-in wording).
+    // leaves the field out: the write check Flow refuses that, see below).
     const label = await admin<{ meta: { required: boolean } }>('GET', '/fields/consent_categories/label');
     expect(label.meta.required).toBe(true);
     expect(await as(marketer, 'POST', '/items/consent_categories', category)).toBe(200);
