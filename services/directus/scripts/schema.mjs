@@ -152,7 +152,7 @@ export const COLLECTIONS = [
       // disabled since, which `categories` leaves out or turns off.
       json(
         'claimed',
-        'The answers as the person gave them, under policy_version (compare with that version in policy_versions). Empty: recorded before answers were kept.',
+        'The answers as the person gave them, under policy_version (compare with that version in policy_versions): yes/no under category-shaped keys, at most 64. Empty: recorded before answers were kept.',
       ),
       str('policy_version', { length: 64 }),
       str('source', { length: 64 }),

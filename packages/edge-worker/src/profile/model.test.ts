@@ -630,6 +630,17 @@ describe('"viewed next" pairs', () => {
     expect(view(s, 'grinder', T0 + DAY + 120_000)).toMatchObject({ from: 'trail-jacket', to: 'grinder' });
   });
 
+  it('goes with a browser into its person at sign-in: a pair the browser counted is not counted again that day', () => {
+    const browser = fresh();
+    view(browser, 'trail-jacket', T0);
+    expect(view(browser, 'grinder', T0 + 1000)).toBeDefined();
+    const person = emptyProfile('demo', 'user:u1', new Date(T0).toISOString());
+    mergeProfiles(person, browser, rules);
+    // The view after the sign-in follows the browser's last one, and that pair was counted.
+    expect(view(person, 'trail-jacket', T0 + 2000)).toMatchObject({ from: 'grinder', to: 'trail-jacket' });
+    expect(view(person, 'grinder', T0 + 3000)).toBeUndefined();
+  });
+
   it('remembers a bounded number of pairs, and forgets them when personalization is withdrawn', () => {
     const s = fresh();
     for (let i = 0; i < 100; i++) view(s, `p${i}`, T0 + i * 1000);

@@ -675,13 +675,19 @@ export function laterPromo(
   return b !== undefined && b.expiresAt > a.expiresAt ? { ...b } : a;
 }
 
-/**
- * Forgets what personalization built (interests, actions, cart, segments) when it is
- * withdrawn. `offers` stays: it is the promotions sink's count against each rule's
- * per-person cap, not something learned, and forgetting it would offer a capped promo again.
- */
 /** Pairs a profile remembers having counted (a short hash each: product ids run to 128 characters). */
 export const MAX_COUNTED_PAIRS = 32;
+
+/** The pairs counted within `covisitOncePerMs` of `now`, at most MAX_COUNTED_PAIRS (the newest). */
+function recentPairs(
+  pairs: Record<string, number>,
+  now: number,
+  rules: ProfileRules,
+): Record<string, number> {
+  const kept = Object.entries(pairs).filter(([, at]) => now - at < rules.covisitOncePerMs && now >= at);
+  if (kept.length > MAX_COUNTED_PAIRS) kept.sort((a, b) => b[1] - a[1]).length = MAX_COUNTED_PAIRS;
+  return Object.fromEntries(kept);
+}
 
 /**
  * Whether this person's view of `to` after `from` counts as a "viewed next" pair: not when
@@ -697,22 +703,18 @@ function countsPair(
   rules: ProfileRules,
 ): boolean {
   const key = hash32(`${from}\u0000${to}`).toString(36);
-  const counted: Record<string, number> = {};
-  for (const [pair, at] of Object.entries(state.covisited ?? {}))
-    if (now - at < rules.covisitOncePerMs && now >= at) counted[pair] = at;
-  if (counted[key] !== undefined) {
-    state.covisited = counted;
-    return false;
-  }
-  counted[key] = now;
-  const kept = Object.entries(counted);
-  state.covisited =
-    kept.length > MAX_COUNTED_PAIRS
-      ? Object.fromEntries(kept.sort((a, b) => b[1] - a[1]).slice(0, MAX_COUNTED_PAIRS))
-      : counted;
-  return true;
+  const counted = recentPairs(state.covisited ?? {}, now, rules);
+  const counts = counted[key] === undefined;
+  if (counts) counted[key] = now;
+  state.covisited = recentPairs(counted, now, rules);
+  return counts;
 }
 
+/**
+ * Forgets what personalization built (interests, actions, cart, segments) when it is
+ * withdrawn. `offers` stays: it is the promotions sink's count against each rule's
+ * per-person cap, not something learned, and forgetting it would offer a capped promo again.
+ */
 export function clearPersonalization(state: ProfileState): void {
   state.interests = {};
   state.counters = {};
@@ -761,6 +763,14 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
   for (const [rule, n] of Object.entries(from.offers)) bump(into.offers, rule, n);
   const promo = laterPromo(into.promo, from.promo);
   if (promo !== undefined) into.promo = promo;
+  // The pairs the browser counted are the person's now: they count again only after a day.
+  // And its last view goes on as theirs (the view after the sign-in follows it).
+  const covisited = { ...into.covisited };
+  for (const [pair, at] of Object.entries(from.covisited ?? {}))
+    covisited[pair] = Math.max(at, covisited[pair] ?? at);
+  if (Object.keys(covisited).length > 0) into.covisited = recentPairs(covisited, now, rules);
+  if (from.lastProductView !== undefined && (into.lastProductView?.at ?? 0) < from.lastProductView.at)
+    into.lastProductView = from.lastProductView;
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
   // The browser's session goes on as the person's: a merge is made for that browser's event
   // (its sign-in), which is applied next, in that session; counting it again (the browser's

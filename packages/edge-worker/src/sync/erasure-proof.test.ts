@@ -16,7 +16,7 @@ const identity: ProofIdentity = {
 };
 
 /** A Directus whose extension answers `closed` (or has no route), recording each request. */
-function standIn(route: { closed: boolean } | 'missing') {
+function standIn(route: { closed: boolean } | 'missing' | 'refused') {
   const requests: { method: string; path: string; body: unknown }[] = [];
   const client = directusClient({
     url: 'http://directus.test',
@@ -28,7 +28,19 @@ function standIn(route: { closed: boolean } | 'missing') {
       if (pathname === '/attune-sync/erasure-proofs')
         return route === 'missing'
           ? Response.json({ errors: [{ message: 'Route not found' }] }, { status: 404 })
-          : Response.json({ data: route });
+          : route === 'refused'
+            ? Response.json(
+                {
+                  errors: [
+                    {
+                      message: 'proof.requested_at must be an ISO date-time',
+                      extensions: { code: 'FAILED_VALIDATION' },
+                    },
+                  ],
+                },
+                { status: 400 },
+              )
+            : Response.json({ data: route });
       // The items API: no proof stored yet, and a create succeeds.
       return Response.json({ data: [] });
     },
@@ -83,5 +95,15 @@ describe('the running proof of an erasure', () => {
         orders_anonymized: 0,
       },
     ]);
+  });
+
+  it('does not hold back the erasure when Directus refuses the proof outright: it is written when done', async () => {
+    const { client, requests } = standIn('refused');
+    const proof = await openErasureProof(client, identity);
+    if (proof === undefined) throw new Error('the erasure should go on');
+    await proof.add('events_deleted', 2);
+    await proof.close();
+    const create = requests.find((r) => r.method === 'POST' && r.path === '/items/erasure_proofs');
+    expect(create?.body).toEqual([expect.objectContaining({ ...identity, events_deleted: 2 })]);
   });
 });

@@ -23,7 +23,7 @@
  *   lets the attune-sync role create proofs only: there the proof is written once, when the
  *   erasure is done, with what that attempt did, as before.
  */
-import type { DirectusClient } from '../directus/client.ts';
+import { type DirectusClient, DirectusError } from '../directus/client.ts';
 import type { ErasureProofRow } from './mapping.ts';
 
 /** What a proof counts. */
@@ -53,7 +53,24 @@ export async function openErasureProof(
   directus: DirectusClient,
   proof: ProofIdentity,
 ): Promise<ErasureProof | undefined> {
-  const closed = await directus.changeErasureProof({ proof });
+  let closed: boolean | undefined;
+  try {
+    closed = await directus.changeErasureProof({ proof });
+  } catch (e) {
+    // Privacy first: a proof Directus refuses outright (a permanent error, which a retry
+    // would meet again) must not hold back the erasure itself. It is written when done, as
+    // on an instance without the route; what is retryable is retried with the erasure.
+    if (!(e instanceof DirectusError) || e.retryable) throw e;
+    console.error(
+      JSON.stringify({
+        level: 'error',
+        msg: 'sync.erasure_proof_refused',
+        status: e.status,
+        code: e.code ?? null,
+      }),
+    );
+    return proofWrittenWhenDone(directus, proof);
+  }
   if (closed === undefined) return proofWrittenWhenDone(directus, proof);
   if (closed) return undefined;
   return {

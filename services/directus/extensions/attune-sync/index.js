@@ -167,7 +167,8 @@ function isoMillis(v) {
 
 /**
  * A change to an erasure's proof: `{ proof: { id, site_id, reason, requested_at }, add?:
- * { <count>: n }, erasedAt? }`, validated; or why it is not one.
+ * { <count>: n }, erasedAt? }` (erasedAt closes it, at Directus's own time), validated; or
+ * why it is not one.
  */
 function proofChange(body) {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return 'expected an object';
@@ -313,7 +314,8 @@ export default {
           const update = {};
           for (const [field, n] of Object.entries(change.counts))
             update[field] = trx.raw('coalesce(??, 0) + ?', [field, n]);
-          if (change.erasedAt !== undefined) update.erased_at = change.erasedAt;
+          // Closed at Directus's own time, not the caller's: the proof says when it was done.
+          if (change.erasedAt !== undefined) update.erased_at = Date.now();
           if (Object.keys(update).length > 0)
             await trx('erasure_proofs').where({ id }).whereNull('erased_at').update(update);
         });
