@@ -644,7 +644,7 @@ describe('"viewed next" pairs', () => {
   it('remembers a bounded number of pairs, and forgets them when personalization is withdrawn', () => {
     const s = fresh();
     for (let i = 0; i < 100; i++) view(s, `p${i}`, T0 + i * 1000);
-    expect(Object.keys(s.covisited ?? {})).toHaveLength(MAX_COUNTED_PAIRS);
+    expect(s.covisited).toHaveLength(MAX_COUNTED_PAIRS);
     clearPersonalization(s);
     expect(s.covisited).toBeUndefined();
   });

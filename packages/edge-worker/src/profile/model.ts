@@ -156,10 +156,10 @@ export interface ProfileState {
   dominant?: { key: string; since: number };
   lastProductView?: { productId: string; at: number };
   /**
-   * The "viewed next" pairs this person counted lately (pairKey → when), at most
-   * MAX_COUNTED_PAIRS: a pair counts once per person per `covisitOncePerMs`.
+   * The "viewed next" pairs this person counted lately, [pair key, when], oldest first, at
+   * most MAX_COUNTED_PAIRS: a pair counts once per person per `covisitOncePerMs`.
    */
-  covisited?: Record<string, number>;
+  covisited?: [string, number][];
   lastCartAddAt?: number;
   lastOrderAt?: number;
   /** The latest order's own time (lastOrderAt is the profile's clock, which a later event may have moved on). */
@@ -678,22 +678,20 @@ export function laterPromo(
 /** Pairs a profile remembers having counted (a short hash each: product ids run to 128 characters). */
 export const MAX_COUNTED_PAIRS = 32;
 
-/** The pairs counted within `covisitOncePerMs` of `now`, at most MAX_COUNTED_PAIRS (the newest). */
-function recentPairs(
-  pairs: Record<string, number>,
-  now: number,
-  rules: ProfileRules,
-): Record<string, number> {
-  const kept = Object.entries(pairs).filter(([, at]) => now - at < rules.covisitOncePerMs && now >= at);
-  if (kept.length > MAX_COUNTED_PAIRS) kept.sort((a, b) => b[1] - a[1]).length = MAX_COUNTED_PAIRS;
-  return Object.fromEntries(kept);
+/** The pairs counted within `covisitOncePerMs` of `now`, oldest first, at most MAX_COUNTED_PAIRS (the newest). */
+function recentPairs(pairs: [string, number][], now: number, rules: ProfileRules): [string, number][] {
+  let first = 0;
+  while (first < pairs.length && now - (pairs[first]?.[1] ?? now) >= rules.covisitOncePerMs) first++;
+  return pairs.slice(Math.max(first, pairs.length - MAX_COUNTED_PAIRS));
 }
 
 /**
  * Whether this person's view of `to` after `from` counts as a "viewed next" pair: not when
  * they counted it within `covisitOncePerMs`. Records it when it does, forgetting pairs
  * counted longer ago and, past MAX_COUNTED_PAIRS, the oldest. (A browser cycling through
- * more pairs than it remembers counts some again: at most one per view, as before.)
+ * more pairs than it remembers counts some again: at most one per view, as before.) A
+ * list, oldest first, changed in place: this runs for most product views, on the ingest's
+ * hot path (rebuilding a record per view cost a measurable share of a batch's CPU).
  */
 function countsPair(
   state: ProfileState,
@@ -703,11 +701,13 @@ function countsPair(
   rules: ProfileRules,
 ): boolean {
   const key = hash32(`${from}\u0000${to}`).toString(36);
-  const counted = recentPairs(state.covisited ?? {}, now, rules);
-  const counts = counted[key] === undefined;
-  if (counts) counted[key] = now;
-  state.covisited = recentPairs(counted, now, rules);
-  return counts;
+  state.covisited ??= [];
+  const pairs = state.covisited;
+  while (pairs.length > 0 && now - (pairs[0]?.[1] ?? now) >= rules.covisitOncePerMs) pairs.shift();
+  for (const [pair] of pairs) if (pair === key) return false;
+  pairs.push([key, now]);
+  if (pairs.length > MAX_COUNTED_PAIRS) pairs.shift();
+  return true;
 }
 
 /**
@@ -765,10 +765,15 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
   if (promo !== undefined) into.promo = promo;
   // The pairs the browser counted are the person's now: they count again only after a day.
   // And its last view goes on as theirs (the view after the sign-in follows it).
-  const covisited = { ...into.covisited };
-  for (const [pair, at] of Object.entries(from.covisited ?? {}))
-    covisited[pair] = Math.max(at, covisited[pair] ?? at);
-  if (Object.keys(covisited).length > 0) into.covisited = recentPairs(covisited, now, rules);
+  const latest = new Map<string, number>();
+  for (const [pair, at] of [...(into.covisited ?? []), ...(from.covisited ?? [])])
+    latest.set(pair, Math.max(at, latest.get(pair) ?? at));
+  if (latest.size > 0)
+    into.covisited = recentPairs(
+      [...latest].sort((a, b) => a[1] - b[1]),
+      now,
+      rules,
+    );
   if (from.lastProductView !== undefined && (into.lastProductView?.at ?? 0) < from.lastProductView.at)
     into.lastProductView = from.lastProductView;
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
