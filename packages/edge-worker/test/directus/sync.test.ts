@@ -46,6 +46,23 @@ afterEach(() => {
 
 const eventIds = (msgs: EventMessage[]) => msgs.map((m) => m.event.id);
 
+/** A sync client to the test Directus whose first request matching `fails` gets a 503 (Directus unavailable). */
+function failingOnce(fails: (url: URL, init: RequestInit | undefined) => boolean) {
+  let failed = false;
+  const client = directusClient({
+    url: DIRECTUS_TEST.url,
+    token: DIRECTUS_TEST.syncToken,
+    fetch: async (input, init) => {
+      if (!failed && fails(new URL(String(input)), init)) {
+        failed = true;
+        return Response.json({ errors: [{ message: 'unavailable' }] }, { status: 503 });
+      }
+      return fetch(input, init);
+    },
+  });
+  return { client, failed: () => failed };
+}
+
 async function storedEventIds(personId: string): Promise<string[]> {
   const found = await rows<{ id: string }>('events', { person_key: { _eq: personId } });
   return found.map((r) => r.id).sort();
@@ -458,24 +475,16 @@ describe('erasure', () => {
     // The edge lost the browser: the erasure names the user only.
     const erasure = deliveries([{ ...erasureMessage(person), anonymousIds: [], userId: user }]);
     // Directus fails the first request on events (a 503): the erasure is retried.
-    let failed = false;
-    const flaky = directusClient({
-      url: DIRECTUS_TEST.url,
-      token: DIRECTUS_TEST.syncToken,
-      fetch: async (input, init) => {
-        if (!failed && new URL(String(input)).pathname === '/items/events') {
-          failed = true;
-          return Response.json({ errors: [{ message: 'unavailable' }] }, { status: 503 });
-        }
-        return fetch(input, init);
-      },
-    });
+    const flaky = failingOnce((url) => url.pathname === '/items/events');
     const first = createMessageBatch(
       'attune-events',
       erasure.map((d) => ({ ...d, timestamp: new Date(), attempts: 1 })),
     );
-    expect(await syncBatch(first, env(), { directus: flaky })).toMatchObject({ retried: 1, erasures: 0 });
-    expect(failed).toBe(true);
+    expect(await syncBatch(first, env(), { directus: flaky.client })).toMatchObject({
+      retried: 1,
+      erasures: 0,
+    });
+    expect(flaky.failed()).toBe(true);
 
     const again = await consume(erasure, 2);
     expect(again.explicitAcks).toEqual([erasure[0]?.id]);
@@ -511,27 +520,18 @@ async function erasureFailingAtPeople(prefix: string) {
   expect(await rows('dead_letters', { person_key: { _eq: person } })).toHaveLength(1);
 
   const erasure = deliveries([erasureMessage(person)]);
-  let failed = false;
-  const failingAtPeople = directusClient({
-    url: DIRECTUS_TEST.url,
-    token: DIRECTUS_TEST.syncToken,
-    fetch: async (input, init) => {
-      if (!failed && init?.method === 'DELETE' && new URL(String(input)).pathname === '/items/people') {
-        failed = true;
-        return Response.json({ errors: [{ message: 'unavailable' }] }, { status: 503 });
-      }
-      return fetch(input, init);
-    },
-  });
+  const failingAtPeople = failingOnce(
+    (url, init) => init?.method === 'DELETE' && url.pathname === '/items/people',
+  );
   const first = createMessageBatch(
     'attune-events',
     erasure.map((d) => ({ ...d, timestamp: new Date(), attempts: 1 })),
   );
-  expect(await syncBatch(first, env(), { directus: failingAtPeople })).toMatchObject({
+  expect(await syncBatch(first, env(), { directus: failingAtPeople.client })).toMatchObject({
     retried: 1,
     erasures: 0,
   });
-  expect(failed).toBe(true);
+  expect(failingAtPeople.failed()).toBe(true);
   expect(await storedEventIds(person)).toEqual([]);
   expect(await rows('people', { person_key: { _eq: person } })).toHaveLength(1);
   const proofId = erasure[0]?.id ?? '';
