@@ -62,6 +62,11 @@ export class DirectusError extends Error {
   }
 }
 
+/** Whether Directus refused outright (a 4xx other than the retryable ones): trying again will not help. */
+export function isPermanent(e: unknown): e is DirectusError {
+  return e instanceof DirectusError && !e.retryable;
+}
+
 /**
  * Whether a failed call may succeed when tried again. 401/403 count as retryable: a bad
  * token or policy concerns every item, so the sync waits for an operator's fix instead of

@@ -33,7 +33,7 @@ import {
   QueueMessageSchema,
 } from '@attune/shared-schema';
 import type { CovisitDelivery } from '../decide/covisitation.ts';
-import { type DirectusClient, DirectusError, directusFromEnv } from '../directus/client.ts';
+import { type DirectusClient, DirectusError, directusFromEnv, isPermanent } from '../directus/client.ts';
 import { parsePersonKey } from '../identity/index.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
@@ -109,11 +109,6 @@ type Parsed<T extends QueueMessage> = { msg: Msg; body: T };
 function errorReason(e: unknown): string {
   if (e instanceof Error) return e.message.slice(0, 500);
   return String(e).slice(0, 500);
-}
-
-/** Whether Directus refused outright (a 4xx other than the retryable ones): trying again will not help. */
-export function isPermanent(e: unknown): e is DirectusError {
-  return e instanceof DirectusError && !e.retryable;
 }
 
 /** Whether a failed bulk write should be split into one write per item. */

@@ -19,10 +19,10 @@
  *   copy, the letter stays in `dead_letters`, listed and resendable, rather than be lost.
  */
 import { type ErasureMessage, QueueMessageSchema } from '@attune/shared-schema';
-import { type DirectusClient, directusFromEnv } from '../directus/client.ts';
+import { type DirectusClient, directusFromEnv, isPermanent } from '../directus/client.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
-import { type ErasureCheck, erase, isPermanent, personSlot } from './consumer.ts';
+import { type ErasureCheck, erase, personSlot } from './consumer.ts';
 import { type DeadLetterRow, deadLetterRow, PENDING_ERASURE, retryDelaySeconds } from './mapping.ts';
 
 /** The dead-letter queue's name (wrangler.toml `dead_letter_queue`). */

@@ -23,7 +23,7 @@
  *   lets the attune-sync role create proofs only: there the proof is written once, when the
  *   erasure is done, with what that attempt did, as before.
  */
-import { type DirectusClient, DirectusError } from '../directus/client.ts';
+import { type DirectusClient, isPermanent } from '../directus/client.ts';
 import type { ErasureProofRow } from './mapping.ts';
 
 /** What a proof counts. */
@@ -60,7 +60,7 @@ export async function openErasureProof(
     // Privacy first: a proof Directus refuses outright (a permanent error, which a retry
     // would meet again) must not hold back the erasure itself. It is written when done, as
     // on an instance without the route; what is retryable is retried with the erasure.
-    if (!(e instanceof DirectusError) || e.retryable) throw e;
+    if (!isPermanent(e)) throw e;
     console.error(
       JSON.stringify({
         level: 'error',
