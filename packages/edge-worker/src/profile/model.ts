@@ -678,20 +678,23 @@ export function laterPromo(
 /** Pairs a profile remembers having counted (a short hash each: product ids run to 128 characters). */
 export const MAX_COUNTED_PAIRS = 32;
 
-/** The pairs counted within `covisitOncePerMs` of `now`, oldest first, at most MAX_COUNTED_PAIRS (the newest). */
-function recentPairs(pairs: [string, number][], now: number, rules: ProfileRules): [string, number][] {
+/**
+ * Forgets, in place, the pairs of a list (oldest first) counted `covisitOncePerMs` or longer
+ * before `now` and, past MAX_COUNTED_PAIRS, the oldest.
+ */
+function forgetOldPairs(pairs: [string, number][], now: number, rules: ProfileRules): void {
   let first = 0;
   while (first < pairs.length && now - (pairs[first]?.[1] ?? now) >= rules.covisitOncePerMs) first++;
-  return pairs.slice(Math.max(first, pairs.length - MAX_COUNTED_PAIRS));
+  pairs.splice(0, Math.max(first, pairs.length - MAX_COUNTED_PAIRS));
 }
 
 /**
  * Whether this person's view of `to` after `from` counts as a "viewed next" pair: not when
- * they counted it within `covisitOncePerMs`. Records it when it does, forgetting pairs
- * counted longer ago and, past MAX_COUNTED_PAIRS, the oldest. (A browser cycling through
- * more pairs than it remembers counts some again: at most one per view, as before.) A
- * list, oldest first, changed in place: this runs for most product views, on the ingest's
- * hot path (rebuilding a record per view cost a measurable share of a batch's CPU).
+ * they counted it within `covisitOncePerMs`. Records it when it does (forgetOldPairs). (A
+ * browser cycling through more pairs than it remembers counts some again: at most one per
+ * view, as before.) A list, oldest first, changed in place: this runs for most product
+ * views, on the ingest's hot path (rebuilding a record per view cost a measurable share of
+ * a batch's CPU).
  */
 function countsPair(
   state: ProfileState,
@@ -703,10 +706,10 @@ function countsPair(
   const key = hash32(`${from}\u0000${to}`).toString(36);
   state.covisited ??= [];
   const pairs = state.covisited;
-  while (pairs.length > 0 && now - (pairs[0]?.[1] ?? now) >= rules.covisitOncePerMs) pairs.shift();
+  forgetOldPairs(pairs, now, rules);
   for (const [pair] of pairs) if (pair === key) return false;
   pairs.push([key, now]);
-  if (pairs.length > MAX_COUNTED_PAIRS) pairs.shift();
+  forgetOldPairs(pairs, now, rules);
   return true;
 }
 
@@ -768,12 +771,11 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
   const latest = new Map<string, number>();
   for (const [pair, at] of [...(into.covisited ?? []), ...(from.covisited ?? [])])
     latest.set(pair, Math.max(at, latest.get(pair) ?? at));
-  if (latest.size > 0)
-    into.covisited = recentPairs(
-      [...latest].sort((a, b) => a[1] - b[1]),
-      now,
-      rules,
-    );
+  if (latest.size > 0) {
+    const pairs = [...latest].sort((a, b) => a[1] - b[1]);
+    forgetOldPairs(pairs, now, rules);
+    into.covisited = pairs;
+  }
   if (from.lastProductView !== undefined && (into.lastProductView?.at ?? 0) < from.lastProductView.at)
     into.lastProductView = from.lastProductView;
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
