@@ -20,8 +20,11 @@ import {
   type ConsentCategoryConfig,
   type ConsentConfig,
   ConsentConfigSchema,
+  type ConsentState,
+  consentInForce,
   DEFAULT_CONSENT_CONFIG,
   DEFAULT_POLICY_VERSION,
+  normalizeConsent,
   PURPOSES,
 } from '@attune/shared-schema';
 import { withinBudget } from '../budget/index.ts';
@@ -236,6 +239,17 @@ export async function getConsentConfig(
 /** The configuration a read puts in force: the site's, or the built-ins when it is unavailable. */
 export const configInForce = (read: ConsentConfigRead): ConsentConfig =>
   read.ok ? read.config : DEFAULT_CONSENT_CONFIG;
+
+/**
+ * A browser's claim as a read of the site's configuration puts it in force: none when made
+ * under another policy version than the site's (the person is asked again), else what the
+ * site offers of it (a disabled category grants nothing). While the configuration cannot be
+ * read, the built-ins stand in and the version is not judged. The ingest and the first-party
+ * cookies judge a claim with it.
+ */
+export function claimInForce(claim: ConsentState, read: ConsentConfigRead): ConsentState | undefined {
+  return read.ok ? consentInForce(claim, read.config) : normalizeConsent(claim, DEFAULT_CONSENT_CONFIG);
+}
 
 /**
  * The consent configuration in force for a site, or `{ ok: false }` when Directus could

@@ -22,7 +22,12 @@ import {
   type Purpose,
   type QueueMessage,
 } from '@attune/shared-schema';
-import { configInForce, readConsentConfig } from '../config/consent-config.ts';
+import {
+  type ConsentConfigRead,
+  claimInForce,
+  configInForce,
+  readConsentConfig,
+} from '../config/consent-config.ts';
 import { enrichEvent, type RequestFacts } from '../enrich/index.ts';
 import { checkUserIdSignature, type SignatureCheck } from '../identity/index.ts';
 import { count, log } from '../observability/index.ts';
@@ -90,16 +95,15 @@ function consentOfConsentEvent(event: CustomerAction): ConsentState | undefined 
 }
 
 /**
- * The consent an event carries, normalized against the site's categories, GPC applied.
- * `versionKnown`: `config` is the site's own, not the built-ins standing in while it is
- * unavailable, so a claim can be judged against its policy version.
+ * The consent an event carries, normalized against the site's categories (`config`, what
+ * `read` puts in force), GPC applied.
  */
 function claimedConsent(
   event: CustomerAction,
+  read: ConsentConfigRead,
   config: ConsentConfig,
   gpc: boolean,
   trusted: boolean,
-  versionKnown: boolean,
 ): ConsentState | undefined {
   const raw = event.type === 'consent' ? consentOfConsentEvent(event) : event.context?.consent;
   if (raw === undefined) {
@@ -109,15 +113,17 @@ function claimedConsent(
       : applyGpc(normalizeConsent({ categories: {}, policyVersion: config.policyVersion }, config), gpc);
   }
   // A browser's choice made under another policy version than the site's grants nothing, as
-  // everywhere else at the edge (consentInForce): the person is asked again. Before, a tab
+  // everywhere else at the edge (claimInForce): the person is asked again. Before, a tab
   // opened before a marketer's change, which read /v1/config once, went on sending under the
   // old grant into the event log, the profile and marketing. A consent event is the choice
   // itself, kept as proof whatever its version; a server producer (trusted) does not track
   // the tag's policy versions, and its claim stands as it did.
-  const stale =
-    versionKnown && !trusted && event.type !== 'consent' && raw.policyVersion !== config.policyVersion;
-  const claim = stale ? { categories: {}, policyVersion: config.policyVersion } : raw;
-  return applyGpc(normalizeConsent(claim, config), gpc);
+  const judged =
+    trusted || event.type === 'consent' ? normalizeConsent(raw, config) : claimInForce(raw, read);
+  return applyGpc(
+    judged ?? normalizeConsent({ categories: {}, policyVersion: config.policyVersion }, config),
+    gpc,
+  );
 }
 
 /** Why an event named as one of the edge's own (EDGE_EVENT_NAMES) is refused, and what to do instead. */
@@ -219,7 +225,7 @@ export async function ingestBatch(
         event = verified;
       }
     }
-    const consent = interned(claimedConsent(event, config, gpc, trusted, read.ok));
+    const consent = interned(claimedConsent(event, read, config, gpc, trusted));
     if (consent !== undefined && event.type !== 'consent' && grantedPurposes(consent).length === 0) {
       consentDropped++;
       continue;

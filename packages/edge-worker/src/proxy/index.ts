@@ -7,17 +7,10 @@
  * other content types, other methods, non-200 answers — passes through untouched.
  */
 import type { ConsentState, EventMessage } from '@attune/shared-schema';
-import {
-  applyGpc,
-  consentInForce,
-  DEFAULT_CONSENT_CONFIG,
-  LIMITS,
-  normalizeConsent,
-  readJsonText,
-} from '@attune/shared-schema';
+import { applyGpc, consentInForce, LIMITS, readJsonText } from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
-import { type ConsentConfigRead, readConsentConfig } from '../config/consent-config.ts';
+import { type ConsentConfigRead, claimInForce, readConsentConfig } from '../config/consent-config.ts';
 import { cachedCovisits, readCovisits } from '../decide/covisitation.ts';
 import {
   catalogWithinBudget,
@@ -167,11 +160,9 @@ async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL
   const writeKey = parsed.ok ? (parsed.json as { writeKey?: unknown }).writeKey : undefined;
   const site = typeof writeKey === 'string' ? await getSiteByWriteKey(c.env, writeKey) : undefined;
   if (!site) return answer;
-  const granted = grantedChoice(
-    visitor.consent,
-    await readConsentConfig(c.env, site.id),
-    c.req.header('sec-gpc') === '1',
-  );
+  // The choice as the ingest judged it (claimInForce), GPC applied.
+  const inForce = claimInForce(visitor.consent, await readConsentConfig(c.env, site.id));
+  const granted = inForce && applyGpc(inForce, c.req.header('sec-gpc') === '1');
   const secure = url.protocol === 'https:';
   // Read from a copy before the answer's body moves to the response.
   const storesId = granted !== undefined && allowsStoredId(granted) && (await tookEvents(answer));
@@ -184,23 +175,6 @@ async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL
     storesId ? anonymousIdCookie(visitor.anonymousId, secure) : expiredAnonymousIdCookie(secure),
   );
   return response;
-}
-
-/**
- * A batch's choice as the ingest judges it: under the site's categories (a disabled one
- * grants nothing), none when made under another policy version, GPC applied. While the
- * site's configuration cannot be read, the built-ins stand in and the version is not judged,
- * as in the ingest.
- */
-function grantedChoice(
-  claim: ConsentState,
-  policy: ConsentConfigRead,
-  gpc: boolean,
-): ConsentState | undefined {
-  const choice = policy.ok
-    ? consentInForce(claim, policy.config)
-    : normalizeConsent(claim, DEFAULT_CONSENT_CONFIG);
-  return choice && applyGpc(choice, gpc);
 }
 
 /** Whether the ingest's answer says it took events (accepted now, or before: a retry's duplicates). */
