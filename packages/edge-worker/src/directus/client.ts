@@ -27,7 +27,10 @@ export interface ErasureProofChange {
   proof: { id: string; site_id: string; reason: string | null; requested_at: string };
   /** Added to the proof's counts: `events_deleted`, `orders_anonymized`, … */
   add?: Record<string, number>;
-  /** When the erasure was done: closes the proof. */
+  /**
+   * Closes the proof: the erasure is done. The route checks it is a time but stamps the
+   * proof with its own clock (a caller's time could predate the request).
+   */
   erasedAt?: string;
 }
 
