@@ -8,8 +8,8 @@
  */
 import type { CovisitMessage } from '@attune/shared-schema';
 import { getCatalog } from '../catalog/index.ts';
+import { hash32 } from '../hash/index.ts';
 import type { CountedMessage, NextItem, Transition } from './covisitation-do.ts';
-import { hash32 } from './holdout.ts';
 import type { CovisitCounts } from './scorer.ts';
 
 /** Shards per site: one CovisitationDO holds the successors of the products hashed to it. */

@@ -6,23 +6,10 @@
  * between experiments.
  */
 
+import { hash32 } from '../hash/index.ts';
+
 /** The experiment name recorded with every decision; change it to reshuffle the groups. */
 export const DEFAULT_EXPERIMENT = 'personalization-v1';
-
-/** 32-bit FNV-1a over UTF-16 code units, then the murmur3 finalizer to spread similar ids. */
-export function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** Parses HOLDOUT_PERCENT: a number 0..100, anything else falls back to 10. */
 export function holdoutPercent(raw: string | undefined): number {

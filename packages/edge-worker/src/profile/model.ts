@@ -16,7 +16,7 @@ import {
   KNOWN_EVENT_NAMES,
   SIGNAL_WEIGHT,
 } from '@attune/shared-schema';
-import { hash32 } from '../decide/holdout.ts';
+import { hash32 } from '../hash/index.ts';
 import { EDGE_EVENT } from './edge-events.ts';
 import type { OfferedPromo, PersonKey, ProfileSummary, ProfileView, RecentAction } from './types.ts';
 import { newUlid } from './ulid.ts';
