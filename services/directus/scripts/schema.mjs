@@ -293,6 +293,12 @@ export const COLLECTIONS = [
         },
       },
       text('description'),
+      // Whose row it is: the edge serves a site only its own rows and the shared ones.
+      str('site_id', {
+        length: 64,
+        indexed: true,
+        meta: { note: 'The site it is for (as in ATTUNE_SITES); empty: every site' },
+      }),
     ],
   },
   {
@@ -337,6 +343,12 @@ export const COLLECTIONS = [
       }),
       bool('isDefault', false),
       int('priority', 0),
+      // Whose row it is: the edge serves a site only its own rows and the shared ones.
+      str('site_id', {
+        length: 64,
+        indexed: true,
+        meta: { note: 'The site it is for (as in ATTUNE_SITES); empty: every site' },
+      }),
     ],
   },
   {
@@ -360,6 +372,12 @@ export const COLLECTIONS = [
       json('when'),
       json('recommend'),
       json('promo'),
+      // Whose row it is: the edge serves a site only its own rows and the shared ones.
+      str('site_id', {
+        length: 64,
+        indexed: true,
+        meta: { note: 'The site it is for (as in ATTUNE_SITES); empty: every site' },
+      }),
     ],
   },
   {

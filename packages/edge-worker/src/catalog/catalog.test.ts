@@ -119,15 +119,15 @@ describe('catalog at the edge', () => {
 
   // First of the file's reads: only a cold isolate has no catalog to fall back on.
   it('degrades to an empty catalog (defaults only) when Directus is unreachable and nothing is cached', async () => {
-    const index = await getCatalog({ ...withDirectus, DIRECTUS_TOKEN: 'wrong' });
+    const index = await getCatalog({ ...withDirectus, DIRECTUS_TOKEN: 'wrong' }, 'demo');
     expect(index.products).toEqual([]);
   });
 
   it('loads from Directus once, then serves from memory and KV', async () => {
     const before = await directusReads();
-    const first = await getCatalog(withDirectus);
+    const first = await getCatalog(withDirectus, 'demo');
     expect(first.products.map((p) => p.id)).toEqual(['d-jacket', 'd-socks']);
-    const second = await getCatalog(withDirectus);
+    const second = await getCatalog(withDirectus, 'demo');
     expect(second).toBe(first);
     expect(await directusReads()).toBe(before + 3);
     const version = await env.EDGE_CACHE.get(CATALOG_VERSION_KEY);
@@ -136,17 +136,17 @@ describe('catalog at the edge', () => {
   });
 
   it('reloads after the webhook invalidates it', async () => {
-    const first = await getCatalog(withDirectus);
+    const first = await getCatalog(withDirectus, 'demo');
     const before = await directusReads();
     const version = await invalidateCatalog(withDirectus);
-    const next = await getCatalog(withDirectus);
+    const next = await getCatalog(withDirectus, 'demo');
     expect(next.version).toBe(version);
     expect(next.version).not.toBe(first.version);
     expect(await directusReads()).toBe(before + 3);
   });
 
   it('lands an invalidation whose KV write is refused once (two changes within a second)', async () => {
-    await getCatalog(withDirectus);
+    await getCatalog(withDirectus, 'demo');
     let refusals = 1;
     const kv = {
       get: (key: string) => env.EDGE_CACHE.get(key),
@@ -158,7 +158,7 @@ describe('catalog at the edge', () => {
     // Before, the webhook failed and the previous catalog stayed in force everywhere.
     const version = await invalidateCatalog({ ...withDirectus, EDGE_CACHE: kv });
     expect(await env.EDGE_CACHE.get(CATALOG_VERSION_KEY)).toBe(version);
-    expect((await getCatalog(withDirectus)).version).toBe(version);
+    expect((await getCatalog(withDirectus, 'demo')).version).toBe(version);
   });
 
   it('serves a catalog KV refuses to store (over its value limit) from memory, without reading Directus again', async () => {
@@ -172,11 +172,11 @@ describe('catalog at the edge', () => {
     const tooBig = { ...withDirectus, EDGE_CACHE: kv };
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
     const before = await directusReads();
-    const first = await getCatalog(tooBig);
+    const first = await getCatalog(tooBig, 'demo');
     // Before, the failed write left the empty catalog in force, and Directus was read again
     // every few seconds.
     expect(first.products.map((p) => p.id)).toEqual(['d-jacket', 'd-socks']);
-    expect(await getCatalog(tooBig)).toBe(first);
+    expect(await getCatalog(tooBig, 'demo')).toBe(first);
     expect(await directusReads()).toBe(before + 3);
     expect(warn.mock.calls.map((call) => String(call[0])).join('\n')).toContain('catalog not cached in KV');
     warn.mockRestore();
@@ -206,7 +206,7 @@ describe('catalog at the edge', () => {
   it('serves a published snapshot without asking Directus, indexed for decisions', async () => {
     const before = await directusReads();
     await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
-    const index = await getCatalog(withDirectus);
+    const index = await getCatalog(withDirectus, 'demo');
     expect(index.version).toBe('fixture-1');
     expect(index.postings.get('category:coffee')?.length).toBe(4);
     expect(index.byPopularity.length).toBe(FIXTURE_CATALOG.products.length - 1);
@@ -216,8 +216,8 @@ describe('catalog at the edge', () => {
   it('remembers that Directus failed: later requests do not each try it again', async () => {
     const broken = { ...withDirectus, DIRECTUS_TOKEN: 'wrong' };
     const before = await directusAttempts();
-    const [first] = await Promise.all(Array.from({ length: 5 }, () => getCatalog(broken)));
-    for (let i = 0; i < 5; i++) expect(await getCatalog(broken)).toBe(first);
+    const [first] = await Promise.all(Array.from({ length: 5 }, () => getCatalog(broken, 'demo')));
+    for (let i = 0; i < 5; i++) expect(await getCatalog(broken, 'demo')).toBe(first);
     // One attempt (its three collection reads), not one per request.
     const reads = (await directusAttempts()) - before;
     expect(reads).toBeGreaterThan(0);
@@ -225,14 +225,14 @@ describe('catalog at the edge', () => {
   });
 
   it('keeps serving the last good catalog, not an empty one, when Directus fails after an invalidation', async () => {
-    const good = await getCatalog(withDirectus);
+    const good = await getCatalog(withDirectus, 'demo');
     expect(good.products.length).toBeGreaterThan(0);
     // The webhook invalidates it; then Directus turns the Worker away (for the 5 s the
     // failure is remembered, and on every retry after it).
     await invalidateCatalog(withDirectus);
     const broken = { ...withDirectus, DIRECTUS_TOKEN: 'wrong' };
     for (let i = 0; i < 3; i++) {
-      const served = await getCatalog(broken);
+      const served = await getCatalog(broken, 'demo');
       expect(served.products.map((p) => p.id)).toEqual(['d-jacket', 'd-socks']);
       expect(served.slotContent.get('hero')?.[0]?.title).toBe('From Directus');
     }
@@ -246,7 +246,7 @@ describe('catalog at the edge', () => {
     /** This isolate holds fixture-1; another isolate publishes fixture-2 (only KV changes). */
     async function heldThenPublishedElsewhere(): Promise<void> {
       await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
-      expect((await getCatalog(withDirectus)).version).toBe('fixture-1');
+      expect((await getCatalog(withDirectus, 'demo')).version).toBe('fixture-1');
       await env.EDGE_CACHE.put(
         'catalog:snapshot:fixture-2',
         JSON.stringify({ ...FIXTURE_CATALOG, version: 'fixture-2' }),
@@ -262,14 +262,16 @@ describe('catalog at the edge', () => {
       vi.setSystemTime(Date.now() + CATALOG_RECHECK_MS + 1);
 
       const kept: Promise<unknown>[] = [];
-      const served = await getCatalog(withDirectus, (promise) => kept.push(promise));
+      const served = await getCatalog(withDirectus, 'demo', (promise) => kept.push(promise));
       expect(served.version).toBe('fixture-1');
       expect(kept).toHaveLength(1);
       // Requests that come while it runs neither wait for it nor start another.
-      expect((await getCatalog(withDirectus, (promise) => kept.push(promise))).version).toBe('fixture-1');
+      expect((await getCatalog(withDirectus, 'demo', (promise) => kept.push(promise))).version).toBe(
+        'fixture-1',
+      );
       expect(kept).toHaveLength(1);
       await kept[0];
-      expect((await getCatalog(withDirectus)).version).toBe('fixture-2');
+      expect((await getCatalog(withDirectus, 'demo')).version).toBe('fixture-2');
     });
 
     it('gives up on a refresh stuck for good and starts another, instead of serving what it holds forever', async () => {
@@ -282,21 +284,25 @@ describe('catalog at the edge', () => {
       vi.useFakeTimers({ toFake: ['Date'] });
       vi.setSystemTime(Date.now() + CATALOG_RECHECK_MS + 1);
       const kept: Promise<unknown>[] = [];
-      expect((await getCatalog(stuck, (promise) => kept.push(promise))).version).toBe('fixture-1');
+      expect((await getCatalog(stuck, 'demo', (promise) => kept.push(promise))).version).toBe('fixture-1');
       vi.setSystemTime(Date.now() + READ_GIVEN_UP_MS - 1);
-      expect((await getCatalog(withDirectus, (promise) => kept.push(promise))).version).toBe('fixture-1');
+      expect((await getCatalog(withDirectus, 'demo', (promise) => kept.push(promise))).version).toBe(
+        'fixture-1',
+      );
       // Not yet given up: no second refresh.
       expect(kept).toHaveLength(1);
       vi.setSystemTime(Date.now() + 2);
-      expect((await getCatalog(withDirectus, (promise) => kept.push(promise))).version).toBe('fixture-1');
+      expect((await getCatalog(withDirectus, 'demo', (promise) => kept.push(promise))).version).toBe(
+        'fixture-1',
+      );
       expect(kept).toHaveLength(2);
       await kept[1];
-      expect((await getCatalog(withDirectus)).version).toBe('fixture-2');
+      expect((await getCatalog(withDirectus, 'demo')).version).toBe('fixture-2');
     });
 
     it('releases the callers waiting on a first load that is stuck for good once it is given up', async () => {
       await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
-      await getCatalog(withDirectus);
+      await getCatalog(withDirectus, 'demo');
       // Nothing held now: a caller with no budget of its own (a trigger run) waits for the load.
       await invalidateCatalog(withDirectus);
       const stuck = {
@@ -305,7 +311,7 @@ describe('catalog at the edge', () => {
       };
       vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
       let served = 'still waiting';
-      void getCatalog(stuck, () => undefined).then((catalog) => {
+      void getCatalog(stuck, 'demo', () => undefined).then((catalog) => {
         served = catalog.version;
       });
       await vi.advanceTimersByTimeAsync(READ_GIVEN_UP_MS - 1);
@@ -319,13 +325,13 @@ describe('catalog at the edge', () => {
       await putCatalogSnapshot(withDirectus, FIXTURE_CATALOG);
       const kept: Promise<unknown>[] = [];
       // No catalog held (just published): this request waits for the refresh of fixture-1…
-      const before = getCatalog(withDirectus, (promise) => kept.push(promise));
+      const before = getCatalog(withDirectus, 'demo', (promise) => kept.push(promise));
       // …and the webhook invalidates while it runs.
       const version = await invalidateCatalog(withDirectus);
       // (What that request is served depends on which came first, its read or the invalidation.)
       await before;
       await Promise.all(kept);
-      const after = await getCatalog(withDirectus);
+      const after = await getCatalog(withDirectus, 'demo');
       expect(after.version).toBe(version);
     });
   });

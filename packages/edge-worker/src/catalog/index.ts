@@ -1,6 +1,7 @@
 /**
- * The catalog at the edge: a snapshot from Directus, indexed once per version and kept in
- * isolate memory, shared between isolates through EDGE_CACHE (KV) under a version key.
+ * The catalog at the edge: a snapshot from Directus, indexed once per version and site and
+ * kept in isolate memory, shared between isolates through EDGE_CACHE (KV) under a version key.
+ * A site is served its own rows and the shared ones (no `siteId`), never another site's.
  * The Directus webhook calls `invalidateCatalog`, which bumps the version: this isolate
  * reloads at once, others within CATALOG_RECHECK_MS.
  */
@@ -24,9 +25,51 @@ const SNAPSHOT_TTL_S = 7 * 24 * 3600;
 /** After a failed Directus read, wait this long before trying again (serving what is held meanwhile). */
 const FAILURE_RETRY_MS = 5_000;
 
+/** A snapshot as read, with its indexes built so far (one per site that asked). */
+interface HeldCatalog {
+  snapshot: CatalogSnapshot;
+  bySite: Map<string, CatalogIndex>;
+}
+
 interface Memo {
-  index: CatalogIndex;
+  held: HeldCatalog;
   checkedAt: number;
+}
+
+/**
+ * Holds a snapshot, indexed at once for the sites the catalog it replaces served: built in
+ * the refresh (off the request when revalidating), not by the next decision of each site.
+ */
+function hold(snapshot: CatalogSnapshot, sites: Iterable<string> = []): HeldCatalog {
+  const held: HeldCatalog = { snapshot, bySite: new Map() };
+  for (const siteId of sites) indexFor(held, siteId);
+  return held;
+}
+
+/** The sites this isolate has served a catalog to (the last one held). */
+function servedSites(): string[] {
+  return [...((memo?.held ?? lastGood)?.bySite.keys() ?? [])];
+}
+
+/** A site's rows of a snapshot: its own and the shared ones. */
+export function siteCatalog(snapshot: CatalogSnapshot, siteId: string): CatalogSnapshot {
+  const ours = (row: { siteId?: string }) => row.siteId === undefined || row.siteId === siteId;
+  return {
+    version: snapshot.version,
+    products: snapshot.products.filter(ours),
+    slotContent: snapshot.slotContent.filter(ours),
+    triggerRules: snapshot.triggerRules.filter(ours),
+  };
+}
+
+/** The site's index of a held snapshot, built once per version and site in this isolate. */
+function indexFor(held: HeldCatalog, siteId: string): CatalogIndex {
+  let index = held.bySite.get(siteId);
+  if (index === undefined) {
+    index = buildCatalogIndex(siteCatalog(held.snapshot, siteId));
+    held.bySite.set(siteId, index);
+  }
+  return index;
 }
 
 /** The bindings the catalog needs (a narrower view of Env, so tests can point it elsewhere). */
@@ -41,8 +84,8 @@ let memo: Memo | undefined;
  * The last catalog a read installed, kept across invalidations: what a decision serves
  * while a load is slower than its budget (an invalidated catalog beats no catalog).
  */
-let lastGood: CatalogIndex | undefined;
-let loading: { refresh: Promise<CatalogIndex>; startedAt: number } | undefined;
+let lastGood: HeldCatalog | undefined;
+let loading: { refresh: Promise<HeldCatalog>; startedAt: number } | undefined;
 /**
  * Bumped by every invalidation, and when a stuck refresh is given up: a refresh that began
  * before must not install what it read.
@@ -59,23 +102,24 @@ function emptyCatalog(): CatalogIndex {
 }
 
 /**
- * What a decision uses when `getCatalog` is slower than its budget: the last catalog this
- * isolate read (even one invalidated since), else an empty one (defaults only).
+ * What a decision uses when `getCatalog` is slower than its budget: the site's part of the
+ * last catalog this isolate read (even one invalidated since), else an empty one (defaults only).
  */
-export function lastCatalog(): CatalogIndex {
-  return lastGood ?? emptyCatalog();
+export function lastCatalog(siteId: string): CatalogIndex {
+  return lastGood ? indexFor(lastGood, siteId) : emptyCatalog();
 }
 
 /**
- * The indexed catalog for decisions; never throws (an unreadable source yields the last good
- * or an empty catalog). `keepAlive` is the request's waitUntil (the runtime's by default).
+ * The site's indexed catalog for decisions; never throws (an unreadable source yields the
+ * last good or an empty catalog). `keepAlive` is the request's waitUntil (the runtime's by default).
  */
 export async function getCatalog(
   env: CatalogEnv,
+  siteId: string,
   keepAlive: (promise: Promise<unknown>) => void = waitUntil,
 ): Promise<CatalogIndex> {
   const now = Date.now();
-  if (memo && now - memo.checkedAt < CATALOG_RECHECK_MS) return memo.index;
+  if (memo && now - memo.checkedAt < CATALOG_RECHECK_MS) return indexFor(memo.held, siteId);
   if (loading && now - loading.startedAt > READ_GIVEN_UP_MS) {
     // Stuck (see READ_GIVEN_UP_MS): without giving it up, this isolate would serve the
     // catalog it holds for good, however often a marketer changed it since.
@@ -95,31 +139,35 @@ export async function getCatalog(
   }
   // Stale while revalidating: a decision never waits for KV or Directus when this isolate
   // already holds a catalog (a hung Directus would otherwise hold every request for its timeout).
-  if (memo) return memo.index;
+  if (memo) return indexFor(memo.held, siteId);
   // With none held, a caller waits, but not past the point where the refresh is given up:
   // one stuck for good (see READ_GIVEN_UP_MS) would hold callers with no budget of their
   // own, a trigger run's follow-ups, for good. They get what a slow decision gets.
-  return withinBudget(loading.refresh, loading.startedAt + READ_GIVEN_UP_MS - now, lastCatalog());
+  return withinBudget(
+    loading.refresh.then((held) => indexFor(held, siteId)),
+    loading.startedAt + READ_GIVEN_UP_MS - now,
+    lastCatalog(siteId),
+  );
 }
 
 /** Installs what a refresh found, unless an invalidation came after the refresh began. */
-function keep(from: number, next: Memo, read = true): CatalogIndex {
+function keep(from: number, next: Memo, read = true): HeldCatalog {
   if (from === generation) {
     memo = next;
     // A failure's stand-in is not a catalog that was read.
-    if (read) lastGood = next.index;
+    if (read) lastGood = next.held;
   }
-  return next.index;
+  return next.held;
 }
 
-async function refresh(env: CatalogEnv, now: number, from: number): Promise<CatalogIndex> {
+async function refresh(env: CatalogEnv, now: number, from: number): Promise<HeldCatalog> {
   try {
     let version = await env.EDGE_CACHE.get(CATALOG_VERSION_KEY);
-    if (memo && version !== null && memo.index.version === version)
-      return keep(from, { index: memo.index, checkedAt: now });
+    if (memo && version !== null && memo.held.snapshot.version === version)
+      return keep(from, { held: memo.held, checkedAt: now });
     if (version !== null) {
       const stored = await env.EDGE_CACHE.get<CatalogSnapshot>(snapshotKey(version), 'json');
-      if (stored) return keep(from, { index: buildCatalogIndex(stored), checkedAt: now });
+      if (stored) return keep(from, { held: hold(stored, servedSites()), checkedAt: now });
     } else {
       version = newVersion();
       await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, version);
@@ -129,7 +177,6 @@ async function refresh(env: CatalogEnv, now: number, from: number): Promise<Cata
       console.warn(
         JSON.stringify({ msg: 'catalog rows skipped', count: skipped.length, first: skipped.slice(0, 5) }),
       );
-    const index = buildCatalogIndex(snapshot);
     try {
       await env.EDGE_CACHE.put(snapshotKey(version), JSON.stringify(snapshot), {
         expirationTtl: SNAPSHOT_TTL_S,
@@ -140,13 +187,13 @@ async function refresh(env: CatalogEnv, now: number, from: number): Promise<Cata
       // old catalog, reading all of Directus again every few seconds.
       console.warn(JSON.stringify({ msg: 'catalog not cached in KV', error: String(error).slice(0, 200) }));
     }
-    return keep(from, { index, checkedAt: now });
+    return keep(from, { held: hold(snapshot, servedSites()), checkedAt: now });
   } catch (error) {
     console.warn(JSON.stringify({ msg: 'catalog unavailable', error: String(error) }));
     const retryAt = now - CATALOG_RECHECK_MS + FAILURE_RETRY_MS;
     // After an invalidation `memo` is gone but the last catalog read is not: a Directus
     // outage must not turn every slot back to its defaults while one is at hand.
-    return keep(from, { index: memo?.index ?? lastCatalog(), checkedAt: retryAt }, false);
+    return keep(from, { held: memo?.held ?? lastGood ?? hold(EMPTY), checkedAt: retryAt }, false);
   }
 }
 

@@ -20,6 +20,17 @@ const jsonish = <T extends z.ZodType>(schema: T) =>
   }, schema);
 
 const text = z.string().max(2000);
+
+/**
+ * Directus names a row's site `site_id` (as on every sited collection); the edge's types
+ * say `siteId`. Renamed before validation, so each schema reads one name.
+ */
+const sited = <T extends z.ZodType>(schema: T) =>
+  z.preprocess(
+    (row) =>
+      row !== null && typeof row === 'object' && 'site_id' in row ? { ...row, siteId: row.site_id } : row,
+    schema,
+  );
 const key = z.string().min(1).max(128);
 
 const ProductSchema = z.object({
@@ -46,6 +57,13 @@ const ProductSchema = z.object({
     .transform((v) => v ?? ''),
   stock: z.coerce.number().int(),
   popularity: z.coerce.number().min(0).max(1).catch(0),
+  // The site the row belongs to: a row of one site must never reach another's pages,
+  // decisions or triggers. Empty (null): shared by every site, as rows were before.
+  siteId: z
+    .string()
+    .max(64)
+    .nullish()
+    .transform((v) => (v === null || v === undefined || v === '' ? undefined : v)),
 }) satisfies z.ZodType<Product, unknown>;
 
 const SlotVariantSchema = z.object({
@@ -79,6 +97,13 @@ const SlotVariantSchema = z.object({
     .nullish()
     .transform((v) => v ?? false),
   priority: z.coerce.number().default(0),
+  // The site the row belongs to: a row of one site must never reach another's pages,
+  // decisions or triggers. Empty (null): shared by every site, as rows were before.
+  siteId: z
+    .string()
+    .max(64)
+    .nullish()
+    .transform((v) => (v === null || v === undefined || v === '' ? undefined : v)),
 }) satisfies z.ZodType<SlotVariant, unknown>;
 
 const TriggerRuleSchema = z.object({
@@ -120,6 +145,13 @@ const TriggerRuleSchema = z.object({
   )
     .nullish()
     .transform((v) => v ?? undefined),
+  // The site the row belongs to: a row of one site must never reach another's pages,
+  // decisions or triggers. Empty (null): shared by every site, as rows were before.
+  siteId: z
+    .string()
+    .max(64)
+    .nullish()
+    .transform((v) => (v === null || v === undefined || v === '' ? undefined : v)),
 }) satisfies z.ZodType<TriggerRule, unknown>;
 
 /** Rows that failed validation, by collection and row id — reported, never fatal. */
@@ -158,11 +190,11 @@ export function parseRows<T>(
 }
 
 export const parseProducts = (rows: unknown, skipped: SkippedRow[]): Product[] =>
-  parseRows('products', rows, ProductSchema, skipped);
+  parseRows('products', rows, sited(ProductSchema), skipped);
 export const parseSlotContent = (rows: unknown, skipped: SkippedRow[]): SlotVariant[] =>
-  parseRows('slot_content', rows, SlotVariantSchema, skipped);
+  parseRows('slot_content', rows, sited(SlotVariantSchema), skipped);
 export const parseTriggerRules = (rows: unknown, skipped: SkippedRow[]): TriggerRule[] =>
-  parseRows('trigger_rules', rows, TriggerRuleSchema, skipped);
+  parseRows('trigger_rules', rows, sited(TriggerRuleSchema), skipped);
 
 const DIRECTUS_TIMEOUT_MS = 5000;
 
@@ -181,6 +213,7 @@ const PRODUCT_FIELDS = [
   'image',
   'stock',
   'popularity',
+  'site_id',
 ];
 
 async function readCollection(

@@ -15,6 +15,8 @@ export interface Product {
   stock: number;
   /** Popularity prior, 0..1 (e.g. normalized sales or views). */
   popularity: number;
+  /** The site whose catalog it is (Directus `site_id`); absent: every site's. */
+  siteId?: string;
 }
 
 /** A banner variant or promo a marketer can target at interests or segments. */
@@ -34,11 +36,15 @@ export interface SlotVariant {
   /** The default variant of its slot (served on no consent, holdout, or no match). */
   isDefault: boolean;
   priority: number;
+  /** The site whose pages it is for (Directus `site_id`); absent: every site's. */
+  siteId?: string;
 }
 
 /** A real-time trigger, editable by marketers as data. */
 export interface TriggerRule {
   id: string;
+  /** The site whose events it fires on (Directus `site_id`); absent: every site's. */
+  siteId?: string;
   enabled: boolean;
   /** The event that fires it, e.g. `cart.item.added`. */
   on: string;

@@ -47,9 +47,18 @@ export async function applyCovisits(env: Env, deliveries: CovisitDelivery[]): Pr
   // Only pairs of products the catalog holds are counted: a browser can name any id, and
   // made-up ones grew a site's shards without bound (nothing prunes a source product, and
   // no erasure reaches counts that name nobody). Without a catalog to judge by (none read
-  // yet, Directus unreachable), every pair counts, as before.
-  const catalog = await getCatalog(env);
-  const inCatalog = (id: string) => catalog.products.length === 0 || catalog.indexById.has(id);
+  // yet, Directus unreachable), every pair counts, as before. Each site's pairs are judged by
+  // its own catalog: another site's product ids are not this site's products.
+  const sites = new Set<string>();
+  for (const { visits: pairs } of deliveries)
+    for (const m of pairs) if (validId(m.siteId)) sites.add(m.siteId);
+  const catalogs = new Map(
+    await Promise.all([...sites].map(async (siteId) => [siteId, await getCatalog(env, siteId)] as const)),
+  );
+  const inCatalog = (siteId: string, id: string) => {
+    const catalog = catalogs.get(siteId);
+    return catalog === undefined || catalog.products.length === 0 || catalog.indexById.has(id);
+  };
   const byShard = new Map<
     string,
     { siteId: string; shard: number; messages: Map<string, Map<string, Transition>> }
@@ -59,7 +68,7 @@ export async function applyCovisits(env: Env, deliveries: CovisitDelivery[]): Pr
     visits += pairs.length;
     for (const m of pairs) {
       if (!validId(m.siteId) || !validId(m.from) || !validId(m.to) || m.from === m.to) continue;
-      if (!inCatalog(m.from) || !inCatalog(m.to)) continue;
+      if (!inCatalog(m.siteId, m.from) || !inCatalog(m.siteId, m.to)) continue;
       const shard = covisitShard(m.siteId, m.from);
       const key = `${m.siteId}\u0000${shard}`;
       let group = byShard.get(key);

@@ -72,8 +72,8 @@ export interface DecideOutcome {
  * (defaults); the load goes on in the request's waitUntil. Decide and the page proxy both
  * read it this way, so a page is personalized from the same catalog `/v1/decide` answers from.
  */
-export function catalogWithinBudget(env: Env, budgetMs: number): Promise<CatalogIndex> {
-  return withinBudget(getCatalog(env), budgetMs * 0.6, lastCatalog());
+export function catalogWithinBudget(env: Env, siteId: string, budgetMs: number): Promise<CatalogIndex> {
+  return withinBudget(getCatalog(env, siteId), budgetMs * 0.6, lastCatalog(siteId));
 }
 
 /** The person's profile, or null when there is none, it is unreachable, or it is too slow. */
@@ -104,7 +104,7 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
   // 5 s a read), so they are bounded like the profile (see catalogWithinBudget). A late
   // configuration is the one held for the site unless it is stale (else none: nothing
   // granted); its load goes on in the request's waitUntil.
-  const catalogRead = catalogWithinBudget(env, input.budgetMs);
+  const catalogRead = catalogWithinBudget(env, input.siteId, input.budgetMs);
   // The on-screen product's "viewed next" counts are aggregate (no person in them): read
   // them alongside the profile rather than after it — only for a product of the catalog.
   // Any caller can name any productId: each made-up one cost a shard read, and filled (then

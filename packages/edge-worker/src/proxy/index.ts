@@ -633,7 +633,7 @@ const prepare: DecisionPreparer = async (env, site, anonymousId, url, browserCon
     // The catalog is in isolate memory almost always; it names the product on screen. One
     // still loading (a cold isolate, or just after the webhook invalidated it) is waited for
     // only within the budget, then the last one held stands in, as on /v1/decide.
-    const catalog = await catalogWithinBudget(env, budgetMs);
+    const catalog = await catalogWithinBudget(env, site.id, budgetMs);
     const productId = productFromPath(url.pathname, catalog);
     // The reads' budget still ends at the request's deadline.
     const left = budgetMs - (Date.now() - asked);

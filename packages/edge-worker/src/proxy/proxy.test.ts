@@ -358,7 +358,7 @@ describe('edge proxy: a page while the catalog is slow to load', () => {
   it('is personalized within the budget from the last catalog held, as /v1/decide is, not served defaults', async () => {
     // This isolate holds a catalog; then the webhook invalidates it, and Directus is slower
     // than the whole budget (the fixture Directus answers this token after 2 s).
-    expect((await getCatalog(env)).version).toBe(FIXTURE_CATALOG.version);
+    expect((await getCatalog(env, 'demo')).version).toBe(FIXTURE_CATALOG.version);
     await invalidateCatalog(env);
     const slowDirectus = {
       ...env,
@@ -372,7 +372,7 @@ describe('edge proxy: a page while the catalog is slow to load', () => {
     expect(slot(html, 'recommendations')).toContain('class="card"');
     await waitOnExecutionContext(ctx);
     // The load went on after the page; it fails (an unknown token) and the last catalog stays.
-    expect((await getCatalog(slowDirectus)).version).toBe(FIXTURE_CATALOG.version);
+    expect((await getCatalog(slowDirectus, 'demo')).version).toBe(FIXTURE_CATALOG.version);
   });
 });
 

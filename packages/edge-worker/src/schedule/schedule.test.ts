@@ -30,7 +30,7 @@ import { CACHE_CHECK_CRON, RETENTION_CRON } from './index.ts';
 const directusWith = (token = 'test-directus-token') =>
   ({ ...env, DIRECTUS_URL: 'http://directus.fixture.test/', DIRECTUS_TOKEN: token }) as unknown as Env;
 
-const productIds = async (bindings: Env) => (await getCatalog(bindings)).products.map((p) => p.id);
+const productIds = async (bindings: Env) => (await getCatalog(bindings, 'demo')).products.map((p) => p.id);
 
 /**
  * `bindings` whose KV, on the first read of `key`, lets a webhook's invalidation land right

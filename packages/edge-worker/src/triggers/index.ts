@@ -75,7 +75,7 @@ export function promoCode(prefix: string): string {
 
 /** Runs the site's trigger rules for events a person just sent; returns events to record (e.g. promo.offered). */
 export async function runTriggers(env: Env, input: TriggerInput): Promise<CustomerAction[]> {
-  const catalog = await getCatalog(env);
+  const catalog = await getCatalog(env, input.siteId);
   if (catalog.triggerRules.length === 0) return [];
   // The person's choice as it stands today, as decide judges it: none if made under an
   // earlier policy version, and a category the marketer disabled grants nothing.

@@ -1,0 +1,128 @@
+/**
+ * One catalog per site: a deployment serving two shops serves each its own products, slot
+ * content and trigger rules (and the shared rows, those with no site), never the other's,
+ * on /v1/decide and in the triggers its events fire. Also that a Directus row's `site_id`
+ * is read.
+ */
+import { env } from 'cloudflare:workers';
+import type { DecideResponse } from '@attune/shared-schema';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { twoSitesEnv } from '../admin/test-support.ts';
+import { seedPerson, viewed } from '../decide/fixtures/people.ts';
+import { call } from '../ingest/test-support.ts';
+import { FIXTURE_CATALOG } from './fixtures/catalog.ts';
+import { getCatalog, putCatalogSnapshot } from './index.ts';
+import { parseProducts, parseSlotContent, parseTriggerRules, type SkippedRow } from './source.ts';
+import type { Product, SlotVariant } from './types.ts';
+
+const twoSites = twoSitesEnv();
+
+const product = (id: string, popularity: number, siteId?: string): Product => ({
+  id,
+  slug: id,
+  title: id,
+  category: 'outdoor',
+  tags: ['jacket'],
+  price: 10,
+  currency: 'EUR',
+  image: '',
+  stock: 5,
+  popularity,
+  ...(siteId !== undefined && { siteId }),
+});
+
+const hero = (id: string, priority: number, siteId?: string): SlotVariant => ({
+  id,
+  slot: 'hero',
+  kind: 'banner',
+  title: id,
+  body: '',
+  targetInterests: [],
+  targetSegments: [],
+  isDefault: true,
+  priority,
+  ...(siteId !== undefined && { siteId }),
+});
+
+beforeAll(async () => {
+  await putCatalogSnapshot(env, {
+    version: 'two-shops-1',
+    products: [
+      product('demo-jacket', 0.5, 'demo'),
+      // The other shop's best seller: before, it led the demo shop's recommendations.
+      product('other-secret-launch', 1, 'other'),
+      product('shared-socks', 0.3),
+    ],
+    slotContent: [hero('demo-hero', 1, 'demo'), hero('other-hero', 99, 'other')],
+    triggerRules: [],
+  });
+});
+
+afterAll(async () => {
+  await putCatalogSnapshot(env, FIXTURE_CATALOG);
+});
+
+async function decide(writeKey: string, origin: string, anonymousId: string): Promise<DecideResponse> {
+  const res = await call(null, {
+    method: 'GET',
+    origin,
+    path: `/v1/decide?writeKey=${writeKey}&slots=hero,recommendations&anonymousId=${anonymousId}`,
+    env: twoSites,
+  });
+  expect(res.status).toBe(200);
+  return res.json<DecideResponse>();
+}
+
+describe('two sites, one deployment', () => {
+  it("decides each site's slots from its own catalog and the shared rows only", async () => {
+    const demo = await decide('pk_demo_attune', 'http://localhost:3000', 'tenancy-visitor-a');
+    expect(demo.decisions.hero?.variant).toBe('demo-hero');
+    expect(demo.decisions.recommendations?.items?.map((i) => i.id).sort()).toEqual([
+      'demo-jacket',
+      'shared-socks',
+    ]);
+    const other = await decide('pk_other_attune', 'http://other.test', 'tenancy-visitor-b');
+    expect(other.decisions.hero?.variant).toBe('other-hero');
+    expect(other.decisions.recommendations?.items?.map((i) => i.id).sort()).toEqual([
+      'other-secret-launch',
+      'shared-socks',
+    ]);
+  });
+
+  it('personalizes a consented person from their own site only', async () => {
+    await seedPerson(env, 'anon:tenancy-consented', { personalization: true }, [
+      viewed('demo-jacket', 'outdoor', ['jacket']),
+    ]);
+    const demo = await decide('pk_demo_attune', 'http://localhost:3000', 'tenancy-consented');
+    expect(demo.decisions.recommendations?.items?.map((i) => i.id)).not.toContain('other-secret-launch');
+  });
+
+  it('getCatalog gives a site its own rows and the shared ones', async () => {
+    const ids = (await getCatalog(twoSites, 'other')).products.map((p) => p.id).sort();
+    expect(ids).toEqual(['other-secret-launch', 'shared-socks']);
+  });
+});
+
+describe('Directus rows', () => {
+  it("read each row's site_id; an empty one is every site's", () => {
+    const skipped: SkippedRow[] = [];
+    const base = { slug: 's', title: 't', category: 'c', price: 1, stock: 1 };
+    const products = parseProducts(
+      [
+        { ...base, id: 'a', site_id: 'demo' },
+        { ...base, id: 'b', site_id: null },
+        { ...base, id: 'c', site_id: '' },
+      ],
+      skipped,
+    );
+    expect(skipped).toEqual([]);
+    expect(products.map((p) => p.siteId)).toEqual(['demo', undefined, undefined]);
+    const slots = parseSlotContent(
+      [{ id: 'h', slot: 'hero', kind: 'banner', title: 'x', site_id: 'other' }],
+      skipped,
+    );
+    expect(slots[0]?.siteId).toBe('other');
+    const rules = parseTriggerRules([{ id: 'r', on: 'cart.item.added', site_id: 'other' }], skipped);
+    expect(rules[0]?.siteId).toBe('other');
+  });
+});
