@@ -53,8 +53,24 @@ export const DEFAULT_RATE_LIMIT: RateLimitSettings = {
   anonymousBurst: 40,
 };
 
+/**
+ * A site id is joined into keys with what follows it: `<site>/<person key>` (a ProfileDO),
+ * `<site>:<person key>` (a Directus people row), `ip:<site>:…` (a rate bucket). With a `/` or
+ * `:` in it, one site's keys could be another's (beside site `shop`, site `shop/anon:x`'s
+ * person `anon:y` is the object a browser of `shop` reaches with the anonymous id `x/anon:y`):
+ * letters, digits, `.`, `_` and `-` only.
+ */
+const SITE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
 const SiteVarSchema = z.object({
-  id: z.string().min(1).max(64),
+  id: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(
+      SITE_ID_PATTERN,
+      'letters, digits, ".", "_" and "-" only (a site id is part of every key of its people)',
+    ),
   writeKey: z.string().min(1).max(128),
   allowedOrigins: z.array(z.string().max(256)).max(100).default([]),
   settings: z.looseObject({}).default({}),

@@ -41,6 +41,29 @@ describe('site configuration', () => {
     expect(logged(errors)).toContain('site writeKey is already taken by an earlier site; skipped');
   });
 
+  it('a site id with a separator of the keys it is joined into (/ or :) is skipped and logged: it would share keys with another site', async () => {
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    // A person's object is named `<site>/<person key>` and their Directus row `<site>:<person
+    // key>`: beside site `one`, a site `one/anon:x` had its person `anon:y` reachable by any
+    // browser of `one` sending the anonymous id `x/anon:y` (the same Durable Object).
+    const config = configured(
+      [
+        { id: 'one', writeKey: 'pk_one' },
+        { id: 'one/anon:x', writeKey: 'pk_slash' },
+        { id: 'one:anon', writeKey: 'pk_colon' },
+      ],
+      JSON.stringify({
+        one: { identitySecret: 'identity-secret-one', serverKey: 'sk_server_key_one' },
+        'one/anon:x': { identitySecret: 'identity-secret-slash', serverKey: 'sk_server_key_slash' },
+        'one:anon': { identitySecret: 'identity-secret-colon', serverKey: 'sk_server_key_colon' },
+      }),
+    );
+    expect((await getSiteById(config, 'one'))?.writeKey).toBe('pk_one');
+    expect(await getSiteByWriteKey(config, 'pk_slash')).toBeUndefined();
+    expect(await getSiteByWriteKey(config, 'pk_colon')).toBeUndefined();
+    expect(logged(errors)).toContain('ATTUNE_SITES[1].id');
+  });
+
   it('rows naming no site (an order written without site_id) are the sole site’s, and no one’s with several', async () => {
     const sole = configured([{ id: 'one', writeKey: 'pk_one' }]);
     expect(await ownsUnsitedRows(sole, 'one')).toBe(true);
