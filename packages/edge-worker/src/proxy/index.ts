@@ -299,21 +299,28 @@ export interface EdgeProxyOptions {
 }
 
 /**
- * What the last settled decision of an anonymous id said about storing its cookie, kept per
- * isolate: response headers never wait for a decision, so a refresh or an expiry the
+ * What the last settled decision of an anonymous id on a site said about storing its cookie,
+ * kept per isolate: response headers never wait for a decision, so a refresh or an expiry the
  * decision calls for is written on the person's next page when it was not ready in time.
+ * Keyed by site and id: the same id on another site is another person, whose consent says
+ * nothing about this one's cookie.
  */
 const cookieVerdicts = new Map<string, { store: boolean; at: number }>();
 const COOKIE_VERDICT_TTL_MS = 10 * 60_000;
 const COOKIE_VERDICT_MAX = 10_000;
 
-function rememberCookieVerdict(anonymousId: string, store: boolean): void {
-  cookieVerdicts.delete(anonymousId);
+/** The key of an id's verdict on a site. */
+function verdictKey(siteId: string, anonymousId: string): string {
+  return `${siteId}\u0000${anonymousId}`;
+}
+
+function rememberCookieVerdict(key: string, store: boolean): void {
+  cookieVerdicts.delete(key);
   if (cookieVerdicts.size >= COOKIE_VERDICT_MAX) {
     const oldest = cookieVerdicts.keys().next();
     if (!oldest.done) cookieVerdicts.delete(oldest.value);
   }
-  cookieVerdicts.set(anonymousId, { store, at: Date.now() });
+  cookieVerdicts.set(key, { store, at: Date.now() });
 }
 
 /**
@@ -321,15 +328,15 @@ function rememberCookieVerdict(anonymousId: string, store: boolean): void {
  * person was erased, or their choice was made under an earlier policy version): such a
  * grant must not refresh the cookie on a later page. A remembered expiry stays.
  */
-function forgetCookieGrant(anonymousId: string): void {
-  if (cookieVerdicts.get(anonymousId)?.store === true) cookieVerdicts.delete(anonymousId);
+function forgetCookieGrant(key: string): void {
+  if (cookieVerdicts.get(key)?.store === true) cookieVerdicts.delete(key);
 }
 
-function cookieVerdictOf(anonymousId: string): boolean | undefined {
-  const verdict = cookieVerdicts.get(anonymousId);
+function cookieVerdictOf(key: string): boolean | undefined {
+  const verdict = cookieVerdicts.get(key);
   if (!verdict) return undefined;
   if (Date.now() - verdict.at > COOKIE_VERDICT_TTL_MS) {
-    cookieVerdicts.delete(anonymousId);
+    cookieVerdicts.delete(key);
     return undefined;
   }
   return verdict.store;
@@ -407,11 +414,14 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     const siteLookup = document ? firstPartySite(c.env, url, undefined) : Promise.resolve(undefined);
     // A page's decision reads the profile of whatever id the cookie names: limited per IP as
     // /v1/decide is (the same bucket). Over the limit the page is the origin's, undecided.
+    // The key of the id's cookie verdict on the page's site, known before any decision is.
+    let verdictFor: string | undefined;
     const prepared =
       aid === undefined
         ? undefined
         : siteLookup.then(async (site) => {
             if (!site) return null;
+            verdictFor = verdictKey(site.id, aid);
             const limited = await underIpLimit(
               c.env,
               site,
@@ -435,12 +445,12 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       (ready) => {
         known = { ready };
         const verdict = storageVerdict(ready, browserConsent);
-        if (aid !== undefined && verdict !== undefined) rememberCookieVerdict(aid, verdict);
+        if (verdictFor !== undefined && verdict !== undefined) rememberCookieVerdict(verdictFor, verdict);
         // A decision made without a recorded consent (an erased profile reads as none) ends
         // what an earlier page's decision granted; one not made at all (null) says nothing.
         // A profile read that missed its budget also reads as none: that page then only
         // skips a refresh.
-        else if (aid !== undefined && ready !== null) forgetCookieGrant(aid);
+        else if (verdictFor !== undefined && ready !== null) forgetCookieGrant(verdictFor);
         return ready;
       },
       () => {
@@ -537,8 +547,8 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     const now = await ifSettled(settled);
     const verdict =
       now === NOT_SETTLED
-        ? cookieVerdictOf(aid)
-        : (storageVerdict(now, browserConsent) ?? cookieVerdictOf(aid));
+        ? cookieVerdictOf(verdictKey(site.id, aid))
+        : (storageVerdict(now, browserConsent) ?? cookieVerdictOf(verdictKey(site.id, aid)));
     if (verdict !== undefined)
       response.headers.append(
         'set-cookie',

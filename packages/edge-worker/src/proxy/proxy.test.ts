@@ -1209,3 +1209,49 @@ describe('edge proxy: a mistaken ORIGIN_URL is reported, not silent', () => {
     expect(errorsOf(errors).filter((line) => line.includes('config.origin_url'))).toEqual([]);
   });
 });
+
+describe('edge proxy: two sites behind one Worker', () => {
+  const idCookie = (res: Response) => res.headers.getSetCookie().find((c) => c.startsWith('attune_aid='));
+  const OTHER = 'http://other.test';
+  const twoShops = {
+    ...env,
+    ATTUNE_SITES: JSON.stringify([
+      { id: 'demo', writeKey: 'pk_demo_attune', allowedOrigins: [SHOP] },
+      { id: 'other', writeKey: 'pk_other_attune', allowedOrigins: [OTHER] },
+    ]),
+    ATTUNE_SITE_SECRETS: JSON.stringify({
+      demo: { identitySecret: 'test-identity-secret', serverKey: 'sk_test_server_key' },
+      other: { identitySecret: 'other-identity-secret', serverKey: 'sk_other_server_key' },
+    }),
+  };
+
+  it("one site's remembered cookie verdict for an id never refreshes that id's cookie on another site", async () => {
+    // The same id on both shops (a copied cookie, or a browser id a script names).
+    const shared = anonymousIdInGroup('same-id-two-shops', false);
+    const consented = await fansJacketDecision();
+    const app = new Hono<AppEnv>();
+    mountEdgeProxy(app, {
+      // On the other shop the id's person granted storage; on the demo shop the decision never comes.
+      prepare: async (_env, site) =>
+        site.id === 'other' ? consented : new Promise<PreparedDecision | null>(() => undefined),
+    });
+    const ctx = createExecutionContext();
+    const onOther = await app.fetch(
+      new Request(`${OTHER}/products/trail-jacket`, {
+        headers: { accept: 'text/html', cookie: `attune_aid=${shared}` },
+      }),
+      twoShops,
+      ctx,
+    );
+    await onOther.text();
+    await waitOnExecutionContext(ctx);
+    const onDemo = await jacketPage(app, shared, createExecutionContext(), {
+      ...twoShops,
+      DECISION_BUDGET_MS: '0',
+    });
+    await onDemo.text();
+    // Before, the other shop's grant (kept per id, not per site) refreshed the demo shop's
+    // cookie for a year although nothing on the demo shop granted it.
+    expect(idCookie(onDemo) ?? 'no cookie').toBe('no cookie');
+  });
+});
