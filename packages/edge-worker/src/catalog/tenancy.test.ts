@@ -5,11 +5,14 @@
  * is read.
  */
 import { env } from 'cloudflare:workers';
-import type { DecideResponse } from '@attune/shared-schema';
+import type { CustomerAction, DecideResponse } from '@attune/shared-schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { twoSitesEnv } from '../admin/test-support.ts';
-import { seedPerson, viewed } from '../decide/fixtures/people.ts';
+import { addedToCart, seedPerson, viewed } from '../decide/fixtures/people.ts';
 import { call } from '../ingest/test-support.ts';
+import { profileStub } from '../profile/client.ts';
+import { newUlid } from '../profile/ulid.ts';
+import { runTriggers } from '../triggers/index.ts';
 import { FIXTURE_CATALOG } from './fixtures/catalog.ts';
 import { getCatalog, putCatalogSnapshot } from './index.ts';
 import { parseProducts, parseSlotContent, parseTriggerRules, type SkippedRow } from './source.ts';
@@ -54,7 +57,17 @@ beforeAll(async () => {
       product('shared-socks', 0.3),
     ],
     slotContent: [hero('demo-hero', 1, 'demo'), hero('other-hero', 99, 'other')],
-    triggerRules: [],
+    triggerRules: [
+      // The other shop's promotion: its code must never be offered to the demo shop's people.
+      {
+        id: 'other-jackets',
+        siteId: 'other',
+        enabled: true,
+        on: 'cart.item.added',
+        when: { category: 'outdoor' },
+        promo: { codePrefix: 'OTHER', discountPercent: 50, ttlHours: 24, capPerPerson: 5 },
+      },
+    ],
   });
 });
 
@@ -95,6 +108,24 @@ describe('two sites, one deployment', () => {
     ]);
     const demo = await decide('pk_demo_attune', 'http://localhost:3000', 'tenancy-consented');
     expect(demo.decisions.recommendations?.items?.map((i) => i.id)).not.toContain('other-secret-launch');
+  });
+
+  it("fires only the site's own trigger rules", async () => {
+    const key = 'anon:tenancy-cart' as const;
+    await seedPerson(env, key, { analytics: true, personalization: true, marketing: true });
+    const view = await profileStub(env, 'demo', key).view();
+    if (!view) throw new Error('profile missing');
+    const cartAdd: CustomerAction = {
+      id: newUlid(),
+      type: 'track',
+      name: 'cart.item.added',
+      timestamp: new Date().toISOString(),
+      anonymousId: key.slice(5),
+      properties: { ...addedToCart('demo-jacket', 'outdoor').properties },
+      schemaVersion: 1,
+    };
+    const out = await runTriggers(env, { siteId: 'demo', events: [cartAdd], profile: view, marketing: true });
+    expect(out.filter((e) => e.name === 'promo.offered')).toEqual([]);
   });
 
   it('getCatalog gives a site its own rows and the shared ones', async () => {
