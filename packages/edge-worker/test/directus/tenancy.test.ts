@@ -5,10 +5,14 @@
  * another site's event already has is dropped as a redelivery.)
  */
 import { describe, expect, it } from 'vitest';
+import { siteCatalog } from '../../src/catalog/index.ts';
+import { loadCatalogFromDirectus } from '../../src/catalog/source.ts';
 import {
+  admin,
   consentMessage,
   consume,
   deliveries,
+  env,
   erasureMessage,
   eventsMessage,
   profileMessage,
@@ -49,5 +53,35 @@ describe('two sites, one Directus', () => {
     expect(await held(OTHER, 'events')).toBe(3);
     expect(await held(OTHER, 'consent_records')).toBe(1);
     expect(await held(OTHER, 'people')).toBe(1);
+  });
+
+  it("serves a site the catalog rows Directus holds for it and the shared ones, never another site's", async () => {
+    const tag = uniqueId('tenancy');
+    const product = (id: string, site: string | null) => ({
+      id: `${tag}-${id}`,
+      slug: `${tag}-${id}`,
+      title: id,
+      category: 'outdoor',
+      price: 10,
+      stock: 1,
+      site_id: site,
+    });
+    await admin('POST', '/items/products', [
+      product('demo', 'demo'),
+      product('other', OTHER),
+      product('shared', null),
+    ]);
+    try {
+      const { snapshot } = await loadCatalogFromDirectus(env(), 'tenancy');
+      const mine = (site: string) =>
+        siteCatalog(snapshot, site)
+          .products.map((p) => p.id)
+          .filter((id) => id.startsWith(tag))
+          .sort();
+      expect(mine('demo')).toEqual([`${tag}-demo`, `${tag}-shared`]);
+      expect(mine(OTHER)).toEqual([`${tag}-other`, `${tag}-shared`]);
+    } finally {
+      await admin('DELETE', '/items/products', [`${tag}-demo`, `${tag}-other`, `${tag}-shared`]);
+    }
   });
 });
