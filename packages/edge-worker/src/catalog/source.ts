@@ -33,6 +33,16 @@ const sited = <T extends z.ZodType>(schema: T) =>
   );
 const key = z.string().min(1).max(128);
 
+/**
+ * The site a row belongs to: a row of one site must never reach another's pages, decisions
+ * or triggers. Empty (null): shared by every site, as every row was before rows had a site.
+ */
+const rowSite = z
+  .string()
+  .max(64)
+  .nullish()
+  .transform((v) => (v === null || v === undefined || v === '' ? undefined : v));
+
 const ProductSchema = z.object({
   id: z.union([key, z.number().transform(String)]),
   slug: key,
@@ -57,13 +67,7 @@ const ProductSchema = z.object({
     .transform((v) => v ?? ''),
   stock: z.coerce.number().int(),
   popularity: z.coerce.number().min(0).max(1).catch(0),
-  // The site the row belongs to: a row of one site must never reach another's pages,
-  // decisions or triggers. Empty (null): shared by every site, as rows were before.
-  siteId: z
-    .string()
-    .max(64)
-    .nullish()
-    .transform((v) => (v === null || v === undefined || v === '' ? undefined : v)),
+  siteId: rowSite,
 }) satisfies z.ZodType<Product, unknown>;
 
 const SlotVariantSchema = z.object({
@@ -97,13 +101,7 @@ const SlotVariantSchema = z.object({
     .nullish()
     .transform((v) => v ?? false),
   priority: z.coerce.number().default(0),
-  // The site the row belongs to: a row of one site must never reach another's pages,
-  // decisions or triggers. Empty (null): shared by every site, as rows were before.
-  siteId: z
-    .string()
-    .max(64)
-    .nullish()
-    .transform((v) => (v === null || v === undefined || v === '' ? undefined : v)),
+  siteId: rowSite,
 }) satisfies z.ZodType<SlotVariant, unknown>;
 
 const TriggerRuleSchema = z.object({
@@ -145,13 +143,7 @@ const TriggerRuleSchema = z.object({
   )
     .nullish()
     .transform((v) => v ?? undefined),
-  // The site the row belongs to: a row of one site must never reach another's pages,
-  // decisions or triggers. Empty (null): shared by every site, as rows were before.
-  siteId: z
-    .string()
-    .max(64)
-    .nullish()
-    .transform((v) => (v === null || v === undefined || v === '' ? undefined : v)),
+  siteId: rowSite,
 }) satisfies z.ZodType<TriggerRule, unknown>;
 
 /** Rows that failed validation, by collection and row id — reported, never fatal. */
