@@ -10,7 +10,9 @@
 // Cookies only to the page's own origin (fetch's default, `same-origin`): in edge-proxy mode
 // the first-party collect answers with the `attune_aid` / `attune_consent` cookies the edge
 // personalizes pages by; a Worker on another origin never sees or sets one.
-const send = (url: string, body?: string, keepalive?: boolean): Promise<Response> =>
+// Async: a page's own fetch wrapper (a monitoring agent, an interceptor) that throws instead of
+// rejecting must fail this request only, as a network error would, not the tracker's start-up.
+const send = async (url: string, body?: string, keepalive?: boolean): Promise<Response> =>
   fetch(url, { method: body && 'POST', body, keepalive });
 
 /** For promises whose failure needs no handling (the events stay queued or stored). */

@@ -1,0 +1,63 @@
+/**
+ * The script tag (dist/attune.js) and the npm build on a messy page in real Chromium: odd
+ * arguments from the host page, and a hostile environment (a fetch wrapper that throws,
+ * a failing IndexedDB). A bad call is reported, never thrown into the page, and never keeps
+ * the calls after it, or the events already queued, from being delivered.
+ * Ports 19150 (site) and 19151 (collector).
+ */
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { until } from './servers.ts';
+import { browserSuite } from './suite.ts';
+
+declare global {
+  interface Window {
+    attune: import('../src/attune.ts').Attune;
+  }
+}
+
+const suite = browserSuite(19150, 19151);
+
+/** A tab whose uncaught errors are collected, with `init` run before any of the page's scripts. */
+async function tab(init?: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await suite.context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  if (init) await page.addInitScript(init);
+  return { page, errors };
+}
+
+/** Opens a test page and waits until the tag has replaced the stub. */
+async function open(page: Page, path: string, params: Record<string, string> = {}): Promise<Page> {
+  await page.goto(`${suite.site.url}${path}?${new URLSearchParams(params)}`);
+  await page.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+  return page;
+}
+
+const named = (name: string) => suite.collector.events.filter((e) => e.name === name);
+
+describe('a messy page, a hostile browser', () => {
+  it('a page fetch wrapper that throws instead of rejecting: the tag still starts for a returning visitor, and what it records is delivered later', async () => {
+    const first = await open((await tab()).page, '/fetch-1', { 'data-flush-interval': '100' });
+    await first.evaluate(() => window.attune.consent.set({ analytics: true }));
+    await until('the first page’s events', () => named('consent.updated').length === 1);
+    await first.close();
+    // A wrapper with a bug of its own: it reads `input.url`, which a string URL has not.
+    const { page, errors } = await tab(
+      'const original = fetch; window.fetch = (input, init) => original(input.url.slice(0), init);',
+    );
+    await open(page, '/fetch-2', { 'data-flush-interval': '100' });
+    await page.evaluate(() => window.attune.track('product.viewed', { productId: 'p-1' }));
+    // Its requests fail as network errors do: the events wait in IndexedDB for a page whose fetch works.
+    await page.waitForTimeout(500);
+    await page.close();
+    expect(errors).toEqual([]);
+    await open((await tab()).page, '/fetch-3', { 'data-flush-interval': '100' });
+    await until('the second page’s events', () => named('product.viewed').length === 1);
+    expect(named('page.viewed').map((e) => e.context?.page?.path)).toEqual([
+      '/fetch-1',
+      '/fetch-2',
+      '/fetch-3',
+    ]);
+  });
+});
