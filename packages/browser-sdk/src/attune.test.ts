@@ -208,6 +208,30 @@ describe('identify', () => {
     ]);
   });
 
+  it('reports odd arguments through onError instead of throwing them into the page, and changes nothing for them', async () => {
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ analytics: true });
+    attune.identify('u-1', {}, null as unknown as { signature: string });
+    attune.consent.set(null as unknown as Record<string, boolean>);
+    attune.track(Symbol('name') as unknown as string);
+    attune.page({
+      get title(): string {
+        throw new Error('title not ready');
+      },
+    });
+    attune.track('product.viewed', { productId: 'p1' });
+    await attune.flush();
+    expect(names()).toEqual(['consent.updated', 'product.viewed']);
+    expect(attune.consent.get().categories.analytics).toBe(true);
+    expect(errors.map(({ code, message }) => [code, message.replace(/'.*'/, "'…'")])).toEqual([
+      ['invalid_event', "TypeError: Cannot destructure property '…' as it is null."],
+      ['invalid_event', "TypeError: Cannot read properties of null (reading '…')"],
+      ['invalid_event', 'TypeError: Cannot convert a Symbol value to a string'],
+      ['invalid_event', 'Error: title not ready'],
+    ]);
+  });
+
   it('takes an expiring signature (<expiry>.<hex>), and a fresh one from a later identify replaces it', async () => {
     const errors: AttuneError[] = [];
     const attune = tracker({ onError: (e) => errors.push(e) });

@@ -552,6 +552,20 @@ export function createAttune(
     record('page', 'page.viewed', { properties: { path, title, ...properties } });
   };
   const track = (name: string, properties?: Properties) => record('track', name, { properties });
+  /**
+   * A call the page makes, reported instead of thrown: odd arguments (a Symbol for a name, a
+   * getter that throws, `null` options) must not break the page's handler that made the call,
+   * nor the replay of the stub's queue (the calls after it). Each throws before it changes anything.
+   */
+  const guarded =
+    <A extends unknown[]>(call: (...args: A) => void) =>
+    (...args: A) => {
+      try {
+        call(...args);
+      } catch (error) {
+        report('invalid_event', String(error));
+      }
+    };
 
   if (googleConsentMode) {
     // Google's tags get the same choice: a default now, an update on every change (before the page's listeners).
@@ -618,9 +632,9 @@ export function createAttune(
   };
 
   return {
-    page,
-    track,
-    identify(userId, traits, { signature } = {}) {
+    page: guarded(page),
+    track: guarded(track),
+    identify: guarded((userId: string, traits?: Properties, { signature }: IdentifyOptions = {}) => {
       // The Worker refuses every event that carries a user id without its signature: a call
       // without a well-formed one is not taken (the visitor stays who they were, and their
       // traits are not sent under someone else's id), and said so. Plain (64 hex digits) or
@@ -634,9 +648,9 @@ export function createAttune(
       // A number (script-tag sites often pass one) would get every later event rejected: the wire wants a string.
       ids = { ...ids, userId: `${userId}`, userIdSignature: signature };
       record('identify', 'user.identified', { traits });
-    },
+    }),
     consent: {
-      set: setConsent,
+      set: guarded(setConsent),
       get: snapshot,
       onChange(listener) {
         listeners.add(listener);

@@ -60,4 +60,47 @@ describe('a messy page, a hostile browser', () => {
       '/fetch-3',
     ]);
   });
+
+  it('odd arguments from the page (a Symbol name, a getter that throws, null options) throw nothing into it, and the calls after them are delivered: made directly, or queued by the stub before the tag loaded', async () => {
+    const { page, errors } = await tab();
+    const stub = [
+      'attune.consent.set({ analytics: true });',
+      "attune.page({ get title() { throw new Error('a getter that throws'); } });",
+      "attune.track('stub.after', { n: 1 });",
+    ].join('');
+    await open(page, '/odd', { 'data-flush-interval': '100', stub });
+    const thrown = await page.evaluate(() => {
+      const calls = [
+        () => window.attune.track(Symbol('name') as unknown as string),
+        () => window.attune.track({ toString: () => ({}) } as unknown as string),
+        () => window.attune.identify('u1', {}, null as unknown as { signature: string }),
+        () => window.attune.consent.set(null as unknown as Record<string, boolean>),
+        () =>
+          window.attune.page(
+            new Proxy(
+              {},
+              {
+                ownKeys: () => {
+                  throw new Error('a proxy');
+                },
+              },
+            ),
+          ),
+      ];
+      const failures: string[] = [];
+      for (const call of calls) {
+        try {
+          call();
+        } catch (error) {
+          failures.push(String(error));
+        }
+      }
+      window.attune.track('direct.after', { n: 2 });
+      return failures;
+    });
+    expect(thrown).toEqual([]);
+    await until('the calls after the bad ones', () => named('direct.after').length === 1);
+    expect(named('stub.after')).toHaveLength(1);
+    expect(errors).toEqual([]);
+  });
 });
