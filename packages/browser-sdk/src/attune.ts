@@ -327,7 +327,15 @@ export function createAttune(
   function admit(event: CustomerAction) {
     // The same rule as gate(): consent.updated always goes; others need a purpose that collects.
     // A choice's own proof goes at once; other events wait while a stored choice is being checked.
-    if (!choice || (checking && event.type !== 'consent')) return void enqueue(waiting, event, maxWaiting);
+    if (!choice || (checking && event.type !== 'consent')) {
+      // Held as it was when recorded (a copy): the page may change the objects it passed (a cart it
+      // keeps filling, one props object reused) before the choice or the check, and the event must
+      // say what it said then. What JSON cannot hold is reported now, as it would be on release.
+      const held = safely(() => JSON.parse(JSON.stringify(event)));
+      return held
+        ? void enqueue(waiting, held, maxWaiting)
+        : report('invalid_event', `bad event: ${event.name}`);
+    }
     if (event.type !== 'consent' && !storing()) return;
     event.context = { ...event.context, consent: choice };
     // Properties JSON cannot hold (a cycle, a BigInt) are refused like an oversized event:

@@ -103,4 +103,21 @@ describe('a messy page, a hostile browser', () => {
     expect(named('stub.after')).toHaveLength(1);
     expect(errors).toEqual([]);
   });
+
+  it('an event held for a consent choice says what it said when it was tracked, though the page changes the object it passed', async () => {
+    const page = await open((await tab()).page, '/held', { 'data-flush-interval': '100' });
+    await page.evaluate(() => {
+      const cart = { step: 1, items: ['p-1'] };
+      window.attune.track('checkout.step_viewed', cart);
+      cart.step = 2;
+      cart.items.push('p-2');
+      window.attune.track('checkout.step_viewed', cart);
+      window.attune.consent.set({ analytics: true });
+    });
+    await until('both steps', () => named('checkout.step_viewed').length === 2);
+    expect(named('checkout.step_viewed').map((e) => e.properties)).toEqual([
+      { step: 1, items: ['p-1'] },
+      { step: 2, items: ['p-1', 'p-2'] },
+    ]);
+  });
 });
