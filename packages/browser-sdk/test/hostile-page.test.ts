@@ -120,4 +120,48 @@ describe('a messy page, a hostile browser', () => {
       { step: 2, items: ['p-1', 'p-2'] },
     ]);
   });
+
+  it('with an IndexedDB that cannot be opened (as in some private modes), the page still lets go of its tab lock when left, and the back/forward cache keeps it', async () => {
+    // Every open fails with an error event, as a browser that refuses the database does.
+    await suite.context.addInitScript(() => {
+      IDBFactory.prototype.open = () => {
+        const request = {} as IDBOpenDBRequest & { error: DOMException };
+        setTimeout(() => {
+          request.error = new DOMException('the database cannot be opened', 'InvalidStateError');
+          request.onerror?.(new Event('error'));
+        });
+        return request;
+      };
+    });
+    const { page, errors } = await tab();
+    await open(page, '/no-db-1', { 'data-flush-interval': '100' });
+    await page.evaluate(() => {
+      window.attune.consent.set({ analytics: true });
+      addEventListener('pageshow', (event) => {
+        document.body.dataset.restored = String(event.persisted);
+      });
+    });
+    await until('the consent event', () => named('consent.updated').length === 1);
+    // The next page of the site looks for closed tabs' events, querying the locks: Chromium evicts
+    // a cached page that still holds one.
+    await open(page, '/no-db-2', { 'data-flush-interval': '100' });
+    await until('the next page’s view', () => named('page.viewed').length === 2);
+    await page.waitForTimeout(500);
+    await page.goBack({ waitUntil: 'commit' });
+    await page.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+    // Restored from the cache, not loaded again (Chromium gives the reasons when it is not).
+    expect(
+      await page.evaluate(() => ({
+        restored: document.body.dataset.restored,
+        reasons:
+          (
+            performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming & {
+              notRestoredReasons?: unknown;
+            }
+          ).notRestoredReasons ?? null,
+      })),
+    ).toEqual({ restored: 'true', reasons: null });
+    await until('the restored page’s view', () => named('page.viewed').length === 3);
+    expect(errors).toEqual([]);
+  });
 });

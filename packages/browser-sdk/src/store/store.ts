@@ -146,9 +146,12 @@ export function browserPersistence(tab: string): Persistence {
     },
     leave() {
       // After the writes this page just started (a beacon's deletes), never before them: once the
-      // lock is gone another tab may adopt what is still stored.
-      if (database) void database.then(() => release(), ignore);
-      else release();
+      // lock is gone another tab may adopt what is still stored. Also when IndexedDB could not be
+      // opened (a private mode): nothing is stored then, and a lock kept gets the page evicted from
+      // the back/forward cache as soon as another page of the site looks for closed tabs' events.
+      const letGo = () => release();
+      if (database) void database.then(letGo, letGo);
+      else letGo();
     },
     async rejoin() {
       hold();
