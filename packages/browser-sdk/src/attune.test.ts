@@ -435,6 +435,31 @@ describe('delivery', () => {
     expect(errors[0]?.code).toBe('invalid_event');
   });
 
+  it('says what is wrong with an event it cannot send, and which one: what JSON cannot hold, or its size', async () => {
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    const looped: Record<string, unknown> = { productId: 'p1' };
+    looped.self = looped;
+    // Typed code cannot pass these; a script-tag page can.
+    const track = attune.track as (name: string, properties: unknown) => void;
+    // Before the choice (held), and after it.
+    track('product.viewed', looped);
+    attune.consent.set({ analytics: true });
+    track('cart.item.added', { productId: 'p1', quantity: 1n });
+    track('search.performed', { query: 'x'.repeat(40_000) });
+    attune.track('product.viewed', { productId: 'p2' });
+    await attune.flush();
+    expect(names()).toEqual(['consent.updated', 'product.viewed']);
+    expect(errors.map((e) => [e.code, e.message.replace(/\s+/g, ' ')])).toEqual([
+      [
+        'invalid_event',
+        "product.viewed: TypeError: Converting circular structure to JSON --> starting at object with constructor 'Object' --- property 'self' closes the circle",
+      ],
+      ['invalid_event', 'cart.item.added: TypeError: Do not know how to serialize a BigInt'],
+      ['invalid_event', expect.stringMatching(/^search\.performed: 40\d{3} bytes, at most 32768$/)],
+    ]);
+  });
+
   it('bounds the outbox: the oldest events are dropped and counted', async () => {
     answers = Array(100).fill(503);
     const errors: AttuneError[] = [];

@@ -323,6 +323,19 @@ export function createAttune(
     }
   }
 
+  /**
+   * The event's JSON; undefined when JSON cannot hold its properties (a cycle, a BigInt, a getter
+   * that throws), reported with what JSON.stringify said, which names the culprit. Never thrown:
+   * a throw here would also break the consent.set that releases held events.
+   */
+  function serialize(event: CustomerAction) {
+    try {
+      return JSON.stringify(event);
+    } catch (error) {
+      report('invalid_event', `${event.name}: ${error}`);
+    }
+  }
+
   /** The consent gate: send (stamped with the consent that allows it), wait in memory, or drop. */
   function admit(event: CustomerAction) {
     // The same rule as gate(): consent.updated always goes; others need a purpose that collects.
@@ -331,18 +344,16 @@ export function createAttune(
       // Held as it was when recorded (a copy): the page may change the objects it passed (a cart it
       // keeps filling, one props object reused) before the choice or the check, and the event must
       // say what it said then. What JSON cannot hold is reported now, as it would be on release.
-      const held = safely(() => JSON.parse(JSON.stringify(event)));
-      return held
-        ? void enqueue(waiting, held, maxWaiting)
-        : report('invalid_event', `bad event: ${event.name}`);
+      const held = serialize(event);
+      return void (held && enqueue(waiting, JSON.parse(held), maxWaiting));
     }
     if (event.type !== 'consent' && !storing()) return;
     event.context = { ...event.context, consent: choice };
-    // Properties JSON cannot hold (a cycle, a BigInt) are refused like an oversized event:
-    // reported, never thrown (a throw here would also break the consent.set that releases it).
-    const json = safely(() => JSON.stringify(event)) ?? '';
+    const json = serialize(event);
+    if (!json) return;
     const bytes = utf8Bytes(json);
-    if (!json || bytes > LIMITS.maxEventBytes) return report('invalid_event', `bad event: ${event.name}`);
+    if (bytes > LIMITS.maxEventBytes)
+      return report('invalid_event', `${event.name}: ${bytes} bytes, at most ${LIMITS.maxEventBytes}`);
     outbox.push({ id: event.id, json, bytes });
     bound();
     const pending = unsent();

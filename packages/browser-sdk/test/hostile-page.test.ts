@@ -5,6 +5,7 @@
  * the calls after it, or the events already queued, from being delivered.
  * Ports 19150 (site) and 19151 (collector).
  */
+import { readFile } from 'node:fs/promises';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { until } from './servers.ts';
@@ -162,6 +163,43 @@ describe('a messy page, a hostile browser', () => {
       })),
     ).toEqual({ restored: 'true', reasons: null });
     await until('the restored page’s view', () => named('page.viewed').length === 3);
+    expect(errors).toEqual([]);
+  });
+
+  it('npm build: onError says which event could not be sent and why, and the good events around it are delivered', async () => {
+    const { page, errors } = await tab();
+    await page.route(`${suite.site.url}/attune.mjs`, async (route) =>
+      route.fulfill({
+        contentType: 'text/javascript',
+        body: await readFile(new URL('../dist/attune.mjs', import.meta.url), 'utf8'),
+      }),
+    );
+    // A page of the site (a page Playwright made up would be a public one, barred from loopback)
+    // whose tag sends nothing: the npm build is this test's tracker.
+    await page.goto(`${suite.site.url}/esm?data-auto-page-view=false&data-track-clicks=false`);
+    await page.addScriptTag({
+      type: 'module',
+      content: `
+import { createAttune } from '/attune.mjs';
+window.reported = [];
+const attune = createAttune({ endpoint: '${suite.collector.url}', writeKey: 'pk_test', autoPageView: false, flushInterval: 100, onError: (e) => window.reported.push(e.code + ' ' + e.message) });
+const looped = { productId: 'p-1' };
+looped.self = looped;
+attune.track('product.viewed', looped);
+attune.consent.set({ analytics: true });
+attune.track('cart.item.added', { productId: 'p-1', quantity: 1n });
+attune.track('search.performed', { query: 'x'.repeat(70000) });
+attune.track('product.viewed', { productId: 'p-2' });`,
+    });
+    await until('the good event', () => named('product.viewed').length === 1);
+    expect(named('product.viewed')[0]?.properties).toEqual({ productId: 'p-2' });
+    expect(await page.evaluate(() => (window as unknown as { reported: string[] }).reported)).toEqual([
+      expect.stringMatching(
+        /^invalid_event product\.viewed: TypeError: Converting circular structure to JSON.*property 'self' closes the circle$/s,
+      ),
+      'invalid_event cart.item.added: TypeError: Do not know how to serialize a BigInt',
+      expect.stringMatching(/^invalid_event search\.performed: 70\d{3} bytes, at most 32768$/),
+    ]);
     expect(errors).toEqual([]);
   });
 });
