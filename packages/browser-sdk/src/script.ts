@@ -29,7 +29,12 @@ if (!stub?.anonymousId) {
       // "true" stays a string: options are only ever tested for truthiness.
       value === '' ? key !== 'endpoint' : value !== 'false' && (/^\d+$/.test(value) ? +value : value);
   }
-  const attune = createAttune(options as unknown as AttuneOptions);
+  // A page cannot hand the tag an onError: what it reports (a bad event name, an event too large,
+  // the Worker's reasons for refusing one) goes to the console, where the site's developer looks.
+  const attune = createAttune({
+    onError: console.warn,
+    ...(options as unknown as AttuneOptions),
+  });
   w.attune = attune;
   // `track` or `consent.set`: the tracker's methods are closures, called without `this`.
   for (const [method, args] of stub?.q ?? [])

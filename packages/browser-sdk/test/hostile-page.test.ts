@@ -202,4 +202,26 @@ attune.track('product.viewed', { productId: 'p-2' });`,
     ]);
     expect(errors).toEqual([]);
   });
+
+  it('the script tag, which cannot take an onError, tells the developer in the console what it could not send', async () => {
+    const { page } = await tab();
+    const warnings: unknown[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'warning') warnings.push(message.args()[0]?.jsonValue());
+    });
+    await open(page, '/console', { 'data-flush-interval': '100' });
+    await page.evaluate(() => {
+      window.attune.consent.set({ analytics: true });
+      window.attune.track('Add To Cart');
+      window.attune.track('search.performed', { query: 'x'.repeat(40_000) });
+    });
+    await until('two warnings', () => warnings.length === 2);
+    expect(await Promise.all(warnings)).toEqual([
+      { code: 'invalid_event', message: 'bad event name: Add To Cart' },
+      {
+        code: 'invalid_event',
+        message: expect.stringMatching(/^search\.performed: 40\d{3} bytes, at most 32768$/),
+      },
+    ]);
+  });
 });
