@@ -659,6 +659,39 @@ describe('events messages in the consumer', () => {
     expect(result.explicitAcks).toEqual([]);
   });
 
+  it('says in its log why it retried: a Directus that refuses the token is named, not only counted', async () => {
+    // A deployment's first sync fails for a wrong DIRECTUS_URL or DIRECTUS_TOKEN; the
+    // operator has only this log line to learn which, and the retries go on for a day.
+    const refusing = directusClient({
+      url: 'http://directus.test',
+      token: 'wrong',
+      fetch: async (url) =>
+        String(url).includes('/attune-sync/events')
+          ? Response.json(
+              {
+                errors: [
+                  { message: 'Invalid user credentials.', extensions: { code: 'INVALID_CREDENTIALS' } },
+                ],
+              },
+              { status: 401 },
+            )
+          : Response.json({ data: [] }),
+    });
+    const warned: string[] = [];
+    vi.spyOn(console, 'warn').mockImplementation((line: unknown) => {
+      warned.push(String(line));
+    });
+    const batch = createMessageBatch<unknown>('attune-events', [
+      { id: 'token-1', timestamp: new Date(), attempts: 1, body: eventsBody([eventItem()], 'anon:token') },
+    ]);
+    const report = await syncBatch(batch, env, { directus: refusing, isErased: nobodyErased().check });
+    expect(report).toMatchObject({ acked: 0, retried: 1 });
+    const line = warned
+      .map((w) => JSON.parse(w) as Record<string, unknown>)
+      .find((w) => w.msg === 'sync.batch');
+    expect(line?.cause).toBe('Directus POST /attune-sync/events → 401: Invalid user credentials.');
+  });
+
   it('retries the messages of a person whose erasure cannot be checked', async () => {
     const batch = createMessageBatch<unknown>('attune-events', [
       { id: 'unsure-1', timestamp: new Date(), attempts: 1, body: eventsBody([eventItem()], 'anon:unsure') },

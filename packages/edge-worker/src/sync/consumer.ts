@@ -214,7 +214,23 @@ class Outcomes {
     }
   }
 
-  retry(msg: Msg): void {
+  /**
+   * Why the first message of this batch was retried, for the batch's log line: counts alone
+   * do not tell an operator a wrong DIRECTUS_URL or token from an outage, and the retries go
+   * on for a day. DirectusError messages carry no query (no person keys), see directus/client.ts.
+   */
+  get cause(): string | undefined {
+    return this.#cause;
+  }
+  #cause: string | undefined;
+
+  /** Keeps the first reason a retry was for (see `cause`). */
+  noteCause(e: unknown): void {
+    this.#cause ??= errorReason(e).slice(0, 300);
+  }
+
+  retry(msg: Msg, cause?: unknown): void {
+    if (cause !== undefined) this.noteCause(cause);
     if (!this.#first(msg)) return;
     msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     this.report.retried++;
@@ -248,8 +264,8 @@ class Outcomes {
     }
     try {
       await this.#env.EVENTS_DLQ.send(letter);
-    } catch {
-      this.retry(msg);
+    } catch (e) {
+      this.retry(msg, e);
       return;
     }
     if (this.#settled.has(msg.id)) return;
@@ -294,8 +310,8 @@ class Outcomes {
       try {
         // One at a time: a letter holds up to a whole event (32 KB), a sendBatch 256 KB.
         for (const letter of letters) await this.#env.EVENTS_DLQ.send(letter);
-      } catch {
-        this.retry(msg);
+      } catch (e) {
+        this.retry(msg, e);
         continue;
       }
       for (const letter of letters) this.#countLetter(letter);
@@ -304,8 +320,8 @@ class Outcomes {
   }
 
   /** Settles a group after a failed write: retryable errors retry all of it. */
-  retryAll(items: readonly { msg: Msg }[]): void {
-    for (const { msg } of items) this.retry(msg);
+  retryAll(items: readonly { msg: Msg }[], cause?: unknown): void {
+    for (const { msg } of items) this.retry(msg, cause);
   }
 }
 
@@ -343,7 +359,7 @@ async function writeRowsOnce<T extends { msg: Msg; body: unknown }>(
     return created;
   } catch (e) {
     if (!shouldIsolate(e, items)) {
-      out.retryAll(items);
+      out.retryAll(items, e);
       return 0;
     }
   }
@@ -362,9 +378,9 @@ async function writeRowsOnce<T extends { msg: Msg; body: unknown }>(
           item.body,
         );
       else if (isOutage(e)) {
-        out.retryAll(items.slice(index));
+        out.retryAll(items.slice(index), e);
         break;
-      } else out.retry(item.msg);
+      } else out.retry(item.msg, e);
     }
   }
   return created;
@@ -425,7 +441,7 @@ async function writeProfiles(
     return n;
   } catch (e) {
     if (!shouldIsolate(e, items)) {
-      out.retryAll(items);
+      out.retryAll(items, e);
       return 0;
     }
   }
@@ -441,9 +457,9 @@ async function writeProfiles(
           await out.deadLetter(msg, `Directus rejected the people row: ${errorReason(e)}`);
       } else if (isOutage(e)) {
         // Those acked already stay acked (settled once).
-        out.retryAll(items);
+        out.retryAll(items, e);
         break;
-      } else out.retryAll(mine);
+      } else out.retryAll(mine, e);
     }
   }
   return n;
@@ -737,7 +753,8 @@ export async function syncBatch(
           if (!(await check(env, siteId, personKey))) return;
           if (forget(key)) await forgetWritten(directus, siteId, personKey);
           erased.add(key);
-        } catch {
+        } catch (e) {
+          out.noteCause(e);
           failed.add(key);
         }
       }),
@@ -793,7 +810,7 @@ export async function syncBatch(
     } catch (e) {
       if (isPermanent(e))
         await out.deadLetter(item.msg, `${PENDING_ERASURE}, Directus rejected it: ${errorReason(e)}`);
-      else out.retry(item.msg);
+      else out.retry(item.msg, e);
     }
   }
 
@@ -844,8 +861,8 @@ export async function syncBatch(
           [...byMessage.values()].map((m) => m.delivery),
         );
         for (const { msg } of covisits) out.ack(msg);
-      } catch {
-        out.retryAll(covisits);
+      } catch (e) {
+        out.retryAll(covisits, e);
       }
     } else for (const { msg } of covisits) out.ack(msg);
   }
@@ -861,6 +878,13 @@ export async function syncBatch(
   });
 
   if (out.report.retried > 0 || out.report.deadLettered > 0)
-    console.warn(JSON.stringify({ level: 'warn', msg: 'sync.batch', ...out.report }));
+    console.warn(
+      JSON.stringify({
+        level: 'warn',
+        msg: 'sync.batch',
+        ...out.report,
+        ...(out.cause !== undefined && { cause: out.cause }),
+      }),
+    );
   return out.report;
 }

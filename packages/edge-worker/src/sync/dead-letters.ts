@@ -50,8 +50,11 @@ export interface DeadLetterReport {
 /** `erasure`: an erasure Directus refused, kept for an operator whatever the tombstone says. */
 type Item = { msg: Message<unknown>; row: DeadLetterRow; erasure?: true };
 
-/** Retries a message; `written`: the id of the letter row this delivery stored for it. */
-type Retry = (msg: Message<unknown>, written?: string) => void;
+/**
+ * Retries a message; `cause`: why (the first is logged); `written`: the id of the letter row
+ * this delivery stored for it.
+ */
+type Retry = (msg: Message<unknown>, cause: unknown, written?: string) => void;
 
 /** Stores one batch of the dead-letter queue in Directus; every message is acked or retried. */
 export async function storeDeadLetters(
@@ -71,7 +74,12 @@ export async function storeDeadLetters(
   };
   /** On their last delivery: sent to this queue again, then `written` (their letter's row, if stored) deleted. */
   const requeue: { msg: Message<unknown>; written?: string }[] = [];
-  const retry: Retry = (msg, written) => {
+  // Why the first message was retried, for the batch's log line: a count alone does not tell
+  // an operator a wrong DIRECTUS_URL or token from an outage. DirectusError messages carry no
+  // query (no person keys), see directus/client.ts.
+  let cause: string | undefined;
+  const retry: Retry = (msg, why, written) => {
+    cause ??= (why instanceof Error ? why.message : String(why)).slice(0, 300);
     if (msg.attempts >= LAST_DELIVERY) requeue.push(written === undefined ? { msg } : { msg, written });
     else {
       msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
@@ -96,7 +104,7 @@ export async function storeDeadLetters(
         if (isPermanent(e)) {
           const reason = `${PENDING_ERASURE}, Directus rejected it: ${e.message}`.slice(0, 2000);
           kept.push({ msg, row: { ...row, reason }, erasure: true });
-        } else retry(msg);
+        } else retry(msg, e);
       }
       continue;
     }
@@ -116,9 +124,9 @@ export async function storeDeadLetters(
           }
           continue;
         }
-      } catch {
+      } catch (e) {
         // Unsure whether the person was erased: ask again on the next delivery.
-        retry(msg);
+        retry(msg, e);
         continue;
       }
     }
@@ -131,8 +139,8 @@ export async function storeDeadLetters(
       await directus.deleteWhere('dead_letters', { id: { _in: droppedAgain.map((i) => i.row.id) } });
       for (const { msg } of droppedAgain) msg.ack();
       report.dropped += droppedAgain.length;
-    } catch {
-      for (const { msg } of droppedAgain) retry(msg);
+    } catch (e) {
+      for (const { msg } of droppedAgain) retry(msg, e);
     }
   }
 
@@ -157,7 +165,7 @@ export async function storeDeadLetters(
     try {
       await write(kept);
     } catch (e) {
-      if (!isPermanent(e)) for (const { msg } of kept) retry(msg);
+      if (!isPermanent(e)) for (const { msg } of kept) retry(msg, e);
       // One row Directus refuses must not hold back the others.
       else
         for (const item of kept) {
@@ -175,7 +183,7 @@ export async function storeDeadLetters(
                   reason: item.row.reason.slice(0, 200),
                 }),
               );
-            } else retry(item.msg);
+            } else retry(item.msg, one);
           }
         }
     }
@@ -208,7 +216,14 @@ export async function storeDeadLetters(
     report.requeued++;
   }
   if (report.retried > 0 || report.requeued > 0 || report.refused > 0)
-    console.warn(JSON.stringify({ level: 'warn', msg: 'sync.dead_letters', ...report }));
+    console.warn(
+      JSON.stringify({
+        level: 'warn',
+        msg: 'sync.dead_letters',
+        ...report,
+        ...(cause !== undefined && { cause }),
+      }),
+    );
   return report;
 }
 
@@ -249,10 +264,10 @@ async function forgetIfErasedMeanwhile(
         report.dropped += items.length;
       } else report.stored += items.length;
       for (const { msg } of items) msg.ack();
-    } catch {
+    } catch (e) {
       // On its last delivery the message goes to this queue again under a new id (see
       // `retry`): its row is deleted once that copy is sent, or the copy would write a second one.
-      for (const { msg, row } of items) retry(msg, row.id);
+      for (const { msg, row } of items) retry(msg, e, row.id);
     }
   }
 }
