@@ -2,10 +2,11 @@
  * The dead-letter queue's consumer in workerd, without a Directus: what it logs when it
  * cannot keep letters (the Directus-backed behaviour is in test/directus/dead-letters.test.ts).
  */
-import { createMessageBatch } from 'cloudflare:test';
+import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { directusClient } from '../directus/client.ts';
+import worker from '../index.ts';
 import { DEAD_LETTER_QUEUE, storeDeadLetters } from './dead-letters.ts';
 
 afterEach(() => {
@@ -43,5 +44,46 @@ describe('the dead-letter consumer while Directus is unavailable', () => {
     expect(line?.cause).toBe(
       'Directus unreachable (GET /items/dead_letters): Invalid URL: directus.example.com/items/dead_letters',
     );
+  });
+});
+
+describe('which queue is the dead-letter queue', () => {
+  it('consumes a dead-letter queue renamed for another deployment (`…-dlq`) as one, not as events', async () => {
+    // Queue names are per account: a second deployment (staging) in the same account needs
+    // other names. Taken for the events queue, its letters were dead-lettered again, each
+    // wrapped in a new letter, round and round, and none was ever kept in Directus.
+    const sent: unknown[] = [];
+    const dlq = env.EVENTS_DLQ;
+    const watched: Queue = {
+      metrics: () => dlq.metrics(),
+      send: async (message, options) => {
+        sent.push(message);
+        return dlq.send(message, options);
+      },
+      sendBatch: (messages, options) => dlq.sendBatch(messages, options),
+    };
+    // A Directus that refuses the token: a letter that reaches the dead-letter consumer is retried.
+    // Vars are typed as wrangler.toml's literal values; a test's other Directus is not one.
+    const staging = {
+      ...env,
+      DIRECTUS_URL: 'http://directus.fixture.test',
+      DIRECTUS_TOKEN: 'not-the-sync-token',
+      EVENTS_DLQ: watched,
+    } as unknown as Env;
+    const letter = {
+      reason: 'Directus rejected the events row: value too long for name',
+      messageId: 'original-1',
+      attempts: 3,
+      failedAt: '2026-11-26T09:00:00.000Z',
+      body: { kind: 'events', siteId: 'demo', personId: 'anon:a-1', purposes: ['analytics'], events: [] },
+    };
+    const batch = createMessageBatch<unknown>('attune-events-staging-dlq', [
+      { id: 'letter-2', timestamp: new Date(), attempts: 1, body: letter },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, staging);
+    const result = await getQueueResult(batch, ctx);
+    expect(sent).toEqual([]);
+    expect(result.retryMessages.map((m) => m.msgId)).toEqual(['letter-2']);
   });
 });

@@ -29,6 +29,16 @@ import { type DeadLetterRow, deadLetterRow, PENDING_ERASURE, retryDelaySeconds }
 export const DEAD_LETTER_QUEUE = 'attune-events-dlq';
 
 /**
+ * Whether a batch comes from a dead-letter queue: this one, or any whose name ends in `-dlq`.
+ * Queue names are per account, so a second deployment in one account (staging) renames its
+ * queues; its dead-letter queue taken for an events queue had every letter dead-lettered
+ * again, wrapped in a new one, round and round, none ever kept.
+ */
+export function isDeadLetterQueue(queueName: string): boolean {
+  return queueName === DEAD_LETTER_QUEUE || queueName.endsWith('-dlq');
+}
+
+/**
  * The delivery from which a retry is a send to this queue again (wrangler.toml's
  * `max_retries` for it is 100: the queue drops a message retried once more).
  */

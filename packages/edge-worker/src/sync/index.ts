@@ -5,13 +5,13 @@
  */
 import { applyCovisits } from '../decide/covisitation.ts';
 import { syncBatch } from './consumer.ts';
-import { DEAD_LETTER_QUEUE, storeDeadLetters } from './dead-letters.ts';
+import { isDeadLetterQueue, storeDeadLetters } from './dead-letters.ts';
 
 export type { DeadLetter, SyncReport } from './consumer.ts';
 export { syncBatch } from './consumer.ts';
 
 /** Consumes one batch of the EVENTS queue, or of its dead-letter queue. */
 export async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  if (batch.queue === DEAD_LETTER_QUEUE) await storeDeadLetters(batch, env);
+  if (isDeadLetterQueue(batch.queue)) await storeDeadLetters(batch, env);
   else await syncBatch(batch, env, { applyCovisits });
 }
