@@ -21,6 +21,7 @@ import { getConsentConfig } from '../config/consent-config.ts';
 import { userIdOf } from '../identity/index.ts';
 import { QueueSendError, sendMessages } from '../ingest/queue-producer.ts';
 import { count, flushStats, log } from '../observability/index.ts';
+import { configuredDays } from '../retention/days.ts';
 import { getSiteById } from '../sites/index.ts';
 import {
   applyEvent,
@@ -46,6 +47,8 @@ import type { OfferedPromo, PersonKey, ProfileEventInput, ProfileSummary, Profil
 import { newUlid } from './ulid.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** A profile's retention when neither its site nor PROFILE_RETENTION_DAYS gives a usable one. */
+const DEFAULT_PROFILE_RETENTION_DAYS = 395;
 /** Dedupe window: ids seen within this time, at most SEEN_MAX of them. */
 const SEEN_WINDOW_MS = 7 * DAY_MS;
 const SEEN_MAX = 10_000;
@@ -466,8 +469,25 @@ export class ProfileDO extends DurableObject<Env> {
   async #rules(siteId: string): Promise<{ rules: ProfileRules; retentionMs: number }> {
     const site = await getSiteById(this.env, siteId);
     const settings: Record<string, unknown> = site?.settings ?? {};
-    const halfLifeDays = Number(settings.interestHalfLifeDays ?? this.env.INTEREST_HALF_LIFE_DAYS);
-    const retentionDays = Number(settings.profileRetentionDays ?? this.env.PROFILE_RETENTION_DAYS);
+    // A site's own setting, else the Worker's var; an unusable one is logged (configuredDays).
+    const days = (key: string, varName: string, varValue: string | undefined, fallbackDays: number) => {
+      const own = settings[key];
+      return own === undefined || own === null
+        ? configuredDays(varValue, varName, fallbackDays)
+        : configuredDays(own, `site ${siteId} settings.${key}`, fallbackDays);
+    };
+    const halfLifeDays = days(
+      'interestHalfLifeDays',
+      'INTEREST_HALF_LIFE_DAYS',
+      this.env.INTEREST_HALF_LIFE_DAYS,
+      DEFAULT_RULES.halfLifeMs / DAY_MS,
+    );
+    const retentionDays = days(
+      'profileRetentionDays',
+      'PROFILE_RETENTION_DAYS',
+      this.env.PROFILE_RETENTION_DAYS,
+      DEFAULT_PROFILE_RETENTION_DAYS,
+    );
     const custom = Array.isArray(settings.segments) ? settings.segments : [];
     const customSegments: ProfileRules['customSegments'] = [];
     for (const item of custom) {
@@ -479,16 +499,8 @@ export class ProfileDO extends DurableObject<Env> {
       customSegments.push({ id, minCounters: mins });
     }
     return {
-      rules: {
-        ...DEFAULT_RULES,
-        halfLifeMs:
-          Number.isFinite(halfLifeDays) && halfLifeDays > 0
-            ? halfLifeDays * DAY_MS
-            : DEFAULT_RULES.halfLifeMs,
-        customSegments,
-      },
-      retentionMs:
-        Number.isFinite(retentionDays) && retentionDays > 0 ? retentionDays * DAY_MS : 395 * DAY_MS,
+      rules: { ...DEFAULT_RULES, halfLifeMs: halfLifeDays * DAY_MS, customSegments },
+      retentionMs: retentionDays * DAY_MS,
     };
   }
 

@@ -5,14 +5,14 @@
  */
 import { directusFromEnv } from '../directus/client.ts';
 import { PENDING_ERASURE } from '../sync/mapping.ts';
+import { configuredDays } from './days.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_RETENTION_DAYS = 90;
 
-/** The retention period in days (EVENT_RETENTION_DAYS; 90 when unset or nonsense). */
+/** The retention period in days (EVENT_RETENTION_DAYS; 90 when unset or nonsense, which is logged). */
 export function eventRetentionDays(env: Pick<Env, 'EVENT_RETENTION_DAYS'>): number {
-  const days = Number(env.EVENT_RETENTION_DAYS);
-  return Number.isFinite(days) && days > 0 ? days : DEFAULT_RETENTION_DAYS;
+  return configuredDays(env.EVENT_RETENTION_DAYS, 'EVENT_RETENTION_DAYS', DEFAULT_RETENTION_DAYS);
 }
 
 /** The cutoff of the retention period, as Directus compares times. */
