@@ -87,6 +87,67 @@ describe('directusFromEnv', () => {
   });
 });
 
+describe('directusFromEnv without DIRECTUS_URL or DIRECTUS_TOKEN', () => {
+  // A deployment that lost DIRECTUS_URL from its vars (moved to a secret never set) threw a
+  // TypeError before any message was settled: the dead-letter consumer too, so after its
+  // retries the queue dropped every message, erasures included, with no letter kept.
+  const unset = { ...env, DIRECTUS_URL: undefined, DIRECTUS_TOKEN: undefined } as unknown as Env;
+
+  it('the sync retries with backoff and says which setting is missing', async () => {
+    const errors: string[] = [];
+    const warned: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((line: unknown) => {
+      errors.push(String(line));
+    });
+    vi.spyOn(console, 'warn').mockImplementation((line: unknown) => {
+      warned.push(String(line));
+    });
+    try {
+      const batch = createMessageBatch<unknown>('attune-events', [
+        {
+          id: 'unset-1',
+          timestamp: new Date(),
+          attempts: 1,
+          body: {
+            kind: 'events',
+            siteId: 'demo',
+            personId: 'anon:unset',
+            purposes: ['analytics'],
+            events: [
+              {
+                event: {
+                  id: '01JDZ000000000000000000AB1',
+                  type: 'track',
+                  name: 'page.viewed',
+                  timestamp: '2026-11-26T09:00:00.000Z',
+                  anonymousId: 'unset',
+                  schemaVersion: 1,
+                },
+                enrichment: {
+                  receivedAt: '2026-11-26T09:00:00.000Z',
+                  correctedTimestamp: '2026-11-26T09:00:00.000Z',
+                  device: 'desktop',
+                },
+              },
+            ],
+          },
+        },
+      ]);
+      const report = await syncBatch(batch, unset, { isErased: async () => false });
+      expect(report).toMatchObject({ acked: 0, retried: 1 });
+      const messages = errors.map((l) => (JSON.parse(l) as { msg: string }).msg);
+      expect(messages).toContain(
+        'DIRECTUS_URL is unset: no Directus call can be made (the sync retries, the catalog and consent categories are not read); set it in wrangler.toml [vars]',
+      );
+      expect(messages).toContain(
+        "DIRECTUS_TOKEN is unset: Directus refuses every call; set the attune-sync user's static token with wrangler secret put DIRECTUS_TOKEN",
+      );
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+});
+
 describe('consumer isolation', () => {
   const message = (id: string, poison: boolean) => ({
     id,

@@ -5,6 +5,8 @@
  * validation, unknown collection).
  */
 
+import { logOnce } from '../observability/index.ts';
+
 /** A Directus filter object, e.g. `{ id: { _in: ['a', 'b'] } }`. */
 export type DirectusFilter = Record<string, unknown>;
 
@@ -118,12 +120,22 @@ export type DirectusClient = ReturnType<typeof directusClient>;
 /** A client bound to one Directus instance and token. */
 export function directusClient(config: DirectusConfig) {
   const base = config.url.replace(/\/+$/, '');
+  const absoluteBase = /^https?:\/\/[^/]/i.test(base);
   const doFetch = config.fetch ?? fetch;
 
   async function request<T>(method: string, path: string, body?: unknown): Promise<T | undefined> {
     // Errors name the path without its query: a read's filter names people (person keys,
     // user ids), and these messages reach logs and an access request's 502 answer.
     const bare = path.split('?')[0] ?? path;
+    // Not fetched: a relative URL would be resolved against whatever the runtime takes as
+    // the base, reaching some other server. An outage to the callers (retried, answered 502).
+    if (!absoluteBase)
+      throw new DirectusError(
+        `Directus unreachable (${method} ${bare}): DIRECTUS_URL ${JSON.stringify(base.slice(0, 100))} is not an http(s) URL`,
+        0,
+        undefined,
+        true,
+      );
     let res: Response;
     try {
       res = await doFetch(`${base}${path}`, {
@@ -380,14 +392,36 @@ export function directusClient(config: DirectusConfig) {
  */
 export const DIRECTUS_DEFAULT_TIMEOUT_MS = 30_000;
 
-/** The client the Worker uses: DIRECTUS_URL with the least-privilege DIRECTUS_TOKEN. */
+/**
+ * The client the Worker uses: DIRECTUS_URL with the least-privilege DIRECTUS_TOKEN. Either
+ * may be missing on a deployment (a var moved to a secret never set, a secret never put):
+ * then every call fails as Directus being unreachable or refusing, which callers already
+ * retry or answer, and one line per isolate says which setting is missing. Before, a
+ * missing DIRECTUS_URL threw here, ahead of any message being settled, so the queue
+ * dropped every message after its retries, the dead-letter queue's as well.
+ */
 export function directusFromEnv(
   env: Pick<Env, 'DIRECTUS_URL' | 'DIRECTUS_TOKEN'>,
   options: Pick<DirectusConfig, 'timeoutMs'> = {},
 ): DirectusClient {
+  // Typed as wrangler.toml declares them; the deployed Worker's env may still lack them.
+  const url: unknown = env.DIRECTUS_URL;
+  const token: unknown = env.DIRECTUS_TOKEN;
+  if (typeof url !== 'string' || url.trim() === '')
+    logOnce(
+      'DIRECTUS_URL:unset',
+      'error',
+      'DIRECTUS_URL is unset: no Directus call can be made (the sync retries, the catalog and consent categories are not read); set it in wrangler.toml [vars]',
+    );
+  if (typeof token !== 'string' || token === '')
+    logOnce(
+      'DIRECTUS_TOKEN:unset',
+      'error',
+      "DIRECTUS_TOKEN is unset: Directus refuses every call; set the attune-sync user's static token with wrangler secret put DIRECTUS_TOKEN",
+    );
   return directusClient({
-    url: env.DIRECTUS_URL,
-    token: env.DIRECTUS_TOKEN,
+    url: typeof url === 'string' ? url : '',
+    token: typeof token === 'string' ? token : '',
     timeoutMs: DIRECTUS_DEFAULT_TIMEOUT_MS,
     ...options,
   });
