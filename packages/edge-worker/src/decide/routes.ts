@@ -14,6 +14,7 @@ import type { AppEnv } from '../app.ts';
 import { checkUserIdSignature } from '../identity/index.ts';
 import { forwardMessages } from '../ingest/outbox.ts';
 import { clientAddress, type RateDecision, underIpLimit } from '../ingest/rate-limit.ts';
+import { logOnce } from '../observability/index.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { consentFrom, parseCookies } from '../proxy/cookies.ts';
 import { getSiteByWriteKey, isOriginAllowed, type Site } from '../sites/index.ts';
@@ -29,10 +30,24 @@ export function anonymousPersonKey(anonymousId: string | undefined): PersonKey {
     : 'anon:';
 }
 
-/** The decision budget from DECISION_BUDGET_MS (default 50 ms, at most 1 s). */
+/**
+ * The decision budget from DECISION_BUDGET_MS (default 50 ms, at most 1 s). A value set but
+ * unusable ("50ms", -1, or empty, which read as 0 ms: every page with the defaults) or over
+ * the cap applies the default or the cap, and says so once per isolate.
+ */
 export function decisionBudgetMs(env: Env): number {
-  const value = Number(env.DECISION_BUDGET_MS);
-  return Number.isFinite(value) && value >= 0 ? Math.min(value, 1000) : 50;
+  const raw: unknown = env.DECISION_BUDGET_MS;
+  if (raw === undefined) return 50;
+  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
+  if (Number.isFinite(value) && value >= 0 && value <= 1000) return value;
+  const shown = JSON.stringify(raw).slice(0, 64);
+  const applied = Number.isFinite(value) && value > 1000 ? 1000 : 50;
+  logOnce(
+    `DECISION_BUDGET_MS:${shown}`,
+    'error',
+    `DECISION_BUDGET_MS ${shown} is not 0 to 1000 ms; ${applied} ms apply`,
+  );
+  return applied;
 }
 
 type Problem = { status: 400 | 401 | 403 | 429; code: string; message: string; path?: string };
