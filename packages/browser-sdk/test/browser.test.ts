@@ -6,6 +6,7 @@
 import type { CustomerAction } from '@attune/shared-schema';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
+import { restoredFromCache } from './chromium.ts';
 import { until } from './servers.ts';
 import { browserSuite } from './suite.ts';
 
@@ -348,17 +349,7 @@ describe('the script tag in Chromium', () => {
     await page.goBack({ waitUntil: 'commit' });
     await page.waitForFunction(() => document.body.dataset.restored !== undefined);
     // Restored from the cache, not loaded again (Chromium gives the reason when it is not).
-    expect(
-      await page.evaluate(() => ({
-        restored: document.body.dataset.restored,
-        reasons:
-          (
-            performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming & {
-              notRestoredReasons?: unknown;
-            }
-          ).notRestoredReasons ?? null,
-      })),
-    ).toEqual({ restored: 'true', reasons: null });
+    expect(await restoredFromCache(page)).toEqual({ restored: 'true', reasons: null });
     // The restored page knows the event is no longer its own: it does not send it again.
     await flush(page);
     // The visitor sees the page again: a page view, as a load would have made.

@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
+import { restoredFromCache } from './chromium.ts';
 import { until } from './servers.ts';
 import { browserSuite } from './suite.ts';
 
@@ -153,17 +154,7 @@ describe('a messy page, a hostile browser', () => {
     await page.goBack({ waitUntil: 'commit' });
     await page.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
     // Restored from the cache, not loaded again (Chromium gives the reasons when it is not).
-    expect(
-      await page.evaluate(() => ({
-        restored: document.body.dataset.restored,
-        reasons:
-          (
-            performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming & {
-              notRestoredReasons?: unknown;
-            }
-          ).notRestoredReasons ?? null,
-      })),
-    ).toEqual({ restored: 'true', reasons: null });
+    expect(await restoredFromCache(page)).toEqual({ restored: 'true', reasons: null });
     await until('the restored page’s view', () => named('page.viewed').length === 3);
     expect(errors).toEqual([]);
   });
