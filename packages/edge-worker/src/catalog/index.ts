@@ -25,11 +25,22 @@ const SNAPSHOT_TTL_S = 7 * 24 * 3600;
 /** After a failed Directus read, wait this long before trying again (serving what is held meanwhile). */
 const FAILURE_RETRY_MS = 5_000;
 
-/** A snapshot as read, with its indexes built so far (one per site that asked). */
+/**
+ * A snapshot as read, with its indexes built so far: one per site that owns rows and asked,
+ * and one of the shared rows alone (key SHARED) for every site that owns none — so a
+ * deployment whose rows are all shared builds one index per version, however many sites.
+ */
 interface HeldCatalog {
   snapshot: CatalogSnapshot;
+  /** The sites that own at least one row of the snapshot. */
+  owners: ReadonlySet<string>;
   bySite: Map<string, CatalogIndex>;
+  /** The sites served from it in this isolate, to index the next version for at once. */
+  served: Set<string>;
 }
+
+/** The index key of the shared rows alone (no site id is empty, see sites/index.ts). */
+const SHARED = '';
 
 interface Memo {
   held: HeldCatalog;
@@ -41,14 +52,17 @@ interface Memo {
  * the refresh (off the request when revalidating), not by the next decision of each site.
  */
 function hold(snapshot: CatalogSnapshot, sites: Iterable<string> = []): HeldCatalog {
-  const held: HeldCatalog = { snapshot, bySite: new Map() };
+  const owners = new Set<string>();
+  for (const rows of [snapshot.products, snapshot.slotContent, snapshot.triggerRules])
+    for (const row of rows) if (row.siteId !== undefined) owners.add(row.siteId);
+  const held: HeldCatalog = { snapshot, owners, bySite: new Map(), served: new Set() };
   for (const siteId of sites) indexFor(held, siteId);
   return held;
 }
 
 /** The sites this isolate has served a catalog to (the last one held). */
 function servedSites(): string[] {
-  return [...((memo?.held ?? lastGood)?.bySite.keys() ?? [])];
+  return [...((memo?.held ?? lastGood)?.served ?? [])];
 }
 
 /** A site's rows of a snapshot: its own and the shared ones. */
@@ -62,12 +76,17 @@ export function siteCatalog(snapshot: CatalogSnapshot, siteId: string): CatalogS
   };
 }
 
-/** The site's index of a held snapshot, built once per version and site in this isolate. */
+/**
+ * The site's index of a held snapshot, built once per version in this isolate for each site
+ * that owns rows, and once for all the others (the shared rows are all they are served).
+ */
 function indexFor(held: HeldCatalog, siteId: string): CatalogIndex {
-  let index = held.bySite.get(siteId);
+  held.served.add(siteId);
+  const key = held.owners.has(siteId) ? siteId : SHARED;
+  let index = held.bySite.get(key);
   if (index === undefined) {
-    index = buildCatalogIndex(siteCatalog(held.snapshot, siteId));
-    held.bySite.set(siteId, index);
+    index = buildCatalogIndex(siteCatalog(held.snapshot, key));
+    held.bySite.set(key, index);
   }
   return index;
 }
