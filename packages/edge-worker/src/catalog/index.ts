@@ -48,8 +48,8 @@ interface Memo {
 }
 
 /**
- * Holds a snapshot, indexed at once for the sites the catalog it replaces served: built in
- * the refresh (off the request when revalidating), not by the next decision of each site.
+ * Holds a snapshot, indexed at once for `sites` (see prebuiltSites): built in a refresh that
+ * runs off the request, not by the next decision of each site.
  */
 function hold(snapshot: CatalogSnapshot, sites: Iterable<string> = []): HeldCatalog {
   const owners = new Set<string>();
@@ -60,9 +60,15 @@ function hold(snapshot: CatalogSnapshot, sites: Iterable<string> = []): HeldCata
   return held;
 }
 
-/** The sites this isolate has served a catalog to (the last one held). */
-function servedSites(): string[] {
-  return [...((memo?.held ?? lastGood)?.served ?? [])];
+/**
+ * The sites a refresh indexes ahead: those the catalog it replaces served, but only while
+ * revalidating (a catalog is held, and no decision waits for the refresh). With none held
+ * (after an invalidation) the next decision waits for the refresh, and each index is a
+ * synchronous build no budget can cut short: that decision builds its own site's, and each
+ * other site's first decision its own, instead of one decision building them all.
+ */
+function prebuiltSites(): string[] {
+  return memo ? [...memo.held.served] : [];
 }
 
 /** A site's rows of a snapshot: its own and the shared ones. */
@@ -186,7 +192,7 @@ async function refresh(env: CatalogEnv, now: number, from: number): Promise<Held
       return keep(from, { held: memo.held, checkedAt: now });
     if (version !== null) {
       const stored = await env.EDGE_CACHE.get<CatalogSnapshot>(snapshotKey(version), 'json');
-      if (stored) return keep(from, { held: hold(stored, servedSites()), checkedAt: now });
+      if (stored) return keep(from, { held: hold(stored, prebuiltSites()), checkedAt: now });
     } else {
       version = newVersion();
       await env.EDGE_CACHE.put(CATALOG_VERSION_KEY, version);
@@ -206,7 +212,7 @@ async function refresh(env: CatalogEnv, now: number, from: number): Promise<Held
       // old catalog, reading all of Directus again every few seconds.
       console.warn(JSON.stringify({ msg: 'catalog not cached in KV', error: String(error).slice(0, 200) }));
     }
-    return keep(from, { held: hold(snapshot, servedSites()), checkedAt: now });
+    return keep(from, { held: hold(snapshot, prebuiltSites()), checkedAt: now });
   } catch (error) {
     console.warn(JSON.stringify({ msg: 'catalog unavailable', error: String(error) }));
     const retryAt = now - CATALOG_RECHECK_MS + FAILURE_RETRY_MS;
