@@ -135,6 +135,15 @@ export function lastCatalog(siteId: string): CatalogIndex {
 }
 
 /**
+ * Whether the catalog this isolate holds lists any product, of any site. A site whose own
+ * index is empty beside such a catalog has no products; only with none listed at all (none
+ * read yet, Directus unreachable, a catalog not filled yet) is there nothing to judge by.
+ */
+export function catalogListsProducts(): boolean {
+  return ((memo?.held ?? lastGood)?.snapshot.products.length ?? 0) > 0;
+}
+
+/**
  * The site's indexed catalog for decisions; never throws (an unreadable source yields the
  * last good or an empty catalog). `keepAlive` is the request's waitUntil (the runtime's by default).
  */

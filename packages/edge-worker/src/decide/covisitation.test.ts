@@ -153,4 +153,22 @@ describe('co-visitation', () => {
       await putCatalogSnapshot(env, { version: 'none', products: [], slotContent: [], triggerRules: [] });
     }
   });
+
+  it('counts no made-up pairs for a site with no products of its own beside another site that has some', async () => {
+    // Each site is judged by its own catalog: one whose rows are all another site's has no
+    // products, which is not "no catalog read yet" (when every pair counts).
+    const site = 'no-products-yet';
+    await putCatalogSnapshot(env, {
+      ...FIXTURE_CATALOG,
+      version: 'other-shop-only',
+      products: FIXTURE_CATALOG.products.map((p) => ({ ...p, siteId: 'other-shop' })),
+    });
+    try {
+      await applyCovisits(env, [message([visit('made-up-3', 'made-up-4', site)])]);
+      const next = await readCovisits(env, site, ['made-up-3'], 1000);
+      expect(next.get('made-up-3')).toEqual([]);
+    } finally {
+      await putCatalogSnapshot(env, { version: 'none', products: [], slotContent: [], triggerRules: [] });
+    }
+  });
 });

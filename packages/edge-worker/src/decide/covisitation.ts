@@ -7,7 +7,7 @@
  * never a slow page.
  */
 import type { CovisitMessage } from '@attune/shared-schema';
-import { getCatalog } from '../catalog/index.ts';
+import { catalogListsProducts, getCatalog } from '../catalog/index.ts';
 import { hash32 } from '../hash/index.ts';
 import type { CountedMessage, NextItem, Transition } from './covisitation-do.ts';
 import type { CovisitCounts } from './scorer.ts';
@@ -55,9 +55,12 @@ export async function applyCovisits(env: Env, deliveries: CovisitDelivery[]): Pr
   const catalogs = new Map(
     await Promise.all([...sites].map(async (siteId) => [siteId, await getCatalog(env, siteId)] as const)),
   );
+  // A site with no products of its own beside other sites' has none to count (its made-up
+  // ids grew its shards as before); only a catalog listing no product at all counts all.
+  const judged = catalogListsProducts();
   const inCatalog = (siteId: string, id: string) => {
     const catalog = catalogs.get(siteId);
-    return catalog === undefined || catalog.products.length === 0 || catalog.indexById.has(id);
+    return catalog === undefined || (!judged && catalog.products.length === 0) || catalog.indexById.has(id);
   };
   const byShard = new Map<
     string,
