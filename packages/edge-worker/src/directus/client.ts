@@ -67,6 +67,17 @@ export class DirectusError extends Error {
   }
 }
 
+/**
+ * `text` (a DirectusError's message) for a log line: without the values Directus quotes in
+ * its own messages (`Value "<value>" for field …`, `Numeric value "…"`, `Invalid foreign key
+ * "…"`), which for the sync's writes are person keys and user ids (an email, often). The
+ * field and collection names stay: they say what to fix. A dead letter kept in Directus keeps
+ * the whole message; Workers Logs are not where people's ids may be kept.
+ */
+export function withoutQuotedValues(text: string): string {
+  return text.replace(/\b(value|key) "(?:[^"\\]|\\.)*"/gi, '$1 "…"');
+}
+
 /** Whether Directus refused outright (a 4xx other than the retryable ones): trying again will not help. */
 export function isPermanent(e: unknown): e is DirectusError {
   return e instanceof DirectusError && !e.retryable;

@@ -659,6 +659,50 @@ describe('events messages in the consumer', () => {
     expect(result.explicitAcks).toEqual([]);
   });
 
+  it('logs why it dead-lettered without the value Directus quoted (a person key, a user id)', async () => {
+    // Directus puts the offending value in its messages (RecordNotUnique, ValueTooLong,
+    // InvalidForeignKey: `Value "…" for field …`). Kept in Workers Logs, the line would name
+    // the person; the letter kept in Directus holds the whole reason.
+    const letters = recordDlq();
+    const rejecting = directusClient({
+      url: 'http://directus.test',
+      token: 't',
+      fetch: async (url) =>
+        String(url).includes('/attune-sync/events')
+          ? Response.json(
+              {
+                errors: [
+                  {
+                    message:
+                      'Value "anon:alice@example.com" for field "person_id" in collection "events" has to be unique.',
+                    extensions: { code: 'RECORD_NOT_UNIQUE' },
+                  },
+                ],
+              },
+              { status: 400 },
+            )
+          : Response.json({ data: [] }),
+    });
+    const warned: string[] = [];
+    vi.spyOn(console, 'warn').mockImplementation((line: unknown) => {
+      warned.push(String(line));
+    });
+    const batch = createMessageBatch<unknown>('attune-events', [
+      {
+        id: 'quoted-1',
+        timestamp: new Date(),
+        attempts: 1,
+        body: eventsBody([eventItem()], 'anon:alice@example.com'),
+      },
+    ]);
+    const report = await syncBatch(batch, env, { directus: rejecting, isErased: nobodyErased().check });
+    expect(report).toMatchObject({ deadLettered: 1 });
+    expect(letters[0]?.reason).toContain('anon:alice@example.com');
+    const line = warned.find((w) => w.includes('sync.dead_lettered')) ?? '';
+    expect(line).toContain('for field \\"person_id\\" in collection \\"events\\" has to be unique');
+    expect(warned.join('\n')).not.toContain('alice@example.com');
+  });
+
   it('says in its log why it retried: a Directus that refuses the token is named, not only counted', async () => {
     // A deployment's first sync fails for a wrong DIRECTUS_URL or DIRECTUS_TOKEN; the
     // operator has only this log line to learn which, and the retries go on for a day.

@@ -33,7 +33,13 @@ import {
   QueueMessageSchema,
 } from '@attune/shared-schema';
 import type { CovisitDelivery } from '../decide/covisitation.ts';
-import { type DirectusClient, DirectusError, directusFromEnv, isPermanent } from '../directus/client.ts';
+import {
+  type DirectusClient,
+  DirectusError,
+  directusFromEnv,
+  isPermanent,
+  withoutQuotedValues,
+} from '../directus/client.ts';
 import { parsePersonKey } from '../identity/index.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
@@ -217,7 +223,8 @@ class Outcomes {
   /**
    * Why the first message of this batch was retried, for the batch's log line: counts alone
    * do not tell an operator a wrong DIRECTUS_URL or token from an outage, and the retries go
-   * on for a day. DirectusError messages carry no query (no person keys), see directus/client.ts.
+   * on for a day. DirectusError messages carry no query, and the values Directus quotes are
+   * left out (withoutQuotedValues): no person keys.
    */
   get cause(): string | undefined {
     return this.#cause;
@@ -226,7 +233,7 @@ class Outcomes {
 
   /** Keeps the first reason a retry was for (see `cause`). */
   noteCause(e: unknown): void {
-    this.#cause ??= errorReason(e).slice(0, 300);
+    this.#cause ??= withoutQuotedValues(errorReason(e)).slice(0, 300);
   }
 
   retry(msg: Msg, cause?: unknown): void {
@@ -277,7 +284,11 @@ class Outcomes {
   #countLetter(letter: DeadLetter): void {
     this.report.deadLettered++;
     console.warn(
-      JSON.stringify({ level: 'warn', msg: 'sync.dead_lettered', reason: letter.reason.slice(0, 200) }),
+      JSON.stringify({
+        level: 'warn',
+        msg: 'sync.dead_lettered',
+        reason: withoutQuotedValues(letter.reason).slice(0, 200),
+      }),
     );
   }
 

@@ -19,7 +19,12 @@
  *   copy, the letter stays in `dead_letters`, listed and resendable, rather than be lost.
  */
 import { type ErasureMessage, QueueMessageSchema } from '@attune/shared-schema';
-import { type DirectusClient, directusFromEnv, isPermanent } from '../directus/client.ts';
+import {
+  type DirectusClient,
+  directusFromEnv,
+  isPermanent,
+  withoutQuotedValues,
+} from '../directus/client.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { type ErasureCheck, erase, personSlot } from './consumer.ts';
@@ -86,10 +91,10 @@ export async function storeDeadLetters(
   const requeue: { msg: Message<unknown>; written?: string }[] = [];
   // Why the first message was retried, for the batch's log line: a count alone does not tell
   // an operator a wrong DIRECTUS_URL or token from an outage. DirectusError messages carry no
-  // query (no person keys), see directus/client.ts.
+  // query, and the values Directus quotes are left out (withoutQuotedValues): no person keys.
   let cause: string | undefined;
   const retry: Retry = (msg, why, written) => {
-    cause ??= (why instanceof Error ? why.message : String(why)).slice(0, 300);
+    cause ??= withoutQuotedValues(why instanceof Error ? why.message : String(why)).slice(0, 300);
     if (msg.attempts >= LAST_DELIVERY) requeue.push(written === undefined ? { msg } : { msg, written });
     else {
       msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
@@ -190,7 +195,7 @@ export async function storeDeadLetters(
                   level: 'error',
                   msg: 'sync.dead_letter_refused',
                   status: one.status,
-                  reason: item.row.reason.slice(0, 200),
+                  reason: withoutQuotedValues(item.row.reason).slice(0, 200),
                 }),
               );
             } else retry(item.msg, one);
