@@ -32,6 +32,26 @@ const noDirectus = directusClient({
   },
 });
 
+/** A Directus that answers the sync's event writes with this error, and every read with no rows. */
+const eventsRefused = (status: number, message: string, code: string) =>
+  directusClient({
+    url: 'http://directus.test',
+    token: 't',
+    fetch: async (url) =>
+      String(url).includes('/attune-sync/events')
+        ? Response.json({ errors: [{ message, extensions: { code } }] }, { status })
+        : Response.json({ data: [] }),
+  });
+
+/** The lines the code under test warns, from now on (console.warn is restored after each test). */
+function warnings(): string[] {
+  const warned: string[] = [];
+  vi.spyOn(console, 'warn').mockImplementation((line: unknown) => {
+    warned.push(String(line));
+  });
+  return warned;
+}
+
 const at = '2026-11-26T09:00:00.000Z';
 
 afterEach(() => {
@@ -664,29 +684,12 @@ describe('events messages in the consumer', () => {
     // InvalidForeignKey: `Value "…" for field …`). Kept in Workers Logs, the line would name
     // the person; the letter kept in Directus holds the whole reason.
     const letters = recordDlq();
-    const rejecting = directusClient({
-      url: 'http://directus.test',
-      token: 't',
-      fetch: async (url) =>
-        String(url).includes('/attune-sync/events')
-          ? Response.json(
-              {
-                errors: [
-                  {
-                    message:
-                      'Value "anon:alice@example.com" for field "person_id" in collection "events" has to be unique.',
-                    extensions: { code: 'RECORD_NOT_UNIQUE' },
-                  },
-                ],
-              },
-              { status: 400 },
-            )
-          : Response.json({ data: [] }),
-    });
-    const warned: string[] = [];
-    vi.spyOn(console, 'warn').mockImplementation((line: unknown) => {
-      warned.push(String(line));
-    });
+    const rejecting = eventsRefused(
+      400,
+      'Value "anon:alice@example.com" for field "person_id" in collection "events" has to be unique.',
+      'RECORD_NOT_UNIQUE',
+    );
+    const warned = warnings();
     const batch = createMessageBatch<unknown>('attune-events', [
       {
         id: 'quoted-1',
@@ -706,25 +709,8 @@ describe('events messages in the consumer', () => {
   it('says in its log why it retried: a Directus that refuses the token is named, not only counted', async () => {
     // A deployment's first sync fails for a wrong DIRECTUS_URL or DIRECTUS_TOKEN; the
     // operator has only this log line to learn which, and the retries go on for a day.
-    const refusing = directusClient({
-      url: 'http://directus.test',
-      token: 'wrong',
-      fetch: async (url) =>
-        String(url).includes('/attune-sync/events')
-          ? Response.json(
-              {
-                errors: [
-                  { message: 'Invalid user credentials.', extensions: { code: 'INVALID_CREDENTIALS' } },
-                ],
-              },
-              { status: 401 },
-            )
-          : Response.json({ data: [] }),
-    });
-    const warned: string[] = [];
-    vi.spyOn(console, 'warn').mockImplementation((line: unknown) => {
-      warned.push(String(line));
-    });
+    const refusing = eventsRefused(401, 'Invalid user credentials.', 'INVALID_CREDENTIALS');
+    const warned = warnings();
     const batch = createMessageBatch<unknown>('attune-events', [
       { id: 'token-1', timestamp: new Date(), attempts: 1, body: eventsBody([eventItem()], 'anon:token') },
     ]);
