@@ -8,6 +8,7 @@
 import { waitUntil } from 'cloudflare:workers';
 import { withinBudget } from '../budget/index.ts';
 import { putChangeMarker, READ_GIVEN_UP_MS } from '../kv/index.ts';
+import { log } from '../observability/index.ts';
 import { buildCatalogIndex, type CatalogIndex } from './catalog-index.ts';
 import type { CatalogSnapshot } from './fixtures/catalog.ts';
 import { loadCatalogFromDirectus } from './source.ts';
@@ -268,11 +269,12 @@ function forget(): void {
  * new snapshot from KV, not each from Directus. Returns whether it published. Throws when
  * Directus or KV cannot be read (nothing changes then).
  */
-export async function reconcileCatalog(env: CatalogEnv): Promise<boolean> {
+export async function reconcileCatalog(env: CatalogEnv, siteIds?: readonly string[]): Promise<boolean> {
   const version = await env.EDGE_CACHE.get(CATALOG_VERSION_KEY);
   const current =
     version === null ? null : await env.EDGE_CACHE.get<CatalogSnapshot>(snapshotKey(version), 'json');
   const { snapshot } = await loadCatalogFromDirectus(env, newVersion());
+  if (siteIds !== undefined) warnOfRowsForNoSite(snapshot, siteIds);
   const content = (c: CatalogSnapshot) => JSON.stringify([c.products, c.slotContent, c.triggerRules]);
   if (current !== null && content(current) === content(snapshot)) return false;
   // A notice that arrived meanwhile made its own version, whose readers load Directus after
@@ -284,6 +286,26 @@ export async function reconcileCatalog(env: CatalogEnv): Promise<boolean> {
   await putChangeMarker(env.EDGE_CACHE, CATALOG_VERSION_KEY, snapshot.version);
   forget();
   return true;
+}
+
+/**
+ * Says which site ids of the catalog's rows name no site the Worker serves: such a row
+ * (a typo, `Demo` for `demo`, or a site since removed) is served to no one, and a marketer
+ * who saved it would otherwise never learn why it does not show. Site ids only: no person.
+ */
+export function warnOfRowsForNoSite(snapshot: CatalogSnapshot, siteIds: readonly string[]): void {
+  const served = new Set(siteIds);
+  const unknown = new Map<string, number>();
+  for (const rows of [snapshot.products, snapshot.slotContent, snapshot.triggerRules])
+    for (const { siteId } of rows)
+      if (siteId !== undefined && !served.has(siteId)) unknown.set(siteId, (unknown.get(siteId) ?? 0) + 1);
+  if (unknown.size === 0) return;
+  const named = [...unknown.keys()].slice(0, 5).map((id) => JSON.stringify(id.slice(0, 64)));
+  log('warn', 'catalog.rows_for_no_site', {
+    rows: [...unknown.values()].reduce((n, c) => n + c, 0),
+    siteIds: named.join(', '),
+    fix: `set site_id to one of the served sites (${[...served].slice(0, 5).join(', ')}) or leave it empty for every site`,
+  });
 }
 
 /** Publishes a snapshot as the current catalog (seeding local runs and tests; a bulk import). */

@@ -27,7 +27,7 @@ export async function scheduled(controller: ScheduledController, env: Env): Prom
 export async function checkCaches(env: Env): Promise<void> {
   const siteIds = (await listSites(env)).map((site) => site.id);
   const [catalog, consent] = await Promise.allSettled([
-    reconcileCatalog(env),
+    reconcileCatalog(env, siteIds),
     reconcileConsentConfig(env, siteIds),
   ]);
   const outcome = (result: PromiseSettledResult<unknown>) =>

@@ -24,7 +24,7 @@ import {
 } from '../config/consent-config.ts';
 import worker from '../index.ts';
 import { listSites } from '../sites/index.ts';
-import { CACHE_CHECK_CRON, RETENTION_CRON } from './index.ts';
+import { CACHE_CHECK_CRON, checkCaches, RETENTION_CRON } from './index.ts';
 
 /** The fixture Directus; `token` picks what it holds (see src/proxy/fixtures/origin-worker.js). */
 const directusWith = (token = 'test-directus-token') =>
@@ -72,6 +72,22 @@ describe('the scheduled cache check', () => {
     // Nothing changed since: nothing is published (isolates keep what they hold).
     expect(await reconcileCatalog(directus)).toBe(false);
     expect(await env.EDGE_CACHE.get(CATALOG_VERSION_KEY)).toBe(published);
+  });
+
+  it('names the site ids of rows saved for no site the Worker serves, which no one is shown', async () => {
+    const warned: string[] = [];
+    const spy = vi.spyOn(console, 'warn').mockImplementation((line: unknown) => {
+      warned.push(String(line));
+    });
+    try {
+      await checkCaches(directusWith());
+    } finally {
+      spy.mockRestore();
+    }
+    const found = warned.find((w) => w.includes('catalog.rows_for_no_site'));
+    const line = found === undefined ? undefined : (JSON.parse(found) as Record<string, unknown>);
+    expect(line).toMatchObject({ level: 'warn', rows: 1, siteIds: '"Demo"' });
+    expect(String(line?.fix)).toContain('demo');
   });
 
   it("publishes a site's consent categories changed in Directus whose notice was lost", async () => {
