@@ -58,11 +58,15 @@ describe('the script tag in Chromium: tabs that follow each other, a tag without
     await until('the identify', () => named('user.identified').length === 1);
     const second = await open('/s2', { 'data-flush-interval': '100' });
     // The second tab hears of the sign-out by a storage event, which a loaded machine delivers
-    // late: wait for it (the tag's own listener, added at load, runs before this one).
+    // late: wait for that one (the tag's own listener, added at load, runs before this one), not
+    // for any: a late event of the first tab's earlier writes, which still name the user, would
+    // let this tab act before it knows of the sign-out.
     await second.evaluate(() => {
       const tab = window as unknown as { followed?: Promise<boolean> };
       tab.followed = new Promise((resolve) =>
-        addEventListener('storage', () => resolve(true), { once: true }),
+        addEventListener('storage', (event) => {
+          if (event.key === 'attune' && !(event.newValue ?? '').includes('"userId"')) resolve(true);
+        }),
       );
     });
     await first.evaluate(() => window.attune.reset());
