@@ -78,6 +78,14 @@ export function withoutQuotedValues(text: string): string {
   return text.replace(/\b(value|key) "(?:[^"\\]|\\.)*"/gi, '$1 "…"');
 }
 
+/**
+ * Why a queue consumer retried, for its batch's log line: the error's message (a
+ * DirectusError's names no query), without the values Directus quotes, at most 300 characters.
+ */
+export function retryCause(e: unknown): string {
+  return withoutQuotedValues(e instanceof Error ? e.message : String(e)).slice(0, 300);
+}
+
 /** Whether Directus refused outright (a 4xx other than the retryable ones): trying again will not help. */
 export function isPermanent(e: unknown): e is DirectusError {
   return e instanceof DirectusError && !e.retryable;

@@ -38,6 +38,7 @@ import {
   DirectusError,
   directusFromEnv,
   isPermanent,
+  retryCause,
   withoutQuotedValues,
 } from '../directus/client.ts';
 import { parsePersonKey } from '../identity/index.ts';
@@ -223,8 +224,7 @@ class Outcomes {
   /**
    * Why the first message of this batch was retried, for the batch's log line: counts alone
    * do not tell an operator a wrong DIRECTUS_URL or token from an outage, and the retries go
-   * on for a day. DirectusError messages carry no query, and the values Directus quotes are
-   * left out (withoutQuotedValues): no person keys.
+   * on for a day. Told by retryCause: no query, no value Directus quotes, so no person keys.
    */
   get cause(): string | undefined {
     return this.#cause;
@@ -233,7 +233,7 @@ class Outcomes {
 
   /** Keeps the first reason a retry was for (see `cause`). */
   noteCause(e: unknown): void {
-    this.#cause ??= withoutQuotedValues(errorReason(e)).slice(0, 300);
+    this.#cause ??= retryCause(e);
   }
 
   retry(msg: Msg, cause?: unknown): void {

@@ -23,6 +23,7 @@ import {
   type DirectusClient,
   directusFromEnv,
   isPermanent,
+  retryCause,
   withoutQuotedValues,
 } from '../directus/client.ts';
 import { isErased } from '../profile/client.ts';
@@ -90,11 +91,10 @@ export async function storeDeadLetters(
   /** On their last delivery: sent to this queue again, then `written` (their letter's row, if stored) deleted. */
   const requeue: { msg: Message<unknown>; written?: string }[] = [];
   // Why the first message was retried, for the batch's log line: a count alone does not tell
-  // an operator a wrong DIRECTUS_URL or token from an outage. DirectusError messages carry no
-  // query, and the values Directus quotes are left out (withoutQuotedValues): no person keys.
+  // an operator a wrong DIRECTUS_URL or token from an outage (retryCause: no person keys).
   let cause: string | undefined;
   const retry: Retry = (msg, why, written) => {
-    cause ??= withoutQuotedValues(why instanceof Error ? why.message : String(why)).slice(0, 300);
+    cause ??= retryCause(why);
     if (msg.attempts >= LAST_DELIVERY) requeue.push(written === undefined ? { msg } : { msg, written });
     else {
       msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
