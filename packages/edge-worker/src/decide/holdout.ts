@@ -7,7 +7,7 @@
  */
 
 import { hash32 } from '../hash/index.ts';
-import { logOnce } from '../observability/index.ts';
+import { logUnusableSetting } from '../observability/index.ts';
 
 /** The experiment name recorded with every decision; change it to reshuffle the groups. */
 export const DEFAULT_EXPERIMENT = 'personalization-v1';
@@ -19,12 +19,7 @@ export function holdoutPercent(raw: string | undefined): number {
   if (Number.isFinite(value) && value >= 0 && value <= 100) return value;
   // Said once per isolate: a lift report measured against a holdout other than the one set
   // ("5%" read as the default 10) compares the wrong groups without anyone knowing.
-  const shown = JSON.stringify(raw).slice(0, 64);
-  logOnce(
-    `HOLDOUT_PERCENT:${shown}`,
-    'error',
-    `HOLDOUT_PERCENT ${shown} is not a number 0 to 100; 10 applies`,
-  );
+  logUnusableSetting('HOLDOUT_PERCENT', raw, 'a number 0 to 100', '10 applies');
   return 10;
 }
 

@@ -14,7 +14,7 @@ import type { AppEnv } from '../app.ts';
 import { checkUserIdSignature } from '../identity/index.ts';
 import { forwardMessages } from '../ingest/outbox.ts';
 import { clientAddress, type RateDecision, underIpLimit } from '../ingest/rate-limit.ts';
-import { logOnce } from '../observability/index.ts';
+import { logUnusableSetting } from '../observability/index.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { consentFrom, parseCookies } from '../proxy/cookies.ts';
 import { getSiteByWriteKey, isOriginAllowed, type Site } from '../sites/index.ts';
@@ -40,13 +40,8 @@ export function decisionBudgetMs(env: Env): number {
   if (raw === undefined) return 50;
   const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
   if (Number.isFinite(value) && value >= 0 && value <= 1000) return value;
-  const shown = JSON.stringify(raw).slice(0, 64);
   const applied = Number.isFinite(value) && value > 1000 ? 1000 : 50;
-  logOnce(
-    `DECISION_BUDGET_MS:${shown}`,
-    'error',
-    `DECISION_BUDGET_MS ${shown} is not 0 to 1000 ms; ${applied} ms apply`,
-  );
+  logUnusableSetting('DECISION_BUDGET_MS', raw, '0 to 1000 ms', `${applied} ms apply`);
   return applied;
 }
 

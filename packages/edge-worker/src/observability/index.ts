@@ -51,6 +51,16 @@ export function logOnce(
   log(level, msg, fields);
 }
 
+/**
+ * Says, once per isolate and value, that a setting an operator gave (a var, a site setting)
+ * cannot be used and what applies instead: `<name> <value> is not <expected>; <applied>`.
+ * A default taken silently (a retention three times longer than set) goes unnoticed.
+ */
+export function logUnusableSetting(name: string, raw: unknown, expected: string, applied: string): void {
+  const shown = (JSON.stringify(raw) ?? String(raw)).slice(0, 64);
+  logOnce(`setting:${name}:${shown}`, 'error', `${name} ${shown} is not ${expected}; ${applied}`);
+}
+
 /** Per-route aggregate of answered requests since the last summary line. */
 interface RequestTally {
   requests: number;

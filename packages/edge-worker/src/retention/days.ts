@@ -4,18 +4,13 @@
  * default applies too, but an operator is told so, once per isolate: a retention silently
  * three times longer than configured is data kept that should be gone.
  */
-import { logOnce } from '../observability/index.ts';
+import { logUnusableSetting } from '../observability/index.ts';
 
 /** `raw` as a positive number of days, else `fallbackDays` (logged when `raw` was set). */
 export function configuredDays(raw: unknown, name: string, fallbackDays: number): number {
   if (raw === undefined || raw === null || raw === '') return fallbackDays;
   const days = typeof raw === 'number' || typeof raw === 'string' ? Number(raw) : Number.NaN;
   if (Number.isFinite(days) && days > 0) return days;
-  const shown = (JSON.stringify(raw) ?? String(raw)).slice(0, 64);
-  logOnce(
-    `days:${name}:${shown}`,
-    'error',
-    `${name} ${shown} is not a positive number of days; ${fallbackDays} days apply`,
-  );
+  logUnusableSetting(name, raw, 'a positive number of days', `${fallbackDays} days apply`);
   return fallbackDays;
 }
