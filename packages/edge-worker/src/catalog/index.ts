@@ -33,8 +33,8 @@ const FAILURE_RETRY_MS = 5_000;
  */
 interface HeldCatalog {
   snapshot: CatalogSnapshot;
-  /** The sites that own at least one row of the snapshot. */
-  owners: ReadonlySet<string>;
+  /** The sites that own rows of the snapshot, with how many (rowsPerSite). */
+  owners: ReadonlyMap<string, number>;
   bySite: Map<string, CatalogIndex>;
   /** The sites served from it in this isolate, to index the next version for at once. */
   served: Set<string>;
@@ -53,10 +53,7 @@ interface Memo {
  * runs off the request, not by the next decision of each site.
  */
 function hold(snapshot: CatalogSnapshot, sites: Iterable<string> = []): HeldCatalog {
-  const owners = new Set<string>();
-  for (const rows of [snapshot.products, snapshot.slotContent, snapshot.triggerRules])
-    for (const row of rows) if (row.siteId !== undefined) owners.add(row.siteId);
-  const held: HeldCatalog = { snapshot, owners, bySite: new Map(), served: new Set() };
+  const held: HeldCatalog = { snapshot, owners: rowsPerSite(snapshot), bySite: new Map(), served: new Set() };
   for (const siteId of sites) indexFor(held, siteId);
   return held;
 }
@@ -70,6 +67,15 @@ function hold(snapshot: CatalogSnapshot, sites: Iterable<string> = []): HeldCata
  */
 function prebuiltSites(): string[] {
   return memo ? [...memo.held.served] : [];
+}
+
+/** How many rows (products, slot content, trigger rules) each site owns; shared rows are no site's. */
+function rowsPerSite(snapshot: CatalogSnapshot): Map<string, number> {
+  const owners = new Map<string, number>();
+  for (const rows of [snapshot.products, snapshot.slotContent, snapshot.triggerRules])
+    for (const { siteId } of rows)
+      if (siteId !== undefined) owners.set(siteId, (owners.get(siteId) ?? 0) + 1);
+  return owners;
 }
 
 /** A site's rows of a snapshot: its own and the shared ones. */
@@ -295,10 +301,7 @@ export async function reconcileCatalog(env: CatalogEnv, siteIds?: readonly strin
  */
 export function warnOfRowsForNoSite(snapshot: CatalogSnapshot, siteIds: readonly string[]): void {
   const served = new Set(siteIds);
-  const unknown = new Map<string, number>();
-  for (const rows of [snapshot.products, snapshot.slotContent, snapshot.triggerRules])
-    for (const { siteId } of rows)
-      if (siteId !== undefined && !served.has(siteId)) unknown.set(siteId, (unknown.get(siteId) ?? 0) + 1);
+  const unknown = new Map([...rowsPerSite(snapshot)].filter(([siteId]) => !served.has(siteId)));
   if (unknown.size === 0) return;
   const named = [...unknown.keys()].slice(0, 5).map((id) => JSON.stringify(id.slice(0, 64)));
   log('warn', 'catalog.rows_for_no_site', {
