@@ -6,7 +6,7 @@
 import type { CustomerAction } from '@attune/shared-schema';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { restoredFromCache } from './chromium.ts';
+import { restoredFromCache, tagStarted } from './chromium.ts';
 import { until } from './servers.ts';
 import { browserSuite } from './suite.ts';
 
@@ -24,11 +24,11 @@ const suite = browserSuite(19110, 19111);
 async function open(path: string, params: Record<string, string> = {}, page?: Page): Promise<Page> {
   const tab = page ?? (await suite.context.newPage());
   await tab.goto(`${suite.site.url}${path}?${new URLSearchParams(params)}`);
-  await tab.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+  await tagStarted(tab);
   return tab;
 }
 
-const named = (name: string) => suite.collector.events.filter((e) => e.name === name);
+const named = suite.named;
 const countOf = (id: string) => suite.collector.events.filter((e) => e.id === id).length;
 /** Events that reached the collector more than once (it keeps the first, like the Worker). */
 const resent = () => suite.collector.duplicates.map((e) => e.name);
@@ -380,7 +380,7 @@ describe('the script tag in Chromium', () => {
       });
     });
     await page.goto(`${suite.site.url}/k2?data-flush-interval=100`);
-    await page.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+    await tagStarted(page);
     await page.goBack({ waitUntil: 'commit' });
     await page.waitForFunction(() => document.body.dataset.restored !== undefined);
     expect(await page.evaluate(() => document.body.dataset.restored)).toBe('true');

@@ -31,3 +31,8 @@ export function restoredFromCache(page: Page): Promise<{ restored: string | unde
       ).notRestoredReasons ?? null,
   }));
 }
+
+/** Waits until the script tag has replaced the inline stub on `page` (the stub's calls replayed). */
+export async function tagStarted(page: Page): Promise<void> {
+  await page.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+}

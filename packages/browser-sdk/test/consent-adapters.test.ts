@@ -7,6 +7,7 @@
  */
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
+import { tagStarted } from './chromium.ts';
 import { browserSuite } from './suite.ts';
 
 /** What a TCF v2.2 CMP reports to `addEventListener` callbacks (the fields the adapter reads). */
@@ -50,7 +51,7 @@ async function open(path: string, params: Record<string, string>, ...scripts: st
   const page = await suite.context.newPage();
   for (const content of scripts) await page.addInitScript({ content });
   await page.goto(`${suite.site.url}${path}?${new URLSearchParams(params)}`);
-  await page.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+  await tagStarted(page);
   return page;
 }
 

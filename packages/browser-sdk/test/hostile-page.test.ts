@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { restoredFromCache } from './chromium.ts';
+import { restoredFromCache, tagStarted } from './chromium.ts';
 import { until } from './servers.ts';
 import { browserSuite } from './suite.ts';
 
@@ -32,11 +32,11 @@ async function tab(init?: string): Promise<{ page: Page; errors: string[] }> {
 /** Opens a test page and waits until the tag has replaced the stub. */
 async function open(page: Page, path: string, params: Record<string, string> = {}): Promise<Page> {
   await page.goto(`${suite.site.url}${path}?${new URLSearchParams(params)}`);
-  await page.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+  await tagStarted(page);
   return page;
 }
 
-const named = (name: string) => suite.collector.events.filter((e) => e.name === name);
+const named = suite.named;
 
 describe('a messy page, a hostile browser', () => {
   it('a page fetch wrapper that throws instead of rejecting: the tag still starts for a returning visitor, and what it records is delivered later', async () => {
@@ -152,7 +152,7 @@ describe('a messy page, a hostile browser', () => {
     await until('the next page’s view', () => named('page.viewed').length === 2);
     await page.waitForTimeout(500);
     await page.goBack({ waitUntil: 'commit' });
-    await page.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+    await tagStarted(page);
     // Restored from the cache, not loaded again (Chromium gives the reasons when it is not).
     expect(await restoredFromCache(page)).toEqual({ restored: 'true', reasons: null });
     await until('the restored page’s view', () => named('page.viewed').length === 3);

@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { CustomerAction } from '@attune/shared-schema';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { launchChromium } from './chromium.ts';
@@ -21,6 +22,8 @@ export interface BrowserSuite {
   readonly context: BrowserContext;
   /** Another visitor: closes this test's browser context and opens a fresh one in its place. */
   newVisitor(): Promise<BrowserContext>;
+  /** The events of this name the collector received so far in this test, in arrival order. */
+  named(name: string): CustomerAction[];
 }
 
 function ready<T>(value: T | undefined, what: string): T {
@@ -79,6 +82,9 @@ export function browserSuite(sitePort: number, collectorPort: number): BrowserSu
       await context?.close();
       context = await ready(servers, 'the browser').browser.newContext();
       return context;
+    },
+    named(name) {
+      return ready(servers, 'the collector').collector.events.filter((e) => e.name === name);
     },
   };
 }

@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
+import { tagStarted } from './chromium.ts';
 import { until } from './servers.ts';
 import { browserSuite } from './suite.ts';
 
@@ -21,11 +22,11 @@ const suite = browserSuite(19210, 19211);
 async function open(path: string, params: Record<string, string> = {}): Promise<Page> {
   const tab = await suite.context.newPage();
   await tab.goto(`${suite.site.url}${path}?${new URLSearchParams(params)}`);
-  await tab.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+  await tagStarted(tab);
   return tab;
 }
 
-const named = (name: string) => suite.collector.events.filter((e) => e.name === name);
+const named = suite.named;
 
 describe('the script tag in Chromium: tabs that follow each other, a tag without an endpoint', () => {
   it('a withdrawal in one tab is not undone by another open tab', async () => {
@@ -191,7 +192,7 @@ describe('the script tag in Chromium: tabs that follow each other, a tag without
       });
     });
     await first.goto(`${suite.site.url}/bf-next?data-flush-interval=100`);
-    await first.waitForFunction(() => typeof window.attune?.flush === 'function' && !('q' in window.attune));
+    await tagStarted(first);
     // Signed out in another tab while the first page sleeps in the cache.
     const second = await open('/bf-other', { 'data-flush-interval': '100' });
     await second.evaluate(() => window.attune.reset());
