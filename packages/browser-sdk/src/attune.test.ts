@@ -203,8 +203,29 @@ describe('identify', () => {
     }
     expect(storage.saved.at(-1)?.userId).toBeUndefined();
     expect(errors).toEqual([
-      expect.objectContaining({ code: 'invalid_event', message: 'identify needs a signature' }),
-      expect.objectContaining({ code: 'invalid_event', message: 'identify needs a signature' }),
+      expect.objectContaining({ code: 'invalid_event', message: 'identify needs an id and a signature' }),
+      expect.objectContaining({ code: 'invalid_event', message: 'identify needs an id and a signature' }),
+    ]);
+  });
+
+  it('does not take an empty user id or one over 128 characters, though signed (the Worker would refuse every later event)', async () => {
+    const errors: AttuneError[] = [];
+    const attune = tracker({ onError: (e) => errors.push(e) });
+    attune.consent.set({ personalization: true });
+    // A backend that signs whatever id it has signs '' for a signed-out visitor.
+    attune.identify('', {}, { signature: 'a'.repeat(64) });
+    attune.identify('u'.repeat(129), {}, { signature: 'b'.repeat(64) });
+    attune.identify('u'.repeat(128), {}, { signature: 'c'.repeat(64) });
+    attune.track('product.viewed', { productId: 'p1' });
+    await attune.flush();
+    expect(sent.flatMap((s) => s.events).map((e) => [e.name, e.userId?.length])).toEqual([
+      ['consent.updated', undefined],
+      ['user.identified', 128],
+      ['product.viewed', 128],
+    ]);
+    expect(errors.map((e) => e.message)).toEqual([
+      'identify needs an id and a signature',
+      'identify needs an id and a signature',
     ]);
   });
 
@@ -256,9 +277,9 @@ describe('identify', () => {
       ['product.viewed', `1767312000.${'B'.repeat(64)}`],
     ]);
     expect(errors.map((e) => e.message)).toEqual([
-      'identify needs a signature',
-      'identify needs a signature',
-      'identify needs a signature',
+      'identify needs an id and a signature',
+      'identify needs an id and a signature',
+      'identify needs an id and a signature',
     ]);
   });
 

@@ -657,9 +657,11 @@ export function createAttune(
       // The Worker refuses every event that carries a user id without its signature: a call
       // without a well-formed one is not taken (the visitor stays who they were, and their
       // traits are not sent under someone else's id), and said so. Plain (64 hex digits) or
-      // expiring (`<expiry>.<hex>`): which form the site takes is the Worker's to check.
-      if (!/^(\d{1,12}\.)?[\da-f]{64}$/i.test(`${signature}`))
-        return report('invalid_event', 'identify needs a signature');
+      // expiring (`<expiry>.<hex>`): which form the site takes is the Worker's to check. Nor a
+      // user id the Worker would refuse, for the same reason: empty (a backend that signs
+      // whatever id it has, none when signed out) or over 128 UTF-16 units (the wire's limit).
+      if (!/^(\d{1,12}\.)?[\da-f]{64}$/i.test(`${signature}`) || !/^.{1,128}$/s.test(`${userId}`))
+        return report('invalid_event', 'identify needs an id and a signature');
       // Another person signing in on this browser (the site did not call reset() at sign-out):
       // the browser stays linked to the first, so it starts afresh, or the Worker would go on
       // deciding by the first person's profile, and file this one's anonymous events there.
