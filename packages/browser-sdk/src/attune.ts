@@ -367,9 +367,13 @@ export function createAttune(
   function flush(): Promise<void> {
     // A stored choice being checked holds this page's events: they go once it stands (waited
     // for a few seconds at most: a hanging /v1/config holds them until the page is hidden or left).
-    return checking
-      ? Promise.race([loadConfig(), new Promise((resolve) => setTimeout(resolve, CONFIG_WAIT_MS))]).then(send)
-      : send();
+    // So does a CMP's choice, taken once /v1/config has answered (see listenTcf below).
+    return checking || configLoad ? configured().then(send) : send();
+  }
+
+  /** /v1/config's answer, waited for a few seconds at most (one that hangs must not hold the page for good). */
+  function configured() {
+    return Promise.race([loadConfig(), new Promise((resolve) => setTimeout(resolve, CONFIG_WAIT_MS))]);
   }
 
   function send(): Promise<void> {
@@ -597,7 +601,11 @@ export function createAttune(
   if (options.tcf)
     listenTcf((categories, source) => {
       cmpChoice = categories;
-      setConsent(categories, source);
+      // Taken under the site's policy version, which a first visit has not read yet: stamped with
+      // the built-in one, the choice and every event of the page would count at the Worker as
+      // consented to nothing (it judges each claim against the site's version). Meanwhile the
+      // page's events wait, as before any choice.
+      void configured().then(() => setConsent(categories, source));
     });
   if (choice) {
     // A returning visitor who chose before: check the policy is still current; pick up unsent

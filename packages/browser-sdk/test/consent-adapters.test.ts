@@ -218,7 +218,8 @@ describe('IAB TCF v2.2 consent from the script tag', () => {
       inPage(fakeCmp, { ...chosen(1, 8), eventStatus: 'tcloaded' }),
     );
     await trackAndFlush(page, 'article.read');
-    expect(names()).toEqual(['consent.updated', 'page.viewed', 'article.read']);
+    // The CMP's choice is taken once /v1/config has answered: the page view, made before it, waited for it.
+    expect(names()).toEqual(['page.viewed', 'consent.updated', 'article.read']);
     const analyticsOnly = {
       categories: { necessary: true, analytics: true, personalization: false, marketing: false },
       policyVersion: '1',
@@ -244,6 +245,42 @@ describe('IAB TCF v2.2 consent from the script tag', () => {
       { ...analyticsOnly.categories, analytics: false },
       analyticsOnly.categories,
     ]);
+  });
+
+  it('takes a first visitor’s CMP choice under the site’s policy version, not the built-in one', async () => {
+    // A site whose categories are its own serves its own policy version: the Worker counts a
+    // claim under any other version as consent to nothing.
+    const policyVersion = '2026-11-a';
+    suite.collector.consentConfig = {
+      policyVersion,
+      categories: ['necessary', 'analytics', 'personalization', 'marketing'].map((key, index) => ({
+        key,
+        label: key,
+        description: '',
+        required: index === 0,
+        enabled: true,
+        default: index === 0,
+      })),
+    };
+    // New to Attune, not to the CMP: it has their choice as soon as it loads.
+    const page = await open(
+      '/tcf-first-visit',
+      { 'data-tcf': '', 'data-flush-interval': '60000' },
+      inPage(fakeCmp, { ...chosen(1, 8), eventStatus: 'tcloaded' }),
+    );
+    await trackAndFlush(page, 'article.read');
+    // The CMP's choice is taken once /v1/config has answered: the page view, made before it, waited for it.
+    expect(names()).toEqual(['page.viewed', 'consent.updated', 'article.read']);
+    expect(suite.collector.events.map((e) => e.context?.consent?.policyVersion)).toEqual([
+      policyVersion,
+      policyVersion,
+      policyVersion,
+    ]);
+    expect(consentEvents()[0]?.properties).toMatchObject({ policyVersion, source: 'tcf' });
+    expect(await page.evaluate(() => window.attune.consent.get())).toMatchObject({
+      decided: true,
+      policyVersion,
+    });
   });
 
   it('sends nothing but the refusal when the CMP’s analytics purposes are not consented; a banner shown is no choice', async () => {
@@ -297,6 +334,8 @@ describe('IAB TCF v2.2 consent from the script tag', () => {
     );
     // Marketing (1 + 3 + 4) and analytics (1 + 8), not personalization (5 + 6).
     await page.evaluate((choice) => window.fakeCmp?.report(choice), chosen(1, 3, 4, 8));
+    // The tag takes the CMP's choice (and tells Google's tags) once /v1/config has answered.
+    await page.waitForFunction(() => (window.dataLayer?.length ?? 0) > 1);
     expect((await dataLayerOf(page)).map((entry) => entry.args)).toEqual([
       ['consent', 'default', DENIED_SIGNALS],
       ['consent', 'update', MARKETING_AND_ANALYTICS_SIGNALS],

@@ -24,6 +24,11 @@ export interface Collector {
   duplicates: CustomerAction[];
   /** Bodies that failed validation (must stay empty). */
   invalid: string[];
+  /**
+   * What `GET /v1/config` answers (the site's consent categories and policy version), as the
+   * Worker does; while undefined it answers 404, and the tag keeps its built-in categories.
+   */
+  consentConfig: unknown;
   /** Answer the next `count` collect requests with `status` (and Retry-After when given). */
   fail(count: number, status?: number, retryAfter?: string): void;
   reset(): void;
@@ -65,6 +70,7 @@ export async function startCollector(port: number): Promise<Collector> {
     events: [],
     duplicates: [],
     invalid: [],
+    consentConfig: undefined,
     fail(count, status = 503, retryAfter) {
       failures.push(...Array.from({ length: count }, () => ({ status, retryAfter })));
     },
@@ -75,6 +81,7 @@ export async function startCollector(port: number): Promise<Collector> {
       collector.invalid.length = 0;
       seen.clear();
       failures = [];
+      collector.consentConfig = undefined;
     },
     async settled(quietMs = 300) {
       const deadline = Date.now() + 10_000;
@@ -108,6 +115,10 @@ export async function startCollector(port: number): Promise<Collector> {
     response.setHeader('access-control-allow-credentials', 'true');
     response.setHeader('access-control-expose-headers', 'retry-after');
     response.setHeader('content-type', 'application/json');
+    if (request.method === 'GET' && path === '/v1/config' && collector.consentConfig !== undefined) {
+      response.end(JSON.stringify(collector.consentConfig));
+      return;
+    }
     if (request.method !== 'POST' || path !== '/v1/collect') {
       response.statusCode = 404;
       response.end('{"error":{"code":"not_found","message":"not found"}}');
