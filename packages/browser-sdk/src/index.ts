@@ -3,6 +3,16 @@
  * `import { createAttune } from '@attune/browser-sdk'`. The script-tag build
  * (dist/attune.js) wraps the same tracker; see src/script.ts.
  */
+// The shared-schema types the API's signatures name, so that a page can name them too: the
+// published package bundles them into its declarations (@attune/shared-schema is not on npm).
+export type {
+  ConsentCategoryConfig,
+  ConsentState,
+  DecideResponse,
+  JsonValue,
+  ProductCard,
+  SlotDecision,
+} from '@attune/shared-schema/constants';
 export {
   type Attune,
   type AttuneError,
