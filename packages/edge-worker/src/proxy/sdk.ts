@@ -2,7 +2,7 @@
  * The browser SDK's script-tag build, served first-party at `/attune/attune.js`. The script is
  * part of the Worker's bundle (a Text module written by `pnpm build`, scripts/copy-sdk.mjs),
  * not a static asset: a Worker with static assets has every request — each ingest batch too —
- * routed through the assets router first, which costs more than this one 8 KB script is worth.
+ * routed through the assets router first, which costs more than this one ~10 KB script is worth.
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../app.ts';
