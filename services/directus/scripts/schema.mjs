@@ -235,7 +235,7 @@ export const COLLECTIONS = [
       int('holdout_converters', 0),
       int('holdout_conversions', 0),
       float('holdout_rate', 0),
-      // Null when the held-out people did not convert (no rate to compare with).
+      // Null when the held-out people did not convert or no treated person was exposed (nothing to compare).
       float('lift'),
       int('events_read', 0),
       // The read stopped at its bound (200,000 events): the counts cover the window's oldest part only.

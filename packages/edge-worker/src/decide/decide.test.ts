@@ -288,4 +288,16 @@ describe('measureLift', () => {
     expect(report.treatment).toMatchObject({ people: 2, converters: 1 });
     expect(report.holdout).toMatchObject({ people: 1, converters: 1 });
   });
+
+  it('reports no lift without treated people: a rate of nobody is not 0 %', () => {
+    // HOLDOUT_PERCENT=100, or a window in which only held-out people were exposed: lift was
+    // −100 % ("personalization loses every sale") when there was nothing to compare.
+    const report = measureLift(
+      [served('h1', true), served('h2', true), conversion('h1', day)],
+      DEFAULT_EXPERIMENT,
+    );
+    expect(report.treatment).toMatchObject({ people: 0, converters: 0 });
+    expect(report.holdout).toMatchObject({ people: 2, converters: 1, rate: 0.5 });
+    expect(report.lift).toBeNull();
+  });
 });

@@ -30,7 +30,10 @@ export interface LiftReport {
   experiment: string;
   treatment: GroupOutcome;
   holdout: GroupOutcome;
-  /** (treatment rate − holdout rate) / holdout rate; null when the holdout has no conversions. */
+  /**
+   * (treatment rate − holdout rate) / holdout rate; null when the held-out people did not
+   * convert, or when no treated person was exposed (a rate of nobody is no 0 %).
+   */
   lift: number | null;
 }
 
@@ -106,6 +109,6 @@ export function measureLift(
     experiment,
     treatment,
     holdout,
-    lift: holdout.rate > 0 ? (treatment.rate - holdout.rate) / holdout.rate : null,
+    lift: holdout.rate > 0 && treatment.people > 0 ? (treatment.rate - holdout.rate) / holdout.rate : null,
   };
 }
