@@ -8,6 +8,7 @@ import { createExecutionContext, runInDurableObject, waitOnExecutionContext } fr
 import { env } from 'cloudflare:workers';
 import type { ConsentState, CustomerAction, QueueMessage } from '@attune/shared-schema';
 import { vi } from 'vitest';
+import { isInHoldout } from '../decide/holdout.ts';
 import { type SignatureForm, signUserId, signUserIdUntil } from '../identity/index.ts';
 import worker from '../index.ts';
 import type { profileStub } from '../profile/client.ts';
@@ -40,10 +41,18 @@ export function consentFor(...purposes: string[]): ConsentState {
 }
 
 let counter = 0;
-/** A fresh anonymous id, unique per call, so tests never share a person. */
+/**
+ * A fresh anonymous id, unique per call, so tests never share a person; never one of the
+ * holdout group (HOLDOUT_PERCENT 10), whom triggers and decide leave unpersonalized on
+ * purpose: a random id was held out one time in ten. Tests of the holdout choose theirs
+ * (decide/fixtures/people.ts, anonymousIdInGroup).
+ */
 export function anonId(label = 'a'): string {
   counter++;
-  return `${label}-${Date.now().toString(36)}-${counter}-${crypto.randomUUID().slice(0, 8)}`;
+  for (;;) {
+    const id = `${label}-${Date.now().toString(36)}-${counter}-${crypto.randomUUID().slice(0, 8)}`;
+    if (!isInHoldout(`anon:${id}`, 10)) return id;
+  }
 }
 
 /** A valid v1 event; `consent` defaults to everything granted. */

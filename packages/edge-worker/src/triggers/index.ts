@@ -11,12 +11,14 @@
  * - `promo.offered` (marketing only): a unique code, its expiry and discount, counted
  *   against the rule's per-person cap in the person's ProfileDO (`recordOffer`), so a
  *   replayed or concurrent event can never exceed the cap.
+ * Neither for a person in the holdout group (decide/holdout.ts): they are the control.
  */
 import { type CustomerAction, consentInForce, isGranted, type JsonValue } from '@attune/shared-schema';
 import type { CatalogIndex } from '../catalog/catalog-index.ts';
 import { getCatalog } from '../catalog/index.ts';
 import type { TriggerRule } from '../catalog/types.ts';
 import { getConsentConfig } from '../config/consent-config.ts';
+import { holdoutKey, holdoutPercent, isInHoldout } from '../decide/holdout.ts';
 import { scoreCatalog } from '../decide/scorer.ts';
 import { profileStub } from '../identity/index.ts';
 import { EDGE_EVENT } from '../profile/edge-events.ts';
@@ -83,6 +85,16 @@ export async function runTriggers(env: Env, input: TriggerInput): Promise<Custom
   const personalization =
     recorded !== undefined &&
     isGranted(consentInForce(recorded, await getConsentConfig(env, input.siteId)), 'personalization');
+  // A held-out person (decide's holdout: personalization granted, drawn into the holdout by
+  // their first browser) gets the control experience here too: no accessories and no personal
+  // code, which a Flow or a newsletter could otherwise send them. Lift would else compare two
+  // treated groups. People without personalization are in no group, and keep their promos.
+  const profile = input.profile;
+  if (
+    personalization &&
+    isInHoldout(holdoutKey(profile.personKey, profile.anonymousIds[0]), holdoutPercent(env.HOLDOUT_PERCENT))
+  )
+    return [];
   const out: CustomerAction[] = [];
   // A rule recommends once and offers once per call, each on the first matching event that
   // may earn it: a batch's events usually may earn both, so that is one event.

@@ -12,7 +12,14 @@ import {
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
-import { addedToCart, type Grants, seedPerson, viewed } from '../decide/fixtures/people.ts';
+import {
+  addedToCart,
+  anonymousIdInGroup,
+  type Grants,
+  seedPerson,
+  viewed,
+} from '../decide/fixtures/people.ts';
+import { isInHoldout } from '../decide/holdout.ts';
 import { profileStub } from '../identity/index.ts';
 import {
   ALL,
@@ -196,6 +203,33 @@ describe('triggers through the ingest path', () => {
     eventMessagesOf(queue.messages).filter(
       (m) => m.event.name === 'recommendation.triggered' && m.event.anonymousId === a,
     );
+
+  it('offers a held-out person no promo and recommends them nothing: the holdout keeps the control experience', async () => {
+    // Everything granted, a cart add that fires the TRAIL rule: a treated person gets a code
+    // and accessories (above), a held-out one must get neither, or lift compares two treated groups.
+    const held = anonymousIdInGroup('held-trigger', true);
+    const treated = anonymousIdInGroup('treated-trigger', false);
+    await collect([choice(held, ALL), addJacket(held, ALL)]);
+    expect(promoCodes()).toEqual([]);
+    expect(recommendations(held)).toEqual([]);
+    expect((await viewProfile(env, SITE, `anon:${held}`))?.offers).toEqual({});
+    await collect([choice(treated, ALL), addJacket(treated, ALL)]);
+    expect(promoCodes()).toHaveLength(1);
+    expect(recommendations(treated)).toHaveLength(1);
+  });
+
+  it('keeps a held-out browser out of triggers after it signs in (its group goes with it)', async () => {
+    const held = anonymousIdInGroup('held-trigger-signin', true);
+    // A user id whose own key is not held out: the person's group is their first browser's.
+    let userId = 'held-trigger-customer-0';
+    for (let i = 1; isInHoldout(`user:${userId}`, 10); i++) userId = `held-trigger-customer-${i}`;
+    const signIn = { userId, userIdSignature: await signed(userId) };
+    await collect([choice(held, ALL)]);
+    await collect([addJacket(held, ALL, signIn)]);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.anonymousIds).toEqual([held]);
+    expect(promoCodes()).toEqual([]);
+    expect(recommendations(held)).toEqual([]);
+  });
 
   it('withdrawing personalization (marketing kept) does not offer a capped promo again', async () => {
     const a = anonId();
