@@ -78,6 +78,53 @@ describe('decision.served', () => {
   });
 });
 
+describe('decision.served of the held-out, as of the treated', () => {
+  // A slot with targeted content only: a coffee banner, and nothing for anyone else (the
+  // page keeps its own content, and no decision is served).
+  const targetedOnly = buildCatalogIndex({
+    ...FIXTURE_CATALOG,
+    version: 'fixture-targeted-only-banner',
+    slotContent: [
+      ...FIXTURE_CATALOG.slotContent,
+      {
+        id: 'banner-coffee',
+        slot: 'banner',
+        kind: 'banner',
+        title: 'Fresh beans',
+        body: 'Roasted this week.',
+        targetInterests: ['category:coffee'],
+        targetSegments: [],
+        isDefault: false,
+        priority: 1,
+      },
+    ],
+  });
+  const servedSlots = (over: Partial<SlotContext>) =>
+    decideSlots(targetedOnly, ctx({ slots: ['banner'], ...over })).served.map((m) => ({
+      slot: m.event.properties?.slot,
+      holdout: m.event.properties?.holdout,
+    }));
+
+  it('logs a held-out person as exposed where a treated person like them is shown something', () => {
+    // The treated coffee fan sees the banner and counts; a held-out coffee fan must count too,
+    // or the holdout loses exactly the people targeting reaches (lift compares unlike groups).
+    expect(servedSlots({})).toEqual([{ slot: 'banner', holdout: false }]);
+    const held = decideSlots(targetedOnly, ctx({ slots: ['banner'], holdout: true }));
+    expect(held.served.map((m) => m.event.properties)).toEqual([
+      expect.objectContaining({ slot: 'banner', holdout: true, eligible: true, personalized: false }),
+    ]);
+    for (const m of held.served) expect(validateEvent(m.event).ok).toBe(true);
+    // The page keeps its own content: nothing is answered for the slot.
+    expect(held.response.decisions.banner).toBeUndefined();
+  });
+
+  it('logs neither group where a treated person would be shown nothing', () => {
+    const noCoffee: ProfileView = { ...profile, interests: { 'category:outdoor': 5 } };
+    expect(servedSlots({ profile: noCoffee })).toEqual([]);
+    expect(servedSlots({ profile: noCoffee, holdout: true })).toEqual([]);
+  });
+});
+
 describe('recommendations while a trigger product is in the cart', () => {
   it('never recommends the product on screen, even when it is one of the rule’s accessories', () => {
     const jacketInCart: ProfileView = {

@@ -216,11 +216,68 @@ export interface SlotContext extends DecideInput {
   analytics: boolean;
 }
 
-/** The pure part of a decision (no I/O): exported for tests and benchmarks. */
-export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutcome {
+/** How the decisions reach the person. */
+export interface ServeOptions {
+  /**
+   * Whether a decision reaches the person, so that it is logged as an exposure: on
+   * `/v1/decide` every decision answered does (the page shows it); the edge proxy fills a
+   * slot only with a decision that renders (rewrite/render.ts), and keeps the shop's content
+   * otherwise.
+   */
+  shown?: (decision: SlotDecision) => boolean;
+}
+
+/**
+ * The pure part of a decision (no I/O): exported for tests and benchmarks. Its
+ * `decision.served` events log a treated person's exposure on each slot shown to them, and
+ * a held-out person's on each slot a treated person with the same profile would have been
+ * shown (the decision they would have had, made for the log only): the holdout then counts
+ * the same kind of people as the treatment. Logged from their own defaults instead, the
+ * holdout lost the people only targeted content reaches (a slot with targeted variants
+ * alone) and gained those whose treatment would have shown nothing (no products left to
+ * recommend), and lift compared unlike groups.
+ */
+export function decideSlots(
+  catalog: CatalogIndex,
+  ctx: SlotContext,
+  options: ServeOptions = {},
+): DecideOutcome {
+  const shown = options.shown ?? (() => true);
+  const { personalized, decisions } = slotDecisions(catalog, ctx);
+  const response = { personalized, decisions };
+  if (!ctx.analytics) return { response, served: [] };
   const now = new Date().toISOString();
-  const decisions: Record<string, SlotDecision> = {};
+  if (!ctx.holdout) {
+    const served = Object.values(decisions)
+      .filter(shown)
+      .map((d) => servedEvent(ctx, d, personalized, now));
+    return { response, served };
+  }
   const served: EventMessage[] = [];
+  for (const [slot, treated] of Object.entries(
+    slotDecisions(catalog, { ...ctx, holdout: false }).decisions,
+  )) {
+    if (!shown(treated)) continue;
+    // A slot with targeted content alone has no decision of the holdout's own: the page kept its content.
+    const own: SlotDecision = decisions[slot] ?? {
+      slot,
+      decisionId: newUlid(),
+      variant: 'default',
+      kind: treated.kind,
+      reason: 'default: holdout group',
+      holdout: true,
+    };
+    served.push(servedEvent(ctx, own, personalized, now));
+  }
+  return { response, served };
+}
+
+/** Every slot's decision for the person (the content each slot gets), without logging any. */
+function slotDecisions(
+  catalog: CatalogIndex,
+  ctx: SlotContext,
+): { personalized: boolean; decisions: Record<string, SlotDecision> } {
+  const decisions: Record<string, SlotDecision> = {};
   const personalized = ctx.personalization && !ctx.holdout && ctx.profile !== null;
   const defaultReason = !ctx.personalization
     ? 'default: personalization not granted'
@@ -333,9 +390,8 @@ export function decideSlots(catalog: CatalogIndex, ctx: SlotContext): DecideOutc
       };
     }
     decisions[slot] = decision;
-    if (ctx.analytics) served.push(servedEvent(ctx, decision, personalized, now));
   }
-  return { response: { personalized, decisions }, served };
+  return { personalized, decisions };
 }
 
 /**

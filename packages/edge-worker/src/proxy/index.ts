@@ -558,24 +558,25 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     const served: EventMessage[] = [];
     const decideFill = ({ catalog, ctx }: PreparedDecision, request: SlotRequest) => {
       const productId = request.productId ?? ctx.productId;
-      const outcome = decideSlots(catalog, {
-        ...ctx,
-        slots: [request.slot],
-        ...(productId ? { productId } : {}),
-        gpc: c.req.header('sec-gpc') === '1',
-      });
-      const decision = outcome.response.decisions[request.slot];
-      if (!decision) return null;
-      // Held-out people keep the origin's default content: that is the control experience.
-      if (decision.holdout) {
-        served.push(...outcome.served);
-        return null;
-      }
-      // Nothing to show (no products to recommend): the origin's default stays, and no
-      // decision was served.
-      const html = renderDecision(decision);
-      if (html === null) return null;
+      // A decision is shown only if it renders: with nothing to show (no products to
+      // recommend) the origin's default stays, and no decision was served. A held-out person
+      // is logged on the slots a treated person would have seen filled (decideSlots).
+      const outcome = decideSlots(
+        catalog,
+        {
+          ...ctx,
+          slots: [request.slot],
+          ...(productId ? { productId } : {}),
+          gpc: c.req.header('sec-gpc') === '1',
+        },
+        { shown: (d) => renderDecision(d) !== null },
+      );
       served.push(...outcome.served);
+      // Held-out people keep the origin's default content: that is the control experience.
+      if (ctx.holdout) return null;
+      const decision = outcome.response.decisions[request.slot];
+      const html = decision ? renderDecision(decision) : null;
+      if (!decision || html === null) return null;
       return { html, variant: decision.variant, decisionId: decision.decisionId };
     };
     const fill = (ready: PreparedDecision | null, request: SlotRequest) => {

@@ -1,6 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
-import type { CustomerAction } from '@attune/shared-schema';
+import { type CustomerAction, eventMessagesOf } from '@attune/shared-schema';
 import { Hono } from 'hono';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AppEnv } from '../app.ts';
@@ -12,6 +12,8 @@ import { holdBuiltInConsentConfig, withCategoryDisabled } from '../config/test-s
 import { applyCovisits, clearCovisitCache } from '../decide/covisitation.ts';
 import { type PreparedDecision, prepareDecision } from '../decide/decide.ts';
 import { anonymousIdInGroup, consentState, seedPerson, viewed } from '../decide/fixtures/people.ts';
+import { SERVED_AFTER_MS } from '../decide/routes.ts';
+import { forgetServings } from '../decide/served-memo.ts';
 import {
   anonId,
   consentFor,
@@ -603,6 +605,46 @@ describe('edge proxy: a recommendations decision with no products keeps the defa
     expect(html).not.toContain('<ul class="cards"></ul>');
     expect(html).toMatch(/data-attune-slot="recommendations" data-attune-product="trail-jacket">/);
     expect(slot(html, 'hero')).toContain('Built for wet trails');
+  });
+});
+
+describe('edge proxy: a held-out person is logged where a treated person like them is shown something', () => {
+  it('logs the slots a treated person would see filled, not the ones the holdout’s defaults would fill', async () => {
+    // A shop whose hero has targeted banners only (no default), and whose one product is the
+    // one on screen (nothing to recommend): the treated fan sees the outdoor hero and the
+    // promo's default, and the shop's own picks.
+    const catalog = buildCatalogIndex({
+      ...FIXTURE_CATALOG,
+      version: 'held-out-exposures',
+      products: FIXTURE_CATALOG.products.filter((p) => p.id === 'trail-jacket'),
+      slotContent: FIXTURE_CATALOG.slotContent.filter((v) => v.id !== 'hero-default'),
+    });
+    const ready = await fansJacketDecision();
+    const servedOn = async (holdout: boolean) => {
+      forgetServings();
+      const queue = recordQueue();
+      const app = new Hono<AppEnv>();
+      mountEdgeProxy(app, { prepare: async () => ({ catalog, ctx: { ...ready.ctx, holdout } }) });
+      const ctx = createExecutionContext();
+      const html = await (await jacketPage(app, fan, ctx)).text();
+      await waitOnExecutionContext(ctx);
+      await new Promise((resolve) => setTimeout(resolve, SERVED_AFTER_MS + 20));
+      queue.restore();
+      const slots = eventMessagesOf(queue.messages)
+        .filter((m) => m.event.name === 'decision.served')
+        .map((m) => `${m.event.properties?.slot} ${m.event.properties?.holdout}`)
+        .sort();
+      return { html, slots };
+    };
+    const treated = await servedOn(false);
+    expect(slot(treated.html, 'hero')).toContain('Built for wet trails');
+    expect(slot(treated.html, 'recommendations')).toBe('<h2>Origin picks</h2>');
+    expect(treated.slots).toEqual(['hero false', 'promo false']);
+    // The held-out fan keeps the shop's page; they count on the same slots, no others (before:
+    // not the hero, which a treated fan sees, but the recommendations, which nobody sees).
+    const held = await servedOn(true);
+    expect(held.html).toBe(await originText('/products/trail-jacket'));
+    expect(held.slots).toEqual(['hero true', 'promo true']);
   });
 });
 
