@@ -329,6 +329,35 @@ describe('reading the log and writing the report', () => {
     expect(directus.requests).toContain('PATCH /items/lift_reports');
   });
 
+  it('reads the sign-ins, so a person exposed on two browsers is one person, in the group of their first exposure', async () => {
+    // Held out on their first browser, where they then signed in (identify: no decision or
+    // conversion after it); exposed on a second browser in its own group, and bought there.
+    const signIn: EventLogRow = {
+      ...conversionRow('user:ada', inside + 1_000, 'user.identified'),
+      anonymous_id: 'first',
+      user_id: 'ada',
+    };
+    const order: EventLogRow = {
+      ...conversionRow('user:ada', inside + 3_000),
+      anonymous_id: 'second',
+      user_id: 'ada',
+    };
+    const directus = fakeDirectus([
+      decisionRow('anon:first', inside, true),
+      signIn,
+      decisionRow('anon:second', inside + 2_000, false),
+      order,
+    ]);
+    const { reports } = await reportLift(env, 'demo', { now: NOW, directus: directus.client });
+    // Before, the sign-in was not read: anon:first held out, and user:ada a treated converter.
+    expect(reports[0]).toMatchObject({
+      treatment_people: 0,
+      holdout_people: 1,
+      holdout_converters: 1,
+      events_read: 4,
+    });
+  });
+
   it('refuses a window of no days or more than 90', async () => {
     const directus = fakeDirectus([]);
     for (const days of [0, 91, 1.5])

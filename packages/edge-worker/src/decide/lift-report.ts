@@ -64,6 +64,14 @@ export interface SiteLift {
   reports: LiftReportRow[];
 }
 
+/**
+ * The SDK's (and Segment's) identify at sign-in: the row that names a browser and the
+ * person it signed in as, read only for that link (see joinedAtSignIn). A browser's
+ * decisions before sign-in and its person's conversions on another browser were two people
+ * otherwise, one in each group, when no decision or conversion after the sign-in named both.
+ */
+export const IDENTIFY_EVENT = 'user.identified';
+
 /** The fields of an `events` row the report reads (see sync/mapping.ts, eventRow). */
 export interface EventLogRow {
   person_key?: unknown;
@@ -229,10 +237,10 @@ export function liftRows(
 }
 
 /**
- * The site's decisions and conversions received from `since` to `until`, oldest first, at
- * most `max`. Keyset paging on the receive time, as downstream.ts pages a person's events:
- * rows the retention deletes meanwhile do not shift a page; rows received at the boundary's
- * very time are skipped by count.
+ * The site's decisions, conversions and sign-ins (IDENTIFY_EVENT) received from `since` to
+ * `until`, oldest first, at most `max`. Keyset paging on the receive time, as downstream.ts
+ * pages a person's events: rows the retention deletes meanwhile do not shift a page; rows
+ * received at the boundary's very time are skipped by count.
  */
 export async function readLiftEvents(
   directus: DirectusClient,
@@ -245,7 +253,7 @@ export async function readLiftEvents(
   const pageSize = options.pageSize ?? LIFT_PAGE_SIZE;
   const scope = [
     { site_id: { _eq: siteId } },
-    { name: { _in: [EDGE_EVENT.decisionServed, ...CONVERSION_EVENTS] } },
+    { name: { _in: [EDGE_EVENT.decisionServed, ...CONVERSION_EVENTS, IDENTIFY_EVENT] } },
     { received_at: { _gte: new Date(since).toISOString() } },
     { received_at: { _lt: new Date(until).toISOString() } },
   ];

@@ -10,9 +10,22 @@ import type { EventMessage } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { LiftReportRow, SiteLift } from '../../src/decide/lift-report.ts';
 import worker from '../../src/index.ts';
+import { recordQueue } from '../../src/ingest/test-support.ts';
 import { RETENTION_CRON } from '../../src/schedule/index.ts';
+import { DEAD_LETTER_QUEUE } from '../../src/sync/dead-letters.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
-import { admin, consume, deliveries, env, eventMessage, rows, SITE, ulid, uniqueId } from './support.ts';
+import {
+  admin,
+  consume,
+  deliveries,
+  env,
+  eraseNow,
+  eventMessage,
+  rows,
+  SITE,
+  ulid,
+  uniqueId,
+} from './support.ts';
 
 const EXPERIMENT = uniqueId('lift-test');
 
@@ -30,8 +43,27 @@ const lift = (query: string, target?: Env) =>
     target,
   );
 
+/** Who an event names besides its person key: the browser, and the signed-in user. */
+interface Names {
+  anonymousId?: string;
+  userId?: string;
+}
+
 /** A decision.served as decide sends it (src/decide/decide.ts, servedEvent), `minutesAgo`. */
-function decision(person: string, holdout: boolean, minutesAgo: number): EventMessage {
+function decision(
+  person: string,
+  holdout: boolean,
+  minutesAgo: number,
+  {
+    experiment = EXPERIMENT,
+    eligible = true,
+    anonymousId = person.slice(5),
+    userId,
+  }: Names & {
+    experiment?: string;
+    eligible?: boolean;
+  } = {},
+): EventMessage {
   const at = new Date(Date.now() - minutesAgo * 60_000).toISOString();
   const id = ulid();
   return {
@@ -43,15 +75,16 @@ function decision(person: string, holdout: boolean, minutesAgo: number): EventMe
       type: 'track',
       name: 'decision.served',
       timestamp: at,
-      anonymousId: person.slice(5),
+      anonymousId,
+      ...(userId !== undefined && { userId }),
       properties: {
         decisionId: id,
         slot: 'hero',
         variant: 'v-hero',
         holdout,
-        experiment: EXPERIMENT,
-        personalized: !holdout,
-        eligible: true,
+        experiment,
+        personalized: !holdout && eligible,
+        eligible,
         items: ['p-wok'],
       },
       schemaVersion: 1,
@@ -61,12 +94,31 @@ function decision(person: string, holdout: boolean, minutesAgo: number): EventMe
   };
 }
 
-const conversion = (person: string, name: 'order.completed' | 'cart.item.added', minutesAgo: number) =>
-  eventMessage(person, {
+/** An event of `person`, `minutesAgo`, naming the browser and user given (a signed-in one names both). */
+function namedEvent(person: string, name: string, minutesAgo: number, names: Names = {}): EventMessage {
+  const message = eventMessage(person, {
     name,
     receivedAt: new Date(Date.now() - minutesAgo * 60_000).toISOString(),
     properties: { productId: 'p-wok', total: 42 },
   });
+  return { ...message, event: { ...message.event, ...names } };
+}
+
+/** The SDK's identify at sign-in (`user.identified`): the row that links the browser to its person. */
+function signIn(userId: string, browser: string, minutesAgo: number): EventMessage {
+  const message = namedEvent(`user:${userId}`, 'user.identified', minutesAgo, {
+    anonymousId: browser,
+    userId,
+  });
+  return { ...message, event: { ...message.event, type: 'identify', properties: {} } };
+}
+
+const conversion = (
+  person: string,
+  name: 'order.completed' | 'cart.item.added',
+  minutesAgo: number,
+  names: Names = {},
+) => namedEvent(person, name, minutesAgo, names);
 
 const treated = Array.from({ length: 4 }, () => `anon:${uniqueId('lift-treated')}`);
 const heldOut = Array.from({ length: 4 }, () => `anon:${uniqueId('lift-held')}`);
@@ -195,6 +247,105 @@ describe('the daily cron', () => {
     expect(mine).toHaveLength(1);
     // The 28-day window holds the same people.
     expect(mine[0]).toMatchObject(EXPECTED);
+  });
+});
+
+describe('who is counted, and once, through sign-in, browsers, consent, retries and erasure', () => {
+  const GROUPS = uniqueId('lift-groups');
+  const id = (label: string) => uniqueId(`lift-${label}`);
+  const treatedSignIn = id('signin');
+  const signInUser = id('signin-user');
+  const firstBrowser = id('first-browser');
+  const secondBrowser = id('second-browser');
+  const twoBrowsersUser = id('two-browsers-user');
+  const withdrew = id('withdrew');
+  const neverEligible = id('never-eligible');
+  const retried = id('retried');
+  const heldOut = id('held');
+  const erased = id('erased');
+  const inGroups = { experiment: GROUPS };
+
+  /** This describe's row of a report run now over the last day. */
+  async function report(): Promise<LiftReportRow | undefined> {
+    const res = await lift(`site=${SITE}&days=1`);
+    expect(res.status).toBe(200);
+    return ((await res.json()) as SiteLift).reports.find((r) => r.experiment === GROUPS);
+  }
+
+  it('counts each person once, in the group of their first exposure, and each conversion once', async () => {
+    // The retried person's order: delivered, redelivered (its ack was lost), then set aside in
+    // the dead-letter queue and resent by an operator: one event id, one row, one conversion.
+    const order = conversion(`anon:${retried}`, 'order.completed', 30);
+    const first = await consume(
+      deliveries([
+        // Exposed before sign-in, bought after it (user:…, naming the browser): one treated person.
+        decision(`anon:${treatedSignIn}`, false, 60, inGroups),
+        conversion(`user:${signInUser}`, 'order.completed', 30, {
+          anonymousId: treatedSignIn,
+          userId: signInUser,
+        }),
+        // Held out on their first browser, then signed in there; exposed on a second browser
+        // before signing in there (its own group: treated), and bought on it. One person, in the
+        // group of their first exposure (the holdout), never in both.
+        decision(`anon:${firstBrowser}`, true, 90, inGroups),
+        signIn(twoBrowsersUser, firstBrowser, 85),
+        decision(`anon:${secondBrowser}`, false, 50, inGroups),
+        conversion(`user:${twoBrowsersUser}`, 'order.completed', 30, {
+          anonymousId: secondBrowser,
+          userId: twoBrowsersUser,
+        }),
+        // Withdrew personalization after an eligible decision: their later decisions are not
+        // eligible, and the order within 7 days of the eligible one still counts.
+        decision(`anon:${withdrew}`, false, 60, inGroups),
+        decision(`anon:${withdrew}`, false, 45, { ...inGroups, eligible: false }),
+        conversion(`anon:${withdrew}`, 'order.completed', 30),
+        // Never granted personalization: in no group, whatever they buy.
+        decision(`anon:${neverEligible}`, false, 60, { ...inGroups, eligible: false }),
+        conversion(`anon:${neverEligible}`, 'order.completed', 30),
+        decision(`anon:${retried}`, false, 60, inGroups),
+        order,
+        decision(`anon:${heldOut}`, true, 60, inGroups),
+        decision(`anon:${erased}`, true, 60, inGroups),
+        conversion(`anon:${erased}`, 'order.completed', 30),
+      ]),
+    );
+    expect(first.retryMessages).toEqual([]);
+    await consume(deliveries([order]), 2);
+    const letters = deliveries([order]);
+    await consume(letters, 1, DEAD_LETTER_QUEUE);
+    const queue = recordQueue(env());
+    try {
+      const res = await call(`/v1/admin/dead-letters/resend`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${DIRECTUS_TEST.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ ids: letters.map((l) => l.id) }),
+      });
+      expect(await res.json()).toMatchObject({ resent: 1 });
+    } finally {
+      queue.restore();
+    }
+    await consume(deliveries(queue.messages));
+    expect(await rows('events', { id: { _eq: order.event.id } })).toHaveLength(1);
+
+    expect(await report()).toMatchObject({
+      treatment_people: 3,
+      treatment_converters: 3,
+      treatment_conversions: 3,
+      holdout_people: 3,
+      holdout_converters: 2,
+      holdout_conversions: 2,
+    });
+  });
+
+  it('counts an erased person no more', async () => {
+    await eraseNow(env(), `anon:${erased}`);
+    expect(await report()).toMatchObject({
+      treatment_people: 3,
+      treatment_converters: 3,
+      holdout_people: 2,
+      holdout_converters: 1,
+      holdout_conversions: 1,
+    });
   });
 });
 
