@@ -57,10 +57,10 @@ const int = (field, def = null) => ({
   meta: { interface: 'input' },
   schema: { is_nullable: true, default_value: def },
 });
-const float = (field, def = null) => ({
+const float = (field, def = null, note = undefined) => ({
   field,
   type: 'float',
-  meta: { interface: 'input' },
+  meta: { interface: 'input', ...(note && { note }) },
   schema: { is_nullable: true, default_value: def },
 });
 const bool = (field, def = false) => ({
@@ -237,6 +237,32 @@ export const COLLECTIONS = [
       float('holdout_rate', 0),
       // Null when the held-out people did not convert or no treated person was exposed (nothing to compare).
       float('lift'),
+      // How sure the report is (packages/edge-worker/src/decide/lift-stats.ts): without them
+      // "+66 %" from a handful of conversions reads like a result.
+      float(
+        'difference_low',
+        null,
+        'Low end of the 95 % confidence interval of treatment_rate − holdout_rate (Newcombe hybrid score interval). Empty when a group has nobody.',
+      ),
+      float(
+        'difference_high',
+        null,
+        'High end of the 95 % confidence interval of treatment_rate − holdout_rate. Empty when a group has nobody.',
+      ),
+      float(
+        'lift_low',
+        null,
+        'Low end of the 95 % confidence interval of lift (log interval of the rate ratio). Empty when a group has no converter.',
+      ),
+      float(
+        'lift_high',
+        null,
+        'High end of the 95 % confidence interval of lift. Empty when a group has no converter.',
+      ),
+      maybe(
+        'significant',
+        'Whether the difference is significant at 95 %: its interval leaves out 0. Empty when a group has nobody, or on a report made before intervals were kept.',
+      ),
       int('events_read', 0),
       // The read stopped at its bound (200,000 events): the counts cover the window's oldest part only.
       bool('truncated', false),

@@ -140,11 +140,27 @@ describe('the report rows of a window', () => {
       holdout_conversions: 1,
       holdout_rate: 0.5,
       lift: (1 / 3 - 0.5) / 0.5,
+      // 1 of 3 against 1 of 2: anything from −65 to +45 points (scipy, see lift-stats.test.ts).
+      difference_low: expect.closeTo(-0.6548292253357504, 12),
+      difference_high: expect.closeTo(0.44578123286192456, 12),
+      lift_low: expect.closeTo(-0.9197387362403178, 12),
+      lift_high: expect.closeTo(4.537471298423576, 12),
+      significant: false,
       events_read: 99,
       truncated: false,
       computed_at: iso(NOW),
     } satisfies LiftReportRow);
-    expect(rows[1]).toMatchObject({ treatment_people: 1, holdout_people: 0, lift: null });
+    // Nobody held out in exp-b: no lift, no interval, nothing judged.
+    expect(rows[1]).toMatchObject({
+      treatment_people: 1,
+      holdout_people: 0,
+      lift: null,
+      difference_low: null,
+      difference_high: null,
+      lift_low: null,
+      lift_high: null,
+      significant: null,
+    });
   });
 
   it("attributes a conversion early in the window to the person's decision just before it", () => {

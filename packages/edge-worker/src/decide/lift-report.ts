@@ -1,8 +1,9 @@
 /**
  * The lift report: measureLift (lift.ts) run over a site's event log in Directus, and its
  * outcome kept in Directus `lift_reports`, one row per site, experiment and day the window
- * ended, which a marketer may read. A report holds counts and rates only: never a person
- * key, an event id or a property value, since the marketer must not see a person's data.
+ * ended, which a marketer may read, with the 95 % intervals that say how sure it is
+ * (lift-stats.ts). A report holds counts and rates only: never a person key, an event id
+ * or a property value, since the marketer must not see a person's data.
  * Run daily by the Worker's cron (src/schedule) and on demand by `POST /v1/admin/lift`.
  */
 import type { DirectusClient } from '../directus/client.ts';
@@ -10,6 +11,7 @@ import { DirectusError, directusFromEnv } from '../directus/client.ts';
 import { log } from '../observability/index.ts';
 import { EDGE_EVENT } from '../profile/edge-events.ts';
 import { ATTRIBUTION_WINDOW_MS, CONVERSION_EVENTS, type LoggedEvent, measureLift } from './lift.ts';
+import { differenceInterval, excludesZero, liftInterval } from './lift-stats.ts';
 
 export const LIFT_REPORTS = 'lift_reports';
 export const DEFAULT_LIFT_DAYS = 28;
@@ -47,6 +49,17 @@ export interface LiftReportRow {
   holdout_conversions: number;
   holdout_rate: number;
   lift: number | null;
+  /**
+   * The 95 % confidence interval of treatment_rate − holdout_rate (Newcombe's hybrid score
+   * interval, lift-stats.ts); null when a group has nobody.
+   */
+  difference_low: number | null;
+  difference_high: number | null;
+  /** The 95 % confidence interval of `lift` (log interval of the rate ratio); null when a group has no converter. */
+  lift_low: number | null;
+  lift_high: number | null;
+  /** Whether the difference interval leaves out 0 (significant at 95 %); null without one. */
+  significant: boolean | null;
   events_read: number;
   truncated: boolean;
   computed_at: string;
@@ -213,6 +226,8 @@ export function liftRows(
       .map((d) => d.event);
     const report = measureLift([...theirs, ...conversions], experiment, { windowMs: ATTRIBUTION_WINDOW_MS });
     if (report.treatment.people + report.holdout.people === 0) continue;
+    const difference = differenceInterval(report.treatment, report.holdout);
+    const liftRange = liftInterval(report.treatment, report.holdout);
     rows.push({
       id: `${siteId}:${experiment}:${days}d:${day}`,
       site_id: siteId,
@@ -228,6 +243,11 @@ export function liftRows(
       holdout_conversions: report.holdout.conversions,
       holdout_rate: report.holdout.rate,
       lift: report.lift,
+      difference_low: difference?.low ?? null,
+      difference_high: difference?.high ?? null,
+      lift_low: liftRange?.low ?? null,
+      lift_high: liftRange?.high ?? null,
+      significant: difference === undefined ? null : excludesZero(difference),
       events_read: run.eventsRead,
       truncated: run.truncated,
       computed_at: run.computedAt,

@@ -12,6 +12,8 @@ interface Field {
 
 /** The fields an access request or an erasure finds a person's orders by. */
 const ORDER_LOOKUPS = ['site_id', 'user_id', 'anonymous_id'];
+/** What a lift report says of how sure it is, which reports before them did not keep. */
+const LIFT_INTERVALS = ['difference_low', 'difference_high', 'lift_low', 'lift_high', 'significant'];
 
 const indexed = async (field: string) =>
   (await admin<Field>('GET', `/fields/orders/${field}`)).schema?.is_indexed;
@@ -29,8 +31,32 @@ describe('bootstrap of an existing instance', () => {
   const orderId = uniqueId('order');
   const userId = uniqueId('user');
   const personRow = `demo:anon:${uniqueId('revised')}`;
+  const reportId = `demo:${uniqueId('upgrade-lift')}:28d:2026-11-28`;
 
   beforeAll(async () => {
+    // …and as one whose lift reports did not say how sure they are, with a report of then.
+    for (const field of LIFT_INTERVALS) await admin('DELETE', `/fields/lift_reports/${field}`);
+    await admin('POST', '/items/lift_reports', {
+      id: reportId,
+      site_id: 'demo',
+      experiment: 'upgrade-lift',
+      treatment_people: 4,
+      treatment_converters: 2,
+      treatment_rate: 0.5,
+      holdout_people: 4,
+      holdout_converters: 1,
+      holdout_rate: 0.25,
+      lift: 1,
+    });
+    // A Worker deployed before the bootstrap: Directus drops the fields it does not know.
+    await admin('POST', '/items/lift_reports', {
+      id: `${reportId}-early`,
+      site_id: 'demo',
+      experiment: 'upgrade-lift',
+      lift: 1,
+      lift_low: 0.5,
+      significant: true,
+    });
     await admin('POST', '/items/orders', {
       id: orderId,
       site_id: 'demo',
@@ -63,6 +89,23 @@ describe('bootstrap of an existing instance', () => {
     for (const field of ORDER_LOOKUPS) expect(await indexed(field), field).toBe(true);
     const order = await admin<{ user_id: string; total: number }>('GET', `/items/orders/${orderId}`);
     expect(order).toMatchObject({ user_id: userId, total: 42.5 });
+  });
+
+  it('adds what a lift report says of how sure it is, keeping the reports of before (empty there: not judged)', async () => {
+    for (const field of LIFT_INTERVALS)
+      expect(await admin<{ field: string }>('GET', `/fields/lift_reports/${field}`), field).toMatchObject({
+        field,
+      });
+    const kept = await admin<Record<string, unknown>>(
+      'GET',
+      `/items/lift_reports/${encodeURIComponent(reportId)}`,
+    );
+    expect(kept).toMatchObject({ treatment_people: 4, lift: 1, significant: null, difference_low: null });
+    const early = await admin<Record<string, unknown>>(
+      'GET',
+      `/items/lift_reports/${encodeURIComponent(`${reportId}-early`)}`,
+    );
+    expect(early).toMatchObject({ lift: 1, lift_low: null, significant: null });
   });
 
   it('keeps one Flow refusing what the edge would skip, which still refuses', async () => {
