@@ -245,6 +245,9 @@ const HOP_BY_HOP = [
   'host',
 ];
 
+/** A header name: an HTTP token (RFC 9110, 5.1 and 5.6.2). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
 /** A client's own claims of the address and port it came from, never passed to the origin. */
 const CLIENT_CLAIMS = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-port', 'x-client-ip'];
 
@@ -460,10 +463,12 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     );
 
     const headers = new Headers(c.req.raw.headers);
-    // The headers Connection names are hop-by-hop too (RFC 9110, 7.6.1).
+    // The headers Connection names are hop-by-hop too (RFC 9110, 7.6.1). A token that is no
+    // header name (a broken client's `x trace`, `"`) names no header to drop: deleting it threw,
+    // and the page was a 500.
     for (const named of (headers.get('connection') ?? '').split(',')) {
       const name = named.trim().toLowerCase();
-      if (name !== '' && !name.startsWith('cf-')) headers.delete(name);
+      if (HEADER_NAME.test(name) && !name.startsWith('cf-')) headers.delete(name);
     }
     for (const h of HOP_BY_HOP) headers.delete(h);
     // What a client says about where a request came from is not evidence: an origin that

@@ -809,6 +809,19 @@ describe('edge proxy: what passes through untouched', () => {
     );
   });
 
+  it('passes the page on when Connection names something that is no header name (a broken client), not a 500', async () => {
+    // Found by src/app.fuzz.test.ts: deleting the header each token names threw on these.
+    for (const connection of ['keep-alive, x trace', '"', 'x-trace, a/b, (c)']) {
+      const res = await exports.default.fetch(`${SHOP}/echo-headers`, {
+        headers: { connection, 'x-trace': 'hop', accept: 'application/json' },
+      });
+      expect(res.status, connection).toBe(200);
+      expect(await res.json()).toEqual(
+        expect.objectContaining({ xTrace: connection.startsWith('x-trace') ? null : 'hop' }),
+      );
+    }
+  });
+
   it('never proxies Attune’s own paths', async () => {
     const res = await exports.default.fetch(`${SHOP}/v1/nothing-here`);
     expect(res.status).toBe(404);
