@@ -142,6 +142,20 @@ describe('answers of the people routes', () => {
     );
   });
 
+  it('keep the answer of a method no people route serves, which the edge proxy passed on: no 500', async () => {
+    // Found by src/app.fuzz.test.ts. `/%761/…` is `/v1/…` to the router but not to the proxy,
+    // which passed the OPTIONS on to the origin: its answer's headers cannot be changed, and
+    // marking it no-store threw.
+    const res = await send(
+      'OPTIONS',
+      personPath('user:ada', '?site=demo').replace('/v1/', '/%761/'),
+      'test-admin-token',
+    );
+    expect(res.status).toBe(404);
+    expect(res.headers.get('x-origin')).toBe('fixture');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+  });
+
   it('name no person key when Directus cannot be reached (the request path, without its query)', async () => {
     const a = anonId();
     await collect([productView(a, 'p1', 'shoes')]);

@@ -7,7 +7,7 @@
  * that site's people only.
  */
 import { COLLECT_STATUS, type ErasureMessage, errorBody } from '@attune/shared-schema';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import type { AppEnv } from '../app.ts';
 import { MAX_LIFT_DAYS, reportLift } from '../decide/lift-report.ts';
@@ -37,8 +37,8 @@ adminRoutes.use('/v1/people/*', async (c, next) => {
   const site = await siteOf(c.env, requested);
   if (site !== undefined && mayActOnPeopleOf(c.env, site, authorization)) {
     await next();
-    // On whatever the route answered: an error it threw is already the error handler's answer here.
-    c.res.headers.set('cache-control', PEOPLE_HEADERS['cache-control']);
+    // On whatever answered: an error the route threw is already the error handler's answer here.
+    markNoStore(c);
     return;
   }
   // Only a caller holding a real token is told that `?site` is what is wrong; any other gets
@@ -57,6 +57,23 @@ adminRoutes.use('/v1/people/*', async (c, next) => {
     PEOPLE_HEADERS,
   );
 });
+/**
+ * Marks the answer `no-store`. A method no people route serves went on to the edge proxy
+ * (the router reads `/%761/people/…` as `/v1/people/…`, the proxy does not), whose answer is
+ * the origin's, with headers that cannot be changed: that one is copied (setting the header
+ * on it threw, and the answer was a 500).
+ */
+function markNoStore(c: Context<AppEnv>): void {
+  try {
+    c.res.headers.set('cache-control', PEOPLE_HEADERS['cache-control']);
+  } catch {
+    const copy = new Response(c.res.body, c.res);
+    copy.headers.set('cache-control', PEOPLE_HEADERS['cache-control']);
+    c.res = undefined;
+    c.res = copy;
+  }
+}
+
 adminRoutes.use('/v1/admin/*', async (c, next) => {
   if (!isAdmin(c.env, c.req.header('authorization'))) {
     return c.json(
