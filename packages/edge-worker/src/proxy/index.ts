@@ -495,15 +495,23 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       if (decodable.length > 0) headers.set('accept-encoding', decodable.join(', '));
       else headers.delete('accept-encoding');
     }
+    const upload = method === 'GET' || method === 'HEAD' ? undefined : forwardedBody(c.req.raw);
     let upstream: Response;
     try {
       upstream = await fetch(originRequestUrl(origin, url), {
         method,
         headers,
-        body: method === 'GET' || method === 'HEAD' ? null : c.req.raw.body,
+        body: upload?.body ?? null,
         redirect: 'manual',
       });
     } catch (error) {
+      // The client's body broke off, or was not as long as it said: the client's doing, not an outage.
+      if (upload?.clientFailed())
+        return c.text(
+          `The request body broke off, or was not as long as its Content-Length (${c.req.header('content-length') ?? 'none'}) said; send the request again, whole.`,
+          400,
+          { 'cache-control': 'no-store' },
+        );
       // The error's name only: its message may quote the URL, whose path and query are the visitor's.
       log('warn', 'origin unreachable', { error: error instanceof Error ? error.name : 'unknown' });
       return c.text('The site is temporarily unreachable. Please try again shortly.', 502, {
@@ -671,6 +679,66 @@ const prepare: DecisionPreparer = async (env, site, anonymousId, url, browserCon
     return null;
   }
 };
+
+/**
+ * A request's body as it is passed on to the origin (with its Content-Length, when it
+ * declares one), and whether the client's side of it failed: it broke off part-way (a client
+ * gone), or was not as long as it declared. A fetch that fails then is the client's doing,
+ * not an origin outage (before, it was logged and answered as the origin being unreachable).
+ * Undefined for a request without a body.
+ */
+function forwardedBody(
+  request: Request,
+): { body: ReadableStream<Uint8Array>; clientFailed: () => boolean } | undefined {
+  const source = request.body;
+  if (source === null) return undefined;
+  const declared = Number(request.headers.get('content-length') ?? Number.NaN);
+  const length = Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined;
+  const { readable, writable } =
+    length === undefined ? new IdentityTransformStream() : new FixedLengthStream(length);
+  let failed = false;
+  const pump = async () => {
+    const reader = source.getReader();
+    const writer = writable.getWriter();
+    let sent = 0;
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        failed = true;
+        await writer.abort(error);
+        return;
+      }
+      if (chunk.done) {
+        if (length !== undefined && sent !== length) {
+          failed = true;
+          await writer.abort(new RangeError('request body shorter than its Content-Length'));
+        } else await writer.close();
+        return;
+      }
+      sent += chunk.value.byteLength;
+      if (length !== undefined && sent > length) {
+        failed = true;
+        await Promise.all([
+          writer.abort(new RangeError('request body longer than its Content-Length')),
+          reader.cancel(),
+        ]);
+        return;
+      }
+      try {
+        await writer.write(chunk.value);
+      } catch {
+        // The origin stopped reading (it answered, or the fetch failed): nothing more to send.
+        await reader.cancel();
+        return;
+      }
+    }
+  };
+  // Settles once the body is sent, or given up; its failures are what `clientFailed` reports.
+  pump().catch(() => undefined);
+  return { body: readable, clientFailed: () => failed };
+}
 
 /**
  * The origin URL for a proxied request: the origin's scheme and host with the request's

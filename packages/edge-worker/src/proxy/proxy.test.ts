@@ -822,6 +822,27 @@ describe('edge proxy: what passes through untouched', () => {
     }
   });
 
+  it('answers 400, not the origin outage’s 502, when the request body ends before its Content-Length', async () => {
+    // Found by src/app.fuzz.test.ts: a client gone part-way through its upload was logged and
+    // answered as the origin being unreachable.
+    const { readable, writable } = new FixedLengthStream(100);
+    const writer = writable.getWriter();
+    writer
+      .write(new TextEncoder().encode('a=1'))
+      .then(() => writer.close())
+      .catch(() => undefined);
+    const res = await exports.default.fetch(`${SHOP}/form`, {
+      method: 'POST',
+      headers: { 'content-length': '100' },
+      body: readable,
+    });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toMatch(/request body broke off/);
+    // A whole body still reaches the origin, with its length.
+    const whole = await exports.default.fetch(`${SHOP}/form`, { method: 'POST', body: 'a=1' });
+    expect(await whole.text()).toBe('POST a=1 127.0.0.1:8787');
+  });
+
   it('never proxies Attune’s own paths', async () => {
     const res = await exports.default.fetch(`${SHOP}/v1/nothing-here`);
     expect(res.status).toBe(404);
