@@ -21,7 +21,7 @@ import {
 } from '../decide/decide.ts';
 import { answerDecide, decisionBudgetMs, recordServed } from '../decide/routes.ts';
 import type { CovisitCounts } from '../decide/scorer.ts';
-import { contentCoding } from '../ingest/body.ts';
+import { contentCoding, utf8Text } from '../ingest/body.ts';
 import { clientAddress, underIpLimit } from '../ingest/rate-limit.ts';
 import { waitUntil } from '../ingest/routes.ts';
 import { log, logOnce } from '../observability/index.ts';
@@ -140,7 +140,10 @@ async function firstPartyCollect(c: Context<AppEnv>, app: Hono<AppEnv>, url: URL
   )
     return app.fetch(new Request(url, c.req.raw), c.env, c.executionCtx);
   // A declared length within the limit bounds the read.
-  const text = await c.req.raw.text().catch(() => '');
+  const text = await c.req.raw
+    .arrayBuffer()
+    .then(utf8Text)
+    .catch(() => '');
   const answer = await app.fetch(
     new Request(url, { method: 'POST', headers: c.req.raw.headers, body: text }),
     c.env,
