@@ -1161,9 +1161,10 @@ describe('first-party collect: the cookies follow what the edge granted, not wha
 });
 
 describe('edge proxy: the product a slot names is a source of "viewed next"', () => {
-  it('recommends what people viewed after the product of data-attune-product, on a path that names none', async () => {
-    // Shoppers on the tent went on to the travel mug, which nothing in the fan's profile would pick.
-    await applyCovisits(env, [
+  // Shoppers on the tent went on to the travel mug, which nothing in the fan's profile would
+  // pick. Each test counts them itself, so that each runs alone.
+  const viewedAfterTent = () =>
+    applyCovisits(env, [
       {
         messageId: 'proxy-covisits-tent',
         visits: ['travel-mug', 'travel-mug', 'camp-stove'].map((to) => ({
@@ -1175,6 +1176,9 @@ describe('edge proxy: the product a slot names is a source of "viewed next"', ()
         })),
       },
     ]);
+
+  it('recommends what people viewed after the product of data-attune-product, on a path that names none', async () => {
+    await viewedAfterTent();
     clearCovisitCache();
     const res = await page('/p/tent', `attune_aid=${fan}`);
     const recs = slot(await res.text(), 'recommendations') ?? '';
@@ -1185,6 +1189,11 @@ describe('edge proxy: the product a slot names is a source of "viewed next"', ()
   });
 
   it('fills the slot at once when the page reaches it after the deadline (a slow origin), and reads the counts for the next page', async () => {
+    await viewedAfterTent();
+    // A returning fan: one earlier page of theirs through the app, made here so that the test
+    // does not rely on the test above (alone, without it, the slot kept the origin's picks:
+    // a page decided past its deadline waits for nothing this isolate does not hold yet).
+    await (await page('/p/tent', `attune_aid=${fan}`)).arrayBuffer();
     clearCovisitCache();
     const ready = await prepareDecision(env, {
       siteId: 'demo',
