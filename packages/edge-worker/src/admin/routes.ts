@@ -408,11 +408,16 @@ adminRoutes.post('/v1/admin/lift', async (c) => {
     if (!(e instanceof DirectusError)) throw e;
     const reason = e.message.slice(0, 200);
     log('warn', 'lift.failed', { siteId: site.id, error: reason });
+    // Refused (a wrong token, or no lift_reports: Directus answers 403 for a collection that
+    // does not exist) is a setup to fix, which trying again never would.
+    const refused = e.status === 401 || e.status === 403;
     return c.json(
       {
         error: {
           code: 'directus_unavailable',
-          message: `could not read the event log or write lift_reports in Directus (${reason}); try again`,
+          message: refused
+            ? `Directus refused to let the Worker read the event log or write lift_reports (${reason}): check DIRECTUS_TOKEN, and run the Directus bootstrap, which creates lift_reports and lets the Worker's role write it`
+            : `could not read the event log or write lift_reports in Directus (${reason}); try again`,
         },
       },
       502,

@@ -237,6 +237,15 @@ describe('POST /v1/admin/lift', () => {
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('directus_unavailable');
   });
+
+  it('says what to fix, not to try again, when Directus refuses the Worker (a wrong token, or no lift_reports)', async () => {
+    const res = await lift(`site=${SITE}`, { ...env(), DIRECTUS_TOKEN: 'not-the-token' } as unknown as Env);
+    expect(res.status).toBe(502);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe('directus_unavailable');
+    expect(error.message).toMatch(/check DIRECTUS_TOKEN, and run the Directus bootstrap/);
+    expect(error.message).not.toMatch(/try again/);
+  });
 });
 
 describe('the daily cron', () => {
