@@ -29,7 +29,7 @@ import { EDGE_EVENT } from '../profile/edge-events.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
 import { readCovisits } from './covisitation.ts';
-import { DEFAULT_EXPERIMENT, holdoutKey, holdoutPercent, isInHoldout } from './holdout.ts';
+import { DEFAULT_EXPERIMENT, isPersonHeldOut } from './holdout.ts';
 import { type CovisitCounts, popularityPick, scoreCatalog } from './scorer.ts';
 
 /** Products per recommendations slot, and at most this many from one category. */
@@ -138,9 +138,7 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
   const personalization =
     isGranted(consent, 'personalization') &&
     (input.browserConsent === undefined || isGranted(input.browserConsent, 'personalization'));
-  const holdout =
-    personalization &&
-    isInHoldout(holdoutKey(personKey, profile?.anonymousIds[0]), holdoutPercent(env.HOLDOUT_PERCENT));
+  const holdout = personalization && isPersonHeldOut(env, personKey, profile?.anonymousIds[0]);
   let covisits: CovisitCounts = personalization && !holdout ? current : new Map();
   if (profile && personalization && !holdout) {
     // Views the person sent themselves: only products of the catalog are looked up.

@@ -34,6 +34,15 @@ export function holdoutKey(personKey: string, firstBrowser: string | undefined):
   return firstBrowser !== undefined ? `anon:${firstBrowser}` : personKey;
 }
 
+/**
+ * Whether a person is held out under the deployment's HOLDOUT_PERCENT, drawn by their first
+ * browser: the one rule decide and the triggers share, so that both surfaces keep the same
+ * people on the control experience.
+ */
+export function isPersonHeldOut(env: Env, personKey: string, firstBrowser: string | undefined): boolean {
+  return isInHoldout(holdoutKey(personKey, firstBrowser), holdoutPercent(env.HOLDOUT_PERCENT));
+}
+
 /** Whether a person is in the holdout group of an experiment (buckets of 0.01%). */
 export function isInHoldout(personKey: string, percent: number, experiment = DEFAULT_EXPERIMENT): boolean {
   const bucket = hash32(`${experiment}\u0000${personKey}`) % 10000;

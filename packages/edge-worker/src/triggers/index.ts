@@ -18,7 +18,7 @@ import type { CatalogIndex } from '../catalog/catalog-index.ts';
 import { getCatalog } from '../catalog/index.ts';
 import type { TriggerRule } from '../catalog/types.ts';
 import { getConsentConfig } from '../config/consent-config.ts';
-import { holdoutKey, holdoutPercent, isInHoldout } from '../decide/holdout.ts';
+import { isPersonHeldOut } from '../decide/holdout.ts';
 import { scoreCatalog } from '../decide/scorer.ts';
 import { profileStub } from '../identity/index.ts';
 import { EDGE_EVENT } from '../profile/edge-events.ts';
@@ -89,11 +89,7 @@ export async function runTriggers(env: Env, input: TriggerInput): Promise<Custom
   // their first browser) gets the control experience here too: no accessories and no personal
   // code, which a Flow or a newsletter could otherwise send them. Lift would else compare two
   // treated groups. People without personalization are in no group, and keep their promos.
-  const profile = input.profile;
-  if (
-    personalization &&
-    isInHoldout(holdoutKey(profile.personKey, profile.anonymousIds[0]), holdoutPercent(env.HOLDOUT_PERCENT))
-  )
+  if (personalization && isPersonHeldOut(env, input.profile.personKey, input.profile.anonymousIds[0]))
     return [];
   const out: CustomerAction[] = [];
   // A rule recommends once and offers once per call, each on the first matching event that
