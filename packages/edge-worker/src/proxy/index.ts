@@ -7,7 +7,7 @@
  * other content types, other methods, non-200 answers — passes through untouched.
  */
 import type { ConsentState, EventMessage } from '@attune/shared-schema';
-import { applyGpc, consentInForce, LIMITS, readJsonText } from '@attune/shared-schema';
+import { applyGpc, consentInForce, LIMITS, readJsonText, type SlotDecision } from '@attune/shared-schema';
 import type { Context, Hono } from 'hono';
 import type { AppEnv } from '../app.ts';
 import { type ConsentConfigRead, claimInForce, readConsentConfig } from '../config/consent-config.ts';
@@ -576,7 +576,13 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       const productId = request.productId ?? ctx.productId;
       // A decision is shown only if it renders: with nothing to show (no products to
       // recommend) the origin's default stays, and no decision was served. A held-out person
-      // is logged on the slots a treated person would have seen filled (decideSlots).
+      // is logged on the slots a treated person would have seen filled (decideSlots). Each
+      // decision is rendered once, for that test and for the page alike.
+      const renders = new Map<SlotDecision, string | null>();
+      const rendered = (d: SlotDecision) => {
+        if (!renders.has(d)) renders.set(d, renderDecision(d));
+        return renders.get(d) ?? null;
+      };
       const outcome = decideSlots(
         catalog,
         {
@@ -585,13 +591,13 @@ function proxyToOrigin(options: EdgeProxyOptions) {
           ...(productId ? { productId } : {}),
           gpc: c.req.header('sec-gpc') === '1',
         },
-        { shown: (d) => renderDecision(d) !== null },
+        { shown: (d) => rendered(d) !== null },
       );
       served.push(...outcome.served);
       // Held-out people keep the origin's default content: that is the control experience.
       if (ctx.holdout) return null;
       const decision = outcome.response.decisions[request.slot];
-      const html = decision ? renderDecision(decision) : null;
+      const html = decision ? rendered(decision) : null;
       if (!decision || html === null) return null;
       return { html, variant: decision.variant, decisionId: decision.decisionId };
     };
