@@ -7,7 +7,16 @@
  */
 import fc from 'fast-check';
 import { consentState } from './decide/fixtures/people.ts';
-import { ADMIN_TOKEN, ALL, makeEvent, ORIGIN, SERVER_KEY, SITE, WRITE_KEY } from './ingest/test-support.ts';
+import {
+  ADMIN_TOKEN,
+  ALL,
+  EVENT_FIELDS,
+  makeEvent,
+  ORIGIN,
+  SERVER_KEY,
+  SITE,
+  WRITE_KEY,
+} from './ingest/test-support.ts';
 
 /** The shop's own address as the browser sees it: an allowed origin of the site, so first-party paths are same-origin. */
 export const SHOP = 'http://127.0.0.1:8787';
@@ -418,19 +427,6 @@ const collectEvent = fc
         ...(userId === null ? {} : { userId, userIdSignature: signatures.get(userId) ?? '' }),
       }) as unknown as Record<string, unknown>,
   );
-const eventFields = [
-  'id',
-  'type',
-  'name',
-  'timestamp',
-  'anonymousId',
-  'userId',
-  'userIdSignature',
-  'context',
-  'properties',
-  'traits',
-  'schemaVersion',
-];
 export const envelope = (batch: unknown[], writeKey: string = WRITE_KEY) =>
   JSON.stringify({ writeKey, sentAt: now, batch }) ?? '';
 
@@ -443,7 +439,7 @@ const collectBody: fc.Arbitrary<string | Uint8Array> = fc.oneof(
   },
   {
     weight: 3,
-    arbitrary: fc.tuple(collectEvent, fc.constantFrom(...eventFields), junk).map(([event, field, value]) => {
+    arbitrary: fc.tuple(collectEvent, fc.constantFrom(...EVENT_FIELDS), junk).map(([event, field, value]) => {
       event[field] = value;
       return envelope([event]);
     }),

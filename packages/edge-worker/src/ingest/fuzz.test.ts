@@ -10,6 +10,7 @@ import {
   anonId,
   call,
   collect,
+  EVENT_FIELDS,
   envWithSites,
   makeEvent,
   ORIGIN,
@@ -42,20 +43,6 @@ const hugeNumber = fc.constantFrom(
   'Infinity',
   '-0',
 );
-const fields = [
-  'id',
-  'type',
-  'name',
-  'timestamp',
-  'anonymousId',
-  'userId',
-  'userIdSignature',
-  'sessionId',
-  'context',
-  'properties',
-  'traits',
-  'schemaVersion',
-];
 
 function validEventJson(): Record<string, unknown> {
   return makeEvent('fuzz-person', 'product.viewed', {
@@ -76,7 +63,7 @@ const bodies: fc.Arbitrary<string | Uint8Array> = fc.oneof(
   fc.array(junk, { maxLength: 6 }).map((batch) => envelope(JSON.stringify(batch) ?? 'null')),
   fc.record({ writeKey: junk, sentAt: junk, batch: junk }).map((o) => JSON.stringify(o) ?? ''),
   // One valid event with one field replaced by something wrong.
-  fc.record({ field: fc.constantFrom(...fields), value: junk }).map(({ field, value }) => {
+  fc.record({ field: fc.constantFrom(...EVENT_FIELDS), value: junk }).map(({ field, value }) => {
     const e = validEventJson();
     e[field] = value;
     return envelope(JSON.stringify([e]) ?? '[]');

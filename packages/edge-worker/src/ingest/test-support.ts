@@ -23,6 +23,22 @@ export const IDENTITY_SECRET = 'test-identity-secret';
 export const SERVER_KEY = 'sk_test_server_key';
 export const ADMIN_TOKEN = 'test-admin-token';
 
+/** The fields of an event on the wire: what the fuzz tests spoil one at a time with junk. */
+export const EVENT_FIELDS = [
+  'id',
+  'type',
+  'name',
+  'timestamp',
+  'anonymousId',
+  'userId',
+  'userIdSignature',
+  'sessionId',
+  'context',
+  'properties',
+  'traits',
+  'schemaVersion',
+];
+
 export const ALL: ConsentState = {
   categories: { necessary: true, analytics: true, personalization: true, marketing: true },
   policyVersion: '1',
