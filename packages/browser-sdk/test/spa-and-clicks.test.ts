@@ -1,0 +1,62 @@
+/**
+ * The script tag in real Chromium as a single-page app uses it: declarative clicks in web
+ * components (shadow DOM), and page views under the history patterns routers use.
+ * Ports 19330 (site) and 19331 (collector).
+ */
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { tagStarted } from './chromium.ts';
+import { until } from './servers.ts';
+import { browserSuite } from './suite.ts';
+
+declare global {
+  interface Window {
+    attune: import('../src/attune.ts').Attune;
+  }
+}
+
+const suite = browserSuite(19330, 19331);
+const named = suite.named;
+
+async function open(path: string, params: Record<string, string> = {}): Promise<Page> {
+  const tab = await suite.context.newPage();
+  await tab.goto(`${suite.site.url}${path}?${new URLSearchParams(params)}`);
+  await tagStarted(tab);
+  return tab;
+}
+
+/** Tracks a last event and waits for it: every event tracked before it has arrived too. */
+async function delivered(page: Page): Promise<void> {
+  await page.evaluate(() => window.attune.track('marker.reached'));
+  await page.evaluate(() => window.attune.flush());
+  await until('the marker', () => named('marker.reached').length === 1);
+}
+
+describe('the script tag in a single-page app', () => {
+  it('tracks a click on a tracked element inside a web component’s shadow root, and on a tracked component clicked inside its shadow root', async () => {
+    const page = await open('/components', {
+      'data-flush-interval': '100',
+      body: `<promo-card id="card"></promo-card><shop-button id="host" data-attune-track="cart.opened"></shop-button>
+<script>
+customElements.define('promo-card', class extends HTMLElement {
+  connectedCallback() {
+    this.attachShadow({ mode: 'open' }).innerHTML =
+      '<button data-attune-track="promo.clicked" data-attune-prop-slot="hero"><span>Shop the sale</span></button>';
+  }
+});
+customElements.define('shop-button', class extends HTMLElement {
+  connectedCallback() {
+    this.attachShadow({ mode: 'open' }).innerHTML = '<button><span>Cart</span></button>';
+  }
+});
+</script>`,
+    });
+    await page.evaluate(() => window.attune.consent.set({ analytics: true }, 'banner'));
+    // Playwright's locators pierce open shadow roots: the click lands on the span inside.
+    await page.locator('#card span').click();
+    await page.locator('#host span').click();
+    await delivered(page);
+    expect(named('promo.clicked').map((e) => e.properties)).toEqual([{ slot: 'hero' }]);
+    expect(named('cart.opened')).toHaveLength(1);
+  });
+});
