@@ -510,6 +510,13 @@ export function createAttune(
       // A refusal is stored without ids: keep this page's anonymous id then (nothing is sent with it).
       // The ids and session (a sign-out) are followed whatever the choice's policy version.
       ({ session, ...ids } = { anonymousId: ids.anonymousId, ...record });
+      // A tab undecided since it opened made its ids up, in memory, for the events it held: they go
+      // as the browser's visitor, in its session, not as another visitor the Worker never sees again.
+      if (!kept)
+        for (const e of waiting) {
+          e.anonymousId = ids.anonymousId;
+          e.sessionId = session?.id;
+        }
       take(consent);
     }
   }

@@ -1,6 +1,6 @@
 /**
- * The script tag in real Chromium as a single-page app uses it: declarative clicks in web
- * components (shadow DOM), and page views under the history patterns routers use.
+ * The script tag in real Chromium as a site's app uses it: declarative clicks in web
+ * components (shadow DOM), and tabs opened before the visitor answered the banner.
  * Ports 19330 (site) and 19331 (collector).
  */
 import type { Page } from 'playwright-core';
@@ -58,5 +58,34 @@ customElements.define('shop-button', class extends HTMLElement {
     await delivered(page);
     expect(named('promo.clicked').map((e) => e.properties)).toEqual([{ slot: 'hero' }]);
     expect(named('cart.opened')).toHaveLength(1);
+  });
+});
+
+describe('tabs opened before the consent choice', () => {
+  it('a tab that waited for the choice made in another tab sends what it held as the same visitor, in the same session', async () => {
+    // The visitor opens a product in a second tab before answering the banner, then accepts in the first.
+    const first = await open('/list', { 'data-flush-interval': '100' });
+    const second = await open('/product', { 'data-flush-interval': '100' });
+    await second.evaluate(() => window.attune.track('product.viewed', { productId: 'p-7' }));
+    await first.evaluate(() => window.attune.consent.set({ analytics: true }, 'banner'));
+    await until('the grant', () => named('consent.updated').length === 1);
+    await until('the second tab follows it', () =>
+      second.evaluate(() => window.attune.consent.get().decided),
+    );
+    await delivered(second);
+    // Every event of the second tab, the ones it held for the choice included, is the first tab's
+    // visitor in the first tab's session: the browser is one visitor at the Worker.
+    const [grant] = named('consent.updated');
+    const ofSecondTab = suite.collector.events
+      .filter((e) => e.context?.page?.path === '/product')
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .map(({ name, anonymousId, sessionId }) => ({ name, anonymousId, sessionId }));
+    expect(ofSecondTab).toEqual(
+      ['page.viewed', 'product.viewed', 'marker.reached'].map((name) => ({
+        name,
+        anonymousId: grant?.anonymousId,
+        sessionId: grant?.sessionId,
+      })),
+    );
   });
 });
