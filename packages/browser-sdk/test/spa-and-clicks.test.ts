@@ -1,6 +1,8 @@
 /**
  * The script tag in real Chromium as a site's app uses it: declarative clicks in web
- * components (shadow DOM), and tabs opened before the visitor answered the banner.
+ * components (shadow DOM), a single-page app's page views (routes changed before the
+ * choice, hash routes, a pushed query, back and forward), and tabs opened before the
+ * visitor answered the banner.
  * Ports 19330 (site) and 19331 (collector).
  */
 import type { Page } from 'playwright-core';
@@ -24,6 +26,9 @@ async function open(path: string, params: Record<string, string> = {}): Promise<
   await tagStarted(tab);
   return tab;
 }
+
+/** Resolves after the page's next tasks: the tag has looked at a history change made before. */
+const taskLater = (page: Page) => page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 20)));
 
 /** Tracks a last event and waits for it: every event tracked before it has arrived too. */
 async function delivered(page: Page): Promise<void> {
@@ -58,6 +63,48 @@ customElements.define('shop-button', class extends HTMLElement {
     await delivered(page);
     expect(named('promo.clicked').map((e) => e.properties)).toEqual([{ slot: 'hero' }]);
     expect(named('cart.opened')).toHaveLength(1);
+  });
+});
+
+describe('page views of a single-page app (data-spa-page-views)', () => {
+  it('a route changed before the choice is delivered with its own URL, title and referrer; a hash route is no page view; a query pushed, back and forward are one each', async () => {
+    const page = await open('/spa/home', { 'data-spa-page-views': '', 'data-flush-interval': '100' });
+    const home = page.url();
+    // Before the banner is answered: held with the page it was made on.
+    await page.evaluate(() => {
+      history.pushState({}, '', '/spa/shoes');
+      document.title = 'Shoes';
+    });
+    await taskLater(page);
+    await page.evaluate(() => window.attune.consent.set({ analytics: true }, 'banner'));
+    // A hash router's route (pushState of a #fragment) and an in-page anchor: no page view.
+    await page.evaluate(() => history.pushState({}, '', '#/sizes'));
+    await page.evaluate(() => {
+      location.hash = 'reviews';
+    });
+    // A filter pushed into the query: a page view of its own.
+    await page.evaluate(() => history.pushState({}, '', '/spa/shoes?colour=red'));
+    await taskLater(page);
+    // Back (to the fragment, without the filter) and forward again: a page view each.
+    await page.goBack();
+    await taskLater(page);
+    await page.goForward();
+    await taskLater(page);
+    await delivered(page);
+    const views = named('page.viewed')
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .map((e) => ({
+        url: e.context?.page?.url?.replace(suite.site.url, ''),
+        referrer: e.context?.page?.referrer?.replace(suite.site.url, ''),
+        title: e.context?.page?.title,
+      }));
+    expect(views).toEqual([
+      { url: home.replace(suite.site.url, ''), referrer: '', title: 'Test /spa/home' },
+      { url: '/spa/shoes', referrer: home.replace(suite.site.url, ''), title: 'Shoes' },
+      { url: '/spa/shoes?colour=red', referrer: '/spa/shoes#reviews', title: 'Shoes' },
+      { url: '/spa/shoes#reviews', referrer: '/spa/shoes?colour=red', title: 'Shoes' },
+      { url: '/spa/shoes?colour=red', referrer: '/spa/shoes#reviews', title: 'Shoes' },
+    ]);
   });
 });
 
