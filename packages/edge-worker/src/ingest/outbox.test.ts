@@ -12,6 +12,7 @@ import { readStats } from '../observability/index.ts';
 import { profileStub } from '../profile/client.ts';
 import type { ProfileDO } from '../profile/profile-do.ts';
 import { parkingGroups } from './outbox.ts';
+import { QUEUE_SEND_BUDGET_MS, QueueSendError, QueueTimeoutError, sendMessages } from './queue-producer.ts';
 import {
   anonId,
   collect,
@@ -34,6 +35,21 @@ function queueDown(): { tries: () => number } {
   vi.spyOn(env.EVENTS, 'sendBatch').mockImplementation(async () => {
     tries++;
     throw new Error('Queue send failed: internal error');
+  });
+  return { tries: () => tries };
+}
+
+/**
+ * A queue whose sends never settle, neither taken nor refused (its service stuck); counts
+ * the calls. Each send holds a timer, as a call out over the network holds a connection.
+ */
+function queueStuck(): { tries: () => number } {
+  let tries = 0;
+  vi.spyOn(env.EVENTS, 'sendBatch').mockImplementation(() => {
+    tries++;
+    return new Promise<QueueSendBatchResponse>(() => {
+      setTimeout(() => undefined, 60_000);
+    });
   });
   return { tries: () => tries };
 }
@@ -127,6 +143,83 @@ describe('messages the queue refuses', () => {
     expect(await parkedCount(a)).toBe(0);
     await runInDurableObject(profileStub(env, SITE, `anon:${a}`), (o: ProfileDO) => o.alarm());
     expect(queue.messages.map((m) => m.kind)).toEqual(['erasure']);
+  });
+});
+
+describe('a queue whose sends never settle', () => {
+  // Each test waits out QUEUE_SEND_BUDGET_MS once (real time: the runtime's own cancelling
+  // of a send after the response is what is at stake, so nothing is faked).
+  const patience = { timeout: QUEUE_SEND_BUDGET_MS * 3 };
+
+  it(
+    'does not take the accepted events with it: they are parked within the send budget',
+    patience,
+    async () => {
+      const a = anonId('stuck');
+      const before = await readStats(env);
+      const stuck = queueStuck();
+      const res = await collect([productView(a, 'p-1', 'outdoor'), productView(a, 'p-2', 'outdoor')]);
+      expect(res.status).toBe(200);
+      expect(stuck.tries()).toBeGreaterThanOrEqual(1);
+      expect(await parkedCount(a)).toBeGreaterThan(0);
+      expect((await readStats(env)).queue_parked).toBeGreaterThan(before.queue_parked);
+
+      // Sent by the alarm once the queue answers again.
+      vi.restoreAllMocks();
+      const queue = recordQueue();
+      await runDurableObjectAlarm(profileStub(env, SITE, `anon:${a}`));
+      expect(productIdsOf(queue.messages, a)).toEqual(['p-1', 'p-2']);
+      expect(await parkedCount(a)).toBe(0);
+    },
+  );
+
+  it(
+    'does not hold the person’s turn at the parked resend: their next batch is taken',
+    patience,
+    async () => {
+      const a = anonId('stuck-resend');
+      queueDown();
+      await collect([productView(a, 'p-1', 'outdoor')]);
+      expect(await parkedCount(a)).toBeGreaterThan(0);
+      vi.restoreAllMocks();
+      queueStuck();
+      const stub = profileStub(env, SITE, `anon:${a}`);
+      // The resend gives up on the stuck send: the messages stay parked, tried again later.
+      await runDurableObjectAlarm(stub);
+      expect(await parkedCount(a)).toBeGreaterThan(0);
+      expect(await alarmDueIn(stub)).toBeLessThan(Number.POSITIVE_INFINITY);
+      // The person's next batch is applied (it waited behind the resend), and everything
+      // goes once the queue is back.
+      vi.restoreAllMocks();
+      const queue = recordQueue();
+      expect((await collect([productView(a, 'p-2', 'outdoor')])).status).toBe(200);
+      await runDurableObjectAlarm(stub);
+      expect(productIdsOf(queue.messages, a)).toEqual(['p-2', 'p-1']);
+    },
+  );
+});
+
+describe('sendMessages', () => {
+  it('gives up on a stuck sendBatch at its budget, and sends nothing after it', async () => {
+    let calls = 0;
+    const queue = {
+      sendBatch: () => {
+        calls++;
+        return new Promise<QueueSendBatchResponse>(() => {
+          setTimeout(() => undefined, 60_000);
+        });
+      },
+    } as unknown as Queue;
+    const messages = [pageMessage(anonId('budget-a')), pageMessage(anonId('budget-b'))];
+    const err = await sendMessages(queue, messages, 50).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(QueueSendError);
+    expect((err as QueueSendError).unsent).toEqual(messages);
+    expect((err as QueueSendError).cause).toBeInstanceOf(QueueTimeoutError);
+    // The retry has no budget left: one call, not two.
+    expect(calls).toBe(1);
   });
 });
 

@@ -211,20 +211,65 @@ export class QueueSendError extends Error {
 }
 
 /**
+ * How long sendMessages waits on the queue in all, every call and retry together, before it
+ * takes what it has not sent as refused. Why a bound: the ingest sends after the response,
+ * in waitUntil, which the runtime cancels 30 s after the response, so a sendBatch that never
+ * settled (the queue's service stuck) took its messages with it, neither sent nor parked nor
+ * counted; the rest of those 30 s is for parking them. The parked resend runs in its
+ * person's turn, which a stuck call held, and every batch of theirs waited behind it. A call
+ * given up on may still land: then the parked copy goes too, which the sync writes once (by
+ * event id and snapshot version); only a `covisits` message's pairs would count twice.
+ */
+export const QUEUE_SEND_BUDGET_MS = 10_000;
+
+/** Thrown for a sendBatch that did not settle within QUEUE_SEND_BUDGET_MS (see there). */
+export class QueueTimeoutError extends Error {
+  override name = 'QueueTimeoutError';
+}
+
+/** One sendBatch, given up on (rejected) at `deadline`; none is made once it has passed. */
+async function sendBatchBy(
+  queue: Queue,
+  batch: MessageSendRequest<QueueMessage>[],
+  deadline: number,
+): Promise<void> {
+  const left = deadline - Date.now();
+  if (left <= 0) throw new QueueTimeoutError('queue send budget spent');
+  const sending = queue.sendBatch(batch);
+  // Given up on, its late failure is nobody's to handle.
+  sending.catch(() => undefined);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new QueueTimeoutError(`queue send not settled in ${left} ms`)), left);
+  });
+  try {
+    await Promise.race([sending, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Sends messages to a queue in order, one sendBatch per chunk; a chunk that fails is tried
  * once more on its own. A retry never sends the chunks before it again: sent twice, a
  * `covisits` message arrives under a new message id and its pairs count twice. A chunk
  * that fails twice does not stop the ones after it (they are other people's messages,
  * and the chunk may have failed for a reason of its own, such as a message too large).
+ * All of it within `budgetMs` (QUEUE_SEND_BUDGET_MS): what is not sent by then is unsent.
  * Rejects with a QueueSendError holding the unsent messages once every chunk was tried.
  */
-export async function sendMessages(queue: Queue, messages: readonly QueueMessage[]): Promise<void> {
+export async function sendMessages(
+  queue: Queue,
+  messages: readonly QueueMessage[],
+  budgetMs = QUEUE_SEND_BUDGET_MS,
+): Promise<void> {
+  const deadline = Date.now() + budgetMs;
   const unsent: QueueMessage[] = [];
   let firstCause: unknown;
   for (const chunk of chunkMessages(messages)) {
     const batch = chunk.map((body) => ({ body }));
     try {
-      await queue.sendBatch(batch).catch(() => queue.sendBatch(batch));
+      await sendBatchBy(queue, batch, deadline).catch(() => sendBatchBy(queue, batch, deadline));
     } catch (cause) {
       if (unsent.length === 0) firstCause = cause;
       unsent.push(...chunk);
