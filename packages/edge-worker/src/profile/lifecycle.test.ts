@@ -16,6 +16,7 @@ import type {
   ProfileMessage,
 } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { QUEUE_SEND_BUDGET_MS } from '../ingest/queue-producer.ts';
 import {
   ADMIN_HEADERS,
   anonId,
@@ -614,11 +615,12 @@ describe('retention alarm and the queue', () => {
     const stub = profileStub(env, SITE, `anon:${a}`);
     await inactivePastRetention(stub);
 
-    // The queue is briefly unavailable when the alarm fires: the handler fails …
-    vi.mocked(env.EVENTS.send).mockImplementationOnce(async () => {
+    // The queue is briefly unavailable when the alarm fires (the send and its retry): the handler fails …
+    const refuse = async () => {
       throw new Error('queue unavailable');
-    });
-    await expect(runDurableObjectAlarm(stub)).rejects.toThrow('queue unavailable');
+    };
+    vi.mocked(env.EVENTS.sendBatch).mockImplementationOnce(refuse).mockImplementationOnce(refuse);
+    await expect(runDurableObjectAlarm(stub)).rejects.toThrow('queue messages not sent');
     // … and the runtime runs it again (alarms are retried when their handler throws).
     await runInDurableObject(stub, (instance: ProfileDO) => instance.alarm());
 
@@ -627,6 +629,28 @@ describe('retention alarm and the queue', () => {
     );
     expect(erasures).toHaveLength(1);
     expect(await viewProfile(env, SITE, `anon:${a}`)).toBeNull();
+  });
+
+  it('a send that never settles fails the alarm within the send budget, leaving the person as they were and their turn free', {
+    timeout: QUEUE_SEND_BUDGET_MS * 3,
+  }, async () => {
+    const a = anonId();
+    await collect([productView(a, 'p1', 'shoes')]);
+    const stub = profileStub(env, SITE, `anon:${a}`);
+    await inactivePastRetention(stub);
+
+    // The queue takes the send and never answers (its service stuck) …
+    const stuck = <T>() =>
+      new Promise<T>(() => {
+        setTimeout(() => undefined, 60_000);
+      });
+    vi.mocked(env.EVENTS.send).mockImplementationOnce(stuck);
+    vi.mocked(env.EVENTS.sendBatch).mockImplementationOnce(stuck);
+    await expect(runDurableObjectAlarm(stub)).rejects.toThrow('queue messages not sent');
+    // … the alarm gives up on it, leaving the person as they were, and their turn free:
+    // a batch of theirs arriving now is taken (it waited behind the alarm).
+    expect((await collect([productView(a, 'p2', 'shoes')])).status).toBe(200);
+    expect(await viewProfile(env, SITE, `anon:${a}`)).not.toBeNull();
   });
 });
 

@@ -1087,7 +1087,7 @@ export class ProfileDO extends DurableObject<Env> {
           reason: 'request',
         };
         // Downstream first, as retention does: if the send fails the alarm is retried.
-        await this.env.EVENTS.send(message);
+        await sendMessages(this.env.EVENTS, [message]);
         return this.#wipe(true, { personKey: self, anonymousIds: [], erased: true });
       }
       if (now - Number(this.#get('handed_at') ?? now) < HANDING_KEEP_MS) {
@@ -1501,8 +1501,10 @@ export class ProfileDO extends DurableObject<Env> {
     };
     if (state.userId !== undefined) message.userId = state.userId;
     // Downstream first: if the send fails, the alarm is retried with the person still here;
-    // after the wipe nothing would be left to say whom Directus must forget.
-    await this.env.EVENTS.send(message);
+    // after the wipe nothing would be left to say whom Directus must forget. Bounded
+    // (sendMessages): a send that never settles would hold this person's turn, and every
+    // batch of theirs, until the runtime ends the alarm.
+    await sendMessages(this.env.EVENTS, [message]);
     await this.#wipe(false);
     console.log(JSON.stringify({ level: 'info', msg: 'profile.retention_deleted', siteId: state.siteId }));
     const browsers = anonymousIds
