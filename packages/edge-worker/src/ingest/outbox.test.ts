@@ -23,6 +23,7 @@ import {
   SITE,
   segment,
   signed,
+  stuckQueueCall,
 } from './test-support.ts';
 
 afterEach(() => {
@@ -39,17 +40,12 @@ function queueDown(): { tries: () => number } {
   return { tries: () => tries };
 }
 
-/**
- * A queue whose sends never settle, neither taken nor refused (its service stuck); counts
- * the calls. Each send holds a timer, as a call out over the network holds a connection.
- */
+/** A queue whose sends never settle (stuckQueueCall); counts the calls. */
 function queueStuck(): { tries: () => number } {
   let tries = 0;
   vi.spyOn(env.EVENTS, 'sendBatch').mockImplementation(() => {
     tries++;
-    return new Promise<QueueSendBatchResponse>(() => {
-      setTimeout(() => undefined, 60_000);
-    });
+    return stuckQueueCall();
   });
   return { tries: () => tries };
 }
@@ -205,9 +201,7 @@ describe('sendMessages', () => {
     const queue = {
       sendBatch: () => {
         calls++;
-        return new Promise<QueueSendBatchResponse>(() => {
-          setTimeout(() => undefined, 60_000);
-        });
+        return stuckQueueCall();
       },
     } as unknown as Queue;
     const messages = [pageMessage(anonId('budget-a')), pageMessage(anonId('budget-b'))];

@@ -231,6 +231,17 @@ export function recordQueue(
   };
 }
 
+/**
+ * A queue call that never settles, neither taken nor refused (the queue's service stuck). It
+ * holds a timer, as a call out over the network holds a connection, so the runtime does not
+ * take the waiting request for hung code.
+ */
+export function stuckQueueCall<T>(): Promise<T> {
+  return new Promise<T>(() => {
+    setTimeout(() => undefined, 60_000);
+  });
+}
+
 /** An env whose sites carry tight rate limits, for 429 tests. */
 export function envWithSites(sites: unknown[]): Env {
   // A site given without settings.identity takes the signatures wrangler.toml configures

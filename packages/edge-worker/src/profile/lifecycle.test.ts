@@ -32,6 +32,7 @@ import {
   SITE,
   segment,
   signed,
+  stuckQueueCall,
   WRITE_KEY,
   within,
 } from '../ingest/test-support.ts';
@@ -640,12 +641,8 @@ describe('retention alarm and the queue', () => {
     await inactivePastRetention(stub);
 
     // The queue takes the send and never answers (its service stuck) …
-    const stuck = <T>() =>
-      new Promise<T>(() => {
-        setTimeout(() => undefined, 60_000);
-      });
-    vi.mocked(env.EVENTS.send).mockImplementationOnce(stuck);
-    vi.mocked(env.EVENTS.sendBatch).mockImplementationOnce(stuck);
+    vi.mocked(env.EVENTS.send).mockImplementationOnce(stuckQueueCall);
+    vi.mocked(env.EVENTS.sendBatch).mockImplementationOnce(stuckQueueCall);
     await expect(runDurableObjectAlarm(stub)).rejects.toThrow('queue messages not sent');
     // … the alarm gives up on it, leaving the person as they were, and their turn free:
     // a batch of theirs arriving now is taken (it waited behind the alarm).
