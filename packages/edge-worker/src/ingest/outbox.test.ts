@@ -249,6 +249,20 @@ describe('a long outage’s backlog', () => {
     expect(sentPaths()).toEqual(paths);
     expect(await parkedCount(a)).toBe(0);
   });
+
+  it('sent to a queue too slow to take it all within the send budget: the rest a moment later, not after a backoff', {
+    timeout: QUEUE_SEND_BUDGET_MS * 3,
+  }, async () => {
+    const a = anonId('slow-backlog');
+    const stub = profileStub(env, SITE, `anon:${a}`);
+    // Four sendBatch calls of 100 messages, each taking 40 % of the budget: two go in time.
+    await stub.park(Array.from({ length: 400 }, (_, i) => pageMessage(a, `/p/${i}`)));
+    recordQueue(env, { delayMs: QUEUE_SEND_BUDGET_MS * 0.4 });
+    await runDurableObjectAlarm(stub);
+    expect(await parkedCount(a)).toBeGreaterThan(0);
+    expect(await parkedCount(a)).toBeLessThan(400);
+    expect(await alarmDueIn(stub)).toBeLessThanOrEqual(1000);
+  });
 });
 
 describe('a person whose parked messages are all the edge holds', () => {

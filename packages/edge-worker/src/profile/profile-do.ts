@@ -1296,6 +1296,8 @@ export class ProfileDO extends DurableObject<Env> {
     } catch (err) {
       unsent = new Set(err instanceof QueueSendError ? err.unsent : rows.map((row) => row.message));
     }
+    // The next try counts from the end of this one, which may have taken the whole send budget.
+    const tried = Date.now();
     const expired = rows.filter((row) => unsent.has(row.message) && row.parkedAt + PARKED_KEEP_MS <= now);
     const gone = new Set(expired);
     for (const row of rows) {
@@ -1313,13 +1315,15 @@ export class ProfileDO extends DurableObject<Env> {
       this.#sql.exec('DROP TABLE IF EXISTS outbox');
       this.#drop('parked');
       log('info', 'queue.parked_sent', { siteId, messages: sent });
-    } else if (left === 0) {
-      // The queue takes them: the rest go at the next alarm, a moment from now.
-      this.#put('parked', JSON.stringify({ due: now + PARKED_NEXT_MS, tries: 0 } satisfies ParkedState));
+    } else if (left === 0 || sent > 0) {
+      // The queue takes them: the rest go at the next alarm, a moment from now. Also when it
+      // took some and not all: a slow queue spends the send budget (QUEUE_SEND_BUDGET_MS)
+      // on a large backlog before its end, and is no reason to wait longer and longer.
+      this.#put('parked', JSON.stringify({ due: tried + PARKED_NEXT_MS, tries: 0 } satisfies ParkedState));
       log('info', 'queue.parked_sent', { siteId, messages: sent, more: true });
     } else {
       const next: ParkedState = {
-        due: now + Math.min(PARKED_RETRY_MS * 2 ** (parked.tries + 1), PARKED_RETRY_MAX_MS),
+        due: tried + Math.min(PARKED_RETRY_MS * 2 ** (parked.tries + 1), PARKED_RETRY_MAX_MS),
         tries: parked.tries + 1,
       };
       this.#put('parked', JSON.stringify(next));
