@@ -522,6 +522,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         'retry-after': '5',
       });
     }
+    upstream = withPublicLocation(upstream, origin, url);
     const secure = url.protocol === 'https:';
     // The site ended this browser's id (its sign-out or erasure expired `attune_aid`): the
     // browser keeps that in `attune_ended`, so no late collect answer writes the id back. The
@@ -747,6 +748,32 @@ function forwardedBody(
   // Settles once the body is sent, or given up; its failures are what `clientFailed` reports.
   pump().catch(() => undefined);
   return { body: readable, clientFailed: () => failed };
+}
+
+/** A `Location` that names a scheme or starts `//` (or `/\`, which browsers read as `//`): not relative to the page. */
+const ABSOLUTE_LOCATION = /^(?:[a-z][a-z0-9+.-]*:|[\\/]{2})/i;
+
+/**
+ * The origin's answer with a `Location` on the origin's own host moved to the host the
+ * browser asked (as nginx's `proxy_redirect default` does). The origin sees its own host in
+ * `Host`, and many build absolute redirects from it (nginx's slash redirect of a directory,
+ * Django, PHP): passed on as they were, they sent the visitor off the shop's domain to the
+ * origin itself, past the Worker, its personalization and its first-party cookies. Any
+ * other `Location` — relative, or another site's — is passed on as it is.
+ */
+function withPublicLocation(upstream: Response, origin: URL, url: URL): Response {
+  const location = upstream.headers.get('location');
+  if (location === null || !ABSOLUTE_LOCATION.test(location.trim())) return upstream;
+  let target: URL;
+  try {
+    target = new URL(location.trim(), origin);
+  } catch {
+    return upstream;
+  }
+  if (target.origin !== origin.origin) return upstream;
+  const moved = new Response(upstream.body, upstream);
+  moved.headers.set('location', `${url.origin}${target.pathname}${target.search}${target.hash}`);
+  return moved;
 }
 
 /**

@@ -773,6 +773,23 @@ describe('edge proxy: what passes through untouched', () => {
     expect(await missing.text()).toContain('<div data-attune-slot="hero">Origin hero</div>');
   });
 
+  it('moves a redirect the origin builds on its own host to the shop’s host, keeping its path, query and fragment', async () => {
+    // The origin is asked on its own host and answers an absolute redirect there (as nginx
+    // does for a directory without its slash); passed on, it took the visitor off the shop.
+    for (const cookie of [undefined, `attune_aid=${fan}`]) {
+      const moved = await exports.default.fetch(`${SHOP}/shop`, {
+        headers: { accept: 'text/html', ...(cookie !== undefined ? { cookie } : {}) },
+        redirect: 'manual',
+      });
+      expect(moved.status).toBe(301);
+      expect(moved.headers.get('location')).toBe(`${SHOP}/shop/?sort=new#top`);
+    }
+    // Another site's address is the origin's to send the visitor to.
+    const away = await exports.default.fetch(`${SHOP}/elsewhere`, { redirect: 'manual' });
+    expect(away.status).toBe(302);
+    expect(away.headers.get('location')).toBe('https://pay.example.com/checkout');
+  });
+
   it('fetches only the origin, whatever the path: `//host` and `/\\host` stay paths on the origin', async () => {
     for (const path of ['//attacker.fixture.test/steal', '/\\attacker.fixture.test/steal']) {
       const res = await page(path, 'shop_session=SECRET');
