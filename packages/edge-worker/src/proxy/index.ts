@@ -474,6 +474,11 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       if (HEADER_NAME.test(name) && !name.startsWith('cf-')) headers.delete(name);
     }
     for (const h of HOP_BY_HOP) headers.delete(h);
+    // A WebSocket handshake is the one upgrade passed on: the runtime opens the socket to the
+    // origin when a fetch carries `Upgrade: websocket`, and its 101 answer carries the socket
+    // back to the browser. Stripped as hop-by-hop, the origin refused the handshake, and a
+    // shop's live chat, stock ticker or dev reload behind the Worker never connected.
+    if (method === 'GET' && isWebSocketUpgrade(c.req.header('upgrade'))) headers.set('upgrade', 'websocket');
     // What a client says about where a request came from is not evidence: an origin that
     // trusts these for the client's address (its own rate limits, geo rules, audit logs)
     // would be fooled. It is told the address the edge saw, as a proxy in front of it does.
@@ -522,6 +527,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
         'retry-after': '5',
       });
     }
+    if (upstream.status === 101) return upstream;
     upstream = withPublicLocation(upstream, origin, url);
     const secure = url.protocol === 'https:';
     // The site ended this browser's id (its sign-out or erasure expired `attune_aid`): the
@@ -748,6 +754,11 @@ function forwardedBody(
   // Settles once the body is sent, or given up; its failures are what `clientFailed` reports.
   pump().catch(() => undefined);
   return { body: readable, clientFailed: () => failed };
+}
+
+/** Whether an `Upgrade` request header asks for a WebSocket (the only upgrade a browser makes). */
+function isWebSocketUpgrade(upgrade: string | undefined): boolean {
+  return (upgrade ?? '').split(',').some((protocol) => protocol.trim().toLowerCase() === 'websocket');
 }
 
 /** A `Location` that names a scheme or starts `//` (or `/\`, which browsers read as `//`): not relative to the page. */

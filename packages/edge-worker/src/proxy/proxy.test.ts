@@ -790,6 +790,28 @@ describe('edge proxy: what passes through untouched', () => {
     expect(away.headers.get('location')).toBe('https://pay.example.com/checkout');
   });
 
+  it('passes a WebSocket handshake on to the origin, and the socket carries messages both ways', async () => {
+    const res = await exports.default.fetch(`${SHOP}/live`, {
+      headers: {
+        upgrade: 'websocket',
+        connection: 'Upgrade',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        'sec-websocket-version': '13',
+        cookie: `attune_aid=${fan}`,
+      },
+    });
+    expect(res.status).toBe(101);
+    const socket = res.webSocket;
+    if (!socket) throw new Error(`no WebSocket: ${res.status} ${await res.text()}`);
+    socket.accept();
+    const reply = new Promise<unknown>((resolve) =>
+      socket.addEventListener('message', (e) => resolve(e.data)),
+    );
+    socket.send('in stock?');
+    expect(await reply).toBe('echo: in stock?');
+    socket.close(1000, 'done');
+  });
+
   it('fetches only the origin, whatever the path: `//host` and `/\\host` stay paths on the origin', async () => {
     for (const path of ['//attacker.fixture.test/steal', '/\\attacker.fixture.test/steal']) {
       const res = await page(path, 'shop_session=SECRET');
