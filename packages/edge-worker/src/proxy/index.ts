@@ -3,8 +3,10 @@
  * first-party under `/attune/*` (the SDK script, decide with the `attune_aid` cookie, and
  * aliases of the `/v1/*` API, so ad-blockers see only the site's own origin), and proxies
  * everything else to the origin. HTML documents of consented people get their
- * `data-attune-slot` elements filled while streaming (see ../rewrite); everything else —
- * other content types, other methods, non-200 answers — passes through untouched.
+ * `data-attune-slot` elements filled while streaming (see ../rewrite), and a HEAD of such
+ * a page gets the GET's caching headers; everything else — other content types, other
+ * methods, non-200 answers — passes through untouched, but for a redirect to the origin's
+ * own host, which is moved to the shop's.
  */
 import type { ConsentState, EventMessage } from '@attune/shared-schema';
 import { applyGpc, consentInForce, LIMITS, readJsonText, type SlotDecision } from '@attune/shared-schema';
@@ -414,6 +416,9 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     const aid = anonymousIdFrom(cookies);
     const browserConsent = consentFrom(cookies);
     const document = method === 'GET' && isDocumentRequest(c.req.raw.headers);
+    // HEAD of a page is answered with the headers its GET would have (RFC 9110, 9.3.2): asked
+    // of the origin as the GET is, and marked as the GET is, with no decision made for it.
+    const pageHead = method === 'HEAD' && isDocumentRequest(c.req.raw.headers);
 
     // The site and the decision's reads (profile, catalog, co-visits) run while the origin
     // is answering; nothing below waits for the decision before the headers go out.
@@ -492,13 +497,13 @@ function proxyToOrigin(options: EdgeProxyOptions) {
     // 206 would be a range of the origin's bytes, not of the page this person is served
     // (spliced onto what the browser holds, a broken page). The whole page is answered 200,
     // as HTTP lets any server answer a Range request.
-    if (aid !== undefined && document) {
+    if (aid !== undefined && (document || pageHead)) {
       for (const h of ['if-none-match', 'if-modified-since', 'range', 'if-range']) headers.delete(h);
     }
     // A page may be rewritten only in a coding the runtime decodes: of the codings the
     // browser accepts, only those are offered to the origin (none left: identity).
     const accepted = headers.get('accept-encoding');
-    if (document && accepted !== null) {
+    if ((document || pageHead) && accepted !== null) {
       const decodable = decodedCodings(accepted);
       if (decodable.length > 0) headers.set('accept-encoding', decodable.join(', '));
       else headers.delete('accept-encoding');
@@ -538,7 +543,16 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       ended.headers.append('set-cookie', endedIdsCookie(aid, cookies, secure));
       return ended;
     }
-    if (!document || upstream.status !== 200 || !isHtml(upstream) || !isDecoded(upstream)) return upstream;
+    if (upstream.status !== 200 || !isHtml(upstream) || !isDecoded(upstream)) return upstream;
+    // Before, a person's HEAD was the origin's: its 304, `public` caching, CDN headers and the
+    // validators of a page this person's GET never gets (a tool or cache checking the page
+    // was told it could be shared).
+    if (pageHead && aid !== undefined) {
+      const head = new Response(null, upstream);
+      markPrivate(head.headers, true);
+      return head;
+    }
+    if (!document) return upstream;
     // Normally settled long before the origin answers (sites are in isolate memory).
     const site = await siteLookup.catch(() => undefined);
     if (!site) return upstream;

@@ -310,6 +310,42 @@ describe('edge proxy: a byte range of a person’s page', () => {
   });
 });
 
+describe('edge proxy: HEAD of a person’s page', () => {
+  it('answers the headers the GET of that page has: private, no validators, no length', async () => {
+    const ask = (method: string) =>
+      exports.default.fetch(`${SHOP}/products/trail-jacket`, {
+        method,
+        headers: { accept: 'text/html', cookie: `attune_aid=${fan}`, 'if-none-match': '"origin-etag"' },
+      });
+    const get = await ask('GET');
+    await get.arrayBuffer();
+    const head = await ask('HEAD');
+    // Before, HEAD was the origin's: 304 (GET is 200), `public, max-age=60`, the CDN headers
+    // and the ETag of a page GET never serves to this person.
+    expect(head.status).toBe(get.status);
+    for (const name of [
+      'cache-control',
+      'cdn-cache-control',
+      'surrogate-control',
+      'etag',
+      'last-modified',
+      'content-length',
+    ])
+      expect(head.headers.get(name), name).toBe(get.headers.get(name));
+    expect(head.headers.get('vary')).toContain('Cookie');
+    expect(await head.text()).toBe('');
+  });
+
+  it('of a page without a person cookie stays the origin’s', async () => {
+    const head = await exports.default.fetch(`${SHOP}/products/trail-jacket`, {
+      method: 'HEAD',
+      headers: { accept: 'text/html' },
+    });
+    expect(head.headers.get('cache-control')).toBe('public, max-age=60');
+    expect(head.headers.get('etag')).toBe('"origin-etag"');
+  });
+});
+
 describe('edge proxy: a page the origin forbids storing stays unstorable', () => {
   /** The response's Cache-Control directives. */
   const directives = (res: Response) => (res.headers.get('cache-control') ?? '').split(/,\s*/);
