@@ -387,6 +387,20 @@ describe('edge proxy: a page in a charset the rewriter cannot parse', () => {
   });
 });
 
+describe('edge proxy: a page whose charset only its <meta> declares', () => {
+  it('gets slot content the browser reads as written, whatever the page’s encoding', async () => {
+    const res = await page('/legacy', `attune_aid=${fan}`);
+    // As the browser reads it: in the charset of its <meta>.
+    const html = new TextDecoder('windows-1252').decode(await res.arrayBuffer());
+    expect(html).toContain('<p>Café crème</p>');
+    const recs = slot(html, 'recommendations') ?? '';
+    expect(recs).toContain('class="card-price"');
+    // Before, the prices went in as UTF-8 bytes, and a windows-1252 page showed `â‚¬189.00`.
+    expect(recs).not.toContain('â');
+    expect(recs).toMatch(/class="card-price">(€|&#8364;)[0-9]/);
+  });
+});
+
 describe('edge proxy: a page while the catalog is slow to load', () => {
   afterEach(async () => {
     // Also makes the slow load, which is still running, unable to install what it finds.

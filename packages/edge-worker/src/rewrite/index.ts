@@ -54,6 +54,17 @@ export interface RewriteOptions {
 
 const MAX_ATTRIBUTE = 128;
 
+/**
+ * Slot content with every non-ASCII character as a numeric character reference, which
+ * reads the same in any charset a rewritten page can have. HTMLRewriter writes inserted
+ * text in the charset of the Content-Type header, UTF-8 when it names none; but a page may
+ * declare its charset only in a `<meta>` (an older shop in windows-1252 or Shift_JIS), and
+ * its browser then read the UTF-8 bytes of a price's `€` as `â‚¬`.
+ */
+export function asciiHtml(html: string): string {
+  return html.replace(/[\u0080-\u{10ffff}]/gu, (ch) => `&#${ch.codePointAt(0)};`);
+}
+
 function attribute(el: Element, name: string): string | undefined {
   const value = el.getAttribute(name);
   return value !== null && value !== '' && value.length <= MAX_ATTRIBUTE ? value : undefined;
@@ -538,7 +549,7 @@ export function rewriteSlots(response: Response, filler: SlotFiller, options: Re
             reopened: [],
           };
           filling = state;
-          el.prepend(filled.html, { html: true });
+          el.prepend(asciiHtml(filled.html), { html: true });
           el.setAttribute('data-attune-variant', filled.variant);
           el.setAttribute('data-attune-decision', filled.decisionId);
           options.onFilled?.(request, filled);

@@ -130,6 +130,18 @@ describe('rewriteSlots: a page in a charset HTMLRewriter cannot parse', () => {
   });
 });
 
+describe('rewriteSlots: slot content in a page of any charset', () => {
+  it('goes in as ASCII, its other characters as references to their code points', async () => {
+    const filled = { ...FILLED, html: '<h1>Café 5 € — 登山靴 🥾</h1>' };
+    // The page may be in another charset than its header names (one only its <meta> declares).
+    const res = rewriteSlots(originResponse([HEAD + ABOVE + SLOT + BELOW]), () => filled, {
+      deadline: Date.now() + 60_000,
+    });
+    const page = await res.text();
+    expect(page).toContain('<h1>Caf&#233; 5 &#8364; &#8212; &#30331;&#23665;&#38772; &#129406;</h1>');
+  });
+});
+
 describe('rewriteSlots: a page with more slots than any page needs', () => {
   it('fills the first MAX_PAGE_SLOTS and leaves the rest as the origin sent them', async () => {
     const asked: string[] = [];
