@@ -59,11 +59,18 @@ const MAX_ATTRIBUTE = 128;
  * reads the same in any charset a rewritten page can have. HTMLRewriter writes inserted
  * text in the charset of the Content-Type header, UTF-8 when it names none; but a page may
  * declare its charset only in a `<meta>` (an older shop in windows-1252 or Shift_JIS), and
- * its browser then read the UTF-8 bytes of a price's `€` as `â‚¬`.
+ * its browser then read the UTF-8 bytes of a price's `€` as `â‚¬`. The text of a `<script>`
+ * or `<style>` is left as it is: a browser reads no references there, so `content: "→"`
+ * would have shown `&#8594;` on every page, not only on such a shop's.
  */
 export function asciiHtml(html: string): string {
-  return html.replace(/[\u0080-\u{10ffff}]/gu, (ch) => `&#${ch.codePointAt(0)};`);
+  return html.replace(RAW_TEXT_OR_NON_ASCII, (match) =>
+    match.length > 2 ? match : `&#${match.codePointAt(0)};`,
+  );
 }
+
+/** A `<script>` or `<style>` element, whole (kept), or one non-ASCII character (referenced). */
+const RAW_TEXT_OR_NON_ASCII = /<(script|style)\b[^>]*>[\s\S]*?<\/\1\s*>|[\u0080-\u{10ffff}]/giu;
 
 function attribute(el: Element, name: string): string | undefined {
   const value = el.getAttribute(name);

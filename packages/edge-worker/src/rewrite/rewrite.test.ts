@@ -140,6 +140,16 @@ describe('rewriteSlots: slot content in a page of any charset', () => {
     const page = await res.text();
     expect(page).toContain('<h1>Caf&#233; 5 &#8364; &#8212; &#30331;&#23665;&#38772; &#129406;</h1>');
   });
+
+  it('leaves the text of its <script> and <style> as written: a browser reads no references there', async () => {
+    const raw =
+      '<style>.promo::before { content: "→ "; }</style><script type="application/ld+json">{"name":"Café"}</script>';
+    const filled = { ...FILLED, html: `${raw}<p>Café</p>` };
+    const res = rewriteSlots(originResponse([HEAD + ABOVE + SLOT + BELOW]), () => filled, {
+      deadline: Date.now() + 60_000,
+    });
+    expect(await res.text()).toContain(`${raw}<p>Caf&#233;</p>`);
+  });
 });
 
 describe('rewriteSlots: a page with more slots than any page needs', () => {
