@@ -2,23 +2,32 @@
  * The Worker's scheduled() handler, for the two Cron Triggers in wrangler.toml: every five
  * minutes the edge caches are checked against Directus (a marketer's change whose notice
  * never reached the Worker applies within minutes, instead of when a cached copy expires:
- * a week for the catalog, never for an isolate's consent configuration); once a day,
- * retention, then every site's lift report (src/decide/lift-report.ts).
+ * a week for the catalog, never for an isolate's consent configuration), and paid orders
+ * the Directus order Flow did not deliver are caught up (src/orders/catch-up.ts); once a
+ * day, retention, then every site's lift report (src/decide/lift-report.ts).
  */
 import { reconcileCatalog } from '../catalog/index.ts';
 import { reconcileConsentConfig } from '../config/consent-config.ts';
 import { reportLift } from '../decide/lift-report.ts';
+import { directusFromEnv } from '../directus/client.ts';
 import { log } from '../observability/index.ts';
+import { catchUpOrders, type OrdersCaughtUp } from '../orders/catch-up.ts';
 import { runRetention } from '../retention/index.ts';
-import { listSites } from '../sites/index.ts';
+import { listSites, ownsUnsitedRows } from '../sites/index.ts';
 
 /** The crons, as wrangler.toml names them (a cron changed there must be changed here too). */
 export const CACHE_CHECK_CRON = '*/5 * * * *';
 export const RETENTION_CRON = '17 3 * * *';
 
 export async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
-  if (controller.cron === CACHE_CHECK_CRON) await checkCaches(env);
-  else if (controller.cron === RETENTION_CRON) await runDaily(controller, env);
+  if (controller.cron === CACHE_CHECK_CRON) {
+    // Side by side, each logging its own failure; the run fails if the catch-up did.
+    const [, orders] = await Promise.allSettled([
+      checkCaches(env),
+      catchUpAllOrders(env, controller.scheduledTime),
+    ]);
+    if (orders.status === 'rejected') throw orders.reason;
+  } else if (controller.cron === RETENTION_CRON) await runDaily(controller, env);
   // Not run on a guess: retention on a five-minute schedule, or the check never, would go unnoticed.
   else log('error', `scheduled: no job for cron ${controller.cron.slice(0, 64)}; see src/schedule`);
 }
@@ -36,6 +45,31 @@ export async function checkCaches(env: Env): Promise<void> {
     catalog: catalog.status === 'fulfilled' && catalog.value ? 'republished' : outcome(catalog),
     consentSitesChanged: consent.status === 'fulfilled' ? consent.value.length : outcome(consent),
   });
+}
+
+/**
+ * Catches up every site's paid orders the order Flow did not deliver; one site failing does
+ * not stop the others, and the run fails at the end if any did. Logged as counts: a
+ * `delivered` above zero is an order the Flow lost.
+ */
+export async function catchUpAllOrders(env: Env, now: number): Promise<void> {
+  const directus = directusFromEnv(env);
+  const failures: unknown[] = [];
+  for (const site of await listSites(env)) {
+    try {
+      const done: OrdersCaughtUp = await catchUpOrders(env, site, {
+        directus,
+        now,
+        unsited: await ownsUnsitedRows(env, site.id),
+      });
+      log(done.delivered > 0 ? 'warn' : 'info', 'orders.caught_up', { siteId: site.id, ...done });
+    } catch (e) {
+      failures.push(e);
+      log('error', 'orders.catch_up_failed', { siteId: site.id, error: String(e).slice(0, 200) });
+    }
+  }
+  if (failures.length > 0)
+    throw new AggregateError(failures, `order catch-up: ${failures.length} site(s) failed`);
 }
 
 /**

@@ -1,0 +1,231 @@
+/**
+ * The order catch-up in workerd, with the Worker's real ProfileDOs and pipeline and a
+ * stand-in Directus holding `orders` rows: a paid order the Flow never delivered reaches the
+ * person once, one it did deliver is not counted again, consent and erasure rule it as they
+ * rule the Flow's, and a run reads from its watermark, not the whole day again. The same
+ * against a real Directus and its Flow: test/directus/order-catch-up.test.ts.
+ */
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { type DirectusFilter, directusClient } from '../directus/client.ts';
+import {
+  ADMIN_HEADERS,
+  anonId,
+  collect,
+  consentFor,
+  makeEvent,
+  people,
+  SERVER_KEY,
+  SITE,
+} from '../ingest/test-support.ts';
+import { viewProfile } from '../profile/client.ts';
+import { getSiteById, type Site } from '../sites/index.ts';
+import {
+  catchUpOrders,
+  ORDERS_LOOK_BACK_MS,
+  ORDERS_OVERLAP_MS,
+  ORDERS_PAGE_SIZE,
+  type OrderRow,
+  orderEvent,
+  ordersWatermarkKey,
+} from './catch-up.ts';
+
+const MINUTE = 60_000;
+
+/** A stand-in Directus's `orders`, answering reads by site and `created_at` bounds as Directus does. */
+function ordersDirectus(orders: OrderRow[], failFromOffset = Number.POSITIVE_INFINITY) {
+  const reads: { from: string; to: string }[] = [];
+  const directus = directusClient({
+    url: 'http://directus.stand-in.test',
+    token: 't',
+    fetch: async (input) => {
+      const url = new URL(String(input));
+      if (url.pathname !== '/items/orders') return Response.json({ errors: [] }, { status: 404 });
+      const filter = JSON.parse(url.searchParams.get('filter') ?? '{}') as { _and: DirectusFilter[] };
+      const bound = (op: string): string => {
+        for (const part of filter._and) {
+          const created = part.created_at as Record<string, string> | undefined;
+          if (created?.[op] !== undefined) return created[op];
+        }
+        throw new Error(`the read has no created_at ${op} bound`);
+      };
+      const [from, to] = [bound('_gte'), bound('_lte')];
+      reads.push({ from, to });
+      const offset = Number(url.searchParams.get('offset') ?? 0);
+      if (offset >= failFromOffset) return new Response('unavailable', { status: 503 });
+      const limit = Number(url.searchParams.get('limit') ?? 100);
+      const data = orders
+        .filter((o) => o.site_id === SITE && typeof o.created_at === 'string')
+        .filter((o) => String(o.created_at) >= from && String(o.created_at) <= to)
+        .sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)))
+        .slice(offset, offset + limit);
+      return Response.json({ data });
+    },
+  });
+  return { directus, reads };
+}
+
+async function demo(): Promise<Site> {
+  const site = await getSiteById(env, SITE);
+  if (!site) throw new Error('the demo site is missing from wrangler.toml');
+  return site;
+}
+
+/** A browser that chose these purposes in the banner. */
+async function consented(anonymousId: string, ...purposes: string[]): Promise<void> {
+  const choice = consentFor(...purposes);
+  const res = await collect([
+    makeEvent(anonymousId, 'consent.updated', { properties: { ...choice }, consent: choice }),
+  ]);
+  expect(res.status).toBe(200);
+}
+
+let orderCount = 0;
+function paidOrder(fields: Partial<OrderRow>): OrderRow {
+  orderCount++;
+  return {
+    id: `order-${Date.now().toString(36)}-${orderCount}`,
+    site_id: SITE,
+    user_id: null,
+    anonymous_id: null,
+    total: 40,
+    currency: 'EUR',
+    items: [{ productId: 'p-storm-shell-jacket', quantity: 1 }],
+    status: 'paid',
+    created_at: new Date(Date.now() - MINUTE).toISOString(),
+    ...fields,
+  };
+}
+
+/** What the Flow's POST would have done with `order`, as the site's server. */
+async function sentByFlow(order: OrderRow): Promise<Response> {
+  const event = await orderEvent(order);
+  if (!event) throw new Error('not a purchase');
+  return collect([event], { origin: null, headers: { authorization: `Basic ${btoa(`${SERVER_KEY}:`)}` } });
+}
+
+const ordersOf = async (personKey: `anon:${string}` | `user:${string}`) =>
+  (await viewProfile(env, SITE, personKey))?.counters.orders ?? 0;
+
+describe('the order catch-up', () => {
+  it('delivers a paid order the Flow lost, once; one the Flow delivered is not counted again', async () => {
+    await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
+    const browser = anonId('buyer');
+    await consented(browser, 'analytics', 'personalization');
+    const delivered = paidOrder({
+      anonymous_id: browser,
+      created_at: new Date(Date.now() - 30 * MINUTE).toISOString(),
+    });
+    const lost = paidOrder({ anonymous_id: browser, total: 60 });
+    expect(await (await sentByFlow(delivered)).json()).toMatchObject({ accepted: 1 });
+    expect(await ordersOf(`anon:${browser}`)).toBe(1);
+
+    const { directus } = ordersDirectus([delivered, lost]);
+    const now = Date.now();
+    const first = await catchUpOrders(env, await demo(), { directus, now, unsited: false });
+    expect(first).toMatchObject({ read: 2, delivered: 1, duplicates: 1, dropped: 0, rejected: 0 });
+    const profile = await viewProfile(env, SITE, `anon:${browser}`);
+    expect(profile?.counters.orders).toBe(2);
+    expect(profile?.counters.revenue).toBe(100);
+
+    // The next run reads the overlap again: nothing is counted twice.
+    const again = await catchUpOrders(env, await demo(), { directus, now: now + 5 * MINUTE, unsited: false });
+    expect(again.delivered).toBe(0);
+    expect(await ordersOf(`anon:${browser}`)).toBe(2);
+    // And the Flow's own delivery arriving late (a retried request) is a duplicate too.
+    expect(await (await sentByFlow(lost)).json()).toMatchObject({ accepted: 0, duplicates: 1 });
+  });
+
+  it("goes to a signed-in buyer's person, by the record of their consent; not to one who never chose", async () => {
+    await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
+    const userId = `u-${anonId('shopper')}`;
+    const browser = anonId('browser');
+    // Signed in by the shop's backend, with consent given in the browser.
+    const choice = consentFor('analytics', 'personalization');
+    await collect(
+      [makeEvent(browser, 'consent.updated', { userId, properties: { ...choice }, consent: choice })],
+      { origin: null, headers: { authorization: `Basic ${btoa(`${SERVER_KEY}:`)}` } },
+    );
+    const nobody = anonId('never-chose');
+    const onlyAnalytics = anonId('analytics-only');
+    await consented(onlyAnalytics, 'analytics');
+    const { directus } = ordersDirectus([
+      paidOrder({ user_id: userId }),
+      paidOrder({ anonymous_id: nobody }),
+      paidOrder({ anonymous_id: onlyAnalytics }),
+      // Neither the Flow nor the catch-up sends these.
+      paidOrder({ anonymous_id: browser, status: 'pending' }),
+      paidOrder({ anonymous_id: browser, site_id: 'another-shop' }),
+    ]);
+    const done = await catchUpOrders(env, await demo(), { directus, now: Date.now(), unsited: false });
+    expect(done).toMatchObject({ read: 3, delivered: 2, dropped: 1 });
+    expect(await ordersOf(`user:${userId}`)).toBe(1);
+    // No made-up browser for the signed-in buyer's order.
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.anonymousIds).toEqual([browser]);
+    expect(await viewProfile(env, SITE, `anon:${nobody}`)).toBeNull();
+    // Analytics alone: the event log may have it, the profile may not.
+    expect(await ordersOf(`anon:${onlyAnalytics}`)).toBe(0);
+  });
+
+  it('does not bring back an erased person with their order', async () => {
+    await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
+    const browser = anonId('erased');
+    await consented(browser, 'analytics', 'personalization');
+    expect((await people(`anon:${browser}`, 'DELETE', ADMIN_HEADERS)).status).toBeLessThan(300);
+    const { directus } = ordersDirectus([paidOrder({ anonymous_id: browser })]);
+    const done = await catchUpOrders(env, await demo(), { directus, now: Date.now(), unsited: false });
+    expect(done).toMatchObject({ read: 1, delivered: 0, dropped: 1 });
+    expect(await viewProfile(env, SITE, `anon:${browser}`)).toBeNull();
+  });
+
+  it('reads a day back at first, then from its watermark less the overlap', async () => {
+    await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
+    const { directus, reads } = ordersDirectus([]);
+    const now = Date.parse('2026-11-20T12:00:00.000Z');
+    await catchUpOrders(env, await demo(), { directus, now, unsited: false });
+    const later = now + 5 * MINUTE;
+    await catchUpOrders(env, await demo(), { directus, now: later, unsited: false });
+    expect(reads).toEqual([
+      { from: new Date(now - ORDERS_LOOK_BACK_MS).toISOString(), to: new Date(now).toISOString() },
+      { from: new Date(now - ORDERS_OVERLAP_MS).toISOString(), to: new Date(later).toISOString() },
+    ]);
+    // A Worker down for days starts a day back again, not from its old watermark.
+    const muchLater = later + 3 * ORDERS_LOOK_BACK_MS;
+    await catchUpOrders(env, await demo(), { directus, now: muchLater, unsited: false });
+    expect(reads[2]?.from).toBe(new Date(muchLater - ORDERS_LOOK_BACK_MS).toISOString());
+  });
+
+  it('keeps the pages delivered whole when a later page fails, and goes on from there', async () => {
+    const key = ordersWatermarkKey(SITE);
+    await env.EDGE_CACHE.delete(key);
+    const now = Date.now();
+    const orders = Array.from({ length: ORDERS_PAGE_SIZE + 5 }, (_, i) =>
+      paidOrder({
+        anonymous_id: anonId('no-choice'),
+        created_at: new Date(now - (60 - i) * MINUTE).toISOString(),
+      }),
+    );
+    const { directus } = ordersDirectus(orders, ORDERS_PAGE_SIZE);
+    await expect(catchUpOrders(env, await demo(), { directus, now, unsited: false })).rejects.toThrow(/503/);
+    const lastOfFirstPage = Date.parse(String(orders[ORDERS_PAGE_SIZE - 1]?.created_at));
+    expect(await env.EDGE_CACHE.get(key)).toBe(new Date(lastOfFirstPage + ORDERS_OVERLAP_MS).toISOString());
+  });
+
+  it('leaves the watermark where it was when Directus fails, so the next run reads those orders again', async () => {
+    const key = ordersWatermarkKey(SITE);
+    await env.EDGE_CACHE.put(key, '2026-11-20T12:00:00.000Z');
+    const down = directusClient({
+      url: 'http://directus.stand-in.test',
+      token: 't',
+      fetch: async () => new Response('unavailable', { status: 503 }),
+    });
+    await expect(
+      catchUpOrders(env, await demo(), {
+        directus: down,
+        now: Date.parse('2026-11-20T12:05:00.000Z'),
+        unsited: false,
+      }),
+    ).rejects.toThrow();
+    expect(await env.EDGE_CACHE.get(key)).toBe('2026-11-20T12:00:00.000Z');
+  });
+});
