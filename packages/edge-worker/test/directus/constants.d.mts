@@ -4,6 +4,7 @@ export declare const DIRECTUS_TEST: {
   url: string;
   controlPort: number;
   controlUrl: string;
+  flowWorkerUrl: string;
   workerPort: number;
   workerUrl: string;
   inspectorPort: number;

@@ -4,6 +4,8 @@ export const DIRECTUS_TEST = {
   url: 'http://127.0.0.1:18055',
   controlPort: 18056,
   controlUrl: 'http://127.0.0.1:18056',
+  /** The Worker as the Directus Flows reach it: through the control server, which can refuse them. */
+  flowWorkerUrl: 'http://127.0.0.1:18056/to-worker',
   workerPort: 18057,
   workerUrl: 'http://127.0.0.1:18057',
   inspectorPort: 18058,

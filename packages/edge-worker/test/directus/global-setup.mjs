@@ -3,8 +3,10 @@
  * needed, bootstraps a fresh instance on 127.0.0.1:18055 in a temporary folder, runs the
  * Worker under `wrangler dev` on 127.0.0.1:18057 (so Directus Flows can reach it), and a
  * tiny control server on 127.0.0.1:18056 that lets tests inside workerd stop and restart
- * Directus (for the outage test), bootstrap it again as an upgrade does, and read what
- * wrangler dev printed. Everything is stopped and removed afterwards.
+ * Directus (for the outage test), bootstrap it again as an upgrade does, read what
+ * wrangler dev printed, and refuse the Flows' calls to the Worker as a Worker that is down
+ * or being deployed does (Directus reaches the Worker through it). Everything is stopped
+ * and removed afterwards.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +20,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const repo = resolve(here, '../../../..');
 const scripts = join(repo, 'services/directus/scripts');
 const pkgDir = resolve(here, '../..');
+/** The control server's path prefix passing the Flows' calls on to the Worker. */
+const FLOW_PREFIX = new URL(DIRECTUS_TEST.flowWorkerUrl).pathname;
 
 function log(msg) {
   process.stderr.write(`[directus-tests] ${msg}\n`);
@@ -71,7 +75,8 @@ export default async function setup() {
     ATTUNE_DIRECTUS_PORT: String(DIRECTUS_TEST.port),
     ATTUNE_SYNC_TOKEN: DIRECTUS_TEST.syncToken,
     ATTUNE_HOOK_SECRET: DIRECTUS_TEST.hookSecret,
-    ATTUNE_WORKER_URL: DIRECTUS_TEST.workerUrl,
+    // Through the control server, which passes the Flows' calls on to the Worker, or refuses them.
+    ATTUNE_WORKER_URL: DIRECTUS_TEST.flowWorkerUrl,
     ATTUNE_ADMIN_EMAIL: DIRECTUS_TEST.adminEmail,
     ATTUNE_ADMIN_PASSWORD: DIRECTUS_TEST.adminPassword,
     ATTUNE_SERVER_KEY: DIRECTUS_TEST.serverKey,
@@ -118,6 +123,8 @@ export default async function setup() {
       '--show-interactive-dev-session=false',
       '--log-level',
       'warn',
+      // GET /__scheduled?cron=… runs the scheduled handler (the order catch-up's test).
+      '--test-scheduled',
     ],
     {
       cwd: pkgDir,
@@ -148,6 +155,11 @@ export default async function setup() {
   }
   log(`worker under wrangler dev at ${DIRECTUS_TEST.workerUrl}`);
 
+  // What the Flows' calls to the Worker are answered while refused (POST /flows/refuse), and
+  // the paths of those refused so far.
+  let refusing;
+  const refused = [];
+
   // Control: lets workerd tests stop and restart Directus.
   const control = createServer((req, res) => {
     const done = (code, text) => {
@@ -155,13 +167,55 @@ export default async function setup() {
       res.end(text);
     };
     if (req.method === 'GET' && req.url === '/worker/output') return done(200, workerOutput);
+    if (req.url?.startsWith(FLOW_PREFIX)) {
+      const path = req.url.slice(FLOW_PREFIX.length);
+      if (refusing !== undefined) {
+        refused.push(path);
+        req.resume();
+        return done(refusing, 'refused by the test (the Worker down or being deployed)');
+      }
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const headers = { ...req.headers };
+        delete headers.host;
+        delete headers['content-length'];
+        fetch(`${DIRECTUS_TEST.workerUrl}${path}`, {
+          method: req.method,
+          headers,
+          ...(chunks.length > 0 && { body: Buffer.concat(chunks) }),
+        })
+          .then(async (answer) => {
+            const body = Buffer.from(await answer.arrayBuffer());
+            res.writeHead(answer.status, {
+              'content-type': answer.headers.get('content-type') ?? 'text/plain',
+            });
+            res.end(body);
+          })
+          .catch((e) => done(502, String(e)));
+      });
+      return;
+    }
+    if (req.method === 'POST' && req.url?.startsWith('/flows/refuse')) {
+      refusing = Number(new URL(req.url, 'http://control').searchParams.get('status') ?? 503);
+      refused.length = 0;
+      return done(200, `refusing with ${refusing}`);
+    }
+    if (req.method === 'POST' && req.url === '/flows/pass') {
+      refusing = undefined;
+      return done(200, 'passing on');
+    }
+    if (req.method === 'GET' && req.url === '/flows/refused') return done(200, JSON.stringify(refused));
     const action = {
       '/directus/stop': 'stop.mjs',
       '/directus/start': 'start.mjs',
       '/directus/upgrade': 'bootstrap.mjs',
     }[req.url ?? ''];
     if (req.method !== 'POST' || action === undefined)
-      return done(404, 'POST /directus/stop | /directus/start | /directus/upgrade, GET /worker/output');
+      return done(
+        404,
+        'POST /directus/stop | /directus/start | /directus/upgrade | /flows/refuse?status= | /flows/pass, GET /worker/output | /flows/refused',
+      );
     // An upgrade is a bootstrap of the running instance as a newer release makes it: its
     // marker of what was applied no longer matches, so the schema is applied again.
     if (req.url === '/directus/upgrade') rmSync(join(home, 'data', 'bootstrapped'), { force: true });

@@ -262,6 +262,23 @@ export async function workerOutput(): Promise<string> {
   return res.text();
 }
 
+/**
+ * Makes the Flows' calls to the Worker answer `status` (as a Worker down, being deployed or
+ * overloaded does), or pass on again (`undefined`), through the global setup's control server.
+ */
+export async function refuseFlows(status: number | undefined): Promise<void> {
+  const res = await fetch(
+    `${DIRECTUS_TEST.controlUrl}/flows/${status === undefined ? 'pass' : `refuse?status=${status}`}`,
+    { method: 'POST' },
+  );
+  if (!res.ok) throw new Error(`flows: ${await res.text()}`);
+}
+
+/** The paths of the Flows' calls refused since `refuseFlows` began refusing. */
+export async function refusedFlowCalls(): Promise<string[]> {
+  return (await (await fetch(`${DIRECTUS_TEST.controlUrl}/flows/refused`)).json()) as string[];
+}
+
 /** Polls `check` until it returns a value other than undefined (Flows run asynchronously). */
 export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
