@@ -20,7 +20,7 @@ import {
 import { signHookBody } from '../../src/hooks/signature.ts';
 import worker from '../../src/index.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
-import { admin, env, eventually, rows, uniqueId } from './support.ts';
+import { admin, env, eventually, recordConsent, rows, uniqueId } from './support.ts';
 
 async function call(path: string, init: RequestInit = {}, target: Env = env()): Promise<Response> {
   const ctx = createExecutionContext();
@@ -51,41 +51,6 @@ beforeAll(async () => {
     );
   await admin('POST', '/items/consent_categories', CATEGORIES);
 });
-
-/**
- * A consent choice (analytics and personalization, not marketing) sent to the Worker's
- * /v1/collect as the browser (an `origin`) or the shop's backend (`authorization`) sends it.
- */
-async function recordConsent(
-  who: { anonymousId: string; userId?: string },
-  headers: Record<string, string>,
-): Promise<Response> {
-  const consent = {
-    categories: { necessary: true, analytics: true, personalization: true, marketing: false },
-    policyVersion: DEFAULT_CONSENT_CONFIG.policyVersion,
-  };
-  const { newUlid } = await import('../../src/profile/ulid.ts');
-  return fetch(`${DIRECTUS_TEST.workerUrl}/v1/collect`, {
-    method: 'POST',
-    headers: { 'content-type': 'text/plain', ...headers },
-    body: JSON.stringify({
-      writeKey: 'pk_demo_attune',
-      sentAt: new Date().toISOString(),
-      batch: [
-        {
-          id: newUlid(),
-          type: 'consent',
-          name: 'consent.updated',
-          timestamp: new Date().toISOString(),
-          ...who,
-          properties: { ...consent, source: 'banner' },
-          context: { consent },
-          schemaVersion: 1,
-        },
-      ],
-    }),
-  });
-}
 
 describe('POST /v1/hooks/directus', () => {
   it('refuses a hook without a valid signature and changes nothing', async () => {

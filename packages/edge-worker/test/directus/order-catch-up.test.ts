@@ -5,43 +5,25 @@
  * profile; the five-minute scheduled run catches it up, once, and does not count again an
  * order the Flow did deliver (the same event id on both paths).
  */
-import { DEFAULT_CONSENT_CONFIG } from '@attune/shared-schema';
 import { afterEach, describe, expect, it } from 'vitest';
 import { orderEventId } from '../../src/orders/catch-up.ts';
 import { CACHE_CHECK_CRON } from '../../src/schedule/index.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
-import { admin, eventually, refusedFlowCalls, refuseFlows, rows, uniqueId } from './support.ts';
+import {
+  admin,
+  eventually,
+  recordConsent,
+  refusedFlowCalls,
+  refuseFlows,
+  rows,
+  uniqueId,
+} from './support.ts';
 
 const worker = DIRECTUS_TEST.workerUrl;
 
 /** The browser's consent choice (analytics and personalization), sent as the tag sends it. */
 async function consented(anonymousId: string): Promise<void> {
-  const consent = {
-    categories: { necessary: true, analytics: true, personalization: true, marketing: false },
-    policyVersion: DEFAULT_CONSENT_CONFIG.policyVersion,
-  };
-  const { newUlid } = await import('../../src/profile/ulid.ts');
-  const res = await fetch(`${worker}/v1/collect`, {
-    method: 'POST',
-    headers: { 'content-type': 'text/plain', origin: 'http://localhost:3000' },
-    body: JSON.stringify({
-      writeKey: 'pk_demo_attune',
-      sentAt: new Date().toISOString(),
-      batch: [
-        {
-          id: newUlid(),
-          type: 'consent',
-          name: 'consent.updated',
-          timestamp: new Date().toISOString(),
-          anonymousId,
-          properties: { ...consent, source: 'banner' },
-          context: { consent },
-          schemaVersion: 1,
-        },
-      ],
-    }),
-  });
-  expect(res.status).toBe(200);
+  expect((await recordConsent({ anonymousId }, { origin: 'http://localhost:3000' })).status).toBe(200);
 }
 
 /** A paid order created in Directus, as a shop's backend creates it (the Flow fires on it). */

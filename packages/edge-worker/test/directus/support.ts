@@ -1,7 +1,8 @@
 /**
  * Helpers for the Directus integration tests (run inside workerd): queue messages,
  * running the real queue() handler on a batch, admin reads of what landed in Directus,
- * and stopping/starting Directus through the global setup's control server.
+ * a consent choice sent to the Worker under wrangler dev, and stopping/starting Directus
+ * or refusing its Flows' calls to the Worker through the global setup's control server.
  */
 
 import {
@@ -11,18 +12,20 @@ import {
   type QueueResult,
 } from 'cloudflare:test';
 import { env as workerEnv } from 'cloudflare:workers';
-import type {
-  ConsentMessage,
-  ErasureMessage,
-  EventMessage,
-  EventsMessage,
-  ProfileMessage,
-  QueueMessage,
+import {
+  type ConsentMessage,
+  DEFAULT_CONSENT_CONFIG,
+  type ErasureMessage,
+  type EventMessage,
+  type EventsMessage,
+  type ProfileMessage,
+  type QueueMessage,
 } from '@attune/shared-schema';
 import { expect, vi } from 'vitest';
 import worker from '../../src/index.ts';
 import { people, recordQueue } from '../../src/ingest/test-support.ts';
 import { isErased } from '../../src/profile/client.ts';
+import { newUlid } from '../../src/profile/ulid.ts';
 import type { ErasureCheck } from '../../src/sync/consumer.ts';
 import type { DeadLetter } from '../../src/sync/index.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
@@ -260,6 +263,40 @@ export async function workerOutput(): Promise<string> {
   const res = await fetch(`${DIRECTUS_TEST.controlUrl}/worker/output`);
   if (!res.ok) throw new Error(`worker output: ${res.status}`);
   return res.text();
+}
+
+/**
+ * A consent choice (analytics and personalization, not marketing) sent to the Worker's
+ * /v1/collect as the browser (an `origin`) or the shop's backend (`authorization`) sends it.
+ */
+export async function recordConsent(
+  who: { anonymousId: string; userId?: string },
+  headers: Record<string, string>,
+): Promise<Response> {
+  const consent = {
+    categories: { necessary: true, analytics: true, personalization: true, marketing: false },
+    policyVersion: DEFAULT_CONSENT_CONFIG.policyVersion,
+  };
+  return fetch(`${DIRECTUS_TEST.workerUrl}/v1/collect`, {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain', ...headers },
+    body: JSON.stringify({
+      writeKey: 'pk_demo_attune',
+      sentAt: new Date().toISOString(),
+      batch: [
+        {
+          id: newUlid(),
+          type: 'consent',
+          name: 'consent.updated',
+          timestamp: new Date().toISOString(),
+          ...who,
+          properties: { ...consent, source: 'banner' },
+          context: { consent },
+          schemaVersion: 1,
+        },
+      ],
+    }),
+  });
 }
 
 /**
