@@ -96,7 +96,9 @@ module.exports = async function (data) {
  * Turns a new order into an \`order.completed\` CustomerAction for the Worker's
  * server-side ingest. The event id is a ULID whose time part is the order's creation time
  * and whose random part is derived from the order id, so a retried Flow run cannot
- * count an order twice.
+ * count an order twice. The Worker's order catch-up makes the same event, with the same id,
+ * for an order whose call was lost (packages/edge-worker/src/orders/catch-up.ts,
+ * `orderEvent`): a change here must be made there too.
  */
 export const ORDER_SCRIPT = `${HMAC_JS}
 var CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
