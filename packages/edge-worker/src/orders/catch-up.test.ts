@@ -179,9 +179,14 @@ describe('the order catch-up', () => {
   });
 
   it('reads a day back at first, then from its watermark less the overlap', async () => {
-    await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
-    const { directus, reads } = ordersDirectus([]);
+    const key = ordersWatermarkKey(SITE);
+    await env.EDGE_CACHE.delete(key);
     const now = Date.parse('2026-11-20T12:00:00.000Z');
+    const order = paidOrder({
+      anonymous_id: anonId('no-choice'),
+      created_at: new Date(now - 60 * MINUTE).toISOString(),
+    });
+    const { directus, reads } = ordersDirectus([order]);
     await catchUpOrders(env, await demo(), { directus, now, unsited: false });
     const later = now + 5 * MINUTE;
     await catchUpOrders(env, await demo(), { directus, now: later, unsited: false });
@@ -193,6 +198,8 @@ describe('the order catch-up', () => {
     const muchLater = later + 3 * ORDERS_LOOK_BACK_MS;
     await catchUpOrders(env, await demo(), { directus, now: muchLater, unsited: false });
     expect(reads[2]?.from).toBe(new Date(muchLater - ORDERS_LOOK_BACK_MS).toISOString());
+    // The runs after the first read no order: they left its watermark (KV's writes are counted).
+    expect(await env.EDGE_CACHE.get(key)).toBe(new Date(now).toISOString());
   });
 
   it('keeps the pages delivered whole when a later page fails, and goes on from there', async () => {
