@@ -761,10 +761,41 @@ describe('events arriving out of order', () => {
       [[late.id], ['analytics']],
     ]);
     expect(queue.messages.some((m) => m.kind === 'profile')).toBe(false);
+  });
 
-    // A view made after that choice, under the laptop's own grant, still counts as before.
+  it("a withdrawal on one of a signed-in person's browsers holds on the others, whose banners still claim the old grant, until they grant again", async () => {
+    const { userId, choose } = await personChoosing();
+    const userIdSignature = await signed(userId);
+    const laptop = anonId('laptop');
+    const phone = anonId('phone');
+    const everything = consentFor('analytics', 'personalization', 'marketing');
+    await collect([choose(laptop, everything, { timestamp: new Date(Date.now() - 60_000).toISOString() })]);
+    // On the phone, the person withdraws personalization and marketing.
+    await collect([choose(phone, consentFor('analytics'))]);
+    queue.messages.length = 0;
+    // The laptop's banner never saw that choice: its next views still claim everything.
+    const after = productView(laptop, 'p2', 'hats', {
+      userId,
+      userIdSignature,
+      context: { consent: everything },
+    });
+    expect((await collect([after])).status).toBe(200);
+    const held = await exportProfile(env, SITE, `user:${userId}`);
+    expect(held.profile?.consent?.state.categories).toMatchObject({
+      personalization: false,
+      marketing: false,
+    });
+    expect(held.profile?.interests).toEqual({});
+    expect(held.profile?.recentActions).toEqual([]);
+    const logged = queue.messages.flatMap((m) => (m.kind === 'events' ? [m] : []));
+    expect(logged.map((m) => [m.events.map((e) => e.event.id), m.purposes])).toEqual([
+      [[after.id], ['analytics']],
+    ]);
+
+    // Granting again on the laptop is a newer choice: from then on its views count.
     await collect([
-      productView(laptop, 'p2', 'hats', { userId, userIdSignature, context: { consent: everything } }),
+      choose(laptop, everything),
+      productView(laptop, 'p3', 'hats', { userId, userIdSignature, context: { consent: everything } }),
     ]);
     expect(Object.keys((await viewProfile(env, SITE, `user:${userId}`))?.interests ?? {})).toContain(
       'category:hats',

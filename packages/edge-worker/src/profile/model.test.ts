@@ -414,19 +414,27 @@ describe('Global Privacy Control in a consent record', () => {
   });
 });
 
-describe('an event’s claim after later withdrawals', () => {
+describe('an event’s claim after the person’s withdrawals', () => {
   const everything: ConsentState = {
     categories: { necessary: true, analytics: true, personalization: true, marketing: true },
     policyVersion: '1',
   };
-  it('loses what a choice made after the event withdraws, and nothing else', () => {
+  it('loses what the choice in force withdraws, and nothing else', () => {
     const withdrawal = record(['analytics'], T0 + 60_000, T0 + 60_000);
     expect(claimAfterWithdrawals(everything, withdrawal, T0)).toEqual({
       categories: { necessary: true, analytics: true, personalization: false, marketing: false },
       policyVersion: '1',
     });
-    // A choice made before the event (or at the same moment) is the one the claim already follows.
-    expect(claimAfterWithdrawals(everything, withdrawal, T0 + 60_000)).toBeUndefined();
+    // Made before the event under the claim's policy version, the choice is still the one in
+    // force: another browser's banner may claim a grant the person withdrew there.
+    expect(claimAfterWithdrawals(everything, withdrawal, T0 + 120_000)).toEqual({
+      categories: { necessary: true, analytics: true, personalization: false, marketing: false },
+      policyVersion: '1',
+    });
+    // Under an older policy version than the claim's, it is older than the answer the claim gives.
+    const underOlderPolicy = record(['analytics'], T0, T0);
+    underOlderPolicy.state.policyVersion = '0.9';
+    expect(claimAfterWithdrawals(everything, underOlderPolicy, T0 + 60_000)).toBeUndefined();
     // Nothing withdrawn that the claim grants, no record, a purpose the record does not name.
     expect(
       claimAfterWithdrawals(

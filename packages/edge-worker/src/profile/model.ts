@@ -106,19 +106,26 @@ export function consentAfter(received: ConsentRecord, current: ConsentRecord | u
 }
 
 /**
- * An event's own consent claim less what a choice made after the event withdraws, or
+ * An event's own consent claim less what the person's choice in force withdraws, or
  * undefined when that withdraws nothing the claim grants. An event an offline queue
  * flushes late was made under the grant its claim states, but the person has since turned
  * some purpose off (on this device or another): its sinks must follow the withdrawal, or
- * the late product views would teach a profile the person asked to stop. A purpose the
- * record does not name is not taken as withdrawn.
+ * the late product views would teach a profile the person asked to stop. A choice made
+ * before the event under the claim's policy version withdraws from it too: a signed-in
+ * person who withdrew on one browser is still claimed as granting by the banner of their
+ * other browsers, which never saw that choice (before, those browsers' events taught the
+ * profile again and reached marketing, under a record saying both were off). A choice made
+ * before the event under another policy version is older than the claim's, which answered
+ * the version since: the claim stands. A purpose the record does not name is not taken as
+ * withdrawn.
  */
 export function claimAfterWithdrawals(
   claim: ConsentState,
   record: ConsentRecord | undefined,
   eventAt: number,
 ): ConsentState | undefined {
-  if (record === undefined || choiceTime(record) <= eventAt) return undefined;
+  if (record === undefined) return undefined;
+  if (choiceTime(record) <= eventAt && record.state.policyVersion !== claim.policyVersion) return undefined;
   const categories = { ...claim.categories };
   let narrowed = false;
   for (const [purpose, granted] of Object.entries(claim.categories)) {
