@@ -18,6 +18,14 @@ export interface Enrichment {
   country?: string;
   region?: string;
   city?: string;
+  /**
+   * The consent record the edge judged the event by: the id of the person's choice in force
+   * when the event was accepted (`consent_records.id`, that choice's event id), which holds its
+   * categories, policy version, time and source. Absent when no choice was on record (a
+   * browser's event then went by its own claim alone, `context.consent`), and in messages
+   * queued before it was kept.
+   */
+  consentId?: string;
 }
 
 /** An accepted event for the event log (analytics) and marketing sinks. */

@@ -1,8 +1,9 @@
 /**
  * Consent per purpose beyond the request's gate: what reaches the marketing sink (promotions,
  * triggers), the profile and the queue follows the consent of each event, normalized against
- * the site's categories, on every path (browser collect, server key, Segment API); and the
- * proof of a choice says when Global Privacy Control turned marketing off.
+ * the site's categories, on every path (browser collect, server key, Segment API); the
+ * proof of a choice says when Global Privacy Control turned marketing off; and each queued
+ * event names the choice it was collected under.
  */
 import { env } from 'cloudflare:workers';
 import { eventMessagesOf, QueueMessageSchema } from '@attune/shared-schema';
@@ -252,5 +253,53 @@ describe('Global Privacy Control in the consent proof', () => {
     const { record, message } = await proofOf(a);
     expect(record).toMatchObject({ source: 'gpc', gpc: true, state: { categories: { marketing: true } } });
     expect(message).toMatchObject({ source: 'gpc', gpc: true });
+  });
+});
+
+describe('the choice an event was collected under', () => {
+  it('is named by each queued event: the choice in force when it was accepted, none before any', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    const userIdSignature = await signed(userId);
+    const chosen = (purposes: string[]) =>
+      makeEvent(a, 'consent.updated', {
+        userId,
+        userIdSignature,
+        consent: consentFor(...purposes),
+        properties: { ...consentFor(...purposes), source: 'banner' },
+      });
+    // Sent before any choice reached the edge: it went by its own claim alone.
+    const unrecorded = productView(a, 'p1', 'shoes', { userId, userIdSignature });
+    const grant = chosen(['analytics', 'personalization', 'marketing']);
+    const granted = productView(a, 'p2', 'shoes', { userId, userIdSignature });
+    const withdrawal = chosen(['analytics']);
+    const withdrawn = productView(a, 'p3', 'shoes', {
+      userId,
+      userIdSignature,
+      context: { consent: consentFor('analytics') },
+    });
+    await collect([unrecorded, grant, granted, withdrawal, withdrawn]);
+    // A server's event carries no claim: the person's choice is what it went by.
+    const order = await segment('/v1/track', {
+      userId,
+      event: 'Order Completed',
+      properties: { order_id: 'o1', total: 5 },
+    });
+    expect(await order.json()).toMatchObject({ accepted: 1 });
+
+    const collectedUnder = new Map(
+      eventMessagesOf(queue.messages).map((m) => [
+        m.event.name === 'order.completed' ? 'order' : m.event.id,
+        m.enrichment.consentId,
+      ]),
+    );
+    expect(collectedUnder.get(unrecorded.id)).toBeUndefined();
+    expect(collectedUnder.get(grant.id)).toBe(grant.id);
+    expect(collectedUnder.get(granted.id)).toBe(grant.id);
+    expect(collectedUnder.get(withdrawal.id)).toBe(withdrawal.id);
+    expect(collectedUnder.get(withdrawn.id)).toBe(withdrawal.id);
+    expect(collectedUnder.get('order')).toBe(withdrawal.id);
+    // The consumer takes the messages as they are.
+    for (const m of queue.messages) expect(QueueMessageSchema.safeParse(m).success).toBe(true);
   });
 });

@@ -552,8 +552,12 @@ function collectMessages(
       result.consents[j.event.id] ?? j.consent ?? { categories: {}, policyVersion: '' },
       gpc,
     );
+    // The consent record it was judged by, kept with the event as the proof of its collection.
+    const named = result.consentIds[j.event.id];
+    const consentId = named === undefined ? result.consentId : (named ?? undefined);
+    const enrichment = consentId === undefined ? j.enrichment : { ...j.enrichment, consentId };
     lastConsent = consent;
-    lastEnrichment = j.enrichment;
+    lastEnrichment = enrichment;
     const promotable = isGranted(consent, 'marketing');
     const recommendable = isGranted(consent, 'personalization');
     // Without analytics a recommendation has no sink (the event log); a promo still carries one.
@@ -600,7 +604,7 @@ function collectMessages(
       messages.push(message);
     }
     if (isGranted(consent, 'analytics') || isGranted(consent, 'marketing')) {
-      forwarded.push({ event: j.event, enrichment: j.enrichment, purposes });
+      forwarded.push({ event: j.event, enrichment, purposes });
     }
   }
   if (lastConsent && lastEnrichment && isGranted(lastConsent, 'analytics')) {
@@ -609,6 +613,7 @@ function collectMessages(
         receivedAt: lastEnrichment.receivedAt,
         correctedTimestamp: emitted.timestamp,
       };
+      if (lastEnrichment.consentId !== undefined) enrichment.consentId = lastEnrichment.consentId;
       forwarded.push({ event: emitted, enrichment, purposes: grantedPurposes(lastConsent) });
     }
   }

@@ -115,6 +115,14 @@ export interface IngestResult {
    * event that carried consent is judged by that, which the caller already has.
    */
   consents: Record<string, ConsentState>;
+  /**
+   * The person's choice in force after the events (its ConsentRecord.eventId): the consent
+   * record the accepted events were judged by, but those named in `consentIds`, judged by the
+   * choice in force before a later one in the run took over (Enrichment.consentId), or by
+   * none (null: no choice was on record yet).
+   */
+  consentId?: string;
+  consentIds: Record<string, string | null>;
   /** The profile after the events (without recent actions: nobody on the ingest path reads them). */
   profile: ProfileSummary;
   /** Events the profile produced (interest.shifted). */
@@ -312,6 +320,7 @@ function nothingApplied(personKey: PersonKey, version: number): Omit<IngestResul
     dropped: [],
     consentDropped: [],
     consents: {},
+    consentIds: {},
     emitted: [],
     covisits: [],
     changed: false,
@@ -682,6 +691,12 @@ export class ProfileDO extends DurableObject<Env> {
     );
     result.changed = state.version !== before;
     result.version = state.version;
+    // Most runs end under the choice they began with: one id for all their events.
+    const inForce = state.consent?.eventId;
+    if (inForce !== undefined) result.consentId = inForce;
+    result.consentIds = Object.fromEntries(
+      Object.entries(result.consentIds).filter(([, id]) => id !== (inForce ?? null)),
+    );
     return { ...result, profile: toSummary(state, now, rules) };
   }
 
@@ -814,6 +829,7 @@ export class ProfileDO extends DurableObject<Env> {
       }
       if (input.consent === undefined) result.consents[event.id] = effective;
       result.accepted.push(event.id);
+      result.consentIds[event.id] = state.consent?.eventId ?? null;
       const seenAt = new Date(eventAt).toISOString();
       if (seenAt > state.lastSeen) state.lastSeen = seenAt;
       // An older event arriving late (an offline queue flushing) moves the start back too.
