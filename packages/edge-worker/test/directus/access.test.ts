@@ -23,6 +23,7 @@ import {
   eventsMessage,
   profileMessage,
   rows,
+  syncQueued,
   uniqueId,
 } from './support.ts';
 
@@ -33,10 +34,7 @@ afterEach(() => {
 });
 
 /** Delivers what the Worker queued so far to the real consumer, as the queue would. */
-async function sync(): Promise<void> {
-  const result = await consume(deliveries(queue.messages.splice(0)));
-  expect(result.retryMessages).toEqual([]);
-}
+const sync = () => syncQueued(queue.messages);
 
 interface Access {
   profile?: { anonymousIds: string[] };

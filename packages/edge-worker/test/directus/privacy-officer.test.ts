@@ -17,7 +17,7 @@ import {
   segment,
   signed,
 } from '../../src/ingest/test-support.ts';
-import { admin, consume, deliveries, rows, uniqueId } from './support.ts';
+import { admin, consume, deliveries, rows, syncQueued, uniqueId } from './support.ts';
 
 let queue = recordQueue();
 afterEach(() => {
@@ -26,10 +26,7 @@ afterEach(() => {
 });
 
 /** Delivers what the Worker queued so far to the real consumer, as the queue would. */
-async function sync(): Promise<void> {
-  const result = await consume(deliveries(queue.messages.splice(0)));
-  expect(result.retryMessages).toEqual([]);
-}
+const sync = () => syncQueued(queue.messages);
 
 const choice = (anonymousId: string, purposes: string[], extra: Parameters<typeof makeEvent>[2] = {}) =>
   makeEvent(anonymousId, 'consent.updated', {

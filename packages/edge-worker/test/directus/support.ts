@@ -201,6 +201,12 @@ export async function consume(
   return { ...(await getQueueResult(batch, ctx)), delays };
 }
 
+/** Delivers the messages the Worker queued so far (taken from `queued`) to the real consumer, as the queue would. */
+export async function syncQueued(queued: QueueMessage[]): Promise<void> {
+  const result = await consume(deliveries(queued.splice(0)));
+  expect(result.retryMessages).toEqual([]);
+}
+
 /** Records what goes to the dead-letter queue (the real binding still receives it). */
 export function recordDeadLetters(): { letters: DeadLetter[]; restore: () => void } {
   const letters: DeadLetter[] = [];
