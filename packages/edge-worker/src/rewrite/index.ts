@@ -64,13 +64,21 @@ const MAX_ATTRIBUTE = 128;
  * would have shown `&#8594;` on every page, not only on such a shop's.
  */
 export function asciiHtml(html: string): string {
-  return html.replace(RAW_TEXT_OR_NON_ASCII, (match) =>
-    match.length > 2 ? match : `&#${match.codePointAt(0)};`,
-  );
+  // Odd parts are the `<script>` and `<style>` elements (split's captures).
+  return html
+    .split(RAW_TEXT_ELEMENT)
+    .map((part, i) =>
+      i % 2 ? part : part.replace(/[\u0080-\u{10ffff}]/gu, (ch) => `&#${ch.codePointAt(0)};`),
+    )
+    .join('');
 }
 
-/** A `<script>` or `<style>` element, whole (kept), or one non-ASCII character (referenced). */
-const RAW_TEXT_OR_NON_ASCII = /<(script|style)\b[^>]*>[\s\S]*?<\/\1\s*>|[\u0080-\u{10ffff}]/giu;
+/**
+ * A `<script>` or `<style>` element, whole. Its own expression, without the `u` flag:
+ * case-insensitive under `u`, a range of non-ASCII characters takes in `s` and `k` (their
+ * case-folded `ſ` and Kelvin sign), which then went in as references.
+ */
+const RAW_TEXT_ELEMENT = /(<(?:script|style)\b[^>]*>[\s\S]*?<\/(?:script|style)\s*>)/i;
 
 function attribute(el: Element, name: string): string | undefined {
   const value = el.getAttribute(name);

@@ -144,11 +144,11 @@ describe('rewriteSlots: slot content in a page of any charset', () => {
   it('leaves the text of its <script> and <style> as written: a browser reads no references there', async () => {
     const raw =
       '<style>.promo::before { content: "→ "; }</style><script type="application/ld+json">{"name":"Café"}</script>';
-    const filled = { ...FILLED, html: `${raw}<p>Café</p>` };
+    const filled = { ...FILLED, html: `${raw}<p class="kiosk">Café</p>` };
     const res = rewriteSlots(originResponse([HEAD + ABOVE + SLOT + BELOW]), () => filled, {
       deadline: Date.now() + 60_000,
     });
-    expect(await res.text()).toContain(`${raw}<p>Caf&#233;</p>`);
+    expect(await res.text()).toContain(`${raw}<p class="kiosk">Caf&#233;</p>`);
   });
 });
 
