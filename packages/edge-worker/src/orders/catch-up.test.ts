@@ -167,6 +167,27 @@ describe('the order catch-up', () => {
     expect(await ordersOf(`anon:${onlyAnalytics}`)).toBe(0);
   });
 
+  it('does not count twice an order created pending and paid later, which the backend sends itself', async () => {
+    await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
+    const browser = anonId('paid-later');
+    await consented(browser, 'analytics', 'personalization');
+    // Created pending: the Flow sends nothing (services/directus README: "one created pending
+    // and paid later ... does not reach the edge (send those from your backend)").
+    const order = paidOrder({ anonymous_id: browser, status: 'pending' });
+    const { directus } = ordersDirectus([order]);
+    const now = Date.now();
+    await catchUpOrders(env, await demo(), { directus, now, unsited: false });
+    // Paid a minute later; the backend sends the purchase, as that README says to.
+    order.status = 'paid';
+    const own = makeEvent(browser, 'order.completed', {
+      properties: { orderId: order.id, total: 40, currency: 'EUR' },
+    });
+    expect(await (await collect([own])).json()).toMatchObject({ accepted: 1 });
+    expect(await ordersOf(`anon:${browser}`)).toBe(1);
+    await catchUpOrders(env, await demo(), { directus, now: now + 5 * MINUTE, unsited: false });
+    expect(await ordersOf(`anon:${browser}`)).toBe(1);
+  });
+
   it('does not bring back an erased person with their order', async () => {
     await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
     const browser = anonId('erased');

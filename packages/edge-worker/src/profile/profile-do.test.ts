@@ -285,6 +285,23 @@ describe('dedupe when applying fails', () => {
   });
 });
 
+describe('an order', () => {
+  it('counts once, whatever event ids it arrives under (the browser, a backend, the Directus Flow or its catch-up)', async () => {
+    const a = anonId();
+    const order = (orderId: string) =>
+      makeEvent(a, 'order.completed', { properties: { orderId, total: 40, currency: 'EUR' } });
+    expect(await (await collect([order('o-1')])).json()).toMatchObject({ accepted: 1 });
+    // The same order again, as another sender makes its event: a duplicate, not a second order.
+    expect(await (await collect([order('o-1'), order('o-1')])).json()).toMatchObject({
+      accepted: 0,
+      duplicates: 2,
+    });
+    expect(await (await collect([order('o-2')])).json()).toMatchObject({ accepted: 1 });
+    const view = await viewProfile(env, SITE, `anon:${a}`);
+    expect(view?.counters.orders).toBe(2);
+  });
+});
+
 describe('the dedupe window', () => {
   afterEach(() => {
     vi.useRealTimers();

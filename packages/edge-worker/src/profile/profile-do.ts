@@ -233,6 +233,19 @@ function consentFromEvent(event: CustomerAction): ConsentState | undefined {
 }
 
 /** When an input happened: its server-corrected time, else `fallback` (arrival). */
+/**
+ * The seen-id of the order an `order.completed` counts, beside its event id (a ULID, so
+ * the two cannot meet). One order reaches a person under several event ids: the Directus
+ * order Flow's, the five-minute catch-up's of a paid order (the Flow's id again), and a
+ * backend's or the browser's own for the same order; one created pending and paid later,
+ * which the Flow never sends, is caught up as paid while its backend sends it too. Each
+ * counted it again: orders, revenue, segments, triggers and lift.
+ */
+function orderKey(event: CustomerAction): string | undefined {
+  const orderId = event.name === 'order.completed' ? event.properties?.orderId : undefined;
+  return typeof orderId === 'string' ? `order:${orderId}` : undefined;
+}
+
 function eventTime(input: ProfileEventInput | undefined, fallback: number): number {
   const at = input === undefined ? Number.NaN : Date.parse(input.enrichment.correctedTimestamp);
   return Number.isFinite(at) ? at : fallback;
@@ -609,8 +622,12 @@ export class ProfileDO extends DurableObject<Env> {
 
     // Dedupe: the batch's ids are recorded as seen up front, and the insert answers which
     // were new (one statement for up to 40 ids, instead of a lookup and then an insert).
+    // An order is claimed by its order id too (orderKey).
     const claimed = this.#claim(
-      inputs.map((i) => i.event.id),
+      inputs.flatMap((i) => {
+        const order = orderKey(i.event);
+        return order === undefined ? [i.event.id] : [i.event.id, order];
+      }),
       now,
     );
     const unclaimed = new Set(claimed);
@@ -743,7 +760,10 @@ export class ProfileDO extends DurableObject<Env> {
     const state = initial;
     for (const input of inputs) {
       const { event, enrichment } = input;
-      if (!fresh.delete(event.id)) {
+      // Both consumed: an order counted under another event id is a duplicate too.
+      const freshEvent = fresh.delete(event.id);
+      const order = orderKey(event);
+      if (!freshEvent || (order !== undefined && !fresh.delete(order))) {
         result.duplicates.push(event.id);
         continue;
       }
