@@ -255,6 +255,25 @@ describe('a cart add flushed late, after an order', () => {
     expect(s.cart).toEqual(['q']);
   });
 
+  it('keeps in the cart what was added after an order that arrives late (the order Flow caught up minutes later)', () => {
+    const s = fresh();
+    applyEvent(s, ev('cart.item.added', { productId: 'p', category: 'shoes' }), T0, rules);
+    // 10:10: the shopper, having paid for p at 10:05, adds q.
+    applyEvent(s, ev('cart.item.added', { productId: 'q', category: 'shoes' }), T0 + 10 * 60_000, rules);
+    // 10:15: the order of 10:05 arrives.
+    applyEvent(s, ev('order.completed', { orderId: 'o', total: 10, productId: 'p' }), T0 + 5 * 60_000, rules);
+    expect(s.cart).toEqual(['q']);
+    expect(s.counters.orders).toBe(1);
+    // An order on time empties the cart, as before.
+    applyEvent(
+      s,
+      ev('order.completed', { orderId: 'o2', total: 10, productId: 'q' }),
+      T0 + 20 * 60_000,
+      rules,
+    );
+    expect(s.cart).toEqual([]);
+  });
+
   it('keeps an add made after an order that itself arrived late', () => {
     const s = fresh();
     applyEvent(s, ev('page.viewed'), T0 + 60 * 60_000, rules);

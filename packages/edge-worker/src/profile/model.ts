@@ -168,6 +168,8 @@ export interface ProfileState {
    */
   covisited?: [string, number][];
   lastCartAddAt?: number;
+  /** The latest cart add's own time (lastCartAddAt is the profile's clock): what a late order must not empty. */
+  lastCartAddEventAt?: number;
   lastOrderAt?: number;
   /** The latest order's own time (lastOrderAt is the profile's clock, which a later event may have moved on). */
   lastOrderEventAt?: number;
@@ -522,6 +524,7 @@ export function applyEvent(
       if (state.lastOrderEventAt !== undefined && at < state.lastOrderEventAt) break;
       if (first?.productId !== undefined) pushUnique(state.cart, first.productId);
       state.lastCartAddAt = now;
+      state.lastCartAddEventAt = Math.max(state.lastCartAddEventAt ?? at, at);
       break;
     case 'cart.item.removed':
       if (first?.productId !== undefined) state.cart = state.cart.filter((id) => id !== first.productId);
@@ -531,7 +534,12 @@ export function applyEvent(
       const total = event.properties?.total;
       if (typeof total === 'number' && Number.isFinite(total)) bump(state.counters, 'revenue', total);
       for (const p of products) if (p.productId !== undefined) pushUnique(state.purchased, p.productId);
-      state.cart = [];
+      // An order arriving after a later cart add (the Directus Flow's, caught up minutes late;
+      // an offline device's) takes its own products out of the cart, not what was added since.
+      state.cart =
+        at < (state.lastCartAddEventAt ?? at)
+          ? state.cart.filter((id) => !products.some((p) => p.productId === id))
+          : [];
       state.lastOrderAt = now;
       state.lastOrderEventAt = Math.max(state.lastOrderEventAt ?? at, at);
       break;
@@ -736,6 +744,7 @@ export function clearPersonalization(state: ProfileState): void {
   delete state.lastProductView;
   delete state.covisited;
   delete state.lastCartAddAt;
+  delete state.lastCartAddEventAt;
   delete state.lastOrderAt;
   delete state.lastOrderEventAt;
   // The sessions counted are gone: the next event's session is counted afresh (kept, a
@@ -793,6 +802,8 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
   if (from.lastSeen > into.lastSeen) into.lastSeen = from.lastSeen;
   if (from.lastCartAddAt !== undefined && (into.lastCartAddAt ?? 0) < from.lastCartAddAt)
     into.lastCartAddAt = from.lastCartAddAt;
+  if (from.lastCartAddEventAt !== undefined && (into.lastCartAddEventAt ?? 0) < from.lastCartAddEventAt)
+    into.lastCartAddEventAt = from.lastCartAddEventAt;
   if (from.lastOrderAt !== undefined && (into.lastOrderAt ?? 0) < from.lastOrderAt)
     into.lastOrderAt = from.lastOrderAt;
   if (from.lastOrderEventAt !== undefined && (into.lastOrderEventAt ?? 0) < from.lastOrderEventAt)
