@@ -1295,9 +1295,14 @@ describe('edge proxy: the product a slot names is a source of "viewed next"', ()
     mountEdgeProxy(app, { prepare: async () => ready });
     const tentPage = async () => {
       const ctx = createExecutionContext();
-      // A budget of 0: the deadline has passed before the origin's first byte.
+      // A budget of 0: the deadline has passed before the origin's first byte. The origin takes
+      // 1.2 s, as a slow one does: the decision (behind the IP limit's lease, which may wait up
+      // to 1 s on another request's call) is ready when the page reaches the slot. Answering at
+      // once, the fixture raced that lease, and lost it now and then under a loaded CI.
       const res = await app.fetch(
-        new Request(`${SHOP}/p/tent`, { headers: { accept: 'text/html', cookie: `attune_aid=${fan}` } }),
+        new Request(`${SHOP}/p/tent?wait=1200`, {
+          headers: { accept: 'text/html', cookie: `attune_aid=${fan}` },
+        }),
         { ...env, DECISION_BUDGET_MS: '0' },
         ctx,
       );
