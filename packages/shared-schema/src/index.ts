@@ -13,5 +13,6 @@ export * from './event.ts';
 export * from './events.ts';
 export { checkJsonMap, describeValue, type JsonIssue } from './json.ts';
 export * from './queue.ts';
+export * from './ulid.ts';
 export * from './versions.ts';
 export * from './wire.ts';

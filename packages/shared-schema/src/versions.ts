@@ -6,6 +6,7 @@
  */
 import { clipText, LIMITS, SCHEMA_VERSION } from './constants.ts';
 import { describeValue } from './json.ts';
+import { ulidOf } from './ulid.ts';
 
 export interface UpcastError {
   path: string;
@@ -95,8 +96,6 @@ function renameKeys(props: Json): Json {
   return out;
 }
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-
 /** FNV-1a over a string with a seed: a cheap, deterministic 32-bit hash. */
 function fnv1a(input: string, seed: number): number {
   let h = (0x811c9dc5 ^ seed) >>> 0;
@@ -114,21 +113,16 @@ function fnv1a(input: string, seed: number): number {
  * fills passes 0 (and its site and person with the messageId, see upcastSegment).
  */
 export function ulidFromMessageId(messageId: string, timeMs: number): string {
-  let out = '';
-  let t = Math.max(0, Math.min(Math.floor(timeMs), 2 ** 48 - 1));
-  for (let i = 0; i < 10; i++) {
-    out = CROCKFORD.charAt(t % 32) + out;
-    t = Math.floor(t / 32);
-  }
+  const digits: number[] = [];
   for (let i = 0; i < 4; i++) {
     let h = fnv1a(messageId, i * 0x9e3779b1);
-    // 4 hashes × 4 characters (20 bits each) = 16 characters = 80 bits of randomness.
+    // 4 hashes × 4 digits (20 bits each) = 16 digits = 80 bits of randomness.
     for (let j = 0; j < 4; j++) {
-      out += CROCKFORD.charAt(h & 31);
+      digits.push(h & 31);
       h >>>= 5;
     }
   }
-  return out;
+  return ulidOf(Math.max(0, Math.min(Math.floor(timeMs), 2 ** 48 - 1)), digits);
 }
 
 const ULID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;

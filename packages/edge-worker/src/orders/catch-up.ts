@@ -11,7 +11,7 @@
  * person's tombstone drops it. The Flow's script is services/directus/scripts/flow-scripts.mjs
  * (ORDER_SCRIPT): a change to the event there must be made here too.
  */
-import { type CustomerAction, parseCollectRequest } from '@attune/shared-schema';
+import { type CustomerAction, parseCollectRequest, ulidOf } from '@attune/shared-schema';
 import type { DirectusClient, DirectusFilter } from '../directus/client.ts';
 import type { RequestFacts } from '../enrich/index.ts';
 import { ingestBatch } from '../ingest/pipeline.ts';
@@ -62,25 +62,13 @@ const ORDER_FIELDS = [
   'created_at',
 ];
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-
 /**
  * The id the Flow gives an order's event: a ULID whose time is the order's creation and
  * whose random part is the first 16 bytes of SHA-256(`order:<id>`), each taken mod 32.
  */
 export async function orderEventId(createdMs: number, orderId: string): Promise<string> {
-  let time = '';
-  let t = createdMs;
-  for (let i = 0; i < 10; i++) {
-    time = CROCKFORD.charAt(t % 32) + time;
-    t = Math.floor(t / 32);
-  }
-  const hash = new Uint8Array(
-    await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`order:${orderId}`)),
-  );
-  let random = '';
-  for (const byte of hash.subarray(0, 16)) random += CROCKFORD.charAt(byte % 32);
-  return time + random;
+  const hash = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`order:${orderId}`));
+  return ulidOf(createdMs, new Uint8Array(hash, 0, 16));
 }
 
 /** Whether the Flow sends an order: an empty status, `paid` or `completed`. */
