@@ -7,7 +7,7 @@
  */
 import { env } from 'cloudflare:workers';
 import { eventMessagesOf, QueueMessageSchema } from '@attune/shared-schema';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { withCategoryDisabled } from '../config/test-support.ts';
@@ -20,17 +20,13 @@ import {
   makeEvent,
   people,
   productView,
-  recordQueue,
   SITE,
   segment,
   signed,
+  useRecordedQueue,
 } from './test-support.ts';
 
-let queue = recordQueue();
-afterEach(() => {
-  queue.restore();
-  queue = recordQueue();
-});
+const queue = useRecordedQueue();
 
 beforeAll(async () => {
   await putCatalogSnapshot(env, FIXTURE_CATALOG);

@@ -5,7 +5,7 @@
  * person's events must still be applied in batch order.
  */
 import { env } from 'cloudflare:workers';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { viewProfile } from '../profile/client.ts';
 import {
   anonId,
@@ -13,19 +13,16 @@ import {
   envWithSites,
   makeEvent,
   ORIGIN,
-  recordQueue,
   SITE,
   segment,
   signed,
+  useRecordedQueue,
   WRITE_KEY,
   within,
 } from './test-support.ts';
 
-let queue = recordQueue();
-afterEach(() => {
-  queue.restore();
-  queue = recordQueue();
-});
+// Recorded, not sent: these tests read the pipeline's outcome, not its messages.
+useRecordedQueue();
 
 const consent = { categoryPreferences: { Analytics: true, Functional: true, Advertising: false } };
 

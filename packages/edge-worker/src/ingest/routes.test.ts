@@ -1,6 +1,6 @@
 import { env as workerEnv } from 'cloudflare:workers';
 import { eventMessagesOf, LIMITS, type ProfileMessage, QueueMessageSchema } from '@attune/shared-schema';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { signUserId, signUserIdUntil } from '../identity/index.ts';
 import { exportProfile, viewProfile } from '../profile/client.ts';
 import { ProfileDO } from '../profile/profile-do.ts';
@@ -16,20 +16,16 @@ import {
   makeEvent,
   ORIGIN,
   productView,
-  recordQueue,
   SERVER_KEY,
   SITE,
   signed,
+  useRecordedQueue,
   WRITE_KEY,
 } from './test-support.ts';
 
 const env = (): Env => workerEnv;
 
-let queue = recordQueue();
-afterEach(() => {
-  queue.restore();
-  queue = recordQueue();
-});
+const queue = useRecordedQueue();
 
 /** The demo site with the given rate limits (the others at their defaults). */
 function withRateLimit(rateLimit: Record<string, number>): Env {

@@ -14,17 +14,13 @@ import {
   type HTTPClientRequest,
   type HTTPResponse,
 } from '@segment/analytics-node';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import worker from '../index.ts';
 import type { ProfileView } from '../profile/types.ts';
 import { SEGMENT_BATCH_MAX_MESSAGES } from './segment.ts';
-import { ADMIN_HEADERS, anonId, people, recordQueue, SERVER_KEY, WRITE_KEY } from './test-support.ts';
+import { ADMIN_HEADERS, anonId, people, SERVER_KEY, useRecordedQueue, WRITE_KEY } from './test-support.ts';
 
-let queue = recordQueue();
-afterEach(() => {
-  queue.restore();
-  queue = recordQueue();
-});
+const queue = useRecordedQueue();
 
 const events = () => eventMessagesOf(queue.messages);
 

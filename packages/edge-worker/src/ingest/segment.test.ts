@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { DEFAULT_CONSENT_CONFIG, eventMessagesOf, LIMITS } from '@attune/shared-schema';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { invalidateConsentConfig } from '../config/consent-config.ts';
 import worker from '../index.ts';
 import { viewProfile } from '../profile/client.ts';
@@ -14,19 +14,15 @@ import {
   gzip,
   makeEvent,
   people,
-  recordQueue,
   SERVER_KEY,
   SITE,
   segment,
   signed,
+  useRecordedQueue,
   WRITE_KEY,
 } from './test-support.ts';
 
-let queue = recordQueue();
-afterEach(() => {
-  queue.restore();
-  queue = recordQueue();
-});
+const queue = useRecordedQueue();
 
 const events = () => eventMessagesOf(queue.messages);
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();

@@ -7,7 +7,7 @@
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import type { ConsentState, CustomerAction, QueueMessage } from '@attune/shared-schema';
-import { vi } from 'vitest';
+import { afterEach, vi } from 'vitest';
 import { isInHoldout } from '../decide/holdout.ts';
 import { type SignatureForm, signUserId, signUserIdUntil } from '../identity/index.ts';
 import worker from '../index.ts';
@@ -228,6 +228,33 @@ export function recordQueue(
       batch.mockRestore();
       single.mockRestore();
     },
+  };
+}
+
+/**
+ * The queue recorded for a whole test file: each test starts with an empty recording. The
+ * handle stays one object for the file; `restart()` begins a fresh recording inside a test
+ * (after the test made the queue fail, or to see only what a later step sends).
+ */
+export function useRecordedQueue(target: Env = env): {
+  readonly messages: QueueMessage[];
+  readonly calls: QueueMessage[][];
+  restart(): void;
+} {
+  let recording = recordQueue(target);
+  const restart = () => {
+    recording.restore();
+    recording = recordQueue(target);
+  };
+  afterEach(restart);
+  return {
+    get messages() {
+      return recording.messages;
+    },
+    get calls() {
+      return recording.calls;
+    },
+    restart,
   };
 }
 

@@ -15,7 +15,7 @@ import type {
   ErasureMessage,
   ProfileMessage,
 } from '@attune/shared-schema';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { QUEUE_SEND_BUDGET_MS } from '../ingest/queue-producer.ts';
 import {
   ADMIN_HEADERS,
@@ -28,11 +28,11 @@ import {
   ORIGIN,
   people,
   productView,
-  recordQueue,
   SITE,
   segment,
   signed,
   stuckQueueCall,
+  useRecordedQueue,
   WRITE_KEY,
   within,
 } from '../ingest/test-support.ts';
@@ -41,11 +41,7 @@ import { MAX_BROWSERS } from './model.ts';
 import { type ErasureResult, ProfileDO } from './profile-do.ts';
 import type { PersonKey } from './types.ts';
 
-let queue = recordQueue();
-afterEach(() => {
-  queue.restore();
-  queue = recordQueue();
-});
+const queue = useRecordedQueue();
 
 /** A person signed in from `count` browsers: each became an alias of the person. */
 async function signedInBrowsers(
@@ -208,7 +204,7 @@ describe('the copy a browser keeps of what it handed over', () => {
       (await collect([productView(b, 'p2', 'hats', { userId, userIdSignature: signature })])).status,
     ).toBe(500);
     vi.restoreAllMocks();
-    queue = recordQueue();
+    queue.restart();
     return { b, userId, signature, browser: profileStub(env, SITE, `anon:${b}`) };
   }
 
@@ -462,8 +458,7 @@ describe('an erasure that fails part-way', () => {
     const failed = await people(`user:${userId}`, 'DELETE');
     expect(failed.status).toBeGreaterThanOrEqual(500);
     vi.restoreAllMocks();
-    queue.restore();
-    queue = recordQueue();
+    queue.restart();
 
     const retried = await people(`user:${userId}`, 'DELETE');
     expect(retried.status).toBe(200);
@@ -581,8 +576,7 @@ describe('an erasure whose message could not be queued', () => {
     expect(failed.status).toBe(503);
     expect(failed.headers.get('retry-after')).toBe('5');
     expect(((await failed.json()) as { error: { code: string } }).error.code).toBe('queue_unavailable');
-    queue.restore();
-    queue = recordQueue();
+    queue.restart();
     const retried = await people(key, 'DELETE');
     expect(retried.status).toBe(200);
     return queue.messages.find((m): m is ErasureMessage => m.kind === 'erasure');

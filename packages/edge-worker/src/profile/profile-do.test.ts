@@ -11,10 +11,10 @@ import {
   makeEvent,
   people,
   productView,
-  recordQueue,
   SITE,
   signed,
   storedTables,
+  useRecordedQueue,
 } from '../ingest/test-support.ts';
 import { profileStub, recordOffer, viewProfile } from './client.ts';
 import type { ProfileDO } from './profile-do.ts';
@@ -25,11 +25,7 @@ const EDGE_ONLY = '&scope=edge';
 /** How long a retention alarm waits at most (RETENTION_RECHECK_MS in profile-do.ts). */
 const WEEK_MS = 7 * 86_400_000;
 
-let queue = recordQueue();
-afterEach(() => {
-  queue.restore();
-  queue = recordQueue();
-});
+const queue = useRecordedQueue();
 
 describe('access and erasure', () => {
   it('GET /v1/people/:id returns everything held, only to the admin', async () => {

@@ -9,7 +9,7 @@ import {
   eventMessagesOf,
   validateEvent,
 } from '@attune/shared-schema';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import {
@@ -27,9 +27,9 @@ import {
   collect,
   consentFor,
   makeEvent,
-  recordQueue,
   SITE,
   signed,
+  useRecordedQueue,
 } from '../ingest/test-support.ts';
 import { viewProfile } from '../profile/client.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
@@ -173,11 +173,7 @@ describe('recommendations and the person’s recorded choice', () => {
 
 /** Recommendations and promotions through the whole ingest path (collect → ProfileDO → triggers → queue). */
 describe('triggers through the ingest path', () => {
-  let queue = recordQueue();
-  afterEach(() => {
-    queue.restore();
-    queue = recordQueue();
-  });
+  const queue = useRecordedQueue();
 
   const marketingOnly = consentFor('analytics', 'marketing');
   /** A consent choice as the banner sends it. */

@@ -4,7 +4,7 @@
  * under the same keys.
  */
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   anonId,
   collect,
@@ -12,8 +12,8 @@ import {
   makeEvent,
   people,
   productView,
-  recordQueue,
   signed,
+  useRecordedQueue,
 } from '../../src/ingest/test-support.ts';
 import {
   consentMessage,
@@ -27,11 +27,7 @@ import {
   uniqueId,
 } from './support.ts';
 
-let queue = recordQueue();
-afterEach(() => {
-  queue.restore();
-  queue = recordQueue();
-});
+const queue = useRecordedQueue();
 
 /** Delivers what the Worker queued so far to the real consumer, as the queue would. */
 const sync = () => syncQueued(queue.messages);

@@ -5,7 +5,7 @@
  * messages still in flight and the late events of either browser included; and each event
  * in Directus names the choice it was collected under.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   anonId,
   collect,
@@ -13,17 +13,13 @@ import {
   makeEvent,
   people,
   productView,
-  recordQueue,
   segment,
   signed,
+  useRecordedQueue,
 } from '../../src/ingest/test-support.ts';
 import { admin, consume, deliveries, rows, syncQueued, uniqueId } from './support.ts';
 
-let queue = recordQueue();
-afterEach(() => {
-  queue.restore();
-  queue = recordQueue();
-});
+const queue = useRecordedQueue();
 
 /** Delivers what the Worker queued so far to the real consumer, as the queue would. */
 const sync = () => syncQueued(queue.messages);

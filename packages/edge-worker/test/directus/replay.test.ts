@@ -6,7 +6,7 @@
 
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { eventMessagesOf, type QueueMessage } from '@attune/shared-schema';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import worker from '../../src/index.ts';
 import {
   anonId,
@@ -14,17 +14,13 @@ import {
   consentFor,
   makeEvent,
   productView,
-  recordQueue,
+  useRecordedQueue,
 } from '../../src/ingest/test-support.ts';
 import type { ProfileView } from '../../src/profile/types.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
 import { consume, deliveries, env, rows } from './support.ts';
 
-let queue = recordQueue();
-afterEach(() => {
-  queue.restore();
-  queue = recordQueue();
-});
+const queue = useRecordedQueue();
 
 async function replay(personKey: string, token = DIRECTUS_TEST.adminToken): Promise<Response> {
   const ctx = createExecutionContext();
