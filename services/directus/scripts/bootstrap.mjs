@@ -84,7 +84,7 @@ const IDS = {
 };
 
 /** The collections whose rows the edge skips when it cannot read them, checked as they are written. */
-const WRITE_CHECKED_COLLECTIONS = ['trigger_rules', 'consent_categories'];
+const WRITE_CHECKED_COLLECTIONS = ['trigger_rules', 'consent_categories', 'products', 'slot_content'];
 
 /** The repo's .dev.vars (the Worker's local secrets), so Directus and the Worker agree. */
 function workerDevVars() {
@@ -510,7 +510,7 @@ async function applyFlows(api) {
 }
 
 /**
- * The blocking Flow that refuses a trigger rule or consent category the edge could not read
+ * The blocking Flow that refuses a trigger rule, consent category, product or slot variant the edge could not read
  * (WRITE_CHECK_SCRIPT says what and why). A filter Flow's run that ends in a rejected
  * operation fails the write with that operation's error, and Directus answers a plain Error
  * (the script's throw) as 500 "An unexpected error occurred." to anyone but an admin: so the
@@ -526,7 +526,7 @@ async function applyWriteCheckFlow(api) {
       icon: 'rule',
       color: '#E35169',
       description:
-        "Refuses a trigger rule or consent category the edge could not read (it would skip it, with a line in the Worker's log alone), naming the field and what to write.",
+        "Refuses a trigger rule, consent category, product or slot variant the edge could not read (it would skip it, with a line in the Worker's log alone), naming the field and what to write.",
       status: 'active',
       trigger: 'event',
       // A check has nothing to record: the write it lets through is logged as usual.

@@ -180,22 +180,29 @@ const CONSENT_LABEL = ConsentCategoryConfigSchema.shape.label;
 const CONSENT_DESCRIPTION = ConsentCategoryConfigSchema.shape.description;
 
 /**
- * The check of a blocking ("filter") Flow on create and update of `trigger_rules` and
- * `consent_categories`: it throws, naming each field and what to write instead, when the
- * edge could not read what is being saved. The edge skips such a row (a trigger rule never
- * fires; a consent category is left out, or a purpose keeps its built-in wording) with a
- * line in the Worker's log the marketer never sees. Field validations cannot say this: they
+ * The check of a blocking ("filter") Flow on create and update of `trigger_rules`,
+ * `consent_categories`, `products` and `slot_content`: it throws, naming each field and what
+ * to write instead, when the edge could not read what is being saved. The edge skips such a
+ * row (a trigger rule never fires; a consent category is left out, or a purpose keeps its
+ * built-in wording; a product is never recommended; a slot variant without a title or kind
+ * is never served, so the page keeps its own content) with a line in the Worker's log the
+ * marketer never sees. Field validations cannot say this: they
  * are not applied to a field a create leaves out, and cannot look inside JSON.
  *
  * It refuses exactly what the edge cannot read, no more, as the edge reads it:
- * - trigger rules: packages/edge-worker/src/catalog/source.ts, TriggerRuleSchema (zod;
- *   unknown keys are ignored, a key present must hold its type: null is not "left out");
+ * - trigger rules, products, slot content: packages/edge-worker/src/catalog/source.ts,
+ *   TriggerRuleSchema, ProductSchema, SlotVariantSchema (zod; unknown keys are ignored, a
+ *   key present must hold its type: null is not "left out"; a product's `price` left out of
+ *   a create is Directus's default, 0, and a blank one, which hides the product on purpose, is
+ *   let through);
  * - consent categories: packages/edge-worker/src/config/consent-config.ts,
  *   consentConfigFromRows, which checks a row with shared-schema's
  *   ConsentCategoryConfigSchema (a label of 1–128 characters; a description of text up to
  *   2,000 characters; a description that is not text counts as none).
- * write-check.test.mjs holds it to both.
- * A create is judged whole (`on` and `label` are required); an update only by the fields it
+ * write-check.test.mjs holds it to them.
+ * A create is judged whole (`on`, `label`, a product's `title`, `slug` and `category`, a slot
+ * variant's `slot`, `kind` and `title` are required: Directus's API does not enforce
+ * `required` on a field a create leaves out); an update only by the fields it
  * changes (the others were judged when saved). What the field validations of schema.mjs
  * refuse anyway (an `on` that is not an event name, a key, a blank label, a label that is
  * not text) is left to them.
@@ -325,6 +332,78 @@ function triggerRuleProblems(row, creating) {
   return problems;
 }
 
+/** A JSON list of texts (tags), given as JSON or its text, as jsonObject reads an object; empty is none. */
+function jsonTexts(v, path, rule) {
+  if (typeof v === 'string') v = parsed(v);
+  if (v === null) return [];
+  if (typeof v === 'string') v = parsed(v);
+  return rule.ok(v) ? [] : [problem(path, rule, v)];
+}
+/** A number as the edge reads it: Number() of what Directus holds (empty is 0), whole if asked. */
+function coerced(whole, what) {
+  return {
+    ok: function (v) {
+      var n = Number(v);
+      return isFinite(n) && (!whole || Math.floor(n) === n);
+    },
+    what: what
+  };
+}
+/** Whether a text field the edge needs is missing: left out of a create, or emptied (null) by any write. */
+function missing(row, name, creating) {
+  return creating ? row[name] === undefined || row[name] === null : has(row, name) && row[name] === null;
+}
+
+var PRODUCT_TAGS = texts(50, 64, 'a JSON list of up to 50 tags of up to 64 characters each, such as ["jacket", "waterproof"], or empty');
+/*
+ * A blank price (empty or null) is let through: the edge and the shop hide a product without
+ * a price on purpose (not on sale yet), rather than sell it at 0.00.
+ */
+var PRICE = {
+  ok: function (v) {
+    if (v === null || (typeof v === 'string' && v.trim() === '')) return true;
+    var n = typeof v === 'string' ? Number(v) : v;
+    return typeof n === 'number' && n >= 0;
+  },
+  what: 'a number of 0 or more, such as 49.9'
+};
+var CURRENCY = pattern(/^[A-Z]{3}$/, 'three capital letters, such as EUR, or empty for EUR');
+var STOCK = coerced(true, 'a whole number, such as 12, or empty for 0');
+
+function productProblems(row, creating) {
+  var problems = [];
+  var required = { title: 'the name shops and recommendations show', slug: "the product page's address, such as trail-jacket", category: 'the category it is recommended under, such as outdoor' };
+  for (var name in required) {
+    if (missing(row, name, creating) || (name !== 'title' && row[name] === '')) problems.push(name + ' is required: ' + required[name]);
+    else if (typeof row[name] === 'string' && row[name].length > (name === 'title' ? 2000 : 128))
+      problems.push(name + ' must be at most ' + (name === 'title' ? 2000 : 128) + ' characters (got ' + row[name].length + ')');
+  }
+  if (has(row, 'price') && !PRICE.ok(row.price)) problems.push(problem('price', PRICE, row.price));
+  if (has(row, 'currency') && row.currency !== null && !CURRENCY.ok(row.currency)) problems.push(problem('currency', CURRENCY, row.currency));
+  if (has(row, 'stock') && !STOCK.ok(row.stock)) problems.push(problem('stock', STOCK, row.stock));
+  if (has(row, 'tags')) problems = problems.concat(jsonTexts(row.tags, 'tags', PRODUCT_TAGS));
+  return problems;
+}
+
+var KINDS = ['banner', 'promo', 'recommendations'];
+var TARGETS = texts(50, 200, 'a JSON list of up to 50 names of up to 200 characters each, or empty for everyone');
+var PRIORITY = coerced(false, 'a number, such as 10, or empty for 0');
+
+function slotVariantProblems(row, creating) {
+  var problems = [];
+  if (missing(row, 'slot', creating) || row.slot === '') problems.push('slot is required: the data-attune-slot name of the pages it fills, such as hero');
+  if (missing(row, 'kind', creating)) problems.push('kind is required: banner, promo or recommendations');
+  else if (has(row, 'kind') && KINDS.indexOf(row.kind) < 0) problems.push('kind must be banner, promo or recommendations (got ' + shown(row.kind) + ')');
+  if (missing(row, 'title', creating)) problems.push('title is required: the heading the slot shows (over the products, for recommendations)');
+  else if (typeof row.title === 'string' && row.title.length > 2000) problems.push('title must be at most 2000 characters (got ' + row.title.length + ')');
+  if (typeof row.body === 'string' && row.body.length > 20000) problems.push('body must be at most 20000 characters (got ' + row.body.length + ')');
+  if (has(row, 'isDefault') && !readsAsBoolean(row.isDefault)) problems.push('isDefault must be true or false (got ' + shown(row.isDefault) + ')');
+  if (has(row, 'priority') && !PRIORITY.ok(row.priority)) problems.push(problem('priority', PRIORITY, row.priority));
+  if (has(row, 'targetInterests')) problems = problems.concat(jsonTexts(row.targetInterests, 'targetInterests', TARGETS));
+  if (has(row, 'targetSegments')) problems = problems.concat(jsonTexts(row.targetSegments, 'targetSegments', TARGETS));
+  return problems;
+}
+
 function consentCategoryProblems(row, creating) {
   var problems = [];
   var label = 'the name the consent banner shows, ' + LABEL_MIN + ' to ' + LABEL_MAX + ' characters';
@@ -338,6 +417,8 @@ function consentCategoryProblems(row, creating) {
 }
 
 var CHECKS = {
+  products: { problems: productProblems, what: 'product (it would skip it: no recommendation or page would show it)' },
+  slot_content: { problems: slotVariantProblems, what: 'slot content (it would skip it: pages would keep their own content)' },
   trigger_rules: { problems: triggerRuleProblems, what: 'trigger rule (it would skip it: the rule would never fire)' },
   consent_categories: {
     problems: consentCategoryProblems,

@@ -348,6 +348,8 @@ export const COLLECTIONS = [
       str('kind', {
         length: 32,
         meta: {
+          // The edge serves no variant without a kind or a title (the write check Flow refuses one).
+          required: true,
           interface: 'select-dropdown',
           options: {
             choices: ['banner', 'promo', 'recommendations'].map((value) => ({ text: value, value })),
@@ -356,7 +358,9 @@ export const COLLECTIONS = [
           validation_message: 'banner, promo or recommendations',
         },
       }),
-      str('title'),
+      str('title', {
+        meta: { required: true, note: 'The heading the slot shows (over the products, for recommendations)' },
+      }),
       text('body'),
       str('image'),
       str('href'),

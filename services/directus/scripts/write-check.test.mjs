@@ -23,7 +23,9 @@ registerHooks({
     };
   },
 });
-const { parseTriggerRules } = await import('../../../packages/edge-worker/src/catalog/source.ts');
+const { parseProducts, parseSlotContent, parseTriggerRules } = await import(
+  '../../../packages/edge-worker/src/catalog/source.ts'
+);
 const { consentConfigFromRows } = await import('../../../packages/edge-worker/src/config/consent-config.ts');
 
 /** The script's answer to a write: '' when it lets it through, else the message it fails the write with. */
@@ -74,7 +76,17 @@ function readBack(kind, v) {
     if (n === false || n === 0 || n === '0') return false;
     return n === '' ? null : n;
   }
+  if (kind === 'number')
+    return typeof v === 'string' && /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(v) ? Number(v) : v;
   return typeof v === 'number' || typeof v === 'boolean' ? String(Number(v)) : v;
+}
+
+/** Whether the edge reads the row of `parse` Directus holds after this one was written (columns by kind). */
+function edgeReads(parse, kinds, row) {
+  const stored = Object.fromEntries(Object.entries(kinds).map(([f, kind]) => [f, readBack(kind, row[f])]));
+  const skipped = [];
+  parse([stored], skipped);
+  return skipped.length === 0;
 }
 
 const RULE_KINDS = {
@@ -204,6 +216,28 @@ const RULE_VALUES = {
 };
 
 const RULE = { id: 'rule-1', on: 'cart.item.added' };
+/** Holds the script to the edge on each value of each field: on a create, and on an update of a saved row. */
+function holdsToTheEdge(collection, values, { created: base, stored, edgeReads: reads, skip = [] }) {
+  for (const [field, list] of Object.entries(values)) {
+    it(`refuses a ${field} exactly when the edge would skip the row`, async () => {
+      for (const value of list) {
+        const shown = `${field} = ${JSON.stringify(value)?.slice(0, 60)}`;
+        const created = { ...base, [field]: value };
+        if (value === undefined) delete created[field];
+        const onCreate = await check(collection, 'create', created);
+        assert.equal(onCreate === '', reads({ ...stored, ...created }), `create with ${shown}: ${onCreate}`);
+        if (skip.includes(field)) continue;
+        const changed = value === undefined ? {} : { [field]: value };
+        const onUpdate = await check(collection, 'update', changed);
+        assert.equal(
+          onUpdate === '',
+          reads({ ...stored, ...base, ...changed }),
+          `update with ${shown}: ${onUpdate}`,
+        );
+      }
+    });
+  }
+}
 /** A rule as Directus holds it once saved (every column, defaults filled in). */
 const STORED_RULE = { ...RULE, enabled: true, when: null, recommend: null, promo: null };
 
@@ -285,9 +319,137 @@ describe('the write check, on consent categories', () => {
   });
 });
 
+const PRODUCT_KINDS = {
+  id: 'text',
+  slug: 'text',
+  title: 'text',
+  category: 'text',
+  tags: 'json',
+  price: 'number',
+  currency: 'text',
+  image: 'text',
+  stock: 'number',
+  popularity: 'number',
+};
+const PRODUCT = { id: 'p-1', slug: 'trail-jacket', title: 'Trail jacket', category: 'outdoor' };
+/** Columns a create leaves out, as Directus fills them in (schema.mjs defaults). */
+const PRODUCT_DEFAULTS = { price: 0, stock: 0, popularity: 0 };
+const LIST = (n, item) => Array(n).fill(item);
+
+const PRODUCT_VALUES = {
+  title: ['Trail jacket', '', x(255), 5, null, undefined],
+  slug: ['trail-jacket', x(128), x(129), '', null, undefined],
+  category: ['outdoor', '', null, undefined],
+  price: [0, 49.9, '49.9', ' 12 ', -1, '-1', '', ' ', 'free', null, undefined],
+  currency: ['EUR', null, 'eur', 'EURO', '€', undefined],
+  stock: [0, 12, '12', -3, 1.5, '1.5', '', 'many', null, undefined],
+  tags: [
+    null,
+    [],
+    ['jacket'],
+    LIST(50, 't'),
+    LIST(51, 't'),
+    [x(64)],
+    [x(65)],
+    [1],
+    'jacket',
+    'jacket, waterproof',
+    '["jacket"]',
+    JSON.stringify('["jacket"]'),
+    { jacket: true },
+    '',
+    'null',
+    '"null"',
+    undefined,
+  ],
+};
+
+describe('the write check, on products', () => {
+  // A blank price hides the product on purpose (not on sale yet): the check lets it through.
+  const blank = (price) => price === null || (typeof price === 'string' && price.trim() === '');
+  holdsToTheEdge('products', PRODUCT_VALUES, {
+    created: PRODUCT,
+    stored: PRODUCT_DEFAULTS,
+    edgeReads: (row) =>
+      edgeReads(parseProducts, PRODUCT_KINDS, blank(row.price) ? { ...row, price: 0 } : row),
+  });
+
+  it('names each field it refuses and what to write instead', async () => {
+    const message = await check('products', 'create', {
+      id: 'p',
+      title: 'Boots',
+      price: -5,
+      stock: 1.5,
+      tags: 'boots',
+    });
+    assert.match(message, /^Not saved: the edge could not read this product/);
+    assert.match(message, /\bslug is required: the product page's address, such as trail-jacket/);
+    assert.match(message, /\bcategory is required/);
+    assert.match(message, /\bprice must be a number of 0 or more, such as 49\.9 \(got -5\)/);
+    assert.match(message, /\bstock must be a whole number, such as 12, or empty for 0 \(got 1\.5\)/);
+  });
+});
+
+const SLOT_KINDS = {
+  id: 'text',
+  slot: 'text',
+  kind: 'text',
+  title: 'text',
+  body: 'text',
+  image: 'text',
+  href: 'text',
+  targetInterests: 'json',
+  targetSegments: 'json',
+  isDefault: 'boolean',
+  priority: 'number',
+};
+const VARIANT = { id: 'v-1', slot: 'hero', kind: 'banner', title: 'Ready for the trail?' };
+const VARIANT_DEFAULTS = { isDefault: false, priority: 0 };
+const TARGETS = [
+  null,
+  [],
+  ['category:outdoor'],
+  LIST(50, 't'),
+  LIST(51, 't'),
+  [x(200)],
+  [x(201)],
+  'outdoor',
+  '["high_value"]',
+  [5],
+  undefined,
+];
+
+const SLOT_VALUES = {
+  slot: ['hero', '', null, undefined],
+  kind: ['banner', 'promo', 'recommendations', 'Banner', '', null, undefined],
+  title: ['Ready for the trail?', '', x(255), 5, null, undefined],
+  body: ['Free shipping over 50', '', x(20000), x(20001), null, undefined],
+  isDefault: [true, false, 1, 0, '1', '0', '', 'yes', 2, undefined],
+  priority: [0, 10, -1, 2.5, '3', '', 'high', null, undefined],
+  targetInterests: TARGETS,
+  targetSegments: TARGETS,
+};
+
+describe('the write check, on slot content', () => {
+  holdsToTheEdge('slot_content', SLOT_VALUES, {
+    created: VARIANT,
+    stored: VARIANT_DEFAULTS,
+    edgeReads: (row) =>
+      edgeReads(parseSlotContent, SLOT_KINDS, { ...row, isDefault: row.isDefault ?? false }),
+  });
+
+  it('names the fields a variant needs to be served, and what to write', async () => {
+    const message = await check('slot_content', 'create', { id: 'v', slot: 'hero', body: 'Free shipping' });
+    assert.match(message, /^Not saved: the edge could not read this slot content/);
+    assert.match(message, /\bkind is required: banner, promo or recommendations/);
+    assert.match(message, /\btitle is required: the heading the slot shows/);
+    assert.match(await check('slot_content', 'update', { title: null }), /\btitle is required/);
+  });
+});
+
 describe('the write check script', () => {
   it('lets through what it does not check', async () => {
-    assert.equal(await check('products', 'create', { id: 'p', title: null }), '');
+    assert.equal(await check('orders', 'create', { id: 'o', total: null }), '');
     assert.equal(await check('trigger_rules', 'create', [{ id: 'r' }]), '');
   });
 

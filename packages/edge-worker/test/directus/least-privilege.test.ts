@@ -8,7 +8,7 @@
 import { BUILT_IN_SEGMENTS } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DIRECTUS_TEST } from './constants.mjs';
-import { admin, eventMessage, rows, uniqueId } from './support.ts';
+import { admin, eventMessage, eventually, rows, uniqueId } from './support.ts';
 
 /** A request with this static token; answers its status. */
 async function as(token: string, method: string, path: string, body?: unknown): Promise<number> {
@@ -79,7 +79,10 @@ describe('the attune-sync token', () => {
   });
 
   it('may not change the catalog, consent categories or sites', async () => {
-    expect(await asSync('POST', '/items/products', { id: 'p-forged', title: 'forged' })).toBe(403);
+    // A product the edge could read: the write check Flow (a filter) judges a write before
+    // Directus's permissions, and would answer 400 for one it could not.
+    const forged = { id: 'p-forged', slug: 'forged', title: 'forged', category: 'outdoor' };
+    expect(await asSync('POST', '/items/products', forged)).toBe(403);
     expect(await asSync('PATCH', '/items/consent_categories/marketing', { default: true })).toBe(403);
     expect(await asSync('DELETE', '/items/consent_categories/analytics')).toBe(403);
     expect(await asSync('POST', '/items/sites', { id: 'evil', write_key: 'pk_evil' })).toBe(403);
@@ -180,9 +183,8 @@ describe('the roles bootstrap makes for people', () => {
 
   it('a marketer edits products, slots, trigger rules and consent categories', async () => {
     const product = uniqueId('p-marketer');
-    expect(await as(marketer, 'POST', '/items/products', { id: product, title: 'New boots', price: 1 })).toBe(
-      200,
-    );
+    const boots = { id: product, slug: product, title: 'New boots', category: 'outdoor', price: 1 };
+    expect(await as(marketer, 'POST', '/items/products', boots)).toBe(200);
     expect(await as(marketer, 'PATCH', `/items/products/${product}`, { title: 'Better boots' })).toBe(200);
     expect(await as(marketer, 'DELETE', `/items/products/${product}`)).toBe(204);
     // A category of the marketer's own, on a site of its own (the others' policies stay as they are).
@@ -205,16 +207,21 @@ describe('the roles bootstrap makes for people', () => {
     expect(field.meta.interface).toBe('tags');
     expect(field.meta.options.presets).toEqual(Object.values(BUILT_IN_SEGMENTS));
     const slot = uniqueId('slot-segments');
-    const banner = { id: slot, slot: 'hero', kind: 'banner', targetSegments: ['cart_abandoner'] };
+    const banner = {
+      id: slot,
+      slot: 'hero',
+      kind: 'banner',
+      title: 'Come back',
+      targetSegments: ['cart_abandoner'],
+    };
     expect(await as(marketer, 'POST', '/items/slot_content', banner)).toBe(200);
     expect(await as(marketer, 'DELETE', `/items/slot_content/${slot}`)).toBe(204);
   });
 
   it('a marketer cannot save a value the edge would skip: the row would vanish from the shop', async () => {
     const product = uniqueId('p-checked');
-    expect(await as(marketer, 'POST', '/items/products', { id: product, title: 'Boots', price: 1 })).toBe(
-      200,
-    );
+    const boots = { id: product, slug: product, title: 'Boots', category: 'outdoor', price: 1 };
+    expect(await as(marketer, 'POST', '/items/products', boots)).toBe(200);
     expect(await as(marketer, 'PATCH', `/items/products/${product}`, { currency: 'eur' })).toBe(400);
     expect(await as(marketer, 'PATCH', `/items/products/${product}`, { popularity: 7 })).toBe(400);
     expect(
@@ -339,6 +346,65 @@ describe('the roles bootstrap makes for people', () => {
     expect(await stored()).toMatchObject([{ promo: { ...promo, discountPercent: 15 } }]);
     expect(await as(marketer, 'PATCH', `/items/trigger_rules/${id}`, { promo: null })).toBe(200);
     expect(await as(marketer, 'DELETE', `/items/trigger_rules/${id}`)).toBe(204);
+  });
+
+  it('a marketer cannot save a product or slot variant the edge would skip, and is told which field and what to do', async () => {
+    // Each was accepted, then skipped by the edge with a line in the Worker's log alone: the
+    // product never recommended, the banner never served (the page kept its own content).
+    const product = uniqueId('p-edge-checked');
+    const boots = { id: product, slug: product, title: 'Boots', category: 'outdoor', price: 49.9, stock: 3 };
+    for (const [body, field] of [
+      [{ ...boots, price: -5 }, /\bprice must be a number of 0 or more/],
+      [{ ...boots, stock: 1.5 }, /\bstock must be a whole number/],
+      [{ ...boots, tags: 'outdoor' }, /\btags must be a JSON list/],
+      [{ id: product, title: 'Boots', price: 1 }, /\bslug is required.*\bcategory is required/],
+    ] as const) {
+      const refused = await answer(marketer, 'POST', '/items/products', body);
+      expect(refused, JSON.stringify(body)).toMatchObject({ status: 400, code: 'INVALID_PAYLOAD' });
+      expect(refused.message).toMatch(/^Not saved: the edge could not read this product/);
+      expect(refused.message).toMatch(field);
+    }
+    expect(await rows('products', { id: { _eq: product } })).toEqual([]);
+    expect(await as(marketer, 'POST', '/items/products', { ...boots, tags: ['boots'] })).toBe(200);
+    const negative = await answer(marketer, 'PATCH', `/items/products/${product}`, { price: -1 });
+    expect(negative).toMatchObject({ status: 400, code: 'INVALID_PAYLOAD' });
+    // A cleared price takes the product off sale (the edge and the shop hide it): on purpose.
+    expect(await as(marketer, 'PATCH', `/items/products/${product}`, { price: null })).toBe(200);
+    expect(await as(marketer, 'DELETE', `/items/products/${product}`)).toBe(204);
+
+    const slot = uniqueId('banner-checked')
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]/g, '-');
+    const variant = { id: slot, slot, kind: 'banner', body: 'Free shipping over 50', isDefault: true };
+    const title = await admin<{ meta: { required: boolean } }>('GET', '/fields/slot_content/title');
+    expect(title.meta.required).toBe(true);
+    for (const [body, field] of [
+      [variant, /\btitle is required: the heading the slot shows/],
+      [
+        { ...variant, title: 'Free shipping', kind: null },
+        /\bkind is required: banner, promo or recommendations/,
+      ],
+    ] as const) {
+      const refused = await answer(marketer, 'POST', '/items/slot_content', body);
+      expect(refused, JSON.stringify(body)).toMatchObject({ status: 400, code: 'INVALID_PAYLOAD' });
+      expect(refused.message).toMatch(/^Not saved: the edge could not read this slot content/);
+      expect(refused.message).toMatch(field);
+    }
+    // Saved with a title, it reaches the shop's pages (the Flow's notice to the Worker).
+    expect(await as(marketer, 'POST', '/items/slot_content', { ...variant, title: 'Free shipping' })).toBe(
+      200,
+    );
+    const served = await eventually(async () => {
+      const res = await fetch(
+        `${DIRECTUS_TEST.workerUrl}/v1/decide?slots=${slot}&writeKey=pk_demo_attune&anonymousId=a-checked`,
+      );
+      const answered = (await res.json()) as { decisions: Record<string, { title?: string } | undefined> };
+      return answered.decisions[slot];
+    });
+    expect(served.title).toBe('Free shipping');
+    const emptied = await answer(marketer, 'PATCH', `/items/slot_content/${slot}`, { title: null });
+    expect(emptied).toMatchObject({ status: 400, code: 'INVALID_PAYLOAD' });
+    expect(await as(marketer, 'DELETE', `/items/slot_content/${slot}`)).toBe(204);
   });
 
   it("a marketer sees no person's data: profiles, events, consent records, orders, dead letters", async () => {
