@@ -64,21 +64,34 @@ const MAX_ATTRIBUTE = 128;
  * would have shown `&#8594;` on every page, not only on such a shop's.
  */
 export function asciiHtml(html: string): string {
-  // Odd parts are the `<script>` and `<style>` elements (split's captures).
-  return html
-    .split(RAW_TEXT_ELEMENT)
-    .map((part, i) =>
-      i % 2 ? part : part.replace(/[\u0080-\u{10ffff}]/gu, (ch) => `&#${ch.codePointAt(0)};`),
-    )
-    .join('');
+  return html.replace(RAW_TEXT_OR_NON_ASCII, (match, rawText: string | undefined) =>
+    rawText !== undefined ? rawText : references(match),
+  );
 }
 
 /**
- * A `<script>` or `<style>` element, whole. Its own expression, without the `u` flag:
- * case-insensitive under `u`, a range of non-ASCII characters takes in `s` and `k` (their
- * case-folded `ſ` and Kelvin sign), which then went in as references.
+ * A `<script>` or `<style>` element, whole, up to its own end tag (captured), or a run of
+ * non-ASCII code units. Its own expression, without the `u` flag: case-insensitive under
+ * `u`, a range of non-ASCII characters takes in `s` and `k` (their case-folded `ſ` and
+ * Kelvin sign), which then went in as references. The end tag must be the element's own
+ * (`\2`): a browser ends a script only at `</script`, so `<script>"</style>→"</script>` is
+ * script text throughout, and its `→` was turned into a reference the script then printed.
  */
-const RAW_TEXT_ELEMENT = /(<(?:script|style)\b[^>]*>[\s\S]*?<\/(?:script|style)\s*>)/i;
+const RAW_TEXT_OR_NON_ASCII = /(<(script|style)\b[^>]*>[\s\S]*?<\/\2\s*>)|[^\0-\x7f]+/gi;
+
+/**
+ * A run of non-ASCII text as references to its code points. The C1 controls (U+0080–U+009F)
+ * are dropped: they have no reference that means them (HTML reads `&#128;`–`&#159;` as the
+ * windows-1252 characters, `&#128;` as `€`), and as controls they are no text to show.
+ */
+function references(run: string): string {
+  let out = '';
+  for (const ch of run) {
+    const code = ch.codePointAt(0) ?? 0;
+    if (code > 0x9f) out += `&#${code};`;
+  }
+  return out;
+}
 
 function attribute(el: Element, name: string): string | undefined {
   const value = el.getAttribute(name);

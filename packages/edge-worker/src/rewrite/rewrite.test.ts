@@ -150,6 +150,25 @@ describe('rewriteSlots: slot content in a page of any charset', () => {
     });
     expect(await res.text()).toContain(`${raw}<p class="kiosk">Caf&#233;</p>`);
   });
+
+  it('drops the C1 controls, whose references a browser reads as windows-1252 characters (`&#128;` as €)', async () => {
+    // Text pasted from a mis-decoded document carries them (`\u0080`, `\u0085`, `\u009f`).
+    const filled = { ...FILLED, html: '<p>Price\u0080 5\u0085 \u009fÿ \u00a0€</p>' };
+    const res = rewriteSlots(originResponse([HEAD + ABOVE + SLOT + BELOW]), () => filled, {
+      deadline: Date.now() + 60_000,
+    });
+    expect(await res.text()).toContain('<p>Price 5 &#255; &#160;&#8364;</p>');
+  });
+
+  it('ends a <script> or <style> only at its own end tag, as a browser does', async () => {
+    const raw =
+      '<script>document.title = "</style> → ";</script><STYLE>b::after { content: "</script> →"; }</style>';
+    const filled = { ...FILLED, html: `${raw}<p>→</p>` };
+    const res = rewriteSlots(originResponse([HEAD + ABOVE + SLOT + BELOW]), () => filled, {
+      deadline: Date.now() + 60_000,
+    });
+    expect(await res.text()).toContain(`${raw}<p>&#8594;</p>`);
+  });
 });
 
 describe('rewriteSlots: a page with more slots than any page needs', () => {
