@@ -143,6 +143,40 @@ export function originEndsId(setCookies: readonly string[], id: string): boolean
   });
 }
 
+/**
+ * An origin's Set-Cookie line with a `Domain` only the origin's host is in moved to the host
+ * the browser asked, as nginx's `proxy_cookie_domain` does. The origin is asked on its own
+ * host, and a shop that writes its cookies for the host it was asked on (frameworks that
+ * derive the domain from the request) named the origin's: a browser rejects a cookie for a
+ * domain its page's host is not in, so sign-in or the cart broke behind the Worker. A
+ * domain the browser's host is in already reaches it (a parent domain both share), and one
+ * neither host is in was never the origin's to set: both are passed on as they are.
+ */
+export function publicSetCookie(line: string, originHost: string, browserHost: string): string {
+  const [pair = '', ...attributes] = line.split(';');
+  let moved = false;
+  const rewritten = attributes.map((attribute) => {
+    const eq = attribute.indexOf('=');
+    if (eq < 0 || attribute.slice(0, eq).trim().toLowerCase() !== 'domain') return attribute;
+    // A leading dot is ignored (RFC 6265, 5.2.3), and domains compare case-insensitively.
+    const domain = attribute
+      .slice(eq + 1)
+      .trim()
+      .replace(/^\./, '')
+      .toLowerCase();
+    if (domain === '' || inDomain(browserHost, domain) || !inDomain(originHost, domain)) return attribute;
+    moved = true;
+    return ` Domain=${browserHost}`;
+  });
+  return moved ? [pair, ...rewritten].join(';') : line;
+}
+
+/** Whether a host is in a cookie domain: the domain itself, or a name under it (RFC 6265, 5.1.3). */
+function inDomain(host: string, domain: string): boolean {
+  const name = host.toLowerCase();
+  return name === domain || (name.endsWith(`.${domain}`) && !/^[\d.]+$|:/.test(name));
+}
+
 /** Whether a string is an acceptable anonymous id (query parameter or cookie). */
 export function isAnonymousId(value: string): boolean {
   return ID_PATTERN.test(value);

@@ -6,7 +6,7 @@
  * `data-attune-slot` elements filled while streaming (see ../rewrite), and a HEAD of such
  * a page gets the GET's caching headers; everything else — other content types, other
  * methods, non-200 answers — passes through untouched, but for a redirect to the origin's
- * own host, which is moved to the shop's.
+ * own host and a cookie for it, which are moved to the shop's.
  */
 import type { ConsentState, EventMessage } from '@attune/shared-schema';
 import { applyGpc, consentInForce, LIMITS, readJsonText, type SlotDecision } from '@attune/shared-schema';
@@ -42,6 +42,7 @@ import {
   isEndedId,
   originEndsId,
   parseCookies,
+  publicSetCookie,
   visitorOfBatch,
 } from './cookies.ts';
 import { serveSdk } from './sdk.ts';
@@ -533,7 +534,7 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       });
     }
     if (upstream.status === 101) return upstream;
-    upstream = withPublicLocation(upstream, origin, url);
+    upstream = withPublicCookies(withPublicLocation(upstream, origin, url), origin, url);
     const secure = url.protocol === 'https:';
     // The site ended this browser's id (its sign-out or erasure expired `attune_aid`): the
     // browser keeps that in `attune_ended`, so no late collect answer writes the id back. The
@@ -799,6 +800,17 @@ function withPublicLocation(upstream: Response, origin: URL, url: URL): Response
   const moved = new Response(upstream.body, upstream);
   moved.headers.set('location', `${url.origin}${target.pathname}${target.search}${target.hash}`);
   return moved;
+}
+
+/** The origin's answer with its cookies for the origin's own host moved to the browser's (see `publicSetCookie`). */
+function withPublicCookies(upstream: Response, origin: URL, url: URL): Response {
+  const lines = upstream.headers.getSetCookie();
+  const moved = lines.map((line) => publicSetCookie(line, origin.hostname, url.hostname));
+  if (moved.every((line, i) => line === lines[i])) return upstream;
+  const answer = new Response(upstream.body, upstream);
+  answer.headers.delete('set-cookie');
+  for (const line of moved) answer.headers.append('set-cookie', line);
+  return answer;
 }
 
 /**

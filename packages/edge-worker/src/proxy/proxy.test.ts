@@ -840,6 +840,28 @@ describe('edge proxy: what passes through untouched', () => {
     expect(away.headers.get('location')).toBe('https://pay.example.com/checkout');
   });
 
+  it('moves a cookie the origin sets for its own host to the shop’s host, so the browser keeps it', async () => {
+    // The origin is asked on its own host, and a shop that writes its session cookie for the
+    // host it was asked on named the origin's: a browser on the shop's host rejects such a
+    // cookie, and sign-in or the cart broke behind the Worker.
+    const signIn = await exports.default.fetch(`${SHOP}/api/signin`, { method: 'POST' });
+    expect(signIn.headers.getSetCookie()).toEqual([
+      'shop_session=s1; Domain=127.0.0.1; Path=/; HttpOnly; SameSite=Lax',
+      'shop_cart=c1; path=/; Domain=127.0.0.1',
+      'shop_region=eu; Path=/; Domain=127.0.0.1',
+      // A domain neither host is in was never the origin's to set: passed on as it is.
+      'shop_other=x; Path=/; Domain=elsewhere.example',
+      'shop_plain=p; Path=/',
+    ]);
+    // A parent domain the shop's host is in too already reaches it (and its other hosts).
+    const onSibling = await exports.default.fetch('http://www.fixture.test/api/signin', { method: 'POST' });
+    expect(onSibling.headers.getSetCookie().slice(0, 3)).toEqual([
+      'shop_session=s1; Domain=www.fixture.test; Path=/; HttpOnly; SameSite=Lax',
+      'shop_cart=c1; path=/; Domain=www.fixture.test',
+      'shop_region=eu; Path=/; Domain=fixture.test',
+    ]);
+  });
+
   it('passes a WebSocket handshake on to the origin, and the socket carries messages both ways', async () => {
     const res = await exports.default.fetch(`${SHOP}/live`, {
       headers: {
