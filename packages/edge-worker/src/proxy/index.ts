@@ -6,7 +6,8 @@
  * `data-attune-slot` elements filled while streaming (see ../rewrite), and a HEAD of such
  * a page gets the GET's caching headers; everything else — other content types, other
  * methods, non-200 answers — passes through untouched, but for a redirect to the origin's
- * own host and a cookie for it, which are moved to the shop's.
+ * own host and a cookie for it, which are moved to the shop's. A page is marked as varying on
+ * Cookie for everyone: once consent writes one, the same URL may be personalized.
  */
 import type { ConsentState, EventMessage } from '@attune/shared-schema';
 import { applyGpc, consentInForce, LIMITS, readJsonText, type SlotDecision } from '@attune/shared-schema';
@@ -553,12 +554,21 @@ function proxyToOrigin(options: EdgeProxyOptions) {
       markPrivate(head.headers, true);
       return head;
     }
+    if (pageHead) {
+      const head = new Response(upstream.body, upstream);
+      varyOnCookie(head.headers);
+      return head;
+    }
     if (!document) return upstream;
     // Normally settled long before the origin answers (sites are in isolate memory).
     const site = await siteLookup.catch(() => undefined);
     if (!site) return upstream;
 
     const response = new Response(upstream.body, upstream);
+    // The page is the origin's for a visitor without a person cookie, and may be personalized
+    // once consent writes one: a copy kept now (the origin's `public, max-age`, in the browser
+    // or a cache in front) must not be shown for the same URL then.
+    varyOnCookie(response.headers);
     if (!settled || aid === undefined) {
       // A fresh visitor: mint the first-party id only if their consent cookie allows storing
       // one under the site's policy in force (a choice made under an earlier version is asked
@@ -835,12 +845,20 @@ function markPrivate(headers: Headers, rewritten: boolean): void {
   headers.set('cache-control', personalCacheControl(headers.get('cache-control')));
   for (const h of ['cdn-cache-control', 'cloudflare-cdn-cache-control', 'surrogate-control'])
     headers.delete(h);
-  headers.append('vary', 'Cookie');
+  varyOnCookie(headers);
   if (rewritten) {
     headers.delete('content-length');
     headers.delete('etag');
     headers.delete('last-modified');
   }
+}
+
+/** Names `Cookie` in a page's `Vary`, once (the origin may have named it, or `*`). */
+function varyOnCookie(headers: Headers): void {
+  const vary = headers.get('vary');
+  if (vary === null || vary.trim() === '') headers.set('vary', 'Cookie');
+  else if (!vary.split(',').some((name) => ['cookie', '*'].includes(name.trim().toLowerCase())))
+    headers.set('vary', `${vary}, Cookie`);
 }
 
 /**

@@ -242,6 +242,25 @@ describe('edge proxy: slots filled in the HTML response', () => {
     expect(res.headers.getSetCookie().some((c) => c.startsWith('attune_aid='))).toBe(false);
   });
 
+  it('marks a page served without a person cookie as varying on Cookie, so a copy kept before consent is not shown after it', async () => {
+    // The origin lets its page be kept a minute (`public, max-age=60`). Kept before the visitor
+    // consented, a browser or a cache in front showed that copy, unpersonalized, for the
+    // same URL after consent wrote attune_aid: nothing said the page depends on the cookie.
+    for (const cookie of [undefined, 'shop_session=s1', 'attune_consent=%7Bbroken']) {
+      const res = await page('/products/trail-jacket', cookie);
+      await res.arrayBuffer();
+      expect(res.headers.get('cache-control')).toBe('public, max-age=60');
+      expect(res.headers.get('vary')).toBe('Cookie');
+    }
+    // Named once, beside what the origin varies on.
+    const varied = await page('/varied');
+    await varied.arrayBuffer();
+    expect(varied.headers.get('vary')).toBe('Accept-Language, cookie');
+    // Not a page (an image, a script, JSON): not rewritten for anyone, left as it is.
+    const js = await page('/app.js');
+    expect(js.headers.get('vary')).toBeNull();
+  });
+
   it('answers methods a page does not use (TRACE, PROPFIND) itself, 405, without forwarding the cookies', async () => {
     for (const method of ['TRACE', 'PROPFIND']) {
       const res = await exports.default.fetch(`${SHOP}/products/trail-jacket`, {
@@ -336,13 +355,15 @@ describe('edge proxy: HEAD of a person’s page', () => {
     expect(await head.text()).toBe('');
   });
 
-  it('of a page without a person cookie stays the origin’s', async () => {
+  it('of a page without a person cookie stays the origin’s, varying on Cookie as its GET does', async () => {
     const head = await exports.default.fetch(`${SHOP}/products/trail-jacket`, {
       method: 'HEAD',
       headers: { accept: 'text/html' },
     });
     expect(head.headers.get('cache-control')).toBe('public, max-age=60');
     expect(head.headers.get('etag')).toBe('"origin-etag"');
+    // As its GET: the page depends on the cookie.
+    expect(head.headers.get('vary')).toBe('Cookie');
   });
 });
 
