@@ -26,6 +26,9 @@
  * Both are written by the first-party collect (`/attune/collect`) from the newest event of
  * an accepted batch — its anonymous id and the consent it was sent under — so the SDK (which
  * writes no cookie itself) and the edge name the same person with no code on the site.
+ *
+ * The origin's own cookies pass through the proxy as it set them, but for a `Domain` only
+ * the origin's host is in, which is moved to the shop's (`publicSetCookie`).
  */
 import { createHash } from 'node:crypto';
 import { type ConsentState, ConsentStateSchema, isGranted, LIMITS } from '@attune/shared-schema';
