@@ -47,7 +47,7 @@ function reportWeakSalt(site: Site, instead: string): void {
   logOnce(
     `ip-salt:${site.id}:${instead}`,
     'error',
-    `site identitySecret is shorter than ${MIN_IDENTITY_SECRET_CHARS} characters: its IP pseudonyms are salted with ${instead} instead, since anyone guessing a placeholder could recover addresses from them (set a long random identitySecret)`,
+    `site identitySecret is shorter than ${MIN_IDENTITY_SECRET_CHARS} characters, or not the site's own: its IP pseudonyms are salted with ${instead} instead, since anyone guessing a placeholder, or holding the secret elsewhere, could recover addresses from them (set a long random identitySecret of the site's own)`,
     { siteId: site.id },
   );
 }

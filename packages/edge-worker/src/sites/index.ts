@@ -256,8 +256,9 @@ function readSiteSecrets(secretsText: string, listed: ReadonlySet<string>): Secr
  * traffic), and a site whose server key equals a write key (write keys are public: anyone
  * could send trusted events with unsigned user ids). An identity secret or server key too
  * short to be secret is not a reason to skip the site (its browsers' anonymous traffic is
- * still served): that secret is simply not honoured, and logged. Invalid rate limits are
- * logged and the defaults used.
+ * still served): that secret is simply not honoured, and logged; so is an identity secret
+ * that is not the site's own (foreignIdentitySecret). Invalid rate limits are logged and the
+ * defaults used.
  */
 function buildDirectory(
   sitesText: string | undefined,
@@ -311,6 +312,19 @@ function buildDirectory(
         `site identitySecret is shorter than ${MIN_IDENTITY_SECRET_CHARS} characters (a placeholder?): no user id signed with it is taken (such events are refused, decisions are anonymous) until it is a long random secret; the site's anonymous traffic is served`,
         { siteId: s.id },
       );
+    const notOwn = foreignIdentitySecret(
+      secret.identitySecret,
+      s.id,
+      list.sites,
+      secrets.valid,
+      workerSecrets,
+    );
+    if (notOwn !== undefined)
+      log(
+        'error',
+        `site identitySecret is ${notOwn}: no user id signed with it is taken (such events are refused, decisions are anonymous) until the site has a long random secret of its own; the site's anonymous traffic is served`,
+        { siteId: s.id },
+      );
     const rate = RateLimitSchema.safeParse(s.settings.rateLimit ?? {});
     if (!rate.success) {
       const issue = rate.error.issues[0];
@@ -324,7 +338,8 @@ function buildDirectory(
       id: s.id,
       writeKey: s.writeKey,
       allowedOrigins: s.allowedOrigins.map((o) => normalizeOrigin(o, s.id)),
-      identitySecret: secret.identitySecret,
+      // Not its own: verifies nothing, as a short one does (identity/index.ts).
+      identitySecret: notOwn === undefined ? secret.identitySecret : '',
       signatures: signatureForm(s.id, s.settings.identity),
       ...(serverKey !== undefined && { serverKey }),
       settings: { ...s.settings, rateLimit: { ...DEFAULT_RATE_LIMIT, ...(rate.success ? rate.data : {}) } },
@@ -335,6 +350,32 @@ function buildDirectory(
   }
   grantPrivacyTokens(directory, secrets.valid, writeKeys, workerSecrets);
   return directory;
+}
+
+/**
+ * Why a site's identity secret is not its own, or undefined when it is (or is too short to
+ * matter: that is logged on its own). A signature names a user id, not a site: with a secret
+ * two sites share, the user id one shop signed (`jane@example.com`, registered there by
+ * anyone) signs that person in on the other; with a write key (public: every page of its site
+ * carries it) anyone signs in as anyone; with a server key or one of the Worker's own secrets,
+ * whoever holds that (another shop's server, Directus's environment) does.
+ */
+function foreignIdentitySecret(
+  identitySecret: string,
+  siteId: string,
+  sites: readonly { id: string; writeKey: string }[],
+  secrets: ReadonlyMap<string, SiteSecrets>,
+  workerSecrets: ReadonlySet<string>,
+): string | undefined {
+  if (identitySecret.length < MIN_IDENTITY_SECRET_CHARS) return undefined;
+  if (sites.some((site) => site.writeKey === identitySecret)) return 'a write key, which is public';
+  const others = sites.filter((site) => site.id !== siteId).map((site) => secrets.get(site.id));
+  if (others.some((other) => other?.identitySecret === identitySecret))
+    return "another site's identity secret too";
+  if (sites.some((site) => secrets.get(site.id)?.serverKey === identitySecret)) return "a site's server key";
+  if (workerSecrets.has(identitySecret))
+    return "one of the Worker's own secrets (ADMIN_TOKEN, DIRECTUS_TOKEN or HOOK_SECRET)";
+  return undefined;
 }
 
 /**
@@ -378,11 +419,13 @@ function grantPrivacyTokens(
   workerSecrets: ReadonlySet<string>,
 ): void {
   const sites = [...directory.byId.values()];
-  // A site's other secrets: its server can sign user ids or send server events with them.
+  // A site's other secrets: its server can sign user ids or send server events with them
+  // (as configured: one the directory does not honour is still held by that server).
   const siteSecrets = new Set(
-    sites.flatMap((site) =>
-      (site.serverKey === undefined ? [] : [site.serverKey]).concat(site.identitySecret),
-    ),
+    sites.flatMap((site) => {
+      const own = secrets.get(site.id);
+      return own === undefined ? [] : [own.serverKey, own.identitySecret];
+    }),
   );
   const tokenOf = (site: Site) => secrets.get(site.id)?.privacyToken;
   const tokens = sites.flatMap((site) => tokenOf(site) ?? []);

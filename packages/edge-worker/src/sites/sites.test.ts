@@ -367,3 +367,53 @@ describe('secrets too short to be secret', () => {
     });
   });
 });
+
+describe("an identity secret that is not the site's own", () => {
+  it('shared with another site, public, a server key or a Worker secret: signs no one in, the site is still served, and the log says why without the value', async () => {
+    const config = {
+      ...configured(
+        [
+          { id: 'one', writeKey: 'pk_one' },
+          { id: 'two', writeKey: 'pk_two' },
+          { id: 'three', writeKey: 'pk_three_public_write_key' },
+          { id: 'four', writeKey: 'pk_four' },
+          { id: 'five', writeKey: 'pk_five' },
+          { id: 'six', writeKey: 'pk_six' },
+        ],
+        JSON.stringify({
+          one: { identitySecret: 'identity-secret-shared', serverKey: 'sk_server_key_one' },
+          two: { identitySecret: 'identity-secret-shared', serverKey: 'sk_server_key_two' },
+          three: { identitySecret: 'pk_three_public_write_key', serverKey: 'sk_server_key_three' },
+          four: { identitySecret: 'sk_server_key_one', serverKey: 'sk_server_key_four' },
+          five: { identitySecret: 'hook-secret-of-the-worker', serverKey: 'sk_server_key_five' },
+          six: { identitySecret: 'identity-secret-six', serverKey: 'sk_server_key_six' },
+        }),
+      ),
+      HOOK_SECRET: 'hook-secret-of-the-worker',
+    } as unknown as Env;
+    const lines = await errorsDuring(async () => {
+      for (const id of ['one', 'two', 'three', 'four', 'five']) {
+        const site = await getSiteById(config, id);
+        // Served (anonymous traffic), but its identity secret verifies nothing.
+        expect(site?.id).toBe(id);
+        expect(site?.identitySecret).toBe('');
+      }
+      expect((await getSiteById(config, 'six'))?.identitySecret).toBe('identity-secret-six');
+    });
+    const refused = lines
+      .map((line) => JSON.parse(line) as { msg: string; siteId?: string })
+      .filter((line) => line.msg.startsWith('site identitySecret is'));
+    expect(refused.map((line) => [line.siteId, line.msg.split(':')[0]])).toEqual([
+      ['one', "site identitySecret is another site's identity secret too"],
+      ['two', "site identitySecret is another site's identity secret too"],
+      ['three', 'site identitySecret is a write key, which is public'],
+      ['four', "site identitySecret is a site's server key"],
+      [
+        'five',
+        "site identitySecret is one of the Worker's own secrets (ADMIN_TOKEN, DIRECTUS_TOKEN or HOOK_SECRET)",
+      ],
+    ]);
+    for (const secret of ['identity-secret-shared', 'hook-secret-of-the-worker', 'sk_server_key_one'])
+      expect(lines.join('\n')).not.toContain(secret);
+  });
+});
