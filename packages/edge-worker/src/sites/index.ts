@@ -144,15 +144,29 @@ function idOf(entry: unknown): string | undefined {
 /**
  * An allowed origin as browsers send the Origin header: `https://shop.example/` or
  * `HTTPS://Shop.Example` would otherwise never match, and every request of the site would
- * be a 403. An entry with a path is taken as its origin, and logged; an entry that is not
- * an http(s) URL is kept as written (an exact match only).
+ * be a 403. An entry with a path is taken as its origin, and logged; another scheme with a
+ * host (an app's `capacitor://localhost`) is kept as written (an exact match only). An entry
+ * naming no origin is not taken, and logged: `null` (any page can send `Origin: null`, from a
+ * sandboxed iframe or a data: URL, and would then read the answers), `*`, a bare host.
  */
-function normalizeOrigin(entry: string, siteId: string): string {
-  let url: URL;
+function normalizeOrigin(entry: string, siteId: string): string | undefined {
+  let url: URL | undefined;
   try {
     url = new URL(entry.trim());
   } catch {
-    return entry;
+    url = undefined;
+  }
+  if (url === undefined || url.host === '') {
+    const why =
+      entry.trim().toLowerCase() === 'null'
+        ? 'browsers send Origin: null from sandboxed iframes and data: or file: pages, which any site can open'
+        : 'it names no origin (no wildcard is taken)';
+    log(
+      'error',
+      `site allowedOrigins entry ${entry.slice(0, 256)} is not taken: ${why}; list each origin of the site's pages as https://host[:port]`,
+      { siteId },
+    );
+    return undefined;
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return entry;
   if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '')
@@ -337,7 +351,7 @@ function buildDirectory(
     const site: Site = {
       id: s.id,
       writeKey: s.writeKey,
-      allowedOrigins: s.allowedOrigins.map((o) => normalizeOrigin(o, s.id)),
+      allowedOrigins: s.allowedOrigins.flatMap((o) => normalizeOrigin(o, s.id) ?? []),
       // Not its own: verifies nothing, as a short one does (identity/index.ts).
       identitySecret: notOwn === undefined ? secret.identitySecret : '',
       signatures: signatureForm(s.id, s.settings.identity),

@@ -417,3 +417,39 @@ describe("an identity secret that is not the site's own", () => {
       expect(lines.join('\n')).not.toContain(secret);
   });
 });
+
+describe('allowedOrigins entries no browser sends for one site', () => {
+  it('"null" is not taken, and logged: any page can send Origin: null (a sandboxed iframe), and read the answers', async () => {
+    // The demo site (test-support's write key), allowing its shop and, as an operator testing a
+    // page opened from disk might add, "null".
+    const config = {
+      ...env,
+      ATTUNE_SITES: JSON.stringify([
+        {
+          id: 'demo',
+          writeKey: 'pk_demo_attune',
+          allowedOrigins: ['http://localhost:3000', 'null', '*', 'shop.example'],
+        },
+      ]),
+    } as unknown as Env;
+    const lines = await errorsDuring(async () => {
+      const res = await collect([makeEvent(anonId())], { origin: 'null', env: config });
+      // Before, 200 with Access-Control-Allow-Origin: null: an attacker's sandboxed iframe
+      // sent events in the name of the shop's pages, from its visitors' browsers, and read the answers.
+      expect(res.status).toBe(403);
+      expect(res.headers.get('access-control-allow-origin')).toBeNull();
+      expect(
+        (await collect([makeEvent(anonId())], { origin: 'http://localhost:3000', env: config })).status,
+      ).toBe(200);
+    });
+    const entries = lines
+      .map((line) => JSON.parse(line) as { msg: string; siteId?: string })
+      .filter((line) => line.msg.startsWith('site allowedOrigins entry'));
+    expect(entries.map((line) => line.msg.split(':')[0])).toEqual([
+      'site allowedOrigins entry null is not taken',
+      'site allowedOrigins entry * is not taken',
+      'site allowedOrigins entry shop.example is not taken',
+    ]);
+    expect(entries.every((line) => line.siteId === 'demo')).toBe(true);
+  });
+});
