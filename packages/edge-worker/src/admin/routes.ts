@@ -14,7 +14,7 @@ import { MAX_LIFT_DAYS, reportLift } from '../decide/lift-report.ts';
 import { DirectusError, directusFromEnv } from '../directus/client.ts';
 import { anonymousIdOf, parsePersonKey, userIdOf } from '../identity/index.ts';
 import { readBodyLimited } from '../ingest/body.ts';
-import { sendMessages } from '../ingest/queue-producer.ts';
+import { QUEUE_SEND_BUDGET_MS, sendMessages } from '../ingest/queue-producer.ts';
 import { log, readStats, traceparentOf } from '../observability/index.ts';
 import { eraseProfile, exportProfile } from '../profile/client.ts';
 import type { ProfileExport } from '../profile/profile-do.ts';
@@ -368,10 +368,16 @@ adminRoutes.post('/v1/admin/dead-letters/resend', async (c) => {
     const message =
       e.stage === 'delete'
         ? `${done} deleting the next ones failed (${reason}): those were resent but are still in dead_letters; resending them again is safe except for covisit letters, whose counts would be added twice`
-        : e.stage === 'send'
-          ? `${done} sending the next ones to the queue failed (${reason}); call again`
-          : `${done} reading dead_letters failed (${reason}); call again`;
-    log('warn', 'dead_letters.resend_failed', { stage: e.stage, resent: e.resent });
+        : e.stage === 'send' && e.unanswered
+          ? `${done} the queue did not answer the next send within ${QUEUE_SEND_BUDGET_MS / 1000} s: those letters are still in dead_letters and may have reached the queue all the same; calling again is safe except for covisit letters, whose counts would be added twice`
+          : e.stage === 'send'
+            ? `${done} sending the next ones to the queue failed (${reason}); call again`
+            : `${done} reading dead_letters failed (${reason}); call again`;
+    log('warn', 'dead_letters.resend_failed', {
+      stage: e.stage,
+      resent: e.resent,
+      ...(e.unanswered && { unanswered: true }),
+    });
     return c.json(
       {
         error: { code: e.stage === 'send' ? 'queue_unavailable' : 'directus_unavailable', message },

@@ -227,6 +227,32 @@ export class QueueTimeoutError extends Error {
   override name = 'QueueTimeoutError';
 }
 
+/**
+ * A queue call (send, sendBatch) given up on after `budgetMs` (QUEUE_SEND_BUDGET_MS): rejects
+ * with a QueueTimeoutError if it has not settled by then. What it sent may still reach the
+ * queue later, so a caller treats such a call as refused whose messages may go twice.
+ * Every queue call is bounded so: a stuck one held the admin's resend request open
+ * indefinitely, and a consumer's dead-letter send held its whole batch until the runtime
+ * ended the invocation and redelivered it.
+ */
+export async function settledWithin<T>(call: Promise<T>, budgetMs = QUEUE_SEND_BUDGET_MS): Promise<T> {
+  if (budgetMs <= 0) throw new QueueTimeoutError('queue send budget spent');
+  // Given up on, its late failure is nobody's to handle.
+  call.catch(() => undefined);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new QueueTimeoutError(`queue send not settled in ${budgetMs} ms`)),
+      budgetMs,
+    );
+  });
+  try {
+    return await Promise.race([call, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** One sendBatch, given up on (rejected) at `deadline`; none is made once it has passed. */
 async function sendBatchBy(
   queue: Queue,
@@ -235,18 +261,7 @@ async function sendBatchBy(
 ): Promise<void> {
   const left = deadline - Date.now();
   if (left <= 0) throw new QueueTimeoutError('queue send budget spent');
-  const sending = queue.sendBatch(batch);
-  // Given up on, its late failure is nobody's to handle.
-  sending.catch(() => undefined);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new QueueTimeoutError(`queue send not settled in ${left} ms`)), left);
-  });
-  try {
-    await Promise.race([sending, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await settledWithin(queue.sendBatch(batch), left);
 }
 
 /**

@@ -21,6 +21,8 @@ import {
   readCovisits,
 } from '../decide/covisitation.ts';
 import { directusClient } from '../directus/client.ts';
+import { QUEUE_SEND_BUDGET_MS } from '../ingest/queue-producer.ts';
+import { stuckQueueCall } from '../ingest/test-support.ts';
 import { eraseProfile, ingestProfile } from '../profile/client.ts';
 import { type ErasureCheck, syncBatch } from './consumer.ts';
 
@@ -738,4 +740,61 @@ describe('events messages in the consumer', () => {
     const result = await getQueueResult(batch, createExecutionContext());
     expect(result.retryMessages.map((m) => m.msgId)).toEqual(['unsure-1']);
   });
+});
+
+describe('a dead-letter queue whose sends never settle', () => {
+  // Each test waits out QUEUE_SEND_BUDGET_MS once, in real time: what is at stake is the
+  // runtime holding the batch, so nothing is faked but the stuck queue.
+  const patience = { timeout: QUEUE_SEND_BUDGET_MS * 3 };
+
+  it(
+    'retries a malformed message instead of holding the batch; the others are settled',
+    patience,
+    async () => {
+      const send = vi.spyOn(env.EVENTS_DLQ, 'send').mockImplementation(() => stuckQueueCall());
+      const batch = createMessageBatch('attune-events', [
+        {
+          id: 'pairs-fine',
+          timestamp: new Date(),
+          attempts: 1,
+          body: { kind: 'covisits', siteId: 'demo', pairs: [{ from: 'p1', to: 'p2', at }] },
+        },
+        {
+          id: 'pairs-malformed',
+          timestamp: new Date(),
+          attempts: 1,
+          body: { kind: 'covisits', siteId: 'demo', pairs: [{ from: '', to: 'p2', at }] },
+        },
+      ]);
+      const report = await syncBatch(batch, env, {
+        directus: noDirectus,
+        applyCovisits: async () => undefined,
+      });
+      expect(send).toHaveBeenCalledTimes(1);
+      expect(report).toMatchObject({ acked: 1, retried: 1, deadLettered: 0 });
+      const result = await getQueueResult(batch, createExecutionContext());
+      expect(result.explicitAcks).toEqual(['pairs-fine']);
+      expect(result.retryMessages.map((m) => m.msgId)).toEqual(['pairs-malformed']);
+    },
+  );
+
+  it(
+    'retries a message whose bad event’s letter is held, once its good events are written',
+    patience,
+    async () => {
+      vi.spyOn(env.EVENTS_DLQ, 'send').mockImplementation(() => stuckQueueCall());
+      const good = eventItem();
+      const badTime = eventWithBadTime();
+      const batch = createMessageBatch<unknown>('attune-events', [
+        { id: 'run-stuck-dlq', timestamp: new Date(), attempts: 1, body: eventsBody([good, badTime]) },
+      ]);
+      const { client, written } = eventsDirectus();
+      const report = await syncBatch(batch, env, { directus: client, isErased: nobodyErased().check });
+      expect(report).toMatchObject({ acked: 0, retried: 1, deadLettered: 0 });
+      expect([...written]).toEqual([good.event.id]);
+      const result = await getQueueResult(batch, createExecutionContext());
+      expect(result.retryMessages.map((m) => m.msgId)).toEqual(['run-stuck-dlq']);
+      expect(result.explicitAcks).toEqual([]);
+    },
+  );
 });

@@ -42,6 +42,7 @@ import {
   withoutQuotedValues,
 } from '../directus/client.ts';
 import { parsePersonKey } from '../identity/index.ts';
+import { settledWithin } from '../ingest/queue-producer.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { ownsUnsitedRows } from '../sites/index.ts';
@@ -245,7 +246,9 @@ class Outcomes {
 
   /**
    * Sends the message to the DLQ with its reason, then acks it; retries if the DLQ is
-   * unavailable. For one event of a message of several (`part`, its single-event body),
+   * unavailable, or does not answer within QUEUE_SEND_BUDGET_MS (held, the send kept the
+   * whole batch until the runtime ended it; a letter that lands after all is written again
+   * on the redelivery, a second row for the same message). For one event of a message of several (`part`, its single-event body),
    * dead-letters only that event and counts it as settled, but holds the letter until the
    * rest of the message is written (sendHeldLetters): if another of its events is retried,
    * the whole message comes back and this event is judged again, so a letter sent at once
@@ -270,7 +273,7 @@ class Outcomes {
       return;
     }
     try {
-      await this.#env.EVENTS_DLQ.send(letter);
+      await settledWithin(this.#env.EVENTS_DLQ.send(letter));
     } catch (e) {
       this.retry(msg, e);
       return;
@@ -320,7 +323,7 @@ class Outcomes {
       }
       try {
         // One at a time: a letter holds up to a whole event (32 KB), a sendBatch 256 KB.
-        for (const letter of letters) await this.#env.EVENTS_DLQ.send(letter);
+        for (const letter of letters) await settledWithin(this.#env.EVENTS_DLQ.send(letter));
       } catch (e) {
         this.retry(msg, e);
         continue;

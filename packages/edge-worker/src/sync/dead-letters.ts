@@ -26,6 +26,7 @@ import {
   retryCause,
   withoutQuotedValues,
 } from '../directus/client.ts';
+import { settledWithin } from '../ingest/queue-producer.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { type ErasureCheck, erase, personSlot } from './consumer.ts';
@@ -207,10 +208,12 @@ export async function storeDeadLetters(
   const requeued: { msg: Message<unknown>; written?: string }[] = [];
   for (const item of requeue) {
     try {
-      await env.EVENTS_DLQ.send(item.msg.body);
+      // Bounded: a send that never settles held the batch until the runtime ended it.
+      await settledWithin(env.EVENTS_DLQ.send(item.msg.body));
       requeued.push(item);
     } catch {
-      // The queue is unavailable too: the one retry left is all there is. A letter written on
+      // The queue is unavailable too (or did not answer in time, and its copy may land
+      // after all: a second letter for the same message): the one retry left is all there is. A letter written on
       // this delivery stays (its row is deleted only after the copy is sent), so an operator
       // still finds it and can resend it, whatever the queue does with this message.
       item.msg.retry({ delaySeconds: retryDelaySeconds(item.msg.attempts) });

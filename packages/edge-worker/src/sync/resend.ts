@@ -10,7 +10,9 @@
  *   may need several, at most 100 messages and 256 KB each) send, then delete what was sent.
  *   Sent first, deleted after: a letter deleted but never sent would be lost. A send that
  *   fails leaves exactly the letters not sent (and `resent` counts exactly those that were),
- *   so calling again sends no letter twice. If a delete fails, resending those letters again
+ *   so calling again sends no letter twice. A send the queue does not answer within
+ *   QUEUE_SEND_BUDGET_MS counts as failed, its letters kept, but they may have reached the
+ *   queue (as after a failed delete, below). If a delete fails, resending those letters again
  *   is safe for events, consent records, profiles and erasures (the sync writes them
  *   idempotently and drops messages about erased people); "viewed next" counts (covisits)
  *   would be added twice (the copy is a new queue message, which the count's per-message
@@ -23,7 +25,7 @@
  */
 import { type QueueMessage, QueueMessageSchema } from '@attune/shared-schema';
 import type { DirectusClient } from '../directus/client.ts';
-import { chunkMessages } from '../ingest/queue-producer.ts';
+import { chunkMessages, QueueTimeoutError, settledWithin } from '../ingest/queue-producer.ts';
 import { issueOf } from './consumer.ts';
 
 /** Letters read, sent and deleted together (a letter's message is at most about 64 KB). */
@@ -43,14 +45,20 @@ export interface ResendReport {
   next?: string;
 }
 
-/** A resend that stopped part-way: `resent` letters were sent and deleted before `stage` failed. */
+/**
+ * A resend that stopped part-way: `resent` letters were sent and deleted before `stage` failed.
+ * `unanswered`: the queue did not answer the send within QUEUE_SEND_BUDGET_MS, so its letters,
+ * still listed, may have reached the queue all the same.
+ */
 export class ResendFailed extends Error {
+  readonly unanswered: boolean;
   constructor(
     readonly stage: 'read' | 'send' | 'delete',
     readonly resent: number,
     cause: unknown,
   ) {
     super(cause instanceof Error ? cause.message : `${stage} failed`);
+    this.unanswered = cause instanceof QueueTimeoutError;
   }
 }
 
@@ -131,7 +139,8 @@ export async function resendDeadLetters(
       const sent = sendable.slice(taken, taken + part.length);
       taken += part.length;
       try {
-        await queue.sendBatch(part.map((body) => ({ body })));
+        // Bounded: a queue that never answered held the operator's request open indefinitely.
+        await settledWithin(queue.sendBatch(part.map((body) => ({ body }))));
       } catch (e) {
         throw fail('send', e);
       }

@@ -19,6 +19,7 @@ import {
   directusFromEnv,
 } from '../../src/directus/client.ts';
 import worker from '../../src/index.ts';
+import { QUEUE_SEND_BUDGET_MS } from '../../src/ingest/queue-producer.ts';
 import {
   ADMIN_HEADERS,
   call,
@@ -26,6 +27,7 @@ import {
   people,
   productView,
   recordQueue,
+  stuckQueueCall,
 } from '../../src/ingest/test-support.ts';
 import { DEAD_LETTER_QUEUE, LAST_DELIVERY, storeDeadLetters } from '../../src/sync/dead-letters.ts';
 import { RETRIES_EXHAUSTED } from '../../src/sync/mapping.ts';
@@ -168,6 +170,30 @@ describe('the dead-letter queue', () => {
       queue.restore();
     }
     expect(queue.messages).toEqual([letter]);
+  });
+
+  it('on its last retry, a copy the queue never answers for is given up on within the send budget, and the letter stays listed', {
+    timeout: QUEUE_SEND_BUDGET_MS * 3,
+  }, async () => {
+    const a = uniqueId('dlq-last-stuck');
+    const person = `anon:${a}`;
+    await collect([productView(a, 'p1', 'shoes')]);
+    const letter = eventsMessage(person, 1);
+    const id = `last-${uniqueId('m')}`;
+    const batch = createMessageBatch<unknown>(DEAD_LETTER_QUEUE, [
+      { id, timestamp: new Date(), attempts: LAST_DELIVERY + 1, body: letter },
+    ]);
+    const ctx = createExecutionContext();
+    const stuck = vi.spyOn(env().EVENTS_DLQ, 'send').mockImplementation(() => stuckQueueCall());
+    let report: Awaited<ReturnType<typeof storeDeadLetters>>;
+    try {
+      report = await storeDeadLetters(batch, env(), { isErased: checkFailingAfterFirst() });
+    } finally {
+      stuck.mockRestore();
+    }
+    expect(report).toMatchObject({ requeued: 0, retried: 1 });
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual([]);
+    expect((await lettersOf(person)).map((l) => l.id)).toEqual([id]);
   });
 
   it('retries while Directus cannot be reached, and acks nothing', async () => {
@@ -429,6 +455,33 @@ describe('the dead-letter queue', () => {
       expect(await res.json()).toMatchObject({ resent: 1 });
       expect(queue.messages).toEqual([run]);
       expect(await lettersOf(person)).toEqual([]);
+    });
+
+    it('answers within the send budget when the queue never answers, keeping the letter, and says it may have gone', {
+      timeout: QUEUE_SEND_BUDGET_MS * 3,
+    }, async () => {
+      const person = `anon:${uniqueId('dlq-resend-stuck')}`;
+      const run = eventsMessage(person, 2);
+      const letters = deliveries([run]);
+      await consume(letters, 1, DEAD_LETTER_QUEUE);
+      const ids = letters.map((l) => l.id);
+
+      // The EVENTS queue takes the call and never answers (its service stuck).
+      const stuck = vi.spyOn(env().EVENTS, 'sendBatch').mockImplementation(() => stuckQueueCall());
+      let res: Response;
+      try {
+        res = await resend({ ids });
+      } finally {
+        stuck.mockRestore();
+      }
+      expect(res.status).toBe(502);
+      const answer = (await res.json()) as { error: { code: string; message: string }; resent: number };
+      expect(answer).toMatchObject({ resent: 0, error: { code: 'queue_unavailable' } });
+      expect(answer.error.message).toMatch(
+        /did not answer .* may have reached the queue .*except for covisit letters/,
+      );
+      // Kept, so nothing is lost if the send never landed.
+      expect((await lettersOf(person)).map((l) => l.id)).toEqual(ids);
     });
 
     it('keeps a letter whose message nothing can sync, and names ids it does not hold', async () => {
