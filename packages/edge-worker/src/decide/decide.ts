@@ -161,6 +161,7 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
       personKey,
       profile: personalization ? profile : null,
       consent,
+      ...(consent !== undefined && profile?.consentId !== undefined && { consentId: profile.consentId }),
       personalization,
       holdout,
       covisits,
@@ -208,6 +209,8 @@ export interface SlotContext extends DecideInput {
    * current categories (none: nothing granted). GPC is not applied here: see `gpc`.
    */
   consent: ConsentState | undefined;
+  /** The id of the consent record `consent` comes from: the choice its `decision.served` events were made under. */
+  consentId?: string;
   personalization: boolean;
   holdout: boolean;
   covisits: CovisitCounts;
@@ -537,7 +540,11 @@ function servedEvent(ctx: SlotContext, d: SlotDecision, personalized: boolean, n
     siteId: ctx.siteId,
     personId: ctx.personKey,
     event,
-    enrichment: { receivedAt: now, correctedTimestamp: now },
+    enrichment: {
+      receivedAt: now,
+      correctedTimestamp: now,
+      ...(ctx.consentId !== undefined && { consentId: ctx.consentId }),
+    },
     purposes: ['analytics'],
   };
 }

@@ -11,10 +11,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import { withCategoryDisabled } from '../config/test-support.ts';
+import { anonymousIdInGroup } from '../decide/fixtures/people.ts';
 import { viewProfile } from '../profile/client.ts';
 import {
   ADMIN_HEADERS,
   anonId,
+  call,
   collect,
   consentFor,
   makeEvent,
@@ -296,6 +298,38 @@ describe('the choice an event was collected under', () => {
     expect(collectedUnder.get(withdrawn.id)).toBe(withdrawal.id);
     expect(collectedUnder.get('order')).toBe(withdrawal.id);
     // The consumer takes the messages as they are.
+    for (const m of queue.messages) expect(QueueMessageSchema.safeParse(m).success).toBe(true);
+  });
+
+  it('is named by what the Worker makes of their events too: the promo, the recommendation, the decision served', async () => {
+    // Not in the holdout: a held-out person gets no trigger output.
+    const a = anonymousIdInGroup('consent-of-edge-events', false);
+    const everything = consentFor('analytics', 'personalization', 'marketing');
+    const grant = makeEvent(a, 'consent.updated', {
+      consent: everything,
+      properties: { ...everything, source: 'banner' },
+    });
+    // The fixture rule `outdoor-accessories` recommends and offers a promo on this cart add.
+    const add = makeEvent(a, 'cart.item.added', {
+      properties: { productId: 'trail-jacket', category: 'outdoor' },
+      consent: everything,
+    });
+    expect(await (await collect([grant, add])).json()).toMatchObject({ accepted: 2 });
+    const decided = await call(null, {
+      method: 'GET',
+      path: `/v1/decide?writeKey=pk_demo_attune&anonymousId=${a}&slots=hero,promo,recommendations`,
+    });
+    expect(decided.status).toBe(200);
+
+    const made = eventMessagesOf(queue.messages).filter(
+      (m) => m.event.name !== add.name && m.event.id !== grant.id,
+    );
+    expect(new Set(made.map((m) => m.event.name))).toEqual(
+      new Set(['recommendation.triggered', 'promo.offered', 'decision.served']),
+    );
+    expect(made.map((m) => `${m.event.name} under ${m.enrichment.consentId}`).sort()).toEqual(
+      made.map((m) => `${m.event.name} under ${grant.id}`).sort(),
+    );
     for (const m of queue.messages) expect(QueueMessageSchema.safeParse(m).success).toBe(true);
   });
 });

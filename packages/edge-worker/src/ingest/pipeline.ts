@@ -378,9 +378,19 @@ interface TriggerEvents {
   recommendable: CustomerAction[];
   promotable: CustomerAction[];
   /** The last recommendable event's consent: what a recommendation is logged under (if it grants analytics). */
-  recommendConsent: ConsentState | undefined;
+  recommendConsent: CollectedUnder | undefined;
   /** The last promotable event's consent: what a promo is sent under. */
-  promoConsent: ConsentState | undefined;
+  promoConsent: CollectedUnder | undefined;
+}
+
+/**
+ * The consent an event was judged by, with the id of the consent record it came from
+ * (Enrichment.consentId): what the Worker emits for the event (a promo, a recommendation) is
+ * queued under both, so that it too can be tied to the choice it was made under.
+ */
+interface CollectedUnder {
+  consent: ConsentState;
+  consentId: string | undefined;
 }
 
 interface PendingTriggers extends TriggerEvents {
@@ -572,11 +582,11 @@ function collectMessages(
       triggers.events.push(j.event);
       if (recommendable) {
         triggers.recommendable.push(j.event);
-        triggers.recommendConsent = consent;
+        triggers.recommendConsent = { consent, consentId };
       }
       if (promotable) {
         triggers.promotable.push(j.event);
-        triggers.promoConsent = consent;
+        triggers.promoConsent = { consent, consentId };
       }
     }
     const purposes = grantedPurposes(consent);
@@ -699,13 +709,11 @@ async function triggerFollowUp(
     const forwarded: ForwardedEvent[] = [];
     for (const event of extra) {
       const promo = event.name === EDGE_EVENT.promoOffered;
-      const consent = promo ? run.promoConsent : run.recommendConsent;
-      if (consent === undefined || (!promo && !isGranted(consent, 'analytics'))) continue;
-      forwarded.push({
-        event,
-        enrichment: { receivedAt, correctedTimestamp: event.timestamp },
-        purposes: grantedPurposes(consent),
-      });
+      const under = promo ? run.promoConsent : run.recommendConsent;
+      if (under === undefined || (!promo && !isGranted(under.consent, 'analytics'))) continue;
+      const enrichment: Enrichment = { receivedAt, correctedTimestamp: event.timestamp };
+      if (under.consentId !== undefined) enrichment.consentId = under.consentId;
+      forwarded.push({ event, enrichment, purposes: grantedPurposes(under.consent) });
     }
     await forwardMessages(env, eventsMessages(site.id, run.profile.personKey, traceparent, forwarded));
   } catch (err) {

@@ -674,7 +674,10 @@ export function toSummary(state: ProfileState, now: number, rules: ProfileRules)
     asOf: new Date(asOf).toISOString(),
   };
   if (state.userId !== undefined) view.userId = state.userId;
-  if (state.consent) view.consent = state.consent.state;
+  if (state.consent) {
+    view.consent = state.consent.state;
+    view.consentId = state.consent.eventId;
+  }
   // By the real clock, not the profile's: a code that has ended is not offered again.
   if (state.promo !== undefined && state.promo.expiresAt > now)
     view.promo = { ...state.promo, expiresAt: new Date(state.promo.expiresAt).toISOString() };

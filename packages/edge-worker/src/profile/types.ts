@@ -34,6 +34,11 @@ export interface ProfileView {
   /** Product ids bought. */
   purchased: string[];
   consent?: ConsentState;
+  /**
+   * The id of the consent record `consent` comes from (its consent event's id), for what the
+   * Worker queues on the strength of it (a decision served: Enrichment.consentId).
+   */
+  consentId?: string;
   /** Offers made by triggers: rule id → how many times, for per-person caps. */
   offers: Record<string, number>;
   /** The newest promo a trigger offered the person, while it is valid: what decide shows in a promo slot. */
