@@ -38,13 +38,20 @@ export interface DownstreamHoldings {
 /**
  * Every key a person's rows downstream can be stored under, from what the edge holds: during
  * a replay (or after one abandoned) the browsers merged before it, and who the person is, are
- * in the replay's row until it links them again.
+ * in the replay's row until it links them again; after a retention run that failed part-way,
+ * the browsers it has yet to forget are in its row.
  */
 export function downstreamKeys(personKey: PersonKey, held: ProfileExport): string[] {
   const replayed = held.replaying?.identity?.personKey;
   return erasedPersonKeys({
     personId: personKey,
-    anonymousIds: [...new Set([...(held.profile?.anonymousIds ?? []), ...(held.replaying?.browsers ?? [])])],
+    anonymousIds: [
+      ...new Set([
+        ...(held.profile?.anonymousIds ?? []),
+        ...(held.replaying?.browsers ?? []),
+        ...(held.retiring?.browsers ?? []).map((key) => key.slice('anon:'.length)),
+      ]),
+    ],
     userId: held.profile?.userId ?? (replayed !== undefined ? userIdOf(replayed) : undefined),
   });
 }

@@ -139,8 +139,11 @@ async function heldByBrowsers(
   exports: readonly ProfileExport[],
 ): Promise<({ personId: PersonKey } & ProfileExport)[]> {
   const keys = new Set<PersonKey>();
-  for (const held of exports)
+  for (const held of exports) {
     for (const id of held.profile?.anonymousIds ?? []) if (`anon:${id}` !== asked) keys.add(`anon:${id}`);
+    // Those a failed retention run has yet to forget are the person's still.
+    for (const key of held.retiring?.browsers ?? []) if (key !== asked) keys.add(key);
+  }
   const found = await Promise.all(
     [...keys].map(async (personId) => ({ personId, ...(await exportProfile(env, siteId, personId)) })),
   );
@@ -169,6 +172,8 @@ adminRoutes.get('/v1/people/:id', async (c) => {
     held.erasedAt !== undefined ||
     // A replay under way (or abandoned) holds the person's consent record and browsers in its row.
     held.replaying !== undefined ||
+    // A retention run that has yet to forget the person's merged browsers (they name the person).
+    held.retiring !== undefined ||
     held.seenEventIds > 0 ||
     // Messages the queue refused, kept to be sent again: events and choices about the person.
     (held.parked?.length ?? 0) > 0;

@@ -305,6 +305,29 @@ describe('an erasure while retention is still forgetting the merged browsers', (
   }, 20_000);
 });
 
+describe('an access request while retention is still forgetting the merged browsers', () => {
+  it('answers what the edge still holds of the person: the browsers retention has yet to forget', async () => {
+    const { userId, browsers } = await signedInBrowsers(2);
+    const person = profileStub(env, SITE, `user:${userId}`);
+    await inactivePastRetention(person);
+    // Retention deletes the person, then fails to forget the browsers (an eviction); its
+    // alarm comes back within a minute.
+    vi.spyOn(ProfileDO.prototype, 'forget').mockImplementationOnce(async () => {
+      throw new Error('evicted');
+    });
+    await expect(runDurableObjectAlarm(person)).rejects.toThrow('evicted');
+    vi.restoreAllMocks();
+    // Each browser still names the person.
+    for (const b of browsers)
+      expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBe(`user:${userId}`);
+
+    const res = await people(`user:${userId}`, 'GET', ADMIN_HEADERS, '&scope=edge');
+    expect(res.status).toBe(200);
+    const answer = (await res.json()) as { retiring?: { browsers: string[] } };
+    expect(answer.retiring?.browsers.sort()).toEqual(browsers.map((b) => `anon:${b}`).sort());
+  }, 20_000);
+});
+
 describe('erasing a browser whose hand-over to its person is under way', () => {
   it("erases the person it was handed to, with the browser's data", async () => {
     const b = anonId('b');

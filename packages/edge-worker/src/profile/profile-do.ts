@@ -171,6 +171,12 @@ export interface ProfileExport {
   handedOver?: ProfileState;
   /** Queue messages about this person the queue refused, waiting here for the alarm to send them again (see park). */
   parked?: QueueMessage[];
+  /**
+   * A retention run that deleted the person but failed to forget all their merged browsers:
+   * the browsers it still has to forget (each still names the person), until its alarm, back
+   * within a minute, does. Before, an access request then found nothing held (404).
+   */
+  retiring?: Retiring;
   seenEventIds: number;
 }
 
@@ -199,7 +205,7 @@ export interface ErasureResult {
 
 type Identity = { siteId: string; personKey: PersonKey };
 /** A retired person's merged browsers, still to be forgotten. */
-type Retiring = { siteId: string; browsers: PersonKey[] };
+export type Retiring = { siteId: string; browsers: PersonKey[] };
 /** A replay under way: the version it numbers on from, and the browsers merged before it. */
 export type Replaying = {
   /** When the replay began (epoch ms); rows of earlier versions have none and count as abandoned. */
@@ -1168,6 +1174,8 @@ export class ProfileDO extends DurableObject<Env> {
       }
       // During a replay (or after one abandoned, until the alarm finishes it) the row holds
       // the person's consent record, merged browsers and more, and the identity row is gone.
+      const retiring = this.#retiring();
+      if (retiring !== undefined) out.retiring = retiring;
       const replaying = this.#replaying();
       if (replaying !== undefined) {
         out.replaying = replaying;
