@@ -8,14 +8,18 @@ import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { eventMessagesOf, type QueueMessage } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { readStats } from '../observability/index.ts';
+import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
+import { putCatalogSnapshot } from '../catalog/index.ts';
+import { flushStats, readStats } from '../observability/index.ts';
 import { profileStub } from '../profile/client.ts';
 import type { ProfileDO } from '../profile/profile-do.ts';
 import { parkingGroups } from './outbox.ts';
 import { QUEUE_SEND_BUDGET_MS, QueueSendError, QueueTimeoutError, sendMessages } from './queue-producer.ts';
 import {
   anonId,
+  call,
   collect,
+  consentFor,
   makeEvent,
   people,
   productView,
@@ -24,6 +28,7 @@ import {
   segment,
   signed,
   stuckQueueCall,
+  WRITE_KEY,
 } from './test-support.ts';
 
 afterEach(() => {
@@ -139,6 +144,35 @@ describe('messages the queue refuses', () => {
     expect(await parkedCount(a)).toBe(0);
     await runInDurableObject(profileStub(env, SITE, `anon:${a}`), (o: ProfileDO) => o.alarm());
     expect(queue.messages.map((m) => m.kind)).toEqual(['erasure']);
+  });
+});
+
+describe('the counts of messages the queue refuses', () => {
+  /** The counters as the stats object holds them: what GET /v1/admin/stats answers from another isolate. */
+  const stored = async () =>
+    (await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName('stats')).readCounts()) as Record<string, number>;
+
+  it('are stored once the request is over, also a decision’s, whose route flushes nothing', async () => {
+    await putCatalogSnapshot(env, FIXTURE_CATALOG);
+    const a = anonId('counted');
+    const granted = consentFor('analytics', 'personalization');
+    await collect([
+      makeEvent(a, 'consent.updated', { consent: granted, properties: { ...granted, source: 'banner' } }),
+      productView(a, 'trail-jacket', 'outdoor'),
+    ]);
+    await flushStats(env);
+    const before = (await stored()).queue_parked ?? 0;
+    queueDown();
+    // The decision served to them is refused by the queue, and parked at their object.
+    const res = await call(null, {
+      method: 'GET',
+      path: `/v1/decide?writeKey=${WRITE_KEY}&anonymousId=${a}&slots=hero,recommendations`,
+    });
+    expect(res.status).toBe(200);
+    expect(await parkedCount(a)).toBeGreaterThan(0);
+    // Before, the count waited in the isolate for an ingest request's flush, which a
+    // decide-only isolate never makes (and an isolate evicted first took it with it).
+    expect((await stored()).queue_parked ?? 0).toBeGreaterThan(before);
   });
 });
 

@@ -7,7 +7,7 @@
  * an erasure wipes, so a parked message never outlives its person's erasure.
  */
 import type { QueueMessage } from '@attune/shared-schema';
-import { count, log } from '../observability/index.ts';
+import { count, flushStats, log } from '../observability/index.ts';
 import { profileStub } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { QueueSendError, sendMessages } from './queue-producer.ts';
@@ -89,6 +89,10 @@ export async function forwardMessages(env: Env, messages: readonly QueueMessage[
     const taken = parked.reduce((n, p) => n + p.taken, 0);
     count('queue_parked', taken);
     count('queue_failed', lost);
+    // Stored now: this runs after the response (waitUntil), past the request's own flush, and
+    // the decide and proxy routes flush nothing, so the counts waited in the isolate for an
+    // ingest request that might never come.
+    await flushStats(env);
     log(lost > 0 ? 'error' : 'warn', 'queue.send_failed', {
       sites: [...new Set(unsent.map((m) => m.siteId))].join(','),
       messages: unsent.length,
