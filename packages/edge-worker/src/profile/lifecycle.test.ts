@@ -284,17 +284,25 @@ describe('the copy a browser keeps of what it handed over', () => {
   });
 });
 
+/**
+ * A person signed in from two browsers whose retention deleted them, then failed to forget
+ * the browsers (an eviction): its alarm comes back within a minute to finish.
+ */
+async function retentionStoppedForgetting(): Promise<{ userId: string; browsers: string[] }> {
+  const { userId, browsers } = await signedInBrowsers(2);
+  const person = profileStub(env, SITE, `user:${userId}`);
+  await inactivePastRetention(person);
+  vi.spyOn(ProfileDO.prototype, 'forget').mockImplementationOnce(async () => {
+    throw new Error('evicted');
+  });
+  await expect(runDurableObjectAlarm(person)).rejects.toThrow('evicted');
+  vi.restoreAllMocks();
+  return { userId, browsers };
+}
+
 describe('an erasure while retention is still forgetting the merged browsers', () => {
   it('tombstones the browsers retention had not forgotten yet, and unlinks them', async () => {
-    const { userId, browsers } = await signedInBrowsers(2);
-    const person = profileStub(env, SITE, `user:${userId}`);
-    await inactivePastRetention(person);
-    // Retention deletes the person, then fails to forget the browsers (an eviction).
-    vi.spyOn(ProfileDO.prototype, 'forget').mockImplementationOnce(async () => {
-      throw new Error('evicted');
-    });
-    await expect(runDurableObjectAlarm(person)).rejects.toThrow('evicted');
-    vi.restoreAllMocks();
+    const { userId, browsers } = await retentionStoppedForgetting();
     // Before the alarm comes back, the privacy officer erases the person.
     const res = await people(`user:${userId}`, 'DELETE');
     expect(res.status).toBe(200);
@@ -307,16 +315,7 @@ describe('an erasure while retention is still forgetting the merged browsers', (
 
 describe('an access request while retention is still forgetting the merged browsers', () => {
   it('answers what the edge still holds of the person: the browsers retention has yet to forget', async () => {
-    const { userId, browsers } = await signedInBrowsers(2);
-    const person = profileStub(env, SITE, `user:${userId}`);
-    await inactivePastRetention(person);
-    // Retention deletes the person, then fails to forget the browsers (an eviction); its
-    // alarm comes back within a minute.
-    vi.spyOn(ProfileDO.prototype, 'forget').mockImplementationOnce(async () => {
-      throw new Error('evicted');
-    });
-    await expect(runDurableObjectAlarm(person)).rejects.toThrow('evicted');
-    vi.restoreAllMocks();
+    const { userId, browsers } = await retentionStoppedForgetting();
     // Each browser still names the person.
     for (const b of browsers)
       expect(await profileStub(env, SITE, `anon:${b}`).aliasOf()).toBe(`user:${userId}`);

@@ -134,17 +134,21 @@ describe('the dead-letter queue', () => {
     expect(await lettersOf(person)).toEqual([]);
   });
 
-  it('on its last retry, a letter written but not confirmed whose copy the queue refuses stays listed, and can be resent', async () => {
-    const a = uniqueId('dlq-last-refused');
+  /** A letter about a person who was seen, on the retry after its last delivery: the queue drops it if it is retried once more. */
+  async function onLastRetry(label: string) {
+    const a = uniqueId(label);
     const person = `anon:${a}`;
     await collect([productView(a, 'p1', 'shoes')]);
     const letter = eventsMessage(person, 1);
     const id = `last-${uniqueId('m')}`;
-    // The retry after its last delivery: the queue drops it if it is retried once more.
     const batch = createMessageBatch<unknown>(DEAD_LETTER_QUEUE, [
       { id, timestamp: new Date(), attempts: LAST_DELIVERY + 1, body: letter },
     ]);
-    const ctx = createExecutionContext();
+    return { person, letter, id, batch, ctx: createExecutionContext() };
+  }
+
+  it('on its last retry, a letter written but not confirmed whose copy the queue refuses stays listed, and can be resent', async () => {
+    const { person, letter, id, batch, ctx } = await onLastRetry('dlq-last-refused');
     const refusing = vi.spyOn(env().EVENTS_DLQ, 'send').mockRejectedValue(new Error('Queue send failed'));
     let report: Awaited<ReturnType<typeof storeDeadLetters>>;
     try {
@@ -175,15 +179,7 @@ describe('the dead-letter queue', () => {
   it('on its last retry, a copy the queue never answers for is given up on within the send budget, and the letter stays listed', {
     timeout: QUEUE_SEND_BUDGET_MS * 3,
   }, async () => {
-    const a = uniqueId('dlq-last-stuck');
-    const person = `anon:${a}`;
-    await collect([productView(a, 'p1', 'shoes')]);
-    const letter = eventsMessage(person, 1);
-    const id = `last-${uniqueId('m')}`;
-    const batch = createMessageBatch<unknown>(DEAD_LETTER_QUEUE, [
-      { id, timestamp: new Date(), attempts: LAST_DELIVERY + 1, body: letter },
-    ]);
-    const ctx = createExecutionContext();
+    const { person, id, batch, ctx } = await onLastRetry('dlq-last-stuck');
     const stuck = vi.spyOn(env().EVENTS_DLQ, 'send').mockImplementation(() => stuckQueueCall());
     let report: Awaited<ReturnType<typeof storeDeadLetters>>;
     try {
