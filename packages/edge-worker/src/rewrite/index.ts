@@ -73,11 +73,13 @@ export function asciiHtml(html: string): string {
  * A `<script>` or `<style>` element, whole, up to its own end tag (captured), or a run of
  * non-ASCII code units. Its own expression, without the `u` flag: case-insensitive under
  * `u`, a range of non-ASCII characters takes in `s` and `k` (their case-folded `ſ` and
- * Kelvin sign), which then went in as references. The end tag must be the element's own
+ * Kelvin sign), which then went in as references. The name ends where a tag name does (a
+ * space, `/` or `>`): `\b` would also end it at a hyphen, taking a `<style-guide>` custom
+ * element for a style element. The end tag must be the element's own
  * (`\2`): a browser ends a script only at `</script`, so `<script>"</style>→"</script>` is
  * script text throughout, and its `→` was turned into a reference the script then printed.
  */
-const RAW_TEXT_OR_NON_ASCII = /(<(script|style)\b[^>]*>[\s\S]*?<\/\2\s*>)|[^\0-\x7f]+/gi;
+const RAW_TEXT_OR_NON_ASCII = /(<(script|style)(?=[\s/>])[^>]*>[\s\S]*?<\/\2\s*>)|[^\0-\x7f]+/gi;
 
 /**
  * A run of non-ASCII text as references to its code points. The C1 controls (U+0080–U+009F)

@@ -169,6 +169,18 @@ describe('rewriteSlots: slot content in a page of any charset', () => {
     });
     expect(await res.text()).toContain(`${raw}<p>&#8594;</p>`);
   });
+
+  it('takes a custom element whose name starts with style or script for text, not a style or script', async () => {
+    const html =
+      '<style-guide>→</style-guide><script-note>→</script-note><style>b::after { content: "→"; }</style>';
+    const filled = { ...FILLED, html };
+    const res = rewriteSlots(originResponse([HEAD + ABOVE + SLOT + BELOW]), () => filled, {
+      deadline: Date.now() + 60_000,
+    });
+    expect(await res.text()).toContain(
+      '<style-guide>&#8594;</style-guide><script-note>&#8594;</script-note><style>b::after { content: "→"; }</style>',
+    );
+  });
 });
 
 describe('rewriteSlots: a page with more slots than any page needs', () => {
