@@ -22,9 +22,9 @@ export interface Enrichment {
    * The consent record the edge judged the event by: the id of the person's choice in force
    * when the event was accepted (`consent_records.id`, that choice's event id), which holds its
    * categories, policy version, time and source; for an event the edge makes (a promo, a
-   * recommendation, a decision served), the choice it was made under. Absent when no choice was on record (a
-   * browser's event then went by its own claim alone, `context.consent`), and in messages
-   * queued before it was kept.
+   * recommendation, a decision served), the choice it was made under. Absent when no choice
+   * was on record (a browser's event then went by its own claim alone, `context.consent`),
+   * and in messages queued before it was kept.
    */
   consentId?: string;
 }

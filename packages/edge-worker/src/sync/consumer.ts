@@ -248,8 +248,9 @@ class Outcomes {
    * Sends the message to the DLQ with its reason, then acks it; retries if the DLQ is
    * unavailable, or does not answer within QUEUE_SEND_BUDGET_MS (held, the send kept the
    * whole batch until the runtime ended it; a letter that lands after all is written again
-   * on the redelivery, a second row for the same message). For one event of a message of several (`part`, its single-event body),
-   * dead-letters only that event and counts it as settled, but holds the letter until the
+   * on the redelivery, a second row for the same message). For one event of a message of
+   * several (`part`, its single-event body), dead-letters only that event and counts it as
+   * settled, but holds the letter until the
    * rest of the message is written (sendHeldLetters): if another of its events is retried,
    * the whole message comes back and this event is judged again, so a letter sent at once
    * would reach the DLQ again on every delivery. When the retries run out, the queue

@@ -212,10 +212,11 @@ export async function storeDeadLetters(
       await settledWithin(env.EVENTS_DLQ.send(item.msg.body));
       requeued.push(item);
     } catch {
-      // The queue is unavailable too (or did not answer in time, and its copy may land
-      // after all: a second letter for the same message): the one retry left is all there is. A letter written on
-      // this delivery stays (its row is deleted only after the copy is sent), so an operator
-      // still finds it and can resend it, whatever the queue does with this message.
+      // The queue is unavailable too (or did not answer in time, and its copy may land after
+      // all: a second letter for the same message): the one retry left is all there is. A
+      // letter written on this delivery stays (its row is deleted only after the copy is
+      // sent), so an operator still finds it and can resend it, whatever the queue does with
+      // this message.
       item.msg.retry({ delaySeconds: retryDelaySeconds(item.msg.attempts) });
       report.retried++;
     }
