@@ -11,7 +11,8 @@
  *     read-only `attune-shop` role/policy (read products, nothing else) and its user with
  *     a static token, written with DIRECTUS_URL to data/shop.env for the demo shop;
  *  6. (re)creates the Flows: cache invalidation → Worker /v1/hooks/directus (HMAC-signed),
- *     orders → Worker /v1/collect (order.completed; its runs are logged without their
+ *     orders created paid, or marked paid by an update → Worker /v1/collect
+ *     (order.completed, the same event either way; their runs are logged without their
  *     data, and the data runs of an earlier bootstrap stored is deleted), and the blocking
  *     check that refuses a trigger rule or consent category the edge could not read.
  *
@@ -28,7 +29,12 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { INVALIDATION_SCRIPT, ORDER_SCRIPT, WRITE_CHECK_SCRIPT } from './flow-scripts.mjs';
+import {
+  INVALIDATION_SCRIPT,
+  ORDER_SCRIPT,
+  PAID_UPDATE_SCRIPT,
+  WRITE_CHECK_SCRIPT,
+} from './flow-scripts.mjs';
 import {
   adminClient,
   adminToken,
@@ -79,6 +85,11 @@ const IDS = {
   orderBuild: '6f1a2c3e-0000-4000-8000-00000000f021',
   orderSend: '6f1a2c3e-0000-4000-8000-00000000f022',
   writeCheckFlow: '6f1a2c3e-0000-4000-8000-00000000f003',
+  paidOrderFlow: '6f1a2c3e-0000-4000-8000-00000000f004',
+  paidOrderCheck: '6f1a2c3e-0000-4000-8000-00000000f041',
+  paidOrderRead: '6f1a2c3e-0000-4000-8000-00000000f042',
+  paidOrderBuild: '6f1a2c3e-0000-4000-8000-00000000f043',
+  paidOrderSend: '6f1a2c3e-0000-4000-8000-00000000f044',
   writeCheck: '6f1a2c3e-0000-4000-8000-00000000f031',
   writeRefuse: '6f1a2c3e-0000-4000-8000-00000000f032',
 };
@@ -459,6 +470,11 @@ async function applyFlows(api) {
       },
     ],
   );
+  // 'activity' logs that a Flow ran (when, triggered by whom) and nothing more. 'all'
+  // would also keep each run's data chain and rendered options as a revision: the order's
+  // user and browser ids and items (which erasure never reaches) and the Authorization
+  // header, whose base64 server key Directus does not redact (it redacts only
+  // `headers.authorization` keys and verbatim env values).
   await recreateFlow(
     api,
     {
@@ -469,44 +485,90 @@ async function applyFlows(api) {
       description: "Sends each new order to the Worker's server-side ingest as an order.completed event.",
       status: 'active',
       trigger: 'event',
-      // 'activity' logs that the Flow ran (when, triggered by whom) and nothing more. 'all'
-      // would also keep each run's data chain and rendered options as a revision: the
-      // order's user and browser ids and items (which erasure never reaches) and the
-      // Authorization header, whose base64 server key Directus does not redact (it redacts
-      // only `headers.authorization` keys and verbatim env values).
       accountability: 'activity',
       options: { type: 'action', scope: ['items.create'], collections: ['orders'] },
     },
+    [orderBuildOperation(IDS.orderBuild, IDS.orderSend, 1), orderSendOperation(IDS.orderSend, 1)],
+  );
+  // An order created pending and paid later (bank transfer, invoice, a payment webhook):
+  // the create sent nothing, and the Worker's catch-up reads orders by creation time, so
+  // one paid more than minutes later reached the edge only through this Flow.
+  await recreateFlow(
+    api,
+    {
+      id: IDS.paidOrderFlow,
+      name: 'Attune: paid order to the edge',
+      icon: 'price_check',
+      color: '#3399FF',
+      description:
+        "Sends an order to the Worker's server-side ingest as an order.completed event when an update marks it paid or completed (the same event as on create: counted once).",
+      status: 'active',
+      trigger: 'event',
+      accountability: 'activity',
+      options: { type: 'action', scope: ['items.update'], collections: ['orders'] },
+    },
     [
       {
-        id: IDS.orderBuild,
-        name: 'Build event',
-        key: 'order_event',
+        id: IDS.paidOrderCheck,
+        name: 'Marks paid?',
+        key: 'paid',
         type: 'exec',
         position_x: 19,
         position_y: 1,
-        options: { code: ORDER_SCRIPT },
-        resolve: IDS.orderSend,
+        options: { code: PAID_UPDATE_SCRIPT },
+        resolve: IDS.paidOrderRead,
       },
       {
-        id: IDS.orderSend,
-        name: 'Send to Worker',
-        key: 'send',
-        type: 'request',
+        // The trigger holds only the changed fields: the event needs the whole order.
+        id: IDS.paidOrderRead,
+        name: 'Read orders',
+        key: 'paid_orders',
+        type: 'item-read',
         position_x: 37,
         position_y: 1,
-        options: {
-          method: 'POST',
-          url: '{{$env.ATTUNE_WORKER_URL}}/v1/collect',
-          headers: [
-            { header: 'Content-Type', value: 'text/plain' },
-            { header: 'Authorization', value: '{{order_event.authorization}}' },
-          ],
-          body: '{{order_event.body}}',
-        },
+        // Whoever marked the orders paid (a payment webhook's token, an editor) may not read them all.
+        options: { collection: 'orders', key: '{{paid.keys}}', permissions: '$full', emitEvents: false },
+        resolve: IDS.paidOrderBuild,
       },
+      orderBuildOperation(IDS.paidOrderBuild, IDS.paidOrderSend, 55),
+      orderSendOperation(IDS.paidOrderSend, 73),
     ],
   );
+}
+
+/** The Run Script operation building the order.completed event(s) of an order Flow. */
+function orderBuildOperation(id, send, x) {
+  return {
+    id,
+    name: 'Build event',
+    key: 'order_event',
+    type: 'exec',
+    position_x: x,
+    position_y: 1,
+    options: { code: ORDER_SCRIPT },
+    resolve: send,
+  };
+}
+
+/** The Request operation POSTing what orderBuildOperation built to the Worker's ingest. */
+function orderSendOperation(id, x) {
+  return {
+    id,
+    name: 'Send to Worker',
+    key: 'send',
+    type: 'request',
+    position_x: x,
+    position_y: 1,
+    options: {
+      method: 'POST',
+      url: '{{$env.ATTUNE_WORKER_URL}}/v1/collect',
+      headers: [
+        { header: 'Content-Type', value: 'text/plain' },
+        { header: 'Authorization', value: '{{order_event.authorization}}' },
+      ],
+      body: '{{order_event.body}}',
+    },
+  };
 }
 
 /**

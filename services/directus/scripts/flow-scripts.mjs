@@ -7,7 +7,7 @@
  * may contain two opening or closing braces in a row.
  */
 import { ConsentCategoryConfigSchema } from '../../../packages/shared-schema/src/consent.ts';
-import { PROMO_CODE_PREFIX_PATTERN } from '../../../packages/shared-schema/src/constants.ts';
+import { LIMITS, PROMO_CODE_PREFIX_PATTERN } from '../../../packages/shared-schema/src/constants.ts';
 
 /** Plain-JS SHA-256 / HMAC-SHA256 over UTF-8 strings, hex output. */
 export const HMAC_JS = `
@@ -93,7 +93,8 @@ module.exports = async function (data) {
 `;
 
 /**
- * Turns a new order into an \`order.completed\` CustomerAction for the Worker's
+ * Turns an order, created paid or marked paid by an update (several at once: one event
+ * each, in one batch), into an \`order.completed\` CustomerAction for the Worker's
  * server-side ingest. The event id is a ULID whose time part is the order's creation time
  * and whose random part is derived from the order id, so a retried Flow run cannot
  * count an order twice. The Worker's order catch-up makes the same event, with the same id,
@@ -135,21 +136,21 @@ function anonymousIdOf(order, id) {
   if (order.user_id) return 'server:' + String(order.user_id);
   return 'order-' + id;
 }
-module.exports = async function (data) {
-  var t = data.$trigger || {};
-  var order = t.payload || {};
-  var id = String(t.key !== undefined ? t.key : order.id);
+/**
+ * The order.completed event of an order of this site, or why it is not sent: a message
+ * naming the order and site ids alone (it lands in Directus's log of the run).
+ */
+function orderEventOf(order, id, ownSite) {
   // The Flow holds one site's keys: an order of another site sent with them would land on
-  // this site's person of the same user id. It fails the run instead (Directus logs why).
-  var ownSite = process.env.ATTUNE_SITE_ID || 'demo';
+  // this site's person of the same user id. It is not sent (the run fails, saying why).
   var siteId = order.site_id ? String(order.site_id) : ownSite;
   if (siteId !== ownSite)
-    throw new Error('order ' + id.slice(0, 64) + ' is for site ' + siteId.slice(0, 64) + ': this Flow sends the orders of site ' + ownSite + ' only (ATTUNE_SITE_ID, with its ATTUNE_WRITE_KEY and ATTUNE_SERVER_KEY)');
+    return 'order ' + id.slice(0, 64) + ' is for site ' + siteId.slice(0, 64) + ': this Flow sends the orders of site ' + ownSite + ' only (ATTUNE_SITE_ID, with its ATTUNE_WRITE_KEY and ATTUNE_SERVER_KEY)';
   // Only a paid order is a purchase: a pending or cancelled one would count as bought (a
-  // segment, a promotion earned). Sent once, on create: see the Flow's description.
+  // segment, a promotion earned). Sent when created paid, or when an update marks it paid.
   var status = String(order.status || '').toLowerCase();
   if (status !== '' && status !== 'paid' && status !== 'completed')
-    throw new Error('order ' + id.slice(0, 64) + ' has status ' + status.slice(0, 32) + ': only a paid or completed order is sent as order.completed');
+    return 'order ' + id.slice(0, 64) + ' has status ' + status.slice(0, 32) + ': only a paid or completed order is sent as order.completed';
   var created = order.created_at ? Date.parse(order.created_at) : Date.now();
   if (!isFinite(created)) created = Date.now();
   var items = Array.isArray(order.items) ? order.items : [];
@@ -169,9 +170,45 @@ module.exports = async function (data) {
     schemaVersion: 1
   };
   if (order.user_id) event.userId = String(order.user_id);
-  var body = JSON.stringify({ writeKey: process.env.ATTUNE_WRITE_KEY || '', sentAt: new Date().toISOString(), batch: [event] });
+  return event;
+}
+module.exports = async function (data) {
+  var t = data.$trigger || {};
+  var ownSite = process.env.ATTUNE_SITE_ID || 'demo';
+  // A create's trigger holds the whole order. An update's holds only the fields it changed:
+  // the paid-order Flow read the orders it marked paid first (one row, or a list of them).
+  var read = data.paid_orders;
+  var orders = read === undefined || read === null
+    ? [{ id: String(t.key !== undefined ? t.key : (t.payload || {}).id), row: t.payload || {} }]
+    : (Array.isArray(read) ? read : [read]).map(function (row) { return { id: String(row.id), row: row }; });
+  var batch = [], refused = [];
+  for (var i = 0; i < orders.length; i++) {
+    var made = orderEventOf(orders[i].row, orders[i].id, ownSite);
+    if (typeof made === 'string') refused.push(made);
+    else batch.push(made);
+  }
+  if (batch.length === 0) throw new Error(refused.slice(0, 5).join('; ') || 'no order to send');
+  var body = JSON.stringify({ writeKey: process.env.ATTUNE_WRITE_KEY || '', sentAt: new Date().toISOString(), batch: batch });
   // Server-side producers authenticate with the site's server key as the Basic auth username.
-  return { body: body, authorization: 'Basic ' + base64((process.env.ATTUNE_SERVER_KEY || '') + ':'), siteId: siteId };
+  return { body: body, authorization: 'Basic ' + base64((process.env.ATTUNE_SERVER_KEY || '') + ':'), siteId: ownSite };
+};
+`;
+
+/**
+ * The first operation of the paid-order Flow (an action on update of `orders`): whether
+ * the update marks orders paid or completed, and which. Anything else (a note edited, a
+ * cancellation, an erasure clearing the buyer's ids) ends the run here, sending nothing.
+ * An update's trigger holds only the fields it changed, the same for every key it names.
+ * One collect request holds at most LIMITS.maxBatchEvents events: so many orders are sent.
+ */
+export const PAID_UPDATE_SCRIPT = `
+module.exports = async function (data) {
+  var t = data.$trigger || {};
+  var status = String((t.payload || {}).status || '').toLowerCase();
+  if (status !== 'paid' && status !== 'completed')
+    throw new Error('this update does not mark orders paid or completed: nothing to send');
+  var keys = Array.isArray(t.keys) ? t.keys : t.key !== undefined ? [t.key] : [];
+  return { keys: keys.map(function (k) { return String(k); }).slice(0, ${LIMITS.maxBatchEvents}) };
 };
 `;
 

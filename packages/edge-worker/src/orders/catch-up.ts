@@ -9,7 +9,9 @@
  * deliver. It goes through the Flow's own path (ingestBatch, as the site's server): the
  * person's recorded consent decides, a signed-in buyer is their user id, an erased
  * person's tombstone drops it. The Flow's script is services/directus/scripts/flow-scripts.mjs
- * (ORDER_SCRIPT): a change to the event there must be made here too.
+ * (ORDER_SCRIPT): a change to the event there must be made here too. The paid-order Flow
+ * sends the same event when an update marks an order paid; reading by `created_at`, this
+ * catch-up makes up for its lost call only for an order paid within minutes of creation.
  */
 import { type CustomerAction, parseCollectRequest, ulidOf } from '@attune/shared-schema';
 import type { DirectusClient, DirectusFilter } from '../directus/client.ts';

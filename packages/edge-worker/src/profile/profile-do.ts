@@ -243,8 +243,8 @@ function consentFromEvent(event: CustomerAction): ConsentState | undefined {
  * The seen-id of the order an `order.completed` counts, beside its event id (a ULID, so
  * the two cannot meet). One order reaches a person under several event ids: the Directus
  * order Flow's, the five-minute catch-up's of a paid order (the Flow's id again), and a
- * backend's or the browser's own for the same order; one created pending and paid later,
- * which the Flow never sends, is caught up as paid while its backend sends it too. Each
+ * backend's or the browser's own for the same order; one created pending and paid later is
+ * sent by the paid-order Flow (the Flow's id again) while its backend sends it too. Each
  * counted it again: orders, revenue, segments, triggers and lift.
  */
 function orderKey(event: CustomerAction): string | undefined {

@@ -27,6 +27,16 @@ const revisionsOf = (collection: string, item: string) =>
     )}`,
   );
 
+/** The Flow sending an order an update marks paid, which instances before it lack. */
+const PAID_ORDER_FLOW = 'Attune: paid order to the edge';
+
+/** The Flows of a name, with their operations. */
+const flowsNamed = (name: string) =>
+  admin<{ id: string; operations: string[] }[]>(
+    'GET',
+    `/flows?filter[name][_eq]=${encodeURIComponent(name)}&fields=id,operations`,
+  );
+
 describe('bootstrap of an existing instance', () => {
   const orderId = uniqueId('order');
   const userId = uniqueId('user');
@@ -81,6 +91,9 @@ describe('bootstrap of an existing instance', () => {
     await admin('DELETE', `/items/people/${encodeURIComponent(personRow)}`);
     expect(await revisionsOf('people', personRow)).not.toEqual([]);
     for (const field of ORDER_LOOKUPS) expect(await indexed(field)).toBe(false);
+    // …and as one from before orders marked paid by an update were sent: without that Flow.
+    for (const { id } of await flowsNamed(PAID_ORDER_FLOW)) await admin('DELETE', `/flows/${id}`);
+    expect(await flowsNamed(PAID_ORDER_FLOW)).toEqual([]);
 
     await directusControl('upgrade');
   }, 180_000);
@@ -108,11 +121,14 @@ describe('bootstrap of an existing instance', () => {
     expect(early).toMatchObject({ lift: 1, lift_low: null, significant: null });
   });
 
+  it('adds the Flow sending an order an update marks paid, once, whole', async () => {
+    const flows = await flowsNamed(PAID_ORDER_FLOW);
+    expect(flows).toHaveLength(1);
+    expect(flows[0]?.operations).toHaveLength(4);
+  });
+
   it('keeps one Flow refusing what the edge would skip, which still refuses', async () => {
-    const flows = await admin<{ id: string; operations: string[] }[]>(
-      'GET',
-      `/flows?filter[name][_eq]=${encodeURIComponent('Attune: refuse what the edge would skip')}&fields=id,operations`,
-    );
+    const flows = await flowsNamed('Attune: refuse what the edge would skip');
     expect(flows).toHaveLength(1);
     expect(flows[0]?.operations).toHaveLength(2);
     const key = uniqueId('unlabelled').replace(/[^a-z0-9_]/g, '_');
