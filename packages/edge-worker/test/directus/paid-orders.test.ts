@@ -8,72 +8,31 @@
  */
 import { describe, expect, it } from 'vitest';
 import { orderEventId } from '../../src/orders/catch-up.ts';
-import { CACHE_CHECK_CRON } from '../../src/schedule/index.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
-import { admin, eventually, recordConsent, rows, uniqueId } from './support.ts';
+import {
+  admin,
+  consentedInBrowser,
+  eventually,
+  loggedOrder,
+  ordersAtEdge,
+  placeOrder,
+  scheduledRun,
+  uniqueId,
+} from './support.ts';
 
-const worker = DIRECTUS_TEST.workerUrl;
 /** Long before the update: further back than the Worker's catch-up reads. */
 const AN_HOUR_AGO = () => new Date(Date.now() - 60 * 60_000).toISOString();
 
-/** The browser's consent choice (analytics and personalization), sent as the tag sends it. */
-async function consented(anonymousId: string): Promise<void> {
-  expect((await recordConsent({ anonymousId }, { origin: 'http://localhost:3000' })).status).toBe(200);
-}
-
 /** An order placed pending an hour ago, as a shop awaiting a bank transfer holds it. */
-async function pendingOrder(
-  anonymousId: string,
-  total: number,
-  fields: Record<string, unknown> = {},
-): Promise<{ id: string; createdAt: string }> {
-  const id = uniqueId('order');
-  const createdAt = AN_HOUR_AGO();
-  await admin('POST', '/items/orders', {
-    id,
-    site_id: 'demo',
-    anonymous_id: anonymousId,
-    total,
-    currency: 'EUR',
-    items: [{ productId: 'p-storm-shell-jacket', quantity: 1 }],
-    status: 'pending',
-    created_at: createdAt,
-    ...fields,
-  });
-  return { id, createdAt };
-}
-
-/** The person's orders and revenue, as the edge holds them (the Worker's access answer). */
-async function atEdge(anonymousId: string): Promise<{ orders: number; revenue: number }> {
-  const res = await fetch(
-    `${worker}/v1/people/${encodeURIComponent(`anon:${anonymousId}`)}?scope=edge&site=demo`,
-    { headers: { authorization: `Bearer ${DIRECTUS_TEST.adminToken}` } },
-  );
-  const held = (await res.json()) as { profile?: { counters: Record<string, number> } };
-  return { orders: held.profile?.counters.orders ?? 0, revenue: held.profile?.counters.revenue ?? 0 };
-}
+const pendingOrder = (anonymousId: string, total: number, fields: { site_id?: string } = {}) =>
+  placeOrder(anonymousId, total, { status: 'pending', created_at: AN_HOUR_AGO(), ...fields });
 
 /** Waits until the edge counts `orders` orders of the browser, and answers what it holds. */
 const counted = (anonymousId: string, orders: number) =>
   eventually(async () => {
-    const held = await atEdge(anonymousId);
+    const held = await ordersAtEdge(anonymousId);
     return held.orders >= orders ? held : undefined;
   }, 30_000);
-
-/** The event log's order.completed rows of an order. */
-const logged = async (orderId: string) =>
-  (
-    await rows<{ id: string; properties: { orderId: string } }>('events', {
-      name: { _eq: 'order.completed' },
-    })
-  ).filter((e) => e.properties.orderId === orderId);
-
-/** Runs the Worker's five-minute scheduled handler (the order catch-up), as its Cron Trigger does. */
-async function scheduledRun(): Promise<void> {
-  const res = await fetch(`${worker}/__scheduled?cron=${encodeURIComponent(CACHE_CHECK_CRON)}`);
-  expect(res.status).toBe(200);
-  await res.arrayBuffer();
-}
 
 /** The Flows run after the write's answer, side by side: time for one that should send nothing to have sent. */
 const flowsSettle = () => new Promise((resolve) => setTimeout(resolve, 3_000));
@@ -81,19 +40,19 @@ const flowsSettle = () => new Promise((resolve) => setTimeout(resolve, 3_000));
 describe('an order paid after it was placed', () => {
   it('reaches the profile when an update marks it paid, once, and a later update sends nothing', async () => {
     const browser = uniqueId('buyer');
-    await consented(browser);
+    await consentedInBrowser(browser);
     const { id: orderId, createdAt } = await pendingOrder(browser, 64);
     await scheduledRun();
     await flowsSettle();
     // Pending: not a purchase, neither from the Flow nor the catch-up.
-    expect(await atEdge(browser)).toEqual({ orders: 0, revenue: 0 });
+    expect(await ordersAtEdge(browser)).toEqual({ orders: 0, revenue: 0 });
 
     // The bank transfer arrives: the shop marks the order paid.
     await admin('PATCH', `/items/orders/${orderId}`, { status: 'paid' });
     expect(await counted(browser, 1)).toEqual({ orders: 1, revenue: 64 });
-    await eventually(async () => ((await logged(orderId)).length > 0 ? true : undefined), 30_000);
+    await eventually(async () => ((await loggedOrder(orderId)).length > 0 ? true : undefined), 30_000);
     // The create path's event: the id the catch-up and the Flow on create give the order.
-    expect((await logged(orderId)).map((e) => e.id)).toEqual([
+    expect((await loggedOrder(orderId)).map((e) => e.id)).toEqual([
       await orderEventId(Date.parse(createdAt), orderId),
     ]);
 
@@ -103,8 +62,8 @@ describe('an order paid after it was placed', () => {
     await admin('PATCH', `/items/orders/${orderId}`, { currency: 'EUR' });
     await scheduledRun();
     await flowsSettle();
-    expect(await atEdge(browser)).toEqual({ orders: 1, revenue: 64 });
-    expect(await logged(orderId)).toHaveLength(1);
+    expect(await ordersAtEdge(browser)).toEqual({ orders: 1, revenue: 64 });
+    expect(await loggedOrder(orderId)).toHaveLength(1);
 
     // The runs are logged without their data: neither the buyer's browser id nor the
     // server key (base64 in the Authorization header) is kept in revisions or activity.
@@ -118,7 +77,7 @@ describe('an order paid after it was placed', () => {
 
   it('sends nothing for a cancellation or an erasure clearing the buyer', async () => {
     const browser = uniqueId('buyer');
-    await consented(browser);
+    await consentedInBrowser(browser);
     const { id: cancelled } = await pendingOrder(browser, 20);
     const { id: erased } = await pendingOrder(browser, 30);
     await admin('PATCH', `/items/orders/${cancelled}`, { status: 'cancelled' });
@@ -128,16 +87,16 @@ describe('an order paid after it was placed', () => {
     await admin('PATCH', `/items/orders/${paid}`, { status: 'paid' });
     expect(await counted(browser, 1)).toEqual({ orders: 1, revenue: 5 });
     await flowsSettle();
-    expect(await atEdge(browser)).toEqual({ orders: 1, revenue: 5 });
-    expect(await logged(cancelled)).toEqual([]);
-    expect(await logged(erased)).toEqual([]);
+    expect(await ordersAtEdge(browser)).toEqual({ orders: 1, revenue: 5 });
+    expect(await loggedOrder(cancelled)).toEqual([]);
+    expect(await loggedOrder(erased)).toEqual([]);
   });
 
   it("sends every order one update marks paid, this site's only, each once", async () => {
     const browser = uniqueId('buyer');
     const other = uniqueId('buyer');
-    await consented(browser);
-    await consented(other);
+    await consentedInBrowser(browser);
+    await consentedInBrowser(other);
     const first = await pendingOrder(browser, 10);
     const second = await pendingOrder(browser, 15);
     const third = await pendingOrder(other, 7);
@@ -150,7 +109,7 @@ describe('an order paid after it was placed', () => {
     expect(await counted(browser, 2)).toEqual({ orders: 2, revenue: 25 });
     expect(await counted(other, 1)).toEqual({ orders: 1, revenue: 7 });
     await flowsSettle();
-    expect(await atEdge(browser)).toEqual({ orders: 2, revenue: 25 });
-    expect(await logged(elsewhere.id)).toEqual([]);
+    expect(await ordersAtEdge(browser)).toEqual({ orders: 2, revenue: 25 });
+    expect(await loggedOrder(elsewhere.id)).toEqual([]);
   });
 });

@@ -26,6 +26,7 @@ import worker from '../../src/index.ts';
 import { people, recordQueue } from '../../src/ingest/test-support.ts';
 import { isErased } from '../../src/profile/client.ts';
 import { newUlid } from '../../src/profile/ulid.ts';
+import { CACHE_CHECK_CRON } from '../../src/schedule/index.ts';
 import type { ErasureCheck } from '../../src/sync/consumer.ts';
 import type { DeadLetter } from '../../src/sync/index.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
@@ -320,6 +321,66 @@ export async function refuseFlows(status: number | undefined): Promise<void> {
 /** The paths of the Flows' calls refused since `refuseFlows` began refusing. */
 export async function refusedFlowCalls(): Promise<string[]> {
   return (await (await fetch(`${DIRECTUS_TEST.controlUrl}/flows/refused`)).json()) as string[];
+}
+
+/** A browser's consent choice (analytics and personalization), sent as the tag sends it. */
+export async function consentedInBrowser(anonymousId: string): Promise<void> {
+  expect((await recordConsent({ anonymousId }, { origin: 'http://localhost:3000' })).status).toBe(200);
+}
+
+/**
+ * An order created in Directus as a shop's backend creates it (the order Flow fires on it):
+ * paid, placed now, unless `fields` say otherwise.
+ */
+export async function placeOrder(
+  anonymousId: string,
+  total: number,
+  fields: { status?: string; created_at?: string; site_id?: string } = {},
+): Promise<{ id: string; createdAt: string }> {
+  const id = uniqueId('order');
+  const createdAt = fields.created_at ?? new Date().toISOString();
+  await admin('POST', '/items/orders', {
+    id,
+    site_id: 'demo',
+    anonymous_id: anonymousId,
+    total,
+    currency: 'EUR',
+    items: [{ productId: 'p-storm-shell-jacket', quantity: 1 }],
+    status: 'paid',
+    ...fields,
+    created_at: createdAt,
+  });
+  return { id, createdAt };
+}
+
+/** A browser's orders and revenue, as the edge holds them (the Worker's access answer). */
+export async function ordersAtEdge(anonymousId: string): Promise<{ orders: number; revenue: number }> {
+  const res = await fetch(
+    `${DIRECTUS_TEST.workerUrl}/v1/people/${encodeURIComponent(`anon:${anonymousId}`)}?scope=edge&site=demo`,
+    { headers: { authorization: `Bearer ${DIRECTUS_TEST.adminToken}` } },
+  );
+  const held = (await res.json()) as { profile?: { counters: Record<string, number> } };
+  return { orders: held.profile?.counters.orders ?? 0, revenue: held.profile?.counters.revenue ?? 0 };
+}
+
+/** Runs the Worker's five-minute scheduled handler (the order catch-up among it), as its Cron Trigger does. */
+export async function scheduledRun(): Promise<void> {
+  const res = await fetch(
+    `${DIRECTUS_TEST.workerUrl}/__scheduled?cron=${encodeURIComponent(CACHE_CHECK_CRON)}`,
+  );
+  expect(res.status).toBe(200);
+  await res.arrayBuffer();
+}
+
+/** The event log's order.completed rows of an order. */
+export async function loggedOrder(
+  orderId: string,
+): Promise<{ id: string; properties: { orderId: string } }[]> {
+  return (
+    await rows<{ id: string; properties: { orderId: string } }>('events', {
+      name: { _eq: 'order.completed' },
+    })
+  ).filter((e) => e.properties.orderId === orderId);
 }
 
 /** Polls `check` until it returns a value other than undefined (Flows run asynchronously). */
