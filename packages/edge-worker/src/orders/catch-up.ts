@@ -5,8 +5,8 @@
  * purchase was missing from the person's profile, segments, triggers and lift. Every five
  * minutes the scheduled check reads each site's paid orders created since its watermark
  * (at most a day back) and ingests each as the very event the Flow builds, with the same
- * id (`orderEventId`), so the ProfileDO's dedupe (seven days) drops those the Flow did
- * deliver. It goes through the Flow's own path (ingestBatch, as the site's server): the
+ * id (`orderEventId`), so the ProfileDO's dedupe (by event id, and by order id for 31 days)
+ * drops those the Flow did deliver. It goes through the Flow's own path (ingestBatch, as the site's server): the
  * person's recorded consent decides, a signed-in buyer is their user id, an erased
  * person's tombstone drops it. The Flow's script is services/directus/scripts/flow-scripts.mjs
  * (ORDER_SCRIPT): a change to the event there must be made here too. The paid-order Flow

@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { type ErasureMessage, LIMITS } from '@attune/shared-schema';
+import { type CustomerAction, type ErasureMessage, LIMITS } from '@attune/shared-schema';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ADMIN_HEADERS,
@@ -326,6 +326,33 @@ describe('the dedupe window', () => {
       vi.setSystemTime(start + WEEK_MS + 86_400_000);
       await instance.ingest(SITE, `anon:${a}`, [input(Date.now())]);
       expect((JSON.parse(await instance.export()) as { seenEventIds: number }).seenEventIds).toBe(1);
+    });
+  });
+
+  it('remembers an order as long as its event can arrive: marked completed eight days after it was paid, it counts once', async () => {
+    const a = anonId();
+    const orderId = `o-${a}`;
+    const created = Date.now();
+    const input = (name: string, properties: CustomerAction['properties'], at: number) => {
+      const timestamp = new Date(at).toISOString();
+      return {
+        // A new event id each time: the paid-order Flow's, then the same order sent on another update.
+        event: makeEvent(a, name, { timestamp, properties }),
+        enrichment: { receivedAt: new Date().toISOString(), correctedTimestamp: timestamp },
+        personalization: true,
+        consent: ALL,
+      };
+    };
+    const order = () => input('order.completed', { orderId, total: 40, currency: 'EUR' }, created);
+    await runInDurableObject(profileStub(env, SITE, `anon:${a}`), async (instance: ProfileDO) => {
+      await instance.ingest(SITE, `anon:${a}`, [order()]);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(created + WEEK_MS + 86_400_000);
+      // A view eight days on prunes the seen ids past the week.
+      await instance.ingest(SITE, `anon:${a}`, [input('product.viewed', { productId: 'p1' }, Date.now())]);
+      const again = await instance.ingest(SITE, `anon:${a}`, [order()]);
+      expect(again.duplicates).toHaveLength(1);
+      expect(again.profile.counters.orders).toBe(1);
     });
   });
 });

@@ -56,6 +56,16 @@ const SEEN_MAX = 10_000;
 const SEEN_PRUNE_EVERY_MS = DAY_MS;
 /** A tombstone outlives any event that could still be accepted (events older than 30 days are rejected). */
 const TOMBSTONE_TTL_MS = LIMITS.maxEventAgeMs + DAY_MS;
+/**
+ * How long an order's seen-id (orderKey) is kept: as long as a tombstone, for the same
+ * reason, since an event naming the order can be accepted until LIMITS.maxEventAgeMs after its
+ * timestamp (the order's creation, whoever sends it). With the week of event ids, an order
+ * marked `completed` more than a week after it was paid counted again: Directus's paid-order
+ * Flow sends an order again when an update marks it paid or completed.
+ */
+const ORDER_SEEN_WINDOW_MS = TOMBSTONE_TTL_MS;
+/** The seen-ids kept for ORDER_SEEN_WINDOW_MS (event ids are ULIDs: no colon). */
+const ORDER_SEEN_IDS = "id LIKE 'order:%'";
 /** When a retention run that could not forget every merged browser is taken up again. */
 const RETIRING_RETRY_MS = 60_000;
 /**
@@ -238,20 +248,20 @@ function consentFromEvent(event: CustomerAction): ConsentState | undefined {
   return { categories: out, policyVersion };
 }
 
-/** When an input happened: its server-corrected time, else `fallback` (arrival). */
 /**
  * The seen-id of the order an `order.completed` counts, beside its event id (a ULID, so
  * the two cannot meet). One order reaches a person under several event ids: the Directus
  * order Flow's, the five-minute catch-up's of a paid order (the Flow's id again), and a
  * backend's or the browser's own for the same order; one created pending and paid later is
  * sent by the paid-order Flow (the Flow's id again) while its backend sends it too. Each
- * counted it again: orders, revenue, segments, triggers and lift.
+ * counted it again: orders, revenue, segments, triggers and lift. Kept ORDER_SEEN_WINDOW_MS.
  */
 function orderKey(event: CustomerAction): string | undefined {
   const orderId = event.name === 'order.completed' ? event.properties?.orderId : undefined;
   return typeof orderId === 'string' ? `order:${orderId}` : undefined;
 }
 
+/** When an input happened: its server-corrected time, else `fallback` (arrival). */
 function eventTime(input: ProfileEventInput | undefined, fallback: number): number {
   const at = input === undefined ? Number.NaN : Date.parse(input.enrichment.correctedTimestamp);
   return Number.isFinite(at) ? at : fallback;
@@ -944,7 +954,11 @@ export class ProfileDO extends DurableObject<Env> {
     if (this.#insertsSincePrune < 500 && now - pruned < SEEN_PRUNE_EVERY_MS) return;
     this.#insertsSincePrune = 0;
     this.#put('seen_pruned', String(now));
-    this.#sql.exec('DELETE FROM seen WHERE at < ?', now - SEEN_WINDOW_MS);
+    this.#sql.exec(
+      `DELETE FROM seen WHERE at < ? AND (NOT ${ORDER_SEEN_IDS} OR at < ?)`,
+      now - SEEN_WINDOW_MS,
+      now - ORDER_SEEN_WINDOW_MS,
+    );
     this.#sql.exec(
       'DELETE FROM seen WHERE id NOT IN (SELECT id FROM seen ORDER BY at DESC, id DESC LIMIT ?)',
       SEEN_MAX,
@@ -1060,8 +1074,9 @@ export class ProfileDO extends DurableObject<Env> {
       ? this.#sql
           .exec<{ id: string; at: number }>(
             // Ids past the window are no use to the person either (they would only grow their table).
-            'SELECT id, at FROM seen WHERE at >= ? ORDER BY at DESC LIMIT ?',
+            `SELECT id, at FROM seen WHERE at >= ? OR (${ORDER_SEEN_IDS} AND at >= ?) ORDER BY at DESC LIMIT ?`,
             Date.now() - SEEN_WINDOW_MS,
+            Date.now() - ORDER_SEEN_WINDOW_MS,
             SEEN_MAX,
           )
           .toArray()
