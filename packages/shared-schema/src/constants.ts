@@ -90,6 +90,13 @@ export const SLOT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 /** Consent category keys: `analytics`, `newsletter_2`. */
 export const CONSENT_KEY_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
 
+/**
+ * The `orders` statuses (lower-cased) that make an order a purchase, sent to the edge as
+ * `order.completed`: Directus's order Flows and the Worker's order catch-up read them alike.
+ * An order with no status is one too (a backend that records paid orders only).
+ */
+export const PURCHASE_ORDER_STATUSES: readonly string[] = ['paid', 'completed'];
+
 /** A trigger rule's promo code prefix (`TRAIL10`): codes are `<prefix>-<8 characters>`, capitals and digits. */
 export const PROMO_CODE_PREFIX_PATTERN = /^[A-Z0-9]{1,16}$/;
 

@@ -7,7 +7,11 @@
  * may contain two opening or closing braces in a row.
  */
 import { ConsentCategoryConfigSchema } from '../../../packages/shared-schema/src/consent.ts';
-import { LIMITS, PROMO_CODE_PREFIX_PATTERN } from '../../../packages/shared-schema/src/constants.ts';
+import {
+  LIMITS,
+  PROMO_CODE_PREFIX_PATTERN,
+  PURCHASE_ORDER_STATUSES,
+} from '../../../packages/shared-schema/src/constants.ts';
 
 /** Plain-JS SHA-256 / HMAC-SHA256 over UTF-8 strings, hex output. */
 export const HMAC_JS = `
@@ -102,6 +106,7 @@ module.exports = async function (data) {
  * `orderEvent`): a change here must be made there too.
  */
 export const ORDER_SCRIPT = `${HMAC_JS}
+var PAID = ${JSON.stringify(PURCHASE_ORDER_STATUSES)};
 var CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 var B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 function base64(s) {
@@ -149,8 +154,8 @@ function orderEventOf(order, id, ownSite) {
   // Only a paid order is a purchase: a pending or cancelled one would count as bought (a
   // segment, a promotion earned). Sent when created paid, or when an update marks it paid.
   var status = String(order.status || '').toLowerCase();
-  if (status !== '' && status !== 'paid' && status !== 'completed')
-    return 'order ' + id.slice(0, 64) + ' has status ' + status.slice(0, 32) + ': only a paid or completed order is sent as order.completed';
+  if (status !== '' && PAID.indexOf(status) < 0)
+    return 'order ' + id.slice(0, 64) + ' has status ' + status.slice(0, 32) + ': only a ' + PAID.join(' or ') + ' order is sent as order.completed';
   var created = order.created_at ? Date.parse(order.created_at) : Date.now();
   if (!isFinite(created)) created = Date.now();
   var items = Array.isArray(order.items) ? order.items : [];
@@ -202,11 +207,12 @@ module.exports = async function (data) {
  * One collect request holds at most LIMITS.maxBatchEvents events: so many orders are sent.
  */
 export const PAID_UPDATE_SCRIPT = `
+var PAID = ${JSON.stringify(PURCHASE_ORDER_STATUSES)};
 module.exports = async function (data) {
   var t = data.$trigger || {};
   var status = String((t.payload || {}).status || '').toLowerCase();
-  if (status !== 'paid' && status !== 'completed')
-    throw new Error('this update does not mark orders paid or completed: nothing to send');
+  if (PAID.indexOf(status) < 0)
+    throw new Error('this update does not mark orders ' + PAID.join(' or ') + ': nothing to send');
   var keys = Array.isArray(t.keys) ? t.keys : t.key !== undefined ? [t.key] : [];
   return { keys: keys.map(function (k) { return String(k); }).slice(0, ${LIMITS.maxBatchEvents}) };
 };

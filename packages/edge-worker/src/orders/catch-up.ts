@@ -13,7 +13,12 @@
  * sends the same event when an update marks an order paid; reading by `created_at`, this
  * catch-up makes up for its lost call only for an order paid within minutes of creation.
  */
-import { type CustomerAction, parseCollectRequest, ulidOf } from '@attune/shared-schema';
+import {
+  type CustomerAction,
+  PURCHASE_ORDER_STATUSES,
+  parseCollectRequest,
+  ulidOf,
+} from '@attune/shared-schema';
 import type { DirectusClient, DirectusFilter } from '../directus/client.ts';
 import type { RequestFacts } from '../enrich/index.ts';
 import { ingestBatch } from '../ingest/pipeline.ts';
@@ -73,10 +78,10 @@ export async function orderEventId(createdMs: number, orderId: string): Promise<
   return ulidOf(createdMs, new Uint8Array(hash, 0, 16));
 }
 
-/** Whether the Flow sends an order: an empty status, `paid` or `completed`. */
+/** Whether the Flow sends an order: an empty status, or one of PURCHASE_ORDER_STATUSES. */
 export function isPurchase(order: Pick<OrderRow, 'status'>): boolean {
   const status = String(order.status ?? '').toLowerCase();
-  return status === '' || status === 'paid' || status === 'completed';
+  return status === '' || PURCHASE_ORDER_STATUSES.includes(status);
 }
 
 /**
