@@ -81,4 +81,26 @@ describe('issueMessage', () => {
     ]);
     expect(messages(z.array(z.number()).min(1, 'send at least one'), [])).toEqual(['x: send at least one']);
   });
+
+  it('never shows the value of a credential (signature, key, token), only its kind and length', () => {
+    const schema = z.object({
+      userIdSignature: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 hex digits'),
+      apiKey: z.string(),
+      accessToken: z.enum(['a']),
+      writeKey: z.string().min(1),
+    });
+    expect(
+      messages(schema, {
+        userIdSignature: 'secretsecret',
+        apiKey: 12345,
+        accessToken: 'tok_live',
+        writeKey: '',
+      }),
+    ).toEqual([
+      'x.userIdSignature: expected 64 hex digits, received a string of 12 characters (not shown: it is a credential)',
+      'x.apiKey: expected string, received a number (not shown: it is a credential)',
+      'x.accessToken: expected "a", received a string of 8 characters (not shown: it is a credential)',
+      'x.writeKey: expected a non-empty string',
+    ]);
+  });
 });

@@ -96,6 +96,34 @@ export function formatFieldError(error: FieldError): string {
   return error.path ? `${error.path}: ${error.message}` : error.message;
 }
 
+/**
+ * Fields that hold credentials (the identity signature, write keys, tokens): an error about
+ * one says what kind of value came, never its characters. An error response can be kept by
+ * proxies and loggers between the sender and the Worker, and 40 characters of a signature
+ * or a server key are most of it.
+ */
+const CREDENTIAL_FIELD = /(signature|secret|token|password|writekey|apikey)$/i;
+
+function isCredential(path: readonly PropertyKey[]): boolean {
+  const field = path.at(-1);
+  return typeof field === 'string' && CREDENTIAL_FIELD.test(field);
+}
+
+/** A credential as an error shows it: its kind and length only. */
+function describeCredential(value: unknown): string {
+  const kind =
+    typeof value === 'string'
+      ? `a string of ${value.length} characters`
+      : value === null
+        ? 'null'
+        : Array.isArray(value)
+          ? 'an array'
+          : typeof value === 'object'
+            ? 'an object'
+            : `a ${typeof value}`;
+  return `${kind} (not shown: it is a credential)`;
+}
+
 /** Turns zod issues into field errors, with the received value described where it helps. */
 export function fieldErrorsFromZod(
   issues: readonly z.core.$ZodIssue[],
@@ -104,6 +132,17 @@ export function fieldErrorsFromZod(
 ): FieldError[] {
   return issues.map((issue) => {
     const path = formatPath([...prefix, ...issue.path]);
+    if (isCredential(issue.path)) {
+      // What the error map wrote after "received" is replaced; a format error (whose message
+      // the schema sets) gets it as any field's would. Other messages show no value.
+      const said = issue.message.split(', received ')[0] ?? issue.message;
+      const value = valueAt(input, issue.path);
+      const shown = said !== issue.message || issue.code === 'invalid_format';
+      return {
+        path,
+        message: shown && value !== undefined ? `${said}, received ${describeCredential(value)}` : said,
+      };
+    }
     let message = issue.message;
     if (issue.code === 'invalid_type') {
       const received = valueAt(input, issue.path);

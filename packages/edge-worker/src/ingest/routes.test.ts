@@ -360,6 +360,39 @@ describe('verified identity', () => {
     expect(await viewProfile(env(), SITE, `user:${userId}`)).toBeNull();
   });
 
+  it('never echoes a malformed signature or write key back: says what is wrong and what to send', async () => {
+    const a = anonId();
+    const userId = `u-${anonId()}`;
+    // A real signature with a stray character: most of a credential, which proxies and
+    // loggers between the sender and the Worker may keep with the response.
+    const signature = `${await signUserId(IDENTITY_SECRET, userId)}x`;
+    const res = await collect([
+      makeEvent(a),
+      makeEvent(a, 'user.signed_in', { userId, userIdSignature: signature }),
+    ]);
+    expect(res.status).toBe(207);
+    const text = await res.text();
+    expect(text).not.toContain(signature.slice(0, 12));
+    const body = JSON.parse(text) as { rejected: { errors: { path: string; message: string }[] }[] };
+    expect(body.rejected[0]?.errors).toEqual([
+      {
+        path: 'batch[1].userIdSignature',
+        message:
+          'expected a 64-digit hex HMAC-SHA256 signature of the userId, or an expiring one: <expiry>.<64 hex digits>, received a string of 65 characters (not shown: it is a credential)',
+      },
+    ]);
+    // A write key of the wrong type is not shown either; an ordinary field still is.
+    const key = await call(JSON.stringify({ writeKey: 4242424242, batch: [makeEvent(a)] }));
+    expect(key.status).toBe(400);
+    const keyText = await key.text();
+    expect(keyText).not.toContain('4242424242');
+    expect((JSON.parse(keyText) as { error: { errors: unknown[] } }).error.errors).toEqual([
+      { path: 'writeKey', message: 'expected string, received a number (not shown: it is a credential)' },
+    ]);
+    const plain = await collect([{ ...makeEvent(a), type: 'alias' }]);
+    expect(await plain.text()).toContain('received string \\"alias\\"');
+  });
+
   it('merges the anonymous profile into the person on the first verified identify; later anonymous events follow', async () => {
     const a = anonId();
     const userId = `u-${anonId()}`;
