@@ -166,9 +166,23 @@ export async function prepareDecision(env: Env, input: DecideInput): Promise<Pre
       holdout,
       covisits,
       analytics,
-      anonymousId: input.anonymousId ?? profile?.anonymousIds[0],
+      anonymousId: recordedBrowser(input, profile),
     },
   };
+}
+
+/**
+ * The browser a decision is recorded under (`decision.served`'s anonymousId): the caller's
+ * own when it is the person asked about or one of the person's browsers, else the person's
+ * first. A signed-in caller may name any anonymousId, and anyone holding a person's
+ * signature could have the log say another browser signed in as them, which lift takes as
+ * that browser's anonymous events being theirs (lift-report.ts, joinedAtSignIn).
+ */
+function recordedBrowser(input: DecideInput, profile: ProfileView | null): string | undefined {
+  const named = input.anonymousId;
+  if (named !== undefined && (input.personKey === `anon:${named}` || profile?.anonymousIds.includes(named)))
+    return named;
+  return profile?.anonymousIds[0];
 }
 
 /** `/products/<slug>` (the shop's product pages) → the product id, so a page decides in context. */

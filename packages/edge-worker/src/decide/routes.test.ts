@@ -1,6 +1,6 @@
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
-import type { DecideResponse } from '@attune/shared-schema';
+import { type DecideResponse, eventMessagesOf } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../app.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
@@ -12,6 +12,7 @@ import {
   envWithSites,
   makeEvent,
   productView,
+  recordQueue,
   signed,
   storedTables,
 } from '../ingest/test-support.ts';
@@ -177,6 +178,42 @@ describe('GET /v1/decide with personalization consent', () => {
     // The signed person's group decides what they see; either way it is their own profile.
     expect(asPerson.decisions.hero?.reason).not.toBe('default: personalization not granted');
     expect(forged.decisions.hero?.reason).toBe('default: personalization not granted');
+  });
+
+  it("records a signed-in decision under one of the person's own browsers, never a browser the caller names", async () => {
+    const userId = `served-browser-${crypto.randomUUID()}`;
+    const signature = await signed(userId);
+    const own = `own-${crypto.randomUUID()}`;
+    const signIn = await collect([
+      makeEvent(own, 'consent.updated', {
+        userId,
+        userIdSignature: signature,
+        properties: { categories: { analytics: true, personalization: true }, policyVersion: '1' },
+        consent: null,
+      }),
+    ]);
+    expect(signIn.status).toBe(200);
+    const recorded = recordQueue(env);
+    try {
+      // Each exposure (person, slot, variant) is logged once in a while: a slot per call.
+      const servedTo = async (anonymousId: string, slot: string) => {
+        recorded.messages.length = 0;
+        const res = await call(null, {
+          method: 'GET',
+          origin: SITE_ORIGIN,
+          path: `/v1/decide?writeKey=pk_demo_attune&slots=${slot}&anonymousId=${anonymousId}&userId=${userId}&userIdSignature=${signature}`,
+        });
+        expect(res.status).toBe(200);
+        return eventMessagesOf(recorded.messages).map((m) => [m.personId, m.event.anonymousId]);
+      };
+      // Anyone holding the signature (it travels in page URLs) names someone else's browser:
+      // the log would say that browser signed in as the person, and lift would file its
+      // anonymous events under them.
+      expect(await servedTo('someone-elses-browser', 'hero')).toEqual([[`user:${userId}`, own]]);
+      expect(await servedTo(own, 'recommendations')).toEqual([[`user:${userId}`, own]]);
+    } finally {
+      recorded.restore();
+    }
   });
 
   it('on a site taking expiring signatures, a userId counts until its signature expires', async () => {
