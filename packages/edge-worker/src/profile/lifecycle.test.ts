@@ -507,6 +507,7 @@ describe("a sign-in naming someone else's browser", () => {
     expect(await profileStub(env, SITE, `anon:${browser}`).aliasOf()).toBe(`user:${owner}`);
 
     // Another signed-in user sends their own (validly signed) event under that browser's id.
+    const warn = vi.spyOn(console, 'warn');
     const res = await collect([
       productView(browser, 'p3', 'hats', { userId: other, userIdSignature: await signed(other) }),
     ]);
@@ -515,6 +516,19 @@ describe("a sign-in naming someone else's browser", () => {
     const theirs = await viewProfile(env, SITE, `user:${other}`);
     expect(theirs?.anonymousIds).toEqual([]);
     expect(theirs?.interests['category:shoes']).toBeUndefined();
+    // The refusal is logged for the operator, naming neither person nor browser.
+    const refusals = warn.mock.calls
+      .map(([line]) => String(line))
+      .filter((l) => l.includes('browser_not_linked'));
+    expect(refusals.map((l) => JSON.parse(l))).toEqual([
+      {
+        level: 'warn',
+        msg: 'identity.browser_not_linked',
+        siteId: SITE,
+        reason: 'linked_to_another_person_or_erased',
+      },
+    ]);
+    warn.mockRestore();
 
     // The browser's next anonymous event still goes to its owner.
     await collect([productView(browser, 'p4', 'garden')]);

@@ -910,6 +910,10 @@ export class ProfileDO extends DurableObject<Env> {
     );
     if (handed.refused) {
       // The event stays this person's; the browser is not linked (and not asked again).
+      // Logged once per browser and object (site only: the ids would name two people), so an
+      // operator sees sign-ins naming others' browsers: a shared computer, or an attempt to
+      // take over someone's browser with one's own signed id.
+      log('warn', 'identity.browser_not_linked', { siteId, reason: 'linked_to_another_person_or_erased' });
       this.#refuseBrowser(anonymousId);
       return false;
     }
