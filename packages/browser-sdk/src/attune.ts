@@ -36,7 +36,7 @@ import { enqueue, type QueuedEvent } from './queue/queue.ts';
 import { isRetryable, retryDelay } from './retry/retry.ts';
 import { touchSession } from './session/session.ts';
 import { browserPersistence, type Persistence, type VisitorRecord } from './store/store.ts';
-import { beacon, getJson, ignore, post, safely } from './transport/transport.ts';
+import { beacon, getJson, post, safely } from './transport/transport.ts';
 
 export { VERSION } from './page/page.ts';
 
@@ -472,7 +472,6 @@ export function createAttune(
   /** Fetches the site's consent config once; a new policy version asks the person again. */
   function loadConfig(): Promise<ConsentConfig> {
     configLoad ??= getJson(workerUrl(PATHS.config))
-      .catch(ignore)
       .then((json) => {
         const checked = checking;
         checking = false;

@@ -5,15 +5,13 @@
  * content it already has.
  */
 import type { DecideResponse } from '@attune/shared-schema/constants';
-import { getJson, ignore } from '../transport/transport.ts';
+import { getJson } from '../transport/transport.ts';
 
 /** Fetches decisions; resolves to `{ personalized: false, decisions: {} }` on any failure. */
 export const fetchDecisions = (url: string): Promise<DecideResponse> =>
-  getJson(url)
-    // A network or JSON error, no body (a non-2xx answer) and a malformed body all end in the fallback.
-    .catch(ignore)
-    .then((body) =>
-      (body as DecideResponse | undefined)?.decisions instanceof Object
-        ? (body as DecideResponse)
-        : { personalized: false, decisions: {} },
-    );
+  // A network or JSON error, no body (a non-2xx answer) and a malformed body all end in the fallback.
+  getJson(url).then((body) =>
+    (body as DecideResponse | undefined)?.decisions instanceof Object
+      ? (body as DecideResponse)
+      : { personalized: false, decisions: {} },
+  );

@@ -29,9 +29,11 @@ export function safely<T>(work: () => T): T | undefined {
 export const post = (url: string, body: string): Promise<Response | undefined> =>
   send(url, body).catch(ignore);
 
-/** GETs a JSON answer; undefined when the status is not 2xx. Rejects on network or JSON errors. */
+/** GETs a JSON answer; undefined when the status is not 2xx, or on a network or JSON error. Never rejects. */
 export const getJson = (url: string): Promise<unknown> =>
-  send(url).then((response) => (response.ok ? response.json() : undefined));
+  send(url)
+    .then((response) => (response.ok ? response.json() : undefined))
+    .catch(ignore);
 
 /**
  * Hands a body to the browser to deliver even if the page goes away. False when the
