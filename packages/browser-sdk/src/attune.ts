@@ -32,7 +32,7 @@ import { listenTcf } from './consent/tcf.ts';
 import { fetchDecisions } from './decide/decide.ts';
 import { ulid } from './ids/ids.ts';
 import { pageContext, watchHistory } from './page/page.ts';
-import { enqueue, type QueuedEvent } from './queue/queue.ts';
+import type { QueuedEvent } from './queue/queue.ts';
 import { isRetryable, retryDelay } from './retry/retry.ts';
 import { touchSession } from './session/session.ts';
 import { browserPersistence, type Persistence, type VisitorRecord } from './store/store.ts';
@@ -345,7 +345,12 @@ export function createAttune(
       // keeps filling, one props object reused) before the choice or the check, and the event must
       // say what it said then. What JSON cannot hold is reported now, as it would be on release.
       const held = serialize(event);
-      return void (held && enqueue(waiting, JSON.parse(held), maxWaiting));
+      // Beyond maxWaiting the oldest go, as bound() keeps the outbox (a negative count removes nothing).
+      if (held) {
+        waiting.push(JSON.parse(held));
+        waiting.splice(0, waiting.length - maxWaiting);
+      }
+      return;
     }
     if (event.type !== 'consent' && !storing()) return;
     event.context = { ...event.context, consent: choice };

@@ -1,7 +1,7 @@
 /**
- * Bounded queues: the pre-consent waiting room and the outbox of unsent events. When a
- * queue is full the oldest event is dropped and counted, so a page that runs for days
- * offline keeps its newest events and can report how many it lost.
+ * Queued events: the outbox's entries. The tracker bounds its queues (the pre-consent waiting
+ * room, the outbox of unsent events): when one is full the oldest event is dropped and counted,
+ * so a page that runs for days offline keeps its newest events and can report how many it lost.
  */
 
 /** An event ready for the wire: its id and its JSON, serialized once, and that JSON's UTF-8 bytes. */
@@ -13,11 +13,4 @@ export interface QueuedEvent {
   _sending?: boolean;
   /** Set once it is written to IndexedDB. */
   _stored?: boolean;
-}
-
-/** Appends `item` to `queue`; removes and returns what exceeds `limit` (the oldest first). */
-export function enqueue<T>(queue: T[], item: T, limit: number): T[] {
-  queue.push(item);
-  // A negative count removes nothing.
-  return queue.splice(0, queue.length - limit);
 }
