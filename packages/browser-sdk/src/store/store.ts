@@ -109,8 +109,9 @@ export function browserPersistence(tab: string): Persistence {
       )
       .catch(ignore);
   hold();
-  /** Runs `work` under the lock that lets one tab at a time take events over. */
-  const exclusively = <T>(work: () => Promise<T>) => (locks ? locks.request('attune:adopt', work) : work());
+  /** Runs `work` under the lock that lets one tab at a time take events over; fails by rejecting, never by throwing. */
+  const exclusively = async <T>(work: () => Promise<T>) =>
+    locks ? locks.request('attune:adopt', work) : work();
 
   /** Every stored event, of every tab; undefined when IndexedDB failed. */
   const stored = () =>
@@ -122,24 +123,19 @@ export function browserPersistence(tab: string): Persistence {
     save: (record) => safely(() => (localStorage[RECORD_KEY] = JSON.stringify(record))),
     store: put,
     forget: (ids) => void outbox((store) => ids.map((id) => store.delete(id))),
-    async adopt() {
-      try {
-        // One tab at a time: two tabs cannot adopt the same orphan. Held and pending locks
-        // alike count as alive: a tab just opened may still wait for its own.
-        return await exclusively(async () => {
-          const alive = Object.values({ ...(await locks?.query()) }).flat();
-          // Re-owns the stored events of tabs that are gone and returns them.
-          // (IndexedDB failed: no list, and the catch below adopts nothing.)
-          const orphans = ((await stored()) as StoredEvent[]).filter(
-            (e) => e.tab !== tab && !alive.some((lock) => lock.name === TAB_LOCK + e.tab),
-          );
-          // Only events this tab now owns are sent by it: another tab may take them otherwise.
-          return (await put(orphans)) ? orphans : [];
-        });
-      } catch {
-        return [];
-      }
-    },
+    adopt: () =>
+      // One tab at a time: two tabs cannot adopt the same orphan. Held and pending locks
+      // alike count as alive: a tab just opened may still wait for its own.
+      exclusively(async () => {
+        const alive = Object.values({ ...(await locks?.query()) }).flat();
+        // Re-owns the stored events of tabs that are gone and returns them.
+        // (IndexedDB failed: no list, and the catch below adopts nothing; so do the locks failing.)
+        const orphans = ((await stored()) as StoredEvent[]).filter(
+          (e) => e.tab !== tab && !alive.some((lock) => lock.name === TAB_LOCK + e.tab),
+        );
+        // Only events this tab now owns are sent by it: another tab may take them otherwise.
+        return (await put(orphans)) ? orphans : [];
+      }).catch(() => []),
     wipe() {
       safely(() => delete localStorage[RECORD_KEY]);
       void outbox((store) => store.clear());
