@@ -147,9 +147,9 @@ export function createAttune(
   // Without one (a tag missing data-endpoint), the page's own origin: never a crash that leaves the stub in place.
   const endpoint = (options.endpoint || '').replace(/\/+$/, '');
   const collectUrl = endpoint + PATHS.collect;
-  /** A Worker URL for `path` with the write key and `query` in its query (undefined values left out). */
-  const workerUrl = (path: string, query?: object) =>
-    `${endpoint}${path}?${new URLSearchParams(JSON.parse(JSON.stringify({ writeKey, ...query })))}`;
+  /** A Worker URL for `path` with the write key and `query` in its query. */
+  const workerUrl = (path: string, query?: Record<string, string>) =>
+    `${endpoint}${path}?${new URLSearchParams({ writeKey, ...query })}`;
   const gpc = (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl;
   const report = (
     code: AttuneError['code'],
@@ -707,7 +707,7 @@ export function createAttune(
       fetchDecisions(
         workerUrl(PATHS.decide, {
           slots: `${slots}`,
-          anonymousId: choice?.categories.personalization ? ids.anonymousId : undefined,
+          ...(choice?.categories.personalization && { anonymousId: ids.anonymousId }),
         }),
       ),
     reset,
