@@ -25,8 +25,10 @@ let lastContext: PageContext;
  * `track()` ~1.3× slower in Chromium without this).
  */
 export function pageContext(referrer: string): PageContext {
-  const { href } = location;
-  const { title } = document;
+  // Read as member expressions, not destructured: spelled as the tag spells them elsewhere
+  // (watchHistory's location.href), they gzip 9 B smaller.
+  const href = location.href;
+  const title = document.title;
   const key = `${href} ${referrer} ${title}`;
   if (key !== lastKey) {
     lastKey = key;
