@@ -411,7 +411,7 @@ export function createAttune(
       }
       attempt = 0;
       settle(batch);
-      const { status } = answer;
+      const status = answer.status;
       // A 207 names the events it refused; so does a 400 when none of the batch was valid
       // (its error's per-field reasons). Any other final 4xx dropped the batch for a reason of its
       // own, which the Worker's message says (an unknown write key, an origin not allowed).

@@ -95,7 +95,8 @@ export function browserPersistence(tab: string): Persistence {
     outbox((store) =>
       events.map(({ id, json, bytes }) => store.put({ id, json, bytes, tab } satisfies StoredEvent, id)),
     );
-  const { locks } = navigator;
+  // (Member expressions, not destructuring, here and in the tracker: the tag gzips smaller.)
+  const locks = navigator.locks;
   let release: () => void = ignore;
   // This tab's lock lives as long as the tab is shown, so a tab that holds no lock is closed or cached.
   const hold = () =>
