@@ -30,15 +30,17 @@ export const WAIT_FOR_UPDATE_MS = 500;
  */
 export function emitGoogleConsent(
   kind: 'default' | 'update',
-  { categories }: Pick<ConsentState, 'categories'>,
+  state: Pick<ConsentState, 'categories'>,
   wait?: boolean,
 ): void {
-  const signals: Record<string, string | number> = googleConsentSignals(categories);
+  const signals: Record<string, string | number> = googleConsentSignals(state.categories);
   if (wait) signals.wait_for_update = WAIT_FOR_UPDATE_MS;
-  const { gtag, dataLayer } = globalThis as { gtag?: (...args: unknown[]) => void; dataLayer?: unknown[] };
+  // (Member expressions, not destructuring: the tag gzips smaller.)
+  const page = globalThis as { gtag?: (...args: unknown[]) => void; dataLayer?: unknown[] };
+  const dataLayer = page.dataLayer;
   // gtag.js reads Arguments objects from dataLayer, not arrays: push `arguments` as Google's snippet does.
   (
-    gtag ??
+    page.gtag ??
     (dataLayer &&
       function () {
         // biome-ignore lint/complexity/noArguments: gtag.js only understands Arguments objects.
