@@ -152,8 +152,8 @@ export function browserPersistence(tab: string): Persistence {
     },
     async rejoin() {
       hold();
-      if (!database) return;
-      return (await exclusively(stored))?.filter((e) => e.tab === tab).map((e) => e.id);
+      // Nothing stored when the database was never opened.
+      return database && (await exclusively(stored))?.filter((e) => e.tab === tab).map((e) => e.id);
     },
   };
 }
