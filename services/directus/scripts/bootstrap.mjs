@@ -491,8 +491,8 @@ async function applyFlows(api) {
     [orderBuildOperation(IDS.orderBuild, IDS.orderSend, 1), orderSendOperation(IDS.orderSend, 1)],
   );
   // An order created pending and paid later (bank transfer, invoice, a payment webhook):
-  // the create sent nothing, and the Worker's catch-up reads orders by creation time, so
-  // one paid more than minutes later reached the edge only through this Flow.
+  // the create sent nothing. A call of this Flow that is lost, the Worker's catch-up makes
+  // up for by the order's `date_updated`.
   await recreateFlow(
     api,
     {

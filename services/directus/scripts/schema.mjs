@@ -79,7 +79,12 @@ const maybe = (field, note) => ({
 const ts = (field, opts = {}) => ({
   field,
   type: 'timestamp',
-  meta: { interface: 'datetime', ...(opts.note && { note: opts.note }) },
+  meta: {
+    interface: 'datetime',
+    ...(opts.note && { note: opts.note }),
+    // Stamped by Directus (`date-updated`: on every update through its API or Data Studio).
+    ...(opts.special && { special: opts.special, readonly: true }),
+  },
   schema: { is_nullable: true, is_indexed: opts.indexed ?? false },
 });
 
@@ -497,6 +502,15 @@ export const COLLECTIONS = [
       json('items'),
       str('status', { length: 32 }),
       ts('created_at'),
+      // When the order was last changed: the Worker's catch-up reads by it the orders an
+      // update marked paid whose Flow call was lost (placed days before, by bank transfer).
+      ts('date_updated', {
+        // cast-timestamp as Directus gives a date-updated field it creates: the same on an
+        // instance whose field a later bootstrap patches.
+        special: ['date-updated', 'cast-timestamp'],
+        indexed: true,
+        note: 'Set by Directus on every update; the edge catches up by it the orders marked paid whose Flow call was lost.',
+      }),
     ],
   },
 ];

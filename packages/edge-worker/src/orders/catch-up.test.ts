@@ -26,15 +26,23 @@ import {
   ORDERS_OVERLAP_MS,
   ORDERS_PAGE_SIZE,
   type OrderRow,
+  type OrderTime,
   orderEvent,
   ordersWatermarkKey,
 } from './catch-up.ts';
 
 const MINUTE = 60_000;
 
-/** A stand-in Directus's `orders`, answering reads by site and `created_at` bounds as Directus does. */
-function ordersDirectus(orders: OrderRow[], failFromOffset = Number.POSITIVE_INFINITY) {
-  const reads: { from: string; to: string }[] = [];
+/**
+ * A stand-in Directus's `orders`, answering reads by site and by the bounds on one time
+ * (`created_at` or `date_updated`, the field bounded above), and a lower bound on
+ * `created_at` besides, as Directus does.
+ */
+function ordersDirectus(
+  orders: OrderRow[],
+  { failFromOffset = Number.POSITIVE_INFINITY, withoutDateUpdated = false } = {},
+) {
+  const reads: { by: OrderTime; from: string; to: string }[] = [];
   const directus = directusClient({
     url: 'http://directus.stand-in.test',
     token: 't',
@@ -42,22 +50,39 @@ function ordersDirectus(orders: OrderRow[], failFromOffset = Number.POSITIVE_INF
       const url = new URL(String(input));
       if (url.pathname !== '/items/orders') return Response.json({ errors: [] }, { status: 404 });
       const filter = JSON.parse(url.searchParams.get('filter') ?? '{}') as { _and: DirectusFilter[] };
+      const bounds = (field: OrderTime) =>
+        filter._and.flatMap((part) => {
+          const bound = part[field] as Record<string, string> | undefined;
+          return bound === undefined ? [] : [bound];
+        });
+      const by: OrderTime = bounds('date_updated').length > 0 ? 'date_updated' : 'created_at';
+      if (by === 'date_updated' && withoutDateUpdated)
+        return Response.json(
+          {
+            errors: [
+              {
+                message: `You don't have permission to access field "date_updated" in collection "orders" or it does not exist.`,
+                extensions: { code: 'FORBIDDEN' },
+              },
+            ],
+          },
+          { status: 403 },
+        );
       const bound = (op: string): string => {
-        for (const part of filter._and) {
-          const created = part.created_at as Record<string, string> | undefined;
-          if (created?.[op] !== undefined) return created[op];
-        }
-        throw new Error(`the read has no created_at ${op} bound`);
+        const found = bounds(by).find((b) => b[op] !== undefined)?.[op];
+        if (found === undefined) throw new Error(`the read has no ${by} ${op} bound`);
+        return found;
       };
       const [from, to] = [bound('_gte'), bound('_lte')];
-      reads.push({ from, to });
+      const createdFrom = by === 'created_at' ? from : (bounds('created_at')[0]?._gte ?? '');
+      reads.push({ by, from, to });
       const offset = Number(url.searchParams.get('offset') ?? 0);
       if (offset >= failFromOffset) return new Response('unavailable', { status: 503 });
       const limit = Number(url.searchParams.get('limit') ?? 100);
       const data = orders
-        .filter((o) => o.site_id === SITE && typeof o.created_at === 'string')
-        .filter((o) => String(o.created_at) >= from && String(o.created_at) <= to)
-        .sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)))
+        .filter((o) => o.site_id === SITE && typeof o[by] === 'string' && typeof o.created_at === 'string')
+        .filter((o) => String(o[by]) >= from && String(o[by]) <= to && String(o.created_at) >= createdFrom)
+        .sort((a, b) => String(a[by]).localeCompare(String(b[by])))
         .slice(offset, offset + limit);
       return Response.json({ data });
     },
@@ -104,12 +129,18 @@ async function sentByFlow(order: OrderRow): Promise<Response> {
   return collect([event], { origin: null, headers: { authorization: `Basic ${btoa(`${SERVER_KEY}:`)}` } });
 }
 
+/** A run from scratch: neither time's watermark set. */
+async function forgetWatermarks(): Promise<void> {
+  await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE, 'created_at'));
+  await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE, 'date_updated'));
+}
+
 const ordersOf = async (personKey: `anon:${string}` | `user:${string}`) =>
   (await viewProfile(env, SITE, personKey))?.counters.orders ?? 0;
 
 describe('the order catch-up', () => {
   it('delivers a paid order the Flow lost, once; one the Flow delivered is not counted again', async () => {
-    await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
+    await forgetWatermarks();
     const browser = anonId('buyer');
     await consented(browser, 'analytics', 'personalization');
     const delivered = paidOrder({
@@ -137,7 +168,7 @@ describe('the order catch-up', () => {
   });
 
   it("goes to a signed-in buyer's person, by the record of their consent; not to one who never chose", async () => {
-    await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
+    await forgetWatermarks();
     const userId = `u-${anonId('shopper')}`;
     const browser = anonId('browser');
     // Signed in by the shop's backend, with consent given in the browser.
@@ -168,7 +199,7 @@ describe('the order catch-up', () => {
   });
 
   it('does not count twice an order created pending and paid later, which the backend sends itself', async () => {
-    await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
+    await forgetWatermarks();
     const browser = anonId('paid-later');
     await consented(browser, 'analytics', 'personalization');
     // Created pending: the Flow sends nothing (services/directus README: "one created pending
@@ -189,7 +220,7 @@ describe('the order catch-up', () => {
   });
 
   it('does not bring back an erased person with their order', async () => {
-    await env.EDGE_CACHE.delete(ordersWatermarkKey(SITE));
+    await forgetWatermarks();
     const browser = anonId('erased');
     await consented(browser, 'analytics', 'personalization');
     expect((await people(`anon:${browser}`, 'DELETE', ADMIN_HEADERS)).status).toBeLessThan(300);
@@ -199,9 +230,55 @@ describe('the order catch-up', () => {
     expect(await viewProfile(env, SITE, `anon:${browser}`)).toBeNull();
   });
 
+  it('delivers an order placed days ago whose paid-order Flow call was lost, once, by when it was marked paid', async () => {
+    await forgetWatermarks();
+    const browser = anonId('paid-by-transfer');
+    await consented(browser, 'analytics', 'personalization');
+    const now = Date.now();
+    const placed = (days: number) => new Date(now - days * 24 * 60 * MINUTE).toISOString();
+    const paidNow = new Date(now - MINUTE).toISOString();
+    const { directus, reads } = ordersDirectus([
+      paidOrder({ anonymous_id: browser, total: 48, created_at: placed(3), date_updated: paidNow }),
+      // Placed longer ago than the edge accepts an event's time: the Flow's is refused too.
+      paidOrder({ anonymous_id: browser, total: 500, created_at: placed(31), date_updated: paidNow }),
+      // A cancellation is an update too: not a purchase.
+      paidOrder({ anonymous_id: browser, status: 'cancelled', created_at: placed(2), date_updated: paidNow }),
+    ]);
+    const first = await catchUpOrders(env, await demo(), { directus, now, unsited: false });
+    expect(first).toMatchObject({ read: 1, delivered: 1, duplicates: 0, rejected: 0 });
+    expect((await viewProfile(env, SITE, `anon:${browser}`))?.counters).toMatchObject({
+      orders: 1,
+      revenue: 48,
+    });
+    expect(reads.find((read) => read.by === 'date_updated')?.from).toBe(
+      new Date(now - ORDERS_LOOK_BACK_MS).toISOString(),
+    );
+    // The next run reads the overlap again, by either time: counted once.
+    const again = await catchUpOrders(env, await demo(), { directus, now: now + 5 * MINUTE, unsited: false });
+    expect(again.delivered).toBe(0);
+    expect(await ordersOf(`anon:${browser}`)).toBe(1);
+    expect(await env.EDGE_CACHE.get(ordersWatermarkKey(SITE, 'date_updated'))).toBe(
+      new Date(now + 5 * MINUTE).toISOString(),
+    );
+  });
+
+  it('says to bootstrap Directus again when its orders have no date_updated, after catching up by creation', async () => {
+    await forgetWatermarks();
+    const browser = anonId('older-instance');
+    await consented(browser, 'analytics', 'personalization');
+    // An instance bootstrapped before the field: Directus refuses a filter on it.
+    const { directus: older } = ordersDirectus([paidOrder({ anonymous_id: browser })], {
+      withoutDateUpdated: true,
+    });
+    await expect(
+      catchUpOrders(env, await demo(), { directus: older, now: Date.now(), unsited: false }),
+    ).rejects.toThrow(/orders\.date_updated is missing in Directus: bootstrap it again/);
+    expect(await ordersOf(`anon:${browser}`)).toBe(1);
+  });
+
   it('reads a day back at first, then from its watermark less the overlap', async () => {
     const key = ordersWatermarkKey(SITE);
-    await env.EDGE_CACHE.delete(key);
+    await forgetWatermarks();
     const now = Date.parse('2026-11-20T12:00:00.000Z');
     const order = paidOrder({
       anonymous_id: anonId('no-choice'),
@@ -211,21 +288,30 @@ describe('the order catch-up', () => {
     await catchUpOrders(env, await demo(), { directus, now, unsited: false });
     const later = now + 5 * MINUTE;
     await catchUpOrders(env, await demo(), { directus, now: later, unsited: false });
-    expect(reads).toEqual([
-      { from: new Date(now - ORDERS_LOOK_BACK_MS).toISOString(), to: new Date(now).toISOString() },
-      { from: new Date(now - ORDERS_OVERLAP_MS).toISOString(), to: new Date(later).toISOString() },
+    const created = () => reads.filter((read) => read.by === 'created_at');
+    expect(created()).toEqual([
+      {
+        by: 'created_at',
+        from: new Date(now - ORDERS_LOOK_BACK_MS).toISOString(),
+        to: new Date(now).toISOString(),
+      },
+      {
+        by: 'created_at',
+        from: new Date(now - ORDERS_OVERLAP_MS).toISOString(),
+        to: new Date(later).toISOString(),
+      },
     ]);
     // A Worker down for days starts a day back again, not from its old watermark.
     const muchLater = later + 3 * ORDERS_LOOK_BACK_MS;
     await catchUpOrders(env, await demo(), { directus, now: muchLater, unsited: false });
-    expect(reads[2]?.from).toBe(new Date(muchLater - ORDERS_LOOK_BACK_MS).toISOString());
+    expect(created()[2]?.from).toBe(new Date(muchLater - ORDERS_LOOK_BACK_MS).toISOString());
     // The runs after the first read no order: they left its watermark (KV's writes are counted).
     expect(await env.EDGE_CACHE.get(key)).toBe(new Date(now).toISOString());
   });
 
   it('keeps the pages delivered whole when a later page fails, and goes on from there', async () => {
     const key = ordersWatermarkKey(SITE);
-    await env.EDGE_CACHE.delete(key);
+    await forgetWatermarks();
     const now = Date.now();
     const orders = Array.from({ length: ORDERS_PAGE_SIZE + 5 }, (_, i) =>
       paidOrder({
@@ -233,7 +319,7 @@ describe('the order catch-up', () => {
         created_at: new Date(now - (60 - i) * MINUTE).toISOString(),
       }),
     );
-    const { directus } = ordersDirectus(orders, ORDERS_PAGE_SIZE);
+    const { directus } = ordersDirectus(orders, { failFromOffset: ORDERS_PAGE_SIZE });
     await expect(catchUpOrders(env, await demo(), { directus, now, unsited: false })).rejects.toThrow(/503/);
     const lastOfFirstPage = Date.parse(String(orders[ORDERS_PAGE_SIZE - 1]?.created_at));
     expect(await env.EDGE_CACHE.get(key)).toBe(new Date(lastOfFirstPage + ORDERS_OVERLAP_MS).toISOString());

@@ -10,16 +10,18 @@
  * person's recorded consent decides, a signed-in buyer is their user id, an erased
  * person's tombstone drops it. The Flow's script is services/directus/scripts/flow-scripts.mjs
  * (ORDER_SCRIPT): a change to the event there must be made here too. The paid-order Flow
- * sends the same event when an update marks an order paid; reading by `created_at`, this
- * catch-up makes up for its lost call only for an order paid within minutes of creation.
+ * sends the same event when an update marks an order paid, however long after its creation:
+ * so a run also reads the orders whose `date_updated` (set by Directus on every update) is
+ * past a watermark of its own, and makes up for that Flow's lost call too.
  */
 import {
   type CustomerAction,
+  LIMITS,
   PURCHASE_ORDER_STATUSES,
   parseCollectRequest,
   ulidOf,
 } from '@attune/shared-schema';
-import type { DirectusClient, DirectusFilter } from '../directus/client.ts';
+import { type DirectusClient, DirectusError, type DirectusFilter } from '../directus/client.ts';
 import type { RequestFacts } from '../enrich/index.ts';
 import { ingestBatch } from '../ingest/pipeline.ts';
 import { traceparentOf } from '../observability/index.ts';
@@ -41,8 +43,16 @@ export const ORDERS_PAGE_SIZE = 25;
 /** Pages per site and run: a longer backlog goes on at the next run, from where this one stopped. */
 export const ORDERS_MAX_PAGES = 40;
 
-/** The KV key of the time up to which a site's orders have been caught up. */
-export const ordersWatermarkKey = (siteId: string) => `orders:caught-up:${siteId}`;
+/**
+ * The times a run reads orders by, each from its own watermark: when an order was placed
+ * (the order Flow sends it on create) and when it was last changed (the paid-order Flow
+ * sends it when an update marks it paid).
+ */
+export type OrderTime = 'created_at' | 'date_updated';
+
+/** The KV key of the time up to which a site's orders, by `by`, have been caught up. */
+export const ordersWatermarkKey = (siteId: string, by: OrderTime = 'created_at') =>
+  by === 'created_at' ? `orders:caught-up:${siteId}` : `orders:caught-up:${by}:${siteId}`;
 
 /** An `orders` row, as the Flow's trigger payload and a Directus read both give it. */
 export interface OrderRow {
@@ -55,6 +65,8 @@ export interface OrderRow {
   items?: unknown;
   status?: string | null;
   created_at?: string | null;
+  /** Set by Directus on every update through its API or Data Studio (special `date-updated`). */
+  date_updated?: string | null;
 }
 
 const ORDER_FIELDS = [
@@ -132,19 +144,42 @@ export interface OrdersCaughtUp {
 }
 
 /**
- * Catches up `site`'s paid orders created from its watermark (less the overlap; at most a
- * day back) to `now`, and moves the watermark on. `unsited`: orders without a site are the
- * site's (the one site the Worker serves, as the Flow sends them). Throws when Directus or a
- * person's ProfileDO fails; the watermark then moves past the pages delivered whole only,
- * and the next run reads the rest again.
+ * Catches up `site`'s paid orders created, then those changed (marked paid), from each
+ * time's watermark (less the overlap; at most a day back) to `now`, and moves the watermarks
+ * on. `unsited`: orders without a site are the site's (the one site the Worker serves, as
+ * the Flows send them). Throws when Directus or a person's ProfileDO fails; a watermark then
+ * moves past the pages delivered whole only, and the next run reads the rest again.
  */
 export async function catchUpOrders(
   env: Env,
   site: Site,
   options: { directus: DirectusClient; now: number; unsited: boolean },
 ): Promise<OrdersCaughtUp> {
+  const done: OrdersCaughtUp = { read: 0, delivered: 0, duplicates: 0, dropped: 0, rejected: 0 };
+  // Created first: an instance not yet bootstrapped with `date_updated` still catches those up.
+  await catchUpBy('created_at', env, site, options, done);
+  try {
+    await catchUpBy('date_updated', env, site, options, done);
+  } catch (e) {
+    if (e instanceof DirectusError && /date_updated/.test(e.message))
+      throw new Error(
+        'orders.date_updated is missing in Directus: bootstrap it again (./attune up) to catch up orders marked paid whose Flow call was lost',
+      );
+    throw e;
+  }
+  return done;
+}
+
+/** One time's pass of catchUpOrders: the orders whose `by` lies from its watermark to `now`. */
+async function catchUpBy(
+  by: OrderTime,
+  env: Env,
+  site: Site,
+  options: { directus: DirectusClient; now: number; unsited: boolean },
+  done: OrdersCaughtUp,
+): Promise<void> {
   const { directus, now, unsited } = options;
-  const key = ordersWatermarkKey(site.id);
+  const key = ordersWatermarkKey(site.id, by);
   const watermark = Date.parse((await env.EDGE_CACHE.get(key)) ?? '');
   const from = Math.max(
     now - ORDERS_LOOK_BACK_MS,
@@ -155,11 +190,15 @@ export async function catchUpOrders(
       unsited
         ? { _or: [{ site_id: { _eq: site.id } }, { site_id: { _empty: true } }] }
         : { site_id: { _eq: site.id } },
-      { created_at: { _gte: new Date(from).toISOString() } },
-      { created_at: { _lte: new Date(now).toISOString() } },
+      { [by]: { _gte: new Date(from).toISOString() } },
+      { [by]: { _lte: new Date(now).toISOString() } },
+      // The event keeps the order's creation as its time, and the edge refuses one older
+      // than this (the Flow's too): reading such orders would only count them rejected.
+      ...(by === 'created_at'
+        ? []
+        : [{ created_at: { _gte: new Date(now - LIMITS.maxEventAgeMs).toISOString() } }]),
     ],
   };
-  const done: OrdersCaughtUp = { read: 0, delivered: 0, duplicates: 0, dropped: 0, rejected: 0 };
   // Where the next run goes on from: the last order of the last page delivered whole (the
   // orders at its very time are read again then, and are duplicates), or `now` once all are.
   // Left unset by a run that read no order at all: the next reads the same empty span and
@@ -170,8 +209,10 @@ export async function catchUpOrders(
     for (let page = 0; page < ORDERS_MAX_PAGES; page++) {
       const rows = await directus.readItems<OrderRow>('orders', {
         filter,
-        fields: ORDER_FIELDS,
-        sort: ['created_at', 'id'],
+        // `date_updated` only where read by it: an instance bootstrapped before the field
+        // refuses a read naming it, and still catches up its orders by creation.
+        fields: by === 'created_at' ? ORDER_FIELDS : [...ORDER_FIELDS, by],
+        sort: [by, 'id'],
         limit: ORDERS_PAGE_SIZE,
         offset: page * ORDERS_PAGE_SIZE,
       });
@@ -180,7 +221,7 @@ export async function catchUpOrders(
         if (page > 0 || rows.length > 0) through = now;
         break;
       }
-      const last = Date.parse(String(rows[rows.length - 1]?.created_at));
+      const last = Date.parse(String(rows[rows.length - 1]?.[by]));
       if (Number.isFinite(last)) through = Math.min(now, last + ORDERS_OVERLAP_MS);
     }
   } finally {
@@ -188,7 +229,6 @@ export async function catchUpOrders(
     // limit): the next run starts at the page that failed, not a day back again.
     if (through !== undefined) await env.EDGE_CACHE.put(key, new Date(through).toISOString());
   }
-  return done;
 }
 
 /** Ingests the purchases among `rows` as the Flow's POST would have, as the site's server. */

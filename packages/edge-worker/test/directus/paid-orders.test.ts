@@ -1,12 +1,12 @@
 /**
  * Orders created pending and paid later (bank transfer, invoice, a payment webhook),
  * against a real Directus, its real Flows and the Worker under wrangler dev: the create
- * sends nothing for a pending order, and the Worker's catch-up reads orders by creation
- * time, so one paid long after it was placed never reached the person's profile. The
- * paid-order Flow sends it when an update marks it paid, as the very event of the create
- * path (same id), so it is counted once whoever sends it; any other update sends nothing.
+ * sends nothing for a pending order. The paid-order Flow sends it when an update marks it
+ * paid, as the very event of the create path (same id), so it is counted once whoever sends
+ * it; any other update sends nothing. When that call is lost, the Worker's catch-up finds
+ * the order by its `date_updated`, however long before it was placed.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { orderEventId } from '../../src/orders/catch-up.ts';
 import { DIRECTUS_TEST } from './constants.mjs';
 import {
@@ -16,6 +16,8 @@ import {
   loggedOrder,
   ordersAtEdge,
   placeOrder,
+  refusedFlowCalls,
+  refuseFlows,
   scheduledRun,
   uniqueId,
 } from './support.ts';
@@ -36,6 +38,10 @@ const counted = (anonymousId: string, orders: number) =>
 
 /** The Flows run after the write's answer, side by side: time for one that should send nothing to have sent. */
 const flowsSettle = () => new Promise((resolve) => setTimeout(resolve, 3_000));
+
+afterEach(async () => {
+  await refuseFlows(undefined);
+});
 
 describe('an order paid after it was placed', () => {
   it('reaches the profile when an update marks it paid, once, and a later update sends nothing', async () => {
@@ -111,5 +117,35 @@ describe('an order paid after it was placed', () => {
     await flowsSettle();
     expect(await ordersAtEdge(browser)).toEqual({ orders: 2, revenue: 25 });
     expect(await loggedOrder(elsewhere.id)).toEqual([]);
+  });
+
+  it("reaches the profile after the scheduled run when the paid-order Flow's call was lost, days after it was placed", async () => {
+    const browser = uniqueId('buyer');
+    await consentedInBrowser(browser);
+    // Placed pending two days ago: further back than the catch-up's day of created orders.
+    const placed = new Date(Date.now() - 2 * 24 * 60 * 60_000).toISOString();
+    const { id: orderId, createdAt } = await placeOrder(browser, 48, {
+      status: 'pending',
+      created_at: placed,
+    });
+    await scheduledRun();
+
+    // The transfer arrives while the Worker is being deployed: the Flow's call is refused.
+    await refuseFlows(503);
+    await admin('PATCH', `/items/orders/${orderId}`, { status: 'paid' });
+    await eventually(async () => ((await refusedFlowCalls()).includes('/v1/collect') ? true : undefined));
+    await refuseFlows(undefined);
+    expect(await ordersAtEdge(browser)).toEqual({ orders: 0, revenue: 0 });
+
+    await scheduledRun();
+    expect(await counted(browser, 1)).toEqual({ orders: 1, revenue: 48 });
+    await eventually(async () => ((await loggedOrder(orderId)).length > 0 ? true : undefined), 30_000);
+    // The Flows' event, with their id: a late Flow call or the next run counts nothing more.
+    expect((await loggedOrder(orderId)).map((e) => e.id)).toEqual([
+      await orderEventId(Date.parse(createdAt), orderId),
+    ]);
+    await scheduledRun();
+    expect(await ordersAtEdge(browser)).toEqual({ orders: 1, revenue: 48 });
+    expect(await loggedOrder(orderId)).toHaveLength(1);
   });
 });

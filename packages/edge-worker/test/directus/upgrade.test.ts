@@ -4,7 +4,10 @@
  * earlier schema kept that it no longer keeps is deleted, and what the instance holds stays.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { admin, directusControl, uniqueId } from './support.ts';
+import { directusFromEnv } from '../../src/directus/client.ts';
+import { catchUpOrders } from '../../src/orders/catch-up.ts';
+import { getSiteById } from '../../src/sites/index.ts';
+import { admin, directusControl, env, SITE, uniqueId } from './support.ts';
 
 interface Field {
   schema: { is_indexed: boolean } | null;
@@ -95,8 +98,28 @@ describe('bootstrap of an existing instance', () => {
     for (const { id } of await flowsNamed(PAID_ORDER_FLOW)) await admin('DELETE', `/flows/${id}`);
     expect(await flowsNamed(PAID_ORDER_FLOW)).toEqual([]);
 
+    // …and as one whose orders kept no time of their last change. The Worker's catch-up then
+    // says what to do, having caught up what it can read.
+    await admin('DELETE', '/fields/orders/date_updated');
+    const site = await getSiteById(env(), SITE);
+    if (!site) throw new Error('the demo site is missing from wrangler.toml');
+    await expect(
+      catchUpOrders(env(), site, { directus: directusFromEnv(env()), now: Date.now(), unsited: true }),
+    ).rejects.toThrow(/orders\.date_updated is missing in Directus: bootstrap it again/);
+
     await directusControl('upgrade');
   }, 180_000);
+
+  it("adds the time of an order's last change, which an update stamps", async () => {
+    expect(await admin<{ meta: { special: string[] } }>('GET', '/fields/orders/date_updated')).toMatchObject({
+      meta: { special: expect.arrayContaining(['date-updated']) },
+    });
+    const lastChange = async () =>
+      (await admin<{ date_updated: string | null }>('GET', `/items/orders/${orderId}`)).date_updated;
+    expect(await lastChange()).toBeNull();
+    await admin('PATCH', `/items/orders/${orderId}`, { status: 'paid' });
+    expect(Date.parse(String(await lastChange()))).not.toBeNaN();
+  });
 
   it("indexes the orders' person fields an older release left unindexed, keeping the orders", async () => {
     for (const field of ORDER_LOOKUPS) expect(await indexed(field), field).toBe(true);
