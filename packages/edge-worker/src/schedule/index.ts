@@ -3,7 +3,8 @@
  * minutes the edge caches are checked against Directus (a marketer's change whose notice
  * never reached the Worker applies within minutes, instead of when a cached copy expires:
  * a week for the catalog, never for an isolate's consent configuration), and paid orders
- * the Directus order Flow did not deliver are caught up (src/orders/catch-up.ts); once a
+ * the Directus order Flows did not deliver (on create, or when marked paid) are caught up
+ * (src/orders/catch-up.ts); once a
  * day, retention, then every site's lift report (src/decide/lift-report.ts).
  */
 import { reconcileCatalog } from '../catalog/index.ts';
@@ -48,7 +49,7 @@ export async function checkCaches(env: Env): Promise<void> {
 }
 
 /**
- * Catches up every site's paid orders the order Flow did not deliver; one site failing does
+ * Catches up every site's paid orders the order Flows did not deliver; one site failing does
  * not stop the others, and the run fails at the end if any did. Logged as counts: a
  * `delivered` above zero is an order the Flow lost.
  */

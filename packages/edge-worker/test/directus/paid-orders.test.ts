@@ -24,6 +24,8 @@ import {
 
 /** Long before the update: further back than the Worker's catch-up reads. */
 const AN_HOUR_AGO = () => new Date(Date.now() - 60 * 60_000).toISOString();
+/** Placed pending two days before it is paid: further back than the catch-up's day of created orders. */
+const TWO_DAYS_AGO = () => new Date(Date.now() - 2 * 24 * 60 * 60_000).toISOString();
 
 /** An order placed pending an hour ago, as a shop awaiting a bank transfer holds it. */
 const pendingOrder = (anonymousId: string, total: number, fields: { site_id?: string } = {}) =>
@@ -122,11 +124,9 @@ describe('an order paid after it was placed', () => {
   it("reaches the profile after the scheduled run when the paid-order Flow's call was lost, days after it was placed", async () => {
     const browser = uniqueId('buyer');
     await consentedInBrowser(browser);
-    // Placed pending two days ago: further back than the catch-up's day of created orders.
-    const placed = new Date(Date.now() - 2 * 24 * 60 * 60_000).toISOString();
     const { id: orderId, createdAt } = await placeOrder(browser, 48, {
       status: 'pending',
-      created_at: placed,
+      created_at: TWO_DAYS_AGO(),
     });
     await scheduledRun();
 
@@ -147,5 +147,36 @@ describe('an order paid after it was placed', () => {
     await scheduledRun();
     expect(await ordersAtEdge(browser)).toEqual({ orders: 1, revenue: 48 });
     expect(await loggedOrder(orderId)).toHaveLength(1);
+  });
+});
+
+describe('an update marking more orders paid than the Flow sends', () => {
+  it('has the others sent by the scheduled run, each once', async () => {
+    const browser = uniqueId('buyer');
+    await consentedInBrowser(browser);
+    const placed = TWO_DAYS_AGO();
+    const ids = Array.from({ length: 101 }, () => uniqueId('order'));
+    await admin(
+      'POST',
+      '/items/orders',
+      ids.map((id) => ({
+        id,
+        site_id: 'demo',
+        anonymous_id: browser,
+        total: 1,
+        currency: 'EUR',
+        items: [],
+        status: 'pending',
+        created_at: placed,
+      })),
+    );
+    await admin('PATCH', '/items/orders', { keys: ids, data: { status: 'paid' } });
+    // The Flow sends the first 100 of one update's keys.
+    expect(await counted(browser, 100)).toEqual({ orders: 100, revenue: 100 });
+    await flowsSettle();
+    await scheduledRun();
+    expect(await counted(browser, 101)).toEqual({ orders: 101, revenue: 101 });
+    await scheduledRun();
+    expect(await ordersAtEdge(browser)).toEqual({ orders: 101, revenue: 101 });
   });
 });
