@@ -19,6 +19,11 @@ export default defineConfig({
           // Generous on a shared CI machine (a cold Durable Object can take long); the timeout
           // path is tested with an explicit budget of 0.
           DECISION_BUDGET_MS: '2000',
+          // A test waits for a request's background work, which holds the store of its counts
+          // until the interval since the last store is up: 1 s each would make the suites several
+          // times slower; 0, a stats write per request, slowed the 10,000-request fuzz test as much.
+          // The 1 s default is tested in src/observability/index.test.ts.
+          STATS_FLUSH_INTERVAL_MS: '50',
         },
         // Outbound fetches go through the fixture origin Worker: it answers for
         // origin.fixture.test and directus.fixture.test and passes everything else through.

@@ -21,6 +21,8 @@ export default defineConfig({
           HOOK_SECRET: DIRECTUS_TEST.hookSecret,
           DIRECTUS_TOKEN: DIRECTUS_TEST.syncToken,
           DIRECTUS_URL: DIRECTUS_TEST.url,
+          // As in vitest.config.ts: a test waits for the store of its requests' counts.
+          STATS_FLUSH_INTERVAL_MS: '50',
         },
       },
     }),

@@ -17,7 +17,7 @@ import { type Context, Hono } from 'hono';
 import { basicUsername, siteByServerKey, siteOfServerKey } from '../admin/auth.ts';
 import type { AppEnv } from '../app.ts';
 import { clientFacts, requestFacts } from '../enrich/index.ts';
-import { count, log, logRequest, maybeFlushStats, traceparentOf } from '../observability/index.ts';
+import { count, log, logRequest, scheduleStatsFlush, traceparentOf } from '../observability/index.ts';
 import { getSiteByWriteKey, isOriginAllowed, listSites, type Site } from '../sites/index.ts';
 import { type BodyRead, readBodyDecoded } from './body.ts';
 import { ingestBatch, type PipelineOutcome } from './pipeline.ts';
@@ -137,7 +137,7 @@ ingestRoutes.post('/v1/collect', async (c) => {
   const started = Date.now();
   const stages: Stages = {};
   const response = await collect(c, stages);
-  const flush = maybeFlushStats(c.env);
+  const flush = scheduleStatsFlush(c.env);
   if (flush) waitUntil(c, flush);
   logRequest('collect', response.status, Date.now() - started, stages);
   return response;
@@ -239,7 +239,7 @@ function segmentRoute(call: SegmentCall) {
   return async (c: IngestContext): Promise<Response> => {
     const started = Date.now();
     const response = await segment(c, call);
-    const flush = maybeFlushStats(c.env);
+    const flush = scheduleStatsFlush(c.env);
     if (flush) waitUntil(c, flush);
     logRequest(`segment.${call}`, response.status, Date.now() - started);
     return response;
