@@ -1,7 +1,7 @@
 /**
  * Observability: structured JSON logs without personal data, outcome counters
- * (accepted, invalid, duplicate, consent_dropped, rate_limited, suppressed) and the
- * W3C `traceparent` carried into queue messages.
+ * (accepted, invalid, duplicate, consent_dropped, rate_limited, suppressed, and the messages
+ * lost downstream: OUTCOMES) and the W3C `traceparent` carried into queue messages.
  */
 import { randomHex } from '../identity/crypto.ts';
 
@@ -18,6 +18,8 @@ export const OUTCOMES = [
   'queue_parked',
   /** Messages lost to downstream: refused by the queue and not parked (or parked and refused for PARKED_KEEP_MS); logged. */
   'queue_failed',
+  /** Dead letters Directus refused to keep (src/sync/dead-letters.ts, logged `sync.dead_letter_refused`): those messages are lost. */
+  'dead_letter_refused',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 

@@ -7,6 +7,7 @@ import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { directusClient } from '../directus/client.ts';
 import worker from '../index.ts';
+import { readStats } from '../observability/index.ts';
 import { DEAD_LETTER_QUEUE, storeDeadLetters } from './dead-letters.ts';
 
 afterEach(() => {
@@ -42,6 +43,45 @@ describe('the dead-letter consumer while Directus is unavailable', () => {
       .map((w) => JSON.parse(w) as Record<string, unknown>)
       .find((w) => w.msg === 'sync.dead_letters');
     expect(line?.cause).toBe('Directus unreachable (GET /items/dead_letters): Network connection lost.');
+  });
+});
+
+describe('a dead letter Directus refuses', () => {
+  it('is counted dead_letter_refused in the stats object, not only logged', async () => {
+    // A row Directus refuses outright (400) cannot be kept: the message is acked and lost.
+    // An operator reading GET /v1/admin/stats saw nothing of it.
+    const refusing = directusClient({
+      url: 'https://directus.example.com',
+      token: 't',
+      fetch: async (_input, init) =>
+        (init?.method ?? 'GET') === 'GET'
+          ? Response.json({ data: [] })
+          : Response.json(
+              { errors: [{ message: 'Invalid payload.', extensions: { code: 'INVALID_PAYLOAD' } }] },
+              { status: 400 },
+            ),
+    });
+    vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const before = (await readStats(env)).dead_letter_refused;
+    const batch = createMessageBatch<unknown>(DEAD_LETTER_QUEUE, [
+      {
+        id: 'refused-1',
+        timestamp: new Date(),
+        attempts: 1,
+        body: { kind: 'covisits', siteId: 'demo', pairs: [] },
+      },
+      {
+        id: 'refused-2',
+        timestamp: new Date(),
+        attempts: 1,
+        body: { kind: 'covisits', siteId: 'demo', pairs: [] },
+      },
+    ]);
+    const report = await storeDeadLetters(batch, env, { directus: refusing, isErased: async () => false });
+    expect(report).toMatchObject({ stored: 0, refused: 2 });
+    // Stored in the stats object by the consumer itself, as another isolate reads it.
+    const stored = await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName('stats')).readCounts();
+    expect(stored.dead_letter_refused ?? 0).toBe(before + 2);
   });
 });
 

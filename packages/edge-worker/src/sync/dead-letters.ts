@@ -27,6 +27,7 @@ import {
   withoutQuotedValues,
 } from '../directus/client.ts';
 import { settledWithin } from '../ingest/queue-producer.ts';
+import { count, flushStats } from '../observability/index.ts';
 import { isErased } from '../profile/client.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { type ErasureCheck, erase, personSlot } from './consumer.ts';
@@ -191,6 +192,7 @@ export async function storeDeadLetters(
             if (isPermanent(one)) {
               item.msg.ack();
               report.refused++;
+              count('dead_letter_refused');
               console.error(
                 JSON.stringify({
                   level: 'error',
@@ -204,6 +206,8 @@ export async function storeDeadLetters(
         }
     }
   }
+  // Stored at once: a consumer isolate may never serve the ingest request that would store them.
+  if (report.refused > 0) await flushStats(env);
   await forgetIfErasedMeanwhile(env, directus, check, stored, report, retry);
   const requeued: { msg: Message<unknown>; written?: string }[] = [];
   for (const item of requeue) {
