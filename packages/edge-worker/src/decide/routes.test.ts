@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../app.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
-import { signUserId, signUserIdUntil } from '../identity/index.ts';
+import { signUserId, signUserIdForBrowser, signUserIdUntil } from '../identity/index.ts';
 import {
   call,
   collect,
@@ -24,6 +24,17 @@ const SITE_ORIGIN = 'http://localhost:3000';
 const decideUrl = (query: string) => `http://attune.test/v1/decide?writeKey=pk_demo_attune&${query}`;
 const get = (query: string, headers: Record<string, string> = { origin: SITE_ORIGIN }) =>
   exports.default.fetch(decideUrl(query), { headers });
+
+/** The demo site taking `signatures` (its settings.identity.signatures). */
+const siteTaking = (signatures: string) =>
+  envWithSites([
+    {
+      id: 'demo',
+      writeKey: 'pk_demo_attune',
+      allowedOrigins: [SITE_ORIGIN],
+      settings: { identity: { signatures } },
+    },
+  ]);
 
 beforeAll(async () => {
   await putCatalogSnapshot(env, FIXTURE_CATALOG);
@@ -222,14 +233,7 @@ describe('GET /v1/decide with personalization consent', () => {
     await seedPerson(env, `user:${userId}`, { personalization: true }, [
       viewed('grinder', 'coffee', ['equipment']),
     ]);
-    const expiringSite = envWithSites([
-      {
-        id: 'demo',
-        writeKey: 'pk_demo_attune',
-        allowedOrigins: [SITE_ORIGIN],
-        settings: { identity: { signatures: 'expiring' } },
-      },
-    ]);
+    const expiringSite = siteTaking('expiring');
     const decideAs = async (signature: string) => {
       const res = await call(null, {
         method: 'GET',
@@ -248,6 +252,35 @@ describe('GET /v1/decide with personalization consent', () => {
       'default: personalization not granted',
     );
     expect(await decideAs(await signUserId(secret, userId))).toBe('default: personalization not granted');
+  });
+
+  it('on a site taking browser-bound signatures, a userId counts only with the anonymousId its signature covers', async () => {
+    const userId = 'customer-44';
+    const seconds = Math.floor(Date.now() / 1000);
+    await seedPerson(env, `user:${userId}`, { personalization: true }, [
+      viewed('grinder', 'coffee', ['equipment']),
+    ]);
+    const boundSite = siteTaking('bound');
+    const decideAs = async (signature: string, browser: string | undefined) => {
+      const anonymous = browser === undefined ? '' : `&anonymousId=${browser}`;
+      const res = await call(null, {
+        method: 'GET',
+        origin: SITE_ORIGIN,
+        path: `/v1/decide?writeKey=pk_demo_attune&slots=hero${anonymous}&userId=${userId}&userIdSignature=${signature}`,
+        env: boundSite,
+      });
+      return (await res.json<DecideResponse>()).decisions.hero?.reason;
+    };
+    const secret = 'test-identity-secret';
+    const forDevice3 = await signUserIdForBrowser(secret, userId, 'fresh-device-3', seconds + 3600);
+    expect(await decideAs(forDevice3, 'fresh-device-3')).not.toBe('default: personalization not granted');
+    // Another browser, or none, is not what the site signed: the browser decides, and it has no profile.
+    expect(await decideAs(forDevice3, 'fresh-device-4')).toBe('default: personalization not granted');
+    expect(await decideAs(forDevice3, undefined)).toBe('default: personalization not granted');
+    // The unbound expiring form names no one here.
+    expect(await decideAs(await signUserIdUntil(secret, userId, seconds + 3600), 'fresh-device-3')).toBe(
+      'default: personalization not granted',
+    );
   });
 
   it('a userId that does not verify changes nothing: a failing ProfileDO still gives the defaults, not a 500', async () => {

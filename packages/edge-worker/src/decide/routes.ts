@@ -125,11 +125,14 @@ export async function answerDecide(
   const anonymousId = values.anonymousId ?? options.fallbackAnonymousId;
   // A signed user id is the person. Otherwise the anonymous id decides, and its profile
   // follows a merge to its person in the same round trip, within the decision budget (a
-  // user id whose signature does not verify, or has expired, is ignored: looking up the browser's alias first waited on
-  // its ProfileDO with no budget, and a failing one answered 500).
+  // user id whose signature does not verify, has expired, or, on a site binding signatures
+  // to the browser, covers another browser than `anonymousId`, is ignored: looking up the
+  // browser's alias first waited on its ProfileDO with no budget, and a failing one
+  // answered 500).
   const signedIn =
     values.userId !== undefined &&
-    (await checkUserIdSignature(site, values.userId, values.userIdSignature)).verdict === 'valid';
+    (await checkUserIdSignature(site, values.userId, values.userIdSignature, Date.now(), anonymousId))
+      .verdict === 'valid';
   const person = {
     personKey: signedIn ? (`user:${values.userId}` as const) : anonymousPersonKey(anonymousId),
   };

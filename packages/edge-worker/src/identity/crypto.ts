@@ -36,6 +36,11 @@ export async function hmacHex(secret: string, message: string): Promise<string> 
   return toHex(sig);
 }
 
+/** SHA-256(text) as lower-case hex: a browser-bound signature covers the anonymous id's digest (see identity/index.ts). */
+export async function sha256Hex(text: string): Promise<string> {
+  return toHex(await crypto.subtle.digest('SHA-256', encoder.encode(text)));
+}
+
 /** Compares two strings in time that depends only on their lengths. */
 export function timingSafeEqualText(a: string, b: string): boolean {
   const left = encoder.encode(a);

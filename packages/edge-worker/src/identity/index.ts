@@ -3,7 +3,7 @@
  * the site's backend with its identity secret; person keys (`anon:<id>`, `user:<id>`).
  */
 import type { PersonKey } from '../profile/types.ts';
-import { hmacHex, timingSafeEqualText } from './crypto.ts';
+import { hmacHex, sha256Hex, timingSafeEqualText } from './crypto.ts';
 
 export { profileObjectName, profileStub } from '../profile/client.ts';
 export { hmacHex, timingSafeEqualText } from './crypto.ts';
@@ -20,6 +20,28 @@ export function signUserId(secret: string, userId: string): Promise<string> {
  */
 export async function signUserIdUntil(secret: string, userId: string, expiry: number): Promise<string> {
   return `${expiry}.${await hmacHex(secret, `${expiry}.${userId}`)}`;
+}
+
+/**
+ * The browser-bound signature a site's backend computes for a user id signing in on the
+ * browser `anonymousId`, valid until `expiry` (a Unix time in seconds): `<expiry>.<hex>`,
+ * the hex being HMAC-SHA256(identitySecret, `<expiry>.<userId>.<SHA-256 hex of
+ * anonymousId>`). The anonymous id goes in as its digest, a fixed 64 hex digits, because
+ * both ids may hold dots: signing them as they are, the signature for user `bob` on a
+ * browser the signer was told is `smith.b1` would also be one for user `bob.smith` on `b1`.
+ */
+export async function signUserIdForBrowser(
+  secret: string,
+  userId: string,
+  anonymousId: string,
+  expiry: number,
+): Promise<string> {
+  return `${expiry}.${await hmacHex(secret, await boundMessage(expiry, userId, anonymousId))}`;
+}
+
+/** What a browser-bound signature covers (see signUserIdForBrowser). */
+async function boundMessage(expiry: number | string, userId: string, anonymousId: string): Promise<string> {
+  return `${expiry}.${userId}.${await sha256Hex(anonymousId)}`;
 }
 
 /**
@@ -55,17 +77,22 @@ async function signs(secret: string, message: string, hex: string | undefined): 
  *   expires: one captured (a shared computer, a leaked log) names that person for good.
  * - `expiring`: `<expiry>.<64 hex>`, the HMAC-SHA256 of `<expiry>.<userId>`, where
  *   `<expiry>` is a Unix time in seconds. After it the signature no longer names anyone.
- * A site takes one form only: were both taken, the plain signature a site made for a user
- * id that reads `<digits>.<someone>` (one an attacker registered) would be a valid expiring
- * signature for that someone.
+ * - `bound`: expiring, and bound to the browser: `<expiry>.<64 hex>`, the HMAC-SHA256 of
+ *   `<expiry>.<userId>.<SHA-256 hex of anonymousId>` (signUserIdForBrowser). It names the
+ *   person only on the event or decision of that anonymousId, so knowing a browser's id is
+ *   not enough to sign it in as one's own account (session fixation).
+ * A site takes one form only: were both plain and expiring taken, the plain signature a
+ * site made for a user id that reads `<digits>.<someone>` (one an attacker registered)
+ * would be a valid expiring signature for that someone. The older forms on a site that
+ * moved on are only ever `expired` (see checkUserIdSignature).
  */
-export type SignatureForm = 'plain' | 'expiring';
+export type SignatureForm = 'plain' | 'expiring' | 'bound';
 
 /**
  * What a signature says about a user id:
  * - `valid`: it names them;
- * - `expired`: the site made it, but it no longer names anyone (past its expiry, or a
- *   plain one on a site that takes expiring ones, made before the site moved to them);
+ * - `expired`: the site made it, but it no longer names anyone (past its expiry, or one of
+ *   an older form than the site takes, made before the site moved on);
  * - `invalid`: refused, with `message` saying what to fix.
  */
 export type SignatureCheck =
@@ -75,18 +102,29 @@ export type SignatureCheck =
 
 const EXPIRING = /^(\d{1,12})\.([\da-f]{64})$/i;
 
-/** Checks `signature` of `userId` for a site taking `form` signatures, at `now` (epoch ms). */
+/** What a site taking `form` signatures expects, for the error that refuses one. */
+const EXPECTED_FORM: Record<SignatureForm, string> = {
+  plain:
+    'the HMAC-SHA256 of the userId with the site identity secret, hex (this site takes plain signatures; expiring ones are turned on by its settings.identity.signatures)',
+  expiring:
+    '"<expiry>.<hex>": the HMAC-SHA256 of "<expiry>.<userId>" with the site identity secret, <expiry> a Unix time in seconds (this site takes expiring signatures only)',
+  bound:
+    '"<expiry>.<hex>": the HMAC-SHA256 of "<expiry>.<userId>.<SHA-256 hex of anonymousId>" with the site identity secret, <expiry> a Unix time in seconds and anonymousId the browser\'s own, the one this event carries (the SDK\'s attune.anonymousId(), or the attune_aid cookie behind the edge proxy) (this site takes browser-bound signatures only)',
+};
+
+/**
+ * Checks `signature` of `userId` for a site taking `form` signatures, at `now` (epoch ms).
+ * `anonymousId` is the browser the event or decision is for: a bound signature must cover
+ * it (without one, a bound signature names no one).
+ */
 export async function checkUserIdSignature(
   site: { identitySecret: string; signatures: SignatureForm },
   userId: string,
   signature: string | undefined,
   now: number = Date.now(),
+  anonymousId?: string,
 ): Promise<SignatureCheck> {
-  const expiring = signature === undefined ? null : EXPIRING.exec(signature);
-  const expectedForm =
-    site.signatures === 'expiring'
-      ? '"<expiry>.<hex>": the HMAC-SHA256 of "<expiry>.<userId>" with the site identity secret, <expiry> a Unix time in seconds (this site takes expiring signatures only)'
-      : 'the HMAC-SHA256 of the userId with the site identity secret, hex (this site takes plain signatures; expiring ones are turned on by its settings.identity.signatures)';
+  const expectedForm = EXPECTED_FORM[site.signatures];
   if (signature === undefined)
     return {
       verdict: 'invalid',
@@ -94,20 +132,36 @@ export async function checkUserIdSignature(
     };
   const mismatch: SignatureCheck = {
     verdict: 'invalid',
-    message: `userIdSignature does not match userId; expected ${expectedForm}`,
+    message:
+      site.signatures === 'bound'
+        ? `userIdSignature does not match userId and this event's anonymousId; expected ${expectedForm}`
+        : `userIdSignature does not match userId; expected ${expectedForm}`,
   };
+  const expiring = EXPIRING.exec(signature);
   if (expiring === null) {
-    // A plain signature on an expiring site is a credential from before the move: it proves
-    // the site once signed this id, so it is taken as expired (the ProfileDO lets its event
-    // reach that person only through a browser linked to them), never as valid.
+    // A plain signature on a site taking a later form is a credential from before the move:
+    // it proves the site once signed this id, so it is taken as expired (the ProfileDO lets
+    // its event reach that person only through a browser linked to them), never as valid.
     if (!(await signs(site.identitySecret, userId, signature))) return mismatch;
     return { verdict: site.signatures === 'plain' ? 'valid' : 'expired' };
   }
   // An expiring signature on a plain site is refused, whatever it signs (see SignatureForm).
+  if (site.signatures === 'plain') return mismatch;
   const [, expiry = '', hex] = expiring;
-  if (site.signatures === 'plain' || !(await signs(site.identitySecret, `${expiry}.${userId}`, hex)))
-    return mismatch;
-  return Number(expiry) * 1000 > now ? { verdict: 'valid' } : { verdict: 'expired' };
+  const unexpired = Number(expiry) * 1000 > now;
+  if (site.signatures === 'bound') {
+    if (
+      anonymousId !== undefined &&
+      (await signs(site.identitySecret, await boundMessage(expiry, userId, anonymousId), hex))
+    )
+      return unexpired ? { verdict: 'valid' } : { verdict: 'expired' };
+    // The unbound form, from before the site bound its signatures, is expired like a plain
+    // one: it reaches the person only through a browser already linked to them, so it
+    // cannot sign a browser in (which is what binding closes).
+    return (await signs(site.identitySecret, `${expiry}.${userId}`, hex)) ? { verdict: 'expired' } : mismatch;
+  }
+  if (!(await signs(site.identitySecret, `${expiry}.${userId}`, hex))) return mismatch;
+  return unexpired ? { verdict: 'valid' } : { verdict: 'expired' };
 }
 
 /** The user id a person key names (`user:<id>`); undefined for a browser's (`anon:<id>`). */

@@ -196,7 +196,13 @@ export async function ingestBatch(
       // The site's own server (trusted) needs no signature.
       const check: SignatureCheck = trusted
         ? { verdict: 'valid' }
-        : await checkUserIdSignature(site, event.userId, event.userIdSignature);
+        : await checkUserIdSignature(
+            site,
+            event.userId,
+            event.userIdSignature,
+            Date.now(),
+            event.anonymousId,
+          );
       if (check.verdict === 'invalid') {
         const field = event.userIdSignature === undefined ? 'userId' : 'userIdSignature';
         outcome.rejected.push({

@@ -404,11 +404,11 @@ function signatureForm(siteId: string, identity: unknown): SignatureForm {
     identity !== null && typeof identity === 'object' && 'signatures' in identity
       ? identity.signatures
       : undefined;
-  if (value === 'plain') return 'plain';
+  if (value === 'plain' || value === 'bound') return value;
   if (value !== 'expiring')
     log(
       'error',
-      'site settings.identity.signatures must be plain or expiring; taken as expiring (then a signature that never expires names no one)',
+      'site settings.identity.signatures must be plain, expiring or bound; taken as expiring (then a signature that never expires names no one)',
       { siteId },
     );
   return 'expiring';

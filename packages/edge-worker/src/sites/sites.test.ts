@@ -109,7 +109,7 @@ describe('site configuration', () => {
     expect((await getSiteById(config, 'five'))?.signatures).toBe('plain');
     expect(errors.mock.calls.filter((c) => String(c[0]).includes('identity.signatures'))).toHaveLength(3);
     expect(logged(errors)).toContain(
-      'site settings.identity.signatures must be plain or expiring; taken as expiring',
+      'site settings.identity.signatures must be plain, expiring or bound; taken as expiring',
     );
     expect(logged(errors)).not.toContain('expring');
   });
