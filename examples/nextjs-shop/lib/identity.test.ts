@@ -7,6 +7,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  browserBoundSignature,
   identitySignature,
   readSession,
   SESSION_LIFETIME_SECONDS,
@@ -26,6 +27,16 @@ describe('identitySignature', () => {
     );
     // The expiry is signed: another one is another signature.
     expect(identitySignature('a-long-identity-secret', 'user_ada', now + 1000)).not.toBe(signature);
+  });
+});
+
+describe('browserBoundSignature', () => {
+  it("is the Worker's own for the same user, browser and expiry (src/identity/signature.test.ts holds the same vector)", () => {
+    const now = (1_767_225_600 - SIGNATURE_LIFETIME_SECONDS) * 1000;
+    expect(browserBoundSignature('a-long-identity-secret', 'user_ada', 'b1', now)).toBe(
+      '1767225600.92b5129da573b8b176b3509e29b3fe026892e06f80d64891b4177ed267eeedb3',
+    );
+    expect(browserBoundSignature('a-long-identity-secret', 'user_ada', 'b2', now)).not.toMatch(/\.92b5129d/);
   });
 });
 

@@ -5,7 +5,7 @@
  * out of a browser stops naming the person a day later; the session cookie's value carries
  * its own signed expiry for the same reason (30 days).
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
  * How long a signature names the person. The SDK keeps the signature of its last `identify`;
@@ -22,6 +22,26 @@ export const SIGNATURE_LIFETIME_SECONDS = 24 * 60 * 60;
 export function identitySignature(secret: string, userId: string, now: number = Date.now()): string {
   const expiry = Math.floor(now / 1000) + SIGNATURE_LIFETIME_SECONDS;
   return `${expiry}.${createHmac('sha256', secret).update(`${expiry}.${userId}`).digest('hex')}`;
+}
+
+/**
+ * The signature for a site taking browser-bound signatures (settings.identity.signatures:
+ * "bound"): `<expiry>.<hex>`, the HMAC-SHA256 of `<expiry>.<userId>.<SHA-256 hex of
+ * anonymousId>`, where `anonymousId` is the browser signing in (the tag's
+ * `attune.anonymousId()`, or the `attune_aid` cookie behind the edge proxy). The Worker takes
+ * it for that browser only, so knowing someone's anonymous id does not let another account
+ * sign their browser in. The demo site does not take this form; a shop that does signs again
+ * whenever the browser's anonymous id changes (after `reset()`).
+ */
+export function browserBoundSignature(
+  secret: string,
+  userId: string,
+  anonymousId: string,
+  now: number = Date.now(),
+): string {
+  const expiry = Math.floor(now / 1000) + SIGNATURE_LIFETIME_SECONDS;
+  const browser = createHash('sha256').update(anonymousId).digest('hex');
+  return `${expiry}.${createHmac('sha256', secret).update(`${expiry}.${userId}.${browser}`).digest('hex')}`;
 }
 
 export const SESSION_COOKIE = 'shop_session';
