@@ -60,6 +60,7 @@ export const KNOWN_EVENT_NAMES = [
   'cart.item.removed',
   'checkout.started',
   'order.completed',
+  'order.refunded',
   'user.signed_in',
   'form.submitted',
   'consent.updated',

@@ -135,6 +135,16 @@ export const KNOWN_PROPERTIES: { [N in (typeof KNOWN_EVENT_NAMES)[number]]: fc.A
     { orderId: id, total: cents, currency, discount: cents, coupon: text(64), products },
     { requiredKeys: ['orderId', 'total'], noNullPrototype: true },
   ),
+  'order.refunded': fc.record(
+    {
+      orderId: id,
+      total: cents,
+      currency,
+      products,
+      reason: fc.oneof(fc.constantFrom('cancelled', 'refunded', 'returned'), text(64)),
+    },
+    { requiredKeys: ['orderId'], noNullPrototype: true },
+  ),
   'user.signed_in': fc.record(
     { method: fc.constantFrom('password', 'google', 'magic_link') },
     { requiredKeys: [], noNullPrototype: true },

@@ -61,6 +61,16 @@ export const EVENT_PROPERTIES = {
     coupon: z.string().max(64).optional(),
     products: z.array(OrderLine).max(100).optional(),
   }),
+  // Undoes what its order.completed counted (a return, a cancellation): `total` is the amount
+  // refunded; without it the whole order is. It teaches no interest and triggers nothing.
+  'order.refunded': z.looseObject({
+    orderId: id,
+    total: money.optional(),
+    currency: currency.optional(),
+    products: z.array(OrderLine).max(100).optional(),
+    // Free text ("cancelled", "refunded", "returned", a backend's own code): shops name them differently.
+    reason: z.string().max(64).optional(),
+  }),
   'user.signed_in': z.looseObject({
     method: z.string().max(64).optional(),
   }),

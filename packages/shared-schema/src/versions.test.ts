@@ -136,6 +136,22 @@ describe('v0 (Segment spec) upcast', () => {
     expect(withTotal.properties).toMatchObject({ orderId: '7', total: 70, revenue: 64 });
   });
 
+  it('maps "Order Refunded" onto order.refunded, with the refunded total and products', () => {
+    const event = toV1(fixture('track-order-refunded.json'));
+    expect(event.name).toBe('order.refunded');
+    expect(event.userId).toBe('97980cfea0067');
+    expect(event.properties).toMatchObject({
+      orderId: '50314b8e9bcf000000000000',
+      total: 149.9,
+      currency: 'EUR',
+      reason: 'returned',
+      products: [{ productId: '507f1f77bcf86cd799439011', quantity: 1 }],
+    });
+    // Refunded in full: no total at all is a refund of the whole order, not an error.
+    const whole = toV1({ ...fixture('track-order-refunded.json'), properties: { order_id: 5493217394891 } });
+    expect(whole.properties).toEqual({ orderId: '5493217394891' });
+  });
+
   it('maps page and screen calls onto page.viewed, titled by the call name when no title is given', () => {
     const page = toV1(fixture('page.json'));
     expect(page).toMatchObject({

@@ -38,6 +38,7 @@ export const SEGMENT_EVENT_NAMES: Readonly<Record<string, string>> = {
   'Product Removed': 'cart.item.removed',
   'Checkout Started': 'checkout.started',
   'Order Completed': 'order.completed',
+  'Order Refunded': 'order.refunded',
   'Signed In': 'user.signed_in',
   'Form Submitted': 'form.submitted',
 };
