@@ -99,6 +99,43 @@ function analyticsNodeBatch(userId: string) {
 }
 
 describe('Segment HTTP Tracking API', () => {
+  it('maps a Segment-spec "Order Refunded" onto order.refunded: logged, and its order taken back', async () => {
+    const userId = `u-${anonId()}`;
+    const order = analyticsNodeBatch(userId).batch[2];
+    expect(order?.event).toBe('Order Completed');
+    expect((await segment('/v1/track', { ...order, writeKey: SERVER_KEY })).status).toBe(200);
+    // Segment's own spec example: order_id, total, currency (lower-case), the products returned.
+    const res = await segment('/v1/track', {
+      type: 'track',
+      event: 'Order Refunded',
+      userId,
+      properties: {
+        order_id: '50314b8e9bcf000000000000',
+        total: 27.5,
+        currency: 'usd',
+        products: [{ product_id: '507f1f77bcf86cd799439011', quantity: 1 }],
+      },
+      context: { library: { name: '@segment/analytics-node', version: '2.1.3' }, consent },
+      messageId: `node-next-1732000000000-${userId}-refund`,
+      timestamp: ago(100),
+      writeKey: SERVER_KEY,
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ success: true, accepted: 1, rejected: [] });
+    const logged = events().find((m) => m.event.name === 'order.refunded');
+    expect(logged?.purposes).toContain('analytics');
+    expect(logged?.personId).toBe(`user:${userId}`);
+    expect(logged?.event.properties).toMatchObject({
+      orderId: '50314b8e9bcf000000000000',
+      total: 27.5,
+      currency: 'USD',
+      products: [{ productId: '507f1f77bcf86cd799439011' }],
+    });
+    const view = await viewProfile(env, SITE, `user:${userId}`);
+    expect(view?.counters).toMatchObject({ orders: 0, revenue: 0 });
+    expect(view?.purchased).toEqual([]);
+  });
+
   it('maps an analytics-node batch onto canonical events, trusted under the server key', async () => {
     const userId = `u-${anonId()}`;
     const res = await segment('/v1/batch', analyticsNodeBatch(userId));

@@ -14,6 +14,7 @@ import {
   type JsonValue,
   jsonEntryBytes,
   KNOWN_EVENT_NAMES,
+  LIMITS,
   SIGNAL_WEIGHT,
 } from '@attune/shared-schema';
 import { hash32 } from '../hash/index.ts';
@@ -174,10 +175,24 @@ export interface ProfileState {
   /** The latest order's own time (lastOrderAt is the profile's clock, which a later event may have moved on). */
   lastOrderEventAt?: number;
   lastSessionId?: string;
+  /**
+   * The orders counted lately, oldest first: what an `order.refunded` takes back (see
+   * refundOrder). Kept as long as an order's seen-id, within COUNTED_ORDERS_MAX and, in
+   * product ids, MAX_LIST (the bound of `purchased`, which they are a part of).
+   */
+  countedOrders?: CountedOrder[];
   firstSeen: string;
   lastSeen: string;
   /** Monotonic per person: bumped on every change, so downstream keeps the latest snapshot. */
   version: number;
+}
+
+/** An order a profile counted: its id, the revenue it still adds, its products, its own time. */
+export interface CountedOrder {
+  orderId: string;
+  total: number;
+  products: string[];
+  at: number;
 }
 
 /** Tunables of the profile rules; a site may override them in its settings. */
@@ -258,6 +273,13 @@ const ALWAYS_COUNTED: ReadonlySet<string> = new Set<string>([
   ...KNOWN_EVENT_NAMES,
 ]);
 const MAX_LIST = 200;
+/** Counted orders a profile remembers for refunds (a shop's returns window is weeks, not hundreds of orders). */
+export const COUNTED_ORDERS_MAX = 100;
+/**
+ * How long a counted order can be refunded: as long as ProfileDO keeps the order's seen-id
+ * (an event naming it is accepted up to LIMITS.maxEventAgeMs after it was made, plus a day).
+ */
+export const COUNTED_ORDER_KEEP_MS = LIMITS.maxEventAgeMs + DAY_MS;
 /**
  * The longest product id, category or tag a profile learns from; a longer one is ignored, as
  * if the event had not named it. Producers may send any string of up to 4,096 characters
@@ -439,6 +461,52 @@ function pushUnique(list: string[], value: string): void {
   }
 }
 
+/**
+ * Adds counted orders (kept by orderId, oldest first) and forgets those past
+ * COUNTED_ORDER_KEEP_MS before `now` or over the bounds, the oldest first.
+ */
+function rememberOrders(state: ProfileState, orders: readonly CountedOrder[], now: number): void {
+  const byId = new Map<string, CountedOrder>();
+  for (const order of [...(state.countedOrders ?? []), ...orders])
+    if (!byId.has(order.orderId)) byId.set(order.orderId, order);
+  const kept = [...byId.values()]
+    .filter((order) => now - order.at < COUNTED_ORDER_KEEP_MS)
+    .sort((a, b) => a.at - b.at);
+  let ids = 0;
+  for (const order of kept) ids += order.products.length;
+  while (kept.length > COUNTED_ORDERS_MAX || ids > MAX_LIST) ids -= kept.shift()?.products.length ?? 0;
+  if (kept.length > 0) state.countedOrders = kept;
+  else delete state.countedOrders;
+}
+
+/**
+ * Takes back what a counted order added, for its `order.refunded`: the refunded total comes
+ * off revenue (never below 0); a full refund (the whole total, or no total given) takes the
+ * order off the count and its products out of `purchased`, except those another counted order
+ * bought too. Whether the order was counted here; one that was not changes nothing (ProfileDO
+ * keeps the refund from being applied twice).
+ */
+function refundOrder(state: ProfileState, event: CustomerAction, now: number): boolean {
+  rememberOrders(state, [], now);
+  const orderId = asString(event.properties?.orderId);
+  const order = state.countedOrders?.find((o) => o.orderId === orderId);
+  if (order === undefined) return false;
+  const refunded = event.properties?.total;
+  const full = typeof refunded !== 'number' || !Number.isFinite(refunded) || refunded >= order.total;
+  const amount = full ? order.total : refunded;
+  state.counters.revenue = Math.max(0, (state.counters.revenue ?? 0) - amount);
+  order.total -= amount;
+  if (full) {
+    state.counters.orders = Math.max(0, (state.counters.orders ?? 0) - 1);
+    const others = state.countedOrders?.filter((o) => o !== order) ?? [];
+    const stillBought = new Set(others.flatMap((o) => o.products));
+    state.purchased = state.purchased.filter((id) => stillBought.has(id) || !order.products.includes(id));
+    if (others.length > 0) state.countedOrders = others;
+    else delete state.countedOrders;
+  }
+  return true;
+}
+
 /** The category with the highest score, if any. */
 export function dominantCategory(
   interests: Record<string, number>,
@@ -455,6 +523,8 @@ export function dominantCategory(
 export interface ApplyOutcome {
   emitted: CustomerAction[];
   covisit?: { from: string; to: string; at: string };
+  /** An `order.refunded` for an order this profile did not count: it changed nothing. */
+  refundUncounted?: true;
 }
 
 /**
@@ -534,6 +604,20 @@ export function applyEvent(
       const total = event.properties?.total;
       if (typeof total === 'number' && Number.isFinite(total)) bump(state.counters, 'revenue', total);
       for (const p of products) if (p.productId !== undefined) pushUnique(state.purchased, p.productId);
+      const orderId = asString(event.properties?.orderId);
+      if (orderId !== undefined)
+        rememberOrders(
+          state,
+          [
+            {
+              orderId,
+              total: typeof total === 'number' && Number.isFinite(total) ? total : 0,
+              products: products.flatMap((p) => (p.productId === undefined ? [] : [p.productId])),
+              at,
+            },
+          ],
+          now,
+        );
       // An order arriving after a later cart add (the Directus Flow's, caught up minutes late;
       // an offline device's) takes its own products out of the cart, not what was added since.
       state.cart =
@@ -544,6 +628,9 @@ export function applyEvent(
       state.lastOrderEventAt = Math.max(state.lastOrderEventAt ?? at, at);
       break;
     }
+    case 'order.refunded':
+      if (!refundOrder(state, event, now)) outcome.refundUncounted = true;
+      break;
     default:
       break;
   }
@@ -750,6 +837,7 @@ export function clearPersonalization(state: ProfileState): void {
   delete state.lastCartAddEventAt;
   delete state.lastOrderAt;
   delete state.lastOrderEventAt;
+  delete state.countedOrders;
   // The sessions counted are gone: the next event's session is counted afresh (kept, a
   // visit that re-granted personalization, or a sign-in merging this cleared profile,
   // would never count it).
@@ -811,6 +899,13 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
     into.lastOrderAt = from.lastOrderAt;
   if (from.lastOrderEventAt !== undefined && (into.lastOrderEventAt ?? 0) < from.lastOrderEventAt)
     into.lastOrderEventAt = from.lastOrderEventAt;
+  // The browser's orders are the person's: a refund sent for one under the user's id finds it.
+  if (from.countedOrders !== undefined)
+    rememberOrders(
+      into,
+      from.countedOrders.map((o) => ({ ...o, products: [...o.products] })),
+      now,
+    );
   let withdrawn = false;
   // Last: a withdrawal clears everything merged above too. The newer choice stands. An older
   // browser choice that reached the Worker after the person's choice was made is ordered as

@@ -298,6 +298,83 @@ describe('an order', () => {
   });
 });
 
+describe('a refund', () => {
+  const order = (a: string, orderId: string, total: number, productIds: string[]) =>
+    makeEvent(a, 'order.completed', {
+      properties: {
+        orderId,
+        total,
+        currency: 'EUR',
+        products: productIds.map((productId) => ({ productId })),
+      },
+    });
+  const refund = (a: string, orderId: string, total?: number) =>
+    makeEvent(a, 'order.refunded', {
+      properties: { orderId, currency: 'EUR', reason: 'returned', ...(total === undefined ? {} : { total }) },
+    });
+  /** Ten product views: enough for frequent_browser_rare_buyer while the person has at most one order. */
+  const browsing = (a: string) => Array.from({ length: 10 }, (_, i) => productView(a, `v${i}`, 'dresses'));
+
+  it('in full takes the order back: revenue, the order count, its products, and the segments they made', async () => {
+    const a = anonId();
+    await collect([...browsing(a), order(a, 'o-1', 300, ['p1', 'p2']), order(a, 'o-2', 250, ['p2', 'p3'])]);
+    const before = await viewProfile(env, SITE, `anon:${a}`);
+    expect(before?.counters).toMatchObject({ orders: 2, revenue: 550 });
+    expect(before?.segments).toContain('high_value');
+    expect(before?.segments).not.toContain('frequent_browser_rare_buyer');
+
+    // No total: the whole order. p2 was bought in o-2 too, and stays bought.
+    expect(await (await collect([refund(a, 'o-1')])).json()).toMatchObject({ accepted: 1 });
+    const after = await viewProfile(env, SITE, `anon:${a}`);
+    expect(after?.counters).toMatchObject({ orders: 1, revenue: 250 });
+    expect(after?.purchased).toEqual(['p2', 'p3']);
+    expect(after?.segments).not.toContain('high_value');
+    expect(after?.segments).toContain('frequent_browser_rare_buyer');
+  });
+
+  it('in part lowers revenue by the refunded total and leaves the order counted', async () => {
+    const a = anonId();
+    await collect([order(a, 'o-1', 600, ['p1', 'p2'])]);
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.segments).toContain('high_value');
+    await collect([refund(a, 'o-1', 150)]);
+    const view = await viewProfile(env, SITE, `anon:${a}`);
+    expect(view?.counters).toMatchObject({ orders: 1, revenue: 450 });
+    expect(view?.purchased).toEqual(['p1', 'p2']);
+    expect(view?.segments).not.toContain('high_value');
+  });
+
+  it('applies once, however often and under whichever event ids it is sent', async () => {
+    const a = anonId();
+    await collect([order(a, 'o-1', 600, ['p1'])]);
+    const first = refund(a, 'o-1', 100);
+    expect(await (await collect([first, refund(a, 'o-1', 100)])).json()).toMatchObject({
+      accepted: 1,
+      duplicates: 1,
+    });
+    // A backend's retry of the same event, and the same refund made again under a new id.
+    expect(await (await collect([first, refund(a, 'o-1', 100)])).json()).toMatchObject({
+      accepted: 0,
+      duplicates: 2,
+    });
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.counters).toMatchObject({ orders: 1, revenue: 500 });
+  });
+
+  it('of an order this person never counted changes nothing, and applies once the order is counted', async () => {
+    const a = anonId();
+    await collect([order(a, 'o-1', 80, ['p1'])]);
+    expect(await (await collect([refund(a, 'o-unknown')])).json()).toMatchObject({ accepted: 1 });
+    const view = await viewProfile(env, SITE, `anon:${a}`);
+    expect(view?.counters).toMatchObject({ orders: 1, revenue: 80 });
+    expect(view?.purchased).toEqual(['p1']);
+    // Never below zero, and the refund not taken is not claimed: sent again once its order came, it applies.
+    await collect([order(a, 'o-unknown', 20, ['p9'])]);
+    await collect([refund(a, 'o-unknown', 500)]);
+    const later = await viewProfile(env, SITE, `anon:${a}`);
+    expect(later?.counters).toMatchObject({ orders: 1, revenue: 80 });
+    expect(later?.purchased).toEqual(['p1']);
+  });
+});
+
 describe('the dedupe window', () => {
   afterEach(() => {
     vi.useRealTimers();

@@ -64,8 +64,8 @@ const TOMBSTONE_TTL_MS = LIMITS.maxEventAgeMs + DAY_MS;
  * Flow sends an order again when an update marks it paid or completed.
  */
 const ORDER_SEEN_WINDOW_MS = TOMBSTONE_TTL_MS;
-/** The seen-ids kept for ORDER_SEEN_WINDOW_MS (event ids are ULIDs: no colon). */
-const ORDER_SEEN_IDS = "id LIKE 'order:%'";
+/** The seen-ids kept for ORDER_SEEN_WINDOW_MS (orderKey's; event ids are ULIDs: no colon). */
+const ORDER_SEEN_IDS = "(id LIKE 'order:%' OR id LIKE 'refund:%')";
 /** When a retention run that could not forget every merged browser is taken up again. */
 const RETIRING_RETRY_MS = 60_000;
 /**
@@ -257,8 +257,12 @@ function consentFromEvent(event: CustomerAction): ConsentState | undefined {
  * counted it again: orders, revenue, segments, triggers and lift. Kept ORDER_SEEN_WINDOW_MS.
  */
 function orderKey(event: CustomerAction): string | undefined {
-  const orderId = event.name === 'order.completed' ? event.properties?.orderId : undefined;
-  return typeof orderId === 'string' ? `order:${orderId}` : undefined;
+  const orderId = event.properties?.orderId;
+  if (typeof orderId !== 'string') return undefined;
+  // A refund is claimed by its order the same way: a backend's retry, or the same refund sent
+  // again under another event id, must not take the order back twice.
+  if (event.name === 'order.refunded') return `refund:${orderId}`;
+  return event.name === 'order.completed' ? `order:${orderId}` : undefined;
 }
 
 /** When an input happened: its server-corrected time, else `fallback` (arrival). */
@@ -874,6 +878,13 @@ export class ProfileDO extends DurableObject<Env> {
       if (!personalization || superseded) continue;
 
       const outcome = applyEvent(state, event, eventAt, rules, !this.#refusedBrowsers.has(event.anonymousId));
+      if (outcome.refundUncounted && order !== undefined) {
+        // Not applied, so not claimed: the order may still reach this person (a browser's
+        // profile merged later), and the same refund sent again (another event id) must then
+        // take it back.
+        this.#unclaim([order]);
+        console.info(JSON.stringify({ level: 'info', msg: 'profile.refund_uncounted', siteId }));
+      }
       result.emitted.push(...outcome.emitted);
       if (outcome.covisit) result.covisits.push(outcome.covisit);
     }
