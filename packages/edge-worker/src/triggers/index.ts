@@ -57,9 +57,15 @@ export function eventProduct(
   return { id, ...(typeof props.category === 'string' ? { category: props.category } : {}), tags };
 }
 
+/**
+ * Events no rule fires on, whatever it names: a refund undoes a purchase, and a promo or
+ * recommendation for it would reward the return (it is logged and takes the order back, no more).
+ */
+const NEVER_TRIGGERING: ReadonlySet<string> = new Set(['order.refunded']);
+
 /** Whether a rule fires for an event. */
 export function ruleMatches(rule: TriggerRule, event: CustomerAction, catalog: CatalogIndex): boolean {
-  if (!rule.enabled || rule.on !== event.name) return false;
+  if (!rule.enabled || rule.on !== event.name || NEVER_TRIGGERING.has(event.name)) return false;
   const product = eventProduct(event, catalog);
   if (rule.when.category !== undefined && product?.category !== rule.when.category) return false;
   const wanted = rule.when.tags ?? [];

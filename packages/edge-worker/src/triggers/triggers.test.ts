@@ -10,6 +10,7 @@ import {
   validateEvent,
 } from '@attune/shared-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { buildCatalogIndex } from '../catalog/catalog-index.ts';
 import { FIXTURE_CATALOG } from '../catalog/fixtures/catalog.ts';
 import { putCatalogSnapshot } from '../catalog/index.ts';
 import {
@@ -34,7 +35,7 @@ import {
 import { viewProfile } from '../profile/client.ts';
 import type { PersonKey, ProfileView } from '../profile/types.ts';
 import { newUlid } from '../profile/ulid.ts';
-import { runTriggers } from './index.ts';
+import { ruleMatches, runTriggers } from './index.ts';
 
 beforeAll(async () => {
   await putCatalogSnapshot(env, FIXTURE_CATALOG);
@@ -152,6 +153,18 @@ describe('runTriggers', () => {
     });
     expect(out).toEqual([]);
     expect((await p.profile()).offers).toEqual({});
+  });
+});
+
+describe('a refund', () => {
+  it('fires no rule, even one a marketer set on it: a return earns no promo', () => {
+    const catalog = buildCatalogIndex(FIXTURE_CATALOG);
+    const rule = { id: 'win-back', enabled: true, on: 'order.refunded', when: {} };
+    const refund = makeEvent(anonId(), 'order.refunded', { properties: { orderId: 'o-1', total: 20 } });
+    expect(ruleMatches(rule, refund, catalog)).toBe(false);
+    // The same rule on the order itself does fire.
+    const order = makeEvent(anonId(), 'order.completed', { properties: { orderId: 'o-1', total: 20 } });
+    expect(ruleMatches({ ...rule, on: 'order.completed' }, order, catalog)).toBe(true);
   });
 });
 
