@@ -138,6 +138,7 @@ export const KNOWN_PROPERTIES: { [N in (typeof KNOWN_EVENT_NAMES)[number]]: fc.A
   'order.refunded': fc.record(
     {
       orderId: id,
+      refundId: id,
       total: cents,
       currency,
       products,

@@ -65,6 +65,9 @@ export const EVENT_PROPERTIES = {
   // refunded; without it the whole order is. It teaches no interest and triggers nothing.
   'order.refunded': z.looseObject({
     orderId: id,
+    // The refund's own id in the shop's system: several partial refunds of one order (items
+    // returned one at a time) are each taken once by it; without it an order takes one refund.
+    refundId: id.optional(),
     total: money.optional(),
     currency: currency.optional(),
     products: z.array(OrderLine).max(100).optional(),

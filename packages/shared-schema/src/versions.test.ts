@@ -150,6 +150,12 @@ describe('v0 (Segment spec) upcast', () => {
     // Refunded in full: no total at all is a refund of the whole order, not an error.
     const whole = toV1({ ...fixture('track-order-refunded.json'), properties: { order_id: 5493217394891 } });
     expect(whole.properties).toEqual({ orderId: '5493217394891' });
+    // A shop's refund id (numeric in Shopify's) tells partial refunds of one order apart.
+    const part = toV1({
+      ...fixture('track-order-refunded.json'),
+      properties: { order_id: 5493217394891, refund_id: 918273, total: 20 },
+    });
+    expect(part.properties).toEqual({ orderId: '5493217394891', refundId: '918273', total: 20 });
   });
 
   it('maps page and screen calls onto page.viewed, titled by the call name when no title is given', () => {

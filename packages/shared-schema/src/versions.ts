@@ -50,6 +50,7 @@ export const SEGMENT_EVENT_NAMES: Readonly<Record<string, string>> = {
 const SEGMENT_PROPERTY_KEYS: Readonly<Record<string, string>> = {
   product_id: 'productId',
   order_id: 'orderId',
+  refund_id: 'refundId',
   cart_id: 'cartId',
   list_id: 'listId',
   image_url: 'imageUrl',

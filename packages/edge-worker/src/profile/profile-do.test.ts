@@ -308,9 +308,15 @@ describe('a refund', () => {
         products: productIds.map((productId) => ({ productId })),
       },
     });
-  const refund = (a: string, orderId: string, total?: number) =>
+  const refund = (a: string, orderId: string, total?: number, refundId?: string) =>
     makeEvent(a, 'order.refunded', {
-      properties: { orderId, currency: 'EUR', reason: 'returned', ...(total === undefined ? {} : { total }) },
+      properties: {
+        orderId,
+        currency: 'EUR',
+        reason: 'returned',
+        ...(total === undefined ? {} : { total }),
+        ...(refundId === undefined ? {} : { refundId }),
+      },
     });
   /** Ten product views: enough for frequent_browser_rare_buyer while the person has at most one order. */
   const browsing = (a: string) => Array.from({ length: 10 }, (_, i) => productView(a, `v${i}`, 'dresses'));
@@ -357,6 +363,27 @@ describe('a refund', () => {
       duplicates: 2,
     });
     expect((await viewProfile(env, SITE, `anon:${a}`))?.counters).toMatchObject({ orders: 1, revenue: 500 });
+  });
+
+  it('returned an item at a time: each partial refund with its own refundId applies once, up to the whole order', async () => {
+    const a = anonId();
+    await collect([order(a, 'o-1', 300, ['p1', 'p2', 'p3'])]);
+    const first = refund(a, 'o-1', 100, 'r-1');
+    expect(await (await collect([first, refund(a, 'o-1', 100, 'r-2')])).json()).toMatchObject({
+      accepted: 2,
+      duplicates: 0,
+    });
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.counters).toMatchObject({ orders: 1, revenue: 100 });
+    // r-1 again under another event id is the same refund; r-3 takes what is left, and the order with it.
+    expect(
+      await (await collect([refund(a, 'o-1', 100, 'r-1'), refund(a, 'o-1', 150, 'r-3')])).json(),
+    ).toMatchObject({
+      accepted: 1,
+      duplicates: 1,
+    });
+    const view = await viewProfile(env, SITE, `anon:${a}`);
+    expect(view?.counters).toMatchObject({ orders: 0, revenue: 0 });
+    expect(view?.purchased).toEqual([]);
   });
 
   it('of an order this person never counted changes nothing, and applies once the order is counted', async () => {

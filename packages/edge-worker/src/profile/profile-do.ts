@@ -259,9 +259,14 @@ function consentFromEvent(event: CustomerAction): ConsentState | undefined {
 function orderKey(event: CustomerAction): string | undefined {
   const orderId = event.properties?.orderId;
   if (typeof orderId !== 'string') return undefined;
-  // A refund is claimed by its order the same way: a backend's retry, or the same refund sent
-  // again under another event id, must not take the order back twice.
-  if (event.name === 'order.refunded') return `refund:${orderId}`;
+  // A refund is claimed by its order (and its own refundId, when sent) the same way: a
+  // backend's retry, or the same refund sent again under another event id, must not take the
+  // order back twice, while each of several partial refunds of one order is taken once. JSON,
+  // as both ids may hold any character.
+  if (event.name === 'order.refunded') {
+    const refundId = event.properties?.refundId;
+    return `refund:${JSON.stringify(typeof refundId === 'string' ? [orderId, refundId] : [orderId])}`;
+  }
   return event.name === 'order.completed' ? `order:${orderId}` : undefined;
 }
 
