@@ -374,6 +374,56 @@ describe('reading the log and writing the report', () => {
     });
   });
 
+  it('does not count an order refunded in full (at once, or in partial refunds reaching its total) as a conversion', async () => {
+    const order = (person: string, orderId: string, at: number, total: number): EventLogRow => ({
+      ...conversionRow(person, at),
+      properties: { orderId, total },
+    });
+    const refund = (person: string, orderId: string, at: number, refund: Record<string, unknown> = {}) => ({
+      ...conversionRow(person, at, 'order.refunded'),
+      properties: { orderId, ...refund },
+    });
+    const directus = fakeDirectus([
+      // t1's order comes back whole (no total): its cart add still converts.
+      decisionRow('anon:t1', inside, false),
+      conversionRow('anon:t1', inside + 1_000, 'cart.item.added'),
+      order('anon:t1', 'o-1', inside + 2_000, 120),
+      refund('anon:t1', 'o-1', inside + 3 * DAY),
+      // t2 returns the items one at a time, 40 then 60 (the first sent twice): the whole order.
+      decisionRow('anon:t2', inside, false),
+      order('anon:t2', 'o-2', inside + 1_000, 100),
+      refund('anon:t2', 'o-2', inside + DAY, { refundId: 'r-1', total: 40 }),
+      refund('anon:t2', 'o-2', inside + DAY + 1, { refundId: 'r-1', total: 40 }),
+      refund('anon:t2', 'o-2', inside + 2 * DAY, { refundId: 'r-2', total: 60 }),
+      // t3 returns one item of three: still a conversion.
+      decisionRow('anon:t3', inside, false),
+      order('anon:t3', 'o-3', inside + 1_000, 100),
+      refund('anon:t3', 'o-3', inside + DAY, { refundId: 'r-3', total: 30 }),
+      // t4's order id refunded for someone else: t4's order stands.
+      decisionRow('anon:t4', inside, false),
+      order('anon:t4', 'o-4', inside + 1_000, 100),
+      refund('anon:other', 'o-4', inside + DAY),
+      // t5's second refund without a refundId is the first again (as the ProfileDO takes it): 40 of 100.
+      decisionRow('anon:t5', inside, false),
+      order('anon:t5', 'o-5', inside + 1_000, 100),
+      refund('anon:t5', 'o-5', inside + DAY, { total: 40 }),
+      refund('anon:t5', 'o-5', inside + 2 * DAY, { total: 60 }),
+      // h1's order is refunded in full by its total: no converter held out.
+      decisionRow('anon:h1', inside, true),
+      order('anon:h1', 'o-h', inside + 1_000, 50),
+      refund('anon:h1', 'o-h', inside + DAY, { total: 50 }),
+    ]);
+    const { reports } = await reportLift(env, 'demo', { now: NOW, directus: directus.client });
+    expect(reports[0]).toMatchObject({
+      treatment_people: 5,
+      treatment_converters: 4,
+      treatment_conversions: 4,
+      holdout_people: 1,
+      holdout_converters: 0,
+      holdout_conversions: 0,
+    });
+  });
+
   it('refuses a window of no days or more than 90', async () => {
     const directus = fakeDirectus([]);
     for (const days of [0, 91, 1.5])

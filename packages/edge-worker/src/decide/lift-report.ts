@@ -120,8 +120,26 @@ export interface WindowedEvent {
   signedIn?: { browser: string; person: string };
 }
 
-/** The decision properties measureLift reads: the rest (slots, items) is neither needed nor kept. */
-const DECISION_PROPERTIES = ['decisionId', 'experiment', 'holdout', 'eligible'] as const;
+/**
+ * A shop's refund of an order (a return, a cancellation), read so that an order refunded in
+ * full is no conversion (see fullyRefunded).
+ */
+export const REFUND_EVENT = 'order.refunded';
+
+/**
+ * The properties the report reads: the decision's (what measureLift reads), and the
+ * order's and refund's (which order, its total, the refund's own id: see fullyRefunded).
+ * The rest (slots, items, products) is neither needed nor kept.
+ */
+const KEPT_PROPERTIES = [
+  'decisionId',
+  'experiment',
+  'holdout',
+  'eligible',
+  'orderId',
+  'refundId',
+  'total',
+] as const;
 
 /**
  * An events row as measureLift reads it, or undefined when it cannot count. Its time is
@@ -138,7 +156,7 @@ export function windowedEventOf(row: EventLogRow): WindowedEvent | undefined {
   if (timestamp === undefined || !Number.isFinite(receivedAt)) return undefined;
   const source = row.properties !== null && typeof row.properties === 'object' ? row.properties : {};
   const properties: Record<string, unknown> = {};
-  for (const key of DECISION_PROPERTIES) {
+  for (const key of KEPT_PROPERTIES) {
     const value: unknown = (source as Record<string, unknown>)[key];
     if (value !== undefined) properties[key] = value;
   }
@@ -177,6 +195,48 @@ export function joinedAtSignIn(events: readonly WindowedEvent[]): WindowedEvent[
   });
 }
 
+/** Which order of which person an order or refund names (JSON: both ids may hold any character). */
+function orderOf(event: LoggedEvent): string | undefined {
+  const orderId = event.properties?.orderId;
+  return typeof orderId === 'string' ? JSON.stringify([event.personId, orderId]) : undefined;
+}
+
+/**
+ * The orders (orderOf) refunded in full: by a refund with no total, or by refunds whose
+ * totals reach the order's. Taken as the ProfileDO takes them: each refundId once (a retry
+ * or the same refund under another event id is the same refund), and one refund without a
+ * refundId per order; a refund names its own person's order (one filed under someone else
+ * undoes nothing of theirs). A partial refund leaves the conversion: the report counts
+ * conversions, not revenue.
+ */
+function fullyRefunded(events: readonly WindowedEvent[]): Set<string> {
+  const totals = new Map<string, number>();
+  const refunds = new Map<string, Map<string | null, number>>();
+  for (const { event } of events) {
+    const order = orderOf(event);
+    if (order === undefined) continue;
+    const total = event.properties?.total;
+    // No total: the whole order (as the schema says of a refund).
+    const amount = typeof total === 'number' && Number.isFinite(total) ? total : Number.POSITIVE_INFINITY;
+    if (event.name === 'order.completed') {
+      if (!totals.has(order)) totals.set(order, amount);
+    } else if (event.name === REFUND_EVENT) {
+      const refundId = event.properties?.refundId;
+      const taken = refunds.get(order) ?? new Map<string | null, number>();
+      const key = typeof refundId === 'string' ? refundId : null;
+      if (!taken.has(key)) taken.set(key, amount);
+      refunds.set(order, taken);
+    }
+  }
+  const full = new Set<string>();
+  for (const [order, taken] of refunds) {
+    let refunded = 0;
+    for (const amount of taken.values()) refunded += amount;
+    if (refunded >= (totals.get(order) ?? 0)) full.add(order);
+  }
+  return full;
+}
+
 /** The window of a run ending at `now`, `days` long. */
 export function liftWindow(now: number, days: number): { start: number; end: number } {
   return { start: now - days * DAY_MS, end: now };
@@ -188,7 +248,9 @@ export function liftWindow(now: number, days: number): { start: number; end: num
  * in the window, each attributed (by measureLift) to their latest decision within the
  * attribution window before it, which may precede the window (hence `events` reach back
  * that far). People exposed only before the window are left out: their conversions
- * belong to the window before. Both groups are cut the same way, so lift stays fair.
+ * belong to the window before. Both groups are cut the same way, so lift stays fair. An
+ * order refunded in full by the window's end (fullyRefunded) is no conversion: a bought
+ * and returned dress earned the shop nothing.
  */
 export function liftRows(
   siteId: string,
@@ -200,9 +262,13 @@ export function liftRows(
   const decisions: WindowedEvent[] = [];
   const conversions: LoggedEvent[] = [];
   const conversionNames: ReadonlySet<string> = new Set(CONVERSION_EVENTS);
-  for (const e of joinedAtSignIn(events)) {
+  const joined = joinedAtSignIn(events);
+  const refunded = fullyRefunded(joined);
+  const returned = (e: LoggedEvent) => e.name === 'order.completed' && refunded.has(orderOf(e) ?? '');
+  for (const e of joined) {
     if (e.event.name === EDGE_EVENT.decisionServed) decisions.push(e);
-    else if (conversionNames.has(e.event.name) && inWindow(e)) conversions.push(e.event);
+    else if (conversionNames.has(e.event.name) && inWindow(e) && !returned(e.event))
+      conversions.push(e.event);
   }
   // Who was exposed in the window, per experiment.
   const exposed = new Map<string, Set<string>>();
@@ -257,7 +323,7 @@ export function liftRows(
 }
 
 /**
- * The site's decisions, conversions and sign-ins (IDENTIFY_EVENT) received from `since` to
+ * The site's decisions, conversions, refunds and sign-ins (IDENTIFY_EVENT) received from `since` to
  * `until`, oldest first, at most `max`. Keyset paging on the receive time, as downstream.ts
  * pages a person's events: rows the retention deletes meanwhile do not shift a page; rows
  * received at the boundary's very time are skipped by count.
@@ -273,7 +339,7 @@ export async function readLiftEvents(
   const pageSize = options.pageSize ?? LIFT_PAGE_SIZE;
   const scope = [
     { site_id: { _eq: siteId } },
-    { name: { _in: [EDGE_EVENT.decisionServed, ...CONVERSION_EVENTS, IDENTIFY_EVENT] } },
+    { name: { _in: [EDGE_EVENT.decisionServed, ...CONVERSION_EVENTS, REFUND_EVENT, IDENTIFY_EVENT] } },
     { received_at: { _gte: new Date(since).toISOString() } },
     { received_at: { _lt: new Date(until).toISOString() } },
   ];
