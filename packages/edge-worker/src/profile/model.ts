@@ -181,6 +181,13 @@ export interface ProfileState {
    * product ids, MAX_LIST (the bound of `purchased`, which they are a part of).
    */
   countedOrders?: CountedOrder[];
+  /**
+   * Refunds of orders not counted (yet), oldest first: a backend's refund may reach the edge
+   * before the order Flow's order (or the order is on a browser not yet merged). Each is
+   * taken once, when its order counts (see heldRefundsTaken); kept as long as a counted order,
+   * within COUNTED_ORDERS_MAX.
+   */
+  heldRefunds?: HeldRefund[];
   firstSeen: string;
   lastSeen: string;
   /** Monotonic per person: bumped on every change, so downstream keeps the latest snapshot. */
@@ -192,6 +199,14 @@ export interface CountedOrder {
   orderId: string;
   total: number;
   products: string[];
+  at: number;
+}
+
+/** A refund waiting for its order: the order, the refund's own id and total when sent, its own time. */
+export interface HeldRefund {
+  orderId: string;
+  refundId?: string;
+  total?: number;
   at: number;
 }
 
@@ -480,19 +495,15 @@ function rememberOrders(state: ProfileState, orders: readonly CountedOrder[], no
 }
 
 /**
- * Takes back what a counted order added, for its `order.refunded`: the refunded total comes
- * off revenue (never below 0); a full refund (the whole total, or no total given) takes the
- * order off the count and its products out of `purchased`, except those another counted order
- * bought too. Whether the order was counted here; one that was not changes nothing (ProfileDO
- * keeps the refund from being applied twice).
+ * Takes back what a counted order added, for a refund of it: the refunded total (undefined:
+ * the whole order) comes off revenue (never below 0); a full refund (the whole total, or no
+ * total given) takes the order off the count and its products out of `purchased`, except
+ * those another counted order bought too. Whether the order was counted here.
  */
-function refundOrder(state: ProfileState, event: CustomerAction, now: number): boolean {
-  rememberOrders(state, [], now);
-  const orderId = asString(event.properties?.orderId);
+function refundOrder(state: ProfileState, orderId: string, refunded: number | undefined): boolean {
   const order = state.countedOrders?.find((o) => o.orderId === orderId);
   if (order === undefined) return false;
-  const refunded = event.properties?.total;
-  const full = typeof refunded !== 'number' || !Number.isFinite(refunded) || refunded >= order.total;
+  const full = refunded === undefined || refunded >= order.total;
   const amount = full ? order.total : refunded;
   state.counters.revenue = Math.max(0, (state.counters.revenue ?? 0) - amount);
   order.total -= amount;
@@ -505,6 +516,46 @@ function refundOrder(state: ProfileState, event: CustomerAction, now: number): b
     else delete state.countedOrders;
   }
   return true;
+}
+
+/** A refund's total, or undefined for the whole order (none given, or not a number). */
+function refundedTotal(event: CustomerAction): number | undefined {
+  const total = event.properties?.total;
+  return typeof total === 'number' && Number.isFinite(total) ? total : undefined;
+}
+
+/**
+ * Adds held refunds (one per order and refundId: the same refund from two profiles merged
+ * is one) and forgets those past COUNTED_ORDER_KEEP_MS before `now` or over
+ * COUNTED_ORDERS_MAX, the oldest first: an order that has not come by then will not count.
+ */
+function holdRefunds(state: ProfileState, refunds: readonly HeldRefund[], now: number): void {
+  const byRefund = new Map<string, HeldRefund>();
+  for (const refund of [...(state.heldRefunds ?? []), ...refunds]) {
+    const key = JSON.stringify([refund.orderId, refund.refundId ?? null]);
+    if (!byRefund.has(key)) byRefund.set(key, refund);
+  }
+  const kept = [...byRefund.values()]
+    .filter((refund) => now - refund.at < COUNTED_ORDER_KEEP_MS)
+    .sort((a, b) => a.at - b.at)
+    .slice(-COUNTED_ORDERS_MAX);
+  if (kept.length > 0) state.heldRefunds = kept;
+  else delete state.heldRefunds;
+}
+
+/**
+ * Takes the held refunds of the orders counted now, each once (it leaves the list), in the
+ * order they came. One whose order was counted and already taken back whole is spent too.
+ */
+function heldRefundsTaken(state: ProfileState): void {
+  const held = state.heldRefunds;
+  if (held === undefined) return;
+  const counted = new Set(state.countedOrders?.map((o) => o.orderId));
+  const waiting = held.filter((refund) => !counted.has(refund.orderId));
+  for (const refund of held)
+    if (counted.has(refund.orderId)) refundOrder(state, refund.orderId, refund.total);
+  if (waiting.length > 0) state.heldRefunds = waiting;
+  else delete state.heldRefunds;
 }
 
 /** The category with the highest score, if any. */
@@ -523,8 +574,8 @@ export function dominantCategory(
 export interface ApplyOutcome {
   emitted: CustomerAction[];
   covisit?: { from: string; to: string; at: string };
-  /** An `order.refunded` for an order this profile did not count: it changed nothing. */
-  refundUncounted?: true;
+  /** An `order.refunded` for an order this profile did not count: held for it (heldRefunds), nothing changed yet. */
+  refundHeld?: true;
 }
 
 /**
@@ -618,6 +669,8 @@ export function applyEvent(
           ],
           now,
         );
+      // A refund that came before this order takes it back now.
+      heldRefundsTaken(state);
       // An order arriving after a later cart add (the Directus Flow's, caught up minutes late;
       // an offline device's) takes its own products out of the cart, not what was added since.
       state.cart =
@@ -628,9 +681,29 @@ export function applyEvent(
       state.lastOrderEventAt = Math.max(state.lastOrderEventAt ?? at, at);
       break;
     }
-    case 'order.refunded':
-      if (!refundOrder(state, event, now)) outcome.refundUncounted = true;
+    case 'order.refunded': {
+      const orderId = asString(event.properties?.orderId);
+      if (orderId === undefined) break;
+      rememberOrders(state, [], now);
+      const total = refundedTotal(event);
+      if (!refundOrder(state, orderId, total)) {
+        const refundId = asString(event.properties?.refundId);
+        holdRefunds(
+          state,
+          [
+            {
+              orderId,
+              at,
+              ...(refundId !== undefined && { refundId }),
+              ...(total !== undefined && { total }),
+            },
+          ],
+          now,
+        );
+        outcome.refundHeld = true;
+      }
       break;
+    }
     default:
       break;
   }
@@ -838,6 +911,7 @@ export function clearPersonalization(state: ProfileState): void {
   delete state.lastOrderAt;
   delete state.lastOrderEventAt;
   delete state.countedOrders;
+  delete state.heldRefunds;
   // The sessions counted are gone: the next event's session is counted afresh (kept, a
   // visit that re-granted personalization, or a sign-in merging this cleared profile,
   // would never count it).
@@ -906,6 +980,14 @@ export function mergeProfiles(into: ProfileState, from: ProfileState, rules: Pro
       from.countedOrders.map((o) => ({ ...o, products: [...o.products] })),
       now,
     );
+  // And its held refunds: each waits for, or now takes back, an order of either.
+  if (from.heldRefunds !== undefined)
+    holdRefunds(
+      into,
+      from.heldRefunds.map((r) => ({ ...r })),
+      now,
+    );
+  heldRefundsTaken(into);
   let withdrawn = false;
   // Last: a withdrawal clears everything merged above too. The newer choice stands. An older
   // browser choice that reached the Worker after the person's choice was made is ordered as

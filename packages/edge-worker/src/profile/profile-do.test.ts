@@ -7,6 +7,7 @@ import {
   ALL,
   anonId,
   collect,
+  consentFor,
   inactivePastRetention,
   makeEvent,
   people,
@@ -386,19 +387,78 @@ describe('a refund', () => {
     expect(view?.purchased).toEqual([]);
   });
 
-  it('of an order this person never counted changes nothing, and applies once the order is counted', async () => {
+  it('of an order this person never counted changes nothing until that order counts; other orders it leaves alone', async () => {
     const a = anonId();
     await collect([order(a, 'o-1', 80, ['p1'])]);
     expect(await (await collect([refund(a, 'o-unknown')])).json()).toMatchObject({ accepted: 1 });
     const view = await viewProfile(env, SITE, `anon:${a}`);
     expect(view?.counters).toMatchObject({ orders: 1, revenue: 80 });
     expect(view?.purchased).toEqual(['p1']);
-    // Never below zero, and the refund not taken is not claimed: sent again once its order came, it applies.
-    await collect([order(a, 'o-unknown', 20, ['p9'])]);
-    await collect([refund(a, 'o-unknown', 500)]);
-    const later = await viewProfile(env, SITE, `anon:${a}`);
-    expect(later?.counters).toMatchObject({ orders: 1, revenue: 80 });
-    expect(later?.purchased).toEqual(['p1']);
+  });
+
+  it('arriving before its order (the backend quicker than the order Flow) is held, and taken once the order counts', async () => {
+    const a = anonId();
+    // Returned whole before the order reached the edge, and one item of another order likewise.
+    expect(await (await collect([refund(a, 'o-1'), refund(a, 'o-2', 100, 'r-1')])).json()).toMatchObject({
+      accepted: 2,
+    });
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.counters.orders ?? 0).toBe(0);
+    // Held, as an access request shows.
+    const access = await people(`anon:${a}`, 'GET', ADMIN_HEADERS, EDGE_ONLY);
+    expect(((await access.json()) as { profile: { heldRefunds?: unknown[] } }).profile.heldRefunds).toEqual([
+      expect.objectContaining({ orderId: 'o-1' }),
+      expect.objectContaining({ orderId: 'o-2', refundId: 'r-1', total: 100 }),
+    ]);
+    await collect([...browsing(a), order(a, 'o-1', 300, ['p1']), order(a, 'o-2', 250, ['p2'])]);
+    const view = await viewProfile(env, SITE, `anon:${a}`);
+    expect(view?.counters).toMatchObject({ orders: 1, revenue: 150 });
+    expect(view?.purchased).toEqual(['p2']);
+    expect(view?.segments).toContain('frequent_browser_rare_buyer');
+    // Held, it was claimed: the same refunds sent again (the backend's retry under new ids) are duplicates.
+    expect(await (await collect([refund(a, 'o-1'), refund(a, 'o-2', 100, 'r-1')])).json()).toMatchObject({
+      accepted: 0,
+      duplicates: 2,
+    });
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.counters).toMatchObject({ orders: 1, revenue: 150 });
+  });
+
+  it('held by the person is taken when a browser that counted the order signs in, and the other way round', async () => {
+    const userId = `u-${anonId()}`;
+    const signIn = async (browser: string) =>
+      makeEvent(browser, 'user.signed_in', { userId, userIdSignature: await signed(userId) });
+    const [phone, laptop] = [anonId(), anonId()];
+    // The refund reaches the person (sent from the phone, signed in) before the laptop's guest order is theirs.
+    await collect([await signIn(phone)]);
+    await collect([{ ...refund(phone, 'o-1'), userId, userIdSignature: await signed(userId) }]);
+    await collect([order(laptop, 'o-1', 300, ['p1'])]);
+    await collect([await signIn(laptop)]);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.counters).toMatchObject({
+      orders: 0,
+      revenue: 0,
+    });
+    // A browser's own held refund goes with it to the person, whose order then takes it.
+    const tablet = anonId();
+    await collect([refund(tablet, 'o-2', 50)]);
+    await collect([await signIn(tablet)]);
+    await collect([{ ...order(tablet, 'o-2', 200, ['p2']), userId, userIdSignature: await signed(userId) }]);
+    expect((await viewProfile(env, SITE, `user:${userId}`))?.counters).toMatchObject({
+      orders: 1,
+      revenue: 150,
+    });
+  });
+
+  it('held is forgotten when personalization is withdrawn', async () => {
+    const a = anonId();
+    await collect([refund(a, 'o-1')]);
+    const analytics = consentFor('analytics');
+    await collect([
+      makeEvent(a, 'consent.updated', { consent: analytics, properties: { ...analytics, source: 'banner' } }),
+    ]);
+    await collect([
+      makeEvent(a, 'consent.updated', { consent: ALL, properties: { ...ALL, source: 'banner' } }),
+      order(a, 'o-1', 300, ['p1']),
+    ]);
+    expect((await viewProfile(env, SITE, `anon:${a}`))?.counters).toMatchObject({ orders: 1, revenue: 300 });
   });
 });
 

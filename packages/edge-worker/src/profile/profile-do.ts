@@ -883,13 +883,10 @@ export class ProfileDO extends DurableObject<Env> {
       if (!personalization || superseded) continue;
 
       const outcome = applyEvent(state, event, eventAt, rules, !this.#refusedBrowsers.has(event.anonymousId));
-      if (outcome.refundUncounted && order !== undefined) {
-        // Not applied, so not claimed: the order may still reach this person (a browser's
-        // profile merged later), and the same refund sent again (another event id) must then
-        // take it back.
-        this.#unclaim([order]);
-        console.info(JSON.stringify({ level: 'info', msg: 'profile.refund_uncounted', siteId }));
-      }
+      // Held for its order (heldRefunds), and claimed all the same: the profile takes it
+      // once, when the order counts, so the same refund sent again (a retry, another event
+      // id) is a duplicate now as it would be once applied. Site only: no order or person.
+      if (outcome.refundHeld) log('info', 'profile.refund_held', { siteId });
       result.emitted.push(...outcome.emitted);
       if (outcome.covisit) result.covisits.push(outcome.covisit);
     }
