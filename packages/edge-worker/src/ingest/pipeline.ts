@@ -131,6 +131,9 @@ function reservedNameMessage(name: string): string {
   return `"${name}" is reserved for events the Attune edge makes itself (${EDGE_EVENT_NAMES.join(', ')}) and cannot be sent by a producer; send your event under a name of your own`;
 }
 
+const REFUND_FROM_SERVER_MESSAGE =
+  '"order.refunded" is taken from the site\'s own server only: send it with the server key (the HTTP Basic username on /v1/collect, or a Segment server library\'s "Order Refunded"), not with the browser write key';
+
 /** Granted purposes per consent object: a batch's events share a few (see `interned`). */
 const purposesOf = new WeakMap<ConsentState, Purpose[]>();
 
@@ -186,6 +189,16 @@ export async function ingestBatch(
         index,
         id: sent.id,
         errors: [{ path: `${input.pathPrefix}[${index}].name`, message: reservedNameMessage(sent.name) }],
+      });
+      continue;
+    }
+    // A refund is a fact of the shop's back office: from a browser (the public write key), a
+    // shopper could take back their own purchases, and their conversions from the lift report.
+    if (sent.name === 'order.refunded' && !trusted) {
+      outcome.rejected.push({
+        index,
+        id: sent.id,
+        errors: [{ path: `${input.pathPrefix}[${index}].name`, message: REFUND_FROM_SERVER_MESSAGE }],
       });
       continue;
     }

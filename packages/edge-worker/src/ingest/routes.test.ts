@@ -628,6 +628,30 @@ describe('verified identity', () => {
   });
 });
 
+describe('a refund', () => {
+  it("is taken from the site's server only: a browser cannot take back its own purchases", async () => {
+    const a = anonId();
+    const order = makeEvent(a, 'order.completed', { properties: { orderId: 'o-1', total: 600 } });
+    const refund = makeEvent(a, 'order.refunded', { properties: { orderId: 'o-1' } });
+    expect(await (await collect([order])).json()).toMatchObject({ accepted: 1 });
+    const res = await collect([refund]);
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as { error: { errors: { path: string; message: string }[] } };
+    expect(error.errors).toEqual([{ path: 'batch[0].name', message: expect.stringContaining('server key') }]);
+    expect((await viewProfile(env(), SITE, `anon:${a}`))?.counters).toMatchObject({
+      orders: 1,
+      revenue: 600,
+    });
+    // The same refund from the shop's backend, with the server key, is taken.
+    const fromServer = await collect([refund], {
+      origin: null,
+      headers: { authorization: `Basic ${btoa(`${SERVER_KEY}:`)}` },
+    });
+    expect(await fromServer.json()).toMatchObject({ accepted: 1 });
+    expect((await viewProfile(env(), SITE, `anon:${a}`))?.counters).toMatchObject({ orders: 0, revenue: 0 });
+  });
+});
+
 describe('dedupe and order', () => {
   it('a client retry of the same batch is counted as duplicates, not applied twice', async () => {
     const a = anonId();
