@@ -29,8 +29,8 @@ export function identitySignature(secret: string, userId: string, now: number = 
  * "bound"): `<expiry>.<hex>`, the HMAC-SHA256 of `<expiry>.<userId>.<SHA-256 hex of
  * anonymousId>`, where `anonymousId` is the browser signing in (the tag's
  * `attune.anonymousId()`, or the `attune_aid` cookie behind the edge proxy). The Worker takes
- * it for that browser only, so knowing someone's anonymous id does not let another account
- * sign their browser in. The demo site does not take this form; a shop that does signs again
+ * it for that browser only, so a signature copied out of a page or a log signs in no other
+ * browser. The demo site does not take this form; a shop that does signs again
  * whenever the browser's anonymous id changes (after `reset()`).
  */
 export function browserBoundSignature(

@@ -79,8 +79,9 @@ async function signs(secret: string, message: string, hex: string | undefined): 
  *   `<expiry>` is a Unix time in seconds. After it the signature no longer names anyone.
  * - `bound`: expiring, and bound to the browser: `<expiry>.<64 hex>`, the HMAC-SHA256 of
  *   `<expiry>.<userId>.<SHA-256 hex of anonymousId>` (signUserIdForBrowser). It names the
- *   person only on the event or decision of that anonymousId, so knowing a browser's id is
- *   not enough to sign it in as one's own account (session fixation).
+ *   person only on the event or decision of that anonymousId, so a signature copied out of
+ *   a page or a log signs in no other browser (the backend must still sign only for the
+ *   browser signing in; README, Security, says what this does not stop).
  * A site takes one form only: were both plain and expiring taken, the plain signature a
  * site made for a user id that reads `<digits>.<someone>` (one an attacker registered)
  * would be a valid expiring signature for that someone. The older forms on a site that

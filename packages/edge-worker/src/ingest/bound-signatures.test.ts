@@ -1,7 +1,9 @@
 // A site taking browser-bound signatures (settings.identity.signatures: "bound"), in workerd:
-// whoever knows a browser's anonymousId cannot sign it in as their own account (session
-// fixation: the victim's history merged into the attacker's profile, the victim's own sign-in
-// then refused), while the owner's sign-in with a signature covering that browser links it.
+// a signature names its person only on the browser it was made for, so one made for another
+// browser (an attacker's own, or one copied out of a page or a log) signs in no browser it was
+// not made for, and the site's older forms sign none in; the owner's sign-in with a signature
+// covering their browser links it. What this does not stop (the site's backend signing an
+// account for a browser id its holder reports) is in the README's Security section.
 import { env as workerEnv } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { signUserIdForBrowser, signUserIdUntil } from '../identity/index.ts';
