@@ -7,20 +7,22 @@
  */
 
 import { hash32 } from '../hash/index.ts';
-import { logUnusableSetting } from '../observability/index.ts';
+import { numberSetting } from '../observability/index.ts';
 
 /** The experiment name recorded with every decision; change it to reshuffle the groups. */
 export const DEFAULT_EXPERIMENT = 'personalization-v1';
 
 /** Parses HOLDOUT_PERCENT: a number 0..100; unset, 10; anything else 10 too, logged once. */
 export function holdoutPercent(raw: string | undefined): number {
-  if (raw === undefined) return 10;
-  const value = raw.trim() !== '' ? Number(raw) : Number.NaN;
-  if (Number.isFinite(value) && value >= 0 && value <= 100) return value;
   // Said once per isolate: a lift report measured against a holdout other than the one set
   // ("5%" read as the default 10) compares the wrong groups without anyone knowing.
-  logUnusableSetting('HOLDOUT_PERCENT', raw, 'a number 0 to 100', '10 applies');
-  return 10;
+  return numberSetting('HOLDOUT_PERCENT', raw, {
+    min: 0,
+    max: 100,
+    fallback: 10,
+    expected: 'a number 0 to 100',
+    applied: (percent) => `${percent} applies`,
+  });
 }
 
 /**

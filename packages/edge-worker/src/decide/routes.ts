@@ -14,7 +14,7 @@ import type { AppEnv } from '../app.ts';
 import { checkUserIdSignature } from '../identity/index.ts';
 import { forwardMessages } from '../ingest/outbox.ts';
 import { clientAddress, type RateDecision, underIpLimit } from '../ingest/rate-limit.ts';
-import { logUnusableSetting } from '../observability/index.ts';
+import { numberSetting } from '../observability/index.ts';
 import type { PersonKey } from '../profile/types.ts';
 import { consentFrom, parseCookies } from '../proxy/cookies.ts';
 import { getSiteByWriteKey, isOriginAllowed, type Site } from '../sites/index.ts';
@@ -36,13 +36,14 @@ export function anonymousPersonKey(anonymousId: string | undefined): PersonKey {
  * the cap applies the default or the cap, and says so once per isolate.
  */
 export function decisionBudgetMs(env: Env): number {
-  const raw: unknown = env.DECISION_BUDGET_MS;
-  if (raw === undefined) return 50;
-  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
-  if (Number.isFinite(value) && value >= 0 && value <= 1000) return value;
-  const applied = Number.isFinite(value) && value > 1000 ? 1000 : 50;
-  logUnusableSetting('DECISION_BUDGET_MS', raw, '0 to 1000 ms', `${applied} ms apply`);
-  return applied;
+  return numberSetting('DECISION_BUDGET_MS', env.DECISION_BUDGET_MS, {
+    min: 0,
+    max: 1000,
+    fallback: 50,
+    capAtMax: true,
+    expected: '0 to 1000 ms',
+    applied: (ms) => `${ms} ms apply`,
+  });
 }
 
 type Problem = { status: 400 | 401 | 403 | 429; code: string; message: string; path?: string };

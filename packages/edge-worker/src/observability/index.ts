@@ -63,6 +63,34 @@ export function logUnusableSetting(name: string, raw: unknown, expected: string,
   logOnce(`setting:${name}:${shown}`, 'error', `${name} ${shown} is not ${expected}; ${applied}`);
 }
 
+/** What numberSetting reads a var by: its range, what applies when it is unusable, and how that is said. */
+export interface NumberRange {
+  min: number;
+  max: number;
+  /** What applies when the var is unset or unusable. */
+  fallback: number;
+  /** Over `max`, `max` applies instead of `fallback` (a cap rather than a refusal). */
+  capAtMax?: boolean;
+  /** What the var should be, for the log line ("0 to 1000 ms"). */
+  expected: string;
+  /** What applies, for the log line ("50 ms apply"). */
+  applied: (value: number) => string;
+}
+
+/**
+ * A number from a var: unset, `range.fallback`; a number from `min` to `max`, itself;
+ * anything else (text such as "50ms", empty, out of range) the fallback (or the cap), said
+ * once per isolate by logUnusableSetting.
+ */
+export function numberSetting(name: string, raw: unknown, range: NumberRange): number {
+  if (raw === undefined) return range.fallback;
+  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
+  if (Number.isFinite(value) && value >= range.min && value <= range.max) return value;
+  const applied = range.capAtMax && Number.isFinite(value) && value > range.max ? range.max : range.fallback;
+  logUnusableSetting(name, raw, range.expected, range.applied(applied));
+  return applied;
+}
+
 /** Per-route aggregate of answered requests since the last summary line. */
 interface RequestTally {
   requests: number;
@@ -165,17 +193,13 @@ function statsStub(env: Env) {
  * set but unusable applies the default and says so once per isolate.
  */
 export function statsFlushIntervalMs(env: Env): number {
-  const raw: unknown = env.STATS_FLUSH_INTERVAL_MS;
-  if (raw === undefined) return FLUSH_INTERVAL_MS;
-  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
-  if (Number.isFinite(value) && value >= 0 && value <= MAX_FLUSH_INTERVAL_MS) return value;
-  logUnusableSetting(
-    'STATS_FLUSH_INTERVAL_MS',
-    raw,
-    `0 to ${MAX_FLUSH_INTERVAL_MS} ms`,
-    `${FLUSH_INTERVAL_MS} ms apply`,
-  );
-  return FLUSH_INTERVAL_MS;
+  return numberSetting('STATS_FLUSH_INTERVAL_MS', env.STATS_FLUSH_INTERVAL_MS, {
+    min: 0,
+    max: MAX_FLUSH_INTERVAL_MS,
+    fallback: FLUSH_INTERVAL_MS,
+    expected: `0 to ${MAX_FLUSH_INTERVAL_MS} ms`,
+    applied: (ms) => `${ms} ms apply`,
+  });
 }
 
 /**
