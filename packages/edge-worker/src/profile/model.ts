@@ -518,8 +518,11 @@ function refundOrder(state: ProfileState, orderId: string, refunded: number | un
   return true;
 }
 
-/** A refund's total, or undefined for the whole order (none given, or not a number). */
-function refundedTotal(event: CustomerAction): number | undefined {
+/**
+ * An order's or a refund's `total` when it is a number, else undefined: an order adds no
+ * revenue then, and a refund is of the whole order.
+ */
+function totalOf(event: CustomerAction): number | undefined {
   const total = event.properties?.total;
   return typeof total === 'number' && Number.isFinite(total) ? total : undefined;
 }
@@ -652,8 +655,8 @@ export function applyEvent(
       break;
     case 'order.completed': {
       bump(state.counters, 'orders');
-      const total = event.properties?.total;
-      if (typeof total === 'number' && Number.isFinite(total)) bump(state.counters, 'revenue', total);
+      const total = totalOf(event);
+      if (total !== undefined) bump(state.counters, 'revenue', total);
       for (const p of products) if (p.productId !== undefined) pushUnique(state.purchased, p.productId);
       const orderId = asString(event.properties?.orderId);
       if (orderId !== undefined)
@@ -662,7 +665,7 @@ export function applyEvent(
           [
             {
               orderId,
-              total: typeof total === 'number' && Number.isFinite(total) ? total : 0,
+              total: total ?? 0,
               products: products.flatMap((p) => (p.productId === undefined ? [] : [p.productId])),
               at,
             },
@@ -685,7 +688,7 @@ export function applyEvent(
       const orderId = asString(event.properties?.orderId);
       if (orderId === undefined) break;
       rememberOrders(state, [], now);
-      const total = refundedTotal(event);
+      const total = totalOf(event);
       if (!refundOrder(state, orderId, total)) {
         const refundId = asString(event.properties?.refundId);
         holdRefunds(
